@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages memsync needs, only those that are missing.
+# Usage: scripts/deps.sh [build|test|all]   (default: build)
+# Runs apt-get update only when something must be installed. Idempotent.
+set -euo pipefail
+what=${1:-build}
+
+build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev
+    libsodium-dev libsqlite3-dev libpq-dev zlib1g-dev ca-certificates curl)
+test_pkgs=(libcmocka-dev python3 clang libclang-rt-14-dev clang-format openssl python3-msal nodejs npm
+    sqlite3 procps)
+
+pkgs=("${build_pkgs[@]}")
+case "$what" in
+build) ;;
+test | all) pkgs+=("${test_pkgs[@]}") ;;
+*)
+    echo "usage: $0 [build|test|all]" >&2
+    exit 2
+    ;;
+esac
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        # node may come from elsewhere on a developer machine; accept a working binary.
+        case "$p" in
+        nodejs) command -v node >/dev/null 2>&1 && continue ;;
+        npm) command -v npm >/dev/null 2>&1 && continue ;;
+        esac
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}" >&2
+    if [ "$(id -u)" -ne 0 ]; then
+        SUDO=sudo
+    else
+        SUDO=
+    fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

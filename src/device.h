@@ -1,0 +1,100 @@
+/* device.h - the hardware asset record memsync keeps per Intune managedDevice, and its mapping
+ * from Graph JSON.
+ *
+ * A struct device owns every string it points to; device_clear() frees them (NULL-safe, and the
+ * struct may be reused after it). Mapping rules (PRODUCT.md §3.3, §4):
+ *   - empty strings from Graph become NULL (JSON null in every output);
+ *   - serial numbers are trimmed; placeholders ("To Be Filled By O.E.M.", "System Serial Number",
+ *     "Default string", "0", "0123456789", "123456789", "None", "N/A", "", ...) become NULL;
+ *   - 0001-01-01T00:00:00Z dates become TS_NULL;
+ *   - physicalMemoryInBytes 0 (what list responses carry) becomes "not known" (memory = -1);
+ *   - managedDeviceOwnerType maps to company / personal / unknown;
+ *   - type is derived from OS, model and manufacturer (see device_type_derive).
+ * Pure functions; thread-safe.
+ */
+#ifndef MEMSYNC_DEVICE_H
+#define MEMSYNC_DEVICE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+enum device_type {
+    DEVICE_UNKNOWN = 0,
+    DEVICE_WORKSTATION,
+    DEVICE_SERVER,
+    DEVICE_VIRTUAL,
+    DEVICE_MOBILE,
+};
+
+struct device {
+    char *intune_id;     /* managedDevice.id, never NULL after a successful parse */
+    char *aad_device_id; /* azureADDeviceId */
+    char *name;          /* deviceName */
+    char *serial;        /* normalised serialNumber; NULL when missing or a placeholder */
+    char *manufacturer;
+    char *model;
+    enum device_type type;
+    char *os_name;    /* operatingSystem */
+    char *os_version; /* osVersion */
+    char *user_upn;   /* userPrincipalName */
+    char *user_name;  /* userDisplayName */
+    char *user_email; /* emailAddress */
+    char *ownership;  /* "company" | "personal" | "unknown" (never NULL after parse) */
+    char *compliance_state;
+    char *management_state;
+    char *enrollment_type; /* deviceEnrollmentType */
+    int is_encrypted;      /* 0 / 1, -1 when absent */
+    int is_supervised;
+    int64_t storage_total; /* bytes; -1 when absent */
+    int64_t storage_free;
+    int64_t memory; /* bytes; -1 when not known (list responses carry 0) */
+    char *wifi_mac;
+    char *ethernet_mac;
+    char *imei;
+    char *meid;
+    char *phone;
+    int64_t enrolled_at;      /* Unix seconds or TS_NULL */
+    int64_t last_check_in_at; /* lastSyncDateTime */
+};
+
+/* Kinds of field, for code that walks every field generically (store, diff, CSV). */
+enum device_field_kind { DF_STR, DF_INT64, DF_BOOL, DF_TS, DF_TYPE };
+
+struct device_field {
+    const char *name; /* stable snake_case name: store column and change-history key */
+    enum device_field_kind kind;
+    size_t offset; /* offsetof(struct device, ...) */
+};
+
+/* Every field of struct device except intune_id, in a fixed order. */
+extern const struct device_field device_fields[];
+extern const size_t device_field_count;
+
+void device_init(struct device *d); /* zero strings, -1 numbers, TS_NULL dates */
+void device_clear(struct device *d);
+void device_copy(struct device *dst, const struct device *src); /* dst must be clear */
+
+/* Fills d from one managedDevice JSON object (v1.0 or beta, list or single GET). Fails with
+ * ERR_PARSE when id is missing or a member has the wrong JSON type (e.g. a real where Int64 is
+ * expected), naming the member. d is left cleared on failure. */
+int device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb);
+
+/* Returns a newly allocated normalised serial, or NULL for placeholders and empty strings. */
+char *device_serial_normalize(const char *raw);
+int device_serial_is_placeholder(const char *raw);
+
+enum device_type device_type_derive(const char *os, const char *model, const char *manufacturer);
+const char *device_type_name(enum device_type t);      /* "WORKSTATION", ... */
+int device_type_parse(const char *s, enum device_type *out);
+
+/* Field accessors for generic code. */
+const char *device_field_str(const struct device *d, const struct device_field *f);
+int64_t device_field_int(const struct device *d, const struct device_field *f);
+
+/* 1 when every field (all of device_fields and intune_id) is equal. */
+int device_equal(const struct device *a, const struct device *b);
+
+#endif

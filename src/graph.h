@@ -1,0 +1,76 @@
+/* graph.h - Microsoft Graph responses: collection pages, organization, detected apps, $batch,
+ * and the error envelope; plus URL rules for paging.
+ *
+ * JSON is parsed with jansson, duplicates rejected, depth-limited by jansson (2048); Int64
+ * members must be JSON integers (a real like 3.0 is refused). Bodies larger than the caller's
+ * cap never get here (http.h caps them). Pure functions; thread-safe. Results own their memory.
+ */
+#ifndef MEMSYNC_GRAPH_H
+#define MEMSYNC_GRAPH_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+#include "err.h"
+
+#define GRAPH_DEVICE_PAGE_SIZE 1000
+
+/* The managedDevice members memsync keeps, for $select. */
+extern const char GRAPH_DEVICE_SELECT[];
+
+/* A parsed collection page: `value` array (borrowed from root) and the next link. */
+struct graph_page {
+    json_t *root;    /* owned */
+    json_t *value;   /* borrowed from root: a JSON array */
+    char *next_link; /* @odata.nextLink or NULL */
+};
+
+void graph_page_clear(struct graph_page *p);
+int graph_page_parse(const char *body, size_t len, struct graph_page *out, struct errbuf *eb);
+
+/* Parses a managedDevices page into devices (appended to *devs / *n, growing the array). */
+int graph_devices_parse(const char *body, size_t len, struct device **devs, size_t *n,
+                        size_t *cap, char **next_link, struct errbuf *eb);
+
+/* GET /organization: name and default domain (verifiedDomains[isDefault]) of the first item. */
+struct graph_org {
+    char *id;
+    char *name;
+    char *default_domain;
+};
+void graph_org_clear(struct graph_org *o);
+int graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errbuf *eb);
+
+/* A detected application (detectedApp). */
+struct detected_app {
+    char *id;
+    char *name;
+    char *version;
+    char *publisher;
+    char *platform;
+    int64_t size_bytes; /* -1 when absent */
+};
+void detected_app_clear(struct detected_app *a);
+int graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n,
+                     size_t *cap, char **next_link, struct errbuf *eb);
+
+/* The Graph error envelope {"error":{"code","message","innerError"|"innererror":{...}}}. */
+struct graph_error {
+    char code[128];
+    char message[512];
+    char inner_code[128];
+    char request_id[64];
+};
+/* Returns ERR_OK when the body is a Graph error envelope. */
+int graph_error_parse(const char *body, size_t len, struct graph_error *out);
+
+/* Builds "{graph}/v1.0/deviceManagement/managedDevices?$select=...&$top=N". */
+char *graph_devices_url(const char *graph_base, const char *version, int top);
+
+/* 1 when next_link has the same scheme, host and port as graph_base (a bearer token may follow
+ * it); 0 otherwise. */
+int graph_link_allowed(const char *graph_base, const char *next_link);
+
+#endif

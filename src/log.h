@@ -1,0 +1,29 @@
+/* log.h - the one logger: printf-checked, to stderr, `message key=value ...` or JSON lines.
+ *
+ * Thread-safe (one write(2) per line). Never pass secrets, tokens, Authorization headers or
+ * passwords to it; use log_redact_url() for URLs that may carry query tokens.
+ * Levels: error, warn, info, debug. Format: text (default) or json.
+ */
+#ifndef MEMSYNC_LOG_H
+#define MEMSYNC_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Parses "error|warn|info|debug" and "text|json"; returns ERR_INVAL on an unknown name. */
+int log_level_parse(const char *s, enum log_level *out);
+void log_configure(enum log_level level, int json);
+int log_enabled(enum log_level level);
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Copies url into out without its query string (which may hold tokens): "https://h/p?…". */
+void log_redact_url(const char *url, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,204 @@
+/* store.h - persistent state: accounts, integrations, clients (tenants), hardware assets,
+ * software, asset history and sync runs; SQLite (default) or PostgreSQL backend.
+ *
+ * store_open() picks the backend from the URL: "postgresql://..." or "postgres://..." selects
+ * PostgreSQL, anything else is a SQLite file path. Migrations are applied on open; a file that is
+ * not a memsync database (or is newer than this build) is refused with a clear message and never
+ * modified. SQLite runs in WAL mode with foreign keys on, a busy timeout and BEGIN IMMEDIATE for
+ * every write transaction.
+ *
+ * Threads: a struct store (one connection) belongs to one thread; open one per thread.
+ * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
+ * Ownership: structs filled by the store own their strings; free them with the matching
+ * *_clear(). Callbacks receive borrowed rows valid only during the call.
+ * No backend-specific SQL or types appear outside the backend files.
+ */
+#ifndef MEMSYNC_STORE_H
+#define MEMSYNC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "device.h"
+#include "err.h"
+
+struct store;
+
+int store_open(struct store **out, const char *url, struct errbuf *eb);
+void store_close(struct store *st); /* NULL-safe */
+const char *store_backend(const struct store *st); /* "sqlite" | "postgresql" */
+
+/* Explicit transactions for multi-statement changes (integration create + sealed secrets). */
+int store_tx_begin(struct store *st, struct errbuf *eb);
+int store_tx_commit(struct store *st, struct errbuf *eb);
+void store_tx_rollback(struct store *st);
+
+/* ---- accounts ---------------------------------------------------------------------------- */
+
+/* Returns the id of the account named name, creating it when absent. */
+int store_account_ensure(struct store *st, const char *name, int64_t *account_id,
+                         struct errbuf *eb);
+
+/* ---- integrations ------------------------------------------------------------------------ */
+
+struct integration {
+    int64_t id;
+    int64_t account_id;
+    char *name;
+    char *partner_tenant_id; /* Microsoft Partner Account ID */
+    char *partner_app_id;
+    char *sync_app_id;
+    char *partner_secret_sealed; /* vault envelope, never plaintext */
+    char *sync_secret_sealed;
+    char *partner_secret_hint; /* first 3 characters, for display */
+    char *sync_secret_hint;
+    int64_t partner_secret_expires; /* Unix seconds or TS_NULL */
+    int64_t sync_secret_expires;
+    char *tenant_source;      /* "partner_center" (default) | "contracts" | "gdap" */
+    int64_t sync_interval;    /* seconds between incremental syncs */
+    int64_t created_at;
+    int64_t updated_at;
+};
+
+void integration_clear(struct integration *in);
+
+/* Inserts in (id and timestamps are set on success). Secrets may be NULL and set afterwards
+ * with store_integration_set_secret in the same transaction. */
+int store_integration_insert(struct store *st, struct integration *in, struct errbuf *eb);
+int store_integration_get(struct store *st, int64_t account_id, int64_t id,
+                          struct integration *out, struct errbuf *eb); /* ERR_NOTFOUND */
+/* Fills a malloc'd array (free each with integration_clear, then the array). */
+int store_integration_list(struct store *st, int64_t account_id, struct integration **out,
+                           size_t *n, struct errbuf *eb);
+/* which: "partner" or "sync". */
+int store_integration_set_secret(struct store *st, int64_t id, const char *which,
+                                 const char *sealed, const char *hint, int64_t expires,
+                                 struct errbuf *eb);
+int store_integration_delete(struct store *st, int64_t account_id, int64_t id,
+                             struct errbuf *eb);
+
+/* ---- clients (customer tenants) ---------------------------------------------------------- */
+
+struct client_info {
+    const char *tenant_id;
+    const char *name;
+    const char *default_domain;
+    const char *source; /* "partner_center" | "contracts" | "gdap" */
+};
+
+struct client_row {
+    int64_t id;
+    int64_t integration_id;
+    char *tenant_id;
+    char *name;
+    char *default_domain;
+    char *source;
+    int included;
+    char *status; /* "ok" | "error" | "never" */
+    char *error_code;
+    char *error_message;
+    char *error_remedy;
+    int64_t last_sync_at; /* TS_NULL when never */
+    int64_t device_count; /* active (not retired) hardware assets */
+    int64_t software_count;
+};
+
+void client_row_clear(struct client_row *c);
+int store_clients_each(struct store *st, int64_t account_id,
+                       int (*cb)(void *arg, const struct client_row *c), void *arg,
+                       struct errbuf *eb);
+
+/* Records a failed tenant: status "error" with code, message and remedy; data untouched.
+ * Creates the client row when it does not exist yet. */
+int store_client_fail(struct store *st, int64_t account_id, int64_t integration_id,
+                      const struct client_info *ci, const char *code, const char *message,
+                      const char *remedy, struct errbuf *eb);
+
+/* ---- reconcile (one transaction per tenant) ---------------------------------------------- */
+
+struct reconcile_counts {
+    int64_t created;
+    int64_t updated;
+    int64_t unchanged;
+    int64_t retired;
+    int64_t revived;
+    int64_t installs_added;
+    int64_t installs_removed;
+};
+
+/* Starts the tenant's write transaction (BEGIN IMMEDIATE) and upserts its client row. */
+int store_reconcile_begin(struct store *st, int64_t account_id, int64_t integration_id,
+                          const struct client_info *ci, int64_t now, struct errbuf *eb);
+/* Inserts, updates (recording each changed field in the asset history) or touches one device.
+ * A retired device that reappears comes back to life. */
+int store_reconcile_device(struct store *st, const struct device *d, struct errbuf *eb);
+/* Software seen on one device in this sync (replaces its install set when apps_complete). */
+struct app_ref {
+    const char *name;
+    const char *version;
+    const char *publisher;
+    const char *platform;
+    int64_t size_bytes;
+};
+int store_reconcile_installs(struct store *st, const char *intune_device_id,
+                             const struct app_ref *apps, size_t n, struct errbuf *eb);
+/* Commits. With listing_complete, devices of this tenant not seen since begin are retired
+ * (retired_at = now) and with installs_complete, installs not seen are marked removed. The
+ * client row gets status "ok", last_sync_at and counts. */
+int store_reconcile_commit(struct store *st, int listing_complete, int installs_complete,
+                           struct reconcile_counts *counts, struct errbuf *eb);
+void store_reconcile_rollback(struct store *st);
+
+/* ---- hardware assets (reads) ------------------------------------------------------------- */
+
+struct asset {
+    int64_t id;
+    int64_t client_id;
+    const char *client_name;
+    const char *client_tenant_id;
+    int64_t integration_id;
+    struct device dev;
+    int64_t first_synced_at;
+    int64_t last_synced_at;
+    int64_t retired_at; /* TS_NULL while active */
+    int serial_duplicate; /* same real serial seen in another tenant */
+};
+
+struct asset_query {
+    int64_t account_id;
+    const char *client; /* client id, tenant id or exact name; NULL = all */
+    int include_retired;
+    const char *search; /* substring of name, serial, user, model (case-insensitive) */
+    int64_t after_id;   /* keyset cursor: rows with id > after_id */
+    int limit;          /* 0 = no limit */
+};
+
+int store_assets_each(struct store *st, const struct asset_query *q,
+                      int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
+int64_t store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb);
+
+/* ---- sync runs ----------------------------------------------------------------------------- */
+
+struct tenant_result {
+    const char *tenant_id;
+    const char *client_name;
+    const char *status; /* "ok" | "error" */
+    const char *error_code;
+    const char *message;
+    const char *remedy;
+    struct reconcile_counts counts;
+    int64_t devices;
+    int64_t requests;
+    int64_t throttled;
+    int64_t duration_ms;
+};
+
+int store_run_start(struct store *st, int64_t integration_id, const char *kind, int64_t now,
+                    int64_t *run_id, struct errbuf *eb);
+int store_run_tenant(struct store *st, int64_t run_id, const struct tenant_result *r,
+                     struct errbuf *eb);
+/* status: "ok" | "partial" | "failed" | "interrupted" */
+int store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
+                     struct errbuf *eb);
+
+#endif
