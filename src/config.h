@@ -3,8 +3,16 @@
  * file > default.
  *
  * Config file format: one "key = value" per line, '#' comments, keys as in the table
- * (e.g. "graph_url = https://graph.microsoft.com"). Unknown keys are an error naming the line.
- * A struct config is filled once on the main thread and read-only afterwards.
+ * (e.g. "graph_url = https://graph.microsoft.com"); a value may be wrapped in double quotes.
+ * Unknown keys are an error naming the line. A struct config is filled once on the main thread
+ * and read-only afterwards.
+ *
+ * Validation: URLs must be http:// or https:// with a host (trailing '/' removed); log_level one
+ * of error, warn, info, debug; log_format text or json; listen HOST:PORT; sync_parallel 1..256.
+ * A value longer than its field is an error, never truncated. An empty MEMSYNC_* variable counts
+ * as unset. Errors are ERR_INVAL (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and
+ * name the source: "config file X line 3: ...", "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...".
+ * Never calls setlocale.
  */
 #ifndef MEMSYNC_CONFIG_H
 #define MEMSYNC_CONFIG_H
@@ -16,25 +24,34 @@
 #define CONFIG_VALUE_MAX 1024
 
 struct config {
-    char db[CONFIG_VALUE_MAX];              /* MEMSYNC_DB, ./memsync.db */
-    char listen[CONFIG_VALUE_MAX];          /* MEMSYNC_LISTEN, 127.0.0.1:8080 */
-    char master_key_file[CONFIG_VALUE_MAX]; /* MEMSYNC_MASTER_KEY_FILE, "" = <db>.key */
-    char login_url[CONFIG_VALUE_MAX];       /* MEMSYNC_LOGIN_URL */
-    char graph_url[CONFIG_VALUE_MAX];       /* MEMSYNC_GRAPH_URL */
+    char db[CONFIG_VALUE_MAX];                 /* MEMSYNC_DB, ./memsync.db */
+    char listen[CONFIG_VALUE_MAX];             /* MEMSYNC_LISTEN, 127.0.0.1:8080 */
+    char master_key_file[CONFIG_VALUE_MAX];    /* MEMSYNC_MASTER_KEY_FILE, "" = <db>.key */
+    char login_url[CONFIG_VALUE_MAX];          /* MEMSYNC_LOGIN_URL */
+    char graph_url[CONFIG_VALUE_MAX];          /* MEMSYNC_GRAPH_URL */
     char partner_center_url[CONFIG_VALUE_MAX]; /* MEMSYNC_PARTNER_CENTER_URL */
-    char ca_file[CONFIG_VALUE_MAX];         /* MEMSYNC_CA_FILE, "" = system store */
-    char log_level[16];                     /* MEMSYNC_LOG_LEVEL, info */
-    char log_format[16];                    /* MEMSYNC_LOG_FORMAT, text */
-    int sync_parallel;                      /* MEMSYNC_SYNC_PARALLEL, tenants in flight, 32 */
+    char ca_file[CONFIG_VALUE_MAX];            /* MEMSYNC_CA_FILE, "" = system store */
+    char log_level[16];                        /* MEMSYNC_LOG_LEVEL, info */
+    char log_format[16];                       /* MEMSYNC_LOG_FORMAT, text */
+    int sync_parallel;                         /* MEMSYNC_SYNC_PARALLEL, tenants in flight, 32 */
 };
 
 /* Fills defaults, then the file (when path != NULL, or MEMSYNC_CONFIG), then the environment. */
 int config_load(struct config *c, const char *path, struct errbuf *eb);
-/* Applies one flag value by key ("db", "listen", ...). ERR_INVAL for unknown keys/bad values. */
+/* Parses config file text (len bytes, need not be NUL-terminated) over c; name is used in
+ * messages. Limit: CONFIG_FILE_MAX bytes. Exposed for the fuzzer and tests. */
+#define CONFIG_FILE_MAX (1024 * 1024)
+int config_parse_text(struct config *c, const char *name, const char *text, size_t len,
+                      struct errbuf *eb);
+/* Fills only the defaults. */
+void config_defaults(struct config *c);
+/* Applies one flag value by key ("db", "listen", ...). ERR_INVAL for unknown keys/bad values.
+ * Keys may be spelt with '-' ("log-level"). */
 int config_set(struct config *c, const char *key, const char *value, struct errbuf *eb);
-/* The key file path actually used: master_key_file or "<db>.key". */
+/* The key file path actually used: master_key_file or "<db>.key" (fits in CONFIG_VALUE_MAX;
+ * "" if outlen is too small). */
 void config_master_key_path(const struct config *c, char *out, size_t outlen);
-/* Prints every setting with its source-independent value (secrets never live here). */
+/* Prints every setting as "key = value" lines to file (a FILE *); secrets never live here. */
 void config_print(const struct config *c, void *file);
 
 #endif

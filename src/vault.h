@@ -1,9 +1,11 @@
 /* vault.h - secrets sealed at rest with XChaCha20-Poly1305 (libsodium).
  *
  * The master key (32 bytes) lives outside the database: MEMSYNC_MASTER_KEY (64 hex chars or
- * base64) or a 0600 key file (path a setting; by default "<database>.key" beside the database,
- * created on first use by vault_open with create=1). A key file readable by group or others is
- * refused. The key is kept in sodium_malloc'd, mlock'd memory.
+ * base64 of 32 bytes) or a 0600 key file (path a setting; by default "<database>.key" beside the
+ * database, created on first use by vault_open with create=1). Key file format: 64 hex chars and
+ * a newline (what memsync writes, readable in a backup listing); a raw 32-byte file is also
+ * accepted. A key file with any group/other permission bit is refused ("chmod 600 FILE"). The key
+ * is kept in sodium_malloc'd, mlock'd (best effort), read-only memory.
  *
  * Envelope (text): "v1:<key_id>:<base64(nonce[24] || ciphertext || tag[16])>", key_id being the
  * first 8 hex chars of BLAKE2b(key). Associated data binds each ciphertext to what it is for:
@@ -41,7 +43,17 @@ int vault_unseal(const struct vault *v, const char *table, int64_t row_id, const
                  const char *envelope, char **plaintext, struct errbuf *eb);
 void vault_wipe(char *plaintext); /* NULL-safe */
 
-/* Generates a new key file at new_path (0600). Used by key rotation. */
+/* Generates a new key file at new_path (0600, O_EXCL: ERR_EXISTS if present). */
 int vault_generate(const char *new_path, struct errbuf *eb);
+
+/* Key rotation: open the old key with vault_open (or vault_open_file), vault_generate a new file,
+ * vault_open_file it (ignores MEMSYNC_MASTER_KEY), then vault_reseal every stored envelope and
+ * write the results in one transaction before swapping the key files. */
+int vault_open_file(struct vault **out, const char *key_path, struct errbuf *eb);
+/* Opens envelope under from and seals the plaintext under to, same (table, row_id, column). The
+ * plaintext never leaves locked memory and is wiped. *out is malloc'd text. */
+int vault_reseal(const struct vault *from, const struct vault *to, const char *table,
+                 int64_t row_id, const char *column, const char *envelope, char **out,
+                 struct errbuf *eb);
 
 #endif

@@ -1,0 +1,363 @@
+/* config.c - settings from defaults, file, environment and flags (see config.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+
+enum config_type { CT_STRING, CT_PATH, CT_DB, CT_URL, CT_LISTEN, CT_LEVEL, CT_FORMAT, CT_INT };
+
+struct config_item {
+    const char *key;
+    const char *env;
+    const char *def;
+    size_t offset;
+    size_t size; /* field size for strings, 0 for CT_INT */
+    enum config_type type;
+    const char *help;
+};
+
+#define STR_ITEM(k, e, d, t, h)                                                                    \
+    {                                                                                              \
+#k, e, d, offsetof(struct config, k), sizeof(((struct config *)0)->k), t, h                \
+    }
+
+static const struct config_item config_items[] = {
+    STR_ITEM(db, "MEMSYNC_DB", "./memsync.db", CT_DB, "SQLite database file"),
+    STR_ITEM(listen, "MEMSYNC_LISTEN", "127.0.0.1:8080", CT_LISTEN, "HTTP listen address"),
+    STR_ITEM(master_key_file, "MEMSYNC_MASTER_KEY_FILE", "", CT_PATH,
+             "master key file (empty: <db>.key)"),
+    STR_ITEM(login_url, "MEMSYNC_LOGIN_URL", "https://login.microsoftonline.com", CT_URL,
+             "Entra login base URL"),
+    STR_ITEM(graph_url, "MEMSYNC_GRAPH_URL", "https://graph.microsoft.com", CT_URL,
+             "Microsoft Graph base URL"),
+    STR_ITEM(partner_center_url, "MEMSYNC_PARTNER_CENTER_URL",
+             "https://api.partnercenter.microsoft.com", CT_URL, "Partner Center base URL"),
+    STR_ITEM(ca_file, "MEMSYNC_CA_FILE", "", CT_PATH, "extra CA bundle (empty: system store)"),
+    STR_ITEM(log_level, "MEMSYNC_LOG_LEVEL", "info", CT_LEVEL, "error, warn, info or debug"),
+    STR_ITEM(log_format, "MEMSYNC_LOG_FORMAT", "text", CT_FORMAT, "text or json"),
+    {"sync_parallel", "MEMSYNC_SYNC_PARALLEL", "32", offsetof(struct config, sync_parallel), 0,
+     CT_INT, "tenants synced in parallel (1-256)"},
+};
+
+#define CONFIG_NITEMS       (sizeof config_items / sizeof config_items[0])
+#define CONFIG_PARALLEL_MIN 1
+#define CONFIG_PARALLEL_MAX 256
+#define CONFIG_KEY_MAX      64
+
+static const char *const config_levels[] = {"error", "warn", "info", "debug"};
+static const char *const config_formats[] = {"text", "json"};
+
+/* Matches key against the table; '-' in key matches '_'. */
+static const struct config_item *
+config_find(const char *key, size_t keylen)
+{
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const char *k = config_items[i].key;
+        size_t j;
+
+        if (strlen(k) != keylen)
+            continue;
+        for (j = 0; j < keylen; j++) {
+            char ch = key[j] == '-' ? '_' : key[j];
+            if (ch != k[j])
+                break;
+        }
+        if (j == keylen)
+            return &config_items[i];
+    }
+    return NULL;
+}
+
+static int
+in_list(const char *v, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v, list[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int
+has_space_or_ctl(const char *v)
+{
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v <= ' ' || *v == 0x7f)
+            return 1;
+    return 0;
+}
+
+/* Validates value for item and stores it; src names the source for messages. */
+static int
+config_apply(struct config *c, const struct config_item *it, const char *value, const char *src,
+             struct errbuf *eb)
+{
+    size_t len = strlen(value);
+    char *field = (char *)c + it->offset;
+
+    switch (it->type) {
+    case CT_INT: {
+        char *end = NULL;
+        long long n;
+
+        errno = 0;
+        n = strtoll(value, &end, 10);
+        if (len == 0 || errno != 0 || end == value || *end != '\0' || n < CONFIG_PARALLEL_MIN ||
+            n > CONFIG_PARALLEL_MAX)
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' is not a whole number from %d to %d", src,
+                           value, CONFIG_PARALLEL_MIN, CONFIG_PARALLEL_MAX);
+        *(int *)(void *)field = (int)n;
+        return ERR_OK;
+    }
+    case CT_LEVEL:
+        if (!in_list(value, config_levels, sizeof config_levels / sizeof config_levels[0]))
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' is not one of error, warn, info, debug", src,
+                           value);
+        break;
+    case CT_FORMAT:
+        if (!in_list(value, config_formats, sizeof config_formats / sizeof config_formats[0]))
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' is not one of text, json", src, value);
+        break;
+    case CT_URL: {
+        const char *host = NULL;
+
+        if (strncmp(value, "https://", 8) == 0)
+            host = value + 8;
+        else if (strncmp(value, "http://", 7) == 0)
+            host = value + 7;
+        if (host == NULL || host[0] == '\0' || host[0] == '/' || has_space_or_ctl(value))
+            return err_set(eb, ERR_INVAL,
+                           "%s: '%.64s' is not a URL starting with http:// or https://", src,
+                           value);
+        /* Base URLs are joined with "/path"; drop trailing slashes. */
+        while (len > (size_t)(host - value) + 1 && value[len - 1] == '/')
+            len--;
+        break;
+    }
+    case CT_LISTEN: {
+        const char *colon = strrchr(value, ':');
+        char *end = NULL;
+        long long port;
+
+        if (colon == NULL || colon == value || has_space_or_ctl(value))
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' is not HOST:PORT", src, value);
+        errno = 0;
+        port = strtoll(colon + 1, &end, 10);
+        if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' has no port from 0 to 65535", src, value);
+        break;
+    }
+    case CT_DB:
+        if (len == 0)
+            return err_set(eb, ERR_INVAL, "%s: the database path is empty", src);
+        /* "<db>.key" must still fit a field (config_master_key_path). */
+        if (len + 4 >= it->size)
+            return err_set(eb, ERR_INVAL, "%s: value is %zu bytes, the limit is %zu", src, len,
+                           it->size - 5);
+        break;
+    case CT_PATH:
+    case CT_STRING:
+        break;
+    }
+    if (len >= it->size)
+        return err_set(eb, ERR_INVAL, "%s: value is %zu bytes, the limit is %zu", src, len,
+                       it->size - 1);
+    memcpy(field, value, len);
+    field[len] = '\0';
+    return ERR_OK;
+}
+
+void
+config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        int rc = config_apply(c, &config_items[i], config_items[i].def, "default", NULL);
+        ASSERT(rc == ERR_OK);
+    }
+}
+
+static int
+is_blank(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+int
+config_parse_text(struct config *c, const char *name, const char *text, size_t len,
+                  struct errbuf *eb)
+{
+    char value[CONFIG_VALUE_MAX + 2];
+    char src[CONFIG_VALUE_MAX];
+    size_t pos = 0;
+    int line = 0, rc;
+
+    if (len > CONFIG_FILE_MAX)
+        return err_set(eb, ERR_TOOBIG, "config file %s is %zu bytes, the limit is %d", name, len,
+                       CONFIG_FILE_MAX);
+    while (pos < len) {
+        const char *ln = text + pos, *nl = memchr(ln, '\n', len - pos);
+        size_t n = nl != NULL ? (size_t)(nl - ln) : len - pos;
+        size_t ks, ke, vs, ve, eq;
+        const struct config_item *it;
+
+        pos += n + (nl != NULL);
+        line++;
+        if (memchr(ln, '\0', n) != NULL)
+            return err_set(eb, ERR_INVAL, "config file %s line %d: contains a NUL byte", name,
+                           line);
+        ks = 0;
+        while (ks < n && is_blank(ln[ks]))
+            ks++;
+        if (ks == n || ln[ks] == '#')
+            continue;
+        for (eq = ks; eq < n && ln[eq] != '='; eq++)
+            ;
+        if (eq == n)
+            return err_set(eb, ERR_INVAL, "config file %s line %d: expected 'key = value'", name,
+                           line);
+        ke = eq;
+        while (ke > ks && is_blank(ln[ke - 1]))
+            ke--;
+        it = config_find(ln + ks, ke - ks);
+        if (it == NULL)
+            return err_set(eb, ERR_INVAL, "config file %s line %d: unknown key '%.*s'", name, line,
+                           (int)(ke - ks > CONFIG_KEY_MAX ? CONFIG_KEY_MAX : ke - ks), ln + ks);
+        vs = eq + 1;
+        while (vs < n && is_blank(ln[vs]))
+            vs++;
+        ve = n;
+        while (ve > vs && is_blank(ln[ve - 1]))
+            ve--;
+        if (ve - vs >= 2 && ln[vs] == '"' && ln[ve - 1] == '"') {
+            vs++;
+            ve--;
+        }
+        if (ve - vs > CONFIG_VALUE_MAX)
+            return err_set(eb, ERR_INVAL,
+                           "config file %s line %d: value of '%s' is %zu bytes, the limit is %d",
+                           name, line, it->key, ve - vs, CONFIG_VALUE_MAX - 1);
+        memcpy(value, ln + vs, ve - vs);
+        value[ve - vs] = '\0';
+        snprintf(src, sizeof src, "config file %s line %d: %s", name, line, it->key);
+        if ((rc = config_apply(c, it, value, src, eb)) != ERR_OK)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+static int
+config_read_file(struct config *c, const char *path, struct errbuf *eb)
+{
+    struct buf b;
+    char chunk[4096];
+    FILE *f = NULL;
+    int rc = ERR_OK;
+
+    buf_init(&b, CONFIG_FILE_MAX);
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            rc = err_set(eb, ERR_NOTFOUND, "config file %s not found", path);
+        else
+            rc = err_set(eb, ERR_IO, "cannot open config file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    for (;;) {
+        size_t n = fread(chunk, 1, sizeof chunk, f);
+        if (n > 0 && buf_add(&b, chunk, n) != ERR_OK) {
+            rc = err_set(eb, ERR_TOOBIG, "config file %s is larger than %d bytes", path,
+                         CONFIG_FILE_MAX);
+            goto out;
+        }
+        if (n < sizeof chunk) {
+            if (ferror(f)) {
+                rc = err_set(eb, ERR_IO, "cannot read config file %s", path);
+                goto out;
+            }
+            break;
+        }
+    }
+    rc = config_parse_text(c, path, b.data != NULL ? b.data : "", b.len, eb);
+out:
+    if (f != NULL)
+        fclose(f);
+    buf_free(&b);
+    return rc;
+}
+
+int
+config_load(struct config *c, const char *path, struct errbuf *eb)
+{
+    int rc;
+
+    config_defaults(c);
+    if (path == NULL) {
+        path = getenv("MEMSYNC_CONFIG");
+        if (path != NULL && path[0] == '\0')
+            path = NULL;
+    }
+    if (path != NULL && (rc = config_read_file(c, path, eb)) != ERR_OK)
+        return rc;
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const char *v = getenv(config_items[i].env);
+
+        if (v == NULL || v[0] == '\0')
+            continue;
+        if ((rc = config_apply(c, &config_items[i], v, config_items[i].env, eb)) != ERR_OK)
+            return rc;
+    }
+    return ERR_OK;
+}
+
+int
+config_set(struct config *c, const char *key, const char *value, struct errbuf *eb)
+{
+    const struct config_item *it;
+    char src[CONFIG_KEY_MAX + 3];
+
+    if (key == NULL || value == NULL)
+        return err_set(eb, ERR_INVAL, "setting name and value must be given");
+    it = config_find(key, strlen(key));
+    if (it == NULL)
+        return err_set(eb, ERR_INVAL, "unknown setting '%.64s'", key);
+    snprintf(src, sizeof src, "--%s", it->key);
+    for (char *p = src; *p != '\0'; p++)
+        if (*p == '_')
+            *p = '-';
+    return config_apply(c, it, value, src, eb);
+}
+
+void
+config_master_key_path(const struct config *c, char *out, size_t outlen)
+{
+    int n;
+
+    if (outlen == 0)
+        return;
+    if (c->master_key_file[0] != '\0')
+        n = snprintf(out, outlen, "%s", c->master_key_file);
+    else
+        n = snprintf(out, outlen, "%s.key", c->db);
+    if (n < 0 || (size_t)n >= outlen)
+        out[0] = '\0';
+}
+
+void
+config_print(const struct config *c, void *file)
+{
+    FILE *f = file;
+
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const struct config_item *it = &config_items[i];
+
+        if (it->type == CT_INT)
+            fprintf(f, "%s = %d\n", it->key,
+                    *(const int *)(const void *)((const char *)c + it->offset));
+        else
+            fprintf(f, "%s = %s\n", it->key, (const char *)c + it->offset);
+    }
+}
