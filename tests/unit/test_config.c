@@ -1,0 +1,244 @@
+/* test_config.c - defaults, precedence, validation messages and printing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "err.h"
+
+static const char *const env_names[] = {
+    "MEMSYNC_CONFIG",
+    "MEMSYNC_DB",
+    "MEMSYNC_LISTEN",
+    "MEMSYNC_MASTER_KEY_FILE",
+    "MEMSYNC_LOGIN_URL",
+    "MEMSYNC_GRAPH_URL",
+    "MEMSYNC_PARTNER_CENTER_URL",
+    "MEMSYNC_CA_FILE",
+    "MEMSYNC_LOG_LEVEL",
+    "MEMSYNC_LOG_FORMAT",
+    "MEMSYNC_SYNC_PARALLEL",
+};
+
+static char cfg_path[64];
+
+static int
+setup(void **state)
+{
+    int fd;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        unsetenv(env_names[i]);
+    snprintf(cfg_path, sizeof cfg_path, "/tmp/memsync-config-XXXXXX");
+    fd = mkstemp(cfg_path);
+    assert_true(fd >= 0);
+    close(fd);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    unlink(cfg_path);
+    for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++)
+        unsetenv(env_names[i]);
+    return 0;
+}
+
+static void
+write_cfg(const char *text)
+{
+    FILE *f = fopen(cfg_path, "w");
+
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void
+test_defaults(void **state)
+{
+    struct config c;
+    struct errbuf eb = {0};
+    char key[CONFIG_VALUE_MAX];
+
+    (void)state;
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_string_equal(c.db, "./memsync.db");
+    assert_string_equal(c.listen, "127.0.0.1:8080");
+    assert_string_equal(c.master_key_file, "");
+    assert_string_equal(c.login_url, "https://login.microsoftonline.com");
+    assert_string_equal(c.graph_url, "https://graph.microsoft.com");
+    assert_string_equal(c.partner_center_url, "https://api.partnercenter.microsoft.com");
+    assert_string_equal(c.ca_file, "");
+    assert_string_equal(c.log_level, "info");
+    assert_string_equal(c.log_format, "text");
+    assert_int_equal(c.sync_parallel, 32);
+    config_master_key_path(&c, key, sizeof key);
+    assert_string_equal(key, "./memsync.db.key");
+    assert_int_equal(config_set(&c, "master_key_file", "/etc/memsync/key", &eb), ERR_OK);
+    config_master_key_path(&c, key, sizeof key);
+    assert_string_equal(key, "/etc/memsync/key");
+    config_master_key_path(&c, key, 4); /* too small: empty, never a truncated path */
+    assert_string_equal(key, "");
+}
+
+static void
+test_precedence(void **state)
+{
+    struct config c;
+    struct errbuf eb = {0};
+
+    (void)state;
+    write_cfg("# comment\n\n  db = /var/lib/file.db  \n"
+              "listen = 0.0.0.0:9000\n"
+              "log_level = debug\n"
+              "graph_url = \"http://127.0.0.1:1234/\"\r\n"
+              "sync_parallel = 4\n");
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_OK);
+    assert_string_equal(c.db, "/var/lib/file.db");
+    assert_string_equal(c.listen, "0.0.0.0:9000");
+    assert_string_equal(c.graph_url, "http://127.0.0.1:1234"); /* trailing '/' dropped */
+    assert_int_equal(c.sync_parallel, 4);
+
+    setenv("MEMSYNC_DB", "/env.db", 1);
+    setenv("MEMSYNC_LOG_LEVEL", "warn", 1);
+    setenv("MEMSYNC_LOG_FORMAT", "", 1); /* empty counts as unset */
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_OK);
+    assert_string_equal(c.db, "/env.db");          /* env > file */
+    assert_string_equal(c.log_level, "warn");      /* env > file */
+    assert_string_equal(c.listen, "0.0.0.0:9000"); /* file > default */
+    assert_string_equal(c.log_format, "text");     /* default */
+    assert_int_equal(config_set(&c, "db", "/flag.db", &eb), ERR_OK);
+    assert_int_equal(config_set(&c, "log-level", "error", &eb), ERR_OK);
+    assert_string_equal(c.db, "/flag.db"); /* flag > env */
+    assert_string_equal(c.log_level, "error");
+
+    /* MEMSYNC_CONFIG names the file when no path is given. */
+    unsetenv("MEMSYNC_DB");
+    setenv("MEMSYNC_CONFIG", cfg_path, 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_string_equal(c.db, "/var/lib/file.db");
+}
+
+static void
+test_errors(void **state)
+{
+    struct config c;
+    struct errbuf eb = {0};
+    char want[256];
+    char *longv;
+
+    (void)state;
+    write_cfg("db = x.db\n# fine\nfoo = 1\n");
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_INVAL);
+    snprintf(want, sizeof want, "config file %s line 3: unknown key 'foo'", cfg_path);
+    assert_string_equal(eb.msg, want);
+
+    write_cfg("db\n");
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "line 1"));
+
+    write_cfg("graph_url = ftp://example.com\n");
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "line 1"));
+    assert_non_null(strstr(eb.msg, "http:// or https://"));
+
+    write_cfg("");
+    setenv("MEMSYNC_LOG_LEVEL", "loud", 1);
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_INVAL);
+    assert_string_equal(eb.msg, "MEMSYNC_LOG_LEVEL: 'loud' is not one of error, warn, info, debug");
+    unsetenv("MEMSYNC_LOG_LEVEL");
+
+    setenv("MEMSYNC_SYNC_PARALLEL", "0", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "MEMSYNC_SYNC_PARALLEL"));
+    setenv("MEMSYNC_SYNC_PARALLEL", "12abc", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_INVAL);
+    unsetenv("MEMSYNC_SYNC_PARALLEL");
+
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "log_format", "xml", &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "--log-format"));
+    assert_string_equal(c.log_format, "text"); /* unchanged on error */
+    assert_int_equal(config_set(&c, "listen", "localhost", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "listen", "[::1]:70000", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "listen", "[::1]:8443", &eb), ERR_OK);
+    assert_int_equal(config_set(&c, "login_url", "https://", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "nope", "1", &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "unknown setting 'nope'"));
+    assert_int_equal(config_set(&c, "sync_parallel", "257", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "sync_parallel", "256", &eb), ERR_OK);
+    assert_int_equal(c.sync_parallel, 256);
+
+    /* Too long: an error, never truncated. */
+    longv = malloc(CONFIG_VALUE_MAX + 1);
+    assert_non_null(longv);
+    memset(longv, 'a', CONFIG_VALUE_MAX);
+    longv[CONFIG_VALUE_MAX] = '\0';
+    assert_int_equal(config_set(&c, "ca_file", longv, &eb), ERR_INVAL);
+    assert_string_equal(c.ca_file, "");
+    longv[CONFIG_VALUE_MAX - 1] = '\0';
+    assert_int_equal(config_set(&c, "ca_file", longv, &eb), ERR_OK);
+    assert_int_equal(strlen(c.ca_file), CONFIG_VALUE_MAX - 1);
+    assert_int_equal(config_set(&c, "db", longv, &eb), ERR_INVAL); /* room for ".key" */
+    free(longv);
+
+    assert_int_equal(config_load(&c, "/nonexistent/memsync.conf", &eb), ERR_NOTFOUND);
+    assert_int_equal(config_parse_text(&c, "mem", "db = a\0b\n", 9, &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "NUL"));
+}
+
+static void
+test_print(void **state)
+{
+    struct config c;
+    char out[4096];
+    FILE *f;
+    size_t n;
+
+    (void)state;
+    config_defaults(&c);
+    f = fmemopen(out, sizeof out, "w");
+    assert_non_null(f);
+    config_print(&c, f);
+    fclose(f);
+    n = strlen(out);
+    assert_true(n > 0);
+    assert_non_null(strstr(out, "db = ./memsync.db\n"));
+    assert_non_null(strstr(out, "listen = 127.0.0.1:8080\n"));
+    assert_non_null(strstr(out, "graph_url = https://graph.microsoft.com\n"));
+    assert_non_null(strstr(out, "sync_parallel = 32\n"));
+    assert_non_null(strstr(out, "log_format = text\n"));
+    /* What it prints parses back to the same settings. */
+    {
+        struct config d;
+        struct errbuf eb = {0};
+        config_defaults(&d);
+        assert_int_equal(config_set(&d, "sync_parallel", "5", &eb), ERR_OK);
+        assert_int_equal(config_parse_text(&d, "printed", out, n, &eb), ERR_OK);
+        assert_memory_equal(&c, &d, sizeof c);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
