@@ -25,7 +25,7 @@
 struct store;
 
 int store_open(struct store **out, const char *url, struct errbuf *eb);
-void store_close(struct store *st); /* NULL-safe */
+void store_close(struct store *st);                /* NULL-safe */
 const char *store_backend(const struct store *st); /* "sqlite" | "postgresql" */
 
 /* Explicit transactions for multi-statement changes (integration create + sealed secrets). */
@@ -54,8 +54,8 @@ struct integration {
     char *sync_secret_hint;
     int64_t partner_secret_expires; /* Unix seconds or TS_NULL */
     int64_t sync_secret_expires;
-    char *tenant_source;      /* "partner_center" (default) | "contracts" | "gdap" */
-    int64_t sync_interval;    /* seconds between incremental syncs */
+    char *tenant_source;   /* "partner_center" (default) | "contracts" | "gdap" */
+    int64_t sync_interval; /* seconds between incremental syncs */
     int64_t created_at;
     int64_t updated_at;
 };
@@ -65,8 +65,8 @@ void integration_clear(struct integration *in);
 /* Inserts in (id and timestamps are set on success). Secrets may be NULL and set afterwards
  * with store_integration_set_secret in the same transaction. */
 int store_integration_insert(struct store *st, struct integration *in, struct errbuf *eb);
-int store_integration_get(struct store *st, int64_t account_id, int64_t id,
-                          struct integration *out, struct errbuf *eb); /* ERR_NOTFOUND */
+int store_integration_get(struct store *st, int64_t account_id, int64_t id, struct integration *out,
+                          struct errbuf *eb); /* ERR_NOTFOUND */
 /* Fills a malloc'd array (free each with integration_clear, then the array). */
 int store_integration_list(struct store *st, int64_t account_id, struct integration **out,
                            size_t *n, struct errbuf *eb);
@@ -74,8 +74,7 @@ int store_integration_list(struct store *st, int64_t account_id, struct integrat
 int store_integration_set_secret(struct store *st, int64_t id, const char *which,
                                  const char *sealed, const char *hint, int64_t expires,
                                  struct errbuf *eb);
-int store_integration_delete(struct store *st, int64_t account_id, int64_t id,
-                             struct errbuf *eb);
+int store_integration_delete(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
 
 /* ---- clients (customer tenants) ---------------------------------------------------------- */
 
@@ -160,7 +159,7 @@ struct asset {
     struct device dev;
     int64_t first_synced_at;
     int64_t last_synced_at;
-    int64_t retired_at; /* TS_NULL while active */
+    int64_t retired_at;   /* TS_NULL while active */
     int serial_duplicate; /* same real serial seen in another tenant */
 };
 
@@ -200,5 +199,73 @@ int store_run_tenant(struct store *st, int64_t run_id, const struct tenant_resul
 /* status: "ok" | "partial" | "failed" | "interrupted" */
 int store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
                      struct errbuf *eb);
+
+/* ---- shared helpers (any backend) ------------------------------------------------------- */
+
+/* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
+#define STORE_APPLICATION_ID 0x4D53594E
+#define STORE_SCHEMA_VERSION 1
+
+/* Calls cb once per field of device_fields whose value differs between old and new, with both
+ * values as text (NULL for "no value"). Returns the number of differing fields, or the first
+ * non-zero value cb returns (negative ERR_*). */
+int store_device_diff(const struct device *old, const struct device *new_,
+                      int (*cb)(void *arg, const char *field, const char *oldv, const char *newv),
+                      void *arg);
+/* Text of one field as the change history records it; returns a malloc'd string or NULL. */
+char *store_device_field_text(const struct device *d, const struct device_field *f);
+/* Upper-case trimmed serial used for duplicate detection; malloc'd, NULL when no serial. */
+char *store_serial_key(const char *serial);
+
+/* ---- backend interface (store.c and store_<backend>.c only) ---------------------------- */
+
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *st);
+    int (*tx_begin)(struct store *st, struct errbuf *eb);
+    int (*tx_commit)(struct store *st, struct errbuf *eb);
+    void (*tx_rollback)(struct store *st);
+    int (*account_ensure)(struct store *st, const char *name, int64_t *id, struct errbuf *eb);
+    int (*integration_insert)(struct store *st, struct integration *in, struct errbuf *eb);
+    int (*integration_get)(struct store *st, int64_t account_id, int64_t id,
+                           struct integration *out, struct errbuf *eb);
+    int (*integration_list)(struct store *st, int64_t account_id, struct integration **out,
+                            size_t *n, struct errbuf *eb);
+    int (*integration_set_secret)(struct store *st, int64_t id, const char *which,
+                                  const char *sealed, const char *hint, int64_t expires,
+                                  struct errbuf *eb);
+    int (*integration_delete)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
+    int (*clients_each)(struct store *st, int64_t account_id,
+                        int (*cb)(void *arg, const struct client_row *c), void *arg,
+                        struct errbuf *eb);
+    int (*client_fail)(struct store *st, int64_t account_id, int64_t integration_id,
+                       const struct client_info *ci, const char *code, const char *message,
+                       const char *remedy, struct errbuf *eb);
+    int (*reconcile_begin)(struct store *st, int64_t account_id, int64_t integration_id,
+                           const struct client_info *ci, int64_t now, struct errbuf *eb);
+    int (*reconcile_device)(struct store *st, const struct device *d, struct errbuf *eb);
+    int (*reconcile_installs)(struct store *st, const char *intune_device_id,
+                              const struct app_ref *apps, size_t n, struct errbuf *eb);
+    int (*reconcile_commit)(struct store *st, int listing_complete, int installs_complete,
+                            struct reconcile_counts *counts, struct errbuf *eb);
+    void (*reconcile_rollback)(struct store *st);
+    int (*assets_each)(struct store *st, const struct asset_query *q,
+                       int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
+    int64_t (*assets_count)(struct store *st, const struct asset_query *q, struct errbuf *eb);
+    int (*run_start)(struct store *st, int64_t integration_id, const char *kind, int64_t now,
+                     int64_t *run_id, struct errbuf *eb);
+    int (*run_tenant)(struct store *st, int64_t run_id, const struct tenant_result *r,
+                      struct errbuf *eb);
+    int (*run_finish)(struct store *st, int64_t run_id, const char *status, int64_t now,
+                      struct errbuf *eb);
+};
+
+/* Every backend's handle starts with this. */
+struct store {
+    const struct store_ops *ops;
+};
+
+int store_sqlite_open(struct store **out, const char *path, struct errbuf *eb);
+int store_pg_open(struct store **out, const char *url, struct errbuf *eb);
 
 #endif

@@ -1,0 +1,1745 @@
+/* store_sqlite.c - the SQLite backend of store.h.
+ *
+ * One connection per struct store. Every write runs inside BEGIN IMMEDIATE (so a writer waits
+ * for the lock under busy_timeout instead of failing on upgrade). Hot statements are prepared
+ * once (persistent) and reset after each use so no read transaction stays open. The device
+ * columns of hardware_asset are generated from device_fields, so adding a device field is one
+ * line in device.c plus a migration here.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+
+#define SQL_MAX (256 * 1024)
+
+enum stmt_id {
+    S_ACCOUNT_INS,
+    S_ACCOUNT_GET,
+    S_INTEG_INS,
+    S_INTEG_GET,
+    S_INTEG_LIST,
+    S_INTEG_SECRET_P,
+    S_INTEG_SECRET_S,
+    S_INTEG_DEL,
+    S_INTEG_OWNED,
+    S_CLIENT_FAIL,
+    S_CLIENT_BEGIN,
+    S_ASSET_FIND,
+    S_ASSET_INS,
+    S_ASSET_UPD,
+    S_ASSET_TOUCH,
+    S_CHANGE_INS,
+    S_ASSET_ID,
+    S_TITLE_UPSERT,
+    S_INST_FIND,
+    S_INST_INS,
+    S_INST_UPD,
+    S_INST_REMOVE,
+    S_RETIRE,
+    S_CLIENT_OK,
+    S_RUN_START,
+    S_RUN_TENANT,
+    S_RUN_FINISH,
+    S_COUNT
+};
+
+struct sq {
+    struct store base;
+    sqlite3 *db;
+    char *path;
+    sqlite3_stmt *stmt[S_COUNT];
+    /* Generated from device_fields at open. */
+    char *sql_asset_find;
+    char *sql_asset_ins;
+    char *sql_asset_upd;
+    char *asset_cols_h; /* "h.c1, h.c2, ..." */
+    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
+    /* The tenant being reconciled. */
+    int rec_active;
+    int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
+    char *rec_tenant;
+    struct reconcile_counts rec_counts;
+};
+
+static const char *const integ_cols =
+    "id, account_id, name, partner_tenant_id, partner_app_id, sync_app_id, "
+    "partner_secret_sealed, sync_secret_sealed, partner_secret_hint, sync_secret_hint, "
+    "partner_secret_expires, sync_secret_expires, tenant_source, sync_interval, created_at, "
+    "updated_at";
+
+static const char *const meta_cols[] = {
+    "id",
+    "account_id",
+    "client_id",
+    "integration_id",
+    "tenant_id",
+    "intune_device_id",
+    "serial_key",
+    "first_synced_at",
+    "last_synced_at",
+    "retired_at",
+    "last_seen_gen",
+};
+
+/* ---- errors and statement helpers ------------------------------------------------------- */
+
+static int
+db_err(struct sq *s, int src, struct errbuf *eb, const char *what)
+{
+    int code = ERR_DB;
+
+    switch (src) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return err_set(eb, ERR_EXISTS, "%s: already exists", what);
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+        return err_set(eb, ERR_NOTFOUND, "%s: refers to something that does not exist", what);
+    case SQLITE_BUSY:
+    case SQLITE_BUSY_SNAPSHOT:
+    case SQLITE_LOCKED:
+        return err_set(eb, ERR_DB,
+                       "%s: database %s is locked by another process; try again when it is done",
+                       what, s->path);
+    case SQLITE_FULL:
+        return err_set(eb, ERR_IO, "%s: the disk holding %s is full", what, s->path);
+    case SQLITE_READONLY:
+        return err_set(eb, ERR_DENIED, "%s: database %s is read-only", what, s->path);
+    default:
+        break;
+    }
+    return err_set(eb, code, "%s: database error: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int
+exec_sql(struct sq *s, const char *sql, struct errbuf *eb, const char *what)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+    if (rc != SQLITE_OK)
+        return db_err(s, sqlite3_extended_errcode(s->db), eb, what);
+    return ERR_OK;
+}
+
+static int
+prep(struct sq *s, enum stmt_id id, const char *sql, sqlite3_stmt **out, struct errbuf *eb)
+{
+    if (s->stmt[id] == NULL) {
+        int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL);
+        if (rc != SQLITE_OK) {
+            s->stmt[id] = NULL;
+            return db_err(s, rc, eb, "preparing a statement");
+        }
+    }
+    *out = s->stmt[id];
+    return ERR_OK;
+}
+
+static void
+done(sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a statement that returns no row (or whose rows are ignored) and resets it. */
+static int
+step_done(struct sq *s, sqlite3_stmt *st, struct errbuf *eb, const char *what)
+{
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        ;
+    if (rc != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, what);
+    else
+        rc = ERR_OK;
+    done(st);
+    return rc;
+}
+
+static void
+bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v == NULL)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+}
+
+static void
+bind_ts(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v == TS_NULL)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static char *
+col_dup(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return NULL;
+    return xstrdup((const char *)sqlite3_column_text(st, i));
+}
+
+static int64_t
+col_ts(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_NULL)
+        return TS_NULL;
+    return sqlite3_column_int64(st, i);
+}
+
+/* Opens a write transaction unless one is already open (explicit or reconcile). */
+static int
+wbegin(struct sq *s, int *own, struct errbuf *eb)
+{
+    *own = 0;
+    if (!sqlite3_get_autocommit(s->db))
+        return ERR_OK;
+    if (exec_sql(s, "BEGIN IMMEDIATE", eb, "starting a write") != ERR_OK)
+        return eb != NULL ? eb->code : ERR_DB;
+    *own = 1;
+    return ERR_OK;
+}
+
+static int
+wend(struct sq *s, int own, int rc, struct errbuf *eb)
+{
+    if (!own)
+        return rc;
+    if (rc == ERR_OK) {
+        rc = exec_sql(s, "COMMIT", eb, "committing");
+        if (rc == ERR_OK)
+            return rc;
+    }
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* ---- device columns ---------------------------------------------------------------------- */
+
+static void *
+field_ptr(struct device *d, const struct device_field *f)
+{
+    return (char *)d + f->offset;
+}
+
+static void
+bind_device(sqlite3_stmt *st, int first, const struct device *d)
+{
+    for (size_t i = 0; i < device_field_count; i++) {
+        const struct device_field *f = &device_fields[i];
+        const void *p = (const char *)d + f->offset;
+        int idx = first + (int)i;
+
+        switch (f->kind) {
+        case DF_STR:
+            bind_text(st, idx, *(char *const *)p);
+            break;
+        case DF_INT64:
+            if (*(const int64_t *)p < 0)
+                sqlite3_bind_null(st, idx);
+            else
+                sqlite3_bind_int64(st, idx, *(const int64_t *)p);
+            break;
+        case DF_BOOL:
+            if (*(const int *)p < 0)
+                sqlite3_bind_null(st, idx);
+            else
+                sqlite3_bind_int(st, idx, *(const int *)p != 0);
+            break;
+        case DF_TS:
+            bind_ts(st, idx, *(const int64_t *)p);
+            break;
+        case DF_TYPE:
+            bind_text(st, idx, device_type_name(*(const enum device_type *)p));
+            break;
+        }
+    }
+}
+
+static void
+read_device(sqlite3_stmt *st, int first, struct device *d)
+{
+    device_init(d);
+    for (size_t i = 0; i < device_field_count; i++) {
+        const struct device_field *f = &device_fields[i];
+        void *p = field_ptr(d, f);
+        int c = first + (int)i;
+        int isnull = sqlite3_column_type(st, c) == SQLITE_NULL;
+
+        switch (f->kind) {
+        case DF_STR:
+            *(char **)p = col_dup(st, c);
+            break;
+        case DF_INT64:
+            *(int64_t *)p = isnull ? -1 : sqlite3_column_int64(st, c);
+            break;
+        case DF_BOOL:
+            *(int *)p = isnull ? -1 : sqlite3_column_int(st, c) != 0;
+            break;
+        case DF_TS:
+            *(int64_t *)p = isnull ? TS_NULL : sqlite3_column_int64(st, c);
+            break;
+        case DF_TYPE: {
+            enum device_type t = DEVICE_UNKNOWN;
+            if (!isnull && device_type_parse((const char *)sqlite3_column_text(st, c), &t) != 0)
+                t = DEVICE_UNKNOWN;
+            *(enum device_type *)p = t;
+            break;
+        }
+        }
+    }
+}
+
+static const char *
+field_name_at(size_t offset)
+{
+    for (size_t i = 0; i < device_field_count; i++)
+        if (device_fields[i].offset == offset)
+            return device_fields[i].name;
+    return NULL;
+}
+
+/* Checks device field names are plain identifiers that do not collide with our own columns,
+ * then builds the generated SQL. */
+static int
+build_device_sql(struct sq *s, struct errbuf *eb)
+{
+    struct buf cols, h, ph, set;
+    int rc = ERR_OK;
+    size_t n = device_field_count;
+
+    buf_init(&cols, SQL_MAX);
+    buf_init(&h, SQL_MAX);
+    buf_init(&ph, SQL_MAX);
+    buf_init(&set, SQL_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = device_fields[i].name;
+        for (const char *c = name; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" is not a column name", name);
+                goto out;
+            }
+        for (size_t k = 0; k < sizeof meta_cols / sizeof meta_cols[0]; k++)
+            if (strcmp(name, meta_cols[k]) == 0) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" collides with a column", name);
+                goto out;
+            }
+        buf_printf(&cols, "%s%s", i ? ", " : "", name);
+        buf_printf(&h, "%sh.%s", i ? ", " : "", name);
+        buf_printf(&ph, ", ?%zu", 6 + i);
+        buf_printf(&set, "%s%s = ?%zu", i ? ", " : "", name, 1 + i);
+    }
+    s->asset_cols_h = xstrdup(buf_cstr(&h));
+    s->sql_asset_find = xasprintf("SELECT id, retired_at, %s FROM hardware_asset "
+                                  "WHERE integration_id = ?1 AND tenant_id = ?2 "
+                                  "AND intune_device_id = ?3",
+                                  buf_cstr(&cols));
+    s->sql_asset_ins =
+        xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, tenant_id, "
+                  "intune_device_id, %s, serial_key, first_synced_at, last_synced_at, retired_at, "
+                  "last_seen_gen) VALUES (?1, ?2, ?3, ?4, ?5%s, ?%zu, ?%zu, ?%zu, NULL, ?%zu)",
+                  buf_cstr(&cols), buf_cstr(&ph), 6 + n, 7 + n, 7 + n, 8 + n);
+    s->sql_asset_upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = ?%zu, "
+                                 "last_synced_at = ?%zu, last_seen_gen = ?%zu, retired_at = NULL, "
+                                 "client_id = ?%zu WHERE id = ?%zu",
+                                 buf_cstr(&set), n + 1, n + 2, n + 3, n + 4, n + 5);
+    s->col_name = field_name_at(offsetof(struct device, name));
+    s->col_serial = field_name_at(offsetof(struct device, serial));
+    s->col_upn = field_name_at(offsetof(struct device, user_upn));
+    s->col_user = field_name_at(offsetof(struct device, user_name));
+    s->col_model = field_name_at(offsetof(struct device, model));
+out:
+    buf_free(&cols);
+    buf_free(&h);
+    buf_free(&ph);
+    buf_free(&set);
+    return rc;
+}
+
+/* ---- schema ------------------------------------------------------------------------------ */
+
+static const char schema_v1_head[] =
+    "CREATE TABLE account ("
+    " id INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL UNIQUE,"
+    " created_at INTEGER NOT NULL) STRICT;"
+    "CREATE TABLE integration ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " partner_tenant_id TEXT NOT NULL,"
+    " partner_app_id TEXT NOT NULL,"
+    " sync_app_id TEXT NOT NULL,"
+    " partner_secret_sealed TEXT,"
+    " sync_secret_sealed TEXT,"
+    " partner_secret_hint TEXT,"
+    " sync_secret_hint TEXT,"
+    " partner_secret_expires INTEGER,"
+    " sync_secret_expires INTEGER,"
+    " tenant_source TEXT NOT NULL DEFAULT 'partner_center'"
+    "  CHECK (tenant_source IN ('partner_center', 'contracts', 'gdap')),"
+    " sync_interval INTEGER NOT NULL DEFAULT 21600,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " UNIQUE (account_id, name)) STRICT;"
+    "CREATE TABLE client ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " integration_id INTEGER NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " name TEXT,"
+    " default_domain TEXT,"
+    " source TEXT NOT NULL DEFAULT 'partner_center',"
+    " included INTEGER NOT NULL DEFAULT 1,"
+    " name_override TEXT,"
+    " status TEXT NOT NULL DEFAULT 'never' CHECK (status IN ('ok', 'error', 'never')),"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " error_remedy TEXT,"
+    " last_sync_at INTEGER,"
+    " device_count INTEGER NOT NULL DEFAULT 0,"
+    " software_count INTEGER NOT NULL DEFAULT 0,"
+    " sync_gen INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " UNIQUE (integration_id, tenant_id)) STRICT;"
+    "CREATE INDEX client_account ON client(account_id);"
+    "CREATE TABLE hardware_asset ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id INTEGER NOT NULL REFERENCES client(id) ON DELETE CASCADE,"
+    " integration_id INTEGER NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " intune_device_id TEXT NOT NULL,";
+
+static const char schema_v1_tail[] =
+    " serial_key TEXT,"
+    " first_synced_at INTEGER NOT NULL,"
+    " last_synced_at INTEGER NOT NULL,"
+    " retired_at INTEGER,"
+    " last_seen_gen INTEGER NOT NULL,"
+    " UNIQUE (integration_id, tenant_id, intune_device_id)) STRICT;"
+    "CREATE INDEX hardware_asset_client ON hardware_asset(client_id, retired_at);"
+    "CREATE INDEX hardware_asset_serial ON hardware_asset(serial_key) WHERE serial_key IS NOT NULL;"
+    "CREATE INDEX hardware_asset_account ON hardware_asset(account_id, id);"
+    "CREATE TABLE asset_change ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " asset_id INTEGER NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
+    " at INTEGER NOT NULL,"
+    " field TEXT NOT NULL,"
+    " old_value TEXT,"
+    " new_value TEXT) STRICT;"
+    "CREATE INDEX asset_change_asset ON asset_change(asset_id, at);"
+    /* Key parts are '' rather than NULL so the UNIQUE constraint holds. */
+    "CREATE TABLE software_title ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id INTEGER NOT NULL REFERENCES client(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " version TEXT NOT NULL DEFAULT '',"
+    " publisher TEXT NOT NULL DEFAULT '',"
+    " platform TEXT NOT NULL DEFAULT '',"
+    " size_bytes INTEGER,"
+    " UNIQUE (client_id, name, version, publisher, platform)) STRICT;"
+    "CREATE TABLE software_install ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " asset_id INTEGER NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
+    " title_id INTEGER NOT NULL REFERENCES software_title(id) ON DELETE CASCADE,"
+    " first_seen_at INTEGER NOT NULL,"
+    " last_seen_at INTEGER NOT NULL,"
+    " removed_at INTEGER,"
+    " last_seen_gen INTEGER NOT NULL,"
+    " UNIQUE (asset_id, title_id)) STRICT;"
+    "CREATE INDEX software_install_title ON software_install(title_id);"
+    "CREATE TABLE sync_run ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " integration_id INTEGER NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('full', 'incremental')),"
+    " started_at INTEGER NOT NULL,"
+    " finished_at INTEGER,"
+    " status TEXT NOT NULL"
+    "  CHECK (status IN ('running', 'ok', 'partial', 'failed', 'interrupted'))) STRICT;"
+    "CREATE INDEX sync_run_integration ON sync_run(integration_id, id);"
+    "CREATE TABLE sync_tenant_result ("
+    " id INTEGER PRIMARY KEY,"
+    " run_id INTEGER NOT NULL REFERENCES sync_run(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " client_name TEXT,"
+    " status TEXT NOT NULL CHECK (status IN ('ok', 'error')),"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " error_remedy TEXT,"
+    " created INTEGER NOT NULL, updated INTEGER NOT NULL, unchanged INTEGER NOT NULL,"
+    " retired INTEGER NOT NULL, revived INTEGER NOT NULL,"
+    " installs_added INTEGER NOT NULL, installs_removed INTEGER NOT NULL,"
+    " devices INTEGER NOT NULL, requests INTEGER NOT NULL, throttled INTEGER NOT NULL,"
+    " duration_ms INTEGER NOT NULL) STRICT;"
+    "CREATE INDEX sync_tenant_result_run ON sync_tenant_result(run_id);";
+
+static char *
+schema_v1(void)
+{
+    struct buf b;
+    static const char *const types[] = {
+        [DF_STR] = "TEXT",   [DF_INT64] = "INTEGER", [DF_BOOL] = "INTEGER",
+        [DF_TS] = "INTEGER", [DF_TYPE] = "TEXT",
+    };
+
+    buf_init(&b, SQL_MAX);
+    ASSERT(buf_addstr(&b, schema_v1_head) == ERR_OK);
+    for (size_t i = 0; i < device_field_count; i++)
+        ASSERT(buf_printf(&b, " %s %s,", device_fields[i].name, types[device_fields[i].kind]) ==
+               ERR_OK);
+    ASSERT(buf_addstr(&b, schema_v1_tail) == ERR_OK);
+    return buf_detach(&b, NULL);
+}
+
+static int
+pragma_int(struct sq *s, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            *out = sqlite3_column_int64(st, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    if (rc != SQLITE_OK)
+        rc = sqlite3_extended_errcode(s->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int
+not_sqlite(const char *path, struct errbuf *eb)
+{
+    return err_set(eb, ERR_DB,
+                   "%s is not a SQLite database, so it cannot be memsync's database; pass another "
+                   "path with --db (the file was left untouched)",
+                   path);
+}
+
+/* Refuses files that are not SQLite, before SQLite gets a chance to touch them. */
+static int
+check_header(const char *path, struct errbuf *eb)
+{
+    static const char magic[16] = "SQLite format 3";
+    char head[16];
+    struct stat sb;
+    FILE *fp = NULL;
+    size_t got;
+
+    if (strcmp(path, ":memory:") == 0)
+        return ERR_OK;
+    if (stat(path, &sb) != 0) {
+        if (errno == ENOENT)
+            return ERR_OK;
+        return err_set(eb, ERR_IO, "cannot access database %s: %s", path, strerror(errno));
+    }
+    if (S_ISDIR(sb.st_mode))
+        return err_set(eb, ERR_IO, "database path %s is a directory; pass a file path with --db",
+                       path);
+    if (sb.st_size == 0)
+        return ERR_OK;
+    fp = fopen(path, "rb");
+    if (fp == NULL)
+        return err_set(eb, ERR_IO, "cannot read database %s: %s", path, strerror(errno));
+    got = fread(head, 1, sizeof head, fp);
+    fclose(fp);
+    if (got != sizeof head || memcmp(head, magic, sizeof magic) != 0)
+        return not_sqlite(path, eb);
+    return ERR_OK;
+}
+
+static int
+migrate(struct sq *s, struct errbuf *eb)
+{
+    int64_t ver = 0;
+    char *sql = NULL;
+    char pr[128];
+    int rc;
+
+    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the schema migration");
+    if (rc != ERR_OK)
+        return rc;
+    /* Re-read inside the lock: another process may have migrated meanwhile. */
+    if (pragma_int(s, "PRAGMA user_version", &ver) != SQLITE_OK) {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the schema version");
+        goto out;
+    }
+    if (ver == STORE_SCHEMA_VERSION)
+        goto out;
+    if (ver < 1) {
+        sql = schema_v1();
+        rc = exec_sql(s, sql, eb, "creating the schema");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
+             STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
+    rc = exec_sql(s, pr, eb, "recording the schema version");
+    if (rc == ERR_OK)
+        log_info("database migrated path=%s from=%" PRId64 " to=%d", s->path, ver,
+                 STORE_SCHEMA_VERSION);
+out:
+    free(sql);
+    if (rc == ERR_OK)
+        rc = exec_sql(s, "COMMIT", eb, "committing the schema migration");
+    if (rc != ERR_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return err_prefix(eb, rc, "database %s", s->path);
+    }
+    return ERR_OK;
+}
+
+/* ---- open / close / transactions -------------------------------------------------------- */
+
+static const struct store_ops sqlite_ops;
+
+static void
+sq_close(struct store *base)
+{
+    struct sq *s = (struct sq *)base;
+
+    if (s->db != NULL && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    free(s->path);
+    free(s->sql_asset_find);
+    free(s->sql_asset_ins);
+    free(s->sql_asset_upd);
+    free(s->asset_cols_h);
+    free(s->rec_tenant);
+    free(s);
+}
+
+int
+store_sqlite_open(struct store **out, const char *path, struct errbuf *eb)
+{
+    struct sq *s = NULL;
+    int64_t app = 0, ver = 0, tables = 0;
+    int rc;
+
+    *out = NULL;
+    rc = check_header(path, eb);
+    if (rc != ERR_OK)
+        return rc;
+    s = xcalloc(1, sizeof *s);
+    s->base.ops = &sqlite_ops;
+    s->path = xstrdup(path);
+    rc = build_device_sql(s, eb);
+    if (rc != ERR_OK)
+        goto out;
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = err_set(eb, ERR_DB, "cannot open database %s: %s", path,
+                     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    /* Identify the file before anything writes to it. */
+    if (pragma_int(s, "PRAGMA application_id", &app) != SQLITE_OK ||
+        pragma_int(s, "PRAGMA user_version", &ver) != SQLITE_OK ||
+        pragma_int(s, "SELECT count(*) FROM sqlite_schema", &tables) != SQLITE_OK) {
+        int ec = sqlite3_extended_errcode(s->db);
+        if ((ec & 0xff) == SQLITE_NOTADB || (ec & 0xff) == SQLITE_CORRUPT)
+            rc = not_sqlite(path, eb);
+        else
+            rc = db_err(s, ec, eb, "reading the database header");
+        goto out;
+    }
+    if (app != STORE_APPLICATION_ID && (tables > 0 || app != 0)) {
+        rc = err_set(eb, ERR_DB,
+                     "%s is a SQLite database but not a memsync database; pass another path "
+                     "with --db (the file was left untouched)",
+                     path);
+        goto out;
+    }
+    if (app == STORE_APPLICATION_ID && ver > STORE_SCHEMA_VERSION) {
+        rc = err_set(eb, ERR_DB,
+                     "%s was written by a newer memsync (schema %" PRId64
+                     ", this build knows up to %d); upgrade memsync to use it (the file was left "
+                     "untouched)",
+                     path, ver, STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    rc = exec_sql(s, "PRAGMA journal_mode = WAL", eb, "enabling WAL");
+    if (rc == ERR_OK)
+        rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", eb,
+                      "configuring the connection");
+    if (rc != ERR_OK) {
+        err_prefix(eb, rc, "database %s", path);
+        goto out;
+    }
+    rc = migrate(s, eb);
+    if (rc != ERR_OK)
+        goto out;
+    *out = &s->base;
+    s = NULL;
+out:
+    if (s != NULL)
+        sq_close(&s->base);
+    return rc;
+}
+
+static int
+sq_tx_begin(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+
+    if (!sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_INVAL, "a transaction is already open");
+    return exec_sql(s, "BEGIN IMMEDIATE", eb, "starting a transaction");
+}
+
+static int
+sq_tx_commit(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int rc;
+
+    if (sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_INVAL, "no transaction is open");
+    rc = exec_sql(s, "COMMIT", eb, "committing");
+    if (rc != ERR_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static void
+sq_tx_rollback(struct store *base)
+{
+    struct sq *s = (struct sq *)base;
+
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- accounts and integrations ---------------------------------------------------------- */
+
+static int
+sq_account_ensure(struct store *base, const char *name, int64_t *id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_ACCOUNT_INS,
+              "INSERT INTO account (name, created_at) VALUES (?1, ?2) "
+              "ON CONFLICT (name) DO NOTHING",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_text(st, 1, name);
+    sqlite3_bind_int64(st, 2, clock_now());
+    rc = step_done(s, st, eb, "creating the account");
+    if (rc != ERR_OK)
+        goto out;
+    rc = prep(s, S_ACCOUNT_GET, "SELECT id FROM account WHERE name = ?1", &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_text(st, 1, name);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *id = sqlite3_column_int64(st, 0);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the account");
+    done(st);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static void
+read_integration(sqlite3_stmt *st, struct integration *in)
+{
+    memset(in, 0, sizeof *in);
+    in->id = sqlite3_column_int64(st, 0);
+    in->account_id = sqlite3_column_int64(st, 1);
+    in->name = col_dup(st, 2);
+    in->partner_tenant_id = col_dup(st, 3);
+    in->partner_app_id = col_dup(st, 4);
+    in->sync_app_id = col_dup(st, 5);
+    in->partner_secret_sealed = col_dup(st, 6);
+    in->sync_secret_sealed = col_dup(st, 7);
+    in->partner_secret_hint = col_dup(st, 8);
+    in->sync_secret_hint = col_dup(st, 9);
+    in->partner_secret_expires = col_ts(st, 10);
+    in->sync_secret_expires = col_ts(st, 11);
+    in->tenant_source = col_dup(st, 12);
+    in->sync_interval = sqlite3_column_int64(st, 13);
+    in->created_at = sqlite3_column_int64(st, 14);
+    in->updated_at = sqlite3_column_int64(st, 15);
+}
+
+static int
+sq_integration_insert(struct store *base, struct integration *in, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t now = clock_now();
+    int own, rc, src;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_INTEG_INS,
+              "INSERT INTO integration (account_id, name, partner_tenant_id, partner_app_id, "
+              "sync_app_id, partner_secret_sealed, sync_secret_sealed, partner_secret_hint, "
+              "sync_secret_hint, partner_secret_expires, sync_secret_expires, tenant_source, "
+              "sync_interval, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+              "?10, ?11, ?12, ?13, ?14, ?14) RETURNING id",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, in->account_id);
+    bind_text(st, 2, in->name);
+    bind_text(st, 3, in->partner_tenant_id);
+    bind_text(st, 4, in->partner_app_id);
+    bind_text(st, 5, in->sync_app_id);
+    bind_text(st, 6, in->partner_secret_sealed);
+    bind_text(st, 7, in->sync_secret_sealed);
+    bind_text(st, 8, in->partner_secret_hint);
+    bind_text(st, 9, in->sync_secret_hint);
+    bind_ts(st, 10, in->partner_secret_expires);
+    bind_ts(st, 11, in->sync_secret_expires);
+    bind_text(st, 12, in->tenant_source != NULL ? in->tenant_source : "partner_center");
+    sqlite3_bind_int64(st, 13, in->sync_interval > 0 ? in->sync_interval : 21600);
+    sqlite3_bind_int64(st, 14, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        in->id = sqlite3_column_int64(st, 0);
+        in->created_at = in->updated_at = now;
+        if (in->sync_interval <= 0)
+            in->sync_interval = 21600;
+    } else {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "saving the integration");
+        if (rc == ERR_EXISTS)
+            rc = err_set(eb, ERR_EXISTS, "an integration named \"%s\" already exists", in->name);
+        else if (rc == ERR_NOTFOUND)
+            rc = err_set(eb, ERR_NOTFOUND, "account %" PRId64 " does not exist", in->account_id);
+    }
+    done(st);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static int
+sq_integration_get(struct store *base, int64_t account_id, int64_t id, struct integration *out,
+                   struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    char sql[512];
+    int rc, src;
+
+    snprintf(sql, sizeof sql, "SELECT %s FROM integration WHERE account_id = ?1 AND id = ?2",
+             integ_cols);
+    rc = prep(s, S_INTEG_GET, sql, &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        read_integration(st, out);
+    else if (src == SQLITE_DONE)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the integration");
+    done(st);
+    return rc;
+}
+
+static int
+sq_integration_list(struct store *base, int64_t account_id, struct integration **out, size_t *n,
+                    struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct integration *arr = NULL;
+    size_t len = 0, cap = 0;
+    char sql[512];
+    int rc, src;
+
+    *out = NULL;
+    *n = 0;
+    snprintf(sql, sizeof sql, "SELECT %s FROM integration WHERE account_id = ?1 ORDER BY id",
+             integ_cols);
+    rc = prep(s, S_INTEG_LIST, sql, &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, account_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 8;
+            arr = xrealloc(arr, cap * sizeof *arr);
+        }
+        read_integration(st, &arr[len++]);
+    }
+    if (src != SQLITE_DONE) {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing integrations");
+        for (size_t i = 0; i < len; i++)
+            integration_clear(&arr[i]);
+        XFREE(arr);
+        len = 0;
+    }
+    done(st);
+    *out = arr;
+    *n = len;
+    return rc;
+}
+
+static int
+sq_integration_set_secret(struct store *base, int64_t id, const char *which, const char *sealed,
+                          const char *hint, int64_t expires, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int partner = strcmp(which, "partner") == 0;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    if (partner)
+        rc = prep(s, S_INTEG_SECRET_P,
+                  "UPDATE integration SET partner_secret_sealed = ?1, partner_secret_hint = ?2, "
+                  "partner_secret_expires = ?3, updated_at = ?4 WHERE id = ?5",
+                  &st, eb);
+    else
+        rc = prep(s, S_INTEG_SECRET_S,
+                  "UPDATE integration SET sync_secret_sealed = ?1, sync_secret_hint = ?2, "
+                  "sync_secret_expires = ?3, updated_at = ?4 WHERE id = ?5",
+                  &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_text(st, 1, sealed);
+    bind_text(st, 2, hint);
+    bind_ts(st, 3, expires);
+    sqlite3_bind_int64(st, 4, clock_now());
+    sqlite3_bind_int64(st, 5, id);
+    rc = step_done(s, st, eb, "saving the secret");
+    if (rc == ERR_OK && sqlite3_changes(s->db) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static int
+sq_integration_delete(struct store *base, int64_t account_id, int64_t id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_INTEG_DEL, "DELETE FROM integration WHERE account_id = ?1 AND id = ?2", &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, id);
+    rc = step_done(s, st, eb, "deleting the integration");
+    if (rc == ERR_OK && sqlite3_changes(s->db) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+out:
+    return wend(s, own, rc, eb);
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static int
+sq_clients_each(struct store *base, int64_t account_id,
+                int (*cb)(void *arg, const struct client_row *c), void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct client_row c;
+    int rc = ERR_OK, src;
+
+    /* Not cached: the callback may use the store while we iterate. */
+    src = sqlite3_prepare_v2(
+        s->db,
+        "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
+        "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
+        "device_count, software_count FROM client WHERE account_id = ?1 "
+        "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
+        -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return db_err(s, src, eb, "listing clients");
+    sqlite3_bind_int64(st, 1, account_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        c.id = sqlite3_column_int64(st, 0);
+        c.integration_id = sqlite3_column_int64(st, 1);
+        c.tenant_id = col_dup(st, 2);
+        c.name = col_dup(st, 3);
+        c.default_domain = col_dup(st, 4);
+        c.source = col_dup(st, 5);
+        c.included = sqlite3_column_int(st, 6);
+        c.status = col_dup(st, 7);
+        c.error_code = col_dup(st, 8);
+        c.error_message = col_dup(st, 9);
+        c.error_remedy = col_dup(st, 10);
+        c.last_sync_at = col_ts(st, 11);
+        c.device_count = sqlite3_column_int64(st, 12);
+        c.software_count = sqlite3_column_int64(st, 13);
+        rc = cb(arg, &c);
+        client_row_clear(&c);
+        if (rc != 0)
+            break;
+    }
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing clients");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int
+check_integration(struct sq *s, int64_t account_id, int64_t integration_id, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = prep(s, S_INTEG_OWNED, "SELECT 1 FROM integration WHERE id = ?1 AND account_id = ?2", &st,
+              eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, integration_id);
+    sqlite3_bind_int64(st, 2, account_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", integration_id);
+    else if (src != SQLITE_ROW)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the integration");
+    done(st);
+    return rc;
+}
+
+static int
+sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
+               const struct client_info *ci, const char *code, const char *message,
+               const char *remedy, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = check_integration(s, account_id, integration_id, eb);
+    if (rc != ERR_OK)
+        goto out;
+    rc = prep(s, S_CLIENT_FAIL,
+              "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
+              "source, status, error_code, error_message, error_remedy, created_at, updated_at) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), 'error', ?7, ?8, ?9, "
+              "?10, ?10) ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
+              "name = COALESCE(excluded.name, client.name), "
+              "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
+              "source = COALESCE(?6, client.source), status = 'error', "
+              "error_code = excluded.error_code, error_message = excluded.error_message, "
+              "error_remedy = excluded.error_remedy, updated_at = excluded.updated_at",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, integration_id);
+    bind_text(st, 3, ci->tenant_id);
+    bind_text(st, 4, ci->name);
+    bind_text(st, 5, ci->default_domain);
+    bind_text(st, 6, ci->source);
+    bind_text(st, 7, code);
+    bind_text(st, 8, message);
+    bind_text(st, 9, remedy);
+    sqlite3_bind_int64(st, 10, clock_now());
+    rc = step_done(s, st, eb, "recording the tenant failure");
+out:
+    return wend(s, own, rc, eb);
+}
+
+/* ---- reconcile --------------------------------------------------------------------------- */
+
+static void
+rec_reset(struct sq *s)
+{
+    s->rec_active = 0;
+    XFREE(s->rec_tenant);
+    memset(&s->rec_counts, 0, sizeof s->rec_counts);
+}
+
+static int
+sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
+                   const struct client_info *ci, int64_t now, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    if (s->rec_active || !sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    if (rc != ERR_OK)
+        return rc;
+    rc = check_integration(s, account_id, integration_id, eb);
+    if (rc != ERR_OK)
+        goto out;
+    rc = prep(s, S_CLIENT_BEGIN,
+              "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
+              "source, sync_gen, created_at, updated_at) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), 1, ?7, ?7) "
+              "ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
+              "name = COALESCE(excluded.name, client.name), "
+              "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
+              "source = COALESCE(?6, client.source), sync_gen = client.sync_gen + 1, "
+              "updated_at = excluded.updated_at RETURNING id, sync_gen",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, integration_id);
+    bind_text(st, 3, ci->tenant_id);
+    bind_text(st, 4, ci->name);
+    bind_text(st, 5, ci->default_domain);
+    bind_text(st, 6, ci->source);
+    sqlite3_bind_int64(st, 7, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        s->rec_client = sqlite3_column_int64(st, 0);
+        s->rec_gen = sqlite3_column_int64(st, 1);
+    } else {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "saving the client");
+    }
+    done(st);
+out:
+    if (rc != ERR_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    rec_reset(s);
+    s->rec_active = 1;
+    s->rec_account = account_id;
+    s->rec_integration = integration_id;
+    s->rec_now = now;
+    s->rec_tenant = xstrdup(ci->tenant_id);
+    return ERR_OK;
+}
+
+struct change_ctx {
+    struct sq *s;
+    int64_t asset_id;
+    struct errbuf *eb;
+};
+
+static int
+record_change(void *arg, const char *field, const char *oldv, const char *newv)
+{
+    struct change_ctx *cx = arg;
+    struct sq *s = cx->s;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = prep(s, S_CHANGE_INS,
+              "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, new_value) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+              &st, cx->eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_account);
+    sqlite3_bind_int64(st, 2, cx->asset_id);
+    sqlite3_bind_int64(st, 3, s->rec_now);
+    bind_text(st, 4, field);
+    bind_text(st, 5, oldv);
+    bind_text(st, 6, newv);
+    return step_done(s, st, cx->eb, "recording the asset history");
+}
+
+static int
+need_rec(struct sq *s, struct errbuf *eb)
+{
+    if (!s->rec_active)
+        return err_set(eb, ERR_INVAL, "no tenant reconcile is in progress");
+    return ERR_OK;
+}
+
+static int
+sq_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct device old;
+    char *key = NULL;
+    int64_t id = 0, retired = TS_NULL;
+    int found = 0, rc, src;
+    int n = (int)device_field_count;
+
+    device_init(&old);
+    rc = need_rec(s, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_ASSET_FIND, s->sql_asset_find, &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, s->rec_integration);
+    bind_text(st, 2, s->rec_tenant);
+    bind_text(st, 3, d->intune_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        found = 1;
+        id = sqlite3_column_int64(st, 0);
+        retired = col_ts(st, 1);
+        read_device(st, 2, &old);
+        old.intune_id = xstrdup(d->intune_id);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
+    }
+    done(st);
+    if (rc != ERR_OK)
+        goto out;
+    key = store_serial_key(d->serial);
+
+    if (!found) {
+        rc = prep(s, S_ASSET_INS, s->sql_asset_ins, &st, eb);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_int64(st, 1, s->rec_account);
+        sqlite3_bind_int64(st, 2, s->rec_client);
+        sqlite3_bind_int64(st, 3, s->rec_integration);
+        bind_text(st, 4, s->rec_tenant);
+        bind_text(st, 5, d->intune_id);
+        bind_device(st, 6, d);
+        bind_text(st, 6 + n, key);
+        sqlite3_bind_int64(st, 7 + n, s->rec_now);
+        sqlite3_bind_int64(st, 8 + n, s->rec_gen);
+        rc = step_done(s, st, eb, "saving a new device");
+        if (rc == ERR_OK)
+            s->rec_counts.created++;
+        goto out;
+    }
+    if (retired == TS_NULL && device_equal(&old, d) &&
+        store_device_diff(&old, d, NULL, NULL) == 0) {
+        rc = prep(s, S_ASSET_TOUCH,
+                  "UPDATE hardware_asset SET last_synced_at = ?1, last_seen_gen = ?2 WHERE id = ?3",
+                  &st, eb);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_int64(st, 1, s->rec_now);
+        sqlite3_bind_int64(st, 2, s->rec_gen);
+        sqlite3_bind_int64(st, 3, id);
+        rc = step_done(s, st, eb, "touching a device");
+        if (rc == ERR_OK)
+            s->rec_counts.unchanged++;
+        goto out;
+    }
+    rc = prep(s, S_ASSET_UPD, s->sql_asset_upd, &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_device(st, 1, d);
+    bind_text(st, n + 1, key);
+    sqlite3_bind_int64(st, n + 2, s->rec_now);
+    sqlite3_bind_int64(st, n + 3, s->rec_gen);
+    sqlite3_bind_int64(st, n + 4, s->rec_client);
+    sqlite3_bind_int64(st, n + 5, id);
+    rc = step_done(s, st, eb, "updating a device");
+    if (rc != ERR_OK)
+        goto out;
+    {
+        struct change_ctx cx = {s, id, eb};
+        int r = store_device_diff(&old, d, record_change, &cx);
+        if (r < 0) {
+            rc = r;
+            goto out;
+        }
+    }
+    s->rec_counts.updated++;
+    if (retired != TS_NULL)
+        s->rec_counts.revived++;
+out:
+    free(key);
+    device_clear(&old);
+    return rc;
+}
+
+static int
+upsert_install(struct sq *s, int64_t asset_id, const struct app_ref *a, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t title = 0, inst = 0, removed = TS_NULL;
+    int rc, src, found = 0;
+
+    rc = prep(s, S_TITLE_UPSERT,
+              "INSERT INTO software_title (account_id, client_id, name, version, publisher, "
+              "platform, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+              "ON CONFLICT (client_id, name, version, publisher, platform) DO UPDATE SET "
+              "size_bytes = COALESCE(excluded.size_bytes, software_title.size_bytes) "
+              "RETURNING id",
+              &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_account);
+    sqlite3_bind_int64(st, 2, s->rec_client);
+    bind_text(st, 3, a->name);
+    bind_text(st, 4, a->version != NULL ? a->version : "");
+    bind_text(st, 5, a->publisher != NULL ? a->publisher : "");
+    bind_text(st, 6, a->platform != NULL ? a->platform : "");
+    if (a->size_bytes < 0)
+        sqlite3_bind_null(st, 7);
+    else
+        sqlite3_bind_int64(st, 7, a->size_bytes);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        title = sqlite3_column_int64(st, 0);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "saving a software title");
+    done(st);
+    if (rc != ERR_OK)
+        return rc;
+
+    rc = prep(s, S_INST_FIND,
+              "SELECT id, removed_at FROM software_install WHERE asset_id = ?1 AND title_id = ?2",
+              &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, asset_id);
+    sqlite3_bind_int64(st, 2, title);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        found = 1;
+        inst = sqlite3_column_int64(st, 0);
+        removed = col_ts(st, 1);
+    } else if (src != SQLITE_DONE) {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up an install");
+    }
+    done(st);
+    if (rc != ERR_OK)
+        return rc;
+    if (!found) {
+        rc = prep(s, S_INST_INS,
+                  "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
+                  "last_seen_at, removed_at, last_seen_gen) VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
+                  &st, eb);
+        if (rc != ERR_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, s->rec_account);
+        sqlite3_bind_int64(st, 2, asset_id);
+        sqlite3_bind_int64(st, 3, title);
+        sqlite3_bind_int64(st, 4, s->rec_now);
+        sqlite3_bind_int64(st, 5, s->rec_gen);
+        rc = step_done(s, st, eb, "saving an install");
+        if (rc == ERR_OK)
+            s->rec_counts.installs_added++;
+        return rc;
+    }
+    rc = prep(s, S_INST_UPD,
+              "UPDATE software_install SET last_seen_at = ?1, last_seen_gen = ?2, "
+              "removed_at = NULL WHERE id = ?3",
+              &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_now);
+    sqlite3_bind_int64(st, 2, s->rec_gen);
+    sqlite3_bind_int64(st, 3, inst);
+    rc = step_done(s, st, eb, "updating an install");
+    if (rc == ERR_OK && removed != TS_NULL)
+        s->rec_counts.installs_added++;
+    return rc;
+}
+
+static int
+sq_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
+                      size_t n, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t asset_id = 0;
+    int rc, src;
+
+    rc = need_rec(s, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_ASSET_ID,
+              "SELECT id FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2 "
+              "AND intune_device_id = ?3",
+              &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_integration);
+    bind_text(st, 2, s->rec_tenant);
+    bind_text(st, 3, intune_device_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        asset_id = sqlite3_column_int64(st, 0);
+    else if (src == SQLITE_DONE)
+        rc = err_set(eb, ERR_NOTFOUND, "device %s is not known in tenant %s", intune_device_id,
+                     s->rec_tenant);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
+    done(st);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++)
+        rc = upsert_install(s, asset_id, &apps[i], eb);
+    return rc;
+}
+
+static int
+sq_reconcile_commit(struct store *base, int listing_complete, int installs_complete,
+                    struct reconcile_counts *counts, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = need_rec(s, eb);
+    if (rc != ERR_OK)
+        return rc;
+    if (listing_complete) {
+        rc = prep(s, S_RETIRE,
+                  "UPDATE hardware_asset SET retired_at = ?1 WHERE client_id = ?2 "
+                  "AND retired_at IS NULL AND last_seen_gen < ?3",
+                  &st, eb);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_int64(st, 1, s->rec_now);
+        sqlite3_bind_int64(st, 2, s->rec_client);
+        sqlite3_bind_int64(st, 3, s->rec_gen);
+        rc = step_done(s, st, eb, "retiring missing devices");
+        if (rc != ERR_OK)
+            goto out;
+        s->rec_counts.retired = sqlite3_changes(s->db);
+    }
+    if (installs_complete) {
+        rc = prep(s, S_INST_REMOVE,
+                  "UPDATE software_install SET removed_at = ?1 WHERE removed_at IS NULL "
+                  "AND last_seen_gen < ?3 AND asset_id IN "
+                  "(SELECT id FROM hardware_asset WHERE client_id = ?2)",
+                  &st, eb);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_int64(st, 1, s->rec_now);
+        sqlite3_bind_int64(st, 2, s->rec_client);
+        sqlite3_bind_int64(st, 3, s->rec_gen);
+        rc = step_done(s, st, eb, "marking removed software");
+        if (rc != ERR_OK)
+            goto out;
+        s->rec_counts.installs_removed = sqlite3_changes(s->db);
+    }
+    rc = prep(s, S_CLIENT_OK,
+              "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
+              "error_remedy = NULL, last_sync_at = ?2, updated_at = ?2, "
+              "device_count = (SELECT count(*) FROM hardware_asset "
+              " WHERE client_id = ?1 AND retired_at IS NULL), "
+              "software_count = (SELECT count(DISTINCT i.title_id) FROM software_install i "
+              " JOIN hardware_asset h ON h.id = i.asset_id "
+              " WHERE h.client_id = ?1 AND h.retired_at IS NULL AND i.removed_at IS NULL) "
+              "WHERE id = ?1",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, s->rec_client);
+    sqlite3_bind_int64(st, 2, s->rec_now);
+    rc = step_done(s, st, eb, "updating the client");
+    if (rc != ERR_OK)
+        goto out;
+    rc = exec_sql(s, "COMMIT", eb, "committing the tenant");
+out:
+    if (rc != ERR_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    else if (counts != NULL)
+        *counts = s->rec_counts;
+    rec_reset(s);
+    return rc;
+}
+
+static void
+sq_reconcile_rollback(struct store *base)
+{
+    struct sq *s = (struct sq *)base;
+
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rec_reset(s);
+}
+
+/* ---- asset reads ------------------------------------------------------------------------- */
+
+/* Appends the WHERE clause of q; parameters: ?1 account, ?2 client, ?3 search, ?4 after_id. */
+static void
+asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging)
+{
+    buf_addstr(b, " FROM hardware_asset h JOIN client c ON c.id = h.client_id "
+                  "WHERE h.account_id = ?1");
+    if (!q->include_retired)
+        buf_addstr(b, " AND h.retired_at IS NULL");
+    if (q->client != NULL)
+        buf_addstr(b, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
+                      "OR COALESCE(c.name_override, c.name) = ?2)");
+    if (q->search != NULL && q->search[0] != '\0') {
+        const char *cols[] = {s->col_name, s->col_serial, s->col_upn, s->col_user, s->col_model};
+        int first = 1;
+        buf_addstr(b, " AND (");
+        for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+            if (cols[i] == NULL)
+                continue;
+            buf_printf(b, "%sinstr(lower(COALESCE(h.%s, '')), lower(?3)) > 0", first ? "" : " OR ",
+                       cols[i]);
+            first = 0;
+        }
+        if (first)
+            buf_addstr(b, "0");
+        buf_addstr(b, ")");
+    }
+    if (paging && q->after_id > 0)
+        buf_addstr(b, " AND h.id > ?4");
+}
+
+static void
+asset_bind(sqlite3_stmt *st, const struct asset_query *q)
+{
+    sqlite3_bind_int64(st, 1, q->account_id);
+    if (q->client != NULL)
+        bind_text(st, 2, q->client);
+    if (q->search != NULL)
+        bind_text(st, 3, q->search);
+    sqlite3_bind_int64(st, 4, q->after_id);
+}
+
+static int
+sq_assets_each(struct store *base, const struct asset_query *q,
+               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct buf sql;
+    struct asset a;
+    int rc = ERR_OK, src;
+
+    buf_init(&sql, SQL_MAX);
+    buf_printf(&sql,
+               "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
+               "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
+               "h.retired_at, (h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
+               "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
+               "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL)), %s",
+               s->asset_cols_h);
+    asset_where(s, &sql, q, 1);
+    buf_addstr(&sql, " ORDER BY h.id");
+    if (q->limit > 0)
+        buf_printf(&sql, " LIMIT %d", q->limit);
+    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_err(s, src, eb, "listing assets");
+        goto out;
+    }
+    asset_bind(st, q);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&a, 0, sizeof a);
+        a.id = sqlite3_column_int64(st, 0);
+        a.client_id = sqlite3_column_int64(st, 1);
+        a.client_name = (const char *)sqlite3_column_text(st, 2);
+        a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
+        a.integration_id = sqlite3_column_int64(st, 4);
+        a.first_synced_at = col_ts(st, 6);
+        a.last_synced_at = col_ts(st, 7);
+        a.retired_at = col_ts(st, 8);
+        a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
+        read_device(st, 10, &a.dev);
+        a.dev.intune_id = col_dup(st, 5);
+        rc = cb(arg, &a);
+        device_clear(&a.dev);
+        if (rc != 0)
+            break;
+    }
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing assets");
+out:
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    return rc;
+}
+
+static int64_t
+sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct buf sql;
+    int64_t n;
+    int src;
+
+    buf_init(&sql, SQL_MAX);
+    buf_addstr(&sql, "SELECT count(*)");
+    asset_where(s, &sql, q, 0);
+    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        n = db_err(s, src, eb, "counting assets");
+        goto out;
+    }
+    asset_bind(st, q);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    else
+        n = db_err(s, sqlite3_extended_errcode(s->db), eb, "counting assets");
+out:
+    sqlite3_finalize(st);
+    buf_free(&sql);
+    return n;
+}
+
+/* ---- sync runs --------------------------------------------------------------------------- */
+
+static int
+sq_run_start(struct store *base, int64_t integration_id, const char *kind, int64_t now,
+             int64_t *run_id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc, src;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_RUN_START,
+              "INSERT INTO sync_run (account_id, integration_id, kind, started_at, status) "
+              "SELECT account_id, id, ?2, ?3, 'running' FROM integration WHERE id = ?1 "
+              "RETURNING id",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, integration_id);
+    bind_text(st, 2, kind);
+    sqlite3_bind_int64(st, 3, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *run_id = sqlite3_column_int64(st, 0);
+    else if (src == SQLITE_DONE)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", integration_id);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "starting the sync run");
+    done(st);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static int
+sq_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *r, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_RUN_TENANT,
+              "INSERT INTO sync_tenant_result (run_id, tenant_id, client_name, status, "
+              "error_code, error_message, error_remedy, created, updated, unchanged, retired, "
+              "revived, installs_added, installs_removed, devices, requests, throttled, "
+              "duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+              "?15, ?16, ?17, ?18)",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    bind_text(st, 2, r->tenant_id);
+    bind_text(st, 3, r->client_name);
+    bind_text(st, 4, r->status);
+    bind_text(st, 5, r->error_code);
+    bind_text(st, 6, r->message);
+    bind_text(st, 7, r->remedy);
+    sqlite3_bind_int64(st, 8, r->counts.created);
+    sqlite3_bind_int64(st, 9, r->counts.updated);
+    sqlite3_bind_int64(st, 10, r->counts.unchanged);
+    sqlite3_bind_int64(st, 11, r->counts.retired);
+    sqlite3_bind_int64(st, 12, r->counts.revived);
+    sqlite3_bind_int64(st, 13, r->counts.installs_added);
+    sqlite3_bind_int64(st, 14, r->counts.installs_removed);
+    sqlite3_bind_int64(st, 15, r->devices);
+    sqlite3_bind_int64(st, 16, r->requests);
+    sqlite3_bind_int64(st, 17, r->throttled);
+    sqlite3_bind_int64(st, 18, r->duration_ms);
+    rc = step_done(s, st, eb, "recording the tenant result");
+    if (rc == ERR_NOTFOUND)
+        rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static int
+sq_run_finish(struct store *base, int64_t run_id, const char *status, int64_t now,
+              struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, S_RUN_FINISH, "UPDATE sync_run SET status = ?1, finished_at = ?2 WHERE id = ?3",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_text(st, 1, status);
+    sqlite3_bind_int64(st, 2, now);
+    sqlite3_bind_int64(st, 3, run_id);
+    rc = step_done(s, st, eb, "finishing the sync run");
+    if (rc == ERR_OK && sqlite3_changes(s->db) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .tx_begin = sq_tx_begin,
+    .tx_commit = sq_tx_commit,
+    .tx_rollback = sq_tx_rollback,
+    .account_ensure = sq_account_ensure,
+    .integration_insert = sq_integration_insert,
+    .integration_get = sq_integration_get,
+    .integration_list = sq_integration_list,
+    .integration_set_secret = sq_integration_set_secret,
+    .integration_delete = sq_integration_delete,
+    .clients_each = sq_clients_each,
+    .client_fail = sq_client_fail,
+    .reconcile_begin = sq_reconcile_begin,
+    .reconcile_device = sq_reconcile_device,
+    .reconcile_installs = sq_reconcile_installs,
+    .reconcile_commit = sq_reconcile_commit,
+    .reconcile_rollback = sq_reconcile_rollback,
+    .assets_each = sq_assets_each,
+    .assets_count = sq_assets_count,
+    .run_start = sq_run_start,
+    .run_tenant = sq_run_tenant,
+    .run_finish = sq_run_finish,
+};
