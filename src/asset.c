@@ -1,0 +1,175 @@
+/* asset.c - PRODUCT.md §4 JSON views of assets and clients. */
+#include "asset.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "lifecycle.h"
+#include "mem.h"
+
+const char *const asset_columns[] = {
+    "id",
+    "client.id",
+    "client.name",
+    "client.tenant_id",
+    "source.integration_id",
+    "source.intune_device_id",
+    "source.azure_ad_device_id",
+    "name",
+    "serial_number",
+    "manufacturer",
+    "model",
+    "type",
+    "operating_system.name",
+    "operating_system.version",
+    "operating_system.end_of_support",
+    "user.principal_name",
+    "user.display_name",
+    "user.email",
+    "ownership",
+    "compliance_state",
+    "management_state",
+    "enrollment_type",
+    "is_encrypted",
+    "is_supervised",
+    "storage.total_bytes",
+    "storage.free_bytes",
+    "memory_bytes",
+    "wifi_mac",
+    "ethernet_mac",
+    "imei",
+    "meid",
+    "phone_number",
+    "enrolled_at",
+    "last_check_in_at",
+    "first_synced_at",
+    "last_synced_at",
+    "retired_at",
+    "serial_duplicate",
+};
+const size_t asset_column_count = sizeof asset_columns / sizeof asset_columns[0];
+
+const char *const asset_table_columns[] = {
+    "id",
+    "client.name",
+    "name",
+    "serial_number",
+    "type",
+    "operating_system.name",
+    "operating_system.version",
+    "user.principal_name",
+    "last_check_in_at",
+};
+const size_t asset_table_column_count = sizeof asset_table_columns / sizeof asset_table_columns[0];
+
+const char *const client_columns[] = {
+    "id",           "tenant_id",    "name",           "default_domain", "source",
+    "included",     "status",       "last_sync_at",   "error.code",     "error.message",
+    "error.remedy", "device_count", "software_count",
+};
+const size_t client_column_count = sizeof client_columns / sizeof client_columns[0];
+
+/* Strings from the database are normally UTF-8; anything else is shown with '?' per bad byte
+ * rather than dropped. */
+static json_t *
+jstr(const char *s)
+{
+    json_t *v;
+    char *copy;
+
+    if (s == NULL)
+        return json_null();
+    v = json_string(s);
+    if (v != NULL)
+        return v;
+    copy = xstrdup(s);
+    for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
+        if (*p >= 0x80)
+            *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v != NULL ? v : json_null();
+}
+
+static json_t *
+jts(int64_t t)
+{
+    char out[32];
+
+    if (t == TS_NULL)
+        return json_null();
+    clock_fmt(t, out, sizeof out);
+    return json_string(out);
+}
+
+static json_t *
+jbytes(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer(v);
+}
+
+static json_t *
+jbool(int v)
+{
+    return v < 0 ? json_null() : json_boolean(v);
+}
+
+static json_t *
+end_of_support(const struct device *d)
+{
+    struct lifecycle_info li;
+
+    memset(&li, 0, sizeof li);
+    if (d->os_name == NULL || !lifecycle_lookup(d->os_name, d->os_version, &li) ||
+        li.end_of_support[0] == '\0')
+        return json_null();
+    return json_string(li.end_of_support);
+}
+
+json_t *
+asset_to_json(const struct asset *a)
+{
+    const struct device *d = &a->dev;
+
+    return json_pack(
+        "{s:I, s:{s:I, s:o, s:o}, s:{s:I, s:o, s:o}, s:o, s:o, s:o, s:o, s:s,"
+        " s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o,"
+        " s:{s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
+        "id", (json_int_t)a->id, "client", "id", (json_int_t)a->client_id, "name",
+        jstr(a->client_name), "tenant_id", jstr(a->client_tenant_id), "source", "integration_id",
+        (json_int_t)a->integration_id, "intune_device_id", jstr(d->intune_id), "azure_ad_device_id",
+        jstr(d->aad_device_id), "name", jstr(d->name), "serial_number", jstr(d->serial),
+        "manufacturer", jstr(d->manufacturer), "model", jstr(d->model), "type",
+        device_type_name(d->type), "operating_system", "name", jstr(d->os_name), "version",
+        jstr(d->os_version), "end_of_support", end_of_support(d), "user", "principal_name",
+        jstr(d->user_upn), "display_name", jstr(d->user_name), "email", jstr(d->user_email),
+        "ownership", jstr(d->ownership), "compliance_state", jstr(d->compliance_state),
+        "management_state", jstr(d->management_state), "enrollment_type", jstr(d->enrollment_type),
+        "is_encrypted", jbool(d->is_encrypted), "is_supervised", jbool(d->is_supervised), "storage",
+        "total_bytes", jbytes(d->storage_total), "free_bytes", jbytes(d->storage_free),
+        "memory_bytes", jbytes(d->memory), "wifi_mac", jstr(d->wifi_mac), "ethernet_mac",
+        jstr(d->ethernet_mac), "imei", jstr(d->imei), "meid", jstr(d->meid), "phone_number",
+        jstr(d->phone), "enrolled_at", jts(d->enrolled_at), "last_check_in_at",
+        jts(d->last_check_in_at), "first_synced_at", jts(a->first_synced_at), "last_synced_at",
+        jts(a->last_synced_at), "retired_at", jts(a->retired_at), "serial_duplicate",
+        a->serial_duplicate != 0);
+}
+
+json_t *
+client_to_json(const struct client_row *c)
+{
+    json_t *err;
+
+    if (c->error_code == NULL && c->error_message == NULL && c->error_remedy == NULL)
+        err = json_null();
+    else
+        err = json_pack("{s:o, s:o, s:o}", "code", jstr(c->error_code), "message",
+                        jstr(c->error_message), "remedy", jstr(c->error_remedy));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I}", "id",
+                     (json_int_t)c->id, "tenant_id", jstr(c->tenant_id), "name", jstr(c->name),
+                     "default_domain", jstr(c->default_domain), "source", jstr(c->source),
+                     "included", c->included != 0, "status", jstr(c->status), "last_sync_at",
+                     jts(c->last_sync_at), "error", err, "device_count",
+                     (json_int_t)c->device_count, "software_count", (json_int_t)c->software_count);
+}

@@ -1,0 +1,324 @@
+/* output.c - table, CSV, JSON and JSON-lines writers for jansson rows. */
+#include "output.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "mem.h"
+
+#define CELL_MAX (16 * 1024 * 1024)
+
+struct output {
+    FILE *fp;
+    enum output_format fmt;
+    const char *const *cols; /* borrowed, or owned_cols */
+    size_t ncols;
+    char **owned_cols;
+    size_t rows;
+    /* table: cells kept until the end, row-major, ncols per row */
+    char **cells;
+    size_t ncells, capcells;
+};
+
+int
+output_format_parse(const char *s, enum output_format *out, struct errbuf *eb)
+{
+    static const struct {
+        const char *name;
+        enum output_format f;
+    } names[] = {
+        {"table", OUTPUT_TABLE},
+        {"csv", OUTPUT_CSV},
+        {"json", OUTPUT_JSON},
+        {"jsonl", OUTPUT_JSONL},
+    };
+
+    for (size_t i = 0; s != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(s, names[i].name) == 0) {
+            *out = names[i].f;
+            return ERR_OK;
+        }
+    return err_set(eb, ERR_USAGE, "unknown format \"%s\"; use table, csv, json or jsonl",
+                   s != NULL ? s : "");
+}
+
+const json_t *
+output_lookup(const json_t *row, const char *path)
+{
+    const json_t *v = row;
+    const char *p = path;
+
+    while (v != NULL && *p != '\0') {
+        const char *dot = strchr(p, '.');
+        size_t n = dot != NULL ? (size_t)(dot - p) : strlen(p);
+        if (!json_is_object(v))
+            return NULL;
+        v = json_object_getn(v, p, n);
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    return v;
+}
+
+/* Text of one cell: "" for null/absent, numbers exact, objects and arrays as compact JSON. */
+static char *
+cell_text(const json_t *v)
+{
+    if (v == NULL || json_is_null(v))
+        return xstrdup("");
+    if (json_is_string(v))
+        return xstrndup(json_string_value(v), json_string_length(v));
+    if (json_is_true(v))
+        return xstrdup("true");
+    if (json_is_false(v))
+        return xstrdup("false");
+    if (json_is_integer(v))
+        return xasprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *r = xstrdup(s != NULL ? s : "");
+        free(s);
+        return r;
+    }
+}
+
+static void
+flatten(struct output *o, const json_t *obj, const char *prefix, size_t *cap)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        char *name = prefix != NULL ? xasprintf("%s.%s", prefix, key) : xstrdup(key);
+        if (json_is_object(v) && json_object_size(v) > 0) {
+            flatten(o, v, name, cap);
+            free(name);
+            continue;
+        }
+        if (o->ncols == *cap) {
+            *cap = *cap ? *cap * 2 : 16;
+            o->owned_cols = xrealloc(o->owned_cols, *cap * sizeof *o->owned_cols);
+        }
+        o->owned_cols[o->ncols++] = name;
+    }
+    o->cols = (const char *const *)o->owned_cols;
+}
+
+static int
+io_check(struct output *o, struct errbuf *eb)
+{
+    if (ferror(o->fp))
+        return err_set(eb, ERR_IO, "writing the output failed");
+    return ERR_OK;
+}
+
+int
+output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
+             size_t ncolumns, struct errbuf *eb)
+{
+    struct output *o = xcalloc(1, sizeof *o);
+
+    o->fp = fp;
+    o->fmt = fmt;
+    o->cols = columns;
+    o->ncols = columns != NULL ? ncolumns : 0;
+    *out = o;
+    if (fmt == OUTPUT_JSON)
+        fputs("[", fp);
+    return io_check(o, eb);
+}
+
+/* RFC 4180 cell with formula neutralisation for strings. */
+static void
+csv_cell(FILE *fp, const json_t *v)
+{
+    char *t = cell_text(v);
+    int lead = json_is_string(v) && (t[0] == '=' || t[0] == '+' || t[0] == '-' || t[0] == '@' ||
+                                     t[0] == '\t' || t[0] == '\r');
+    int quote = strpbrk(t, ",\"\r\n") != NULL;
+
+    if (quote)
+        fputc('"', fp);
+    if (lead)
+        fputc('\'', fp);
+    for (const char *p = t; *p != '\0'; p++) {
+        if (*p == '"')
+            fputc('"', fp);
+        fputc(*p, fp);
+    }
+    if (quote)
+        fputc('"', fp);
+    free(t);
+}
+
+static void
+csv_header(struct output *o)
+{
+    for (size_t i = 0; i < o->ncols; i++) {
+        json_t *name = json_string(o->cols[i]);
+        if (i > 0)
+            fputc(',', o->fp);
+        csv_cell(o->fp, name);
+        json_decref(name);
+    }
+    fputs("\r\n", o->fp);
+}
+
+/* Replaces control characters (C0, DEL, C1) and cuts the cell at OUTPUT_TABLE_CELL_MAX
+ * characters. */
+static char *
+table_cell(const json_t *v)
+{
+    char *t = cell_text(v);
+    struct buf b;
+    size_t chars = 0;
+    const unsigned char *p = (const unsigned char *)t;
+
+    buf_init(&b, CELL_MAX);
+    while (*p != '\0') {
+        size_t len = 1;
+        if (*p >= 0xc0)
+            while ((p[len] & 0xc0) == 0x80)
+                len++;
+        if (chars == OUTPUT_TABLE_CELL_MAX - 1) {
+            /* Exactly one character left: keep it if it is the last, else mark the cut. */
+            if (p[len] != '\0') {
+                buf_addstr(&b, "\xe2\x80\xa6");
+                break;
+            }
+        }
+        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
+            buf_addc(&b, ' ');
+        else
+            buf_add(&b, p, len);
+        chars++;
+        p += len;
+    }
+    free(t);
+    return buf_detach(&b, NULL);
+}
+
+static size_t
+display_width(const char *s)
+{
+    size_t n = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
+        if ((*p & 0xc0) != 0x80)
+            n++;
+    return n;
+}
+
+int
+output_row(struct output *o, const json_t *row, struct errbuf *eb)
+{
+    if (!json_is_object(row))
+        return err_set(eb, ERR_INVAL, "output row is not a JSON object");
+    if (o->cols == NULL && (o->fmt == OUTPUT_CSV || o->fmt == OUTPUT_TABLE)) {
+        size_t cap = 0;
+        flatten(o, row, NULL, &cap);
+    }
+    switch (o->fmt) {
+    case OUTPUT_JSON:
+        fputs(o->rows > 0 ? ",\n" : "\n", o->fp);
+        json_dumpf(row, o->fp, JSON_COMPACT);
+        break;
+    case OUTPUT_JSONL:
+        json_dumpf(row, o->fp, JSON_COMPACT);
+        fputc('\n', o->fp);
+        break;
+    case OUTPUT_CSV:
+        if (o->rows == 0)
+            csv_header(o);
+        for (size_t i = 0; i < o->ncols; i++) {
+            if (i > 0)
+                fputc(',', o->fp);
+            csv_cell(o->fp, output_lookup(row, o->cols[i]));
+        }
+        fputs("\r\n", o->fp);
+        break;
+    case OUTPUT_TABLE:
+        if (o->ncells + o->ncols > o->capcells) {
+            o->capcells = (o->capcells + o->ncols) * 2;
+            o->cells = xrealloc(o->cells, o->capcells * sizeof *o->cells);
+        }
+        for (size_t i = 0; i < o->ncols; i++)
+            o->cells[o->ncells++] = table_cell(output_lookup(row, o->cols[i]));
+        break;
+    }
+    o->rows++;
+    return io_check(o, eb);
+}
+
+static void
+table_line(struct output *o, char *const *cells, const size_t *w)
+{
+    for (size_t i = 0; i < o->ncols; i++) {
+        fputs(cells[i], o->fp);
+        if (i + 1 < o->ncols)
+            for (size_t k = display_width(cells[i]); k < w[i] + 2; k++)
+                fputc(' ', o->fp);
+    }
+    fputc('\n', o->fp);
+}
+
+static void
+table_flush(struct output *o)
+{
+    size_t *w;
+    char **head;
+
+    if (o->ncols == 0)
+        return;
+    w = xcalloc(o->ncols, sizeof *w);
+    head = xcalloc(o->ncols, sizeof *head);
+    for (size_t i = 0; i < o->ncols; i++) {
+        json_t *name = json_string(o->cols[i]);
+        head[i] = table_cell(name);
+        json_decref(name);
+        w[i] = display_width(head[i]);
+    }
+    for (size_t r = 0; r < o->rows; r++)
+        for (size_t i = 0; i < o->ncols; i++) {
+            size_t n = display_width(o->cells[r * o->ncols + i]);
+            if (n > w[i])
+                w[i] = n;
+        }
+    table_line(o, head, w);
+    for (size_t r = 0; r < o->rows; r++)
+        table_line(o, &o->cells[r * o->ncols], w);
+    for (size_t i = 0; i < o->ncols; i++)
+        free(head[i]);
+    free(head);
+    free(w);
+}
+
+int
+output_end(struct output *o, struct errbuf *eb)
+{
+    int rc;
+
+    if (o == NULL)
+        return ERR_OK;
+    if (o->fmt == OUTPUT_JSON)
+        fputs(o->rows > 0 ? "\n]\n" : "]\n", o->fp);
+    else if (o->fmt == OUTPUT_CSV && o->rows == 0 && o->ncols > 0)
+        csv_header(o);
+    else if (o->fmt == OUTPUT_TABLE)
+        table_flush(o);
+    fflush(o->fp);
+    rc = io_check(o, eb);
+    for (size_t i = 0; i < o->ncells; i++)
+        free(o->cells[i]);
+    free(o->cells);
+    if (o->owned_cols != NULL)
+        for (size_t i = 0; i < o->ncols; i++)
+            free(o->owned_cols[i]);
+    free(o->owned_cols);
+    free(o);
+    return rc;
+}

@@ -1,0 +1,45 @@
+/* output.h - one writer for rows given as jansson objects, in the formats of `--format`:
+ * table (aligned columns for people), csv (RFC 4180), json (one array) and jsonl (one object per
+ * line).
+ *
+ * Columns are dotted paths into the row ("client.name" is row.client.name); they choose and
+ * order the cells of csv and table and are the csv header. json and jsonl write whole rows.
+ * json and jsonl stream: nothing is kept in memory between rows. table keeps its cells until
+ * output_end() so it can align them (cells are cut at OUTPUT_TABLE_CELL_MAX characters with
+ * "…", control characters become spaces). CSV cells that a spreadsheet would run as a formula
+ * (starting with =, +, -, @, tab or CR) get a leading apostrophe.
+ *
+ * Ownership: the writer borrows fp and never closes it; output_end() frees the writer (also on
+ * error). Not thread-safe: one writer per thread.
+ * Errors: ERR_IO when writing fails, ERR_INVAL for a row that is not an object.
+ */
+#ifndef MEMSYNC_OUTPUT_H
+#define MEMSYNC_OUTPUT_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "err.h"
+
+enum output_format { OUTPUT_TABLE, OUTPUT_CSV, OUTPUT_JSON, OUTPUT_JSONL };
+
+#define OUTPUT_TABLE_CELL_MAX 40
+
+struct output;
+
+/* "table" | "csv" | "json" | "jsonl"; ERR_USAGE for anything else. */
+int output_format_parse(const char *s, enum output_format *out, struct errbuf *eb);
+
+/* columns: ncolumns dotted paths, borrowed until output_end(). They may be NULL/0 for json and
+ * jsonl; for csv and table they are then taken from the first row (nested objects flattened). */
+int output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
+                 size_t ncolumns, struct errbuf *eb);
+int output_row(struct output *o, const json_t *row, struct errbuf *eb);
+/* Finishes (closing bracket, table flush) and frees o. NULL-safe. */
+int output_end(struct output *o, struct errbuf *eb);
+
+/* The value at a dotted path, or NULL when absent. Borrowed. */
+const json_t *output_lookup(const json_t *row, const char *path);
+
+#endif
