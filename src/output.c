@@ -126,10 +126,15 @@ output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *
     o->fmt = fmt;
     o->cols = columns;
     o->ncols = columns != NULL ? ncolumns : 0;
-    *out = o;
+    *out = NULL;
     if (fmt == OUTPUT_JSON)
         fputs("[", fp);
-    return io_check(o, eb);
+    if (io_check(o, eb) != ERR_OK) {
+        free(o);
+        return ERR_IO;
+    }
+    *out = o;
+    return ERR_OK;
 }
 
 /* RFC 4180 cell with formula neutralisation for strings. */
@@ -214,10 +219,10 @@ display_width(const char *s)
 }
 
 int
-output_row(struct output *o, const json_t *row, struct errbuf *eb)
+output_row(struct output *o, const json_t *row)
 {
     if (!json_is_object(row))
-        return err_set(eb, ERR_INVAL, "output row is not a JSON object");
+        return ERR_INVAL;
     if (o->cols == NULL && (o->fmt == OUTPUT_CSV || o->fmt == OUTPUT_TABLE)) {
         size_t cap = 0;
         flatten(o, row, NULL, &cap);
@@ -251,7 +256,7 @@ output_row(struct output *o, const json_t *row, struct errbuf *eb)
         break;
     }
     o->rows++;
-    return io_check(o, eb);
+    return io_check(o, NULL);
 }
 
 static void
@@ -321,4 +326,22 @@ output_end(struct output *o, struct errbuf *eb)
     free(o->owned_cols);
     free(o);
     return rc;
+}
+
+int
+output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb)
+{
+    enum output_format f;
+    int rc = output_format_parse(format, &f, eb);
+
+    *out = NULL;
+    if (rc != ERR_OK)
+        return rc;
+    return output_begin(out, fp, f, NULL, 0, eb);
+}
+
+void
+output_close(struct output *o)
+{
+    output_end(o, NULL);
 }

@@ -35,9 +35,14 @@ int output_format_parse(const char *s, enum output_format *out, struct errbuf *e
  * jsonl; for csv and table they are then taken from the first row (nested objects flattened). */
 int output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
                  size_t ncolumns, struct errbuf *eb);
-int output_row(struct output *o, const json_t *row, struct errbuf *eb);
+/* ERR_INVAL when row is not an object, ERR_IO when the stream failed. */
+int output_row(struct output *o, const json_t *row);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */
 int output_end(struct output *o, struct errbuf *eb);
+
+/* Shorthand: format by name (ERR_USAGE when unknown), columns from the first row. */
+int output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb);
+void output_close(struct output *o); /* output_end() without a message; NULL-safe */
 
 /* The value at a dotted path, or NULL when absent. Borrowed. */
 const json_t *output_lookup(const json_t *row, const char *path);
