@@ -219,10 +219,10 @@ display_width(const char *s)
 }
 
 int
-output_row(struct output *o, const json_t *row)
+output_row(struct output *o, const json_t *row, struct errbuf *eb)
 {
     if (!json_is_object(row))
-        return ERR_INVAL;
+        return err_set(eb, ERR_INVAL, "output row is not a JSON object");
     if (o->cols == NULL && (o->fmt == OUTPUT_CSV || o->fmt == OUTPUT_TABLE)) {
         size_t cap = 0;
         flatten(o, row, NULL, &cap);
@@ -256,7 +256,7 @@ output_row(struct output *o, const json_t *row)
         break;
     }
     o->rows++;
-    return io_check(o, NULL);
+    return io_check(o, eb);
 }
 
 static void

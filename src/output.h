@@ -36,7 +36,7 @@ int output_format_parse(const char *s, enum output_format *out, struct errbuf *e
 int output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
                  size_t ncolumns, struct errbuf *eb);
 /* ERR_INVAL when row is not an object, ERR_IO when the stream failed. */
-int output_row(struct output *o, const json_t *row);
+int output_row(struct output *o, const json_t *row, struct errbuf *eb);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */
 int output_end(struct output *o, struct errbuf *eb);
 
