@@ -1,14 +1,28 @@
-/* main.c - the memsync command-line entry point: global flags, then one command. */
+/* main.c - the memsync program: process-wide setup, then the command line. */
+#include <signal.h>
 #include <stdio.h>
-#include <string.h>
 
-#include "sim.h"
+#include <curl/curl.h>
+#include <sodium.h>
+
+#include "cli.h"
 
 int
 main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "sim") == 0)
-        return sim_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: memsync COMMAND ...\n");
-    return 2;
+    int rc;
+
+    /* libcurl runs with CURLOPT_NOSIGNAL, so a peer closing a socket must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "memsync: libsodium could not initialise\n");
+        return CLI_FAIL;
+    }
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "memsync: libcurl could not initialise\n");
+        return CLI_FAIL;
+    }
+    rc = cli_main(argc, argv);
+    curl_global_cleanup();
+    return rc;
 }

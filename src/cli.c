@@ -1,0 +1,993 @@
+/* cli.c - the memsync command line. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <sodium.h>
+
+#include "asset.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+#include "output.h"
+#include "sim.h"
+#include "store.h"
+#include "sync.h"
+#include "vault.h"
+
+#define DEFAULT_SECRET_LIFETIME (182 * 86400) /* 6 months: the usual choice in Entra */
+#define MAX_SECRET_LIFETIME     (731 * 86400) /* Microsoft allows at most 24 months */
+#define DEFAULT_ACCOUNT         "default"
+
+struct ctx {
+    struct config cfg;
+    const char *config_path;
+};
+
+static const char usage_text[] =
+    "usage: memsync [--db URL] [--config FILE] [--log-level LEVEL] COMMAND ...\n"
+    "\n"
+    "commands:\n"
+    "  sim          Microsoft cloud simulator            [--listen ADDR] [--tenants N] ...\n"
+    "  integration  add | list | show ID | rotate-secret ID | remove ID\n"
+    "  sync         run a sync now, in the foreground    [--integration ID] "
+    "[--full|--incremental]\n"
+    "  clients      list clients and their sync status   [--format table|csv|json|jsonl]\n"
+    "  assets       hardware                             [--client X] [--format ...]\n"
+    "  status       integrations, last runs, problems, secrets near expiry\n"
+    "  config       show the effective settings\n"
+    "\n"
+    "Run `memsync COMMAND --help` for a command's options. Settings: --db or MEMSYNC_DB "
+    "(default ./memsync.db),\n"
+    "MEMSYNC_LOGIN_URL, MEMSYNC_GRAPH_URL, MEMSYNC_PARTNER_CENTER_URL, MEMSYNC_CA_FILE, "
+    "MEMSYNC_MASTER_KEY_FILE,\n"
+    "MEMSYNC_LOG_LEVEL, MEMSYNC_LOG_FORMAT (flag > environment > config file > default).\n";
+
+/* ---- option parsing ------------------------------------------------------------------------ */
+
+struct opt {
+    const char *name;   /* without the leading "--" */
+    int has_arg;        /* 1: takes a value */
+    const char **value; /* where the value goes (has_arg) */
+    int *flag;          /* set to 1 when present (!has_arg) */
+};
+
+/* Parses argv[1..] (argv[0] is the command name) into opts; positional arguments are collected
+ * into pos (at most maxpos). Returns 0, or prints a usage error and returns -1. --help sets
+ * *help. */
+static int
+parse_opts(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
+           int maxpos, int *npos, int *help)
+{
+    *npos = 0;
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const struct opt *o = NULL;
+        size_t nlen;
+        const char *eq;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            *help = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (strcmp(a, "-") != 0 && a[0] == '-' && a[1] != '\0') {
+                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd,
+                        a, cmd);
+                return -1;
+            }
+            if (*npos >= maxpos) {
+                fprintf(stderr, "memsync %s: unexpected argument '%s'\n", cmd, a);
+                return -1;
+            }
+            pos[(*npos)++] = a;
+            continue;
+        }
+        eq = strchr(a + 2, '=');
+        nlen = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        for (const struct opt *p = opts; p->name != NULL; p++) {
+            if (strlen(p->name) == nlen && strncmp(p->name, a + 2, nlen) == 0) {
+                o = p;
+                break;
+            }
+        }
+        if (o == NULL) {
+            fprintf(stderr, "memsync %s: unknown option %.*s (see memsync %s --help)\n", cmd,
+                    (int)(nlen + 2), a, cmd);
+            return -1;
+        }
+        if (o->has_arg) {
+            if (eq != NULL) {
+                *o->value = eq + 1;
+            } else if (i + 1 < argc) {
+                *o->value = argv[++i];
+            } else {
+                fprintf(stderr, "memsync %s: option --%s needs a value\n", cmd, o->name);
+                return -1;
+            }
+        } else {
+            if (eq != NULL) {
+                fprintf(stderr, "memsync %s: option --%s takes no value\n", cmd, o->name);
+                return -1;
+            }
+            *o->flag = 1;
+        }
+    }
+    return 0;
+}
+
+static int
+fail(const char *cmd, const struct errbuf *eb)
+{
+    fprintf(stderr, "memsync %s: %s\n", cmd, eb->msg[0] ? eb->msg : err_str(eb->code));
+    return CLI_FAIL;
+}
+
+static int
+parse_id(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v <= 0)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int
+is_guid(const char *s)
+{
+    static const int dash[] = {8, 13, 18, 23};
+
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (int i = 0, d = 0; i < 36; i++) {
+        if (d < 4 && i == dash[d]) {
+            if (s[i] != '-')
+                return 0;
+            d++;
+        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+                     (s[i] >= 'A' && s[i] <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- secrets ------------------------------------------------------------------------------- */
+
+/* Reads a secret from a file, "-" (stdin) or, when path is NULL, the environment variable env.
+ * The result is sodium_malloc'd (vault_wipe it). Trailing newlines and spaces are dropped:
+ * editors add them, and Entra secrets never end in whitespace. */
+static int
+read_secret(const char *path, const char *env, const char *label, char **out, struct errbuf *eb)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    int fd = -1;
+    int rc = ERR_OK;
+
+    *out = NULL;
+    buf = sodium_malloc(VAULT_SECRET_MAX + 2);
+    if (buf == NULL)
+        return err_set(eb, ERR_NOMEM, "out of memory");
+    if (path == NULL) {
+        const char *v = env != NULL ? getenv(env) : NULL;
+
+        if (v == NULL || *v == '\0') {
+            rc = err_set(eb, ERR_USAGE,
+                         "the %s key is missing: give --%s-secret-file FILE (or - for stdin) or "
+                         "set %s",
+                         label, strcmp(label, "Partner App") == 0 ? "partner-app" : "sync-app",
+                         env);
+            goto out;
+        }
+        len = strlen(v);
+        if (len > VAULT_SECRET_MAX) {
+            rc = err_set(eb, ERR_TOOBIG, "%s: the %s key is longer than %d bytes", env, label,
+                         VAULT_SECRET_MAX);
+            goto out;
+        }
+        memcpy(buf, v, len);
+    } else {
+        ssize_t n;
+
+        fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s; check the path", label,
+                         path, strerror(errno));
+            goto out;
+        }
+        while ((n = read(fd, buf + len, VAULT_SECRET_MAX + 1 - len)) > 0) {
+            len += (size_t)n;
+            if (len > VAULT_SECRET_MAX)
+                break;
+        }
+        if (n < 0) {
+            rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s", label, path,
+                         strerror(errno));
+            goto out;
+        }
+        if (len > VAULT_SECRET_MAX) {
+            rc = err_set(eb, ERR_TOOBIG,
+                         "the %s key file %s is larger than %d bytes; it should hold only the "
+                         "secret's value",
+                         label, path, VAULT_SECRET_MAX);
+            goto out;
+        }
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ' ||
+                       buf[len - 1] == '\t'))
+        len--;
+    buf[len] = '\0';
+    if (len == 0) {
+        rc = err_set(eb, ERR_INVAL, "the %s key %s%s is empty", label, path ? "file " : "",
+                     path ? path : env);
+        goto out;
+    }
+    *out = buf;
+    buf = NULL;
+out:
+    if (fd > STDIN_FILENO)
+        close(fd);
+    if (buf != NULL) {
+        sodium_memzero(buf, VAULT_SECRET_MAX + 2);
+        sodium_free(buf);
+    }
+    return rc;
+}
+
+static int
+parse_date_opt(const char *s, const char *what, int64_t *out, struct errbuf *eb)
+{
+    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL)
+        return err_set(eb, ERR_USAGE, "%s: '%s' is not a date (use YYYY-MM-DD)", what, s);
+    return ERR_OK;
+}
+
+/* ---- shared setup -------------------------------------------------------------------------- */
+
+static int
+open_store(struct ctx *cx, struct store **st, int64_t *account, struct errbuf *eb)
+{
+    int rc = store_open(st, cx->cfg.db, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = store_account_ensure(*st, DEFAULT_ACCOUNT, account, eb);
+    if (rc != ERR_OK) {
+        store_close(*st);
+        *st = NULL;
+    }
+    return rc;
+}
+
+static int
+open_vault(struct ctx *cx, int create, struct vault **v, struct errbuf *eb)
+{
+    char path[CONFIG_VALUE_MAX + 8];
+
+    config_master_key_path(&cx->cfg, path, sizeof path);
+    return vault_open(v, path, create, eb);
+}
+
+static char *
+hint_of(const char *secret)
+{
+    return xstrndup(secret, 3);
+}
+
+/* Runs a sync of one integration and reports it. Returns a CLI exit code. */
+static int
+run_sync(struct ctx *cx, struct store *st, const struct integration *in, int incremental,
+         int parallel)
+{
+    struct vault *v = NULL;
+    char *psec = NULL, *ssec = NULL;
+    struct errbuf eb = {0};
+    struct sync_creds creds = {0};
+    struct sync_opts so = {0};
+    struct sync_summary sum = {0};
+    int rc, code = CLI_FAIL;
+
+    if ((rc = open_vault(cx, 0, &v, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = vault_unseal(v, "integration", in->id, "partner_app_secret",
+                           in->partner_secret_sealed, &psec, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = vault_unseal(v, "integration", in->id, "sync_app_secret", in->sync_secret_sealed,
+                           &ssec, &eb)) != ERR_OK)
+        goto out;
+    creds.partner_tenant_id = in->partner_tenant_id;
+    creds.partner_app_id = in->partner_app_id;
+    creds.partner_secret = psec;
+    creds.sync_app_id = in->sync_app_id;
+    creds.sync_secret = ssec;
+    so.cfg = &cx->cfg;
+    so.incremental = incremental;
+    so.parallel = parallel;
+    so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
+    if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
+        goto out;
+    printf("sync %s of integration %lld: %d tenants, %d ok, %d failed; %lld devices "
+           "(%lld new, %lld changed, %lld retired); %lld requests, %lld throttled, %.1f s\n",
+           sum.interrupted ? "interrupted" : "finished", (long long)in->id, sum.tenants_total,
+           sum.tenants_ok, sum.tenants_failed, (long long)sum.devices, (long long)sum.created,
+           (long long)sum.updated, (long long)sum.retired, (long long)sum.requests,
+           (long long)sum.throttled, (double)sum.duration_ms / 1000.0);
+    code = sum.tenants_failed > 0 || sum.interrupted ? CLI_PARTIAL : CLI_OK;
+out:
+    if (rc != ERR_OK)
+        fprintf(stderr, "memsync sync: %s\n", eb.msg);
+    vault_wipe(psec);
+    vault_wipe(ssec);
+    vault_close(v);
+    return code;
+}
+
+static int
+failed_client_cb(void *arg, const struct client_row *c)
+{
+    (void)arg;
+    if (c->status != NULL && strcmp(c->status, "error") == 0)
+        fprintf(stderr, "  %s (%s): %s %s\n", c->name != NULL ? c->name : "?", c->tenant_id,
+                c->error_message != NULL ? c->error_message : "",
+                c->error_remedy != NULL ? c->error_remedy : "");
+    return 0;
+}
+
+/* Lists the clients whose last sync failed, with their remedies (exit code 3). */
+static void
+print_failed_clients(struct store *st, int64_t account)
+{
+    struct errbuf eb = {0};
+
+    fprintf(stderr, "memsync sync: some tenants failed; their data was kept:\n");
+    if (store_clients_each(st, account, failed_client_cb, NULL, &eb) != ERR_OK)
+        fprintf(stderr, "memsync sync: %s\n", eb.msg);
+}
+
+/* Starts an output writer for --format; table output may use a shorter column set. */
+static int
+open_output(const char *format, const char *const *cols, size_t ncols,
+            const char *const *table_cols, size_t ntable, struct output **out, struct errbuf *eb)
+{
+    enum output_format fmt;
+    int rc = output_format_parse(format, &fmt, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    if (fmt == OUTPUT_TABLE && table_cols != NULL)
+        return output_begin(out, stdout, fmt, table_cols, ntable, eb);
+    return output_begin(out, stdout, fmt, cols, ncols, eb);
+}
+
+static int
+row_out(struct output *out, json_t *row)
+{
+    int rc = output_row(out, row);
+
+    json_decref(row);
+    if (rc != ERR_OK)
+        fprintf(stderr, "memsync: writing the output failed: %s\n", err_str(rc));
+    return rc;
+}
+
+static int
+finish_output(struct output *out)
+{
+    struct errbuf eb = {0};
+
+    if (output_end(out, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* ---- integration --------------------------------------------------------------------------- */
+
+static int
+integration_add(struct ctx *cx, int argc, char **argv)
+{
+    const char *tenant = NULL, *papp = NULL, *pfile = NULL, *sapp = NULL, *sfile = NULL;
+    const char *name = NULL, *pexp = NULL, *sexp = NULL, *source = NULL;
+    int no_sync = 0, help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"partner-tenant-id", 1, &tenant, NULL},
+        {"partner-app-id", 1, &papp, NULL},
+        {"partner-app-secret-file", 1, &pfile, NULL},
+        {"sync-app-id", 1, &sapp, NULL},
+        {"sync-app-secret-file", 1, &sfile, NULL},
+        {"name", 1, &name, NULL},
+        {"partner-app-secret-expires", 1, &pexp, NULL},
+        {"sync-app-secret-expires", 1, &sexp, NULL},
+        {"tenant-source", 1, &source, NULL},
+        {"no-sync", 0, NULL, &no_sync},
+        {NULL, 0, NULL, NULL},
+    };
+    struct integration in = {0};
+    struct store *st = NULL;
+    struct vault *v = NULL;
+    char *psec = NULL, *ssec = NULL, *psealed = NULL, *ssealed = NULL;
+    struct errbuf eb = {0};
+    int64_t account, now = clock_now();
+    int rc, code = CLI_FAIL, in_tx = 0;
+
+    if (parse_opts("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync integration add --partner-tenant-id ID --partner-app-id ID\n"
+               "         --partner-app-secret-file FILE --sync-app-id ID "
+               "--sync-app-secret-file FILE\n"
+               "         [--name NAME] [--partner-app-secret-expires DATE]\n"
+               "         [--sync-app-secret-expires DATE] [--tenant-source "
+               "partner_center|contracts|gdap] [--no-sync]\n"
+               "Secret files may be - (stdin); without a file, MEMSYNC_PARTNER_APP_SECRET and\n"
+               "MEMSYNC_SYNC_APP_SECRET are used. Secrets are never accepted on the command "
+               "line.\n");
+        return CLI_OK;
+    }
+    if (tenant == NULL || papp == NULL || sapp == NULL) {
+        fprintf(stderr, "memsync integration add: --partner-tenant-id, --partner-app-id and "
+                        "--sync-app-id are required (see --help)\n");
+        return CLI_USAGE;
+    }
+    if (!is_guid(tenant) || !is_guid(papp) || !is_guid(sapp)) {
+        const char *which = !is_guid(tenant) ? "Microsoft Partner Account ID"
+                            : !is_guid(papp) ? "Microsoft Partner App ID"
+                                             : "Microsoft Sync App ID";
+        const char *val = !is_guid(tenant) ? tenant : !is_guid(papp) ? papp : sapp;
+
+        fprintf(stderr,
+                "memsync integration add: the %s '%s' is not a GUID "
+                "(like 00000000-0000-0000-0000-000000000000); copy it from the Azure portal\n",
+                which, val);
+        return CLI_USAGE;
+    }
+    if (pfile != NULL && sfile != NULL && strcmp(pfile, "-") == 0 && strcmp(sfile, "-") == 0) {
+        fprintf(stderr, "memsync integration add: only one secret can come from stdin\n");
+        return CLI_USAGE;
+    }
+    if (source != NULL && strcmp(source, "partner_center") != 0 &&
+        strcmp(source, "contracts") != 0 && strcmp(source, "gdap") != 0) {
+        fprintf(stderr, "memsync integration add: --tenant-source must be partner_center, "
+                        "contracts or gdap\n");
+        return CLI_USAGE;
+    }
+    in.partner_secret_expires = now + DEFAULT_SECRET_LIFETIME;
+    in.sync_secret_expires = now + DEFAULT_SECRET_LIFETIME;
+    if (pexp != NULL && (rc = parse_date_opt(pexp, "--partner-app-secret-expires",
+                                             &in.partner_secret_expires, &eb)) != ERR_OK) {
+        fprintf(stderr, "memsync integration add: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    if (sexp != NULL && (rc = parse_date_opt(sexp, "--sync-app-secret-expires",
+                                             &in.sync_secret_expires, &eb)) != ERR_OK) {
+        fprintf(stderr, "memsync integration add: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    if (in.partner_secret_expires > now + MAX_SECRET_LIFETIME ||
+        in.sync_secret_expires > now + MAX_SECRET_LIFETIME)
+        log_warn("a secret expiry date is more than 24 months away; Microsoft allows at most 24 "
+                 "months, so check the date shown in Entra ID");
+
+    if ((rc = read_secret(pfile, "MEMSYNC_PARTNER_APP_SECRET", "Partner App", &psec, &eb)) !=
+        ERR_OK)
+        goto out;
+    if ((rc = read_secret(sfile, "MEMSYNC_SYNC_APP_SECRET", "Sync App", &ssec, &eb)) != ERR_OK)
+        goto out;
+    if (is_guid(psec) || is_guid(ssec)) {
+        rc = err_set(&eb, ERR_INVAL,
+                     "the %s key looks like a GUID: that is the secret's ID, not its value. Copy "
+                     "the Value column from Entra ID > App registrations > Certificates & secrets",
+                     is_guid(psec) ? "Partner App" : "Sync App");
+        goto out;
+    }
+    if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = open_vault(cx, 1, &v, &eb)) != ERR_OK)
+        goto out;
+
+    in.account_id = account;
+    in.name = xstrdup(name != NULL ? name : "Microsoft Intune");
+    in.partner_tenant_id = xstrdup(tenant);
+    in.partner_app_id = xstrdup(papp);
+    in.sync_app_id = xstrdup(sapp);
+    in.tenant_source = xstrdup(source != NULL ? source : "partner_center");
+    in.sync_interval = 6 * 3600;
+    /* The sealed secrets are bound to the row id, so insert and seal in one transaction. */
+    if ((rc = store_tx_begin(st, &eb)) != ERR_OK)
+        goto out;
+    in_tx = 1;
+    if ((rc = store_integration_insert(st, &in, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = vault_seal(v, "integration", in.id, "partner_app_secret", psec, &psealed, &eb)) !=
+            ERR_OK ||
+        (rc = vault_seal(v, "integration", in.id, "sync_app_secret", ssec, &ssealed, &eb)) !=
+            ERR_OK)
+        goto out;
+    {
+        char *ph = hint_of(psec), *sh = hint_of(ssec);
+
+        rc = store_integration_set_secret(st, in.id, "partner", psealed, ph,
+                                          in.partner_secret_expires, &eb);
+        if (rc == ERR_OK)
+            rc = store_integration_set_secret(st, in.id, "sync", ssealed, sh,
+                                              in.sync_secret_expires, &eb);
+        free(ph);
+        free(sh);
+    }
+    if (rc != ERR_OK)
+        goto out;
+    if ((rc = store_tx_commit(st, &eb)) != ERR_OK)
+        goto out;
+    in_tx = 0;
+    printf("integration %lld saved (%s)\n", (long long)in.id, in.name);
+    code = CLI_OK;
+    if (!no_sync) {
+        struct integration saved = {0};
+
+        if ((rc = store_integration_get(st, account, in.id, &saved, &eb)) != ERR_OK)
+            goto out;
+        code = run_sync(cx, st, &saved, 0, 0);
+        integration_clear(&saved);
+    }
+out:
+    if (in_tx)
+        store_tx_rollback(st);
+    if (rc != ERR_OK) {
+        fprintf(stderr, "memsync integration add: %s\n", eb.msg);
+        code = CLI_FAIL;
+    }
+    vault_wipe(psec);
+    vault_wipe(ssec);
+    free(psealed);
+    free(ssealed);
+    integration_clear(&in);
+    vault_close(v);
+    store_close(st);
+    return code;
+}
+
+static json_t *
+integration_json(const struct integration *in)
+{
+    char pexp[32], sexp[32], created[32];
+
+    clock_fmt(in->partner_secret_expires, pexp, sizeof pexp);
+    clock_fmt(in->sync_secret_expires, sexp, sizeof sexp);
+    clock_fmt(in->created_at, created, sizeof created);
+    return json_pack("{s:I, s:s?, s:s?, s:s?, s:{s:s?, s:s?}, s:{s:s?, s:s?}, s:s?, s:I, s:s?}",
+                     "id", (json_int_t)in->id, "name", in->name, "partner_tenant_id",
+                     in->partner_tenant_id, "partner_app_id", in->partner_app_id,
+                     "partner_app_secret", "hint", in->partner_secret_hint, "expires_at",
+                     pexp[0] ? pexp : NULL, "sync_app_secret", "hint", in->sync_secret_hint,
+                     "expires_at", sexp[0] ? sexp : NULL, "sync_app_id", in->sync_app_id,
+                     "sync_interval_seconds", (json_int_t)in->sync_interval, "tenant_source",
+                     in->tenant_source);
+}
+
+static const char *const integration_columns[] = {
+    "id", "name", "partner_tenant_id", "partner_app_id", "sync_app_id",
+    "partner_app_secret.expires_at", "sync_app_secret.expires_at", "tenant_source",
+};
+
+static int
+integration_list(struct ctx *cx, int argc, char **argv)
+{
+    const char *format = "table";
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{"format", 1, &format, NULL}, {NULL, 0, NULL, NULL}};
+    struct store *st = NULL;
+    struct integration *list = NULL;
+    size_t n = 0;
+    struct errbuf eb = {0};
+    int64_t account;
+    struct output *out = NULL;
+    int code = CLI_FAIL;
+
+    if (parse_opts("integration list", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync integration list [--format table|csv|json|jsonl]\n");
+        return CLI_OK;
+    }
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        store_integration_list(st, account, &list, &n, &eb) != ERR_OK) {
+        code = fail("integration list", &eb);
+        goto out;
+    }
+    if (open_output(format, integration_columns,
+                    sizeof integration_columns / sizeof integration_columns[0], NULL, 0, &out,
+                    &eb) != ERR_OK) {
+        fprintf(stderr, "memsync integration list: %s\n", eb.msg);
+        code = CLI_USAGE;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (row_out(out, integration_json(&list[i])) != ERR_OK)
+            break;
+    code = finish_output(out);
+out:
+    for (size_t i = 0; i < n; i++)
+        integration_clear(&list[i]);
+    free(list);
+    store_close(st);
+    return code;
+}
+
+static int
+integration_show_remove(struct ctx *cx, int argc, char **argv, int remove)
+{
+    const char *cmd = remove ? "integration remove" : "integration show";
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    struct store *st = NULL;
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    int64_t account, id;
+    int code = CLI_FAIL;
+
+    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || npos != 1 || parse_id(pos[0], &id) != 0) {
+        fprintf(help ? stdout : stderr, "usage: memsync %s ID\n", cmd);
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+        code = fail(cmd, &eb);
+        goto out;
+    }
+    if (store_integration_get(st, account, id, &in, &eb) != ERR_OK) {
+        code = fail(cmd, &eb);
+        goto out;
+    }
+    if (remove) {
+        if (store_integration_delete(st, account, id, &eb) != ERR_OK) {
+            code = fail(cmd, &eb);
+            goto out;
+        }
+        printf("integration %lld removed\n", (long long)id);
+    } else {
+        json_t *j = integration_json(&in);
+
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+        putchar('\n');
+        json_decref(j);
+    }
+    code = CLI_OK;
+out:
+    integration_clear(&in);
+    store_close(st);
+    return code;
+}
+
+static int
+cmd_integration(struct ctx *cx, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: memsync integration add | list | show ID | rotate-secret ID | remove "
+                "ID\n");
+        return argc < 2 ? CLI_USAGE : CLI_OK;
+    }
+    if (strcmp(argv[1], "add") == 0)
+        return integration_add(cx, argc - 1, argv + 1);
+    if (strcmp(argv[1], "list") == 0)
+        return integration_list(cx, argc - 1, argv + 1);
+    if (strcmp(argv[1], "show") == 0)
+        return integration_show_remove(cx, argc - 1, argv + 1, 0);
+    if (strcmp(argv[1], "remove") == 0)
+        return integration_show_remove(cx, argc - 1, argv + 1, 1);
+    fprintf(stderr, "memsync integration: unknown subcommand '%s' (add, list, show, "
+                    "rotate-secret, remove)\n",
+            argv[1]);
+    return CLI_USAGE;
+}
+
+/* ---- sync ---------------------------------------------------------------------------------- */
+
+static void
+on_signal(int sig)
+{
+    (void)sig;
+    sync_request_stop();
+}
+
+static int
+cmd_sync(struct ctx *cx, int argc, char **argv)
+{
+    const char *iid = NULL, *par = NULL;
+    int full = 0, incr = 0, help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"integration", 1, &iid, NULL}, {"full", 0, NULL, &full},
+        {"incremental", 0, NULL, &incr}, {"parallel", 1, &par, NULL},
+        {NULL, 0, NULL, NULL},
+    };
+    struct store *st = NULL;
+    struct integration *list = NULL;
+    size_t n = 0;
+    struct errbuf eb = {0};
+    int64_t account, id = 0, parallel = 0;
+    int code = CLI_OK, ran = 0;
+    struct sigaction sa;
+
+    if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
+               "Exit 0: every tenant synced; 3: some tenants failed (listed with remedies); 1: "
+               "the sync could not run.\n");
+        return CLI_OK;
+    }
+    if (full && incr) {
+        fprintf(stderr, "memsync sync: --full and --incremental exclude each other\n");
+        return CLI_USAGE;
+    }
+    if ((iid != NULL && parse_id(iid, &id) != 0) ||
+        (par != NULL && (parse_id(par, &parallel) != 0 || parallel > 512))) {
+        fprintf(stderr, "memsync sync: %s must be a positive number\n",
+                iid != NULL && parse_id(iid, &id) != 0 ? "--integration" : "--parallel");
+        return CLI_USAGE;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        store_integration_list(st, account, &list, &n, &eb) != ERR_OK) {
+        code = fail("sync", &eb);
+        goto out;
+    }
+    if (n == 0) {
+        fprintf(stderr, "memsync sync: no integration is set up yet; add one with `memsync "
+                        "integration add`\n");
+        code = CLI_FAIL;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int c;
+
+        if (id != 0 && list[i].id != id)
+            continue;
+        ran = 1;
+        c = run_sync(cx, st, &list[i], incr, (int)parallel);
+        if (c == CLI_FAIL || (c == CLI_PARTIAL && code == CLI_OK))
+            code = c;
+    }
+    if (!ran) {
+        fprintf(stderr, "memsync sync: integration %lld does not exist (see memsync integration "
+                        "list)\n",
+                (long long)id);
+        code = CLI_FAIL;
+    }
+    if (code == CLI_PARTIAL)
+        print_failed_clients(st, account);
+out:
+    for (size_t i = 0; i < n; i++)
+        integration_clear(&list[i]);
+    free(list);
+    store_close(st);
+    return code;
+}
+
+/* ---- clients and assets -------------------------------------------------------------------- */
+
+static int
+client_cb(void *arg, const struct client_row *c)
+{
+    return row_out(arg, client_to_json(c));
+}
+
+static int
+cmd_clients(struct ctx *cx, int argc, char **argv)
+{
+    const char *format = "table";
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{"format", 1, &format, NULL}, {NULL, 0, NULL, NULL}};
+    struct store *st = NULL;
+    struct output *out = NULL;
+    struct errbuf eb = {0};
+    int64_t account;
+    int code = CLI_FAIL;
+
+    if (parse_opts("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync clients [--format table|csv|json|jsonl]\n");
+        return CLI_OK;
+    }
+    if (open_output(format, client_columns, client_column_count, NULL, 0, &out, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync clients: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        store_clients_each(st, account, client_cb, out, &eb) != ERR_OK) {
+        code = fail("clients", &eb);
+        output_end(out, NULL);
+        goto out;
+    }
+    code = finish_output(out);
+out:
+    store_close(st);
+    return code;
+}
+
+static int
+asset_cb(void *arg, const struct asset *a)
+{
+    return row_out(arg, asset_to_json(a));
+}
+
+static int
+cmd_assets(struct ctx *cx, int argc, char **argv)
+{
+    const char *format = "table", *client = NULL, *search = NULL;
+    int help = 0, retired = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"format", 1, &format, NULL}, {"client", 1, &client, NULL},
+        {"search", 1, &search, NULL}, {"include-retired", 0, NULL, &retired},
+        {NULL, 0, NULL, NULL},
+    };
+    struct store *st = NULL;
+    struct output *out = NULL;
+    struct errbuf eb = {0};
+    struct asset_query q = {0};
+    int64_t account;
+    int code = CLI_FAIL;
+
+    if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || npos != 1 || strcmp(pos[0], "hardware") != 0) {
+        fprintf(help ? stdout : stderr,
+                "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
+                "         [--include-retired] [--format table|csv|json|jsonl]\n");
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    if (open_output(format, asset_columns, asset_column_count, asset_table_columns,
+                    asset_table_column_count, &out, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync assets: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+        code = fail("assets", &eb);
+        output_end(out, NULL);
+        goto out;
+    }
+    q.account_id = account;
+    q.client = client;
+    q.search = search;
+    q.include_retired = retired;
+    if (store_assets_each(st, &q, asset_cb, out, &eb) != ERR_OK) {
+        code = fail("assets", &eb);
+        output_end(out, NULL);
+        goto out;
+    }
+    code = finish_output(out);
+out:
+    store_close(st);
+    return code;
+}
+
+static int
+cmd_config(struct ctx *cx, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    config_print(&cx->cfg, stdout);
+    return CLI_OK;
+}
+
+/* ---- main ---------------------------------------------------------------------------------- */
+
+struct command {
+    const char *name;
+    int (*run)(struct ctx *cx, int argc, char **argv);
+};
+
+static const struct command commands[] = {
+    {"integration", cmd_integration},
+    {"sync", cmd_sync},
+    {"clients", cmd_clients},
+    {"assets", cmd_assets},
+    {"config", cmd_config},
+    {NULL, NULL},
+};
+
+int
+cli_main(int argc, char **argv)
+{
+    struct ctx cx;
+    struct errbuf eb = {0};
+    const char *db = NULL, *log_level = NULL;
+    enum log_level lvl;
+    int i, rc;
+
+    memset(&cx, 0, sizeof cx);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return CLI_OK;
+        }
+        if (strcmp(a, "--version") == 0) {
+            printf("memsync %s\n", MEMSYNC_VERSION);
+            return CLI_OK;
+        }
+        if (strcmp(a, "--db") == 0 || strcmp(a, "--config") == 0 ||
+            strcmp(a, "--log-level") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "memsync: option %s needs a value\n", a);
+                return CLI_USAGE;
+            }
+            if (strcmp(a, "--db") == 0)
+                db = argv[++i];
+            else if (strcmp(a, "--config") == 0)
+                cx.config_path = argv[++i];
+            else
+                log_level = argv[++i];
+            continue;
+        }
+        if (strncmp(a, "--db=", 5) == 0) {
+            db = a + 5;
+            continue;
+        }
+        if (strncmp(a, "--config=", 9) == 0) {
+            cx.config_path = a + 9;
+            continue;
+        }
+        if (a[0] == '-') {
+            fprintf(stderr, "memsync: unknown option %s (see memsync --help)\n", a);
+            return CLI_USAGE;
+        }
+        break;
+    }
+    if (i >= argc) {
+        fputs(usage_text, stderr);
+        return CLI_USAGE;
+    }
+    /* The simulator has its own flags and needs none of memsync's settings. */
+    if (strcmp(argv[i], "sim") == 0)
+        return sim_main(argc - i, argv + i);
+
+    if (config_load(&cx.cfg, cx.config_path, &eb) != ERR_OK ||
+        (db != NULL && config_set(&cx.cfg, "db", db, &eb) != ERR_OK) ||
+        (log_level != NULL && config_set(&cx.cfg, "log_level", log_level, &eb) != ERR_OK)) {
+        fprintf(stderr, "memsync: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    if (log_level_parse(cx.cfg.log_level, &lvl) != ERR_OK)
+        lvl = LOG_INFO;
+    log_configure(lvl, strcmp(cx.cfg.log_format, "json") == 0);
+
+    for (const struct command *c = commands; c->name != NULL; c++) {
+        if (strcmp(c->name, argv[i]) == 0) {
+            rc = c->run(&cx, argc - i, argv + i);
+            return rc;
+        }
+    }
+    fprintf(stderr, "memsync: unknown command '%s' (see memsync --help)\n", argv[i]);
+    return CLI_USAGE;
+}

@@ -1,0 +1,990 @@
+/* sync.c - the sync engine: one thread, one HTTP event loop, a state machine per tenant.
+ *
+ * Request flow per tenant: token (sync app, tenant, Graph) -> /organization -> managedDevices
+ * pages -> reconcile. Every request goes through call_submit()/call_on_resp(): pacing (sliding
+ * windows per tenant and global), the bearer token, retries with Retry-After or exponential
+ * backoff with jitter, and one token refresh on a Graph 401.
+ */
+#include "sync.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "graph.h"
+#include "http.h"
+#include "log.h"
+#include "mem.h"
+#include "partner.h"
+#include "remedy.h"
+#include "token.h"
+
+#define DEFAULT_ATTEMPTS     6
+#define BACKOFF_BASE_MS      500
+#define BACKOFF_CAP_MS       30000
+#define RETRY_AFTER_MAX_MS   (15 * 60 * 1000)
+#define THROTTLE_BUDGET_MS   (10 * 60 * 1000)
+#define INTUNE_TENANT_WINDOW 20000
+#define INTUNE_GLOBAL_WINDOW 10000
+#define PC_WINDOW            60000
+#define MAX_CUSTOMER_PAGES   1000
+#define MAX_DEVICE_PAGES     10000
+#define PROGRESS_INTERVAL_MS 200
+/* Stay a little under Microsoft's published limits: their clocks and ours differ. */
+#define PACING_SHARE_PCT 95
+
+static volatile sig_atomic_t stop_requested;
+
+void
+sync_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+/* ---- pacing -------------------------------------------------------------------------------- */
+
+/* A sliding-window pacer: remembers the send times of the last `limit` requests, so no window
+ * of `window_ms` ever holds more than `limit` of them. */
+struct pacer {
+    int64_t *ring;
+    int limit;
+    int count;
+    int head;
+    int64_t window_ms;
+};
+
+static void
+pacer_init(struct pacer *p, int limit, int64_t window_ms)
+{
+    p->limit = limit * PACING_SHARE_PCT / 100;
+    if (p->limit < 1)
+        p->limit = 1;
+    p->ring = xcalloc((size_t)p->limit, sizeof *p->ring);
+    p->count = 0;
+    p->head = 0;
+    p->window_ms = window_ms;
+}
+
+static void
+pacer_free(struct pacer *p)
+{
+    free(p->ring);
+    p->ring = NULL;
+}
+
+/* Milliseconds to wait before one more request may go; 0 when it may go now. */
+static int64_t
+pacer_wait(const struct pacer *p, int64_t now)
+{
+    int64_t oldest;
+
+    if (p->ring == NULL || p->count < p->limit)
+        return 0;
+    oldest = p->ring[p->head];
+    return oldest + p->window_ms > now ? oldest + p->window_ms - now : 0;
+}
+
+static void
+pacer_note(struct pacer *p, int64_t now)
+{
+    if (p->ring == NULL)
+        return;
+    p->ring[p->head] = now;
+    p->head = (p->head + 1) % p->limit;
+    if (p->count < p->limit)
+        p->count++;
+}
+
+/* ---- engine state -------------------------------------------------------------------------- */
+
+enum call_kind { CALL_TOKEN, CALL_GRAPH, CALL_PC };
+
+struct engine;
+struct tenant;
+struct call;
+
+/* Called once per call with the final response (2xx, a non-retryable status, or the last
+ * failure once the retry budget is spent). The callee frees the call. */
+typedef void call_done_fn(struct call *c, const struct http_resp *r);
+
+struct call {
+    struct engine *eng;
+    struct tenant *t; /* NULL for partner-level calls */
+    enum call_kind kind;
+    char *url;
+    char *body; /* token calls: the form, holding a secret; wiped on free */
+    size_t body_len;
+    char *extra_header; /* e.g. "MS-ContinuationToken: ..." */
+    char *token_tenant; /* whose bearer token to attach (Graph and PC calls) */
+    const char *audience;
+    const char *client_id; /* token calls and refreshes */
+    const char *secret;
+    int attempt;
+    int refreshed;  /* a 401 already led to one token refresh */
+    int64_t waited_ms;
+    struct call *then; /* token calls: the call to submit once the token is cached */
+    call_done_fn *done;
+    struct call *prev, *next; /* the engine's list of live calls */
+};
+
+enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
+
+struct tenant {
+    struct engine *eng;
+    struct customer cust; /* from the customer listing; owns its strings */
+    enum tenant_state state;
+    struct graph_org org;
+    struct device *devs;
+    size_t ndevs, capdevs;
+    int pages;
+    int64_t started_ms;
+    int64_t requests;
+    int64_t throttled;
+    struct pacer pacer;
+    int failed;
+    struct remedy rem;
+};
+
+struct engine {
+    struct store *st;
+    const struct integration *in;
+    const struct sync_creds *creds;
+    const struct sync_opts *opts;
+    const struct config *cfg;
+    struct http *http;
+    struct token_cache *tokens;
+    struct pacer global;
+    struct pacer pc;
+    int tenant_limit;
+    int max_attempts;
+    int64_t run_id;
+    int64_t started_ms;
+
+    struct tenant *tenants;
+    size_t ntenants, captenants;
+    int pc_pages;
+    int listing_done;
+    int fatal; /* the customer list could not be read: the run cannot continue */
+    struct errbuf fatal_eb;
+
+    size_t next_tenant;
+    int inflight;
+    int parallel;
+
+    struct sync_summary sum;
+    int64_t last_progress_ms;
+    struct call *live; /* every call not yet freed, so an interrupted run frees them all */
+};
+
+static void call_submit(struct call *c);
+static void tenant_start(struct tenant *t);
+static void tenant_fail(struct tenant *t, const struct remedy *r);
+static void start_tenants(struct engine *eng);
+
+static void
+call_free(struct call *c)
+{
+    if (c == NULL)
+        return;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        c->eng->live = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c->url);
+    if (c->body != NULL) {
+        sodium_memzero(c->body, c->body_len);
+        free(c->body);
+    }
+    free(c->extra_header);
+    free(c->token_tenant);
+    call_free(c->then);
+    free(c);
+}
+
+static struct call *
+call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url, call_done_fn *done)
+{
+    struct call *c = xcalloc(1, sizeof *c);
+
+    c->eng = eng;
+    c->t = t;
+    c->kind = kind;
+    c->url = url;
+    c->done = done;
+    c->next = eng->live;
+    if (eng->live != NULL)
+        eng->live->prev = c;
+    eng->live = c;
+    return c;
+}
+
+static void
+retry_timer(void *arg)
+{
+    call_submit(arg);
+}
+
+static int64_t
+backoff_ms(int attempt)
+{
+    int64_t d = BACKOFF_BASE_MS;
+
+    for (int i = 1; i < attempt && d < BACKOFF_CAP_MS; i++)
+        d *= 2;
+    if (d > BACKOFF_CAP_MS)
+        d = BACKOFF_CAP_MS;
+    /* Jitter in [d/2, d) spreads the retries of many tenants apart. */
+    return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 > 0 ? d / 2 : 1));
+}
+
+static int
+status_retryable(long status)
+{
+    return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+static void
+count_request(struct call *c, const struct http_resp *r)
+{
+    c->eng->sum.requests++;
+    if (c->t != NULL)
+        c->t->requests++;
+    if (r->status == 429) {
+        c->eng->sum.throttled++;
+        if (c->t != NULL)
+            c->t->throttled++;
+    }
+}
+
+/* ---- tokens -------------------------------------------------------------------------------- */
+
+static void token_done(struct call *c, const struct http_resp *r);
+
+/* A call that gets a token for (tenant, audience) and then submits `then`. */
+static struct call *
+token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id, const char *client_id,
+               const char *secret, const char *audience, struct call *then)
+{
+    struct buf form;
+    struct call *c = call_new(eng, t, CALL_TOKEN, token_url(eng->cfg->login_url, tenant_id, 0),
+                              token_done);
+
+    buf_init(&form, 16384);
+    if (token_form(&form, client_id, secret, audience, 0) != ERR_OK)
+        log_error("token form too large tenant=%s", tenant_id);
+    c->body = buf_detach(&form, &c->body_len);
+    c->token_tenant = xstrdup(tenant_id);
+    c->audience = audience;
+    c->client_id = client_id;
+    c->secret = secret;
+    c->then = then;
+    return c;
+}
+
+static void
+fail_call_chain(struct call *c, const struct remedy *rem)
+{
+    struct engine *eng = c->eng;
+
+    if (c->t != NULL) {
+        tenant_fail(c->t, rem);
+    } else {
+        eng->fatal = 1;
+        err_set(&eng->fatal_eb, ERR_AUTH, "%s %s", rem->message, rem->action);
+        eng->listing_done = 1;
+    }
+}
+
+static void
+token_done(struct call *c, const struct http_resp *r)
+{
+    struct engine *eng = c->eng;
+    struct token_result tr = {0};
+    struct errbuf eb = {0};
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+    int is_partner = c->audience == NULL || strcmp(c->audience, AUDIENCE_PARTNER_CENTER) == 0;
+    char expired_on[16] = "";
+
+    ctx.tenant_id = c->token_tenant;
+    ctx.app_id = c->client_id;
+    ctx.app_label = is_partner ? "Partner App" : "Sync App";
+    ctx.login_base = eng->cfg->login_url;
+    if (r->err != ERR_OK) {
+        remedy_set(&rem, REMEDY_NETWORK, &ctx, r->errmsg);
+        goto fail;
+    }
+    if (token_parse(r->body, r->body_len, r->status, &tr, &eb) != ERR_OK) {
+        if (tr.aadsts != 0 || tr.error != NULL) {
+            int64_t exp = is_partner ? eng->in->partner_secret_expires
+                                     : eng->in->sync_secret_expires;
+            if (exp != TS_NULL) {
+                clock_fmt(exp, expired_on, sizeof expired_on);
+                expired_on[10] = '\0';
+                ctx.expired_on = expired_on;
+            }
+            remedy_from_entra(&rem, &ctx, tr.aadsts, tr.error, r->status);
+            if (c->t != NULL && c->t->cust.associated_partner_id != NULL &&
+                (tr.aadsts == 700016 || tr.aadsts == 90002))
+                remedy_set(&rem, REMEDY_INDIRECT_RESELLER, &ctx, NULL);
+        } else {
+            remedy_set(&rem, r->status >= 500 ? REMEDY_SERVICE_ERROR : REMEDY_BAD_RESPONSE, &ctx,
+                       eb.msg);
+        }
+        token_result_clear(&tr);
+        goto fail;
+    }
+    token_cache_put(eng->tokens, c->token_tenant, c->audience, tr.access_token,
+                    clock_now() + tr.expires_in);
+    token_result_clear(&tr);
+    if (c->then != NULL) {
+        struct call *next = c->then;
+
+        c->then = NULL;
+        call_free(c);
+        call_submit(next);
+        return;
+    }
+    call_free(c);
+    return;
+fail:
+    fail_call_chain(c, &rem);
+    call_free(c);
+}
+
+/* ---- the request path ---------------------------------------------------------------------- */
+
+static void
+call_on_resp(void *arg, const struct http_resp *r)
+{
+    struct call *c = arg;
+    struct engine *eng = c->eng;
+    int64_t delay;
+
+    count_request(c, r);
+    c->attempt++;
+    if (stop_requested) {
+        struct http_resp ir = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
+        c->done(c, &ir);
+        return;
+    }
+    /* A Graph or PC 401 may mean our cached token went stale: refresh once. */
+    if (r->err == ERR_OK && r->status == 401 && c->kind != CALL_TOKEN && !c->refreshed &&
+        c->client_id != NULL) {
+        struct call *tc;
+
+        c->refreshed = 1;
+        token_cache_drop(eng->tokens, c->token_tenant, c->audience);
+        tc = token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret, c->audience, c);
+        call_submit(tc);
+        return;
+    }
+    if ((r->err != ERR_OK && r->err != ERR_TOOBIG) ||
+        (r->err == ERR_OK && status_retryable(r->status))) {
+        if (r->err == ERR_OK && r->retry_after >= 0) {
+            delay = (int64_t)(r->retry_after * 1000.0);
+            if (delay > RETRY_AFTER_MAX_MS)
+                delay = RETRY_AFTER_MAX_MS;
+            /* A little jitter so tenants throttled together do not return together. */
+            delay += (int64_t)randombytes_uniform(250);
+        } else {
+            delay = backoff_ms(c->attempt);
+        }
+        if (c->attempt < eng->max_attempts && c->waited_ms + delay <= THROTTLE_BUDGET_MS) {
+            char safe[256];
+
+            log_redact_url(c->url, safe, sizeof safe);
+            log_debug("retry url=%s status=%ld attempt=%d delay_ms=%lld", safe, r->status,
+                      c->attempt, (long long)delay);
+            c->waited_ms += delay;
+            http_timer(eng->http, delay, retry_timer, c);
+            return;
+        }
+    }
+    c->done(c, r);
+}
+
+static void
+call_submit(struct call *c)
+{
+    struct engine *eng = c->eng;
+    struct http_req req = {0};
+    struct errbuf eb = {0};
+    char *auth = NULL;
+    int64_t now = clock_mono_ms();
+    int64_t wait = 0;
+    int nh = 0;
+    int rc;
+
+    if (stop_requested) {
+        struct http_resp r = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
+        c->done(c, &r);
+        return;
+    }
+    if (c->kind == CALL_GRAPH) {
+        int64_t w1 = c->t != NULL ? pacer_wait(&c->t->pacer, now) : 0;
+        int64_t w2 = pacer_wait(&eng->global, now);
+
+        wait = w1 > w2 ? w1 : w2;
+    } else if (c->kind == CALL_PC) {
+        wait = pacer_wait(&eng->pc, now);
+    }
+    if (wait > 0) {
+        http_timer(eng->http, wait, retry_timer, c);
+        return;
+    }
+    if (c->kind == CALL_GRAPH) {
+        if (c->t != NULL)
+            pacer_note(&c->t->pacer, now);
+        pacer_note(&eng->global, now);
+    } else if (c->kind == CALL_PC) {
+        pacer_note(&eng->pc, now);
+    }
+
+    req.url = c->url;
+    if (c->kind == CALL_TOKEN) {
+        req.method = "POST";
+        req.body = c->body;
+        req.body_len = c->body_len;
+        req.headers[nh++] = "Content-Type: application/x-www-form-urlencoded";
+        req.headers[nh++] = "Accept: application/json";
+    } else {
+        const char *tok = token_cache_get(eng->tokens, c->token_tenant, c->audience, clock_now());
+
+        if (tok == NULL) {
+            /* Expired while the call waited: get a new one first. */
+            struct call *tc = token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret,
+                                             c->audience, c);
+            call_submit(tc);
+            return;
+        }
+        auth = xasprintf("Authorization: Bearer %s", tok);
+        req.headers[nh++] = auth;
+        req.headers[nh++] = "Accept: application/json";
+        if (c->extra_header != NULL)
+            req.headers[nh++] = c->extra_header;
+    }
+    rc = http_submit(eng->http, &req, call_on_resp, c, &eb);
+    if (auth != NULL) {
+        sodium_memzero(auth, strlen(auth));
+        free(auth);
+    }
+    if (rc != ERR_OK) {
+        struct http_resp r = {.err = rc, .errmsg = eb.msg, .retry_after = -1};
+
+        c->done(c, &r);
+    }
+}
+
+/* A Graph call for tenant t with the sync app's token. */
+static struct call *
+graph_call_new(struct tenant *t, char *url, call_done_fn *done)
+{
+    struct engine *eng = t->eng;
+    struct call *c = call_new(eng, t, CALL_GRAPH, url, done);
+
+    c->token_tenant = xstrdup(t->cust.tenant_id);
+    c->audience = AUDIENCE_GRAPH;
+    c->client_id = eng->creds->sync_app_id;
+    c->secret = eng->creds->sync_secret;
+    return c;
+}
+
+/* Maps a final non-2xx or transport failure of a Graph call to a remedy. */
+static void
+graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
+{
+    struct remedy_ctx ctx = {0};
+    struct graph_error ge;
+
+    ctx.tenant_id = t->cust.tenant_id;
+    ctx.app_id = t->eng->creds->sync_app_id;
+    ctx.app_label = "Sync App";
+    ctx.login_base = t->eng->cfg->login_url;
+    if (r->err == ERR_INTERRUPTED) {
+        remedy_set(rem, REMEDY_NONE, &ctx, "interrupted");
+        snprintf(rem->id, sizeof rem->id, "interrupted");
+        snprintf(rem->message, sizeof rem->message, "The sync was interrupted.");
+        snprintf(rem->action, sizeof rem->action, "Nothing was changed; run the sync again.");
+        return;
+    }
+    if (r->err != ERR_OK) {
+        remedy_set(rem, r->err == ERR_TOOBIG ? REMEDY_BAD_RESPONSE : REMEDY_NETWORK, &ctx,
+                   r->errmsg);
+        return;
+    }
+    if (r->status == 429) {
+        remedy_set(rem, REMEDY_THROTTLED, &ctx, NULL);
+        return;
+    }
+    if (graph_error_parse(r->body, r->body_len, &ge) == ERR_OK)
+        remedy_from_graph(rem, &ctx, r->status, ge.code, ge.message);
+    else
+        remedy_from_graph(rem, &ctx, r->status, NULL, NULL);
+}
+
+/* ---- tenant flow --------------------------------------------------------------------------- */
+
+static void
+tenant_clear(struct tenant *t)
+{
+    for (size_t i = 0; i < t->ndevs; i++)
+        device_clear(&t->devs[i]);
+    free(t->devs);
+    t->devs = NULL;
+    t->ndevs = t->capdevs = 0;
+    graph_org_clear(&t->org);
+    pacer_free(&t->pacer);
+}
+
+static void
+progress_draw(struct engine *eng, int final)
+{
+    int64_t now = clock_mono_ms();
+    int done = eng->sum.tenants_ok + eng->sum.tenants_failed;
+    int total = eng->listing_done ? (int)eng->ntenants : 0;
+    char bar[31];
+    int filled;
+
+    if (!eng->opts->progress || (!final && now - eng->last_progress_ms < PROGRESS_INTERVAL_MS))
+        return;
+    eng->last_progress_ms = now;
+    filled = total > 0 ? done * 30 / total : 0;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < filled ? '#' : '-';
+    bar[30] = '\0';
+    fprintf(stderr, "\r[%s] %d/%d tenants  %lld devices  %lld requests  %lld throttled  ", bar,
+            done, total, (long long)eng->sum.devices, (long long)eng->sum.requests,
+            (long long)eng->sum.throttled);
+    if (final)
+        fputc('\n', stderr);
+    fflush(stderr);
+}
+
+static void
+tenant_record(struct tenant *t, const struct reconcile_counts *counts)
+{
+    struct engine *eng = t->eng;
+    struct tenant_result tr = {0};
+    struct errbuf eb = {0};
+    const char *name = t->org.name != NULL ? t->org.name : t->cust.name;
+
+    tr.tenant_id = t->cust.tenant_id;
+    tr.client_name = name;
+    tr.status = t->failed ? "error" : "ok";
+    if (t->failed) {
+        tr.error_code = t->rem.id;
+        tr.message = t->rem.message;
+        tr.remedy = t->rem.action;
+    }
+    if (counts != NULL)
+        tr.counts = *counts;
+    tr.devices = (int64_t)t->ndevs;
+    tr.requests = t->requests;
+    tr.throttled = t->throttled;
+    tr.duration_ms = clock_mono_ms() - t->started_ms;
+    if (store_run_tenant(eng->st, eng->run_id, &tr, &eb) != ERR_OK)
+        log_error("cannot record tenant result tenant=%s: %s", t->cust.tenant_id, eb.msg);
+    if (t->failed) {
+        log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld: %s %s",
+                 t->cust.tenant_id, name != NULL ? name : "", t->rem.id, (long long)t->requests,
+                 t->rem.message, t->rem.action);
+    } else if (!eng->opts->progress) {
+        log_info("tenant synced tenant=%s name=\"%s\" devices=%zu created=%lld updated=%lld "
+                 "retired=%lld requests=%lld throttled=%lld ms=%lld",
+                 t->cust.tenant_id, name != NULL ? name : "", t->ndevs,
+                 (long long)tr.counts.created, (long long)tr.counts.updated,
+                 (long long)tr.counts.retired, (long long)t->requests, (long long)t->throttled,
+                 (long long)tr.duration_ms);
+    }
+}
+
+static void
+tenant_done(struct tenant *t)
+{
+    struct engine *eng = t->eng;
+
+    t->state = TS_DONE;
+    eng->inflight--;
+    tenant_clear(t);
+    progress_draw(eng, 0);
+    start_tenants(eng);
+}
+
+static void
+tenant_fail(struct tenant *t, const struct remedy *r)
+{
+    struct engine *eng = t->eng;
+    struct errbuf eb = {0};
+    struct client_info ci = {0};
+
+    if (t->state != TS_RUNNING)
+        return;
+    t->failed = 1;
+    t->rem = *r;
+    eng->sum.tenants_failed++;
+    ci.tenant_id = t->cust.tenant_id;
+    ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
+    ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
+    ci.source = eng->in->tenant_source;
+    /* An interrupted tenant keeps its previous status: nothing is known to be wrong with it. */
+    if (strcmp(r->id, "interrupted") != 0 &&
+        store_client_fail(eng->st, eng->in->account_id, eng->in->id, &ci, r->id, r->message,
+                          r->action, &eb) != ERR_OK)
+        log_error("cannot record client failure tenant=%s: %s", t->cust.tenant_id, eb.msg);
+    tenant_record(t, NULL);
+    tenant_done(t);
+}
+
+static void
+tenant_reconcile(struct tenant *t)
+{
+    struct engine *eng = t->eng;
+    struct errbuf eb = {0};
+    struct client_info ci = {0};
+    struct reconcile_counts counts = {0};
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+    int rc;
+
+    ci.tenant_id = t->cust.tenant_id;
+    ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
+    ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
+    ci.source = eng->in->tenant_source;
+    rc = store_reconcile_begin(eng->st, eng->in->account_id, eng->in->id, &ci, clock_now(), &eb);
+    for (size_t i = 0; rc == ERR_OK && i < t->ndevs; i++)
+        rc = store_reconcile_device(eng->st, &t->devs[i], &eb);
+    if (rc == ERR_OK)
+        rc = store_reconcile_commit(eng->st, 1, 0, &counts, &eb);
+    if (rc != ERR_OK) {
+        store_reconcile_rollback(eng->st);
+        ctx.tenant_id = t->cust.tenant_id;
+        remedy_set(&rem, REMEDY_NONE, &ctx, NULL);
+        snprintf(rem.id, sizeof rem.id, "store_error");
+        snprintf(rem.message, sizeof rem.message, "Saving this tenant failed: %s", eb.msg);
+        snprintf(rem.action, sizeof rem.action,
+                 "Nothing was changed for this tenant. Check the database (disk space, "
+                 "permissions) and run the sync again.");
+        tenant_fail(t, &rem);
+        return;
+    }
+    eng->sum.tenants_ok++;
+    eng->sum.devices += (int64_t)t->ndevs;
+    eng->sum.created += counts.created;
+    eng->sum.updated += counts.updated;
+    eng->sum.unchanged += counts.unchanged;
+    eng->sum.retired += counts.retired;
+    eng->sum.installs += counts.installs_added;
+    tenant_record(t, &counts);
+    tenant_done(t);
+}
+
+static void devices_done(struct call *c, const struct http_resp *r);
+
+static void
+devices_request(struct tenant *t, char *url)
+{
+    call_submit(graph_call_new(t, url, devices_done));
+}
+
+static void
+devices_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    struct errbuf eb = {0};
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+    char *next = NULL;
+
+    ctx.tenant_id = t->cust.tenant_id;
+    if (r->err != ERR_OK || r->status != 200) {
+        graph_failure(t, r, &rem);
+        goto fail;
+    }
+    if (graph_devices_parse(r->body, r->body_len, &t->devs, &t->ndevs, &t->capdevs, &next, &eb) !=
+        ERR_OK) {
+        remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, eb.msg);
+        goto fail;
+    }
+    t->pages++;
+    if (next != NULL) {
+        if (!graph_link_allowed(t->eng->cfg->graph_url, next)) {
+            remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx,
+                       "the next-page link points to another host; the token was not sent");
+            free(next);
+            goto fail;
+        }
+        if (t->pages >= MAX_DEVICE_PAGES) {
+            remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, "too many device pages");
+            free(next);
+            goto fail;
+        }
+        call_free(c);
+        devices_request(t, next);
+        return;
+    }
+    call_free(c);
+    tenant_reconcile(t);
+    return;
+fail:
+    call_free(c);
+    tenant_fail(t, &rem);
+}
+
+static void
+org_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    struct errbuf eb = {0};
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+
+    ctx.tenant_id = t->cust.tenant_id;
+    if (r->err != ERR_OK || r->status != 200) {
+        graph_failure(t, r, &rem);
+        call_free(c);
+        tenant_fail(t, &rem);
+        return;
+    }
+    if (graph_org_parse(r->body, r->body_len, &t->org, &eb) != ERR_OK) {
+        remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, eb.msg);
+        call_free(c);
+        tenant_fail(t, &rem);
+        return;
+    }
+    call_free(c);
+    devices_request(t, graph_devices_url(t->eng->cfg->graph_url, "v1.0", GRAPH_DEVICE_PAGE_SIZE));
+}
+
+static void
+tenant_start(struct tenant *t)
+{
+    struct engine *eng = t->eng;
+    char *url = xasprintf("%s/v1.0/organization", eng->cfg->graph_url);
+
+    t->state = TS_RUNNING;
+    t->started_ms = clock_mono_ms();
+    pacer_init(&t->pacer, eng->tenant_limit, INTUNE_TENANT_WINDOW);
+    eng->inflight++;
+    /* call_submit fetches the token first when none is cached. */
+    call_submit(graph_call_new(t, url, org_done));
+}
+
+static void
+start_tenants(struct engine *eng)
+{
+    while (!stop_requested && eng->listing_done && !eng->fatal && eng->inflight < eng->parallel &&
+           eng->next_tenant < eng->ntenants)
+        tenant_start(&eng->tenants[eng->next_tenant++]);
+}
+
+/* ---- customer listing ---------------------------------------------------------------------- */
+
+static void customers_done(struct call *c, const struct http_resp *r);
+
+static void
+customers_request(struct engine *eng, char *url, const char *continuation)
+{
+    struct call *c = call_new(eng, NULL, CALL_PC, url, customers_done);
+
+    c->token_tenant = xstrdup(eng->creds->partner_tenant_id);
+    c->audience = AUDIENCE_PARTNER_CENTER;
+    c->client_id = eng->creds->partner_app_id;
+    c->secret = eng->creds->partner_secret;
+    if (continuation != NULL)
+        c->extra_header = xasprintf("MS-ContinuationToken: %s", continuation);
+    call_submit(c);
+}
+
+static void
+listing_fail(struct engine *eng, const char *what, const char *detail)
+{
+    eng->fatal = 1;
+    eng->listing_done = 1;
+    err_set(&eng->fatal_eb, ERR_HTTP,
+            "cannot list the partner's customers from Partner Center: %s%s%s", what,
+            detail != NULL && detail[0] ? ": " : "", detail != NULL ? detail : "");
+}
+
+static void
+add_tenant(struct engine *eng, struct customer *cu)
+{
+    struct tenant *t;
+
+    /* The same tenant listed twice (paging overlap) is synced once. */
+    for (size_t i = 0; i < eng->ntenants; i++)
+        if (strcasecmp(eng->tenants[i].cust.tenant_id, cu->tenant_id) == 0)
+            return;
+    if (eng->ntenants == eng->captenants) {
+        eng->captenants = eng->captenants ? eng->captenants * 2 : 64;
+        eng->tenants = xrealloc(eng->tenants, eng->captenants * sizeof *eng->tenants);
+    }
+    t = &eng->tenants[eng->ntenants++];
+    memset(t, 0, sizeof *t);
+    t->eng = eng;
+    t->cust = *cu;
+    memset(cu, 0, sizeof *cu);
+    t->state = TS_QUEUED;
+}
+
+static void
+customers_done(struct call *c, const struct http_resp *r)
+{
+    struct engine *eng = c->eng;
+    struct customer_page page = {0};
+    struct errbuf eb = {0};
+
+    if (r->err == ERR_INTERRUPTED) {
+        eng->listing_done = 1;
+        goto out;
+    }
+    if (r->err != ERR_OK) {
+        listing_fail(eng, "the request failed", r->errmsg);
+        goto out;
+    }
+    if (r->status != 200) {
+        char msg[512] = "";
+
+        partner_error_parse(r->body, r->body_len, msg, sizeof msg);
+        if (r->status == 401 || r->status == 403)
+            listing_fail(eng,
+                         "Partner Center refused the Partner App's token; check that the app is "
+                         "registered in Partner Center > Account settings > App management",
+                         msg);
+        else if (r->status == 429)
+            listing_fail(eng, "throttled by Partner Center beyond the retry budget", msg);
+        else {
+            char what[64];
+
+            snprintf(what, sizeof what, "HTTP %ld", r->status);
+            listing_fail(eng, what, msg);
+        }
+        goto out;
+    }
+    if (partner_customers_parse(r->body, r->body_len, &page, &eb) != ERR_OK) {
+        listing_fail(eng, "the response was not understood", eb.msg);
+        goto out;
+    }
+    for (size_t i = 0; i < page.count; i++)
+        if (page.items[i].tenant_id != NULL)
+            add_tenant(eng, &page.items[i]);
+    eng->pc_pages++;
+    if (page.next_uri != NULL && eng->pc_pages < MAX_CUSTOMER_PAGES) {
+        customers_request(eng, partner_next_url(eng->cfg->partner_center_url, page.next_uri),
+                          page.next_continuation);
+    } else {
+        eng->listing_done = 1;
+        eng->sum.tenants_total = (int)eng->ntenants;
+        log_info("customers listed tenants=%zu pages=%d", eng->ntenants, eng->pc_pages);
+        start_tenants(eng);
+    }
+out:
+    customer_page_clear(&page);
+    call_free(c);
+}
+
+/* ---- entry --------------------------------------------------------------------------------- */
+
+int
+sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
+         const struct sync_opts *opts, struct sync_summary *out, struct errbuf *eb)
+{
+    struct engine eng;
+    struct http_opts hopts = {0};
+    const char *run_status;
+    int rc;
+
+    memset(&eng, 0, sizeof eng);
+    memset(out, 0, sizeof *out);
+    stop_requested = 0;
+    eng.st = st;
+    eng.in = in;
+    eng.creds = creds;
+    eng.opts = opts;
+    eng.cfg = opts->cfg;
+    eng.parallel = opts->parallel > 0 ? opts->parallel : eng.cfg->sync_parallel;
+    if (eng.parallel < 1)
+        eng.parallel = 1;
+    eng.max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+    eng.tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
+    eng.started_ms = clock_mono_ms();
+    pacer_init(&eng.global, opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000,
+               INTUNE_GLOBAL_WINDOW);
+    pacer_init(&eng.pc, opts->pc_limit > 0 ? opts->pc_limit : 500, PC_WINDOW);
+    hopts.ca_file = eng.cfg->ca_file[0] != '\0' ? eng.cfg->ca_file : NULL;
+    hopts.max_host_connections = eng.parallel < 8 ? 8 : eng.parallel;
+    hopts.max_connections = hopts.max_host_connections * 3;
+    if ((rc = http_new(&eng.http, &hopts, eb)) != ERR_OK)
+        goto out;
+    eng.tokens = token_cache_new();
+    if ((rc = store_run_start(st, in->id, opts->incremental ? "incremental" : "full", clock_now(),
+                              &eng.run_id, eb)) != ERR_OK)
+        goto out;
+    out->run_id = eng.run_id;
+
+    customers_request(&eng, partner_customers_url(eng.cfg->partner_center_url, PARTNER_PAGE_SIZE),
+                      NULL);
+    while (http_pending(eng.http) > 0) {
+        http_run(eng.http, PROGRESS_INTERVAL_MS);
+        progress_draw(&eng, 0);
+        if (stop_requested && eng.inflight == 0)
+            break;
+    }
+    progress_draw(&eng, 1);
+
+    eng.sum.duration_ms = clock_mono_ms() - eng.started_ms;
+    eng.sum.interrupted = stop_requested != 0;
+    if (eng.fatal) {
+        run_status = "failed";
+        rc = err_set(eb, eng.fatal_eb.code ? eng.fatal_eb.code : ERR_HTTP, "%s",
+                     eng.fatal_eb.msg);
+    } else if (stop_requested) {
+        run_status = "interrupted";
+        rc = ERR_OK;
+    } else {
+        run_status = eng.sum.tenants_failed > 0 ? "partial" : "ok";
+        rc = ERR_OK;
+    }
+    {
+        struct errbuf feb = {0};
+
+        if (store_run_finish(st, eng.run_id, run_status, clock_now(), &feb) != ERR_OK)
+            log_error("cannot finish sync run run=%lld: %s", (long long)eng.run_id, feb.msg);
+    }
+    eng.sum.run_id = eng.run_id;
+    *out = eng.sum;
+    log_info("sync finished run=%lld status=%s tenants=%d ok=%d failed=%d devices=%lld "
+             "requests=%lld throttled=%lld ms=%lld",
+             (long long)eng.run_id, run_status, eng.sum.tenants_total, eng.sum.tenants_ok,
+             eng.sum.tenants_failed, (long long)eng.sum.devices, (long long)eng.sum.requests,
+             (long long)eng.sum.throttled, (long long)eng.sum.duration_ms);
+out:
+    http_free(eng.http);
+    /* Calls still live after an interruption: every chained call is in the list itself. */
+    for (struct call *c = eng.live; c != NULL; c = c->next)
+        c->then = NULL;
+    while (eng.live != NULL)
+        call_free(eng.live);
+    token_cache_free(eng.tokens);
+    for (size_t i = 0; i < eng.ntenants; i++) {
+        tenant_clear(&eng.tenants[i]);
+        free(eng.tenants[i].cust.tenant_id);
+        free(eng.tenants[i].cust.name);
+        free(eng.tenants[i].cust.domain);
+        free(eng.tenants[i].cust.relationship);
+        free(eng.tenants[i].cust.associated_partner_id);
+    }
+    free(eng.tenants);
+    pacer_free(&eng.global);
+    pacer_free(&eng.pc);
+    return rc;
+}

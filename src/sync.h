@@ -1,0 +1,68 @@
+/* sync.h - the sync engine: lists customer tenants and syncs each one's devices (and software)
+ * into the store, many tenants at once, paced under Microsoft's limits (PRODUCT.md §3).
+ *
+ * sync_run() runs one whole sync on the calling thread, which owns everything it creates (the
+ * HTTP engine, the token cache, tenant state). It blocks until every tenant is done, failed, or
+ * a stop was requested with sync_request_stop() (async-signal-safe).
+ *
+ * Guarantees: each tenant is reconciled in one store transaction, and only after its device
+ * listing completed; a tenant that failed, was throttled out or interrupted changes no asset
+ * (its client row records the error and remedy). Secrets in `creds` are borrowed, never copied
+ * into logs or messages.
+ *
+ * Returns ERR_OK when the run happened (even if some tenants failed: see the summary), or an
+ * error when it could not run at all (e.g. the customer list could not be read), with the
+ * message and remedy in eb.
+ */
+#ifndef MEMSYNC_SYNC_H
+#define MEMSYNC_SYNC_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "store.h"
+
+struct sync_creds {
+    const char *partner_tenant_id;
+    const char *partner_app_id;
+    const char *partner_secret;
+    const char *sync_app_id;
+    const char *sync_secret;
+};
+
+struct sync_opts {
+    const struct config *cfg;
+    int incremental;      /* 0 = full sync */
+    int parallel;         /* tenants in flight; 0 = cfg->sync_parallel */
+    int progress;         /* draw a progress bar on stderr (a terminal) */
+    int software;         /* also sync detected applications */
+    int hardware_detail;  /* fetch memory and Ethernet MAC per device (one request each) */
+    int max_attempts;     /* per request, 0 = default */
+    /* Pacing limits (requests per window); 0 = Microsoft's documented values. */
+    int intune_tenant_limit;   /* per app per tenant per 20 s: 2000 */
+    int intune_global_limit;   /* per app across tenants per 10 s: 130000 */
+    int pc_limit;              /* Partner Center customers per 60 s: 500 */
+};
+
+struct sync_summary {
+    int64_t run_id;
+    int tenants_total;
+    int tenants_ok;
+    int tenants_failed;
+    int64_t devices;
+    int64_t created, updated, unchanged, retired;
+    int64_t installs;
+    int64_t requests;
+    int64_t throttled;
+    int64_t duration_ms;
+    int interrupted;
+};
+
+int sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
+             const struct sync_opts *opts, struct sync_summary *out, struct errbuf *eb);
+
+/* Asks a running sync_run to stop starting work and return (async-signal-safe). */
+void sync_request_stop(void);
+
+#endif

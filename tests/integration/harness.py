@@ -1,0 +1,268 @@
+"""Shared helpers for memsync's integration tests: start `memsync sim` on 127.0.0.1 port 0, run
+the memsync binary in a scratch directory, and talk to the simulator like a Microsoft client.
+
+Standard library only (Debian's python3). Every process started here is stopped at exit.
+"""
+import atexit
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+BIN = os.environ.get("MEMSYNC_BIN", "memsync")
+FIXTURE_DIR = os.environ.get("FIXTURE_DIR", "")
+
+_procs = []
+
+
+def _cleanup():
+    for p in _procs:
+        if p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+atexit.register(_cleanup)
+
+
+class Sim:
+    """A running `memsync sim`; attributes env (dict of the env file) and base URLs."""
+
+    def __init__(self, *args, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="memsync-sim-")
+        self.env_file = os.path.join(self.dir, "sim.env")
+        if os.path.exists(self.env_file):
+            os.unlink(self.env_file)
+        self.log = open(os.path.join(self.dir, "sim.log"), "wb")
+        cmd = [BIN, "sim", "--listen", "127.0.0.1:0", "--env-file", self.env_file] + list(args)
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        _procs.append(self.proc)
+        deadline = time.time() + 30
+        while not os.path.exists(self.env_file):
+            if self.proc.poll() is not None:
+                raise RuntimeError("sim exited: " + self.read_log())
+            if time.time() > deadline:
+                raise RuntimeError("sim did not start: " + self.read_log())
+            time.sleep(0.05)
+        self.env = parse_env_file(self.env_file)
+        self.login = self.env["MEMSYNC_LOGIN_URL"]
+        self.graph = self.env["MEMSYNC_GRAPH_URL"]
+        self.pc = self.env["MEMSYNC_PARTNER_CENTER_URL"]
+        u = urllib.parse.urlsplit(self.graph)
+        self.root = "%s://%s" % (u.scheme, u.netloc)
+
+    def read_log(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "sim.log"), "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    # -- talking to the simulator as a client --------------------------------------------------
+    def token(self, tenant, client_id, secret, resource="https://graph.microsoft.com"):
+        form = urllib.parse.urlencode({
+            "grant_type": "client_credentials", "client_id": client_id,
+            "client_secret": secret, "scope": resource + "/.default"}).encode()
+        st, body, _ = http("POST", "%s/%s/oauth2/v2.0/token" % (self.login, tenant), form,
+                           {"Content-Type": "application/x-www-form-urlencoded"})
+        if st != 200:
+            raise RuntimeError("token %s: %s" % (st, body))
+        return json.loads(body)["access_token"]
+
+    def sync_token(self, tenant):
+        return self.token(tenant, self.env["MEMSYNC_SIM_SYNC_APP_ID"],
+                          self.env["MEMSYNC_SIM_SYNC_APP_SECRET"])
+
+    def graph_all(self, tenant, path):
+        """Follows @odata.nextLink from {graph}/path and returns every item."""
+        tok = self.sync_token(tenant)
+        url = self.graph + path
+        items = []
+        while url:
+            st, body, _ = http("GET", url, None, {"Authorization": "Bearer " + tok})
+            if st != 200:
+                raise RuntimeError("GET %s: %s %s" % (url, st, body[:300]))
+            page = json.loads(body)
+            items.extend(page["value"])
+            url = page.get("@odata.nextLink")
+        return items
+
+    def customers(self):
+        tok = self.token(self.env["MEMSYNC_SIM_PARTNER_TENANT_ID"],
+                         self.env["MEMSYNC_SIM_PARTNER_APP_ID"],
+                         self.env["MEMSYNC_SIM_PARTNER_APP_SECRET"],
+                         "https://api.partnercenter.microsoft.com")
+        url = self.pc + "/v1/customers?size=500"
+        headers = {"Authorization": "Bearer " + tok}
+        items = []
+        while True:
+            st, body, _ = http("GET", url, None, headers)
+            if st != 200:
+                raise RuntimeError("customers %s %s" % (st, body[:300]))
+            page = json.loads(body)
+            items.extend(page["items"])
+            nxt = page.get("links", {}).get("next")
+            if not nxt:
+                return items
+            url = self.pc + (nxt["uri"] if nxt["uri"].startswith("/v1") else "/v1" + nxt["uri"])
+            headers = {"Authorization": "Bearer " + tok}
+            for h in nxt.get("headers", []):
+                headers[h["key"]] = h["value"]
+
+    def world(self):
+        st, body, _ = http("GET", self.root + "/_sim/world")
+        assert st == 200, body
+        return json.loads(body)
+
+    def control(self, cmd):
+        st, body, _ = http("POST", self.root + "/_sim/control", json.dumps(cmd).encode(),
+                           {"Content-Type": "application/json"})
+        if st not in (200, 201, 204):
+            raise RuntimeError("control %s: %s %s" % (cmd, st, body))
+        return json.loads(body) if body.strip() else None
+
+    def stats(self):
+        st, body, _ = http("GET", self.root + "/_sim/stats")
+        assert st == 200, body
+        return json.loads(body)
+
+
+def parse_env_file(path):
+    env = {}
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            k, v = line.split("=", 1)
+            if k.startswith("export "):
+                k = k[7:]
+            parts = shlex.split(v)
+            env[k] = parts[0] if parts else ""
+    return env
+
+
+def http(method, url, body=None, headers=None, timeout=60):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8"), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
+
+
+class Memsync:
+    """Runs the memsync binary in its own directory with the simulator's settings."""
+
+    def __init__(self, sim=None, workdir=None):
+        self.dir = workdir or tempfile.mkdtemp(prefix="memsync-")
+        self.db = os.path.join(self.dir, "memsync.db")
+        self.env = dict(os.environ)
+        self.env.pop("MEMSYNC_PARTNER_APP_SECRET", None)
+        self.env.pop("MEMSYNC_SYNC_APP_SECRET", None)
+        self.env["MEMSYNC_DB"] = self.db
+        self.env["MEMSYNC_NO_PROGRESS"] = "1"
+        self.sim = sim
+        if sim is not None:
+            for k in ("MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL",
+                      "MEMSYNC_CA_FILE"):
+                if k in sim.env:
+                    self.env[k] = sim.env[k]
+
+    def run(self, *args, stdin=None, check=None, timeout=600, env=None):
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        p = subprocess.run([BIN] + list(args), cwd=self.dir, env=e, input=stdin,
+                           capture_output=True, timeout=timeout)
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        if check is not None and p.returncode != check:
+            raise AssertionError("memsync %s: exit %d (wanted %d)\nstdout:%s\nstderr:%s" % (
+                " ".join(args), p.returncode, check, out[-3000:], err[-3000:]))
+        return p.returncode, out, err
+
+    def write_secrets(self):
+        s = self.sim.env
+        pf, sf = os.path.join(self.dir, "partner.secret"), os.path.join(self.dir, "sync.secret")
+        with open(pf, "w") as f:
+            f.write(s["MEMSYNC_SIM_PARTNER_APP_SECRET"] + "\n")
+        with open(sf, "w") as f:
+            f.write(s["MEMSYNC_SIM_SYNC_APP_SECRET"] + "\n")
+        os.chmod(pf, 0o600)
+        os.chmod(sf, 0o600)
+        return pf, sf
+
+    def add_integration(self, *extra, check=0):
+        pf, sf = self.write_secrets()
+        s = self.sim.env
+        return self.run("integration", "add",
+                        "--partner-tenant-id", s["MEMSYNC_SIM_PARTNER_TENANT_ID"],
+                        "--partner-app-id", s["MEMSYNC_SIM_PARTNER_APP_ID"],
+                        "--partner-app-secret-file", pf,
+                        "--sync-app-id", s["MEMSYNC_SIM_SYNC_APP_ID"],
+                        "--sync-app-secret-file", sf, *extra, check=check)
+
+    def json(self, *args):
+        _, out, _ = self.run(*args, check=0)
+        return json.loads(out)
+
+    def jsonl(self, *args):
+        _, out, _ = self.run(*args, check=0)
+        return [json.loads(l) for l in out.splitlines() if l.strip()]
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# -- the mapping rules of PRODUCT.md §4, written independently of the C code ---------------------
+PLACEHOLDER_SERIALS = {
+    "", "to be filled by o.e.m.", "system serial number", "default string", "0", "0123456789",
+    "123456789", "none", "n/a", "not specified", "not available", "unknown",
+}
+
+
+def expect_serial(raw):
+    if raw is None:
+        return None
+    s = raw.strip()
+    if s.lower() in PLACEHOLDER_SERIALS or (s and set(s) <= {"0"}):
+        return None
+    return s
+
+
+def expect_str(v):
+    return v if v not in ("", None) else None
+
+
+def expect_date(v):
+    if v is None or v.startswith("0001-01-01"):
+        return None
+    # Graph sends "2024-04-13T20:23:18Z" or with fractions/offsets; memsync normalises to Z.
+    import datetime
+    s = v.replace("Z", "+00:00")
+    if "." in s:
+        head, rest = s.split(".", 1)
+        frac = ""
+        i = 0
+        while i < len(rest) and rest[i].isdigit():
+            i += 1
+        s = head + rest[i:]
+    dt = datetime.datetime.fromisoformat(s).astimezone(datetime.timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def expect_ownership(v):
+    return v if v in ("company", "personal") else "unknown"
