@@ -379,11 +379,12 @@ open_output(const char *format, const char *const *cols, size_t ncols,
 static int
 row_out(struct output *out, json_t *row)
 {
-    int rc = output_row(out, row);
+    struct errbuf eb = {0};
+    int rc = output_row(out, row, &eb);
 
     json_decref(row);
     if (rc != ERR_OK)
-        fprintf(stderr, "memsync: writing the output failed: %s\n", err_str(rc));
+        fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
     return rc;
 }
 
