@@ -209,6 +209,14 @@ partner_customers_parse(const char *body, size_t len, struct customer_page *out,
     if ((root = load_obj(body, len, what, eb)) == NULL)
         return ERR_PARSE;
     items = json_object_get(root, "items");
+    if (items == NULL && json_object_get(root, "companyProfile") != NULL) {
+        /* GET /v1/customers/{id}: one Customer, returned as a page of one. */
+        page_alloc(out, 1);
+        if ((rc = pc_customer(root, &out->items[0], eb)) != ERR_OK)
+            goto out;
+        out->count = 1;
+        goto done;
+    }
     if (!json_is_array(items)) {
         rc = err_set(eb, ERR_PARSE, "%s has no \"items\" array", what);
         goto out;
@@ -238,6 +246,7 @@ partner_customers_parse(const char *body, size_t len, struct customer_page *out,
             }
         }
     }
+done:
     rc = ERR_OK;
 out:
     json_decref(root);
@@ -252,7 +261,7 @@ graph_customers(const char *body, size_t len, struct customer_page *out, int gda
                 struct errbuf *eb)
 {
     const char *what = gdap ? "delegatedAdminCustomers page" : "contracts page";
-    json_t *root = NULL;
+    json_t *root = NULL, *single = NULL;
     const json_t *value, *link;
     size_t i;
     int rc;
@@ -262,6 +271,12 @@ graph_customers(const char *body, size_t len, struct customer_page *out, int gda
     if ((root = load_obj(body, len, what, eb)) == NULL)
         return ERR_PARSE;
     value = json_object_get(root, "value");
+    if (value == NULL && json_object_get(root, gdap ? "tenantId" : "customerId") != NULL) {
+        /* A single-entity GET: treat it as a collection of one. */
+        single = json_array();
+        json_array_append(single, root);
+        value = single;
+    }
     if (!json_is_array(value)) {
         rc = err_set(eb, ERR_PARSE, "%s has no \"value\" array", what);
         goto out;
@@ -315,6 +330,7 @@ graph_customers(const char *body, size_t len, struct customer_page *out, int gda
     }
     rc = ERR_OK;
 out:
+    json_decref(single);
     json_decref(root);
     if (rc != ERR_OK)
         customer_page_clear(out);
