@@ -1,0 +1,752 @@
+/* test_store.c - SQLite store: migrations and refusals, integrations, reconcile rules. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "device.h"
+#include "err.h"
+#include "mem.h"
+#include "store.h"
+
+#define T0 INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
+
+struct fx {
+    char dir[64];
+    char path[128];
+    struct store *st;
+    int64_t account;
+    int64_t integ;
+};
+
+static void
+rm_db(const char *path)
+{
+    char p[160];
+
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-journal", path);
+    unlink(p);
+}
+
+static int
+setup_plain(void **state)
+{
+    struct fx *fx = calloc(1, sizeof *fx);
+
+    assert_non_null(fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/memsync-store-XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    snprintf(fx->path, sizeof fx->path, "%s/memsync.db", fx->dir);
+    *state = fx;
+    return 0;
+}
+
+static int
+setup_open(void **state)
+{
+    struct fx *fx;
+    struct errbuf eb = {0};
+    struct integration in;
+
+    setup_plain(state);
+    fx = *state;
+    assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    assert_int_equal(store_account_ensure(fx->st, "default", &fx->account, &eb), ERR_OK);
+    memset(&in, 0, sizeof in);
+    in.account_id = fx->account;
+    in.name = "msp";
+    in.partner_tenant_id = "11111111-1111-1111-1111-111111111111";
+    in.partner_app_id = "22222222-2222-2222-2222-222222222222";
+    in.sync_app_id = "33333333-3333-3333-3333-333333333333";
+    in.partner_secret_expires = TS_NULL;
+    in.sync_secret_expires = TS_NULL;
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
+    fx->integ = in.id;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *fx = *state;
+
+    store_close(fx->st);
+    rm_db(fx->path);
+    rmdir(fx->dir);
+    free(fx);
+    return 0;
+}
+
+static char *
+read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    char *data;
+    long n;
+
+    assert_non_null(fp);
+    assert_int_equal(fseek(fp, 0, SEEK_END), 0);
+    n = ftell(fp);
+    assert_true(n >= 0);
+    rewind(fp);
+    data = malloc((size_t)n + 1);
+    assert_non_null(data);
+    assert_int_equal(fread(data, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return data;
+}
+
+static int64_t
+sql_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -999;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static void
+sql_exec(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void
+mkdev(struct device *d, const char *id, const char *name, const char *serial)
+{
+    device_init(d);
+    d->intune_id = xstrdup(id);
+    d->name = xstrdup(name);
+    d->serial = xstrdup(serial);
+    d->os_name = xstrdup("Windows");
+    d->os_version = xstrdup("10.0.19045.4291");
+    d->ownership = xstrdup("company");
+    d->type = DEVICE_WORKSTATION;
+    d->storage_total = INT64_C(512110190592);
+    d->storage_free = INT64_C(3221225472);
+    d->is_encrypted = 1;
+    d->enrolled_at = T0 - 86400;
+}
+
+static const struct client_info ci_a = {"aaaaaaaa-0000-0000-0000-000000000001", "Contoso",
+                                        "contoso.example", "partner_center"};
+static const struct client_info ci_b = {"bbbbbbbb-0000-0000-0000-000000000002", "Fabrikam",
+                                        "fabrikam.example", "partner_center"};
+
+/* Reconciles devs into tenant ci at time now. */
+static struct reconcile_counts
+sync_tenant(struct fx *fx, const struct client_info *ci, struct device *devs, size_t n,
+            int complete, int64_t now)
+{
+    struct errbuf eb = {0};
+    struct reconcile_counts c;
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, ci, now, &eb), ERR_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(store_reconcile_device(fx->st, &devs[i], &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, complete, complete, &c, &eb), ERR_OK);
+    return c;
+}
+
+struct seen {
+    int n;
+    int64_t ids[16];
+    char names[16][32];
+    int64_t retired[16];
+    int dup[16];
+    int64_t storage[16];
+    char tenant[16][40];
+};
+
+static int
+collect(void *arg, const struct asset *a)
+{
+    struct seen *s = arg;
+
+    if (s->n >= 16)
+        return ERR_TOOBIG;
+    s->ids[s->n] = a->id;
+    snprintf(s->names[s->n], sizeof s->names[0], "%s", a->dev.name ? a->dev.name : "");
+    snprintf(s->tenant[s->n], sizeof s->tenant[0], "%s", a->client_tenant_id);
+    s->retired[s->n] = a->retired_at;
+    s->dup[s->n] = a->serial_duplicate;
+    s->storage[s->n] = a->dev.storage_total;
+    s->n++;
+    return 0;
+}
+
+static struct seen
+list_assets(struct fx *fx, int include_retired)
+{
+    struct asset_query q;
+    struct seen s;
+    struct errbuf eb = {0};
+
+    memset(&q, 0, sizeof q);
+    memset(&s, 0, sizeof s);
+    q.account_id = fx->account;
+    q.include_retired = include_retired;
+    assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+    return s;
+}
+
+static void
+free_devs(struct device *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        device_clear(&d[i]);
+}
+
+/* ---- open, migrations, refusals -------------------------------------------------------- */
+
+static void
+test_fresh_and_reopen(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    int64_t a1 = 0, a2 = 0;
+
+    assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    assert_string_equal(store_backend(fx->st), "sqlite");
+    assert_int_equal(store_account_ensure(fx->st, "acme", &a1, &eb), ERR_OK);
+    store_close(fx->st);
+    fx->st = NULL;
+    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sql_int(fx->path, "PRAGMA application_id"), STORE_APPLICATION_ID);
+    assert_int_equal(
+        sql_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'hardware_asset'"), 1);
+    assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    assert_int_equal(store_account_ensure(fx->st, "acme", &a2, &eb), ERR_OK);
+    assert_true(a1 > 0);
+    assert_int_equal(a1, a2);
+}
+
+static void
+expect_refused(struct fx *fx, const char *what)
+{
+    struct errbuf eb = {0};
+    size_t n1, n2;
+    char *before = read_file(fx->path, &n1);
+    char *after;
+
+    assert_int_not_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    assert_null(fx->st);
+    assert_non_null(strstr(eb.msg, fx->path));
+    assert_non_null(strstr(eb.msg, what));
+    after = read_file(fx->path, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(before, after, n1);
+    free(before);
+    free(after);
+}
+
+static void
+test_refuse_not_sqlite(void **state)
+{
+    struct fx *fx = *state;
+    FILE *fp = fopen(fx->path, "wb");
+
+    assert_non_null(fp);
+    fputs("name,serial\nlaptop,ABC\nthis is a CSV file, not a database at all\n", fp);
+    fclose(fp);
+    expect_refused(fx, "not a SQLite database");
+}
+
+static void
+test_refuse_foreign_sqlite(void **state)
+{
+    struct fx *fx = *state;
+
+    sql_exec(fx->path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+                       "INSERT INTO notes (body) VALUES ('keep me');");
+    expect_refused(fx, "not a memsync database");
+}
+
+static void
+test_refuse_newer(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+
+    assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    store_close(fx->st);
+    fx->st = NULL;
+    sql_exec(fx->path, "PRAGMA journal_mode = DELETE; PRAGMA user_version = 99");
+    expect_refused(fx, "newer memsync");
+}
+
+static void
+test_postgres_unsupported(void **state)
+{
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+
+    (void)state;
+    assert_int_equal(store_open(&st, "postgresql://localhost/memsync", &eb), ERR_UNSUPPORTED);
+    assert_null(st);
+    assert_non_null(strstr(eb.msg, "SQLite path"));
+    assert_int_equal(store_open(&st, "postgres://localhost/memsync", &eb), ERR_UNSUPPORTED);
+}
+
+/* ---- integrations ---------------------------------------------------------------------- */
+
+static void
+test_integrations(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct integration in, got, *list = NULL;
+    size_t n = 0;
+
+    assert_int_equal(store_integration_get(fx->st, fx->account, fx->integ, &got, &eb), ERR_OK);
+    assert_string_equal(got.name, "msp");
+    assert_string_equal(got.tenant_source, "partner_center");
+    assert_null(got.partner_secret_sealed);
+    assert_true(got.partner_secret_expires == TS_NULL);
+    assert_int_equal(got.sync_interval, 21600);
+    integration_clear(&got);
+
+    memset(&in, 0, sizeof in);
+    in.account_id = fx->account;
+    in.name = "msp";
+    in.partner_tenant_id = "t";
+    in.partner_app_id = "p";
+    in.sync_app_id = "s";
+    in.partner_secret_expires = TS_NULL;
+    in.sync_secret_expires = TS_NULL;
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_EXISTS);
+    in.name = "second";
+    in.tenant_source = "gdap";
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
+    in.tenant_source = "bogus";
+    in.name = "third";
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_INVAL);
+
+    assert_int_equal(store_tx_begin(fx->st, &eb), ERR_OK);
+    assert_int_equal(store_integration_set_secret(fx->st, fx->integ, "partner", "v1.sealed", "abc",
+                                                  T0 + 86400 * 365, &eb),
+                     ERR_OK);
+    assert_int_equal(
+        store_integration_set_secret(fx->st, fx->integ, "sync", "v1.sealed2", "xyz", TS_NULL, &eb),
+        ERR_OK);
+    assert_int_equal(store_tx_commit(fx->st, &eb), ERR_OK);
+    assert_int_equal(store_integration_set_secret(fx->st, 9999, "sync", "x", "x", TS_NULL, &eb),
+                     ERR_NOTFOUND);
+    assert_int_equal(store_integration_set_secret(fx->st, fx->integ, "other", "x", "x", 0, &eb),
+                     ERR_INVAL);
+
+    assert_int_equal(store_integration_list(fx->st, fx->account, &list, &n, &eb), ERR_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].partner_secret_sealed, "v1.sealed");
+    assert_string_equal(list[0].partner_secret_hint, "abc");
+    assert_true(list[0].partner_secret_expires == T0 + 86400 * 365);
+    assert_string_equal(list[0].sync_secret_hint, "xyz");
+    assert_true(list[0].sync_secret_expires == TS_NULL);
+    assert_string_equal(list[1].name, "second");
+    assert_string_equal(list[1].tenant_source, "gdap");
+    for (size_t i = 0; i < n; i++)
+        integration_clear(&list[i]);
+    free(list);
+
+    assert_int_equal(store_integration_delete(fx->st, fx->account, in.id, &eb), ERR_OK);
+    assert_int_equal(store_integration_delete(fx->st, fx->account, in.id, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_NOTFOUND);
+    /* Another account cannot see it. */
+    assert_int_equal(store_integration_get(fx->st, fx->account + 1, fx->integ, &got, &eb),
+                     ERR_NOTFOUND);
+}
+
+/* ---- reconcile ------------------------------------------------------------------------- */
+
+static void
+test_reconcile_created_updated_unchanged(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[2];
+    struct reconcile_counts c;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rows = 0;
+
+    mkdev(&d[0], "dev-a", "LAPTOP-A", "SN-A");
+    mkdev(&d[1], "dev-b", "LAPTOP-B", "SN-B");
+    c = sync_tenant(fx, &ci_a, d, 2, 1, T0);
+    assert_int_equal(c.created, 2);
+    assert_int_equal(c.updated + c.unchanged + c.retired, 0);
+
+    free(d[1].os_version);
+    d[1].os_version = xstrdup("10.0.22631.3447");
+    d[1].storage_free = INT64_C(4294967296);
+    c = sync_tenant(fx, &ci_a, d, 2, 1, T0 + 3600);
+    assert_int_equal(c.created, 0);
+    assert_int_equal(c.updated, 1);
+    assert_int_equal(c.unchanged, 1);
+    assert_int_equal(c.retired, 0);
+
+    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT field, old_value, new_value, at FROM asset_change "
+                                        "ORDER BY field",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *f = (const char *)sqlite3_column_text(st, 0);
+        const char *o = (const char *)sqlite3_column_text(st, 1);
+        const char *nv = (const char *)sqlite3_column_text(st, 2);
+        assert_true(sqlite3_column_int64(st, 3) == T0 + 3600);
+        if (rows == 0) {
+            assert_string_equal(f, "os_version");
+            assert_string_equal(o, "10.0.19045.4291");
+            assert_string_equal(nv, "10.0.22631.3447");
+        } else {
+            assert_string_equal(f, "storage_free_bytes");
+            assert_string_equal(o, "3221225472");
+            assert_string_equal(nv, "4294967296");
+        }
+        rows++;
+    }
+    assert_int_equal(rows, 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    free_devs(d, 2);
+}
+
+static void
+test_complete_listing_retires_missing(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[3];
+    struct reconcile_counts c;
+    struct seen s;
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    mkdev(&d[2], "dev-c", "C", "SN-C");
+    sync_tenant(fx, &ci_a, d, 3, 1, T0);
+    sync_tenant(fx, &ci_b, d, 1, 1, T0); /* other tenant: must not be touched */
+
+    /* Incomplete listing without B: nothing retired. */
+    c = sync_tenant(fx, &ci_a, (struct device[]){d[0]}, 1, 0, T0 + 60);
+    assert_int_equal(c.retired, 0);
+    assert_int_equal(list_assets(fx, 0).n, 4);
+
+    /* Complete listing of A and C: exactly B retired. */
+    {
+        struct device two[2] = {d[0], d[2]};
+        c = sync_tenant(fx, &ci_a, two, 2, 1, T0 + 120);
+    }
+    assert_int_equal(c.retired, 1);
+    assert_int_equal(c.unchanged, 2);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 3);
+    for (int i = 0; i < s.n; i++)
+        assert_string_not_equal(s.names[i], "B");
+    s = list_assets(fx, 1);
+    assert_int_equal(s.n, 4);
+    for (int i = 0; i < s.n; i++) {
+        if (strcmp(s.names[i], "B") == 0)
+            assert_true(s.retired[i] == T0 + 120);
+        else
+            assert_true(s.retired[i] == TS_NULL);
+    }
+
+    /* B reappears: revived, counted as updated. */
+    c = sync_tenant(fx, &ci_a, d, 3, 1, T0 + 180);
+    assert_int_equal(c.revived, 1);
+    assert_int_equal(c.updated, 1);
+    assert_int_equal(c.unchanged, 2);
+    assert_int_equal(c.retired, 0);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 4);
+    free_devs(d, 3);
+}
+
+static void
+test_rollback_leaves_nothing(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct asset_query q;
+
+    mkdev(&d, "dev-a", "A", "SN-A");
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    store_reconcile_rollback(fx->st);
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    q.include_retired = 1;
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM client"), 0);
+    /* The store is usable afterwards. */
+    sync_tenant(fx, &ci_a, &d, 1, 1, T0);
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 1);
+    /* A reconcile call outside begin/commit is refused. */
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_INVAL);
+    device_clear(&d);
+}
+
+static void
+test_installs(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct reconcile_counts c;
+    const struct app_ref apps[] = {
+        {"Microsoft Edge", "124.0.2478.80", "Microsoft", "windows", INT64_C(5000000000)},
+        {"7-Zip", "23.01", NULL, NULL, -1},
+    };
+
+    mkdev(&d, "dev-a", "A", "SN-A");
+    /* Both apps. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-a", apps, 2, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "no-such-device", apps, 1, &eb),
+                     ERR_NOTFOUND);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(c.installs_added, 2);
+    assert_int_equal(c.installs_removed, 0);
+    assert_int_equal(sql_int(fx->path, "SELECT software_count FROM client"), 2);
+    assert_true(sql_int(fx->path, "SELECT size_bytes FROM software_title WHERE name = "
+                                  "'Microsoft Edge'") == INT64_C(5000000000));
+
+    /* Only Edge: 7-Zip removed (kept, with removed_at). */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 60, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-a", apps, 1, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(c.installs_added, 0);
+    assert_int_equal(c.installs_removed, 1);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_install"), 2);
+    assert_true(sql_int(fx->path, "SELECT removed_at FROM software_install i JOIN software_title "
+                                  "t ON t.id = i.title_id WHERE t.name = '7-Zip'") == T0 + 60);
+    assert_int_equal(sql_int(fx->path, "SELECT software_count FROM client"), 1);
+
+    /* Incomplete installs: nothing removed even though nothing was reported. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 90, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, 0, 0, &c, &eb), ERR_OK);
+    assert_int_equal(c.installs_removed, 0);
+
+    /* 7-Zip back: re-added, removed_at cleared. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 120, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-a", apps, 2, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(c.installs_added, 1);
+    assert_int_equal(c.installs_removed, 0);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_install WHERE removed_at "
+                                       "IS NULL"),
+                     2);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_title"), 2);
+    device_clear(&d);
+}
+
+static void
+test_serial_duplicate(void **state)
+{
+    struct fx *fx = *state;
+    struct device a[2], b[1];
+    struct seen s;
+
+    mkdev(&a[0], "dev-a1", "A1", "pf3abc12");
+    mkdev(&a[1], "dev-a2", "A2", "UNIQUE-1");
+    mkdev(&b[0], "dev-b1", "B1", "PF3ABC12");
+    sync_tenant(fx, &ci_a, a, 2, 1, T0);
+    s = list_assets(fx, 0);
+    for (int i = 0; i < s.n; i++)
+        assert_int_equal(s.dup[i], 0);
+    sync_tenant(fx, &ci_b, b, 1, 1, T0);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 3);
+    for (int i = 0; i < s.n; i++)
+        assert_int_equal(s.dup[i], strcmp(s.names[i], "A2") != 0);
+    /* Once B1 is retired, A1 is no longer a duplicate. */
+    sync_tenant(fx, &ci_b, NULL, 0, 1, T0 + 60);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 2);
+    for (int i = 0; i < s.n; i++)
+        assert_int_equal(s.dup[i], 0);
+    free_devs(a, 2);
+    free_devs(b, 1);
+}
+
+static void
+test_int64_roundtrip_and_query(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d[2];
+    struct seen s;
+    struct asset_query q;
+
+    mkdev(&d[0], "dev-a", "Big-Disk", "SN-A");
+    d[0].storage_total = INT64_C(8796093022208); /* 8 TiB, far above 2^31 */
+    d[0].memory = INT64_C(68719476736);
+    mkdev(&d[1], "dev-b", "small", "SN-B");
+    d[1].storage_total = -1;
+    sync_tenant(fx, &ci_a, d, 2, 1, T0);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 2);
+    assert_true(s.storage[0] == INT64_C(8796093022208));
+    assert_true(s.storage[1] == -1);
+    assert_string_equal(s.tenant[0], ci_a.tenant_id);
+
+    memset(&q, 0, sizeof q);
+    memset(&s, 0, sizeof s);
+    q.account_id = fx->account;
+    q.search = "big-d";
+    assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "Big-Disk");
+    q.search = NULL;
+    q.client = "Contoso";
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 2);
+    q.client = "Nobody";
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
+    q.client = NULL;
+    q.limit = 1;
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+    assert_int_equal(s.n, 1);
+    q.after_id = s.ids[0];
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.names[0], "small");
+    free_devs(d, 2);
+}
+
+struct client_seen {
+    int n;
+    char status[4][8];
+    char code[4][32];
+    int64_t devices[4];
+};
+
+static int
+collect_client(void *arg, const struct client_row *c)
+{
+    struct client_seen *s = arg;
+
+    snprintf(s->status[s->n], sizeof s->status[0], "%s", c->status);
+    snprintf(s->code[s->n], sizeof s->code[0], "%s", c->error_code ? c->error_code : "");
+    s->devices[s->n] = c->device_count;
+    s->n++;
+    return 0;
+}
+
+static void
+test_clients_and_runs(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct client_seen s;
+    struct tenant_result r;
+    int64_t run = 0;
+
+    mkdev(&d, "dev-a", "A", "SN-A");
+    sync_tenant(fx, &ci_a, &d, 1, 1, T0);
+    assert_int_equal(store_client_fail(fx->st, fx->account, fx->integ, &ci_b, "consent_missing",
+                                       "The sync app is not consented.", "Grant consent.", &eb),
+                     ERR_OK);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_clients_each(fx->st, fx->account, collect_client, &s, &eb), ERR_OK);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.status[0], "ok"); /* Contoso sorts first */
+    assert_int_equal(s.devices[0], 1);
+    assert_string_equal(s.status[1], "error");
+    assert_string_equal(s.code[1], "consent_missing");
+
+    assert_int_equal(store_run_start(fx->st, fx->integ, "full", T0, &run, &eb), ERR_OK);
+    memset(&r, 0, sizeof r);
+    r.tenant_id = ci_a.tenant_id;
+    r.status = "ok";
+    r.counts.created = 1;
+    r.requests = 3;
+    assert_int_equal(store_run_tenant(fx->st, run, &r, &eb), ERR_OK);
+    assert_int_equal(store_run_finish(fx->st, run, "partial", T0 + 5, &eb), ERR_OK);
+    assert_int_equal(store_run_finish(fx->st, run + 100, "ok", T0 + 5, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_run_start(fx->st, 4242, "full", T0, &run, &eb), ERR_NOTFOUND);
+    assert_int_equal(sql_int(fx->path, "SELECT requests FROM sync_tenant_result"), 3);
+    device_clear(&d);
+}
+
+static void
+test_diff_helper(void **state)
+{
+    struct device a, b;
+    char *k;
+
+    (void)state;
+    mkdev(&a, "x", "n", "s");
+    mkdev(&b, "x", "n", "s");
+    assert_int_equal(store_device_diff(&a, &b, NULL, NULL), 0);
+    b.is_encrypted = 0;
+    b.type = DEVICE_VIRTUAL;
+    assert_int_equal(store_device_diff(&a, &b, NULL, NULL), 2);
+    device_clear(&a);
+    device_clear(&b);
+    k = store_serial_key("  ab-12c ");
+    assert_string_equal(k, "AB-12C");
+    free(k);
+    assert_null(store_serial_key("   "));
+    assert_null(store_serial_key(NULL));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_fresh_and_reopen, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_not_sqlite, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_foreign_sqlite, setup_plain, teardown),
+        cmocka_unit_test_setup_teardown(test_refuse_newer, setup_plain, teardown),
+        cmocka_unit_test(test_postgres_unsupported),
+        cmocka_unit_test_setup_teardown(test_integrations, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
+        cmocka_unit_test(test_diff_helper),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
