@@ -171,6 +171,17 @@ store_client_fail(struct store *st, int64_t account_id, int64_t integration_id,
 }
 
 int
+store_client_update(struct store *st, int64_t account_id, const char *client, int included,
+                    const char *name_override, struct errbuf *eb)
+{
+    if (client == NULL || client[0] == '\0')
+        return err_set(eb, ERR_INVAL, "no client given");
+    if (included < -1 || included > 1)
+        return err_set(eb, ERR_INVAL, "included must be 0 or 1");
+    return st->ops->client_update(st, account_id, client, included, name_override, eb);
+}
+
+int
 store_reconcile_begin(struct store *st, int64_t account_id, int64_t integration_id,
                       const struct client_info *ci, int64_t now, struct errbuf *eb)
 {

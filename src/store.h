@@ -113,6 +113,12 @@ int store_client_fail(struct store *st, int64_t account_id, int64_t integration_
                       const struct client_info *ci, const char *code, const char *message,
                       const char *remedy, struct errbuf *eb);
 
+/* Includes or excludes a client (included: 1 / 0, -1 = leave as is) and sets its display name
+ * override (NULL = leave, "" = clear). client is an id, a tenant id or an exact name;
+ * ERR_NOTFOUND when nothing matches, ERR_INVAL when a name matches several clients. */
+int store_client_update(struct store *st, int64_t account_id, const char *client, int included,
+                        const char *name_override, struct errbuf *eb);
+
 /* ---- reconcile (one transaction per tenant) ---------------------------------------------- */
 
 struct reconcile_counts {
@@ -241,6 +247,8 @@ struct store_ops {
     int (*client_fail)(struct store *st, int64_t account_id, int64_t integration_id,
                        const struct client_info *ci, const char *code, const char *message,
                        const char *remedy, struct errbuf *eb);
+    int (*client_update)(struct store *st, int64_t account_id, const char *client, int included,
+                         const char *name_override, struct errbuf *eb);
     int (*reconcile_begin)(struct store *st, int64_t account_id, int64_t integration_id,
                            const struct client_info *ci, int64_t now, struct errbuf *eb);
     int (*reconcile_device)(struct store *st, const struct device *d, struct errbuf *eb);

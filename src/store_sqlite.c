@@ -1088,6 +1088,63 @@ out:
     return wend(s, own, rc, eb);
 }
 
+static int
+sq_client_update(struct store *base, int64_t account_id, const char *client, int included,
+                 const char *name_override, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    int own, rc, src, matches = 0;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    src = sqlite3_prepare_v2(s->db,
+                             "SELECT id FROM client WHERE account_id = ?1 AND "
+                             "(CAST(id AS TEXT) = ?2 OR tenant_id = ?2 OR "
+                             "COALESCE(name_override, name) = ?2) LIMIT 2",
+                             -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_err(s, src, eb, "finding the client");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, account_id);
+    bind_text(st, 2, client);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        id = sqlite3_column_int64(st, 0);
+        matches++;
+    }
+    if (src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "finding the client");
+    else if (matches == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "no client \"%s\"", client);
+    else if (matches > 1)
+        rc = err_set(eb, ERR_INVAL, "\"%s\" matches several clients; use the tenant id", client);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != ERR_OK)
+        goto out;
+    src = sqlite3_prepare_v2(s->db,
+                             "UPDATE client SET included = CASE WHEN ?1 < 0 THEN included "
+                             "ELSE ?1 END, name_override = CASE WHEN ?2 IS NULL THEN "
+                             "name_override ELSE NULLIF(?2, '') END, updated_at = ?3 "
+                             "WHERE id = ?4",
+                             -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = db_err(s, src, eb, "updating the client");
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, included);
+    bind_text(st, 2, name_override);
+    sqlite3_bind_int64(st, 3, clock_now());
+    sqlite3_bind_int64(st, 4, id);
+    rc = step_done(s, st, eb, "updating the client");
+    sqlite3_finalize(st);
+out:
+    return wend(s, own, rc, eb);
+}
+
 /* ---- reconcile --------------------------------------------------------------------------- */
 
 static void
@@ -1732,6 +1789,7 @@ static const struct store_ops sqlite_ops = {
     .integration_delete = sq_integration_delete,
     .clients_each = sq_clients_each,
     .client_fail = sq_client_fail,
+    .client_update = sq_client_update,
     .reconcile_begin = sq_reconcile_begin,
     .reconcile_device = sq_reconcile_device,
     .reconcile_installs = sq_reconcile_installs,

@@ -691,6 +691,18 @@ test_clients_and_runs(void **state)
     assert_string_equal(s.status[1], "error");
     assert_string_equal(s.code[1], "consent_missing");
 
+    assert_int_equal(store_client_update(fx->st, fx->account, "Fabrikam", 0, "Fab (old)", &eb),
+                     ERR_OK);
+    assert_int_equal(store_client_update(fx->st, fx->account, "Nobody", 0, NULL, &eb),
+                     ERR_NOTFOUND);
+    assert_int_equal(sql_int(fx->path, "SELECT included FROM client WHERE name_override = "
+                                       "'Fab (old)'"),
+                     0);
+    assert_int_equal(store_client_update(fx->st, fx->account, ci_b.tenant_id, 1, "", &eb), ERR_OK);
+    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM client WHERE included = 1 AND "
+                                       "name_override IS NULL"),
+                     2);
+
     assert_int_equal(store_run_start(fx->st, fx->integ, "full", T0, &run, &eb), ERR_OK);
     memset(&r, 0, sizeof r);
     r.tenant_id = ci_a.tenant_id;
