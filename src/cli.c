@@ -23,6 +23,7 @@
 #include "sim.h"
 #include "store.h"
 #include "sync.h"
+#include "validate.h"
 #include "vault.h"
 
 #define DEFAULT_SECRET_LIFETIME (182 * 86400) /* 6 months: the usual choice in Entra */
@@ -83,8 +84,8 @@ parse_opts(const char *cmd, int argc, char **argv, const struct opt *opts, const
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (strcmp(a, "-") != 0 && a[0] == '-' && a[1] != '\0') {
-                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd,
-                        a, cmd);
+                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd, a,
+                        cmd);
                 return -1;
             }
             if (*npos >= maxpos) {
@@ -189,11 +190,11 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         const char *v = env != NULL ? getenv(env) : NULL;
 
         if (v == NULL || *v == '\0') {
-            rc = err_set(eb, ERR_USAGE,
-                         "the %s key is missing: give --%s-secret-file FILE (or - for stdin) or "
-                         "set %s",
-                         label, strcmp(label, "Partner App") == 0 ? "partner-app" : "sync-app",
-                         env);
+            rc =
+                err_set(eb, ERR_USAGE,
+                        "the %s key is missing: give --%s-secret-file FILE (or - for stdin) or "
+                        "set %s",
+                        label, strcmp(label, "Partner App") == 0 ? "partner-app" : "sync-app", env);
             goto out;
         }
         len = strlen(v);
@@ -504,6 +505,29 @@ integration_add(struct ctx *cx, int argc, char **argv)
         goto out;
     if ((rc = open_vault(cx, 1, &v, &eb)) != ERR_OK)
         goto out;
+    {
+        struct validate_input vi = {0};
+        struct validation val = {0};
+
+        vi.partner_tenant_id = tenant;
+        vi.partner_app_id = papp;
+        vi.partner_secret = psec;
+        vi.sync_app_id = sapp;
+        vi.sync_secret = ssec;
+        vi.tenant_source = source;
+        printf("Checking the values with Microsoft:\n");
+        validate_integration(&cx->cfg, &vi, &val, &eb);
+        validation_print(&val, stdout);
+        fflush(stdout);
+        if (!val.ok) {
+            validation_clear(&val);
+            rc = err_set(&eb, ERR_AUTH,
+                         "not saved: the checks marked FAIL above must pass first (each says "
+                         "what to do)");
+            goto out;
+        }
+        validation_clear(&val);
+    }
 
     in.account_id = account;
     in.name = xstrdup(name != NULL ? name : "Microsoft Intune");
@@ -574,19 +598,24 @@ integration_json(const struct integration *in)
     clock_fmt(in->partner_secret_expires, pexp, sizeof pexp);
     clock_fmt(in->sync_secret_expires, sexp, sizeof sexp);
     clock_fmt(in->created_at, created, sizeof created);
-    return json_pack("{s:I, s:s?, s:s?, s:s?, s:{s:s?, s:s?}, s:{s:s?, s:s?}, s:s?, s:I, s:s?}",
-                     "id", (json_int_t)in->id, "name", in->name, "partner_tenant_id",
-                     in->partner_tenant_id, "partner_app_id", in->partner_app_id,
-                     "partner_app_secret", "hint", in->partner_secret_hint, "expires_at",
-                     pexp[0] ? pexp : NULL, "sync_app_secret", "hint", in->sync_secret_hint,
-                     "expires_at", sexp[0] ? sexp : NULL, "sync_app_id", in->sync_app_id,
-                     "sync_interval_seconds", (json_int_t)in->sync_interval, "tenant_source",
-                     in->tenant_source);
+    return json_pack(
+        "{s:I, s:s?, s:s?, s:s?, s:{s:s?, s:s?}, s:{s:s?, s:s?}, s:s?, s:I, s:s?}", "id",
+        (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
+        "partner_app_id", in->partner_app_id, "partner_app_secret", "hint", in->partner_secret_hint,
+        "expires_at", pexp[0] ? pexp : NULL, "sync_app_secret", "hint", in->sync_secret_hint,
+        "expires_at", sexp[0] ? sexp : NULL, "sync_app_id", in->sync_app_id,
+        "sync_interval_seconds", (json_int_t)in->sync_interval, "tenant_source", in->tenant_source);
 }
 
 static const char *const integration_columns[] = {
-    "id", "name", "partner_tenant_id", "partner_app_id", "sync_app_id",
-    "partner_app_secret.expires_at", "sync_app_secret.expires_at", "tenant_source",
+    "id",
+    "name",
+    "partner_tenant_id",
+    "partner_app_id",
+    "sync_app_id",
+    "partner_app_secret.expires_at",
+    "sync_app_secret.expires_at",
+    "tenant_source",
 };
 
 static int
@@ -682,6 +711,100 @@ out:
 }
 
 static int
+integration_rotate(struct ctx *cx, int argc, char **argv)
+{
+    const char *file = NULL, *expires = NULL;
+    int partner = 0, sync = 0, help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"partner", 0, NULL, &partner}, {"sync", 0, NULL, &sync}, {"secret-file", 1, &file, NULL},
+        {"expires", 1, &expires, NULL}, {NULL, 0, NULL, NULL},
+    };
+    struct store *st = NULL;
+    struct vault *v = NULL;
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    struct validate_input vi = {0};
+    struct validation val = {0};
+    char *newsec = NULL, *other = NULL, *sealed = NULL, *hint = NULL;
+    int64_t account, id, exp = clock_now() + DEFAULT_SECRET_LIFETIME;
+    const char *label, *column, *which;
+    int rc = ERR_OK, code = CLI_FAIL;
+
+    if (parse_opts("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || npos != 1 || parse_id(pos[0], &id) != 0 || partner == sync) {
+        fprintf(help ? stdout : stderr,
+                "usage: memsync integration rotate-secret ID --partner|--sync --secret-file FILE "
+                "[--expires DATE]\n"
+                "The new secret is checked with Microsoft first, then swapped in; a sync already "
+                "running finishes with the old one.\n");
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    if (expires != NULL && parse_date_opt(expires, "--expires", &exp, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync integration rotate-secret: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    label = partner ? "Partner App" : "Sync App";
+    column = partner ? "partner_app_secret" : "sync_app_secret";
+    which = partner ? "partner" : "sync";
+    if ((rc = read_secret(file, partner ? "MEMSYNC_PARTNER_APP_SECRET" : "MEMSYNC_SYNC_APP_SECRET",
+                          label, &newsec, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK ||
+        (rc = store_integration_get(st, account, id, &in, &eb)) != ERR_OK ||
+        (rc = open_vault(cx, 0, &v, &eb)) != ERR_OK)
+        goto out;
+    /* The other secret is needed to list customers for the tenant checks. */
+    if ((rc = vault_unseal(v, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
+                           partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other,
+                           &eb)) != ERR_OK)
+        goto out;
+    vi.partner_tenant_id = in.partner_tenant_id;
+    vi.partner_app_id = in.partner_app_id;
+    vi.sync_app_id = in.sync_app_id;
+    vi.partner_secret = partner ? newsec : other;
+    vi.sync_secret = partner ? other : newsec;
+    vi.tenant_source = in.tenant_source;
+    printf("Checking the new %s key with Microsoft:\n", label);
+    validate_integration(&cx->cfg, &vi, &val, &eb);
+    validation_print(&val, stdout);
+    fflush(stdout);
+    if (!val.ok) {
+        rc = err_set(&eb, ERR_AUTH,
+                     "the %s key was not changed: the checks marked FAIL above "
+                     "must pass first",
+                     label);
+        goto out;
+    }
+    if ((rc = vault_seal(v, "integration", id, column, newsec, &sealed, &eb)) != ERR_OK)
+        goto out;
+    hint = hint_of(newsec);
+    if ((rc = store_integration_set_secret(st, id, which, sealed, hint, exp, &eb)) != ERR_OK)
+        goto out;
+    {
+        char d[32];
+
+        clock_fmt(exp, d, sizeof d);
+        printf("the %s key of integration %lld was replaced; it expires on %.10s\n", label,
+               (long long)id, d);
+    }
+    code = CLI_OK;
+out:
+    if (rc != ERR_OK)
+        fprintf(stderr, "memsync integration rotate-secret: %s\n", eb.msg);
+    validation_clear(&val);
+    vault_wipe(newsec);
+    vault_wipe(other);
+    free(sealed);
+    free(hint);
+    integration_clear(&in);
+    vault_close(v);
+    store_close(st);
+    return code;
+}
+
+static int
 cmd_integration(struct ctx *cx, int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -698,8 +821,11 @@ cmd_integration(struct ctx *cx, int argc, char **argv)
         return integration_show_remove(cx, argc - 1, argv + 1, 0);
     if (strcmp(argv[1], "remove") == 0)
         return integration_show_remove(cx, argc - 1, argv + 1, 1);
-    fprintf(stderr, "memsync integration: unknown subcommand '%s' (add, list, show, "
-                    "rotate-secret, remove)\n",
+    if (strcmp(argv[1], "rotate-secret") == 0)
+        return integration_rotate(cx, argc - 1, argv + 1);
+    fprintf(stderr,
+            "memsync integration: unknown subcommand '%s' (add, list, show, "
+            "rotate-secret, remove)\n",
             argv[1]);
     return CLI_USAGE;
 }
@@ -720,9 +846,8 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     int full = 0, incr = 0, help = 0, npos;
     const char *pos[1];
     const struct opt opts[] = {
-        {"integration", 1, &iid, NULL}, {"full", 0, NULL, &full},
-        {"incremental", 0, NULL, &incr}, {"parallel", 1, &par, NULL},
-        {NULL, 0, NULL, NULL},
+        {"integration", 1, &iid, NULL}, {"full", 0, NULL, &full}, {"incremental", 0, NULL, &incr},
+        {"parallel", 1, &par, NULL},    {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
     struct integration *list = NULL;
@@ -776,8 +901,9 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
             code = c;
     }
     if (!ran) {
-        fprintf(stderr, "memsync sync: integration %lld does not exist (see memsync integration "
-                        "list)\n",
+        fprintf(stderr,
+                "memsync sync: integration %lld does not exist (see memsync integration "
+                "list)\n",
                 (long long)id);
         code = CLI_FAIL;
     }
@@ -908,12 +1034,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"integration", cmd_integration},
-    {"sync", cmd_sync},
-    {"clients", cmd_clients},
-    {"assets", cmd_assets},
-    {"config", cmd_config},
-    {NULL, NULL},
+    {"integration", cmd_integration}, {"sync", cmd_sync},     {"clients", cmd_clients},
+    {"assets", cmd_assets},           {"config", cmd_config}, {NULL, NULL},
 };
 
 int
@@ -937,8 +1059,7 @@ cli_main(int argc, char **argv)
             printf("memsync %s\n", MEMSYNC_VERSION);
             return CLI_OK;
         }
-        if (strcmp(a, "--db") == 0 || strcmp(a, "--config") == 0 ||
-            strcmp(a, "--log-level") == 0) {
+        if (strcmp(a, "--db") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "--log-level") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "memsync: option %s needs a value\n", a);
                 return CLI_USAGE;

@@ -127,7 +127,7 @@ struct call {
     const char *client_id; /* token calls and refreshes */
     const char *secret;
     int attempt;
-    int refreshed;  /* a 401 already led to one token refresh */
+    int refreshed; /* a 401 already led to one token refresh */
     int64_t waited_ms;
     struct call *then; /* token calls: the call to submit once the token is cached */
     call_done_fn *done;
@@ -275,8 +275,8 @@ token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id, cons
                const char *secret, const char *audience, struct call *then)
 {
     struct buf form;
-    struct call *c = call_new(eng, t, CALL_TOKEN, token_url(eng->cfg->login_url, tenant_id, 0),
-                              token_done);
+    struct call *c =
+        call_new(eng, t, CALL_TOKEN, token_url(eng->cfg->login_url, tenant_id, 0), token_done);
 
     buf_init(&form, 16384);
     if (token_form(&form, client_id, secret, audience, 0) != ERR_OK)
@@ -325,8 +325,8 @@ token_done(struct call *c, const struct http_resp *r)
     }
     if (token_parse(r->body, r->body_len, r->status, &tr, &eb) != ERR_OK) {
         if (tr.aadsts != 0 || tr.error != NULL) {
-            int64_t exp = is_partner ? eng->in->partner_secret_expires
-                                     : eng->in->sync_secret_expires;
+            int64_t exp =
+                is_partner ? eng->in->partner_secret_expires : eng->in->sync_secret_expires;
             if (exp != TS_NULL) {
                 clock_fmt(exp, expired_on, sizeof expired_on);
                 expired_on[10] = '\0';
@@ -462,8 +462,8 @@ call_submit(struct call *c)
 
         if (tok == NULL) {
             /* Expired while the call waited: get a new one first. */
-            struct call *tc = token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret,
-                                             c->audience, c);
+            struct call *tc =
+                token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret, c->audience, c);
             call_submit(tc);
             return;
         }
@@ -945,8 +945,7 @@ sync_run(struct store *st, const struct integration *in, const struct sync_creds
     eng.sum.interrupted = stop_requested != 0;
     if (eng.fatal) {
         run_status = "failed";
-        rc = err_set(eb, eng.fatal_eb.code ? eng.fatal_eb.code : ERR_HTTP, "%s",
-                     eng.fatal_eb.msg);
+        rc = err_set(eb, eng.fatal_eb.code ? eng.fatal_eb.code : ERR_HTTP, "%s", eng.fatal_eb.msg);
     } else if (stop_requested) {
         run_status = "interrupted";
         rc = ERR_OK;
