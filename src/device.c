@@ -459,6 +459,10 @@ device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
     if (d->memory == 0)
         d->memory = -1;
     d->type = device_type_derive(d->os_name, d->model, d->manufacturer);
+    /* Intune reports Windows Server as "Windows"; build 20348 exists only as Server 2022. */
+    if (d->type == DEVICE_WORKSTATION && has_prefix_ci(d->os_name, "windows") &&
+        d->os_version != NULL && strstr(d->os_version, ".20348.") != NULL)
+        d->type = DEVICE_SERVER;
     rc = ERR_OK;
 out:
     free(serial);

@@ -9,7 +9,11 @@
  *   - 0001-01-01T00:00:00Z dates become TS_NULL;
  *   - physicalMemoryInBytes 0 (what list responses carry) becomes "not known" (memory = -1);
  *   - managedDeviceOwnerType maps to company / personal / unknown;
- *   - type is derived from OS, model and manufacturer (see device_type_derive).
+ *   - type is derived from OS, model and manufacturer (see device_type_derive), and a Windows
+ *     device on build 20348 (Server 2022 only) is a SERVER;
+ *   - serial placeholders also include all-zero strings ("0000-0000"), "Not Specified",
+ *     "Not Available", "To be filled by O.E.M." and similar, compared case-insensitively after
+ *     trimming.
  * Pure functions; thread-safe.
  */
 #ifndef MEMSYNC_DEVICE_H
@@ -77,7 +81,9 @@ void device_init(struct device *d); /* zero strings, -1 numbers, TS_NULL dates *
 void device_clear(struct device *d);
 void device_copy(struct device *dst, const struct device *src); /* dst must be clear */
 
-/* Fills d from one managedDevice JSON object (v1.0 or beta, list or single GET). Fails with
+/* Fills d from one managedDevice JSON object (v1.0 or beta, list or single GET). The generated
+ * docs' single-GET examples wrap the entity as {"value": {...}}; an object without "id" whose
+ * "value" is an object is read through that wrapper, so both forms map the same. Fails with
  * ERR_PARSE when id is missing or a member has the wrong JSON type (e.g. a real where Int64 is
  * expected), naming the member. d is left cleared on failure. */
 int device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb);
@@ -86,6 +92,10 @@ int device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb);
 char *device_serial_normalize(const char *raw);
 int device_serial_is_placeholder(const char *raw);
 
+/* iOS/iPadOS/Android/Windows Mobile -> MOBILE; model or manufacturer of a hypervisor or Cloud PC
+ * ("Virtual Machine", VMware, VirtualBox, QEMU, KVM, Parallels, Xen, "Cloud PC ...") -> VIRTUAL;
+ * an OS name containing "Server" -> SERVER; Windows/macOS/Linux/ChromeOS -> WORKSTATION;
+ * otherwise UNKNOWN. Case-insensitive; NULLs allowed. */
 enum device_type device_type_derive(const char *os, const char *model, const char *manufacturer);
 const char *device_type_name(enum device_type t);      /* "WORKSTATION", ... */
 int device_type_parse(const char *s, enum device_type *out);

@@ -41,6 +41,8 @@ struct graph_org {
     char *default_domain;
 };
 void graph_org_clear(struct graph_org *o);
+/* Accepts the collection form and a top-level entity. Default domain: the verifiedDomains entry
+ * with isDefault, else the one with isInitial, else NULL. */
 int graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errbuf *eb);
 
 /* A detected application (detectedApp). */
@@ -53,6 +55,8 @@ struct detected_app {
     int64_t size_bytes; /* -1 when absent */
 };
 void detected_app_clear(struct detected_app *a);
+/* Appends a page of detectedApps; also accepts the docs' single-GET {"value": {...}} form. On
+ * failure the arrays are left as they were before the call (same for graph_devices_parse). */
 int graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n,
                      size_t *cap, char **next_link, struct errbuf *eb);
 
@@ -70,7 +74,8 @@ int graph_error_parse(const char *body, size_t len, struct graph_error *out);
 char *graph_devices_url(const char *graph_base, const char *version, int top);
 
 /* 1 when next_link has the same scheme, host and port as graph_base (a bearer token may follow
- * it); 0 otherwise. */
+ * it); 0 otherwise. Host compared case-insensitively, default ports filled in; userinfo ("@"),
+ * backslashes, percent signs, spaces and control characters in the authority are refused. */
 int graph_link_allowed(const char *graph_base, const char *next_link);
 
 #endif

@@ -13,6 +13,14 @@
  *     request has a total timeout (req.timeout_ms, default HTTP_DEFAULT_TIMEOUT_MS);
  *   - Retry-After is parsed from the header as decimal seconds (curl 7.88 truncates "2.128").
  * Secrets in request bodies and Authorization headers are never logged.
+ *
+ * The process must ignore SIGPIPE itself (CURLOPT_NOSIGNAL is set on every transfer); main()
+ * should call curl_global_init() before starting threads (http_new() also calls it; refcounted).
+ * Errors: a URL that is not https:// (or http:// to loopback), or a header containing CR/LF, is
+ * refused by http_submit() with ERR_INVAL. Transport failures reach the callback as ERR_HTTP,
+ * ERR_TIMEOUT or ERR_TOOBIG with one sentence naming host:port, never the query string
+ * ("cannot connect to 127.0.0.1:9 (Connection refused); check the URL setting ...").
+ * Callbacks may submit requests and arm timers; they must not call http_free().
  */
 #ifndef MEMSYNC_HTTP_H
 #define MEMSYNC_HTTP_H

@@ -32,13 +32,19 @@ struct customer_page {
     long total_count; /* totalCount when present, else -1 */
 };
 
-void customer_page_clear(struct customer_page *p);
+void customer_page_clear(struct customer_page *p); /* NULL-safe; leaves total_count -1 */
 
 /* First-page URL: "{base}/v1/customers?size=N". */
 char *partner_customers_url(const char *pc_base, int size);
-/* Resolves a links.next uri (relative, possibly without /v1) against the Partner Center base. */
+/* Resolves a links.next uri (relative, possibly without /v1) against the Partner Center base so
+ * that "/v1" appears exactly once. An absolute uri is returned only when it points at the same
+ * origin as pc_base; "//host" and other hosts give NULL (the token would follow). */
 char *partner_next_url(const char *pc_base, const char *next_uri);
 
+/* A customers page, or a single Customer (GET /v1/customers/{id}) as a page of one. tenant_id
+ * is companyProfile.tenantId, unless that is missing or not a GUID while id is one (the docs'
+ * samples carry "<guid>"). The contracts/GDAP parsers likewise accept a single entity.
+ * On failure *out is cleared. */
 int partner_customers_parse(const char *body, size_t len, struct customer_page *out,
                             struct errbuf *eb);
 int partner_contracts_parse(const char *body, size_t len, struct customer_page *out,

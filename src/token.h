@@ -53,7 +53,9 @@ struct token_cache;
 
 struct token_cache *token_cache_new(void);
 void token_cache_free(struct token_cache *c); /* wipes every token */
-/* Returns a borrowed token valid for at least TOKEN_REFRESH_MARGIN seconds, or NULL. */
+/* Returns a borrowed token valid for at least TOKEN_REFRESH_MARGIN seconds, or NULL (an expired
+ * entry is wiped and dropped). The pointer stays valid until that key is next put, dropped or
+ * found expired. */
 const char *token_cache_get(struct token_cache *c, const char *tenant, const char *audience,
                             int64_t now);
 void token_cache_put(struct token_cache *c, const char *tenant, const char *audience,

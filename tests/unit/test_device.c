@@ -174,6 +174,17 @@ test_mapping_rules(void **state)
     device_clear(NULL);
     json_decref(j);
 
+    j = load("{\"id\":\"s\",\"operatingSystem\":\"Windows\",\"osVersion\":\"10.0.20348.2340\"}");
+    assert_int_equal(device_from_graph(j, &d, &eb), ERR_OK);
+    assert_int_equal(d.type, DEVICE_SERVER);
+    device_clear(&d);
+    json_decref(j);
+    j = load("{\"id\":\"w\",\"operatingSystem\":\"Windows\",\"osVersion\":\"10.0.22631.3447\"}");
+    assert_int_equal(device_from_graph(j, &d, &eb), ERR_OK);
+    assert_int_equal(d.type, DEVICE_WORKSTATION);
+    device_clear(&d);
+    json_decref(j);
+
     j = load("{\"id\":\"x\",\"managedDeviceOwnerType\":\"unknownFutureValue\"}");
     assert_int_equal(device_from_graph(j, &d, &eb), ERR_OK);
     assert_string_equal(d.ownership, "unknown");
