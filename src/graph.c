@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http.h"
 #include "mem.h"
 
 const char GRAPH_DEVICE_SELECT[] =
@@ -262,26 +263,25 @@ app_from_json(const json_t *obj, struct detected_app *a, struct errbuf *eb)
 }
 
 int
-graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n, size_t *cap,
-                 char **next_link, struct errbuf *eb)
+graph_apps_from_json(const json_t *root, struct detected_app **apps, size_t *n, size_t *cap,
+                     char **next_link, struct errbuf *eb)
 {
-    json_t *root = NULL, *value;
+    const json_t *value;
     size_t start = *n, count;
     char *next = NULL;
     int rc;
 
     if (next_link != NULL)
         *next_link = NULL;
-    if ((root = load_json(body, len, "detectedApps page", eb)) == NULL)
-        return ERR_PARSE;
+    if (!json_is_object(root))
+        return err_set(eb, ERR_PARSE, "detectedApps page is not a JSON object");
     value = json_object_get(root, "value");
     if (json_is_object(value)) {
         count = 1; /* the single-GET {"value": {...}} form */
     } else if (json_is_array(value)) {
         count = json_array_size(value);
     } else {
-        rc = err_set(eb, ERR_PARSE, "detectedApps page has no \"value\" array");
-        goto out;
+        return err_set(eb, ERR_PARSE, "detectedApps page has no \"value\" array");
     }
     if ((rc = next_link_get(root, &next, "detectedApps page", eb)) != ERR_OK)
         goto out;
@@ -311,8 +311,105 @@ out:
             detected_app_clear(&(*apps)[--(*n)]);
     }
     free(next);
+    return rc;
+}
+
+int
+graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n, size_t *cap,
+                 char **next_link, struct errbuf *eb)
+{
+    json_t *root;
+    int rc;
+
+    if (next_link != NULL)
+        *next_link = NULL;
+    if ((root = load_json(body, len, "detectedApps page", eb)) == NULL)
+        return ERR_PARSE;
+    rc = graph_apps_from_json(root, apps, n, cap, next_link, eb);
     json_decref(root);
     return rc;
+}
+
+void
+graph_batch_clear(struct graph_batch *b)
+{
+    if (b == NULL)
+        return;
+    free(b->items);
+    json_decref(b->root);
+    memset(b, 0, sizeof *b);
+}
+
+int
+graph_batch_parse(const char *body, size_t len, struct graph_batch *out, struct errbuf *eb)
+{
+    const json_t *responses;
+    int rc = ERR_OK;
+
+    memset(out, 0, sizeof *out);
+    if ((out->root = load_json(body, len, "$batch response", eb)) == NULL)
+        return ERR_PARSE;
+    responses = json_object_get(out->root, "responses");
+    if (!json_is_array(responses)) {
+        rc = err_set(eb, ERR_PARSE, "$batch response has no \"responses\" array");
+        goto out;
+    }
+    if (json_array_size(responses) > GRAPH_BATCH_MAX) {
+        rc = err_set(eb, ERR_PARSE, "$batch response holds %zu responses (at most %d expected)",
+                     json_array_size(responses), GRAPH_BATCH_MAX);
+        goto out;
+    }
+    out->items = xcalloc(json_array_size(responses) + 1, sizeof *out->items);
+    for (size_t i = 0; i < json_array_size(responses); i++) {
+        const json_t *r = json_array_get(responses, i);
+        const json_t *id = json_object_get(r, "id");
+        const json_t *status = json_object_get(r, "status");
+        const json_t *headers = json_object_get(r, "headers");
+        struct graph_batch_item *it = &out->items[out->n];
+
+        if (!json_is_string(id) || !json_is_integer(status)) {
+            rc = err_set(eb, ERR_PARSE, "$batch response item %zu lacks id or status", i);
+            goto out;
+        }
+        it->id = json_string_value(id);
+        it->status = (long)json_integer_value(status);
+        it->body = json_object_get(r, "body");
+        it->retry_after = -1;
+        if (json_is_object(headers)) {
+            const char *k;
+            const json_t *v;
+
+            /* Header names are case-insensitive; Graph's casing varies. */
+            json_object_foreach((json_t *)headers, k, v)
+            {
+                if (strcasecmp(k, "Retry-After") == 0 && json_is_string(v))
+                    it->retry_after = http_parse_retry_after(json_string_value(v));
+            }
+        }
+        out->n++;
+    }
+out:
+    if (rc != ERR_OK)
+        graph_batch_clear(out);
+    return rc;
+}
+
+char *
+graph_batch_body(const char *const *ids, const char *const *urls, size_t n)
+{
+    json_t *reqs = json_array();
+    json_t *root;
+    char *text;
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            reqs, json_pack("{s:s, s:s, s:s}", "id", ids[i], "method", "GET", "url", urls[i]));
+    root = json_pack("{s:o}", "requests", reqs);
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text == NULL)
+        abort();
+    return text;
 }
 
 static void

@@ -31,8 +31,8 @@ void graph_page_clear(struct graph_page *p);
 int graph_page_parse(const char *body, size_t len, struct graph_page *out, struct errbuf *eb);
 
 /* Parses a managedDevices page into devices (appended to *devs / *n, growing the array). */
-int graph_devices_parse(const char *body, size_t len, struct device **devs, size_t *n,
-                        size_t *cap, char **next_link, struct errbuf *eb);
+int graph_devices_parse(const char *body, size_t len, struct device **devs, size_t *n, size_t *cap,
+                        char **next_link, struct errbuf *eb);
 
 /* GET /organization: name and default domain (verifiedDomains[isDefault]) of the first item. */
 struct graph_org {
@@ -59,6 +59,32 @@ void detected_app_clear(struct detected_app *a);
  * failure the arrays are left as they were before the call (same for graph_devices_parse). */
 int graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n,
                      size_t *cap, char **next_link, struct errbuf *eb);
+/* The same from an already parsed page (e.g. the body of a $batch item). */
+int graph_apps_from_json(const json_t *page, struct detected_app **apps, size_t *n, size_t *cap,
+                         char **next_link, struct errbuf *eb);
+
+/* JSON batching: POST {graph}/{version}/$batch with at most GRAPH_BATCH_MAX GET requests. Each
+ * item has its own status and Retry-After (throttled items are retried, not the batch). */
+#define GRAPH_BATCH_MAX 20
+
+struct graph_batch_item {
+    const char *id; /* borrowed from the batch root */
+    long status;
+    double retry_after; /* seconds, -1 when absent */
+    const json_t *body; /* borrowed; may be NULL */
+};
+
+struct graph_batch {
+    json_t *root; /* owned */
+    struct graph_batch_item *items;
+    size_t n;
+};
+
+int graph_batch_parse(const char *body, size_t len, struct graph_batch *out, struct errbuf *eb);
+void graph_batch_clear(struct graph_batch *b);
+/* Builds the request body {"requests":[{"id","method":"GET","url"}...]}; malloc'd text. URLs are
+ * relative to the version root, e.g. "/deviceManagement/managedDevices/ID/detectedApps". */
+char *graph_batch_body(const char *const *ids, const char *const *urls, size_t n);
 
 /* The Graph error envelope {"error":{"code","message","innerError"|"innererror":{...}}}. */
 struct graph_error {

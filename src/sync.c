@@ -7,6 +7,8 @@
  */
 #include "sync.h"
 
+#include <jansson.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,27 +81,36 @@ pacer_free(struct pacer *p)
     p->ring = NULL;
 }
 
-/* Milliseconds to wait before one more request may go; 0 when it may go now. */
+/* Milliseconds to wait before n more requests may go; 0 when they may go now. */
 static int64_t
-pacer_wait(const struct pacer *p, int64_t now)
+pacer_wait(const struct pacer *p, int n, int64_t now)
 {
-    int64_t oldest;
+    int over, oldest;
+    int64_t t;
 
-    if (p->ring == NULL || p->count < p->limit)
+    if (p->ring == NULL)
         return 0;
-    oldest = p->ring[p->head];
-    return oldest + p->window_ms > now ? oldest + p->window_ms - now : 0;
+    if (n > p->limit)
+        n = p->limit;
+    over = p->count + n - p->limit; /* how many of the oldest sends must leave the window */
+    if (over <= 0)
+        return 0;
+    oldest = p->count < p->limit ? 0 : p->head;
+    t = p->ring[(oldest + over - 1) % p->limit];
+    return t + p->window_ms > now ? t + p->window_ms - now : 0;
 }
 
 static void
-pacer_note(struct pacer *p, int64_t now)
+pacer_note(struct pacer *p, int n, int64_t now)
 {
     if (p->ring == NULL)
         return;
-    p->ring[p->head] = now;
-    p->head = (p->head + 1) % p->limit;
-    if (p->count < p->limit)
-        p->count++;
+    for (int i = 0; i < n; i++) {
+        p->ring[p->head] = now;
+        p->head = (p->head + 1) % p->limit;
+        if (p->count < p->limit)
+            p->count++;
+    }
 }
 
 /* ---- engine state -------------------------------------------------------------------------- */
@@ -126,6 +137,10 @@ struct call {
     const char *audience;
     const char *client_id; /* token calls and refreshes */
     const char *secret;
+    int units;     /* Intune requests this call counts as ($batch: one per item) */
+    size_t dev;    /* device index of per-device calls */
+    size_t *items; /* $batch: the device index of each item, n_items long */
+    int n_items;
     int attempt;
     int refreshed; /* a 401 already led to one token refresh */
     int64_t waited_ms;
@@ -135,6 +150,21 @@ struct call {
 };
 
 enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
+
+enum phase { PHASE_NONE, PHASE_DETAIL, PHASE_APPS };
+
+/* A tenant's detected apps, interned by their Graph id (a device list holds indexes). */
+struct appcat {
+    struct detected_app *apps;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing: index + 1, 0 = empty */
+    size_t nslots;
+};
+
+struct devapps {
+    uint32_t *idx;
+    uint32_t n, cap;
+};
 
 struct tenant {
     struct engine *eng;
@@ -150,6 +180,18 @@ struct tenant {
     struct pacer pacer;
     int failed;
     struct remedy rem;
+
+    /* per-device phases (software, hardware detail) */
+    struct appcat cat;
+    struct devapps *dapps;  /* ndevs long */
+    unsigned char *fetched; /* 1 when this device's apps were read in this sync */
+    unsigned char *tries;
+    size_t *pending;
+    size_t npending;
+    int phase;
+    int busy; /* batches, page calls and retry timers in flight */
+    int apps_failed;
+    char apps_problem[256];
 };
 
 struct engine {
@@ -184,6 +226,7 @@ struct engine {
 };
 
 static void call_submit(struct call *c);
+static void appcat_clear(struct appcat *c);
 static void tenant_start(struct tenant *t);
 static void tenant_fail(struct tenant *t, const struct remedy *r);
 static void start_tenants(struct engine *eng);
@@ -206,6 +249,7 @@ call_free(struct call *c)
     }
     free(c->extra_header);
     free(c->token_tenant);
+    free(c->items);
     call_free(c->then);
     free(c);
 }
@@ -220,6 +264,7 @@ call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url, c
     c->kind = kind;
     c->url = url;
     c->done = done;
+    c->units = 1;
     c->next = eng->live;
     if (eng->live != NULL)
         eng->live->prev = c;
@@ -255,9 +300,9 @@ status_retryable(long status)
 static void
 count_request(struct call *c, const struct http_resp *r)
 {
-    c->eng->sum.requests++;
+    c->eng->sum.requests += c->units;
     if (c->t != NULL)
-        c->t->requests++;
+        c->t->requests += c->units;
     if (r->status == 429) {
         c->eng->sum.throttled++;
         if (c->t != NULL)
@@ -431,12 +476,12 @@ call_submit(struct call *c)
         return;
     }
     if (c->kind == CALL_GRAPH) {
-        int64_t w1 = c->t != NULL ? pacer_wait(&c->t->pacer, now) : 0;
-        int64_t w2 = pacer_wait(&eng->global, now);
+        int64_t w1 = c->t != NULL ? pacer_wait(&c->t->pacer, c->units, now) : 0;
+        int64_t w2 = pacer_wait(&eng->global, c->units, now);
 
         wait = w1 > w2 ? w1 : w2;
     } else if (c->kind == CALL_PC) {
-        wait = pacer_wait(&eng->pc, now);
+        wait = pacer_wait(&eng->pc, 1, now);
     }
     if (wait > 0) {
         http_timer(eng->http, wait, retry_timer, c);
@@ -444,13 +489,19 @@ call_submit(struct call *c)
     }
     if (c->kind == CALL_GRAPH) {
         if (c->t != NULL)
-            pacer_note(&c->t->pacer, now);
-        pacer_note(&eng->global, now);
+            pacer_note(&c->t->pacer, c->units, now);
+        pacer_note(&eng->global, c->units, now);
     } else if (c->kind == CALL_PC) {
-        pacer_note(&eng->pc, now);
+        pacer_note(&eng->pc, 1, now);
     }
 
     req.url = c->url;
+    if (c->body != NULL && c->kind == CALL_GRAPH) {
+        req.method = "POST";
+        req.body = c->body;
+        req.body_len = c->body_len;
+        req.headers[nh++] = "Content-Type: application/json";
+    }
     if (c->kind == CALL_TOKEN) {
         req.method = "POST";
         req.body = c->body;
@@ -541,6 +592,17 @@ tenant_clear(struct tenant *t)
         device_clear(&t->devs[i]);
     free(t->devs);
     t->devs = NULL;
+    if (t->dapps != NULL)
+        for (size_t i = 0; i < t->ndevs; i++)
+            free(t->dapps[i].idx);
+    free(t->dapps);
+    free(t->fetched);
+    free(t->tries);
+    free(t->pending);
+    t->dapps = NULL;
+    t->fetched = t->tries = NULL;
+    t->pending = NULL;
+    appcat_clear(&t->cat);
     t->ndevs = t->capdevs = 0;
     graph_org_clear(&t->org);
     pacer_free(&t->pacer);
@@ -594,6 +656,9 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
     tr.duration_ms = clock_mono_ms() - t->started_ms;
     if (store_run_tenant(eng->st, eng->run_id, &tr, &eb) != ERR_OK)
         log_error("cannot record tenant result tenant=%s: %s", t->cust.tenant_id, eb.msg);
+    if (!t->failed && t->apps_failed)
+        log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they were",
+                 t->cust.tenant_id, t->apps_problem);
     if (t->failed) {
         log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld: %s %s",
                  t->cust.tenant_id, name != NULL ? name : "", t->rem.id, (long long)t->requests,
@@ -661,10 +726,30 @@ tenant_reconcile(struct tenant *t)
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
     rc = store_reconcile_begin(eng->st, eng->in->account_id, eng->in->id, &ci, clock_now(), &eb);
-    for (size_t i = 0; rc == ERR_OK && i < t->ndevs; i++)
+    for (size_t i = 0; rc == ERR_OK && i < t->ndevs; i++) {
         rc = store_reconcile_device(eng->st, &t->devs[i], &eb);
+        /* Only devices whose apps were read have their install set replaced. */
+        if (rc == ERR_OK && t->fetched != NULL && t->fetched[i]) {
+            const struct devapps *da = &t->dapps[i];
+            struct app_ref *refs = xcalloc(da->n ? da->n : 1, sizeof *refs);
+
+            for (uint32_t k = 0; k < da->n; k++) {
+                const struct detected_app *a = &t->cat.apps[da->idx[k]];
+
+                refs[k].name = a->name != NULL ? a->name : "(unnamed)";
+                refs[k].version = a->version;
+                refs[k].publisher = a->publisher;
+                refs[k].platform = a->platform;
+                refs[k].size_bytes = a->size_bytes;
+            }
+            rc = store_reconcile_installs(eng->st, t->devs[i].intune_id, refs, da->n, &eb);
+            free(refs);
+        }
+    }
     if (rc == ERR_OK)
-        rc = store_reconcile_commit(eng->st, 1, 0, &counts, &eb);
+        rc = store_reconcile_commit(
+            eng->st, 1, eng->opts->software && !eng->opts->incremental && !t->apps_failed, &counts,
+            &eb);
     if (rc != ERR_OK) {
         store_reconcile_rollback(eng->st);
         ctx.tenant_id = t->cust.tenant_id;
@@ -686,6 +771,411 @@ tenant_reconcile(struct tenant *t)
     eng->sum.installs += counts.installs_added;
     tenant_record(t, &counts);
     tenant_done(t);
+}
+
+/* ---- per-device phases: hardware detail and detected apps ---------------------------------- */
+
+#define MAX_TENANT_BATCHES 4
+#define MAX_APP_PAGES      50
+
+static uint64_t
+str_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *s != '\0'; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void
+appcat_clear(struct appcat *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        detected_app_clear(&c->apps[i]);
+    free(c->apps);
+    free(c->slots);
+    memset(c, 0, sizeof *c);
+}
+
+/* Takes ownership of *a (cleared on return) and returns its index in the catalogue. */
+static uint32_t
+appcat_intern(struct appcat *c, struct detected_app *a)
+{
+    size_t mask, i;
+
+    if (c->n * 2 >= c->nslots) {
+        size_t ns = c->nslots ? c->nslots * 2 : 256;
+        uint32_t *slots = xcalloc(ns, sizeof *slots);
+
+        for (size_t k = 0; k < c->n; k++) {
+            i = str_hash(c->apps[k].id) & (ns - 1);
+            while (slots[i] != 0)
+                i = (i + 1) & (ns - 1);
+            slots[i] = (uint32_t)k + 1;
+        }
+        free(c->slots);
+        c->slots = slots;
+        c->nslots = ns;
+    }
+    mask = c->nslots - 1;
+    for (i = str_hash(a->id) & mask; c->slots[i] != 0; i = (i + 1) & mask) {
+        if (strcmp(c->apps[c->slots[i] - 1].id, a->id) == 0) {
+            detected_app_clear(a);
+            return c->slots[i] - 1;
+        }
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 64;
+        c->apps = xrealloc(c->apps, c->cap * sizeof *c->apps);
+    }
+    c->apps[c->n] = *a;
+    memset(a, 0, sizeof *a);
+    c->slots[i] = (uint32_t)c->n + 1;
+    return (uint32_t)c->n++;
+}
+
+static void
+devapps_add(struct devapps *d, uint32_t idx)
+{
+    for (uint32_t i = 0; i < d->n; i++)
+        if (d->idx[i] == idx)
+            return;
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->idx = xrealloc(d->idx, d->cap * sizeof *d->idx);
+    }
+    d->idx[d->n++] = idx;
+}
+
+static void tenant_reconcile(struct tenant *t);
+static void phase_next(struct tenant *t);
+static void phase_pump(struct tenant *t);
+
+static void
+apps_problem(struct tenant *t, const char *what, long status)
+{
+    if (!t->apps_failed)
+        snprintf(t->apps_problem, sizeof t->apps_problem, "%s (HTTP %ld)", what, status);
+    t->apps_failed = 1;
+}
+
+/* Adds one detectedApps page (a JSON object) to device dev; returns its next link or NULL. */
+static char *
+apps_page(struct tenant *t, size_t dev, const json_t *page)
+{
+    struct detected_app *apps = NULL;
+    size_t n = 0, cap = 0;
+    char *next = NULL;
+    struct errbuf eb = {0};
+
+    if (graph_apps_from_json(page, &apps, &n, &cap, &next, &eb) != ERR_OK) {
+        apps_problem(t, "a detected-apps page was not understood", 200);
+        log_warn("detected apps not understood tenant=%s: %s", t->cust.tenant_id, eb.msg);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        devapps_add(&t->dapps[dev], appcat_intern(&t->cat, &apps[i]));
+    free(apps);
+    return next;
+}
+
+static void
+detail_item(struct tenant *t, size_t dev, const json_t *body)
+{
+    struct device *d = &t->devs[dev];
+    const json_t *ent = body, *v;
+
+    /* Accept the entity at the top level or in the docs' {"value": {...}} wrapper. */
+    if (json_is_object(json_object_get(body, "value")))
+        ent = json_object_get(body, "value");
+    v = json_object_get(ent, "physicalMemoryInBytes");
+    if (json_is_integer(v) && json_integer_value(v) > 0)
+        d->memory = (int64_t)json_integer_value(v);
+    v = json_object_get(ent, "ethernetMacAddress");
+    if (json_is_string(v) && json_string_length(v) > 0) {
+        free(d->ethernet_mac);
+        d->ethernet_mac = xstrndup(json_string_value(v), json_string_length(v));
+    }
+}
+
+static void app_page_done(struct call *c, const struct http_resp *r);
+
+static void
+app_page_request(struct tenant *t, size_t dev, char *url)
+{
+    struct call *c = graph_call_new(t, url, app_page_done);
+
+    c->dev = dev;
+    t->busy++;
+    call_submit(c);
+}
+
+static void
+app_page_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    size_t dev = c->dev;
+    json_t *root = NULL;
+    char *next = NULL;
+
+    t->busy--;
+    if (t->state != TS_RUNNING) { /* the tenant failed meanwhile */
+        call_free(c);
+        return;
+    }
+    if (r->err != ERR_OK || r->status != 200 ||
+        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+        apps_problem(t, "a detected-apps page failed", r->status);
+        t->fetched[dev] = 0;
+    } else if ((next = apps_page(t, dev, root)) != NULL) {
+        if (graph_link_allowed(t->eng->cfg->graph_url, next) && c->attempt < MAX_APP_PAGES) {
+            app_page_request(t, dev, next);
+            next = NULL;
+        } else {
+            apps_problem(t, "a detected-apps next link pointed elsewhere", 200);
+            t->fetched[dev] = 0;
+        }
+    }
+    free(next);
+    json_decref(root);
+    call_free(c);
+    phase_pump(t);
+}
+
+static void
+requeue_timer(void *arg)
+{
+    struct call *c = arg; /* a holder call carrying the items to requeue */
+    struct tenant *t = c->t;
+
+    if (t->state != TS_RUNNING) {
+        t->busy--;
+        call_free(c);
+        return;
+    }
+    for (int i = 0; i < c->n_items; i++)
+        t->pending[t->npending++] = c->items[i];
+    t->busy--;
+    call_free(c);
+    phase_pump(t);
+}
+
+static void
+batch_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    struct engine *eng = t->eng;
+    struct graph_batch b = {0};
+    struct errbuf eb = {0};
+    struct call *retry = NULL;
+    double retry_after = -1;
+
+    t->busy--;
+    if (t->state != TS_RUNNING) {
+        call_free(c);
+        return;
+    }
+    if (r->err != ERR_OK || r->status != 200 || graph_batch_parse(r->body, r->body_len, &b, &eb)) {
+        if (t->phase == PHASE_APPS)
+            apps_problem(t, "a $batch of detected-apps requests failed", r->status);
+        for (int i = 0; i < c->n_items && t->phase == PHASE_APPS; i++)
+            t->fetched[c->items[i]] = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < b.n; i++) {
+        const struct graph_batch_item *it = &b.items[i];
+        char *end;
+        long k = strtol(it->id, &end, 10);
+        size_t dev;
+
+        if (*end != '\0' || k < 0 || k >= c->n_items)
+            continue;
+        dev = c->items[k];
+        if (it->status == 200 && json_is_object(it->body)) {
+            if (t->phase == PHASE_DETAIL) {
+                detail_item(t, dev, it->body);
+            } else {
+                char *next = apps_page(t, dev, it->body);
+
+                t->fetched[dev] = 1;
+                if (next != NULL) {
+                    if (graph_link_allowed(eng->cfg->graph_url, next))
+                        app_page_request(t, dev, next);
+                    else
+                        free(next);
+                }
+            }
+        } else if ((status_retryable(it->status)) && t->tries[dev] + 1 < eng->max_attempts) {
+            /* Throttled or failing items go into a new batch after their Retry-After. */
+            t->tries[dev]++;
+            if (it->status == 429) {
+                eng->sum.throttled++;
+                t->throttled++;
+            }
+            if (retry == NULL) {
+                retry = call_new(eng, t, CALL_GRAPH, NULL, NULL);
+                retry->items = xcalloc(GRAPH_BATCH_MAX, sizeof *retry->items);
+            }
+            retry->items[retry->n_items++] = dev;
+            if (it->retry_after > retry_after)
+                retry_after = it->retry_after;
+        } else if (it->status == 404) {
+            /* The device left Intune since the listing: it has no apps to read. */
+            if (t->phase == PHASE_APPS)
+                t->fetched[dev] = 1;
+        } else if (t->phase == PHASE_APPS) {
+            apps_problem(t, "reading detected apps failed", it->status);
+        }
+    }
+    if (retry != NULL) {
+        int64_t delay = retry_after >= 0 ? (int64_t)(retry_after * 1000.0) : backoff_ms(2);
+
+        t->busy++;
+        http_timer(eng->http, delay + (int64_t)randombytes_uniform(250), requeue_timer, retry);
+    }
+out:
+    graph_batch_clear(&b);
+    call_free(c);
+    phase_pump(t);
+}
+
+static void
+phase_pump(struct tenant *t)
+{
+    struct engine *eng = t->eng;
+
+    if (t->state != TS_RUNNING)
+        return;
+    while (!stop_requested && t->busy < MAX_TENANT_BATCHES && t->npending > 0) {
+        const char *ids[GRAPH_BATCH_MAX], *urls[GRAPH_BATCH_MAX];
+        char idbuf[GRAPH_BATCH_MAX][16];
+        char *urlbuf[GRAPH_BATCH_MAX];
+        struct call *c;
+        int n = 0;
+
+        c = graph_call_new(t, xasprintf("%s/beta/$batch", eng->cfg->graph_url), batch_done);
+        c->items = xcalloc(GRAPH_BATCH_MAX, sizeof *c->items);
+        while (n < GRAPH_BATCH_MAX && t->npending > 0) {
+            size_t dev = t->pending[--t->npending];
+
+            c->items[n] = dev;
+            snprintf(idbuf[n], sizeof idbuf[n], "%d", n);
+            ids[n] = idbuf[n];
+            if (t->phase == PHASE_DETAIL)
+                urlbuf[n] = xasprintf("/deviceManagement/managedDevices/%s?$select=id,"
+                                      "hardwareInformation,physicalMemoryInBytes,"
+                                      "ethernetMacAddress",
+                                      t->devs[dev].intune_id);
+            else
+                urlbuf[n] = xasprintf("/deviceManagement/managedDevices/%s/detectedApps",
+                                      t->devs[dev].intune_id);
+            urls[n] = urlbuf[n];
+            n++;
+        }
+        c->n_items = n;
+        c->units = n;
+        c->body = graph_batch_body(ids, urls, (size_t)n);
+        c->body_len = strlen(c->body);
+        for (int i = 0; i < n; i++)
+            free(urlbuf[i]);
+        t->busy++;
+        call_submit(c);
+        if (t->state != TS_RUNNING)
+            return;
+    }
+    if (t->busy == 0 && (t->npending == 0 || stop_requested))
+        phase_next(t);
+}
+
+/* Devices whose lastSyncDateTime did not move since the stored copy: no new apps to read. */
+struct unchanged_ctx {
+    struct tenant *t;
+    unsigned char *skip;
+};
+
+static int
+unchanged_cb(void *arg, const struct asset *a)
+{
+    struct unchanged_ctx *u = arg;
+
+    for (size_t i = 0; i < u->t->ndevs; i++) {
+        const struct device *d = &u->t->devs[i];
+
+        if (strcmp(d->intune_id, a->dev.intune_id) == 0) {
+            if (a->retired_at == TS_NULL && d->last_check_in_at != TS_NULL &&
+                d->last_check_in_at == a->dev.last_check_in_at)
+                u->skip[i] = 1;
+            break;
+        }
+    }
+    return 0;
+}
+
+static void
+phase_start(struct tenant *t, enum phase ph)
+{
+    struct engine *eng = t->eng;
+
+    t->phase = ph;
+    t->npending = 0;
+    memset(t->tries, 0, t->ndevs);
+    if (ph == PHASE_APPS && eng->opts->incremental) {
+        struct unchanged_ctx u = {t, xcalloc(t->ndevs ? t->ndevs : 1, 1)};
+        struct asset_query q = {0};
+        struct errbuf eb = {0};
+
+        q.account_id = eng->in->account_id;
+        q.client = t->cust.tenant_id;
+        q.include_retired = 1;
+        if (store_assets_each(eng->st, &q, unchanged_cb, &u, &eb) != ERR_OK)
+            memset(u.skip, 0, t->ndevs);
+        for (size_t i = 0; i < t->ndevs; i++)
+            if (!u.skip[i])
+                t->pending[t->npending++] = i;
+        free(u.skip);
+    } else {
+        for (size_t i = 0; i < t->ndevs; i++)
+            t->pending[t->npending++] = i;
+    }
+    phase_pump(t);
+}
+
+static void
+phase_next(struct tenant *t)
+{
+    const struct sync_opts *o = t->eng->opts;
+
+    if (stop_requested) {
+        struct http_resp r = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
+        struct remedy rem;
+
+        graph_failure(t, &r, &rem);
+        tenant_fail(t, &rem);
+        return;
+    }
+    if (t->phase == PHASE_NONE && o->hardware_detail && t->ndevs > 0) {
+        phase_start(t, PHASE_DETAIL);
+        return;
+    }
+    if (t->phase != PHASE_APPS && o->software && t->ndevs > 0) {
+        phase_start(t, PHASE_APPS);
+        return;
+    }
+    tenant_reconcile(t);
+}
+
+static void
+tenant_after_listing(struct tenant *t)
+{
+    if (t->ndevs > 0) {
+        t->dapps = xcalloc(t->ndevs, sizeof *t->dapps);
+        t->fetched = xcalloc(t->ndevs, 1);
+        t->tries = xcalloc(t->ndevs, 1);
+        t->pending = xcalloc(t->ndevs, sizeof *t->pending);
+    }
+    t->phase = PHASE_NONE;
+    phase_next(t);
 }
 
 static void devices_done(struct call *c, const struct http_resp *r);
@@ -733,7 +1223,7 @@ devices_done(struct call *c, const struct http_resp *r)
         return;
     }
     call_free(c);
-    tenant_reconcile(t);
+    tenant_after_listing(t);
     return;
 fail:
     call_free(c);
