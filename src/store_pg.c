@@ -1,11 +1,1591 @@
-/* store_pg.c - PostgreSQL backend (libpq). Not built yet: opening refuses with a clear message. */
+/* store_pg.c - the PostgreSQL backend of store.h (libpq, parameterised SQL only).
+ *
+ * Same schema and rules as the SQLite backend (docs/STORE.md). The schema identity lives in a
+ * memsync_meta table (application_id, schema_version) instead of SQLite's header pragmas;
+ * migrations run in one transaction under an advisory lock. Messages name the database by
+ * host and name, never by URL (it may carry a password).
+ */
 #include "store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+
+#define SQL_MAX    (256 * 1024)
+#define PARAMS_MAX 64
+
+struct pg {
+    struct store base;
+    PGconn *conn;
+    char *label; /* "database NAME on HOST" for messages */
+    char *sql_asset_find;
+    char *sql_asset_ins;
+    char *sql_asset_upd;
+    char *asset_cols_h;
+    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
+    int rec_active;
+    int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
+    char *rec_tenant;
+    struct reconcile_counts rec_counts;
+};
+
+struct params {
+    const char *v[PARAMS_MAX];
+    char num[PARAMS_MAX][24];
+    int n;
+};
+
+static const char *const meta_cols[] = {
+    "id",
+    "account_id",
+    "client_id",
+    "integration_id",
+    "tenant_id",
+    "intune_device_id",
+    "serial_key",
+    "first_synced_at",
+    "last_synced_at",
+    "retired_at",
+    "last_seen_gen",
+};
+
+static const char *const integ_cols =
+    "id, account_id, name, partner_tenant_id, partner_app_id, sync_app_id, "
+    "partner_secret_sealed, sync_secret_sealed, partner_secret_hint, sync_secret_hint, "
+    "partner_secret_expires, sync_secret_expires, tenant_source, sync_interval, created_at, "
+    "updated_at";
+
+/* ---- parameters and results ---------------------------------------------------------------- */
+
+static void
+p_text(struct params *p, const char *s)
+{
+    ASSERT(p->n < PARAMS_MAX);
+    p->v[p->n++] = s;
+}
+
+static void
+p_i64(struct params *p, int64_t v)
+{
+    ASSERT(p->n < PARAMS_MAX);
+    snprintf(p->num[p->n], sizeof p->num[0], "%" PRId64, v);
+    p->v[p->n] = p->num[p->n];
+    p->n++;
+}
+
+static void
+p_ts(struct params *p, int64_t v)
+{
+    if (v == TS_NULL)
+        p_text(p, NULL);
+    else
+        p_i64(p, v);
+}
+
+static int64_t
+r_i64(const PGresult *r, int row, int col, int64_t if_null)
+{
+    const char *s;
+    char *end = NULL;
+    long long v;
+
+    if (PQgetisnull(r, row, col))
+        return if_null;
+    s = PQgetvalue(r, row, col);
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0')
+        return if_null;
+    return (int64_t)v;
+}
+
+static char *
+r_dup(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return xstrdup(PQgetvalue(r, row, col));
+}
+
+static const char *
+r_str(const PGresult *r, int row, int col)
+{
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    return PQgetvalue(r, row, col);
+}
+
+static int
+pg_err(struct pg *g, const PGresult *r, struct errbuf *eb, const char *what)
+{
+    const char *state = r != NULL ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+    if (msg == NULL)
+        msg = PQerrorMessage(g->conn);
+    if (state != NULL) {
+        if (strcmp(state, "23505") == 0)
+            return err_set(eb, ERR_EXISTS, "%s: already exists", what);
+        if (strcmp(state, "23503") == 0)
+            return err_set(eb, ERR_NOTFOUND, "%s: refers to something that does not exist", what);
+        if (strcmp(state, "53100") == 0)
+            return err_set(eb, ERR_IO, "%s: the disk of %s is full", what, g->label);
+        if (strcmp(state, "42501") == 0)
+            return err_set(eb, ERR_DENIED, "%s: permission denied on %s", what, g->label);
+    }
+    return err_set(eb, ERR_DB, "%s: %s: %.300s", what, g->label, msg);
+}
+
+/* Runs sql with p; returns the result (caller PQclear()s) or NULL with the error in eb. */
+static PGresult *
+q(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+  int *rc)
+{
+    /* Parameterless statements (schema, BEGIN/COMMIT) may hold several commands. */
+    PGresult *r = p == NULL ? PQexec(g->conn, sql)
+                            : PQexecParams(g->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+    ExecStatusType s = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+    if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+        *rc = ERR_OK;
+        return r;
+    }
+    *rc = pg_err(g, r, eb, what);
+    PQclear(r);
+    return NULL;
+}
+
+static int
+q_done(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+       int64_t *changed)
+{
+    int rc;
+    PGresult *r = q(g, sql, p, eb, what, &rc);
+
+    if (r != NULL && changed != NULL) {
+        const char *t = PQcmdTuples(r);
+        *changed = t[0] != '\0' ? strtoll(t, NULL, 10) : 0;
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int
+in_tx(struct pg *g)
+{
+    return PQtransactionStatus(g->conn) != PQTRANS_IDLE;
+}
+
+static int
+wbegin(struct pg *g, int *own, struct errbuf *eb)
+{
+    *own = 0;
+    if (in_tx(g))
+        return ERR_OK;
+    if (q_done(g, "BEGIN", NULL, eb, "starting a write", NULL) != ERR_OK)
+        return eb != NULL ? eb->code : ERR_DB;
+    *own = 1;
+    return ERR_OK;
+}
+
+static void
+rollback(struct pg *g)
+{
+    if (in_tx(g))
+        PQclear(PQexec(g->conn, "ROLLBACK"));
+}
+
+static int
+wend(struct pg *g, int own, int rc, struct errbuf *eb)
+{
+    if (!own)
+        return rc;
+    if (rc == ERR_OK) {
+        rc = q_done(g, "COMMIT", NULL, eb, "committing", NULL);
+        if (rc == ERR_OK)
+            return rc;
+    }
+    rollback(g);
+    return rc;
+}
+
+/* ---- device columns ---------------------------------------------------------------------- */
+
+static void
+p_device(struct params *p, const struct device *d)
+{
+    for (size_t i = 0; i < device_field_count; i++) {
+        const struct device_field *f = &device_fields[i];
+        const void *v = (const char *)d + f->offset;
+
+        switch (f->kind) {
+        case DF_STR:
+            p_text(p, *(char *const *)v);
+            break;
+        case DF_INT64:
+            if (*(const int64_t *)v < 0)
+                p_text(p, NULL);
+            else
+                p_i64(p, *(const int64_t *)v);
+            break;
+        case DF_BOOL:
+            if (*(const int *)v < 0)
+                p_text(p, NULL);
+            else
+                p_i64(p, *(const int *)v != 0);
+            break;
+        case DF_TS:
+            p_ts(p, *(const int64_t *)v);
+            break;
+        case DF_TYPE:
+            p_text(p, device_type_name(*(const enum device_type *)v));
+            break;
+        }
+    }
+}
+
+static void
+r_device(const PGresult *r, int row, int first, struct device *d)
+{
+    device_init(d);
+    for (size_t i = 0; i < device_field_count; i++) {
+        const struct device_field *f = &device_fields[i];
+        void *v = (char *)d + f->offset;
+        int c = first + (int)i;
+
+        switch (f->kind) {
+        case DF_STR:
+            *(char **)v = r_dup(r, row, c);
+            break;
+        case DF_INT64:
+            *(int64_t *)v = r_i64(r, row, c, -1);
+            break;
+        case DF_BOOL:
+            *(int *)v = (int)r_i64(r, row, c, -1);
+            break;
+        case DF_TS:
+            *(int64_t *)v = r_i64(r, row, c, TS_NULL);
+            break;
+        case DF_TYPE: {
+            enum device_type t = DEVICE_UNKNOWN;
+            const char *s = r_str(r, row, c);
+            if (s != NULL && device_type_parse(s, &t) != 0)
+                t = DEVICE_UNKNOWN;
+            *(enum device_type *)v = t;
+            break;
+        }
+        }
+    }
+}
+
+static const char *
+field_name_at(size_t offset)
+{
+    for (size_t i = 0; i < device_field_count; i++)
+        if (device_fields[i].offset == offset)
+            return device_fields[i].name;
+    return NULL;
+}
+
+static int
+build_device_sql(struct pg *g, struct errbuf *eb)
+{
+    struct buf cols, h, ph, set;
+    size_t n = device_field_count;
+    int rc = ERR_OK;
+
+    if (n + 10 > PARAMS_MAX)
+        return err_set(eb, ERR_INVAL, "too many device fields for the PostgreSQL backend");
+    buf_init(&cols, SQL_MAX);
+    buf_init(&h, SQL_MAX);
+    buf_init(&ph, SQL_MAX);
+    buf_init(&set, SQL_MAX);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = device_fields[i].name;
+        for (const char *c = name; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" is not a column name", name);
+                goto out;
+            }
+        for (size_t k = 0; k < sizeof meta_cols / sizeof meta_cols[0]; k++)
+            if (strcmp(name, meta_cols[k]) == 0) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" collides with a column", name);
+                goto out;
+            }
+        buf_printf(&cols, "%s%s", i ? ", " : "", name);
+        buf_printf(&h, "%sh.%s", i ? ", " : "", name);
+        buf_printf(&ph, ", $%zu", 6 + i);
+        buf_printf(&set, "%s%s = $%zu", i ? ", " : "", name, 1 + i);
+    }
+    g->asset_cols_h = xstrdup(buf_cstr(&h));
+    g->sql_asset_find = xasprintf("SELECT id, retired_at, %s FROM hardware_asset "
+                                  "WHERE integration_id = $1 AND tenant_id = $2 "
+                                  "AND intune_device_id = $3 FOR UPDATE",
+                                  buf_cstr(&cols));
+    g->sql_asset_ins =
+        xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, tenant_id, "
+                  "intune_device_id, %s, serial_key, first_synced_at, last_synced_at, retired_at, "
+                  "last_seen_gen) VALUES ($1, $2, $3, $4, $5%s, $%zu, $%zu, $%zu, NULL, $%zu)",
+                  buf_cstr(&cols), buf_cstr(&ph), 6 + n, 7 + n, 7 + n, 8 + n);
+    g->sql_asset_upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = $%zu, "
+                                 "last_synced_at = $%zu, last_seen_gen = $%zu, retired_at = NULL, "
+                                 "client_id = $%zu WHERE id = $%zu",
+                                 buf_cstr(&set), n + 1, n + 2, n + 3, n + 4, n + 5);
+    g->col_name = field_name_at(offsetof(struct device, name));
+    g->col_serial = field_name_at(offsetof(struct device, serial));
+    g->col_upn = field_name_at(offsetof(struct device, user_upn));
+    g->col_user = field_name_at(offsetof(struct device, user_name));
+    g->col_model = field_name_at(offsetof(struct device, model));
+out:
+    buf_free(&cols);
+    buf_free(&h);
+    buf_free(&ph);
+    buf_free(&set);
+    return rc;
+}
+
+/* ---- schema ------------------------------------------------------------------------------ */
+
+#define PK "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"
+
+static const char schema_v1_head[] =
+    "CREATE TABLE account ("
+    " id " PK ","
+    " name TEXT NOT NULL UNIQUE,"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE integration ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " partner_tenant_id TEXT NOT NULL,"
+    " partner_app_id TEXT NOT NULL,"
+    " sync_app_id TEXT NOT NULL,"
+    " partner_secret_sealed TEXT,"
+    " sync_secret_sealed TEXT,"
+    " partner_secret_hint TEXT,"
+    " sync_secret_hint TEXT,"
+    " partner_secret_expires BIGINT,"
+    " sync_secret_expires BIGINT,"
+    " tenant_source TEXT NOT NULL DEFAULT 'partner_center'"
+    "  CHECK (tenant_source IN ('partner_center', 'contracts', 'gdap')),"
+    " sync_interval BIGINT NOT NULL DEFAULT 21600,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " UNIQUE (account_id, name));"
+    "CREATE TABLE client ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " integration_id BIGINT NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " name TEXT,"
+    " default_domain TEXT,"
+    " source TEXT NOT NULL DEFAULT 'partner_center',"
+    " included SMALLINT NOT NULL DEFAULT 1,"
+    " name_override TEXT,"
+    " status TEXT NOT NULL DEFAULT 'never' CHECK (status IN ('ok', 'error', 'never')),"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " error_remedy TEXT,"
+    " last_sync_at BIGINT,"
+    " device_count BIGINT NOT NULL DEFAULT 0,"
+    " software_count BIGINT NOT NULL DEFAULT 0,"
+    " sync_gen BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " updated_at BIGINT NOT NULL,"
+    " UNIQUE (integration_id, tenant_id));"
+    "CREATE INDEX client_account ON client(account_id);"
+    "CREATE TABLE hardware_asset ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id BIGINT NOT NULL REFERENCES client(id) ON DELETE CASCADE,"
+    " integration_id BIGINT NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " intune_device_id TEXT NOT NULL,";
+
+static const char schema_v1_tail[] =
+    " serial_key TEXT,"
+    " first_synced_at BIGINT NOT NULL,"
+    " last_synced_at BIGINT NOT NULL,"
+    " retired_at BIGINT,"
+    " last_seen_gen BIGINT NOT NULL,"
+    " UNIQUE (integration_id, tenant_id, intune_device_id));"
+    "CREATE INDEX hardware_asset_client ON hardware_asset(client_id, retired_at);"
+    "CREATE INDEX hardware_asset_serial ON hardware_asset(serial_key) WHERE serial_key IS NOT NULL;"
+    "CREATE INDEX hardware_asset_account ON hardware_asset(account_id, id);"
+    "CREATE TABLE asset_change ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " asset_id BIGINT NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
+    " at BIGINT NOT NULL,"
+    " field TEXT NOT NULL,"
+    " old_value TEXT,"
+    " new_value TEXT);"
+    "CREATE INDEX asset_change_asset ON asset_change(asset_id, at);"
+    "CREATE TABLE software_title ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id BIGINT NOT NULL REFERENCES client(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " version TEXT NOT NULL DEFAULT '',"
+    " publisher TEXT NOT NULL DEFAULT '',"
+    " platform TEXT NOT NULL DEFAULT '',"
+    " size_bytes BIGINT,"
+    " UNIQUE (client_id, name, version, publisher, platform));"
+    "CREATE TABLE software_install ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " asset_id BIGINT NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
+    " title_id BIGINT NOT NULL REFERENCES software_title(id) ON DELETE CASCADE,"
+    " first_seen_at BIGINT NOT NULL,"
+    " last_seen_at BIGINT NOT NULL,"
+    " removed_at BIGINT,"
+    " last_seen_gen BIGINT NOT NULL,"
+    " UNIQUE (asset_id, title_id));"
+    "CREATE INDEX software_install_title ON software_install(title_id);"
+    "CREATE TABLE sync_run ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " integration_id BIGINT NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('full', 'incremental')),"
+    " started_at BIGINT NOT NULL,"
+    " finished_at BIGINT,"
+    " status TEXT NOT NULL"
+    "  CHECK (status IN ('running', 'ok', 'partial', 'failed', 'interrupted')));"
+    "CREATE INDEX sync_run_integration ON sync_run(integration_id, id);"
+    "CREATE TABLE sync_tenant_result ("
+    " id " PK ","
+    " run_id BIGINT NOT NULL REFERENCES sync_run(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " client_name TEXT,"
+    " status TEXT NOT NULL CHECK (status IN ('ok', 'error')),"
+    " error_code TEXT,"
+    " error_message TEXT,"
+    " error_remedy TEXT,"
+    " created BIGINT NOT NULL, updated BIGINT NOT NULL, unchanged BIGINT NOT NULL,"
+    " retired BIGINT NOT NULL, revived BIGINT NOT NULL,"
+    " installs_added BIGINT NOT NULL, installs_removed BIGINT NOT NULL,"
+    " devices BIGINT NOT NULL, requests BIGINT NOT NULL, throttled BIGINT NOT NULL,"
+    " duration_ms BIGINT NOT NULL);"
+    "CREATE INDEX sync_tenant_result_run ON sync_tenant_result(run_id);";
+
+static char *
+schema_v1(void)
+{
+    struct buf b;
+    static const char *const types[] = {
+        [DF_STR] = "TEXT",  [DF_INT64] = "BIGINT", [DF_BOOL] = "SMALLINT",
+        [DF_TS] = "BIGINT", [DF_TYPE] = "TEXT",
+    };
+
+    buf_init(&b, SQL_MAX);
+    ASSERT(buf_addstr(&b, schema_v1_head) == ERR_OK);
+    for (size_t i = 0; i < device_field_count; i++)
+        ASSERT(buf_printf(&b, " %s %s,", device_fields[i].name, types[device_fields[i].kind]) ==
+               ERR_OK);
+    ASSERT(buf_addstr(&b, schema_v1_tail) == ERR_OK);
+    return buf_detach(&b, NULL);
+}
+
+/* Reads the schema identity: *app and *ver are -1 when memsync_meta is absent. */
+static int
+read_identity(struct pg *g, int64_t *app, int64_t *ver, int64_t *tables, struct errbuf *eb)
+{
+    PGresult *r;
+    int rc;
+
+    *app = *ver = -1;
+    r = q(g,
+          "SELECT (SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = "
+          "current_schema()), to_regclass('memsync_meta') IS NOT NULL",
+          NULL, eb, "reading the database catalog", &rc);
+    if (r == NULL)
+        return rc;
+    *tables = r_i64(r, 0, 0, 0);
+    if (strcmp(PQgetvalue(r, 0, 1), "t") != 0) {
+        PQclear(r);
+        return ERR_OK;
+    }
+    PQclear(r);
+    r = q(g,
+          "SELECT (SELECT value FROM memsync_meta WHERE key = 'application_id'), "
+          "(SELECT value FROM memsync_meta WHERE key = 'schema_version')",
+          NULL, eb, "reading the schema version", &rc);
+    if (r == NULL)
+        return rc;
+    *app = r_i64(r, 0, 0, 0);
+    *ver = r_i64(r, 0, 1, 0);
+    PQclear(r);
+    return ERR_OK;
+}
+
+static int
+migrate(struct pg *g, struct errbuf *eb)
+{
+    struct params p = {0};
+    int64_t app, ver, tables;
+    char *sql = NULL;
+    int rc;
+
+    rc = q_done(g, "BEGIN", NULL, eb, "starting the schema migration", NULL);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, STORE_APPLICATION_ID);
+    rc = q_done(g, "SELECT pg_advisory_xact_lock($1)", &p, eb, "locking the schema", NULL);
+    if (rc == ERR_OK)
+        rc = read_identity(g, &app, &ver, &tables, eb);
+    if (rc != ERR_OK || ver == STORE_SCHEMA_VERSION)
+        goto out;
+    if (ver < 1) {
+        sql = schema_v1();
+        rc = q_done(g, sql, NULL, eb, "creating the schema", NULL);
+        if (rc == ERR_OK)
+            rc =
+                q_done(g, "CREATE TABLE memsync_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+                       NULL, eb, "creating the schema", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    p.n = 0;
+    p_i64(&p, STORE_APPLICATION_ID);
+    p_i64(&p, STORE_SCHEMA_VERSION);
+    rc = q_done(g,
+                "INSERT INTO memsync_meta (key, value) VALUES ('application_id', $1), "
+                "('schema_version', $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &p, eb, "recording the schema version", NULL);
+    if (rc == ERR_OK)
+        log_info("database migrated backend=postgresql from=%" PRId64 " to=%d", ver < 0 ? 0 : ver,
+                 STORE_SCHEMA_VERSION);
+out:
+    free(sql);
+    if (rc == ERR_OK)
+        rc = q_done(g, "COMMIT", NULL, eb, "committing the schema migration", NULL);
+    if (rc != ERR_OK)
+        rollback(g);
+    return rc;
+}
+
+/* ---- open / close / transactions -------------------------------------------------------- */
+
+static const struct store_ops pg_ops;
+
+static void
+pg_close(struct store *base)
+{
+    struct pg *g = (struct pg *)base;
+
+    if (g->conn != NULL)
+        rollback(g);
+    PQfinish(g->conn);
+    free(g->label);
+    free(g->sql_asset_find);
+    free(g->sql_asset_ins);
+    free(g->sql_asset_upd);
+    free(g->asset_cols_h);
+    free(g->rec_tenant);
+    free(g);
+}
 
 int
 store_pg_open(struct store **out, const char *url, struct errbuf *eb)
 {
-    (void)url;
+    struct pg *g = NULL;
+    int64_t app, ver, tables;
+    int rc;
+
     *out = NULL;
-    return err_set(eb, ERR_UNSUPPORTED,
-                   "PostgreSQL support is not built yet; use a SQLite path for --db");
+    g = xcalloc(1, sizeof *g);
+    g->base.ops = &pg_ops;
+    rc = build_device_sql(g, eb);
+    if (rc != ERR_OK)
+        goto out;
+    g->conn = PQconnectdb(url);
+    if (g->conn == NULL || PQstatus(g->conn) != CONNECTION_OK) {
+        const char *m = g->conn != NULL ? PQerrorMessage(g->conn) : "out of memory";
+        size_t n = strcspn(m, "\n");
+        rc = err_set(eb, ERR_DB, "cannot connect to PostgreSQL: %.*s; check the --db URL",
+                     (int)(n > 300 ? 300 : n), m);
+        goto out;
+    }
+    g->label = xasprintf("PostgreSQL database %s on %s", PQdb(g->conn),
+                         PQhost(g->conn) != NULL ? PQhost(g->conn) : "localhost");
+    PQclear(PQexec(g->conn, "SET client_min_messages = warning"));
+    rc = read_identity(g, &app, &ver, &tables, eb);
+    if (rc != ERR_OK)
+        goto out;
+    if ((ver < 0 && tables > 0) || (ver >= 0 && app != STORE_APPLICATION_ID)) {
+        rc = err_set(eb, ERR_DB,
+                     "%s has tables but is not a memsync database; point --db at an empty "
+                     "database (nothing was changed)",
+                     g->label);
+        goto out;
+    }
+    if (ver > STORE_SCHEMA_VERSION) {
+        rc = err_set(eb, ERR_DB,
+                     "%s was written by a newer memsync (schema %" PRId64
+                     ", this build knows up to %d); upgrade memsync to use it (nothing was "
+                     "changed)",
+                     g->label, ver, STORE_SCHEMA_VERSION);
+        goto out;
+    }
+    rc = migrate(g, eb);
+    if (rc != ERR_OK)
+        goto out;
+    *out = &g->base;
+    g = NULL;
+out:
+    if (g != NULL)
+        pg_close(&g->base);
+    return rc;
 }
+
+static int
+pg_tx_begin(struct store *base, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+
+    if (in_tx(g))
+        return err_set(eb, ERR_INVAL, "a transaction is already open");
+    return q_done(g, "BEGIN", NULL, eb, "starting a transaction", NULL);
+}
+
+static int
+pg_tx_commit(struct store *base, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    int rc;
+
+    if (!in_tx(g))
+        return err_set(eb, ERR_INVAL, "no transaction is open");
+    rc = q_done(g, "COMMIT", NULL, eb, "committing", NULL);
+    if (rc != ERR_OK)
+        rollback(g);
+    return rc;
+}
+
+static void
+pg_tx_rollback(struct store *base)
+{
+    rollback((struct pg *)base);
+}
+
+/* ---- accounts and integrations ---------------------------------------------------------- */
+
+static int
+pg_account_ensure(struct store *base, const char *name, int64_t *id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_text(&p, name);
+    p_i64(&p, clock_now());
+    rc = q_done(g,
+                "INSERT INTO account (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO "
+                "NOTHING",
+                &p, eb, "creating the account", NULL);
+    if (rc == ERR_OK) {
+        p.n = 1;
+        r = q(g, "SELECT id FROM account WHERE name = $1", &p, eb, "reading the account", &rc);
+        if (r != NULL && PQntuples(r) == 1)
+            *id = r_i64(r, 0, 0, 0);
+        else if (r != NULL)
+            rc = err_set(eb, ERR_DB, "account \"%s\" vanished", name);
+        PQclear(r);
+    }
+    return wend(g, own, rc, eb);
+}
+
+static void
+r_integration(const PGresult *r, int row, struct integration *in)
+{
+    memset(in, 0, sizeof *in);
+    in->id = r_i64(r, row, 0, 0);
+    in->account_id = r_i64(r, row, 1, 0);
+    in->name = r_dup(r, row, 2);
+    in->partner_tenant_id = r_dup(r, row, 3);
+    in->partner_app_id = r_dup(r, row, 4);
+    in->sync_app_id = r_dup(r, row, 5);
+    in->partner_secret_sealed = r_dup(r, row, 6);
+    in->sync_secret_sealed = r_dup(r, row, 7);
+    in->partner_secret_hint = r_dup(r, row, 8);
+    in->sync_secret_hint = r_dup(r, row, 9);
+    in->partner_secret_expires = r_i64(r, row, 10, TS_NULL);
+    in->sync_secret_expires = r_i64(r, row, 11, TS_NULL);
+    in->tenant_source = r_dup(r, row, 12);
+    in->sync_interval = r_i64(r, row, 13, 0);
+    in->created_at = r_i64(r, row, 14, 0);
+    in->updated_at = r_i64(r, row, 15, 0);
+}
+
+static int
+pg_integration_insert(struct store *base, struct integration *in, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t now = clock_now();
+    PGresult *r;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, in->account_id);
+    p_text(&p, in->name);
+    p_text(&p, in->partner_tenant_id);
+    p_text(&p, in->partner_app_id);
+    p_text(&p, in->sync_app_id);
+    p_text(&p, in->partner_secret_sealed);
+    p_text(&p, in->sync_secret_sealed);
+    p_text(&p, in->partner_secret_hint);
+    p_text(&p, in->sync_secret_hint);
+    p_ts(&p, in->partner_secret_expires);
+    p_ts(&p, in->sync_secret_expires);
+    p_text(&p, in->tenant_source != NULL ? in->tenant_source : "partner_center");
+    p_i64(&p, in->sync_interval > 0 ? in->sync_interval : 21600);
+    p_i64(&p, now);
+    r = q(g,
+          "INSERT INTO integration (account_id, name, partner_tenant_id, partner_app_id, "
+          "sync_app_id, partner_secret_sealed, sync_secret_sealed, partner_secret_hint, "
+          "sync_secret_hint, partner_secret_expires, sync_secret_expires, tenant_source, "
+          "sync_interval, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+          "$10, $11, $12, $13, $14, $14) RETURNING id",
+          &p, eb, "saving the integration", &rc);
+    if (r != NULL) {
+        in->id = r_i64(r, 0, 0, 0);
+        in->created_at = in->updated_at = now;
+        if (in->sync_interval <= 0)
+            in->sync_interval = 21600;
+    } else if (rc == ERR_EXISTS) {
+        rc = err_set(eb, ERR_EXISTS, "an integration named \"%s\" already exists", in->name);
+    } else if (rc == ERR_NOTFOUND) {
+        rc = err_set(eb, ERR_NOTFOUND, "account %" PRId64 " does not exist", in->account_id);
+    }
+    PQclear(r);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_integration_get(struct store *base, int64_t account_id, int64_t id, struct integration *out,
+                   struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    char sql[512];
+    PGresult *r;
+    int rc;
+
+    snprintf(sql, sizeof sql, "SELECT %s FROM integration WHERE account_id = $1 AND id = $2",
+             integ_cols);
+    p_i64(&p, account_id);
+    p_i64(&p, id);
+    r = q(g, sql, &p, eb, "reading the integration", &rc);
+    if (r != NULL && PQntuples(r) == 1)
+        r_integration(r, 0, out);
+    else if (r != NULL)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_integration_list(struct store *base, int64_t account_id, struct integration **out, size_t *n,
+                    struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    char sql[512];
+    PGresult *r;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    snprintf(sql, sizeof sql, "SELECT %s FROM integration WHERE account_id = $1 ORDER BY id",
+             integ_cols);
+    p_i64(&p, account_id);
+    r = q(g, sql, &p, eb, "listing integrations", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) > 0) {
+        *out = xcalloc((size_t)PQntuples(r), sizeof **out);
+        for (int i = 0; i < PQntuples(r); i++)
+            r_integration(r, i, &(*out)[i]);
+        *n = (size_t)PQntuples(r);
+    }
+    PQclear(r);
+    return ERR_OK;
+}
+
+static int
+pg_integration_set_secret(struct store *base, int64_t id, const char *which, const char *sealed,
+                          const char *hint, int64_t expires, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_text(&p, sealed);
+    p_text(&p, hint);
+    p_ts(&p, expires);
+    p_i64(&p, clock_now());
+    p_i64(&p, id);
+    rc = q_done(g,
+                strcmp(which, "partner") == 0
+                    ? "UPDATE integration SET partner_secret_sealed = $1, partner_secret_hint = "
+                      "$2, partner_secret_expires = $3, updated_at = $4 WHERE id = $5"
+                    : "UPDATE integration SET sync_secret_sealed = $1, sync_secret_hint = $2, "
+                      "sync_secret_expires = $3, updated_at = $4 WHERE id = $5",
+                &p, eb, "saving the secret", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_integration_delete(struct store *base, int64_t account_id, int64_t id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, account_id);
+    p_i64(&p, id);
+    rc = q_done(g, "DELETE FROM integration WHERE account_id = $1 AND id = $2", &p, eb,
+                "deleting the integration", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    return wend(g, own, rc, eb);
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static int
+pg_clients_each(struct store *base, int64_t account_id,
+                int (*cb)(void *arg, const struct client_row *c), void *arg, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct client_row c;
+    PGresult *r;
+    int rc;
+
+    p_i64(&p, account_id);
+    r = q(g,
+          "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
+          "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
+          "device_count, software_count FROM client WHERE account_id = $1 "
+          "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
+          &p, eb, "listing clients", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
+        c.id = r_i64(r, i, 0, 0);
+        c.integration_id = r_i64(r, i, 1, 0);
+        c.tenant_id = r_dup(r, i, 2);
+        c.name = r_dup(r, i, 3);
+        c.default_domain = r_dup(r, i, 4);
+        c.source = r_dup(r, i, 5);
+        c.included = (int)r_i64(r, i, 6, 1);
+        c.status = r_dup(r, i, 7);
+        c.error_code = r_dup(r, i, 8);
+        c.error_message = r_dup(r, i, 9);
+        c.error_remedy = r_dup(r, i, 10);
+        c.last_sync_at = r_i64(r, i, 11, TS_NULL);
+        c.device_count = r_i64(r, i, 12, 0);
+        c.software_count = r_i64(r, i, 13, 0);
+        rc = cb(arg, &c);
+        client_row_clear(&c);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int
+check_integration(struct pg *g, int64_t account_id, int64_t integration_id, struct errbuf *eb)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_i64(&p, integration_id);
+    p_i64(&p, account_id);
+    r = q(g, "SELECT 1 FROM integration WHERE id = $1 AND account_id = $2", &p, eb,
+          "reading the integration", &rc);
+    if (r != NULL && PQntuples(r) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", integration_id);
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
+               const struct client_info *ci, const char *code, const char *message,
+               const char *remedy, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = check_integration(g, account_id, integration_id, eb);
+    if (rc != ERR_OK)
+        goto out;
+    p_i64(&p, account_id);
+    p_i64(&p, integration_id);
+    p_text(&p, ci->tenant_id);
+    p_text(&p, ci->name);
+    p_text(&p, ci->default_domain);
+    p_text(&p, ci->source);
+    p_text(&p, code);
+    p_text(&p, message);
+    p_text(&p, remedy);
+    p_i64(&p, clock_now());
+    rc = q_done(g,
+                "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
+                "source, status, error_code, error_message, error_remedy, created_at, "
+                "updated_at) VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'partner_center'), "
+                "'error', $7, $8, $9, $10, $10) ON CONFLICT (integration_id, tenant_id) DO "
+                "UPDATE SET name = COALESCE(excluded.name, client.name), "
+                "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
+                "source = COALESCE($6, client.source), status = 'error', "
+                "error_code = excluded.error_code, error_message = excluded.error_message, "
+                "error_remedy = excluded.error_remedy, updated_at = excluded.updated_at",
+                &p, eb, "recording the tenant failure", NULL);
+out:
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_client_update(struct store *base, int64_t account_id, const char *client, int included,
+                 const char *name_override, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int64_t id = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, account_id);
+    p_text(&p, client);
+    r = q(g,
+          "SELECT id FROM client WHERE account_id = $1 AND (CAST(id AS TEXT) = $2 OR "
+          "tenant_id = $2 OR COALESCE(name_override, name) = $2) LIMIT 2",
+          &p, eb, "finding the client", &rc);
+    if (r != NULL) {
+        if (PQntuples(r) == 0)
+            rc = err_set(eb, ERR_NOTFOUND, "no client \"%s\"", client);
+        else if (PQntuples(r) > 1)
+            rc =
+                err_set(eb, ERR_INVAL, "\"%s\" matches several clients; use the tenant id", client);
+        else
+            id = r_i64(r, 0, 0, 0);
+    }
+    PQclear(r);
+    if (rc != ERR_OK)
+        goto out;
+    p.n = 0;
+    p_i64(&p, included);
+    p_text(&p, name_override);
+    p_i64(&p, clock_now());
+    p_i64(&p, id);
+    rc = q_done(g,
+                "UPDATE client SET included = CASE WHEN $1::smallint < 0 THEN included ELSE "
+                "$1::smallint END, name_override = CASE WHEN $2::text IS NULL THEN name_override "
+                "ELSE NULLIF($2::text, '') END, updated_at = $3 WHERE id = $4",
+                &p, eb, "updating the client", NULL);
+out:
+    return wend(g, own, rc, eb);
+}
+
+/* ---- reconcile --------------------------------------------------------------------------- */
+
+static void
+rec_reset(struct pg *g)
+{
+    g->rec_active = 0;
+    XFREE(g->rec_tenant);
+    memset(&g->rec_counts, 0, sizeof g->rec_counts);
+}
+
+static int
+pg_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
+                   const struct client_info *ci, int64_t now, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+
+    if (g->rec_active || in_tx(g))
+        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    rc = q_done(g, "BEGIN", NULL, eb, "starting the tenant's transaction", NULL);
+    if (rc != ERR_OK)
+        return rc;
+    rc = check_integration(g, account_id, integration_id, eb);
+    if (rc != ERR_OK)
+        goto out;
+    p_i64(&p, account_id);
+    p_i64(&p, integration_id);
+    p_text(&p, ci->tenant_id);
+    p_text(&p, ci->name);
+    p_text(&p, ci->default_domain);
+    p_text(&p, ci->source);
+    p_i64(&p, now);
+    /* The upsert locks the client row, so two syncs of one tenant serialise here. */
+    r = q(g,
+          "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
+          "source, sync_gen, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+          "COALESCE($6, 'partner_center'), 1, $7, $7) ON CONFLICT (integration_id, tenant_id) "
+          "DO UPDATE SET name = COALESCE(excluded.name, client.name), "
+          "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
+          "source = COALESCE($6, client.source), sync_gen = client.sync_gen + 1, "
+          "updated_at = excluded.updated_at RETURNING id, sync_gen",
+          &p, eb, "saving the client", &rc);
+    if (r != NULL) {
+        g->rec_client = r_i64(r, 0, 0, 0);
+        g->rec_gen = r_i64(r, 0, 1, 0);
+    }
+    PQclear(r);
+out:
+    if (rc != ERR_OK) {
+        rollback(g);
+        return rc;
+    }
+    rec_reset(g);
+    g->rec_active = 1;
+    g->rec_account = account_id;
+    g->rec_integration = integration_id;
+    g->rec_now = now;
+    g->rec_tenant = xstrdup(ci->tenant_id);
+    return ERR_OK;
+}
+
+struct change_ctx {
+    struct pg *g;
+    int64_t asset_id;
+    struct errbuf *eb;
+};
+
+static int
+record_change(void *arg, const char *field, const char *oldv, const char *newv)
+{
+    struct change_ctx *cx = arg;
+    struct params p = {0};
+
+    p_i64(&p, cx->g->rec_account);
+    p_i64(&p, cx->asset_id);
+    p_i64(&p, cx->g->rec_now);
+    p_text(&p, field);
+    p_text(&p, oldv);
+    p_text(&p, newv);
+    return q_done(cx->g,
+                  "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, "
+                  "new_value) VALUES ($1, $2, $3, $4, $5, $6)",
+                  &p, cx->eb, "recording the asset history", NULL);
+}
+
+static int
+need_rec(struct pg *g, struct errbuf *eb)
+{
+    if (!g->rec_active)
+        return err_set(eb, ERR_INVAL, "no tenant reconcile is in progress");
+    return ERR_OK;
+}
+
+static int
+pg_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct device old;
+    PGresult *r;
+    char *key = NULL;
+    int64_t id = 0, retired = TS_NULL;
+    int found = 0, rc;
+
+    device_init(&old);
+    rc = need_rec(g, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, g->rec_integration);
+    p_text(&p, g->rec_tenant);
+    p_text(&p, d->intune_id);
+    r = q(g, g->sql_asset_find, &p, eb, "looking up the device", &rc);
+    if (r == NULL)
+        goto out;
+    if (PQntuples(r) == 1) {
+        found = 1;
+        id = r_i64(r, 0, 0, 0);
+        retired = r_i64(r, 0, 1, TS_NULL);
+        r_device(r, 0, 2, &old);
+        old.intune_id = xstrdup(d->intune_id);
+    }
+    PQclear(r);
+    key = store_serial_key(d->serial);
+    p.n = 0;
+    if (!found) {
+        p_i64(&p, g->rec_account);
+        p_i64(&p, g->rec_client);
+        p_i64(&p, g->rec_integration);
+        p_text(&p, g->rec_tenant);
+        p_text(&p, d->intune_id);
+        p_device(&p, d);
+        p_text(&p, key);
+        p_i64(&p, g->rec_now);
+        p_i64(&p, g->rec_gen);
+        rc = q_done(g, g->sql_asset_ins, &p, eb, "saving a new device", NULL);
+        if (rc == ERR_OK)
+            g->rec_counts.created++;
+        goto out;
+    }
+    if (retired == TS_NULL && device_equal(&old, d) &&
+        store_device_diff(&old, d, NULL, NULL) == 0) {
+        p_i64(&p, g->rec_now);
+        p_i64(&p, g->rec_gen);
+        p_i64(&p, id);
+        rc = q_done(
+            g, "UPDATE hardware_asset SET last_synced_at = $1, last_seen_gen = $2 WHERE id = $3",
+            &p, eb, "touching a device", NULL);
+        if (rc == ERR_OK)
+            g->rec_counts.unchanged++;
+        goto out;
+    }
+    p_device(&p, d);
+    p_text(&p, key);
+    p_i64(&p, g->rec_now);
+    p_i64(&p, g->rec_gen);
+    p_i64(&p, g->rec_client);
+    p_i64(&p, id);
+    rc = q_done(g, g->sql_asset_upd, &p, eb, "updating a device", NULL);
+    if (rc != ERR_OK)
+        goto out;
+    {
+        struct change_ctx cx = {g, id, eb};
+        int n = store_device_diff(&old, d, record_change, &cx);
+        if (n < 0) {
+            rc = n;
+            goto out;
+        }
+    }
+    g->rec_counts.updated++;
+    if (retired != TS_NULL)
+        g->rec_counts.revived++;
+out:
+    free(key);
+    device_clear(&old);
+    return rc;
+}
+
+static int
+upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct errbuf *eb)
+{
+    struct params p = {0};
+    PGresult *r;
+    int64_t title = 0, inst = 0, removed = TS_NULL;
+    int rc, found = 0;
+
+    p_i64(&p, g->rec_account);
+    p_i64(&p, g->rec_client);
+    p_text(&p, a->name);
+    p_text(&p, a->version != NULL ? a->version : "");
+    p_text(&p, a->publisher != NULL ? a->publisher : "");
+    p_text(&p, a->platform != NULL ? a->platform : "");
+    if (a->size_bytes < 0)
+        p_text(&p, NULL);
+    else
+        p_i64(&p, a->size_bytes);
+    r = q(g,
+          "INSERT INTO software_title (account_id, client_id, name, version, publisher, platform, "
+          "size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, name, "
+          "version, publisher, platform) DO UPDATE SET size_bytes = "
+          "COALESCE(excluded.size_bytes, software_title.size_bytes) RETURNING id",
+          &p, eb, "saving a software title", &rc);
+    if (r == NULL)
+        return rc;
+    title = r_i64(r, 0, 0, 0);
+    PQclear(r);
+
+    p.n = 0;
+    p_i64(&p, asset_id);
+    p_i64(&p, title);
+    r = q(g, "SELECT id, removed_at FROM software_install WHERE asset_id = $1 AND title_id = $2",
+          &p, eb, "looking up an install", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1) {
+        found = 1;
+        inst = r_i64(r, 0, 0, 0);
+        removed = r_i64(r, 0, 1, TS_NULL);
+    }
+    PQclear(r);
+    p.n = 0;
+    if (!found) {
+        p_i64(&p, g->rec_account);
+        p_i64(&p, asset_id);
+        p_i64(&p, title);
+        p_i64(&p, g->rec_now);
+        p_i64(&p, g->rec_gen);
+        rc = q_done(g,
+                    "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
+                    "last_seen_at, removed_at, last_seen_gen) VALUES ($1, $2, $3, $4, $4, NULL, "
+                    "$5)",
+                    &p, eb, "saving an install", NULL);
+        if (rc == ERR_OK)
+            g->rec_counts.installs_added++;
+        return rc;
+    }
+    p_i64(&p, g->rec_now);
+    p_i64(&p, g->rec_gen);
+    p_i64(&p, inst);
+    rc = q_done(g,
+                "UPDATE software_install SET last_seen_at = $1, last_seen_gen = $2, removed_at = "
+                "NULL WHERE id = $3",
+                &p, eb, "updating an install", NULL);
+    if (rc == ERR_OK && removed != TS_NULL)
+        g->rec_counts.installs_added++;
+    return rc;
+}
+
+static int
+pg_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
+                      size_t n, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int64_t asset_id = 0;
+    int rc;
+
+    rc = need_rec(g, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, g->rec_integration);
+    p_text(&p, g->rec_tenant);
+    p_text(&p, intune_device_id);
+    r = q(g,
+          "SELECT id FROM hardware_asset WHERE integration_id = $1 AND tenant_id = $2 AND "
+          "intune_device_id = $3",
+          &p, eb, "looking up the device", &rc);
+    if (r != NULL && PQntuples(r) == 1)
+        asset_id = r_i64(r, 0, 0, 0);
+    else if (r != NULL)
+        rc = err_set(eb, ERR_NOTFOUND, "device %s is not known in tenant %s", intune_device_id,
+                     g->rec_tenant);
+    PQclear(r);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++)
+        rc = upsert_install(g, asset_id, &apps[i], eb);
+    return rc;
+}
+
+static int
+pg_reconcile_commit(struct store *base, int listing_complete, int installs_complete,
+                    struct reconcile_counts *counts, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int rc;
+
+    rc = need_rec(g, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, g->rec_now);
+    p_i64(&p, g->rec_client);
+    p_i64(&p, g->rec_gen);
+    if (listing_complete) {
+        rc = q_done(g,
+                    "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
+                    "retired_at IS NULL AND last_seen_gen < $3",
+                    &p, eb, "retiring missing devices", &g->rec_counts.retired);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (installs_complete) {
+        rc = q_done(g,
+                    "UPDATE software_install SET removed_at = $1 WHERE removed_at IS NULL AND "
+                    "last_seen_gen < $3 AND asset_id IN (SELECT id FROM hardware_asset WHERE "
+                    "client_id = $2)",
+                    &p, eb, "marking removed software", &g->rec_counts.installs_removed);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    p.n = 2;
+    rc = q_done(g,
+                "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
+                "error_remedy = NULL, last_sync_at = $1, updated_at = $1, "
+                "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
+                "retired_at IS NULL), software_count = (SELECT count(DISTINCT i.title_id) FROM "
+                "software_install i JOIN hardware_asset h ON h.id = i.asset_id WHERE "
+                "h.client_id = $2 AND h.retired_at IS NULL AND i.removed_at IS NULL) "
+                "WHERE id = $2",
+                &p, eb, "updating the client", NULL);
+    if (rc == ERR_OK)
+        rc = q_done(g, "COMMIT", NULL, eb, "committing the tenant", NULL);
+out:
+    if (rc != ERR_OK)
+        rollback(g);
+    else if (counts != NULL)
+        *counts = g->rec_counts;
+    rec_reset(g);
+    return rc;
+}
+
+static void
+pg_reconcile_rollback(struct store *base)
+{
+    struct pg *g = (struct pg *)base;
+
+    rollback(g);
+    rec_reset(g);
+}
+
+/* ---- asset reads ------------------------------------------------------------------------- */
+
+static void
+asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_query *q_, int paging)
+{
+    buf_addstr(b, " FROM hardware_asset h JOIN client c ON c.id = h.client_id "
+                  "WHERE h.account_id = $1");
+    p_i64(p, q_->account_id);
+    if (!q_->include_retired)
+        buf_addstr(b, " AND h.retired_at IS NULL");
+    if (q_->client != NULL) {
+        p_text(p, q_->client);
+        buf_printf(b,
+                   " AND (CAST(c.id AS TEXT) = $%d OR c.tenant_id = $%d OR "
+                   "COALESCE(c.name_override, c.name) = $%d)",
+                   p->n, p->n, p->n);
+    }
+    if (q_->search != NULL && q_->search[0] != '\0') {
+        const char *cols[] = {g->col_name, g->col_serial, g->col_upn, g->col_user, g->col_model};
+        int first = 1;
+        p_text(p, q_->search);
+        buf_addstr(b, " AND (");
+        for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+            if (cols[i] == NULL)
+                continue;
+            buf_printf(b, "%sstrpos(lower(COALESCE(h.%s, '')), lower($%d::text)) > 0",
+                       first ? "" : " OR ", cols[i], p->n);
+            first = 0;
+        }
+        if (first)
+            buf_addstr(b, "false");
+        buf_addstr(b, ")");
+    }
+    if (paging && q_->after_id > 0) {
+        p_i64(p, q_->after_id);
+        buf_printf(b, " AND h.id > $%d", p->n);
+    }
+}
+
+static int
+pg_assets_each(struct store *base, const struct asset_query *qa,
+               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct buf sql;
+    struct asset a;
+    PGresult *r;
+    int rc;
+
+    buf_init(&sql, SQL_MAX);
+    buf_printf(&sql,
+               "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
+               "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
+               "h.retired_at, CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
+               "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
+               "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
+               "ELSE 0 END, %s",
+               g->asset_cols_h);
+    asset_where(g, &sql, &p, qa, 1);
+    buf_addstr(&sql, " ORDER BY h.id");
+    if (qa->limit > 0)
+        buf_printf(&sql, " LIMIT %d", qa->limit);
+    r = q(g, buf_cstr(&sql), &p, eb, "listing assets", &rc);
+    buf_free(&sql);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
+        memset(&a, 0, sizeof a);
+        a.id = r_i64(r, i, 0, 0);
+        a.client_id = r_i64(r, i, 1, 0);
+        a.client_name = r_str(r, i, 2);
+        a.client_tenant_id = r_str(r, i, 3);
+        a.integration_id = r_i64(r, i, 4, 0);
+        a.first_synced_at = r_i64(r, i, 6, TS_NULL);
+        a.last_synced_at = r_i64(r, i, 7, TS_NULL);
+        a.retired_at = r_i64(r, i, 8, TS_NULL);
+        a.serial_duplicate = r_i64(r, i, 9, 0) != 0;
+        r_device(r, i, 10, &a.dev);
+        a.dev.intune_id = r_dup(r, i, 5);
+        rc = cb(arg, &a);
+        device_clear(&a.dev);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int64_t
+pg_assets_count(struct store *base, const struct asset_query *qa, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct buf sql;
+    PGresult *r;
+    int64_t n;
+    int rc;
+
+    buf_init(&sql, SQL_MAX);
+    buf_addstr(&sql, "SELECT count(*)");
+    asset_where(g, &sql, &p, qa, 0);
+    r = q(g, buf_cstr(&sql), &p, eb, "counting assets", &rc);
+    buf_free(&sql);
+    if (r == NULL)
+        return rc;
+    n = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    return n;
+}
+
+/* ---- sync runs --------------------------------------------------------------------------- */
+
+static int
+pg_run_start(struct store *base, int64_t integration_id, const char *kind, int64_t now,
+             int64_t *run_id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, integration_id);
+    p_text(&p, kind);
+    p_i64(&p, now);
+    r = q(g,
+          "INSERT INTO sync_run (account_id, integration_id, kind, started_at, status) SELECT "
+          "account_id, id, $2::text, $3::bigint, 'running' FROM integration WHERE id = $1::bigint "
+          "RETURNING id",
+          &p, eb, "starting the sync run", &rc);
+    if (r != NULL && PQntuples(r) == 1)
+        *run_id = r_i64(r, 0, 0, 0);
+    else if (r != NULL)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", integration_id);
+    PQclear(r);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *t, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, run_id);
+    p_text(&p, t->tenant_id);
+    p_text(&p, t->client_name);
+    p_text(&p, t->status);
+    p_text(&p, t->error_code);
+    p_text(&p, t->message);
+    p_text(&p, t->remedy);
+    p_i64(&p, t->counts.created);
+    p_i64(&p, t->counts.updated);
+    p_i64(&p, t->counts.unchanged);
+    p_i64(&p, t->counts.retired);
+    p_i64(&p, t->counts.revived);
+    p_i64(&p, t->counts.installs_added);
+    p_i64(&p, t->counts.installs_removed);
+    p_i64(&p, t->devices);
+    p_i64(&p, t->requests);
+    p_i64(&p, t->throttled);
+    p_i64(&p, t->duration_ms);
+    rc = q_done(g,
+                "INSERT INTO sync_tenant_result (run_id, tenant_id, client_name, status, "
+                "error_code, error_message, error_remedy, created, updated, unchanged, retired, "
+                "revived, installs_added, installs_removed, devices, requests, throttled, "
+                "duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
+                "$14, $15, $16, $17, $18)",
+                &p, eb, "recording the tenant result", NULL);
+    if (rc == ERR_NOTFOUND)
+        rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_run_finish(struct store *base, int64_t run_id, const char *status, int64_t now,
+              struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_text(&p, status);
+    p_i64(&p, now);
+    p_i64(&p, run_id);
+    rc = q_done(g, "UPDATE sync_run SET status = $1, finished_at = $2 WHERE id = $3", &p, eb,
+                "finishing the sync run", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
+    return wend(g, own, rc, eb);
+}
+
+static const struct store_ops pg_ops = {
+    .name = "postgresql",
+    .close = pg_close,
+    .tx_begin = pg_tx_begin,
+    .tx_commit = pg_tx_commit,
+    .tx_rollback = pg_tx_rollback,
+    .account_ensure = pg_account_ensure,
+    .integration_insert = pg_integration_insert,
+    .integration_get = pg_integration_get,
+    .integration_list = pg_integration_list,
+    .integration_set_secret = pg_integration_set_secret,
+    .integration_delete = pg_integration_delete,
+    .clients_each = pg_clients_each,
+    .client_fail = pg_client_fail,
+    .client_update = pg_client_update,
+    .reconcile_begin = pg_reconcile_begin,
+    .reconcile_device = pg_reconcile_device,
+    .reconcile_installs = pg_reconcile_installs,
+    .reconcile_commit = pg_reconcile_commit,
+    .reconcile_rollback = pg_reconcile_rollback,
+    .assets_each = pg_assets_each,
+    .assets_count = pg_assets_count,
+    .run_start = pg_run_start,
+    .run_tenant = pg_run_tenant,
+    .run_finish = pg_run_finish,
+};

@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #define T0 INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
 
 struct fx {
+    const char *pg_url; /* set when the test runs against PostgreSQL */
     char dir[64];
     char path[128];
     struct store *st;
@@ -55,8 +57,21 @@ setup_plain(void **state)
     return 0;
 }
 
+static void
+pg_exec(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    PQfinish(c);
+}
+
 static int
-setup_open(void **state)
+open_store(void **state, const char *pg_url)
 {
     struct fx *fx;
     struct errbuf eb = {0};
@@ -64,7 +79,11 @@ setup_open(void **state)
 
     setup_plain(state);
     fx = *state;
-    assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
+    fx->pg_url = pg_url;
+    if (pg_url != NULL)
+        pg_exec(pg_url, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; "
+                        "CREATE SCHEMA public");
+    assert_int_equal(store_open(&fx->st, pg_url != NULL ? pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_account_ensure(fx->st, "default", &fx->account, &eb), ERR_OK);
     memset(&in, 0, sizeof in);
     in.account_id = fx->account;
@@ -77,6 +96,18 @@ setup_open(void **state)
     assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
     fx->integ = in.id;
     return 0;
+}
+
+static int
+setup_open(void **state)
+{
+    return open_store(state, NULL);
+}
+
+static int
+setup_open_pg(void **state)
+{
+    return open_store(state, getenv("MEMSYNC_TEST_PG_URL"));
 }
 
 static int
@@ -112,7 +143,7 @@ read_file(const char *path, size_t *len)
 }
 
 static int64_t
-sql_int(const char *path, const char *sql)
+sqlite_int(const char *path, const char *sql)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -125,6 +156,55 @@ sql_int(const char *path, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
+}
+
+/* First column of the first row as an integer, from whichever backend fx uses. */
+static int64_t
+db_int(struct fx *fx, const char *sql)
+{
+    PGconn *c;
+    PGresult *r;
+    int64_t v = -999;
+
+    if (fx->pg_url == NULL)
+        return sqlite_int(fx->path, sql);
+    c = PQconnectdb(fx->pg_url);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+/* First column of row `row` as text ("" when absent), from either backend; caller frees. */
+static char *
+db_text(struct fx *fx, const char *sql, int row)
+{
+    char *v = NULL;
+
+    if (fx->pg_url == NULL) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        for (int i = 0; i <= row && sqlite3_step(st) == SQLITE_ROW; i++)
+            if (i == row)
+                v = xstrdup((const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    } else {
+        PGconn *c = PQconnectdb(fx->pg_url);
+        PGresult *r = PQexec(c, sql);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        if (PQntuples(r) > row)
+            v = xstrdup(PQgetvalue(r, row, 0));
+        PQclear(r);
+        PQfinish(c);
+    }
+    return v != NULL ? v : xstrdup("");
 }
 
 static void
@@ -239,10 +319,11 @@ test_fresh_and_reopen(void **state)
     assert_int_equal(store_account_ensure(fx->st, "acme", &a1, &eb), ERR_OK);
     store_close(fx->st);
     fx->st = NULL;
-    assert_int_equal(sql_int(fx->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
-    assert_int_equal(sql_int(fx->path, "PRAGMA application_id"), STORE_APPLICATION_ID);
+    assert_int_equal(sqlite_int(fx->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+    assert_int_equal(sqlite_int(fx->path, "PRAGMA application_id"), STORE_APPLICATION_ID);
     assert_int_equal(
-        sql_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'hardware_asset'"), 1);
+        sqlite_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = 'hardware_asset'"),
+        1);
     assert_int_equal(store_open(&fx->st, fx->path, &eb), ERR_OK);
     assert_int_equal(store_account_ensure(fx->st, "acme", &a2, &eb), ERR_OK);
     assert_true(a1 > 0);
@@ -304,16 +385,20 @@ test_refuse_newer(void **state)
 }
 
 static void
-test_postgres_unsupported(void **state)
+test_postgres_unreachable(void **state)
 {
     struct store *st = NULL;
     struct errbuf eb = {0};
 
     (void)state;
-    assert_int_equal(store_open(&st, "postgresql://localhost/memsync", &eb), ERR_UNSUPPORTED);
+    assert_int_equal(
+        store_open(&st, "postgresql://memsync:hunter2@127.0.0.1:1/memsync?connect_timeout=2", &eb),
+        ERR_DB);
     assert_null(st);
-    assert_non_null(strstr(eb.msg, "SQLite path"));
-    assert_int_equal(store_open(&st, "postgres://localhost/memsync", &eb), ERR_UNSUPPORTED);
+    assert_non_null(strstr(eb.msg, "cannot connect to PostgreSQL"));
+    assert_null(strstr(eb.msg, "hunter2"));
+    assert_int_equal(store_open(&st, "postgres://127.0.0.1:1/x?connect_timeout=2", &eb), ERR_DB);
+    assert_null(st);
 }
 
 /* ---- integrations ---------------------------------------------------------------------- */
@@ -392,9 +477,6 @@ test_reconcile_created_updated_unchanged(void **state)
     struct fx *fx = *state;
     struct device d[2];
     struct reconcile_counts c;
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rows = 0;
 
     mkdev(&d[0], "dev-a", "LAPTOP-A", "SN-A");
     mkdev(&d[1], "dev-b", "LAPTOP-B", "SN-B");
@@ -411,31 +493,17 @@ test_reconcile_created_updated_unchanged(void **state)
     assert_int_equal(c.unchanged, 1);
     assert_int_equal(c.retired, 0);
 
-    assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT field, old_value, new_value, at FROM asset_change "
-                                        "ORDER BY field",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *f = (const char *)sqlite3_column_text(st, 0);
-        const char *o = (const char *)sqlite3_column_text(st, 1);
-        const char *nv = (const char *)sqlite3_column_text(st, 2);
-        assert_true(sqlite3_column_int64(st, 3) == T0 + 3600);
-        if (rows == 0) {
-            assert_string_equal(f, "os_version");
-            assert_string_equal(o, "10.0.19045.4291");
-            assert_string_equal(nv, "10.0.22631.3447");
-        } else {
-            assert_string_equal(f, "storage_free_bytes");
-            assert_string_equal(o, "3221225472");
-            assert_string_equal(nv, "4294967296");
-        }
-        rows++;
+    {
+        static const char sql[] = "SELECT field || '|' || old_value || '|' || new_value || '|' || "
+                                  "CAST(at AS TEXT) FROM asset_change ORDER BY field";
+        char *r0 = db_text(fx, sql, 0), *r1 = db_text(fx, sql, 1), *r2 = db_text(fx, sql, 2);
+        assert_string_equal(r0, "os_version|10.0.19045.4291|10.0.22631.3447|1767229200");
+        assert_string_equal(r1, "storage_free_bytes|3221225472|4294967296|1767229200");
+        assert_string_equal(r2, "");
+        free(r0);
+        free(r1);
+        free(r2);
     }
-    assert_int_equal(rows, 2);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
     free_devs(d, 2);
 }
 
@@ -505,7 +573,7 @@ test_rollback_leaves_nothing(void **state)
     q.account_id = fx->account;
     q.include_retired = 1;
     assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
-    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM client"), 0);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM client"), 0);
     /* The store is usable afterwards. */
     sync_tenant(fx, &ci_a, &d, 1, 1, T0);
     assert_int_equal(store_assets_count(fx->st, &q, &eb), 1);
@@ -536,9 +604,9 @@ test_installs(void **state)
     assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
     assert_int_equal(c.installs_added, 2);
     assert_int_equal(c.installs_removed, 0);
-    assert_int_equal(sql_int(fx->path, "SELECT software_count FROM client"), 2);
-    assert_true(sql_int(fx->path, "SELECT size_bytes FROM software_title WHERE name = "
-                                  "'Microsoft Edge'") == INT64_C(5000000000));
+    assert_int_equal(db_int(fx, "SELECT software_count FROM client"), 2);
+    assert_true(db_int(fx, "SELECT size_bytes FROM software_title WHERE name = "
+                           "'Microsoft Edge'") == INT64_C(5000000000));
 
     /* Only Edge: 7-Zip removed (kept, with removed_at). */
     assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 60, &eb),
@@ -548,10 +616,10 @@ test_installs(void **state)
     assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
     assert_int_equal(c.installs_added, 0);
     assert_int_equal(c.installs_removed, 1);
-    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_install"), 2);
-    assert_true(sql_int(fx->path, "SELECT removed_at FROM software_install i JOIN software_title "
-                                  "t ON t.id = i.title_id WHERE t.name = '7-Zip'") == T0 + 60);
-    assert_int_equal(sql_int(fx->path, "SELECT software_count FROM client"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 2);
+    assert_true(db_int(fx, "SELECT removed_at FROM software_install i JOIN software_title "
+                           "t ON t.id = i.title_id WHERE t.name = '7-Zip'") == T0 + 60);
+    assert_int_equal(db_int(fx, "SELECT software_count FROM client"), 1);
 
     /* Incomplete installs: nothing removed even though nothing was reported. */
     assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 90, &eb),
@@ -567,10 +635,10 @@ test_installs(void **state)
     assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
     assert_int_equal(c.installs_added, 1);
     assert_int_equal(c.installs_removed, 0);
-    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_install WHERE removed_at "
-                                       "IS NULL"),
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install WHERE removed_at "
+                                "IS NULL"),
                      2);
-    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM software_title"), 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title"), 2);
     device_clear(&d);
 }
 
@@ -695,12 +763,12 @@ test_clients_and_runs(void **state)
                      ERR_OK);
     assert_int_equal(store_client_update(fx->st, fx->account, "Nobody", 0, NULL, &eb),
                      ERR_NOTFOUND);
-    assert_int_equal(sql_int(fx->path, "SELECT included FROM client WHERE name_override = "
-                                       "'Fab (old)'"),
+    assert_int_equal(db_int(fx, "SELECT included FROM client WHERE name_override = "
+                                "'Fab (old)'"),
                      0);
     assert_int_equal(store_client_update(fx->st, fx->account, ci_b.tenant_id, 1, "", &eb), ERR_OK);
-    assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM client WHERE included = 1 AND "
-                                       "name_override IS NULL"),
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM client WHERE included = 1 AND "
+                                "name_override IS NULL"),
                      2);
 
     assert_int_equal(store_run_start(fx->st, fx->integ, "full", T0, &run, &eb), ERR_OK);
@@ -713,7 +781,7 @@ test_clients_and_runs(void **state)
     assert_int_equal(store_run_finish(fx->st, run, "partial", T0 + 5, &eb), ERR_OK);
     assert_int_equal(store_run_finish(fx->st, run + 100, "ok", T0 + 5, &eb), ERR_NOTFOUND);
     assert_int_equal(store_run_start(fx->st, 4242, "full", T0, &run, &eb), ERR_NOTFOUND);
-    assert_int_equal(sql_int(fx->path, "SELECT requests FROM sync_tenant_result"), 3);
+    assert_int_equal(db_int(fx, "SELECT requests FROM sync_tenant_result"), 3);
     device_clear(&d);
 }
 
@@ -739,6 +807,31 @@ test_diff_helper(void **state)
     assert_null(store_serial_key(NULL));
 }
 
+static void
+test_pg_refuse_foreign_and_newer(void **state)
+{
+    struct fx *fx = *state;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+
+    assert_string_equal(store_backend(fx->st), "postgresql");
+    store_close(fx->st);
+    fx->st = NULL;
+    /* Reopen: already migrated. */
+    assert_int_equal(store_open(&st, fx->pg_url, &eb), ERR_OK);
+    store_close(st);
+    pg_exec(fx->pg_url, "UPDATE memsync_meta SET value = 99 WHERE key = 'schema_version'");
+    assert_int_equal(store_open(&st, fx->pg_url, &eb), ERR_DB);
+    assert_non_null(strstr(eb.msg, "newer memsync"));
+    assert_int_equal(db_int(fx, "SELECT value FROM memsync_meta WHERE key = 'schema_version'"), 99);
+    pg_exec(fx->pg_url, "SET client_min_messages = warning; DROP SCHEMA public CASCADE; "
+                        "CREATE SCHEMA public; CREATE TABLE notes (id int)");
+    assert_int_equal(store_open(&st, fx->pg_url, &eb), ERR_DB);
+    assert_non_null(strstr(eb.msg, "not a memsync database"));
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), 1);
+    assert_null(st);
+}
+
 int
 main(void)
 {
@@ -747,7 +840,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_refuse_not_sqlite, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_refuse_foreign_sqlite, setup_plain, teardown),
         cmocka_unit_test_setup_teardown(test_refuse_newer, setup_plain, teardown),
-        cmocka_unit_test(test_postgres_unsupported),
+        cmocka_unit_test(test_postgres_unreachable),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open,
                                         teardown),
@@ -760,5 +853,24 @@ main(void)
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
         cmocka_unit_test(test_diff_helper),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open_pg,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
+
+    /* PostgreSQL runs only where a disposable database is given (its public schema is
+     * dropped): MEMSYNC_TEST_PG_URL=postgresql:///memsync_test?host=/tmp/... */
+    if (getenv("MEMSYNC_TEST_PG_URL") != NULL)
+        failed += cmocka_run_group_tests_name("postgresql", pg_tests, NULL, NULL);
+    return failed;
 }
