@@ -5,7 +5,7 @@
  * PostgreSQL, anything else is a SQLite file path. Migrations are applied on open; a file that is
  * not a memsync database (or is newer than this build) is refused with a clear message and never
  * modified. SQLite runs in WAL mode with foreign keys on, a busy timeout and BEGIN IMMEDIATE for
- * every write transaction.
+ * every write transaction. Schema, rules and backend notes: docs/STORE.md.
  *
  * Threads: a struct store (one connection) belongs to one thread; open one per thread.
  * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
