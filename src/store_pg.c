@@ -32,6 +32,7 @@ struct pg {
     char *asset_cols_h;
     const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
     int rec_active;
+    int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
     struct reconcile_counts rec_counts;
@@ -1027,6 +1028,7 @@ static void
 rec_reset(struct pg *g)
 {
     g->rec_active = 0;
+    g->rec_failed = 0;
     XFREE(g->rec_tenant);
     memset(&g->rec_counts, 0, sizeof g->rec_counts);
 }
@@ -1117,7 +1119,7 @@ need_rec(struct pg *g, struct errbuf *eb)
 }
 
 static int
-pg_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+pg_reconcile_device_step(struct store *base, const struct device *d, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -1271,8 +1273,8 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
 }
 
 static int
-pg_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
-                      size_t n, struct errbuf *eb)
+pg_reconcile_installs_step(struct store *base, const char *intune_device_id,
+                           const struct app_ref *apps, size_t n, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -1312,6 +1314,11 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     rc = need_rec(g, eb);
     if (rc != ERR_OK)
         return rc;
+    if (g->rec_failed) {
+        rc = err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed, so nothing is committed",
+                     g->rec_tenant);
+        goto out;
+    }
     p_i64(&p, g->rec_now);
     p_i64(&p, g->rec_client);
     p_i64(&p, g->rec_gen);
@@ -1561,6 +1568,29 @@ pg_run_finish(struct store *base, int64_t run_id, const char *status, int64_t no
     if (rc == ERR_OK && changed == 0)
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
     return wend(g, own, rc, eb);
+}
+
+static int
+pg_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+{
+    struct pg *x = (struct pg *)base;
+    int rc = pg_reconcile_device_step(base, d, eb);
+
+    if (rc != ERR_OK && x->rec_active)
+        x->rec_failed = 1;
+    return rc;
+}
+
+static int
+pg_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
+                      size_t n, struct errbuf *eb)
+{
+    struct pg *x = (struct pg *)base;
+    int rc = pg_reconcile_installs_step(base, intune_device_id, apps, n, eb);
+
+    if (rc != ERR_OK && x->rec_active)
+        x->rec_failed = 1;
+    return rc;
 }
 
 static const struct store_ops pg_ops = {

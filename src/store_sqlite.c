@@ -67,6 +67,7 @@ struct sq {
     const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
     /* The tenant being reconciled. */
     int rec_active;
+    int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
     struct reconcile_counts rec_counts;
@@ -1151,6 +1152,7 @@ static void
 rec_reset(struct sq *s)
 {
     s->rec_active = 0;
+    s->rec_failed = 0;
     XFREE(s->rec_tenant);
     memset(&s->rec_counts, 0, sizeof s->rec_counts);
 }
@@ -1250,7 +1252,7 @@ need_rec(struct sq *s, struct errbuf *eb)
 }
 
 static int
-sq_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+sq_reconcile_device_step(struct store *base, const struct device *d, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
@@ -1433,8 +1435,8 @@ upsert_install(struct sq *s, int64_t asset_id, const struct app_ref *a, struct e
 }
 
 static int
-sq_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
-                      size_t n, struct errbuf *eb)
+sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
+                           const struct app_ref *apps, size_t n, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
@@ -1478,6 +1480,11 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     rc = need_rec(s, eb);
     if (rc != ERR_OK)
         return rc;
+    if (s->rec_failed) {
+        rc = err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed, so nothing is committed",
+                     s->rec_tenant);
+        goto out;
+    }
     if (listing_complete) {
         rc = prep(s, S_RETIRE,
                   "UPDATE hardware_asset SET retired_at = ?1 WHERE client_id = ?2 "
@@ -1773,6 +1780,29 @@ sq_run_finish(struct store *base, int64_t run_id, const char *status, int64_t no
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
 out:
     return wend(s, own, rc, eb);
+}
+
+static int
+sq_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
+{
+    struct sq *x = (struct sq *)base;
+    int rc = sq_reconcile_device_step(base, d, eb);
+
+    if (rc != ERR_OK && x->rec_active)
+        x->rec_failed = 1;
+    return rc;
+}
+
+static int
+sq_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
+                      size_t n, struct errbuf *eb)
+{
+    struct sq *x = (struct sq *)base;
+    int rc = sq_reconcile_installs_step(base, intune_device_id, apps, n, eb);
+
+    if (rc != ERR_OK && x->rec_active)
+        x->rec_failed = 1;
+    return rc;
 }
 
 static const struct store_ops sqlite_ops = {
