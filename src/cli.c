@@ -293,9 +293,16 @@ hint_of(const char *secret)
 }
 
 /* Runs a sync of one integration and reports it. Returns a CLI exit code. */
+struct sync_flags {
+    int incremental;
+    int parallel;
+    int no_software;
+    int hardware_detail;
+};
+
 static int
-run_sync(struct ctx *cx, struct store *st, const struct integration *in, int incremental,
-         int parallel)
+run_sync(struct ctx *cx, struct store *st, const struct integration *in,
+         const struct sync_flags *fl)
 {
     struct vault *v = NULL;
     char *psec = NULL, *ssec = NULL;
@@ -319,8 +326,10 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in, int inc
     creds.sync_app_id = in->sync_app_id;
     creds.sync_secret = ssec;
     so.cfg = &cx->cfg;
-    so.incremental = incremental;
-    so.parallel = parallel;
+    so.incremental = fl->incremental;
+    so.parallel = fl->parallel;
+    so.software = !fl->no_software;
+    so.hardware_detail = fl->hardware_detail;
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
         goto out;
@@ -384,7 +393,7 @@ row_out(struct output *out, json_t *row)
     int rc = output_row(out, row, &eb);
 
     json_decref(row);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK && errno != EPIPE)
         fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
     return rc;
 }
@@ -395,6 +404,8 @@ finish_output(struct output *out)
     struct errbuf eb = {0};
 
     if (output_end(out, &eb) != ERR_OK) {
+        if (errno == EPIPE) /* the reader went away (| head): not an error of ours */
+            return CLI_OK;
         fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
         return CLI_FAIL;
     }
@@ -570,7 +581,9 @@ integration_add(struct ctx *cx, int argc, char **argv)
 
         if ((rc = store_integration_get(st, account, in.id, &saved, &eb)) != ERR_OK)
             goto out;
-        code = run_sync(cx, st, &saved, 0, 0);
+        struct sync_flags fl = {0};
+
+        code = run_sync(cx, st, &saved, &fl);
         integration_clear(&saved);
     }
 out:
@@ -844,10 +857,16 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
 {
     const char *iid = NULL, *par = NULL;
     int full = 0, incr = 0, help = 0, npos;
+    struct sync_flags fl = {0};
     const char *pos[1];
     const struct opt opts[] = {
-        {"integration", 1, &iid, NULL}, {"full", 0, NULL, &full}, {"incremental", 0, NULL, &incr},
-        {"parallel", 1, &par, NULL},    {NULL, 0, NULL, NULL},
+        {"integration", 1, &iid, NULL},
+        {"full", 0, NULL, &full},
+        {"incremental", 0, NULL, &incr},
+        {"parallel", 1, &par, NULL},
+        {"no-software", 0, NULL, &fl.no_software},
+        {"hardware-detail", 0, NULL, &fl.hardware_detail},
+        {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
     struct integration *list = NULL;
@@ -861,6 +880,9 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
+               "         [--no-software] [--hardware-detail]\n"
+               "--hardware-detail reads memory and Ethernet MAC per device: one more Intune "
+               "request per device.\n"
                "Exit 0: every tenant synced; 3: some tenants failed (listed with remedies); 1: "
                "the sync could not run.\n");
         return CLI_OK;
@@ -896,7 +918,9 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         if (id != 0 && list[i].id != id)
             continue;
         ran = 1;
-        c = run_sync(cx, st, &list[i], incr, (int)parallel);
+        fl.incremental = incr;
+        fl.parallel = (int)parallel;
+        c = run_sync(cx, st, &list[i], &fl);
         if (c == CLI_FAIL || (c == CLI_PARTIAL && code == CLI_OK))
             code = c;
     }

@@ -70,6 +70,7 @@ class Sim:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+        self.log.close()
 
     # -- talking to the simulator as a client --------------------------------------------------
     def token(self, tenant, client_id, secret, resource="https://graph.microsoft.com"):
