@@ -798,6 +798,30 @@ test_clients_and_runs(void **state)
     device_clear(&d);
 }
 
+/* WAL: a second connection reads the last committed state while a tenant is being written. */
+static void
+test_reader_sees_snapshot(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct store *reader = NULL;
+    struct device d;
+    struct asset_query q;
+    struct reconcile_counts c;
+
+    assert_int_equal(store_open(&reader, fx->path, &eb), ERR_OK);
+    mkdev(&d, "dev-a", "A", "SN-A");
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    assert_int_equal(store_assets_count(reader, &q, &eb), 0);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(store_assets_count(reader, &q, &eb), 1);
+    store_close(reader);
+    device_clear(&d);
+}
+
 static void
 test_diff_helper(void **state)
 {
@@ -864,6 +888,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
         cmocka_unit_test(test_diff_helper),
     };
     const struct CMUnitTest pg_tests[] = {
