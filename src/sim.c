@@ -361,16 +361,25 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
 }
 
 /* Fixed-window counter; returns seconds to wait (> 0) when over the limit, else 0. */
+enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC };
+
 static double
-throttle_hit(const char *key, long limit, long window_ms)
+throttle_hit(const char *key, enum throttle_kind kind)
 {
     int64_t now = clock_mono_ms();
     double wait = 0;
     size_t i;
+    long limit, window_ms;
 
-    if (!g.throttle || limit <= 0)
-        return 0;
     pthread_mutex_lock(&g.mu);
+    limit = kind == TH_INTUNE ? g.intune_limit : kind == TH_GLOBAL ? g.global_limit : g.pc_limit;
+    window_ms = kind == TH_INTUNE   ? g.intune_window_ms
+                : kind == TH_GLOBAL ? g.global_window_ms
+                                    : g.pc_window_ms;
+    if (!g.throttle || limit <= 0) {
+        pthread_mutex_unlock(&g.mu);
+        return 0;
+    }
     for (i = 0; i < g.nwins; i++)
         if (strcmp(g.wins[i].key, key) == 0)
             break;
@@ -521,7 +530,7 @@ delay_main(void *arg)
 static enum MHD_Result
 send_resp(struct MHD_Connection *c, struct req *q, struct resp *r)
 {
-    int delay = r->delay_ms + g.latency_ms;
+    int delay = r->delay_ms + __atomic_load_n(&g.latency_ms, __ATOMIC_RELAXED);
 
     q->done = 1;
     if (delay > 0) {
@@ -1164,8 +1173,8 @@ parse_select(const char *sel, uint64_t mask[2], int *any, int beta, const char *
         if (*p == '\0')
             continue;
         int i = simw_prop_index(p);
-        if (i < 0 && beta && strcasecmp(p, "hardwareInformation") == 0) {
-            mask[1] |= UINT64_C(1) << 63;
+        if (i < 0 && beta && simw_beta_index(p) >= 0) {
+            mask[1] |= UINT64_C(1) << simw_beta_index(p);
             *any = 1;
             continue;
         }
@@ -1319,7 +1328,7 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
 {
     const char *top_s = arg_lookup(x->c, "$top");
     const char *skip = arg_lookup(x->c, "$skiptoken");
-    long top = 50;
+    long top = 1000;
     int64_t off = 0;
     json_t *arr = json_array(), *root;
     char ctx[512];
@@ -1490,6 +1499,217 @@ struct resp *sim_export_route(struct gctx *x, const char *method, const char *re
                               const char *body, size_t bodylen, enum route *rt);
 struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
 
+static json_t *
+password_json(const struct simw_secret *sec, int with_text)
+{
+    char st[32], en[32], hint[4];
+
+    clock_fmt(sec->start, st, sizeof st);
+    clock_fmt(sec->expires, en, sizeof en);
+    snprintf(hint, sizeof hint, "%.3s", sec->value);
+    return json_pack("{s:n, s:s, s:s, s:s, s:o, s:s, s:s}", "customKeyIdentifier", "endDateTime",
+                     en, "keyId", sec->key_id, "startDateTime", st, "secretText",
+                     with_text ? json_string(sec->value) : json_null(), "hint", hint, "displayName",
+                     "memsync");
+}
+
+static json_t *
+application_json(struct gctx *x, const struct simw_app *a, const char *name)
+{
+    char ctx[256];
+    json_t *pw = json_array();
+
+    snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#applications/$entity", g.base, x->ver);
+    for (int i = 0; i < a->nsecrets; i++)
+        json_array_append_new(pw, password_json(&a->secrets[i], 0));
+    return json_pack(
+        "{s:s, s:s, s:n, s:n, s:s, s:n, s:[], s:s, s:n, s:s, s:n, s:n, s:n, s:[], s:s, s:s, s:[], "
+        "s:n, s:{s:i, s:n, s:[], s:[], s:[]}, s:[], s:{s:[]}, s:{s:n, s:n, s:n, s:n, s:n}, s:[], "
+        "s:{s:[], s:s}, s:o, s:[], s:{s:[], s:n, s:n, s:{s:b, s:b}}}",
+        "@odata.context", ctx, "id", a->object_id, "deletedDateTime", "isFallbackPublicClient",
+        "appId", a->id, "applicationTemplateId", "identifierUris", "createdDateTime",
+        "2025-01-10T09:00:00Z", "disabledByMicrosoftStatus", "displayName", name,
+        "isDeviceOnlyAuthSupported", "groupMembershipClaims", "optionalClaims", "addIns",
+        "publisherDomain", g.w->partner_domain, "signInAudience", "AzureADMultipleOrgs", "tags",
+        "tokenEncryptionKeyId", "api", "requestedAccessTokenVersion", 2, "acceptMappedClaims",
+        "knownClientApplications", "oauth2PermissionScopes", "preAuthorizedApplications",
+        "appRoles", "publicClient", "redirectUris", "info", "termsOfServiceUrl", "supportUrl",
+        "privacyStatementUrl", "marketingUrl", "logoUrl", "keyCredentials",
+        "parentalControlSettings", "countriesBlockedForMinors", "legalAgeGroupRule", "Allow",
+        "passwordCredentials", pw, "requiredResourceAccess", "web", "redirectUris", "homePageUrl",
+        "logoutUrl", "implicitGrantSettings", "enableIdTokenIssuance", 0,
+        "enableAccessTokenIssuance", 0);
+}
+
+/* Partner-side directory routes: contracts, GDAP customers and relationships, tenant
+ * information, and the two applications (for secret expiry and rotation). Caller holds the
+ * world lock for writing. */
+static struct resp *
+graph_directory(struct gctx *x, const char *method, const char *path, const char *body,
+                size_t bodylen)
+{
+    struct simworld *w = g.w;
+    char ctx[256];
+    struct resp *r;
+    json_t *arr;
+
+    if (strcmp(method, "GET") == 0 && strcmp(path, "/contracts") == 0) {
+        arr = json_array();
+        for (size_t i = 0; x->partner && i < w->ntenants; i++) {
+            struct simtenant *t = w->tenants[i];
+            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:s}", "contractType",
+                                                 "ResellerPartner", "customerId", t->id,
+                                                 "defaultDomainName", t->initial_domain,
+                                                 "displayName", t->name, "id", t->commerce_id));
+        }
+        snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#contracts", g.base, x->ver);
+        r = resp_new(200, GRAPH_CT);
+        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        return r;
+    }
+    if (strcmp(method, "GET") == 0 && strncmp(path, "/contracts/", 11) == 0) {
+        for (size_t i = 0; x->partner && i < w->ntenants; i++) {
+            struct simtenant *t = w->tenants[i];
+            if (strcasecmp(t->commerce_id, path + 11) == 0) {
+                snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#contracts/$entity", g.base,
+                         x->ver);
+                r = resp_new(200, GRAPH_CT);
+                resp_json(r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "@odata.context", ctx,
+                                       "contractType", "ResellerPartner", "customerId", t->id,
+                                       "defaultDomainName", t->initial_domain, "displayName",
+                                       t->name, "id", t->commerce_id));
+                return r;
+            }
+        }
+        return graph_error(404, "Request_ResourceNotFound",
+                           "Resource not found for the segment 'contracts'.");
+    }
+    if (strcmp(method, "GET") == 0 &&
+        (strcmp(path, "/tenantRelationships/delegatedAdminCustomers") == 0 ||
+         strcmp(path, "/tenantRelationships/delegatedAdminRelationships") == 0)) {
+        int rel = strstr(path, "Relationships") != NULL;
+        arr = json_array();
+        for (size_t i = 0; x->partner && i < w->ntenants; i++) {
+            struct simtenant *t = w->tenants[i];
+            if (rel) {
+                char id[80];
+                snprintf(id, sizeof id, "%s-%s", t->commerce_id, w->partner_tenant_id);
+                json_array_append_new(
+                    arr, json_pack("{s:s, s:s, s:s, s:{s:s, s:s}, s:{s:[{s:s}]}, s:s, s:s, s:s, "
+                                   "s:s, s:s}",
+                                   "id", id, "displayName", "memsync GDAP", "duration", "P730D",
+                                   "customer", "tenantId", t->id, "displayName", t->name,
+                                   "accessDetails", "unifiedRoles", "roleDefinitionId",
+                                   "62e90394-69f5-4237-9190-012177145e10", "status",
+                                   t->consented ? "active" : "terminated", "createdDateTime",
+                                   "2025-01-10T09:00:00Z", "lastModifiedDateTime",
+                                   "2025-01-10T09:05:00Z", "activatedDateTime",
+                                   "2025-01-10T09:05:00Z", "endDateTime", "2027-01-10T09:00:00Z"));
+            } else {
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:s}", "id", t->id, "tenantId",
+                                                     t->id, "displayName", t->name));
+            }
+        }
+        snprintf(ctx, sizeof ctx, "%s/graph/%s/tenantRelationships/$metadata#%s", g.base, x->ver,
+                 rel ? "delegatedAdminRelationships" : "delegatedAdminCustomers");
+        r = resp_new(200, GRAPH_CT);
+        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        return r;
+    }
+    if (strcmp(method, "GET") == 0 &&
+        strncmp(path, "/tenantRelationships/findTenantInformationByTenantId(tenantId='", 63) == 0) {
+        char id[64];
+        const char *s = path + 63, *e = strchr(s, '\'');
+        size_t n = e ? (size_t)(e - s) : 0;
+        struct simtenant *t = NULL;
+        if (n > 0 && n < sizeof id) {
+            memcpy(id, s, n);
+            id[n] = '\0';
+            t = simw_tenant_by_id(w, id);
+        }
+        if (t == NULL || !t->exists)
+            return graph_error(404, "Request_ResourceNotFound", "Tenant not found.");
+        snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#microsoft.graph.tenantInformation", g.base,
+                 x->ver);
+        r = resp_new(200, GRAPH_CT);
+        resp_json(r, json_pack("{s:s, s:s, s:n, s:s, s:s}", "@odata.context", ctx, "tenantId",
+                               t->id, "federationBrandName", "displayName", t->name,
+                               "defaultDomainName", t->initial_domain));
+        return r;
+    }
+    if (strncmp(path, "/applications", 13) == 0) {
+        char key[64];
+        const char *rest = path + 13;
+        struct simw_app *a = NULL;
+        if (strncmp(rest, "(appId='", 8) == 0) {
+            const char *e = strchr(rest + 8, '\'');
+            size_t n = e ? (size_t)(e - rest - 8) : 0;
+            if (n == 0 || n >= sizeof key || e[1] != ')')
+                return graph_error(400, "BadRequest", "Bad request path.");
+            memcpy(key, rest + 8, n);
+            key[n] = '\0';
+            rest = e + 2;
+            a = strcasecmp(key, w->sync_app.id) == 0      ? &w->sync_app
+                : strcasecmp(key, w->partner_app.id) == 0 ? &w->partner_app
+                                                          : NULL;
+        } else if ((rest = path_key(rest, key, sizeof key)) != NULL) {
+            a = strcasecmp(key, w->sync_app.object_id) == 0      ? &w->sync_app
+                : strcasecmp(key, w->partner_app.object_id) == 0 ? &w->partner_app
+                                                                 : NULL;
+        }
+        if (a == NULL || !x->partner)
+            return graph_error(404, "Request_ResourceNotFound",
+                               "Resource not found for the segment 'applications'.");
+        if (strcmp(method, "GET") == 0 && *rest == '\0') {
+            r = resp_new(200, GRAPH_CT);
+            resp_json(
+                r, application_json(x, a, a == &w->sync_app ? "memsync sync" : "memsync partner"));
+            return r;
+        }
+        if (strcmp(method, "POST") == 0 && strcmp(rest, "/addPassword") == 0) {
+            const char *s = simw_secret_add(w, a, clock_now() + 2 * 365 * 86400);
+            (void)s;
+            a->secrets[a->nsecrets - 1].start = clock_now();
+            r = resp_new(200, GRAPH_CT);
+            json_t *o = password_json(&a->secrets[a->nsecrets - 1], 1);
+            json_t *in = json_loadb(body ? body : "", bodylen, 0, NULL);
+            const char *dn = json_string_value(
+                json_object_get(json_object_get(in, "passwordCredential"), "displayName"));
+            if (dn)
+                json_object_set_new(o, "displayName", json_string(dn));
+            json_decref(in);
+            snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#microsoft.graph.passwordCredential",
+                     g.base, x->ver);
+            json_object_set_new(o, "@odata.context", json_string(ctx));
+            resp_json(r, o);
+            return r;
+        }
+        if (strcmp(method, "POST") == 0 && strcmp(rest, "/removePassword") == 0) {
+            json_t *in = json_loadb(body ? body : "", bodylen, 0, NULL);
+            const char *kid = json_string_value(json_object_get(in, "keyId"));
+            int found = 0;
+            for (int i = 0; kid && i < a->nsecrets; i++) {
+                if (strcasecmp(a->secrets[i].key_id, kid) == 0) {
+                    free(a->secrets[i].value);
+                    memmove(&a->secrets[i], &a->secrets[i + 1],
+                            (size_t)(a->nsecrets - i - 1) * sizeof(a->secrets[0]));
+                    a->nsecrets--;
+                    found = 1;
+                    break;
+                }
+            }
+            json_decref(in);
+            if (!found)
+                return graph_error(400, "BadRequest", "No password credential with that keyId.");
+            r = resp_new(204, NULL);
+            return r;
+        }
+        return graph_error(405, "Request_BadRequest",
+                           "Specified HTTP method is not allowed for the request target.");
+    }
+    return graph_error(400, "BadRequest", "Resource not found for the segment.");
+}
+
 /* Dispatches one Graph request (also used by $batch). `path` starts after /graph/{ver}. */
 static struct resp *
 graph_dispatch(struct gctx *x, const char *method, const char *path, const char *body,
@@ -1509,6 +1729,8 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
     }
     if (strcmp(path, "/$batch") == 0) {
         *rt = R_BATCH;
+        if (inner_args != NULL)
+            return graph_error(400, "BadRequest", "Nested batch requests are not supported.");
         if (strcmp(method, "POST") != 0)
             return graph_error(405, "BadRequest", "Method not allowed.");
         return sim_batch(x, body, bodylen);
@@ -1599,6 +1821,14 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         pthread_rwlock_unlock(&g.w->lock);
         return r;
     }
+    if (strncmp(path, "/contracts", 10) == 0 || strncmp(path, "/tenantRelationships/", 21) == 0 ||
+        strncmp(path, "/applications", 13) == 0) {
+        struct resp *r;
+        pthread_rwlock_wrlock(&g.w->lock);
+        r = graph_directory(x, method, path, body, bodylen);
+        pthread_rwlock_unlock(&g.w->lock);
+        return r;
+    }
     return graph_error(400, "BadRequest", "Resource not found for the segment.");
 }
 
@@ -1641,10 +1871,10 @@ graph_throttle(struct gctx *x, enum route rt)
     double wait;
 
     snprintf(key, sizeof key, "global|%s", x->cl.appid);
-    wait = throttle_hit(key, g.global_limit, g.global_window_ms);
+    wait = throttle_hit(key, TH_GLOBAL);
     if (wait <= 0 && is_intune_route(rt)) {
         snprintf(key, sizeof key, "intune|%s|%s", x->cl.appid, x->cl.tid);
-        wait = throttle_hit(key, g.intune_limit, g.intune_window_ms);
+        wait = throttle_hit(key, TH_INTUNE);
     }
     return wait > 0 ? graph_429(wait) : NULL;
 }
@@ -2221,17 +2451,35 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
     j->polls++;
     const char *status = j->polls >= 2 ? "completed" : "inProgress";
     if (j->polls >= 2 && j->zip == NULL) {
+        /* build the CSV without holding g.mu (lock order: world lock, then g.mu) */
+        struct export_job tmp;
         struct buf csv, zip;
         char name[128];
+        memset(&tmp, 0, sizeof tmp);
+        snprintf(tmp.id, sizeof tmp.id, "%s", j->id);
+        snprintf(tmp.report, sizeof tmp.report, "%s", j->report);
+        tmp.select = json_deep_copy(j->select);
+        pthread_mutex_unlock(&g.mu);
         buf_init(&csv, SIM_PAGE_MAX);
         buf_init(&zip, SIM_PAGE_MAX);
         pthread_rwlock_rdlock(&g.w->lock);
-        export_csv(j, x->t, &csv);
+        export_csv(&tmp, x->t, &csv);
         pthread_rwlock_unlock(&g.w->lock);
-        snprintf(name, sizeof name, "%s.csv", j->id);
-        if (zip_one(name, buf_cstr(&csv), csv.len, &zip) == ERR_OK)
-            j->zip = (unsigned char *)buf_detach(&zip, &j->ziplen);
+        snprintf(name, sizeof name, "%s.csv", tmp.id);
+        (void)zip_one(name, buf_cstr(&csv), csv.len, &zip);
         buf_free(&csv);
+        json_decref(tmp.select);
+        pthread_mutex_lock(&g.mu);
+        for (j = g.jobs; j; j = j->next)
+            if (strcmp(j->id, tmp.id) == 0)
+                break;
+        if (j == NULL) {
+            pthread_mutex_unlock(&g.mu);
+            buf_free(&zip);
+            return graph_error(404, "ResourceNotFound", "The export job was not found.");
+        }
+        if (j->zip == NULL && zip.len > 0)
+            j->zip = (unsigned char *)buf_detach(&zip, &j->ziplen);
         buf_free(&zip);
     }
     r = resp_new(200, GRAPH_CT);
@@ -2435,9 +2683,11 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         return ERR_INVAL;
     }
     if (strcmp(op, "fault") == 0) {
+        pthread_rwlock_rdlock(&w->lock);
         pthread_mutex_lock(&g.mu);
         rc = fault_add(o, err, errlen);
         pthread_mutex_unlock(&g.mu);
+        pthread_rwlock_unlock(&w->lock);
         return rc;
     }
     if (strcmp(op, "clear_faults") == 0) {
@@ -2461,7 +2711,8 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         return ERR_OK;
     }
     if (strcmp(op, "set_latency") == 0) {
-        g.latency_ms = (int)json_integer_value(json_object_get(o, "ms"));
+        __atomic_store_n(&g.latency_ms, (int)json_integer_value(json_object_get(o, "ms")),
+                         __ATOMIC_RELAXED);
         return ERR_OK;
     }
     pthread_rwlock_wrlock(&w->lock);
@@ -2836,7 +3087,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             r = pc_error(405, "405", "Method not allowed.");
             goto send;
         }
-        double wait = throttle_hit("pc|customers", g.pc_limit, g.pc_window_ms);
+        double wait = throttle_hit("pc|customers", TH_PC);
         if (wait > 0) {
             r = pc_429((int)(wait + 0.999));
             goto send;

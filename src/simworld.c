@@ -669,12 +669,11 @@ gen_device(struct simworld *w, struct simtenant *t, uint64_t st)
         time_t tt = (time_t)enrolled;
         gmtime_r(&tt, &tm);
         int h12 = tm.tm_hour % 12 == 0 ? 12 : tm.tm_hour % 12;
-        snprintf(buf, sizeof buf, "%.200s_%s_%d/%d/%d_%d:%02d %s", userless ? aad : d->str[P_UPN],
-                 os, tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900, h12, tm.tm_min,
-                 tm.tm_hour < 12 ? "AM" : "PM");
-        for (char *p = buf; *p && p < buf + 200; p++)
-            if (*p == '@')
-                *p = '_';
+        const char *at = strchr(d->str[P_UPN], '@');
+        int ulen = at ? (int)(at - d->str[P_UPN]) : 200;
+        snprintf(buf, sizeof buf, "%.*s_%s_%d/%d/%d_%d:%02d %s", userless ? 36 : ulen,
+                 userless ? aad : d->str[P_UPN], os, tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900,
+                 h12, tm.tm_min, tm.tm_hour < 12 ? "AM" : "PM");
         simw_dev_set_str(d, P_MDNAME, buf);
     }
     simw_dev_set_str(d, P_THREAT, "unknown");
@@ -1140,6 +1139,9 @@ simw_secret_add(struct simworld *w, struct simw_app *a, int64_t expires)
     s[35] = '\0';
     a->secrets[a->nsecrets].value = xstrdup(s);
     a->secrets[a->nsecrets].expires = expires;
+    a->secrets[a->nsecrets].start =
+        expires - 2 * 365 * 86400 < w->epoch ? expires - 2 * 365 * 86400 : w->epoch - 30 * 86400;
+    simw_guid(&w->rng, a->secrets[a->nsecrets].key_id);
     return a->secrets[a->nsecrets++].value;
 }
 
@@ -1170,6 +1172,8 @@ simw_new(const struct simw_opts *o)
     simw_guid(&st, w->partner_tenant_id);
     simw_guid(&st, w->partner_app.id);
     simw_guid(&st, w->sync_app.id);
+    simw_guid(&st, w->partner_app.object_id);
+    simw_guid(&st, w->sync_app.object_id);
     w->partner_name = xstrdup("Sim Partner MSP Ltd");
     w->partner_domain = xstrdup("simpartnermsp.onmicrosoft.com");
     /* Secrets are valid for two years from the world's fixed epoch or from now, whichever later */
@@ -1312,35 +1316,175 @@ render_value(const struct simdev *d, int p, int full, struct buf *out)
     return ERR_INVAL;
 }
 
-static int
-render_beta_extras(const struct simdev *d, int full, struct buf *out)
+/* Beta-only members, selectable as bits 64 + i of the $select mask. */
+static const char *const beta_names[] = {
+    "hardwareInformation",
+    "ownerType",
+    "chassisType",
+    "deviceType",
+    "aadRegistered",
+    "lostModeState",
+    "azureActiveDirectoryDeviceId",
+    "retireAfterDateTime",
+    "usersLoggedOn",
+    "preferMdmOverGroupPolicyAppliedDateTime",
+    "autopilotEnrolled",
+    "roleScopeTagIds",
+    "windowsActiveMalwareCount",
+    "windowsRemediatedMalwareCount",
+    "configurationManagerClientHealthState",
+    "configurationManagerClientInformation",
+    "processorArchitecture",
+    "specificationVersion",
+    "joinType",
+    "skuFamily",
+    "skuNumber",
+    "managementFeatures",
+    "chromeOSDeviceInfo",
+};
+
+int
+simw_beta_index(const char *name)
 {
-    int rc = buf_printf(out, ",\"chassisType\":\"%s\",\"processorArchitecture\":\"%s\"",
-                        d->chassis ? d->chassis : "unknown", d->arch ? d->arch : "unknown");
+    for (size_t i = 0; i < NELEM(beta_names); i++)
+        if (strcasecmp(beta_names[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *
+dstr(const struct simdev *d, int p)
+{
+    return d->str[p] ? d->str[p] : "";
+}
+
+static int
+render_hwinfo(const struct simdev *d, int full, struct buf *out)
+{
+    const char *os = dstr(d, P_OS);
+    int win = strcmp(os, "Windows") == 0;
+    int rc = buf_addstr(out, "{\"serialNumber\":");
+
+    /* list responses carry the object with blank values; a $select GET has the data */
     if (rc == ERR_OK)
-        rc = buf_addstr(out, ",\"hardwareInformation\":{\"serialNumber\":");
+        rc = simw_json_str(out, full ? dstr(d, P_SERIAL) : "");
     if (rc == ERR_OK)
-        rc = simw_json_str(out, d->str[P_SERIAL] ? d->str[P_SERIAL] : "");
+        rc = buf_printf(out, ",\"totalStorageSpace\":%lld,\"freeStorageSpace\":%lld,\"imei\":",
+                        (long long)(full ? d->num[P_TOTAL] : 0),
+                        (long long)(full ? d->num[P_FREE] : 0));
     if (rc == ERR_OK)
-        rc = buf_printf(out,
-                        ",\"totalStorageSpace\":%lld,\"freeStorageSpace\":%lld,\"manufacturer\":",
-                        (long long)d->num[P_TOTAL], (long long)d->num[P_FREE]);
+        rc = simw_json_str(out, full ? dstr(d, P_IMEI) : "");
     if (rc == ERR_OK)
-        rc = simw_json_str(out, d->str[P_MANUF] ? d->str[P_MANUF] : "");
+        rc = buf_addstr(out, ",\"meid\":\"\",\"manufacturer\":");
+    if (rc == ERR_OK)
+        rc = simw_json_str(out, full ? dstr(d, P_MANUF) : "");
     if (rc == ERR_OK)
         rc = buf_addstr(out, ",\"model\":");
     if (rc == ERR_OK)
-        rc = simw_json_str(out, d->str[P_MODEL] ? d->str[P_MODEL] : "");
+        rc = simw_json_str(out, full ? dstr(d, P_MODEL) : "");
     if (rc == ERR_OK)
-        rc = buf_addstr(out, ",\"wifiMac\":");
+        rc = buf_addstr(out, ",\"phoneNumber\":");
     if (rc == ERR_OK)
-        rc = simw_json_str(out, d->str[P_WIFIMAC] ? d->str[P_WIFIMAC] : "");
+        rc = simw_json_str(out, full ? dstr(d, P_PHONE) : "");
     if (rc == ERR_OK)
-        rc = buf_printf(out,
-                        ",\"osBuildNumber\":null,\"tpmVersion\":%s,"
-                        "\"systemManagementBIOSVersion\":%s}",
-                        full ? "\"2.0\"" : "null", full ? "\"1.21.0\"" : "null");
+        rc = buf_addstr(out, ",\"subscriberCarrier\":");
+    if (rc == ERR_OK)
+        rc = simw_json_str(out, full ? dstr(d, P_CARRIER) : "");
+    if (rc == ERR_OK)
+        rc = buf_addstr(out, ",\"cellularTechnology\":\"\",\"wifiMac\":");
+    if (rc == ERR_OK)
+        rc = simw_json_str(out, full ? dstr(d, P_WIFIMAC) : "");
+    if (rc == ERR_OK)
+        rc = buf_printf(
+            out,
+            ",\"operatingSystemLanguage\":\"%s\",\"isSupervised\":%s,\"isEncrypted\":%s,"
+            "\"batterySerialNumber\":\"\",\"batteryHealthPercentage\":%d,"
+            "\"batteryChargeCycles\":%d,\"isSharedDevice\":false,\"sharedDeviceCachedUsers\":[],"
+            "\"tpmSpecificationVersion\":\"%s\",\"operatingSystemEdition\":\"%s\","
+            "\"deviceFullQualifiedDomainName\":\"\","
+            "\"deviceGuardVirtualizationBasedSecurityHardwareRequirementState\":"
+            "\"meetHardwareRequirements\","
+            "\"deviceGuardVirtualizationBasedSecurityState\":\"%s\","
+            "\"deviceGuardLocalSystemAuthorityCredentialGuardState\":\"%s\","
+            "\"osBuildNumber\":\"%s\",\"operatingSystemProductType\":%d,"
+            "\"ipAddressV4\":\"%s\",\"subnetAddress\":\"%s\",\"esimIdentifier\":null,"
+            "\"systemManagementBIOSVersion\":\"%s\",\"tpmManufacturer\":\"%s\",\"tpmVersion\":\"%"
+            "s\"}",
+            full ? "en-US" : "", full && d->num[P_SUPERVISED] ? "true" : "false",
+            full && d->num[P_ENCRYPTED] ? "true" : "false", full ? 87 : 0, full ? 212 : 0,
+            full && win ? "2.0, 0, 1.38" : "", full && win ? "Enterprise" : "",
+            full && win ? "running" : "notConfigured", full && win ? "running" : "notConfigured",
+            full ? dstr(d, P_OSVER) : "", full && win ? 4 : 0, full ? "10.0.4.27" : "",
+            full ? "255.255.255.0" : "", full && win ? "1.21.0" : "",
+            full && win ? "1314145024" : "", full && win ? "2.0" : "");
     return rc;
+}
+
+static int
+render_beta_extra(const struct simdev *d, int i, int full, struct buf *out)
+{
+    const char *os = dstr(d, P_OS);
+    int win = strcmp(os, "Windows") == 0;
+    char ts[32];
+
+    switch (i) {
+    case 0:
+        return render_hwinfo(d, full, out);
+    case 1:
+        return simw_json_str(out, dstr(d, P_OWNER));
+    case 2:
+        return simw_json_str(out, d->chassis ? d->chassis : "unknown");
+    case 3:
+        return simw_json_str(out, win                          ? "windowsRT"
+                                  : strcmp(os, "iOS") == 0     ? "iPhone"
+                                  : strcmp(os, "iPadOS") == 0  ? "iPad"
+                                  : strcmp(os, "macOS") == 0   ? "macMDM"
+                                  : strcmp(os, "Android") == 0 ? "androidForWork"
+                                                               : "unknown");
+    case 4:
+        return buf_addstr(out, d->num[P_AADREG] > 0 ? "true" : "null");
+    case 5:
+        return buf_addstr(out, "\"disabled\"");
+    case 6:
+        return simw_json_str(out, dstr(d, P_AADID));
+    case 7:
+        return buf_addstr(out, "\"0001-01-01T00:00:00Z\"");
+    case 8:
+        if (d->str[P_USERID] == NULL || d->str[P_USERID][0] == '\0')
+            return buf_addstr(out, "[]");
+        clock_fmt(d->num[P_LASTSYNC], ts, sizeof ts);
+        return buf_printf(out, "[{\"userId\":\"%s\",\"lastLogOnDateTime\":\"%s\"}]",
+                          d->str[P_USERID], ts);
+    case 9:
+        return buf_addstr(out, "\"0001-01-01T00:00:00Z\"");
+    case 10:
+        return buf_addstr(out, win ? "true" : "false");
+    case 11:
+        return buf_addstr(out, "[\"0\"]");
+    case 12:
+    case 13:
+        return buf_addc(out, '0');
+    case 14:
+    case 15:
+        return buf_addstr(out, "null");
+    case 16:
+        return simw_json_str(out, d->arch ? d->arch : "unknown");
+    case 17:
+        return buf_addstr(out, "\"\"");
+    case 18:
+        return simw_json_str(out, win ? "azureADJoined" : "unknown");
+    case 19:
+        return simw_json_str(out, win ? "Enterprise" : "");
+    case 20:
+        return buf_addstr(out, win ? "4" : "0");
+    case 21:
+        return buf_addstr(out, "\"none\"");
+    case 22:
+        return buf_addstr(out, "[]");
+    default:
+        break;
+    }
+    return ERR_INVAL;
 }
 
 int
@@ -1360,15 +1504,16 @@ simw_render_device(const struct simdev *d, const uint64_t *sel, int full, int be
         if (rc == ERR_OK)
             rc = render_value(d, p, full, out);
     }
-    if (rc == ERR_OK && beta && (sel == NULL || (sel[1] & (UINT64_C(1) << 63)))) {
-        /* bit 127 (sel[1] bit 63) = beta hardwareInformation requested */
-        if (first) {
-            rc = buf_addstr(out, "\"id\":");
-            if (rc == ERR_OK)
-                rc = simw_json_str(out, d->str[P_ID]);
-        }
+    for (int i = 0; beta && rc == ERR_OK && i < (int)NELEM(beta_names); i++) {
+        if (sel && !(sel[1] & (UINT64_C(1) << i)))
+            continue;
+        if (!first)
+            rc = buf_addc(out, ',');
+        first = 0;
         if (rc == ERR_OK)
-            rc = render_beta_extras(d, full, out);
+            rc = buf_printf(out, "\"%s\":", beta_names[i]);
+        if (rc == ERR_OK)
+            rc = render_beta_extra(d, i, full, out);
     }
     if (rc == ERR_OK)
         rc = buf_addc(out, '}');

@@ -108,10 +108,13 @@ struct simtenant {
 struct simw_secret {
     char *value;
     int64_t expires; /* unix seconds */
+    int64_t start;
+    char key_id[37];
 };
 
 struct simw_app {
     char id[37];
+    char object_id[37]; /* the application object's id (Graph /applications/{id}) */
     struct simw_secret secrets[SIMW_MAX_SECRETS];
     int nsecrets;
 };
@@ -166,12 +169,15 @@ long simw_device_pos(const struct simtenant *t, const char *id);
 size_t simw_device_after(const struct simtenant *t, uint64_t after);
 long simw_app_pos(const struct simtenant *t, const char *id);
 
+/* Index of a beta-only managedDevice member (bit 64 + i of a $select mask), or -1. */
+int simw_beta_index(const char *name);
+
 /* Sets string property p of d (copying v; NULL => null). */
 void simw_dev_set_str(struct simdev *d, int p, const char *v);
 
 /* Renders a device as a JSON object. `sel` (bitmask of SIMW_NPROPS bits, NULL = all) picks
  * properties; `full` (beta single GET with $select) renders the list-blank properties too;
- * `beta` adds the beta-only members when no $select is given. */
+ * `beta` renders the beta-only members (bits 64.. of sel; all of them when sel is NULL). */
 int simw_render_device(const struct simdev *d, const uint64_t *sel, int full, int beta,
                        struct buf *out);
 
