@@ -173,3 +173,32 @@ client_to_json(const struct client_row *c)
                      jts(c->last_sync_at), "error", err, "device_count",
                      (json_int_t)c->device_count, "software_count", (json_int_t)c->software_count);
 }
+
+const char *const software_columns[] = {
+    "id",      "client.id", "client.name", "client.tenant_id", "name",
+    "version", "publisher", "platform",    "size_bytes",       "device_count",
+};
+const size_t software_column_count = sizeof software_columns / sizeof software_columns[0];
+
+json_t *
+software_to_json(const struct software_row *s)
+{
+    return json_pack("{s:I, s:{s:I, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:I}", "id",
+                     (json_int_t)s->id, "client", "id", (json_int_t)s->client_id, "name",
+                     jstr(s->client_name), "tenant_id", jstr(s->client_tenant_id), "name",
+                     jstr(s->name), "version", jstr(s->version), "publisher", jstr(s->publisher),
+                     "platform", jstr(s->platform), "size_bytes", jbytes(s->size_bytes),
+                     "device_count", (json_int_t)s->device_count);
+}
+
+const char *const asset_change_columns[] = {"id", "asset_id", "at", "field", "old", "new"};
+const size_t asset_change_column_count =
+    sizeof asset_change_columns / sizeof asset_change_columns[0];
+
+json_t *
+asset_change_to_json(const struct asset_change_row *c)
+{
+    return json_pack("{s:I, s:I, s:o, s:o, s:o, s:o}", "id", (json_int_t)c->id, "asset_id",
+                     (json_int_t)c->asset_id, "at", jts(c->at), "field", jstr(c->field), "old",
+                     jstr(c->old_value), "new", jstr(c->new_value));
+}

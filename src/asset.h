@@ -25,4 +25,15 @@ extern const size_t asset_table_column_count;
 extern const char *const client_columns[];
 extern const size_t client_column_count;
 
+/* Software title: id, client{id,name,tenant_id}, name, version, publisher, platform, size_bytes,
+ * device_count. */
+json_t *software_to_json(const struct software_row *s);
+extern const char *const software_columns[];
+extern const size_t software_column_count;
+
+/* One history entry: id, asset_id, at, field, old, new. */
+json_t *asset_change_to_json(const struct asset_change_row *c);
+extern const char *const asset_change_columns[];
+extern const size_t asset_change_column_count;
+
 #endif

@@ -239,6 +239,22 @@ store_assets_count(struct store *st, const struct asset_query *q, struct errbuf 
 }
 
 int
+store_software_each(struct store *st, const struct software_query *q,
+                    int (*cb)(void *arg, const struct software_row *s), void *arg,
+                    struct errbuf *eb)
+{
+    return st->ops->software_each(st, q, cb, arg, eb);
+}
+
+int
+store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset_id,
+                         int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
+                         struct errbuf *eb)
+{
+    return st->ops->asset_changes_each(st, account_id, asset_id, cb, arg, eb);
+}
+
+int
 store_run_start(struct store *st, int64_t integration_id, const char *kind, int64_t now,
                 int64_t *run_id, struct errbuf *eb)
 {

@@ -182,6 +182,48 @@ int store_assets_each(struct store *st, const struct asset_query *q,
                       int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
 int64_t store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb);
 
+/* ---- software and asset history (reads) ------------------------------------------------- */
+
+struct software_row {
+    int64_t id;
+    int64_t client_id;
+    const char *client_name;
+    const char *client_tenant_id;
+    const char *name;
+    const char *version;   /* NULL when unknown */
+    const char *publisher; /* NULL when unknown */
+    const char *platform;  /* NULL when unknown */
+    int64_t size_bytes;    /* -1 when unknown */
+    int64_t device_count;  /* active devices with the title currently installed */
+};
+
+struct software_query {
+    int64_t account_id;
+    const char *client; /* client id, tenant id or exact name; NULL = all */
+    const char *search; /* substring of name or publisher (case-insensitive) */
+    int64_t after_id;   /* keyset cursor */
+    int limit;          /* 0 = no limit */
+};
+
+/* Titles with at least one current install (removed and retired-only titles are left out). */
+int store_software_each(struct store *st, const struct software_query *q,
+                        int (*cb)(void *arg, const struct software_row *s), void *arg,
+                        struct errbuf *eb);
+
+struct asset_change_row {
+    int64_t id;
+    int64_t asset_id;
+    int64_t at;
+    const char *field; /* device_fields name */
+    const char *old_value;
+    const char *new_value;
+};
+
+/* The history of one asset, oldest first; ERR_NOTFOUND when the asset is not the account's. */
+int store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset_id,
+                             int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
+                             struct errbuf *eb);
+
 /* ---- sync runs ----------------------------------------------------------------------------- */
 
 struct tenant_result {
@@ -260,6 +302,12 @@ struct store_ops {
     int (*assets_each)(struct store *st, const struct asset_query *q,
                        int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
     int64_t (*assets_count)(struct store *st, const struct asset_query *q, struct errbuf *eb);
+    int (*software_each)(struct store *st, const struct software_query *q,
+                         int (*cb)(void *arg, const struct software_row *s), void *arg,
+                         struct errbuf *eb);
+    int (*asset_changes_each)(struct store *st, int64_t account_id, int64_t asset_id,
+                              int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
+                              struct errbuf *eb);
     int (*run_start)(struct store *st, int64_t integration_id, const char *kind, int64_t now,
                      int64_t *run_id, struct errbuf *eb);
     int (*run_tenant)(struct store *st, int64_t run_id, const struct tenant_result *r,

@@ -1478,6 +1478,118 @@ pg_assets_count(struct store *base, const struct asset_query *qa, struct errbuf 
     return n;
 }
 
+/* ---- software and history ---------------------------------------------------------------- */
+
+static const char *
+empty_null(const char *s)
+{
+    return s == NULL || s[0] == '\0' ? NULL : s;
+}
+
+static int
+pg_software_each(struct store *base, const struct software_query *qs,
+                 int (*cb)(void *arg, const struct software_row *r), void *arg, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct software_row r;
+    struct buf sql;
+    PGresult *res;
+    int rc;
+
+    buf_init(&sql, SQL_MAX);
+    buf_addstr(&sql,
+               "SELECT t.id, t.client_id, COALESCE(c.name_override, c.name), c.tenant_id, t.name, "
+               "t.version, t.publisher, t.platform, t.size_bytes, count(DISTINCT i.asset_id) "
+               "FROM software_title t JOIN client c ON c.id = t.client_id "
+               "JOIN software_install i ON i.title_id = t.id AND i.removed_at IS NULL "
+               "JOIN hardware_asset h ON h.id = i.asset_id AND h.retired_at IS NULL "
+               "WHERE t.account_id = $1");
+    p_i64(&p, qs->account_id);
+    if (qs->client != NULL) {
+        p_text(&p, qs->client);
+        buf_printf(&sql,
+                   " AND (CAST(c.id AS TEXT) = $%d OR c.tenant_id = $%d OR "
+                   "COALESCE(c.name_override, c.name) = $%d)",
+                   p.n, p.n, p.n);
+    }
+    if (qs->search != NULL && qs->search[0] != '\0') {
+        p_text(&p, qs->search);
+        buf_printf(&sql,
+                   " AND (strpos(lower(t.name), lower($%d::text)) > 0 OR "
+                   "strpos(lower(t.publisher), lower($%d::text)) > 0)",
+                   p.n, p.n);
+    }
+    if (qs->after_id > 0) {
+        p_i64(&p, qs->after_id);
+        buf_printf(&sql, " AND t.id > $%d", p.n);
+    }
+    buf_addstr(&sql, " GROUP BY t.id, c.id ORDER BY t.id");
+    if (qs->limit > 0)
+        buf_printf(&sql, " LIMIT %d", qs->limit);
+    res = q(g, buf_cstr(&sql), &p, eb, "listing software", &rc);
+    buf_free(&sql);
+    if (res == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(res); i++) {
+        r.id = r_i64(res, i, 0, 0);
+        r.client_id = r_i64(res, i, 1, 0);
+        r.client_name = r_str(res, i, 2);
+        r.client_tenant_id = r_str(res, i, 3);
+        r.name = r_str(res, i, 4);
+        r.version = empty_null(r_str(res, i, 5));
+        r.publisher = empty_null(r_str(res, i, 6));
+        r.platform = empty_null(r_str(res, i, 7));
+        r.size_bytes = r_i64(res, i, 8, -1);
+        r.device_count = r_i64(res, i, 9, 0);
+        rc = cb(arg, &r);
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int
+pg_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
+                      int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
+                      struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct asset_change_row c;
+    PGresult *res;
+    int rc;
+
+    p_i64(&p, asset_id);
+    p_i64(&p, account_id);
+    res = q(g, "SELECT 1 FROM hardware_asset WHERE id = $1 AND account_id = $2", &p, eb,
+            "reading the asset", &rc);
+    if (res == NULL)
+        return rc;
+    if (PQntuples(res) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "asset %" PRId64 " does not exist", asset_id);
+    PQclear(res);
+    if (rc != ERR_OK)
+        return rc;
+    p.n = 1;
+    res = q(g,
+            "SELECT id, at, field, old_value, new_value FROM asset_change WHERE asset_id = $1 "
+            "ORDER BY at, id",
+            &p, eb, "reading the asset history", &rc);
+    if (res == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(res); i++) {
+        c.id = r_i64(res, i, 0, 0);
+        c.asset_id = asset_id;
+        c.at = r_i64(res, i, 1, 0);
+        c.field = r_str(res, i, 2);
+        c.old_value = r_str(res, i, 3);
+        c.new_value = r_str(res, i, 4);
+        rc = cb(arg, &c);
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* ---- sync runs --------------------------------------------------------------------------- */
 
 static int
@@ -1615,6 +1727,8 @@ static const struct store_ops pg_ops = {
     .reconcile_rollback = pg_reconcile_rollback,
     .assets_each = pg_assets_each,
     .assets_count = pg_assets_count,
+    .software_each = pg_software_each,
+    .asset_changes_each = pg_asset_changes_each,
     .run_start = pg_run_start,
     .run_tenant = pg_run_tenant,
     .run_finish = pg_run_finish,

@@ -1678,6 +1678,121 @@ out:
     return n;
 }
 
+/* ---- software and history ---------------------------------------------------------------- */
+
+static const char *
+empty_null(const unsigned char *s)
+{
+    return s == NULL || s[0] == '\0' ? NULL : (const char *)s;
+}
+
+static int
+sq_software_each(struct store *base, const struct software_query *qs,
+                 int (*cb)(void *arg, const struct software_row *r), void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct software_row r;
+    struct buf sql;
+    int rc = ERR_OK, src;
+
+    buf_init(&sql, SQL_MAX);
+    buf_addstr(&sql,
+               "SELECT t.id, t.client_id, COALESCE(c.name_override, c.name), c.tenant_id, t.name, "
+               "t.version, t.publisher, t.platform, t.size_bytes, count(DISTINCT i.asset_id) "
+               "FROM software_title t JOIN client c ON c.id = t.client_id "
+               "JOIN software_install i ON i.title_id = t.id AND i.removed_at IS NULL "
+               "JOIN hardware_asset h ON h.id = i.asset_id AND h.retired_at IS NULL "
+               "WHERE t.account_id = ?1");
+    if (qs->client != NULL)
+        buf_addstr(&sql, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
+                         "OR COALESCE(c.name_override, c.name) = ?2)");
+    if (qs->search != NULL && qs->search[0] != '\0')
+        buf_addstr(&sql, " AND (instr(lower(t.name), lower(?3)) > 0 OR "
+                         "instr(lower(t.publisher), lower(?3)) > 0)");
+    if (qs->after_id > 0)
+        buf_addstr(&sql, " AND t.id > ?4");
+    buf_addstr(&sql, " GROUP BY t.id ORDER BY t.id");
+    if (qs->limit > 0)
+        buf_printf(&sql, " LIMIT %d", qs->limit);
+    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    buf_free(&sql);
+    if (src != SQLITE_OK)
+        return db_err(s, src, eb, "listing software");
+    sqlite3_bind_int64(st, 1, qs->account_id);
+    if (qs->client != NULL)
+        bind_text(st, 2, qs->client);
+    if (qs->search != NULL)
+        bind_text(st, 3, qs->search);
+    sqlite3_bind_int64(st, 4, qs->after_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        r.id = sqlite3_column_int64(st, 0);
+        r.client_id = sqlite3_column_int64(st, 1);
+        r.client_name = (const char *)sqlite3_column_text(st, 2);
+        r.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
+        r.name = (const char *)sqlite3_column_text(st, 4);
+        r.version = empty_null(sqlite3_column_text(st, 5));
+        r.publisher = empty_null(sqlite3_column_text(st, 6));
+        r.platform = empty_null(sqlite3_column_text(st, 7));
+        r.size_bytes = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 8);
+        r.device_count = sqlite3_column_int64(st, 9);
+        rc = cb(arg, &r);
+        if (rc != 0)
+            break;
+    }
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing software");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int
+sq_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
+                      int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
+                      struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct asset_change_row c;
+    int rc = ERR_OK, src;
+
+    src = sqlite3_prepare_v2(
+        s->db, "SELECT 1 FROM hardware_asset WHERE id = ?1 AND account_id = ?2", -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return db_err(s, src, eb, "reading the asset");
+    sqlite3_bind_int64(st, 1, asset_id);
+    sqlite3_bind_int64(st, 2, account_id);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src == SQLITE_DONE)
+        return err_set(eb, ERR_NOTFOUND, "asset %" PRId64 " does not exist", asset_id);
+    if (src != SQLITE_ROW)
+        return db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the asset");
+    src = sqlite3_prepare_v2(s->db,
+                             "SELECT id, at, field, old_value, new_value FROM asset_change "
+                             "WHERE asset_id = ?1 ORDER BY at, id",
+                             -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return db_err(s, src, eb, "reading the asset history");
+    sqlite3_bind_int64(st, 1, asset_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        c.id = sqlite3_column_int64(st, 0);
+        c.asset_id = asset_id;
+        c.at = sqlite3_column_int64(st, 1);
+        c.field = (const char *)sqlite3_column_text(st, 2);
+        c.old_value = (const char *)sqlite3_column_text(st, 3);
+        c.new_value = (const char *)sqlite3_column_text(st, 4);
+        rc = cb(arg, &c);
+        if (rc != 0)
+            break;
+    }
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the asset history");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- sync runs --------------------------------------------------------------------------- */
 
 static int
@@ -1827,6 +1942,8 @@ static const struct store_ops sqlite_ops = {
     .reconcile_rollback = sq_reconcile_rollback,
     .assets_each = sq_assets_each,
     .assets_count = sq_assets_count,
+    .software_each = sq_software_each,
+    .asset_changes_each = sq_asset_changes_each,
     .run_start = sq_run_start,
     .run_tenant = sq_run_tenant,
     .run_finish = sq_run_finish,

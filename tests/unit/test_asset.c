@@ -217,6 +217,51 @@ test_client_json(void **state)
     json_decref(j);
 }
 
+static void
+test_software_and_change_json(void **state)
+{
+    static const char *const top[] = {"id",        "client",   "name",       "version",
+                                      "publisher", "platform", "size_bytes", "device_count"};
+    struct software_row s;
+    struct asset_change_row c;
+    json_t *j;
+
+    (void)state;
+    memset(&s, 0, sizeof s);
+    s.id = 9;
+    s.client_id = 2;
+    s.client_name = "Contoso";
+    s.name = "7-Zip";
+    s.version = "23.01";
+    s.size_bytes = -1;
+    s.device_count = 4;
+    j = software_to_json(&s);
+    assert_non_null(j);
+    keys_are(j, top, sizeof top / sizeof top[0]);
+    assert_true(json_is_null(json_object_get(j, "size_bytes")));
+    assert_true(json_is_null(json_object_get(j, "publisher")));
+    assert_string_equal(json_string_value(output_lookup(j, "client.name")), "Contoso");
+    for (size_t i = 0; i < software_column_count; i++)
+        assert_non_null(output_lookup(j, software_columns[i]));
+    json_decref(j);
+
+    memset(&c, 0, sizeof c);
+    c.id = 1;
+    c.asset_id = 42;
+    c.at = INT64_C(1767225600);
+    c.field = "os_version";
+    c.old_value = NULL;
+    c.new_value = "10.0.22631.3447";
+    j = asset_change_to_json(&c);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "at")), "2026-01-01T00:00:00Z");
+    assert_true(json_is_null(json_object_get(j, "old")));
+    assert_string_equal(json_string_value(json_object_get(j, "new")), "10.0.22631.3447");
+    for (size_t i = 0; i < asset_change_column_count; i++)
+        assert_non_null(output_lookup(j, asset_change_columns[i]));
+    json_decref(j);
+}
+
 int
 main(void)
 {
@@ -224,6 +269,7 @@ main(void)
         cmocka_unit_test(test_asset_fields),
         cmocka_unit_test(test_asset_unknown_os_and_empty),
         cmocka_unit_test(test_client_json),
+        cmocka_unit_test(test_software_and_change_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,6 +283,24 @@ collect(void *arg, const struct asset *a)
     return 0;
 }
 
+struct hist {
+    int n;
+    char text[8][96];
+};
+
+static int
+collect_hist(void *arg, const struct asset_change_row *c)
+{
+    struct hist *h = arg;
+
+    if (h->n >= 8)
+        return ERR_TOOBIG;
+    snprintf(h->text[h->n], sizeof h->text[0], "%s:%s>%s", c->field,
+             c->old_value ? c->old_value : "null", c->new_value ? c->new_value : "null");
+    h->n++;
+    return 0;
+}
+
 static struct seen
 list_assets(struct fx *fx, int include_retired)
 {
@@ -504,6 +522,20 @@ test_reconcile_created_updated_unchanged(void **state)
         free(r1);
         free(r2);
     }
+    {
+        struct hist h;
+        struct errbuf e2 = {0};
+        int64_t id = db_int(fx, "SELECT id FROM hardware_asset WHERE intune_device_id = 'dev-b'");
+        memset(&h, 0, sizeof h);
+        assert_int_equal(store_asset_changes_each(fx->st, fx->account, id, collect_hist, &h, &e2),
+                         ERR_OK);
+        assert_int_equal(h.n, 2);
+        assert_string_equal(h.text[0], "os_version:10.0.19045.4291>10.0.22631.3447");
+        assert_string_equal(h.text[1], "storage_free_bytes:3221225472>4294967296");
+        assert_int_equal(
+            store_asset_changes_each(fx->st, fx->account + 1, id, collect_hist, &h, &e2),
+            ERR_NOTFOUND);
+    }
     free_devs(d, 2);
 }
 
@@ -597,6 +629,29 @@ test_rollback_leaves_nothing(void **state)
     device_clear(&d);
 }
 
+struct sw_seen {
+    int n;
+    char names[8][32];
+    int64_t size[8];
+    int64_t devices[8];
+    int null_publisher[8];
+};
+
+static int
+collect_sw(void *arg, const struct software_row *r)
+{
+    struct sw_seen *s = arg;
+
+    if (s->n >= 8)
+        return ERR_TOOBIG;
+    snprintf(s->names[s->n], sizeof s->names[0], "%s", r->name);
+    s->size[s->n] = r->size_bytes;
+    s->devices[s->n] = r->device_count;
+    s->null_publisher[s->n] = r->publisher == NULL;
+    s->n++;
+    return 0;
+}
+
 static void
 test_installs(void **state)
 {
@@ -652,6 +707,28 @@ test_installs(void **state)
                                 "IS NULL"),
                      2);
     assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title"), 2);
+    {
+        struct software_query sq;
+        struct sw_seen sw;
+        struct errbuf e2 = {0};
+        memset(&sq, 0, sizeof sq);
+        memset(&sw, 0, sizeof sw);
+        sq.account_id = fx->account;
+        sq.search = "micro";
+        assert_int_equal(store_software_each(fx->st, &sq, collect_sw, &sw, &e2), ERR_OK);
+        assert_int_equal(sw.n, 1);
+        assert_string_equal(sw.names[0], "Microsoft Edge");
+        assert_true(sw.size[0] == INT64_C(5000000000));
+        assert_int_equal(sw.devices[0], 1);
+        sq.search = NULL;
+        sq.client = ci_a.tenant_id;
+        memset(&sw, 0, sizeof sw);
+        assert_int_equal(store_software_each(fx->st, &sq, collect_sw, &sw, &e2), ERR_OK);
+        assert_int_equal(sw.n, 2);
+        assert_string_equal(sw.names[1], "7-Zip");
+        assert_int_equal(sw.null_publisher[1], 1);
+        assert_true(sw.size[1] == -1);
+    }
     device_clear(&d);
 }
 
