@@ -17,6 +17,7 @@
 #include "asset.h"
 #include "clock.h"
 #include "config.h"
+#include "expiry.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -293,6 +294,8 @@ hint_of(const char *secret)
 }
 
 /* Runs a sync of one integration and reports it. Returns a CLI exit code. */
+static void log_expiry(const struct integration *in, int64_t now);
+
 struct sync_flags {
     int incremental;
     int parallel;
@@ -325,6 +328,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     creds.partner_secret = psec;
     creds.sync_app_id = in->sync_app_id;
     creds.sync_secret = ssec;
+    log_expiry(in, clock_now());
     so.cfg = &cx->cfg;
     so.incremental = fl->incremental;
     so.parallel = fl->parallel;
@@ -1041,6 +1045,160 @@ out:
     return code;
 }
 
+/* ---- status -------------------------------------------------------------------------------- */
+
+static json_t *
+secret_status_json(const struct integration *in, int partner, int64_t now)
+{
+    struct expiry e;
+    char msg[512];
+
+    expiry_check(partner ? in->partner_secret_expires : in->sync_secret_expires, now, &e);
+    expiry_message(&e, partner ? "Partner App" : "Sync App", in->id, partner ? "partner" : "sync",
+                   msg, sizeof msg);
+    return json_pack("{s:s?, s:s?, s:I, s:s, s:s?}", "hint",
+                     partner ? in->partner_secret_hint : in->sync_secret_hint, "expires_on",
+                     e.date[0] ? e.date : NULL, "days_left", (json_int_t)e.days_left, "level",
+                     expiry_level_name(e.level), "message", msg[0] ? msg : NULL);
+}
+
+struct status_ctx {
+    json_t *problems;
+    int total, ok, error, never;
+};
+
+static int
+status_client_cb(void *arg, const struct client_row *c)
+{
+    struct status_ctx *sc = arg;
+
+    sc->total++;
+    if (c->status != NULL && strcmp(c->status, "ok") == 0) {
+        sc->ok++;
+    } else if (c->status != NULL && strcmp(c->status, "error") == 0) {
+        sc->error++;
+        json_array_append_new(sc->problems,
+                              json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "tenant_id", c->tenant_id,
+                                        "name", c->name, "code", c->error_code, "message",
+                                        c->error_message, "remedy", c->error_remedy));
+    } else {
+        sc->never++;
+    }
+    return 0;
+}
+
+/* Logs the same expiry warnings status shows, so they reach the log of every sync. */
+static void
+log_expiry(const struct integration *in, int64_t now)
+{
+    for (int partner = 0; partner < 2; partner++) {
+        struct expiry e;
+        char msg[512];
+
+        expiry_check(partner ? in->partner_secret_expires : in->sync_secret_expires, now, &e);
+        if (e.level == EXPIRY_OK || e.level == EXPIRY_UNKNOWN)
+            continue;
+        expiry_message(&e, partner ? "Partner App" : "Sync App", in->id,
+                       partner ? "partner" : "sync", msg, sizeof msg);
+        log_warn("secret expiry integration=%lld app=%s level=%s days_left=%lld: %s",
+                 (long long)in->id, partner ? "partner" : "sync", expiry_level_name(e.level),
+                 (long long)e.days_left, msg);
+    }
+}
+
+/* A string member of a status object, or def. */
+static const char *
+jstr(const json_t *obj, const char *key, const char *def)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+
+    return v != NULL ? v : def;
+}
+
+static int
+cmd_status(struct ctx *cx, int argc, char **argv)
+{
+    const char *format = "table";
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{"format", 1, &format, NULL}, {NULL, 0, NULL, NULL}};
+    struct store *st = NULL;
+    struct integration *list = NULL;
+    size_t n = 0;
+    struct errbuf eb = {0};
+    struct status_ctx sc = {0};
+    json_t *root = NULL, *ints;
+    int64_t account, now = clock_now();
+    int code = CLI_FAIL;
+
+    if (parse_opts("status", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)) {
+        fprintf(help ? stdout : stderr, "usage: memsync status [--format table|json]\n");
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    sc.problems = json_array();
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        store_integration_list(st, account, &list, &n, &eb) != ERR_OK ||
+        store_clients_each(st, account, status_client_cb, &sc, &eb) != ERR_OK) {
+        code = fail("status", &eb);
+        goto out;
+    }
+    ints = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            ints, json_pack("{s:I, s:s?, s:s?, s:o, s:o}", "id", (json_int_t)list[i].id, "name",
+                            list[i].name, "partner_tenant_id", list[i].partner_tenant_id,
+                            "partner_app_secret", secret_status_json(&list[i], 1, now),
+                            "sync_app_secret", secret_status_json(&list[i], 0, now)));
+    root = json_pack("{s:o, s:{s:i, s:i, s:i, s:i}, s:O}", "integrations", ints, "clients", "total",
+                     sc.total, "ok", sc.ok, "error", sc.error, "never", sc.never, "problems",
+                     sc.problems);
+    if (strcmp(format, "json") == 0) {
+        json_dumpf(root, stdout, JSON_INDENT(2));
+        putchar('\n');
+        code = CLI_OK;
+        goto out;
+    }
+    if (n == 0)
+        printf("No integration yet: add one with `memsync integration add` (see --help).\n");
+    for (size_t i = 0; i < n; i++) {
+        const json_t *ji = json_array_get(ints, i);
+
+        printf("Integration %lld: %s (partner tenant %s)\n", (long long)list[i].id,
+               list[i].name ? list[i].name : "", list[i].partner_tenant_id);
+        for (int p = 0; p < 2; p++) {
+            const json_t *sj =
+                json_object_get(ji, p == 0 ? "partner_app_secret" : "sync_app_secret");
+            const char *level = json_string_value(json_object_get(sj, "level"));
+            const char *msg = json_string_value(json_object_get(sj, "message"));
+
+            printf("  %-16s %s…  expires %s  %s\n",
+                   p == 0 ? "Partner App key:" : "Sync App key:", jstr(sj, "hint", ""),
+                   jstr(sj, "expires_on", "(unknown)"), strcmp(level, "ok") == 0 ? "" : level);
+            if (msg != NULL)
+                printf("    ! %s\n", msg);
+        }
+    }
+    printf("Clients: %d (%d ok, %d failing, %d not synced yet)\n", sc.total, sc.ok, sc.error,
+           sc.never);
+    for (size_t i = 0; i < json_array_size(sc.problems); i++) {
+        const json_t *p = json_array_get(sc.problems, i);
+
+        printf("  ! %s (%s): %s\n    What to do: %s\n", jstr(p, "name", "?"),
+               jstr(p, "tenant_id", ""), jstr(p, "message", ""), jstr(p, "remedy", ""));
+    }
+    code = CLI_OK;
+out:
+    json_decref(root);
+    json_decref(sc.problems);
+    for (size_t i = 0; i < n; i++)
+        integration_clear(&list[i]);
+    free(list);
+    store_close(st);
+    return code;
+}
+
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
@@ -1058,8 +1216,13 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"integration", cmd_integration}, {"sync", cmd_sync},     {"clients", cmd_clients},
-    {"assets", cmd_assets},           {"config", cmd_config}, {NULL, NULL},
+    {"integration", cmd_integration},
+    {"sync", cmd_sync},
+    {"clients", cmd_clients},
+    {"assets", cmd_assets},
+    {"status", cmd_status},
+    {"config", cmd_config},
+    {NULL, NULL},
 };
 
 int
