@@ -953,6 +953,22 @@ pc_customer_json(const struct simtenant *t, int full)
     cp = json_pack("{s:s, s:s, s:s, s:{s:o}, s:{s:s}}", "tenantId", t->id, "domain",
                    t->initial_domain, "companyName", t->name, "links", "self", pc_link(prof),
                    "attributes", "objectType", "CustomerCompanyProfile");
+    if (full) {
+        /* address and email only come with a single-customer GET */
+        json_object_set_new(cp, "address",
+                            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "country", t->country,
+                                      "region", "wa", "city", "Redmond", "addressLine1",
+                                      "1 Main St", "postalCode", "98052", "phoneNumber",
+                                      "4255550100"));
+        json_object_set_new(cp, "email", json_string("admin@example.com"));
+        /* keep links and attributes last, as Partner Center writes them */
+        json_t *l = json_incref(json_object_get(cp, "links"));
+        json_t *a = json_incref(json_object_get(cp, "attributes"));
+        json_object_del(cp, "links");
+        json_object_del(cp, "attributes");
+        json_object_set_new(cp, "links", l);
+        json_object_set_new(cp, "attributes", a);
+    }
     cust = json_pack("{s:s, s:s, s:o}", "id", t->id, "commerceId", t->commerce_id, "companyProfile",
                      cp);
     if (full) {
@@ -960,13 +976,15 @@ pc_customer_json(const struct simtenant *t, int full)
         snprintf(bp, sizeof bp, "/customers/%s/profiles/billing", t->id);
         json_object_set_new(
             cust, "billingProfile",
-            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s}, "
-                      "s:{s:o}, s:{s:s, s:s}}",
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s, "
+                      "s:s, s:s}, s:{s:o}, s:{s:s, s:s}}",
                       "id", t->commerce_id, "firstName", "Admin", "lastName", "Contact", "email",
                       "admin@example.com", "culture", "en-US", "language", "en", "companyName",
-                      t->name, "defaultAddress", "country", t->country, "city", "Redmond",
-                      "addressLine1", "1 Main St", "links", "self", pc_link(bp), "attributes",
-                      "etag", "-4242348048554929329", "objectType", "CustomerBillingProfile"));
+                      t->name, "defaultAddress", "country", t->country, "city", "Redmond", "state",
+                      "WA", "addressLine1", "1 Main St", "postalCode", "98052", "firstName",
+                      "Admin", "lastName", "Contact", "phoneNumber", "4255550100", "links", "self",
+                      pc_link(bp), "attributes", "etag", "-4242348048554929329", "objectType",
+                      "CustomerBillingProfile"));
     }
     json_object_set_new(cust, "relationshipToPartner", json_string("reseller"));
     if (full) {
@@ -1587,7 +1605,7 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
     if (strcmp(method, "GET") == 0 &&
         (strcmp(path, "/tenantRelationships/delegatedAdminCustomers") == 0 ||
          strcmp(path, "/tenantRelationships/delegatedAdminRelationships") == 0)) {
-        int rel = strstr(path, "Relationships") != NULL;
+        int rel = strcmp(path, "/tenantRelationships/delegatedAdminRelationships") == 0;
         arr = json_array();
         for (size_t i = 0; x->partner && i < w->ntenants; i++) {
             struct simtenant *t = w->tenants[i];
@@ -2824,7 +2842,8 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         if (json_is_string(json_object_get(o, "expires")))
             (void)clock_parse(json_string_value(json_object_get(o, "expires")), &when);
         for (int i = 0; i < a->nsecrets; i++)
-            if (which == NULL || strcmp(which, "all") == 0 || i == a->nsecrets - 1)
+            if (which == NULL || strcmp(which, "all") == 0 ||
+                (strcmp(which, "old") == 0 ? i < a->nsecrets - 1 : i == a->nsecrets - 1))
                 a->secrets[i].expires = when;
     } else if (strcmp(op, "add_secret") == 0 || strcmp(op, "rotate_secret") == 0) {
         struct simw_app *a = ctl_app(o);
@@ -2978,6 +2997,16 @@ request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 }
 
 static enum MHD_Result
+arg_len_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    size_t *n = cls;
+
+    (void)kind;
+    *n += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
+
+static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
@@ -3016,7 +3045,9 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         log_redact_url(url, red, sizeof red);
         log_debug("sim request method=%s path=%s", method, red);
     }
-    if (strlen(url) > SIM_URL_MAX) {
+    size_t qlen = 0;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_len_cb, &qlen);
+    if (strlen(url) + qlen > SIM_URL_MAX) {
         r = graph_error(414, "BadRequest", "The request URL is too long.");
         goto send;
     }
@@ -3221,6 +3252,8 @@ builtin_scenario(const char *name)
         json_object_set_new(json_array_get(ts, 8), "intune_licensed", json_false());
         json_object_set_new(json_array_get(ts, 9), "permission", json_false());
         json_object_set_new(json_array_get(ts, 10), "indirect_reseller", json_true());
+        /* A reseller's customer has not consented the MSP's sync app: 700016 there. */
+        json_object_set_new(json_array_get(ts, 10), "consented", json_false());
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:f}", "tenant", 11, "route",
                                             "managedDevices", "kind", "429", "retry_after", 1.5));
         json_array_append_new(fs,
