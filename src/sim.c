@@ -309,7 +309,7 @@ pc_429(int seconds)
 /* --- statistics, faults, throttling (all under g.mu) --------------------------------------- */
 
 static void
-stat_count(enum route rt, const char *tenant)
+stat_count(enum route rt, const char *tenant, int throttled)
 {
     const char *rn = route_names[rt];
 
@@ -317,6 +317,7 @@ stat_count(enum route rt, const char *tenant)
         tenant = "-";
     pthread_mutex_lock(&g.mu);
     g.total_requests++;
+    g.throttled += throttled != 0;
     size_t i;
     for (i = 0; i < g.nstats; i++)
         if (strcmp(g.stats[i].route, rn) == 0 && strcmp(g.stats[i].tenant, tenant) == 0)
@@ -401,7 +402,6 @@ throttle_hit(const char *key, enum throttle_kind kind)
         wait = (double)(tw->start_ms + window_ms - now) / 1000.0;
         if (wait < 0.001)
             wait = 0.001;
-        g.throttled++;
     }
     pthread_mutex_unlock(&g.mu);
     return wait;
@@ -1919,6 +1919,27 @@ graph_headers(struct MHD_Connection *c, struct resp *r)
     resp_hdr(r, "Cache-Control", "no-cache");
 }
 
+/* Route of a Graph path (after /graph/{version}), for throttles, faults and statistics. */
+static enum route
+graph_classify(const char *path)
+{
+    if (strcmp(path, "/organization") == 0)
+        return R_ORGANIZATION;
+    if (strncmp(path, "/deviceManagement/managedDevices", 32) == 0)
+        return path[32] == '\0'                     ? R_DEVICES
+               : strstr(path + 32, "/detectedApps") ? R_DEVICE_APPS
+                                                    : R_DEVICE;
+    if (strncmp(path, "/deviceManagement/detectedApps", 30) == 0)
+        return path[30] == '\0'                       ? R_APPS
+               : strstr(path + 30, "/managedDevices") ? R_APP_DEVICES
+                                                      : R_APP;
+    if (strncmp(path, "/deviceManagement/reports/exportJobs", 36) == 0)
+        return R_EXPORT;
+    if (strcmp(path, "/$batch") == 0)
+        return R_BATCH;
+    return R_OTHER;
+}
+
 /* Runs the full pipeline of one Graph request (auth, throttle, fault, route). */
 static struct resp *
 graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, const char *path,
@@ -1931,17 +1952,7 @@ graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, cons
     enum simw_fault_kind mode = SIMW_FAULT_NONE;
     int delay = 0;
 
-    /* classify first (cheaply) so throttles and faults know the route */
-    if (strcmp(path, "/organization") == 0)
-        rt = R_ORGANIZATION;
-    else if (strncmp(path, "/deviceManagement/managedDevices", 32) == 0)
-        rt = path[32] ? R_DEVICE : R_DEVICES;
-    else if (strncmp(path, "/deviceManagement/detectedApps", 30) == 0)
-        rt = path[30] ? R_APP : R_APPS;
-    else if (strncmp(path, "/deviceManagement/reports/exportJobs", 36) == 0)
-        rt = R_EXPORT;
-    else if (strcmp(path, "/$batch") == 0)
-        rt = R_BATCH;
+    rt = graph_classify(path);
     if (rt != R_BATCH) {
         r = graph_throttle(x, rt);
         if (r)
@@ -2028,6 +2039,8 @@ sim_batch(struct gctx *x, const char *body, size_t len)
         inner_args = NULL;
         json_decref(args);
         graph_headers(NULL, r);
+        stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
+                   r->status == 429);
         for (int h = 0; h < r->nhdrs; h++)
             json_object_set_new(hdrs, r->hdrs[h].name, json_string(r->hdrs[h].value));
         json_object_set_new(hdrs, "Content-Type", json_string(r->ctype ? r->ctype : JSON_CT));
@@ -3153,20 +3166,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             const char *path = url + 11;
             tenant = x.partner ? g.w->partner_tenant_id : x.t->id;
             r = graph_request(&x, c, method, path, q->body.data, q->body.len, 1);
-            if (strcmp(path, "/organization") == 0)
-                rt = R_ORGANIZATION;
-            else if (strncmp(path, "/deviceManagement/managedDevices", 32) == 0)
-                rt = path[32] == '\0'                     ? R_DEVICES
-                     : strstr(path + 32, "/detectedApps") ? R_DEVICE_APPS
-                                                          : R_DEVICE;
-            else if (strncmp(path, "/deviceManagement/detectedApps", 30) == 0)
-                rt = path[30] == '\0'                       ? R_APPS
-                     : strstr(path + 30, "/managedDevices") ? R_APP_DEVICES
-                                                            : R_APP;
-            else if (strcmp(path, "/$batch") == 0)
-                rt = R_BATCH;
-            else if (strncmp(path, "/deviceManagement/reports/exportJobs", 36) == 0)
-                rt = R_EXPORT;
+            rt = graph_classify(path);
         }
         graph_headers(c, r);
         goto send;
@@ -3184,7 +3184,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
 send:
     if (rt != R_CONTROL)
-        stat_count(rt, tenant);
+        stat_count(rt, tenant, r->status == 429);
     return send_resp(c, q, r);
 }
 

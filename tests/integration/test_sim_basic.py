@@ -4,6 +4,7 @@ paging, managedDevices paging edges, $select, determinism. Python standard libra
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,7 @@ class Sim:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
         return self.proc.returncode
 
     def req(self, method, url, body=None, headers=None, raw=False):
