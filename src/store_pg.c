@@ -419,7 +419,7 @@ static const char schema_v1_tail[] =
     " last_seen_gen BIGINT NOT NULL,"
     " UNIQUE (integration_id, tenant_id, intune_device_id));"
     "CREATE INDEX hardware_asset_client ON hardware_asset(client_id, retired_at);"
-    "CREATE INDEX hardware_asset_serial ON hardware_asset(serial_key) WHERE serial_key IS NOT NULL;"
+    "CREATE INDEX hardware_asset_serial ON hardware_asset(serial_key, account_id);"
     "CREATE INDEX hardware_asset_account ON hardware_asset(account_id, id);"
     "CREATE TABLE asset_change ("
     " id " PK ","
