@@ -995,6 +995,12 @@ asset_cb(void *arg, const struct asset *a)
 }
 
 static int
+software_cb(void *arg, const struct software_row *sw)
+{
+    return row_out(arg, software_to_json(sw));
+}
+
+static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table", *client = NULL, *search = NULL;
@@ -1014,11 +1020,37 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
 
     if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
-    if (help || npos != 1 || strcmp(pos[0], "hardware") != 0) {
+    if (help || npos != 1 || (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0)) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
-                "         [--include-retired] [--format table|csv|json|jsonl]\n");
+                "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
+                "         [--format table|csv|json|jsonl]\n");
         return help ? CLI_OK : CLI_USAGE;
+    }
+    if (strcmp(pos[0], "software") == 0) {
+        struct software_query sq = {0};
+
+        if (open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb) !=
+            ERR_OK) {
+            fprintf(stderr, "memsync assets: %s\n", eb.msg);
+            return CLI_USAGE;
+        }
+        if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+            code = fail("assets", &eb);
+            output_end(out, NULL);
+            goto out;
+        }
+        sq.account_id = account;
+        sq.client = client;
+        sq.search = search;
+        if (store_software_each(st, &sq, software_cb, out, &eb) != ERR_OK) {
+            code = fail("assets", &eb);
+            output_end(out, NULL);
+            goto out;
+        }
+        code = finish_output(out);
+        goto out;
     }
     if (open_output(format, asset_columns, asset_column_count, asset_table_columns,
                     asset_table_column_count, &out, &eb) != ERR_OK) {
