@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 const CHILD_FLAG = "MEMSYNC_CLIENTS_SIM_ENV";
 
@@ -71,7 +72,7 @@ export async function simulator(scriptUrl, simArgs = []) {
     await waitForFile(envFile, sim, 30000);
     const env = parseEnvFile(envFile);
     if (!env.MEMSYNC_CA_FILE) throw new Error("sim --tls wrote no MEMSYNC_CA_FILE");
-    const child = spawn(process.execPath, [new URL(scriptUrl).pathname], {
+    const child = spawn(process.execPath, [fileURLToPath(scriptUrl)], {
       stdio: "inherit",
       env: { ...process.env, [CHILD_FLAG]: envFile, NODE_EXTRA_CA_CERTS: env.MEMSYNC_CA_FILE },
     });
