@@ -1237,6 +1237,209 @@ context_url(struct buf *b, struct gctx *x, const char *what, const char *sel)
         (void)buf_printf(b, "(%s)", sel);
 }
 
+/* A small $filter for managedDevices: clauses joined by "and", each `prop op literal`
+ * (eq ne gt ge lt le) or `startswith(prop,'x')`; what third-party Intune code uses. */
+enum fop { F_EQ, F_NE, F_GT, F_GE, F_LT, F_LE, F_SW };
+
+struct fclause {
+    int prop;
+    enum fop op;
+    int isnull;
+    char str[256];
+    int64_t num;
+};
+
+#define FILTER_MAX 8
+
+static int
+filter_literal(const char **pp, struct fclause *fc)
+{
+    const char *p = *pp;
+    size_t n = 0;
+
+    while (*p == ' ')
+        p++;
+    if (*p == '\'') {
+        for (p++; *p; p++) {
+            if (*p == '\'') {
+                if (p[1] == '\'') {
+                    p++;
+                } else {
+                    break;
+                }
+            }
+            if (n + 1 >= sizeof fc->str)
+                return ERR_PARSE;
+            fc->str[n++] = *p;
+        }
+        if (*p != '\'')
+            return ERR_PARSE;
+        fc->str[n] = '\0';
+        *pp = p + 1;
+        return ERR_OK;
+    }
+    while (*p && *p != ' ' && *p != ')' && n + 1 < sizeof fc->str)
+        fc->str[n++] = *p++;
+    fc->str[n] = '\0';
+    if (n == 0)
+        return ERR_PARSE;
+    if (strcmp(fc->str, "null") == 0)
+        fc->isnull = 1;
+    *pp = p;
+    return ERR_OK;
+}
+
+static struct resp *
+filter_parse(const char *f, struct fclause *cl, int *n)
+{
+    const char *p = f;
+
+    *n = 0;
+    if (f == NULL)
+        return NULL;
+    while (*p) {
+        struct fclause *fc;
+        char name[64];
+        size_t k = 0;
+        if (*n == FILTER_MAX)
+            return graph_error(400, "BadRequest", "Too many clauses in $filter.");
+        fc = &cl[(*n)++];
+        memset(fc, 0, sizeof(*fc));
+        while (*p == ' ')
+            p++;
+        if (strncasecmp(p, "startswith(", 11) == 0) {
+            p += 11;
+            while (*p && *p != ',' && k + 1 < sizeof name)
+                name[k++] = *p++;
+            name[k] = '\0';
+            if (*p != ',')
+                goto bad;
+            p++;
+            fc->op = F_SW;
+            if (filter_literal(&p, fc) != ERR_OK || *p != ')')
+                goto bad;
+            p++;
+        } else {
+            static const char *const ops[] = {"eq", "ne", "gt", "ge", "lt", "le"};
+            while (*p && *p != ' ' && k + 1 < sizeof name)
+                name[k++] = *p++;
+            name[k] = '\0';
+            while (*p == ' ')
+                p++;
+            int op = -1;
+            for (int i = 0; i < 6; i++)
+                if (strncasecmp(p, ops[i], 2) == 0 && p[2] == ' ')
+                    op = i;
+            if (op < 0)
+                goto bad;
+            fc->op = (enum fop)op;
+            p += 3;
+            if (filter_literal(&p, fc) != ERR_OK)
+                goto bad;
+        }
+        fc->prop = simw_prop_index(name);
+        if (fc->prop < 0) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "Could not find a property named '%.64s' on type "
+                     "'microsoft.graph.managedDevice'.",
+                     name);
+            return graph_error(400, "BadRequest", msg);
+        }
+        enum simw_kind kd = simw_props[fc->prop].kind;
+        if (kd == SIMW_DATE && !fc->isnull) {
+            if (clock_parse(fc->str, &fc->num) != ERR_OK)
+                goto bad;
+        } else if (kd == SIMW_INT64 && !fc->isnull) {
+            char *end;
+            fc->num = strtoll(fc->str, &end, 10);
+            if (*end)
+                goto bad;
+        } else if ((kd == SIMW_BOOL || kd == SIMW_BOOLNULL) && !fc->isnull) {
+            if (strcmp(fc->str, "true") != 0 && strcmp(fc->str, "false") != 0)
+                goto bad;
+            fc->num = strcmp(fc->str, "true") == 0;
+        } else if (kd == SIMW_NULLOBJ || kd == SIMW_EMPTYARR) {
+            goto bad;
+        }
+        if (fc->op == F_SW && kd != SIMW_STR)
+            goto bad;
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        if (strncasecmp(p, "and ", 4) != 0)
+            goto bad;
+        p += 4;
+    }
+    return NULL;
+bad:
+    return graph_error(400, "BadRequest", "Invalid filter clause");
+}
+
+static int
+cmp_op(int c, enum fop op)
+{
+    switch (op) {
+    case F_EQ:
+        return c == 0;
+    case F_NE:
+        return c != 0;
+    case F_GT:
+        return c > 0;
+    case F_GE:
+        return c >= 0;
+    case F_LT:
+        return c < 0;
+    case F_LE:
+        return c <= 0;
+    case F_SW:
+        break;
+    }
+    return 0;
+}
+
+static int
+filter_match(const struct simdev *d, const struct fclause *cl, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const struct fclause *fc = &cl[i];
+        int p = fc->prop, c;
+        switch (simw_props[p].kind) {
+        case SIMW_STR: {
+            const char *v = d->str[p];
+            if (fc->isnull) {
+                c = v == NULL ? 0 : 1;
+            } else if (v == NULL) {
+                return 0;
+            } else if (fc->op == F_SW) {
+                if (strncasecmp(v, fc->str, strlen(fc->str)) != 0)
+                    return 0;
+                continue;
+            } else {
+                c = strcasecmp(v, fc->str);
+            }
+            break;
+        }
+        case SIMW_BOOLNULL:
+        case SIMW_BOOL:
+        case SIMW_INT64:
+        case SIMW_DATE:
+            if (fc->isnull) {
+                c = 1;
+                break;
+            }
+            c = d->num[p] < fc->num ? -1 : d->num[p] > fc->num ? 1 : 0;
+            break;
+        default:
+            return 0;
+        }
+        if (!cmp_op(c, fc->op))
+            return 0;
+    }
+    return 1;
+}
+
 static struct resp *
 graph_devices(struct gctx *x, int *page_out)
 {
@@ -1244,14 +1447,20 @@ graph_devices(struct gctx *x, int *page_out)
     const char *top_s = arg_lookup(c, "$top");
     const char *sel = arg_lookup(c, "$select");
     const char *skip = arg_lookup(c, "$skiptoken");
+    const char *filter = arg_lookup(c, "$filter");
+    const char *count = arg_lookup(c, "$count");
     uint64_t mask[2];
-    int any;
+    int any, nf = 0;
     long top = SIM_DEV_PAGE;
     int64_t after = 0, page = 1;
     struct resp *r;
     struct buf b;
+    struct fclause fcl[FILTER_MAX];
 
     r = parse_select(sel, mask, &any, x->beta, "microsoft.graph.managedDevice");
+    if (r)
+        return r;
+    r = filter_parse(filter, fcl, &nf);
     if (r)
         return r;
     if (top_s) {
@@ -1274,6 +1483,14 @@ graph_devices(struct gctx *x, int *page_out)
     (void)buf_addstr(&b, "{\"@odata.context\":\"");
     context_url(&b, x, "deviceManagement/managedDevices", sel);
     (void)buf_addc(&b, '"');
+    if (x->t && count && strcmp(count, "true") == 0 && skip == NULL) {
+        size_t total = 0;
+        pthread_rwlock_rdlock(&g.w->lock);
+        for (size_t i = 0; i < x->t->ndev; i++)
+            total += filter_match(x->t->devs[i], fcl, nf);
+        pthread_rwlock_unlock(&g.w->lock);
+        (void)buf_printf(&b, ",\"@odata.count\":%zu", total);
+    }
     size_t mark = b.len;
     (void)buf_addstr(&b, ",\"value\":[");
     if (x->t) {
@@ -1281,13 +1498,17 @@ graph_devices(struct gctx *x, int *page_out)
         struct simtenant *t = x->t;
         size_t i = simw_device_after(t, (uint64_t)after), n = 0;
         uint64_t last = 0;
-        for (; i < t->ndev && n < (size_t)top; i++, n++) {
-            if (n)
+        for (; i < t->ndev && n < (size_t)top; i++) {
+            if (nf && !filter_match(t->devs[i], fcl, nf))
+                continue;
+            if (n++)
                 (void)buf_addc(&b, ',');
             if (simw_render_device(t->devs[i], any ? mask : NULL, 0, x->beta, &b) != ERR_OK)
                 break;
             last = t->devs[i]->seq;
         }
+        while (nf && i < t->ndev && !filter_match(t->devs[i], fcl, nf))
+            i++;
         int more = i < t->ndev;
         pthread_rwlock_unlock(&g.w->lock);
         (void)buf_addc(&b, ']');
@@ -1300,6 +1521,11 @@ graph_devices(struct gctx *x, int *page_out)
             if (sel) {
                 (void)buf_addstr(&nl, "$select=");
                 (void)buf_add_urlenc(&nl, sel);
+                (void)buf_addc(&nl, '&');
+            }
+            if (filter) {
+                (void)buf_addstr(&nl, "$filter=");
+                (void)buf_add_urlenc(&nl, filter);
                 (void)buf_addc(&nl, '&');
             }
             if (top_s)
@@ -2863,8 +3089,12 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
                 break;
             }
         }
-        if (json_is_true(json_object_get(o, "touch")))
-            d->num[simw_prop_index("lastSyncDateTime")] = clock_now();
+        if (json_is_true(json_object_get(o, "touch"))) {
+            /* forward to now, and never before the generated world's own "now" */
+            int64_t now = clock_now();
+            d->num[simw_prop_index("lastSyncDateTime")] =
+                now > w->epoch + 3600 ? now : w->epoch + 3600;
+        }
     } else if (strcmp(op, "set_tenant") == 0) {
         set_tenant_flags(t, o);
     } else if (strcmp(op, "revoke_consent") == 0) {

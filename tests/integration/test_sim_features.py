@@ -79,6 +79,41 @@ class AppTests(unittest.TestCase):
                                       self.h)
         self.assertEqual(st, 400, e)
 
+    def test_filter_and_count(self):
+        q = urllib.parse.quote
+        all_devs = self.sim.graph_get("/deviceManagement/managedDevices", self.h)[2]["value"]
+        win = [d for d in all_devs if d["operatingSystem"] == "Windows"]
+        st, _, j = self.sim.graph_get("/deviceManagement/managedDevices?$filter=%s&$count=true"
+                                      "&$top=3" % q("operatingSystem eq 'Windows'"), self.h)
+        self.assertEqual(st, 200, j)
+        self.assertEqual(j["@odata.count"], len(win))
+        got = list(j["value"])
+        while "@odata.nextLink" in j:
+            self.assertIn("filter", j["@odata.nextLink"])
+            st, _, j = self.sim.req("GET", j["@odata.nextLink"], headers=self.h)
+            self.assertNotIn("@odata.count", j)
+            self.assertGreater(len(j["value"]), 0)
+            got += j["value"]
+        self.assertEqual([d["id"] for d in got], [d["id"] for d in win])
+        # incremental sync: devices whose lastSyncDateTime moved
+        d0 = all_devs[0]
+        self.sim.control({"op": "modify_device", "tenant": self.t, "id": d0["id"], "touch": True})
+        since = "2026-06-01T00:30:00Z"
+        st, _, j = self.sim.graph_get("/deviceManagement/managedDevices?$filter=%s" % q(
+            "lastSyncDateTime gt %s" % since), self.h)
+        self.assertEqual([d["id"] for d in j["value"]], [d0["id"]])
+        s = d0["serialNumber"].replace("'", "''")
+        st, _, j = self.sim.graph_get("/deviceManagement/managedDevices?$filter=%s" % q(
+            "serialNumber eq '%s' and startswith(deviceName,'%s')" % (
+                s, d0["deviceName"][:3].replace("'", "''"))), self.h)
+        self.assertIn(d0["id"], [d["id"] for d in j["value"]])
+        for bad in ("bogus eq 'x'", "deviceName eq", "lastSyncDateTime gt 'notadate'",
+                    "deviceName eq 'x' or deviceName eq 'y'"):
+            st, _, j = self.sim.graph_get("/deviceManagement/managedDevices?$filter=" + q(bad),
+                                          self.h)
+            self.assertEqual(st, 400, bad)
+            self.assertEqual(j["error"]["code"], "BadRequest")
+
     def test_batch(self):
         devs = self.sim.graph_get("/deviceManagement/managedDevices?$select=id", self.h)[2]["value"]
         reqs = [{"id": str(i + 1), "method": "GET",
