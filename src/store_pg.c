@@ -21,6 +21,7 @@
 
 #define SQL_MAX    (256 * 1024)
 #define PARAMS_MAX 64
+#define PREP_MAX   16
 
 struct pg {
     struct store base;
@@ -36,6 +37,10 @@ struct pg {
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
     struct reconcile_counts rec_counts;
+    /* hot-path prepared statements */
+    const char *prep_sql[PREP_MAX];
+    char prep_name[PREP_MAX][16];
+    int nprep;
 };
 
 struct params {
@@ -43,6 +48,13 @@ struct params {
     char num[PARAMS_MAX][24];
     int n;
 };
+
+/* A statement failed inside the transaction: only ROLLBACK is accepted now. */
+static int
+in_failed_tx(struct pg *g)
+{
+    return PQtransactionStatus(g->conn) == PQTRANS_INERROR;
+}
 
 static const char *const meta_cols[] = {
     "id",
@@ -145,14 +157,41 @@ pg_err(struct pg *g, const PGresult *r, struct errbuf *eb, const char *what)
     return err_set(eb, ERR_DB, "%s: %s: %.300s", what, g->label, msg);
 }
 
-/* Runs sql with p; returns the result (caller PQclear()s) or NULL with the error in eb. */
-static PGresult *
-q(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
-  int *rc)
+/* Server-side prepared statement for a hot-path SQL text; NULL when it cannot be prepared (the
+ * caller then sends the text). Keyed by the text's address, so only texts that live as long as
+ * the connection (literals, the generated device SQL) may be cached. */
+static const char *
+prepared(struct pg *g, const char *sql, int nparams)
 {
+    PGresult *r;
+    int i;
+
+    for (i = 0; i < g->nprep; i++)
+        if (g->prep_sql[i] == sql)
+            return g->prep_name[i];
+    if (g->nprep == PREP_MAX)
+        return NULL;
+    snprintf(g->prep_name[i], sizeof g->prep_name[i], "memsync_%d", i);
+    r = PQprepare(g->conn, g->prep_name[i], sql, nparams, NULL);
+    if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+        PQclear(r);
+        return NULL;
+    }
+    PQclear(r);
+    g->prep_sql[i] = sql;
+    g->nprep++;
+    return g->prep_name[i];
+}
+
+static PGresult *
+run(struct pg *g, const char *sql, const struct params *p, int cache, struct errbuf *eb,
+    const char *what, int *rc)
+{
+    const char *name = cache && p != NULL && !in_failed_tx(g) ? prepared(g, sql, p->n) : NULL;
     /* Parameterless statements (schema, BEGIN/COMMIT) may hold several commands. */
-    PGresult *r = p == NULL ? PQexec(g->conn, sql)
-                            : PQexecParams(g->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+    PGresult *r = name != NULL ? PQexecPrepared(g->conn, name, p->n, p->v, NULL, NULL, 0)
+                  : p == NULL  ? PQexec(g->conn, sql)
+                               : PQexecParams(g->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
     ExecStatusType s = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 
     if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
@@ -164,12 +203,28 @@ q(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, cons
     return NULL;
 }
 
+/* Runs sql with p; returns the result (caller PQclear()s) or NULL with the error in eb. */
+static PGresult *
+q(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+  int *rc)
+{
+    return run(g, sql, p, 0, eb, what, rc);
+}
+
+/* Same for hot-path SQL whose text lives as long as the connection. */
+static PGresult *
+qc(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+   int *rc)
+{
+    return run(g, sql, p, 1, eb, what, rc);
+}
+
 static int
-q_done(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
-       int64_t *changed)
+q_exec(struct pg *g, const char *sql, const struct params *p, int cache, struct errbuf *eb,
+       const char *what, int64_t *changed)
 {
     int rc;
-    PGresult *r = q(g, sql, p, eb, what, &rc);
+    PGresult *r = run(g, sql, p, cache, eb, what, &rc);
 
     if (r != NULL && changed != NULL) {
         const char *t = PQcmdTuples(r);
@@ -177,6 +232,20 @@ q_done(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb,
     }
     PQclear(r);
     return rc;
+}
+
+static int
+q_done(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+       int64_t *changed)
+{
+    return q_exec(g, sql, p, 0, eb, what, changed);
+}
+
+static int
+q_done_c(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,
+         int64_t *changed)
+{
+    return q_exec(g, sql, p, 1, eb, what, changed);
 }
 
 static int
@@ -1104,10 +1173,10 @@ record_change(void *arg, const char *field, const char *oldv, const char *newv)
     p_text(&p, field);
     p_text(&p, oldv);
     p_text(&p, newv);
-    return q_done(cx->g,
-                  "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, "
-                  "new_value) VALUES ($1, $2, $3, $4, $5, $6)",
-                  &p, cx->eb, "recording the asset history", NULL);
+    return q_done_c(cx->g,
+                    "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, "
+                    "new_value) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &p, cx->eb, "recording the asset history", NULL);
 }
 
 static int
@@ -1136,7 +1205,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
     p_i64(&p, g->rec_integration);
     p_text(&p, g->rec_tenant);
     p_text(&p, d->intune_id);
-    r = q(g, g->sql_asset_find, &p, eb, "looking up the device", &rc);
+    r = qc(g, g->sql_asset_find, &p, eb, "looking up the device", &rc);
     if (r == NULL)
         goto out;
     if (PQntuples(r) == 1) {
@@ -1159,7 +1228,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
         p_text(&p, key);
         p_i64(&p, g->rec_now);
         p_i64(&p, g->rec_gen);
-        rc = q_done(g, g->sql_asset_ins, &p, eb, "saving a new device", NULL);
+        rc = q_done_c(g, g->sql_asset_ins, &p, eb, "saving a new device", NULL);
         if (rc == ERR_OK)
             g->rec_counts.created++;
         goto out;
@@ -1169,7 +1238,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
         p_i64(&p, g->rec_now);
         p_i64(&p, g->rec_gen);
         p_i64(&p, id);
-        rc = q_done(
+        rc = q_done_c(
             g, "UPDATE hardware_asset SET last_synced_at = $1, last_seen_gen = $2 WHERE id = $3",
             &p, eb, "touching a device", NULL);
         if (rc == ERR_OK)
@@ -1182,7 +1251,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
     p_i64(&p, g->rec_gen);
     p_i64(&p, g->rec_client);
     p_i64(&p, id);
-    rc = q_done(g, g->sql_asset_upd, &p, eb, "updating a device", NULL);
+    rc = q_done_c(g, g->sql_asset_upd, &p, eb, "updating a device", NULL);
     if (rc != ERR_OK)
         goto out;
     {
@@ -1220,12 +1289,12 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
         p_text(&p, NULL);
     else
         p_i64(&p, a->size_bytes);
-    r = q(g,
-          "INSERT INTO software_title (account_id, client_id, name, version, publisher, platform, "
-          "size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, name, "
-          "version, publisher, platform) DO UPDATE SET size_bytes = "
-          "COALESCE(excluded.size_bytes, software_title.size_bytes) RETURNING id",
-          &p, eb, "saving a software title", &rc);
+    r = qc(g,
+           "INSERT INTO software_title (account_id, client_id, name, version, publisher, platform, "
+           "size_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id, name, "
+           "version, publisher, platform) DO UPDATE SET size_bytes = "
+           "COALESCE(excluded.size_bytes, software_title.size_bytes) RETURNING id",
+           &p, eb, "saving a software title", &rc);
     if (r == NULL)
         return rc;
     title = r_i64(r, 0, 0, 0);
@@ -1234,8 +1303,8 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
     p.n = 0;
     p_i64(&p, asset_id);
     p_i64(&p, title);
-    r = q(g, "SELECT id, removed_at FROM software_install WHERE asset_id = $1 AND title_id = $2",
-          &p, eb, "looking up an install", &rc);
+    r = qc(g, "SELECT id, removed_at FROM software_install WHERE asset_id = $1 AND title_id = $2",
+           &p, eb, "looking up an install", &rc);
     if (r == NULL)
         return rc;
     if (PQntuples(r) == 1) {
@@ -1251,11 +1320,12 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
         p_i64(&p, title);
         p_i64(&p, g->rec_now);
         p_i64(&p, g->rec_gen);
-        rc = q_done(g,
-                    "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
-                    "last_seen_at, removed_at, last_seen_gen) VALUES ($1, $2, $3, $4, $4, NULL, "
-                    "$5)",
-                    &p, eb, "saving an install", NULL);
+        rc =
+            q_done_c(g,
+                     "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
+                     "last_seen_at, removed_at, last_seen_gen) VALUES ($1, $2, $3, $4, $4, NULL, "
+                     "$5)",
+                     &p, eb, "saving an install", NULL);
         if (rc == ERR_OK)
             g->rec_counts.installs_added++;
         return rc;
@@ -1263,10 +1333,10 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
     p_i64(&p, g->rec_now);
     p_i64(&p, g->rec_gen);
     p_i64(&p, inst);
-    rc = q_done(g,
-                "UPDATE software_install SET last_seen_at = $1, last_seen_gen = $2, removed_at = "
-                "NULL WHERE id = $3",
-                &p, eb, "updating an install", NULL);
+    rc = q_done_c(g,
+                  "UPDATE software_install SET last_seen_at = $1, last_seen_gen = $2, removed_at = "
+                  "NULL WHERE id = $3",
+                  &p, eb, "updating an install", NULL);
     if (rc == ERR_OK && removed != TS_NULL)
         g->rec_counts.installs_added++;
     return rc;
