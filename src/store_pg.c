@@ -251,7 +251,9 @@ q_done_c(struct pg *g, const char *sql, const struct params *p, struct errbuf *e
 static int
 in_tx(struct pg *g)
 {
-    return PQtransactionStatus(g->conn) != PQTRANS_IDLE;
+    PGTransactionStatusType t = PQtransactionStatus(g->conn);
+
+    return t == PQTRANS_INTRANS || t == PQTRANS_INERROR || t == PQTRANS_ACTIVE;
 }
 
 static int
