@@ -2250,52 +2250,90 @@ sim_batch(struct gctx *x, const char *body, size_t len)
         const char *id = json_string_value(json_object_get(it, "id"));
         const char *method = json_string_value(json_object_get(it, "method"));
         const char *url = json_string_value(json_object_get(it, "url"));
-        if (id == NULL || method == NULL || url == NULL) {
+        int dup = 0;
+        for (size_t k = 0; id && k < i; k++)
+            dup |= strcasecmp(
+                       id, json_string_value(json_object_get(json_array_get(reqs, k), "id"))) == 0;
+        if (id == NULL || method == NULL || url == NULL || dup ||
+            (json_object_get(it, "body") && !json_is_object(json_object_get(it, "headers")))) {
             json_decref(out);
             json_decref(root);
-            return graph_error(400, "BadRequest", "Batch request items need id, method and url.");
+            return graph_error(400, "BadRequest",
+                               dup ? "Batch request ids must be unique."
+                                   : "Batch request items need id, method and url (and headers "
+                                     "when a body is sent).");
         }
     }
+    /* inner requests read their own query, never the outer one */
+    struct gctx inner = *x;
+    inner.c = NULL;
+    json_t *statuses = json_object();
     json_array_foreach(reqs, i, it)
     {
         const char *id = json_string_value(json_object_get(it, "id"));
         const char *method = json_string_value(json_object_get(it, "method"));
         const char *url = json_string_value(json_object_get(it, "url"));
-        char path[2048], *q;
+        json_t *deps = json_object_get(it, "dependsOn"), *dv;
+        char path[4096], *q, *ibody = NULL;
         json_t *args = json_object();
-        struct resp *r;
+        struct resp *r = NULL;
         json_t *hdrs = json_object(), *ib;
+        size_t di;
+        int failed_dep = 0;
 
-        snprintf(path, sizeof path, "%s%s", url[0] == '/' ? "" : "/", url);
-        q = strchr(path, '?');
-        if (q) {
-            *q++ = '\0';
-            char *save = NULL;
-            for (char *p = strtok_r(q, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
-                char *eq = strchr(p, '=');
-                if (eq) {
-                    *eq = '\0';
-                    simtok_form_decode(eq + 1);
-                }
-                simtok_form_decode(p);
-                json_object_set_new(args, p, json_string(eq ? eq + 1 : ""));
-            }
+        /* a prerequisite that failed (or has not run) fails its dependants with 424 */
+        json_array_foreach(deps, di, dv)
+        {
+            json_t *stv =
+                json_string_value(dv) ? json_object_get(statuses, json_string_value(dv)) : NULL;
+            if (stv == NULL || json_integer_value(stv) >= 400)
+                failed_dep = 1;
         }
-        inner_args = args;
-        r = graph_request(x, NULL, method, path, NULL, 0, 1);
-        inner_args = NULL;
+        if (failed_dep) {
+            r = graph_error(424, "FailedDependency",
+                            "The request was not run because a request it depends on failed.");
+        } else if (strlen(url) + 2 > sizeof path) {
+            r = graph_error(400, "BadRequest", "The request URL is too long.");
+        } else {
+            snprintf(path, sizeof path, "%s%s", url[0] == '/' ? "" : "/", url);
+            q = strchr(path, '?');
+            if (q) {
+                *q++ = '\0';
+                char *save = NULL;
+                for (char *p = strtok_r(q, "&", &save); p; p = strtok_r(NULL, "&", &save)) {
+                    char *eq = strchr(p, '=');
+                    if (eq) {
+                        *eq = '\0';
+                        (void)simtok_form_decode(eq + 1);
+                    }
+                    (void)simtok_form_decode(p);
+                    json_object_set_new(args, p, json_string(eq ? eq + 1 : ""));
+                }
+            }
+            if (json_object_get(it, "body"))
+                ibody = json_dumps(json_object_get(it, "body"), JSON_COMPACT);
+            inner_args = args;
+            r = graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
+            inner_args = NULL;
+            free(ibody);
+            stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
+                       r->status == 429);
+        }
         json_decref(args);
         graph_headers(NULL, r);
-        stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
-                   r->status == 429);
+        json_object_set_new(statuses, id, json_integer(r->status));
         for (int h = 0; h < r->nhdrs; h++)
             json_object_set_new(hdrs, r->hdrs[h].name, json_string(r->hdrs[h].value));
-        json_object_set_new(hdrs, "Content-Type", json_string(r->ctype ? r->ctype : JSON_CT));
+        if (r->ctype)
+            json_object_set_new(hdrs, "Content-Type", json_string(r->ctype));
         ib = r->body ? json_loadb(r->body, r->len, 0, NULL) : NULL;
-        json_array_append_new(out, json_pack("{s:s, s:i, s:o, s:o}", "id", id, "status", r->status,
-                                             "headers", hdrs, "body", ib ? ib : json_object()));
+        json_t *item = json_pack("{s:s, s:i, s:o}", "id", id, "status", r->status, "headers", hdrs);
+        if (ib)
+            json_object_set_new(item, "body", ib);
+        json_array_append_new(out, item);
         resp_free(r);
     }
+    json_decref(statuses);
     json_decref(root);
     struct resp *r = resp_new(200, GRAPH_CT);
     resp_json(r, json_pack("{s:o}", "responses", out));

@@ -637,7 +637,8 @@ gen_device(struct simworld *w, struct simtenant *t, uint64_t st)
     }
     simw_dev_set_str(d, P_MODEL, hm->model);
     simw_dev_set_str(d, P_MANUF, hm->manufacturer);
-    if (mobile && k != DK_IPAD) {
+    /* iPhones and cellular iPads (every other one) have radios */
+    if (mobile && (k != DK_IPAD || simw_rand_range(&st, 2) == 0)) {
         char imei[16], phone[32], iccid[24];
         gen_imei(&st, imei);
         simw_dev_set_str(d, P_IMEI, imei);
@@ -1033,6 +1034,18 @@ simw_add_devices(struct simworld *w, struct simtenant *t, int n)
             simw_dev_set_str(d, P_SERIAL, s);
             simw_dev_set_str(d, P_MANUF, "Dell Inc.");
             simw_dev_set_str(d, P_MODEL, "Latitude 5440");
+        }
+        /* every tenant of some size gets hostile and maximum-length names at fixed places */
+        if (t->ndev % 17 == 7)
+            simw_dev_set_str(
+                d, P_DEVICENAME,
+                hostile_names[(t->ndev / 17 + (size_t)t->index) % NELEM(hostile_names)]);
+        if (t->ndev % 97 == 41) {
+            char longname[256];
+            memset(longname, 'W', 255);
+            memcpy(longname, "LONG-", 5);
+            longname[255] = '\0';
+            simw_dev_set_str(d, P_DEVICENAME, longname);
         }
         tenant_push(t, d);
         if (w->apps_per_device > 0)

@@ -131,6 +131,25 @@ class AppTests(unittest.TestCase):
             self.assertIn("headers", by[str(i)])
         self.assertEqual(by["20"]["status"], 404)
         self.assertIn("error", by["20"]["body"])
+        # inner query options apply; dependsOn on a failed request gives 424
+        reqs2 = [{"id": "a", "method": "GET",
+                  "url": "/deviceManagement/managedDevices?$select=id,serialNumber&$top=2"},
+                 {"id": "b", "method": "GET", "url": "/deviceManagement/nope"},
+                 {"id": "c", "dependsOn": ["b"], "method": "GET", "url": "/organization"},
+                 {"id": "d", "dependsOn": ["a"], "method": "GET", "url": "/organization"}]
+        st, _, j = self.sim.req("POST", self.sim.graph + "/v1.0/$batch?$top=999",
+                                {"requests": reqs2},
+                                dict(self.h, **{"Content-Type": "application/json"}))
+        by = {r["id"]: r for r in j["responses"]}
+        self.assertEqual(list(by["a"]["body"]["value"][0]), ["id", "serialNumber"])
+        self.assertEqual(len(by["a"]["body"]["value"]), 2)
+        self.assertEqual(by["b"]["status"], 400)
+        self.assertEqual(by["c"]["status"], 424)
+        self.assertEqual(by["d"]["status"], 200)
+        st, _, j = self.sim.req("POST", self.sim.graph + "/v1.0/$batch",
+                                {"requests": [reqs2[0], dict(reqs2[1], id="A")]},
+                                dict(self.h, **{"Content-Type": "application/json"}))
+        self.assertEqual(st, 400, j)
         reqs.append({"id": "21", "method": "GET", "url": "/organization"})
         st, _, j = self.sim.req("POST", self.sim.graph + "/v1.0/$batch", {"requests": reqs},
                                 dict(self.h, **{"Content-Type": "application/json"}))
