@@ -71,6 +71,14 @@ struct sq {
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
     struct reconcile_counts rec_counts;
+    /* Title ids seen in this tenant transaction: one statement per title, not per install. */
+    char **title_keys;
+    int64_t *title_ids;
+    uint32_t *title_slots; /* open addressing: index + 1, 0 = empty */
+    size_t ntitles, captitles, ntitle_slots;
+    /* The device reconcile_device handled last, so its installs need no lookup. */
+    int64_t rec_asset_id;
+    char *rec_asset_intune;
 };
 
 static const char *const integ_cols =
@@ -1154,6 +1162,14 @@ rec_reset(struct sq *s)
     s->rec_active = 0;
     s->rec_failed = 0;
     XFREE(s->rec_tenant);
+    for (size_t i = 0; i < s->ntitles; i++)
+        free(s->title_keys[i]);
+    XFREE(s->title_keys);
+    XFREE(s->title_ids);
+    XFREE(s->title_slots);
+    s->ntitles = s->captitles = s->ntitle_slots = 0;
+    XFREE(s->rec_asset_intune);
+    s->rec_asset_id = 0;
     memset(&s->rec_counts, 0, sizeof s->rec_counts);
 }
 
@@ -1303,6 +1319,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
         rc = step_done(s, st, eb, "saving a new device");
         if (rc == ERR_OK)
             s->rec_counts.created++;
+        id = sqlite3_last_insert_rowid(s->db);
         goto out;
     }
     if (retired == TS_NULL && device_equal(&old, d) &&
@@ -1344,18 +1361,46 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     if (retired != TS_NULL)
         s->rec_counts.revived++;
 out:
+    if (rc == ERR_OK) {
+        free(s->rec_asset_intune);
+        s->rec_asset_intune = xstrdup(d->intune_id);
+        s->rec_asset_id = id;
+    }
     free(key);
     device_clear(&old);
     return rc;
 }
 
+static uint64_t
+title_hash(const char *k)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (; *k != '\0'; k++)
+        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+    return h;
+}
+
+/* The title's id, from this transaction's map or one upsert. */
 static int
-upsert_install(struct sq *s, int64_t asset_id, const struct app_ref *a, struct errbuf *eb)
+title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
 {
     sqlite3_stmt *st = NULL;
-    int64_t title = 0, inst = 0, removed = TS_NULL;
-    int rc, src, found = 0;
+    char *key = xasprintf("%s\x1f%s\x1f%s\x1f%s", a->name, a->version ? a->version : "",
+                          a->publisher ? a->publisher : "", a->platform ? a->platform : "");
+    size_t mask, i;
+    int rc, src;
 
+    if (s->ntitle_slots > 0) {
+        mask = s->ntitle_slots - 1;
+        for (i = title_hash(key) & mask; s->title_slots[i] != 0; i = (i + 1) & mask) {
+            if (strcmp(s->title_keys[s->title_slots[i] - 1], key) == 0) {
+                *out = s->title_ids[s->title_slots[i] - 1];
+                free(key);
+                return ERR_OK;
+            }
+        }
+    }
     rc = prep(s, S_TITLE_UPSERT,
               "INSERT INTO software_title (account_id, client_id, name, version, publisher, "
               "platform, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -1363,8 +1408,10 @@ upsert_install(struct sq *s, int64_t asset_id, const struct app_ref *a, struct e
               "size_bytes = COALESCE(excluded.size_bytes, software_title.size_bytes) "
               "RETURNING id",
               &st, eb);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        free(key);
         return rc;
+    }
     sqlite3_bind_int64(st, 1, s->rec_account);
     sqlite3_bind_int64(st, 2, s->rec_client);
     bind_text(st, 3, a->name);
@@ -1377,95 +1424,180 @@ upsert_install(struct sq *s, int64_t asset_id, const struct app_ref *a, struct e
         sqlite3_bind_int64(st, 7, a->size_bytes);
     src = sqlite3_step(st);
     if (src == SQLITE_ROW)
-        title = sqlite3_column_int64(st, 0);
+        *out = sqlite3_column_int64(st, 0);
     else
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "saving a software title");
     done(st);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        free(key);
         return rc;
+    }
+    if ((s->ntitles + 1) * 2 > s->ntitle_slots) {
+        size_t ns = s->ntitle_slots ? s->ntitle_slots * 2 : 1024;
 
-    rc = prep(s, S_INST_FIND,
-              "SELECT id, removed_at FROM software_install WHERE asset_id = ?1 AND title_id = ?2",
-              &st, eb);
-    if (rc != ERR_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, asset_id);
-    sqlite3_bind_int64(st, 2, title);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        found = 1;
-        inst = sqlite3_column_int64(st, 0);
-        removed = col_ts(st, 1);
-    } else if (src != SQLITE_DONE) {
-        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up an install");
+        free(s->title_slots);
+        s->title_slots = xcalloc(ns, sizeof *s->title_slots);
+        s->ntitle_slots = ns;
+        for (size_t k = 0; k < s->ntitles; k++) {
+            for (i = title_hash(s->title_keys[k]) & (ns - 1); s->title_slots[i] != 0;
+                 i = (i + 1) & (ns - 1))
+                ;
+            s->title_slots[i] = (uint32_t)k + 1;
+        }
     }
-    done(st);
-    if (rc != ERR_OK)
-        return rc;
-    if (!found) {
-        rc = prep(s, S_INST_INS,
-                  "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
-                  "last_seen_at, removed_at, last_seen_gen) VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
-                  &st, eb);
-        if (rc != ERR_OK)
-            return rc;
-        sqlite3_bind_int64(st, 1, s->rec_account);
-        sqlite3_bind_int64(st, 2, asset_id);
-        sqlite3_bind_int64(st, 3, title);
-        sqlite3_bind_int64(st, 4, s->rec_now);
-        sqlite3_bind_int64(st, 5, s->rec_gen);
-        rc = step_done(s, st, eb, "saving an install");
-        if (rc == ERR_OK)
-            s->rec_counts.installs_added++;
-        return rc;
+    if (s->ntitles == s->captitles) {
+        s->captitles = s->captitles ? s->captitles * 2 : 256;
+        s->title_keys = xrealloc(s->title_keys, s->captitles * sizeof *s->title_keys);
+        s->title_ids = xrealloc(s->title_ids, s->captitles * sizeof *s->title_ids);
     }
-    rc = prep(s, S_INST_UPD,
-              "UPDATE software_install SET last_seen_at = ?1, last_seen_gen = ?2, "
-              "removed_at = NULL WHERE id = ?3",
-              &st, eb);
-    if (rc != ERR_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, s->rec_now);
-    sqlite3_bind_int64(st, 2, s->rec_gen);
-    sqlite3_bind_int64(st, 3, inst);
-    rc = step_done(s, st, eb, "updating an install");
-    if (rc == ERR_OK && removed != TS_NULL)
-        s->rec_counts.installs_added++;
-    return rc;
+    mask = s->ntitle_slots - 1;
+    for (i = title_hash(key) & mask; s->title_slots[i] != 0; i = (i + 1) & mask)
+        ;
+    s->title_keys[s->ntitles] = key;
+    s->title_ids[s->ntitles] = *out;
+    s->title_slots[i] = (uint32_t)++s->ntitles;
+    return ERR_OK;
 }
 
+struct inst {
+    int64_t id;
+    int64_t title;
+    int removed;
+    int seen;
+};
+
+/* Replaces one device's install set: new titles are inserted, removed ones that came back are
+ * revived, and active ones no longer reported get removed_at. Unchanged installs are not
+ * written at all, which keeps a repeated sync cheap (their effective last_seen_at is the
+ * asset's last_synced_at). */
 static int
 sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
                            const struct app_ref *apps, size_t n, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
+    struct inst *have = NULL;
+    size_t nhave = 0, caphave = 0;
     int64_t asset_id = 0;
     int rc, src;
 
     rc = need_rec(s, eb);
     if (rc != ERR_OK)
         return rc;
-    rc = prep(s, S_ASSET_ID,
-              "SELECT id FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2 "
-              "AND intune_device_id = ?3",
+    if (s->rec_asset_intune != NULL && strcmp(s->rec_asset_intune, intune_device_id) == 0) {
+        asset_id = s->rec_asset_id;
+    } else {
+        rc = prep(s, S_ASSET_ID,
+                  "SELECT id FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2 "
+                  "AND intune_device_id = ?3",
+                  &st, eb);
+        if (rc != ERR_OK)
+            return rc;
+        sqlite3_bind_int64(st, 1, s->rec_integration);
+        bind_text(st, 2, s->rec_tenant);
+        bind_text(st, 3, intune_device_id);
+        src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            asset_id = sqlite3_column_int64(st, 0);
+        else if (src == SQLITE_DONE)
+            rc = err_set(eb, ERR_NOTFOUND, "device %s is not known in tenant %s", intune_device_id,
+                         s->rec_tenant);
+        else
+            rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
+        done(st);
+        if (rc != ERR_OK)
+            return rc;
+    }
+    rc = prep(s, S_INST_FIND,
+              "SELECT id, title_id, removed_at IS NOT NULL FROM software_install "
+              "WHERE asset_id = ?1",
               &st, eb);
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, s->rec_integration);
-    bind_text(st, 2, s->rec_tenant);
-    bind_text(st, 3, intune_device_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        asset_id = sqlite3_column_int64(st, 0);
-    else if (src == SQLITE_DONE)
-        rc = err_set(eb, ERR_NOTFOUND, "device %s is not known in tenant %s", intune_device_id,
-                     s->rec_tenant);
-    else
-        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
+    sqlite3_bind_int64(st, 1, asset_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nhave == caphave) {
+            caphave = caphave ? caphave * 2 : 64;
+            have = xrealloc(have, caphave * sizeof *have);
+        }
+        have[nhave].id = sqlite3_column_int64(st, 0);
+        have[nhave].title = sqlite3_column_int64(st, 1);
+        have[nhave].removed = sqlite3_column_int(st, 2);
+        have[nhave].seen = 0;
+        nhave++;
+    }
+    if (src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
     done(st);
-    for (size_t i = 0; rc == ERR_OK && i < n; i++)
-        rc = upsert_install(s, asset_id, &apps[i], eb);
+
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        int64_t title = 0;
+        size_t k;
+
+        if ((rc = title_id(s, &apps[i], &title, eb)) != ERR_OK)
+            break;
+        for (k = 0; k < nhave && have[k].title != title; k++)
+            ;
+        if (k < nhave && have[k].seen)
+            continue; /* the same title twice on one device */
+        if (k < nhave && !have[k].removed) {
+            have[k].seen = 1;
+            continue;
+        }
+        if (k < nhave) {
+            rc = prep(s, S_INST_UPD,
+                      "UPDATE software_install SET removed_at = NULL, last_seen_at = ?1, "
+                      "last_seen_gen = ?2 WHERE id = ?3",
+                      &st, eb);
+            if (rc != ERR_OK)
+                break;
+            sqlite3_bind_int64(st, 1, s->rec_now);
+            sqlite3_bind_int64(st, 2, s->rec_gen);
+            sqlite3_bind_int64(st, 3, have[k].id);
+            rc = step_done(s, st, eb, "reviving an install");
+            have[k].seen = 1;
+        } else {
+            rc = prep(s, S_INST_INS,
+                      "INSERT INTO software_install (account_id, asset_id, title_id, "
+                      "first_seen_at, last_seen_at, removed_at, last_seen_gen) "
+                      "VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
+                      &st, eb);
+            if (rc != ERR_OK)
+                break;
+            sqlite3_bind_int64(st, 1, s->rec_account);
+            sqlite3_bind_int64(st, 2, asset_id);
+            sqlite3_bind_int64(st, 3, title);
+            sqlite3_bind_int64(st, 4, s->rec_now);
+            sqlite3_bind_int64(st, 5, s->rec_gen);
+            rc = step_done(s, st, eb, "saving an install");
+            if (nhave == caphave) {
+                caphave = caphave ? caphave * 2 : 64;
+                have = xrealloc(have, caphave * sizeof *have);
+            }
+            have[nhave].id = sqlite3_last_insert_rowid(s->db);
+            have[nhave].title = title;
+            have[nhave].removed = 0;
+            have[nhave].seen = 1;
+            nhave++;
+        }
+        if (rc == ERR_OK)
+            s->rec_counts.installs_added++;
+    }
+    for (size_t k = 0; rc == ERR_OK && k < nhave; k++) {
+        if (have[k].seen || have[k].removed)
+            continue;
+        rc = prep(s, S_INST_REMOVE,
+                  "UPDATE software_install SET removed_at = ?1, last_seen_at = ?1 WHERE id = ?2",
+                  &st, eb);
+        if (rc != ERR_OK)
+            break;
+        sqlite3_bind_int64(st, 1, s->rec_now);
+        sqlite3_bind_int64(st, 2, have[k].id);
+        rc = step_done(s, st, eb, "marking a removed install");
+        if (rc == ERR_OK)
+            s->rec_counts.installs_removed++;
+    }
+    free(have);
     return rc;
 }
 
@@ -1500,22 +1632,8 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
             goto out;
         s->rec_counts.retired = sqlite3_changes(s->db);
     }
-    if (installs_complete) {
-        rc = prep(s, S_INST_REMOVE,
-                  "UPDATE software_install SET removed_at = ?1 WHERE removed_at IS NULL "
-                  "AND last_seen_gen < ?3 AND asset_id IN "
-                  "(SELECT id FROM hardware_asset WHERE client_id = ?2)",
-                  &st, eb);
-        if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_now);
-        sqlite3_bind_int64(st, 2, s->rec_client);
-        sqlite3_bind_int64(st, 3, s->rec_gen);
-        rc = step_done(s, st, eb, "marking removed software");
-        if (rc != ERR_OK)
-            goto out;
-        s->rec_counts.installs_removed = sqlite3_changes(s->db);
-    }
+    /* Installs were replaced device by device in store_reconcile_installs. */
+    (void)installs_complete;
     rc = prep(s, S_CLIENT_OK,
               "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
               "error_remedy = NULL, last_sync_at = ?2, updated_at = ?2, "

@@ -1,0 +1,134 @@
+#!/usr/bin/python3
+"""Sync benchmark: a full and an incremental sync of a reference MSP on `memsync sim`.
+
+Prints a table: wall time, requests, 429s received, peak RSS, CPU time, CPU per device and per
+install, and the ratio of wall time to a lower bound computed from the same workload (each
+tenant's request chain x latency, and Intune's per-tenant and global throttling limits).
+
+Usage: bench/bench_sync.py [--scenario msp-reference] [--latency-ms 30] [--no-throttle]
+                           [--tenants N --devices M --apps K] [--parallel P]
+Build first (scripts/build.sh). Not a test: it prints numbers, it asserts nothing.
+"""
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import harness  # noqa: E402
+
+INTUNE_LIMIT, INTUNE_WINDOW = 2000, 20.0
+GLOBAL_LIMIT, GLOBAL_WINDOW = 130000, 10.0
+
+
+def run_measured(cmd, cwd, env):
+    """Runs cmd; returns (exit code, wall s, cpu s, peak RSS KiB, stderr tail)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate()
+    wall = time.monotonic() - t0
+    # wait4 already reaped it; children rusage accumulates, so take deltas around the call.
+    return p.returncode, wall, out.decode(), err.decode()
+
+
+def lower_bound(sizes, apps, latency_s, batch=20):
+    """Seconds a perfect client needs: per tenant, its dependent chain of round trips
+    (token, organization, device pages, then app batches in parallel) and Intune's 2000 per
+    20 s; across tenants, the global 130,000 per 10 s."""
+    worst = 0.0
+    total = 0
+    for n in sizes:
+        pages = max(1, math.ceil(n / 1000))
+        app_reqs = n if apps else 0
+        intune = pages + app_reqs
+        chain = (2 + pages + (1 if app_reqs else 0)) * latency_s
+        throttle = math.floor(max(intune - 1, 0) / INTUNE_LIMIT) * INTUNE_WINDOW
+        worst = max(worst, chain + throttle)
+        total += intune + 2
+    glob = math.floor(max(total - 1, 0) / GLOBAL_LIMIT) * GLOBAL_WINDOW
+    return max(worst, glob), total
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scenario", default="msp-reference")
+    ap.add_argument("--tenants", type=int)
+    ap.add_argument("--devices", type=int)
+    ap.add_argument("--apps", type=int, default=50)
+    ap.add_argument("--latency-ms", type=int, default=30)
+    ap.add_argument("--no-throttle", action="store_true")
+    ap.add_argument("--parallel", type=int, default=0)
+    ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "memsync"))
+    args = ap.parse_args()
+    harness.BIN = os.path.abspath(args.bin)
+
+    sim_args = ["--latency-ms", str(args.latency_ms)]
+    if args.tenants:
+        sim_args += ["--tenants", str(args.tenants), "--devices", str(args.devices or 100),
+                     "--apps-per-device", str(args.apps)]
+    else:
+        sim_args += ["--scenario", args.scenario]
+    if args.no_throttle:
+        sim_args.append("--no-throttle")
+    sim = harness.Sim(*sim_args)
+    ms = harness.Memsync(sim)
+    try:
+        world = sim.world()["tenants"]
+        sizes = [t["devices"] for t in world]
+        apps = args.apps
+        ms.add_integration("--no-sync")
+        rows = []
+        for kind in ("full", "incremental"):
+            sim.control({"op": "reset_stats"})
+            cmd = [harness.BIN, "sync", "--" + kind]
+            if args.parallel:
+                cmd += ["--parallel", str(args.parallel)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            code, wall, out, err = run_measured(cmd, ms.dir, ms.env)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            stats = sim.stats()
+            rows.append({"kind": kind, "exit": code, "wall": wall, "cpu": cpu,
+                         "rss_mib": after.ru_maxrss / 1024.0, "requests": stats["total"],
+                         "throttled": stats["throttled"], "out": out.strip(), "err": err[-2000:]})
+        installs = sum(s["device_count"] for s in ms.json("assets", "software", "--format", "json"))
+        devices = sum(sizes)
+        lb, lb_reqs = lower_bound(sizes, apps, args.latency_ms / 1000.0)
+        print("workload: %d tenants, %d devices (largest %d), %d installs, latency %d ms, "
+              "throttling %s" % (len(sizes), devices, max(sizes), installs, args.latency_ms,
+                                 "off" if args.no_throttle else "Microsoft's limits"))
+        print("lower bound for a full sync: %.1f s (%d requests)" % (lb, lb_reqs))
+        print()
+        hdr = "%-12s %5s %9s %9s %7s %9s %9s %10s %12s %12s" % (
+            "sync", "exit", "wall s", "requests", "429s", "RSS MiB", "CPU s", "ratio LB",
+            "us/device", "us/install")
+        print(hdr)
+        print("-" * len(hdr))
+        for r in rows:
+            full = r["kind"] == "full"
+            print("%-12s %5d %9.2f %9d %7d %9.1f %9.2f %10s %12.1f %12s" % (
+                r["kind"], r["exit"], r["wall"], r["requests"], r["throttled"], r["rss_mib"],
+                r["cpu"], "%.2f" % (r["wall"] / lb) if full and lb > 0 else "-",
+                r["cpu"] * 1e6 / max(devices, 1),
+                "%.2f" % (r["cpu"] * 1e6 / max(installs, 1)) if full else "-"))
+        print()
+        print("incremental / full requests: %.1f %%" % (
+            100.0 * rows[1]["requests"] / max(rows[0]["requests"], 1)))
+        print("peak RSS is the largest of the memsync processes run so far (ru_maxrss).")
+        for r in rows:
+            if r["exit"] != 0:
+                print("%s sync exit %d:\n%s" % (r["kind"], r["exit"], r["err"]))
+    finally:
+        sim.stop()
+        ms.cleanup()
+
+
+if __name__ == "__main__":
+    main()
