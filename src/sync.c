@@ -1068,7 +1068,9 @@ phase_pump(struct tenant *t)
                                       "ethernetMacAddress",
                                       t->devs[dev].intune_id);
             else
-                urlbuf[n] = xasprintf("/deviceManagement/managedDevices/%s/detectedApps",
+                urlbuf[n] = xasprintf("/deviceManagement/managedDevices/%s/detectedApps"
+                                      "?$select=id,displayName,version,publisher,platform,"
+                                      "sizeInByte",
                                       t->devs[dev].intune_id);
             urls[n] = urlbuf[n];
             n++;
