@@ -541,16 +541,21 @@ send_resp(struct MHD_Connection *c, struct req *q, struct resp *r)
 
     q->done = 1;
     if (delay > 0) {
-        q->pending = r;
-        q->conn = c;
-        q->due_ms = clock_mono_ms() + delay;
-        MHD_suspend_connection(c);
         pthread_mutex_lock(&g.dmu);
-        q->next_delayed = g.delayed;
-        g.delayed = q;
-        pthread_cond_signal(&g.dcv);
+        /* once stopping, nothing is suspended any more: MHD must not stop with suspended
+         * connections */
+        if (!g.stopping) {
+            q->pending = r;
+            q->conn = c;
+            q->due_ms = clock_mono_ms() + delay;
+            MHD_suspend_connection(c);
+            q->next_delayed = g.delayed;
+            g.delayed = q;
+            pthread_cond_signal(&g.dcv);
+            pthread_mutex_unlock(&g.dmu);
+            return MHD_YES;
+        }
         pthread_mutex_unlock(&g.dmu);
-        return MHD_YES;
     }
     return queue_resp(c, r);
 }
@@ -3161,6 +3166,11 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         }
     } else if (strcmp(op, "set_apps") == 0) {
         json_int_t k = json_integer_value(json_object_get(o, "apps_per_device"));
+        if (k < 0 || k > 60) {
+            snprintf(err, errlen, "apps_per_device must be 0..60");
+            rc = ERR_INVAL;
+            goto out;
+        }
         w->apps_per_device = (int)k;
         for (size_t i = 0; i < w->ntenants; i++)
             if (t == NULL || w->tenants[i] == t)
