@@ -954,6 +954,39 @@ client_cb(void *arg, const struct client_row *c)
 }
 
 static int
+clients_update(struct ctx *cx, int argc, char **argv)
+{
+    const char *what = argv[0];
+    int rename = strcmp(what, "rename") == 0;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+    int64_t account;
+    int code = CLI_FAIL;
+
+    if (argc != (rename ? 3 : 2)) {
+        fprintf(stderr, "usage: memsync clients %s CLIENT%s\n", what, rename ? " NAME" : "");
+        return CLI_USAGE;
+    }
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        store_client_update(st, account, argv[1],
+                            rename                         ? -1
+                            : strcmp(what, "include") == 0 ? 1
+                                                           : 0,
+                            rename ? argv[2] : NULL, &eb) != ERR_OK) {
+        code = fail("clients", &eb);
+        goto out;
+    }
+    printf("client %s %s\n", argv[1],
+           rename                         ? (argv[2][0] ? "renamed" : "name restored")
+           : strcmp(what, "include") == 0 ? "included: it is synced again"
+                                          : "excluded: it is no longer synced; its data is kept");
+    code = CLI_OK;
+out:
+    store_close(st);
+    return code;
+}
+
+static int
 cmd_clients(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table";
@@ -966,10 +999,17 @@ cmd_clients(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int code = CLI_FAIL;
 
+    if (argc >= 2 && (strcmp(argv[1], "include") == 0 || strcmp(argv[1], "exclude") == 0 ||
+                      strcmp(argv[1], "rename") == 0))
+        return clients_update(cx, argc - 1, argv + 1);
     if (parse_opts("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
-        printf("usage: memsync clients [--format table|csv|json|jsonl]\n");
+        printf("usage: memsync clients [--format table|csv|json|jsonl]\n"
+               "       memsync clients exclude|include CLIENT\n"
+               "       memsync clients rename CLIENT NAME   (\"\" restores Microsoft's name)\n"
+               "CLIENT is a client id, a tenant id or the exact name. Excluded tenants are not "
+               "synced; their data is kept.\n");
         return CLI_OK;
     }
     if (open_output(format, client_columns, client_column_count, NULL, 0, &out, &eb) != ERR_OK) {

@@ -223,6 +223,9 @@ struct engine {
     struct sync_summary sum;
     int64_t last_progress_ms;
     struct call *live; /* every call not yet freed, so an interrupted run frees them all */
+    char **excluded;   /* tenant ids the MSP excluded from this integration */
+    size_t nexcluded;
+    int nskipped;
 };
 
 static void call_submit(struct call *c);
@@ -1286,25 +1289,50 @@ static void customers_done(struct call *c, const struct http_resp *r);
 static void
 customers_request(struct engine *eng, char *url, const char *continuation)
 {
-    struct call *c = call_new(eng, NULL, CALL_PC, url, customers_done);
+    struct call *c;
 
+    if (strcmp(eng->in->tenant_source, "partner_center") == 0) {
+        c = call_new(eng, NULL, CALL_PC, url, customers_done);
+        c->audience = AUDIENCE_PARTNER_CENTER;
+        c->client_id = eng->creds->partner_app_id;
+        c->secret = eng->creds->partner_secret;
+    } else {
+        /* Graph /contracts or GDAP customers, read with the sync app in the partner tenant. */
+        c = call_new(eng, NULL, CALL_GRAPH, url, customers_done);
+        c->audience = AUDIENCE_GRAPH;
+        c->client_id = eng->creds->sync_app_id;
+        c->secret = eng->creds->sync_secret;
+    }
     c->token_tenant = xstrdup(eng->creds->partner_tenant_id);
-    c->audience = AUDIENCE_PARTNER_CENTER;
-    c->client_id = eng->creds->partner_app_id;
-    c->secret = eng->creds->partner_secret;
     if (continuation != NULL)
         c->extra_header = xasprintf("MS-ContinuationToken: %s", continuation);
     call_submit(c);
 }
 
+/* The first page of the integration's customer source. */
+static char *
+customers_first_url(struct engine *eng)
+{
+    if (strcmp(eng->in->tenant_source, "contracts") == 0)
+        return xasprintf("%s/v1.0/contracts", eng->cfg->graph_url);
+    if (strcmp(eng->in->tenant_source, "gdap") == 0)
+        return xasprintf("%s/v1.0/tenantRelationships/delegatedAdminCustomers",
+                         eng->cfg->graph_url);
+    return partner_customers_url(eng->cfg->partner_center_url, PARTNER_PAGE_SIZE);
+}
+
 static void
 listing_fail(struct engine *eng, const char *what, const char *detail)
 {
+    const char *src = strcmp(eng->in->tenant_source, "contracts") == 0 ? "Graph /contracts"
+                      : strcmp(eng->in->tenant_source, "gdap") == 0
+                          ? "Graph GDAP delegatedAdminCustomers"
+                          : "Partner Center";
+
     eng->fatal = 1;
     eng->listing_done = 1;
-    err_set(&eng->fatal_eb, ERR_HTTP,
-            "cannot list the partner's customers from Partner Center: %s%s%s", what,
-            detail != NULL && detail[0] ? ": " : "", detail != NULL ? detail : "");
+    err_set(&eng->fatal_eb, ERR_HTTP, "cannot list the partner's customers from %s: %s%s%s", src,
+            what, detail != NULL && detail[0] ? ": " : "", detail != NULL ? detail : "");
 }
 
 static void
@@ -1316,6 +1344,12 @@ add_tenant(struct engine *eng, struct customer *cu)
     for (size_t i = 0; i < eng->ntenants; i++)
         if (strcasecmp(eng->tenants[i].cust.tenant_id, cu->tenant_id) == 0)
             return;
+    for (size_t i = 0; i < eng->nexcluded; i++) {
+        if (strcasecmp(eng->excluded[i], cu->tenant_id) == 0) {
+            eng->nskipped++;
+            return;
+        }
+    }
     if (eng->ntenants == eng->captenants) {
         eng->captenants = eng->captenants ? eng->captenants * 2 : 64;
         eng->tenants = xrealloc(eng->tenants, eng->captenants * sizeof *eng->tenants);
@@ -1347,10 +1381,16 @@ customers_done(struct call *c, const struct http_resp *r)
         char msg[512] = "";
 
         partner_error_parse(r->body, r->body_len, msg, sizeof msg);
-        if (r->status == 401 || r->status == 403)
+        if ((r->status == 401 || r->status == 403) && c->kind == CALL_PC)
             listing_fail(eng,
                          "Partner Center refused the Partner App's token; check that the app is "
                          "registered in Partner Center > Account settings > App management",
+                         msg);
+        else if (r->status == 401 || r->status == 403)
+            listing_fail(eng,
+                         "Microsoft Graph refused the Sync App in the partner tenant; it needs "
+                         "Directory.Read.All (contracts) or DelegatedAdminRelationship.Read.All "
+                         "(GDAP) with admin consent there",
                          msg);
         else if (r->status == 429)
             listing_fail(eng, "throttled by Partner Center beyond the retry budget", msg);
@@ -1362,7 +1402,10 @@ customers_done(struct call *c, const struct http_resp *r)
         }
         goto out;
     }
-    if (partner_customers_parse(r->body, r->body_len, &page, &eb) != ERR_OK) {
+    if ((c->kind == CALL_PC ? partner_customers_parse(r->body, r->body_len, &page, &eb)
+         : strcmp(eng->in->tenant_source, "contracts") == 0
+             ? partner_contracts_parse(r->body, r->body_len, &page, &eb)
+             : partner_gdap_customers_parse(r->body, r->body_len, &page, &eb)) != ERR_OK) {
         listing_fail(eng, "the response was not understood", eb.msg);
         goto out;
     }
@@ -1371,12 +1414,25 @@ customers_done(struct call *c, const struct http_resp *r)
             add_tenant(eng, &page.items[i]);
     eng->pc_pages++;
     if (page.next_uri != NULL && eng->pc_pages < MAX_CUSTOMER_PAGES) {
-        customers_request(eng, partner_next_url(eng->cfg->partner_center_url, page.next_uri),
-                          page.next_continuation);
+        if (c->kind == CALL_PC) {
+            char *next = partner_next_url(eng->cfg->partner_center_url, page.next_uri);
+
+            if (next == NULL) {
+                listing_fail(eng, "the next-page link points elsewhere", NULL);
+                goto out;
+            }
+            customers_request(eng, next, page.next_continuation);
+        } else if (graph_link_allowed(eng->cfg->graph_url, page.next_uri)) {
+            customers_request(eng, xstrdup(page.next_uri), NULL);
+        } else {
+            listing_fail(eng, "the next-page link points to another host", NULL);
+            goto out;
+        }
     } else {
         eng->listing_done = 1;
         eng->sum.tenants_total = (int)eng->ntenants;
-        log_info("customers listed tenants=%zu pages=%d", eng->ntenants, eng->pc_pages);
+        log_info("customers listed source=%s tenants=%zu excluded=%d pages=%d",
+                 eng->in->tenant_source, eng->ntenants, eng->nskipped, eng->pc_pages);
         start_tenants(eng);
     }
 out:
@@ -1385,6 +1441,24 @@ out:
 }
 
 /* ---- entry --------------------------------------------------------------------------------- */
+
+static int
+excluded_cb(void *arg, const struct client_row *c)
+{
+    struct engine *eng = arg;
+
+    if (c->integration_id == eng->in->id && !c->included) {
+        eng->excluded = xrealloc(eng->excluded, (eng->nexcluded + 1) * sizeof *eng->excluded);
+        eng->excluded[eng->nexcluded++] = xstrdup(c->tenant_id);
+    }
+    return 0;
+}
+
+static int
+load_excluded(struct engine *eng, struct errbuf *eb)
+{
+    return store_clients_each(eng->st, eng->in->account_id, excluded_cb, eng, eb);
+}
 
 int
 sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
@@ -1423,8 +1497,9 @@ sync_run(struct store *st, const struct integration *in, const struct sync_creds
         goto out;
     out->run_id = eng.run_id;
 
-    customers_request(&eng, partner_customers_url(eng.cfg->partner_center_url, PARTNER_PAGE_SIZE),
-                      NULL);
+    if ((rc = load_excluded(&eng, eb)) != ERR_OK)
+        goto out;
+    customers_request(&eng, customers_first_url(&eng), NULL);
     while (http_pending(eng.http) > 0) {
         http_run(eng.http, PROGRESS_INTERVAL_MS);
         progress_draw(&eng, 0);
@@ -1475,6 +1550,9 @@ out:
         free(eng.tenants[i].cust.associated_partner_id);
     }
     free(eng.tenants);
+    for (size_t i = 0; i < eng.nexcluded; i++)
+        free(eng.excluded[i]);
+    free(eng.excluded);
     pacer_free(&eng.global);
     pacer_free(&eng.pc);
     return rc;
