@@ -47,6 +47,7 @@ static const char usage_text[] =
     "  clients      list clients and their sync status   [--format table|csv|json|jsonl]\n"
     "  assets       hardware                             [--client X] [--format ...]\n"
     "  status       integrations, last runs, problems, secrets near expiry\n"
+    "  key          rotate: new master key, every secret re-sealed\n"
     "  config       show the effective settings\n"
     "\n"
     "Run `memsync COMMAND --help` for a command's options. Settings: --db or MEMSYNC_DB "
@@ -1271,6 +1272,127 @@ out:
     return code;
 }
 
+/* ---- key rotation -------------------------------------------------------------------------- */
+
+/* Re-seals every integration secret under the key in new_path, in one transaction. */
+static int
+reseal_all(struct store *st, int64_t account, const struct vault *from, const struct vault *to,
+           struct errbuf *eb)
+{
+    struct integration *list = NULL;
+    size_t n = 0;
+    int rc, in_tx = 0;
+
+    if ((rc = store_integration_list(st, account, &list, &n, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
+        goto out;
+    in_tx = 1;
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        const struct integration *in = &list[i];
+
+        for (int p = 0; rc == ERR_OK && p < 2; p++) {
+            const char *env = p == 0 ? in->partner_secret_sealed : in->sync_secret_sealed;
+            char *sealed = NULL;
+
+            if (env == NULL)
+                continue;
+            rc = vault_reseal(from, to, "integration", in->id,
+                              p == 0 ? "partner_app_secret" : "sync_app_secret", env, &sealed, eb);
+            if (rc == ERR_OK)
+                rc = store_integration_set_secret(
+                    st, in->id, p == 0 ? "partner" : "sync", sealed,
+                    p == 0 ? in->partner_secret_hint : in->sync_secret_hint,
+                    p == 0 ? in->partner_secret_expires : in->sync_secret_expires, eb);
+            free(sealed);
+        }
+    }
+    if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
+        in_tx = 0;
+out:
+    if (in_tx)
+        store_tx_rollback(st);
+    for (size_t i = 0; i < n; i++)
+        integration_clear(&list[i]);
+    free(list);
+    return rc;
+}
+
+static int
+cmd_key(struct ctx *cx, int argc, char **argv)
+{
+    char path[CONFIG_VALUE_MAX + 8], newp[CONFIG_VALUE_MAX + 16], oldp[CONFIG_VALUE_MAX + 16];
+    struct store *st = NULL;
+    struct vault *from = NULL, *to = NULL;
+    struct errbuf eb = {0};
+    int64_t account;
+    int rc, code = CLI_FAIL;
+
+    if (argc != 2 || strcmp(argv[1], "rotate") != 0) {
+        fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+                "usage: memsync key rotate\n"
+                "Creates a new master key, re-seals every stored secret with it in one "
+                "transaction, then replaces the key file (the old key is kept as FILE.old).\n");
+        return argc == 2 && strcmp(argv[1], "--help") == 0 ? CLI_OK : CLI_USAGE;
+    }
+    if (getenv("MEMSYNC_MASTER_KEY") != NULL) {
+        fprintf(stderr, "memsync key rotate: the master key comes from MEMSYNC_MASTER_KEY; unset "
+                        "it to rotate the key file, or keep managing the key where it is set\n");
+        return CLI_FAIL;
+    }
+    config_master_key_path(&cx->cfg, path, sizeof path);
+    snprintf(newp, sizeof newp, "%s.new", path);
+    snprintf(oldp, sizeof oldp, "%s.old", path);
+    if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK ||
+        (rc = vault_open_file(&from, path, &eb)) != ERR_OK)
+        goto out;
+    /* A rotation that stopped before its rename left FILE.new behind: start over. The database
+     * still holds secrets under the old key unless the commit happened, and then the new file
+     * must be kept: opening it tells which. */
+    if (access(newp, F_OK) == 0) {
+        if ((rc = vault_open_file(&to, newp, &eb)) != ERR_OK)
+            goto out;
+        rc = reseal_all(st, account, to, to, &eb);
+        if (rc == ERR_OK) {
+            vault_close(from);
+            from = to;
+            to = NULL;
+            goto swap;
+        }
+        vault_close(to);
+        to = NULL;
+        unlink(newp);
+        err_clear(&eb);
+    }
+    if ((rc = vault_generate(newp, &eb)) != ERR_OK ||
+        (rc = vault_open_file(&to, newp, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = reseal_all(st, account, from, to, &eb)) != ERR_OK) {
+        unlink(newp);
+        goto out;
+    }
+swap:
+    unlink(oldp);
+    if (link(path, oldp) != 0 || rename(newp, path) != 0) {
+        rc = err_set(&eb, ERR_IO,
+                     "the secrets are re-sealed under %s but it could not replace %s (%s): "
+                     "move it there by hand",
+                     newp, path, strerror(errno));
+        goto out;
+    }
+    printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
+           "until you delete it\n",
+           vault_key_id(to != NULL ? to : from), oldp);
+    code = CLI_OK;
+out:
+    if (rc != ERR_OK)
+        fprintf(stderr, "memsync key rotate: %s\n", eb.msg);
+    vault_close(from);
+    vault_close(to);
+    store_close(st);
+    return code;
+}
+
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
@@ -1288,13 +1410,9 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"integration", cmd_integration},
-    {"sync", cmd_sync},
-    {"clients", cmd_clients},
-    {"assets", cmd_assets},
-    {"status", cmd_status},
-    {"config", cmd_config},
-    {NULL, NULL},
+    {"integration", cmd_integration}, {"sync", cmd_sync},     {"clients", cmd_clients},
+    {"assets", cmd_assets},           {"status", cmd_status}, {"key", cmd_key},
+    {"config", cmd_config},           {NULL, NULL},
 };
 
 int

@@ -242,6 +242,29 @@ class Rotation(unittest.TestCase):
             ms.cleanup()
 
 
+class KeyRotation(unittest.TestCase):
+    def test_rotate_master_key(self):
+        sim = harness.Sim("--tenants", "2", "--devices", "3")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync")
+            key = ms.db + ".key"
+            old = open(key).read()
+            code, out, err = ms.run("key", "rotate")
+            self.assertEqual(code, 0, err)
+            self.assertNotEqual(open(key).read(), old)
+            self.assertEqual(open(key + ".old").read(), old)
+            self.assertEqual(os.stat(key).st_mode & 0o077, 0)
+            self.assertEqual(ms.run("sync")[0], 0, "secrets open under the new key")
+            # The old key no longer opens anything, and says so.
+            code, out, err = ms.run("sync", env={"MEMSYNC_MASTER_KEY_FILE": key + ".old"})
+            self.assertEqual(code, 1)
+            self.assertIn("key", err)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
 class Expiry(unittest.TestCase):
     def test_warnings_at_31_30_13_and_0_days(self):
         sim = harness.Sim("--tenants", "1", "--devices", "1")
