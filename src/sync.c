@@ -222,8 +222,9 @@ struct engine {
 
     struct sync_summary sum;
     int64_t last_progress_ms;
-    struct call *live; /* every call not yet freed, so an interrupted run frees them all */
-    char **excluded;   /* tenant ids the MSP excluded from this integration */
+    struct call *live;   /* every call not yet freed, so an interrupted run frees them all */
+    int expiry_fixed[2]; /* [is_partner]: the expiry date was corrected in this run */
+    char **excluded;     /* tenant ids the MSP excluded from this integration */
     size_t nexcluded;
     int nskipped;
 };
@@ -352,6 +353,31 @@ fail_call_chain(struct call *c, const struct remedy *rem)
     }
 }
 
+/* Microsoft says the key expired (AADSTS7000222) although our date was later: correct the
+ * stored date to now, once per run, so status, the API and the UI show "expired". */
+static int64_t
+note_expired(struct engine *eng, int is_partner)
+{
+    const struct integration *in = eng->in;
+    struct errbuf eb = {0};
+    int64_t now = clock_now();
+
+    if (!eng->expiry_fixed[is_partner]) {
+        eng->expiry_fixed[is_partner] = 1;
+        if (store_integration_set_secret(
+                eng->st, in->id, is_partner ? "partner" : "sync",
+                is_partner ? in->partner_secret_sealed : in->sync_secret_sealed,
+                is_partner ? in->partner_secret_hint : in->sync_secret_hint, now, &eb) != ERR_OK)
+            log_error("cannot record the key's expiry integration=%lld: %s", (long long)in->id,
+                      eb.msg);
+        else
+            log_warn("secret expired integration=%lld app=%s: Microsoft refused it with "
+                     "AADSTS7000222; its expiry date was corrected to today",
+                     (long long)in->id, is_partner ? "partner" : "sync");
+    }
+    return now;
+}
+
 static void
 token_done(struct call *c, const struct http_resp *r)
 {
@@ -375,6 +401,9 @@ token_done(struct call *c, const struct http_resp *r)
         if (tr.aadsts != 0 || tr.error != NULL) {
             int64_t exp =
                 is_partner ? eng->in->partner_secret_expires : eng->in->sync_secret_expires;
+
+            if (tr.aadsts == 7000222 && (exp == TS_NULL || exp > clock_now()))
+                exp = note_expired(eng, is_partner);
             if (exp != TS_NULL) {
                 clock_fmt(exp, expired_on, sizeof expired_on);
                 expired_on[10] = '\0';

@@ -266,6 +266,23 @@ class KeyRotation(unittest.TestCase):
 
 
 class Expiry(unittest.TestCase):
+    def test_microsoft_says_expired_before_our_date(self):
+        sim = harness.Sim("--tenants", "2", "--devices", "2")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync", "--sync-app-secret-expires", "2099-01-01")
+            sim.control({"op": "expire_secret", "app": "sync"})
+            code, out, err = ms.run("sync")
+            self.assertEqual(code, 3)
+            st = ms.json("status", "--format", "json")
+            sec = st["integrations"][0]["sync_app_secret"]
+            self.assertEqual(sec["level"], "expired")
+            self.assertIn("rotate-secret 1 --sync", sec["message"])
+            self.assertEqual(st["problems"][0]["code"], "secret_expired")
+        finally:
+            sim.stop()
+            ms.cleanup()
+
     def test_warnings_at_31_30_13_and_0_days(self):
         sim = harness.Sim("--tenants", "1", "--devices", "1")
         ms = harness.Memsync(sim)
