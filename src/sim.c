@@ -112,6 +112,58 @@ struct throttle_win {
     long count;
 };
 
+/* Open-addressing index from a hashed string key to a position in an array; slots hold
+ * position + 1 (0 = empty). Used under g.mu for statistics and throttling windows. */
+struct sidx {
+    size_t *slot;
+    size_t cap; /* power of two */
+};
+
+static uint64_t
+str_hash(const char *a, const char *b)
+{
+    uint64_t h = UINT64_C(1469598103934665603);
+
+    for (; *a; a++)
+        h = (h ^ (unsigned char)*a) * UINT64_C(1099511628211);
+    h = (h ^ '|') * UINT64_C(1099511628211);
+    for (; b && *b; b++)
+        h = (h ^ (unsigned char)*b) * UINT64_C(1099511628211);
+    return h;
+}
+
+static void
+sidx_put(struct sidx *x, uint64_t h, size_t pos)
+{
+    size_t j = (size_t)h & (x->cap - 1);
+
+    while (x->slot[j])
+        j = (j + 1) & (x->cap - 1);
+    x->slot[j] = pos + 1;
+}
+
+/* Makes room for n entries; rehashes with hash_of(i) when the table grows. */
+static void
+sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t))
+{
+    if (n * 2 < x->cap)
+        return;
+    free(x->slot);
+    x->cap = x->cap ? x->cap * 2 : 256;
+    while (n * 2 >= x->cap)
+        x->cap *= 2;
+    x->slot = xcalloc(x->cap, sizeof(*x->slot));
+    for (size_t i = 0; i + 1 < n; i++)
+        sidx_put(x, hash_of(i), i);
+}
+
+static void
+sidx_clear(struct sidx *x)
+{
+    if (x->slot)
+        memset(x->slot, 0, x->cap * sizeof(*x->slot));
+}
+
 struct stat_ent {
     char route[24];
     char tenant[40];
@@ -130,8 +182,12 @@ static struct {
     long pc_limit, pc_window_ms;
     pthread_mutex_t mu;
     struct throttle_win *wins;
+    size_t capwins;
+    struct sidx win_idx;
     size_t nwins;
     struct stat_ent *stats;
+    size_t capstats;
+    struct sidx stat_idx;
     size_t nstats;
     long total_requests, throttled;
     /* delay queue */
@@ -315,6 +371,18 @@ pc_429(int seconds)
 
 /* --- statistics, faults, throttling (all under g.mu) --------------------------------------- */
 
+static uint64_t
+stat_hash_of(size_t i)
+{
+    return str_hash(g.stats[i].route, g.stats[i].tenant);
+}
+
+static uint64_t
+win_hash_of(size_t i)
+{
+    return str_hash(g.wins[i].key, NULL);
+}
+
 static void
 stat_count(enum route rt, const char *tenant, int throttled)
 {
@@ -325,16 +393,27 @@ stat_count(enum route rt, const char *tenant, int throttled)
     pthread_mutex_lock(&g.mu);
     g.total_requests++;
     g.throttled += throttled != 0;
-    size_t i;
-    for (i = 0; i < g.nstats; i++)
-        if (strcmp(g.stats[i].route, rn) == 0 && strcmp(g.stats[i].tenant, tenant) == 0)
+    uint64_t h = str_hash(rn, tenant);
+    size_t i = g.nstats;
+    for (size_t j = g.stat_idx.cap ? (size_t)h & (g.stat_idx.cap - 1) : 0;
+         g.stat_idx.cap && g.stat_idx.slot[j]; j = (j + 1) & (g.stat_idx.cap - 1)) {
+        size_t p = g.stat_idx.slot[j] - 1;
+        if (strcmp(g.stats[p].route, rn) == 0 && strcmp(g.stats[p].tenant, tenant) == 0) {
+            i = p;
             break;
+        }
+    }
     if (i == g.nstats) {
-        g.stats = xrealloc(g.stats, (g.nstats + 1) * sizeof(*g.stats));
+        if (g.nstats == g.capstats) {
+            g.capstats = g.capstats ? g.capstats * 2 : 64;
+            g.stats = xrealloc(g.stats, g.capstats * sizeof(*g.stats));
+        }
         memset(&g.stats[i], 0, sizeof g.stats[i]);
         snprintf(g.stats[i].route, sizeof g.stats[i].route, "%s", rn);
         snprintf(g.stats[i].tenant, sizeof g.stats[i].tenant, "%s", tenant);
         g.nstats++;
+        sidx_reserve(&g.stat_idx, g.nstats, stat_hash_of);
+        sidx_put(&g.stat_idx, h, i);
     }
     g.stats[i].count++;
     pthread_mutex_unlock(&g.mu);
@@ -388,15 +467,27 @@ throttle_hit(const char *key, enum throttle_kind kind)
         pthread_mutex_unlock(&g.mu);
         return 0;
     }
-    for (i = 0; i < g.nwins; i++)
-        if (strcmp(g.wins[i].key, key) == 0)
+    uint64_t h = str_hash(key, NULL);
+    i = g.nwins;
+    for (size_t j = g.win_idx.cap ? (size_t)h & (g.win_idx.cap - 1) : 0;
+         g.win_idx.cap && g.win_idx.slot[j]; j = (j + 1) & (g.win_idx.cap - 1)) {
+        size_t p = g.win_idx.slot[j] - 1;
+        if (strcmp(g.wins[p].key, key) == 0) {
+            i = p;
             break;
+        }
+    }
     if (i == g.nwins) {
-        g.wins = xrealloc(g.wins, (g.nwins + 1) * sizeof(*g.wins));
+        if (g.nwins == g.capwins) {
+            g.capwins = g.capwins ? g.capwins * 2 : 64;
+            g.wins = xrealloc(g.wins, g.capwins * sizeof(*g.wins));
+        }
         memset(&g.wins[i], 0, sizeof g.wins[i]);
         snprintf(g.wins[i].key, sizeof g.wins[i].key, "%s", key);
         g.wins[i].start_ms = now;
         g.nwins++;
+        sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
+        sidx_put(&g.win_idx, h, i);
     }
     struct throttle_win *tw = &g.wins[i];
     if (now - tw->start_ms >= window_ms) {
@@ -2987,6 +3078,7 @@ set_throttle(json_t *o)
     if (g.pc_window_ms <= 0)
         g.pc_window_ms = 60000;
     g.nwins = 0; /* new limits start fresh windows */
+    sidx_clear(&g.win_idx);
     return ERR_OK;
 }
 
@@ -3026,6 +3118,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     if (strcmp(op, "reset_stats") == 0) {
         pthread_mutex_lock(&g.mu);
         g.nstats = 0;
+        sidx_clear(&g.stat_idx);
         g.total_requests = 0;
         g.throttled = 0;
         pthread_mutex_unlock(&g.mu);
@@ -4082,6 +4175,8 @@ out:
     }
     free(g.stats);
     free(g.wins);
+    free(g.stat_idx.slot);
+    free(g.win_idx.slot);
     simw_free(g.w);
     g.w = NULL;
     free(key_pem);
