@@ -3889,6 +3889,17 @@ make_certs(const char *dir, char **key_pem, char **cert_pem, char *ca_path, size
     if (*key_pem == NULL || *cert_pem == NULL)
         return err_set(eb, ERR_IO, "cannot read the generated certificates");
     snprintf(ca_path, ca_len, "%s", cacrt);
+    /* only the CA certificate stays on disk; the keys live in memory */
+    unlink(cakey);
+    unlink(key);
+    unlink(csr);
+    unlink(crt);
+    unlink(ext);
+    {
+        char srl[1040];
+        snprintf(srl, sizeof srl, "%s/sim-ca.srl", dir);
+        unlink(srl);
+    }
     return ERR_OK;
 }
 

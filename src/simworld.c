@@ -685,7 +685,13 @@ gen_device(struct simworld *w, struct simtenant *t, uint64_t st)
     simw_dev_set_str(d, P_ETHMAC, (k == DK_DESKTOP || k == DK_VM) ? emac : NULL);
     d->num[P_MEMORY] = hm->ram_gb * INT64_C(1073741824);
     simw_dev_set_str(d, P_PROFILE, NULL);
-    simw_dev_set_str(d, P_MGMTSTATE, "managed");
+    {
+        uint64_t r = simw_rand_range(&st, 100);
+        simw_dev_set_str(d, P_MGMTSTATE,
+                         r < 96   ? "managed"
+                         : r < 98 ? "retirePending"
+                                  : "wipePending");
+    }
     if (userless)
         simw_dev_set_str(d, P_ENROLLTYPE, k == DK_VM ? "windowsBulkUserless" : enroll);
     (void)t;

@@ -261,6 +261,16 @@ class FaultTests(unittest.TestCase):
         self.assertNotIn("Retry-After", hd)
         self.assertEqual(json.loads(body)["error"]["code"], "TooManyRequests")
 
+    def test_slow(self):
+        self.fault(kind="slow", count=1)
+        t0 = time.time()
+        st, _, body, err = raw_get(self.sim, self.dpath + "?$top=1&$select=id,deviceName",
+                                   self.h)
+        self.assertEqual(st, 200)
+        self.assertIsNone(err)
+        self.assertEqual(len(json.loads(body)["value"]), 1)
+        self.assertGreaterEqual(time.time() - t0, 0.1)
+
     def test_tenant_states(self):
         t1, t2 = self.w["tenants"][1]["id"], self.w["tenants"][2]["id"]
         h1, h2 = self.sim.bearer(t1), self.sim.bearer(t2)
