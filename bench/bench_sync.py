@@ -29,13 +29,28 @@ GLOBAL_LIMIT, GLOBAL_WINDOW = 130000, 10.0
 
 
 def run_measured(cmd, cwd, env):
-    """Runs cmd; returns (exit code, wall s, cpu s, peak RSS KiB, stderr tail)."""
+    """Runs cmd; returns (exit code, wall s, cpu s, peak RSS MiB, stdout, stderr)."""
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = p.communicate()
+    out, err = b"", b""
+    # wait4 gives this process's own rusage (CPU and peak RSS), not the sum of all children.
+    import threading
+    bufs = {}
+
+    def drain(name, f):
+        bufs[name] = f.read()
+    ts = [threading.Thread(target=drain, args=("out", p.stdout)),
+          threading.Thread(target=drain, args=("err", p.stderr))]
+    for t in ts:
+        t.start()
+    _, status, ru = os.wait4(p.pid, 0)
+    for t in ts:
+        t.join()
+    p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - t0
-    # wait4 already reaped it; children rusage accumulates, so take deltas around the call.
-    return p.returncode, wall, out.decode(), err.decode()
+    cpu = ru.ru_utime + ru.ru_stime
+    return (p.returncode, wall, cpu, ru.ru_maxrss / 1024.0, bufs["out"].decode(),
+            bufs["err"].decode())
 
 
 def lower_bound(sizes, apps, latency_s, batch=20):
@@ -56,6 +71,30 @@ def lower_bound(sizes, apps, latency_s, batch=20):
     return max(worst, glob), total
 
 
+def cpu_table(sim, devices, installs, args):
+    """CPU per device and per install at 0 ms latency without throttling, each on a fresh
+    database: a devices-only full sync, then a full sync with software."""
+    sim.control([{"op": "set_latency", "ms": 0}, {"op": "set_throttle", "enabled": False}])
+    res = {}
+    for kind, extra in (("devices", ["--no-software"]), ("software", [])):
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync")
+            code, wall, cpu, rss, out, err = run_measured(
+                [harness.BIN, "sync", "--full"] + extra, ms.dir, ms.env)
+            res[kind] = (code, wall, cpu, rss)
+        finally:
+            ms.cleanup()
+    dcpu, scpu = res["devices"][2], res["software"][2]
+    print()
+    print("CPU at 0 ms latency, no throttling (fresh database each):")
+    print("  devices only : %.2f s wall, %.2f s CPU, %.1f us per device, %.1f MiB peak RSS" % (
+        res["devices"][1], dcpu, dcpu * 1e6 / max(devices, 1), res["devices"][3]))
+    print("  with software: %.2f s wall, %.2f s CPU, %.2f us per install (beyond devices), "
+          "%.1f MiB peak RSS" % (res["software"][1], scpu,
+                                 (scpu - dcpu) * 1e6 / max(installs, 1), res["software"][3]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenario", default="msp-reference")
@@ -65,6 +104,7 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=30)
     ap.add_argument("--no-throttle", action="store_true")
     ap.add_argument("--parallel", type=int, default=0)
+    ap.add_argument("--skip-cpu", action="store_true", help="skip the 0 ms CPU table")
     ap.add_argument("--bin", default=os.path.join(HERE, "..", "build", "memsync"))
     args = ap.parse_args()
     harness.BIN = os.path.abspath(args.bin)
@@ -90,13 +130,10 @@ def main():
             cmd = [harness.BIN, "sync", "--" + kind]
             if args.parallel:
                 cmd += ["--parallel", str(args.parallel)]
-            before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            code, wall, out, err = run_measured(cmd, ms.dir, ms.env)
-            after = resource.getrusage(resource.RUSAGE_CHILDREN)
-            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            code, wall, cpu, rss, out, err = run_measured(cmd, ms.dir, ms.env)
             stats = sim.stats()
             rows.append({"kind": kind, "exit": code, "wall": wall, "cpu": cpu,
-                         "rss_mib": after.ru_maxrss / 1024.0, "requests": stats["total"],
+                         "rss_mib": rss, "requests": stats["total"],
                          "throttled": stats["throttled"], "out": out.strip(), "err": err[-2000:]})
         installs = sum(s["device_count"] for s in ms.json("assets", "software", "--format", "json"))
         devices = sum(sizes)
@@ -106,22 +143,20 @@ def main():
                                  "off" if args.no_throttle else "Microsoft's limits"))
         print("lower bound for a full sync: %.1f s (%d requests)" % (lb, lb_reqs))
         print()
-        hdr = "%-12s %5s %9s %9s %7s %9s %9s %10s %12s %12s" % (
-            "sync", "exit", "wall s", "requests", "429s", "RSS MiB", "CPU s", "ratio LB",
-            "us/device", "us/install")
+        hdr = "%-12s %5s %9s %9s %7s %9s %9s %10s" % (
+            "sync", "exit", "wall s", "requests", "429s", "RSS MiB", "CPU s", "ratio LB")
         print(hdr)
         print("-" * len(hdr))
         for r in rows:
             full = r["kind"] == "full"
-            print("%-12s %5d %9.2f %9d %7d %9.1f %9.2f %10s %12.1f %12s" % (
+            print("%-12s %5d %9.2f %9d %7d %9.1f %9.2f %10s" % (
                 r["kind"], r["exit"], r["wall"], r["requests"], r["throttled"], r["rss_mib"],
-                r["cpu"], "%.2f" % (r["wall"] / lb) if full and lb > 0 else "-",
-                r["cpu"] * 1e6 / max(devices, 1),
-                "%.2f" % (r["cpu"] * 1e6 / max(installs, 1)) if full else "-"))
+                r["cpu"], "%.2f" % (r["wall"] / lb) if full and lb > 0 else "-"))
         print()
         print("incremental / full requests: %.1f %%" % (
             100.0 * rows[1]["requests"] / max(rows[0]["requests"], 1)))
-        print("peak RSS is the largest of the memsync processes run so far (ru_maxrss).")
+        if not args.skip_cpu:
+            cpu_table(sim, devices, installs, args)
         for r in rows:
             if r["exit"] != 0:
                 print("%s sync exit %d:\n%s" % (r["kind"], r["exit"], r["err"]))

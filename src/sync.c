@@ -1126,6 +1126,8 @@ phase_pump(struct tenant *t)
 struct unchanged_ctx {
     struct tenant *t;
     unsigned char *skip;
+    uint32_t *slots; /* intune id -> device index + 1, open addressing */
+    size_t mask;
 };
 
 static int
@@ -1133,13 +1135,14 @@ unchanged_cb(void *arg, const struct asset *a)
 {
     struct unchanged_ctx *u = arg;
 
-    for (size_t i = 0; i < u->t->ndevs; i++) {
-        const struct device *d = &u->t->devs[i];
+    for (size_t i = str_hash(a->dev.intune_id) & u->mask; u->slots[i] != 0; i = (i + 1) & u->mask) {
+        size_t k = u->slots[i] - 1;
+        const struct device *d = &u->t->devs[k];
 
         if (strcmp(d->intune_id, a->dev.intune_id) == 0) {
             if (a->retired_at == TS_NULL && d->last_check_in_at != TS_NULL &&
                 d->last_check_in_at == a->dev.last_check_in_at)
-                u->skip[i] = 1;
+                u->skip[k] = 1;
             break;
         }
     }
@@ -1155,9 +1158,22 @@ phase_start(struct tenant *t, enum phase ph)
     t->npending = 0;
     memset(t->tries, 0, t->ndevs);
     if (ph == PHASE_APPS && eng->opts->incremental) {
-        struct unchanged_ctx u = {t, xcalloc(t->ndevs ? t->ndevs : 1, 1)};
+        struct unchanged_ctx u = {t, xcalloc(t->ndevs ? t->ndevs : 1, 1), NULL, 0};
         struct asset_query q = {0};
         struct errbuf eb = {0};
+        size_t ns = 16;
+
+        while (ns < t->ndevs * 2)
+            ns *= 2;
+        u.slots = xcalloc(ns, sizeof *u.slots);
+        u.mask = ns - 1;
+        for (size_t i = 0; i < t->ndevs; i++) {
+            size_t k = str_hash(t->devs[i].intune_id) & u.mask;
+
+            while (u.slots[k] != 0)
+                k = (k + 1) & u.mask;
+            u.slots[k] = (uint32_t)i + 1;
+        }
 
         q.account_id = eng->in->account_id;
         q.client = t->cust.tenant_id;
@@ -1168,6 +1184,7 @@ phase_start(struct tenant *t, enum phase ph)
             if (!u.skip[i])
                 t->pending[t->npending++] = i;
         free(u.skip);
+        free(u.slots);
     } else {
         for (size_t i = 0; i < t->ndevs; i++)
             t->pending[t->npending++] = i;
