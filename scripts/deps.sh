@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages memsync needs, only those that are missing.
-# Usage: scripts/deps.sh [build|test|all]   (default: build)
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: build)
 # Runs apt-get update only when something must be installed. Idempotent.
 set -euo pipefail
 what=${1:-build}
@@ -8,14 +8,18 @@ what=${1:-build}
 build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev
     libsodium-dev libsqlite3-dev libpq-dev zlib1g-dev ca-certificates curl)
 test_pkgs=(libcmocka-dev python3 clang libclang-rt-14-dev clang-format openssl python3-msal nodejs npm
-    sqlite3 procps)
+    sqlite3 procps chromium nginx-light)
+# Only for bench/bench_api.py, never on the test path.
+bench_pkgs=(wrk)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
 build) ;;
-test | all) pkgs+=("${test_pkgs[@]}") ;;
+test) pkgs+=("${test_pkgs[@]}") ;;
+bench) pkgs+=("${bench_pkgs[@]}") ;;
+all) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 *)
-    echo "usage: $0 [build|test|all]" >&2
+    echo "usage: $0 [build|test|bench|all]" >&2
     exit 2
     ;;
 esac
