@@ -53,14 +53,21 @@ class Sim:
         self.base = self.login[: -len("/login")]
 
     def stop(self):
-        self.proc.terminate()
+        """Stops the simulator; a non-zero exit (crash, sanitizer report, leak) fails the test
+        with the simulator's log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self.log.seek(0)
+        log = self.log.read().decode(errors="replace")
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.proc.returncode != 0:
+            raise AssertionError("memsync sim exited %d:\n%s" % (self.proc.returncode, log[-4000:]))
         return self.proc.returncode
 
     def req(self, method, url, body=None, headers=None, raw=False):
@@ -144,7 +151,6 @@ class TokenTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.assertEqual = None
         assert cls.sim.stop() == 0
 
     def assert_aad_error(self, res, status, error, code):
