@@ -39,6 +39,9 @@
 #define MAX_CUSTOMER_PAGES   1000
 #define MAX_DEVICE_PAGES     10000
 #define PROGRESS_INTERVAL_MS 200
+/* Big responses in flight at once (device pages and $batch answers are up to a few MB each):
+ * bounds memory however many tenants run, and is far above what Intune's pacing lets through. */
+#define BULK_MAX 12
 /* Stay a little under Microsoft's published limits: their clocks and ours differ. */
 #define PACING_SHARE_PCT 95
 
@@ -147,6 +150,9 @@ struct call {
     struct call *then; /* token calls: the call to submit once the token is cached */
     call_done_fn *done;
     struct call *prev, *next; /* the engine's list of live calls */
+    int bulk;                 /* a big response (device page, $batch): gated, see BULK_MAX */
+    int holds_gate;
+    struct call *qnext; /* the engine's queue of bulk calls waiting for the gate */
 };
 
 enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
@@ -224,7 +230,9 @@ struct engine {
     int64_t last_progress_ms;
     struct call *live;   /* every call not yet freed, so an interrupted run frees them all */
     int expiry_fixed[2]; /* [is_partner]: the expiry date was corrected in this run */
-    char **excluded;     /* tenant ids the MSP excluded from this integration */
+    int bulk_inflight;
+    struct call *bulk_head, *bulk_tail; /* FIFO of bulk calls waiting for the gate */
+    char **excluded;                    /* tenant ids the MSP excluded from this integration */
     size_t nexcluded;
     int nskipped;
 };
@@ -440,6 +448,26 @@ fail:
 
 /* ---- the request path ---------------------------------------------------------------------- */
 
+/* Gives the call's bulk slot back and lets the longest-waiting bulk call go. */
+static void
+gate_release(struct call *c)
+{
+    struct engine *eng = c->eng;
+    struct call *next;
+
+    if (!c->holds_gate)
+        return;
+    c->holds_gate = 0;
+    eng->bulk_inflight--;
+    if ((next = eng->bulk_head) != NULL) {
+        eng->bulk_head = next->qnext;
+        if (eng->bulk_head == NULL)
+            eng->bulk_tail = NULL;
+        /* Through a zero-delay timer: submitting from inside a completion would nest. */
+        http_timer(eng->http, 0, retry_timer, next);
+    }
+}
+
 static void
 call_on_resp(void *arg, const struct http_resp *r)
 {
@@ -449,6 +477,7 @@ call_on_resp(void *arg, const struct http_resp *r)
 
     count_request(c, r);
     c->attempt++;
+    gate_release(c);
     if (stop_requested) {
         struct http_resp ir = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
         c->done(c, &ir);
@@ -519,6 +548,19 @@ call_submit(struct call *c)
         http_timer(eng->http, wait, retry_timer, c);
         return;
     }
+    if (c->bulk && !c->holds_gate) {
+        if (eng->bulk_inflight >= BULK_MAX) {
+            c->qnext = NULL;
+            if (eng->bulk_tail != NULL)
+                eng->bulk_tail->qnext = c;
+            else
+                eng->bulk_head = c;
+            eng->bulk_tail = c;
+            return;
+        }
+        eng->bulk_inflight++;
+        c->holds_gate = 1;
+    }
     if (c->kind == CALL_GRAPH) {
         if (c->t != NULL)
             pacer_note(&c->t->pacer, c->units, now);
@@ -564,6 +606,7 @@ call_submit(struct call *c)
     if (rc != ERR_OK) {
         struct http_resp r = {.err = rc, .errmsg = eb.msg, .retry_after = -1};
 
+        gate_release(c);
         c->done(c, &r);
     }
 }
@@ -1087,6 +1130,7 @@ phase_pump(struct tenant *t)
         int n = 0;
 
         c = graph_call_new(t, xasprintf("%s/beta/$batch", eng->cfg->graph_url), batch_done);
+        c->bulk = 1;
         c->items = xcalloc(GRAPH_BATCH_MAX, sizeof *c->items);
         while (n < GRAPH_BATCH_MAX && t->npending > 0) {
             size_t dev = t->pending[--t->npending];
@@ -1234,7 +1278,10 @@ static void devices_done(struct call *c, const struct http_resp *r);
 static void
 devices_request(struct tenant *t, char *url)
 {
-    call_submit(graph_call_new(t, url, devices_done));
+    struct call *c = graph_call_new(t, url, devices_done);
+
+    c->bulk = 1;
+    call_submit(c);
 }
 
 static void
