@@ -13,7 +13,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,28 +28,21 @@ GLOBAL_LIMIT, GLOBAL_WINDOW = 130000, 10.0
 
 
 def run_measured(cmd, cwd, env):
-    """Runs cmd; returns (exit code, wall s, cpu s, peak RSS MiB, stdout, stderr)."""
+    """Runs cmd under /usr/bin/time; returns (exit code, wall s, cpu s, peak RSS MiB, stdout,
+    stderr). A small `time` parent matters: ru_maxrss survives exec, so a child forked from
+    this (large) Python process would report Python's RSS."""
+    tf = tempfile.NamedTemporaryFile(prefix="memsync-time-", delete=False)
+    tf.close()
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = b"", b""
-    # wait4 gives this process's own rusage (CPU and peak RSS), not the sum of all children.
-    import threading
-    bufs = {}
-
-    def drain(name, f):
-        bufs[name] = f.read()
-    ts = [threading.Thread(target=drain, args=("out", p.stdout)),
-          threading.Thread(target=drain, args=("err", p.stderr))]
-    for t in ts:
-        t.start()
-    _, status, ru = os.wait4(p.pid, 0)
-    for t in ts:
-        t.join()
-    p.returncode = os.waitstatus_to_exitcode(status)
+    p = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name] + cmd, cwd=cwd,
+                       env=env, capture_output=True)
     wall = time.monotonic() - t0
-    cpu = ru.ru_utime + ru.ru_stime
-    return (p.returncode, wall, cpu, ru.ru_maxrss / 1024.0, bufs["out"].decode(),
-            bufs["err"].decode())
+    with open(tf.name) as f:
+        fields = f.read().split()[-4:]
+    os.unlink(tf.name)
+    cpu = float(fields[1]) + float(fields[2])
+    return (p.returncode, wall, cpu, int(fields[3]) / 1024.0, p.stdout.decode(),
+            p.stderr.decode())
 
 
 def lower_bound(sizes, apps, latency_s, batch=20):
