@@ -232,6 +232,15 @@ store_assets_each(struct store *st, const struct asset_query *q,
     return st->ops->assets_each(st, q, cb, arg, eb);
 }
 
+int
+store_device_checkins(struct store *st, int64_t integration_id, const char *tenant_id,
+                      int (*cb)(void *arg, const char *intune_id, int64_t last_check_in_at,
+                                int retired),
+                      void *arg, struct errbuf *eb)
+{
+    return st->ops->device_checkins(st, integration_id, tenant_id, cb, arg, eb);
+}
+
 int64_t
 store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb)
 {

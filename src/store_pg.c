@@ -1550,6 +1550,31 @@ pg_assets_count(struct store *base, const struct asset_query *qa, struct errbuf 
     return n;
 }
 
+static int
+pg_device_checkins(struct store *base, int64_t integration_id, const char *tenant_id,
+                   int (*cb)(void *arg, const char *intune_id, int64_t last_check_in_at,
+                             int retired),
+                   void *arg, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc = ERR_OK;
+
+    p_i64(&p, integration_id);
+    p_text(&p, tenant_id);
+    r = q(g,
+          "SELECT intune_device_id, last_check_in_at, (retired_at IS NOT NULL)::int "
+          "FROM hardware_asset WHERE integration_id = $1 AND tenant_id = $2",
+          &p, eb, "reading device check-ins", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++)
+        rc = cb(arg, r_str(r, i, 0), r_i64(r, i, 1, TS_NULL), (int)r_i64(r, i, 2, 0));
+    PQclear(r);
+    return rc;
+}
+
 /* ---- software and history ---------------------------------------------------------------- */
 
 static const char *
@@ -1799,6 +1824,7 @@ static const struct store_ops pg_ops = {
     .reconcile_rollback = pg_reconcile_rollback,
     .assets_each = pg_assets_each,
     .assets_count = pg_assets_count,
+    .device_checkins = pg_device_checkins,
     .software_each = pg_software_each,
     .asset_changes_each = pg_asset_changes_each,
     .run_start = pg_run_start,

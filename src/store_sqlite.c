@@ -1796,6 +1796,33 @@ out:
     return n;
 }
 
+static int
+sq_device_checkins(struct store *base, int64_t integration_id, const char *tenant_id,
+                   int (*cb)(void *arg, const char *intune_id, int64_t last_check_in_at,
+                             int retired),
+                   void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = ERR_OK, src;
+
+    src = sqlite3_prepare_v2(s->db,
+                             "SELECT intune_device_id, last_check_in_at, retired_at IS NOT NULL "
+                             "FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2",
+                             -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return db_err(s, src, eb, "reading device check-ins");
+    sqlite3_bind_int64(st, 1, integration_id);
+    bind_text(st, 2, tenant_id);
+    while (rc == ERR_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(arg, (const char *)sqlite3_column_text(st, 0), col_ts(st, 1),
+                sqlite3_column_int(st, 2));
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading device check-ins");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- software and history ---------------------------------------------------------------- */
 
 static const char *
@@ -2060,6 +2087,7 @@ static const struct store_ops sqlite_ops = {
     .reconcile_rollback = sq_reconcile_rollback,
     .assets_each = sq_assets_each,
     .assets_count = sq_assets_count,
+    .device_checkins = sq_device_checkins,
     .software_each = sq_software_each,
     .asset_changes_each = sq_asset_changes_each,
     .run_start = sq_run_start,

@@ -1175,17 +1175,17 @@ struct unchanged_ctx {
 };
 
 static int
-unchanged_cb(void *arg, const struct asset *a)
+unchanged_cb(void *arg, const char *intune_id, int64_t last_check_in_at, int retired)
 {
     struct unchanged_ctx *u = arg;
 
-    for (size_t i = str_hash(a->dev.intune_id) & u->mask; u->slots[i] != 0; i = (i + 1) & u->mask) {
+    for (size_t i = str_hash(intune_id) & u->mask; u->slots[i] != 0; i = (i + 1) & u->mask) {
         size_t k = u->slots[i] - 1;
         const struct device *d = &u->t->devs[k];
 
-        if (strcmp(d->intune_id, a->dev.intune_id) == 0) {
-            if (a->retired_at == TS_NULL && d->last_check_in_at != TS_NULL &&
-                d->last_check_in_at == a->dev.last_check_in_at)
+        if (strcmp(d->intune_id, intune_id) == 0) {
+            if (!retired && d->last_check_in_at != TS_NULL &&
+                d->last_check_in_at == last_check_in_at)
                 u->skip[k] = 1;
             break;
         }
@@ -1203,7 +1203,6 @@ phase_start(struct tenant *t, enum phase ph)
     memset(t->tries, 0, t->ndevs);
     if (ph == PHASE_APPS && eng->opts->incremental) {
         struct unchanged_ctx u = {t, xcalloc(t->ndevs ? t->ndevs : 1, 1), NULL, 0};
-        struct asset_query q = {0};
         struct errbuf eb = {0};
         size_t ns = 16;
 
@@ -1219,10 +1218,8 @@ phase_start(struct tenant *t, enum phase ph)
             u.slots[k] = (uint32_t)i + 1;
         }
 
-        q.account_id = eng->in->account_id;
-        q.client = t->cust.tenant_id;
-        q.include_retired = 1;
-        if (store_assets_each(eng->st, &q, unchanged_cb, &u, &eb) != ERR_OK)
+        if (store_device_checkins(eng->st, eng->in->id, t->cust.tenant_id, unchanged_cb, &u, &eb) !=
+            ERR_OK)
             memset(u.skip, 0, t->ndevs);
         for (size_t i = 0; i < t->ndevs; i++)
             if (!u.skip[i])
