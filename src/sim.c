@@ -4020,7 +4020,7 @@ sim_main(int argc, char **argv)
     char *key_pem = NULL, *cert_pem = NULL;
     long port = 0;
     sigset_t set;
-    int sig, rc = 1;
+    int sig, rc = 1, lfd = -1;
     const char *ll = getenv("MEMSYNC_LOG_LEVEL");
 
     memset(&o, 0, sizeof o);
@@ -4123,13 +4123,28 @@ sim_main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     pthread_create(&g.dthread, NULL, delay_main, NULL);
 
+    /* bind first, so the base URL is known before any request can arrive */
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    {
+        int one = 1;
+        socklen_t sl = sizeof sa;
+        if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+            bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 512) != 0 ||
+            getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
+            fprintf(stderr, "memsync sim: cannot listen on %s: %s\n", o.listen, strerror(errno));
+            goto stop;
+        }
+        snprintf(g.base, sizeof g.base, "%s://%s:%u", o.tls ? "https" : "http",
+                 strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, (unsigned)ntohs(sa.sin_port));
+    }
+
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (o.tls)
         flags |= MHD_USE_TLS;
     if (o.tls)
         g.d = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+            flags, (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o.threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)2048, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
@@ -4137,7 +4152,7 @@ sim_main(int argc, char **argv)
             key_pem, MHD_OPTION_HTTPS_MEM_CERT, cert_pem, MHD_OPTION_END);
     else
         g.d = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+            flags, (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_LISTEN_SOCKET, lfd,
             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o.threads, MHD_OPTION_CONNECTION_LIMIT,
             (unsigned)2048, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
@@ -4146,12 +4161,7 @@ sim_main(int argc, char **argv)
         fprintf(stderr, "memsync sim: cannot listen on %s\n", o.listen);
         goto stop;
     }
-    {
-        const union MHD_DaemonInfo *di = MHD_get_daemon_info(g.d, MHD_DAEMON_INFO_BIND_PORT);
-        unsigned p = di ? di->port : (unsigned)port;
-        snprintf(g.base, sizeof g.base, "%s://%s:%u", o.tls ? "https" : "http",
-                 strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, p);
-    }
+    lfd = -1; /* MHD owns and closes it now */
     if (o.env_file && write_env_file(o.env_file, o.tls ? ca_path : NULL) != ERR_OK) {
         fprintf(stderr, "memsync sim: cannot write %s\n", o.env_file);
         goto stop;
@@ -4174,6 +4184,8 @@ stop:
     pthread_join(g.dthread, NULL);
     if (g.d)
         MHD_stop_daemon(g.d);
+    if (lfd >= 0)
+        close(lfd);
 out:
     json_decref(sc);
     while (g.jobs) {
