@@ -340,6 +340,10 @@ config_master_key_path(const struct config *c, char *out, size_t outlen)
         return;
     if (c->master_key_file[0] != '\0')
         n = snprintf(out, outlen, "%s", c->master_key_file);
+    else if (strncmp(c->db, "postgresql://", 13) == 0 || strncmp(c->db, "postgres://", 11) == 0)
+        /* There is no "beside the database" for a server URL (and the URL may hold a
+         * password): the key file defaults to the working directory. */
+        n = snprintf(out, outlen, "memsync.key");
     else
         n = snprintf(out, outlen, "%s.key", c->db);
     if (n < 0 || (size_t)n >= outlen)

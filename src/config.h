@@ -48,8 +48,9 @@ void config_defaults(struct config *c);
 /* Applies one flag value by key ("db", "listen", ...). ERR_INVAL for unknown keys/bad values.
  * Keys may be spelt with '-' ("log-level"). */
 int config_set(struct config *c, const char *key, const char *value, struct errbuf *eb);
-/* The key file path actually used: master_key_file or "<db>.key" (fits in CONFIG_VALUE_MAX;
- * "" if outlen is too small). */
+/* The key file path actually used: master_key_file, else "<db>.key" for a SQLite path, else
+ * "memsync.key" in the working directory for a PostgreSQL URL (fits in CONFIG_VALUE_MAX; "" if
+ * outlen is too small). */
 void config_master_key_path(const struct config *c, char *out, size_t outlen);
 /* Prints every setting as "key = value" lines to file (a FILE *); secrets never live here. */
 void config_print(const struct config *c, void *file);

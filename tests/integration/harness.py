@@ -171,6 +171,14 @@ class Memsync:
     def __init__(self, sim=None, workdir=None):
         self.dir = workdir or tempfile.mkdtemp(prefix="memsync-")
         self.db = os.path.join(self.dir, "memsync.db")
+        pg = os.environ.get("MEMSYNC_TEST_PG_URL")
+        if pg:
+            # A fresh database per instance on the test cluster (scripts/pg-test-cluster.sh).
+            import uuid
+            name = "t" + uuid.uuid4().hex[:16]
+            subprocess.run(["psql", "-q", pg, "-c", "CREATE DATABASE " + name], check=True,
+                           capture_output=True)
+            self.db = pg.replace("/postgres?", "/%s?" % name, 1)
         self.env = dict(os.environ)
         self.env.pop("MEMSYNC_PARTNER_APP_SECRET", None)
         self.env.pop("MEMSYNC_SYNC_APP_SECRET", None)
@@ -194,6 +202,23 @@ class Memsync:
             raise AssertionError("memsync %s: exit %d (wanted %d)\nstdout:%s\nstderr:%s" % (
                 " ".join(args), p.returncode, check, out[-3000:], err[-3000:]))
         return p.returncode, out, err
+
+    def sql(self, query):
+        """Rows of a read-only query against memsync's database, SQLite or PostgreSQL."""
+        if self.db.startswith("postgresql://"):
+            p = subprocess.run(["psql", "-At", "-F", "\t", self.db, "-c", query],
+                               capture_output=True, check=True)
+            rows = []
+            for line in p.stdout.decode().splitlines():
+                rows.append(tuple(None if v == "" else int(v) if v.lstrip("-").isdigit() else v
+                                  for v in line.split("\t")))
+            return rows
+        import sqlite3
+        con = sqlite3.connect(self.db)
+        try:
+            return con.execute(query).fetchall()
+        finally:
+            con.close()
 
     def write_secrets(self):
         s = self.sim.env

@@ -65,12 +65,9 @@ class Rules(unittest.TestCase):
         self.sim.control({"op": "set_apps", "apps_per_device": 4, "tenant": t})
         self.ms.run("sync", check=0)
         self.assertEqual(installs_of(self.ms, t), 12 * 4)
-        import sqlite3
-        con = sqlite3.connect(self.ms.db)
-        total = con.execute("select count(*) from software_install").fetchone()[0]
-        removed = con.execute("select count(*) from software_install "
-                              "where removed_at is not null").fetchone()[0]
-        con.close()
+        total = self.ms.sql("select count(*) from software_install")[0][0]
+        removed = self.ms.sql("select count(*) from software_install "
+                              "where removed_at is not null")[0][0]
         self.assertEqual(removed, 0, "re-added installs are revived, not duplicated")
         self.assertEqual(total, 3 * 12 * 4)
 
@@ -110,10 +107,7 @@ class Rules(unittest.TestCase):
                           "touch": True})
         code, out, _ = self.ms.run("sync", check=0)
         self.assertIn("1 changed", out)
-        import sqlite3
-        con = sqlite3.connect(self.ms.db)
-        rows = con.execute("select field, old_value, new_value from asset_change").fetchall()
-        con.close()
+        rows = self.ms.sql("select field, old_value, new_value from asset_change")
         fields = {r[0]: (r[1], r[2]) for r in rows}
         self.assertEqual(fields["name"], (devs[3]["deviceName"], "RENAMED-PC"))
         self.assertIn("os_version", fields)
