@@ -1139,11 +1139,35 @@ handle_customers(struct MHD_Connection *c, const char *rest)
     struct resp *r = pc_auth(c, &cl);
     const char *size_s = arg_lookup(c, "size");
     const char *seek = arg_lookup(c, "seekOperation");
+    const char *filter = arg_lookup(c, "filter");
     long size = SIM_PC_PAGE_DEF;
     int64_t off = 0;
+    char ffield[32] = "", fvalue[256] = "";
 
     if (r)
         return r;
+    if (filter) {
+        /* {"Field":"CompanyName"|"Domain","Value":"...","Operator":"starts_with"} */
+        json_t *fj = json_loads(filter, JSON_REJECT_DUPLICATES, NULL);
+        const char *fd = json_string_value(json_object_get(fj, "Field"));
+        const char *fv = json_string_value(json_object_get(fj, "Value"));
+        const char *fo = json_string_value(json_object_get(fj, "Operator"));
+        int ok = fd && fv && fo && strcmp(fo, "starts_with") == 0 && strlen(fv) < sizeof fvalue;
+        if (ok) {
+            snprintf(ffield, sizeof ffield, "%.31s", fd);
+            snprintf(fvalue, sizeof fvalue, "%s", fv);
+        }
+        json_decref(fj);
+        if (!ok)
+            return pc_error(400, "400", "The filter is invalid.");
+        if (strcmp(ffield, "IndirectReseller") == 0 ||
+            strcmp(ffield, "IndirectCloudSolutionProvider") == 0)
+            return pc_error(403, "403",
+                            "This operation requires App+User credentials; app-only access is "
+                            "not supported.");
+        if (strcmp(ffield, "CompanyName") != 0 && strcmp(ffield, "Domain") != 0)
+            return pc_error(400, "400", "The filter field is not supported.");
+    }
     if (rest[0] == '/' && rest[1]) {
         /* GET /v1/customers/{id} */
         pthread_rwlock_rdlock(&w->lock);
@@ -1181,26 +1205,42 @@ handle_customers(struct MHD_Connection *c, const char *rest)
         off = v[0];
     }
     json_t *items = json_array();
+    size_t n = 0, end = (size_t)off + (size_t)size;
     pthread_rwlock_rdlock(&w->lock);
-    size_t n = w->ntenants, end = (size_t)off + (size_t)size;
+    /* n counts matching customers; items are those in [off, end) of the matching ones */
+    for (size_t i = 0; i < w->ntenants; i++) {
+        struct simtenant *t = w->tenants[i];
+        if (ffield[0] && strncasecmp(strcmp(ffield, "Domain") == 0 ? t->initial_domain : t->name,
+                                     fvalue, strlen(fvalue)) != 0)
+            continue;
+        if (n >= (size_t)off && n < end)
+            json_array_append_new(items, pc_customer_json(t, 0));
+        n++;
+    }
+    pthread_rwlock_unlock(&w->lock);
     if (end > n)
         end = n;
-    for (size_t i = (size_t)off; i < end; i++)
-        json_array_append_new(items, pc_customer_json(w->tenants[i], 0));
-    pthread_rwlock_unlock(&w->lock);
-    char self[96];
-    snprintf(self, sizeof self, "/v1/customers?size=%ld", size);
+    struct buf fq;
+    buf_init(&fq, 4096);
+    if (filter) {
+        (void)buf_addstr(&fq, "&filter=");
+        (void)buf_add_urlenc(&fq, filter);
+    }
+    char self[4200];
+    snprintf(self, sizeof self, "/v1/customers?size=%ld%s", size, buf_cstr(&fq));
     json_t *links = json_pack("{s:o}", "self", pc_link(self));
     if (end < n) {
         int64_t v[1] = {(int64_t)end};
         char *tok = simtok_seal_ints("pcct", v, 1);
-        char next[96];
-        snprintf(next, sizeof next, "/v1/customers?size=%ld&seekOperation=Next", size);
+        char next[4300];
+        snprintf(next, sizeof next, "/v1/customers?size=%ld%s&seekOperation=Next", size,
+                 buf_cstr(&fq));
         json_object_set_new(links, "next",
                             json_pack("{s:s, s:s, s:[{s:s, s:s}]}", "uri", next, "method", "GET",
                                       "headers", "key", "MS-ContinuationToken", "value", tok));
         free(tok);
     }
+    buf_free(&fq);
     r = resp_new(200, JSON_CT);
     resp_json(r, json_pack("{s:I, s:o, s:o, s:{s:s}}", "totalCount",
                            (json_int_t)json_array_size(items), "items", items, "links", links,
@@ -3573,7 +3613,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         r = export_download(url + 10);
         goto send;
     }
-    r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
+    if (strncmp(url, "/pc/", 4) == 0)
+        r = pc_error(404, "404", "The requested resource was not found.");
+    else
+        r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
 send:
     if (rt != R_CONTROL)
         stat_count(rt, tenant, r->status == 429);

@@ -343,6 +343,33 @@ class PagingTests(unittest.TestCase):
         self.assertTrue(c["allowDelegatedAccess"])
         self.assertEqual(c["id"], ids[2])
 
+    def test_customers_filter(self):
+        h = self.sim.bearer(self.partner, app="partner", v2=False, resource=PC)
+        names = [t["name"] for t in self.w["tenants"]]
+        prefix = names[0][:2]
+        want = [t["id"] for t in self.w["tenants"] if t["name"].lower().startswith(prefix.lower())]
+        f = json.dumps({"Field": "CompanyName", "Value": prefix, "Operator": "starts_with"})
+        url = self.sim.pc + "/v1/customers?size=1&filter=" + urllib.parse.quote(f)
+        got = []
+        hh = dict(h)
+        while url:
+            st, _, j = self.sim.req("GET", url, headers=hh)
+            self.assertEqual(st, 200, j)
+            got += [it["id"] for it in j["items"]]
+            nxt = j["links"].get("next")
+            url = None
+            if nxt:
+                self.assertIn("filter=", nxt["uri"])
+                url = self.sim.pc + nxt["uri"]
+                hh = dict(h, **{"MS-ContinuationToken": nxt["headers"][0]["value"]})
+        self.assertEqual(got, want)
+        f = json.dumps({"Field": "IndirectReseller", "Value": "x", "Operator": "starts_with"})
+        st, _, j = self.sim.req("GET", self.sim.pc + "/v1/customers?filter=" +
+                                urllib.parse.quote(f), headers=h)
+        self.assertEqual(st, 403, j)
+        st, _, j = self.sim.req("GET", self.sim.pc + "/v1/customers?filter=%7Bbad", headers=h)
+        self.assertEqual(st, 400, j)
+
     def device_pages(self, idx, top=None, version="v1.0"):
         t = self.w["tenants"][idx]["id"]
         h = self.sim.bearer(t)
