@@ -1,10 +1,16 @@
 /* simworld.h - the simulator's world: partner, customer tenants, Intune devices and detected apps.
  *
  * A world is generated deterministically from a seed (same seed and options => the same tenants,
- * devices and apps, byte for byte when rendered). The struct simworld is owned by the simulator;
- * readers hold `lock` for reading, control operations (add/remove/modify devices, faults,
- * secrets) hold it for writing. Functions here do not lock. Device JSON rendering writes into a
- * bounded struct buf and fails with ERR_TOOBIG like any buf user.
+ * devices and apps, byte for byte when rendered); generated dates are relative to a fixed epoch
+ * (2026-06-01), not to today.
+ *
+ * Ownership: simw_new() returns a world the caller frees with simw_free() (NULL-safe); tenants,
+ * devices and apps belong to it. Tenants are never freed before the world, so a tenant pointer
+ * stays valid; device pointers do not survive simw_remove_device().
+ * Threads: functions here do not lock. Readers hold `lock` for reading; changes (devices,
+ * tenant flags, secrets) hold it for writing. `faults` is guarded by the simulator's own mutex.
+ * Errors: allocation aborts (mem.h: sizes are ours, bounded by the callers' option checks);
+ * rendering writes into a bounded struct buf and returns ERR_TOOBIG like any buf user.
  */
 #ifndef MEMSYNC_SIMWORLD_H
 #define MEMSYNC_SIMWORLD_H
@@ -140,7 +146,7 @@ struct simworld {
     struct simtenant **tenants;
     size_t ntenants;
     int apps_per_device;
-    struct simw_fault *faults;
+    struct simw_fault *faults; /* guarded by the simulator's mutex, not by `lock` */
     size_t nfaults;
 };
 
