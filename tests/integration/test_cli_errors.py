@@ -96,10 +96,14 @@ class CliErrors(unittest.TestCase):
 
     def test_unreachable_endpoint(self):
         pf, sf = self.ms.write_secrets()
+        import socket
+        with socket.socket() as sock:  # a port that nothing listens on any more
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
         code, out, err = self.ms.run(*self.add_args(pf, sf),
-                                     env={"MEMSYNC_LOGIN_URL": "http://127.0.0.1:1/login"})
+                                     env={"MEMSYNC_LOGIN_URL": "http://127.0.0.1:%d/login" % port})
         self.assertEqual(code, 1)
-        self.assertIn("127.0.0.1:1", out + err)
+        self.assertIn("127.0.0.1:%d" % port, out + err)
         self.assertIn("not saved", err)
         self.assertFalse(self.ms.json("integration", "list", "--format", "json"))
 
@@ -125,11 +129,13 @@ class CliErrors(unittest.TestCase):
     def test_not_a_memsync_database(self):
         with open(self.ms.db, "w") as f:
             f.write("this is a shopping list, not a database\n" * 100)
-        before = open(self.ms.db, "rb").read()
+        with open(self.ms.db, "rb") as f:
+            before = f.read()
         code, _, err = self.ms.run("clients")
         self.assertEqual(code, 1)
         self.assertIn(self.ms.db, err)
-        self.assertEqual(open(self.ms.db, "rb").read(), before, "the file was not modified")
+        with open(self.ms.db, "rb") as f:
+            self.assertEqual(f.read(), before, "the file was not modified")
 
     def test_foreign_sqlite_database(self):
         import sqlite3

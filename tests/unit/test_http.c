@@ -344,7 +344,8 @@ test_plain_http_refused(void **state)
         assert_int_equal(http_submit(h, &req, on_done, r, &eb), ERR_OK);
         run_all(h);
         assert_int_equal(r->calls, 1);
-        assert_int_not_equal(r->err, ERR_OK);
+        /* Not refused by policy; whether a connection succeeds depends on the machine. */
+        assert_int_not_equal(r->err, ERR_INVAL);
         calls++;
         free(r);
     }
