@@ -968,6 +968,43 @@ out:
     return r;
 }
 
+/* An injected Entra error: the `error` string and default status follow the code. */
+static struct resp *
+aad_fault(long code, int status, const char *message)
+{
+    const char *error = "invalid_request";
+    int st = 400;
+
+    switch (code) {
+    case 7000215:
+    case 7000222:
+    case 7000218:
+        error = "invalid_client";
+        st = 401;
+        break;
+    case 700016:
+        error = "unauthorized_client";
+        break;
+    case 90002:
+        error = "invalid_tenant";
+        break;
+    case 70011:
+        error = "invalid_scope";
+        break;
+    case 53003:
+        error = "access_denied";
+        break;
+    case 7000112:
+    case 70001:
+        error = "unauthorized_client";
+        break;
+    default:
+        break;
+    }
+    return aad_error(status ? status : st, error, code, "%s",
+                     message && message[0] ? message : "Injected error.");
+}
+
 static struct resp *
 handle_openid(const char *tenant)
 {
@@ -3531,10 +3568,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             tenant = tbuf;
             if (fault_take(rt, tenant, 0, &f)) {
                 if (f.kind == SIMW_FAULT_STATUS && f.code[0] && strncmp(f.code, "AADSTS", 6) == 0) {
-                    long code = strtol(f.code + 6, NULL, 10);
-                    r = aad_error(f.status ? f.status : 400,
-                                  f.message[0] ? "invalid_request" : "invalid_request", code, "%s",
-                                  f.message[0] ? f.message : "Injected error.");
+                    r = aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
                     goto send;
                 }
                 r = fault_apply(&f, 0, &mode, &delay);
