@@ -1,0 +1,302 @@
+/* report.c - zip (one CSV entry) and streaming CSV for Intune report exports. */
+#include "report.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zlib.h>
+
+#include "buf.h"
+#include "mem.h"
+
+/* An incremental RFC 4180 parser: bytes in, rows out. */
+struct csv {
+    report_row_cb *cb;
+    void *arg;
+    struct errbuf *eb;
+    struct buf cell;
+    char *cells[REPORT_MAX_COLS];
+    size_t ncells;
+    size_t row;
+    int in_quotes;
+    int quote_pending; /* saw '"' inside quotes: either "" or the closing quote */
+    int cell_started;
+    int after_cr;
+    int bom_checked;
+    size_t bom_seen;
+    int rc;
+};
+
+static void
+csv_init(struct csv *c, report_row_cb *cb, void *arg, struct errbuf *eb)
+{
+    memset(c, 0, sizeof *c);
+    c->cb = cb;
+    c->arg = arg;
+    c->eb = eb;
+    buf_init(&c->cell, REPORT_MAX_CELL);
+}
+
+static void
+csv_free(struct csv *c)
+{
+    for (size_t i = 0; i < c->ncells; i++)
+        free(c->cells[i]);
+    c->ncells = 0;
+    buf_free(&c->cell);
+}
+
+static int
+end_cell(struct csv *c)
+{
+    if (c->ncells >= REPORT_MAX_COLS)
+        return err_set(c->eb, ERR_TOOBIG, "report row %zu has more than %d columns", c->row,
+                       REPORT_MAX_COLS);
+    c->cells[c->ncells++] = xstrndup(buf_cstr(&c->cell), c->cell.len);
+    buf_reset(&c->cell);
+    c->cell_started = 0;
+    return ERR_OK;
+}
+
+static int
+end_row(struct csv *c)
+{
+    int rc = ERR_OK;
+
+    if (c->ncells == 0 && !c->cell_started)
+        return ERR_OK; /* an empty line */
+    if ((rc = end_cell(c)) != ERR_OK)
+        return rc;
+    rc = c->cb(c->arg, c->row++, (const char *const *)c->cells, c->ncells);
+    for (size_t i = 0; i < c->ncells; i++)
+        free(c->cells[i]);
+    c->ncells = 0;
+    return rc;
+}
+
+static int
+cell_add(struct csv *c, char ch)
+{
+    c->cell_started = 1;
+    if (buf_addc(&c->cell, ch) != ERR_OK)
+        return err_set(c->eb, ERR_TOOBIG, "report row %zu has a cell over %d bytes", c->row,
+                       REPORT_MAX_CELL);
+    return ERR_OK;
+}
+
+static int
+csv_feed(struct csv *c, const char *p, size_t n)
+{
+    static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
+    int rc = ERR_OK;
+
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        char ch = p[i];
+
+        if (!c->bom_checked) {
+            if ((unsigned char)ch == bom[c->bom_seen]) {
+                if (++c->bom_seen == 3)
+                    c->bom_checked = 1;
+                continue;
+            }
+            c->bom_checked = 1;
+            for (size_t k = 0; rc == ERR_OK && k < c->bom_seen; k++)
+                rc = cell_add(c, (char)bom[k]);
+        }
+        if (c->in_quotes) {
+            if (c->quote_pending) {
+                c->quote_pending = 0;
+                if (ch == '"') {
+                    rc = cell_add(c, '"');
+                    continue;
+                }
+                c->in_quotes = 0; /* that was the closing quote; handle ch below */
+            } else if (ch == '"') {
+                c->quote_pending = 1;
+                continue;
+            } else {
+                rc = cell_add(c, ch);
+                continue;
+            }
+        }
+        if (c->after_cr) {
+            c->after_cr = 0;
+            if (ch == '\n')
+                continue;
+        }
+        switch (ch) {
+        case '"':
+            if (c->cell.len == 0) {
+                c->in_quotes = 1;
+                c->cell_started = 1;
+            } else {
+                rc = cell_add(c, ch); /* a stray quote inside an unquoted cell: keep it */
+            }
+            break;
+        case ',':
+            rc = end_cell(c);
+            c->cell_started = 1; /* the next cell exists even if empty */
+            break;
+        case '\r':
+            c->after_cr = 1;
+            rc = end_row(c);
+            break;
+        case '\n':
+            rc = end_row(c);
+            break;
+        default:
+            rc = cell_add(c, ch);
+            break;
+        }
+    }
+    return rc;
+}
+
+static int
+csv_finish(struct csv *c)
+{
+    if (c->in_quotes && !c->quote_pending)
+        return err_set(c->eb, ERR_PARSE, "report row %zu ends inside a quoted cell", c->row);
+    return end_row(c);
+}
+
+int
+report_csv_parse(const char *text, size_t len, report_row_cb *cb, void *arg, struct errbuf *eb)
+{
+    struct csv c;
+    int rc;
+
+    csv_init(&c, cb, arg, eb);
+    rc = csv_feed(&c, text, len);
+    if (rc == ERR_OK)
+        rc = csv_finish(&c);
+    csv_free(&c);
+    return rc;
+}
+
+static unsigned
+rd16(const unsigned char *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+static uint32_t
+rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int
+report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_cb *cb, void *arg,
+               struct errbuf *eb)
+{
+    const unsigned char *eocd = NULL, *cd, *lh, *data;
+    uint32_t crc_want, csize, usize, cd_off, lh_off;
+    unsigned method, flags, nlen, xlen;
+    struct csv c;
+    z_stream zs;
+    unsigned char out[65536];
+    uLong crc = crc32(0L, Z_NULL, 0);
+    size_t total = 0;
+    int rc = ERR_OK, zinit = 0;
+
+    /* The end-of-central-directory record is in the last 22 + 65535 bytes. */
+    for (size_t i = len >= 22 ? len - 22 + 1 : 0; i-- > 0 && len - i <= 22 + 65535;) {
+        if (rd32(zip + i) == 0x06054b50) {
+            eocd = zip + i;
+            break;
+        }
+    }
+    if (eocd == NULL)
+        return err_set(eb, ERR_PARSE, "the report is not a zip archive");
+    if (rd16(eocd + 4) != 0 || rd16(eocd + 6) != 0 || rd16(eocd + 10) < 1)
+        return err_set(eb, ERR_PARSE, "the report zip is multi-part or empty");
+    cd_off = rd32(eocd + 16);
+    if (cd_off == 0xFFFFFFFFu || (size_t)cd_off + 46 > len)
+        return err_set(eb, ERR_PARSE, "the report zip's directory is out of range");
+    cd = zip + cd_off;
+    if (rd32(cd) != 0x02014b50)
+        return err_set(eb, ERR_PARSE, "the report zip's directory is damaged");
+    flags = rd16(cd + 8);
+    method = rd16(cd + 10);
+    crc_want = rd32(cd + 16);
+    csize = rd32(cd + 20);
+    usize = rd32(cd + 24);
+    lh_off = rd32(cd + 42);
+    if (flags & 1)
+        return err_set(eb, ERR_UNSUPPORTED, "the report zip is encrypted");
+    if (csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || lh_off == 0xFFFFFFFFu)
+        return err_set(eb, ERR_UNSUPPORTED, "the report zip uses zip64");
+    if (method != 0 && method != 8)
+        return err_set(eb, ERR_UNSUPPORTED, "the report zip uses compression method %u", method);
+    if (usize > max_out)
+        return err_set(eb, ERR_TOOBIG, "the report's CSV is %lu bytes (limit %zu)",
+                       (unsigned long)usize, max_out);
+    if ((size_t)lh_off + 30 > len || rd32(zip + lh_off) != 0x04034b50)
+        return err_set(eb, ERR_PARSE, "the report zip's file header is damaged");
+    lh = zip + lh_off;
+    nlen = rd16(lh + 26);
+    xlen = rd16(lh + 28);
+    if ((size_t)lh_off + 30 + nlen + xlen + csize > len)
+        return err_set(eb, ERR_PARSE, "the report zip is truncated");
+    data = lh + 30 + nlen + xlen;
+
+    csv_init(&c, cb, arg, eb);
+    if (method == 0) {
+        if (csize != usize) {
+            rc = err_set(eb, ERR_PARSE, "the report zip's stored sizes disagree");
+            goto out;
+        }
+        crc = crc32(crc, data, (uInt)csize);
+        total = csize;
+        rc = csv_feed(&c, (const char *)data, csize);
+    } else {
+        memset(&zs, 0, sizeof zs);
+        if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
+            rc = err_set(eb, ERR_NOMEM, "cannot start inflating the report");
+            goto out;
+        }
+        zinit = 1;
+        zs.next_in = (Bytef *)(uintptr_t)data;
+        zs.avail_in = csize;
+        for (;;) {
+            int zr;
+            size_t got;
+
+            zs.next_out = out;
+            zs.avail_out = sizeof out;
+            zr = inflate(&zs, Z_NO_FLUSH);
+            if (zr != Z_OK && zr != Z_STREAM_END) {
+                rc = err_set(eb, ERR_PARSE, "the report zip's data is damaged (%s)",
+                             zs.msg != NULL ? zs.msg : "inflate");
+                goto out;
+            }
+            got = sizeof out - zs.avail_out;
+            total += got;
+            if (total > max_out || total > usize) {
+                rc = err_set(eb, ERR_TOOBIG, "the report's CSV is larger than it says");
+                goto out;
+            }
+            crc = crc32(crc, out, (uInt)got);
+            if ((rc = csv_feed(&c, (const char *)out, got)) != ERR_OK)
+                goto out;
+            if (zr == Z_STREAM_END)
+                break;
+            if (got == 0 && zs.avail_in == 0) {
+                rc = err_set(eb, ERR_PARSE, "the report zip's data is truncated");
+                goto out;
+            }
+        }
+    }
+    if (total != usize || crc != crc_want) {
+        rc = err_set(eb, ERR_PARSE, "the report zip's checksum or size does not match");
+        goto out;
+    }
+    rc = csv_finish(&c);
+out:
+    if (zinit)
+        inflateEnd(&zs);
+    csv_free(&c);
+    return rc;
+}
