@@ -204,6 +204,7 @@ struct export_job {
     char id[96];
     char tenant[40];
     char report[40];
+    char localization[48];
     json_t *select;
     char *filter;
     int polls;
@@ -2817,8 +2818,8 @@ export_json(struct gctx *x, struct export_job *j, const char *status)
     o = json_pack("{s:s, s:s, s:s, s:o, s:s, s:O, s:s, s:n, s:s}", "@odata.context", ctx, "id",
                   j->id, "reportName", j->report, "filter",
                   j->filter ? json_string(j->filter) : json_string(""), "localizationType",
-                  "LocalizedValuesAsAdditionalColumn", "select", j->select, "format", "csv",
-                  "snapshotId", "status", status);
+                  j->localization, "select", j->select, "format", "csv", "snapshotId", "status",
+                  status);
     if (strcmp(status, "completed") == 0) {
         unsigned char sig[8];
         char hex[17];
@@ -2901,6 +2902,13 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         snprintf(j->report, sizeof j->report, "%s", report);
         j->select = cols;
         j->filter = xstrdup(json_string_value(json_object_get(in, "filter")));
+        {
+            const char *lt = json_string_value(json_object_get(in, "localizationType"));
+            snprintf(j->localization, sizeof j->localization, "%s",
+                     lt && strlen(lt) < sizeof j->localization
+                         ? lt
+                         : "LocalizedValuesAsAdditionalColumn");
+        }
         j->requested = clock_now();
         json_decref(in);
         r = resp_new(201, GRAPH_CT);
@@ -3522,11 +3530,6 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     }
     if (q->done)
         return MHD_YES;
-    if (log_enabled(LOG_DEBUG)) {
-        char red[512];
-        log_redact_url(url, red, sizeof red);
-        log_debug("sim request method=%s path=%s", method, red);
-    }
     size_t qlen = 0;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_len_cb, &qlen);
     if (strlen(url) + qlen > SIM_URL_MAX) {
@@ -3627,12 +3630,11 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         x.c = c;
         x.beta = url[7] == 'b';
         snprintf(x.ver, sizeof x.ver, "%s", x.beta ? "beta" : "v1.0");
+        rt = graph_classify(url + 11);
         r = graph_auth(c, &x);
         if (r == NULL) {
-            const char *path = url + 11;
             tenant = x.partner ? g.w->partner_tenant_id : x.t->id;
-            r = graph_request(&x, c, method, path, q->body.data, q->body.len, 1);
-            rt = graph_classify(path);
+            r = graph_request(&x, c, method, url + 11, q->body.data, q->body.len, 1);
         }
         graph_headers(c, r);
         goto send;
@@ -3654,6 +3656,13 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 send:
     if (rt != R_CONTROL)
         stat_count(rt, tenant, r->status == 429);
+    if (log_enabled(LOG_DEBUG)) {
+        /* the path only: queries may carry skiptokens, never secrets, but keep lines short */
+        char red[512];
+        log_redact_url(url, red, sizeof red);
+        log_debug("sim request method=%s path=%s status=%d route=%s tenant=%s", method, red,
+                  r->status, route_names[rt], tenant ? tenant : "-");
+    }
     return send_resp(c, q, r);
 }
 
@@ -3792,6 +3801,21 @@ load_scenario(const char *arg, struct errbuf *eb)
         json_decref(j);
         err_set(eb, ERR_PARSE, "scenario %s: the top level must be an object", arg);
         return NULL;
+    }
+    {
+        static const char *const known[] = {"seed",       "devices", "apps_per_device",
+                                            "latency_ms", "tenants", "throttle",
+                                            "faults",     "secrets", "description"};
+        const char *k;
+        json_t *v;
+        json_object_foreach(j, k, v)
+        {
+            int ok = 0;
+            for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+                ok |= strcmp(k, known[i]) == 0;
+            if (!ok)
+                log_warn("sim scenario member ignored name=%s", k);
+        }
     }
     return j;
 }
