@@ -394,6 +394,35 @@ class ScenarioTests(unittest.TestCase):
             sim.stop()
 
 
+class LatencyAndGlobalLimit(unittest.TestCase):
+    def test_latency_flag(self):
+        sim = Sim("--tenants", "1", "--devices", "1", "--latency-ms", "300")
+        try:
+            t0 = time.time()
+            st, _, _ = sim.req("GET", sim.base + "/_sim/world")
+            self.assertEqual(st, 200)
+            self.assertGreaterEqual(time.time() - t0, 0.28)
+            sim.control({"op": "set_latency", "ms": 0})
+            t0 = time.time()
+            sim.req("GET", sim.base + "/_sim/world")
+            self.assertLess(time.time() - t0, 0.25)
+        finally:
+            sim.stop()
+
+    def test_global_limit_across_tenants(self):
+        sim = Sim(scenario={"tenants": 3, "devices": 1,
+                            "throttle": {"global_limit": 6, "global_window_ms": 5000}})
+        try:
+            w = sim.world()
+            hs = [sim.bearer(t["id"]) for t in w["tenants"]]
+            codes = [sim.graph_get("/organization", hs[i % 3])[0] for i in range(9)]
+            self.assertEqual(codes, [200] * 6 + [429] * 3)
+            stats = sim.req("GET", sim.base + "/_sim/stats")[2]
+            self.assertEqual(stats["throttled"], 3)
+        finally:
+            sim.stop()
+
+
 class TlsTests(unittest.TestCase):
     def test_tls_and_openid(self):
         sim = Sim("--tls", "--tenants", "1", "--devices", "2")
