@@ -33,12 +33,14 @@ struct sync_creds {
 
 struct sync_opts {
     const struct config *cfg;
-    int incremental;     /* 0 = full sync */
-    int parallel;        /* tenants in flight; 0 = cfg->sync_parallel */
-    int progress;        /* draw a progress bar on stderr (a terminal) */
-    int software;        /* also sync detected applications */
-    int hardware_detail; /* fetch memory and Ethernet MAC per device (one request each) */
-    int max_attempts;    /* per request, 0 = default */
+    int incremental;        /* 0 = full sync */
+    int parallel;           /* tenants in flight; 0 = cfg->sync_parallel */
+    int progress;           /* draw a progress bar on stderr (a terminal) */
+    int software;           /* also sync detected applications */
+    int hardware_detail;    /* fetch memory and Ethernet MAC per device (one request each) */
+    int max_attempts;       /* per request, 0 = default */
+    int export_min_devices; /* read apps from the AppInvRawData report export when at least
+                               this many devices need them; 0 = 2000 (one Intune window) */
     /* Pacing limits (requests per window); 0 = Microsoft's documented values. */
     int intune_tenant_limit; /* per app per tenant per 20 s: 2000 */
     int intune_global_limit; /* per app across tenants per 10 s: 130000 */

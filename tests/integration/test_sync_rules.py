@@ -165,5 +165,63 @@ class Rules(unittest.TestCase):
         self.assertEqual(installs_of(self.ms, self.tenants[2]), 11 * 4 + 6)
 
 
+
+class ReportExport(unittest.TestCase):
+    def test_large_tenant_reads_apps_from_the_report_export(self):
+        import json
+        sim = harness.Sim("--tenants", "1", "--devices", "30", "--apps-per-device", "3",
+                          "--seed", "8", "--no-throttle")
+        ms = harness.Memsync(sim)
+        try:
+            big = sim.control({"op": "add_tenant", "name": "Big Fleet Ltd",
+                               "devices": 2100})["results"][0]["tenant"]
+            big = big["id"] if isinstance(big, dict) else big
+            small = [t["id"] for t in sim.world()["tenants"] if t["id"] != big][0]
+            sim.control({"op": "reset_stats"})
+            ms.add_integration()
+            st = sim.stats()["requests"]
+            self.assertGreaterEqual(st["exportJobs"][big], 2, "job created and polled")
+            self.assertEqual(st["download"].get(big, sum(st["download"].values())), 1)
+            self.assertNotIn(big, st.get("batch", {}), "no per-device reads for the big tenant")
+            self.assertIn(small, st["batch"], "small tenants read apps per device")
+            # Ground truth: every device's detected apps, read per device through $batch.
+            tok = sim.sync_token(big)
+            devs = sim.graph_all(big, "/v1.0/deviceManagement/managedDevices?$select=id")
+            want = 0
+            for i in range(0, len(devs), 20):
+                reqs = [{"id": str(k), "method": "GET",
+                         "url": "/deviceManagement/managedDevices/%s/detectedApps" % d["id"]}
+                        for k, d in enumerate(devs[i:i + 20])]
+                code, body, _ = harness.http("POST", sim.graph + "/beta/$batch",
+                                             json.dumps({"requests": reqs}).encode(),
+                                             {"Authorization": "Bearer " + tok,
+                                              "Content-Type": "application/json"})
+                self.assertEqual(code, 200)
+                for r in json.loads(body)["responses"]:
+                    self.assertEqual(r["status"], 200)
+                    want += len(r["body"]["value"])
+            self.assertEqual(installs_of(ms, big), want)
+            self.assertEqual(installs_of(ms, small), 30 * 3)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+    def test_export_failure_falls_back_to_per_device_reads(self):
+        sim = harness.Sim("--tenants", "1", "--devices", "2050", "--apps-per-device", "2",
+                          "--seed", "9", "--no-throttle")
+        ms = harness.Memsync(sim)
+        try:
+            t = sim.world()["tenants"][0]["id"]
+            sim.control({"op": "fault", "tenant": "*", "route": "exportJobs", "kind": "status",
+                         "status": 400, "message": "Report not available."})
+            ms.add_integration()
+            st = sim.stats()["requests"]
+            self.assertGreaterEqual(sum(st["batch"].values()), 2050 // 20)
+            self.assertEqual(installs_of(ms, t), 2050 * 2)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
