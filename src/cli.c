@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -302,6 +303,7 @@ struct sync_flags {
     int parallel;
     int no_software;
     int hardware_detail;
+    int export_min_devices; /* from --app-strategy; 0 = automatic */
 };
 
 static int
@@ -334,6 +336,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.incremental = fl->incremental;
     so.parallel = fl->parallel;
     so.software = !fl->no_software;
+    so.export_min_devices = fl->export_min_devices;
     so.hardware_detail = fl->hardware_detail;
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
@@ -860,7 +863,7 @@ on_signal(int sig)
 static int
 cmd_sync(struct ctx *cx, int argc, char **argv)
 {
-    const char *iid = NULL, *par = NULL;
+    const char *iid = NULL, *par = NULL, *strategy = NULL;
     int full = 0, incr = 0, help = 0, npos;
     struct sync_flags fl = {0};
     const char *pos[1];
@@ -871,6 +874,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         {"parallel", 1, &par, NULL},
         {"no-software", 0, NULL, &fl.no_software},
         {"hardware-detail", 0, NULL, &fl.hardware_detail},
+        {"app-strategy", 1, &strategy, NULL},
         {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
@@ -885,7 +889,11 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
-               "         [--no-software] [--hardware-detail]\n"
+               "         [--no-software] [--hardware-detail] [--app-strategy "
+               "auto|per-device|export]\n"
+               "--app-strategy: detected apps per device through $batch, or from the Intune "
+               "AppInvRawData report export;\n"
+               "auto (default) uses the export for tenants with 2000 devices or more.\n"
                "--hardware-detail reads memory and Ethernet MAC per device: one more Intune "
                "request per device.\n"
                "Exit 0: every tenant synced; 3: some tenants failed (listed with remedies); 1: "
@@ -895,6 +903,16 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     if (full && incr) {
         fprintf(stderr, "memsync sync: --full and --incremental exclude each other\n");
         return CLI_USAGE;
+    }
+    if (strategy != NULL) {
+        if (strcmp(strategy, "per-device") == 0) {
+            fl.export_min_devices = INT_MAX;
+        } else if (strcmp(strategy, "export") == 0) {
+            fl.export_min_devices = 1;
+        } else if (strcmp(strategy, "auto") != 0) {
+            fprintf(stderr, "memsync sync: --app-strategy is auto, per-device or export\n");
+            return CLI_USAGE;
+        }
     }
     if ((iid != NULL && parse_id(iid, &id) != 0) ||
         (par != NULL && (parse_id(par, &parallel) != 0 || parallel > 512))) {
