@@ -18,14 +18,14 @@ struct buf {
     size_t max;
 };
 
-void buf_init(struct buf *b, size_t max);                 /* cannot fail; allocates nothing */
-int buf_add(struct buf *b, const void *p, size_t n);      /* ERR_TOOBIG past max */
+void buf_init(struct buf *b, size_t max);            /* cannot fail; allocates nothing */
+int buf_add(struct buf *b, const void *p, size_t n); /* ERR_TOOBIG past max */
 int buf_addstr(struct buf *b, const char *s);
 int buf_addc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_reset(struct buf *b);                            /* len = 0, keeps memory */
-void buf_free(struct buf *b);                             /* reusable after free */
-const char *buf_cstr(const struct buf *b);                /* "" when empty, never NULL */
+void buf_reset(struct buf *b);             /* len = 0, keeps memory */
+void buf_free(struct buf *b);              /* reusable after free */
+const char *buf_cstr(const struct buf *b); /* "" when empty, never NULL */
 /* Hands the bytes to the caller (who frees them) and resets b. Never NULL. */
 char *buf_detach(struct buf *b, size_t *len);
 

@@ -97,7 +97,7 @@ int device_serial_is_placeholder(const char *raw);
  * an OS name containing "Server" -> SERVER; Windows/macOS/Linux/ChromeOS -> WORKSTATION;
  * otherwise UNKNOWN. Case-insensitive; NULLs allowed. */
 enum device_type device_type_derive(const char *os, const char *model, const char *manufacturer);
-const char *device_type_name(enum device_type t);      /* "WORKSTATION", ... */
+const char *device_type_name(enum device_type t); /* "WORKSTATION", ... */
 int device_type_parse(const char *s, enum device_type *out);
 
 /* Field accessors for generic code. */

@@ -13,22 +13,22 @@
 
 enum err_code {
     ERR_OK = 0,
-    ERR_NOMEM = -1,      /* allocation failed */
-    ERR_INVAL = -2,      /* invalid argument or input */
-    ERR_NOTFOUND = -3,   /* no such object */
-    ERR_IO = -4,         /* file or socket I/O */
-    ERR_DB = -5,         /* database error */
-    ERR_HTTP = -6,       /* transport failure or unexpected HTTP status */
-    ERR_THROTTLED = -7,  /* throttled beyond the retry budget */
-    ERR_PARSE = -8,      /* malformed input (JSON, CSV, URL, date, ...) */
-    ERR_CRYPTO = -9,     /* sealing/unsealing failed, wrong key */
-    ERR_TOOBIG = -10,    /* a size limit was reached */
-    ERR_AUTH = -11,      /* authentication or authorisation refused */
-    ERR_USAGE = -12,     /* bad command line */
-    ERR_TIMEOUT = -13,   /* a deadline passed */
+    ERR_NOMEM = -1,        /* allocation failed */
+    ERR_INVAL = -2,        /* invalid argument or input */
+    ERR_NOTFOUND = -3,     /* no such object */
+    ERR_IO = -4,           /* file or socket I/O */
+    ERR_DB = -5,           /* database error */
+    ERR_HTTP = -6,         /* transport failure or unexpected HTTP status */
+    ERR_THROTTLED = -7,    /* throttled beyond the retry budget */
+    ERR_PARSE = -8,        /* malformed input (JSON, CSV, URL, date, ...) */
+    ERR_CRYPTO = -9,       /* sealing/unsealing failed, wrong key */
+    ERR_TOOBIG = -10,      /* a size limit was reached */
+    ERR_AUTH = -11,        /* authentication or authorisation refused */
+    ERR_USAGE = -12,       /* bad command line */
+    ERR_TIMEOUT = -13,     /* a deadline passed */
     ERR_INTERRUPTED = -14, /* stopped by a signal or a shutdown request */
-    ERR_EXISTS = -15,    /* already exists */
-    ERR_DENIED = -16,    /* permission denied (file mode, role) */
+    ERR_EXISTS = -15,      /* already exists */
+    ERR_DENIED = -16,      /* permission denied (file mode, role) */
     ERR_UNSUPPORTED = -17, /* feature not available in this build or backend */
 };
 
@@ -41,7 +41,8 @@ struct errbuf {
 
 /* Formats the message into eb (if eb != NULL) and returns code, so one line both records and
  * returns: `return err_set(eb, ERR_TOOBIG, "page is %zu bytes", n);` */
-int err_set(struct errbuf *eb, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int err_set(struct errbuf *eb, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Prefixes an existing message: "context: old message". Returns eb->code (or code if eb NULL). */
 int err_prefix(struct errbuf *eb, int code, const char *fmt, ...)

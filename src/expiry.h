@@ -2,8 +2,8 @@
  * levels and words everywhere (status, API, UI, log, /metrics).
  *
  * Levels: ok (more than 30 days left), warn_30 (30 days or less), warn_14 (14 or less), warn_7
- * (7 or less), expired (the expiry instant has come), unknown (no date). Days are whole days left, rounded down.
- * Pure, thread-safe.
+ * (7 or less), expired (the expiry instant has come), unknown (no date). Days are whole days left,
+ * rounded down. Pure, thread-safe.
  */
 #ifndef MEMSYNC_EXPIRY_H
 #define MEMSYNC_EXPIRY_H

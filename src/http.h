@@ -37,29 +37,29 @@
 struct http;
 
 struct http_opts {
-    const char *ca_file;   /* extra CA bundle (MEMSYNC_CA_FILE), or NULL for the system store */
-    int max_connections;   /* total connection cap; 0 = 64 */
+    const char *ca_file;      /* extra CA bundle (MEMSYNC_CA_FILE), or NULL for the system store */
+    int max_connections;      /* total connection cap; 0 = 64 */
     int max_host_connections; /* per host; 0 = 16 */
-    const char *user_agent; /* NULL = "memsync/VERSION" */
+    const char *user_agent;   /* NULL = "memsync/VERSION" */
 };
 
 struct http_req {
     const char *method; /* "GET" (default when NULL) or "POST" */
     const char *url;
     const char *headers[HTTP_MAX_HEADERS]; /* "Name: value", NULL-terminated or full */
-    const char *body;   /* copied by http_submit; may hold secrets (never logged) */
+    const char *body; /* copied by http_submit; may hold secrets (never logged) */
     size_t body_len;
-    size_t max_body;    /* response cap; 0 = default */
-    long timeout_ms;    /* 0 = default */
+    size_t max_body; /* response cap; 0 = default */
+    long timeout_ms; /* 0 = default */
 };
 
 struct http_resp {
-    int err;             /* ERR_OK when an HTTP status arrived; ERR_HTTP, ERR_TIMEOUT, ERR_TOOBIG */
-    const char *errmsg;  /* transport error text when err != ERR_OK ("" otherwise) */
-    long status;         /* HTTP status, 0 when none */
-    const char *body;    /* NUL-terminated; valid only during the callback */
+    int err;            /* ERR_OK when an HTTP status arrived; ERR_HTTP, ERR_TIMEOUT, ERR_TOOBIG */
+    const char *errmsg; /* transport error text when err != ERR_OK ("" otherwise) */
+    long status;        /* HTTP status, 0 when none */
+    const char *body;   /* NUL-terminated; valid only during the callback */
     size_t body_len;
-    double retry_after;  /* seconds from Retry-After, -1 when absent or unparsable */
+    double retry_after;       /* seconds from Retry-After, -1 when absent or unparsable */
     const char *content_type; /* may be NULL */
     int64_t elapsed_ms;
 };
@@ -93,7 +93,7 @@ double http_parse_retry_after(const char *value);
 
 /* Synchronous helper for simple callers (CLI checks, tests): runs one request to completion.
  * On success *status and *body (malloc'd, NUL-terminated, caller frees) are set. */
-int http_fetch(const struct http_opts *opts, const struct http_req *req, long *status,
-               char **body, size_t *body_len, double *retry_after, struct errbuf *eb);
+int http_fetch(const struct http_opts *opts, const struct http_req *req, long *status, char **body,
+               size_t *body_len, double *retry_after, struct errbuf *eb);
 
 #endif

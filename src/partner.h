@@ -17,19 +17,19 @@
 #define PARTNER_PAGE_SIZE 500
 
 struct customer {
-    char *tenant_id;    /* companyProfile.tenantId, else id */
-    char *name;         /* companyProfile.companyName / displayName */
-    char *domain;       /* companyProfile.domain / defaultDomainName, may be NULL */
-    char *relationship; /* relationshipToPartner / contractType / "gdap" */
+    char *tenant_id;             /* companyProfile.tenantId, else id */
+    char *name;                  /* companyProfile.companyName / displayName */
+    char *domain;                /* companyProfile.domain / defaultDomainName, may be NULL */
+    char *relationship;          /* relationshipToPartner / contractType / "gdap" */
     char *associated_partner_id; /* set for customers of an indirect reseller */
 };
 
 struct customer_page {
     struct customer *items;
     size_t count;
-    char *next_uri;   /* Partner Center links.next.uri (relative) or Graph @odata.nextLink */
+    char *next_uri;          /* Partner Center links.next.uri (relative) or Graph @odata.nextLink */
     char *next_continuation; /* MS-ContinuationToken value for the next request, or NULL */
-    long total_count; /* totalCount when present, else -1 */
+    long total_count;        /* totalCount when present, else -1 */
 };
 
 void customer_page_clear(struct customer_page *p); /* NULL-safe; leaves total_count -1 */

@@ -37,10 +37,10 @@ struct remedy {
 /* Context for the messages. Any member may be NULL. */
 struct remedy_ctx {
     const char *tenant_id;
-    const char *app_id;      /* client id of the app that was used */
-    const char *app_label;   /* "Partner App" or "Sync App" */
-    const char *login_base;  /* for the admin-consent link */
-    const char *expired_on;  /* "YYYY-MM-DD" when known */
+    const char *app_id;     /* client id of the app that was used */
+    const char *app_label;  /* "Partner App" or "Sync App" */
+    const char *login_base; /* for the admin-consent link */
+    const char *expired_on; /* "YYYY-MM-DD" when known */
 };
 
 /* Entra token error: AADSTS code (0 if none), OAuth error string, HTTP status. */

@@ -21,7 +21,7 @@
 #define TOKEN_REFRESH_MARGIN 300 /* seconds */
 #define TOKEN_MAX_LEN        16384
 
-#define AUDIENCE_GRAPH         "https://graph.microsoft.com"
+#define AUDIENCE_GRAPH          "https://graph.microsoft.com"
 #define AUDIENCE_PARTNER_CENTER "https://api.partnercenter.microsoft.com"
 
 struct token_result {
