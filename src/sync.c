@@ -24,6 +24,7 @@
 #include "http.h"
 #include "log.h"
 #include "mem.h"
+#include "pacer.h"
 #include "partner.h"
 #include "remedy.h"
 #include "report.h"
@@ -52,69 +53,6 @@ void
 sync_request_stop(void)
 {
     stop_requested = 1;
-}
-
-/* ---- pacing -------------------------------------------------------------------------------- */
-
-/* A sliding-window pacer: remembers the send times of the last `limit` requests, so no window
- * of `window_ms` ever holds more than `limit` of them. */
-struct pacer {
-    int64_t *ring;
-    int limit;
-    int count;
-    int head;
-    int64_t window_ms;
-};
-
-static void
-pacer_init(struct pacer *p, int limit, int64_t window_ms)
-{
-    p->limit = limit * PACING_SHARE_PCT / 100;
-    if (p->limit < 1)
-        p->limit = 1;
-    p->ring = xcalloc((size_t)p->limit, sizeof *p->ring);
-    p->count = 0;
-    p->head = 0;
-    p->window_ms = window_ms;
-}
-
-static void
-pacer_free(struct pacer *p)
-{
-    free(p->ring);
-    p->ring = NULL;
-}
-
-/* Milliseconds to wait before n more requests may go; 0 when they may go now. */
-static int64_t
-pacer_wait(const struct pacer *p, int n, int64_t now)
-{
-    int over, oldest;
-    int64_t t;
-
-    if (p->ring == NULL)
-        return 0;
-    if (n > p->limit)
-        n = p->limit;
-    over = p->count + n - p->limit; /* how many of the oldest sends must leave the window */
-    if (over <= 0)
-        return 0;
-    oldest = p->count < p->limit ? 0 : p->head;
-    t = p->ring[(oldest + over - 1) % p->limit];
-    return t + p->window_ms > now ? t + p->window_ms - now : 0;
-}
-
-static void
-pacer_note(struct pacer *p, int n, int64_t now)
-{
-    if (p->ring == NULL)
-        return;
-    for (int i = 0; i < n; i++) {
-        p->ring[p->head] = now;
-        p->head = (p->head + 1) % p->limit;
-        if (p->count < p->limit)
-            p->count++;
-    }
 }
 
 /* ---- engine state -------------------------------------------------------------------------- */
@@ -1641,7 +1579,7 @@ tenant_start(struct tenant *t)
 
     t->state = TS_RUNNING;
     t->started_ms = clock_mono_ms();
-    pacer_init(&t->pacer, eng->tenant_limit, INTUNE_TENANT_WINDOW);
+    pacer_init(&t->pacer, eng->tenant_limit * PACING_SHARE_PCT / 100, INTUNE_TENANT_WINDOW);
     eng->inflight++;
     /* call_submit fetches the token first when none is cached. */
     call_submit(graph_call_new(t, url, org_done));
@@ -1857,9 +1795,12 @@ sync_run(struct store *st, const struct integration *in, const struct sync_creds
     eng.export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
     eng.tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
     eng.started_ms = clock_mono_ms();
-    pacer_init(&eng.global, opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000,
+    pacer_init(&eng.global,
+               (opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000) *
+                   PACING_SHARE_PCT / 100,
                INTUNE_GLOBAL_WINDOW);
-    pacer_init(&eng.pc, opts->pc_limit > 0 ? opts->pc_limit : 500, PC_WINDOW);
+    pacer_init(&eng.pc, (opts->pc_limit > 0 ? opts->pc_limit : 500) * PACING_SHARE_PCT / 100,
+               PC_WINDOW);
     hopts.ca_file = eng.cfg->ca_file[0] != '\0' ? eng.cfg->ca_file : NULL;
     hopts.max_host_connections = eng.parallel < 8 ? 8 : eng.parallel;
     hopts.max_connections = hopts.max_host_connections * 3;
