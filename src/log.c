@@ -10,6 +10,7 @@
 
 static enum log_level log_cur = LOG_INFO;
 static int log_json;
+static int log_clear;
 
 int
 log_level_parse(const char *s, enum log_level *out)
@@ -30,6 +31,12 @@ log_configure(enum log_level level, int json)
 {
     log_cur = level;
     log_json = json;
+}
+
+void
+log_progress_line(int active)
+{
+    log_clear = active;
 }
 
 int
@@ -85,7 +92,8 @@ log_msg(enum log_level level, const char *fmt, ...)
         n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
                      names[level], esc);
     } else {
-        n = snprintf(line, sizeof line, "%s %s %s\n", ts, names[level], msg);
+        n = snprintf(line, sizeof line, "%s%s %s %s\n", log_clear ? "\r\033[K" : "", ts,
+                     names[level], msg);
     }
     if (n < 0)
         return;

@@ -14,6 +14,8 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 /* Parses "error|warn|info|debug" and "text|json"; returns ERR_INVAL on an unknown name. */
 int log_level_parse(const char *s, enum log_level *out);
 void log_configure(enum log_level level, int json);
+/* While a progress bar owns the terminal line: each log line first clears it ("\r\033[K"). */
+void log_progress_line(int active);
 int log_enabled(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -1814,6 +1814,8 @@ sync_run(struct store *st, const struct integration *in, const struct sync_creds
 
     if ((rc = load_excluded(&eng, eb)) != ERR_OK)
         goto out;
+    if (opts->progress)
+        log_progress_line(1);
     customers_request(&eng, customers_first_url(&eng), NULL);
     while (http_pending(eng.http) > 0) {
         http_run(eng.http, PROGRESS_INTERVAL_MS);
@@ -1822,6 +1824,7 @@ sync_run(struct store *st, const struct integration *in, const struct sync_creds
             break;
     }
     progress_draw(&eng, 1);
+    log_progress_line(0);
 
     eng.sum.duration_ms = clock_mono_ms() - eng.started_ms;
     eng.sum.interrupted = stop_requested != 0;
