@@ -531,6 +531,8 @@ http_run(struct http *h, int max_wait_ms)
 
     drain(h);
     timers_run(h);
+    if (http_pending(h) == 0)
+        return 0; /* nothing left to wait for: do not sleep out the timeout */
     if (h->ntimers > 0) {
         int64_t until = h->timers[0].due - clock_mono_ms();
 
