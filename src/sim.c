@@ -4206,6 +4206,15 @@ sim_main(int argc, char **argv)
             snprintf(dir, sizeof dir, "/tmp/memsync-sim-%ld", (long)getpid());
             mkdir(dir, 0700);
         }
+        {
+            /* The env file is read from anywhere: MEMSYNC_CA_FILE must be absolute. */
+            char *abs = realpath(dir, NULL);
+
+            if (abs != NULL) {
+                snprintf(dir, sizeof dir, "%s", abs);
+                free(abs);
+            }
+        }
         if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
             fprintf(stderr, "memsync sim: this libmicrohttpd has no TLS support\n");
             goto out;
