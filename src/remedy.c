@@ -21,6 +21,8 @@ static const char *const remedy_ids[] = {
     [REMEDY_NETWORK] = "network",
     [REMEDY_BAD_RESPONSE] = "bad_response",
     [REMEDY_PARTNER_ACCESS] = "partner_access",
+    [REMEDY_INTERRUPTED] = "interrupted",
+    [REMEDY_STORE] = "store_error",
 };
 
 const char *
@@ -178,6 +180,16 @@ remedy_set(struct remedy *r, enum remedy_code code, const struct remedy_ctx *ctx
         snprintf(r->action, sizeof r->action,
                  "Check the Partner App ID and key in Partner Center > Account settings > App "
                  "management, and the Partner Account ID.");
+        break;
+    case REMEDY_INTERRUPTED:
+        snprintf(r->message, sizeof r->message, "The sync was stopped before %s finished.", tenant);
+        snprintf(r->action, sizeof r->action, "Nothing was changed for it; run the sync again.");
+        break;
+    case REMEDY_STORE:
+        snprintf(r->message, sizeof r->message, "Saving %s failed%s.", tenant, extra);
+        snprintf(r->action, sizeof r->action,
+                 "Nothing was changed for this tenant. Check the database (disk space, "
+                 "permissions) and run the sync again.");
         break;
     }
 }

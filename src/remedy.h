@@ -25,6 +25,8 @@ enum remedy_code {
     REMEDY_NETWORK,            /* connection failures, timeouts */
     REMEDY_BAD_RESPONSE,       /* malformed JSON or unexpected shape */
     REMEDY_PARTNER_ACCESS,     /* Partner Center 401/403 */
+    REMEDY_INTERRUPTED,        /* the sync was stopped before this tenant finished */
+    REMEDY_STORE,              /* saving the tenant failed (database) */
 };
 
 struct remedy {

@@ -588,10 +588,7 @@ graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
     ctx.app_label = "Sync App";
     ctx.login_base = t->eng->cfg->login_url;
     if (r->err == ERR_INTERRUPTED) {
-        remedy_set(rem, REMEDY_NONE, &ctx, "interrupted");
-        snprintf(rem->id, sizeof rem->id, "interrupted");
-        snprintf(rem->message, sizeof rem->message, "The sync was interrupted.");
-        snprintf(rem->action, sizeof rem->action, "Nothing was changed; run the sync again.");
+        remedy_set(rem, REMEDY_INTERRUPTED, &ctx, NULL);
         return;
     }
     if (r->err != ERR_OK) {
@@ -730,7 +727,7 @@ tenant_fail(struct tenant *t, const struct remedy *r)
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
     /* An interrupted tenant keeps its previous status: nothing is known to be wrong with it. */
-    if (strcmp(r->id, "interrupted") != 0 &&
+    if (r->code != REMEDY_INTERRUPTED &&
         store_client_fail(eng->st, eng->in->account_id, eng->in->id, &ci, r->id, r->message,
                           r->action, &eb) != ERR_OK)
         log_error("cannot record client failure tenant=%s: %s", t->cust.tenant_id, eb.msg);
@@ -775,18 +772,11 @@ tenant_reconcile(struct tenant *t)
         }
     }
     if (rc == ERR_OK)
-        rc = store_reconcile_commit(
-            eng->st, 1, eng->opts->software && !eng->opts->incremental && !t->apps_failed, &counts,
-            &eb);
+        rc = store_reconcile_commit(eng->st, 1, !t->apps_failed, &counts, &eb);
     if (rc != ERR_OK) {
         store_reconcile_rollback(eng->st);
         ctx.tenant_id = t->cust.tenant_id;
-        remedy_set(&rem, REMEDY_NONE, &ctx, NULL);
-        snprintf(rem.id, sizeof rem.id, "store_error");
-        snprintf(rem.message, sizeof rem.message, "Saving this tenant failed: %s", eb.msg);
-        snprintf(rem.action, sizeof rem.action,
-                 "Nothing was changed for this tenant. Check the database (disk space, "
-                 "permissions) and run the sync again.");
+        remedy_set(&rem, REMEDY_STORE, &ctx, eb.msg);
         tenant_fail(t, &rem);
         return;
     }
