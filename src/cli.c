@@ -1075,7 +1075,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     struct errbuf eb = {0};
     struct asset_query q = {0};
     int64_t account;
-    int code = CLI_FAIL;
+    int code = CLI_FAIL, software, rc;
 
     if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
@@ -1087,45 +1087,32 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--format table|csv|json|jsonl]\n");
         return help ? CLI_OK : CLI_USAGE;
     }
-    if (strcmp(pos[0], "software") == 0) {
-        struct software_query sq = {0};
-
-        if (open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb) !=
-            ERR_OK) {
-            fprintf(stderr, "memsync assets: %s\n", eb.msg);
-            return CLI_USAGE;
-        }
-        if (open_store(cx, &st, &account, &eb) != ERR_OK) {
-            code = fail("assets", &eb);
-            output_end(out, NULL);
-            goto out;
-        }
-        sq.account_id = account;
-        sq.client = client;
-        sq.search = search;
-        if (store_software_each(st, &sq, software_cb, out, &eb) != ERR_OK) {
-            code = fail("assets", &eb);
-            output_end(out, NULL);
-            goto out;
-        }
-        code = finish_output(out);
-        goto out;
-    }
-    if (open_output(format, asset_columns, asset_column_count, asset_table_columns,
-                    asset_table_column_count, &out, &eb) != ERR_OK) {
+    software = strcmp(pos[0], "software") == 0;
+    if ((software ? open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb)
+                  : open_output(format, asset_columns, asset_column_count, asset_table_columns,
+                                asset_table_column_count, &out, &eb)) != ERR_OK) {
         fprintf(stderr, "memsync assets: %s\n", eb.msg);
         return CLI_USAGE;
     }
-    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
-        code = fail("assets", &eb);
-        output_end(out, NULL);
-        goto out;
+    if (open_store(cx, &st, &account, &eb) == ERR_OK) {
+        if (software) {
+            struct software_query sq = {0};
+
+            sq.account_id = account;
+            sq.client = client;
+            sq.search = search;
+            rc = store_software_each(st, &sq, software_cb, out, &eb);
+        } else {
+            q.account_id = account;
+            q.client = client;
+            q.search = search;
+            q.include_retired = retired;
+            rc = store_assets_each(st, &q, asset_cb, out, &eb);
+        }
+    } else {
+        rc = eb.code != 0 ? eb.code : ERR_DB;
     }
-    q.account_id = account;
-    q.client = client;
-    q.search = search;
-    q.include_retired = retired;
-    if (store_assets_each(st, &q, asset_cb, out, &eb) != ERR_OK) {
+    if (rc != ERR_OK) {
         code = fail("assets", &eb);
         output_end(out, NULL);
         goto out;
