@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "config.h"
 #include "expiry.h"
+#include "insight.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -48,6 +49,7 @@ static const char usage_text[] =
     "  clients      list clients and their sync status   [--format table|csv|json|jsonl]\n"
     "  assets       hardware                             [--client X] [--format ...]\n"
     "  status       integrations, last runs, problems, secrets near expiry\n"
+    "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
     "  key          rotate: new master key, every secret re-sealed\n"
     "  config       show the effective settings\n"
     "\n"
@@ -1123,6 +1125,71 @@ out:
     return code;
 }
 
+/* ---- insights ------------------------------------------------------------------------------ */
+
+static int
+insight_cb(void *arg, const struct asset *a)
+{
+    insight_add(arg, a);
+    return 0;
+}
+
+static int
+cmd_insights(struct ctx *cx, int argc, char **argv)
+{
+    const char *format = "table", *client = NULL, *days = NULL;
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"format", 1, &format, NULL},
+        {"client", 1, &client, NULL},
+        {"stale-days", 1, &days, NULL},
+        {NULL, 0, NULL, NULL},
+    };
+    struct store *st = NULL;
+    struct output *out = NULL;
+    struct insight *in = NULL;
+    struct asset_query q = {0};
+    struct errbuf eb = {0};
+    int64_t account, stale = 30;
+    int code = CLI_FAIL;
+
+    if (parse_opts("insights", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync insights [--client X] [--stale-days N] "
+               "[--format table|csv|json|jsonl]\n"
+               "Per client: devices not checked in for N days (default 30), operating systems "
+               "past end of support,\ndevices without a real serial, serials in two tenants, "
+               "encrypted and compliant share, oldest enrolment.\n");
+        return CLI_OK;
+    }
+    if (days != NULL && (parse_id(days, &stale) != 0 || stale > 3650)) {
+        fprintf(stderr, "memsync insights: --stale-days must be a number of days (1-3650)\n");
+        return CLI_USAGE;
+    }
+    if (open_output(format, insight_columns, insight_column_count, NULL, 0, &out, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync insights: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
+    in = insight_new(clock_now(), (int)stale);
+    q.client = client;
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        (q.account_id = account, store_assets_each(st, &q, insight_cb, in, &eb)) != ERR_OK) {
+        code = fail("insights", &eb);
+        output_end(out, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < insight_count(in); i++)
+        if (row_out(out, insight_to_json(in, i)) != ERR_OK)
+            break;
+    code = finish_output(out);
+out:
+    insight_free(in);
+    store_close(st);
+    return code;
+}
+
 /* ---- status -------------------------------------------------------------------------------- */
 
 static json_t *
@@ -1415,9 +1482,15 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"integration", cmd_integration}, {"sync", cmd_sync},     {"clients", cmd_clients},
-    {"assets", cmd_assets},           {"status", cmd_status}, {"key", cmd_key},
-    {"config", cmd_config},           {NULL, NULL},
+    {"integration", cmd_integration},
+    {"sync", cmd_sync},
+    {"clients", cmd_clients},
+    {"assets", cmd_assets},
+    {"status", cmd_status},
+    {"insights", cmd_insights},
+    {"key", cmd_key},
+    {"config", cmd_config},
+    {NULL, NULL},
 };
 
 int

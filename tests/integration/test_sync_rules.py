@@ -1,6 +1,7 @@
 """Sync rules beyond the basics: un-retirement, installs removed and re-added, serials that move
 between tenants or appear in two, customer sources (contracts, GDAP), excluded and renamed
 clients, incremental syncs."""
+import json
 import os
 import sys
 import unittest
@@ -218,6 +219,31 @@ class ReportExport(unittest.TestCase):
             st = sim.stats()["requests"]
             self.assertGreaterEqual(sum(st["batch"].values()), 2050 // 20)
             self.assertEqual(installs_of(ms, t), 2050 * 2)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
+class Insights(unittest.TestCase):
+    def test_insights_match_the_assets(self):
+        sim = harness.Sim("--tenants", "3", "--devices", "25", "--seed", "31")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration()
+            env = {"MEMSYNC_NOW": "2026-11-27T00:00:00Z"}
+            rows = {r["client"]["tenant_id"]: r for r in json.loads(
+                ms.run("insights", "--format", "json", "--stale-days", "90", env=env,
+                       check=0)[1])}
+            assets = ms.json("assets", "hardware", "--format", "json")
+            for tid, r in rows.items():
+                mine = [a for a in assets if a["client"]["tenant_id"] == tid]
+                self.assertEqual(r["devices"], len(mine))
+                self.assertEqual(r["no_serial"], len([a for a in mine if not a["serial_number"]]))
+                self.assertEqual(r["unsupported_os"], len([
+                    a for a in mine if a["operating_system"]["end_of_support"] and
+                    a["operating_system"]["end_of_support"] < "2026-11-27"]))
+                enc = len([a for a in mine if a["is_encrypted"]])
+                self.assertEqual(r["encrypted_pct"], (enc * 100 + len(mine) // 2) // len(mine))
         finally:
             sim.stop()
             ms.cleanup()
