@@ -310,7 +310,7 @@ struct sync_flags {
 
 static int
 run_sync(struct ctx *cx, struct store *st, const struct integration *in,
-         const struct sync_flags *fl)
+         const struct sync_flags *fl, int *failed)
 {
     struct vault *v = NULL;
     char *psec = NULL, *ssec = NULL;
@@ -343,13 +343,23 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
         goto out;
-    printf("sync %s of integration %lld: %d tenants, %d ok, %d failed; %lld devices "
-           "(%lld new, %lld changed, %lld retired); %lld requests, %lld throttled, %.1f s\n",
+    printf("sync %s of integration %lld: %d tenants, %d ok, %d failed",
            sum.interrupted ? "interrupted" : "finished", (long long)in->id, sum.tenants_total,
-           sum.tenants_ok, sum.tenants_failed, (long long)sum.devices, (long long)sum.created,
-           (long long)sum.updated, (long long)sum.retired, (long long)sum.requests,
-           (long long)sum.throttled, (double)sum.duration_ms / 1000.0);
+           sum.tenants_ok, sum.tenants_failed);
+    if (sum.interrupted)
+        printf(", %d stopped mid-way, %d not started", sum.tenants_interrupted,
+               sum.tenants_total - sum.tenants_ok - sum.tenants_failed - sum.tenants_interrupted);
+    printf("; %lld devices (%lld new, %lld changed, %lld retired); %lld requests, %lld "
+           "throttled, %.1f s\n",
+           (long long)sum.devices, (long long)sum.created, (long long)sum.updated,
+           (long long)sum.retired, (long long)sum.requests, (long long)sum.throttled,
+           (double)sum.duration_ms / 1000.0);
+    if (sum.interrupted)
+        fprintf(stderr, "memsync sync: interrupted; tenants not finished keep their previous "
+                        "data. Run the sync again.\n");
     code = sum.tenants_failed > 0 || sum.interrupted ? CLI_PARTIAL : CLI_OK;
+    if (failed != NULL && sum.tenants_failed > 0)
+        *failed = 1;
 out:
     if (rc != ERR_OK)
         fprintf(stderr, "memsync sync: %s\n", eb.msg);
@@ -593,7 +603,7 @@ integration_add(struct ctx *cx, int argc, char **argv)
             goto out;
         struct sync_flags fl = {0};
 
-        code = run_sync(cx, st, &saved, &fl);
+        code = run_sync(cx, st, &saved, &fl, NULL);
         integration_clear(&saved);
     }
 out:
@@ -884,7 +894,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     size_t n = 0;
     struct errbuf eb = {0};
     int64_t account, id = 0, parallel = 0;
-    int code = CLI_OK, ran = 0;
+    int code = CLI_OK, ran = 0, failed_any = 0;
     struct sigaction sa;
 
     if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
@@ -945,7 +955,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         ran = 1;
         fl.incremental = incr;
         fl.parallel = (int)parallel;
-        c = run_sync(cx, st, &list[i], &fl);
+        c = run_sync(cx, st, &list[i], &fl, &failed_any);
         if (c == CLI_FAIL || (c == CLI_PARTIAL && code == CLI_OK))
             code = c;
     }
@@ -956,7 +966,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
                 (long long)id);
         code = CLI_FAIL;
     }
-    if (code == CLI_PARTIAL)
+    if (code == CLI_PARTIAL && failed_any)
         print_failed_clients(st, account);
 out:
     for (size_t i = 0; i < n; i++)

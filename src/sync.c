@@ -350,7 +350,8 @@ token_done(struct call *c, const struct http_resp *r)
     ctx.app_label = is_partner ? "Partner App" : "Sync App";
     ctx.login_base = eng->cfg->login_url;
     if (r->err != ERR_OK) {
-        remedy_set(&rem, REMEDY_NETWORK, &ctx, r->errmsg);
+        remedy_set(&rem, r->err == ERR_INTERRUPTED ? REMEDY_INTERRUPTED : REMEDY_NETWORK, &ctx,
+                   r->errmsg);
         goto fail;
     }
     if (token_parse(r->body, r->body_len, r->status, &tr, &eb) != ERR_OK) {
@@ -721,7 +722,10 @@ tenant_fail(struct tenant *t, const struct remedy *r)
         return;
     t->failed = 1;
     t->rem = *r;
-    eng->sum.tenants_failed++;
+    if (r->code == REMEDY_INTERRUPTED)
+        eng->sum.tenants_interrupted++;
+    else
+        eng->sum.tenants_failed++;
     ci.tenant_id = t->cust.tenant_id;
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;

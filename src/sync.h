@@ -52,6 +52,7 @@ struct sync_summary {
     int tenants_total;
     int tenants_ok;
     int tenants_failed;
+    int tenants_interrupted; /* stopped mid-way by sync_request_stop(); data kept */
     int64_t devices;
     int64_t created, updated, unchanged, retired;
     int64_t installs;

@@ -84,6 +84,30 @@ class Crash(unittest.TestCase):
             sim.stop()
             ms.cleanup()
 
+    def test_ctrl_c_stops_cleanly(self):
+        sim = harness.Sim("--tenants", "30", "--devices", "40", "--latency-ms", "100")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync")
+            proc = subprocess.Popen([harness.BIN, "sync", "--parallel", "4"], cwd=ms.dir,
+                                    env=ms.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+            self.assertEqual(proc.returncode, 3)
+            self.assertIn("interrupted", out.decode())
+            self.assertIn("Run the sync again", err.decode())
+            # Interrupted tenants are not reported as failing, and nothing half-done is stored.
+            clients = ms.json("clients", "--format", "json")
+            self.assertTrue(clients)
+            self.assertTrue(all(c["status"] == "ok" for c in clients))
+            self.assertTrue(all(c["device_count"] == 40 for c in clients))
+            self.assertEqual(ms.run("sync")[0], 0)
+            self.assertEqual(len(ms.json("clients", "--format", "json")), 30)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
