@@ -249,5 +249,34 @@ class Insights(unittest.TestCase):
             ms.cleanup()
 
 
+class HardwareDetail(unittest.TestCase):
+    def test_memory_and_ethernet_mac_per_device(self):
+        sim = harness.Sim("--tenants", "2", "--devices", "15", "--seed", "41")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync")
+            ms.run("sync", "--no-software", check=0)
+            self.assertTrue(all(a["memory_bytes"] is None
+                                for a in ms.json("assets", "hardware", "--format", "json")),
+                            "list responses carry no memory")
+            sim.control({"op": "reset_stats"})
+            ms.run("sync", "--no-software", "--hardware-detail", check=0)
+            self.assertEqual(sum(sim.stats()["requests"]["batch"].values()), 2,
+                             "15 devices per tenant: one $batch each")
+            for a in ms.json("assets", "hardware", "--format", "json"):
+                tid, did = a["client"]["tenant_id"], a["source"]["intune_device_id"]
+                tok = sim.sync_token(tid)
+                code, body, _ = harness.http(
+                    "GET", sim.graph + "/beta/deviceManagement/managedDevices/%s?$select=id,"
+                    "physicalMemoryInBytes,ethernetMacAddress" % did, None,
+                    {"Authorization": "Bearer " + tok})
+                want = json.loads(body)
+                self.assertEqual(a["memory_bytes"], want["physicalMemoryInBytes"] or None)
+                self.assertEqual(a["ethernet_mac"], want["ethernetMacAddress"] or None)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
