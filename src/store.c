@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,4 +381,678 @@ store_serial_key(const char *serial)
     for (char *p = k; *p != '\0'; p++)
         *p = (char)toupper((unsigned char)*p);
     return k;
+}
+
+/* ---- web: users, sessions, API keys, lists ----------------------------------------------- */
+
+/* Backends that do not implement an operation leave it NULL. */
+static int
+web_unsupported(const struct store *st, struct errbuf *eb)
+{
+    return err_set(eb, ERR_UNSUPPORTED,
+                   "this needs the SQLite backend; the %s backend does not support it yet",
+                   st->ops->name);
+}
+
+#define WEB_OP(st, op, eb)                                                                         \
+    do {                                                                                           \
+        if ((st)->ops->op == NULL)                                                                 \
+            return web_unsupported((st), (eb));                                                    \
+    } while (0)
+
+void
+user_row_clear(struct user_row *u)
+{
+    if (u == NULL)
+        return;
+    free(u->name);
+    free(u->role);
+    free(u->password_hash);
+    memset(u, 0, sizeof *u);
+}
+
+int
+store_user_insert(struct store *st, int64_t account_id, const char *name, const char *role,
+                  const char *password_hash, int64_t *id, struct errbuf *eb)
+{
+    if (name == NULL || name[0] == '\0' || strlen(name) > 128)
+        return err_set(eb, ERR_INVAL, "a user name must have 1 to 128 characters");
+    if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0))
+        return err_set(eb, ERR_INVAL, "a user's role must be admin or viewer");
+    WEB_OP(st, user_insert, eb);
+    return st->ops->user_insert(st, account_id, name, role, password_hash, id, eb);
+}
+
+int
+store_user_get(struct store *st, const char *name, struct user_row *out, struct errbuf *eb)
+{
+    memset(out, 0, sizeof *out);
+    WEB_OP(st, user_get, eb);
+    return st->ops->user_get(st, name, out, eb);
+}
+
+int
+store_user_set_password(struct store *st, int64_t id, const char *password_hash, struct errbuf *eb)
+{
+    WEB_OP(st, user_set_password, eb);
+    return st->ops->user_set_password(st, id, password_hash, eb);
+}
+
+int
+store_user_delete(struct store *st, int64_t id, struct errbuf *eb)
+{
+    WEB_OP(st, user_delete, eb);
+    return st->ops->user_delete(st, id, eb);
+}
+
+int64_t
+store_user_count(struct store *st, struct errbuf *eb)
+{
+    WEB_OP(st, user_count, eb);
+    return st->ops->user_count(st, eb);
+}
+
+int
+store_session_insert(struct store *st, const char *token_hash, int64_t user_id, int64_t expires_at,
+                     struct errbuf *eb)
+{
+    WEB_OP(st, session_insert, eb);
+    return st->ops->session_insert(st, token_hash, user_id, expires_at, eb);
+}
+
+int
+store_session_user(struct store *st, const char *token_hash, int64_t now, struct user_row *out,
+                   struct errbuf *eb)
+{
+    memset(out, 0, sizeof *out);
+    WEB_OP(st, session_user, eb);
+    return st->ops->session_user(st, token_hash, now, out, eb);
+}
+
+int
+store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb)
+{
+    WEB_OP(st, session_delete, eb);
+    return st->ops->session_delete(st, token_hash, eb);
+}
+
+int
+store_apikey_insert(struct store *st, int64_t account_id, const char *name, const char *scope,
+                    const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb)
+{
+    if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0))
+        return err_set(eb, ERR_INVAL, "an API key's scope must be read or admin");
+    WEB_OP(st, apikey_insert, eb);
+    return st->ops->apikey_insert(st, account_id, name, scope, key_hash, prefix, id, eb);
+}
+
+int
+store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
+                  char **scope, struct errbuf *eb)
+{
+    *scope = NULL;
+    WEB_OP(st, apikey_find, eb);
+    return st->ops->apikey_find(st, key_hash, account_id, id, scope, eb);
+}
+
+int
+store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb)
+{
+    WEB_OP(st, apikey_revoke, eb);
+    return st->ops->apikey_revoke(st, account_id, id, eb);
+}
+
+int
+store_integration_update(struct store *st, int64_t account_id, int64_t id, const char *name,
+                         int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
+                         struct errbuf *eb)
+{
+    if (name != NULL && (name[0] == '\0' || strlen(name) > 200))
+        return err_set(eb, ERR_INVAL, "an integration name must have 1 to 200 characters");
+    if (sync_interval != 0 && (sync_interval < 300 || sync_interval > 7 * 86400))
+        return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
+    WEB_OP(st, integration_update, eb);
+    return st->ops->integration_update(st, account_id, id, name, sync_interval, partner_expires,
+                                       sync_expires, eb);
+}
+
+int
+store_list_each(struct store *st, const struct list_query *q,
+                int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+                struct errbuf *eb)
+{
+    if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
+        return err_set(eb, ERR_INVAL, "too many filters or sort fields");
+    WEB_OP(st, list_each, eb);
+    return st->ops->list_each(st, q, cb, arg, eb);
+}
+
+int64_t
+store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb)
+{
+    if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
+        return err_set(eb, ERR_INVAL, "too many filters or sort fields");
+    WEB_OP(st, list_count, eb);
+    return st->ops->list_count(st, q, eb);
+}
+
+int
+store_asset_get(struct store *st, int64_t account_id, int64_t id,
+                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    WEB_OP(st, asset_get, eb);
+    return st->ops->asset_get(st, account_id, id, cb, arg, eb);
+}
+
+/* ---- generic lists: entities and the SQL every backend builds from them ------------------ */
+
+#define LF(n, e, k)                                                                                \
+    {                                                                                              \
+        n, e, k                                                                                    \
+    }
+
+static const struct store_list_field hardware_fields[] = {
+    LF("id", "h.id", SC_INT),
+    LF("client.id", "h.client_id", SC_INT),
+    LF("client.name", "COALESCE(c.name_override, c.name)", SC_TEXT),
+    LF("client.tenant_id", "c.tenant_id", SC_TEXT),
+    LF("source.integration_id", "h.integration_id", SC_INT),
+    LF("source.intune_device_id", "h.intune_device_id", SC_TEXT),
+    LF("source.azure_ad_device_id", "h.azure_ad_device_id", SC_TEXT),
+    LF("name", "h.name", SC_TEXT),
+    LF("serial_number", "h.serial_number", SC_TEXT),
+    LF("manufacturer", "h.manufacturer", SC_TEXT),
+    LF("model", "h.model", SC_TEXT),
+    LF("type", "h.type", SC_TEXT),
+    LF("operating_system.name", "h.os_name", SC_TEXT),
+    LF("operating_system.version", "h.os_version", SC_TEXT),
+    LF("user.principal_name", "h.user_principal_name", SC_TEXT),
+    LF("user.display_name", "h.user_display_name", SC_TEXT),
+    LF("user.email", "h.user_email", SC_TEXT),
+    LF("ownership", "h.ownership", SC_TEXT),
+    LF("compliance_state", "h.compliance_state", SC_TEXT),
+    LF("management_state", "h.management_state", SC_TEXT),
+    LF("enrollment_type", "h.enrollment_type", SC_TEXT),
+    LF("is_encrypted", "h.is_encrypted", SC_BOOL),
+    LF("is_supervised", "h.is_supervised", SC_BOOL),
+    LF("storage.total_bytes", "h.storage_total_bytes", SC_INT),
+    LF("storage.free_bytes", "h.storage_free_bytes", SC_INT),
+    LF("memory_bytes", "h.memory_bytes", SC_INT),
+    LF("wifi_mac", "h.wifi_mac", SC_TEXT),
+    LF("ethernet_mac", "h.ethernet_mac", SC_TEXT),
+    LF("imei", "h.imei", SC_TEXT),
+    LF("meid", "h.meid", SC_TEXT),
+    LF("phone_number", "h.phone_number", SC_TEXT),
+    LF("enrolled_at", "h.enrolled_at", SC_TS),
+    LF("last_check_in_at", "h.last_check_in_at", SC_TS),
+    LF("first_synced_at", "h.first_synced_at", SC_TS),
+    LF("last_synced_at", "h.last_synced_at", SC_TS),
+    LF("retired_at", "h.retired_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field client_fields[] = {
+    LF("id", "c.id", SC_INT),
+    LF("integration_id", "c.integration_id", SC_INT),
+    LF("tenant_id", "c.tenant_id", SC_TEXT),
+    LF("name", "COALESCE(c.name_override, c.name)", SC_TEXT),
+    LF("default_domain", "c.default_domain", SC_TEXT),
+    LF("source", "c.source", SC_TEXT),
+    LF("included", "c.included", SC_BOOL),
+    LF("status", "c.status", SC_TEXT),
+    LF("last_sync_at", "c.last_sync_at", SC_TS),
+    LF("error.code", "c.error_code", SC_TEXT),
+    LF("error.message", "c.error_message", SC_TEXT),
+    LF("error.remedy", "c.error_remedy", SC_TEXT),
+    LF("device_count", "c.device_count", SC_INT),
+    LF("software_count", "c.software_count", SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field software_fields[] = {
+    LF("id", "t.id", SC_INT),
+    LF("client.id", "c.id", SC_INT),
+    LF("client.name", "COALESCE(c.name_override, c.name)", SC_TEXT),
+    LF("client.tenant_id", "c.tenant_id", SC_TEXT),
+    LF("name", "t.name", SC_TEXT),
+    LF("version", "NULLIF(t.version, '')", SC_TEXT),
+    LF("publisher", "NULLIF(t.publisher, '')", SC_TEXT),
+    LF("platform", "NULLIF(t.platform, '')", SC_TEXT),
+    LF("size_bytes", "t.size_bytes", SC_INT),
+    LF("device_count",
+       "(SELECT count(*) FROM software_install i JOIN hardware_asset ha ON ha.id = i.asset_id "
+       "WHERE i.title_id = t.id AND i.removed_at IS NULL AND ha.retired_at IS NULL)",
+       SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field software_device_fields[] = {
+    LF("id", "h.id", SC_INT),
+    LF("name", "h.name", SC_TEXT),
+    LF("serial_number", "h.serial_number", SC_TEXT),
+    LF("client.id", "c.id", SC_INT),
+    LF("client.name", "COALESCE(c.name_override, c.name)", SC_TEXT),
+    LF("operating_system.name", "h.os_name", SC_TEXT),
+    LF("operating_system.version", "h.os_version", SC_TEXT),
+    LF("user.principal_name", "h.user_principal_name", SC_TEXT),
+    LF("last_check_in_at", "h.last_check_in_at", SC_TS),
+    LF("first_seen_at", "i.first_seen_at", SC_TS),
+    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field asset_software_fields[] = {
+    LF("hardware_asset_id", "i.asset_id", SC_INT),
+    LF("software_id", "t.id", SC_INT),
+    LF("name", "t.name", SC_TEXT),
+    LF("version", "NULLIF(t.version, '')", SC_TEXT),
+    LF("publisher", "NULLIF(t.publisher, '')", SC_TEXT),
+    LF("platform", "NULLIF(t.platform, '')", SC_TEXT),
+    LF("size_bytes", "t.size_bytes", SC_INT),
+    LF("first_seen_at", "i.first_seen_at", SC_TS),
+    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    LF("removed_at", "i.removed_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field change_fields[] = {
+    LF("id", "x.id", SC_INT),
+    LF("at", "x.at", SC_TS),
+    LF("field", "x.field", SC_TEXT),
+    LF("old_value", "x.old_value", SC_TEXT),
+    LF("new_value", "x.new_value", SC_TEXT),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field run_fields[] = {
+    LF("id", "r.id", SC_INT),
+    LF("integration_id", "r.integration_id", SC_INT),
+    LF("integration_name", "g.name", SC_TEXT),
+    LF("kind", "r.kind", SC_TEXT),
+    LF("status", "r.status", SC_TEXT),
+    LF("started_at", "r.started_at", SC_TS),
+    LF("finished_at", "r.finished_at", SC_TS),
+    LF("tenants_total", "(SELECT count(*) FROM sync_tenant_result x WHERE x.run_id = r.id)",
+       SC_INT),
+    LF("tenants_ok",
+       "(SELECT count(*) FROM sync_tenant_result x WHERE x.run_id = r.id AND x.status = 'ok')",
+       SC_INT),
+    LF("tenants_failed",
+       "(SELECT count(*) FROM sync_tenant_result x WHERE x.run_id = r.id AND x.status = 'error')",
+       SC_INT),
+    LF("devices",
+       "(SELECT COALESCE(sum(x.devices), 0) FROM sync_tenant_result x WHERE "
+       "x.run_id = r.id)",
+       SC_INT),
+    LF("requests",
+       "(SELECT COALESCE(sum(x.requests), 0) FROM sync_tenant_result x WHERE "
+       "x.run_id = r.id)",
+       SC_INT),
+    LF("throttled",
+       "(SELECT COALESCE(sum(x.throttled), 0) FROM sync_tenant_result x WHERE "
+       "x.run_id = r.id)",
+       SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field tenant_result_fields[] = {
+    LF("tenant_id", "x.tenant_id", SC_TEXT),
+    LF("client_name", "x.client_name", SC_TEXT),
+    LF("status", "x.status", SC_TEXT),
+    LF("error.code", "x.error_code", SC_TEXT),
+    LF("error.message", "x.error_message", SC_TEXT),
+    LF("error.remedy", "x.error_remedy", SC_TEXT),
+    LF("devices", "x.devices", SC_INT),
+    LF("created", "x.created", SC_INT),
+    LF("updated", "x.updated", SC_INT),
+    LF("unchanged", "x.unchanged", SC_INT),
+    LF("retired", "x.retired", SC_INT),
+    LF("installs_added", "x.installs_added", SC_INT),
+    LF("installs_removed", "x.installs_removed", SC_INT),
+    LF("requests", "x.requests", SC_INT),
+    LF("throttled", "x.throttled", SC_INT),
+    LF("duration_ms", "x.duration_ms", SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field user_fields[] = {
+    LF("id", "u.id", SC_INT),      LF("name", "u.name", SC_TEXT),
+    LF("role", "u.role", SC_TEXT), LF("created_at", "u.created_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field apikey_fields[] = {
+    LF("id", "k.id", SC_INT),
+    LF("name", "k.name", SC_TEXT),
+    LF("scope", "k.scope", SC_TEXT),
+    LF("prefix", "k.prefix", SC_TEXT),
+    LF("created_at", "k.created_at", SC_TS),
+    LF("revoked_at", "k.revoked_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_field sched_fields[] = {
+    LF("id", "g.id", SC_INT),
+    LF("account_id", "g.account_id", SC_INT),
+    LF("sync_interval", "g.sync_interval", SC_INT),
+    LF("last_started_at",
+       "(SELECT max(r.started_at) FROM sync_run r WHERE r.integration_id = g.id)", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+static const struct store_list_entity lentities[] = {
+    {"hardware", NULL, {NULL}, NULL, NULL, hardware_fields},
+    {"clients",
+     "FROM client c WHERE c.account_id = ?1",
+     {"COALESCE(c.name_override, c.name)", "c.tenant_id", "c.default_domain", NULL},
+     "COALESCE(c.name_override, c.name)",
+     "c.id",
+     client_fields},
+    {"software",
+     /* Titles with at least one current install, like store_software_each. */
+     "FROM software_title t JOIN client c ON c.id = t.client_id WHERE t.account_id = ?1 AND "
+     "EXISTS (SELECT 1 FROM software_install i JOIN hardware_asset ha ON ha.id = i.asset_id "
+     "WHERE i.title_id = t.id AND i.removed_at IS NULL AND ha.retired_at IS NULL)",
+     {"t.name", "t.publisher", NULL, NULL},
+     "t.name",
+     "t.id",
+     software_fields},
+    {"software_devices",
+     "FROM software_install i JOIN hardware_asset h ON h.id = i.asset_id JOIN client c ON "
+     "c.id = h.client_id WHERE i.account_id = ?1 AND i.title_id = ?2 AND i.removed_at IS NULL "
+     "AND h.retired_at IS NULL",
+     {"h.name", "h.serial_number", "h.user_principal_name", NULL},
+     "h.name",
+     "h.id",
+     software_device_fields},
+    {"asset_software",
+     "FROM software_install i JOIN software_title t ON t.id = i.title_id WHERE i.account_id = ?1 "
+     "AND i.asset_id = ?2",
+     {"t.name", "t.publisher", NULL, NULL},
+     "t.name",
+     "t.id",
+     asset_software_fields},
+    {"asset_changes",
+     "FROM asset_change x WHERE x.account_id = ?1 AND x.asset_id = ?2",
+     {"x.field", NULL, NULL, NULL},
+     "x.at DESC",
+     "x.id",
+     change_fields},
+    {"sync_runs",
+     "FROM sync_run r JOIN integration g ON g.id = r.integration_id WHERE "
+     "r.account_id = ?1",
+     {"g.name", NULL, NULL, NULL},
+     "r.id DESC",
+     "r.id",
+     run_fields},
+    {"sync_tenant_results",
+     "FROM sync_tenant_result x JOIN sync_run r ON r.id = x.run_id WHERE r.account_id = ?1 AND "
+     "x.run_id = ?2",
+     {"x.client_name", "x.tenant_id", NULL, NULL},
+     "x.status, x.client_name",
+     "x.id",
+     tenant_result_fields},
+    {"users",
+     "FROM app_user u WHERE u.account_id = ?1",
+     {"u.name", NULL, NULL, NULL},
+     "u.name",
+     "u.id",
+     user_fields},
+    {"api_keys",
+     "FROM api_key k WHERE k.account_id = ?1",
+     {"k.name", NULL, NULL, NULL},
+     "k.id",
+     "k.id",
+     apikey_fields},
+    /* Every account: only the scheduler reads this (?1 is unused). */
+    {"scheduler_integrations",
+     "FROM integration g WHERE g.partner_secret_sealed IS NOT NULL",
+     {NULL, NULL, NULL, NULL},
+     "g.id",
+     "g.id",
+     sched_fields},
+};
+
+const struct store_list_entity *
+store_list_entity(const char *name)
+{
+    for (size_t i = 0; i < sizeof lentities / sizeof lentities[0]; i++)
+        if (name != NULL && strcmp(lentities[i].name, name) == 0)
+            return &lentities[i];
+    return NULL;
+}
+
+const struct store_list_field *
+store_list_field(const struct store_list_entity *e, const char *name)
+{
+    for (const struct store_list_field *f = e->fields; f->name != NULL; f++)
+        if (name != NULL && strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
+}
+
+int
+store_list_has_field(const char *entity, const char *field)
+{
+    const struct store_list_entity *e = store_list_entity(entity);
+
+    return e != NULL && store_list_field(e, field) != NULL;
+}
+
+void
+store_binds_free(struct store_binds *b)
+{
+    for (int i = 0; i < b->n; i++)
+        free(b->v[i].s);
+    b->n = 0;
+}
+
+/* Converts one filter value to what the column stores; returns the parameter number. */
+static int
+bind_value(struct store_binds *b, const struct store_list_field *f, const char *v,
+           struct errbuf *eb)
+{
+    struct store_bind *x;
+
+    if (b->n >= (int)(sizeof b->v / sizeof b->v[0]))
+        return err_set(eb, ERR_INVAL, "too many filter values");
+    x = &b->v[b->n];
+    memset(x, 0, sizeof *x);
+    switch (f->kind) {
+    case SC_INT: {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0')
+            return err_set(eb, ERR_INVAL, "filter on %s: '%s' is not a number", f->name, v);
+        x->kind = SC_INT;
+        x->i = n;
+        break;
+    }
+    case SC_TS: {
+        int64_t t;
+
+        if (clock_parse(v, &t) != ERR_OK || t == TS_NULL)
+            return err_set(eb, ERR_INVAL,
+                           "filter on %s: '%s' is not a date (use 2026-01-31 or "
+                           "2026-01-31T12:00:00Z)",
+                           f->name, v);
+        x->kind = SC_INT;
+        x->i = t;
+        break;
+    }
+    case SC_BOOL:
+        if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
+            x->i = 1;
+        else if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+            x->i = 0;
+        else
+            return err_set(eb, ERR_INVAL, "filter on %s: use true or false", f->name);
+        x->kind = SC_INT;
+        break;
+    default:
+        x->kind = SC_TEXT;
+        x->s = xstrdup(v);
+        break;
+    }
+    b->n++;
+    return b->first + b->n - 1;
+}
+
+/* Appends " AND ..." for each filter. */
+int
+store_sql_filters(const struct store_dialect *d, const struct store_list_entity *e,
+                  const struct store_filter *fs, size_t n, struct buf *sql, struct store_binds *b,
+                  struct errbuf *eb)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct store_filter *ft = &fs[k];
+        const struct store_list_field *f = store_list_field(e, ft->field);
+        const char *op = ft->op != NULL ? ft->op : "eq";
+        int p;
+
+        if (f == NULL)
+            return err_set(eb, ERR_INVAL, "unknown filter field '%s'", ft->field);
+        if (ft->value == NULL)
+            return err_set(eb, ERR_INVAL, "filter on %s needs a value", f->name);
+        if (strcmp(op, "like") == 0) {
+            struct store_bind *x;
+
+            if (b->n >= (int)(sizeof b->v / sizeof b->v[0]))
+                return err_set(eb, ERR_INVAL, "too many filter values");
+            x = &b->v[b->n++];
+            x->kind = SC_TEXT;
+            x->s = xstrdup(ft->value);
+            buf_addstr(sql, " AND ");
+            d->contains(sql, f->expr, b->first + b->n - 1);
+        } else if (strcmp(op, "in") == 0) {
+            char *list = xstrdup(ft->value), *save = list, *item;
+            int first = 1, rc = ERR_OK;
+
+            buf_printf(sql, " AND %s IN (", f->expr);
+            while (save != NULL) {
+                item = save;
+                save = strchr(save, ',');
+                if (save != NULL)
+                    *save++ = '\0';
+                p = bind_value(b, f, item, eb);
+                if (p < 0) {
+                    rc = p;
+                    break;
+                }
+                buf_addstr(sql, first ? "" : ", ");
+                d->param(sql, p);
+                first = 0;
+            }
+            free(list);
+            if (rc != ERR_OK)
+                return rc;
+            buf_addstr(sql, ")");
+        } else {
+            const char *sqlop = strcmp(op, "eq") == 0    ? "="
+                                : strcmp(op, "lt") == 0  ? "<"
+                                : strcmp(op, "lte") == 0 ? "<="
+                                : strcmp(op, "gt") == 0  ? ">"
+                                : strcmp(op, "gte") == 0 ? ">="
+                                                         : NULL;
+            if (sqlop == NULL)
+                return err_set(eb, ERR_INVAL,
+                               "unknown filter operator '%s' (use eq, in, lt, lte, gt, gte, like)",
+                               op);
+            p = bind_value(b, f, ft->value, eb);
+            if (p < 0)
+                return p;
+            buf_addstr(sql, " AND ");
+            if (f->kind == SC_TEXT && strcmp(op, "eq") == 0) {
+                d->ieq(sql, f->expr, p);
+            } else {
+                buf_printf(sql, "%s %s ", f->expr, sqlop);
+                d->param(sql, p);
+            }
+        }
+    }
+    return ERR_OK;
+}
+
+int
+store_sql_sorts(const struct store_list_entity *e, const struct store_sort *ss, size_t n,
+                struct buf *sql, struct errbuf *eb)
+{
+    for (size_t k = 0; k < n; k++) {
+        const struct store_list_field *f = store_list_field(e, ss[k].field);
+
+        if (f == NULL)
+            return err_set(eb, ERR_INVAL, "unknown sort field '%s'", ss[k].field);
+        /* NULLs sort last both ways; descending that is SQLite's own order, so an index
+         * can serve it. */
+        buf_printf(sql, "%s%s %s", k ? ", " : " ORDER BY ", f->expr,
+                   ss[k].desc ? "DESC" : "ASC NULLS LAST");
+    }
+    return ERR_OK;
+}
+
+/* Copies an entity's SQL text, writing its "?N" parameters in the backend's style. */
+static void
+sql_params(const struct store_dialect *d, struct buf *sql, const char *text)
+{
+    for (const char *t = text; *t != '\0'; t++) {
+        if (*t == '?' && t[1] >= '1' && t[1] <= '9') {
+            d->param(sql, t[1] - '0');
+            t++;
+        } else {
+            buf_addc(sql, *t);
+        }
+    }
+}
+
+/* Builds "<select|count> FROM ... [filters] [search] [order] [limit]" for q. */
+int
+store_sql_list(const struct store_dialect *d, const struct list_query *q, int count,
+               struct buf *sql, struct store_binds *b, struct errbuf *eb)
+{
+    const struct store_list_entity *e = store_list_entity(q->entity);
+    int rc;
+
+    if (e == NULL || e->from == NULL)
+        return err_set(eb, ERR_INVAL, "unknown list '%s'", q->entity ? q->entity : "");
+    b->first = 5;
+    if (count) {
+        buf_addstr(sql, "SELECT count(*) ");
+    } else {
+        buf_addstr(sql, "SELECT ");
+        for (const struct store_list_field *f = e->fields; f->name != NULL; f++)
+            buf_printf(sql, "%s%s", f == e->fields ? "" : ", ", f->expr);
+        buf_addstr(sql, " ");
+    }
+    sql_params(d, sql, e->from);
+    rc = store_sql_filters(d, e, q->filters, q->nfilters, sql, b, eb);
+    if (rc != ERR_OK)
+        return rc;
+    if (q->search != NULL && q->search[0] != '\0') {
+        buf_addstr(sql, " AND (");
+        for (int i = 0; i < 4 && e->search[i] != NULL; i++) {
+            buf_addstr(sql, i ? " OR " : "");
+            d->contains(sql, e->search[i], 3);
+        }
+        buf_addstr(sql, ")");
+    }
+    if (count)
+        return ERR_OK;
+    if (q->nsorts > 0) {
+        rc = store_sql_sorts(e, q->sorts, q->nsorts, sql, eb);
+        if (rc != ERR_OK)
+            return rc;
+        buf_printf(sql, ", %s%s", e->tiebreak, q->sorts[q->nsorts - 1].desc ? " DESC" : "");
+    } else {
+        buf_printf(sql, " ORDER BY %s, %s", e->order, e->tiebreak);
+    }
+    if (q->limit > 0)
+        buf_printf(sql, " LIMIT %d", q->limit);
+    else if (q->offset > 0)
+        buf_printf(sql, " %s", d->no_limit);
+    if (q->offset > 0)
+        buf_printf(sql, " OFFSET %" PRId64, q->offset);
+    return ERR_OK;
 }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "device.h"
 #include "err.h"
 
@@ -176,6 +177,12 @@ struct asset_query {
     const char *search; /* substring of name, serial, user, model (case-insensitive) */
     int64_t after_id;   /* keyset cursor: rows with id > after_id */
     int limit;          /* 0 = no limit */
+    /* API lists (store_list_has_field("hardware", ...)); sorts end with id as tie-break. */
+    const struct store_filter *filters;
+    size_t nfilters;
+    const struct store_sort *sorts;
+    size_t nsorts;
+    int64_t offset;
 };
 
 /* The stored lastSyncDateTime of each device of one tenant, for incremental syncs (cheaper than
@@ -254,11 +261,111 @@ int store_run_tenant(struct store *st, int64_t run_id, const struct tenant_resul
 int store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
                      struct errbuf *eb);
 
+/* ---- web: users, sessions, API keys (migration 2) --------------------------------------- */
+
+/* Names are unique across accounts (sign-in takes a name only). role: "admin" | "viewer". */
+struct user_row {
+    int64_t id;
+    int64_t account_id;
+    char *name;
+    char *role;
+    char *password_hash; /* crypto_pwhash_str string, never shown */
+    int64_t created_at;
+};
+void user_row_clear(struct user_row *u);
+
+int store_user_insert(struct store *st, int64_t account_id, const char *name, const char *role,
+                      const char *password_hash, int64_t *id, struct errbuf *eb); /* ERR_EXISTS */
+int store_user_get(struct store *st, const char *name, struct user_row *out,
+                   struct errbuf *eb); /* ERR_NOTFOUND */
+int store_user_set_password(struct store *st, int64_t id, const char *password_hash,
+                            struct errbuf *eb);
+int store_user_delete(struct store *st, int64_t id, struct errbuf *eb);
+int64_t store_user_count(struct store *st, struct errbuf *eb); /* users of every account */
+
+/* Sessions and API keys are found by a digest of their token; the token itself is never kept.
+ * scope of an API key: "read" | "admin". */
+int store_session_insert(struct store *st, const char *token_hash, int64_t user_id,
+                         int64_t expires_at, struct errbuf *eb);
+/* The user of an unexpired session (ERR_NOTFOUND otherwise). */
+int store_session_user(struct store *st, const char *token_hash, int64_t now, struct user_row *out,
+                       struct errbuf *eb);
+int store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb);
+
+int store_apikey_insert(struct store *st, int64_t account_id, const char *name, const char *scope,
+                        const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb);
+/* Finds an unrevoked key: fills account, id, scope (malloc'd, caller frees). */
+int store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
+                      char **scope, struct errbuf *eb); /* ERR_NOTFOUND */
+int store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
+
+/* Changes name, sync interval and expiry dates (NULL / 0 / 0: unchanged). */
+int store_integration_update(struct store *st, int64_t account_id, int64_t id, const char *name,
+                             int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
+                             struct errbuf *eb);
+
+/* ---- generic lists: filtered, sorted, paged reads for the API and UI ------------------- */
+
+/* Ops: "eq", "in" (value is a comma list), "lt", "lte", "gt", "gte", "like" (substring,
+ * case-insensitive). Fields are the entity's public names (PRODUCT.md §4 dotted paths);
+ * an unknown field or op is ERR_INVAL naming it. */
+struct store_filter {
+    const char *field;
+    const char *op;
+    const char *value;
+};
+struct store_sort {
+    const char *field;
+    int desc;
+};
+
+#define STORE_LIST_MAX_FILTERS 16
+#define STORE_LIST_MAX_SORTS   4
+
+/* Entities: "clients", "software" (titles with device counts), "software_devices" (parent:
+ * software id), "asset_software" (parent: asset id), "asset_changes" (parent: asset id),
+ * "sync_runs", "sync_tenant_results" (parent: run id), "users", "api_keys". Every row is
+ * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
+ * last_started_at of every account's integrations), which only the sync scheduler reads. */
+struct list_query {
+    const char *entity;
+    int64_t account_id;
+    int64_t parent_id;
+    const struct store_filter *filters;
+    size_t nfilters;
+    const struct store_sort *sorts;
+    size_t nsorts;
+    const char *search;
+    int64_t offset;
+    int limit; /* 0 = no limit */
+};
+
+enum store_cell_kind { SC_NULL, SC_INT, SC_TEXT, SC_TS, SC_BOOL };
+
+/* One column of a row: name is a dotted path ("client.name"). Borrowed for the callback. */
+struct store_cell {
+    const char *name;
+    enum store_cell_kind kind;
+    int64_t i;
+    const char *s;
+};
+
+int store_list_each(struct store *st, const struct list_query *q,
+                    int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+                    struct errbuf *eb);
+int64_t store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb);
+/* 1 when the entity knows field (for filters and sorts), else 0. entity "hardware" too. */
+int store_list_has_field(const char *entity, const char *field);
+
+/* Hardware asset by id within the account (ERR_NOTFOUND). cb is called once. */
+int store_asset_get(struct store *st, int64_t account_id, int64_t id,
+                    int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
+
 /* ---- shared helpers (any backend) ------------------------------------------------------- */
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first
@@ -324,12 +431,94 @@ struct store_ops {
                       struct errbuf *eb);
     int (*run_finish)(struct store *st, int64_t run_id, const char *status, int64_t now,
                       struct errbuf *eb);
+    int (*user_insert)(struct store *st, int64_t account_id, const char *name, const char *role,
+                       const char *password_hash, int64_t *id, struct errbuf *eb);
+    int (*user_get)(struct store *st, const char *name, struct user_row *out, struct errbuf *eb);
+    int (*user_set_password)(struct store *st, int64_t id, const char *password_hash,
+                             struct errbuf *eb);
+    int (*user_delete)(struct store *st, int64_t id, struct errbuf *eb);
+    int64_t (*user_count)(struct store *st, struct errbuf *eb);
+    int (*session_insert)(struct store *st, const char *token_hash, int64_t user_id,
+                          int64_t expires_at, struct errbuf *eb);
+    int (*session_user)(struct store *st, const char *token_hash, int64_t now, struct user_row *out,
+                        struct errbuf *eb);
+    int (*session_delete)(struct store *st, const char *token_hash, struct errbuf *eb);
+    int (*apikey_insert)(struct store *st, int64_t account_id, const char *name, const char *scope,
+                         const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb);
+    int (*apikey_find)(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
+                       char **scope, struct errbuf *eb);
+    int (*apikey_revoke)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
+    int (*integration_update)(struct store *st, int64_t account_id, int64_t id, const char *name,
+                              int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
+                              struct errbuf *eb);
+    int (*list_each)(struct store *st, const struct list_query *q,
+                     int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+                     struct errbuf *eb);
+    int64_t (*list_count)(struct store *st, const struct list_query *q, struct errbuf *eb);
+    int (*asset_get)(struct store *st, int64_t account_id, int64_t id,
+                     int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */
 struct store {
     const struct store_ops *ops;
 };
+
+/* ---- generic lists: shared by the backends (store.c) ----------------------------------- */
+
+/* One public field of a list entity and the SQL expression that reads it. */
+struct store_list_field {
+    const char *name; /* public dotted name */
+    const char *expr; /* SQL expression (standard SQL) */
+    enum store_cell_kind kind;
+};
+
+/* A list: FROM/WHERE text with ?1 = account and ?2 = parent, search columns, order. */
+struct store_list_entity {
+    const char *name;
+    const char *from; /* NULL for "hardware" (its backends build that query themselves) */
+    const char *search[4];
+    const char *order;    /* default ORDER BY */
+    const char *tiebreak; /* unique column that ends every ORDER BY */
+    const struct store_list_field *fields;
+};
+
+const struct store_list_entity *store_list_entity(const char *name);
+const struct store_list_field *store_list_field(const struct store_list_entity *e,
+                                                const char *name);
+
+/* What differs between the backends' SQL. */
+struct store_dialect {
+    void (*param)(struct buf *sql, int n);                      /* parameter n: ?n or $n */
+    void (*contains)(struct buf *sql, const char *expr, int n); /* case-insensitive substring */
+    void (*ieq)(struct buf *sql, const char *expr, int n);      /* case-insensitive equality */
+    const char *no_limit; /* a LIMIT clause meaning "every row" (before OFFSET) */
+};
+
+/* Parameter values collected while building; numbered from first. */
+struct store_bind {
+    int kind; /* SC_INT or SC_TEXT */
+    int64_t i;
+    char *s;
+};
+struct store_binds {
+    struct store_bind v[STORE_LIST_MAX_FILTERS * 32];
+    int n;
+    int first;
+};
+void store_binds_free(struct store_binds *b);
+
+/* Appends " AND <test>" per filter; ERR_INVAL names an unknown field, op or bad value. */
+int store_sql_filters(const struct store_dialect *d, const struct store_list_entity *e,
+                      const struct store_filter *fs, size_t n, struct buf *sql,
+                      struct store_binds *b, struct errbuf *eb);
+/* Appends " ORDER BY ..." for the sorts (the caller appends the tie-break). */
+int store_sql_sorts(const struct store_list_entity *e, const struct store_sort *ss, size_t n,
+                    struct buf *sql, struct errbuf *eb);
+/* The whole SELECT (or count) of q: parameters ?1 account, ?2 parent, ?3 search, filters
+ * from ?5 (in b). */
+int store_sql_list(const struct store_dialect *d, const struct list_query *q, int count,
+                   struct buf *sql, struct store_binds *b, struct errbuf *eb);
 
 int store_sqlite_open(struct store **out, const char *path, struct errbuf *eb);
 int store_pg_open(struct store **out, const char *url, struct errbuf *eb);

@@ -548,6 +548,38 @@ static const char schema_v1_tail[] =
     " duration_ms BIGINT NOT NULL);"
     "CREATE INDEX sync_tenant_result_run ON sync_tenant_result(run_id);";
 
+/* Migration 2: sign-in and API access (users, sessions, API keys) and list indexes. */
+static const char schema_v2[] =
+    "CREATE TABLE app_user ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),"
+    " password_hash TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL);"
+    "CREATE TABLE user_session ("
+    " id " PK ","
+    " token_hash TEXT NOT NULL UNIQUE,"
+    " user_id BIGINT NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
+    " created_at BIGINT NOT NULL,"
+    " expires_at BIGINT NOT NULL);"
+    "CREATE TABLE api_key ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " scope TEXT NOT NULL CHECK (scope IN ('read', 'admin')),"
+    " key_hash TEXT NOT NULL UNIQUE,"
+    " prefix TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " last_used_at BIGINT,"
+    " revoked_at BIGINT);"
+    "CREATE INDEX software_title_account ON software_title(account_id, name);"
+    "CREATE INDEX sync_run_account ON sync_run(account_id, id);"
+    "CREATE INDEX hardware_asset_os ON hardware_asset(account_id, os_name, retired_at);"
+    "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
+    "last_check_in_at, id);"
+    "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id);";
+
 static char *
 schema_v1(void)
 {
@@ -622,6 +654,11 @@ migrate(struct pg *g, struct errbuf *eb)
             rc =
                 q_done(g, "CREATE TABLE memsync_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL)",
                        NULL, eb, "creating the schema", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 2) {
+        rc = q_done(g, schema_v2, NULL, eb, "adding users, sessions and API keys", NULL);
         if (rc != ERR_OK)
             goto out;
     }
@@ -1444,8 +1481,47 @@ pg_reconcile_rollback(struct store *base)
 /* ---- asset reads ------------------------------------------------------------------------- */
 
 static void
-asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_query *q_, int paging)
+pg_dparam(struct buf *sql, int n)
 {
+    buf_printf(sql, "$%d", n);
+}
+
+static void
+pg_dcontains(struct buf *sql, const char *expr, int n)
+{
+    buf_printf(sql, "strpos(lower(COALESCE(CAST(%s AS TEXT), '')), lower($%d::text)) > 0", expr, n);
+}
+
+static void
+pg_dieq(struct buf *sql, const char *expr, int n)
+{
+    buf_printf(sql, "lower(%s) = lower($%d::text)", expr, n);
+}
+
+/* Parameters as $N; list statements are renumbered afterwards (pg_numbered). */
+static const struct store_dialect pg_dialect = {pg_dparam, pg_dcontains, pg_dieq, "LIMIT ALL"};
+
+/* Moves the builder's values into p (as text); ERR_INVAL past what one statement takes. */
+static int
+pg_take_binds(struct params *p, const struct store_binds *b, struct errbuf *eb)
+{
+    if (p->n + b->n > PARAMS_MAX)
+        return err_set(eb, ERR_INVAL, "too many filter values (at most %d)", PARAMS_MAX - p->n);
+    for (int i = 0; i < b->n; i++) {
+        if (b->v[i].kind == SC_INT)
+            p_i64(p, b->v[i].i);
+        else
+            p_text(p, b->v[i].s);
+    }
+    return ERR_OK;
+}
+
+static int
+asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_query *q_, int paging,
+            struct store_binds *sb, struct errbuf *eb)
+{
+    int rc;
+
     buf_addstr(b, " FROM hardware_asset h JOIN client c ON c.id = h.client_id "
                   "WHERE h.account_id = $1");
     p_i64(p, q_->account_id);
@@ -1478,6 +1554,16 @@ asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_qu
         p_i64(p, q_->after_id);
         buf_printf(b, " AND h.id > $%d", p->n);
     }
+    if (q_->nfilters == 0)
+        return ERR_OK;
+    /* API filters: the shared builder numbers its parameters after ours; p points into sb,
+     * which the caller frees after the query. */
+    sb->first = p->n + 1;
+    rc = store_sql_filters(&pg_dialect, store_list_entity("hardware"), q_->filters, q_->nfilters, b,
+                           sb, eb);
+    if (rc == ERR_OK)
+        rc = pg_take_binds(p, sb, eb);
+    return rc;
 }
 
 static int
@@ -1491,6 +1577,8 @@ pg_assets_each(struct store *base, const struct asset_query *qa,
     PGresult *r;
     int rc;
 
+    struct store_binds *sb = xcalloc(1, sizeof *sb);
+
     buf_init(&sql, SQL_MAX);
     buf_printf(&sql,
                "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
@@ -1500,12 +1588,27 @@ pg_assets_each(struct store *base, const struct asset_query *qa,
                "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
                "ELSE 0 END, %s",
                g->asset_cols_h);
-    asset_where(g, &sql, &p, qa, 1);
-    buf_addstr(&sql, " ORDER BY h.id");
+    rc = asset_where(g, &sql, &p, qa, 1, sb, eb);
+    if (rc == ERR_OK && qa->nsorts > 0)
+        rc = store_sql_sorts(store_list_entity("hardware"), qa->sorts, qa->nsorts, &sql, eb);
+    if (rc != ERR_OK) {
+        buf_free(&sql);
+        store_binds_free(sb);
+        free(sb);
+        return rc;
+    }
+    if (qa->nsorts > 0)
+        buf_addstr(&sql, qa->sorts[qa->nsorts - 1].desc ? ", h.id DESC" : ", h.id");
+    else
+        buf_addstr(&sql, " ORDER BY h.id");
     if (qa->limit > 0)
         buf_printf(&sql, " LIMIT %d", qa->limit);
+    if (qa->offset > 0)
+        buf_printf(&sql, " OFFSET %" PRId64, qa->offset);
     r = q(g, buf_cstr(&sql), &p, eb, "listing assets", &rc);
     buf_free(&sql);
+    store_binds_free(sb);
+    free(sb);
     if (r == NULL)
         return rc;
     for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
@@ -1538,16 +1641,50 @@ pg_assets_count(struct store *base, const struct asset_query *qa, struct errbuf 
     int64_t n;
     int rc;
 
+    struct store_binds *sb = xcalloc(1, sizeof *sb);
+
     buf_init(&sql, SQL_MAX);
-    buf_addstr(&sql, "SELECT count(*)");
-    asset_where(g, &sql, &p, qa, 0);
-    r = q(g, buf_cstr(&sql), &p, eb, "counting assets", &rc);
+    if (qa->nfilters == 0 && (qa->search == NULL || qa->search[0] == '\0') && qa->client == NULL &&
+        !qa->include_retired) {
+        /* Every active device of the account: the clients keep that count (reconcile). */
+        buf_addstr(&sql, "SELECT COALESCE(sum(device_count), 0) FROM client WHERE account_id = $1");
+        p_i64(&p, qa->account_id);
+        rc = ERR_OK;
+    } else {
+        buf_addstr(&sql, "SELECT count(*)");
+        rc = asset_where(g, &sql, &p, qa, 0, sb, eb);
+    }
+    r = rc == ERR_OK ? q(g, buf_cstr(&sql), &p, eb, "counting assets", &rc) : NULL;
     buf_free(&sql);
+    store_binds_free(sb);
+    free(sb);
     if (r == NULL)
         return rc;
     n = r_i64(r, 0, 0, 0);
     PQclear(r);
     return n;
+}
+
+static int
+pg_asset_get(struct store *base, int64_t account_id, int64_t id,
+             int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    struct asset_query q = {0};
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32];
+    int rc;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    q.account_id = account_id;
+    q.include_retired = 1;
+    q.filters = &f;
+    q.nfilters = 1;
+    q.limit = 1;
+    if (pg_assets_count(base, &q, eb) <= 0)
+        return err_set(eb, ERR_NOTFOUND, "hardware asset %" PRId64 " does not exist", id);
+    rc = pg_assets_each(base, &q, cb, arg, eb);
+    return rc;
 }
 
 static int
@@ -1802,6 +1939,429 @@ pg_reconcile_installs(struct store *base, const char *intune_device_id, const st
     return rc;
 }
 
+/* ---- web: users, sessions, API keys ----------------------------------------------------- */
+
+/* Runs one write (own transaction unless one is open); ERR_NOTFOUND when it changed no row
+ * and must_change is set. */
+static int
+pg_write(struct pg *g, const char *sql, const struct params *p, int must_change, struct errbuf *eb,
+         const char *what)
+{
+    int64_t changed = 0;
+    int own, rc = wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = q_done(g, sql, p, eb, what, &changed);
+    if (rc == ERR_OK && must_change && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "%s: no such row", what);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_user_insert(struct store *base, int64_t account_id, const char *name, const char *role,
+               const char *password_hash, int64_t *id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int own, rc = wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, account_id);
+    p_text(&p, name);
+    p_text(&p, role);
+    p_text(&p, password_hash);
+    p_i64(&p, clock_now());
+    r = q(g,
+          "INSERT INTO app_user (account_id, name, role, password_hash, created_at) VALUES ($1, "
+          "$2, $3, $4, $5) RETURNING id",
+          &p, eb, "adding the user", &rc);
+    if (r != NULL)
+        *id = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    rc = wend(g, own, rc, eb);
+    if (rc == ERR_EXISTS)
+        return err_set(eb, ERR_EXISTS, "a user named %s already exists", name);
+    return rc;
+}
+
+static int
+pg_read_user(PGresult *r, struct user_row *out, struct errbuf *eb, const char *what)
+{
+    if (PQntuples(r) != 1)
+        return err_set(eb, ERR_NOTFOUND, "%s: not found", what);
+    out->id = r_i64(r, 0, 0, 0);
+    out->account_id = r_i64(r, 0, 1, 0);
+    out->name = r_dup(r, 0, 2);
+    out->role = r_dup(r, 0, 3);
+    out->password_hash = r_dup(r, 0, 4);
+    out->created_at = r_i64(r, 0, 5, 0);
+    return ERR_OK;
+}
+
+static int
+pg_user_get(struct store *base, const char *name, struct user_row *out, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_text(&p, name);
+    r = q(g,
+          "SELECT id, account_id, name, role, password_hash, created_at FROM app_user WHERE "
+          "name = $1",
+          &p, eb, "reading the user", &rc);
+    if (r == NULL)
+        return rc;
+    rc = pg_read_user(r, out, eb, "user");
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_user_set_password(struct store *base, int64_t id, const char *password_hash, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int rc;
+
+    p_i64(&p, id);
+    p_text(&p, password_hash);
+    rc = pg_write(g, "UPDATE app_user SET password_hash = $2 WHERE id = $1", &p, 1, eb,
+                  "changing the password");
+    if (rc == ERR_OK) {
+        /* A new password ends every session of the user. */
+        p.n = 1;
+        rc = pg_write(g, "DELETE FROM user_session WHERE user_id = $1", &p, 0, eb,
+                      "ending sessions");
+    }
+    return rc;
+}
+
+static int
+pg_user_delete(struct store *base, int64_t id, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    p_i64(&p, id);
+    return pg_write((struct pg *)base, "DELETE FROM app_user WHERE id = $1", &p, 1, eb,
+                    "removing the user");
+}
+
+static int64_t
+pg_user_count(struct store *base, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    PGresult *r;
+    int64_t n;
+    int rc;
+
+    r = q(g, "SELECT count(*) FROM app_user", NULL, eb, "counting users", &rc);
+    if (r == NULL)
+        return rc;
+    n = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    return n;
+}
+
+static int
+pg_session_insert(struct store *base, const char *token_hash, int64_t user_id, int64_t expires_at,
+                  struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t now = clock_now();
+    int rc;
+
+    p_text(&p, token_hash);
+    p_i64(&p, user_id);
+    p_i64(&p, now);
+    p_i64(&p, expires_at);
+    rc = pg_write(g,
+                  "INSERT INTO user_session (token_hash, user_id, created_at, expires_at) VALUES "
+                  "($1, $2, $3, $4)",
+                  &p, 0, eb, "starting the session");
+    if (rc == ERR_OK) {
+        p.n = 0;
+        p_i64(&p, now);
+        pg_write(g, "DELETE FROM user_session WHERE expires_at < $1", &p, 0, NULL,
+                 "pruning sessions");
+    }
+    return rc;
+}
+
+static int
+pg_session_user(struct store *base, const char *token_hash, int64_t now, struct user_row *out,
+                struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_text(&p, token_hash);
+    p_i64(&p, now);
+    r = q(g,
+          "SELECT u.id, u.account_id, u.name, u.role, u.password_hash, u.created_at FROM "
+          "user_session x JOIN app_user u ON u.id = x.user_id WHERE x.token_hash = $1 AND "
+          "x.expires_at > $2",
+          &p, eb, "reading the session", &rc);
+    if (r == NULL)
+        return rc;
+    rc = pg_read_user(r, out, eb, "session");
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_session_delete(struct store *base, const char *token_hash, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    p_text(&p, token_hash);
+    return pg_write((struct pg *)base, "DELETE FROM user_session WHERE token_hash = $1", &p, 0, eb,
+                    "signing out");
+}
+
+static int
+pg_apikey_insert(struct store *base, int64_t account_id, const char *name, const char *scope,
+                 const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int own, rc = wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, account_id);
+    p_text(&p, name);
+    p_text(&p, scope);
+    p_text(&p, key_hash);
+    p_text(&p, prefix);
+    p_i64(&p, clock_now());
+    r = q(g,
+          "INSERT INTO api_key (account_id, name, scope, key_hash, prefix, created_at) VALUES "
+          "($1, $2, $3, $4, $5, $6) RETURNING id",
+          &p, eb, "creating the API key", &rc);
+    if (r != NULL)
+        *id = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, int64_t *id,
+               char **scope, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_text(&p, key_hash);
+    r = q(g, "SELECT account_id, id, scope FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
+          &p, eb, "reading the API key", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1) {
+        *account_id = r_i64(r, 0, 0, 0);
+        *id = r_i64(r, 0, 1, 0);
+        *scope = r_dup(r, 0, 2);
+    } else {
+        rc = err_set(eb, ERR_NOTFOUND, "unknown API key");
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_apikey_revoke(struct store *base, int64_t account_id, int64_t id, struct errbuf *eb)
+{
+    struct params p = {0};
+    int rc;
+
+    p_i64(&p, account_id);
+    p_i64(&p, id);
+    p_i64(&p, clock_now());
+    rc = pg_write((struct pg *)base,
+                  "UPDATE api_key SET revoked_at = $3 WHERE account_id = $1 AND id = $2 AND "
+                  "revoked_at IS NULL",
+                  &p, 1, eb, "revoking the API key");
+    if (rc == ERR_NOTFOUND)
+        return err_set(eb, ERR_NOTFOUND, "API key %" PRId64 " does not exist or is revoked", id);
+    return rc;
+}
+
+static int
+pg_integration_update(struct store *base, int64_t account_id, int64_t id, const char *name,
+                      int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
+                      struct errbuf *eb)
+{
+    struct params p = {0};
+    int rc;
+
+    p_i64(&p, account_id);
+    p_i64(&p, id);
+    p_text(&p, name);
+    if (sync_interval > 0)
+        p_i64(&p, sync_interval);
+    else
+        p_text(&p, NULL);
+    if (partner_expires != 0 && partner_expires != TS_NULL)
+        p_i64(&p, partner_expires);
+    else
+        p_text(&p, NULL);
+    if (sync_expires != 0 && sync_expires != TS_NULL)
+        p_i64(&p, sync_expires);
+    else
+        p_text(&p, NULL);
+    p_i64(&p, clock_now());
+    rc = pg_write((struct pg *)base,
+                  "UPDATE integration SET name = COALESCE($3, name), sync_interval = "
+                  "COALESCE($4::bigint, sync_interval), partner_secret_expires = "
+                  "COALESCE($5::bigint, partner_secret_expires), sync_secret_expires = "
+                  "COALESCE($6::bigint, sync_secret_expires), updated_at = $7 WHERE account_id = "
+                  "$1 AND id = $2",
+                  &p, 1, eb, "updating the integration");
+    if (rc == ERR_NOTFOUND)
+        return err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    return rc;
+}
+
+/* ---- generic lists (SQL from store.c's shared builder) --------------------------------- */
+
+/* PostgreSQL wants every parameter up to the highest one used; the shared builder leaves gaps
+ * ($4 is never used by a list, $2 only with a parent). Renumbers $N in order of first use and
+ * fills p from vals[N]. */
+static int
+pg_numbered(const char *sql, const char *const *vals, int nvals, struct params *p, struct buf *out,
+            struct errbuf *eb)
+{
+    int map[PARAMS_MAX + 8];
+
+    memset(map, 0, sizeof map);
+    for (const char *t = sql; *t != '\0'; t++) {
+        if (*t == '$' && t[1] >= '0' && t[1] <= '9') {
+            int n = 0;
+
+            while (t[1] >= '0' && t[1] <= '9') {
+                n = n * 10 + (t[1] - '0');
+                t++;
+            }
+            if (n <= 0 || n >= nvals || n >= (int)(sizeof map / sizeof map[0]))
+                return err_set(eb, ERR_INVAL, "too many filter values");
+            if (map[n] == 0) {
+                if (p->n >= PARAMS_MAX)
+                    return err_set(eb, ERR_INVAL, "too many filter values");
+                p_text(p, vals[n]);
+                map[n] = p->n;
+            }
+            buf_printf(out, "$%d", map[n]);
+        } else {
+            buf_addc(out, *t);
+        }
+    }
+    return ERR_OK;
+}
+
+static PGresult *
+pg_list_run(struct pg *g, const struct list_query *lq, int count, struct errbuf *eb, int *rc)
+{
+    struct store_binds *b = xcalloc(1, sizeof *b);
+    const char *vals[PARAMS_MAX + 8];
+    char num[PARAMS_MAX + 8][24];
+    struct params p = {0};
+    struct buf sql, out;
+    PGresult *r = NULL;
+    int nvals = 5;
+
+    memset(vals, 0, sizeof vals);
+    buf_init(&sql, SQL_MAX);
+    buf_init(&out, SQL_MAX);
+    *rc = store_sql_list(&pg_dialect, lq, count, &sql, b, eb);
+    if (*rc != ERR_OK)
+        goto out;
+    snprintf(num[1], sizeof num[1], "%" PRId64, lq->account_id);
+    snprintf(num[2], sizeof num[2], "%" PRId64, lq->parent_id);
+    vals[1] = num[1];
+    vals[2] = num[2];
+    vals[3] = lq->search;
+    if (b->n > PARAMS_MAX) {
+        *rc = err_set(eb, ERR_INVAL, "too many filter values");
+        goto out;
+    }
+    for (int i = 0; i < b->n; i++, nvals++) {
+        if (b->v[i].kind == SC_INT) {
+            snprintf(num[nvals], sizeof num[nvals], "%" PRId64, b->v[i].i);
+            vals[nvals] = num[nvals];
+        } else {
+            vals[nvals] = b->v[i].s;
+        }
+    }
+    *rc = pg_numbered(buf_cstr(&sql), vals, nvals, &p, &out, eb);
+    if (*rc == ERR_OK)
+        r = q(g, buf_cstr(&out), &p, eb, "listing", rc);
+out:
+    store_binds_free(b);
+    free(b);
+    buf_free(&sql);
+    buf_free(&out);
+    return r;
+}
+
+static int
+pg_list_each(struct store *base, const struct list_query *ql,
+             int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+             struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    const struct store_list_entity *e = store_list_entity(ql->entity);
+    struct store_cell cells[64];
+    PGresult *r;
+    size_t n = 0;
+    int rc;
+
+    r = pg_list_run(g, ql, 0, eb, &rc);
+    if (r == NULL)
+        return rc;
+    for (const struct store_list_field *f = e->fields; f->name != NULL && n < 64; f++)
+        n++;
+    for (int row = 0; rc == ERR_OK && row < PQntuples(r); row++) {
+        for (size_t i = 0; i < n; i++) {
+            const struct store_list_field *f = &e->fields[i];
+            int isnull = PQgetisnull(r, row, (int)i);
+
+            cells[i].name = f->name;
+            cells[i].kind = isnull ? SC_NULL : f->kind;
+            cells[i].i = isnull || f->kind == SC_TEXT ? 0 : r_i64(r, row, (int)i, 0);
+            cells[i].s = isnull || f->kind != SC_TEXT ? NULL : r_str(r, row, (int)i);
+        }
+        rc = cb(arg, cells, n);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int64_t
+pg_list_count(struct store *base, const struct list_query *ql, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    PGresult *r;
+    int64_t n;
+    int rc;
+
+    r = pg_list_run(g, ql, 1, eb, &rc);
+    if (r == NULL)
+        return rc;
+    n = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    return n;
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -1830,4 +2390,19 @@ static const struct store_ops pg_ops = {
     .run_start = pg_run_start,
     .run_tenant = pg_run_tenant,
     .run_finish = pg_run_finish,
+    .user_insert = pg_user_insert,
+    .user_get = pg_user_get,
+    .user_set_password = pg_user_set_password,
+    .user_delete = pg_user_delete,
+    .user_count = pg_user_count,
+    .session_insert = pg_session_insert,
+    .session_user = pg_session_user,
+    .session_delete = pg_session_delete,
+    .apikey_insert = pg_apikey_insert,
+    .apikey_find = pg_apikey_find,
+    .apikey_revoke = pg_apikey_revoke,
+    .integration_update = pg_integration_update,
+    .list_each = pg_list_each,
+    .list_count = pg_list_count,
+    .asset_get = pg_asset_get,
 };
