@@ -15,7 +15,9 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "api.h"
 #include "asset.h"
+#include "auth.h"
 #include "clock.h"
 #include "config.h"
 #include "expiry.h"
@@ -1500,6 +1502,9 @@ static const struct command commands[] = {
     {"insights", cmd_insights},
     {"key", cmd_key},
     {"config", cmd_config},
+    {"serve", api_cmd_serve},
+    {"user", auth_cmd_user},
+    {"apikey", auth_cmd_apikey},
     {NULL, NULL},
 };
 

@@ -1,0 +1,1808 @@
+/* api.c - REST routes, list parameters, JSON views, errors, CSV streaming, metrics. */
+#include "api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "asset.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "output.h"
+#include "openapi.h"
+#include "scheduler.h"
+#include "ui.h"
+
+#define CSV_BATCH 500
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+static void
+reply_json(struct httpd_response *resp, int status, json_t *j)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+
+    resp->status = status;
+    resp->content_type = "application/json";
+    buf_reset(&resp->body);
+    if (s == NULL || buf_addstr(&resp->body, s) != ERR_OK) {
+        resp->status = 500;
+        buf_reset(&resp->body);
+        buf_addstr(&resp->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
+                                "error\",\"detail\":\"The response could not be built.\"}]}");
+    }
+    free(s);
+    json_decref(j);
+}
+
+static void
+reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
+            const char *detail)
+{
+    reply_json(resp, status,
+               json_pack("{s:[{s:s, s:s, s:s}]}", "errors", "code", code, "title", title, "detail",
+                         detail != NULL ? detail : title));
+}
+
+/* Maps a store/auth error to its HTTP status and error envelope. */
+static void
+reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
+{
+    const char *msg = eb != NULL && eb->msg[0] ? eb->msg : err_str(code);
+
+    switch (code) {
+    case ERR_NOTFOUND:
+        reply_error(resp, 404, "not_found", "Not found", msg);
+        break;
+    case ERR_INVAL:
+    case ERR_PARSE:
+    case ERR_USAGE:
+        reply_error(resp, 400, "invalid_request", "Invalid request", msg);
+        break;
+    case ERR_AUTH:
+        reply_error(resp, 401, "unauthorized", "Authentication required", msg);
+        break;
+    case ERR_DENIED:
+        reply_error(resp, 403, "forbidden", "Forbidden", msg);
+        break;
+    case ERR_EXISTS:
+        reply_error(resp, 409, "conflict", "Conflict", msg);
+        break;
+    case ERR_THROTTLED:
+        reply_error(resp, 429, "too_many_requests", "Too many requests", msg);
+        break;
+    case ERR_TOOBIG:
+        reply_error(resp, 413, "too_large", "Too large", msg);
+        break;
+    case ERR_UNSUPPORTED:
+        reply_error(resp, 501, "not_implemented", "Not implemented", msg);
+        break;
+    default:
+        log_warn("api: internal error: %s", msg);
+        reply_error(resp, 500, "internal", "Internal error",
+                    "The request could not be completed; see the server log.");
+        break;
+    }
+}
+
+/* ---- auth -------------------------------------------------------------------------------- */
+
+int
+api_authenticate(struct httpd_request *req, struct auth_principal *p, struct errbuf *eb)
+{
+    const char *key = httpd_header(req, "x-api-key");
+    const char *cookie;
+
+    memset(p, 0, sizeof *p);
+    if (req->st == NULL)
+        return err_set(eb, ERR_DB, "the database is not available");
+    if (key != NULL)
+        return auth_apikey(req->st, key, p, eb);
+    cookie = httpd_cookie(req, API_SESSION_COOKIE);
+    if (cookie != NULL)
+        return auth_session(req->st, cookie, p, eb);
+    return err_set(eb, ERR_AUTH, "send an x-api-key header or sign in");
+}
+
+/* ---- JSON views -------------------------------------------------------------------------- */
+
+static json_t *
+cell_value(const struct store_cell *c)
+{
+    char ts[32];
+
+    switch (c->kind) {
+    case SC_INT:
+        return json_integer(c->i);
+    case SC_TEXT: {
+        json_t *v = json_string(c->s != NULL ? c->s : "");
+        return v != NULL ? v : json_string("?");
+    }
+    case SC_TS:
+        clock_fmt(c->i, ts, sizeof ts);
+        return json_string(ts);
+    case SC_BOOL:
+        return json_boolean(c->i != 0);
+    default:
+        return json_null();
+    }
+}
+
+json_t *
+api_cells_json(const struct store_cell *cells, size_t n)
+{
+    json_t *row = json_object();
+
+    for (size_t i = 0; i < n; i++) {
+        const char *name = cells[i].name;
+        const char *dot = strchr(name, '.');
+        json_t *v = cell_value(&cells[i]);
+
+        if (dot == NULL) {
+            json_object_set_new(row, name, v);
+        } else {
+            char parent[64];
+            json_t *obj;
+
+            snprintf(parent, sizeof parent, "%.*s", (int)(dot - name), name);
+            obj = json_object_get(row, parent);
+            if (obj == NULL) {
+                obj = json_object();
+                json_object_set_new(row, parent, obj);
+            }
+            json_object_set_new(obj, dot + 1, v);
+        }
+    }
+    return row;
+}
+
+static json_t *
+secret_json(const char *hint, int64_t expires)
+{
+    char ts[32];
+    json_t *j;
+
+    clock_fmt(expires, ts, sizeof ts);
+    j = json_pack("{s:s?, s:s?}", "hint", hint, "expires_at", expires == TS_NULL ? NULL : ts);
+    if (expires != TS_NULL) {
+        int64_t left = expires - clock_now();
+        json_object_set_new(j, "days_to_expiry",
+                            json_integer(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)));
+    } else {
+        json_object_set_new(j, "days_to_expiry", json_null());
+    }
+    return j;
+}
+
+static int
+first_row_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    json_t **out = arg;
+
+    if (*out == NULL)
+        *out = api_cells_json(cells, n);
+    return 0;
+}
+
+json_t *
+api_integration_json(struct api_app *app, const struct integration *in)
+{
+    char created[32], updated[32];
+    json_t *j;
+
+    clock_fmt(in->created_at, created, sizeof created);
+    clock_fmt(in->updated_at, updated, sizeof updated);
+    j = json_pack("{s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:I, s:s, s:s}", "id",
+                  (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
+                  "partner_app_id", in->partner_app_id, "sync_app_id", in->sync_app_id,
+                  "partner_app_secret",
+                  secret_json(in->partner_secret_hint, in->partner_secret_expires),
+                  "sync_app_secret", secret_json(in->sync_secret_hint, in->sync_secret_expires),
+                  "tenant_source", in->tenant_source, "sync_interval_seconds",
+                  (json_int_t)in->sync_interval, "created_at", created, "updated_at", updated);
+    (void)app;
+    return j != NULL ? j : json_object();
+}
+
+/* Adds "sync": {"state", "last_run"} using the caller's store. */
+static void
+integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id)
+{
+    struct list_query q = {0};
+    struct store_filter f = {"integration_id", "eq", NULL};
+    char idtxt[32];
+    json_t *last = NULL;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    q.entity = "sync_runs";
+    q.account_id = account;
+    q.filters = &f;
+    q.nfilters = 1;
+    q.limit = 1;
+    store_list_each(st, &q, first_row_cb, &last, NULL);
+    json_object_set_new(j, "sync",
+                        json_pack("{s:s, s:o}", "state", scheduler_state(app->sched, id),
+                                  "last_run", last != NULL ? last : json_null()));
+}
+
+/* ---- list parameters --------------------------------------------------------------------- */
+
+struct list_params {
+    int page_size;
+    int64_t offset;
+    int64_t after_id;
+    int keyset; /* cursor was a keyset cursor */
+    struct store_filter filters[STORE_LIST_MAX_FILTERS];
+    size_t nfilters;
+    struct store_sort sorts[STORE_LIST_MAX_SORTS];
+    size_t nsorts;
+    char *search;
+    char *owned[STORE_LIST_MAX_FILTERS * 3 + STORE_LIST_MAX_SORTS + 2];
+    int nowned;
+    const char *entity;
+    struct errbuf eb;
+    int bad;
+};
+
+static char *
+own(struct list_params *lp, char *s)
+{
+    if (lp->nowned < (int)(sizeof lp->owned / sizeof lp->owned[0]))
+        lp->owned[lp->nowned++] = s;
+    return s;
+}
+
+static void
+list_params_clear(struct list_params *lp)
+{
+    for (int i = 0; i < lp->nowned; i++)
+        free(lp->owned[i]);
+    lp->nowned = 0;
+}
+
+static int
+parse_i64(const char *s, int64_t *out)
+{
+    char *end;
+    long long v;
+
+    if (s == NULL || *s == '\0')
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Strips one pair of surrounding double quotes. */
+static char *
+unquote(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+        return xstrndup(s + 1, n - 2);
+    return xstrdup(s);
+}
+
+static void
+encode_cursor(char kind, int64_t v, char *out, size_t outlen)
+{
+    char raw[40];
+    int n = snprintf(raw, sizeof raw, "%c:%" PRId64, kind, v);
+
+    sodium_bin2base64(out, outlen, (const unsigned char *)raw, (size_t)n,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static int
+decode_cursor(const char *s, char *kind, int64_t *v)
+{
+    unsigned char raw[40];
+    size_t n = 0;
+    char txt[41];
+
+    if (strlen(s) > 54 || sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &n, NULL,
+                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        return -1;
+    memcpy(txt, raw, n);
+    txt[n] = '\0';
+    if (n < 3 || txt[1] != ':' || (txt[0] != 'o' && txt[0] != 'k'))
+        return -1;
+    *kind = txt[0];
+    if (parse_i64(txt + 2, v) != 0 || *v < 0)
+        return -1;
+    return 0;
+}
+
+static int
+param_cb(void *arg, const char *key, const char *value)
+{
+    struct list_params *lp = arg;
+
+    if (strcmp(key, "page_size") == 0) {
+        int64_t n;
+        if (parse_i64(value, &n) != 0 || n < 1 || n > API_PAGE_MAX) {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "page_size must be a number from 1 to %d",
+                              API_PAGE_MAX);
+            return 1;
+        }
+        lp->page_size = (int)n;
+    } else if (strcmp(key, "cursor") == 0) {
+        char kind;
+        int64_t v;
+        if (value[0] == '\0')
+            return 0;
+        if (decode_cursor(value, &kind, &v) != 0) {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "cursor is not one this API returned");
+            return 1;
+        }
+        if (kind == 'k') {
+            lp->keyset = 1;
+            lp->after_id = v;
+        } else {
+            lp->offset = v;
+        }
+    } else if (strcmp(key, "search") == 0) {
+        if (strlen(value) > 200) {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "search text is longer than 200 characters");
+            return 1;
+        }
+        lp->search = value[0] != '\0' ? own(lp, xstrdup(value)) : NULL;
+    } else if (strncmp(key, "filter[", 7) == 0) {
+        size_t kl = strlen(key);
+        static const char *const ops[] = {"eq", "in", "lt", "lte", "gt", "gte", "like"};
+        const char *colon = strchr(value, ':');
+        struct store_filter *f;
+        char *field;
+
+        if (kl < 9 || key[kl - 1] != ']') {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "filter must be written filter[field]=op:value");
+            return 1;
+        }
+        if (lp->nfilters >= STORE_LIST_MAX_FILTERS) {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "at most %d filters", STORE_LIST_MAX_FILTERS);
+            return 1;
+        }
+        field = own(lp, xstrndup(key + 7, kl - 8));
+        if (!store_list_has_field(lp->entity, field)) {
+            lp->bad = err_set(&lp->eb, ERR_INVAL, "unknown filter field '%s'", field);
+            return 1;
+        }
+        f = &lp->filters[lp->nfilters++];
+        f->field = field;
+        f->op = "eq";
+        f->value = NULL;
+        if (colon != NULL) {
+            for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+                if (strlen(ops[i]) == (size_t)(colon - value) &&
+                    strncmp(ops[i], value, (size_t)(colon - value)) == 0) {
+                    f->op = ops[i];
+                    value = colon + 1;
+                    break;
+                }
+        }
+        if (strcmp(f->op, "in") == 0) {
+            /* Items may be quoted: "a b","c". */
+            struct buf b;
+            buf_init(&b, 8192);
+            for (const char *p = value; *p != '\0'; p++)
+                if (*p != '"')
+                    buf_addc(&b, *p);
+            f->value = own(lp, buf_detach(&b, NULL));
+        } else {
+            f->value = own(lp, unquote(value));
+        }
+    } else if (strcmp(key, "sort") == 0) {
+        char *list = xstrdup(value), *p = list;
+
+        while (p != NULL && *p != '\0') {
+            char *next = strchr(p, ',');
+            int desc = 0;
+
+            if (next != NULL)
+                *next++ = '\0';
+            if (*p == '-') {
+                desc = 1;
+                p++;
+            } else if (*p == '+' || *p == ' ') {
+                p++; /* '+' arrives as ' ' when not percent-encoded */
+            }
+            if (!store_list_has_field(lp->entity, p)) {
+                lp->bad = err_set(&lp->eb, ERR_INVAL, "unknown sort field '%s'", p);
+                free(list);
+                return 1;
+            }
+            if (lp->nsorts >= STORE_LIST_MAX_SORTS) {
+                lp->bad =
+                    err_set(&lp->eb, ERR_INVAL, "at most %d sort fields", STORE_LIST_MAX_SORTS);
+                free(list);
+                return 1;
+            }
+            lp->sorts[lp->nsorts].field = own(lp, xstrdup(p));
+            lp->sorts[lp->nsorts].desc = desc;
+            lp->nsorts++;
+            p = next;
+        }
+        free(list);
+    }
+    return 0;
+}
+
+static int
+list_params_parse(struct httpd_request *req, const char *entity, struct list_params *lp)
+{
+    memset(lp, 0, sizeof *lp);
+    lp->page_size = API_PAGE_DEFAULT;
+    lp->entity = entity;
+    httpd_args_each(req, param_cb, lp);
+    return lp->bad;
+}
+
+static void
+fill_query(struct list_query *q, const struct list_params *lp, const char *entity, int64_t account,
+           int64_t parent)
+{
+    memset(q, 0, sizeof *q);
+    q->entity = entity;
+    q->account_id = account;
+    q->parent_id = parent;
+    q->filters = lp->filters;
+    q->nfilters = lp->nfilters;
+    q->sorts = lp->sorts;
+    q->nsorts = lp->nsorts;
+    q->search = lp->search;
+}
+
+struct collect {
+    json_t *arr;
+    int64_t last_id;
+};
+
+static int
+collect_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    struct collect *c = arg;
+
+    json_array_append_new(c->arr, api_cells_json(cells, n));
+    return 0;
+}
+
+/* A generic paged list of entity. */
+static void
+send_list(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+          int64_t account, int64_t parent)
+{
+    struct list_params lp;
+    struct list_query q;
+    struct collect c = {json_array(), 0};
+    struct errbuf eb = {0};
+    int64_t total;
+    int rc;
+
+    if (list_params_parse(req, entity, &lp) != ERR_OK) {
+        reply_err(resp, ERR_INVAL, &lp.eb);
+        goto out;
+    }
+    fill_query(&q, &lp, entity, account, parent);
+    total = store_list_count(req->st, &q, &eb);
+    if (total < 0) {
+        reply_err(resp, (int)total, &eb);
+        goto out;
+    }
+    q.offset = lp.offset;
+    q.limit = lp.page_size + 1;
+    rc = store_list_each(req->st, &q, collect_cb, &c, &eb);
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        goto out;
+    }
+    {
+        char cur[80];
+        json_t *next = json_null();
+
+        if (json_array_size(c.arr) > (size_t)lp.page_size) {
+            json_array_remove(c.arr, (size_t)lp.page_size);
+            encode_cursor('o', lp.offset + lp.page_size, cur, sizeof cur);
+            next = json_string(cur);
+        }
+        reply_json(resp, 200,
+                   json_pack("{s:O, s:I, s:o}", "data", c.arr, "total_count", (json_int_t)total,
+                             "next_cursor", next));
+    }
+out:
+    json_decref(c.arr);
+    list_params_clear(&lp);
+}
+
+/* ---- hardware ---------------------------------------------------------------------------- */
+
+static int
+asset_collect_cb(void *arg, const struct asset *a)
+{
+    struct collect *c = arg;
+
+    json_array_append_new(c->arr, asset_to_json(a));
+    c->last_id = a->id;
+    return 0;
+}
+
+static void
+hardware_list(struct httpd_request *req, struct httpd_response *resp, int64_t account)
+{
+    struct list_params lp;
+    struct asset_query q = {0};
+    struct collect c = {json_array(), 0};
+    struct errbuf eb = {0};
+    int64_t total;
+    int rc;
+
+    if (list_params_parse(req, "hardware", &lp) != ERR_OK) {
+        reply_err(resp, ERR_INVAL, &lp.eb);
+        goto out;
+    }
+    q.account_id = account;
+    q.search = lp.search;
+    q.filters = lp.filters;
+    q.nfilters = lp.nfilters;
+    q.sorts = lp.sorts;
+    q.nsorts = lp.nsorts;
+    q.include_retired = httpd_arg(req, "include_retired") != NULL &&
+                        strcmp(httpd_arg(req, "include_retired"), "true") == 0;
+    total = store_assets_count(req->st, &q, &eb);
+    if (total < 0) {
+        reply_err(resp, (int)total, &eb);
+        goto out;
+    }
+    /* Default order pages by id (keyset: cheap at any depth); other orders by offset. */
+    if (lp.nsorts == 0)
+        q.after_id = lp.keyset ? lp.after_id : 0;
+    else
+        q.offset = lp.offset;
+    if (lp.nsorts == 0 && !lp.keyset && lp.offset > 0)
+        q.offset = lp.offset;
+    q.limit = lp.page_size + 1;
+    rc = store_assets_each(req->st, &q, asset_collect_cb, &c, &eb);
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        goto out;
+    }
+    {
+        char cur[80];
+        json_t *next = json_null();
+
+        if (json_array_size(c.arr) > (size_t)lp.page_size) {
+            json_t *lastrow;
+
+            json_array_remove(c.arr, (size_t)lp.page_size);
+            lastrow = json_array_get(c.arr, (size_t)lp.page_size - 1);
+            if (lp.nsorts == 0)
+                encode_cursor('k', json_integer_value(json_object_get(lastrow, "id")), cur,
+                              sizeof cur);
+            else
+                encode_cursor('o', lp.offset + lp.page_size, cur, sizeof cur);
+            next = json_string(cur);
+        }
+        reply_json(resp, 200,
+                   json_pack("{s:O, s:I, s:o}", "data", c.arr, "total_count", (json_int_t)total,
+                             "next_cursor", next));
+    }
+out:
+    json_decref(c.arr);
+    list_params_clear(&lp);
+}
+
+static int
+asset_one_cb(void *arg, const struct asset *a)
+{
+    json_t **out = arg;
+
+    *out = asset_to_json(a);
+    return 0;
+}
+
+static json_t *
+sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit)
+{
+    struct list_query q = {0};
+    struct collect c = {json_array(), 0};
+
+    q.entity = entity;
+    q.account_id = account;
+    q.parent_id = parent;
+    q.limit = limit;
+    store_list_each(st, &q, collect_cb, &c, NULL);
+    return c.arr;
+}
+
+static void
+hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t account, int64_t id)
+{
+    json_t *a = NULL;
+    struct errbuf eb = {0};
+    int rc = store_asset_get(req->st, account, id, asset_one_cb, &a, &eb);
+
+    if (rc != ERR_OK || a == NULL) {
+        json_decref(a);
+        reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
+        return;
+    }
+    json_object_set_new(a, "software", sub_list(req->st, "asset_software", account, id, 1000));
+    json_object_set_new(a, "history", sub_list(req->st, "asset_changes", account, id, 500));
+    reply_json(resp, 200, json_pack("{s:o}", "data", a));
+}
+
+/* 1 when the row id of entity exists in account. */
+static int
+row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
+{
+    struct list_query q = {0};
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32];
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    q.entity = entity;
+    q.account_id = account;
+    q.filters = &f;
+    q.nfilters = 1;
+    return store_list_count(st, &q, NULL) > 0;
+}
+
+static void
+one_row(struct httpd_request *req, struct httpd_response *resp, const char *entity, int64_t account,
+        int64_t id, const char *what)
+{
+    struct list_query q = {0};
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32], msg[96];
+    json_t *row = NULL;
+    struct errbuf eb = {0};
+    int rc;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    q.entity = entity;
+    q.account_id = account;
+    q.filters = &f;
+    q.nfilters = 1;
+    q.limit = 1;
+    rc = store_list_each(req->st, &q, first_row_cb, &row, &eb);
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    if (row == NULL) {
+        snprintf(msg, sizeof msg, "%s %" PRId64 " does not exist", what, id);
+        reply_error(resp, 404, "not_found", "Not found", msg);
+        return;
+    }
+    if (strcmp(entity, "sync_runs") == 0)
+        json_object_set_new(row, "tenants",
+                            sub_list(req->st, "sync_tenant_results", account, id, 10000));
+    reply_json(resp, 200, json_pack("{s:o}", "data", row));
+}
+
+/* ---- CSV exports (streamed in batches, never the whole table) ---------------------------- */
+
+struct csv_stream {
+    struct store *st;
+    char entity[32];
+    int64_t account;
+    struct list_params lp;
+    const char *const *cols;
+    size_t ncols;
+    int64_t after_id; /* hardware keyset */
+    int64_t offset;   /* other lists */
+    int header_done;
+    int done;
+    struct buf pending;
+    size_t sent;
+};
+
+static void
+csv_cell(struct buf *b, const json_t *v)
+{
+    char num[32];
+
+    if (v == NULL || json_is_null(v))
+        return;
+    if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        buf_addstr(b, num);
+    } else if (json_is_true(v)) {
+        buf_addstr(b, "true");
+    } else if (json_is_false(v)) {
+        buf_addstr(b, "false");
+    } else if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        int quote = strpbrk(s, ",\"\r\n") != NULL;
+        int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
+                      s[0] == '\r';
+
+        if (quote || formula)
+            buf_addc(b, '"');
+        if (formula) /* a spreadsheet must not run tenant-controlled text */
+            buf_addc(b, '\'');
+        for (; *s != '\0'; s++) {
+            if (*s == '"')
+                buf_addc(b, '"');
+            buf_addc(b, *s);
+        }
+        if (quote || formula)
+            buf_addc(b, '"');
+    } else if (json_is_real(v)) {
+        snprintf(num, sizeof num, "%.17g", json_real_value(v));
+        buf_addstr(b, num);
+    }
+}
+
+static void
+csv_row(struct buf *b, const json_t *row, const char *const *cols, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_addc(b, ',');
+        csv_cell(b, output_lookup(row, cols[i]));
+    }
+    buf_addstr(b, "\r\n");
+}
+
+struct csv_batch {
+    struct csv_stream *cs;
+    int rows;
+};
+
+static int
+csv_asset_cb(void *arg, const struct asset *a)
+{
+    struct csv_batch *cb = arg;
+    json_t *row = asset_to_json(a);
+
+    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
+    json_decref(row);
+    cb->cs->after_id = a->id;
+    cb->rows++;
+    return 0;
+}
+
+static int
+csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    struct csv_batch *cb = arg;
+    json_t *row = api_cells_json(cells, n);
+
+    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
+    json_decref(row);
+    cb->rows++;
+    return 0;
+}
+
+/* Fills cs->pending with the next batch; sets done at the end. */
+static int
+csv_fill(struct csv_stream *cs)
+{
+    struct csv_batch cb = {cs, 0};
+    int rc;
+
+    buf_reset(&cs->pending);
+    cs->sent = 0;
+    if (!cs->header_done) {
+        for (size_t i = 0; i < cs->ncols; i++)
+            buf_printf(&cs->pending, "%s%s", i ? "," : "", cs->cols[i]);
+        buf_addstr(&cs->pending, "\r\n");
+        cs->header_done = 1;
+    }
+    if (strcmp(cs->entity, "hardware") == 0) {
+        struct asset_query q = {0};
+
+        q.account_id = cs->account;
+        q.search = cs->lp.search;
+        q.filters = cs->lp.filters;
+        q.nfilters = cs->lp.nfilters;
+        q.after_id = cs->after_id;
+        q.limit = CSV_BATCH;
+        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, NULL);
+    } else {
+        struct list_query q;
+
+        fill_query(&q, &cs->lp, cs->entity, cs->account, 0);
+        q.offset = cs->offset;
+        q.limit = CSV_BATCH;
+        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, NULL);
+        cs->offset += cb.rows;
+    }
+    if (rc != ERR_OK)
+        return -1;
+    if (cb.rows < CSV_BATCH)
+        cs->done = 1;
+    return 0;
+}
+
+static ssize_t
+csv_read(void *cls, char *out, size_t max)
+{
+    struct csv_stream *cs = cls;
+    size_t n;
+
+    while (cs->sent >= cs->pending.len) {
+        if (cs->done)
+            return 0;
+        if (csv_fill(cs) != 0)
+            return -1;
+    }
+    n = cs->pending.len - cs->sent;
+    if (n > max)
+        n = max;
+    memcpy(out, cs->pending.data + cs->sent, n);
+    cs->sent += n;
+    return (ssize_t)n;
+}
+
+static void
+csv_free(void *cls)
+{
+    struct csv_stream *cs = cls;
+
+    list_params_clear(&cs->lp);
+    buf_free(&cs->pending);
+    free(cs);
+}
+
+static void
+csv_export(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+           int64_t account)
+{
+    struct csv_stream *cs = xcalloc(1, sizeof *cs);
+    char disp[96];
+
+    if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
+        reply_err(resp, ERR_INVAL, &cs->lp.eb);
+        csv_free(cs);
+        return;
+    }
+    cs->st = req->st;
+    snprintf(cs->entity, sizeof cs->entity, "%s", entity);
+    cs->account = account;
+    buf_init(&cs->pending, 4 * 1024 * 1024);
+    if (strcmp(entity, "hardware") == 0) {
+        cs->cols = asset_columns;
+        cs->ncols = asset_column_count;
+    } else if (strcmp(entity, "software") == 0) {
+        cs->cols = software_columns;
+        cs->ncols = software_column_count;
+    } else {
+        cs->cols = client_columns;
+        cs->ncols = client_column_count;
+    }
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s.csv\"",
+             strcmp(entity, "hardware") == 0   ? "hardware-assets"
+             : strcmp(entity, "software") == 0 ? "software"
+                                               : "clients");
+    resp->status = 200;
+    resp->content_type = "text/csv; charset=utf-8";
+    httpd_response_header(resp, "Content-Disposition", disp);
+    resp->reader = csv_read;
+    resp->reader_free = csv_free;
+    resp->reader_cls = cs;
+}
+
+/* ---- integrations (writes) --------------------------------------------------------------- */
+
+static int
+is_guid(const char *s)
+{
+    static const int dash[] = {8, 13, 18, 23};
+
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (int i = 0, d = 0; i < 36; i++) {
+        if (d < 4 && i == dash[d]) {
+            if (s[i] != '-')
+                return 0;
+            d++;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int
+parse_expiry(const char *s, const char *label, int64_t *out, struct errbuf *eb)
+{
+    int64_t now = clock_now();
+
+    if (s == NULL || s[0] == '\0') {
+        *out = now + API_SECRET_DEFAULT_LIFETIME;
+        return ERR_OK;
+    }
+    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL)
+        return err_set(eb, ERR_INVAL, "%s: '%.40s' is not a date (use YYYY-MM-DD)", label, s);
+    if (*out > now + 731 * 86400)
+        return err_set(eb, ERR_INVAL,
+                       "%s is more than 24 months away; Microsoft allows at most 24 months", label);
+    return ERR_OK;
+}
+
+static int
+check_secret(const char *s, const char *label, struct errbuf *eb)
+{
+    if (s == NULL || s[0] == '\0')
+        return err_set(eb, ERR_INVAL, "the %s is missing", label);
+    if (strlen(s) > VAULT_SECRET_MAX)
+        return err_set(eb, ERR_INVAL, "the %s is longer than %d characters", label,
+                       VAULT_SECRET_MAX);
+    if (is_guid(s))
+        return err_set(eb, ERR_INVAL,
+                       "the %s looks like a GUID: that is the secret's ID, not its value. Copy "
+                       "the Value column from Entra ID > App registrations > Certificates & "
+                       "secrets",
+                       label);
+    return ERR_OK;
+}
+
+int
+api_integration_create(struct api_app *app, struct store *st, int64_t account_id,
+                       const struct api_integration_input *in, int64_t *id, json_t **validation,
+                       struct errbuf *eb)
+{
+    struct integration row = {0};
+    struct validate_input vi = {0};
+    struct validation val = {0};
+    char *psealed = NULL, *ssealed = NULL, *ph = NULL, *sh = NULL;
+    const char *source = in->tenant_source != NULL && in->tenant_source[0] != '\0'
+                             ? in->tenant_source
+                             : "partner_center";
+    int rc, in_tx = 0;
+
+    *validation = NULL;
+    *id = 0;
+    if (!is_guid(in->partner_tenant_id))
+        return err_set(eb, ERR_INVAL,
+                       "the Microsoft Partner Account ID must be a GUID like "
+                       "00000000-0000-0000-0000-000000000000 (the partner's Azure tenant ID)");
+    if (!is_guid(in->partner_app_id))
+        return err_set(eb, ERR_INVAL,
+                       "the Microsoft Partner App ID must be a GUID (the Partner "
+                       "Center app's client ID)");
+    if (!is_guid(in->sync_app_id))
+        return err_set(eb, ERR_INVAL,
+                       "the Microsoft Sync App ID must be a GUID (the sync app's client ID)");
+    if ((rc = check_secret(in->partner_app_secret, "Microsoft Partner App Key", eb)) != ERR_OK ||
+        (rc = check_secret(in->sync_app_secret, "Microsoft Sync App Key", eb)) != ERR_OK)
+        return rc;
+    if (strcmp(source, "partner_center") != 0 && strcmp(source, "contracts") != 0 &&
+        strcmp(source, "gdap") != 0)
+        return err_set(eb, ERR_INVAL, "tenant_source must be partner_center, contracts or gdap");
+    if (in->name != NULL && strlen(in->name) > 200)
+        return err_set(eb, ERR_INVAL, "the name is longer than 200 characters");
+    if ((rc = parse_expiry(in->partner_expires, "the Partner App Key expiry",
+                           &row.partner_secret_expires, eb)) != ERR_OK ||
+        (rc = parse_expiry(in->sync_expires, "the Sync App Key expiry", &row.sync_secret_expires,
+                           eb)) != ERR_OK)
+        return rc;
+    if (in->sync_interval != 0 && (in->sync_interval < 300 || in->sync_interval > 7 * 86400))
+        return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
+
+    vi.partner_tenant_id = in->partner_tenant_id;
+    vi.partner_app_id = in->partner_app_id;
+    vi.partner_secret = in->partner_app_secret;
+    vi.sync_app_id = in->sync_app_id;
+    vi.sync_secret = in->sync_app_secret;
+    vi.tenant_source = source;
+    vi.sample = app->validate_sample;
+    validate_integration(app->cfg, &vi, &val, NULL);
+    *validation = validation_to_json(&val);
+    if (!val.ok) {
+        rc = err_set(eb, ERR_AUTH,
+                     "not saved: the checks marked fail must pass first (each says what to do)");
+        goto out;
+    }
+    row.account_id = account_id;
+    row.name = xstrdup(in->name != NULL && in->name[0] != '\0' ? in->name : "Microsoft Intune");
+    row.partner_tenant_id = xstrdup(in->partner_tenant_id);
+    row.partner_app_id = xstrdup(in->partner_app_id);
+    row.sync_app_id = xstrdup(in->sync_app_id);
+    row.tenant_source = xstrdup(source);
+    row.sync_interval = in->sync_interval > 0 ? in->sync_interval : 6 * 3600;
+    /* Sealed secrets are bound to the row id: insert and seal in one transaction. */
+    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
+        goto out;
+    in_tx = 1;
+    if ((rc = store_integration_insert(st, &row, eb)) != ERR_OK)
+        goto out;
+    if ((rc = vault_seal(app->vault, "integration", row.id, "partner_app_secret",
+                         in->partner_app_secret, &psealed, eb)) != ERR_OK ||
+        (rc = vault_seal(app->vault, "integration", row.id, "sync_app_secret", in->sync_app_secret,
+                         &ssealed, eb)) != ERR_OK)
+        goto out;
+    ph = xstrndup(in->partner_app_secret, 3);
+    sh = xstrndup(in->sync_app_secret, 3);
+    if ((rc = store_integration_set_secret(st, row.id, "partner", psealed, ph,
+                                           row.partner_secret_expires, eb)) != ERR_OK ||
+        (rc = store_integration_set_secret(st, row.id, "sync", ssealed, sh, row.sync_secret_expires,
+                                           eb)) != ERR_OK)
+        goto out;
+    if ((rc = store_tx_commit(st, eb)) != ERR_OK)
+        goto out;
+    in_tx = 0;
+    *id = row.id;
+    log_info("integration saved id=%" PRId64 " account=%" PRId64, row.id, account_id);
+    if (app->sched != NULL)
+        scheduler_request(app->sched, account_id, row.id, 1, NULL);
+out:
+    if (in_tx)
+        store_tx_rollback(st);
+    if (rc == ERR_EXISTS)
+        err_set(eb, ERR_EXISTS, "an integration with this name already exists; pick another name");
+    validation_clear(&val);
+    free(psealed);
+    free(ssealed);
+    free(ph);
+    free(sh);
+    integration_clear(&row);
+    return rc;
+}
+
+int
+api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
+                       const char *which, const char *secret, const char *expires,
+                       json_t **validation, struct errbuf *eb)
+{
+    struct integration in = {0};
+    struct validate_input vi = {0};
+    struct validation val = {0};
+    char *other = NULL, *sealed = NULL, *hint = NULL;
+    int64_t exp;
+    int partner, rc;
+
+    *validation = NULL;
+    if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
+        return err_set(eb, ERR_INVAL, "which must be \"partner\" or \"sync\"");
+    partner = strcmp(which, "partner") == 0;
+    if ((rc = check_secret(secret, partner ? "Microsoft Partner App Key" : "Microsoft Sync App Key",
+                           eb)) != ERR_OK)
+        return rc;
+    if ((rc = parse_expiry(expires, "the new key's expiry", &exp, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_integration_get(st, account_id, id, &in, eb)) != ERR_OK)
+        return rc;
+    /* The other key is needed to list customers for the tenant checks. */
+    if ((rc = vault_unseal(
+             app->vault, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
+             partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other, eb)) != ERR_OK)
+        goto out;
+    vi.partner_tenant_id = in.partner_tenant_id;
+    vi.partner_app_id = in.partner_app_id;
+    vi.sync_app_id = in.sync_app_id;
+    vi.partner_secret = partner ? secret : other;
+    vi.sync_secret = partner ? other : secret;
+    vi.tenant_source = in.tenant_source;
+    vi.sample = app->validate_sample;
+    validate_integration(app->cfg, &vi, &val, NULL);
+    *validation = validation_to_json(&val);
+    if (!val.ok) {
+        rc = err_set(eb, ERR_AUTH,
+                     "the key was not changed: the checks marked fail must pass "
+                     "first");
+        goto out;
+    }
+    if ((rc = vault_seal(app->vault, "integration", id,
+                         partner ? "partner_app_secret" : "sync_app_secret", secret, &sealed,
+                         eb)) != ERR_OK)
+        goto out;
+    hint = xstrndup(secret, 3);
+    rc = store_integration_set_secret(st, id, which, sealed, hint, exp, eb);
+    if (rc == ERR_OK)
+        log_info("integration key replaced id=%" PRId64 " which=%s", id, which);
+out:
+    validation_clear(&val);
+    vault_wipe(other);
+    free(sealed);
+    free(hint);
+    integration_clear(&in);
+    return rc;
+}
+
+static json_t *
+parse_body(struct httpd_request *req, struct httpd_response *resp)
+{
+    json_error_t jerr;
+    json_t *j;
+    char detail[200];
+
+    j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (j == NULL || !json_is_object(j)) {
+        snprintf(detail, sizeof detail, "the body must be a JSON object%s%s", j == NULL ? ": " : "",
+                 j == NULL ? jerr.text : "");
+        json_decref(j);
+        reply_error(resp, 400, "invalid_json", "Invalid JSON", detail);
+        return NULL;
+    }
+    return j;
+}
+
+static const char *
+jget(const json_t *o, const char *k)
+{
+    return json_string_value(json_object_get(o, k));
+}
+
+static void
+integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                  int64_t account, int64_t id, int status, json_t *validation)
+{
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    json_t *j;
+    int rc = store_integration_get(req->st, account, id, &in, &eb);
+
+    if (rc != ERR_OK) {
+        json_decref(validation);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    j = api_integration_json(app, &in);
+    integration_sync_json(app, req->st, j, account, id);
+    integration_clear(&in);
+    reply_json(resp, status,
+               validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
+                                  : json_pack("{s:o}", "data", j));
+}
+
+static void
+integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                  int64_t account)
+{
+    struct integration *list = NULL;
+    size_t n = 0;
+    struct errbuf eb = {0};
+    json_t *arr;
+    int rc = store_integration_list(req->st, account, &list, &n, &eb);
+
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *j = api_integration_json(app, &list[i]);
+
+        integration_sync_json(app, req->st, j, account, list[i].id);
+        json_array_append_new(arr, j);
+        integration_clear(&list[i]);
+    }
+    free(list);
+    reply_json(
+        resp, 200,
+        json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
+}
+
+static void
+integration_create_route(struct api_app *app, struct httpd_request *req,
+                         struct httpd_response *resp, int64_t account)
+{
+    json_t *body = parse_body(req, resp), *val = NULL;
+    struct api_integration_input in = {0};
+    struct errbuf eb = {0};
+    int64_t id = 0;
+    int rc;
+
+    if (body == NULL)
+        return;
+    in.name = jget(body, "name");
+    in.partner_tenant_id = jget(body, "partner_tenant_id");
+    in.partner_app_id = jget(body, "partner_app_id");
+    in.partner_app_secret = jget(body, "partner_app_secret");
+    in.sync_app_id = jget(body, "sync_app_id");
+    in.sync_app_secret = jget(body, "sync_app_secret");
+    in.partner_expires = jget(body, "partner_app_secret_expires_at");
+    in.sync_expires = jget(body, "sync_app_secret_expires_at");
+    in.tenant_source = jget(body, "tenant_source");
+    if (json_is_integer(json_object_get(body, "sync_interval_seconds")))
+        in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
+    rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);
+    json_decref(body);
+    if (rc == ERR_AUTH) {
+        reply_json(resp, 422,
+                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
+                             "title", "The values did not pass the checks", "detail", eb.msg,
+                             "validation", val != NULL ? val : json_null()));
+        return;
+    }
+    if (rc != ERR_OK) {
+        json_decref(val);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    integration_reply(app, req, resp, account, id, 201, val);
+}
+
+static void
+integration_patch_route(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                        int64_t account, int64_t id)
+{
+    json_t *body = parse_body(req, resp);
+    struct errbuf eb = {0};
+    int64_t interval = 0, pexp = 0, sexp = 0;
+    const char *s;
+    int rc = ERR_OK;
+
+    if (body == NULL)
+        return;
+    if (json_object_get(body, "partner_app_secret") != NULL ||
+        json_object_get(body, "sync_app_secret") != NULL) {
+        rc = err_set(&eb, ERR_INVAL,
+                     "keys are replaced with POST .../rotate-secret, which checks "
+                     "them with Microsoft first");
+        goto out;
+    }
+    if (json_object_get(body, "sync_interval_seconds") != NULL) {
+        if (!json_is_integer(json_object_get(body, "sync_interval_seconds"))) {
+            rc = err_set(&eb, ERR_INVAL, "sync_interval_seconds must be a number");
+            goto out;
+        }
+        interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
+        if (interval == 0)
+            interval = -1; /* 0 would mean "unchanged" below: refuse it */
+    }
+    if ((s = jget(body, "partner_app_secret_expires_at")) != NULL &&
+        (rc = parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
+        goto out;
+    if ((s = jget(body, "sync_app_secret_expires_at")) != NULL &&
+        (rc = parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
+        goto out;
+    rc = store_integration_update(req->st, account, id, jget(body, "name"), interval, pexp, sexp,
+                                  &eb);
+out:
+    json_decref(body);
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    integration_reply(app, req, resp, account, id, 200, NULL);
+}
+
+static void
+integration_rotate_route(struct api_app *app, struct httpd_request *req,
+                         struct httpd_response *resp, int64_t account, int64_t id)
+{
+    json_t *body = parse_body(req, resp), *val = NULL;
+    struct errbuf eb = {0};
+    int rc;
+
+    if (body == NULL)
+        return;
+    rc = api_integration_rotate(app, req->st, account, id, jget(body, "which"),
+                                jget(body, "secret"), jget(body, "expires_at"), &val, &eb);
+    json_decref(body);
+    if (rc == ERR_AUTH) {
+        reply_json(resp, 422,
+                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
+                             "title", "The new key did not pass the checks", "detail", eb.msg,
+                             "validation", val != NULL ? val : json_null()));
+        return;
+    }
+    if (rc != ERR_OK) {
+        json_decref(val);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    integration_reply(app, req, resp, account, id, 200, val);
+}
+
+static void
+integration_sync_route(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                       int64_t account, int64_t id)
+{
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    const char *kind = httpd_arg(req, "kind");
+    int full = kind == NULL || strcmp(kind, "incremental") != 0;
+    int rc = store_integration_get(req->st, account, id, &in, &eb);
+
+    integration_clear(&in);
+    if (rc == ERR_OK)
+        rc = app->sched != NULL ? scheduler_request(app->sched, account, id, full, &eb)
+                                : err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    reply_json(resp, 202,
+               json_pack("{s:{s:I, s:s, s:s}}", "data", "integration_id", (json_int_t)id, "kind",
+                         full ? "full" : "incremental", "state", "queued"));
+}
+
+/* ---- metrics ----------------------------------------------------------------------------- */
+
+struct metric_walk {
+    struct buf *b;
+    int64_t counts[3];
+};
+
+static int
+tenant_status_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    struct metric_walk *w = arg;
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].name, "status") == 0 && c[i].s != NULL)
+            w->counts[strcmp(c[i].s, "ok") == 0 ? 0 : strcmp(c[i].s, "error") == 0 ? 1 : 2]++;
+    return 0;
+}
+
+static int
+run_metric_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    struct metric_walk *w = arg;
+    int64_t id = 0, started = TS_NULL, finished = TS_NULL, integ = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(c[i].name, "id") == 0)
+            id = c[i].i;
+        else if (strcmp(c[i].name, "integration_id") == 0)
+            integ = c[i].i;
+        else if (strcmp(c[i].name, "started_at") == 0 && c[i].kind != SC_NULL)
+            started = c[i].i;
+        else if (strcmp(c[i].name, "finished_at") == 0 && c[i].kind != SC_NULL)
+            finished = c[i].i;
+    }
+    if (started != TS_NULL && finished != TS_NULL)
+        buf_printf(w->b,
+                   "memsync_sync_run_duration_seconds{integration_id=\"%" PRId64
+                   "\",run_id=\"%" PRId64 "\"} %" PRId64 "\n",
+                   integ, id, finished - started);
+    return 0;
+}
+
+static void
+metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+              int64_t account)
+{
+    struct buf *b = &resp->body;
+    struct httpd_stats hs = {0};
+    struct scheduler_stats ss = {0};
+    struct asset_query aq = {0};
+    struct list_query q = {0};
+    struct metric_walk w = {b, {0, 0, 0}};
+    struct integration *list = NULL;
+    size_t n = 0;
+
+    if (app->httpd != NULL)
+        httpd_stats_get(app->httpd, &hs);
+    if (app->sched != NULL)
+        scheduler_stats_get(app->sched, &ss);
+    aq.account_id = account;
+    buf_reset(b);
+    buf_printf(b,
+               "# HELP memsync_http_requests_total HTTP requests answered.\n"
+               "# TYPE memsync_http_requests_total counter\n"
+               "memsync_http_requests_total %" PRIu64 "\n"
+               "# HELP memsync_http_responses_429_total Requests refused with 429.\n"
+               "# TYPE memsync_http_responses_429_total counter\n"
+               "memsync_http_responses_429_total %" PRIu64 "\n"
+               "# TYPE memsync_http_responses_5xx_total counter\n"
+               "memsync_http_responses_5xx_total %" PRIu64 "\n"
+               "# HELP memsync_sync_runs_total Syncs run by this process.\n"
+               "# TYPE memsync_sync_runs_total counter\n"
+               "memsync_sync_runs_total %" PRIu64 "\n"
+               "# TYPE memsync_sync_runs_failed_total counter\n"
+               "memsync_sync_runs_failed_total %" PRIu64 "\n"
+               "# HELP memsync_sync_duration_seconds Time spent in syncs by this process.\n"
+               "# TYPE memsync_sync_duration_seconds summary\n"
+               "memsync_sync_duration_seconds_sum %.3f\n"
+               "memsync_sync_duration_seconds_count %" PRIu64 "\n"
+               "# HELP memsync_devices Active hardware assets.\n"
+               "# TYPE memsync_devices gauge\n"
+               "memsync_devices %" PRId64 "\n",
+               hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.total_duration_s,
+               ss.runs, store_assets_count(req->st, &aq, NULL));
+    q.entity = "clients";
+    q.account_id = account;
+    store_list_each(req->st, &q, tenant_status_cb, &w, NULL);
+    buf_printf(b,
+               "# HELP memsync_tenants Customer tenants by last sync status.\n"
+               "# TYPE memsync_tenants gauge\n"
+               "memsync_tenants{status=\"ok\"} %" PRId64 "\n"
+               "memsync_tenants{status=\"error\"} %" PRId64 "\n"
+               "memsync_tenants{status=\"never\"} %" PRId64 "\n",
+               w.counts[0], w.counts[1], w.counts[2]);
+    buf_addstr(b, "# HELP memsync_sync_run_duration_seconds Duration of recent sync runs.\n"
+                  "# TYPE memsync_sync_run_duration_seconds gauge\n");
+    q.entity = "sync_runs";
+    q.limit = 20;
+    store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+    buf_addstr(b, "# HELP memsync_secret_days_to_expiry Days until each key expires.\n"
+                  "# TYPE memsync_secret_days_to_expiry gauge\n");
+    if (store_integration_list(req->st, account, &list, &n, NULL) == ERR_OK) {
+        int64_t now = clock_now();
+
+        for (size_t i = 0; i < n; i++) {
+            if (list[i].partner_secret_expires != TS_NULL)
+                buf_printf(b,
+                           "memsync_secret_days_to_expiry{integration_id=\"%" PRId64
+                           "\",secret=\"partner\"} %.1f\n",
+                           list[i].id, (double)(list[i].partner_secret_expires - now) / 86400.0);
+            if (list[i].sync_secret_expires != TS_NULL)
+                buf_printf(b,
+                           "memsync_secret_days_to_expiry{integration_id=\"%" PRId64
+                           "\",secret=\"sync\"} %.1f\n",
+                           list[i].id, (double)(list[i].sync_secret_expires - now) / 86400.0);
+            integration_clear(&list[i]);
+        }
+        free(list);
+    }
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* ---- router ------------------------------------------------------------------------------ */
+
+#define MAX_SEGS 6
+
+static int
+split_path(const char *path, char segs[MAX_SEGS][80])
+{
+    int n = 0;
+    const char *p = path;
+
+    while (*p == '/')
+        p++;
+    while (*p != '\0') {
+        const char *e = strchr(p, '/');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+
+        if (n >= MAX_SEGS || len >= 80)
+            return -1;
+        memcpy(segs[n], p, len);
+        segs[n][len] = '\0';
+        n++;
+        p += len;
+        while (*p == '/')
+            p++;
+    }
+    return n;
+}
+
+static int
+seg_id(const char *s, int64_t *id)
+{
+    return parse_i64(s, id) == 0 && *id > 0;
+}
+
+static int
+is_write(const char *method)
+{
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+static void
+api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+       const struct auth_principal *p, char segs[MAX_SEGS][80], int n)
+{
+    const char *m = req->method;
+    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+    int64_t acc = p->account_id, id = 0;
+
+    /* segs[0] = "api", segs[1] = "v1" */
+    if (n == 3 && strcmp(segs[2], "clients") == 0 && get) {
+        send_list(req, resp, "clients", acc, 0);
+        return;
+    }
+    if (n == 3 && strcmp(segs[2], "clients.csv") == 0 && get) {
+        csv_export(req, resp, "clients", acc);
+        return;
+    }
+    if (n == 4 && strcmp(segs[2], "clients") == 0 && seg_id(segs[3], &id) && get) {
+        one_row(req, resp, "clients", acc, id, "client");
+        return;
+    }
+    if (n >= 4 && strcmp(segs[2], "assets") == 0) {
+        if (n == 4 && strcmp(segs[3], "hardware") == 0 && get) {
+            hardware_list(req, resp, acc);
+            return;
+        }
+        if (n == 4 && strcmp(segs[3], "hardware.csv") == 0 && get) {
+            csv_export(req, resp, "hardware", acc);
+            return;
+        }
+        if (n == 5 && strcmp(segs[3], "hardware") == 0 && seg_id(segs[4], &id) && get) {
+            hardware_get(req, resp, acc, id);
+            return;
+        }
+        if (n == 4 && strcmp(segs[3], "software") == 0 && get) {
+            send_list(req, resp, "software", acc, 0);
+            return;
+        }
+        if (n == 4 && strcmp(segs[3], "software.csv") == 0 && get) {
+            csv_export(req, resp, "software", acc);
+            return;
+        }
+        if (n == 5 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) && get) {
+            one_row(req, resp, "software", acc, id, "software title");
+            return;
+        }
+        if (n == 6 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) &&
+            strcmp(segs[5], "devices") == 0 && get) {
+            if (!row_exists(req->st, "software", acc, id)) {
+                reply_error(resp, 404, "not_found", "Not found",
+                            "this software title does not exist");
+                return;
+            }
+            {
+                send_list(req, resp, "software_devices", acc, id);
+                return;
+            }
+        }
+    }
+    if (n >= 3 && strcmp(segs[2], "integrations") == 0) {
+        if (n >= 4 && !seg_id(segs[3], &id)) {
+            reply_error(resp, 404, "not_found", "Not found", "no such integration");
+            return;
+        }
+        if (is_write(m) && p->role != AUTH_ADMIN) {
+            reply_error(resp, 403, "forbidden", "Forbidden",
+                        "only admins (or admin API keys) can change integrations");
+            return;
+        }
+        if (n == 3 && get) {
+            integrations_list(app, req, resp, acc);
+            return;
+        }
+        if (n == 3 && strcmp(m, "POST") == 0) {
+            integration_create_route(app, req, resp, acc);
+            return;
+        }
+        if (n == 4 && get) {
+            integration_reply(app, req, resp, acc, id, 200, NULL);
+            return;
+        }
+        if (n == 4 && strcmp(m, "PATCH") == 0) {
+            integration_patch_route(app, req, resp, acc, id);
+            return;
+        }
+        if (n == 5 && strcmp(segs[4], "rotate-secret") == 0 && strcmp(m, "POST") == 0) {
+            integration_rotate_route(app, req, resp, acc, id);
+            return;
+        }
+        if (n == 5 && strcmp(segs[4], "sync") == 0 && strcmp(m, "POST") == 0) {
+            integration_sync_route(app, req, resp, acc, id);
+            return;
+        }
+    }
+    if (n == 3 && strcmp(segs[2], "sync-runs") == 0 && get) {
+        send_list(req, resp, "sync_runs", acc, 0);
+        return;
+    }
+    if (n == 4 && strcmp(segs[2], "sync-runs") == 0 && seg_id(segs[3], &id) && get) {
+        one_row(req, resp, "sync_runs", acc, id, "sync run");
+        return;
+    }
+    if (n == 3 && strcmp(segs[2], "me") == 0 && get) {
+        reply_json(resp, 200,
+                   json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
+                             p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
+                             (json_int_t)p->account_id));
+        return;
+    }
+    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+}
+
+void
+api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
+{
+    struct api_app *app = arg;
+    char segs[MAX_SEGS][80];
+    struct auth_principal p;
+    struct errbuf eb = {0};
+    int n, rc;
+
+    if (strcmp(req->path, "/healthz") == 0) {
+        if (req->st == NULL) {
+            reply_json(resp, 503, json_pack("{s:s}", "status", "database unavailable"));
+            return;
+        }
+        {
+            reply_json(resp, 200, json_pack("{s:s}", "status", "ok"));
+            return;
+        }
+    }
+    if (strcmp(req->path, "/metrics") != 0 && strcmp(req->path, "/openapi.json") != 0 &&
+        strncmp(req->path, "/api/", 5) != 0) {
+        ui_handle(app, req, resp);
+        return;
+    }
+    n = split_path(req->path, segs);
+    if (n < 0) {
+        reply_error(resp, 404, "not_found", "Not found", "no such route");
+        return;
+    }
+    rc = api_authenticate(req, &p, &eb);
+    if (rc != ERR_OK) {
+        if (rc == ERR_AUTH)
+            httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
+        {
+            reply_err(resp, rc, &eb);
+            return;
+        }
+    }
+    /* A browser session must prove the request came from our own pages. */
+    if (is_write(req->method) && p.key_id == 0 &&
+        !auth_csrf_ok(&p, httpd_header(req, "X-CSRF-Token"))) {
+        reply_error(resp, 403, "csrf", "Forbidden",
+                    "missing or wrong X-CSRF-Token for this session");
+        return;
+    }
+    if (strcmp(req->path, "/metrics") == 0) {
+        metrics_route(app, req, resp, p.account_id);
+        return;
+    }
+    if (strcmp(req->path, "/openapi.json") == 0) {
+        resp->status = 200;
+        resp->content_type = "application/json";
+        buf_reset(&resp->body);
+        buf_addstr(&resp->body, openapi_document());
+        return;
+    }
+    if (n >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0) {
+        api_v1(app, req, resp, &p, segs, n);
+        return;
+    }
+    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+}
+
+/* ---- `memsync serve` --------------------------------------------------------------------- */
+
+static int
+write_url_file(const char *path, const char *url)
+{
+    char tmp[4096];
+    FILE *fp;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fp = fopen(tmp, "w");
+    if (fp == NULL)
+        return -1;
+    fprintf(fp, "%s\n", url);
+    if (fclose(fp) != 0)
+        return -1;
+    return rename(tmp, path);
+}
+
+static int
+is_loopback_listen(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
+           strncmp(listen, "[::1]:", 6) == 0;
+}
+
+int
+api_cmd_serve(struct ctx *cx, int argc, char **argv)
+{
+    const struct config *cfg = (const struct config *)(void *)cx;
+    const char *listen = cfg->listen, *url_file = NULL;
+    int schedule = 1;
+    struct store *st = NULL;
+    struct vault *v = NULL;
+    struct scheduler *sched = NULL;
+    struct httpd *h = NULL;
+    struct api_app app;
+    struct httpd_opts ho = {0};
+    struct errbuf eb = {0};
+    char keypath[CONFIG_VALUE_MAX + 8], url[128], *pw = NULL, host[CONFIG_VALUE_MAX];
+    sigset_t sigs;
+    int sig = 0, code = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "--listen") == 0 || strcmp(argv[i], "--url-file") == 0) &&
+            i + 1 < argc) {
+            if (strcmp(argv[i], "--listen") == 0)
+                listen = argv[++i];
+            else
+                url_file = argv[++i];
+        } else if (strncmp(argv[i], "--listen=", 9) == 0) {
+            listen = argv[i] + 9;
+        } else if (strncmp(argv[i], "--url-file=", 11) == 0) {
+            url_file = argv[i] + 11;
+        } else if (strcmp(argv[i], "--no-schedule") == 0) {
+            schedule = 0;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: memsync serve [--listen HOST:PORT] [--url-file FILE] [--no-schedule]\n"
+                   "Web UI, REST API (/api/v1) and sync scheduler. Listens on 127.0.0.1:8080 by "
+                   "default;\nput a reverse proxy (nginx, see docs/DEPLOY.md) in front for "
+                   "remote access and TLS.\n--no-schedule: no periodic syncs (saves and "
+                   "\"sync now\" still run).\n");
+            return 0;
+        } else {
+            fprintf(stderr, "memsync serve: unknown argument %s (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    memset(&app, 0, sizeof app);
+    /* Signals go to sigwait below, not to the server threads created after this. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    if (store_open(&st, cfg->db, &eb) != ERR_OK)
+        goto fail;
+    if (auth_bootstrap(st, &pw, &eb) != ERR_OK)
+        goto fail;
+    if (pw != NULL) {
+        printf("memsync: first start: created user \"admin\" with password %s\n"
+               "memsync: it is shown only this once; change it with `memsync user passwd "
+               "admin`\n",
+               pw);
+        fflush(stdout);
+        sodium_memzero(pw, strlen(pw));
+        free(pw);
+        pw = NULL;
+    }
+    config_master_key_path(cfg, keypath, sizeof keypath);
+    if (vault_open(&v, keypath, 1, &eb) != ERR_OK)
+        goto fail;
+    app.cfg = cfg;
+    app.vault = v;
+    app.started_at = clock_now();
+    if (getenv("MEMSYNC_VALIDATE_SAMPLE") != NULL) {
+        /* Customer tenants tried when saving (tests use a small sample). */
+        int64_t n;
+
+        if (parse_i64(getenv("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
+            app.validate_sample = (int)n;
+    }
+    if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
+        goto fail;
+    app.sched = sched;
+    ho.listen = listen;
+    ho.db_url = cfg->db;
+    ho.handler = api_handle;
+    ho.app = &app;
+    if (httpd_start(&h, &ho, &eb) != ERR_OK)
+        goto fail;
+    app.httpd = h;
+    snprintf(host, sizeof host, "%s", listen);
+    if (strrchr(host, ':') != NULL)
+        *strrchr(host, ':') = '\0';
+    if (strcmp(host, "0.0.0.0") == 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "127.0.0.1");
+    snprintf(url, sizeof url, "http://%s:%u", host, (unsigned)httpd_port(h));
+    if (!is_loopback_listen(listen))
+        log_warn("serve: listening on %s, which is reachable from other hosts; put nginx with "
+                 "TLS in front instead (docs/DEPLOY.md)",
+                 listen);
+    log_info("serve: listening url=%s", url);
+    printf("memsync serve: listening on %s\n", url);
+    fflush(stdout);
+    if (url_file != NULL && write_url_file(url_file, url) != 0) {
+        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
+        goto fail;
+    }
+    while (sigwait(&sigs, &sig) != 0)
+        ;
+    log_info("serve: stopping signal=%d", sig);
+    code = 0;
+    goto out;
+fail:
+    fprintf(stderr, "memsync serve: %s\n", eb.msg);
+out:
+    httpd_stop(h);
+    scheduler_stop(sched);
+    vault_close(v);
+    store_close(st);
+    return code;
+}

@@ -1,0 +1,795 @@
+/* auth.c - passwords, sessions, API keys, CSRF and the sign-in limiter. */
+#include "auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "mem.h"
+
+/* ---- password hashing, at most AUTH_HASH_SLOTS at once ---------------------------------- */
+
+static pthread_mutex_t slot_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slot_cv = PTHREAD_COND_INITIALIZER;
+static int slots_busy;
+
+static void
+slot_take(void)
+{
+    pthread_mutex_lock(&slot_mu);
+    while (slots_busy >= AUTH_HASH_SLOTS)
+        pthread_cond_wait(&slot_cv, &slot_mu);
+    slots_busy++;
+    pthread_mutex_unlock(&slot_mu);
+}
+
+static void
+slot_give(void)
+{
+    pthread_mutex_lock(&slot_mu);
+    slots_busy--;
+    pthread_cond_signal(&slot_cv);
+    pthread_mutex_unlock(&slot_mu);
+}
+
+int
+auth_password_policy(const char *pw, struct errbuf *eb)
+{
+    size_t n = pw != NULL ? strlen(pw) : 0;
+
+    if (n < AUTH_PASSWORD_MIN)
+        return err_set(eb, ERR_INVAL, "a password needs at least %d characters", AUTH_PASSWORD_MIN);
+    if (n > AUTH_PASSWORD_MAX)
+        return err_set(eb, ERR_INVAL, "a password may have at most %d characters",
+                       AUTH_PASSWORD_MAX);
+    return ERR_OK;
+}
+
+int
+auth_password_hash(const char *pw, char *out, struct errbuf *eb)
+{
+    int rc;
+
+    ASSERT(crypto_pwhash_STRBYTES <= AUTH_HASH_MAX);
+    slot_take();
+    rc = crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                           crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    slot_give();
+    if (rc != 0)
+        return err_set(eb, ERR_NOMEM, "not enough memory to hash the password");
+    return ERR_OK;
+}
+
+int
+auth_password_check(const char *hash, const char *pw)
+{
+    int rc;
+
+    if (hash == NULL || pw == NULL || strlen(pw) > AUTH_PASSWORD_MAX)
+        return 0;
+    slot_take();
+    rc = crypto_pwhash_str_verify(hash, pw, strlen(pw));
+    slot_give();
+    return rc == 0;
+}
+
+/* ---- digests and tokens ------------------------------------------------------------------ */
+
+void
+auth_digest(const char *s, char *out)
+{
+    unsigned char h[32];
+
+    crypto_generichash(h, sizeof h, (const unsigned char *)s, strlen(s), NULL, 0);
+    sodium_bin2hex(out, AUTH_TOKEN_HEX + 1, h, sizeof h);
+}
+
+static void
+random_hex(char *out)
+{
+    unsigned char r[32];
+
+    randombytes_buf(r, sizeof r);
+    sodium_bin2hex(out, AUTH_TOKEN_HEX + 1, r, sizeof r);
+    sodium_memzero(r, sizeof r);
+}
+
+/* Keyed digest, so the CSRF token says nothing about the session id. */
+static void
+csrf_of(const char *token, char *out)
+{
+    static const unsigned char key[] = "memsync-csrf-v1-memsync-csrf-v1!";
+    unsigned char h[32];
+
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, strlen(token), key, 32);
+    sodium_bin2hex(out, AUTH_TOKEN_HEX + 1, h, sizeof h);
+}
+
+static int
+is_hex_token(const char *s, size_t len)
+{
+    if (s == NULL || strlen(s) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+int
+auth_csrf_ok(const struct auth_principal *p, const char *token)
+{
+    if (p == NULL || p->csrf[0] == '\0' || token == NULL || strlen(token) != AUTH_TOKEN_HEX)
+        return 0;
+    return sodium_memcmp(p->csrf, token, AUTH_TOKEN_HEX) == 0;
+}
+
+/* ---- sign-in limiter --------------------------------------------------------------------- */
+
+#define LIMIT_SLOTS 512
+
+struct limit_slot {
+    char key[160];
+    int64_t window_start;
+    int fails;
+};
+
+static pthread_mutex_t limit_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct limit_slot limits[LIMIT_SLOTS];
+
+static struct limit_slot *
+limit_slot(const char *key, int64_t now, int create)
+{
+    struct limit_slot *oldest = &limits[0];
+
+    for (size_t i = 0; i < LIMIT_SLOTS; i++) {
+        struct limit_slot *l = &limits[i];
+
+        if (l->key[0] != '\0' && strcmp(l->key, key) == 0) {
+            if (now - l->window_start >= AUTH_FAIL_WINDOW) {
+                l->window_start = now;
+                l->fails = 0;
+            }
+            return l;
+        }
+        if (l->key[0] == '\0' || l->window_start < oldest->window_start)
+            oldest = l;
+    }
+    if (!create)
+        return NULL;
+    /* Full table: the oldest entry gives way (an attacker cycling keys only resets others). */
+    snprintf(oldest->key, sizeof oldest->key, "%s", key);
+    oldest->window_start = now;
+    oldest->fails = 0;
+    return oldest;
+}
+
+int
+auth_limit_allowed(const char *key, int max, int64_t now)
+{
+    struct limit_slot *l;
+    int ok;
+
+    pthread_mutex_lock(&limit_mu);
+    l = limit_slot(key, now, 0);
+    ok = l == NULL || l->fails < max;
+    pthread_mutex_unlock(&limit_mu);
+    return ok;
+}
+
+void
+auth_limit_fail(const char *key, int64_t now)
+{
+    pthread_mutex_lock(&limit_mu);
+    limit_slot(key, now, 1)->fails++;
+    pthread_mutex_unlock(&limit_mu);
+}
+
+void
+auth_limit_reset(void)
+{
+    pthread_mutex_lock(&limit_mu);
+    memset(limits, 0, sizeof limits);
+    pthread_mutex_unlock(&limit_mu);
+}
+
+/* ---- users ------------------------------------------------------------------------------- */
+
+int
+auth_user_add(struct store *st, const char *account, const char *name, const char *role,
+              const char *pw, struct errbuf *eb)
+{
+    char hash[AUTH_HASH_MAX];
+    int64_t acc, id;
+    int rc;
+
+    if ((rc = auth_password_policy(pw, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_account_ensure(st, account != NULL ? account : AUTH_DEFAULT_ACCOUNT, &acc,
+                                   eb)) != ERR_OK)
+        return rc;
+    if ((rc = auth_password_hash(pw, hash, eb)) != ERR_OK)
+        return rc;
+    rc = store_user_insert(st, acc, name, role, hash, &id, eb);
+    sodium_memzero(hash, sizeof hash);
+    if (rc == ERR_OK)
+        log_info("user added name=%s role=%s", name, role);
+    return rc;
+}
+
+int
+auth_user_passwd(struct store *st, const char *name, const char *pw, struct errbuf *eb)
+{
+    struct user_row u = {0};
+    char hash[AUTH_HASH_MAX];
+    int rc;
+
+    if ((rc = auth_password_policy(pw, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_user_get(st, name, &u, eb)) != ERR_OK) {
+        if (rc == ERR_NOTFOUND)
+            err_set(eb, rc, "there is no user named %s", name);
+        goto out;
+    }
+    if ((rc = auth_password_hash(pw, hash, eb)) != ERR_OK)
+        goto out;
+    rc = store_user_set_password(st, u.id, hash, eb);
+    if (rc == ERR_OK)
+        log_info("password changed user=%s", name);
+out:
+    user_row_clear(&u);
+    return rc;
+}
+
+int
+auth_user_remove(struct store *st, const char *name, struct errbuf *eb)
+{
+    struct user_row u = {0};
+    int rc = store_user_get(st, name, &u, eb);
+
+    if (rc == ERR_NOTFOUND)
+        rc = err_set(eb, rc, "there is no user named %s", name);
+    if (rc == ERR_OK)
+        rc = store_user_delete(st, u.id, eb);
+    user_row_clear(&u);
+    return rc;
+}
+
+int
+auth_bootstrap(struct store *st, char **pw_out, struct errbuf *eb)
+{
+    unsigned char r[15];
+    char pw[32];
+    int64_t n;
+    int rc;
+
+    *pw_out = NULL;
+    n = store_user_count(st, eb);
+    if (n < 0)
+        return (int)n;
+    if (n > 0)
+        return ERR_OK;
+    randombytes_buf(r, sizeof r);
+    /* URL-safe base64 without padding: 20 characters that survive copy and paste. */
+    sodium_bin2base64(pw, sizeof pw, r, sizeof r, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(r, sizeof r);
+    rc = auth_user_add(st, AUTH_DEFAULT_ACCOUNT, "admin", "admin", pw, eb);
+    if (rc == ERR_OK)
+        *pw_out = xstrdup(pw);
+    sodium_memzero(pw, sizeof pw);
+    return rc;
+}
+
+/* ---- sessions and keys ------------------------------------------------------------------- */
+
+static void
+principal_from_user(const struct user_row *u, struct auth_principal *p)
+{
+    memset(p, 0, sizeof *p);
+    p->account_id = u->account_id;
+    p->user_id = u->id;
+    p->role = u->role != NULL && strcmp(u->role, "admin") == 0 ? AUTH_ADMIN : AUTH_READ;
+    snprintf(p->name, sizeof p->name, "%s", u->name != NULL ? u->name : "");
+}
+
+int
+auth_login(struct store *st, const char *ip, const char *name, const char *pw, char *token_out,
+           struct auth_principal *p, struct errbuf *eb)
+{
+    struct user_row u = {0};
+    char ipkey[80], userkey[160], digest[AUTH_TOKEN_HEX + 1];
+    int64_t now = clock_now();
+    int rc;
+
+    token_out[0] = '\0';
+    if (name == NULL || name[0] == '\0' || pw == NULL || strlen(name) > 128)
+        return err_set(eb, ERR_AUTH, "wrong user name or password");
+    snprintf(ipkey, sizeof ipkey, "ip:%s", ip != NULL ? ip : "?");
+    snprintf(userkey, sizeof userkey, "user:%s", name);
+    if (!auth_limit_allowed(ipkey, AUTH_FAIL_MAX_IP, now) ||
+        !auth_limit_allowed(userkey, AUTH_FAIL_MAX, now)) {
+        log_warn("sign-in refused: too many failures user=%s ip=%s", name, ip ? ip : "?");
+        return err_set(eb, ERR_THROTTLED, "too many failed sign-ins; wait %d minutes and try again",
+                       AUTH_FAIL_WINDOW / 60);
+    }
+    rc = store_user_get(st, name, &u, NULL);
+    if (rc != ERR_OK && rc != ERR_NOTFOUND) {
+        rc = err_set(eb, rc, "sign-in is not available right now (database error)");
+        goto out;
+    }
+    /* Hash even for an unknown name, so timing does not tell which names exist. */
+    if (rc == ERR_NOTFOUND || !auth_password_check(u.password_hash, pw)) {
+        if (rc == ERR_NOTFOUND) {
+            char dummy[AUTH_HASH_MAX];
+
+            auth_password_hash(pw != NULL ? pw : "", dummy, NULL);
+        }
+        auth_limit_fail(ipkey, now);
+        auth_limit_fail(userkey, now);
+        log_info("sign-in failed user=%s ip=%s", name, ip ? ip : "?");
+        rc = err_set(eb, ERR_AUTH, "wrong user name or password");
+        goto out;
+    }
+    random_hex(token_out);
+    auth_digest(token_out, digest);
+    rc = store_session_insert(st, digest, u.id, now + AUTH_SESSION_TTL, eb);
+    if (rc != ERR_OK) {
+        sodium_memzero(token_out, AUTH_TOKEN_HEX + 1);
+        goto out;
+    }
+    principal_from_user(&u, p);
+    csrf_of(token_out, p->csrf);
+    log_info("signed in user=%s ip=%s", name, ip ? ip : "?");
+out:
+    user_row_clear(&u);
+    return rc;
+}
+
+int
+auth_session(struct store *st, const char *token, struct auth_principal *p, struct errbuf *eb)
+{
+    struct user_row u = {0};
+    char digest[AUTH_TOKEN_HEX + 1];
+    int rc;
+
+    if (!is_hex_token(token, AUTH_TOKEN_HEX))
+        return err_set(eb, ERR_AUTH, "not signed in");
+    auth_digest(token, digest);
+    rc = store_session_user(st, digest, clock_now(), &u, eb);
+    if (rc == ERR_NOTFOUND)
+        rc = err_set(eb, ERR_AUTH, "the session expired; sign in again");
+    if (rc == ERR_OK) {
+        principal_from_user(&u, p);
+        csrf_of(token, p->csrf);
+    }
+    user_row_clear(&u);
+    return rc;
+}
+
+int
+auth_logout(struct store *st, const char *token)
+{
+    char digest[AUTH_TOKEN_HEX + 1];
+
+    if (!is_hex_token(token, AUTH_TOKEN_HEX))
+        return ERR_OK;
+    auth_digest(token, digest);
+    return store_session_delete(st, digest, NULL);
+}
+
+int
+auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct errbuf *eb)
+{
+    char digest[AUTH_TOKEN_HEX + 1];
+    char *scope = NULL;
+    int64_t acc = 0, id = 0;
+    int rc;
+
+    if (key == NULL || strncmp(key, AUTH_APIKEY_PREFIX, 4) != 0 ||
+        !is_hex_token(key + 4, AUTH_TOKEN_HEX))
+        return err_set(eb, ERR_AUTH, "invalid API key");
+    auth_digest(key, digest);
+    rc = store_apikey_find(st, digest, &acc, &id, &scope, eb);
+    if (rc == ERR_NOTFOUND)
+        rc = err_set(eb, ERR_AUTH, "invalid or revoked API key");
+    if (rc == ERR_OK) {
+        memset(p, 0, sizeof *p);
+        p->account_id = acc;
+        p->key_id = id;
+        p->role = scope != NULL && strcmp(scope, "admin") == 0 ? AUTH_ADMIN : AUTH_READ;
+        snprintf(p->name, sizeof p->name, "apikey:%lld", (long long)id);
+    }
+    free(scope);
+    return rc;
+}
+
+int
+auth_apikey_create(struct store *st, int64_t account_id, const char *name, const char *scope,
+                   char *key_out, int64_t *id, struct errbuf *eb)
+{
+    char body[AUTH_TOKEN_HEX + 1], digest[AUTH_TOKEN_HEX + 1], prefix[16];
+    int rc;
+
+    random_hex(body);
+    snprintf(key_out, AUTH_APIKEY_LEN + 1, "%s%s", AUTH_APIKEY_PREFIX, body);
+    sodium_memzero(body, sizeof body);
+    auth_digest(key_out, digest);
+    snprintf(prefix, sizeof prefix, "%.10s", key_out);
+    rc = store_apikey_insert(st, account_id, name != NULL ? name : "", scope, digest, prefix, id,
+                             eb);
+    if (rc != ERR_OK)
+        sodium_memzero(key_out, AUTH_APIKEY_LEN + 1);
+    return rc;
+}
+
+/* ---- commands ---------------------------------------------------------------------------- */
+
+/* Small option reader: --name VALUE / --name=VALUE / --flag; positionals in order. */
+struct cmd_opts {
+    const char *account, *role, *pwfile, *name, *scope;
+    const char *pos[2];
+    int npos, help, bad;
+};
+
+static void
+cmd_parse(int argc, char **argv, struct cmd_opts *o)
+{
+    static const char *const names[] = {"account", "role", "password-file", "name", "scope"};
+
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq;
+        const char **slot = NULL;
+        size_t n;
+
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            if (o->npos >= 2) {
+                fprintf(stderr, "memsync: unexpected argument '%s'\n", a);
+                o->bad = 1;
+                return;
+            }
+            o->pos[o->npos++] = a;
+            continue;
+        }
+        eq = strchr(a, '=');
+        n = eq != NULL ? (size_t)(eq - a - 2) : strlen(a + 2);
+        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+            if (strlen(names[k]) == n && strncmp(a + 2, names[k], n) == 0)
+                slot = k == 0   ? &o->account
+                       : k == 1 ? &o->role
+                       : k == 2 ? &o->pwfile
+                       : k == 3 ? &o->name
+                                : &o->scope;
+        if (slot == NULL) {
+            fprintf(stderr, "memsync: unknown option %s\n", a);
+            o->bad = 1;
+            return;
+        }
+        if (eq != NULL) {
+            *slot = eq + 1;
+        } else if (i + 1 < argc) {
+            *slot = argv[++i];
+        } else {
+            fprintf(stderr, "memsync: option %s needs a value\n", a);
+            o->bad = 1;
+            return;
+        }
+    }
+}
+
+/* Reads one line (without its newline) from fd into out (max bytes including NUL). */
+static int
+read_line_fd(int fd, char *out, size_t max)
+{
+    size_t len = 0;
+    char c;
+    ssize_t r;
+
+    while ((r = read(fd, &c, 1)) == 1) {
+        if (c == '\n')
+            break;
+        if (len + 1 >= max)
+            return -1;
+        out[len++] = c;
+    }
+    if (r < 0)
+        return -1;
+    while (len > 0 && out[len - 1] == '\r')
+        len--;
+    out[len] = '\0';
+    return 0;
+}
+
+static int
+prompt_password(const char *label, char *out, size_t max)
+{
+    struct termios old, quiet;
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc;
+
+    if (fd < 0)
+        return -1;
+    if (write(fd, label, strlen(label)) < 0) {
+        close(fd);
+        return -1;
+    }
+    tcgetattr(fd, &old);
+    quiet = old;
+    quiet.c_lflag &= (tcflag_t) ~(ECHO);
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+    rc = read_line_fd(fd, out, max);
+    tcsetattr(fd, TCSAFLUSH, &old);
+    if (write(fd, "\n", 1) < 0)
+        rc = -1;
+    close(fd);
+    return rc;
+}
+
+/* Password from --password-file FILE, "-" (stdin) or an interactive prompt (asked twice). */
+static int
+get_password(const char *file, char *out, size_t max)
+{
+    if (file != NULL) {
+        int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
+        int rc;
+
+        if (fd < 0) {
+            fprintf(stderr, "memsync: cannot read %s: %s\n", file, strerror(errno));
+            return -1;
+        }
+        rc = read_line_fd(fd, out, max);
+        if (fd != STDIN_FILENO)
+            close(fd);
+        if (rc != 0)
+            fprintf(stderr, "memsync: the password in %s is too long or unreadable\n", file);
+        return rc;
+    }
+    {
+        char again[AUTH_PASSWORD_MAX + 2];
+
+        if (prompt_password("Password: ", out, max) != 0 ||
+            prompt_password("Password again: ", again, sizeof again) != 0) {
+            fprintf(stderr, "memsync: no terminal to ask for the password; use "
+                            "--password-file FILE (or - for stdin)\n");
+            return -1;
+        }
+        if (strcmp(out, again) != 0) {
+            sodium_memzero(again, sizeof again);
+            fprintf(stderr, "memsync: the passwords differ\n");
+            return -1;
+        }
+        sodium_memzero(again, sizeof again);
+    }
+    return 0;
+}
+
+static int
+cmd_store(struct ctx *cx, struct store **st)
+{
+    const struct config *cfg = (const struct config *)(void *)cx;
+    struct errbuf eb = {0};
+
+    if (store_open(st, cfg->db, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync: %s\n", eb.msg);
+        return -1;
+    }
+    return 0;
+}
+
+struct print_walk {
+    int rows;
+};
+
+static int
+print_cells(void *arg, const struct store_cell *c, size_t n)
+{
+    struct print_walk *w = arg;
+
+    for (size_t i = 0; i < n; i++) {
+        char ts[32];
+
+        if (i)
+            fputs("  ", stdout);
+        switch (c[i].kind) {
+        case SC_INT:
+            printf("%-6lld", (long long)c[i].i);
+            break;
+        case SC_TEXT:
+            printf("%-16s", c[i].s);
+            break;
+        case SC_TS:
+            clock_fmt(c[i].i, ts, sizeof ts);
+            printf("%s", ts);
+            break;
+        case SC_BOOL:
+            printf("%s", c[i].i ? "yes" : "no");
+            break;
+        default:
+            printf("%-6s", "-");
+            break;
+        }
+    }
+    putchar('\n');
+    w->rows++;
+    return 0;
+}
+
+static int
+cmd_list(struct store *st, const char *account, const char *entity, const char *header)
+{
+    struct errbuf eb = {0};
+    struct list_query q = {0};
+    struct print_walk w = {0};
+    int64_t acc;
+
+    if (store_account_ensure(st, account != NULL ? account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
+        ERR_OK) {
+        fprintf(stderr, "memsync: %s\n", eb.msg);
+        return 1;
+    }
+    q.entity = entity;
+    q.account_id = acc;
+    puts(header);
+    if (store_list_each(st, &q, print_cells, &w, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync: %s\n", eb.msg);
+        return 1;
+    }
+    return 0;
+}
+
+int
+auth_cmd_user(struct ctx *cx, int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: memsync user add NAME [--role admin|viewer] [--account NAME] "
+        "[--password-file FILE|-]\n"
+        "       memsync user list [--account NAME]\n"
+        "       memsync user passwd NAME [--password-file FILE|-]\n"
+        "       memsync user remove NAME\n"
+        "Passwords are read from a file, stdin (-) or a prompt, never from the command line.\n";
+    struct cmd_opts o;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+    char pw[AUTH_PASSWORD_MAX + 2];
+    const char *sub;
+    int code = 1;
+
+    cmd_parse(argc - 1, argv + 1, &o);
+    sub = argc >= 2 ? argv[1] : NULL;
+    if (sub == NULL || o.bad || o.help) {
+        fputs(usage, o.help ? stdout : stderr);
+        return o.help ? 0 : 2;
+    }
+    if ((strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0 || strcmp(sub, "remove") == 0) &&
+        o.npos != 1) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 &&
+        strcmp(sub, "remove") != 0) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (o.role != NULL && strcmp(o.role, "admin") != 0 && strcmp(o.role, "viewer") != 0) {
+        fprintf(stderr, "memsync user: --role must be admin or viewer\n");
+        return 2;
+    }
+    if (cmd_store(cx, &st) != 0)
+        return 1;
+    if (strcmp(sub, "list") == 0) {
+        code = cmd_list(st, o.account, "users",
+                        "ID      NAME              ROLE              "
+                        "CREATED");
+        goto out;
+    }
+    if (strcmp(sub, "remove") == 0) {
+        if (auth_user_remove(st, o.pos[0], &eb) != ERR_OK)
+            goto fail;
+        printf("user %s removed\n", o.pos[0]);
+        code = 0;
+        goto out;
+    }
+    if (get_password(o.pwfile, pw, sizeof pw) != 0)
+        goto out;
+    if (strcmp(sub, "add") == 0) {
+        if (auth_user_add(st, o.account, o.pos[0], o.role != NULL ? o.role : "viewer", pw, &eb) !=
+            ERR_OK)
+            goto fail;
+        printf("user %s added (%s)\n", o.pos[0], o.role != NULL ? o.role : "viewer");
+    } else {
+        if (auth_user_passwd(st, o.pos[0], pw, &eb) != ERR_OK)
+            goto fail;
+        printf("password of %s changed; its sessions were ended\n", o.pos[0]);
+    }
+    code = 0;
+    goto out;
+fail:
+    fprintf(stderr, "memsync user %s: %s\n", sub, eb.msg);
+out:
+    sodium_memzero(pw, sizeof pw);
+    store_close(st);
+    return code;
+}
+
+int
+auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: memsync apikey create --name NAME [--scope read|admin] [--account NAME]\n"
+        "       memsync apikey list [--account NAME]\n"
+        "       memsync apikey revoke ID [--account NAME]\n"
+        "The key is shown once, when it is created; memsync keeps only a digest of it.\n";
+    struct cmd_opts o;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+    char key[AUTH_APIKEY_LEN + 1];
+    const char *sub = argc >= 2 ? argv[1] : NULL;
+    int64_t acc, id;
+    int code = 1;
+
+    cmd_parse(argc - 1, argv + 1, &o);
+    if (sub == NULL || o.bad || o.help ||
+        (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0)) {
+        fputs(usage, o.help ? stdout : stderr);
+        return o.help ? 0 : 2;
+    }
+    if (o.scope != NULL && strcmp(o.scope, "read") != 0 && strcmp(o.scope, "admin") != 0) {
+        fprintf(stderr, "memsync apikey: --scope must be read or admin\n");
+        return 2;
+    }
+    if (strcmp(sub, "revoke") == 0) {
+        char *end;
+
+        if (o.npos != 1 || (id = strtoll(o.pos[0], &end, 10)) <= 0 || *end != '\0') {
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (cmd_store(cx, &st) != 0)
+        return 1;
+    if (strcmp(sub, "list") == 0) {
+        code = cmd_list(st, o.account, "api_keys",
+                        "ID      NAME              SCOPE             PREFIX            CREATED  "
+                        "             REVOKED");
+        goto out;
+    }
+    if (store_account_ensure(st, o.account != NULL ? o.account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
+        ERR_OK)
+        goto fail;
+    if (strcmp(sub, "revoke") == 0) {
+        if (store_apikey_revoke(st, acc, id, &eb) != ERR_OK)
+            goto fail;
+        printf("API key %lld revoked\n", (long long)id);
+        code = 0;
+        goto out;
+    }
+    if (auth_apikey_create(st, acc, o.name != NULL ? o.name : "api", o.scope ? o.scope : "read",
+                           key, &id, &eb) != ERR_OK)
+        goto fail;
+    printf("%s\n", key);
+    fprintf(stderr,
+            "API key %lld created (scope %s). This is the only time it is shown: store it now. "
+            "Send it as the x-api-key header.\n",
+            (long long)id, o.scope ? o.scope : "read");
+    sodium_memzero(key, sizeof key);
+    code = 0;
+    goto out;
+fail:
+    fprintf(stderr, "memsync apikey %s: %s\n", sub, eb.msg);
+out:
+    store_close(st);
+    return code;
+}

@@ -1,0 +1,100 @@
+/* auth.h - users, passwords, sessions, CSRF tokens, API keys and sign-in rate limiting
+ * (PRODUCT.md §8).
+ *
+ * Passwords are hashed with libsodium crypto_pwhash_str (Argon2id, INTERACTIVE limits); at most
+ * AUTH_HASH_SLOTS hashes run at once (64 MiB each), others wait. Session ids and API keys are
+ * 32 random bytes (hex); only a BLAKE2b digest of them is stored, so a database copy cannot sign
+ * in. The CSRF token of a session is a keyed digest of its id, so it needs no storage and differs
+ * per session. Sign-in failures are limited per client address and per user name
+ * (AUTH_FAIL_MAX per AUTH_FAIL_WINDOW seconds), in process memory.
+ *
+ * Threads: every function may be called from any thread (the limiter and the hash slots are
+ * locked); a struct store passed in belongs to the calling thread.
+ * Errors: ERR_AUTH for a wrong name/password/key/session (one message, never saying which part
+ * was wrong), ERR_THROTTLED when the limiter refuses, ERR_INVAL for a password that is too
+ * short or long, store errors otherwise. Secrets (passwords, tokens, keys) are never logged.
+ */
+#ifndef MEMSYNC_AUTH_H
+#define MEMSYNC_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "store.h"
+
+#define AUTH_HASH_SLOTS      2
+#define AUTH_TOKEN_HEX       64 /* session id / API key body: 32 bytes as hex */
+#define AUTH_APIKEY_PREFIX   "msk_"
+#define AUTH_APIKEY_LEN      (4 + AUTH_TOKEN_HEX)
+#define AUTH_SESSION_TTL     (12 * 3600)
+#define AUTH_PASSWORD_MIN    10
+#define AUTH_PASSWORD_MAX    256
+#define AUTH_FAIL_MAX        5  /* per user name */
+#define AUTH_FAIL_MAX_IP     30 /* per client address (many users may share one NAT) */
+#define AUTH_FAIL_WINDOW     300
+#define AUTH_DEFAULT_ACCOUNT "default"
+
+enum auth_role { AUTH_NONE = 0, AUTH_READ = 1, AUTH_ADMIN = 2 };
+
+/* Who is calling: a signed-in user or an API key. */
+struct auth_principal {
+    int64_t account_id;
+    int64_t user_id; /* 0 for an API key */
+    int64_t key_id;  /* 0 for a session */
+    enum auth_role role;
+    char name[132];
+    char csrf[AUTH_TOKEN_HEX + 1]; /* session only */
+};
+
+/* Hashes pw (bounded by AUTH_HASH_SLOTS). out must hold AUTH_HASH_MAX bytes. */
+#define AUTH_HASH_MAX 128
+int auth_password_hash(const char *pw, char *out, struct errbuf *eb);
+int auth_password_check(const char *hash, const char *pw); /* 1 when it matches */
+/* ERR_INVAL with a message when pw is too short or too long. */
+int auth_password_policy(const char *pw, struct errbuf *eb);
+
+/* Creates a user in account (created when absent). role "admin" | "viewer". */
+int auth_user_add(struct store *st, const char *account, const char *name, const char *role,
+                  const char *pw, struct errbuf *eb);
+int auth_user_passwd(struct store *st, const char *name, const char *pw, struct errbuf *eb);
+int auth_user_remove(struct store *st, const char *name, struct errbuf *eb);
+
+/* When no user exists: creates "admin" (account "default") with a random password written to
+ * *pw_out (malloc'd; the caller shows it once and frees it). *pw_out stays NULL otherwise. */
+int auth_bootstrap(struct store *st, char **pw_out, struct errbuf *eb);
+
+/* Signs in: checks the limiter for ip and name, the password, then starts a session.
+ * token_out gets the session id (AUTH_TOKEN_HEX + 1 bytes). */
+int auth_login(struct store *st, const char *ip, const char *name, const char *pw, char *token_out,
+               struct auth_principal *p, struct errbuf *eb);
+/* Resolves a session id (cookie value) to its user. ERR_AUTH when unknown or expired. */
+int auth_session(struct store *st, const char *token, struct auth_principal *p, struct errbuf *eb);
+int auth_logout(struct store *st, const char *token);
+/* Resolves an API key (header value). */
+int auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct errbuf *eb);
+/* Creates an API key; key_out (AUTH_APIKEY_LEN + 1 bytes) is the only time it is visible. */
+int auth_apikey_create(struct store *st, int64_t account_id, const char *name, const char *scope,
+                       char *key_out, int64_t *id, struct errbuf *eb);
+
+/* 1 when token is the CSRF token of the session p (constant time). */
+int auth_csrf_ok(const struct auth_principal *p, const char *token);
+
+/* Sign-in limiter, exposed for tests: 1 when key has had fewer than max failures in the
+ * current window at now. */
+int auth_limit_allowed(const char *key, int max, int64_t now);
+void auth_limit_fail(const char *key, int64_t now);
+void auth_limit_reset(void);
+
+/* Hex BLAKE2b-256 of s (out: AUTH_TOKEN_HEX + 1 bytes). */
+void auth_digest(const char *s, char *out);
+
+/* ---- commands: `memsync user ...` and `memsync apikey ...` ------------------------------- */
+
+/* cx is the command line's context (cli.c), whose first member is the loaded struct config.
+ * Passwords come from --password-file FILE, "-" (stdin) or a prompt; never from argv. */
+struct ctx;
+int auth_cmd_user(struct ctx *cx, int argc, char **argv);
+int auth_cmd_apikey(struct ctx *cx, int argc, char **argv);
+
+#endif

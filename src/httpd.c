@@ -1,0 +1,467 @@
+/* httpd.c - libmicrohttpd glue: limits, bodies, per-thread store, security headers. */
+#include "httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "mem.h"
+
+struct httpd {
+    struct MHD_Daemon *d;
+    struct httpd_opts o;
+    char *db_url;
+    uint16_t port;
+    _Atomic uint64_t requests, s4xx, s5xx, s429;
+};
+
+/* Per-request state kept between MHD's calls of the access handler. */
+struct conn_state {
+    struct buf body;
+    int too_big;
+};
+
+/* ---- per-thread store ---------------------------------------------------------------------- */
+
+static pthread_key_t store_key;
+static pthread_once_t store_once = PTHREAD_ONCE_INIT;
+
+static void
+store_key_free(void *p)
+{
+    store_close(p);
+}
+
+static void
+store_key_init(void)
+{
+    ASSERT(pthread_key_create(&store_key, store_key_free) == 0);
+}
+
+static struct store *
+thread_store(struct httpd *h)
+{
+    struct store *st;
+    struct errbuf eb = {0};
+
+    pthread_once(&store_once, store_key_init);
+    st = pthread_getspecific(store_key);
+    if (st != NULL)
+        return st;
+    if (store_open(&st, h->db_url, &eb) != ERR_OK) {
+        log_error("http: cannot open the database: %s", eb.msg);
+        return NULL;
+    }
+    pthread_setspecific(store_key, st);
+    return st;
+}
+
+/* ---- request accessors --------------------------------------------------------------------- */
+
+const char *
+httpd_header(const struct httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *
+httpd_arg(const struct httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *
+httpd_cookie(const struct httpd_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+struct args_walk {
+    int (*cb)(void *arg, const char *key, const char *value);
+    void *arg;
+    int rc;
+};
+
+static enum MHD_Result
+args_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct args_walk *w = cls;
+
+    (void)kind;
+    w->rc = w->cb(w->arg, key, value != NULL ? value : "");
+    return w->rc == 0 ? MHD_YES : MHD_NO;
+}
+
+int
+httpd_args_each(const struct httpd_request *r,
+                int (*cb)(void *arg, const char *key, const char *value), void *arg)
+{
+    struct args_walk w = {cb, arg, 0};
+
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, args_iter, &w);
+    return w.rc;
+}
+
+void
+httpd_response_header(struct httpd_response *r, const char *name, const char *value)
+{
+    if (r->nheaders >= HTTPD_MAX_HEADERS)
+        return;
+    r->headers[r->nheaders][0] = xstrdup(name);
+    r->headers[r->nheaders][1] = xstrdup(value);
+    r->nheaders++;
+}
+
+void
+httpd_stats_get(const struct httpd *h, struct httpd_stats *out)
+{
+    out->requests = atomic_load(&((struct httpd *)h)->requests);
+    out->status_4xx = atomic_load(&((struct httpd *)h)->s4xx);
+    out->status_5xx = atomic_load(&((struct httpd *)h)->s5xx);
+    out->status_429 = atomic_load(&((struct httpd *)h)->s429);
+}
+
+void
+httpd_count_status(struct httpd *h, int status)
+{
+    atomic_fetch_add(&h->requests, 1);
+    if (status == 429)
+        atomic_fetch_add(&h->s429, 1);
+    if (status >= 400 && status < 500)
+        atomic_fetch_add(&h->s4xx, 1);
+    else if (status >= 500)
+        atomic_fetch_add(&h->s5xx, 1);
+}
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+static void
+response_clear(struct httpd_response *r)
+{
+    buf_free(&r->body);
+    for (int i = 0; i < r->nheaders; i++) {
+        free(r->headers[i][0]);
+        free(r->headers[i][1]);
+    }
+    r->nheaders = 0;
+    if (r->reader_free != NULL && r->reader_cls != NULL)
+        r->reader_free(r->reader_cls);
+    r->reader_cls = NULL;
+}
+
+static ssize_t
+reader_tramp(void *cls, uint64_t pos, char *out, size_t max)
+{
+    struct httpd_response *r = cls;
+    ssize_t n;
+
+    (void)pos;
+    n = r->reader(r->reader_cls, out, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void
+reader_done(void *cls)
+{
+    struct httpd_response *r = cls;
+
+    response_clear(r);
+    free(r);
+}
+
+static void
+security_headers(struct MHD_Response *mr, int html)
+{
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(mr, "X-Frame-Options", "DENY");
+    MHD_add_response_header(mr, "Cache-Control", "no-store");
+    MHD_add_response_header(mr, "Cross-Origin-Opener-Policy", "same-origin");
+    MHD_add_response_header(mr, "Content-Security-Policy",
+                            html ? "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                   "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+                                   "base-uri 'none'; frame-ancestors 'none'"
+                                 : "default-src 'none'; frame-ancestors 'none'");
+}
+
+static enum MHD_Result
+send_response(struct httpd *h, struct MHD_Connection *c, struct httpd_response *r)
+{
+    struct MHD_Response *mr;
+    enum MHD_Result ok;
+    int status = r->status ? r->status : 200;
+
+    if (r->reader != NULL) {
+        struct httpd_response *owned = xmalloc(sizeof *owned);
+
+        memcpy(owned, r, sizeof *owned);
+        memset(r, 0, sizeof *r);
+        mr = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, reader_tramp, owned,
+                                               reader_done);
+        if (mr == NULL) {
+            reader_done(owned);
+            return MHD_NO;
+        }
+        r = owned;
+    } else {
+        size_t len = 0;
+        char *data = buf_detach(&r->body, &len);
+
+        mr = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+        if (mr == NULL) {
+            free(data);
+            return MHD_NO;
+        }
+    }
+    security_headers(mr, r->html);
+    MHD_add_response_header(mr, "Content-Type",
+                            r->content_type != NULL ? r->content_type : "application/json");
+    for (int i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(mr, r->headers[i][0], r->headers[i][1]);
+    if (r == NULL || r->reader == NULL)
+        response_clear(r);
+    httpd_count_status(h, status);
+    ok = MHD_queue_response(c, (unsigned)status, mr);
+    MHD_destroy_response(mr);
+    return ok;
+}
+
+static enum MHD_Result
+send_plain(struct httpd *h, struct MHD_Connection *c, int status, const char *json)
+{
+    struct httpd_response r;
+
+    memset(&r, 0, sizeof r);
+    buf_init(&r.body, HTTPD_RESP_MAX);
+    buf_addstr(&r.body, json);
+    r.status = status;
+    return send_response(h, c, &r);
+}
+
+/* ---- access handler ------------------------------------------------------------------------ */
+
+static void
+client_ip(struct MHD_Connection *c, char *out, size_t outlen, int *loopback)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+    snprintf(out, outlen, "?");
+    *loopback = 0;
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
+        inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)outlen);
+        *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+    } else if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)outlen);
+        *loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    }
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct httpd *h = cls;
+    struct conn_state *cs = *con_cls;
+    struct httpd_request req;
+    struct httpd_response resp;
+    const char *proto;
+    int loopback;
+
+    (void)version;
+    if (cs == NULL) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+
+        cs = xcalloc(1, sizeof *cs);
+        buf_init(&cs->body, HTTPD_BODY_MAX);
+        *con_cls = cs;
+        if (cl != NULL && strtoull(cl, NULL, 10) > HTTPD_BODY_MAX)
+            cs->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        if (!cs->too_big && buf_add(&cs->body, upload, *upload_size) != ERR_OK)
+            cs->too_big = 1;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cs->too_big)
+        return send_plain(h, c, 413,
+                          "{\"errors\":[{\"code\":\"payload_too_large\",\"title\":\"Request body "
+                          "too large\",\"detail\":\"The body is larger than 64 KiB.\"}]}");
+
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    req.method = method;
+    req.path = url;
+    req.body = buf_cstr(&cs->body);
+    req.body_len = cs->body.len;
+    req.conn = c;
+    client_ip(c, req.ip, sizeof req.ip, &loopback);
+    /* Only a proxy on this host may say the client used TLS. */
+    proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Proto");
+    req.https = loopback && proto != NULL && strcmp(proto, "https") == 0;
+    if (loopback) {
+        const char *real = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
+
+        if (real != NULL && real[0] != '\0' && strlen(real) < sizeof req.ip &&
+            strspn(real, "0123456789abcdefABCDEF.:") == strlen(real))
+            snprintf(req.ip, sizeof req.ip, "%s", real);
+    }
+    req.st = thread_store(h);
+    buf_init(&resp.body, HTTPD_RESP_MAX);
+    resp.status = 200;
+    h->o.handler(h->o.app, &req, &resp);
+    return send_response(h, c, &resp);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+    struct conn_state *cs = *con_cls;
+
+    (void)cls;
+    (void)c;
+    (void)toe;
+    if (cs == NULL)
+        return;
+    buf_free(&cs->body);
+    free(cs);
+    *con_cls = NULL;
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+
+    (void)cls;
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    log_warn("http: %s", msg);
+}
+
+/* ---- start / stop -------------------------------------------------------------------------- */
+
+static int
+parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, struct errbuf *eb)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long port;
+
+    memset(ss, 0, sizeof *ss);
+    if (colon == NULL || (size_t)(colon - listen) >= sizeof host)
+        return err_set(eb, ERR_INVAL, "listen address '%s' is not HOST:PORT", listen);
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    if (errno != 0 || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        return err_set(eb, ERR_INVAL, "listen address '%s': bad port", listen);
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+        host[strlen(host) - 1] = '\0';
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+            return err_set(eb, ERR_INVAL, "listen address '%s': bad IPv6 address", listen);
+        *len = sizeof *a;
+        return ERR_OK;
+    }
+    {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        if (strcmp(host, "localhost") == 0)
+            snprintf(host, sizeof host, "127.0.0.1");
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            return err_set(eb, ERR_INVAL,
+                           "listen address '%s': use an IPv4 address like 127.0.0.1 or [::1]",
+                           listen);
+        *len = sizeof *a;
+    }
+    return ERR_OK;
+}
+
+int
+httpd_start(struct httpd **out, const struct httpd_opts *o, struct errbuf *eb)
+{
+    struct httpd *h = NULL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = 0;
+    const union MHD_DaemonInfo *di;
+    unsigned flags;
+    int rc;
+
+    *out = NULL;
+    rc = parse_listen(o->listen, &ss, &sslen, eb);
+    if (rc != ERR_OK)
+        return rc;
+    h = xcalloc(1, sizeof *h);
+    h->o = *o;
+    h->db_url = xstrdup(o->db_url);
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)HTTPD_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONN_LIMIT,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_STRICT_FOR_CLIENT,
+        (int)1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    if (h->d == NULL) {
+        rc = err_set(eb, ERR_IO,
+                     "cannot listen on %s (in use, or not an address of this host); pick another "
+                     "with --listen",
+                     o->listen);
+        goto out;
+    }
+    di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di != NULL ? di->port : 0;
+    *out = h;
+    h = NULL;
+out:
+    httpd_stop(h);
+    return rc;
+}
+
+uint16_t
+httpd_port(const struct httpd *h)
+{
+    return h->port;
+}
+
+void
+httpd_stop(struct httpd *h)
+{
+    if (h == NULL)
+        return;
+    if (h->d != NULL)
+        MHD_stop_daemon(h->d);
+    free(h->db_url);
+    free(h);
+}

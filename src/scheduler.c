@@ -1,0 +1,276 @@
+/* scheduler.c - the sync worker thread of `memsync serve`. */
+#include "scheduler.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+#include "sync.h"
+
+#define TICK_S 5 /* how often due syncs are looked for */
+
+struct job {
+    int64_t account_id;
+    int64_t integration_id;
+    int full;
+};
+
+struct scheduler {
+    const struct config *cfg;
+    const struct vault *vault;
+    int periodic;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stopping;
+    struct job queue[SCHEDULER_QUEUE_MAX];
+    int nqueue;
+    int64_t running; /* integration id, 0 when idle */
+    struct scheduler_stats stats;
+};
+
+static int
+enqueue_locked(struct scheduler *s, const struct job *j, struct errbuf *eb)
+{
+    if (s->running == j->integration_id)
+        return err_set(eb, ERR_EXISTS, "a sync of this integration is already running");
+    for (int i = 0; i < s->nqueue; i++)
+        if (s->queue[i].integration_id == j->integration_id)
+            return err_set(eb, ERR_EXISTS, "a sync of this integration is already queued");
+    if (s->nqueue >= SCHEDULER_QUEUE_MAX)
+        return err_set(eb, ERR_TOOBIG, "too many syncs are queued; try again later");
+    s->queue[s->nqueue++] = *j;
+    pthread_cond_signal(&s->cv);
+    return ERR_OK;
+}
+
+int
+scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_id, int full,
+                  struct errbuf *eb)
+{
+    struct job j = {account_id, integration_id, full};
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    rc = enqueue_locked(s, &j, eb);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+const char *
+scheduler_state(struct scheduler *s, int64_t integration_id)
+{
+    const char *st = "idle";
+
+    if (s == NULL)
+        return st;
+    pthread_mutex_lock(&s->mu);
+    if (s->running == integration_id) {
+        st = "running";
+    } else {
+        for (int i = 0; i < s->nqueue; i++)
+            if (s->queue[i].integration_id == integration_id)
+                st = "queued";
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+void
+scheduler_stats_get(struct scheduler *s, struct scheduler_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void
+run_job(struct scheduler *s, struct store *st, const struct job *j)
+{
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    char *psec = NULL, *ssec = NULL;
+    struct sync_creds creds = {0};
+    struct sync_opts so = {0};
+    struct sync_summary sum = {0};
+    int64_t t0 = clock_mono_ms();
+    int rc;
+
+    if ((rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb)) != ERR_OK)
+        goto out;
+    if ((rc = vault_unseal(s->vault, "integration", in.id, "partner_app_secret",
+                           in.partner_secret_sealed, &psec, &eb)) != ERR_OK ||
+        (rc = vault_unseal(s->vault, "integration", in.id, "sync_app_secret", in.sync_secret_sealed,
+                           &ssec, &eb)) != ERR_OK)
+        goto out;
+    creds.partner_tenant_id = in.partner_tenant_id;
+    creds.partner_app_id = in.partner_app_id;
+    creds.partner_secret = psec;
+    creds.sync_app_id = in.sync_app_id;
+    creds.sync_secret = ssec;
+    so.cfg = s->cfg;
+    so.incremental = !j->full;
+    so.software = 1;
+    log_info("sync starting integration=%" PRId64 " kind=%s", in.id,
+             j->full ? "full" : "incremental");
+    rc = sync_run(st, &in, &creds, &so, &sum, &eb);
+    if (rc == ERR_OK)
+        log_info("sync finished integration=%" PRId64 " tenants=%d failed=%d devices=%" PRId64
+                 " ms=%" PRId64,
+                 in.id, sum.tenants_total, sum.tenants_failed, sum.devices, sum.duration_ms);
+out:
+    if (rc != ERR_OK)
+        log_warn("sync could not run integration=%" PRId64 ": %s", j->integration_id, eb.msg);
+    pthread_mutex_lock(&s->mu);
+    s->stats.runs++;
+    if (rc != ERR_OK || sum.tenants_failed > 0)
+        s->stats.failed++;
+    s->stats.last_duration_s = (double)(clock_mono_ms() - t0) / 1000.0;
+    s->stats.total_duration_s += s->stats.last_duration_s;
+    pthread_mutex_unlock(&s->mu);
+    vault_wipe(psec);
+    vault_wipe(ssec);
+    integration_clear(&in);
+}
+
+struct due_walk {
+    struct scheduler *s;
+    int64_t now;
+};
+
+/* Row of "scheduler_integrations": id, account_id, sync_interval, last_started_at. */
+static int
+due_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    struct due_walk *w = arg;
+    struct job j = {0};
+    int64_t interval, last;
+
+    if (n < 4)
+        return 0;
+    j.integration_id = c[0].i;
+    j.account_id = c[1].i;
+    interval = c[2].i > 0 ? c[2].i : 6 * 3600;
+    last = c[3].kind == SC_NULL ? TS_NULL : c[3].i;
+    /* Never synced: a full sync; otherwise incremental when the interval has passed. */
+    j.full = last == TS_NULL;
+    if (last != TS_NULL && w->now - last < interval)
+        return 0;
+    enqueue_locked(w->s, &j, NULL);
+    return 0;
+}
+
+static void
+find_due(struct scheduler *s, struct store *st)
+{
+    struct list_query q = {0};
+    struct due_walk w = {s, clock_now()};
+    struct errbuf eb = {0};
+
+    q.entity = "scheduler_integrations";
+    pthread_mutex_lock(&s->mu);
+    if (store_list_each(st, &q, due_cb, &w, &eb) != ERR_OK)
+        log_warn("scheduler: cannot read the integrations: %s", eb.msg);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *
+worker(void *arg)
+{
+    struct scheduler *s = arg;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+    int64_t next_scan = 0;
+
+    if (store_open(&st, s->cfg->db, &eb) != ERR_OK) {
+        log_error("scheduler: cannot open the database: %s", eb.msg);
+        return NULL;
+    }
+    for (;;) {
+        struct job j;
+        int have = 0;
+
+        if (s->periodic && clock_mono_ms() >= next_scan) {
+            find_due(s, st);
+            next_scan = clock_mono_ms() + TICK_S * 1000;
+        }
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && s->nqueue == 0) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += TICK_S;
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0 && s->periodic)
+                break;
+        }
+        if (s->stopping) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        if (s->nqueue > 0) {
+            j = s->queue[0];
+            memmove(&s->queue[0], &s->queue[1], (size_t)(s->nqueue - 1) * sizeof s->queue[0]);
+            s->nqueue--;
+            s->running = j.integration_id;
+            have = 1;
+        }
+        pthread_mutex_unlock(&s->mu);
+        if (have) {
+            run_job(s, st, &j);
+            pthread_mutex_lock(&s->mu);
+            s->running = 0;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    store_close(st);
+    return NULL;
+}
+
+int
+scheduler_start(struct scheduler **out, const struct config *cfg, const struct vault *v,
+                int periodic, struct errbuf *eb)
+{
+    struct scheduler *s = xcalloc(1, sizeof *s);
+
+    *out = NULL;
+    s->cfg = cfg;
+    s->vault = v;
+    s->periodic = periodic;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    if (pthread_create(&s->thread, NULL, worker, s) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->cv);
+        free(s);
+        return err_set(eb, ERR_NOMEM, "cannot start the sync thread");
+    }
+    s->started = 1;
+    *out = s;
+    return ERR_OK;
+}
+
+void
+scheduler_stop(struct scheduler *s)
+{
+    if (s == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    if (s->running != 0)
+        sync_request_stop();
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->started)
+        pthread_join(s->thread, NULL);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s);
+}

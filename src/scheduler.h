@@ -1,0 +1,47 @@
+/* scheduler.h - runs syncs for `memsync serve`: a full sync when an integration is saved, an
+ * incremental sync every integration's sync_interval, and "sync now" on request.
+ *
+ * One worker thread with its own store connection runs the syncs, one at a time, so an
+ * integration never has two syncs at once; requests for an integration that is already queued
+ * or running are refused with ERR_EXISTS. Due syncs are found from the last run's start time in
+ * the database, so a restart keeps the schedule. scheduler_stop() asks a running sync to stop
+ * (its tenants keep their data) and joins the thread.
+ *
+ * Threads: every function except start/stop may be called from any thread (one mutex).
+ */
+#ifndef MEMSYNC_SCHEDULER_H
+#define MEMSYNC_SCHEDULER_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "err.h"
+#include "vault.h"
+
+#define SCHEDULER_QUEUE_MAX 64
+
+struct scheduler;
+
+/* periodic: 0 disables the interval syncs (only saves and requests run). */
+int scheduler_start(struct scheduler **out, const struct config *cfg, const struct vault *v,
+                    int periodic, struct errbuf *eb);
+void scheduler_stop(struct scheduler *s); /* NULL-safe */
+
+/* Queues a sync. ERR_EXISTS when this integration is already queued or running, ERR_TOOBIG
+ * when the queue is full. */
+int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_id, int full,
+                      struct errbuf *eb);
+
+/* "running", "queued" or "idle". */
+const char *scheduler_state(struct scheduler *s, int64_t integration_id);
+
+/* Totals since start, for /metrics. */
+struct scheduler_stats {
+    uint64_t runs;
+    uint64_t failed;
+    double last_duration_s;
+    double total_duration_s;
+};
+void scheduler_stats_get(struct scheduler *s, struct scheduler_stats *out);
+
+#endif

@@ -1,0 +1,1606 @@
+/* ui.c - server-rendered HTML pages of the web UI. */
+#include "ui.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "asset.h"
+#include "auth.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "output.h"
+#include "scheduler.h"
+#include "validate.h"
+
+#define PAGE_SIZE        50
+#define EXPIRY_WARN_DAYS 30
+
+static const char app_css[] =
+#include "../www/app_css.inc"
+    ;
+static const char app_js[] =
+#include "../www/app_js.inc"
+    ;
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+void
+ui_esc(struct buf *b, const char *s)
+{
+    if (s == NULL)
+        return;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        switch (c) {
+        case '&':
+            buf_addstr(b, "&amp;");
+            break;
+        case '<':
+            buf_addstr(b, "&lt;");
+            break;
+        case '>':
+            buf_addstr(b, "&gt;");
+            break;
+        case '"':
+            buf_addstr(b, "&quot;");
+            break;
+        case '\'':
+            buf_addstr(b, "&#39;");
+            break;
+        default:
+            if (c < 0x20 && c != '\n' && c != '\t')
+                buf_addc(b, ' ');
+            else
+                buf_addc(b, (char)c);
+        }
+    }
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *
+ui_form_value(const char *body, const char *key)
+{
+    size_t klen = strlen(key);
+    const char *p = body;
+
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        const char *end = amp != NULL ? amp : p + strlen(p);
+
+        if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            char *out = xmalloc((size_t)(end - p) + 1), *o = out;
+
+            for (const char *q = p + klen + 1; q < end; q++) {
+                if (*q == '+') {
+                    *o++ = ' ';
+                } else if (*q == '%' && end - q > 2 && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
+                    *o++ = (char)(hexval(q[1]) * 16 + hexval(q[2]));
+                    q += 2;
+                } else {
+                    *o++ = *q;
+                }
+            }
+            *o = '\0';
+            return out;
+        }
+        if ((size_t)(end - p) == klen && strncmp(p, key, klen) == 0)
+            return xstrdup("");
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void
+esc_attr_url(struct buf *b, const char *s)
+{
+    /* Query values: percent-encode, then HTML-escape the result (it has no HTML specials). */
+    buf_add_urlenc(b, s != NULL ? s : "");
+}
+
+static void
+fmt_ts_json(struct buf *b, const json_t *v)
+{
+    const char *s = json_string_value(v);
+
+    if (s == NULL) {
+        buf_addstr(b, "<span class=\"muted\">—</span>");
+        return;
+    }
+    buf_addstr(b, "<span title=\"");
+    ui_esc(b, s);
+    buf_addstr(b, "\">");
+    if (strlen(s) >= 16) {
+        char d[17];
+        snprintf(d, sizeof d, "%.10s %.5s", s, s + 11);
+        ui_esc(b, d);
+    } else {
+        ui_esc(b, s);
+    }
+    buf_addstr(b, "</span>");
+}
+
+/* Appends a JSON value as escaped text; null becomes a dash. */
+static void
+jtext(struct buf *b, const json_t *v)
+{
+    char num[32];
+
+    if (v == NULL || json_is_null(v)) {
+        buf_addstr(b, "<span class=\"muted\">—</span>");
+    } else if (json_is_string(v)) {
+        ui_esc(b, json_string_value(v));
+    } else if (json_is_integer(v)) {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        buf_addstr(b, num);
+    } else if (json_is_boolean(v)) {
+        buf_addstr(b, json_is_true(v) ? "yes" : "no");
+    } else {
+        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        ui_esc(b, s);
+        free(s);
+    }
+}
+
+static const json_t *
+jpath(const json_t *row, const char *path)
+{
+    return output_lookup(row, path);
+}
+
+static void
+pill(struct buf *b, const char *status)
+{
+    buf_addstr(b, "<span class=\"pill ");
+    ui_esc(b, status);
+    buf_addstr(b, "\">");
+    ui_esc(b, status);
+    buf_addstr(b, "</span>");
+}
+
+struct page {
+    struct api_app *app;
+    struct httpd_request *req;
+    struct httpd_response *resp;
+    struct auth_principal p;
+    struct buf *b;
+};
+
+static void
+page_begin(struct page *pg, const char *title, const char *active)
+{
+    static const char *const nav[][2] = {
+        {"/assets", "Hardware"}, {"/software", "Software"},         {"/clients", "Clients"},
+        {"/runs", "Sync runs"},  {"/integrations", "Integrations"},
+    };
+    struct buf *b = pg->b;
+
+    pg->resp->html = 1;
+    pg->resp->content_type = "text/html; charset=utf-8";
+    buf_reset(b);
+    buf_addstr(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                  "<title>");
+    ui_esc(b, title);
+    buf_addstr(b, " · memsync</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
+                  "<script src=\"/static/app.js\" defer></script></head><body>");
+    if (pg->p.account_id != 0) {
+        buf_addstr(b, "<header class=\"top\"><a class=\"brand\" href=\"/assets\">memsync</a><nav>");
+        for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
+            buf_printf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
+                       active != NULL && strcmp(active, nav[i][0]) == 0 ? " class=\"on\"" : "",
+                       nav[i][1]);
+        buf_addstr(b, "</nav><div class=\"who\"><span>");
+        ui_esc(b, pg->p.name);
+        buf_printf(b,
+                   " · %s</span><form method=\"post\" action=\"/logout\">"
+                   "<input type=\"hidden\" name=\"csrf\" value=\"%s\">"
+                   "<button class=\"ghost\" type=\"submit\">Sign out</button></form></div>"
+                   "</header>",
+                   pg->p.role == AUTH_ADMIN ? "admin" : "viewer", pg->p.csrf);
+    }
+    buf_addstr(b, "<main>");
+}
+
+static void
+page_end(struct page *pg)
+{
+    buf_addstr(pg->b, "</main></body></html>");
+    pg->resp->status = pg->resp->status ? pg->resp->status : 200;
+}
+
+static void
+csrf_field(struct page *pg)
+{
+    buf_printf(pg->b, "<input type=\"hidden\" name=\"csrf\" value=\"%s\">", pg->p.csrf);
+}
+
+static void
+redirect(struct httpd_response *resp, const char *to)
+{
+    resp->status = 303;
+    resp->content_type = "text/plain";
+    buf_reset(&resp->body);
+    httpd_response_header(resp, "Location", to);
+}
+
+static void
+notice(struct buf *b, const char *kind, const char *msg)
+{
+    buf_printf(b, "<div class=\"notice %s\">", kind);
+    ui_esc(b, msg);
+    buf_addstr(b, "</div>");
+}
+
+static void
+empty_state(struct buf *b, const char *title, const char *html_hint)
+{
+    buf_addstr(b, "<div class=\"empty\"><strong>");
+    ui_esc(b, title);
+    buf_printf(b, "</strong>%s</div>", html_hint);
+}
+
+/* ---- sign in / out ----------------------------------------------------------------------- */
+
+static void
+login_page(struct page *pg, const char *error, const char *next)
+{
+    struct buf *b = pg->b;
+
+    page_begin(pg, "Sign in", NULL);
+    buf_addstr(b, "<div class=\"login panel\"><h1>Sign in to memsync</h1>");
+    if (error != NULL)
+        notice(b, "bad", error);
+    buf_addstr(b, "<form class=\"stack\" method=\"post\" action=\"/login\">"
+                  "<label>User name<input type=\"text\" name=\"name\" autocomplete=\"username\" "
+                  "required autofocus></label>"
+                  "<label>Password<input type=\"password\" name=\"password\" "
+                  "autocomplete=\"current-password\" required></label>"
+                  "<input type=\"hidden\" name=\"next\" value=\"");
+    ui_esc(b, next != NULL ? next : "/assets");
+    buf_addstr(b, "\"><button type=\"submit\">Sign in</button></form></div>");
+    page_end(pg);
+}
+
+/* Only local paths: never redirect to another site after sign-in. */
+static const char *
+safe_next(const char *next)
+{
+    if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\' ||
+        strpbrk(next, "\r\n") != NULL)
+        return "/assets";
+    return next;
+}
+
+static void
+login_post(struct page *pg)
+{
+    char *name = ui_form_value(pg->req->body, "name");
+    char *pw = ui_form_value(pg->req->body, "password");
+    char *next = ui_form_value(pg->req->body, "next");
+    char token[AUTH_TOKEN_HEX + 1], cookie[256];
+    struct errbuf eb = {0};
+    int rc;
+
+    if (pg->req->st == NULL) {
+        pg->resp->status = 503;
+        login_page(pg, "The database is not available.", next);
+        goto out;
+    }
+    rc = auth_login(pg->req->st, pg->req->ip, name, pw, token, &pg->p, &eb);
+    if (rc != ERR_OK) {
+        pg->resp->status = rc == ERR_THROTTLED ? 429 : 401;
+        memset(&pg->p, 0, sizeof pg->p);
+        login_page(pg, eb.msg, next);
+        goto out;
+    }
+    snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+             API_SESSION_COOKIE, token, AUTH_SESSION_TTL, pg->req->https ? "; Secure" : "");
+    httpd_response_header(pg->resp, "Set-Cookie", cookie);
+    redirect(pg->resp, safe_next(next));
+out:
+    if (pw != NULL) {
+        memset(pw, 0, strlen(pw));
+        free(pw);
+    }
+    free(name);
+    free(next);
+}
+
+static void
+logout_post(struct page *pg)
+{
+    const char *tok = httpd_cookie(pg->req, API_SESSION_COOKIE);
+    char cookie[160];
+
+    if (tok != NULL && pg->req->st != NULL)
+        auth_logout(pg->req->st, tok);
+    snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s",
+             API_SESSION_COOKIE, pg->req->https ? "; Secure" : "");
+    httpd_response_header(pg->resp, "Set-Cookie", cookie);
+    redirect(pg->resp, "/login");
+}
+
+/* ---- list plumbing ----------------------------------------------------------------------- */
+
+struct rows {
+    json_t *arr;
+};
+
+static int
+rows_cells_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    struct rows *r = arg;
+
+    json_array_append_new(r->arr, api_cells_json(cells, n));
+    return 0;
+}
+
+static int
+rows_asset_cb(void *arg, const struct asset *a)
+{
+    struct rows *r = arg;
+
+    json_array_append_new(r->arr, asset_to_json(a));
+    return 0;
+}
+
+static json_t *
+list_rows(struct page *pg, const char *entity, int64_t parent, const struct store_filter *f,
+          size_t nf, const struct store_sort *s, size_t ns, const char *search, int64_t offset,
+          int limit, int64_t *total)
+{
+    struct list_query q = {0};
+    struct rows r = {json_array()};
+
+    q.entity = entity;
+    q.account_id = pg->p.account_id;
+    q.parent_id = parent;
+    q.filters = f;
+    q.nfilters = nf;
+    q.sorts = s;
+    q.nsorts = ns;
+    q.search = search;
+    if (total != NULL)
+        *total = store_list_count(pg->req->st, &q, NULL);
+    q.offset = offset;
+    q.limit = limit;
+    store_list_each(pg->req->st, &q, rows_cells_cb, &r, NULL);
+    return r.arr;
+}
+
+static int64_t
+arg_page(struct page *pg)
+{
+    const char *s = httpd_arg(pg->req, "page");
+    char *end;
+    long long v;
+
+    if (s == NULL)
+        return 1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v < 1 || v > 1000000)
+        return 1;
+    return v;
+}
+
+static const char *
+arg_nonempty(struct page *pg, const char *name)
+{
+    const char *v = httpd_arg(pg->req, name);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* Query string of the current filters (without page/sort), for links. */
+static void
+query_keep(struct page *pg, struct buf *q, const char *const *keys, size_t n, const char *skip)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *v = arg_nonempty(pg, keys[i]);
+
+        if (v == NULL || (skip != NULL && strcmp(keys[i], skip) == 0))
+            continue;
+        buf_printf(q, "&%s=", keys[i]);
+        esc_attr_url(q, v);
+    }
+}
+
+static void
+pager(struct page *pg, const char *base, const char *keep, int64_t page, int64_t total)
+{
+    struct buf *b = pg->b;
+    int64_t pages = total <= 0 ? 1 : (total + PAGE_SIZE - 1) / PAGE_SIZE;
+
+    buf_printf(b,
+               "<div class=\"pager\"><span>%" PRId64 " total · page %" PRId64 " of %" PRId64
+               "</span><span>",
+               total < 0 ? 0 : total, page, pages);
+    if (page > 1)
+        buf_printf(b,
+                   "<a class=\"btn ghost\" rel=\"prev\" href=\"%s?page=%" PRId64 "%s\">"
+                   "← Previous</a> ",
+                   base, page - 1, keep);
+    if (page < pages)
+        buf_printf(b,
+                   "<a class=\"btn ghost\" rel=\"next\" href=\"%s?page=%" PRId64 "%s\">"
+                   "Next →</a>",
+                   base, page + 1, keep);
+    buf_addstr(b, "</span></div>");
+}
+
+/* Sortable column header. */
+static void
+sort_th(struct page *pg, const char *base, const char *keep, const char *field, const char *label,
+        const char *cls)
+{
+    const char *cur = arg_nonempty(pg, "sort");
+    int on =
+        cur != NULL && (strcmp(cur, field) == 0 || (cur[0] == '-' && strcmp(cur + 1, field) == 0));
+    int desc = on && cur[0] == '-';
+
+    buf_printf(pg->b, "<th%s%s%s><a href=\"%s?sort=%s%s%s\">%s%s</a></th>", cls ? " class=\"" : "",
+               cls ? cls : "", cls ? "\"" : "", base, on && !desc ? "-" : "", field, keep, label,
+               on ? (desc ? " ↓" : " ↑") : "");
+}
+
+static int
+parse_sort(const char *s, struct store_sort *out, const char *entity)
+{
+    if (s == NULL)
+        return 0;
+    out->desc = s[0] == '-';
+    out->field = s[0] == '-' ? s + 1 : s;
+    return store_list_has_field(entity, out->field) ? 1 : 0;
+}
+
+/* ---- hardware ---------------------------------------------------------------------------- */
+
+static void
+client_options(struct page *pg, const char *selected)
+{
+    json_t *rows = list_rows(pg, "clients", 0, NULL, 0, NULL, 0, NULL, 0, 2000, NULL);
+    size_t i;
+    json_t *row;
+
+    buf_addstr(pg->b, "<option value=\"\">All clients</option>");
+    json_array_foreach(rows, i, row)
+    {
+        char id[32];
+
+        snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(json_object_get(row, "id")));
+        buf_printf(pg->b, "<option value=\"%s\"%s>", id,
+                   selected != NULL && strcmp(selected, id) == 0 ? " selected" : "");
+        ui_esc(pg->b, json_string_value(json_object_get(row, "name")));
+        if (json_string_value(json_object_get(row, "name")) == NULL)
+            ui_esc(pg->b, json_string_value(json_object_get(row, "tenant_id")));
+        buf_addstr(pg->b, "</option>");
+    }
+    json_decref(rows);
+}
+
+static void
+assets_page(struct page *pg)
+{
+    static const char *const keys[] = {"client", "os", "type", "search"};
+    static const char *const oses[] = {"Windows", "macOS", "iOS", "iPadOS", "Android", "Linux"};
+    static const char *const types[] = {"WORKSTATION", "SERVER", "VIRTUAL", "MOBILE", "UNKNOWN"};
+    struct buf *b = pg->b, keep, csvq;
+    struct store_filter f[3];
+    struct store_sort so;
+    struct asset_query q = {0};
+    struct rows r = {json_array()};
+    const char *client = arg_nonempty(pg, "client"), *os = arg_nonempty(pg, "os"),
+               *type = arg_nonempty(pg, "type"), *search = arg_nonempty(pg, "search");
+    size_t nf = 0, i;
+    int64_t page = arg_page(pg), total;
+    json_t *row;
+
+    buf_init(&keep, 4096);
+    buf_init(&csvq, 4096);
+    if (client != NULL)
+        f[nf++] = (struct store_filter){"client.id", "eq", client};
+    if (os != NULL)
+        f[nf++] = (struct store_filter){"operating_system.name", "eq", os};
+    if (type != NULL)
+        f[nf++] = (struct store_filter){"type", "eq", type};
+    q.account_id = pg->p.account_id;
+    q.filters = f;
+    q.nfilters = nf;
+    q.search = search;
+    if (parse_sort(arg_nonempty(pg, "sort"), &so, "hardware")) {
+        q.sorts = &so;
+        q.nsorts = 1;
+    }
+    total = store_assets_count(pg->req->st, &q, NULL);
+    q.offset = (page - 1) * PAGE_SIZE;
+    q.limit = PAGE_SIZE;
+    store_assets_each(pg->req->st, &q, rows_asset_cb, &r, NULL);
+
+    page_begin(pg, "Hardware", "/assets");
+    buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
+                  "action=\"/assets\"><label>Client<select name=\"client\" data-autosubmit>");
+    client_options(pg, client);
+    buf_addstr(b, "</select></label><label>Operating system<select name=\"os\" "
+                  "data-autosubmit><option value=\"\">Any</option>");
+    for (i = 0; i < sizeof oses / sizeof oses[0]; i++)
+        buf_printf(b, "<option%s>%s</option>",
+                   os != NULL && strcmp(os, oses[i]) == 0 ? " selected" : "", oses[i]);
+    buf_addstr(b, "</select></label><label>Type<select name=\"type\" data-autosubmit>"
+                  "<option value=\"\">Any</option>");
+    for (i = 0; i < sizeof types / sizeof types[0]; i++)
+        buf_printf(b, "<option%s>%s</option>",
+                   type != NULL && strcmp(type, types[i]) == 0 ? " selected" : "", types[i]);
+    buf_addstr(b, "</select></label><label>Search<input type=\"search\" name=\"search\" "
+                  "placeholder=\"name, serial, user, model\" value=\"");
+    ui_esc(b, search);
+    buf_addstr(b, "\"></label><button type=\"submit\">Apply</button>");
+    /* The export takes the same filters through the API's filter syntax. */
+    if (client != NULL) {
+        buf_addstr(&csvq, "&filter%5Bclient.id%5D=eq%3A");
+        esc_attr_url(&csvq, client);
+    }
+    if (os != NULL) {
+        buf_addstr(&csvq, "&filter%5Boperating_system.name%5D=eq%3A");
+        esc_attr_url(&csvq, os);
+    }
+    if (type != NULL) {
+        buf_addstr(&csvq, "&filter%5Btype%5D=eq%3A");
+        esc_attr_url(&csvq, type);
+    }
+    if (search != NULL) {
+        buf_addstr(&csvq, "&search=");
+        esc_attr_url(&csvq, search);
+    }
+    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" href=\"/api/v1/assets/hardware.csv?");
+    ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
+    buf_addstr(b, "\">Export CSV</a></form>");
+    query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
+    if (json_array_size(r.arr) == 0) {
+        buf_addstr(b, "<div class=\"tablewrap\">");
+        if (nf > 0 || search != NULL)
+            empty_state(b, "No device matches these filters",
+                        "<p><a href=\"/assets\">Clear the filters</a></p>");
+        else
+            empty_state(b, "No devices yet",
+                        "<p>Add an integration under <a href=\"/integrations\">Integrations</a>; "
+                        "its first sync fills this list.</p>");
+        buf_addstr(b, "</div>");
+    } else {
+        struct buf ek; /* the filters, HTML-escaped for the sort links */
+
+        buf_init(&ek, 8192);
+        ui_esc(&ek, buf_cstr(&keep));
+        buf_addstr(b, "<div class=\"tablewrap\"><table id=\"assets\"><thead><tr>");
+        sort_th(pg, "/assets", buf_cstr(&ek), "name", "Name", NULL);
+        sort_th(pg, "/assets", buf_cstr(&ek), "client.name", "Client", NULL);
+        sort_th(pg, "/assets", buf_cstr(&ek), "serial_number", "Serial", NULL);
+        sort_th(pg, "/assets", buf_cstr(&ek), "type", "Type", "hide-narrow");
+        sort_th(pg, "/assets", buf_cstr(&ek), "operating_system.name", "OS", NULL);
+        sort_th(pg, "/assets", buf_cstr(&ek), "user.principal_name", "User", "hide-narrow");
+        sort_th(pg, "/assets", buf_cstr(&ek), "last_check_in_at", "Last check-in", "hide-narrow");
+        buf_free(&ek);
+        buf_addstr(b, "</tr></thead><tbody>");
+        json_array_foreach(r.arr, i, row)
+        {
+            buf_printf(b, "<tr><td><a href=\"/assets/%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(json_object_get(row, "id")));
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</a></td><td>");
+            jtext(b, jpath(row, "client.name"));
+            buf_addstr(b, "</td><td class=\"mono\">");
+            jtext(b, json_object_get(row, "serial_number"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            jtext(b, json_object_get(row, "type"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, jpath(row, "operating_system.name"));
+            buf_addstr(b, " <span class=\"muted\">");
+            jtext(b, jpath(row, "operating_system.version"));
+            buf_addstr(b, "</span></td><td class=\"hide-narrow\">");
+            jtext(b, jpath(row, "user.principal_name"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            fmt_ts_json(b, json_object_get(row, "last_check_in_at"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table></div>");
+    }
+    {
+        struct buf ek;
+        const char *sort = arg_nonempty(pg, "sort");
+
+        buf_init(&ek, 8192);
+        if (sort != NULL) {
+            buf_addstr(&keep, "&sort=");
+            esc_attr_url(&keep, sort);
+        }
+        ui_esc(&ek, buf_cstr(&keep));
+        pager(pg, "/assets", buf_cstr(&ek), page, total);
+        buf_free(&ek);
+    }
+    page_end(pg);
+    json_decref(r.arr);
+    buf_free(&keep);
+    buf_free(&csvq);
+}
+
+static int
+asset_json_cb(void *arg, const struct asset *a)
+{
+    json_t **out = arg;
+
+    *out = asset_to_json(a);
+    return 0;
+}
+
+static void
+kv(struct buf *b, const char *label, const json_t *v)
+{
+    buf_addstr(b, "<dt>");
+    ui_esc(b, label);
+    buf_addstr(b, "</dt><dd>");
+    jtext(b, v);
+    buf_addstr(b, "</dd>");
+}
+
+static void
+asset_detail(struct page *pg, int64_t id)
+{
+    static const char *const fields[][2] = {
+        {"client.name", "Client"},
+        {"serial_number", "Serial number"},
+        {"manufacturer", "Manufacturer"},
+        {"model", "Model"},
+        {"type", "Type"},
+        {"operating_system.name", "Operating system"},
+        {"operating_system.version", "OS version"},
+        {"operating_system.end_of_support", "OS end of support"},
+        {"user.display_name", "User"},
+        {"user.principal_name", "User principal name"},
+        {"user.email", "Email"},
+        {"ownership", "Ownership"},
+        {"compliance_state", "Compliance"},
+        {"management_state", "Management state"},
+        {"enrollment_type", "Enrollment type"},
+        {"is_encrypted", "Encrypted"},
+        {"is_supervised", "Supervised"},
+        {"storage.total_bytes", "Storage (bytes)"},
+        {"storage.free_bytes", "Free storage (bytes)"},
+        {"memory_bytes", "Memory (bytes)"},
+        {"wifi_mac", "Wi-Fi MAC"},
+        {"ethernet_mac", "Ethernet MAC"},
+        {"imei", "IMEI"},
+        {"meid", "MEID"},
+        {"phone_number", "Phone number"},
+        {"enrolled_at", "Enrolled"},
+        {"last_check_in_at", "Last check-in"},
+        {"first_synced_at", "First synced"},
+        {"last_synced_at", "Last synced"},
+        {"retired_at", "Retired"},
+        {"source.intune_device_id", "Intune device ID"},
+        {"source.azure_ad_device_id", "Entra device ID"},
+    };
+    struct buf *b = pg->b;
+    json_t *a = NULL, *sw, *hist, *row;
+    size_t i;
+
+    if (store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, NULL) != ERR_OK ||
+        a == NULL) {
+        json_decref(a);
+        pg->resp->status = 404;
+        page_begin(pg, "Not found", "/assets");
+        empty_state(b, "This device does not exist",
+                    "<p><a href=\"/assets\">Back to hardware</a></p>");
+        page_end(pg);
+        return;
+    }
+    sw = list_rows(pg, "asset_software", id, NULL, 0, NULL, 0, NULL, 0, 1000, NULL);
+    hist = list_rows(pg, "asset_changes", id, NULL, 0, NULL, 0, NULL, 0, 500, NULL);
+    page_begin(pg,
+               json_string_value(json_object_get(a, "name")) != NULL
+                   ? json_string_value(json_object_get(a, "name"))
+                   : "Device",
+               "/assets");
+    buf_addstr(b,
+               "<p class=\"muted\"><a href=\"/assets\">Hardware</a> /</p><h1 id=\"asset-name\">");
+    jtext(b, json_object_get(a, "name"));
+    buf_addstr(b, "</h1>");
+    if (json_is_true(json_object_get(a, "serial_duplicate")))
+        notice(b, "warn", "The same serial number is also reported in another tenant.");
+    buf_addstr(b,
+               "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" id=\"asset-fields\">");
+    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        const json_t *v = jpath(a, fields[i][0]);
+
+        if (json_is_string(v) && strstr(fields[i][0], "_at") != NULL) {
+            buf_addstr(b, "<dt>");
+            ui_esc(b, fields[i][1]);
+            buf_addstr(b, "</dt><dd>");
+            fmt_ts_json(b, v);
+            buf_addstr(b, "</dd>");
+        } else {
+            kv(b, fields[i][1], v);
+        }
+    }
+    buf_addstr(b, "</dl></div><div>");
+    buf_printf(b, "<h2>Installed software (%zu)</h2><div class=\"tablewrap\">",
+               json_array_size(sw));
+    if (json_array_size(sw) == 0) {
+        empty_state(b, "No software recorded",
+                    "<p>Detected applications appear after a sync that reads them.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"asset-software\"><thead><tr><th>Name</th><th>Version</th>"
+                      "<th class=\"hide-narrow\">Publisher</th><th>First seen</th></tr></thead>"
+                      "<tbody>");
+        json_array_foreach(sw, i, row)
+        {
+            buf_printf(b, "<tr><td><a href=\"/software/%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(json_object_get(row, "software_id")));
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</a>");
+            if (json_is_string(json_object_get(row, "removed_at")))
+                buf_addstr(b, " <span class=\"pill never\">removed</span>");
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "version"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            jtext(b, json_object_get(row, "publisher"));
+            buf_addstr(b, "</td><td>");
+            fmt_ts_json(b, json_object_get(row, "first_seen_at"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div><h2>History</h2><div class=\"tablewrap\">");
+    if (json_array_size(hist) == 0) {
+        empty_state(b, "No changes recorded", "<p>Changes seen between syncs are listed here.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"asset-history\"><thead><tr><th>When</th><th>Field</th>"
+                      "<th>Old</th><th>New</th></tr></thead><tbody>");
+        json_array_foreach(hist, i, row)
+        {
+            buf_addstr(b, "<tr><td>");
+            fmt_ts_json(b, json_object_get(row, "at"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "field"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "old_value"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "new_value"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div></div></div>");
+    page_end(pg);
+    json_decref(a);
+    json_decref(sw);
+    json_decref(hist);
+}
+
+/* ---- software ---------------------------------------------------------------------------- */
+
+static void
+software_page(struct page *pg)
+{
+    static const char *const keys[] = {"client", "search"};
+    struct buf *b = pg->b, keep, ek;
+    struct store_filter f[1];
+    struct store_sort so;
+    const char *client = arg_nonempty(pg, "client"), *search = arg_nonempty(pg, "search");
+    size_t nf = 0, ns = 0, i;
+    int64_t page = arg_page(pg), total = 0;
+    json_t *rows, *row;
+
+    buf_init(&keep, 4096);
+    buf_init(&ek, 8192);
+    if (client != NULL)
+        f[nf++] = (struct store_filter){"client.id", "eq", client};
+    if (parse_sort(arg_nonempty(pg, "sort"), &so, "software"))
+        ns = 1;
+    rows = list_rows(pg, "software", 0, f, nf, &so, ns, search, (page - 1) * PAGE_SIZE, PAGE_SIZE,
+                     &total);
+    page_begin(pg, "Software", "/software");
+    buf_addstr(b, "<h1>Software</h1><form class=\"toolbar\" method=\"get\" action=\"/software\">"
+                  "<label>Client<select name=\"client\" data-autosubmit>");
+    client_options(pg, client);
+    buf_addstr(b, "</select></label><label>Search<input type=\"search\" name=\"search\" "
+                  "placeholder=\"name or publisher\" value=\"");
+    ui_esc(b, search);
+    buf_addstr(b, "\"></label><button type=\"submit\">Apply</button>"
+                  "<a class=\"btn ghost\" href=\"/api/v1/assets/software.csv\">Export CSV</a>"
+                  "</form><div class=\"tablewrap\">");
+    query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
+    ui_esc(&ek, buf_cstr(&keep));
+    if (json_array_size(rows) == 0) {
+        empty_state(b, nf || search ? "No title matches" : "No software yet",
+                    "<p>Software titles appear after a sync reads detected applications.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"software\"><thead><tr>");
+        sort_th(pg, "/software", buf_cstr(&ek), "name", "Name", NULL);
+        sort_th(pg, "/software", buf_cstr(&ek), "version", "Version", NULL);
+        sort_th(pg, "/software", buf_cstr(&ek), "publisher", "Publisher", "hide-narrow");
+        sort_th(pg, "/software", buf_cstr(&ek), "client.name", "Client", NULL);
+        sort_th(pg, "/software", buf_cstr(&ek), "device_count", "Devices", "num");
+        buf_addstr(b, "</tr></thead><tbody>");
+        json_array_foreach(rows, i, row)
+        {
+            buf_printf(b, "<tr><td><a href=\"/software/%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(json_object_get(row, "id")));
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</a></td><td>");
+            jtext(b, json_object_get(row, "version"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            jtext(b, json_object_get(row, "publisher"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, jpath(row, "client.name"));
+            buf_addstr(b, "</td><td class=\"num\">");
+            jtext(b, json_object_get(row, "device_count"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    if (arg_nonempty(pg, "sort") != NULL) {
+        buf_addstr(&keep, "&sort=");
+        esc_attr_url(&keep, arg_nonempty(pg, "sort"));
+        buf_reset(&ek);
+        ui_esc(&ek, buf_cstr(&keep));
+    }
+    pager(pg, "/software", buf_cstr(&ek), page, total);
+    page_end(pg);
+    json_decref(rows);
+    buf_free(&keep);
+    buf_free(&ek);
+}
+
+static void
+software_detail(struct page *pg, int64_t id)
+{
+    struct buf *b = pg->b;
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32];
+    json_t *t, *title, *devs, *row;
+    int64_t page = arg_page(pg), total = 0;
+    size_t i;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    t = list_rows(pg, "software", 0, &f, 1, NULL, 0, NULL, 0, 1, NULL);
+    title = json_array_get(t, 0);
+    if (title == NULL) {
+        json_decref(t);
+        pg->resp->status = 404;
+        page_begin(pg, "Not found", "/software");
+        empty_state(b, "This software title does not exist",
+                    "<p><a href=\"/software\">Back to software</a></p>");
+        page_end(pg);
+        return;
+    }
+    devs = list_rows(pg, "software_devices", id, NULL, 0, NULL, 0, arg_nonempty(pg, "search"),
+                     (page - 1) * PAGE_SIZE, PAGE_SIZE, &total);
+    page_begin(pg, json_string_value(json_object_get(title, "name")), "/software");
+    buf_addstr(b, "<p class=\"muted\"><a href=\"/software\">Software</a> /</p><h1>");
+    jtext(b, json_object_get(title, "name"));
+    buf_addstr(b, " <span class=\"muted\">");
+    jtext(b, json_object_get(title, "version"));
+    buf_addstr(b, "</span></h1><div class=\"panel\"><dl class=\"kv\">");
+    kv(b, "Publisher", json_object_get(title, "publisher"));
+    kv(b, "Platform", json_object_get(title, "platform"));
+    kv(b, "Client", jpath(title, "client.name"));
+    kv(b, "Devices", json_object_get(title, "device_count"));
+    buf_addstr(b, "</dl></div><h2>Devices</h2><div class=\"tablewrap\">");
+    if (json_array_size(devs) == 0) {
+        empty_state(b, "No active device has this title", "");
+    } else {
+        buf_addstr(b, "<table id=\"software-devices\"><thead><tr><th>Name</th><th>Serial</th>"
+                      "<th>Client</th><th class=\"hide-narrow\">User</th><th>First seen</th>"
+                      "</tr></thead><tbody>");
+        json_array_foreach(devs, i, row)
+        {
+            buf_printf(b, "<tr><td><a href=\"/assets/%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(json_object_get(row, "id")));
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</a></td><td class=\"mono\">");
+            jtext(b, json_object_get(row, "serial_number"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, jpath(row, "client.name"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            jtext(b, jpath(row, "user.principal_name"));
+            buf_addstr(b, "</td><td>");
+            fmt_ts_json(b, json_object_get(row, "first_seen_at"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    {
+        char base[64];
+        snprintf(base, sizeof base, "/software/%" PRId64, id);
+        pager(pg, base, "", page, total);
+    }
+    page_end(pg);
+    json_decref(t);
+    json_decref(devs);
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static void
+clients_page(struct page *pg)
+{
+    struct buf *b = pg->b;
+    const char *search = arg_nonempty(pg, "search");
+    json_t *rows = list_rows(pg, "clients", 0, NULL, 0, NULL, 0, search, 0, 5000, NULL), *row;
+    size_t i;
+
+    page_begin(pg, "Clients", "/clients");
+    buf_addstr(b, "<h1>Clients</h1><form class=\"toolbar\" method=\"get\" action=\"/clients\">"
+                  "<label>Search<input type=\"search\" name=\"search\" value=\"");
+    ui_esc(b, search);
+    buf_addstr(b, "\"></label><button type=\"submit\">Apply</button><a class=\"btn ghost\" "
+                  "href=\"/api/v1/clients.csv\">Export CSV</a></form><div class=\"tablewrap\">");
+    if (json_array_size(rows) == 0) {
+        empty_state(b, "No clients yet",
+                    "<p>Customer tenants appear after the first sync of an "
+                    "<a href=\"/integrations\">integration</a>.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th>"
+                      "<th class=\"num\">Devices</th><th class=\"num hide-narrow\">Software</th>"
+                      "<th class=\"hide-narrow\">Last sync</th><th>Problem and fix</th></tr>"
+                      "</thead><tbody>");
+        json_array_foreach(rows, i, row)
+        {
+            buf_printf(b, "<tr><td><a href=\"/assets?client=%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(json_object_get(row, "id")));
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</a><div class=\"muted mono\">");
+            jtext(b, json_object_get(row, "default_domain"));
+            buf_addstr(b, "</div></td><td>");
+            pill(b, json_string_value(json_object_get(row, "status")));
+            buf_addstr(b, "</td><td class=\"num\">");
+            jtext(b, json_object_get(row, "device_count"));
+            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(row, "software_count"));
+            buf_addstr(b, "</td><td class=\"hide-narrow\">");
+            fmt_ts_json(b, json_object_get(row, "last_sync_at"));
+            buf_addstr(b, "</td><td>");
+            if (json_is_string(jpath(row, "error.message"))) {
+                jtext(b, jpath(row, "error.message"));
+                buf_addstr(b, "<div class=\"remedy\">");
+                jtext(b, jpath(row, "error.remedy"));
+                buf_addstr(b, "</div>");
+            }
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    page_end(pg);
+    json_decref(rows);
+}
+
+/* ---- sync runs --------------------------------------------------------------------------- */
+
+static void
+runs_page(struct page *pg)
+{
+    struct buf *b = pg->b;
+    int64_t page = arg_page(pg), total = 0;
+    json_t *rows = list_rows(pg, "sync_runs", 0, NULL, 0, NULL, 0, NULL, (page - 1) * PAGE_SIZE,
+                             PAGE_SIZE, &total),
+           *row;
+    size_t i;
+    int live = 0;
+
+    page_begin(pg, "Sync runs", "/runs");
+    buf_addstr(b, "<h1>Sync runs</h1><div class=\"tablewrap\">");
+    if (json_array_size(rows) == 0) {
+        empty_state(b, "No sync has run yet",
+                    "<p>Saving an <a href=\"/integrations\">integration</a> starts a full "
+                    "sync.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"runs\"><thead><tr><th>Run</th><th>Integration</th><th>Kind</th>"
+                      "<th>Status</th><th>Started</th><th class=\"num\">Tenants ok / failed</th>"
+                      "<th class=\"num hide-narrow\">Devices</th></tr></thead><tbody>");
+        json_array_foreach(rows, i, row)
+        {
+            const char *st = json_string_value(json_object_get(row, "status"));
+
+            live |= st != NULL && strcmp(st, "running") == 0;
+            buf_printf(b,
+                       "<tr><td><a href=\"/runs/%" JSON_INTEGER_FORMAT "\">#%" JSON_INTEGER_FORMAT
+                       "</a></td><td>",
+                       json_integer_value(json_object_get(row, "id")),
+                       json_integer_value(json_object_get(row, "id")));
+            jtext(b, json_object_get(row, "integration_name"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "kind"));
+            buf_addstr(b, "</td><td>");
+            pill(b, st);
+            buf_addstr(b, "</td><td>");
+            fmt_ts_json(b, json_object_get(row, "started_at"));
+            buf_addstr(b, "</td><td class=\"num\">");
+            jtext(b, json_object_get(row, "tenants_ok"));
+            buf_addstr(b, " / ");
+            jtext(b, json_object_get(row, "tenants_failed"));
+            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(row, "devices"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    if (live)
+        buf_addstr(b, "<p class=\"muted\" data-live>A sync is running; this page refreshes.</p>");
+    pager(pg, "/runs", "", page, total);
+    page_end(pg);
+    json_decref(rows);
+}
+
+static void
+run_detail(struct page *pg, int64_t id)
+{
+    struct buf *b = pg->b;
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32];
+    json_t *r, *run, *tenants, *row;
+    const char *st;
+    size_t i;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    r = list_rows(pg, "sync_runs", 0, &f, 1, NULL, 0, NULL, 0, 1, NULL);
+    run = json_array_get(r, 0);
+    if (run == NULL) {
+        json_decref(r);
+        pg->resp->status = 404;
+        page_begin(pg, "Not found", "/runs");
+        empty_state(b, "This sync run does not exist", "<p><a href=\"/runs\">Back</a></p>");
+        page_end(pg);
+        return;
+    }
+    tenants = list_rows(pg, "sync_tenant_results", id, NULL, 0, NULL, 0, NULL, 0, 10000, NULL);
+    st = json_string_value(json_object_get(run, "status"));
+    page_begin(pg, "Sync run", "/runs");
+    buf_printf(b,
+               "<p class=\"muted\"><a href=\"/runs\">Sync runs</a> /</p><h1>Sync run #%" PRId64 " ",
+               id);
+    pill(b, st);
+    buf_addstr(b, "</h1><div class=\"panel\"><dl class=\"kv\" id=\"run-summary\">");
+    kv(b, "Integration", json_object_get(run, "integration_name"));
+    kv(b, "Kind", json_object_get(run, "kind"));
+    buf_addstr(b, "<dt>Started</dt><dd>");
+    fmt_ts_json(b, json_object_get(run, "started_at"));
+    buf_addstr(b, "</dd><dt>Finished</dt><dd>");
+    fmt_ts_json(b, json_object_get(run, "finished_at"));
+    buf_addstr(b, "</dd>");
+    kv(b, "Tenants done", json_object_get(run, "tenants_total"));
+    kv(b, "Tenants failed", json_object_get(run, "tenants_failed"));
+    kv(b, "Devices", json_object_get(run, "devices"));
+    kv(b, "Requests", json_object_get(run, "requests"));
+    kv(b, "Throttled", json_object_get(run, "throttled"));
+    buf_addstr(b, "</dl>");
+    if (st != NULL && strcmp(st, "running") == 0)
+        buf_addstr(b, "<div class=\"progress running\"><span></span></div><p "
+                      "class=\"muted\" data-live>Running — tenants appear below as they "
+                      "finish.</p>");
+    buf_addstr(b, "</div><h2>Tenants</h2><div class=\"tablewrap\">");
+    if (json_array_size(tenants) == 0) {
+        empty_state(b, "No tenant finished yet", "");
+    } else {
+        buf_addstr(b, "<table id=\"run-tenants\"><thead><tr><th>Client</th><th>Status</th>"
+                      "<th class=\"num\">Devices</th><th class=\"num hide-narrow\">New / "
+                      "changed / retired</th><th class=\"num hide-narrow\">Requests</th>"
+                      "<th>Problem and fix</th></tr></thead><tbody>");
+        json_array_foreach(tenants, i, row)
+        {
+            buf_addstr(b, "<tr><td>");
+            jtext(b, json_object_get(row, "client_name"));
+            buf_addstr(b, "<div class=\"muted mono\">");
+            jtext(b, json_object_get(row, "tenant_id"));
+            buf_addstr(b, "</div></td><td>");
+            pill(b, json_string_value(json_object_get(row, "status")));
+            buf_addstr(b, "</td><td class=\"num\">");
+            jtext(b, json_object_get(row, "devices"));
+            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(row, "created"));
+            buf_addstr(b, " / ");
+            jtext(b, json_object_get(row, "updated"));
+            buf_addstr(b, " / ");
+            jtext(b, json_object_get(row, "retired"));
+            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(row, "requests"));
+            buf_addstr(b, "</td><td>");
+            if (json_is_string(jpath(row, "error.message")) ||
+                json_is_string(jpath(row, "error.code"))) {
+                buf_addstr(b, "<span class=\"mono\">");
+                jtext(b, jpath(row, "error.code"));
+                buf_addstr(b, "</span> ");
+                jtext(b, jpath(row, "error.message"));
+                buf_addstr(b, "<div class=\"remedy\">");
+                jtext(b, jpath(row, "error.remedy"));
+                buf_addstr(b, "</div>");
+            }
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    page_end(pg);
+    json_decref(r);
+    json_decref(tenants);
+}
+
+/* ---- integrations ------------------------------------------------------------------------ */
+
+static void
+validation_html(struct buf *b, const json_t *val)
+{
+    const json_t *checks = json_object_get(val, "checks"), *c;
+    size_t i;
+
+    if (!json_is_array(checks))
+        return;
+    buf_addstr(b, "<div class=\"tablewrap\"><table id=\"checks\"><thead><tr><th>Check</th>"
+                  "<th>Result</th><th>What it means and what to do</th></tr></thead><tbody>");
+    json_array_foreach(checks, i, c)
+    {
+        buf_addstr(b, "<tr><td>");
+        jtext(b, json_object_get(c, "title"));
+        if (json_is_string(json_object_get(c, "tenant_id")) &&
+            json_string_length(json_object_get(c, "tenant_id")) > 0) {
+            buf_addstr(b, "<div class=\"muted mono\">");
+            jtext(b, json_object_get(c, "tenant_id"));
+            buf_addstr(b, "</div>");
+        }
+        buf_addstr(b, "</td><td>");
+        pill(b, json_string_value(json_object_get(c, "status")));
+        buf_addstr(b, "</td><td>");
+        if (json_string_length(json_object_get(c, "microsoft_said")) > 0) {
+            buf_addstr(b, "<div class=\"mono muted\">");
+            jtext(b, json_object_get(c, "microsoft_said"));
+            buf_addstr(b, "</div>");
+        }
+        jtext(b, json_object_get(c, "message"));
+        if (json_string_length(json_object_get(c, "remedy")) > 0) {
+            buf_addstr(b, "<div class=\"remedy\">");
+            jtext(b, json_object_get(c, "remedy"));
+            buf_addstr(b, "</div>");
+        }
+        buf_addstr(b, "</td></tr>");
+    }
+    buf_addstr(b, "</tbody></table></div>");
+}
+
+static void
+add_form(struct page *pg, const char *body)
+{
+    static const char *const fields[][4] = {
+        {"name", "Name", "text", "optional, e.g. the MSP's name"},
+        {"partner_tenant_id", "Microsoft Partner Account ID", "text",
+         "the partner's Azure tenant ID"},
+        {"partner_app_id", "Microsoft Partner App ID", "text", "Partner Center app (client) ID"},
+        {"partner_app_secret", "Microsoft Partner App Key", "password",
+         "Partner Center app client secret (its Value, not its ID)"},
+        {"sync_app_id", "Microsoft Sync App ID", "text", "sync app (client) ID"},
+        {"sync_app_secret", "Microsoft Sync App Key", "password",
+         "sync app client secret (its Value, not its ID)"},
+        {"partner_app_secret_expires_at", "Partner App Key expires", "date",
+         "optional; default 6 months from today"},
+        {"sync_app_secret_expires_at", "Sync App Key expires", "date",
+         "optional; default 6 months from today"},
+    };
+    struct buf *b = pg->b;
+
+    buf_addstr(b, "<div class=\"panel\"><h2>Add integration</h2><form class=\"stack\" "
+                  "id=\"add-integration\" method=\"post\" action=\"/integrations\">");
+    csrf_field(pg);
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char *v = NULL;
+
+        if (body != NULL && strcmp(fields[i][2], "password") != 0)
+            v = ui_form_value(body, fields[i][0]);
+        buf_printf(b,
+                   "<label>%s <small>%s</small><input type=\"%s\" name=\"%s\" "
+                   "autocomplete=\"off\"%s value=\"",
+                   fields[i][1], fields[i][3], fields[i][2], fields[i][0],
+                   strstr(fields[i][3], "optional") != NULL ? "" : " required");
+        ui_esc(b, v);
+        buf_addstr(b, "\"></label>");
+        free(v);
+    }
+    buf_addstr(b, "<label>Sync every <select name=\"sync_interval_hours\"><option value=\"6\" "
+                  "selected>6 hours</option><option value=\"1\">hour</option><option "
+                  "value=\"12\">12 hours</option><option value=\"24\">24 hours</option></select>"
+                  "</label><button type=\"submit\">Check and save</button>"
+                  "<p class=\"muted\">Saving checks every value with Microsoft first; nothing "
+                  "is stored when a check fails. A saved integration starts a full sync at "
+                  "once.</p></form></div>");
+}
+
+static void
+integrations_page(struct page *pg, const char *msg_kind, const char *msg, const json_t *val,
+                  const char *body)
+{
+    struct buf *b = pg->b;
+    struct integration *list = NULL;
+    size_t n = 0;
+    int64_t now = clock_now();
+
+    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    page_begin(pg, "Integrations", "/integrations");
+    buf_addstr(b, "<h1>Integrations</h1>");
+    if (msg != NULL)
+        notice(b, msg_kind, msg);
+    if (val != NULL)
+        validation_html(b, val);
+    if (n == 0)
+        buf_addstr(b, "<div class=\"panel\"><div class=\"empty\"><strong>No integration "
+                      "yet</strong><p>Enter the five values of your Partner Center app and sync "
+                      "app below.</p></div></div>");
+    for (size_t i = 0; i < n; i++) {
+        struct integration *in = &list[i];
+        const char *state = scheduler_state(((struct api_app *)pg->app)->sched, in->id);
+        const struct {
+            const char *label, *which, *hint;
+            int64_t exp;
+        } keys[2] = {
+            {"Partner App Key", "partner", in->partner_secret_hint, in->partner_secret_expires},
+            {"Sync App Key", "sync", in->sync_secret_hint, in->sync_secret_expires},
+        };
+
+        buf_printf(b, "<div class=\"panel integration\" id=\"integration-%" PRId64 "\"><h2>",
+                   in->id);
+        ui_esc(b, in->name);
+        buf_addstr(b, " ");
+        pill(b, state);
+        buf_addstr(
+            b, "</h2><dl class=\"kv\"><dt>Microsoft Partner Account ID</dt><dd class=\"mono\">");
+        ui_esc(b, in->partner_tenant_id);
+        buf_addstr(b, "</dd><dt>Microsoft Partner App ID</dt><dd class=\"mono\">");
+        ui_esc(b, in->partner_app_id);
+        buf_addstr(b, "</dd><dt>Microsoft Sync App ID</dt><dd class=\"mono\">");
+        ui_esc(b, in->sync_app_id);
+        buf_addstr(b, "</dd>");
+        for (int k = 0; k < 2; k++) {
+            char d[32];
+            int64_t days = keys[k].exp == TS_NULL ? 9999 : (keys[k].exp - now) / 86400;
+
+            clock_fmt(keys[k].exp, d, sizeof d);
+            buf_printf(b, "<dt>%s</dt><dd><span class=\"mono\">", keys[k].label);
+            ui_esc(b, keys[k].hint);
+            buf_printf(b, "…</span> expires %.10s ", d[0] ? d : "(unknown)");
+            if (keys[k].exp != TS_NULL && keys[k].exp < now)
+                buf_addstr(b, "<span class=\"pill error\">expired — rotate it now</span>");
+            else if (days <= EXPIRY_WARN_DAYS)
+                buf_printf(b, "<span class=\"pill warn\">expires in %" PRId64 " days</span>", days);
+            buf_addstr(b, "</dd>");
+        }
+        buf_printf(b, "<dt>Schedule</dt><dd>incremental sync every %" PRId64 " hours</dd></dl>",
+                   in->sync_interval / 3600);
+        if (pg->p.role == AUTH_ADMIN) {
+            buf_printf(b,
+                       "<div class=\"toolbar\"><form method=\"post\" "
+                       "action=\"/integrations/%" PRId64 "/sync\">",
+                       in->id);
+            csrf_field(pg);
+            buf_addstr(b, "<button type=\"submit\">Sync now</button></form></div>"
+                          "<details><summary>Replace a key</summary>");
+            buf_printf(b,
+                       "<form class=\"stack rotate\" method=\"post\" "
+                       "action=\"/integrations/%" PRId64 "/rotate\">",
+                       in->id);
+            csrf_field(pg);
+            buf_addstr(b, "<label>Which key<select name=\"which\"><option value=\"partner\">"
+                          "Microsoft Partner App Key</option><option value=\"sync\">Microsoft "
+                          "Sync App Key</option></select></label><label>New key <small>the "
+                          "secret's Value</small><input type=\"password\" name=\"secret\" "
+                          "autocomplete=\"off\" required></label><label>Expires <small>optional; "
+                          "default 6 months</small><input type=\"date\" name=\"expires_at\">"
+                          "</label><button type=\"submit\">Check and replace</button><p "
+                          "class=\"muted\">The new key is checked with Microsoft first; a sync "
+                          "already running finishes with the old one.</p></form></details>");
+        }
+        buf_addstr(b, "</div>");
+        integration_clear(in);
+    }
+    free(list);
+    if (pg->p.role == AUTH_ADMIN)
+        add_form(pg, body);
+    else
+        buf_addstr(b, "<p class=\"muted\">Only admins can add or change integrations.</p>");
+    page_end(pg);
+}
+
+static int64_t
+form_hours(const char *body)
+{
+    char *v = ui_form_value(body, "sync_interval_hours");
+    int64_t h = 6;
+
+    if (v != NULL) {
+        char *end;
+        long long x = strtoll(v, &end, 10);
+        if (*end == '\0' && x >= 1 && x <= 168)
+            h = x;
+        free(v);
+    }
+    return h * 3600;
+}
+
+static void
+integration_post(struct page *pg)
+{
+    struct api_integration_input in = {0};
+    char *v[9] = {NULL};
+    static const char *const names[] = {
+        "name",
+        "partner_tenant_id",
+        "partner_app_id",
+        "partner_app_secret",
+        "sync_app_id",
+        "sync_app_secret",
+        "partner_app_secret_expires_at",
+        "sync_app_secret_expires_at",
+        "tenant_source",
+    };
+    struct errbuf eb = {0};
+    json_t *val = NULL;
+    int64_t id = 0;
+    int rc;
+
+    for (int i = 0; i < 9; i++) {
+        v[i] = ui_form_value(pg->req->body, names[i]);
+        /* Pasted values often carry spaces or a newline at either end. */
+        if (v[i] != NULL) {
+            char *s = v[i];
+            size_t n;
+            while (*s == ' ' || *s == '\t')
+                memmove(s, s + 1, strlen(s));
+            n = strlen(s);
+            while (n > 0 &&
+                   (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '\t'))
+                s[--n] = '\0';
+        }
+    }
+    in.name = v[0];
+    in.partner_tenant_id = v[1];
+    in.partner_app_id = v[2];
+    in.partner_app_secret = v[3];
+    in.sync_app_id = v[4];
+    in.sync_app_secret = v[5];
+    in.partner_expires = v[6];
+    in.sync_expires = v[7];
+    in.tenant_source = v[8];
+    in.sync_interval = form_hours(pg->req->body);
+    rc = api_integration_create(pg->app, pg->req->st, pg->p.account_id, &in, &id, &val, &eb);
+    for (int i = 0; i < 9; i++) {
+        if (v[i] != NULL)
+            memset(v[i], 0, strlen(v[i]));
+        free(v[i]);
+    }
+    if (rc == ERR_OK) {
+        pg->resp->status = 200;
+        integrations_page(pg, "ok",
+                          "Saved. Every check passed and a full sync has started — follow it "
+                          "under Sync runs.",
+                          val, NULL);
+    } else {
+        pg->resp->status = rc == ERR_AUTH ? 422 : 400;
+        integrations_page(pg, "bad", eb.msg, val, pg->req->body);
+    }
+    json_decref(val);
+}
+
+static void
+rotate_post(struct page *pg, int64_t id)
+{
+    char *which = ui_form_value(pg->req->body, "which");
+    char *secret = ui_form_value(pg->req->body, "secret");
+    char *exp = ui_form_value(pg->req->body, "expires_at");
+    struct errbuf eb = {0};
+    json_t *val = NULL;
+    int rc;
+
+    if (secret != NULL) {
+        size_t n = strlen(secret);
+        while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+            secret[--n] = '\0';
+    }
+    rc = api_integration_rotate(pg->app, pg->req->st, pg->p.account_id, id, which, secret,
+                                exp != NULL && exp[0] != '\0' ? exp : NULL, &val, &eb);
+    if (rc == ERR_OK) {
+        integrations_page(pg, "ok", "The key was checked and replaced.", val, NULL);
+    } else {
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : rc == ERR_AUTH ? 422 : 400;
+        integrations_page(pg, "bad", eb.msg, val, NULL);
+    }
+    json_decref(val);
+    if (secret != NULL)
+        memset(secret, 0, strlen(secret));
+    free(secret);
+    free(which);
+    free(exp);
+}
+
+static void
+sync_post(struct page *pg, int64_t id)
+{
+    struct api_app *app = pg->app;
+    struct integration in = {0};
+    struct errbuf eb = {0};
+    int rc = store_integration_get(pg->req->st, pg->p.account_id, id, &in, &eb);
+
+    integration_clear(&in);
+    if (rc == ERR_OK && app->sched != NULL)
+        rc = scheduler_request(app->sched, pg->p.account_id, id, 1, &eb);
+    if (rc != ERR_OK && rc != ERR_EXISTS) {
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : 400;
+        integrations_page(pg, "bad", eb.msg, NULL, NULL);
+        return;
+    }
+    redirect(pg->resp, "/runs");
+}
+
+/* ---- router ------------------------------------------------------------------------------ */
+
+static int
+path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
+{
+    size_t pl = strlen(prefix);
+    char *end;
+    long long v;
+
+    if (strncmp(path, prefix, pl) != 0)
+        return 0;
+    errno = 0;
+    v = strtoll(path + pl, &end, 10);
+    if (errno != 0 || end == path + pl || v <= 0 || path[pl] == '-' || path[pl] == '+')
+        return 0;
+    if (strcmp(end, suffix) != 0)
+        return 0;
+    *id = v;
+    return 1;
+}
+
+static void
+not_found(struct page *pg)
+{
+    pg->resp->status = 404;
+    page_begin(pg, "Not found", NULL);
+    empty_state(pg->b, "Page not found", "<p><a href=\"/assets\">Go to hardware</a></p>");
+    page_end(pg);
+}
+
+void
+ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
+{
+    struct page pg;
+    struct errbuf eb = {0};
+    const char *path = req->path;
+    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+    int post = strcmp(req->method, "POST") == 0;
+    int64_t id;
+
+    memset(&pg, 0, sizeof pg);
+    pg.app = app;
+    pg.req = req;
+    pg.resp = resp;
+    pg.b = &resp->body;
+    if (get && strcmp(path, "/static/app.css") == 0) {
+        resp->content_type = "text/css; charset=utf-8";
+        buf_addstr(&resp->body, app_css);
+        return;
+    }
+    if (get && strcmp(path, "/static/app.js") == 0) {
+        resp->content_type = "text/javascript; charset=utf-8";
+        buf_addstr(&resp->body, app_js);
+        return;
+    }
+    if (strcmp(path, "/login") == 0) {
+        if (post) {
+            login_post(&pg);
+        } else {
+            const char *next = httpd_arg(req, "next");
+            login_page(&pg, NULL, safe_next(next));
+        }
+        return;
+    }
+    if (!get && !post) {
+        resp->status = 405;
+        httpd_response_header(resp, "Allow", "GET, POST");
+        page_begin(&pg, "Not allowed", NULL);
+        page_end(&pg);
+        return;
+    }
+    if (api_authenticate(req, &pg.p, &eb) != ERR_OK || pg.p.user_id == 0) {
+        struct buf to;
+
+        memset(&pg.p, 0, sizeof pg.p);
+        if (post) {
+            resp->status = 401;
+            login_page(&pg, "Your session ended; sign in again.", "/assets");
+            return;
+        }
+        buf_init(&to, 4096);
+        buf_addstr(&to, "/login?next=");
+        buf_add_urlenc(&to, path);
+        redirect(resp, buf_cstr(&to));
+        buf_free(&to);
+        return;
+    }
+    if (post) {
+        char *csrf = ui_form_value(req->body, "csrf");
+        int ok = auth_csrf_ok(&pg.p, csrf);
+
+        free(csrf);
+        if (!ok) {
+            resp->status = 403;
+            page_begin(&pg, "Refused", NULL);
+            notice(pg.b, "bad",
+                   "This form was refused: it did not carry this session's security token. "
+                   "Reload the page and try again.");
+            page_end(&pg);
+            return;
+        }
+        if (strcmp(path, "/logout") == 0) {
+            logout_post(&pg);
+            return;
+        }
+        if (pg.p.role != AUTH_ADMIN) {
+            resp->status = 403;
+            page_begin(&pg, "Refused", NULL);
+            notice(pg.b, "bad", "Only admins can change integrations.");
+            page_end(&pg);
+            return;
+        }
+        if (strcmp(path, "/integrations") == 0)
+            integration_post(&pg);
+        else if (path_id(path, "/integrations/", "/rotate", &id))
+            rotate_post(&pg, id);
+        else if (path_id(path, "/integrations/", "/sync", &id))
+            sync_post(&pg, id);
+        else
+            not_found(&pg);
+        return;
+    }
+    if (strcmp(path, "/") == 0)
+        redirect(resp, "/assets");
+    else if (strcmp(path, "/assets") == 0)
+        assets_page(&pg);
+    else if (path_id(path, "/assets/", "", &id))
+        asset_detail(&pg, id);
+    else if (strcmp(path, "/software") == 0)
+        software_page(&pg);
+    else if (path_id(path, "/software/", "", &id))
+        software_detail(&pg, id);
+    else if (strcmp(path, "/clients") == 0)
+        clients_page(&pg);
+    else if (strcmp(path, "/runs") == 0)
+        runs_page(&pg);
+    else if (path_id(path, "/runs/", "", &id))
+        run_detail(&pg, id);
+    else if (strcmp(path, "/integrations") == 0)
+        integrations_page(&pg, NULL, NULL, NULL, NULL);
+    else
+        not_found(&pg);
+}
