@@ -1,0 +1,244 @@
+// Browser test of the memsync web UI: playwright-core drives Debian's chromium against
+// `memsync serve` and `memsync sim`, both on 127.0.0.1 port 0. Screenshots go to
+// $ARTIFACT_DIR (default: artifacts/ beside the memsync binary).
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { chromium } = require("playwright-core");
+
+const BIN = process.env.MEMSYNC_BIN || "memsync";
+const ART = process.env.ARTIFACT_DIR || path.join(path.dirname(path.resolve(BIN)), "artifacts");
+const HOSTILE = "<img src=x onerror=alert(1)>";
+fs.mkdirSync(ART, { recursive: true });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memsync-e2e-"));
+const procs = [];
+let failures = 0;
+
+function check(cond, what) {
+  if (!cond) {
+    failures++;
+    console.log("FAIL:", what);
+  } else {
+    console.log("ok:", what);
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitFile(file, proc, what) {
+  for (let i = 0; i < 600; i++) {
+    if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim()) return fs.readFileSync(file, "utf8");
+    if (proc.exitCode !== null) throw new Error(what + " exited");
+    await sleep(50);
+  }
+  throw new Error(what + " did not start");
+}
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(?:export )?([A-Z_]+)='?(.*?)'?$/);
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+const simEnvFile = path.join(dir, "sim.env");
+const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "3",
+  "--devices", "60", "--apps-per-device", "4", "--seed", "5"], { stdio: "ignore" });
+procs.push(sim);
+const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
+const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;
+const env = { ...process.env, MEMSYNC_DB: path.join(dir, "memsync.db"), MEMSYNC_VALIDATE_SAMPLE: "2" };
+for (const k of ["MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"]) env[k] = simEnv[k];
+delete env.MEMSYNC_PARTNER_APP_SECRET;
+delete env.MEMSYNC_SYNC_APP_SECRET;
+
+const urlFile = path.join(dir, "serve.url");
+const serveOut = fs.openSync(path.join(dir, "serve.out"), "w");
+const serve = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--url-file", urlFile],
+  { env, cwd: dir, stdio: ["ignore", serveOut, serveOut] });
+procs.push(serve);
+const base = (await waitFile(urlFile, serve, "serve")).trim();
+const pw = fs.readFileSync(path.join(dir, "serve.out"), "utf8").match(/with password (\S+)/)[1];
+const key = spawnSync(BIN, ["apikey", "create", "--name", "e2e", "--scope", "read"], { env, cwd: dir })
+  .stdout.toString().trim();
+
+async function api(p) {
+  const r = await fetch(base + p, { headers: { "x-api-key": key } });
+  if (r.status !== 200) throw new Error(p + " -> " + r.status);
+  return r.json();
+}
+
+async function simControl(op) {
+  const r = await fetch(simRoot + "/_sim/control", { method: "POST", body: JSON.stringify(op),
+    headers: { "Content-Type": "application/json" } });
+  return r.json();
+}
+
+async function waitRuns(n) {
+  for (let i = 0; i < 600; i++) {
+    const runs = (await api("/api/v1/sync-runs")).data;
+    if (runs.length >= n && runs.every((r) => r.status !== "running")) return runs;
+    await sleep(100);
+  }
+  throw new Error("sync did not finish");
+}
+
+// A fresh profile directory per run (launchPersistentContext passes it as --user-data-dir).
+const ctx = await chromium.launchPersistentContext(path.join(dir, "chromium-profile"), {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+const dialogs = [];
+try {
+  const page = await ctx.newPage();
+  page.on("dialog", async (d) => { dialogs.push(d.message()); await d.dismiss(); });
+  const shot = (name) => page.screenshot({ path: path.join(ART, "ui-" + name + ".png"), fullPage: true });
+
+  // Sign in.
+  await page.goto(base + "/assets");
+  check(page.url().includes("/login"), "signed-out visit goes to the sign-in page");
+  await page.fill("input[name=name]", "admin");
+  await page.fill("input[name=password]", pw);
+  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  check(page.url().endsWith("/assets"), "sign-in lands on hardware");
+  check((await page.textContent("main")).includes("No devices yet"), "useful empty state before the first sync");
+
+  // Add the integration with the five values.
+  await page.goto(base + "/integrations");
+  const field = (label) => page.locator("#add-integration label", { hasText: label }).locator("input");
+  await field("Microsoft Partner Account ID").fill(simEnv.MEMSYNC_SIM_PARTNER_TENANT_ID);
+  await field("Microsoft Partner App ID").fill(simEnv.MEMSYNC_SIM_PARTNER_APP_ID);
+  await field("Microsoft Partner App Key").fill(simEnv.MEMSYNC_SIM_PARTNER_APP_SECRET);
+  await field("Microsoft Sync App ID").fill(simEnv.MEMSYNC_SIM_SYNC_APP_ID);
+  await field("Microsoft Sync App Key").fill(simEnv.MEMSYNC_SIM_SYNC_APP_SECRET);
+  await field("Name").fill("Contoso MSP");
+  await Promise.all([page.waitForNavigation(), page.click("#add-integration button[type=submit]")]);
+  const notice = await page.textContent(".notice");
+  check(notice.includes("Saved"), "integration saved: " + notice.trim().slice(0, 80));
+  check(await page.locator("#checks .pill.pass").count() >= 5, "per-check results are shown");
+  check(!(await page.content()).includes(simEnv.MEMSYNC_SIM_SYNC_APP_SECRET), "the key is not echoed");
+  await shot("integration-saved");
+
+  // Watch the sync finish.
+  await page.goto(base + "/runs");
+  for (let i = 0; i < 100; i++) {
+    if (await page.locator("#runs .pill.ok").count() > 0) break;
+    await sleep(300);
+    await page.reload();
+  }
+  check(await page.locator("#runs .pill.ok").count() === 1, "the full sync finished ok");
+  await shot("runs");
+
+  // Find a device by serial.
+  const all = (await api("/api/v1/assets/hardware?page_size=200")).data;
+  check(all.length === 180, "180 devices synced");
+  const dev = all.find((a) => a.serial_number);
+  await page.goto(base + "/assets");
+  await page.fill("input[name=search]", dev.serial_number);
+  await Promise.all([page.waitForNavigation(), page.click("form.toolbar button[type=submit]")]);
+  const found = await page.locator("#assets tbody tr").allTextContents();
+  check(found.some((t) => t.includes(dev.serial_number)), "device found by serial");
+
+  // Filter by client and OS.
+  const client = (await api("/api/v1/clients")).data[0];
+  const os0 = dev.operating_system.name;
+  await page.goto(base + "/assets");
+  await Promise.all([page.waitForNavigation(), page.selectOption("select[name=client]", String(client.id))]);
+  await Promise.all([page.waitForNavigation(), page.selectOption("select[name=os]", os0)]);
+  const want = all.filter((a) => a.client.id === client.id && a.operating_system.name === os0).length;
+  const pagerText = await page.textContent(".pager");
+  check(pagerText.includes(want + " total"), `client + OS filter shows ${want} devices (${pagerText.trim()})`);
+  await shot("assets-filtered");
+
+  // Sort and page.
+  await page.goto(base + "/assets");
+  await Promise.all([page.waitForNavigation(), page.click("#assets thead a:text('Name')")]);
+  const names = await page.locator("#assets tbody tr td:first-child").allTextContents();
+  const apiNames = (await api("/api/v1/assets/hardware?sort=name&page_size=50")).data.map((a) => a.name || "—");
+  check(JSON.stringify(names) === JSON.stringify(apiNames), "sorted by name like the API");
+  await Promise.all([page.waitForNavigation(), page.click("a[rel=next]")]);
+  check((await page.textContent(".pager")).includes("page 2 of 4"), "next page");
+  const page2 = await page.locator("#assets tbody tr td:first-child").allTextContents();
+  const apiPage2 = (await api("/api/v1/assets/hardware?sort=name&page_size=50&cursor=" +
+    (await api("/api/v1/assets/hardware?sort=name&page_size=50")).next_cursor)).data.map((a) => a.name || "—");
+  check(JSON.stringify(page2) === JSON.stringify(apiPage2), "page 2 matches the API's second page");
+
+  // Detail with software.
+  await page.goto(base + "/assets?search=" + encodeURIComponent(dev.serial_number));
+  await Promise.all([page.waitForNavigation(), page.click("#assets tbody tr a")]);
+  check((await page.textContent("#asset-name")).trim() === (dev.name || "—"), "detail page of the device");
+  check((await page.textContent("#asset-fields")).includes(dev.serial_number), "detail shows its fields");
+  check(await page.locator("#asset-software tbody tr").count() > 0, "detail lists installed software");
+  await shot("asset-detail");
+
+  // CSV export equals the API.
+  await page.goto(base + "/assets?client=" + client.id);
+  const href = await page.getAttribute("#export-csv", "href");
+  const csvResp = await page.request.get(base + href);
+  check(csvResp.status() === 200, "CSV export downloads with the session");
+  const lines = (await csvResp.text()).trim().split("\r\n");
+  const apiClient = (await api("/api/v1/assets/hardware?page_size=200&filter[client.id]=eq:" + client.id)).data;
+  check(lines.length - 1 === apiClient.length, `CSV rows (${lines.length - 1}) = API rows (${apiClient.length})`);
+  const csvIds = lines.slice(1).map((l) => Number(l.split(",")[0])).sort((a, b) => a - b);
+  check(JSON.stringify(csvIds) === JSON.stringify(apiClient.map((a) => a.id).sort((a, b) => a - b)), "CSV ids = API ids");
+
+  // Rotate a secret.
+  const newSecret = (await simControl({ op: "add_secret", app: "partner" })).results[0].secret;
+  await page.goto(base + "/integrations");
+  await page.click("details summary");
+  await page.selectOption("form.rotate select[name=which]", "partner");
+  await page.fill("form.rotate input[name=secret]", newSecret);
+  await Promise.all([page.waitForNavigation(), page.click("form.rotate button[type=submit]")]);
+  check((await page.textContent(".notice")).includes("replaced"), "the key was rotated");
+  check((await page.content()).includes(newSecret.slice(0, 3) + "…"), "the new hint is shown");
+  check(!(await page.content()).includes(newSecret), "the new key is not shown");
+
+  // A failing tenant's remedy, and a hostile device name.
+  const tenants = (await (await fetch(simRoot + "/_sim/world")).json()).tenants;
+  await simControl({ op: "set_tenant", tenant: tenants[2].id, consented: false });
+  const victim = all.find((a) => a.client.tenant_id === tenants[0].id);
+  await simControl({ op: "modify_device", tenant: tenants[0].id, id: victim.source.intune_device_id,
+    set: { deviceName: HOSTILE }, touch: true });
+  await page.goto(base + "/integrations");
+  await Promise.all([page.waitForNavigation(), page.click("form[action$='/sync'] button")]);
+  await waitRuns(2);
+  await page.goto(base + "/runs");
+  await Promise.all([page.waitForNavigation(), page.click("#runs tbody tr:first-child a")]);
+  const remedy = await page.locator("#run-tenants .remedy").allTextContents();
+  check(remedy.length === 1 && remedy[0].length > 20, "the failing tenant shows its remedy: " + (remedy[0] || "").slice(0, 80));
+  await shot("run-failed-tenant");
+  await page.goto(base + "/assets?search=onerror");
+  const cell = page.locator("#assets tbody tr td:first-child a").first();
+  check((await cell.textContent()) === HOSTILE, "hostile device name is shown as text");
+  check(await page.locator("#assets img").count() === 0, "no element was injected");
+  await page.click("#assets tbody tr a");
+  check((await page.textContent("#asset-name")) === HOSTILE, "hostile name as text on the detail page");
+  check(dialogs.length === 0, "no script ran (dialogs: " + dialogs.join(",") + ")");
+  await shot("hostile-name");
+
+  // Narrow screens.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(base + "/assets");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 1, "no page-wide horizontal scroll at 390 px (" + overflow + ")");
+  await shot("assets-narrow");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(base + "/assets");
+  await shot("assets-1280");
+} finally {
+  await ctx.close();
+  for (const p of procs) p.kill("SIGTERM");
+}
+console.log(failures ? failures + " check(s) failed" : "all ok");
+process.exit(failures ? 1 : 0);

@@ -1,0 +1,613 @@
+"""`memsync serve` against `memsync sim`: authentication on every route, roles, account
+isolation, sessions and CSRF, secrets never in responses, the OpenAPI document, pagination,
+filters, sorting, search, CSV exports, rotation and per-tenant remedies.
+
+Standard library only. Both servers listen on 127.0.0.1 port 0.
+"""
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import BIN, Memsync, Sim  # noqa: E402
+
+FAILS = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILS.append(what)
+        print("FAIL:", what, flush=True)
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+
+OPENER = urllib.request.build_opener(NoRedirect)
+
+
+def req(method, url, body=None, headers=None):
+    """Returns (status, body text, headers as a list of (name, value))."""
+    r = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with OPENER.open(r, timeout=120) as resp:
+            return resp.status, resp.read().decode("utf-8", "replace"), resp.getheaders()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace"), list(e.headers.items())
+
+
+def hget(headers, name):
+    return [v for k, v in headers if k.lower() == name.lower()]
+
+
+class Serve:
+    """A running `memsync serve` on 127.0.0.1:0 for one Memsync work directory."""
+
+    def __init__(self, ms):
+        self.ms = ms
+        self.url_file = os.path.join(ms.dir, "serve.url")
+        if os.path.exists(self.url_file):
+            os.unlink(self.url_file)
+        self.out = open(os.path.join(ms.dir, "serve.out"), "wb")
+        self.err = open(os.path.join(ms.dir, "serve.err"), "wb")
+        self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--url-file",
+                                      self.url_file], cwd=ms.dir, env=ms.env, stdout=self.out,
+                                     stderr=self.err)
+        harness._procs.append(self.proc)
+        deadline = time.time() + 30
+        while not os.path.exists(self.url_file):
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("serve did not start: " + self.stderr())
+            time.sleep(0.05)
+        with open(self.url_file) as f:
+            self.url = f.read().strip()
+
+    def stdout(self):
+        self.out.flush()
+        with open(os.path.join(self.ms.dir, "serve.out"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        self.err.flush()
+        with open(os.path.join(self.ms.dir, "serve.err"), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        return self.proc.returncode
+
+
+def api(srv, method, path, key=None, body=None, headers=None):
+    h = dict(headers or {})
+    if key:
+        h["x-api-key"] = key
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        h.setdefault("Content-Type", "application/json")
+    st, text, hdrs = req(method, srv.url + path, data, h)
+    try:
+        js = json.loads(text) if text and text.lstrip()[:1] in "{[" else None
+    except ValueError:
+        js = None
+    return st, js, text, hdrs
+
+
+def get_json(srv, path, key):
+    st, js, text, _ = api(srv, "GET", path, key)
+    assert st == 200, "%s -> %s %s" % (path, st, text[:500])
+    return js
+
+
+def walk(srv, path, key, page_size):
+    """All rows of a list, following next_cursor."""
+    rows, cursor, pages = [], None, 0
+    while True:
+        sep = "&" if "?" in path else "?"
+        p = "%s%spage_size=%d" % (path, sep, page_size)
+        if cursor:
+            p += "&cursor=" + urllib.parse.quote(cursor)
+        js = get_json(srv, p, key)
+        rows += js["data"]
+        pages += 1
+        check(len(js["data"]) <= page_size, "page larger than page_size on " + path)
+        cursor = js["next_cursor"]
+        if cursor is None:
+            return rows, js["total_count"], pages
+        assert pages < 1000
+
+
+def user_add(ms, name, role, password, account=None):
+    args = ["user", "add", name, "--role", role, "--password-file", "-"]
+    if account:
+        args += ["--account", account]
+    ms.run(*args, stdin=(password + "\n").encode(), check=0)
+
+
+def apikey(ms, scope, account=None):
+    args = ["apikey", "create", "--name", "test-" + scope, "--scope", scope]
+    if account:
+        args += ["--account", account]
+    _, out, err = ms.run(*args, check=0)
+    key = out.strip()
+    assert re.fullmatch(r"msk_[0-9a-f]{64}", key), (out, err)
+    return key
+
+
+def login(srv, name, password, headers=None):
+    form = urllib.parse.urlencode({"name": name, "password": password, "next": "/assets"})
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    h.update(headers or {})
+    st, text, hdrs = req("POST", srv.url + "/login", form.encode(), h)
+    cookies = hget(hdrs, "Set-Cookie")
+    token = None
+    for c in cookies:
+        m = re.match(r"memsync_session=([0-9a-f]+);", c)
+        if m:
+            token = m.group(1)
+    return st, token, cookies
+
+
+def csrf_of(srv, token):
+    st, text, _ = req("GET", srv.url + "/integrations", headers={"Cookie": "memsync_session=" +
+                                                                  token})
+    assert st == 200, (st, text[:300])
+    m = re.search(r'name="csrf" value="([0-9a-f]{64})"', text)
+    assert m, "no csrf field on /integrations"
+    return m.group(1)
+
+
+def wait_run(srv, key, integration_id, after=0, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        runs = get_json(srv, "/api/v1/sync-runs?filter[integration_id]=eq:%d" % integration_id,
+                        key)["data"]
+        done = [r for r in runs if r["id"] > after and r["status"] != "running"]
+        if done:
+            return get_json(srv, "/api/v1/sync-runs/%d" % done[0]["id"], key)["data"]
+        time.sleep(0.2)
+    raise AssertionError("sync did not finish")
+
+
+def integration_body(sim, **over):
+    e = sim.env
+    b = {"name": "Contoso MSP", "partner_tenant_id": e["MEMSYNC_SIM_PARTNER_TENANT_ID"],
+         "partner_app_id": e["MEMSYNC_SIM_PARTNER_APP_ID"],
+         "partner_app_secret": e["MEMSYNC_SIM_PARTNER_APP_SECRET"],
+         "sync_app_id": e["MEMSYNC_SIM_SYNC_APP_ID"],
+         "sync_app_secret": e["MEMSYNC_SIM_SYNC_APP_SECRET"]}
+    b.update(over)
+    return b
+
+
+SECURITY_HEADERS = ("X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy")
+
+
+def main():
+    sim = Sim("--tenants", "4", "--devices", "30", "--apps-per-device", "4", "--seed", "11")
+    ms = Memsync(sim)
+    ms.env["MEMSYNC_VALIDATE_SAMPLE"] = "2"
+    secrets = [sim.env["MEMSYNC_SIM_PARTNER_APP_SECRET"], sim.env["MEMSYNC_SIM_SYNC_APP_SECRET"]]
+
+    # --- first start prints a one-time admin password, once --------------------------------
+    srv = Serve(ms)
+    out = srv.stdout()
+    m = re.search(r'created user "admin" with password (\S+)', out)
+    check(m is not None, "first start prints the admin password")
+    admin_pw = m.group(1) if m else ""
+    check(admin_pw not in srv.stderr(), "the admin password is not logged")
+    srv.stop()
+    srv = Serve(ms)
+    check("created user" not in srv.stdout(), "the admin password is printed only on first start")
+
+    user_add(ms, "victor", "viewer", "viewer-password-1")
+    user_add(ms, "oscar", "admin", "other-password-1", account="other")
+    admin_key = apikey(ms, "admin")
+    read_key = apikey(ms, "read")
+    other_key = apikey(ms, "admin", account="other")
+    check(admin_key not in ms.run("apikey", "list", check=0)[1], "apikey list never shows keys")
+
+    # --- health, openapi ---------------------------------------------------------------------
+    st, js, _, hdrs = api(srv, "GET", "/healthz")
+    check(st == 200 and js == {"status": "ok"}, "healthz answers without credentials")
+    for h in SECURITY_HEADERS:
+        check(hget(hdrs, h), "healthz has " + h)
+    doc = get_json(srv, "/openapi.json", admin_key)
+    paths = doc["paths"]
+    expected = ["/healthz", "/metrics", "/openapi.json", "/api/v1/clients",
+                "/api/v1/assets/hardware", "/api/v1/assets/hardware/{id}",
+                "/api/v1/assets/software", "/api/v1/assets/software/{id}/devices",
+                "/api/v1/integrations", "/api/v1/integrations/{id}",
+                "/api/v1/integrations/{id}/rotate-secret", "/api/v1/integrations/{id}/sync",
+                "/api/v1/sync-runs", "/api/v1/sync-runs/{id}", "/api/v1/assets/hardware.csv",
+                "/api/v1/assets/software.csv", "/api/v1/clients.csv"]
+    for p in expected:
+        check(p in paths, "openapi lists " + p)
+    check("post" in paths["/api/v1/integrations"] and "patch" in paths["/api/v1/integrations/{id}"],
+          "openapi lists the integration writes")
+
+    # --- every route needs credentials -------------------------------------------------------
+    for p, ops in paths.items():
+        if p == "/healthz":
+            continue
+        for method in ops:
+            url = p.replace("{id}", "1")
+            st, js, text, hdrs = api(srv, method.upper(), url,
+                                     body={} if method in ("post", "patch") else None)
+            check(st == 401, "%s %s without credentials -> %s" % (method, url, st))
+            check(js is not None and js.get("errors") and
+                  set(js["errors"][0]) == {"code", "title", "detail"},
+                  "401 body is the error envelope on " + url)
+            st, *_ = api(srv, method.upper(), url, key="msk_" + "0" * 64,
+                         body={} if method in ("post", "patch") else None)
+            check(st == 401, "%s %s with a wrong key -> %s" % (method, url, st))
+
+    # --- create an integration: validation first ---------------------------------------------
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations", read_key, integration_body(sim))
+    check(st == 403, "a read key cannot create integrations (%s)" % st)
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations", admin_key,
+                          integration_body(sim, sync_app_secret="not-the-right-secret-value"))
+    check(st == 422, "a wrong key is refused with 422 (%s)" % st)
+    check(js and js.get("validation") and not js["validation"]["ok"] and
+          any(c["status"] == "fail" for c in js["validation"]["checks"]),
+          "422 carries the per-check results")
+    check("not-the-right-secret-value" not in text, "a refused secret is not echoed")
+    check(get_json(srv, "/api/v1/integrations", admin_key)["total_count"] == 0,
+          "nothing is stored after a failed validation")
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations", admin_key,
+                          integration_body(sim, partner_tenant_id="not-a-guid"))
+    check(st == 400 and "GUID" in text, "a malformed ID is a 400 naming the field")
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations", admin_key, integration_body(sim))
+    check(st == 201, "create integration -> 201 (%s %s)" % (st, text[:300]))
+    integ = js["data"]
+    iid = integ["id"]
+    check(js["validation"]["ok"] is True, "validation results come back on success")
+    for s in secrets:
+        check(s not in text, "the create response holds no secret")
+    check(integ["partner_app_secret"]["hint"] == secrets[0][:3] and
+          integ["partner_app_secret"]["expires_at"], "hint and expiry are shown")
+    run = wait_run(srv, admin_key, iid)
+    check(run["status"] == "ok", "the full sync after saving finished ok (%s)" % run["status"])
+    check(run["kind"] == "full", "the first sync is full")
+    check(len(run["tenants"]) == 4, "per-tenant results of the run")
+
+    # --- reads and pagination ----------------------------------------------------------------
+    hw, total, pages = walk(srv, "/api/v1/assets/hardware", admin_key, 7)
+    check(total == 120 and len(hw) == 120, "120 devices in pages of 7 (%d/%d)" % (len(hw), total))
+    check(len({a["id"] for a in hw}) == 120 and pages == 18, "keyset pages neither repeat nor skip")
+    sorted_rows, total2, _ = walk(srv, "/api/v1/assets/hardware?sort=-name", admin_key, 11)
+    names = [(a["name"] or "") for a in sorted_rows]
+    check(len({a["id"] for a in sorted_rows}) == 120, "sorted walk covers every device once")
+    check(names == sorted(names, reverse=True), "sort=-name orders by name, descending")
+    js = get_json(srv, "/api/v1/assets/hardware?sort=%2Bserial_number,-id&page_size=200", admin_key)
+    serials = [a["serial_number"] for a in js["data"] if a["serial_number"] is not None]
+    check(serials == sorted(serials), "sort=+serial_number ascending")
+    check(js["next_cursor"] is None and js["total_count"] == 120, "one page of 200 holds all")
+    for bad in ("page_size=0", "page_size=201", "page_size=x", "cursor=garbage!",
+                "filter[nope]=eq:1", "sort=nope", "filter[name]=zz:1x"):
+        st, js, text, _ = api(srv, "GET", "/api/v1/assets/hardware?" + bad, admin_key)
+        if bad == "filter[name]=zz:1x":
+            check(st == 200, "an unknown op prefix is part of an eq value")
+            continue
+        check(st == 400 and js and js["errors"][0]["code"] == "invalid_request",
+              "bad list parameter %s -> 400 (%s)" % (bad, st))
+    clients = get_json(srv, "/api/v1/clients", admin_key)
+    check(clients["total_count"] == 4, "4 clients")
+    c0 = clients["data"][0]
+    js = get_json(srv, "/api/v1/assets/hardware?page_size=200&filter[client.id]=eq:%d" % c0["id"],
+                  admin_key)
+    check(js["total_count"] == c0["device_count"] == 30 and
+          all(a["client"]["id"] == c0["id"] for a in js["data"]), "filter by client")
+    oses = {a["operating_system"]["name"] for a in hw}
+    pick = sorted(o for o in oses if o)[:2]
+    q = "filter[operating_system.name]=in:" + urllib.parse.quote(",".join(pick))
+    js = get_json(srv, "/api/v1/assets/hardware?page_size=200&" + q, admin_key)
+    want = [a for a in hw if a["operating_system"]["name"] in pick]
+    check(js["total_count"] == len(want) and len(want) > 0, "filter in: on OS")
+    target = next(a for a in hw if a["serial_number"])
+    js = get_json(srv, "/api/v1/assets/hardware?search=" +
+                  urllib.parse.quote(target["serial_number"].lower()), admin_key)
+    check(any(a["id"] == target["id"] for a in js["data"]), "search finds a device by serial")
+    js = get_json(srv, "/api/v1/assets/hardware?filter[serial_number]=like:" +
+                  urllib.parse.quote(target["serial_number"][1:-1].lower()), admin_key)
+    check(any(a["id"] == target["id"] for a in js["data"]), "like filter is a substring match")
+    dated = sorted(a["last_check_in_at"] for a in hw if a["last_check_in_at"])
+    mid = dated[len(dated) // 2]
+    js1 = get_json(srv, "/api/v1/assets/hardware?filter[last_check_in_at]=lt:" + mid, admin_key)
+    js2 = get_json(srv, "/api/v1/assets/hardware?filter[last_check_in_at]=gte:" + mid, admin_key)
+    check(js1["total_count"] + js2["total_count"] == len(dated), "lt and gte split the devices")
+    check(js1["total_count"] == sum(1 for d in dated if d < mid), "lt counts right")
+    detail = get_json(srv, "/api/v1/assets/hardware/%d" % target["id"], admin_key)["data"]
+    check(detail["id"] == target["id"] and isinstance(detail["software"], list) and
+          isinstance(detail["history"], list), "asset detail has software and history")
+    sw, swtotal, _ = walk(srv, "/api/v1/assets/software", admin_key, 50)
+    check(swtotal == len(sw) and swtotal > 0, "software titles list")
+    titled = next((t for t in sw if t["device_count"] > 0), None)
+    check(titled is not None, "a title with devices")
+    if titled:
+        devs = get_json(srv, "/api/v1/assets/software/%d/devices" % titled["id"], admin_key)
+        check(devs["total_count"] == titled["device_count"], "drill-down count = device_count")
+    st, js, _, _ = api(srv, "GET", "/api/v1/assets/hardware/999999", admin_key)
+    check(st == 404 and js["errors"][0]["code"] == "not_found", "missing asset -> 404 envelope")
+
+    # --- CSV export equals the API --------------------------------------------------------------
+    st, text, hdrs = req("GET", srv.url + "/api/v1/assets/hardware.csv",
+                         headers={"x-api-key": admin_key})
+    check(st == 200 and hget(hdrs, "Content-Type")[0].startswith("text/csv"), "hardware.csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    check(len(rows) == 120 and {int(r["id"]) for r in rows} == {a["id"] for a in hw},
+          "CSV holds the same devices as the API")
+    byid = {a["id"]: a for a in hw}
+    check(all((r["serial_number"] or None) == byid[int(r["id"])]["serial_number"] or
+              r["serial_number"].startswith("'") for r in rows), "CSV serials match the API")
+    st, text, _ = req("GET", srv.url + "/api/v1/assets/hardware.csv?filter[client.id]=eq:%d" %
+                      c0["id"], headers={"x-api-key": admin_key})
+    check(len(list(csv.DictReader(io.StringIO(text)))) == 30, "CSV export honours filters")
+    for p in ("/api/v1/clients.csv", "/api/v1/assets/software.csv"):
+        st, text, _ = req("GET", srv.url + p, headers={"x-api-key": admin_key})
+        check(st == 200 and text.count("\n") >= 2, p + " exports rows")
+
+    # --- viewer and read keys cannot change integrations ------------------------------------
+    for key in (read_key,):
+        for method, path, body in (("POST", "/api/v1/integrations", integration_body(sim)),
+                                   ("PATCH", "/api/v1/integrations/%d" % iid, {"name": "x"}),
+                                   ("POST", "/api/v1/integrations/%d/sync" % iid, None),
+                                   ("POST", "/api/v1/integrations/%d/rotate-secret" % iid,
+                                    {"which": "sync", "secret": "x" * 20})):
+            st, js, _, _ = api(srv, method, path, key, body)
+            check(st == 403 and js["errors"][0]["code"] == "forbidden",
+                  "read key %s %s -> 403 (%s)" % (method, path, st))
+    st, vtok, _ = login(srv, "victor", "viewer-password-1")
+    check(st == 303 and vtok, "viewer signs in")
+    vcsrf = csrf_of(srv, vtok)
+    st, js, _, _ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, body={"name": "x"},
+                       headers={"Cookie": "memsync_session=" + vtok, "X-CSRF-Token": vcsrf})
+    check(st == 403, "viewer session cannot PATCH integrations (%s)" % st)
+    form = urllib.parse.urlencode({"csrf": vcsrf}).encode()
+    st, text, _ = req("POST", srv.url + "/integrations/%d/sync" % iid, form,
+                      {"Cookie": "memsync_session=" + vtok,
+                       "Content-Type": "application/x-www-form-urlencoded"})
+    check(st == 403, "viewer cannot press sync now (%s)" % st)
+    st, text, _ = req("GET", srv.url + "/integrations",
+                      headers={"Cookie": "memsync_session=" + vtok})
+    check('id="add-integration"' not in text, "viewer sees no add form")
+
+    # --- sessions, cookies and CSRF ------------------------------------------------------------
+    st, tok, cookies = login(srv, "admin", admin_pw)
+    check(st == 303 and tok, "admin signs in with the one-time password")
+    ck = [c for c in cookies if c.startswith("memsync_session=")][0]
+    for flag in ("HttpOnly", "SameSite=Strict", "Path=/"):
+        check(flag in ck, "session cookie has " + flag)
+    check("Secure" not in ck, "no Secure flag over plain loopback http")
+    st, tok2, cookies2 = login(srv, "admin", admin_pw, {"X-Forwarded-Proto": "https"})
+    check(any("Secure" in c for c in cookies2), "Secure flag behind a TLS proxy")
+    cookie = {"Cookie": "memsync_session=" + tok}
+    csrf = csrf_of(srv, tok)
+    check(csrf != csrf_of(srv, tok2), "CSRF tokens differ per session")
+    st, js, _, _ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, body={"name": "Renamed"},
+                       headers=cookie)
+    check(st == 403 and js["errors"][0]["code"] == "csrf", "session PATCH without CSRF -> 403")
+    st, js, _, _ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, body={"name": "Renamed"},
+                       headers=dict(cookie, **{"X-CSRF-Token": "0" * 64}))
+    check(st == 403, "session PATCH with a wrong CSRF token -> 403")
+    st, js, _, _ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid,
+                       body={"name": "Renamed", "sync_interval_seconds": 7200},
+                       headers=dict(cookie, **{"X-CSRF-Token": csrf}))
+    check(st == 200 and js["data"]["name"] == "Renamed" and
+          js["data"]["sync_interval_seconds"] == 7200, "session PATCH with CSRF works")
+    for path in ("/integrations/%d/sync" % iid, "/integrations", "/logout",
+                 "/integrations/%d/rotate" % iid):
+        st, text, _ = req("POST", srv.url + path, b"which=sync&secret=abc",
+                          dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded"}))
+        check(st == 403, "form POST %s without CSRF -> 403 (%s)" % (path, st))
+    st, js, _, _ = api(srv, "GET", "/api/v1/me", headers=cookie)
+    check(st == 200 and js["data"]["role"] == "admin", "session reads the API")
+    st, text, hdrs = req("GET", srv.url + "/assets")
+    check(st == 303 and hget(hdrs, "Location")[0].startswith("/login"),
+          "UI pages redirect to sign-in")
+    st, text, hdrs = req("GET", srv.url + "/login")
+    check(st == 200 and "frame-ancestors 'none'" in hget(hdrs, "Content-Security-Policy")[0],
+          "sign-in page has the UI CSP")
+    st, text, hdrs = req("GET", srv.url + "/login?next=//evil.example")
+    check("evil.example" not in text, "sign-in never redirects off-site")
+    for i in range(6):
+        st, _, _ = login(srv, "victor", "wrong-password-%d" % i)
+    check(st == 429, "repeated failed sign-ins are rate limited (%s)" % st)
+    st, _, _ = login(srv, "victor", "viewer-password-1")
+    check(st == 429, "the limit holds for the right password too")
+    st, _, _ = login(srv, "nobody", "wrong", {"X-Real-IP": "203.0.113.9"})
+    check("sign-in failed user=nobody ip=203.0.113.9" in srv.stderr(),
+          "a loopback proxy's X-Real-IP is the address that is logged and limited")
+    form = urllib.parse.urlencode({"csrf": csrf}).encode()
+    st, text, hdrs = req("POST", srv.url + "/logout", form,
+                         dict(cookie2 := {"Cookie": "memsync_session=" + tok2},
+                              **{"Content-Type": "application/x-www-form-urlencoded"}))
+    st, js, _, _ = api(srv, "GET", "/api/v1/me", headers=cookie2)
+    check(st == 200, "logging out with another session's token does nothing")
+    csrf2 = csrf_of(srv, tok2)
+    req("POST", srv.url + "/logout", urllib.parse.urlencode({"csrf": csrf2}).encode(),
+        dict(cookie2, **{"Content-Type": "application/x-www-form-urlencoded"}))
+    st, js, _, _ = api(srv, "GET", "/api/v1/me", headers=cookie2)
+    check(st == 401, "a signed-out session is dead")
+
+    # --- failing tenant: remedy per tenant ------------------------------------------------------
+    tenants = sim.world()["tenants"]
+    bad_tenant = tenants[1]["id"]
+    sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": False})
+    last = get_json(srv, "/api/v1/sync-runs", admin_key)["data"][0]["id"]
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, admin_key)
+    check(st == 202, "sync now -> 202 (%s %s)" % (st, text[:200]))
+    run = wait_run(srv, admin_key, iid, after=last)
+    failed = [t for t in run["tenants"] if t["status"] == "error"]
+    check(len(failed) == 1 and failed[0]["tenant_id"] == bad_tenant and
+          failed[0]["error"]["remedy"], "the failing tenant has its remedy")
+    js = get_json(srv, "/api/v1/clients?filter[status]=eq:error", admin_key)
+    check(js["total_count"] == 1 and js["data"][0]["error"]["remedy"], "client shows the remedy")
+    check(get_json(srv, "/api/v1/assets/hardware", admin_key)["total_count"] == 120,
+          "a failed tenant keeps its devices")
+    sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": True})
+
+    # --- rotate a key --------------------------------------------------------------------------
+    new_secret = sim.control({"op": "add_secret", "app": "sync"})["results"][0]["secret"]
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/rotate-secret" % iid, admin_key,
+                          {"which": "sync", "secret": "wrong-" + new_secret})
+    check(st == 422, "rotation with a wrong key is refused (%s)" % st)
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/rotate-secret" % iid, admin_key,
+                          {"which": "sync", "secret": new_secret, "expires_at": "2027-03-01"})
+    check(st == 200 and js["data"]["sync_app_secret"]["hint"] == new_secret[:3] and
+          js["data"]["sync_app_secret"]["expires_at"].startswith("2027-03-01"),
+          "rotation swaps the key (%s %s)" % (st, text[:200]))
+    check(new_secret not in text, "the rotated key is not in the response")
+    secrets.append(new_secret)
+
+    # --- account isolation: B sees nothing of A ------------------------------------------------
+    for p in ("/api/v1/clients", "/api/v1/assets/hardware", "/api/v1/assets/software",
+              "/api/v1/sync-runs", "/api/v1/integrations"):
+        js = get_json(srv, p, other_key)
+        check(js["total_count"] == 0 and js["data"] == [], "other account sees no " + p)
+    ids = {
+        "/api/v1/assets/hardware/%d": [a["id"] for a in hw],
+        "/api/v1/assets/software/%d/devices": [t["id"] for t in sw],
+        "/api/v1/assets/software/%d": [t["id"] for t in sw][:50],
+        "/api/v1/sync-runs/%d": [r["id"] for r in get_json(srv, "/api/v1/sync-runs",
+                                                             admin_key)["data"]],
+        "/api/v1/integrations/%d": [iid],
+        "/api/v1/clients/%d": [c["id"] for c in clients["data"]],
+    }
+    for tmpl, values in ids.items():
+        for v in values:
+            st, *_ = api(srv, "GET", tmpl % v, other_key)
+            check(st == 404, "other account gets 404 for %s" % (tmpl % v))
+    for method, path, body in (("PATCH", "/api/v1/integrations/%d" % iid, {"name": "stolen"}),
+                               ("POST", "/api/v1/integrations/%d/sync" % iid, None),
+                               ("POST", "/api/v1/integrations/%d/rotate-secret" % iid,
+                                {"which": "sync", "secret": new_secret})):
+        st, *_ = api(srv, method, path, other_key, body)
+        check(st == 404, "other account cannot %s %s (%s)" % (method, path, st))
+    for p in ("/api/v1/assets/hardware.csv", "/api/v1/clients.csv", "/api/v1/assets/software.csv"):
+        st, text, _ = req("GET", srv.url + p, headers={"x-api-key": other_key})
+        check(st == 200 and text.count("\n") == 1, "other account's export is only a header")
+    st, otok, _ = login(srv, "oscar", "other-password-1")
+    st, text, _ = req("GET", srv.url + "/assets/%d" % hw[0]["id"],
+                      headers={"Cookie": "memsync_session=" + otok})
+    check(st == 404, "other account's UI gets 404 for A's device")
+    st, text, _ = req("GET", srv.url + "/assets", headers={"Cookie": "memsync_session=" + otok})
+    check(st == 200 and "No devices yet" in text, "other account's UI lists no devices")
+
+    # --- every documented route answers; secrets never in any response --------------------------
+    real = {"/api/v1/assets/hardware/{id}": target["id"], "/api/v1/sync-runs/{id}": last,
+            "/api/v1/integrations/{id}": iid, "/api/v1/clients/{id}": c0["id"],
+            "/api/v1/assets/software/{id}": sw[0]["id"],
+            "/api/v1/assets/software/{id}/devices": sw[0]["id"]}
+    bodies = []
+    for p, ops in paths.items():
+        if "get" not in ops:
+            continue
+        url = p.replace("{id}", str(real.get(p, 1)))
+        st, text, hdrs = req("GET", srv.url + url, headers={"x-api-key": admin_key})
+        check(st == 200, "documented route %s answers 200 (%s)" % (url, st))
+        for h in SECURITY_HEADERS:
+            check(hget(hdrs, h), "%s has %s" % (url, h))
+        bodies.append(text)
+    for page in ("/assets", "/assets/%d" % target["id"], "/software", "/clients", "/runs",
+                 "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"]):
+        st, text, hdrs = req("GET", srv.url + page, headers=cookie)
+        check(st == 200, "UI page %s (%s)" % (page, st))
+        bodies.append(text)
+    metrics = [b for b in bodies if "memsync_devices" in b]
+    check(metrics and "memsync_devices 120" in metrics[0] and
+          'memsync_tenants{status="ok"}' in metrics[0] and
+          "memsync_secret_days_to_expiry" in metrics[0] and
+          "memsync_http_requests_total" in metrics[0], "metrics has the documented series")
+    logs = srv.stderr() + srv.stdout()
+    for s in secrets:
+        check(all(s not in b for b in bodies), "no response holds a secret")
+        check(s not in logs, "the log holds no secret")
+    for k in (admin_key, read_key, other_key):
+        check(k not in logs, "the log holds no API key")
+
+    # --- user and key management from the command line ---------------------------------------
+    rc, out, err = ms.run("user", "add", "argv-pw", "--password", "x" * 12)
+    check(rc == 2, "passwords are never taken from argv")
+    rc, out, err = ms.run("user", "add", "shorty", "--password-file", "-", stdin=b"short\n")
+    check(rc != 0 and "at least" in err, "a short password is refused")
+    rc, out, _ = ms.run("user", "list", check=0)
+    check("victor" in out and "viewer" in out and "oscar" not in out and "$argon2" not in out,
+          "user list shows the account's users, never hashes")
+    ms.run("user", "passwd", "victor", "--password-file", "-", stdin=b"a-new-password-2\n",
+           check=0)
+    st, tok3, _ = login(srv, "victor", "a-new-password-2", {"X-Real-IP": "198.51.100.7"})
+    check(st == 429, "the user limiter still holds after a password change (%s)" % st)
+    ms.run("user", "add", "wendy", "--role", "viewer", "--password-file", "-",
+           stdin=b"wendy-password-1\n", check=0)
+    st, wtok, _ = login(srv, "wendy", "wendy-password-1", {"X-Real-IP": "198.51.100.8"})
+    check(st == 303 and wtok, "a new user signs in")
+    ms.run("user", "passwd", "wendy", "--password-file", "-", stdin=b"wendy-password-2\n",
+           check=0)
+    st, *_ = api(srv, "GET", "/api/v1/me", headers={"Cookie": "memsync_session=" + wtok})
+    check(st == 401, "a password change ends the user's sessions (%s)" % st)
+    ms.run("user", "remove", "wendy", check=0)
+    st, _, _ = login(srv, "wendy", "wendy-password-2", {"X-Real-IP": "198.51.100.9"})
+    check(st == 401, "a removed user cannot sign in (%s)" % st)
+    rc, out, _ = ms.run("apikey", "list", check=0)
+    kid = re.search(r"^(\d+)\s+test-read", out, re.M)
+    check(kid is not None and read_key not in out and read_key[:10] in out,
+          "apikey list shows each key's id and prefix, never the key")
+    ms.run("apikey", "revoke", kid.group(1), check=0)
+    st, *_ = api(srv, "GET", "/api/v1/clients", read_key)
+    check(st == 401, "a revoked key is refused (%s)" % st)
+    ms.run("apikey", "revoke", kid.group(1), check=1)
+
+    # --- limits --------------------------------------------------------------------------------
+    st, js, _, _ = api(srv, "POST", "/api/v1/integrations", admin_key, b"{" + b" " * 70000 + b"}")
+    check(st == 413, "a body over 64 KiB -> 413 (%s)" % st)
+    st, js, _, _ = api(srv, "POST", "/api/v1/integrations", admin_key, b"[1,2")
+    check(st == 400 and js["errors"][0]["code"] == "invalid_json", "malformed JSON -> 400")
+
+    check(srv.stop() == 0, "serve stops cleanly on SIGTERM")
+
+    # --- the scheduler runs an incremental sync once the interval has passed ------------------
+    ms2 = Memsync(sim)
+    ms2.env["MEMSYNC_VALIDATE_SAMPLE"] = "1"
+    t0 = int(time.time())
+    ms2.add_integration("--no-sync", check=0)
+    ms2.run("sync", "--full", env={"MEMSYNC_NOW": str(t0)}, check=0)
+    ms2.env["MEMSYNC_NOW"] = str(t0 + 7 * 3600)  # past the default 6-hour interval
+    srv2 = Serve(ms2)
+    key2 = apikey(ms2, "read")
+    deadline = time.time() + 60
+    runs = []
+    while time.time() < deadline:
+        runs = get_json(srv2, "/api/v1/sync-runs", key2)["data"]
+        if len(runs) >= 2 and runs[0]["status"] != "running":
+            break
+        time.sleep(0.3)
+    check(len(runs) == 2 and runs[0]["kind"] == "incremental" and runs[0]["status"] == "ok",
+          "a due integration gets its incremental sync (%s)" % [(r["kind"], r["status"])
+                                                                for r in runs])
+    time.sleep(6)  # another scheduler pass: the fresh run must not be repeated
+    check(get_json(srv2, "/api/v1/sync-runs", key2)["total_count"] == 2,
+          "an integration that just synced is not synced again")
+    check(srv2.stop() == 0, "second serve stops cleanly")
+    sim.stop()
+    if FAILS:
+        print("%d check(s) failed" % len(FAILS))
+        sys.exit(1)
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
