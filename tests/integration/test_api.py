@@ -571,6 +571,17 @@ def main():
     check(st == 401, "a revoked key is refused (%s)" % st)
     ms.run("apikey", "revoke", kid.group(1), check=1)
 
+    # --- the embedded stylesheet and script are the files in www/ -------------------------------
+    src = os.environ.get("MEMSYNC_SOURCE_DIR")
+    if src:
+        for name, ctype in (("app.css", "text/css"), ("app.js", "text/javascript")):
+            st, text, hdrs = req("GET", srv.url + "/static/" + name)
+            with open(os.path.join(src, "www", name), encoding="utf-8") as f:
+                check(st == 200 and text == f.read() and
+                      hget(hdrs, "Content-Type")[0].startswith(ctype),
+                      "/static/%s is www/%s (run python3 www/embed.py after editing it)" %
+                      (name, name))
+
     # --- limits --------------------------------------------------------------------------------
     st, js, _, _ = api(srv, "POST", "/api/v1/integrations", admin_key, b"{" + b" " * 70000 + b"}")
     check(st == 413, "a body over 64 KiB -> 413 (%s)" % st)
