@@ -186,7 +186,7 @@ static void
 security_headers(struct MHD_Response *mr, int html)
 {
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(mr, "Referrer-Policy", "no-referrer");
+    MHD_add_response_header(mr, "Referrer-Policy", "same-origin");
     MHD_add_response_header(mr, "X-Frame-Options", "DENY");
     MHD_add_response_header(mr, "Cache-Control", "no-store");
     MHD_add_response_header(mr, "Cross-Origin-Opener-Policy", "same-origin");

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -1482,6 +1483,30 @@ path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
     return 1;
 }
 
+/* 1 unless the browser says the request came from another origin: an Origin header (or,
+ * without one, a Referer) whose host is not this request's Host. */
+static int
+same_origin(const struct httpd_request *req)
+{
+    const char *origin = httpd_header(req, "Origin");
+    const char *host = httpd_header(req, "Host");
+    const char *p;
+    size_t hl;
+
+    if (origin == NULL)
+        origin = httpd_header(req, "Referer");
+    if (origin == NULL)
+        return 1;
+    if (host == NULL || strcmp(origin, "null") == 0)
+        return 0;
+    p = strstr(origin, "://");
+    if (p == NULL)
+        return 0;
+    p += 3;
+    hl = strlen(host);
+    return strncasecmp(p, host, hl) == 0 && (p[hl] == '\0' || p[hl] == '/');
+}
+
 static void
 not_found(struct page *pg)
 {
@@ -1514,6 +1539,15 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
     if (get && strcmp(path, "/static/app.js") == 0) {
         resp->content_type = "text/javascript; charset=utf-8";
         buf_addstr(&resp->body, app_js);
+        return;
+    }
+    if (post && !same_origin(req)) {
+        /* Forms are only ever posted by our own pages (this also covers sign-in, which has no
+         * session to carry a CSRF token yet). */
+        resp->status = 403;
+        page_begin(&pg, "Refused", NULL);
+        notice(pg.b, "bad", "This form was sent from another site and was refused.");
+        page_end(&pg);
         return;
     }
     if (strcmp(path, "/login") == 0) {

@@ -421,6 +421,15 @@ def main():
     st, text, hdrs = req("GET", srv.url + "/login")
     check(st == 200 and "frame-ancestors 'none'" in hget(hdrs, "Content-Security-Policy")[0],
           "sign-in page has the UI CSP")
+    st, _, _ = login(srv, "admin", admin_pw, {"Origin": "http://evil.example"})
+    check(st == 403, "a sign-in posted from another site is refused (%s)" % st)
+    st, _, _ = login(srv, "admin", admin_pw, {"Origin": srv.url})
+    check(st == 303, "a sign-in from our own page is accepted (%s)" % st)
+    form = urllib.parse.urlencode({"csrf": csrf}).encode()
+    st, _, _ = req("POST", srv.url + "/integrations/%d/sync" % iid, form,
+                   dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded",
+                                   "Referer": "http://evil.example/x"}))
+    check(st == 403, "a form with the right token but from another site is refused (%s)" % st)
     st, text, hdrs = req("GET", srv.url + "/login?next=//evil.example")
     check("evil.example" not in text, "sign-in never redirects off-site")
     for i in range(6):
