@@ -106,7 +106,7 @@ def main():
     check(any(k.lower() == "strict-transport-security" for k, _ in hdrs), "HSTS from nginx")
     form = urllib.parse.urlencode({"name": "admin", "password": pw}).encode()
     st, body, hdrs = req("POST", "/login", form,
-                         {"Content-Type": "application/x-www-form-urlencoded"})
+                         {"Content-Type": "application/x-www-form-urlencoded", "Origin": base})
     cookies = [v for k, v in hdrs if k.lower() == "set-cookie"]
     check(st == 303 and cookies and "Secure" in cookies[0],
           "behind TLS the session cookie is Secure (%s %s)" % (st, cookies))
