@@ -1331,6 +1331,9 @@ integration_sync_route(struct api_app *app, struct httpd_request *req, struct ht
 struct metric_walk {
     struct buf *b;
     int64_t counts[3];
+    struct buf *runs, *finished;
+    int64_t seen[256];
+    size_t nseen;
 };
 
 static int
@@ -1348,23 +1351,32 @@ static int
 run_metric_cb(void *arg, const struct store_cell *c, size_t n)
 {
     struct metric_walk *w = arg;
-    int64_t id = 0, started = TS_NULL, finished = TS_NULL, integ = 0;
+    int64_t started = TS_NULL, finished = TS_NULL, integ = 0;
 
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(c[i].name, "id") == 0)
-            id = c[i].i;
-        else if (strcmp(c[i].name, "integration_id") == 0)
+        if (strcmp(c[i].name, "integration_id") == 0)
             integ = c[i].i;
         else if (strcmp(c[i].name, "started_at") == 0 && c[i].kind != SC_NULL)
             started = c[i].i;
         else if (strcmp(c[i].name, "finished_at") == 0 && c[i].kind != SC_NULL)
             finished = c[i].i;
     }
-    if (started != TS_NULL && finished != TS_NULL)
-        buf_printf(w->b,
-                   "memsync_sync_run_duration_seconds{integration_id=\"%" PRId64
-                   "\",run_id=\"%" PRId64 "\"} %" PRId64 "\n",
-                   integ, id, finished - started);
+    if (started == TS_NULL || finished == TS_NULL)
+        return 0;
+    /* Runs come newest first: only each integration's latest finished run is reported. */
+    for (size_t i = 0; i < w->nseen; i++)
+        if (w->seen[i] == integ)
+            return 0;
+    if (w->nseen >= sizeof w->seen / sizeof w->seen[0])
+        return 0;
+    w->seen[w->nseen++] = integ;
+    buf_printf(w->runs,
+               "memsync_sync_last_duration_seconds{integration_id=\"%" PRId64 "\"} %" PRId64 "\n",
+               integ, finished - started);
+    buf_printf(w->finished,
+               "memsync_sync_last_finished_timestamp_seconds{integration_id=\"%" PRId64
+               "\"} %" PRId64 "\n",
+               integ, finished);
     return 0;
 }
 
@@ -1377,9 +1389,12 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     struct scheduler_stats ss = {0};
     struct asset_query aq = {0};
     struct list_query q = {0};
-    struct metric_walk w = {b, {0, 0, 0}};
+    struct metric_walk w;
     struct integration *list = NULL;
     size_t n = 0;
+
+    memset(&w, 0, sizeof w);
+    w.b = b;
 
     if (app->httpd != NULL)
         httpd_stats_get(app->httpd, &hs);
@@ -1420,11 +1435,27 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "memsync_tenants{status=\"error\"} %" PRId64 "\n"
                "memsync_tenants{status=\"never\"} %" PRId64 "\n",
                w.counts[0], w.counts[1], w.counts[2]);
-    buf_addstr(b, "# HELP memsync_sync_run_duration_seconds Duration of recent sync runs.\n"
-                  "# TYPE memsync_sync_run_duration_seconds gauge\n");
-    q.entity = "sync_runs";
-    q.limit = 20;
-    store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+    {
+        struct buf runs, fin;
+
+        buf_init(&runs, 1 << 20);
+        buf_init(&fin, 1 << 20);
+        w.runs = &runs;
+        w.finished = &fin;
+        q.entity = "sync_runs";
+        q.limit = 500;
+        store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+        buf_addstr(b, "# HELP memsync_sync_last_duration_seconds Duration of each integration's "
+                      "latest finished sync.\n"
+                      "# TYPE memsync_sync_last_duration_seconds gauge\n");
+        buf_addstr(b, buf_cstr(&runs));
+        buf_addstr(b, "# HELP memsync_sync_last_finished_timestamp_seconds When each "
+                      "integration's latest sync finished.\n"
+                      "# TYPE memsync_sync_last_finished_timestamp_seconds gauge\n");
+        buf_addstr(b, buf_cstr(&fin));
+        buf_free(&runs);
+        buf_free(&fin);
+    }
     buf_addstr(b, "# HELP memsync_secret_days_to_expiry Days until each key expires.\n"
                   "# TYPE memsync_secret_days_to_expiry gauge\n");
     if (store_integration_list(req->st, account, &list, &n, NULL) == ERR_OK) {

@@ -540,7 +540,10 @@ def main():
     check(metrics and "memsync_devices 120" in metrics[0] and
           'memsync_tenants{status="ok"}' in metrics[0] and
           "memsync_secret_days_to_expiry" in metrics[0] and
-          "memsync_http_requests_total" in metrics[0], "metrics has the documented series")
+          "memsync_http_requests_total" in metrics[0] and
+          'memsync_sync_last_duration_seconds{integration_id="%d"}' % iid in metrics[0] and
+          metrics[0].count("memsync_sync_last_finished_timestamp_seconds{") == 1,
+          "metrics has the documented series")
     logs = srv.stderr() + srv.stdout()
     for s in secrets:
         check(all(s not in b for b in bodies), "no response holds a secret")
