@@ -1409,6 +1409,20 @@ pg_reconcile_installs_step(struct store *base, const char *intune_device_id,
     PQclear(r);
     for (size_t i = 0; rc == ERR_OK && i < n; i++)
         rc = upsert_install(g, asset_id, &apps[i], eb);
+    if (rc == ERR_OK) {
+        /* This device's set is replaced: what it no longer reports is removed (kept). */
+        struct params pr = {0};
+        int64_t removed = 0;
+
+        p_i64(&pr, g->rec_now);
+        p_i64(&pr, asset_id);
+        p_i64(&pr, g->rec_gen);
+        rc = q_done(g,
+                    "UPDATE software_install SET removed_at = $1, last_seen_at = $1 WHERE "
+                    "asset_id = $2 AND removed_at IS NULL AND last_seen_gen < $3",
+                    &pr, eb, "marking removed software", &removed);
+        g->rec_counts.installs_removed += removed;
+    }
     return rc;
 }
 
@@ -1439,15 +1453,8 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         if (rc != ERR_OK)
             goto out;
     }
-    if (installs_complete) {
-        rc = q_done(g,
-                    "UPDATE software_install SET removed_at = $1 WHERE removed_at IS NULL AND "
-                    "last_seen_gen < $3 AND asset_id IN (SELECT id FROM hardware_asset WHERE "
-                    "client_id = $2)",
-                    &p, eb, "marking removed software", &g->rec_counts.installs_removed);
-        if (rc != ERR_OK)
-            goto out;
-    }
+    /* Installs were replaced device by device in pg_reconcile_installs. */
+    (void)installs_complete;
     p.n = 2;
     rc = q_done(g,
                 "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
