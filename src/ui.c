@@ -30,7 +30,9 @@ static const char app_js[] =
 #include "../www/app_js.inc"
     ;
 
-/* ---- helpers ----------------------------------------------------------------------------- */
+/* ---- helpers
+ * -----------------------------------------------------------------------------
+ */
 
 void
 ui_esc(struct buf *b, const char *s)
@@ -113,7 +115,8 @@ ui_form_value(const char *body, const char *key)
 static void
 esc_attr_url(struct buf *b, const char *s)
 {
-    /* Query values: percent-encode, then HTML-escape the result (it has no HTML specials). */
+    /* Query values: percent-encode, then HTML-escape the result (it has no HTML
+     * specials). */
     buf_add_urlenc(b, s != NULL ? s : "");
 }
 
@@ -204,7 +207,8 @@ page_begin(struct page *pg, const char *title, const char *active)
     buf_addstr(b, " · memsync</title><link rel=\"stylesheet\" href=\"/static/app.css\">"
                   "<script src=\"/static/app.js\" defer></script></head><body>");
     if (pg->p.account_id != 0) {
-        buf_addstr(b, "<header class=\"top\"><a class=\"brand\" href=\"/assets\">memsync</a><nav>");
+        buf_addstr(b, "<header class=\"top\"><a class=\"brand\" "
+                      "href=\"/assets\">memsync</a><nav>");
         for (size_t i = 0; i < sizeof nav / sizeof nav[0]; i++)
             buf_printf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
                        active != NULL && strcmp(active, nav[i][0]) == 0 ? " class=\"on\"" : "",
@@ -259,7 +263,8 @@ empty_state(struct buf *b, const char *title, const char *html_hint)
     buf_printf(b, "</strong>%s</div>", html_hint);
 }
 
-/* ---- sign in / out ----------------------------------------------------------------------- */
+/* ---- sign in / out
+ * ----------------------------------------------------------------------- */
 
 static void
 login_page(struct page *pg, const char *error, const char *next)
@@ -271,7 +276,8 @@ login_page(struct page *pg, const char *error, const char *next)
     if (error != NULL)
         notice(b, "bad", error);
     buf_addstr(b, "<form class=\"stack\" method=\"post\" action=\"/login\">"
-                  "<label>User name<input type=\"text\" name=\"name\" autocomplete=\"username\" "
+                  "<label>User name<input type=\"text\" name=\"name\" "
+                  "autocomplete=\"username\" "
                   "required autofocus></label>"
                   "<label>Password<input type=\"password\" name=\"password\" "
                   "autocomplete=\"current-password\" required></label>"
@@ -340,7 +346,8 @@ logout_post(struct page *pg)
     redirect(pg->resp, "/login");
 }
 
-/* ---- list plumbing ----------------------------------------------------------------------- */
+/* ---- list plumbing
+ * ----------------------------------------------------------------------- */
 
 struct rows {
     json_t *arr;
@@ -474,7 +481,9 @@ parse_sort(const char *s, struct store_sort *out, const char *entity)
     return store_list_has_field(entity, out->field) ? 1 : 0;
 }
 
-/* ---- hardware ---------------------------------------------------------------------------- */
+/* ---- hardware
+ * ----------------------------------------------------------------------------
+ */
 
 static void
 client_options(struct page *pg, const char *selected)
@@ -540,7 +549,8 @@ assets_page(struct page *pg)
 
     page_begin(pg, "Hardware", "/assets");
     buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
-                  "action=\"/assets\"><label>Client<select name=\"client\" data-autosubmit>");
+                  "action=\"/assets\"><label>Client<select name=\"client\" "
+                  "data-autosubmit>");
     client_options(pg, client);
     buf_addstr(b, "</select></label><label>Operating system<select name=\"os\" "
                   "data-autosubmit><option value=\"\">Any</option>");
@@ -573,7 +583,8 @@ assets_page(struct page *pg)
         buf_addstr(&csvq, "&search=");
         esc_attr_url(&csvq, search);
     }
-    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" href=\"/api/v1/assets/hardware.csv?");
+    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
+                  "href=\"/api/v1/assets/hardware.csv?");
     ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
     buf_addstr(b, "\">Export CSV</a></form>");
     query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
@@ -584,7 +595,8 @@ assets_page(struct page *pg)
                         "<p><a href=\"/assets\">Clear the filters</a></p>");
         else
             empty_state(b, "No devices yet",
-                        "<p>Add an integration under <a href=\"/integrations\">Integrations</a>; "
+                        "<p>Add an integration under <a "
+                        "href=\"/integrations\">Integrations</a>; "
                         "its first sync fills this list.</p>");
         buf_addstr(b, "</div>");
     } else {
@@ -721,14 +733,14 @@ asset_detail(struct page *pg, int64_t id)
                    ? json_string_value(json_object_get(a, "name"))
                    : "Device",
                "/assets");
-    buf_addstr(b,
-               "<p class=\"muted\"><a href=\"/assets\">Hardware</a> /</p><h1 id=\"asset-name\">");
+    buf_addstr(b, "<p class=\"muted\"><a href=\"/assets\">Hardware</a> /</p><h1 "
+                  "id=\"asset-name\">");
     jtext(b, json_object_get(a, "name"));
     buf_addstr(b, "</h1>");
     if (json_is_true(json_object_get(a, "serial_duplicate")))
         notice(b, "warn", "The same serial number is also reported in another tenant.");
-    buf_addstr(b,
-               "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" id=\"asset-fields\">");
+    buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" "
+                  "id=\"asset-fields\">");
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const json_t *v = jpath(a, fields[i][0]);
 
@@ -750,16 +762,23 @@ asset_detail(struct page *pg, int64_t id)
                     "<p>Detected applications appear after a sync that reads them.</p>");
     } else {
         buf_addstr(b, "<table id=\"asset-software\"><thead><tr><th>Name</th><th>Version</th>"
-                      "<th class=\"hide-narrow\">Publisher</th><th>First seen</th></tr></thead>"
+                      "<th class=\"hide-narrow\">Publisher</th><th>First "
+                      "seen</th></tr></thead>"
                       "<tbody>");
         json_array_foreach(sw, i, row)
         {
-            buf_printf(b, "<tr><td><a href=\"/software/%" JSON_INTEGER_FORMAT "\">",
-                       json_integer_value(json_object_get(row, "software_id")));
-            jtext(b, json_object_get(row, "name"));
-            buf_addstr(b, "</a>");
-            if (json_is_string(json_object_get(row, "removed_at")))
+            /* A removed install's title may have no device left: no link to an empty
+             * page. */
+            if (json_is_string(json_object_get(row, "removed_at"))) {
+                buf_addstr(b, "<tr><td>");
+                jtext(b, json_object_get(row, "name"));
                 buf_addstr(b, " <span class=\"pill never\">removed</span>");
+            } else {
+                buf_printf(b, "<tr><td><a href=\"/software/%" JSON_INTEGER_FORMAT "\">",
+                           json_integer_value(json_object_get(row, "software_id")));
+                jtext(b, json_object_get(row, "name"));
+                buf_addstr(b, "</a>");
+            }
             buf_addstr(b, "</td><td>");
             jtext(b, json_object_get(row, "version"));
             buf_addstr(b, "</td><td class=\"hide-narrow\">");
@@ -797,7 +816,9 @@ asset_detail(struct page *pg, int64_t id)
     json_decref(hist);
 }
 
-/* ---- software ---------------------------------------------------------------------------- */
+/* ---- software
+ * ----------------------------------------------------------------------------
+ */
 
 static void
 software_page(struct page *pg)
@@ -820,20 +841,23 @@ software_page(struct page *pg)
     rows = list_rows(pg, "software", 0, f, nf, &so, ns, search, (page - 1) * PAGE_SIZE, PAGE_SIZE,
                      &total);
     page_begin(pg, "Software", "/software");
-    buf_addstr(b, "<h1>Software</h1><form class=\"toolbar\" method=\"get\" action=\"/software\">"
+    buf_addstr(b, "<h1>Software</h1><form class=\"toolbar\" method=\"get\" "
+                  "action=\"/software\">"
                   "<label>Client<select name=\"client\" data-autosubmit>");
     client_options(pg, client);
     buf_addstr(b, "</select></label><label>Search<input type=\"search\" name=\"search\" "
                   "placeholder=\"name or publisher\" value=\"");
     ui_esc(b, search);
     buf_addstr(b, "\"></label><button type=\"submit\">Apply</button>"
-                  "<a class=\"btn ghost\" href=\"/api/v1/assets/software.csv\">Export CSV</a>"
+                  "<a class=\"btn ghost\" "
+                  "href=\"/api/v1/assets/software.csv\">Export CSV</a>"
                   "</form><div class=\"tablewrap\">");
     query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
     ui_esc(&ek, buf_cstr(&keep));
     if (json_array_size(rows) == 0) {
         empty_state(b, nf || search ? "No title matches" : "No software yet",
-                    "<p>Software titles appear after a sync reads detected applications.</p>");
+                    "<p>Software titles appear after a sync reads detected "
+                    "applications.</p>");
     } else {
         buf_addstr(b, "<table id=\"software\"><thead><tr>");
         sort_th(pg, "/software", buf_cstr(&ek), "name", "Name", NULL);
@@ -943,7 +967,9 @@ software_detail(struct page *pg, int64_t id)
     json_decref(devs);
 }
 
-/* ---- clients ----------------------------------------------------------------------------- */
+/* ---- clients
+ * -----------------------------------------------------------------------------
+ */
 
 static void
 clients_page(struct page *pg)
@@ -954,18 +980,21 @@ clients_page(struct page *pg)
     size_t i;
 
     page_begin(pg, "Clients", "/clients");
-    buf_addstr(b, "<h1>Clients</h1><form class=\"toolbar\" method=\"get\" action=\"/clients\">"
+    buf_addstr(b, "<h1>Clients</h1><form class=\"toolbar\" method=\"get\" "
+                  "action=\"/clients\">"
                   "<label>Search<input type=\"search\" name=\"search\" value=\"");
     ui_esc(b, search);
     buf_addstr(b, "\"></label><button type=\"submit\">Apply</button><a class=\"btn ghost\" "
-                  "href=\"/api/v1/clients.csv\">Export CSV</a></form><div class=\"tablewrap\">");
+                  "href=\"/api/v1/clients.csv\">Export CSV</a></form><div "
+                  "class=\"tablewrap\">");
     if (json_array_size(rows) == 0) {
         empty_state(b, "No clients yet",
                     "<p>Customer tenants appear after the first sync of an "
                     "<a href=\"/integrations\">integration</a>.</p>");
     } else {
         buf_addstr(b, "<table id=\"clients\"><thead><tr><th>Client</th><th>Status</th>"
-                      "<th class=\"num\">Devices</th><th class=\"num hide-narrow\">Software</th>"
+                      "<th class=\"num\">Devices</th><th class=\"num "
+                      "hide-narrow\">Software</th>"
                       "<th class=\"hide-narrow\">Last sync</th><th>Problem and fix</th></tr>"
                       "</thead><tbody>");
         json_array_foreach(rows, i, row)
@@ -999,7 +1028,9 @@ clients_page(struct page *pg)
     json_decref(rows);
 }
 
-/* ---- sync runs --------------------------------------------------------------------------- */
+/* ---- sync runs
+ * ---------------------------------------------------------------------------
+ */
 
 static void
 runs_page(struct page *pg)
@@ -1019,8 +1050,10 @@ runs_page(struct page *pg)
                     "<p>Saving an <a href=\"/integrations\">integration</a> starts a full "
                     "sync.</p>");
     } else {
-        buf_addstr(b, "<table id=\"runs\"><thead><tr><th>Run</th><th>Integration</th><th>Kind</th>"
-                      "<th>Status</th><th>Started</th><th class=\"num\">Tenants ok / failed</th>"
+        buf_addstr(b, "<table "
+                      "id=\"runs\"><thead><tr><th>Run</th><th>Integration</th><th>Kind</th>"
+                      "<th>Status</th><th>Started</th><th class=\"num\">Tenants ok / "
+                      "failed</th>"
                       "<th class=\"num hide-narrow\">Devices</th></tr></thead><tbody>");
         json_array_foreach(rows, i, row)
         {
@@ -1051,7 +1084,8 @@ runs_page(struct page *pg)
     }
     buf_addstr(b, "</div>");
     if (live)
-        buf_addstr(b, "<p class=\"muted\" data-live>A sync is running; this page refreshes.</p>");
+        buf_addstr(b, "<p class=\"muted\" data-live>A sync is running; this page "
+                      "refreshes.</p>");
     pager(pg, "/runs", "", page, total);
     page_end(pg);
     json_decref(rows);
@@ -1083,7 +1117,8 @@ run_detail(struct page *pg, int64_t id)
     st = json_string_value(json_object_get(run, "status"));
     page_begin(pg, "Sync run", "/runs");
     buf_printf(b,
-               "<p class=\"muted\"><a href=\"/runs\">Sync runs</a> /</p><h1>Sync run #%" PRId64 " ",
+               "<p class=\"muted\"><a href=\"/runs\">Sync runs</a> /</p><h1>Sync "
+               "run #%" PRId64 " ",
                id);
     pill(b, st);
     buf_addstr(b, "</h1><div class=\"panel\"><dl class=\"kv\" id=\"run-summary\">");
@@ -1151,7 +1186,8 @@ run_detail(struct page *pg, int64_t id)
     json_decref(tenants);
 }
 
-/* ---- integrations ------------------------------------------------------------------------ */
+/* ---- integrations
+ * ------------------------------------------------------------------------ */
 
 static void
 validation_html(struct buf *b, const json_t *val)
@@ -1162,7 +1198,8 @@ validation_html(struct buf *b, const json_t *val)
     if (!json_is_array(checks))
         return;
     buf_addstr(b, "<div class=\"tablewrap\"><table id=\"checks\"><thead><tr><th>Check</th>"
-                  "<th>Result</th><th>What it means and what to do</th></tr></thead><tbody>");
+                  "<th>Result</th><th>What it means and what to "
+                  "do</th></tr></thead><tbody>");
     json_array_foreach(checks, i, c)
     {
         buf_addstr(b, "<tr><td>");
@@ -1229,11 +1266,14 @@ add_form(struct page *pg, const char *body)
         buf_addstr(b, "\"></label>");
         free(v);
     }
-    buf_addstr(b, "<label>Sync every <select name=\"sync_interval_hours\"><option value=\"6\" "
+    buf_addstr(b, "<label>Sync every <select name=\"sync_interval_hours\"><option "
+                  "value=\"6\" "
                   "selected>6 hours</option><option value=\"1\">hour</option><option "
-                  "value=\"12\">12 hours</option><option value=\"24\">24 hours</option></select>"
+                  "value=\"12\">12 hours</option><option value=\"24\">24 "
+                  "hours</option></select>"
                   "</label><button type=\"submit\">Check and save</button>"
-                  "<p class=\"muted\">Saving checks every value with Microsoft first; nothing "
+                  "<p class=\"muted\">Saving checks every value with Microsoft first; "
+                  "nothing "
                   "is stored when a check fails. A saved integration starts a full sync at "
                   "once.</p></form></div>");
 }
@@ -1256,7 +1296,8 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         validation_html(b, val);
     if (n == 0)
         buf_addstr(b, "<div class=\"panel\"><div class=\"empty\"><strong>No integration "
-                      "yet</strong><p>Enter the five values of your Partner Center app and sync "
+                      "yet</strong><p>Enter the five values of your Partner Center app "
+                      "and sync "
                       "app below.</p></div></div>");
     for (size_t i = 0; i < n; i++) {
         struct integration *in = &list[i];
@@ -1274,8 +1315,8 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         ui_esc(b, in->name);
         buf_addstr(b, " ");
         pill(b, state);
-        buf_addstr(
-            b, "</h2><dl class=\"kv\"><dt>Microsoft Partner Account ID</dt><dd class=\"mono\">");
+        buf_addstr(b, "</h2><dl class=\"kv\"><dt>Microsoft Partner Account "
+                      "ID</dt><dd class=\"mono\">");
         ui_esc(b, in->partner_tenant_id);
         buf_addstr(b, "</dd><dt>Microsoft Partner App ID</dt><dd class=\"mono\">");
         ui_esc(b, in->partner_app_id);
@@ -1315,7 +1356,8 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
                           "Microsoft Partner App Key</option><option value=\"sync\">Microsoft "
                           "Sync App Key</option></select></label><label>New key <small>the "
                           "secret's Value</small><input type=\"password\" name=\"secret\" "
-                          "autocomplete=\"off\" required></label><label>Expires <small>optional; "
+                          "autocomplete=\"off\" required></label><label>Expires "
+                          "<small>optional; "
                           "default 6 months</small><input type=\"date\" name=\"expires_at\">"
                           "</label><button type=\"submit\">Check and replace</button><p "
                           "class=\"muted\">The new key is checked with Microsoft first; a sync "
@@ -1462,7 +1504,9 @@ sync_post(struct page *pg, int64_t id)
     redirect(pg->resp, "/runs");
 }
 
-/* ---- router ------------------------------------------------------------------------------ */
+/* ---- router
+ * ------------------------------------------------------------------------------
+ */
 
 static int
 path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
@@ -1483,8 +1527,8 @@ path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
     return 1;
 }
 
-/* 1 unless the browser says the request came from another origin: an Origin header (or,
- * without one, a Referer) whose host is not this request's Host. */
+/* 1 unless the browser says the request came from another origin: an Origin
+ * header (or, without one, a Referer) whose host is not this request's Host. */
 static int
 same_origin(const struct httpd_request *req)
 {
@@ -1542,8 +1586,8 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         return;
     }
     if (post && !same_origin(req)) {
-        /* Forms are only ever posted by our own pages (this also covers sign-in, which has no
-         * session to carry a CSRF token yet). */
+        /* Forms are only ever posted by our own pages (this also covers sign-in,
+         * which has no session to carry a CSRF token yet). */
         resp->status = 403;
         page_begin(&pg, "Refused", NULL);
         notice(pg.b, "bad", "This form was sent from another site and was refused.");
@@ -1591,7 +1635,8 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
             resp->status = 403;
             page_begin(&pg, "Refused", NULL);
             notice(pg.b, "bad",
-                   "This form was refused: it did not carry this session's security token. "
+                   "This form was refused: it did not carry this session's security "
+                   "token. "
                    "Reload the page and try again.");
             page_end(&pg);
             return;
