@@ -986,6 +986,12 @@ client_cb(void *arg, const struct client_row *c)
     return row_out(arg, client_to_json(c));
 }
 
+/* For people: the error columns only matter in `status`, and are wide. */
+static const char *const client_table_columns[] = {
+    "id",           "name",         "tenant_id",      "status",
+    "last_sync_at", "device_count", "software_count", "error.code",
+};
+
 static int
 clients_update(struct ctx *cx, int argc, char **argv)
 {
@@ -1045,7 +1051,9 @@ cmd_clients(struct ctx *cx, int argc, char **argv)
                "synced; their data is kept.\n");
         return CLI_OK;
     }
-    if (open_output(format, client_columns, client_column_count, NULL, 0, &out, &eb) != ERR_OK) {
+    if (open_output(format, client_columns, client_column_count, client_table_columns,
+                    sizeof client_table_columns / sizeof client_table_columns[0], &out,
+                    &eb) != ERR_OK) {
         fprintf(stderr, "memsync clients: %s\n", eb.msg);
         return CLI_USAGE;
     }
