@@ -39,10 +39,17 @@ def wrk(url, key, duration, connections, threads):
                         "--timeout", "30s", "--latency", "-H", "x-api-key: " + key, url],
                        capture_output=True, text=True)
     out = p.stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m is None:
+        sys.stderr.write(out + p.stderr)
+        return 0.0, float("nan"), float("nan"), 0
+    rps = float(m.group(1))
 
     def ms(s):
-        v, unit = re.match(r"([\d.]+)(\w+)", s).groups()
+        m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+        if m is None:  # no request finished ("-nan")
+            return float("nan")
+        v, unit = m.groups()
         return float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
     mean = ms(re.search(r"Latency\s+(\S+)", out).group(1))
