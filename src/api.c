@@ -14,6 +14,7 @@
 
 #include "asset.h"
 #include "clock.h"
+#include "expiry.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -164,22 +165,22 @@ api_cells_json(const struct store_cell *cells, size_t n)
     return row;
 }
 
+/* A key as the API shows it: hint, expiry, days left and the warning level of expiry.h (the
+ * same words as `memsync status` and the UI). */
 static json_t *
-secret_json(const char *hint, int64_t expires)
+secret_json(const char *hint, int64_t expires, const char *label, int64_t integration_id,
+            const char *which)
 {
-    char ts[32];
-    json_t *j;
+    struct expiry e;
+    char ts[32], msg[512];
 
+    expiry_check(expires, clock_now(), &e);
+    expiry_message(&e, label, integration_id, which, msg, sizeof msg);
     clock_fmt(expires, ts, sizeof ts);
-    j = json_pack("{s:s?, s:s?}", "hint", hint, "expires_at", expires == TS_NULL ? NULL : ts);
-    if (expires != TS_NULL) {
-        int64_t left = expires - clock_now();
-        json_object_set_new(j, "days_to_expiry",
-                            json_integer(left >= 0 ? left / 86400 : -((-left + 86399) / 86400)));
-    } else {
-        json_object_set_new(j, "days_to_expiry", json_null());
-    }
-    return j;
+    return json_pack(
+        "{s:s?, s:s?, s:o, s:s, s:s?}", "hint", hint, "expires_at", expires == TS_NULL ? NULL : ts,
+        "days_to_expiry", expires == TS_NULL ? json_null() : json_integer((json_int_t)e.days_left),
+        "expiry_level", expiry_level_name(e.level), "expiry_warning", msg[0] ? msg : NULL);
 }
 
 static int
@@ -200,14 +201,16 @@ api_integration_json(struct api_app *app, const struct integration *in)
 
     clock_fmt(in->created_at, created, sizeof created);
     clock_fmt(in->updated_at, updated, sizeof updated);
-    j = json_pack("{s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:I, s:s, s:s}", "id",
-                  (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
-                  "partner_app_id", in->partner_app_id, "sync_app_id", in->sync_app_id,
-                  "partner_app_secret",
-                  secret_json(in->partner_secret_hint, in->partner_secret_expires),
-                  "sync_app_secret", secret_json(in->sync_secret_hint, in->sync_secret_expires),
-                  "tenant_source", in->tenant_source, "sync_interval_seconds",
-                  (json_int_t)in->sync_interval, "created_at", created, "updated_at", updated);
+    j = json_pack(
+        "{s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:I, s:s, s:s}", "id", (json_int_t)in->id,
+        "name", in->name, "partner_tenant_id", in->partner_tenant_id, "partner_app_id",
+        in->partner_app_id, "sync_app_id", in->sync_app_id, "partner_app_secret",
+        secret_json(in->partner_secret_hint, in->partner_secret_expires, "Partner App", in->id,
+                    "partner"),
+        "sync_app_secret",
+        secret_json(in->sync_secret_hint, in->sync_secret_expires, "Sync App", in->id, "sync"),
+        "tenant_source", in->tenant_source, "sync_interval_seconds", (json_int_t)in->sync_interval,
+        "created_at", created, "updated_at", updated);
     (void)app;
     return j != NULL ? j : json_object();
 }

@@ -14,6 +14,7 @@
 #include "asset.h"
 #include "auth.h"
 #include "clock.h"
+#include "expiry.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -21,7 +22,6 @@
 #include "validate.h"
 
 #define PAGE_SIZE        50
-#define EXPIRY_WARN_DAYS 30
 
 static const char app_css[] =
 #include "../www/app_css.inc"
@@ -1324,17 +1324,19 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         ui_esc(b, in->sync_app_id);
         buf_addstr(b, "</dd>");
         for (int k = 0; k < 2; k++) {
+            struct expiry e;
             char d[32];
-            int64_t days = keys[k].exp == TS_NULL ? 9999 : (keys[k].exp - now) / 86400;
 
+            expiry_check(keys[k].exp, now, &e);
             clock_fmt(keys[k].exp, d, sizeof d);
             buf_printf(b, "<dt>%s</dt><dd><span class=\"mono\">", keys[k].label);
             ui_esc(b, keys[k].hint);
             buf_printf(b, "…</span> expires %.10s ", d[0] ? d : "(unknown)");
-            if (keys[k].exp != TS_NULL && keys[k].exp < now)
+            if (e.level == EXPIRY_EXPIRED)
                 buf_addstr(b, "<span class=\"pill error\">expired — rotate it now</span>");
-            else if (days <= EXPIRY_WARN_DAYS)
-                buf_printf(b, "<span class=\"pill warn\">expires in %" PRId64 " days</span>", days);
+            else if (e.level != EXPIRY_OK && e.level != EXPIRY_UNKNOWN)
+                buf_printf(b, "<span class=\"pill warn\">expires in %" PRId64 " days</span>",
+                           e.days_left);
             buf_addstr(b, "</dd>");
         }
         buf_printf(b, "<dt>Schedule</dt><dd>incremental sync every %" PRId64 " hours</dd></dl>",

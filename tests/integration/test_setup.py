@@ -266,6 +266,34 @@ class KeyRotation(unittest.TestCase):
 
 
 class Expiry(unittest.TestCase):
+    @staticmethod
+    def api_level(ms, now):
+        """The sync key's expiry level as GET /api/v1/integrations shows it at time now."""
+        import re
+        env = dict(ms.env, MEMSYNC_NOW=now)
+        url_file = os.path.join(ms.dir, "serve.url")
+        if os.path.exists(url_file):
+            os.unlink(url_file)
+        if not getattr(ms, "api_key", None):
+            out = ms.run("apikey", "create", "--name", "expiry-test", check=0)[1]
+            ms.api_key = re.search(r"msk_[0-9a-f]+", out).group(0)
+        proc = subprocess.Popen([harness.BIN, "serve", "--listen", "127.0.0.1:0", "--url-file",
+                                 url_file, "--no-schedule"], cwd=ms.dir, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(200):
+                if os.path.exists(url_file) and open(url_file).read().strip():
+                    break
+                time.sleep(0.05)
+            base = open(url_file).read().strip()
+            code, body, _ = harness.http("GET", base + "/api/v1/integrations", None,
+                                         {"x-api-key": ms.api_key})
+            assert code == 200, body
+            return json.loads(body)["data"][0]["sync_app_secret"]["expiry_level"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
     def test_microsoft_says_expired_before_our_date(self):
         sim = harness.Sim("--tenants", "2", "--devices", "2")
         ms = harness.Memsync(sim)
@@ -299,6 +327,7 @@ class Expiry(unittest.TestCase):
                 self.assertEqual(sec["level"], level, "at %d days" % days)
                 self.assertEqual(st["integrations"][0]["partner_app_secret"]["level"], "ok")
                 _, text, _ = ms.run("status", check=0, env={"MEMSYNC_NOW": now})
+                self.assertEqual(self.api_level(ms, now), level, "API at %d days" % days)
                 if level == "ok":
                     self.assertNotIn("rotate-secret 1 --sync", text)
                 else:
