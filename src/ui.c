@@ -21,7 +21,7 @@
 #include "scheduler.h"
 #include "validate.h"
 
-#define PAGE_SIZE        50
+#define PAGE_SIZE 50
 
 static const char app_css[] =
 #include "../www/app_css.inc"
