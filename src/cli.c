@@ -1085,6 +1085,33 @@ software_cb(void *arg, const struct software_row *sw)
 }
 
 static int
+install_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    return row_out(arg, api_cells_json(cells, n));
+}
+
+static const char *const install_columns[] = {
+    "hardware_asset_id", "software_id",   "client.name",  "device_name", "name",
+    "version",           "first_seen_at", "last_seen_at", "removed_at",
+};
+
+/* `--client X` as a list filter: a memsync id, a tenant id, or an exact name. */
+static void
+client_filter(const char *client, struct store_filter *f)
+{
+    int64_t id;
+
+    f->op = "eq";
+    f->value = client;
+    if (parse_id(client, &id) == 0)
+        f->field = "client.id";
+    else if (is_guid(client))
+        f->field = "client.tenant_id";
+    else
+        f->field = "client.name";
+}
+
+static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table", *client = NULL, *search = NULL;
@@ -1104,13 +1131,47 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
 
     if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
-    if (help || npos != 1 || (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0)) {
+    if (help || npos != 1 ||
+        (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0 &&
+         strcmp(pos[0], "installs") != 0)) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
-                "         [--format table|csv|json|jsonl]\n");
+                "         [--format table|csv|json|jsonl]\n"
+                "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
+                "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "installs: which device has which title; removed installs (removed_at set) "
+                "only with --include-retired.\n");
         return help ? CLI_OK : CLI_USAGE;
+    }
+    if (strcmp(pos[0], "installs") == 0) {
+        struct store_filter f[1];
+        struct list_query lq = {0};
+
+        if (open_output(format, install_columns, sizeof install_columns / sizeof install_columns[0],
+                        NULL, 0, &out, &eb) != ERR_OK) {
+            fprintf(stderr, "memsync assets: %s\n", eb.msg);
+            return CLI_USAGE;
+        }
+        lq.entity = retired ? "installs_all" : "installs";
+        lq.filters = f;
+        lq.search = search;
+        if (client != NULL)
+            client_filter(client, &f[lq.nfilters++]);
+        if (open_store(cx, &st, &account, &eb) == ERR_OK) {
+            lq.account_id = account;
+            rc = store_list_each(st, &lq, install_cb, out, &eb);
+        } else {
+            rc = eb.code != 0 ? eb.code : ERR_DB;
+        }
+        if (rc != ERR_OK) {
+            code = fail("assets", &eb);
+            output_end(out, NULL);
+            goto out;
+        }
+        code = finish_output(out);
+        goto out;
     }
     software = strcmp(pos[0], "software") == 0;
     if ((software ? open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb)

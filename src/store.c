@@ -650,7 +650,28 @@ static const struct store_list_field asset_software_fields[] = {
     LF("platform", "NULLIF(t.platform, '')", SC_TEXT),
     LF("size_bytes", "t.size_bytes", SC_INT),
     LF("first_seen_at", "i.first_seen_at", SC_TS),
-    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    /* Unchanged installs are not rewritten each sync: an active one was last seen when its
+     * asset was (see store_reconcile_installs). */
+    LF("last_seen_at",
+       "CASE WHEN i.removed_at IS NULL THEN ha.last_synced_at ELSE i.last_seen_at END", SC_TS),
+    LF("removed_at", "i.removed_at", SC_TS),
+    {NULL, NULL, SC_NULL},
+};
+
+/* Every install of the account (PRODUCT.md §4 "software install"), with names for people. */
+static const struct store_list_field install_fields[] = {
+    LF("hardware_asset_id", "i.asset_id", SC_INT),
+    LF("software_id", "t.id", SC_INT),
+    LF("client.id", "c.id", SC_INT),
+    LF("client.name", "COALESCE(c.name_override, c.name)", SC_TEXT),
+    LF("client.tenant_id", "c.tenant_id", SC_TEXT),
+    LF("device_name", "ha.name", SC_TEXT),
+    LF("name", "t.name", SC_TEXT),
+    LF("version", "NULLIF(t.version, '')", SC_TEXT),
+    LF("publisher", "NULLIF(t.publisher, '')", SC_TEXT),
+    LF("first_seen_at", "i.first_seen_at", SC_TS),
+    LF("last_seen_at",
+       "CASE WHEN i.removed_at IS NULL THEN ha.last_synced_at ELSE i.last_seen_at END", SC_TS),
     LF("removed_at", "i.removed_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
@@ -766,12 +787,27 @@ static const struct store_list_entity lentities[] = {
      "h.id",
      software_device_fields},
     {"asset_software",
-     "FROM software_install i JOIN software_title t ON t.id = i.title_id WHERE i.account_id = ?1 "
-     "AND i.asset_id = ?2",
+     "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
+     "ON ha.id = i.asset_id WHERE i.account_id = ?1 AND i.asset_id = ?2",
      {"t.name", "t.publisher", NULL, NULL},
      "t.name",
      "t.id",
      asset_software_fields},
+    {"installs",
+     "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
+     "ON ha.id = i.asset_id JOIN client c ON c.id = ha.client_id WHERE i.account_id = ?1 AND "
+     "i.removed_at IS NULL AND ha.retired_at IS NULL",
+     {"t.name", "ha.name", "t.publisher", NULL},
+     "COALESCE(c.name_override, c.name), ha.name, t.name",
+     "i.id",
+     install_fields},
+    {"installs_all",
+     "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
+     "ON ha.id = i.asset_id JOIN client c ON c.id = ha.client_id WHERE i.account_id = ?1",
+     {"t.name", "ha.name", "t.publisher", NULL},
+     "COALESCE(c.name_override, c.name), ha.name, t.name",
+     "i.id",
+     install_fields},
     {"asset_changes",
      "FROM asset_change x WHERE x.account_id = ?1 AND x.asset_id = ?2",
      {"x.field", NULL, NULL, NULL},

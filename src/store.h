@@ -324,7 +324,9 @@ struct store_sort {
 
 /* Entities: "clients", "software" (titles with device counts), "software_devices" (parent:
  * software id), "asset_software" (parent: asset id), "asset_changes" (parent: asset id),
- * "sync_runs", "sync_tenant_results" (parent: run id), "users", "api_keys". Every row is
+ * "installs" (current installs on active devices), "installs_all" (also removed ones and
+ * those of retired devices), "sync_runs", "sync_tenant_results" (parent: run id),
+ * "users", "api_keys". Every row is
  * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
  * last_started_at of every account's integrations), which only the sync scheduler reads. */
 struct list_query {

@@ -63,6 +63,12 @@ class Rules(unittest.TestCase):
         self.ms.run("sync", check=0)
         self.assertEqual(installs_of(self.ms, t), 12)
         self.assertEqual(installs_of(self.ms, self.tenants[1]), 12 * 4, "other tenants untouched")
+        current = self.ms.json("assets", "installs", "--client", t, "--format", "json")
+        self.assertEqual(len(current), 12)
+        everything = self.ms.json("assets", "installs", "--client", t, "--include-retired",
+                                  "--format", "json")
+        self.assertEqual(len(everything), 12 * 4, "removed installs are kept")
+        self.assertEqual(len([i for i in everything if i["removed_at"]]), 12 * 3)
         self.sim.control({"op": "set_apps", "apps_per_device": 4, "tenant": t})
         self.ms.run("sync", check=0)
         self.assertEqual(installs_of(self.ms, t), 12 * 4)
