@@ -82,6 +82,7 @@ struct call {
     const char *secret;
     int units;     /* Intune requests this call counts as ($batch: one per item) */
     size_t dev;    /* device index of per-device calls */
+    int page;      /* detected-apps pages: which page of this device this is */
     size_t *items; /* $batch: the device index of each item, n_items long */
     int n_items;
     int attempt;
@@ -924,11 +925,12 @@ detail_item(struct tenant *t, size_t dev, const json_t *body)
 static void app_page_done(struct call *c, const struct http_resp *r);
 
 static void
-app_page_request(struct tenant *t, size_t dev, char *url)
+app_page_request(struct tenant *t, size_t dev, char *url, int page)
 {
     struct call *c = graph_call_new(t, url, app_page_done);
 
     c->dev = dev;
+    c->page = page;
     t->busy++;
     call_submit(c);
 }
@@ -951,11 +953,13 @@ app_page_done(struct call *c, const struct http_resp *r)
         apps_problem(t, "a detected-apps page failed", r->status);
         t->fetched[dev] = 0;
     } else if ((next = apps_page(t, dev, root)) != NULL) {
-        if (graph_link_allowed(t->eng->cfg->graph_url, next) && c->attempt < MAX_APP_PAGES) {
-            app_page_request(t, dev, next);
+        if (graph_link_allowed(t->eng->cfg->graph_url, next) && c->page < MAX_APP_PAGES) {
+            app_page_request(t, dev, next, c->page + 1);
             next = NULL;
         } else {
-            apps_problem(t, "a detected-apps next link pointed elsewhere", 200);
+            apps_problem(
+                t, "a detected-apps next link was not followed (another host, or over 50 pages)",
+                200);
             t->fetched[dev] = 0;
         }
     }
@@ -1023,7 +1027,7 @@ batch_done(struct call *c, const struct http_resp *r)
                 t->fetched[dev] = 1;
                 if (next != NULL) {
                     if (graph_link_allowed(eng->cfg->graph_url, next))
-                        app_page_request(t, dev, next);
+                        app_page_request(t, dev, next, 2);
                     else
                         free(next);
                 }
