@@ -15,6 +15,7 @@
 #include "asset.h"
 #include "clock.h"
 #include "expiry.h"
+#include "guid.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -904,25 +905,6 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
 /* ---- integrations (writes) --------------------------------------------------------------- */
 
 static int
-is_guid(const char *s)
-{
-    static const int dash[] = {8, 13, 18, 23};
-
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0, d = 0; i < 36; i++) {
-        if (d < 4 && i == dash[d]) {
-            if (s[i] != '-')
-                return 0;
-            d++;
-        } else if (!isxdigit((unsigned char)s[i])) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int
 parse_expiry(const char *s, const char *label, int64_t *out, struct errbuf *eb)
 {
     int64_t now = clock_now();
@@ -947,7 +929,7 @@ check_secret(const char *s, const char *label, struct errbuf *eb)
     if (strlen(s) > VAULT_SECRET_MAX)
         return err_set(eb, ERR_INVAL, "the %s is longer than %d characters", label,
                        VAULT_SECRET_MAX);
-    if (is_guid(s))
+    if (guid_valid(s))
         return err_set(eb, ERR_INVAL,
                        "the %s looks like a GUID: that is the secret's ID, not its value. Copy "
                        "the Value column from Entra ID > App registrations > Certificates & "
@@ -972,15 +954,15 @@ api_integration_create(struct api_app *app, struct store *st, int64_t account_id
 
     *validation = NULL;
     *id = 0;
-    if (!is_guid(in->partner_tenant_id))
+    if (!guid_valid(in->partner_tenant_id))
         return err_set(eb, ERR_INVAL,
                        "the Microsoft Partner Account ID must be a GUID like "
                        "00000000-0000-0000-0000-000000000000 (the partner's Azure tenant ID)");
-    if (!is_guid(in->partner_app_id))
+    if (!guid_valid(in->partner_app_id))
         return err_set(eb, ERR_INVAL,
                        "the Microsoft Partner App ID must be a GUID (the Partner "
                        "Center app's client ID)");
-    if (!is_guid(in->sync_app_id))
+    if (!guid_valid(in->sync_app_id))
         return err_set(eb, ERR_INVAL,
                        "the Microsoft Sync App ID must be a GUID (the sync app's client ID)");
     if ((rc = check_secret(in->partner_app_secret, "Microsoft Partner App Key", eb)) != ERR_OK ||

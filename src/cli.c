@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "config.h"
 #include "expiry.h"
+#include "guid.h"
 #include "insight.h"
 #include "log.h"
 #include "mem.h"
@@ -157,26 +158,6 @@ parse_id(const char *s, int64_t *out)
         return -1;
     *out = (int64_t)v;
     return 0;
-}
-
-static int
-is_guid(const char *s)
-{
-    static const int dash[] = {8, 13, 18, 23};
-
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0, d = 0; i < 36; i++) {
-        if (d < 4 && i == dash[d]) {
-            if (s[i] != '-')
-                return 0;
-            d++;
-        } else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-                     (s[i] >= 'A' && s[i] <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* ---- secrets ------------------------------------------------------------------------------- */
@@ -486,11 +467,11 @@ integration_add(struct ctx *cx, int argc, char **argv)
                         "--sync-app-id are required (see --help)\n");
         return CLI_USAGE;
     }
-    if (!is_guid(tenant) || !is_guid(papp) || !is_guid(sapp)) {
-        const char *which = !is_guid(tenant) ? "Microsoft Partner Account ID"
-                            : !is_guid(papp) ? "Microsoft Partner App ID"
-                                             : "Microsoft Sync App ID";
-        const char *val = !is_guid(tenant) ? tenant : !is_guid(papp) ? papp : sapp;
+    if (!guid_valid(tenant) || !guid_valid(papp) || !guid_valid(sapp)) {
+        const char *which = !guid_valid(tenant) ? "Microsoft Partner Account ID"
+                            : !guid_valid(papp) ? "Microsoft Partner App ID"
+                                                : "Microsoft Sync App ID";
+        const char *val = !guid_valid(tenant) ? tenant : !guid_valid(papp) ? papp : sapp;
 
         fprintf(stderr,
                 "memsync integration add: the %s '%s' is not a GUID "
@@ -530,11 +511,11 @@ integration_add(struct ctx *cx, int argc, char **argv)
         goto out;
     if ((rc = read_secret(sfile, "MEMSYNC_SYNC_APP_SECRET", "Sync App", &ssec, &eb)) != ERR_OK)
         goto out;
-    if (is_guid(psec) || is_guid(ssec)) {
+    if (guid_valid(psec) || guid_valid(ssec)) {
         rc = err_set(&eb, ERR_INVAL,
                      "the %s key looks like a GUID: that is the secret's ID, not its value. Copy "
                      "the Value column from Entra ID > App registrations > Certificates & secrets",
-                     is_guid(psec) ? "Partner App" : "Sync App");
+                     guid_valid(psec) ? "Partner App" : "Sync App");
         goto out;
     }
     if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK)
@@ -1105,7 +1086,7 @@ client_filter(const char *client, struct store_filter *f)
     f->value = client;
     if (parse_id(client, &id) == 0)
         f->field = "client.id";
-    else if (is_guid(client))
+    else if (guid_valid(client))
         f->field = "client.tenant_id";
     else
         f->field = "client.name";

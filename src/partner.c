@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "graph.h"
+#include "guid.h"
 #include "mem.h"
 
 void
@@ -121,20 +122,6 @@ opt_str(const json_t *obj, const char *member, char **out, const char *what, str
     return ERR_OK;
 }
 
-static int
-looks_like_guid(const char *s)
-{
-    static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-
-    if (s == NULL || strlen(s) != sizeof shape - 1)
-        return 0;
-    for (size_t i = 0; i < sizeof shape - 1; i++) {
-        if (shape[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return 0;
-    }
-    return 1;
-}
-
 static void
 customer_free_fields(struct customer *c)
 {
@@ -176,7 +163,7 @@ pc_customer(const json_t *item, struct customer *c, struct errbuf *eb)
         goto out;
     /* The tenant id is companyProfile.tenantId; the customer id is the same GUID and stands in
      * when tenantId is missing or not a GUID (the docs' samples carry "<guid>"). */
-    if (tid != NULL && (looks_like_guid(tid) || !looks_like_guid(id))) {
+    if (tid != NULL && (guid_valid(tid) || !guid_valid(id))) {
         c->tenant_id = tid;
         tid = NULL;
     } else if (id != NULL) {

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "graph.h"
+#include "guid.h"
 #include "http.h"
 #include "mem.h"
 #include "partner.h"
@@ -67,23 +68,6 @@ check_status_name(enum check_status s)
     default:
         return "skip";
     }
-}
-
-static int
-is_guid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        int dash = i == 8 || i == 13 || i == 18 || i == 23;
-        char ch = s[i];
-
-        if (dash ? ch != '-'
-                 : !((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
-                     (ch >= 'A' && ch <= 'F')))
-            return 0;
-    }
-    return 1;
 }
 
 /* Gets a token; on failure fills the check with the Entra diagnosis and returns NULL. */
@@ -280,7 +264,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
             const char *val = *(const char *const *)((const char *)in + guids[i].off);
 
             c = add_check(&v, guids[i].id, NULL, "%s is a GUID", guids[i].label);
-            if (!is_guid(val)) {
+            if (!guid_valid(val)) {
                 c->status = CHECK_FAIL;
                 snprintf(c->message, sizeof c->message, "'%s' is not a GUID.",
                          val != NULL ? val : "");
