@@ -377,6 +377,20 @@ print_failed_clients(struct store *st, int64_t account)
         fprintf(stderr, "memsync sync: %s\n", eb.msg);
 }
 
+/* 0 when format names a --format; else prints a usage error. Checked before the store is
+ * opened, so a bad flag is a usage error and a store failure prints no partial output. */
+static int
+bad_format(const char *cmd, const char *format)
+{
+    enum output_format f;
+    struct errbuf eb = {0};
+
+    if (output_format_parse(format, &f, &eb) == ERR_OK)
+        return 0;
+    fprintf(stderr, "memsync %s: %s\n", cmd, eb.msg);
+    return 1;
+}
+
 /* Starts an output writer for --format; table output may use a shorter column set. */
 static int
 open_output(const char *format, const char *const *cols, size_t ncols,
@@ -1035,14 +1049,19 @@ cmd_clients(struct ctx *cx, int argc, char **argv)
                "synced; their data is kept.\n");
         return CLI_OK;
     }
+    if (bad_format("clients", format))
+        return CLI_USAGE;
+    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+        code = fail("clients", &eb);
+        goto out;
+    }
     if (open_output(format, client_columns, client_column_count, client_table_columns,
                     sizeof client_table_columns / sizeof client_table_columns[0], &out,
                     &eb) != ERR_OK) {
-        fprintf(stderr, "memsync clients: %s\n", eb.msg);
-        return CLI_USAGE;
+        code = fail("clients", &eb);
+        goto out;
     }
-    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
-        store_clients_each(st, account, client_cb, out, &eb) != ERR_OK) {
+    if (store_clients_each(st, account, client_cb, out, &eb) != ERR_OK) {
         code = fail("clients", &eb);
         output_end(out, NULL);
         goto out;
@@ -1126,58 +1145,49 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "only with --include-retired.\n");
         return help ? CLI_OK : CLI_USAGE;
     }
+    if (bad_format("assets", format))
+        return CLI_USAGE;
+    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+        code = fail("assets", &eb);
+        goto out;
+    }
+    software = strcmp(pos[0], "software") == 0;
+    if (strcmp(pos[0], "installs") == 0)
+        rc = open_output(format, install_columns,
+                         sizeof install_columns / sizeof install_columns[0], NULL, 0, &out, &eb);
+    else if (software)
+        rc = open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb);
+    else
+        rc = open_output(format, asset_columns, asset_column_count, asset_table_columns,
+                         asset_table_column_count, &out, &eb);
+    if (rc != ERR_OK) {
+        code = fail("assets", &eb);
+        goto out;
+    }
     if (strcmp(pos[0], "installs") == 0) {
         struct store_filter f[1];
         struct list_query lq = {0};
 
-        if (open_output(format, install_columns, sizeof install_columns / sizeof install_columns[0],
-                        NULL, 0, &out, &eb) != ERR_OK) {
-            fprintf(stderr, "memsync assets: %s\n", eb.msg);
-            return CLI_USAGE;
-        }
         lq.entity = retired ? "installs_all" : "installs";
+        lq.account_id = account;
         lq.filters = f;
         lq.search = search;
         if (client != NULL)
             client_filter(client, &f[lq.nfilters++]);
-        if (open_store(cx, &st, &account, &eb) == ERR_OK) {
-            lq.account_id = account;
-            rc = store_list_each(st, &lq, install_cb, out, &eb);
-        } else {
-            rc = eb.code != 0 ? eb.code : ERR_DB;
-        }
-        if (rc != ERR_OK) {
-            code = fail("assets", &eb);
-            output_end(out, NULL);
-            goto out;
-        }
-        code = finish_output(out);
-        goto out;
-    }
-    software = strcmp(pos[0], "software") == 0;
-    if ((software ? open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb)
-                  : open_output(format, asset_columns, asset_column_count, asset_table_columns,
-                                asset_table_column_count, &out, &eb)) != ERR_OK) {
-        fprintf(stderr, "memsync assets: %s\n", eb.msg);
-        return CLI_USAGE;
-    }
-    if (open_store(cx, &st, &account, &eb) == ERR_OK) {
-        if (software) {
-            struct software_query sq = {0};
+        rc = store_list_each(st, &lq, install_cb, out, &eb);
+    } else if (software) {
+        struct software_query sq = {0};
 
-            sq.account_id = account;
-            sq.client = client;
-            sq.search = search;
-            rc = store_software_each(st, &sq, software_cb, out, &eb);
-        } else {
-            q.account_id = account;
-            q.client = client;
-            q.search = search;
-            q.include_retired = retired;
-            rc = store_assets_each(st, &q, asset_cb, out, &eb);
-        }
+        sq.account_id = account;
+        sq.client = client;
+        sq.search = search;
+        rc = store_software_each(st, &sq, software_cb, out, &eb);
     } else {
-        rc = eb.code != 0 ? eb.code : ERR_DB;
+        q.account_id = account;
+        q.client = client;
+        q.search = search;
+        q.include_retired = retired;
+        rc = store_assets_each(st, &q, asset_cb, out, &eb);
     }
     if (rc != ERR_OK) {
         code = fail("assets", &eb);
@@ -1233,16 +1243,17 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
         fprintf(stderr, "memsync insights: --stale-days must be a number of days (1-3650)\n");
         return CLI_USAGE;
     }
-    if (open_output(format, insight_columns, insight_column_count, NULL, 0, &out, &eb) != ERR_OK) {
-        fprintf(stderr, "memsync insights: %s\n", eb.msg);
+    if (bad_format("insights", format))
         return CLI_USAGE;
-    }
     in = insight_new(clock_now(), (int)stale);
     q.client = client;
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         (q.account_id = account, store_assets_each(st, &q, insight_cb, in, &eb)) != ERR_OK) {
         code = fail("insights", &eb);
-        output_end(out, NULL);
+        goto out;
+    }
+    if (open_output(format, insight_columns, insight_column_count, NULL, 0, &out, &eb) != ERR_OK) {
+        code = fail("insights", &eb);
         goto out;
     }
     for (size_t i = 0; i < insight_count(in); i++)

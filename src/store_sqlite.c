@@ -761,8 +761,10 @@ store_sqlite_open(struct store **out, const char *path, struct errbuf *eb)
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        rc = err_set(eb, ERR_DB, "cannot open database %s: %s", path,
-                     s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
+        rc = err_set(eb, ERR_DB,
+                     "cannot open database %s: %s; check that its directory exists and is writable "
+                     "(--db or MEMSYNC_DB)",
+                     path, s->db != NULL ? sqlite3_errmsg(s->db) : "out of memory");
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);
