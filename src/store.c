@@ -1,6 +1,8 @@
 /* store.c - backend dispatch and the reconcile logic every backend shares. */
 #include "store.h"
 
+#include "buf.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -1091,4 +1093,100 @@ store_sql_list(const struct store_dialect *d, const struct list_query *q, int co
     if (q->offset > 0)
         buf_printf(sql, " OFFSET %" PRId64, q->offset);
     return ERR_OK;
+}
+
+/* ---- generated device SQL ------------------------------------------------------------------ */
+
+/* hardware_asset's own columns: a device field must not take one of these names. */
+static const char *const meta_cols[] = {
+    "id",
+    "account_id",
+    "client_id",
+    "integration_id",
+    "tenant_id",
+    "intune_device_id",
+    "serial_key",
+    "first_synced_at",
+    "last_synced_at",
+    "retired_at",
+    "last_seen_gen",
+};
+
+static const char *
+field_name_at(size_t offset)
+{
+    for (size_t i = 0; i < device_field_count; i++)
+        if (device_fields[i].offset == offset)
+            return device_fields[i].name;
+    return NULL;
+}
+
+int
+store_device_sql_build(struct store_device_sql *d, char p, const char *find_suffix,
+                       struct errbuf *eb)
+{
+    struct buf cols, h, ph, set;
+    size_t n = device_field_count;
+    int rc = ERR_OK;
+
+    memset(d, 0, sizeof *d);
+    buf_init(&cols, 16384);
+    buf_init(&h, 16384);
+    buf_init(&ph, 16384);
+    buf_init(&set, 16384);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = device_fields[i].name;
+
+        for (const char *c = name; *c != '\0'; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" is not a column name", name);
+                goto out;
+            }
+        for (size_t k = 0; k < sizeof meta_cols / sizeof meta_cols[0]; k++)
+            if (strcmp(name, meta_cols[k]) == 0) {
+                rc = err_set(eb, ERR_INVAL, "device field \"%s\" collides with a column", name);
+                goto out;
+            }
+        buf_printf(&cols, "%s%s", i ? ", " : "", name);
+        buf_printf(&h, "%sh.%s", i ? ", " : "", name);
+        buf_printf(&ph, ", %c%zu", p, 6 + i);
+        buf_printf(&set, "%s%s = %c%zu", i ? ", " : "", name, p, 1 + i);
+    }
+    d->cols_h = xstrdup(buf_cstr(&h));
+    d->find = xasprintf("SELECT id, retired_at, %s FROM hardware_asset WHERE integration_id = "
+                        "%c1 AND tenant_id = %c2 AND intune_device_id = %c3%s",
+                        buf_cstr(&cols), p, p, p, find_suffix);
+    d->ins = xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, "
+                       "tenant_id, intune_device_id, %s, serial_key, first_synced_at, "
+                       "last_synced_at, retired_at, last_seen_gen) VALUES (%c1, %c2, %c3, %c4, "
+                       "%c5%s, %c%zu, %c%zu, %c%zu, NULL, %c%zu)",
+                       buf_cstr(&cols), p, p, p, p, p, buf_cstr(&ph), p, 6 + n, p, 7 + n, p, 7 + n,
+                       p, 8 + n);
+    d->upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = %c%zu, last_synced_at = %c%zu, "
+                       "last_seen_gen = %c%zu, retired_at = NULL, client_id = %c%zu WHERE id = "
+                       "%c%zu",
+                       buf_cstr(&set), p, n + 1, p, n + 2, p, n + 3, p, n + 4, p, n + 5);
+    d->col_name = field_name_at(offsetof(struct device, name));
+    d->col_serial = field_name_at(offsetof(struct device, serial));
+    d->col_upn = field_name_at(offsetof(struct device, user_upn));
+    d->col_user = field_name_at(offsetof(struct device, user_name));
+    d->col_model = field_name_at(offsetof(struct device, model));
+out:
+    buf_free(&cols);
+    buf_free(&h);
+    buf_free(&ph);
+    buf_free(&set);
+    return rc;
+}
+
+void
+store_device_sql_free(struct store_device_sql *d)
+{
+    if (d == NULL)
+        return;
+    free(d->cols_h);
+    free(d->find);
+    free(d->ins);
+    free(d->upd);
+    memset(d, 0, sizeof *d);
 }

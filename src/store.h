@@ -522,6 +522,23 @@ int store_sql_sorts(const struct store_list_entity *e, const struct store_sort *
 int store_sql_list(const struct store_dialect *d, const struct list_query *q, int count,
                    struct buf *sql, struct store_binds *b, struct errbuf *eb);
 
+/* The hardware_asset SQL both backends generate from device_fields (store.c), with the
+ * backend's placeholder character ('?' for SQLite, '$' for PostgreSQL):
+ *   find: ?1 integration, ?2 tenant, ?3 intune id -> id, retired_at, device columns (+suffix)
+ *   ins:  ?1 account, ?2 client, ?3 integration, ?4 tenant, ?5 intune id, device columns,
+ *         serial_key, first/last synced, last_seen_gen
+ *   upd:  device columns, serial_key, last_synced_at, last_seen_gen, client_id, id */
+struct store_device_sql {
+    char *cols_h; /* "h.c1, h.c2, ..." */
+    char *find;
+    char *ins;
+    char *upd;
+    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
+};
+int store_device_sql_build(struct store_device_sql *d, char placeholder, const char *find_suffix,
+                           struct errbuf *eb);
+void store_device_sql_free(struct store_device_sql *d);
+
 int store_sqlite_open(struct store **out, const char *path, struct errbuf *eb);
 int store_pg_open(struct store **out, const char *url, struct errbuf *eb);
 

@@ -26,12 +26,8 @@
 struct pg {
     struct store base;
     PGconn *conn;
-    char *label; /* "database NAME on HOST" for messages */
-    char *sql_asset_find;
-    char *sql_asset_ins;
-    char *sql_asset_upd;
-    char *asset_cols_h;
-    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
+    char *label;                  /* "database NAME on HOST" for messages */
+    struct store_device_sql dsql; /* generated from device_fields (store.c) */
     int rec_active;
     int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
@@ -55,20 +51,6 @@ in_failed_tx(struct pg *g)
 {
     return PQtransactionStatus(g->conn) == PQTRANS_INERROR;
 }
-
-static const char *const meta_cols[] = {
-    "id",
-    "account_id",
-    "client_id",
-    "integration_id",
-    "tenant_id",
-    "intune_device_id",
-    "serial_key",
-    "first_synced_at",
-    "last_synced_at",
-    "retired_at",
-    "last_seen_gen",
-};
 
 static const char *const integ_cols =
     "id, account_id, name, partner_tenant_id, partner_app_id, sync_app_id, "
@@ -358,70 +340,12 @@ r_device(const PGresult *r, int row, int first, struct device *d)
     }
 }
 
-static const char *
-field_name_at(size_t offset)
-{
-    for (size_t i = 0; i < device_field_count; i++)
-        if (device_fields[i].offset == offset)
-            return device_fields[i].name;
-    return NULL;
-}
-
 static int
 build_device_sql(struct pg *g, struct errbuf *eb)
 {
-    struct buf cols, h, ph, set;
-    size_t n = device_field_count;
-    int rc = ERR_OK;
-
-    if (n + 10 > PARAMS_MAX)
+    if (device_field_count + 10 > PARAMS_MAX)
         return err_set(eb, ERR_INVAL, "too many device fields for the PostgreSQL backend");
-    buf_init(&cols, SQL_MAX);
-    buf_init(&h, SQL_MAX);
-    buf_init(&ph, SQL_MAX);
-    buf_init(&set, SQL_MAX);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = device_fields[i].name;
-        for (const char *c = name; *c != '\0'; c++)
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
-                rc = err_set(eb, ERR_INVAL, "device field \"%s\" is not a column name", name);
-                goto out;
-            }
-        for (size_t k = 0; k < sizeof meta_cols / sizeof meta_cols[0]; k++)
-            if (strcmp(name, meta_cols[k]) == 0) {
-                rc = err_set(eb, ERR_INVAL, "device field \"%s\" collides with a column", name);
-                goto out;
-            }
-        buf_printf(&cols, "%s%s", i ? ", " : "", name);
-        buf_printf(&h, "%sh.%s", i ? ", " : "", name);
-        buf_printf(&ph, ", $%zu", 6 + i);
-        buf_printf(&set, "%s%s = $%zu", i ? ", " : "", name, 1 + i);
-    }
-    g->asset_cols_h = xstrdup(buf_cstr(&h));
-    g->sql_asset_find = xasprintf("SELECT id, retired_at, %s FROM hardware_asset "
-                                  "WHERE integration_id = $1 AND tenant_id = $2 "
-                                  "AND intune_device_id = $3 FOR UPDATE",
-                                  buf_cstr(&cols));
-    g->sql_asset_ins =
-        xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, tenant_id, "
-                  "intune_device_id, %s, serial_key, first_synced_at, last_synced_at, retired_at, "
-                  "last_seen_gen) VALUES ($1, $2, $3, $4, $5%s, $%zu, $%zu, $%zu, NULL, $%zu)",
-                  buf_cstr(&cols), buf_cstr(&ph), 6 + n, 7 + n, 7 + n, 8 + n);
-    g->sql_asset_upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = $%zu, "
-                                 "last_synced_at = $%zu, last_seen_gen = $%zu, retired_at = NULL, "
-                                 "client_id = $%zu WHERE id = $%zu",
-                                 buf_cstr(&set), n + 1, n + 2, n + 3, n + 4, n + 5);
-    g->col_name = field_name_at(offsetof(struct device, name));
-    g->col_serial = field_name_at(offsetof(struct device, serial));
-    g->col_upn = field_name_at(offsetof(struct device, user_upn));
-    g->col_user = field_name_at(offsetof(struct device, user_name));
-    g->col_model = field_name_at(offsetof(struct device, model));
-out:
-    buf_free(&cols);
-    buf_free(&h);
-    buf_free(&ph);
-    buf_free(&set);
-    return rc;
+    return store_device_sql_build(&g->dsql, '$', " FOR UPDATE", eb);
 }
 
 /* ---- schema ------------------------------------------------------------------------------ */
@@ -694,10 +618,7 @@ pg_close(struct store *base)
         rollback(g);
     PQfinish(g->conn);
     free(g->label);
-    free(g->sql_asset_find);
-    free(g->sql_asset_ins);
-    free(g->sql_asset_upd);
-    free(g->asset_cols_h);
+    store_device_sql_free(&g->dsql);
     free(g->rec_tenant);
     free(g);
 }
@@ -1244,7 +1165,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
     p_i64(&p, g->rec_integration);
     p_text(&p, g->rec_tenant);
     p_text(&p, d->intune_id);
-    r = qc(g, g->sql_asset_find, &p, eb, "looking up the device", &rc);
+    r = qc(g, g->dsql.find, &p, eb, "looking up the device", &rc);
     if (r == NULL)
         goto out;
     if (PQntuples(r) == 1) {
@@ -1267,7 +1188,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
         p_text(&p, key);
         p_i64(&p, g->rec_now);
         p_i64(&p, g->rec_gen);
-        rc = q_done_c(g, g->sql_asset_ins, &p, eb, "saving a new device", NULL);
+        rc = q_done_c(g, g->dsql.ins, &p, eb, "saving a new device", NULL);
         if (rc == ERR_OK)
             g->rec_counts.created++;
         goto out;
@@ -1290,7 +1211,7 @@ pg_reconcile_device_step(struct store *base, const struct device *d, struct errb
     p_i64(&p, g->rec_gen);
     p_i64(&p, g->rec_client);
     p_i64(&p, id);
-    rc = q_done_c(g, g->sql_asset_upd, &p, eb, "updating a device", NULL);
+    rc = q_done_c(g, g->dsql.upd, &p, eb, "updating a device", NULL);
     if (rc != ERR_OK)
         goto out;
     {
@@ -1542,7 +1463,8 @@ asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_qu
                    p->n, p->n, p->n);
     }
     if (q_->search != NULL && q_->search[0] != '\0') {
-        const char *cols[] = {g->col_name, g->col_serial, g->col_upn, g->col_user, g->col_model};
+        const char *cols[] = {g->dsql.col_name, g->dsql.col_serial, g->dsql.col_upn,
+                              g->dsql.col_user, g->dsql.col_model};
         int first = 1;
         p_text(p, q_->search);
         buf_addstr(b, " AND (");
@@ -1594,7 +1516,7 @@ pg_assets_each(struct store *base, const struct asset_query *qa,
                "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
                "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
                "ELSE 0 END, %s",
-               g->asset_cols_h);
+               g->dsql.cols_h);
     rc = asset_where(g, &sql, &p, qa, 1, sb, eb);
     if (rc == ERR_OK && qa->nsorts > 0)
         rc = store_sql_sorts(store_list_entity("hardware"), qa->sorts, qa->nsorts, &sql, eb);

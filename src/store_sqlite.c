@@ -62,11 +62,7 @@ struct sq {
     char *path;
     sqlite3_stmt *stmt[S_COUNT];
     /* Generated from device_fields at open. */
-    char *sql_asset_find;
-    char *sql_asset_ins;
-    char *sql_asset_upd;
-    char *asset_cols_h; /* "h.c1, h.c2, ..." */
-    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
+    struct store_device_sql dsql; /* generated from device_fields (store.c) */
     /* The tenant being reconciled. */
     int rec_active;
     int rec_failed; /* a device or install step failed: commit must not happen */
@@ -88,20 +84,6 @@ static const char *const integ_cols =
     "partner_secret_sealed, sync_secret_sealed, partner_secret_hint, sync_secret_hint, "
     "partner_secret_expires, sync_secret_expires, tenant_source, sync_interval, created_at, "
     "updated_at";
-
-static const char *const meta_cols[] = {
-    "id",
-    "account_id",
-    "client_id",
-    "integration_id",
-    "tenant_id",
-    "intune_device_id",
-    "serial_key",
-    "first_synced_at",
-    "last_synced_at",
-    "retired_at",
-    "last_seen_gen",
-};
 
 /* ---- errors and statement helpers ------------------------------------------------------- */
 
@@ -318,70 +300,12 @@ read_device(sqlite3_stmt *st, int first, struct device *d)
     }
 }
 
-static const char *
-field_name_at(size_t offset)
-{
-    for (size_t i = 0; i < device_field_count; i++)
-        if (device_fields[i].offset == offset)
-            return device_fields[i].name;
-    return NULL;
-}
-
 /* Checks device field names are plain identifiers that do not collide with our own columns,
  * then builds the generated SQL. */
 static int
 build_device_sql(struct sq *s, struct errbuf *eb)
 {
-    struct buf cols, h, ph, set;
-    int rc = ERR_OK;
-    size_t n = device_field_count;
-
-    buf_init(&cols, SQL_MAX);
-    buf_init(&h, SQL_MAX);
-    buf_init(&ph, SQL_MAX);
-    buf_init(&set, SQL_MAX);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = device_fields[i].name;
-        for (const char *c = name; *c != '\0'; c++)
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_')) {
-                rc = err_set(eb, ERR_INVAL, "device field \"%s\" is not a column name", name);
-                goto out;
-            }
-        for (size_t k = 0; k < sizeof meta_cols / sizeof meta_cols[0]; k++)
-            if (strcmp(name, meta_cols[k]) == 0) {
-                rc = err_set(eb, ERR_INVAL, "device field \"%s\" collides with a column", name);
-                goto out;
-            }
-        buf_printf(&cols, "%s%s", i ? ", " : "", name);
-        buf_printf(&h, "%sh.%s", i ? ", " : "", name);
-        buf_printf(&ph, ", ?%zu", 6 + i);
-        buf_printf(&set, "%s%s = ?%zu", i ? ", " : "", name, 1 + i);
-    }
-    s->asset_cols_h = xstrdup(buf_cstr(&h));
-    s->sql_asset_find = xasprintf("SELECT id, retired_at, %s FROM hardware_asset "
-                                  "WHERE integration_id = ?1 AND tenant_id = ?2 "
-                                  "AND intune_device_id = ?3",
-                                  buf_cstr(&cols));
-    s->sql_asset_ins =
-        xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, tenant_id, "
-                  "intune_device_id, %s, serial_key, first_synced_at, last_synced_at, retired_at, "
-                  "last_seen_gen) VALUES (?1, ?2, ?3, ?4, ?5%s, ?%zu, ?%zu, ?%zu, NULL, ?%zu)",
-                  buf_cstr(&cols), buf_cstr(&ph), 6 + n, 7 + n, 7 + n, 8 + n);
-    s->sql_asset_upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = ?%zu, "
-                                 "last_synced_at = ?%zu, last_seen_gen = ?%zu, retired_at = NULL, "
-                                 "client_id = ?%zu WHERE id = ?%zu",
-                                 buf_cstr(&set), n + 1, n + 2, n + 3, n + 4, n + 5);
-    s->col_name = field_name_at(offsetof(struct device, name));
-    s->col_serial = field_name_at(offsetof(struct device, serial));
-    s->col_upn = field_name_at(offsetof(struct device, user_upn));
-    s->col_user = field_name_at(offsetof(struct device, user_name));
-    s->col_model = field_name_at(offsetof(struct device, model));
-out:
-    buf_free(&cols);
-    buf_free(&h);
-    buf_free(&ph);
-    buf_free(&set);
-    return rc;
+    return store_device_sql_build(&s->dsql, '?', "", eb);
 }
 
 /* ---- schema ------------------------------------------------------------------------------ */
@@ -726,10 +650,7 @@ sq_close(struct store *base)
         sqlite3_finalize(s->stmt[i]);
     sqlite3_close(s->db);
     free(s->path);
-    free(s->sql_asset_find);
-    free(s->sql_asset_ins);
-    free(s->sql_asset_upd);
-    free(s->asset_cols_h);
+    store_device_sql_free(&s->dsql);
     free(s->rec_tenant);
     free(s);
 }
@@ -1378,7 +1299,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     rc = need_rec(s, eb);
     if (rc != ERR_OK)
         return rc;
-    rc = prep(s, S_ASSET_FIND, s->sql_asset_find, &st, eb);
+    rc = prep(s, S_ASSET_FIND, s->dsql.find, &st, eb);
     if (rc != ERR_OK)
         goto out;
     sqlite3_bind_int64(st, 1, s->rec_integration);
@@ -1400,7 +1321,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     key = store_serial_key(d->serial);
 
     if (!found) {
-        rc = prep(s, S_ASSET_INS, s->sql_asset_ins, &st, eb);
+        rc = prep(s, S_ASSET_INS, s->dsql.ins, &st, eb);
         if (rc != ERR_OK)
             goto out;
         sqlite3_bind_int64(st, 1, s->rec_account);
@@ -1433,7 +1354,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
             s->rec_counts.unchanged++;
         goto out;
     }
-    rc = prep(s, S_ASSET_UPD, s->sql_asset_upd, &st, eb);
+    rc = prep(s, S_ASSET_UPD, s->dsql.upd, &st, eb);
     if (rc != ERR_OK)
         goto out;
     bind_device(st, 1, d);
@@ -2239,7 +2160,8 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
         buf_addstr(b, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
                       "OR COALESCE(c.name_override, c.name) = ?2)");
     if (q->search != NULL && q->search[0] != '\0') {
-        const char *cols[] = {s->col_name, s->col_serial, s->col_upn, s->col_user, s->col_model};
+        const char *cols[] = {s->dsql.col_name, s->dsql.col_serial, s->dsql.col_upn,
+                              s->dsql.col_user, s->dsql.col_model};
         int first = 1;
         buf_addstr(b, " AND (");
         for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
@@ -2290,7 +2212,7 @@ sq_assets_each(struct store *base, const struct asset_query *q,
                "h.retired_at, (h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
                "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
                "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL)), %s",
-               s->asset_cols_h);
+               s->dsql.cols_h);
     rc = asset_where(s, &sql, q, 1, 0, lb, eb);
     if (rc == ERR_OK && q->nsorts > 0)
         rc = store_sql_sorts(store_list_entity("hardware"), q->sorts, q->nsorts, &sql, eb);
