@@ -1175,6 +1175,28 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
         json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
 }
 
+/* The answer to an integration write that ran the checks: 422 with every check when they
+ * refused the values, the error when something else failed, else the integration. Takes val. */
+static void
+integration_write_reply(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                        int64_t account, int64_t id, int rc, const struct errbuf *eb, json_t *val,
+                        const char *title, int status)
+{
+    if (rc == ERR_AUTH) {
+        reply_json(resp, 422,
+                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
+                             "title", title, "detail", eb->msg, "validation",
+                             val != NULL ? val : json_null()));
+        return;
+    }
+    if (rc != ERR_OK) {
+        json_decref(val);
+        reply_err(resp, rc, eb);
+        return;
+    }
+    integration_reply(app, req, resp, account, id, status, val);
+}
+
 static void
 integration_create_route(struct api_app *app, struct httpd_request *req,
                          struct httpd_response *resp, int64_t account)
@@ -1200,19 +1222,8 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
         in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
     rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);
     json_decref(body);
-    if (rc == ERR_AUTH) {
-        reply_json(resp, 422,
-                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
-                             "title", "The values did not pass the checks", "detail", eb.msg,
-                             "validation", val != NULL ? val : json_null()));
-        return;
-    }
-    if (rc != ERR_OK) {
-        json_decref(val);
-        reply_err(resp, rc, &eb);
-        return;
-    }
-    integration_reply(app, req, resp, account, id, 201, val);
+    integration_write_reply(app, req, resp, account, id, rc, &eb, val,
+                            "The values did not pass the checks", 201);
 }
 
 static void
@@ -1273,19 +1284,8 @@ integration_rotate_route(struct api_app *app, struct httpd_request *req,
     rc = api_integration_rotate(app, req->st, account, id, jget(body, "which"),
                                 jget(body, "secret"), jget(body, "expires_at"), &val, &eb);
     json_decref(body);
-    if (rc == ERR_AUTH) {
-        reply_json(resp, 422,
-                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
-                             "title", "The new key did not pass the checks", "detail", eb.msg,
-                             "validation", val != NULL ? val : json_null()));
-        return;
-    }
-    if (rc != ERR_OK) {
-        json_decref(val);
-        reply_err(resp, rc, &eb);
-        return;
-    }
-    integration_reply(app, req, resp, account, id, 200, val);
+    integration_write_reply(app, req, resp, account, id, rc, &eb, val,
+                            "The new key did not pass the checks", 200);
 }
 
 static void
