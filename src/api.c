@@ -1781,6 +1781,14 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
         if (parse_i64(getenv("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
             app.validate_sample = (int)n;
     }
+    if (strcmp(cfg->sync_runner, "workers") == 0 && strncmp(cfg->db, "postgresql://", 13) != 0 &&
+        strncmp(cfg->db, "postgres://", 11) != 0) {
+        err_set(&eb, ERR_INVAL,
+                "sync_runner = workers needs a PostgreSQL database (--db postgresql://...), the "
+                "queue `memsync worker` processes lease jobs from; with SQLite use sync_runner = "
+                "serve");
+        goto fail;
+    }
     if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
         goto fail;
     app.sched = sched;

@@ -29,6 +29,7 @@
 #include "sim.h"
 #include "store.h"
 #include "sync.h"
+#include "worker.h"
 #include "validate.h"
 #include "vault.h"
 
@@ -57,6 +58,7 @@ static const char usage_text[] =
     "  key          rotate: new master key, every secret re-sealed\n"
     "  user         add | list | passwd | remove (web UI accounts)\n"
     "  apikey       create | list | revoke (REST API keys)\n"
+    "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
     "\n"
     "Run `memsync COMMAND --help` for a command's options. Settings: --db or MEMSYNC_DB "
@@ -876,7 +878,7 @@ static int
 cmd_sync(struct ctx *cx, int argc, char **argv)
 {
     const char *iid = NULL, *par = NULL, *strategy = NULL;
-    int full = 0, incr = 0, help = 0, npos;
+    int full = 0, incr = 0, help = 0, queue = 0, npos;
     struct sync_flags fl = {0};
     const char *pos[1];
     const struct opt opts[] = {
@@ -887,6 +889,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         {"no-software", 0, NULL, &fl.no_software},
         {"hardware-detail", 0, NULL, &fl.hardware_detail},
         {"app-strategy", 1, &strategy, NULL},
+        {"queue", 0, NULL, &queue},
         {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
@@ -903,6 +906,9 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
                "         [--no-software] [--hardware-detail] [--app-strategy "
                "auto|per-device|export]\n"
+               "         [--queue]\n"
+               "--queue: hand the sync to `memsync worker` processes (PostgreSQL) and return at "
+               "once.\n"
                "--app-strategy: detected apps per device through $batch, or from the Intune "
                "AppInvRawData report export;\n"
                "auto (default) uses the export for tenants with 2000 devices or more.\n"
@@ -953,6 +959,18 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         if (id != 0 && list[i].id != id)
             continue;
         ran = 1;
+        if (queue) {
+            int64_t run = 0;
+
+            if (store_job_enqueue(st, list[i].id, !incr, clock_now(), &run, &eb) != ERR_OK) {
+                code = fail("sync", &eb);
+                continue;
+            }
+            printf("sync of integration %lld queued as run %lld; `memsync worker` processes "
+                   "run it\n",
+                   (long long)list[i].id, (long long)run);
+            continue;
+        }
         fl.incremental = incr;
         fl.parallel = (int)parallel;
         c = run_sync(cx, st, &list[i], &fl, &failed_any);
@@ -972,6 +990,93 @@ out:
     for (size_t i = 0; i < n; i++)
         integration_clear(&list[i]);
     free(list);
+    store_close(st);
+    return code;
+}
+
+/* ---- worker (PostgreSQL job queue) --------------------------------------------------------- */
+
+static void
+on_worker_signal(int sig)
+{
+    (void)sig;
+    worker_request_stop();
+}
+
+static int
+cmd_worker(struct ctx *cx, int argc, char **argv)
+{
+    const char *lease = NULL, *poll = NULL;
+    int once = 0, no_software = 0, help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {
+        {"lease-seconds", 1, &lease, NULL},
+        {"poll-seconds", 1, &poll, NULL},
+        {"once", 0, NULL, &once},
+        {"no-software", 0, NULL, &no_software},
+        {NULL, 0, NULL, NULL},
+    };
+    struct store *st = NULL;
+    struct vault *v = NULL;
+    struct worker_opts wo = {0};
+    struct worker_stats ws = {0};
+    struct errbuf eb = {0};
+    int64_t account, lease_s = 0, poll_s = 0;
+    struct sigaction sa;
+    int code = CLI_OK;
+
+    if (parse_opts("worker", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync worker [--once] [--lease-seconds N] [--poll-seconds N] "
+               "[--no-software]\n"
+               "Runs queued syncs (`memsync sync --queue`, or `memsync serve` with sync_runner = "
+               "workers)\nfrom a shared PostgreSQL database; start as many as you like, on any "
+               "machine with the\nsame --db and master key file. --once: exit when the queue "
+               "is empty. A job whose worker\ndies is taken by another once its lease (default "
+               "%d s) lapses.\n",
+               WORKER_LEASE_DEFAULT_S);
+        return CLI_OK;
+    }
+    if ((lease != NULL && (parse_id(lease, &lease_s) != 0 || lease_s > 86400)) ||
+        (poll != NULL && (parse_id(poll, &poll_s) != 0 || poll_s > 3600))) {
+        fprintf(stderr, "memsync worker: --lease-seconds is 1 to 86400 and --poll-seconds 1 to "
+                        "3600\n");
+        return CLI_USAGE;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_worker_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+        code = fail("worker", &eb);
+        goto out;
+    }
+    if (strcmp(store_backend(st), "postgresql") != 0) {
+        fprintf(stderr,
+                "memsync worker: workers share a PostgreSQL database (--db postgresql://...); "
+                "with the SQLite database %s, `memsync serve` and `memsync sync` run the syncs "
+                "themselves\n",
+                cx->cfg.db);
+        code = CLI_FAIL;
+        goto out;
+    }
+    if (open_vault(cx, 0, &v, &eb) != ERR_OK) {
+        code = fail("worker", &eb);
+        goto out;
+    }
+    wo.cfg = &cx->cfg;
+    wo.vault = v;
+    wo.lease_s = (int)lease_s;
+    wo.poll_s = (int)poll_s;
+    wo.once = once;
+    wo.software = !no_software;
+    if (worker_run(st, &wo, &ws, &eb) != ERR_OK)
+        code = fail("worker", &eb);
+    else if (ws.failed > 0)
+        code = CLI_PARTIAL;
+out:
+    vault_close(v);
     store_close(st);
     return code;
 }
@@ -1569,6 +1674,7 @@ static const struct command commands[] = {
     {"serve", api_cmd_serve},
     {"user", auth_cmd_user},
     {"apikey", auth_cmd_apikey},
+    {"worker", cmd_worker},
     {NULL, NULL},
 };
 

@@ -8,7 +8,17 @@
 
 #include "buf.h"
 
-enum config_type { CT_STRING, CT_PATH, CT_DB, CT_URL, CT_LISTEN, CT_LEVEL, CT_FORMAT, CT_INT };
+enum config_type {
+    CT_STRING,
+    CT_PATH,
+    CT_DB,
+    CT_URL,
+    CT_LISTEN,
+    CT_LEVEL,
+    CT_FORMAT,
+    CT_RUNNER,
+    CT_INT
+};
 
 struct config_item {
     const char *key;
@@ -39,6 +49,8 @@ static const struct config_item config_items[] = {
     STR_ITEM(ca_file, "MEMSYNC_CA_FILE", "", CT_PATH, "extra CA bundle (empty: system store)"),
     STR_ITEM(log_level, "MEMSYNC_LOG_LEVEL", "info", CT_LEVEL, "error, warn, info or debug"),
     STR_ITEM(log_format, "MEMSYNC_LOG_FORMAT", "text", CT_FORMAT, "text or json"),
+    STR_ITEM(sync_runner, "MEMSYNC_SYNC_RUNNER", "serve", CT_RUNNER,
+             "who runs serve's syncs: serve, or workers (PostgreSQL job queue)"),
     {"sync_parallel", "MEMSYNC_SYNC_PARALLEL", "32", offsetof(struct config, sync_parallel), 0,
      CT_INT, "tenants synced in parallel (1-256)"},
 };
@@ -50,6 +62,7 @@ static const struct config_item config_items[] = {
 
 static const char *const config_levels[] = {"error", "warn", "info", "debug"};
 static const char *const config_formats[] = {"text", "json"};
+static const char *const config_runners[] = {"serve", "workers"};
 
 /* Matches key against the table; '-' in key matches '_'. */
 static const struct config_item *
@@ -120,6 +133,10 @@ config_apply(struct config *c, const struct config_item *it, const char *value, 
     case CT_FORMAT:
         if (!in_list(value, config_formats, sizeof config_formats / sizeof config_formats[0]))
             return err_set(eb, ERR_INVAL, "%s: '%.64s' is not one of text, json", src, value);
+        break;
+    case CT_RUNNER:
+        if (!in_list(value, config_runners, sizeof config_runners / sizeof config_runners[0]))
+            return err_set(eb, ERR_INVAL, "%s: '%.64s' is not one of serve, workers", src, value);
         break;
     case CT_URL: {
         const char *host = NULL;

@@ -12,17 +12,33 @@
 #include "mem.h"
 
 void
+customer_clear(struct customer *c)
+{
+    if (c == NULL)
+        return;
+    free(c->tenant_id);
+    free(c->name);
+    free(c->domain);
+    free(c->relationship);
+    free(c->associated_partner_id);
+    memset(c, 0, sizeof *c);
+}
+
+void
+customers_free(struct customer *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        customer_clear(&v[i]);
+    free(v);
+}
+
+void
 customer_page_clear(struct customer_page *p)
 {
     if (p == NULL)
         return;
-    for (size_t i = 0; i < p->count; i++) {
-        free(p->items[i].tenant_id);
-        free(p->items[i].name);
-        free(p->items[i].domain);
-        free(p->items[i].relationship);
-        free(p->items[i].associated_partner_id);
-    }
+    for (size_t i = 0; i < p->count; i++)
+        customer_clear(&p->items[i]);
     free(p->items);
     free(p->next_uri);
     free(p->next_continuation);

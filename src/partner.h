@@ -33,6 +33,8 @@ struct customer_page {
 };
 
 void customer_page_clear(struct customer_page *p); /* NULL-safe; leaves total_count -1 */
+void customer_clear(struct customer *c);           /* NULL-safe; frees the strings */
+void customers_free(struct customer *v, size_t n); /* NULL-safe; clears each, frees v */
 
 /* First-page URL: "{base}/v1/customers?size=N". */
 char *partner_customers_url(const char *pc_base, int size);

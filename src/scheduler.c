@@ -92,6 +92,25 @@ scheduler_stats_get(struct scheduler *s, struct scheduler_stats *out)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* sync_runner = workers: the run goes to the database's queue for `memsync worker`. */
+static int
+queue_job(struct store *st, const struct job *j)
+{
+    struct errbuf eb = {0};
+    int64_t run = 0;
+
+    if (store_job_enqueue(st, j->integration_id, j->full, clock_now(), &run, &eb) != ERR_OK) {
+        if (eb.code == ERR_EXISTS)
+            log_info("sync not queued integration=%" PRId64 ": %s", j->integration_id, eb.msg);
+        else
+            log_warn("cannot queue a sync integration=%" PRId64 ": %s", j->integration_id, eb.msg);
+        return eb.code;
+    }
+    log_info("sync queued for workers integration=%" PRId64 " run=%" PRId64 " kind=%s",
+             j->integration_id, run, j->full ? "full" : "incremental");
+    return ERR_OK;
+}
+
 static void
 run_job(struct scheduler *s, struct store *st, const struct job *j)
 {
@@ -223,7 +242,12 @@ worker(void *arg)
             have = 1;
         }
         pthread_mutex_unlock(&s->mu);
-        if (have) {
+        if (have && strcmp(s->cfg->sync_runner, "workers") == 0) {
+            queue_job(st, &j);
+            pthread_mutex_lock(&s->mu);
+            s->running = 0;
+            pthread_mutex_unlock(&s->mu);
+        } else if (have) {
             run_job(s, st, &j);
             pthread_mutex_lock(&s->mu);
             s->running = 0;

@@ -266,6 +266,84 @@ store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset_id,
     return st->ops->asset_changes_each(st, account_id, asset_id, cb, arg, eb);
 }
 
+void
+sync_job_clear(struct sync_job *j)
+{
+    if (j == NULL)
+        return;
+    customer_clear(&j->cust);
+    memset(j, 0, sizeof *j);
+}
+
+static int
+no_jobs(const struct store *st, struct errbuf *eb)
+{
+    return err_set(eb, ERR_UNSUPPORTED,
+                   "sync jobs for `memsync worker` need a PostgreSQL database (--db "
+                   "postgresql://...); this one is %s, where `memsync serve` or `memsync sync` "
+                   "run the syncs themselves",
+                   st->ops->name);
+}
+
+int
+store_job_enqueue(struct store *st, int64_t integration_id, int full, int64_t now, int64_t *run_id,
+                  struct errbuf *eb)
+{
+    if (st->ops->job_enqueue == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_enqueue(st, integration_id, full, now, run_id, eb);
+}
+
+int
+store_job_lease(struct store *st, const char *worker, int lease_s, int64_t now,
+                struct sync_job *out, int64_t *busy, struct errbuf *eb)
+{
+    memset(out, 0, sizeof *out);
+    *busy = 0;
+    if (st->ops->job_lease == NULL)
+        return no_jobs(st, eb);
+    if (worker == NULL || worker[0] == '\0' || lease_s < 1)
+        return err_set(eb, ERR_INVAL, "a job lease needs a worker name and a duration");
+    return st->ops->job_lease(st, worker, lease_s, now, out, busy, eb);
+}
+
+int
+store_job_renew(struct store *st, const struct sync_job *j, const char *worker, int lease_s,
+                struct errbuf *eb)
+{
+    if (st->ops->job_renew == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_renew(st, j, worker, lease_s, eb);
+}
+
+int
+store_job_expand(struct store *st, const struct sync_job *j, const char *worker,
+                 const struct customer *c, size_t n, int64_t now, struct errbuf *eb)
+{
+    if (st->ops->job_expand == NULL)
+        return no_jobs(st, eb);
+    if (j->cust.tenant_id != NULL)
+        return err_set(eb, ERR_INVAL, "only a discovery job queues tenant jobs");
+    return st->ops->job_expand(st, j, worker, c, n, now, eb);
+}
+
+int
+store_job_finish(struct store *st, const struct sync_job *j, const char *worker, int ok,
+                 const char *message, int64_t now, struct errbuf *eb)
+{
+    if (st->ops->job_finish == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_finish(st, j, worker, ok, message, now, eb);
+}
+
+int
+store_job_release(struct store *st, const struct sync_job *j, const char *worker, struct errbuf *eb)
+{
+    if (st->ops->job_release == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_release(st, j, worker, eb);
+}
+
 int
 store_run_start(struct store *st, int64_t integration_id, const char *kind, int64_t now,
                 int64_t *run_id, struct errbuf *eb)

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "device.h"
 #include "err.h"
+#include "partner.h"
 
 struct store;
 
@@ -261,6 +262,50 @@ int store_run_tenant(struct store *st, int64_t run_id, const struct tenant_resul
 int store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
                      struct errbuf *eb);
 
+/* ---- sync jobs for `memsync worker` (PostgreSQL only; SQLite answers ERR_UNSUPPORTED) ----
+ *
+ * A queued sync is one run and its jobs: first a discovery job (tenant_id NULL) whose worker
+ * lists the customers and queues one job per tenant in the same run, then those tenant jobs.
+ * Workers lease jobs with FOR UPDATE SKIP LOCKED for lease_s seconds of the database's clock
+ * and renew the lease while they work; a job whose lease lapsed (its worker died) is leased
+ * again, at most STORE_JOB_ATTEMPTS times in all, then failed with a tenant result that says
+ * so. The job that completes a run's last pending job finishes the run: "ok", "partial" (a
+ * tenant failed) or "failed" (discovery failed). Results of a worker that lost its lease are
+ * refused (ERR_NOTFOUND) so a tenant is never recorded done twice by mistake. */
+#define STORE_JOB_ATTEMPTS 3
+
+struct sync_job {
+    int64_t id;
+    int64_t run_id;
+    int64_t account_id;
+    int64_t integration_id;
+    int full;
+    int attempts;         /* leases so far, this one included */
+    struct customer cust; /* tenant_id NULL: the discovery job */
+};
+void sync_job_clear(struct sync_job *j); /* NULL-safe */
+
+/* Starts a run of the integration and queues its discovery job. ERR_EXISTS when a queued run
+ * of this integration still has pending jobs. */
+int store_job_enqueue(struct store *st, int64_t integration_id, int full, int64_t now,
+                      int64_t *run_id, struct errbuf *eb);
+/* Leases the oldest pending job for worker. ERR_NOTFOUND when there is none; *busy then counts
+ * the jobs other workers hold, which may still queue more or lapse. */
+int store_job_lease(struct store *st, const char *worker, int lease_s, int64_t now,
+                    struct sync_job *out, int64_t *busy, struct errbuf *eb);
+/* Extends worker's lease. ERR_NOTFOUND when the lease lapsed and the job is no longer ours. */
+int store_job_renew(struct store *st, const struct sync_job *j, const char *worker, int lease_s,
+                    struct errbuf *eb);
+/* Completes a discovery job: queues one tenant job per customer (n may be 0). */
+int store_job_expand(struct store *st, const struct sync_job *j, const char *worker,
+                     const struct customer *c, size_t n, int64_t now, struct errbuf *eb);
+/* Completes a job: ok = 0 records message as the failure (a discovery failure fails the run). */
+int store_job_finish(struct store *st, const struct sync_job *j, const char *worker, int ok,
+                     const char *message, int64_t now, struct errbuf *eb);
+/* Gives the job back to the queue (the worker is shutting down); the lease does not count. */
+int store_job_release(struct store *st, const struct sync_job *j, const char *worker,
+                      struct errbuf *eb);
+
 /* ---- web: users, sessions, API keys (migration 2) --------------------------------------- */
 
 /* Names are unique across accounts (sign-in takes a name only). role: "admin" | "viewer". */
@@ -367,7 +412,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first
@@ -459,6 +504,19 @@ struct store_ops {
     int64_t (*list_count)(struct store *st, const struct list_query *q, struct errbuf *eb);
     int (*asset_get)(struct store *st, int64_t account_id, int64_t id,
                      int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
+    /* sync jobs: NULL in backends without them */
+    int (*job_enqueue)(struct store *st, int64_t integration_id, int full, int64_t now,
+                       int64_t *run_id, struct errbuf *eb);
+    int (*job_lease)(struct store *st, const char *worker, int lease_s, int64_t now,
+                     struct sync_job *out, int64_t *busy, struct errbuf *eb);
+    int (*job_renew)(struct store *st, const struct sync_job *j, const char *worker, int lease_s,
+                     struct errbuf *eb);
+    int (*job_expand)(struct store *st, const struct sync_job *j, const char *worker,
+                      const struct customer *c, size_t n, int64_t now, struct errbuf *eb);
+    int (*job_finish)(struct store *st, const struct sync_job *j, const char *worker, int ok,
+                      const char *message, int64_t now, struct errbuf *eb);
+    int (*job_release)(struct store *st, const struct sync_job *j, const char *worker,
+                       struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */

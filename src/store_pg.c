@@ -504,6 +504,33 @@ static const char schema_v2[] =
     "last_check_in_at, id);"
     "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id);";
 
+/* Migration 3: sync jobs that `memsync worker` processes lease (PRODUCT.md §9). */
+#define SCHEMA_JOBS 3
+static const char schema_jobs[] =
+    "CREATE TABLE sync_job ("
+    " id " PK ","
+    " run_id BIGINT NOT NULL REFERENCES sync_run(id) ON DELETE CASCADE,"
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " integration_id BIGINT NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " kind TEXT NOT NULL CHECK (kind IN ('full', 'incremental')),"
+    " tenant_id TEXT,"
+    " tenant_name TEXT,"
+    " tenant_domain TEXT,"
+    " relationship TEXT,"
+    " associated_partner_id TEXT,"
+    " state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'leased', 'done', "
+    "'failed')),"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " lease_owner TEXT,"
+    " lease_expires_at BIGINT,"
+    " message TEXT,"
+    " created_at BIGINT NOT NULL,"
+    " finished_at BIGINT);"
+    "CREATE INDEX sync_job_pending ON sync_job(id) WHERE state IN ('queued', 'leased');"
+    "CREATE INDEX sync_job_run ON sync_job(run_id);"
+    "CREATE INDEX sync_job_integration ON sync_job(integration_id) WHERE state IN ('queued', "
+    "'leased');";
+
 static char *
 schema_v1(void)
 {
@@ -583,6 +610,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     if (ver < 2) {
         rc = q_done(g, schema_v2, NULL, eb, "adding users, sessions and API keys", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < SCHEMA_JOBS) {
+        rc = q_done(g, schema_jobs, NULL, eb, "adding sync jobs", NULL);
         if (rc != ERR_OK)
             goto out;
     }
@@ -2291,6 +2323,345 @@ pg_list_count(struct store *base, const struct list_query *ql, struct errbuf *eb
     return n;
 }
 
+/* ---- sync jobs (memsync worker) ---------------------------------------------------------- */
+
+/* Leases use the database's clock, the one clock every worker on every machine shares. */
+#define DB_NOW "extract(epoch from clock_timestamp())::bigint"
+
+static void
+r_job(const PGresult *r, int row, struct sync_job *j)
+{
+    j->id = r_i64(r, row, 0, 0);
+    j->run_id = r_i64(r, row, 1, 0);
+    j->account_id = r_i64(r, row, 2, 0);
+    j->integration_id = r_i64(r, row, 3, 0);
+    j->full = strcmp(PQgetvalue(r, row, 4), "full") == 0;
+    j->attempts = (int)r_i64(r, row, 5, 0);
+    j->cust.tenant_id = r_dup(r, row, 6);
+    j->cust.name = r_dup(r, row, 7);
+    j->cust.domain = r_dup(r, row, 8);
+    j->cust.relationship = r_dup(r, row, 9);
+    j->cust.associated_partner_id = r_dup(r, row, 10);
+}
+
+/* Finishes the run when none of its jobs is pending. The caller has already changed its own
+ * job; locking the run row afterwards (same order everywhere: job, then run) makes the last of
+ * two concurrent finishers see the other's committed job. */
+static int
+job_run_maybe_finish(struct pg *g, int64_t run_id, int64_t now, struct errbuf *eb)
+{
+    struct params p = {0};
+    PGresult *r;
+    const char *status;
+    int rc;
+
+    p_i64(&p, run_id);
+    rc = q_done(g, "SELECT id FROM sync_run WHERE id = $1 FOR UPDATE", &p, eb,
+                "locking the sync run", NULL);
+    if (rc != ERR_OK)
+        return rc;
+    r = q(g,
+          "SELECT count(*) FILTER (WHERE state IN ('queued', 'leased')), "
+          "count(*) FILTER (WHERE state = 'failed' AND tenant_id IS NULL), "
+          "count(*) FILTER (WHERE state = 'failed'), "
+          /* a tenant given back by a stopping worker and synced later counts as synced */
+          "(SELECT count(*) FROM sync_tenant_result r WHERE r.run_id = $1 AND r.status = "
+          "'error' AND NOT EXISTS (SELECT 1 FROM sync_tenant_result o WHERE o.run_id = $1 AND "
+          "o.tenant_id = r.tenant_id AND o.id > r.id)) "
+          "FROM sync_job WHERE run_id = $1",
+          &p, eb, "counting the run's jobs", &rc);
+    if (r == NULL)
+        return rc;
+    if (r_i64(r, 0, 0, 1) > 0) {
+        PQclear(r);
+        return ERR_OK;
+    }
+    status = r_i64(r, 0, 1, 0) > 0                            ? "failed"
+             : r_i64(r, 0, 2, 0) > 0 || r_i64(r, 0, 3, 0) > 0 ? "partial"
+                                                              : "ok";
+    PQclear(r);
+    p.n = 0;
+    p_text(&p, status);
+    p_i64(&p, now);
+    p_i64(&p, run_id);
+    rc = q_done(g,
+                "UPDATE sync_run SET status = $1, finished_at = $2 WHERE id = $3 AND status = "
+                "'running'",
+                &p, eb, "finishing the sync run", NULL);
+    if (rc == ERR_OK)
+        log_info("queued sync finished run=%" PRId64 " status=%s", run_id, status);
+    return rc;
+}
+
+static int
+pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now, int64_t *run_id,
+               struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r = NULL;
+    int64_t account = 0, pending = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, integration_id);
+    /* The integration's row lock serialises enqueues of one integration across servers. */
+    r = q(g, "SELECT account_id FROM integration WHERE id = $1 FOR UPDATE", &p, eb,
+          "queueing a sync", &rc);
+    if (r == NULL)
+        goto out;
+    if (PQntuples(r) != 1) {
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", integration_id);
+        goto out;
+    }
+    account = r_i64(r, 0, 0, 0);
+    PQclear(r);
+    r = q(g,
+          "SELECT run_id FROM sync_job WHERE integration_id = $1 AND state IN ('queued', "
+          "'leased') LIMIT 1",
+          &p, eb, "queueing a sync", &rc);
+    if (r == NULL)
+        goto out;
+    if (PQntuples(r) > 0) {
+        pending = r_i64(r, 0, 0, 0);
+        rc = err_set(eb, ERR_EXISTS,
+                     "a queued sync of integration %" PRId64 " (run %" PRId64
+                     ") is not finished yet; its workers are still at it",
+                     integration_id, pending);
+        goto out;
+    }
+    PQclear(r);
+    p.n = 0;
+    p_i64(&p, account);
+    p_i64(&p, integration_id);
+    p_text(&p, full ? "full" : "incremental");
+    p_i64(&p, now);
+    r = q(g,
+          "INSERT INTO sync_run (account_id, integration_id, kind, started_at, status) VALUES "
+          "($1, $2, $3, $4, 'running') RETURNING id",
+          &p, eb, "starting the sync run", &rc);
+    if (r == NULL)
+        goto out;
+    *run_id = r_i64(r, 0, 0, 0);
+    p.n = 0;
+    p_i64(&p, *run_id);
+    p_i64(&p, account);
+    p_i64(&p, integration_id);
+    p_text(&p, full ? "full" : "incremental");
+    p_i64(&p, now);
+    rc = q_done(g,
+                "INSERT INTO sync_job (run_id, account_id, integration_id, kind, created_at) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                &p, eb, "queueing the discovery job", NULL);
+out:
+    PQclear(r);
+    return wend(g, own, rc, eb);
+}
+
+/* Fails jobs whose workers died STORE_JOB_ATTEMPTS times, recording why for their tenants. */
+static int
+job_abandon_lapsed(struct pg *g, int64_t now, struct errbuf *eb)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    p_i64(&p, now);
+    p_i64(&p, STORE_JOB_ATTEMPTS);
+    r = q(g,
+          "UPDATE sync_job SET state = 'failed', finished_at = $1, message = 'every worker that "
+          "took this job stopped before finishing it' WHERE state = 'leased' AND "
+          "lease_expires_at < " DB_NOW " AND attempts >= $2 "
+          "RETURNING run_id, tenant_id, tenant_name",
+          &p, eb, "failing abandoned sync jobs", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
+        struct tenant_result tr = {0};
+        int64_t run = r_i64(r, i, 0, 0);
+
+        log_warn("sync job abandoned run=%" PRId64 " tenant=%s attempts=%d", run,
+                 r_str(r, i, 1) != NULL ? r_str(r, i, 1) : "(discovery)", STORE_JOB_ATTEMPTS);
+        if (r_str(r, i, 1) != NULL) {
+            tr.tenant_id = r_str(r, i, 1);
+            tr.client_name = r_str(r, i, 2);
+            tr.status = "error";
+            tr.error_code = "worker_lost";
+            tr.message = "The workers that took this tenant's sync stopped before finishing it "
+                         "(each lease lapsed); its previous data is kept.";
+            tr.remedy = "Check the `memsync worker` logs and the machines' memory for crashes; "
+                        "the next sync retries the tenant.";
+            rc = pg_run_tenant(&g->base, run, &tr, eb);
+        }
+        if (rc == ERR_OK)
+            rc = job_run_maybe_finish(g, run, now, eb);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int
+pg_job_lease(struct store *base, const char *worker, int lease_s, int64_t now, struct sync_job *out,
+             int64_t *busy, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r = NULL;
+    int own, rc, found = 0;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = job_abandon_lapsed(g, now, eb);
+    if (rc != ERR_OK)
+        goto out;
+    p_text(&p, worker);
+    p_i64(&p, lease_s);
+    p_i64(&p, STORE_JOB_ATTEMPTS);
+    r = q(g,
+          "UPDATE sync_job SET state = 'leased', attempts = attempts + 1, lease_owner = $1, "
+          "lease_expires_at = " DB_NOW " + $2 WHERE id = (SELECT id FROM sync_job WHERE state = "
+          "'queued' OR (state = 'leased' AND lease_expires_at < " DB_NOW " AND attempts < $3) "
+          "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, run_id, account_id, "
+          "integration_id, kind, attempts, tenant_id, tenant_name, tenant_domain, relationship, "
+          "associated_partner_id",
+          &p, eb, "leasing a sync job", &rc);
+    if (r != NULL && PQntuples(r) == 1) {
+        r_job(r, 0, out);
+        found = 1;
+    } else if (r != NULL) {
+        PQclear(r);
+        r = q(g, "SELECT count(*) FROM sync_job WHERE state = 'leased'", NULL, eb,
+              "counting leased sync jobs", &rc);
+        if (r != NULL)
+            *busy = r_i64(r, 0, 0, 0);
+    }
+out:
+    PQclear(r);
+    rc = wend(g, own, rc, eb);
+    if (rc != ERR_OK)
+        sync_job_clear(out);
+    else if (!found)
+        rc = err_set(eb, ERR_NOTFOUND, "no sync job is waiting");
+    return rc;
+}
+
+/* Marks worker's leased job state; ERR_NOTFOUND when the lease is no longer worker's. */
+static int
+job_set_state(struct pg *g, const struct sync_job *j, const char *worker, const char *state,
+              const char *message, int64_t now, struct errbuf *eb)
+{
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+
+    p_i64(&p, j->id);
+    p_text(&p, worker);
+    p_text(&p, state);
+    p_i64(&p, now);
+    p_text(&p, message);
+    rc = q_done(g,
+                "UPDATE sync_job SET state = $3, finished_at = $4, message = $5 WHERE id = $1 "
+                "AND state = 'leased' AND lease_owner = $2",
+                &p, eb, "completing the sync job", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND,
+                     "the lease of sync job %" PRId64 " lapsed and another worker took it", j->id);
+    return rc;
+}
+
+static int
+pg_job_renew(struct store *base, const struct sync_job *j, const char *worker, int lease_s,
+             struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+
+    p_i64(&p, j->id);
+    p_text(&p, worker);
+    p_i64(&p, lease_s);
+    rc = q_done(g,
+                "UPDATE sync_job SET lease_expires_at = " DB_NOW " + $3 WHERE id = $1 AND state = "
+                "'leased' AND lease_owner = $2",
+                &p, eb, "renewing the job lease", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND,
+                     "the lease of sync job %" PRId64 " lapsed and another worker took it", j->id);
+    return rc;
+}
+
+static int
+pg_job_expand(struct store *base, const struct sync_job *j, const char *worker,
+              const struct customer *c, size_t n, int64_t now, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = job_set_state(g, j, worker, "done", NULL, now, eb);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        struct params p = {0};
+
+        if (c[i].tenant_id == NULL)
+            continue;
+        p_i64(&p, j->run_id);
+        p_i64(&p, j->account_id);
+        p_i64(&p, j->integration_id);
+        p_text(&p, j->full ? "full" : "incremental");
+        p_text(&p, c[i].tenant_id);
+        p_text(&p, c[i].name);
+        p_text(&p, c[i].domain);
+        p_text(&p, c[i].relationship);
+        p_text(&p, c[i].associated_partner_id);
+        p_i64(&p, now);
+        rc = q_done_c(g,
+                      "INSERT INTO sync_job (run_id, account_id, integration_id, kind, tenant_id, "
+                      "tenant_name, tenant_domain, relationship, associated_partner_id, "
+                      "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                      &p, eb, "queueing a tenant job", NULL);
+    }
+    if (rc == ERR_OK)
+        rc = job_run_maybe_finish(g, j->run_id, now, eb);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_job_finish(struct store *base, const struct sync_job *j, const char *worker, int ok,
+              const char *message, int64_t now, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = job_set_state(g, j, worker, ok ? "done" : "failed", message, now, eb);
+    if (rc == ERR_OK)
+        rc = job_run_maybe_finish(g, j->run_id, now, eb);
+    return wend(g, own, rc, eb);
+}
+
+static int
+pg_job_release(struct store *base, const struct sync_job *j, const char *worker, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+
+    p_i64(&p, j->id);
+    p_text(&p, worker);
+    return q_done(g,
+                  "UPDATE sync_job SET state = 'queued', attempts = GREATEST(attempts - 1, 0), "
+                  "lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND state = "
+                  "'leased' AND lease_owner = $2",
+                  &p, eb, "giving the sync job back", NULL);
+}
+
 static const struct store_ops pg_ops = {
     .name = "postgresql",
     .close = pg_close,
@@ -2334,4 +2705,10 @@ static const struct store_ops pg_ops = {
     .list_each = pg_list_each,
     .list_count = pg_list_count,
     .asset_get = pg_asset_get,
+    .job_enqueue = pg_job_enqueue,
+    .job_lease = pg_job_lease,
+    .job_renew = pg_job_renew,
+    .job_expand = pg_job_expand,
+    .job_finish = pg_job_finish,
+    .job_release = pg_job_release,
 };

@@ -613,6 +613,7 @@ migrate(struct sq *s, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Migration 3 (sync jobs for `memsync worker`) is PostgreSQL-only: nothing to add here. */
     snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     rc = exec_sql(s, pr, eb, "recording the schema version");

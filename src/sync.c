@@ -184,6 +184,7 @@ struct engine {
     char **excluded;                    /* tenant ids the MSP excluded from this integration */
     size_t nexcluded;
     int nskipped;
+    int discover_only; /* sync_discover(): list the customers, start no tenant */
 };
 
 static void call_submit(struct call *c);
@@ -1586,8 +1587,8 @@ tenant_start(struct tenant *t)
 static void
 start_tenants(struct engine *eng)
 {
-    while (!stop_requested && eng->listing_done && !eng->fatal && eng->inflight < eng->parallel &&
-           eng->next_tenant < eng->ntenants)
+    while (!stop_requested && !eng->discover_only && eng->listing_done && !eng->fatal &&
+           eng->inflight < eng->parallel && eng->next_tenant < eng->ntenants)
         tenant_start(&eng->tenants[eng->next_tenant++]);
 }
 
@@ -1769,107 +1770,188 @@ load_excluded(struct engine *eng, struct errbuf *eb)
     return store_clients_each(eng->st, eng->in->account_id, excluded_cb, eng, eb);
 }
 
+static void
+add_given_tenants(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->opts->ntenants; i++) {
+        const struct customer *g = &eng->opts->tenants[i];
+        struct customer cu = {0};
+
+        if (g->tenant_id == NULL)
+            continue;
+        cu.tenant_id = xstrdup(g->tenant_id);
+        cu.name = g->name != NULL ? xstrdup(g->name) : NULL;
+        cu.domain = g->domain != NULL ? xstrdup(g->domain) : NULL;
+        cu.relationship = g->relationship != NULL ? xstrdup(g->relationship) : NULL;
+        cu.associated_partner_id =
+            g->associated_partner_id != NULL ? xstrdup(g->associated_partner_id) : NULL;
+        add_tenant(eng, &cu);
+        customer_clear(&cu); /* add_tenant took the strings, or skipped the tenant */
+    }
+    eng->listing_done = 1;
+    eng->sum.tenants_total = (int)eng->ntenants;
+    start_tenants(eng);
+}
+
+/* Runs the engine; with discover_only the customers stay in eng->tenants for the caller. */
+static int
+engine_run(struct engine *eng, struct store *st, const struct integration *in,
+           const struct sync_creds *creds, const struct sync_opts *opts, struct sync_summary *out,
+           struct errbuf *eb)
+{
+    struct http_opts hopts = {0};
+    const char *run_status;
+    int64_t next_tick;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    stop_requested = 0;
+    eng->st = st;
+    eng->in = in;
+    eng->creds = creds;
+    eng->opts = opts;
+    eng->cfg = opts->cfg;
+    eng->parallel = opts->parallel > 0 ? opts->parallel : eng->cfg->sync_parallel;
+    if (eng->parallel < 1)
+        eng->parallel = 1;
+    eng->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
+    eng->export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
+    eng->tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
+    eng->started_ms = clock_mono_ms();
+    pacer_init(&eng->global,
+               (opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000) *
+                   PACING_SHARE_PCT / 100,
+               INTUNE_GLOBAL_WINDOW);
+    pacer_init(&eng->pc, (opts->pc_limit > 0 ? opts->pc_limit : 500) * PACING_SHARE_PCT / 100,
+               PC_WINDOW);
+    hopts.ca_file = eng->cfg->ca_file[0] != '\0' ? eng->cfg->ca_file : NULL;
+    hopts.max_host_connections = eng->parallel < 8 ? 8 : eng->parallel;
+    hopts.max_connections = hopts.max_host_connections * 3;
+    if ((rc = http_new(&eng->http, &hopts, eb)) != ERR_OK)
+        goto out;
+    eng->tokens = token_cache_new();
+    if (eng->discover_only || opts->run_id > 0)
+        eng->run_id = opts->run_id;
+    else if ((rc = store_run_start(st, in->id, opts->incremental ? "incremental" : "full",
+                                   clock_now(), &eng->run_id, eb)) != ERR_OK)
+        goto out;
+    out->run_id = eng->run_id;
+
+    if ((rc = load_excluded(eng, eb)) != ERR_OK)
+        goto out;
+    if (opts->progress)
+        log_progress_line(1);
+    if (opts->tenants != NULL && !eng->discover_only)
+        add_given_tenants(eng);
+    else
+        customers_request(eng, customers_first_url(eng), NULL);
+    next_tick = clock_mono_ms() + 1000;
+    while (http_pending(eng->http) > 0) {
+        http_run(eng->http, PROGRESS_INTERVAL_MS);
+        progress_draw(eng, 0);
+        if (opts->tick != NULL && !eng->discover_only && clock_mono_ms() >= next_tick) {
+            if (opts->tick(opts->tick_arg) != 0)
+                stop_requested = 1;
+            next_tick = clock_mono_ms() + 1000;
+        }
+        if (stop_requested && eng->inflight == 0)
+            break;
+    }
+    progress_draw(eng, 1);
+    log_progress_line(0);
+
+    eng->sum.duration_ms = clock_mono_ms() - eng->started_ms;
+    eng->sum.interrupted = stop_requested != 0;
+    if (eng->fatal) {
+        run_status = "failed";
+        rc = err_set(eb, eng->fatal_eb.code ? eng->fatal_eb.code : ERR_HTTP, "%s",
+                     eng->fatal_eb.msg);
+    } else if (stop_requested) {
+        run_status = "interrupted";
+        rc = ERR_OK;
+    } else {
+        run_status = eng->sum.tenants_failed > 0 ? "partial" : "ok";
+        rc = ERR_OK;
+    }
+    eng->sum.run_id = eng->run_id;
+    *out = eng->sum;
+    if (eng->discover_only)
+        goto out;
+    if (opts->run_id <= 0) {
+        struct errbuf feb = {0};
+
+        if (store_run_finish(st, eng->run_id, run_status, clock_now(), &feb) != ERR_OK)
+            log_error("cannot finish sync run run=%lld: %s", (long long)eng->run_id, feb.msg);
+    }
+    log_info("sync finished run=%lld status=%s tenants=%d ok=%d failed=%d devices=%lld "
+             "requests=%lld throttled=%lld ms=%lld",
+             (long long)eng->run_id, run_status, eng->sum.tenants_total, eng->sum.tenants_ok,
+             eng->sum.tenants_failed, (long long)eng->sum.devices, (long long)eng->sum.requests,
+             (long long)eng->sum.throttled, (long long)eng->sum.duration_ms);
+out:
+    http_free(eng->http);
+    /* Calls still live after an interruption: every chained call is in the list itself. */
+    for (struct call *c = eng->live; c != NULL; c = c->next)
+        c->then = NULL;
+    while (eng->live != NULL)
+        call_free(eng->live);
+    token_cache_free(eng->tokens);
+    for (size_t i = 0; i < eng->ntenants; i++)
+        tenant_clear(&eng->tenants[i]);
+    for (size_t i = 0; i < eng->nexcluded; i++)
+        free(eng->excluded[i]);
+    free(eng->excluded);
+    pacer_free(&eng->global);
+    pacer_free(&eng->pc);
+    return rc;
+}
+
+static void
+engine_free_tenants(struct engine *eng)
+{
+    for (size_t i = 0; i < eng->ntenants; i++)
+        customer_clear(&eng->tenants[i].cust);
+    free(eng->tenants);
+    eng->tenants = NULL;
+    eng->ntenants = 0;
+}
+
 int
 sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
          const struct sync_opts *opts, struct sync_summary *out, struct errbuf *eb)
 {
     struct engine eng;
-    struct http_opts hopts = {0};
-    const char *run_status;
     int rc;
 
     memset(&eng, 0, sizeof eng);
-    memset(out, 0, sizeof *out);
-    stop_requested = 0;
-    eng.st = st;
-    eng.in = in;
-    eng.creds = creds;
-    eng.opts = opts;
-    eng.cfg = opts->cfg;
-    eng.parallel = opts->parallel > 0 ? opts->parallel : eng.cfg->sync_parallel;
-    if (eng.parallel < 1)
-        eng.parallel = 1;
-    eng.max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
-    eng.export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
-    eng.tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
-    eng.started_ms = clock_mono_ms();
-    pacer_init(&eng.global,
-               (opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000) *
-                   PACING_SHARE_PCT / 100,
-               INTUNE_GLOBAL_WINDOW);
-    pacer_init(&eng.pc, (opts->pc_limit > 0 ? opts->pc_limit : 500) * PACING_SHARE_PCT / 100,
-               PC_WINDOW);
-    hopts.ca_file = eng.cfg->ca_file[0] != '\0' ? eng.cfg->ca_file : NULL;
-    hopts.max_host_connections = eng.parallel < 8 ? 8 : eng.parallel;
-    hopts.max_connections = hopts.max_host_connections * 3;
-    if ((rc = http_new(&eng.http, &hopts, eb)) != ERR_OK)
-        goto out;
-    eng.tokens = token_cache_new();
-    if ((rc = store_run_start(st, in->id, opts->incremental ? "incremental" : "full", clock_now(),
-                              &eng.run_id, eb)) != ERR_OK)
-        goto out;
-    out->run_id = eng.run_id;
+    rc = engine_run(&eng, st, in, creds, opts, out, eb);
+    engine_free_tenants(&eng);
+    return rc;
+}
 
-    if ((rc = load_excluded(&eng, eb)) != ERR_OK)
-        goto out;
-    if (opts->progress)
-        log_progress_line(1);
-    customers_request(&eng, customers_first_url(&eng), NULL);
-    while (http_pending(eng.http) > 0) {
-        http_run(eng.http, PROGRESS_INTERVAL_MS);
-        progress_draw(&eng, 0);
-        if (stop_requested && eng.inflight == 0)
-            break;
-    }
-    progress_draw(&eng, 1);
-    log_progress_line(0);
+int
+sync_discover(struct store *st, const struct integration *in, const struct sync_creds *creds,
+              const struct sync_opts *opts, struct customer **out, size_t *n, struct errbuf *eb)
+{
+    struct engine eng;
+    struct sync_summary sum;
+    int rc;
 
-    eng.sum.duration_ms = clock_mono_ms() - eng.started_ms;
-    eng.sum.interrupted = stop_requested != 0;
-    if (eng.fatal) {
-        run_status = "failed";
-        rc = err_set(eb, eng.fatal_eb.code ? eng.fatal_eb.code : ERR_HTTP, "%s", eng.fatal_eb.msg);
-    } else if (stop_requested) {
-        run_status = "interrupted";
-        rc = ERR_OK;
-    } else {
-        run_status = eng.sum.tenants_failed > 0 ? "partial" : "ok";
-        rc = ERR_OK;
+    *out = NULL;
+    *n = 0;
+    memset(&eng, 0, sizeof eng);
+    eng.discover_only = 1;
+    rc = engine_run(&eng, st, in, creds, opts, &sum, eb);
+    if (rc == ERR_OK && sum.interrupted)
+        rc = err_set(eb, ERR_INTERRUPTED, "the customer listing was interrupted");
+    if (rc == ERR_OK && eng.ntenants > 0) {
+        *out = xcalloc(eng.ntenants, sizeof **out);
+        for (size_t i = 0; i < eng.ntenants; i++) {
+            (*out)[i] = eng.tenants[i].cust;
+            memset(&eng.tenants[i].cust, 0, sizeof eng.tenants[i].cust);
+        }
+        *n = eng.ntenants;
     }
-    {
-        struct errbuf feb = {0};
-
-        if (store_run_finish(st, eng.run_id, run_status, clock_now(), &feb) != ERR_OK)
-            log_error("cannot finish sync run run=%lld: %s", (long long)eng.run_id, feb.msg);
-    }
-    eng.sum.run_id = eng.run_id;
-    *out = eng.sum;
-    log_info("sync finished run=%lld status=%s tenants=%d ok=%d failed=%d devices=%lld "
-             "requests=%lld throttled=%lld ms=%lld",
-             (long long)eng.run_id, run_status, eng.sum.tenants_total, eng.sum.tenants_ok,
-             eng.sum.tenants_failed, (long long)eng.sum.devices, (long long)eng.sum.requests,
-             (long long)eng.sum.throttled, (long long)eng.sum.duration_ms);
-out:
-    http_free(eng.http);
-    /* Calls still live after an interruption: every chained call is in the list itself. */
-    for (struct call *c = eng.live; c != NULL; c = c->next)
-        c->then = NULL;
-    while (eng.live != NULL)
-        call_free(eng.live);
-    token_cache_free(eng.tokens);
-    for (size_t i = 0; i < eng.ntenants; i++) {
-        tenant_clear(&eng.tenants[i]);
-        free(eng.tenants[i].cust.tenant_id);
-        free(eng.tenants[i].cust.name);
-        free(eng.tenants[i].cust.domain);
-        free(eng.tenants[i].cust.relationship);
-        free(eng.tenants[i].cust.associated_partner_id);
-    }
-    free(eng.tenants);
-    for (size_t i = 0; i < eng.nexcluded; i++)
-        free(eng.excluded[i]);
-    free(eng.excluded);
-    pacer_free(&eng.global);
-    pacer_free(&eng.pc);
+    engine_free_tenants(&eng);
     return rc;
 }

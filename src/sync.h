@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "partner.h"
 #include "store.h"
 
 struct sync_creds {
@@ -45,6 +46,17 @@ struct sync_opts {
     int intune_tenant_limit; /* per app per tenant per 20 s: 2000 */
     int intune_global_limit; /* per app across tenants per 10 s: 130000 */
     int pc_limit;            /* Partner Center customers per 60 s: 500 */
+
+    /* For `memsync worker`, where one run is shared by many processes (worker.h): */
+    int64_t run_id;                 /* > 0: record tenant results in this existing run, which
+                                       the caller started and finishes */
+    const struct customer *tenants; /* non-NULL: sync these (borrowed) instead of listing the
+                                       customers; exclusions still apply */
+    size_t ntenants;
+    /* Called about once a second between requests, on the calling thread, with no store
+     * transaction open; returning non-zero stops the run as sync_request_stop() does. */
+    int (*tick)(void *arg);
+    void *tick_arg;
 };
 
 struct sync_summary {
@@ -64,6 +76,13 @@ struct sync_summary {
 
 int sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
              const struct sync_opts *opts, struct sync_summary *out, struct errbuf *eb);
+
+/* Lists the integration's customers (minus the MSP's exclusions) without syncing any: *out is
+ * a malloc'd array of *n customers the caller frees with customers_free(). Errors as
+ * sync_run's "could not run". opts->run_id, tenants and tick are ignored. */
+int sync_discover(struct store *st, const struct integration *in, const struct sync_creds *creds,
+                  const struct sync_opts *opts, struct customer **out, size_t *n,
+                  struct errbuf *eb);
 
 /* Asks a running sync_run to stop starting work and return (async-signal-safe). */
 void sync_request_stop(void);

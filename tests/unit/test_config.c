@@ -26,6 +26,7 @@ static const char *const env_names[] = {
     "MEMSYNC_LOG_LEVEL",
     "MEMSYNC_LOG_FORMAT",
     "MEMSYNC_SYNC_PARALLEL",
+    "MEMSYNC_SYNC_RUNNER",
 };
 
 static char cfg_path[64];
@@ -166,6 +167,16 @@ test_errors(void **state)
     setenv("MEMSYNC_SYNC_PARALLEL", "12abc", 1);
     assert_int_equal(config_load(&c, NULL, &eb), ERR_INVAL);
     unsetenv("MEMSYNC_SYNC_PARALLEL");
+
+    setenv("MEMSYNC_SYNC_RUNNER", "cluster", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_INVAL);
+    assert_string_equal(eb.msg, "MEMSYNC_SYNC_RUNNER: 'cluster' is not one of serve, workers");
+    setenv("MEMSYNC_SYNC_RUNNER", "workers", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_string_equal(c.sync_runner, "workers");
+    unsetenv("MEMSYNC_SYNC_RUNNER");
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_string_equal(c.sync_runner, "serve");
 
     config_defaults(&c);
     assert_int_equal(config_set(&c, "log_format", "xml", &eb), ERR_INVAL);

@@ -1,0 +1,225 @@
+/* worker.c - leases sync jobs from the database and runs them with the sync engine. */
+#include "worker.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "sync.h"
+
+static volatile sig_atomic_t worker_stop;
+
+void
+worker_request_stop(void)
+{
+    worker_stop = 1;
+    sync_request_stop();
+}
+
+struct lease_keeper {
+    struct store *st;
+    const struct sync_job *job;
+    const char *name;
+    int lease_s;
+    int64_t last_ms;
+    int lost;
+};
+
+/* Engine tick: renews the lease; a lost lease stops the sync (another worker has the job). */
+static int
+keep_lease(void *arg)
+{
+    struct lease_keeper *k = arg;
+    struct errbuf eb = {0};
+    int64_t now = clock_mono_ms();
+    int rc;
+
+    if (worker_stop)
+        return 1;
+    if (now - k->last_ms < (int64_t)k->lease_s * 1000 / 3)
+        return 0;
+    rc = store_job_renew(k->st, k->job, k->name, k->lease_s, &eb);
+    if (rc == ERR_OK) {
+        k->last_ms = now;
+    } else if (rc == ERR_NOTFOUND) {
+        log_warn("sync job lost job=%" PRId64 ": %s; stopping it", k->job->id, eb.msg);
+        k->lost = 1;
+        return 1;
+    } else {
+        log_warn("cannot renew the lease job=%" PRId64 ": %s; retrying", k->job->id, eb.msg);
+    }
+    return 0;
+}
+
+static int
+unseal_creds(const struct worker_opts *o, const struct integration *in, char **psec, char **ssec,
+             struct sync_creds *creds, struct errbuf *eb)
+{
+    int rc;
+
+    if ((rc = vault_unseal(o->vault, "integration", in->id, "partner_app_secret",
+                           in->partner_secret_sealed, psec, eb)) != ERR_OK ||
+        (rc = vault_unseal(o->vault, "integration", in->id, "sync_app_secret",
+                           in->sync_secret_sealed, ssec, eb)) != ERR_OK)
+        return rc;
+    creds->partner_tenant_id = in->partner_tenant_id;
+    creds->partner_app_id = in->partner_app_id;
+    creds->partner_secret = *psec;
+    creds->sync_app_id = in->sync_app_id;
+    creds->sync_secret = *ssec;
+    return ERR_OK;
+}
+
+/* Runs one leased job; returns a store error that should end the loop, else ERR_OK. */
+static int
+run_job(struct store *st, const struct worker_opts *o, const char *name, struct sync_job *j,
+        struct worker_stats *stats)
+{
+    struct integration in = {0};
+    struct sync_creds creds = {0};
+    struct sync_opts so = {0};
+    struct sync_summary sum = {0};
+    struct lease_keeper keeper = {0};
+    struct customer *found = NULL;
+    size_t nfound = 0;
+    char *psec = NULL, *ssec = NULL;
+    struct errbuf eb = {0}, seb = {0};
+    const char *what = j->cust.tenant_id != NULL ? j->cust.tenant_id : "(discovery)";
+    int rc, src = ERR_OK, ok = 1;
+
+    log_info("sync job leased job=%" PRId64 " run=%" PRId64 " integration=%" PRId64
+             " tenant=%s attempt=%d",
+             j->id, j->run_id, j->integration_id, what, j->attempts);
+    rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb);
+    if (rc == ERR_OK)
+        rc = unseal_creds(o, &in, &psec, &ssec, &creds, &eb);
+    if (rc != ERR_OK)
+        goto done;
+    so.cfg = o->cfg;
+    so.incremental = !j->full;
+    so.software = o->software;
+    so.run_id = j->run_id;
+    if (j->cust.tenant_id == NULL) {
+        rc = sync_discover(st, &in, &creds, &so, &found, &nfound, &eb);
+        if (rc == ERR_OK && !worker_stop) {
+            src = store_job_expand(st, j, name, found, nfound, clock_now(), &seb);
+            if (src == ERR_OK)
+                log_info("customers queued run=%" PRId64 " tenants=%zu", j->run_id, nfound);
+            goto out;
+        }
+        goto done;
+    }
+    keeper.st = st;
+    keeper.job = j;
+    keeper.name = name;
+    keeper.lease_s = o->lease_s;
+    keeper.last_ms = clock_mono_ms();
+    so.tenants = &j->cust;
+    so.ntenants = 1;
+    so.parallel = 1;
+    so.tick = keep_lease;
+    so.tick_arg = &keeper;
+    rc = sync_run(st, &in, &creds, &so, &sum, &eb);
+    if (keeper.lost)
+        goto out; /* another worker owns the job now */
+    if (rc == ERR_OK && sum.interrupted)
+        rc = err_set(&eb, ERR_INTERRUPTED, "stopped");
+done:
+    if (rc == ERR_INTERRUPTED || worker_stop) {
+        src = store_job_release(st, j, name, &seb);
+        if (src == ERR_OK)
+            log_info("sync job given back job=%" PRId64 " tenant=%s", j->id, what);
+        goto out;
+    }
+    if (rc != ERR_OK) {
+        ok = 0;
+        log_warn("sync job failed job=%" PRId64 " run=%" PRId64 " tenant=%s: %s", j->id, j->run_id,
+                 what, eb.msg);
+    }
+    src = store_job_finish(st, j, name, ok, ok ? NULL : eb.msg, clock_now(), &seb);
+    if (src == ERR_OK) {
+        stats->jobs++;
+        stats->failed += !ok;
+    }
+out:
+    if (src == ERR_NOTFOUND) {
+        log_warn("sync job result dropped job=%" PRId64 ": %s", j->id, seb.msg);
+        src = ERR_OK;
+    } else if (src != ERR_OK) {
+        log_error("cannot record the sync job job=%" PRId64 ": %s", j->id, seb.msg);
+    }
+    customers_free(found, nfound);
+    vault_wipe(psec);
+    vault_wipe(ssec);
+    integration_clear(&in);
+    return src;
+}
+
+static void
+idle_wait(int seconds)
+{
+    for (int i = 0; i < seconds * 10 && !worker_stop; i++) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+}
+
+int
+worker_run(struct store *st, const struct worker_opts *o_, struct worker_stats *stats,
+           struct errbuf *eb)
+{
+    struct worker_opts o = *o_;
+    char host[128] = "";
+    char name[192];
+    int rc = ERR_OK;
+
+    memset(stats, 0, sizeof *stats);
+    if (o.lease_s <= 0)
+        o.lease_s = WORKER_LEASE_DEFAULT_S;
+    if (o.poll_s <= 0)
+        o.poll_s = WORKER_POLL_DEFAULT_S;
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "unknown");
+    /* Unique per process start: a restarted worker never mistakes an old lease for its own. */
+    snprintf(name, sizeof name, "%s:%ld:%" PRId64, host, (long)getpid(), clock_mono_ms());
+    log_info("worker started name=%s lease_s=%d", name, o.lease_s);
+    while (!worker_stop) {
+        struct sync_job j = {0};
+        int64_t busy = 0;
+
+        rc = store_job_lease(st, name, o.lease_s, clock_now(), &j, &busy, eb);
+        if (rc == ERR_NOTFOUND) {
+            rc = ERR_OK;
+            /* Jobs held by others may still queue tenants, or lapse and need a taker. */
+            if (o.once && busy == 0)
+                break;
+            idle_wait(o.poll_s);
+            continue;
+        }
+        if (rc == ERR_UNSUPPORTED)
+            break;
+        if (rc != ERR_OK) {
+            /* The database may be restarting: wait and try again rather than exit. */
+            log_warn("cannot lease a sync job: %s; retrying in %d s", eb->msg, o.poll_s);
+            rc = ERR_OK;
+            idle_wait(o.poll_s);
+            continue;
+        }
+        rc = run_job(st, &o, name, &j, stats);
+        sync_job_clear(&j);
+        if (rc != ERR_OK) {
+            log_warn("worker: the database refused a job result; retrying in %d s", o.poll_s);
+            rc = ERR_OK;
+            idle_wait(o.poll_s);
+        }
+    }
+    log_info("worker stopped name=%s jobs=%d failed=%d", name, stats->jobs, stats->failed);
+    return rc;
+}

@@ -1,0 +1,228 @@
+"""`memsync worker` (PRODUCT.md §9): queued syncs run by several worker processes that lease
+per-tenant jobs from a shared PostgreSQL database; a worker killed mid-job loses nothing, its
+lease lapses and another worker finishes the job. On SQLite both commands refuse clearly."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from test_api import Serve, api, apikey  # noqa: E402
+
+PG = os.environ.get("MEMSYNC_TEST_PG_URL")
+
+
+def sim_state(sim):
+    want = set()
+    for t in sim.world()["tenants"]:
+        for d in sim.graph_all(t["id"], "/v1.0/deviceManagement/managedDevices"):
+            want.add((t["id"], d["id"], d["deviceName"] or None))
+    return want
+
+
+def db_state(ms):
+    return {(a["client"]["tenant_id"], a["source"]["intune_device_id"], a["name"])
+            for a in ms.json("assets", "hardware", "--format", "json")}
+
+
+def queue(ms, *extra):
+    code, out, err = ms.run("sync", "--queue", *extra)
+    if code != 0:
+        raise AssertionError("sync --queue: exit %d\n%s%s" % (code, out, err))
+    return int(out.split("queued as run ")[1].split(";")[0])
+
+
+def workers(ms, n, *extra):
+    return [subprocess.Popen([harness.BIN, "worker", "--once", "--poll-seconds", "1"] +
+                             list(extra), cwd=ms.dir, env=ms.env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) for _ in range(n)]
+
+
+def wait_all(procs, timeout=180):
+    logs = []
+    for p in procs:
+        out, err = p.communicate(timeout=timeout)
+        logs.append((p.returncode, err.decode("utf-8", "replace")))
+    return logs
+
+
+@unittest.skipIf(PG, "the SQLite refusal is checked on SQLite")
+class WorkerNeedsPostgres(unittest.TestCase):
+    def test_refused_on_sqlite(self):
+        sim = harness.Sim("--tenants", "2", "--devices", "3", "--no-throttle")
+        ms = harness.Memsync(sim)
+        try:
+            ms.add_integration("--no-sync")
+            code, out, err = ms.run("worker", "--once")
+            self.assertEqual(code, 1, err)
+            self.assertIn("PostgreSQL", err)
+            self.assertIn("memsync serve", err)
+            code, out, err = ms.run("sync", "--queue")
+            self.assertEqual(code, 1, err)
+            self.assertIn("postgresql://", err)
+            self.assertEqual(ms.sql("select count(*) from sync_run"), [(0,)])
+            code, out, err = ms.run("worker", "--lease-seconds", "0")
+            self.assertEqual(code, 2, err)
+            code, out, err = ms.run("serve", "--listen", "127.0.0.1:0",
+                                    env={"MEMSYNC_SYNC_RUNNER": "workers"})
+            self.assertEqual(code, 1, err)
+            self.assertIn("sync_runner = workers needs a PostgreSQL database", err)
+            code, out, err = ms.run("config", env={"MEMSYNC_SYNC_RUNNER": "cluster"})
+            self.assertEqual(code, 2, err)
+            self.assertIn("MEMSYNC_SYNC_RUNNER", err)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
+@unittest.skipUnless(PG, "workers share a PostgreSQL database (MEMSYNC_TEST_PG_URL)")
+class Workers(unittest.TestCase):
+    def setUp(self):
+        self.sim = harness.Sim("--tenants", "12", "--devices", "25", "--apps-per-device", "4",
+                               "--latency-ms", "5", "--seed", "7", "--no-throttle")
+        self.ms = harness.Memsync(self.sim)
+        self.ms.add_integration("--no-sync")
+        self.tenants = {t["id"] for t in self.sim.world()["tenants"]}
+
+    def tearDown(self):
+        self.sim.stop()
+        self.ms.cleanup()
+
+    def test_three_workers_share_a_run(self):
+        ms = self.ms
+        # Slow enough that one worker cannot finish every tenant before the others poll.
+        self.sim.control({"op": "set_latency", "ms": 80})
+        run = queue(ms, "--full")
+        # One queued run per integration at a time.
+        code, out, err = ms.run("sync", "--queue")
+        self.assertEqual(code, 1)
+        self.assertIn("run %d" % run, err)
+        self.assertIn("not finished", err)
+        logs = wait_all(workers(ms, 3))
+        for code, err in logs:
+            self.assertEqual(code, 0, err[-3000:])
+        self.assertEqual(ms.sql("select status from sync_run where id = %d" % run), [("ok",)])
+        res = ms.sql("select tenant_id, status from sync_tenant_result where run_id = %d" % run)
+        self.assertEqual(sorted(t for t, _ in res), sorted(self.tenants), "each tenant once")
+        self.assertEqual({s for _, s in res}, {"ok"})
+        jobs = ms.sql("select state, count(*) from sync_job where run_id = %d group by state" % run)
+        self.assertEqual(jobs, [("done", len(self.tenants) + 1)])
+        self.assertEqual(db_state(ms), sim_state(self.sim))
+        installs = ms.sql("select count(*) from software_install where removed_at is null")[0][0]
+        self.assertGreater(installs, 0)
+        # More than one worker did tenant work (leases were shared, not serialised).
+        busy = sum(1 for _, err in logs if "tenant synced" in err)
+        self.assertGreaterEqual(busy, 2, [e[-800:] for _, e in logs])
+        self.sim.control({"op": "set_latency", "ms": 5})
+
+        # An incremental queued run after a change picks the change up.
+        dev = self.sim.graph_all(sorted(self.tenants)[0],
+                                 "/v1.0/deviceManagement/managedDevices?$select=id")[0]["id"]
+        self.sim.control({"op": "modify_device", "tenant": sorted(self.tenants)[0], "id": dev,
+                          "set": {"deviceName": "moved-by-worker"}, "touch": True})
+        run2 = queue(ms, "--incremental")
+        for code, err in wait_all(workers(ms, 2)):
+            self.assertEqual(code, 0, err[-3000:])
+        self.assertEqual(ms.sql("select kind, status from sync_run where id = %d" % run2),
+                         [("incremental", "ok")])
+        self.assertEqual(db_state(ms), sim_state(self.sim))
+
+    def test_killed_worker_loses_nothing(self):
+        ms = self.ms
+        # Slow responses so the first worker is surely mid-tenant when it is killed.
+        self.sim.control({"op": "set_latency", "ms": 150})
+        run = queue(ms, "--full")
+        victim = subprocess.Popen([harness.BIN, "worker", "--lease-seconds", "2",
+                                   "--poll-seconds", "1"], cwd=ms.dir, env=ms.env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        leased = []
+        while time.time() < deadline and not leased:
+            leased = ms.sql("select id from sync_job where run_id = %d and state = 'leased' "
+                            "and tenant_id is not null" % run)
+            time.sleep(0.05)
+        self.assertTrue(leased, "the worker leased a tenant job")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        self.sim.control({"op": "set_latency", "ms": 5})
+        # Workers come and go until the run is finished; the dead worker's lease lapses.
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            for code, err in wait_all(workers(ms, 2, "--lease-seconds", "30")):
+                self.assertEqual(code, 0, err[-3000:])
+            if ms.sql("select status from sync_run where id = %d" % run) != [("running",)]:
+                break
+            time.sleep(1)
+        self.assertEqual(ms.sql("select status from sync_run where id = %d" % run), [("ok",)])
+        retried = ms.sql("select attempts, state from sync_job where id = %d" % leased[0][0])
+        self.assertEqual(retried, [(2, "done")])
+        oks = {t for t, s in ms.sql("select tenant_id, status from sync_tenant_result where "
+                                    "run_id = %d" % run) if s == "ok"}
+        self.assertEqual(oks, self.tenants)
+        self.assertEqual(db_state(ms), sim_state(self.sim))
+        # Every client's stored count matches its assets: only whole tenant transactions.
+        for stored, actual in ms.sql(
+                "select c.device_count, (select count(*) from hardware_asset h where "
+                "h.client_id = c.id and h.retired_at is null) from client c"):
+            self.assertEqual(stored, actual)
+
+    def test_serve_queues_for_workers(self):
+        ms = self.ms
+        ms.env["MEMSYNC_SYNC_RUNNER"] = "workers"
+        srv = Serve(ms)
+        try:
+            key = apikey(ms, "admin")
+            iid = ms.sql("select id from integration")[0][0]
+            st, _, body, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, key=key)
+            self.assertIn(st, (200, 202), body)
+            deadline = time.time() + 30
+            runs = []
+            while time.time() < deadline and not runs:
+                runs = ms.sql("select r.id from sync_run r join sync_job j on j.run_id = r.id")
+                time.sleep(0.1)
+            self.assertTrue(runs, srv.stderr()[-2000:])
+            self.assertIn("sync queued for workers", srv.stderr())
+            # serve itself synced nothing: the run waits for a worker.
+            self.assertEqual(ms.sql("select count(*) from hardware_asset"), [(0,)])
+            for code, err in wait_all(workers(ms, 2)):
+                self.assertEqual(code, 0, err[-3000:])
+            self.assertEqual(ms.sql("select status from sync_run where id = %d" % runs[0][0]),
+                             [("ok",)])
+            self.assertEqual(db_state(ms), sim_state(self.sim))
+        finally:
+            srv.stop()
+            srv.out.close()
+            srv.err.close()
+
+    def test_sigterm_gives_the_job_back(self):
+        ms = self.ms
+        self.sim.control({"op": "set_latency", "ms": 150})
+        run = queue(ms, "--full")
+        w = subprocess.Popen([harness.BIN, "worker", "--poll-seconds", "1"], cwd=ms.dir,
+                             env=ms.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        leased = []
+        while time.time() < deadline and not leased:
+            leased = ms.sql("select id from sync_job where run_id = %d and state = 'leased' "
+                            "and tenant_id is not null" % run)
+            time.sleep(0.05)
+        self.assertTrue(leased)
+        w.send_signal(signal.SIGTERM)
+        _, err = w.communicate(timeout=60)
+        self.assertEqual(w.returncode, 0, err.decode()[-2000:])
+        self.assertIn("given back", err.decode())
+        # Nothing is left leased by the stopped worker; another one completes the run.
+        self.assertEqual(ms.sql("select count(*) from sync_job where run_id = %d and state = "
+                                "'leased'" % run), [(0,)])
+        self.sim.control({"op": "set_latency", "ms": 5})
+        for code, err in wait_all(workers(ms, 2)):
+            self.assertEqual(code, 0, err[-3000:])
+        self.assertEqual(ms.sql("select status from sync_run where id = %d" % run), [("ok",)])
+        self.assertEqual(db_state(ms), sim_state(self.sim))
+
+
+if __name__ == "__main__":
+    unittest.main()
