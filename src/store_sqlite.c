@@ -2311,7 +2311,7 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
             struct store_binds *lb, struct errbuf *eb)
 {
     int join = q->client != NULL || !count, by_client = 0;
-    char *match;
+    char *match = NULL;
 
     lb->first = 5;
 
@@ -2326,11 +2326,15 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
     }
     buf_addstr(b, join ? " FROM hardware_asset h JOIN client c ON c.id = h.client_id"
                        : " FROM hardware_asset h");
+    if (q->search != NULL && q->search[0] != '\0' && lb->n < (int)(sizeof lb->v / sizeof lb->v[0]))
+        match = store_trigram_query(q->search);
     /* One client: its index is the narrow one, but without statistics SQLite may prefer an
-     * account index; the unary + keeps the account check out of index selection. */
-    buf_addstr(b, by_client ? " WHERE +h.account_id = ?1" : " WHERE h.account_id = ?1");
+     * account index; the unary + keeps the account check out of index selection. Search
+     * candidates likewise: an account index walk would probe a million rows against them. */
+    buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
+                                             : " WHERE h.account_id = ?1");
     if (!q->include_retired)
-        buf_addstr(b, " AND h.retired_at IS NULL");
+        buf_addstr(b, match != NULL ? " AND +h.retired_at IS NULL" : " AND h.retired_at IS NULL");
     if (q->client != NULL)
         buf_addstr(b, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
                       "OR COALESCE(c.name_override, c.name) = ?2)");
@@ -2340,8 +2344,7 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
         int first = 1;
 
         /* Rows holding every trigram of the text (a superset), then the exact test. */
-        if (lb->n < (int)(sizeof lb->v / sizeof lb->v[0]) &&
-            (match = store_trigram_query(q->search)) != NULL) {
+        if (match != NULL) {
             lb->v[lb->n].kind = SC_TEXT;
             lb->v[lb->n].s = match;
             lb->n++;
