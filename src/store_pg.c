@@ -521,6 +521,14 @@ static const char schema_v4[] =
     "CREATE CONSTRAINT TRIGGER integration_version AFTER INSERT OR UPDATE OR DELETE"
     " ON integration DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     " EXECUTE FUNCTION memsync_data_changed();"
+    /* The OS after the unique id changes no order but lets an OS filter skip rows from the
+     * index alone, before reading them. */
+    "DROP INDEX hardware_asset_checkin;"
+    "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
+    "last_check_in_at, id, os_name);"
+    "DROP INDEX hardware_asset_name;"
+    "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id, "
+    "os_name);"
     "DROP INDEX hardware_asset_client;"
     "CREATE INDEX hardware_asset_client_checkin ON hardware_asset(client_id, retired_at, "
     "last_check_in_at, id);"
