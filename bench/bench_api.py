@@ -1,29 +1,37 @@
 #!/usr/bin/python3
 """API benchmark: `memsync serve` over a large inventory (default 1,000,000 hardware assets:
-100 tenants x 10,000 devices synced from `memsync sim`), measured with wrk.
+500 tenants (clients) x 2,000 devices synced from `memsync sim`), measured with wrk.
 
-Prints one table row per endpoint: requests/s, mean and p99 latency, errors; then the time and
-peak memory of streaming the whole hardware CSV export. Not a test: it prints numbers.
+Each list row rotates (wrk Lua script, bench/rotate.lua) over many URLs fetched beforehand:
+different clients, filters, sorts and the `cursor` pages the API returned for them, page_size
+200, so the numbers are not those of one hot row set. Prints one table row per group:
+requests/s, mean and p99 latency, errors; then free-text search timed one request at a time
+and under load, and the time and peak memory of streaming the whole hardware CSV export.
+Not a test: it prints numbers.
 
-Usage: bench/bench_api.py [--tenants 100] [--devices 10000] [--duration 10] [--connections 16]
-                          [--threads 2] [--keep DIR]
-Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh).
+Usage: bench/bench_api.py [--tenants 500] [--devices 2000] [--duration 10] [--connections 16]
+                          [--threads 2] [--keep DIR] [--only GROUP,...]
+Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). MEMSYNC_BIN picks the binary.
 """
 import argparse
-import base64
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
 from test_api import Serve, apikey  # noqa: E402
+
+PAGE = 200
 
 
 def rss_kib(pid, field):
@@ -34,16 +42,32 @@ def rss_kib(pid, field):
     return 0
 
 
-def wrk(url, key, duration, connections, threads):
-    p = subprocess.run(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
-                        "--timeout", "30s", "--latency", "-H", "x-api-key: " + key, url],
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(base, paths, key, a, pid):
+    """Runs wrk over paths (rotated); returns req/s, mean ms, p99 ms, non-2xx, server CPU ms
+    per request."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("\n".join(paths) + "\n")
+        lst = f.name
+    c0 = cpu_s(pid)
+    p = subprocess.run(["wrk", "-t%d" % a.threads, "-c%d" % a.connections, "-d%ds" % a.duration,
+                        "--timeout", "30s", "--latency", "-H", "x-api-key: " + key,
+                        "-s", os.path.join(HERE, "rotate.lua"), base, "--", lst],
                        capture_output=True, text=True)
+    c1 = cpu_s(pid)
+    os.unlink(lst)
     out = p.stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if m is None:
         sys.stderr.write(out + p.stderr)
-        return 0.0, float("nan"), float("nan"), 0
+        return 0.0, float("nan"), float("nan"), 0, float("nan")
     rps = float(m.group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
 
     def ms(s):
         m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
@@ -57,20 +81,23 @@ def wrk(url, key, duration, connections, threads):
     # Requests still running when wrk stops would hold the server's threads for the next row.
     time.sleep(2)
     errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, mean, p99, int(errs.group(1)) if errs else 0
+    return (rps, mean, p99, int(errs.group(1)) if errs else 0,
+            (c1 - c0) * 1000 / total if total else float("nan"))
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tenants", type=int, default=100)
-    ap.add_argument("--devices", type=int, default=10000)
+    ap.add_argument("--tenants", type=int, default=500)
+    ap.add_argument("--devices", type=int, default=2000)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", help="reuse/keep the work directory (skips the sync when filled)")
+    ap.add_argument("--only", help="comma list of group names to run (default: all)")
     a = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: scripts/deps.sh bench")
+    random.seed(1)
 
     work = a.keep or None
     if work is not None and os.path.exists(os.path.join(work, "memsync.db")):
@@ -85,6 +112,10 @@ def main():
         print("sync of %d devices: %.1f s" % (a.tenants * a.devices, time.monotonic() - t0))
         # The simulator's world is large; it is not needed (nor its CPU) while measuring.
         sim.stop()
+    # Any command applies pending migrations; serve must not spend its start-up timeout on them.
+    t0 = time.monotonic()
+    ms.run("clients", check=0, timeout=3600)
+    print("open (migrations): %.1f s" % (time.monotonic() - t0))
     srv = Serve(ms)
     key = apikey(ms, "read")
 
@@ -93,63 +124,132 @@ def main():
         with urllib.request.urlopen(r, timeout=600) as resp:
             return json.loads(resp.read())
 
-    first = get("/api/v1/assets/hardware?page_size=1")
-    total = first["total_count"]
-    ids = get("/api/v1/assets/hardware?page_size=1&sort=-id")["data"][0]["id"]
-    # A cursor from the last pages, the way a client walking the whole inventory gets it.
-    cursor = base64.urlsafe_b64encode(b"k:%d" % (ids - 1000)).decode().rstrip("=")
-    clients = get("/api/v1/clients?page_size=200")["data"]
-    cid = clients[len(clients) // 2]["id"]
-    serial = first["data"][0]["serial_number"] or "ABC"
-    endpoints = [
-        ("healthz", "/healthz"),
-        ("hardware, first page (50)", "/api/v1/assets/hardware"),
-        ("hardware, deep keyset page", "/api/v1/assets/hardware?cursor=" + cursor),
-        ("hardware, one client", "/api/v1/assets/hardware?filter[client.id]=eq:%d" % cid),
-        ("hardware, OS in (2 values)",
-         "/api/v1/assets/hardware?filter[operating_system.name]=in:macOS,iOS"),
-        ("hardware detail", "/api/v1/assets/hardware/%d" % (ids // 2)),
-        ("clients (all)", "/api/v1/clients?page_size=200"),
-        ("hardware, sort -last_check_in_at", "/api/v1/assets/hardware?sort=-last_check_in_at"),
-        ("hardware, sort +name", "/api/v1/assets/hardware?sort=%2Bname"),
-    ]
-    # Free-text search reads every row: timed one request at a time, not under load.
-    scans = [
-        ("hardware, search serial (substring)", "/api/v1/assets/hardware?search=" + serial[:6]),
-        ("hardware, like on model", "/api/v1/assets/hardware?filter[model]=like:latitude"),
-    ]
-    print("%d hardware assets, %d clients; wrk -t%d -c%d -d%ds; serve has 4 threads" %
-          (total, len(clients), a.threads, a.connections, a.duration))
-    print("| endpoint | req/s | mean ms | p99 ms | non-2xx |")
-    print("|---|---:|---:|---:|---:|")
-    for name, path in endpoints:
-        rps, mean, p99, errs = wrk(srv.url + path, key, a.duration, a.connections, a.threads)
-        print("| %s | %.0f | %.1f | %.1f | %d |" % (name, rps, mean, p99, errs), flush=True)
-    for name, path in scans:
-        times = []
-        for _ in range(3):
-            t0 = time.monotonic()
-            get(path)
-            times.append((time.monotonic() - t0) * 1000)
-        print("| %s (sequential) | %.1f | %.0f | %.0f | 0 |" %
-              (name, 1000 / (sum(times) / len(times)), sum(times) / len(times), max(times)),
-              flush=True)
-    before = rss_kib(srv.proc.pid, "VmRSS")
-    t0 = time.monotonic()
-    n = 0
-    size = 0
-    r = urllib.request.Request(srv.url + "/api/v1/assets/hardware.csv", headers={"x-api-key": key})
-    with urllib.request.urlopen(r, timeout=3600) as resp:
-        while True:
-            chunk = resp.read(1 << 20)
-            if not chunk:
+    hw = "/api/v1/assets/hardware?page_size=%d" % PAGE
+    q = urllib.parse.quote
+
+    def pages(path, n):
+        """path and the next n-1 pages the API links from it."""
+        out = [path]
+        for _ in range(n - 1):
+            cur = get(out[-1])["next_cursor"]
+            if cur is None:
                 break
-            size += len(chunk)
-            n += chunk.count(b"\n")
-    dt = time.monotonic() - t0
-    print("CSV export: %d rows, %.0f MB in %.1f s (%.0f rows/s); serve RSS %d MiB before, "
-          "peak %d MiB" % (n - 1, size / 1e6, dt, (n - 1) / dt, before // 1024,
-                           rss_kib(srv.proc.pid, "VmHWM") // 1024))
+            out.append(path + "&cursor=" + cur)
+        return out
+
+    total = get(hw.replace("=%d" % PAGE, "=1"))["total_count"]
+    resp = get("/api/v1/clients?page_size=200")
+    clients = resp["data"]
+    while resp["next_cursor"] is not None:
+        resp = get("/api/v1/clients?page_size=200&cursor=" + resp["next_cursor"])
+        clients += resp["data"]
+    cids = [c["id"] for c in clients]
+    maxid = get(hw + "&sort=-id")["data"][0]["id"]
+    oses = ["Windows", "macOS", "iOS", "iPadOS", "Android"]
+    pick = random.Random(2)
+
+    t0 = time.monotonic()
+    groups = []
+    urls = []
+    searches = []
+    if a.only != "csv":
+        for cid in pick.sample(cids, 40):
+            urls += pages(hw + "&filter[client.id]=eq:%d&sort=-last_check_in_at" % cid, 3)
+        groups.append(("client", "one client, sort -last_check_in_at (3 pages)", urls))
+        urls = []
+        for cid in pick.sample(cids, 40):
+            urls += pages(hw + "&filter[client.id]=eq:%d&sort=%s" % (cid, q("+name")), 3)
+        groups.append(("client_name", "one client, sort +name (3 pages)", urls))
+        urls = []
+        for i in range(10):
+            two = pick.sample(oses, 2)
+            urls += pages(hw + "&filter[operating_system.name]=in:%s&sort=-last_check_in_at" %
+                          ",".join(two), 3)
+        groups.append(("os_in", "OS in (2 values), sort -last_check_in_at (3 pages)", urls))
+        urls = []
+        for os_ in oses:
+            urls += pages(hw + "&filter[operating_system.name]=eq:%s&sort=%s" % (os_, q("+name")), 3)
+        groups.append(("os_name", "OS eq, sort +name (3 pages)", urls))
+        urls = []
+        for state in ("compliant", "noncompliant"):
+            # Keyset pages (default order) deep into the list: start from cursors near ids across
+            # the table, the way a client walking the inventory gets them.
+            urls += pages(hw + "&filter[compliance_state]=eq:%s" % state, 3)
+            for _ in range(20):
+                first = get(hw + "&filter[compliance_state]=eq:%s&filter[id]=gt:%d" %
+                            (state, pick.randrange(maxid)))
+                if first["next_cursor"] is not None:
+                    urls.append(hw + "&filter[compliance_state]=eq:%s&cursor=%s" %
+                                (state, first["next_cursor"]))
+        groups.append(("compliance", "compliance eq, id order (keyset pages)", urls))
+        mixed = [u for _, _, g in groups for u in g]
+        groups.append(("mixed", "all list rows above, rotated together", mixed))
+        groups.append(("detail", "hardware detail (200 ids)",
+                       ["/api/v1/assets/hardware/%d" % pick.randrange(1, maxid) for _ in range(200)]))
+        searches = []
+        for d in pick.sample(get(hw + "&filter[id]=gt:%d" % pick.randrange(maxid))["data"], 10):
+            searches.append((d.get("serial_number") or "X")[:6])
+            searches.append((d.get("name") or "X")[3:8])
+        searches += ["latitude", "jürgen", "thinkpad t14"]
+        groups.append(("search", "search= (%d texts), first page" % len(searches),
+                       [hw + "&search=" + q(s) for s in searches]))
+    print("URLs prepared in %.1f s" % (time.monotonic() - t0))
+    if a.only:
+        wanted = a.only.split(",")
+        groups = [g for g in groups if g[0] in wanted]
+
+    print("%d hardware assets, %d clients; wrk -t%d -c%d -d%ds, page_size=%d; load %s" %
+          (total, len(clients), a.threads, a.connections, a.duration, PAGE,
+           os.getloadavg()[0]))
+    # Sequential search timings first (cold: no count cached yet).
+    if not a.only or "search" in a.only:
+        times = []
+        for s in searches[:6]:
+            t0 = time.monotonic()
+            get(hw + "&search=" + q(s))
+            times.append((time.monotonic() - t0) * 1000)
+        slow = searches[times.index(max(times))]
+        print("search, one at a time (cold): mean %.1f ms, max %.1f ms (%r)" %
+              (sum(times) / len(times), max(times), slow))
+    print("| rows | URLs | req/s | mean ms | p99 ms | non-2xx | server CPU ms/req |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, desc, paths in groups:
+        rps, mean, p99, errs, cpu = wrk(srv.url, paths, key, a, srv.proc.pid)
+        print("| %s | %d | %.0f | %.1f | %.1f | %d | %.2f |" %
+              (desc, len(paths), rps, mean, p99, errs, cpu), flush=True)
+    if not a.only or "csv" in a.only:
+        # Anonymous memory (heap): SQLite's memory-mapped database file is shared file pages,
+        # which VmRSS counts once per connection that touched them.
+        import threading
+        before = rss_kib(srv.proc.pid, "RssAnon")
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(0.05):
+                peak[0] = max(peak[0], rss_kib(srv.proc.pid, "RssAnon"))
+
+        th = threading.Thread(target=sample)
+        th.start()
+        t0 = time.monotonic()
+        n = 0
+        size = 0
+        r = urllib.request.Request(srv.url + "/api/v1/assets/hardware.csv",
+                                   headers={"x-api-key": key})
+        with urllib.request.urlopen(r, timeout=3600) as resp:
+            while True:
+                chunk = resp.read(1 << 20)
+                if not chunk:
+                    break
+                size += len(chunk)
+                n += chunk.count(b"\n")
+        dt = time.monotonic() - t0
+        done.set()
+        th.join()
+        print("CSV export: %d lines, %.0f MB in %.1f s (%.0f lines/s); serve anonymous RSS "
+              "%d MiB before, peak %d MiB during the export (VmRSS %d MiB, incl. the mapped "
+              "database)" % (n - 1, size / 1e6, dt, (n - 1) / dt, before // 1024, peak[0] // 1024,
+                             rss_kib(srv.proc.pid, "VmRSS") // 1024))
     srv.stop()
     if not a.keep:
         ms.cleanup()

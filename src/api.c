@@ -27,21 +27,64 @@
 
 /* ---- responses --------------------------------------------------------------------------- */
 
+/* jansson hands over a few bytes at a time: gather them before appending to the body. */
+struct dump {
+    struct buf *out;
+    size_t n;
+    int bad;
+    char tmp[16384];
+};
+
+static void
+dump_flush(struct dump *d)
+{
+    if (d->n > 0 && buf_add(d->out, d->tmp, d->n) != ERR_OK)
+        d->bad = 1;
+    d->n = 0;
+}
+
+static int
+dump_cb(const char *data, size_t n, void *arg)
+{
+    struct dump *d = arg;
+
+    if (d->n + n > sizeof d->tmp) {
+        dump_flush(d);
+        if (n > sizeof d->tmp) {
+            if (buf_add(d->out, data, n) != ERR_OK)
+                d->bad = 1;
+            return d->bad ? -1 : 0;
+        }
+    }
+    memcpy(d->tmp + d->n, data, n);
+    d->n += n;
+    return d->bad ? -1 : 0;
+}
+
+/* Serialises straight into the response body: no intermediate string to grow and copy. */
 static void
 reply_json(struct httpd_response *resp, int status, json_t *j)
 {
-    char *s = json_dumps(j, JSON_COMPACT);
+    struct dump *d = xmalloc(sizeof *d);
+    int rc = -1;
 
     resp->status = status;
     resp->content_type = "application/json";
     buf_reset(&resp->body);
-    if (s == NULL || buf_addstr(&resp->body, s) != ERR_OK) {
+    d->out = &resp->body;
+    d->n = 0;
+    d->bad = 0;
+    if (j != NULL) {
+        rc = json_dump_callback(j, dump_cb, d, JSON_COMPACT);
+        dump_flush(d);
+    }
+    if (rc != 0 || d->bad) {
         resp->status = 500;
         buf_reset(&resp->body);
         buf_addstr(&resp->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
                                 "error\",\"detail\":\"The response could not be built.\"}]}");
     }
-    free(s);
+    free(d);
     json_decref(j);
 }
 

@@ -100,7 +100,7 @@ jts(int64_t t)
     if (t == TS_NULL)
         return json_null();
     clock_fmt(t, out, sizeof out);
-    return json_string(out);
+    return json_stringn_nocheck(out, strlen(out)); /* ASCII digits and separators */
 }
 
 static json_t *
@@ -127,33 +127,65 @@ end_of_support(const struct device *d)
     return json_string(li.end_of_support);
 }
 
+/* Keys are constant ASCII: set without jansson's per-key UTF-8 check (a list page sets about
+ * 40 keys per row). Insertion order is the output order. */
+#define SETK(o, k, v) json_object_set_new_nocheck((o), (k), (v))
+
 json_t *
 asset_to_json(const struct asset *a)
 {
     const struct device *d = &a->dev;
+    json_t *o = json_object(), *x;
 
-    return json_pack(
-        "{s:I, s:{s:I, s:o, s:o}, s:{s:I, s:o, s:o}, s:o, s:o, s:o, s:o, s:s,"
-        " s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o,"
-        " s:{s:o, s:o}, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
-        "id", (json_int_t)a->id, "client", "id", (json_int_t)a->client_id, "name",
-        jstr(a->client_name), "tenant_id", jstr(a->client_tenant_id), "source", "integration_id",
-        (json_int_t)a->integration_id, "intune_device_id", jstr(d->intune_id), "azure_ad_device_id",
-        jstr(d->aad_device_id), "name", jstr(d->name), "serial_number", jstr(d->serial),
-        "manufacturer", jstr(d->manufacturer), "model", jstr(d->model), "type",
-        device_type_name(d->type), "operating_system", "name", jstr(d->os_name), "version",
-        jstr(d->os_version), "end_of_support", end_of_support(d), "user", "principal_name",
-        jstr(d->user_upn), "display_name", jstr(d->user_name), "email", jstr(d->user_email),
-        "ownership", jstr(d->ownership), "compliance_state", jstr(d->compliance_state),
-        "management_state", jstr(d->management_state), "enrollment_type", jstr(d->enrollment_type),
-        "is_encrypted", jbool(d->is_encrypted), "is_supervised", jbool(d->is_supervised), "storage",
-        "total_bytes", jbytes(d->storage_total), "free_bytes", jbytes(d->storage_free),
-        "memory_bytes", jbytes(d->memory), "wifi_mac", jstr(d->wifi_mac), "ethernet_mac",
-        jstr(d->ethernet_mac), "imei", jstr(d->imei), "meid", jstr(d->meid), "phone_number",
-        jstr(d->phone), "enrolled_at", jts(d->enrolled_at), "last_check_in_at",
-        jts(d->last_check_in_at), "first_synced_at", jts(a->first_synced_at), "last_synced_at",
-        jts(a->last_synced_at), "retired_at", jts(a->retired_at), "serial_duplicate",
-        a->serial_duplicate != 0);
+    SETK(o, "id", json_integer(a->id));
+    x = json_object();
+    SETK(x, "id", json_integer(a->client_id));
+    SETK(x, "name", jstr(a->client_name));
+    SETK(x, "tenant_id", jstr(a->client_tenant_id));
+    SETK(o, "client", x);
+    x = json_object();
+    SETK(x, "integration_id", json_integer(a->integration_id));
+    SETK(x, "intune_device_id", jstr(d->intune_id));
+    SETK(x, "azure_ad_device_id", jstr(d->aad_device_id));
+    SETK(o, "source", x);
+    SETK(o, "name", jstr(d->name));
+    SETK(o, "serial_number", jstr(d->serial));
+    SETK(o, "manufacturer", jstr(d->manufacturer));
+    SETK(o, "model", jstr(d->model));
+    SETK(o, "type", json_string(device_type_name(d->type)));
+    x = json_object();
+    SETK(x, "name", jstr(d->os_name));
+    SETK(x, "version", jstr(d->os_version));
+    SETK(x, "end_of_support", end_of_support(d));
+    SETK(o, "operating_system", x);
+    x = json_object();
+    SETK(x, "principal_name", jstr(d->user_upn));
+    SETK(x, "display_name", jstr(d->user_name));
+    SETK(x, "email", jstr(d->user_email));
+    SETK(o, "user", x);
+    SETK(o, "ownership", jstr(d->ownership));
+    SETK(o, "compliance_state", jstr(d->compliance_state));
+    SETK(o, "management_state", jstr(d->management_state));
+    SETK(o, "enrollment_type", jstr(d->enrollment_type));
+    SETK(o, "is_encrypted", jbool(d->is_encrypted));
+    SETK(o, "is_supervised", jbool(d->is_supervised));
+    x = json_object();
+    SETK(x, "total_bytes", jbytes(d->storage_total));
+    SETK(x, "free_bytes", jbytes(d->storage_free));
+    SETK(o, "storage", x);
+    SETK(o, "memory_bytes", jbytes(d->memory));
+    SETK(o, "wifi_mac", jstr(d->wifi_mac));
+    SETK(o, "ethernet_mac", jstr(d->ethernet_mac));
+    SETK(o, "imei", jstr(d->imei));
+    SETK(o, "meid", jstr(d->meid));
+    SETK(o, "phone_number", jstr(d->phone));
+    SETK(o, "enrolled_at", jts(d->enrolled_at));
+    SETK(o, "last_check_in_at", jts(d->last_check_in_at));
+    SETK(o, "first_synced_at", jts(a->first_synced_at));
+    SETK(o, "last_synced_at", jts(a->last_synced_at));
+    SETK(o, "retired_at", jts(a->retired_at));
+    SETK(o, "serial_duplicate", json_boolean(a->serial_duplicate != 0));
+    return o;
 }
 
 json_t *

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +17,19 @@
 int
 store_open(struct store **out, const char *url, struct errbuf *eb)
 {
+    int rc;
+
     ASSERT(out != NULL);
     *out = NULL;
     if (url == NULL || url[0] == '\0')
         return err_set(eb, ERR_INVAL, "no database given; pass a SQLite file path with --db");
     if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
-        return store_pg_open(out, url, eb);
-    return store_sqlite_open(out, url, eb);
+        rc = store_pg_open(out, url, eb);
+    else
+        rc = store_sqlite_open(out, url, eb);
+    if (rc == ERR_OK)
+        (*out)->cache_id = xstrdup(url);
+    return rc;
 }
 
 void
@@ -30,6 +37,8 @@ store_close(struct store *st)
 {
     if (st == NULL)
         return;
+    free(st->cache_id);
+    st->cache_id = NULL;
     st->ops->close(st);
 }
 
@@ -244,10 +253,127 @@ store_device_checkins(struct store *st, int64_t integration_id, const char *tena
     return st->ops->device_checkins(st, integration_id, tenant_id, cb, arg, eb);
 }
 
+int
+store_data_version(struct store *st, int64_t *out, struct errbuf *eb)
+{
+    return st->ops->data_version(st, out, eb);
+}
+
+/* ---- hardware count cache ------------------------------------------------------------------
+ * Direct-mapped: a colliding key replaces the slot, so the cache never grows past its slots. */
+
+#define COUNT_SLOTS   1024
+#define COUNT_KEY_MAX 4096
+
+static pthread_mutex_t count_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char *key;
+    int64_t version;
+    int64_t count;
+} count_slots[COUNT_SLOTS];
+
+static int
+key_str(struct buf *b, const char *s)
+{
+    /* Length-prefixed so no two different queries share a key. */
+    if (s == NULL)
+        return buf_addstr(b, "-;");
+    return buf_printf(b, "%zu:%s;", strlen(s), s);
+}
+
+static int
+filter_cmp(const void *a, const void *b)
+{
+    const struct store_filter *x = *(const struct store_filter *const *)a;
+    const struct store_filter *y = *(const struct store_filter *const *)b;
+    int c = strcmp(x->field, y->field);
+
+    if (c == 0)
+        c = strcmp(x->op != NULL ? x->op : "", y->op != NULL ? y->op : "");
+    if (c == 0)
+        c = strcmp(x->value != NULL ? x->value : "", y->value != NULL ? y->value : "");
+    return c;
+}
+
+/* The conditions of q in a canonical order (filters sorted, paging and sorts left out);
+ * NULL when the key would be too long to keep. */
+static char *
+count_key(const struct store *st, const struct asset_query *q)
+{
+    const struct store_filter *fs[STORE_LIST_MAX_FILTERS];
+    struct buf b;
+    size_t n = q->nfilters;
+    int bad = 0;
+
+    if (st->cache_id == NULL || n > STORE_LIST_MAX_FILTERS)
+        return NULL;
+    buf_init(&b, COUNT_KEY_MAX);
+    bad |= key_str(&b, st->cache_id) != ERR_OK;
+    bad |= buf_printf(&b, "%" PRId64 ";%d;", q->account_id, q->include_retired ? 1 : 0) != ERR_OK;
+    bad |= key_str(&b, q->client) != ERR_OK;
+    bad |= key_str(&b, q->search != NULL && q->search[0] != '\0' ? q->search : NULL) != ERR_OK;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = &q->filters[i];
+    if (n > 1)
+        qsort(fs, n, sizeof fs[0], filter_cmp);
+    for (size_t i = 0; i < n; i++) {
+        bad |= key_str(&b, fs[i]->field) != ERR_OK;
+        bad |= key_str(&b, fs[i]->op) != ERR_OK;
+        bad |= key_str(&b, fs[i]->value) != ERR_OK;
+    }
+    if (bad) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_detach(&b, NULL);
+}
+
+static size_t
+count_slot(const char *key)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return (size_t)(h % COUNT_SLOTS);
+}
+
 int64_t
 store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb)
 {
-    return st->ops->assets_count(st, q, eb);
+    int64_t version = 0, n;
+    char *key = NULL;
+    size_t slot = 0;
+
+    /* The version is read before counting: a write committed in between makes the entry
+     * look older than it is (a recount later), never newer. */
+    if (st->ops->data_version(st, &version, NULL) == ERR_OK)
+        key = count_key(st, q);
+    if (key != NULL) {
+        slot = count_slot(key);
+        pthread_mutex_lock(&count_mu);
+        n = -1;
+        if (count_slots[slot].key != NULL && count_slots[slot].version == version &&
+            strcmp(count_slots[slot].key, key) == 0)
+            n = count_slots[slot].count;
+        pthread_mutex_unlock(&count_mu);
+        if (n >= 0) {
+            free(key);
+            return n;
+        }
+    }
+    n = st->ops->assets_count(st, q, eb);
+    if (key != NULL && n >= 0) {
+        pthread_mutex_lock(&count_mu);
+        free(count_slots[slot].key);
+        count_slots[slot].key = key;
+        count_slots[slot].version = version;
+        count_slots[slot].count = n;
+        pthread_mutex_unlock(&count_mu);
+        key = NULL;
+    }
+    free(key);
+    return n;
 }
 
 int
@@ -440,6 +566,68 @@ store_device_diff(const struct device *old, const struct device *new_,
             return rc;
     }
     return n;
+}
+
+/* Length of the UTF-8 character at p (1-4), 0 when p does not start a valid one. */
+static size_t
+utf8_len(const unsigned char *p)
+{
+    size_t n;
+
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xC2 && p[0] <= 0xDF)
+        n = 2;
+    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+        n = 3;
+    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+        n = 4;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    /* Overlong forms and surrogates: the tokenizer may read those differently. */
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) ||
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+char *
+store_trigram_query(const char *text)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    size_t starts[256], nch = 0, len = 0;
+    struct buf b;
+
+    if (text == NULL)
+        return NULL;
+    while (t[len] != '\0') {
+        size_t n = utf8_len(t + len);
+
+        if (n == 0 || nch >= sizeof starts / sizeof starts[0])
+            return NULL;
+        starts[nch++] = len;
+        len += n;
+    }
+    if (nch < 3)
+        return NULL;
+    buf_init(&b, 64 * 1024);
+    for (size_t i = 0; i + 3 <= nch; i++) {
+        size_t end = i + 3 < nch ? starts[i + 3] : len;
+
+        if (i > 0)
+            buf_addstr(&b, " AND ");
+        buf_addc(&b, '"');
+        for (size_t k = starts[i]; k < end; k++) {
+            if (t[k] == '"')
+                buf_addc(&b, '"');
+            buf_addc(&b, (char)t[k]);
+        }
+        buf_addc(&b, '"');
+    }
+    return buf_detach(&b, NULL);
 }
 
 char *

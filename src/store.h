@@ -7,7 +7,9 @@
  * modified. SQLite runs in WAL mode with foreign keys on, a busy timeout and BEGIN IMMEDIATE for
  * every write transaction. Schema, rules and backend notes: docs/STORE.md.
  *
- * Threads: a struct store (one connection) belongs to one thread; open one per thread.
+ * Threads: a struct store (one connection) belongs to one thread; open one per thread. The
+ * hardware count cache (store_assets_count) is shared by every connection of the process and
+ * protected by its own mutex (count_mu in store.c), held only for the lookup and the insert.
  * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
  * Ownership: structs filled by the store own their strings; free them with the matching
  * *_clear(). Callbacks receive borrowed rows valid only during the call.
@@ -194,7 +196,14 @@ int store_device_checkins(struct store *st, int64_t integration_id, const char *
                           void *arg, struct errbuf *eb);
 int store_assets_each(struct store *st, const struct asset_query *q,
                       int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
+/* Counts rows of q (paging fields ignored). Answers from a bounded process-wide cache keyed by
+ * the database, account and the normalised conditions, valid while store_data_version is
+ * unchanged; so a count is never older than the last committed write of any process. */
 int64_t store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb);
+/* A number every committed change of clients or integrations (and so every reconcile, which
+ * ends by updating its client row) increases, read from the database so other processes' writes
+ * count too (migration 4: table data_version, kept by triggers). */
+int store_data_version(struct store *st, int64_t *out, struct errbuf *eb);
 
 /* ---- software and asset history (reads) ------------------------------------------------- */
 
@@ -412,7 +421,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first
@@ -422,6 +431,10 @@ int store_device_diff(const struct device *old, const struct device *new_,
                       void *arg);
 /* Text of one field as the change history records it; returns a malloc'd string or NULL. */
 char *store_device_field_text(const struct device *d, const struct device_field *f);
+/* An FTS5 trigram query for rows containing text: every 3-character window of text as a quoted
+ * term, joined by AND (a superset of the case-insensitive substring matches; callers keep the
+ * exact test). malloc'd; NULL when text has fewer than 3 characters or is not valid UTF-8. */
+char *store_trigram_query(const char *text);
 /* Upper-case trimmed serial used for duplicate detection; malloc'd, NULL when no serial. */
 char *store_serial_key(const char *serial);
 
@@ -517,11 +530,13 @@ struct store_ops {
                       const char *message, int64_t now, struct errbuf *eb);
     int (*job_release)(struct store *st, const struct sync_job *j, const char *worker,
                        struct errbuf *eb);
+    int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */
 struct store {
     const struct store_ops *ops;
+    char *cache_id; /* the URL it was opened with: the count cache's database key */
 };
 
 /* ---- generic lists: shared by the backends (store.c) ----------------------------------- */

@@ -530,6 +530,34 @@ static const char schema_jobs[] =
     "CREATE INDEX sync_job_run ON sync_job(run_id);"
     "CREATE INDEX sync_job_integration ON sync_job(integration_id) WHERE state IN ('queued', "
     "'leased');";
+/* Migration 4: the data version behind the count cache, bumped at commit (a deferred trigger,
+ * so concurrent tenant transactions hold its row lock only while committing), and indexes for
+ * one client's list sorted by check-in or name, replacing hardware_asset_client (their prefix). */
+static const char schema_v4[] =
+    "CREATE TABLE data_version ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " v BIGINT NOT NULL);"
+    /* A random start: a database recreated at the same URL never repeats a version. */
+    "INSERT INTO data_version (id, v) VALUES (1, floor(random() * 70368744177664)::bigint);"
+    "CREATE FUNCTION memsync_data_changed() RETURNS trigger LANGUAGE plpgsql AS "
+    "'BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; RETURN NULL; END';"
+    "CREATE CONSTRAINT TRIGGER client_version AFTER INSERT OR UPDATE OR DELETE ON client"
+    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION memsync_data_changed();"
+    "CREATE CONSTRAINT TRIGGER integration_version AFTER INSERT OR UPDATE OR DELETE"
+    " ON integration DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
+    " EXECUTE FUNCTION memsync_data_changed();"
+    /* The OS after the unique id changes no order but lets an OS filter skip rows from the
+     * index alone, before reading them. */
+    "DROP INDEX hardware_asset_checkin;"
+    "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
+    "last_check_in_at, id, os_name);"
+    "DROP INDEX hardware_asset_name;"
+    "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id, "
+    "os_name);"
+    "DROP INDEX hardware_asset_client;"
+    "CREATE INDEX hardware_asset_client_checkin ON hardware_asset(client_id, retired_at, "
+    "last_check_in_at, id);"
+    "CREATE INDEX hardware_asset_client_name ON hardware_asset(client_id, retired_at, name, id);";
 
 static char *
 schema_v1(void)
@@ -615,6 +643,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     if (ver < SCHEMA_JOBS) {
         rc = q_done(g, schema_jobs, NULL, eb, "adding sync jobs", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 4) {
+        rc = q_done(g, schema_v4, NULL, eb, "adding the data version and list indexes", NULL);
         if (rc != ERR_OK)
             goto out;
     }
@@ -2029,6 +2062,25 @@ pg_user_count(struct store *base, struct errbuf *eb)
 }
 
 static int
+pg_data_version(struct store *base, int64_t *out, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    r = qc(g, "SELECT v FROM data_version WHERE id = 1", &p, eb, "reading the data version", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1)
+        *out = r_i64(r, 0, 0, 0);
+    else
+        rc = err_set(eb, ERR_DB, "the data version row is missing");
+    PQclear(r);
+    return rc;
+}
+
+static int
 pg_session_insert(struct store *base, const char *token_hash, int64_t user_id, int64_t expires_at,
                   struct errbuf *eb)
 {
@@ -2711,4 +2763,5 @@ static const struct store_ops pg_ops = {
     .job_expand = pg_job_expand,
     .job_finish = pg_job_finish,
     .job_release = pg_job_release,
+    .data_version = pg_data_version,
 };

@@ -52,8 +52,12 @@ enum stmt_id {
     S_RUN_START,
     S_RUN_TENANT,
     S_RUN_FINISH,
+    S_DATA_VERSION,
     S_COUNT
 };
+
+/* Per-request statements (generated list SQL, lookups) kept prepared, keyed by their text. */
+#define STMT_CACHE 24
 
 struct sq {
     struct store base;
@@ -77,6 +81,13 @@ struct sq {
     /* The device reconcile_device handled last, so its installs need no lookup. */
     int64_t rec_asset_id;
     char *rec_asset_intune;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        uint64_t used; /* tick of the last use, for eviction */
+        int busy;      /* handed out and not yet released */
+    } cache[STMT_CACHE];
+    uint64_t tick;
 };
 
 static const char *const integ_cols =
@@ -136,6 +147,59 @@ prep(struct sq *s, enum stmt_id id, const char *sql, sqlite3_stmt **out, struct 
     }
     *out = s->stmt[id];
     return ERR_OK;
+}
+
+/* A prepared statement for sql from the connection's cache (or a new one, cached when a slot
+ * is free or idle). Give it back with release(). A statement already handed out is never
+ * handed out twice: nested use of the same text gets its own. */
+static int
+cached(struct sq *s, const char *sql, sqlite3_stmt **out, struct errbuf *eb)
+{
+    int victim = -1, src;
+
+    *out = NULL;
+    s->tick++;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (s->cache[i].sql != NULL && !s->cache[i].busy && strcmp(s->cache[i].sql, sql) == 0) {
+            s->cache[i].busy = 1;
+            s->cache[i].used = s->tick;
+            *out = s->cache[i].st;
+            return ERR_OK;
+        }
+        if (!s->cache[i].busy && (victim < 0 || s->cache[i].used < s->cache[victim].used))
+            victim = i;
+    }
+    src = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    if (src != SQLITE_OK) {
+        *out = NULL;
+        return db_err(s, sqlite3_extended_errcode(s->db), eb, "preparing a statement");
+    }
+    if (victim >= 0) {
+        sqlite3_finalize(s->cache[victim].st);
+        free(s->cache[victim].sql);
+        s->cache[victim].sql = xstrdup(sql);
+        s->cache[victim].st = *out;
+        s->cache[victim].busy = 1;
+        s->cache[victim].used = s->tick;
+    }
+    return ERR_OK;
+}
+
+/* Resets a statement from cached() (NULL-safe); one that found no slot is finalized. */
+static void
+release(struct sq *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].busy = 0;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
 }
 
 static void
@@ -464,6 +528,108 @@ static const char schema_v2[] =
     "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id);"
     "CREATE INDEX sync_run_account ON sync_run(account_id, id);";
 
+/* Migration 4: the data version behind the count cache, indexes for one client's list sorted
+ * by check-in or name (replacing hardware_asset_client, their prefix), and the trigram index
+ * behind free-text search. */
+static const char schema_v4_head[] =
+    "CREATE TABLE data_version ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " v INTEGER NOT NULL) STRICT;"
+    /* A random start: a database recreated at the same path never repeats a version. */
+    "INSERT INTO data_version (id, v) VALUES (1, (random() >> 12) & 0x7FFFFFFFFFFF);"
+    /* Every reconcile ends by updating its client row, so these cover asset changes too. */
+    "CREATE TRIGGER client_version_ins AFTER INSERT ON client"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER client_version_upd AFTER UPDATE ON client"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER client_version_del AFTER DELETE ON client"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER integration_version_ins AFTER INSERT ON integration"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER integration_version_upd AFTER UPDATE ON integration"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    "CREATE TRIGGER integration_version_del AFTER DELETE ON integration"
+    " BEGIN UPDATE data_version SET v = v + 1 WHERE id = 1; END;"
+    /* The OS after the unique id changes no order but lets an OS filter skip rows from the
+     * index alone, before reading them. */
+    "DROP INDEX hardware_asset_checkin;"
+    "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
+    "last_check_in_at, id, os_name);"
+    "DROP INDEX hardware_asset_name;"
+    "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id, "
+    "os_name);"
+    "DROP INDEX hardware_asset_client;"
+    "CREATE INDEX hardware_asset_client_checkin ON hardware_asset(client_id, retired_at, "
+    "last_check_in_at);"
+    "CREATE INDEX hardware_asset_client_name ON hardware_asset(client_id, retired_at, name);";
+
+/* The search columns of hardware_asset (device_fields names), "" when one does not exist. */
+static void
+search_cols(const struct sq *s, const char *pre, struct buf *b)
+{
+    const char *cols[] = {s->dsql.col_name, s->dsql.col_serial, s->dsql.col_upn, s->dsql.col_user,
+                          s->dsql.col_model};
+    int first = 1;
+
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        if (cols[i] == NULL)
+            continue;
+        buf_printf(b, "%s%s%s", first ? "" : ", ", pre, cols[i]);
+        first = 0;
+    }
+}
+
+/* hardware_search: an external-content FTS5 index (trigram, rowids only) over the search
+ * columns, kept by triggers; a candidate filter, the exact test stays in the query. */
+static char *
+schema_v4(const struct sq *s)
+{
+    const char *cols[] = {s->dsql.col_name, s->dsql.col_serial, s->dsql.col_upn, s->dsql.col_user,
+                          s->dsql.col_model};
+    struct buf b;
+    int first = 1;
+
+    buf_init(&b, SQL_MAX);
+    ASSERT(buf_addstr(&b, schema_v4_head) == ERR_OK);
+    buf_addstr(&b, "CREATE VIRTUAL TABLE hardware_search USING fts5(");
+    search_cols(s, "", &b);
+    buf_addstr(&b, ", content='hardware_asset', content_rowid='id', tokenize='trigram', "
+                   "detail='none');"
+                   "CREATE TRIGGER hardware_search_ins AFTER INSERT ON hardware_asset BEGIN "
+                   "INSERT INTO hardware_search (rowid, ");
+    search_cols(s, "", &b);
+    buf_addstr(&b, ") VALUES (new.id, ");
+    search_cols(s, "new.", &b);
+    buf_addstr(&b, "); END;"
+                   "CREATE TRIGGER hardware_search_del AFTER DELETE ON hardware_asset BEGIN "
+                   "INSERT INTO hardware_search (hardware_search, rowid, ");
+    search_cols(s, "", &b);
+    buf_addstr(&b, ") VALUES ('delete', old.id, ");
+    search_cols(s, "old.", &b);
+    buf_addstr(&b, "); END;"
+                   "CREATE TRIGGER hardware_search_upd AFTER UPDATE OF ");
+    search_cols(s, "", &b);
+    buf_addstr(&b, " ON hardware_asset WHEN ");
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        if (cols[i] == NULL)
+            continue;
+        buf_printf(&b, "%sold.%s IS NOT new.%s", first ? "" : " OR ", cols[i], cols[i]);
+        first = 0;
+    }
+    buf_addstr(&b, " BEGIN INSERT INTO hardware_search (hardware_search, rowid, ");
+    search_cols(s, "", &b);
+    buf_addstr(&b, ") VALUES ('delete', old.id, ");
+    search_cols(s, "old.", &b);
+    buf_addstr(&b, "); INSERT INTO hardware_search (rowid, ");
+    search_cols(s, "", &b);
+    buf_addstr(&b, ") VALUES (new.id, ");
+    search_cols(s, "new.", &b);
+    ASSERT(buf_addstr(&b, "); END;"
+                          "INSERT INTO hardware_search (hardware_search) VALUES ('rebuild');") ==
+           ERR_OK);
+    return buf_detach(&b, NULL);
+}
+
 static char *
 schema_v1(void)
 {
@@ -614,6 +780,13 @@ migrate(struct sq *s, struct errbuf *eb)
             goto out;
     }
     /* Migration 3 (sync jobs for `memsync worker`) is PostgreSQL-only: nothing to add here. */
+    if (ver < 4) {
+        free(sql);
+        sql = schema_v4(s);
+        rc = exec_sql(s, sql, eb, "adding the data version, list indexes and the search index");
+        if (rc != ERR_OK)
+            goto out;
+    }
     snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     rc = exec_sql(s, pr, eb, "recording the schema version");
@@ -649,6 +822,10 @@ sq_close(struct store *base)
     }
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(s->stmt[i]);
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(s->cache[i].st);
+        free(s->cache[i].sql);
+    }
     sqlite3_close(s->db);
     free(s->path);
     store_device_sql_free(&s->dsql);
@@ -719,8 +896,11 @@ store_sqlite_open(struct store **out, const char *path, struct errbuf *eb)
     }
     rc = exec_sql(s, "PRAGMA journal_mode = WAL", eb, "enabling WAL");
     if (rc == ERR_OK)
-        rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", eb,
-                      "configuring the connection");
+        /* Reads through a memory map: no read() copy per page on list and detail requests. */
+        rc = exec_sql(s,
+                      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
+                      "PRAGMA mmap_size = 1073741824",
+                      eb, "configuring the connection");
     if (rc != ERR_OK) {
         err_prefix(eb, rc, "database %s", path);
         goto out;
@@ -1872,18 +2052,18 @@ sq_session_user(struct store *base, const char *token_hash, int64_t now, struct 
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc = once(s,
-                  "SELECT u.id, u.account_id, u.name, u.role, u.password_hash, u.created_at "
-                  "FROM user_session x JOIN app_user u ON u.id = x.user_id "
-                  "WHERE x.token_hash = ?1 AND x.expires_at > ?2",
-                  &st, eb, "reading the session");
+    int rc = cached(s,
+                    "SELECT u.id, u.account_id, u.name, u.role, u.password_hash, u.created_at "
+                    "FROM user_session x JOIN app_user u ON u.id = x.user_id "
+                    "WHERE x.token_hash = ?1 AND x.expires_at > ?2",
+                    &st, eb);
 
     if (rc != ERR_OK)
         return rc;
     bind_text(st, 1, token_hash);
     sqlite3_bind_int64(st, 2, now);
     rc = read_user(s, st, out, eb, "session");
-    sqlite3_finalize(st);
+    release(s, st);
     return rc;
 }
 
@@ -1929,10 +2109,10 @@ sq_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, in
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc = once(s,
-                  "SELECT account_id, id, scope FROM api_key WHERE key_hash = ?1 AND "
-                  "revoked_at IS NULL",
-                  &st, eb, "reading the API key");
+    int rc = cached(s,
+                    "SELECT account_id, id, scope FROM api_key WHERE key_hash = ?1 AND "
+                    "revoked_at IS NULL",
+                    &st, eb);
     int src;
 
     if (rc != ERR_OK)
@@ -1948,7 +2128,7 @@ sq_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, in
     } else {
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the API key");
     }
-    sqlite3_finalize(st);
+    release(s, st);
     return rc;
 }
 
@@ -2055,7 +2235,7 @@ sq_list_prepare(struct sq *s, const struct list_query *q, int count, sqlite3_stm
     b->first = 5;
     rc = store_sql_list(&sq_dialect, q, count, &sql, b, eb);
     if (rc == ERR_OK)
-        rc = once(s, buf_cstr(&sql), st, eb, "listing");
+        rc = cached(s, buf_cstr(&sql), st, eb);
     buf_free(&sql);
     if (rc != ERR_OK)
         return rc;
@@ -2104,7 +2284,7 @@ sq_list_each(struct store *base, const struct list_query *q,
     if (rc == ERR_OK && src != SQLITE_DONE)
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing");
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     store_binds_free(b);
     free(b);
     return rc;
@@ -2126,7 +2306,7 @@ sq_list_count(struct store *base, const struct list_query *q, struct errbuf *eb)
         else
             n = db_err(s, sqlite3_extended_errcode(s->db), eb, "counting");
     }
-    sqlite3_finalize(st);
+    release(s, st);
     store_binds_free(b);
     free(b);
     return n;
@@ -2140,6 +2320,9 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
             struct store_binds *lb, struct errbuf *eb)
 {
     int join = q->client != NULL || !count, by_client = 0;
+    char *match = NULL;
+
+    lb->first = 5;
 
     /* A count needs the client row only to filter on it. */
     for (size_t i = 0; i < q->nfilters; i++) {
@@ -2152,11 +2335,15 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
     }
     buf_addstr(b, join ? " FROM hardware_asset h JOIN client c ON c.id = h.client_id"
                        : " FROM hardware_asset h");
+    if (q->search != NULL && q->search[0] != '\0' && lb->n < (int)(sizeof lb->v / sizeof lb->v[0]))
+        match = store_trigram_query(q->search);
     /* One client: its index is the narrow one, but without statistics SQLite may prefer an
-     * account index; the unary + keeps the account check out of index selection. */
-    buf_addstr(b, by_client ? " WHERE +h.account_id = ?1" : " WHERE h.account_id = ?1");
+     * account index; the unary + keeps the account check out of index selection. Search
+     * candidates likewise: an account index walk would probe a million rows against them. */
+    buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
+                                             : " WHERE h.account_id = ?1");
     if (!q->include_retired)
-        buf_addstr(b, " AND h.retired_at IS NULL");
+        buf_addstr(b, match != NULL ? " AND +h.retired_at IS NULL" : " AND h.retired_at IS NULL");
     if (q->client != NULL)
         buf_addstr(b, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
                       "OR COALESCE(c.name_override, c.name) = ?2)");
@@ -2164,6 +2351,17 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
         const char *cols[] = {s->dsql.col_name, s->dsql.col_serial, s->dsql.col_upn,
                               s->dsql.col_user, s->dsql.col_model};
         int first = 1;
+
+        /* Rows holding every trigram of the text (a superset), then the exact test. */
+        if (match != NULL) {
+            lb->v[lb->n].kind = SC_TEXT;
+            lb->v[lb->n].s = match;
+            lb->n++;
+            buf_printf(b,
+                       " AND h.id IN (SELECT rowid FROM hardware_search WHERE hardware_search "
+                       "MATCH ?%d)",
+                       lb->first + lb->n - 1);
+        }
         buf_addstr(b, " AND (");
         for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
             if (cols[i] == NULL)
@@ -2178,7 +2376,6 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
     }
     if (paging && q->after_id > 0)
         buf_addstr(b, " AND h.id > ?4");
-    lb->first = 5;
     return store_sql_filters(&sq_dialect, store_list_entity("hardware"), q->filters, q->nfilters, b,
                              lb, eb);
 }
@@ -2229,11 +2426,9 @@ sq_assets_each(struct store *base, const struct asset_query *q,
         buf_addstr(&sql, " LIMIT -1");
     if (q->offset > 0)
         buf_printf(&sql, " OFFSET %" PRId64, q->offset);
-    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
-    if (src != SQLITE_OK) {
-        rc = db_err(s, src, eb, "listing assets");
+    rc = cached(s, buf_cstr(&sql), &st, eb);
+    if (rc != ERR_OK)
         goto out;
-    }
     asset_bind(st, q, lb);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
@@ -2256,7 +2451,7 @@ sq_assets_each(struct store *base, const struct asset_query *q,
     if (rc == ERR_OK && src != SQLITE_DONE)
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing assets");
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     buf_free(&sql);
     store_binds_free(lb);
     free(lb);
@@ -2271,18 +2466,15 @@ sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *
     struct buf sql;
     int64_t n;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
-    int src;
 
     buf_init(&sql, SQL_MAX);
     if (q->nfilters == 0 && (q->search == NULL || q->search[0] == '\0') && q->client == NULL &&
         !q->include_retired) {
         /* Every active device of the account: the clients keep that count (reconcile). */
         buf_addstr(&sql, "SELECT COALESCE(sum(device_count), 0) FROM client WHERE account_id = ?1");
-        src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
-        if (src != SQLITE_OK) {
-            n = db_err(s, src, eb, "counting assets");
+        n = cached(s, buf_cstr(&sql), &st, eb);
+        if (n != ERR_OK)
             goto out;
-        }
         sqlite3_bind_int64(st, 1, q->account_id);
         n = sqlite3_step(st) == SQLITE_ROW
                 ? sqlite3_column_int64(st, 0)
@@ -2293,27 +2485,41 @@ sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *
     n = asset_where(s, &sql, q, 0, 1, lb, eb);
     if (n != ERR_OK)
         goto out;
-    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
-    if (src != SQLITE_OK) {
-        n = db_err(s, src, eb, "counting assets");
+    n = cached(s, buf_cstr(&sql), &st, eb);
+    if (n != ERR_OK)
         goto out;
-    }
     asset_bind(st, q, lb);
     if (sqlite3_step(st) == SQLITE_ROW)
         n = sqlite3_column_int64(st, 0);
     else
         n = db_err(s, sqlite3_extended_errcode(s->db), eb, "counting assets");
 out:
-    sqlite3_finalize(st);
+    release(s, st);
     buf_free(&sql);
     store_binds_free(lb);
     free(lb);
     return n;
 }
+struct asset_get {
+    int (*cb)(void *arg, const struct asset *a);
+    void *arg;
+    int found;
+};
+
+static int
+get_cb(void *arg, const struct asset *a)
+{
+    struct asset_get *g = arg;
+
+    g->found = 1;
+    return g->cb(g->arg, a);
+}
+
 static int
 sq_asset_get(struct store *base, int64_t account_id, int64_t id,
              int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
+    struct asset_get g = {0};
     struct asset_query q = {0};
     struct store_filter f = {"id", "eq", NULL};
     char idtxt[32];
@@ -2326,13 +2532,31 @@ sq_asset_get(struct store *base, int64_t account_id, int64_t id,
     q.filters = &f;
     q.nfilters = 1;
     q.limit = 1;
-    rc = sq_assets_each(base, &q, cb, arg, eb);
+    g.cb = cb;
+    g.arg = arg;
+    rc = sq_assets_each(base, &q, get_cb, &g, eb);
     if (rc != ERR_OK)
         return rc;
-    /* Count separately: a miss must say not found. */
-    if (sq_assets_count(base, &q, eb) <= 0)
+    if (!g.found)
         return err_set(eb, ERR_NOTFOUND, "hardware asset %" PRId64 " does not exist", id);
     return ERR_OK;
+}
+
+static int
+sq_data_version(struct store *base, int64_t *out, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, S_DATA_VERSION, "SELECT v FROM data_version WHERE id = 1", &st, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the data version");
+    done(st);
+    return rc;
 }
 
 static int
@@ -2647,4 +2871,5 @@ static const struct store_ops sqlite_ops = {
     .list_each = sq_list_each,
     .list_count = sq_list_count,
     .asset_get = sq_asset_get,
+    .data_version = sq_data_version,
 };

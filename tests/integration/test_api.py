@@ -600,6 +600,16 @@ def main():
     st, js, _, _ = api(srv, "POST", "/api/v1/integrations", admin_key, b"[1,2")
     check(st == 400 and js["errors"][0]["code"] == "invalid_json", "malformed JSON -> 400")
 
+    # --- a count the server cached changes as soon as another process's sync commits ---------
+    tq = "/api/v1/assets/hardware?filter[client.tenant_id]=eq:%s&filter[id]=gt:0" % c0["tenant_id"]
+    before = get_json(srv, tq, admin_key)["total_count"]
+    check(get_json(srv, tq, admin_key)["total_count"] == before, "a repeated count is stable")
+    sim.control({"op": "add_devices", "tenant": c0["tenant_id"], "count": 3})
+    ms.run("sync", "--full")
+    after = get_json(srv, tq, admin_key)["total_count"]
+    check(after == before + 3, "count right after a CLI sync added 3 devices (%d -> %d)" %
+          (before, after))
+
     check(srv.stop() == 0, "serve stops cleanly on SIGTERM")
 
     # --- the scheduler runs an incremental sync once the interval has passed ------------------

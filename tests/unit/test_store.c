@@ -946,6 +946,219 @@ test_pg_refuse_foreign_and_newer(void **state)
     assert_null(st);
 }
 
+/* ---- count cache and search index (migration 4) ------------------------------------------ */
+
+static int64_t
+count_os(struct store *st, int64_t account, const char *os)
+{
+    struct store_filter f = {"operating_system.name", "eq", os};
+    struct asset_query q;
+    struct errbuf eb = {0};
+
+    memset(&q, 0, sizeof q);
+    q.account_id = account;
+    q.filters = &f;
+    q.nfilters = 1;
+    return store_assets_count(st, &q, &eb);
+}
+
+/* A cached count changes right after any write that changes it, whichever connection wrote. */
+static void
+test_count_cache_follows_writes(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct store *other = NULL;
+    struct store_filter f = {"client.name", "eq", "Renamed"};
+    struct asset_query q;
+    struct device d[3];
+    int64_t v0 = 0, v1 = 0;
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    mkdev(&d[2], "dev-c", "C", "SN-C");
+    sync_tenant(fx, &ci_a, d, 1, 1, T0);
+    assert_int_equal(count_os(fx->st, fx->account, "Windows"), 1);
+    assert_int_equal(count_os(fx->st, fx->account, "Windows"), 1); /* cached */
+    assert_int_equal(store_data_version(fx->st, &v0, &eb), ERR_OK);
+    /* Another connection (as a CLI sync in another process would) adds two devices. */
+    assert_int_equal(store_open(&other, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
+    {
+        struct store *mine = fx->st;
+        fx->st = other;
+        sync_tenant(fx, &ci_a, d, 3, 1, T0 + 60);
+        fx->st = mine;
+    }
+    assert_int_equal(store_data_version(fx->st, &v1, &eb), ERR_OK);
+    assert_true(v1 != v0);
+    assert_int_equal(count_os(fx->st, fx->account, "Windows"), 3);
+    /* A device leaves: the listing without it retires it. */
+    sync_tenant(fx, &ci_a, d, 2, 1, T0 + 120);
+    assert_int_equal(count_os(other, fx->account, "Windows"), 2);
+    /* Client rename and exclusion change counts that filter on the client. */
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    q.filters = &f;
+    q.nfilters = 1;
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
+    assert_int_equal(store_client_update(other, fx->account, "Contoso", -1, "Renamed", &eb),
+                     ERR_OK);
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 2);
+    store_close(other);
+    free_devs(d, 3);
+}
+
+/* ASCII case-insensitive substring: search= on SQLite (lower() folds ASCII only). */
+static int
+contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle), h = hay != NULL ? strlen(hay) : 0;
+
+    if (n == 0)
+        return 1;
+    for (size_t i = 0; i + n <= h; i++) {
+        size_t k = 0;
+        while (k < n) {
+            unsigned char a = (unsigned char)hay[i + k], b = (unsigned char)needle[k];
+            if (a >= 'A' && a <= 'Z')
+                a = (unsigned char)(a - 'A' + 'a');
+            if (b >= 'A' && b <= 'Z')
+                b = (unsigned char)(b - 'A' + 'a');
+            if (a != b)
+                break;
+            k++;
+        }
+        if (k == n)
+            return 1;
+    }
+    return 0;
+}
+
+static int
+ascii(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 0;
+    return 1;
+}
+
+static void
+test_search_matches_substring(void **state)
+{
+    static const char *const names[] = {
+        "Laptop-ABC",
+        "<img src=x onerror=alert(1)>",
+        "O'Brien \"quoted\" AND NEAR(x)",
+        "100%_done\\",
+        "ÉCOLE-Jürgen",
+        "école-jürgen",
+        "Kelvin \xE2\x84\xAA",
+        "",
+        "a*b^c-d:e",
+    };
+    static const char *const searches[] = {
+        "lap",        "LAPTOP-abc", "abc",          "img src",
+        "\"quoted\"", "\" AND ",    "NEAR(",        "O'B",
+        "%_d",        "0%_",        "done\\",       "_",
+        "%",          "ÉCOLE",      "école",        "jürgen",
+        "JÜRGEN",     "kelvin k",   "\xE2\x84\xAA", "a*b",
+        "^c-d:",      "xyz",        "ab",           "-",
+        "''",         "\"\"\"",     "sn-0",         "SN-05",
+        "model",      "Upn-3@",     "user 7",
+    };
+    struct fx *fx = *state;
+    struct device d[sizeof names / sizeof names[0]];
+    size_t nd = sizeof names / sizeof names[0];
+
+    for (size_t i = 0; i < nd; i++) {
+        char id[32], sn[32], buf[64];
+
+        snprintf(id, sizeof id, "dev-%zu", i);
+        snprintf(sn, sizeof sn, "SN-%02zu", i);
+        mkdev(&d[i], id, names[i], sn);
+        snprintf(buf, sizeof buf, "upn-%zu@contoso.example", i);
+        d[i].user_upn = xstrdup(buf);
+        snprintf(buf, sizeof buf, "User %zu", i);
+        d[i].user_name = i % 2 ? xstrdup(buf) : NULL;
+        d[i].model = xstrdup(i % 3 ? "Model X" : "Latitude");
+    }
+    sync_tenant(fx, &ci_a, d, nd, 1, T0);
+    for (size_t k = 0; k < sizeof searches / sizeof searches[0]; k++) {
+        struct asset_query q;
+        struct seen s;
+        struct errbuf eb = {0};
+        int want = 0;
+
+        /* PostgreSQL's lower() folds beyond ASCII (by locale): compare ASCII-only cases. */
+        if (fx->pg_url != NULL && (strstr(searches[k], "kelvin") != NULL || !ascii(searches[k])))
+            continue;
+        memset(&q, 0, sizeof q);
+        memset(&s, 0, sizeof s);
+        q.account_id = fx->account;
+        q.search = searches[k];
+        assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+        for (size_t i = 0; i < nd; i++) {
+            int hit =
+                contains_ci(d[i].name, searches[k]) || contains_ci(d[i].serial, searches[k]) ||
+                contains_ci(d[i].user_upn, searches[k]) ||
+                contains_ci(d[i].user_name, searches[k]) || contains_ci(d[i].model, searches[k]);
+            int found = 0;
+
+            for (int j = 0; j < s.n; j++)
+                if (strcmp(s.names[j], names[i]) == 0)
+                    found = 1;
+            if (hit != found)
+                fail_msg("search '%s' and device '%s': expected %d, got %d", searches[k], names[i],
+                         hit, found);
+            want += hit;
+        }
+        assert_int_equal(s.n, want);
+        assert_int_equal(store_assets_count(fx->st, &q, &eb), want);
+    }
+    /* Renaming a device updates the index. */
+    free(d[0].name);
+    d[0].name = xstrdup("Desktop-QQQ");
+    sync_tenant(fx, &ci_a, d, nd, 1, T0 + 60);
+    {
+        struct asset_query q;
+        struct errbuf eb = {0};
+
+        memset(&q, 0, sizeof q);
+        q.account_id = fx->account;
+        q.search = "top-qqq";
+        assert_int_equal(store_assets_count(fx->st, &q, &eb), 1);
+        q.search = "laptop-abc";
+        assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
+    }
+    free_devs(d, nd);
+}
+
+static void
+test_trigram_query(void **state)
+{
+    char *m;
+
+    (void)state;
+    assert_null(store_trigram_query(NULL));
+    assert_null(store_trigram_query("ab"));
+    assert_null(store_trigram_query("\xC3\xA4\xC3\xB6")); /* two characters, four bytes */
+    assert_null(store_trigram_query("ab\xFF"
+                                    "cd"));         /* not UTF-8 */
+    assert_null(store_trigram_query("ab\xC0\xAF")); /* overlong */
+    m = store_trigram_query("abc");
+    assert_string_equal(m, "\"abc\"");
+    free(m);
+    m = store_trigram_query("a\"bc");
+    assert_string_equal(m, "\"a\"\"b\" AND \"\"\"bc\"");
+    free(m);
+    m = store_trigram_query("\xC3\xA4"
+                            "bcd");
+    assert_string_equal(m, "\"\xC3\xA4"
+                           "bc\" AND \"bcd\"");
+    free(m);
+}
+
 int
 main(void)
 {
@@ -967,6 +1180,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
         cmocka_unit_test(test_diff_helper),
+        cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open, teardown),
+        cmocka_unit_test(test_trigram_query),
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
@@ -980,6 +1196,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open_pg, teardown),
     };
     int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 
