@@ -14,7 +14,8 @@
 #include "store.h"
 #include "sync.h"
 
-#define TICK_S 5 /* how often due syncs are looked for */
+#define TICK_S       5    /* how often due syncs are looked for */
+#define SEARCH_BATCH 2000 /* assets per search-index transaction (~0.2 s of the write lock) */
 
 struct job {
     int64_t account_id;
@@ -201,6 +202,31 @@ find_due(struct scheduler *s, struct store *st)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Feeds new assets to the free-text search index between syncs, a batch at a time, until it is
+ * up to date or a sync is waiting. */
+static void
+index_search(struct scheduler *s, struct store *st)
+{
+    for (;;) {
+        struct errbuf eb = {0};
+        int64_t n = 0;
+        int idle;
+
+        pthread_mutex_lock(&s->mu);
+        idle = !s->stopping && s->nqueue == 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!idle)
+            return;
+        if (store_search_index(st, SEARCH_BATCH, &n, &eb) != ERR_OK) {
+            log_warn("scheduler: cannot update the search index: %s", eb.msg);
+            return;
+        }
+        if (n == 0)
+            return;
+        log_debug("search index updated rows=%" PRId64, n);
+    }
+}
+
 static void *
 worker(void *arg)
 {
@@ -227,8 +253,8 @@ worker(void *arg)
 
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += TICK_S;
-            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0 && s->periodic)
-                break;
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+                break; /* look for due syncs and index work */
         }
         if (s->stopping) {
             pthread_mutex_unlock(&s->mu);
@@ -242,6 +268,8 @@ worker(void *arg)
             have = 1;
         }
         pthread_mutex_unlock(&s->mu);
+        if (!have)
+            index_search(s, st);
         if (have && strcmp(s->cfg->sync_runner, "workers") == 0) {
             queue_job(st, &j);
             pthread_mutex_lock(&s->mu);

@@ -254,6 +254,17 @@ store_device_checkins(struct store *st, int64_t integration_id, const char *tena
 }
 
 int
+store_search_index(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb)
+{
+    *indexed = 0;
+    if (max_rows < 1)
+        return err_set(eb, ERR_INVAL, "a search index batch needs at least one row");
+    if (st->ops->search_index == NULL)
+        return ERR_OK;
+    return st->ops->search_index(st, max_rows, indexed, eb);
+}
+
+int
 store_data_version(struct store *st, int64_t *out, struct errbuf *eb)
 {
     return st->ops->data_version(st, out, eb);

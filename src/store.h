@@ -205,6 +205,12 @@ int64_t store_assets_count(struct store *st, const struct asset_query *q, struct
  * count too (migration 4: table data_version, kept by triggers). */
 int store_data_version(struct store *st, int64_t *out, struct errbuf *eb);
 
+/* Adds up to max_rows assets that the free-text search index does not hold yet (SQLite: new
+ * assets are found by a scan until then); *indexed says how many, 0 when it is up to date or
+ * the backend has no such index. Takes the write lock for one batch: keep batches small
+ * (a few thousand rows: about 0.1 ms of CPU per row). */
+int store_search_index(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
+
 /* ---- software and asset history (reads) ------------------------------------------------- */
 
 struct software_row {
@@ -531,6 +537,7 @@ struct store_ops {
     int (*job_release)(struct store *st, const struct sync_job *j, const char *worker,
                        struct errbuf *eb);
     int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
+    int (*search_index)(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */

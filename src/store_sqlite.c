@@ -580,7 +580,9 @@ search_cols(const struct sq *s, const char *pre, struct buf *b)
 }
 
 /* hardware_search: an external-content FTS5 index (trigram, rowids only) over the search
- * columns, kept by triggers; a candidate filter, the exact test stays in the query. */
+ * columns. The sync does not feed it: a new asset has search_indexed NULL and is found by a
+ * scan of those rows (a partial index) until store_search_index() adds it, off the sync's path
+ * (serve's scheduler between syncs). Triggers keep indexed rows current. */
 static char *
 schema_v4(const struct sq *s)
 {
@@ -591,17 +593,15 @@ schema_v4(const struct sq *s)
 
     buf_init(&b, SQL_MAX);
     ASSERT(buf_addstr(&b, schema_v4_head) == ERR_OK);
-    buf_addstr(&b, "CREATE VIRTUAL TABLE hardware_search USING fts5(");
+    buf_addstr(&b, "ALTER TABLE hardware_asset ADD COLUMN search_indexed INTEGER;"
+                   "CREATE INDEX hardware_asset_unindexed ON hardware_asset(id) WHERE "
+                   "search_indexed IS NULL;"
+                   "CREATE VIRTUAL TABLE hardware_search USING fts5(");
     search_cols(s, "", &b);
     buf_addstr(&b, ", content='hardware_asset', content_rowid='id', tokenize='trigram', "
                    "detail='none');"
-                   "CREATE TRIGGER hardware_search_ins AFTER INSERT ON hardware_asset BEGIN "
-                   "INSERT INTO hardware_search (rowid, ");
-    search_cols(s, "", &b);
-    buf_addstr(&b, ") VALUES (new.id, ");
-    search_cols(s, "new.", &b);
-    buf_addstr(&b, "); END;"
-                   "CREATE TRIGGER hardware_search_del AFTER DELETE ON hardware_asset BEGIN "
+                   "CREATE TRIGGER hardware_search_del AFTER DELETE ON hardware_asset WHEN "
+                   "old.search_indexed IS NOT NULL BEGIN "
                    "INSERT INTO hardware_search (hardware_search, rowid, ");
     search_cols(s, "", &b);
     buf_addstr(&b, ") VALUES ('delete', old.id, ");
@@ -609,14 +609,14 @@ schema_v4(const struct sq *s)
     buf_addstr(&b, "); END;"
                    "CREATE TRIGGER hardware_search_upd AFTER UPDATE OF ");
     search_cols(s, "", &b);
-    buf_addstr(&b, " ON hardware_asset WHEN ");
+    buf_addstr(&b, " ON hardware_asset WHEN old.search_indexed IS NOT NULL AND (");
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
         if (cols[i] == NULL)
             continue;
         buf_printf(&b, "%sold.%s IS NOT new.%s", first ? "" : " OR ", cols[i], cols[i]);
         first = 0;
     }
-    buf_addstr(&b, " BEGIN INSERT INTO hardware_search (hardware_search, rowid, ");
+    buf_addstr(&b, ") BEGIN INSERT INTO hardware_search (hardware_search, rowid, ");
     search_cols(s, "", &b);
     buf_addstr(&b, ") VALUES ('delete', old.id, ");
     search_cols(s, "old.", &b);
@@ -624,9 +624,7 @@ schema_v4(const struct sq *s)
     search_cols(s, "", &b);
     buf_addstr(&b, ") VALUES (new.id, ");
     search_cols(s, "new.", &b);
-    ASSERT(buf_addstr(&b, "); END;"
-                          "INSERT INTO hardware_search (hardware_search) VALUES ('rebuild');") ==
-           ERR_OK);
+    ASSERT(buf_addstr(&b, "); END;") == ERR_OK);
     return buf_detach(&b, NULL);
 }
 
@@ -2352,14 +2350,16 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
                               s->dsql.col_user, s->dsql.col_model};
         int first = 1;
 
-        /* Rows holding every trigram of the text (a superset), then the exact test. */
+        /* Rows holding every trigram of the text (a superset) and rows not indexed yet, then
+         * the exact test. */
         if (match != NULL) {
             lb->v[lb->n].kind = SC_TEXT;
             lb->v[lb->n].s = match;
             lb->n++;
             buf_printf(b,
                        " AND h.id IN (SELECT rowid FROM hardware_search WHERE hardware_search "
-                       "MATCH ?%d)",
+                       "MATCH ?%d UNION ALL SELECT id FROM hardware_asset WHERE search_indexed "
+                       "IS NULL)",
                        lb->first + lb->n - 1);
         }
         buf_addstr(b, " AND (");
@@ -2556,6 +2556,63 @@ sq_data_version(struct store *base, int64_t *out, struct errbuf *eb)
     else
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the data version");
     done(st);
+    return rc;
+}
+
+static int
+sq_search_index(struct store *base, int max_rows, int64_t *indexed, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct buf sql;
+    int own, rc, src;
+
+    *indexed = 0;
+    buf_init(&sql, SQL_MAX);
+    buf_addstr(&sql, "INSERT INTO hardware_search (rowid, ");
+    search_cols(s, "", &sql);
+    buf_addstr(&sql, ") SELECT id, ");
+    search_cols(s, "", &sql);
+    if (buf_addstr(&sql, " FROM hardware_asset WHERE search_indexed IS NULL ORDER BY id LIMIT "
+                         "?1;") != ERR_OK) {
+        buf_free(&sql);
+        return err_set(eb, ERR_TOOBIG, "the search index statement is too long");
+    }
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        goto out;
+    /* Both statements pick the same rows: nothing else writes inside this transaction. */
+    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, max_rows);
+        src = sqlite3_step(st);
+    }
+    if (src != SQLITE_OK && src != SQLITE_DONE) {
+        rc = db_err(s, src, eb, "adding assets to the search index");
+        goto end;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    src = sqlite3_prepare_v2(s->db,
+                             "UPDATE hardware_asset SET search_indexed = 1 WHERE id IN (SELECT id "
+                             "FROM hardware_asset WHERE search_indexed IS NULL ORDER BY id LIMIT "
+                             "?1)",
+                             -1, &st, NULL);
+    if (src == SQLITE_OK) {
+        sqlite3_bind_int(st, 1, max_rows);
+        src = sqlite3_step(st);
+    }
+    if (src != SQLITE_DONE)
+        rc = db_err(s, src, eb, "marking assets as indexed for search");
+    else
+        *indexed = sqlite3_changes(s->db);
+end:
+    sqlite3_finalize(st);
+    rc = wend(s, own, rc, eb);
+    if (rc != ERR_OK)
+        *indexed = 0;
+out:
+    buf_free(&sql);
     return rc;
 }
 
@@ -2872,4 +2929,5 @@ static const struct store_ops sqlite_ops = {
     .list_count = sq_list_count,
     .asset_get = sq_asset_get,
     .data_version = sq_data_version,
+    .search_index = sq_search_index,
 };
