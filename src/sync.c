@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "graph.h"
 #include "http.h"
+#include "jsonarena.h"
 #include "log.h"
 #include "mem.h"
 #include "pacer.h"
@@ -949,7 +950,7 @@ app_page_done(struct call *c, const struct http_resp *r)
         return;
     }
     if (r->err != ERR_OK || r->status != 200 ||
-        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+        (root = jsonarena_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
         apps_problem(t, "a detected-apps page failed", r->status);
         t->fetched[dev] = 0;
     } else if ((next = apps_page(t, dev, root)) != NULL) {
@@ -1871,5 +1872,6 @@ out:
     free(eng.excluded);
     pacer_free(&eng.global);
     pacer_free(&eng.pc);
+    jsonarena_release(); /* a scheduler thread keeps no parse memory between runs */
     return rc;
 }
