@@ -259,15 +259,38 @@ contains_ci(const char *s, const char *needle)
     return 0;
 }
 
+/* ASCII lower-case copy of s into buf (what strncasecmp compares in the C locale); NULL when s
+ * is NULL or does not fit, and the caller falls back to contains_ci. */
+static const char *
+lower_copy(const char *s, char *buf, size_t cap)
+{
+    size_t i;
+
+    if (s == NULL)
+        return NULL;
+    for (i = 0; s[i] != '\0'; i++) {
+        if (i + 1 >= cap)
+            return NULL;
+        buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
 static int
 looks_virtual(const char *s)
 {
     static const char *const contains[] = {"virtual machine", "virtualbox", "qemu",  "kvm",
                                            "parallels",       "hvm domu",   "vmware"};
     static const char *const prefixes[] = {"xen", "cloud pc", "innotek", "bochs"};
+    char buf[256];
+    /* Lower-case once instead of a strncasecmp at every position for every needle. */
+    const char *low = lower_copy(s, buf, sizeof buf);
 
+    if (s == NULL)
+        return 0;
     for (size_t i = 0; i < sizeof contains / sizeof contains[0]; i++) {
-        if (contains_ci(s, contains[i]))
+        if (low != NULL ? strstr(low, contains[i]) != NULL : contains_ci(s, contains[i]))
             return 1;
     }
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
