@@ -65,6 +65,7 @@ struct sq {
     struct store_device_sql dsql; /* generated from device_fields (store.c) */
     /* The tenant being reconciled. */
     int rec_active;
+    int rec_tuned;  /* the sync's cache and checkpoint settings are applied */
     int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
@@ -77,6 +78,8 @@ struct sq {
     /* The device reconcile_device handled last, so its installs need no lookup. */
     int64_t rec_asset_id;
     char *rec_asset_intune;
+    char *title_key; /* scratch for title_id's lookup key, kept between calls */
+    size_t title_key_cap;
 };
 
 static const char *const integ_cols =
@@ -242,7 +245,11 @@ bind_device(sqlite3_stmt *st, int first, const struct device *d)
 
         switch (f->kind) {
         case DF_STR:
-            bind_text(st, idx, *(char *const *)p);
+            /* No copy: every caller steps and clears the bindings while d is alive. */
+            if (*(char *const *)p == NULL)
+                sqlite3_bind_null(st, idx);
+            else
+                sqlite3_bind_text(st, idx, *(char *const *)p, -1, SQLITE_STATIC);
             break;
         case DF_INT64:
             if (*(const int64_t *)p < 0)
@@ -260,7 +267,8 @@ bind_device(sqlite3_stmt *st, int first, const struct device *d)
             bind_ts(st, idx, *(const int64_t *)p);
             break;
         case DF_TYPE:
-            bind_text(st, idx, device_type_name(*(const enum device_type *)p));
+            sqlite3_bind_text(st, idx, device_type_name(*(const enum device_type *)p), -1,
+                              SQLITE_STATIC);
             break;
         }
     }
@@ -652,6 +660,7 @@ sq_close(struct store *base)
     free(s->path);
     store_device_sql_free(&s->dsql);
     free(s->rec_tenant);
+    free(s->title_key);
     free(s);
 }
 
@@ -1200,6 +1209,19 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
 
     if (s->rec_active || !sqlite3_get_autocommit(s->db))
         return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    if (!s->rec_tuned) {
+        /* Only a connection that syncs: an 8 MiB page cache instead of 2 (the tenant's index
+         * pages stay in memory instead of being read back), fewer checkpoints (each one
+         * fdatasyncs), temporary b-trees (the commit's DISTINCT count) in memory. Peak RSS of
+         * the reference MSP's full sync stays under 50 MiB. */
+        rc = exec_sql(s,
+                      "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000; "
+                      "PRAGMA temp_store = MEMORY",
+                      eb, "configuring the connection for a sync");
+        if (rc != ERR_OK)
+            return rc;
+        s->rec_tuned = 1;
+    }
     rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
     if (rc != ERR_OK)
         return rc;
@@ -1399,25 +1421,49 @@ title_hash(const char *k)
 }
 
 /* The title's id, from this transaction's map or one upsert. */
+/* name US version US publisher US platform, in s->title_key (no allocation once it is big
+ * enough: most installs are of a title the map already holds). */
+static const char *
+title_key(struct sq *s, const struct app_ref *a)
+{
+    const char *parts[4] = {a->name, a->version ? a->version : "", a->publisher ? a->publisher : "",
+                            a->platform ? a->platform : ""};
+    size_t len[4], need = 0, off = 0;
+
+    for (int k = 0; k < 4; k++)
+        need += (len[k] = strlen(parts[k])) + 1;
+    if (need > s->title_key_cap) {
+        s->title_key_cap = need * 2;
+        s->title_key = xrealloc(s->title_key, s->title_key_cap);
+    }
+    for (int k = 0; k < 4; k++) {
+        memcpy(s->title_key + off, parts[k], len[k]);
+        off += len[k];
+        s->title_key[off++] = k < 3 ? '\x1f' : '\0';
+    }
+    return s->title_key;
+}
+
 static int
 title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
 {
     sqlite3_stmt *st = NULL;
-    char *key = xasprintf("%s\x1f%s\x1f%s\x1f%s", a->name, a->version ? a->version : "",
-                          a->publisher ? a->publisher : "", a->platform ? a->platform : "");
+    const char *lookup = title_key(s, a);
+    uint64_t h = title_hash(lookup);
+    char *key;
     size_t mask, i;
     int rc, src;
 
     if (s->ntitle_slots > 0) {
         mask = s->ntitle_slots - 1;
-        for (i = title_hash(key) & mask; s->title_slots[i] != 0; i = (i + 1) & mask) {
-            if (strcmp(s->title_keys[s->title_slots[i] - 1], key) == 0) {
+        for (i = h & mask; s->title_slots[i] != 0; i = (i + 1) & mask) {
+            if (strcmp(s->title_keys[s->title_slots[i] - 1], lookup) == 0) {
                 *out = s->title_ids[s->title_slots[i] - 1];
-                free(key);
                 return ERR_OK;
             }
         }
     }
+    key = xstrdup(lookup);
     rc = prep(s, S_TITLE_UPSERT,
               "INSERT INTO software_title (account_id, client_id, name, version, publisher, "
               "platform, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
@@ -1468,7 +1514,7 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
         s->title_ids = xrealloc(s->title_ids, s->captitles * sizeof *s->title_ids);
     }
     mask = s->ntitle_slots - 1;
-    for (i = title_hash(key) & mask; s->title_slots[i] != 0; i = (i + 1) & mask)
+    for (i = h & mask; s->title_slots[i] != 0; i = (i + 1) & mask)
         ;
     s->title_keys[s->ntitles] = key;
     s->title_ids[s->ntitles] = *out;
