@@ -917,10 +917,8 @@ detail_item(struct tenant *t, size_t dev, const json_t *body)
     if (json_is_integer(v) && json_integer_value(v) > 0)
         d->memory = (int64_t)json_integer_value(v);
     v = json_object_get(ent, "ethernetMacAddress");
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        free(d->ethernet_mac);
-        d->ethernet_mac = xstrndup(json_string_value(v), json_string_length(v));
-    }
+    if (json_is_string(v) && json_string_length(v) > 0)
+        device_set_str(d, &d->ethernet_mac, json_string_value(v), json_string_length(v));
 }
 
 static void app_page_done(struct call *c, const struct http_resp *r);
