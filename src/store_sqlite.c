@@ -45,6 +45,7 @@ enum stmt_id {
     S_TITLE_UPSERT,
     S_INST_FIND,
     S_INST_INS,
+    S_INST_INS_MANY,
     S_INST_UPD,
     S_INST_REMOVE,
     S_RETIRE,
@@ -77,6 +78,7 @@ struct sq {
     size_t ntitles, captitles, ntitle_slots;
     /* The device reconcile_device handled last, so its installs need no lookup. */
     int64_t rec_asset_id;
+    int rec_asset_new; /* rec_asset_id was inserted just now: it has no installs yet */
     char *rec_asset_intune;
     char *title_key; /* scratch for title_id's lookup key, kept between calls */
     size_t title_key_cap;
@@ -1196,6 +1198,7 @@ rec_reset(struct sq *s)
     s->ntitles = s->captitles = s->ntitle_slots = 0;
     XFREE(s->rec_asset_intune);
     s->rec_asset_id = 0;
+    s->rec_asset_new = 0;
     memset(&s->rec_counts, 0, sizeof s->rec_counts);
 }
 
@@ -1359,6 +1362,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
         if (rc == ERR_OK)
             s->rec_counts.created++;
         id = sqlite3_last_insert_rowid(s->db);
+        found = -1; /* new: see rec_asset_new */
         goto out;
     }
     if (retired == TS_NULL && device_equal(&old, d) &&
@@ -1404,6 +1408,7 @@ out:
         free(s->rec_asset_intune);
         s->rec_asset_intune = xstrdup(d->intune_id);
         s->rec_asset_id = id;
+        s->rec_asset_new = found < 0;
     }
     free(key);
     device_clear(&old);
@@ -1522,6 +1527,58 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
     return ERR_OK;
 }
 
+#define INST_BATCH 16
+
+/* New installs of one asset, INST_BATCH rows per INSERT: a fraction of the statement overhead
+ * (bind, step, halt, reset) per row. */
+static int
+insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    size_t i = 0;
+    int rc = ERR_OK;
+
+    if (n >= INST_BATCH && s->stmt[S_INST_INS_MANY] == NULL) {
+        struct buf b;
+
+        buf_init(&b, 4096);
+        buf_addstr(&b, "INSERT INTO software_install (account_id, asset_id, title_id, "
+                       "first_seen_at, last_seen_at, removed_at, last_seen_gen) VALUES ");
+        for (int k = 0; k < INST_BATCH; k++)
+            buf_printf(&b, "%s(?1, ?2, ?%d, ?3, ?3, NULL, ?4)", k ? ", " : "", k + 5);
+        rc = prep(s, S_INST_INS_MANY, buf_cstr(&b), &st, eb);
+        buf_free(&b);
+    }
+    for (; rc == ERR_OK && n - i >= INST_BATCH; i += INST_BATCH) {
+        rc = prep(s, S_INST_INS_MANY, NULL, &st, eb);
+        if (rc != ERR_OK)
+            break;
+        sqlite3_bind_int64(st, 1, s->rec_account);
+        sqlite3_bind_int64(st, 2, asset_id);
+        sqlite3_bind_int64(st, 3, s->rec_now);
+        sqlite3_bind_int64(st, 4, s->rec_gen);
+        for (int k = 0; k < INST_BATCH; k++)
+            sqlite3_bind_int64(st, k + 5, titles[i + (size_t)k]);
+        rc = step_done(s, st, eb, "saving installs");
+    }
+    for (; rc == ERR_OK && i < n; i++) {
+        rc = prep(s, S_INST_INS,
+                  "INSERT INTO software_install (account_id, asset_id, title_id, "
+                  "first_seen_at, last_seen_at, removed_at, last_seen_gen) "
+                  "VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
+                  &st, eb);
+        if (rc != ERR_OK)
+            break;
+        sqlite3_bind_int64(st, 1, s->rec_account);
+        sqlite3_bind_int64(st, 2, asset_id);
+        sqlite3_bind_int64(st, 3, titles[i]);
+        sqlite3_bind_int64(st, 4, s->rec_now);
+        sqlite3_bind_int64(st, 5, s->rec_gen);
+        rc = step_done(s, st, eb, "saving an install");
+    }
+    return rc;
+}
+
 struct inst {
     int64_t id;
     int64_t title;
@@ -1540,15 +1597,18 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     struct inst *have = NULL;
-    size_t nhave = 0, caphave = 0;
+    int64_t *fresh = NULL; /* titles to insert */
+    size_t nhave = 0, caphave = 0, nnew = 0, capnew = 0;
     int64_t asset_id = 0;
-    int rc, src;
+    int is_new = 0, rc, src;
 
     rc = need_rec(s, eb);
     if (rc != ERR_OK)
         return rc;
     if (s->rec_asset_intune != NULL && strcmp(s->rec_asset_intune, intune_device_id) == 0) {
         asset_id = s->rec_asset_id;
+        is_new = s->rec_asset_new;
+        s->rec_asset_new = 0; /* a second call for the same device looks its installs up */
     } else {
         rc = prep(s, S_ASSET_ID,
                   "SELECT id FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2 "
@@ -1571,14 +1631,17 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
         if (rc != ERR_OK)
             return rc;
     }
-    rc = prep(s, S_INST_FIND,
-              "SELECT id, title_id, removed_at IS NOT NULL FROM software_install "
-              "WHERE asset_id = ?1",
-              &st, eb);
+    /* A device inserted by this reconcile has no installs to look up. */
+    rc = is_new ? ERR_OK
+                : prep(s, S_INST_FIND,
+                       "SELECT id, title_id, removed_at IS NOT NULL FROM software_install "
+                       "WHERE asset_id = ?1",
+                       &st, eb);
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, asset_id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!is_new)
+        sqlite3_bind_int64(st, 1, asset_id);
+    while (!is_new && (src = sqlite3_step(st)) == SQLITE_ROW) {
         if (nhave == caphave) {
             caphave = caphave ? caphave * 2 : 64;
             have = xrealloc(have, caphave * sizeof *have);
@@ -1589,9 +1652,10 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
         have[nhave].seen = 0;
         nhave++;
     }
-    if (src != SQLITE_DONE)
+    if (!is_new && src != SQLITE_DONE)
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
-    done(st);
+    if (!is_new)
+        done(st);
 
     for (size_t i = 0; rc == ERR_OK && i < n; i++) {
         int64_t title = 0;
@@ -1620,31 +1684,30 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
             rc = step_done(s, st, eb, "reviving an install");
             have[k].seen = 1;
         } else {
-            rc = prep(s, S_INST_INS,
-                      "INSERT INTO software_install (account_id, asset_id, title_id, "
-                      "first_seen_at, last_seen_at, removed_at, last_seen_gen) "
-                      "VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
-                      &st, eb);
-            if (rc != ERR_OK)
-                break;
-            sqlite3_bind_int64(st, 1, s->rec_account);
-            sqlite3_bind_int64(st, 2, asset_id);
-            sqlite3_bind_int64(st, 3, title);
-            sqlite3_bind_int64(st, 4, s->rec_now);
-            sqlite3_bind_int64(st, 5, s->rec_gen);
-            rc = step_done(s, st, eb, "saving an install");
+            /* Inserted below, several rows per statement; never looked up by id again. */
             if (nhave == caphave) {
                 caphave = caphave ? caphave * 2 : 64;
                 have = xrealloc(have, caphave * sizeof *have);
             }
-            have[nhave].id = sqlite3_last_insert_rowid(s->db);
+            have[nhave].id = 0;
             have[nhave].title = title;
             have[nhave].removed = 0;
             have[nhave].seen = 1;
             nhave++;
+            if (nnew == capnew) {
+                capnew = capnew ? capnew * 2 : 64;
+                fresh = xrealloc(fresh, capnew * sizeof *fresh);
+            }
+            fresh[nnew++] = title;
+            continue;
         }
         if (rc == ERR_OK)
             s->rec_counts.installs_added++;
+    }
+    if (rc == ERR_OK && nnew > 0) {
+        rc = insert_installs(s, asset_id, fresh, nnew, eb);
+        if (rc == ERR_OK)
+            s->rec_counts.installs_added += (int)nnew;
     }
     for (size_t k = 0; rc == ERR_OK && k < nhave; k++) {
         if (have[k].seen || have[k].removed)
