@@ -1724,6 +1724,7 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
             s->rec_counts.installs_removed++;
     }
     free(have);
+    free(fresh);
     return rc;
 }
 
