@@ -1,14 +1,15 @@
 /* jsonarena.h - a per-thread bump arena for the json_t trees of parsed responses.
  *
  * Why: a 1,000-device page becomes ~60,000 small jansson allocations, each freed again a moment
- * later; malloc/free of those cost as much as the parse itself.
+ * later; their malloc/free was a tenth of the parse's instructions.
  *
  * jsonarena_install() points jansson's allocator (json_set_alloc_funcs, process-wide) at this
  * module; call it once at start-up before a second thread exists (jsonarena_loadb also installs
  * it, for programs that never called it). From then on:
  *   - outside jsonarena_loadb, jansson gets plain malloc/free on every thread;
  *   - inside jsonarena_loadb, jansson's allocations on the calling thread come from that
- *     thread's arena (chunks of JSONARENA_CHUNK bytes; larger requests still go to malloc);
+ *     thread's arena (chunks of JSONARENA_CHUNK bytes; a request over a quarter chunk still
+ *     goes to malloc);
  *   - freeing arena memory is a no-op, freeing anything else goes to free();
  *   - when the last arena allocation of a thread has been freed (every tree it parsed was
  *     decref'd), the arena rewinds and the next parse reuses its chunks without new mallocs.
