@@ -66,23 +66,46 @@ field_strp(struct device *d, const struct device_field *f)
     return (char **)(void *)((char *)d + f->offset);
 }
 
+/* 1 when p points into d's shared string allocation (not to be freed on its own). */
+static int
+in_strings(const struct device *d, const char *p)
+{
+    return d->strings != NULL && p >= d->strings && p < d->strings + d->strings_len;
+}
+
 void
 device_clear(struct device *d)
 {
     if (d == NULL)
         return;
-    free(d->intune_id);
+    if (!in_strings(d, d->intune_id))
+        free(d->intune_id);
     for (size_t i = 0; i < device_field_count; i++) {
-        if (device_fields[i].kind == DF_STR)
-            free(*field_strp(d, &device_fields[i]));
+        if (device_fields[i].kind == DF_STR) {
+            char *p = *field_strp(d, &device_fields[i]);
+
+            if (!in_strings(d, p))
+                free(p);
+        }
     }
+    free(d->strings);
     device_init(d);
+}
+
+void
+device_set_str(struct device *d, char **field, const char *s, size_t n)
+{
+    if (!in_strings(d, *field))
+        free(*field);
+    *field = s != NULL ? xstrndup(s, n) : NULL;
 }
 
 void
 device_copy(struct device *dst, const struct device *src)
 {
     *dst = *src;
+    dst->strings = NULL;
+    dst->strings_len = 0;
     dst->intune_id = xstrdup(src->intune_id);
     for (size_t i = 0; i < device_field_count; i++) {
         const struct device_field *f = &device_fields[i];
@@ -259,15 +282,38 @@ contains_ci(const char *s, const char *needle)
     return 0;
 }
 
+/* ASCII lower-case copy of s into buf (what strncasecmp compares in the C locale); NULL when s
+ * is NULL or does not fit, and the caller falls back to contains_ci. */
+static const char *
+lower_copy(const char *s, char *buf, size_t cap)
+{
+    size_t i;
+
+    if (s == NULL)
+        return NULL;
+    for (i = 0; s[i] != '\0'; i++) {
+        if (i + 1 >= cap)
+            return NULL;
+        buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
 static int
 looks_virtual(const char *s)
 {
     static const char *const contains[] = {"virtual machine", "virtualbox", "qemu",  "kvm",
                                            "parallels",       "hvm domu",   "vmware"};
     static const char *const prefixes[] = {"xen", "cloud pc", "innotek", "bochs"};
+    char buf[256];
+    /* Lower-case once instead of a strncasecmp at every position for every needle. */
+    const char *low = lower_copy(s, buf, sizeof buf);
 
+    if (s == NULL)
+        return 0;
     for (size_t i = 0; i < sizeof contains / sizeof contains[0]; i++) {
-        if (contains_ci(s, contains[i]))
+        if (low != NULL ? strstr(low, contains[i]) != NULL : contains_ci(s, contains[i]))
             return 1;
     }
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++) {
@@ -325,21 +371,6 @@ device_type_parse(const char *s, enum device_type *out)
 /* ---- mapping from Graph -------------------------------------------------------------------- */
 
 static int
-get_str(const json_t *obj, const char *member, char **out, struct errbuf *eb)
-{
-    const json_t *v = json_object_get(obj, member);
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return ERR_OK;
-    if (!json_is_string(v))
-        return err_set(eb, ERR_PARSE, "managedDevice member %s is not a string", member);
-    if (json_string_length(v) > 0)
-        *out = xstrndup(json_string_value(v), json_string_length(v));
-    return ERR_OK;
-}
-
-static int
 get_int64(const json_t *obj, const char *member, int64_t *out, struct errbuf *eb)
 {
     const json_t *v = json_object_get(obj, member);
@@ -385,6 +416,34 @@ get_ts(const json_t *obj, const char *member, int64_t *out, struct errbuf *eb)
     return ERR_OK;
 }
 
+/* The member as a non-empty JSON string, or NULL when absent, null or ""; ERR_PARSE for any
+ * other type. */
+static int
+str_member(const json_t *obj, const char *member, const json_t **out, struct errbuf *eb)
+{
+    const json_t *v = json_object_get(obj, member);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return ERR_OK;
+    if (!json_is_string(v))
+        return err_set(eb, ERR_PARSE, "managedDevice member %s is not a string", member);
+    if (json_string_length(v) > 0)
+        *out = v;
+    return ERR_OK;
+}
+
+static char *
+put_str(char *base, size_t *off, const char *s, size_t n)
+{
+    char *p = base + *off;
+
+    memcpy(p, s, n);
+    p[n] = '\0';
+    *off += n + 1;
+    return p;
+}
+
 int
 device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
 {
@@ -410,8 +469,10 @@ device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
         {"meid", offsetof(struct device, meid)},
         {"phoneNumber", offsetof(struct device, phone)},
     };
-    const json_t *id, *wrapped;
-    char *serial = NULL, *owner = NULL;
+#define NSTRS (sizeof strs / sizeof strs[0])
+    const json_t *id, *wrapped, *vals[NSTRS], *serial = NULL, *owner = NULL;
+    const char *own = "unknown";
+    size_t total, off = 0;
     int rc;
 
     device_init(d);
@@ -429,24 +490,34 @@ device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
         rc = err_set(eb, ERR_PARSE, "managedDevice has no id");
         goto out;
     }
-    d->intune_id = xstrndup(json_string_value(id), json_string_length(id));
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        char **slot = (char **)(void *)((char *)d + strs[i].offset);
-
-        if ((rc = get_str(obj, strs[i].member, slot, eb)) != ERR_OK)
+    for (size_t i = 0; i < NSTRS; i++) {
+        if ((rc = str_member(obj, strs[i].member, &vals[i], eb)) != ERR_OK)
             goto out;
     }
-    if ((rc = get_str(obj, "serialNumber", &serial, eb)) != ERR_OK)
+    if ((rc = str_member(obj, "serialNumber", &serial, eb)) != ERR_OK ||
+        (rc = str_member(obj, "managedDeviceOwnerType", &owner, eb)) != ERR_OK)
         goto out;
-    d->serial = device_serial_normalize(serial);
-    if ((rc = get_str(obj, "managedDeviceOwnerType", &owner, eb)) != ERR_OK)
-        goto out;
-    if (owner != NULL && strcasecmp(owner, "company") == 0)
-        d->ownership = xstrdup("company");
-    else if (owner != NULL && strcasecmp(owner, "personal") == 0)
-        d->ownership = xstrdup("personal");
-    else
-        d->ownership = xstrdup("unknown");
+    if (owner != NULL && strcasecmp(json_string_value(owner), "company") == 0)
+        own = "company";
+    else if (owner != NULL && strcasecmp(json_string_value(owner), "personal") == 0)
+        own = "personal";
+    /* One allocation for the id, the ownership and every string member. */
+    total = json_string_length(id) + 1 + strlen(own) + 1;
+    for (size_t i = 0; i < NSTRS; i++)
+        total += vals[i] != NULL ? json_string_length(vals[i]) + 1 : 0;
+    d->strings = xmalloc(total);
+    d->strings_len = total;
+    d->intune_id = put_str(d->strings, &off, json_string_value(id), json_string_length(id));
+    d->ownership = put_str(d->strings, &off, own, strlen(own));
+    for (size_t i = 0; i < NSTRS; i++) {
+        char **slot = (char **)(void *)((char *)d + strs[i].offset);
+
+        if (vals[i] != NULL)
+            *slot =
+                put_str(d->strings, &off, json_string_value(vals[i]), json_string_length(vals[i]));
+    }
+    if (serial != NULL)
+        d->serial = device_serial_normalize(json_string_value(serial));
     if ((rc = get_bool(obj, "isEncrypted", &d->is_encrypted, eb)) != ERR_OK ||
         (rc = get_bool(obj, "isSupervised", &d->is_supervised, eb)) != ERR_OK ||
         (rc = get_int64(obj, "totalStorageSpaceInBytes", &d->storage_total, eb)) != ERR_OK ||
@@ -465,9 +536,8 @@ device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
         d->type = DEVICE_SERVER;
     rc = ERR_OK;
 out:
-    free(serial);
-    free(owner);
     if (rc != ERR_OK)
         device_clear(d);
     return rc;
+#undef NSTRS
 }

@@ -2,7 +2,9 @@
  * from Graph JSON.
  *
  * A struct device owns every string it points to; device_clear() frees them (NULL-safe, and the
- * struct may be reused after it). Mapping rules (PRODUCT.md §3.3, §4):
+ * struct may be reused after it). device_from_graph puts its strings in one allocation; replace
+ * a string field with device_set_str, never with free() and a new pointer. Mapping rules
+ * (PRODUCT.md §3.3, §4):
  *   - empty strings from Graph become NULL (JSON null in every output);
  *   - serial numbers are trimmed; placeholders ("To Be Filled By O.E.M.", "System Serial Number",
  *     "Default string", "0", "0123456789", "123456789", "None", "N/A", "", ...) become NULL;
@@ -62,6 +64,10 @@ struct device {
     char *phone;
     int64_t enrolled_at;      /* Unix seconds or TS_NULL */
     int64_t last_check_in_at; /* lastSyncDateTime */
+    /* private: one allocation for the strings device_from_graph set (one malloc per device
+     * instead of one per field); fields pointing elsewhere are freed one by one. */
+    char *strings;
+    size_t strings_len;
 };
 
 /* Kinds of field, for code that walks every field generically (store, diff, CSV). */
@@ -80,6 +86,8 @@ extern const size_t device_field_count;
 void device_init(struct device *d); /* zero strings, -1 numbers, TS_NULL dates */
 void device_clear(struct device *d);
 void device_copy(struct device *dst, const struct device *src); /* dst must be clear */
+/* *field (a string member of d) becomes a copy of the n bytes at s (NULL: no value). */
+void device_set_str(struct device *d, char **field, const char *s, size_t n);
 
 /* Fills d from one managedDevice JSON object (v1.0 or beta, list or single GET). The generated
  * docs' single-GET examples wrap the entity as {"value": {...}}; an object without "id" whose

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "jsonarena.h"
 #include "mem.h"
 
 const char GRAPH_DEVICE_SELECT[] =
@@ -26,7 +27,8 @@ load_json(const char *body, size_t len, const char *what, struct errbuf *eb)
         err_set(eb, ERR_PARSE, "%s: empty response", what);
         return NULL;
     }
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    /* Every tree parsed here is freed by the same thread before it parses much more. */
+    root = jsonarena_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         err_set(eb, ERR_PARSE, "%s is not valid JSON: %s (line %d, column %d)", what, jerr.text,
                 jerr.line, jerr.column);

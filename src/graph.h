@@ -4,6 +4,8 @@
  * JSON is parsed with jansson, duplicates rejected, depth-limited by jansson (2048); Int64
  * members must be JSON integers (a real like 3.0 is refused). Bodies larger than the caller's
  * cap never get here (http.h caps them). Pure functions; thread-safe. Results own their memory.
+ * Parsed trees (graph_page.root, graph_batch.root) live in the thread's jsonarena: clear them on
+ * the thread that parsed them, and keep nothing borrowed from them past the clear.
  */
 #ifndef MEMSYNC_GRAPH_H
 #define MEMSYNC_GRAPH_H

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include "cli.h"
+#include "jsonarena.h"
 
 int
 main(int argc, char **argv)
@@ -14,6 +15,7 @@ main(int argc, char **argv)
 
     /* libcurl runs with CURLOPT_NOSIGNAL, so a peer closing a socket must not kill us. */
     signal(SIGPIPE, SIG_IGN);
+    jsonarena_install(); /* before any thread uses jansson */
     if (sodium_init() < 0) {
         fprintf(stderr, "memsync: libsodium could not initialise\n");
         return CLI_FAIL;

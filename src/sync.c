@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "graph.h"
 #include "http.h"
+#include "jsonarena.h"
 #include "log.h"
 #include "mem.h"
 #include "pacer.h"
@@ -917,10 +918,8 @@ detail_item(struct tenant *t, size_t dev, const json_t *body)
     if (json_is_integer(v) && json_integer_value(v) > 0)
         d->memory = (int64_t)json_integer_value(v);
     v = json_object_get(ent, "ethernetMacAddress");
-    if (json_is_string(v) && json_string_length(v) > 0) {
-        free(d->ethernet_mac);
-        d->ethernet_mac = xstrndup(json_string_value(v), json_string_length(v));
-    }
+    if (json_is_string(v) && json_string_length(v) > 0)
+        device_set_str(d, &d->ethernet_mac, json_string_value(v), json_string_length(v));
 }
 
 static void app_page_done(struct call *c, const struct http_resp *r);
@@ -950,7 +949,7 @@ app_page_done(struct call *c, const struct http_resp *r)
         return;
     }
     if (r->err != ERR_OK || r->status != 200 ||
-        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+        (root = jsonarena_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
         apps_problem(t, "a detected-apps page failed", r->status);
         t->fetched[dev] = 0;
     } else if ((next = apps_page(t, dev, root)) != NULL) {
@@ -1903,6 +1902,7 @@ out:
     free(eng->excluded);
     pacer_free(&eng->global);
     pacer_free(&eng->pc);
+    jsonarena_release(); /* a scheduler or worker thread keeps no parse memory between runs */
     return rc;
 }
 

@@ -260,13 +260,47 @@ test_single_get_fixtures(void **state)
     }
 }
 
+/* Parsed strings share one allocation; replacing one with device_set_str frees nothing of it. */
+static void
+test_set_str_on_parsed_device(void **state)
+{
+    json_t *j = load("{\"id\":\"dev-9\",\"deviceName\":\"PC-9\",\"ethernetMacAddress\":"
+                     "\"aa\",\"model\":\"VMware7,1\",\"serialNumber\":\" SN9 \"}");
+    struct device d, c;
+    struct errbuf eb;
+
+    (void)state;
+    assert_int_equal(device_from_graph(j, &d, &eb), ERR_OK);
+    assert_string_equal(d.ethernet_mac, "aa");
+    assert_string_equal(d.serial, "SN9");
+    assert_int_equal(d.type, DEVICE_VIRTUAL);
+    device_set_str(&d, &d.ethernet_mac, "00:11:22:33:44:55", 17);
+    device_set_str(&d, &d.name, "PC-9-renamed", 4);
+    device_set_str(&d, &d.model, NULL, 0);
+    assert_string_equal(d.ethernet_mac, "00:11:22:33:44:55");
+    assert_string_equal(d.name, "PC-9");
+    assert_null(d.model);
+    assert_string_equal(d.intune_id, "dev-9");
+    device_copy(&c, &d);
+    device_clear(&d); /* the copy owns its own strings */
+    assert_string_equal(c.ethernet_mac, "00:11:22:33:44:55");
+    assert_string_equal(c.ownership, "unknown");
+    device_set_str(&c, &c.ethernet_mac, "bb", 2);
+    device_clear(&c);
+    json_decref(j);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serial_placeholders), cmocka_unit_test(test_type_derivation),
-        cmocka_unit_test(test_strict_types),        cmocka_unit_test(test_mapping_rules),
-        cmocka_unit_test(test_field_table),         cmocka_unit_test(test_single_get_fixtures),
+        cmocka_unit_test(test_serial_placeholders),
+        cmocka_unit_test(test_type_derivation),
+        cmocka_unit_test(test_strict_types),
+        cmocka_unit_test(test_mapping_rules),
+        cmocka_unit_test(test_field_table),
+        cmocka_unit_test(test_single_get_fixtures),
+        cmocka_unit_test(test_set_str_on_parsed_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
