@@ -61,6 +61,8 @@ thread_store(struct httpd *h)
         log_error("http: cannot open the database: %s", eb.msg);
         return NULL;
     }
+    if (store_map_reads(st, &eb) != ERR_OK) /* only slower without it */
+        log_warn("http: reads will not use a memory map: %s", eb.msg);
     pthread_setspecific(store_key, st);
     return st;
 }

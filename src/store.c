@@ -254,6 +254,12 @@ store_device_checkins(struct store *st, int64_t integration_id, const char *tena
 }
 
 int
+store_map_reads(struct store *st, struct errbuf *eb)
+{
+    return st->ops->map_reads != NULL ? st->ops->map_reads(st, eb) : ERR_OK;
+}
+
+int
 store_search_index(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb)
 {
     *indexed = 0;

@@ -211,6 +211,11 @@ int store_data_version(struct store *st, int64_t *out, struct errbuf *eb);
  * (a few thousand rows: about 0.1 ms of CPU per row). */
 int store_search_index(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
 
+/* For a connection that answers many reads (the API's threads): SQLite reads pages through a
+ * memory map instead of copying each one. Not for a sync: mapped pages count towards its
+ * resident memory. No-op on PostgreSQL. */
+int store_map_reads(struct store *st, struct errbuf *eb);
+
 /* ---- software and asset history (reads) ------------------------------------------------- */
 
 struct software_row {
@@ -538,6 +543,7 @@ struct store_ops {
                        struct errbuf *eb);
     int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
     int (*search_index)(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
+    int (*map_reads)(struct store *st, struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */

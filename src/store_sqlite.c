@@ -905,11 +905,8 @@ store_sqlite_open(struct store **out, const char *path, struct errbuf *eb)
     }
     rc = exec_sql(s, "PRAGMA journal_mode = WAL", eb, "enabling WAL");
     if (rc == ERR_OK)
-        /* Reads through a memory map: no read() copy per page on list and detail requests. */
-        rc = exec_sql(s,
-                      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; "
-                      "PRAGMA mmap_size = 1073741824",
-                      eb, "configuring the connection");
+        rc = exec_sql(s, "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON", eb,
+                      "configuring the connection");
     if (rc != ERR_OK) {
         err_prefix(eb, rc, "database %s", path);
         goto out;
@@ -2670,6 +2667,14 @@ sq_data_version(struct store *base, int64_t *out, struct errbuf *eb)
 }
 
 static int
+sq_map_reads(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+
+    return exec_sql(s, "PRAGMA mmap_size = 1073741824", eb, "mapping the database for reads");
+}
+
+static int
 sq_search_index(struct store *base, int max_rows, int64_t *indexed, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
@@ -3040,4 +3045,5 @@ static const struct store_ops sqlite_ops = {
     .asset_get = sq_asset_get,
     .data_version = sq_data_version,
     .search_index = sq_search_index,
+    .map_reads = sq_map_reads,
 };
