@@ -11,7 +11,8 @@ Not a test: it prints numbers.
 
 Usage: bench/bench_api.py [--tenants 500] [--devices 2000] [--duration 10] [--connections 16]
                           [--threads 2] [--keep DIR] [--only GROUP,...]
-Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). MEMSYNC_BIN picks the binary.
+Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). --bin (or MEMSYNC_BIN) picks
+the binary, build/memsync by default.
 """
 import argparse
 import json
@@ -29,6 +30,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import harness  # noqa: E402
+import test_api  # noqa: E402
 from test_api import Serve, apikey  # noqa: E402
 
 PAGE = 200
@@ -94,7 +96,10 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", help="reuse/keep the work directory (skips the sync when filled)")
     ap.add_argument("--only", help="comma list of group names to run (default: all)")
+    ap.add_argument("--bin", default=os.environ.get("MEMSYNC_BIN") or
+                    os.path.join(HERE, "..", "build", "memsync"))
     a = ap.parse_args()
+    harness.BIN = test_api.BIN = os.path.abspath(a.bin)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: scripts/deps.sh bench")
     random.seed(1)
