@@ -505,8 +505,8 @@ store_run_tenant(struct store *st, int64_t run_id, const struct tenant_result *r
 }
 
 int
-store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
-                 struct errbuf *eb)
+store_run_finish(struct store *st, int64_t run_id, const char *status, const char *message,
+                 int64_t now, struct errbuf *eb)
 {
     static const char *const ok[] = {"ok", "partial", "failed", "interrupted"};
     size_t i;
@@ -516,7 +516,7 @@ store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t n
             break;
     if (status == NULL || i == sizeof ok / sizeof ok[0])
         return err_set(eb, ERR_INVAL, "sync run status must be ok, partial, failed or interrupted");
-    return st->ops->run_finish(st, run_id, status, now, eb);
+    return st->ops->run_finish(st, run_id, status, message, now, eb);
 }
 
 /* ---- shared helpers ------------------------------------------------------------------- */
@@ -978,6 +978,7 @@ static const struct store_list_field run_fields[] = {
     LF("status", "r.status", SC_TEXT),
     LF("started_at", "r.started_at", SC_TS),
     LF("finished_at", "r.finished_at", SC_TS),
+    LF("error.message", "r.error_message", SC_TEXT),
     LF("tenants_total", "(SELECT count(*) FROM sync_tenant_result x WHERE x.run_id = r.id)",
        SC_INT),
     LF("tenants_ok",

@@ -279,8 +279,8 @@ int store_run_start(struct store *st, int64_t integration_id, const char *kind, 
 int store_run_tenant(struct store *st, int64_t run_id, const struct tenant_result *r,
                      struct errbuf *eb);
 /* status: "ok" | "partial" | "failed" | "interrupted" */
-int store_run_finish(struct store *st, int64_t run_id, const char *status, int64_t now,
-                     struct errbuf *eb);
+int store_run_finish(struct store *st, int64_t run_id, const char *status, const char *message,
+                     int64_t now, struct errbuf *eb);
 
 /* ---- sync jobs for `memsync worker` (PostgreSQL only; SQLite answers ERR_UNSUPPORTED) ----
  *
@@ -500,8 +500,8 @@ struct store_ops {
                      int64_t *run_id, struct errbuf *eb);
     int (*run_tenant)(struct store *st, int64_t run_id, const struct tenant_result *r,
                       struct errbuf *eb);
-    int (*run_finish)(struct store *st, int64_t run_id, const char *status, int64_t now,
-                      struct errbuf *eb);
+    int (*run_finish)(struct store *st, int64_t run_id, const char *status, const char *message,
+                      int64_t now, struct errbuf *eb);
     int (*user_insert)(struct store *st, int64_t account_id, const char *name, const char *role,
                        const char *password_hash, int64_t *id, struct errbuf *eb);
     int (*user_get)(struct store *st, const char *name, struct user_row *out, struct errbuf *eb);

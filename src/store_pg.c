@@ -534,6 +534,7 @@ static const char schema_jobs[] =
  * so concurrent tenant transactions hold its row lock only while committing), and indexes for
  * one client's list sorted by check-in or name, replacing hardware_asset_client (their prefix). */
 static const char schema_v4[] =
+    "ALTER TABLE sync_run ADD COLUMN error_message TEXT;"
     "CREATE TABLE data_version ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
     " v BIGINT NOT NULL);"
@@ -1889,8 +1890,8 @@ pg_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *t,
 }
 
 static int
-pg_run_finish(struct store *base, int64_t run_id, const char *status, int64_t now,
-              struct errbuf *eb)
+pg_run_finish(struct store *base, int64_t run_id, const char *status, const char *message,
+              int64_t now, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -1903,8 +1904,11 @@ pg_run_finish(struct store *base, int64_t run_id, const char *status, int64_t no
     p_text(&p, status);
     p_i64(&p, now);
     p_i64(&p, run_id);
-    rc = q_done(g, "UPDATE sync_run SET status = $1, finished_at = $2 WHERE id = $3", &p, eb,
-                "finishing the sync run", &changed);
+    p_text(&p, message);
+    rc = q_done(g,
+                "UPDATE sync_run SET status = $1, finished_at = $2, error_message = $4 WHERE id = "
+                "$3",
+                &p, eb, "finishing the sync run", &changed);
     if (rc == ERR_OK && changed == 0)
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
     return wend(g, own, rc, eb);
@@ -2419,7 +2423,9 @@ job_run_maybe_finish(struct pg *g, int64_t run_id, int64_t now, struct errbuf *e
           /* a tenant given back by a stopping worker and synced later counts as synced */
           "(SELECT count(*) FROM sync_tenant_result r WHERE r.run_id = $1 AND r.status = "
           "'error' AND NOT EXISTS (SELECT 1 FROM sync_tenant_result o WHERE o.run_id = $1 AND "
-          "o.tenant_id = r.tenant_id AND o.id > r.id)) "
+          "o.tenant_id = r.tenant_id AND o.id > r.id)), "
+          "(SELECT message FROM sync_job WHERE run_id = $1 AND tenant_id IS NULL AND state = "
+          "'failed' LIMIT 1) "
           "FROM sync_job WHERE run_id = $1",
           &p, eb, "counting the run's jobs", &rc);
     if (r == NULL)
@@ -2431,15 +2437,16 @@ job_run_maybe_finish(struct pg *g, int64_t run_id, int64_t now, struct errbuf *e
     status = r_i64(r, 0, 1, 0) > 0                            ? "failed"
              : r_i64(r, 0, 2, 0) > 0 || r_i64(r, 0, 3, 0) > 0 ? "partial"
                                                               : "ok";
-    PQclear(r);
     p.n = 0;
     p_text(&p, status);
     p_i64(&p, now);
     p_i64(&p, run_id);
+    p_text(&p, r_str(r, 0, 4)); /* why discovery failed, NULL otherwise */
     rc = q_done(g,
-                "UPDATE sync_run SET status = $1, finished_at = $2 WHERE id = $3 AND status = "
-                "'running'",
+                "UPDATE sync_run SET status = $1, finished_at = $2, error_message = $4 WHERE id = "
+                "$3 AND status = 'running'",
                 &p, eb, "finishing the sync run", NULL);
+    PQclear(r);
     if (rc == ERR_OK)
         log_info("queued sync finished run=%" PRId64 " status=%s", run_id, status);
     return rc;

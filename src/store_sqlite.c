@@ -603,7 +603,8 @@ schema_v4(const struct sq *s)
 
     buf_init(&b, SQL_MAX);
     ASSERT(buf_addstr(&b, schema_v4_head) == ERR_OK);
-    buf_addstr(&b, "ALTER TABLE hardware_asset ADD COLUMN search_indexed INTEGER;"
+    buf_addstr(&b, "ALTER TABLE sync_run ADD COLUMN error_message TEXT;"
+                   "ALTER TABLE hardware_asset ADD COLUMN search_indexed INTEGER;"
                    "CREATE INDEX hardware_asset_unindexed ON hardware_asset(id) WHERE "
                    "search_indexed IS NULL;"
                    "CREATE VIRTUAL TABLE hardware_search USING fts5(");
@@ -2953,8 +2954,8 @@ out:
 }
 
 static int
-sq_run_finish(struct store *base, int64_t run_id, const char *status, int64_t now,
-              struct errbuf *eb)
+sq_run_finish(struct store *base, int64_t run_id, const char *status, const char *message,
+              int64_t now, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
@@ -2963,13 +2964,15 @@ sq_run_finish(struct store *base, int64_t run_id, const char *status, int64_t no
     rc = wbegin(s, &own, eb);
     if (rc != ERR_OK)
         return rc;
-    rc = prep(s, S_RUN_FINISH, "UPDATE sync_run SET status = ?1, finished_at = ?2 WHERE id = ?3",
+    rc = prep(s, S_RUN_FINISH,
+              "UPDATE sync_run SET status = ?1, finished_at = ?2, error_message = ?4 WHERE id = ?3",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
     bind_text(st, 1, status);
     sqlite3_bind_int64(st, 2, now);
     sqlite3_bind_int64(st, 3, run_id);
+    bind_text(st, 4, message);
     rc = step_done(s, st, eb, "finishing the sync run");
     if (rc == ERR_OK && sqlite3_changes(s->db) == 0)
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);

@@ -1878,8 +1878,15 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         goto out;
     if (opts->run_id <= 0) {
         struct errbuf feb = {0};
+        const char *why = NULL;
 
-        if (store_run_finish(st, eng->run_id, run_status, clock_now(), &feb) != ERR_OK)
+        if (eng->fatal)
+            why = eng->fatal_eb.msg;
+        else if (stop_requested)
+            why = "stopped before every tenant was synced; tenants not finished keep their "
+                  "previous data";
+
+        if (store_run_finish(st, eng->run_id, run_status, why, clock_now(), &feb) != ERR_OK)
             log_error("cannot finish sync run run=%lld: %s", (long long)eng->run_id, feb.msg);
     }
     log_info("sync finished run=%lld status=%s tenants=%d ok=%d failed=%d devices=%lld "

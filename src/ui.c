@@ -1121,7 +1121,11 @@ run_detail(struct page *pg, int64_t id)
                "run #%" PRId64 " ",
                id);
     pill(b, st);
-    buf_addstr(b, "</h1><div class=\"panel\"><dl class=\"kv\" id=\"run-summary\">");
+    buf_addstr(b, "</h1>");
+    if (json_string_value(jpath(run, "error.message")) != NULL)
+        notice(b, st != NULL && strcmp(st, "failed") == 0 ? "bad" : "warn",
+               json_string_value(jpath(run, "error.message")));
+    buf_addstr(b, "<div class=\"panel\"><dl class=\"kv\" id=\"run-summary\">");
     kv(b, "Integration", json_object_get(run, "integration_name"));
     kv(b, "Kind", json_object_get(run, "kind"));
     buf_addstr(b, "<dt>Started</dt><dd>");

@@ -469,6 +469,22 @@ def main():
           "a failed tenant keeps its devices")
     sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": True})
 
+    # --- the customer list cannot be read: the run says why ------------------------------------
+    sim.control({"op": "fault", "tenant": "*", "route": "customers", "kind": "status",
+                 "status": 403})
+    last = run["id"]
+    st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, admin_key)
+    check(st == 202, "sync now -> 202 (%s %s)" % (st, text[:200]))
+    run = wait_run(srv, admin_key, iid, after=last)
+    check(run["status"] == "failed" and "Partner Center" in (run["error"]["message"] or ""),
+          "a run that could not list the customers says why (%s)" % run.get("error"))
+    st, text, _ = req("GET", srv.url + "/runs/%d" % run["id"], headers=cookie)
+    check(st == 200 and "notice bad" in text and "Partner Center" in text,
+          "the run page shows why it failed")
+    check(get_json(srv, "/api/v1/assets/hardware", admin_key)["total_count"] == 120,
+          "a run that could not list the customers keeps every device")
+    sim.control({"op": "clear_faults"})
+
     # --- rotate a key --------------------------------------------------------------------------
     new_secret = sim.control({"op": "add_secret", "app": "sync"})["results"][0]["secret"]
     st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/rotate-secret" % iid, admin_key,

@@ -197,6 +197,25 @@ class Workers(unittest.TestCase):
             srv.out.close()
             srv.err.close()
 
+    def test_failed_discovery_fails_the_run_with_its_reason(self):
+        ms = self.ms
+        self.sim.control({"op": "fault", "tenant": "*", "route": "customers", "kind": "status",
+                          "status": 403})
+        run = queue(ms, "--full")
+        logs = wait_all(workers(ms, 1))
+        self.assertEqual(logs[0][0], 3, logs[0][1][-2000:])
+        status, why = ms.sql("select status, error_message from sync_run where id = %d" % run)[0]
+        self.assertEqual(status, "failed")
+        self.assertIn("Partner Center", why)
+        self.assertEqual(ms.sql("select count(*) from sync_job where run_id = %d" % run), [(1,)])
+        # The next queued run is accepted and, with Partner Center back, completes.
+        self.sim.control({"op": "clear_faults"})
+        run2 = queue(ms, "--full")
+        for code, err in wait_all(workers(ms, 2)):
+            self.assertEqual(code, 0, err[-3000:])
+        self.assertEqual(ms.sql("select status, error_message from sync_run where id = %d" %
+                                run2), [("ok", None)])
+
     def test_sigterm_gives_the_job_back(self):
         ms = self.ms
         self.sim.control({"op": "set_latency", "ms": 150})

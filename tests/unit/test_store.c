@@ -868,8 +868,8 @@ test_clients_and_runs(void **state)
     r.counts.created = 1;
     r.requests = 3;
     assert_int_equal(store_run_tenant(fx->st, run, &r, &eb), ERR_OK);
-    assert_int_equal(store_run_finish(fx->st, run, "partial", T0 + 5, &eb), ERR_OK);
-    assert_int_equal(store_run_finish(fx->st, run + 100, "ok", T0 + 5, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_run_finish(fx->st, run, "partial", NULL, T0 + 5, &eb), ERR_OK);
+    assert_int_equal(store_run_finish(fx->st, run + 100, "ok", NULL, T0 + 5, &eb), ERR_NOTFOUND);
     assert_int_equal(store_run_start(fx->st, 4242, "full", T0, &run, &eb), ERR_NOTFOUND);
     assert_int_equal(db_int(fx, "SELECT requests FROM sync_tenant_result"), 3);
     device_clear(&d);
