@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "expiry.h"
 #include "guid.h"
+#include "jsonarena.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -527,17 +528,30 @@ collect_cb(void *arg, const struct store_cell *cells, size_t n)
 }
 
 /* A generic paged list of entity. */
+/* Ends a list answer's arena scope; anything still alive in it is a leak worth hearing about. */
+static void
+arena_done(void)
+{
+    size_t live = jsonarena_end();
+
+    if (live != 0)
+        log_error("api: %zu JSON values outlived their list answer; the arena cannot rewind", live);
+}
+
 static void
 send_list(struct httpd_request *req, struct httpd_response *resp, const char *entity,
           int64_t account, int64_t parent)
 {
     struct list_params lp;
     struct list_query q;
-    struct collect c = {json_array(), 0};
+    struct collect c;
     struct errbuf eb = {0};
     int64_t total;
     int rc;
 
+    jsonarena_begin(); /* the page's tree is built, dumped and freed right here */
+    c.arr = json_array();
+    c.last_id = 0;
     if (list_params_parse(req, entity, &lp) != ERR_OK) {
         reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
@@ -571,6 +585,7 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
 out:
     json_decref(c.arr);
     list_params_clear(&lp);
+    arena_done();
 }
 
 /* ---- hardware ---------------------------------------------------------------------------- */
@@ -590,11 +605,14 @@ hardware_list(struct httpd_request *req, struct httpd_response *resp, int64_t ac
 {
     struct list_params lp;
     struct asset_query q = {0};
-    struct collect c = {json_array(), 0};
+    struct collect c;
     struct errbuf eb = {0};
     int64_t total;
     int rc;
 
+    jsonarena_begin(); /* the page's tree is built, dumped and freed right here */
+    c.arr = json_array();
+    c.last_id = 0;
     if (list_params_parse(req, "hardware", &lp) != ERR_OK) {
         reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
@@ -648,6 +666,7 @@ hardware_list(struct httpd_request *req, struct httpd_response *resp, int64_t ac
 out:
     json_decref(c.arr);
     list_params_clear(&lp);
+    arena_done();
 }
 
 static int

@@ -127,10 +127,25 @@ jsonarena_loadb(const char *buf, size_t len, size_t flags, json_error_t *error)
     json_t *root;
 
     jsonarena_install();
-    tl.active = 1;
+    tl.active++;
     root = json_loadb(buf, len, flags, error);
-    tl.active = 0;
+    tl.active--;
     return root;
+}
+
+void
+jsonarena_begin(void)
+{
+    jsonarena_install();
+    tl.active++;
+}
+
+size_t
+jsonarena_end(void)
+{
+    if (tl.active > 0)
+        tl.active--;
+    return tl.live;
 }
 
 int

@@ -33,6 +33,15 @@ void jsonarena_install(void); /* idempotent, thread-safe */
 /* json_loadb with the tree allocated in the calling thread's arena. */
 json_t *jsonarena_loadb(const char *buf, size_t len, size_t flags, json_error_t *error);
 
+/* Between jsonarena_begin() and jsonarena_end() every jansson allocation of the calling thread
+ * comes from its arena, under the same contract as jsonarena_loadb (build, dump and decref on
+ * this thread; keep nothing). Used around the API's list answers, whose trees of hundreds of
+ * small objects are built, dumped and freed at once. Pairs nest. jsonarena_end() returns how
+ * many arena allocations are still alive: 0 once the outermost pair's trees were freed, unless
+ * one leaked or was kept (the arena then cannot rewind: memory grows until it is freed). */
+void jsonarena_begin(void);
+size_t jsonarena_end(void);
+
 /* Frees the calling thread's chunks when nothing in them is alive; 0, or ERR_EXISTS (and
  * nothing freed) while a tree still lives. Call before a thread that parsed ends. */
 int jsonarena_release(void);

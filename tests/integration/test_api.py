@@ -566,6 +566,8 @@ def main():
         check(s not in logs, "the log holds no secret")
     for k in (admin_key, read_key, other_key):
         check(k not in logs, "the log holds no API key")
+    check("outlived their list answer" not in logs,
+          "every list answer freed its JSON (the per-thread arena rewinds)")
 
     # --- user and key management from the command line ---------------------------------------
     rc, out, err = ms.run("user", "add", "argv-pw", "--password", "x" * 12)
