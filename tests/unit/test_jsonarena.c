@@ -157,6 +157,44 @@ test_big_string_goes_to_malloc(void **state)
     free(text);
 }
 
+/* A scope: every value built inside comes from the arena; outside, from malloc. */
+static void
+test_scope_builds_in_arena(void **state)
+{
+    struct jsonarena_stats st;
+    json_t *outer, *inner, *plain;
+    size_t rewinds;
+
+    (void)state;
+    jsonarena_stats(&st);
+    assert_int_equal(st.live, 0);
+    rewinds = st.rewinds;
+    jsonarena_begin();
+    outer = json_pack("{s:s, s:[i, i]}", "name", "laptop-1", "list", 1, 2);
+    jsonarena_begin(); /* nested */
+    inner = json_string("nested");
+    assert_true(jsonarena_end() > 0); /* the inner scope ends; its value lives on */
+    assert_true(jsonarena_end() > 0); /* the outermost ends; both trees are still alive */
+    jsonarena_stats(&st);
+    assert_true(st.live > 0);
+    /* After the outermost end, values come from malloc again. */
+    plain = json_string("plain");
+    jsonarena_stats(&st);
+    {
+        size_t live = st.live;
+
+        json_decref(plain);
+        jsonarena_stats(&st);
+        assert_int_equal(st.live, live);
+    }
+    json_decref(inner);
+    json_decref(outer);
+    jsonarena_stats(&st);
+    assert_int_equal(st.live, 0);
+    assert_int_equal(st.rewinds, rewinds + 1);
+    assert_int_equal(jsonarena_end(), 0); /* unbalanced end: harmless */
+}
+
 static void *
 other_thread(void *arg)
 {
@@ -205,6 +243,7 @@ main(void)
         cmocka_unit_test(test_invalid_json_leaves_nothing_live),
         cmocka_unit_test(test_big_string_goes_to_malloc),
         cmocka_unit_test(test_thread_without_arena),
+        cmocka_unit_test(test_scope_builds_in_arena),
     };
     jsonarena_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
