@@ -13,6 +13,7 @@
 
 #include <microhttpd.h>
 
+#include "jsonarena.h"
 #include "log.h"
 #include "mem.h"
 
@@ -35,10 +36,13 @@ struct conn_state {
 static pthread_key_t store_key;
 static pthread_once_t store_once = PTHREAD_ONCE_INIT;
 
+/* Runs as a pool thread ends: its store, and the JSON arena its list answers used. */
 static void
 store_key_free(void *p)
 {
     store_close(p);
+    if (jsonarena_release() != ERR_OK)
+        log_error("http: a thread ends with JSON values still alive in its arena");
 }
 
 static void
