@@ -528,6 +528,25 @@ collect_cb(void *arg, const struct store_cell *cells, size_t n)
 }
 
 /* A generic paged list of entity. */
+/* Replies one page: the first page_size rows of arr, total_count, and a cursor (kind, next)
+ * when arr holds one row more than the page. */
+static void
+reply_page(struct httpd_response *resp, json_t *arr, size_t page_size, int64_t total, char kind,
+           int64_t next)
+{
+    char cur[80];
+    json_t *nc = json_null();
+
+    if (json_array_size(arr) > page_size) {
+        json_array_remove(arr, page_size);
+        encode_cursor(kind, next, cur, sizeof cur);
+        nc = json_string(cur);
+    }
+    reply_json(resp, 200,
+               json_pack("{s:O, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
+                         "next_cursor", nc));
+}
+
 /* Ends a list answer's arena scope; anything still alive in it is a leak worth hearing about. */
 static void
 arena_done(void)
@@ -569,19 +588,7 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
         reply_err(resp, rc, &eb);
         goto out;
     }
-    {
-        char cur[80];
-        json_t *next = json_null();
-
-        if (json_array_size(c.arr) > (size_t)lp.page_size) {
-            json_array_remove(c.arr, (size_t)lp.page_size);
-            encode_cursor('o', lp.offset + lp.page_size, cur, sizeof cur);
-            next = json_string(cur);
-        }
-        reply_json(resp, 200,
-                   json_pack("{s:O, s:I, s:o}", "data", c.arr, "total_count", (json_int_t)total,
-                             "next_cursor", next));
-    }
+    reply_page(resp, c.arr, (size_t)lp.page_size, total, 'o', lp.offset + lp.page_size);
 out:
     json_decref(c.arr);
     list_params_clear(&lp);
@@ -643,26 +650,12 @@ hardware_list(struct httpd_request *req, struct httpd_response *resp, int64_t ac
         reply_err(resp, rc, &eb);
         goto out;
     }
-    {
-        char cur[80];
-        json_t *next = json_null();
-
-        if (json_array_size(c.arr) > (size_t)lp.page_size) {
-            json_t *lastrow;
-
-            json_array_remove(c.arr, (size_t)lp.page_size);
-            lastrow = json_array_get(c.arr, (size_t)lp.page_size - 1);
-            if (lp.nsorts == 0)
-                encode_cursor('k', json_integer_value(json_object_get(lastrow, "id")), cur,
-                              sizeof cur);
-            else
-                encode_cursor('o', lp.offset + lp.page_size, cur, sizeof cur);
-            next = json_string(cur);
-        }
-        reply_json(resp, 200,
-                   json_pack("{s:O, s:I, s:o}", "data", c.arr, "total_count", (json_int_t)total,
-                             "next_cursor", next));
-    }
+    if (lp.nsorts == 0) /* keyset: the next page starts after the page's last id */
+        reply_page(resp, c.arr, (size_t)lp.page_size, total, 'k',
+                   json_integer_value(
+                       json_object_get(json_array_get(c.arr, (size_t)lp.page_size - 1), "id")));
+    else
+        reply_page(resp, c.arr, (size_t)lp.page_size, total, 'o', lp.offset + lp.page_size);
 out:
     json_decref(c.arr);
     list_params_clear(&lp);

@@ -301,26 +301,15 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
          const struct sync_flags *fl, int *failed)
 {
     struct vault *v = NULL;
-    char *psec = NULL, *ssec = NULL;
     struct errbuf eb = {0};
     struct sync_creds creds = {0};
     struct sync_opts so = {0};
     struct sync_summary sum = {0};
     int rc, code = CLI_FAIL;
 
-    if ((rc = open_vault(cx, 0, &v, &eb)) != ERR_OK)
+    if ((rc = open_vault(cx, 0, &v, &eb)) != ERR_OK ||
+        (rc = sync_creds_unseal(&creds, v, in, &eb)) != ERR_OK)
         goto out;
-    if ((rc = vault_unseal(v, "integration", in->id, "partner_app_secret",
-                           in->partner_secret_sealed, &psec, &eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_unseal(v, "integration", in->id, "sync_app_secret", in->sync_secret_sealed,
-                           &ssec, &eb)) != ERR_OK)
-        goto out;
-    creds.partner_tenant_id = in->partner_tenant_id;
-    creds.partner_app_id = in->partner_app_id;
-    creds.partner_secret = psec;
-    creds.sync_app_id = in->sync_app_id;
-    creds.sync_secret = ssec;
     log_expiry(in, clock_now());
     so.cfg = &cx->cfg;
     so.incremental = fl->incremental;
@@ -351,8 +340,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
 out:
     if (rc != ERR_OK)
         fprintf(stderr, "memsync sync: %s\n", eb.msg);
-    vault_wipe(psec);
-    vault_wipe(ssec);
+    sync_creds_wipe(&creds);
     vault_close(v);
     return code;
 }

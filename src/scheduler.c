@@ -117,25 +117,15 @@ run_job(struct scheduler *s, struct store *st, const struct job *j)
 {
     struct integration in = {0};
     struct errbuf eb = {0};
-    char *psec = NULL, *ssec = NULL;
     struct sync_creds creds = {0};
     struct sync_opts so = {0};
     struct sync_summary sum = {0};
     int64_t t0 = clock_mono_ms();
     int rc;
 
-    if ((rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb)) != ERR_OK)
+    if ((rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb)) != ERR_OK ||
+        (rc = sync_creds_unseal(&creds, s->vault, &in, &eb)) != ERR_OK)
         goto out;
-    if ((rc = vault_unseal(s->vault, "integration", in.id, "partner_app_secret",
-                           in.partner_secret_sealed, &psec, &eb)) != ERR_OK ||
-        (rc = vault_unseal(s->vault, "integration", in.id, "sync_app_secret", in.sync_secret_sealed,
-                           &ssec, &eb)) != ERR_OK)
-        goto out;
-    creds.partner_tenant_id = in.partner_tenant_id;
-    creds.partner_app_id = in.partner_app_id;
-    creds.partner_secret = psec;
-    creds.sync_app_id = in.sync_app_id;
-    creds.sync_secret = ssec;
     so.cfg = s->cfg;
     so.incremental = !j->full;
     so.software = 1;
@@ -156,8 +146,7 @@ out:
     s->stats.last_duration_s = (double)(clock_mono_ms() - t0) / 1000.0;
     s->stats.total_duration_s += s->stats.last_duration_s;
     pthread_mutex_unlock(&s->mu);
-    vault_wipe(psec);
-    vault_wipe(ssec);
+    sync_creds_wipe(&creds);
     integration_clear(&in);
 }
 

@@ -1924,6 +1924,38 @@ engine_free_tenants(struct engine *eng)
 }
 
 int
+sync_creds_unseal(struct sync_creds *c, const struct vault *v, const struct integration *in,
+                  struct errbuf *eb)
+{
+    char *psec = NULL, *ssec = NULL;
+    int rc;
+
+    memset(c, 0, sizeof *c);
+    if ((rc = vault_unseal(v, "integration", in->id, "partner_app_secret",
+                           in->partner_secret_sealed, &psec, eb)) != ERR_OK ||
+        (rc = vault_unseal(v, "integration", in->id, "sync_app_secret", in->sync_secret_sealed,
+                           &ssec, eb)) != ERR_OK) {
+        vault_wipe(psec);
+        return rc;
+    }
+    c->partner_tenant_id = in->partner_tenant_id;
+    c->partner_app_id = in->partner_app_id;
+    c->partner_secret = psec;
+    c->sync_app_id = in->sync_app_id;
+    c->sync_secret = ssec;
+    return ERR_OK;
+}
+
+void
+sync_creds_wipe(struct sync_creds *c)
+{
+    /* The secrets were allocated by sync_creds_unseal; the fields are const for the engine. */
+    vault_wipe((char *)(uintptr_t)c->partner_secret);
+    vault_wipe((char *)(uintptr_t)c->sync_secret);
+    memset(c, 0, sizeof *c);
+}
+
+int
 sync_run(struct store *st, const struct integration *in, const struct sync_creds *creds,
          const struct sync_opts *opts, struct sync_summary *out, struct errbuf *eb)
 {

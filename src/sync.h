@@ -23,6 +23,7 @@
 #include "err.h"
 #include "partner.h"
 #include "store.h"
+#include "vault.h"
 
 struct sync_creds {
     const char *partner_tenant_id;
@@ -31,6 +32,12 @@ struct sync_creds {
     const char *sync_app_id;
     const char *sync_secret;
 };
+
+/* Fills c from the integration with both secrets unsealed (sodium-guarded memory; the ids are
+ * borrowed from in, which must outlive c). Free with sync_creds_wipe(), also after an error. */
+int sync_creds_unseal(struct sync_creds *c, const struct vault *v, const struct integration *in,
+                      struct errbuf *eb);
+void sync_creds_wipe(struct sync_creds *c); /* wipes and frees the secrets; NULL fields are fine */
 
 struct sync_opts {
     const struct config *cfg;

@@ -57,25 +57,6 @@ keep_lease(void *arg)
     return 0;
 }
 
-static int
-unseal_creds(const struct worker_opts *o, const struct integration *in, char **psec, char **ssec,
-             struct sync_creds *creds, struct errbuf *eb)
-{
-    int rc;
-
-    if ((rc = vault_unseal(o->vault, "integration", in->id, "partner_app_secret",
-                           in->partner_secret_sealed, psec, eb)) != ERR_OK ||
-        (rc = vault_unseal(o->vault, "integration", in->id, "sync_app_secret",
-                           in->sync_secret_sealed, ssec, eb)) != ERR_OK)
-        return rc;
-    creds->partner_tenant_id = in->partner_tenant_id;
-    creds->partner_app_id = in->partner_app_id;
-    creds->partner_secret = *psec;
-    creds->sync_app_id = in->sync_app_id;
-    creds->sync_secret = *ssec;
-    return ERR_OK;
-}
-
 /* Runs one leased job; returns a store error that should end the loop, else ERR_OK. */
 static int
 run_job(struct store *st, const struct worker_opts *o, const char *name, struct sync_job *j,
@@ -88,7 +69,6 @@ run_job(struct store *st, const struct worker_opts *o, const char *name, struct 
     struct lease_keeper keeper = {0};
     struct customer *found = NULL;
     size_t nfound = 0;
-    char *psec = NULL, *ssec = NULL;
     struct errbuf eb = {0}, seb = {0};
     const char *what = j->cust.tenant_id != NULL ? j->cust.tenant_id : "(discovery)";
     int rc, src = ERR_OK, ok = 1;
@@ -98,7 +78,7 @@ run_job(struct store *st, const struct worker_opts *o, const char *name, struct 
              j->id, j->run_id, j->integration_id, what, j->attempts);
     rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb);
     if (rc == ERR_OK)
-        rc = unseal_creds(o, &in, &psec, &ssec, &creds, &eb);
+        rc = sync_creds_unseal(&creds, o->vault, &in, &eb);
     if (rc != ERR_OK)
         goto done;
     so.cfg = o->cfg;
@@ -155,8 +135,7 @@ out:
         log_error("cannot record the sync job job=%" PRId64 ": %s", j->id, seb.msg);
     }
     customers_free(found, nfound);
-    vault_wipe(psec);
-    vault_wipe(ssec);
+    sync_creds_wipe(&creds);
     integration_clear(&in);
     return src;
 }
