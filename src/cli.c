@@ -1022,7 +1022,8 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
                "workers)\nfrom a shared PostgreSQL database; start as many as you like, on any "
                "machine with the\nsame --db and master key file. --once: exit when the queue "
                "is empty. A job whose worker\ndies is taken by another once its lease (default "
-               "%d s) lapses.\n",
+               "%d s) lapses.\nExit 0; 3 when a job failed (the run and the log say why); 1 when "
+               "the worker could not start.\n",
                WORKER_LEASE_DEFAULT_S);
         return CLI_OK;
     }
