@@ -2607,6 +2607,13 @@ out:
     return rc;
 }
 
+static int
+lease_lost(const struct sync_job *j, struct errbuf *eb)
+{
+    return err_set(eb, ERR_NOTFOUND,
+                   "the lease of sync job %" PRId64 " lapsed and another worker took it", j->id);
+}
+
 /* Marks worker's leased job state; ERR_NOTFOUND when the lease is no longer worker's. */
 static int
 job_set_state(struct pg *g, const struct sync_job *j, const char *worker, const char *state,
@@ -2626,8 +2633,7 @@ job_set_state(struct pg *g, const struct sync_job *j, const char *worker, const 
                 "AND state = 'leased' AND lease_owner = $2",
                 &p, eb, "completing the sync job", &changed);
     if (rc == ERR_OK && changed == 0)
-        rc = err_set(eb, ERR_NOTFOUND,
-                     "the lease of sync job %" PRId64 " lapsed and another worker took it", j->id);
+        rc = lease_lost(j, eb);
     return rc;
 }
 
@@ -2648,8 +2654,7 @@ pg_job_renew(struct store *base, const struct sync_job *j, const char *worker, i
                 "'leased' AND lease_owner = $2",
                 &p, eb, "renewing the job lease", &changed);
     if (rc == ERR_OK && changed == 0)
-        rc = err_set(eb, ERR_NOTFOUND,
-                     "the lease of sync job %" PRId64 " lapsed and another worker took it", j->id);
+        rc = lease_lost(j, eb);
     return rc;
 }
 

@@ -41,6 +41,17 @@ def workers(ms, n, *extra):
                              stderr=subprocess.PIPE) for _ in range(n)]
 
 
+def wait_leased_tenant(ms, run, timeout=60):
+    """Ids of the run's tenant jobs a worker holds, once there is one (or [] at the timeout)."""
+    deadline = time.time() + timeout
+    leased = []
+    while time.time() < deadline and not leased:
+        leased = ms.sql("select id from sync_job where run_id = %d and state = 'leased' "
+                        "and tenant_id is not null" % run)
+        time.sleep(0.05)
+    return leased
+
+
 def wait_all(procs, timeout=180):
     logs = []
     for p in procs:
@@ -138,12 +149,7 @@ class Workers(unittest.TestCase):
         victim = subprocess.Popen([harness.BIN, "worker", "--lease-seconds", "2",
                                    "--poll-seconds", "1"], cwd=ms.dir, env=ms.env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        leased = []
-        while time.time() < deadline and not leased:
-            leased = ms.sql("select id from sync_job where run_id = %d and state = 'leased' "
-                            "and tenant_id is not null" % run)
-            time.sleep(0.05)
+        leased = wait_leased_tenant(ms, run)
         self.assertTrue(leased, "the worker leased a tenant job")
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -222,12 +228,7 @@ class Workers(unittest.TestCase):
         run = queue(ms, "--full")
         w = subprocess.Popen([harness.BIN, "worker", "--poll-seconds", "1"], cwd=ms.dir,
                              env=ms.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.time() + 60
-        leased = []
-        while time.time() < deadline and not leased:
-            leased = ms.sql("select id from sync_job where run_id = %d and state = 'leased' "
-                            "and tenant_id is not null" % run)
-            time.sleep(0.05)
+        leased = wait_leased_tenant(ms, run)
         self.assertTrue(leased)
         w.send_signal(signal.SIGTERM)
         _, err = w.communicate(timeout=60)
