@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-build}
 
-build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libmicrohttpd-dev
+build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libyajl-dev libmicrohttpd-dev
     libsodium-dev libsqlite3-dev libpq-dev zlib1g-dev ca-certificates curl)
 test_pkgs=(libcmocka-dev python3 time postgresql postgresql-client clang libclang-rt-14-dev clang-format openssl python3-msal nodejs npm
     sqlite3 procps chromium nginx-light)
