@@ -610,6 +610,13 @@ read_identity(struct pg *g, int64_t *app, int64_t *ver, int64_t *tables, struct 
     return ERR_OK;
 }
 
+/* Migration 5: software_install keyed by (asset_id, title_id), its unique key until now, without
+ * the id column nothing used: an install is written into one index fewer. */
+static const char schema_v5[] =
+    "ALTER TABLE software_install DROP COLUMN id;"
+    "ALTER TABLE software_install DROP CONSTRAINT software_install_asset_id_title_id_key;"
+    "ALTER TABLE software_install ADD PRIMARY KEY (asset_id, title_id);";
+
 static int
 migrate(struct pg *g, struct errbuf *eb)
 {
@@ -649,6 +656,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     if (ver < 4) {
         rc = q_done(g, schema_v4, NULL, eb, "adding the data version and list indexes", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 5) {
+        rc = q_done(g, schema_v5, NULL, eb, "keying software_install by asset and title", NULL);
         if (rc != ERR_OK)
             goto out;
     }
@@ -1302,7 +1314,7 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
 {
     struct params p = {0};
     PGresult *r;
-    int64_t title = 0, inst = 0, removed = TS_NULL;
+    int64_t title = 0, removed = TS_NULL;
     int rc, found = 0;
 
     p_i64(&p, g->rec_account);
@@ -1329,14 +1341,13 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
     p.n = 0;
     p_i64(&p, asset_id);
     p_i64(&p, title);
-    r = qc(g, "SELECT id, removed_at FROM software_install WHERE asset_id = $1 AND title_id = $2",
-           &p, eb, "looking up an install", &rc);
+    r = qc(g, "SELECT removed_at FROM software_install WHERE asset_id = $1 AND title_id = $2", &p,
+           eb, "looking up an install", &rc);
     if (r == NULL)
         return rc;
     if (PQntuples(r) == 1) {
         found = 1;
-        inst = r_i64(r, 0, 0, 0);
-        removed = r_i64(r, 0, 1, TS_NULL);
+        removed = r_i64(r, 0, 0, TS_NULL);
     }
     PQclear(r);
     p.n = 0;
@@ -1358,10 +1369,11 @@ upsert_install(struct pg *g, int64_t asset_id, const struct app_ref *a, struct e
     }
     p_i64(&p, g->rec_now);
     p_i64(&p, g->rec_gen);
-    p_i64(&p, inst);
+    p_i64(&p, asset_id);
+    p_i64(&p, title);
     rc = q_done_c(g,
                   "UPDATE software_install SET last_seen_at = $1, last_seen_gen = $2, removed_at = "
-                  "NULL WHERE id = $3",
+                  "NULL WHERE asset_id = $3 AND title_id = $4",
                   &p, eb, "updating an install", NULL);
     if (rc == ERR_OK && removed != TS_NULL)
         g->rec_counts.installs_added++;
@@ -1440,16 +1452,18 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         if (rc != ERR_OK)
             goto out;
     }
-    /* Installs were replaced device by device in pg_reconcile_installs. */
+    /* Installs were replaced device by device in pg_reconcile_installs. software_count is
+     * counted per title (stopping at its first active install), not per install. */
     (void)installs_complete;
     p.n = 2;
     rc = q_done(g,
                 "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
                 "error_remedy = NULL, last_sync_at = $1, updated_at = $1, "
                 "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
-                "retired_at IS NULL), software_count = (SELECT count(DISTINCT i.title_id) FROM "
-                "software_install i JOIN hardware_asset h ON h.id = i.asset_id WHERE "
-                "h.client_id = $2 AND h.retired_at IS NULL AND i.removed_at IS NULL) "
+                "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title t "
+                "WHERE t.client_id = $2 AND EXISTS (SELECT 1 FROM software_install i JOIN "
+                "hardware_asset h ON h.id = i.asset_id WHERE i.title_id = t.id AND "
+                "i.removed_at IS NULL AND h.client_id = $2 AND h.retired_at IS NULL)) "
                 "WHERE id = $2",
                 &p, eb, "updating the client", NULL);
     if (rc == ERR_OK)

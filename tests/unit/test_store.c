@@ -732,6 +732,223 @@ test_installs(void **state)
     device_clear(&d);
 }
 
+/* software_count as the API defines it: distinct titles with an active install on a current
+ * device of the client. The commit counts it another way; both must agree. */
+static const char sw_count_ref[] =
+    "SELECT count(DISTINCT i.title_id) FROM software_install i JOIN hardware_asset h ON "
+    "h.id = i.asset_id JOIN client c ON c.id = h.client_id WHERE c.tenant_id = '%s' AND "
+    "h.retired_at IS NULL AND i.removed_at IS NULL";
+
+static int64_t
+sw_count(struct fx *fx, const struct client_info *ci, int reference)
+{
+    char sql[512];
+
+    if (reference)
+        snprintf(sql, sizeof sql, sw_count_ref, ci->tenant_id);
+    else
+        snprintf(sql, sizeof sql, "SELECT software_count FROM client WHERE tenant_id = '%s'",
+                 ci->tenant_id);
+    return db_int(fx, sql);
+}
+
+/* One tenant sync: devs[i] reports apps[i] (n_apps[i] of them); installs of every device. */
+static void
+sync_sw(struct fx *fx, const struct client_info *ci, struct device *devs, size_t n,
+        const struct app_ref *const *apps, const size_t *n_apps, int64_t now)
+{
+    struct errbuf eb = {0};
+    struct reconcile_counts c;
+
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, ci, now, &eb), ERR_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(store_reconcile_device(fx->st, &devs[i], &eb), ERR_OK);
+        assert_int_equal(
+            store_reconcile_installs(fx->st, devs[i].intune_id, apps[i], n_apps[i], &eb), ERR_OK);
+    }
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+}
+
+static void
+expect_sw_count(struct fx *fx, const struct client_info *ci, int64_t want)
+{
+    assert_int_equal(sw_count(fx, ci, 1), want);
+    assert_int_equal(sw_count(fx, ci, 0), want);
+}
+
+static void
+test_software_count(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[3];
+    const struct app_ref edge = {"Edge", "1", "Microsoft", "windows", -1};
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, -1};
+    const struct app_ref vlc = {"VLC", "3", NULL, NULL, -1};
+    const struct app_ref a0[] = {edge, zip}, a1[] = {edge, vlc}, a2[] = {edge};
+    const struct app_ref *all[] = {a0, a1, a2};
+    const size_t n_all[] = {2, 2, 1};
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    mkdev(&d[2], "dev-c", "C", "SN-C");
+    sync_sw(fx, &ci_a, d, 3, all, n_all, T0);
+    expect_sw_count(fx, &ci_a, 3);
+    /* Another tenant with one of the same titles counts its own. */
+    sync_sw(fx, &ci_b, &d[2], 1, &all[2], &n_all[2], T0);
+    expect_sw_count(fx, &ci_b, 1);
+    expect_sw_count(fx, &ci_a, 3);
+
+    /* B drops VLC (only B had it): 2. A drops Edge (C still has it): still 2. */
+    {
+        const struct app_ref *v[] = {(const struct app_ref[]){zip}, a2, a2};
+        const size_t nv[] = {1, 1, 1};
+        sync_sw(fx, &ci_a, d, 3, v, nv, T0 + 60);
+        expect_sw_count(fx, &ci_a, 2);
+        /* VLC back on B: re-added. */
+        sync_sw(fx, &ci_a, d, 3, all, n_all, T0 + 120);
+        expect_sw_count(fx, &ci_a, 3);
+    }
+    /* A's device retired (complete listing without it): 7-Zip goes with it; Edge stays. */
+    {
+        struct device bc[2] = {d[1], d[2]};
+        const struct app_ref *v[] = {a1, a2};
+        const size_t nv[] = {2, 1};
+        sync_sw(fx, &ci_a, bc, 2, v, nv, T0 + 180);
+        expect_sw_count(fx, &ci_a, 2);
+        /* Every device retired: nothing left. */
+        sync_sw(fx, &ci_a, NULL, 0, NULL, NULL, T0 + 240);
+        expect_sw_count(fx, &ci_a, 0);
+    }
+    /* All back: revived devices bring their active installs back. */
+    sync_sw(fx, &ci_a, d, 3, all, n_all, T0 + 300);
+    expect_sw_count(fx, &ci_a, 3);
+    expect_sw_count(fx, &ci_b, 1);
+    /* A revival without an installs step (apps not read) still counts what the device has. */
+    sync_sw(fx, &ci_a, NULL, 0, NULL, NULL, T0 + 360);
+    expect_sw_count(fx, &ci_a, 0);
+    sync_tenant(fx, &ci_a, d, 3, 1, T0 + 420);
+    expect_sw_count(fx, &ci_a, 3);
+    free_devs(d, 3);
+}
+
+/* Every install with what identifies it, one text per row, in a stable order. */
+static const char install_rows[] =
+    "SELECT t.name || ',' || h.name || ',' || i.first_seen_at || ',' || i.last_seen_at || ',' || "
+    "COALESCE(i.removed_at, -1) || ',' || i.last_seen_gen FROM software_install i JOIN "
+    "software_title t ON t.id = i.title_id JOIN hardware_asset h ON h.id = i.asset_id ORDER BY 1";
+
+/* A database of the previous schema (4: software_install with its own id) is migrated with its
+ * installs kept, and syncs on afterwards. */
+static void
+test_migrate_installs_v4(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d[2];
+    const struct app_ref edge = {"Edge", "1", "Microsoft", "windows", -1};
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, -1};
+    const struct app_ref a0[] = {edge, zip}, a1[] = {zip};
+    const struct app_ref *all[] = {a0, a1};
+    const size_t n_all[] = {2, 1};
+    char *before[4];
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    sync_sw(fx, &ci_a, d, 2, all, n_all, T0);
+    {
+        /* 7-Zip removed from A, so a removed install crosses the migration too. */
+        const struct app_ref *v[] = {(const struct app_ref[]){edge}, a1};
+        const size_t nv[] = {1, 1};
+        sync_sw(fx, &ci_a, d, 2, v, nv, T0 + 60);
+    }
+    store_close(fx->st);
+    fx->st = NULL;
+    /* Back to schema 4, as that version created software_install. */
+    if (fx->pg_url == NULL)
+        sql_exec(fx->path,
+                 "BEGIN;"
+                 "CREATE TABLE software_install_v4 ("
+                 " id INTEGER PRIMARY KEY,"
+                 " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+                 " asset_id INTEGER NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
+                 " title_id INTEGER NOT NULL REFERENCES software_title(id) ON DELETE CASCADE,"
+                 " first_seen_at INTEGER NOT NULL,"
+                 " last_seen_at INTEGER NOT NULL,"
+                 " removed_at INTEGER,"
+                 " last_seen_gen INTEGER NOT NULL,"
+                 " UNIQUE (asset_id, title_id)) STRICT;"
+                 "INSERT INTO software_install_v4 (account_id, asset_id, title_id, first_seen_at, "
+                 "last_seen_at, removed_at, last_seen_gen) SELECT * FROM software_install "
+                 "ORDER BY title_id DESC;"
+                 "DROP TABLE software_install;"
+                 "ALTER TABLE software_install_v4 RENAME TO software_install;"
+                 "CREATE INDEX software_install_title ON software_install(title_id);"
+                 "PRAGMA user_version = 4; COMMIT;");
+    else
+        pg_exec(fx->pg_url,
+                "ALTER TABLE software_install DROP CONSTRAINT software_install_pkey;"
+                "ALTER TABLE software_install ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY "
+                "PRIMARY KEY;"
+                "ALTER TABLE software_install ADD CONSTRAINT "
+                "software_install_asset_id_title_id_key UNIQUE (asset_id, title_id);"
+                "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
+    assert_int_equal(db_int(fx, fx->pg_url == NULL
+                                    ? "SELECT count(*) FROM pragma_table_info('software_install') "
+                                      "WHERE name = 'id'"
+                                    : "SELECT count(*) FROM information_schema.columns WHERE "
+                                      "table_name = 'software_install' AND column_name = 'id'"),
+                     1);
+    for (int r = 0; r < 4; r++)
+        before[r] = db_text(fx, install_rows, r);
+
+    assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
+    if (fx->pg_url == NULL) {
+        assert_int_equal(sqlite_int(fx->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+        assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                              "'software_install' AND sql LIKE '%WITHOUT ROWID'"),
+                         1);
+        assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = "
+                                              "'software_install_title'"),
+                         1);
+        assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    } else {
+        assert_int_equal(db_int(fx, "SELECT value FROM memsync_meta WHERE key = 'schema_version'"),
+                         STORE_SCHEMA_VERSION);
+    }
+    assert_int_equal(db_int(fx, fx->pg_url == NULL
+                                    ? "SELECT count(*) FROM pragma_table_info('software_install') "
+                                      "WHERE name = 'id'"
+                                    : "SELECT count(*) FROM information_schema.columns WHERE "
+                                      "table_name = 'software_install' AND column_name = 'id'"),
+                     0);
+    for (int r = 0; r < 4; r++) {
+        char *after = db_text(fx, install_rows, r);
+        assert_string_equal(before[r], after);
+        assert_true(r == 3 ? before[r][0] == '\0' : before[r][0] != '\0');
+        free(after);
+        free(before[r]);
+    }
+    expect_sw_count(fx, &ci_a, 2);
+
+    /* The migrated rows are updated in place: 7-Zip revived on A, Edge removed, a new title. */
+    {
+        const struct app_ref vlc = {"VLC", "3", NULL, NULL, -1};
+        const struct app_ref *v[] = {(const struct app_ref[]){zip, vlc}, a1};
+        const size_t nv[] = {2, 1};
+        sync_sw(fx, &ci_a, d, 2, v, nv, T0 + 120);
+    }
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 4);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install WHERE removed_at IS NULL"),
+                     3);
+    assert_true(db_int(fx, "SELECT i.removed_at FROM software_install i JOIN software_title t ON "
+                           "t.id = i.title_id WHERE t.name = 'Edge'") == T0 + 120);
+    assert_true(db_int(fx, "SELECT i.first_seen_at FROM software_install i JOIN software_title t "
+                           "ON t.id = i.title_id JOIN hardware_asset h ON h.id = i.asset_id WHERE "
+                           "t.name = '7-Zip' AND h.name = 'A'") == T0);
+    expect_sw_count(fx, &ci_a, 2);
+    free_devs(d, 2);
+}
+
 static void
 test_serial_duplicate(void **state)
 {
@@ -1209,6 +1426,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
@@ -1226,6 +1445,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
