@@ -44,8 +44,12 @@ enum stmt_id {
     S_ASSET_ID,
     S_TITLE_UPSERT,
     S_INST_FIND,
-    S_INST_INS,
-    S_INST_INS_MANY,
+    S_INST_INS, /* followed by INST_BATCH_LOG more: 2, 4, ... rows */
+    S_INST_INS_2,
+    S_INST_INS_4,
+    S_INST_INS_8,
+    S_INST_INS_16,
+    S_INST_INS_32,
     S_INST_UPD,
     S_INST_REMOVE,
     S_RETIRE,
@@ -575,12 +579,17 @@ static const char schema_v4_head[] =
 
 /* Migration 5: software_install without its own rowid, keyed by (asset_id, title_id) (its unique
  * key until now). An install is written into one b-tree fewer (the unique index was a second
- * copy of the row's key), and the sync never needed the install's id. */
+ * copy of the row's key), and the sync never needed the install's id. Its foreign keys are
+ * checked at COMMIT: together with INSERT OR ROLLBACK that spares a multi-row INSERT the
+ * statement journal (a copy of every page it touches, kept to undo the statement alone). */
 static const char schema_v5[] =
     "CREATE TABLE software_install_v5 ("
-    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
-    " asset_id INTEGER NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE,"
-    " title_id INTEGER NOT NULL REFERENCES software_title(id) ON DELETE CASCADE,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE"
+    "  DEFERRABLE INITIALLY DEFERRED,"
+    " asset_id INTEGER NOT NULL REFERENCES hardware_asset(id) ON DELETE CASCADE"
+    "  DEFERRABLE INITIALLY DEFERRED,"
+    " title_id INTEGER NOT NULL REFERENCES software_title(id) ON DELETE CASCADE"
+    "  DEFERRABLE INITIALLY DEFERRED,"
     " first_seen_at INTEGER NOT NULL,"
     " last_seen_at INTEGER NOT NULL,"
     " removed_at INTEGER,"
@@ -1511,6 +1520,22 @@ need_rec(struct sq *s, struct errbuf *eb)
     return ERR_OK;
 }
 
+/* Before a reconcile write: SQLite ends the whole transaction on some errors (a full disk, an
+ * OR ROLLBACK conflict). Writing on would autocommit, so a failed or ended one takes none. */
+static int
+need_rec_tx(struct sq *s, struct errbuf *eb)
+{
+    int rc = need_rec(s, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    if (s->rec_failed)
+        return err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed", s->rec_tenant);
+    if (sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_DB, "tenant %s: the database ended the transaction", s->rec_tenant);
+    return ERR_OK;
+}
+
 static int
 sq_reconcile_device_step(struct store *base, const struct device *d, struct errbuf *eb)
 {
@@ -1523,7 +1548,7 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     int n = (int)device_field_count;
 
     device_init(&old);
-    rc = need_rec(s, eb);
+    rc = need_rec_tx(s, eb);
     if (rc != ERR_OK)
         return rc;
     rc = prep(s, S_ASSET_FIND, s->dsql.find, &st, eb);
@@ -1729,10 +1754,13 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
     return ERR_OK;
 }
 
-#define INST_BATCH 16
+/* INSERT statements for 1, 2, 4, ... 32 installs of one asset (S_INST_INS + k holds 2^k rows). */
+#define INST_BATCH_LOG 5
+_Static_assert(S_INST_INS_32 == S_INST_INS + INST_BATCH_LOG, "one statement per batch size");
 
-/* New installs of one asset, INST_BATCH rows per INSERT: a fraction of the statement overhead
- * (bind, step, halt, reset) per row. */
+/* New installs of one asset, as few INSERTs as the binary decomposition of n allows (a device's
+ * 26 new installs are 3 statements, not a 16-row one and 10 single rows): the statement
+ * overhead (bind, step, halt, reset) is paid per statement, not per row. */
 static int
 insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n, struct errbuf *eb)
 {
@@ -1740,43 +1768,36 @@ insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n,
     size_t i = 0;
     int rc = ERR_OK;
 
-    if (n >= INST_BATCH && s->stmt[S_INST_INS_MANY] == NULL) {
-        struct buf b;
+    for (int k = INST_BATCH_LOG; rc == ERR_OK && k >= 0; k--) {
+        size_t rows = (size_t)1 << k;
 
-        buf_init(&b, 4096);
-        buf_addstr(&b, "INSERT INTO software_install (account_id, asset_id, title_id, "
-                       "first_seen_at, last_seen_at, removed_at, last_seen_gen) VALUES ");
-        for (int k = 0; k < INST_BATCH; k++)
-            buf_printf(&b, "%s(?1, ?2, ?%d, ?3, ?3, NULL, ?4)", k ? ", " : "", k + 5);
-        rc = prep(s, S_INST_INS_MANY, buf_cstr(&b), &st, eb);
-        buf_free(&b);
-    }
-    for (; rc == ERR_OK && n - i >= INST_BATCH; i += INST_BATCH) {
-        rc = prep(s, S_INST_INS_MANY, NULL, &st, eb);
-        if (rc != ERR_OK)
-            break;
-        sqlite3_bind_int64(st, 1, s->rec_account);
-        sqlite3_bind_int64(st, 2, asset_id);
-        sqlite3_bind_int64(st, 3, s->rec_now);
-        sqlite3_bind_int64(st, 4, s->rec_gen);
-        for (int k = 0; k < INST_BATCH; k++)
-            sqlite3_bind_int64(st, k + 5, titles[i + (size_t)k]);
-        rc = step_done(s, st, eb, "saving installs");
-    }
-    for (; rc == ERR_OK && i < n; i++) {
-        rc = prep(s, S_INST_INS,
-                  "INSERT INTO software_install (account_id, asset_id, title_id, "
-                  "first_seen_at, last_seen_at, removed_at, last_seen_gen) "
-                  "VALUES (?1, ?2, ?3, ?4, ?4, NULL, ?5)",
-                  &st, eb);
-        if (rc != ERR_OK)
-            break;
-        sqlite3_bind_int64(st, 1, s->rec_account);
-        sqlite3_bind_int64(st, 2, asset_id);
-        sqlite3_bind_int64(st, 3, titles[i]);
-        sqlite3_bind_int64(st, 4, s->rec_now);
-        sqlite3_bind_int64(st, 5, s->rec_gen);
-        rc = step_done(s, st, eb, "saving an install");
+        while (rc == ERR_OK && n - i >= rows) {
+            if (s->stmt[S_INST_INS + k] == NULL) {
+                struct buf b;
+
+                buf_init(&b, 4096);
+                /* OR ROLLBACK: a violation (impossible: only titles the asset lacks come
+                 * here) ends the tenant's transaction instead of needing a statement journal. */
+                buf_addstr(&b, "INSERT OR ROLLBACK INTO software_install (account_id, asset_id, "
+                               "title_id, first_seen_at, last_seen_at, removed_at, last_seen_gen) "
+                               "VALUES ");
+                for (size_t r = 0; r < rows; r++)
+                    buf_printf(&b, "%s(?1, ?2, ?%zu, ?3, ?3, NULL, ?4)", r ? ", " : "", r + 5);
+                rc = prep(s, S_INST_INS + k, buf_cstr(&b), &st, eb);
+                buf_free(&b);
+                if (rc != ERR_OK)
+                    break;
+            }
+            st = s->stmt[S_INST_INS + k];
+            sqlite3_bind_int64(st, 1, s->rec_account);
+            sqlite3_bind_int64(st, 2, asset_id);
+            sqlite3_bind_int64(st, 3, s->rec_now);
+            sqlite3_bind_int64(st, 4, s->rec_gen);
+            for (size_t r = 0; r < rows; r++)
+                sqlite3_bind_int64(st, (int)r + 5, titles[i + r]);
+            rc = step_done(s, st, eb, rows > 1 ? "saving installs" : "saving an install");
+            i += rows;
+        }
     }
     return rc;
 }
@@ -1803,7 +1824,7 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
     int64_t asset_id = 0;
     int is_new = 0, rc, src;
 
-    rc = need_rec(s, eb);
+    rc = need_rec_tx(s, eb);
     if (rc != ERR_OK)
         return rc;
     if (s->rec_asset_intune != NULL && strcmp(s->rec_asset_intune, intune_device_id) == 0) {
@@ -1943,6 +1964,14 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         return rc;
     if (s->rec_failed) {
         rc = err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed, so nothing is committed",
+                     s->rec_tenant);
+        goto out;
+    }
+    /* Retiring outside the tenant's transaction would retire every device. */
+    if (sqlite3_get_autocommit(s->db)) {
+        rc = err_set(eb, ERR_DB,
+                     "tenant %s: the database ended the transaction, so nothing is "
+                     "committed",
                      s->rec_tenant);
         goto out;
     }

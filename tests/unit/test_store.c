@@ -831,6 +831,85 @@ test_software_count(void **state)
     free_devs(d, 3);
 }
 
+/* 63 new installs on one device take every multi-row INSERT size (32 + 16 + ... + 1). */
+static void
+test_many_installs(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[2];
+    struct app_ref apps[63];
+    char names[63][16];
+    const struct app_ref *v[2];
+    size_t nv[2];
+
+    for (int i = 0; i < 63; i++) {
+        snprintf(names[i], sizeof names[i], "App %02d", i);
+        apps[i] = (struct app_ref){names[i], "1", NULL, NULL, -1};
+    }
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    v[0] = apps;
+    v[1] = apps + 60;
+    nv[0] = 63;
+    nv[1] = 3;
+    sync_sw(fx, &ci_a, d, 2, v, nv, T0);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 66);
+    assert_int_equal(db_int(fx, "SELECT count(DISTINCT title_id) FROM software_install i JOIN "
+                                "hardware_asset h ON h.id = i.asset_id WHERE h.name = 'A'"),
+                     63);
+    expect_sw_count(fx, &ci_a, 63);
+    /* 23 gone from A (three of them still on B), then all back. */
+    nv[0] = 40;
+    sync_sw(fx, &ci_a, d, 2, v, nv, T0 + 60);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install WHERE removed_at IS NULL"),
+                     43);
+    expect_sw_count(fx, &ci_a, 43);
+    nv[0] = 63;
+    sync_sw(fx, &ci_a, d, 2, v, nv, T0 + 120);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install WHERE removed_at IS NULL"),
+                     66);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 66);
+    expect_sw_count(fx, &ci_a, 63);
+    free_devs(d, 2);
+}
+
+/* SQLite can end a transaction by itself (a full disk, an OR ROLLBACK conflict): the reconcile
+ * must then write nothing more, above all not retire every device outside the transaction. */
+static void
+test_reconcile_after_lost_transaction(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d[2];
+    struct reconcile_counts c;
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, -1};
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    sync_tenant(fx, &ci_a, d, 2, 1, T0);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 60, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d[0], &eb), ERR_OK);
+    store_tx_rollback(fx->st); /* what SQLite does on such an error */
+    assert_int_equal(store_reconcile_device(fx->st, &d[1], &eb), ERR_DB);
+    assert_non_null(strstr(eb.msg, "ended the transaction"));
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-a", &zip, 1, &eb), ERR_INVAL);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_INVAL);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE retired_at IS NULL"), 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 0);
+    /* Lost before any failed step: commit refuses on its own. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 90, &eb),
+                     ERR_OK);
+    store_tx_rollback(fx->st);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_DB);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE retired_at IS NULL"), 2);
+    assert_true(db_int(fx, "SELECT last_sync_at FROM client") == T0);
+    /* And the store syncs normally afterwards. */
+    c = sync_tenant(fx, &ci_a, d, 1, 1, T0 + 120);
+    assert_int_equal(c.retired, 1);
+    free_devs(d, 2);
+}
+
 /* Every install with what identifies it, one text per row, in a stable order. */
 static const char install_rows[] =
     "SELECT t.name || ',' || h.name || ',' || i.first_seen_at || ',' || i.last_seen_at || ',' || "
@@ -911,6 +990,20 @@ test_migrate_installs_v4(void **state)
                                               "'software_install_title'"),
                          1);
         assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+        /* Its foreign keys are deferred, not gone: a dangling install fails at COMMIT. */
+        {
+            sqlite3 *db = NULL;
+            assert_int_equal(sqlite3_open_v2(fx->path, &db, SQLITE_OPEN_READWRITE, NULL),
+                             SQLITE_OK);
+            assert_int_equal(sqlite3_exec(db,
+                                          "PRAGMA foreign_keys = ON; BEGIN; INSERT INTO "
+                                          "software_install VALUES (1, 999, 999, 0, 0, NULL, 0)",
+                                          NULL, NULL, NULL),
+                             SQLITE_OK);
+            assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_CONSTRAINT);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            sqlite3_close(db);
+        }
     } else {
         assert_int_equal(db_int(fx, "SELECT value FROM memsync_meta WHERE key = 'schema_version'"),
                          STORE_SCHEMA_VERSION);
@@ -1428,6 +1521,9 @@ main(void)
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_after_lost_transaction, setup_open,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
@@ -1447,6 +1543,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_many_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
