@@ -1395,9 +1395,19 @@ out:
 
 /* ---- reconcile --------------------------------------------------------------------------- */
 
+/* Foreign keys back on once a tenant's transaction has ended (see sq_reconcile_begin). */
+static void
+fk_on(struct sq *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+}
+
+/* Also ends the reconcile's foreign-key pause when its transaction has ended. */
 static void
 rec_reset(struct sq *s)
 {
+    fk_on(s);
     s->rec_active = 0;
     s->rec_failed = 0;
     XFREE(s->rec_tenant);
@@ -1436,9 +1446,20 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
             return rc;
         s->rec_tuned = 1;
     }
-    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    /* Foreign keys are not checked inside the tenant's transaction (PRAGMA foreign_keys is a
+     * no-op inside one, so it is switched here and back after it ends). What it writes refers
+     * only to rows it has read or written itself under its write lock: the integration and its
+     * account (check_integration), the client (upserted below), assets and titles (inserted or
+     * looked up by id in the transaction), and it deletes nothing, so no cascade is missed.
+     * Checking cost three parent lookups per install and per device. */
+    rc = exec_sql(s, "PRAGMA foreign_keys = OFF", eb, "configuring the tenant's transaction");
     if (rc != ERR_OK)
         return rc;
+    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    if (rc != ERR_OK) {
+        fk_on(s);
+        return rc;
+    }
     rc = check_integration(s, account_id, integration_id, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1472,9 +1493,10 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
 out:
     if (rc != ERR_OK) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        fk_on(s);
         return rc;
     }
-    rec_reset(s);
+    rec_reset(s); /* inside the transaction: foreign keys stay off */
     s->rec_active = 1;
     s->rec_account = account_id;
     s->rec_integration = integration_id;

@@ -873,6 +873,62 @@ test_many_installs(void **state)
     free_devs(d, 2);
 }
 
+/* The SQLite reconcile writes with foreign keys off (its own rows only): what it wrote must pass
+ * the check, and every way out of it must turn them back on, or deleting an integration would
+ * leave its assets and installs behind. */
+static void
+test_reconcile_foreign_keys(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d[2];
+    const struct app_ref edge = {"Edge", "1", "Microsoft", "windows", -1};
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, -1};
+    const struct app_ref a0[] = {edge, zip}, a1[] = {zip};
+    const struct app_ref *all[] = {a0, a1};
+    const size_t n_all[] = {2, 1};
+    struct integration in;
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    sync_sw(fx, &ci_a, d, 2, all, n_all, T0);
+    free(d[0].name);
+    d[0].name = xstrdup("A2"); /* a change: asset_change row */
+    sync_sw(fx, &ci_a, d, 1, all, n_all, T0 + 60);
+    if (fx->pg_url == NULL)
+        assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+
+    /* After a rollback and after a refused begin as well as after a commit. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 90, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d[1], &eb), ERR_OK);
+    store_reconcile_rollback(fx->st);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ + 100, &ci_a, T0, &eb),
+                     ERR_NOTFOUND);
+    /* A second integration whose rows must survive the first one's deletion. */
+    memset(&in, 0, sizeof in);
+    in.account_id = fx->account;
+    in.name = "other";
+    in.partner_tenant_id = "44444444-4444-4444-4444-444444444444";
+    in.partner_app_id = "22222222-2222-2222-2222-222222222222";
+    in.sync_app_id = "33333333-3333-3333-3333-333333333333";
+    in.partner_secret_expires = TS_NULL;
+    in.sync_secret_expires = TS_NULL;
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, in.id, &ci_b, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d[1], &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-b", a1, 1, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, NULL, &eb), ERR_OK);
+
+    assert_int_equal(store_integration_delete(fx->st, fx->account, fx->integ, &eb), ERR_OK);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM asset_change"), 0);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM client"), 1);
+    free_devs(d, 2);
+}
+
 /* SQLite can end a transaction by itself (a full disk, an OR ROLLBACK conflict): the reconcile
  * must then write nothing more, above all not retire every device outside the transaction. */
 static void
@@ -1522,6 +1578,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_after_lost_transaction, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
@@ -1544,6 +1601,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
