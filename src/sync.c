@@ -823,18 +823,61 @@ appcat_clear(struct appcat *c)
     memset(c, 0, sizeof *c);
 }
 
+static uint64_t
+mem_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of the app with Graph id id[0..len), or the empty slot where it belongs. */
+static size_t
+appcat_slot(const struct appcat *c, const char *id, size_t len)
+{
+    size_t mask = c->nslots - 1, i;
+
+    for (i = mem_hash(id, len) & mask; c->slots[i] != 0; i = (i + 1) & mask) {
+        const char *have = c->apps[c->slots[i] - 1].id;
+        if (strncmp(have, id, len) == 0 && have[len] == '\0')
+            break;
+    }
+    return i;
+}
+
+/* The catalogue index of the app with Graph id id[0..len) (need not be NUL-terminated), or
+ * UINT32_MAX. A parser can look the id up before copying the app's strings: nearly every
+ * detected app of a tenant is one it has already seen on another device. */
+static uint32_t
+appcat_find(const struct appcat *c, const char *id, size_t len)
+{
+    size_t i;
+
+    if (c->n == 0)
+        return UINT32_MAX;
+    i = appcat_slot(c, id, len);
+    return c->slots[i] != 0 ? c->slots[i] - 1 : UINT32_MAX;
+}
+
 /* Takes ownership of *a (cleared on return) and returns its index in the catalogue. */
 static uint32_t
 appcat_intern(struct appcat *c, struct detected_app *a)
 {
-    size_t mask, i;
+    size_t i, len = strlen(a->id);
+    uint32_t known = appcat_find(c, a->id, len);
 
+    if (known != UINT32_MAX) {
+        detected_app_clear(a);
+        return known;
+    }
     if (c->n * 2 >= c->nslots) {
         size_t ns = c->nslots ? c->nslots * 2 : 256;
         uint32_t *slots = xcalloc(ns, sizeof *slots);
 
         for (size_t k = 0; k < c->n; k++) {
-            i = str_hash(c->apps[k].id) & (ns - 1);
+            i = mem_hash(c->apps[k].id, strlen(c->apps[k].id)) & (ns - 1);
             while (slots[i] != 0)
                 i = (i + 1) & (ns - 1);
             slots[i] = (uint32_t)k + 1;
@@ -843,17 +886,11 @@ appcat_intern(struct appcat *c, struct detected_app *a)
         c->slots = slots;
         c->nslots = ns;
     }
-    mask = c->nslots - 1;
-    for (i = str_hash(a->id) & mask; c->slots[i] != 0; i = (i + 1) & mask) {
-        if (strcmp(c->apps[c->slots[i] - 1].id, a->id) == 0) {
-            detected_app_clear(a);
-            return c->slots[i] - 1;
-        }
-    }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 64;
         c->apps = xrealloc(c->apps, c->cap * sizeof *c->apps);
     }
+    i = appcat_slot(c, a->id, len);
     c->apps[c->n] = *a;
     memset(a, 0, sizeof *a);
     c->slots[i] = (uint32_t)c->n + 1;
