@@ -37,6 +37,7 @@ enum stmt_id {
     S_CLIENT_FAIL,
     S_CLIENT_BEGIN,
     S_ASSET_FIND,
+    S_ASSET_ANY,
     S_ASSET_INS,
     S_ASSET_UPD,
     S_ASSET_TOUCH,
@@ -87,6 +88,7 @@ struct sq {
     /* The device reconcile_device handled last, so its installs need no lookup. */
     int64_t rec_asset_id;
     int rec_asset_new; /* rec_asset_id was inserted just now: it has no installs yet */
+    int rec_fresh;     /* the tenant had no assets at begin: devices are inserted unlooked-up */
     char *rec_asset_intune;
     struct {
         char *sql;
@@ -1418,6 +1420,7 @@ rec_reset(struct sq *s)
     XFREE(s->title_slots);
     s->ntitles = s->captitles = s->ntitle_slots = 0;
     XFREE(s->rec_asset_intune);
+    s->rec_fresh = 0;
     s->rec_asset_id = 0;
     s->rec_asset_new = 0;
     memset(&s->rec_counts, 0, sizeof s->rec_counts);
@@ -1429,7 +1432,7 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc, src, fresh = 0;
 
     if (s->rec_active || !sqlite3_get_autocommit(s->db))
         return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
@@ -1490,6 +1493,22 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
         rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "saving the client");
     }
     done(st);
+    if (rc != ERR_OK)
+        goto out;
+    /* A tenant's first sync: no device can be found, so none is looked up. */
+    rc = prep(s, S_ASSET_ANY,
+              "SELECT EXISTS (SELECT 1 FROM hardware_asset WHERE integration_id = ?1 AND "
+              "tenant_id = ?2)",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, integration_id);
+    bind_text(st, 2, ci->tenant_id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        fresh = sqlite3_column_int(st, 0) == 0;
+    else
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the tenant's devices");
+    done(st);
 out:
     if (rc != ERR_OK) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1498,6 +1517,7 @@ out:
     }
     rec_reset(s); /* inside the transaction: foreign keys stay off */
     s->rec_active = 1;
+    s->rec_fresh = fresh;
     s->rec_account = account_id;
     s->rec_integration = integration_id;
     s->rec_now = now;
@@ -1559,6 +1579,30 @@ need_rec_tx(struct sq *s, struct errbuf *eb)
 }
 
 static int
+insert_device(struct sq *s, const struct device *d, const char *key, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int n = (int)device_field_count;
+    int rc = prep(s, S_ASSET_INS, s->dsql.ins, &st, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_account);
+    sqlite3_bind_int64(st, 2, s->rec_client);
+    sqlite3_bind_int64(st, 3, s->rec_integration);
+    bind_text(st, 4, s->rec_tenant);
+    bind_text(st, 5, d->intune_id);
+    bind_device(st, 6, d);
+    bind_text(st, 6 + n, key);
+    sqlite3_bind_int64(st, 7 + n, s->rec_now);
+    sqlite3_bind_int64(st, 8 + n, s->rec_gen);
+    rc = step_done(s, st, eb, "saving a new device");
+    if (rc == ERR_OK)
+        s->rec_counts.created++;
+    return rc;
+}
+
+static int
 sq_reconcile_device_step(struct store *base, const struct device *d, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
@@ -1573,6 +1617,19 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     rc = need_rec_tx(s, eb);
     if (rc != ERR_OK)
         return rc;
+    key = store_serial_key(d->serial);
+    if (s->rec_fresh) {
+        rc = insert_device(s, d, key, eb);
+        if (rc == ERR_OK) {
+            id = sqlite3_last_insert_rowid(s->db);
+            found = -1; /* new: see rec_asset_new */
+            goto out;
+        }
+        if (rc != ERR_EXISTS)
+            goto out;
+        /* Listed twice: the single-row INSERT was refused before writing; update it. */
+        rc = ERR_OK;
+    }
     rc = prep(s, S_ASSET_FIND, s->dsql.find, &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1592,24 +1649,9 @@ sq_reconcile_device_step(struct store *base, const struct device *d, struct errb
     done(st);
     if (rc != ERR_OK)
         goto out;
-    key = store_serial_key(d->serial);
 
     if (!found) {
-        rc = prep(s, S_ASSET_INS, s->dsql.ins, &st, eb);
-        if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_account);
-        sqlite3_bind_int64(st, 2, s->rec_client);
-        sqlite3_bind_int64(st, 3, s->rec_integration);
-        bind_text(st, 4, s->rec_tenant);
-        bind_text(st, 5, d->intune_id);
-        bind_device(st, 6, d);
-        bind_text(st, 6 + n, key);
-        sqlite3_bind_int64(st, 7 + n, s->rec_now);
-        sqlite3_bind_int64(st, 8 + n, s->rec_gen);
-        rc = step_done(s, st, eb, "saving a new device");
-        if (rc == ERR_OK)
-            s->rec_counts.created++;
+        rc = insert_device(s, d, key, eb);
         id = sqlite3_last_insert_rowid(s->db);
         found = -1; /* new: see rec_asset_new */
         goto out;

@@ -929,6 +929,43 @@ test_reconcile_foreign_keys(void **state)
     free_devs(d, 2);
 }
 
+/* A tenant's first sync inserts without looking devices up; one listed twice is still one asset,
+ * updated by its second listing, and the tenant's second sync finds them all. */
+static void
+test_first_sync_device_twice(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d[3];
+    struct reconcile_counts c;
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, -1};
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-a", "A renamed", "SN-A");
+    mkdev(&d[2], "dev-b", "B", "SN-B");
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0, &eb), ERR_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_reconcile_device(fx->st, &d[i], &eb), ERR_OK);
+        assert_int_equal(store_reconcile_installs(fx->st, d[i].intune_id, &zip, 1, &eb), ERR_OK);
+    }
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(c.created, 2);
+    assert_int_equal(c.updated, 1);
+    assert_int_equal(c.installs_added, 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE name = 'A renamed'"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 2);
+    c = sync_tenant(fx, &ci_a, &d[1], 2, 1, T0 + 60);
+    assert_int_equal(c.created, 0);
+    assert_int_equal(c.unchanged, 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 2);
+    /* Another tenant's first sync may hold the same device ids. */
+    c = sync_tenant(fx, &ci_b, &d[1], 2, 1, T0 + 60);
+    assert_int_equal(c.created, 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 4);
+    free_devs(d, 3);
+}
+
 /* SQLite can end a transaction by itself (a full disk, an OR ROLLBACK conflict): the reconcile
  * must then write nothing more, above all not retire every device outside the transaction. */
 static void
@@ -1578,6 +1615,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_after_lost_transaction, setup_open,
                                         teardown),
@@ -1601,6 +1639,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
