@@ -1439,8 +1439,8 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
     if (!s->rec_tuned) {
         /* Only a connection that syncs: an 8 MiB page cache instead of 2 (the tenant's index
          * pages stay in memory instead of being read back), fewer checkpoints (each one
-         * fdatasyncs), temporary b-trees in memory. Peak RSS of
-         * the reference MSP's full sync stays under 50 MiB. */
+         * fdatasyncs), temporary b-trees in memory. Peak RSS of the reference MSP's full sync
+         * stays under 50 MiB. */
         rc = exec_sql(s,
                       "PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000; "
                       "PRAGMA temp_store = MEMORY",
