@@ -598,14 +598,18 @@ out:
 
 /* ---- hardware ---------------------------------------------------------------------------- */
 
-/* yajl hands over a token at a time: straight into the response body. */
+/* yajl hands over a token at a time: gathered like jansson's (dump_cb), then the body. */
 static void
 gen_print(void *ctx, const char *s, size_t n)
 {
     struct dump *d = ctx;
 
-    if (!d->bad && buf_add(d->out, s, n) != ERR_OK)
-        d->bad = 1;
+    if (d->n + n <= sizeof d->tmp) {
+        memcpy(d->tmp + d->n, s, n);
+        d->n += n;
+        return;
+    }
+    (void)dump_cb(s, n, d);
 }
 
 struct genpage {
@@ -644,27 +648,33 @@ static void
 hardware_render(struct httpd_request *req, struct httpd_response *resp, struct asset_query *q,
                 const struct list_params *lp, int64_t total)
 {
-    struct dump d = {0};
+    struct dump *d = xmalloc(sizeof *d); /* 16 KiB: not on the pool thread's stack */
     struct genpage p = {0};
     struct errbuf eb = {0};
     char cur[80];
     int rc, bad = 0;
 
-    d.out = &resp->body;
+    d->out = &resp->body;
+    d->n = 0;
+    d->bad = 0;
     buf_reset(&resp->body);
+    /* About 1.2 KB per asset: one allocation instead of a dozen doublings and copies. */
+    (void)buf_reserve(&resp->body, (size_t)lp->page_size * 1280 + 256);
     p.g = yajl_gen_alloc(NULL);
     if (p.g == NULL) {
+        free(d);
         reply_err(resp, ERR_NOMEM, NULL);
         return;
     }
     p.page_size = (size_t)lp->page_size;
-    yajl_gen_config(p.g, yajl_gen_print_callback, gen_print, &d);
+    yajl_gen_config(p.g, yajl_gen_print_callback, gen_print, d);
     bad |= yajl_gen_map_open(p.g) != yajl_gen_status_ok;
     bad |= gen_key(p.g, "data");
     bad |= yajl_gen_array_open(p.g) != yajl_gen_status_ok;
     rc = store_assets_each(req->st, q, asset_gen_cb, &p, &eb);
     if (rc != ERR_OK) {
         yajl_gen_free(p.g);
+        free(d);
         reply_err(resp, rc, &eb);
         return;
     }
@@ -684,7 +694,10 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     }
     bad |= yajl_gen_map_close(p.g) != yajl_gen_status_ok;
     yajl_gen_free(p.g);
-    if (bad || p.bad || d.bad) {
+    dump_flush(d);
+    bad |= d->bad;
+    free(d);
+    if (bad || p.bad) {
         reply_json(resp, 500, NULL); /* the generic "could not be built" answer */
         return;
     }

@@ -193,16 +193,20 @@ asset_to_json(const struct asset *a)
  * jansson accepts only well-formed UTF-8 (no overlong forms, surrogates or code points past
  * U+10FFFF), and a string it refuses is shown with every non-ASCII byte as '?'. */
 
-/* 1 when s[0..n) is UTF-8 that jansson's json_string accepts. */
+/* 1 when s[0..n) is UTF-8 that jansson's json_string accepts; *plain = 0 when a byte needs a
+ * JSON escape (a quote, a backslash or a control character). */
 static int
-utf8_ok(const unsigned char *s, size_t n)
+utf8_ok(const unsigned char *s, size_t n, int *plain)
 {
     size_t i = 0;
 
+    *plain = 1;
     while (i < n) {
         unsigned c = s[i], len, v;
 
         if (c < 0x80) {
+            if (c < 0x20 || c == '"' || c == '\\')
+                *plain = 0;
             i++;
             continue;
         }
@@ -241,18 +245,33 @@ gkey(yajl_gen g, const char *k)
     return GEN_OK(yajl_gen_string(g, (const unsigned char *)k, strlen(k)));
 }
 
+/* A string that needs no escape, quoted as yajl_gen_string would write it, in one token:
+ * yajl_gen_number emits its text as is, with the same separators and state checks. */
+static int
+gquoted(yajl_gen g, const char *s, size_t n)
+{
+    char q[256];
+
+    if (n > sizeof q - 2)
+        return GEN_OK(yajl_gen_string(g, (const unsigned char *)s, n));
+    q[0] = '"';
+    memcpy(q + 1, s, n);
+    q[n + 1] = '"';
+    return GEN_OK(yajl_gen_number(g, q, n + 2));
+}
+
 static int
 gstr(yajl_gen g, const char *s)
 {
     size_t n;
     char small[256], *copy;
-    int bad;
+    int bad, plain;
 
     if (s == NULL)
         return GEN_OK(yajl_gen_null(g));
     n = strlen(s);
-    if (utf8_ok((const unsigned char *)s, n))
-        return GEN_OK(yajl_gen_string(g, (const unsigned char *)s, n));
+    if (utf8_ok((const unsigned char *)s, n, &plain))
+        return plain ? gquoted(g, s, n) : GEN_OK(yajl_gen_string(g, (const unsigned char *)s, n));
     copy = n < sizeof small ? small : xmalloc(n + 1);
     memcpy(copy, s, n + 1);
     for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
@@ -288,7 +307,7 @@ gts(yajl_gen g, int64_t t)
     if (t == TS_NULL)
         return GEN_OK(yajl_gen_null(g));
     clock_fmt(t, out, sizeof out);
-    return GEN_OK(yajl_gen_string(g, (const unsigned char *)out, strlen(out)));
+    return gquoted(g, out, strlen(out)); /* digits and separators */
 }
 
 static int

@@ -198,6 +198,17 @@ test_hostile_strings(void **state)
         all_strings(&a, texts[i]);
         same(&a);
     }
+    /* Plain text at and past the one-token path's 254 bytes. */
+    for (size_t n = 253; n <= 256; n++) {
+        char plain[300];
+        memset(plain, 'p', n);
+        plain[n] = '\0';
+        plain[0] = '\xc3'; /* non-ASCII needs no escape */
+        plain[1] = '\xa9';
+        full(&a);
+        all_strings(&a, plain);
+        same(&a);
+    }
     /* Longer than gstr's stack copy. */
     {
         char big[1200];
