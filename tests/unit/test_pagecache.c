@@ -172,6 +172,7 @@ test_entry_outlives_eviction(void **state)
     b = pagecache_body(e, &n); /* still ours (ASan would see a use after free) */
     assert_int_equal(n, sizeof body);
     assert_memory_equal(b, body, sizeof body);
+    pagecache_release(e); /* the last reference: freed now */
     /* Freeing the cache with a reference out leaves the entry to its last release. */
     e = pagecache_get(pc, "k99", 3, 7);
     assert_non_null(e);
