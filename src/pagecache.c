@@ -22,6 +22,7 @@ struct pagecache {
     pthread_mutex_t mu;
     size_t max, bytes, count;
     uint64_t hits, misses, evictions;
+    int64_t newest; /* the highest data version seen: entries of older ones are dead */
     unsigned char hkey[crypto_shorthash_KEYBYTES]; /* SipHash: query strings cannot flood a chain */
     size_t nbuckets;                               /* a power of two */
     struct pagecache_entry **buckets;
@@ -102,6 +103,26 @@ to_head(struct pagecache *pc, struct pagecache_entry *e)
     pc->head = e;
 }
 
+/* The data version only grows, so once a request saw v every entry of an older version can
+ * never be hit again: free them now rather than holding dead pages until the LRU reaches
+ * them. Locked; O(entries) once per version change. Returns 0 when version itself is already
+ * older than one seen (a request that read it before a commit). */
+static int
+see_version(struct pagecache *pc, int64_t version)
+{
+    struct pagecache_entry *e, *next;
+
+    if (pc->count == 0 || version > pc->newest) {
+        for (e = pc->head; e != NULL; e = next) {
+            next = e->next;
+            if (e->version < version)
+                drop(pc, e);
+        }
+        pc->newest = version;
+    }
+    return version >= pc->newest;
+}
+
 static uint64_t
 hash_of(const struct pagecache *pc, const void *key, size_t keylen)
 {
@@ -136,6 +157,7 @@ pagecache_get(struct pagecache *pc, const void *key, size_t keylen, int64_t vers
         return NULL;
     hash = hash_of(pc, key, keylen);
     pthread_mutex_lock(&pc->mu);
+    (void)see_version(pc, version);
     e = find(pc, hash, key, keylen);
     if (e != NULL && e->version == version) {
         to_head(pc, e);
@@ -178,13 +200,13 @@ pagecache_put(struct pagecache *pc, const void *key, size_t keylen, int64_t vers
     memcpy(e->data + len + 1, key, keylen);
 
     pthread_mutex_lock(&pc->mu);
-    old = find(pc, e->hash, key, keylen);
-    if (old != NULL && old->version > version) {
-        /* A slower request rendered older data than what is cached: keep the newer one. */
+    if (!see_version(pc, version)) {
+        /* Rendered at a version already superseded: it could never be hit. */
         pthread_mutex_unlock(&pc->mu);
         free(e);
         return;
     }
+    old = find(pc, e->hash, key, keylen);
     if (old != NULL)
         drop(pc, old);
     while (pc->bytes + cost > pc->max && pc->tail != NULL) {

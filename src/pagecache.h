@@ -7,7 +7,10 @@
  * version misses and drops the entry. The version is bumped by every committed client or
  * integration write of any process, so a hit is never older than the last commit.
  * Callers read the version before rendering: a write committed in between only files a newer
- * answer under an older version, which no later lookup asks for.
+ * answer under an older version, which no later lookup asks for. Versions only grow, so the
+ * first request at a newer version frees every older entry at once, and a put at a version
+ * older than one already seen is dropped (an empty cache accepts any version: a restored
+ * database may go back).
  *
  * Bound: the cost of the cached entries (body + key + about 100 bytes) never exceeds max_bytes;
  * a put evicts least recently used entries first. A body costing more than max_bytes / 8 is not

@@ -93,11 +93,11 @@ test_key_and_version(void **state)
     put_str(pc, "acct 2 /hw ?a=1", 11, "two v11");
     assert_string_equal(get_str(pc, "acct 2 /hw ?a=1", 12, out, sizeof out), "two v12");
     /* Keys are bytes, not strings. */
-    pagecache_put(pc, "a\0b", 3, 1, "nul", 3);
-    assert_null(pagecache_get(pc, "a\0c", 3, 1));
-    assert_null(pagecache_get(pc, "a", 1, 1));
+    pagecache_put(pc, "a\0b", 3, 12, "nul", 3);
+    assert_null(pagecache_get(pc, "a\0c", 3, 12));
+    assert_null(pagecache_get(pc, "a", 1, 12));
     {
-        struct pagecache_entry *e = pagecache_get(pc, "a\0b", 3, 1);
+        struct pagecache_entry *e = pagecache_get(pc, "a\0b", 3, 12);
         size_t n;
         assert_non_null(e);
         assert_memory_equal(pagecache_body(e, &n), "nul", 3);
@@ -107,6 +107,22 @@ test_key_and_version(void **state)
     pagecache_stats_get(pc, &s);
     assert_int_equal(s.entries, 2);
     assert_true(s.hits >= 4);
+    /* A request at a newer version frees every older page at once (all dead), and a page
+     * rendered at an older version than one seen is not kept. */
+    assert_null(get_str(pc, "anything", 13, out, sizeof out));
+    pagecache_stats_get(pc, &s);
+    assert_int_equal(s.entries, 0);
+    assert_int_equal(s.bytes, 0);
+    put_str(pc, "now", 13, "current");
+    put_str(pc, "late", 12, "rendered before the commit");
+    pagecache_stats_get(pc, &s);
+    assert_int_equal(s.entries, 1);
+    assert_string_equal(get_str(pc, "now", 13, out, sizeof out), "current");
+    assert_null(get_str(pc, "late", 13, out, sizeof out));
+    /* An emptied cache follows the version wherever it goes (a restored database). */
+    assert_null(get_str(pc, "now", 5, out, sizeof out)); /* drops the v13 entry: a miss */
+    put_str(pc, "now", 5, "restored");
+    assert_string_equal(get_str(pc, "now", 5, out, sizeof out), "restored");
     pagecache_free(pc);
 }
 
@@ -185,6 +201,7 @@ test_entry_outlives_eviction(void **state)
 struct worker {
     struct pagecache *pc;
     int seed;
+    int64_t version;
     int bad;
 };
 
@@ -202,7 +219,7 @@ hammer(void *arg)
         r = r * 1103515245u + 12345u;
         k = (int)((r >> 8) % 200);
         snprintf(key, sizeof key, "key-%d", k);
-        e = pagecache_get(w->pc, key, strlen(key), k % 3);
+        e = pagecache_get(w->pc, key, strlen(key), w->version);
         if (e != NULL) {
             size_t n;
             const char *b = pagecache_body(e, &n);
@@ -214,7 +231,7 @@ hammer(void *arg)
             size_t n = 100 + (r >> 4) % (sizeof body - 100);
             memset(body, '.', n);
             memcpy(body, key, strlen(key));
-            pagecache_put(w->pc, key, strlen(key), k % 3, body, n);
+            pagecache_put(w->pc, key, strlen(key), w->version, body, n);
         }
     }
     return NULL;
@@ -233,6 +250,7 @@ test_threads(void **state)
     for (int i = 0; i < 4; i++) {
         w[i].pc = pc;
         w[i].seed = i + 1;
+        w[i].version = 7;
         w[i].bad = 0;
         assert_int_equal(pthread_create(&t[i], NULL, hammer, &w[i]), 0);
     }
