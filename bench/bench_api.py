@@ -9,8 +9,13 @@ requests/s, mean and p99 latency, errors; then free-text search timed one reques
 and under load, and the time and peak memory of streaming the whole hardware CSV export.
 Not a test: it prints numbers.
 
+Two servers run on the same database: one with the list answer cache off (api_cache_mb=0:
+every request renders its page, "cold") and one with it on (--cache-mb, primed with one request
+per URL before wrk starts, "warm"). --cache picks which rows are measured.
+
 Usage: bench/bench_api.py [--tenants 500] [--devices 2000] [--duration 10] [--connections 16]
                           [--threads 2] [--keep DIR] [--only GROUP,...]
+                          [--cache both|off|on] [--cache-mb 256]
 Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). --bin (or MEMSYNC_BIN) picks
 the binary, build/memsync by default.
 """
@@ -96,6 +101,11 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", help="reuse/keep the work directory (skips the sync when filled)")
     ap.add_argument("--only", help="comma list of group names to run (default: all)")
+    ap.add_argument("--cache", choices=("both", "off", "on"), default="both",
+                    help="list rows without the answer cache (off), warm (on), or both")
+    ap.add_argument("--cache-mb", type=int, default=256,
+                    help="api_cache_mb of the cached server (the mixed row's 331 pages are "
+                    "about 80 MB)")
     ap.add_argument("--bin", default=os.environ.get("MEMSYNC_BIN") or
                     os.path.join(HERE, "..", "build", "memsync"))
     a = ap.parse_args()
@@ -121,7 +131,8 @@ def main():
     t0 = time.monotonic()
     ms.run("clients", check=0, timeout=3600)
     print("open (migrations): %.1f s" % (time.monotonic() - t0))
-    srv = Serve(ms)
+    srv = Serve(ms, name="serve-nocache", env={"MEMSYNC_API_CACHE_MB": "0"})
+    warm = Serve(ms, name="serve-cache", env={"MEMSYNC_API_CACHE_MB": str(a.cache_mb)})
     key = apikey(ms, "read")
     if not ms.db.startswith("postgresql://"):
         # serve's scheduler feeds the search index between syncs; measure once it is current.
@@ -215,9 +226,9 @@ def main():
         wanted = a.only.split(",")
         groups = [g for g in groups if g[0] in wanted]
 
-    print("%d hardware assets, %d clients; wrk -t%d -c%d -d%ds, page_size=%d; load %s" %
-          (total, len(clients), a.threads, a.connections, a.duration, PAGE,
-           os.getloadavg()[0]))
+    print("%d hardware assets, %d clients; wrk -t%d -c%d -d%ds, page_size=%d; load %s; cached "
+          "server api_cache_mb=%d" % (total, len(clients), a.threads, a.connections, a.duration,
+                                      PAGE, os.getloadavg()[0], a.cache_mb))
     # Sequential search timings first (cold: no count cached yet).
     if not a.only or "search" in a.only:
         times = []
@@ -228,12 +239,31 @@ def main():
         slow = searches[times.index(max(times))]
         print("search, one at a time (cold): mean %.1f ms, max %.1f ms (%r)" %
               (sum(times) / len(times), max(times), slow))
-    print("| rows | URLs | req/s | mean ms | p99 ms | non-2xx | server CPU ms/req |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| rows | URLs | cache | req/s | mean ms | p99 ms | non-2xx | server CPU ms/req |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     for name, desc, paths in groups:
-        rps, mean, p99, errs, cpu = wrk(srv.url, paths, key, a, srv.proc.pid)
-        print("| %s | %d | %.0f | %.1f | %.1f | %d | %.2f |" %
-              (desc, len(paths), rps, mean, p99, errs, cpu), flush=True)
+        runs = []
+        if a.cache in ("both", "off") or name == "detail":
+            runs.append(("off", srv))
+        if a.cache in ("both", "on") and name != "detail":  # the detail is never cached
+            runs.append(("warm", warm))
+        for label, s in runs:
+            if label == "warm":
+                for p in paths:  # one miss per URL, then wrk measures hits
+                    r = urllib.request.Request(s.url + p, headers={"x-api-key": key})
+                    with urllib.request.urlopen(r, timeout=600) as resp:
+                        resp.read()
+            rps, mean, p99, errs, cpu = wrk(s.url, paths, key, a, s.proc.pid)
+            print("| %s | %d | %s | %.0f | %.1f | %.1f | %d | %.2f |" %
+                  (desc, len(paths), label, rps, mean, p99, errs, cpu), flush=True)
+    st, _, text, _ = test_api.api(warm, "GET", "/metrics", key)
+    m = dict(re.findall(r"^(memsync_api_cache_\w+) (\d+)$", text, re.M))
+    if m:
+        print("cached server: %s MB of %s MB used, %s entries, %s hits, %s misses, %s evictions" %
+              (int(m["memsync_api_cache_bytes"]) // 1000000,
+               int(m["memsync_api_cache_max_bytes"]) // 1000000, m["memsync_api_cache_entries"],
+               m["memsync_api_cache_hits_total"], m["memsync_api_cache_misses_total"],
+               m["memsync_api_cache_evictions_total"]))
     if not a.only or "csv" in a.only:
         # Anonymous memory (heap): SQLite's memory-mapped database file is shared file pages,
         # which VmRSS counts once per connection that touched them.
@@ -268,6 +298,7 @@ def main():
               "database)" % (n - 1, size / 1e6, dt, (n - 1) / dt, before // 1024, peak[0] // 1024,
                              rss_kib(srv.proc.pid, "VmRSS") // 1024))
     srv.stop()
+    warm.stop()
     if not a.keep:
         ms.cleanup()
 

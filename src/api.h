@@ -33,6 +33,7 @@
 #define API_SECRET_DEFAULT_LIFETIME (182 * 86400)
 
 struct scheduler;
+struct pagecache;
 
 struct api_app {
     const struct config *cfg;
@@ -40,7 +41,8 @@ struct api_app {
     struct scheduler *sched;
     struct httpd *httpd; /* for request counters */
     int64_t started_at;
-    int validate_sample; /* customer tenants tried when saving; 0 = default */
+    int validate_sample;     /* customer tenants tried when saving; 0 = default */
+    struct pagecache *pages; /* rendered hardware list answers; NULL = off (api_cache_mb 0) */
 };
 
 /* The router (an httpd_handler). */

@@ -10,10 +10,16 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <yajl/yajl_gen.h>
 
 #include "store.h"
 
 json_t *asset_to_json(const struct asset *a);
+/* Writes the same object as asset_to_json (same members, values and order) to g, for pages
+ * rendered without a tree (the hardware list). Strings that are not valid UTF-8 are
+ * replaced the same way. ERR_OK, or ERR_INVAL when the generator refuses (g's state is
+ * then unspecified: discard the output). */
+int asset_gen(yajl_gen g, const struct asset *a);
 json_t *client_to_json(const struct client_row *c);
 
 extern const char *const asset_columns[];

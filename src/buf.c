@@ -38,6 +38,12 @@ reserve(struct buf *b, size_t extra)
 }
 
 int
+buf_reserve(struct buf *b, size_t n)
+{
+    return reserve(b, n);
+}
+
+int
 buf_add(struct buf *b, const void *p, size_t n)
 {
     if (reserve(b, n) != ERR_OK)

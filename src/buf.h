@@ -24,6 +24,7 @@ int buf_addstr(struct buf *b, const char *s);
 int buf_addc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);             /* len = 0, keeps memory */
+int buf_reserve(struct buf *b, size_t n);  /* room for n more bytes; ERR_TOOBIG past max */
 void buf_free(struct buf *b);              /* reusable after free */
 const char *buf_cstr(const struct buf *b); /* "" when empty, never NULL */
 /* Hands the bytes to the caller (who frees them) and resets b. Never NULL. */

@@ -28,11 +28,12 @@ struct config_item {
     size_t size; /* field size for strings, 0 for CT_INT */
     enum config_type type;
     const char *help;
+    int min, max; /* CT_INT */
 };
 
 #define STR_ITEM(k, e, d, t, h)                                                                    \
     {                                                                                              \
-#k, e, d, offsetof(struct config, k), sizeof(((struct config *)0)->k), t, h                \
+#k, e, d, offsetof(struct config, k), sizeof(((struct config *)0)->k), t, h, 0, 0          \
     }
 
 static const struct config_item config_items[] = {
@@ -52,13 +53,13 @@ static const struct config_item config_items[] = {
     STR_ITEM(sync_runner, "MEMSYNC_SYNC_RUNNER", "serve", CT_RUNNER,
              "who runs serve's syncs: serve, or workers (PostgreSQL job queue)"),
     {"sync_parallel", "MEMSYNC_SYNC_PARALLEL", "32", offsetof(struct config, sync_parallel), 0,
-     CT_INT, "tenants synced in parallel (1-256)"},
+     CT_INT, "tenants synced in parallel (1-256)", 1, 256},
+    {"api_cache_mb", "MEMSYNC_API_CACHE_MB", "64", offsetof(struct config, api_cache_mb), 0, CT_INT,
+     "MiB of rendered list answers serve keeps (0-16384; 0 turns the cache off)", 0, 16384},
 };
 
-#define CONFIG_NITEMS       (sizeof config_items / sizeof config_items[0])
-#define CONFIG_PARALLEL_MIN 1
-#define CONFIG_PARALLEL_MAX 256
-#define CONFIG_KEY_MAX      64
+#define CONFIG_NITEMS  (sizeof config_items / sizeof config_items[0])
+#define CONFIG_KEY_MAX 64
 
 static const char *const config_levels[] = {"error", "warn", "info", "debug"};
 static const char *const config_formats[] = {"text", "json"};
@@ -118,10 +119,9 @@ config_apply(struct config *c, const struct config_item *it, const char *value, 
 
         errno = 0;
         n = strtoll(value, &end, 10);
-        if (len == 0 || errno != 0 || end == value || *end != '\0' || n < CONFIG_PARALLEL_MIN ||
-            n > CONFIG_PARALLEL_MAX)
+        if (len == 0 || errno != 0 || end == value || *end != '\0' || n < it->min || n > it->max)
             return err_set(eb, ERR_INVAL, "%s: '%.64s' is not a whole number from %d to %d", src,
-                           value, CONFIG_PARALLEL_MIN, CONFIG_PARALLEL_MAX);
+                           value, it->min, it->max);
         *(int *)(void *)field = (int)n;
         return ERR_OK;
     }

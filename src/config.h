@@ -9,10 +9,10 @@
  *
  * Validation: URLs must be http:// or https:// with a host (trailing '/' removed); log_level one
  * of error, warn, info, debug; log_format text or json; sync_runner serve or workers; listen
- * HOST:PORT; sync_parallel 1..256. A value longer than its field is an error, never truncated. An
- * empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL (ERR_NOTFOUND / ERR_IO /
- * ERR_TOOBIG for the file itself) and name the source: "config file X line 3: ...",
- * "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...". Never calls setlocale.
+ * HOST:PORT; sync_parallel 1..256; api_cache_mb 0..16384. A value longer than its field is an
+ * error, never truncated. An empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL
+ * (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and name the source: "config file X line
+ * 3: ...", "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...". Never calls setlocale.
  */
 #ifndef MEMSYNC_CONFIG_H
 #define MEMSYNC_CONFIG_H
@@ -36,6 +36,7 @@ struct config {
     char sync_runner[16]; /* MEMSYNC_SYNC_RUNNER, serve; workers: serve queues syncs for
                              `memsync worker` processes (PostgreSQL) */
     int sync_parallel;    /* MEMSYNC_SYNC_PARALLEL, tenants in flight, 32 */
+    int api_cache_mb;     /* MEMSYNC_API_CACHE_MB, serve's cache of list answers, 64; 0 = off */
 };
 
 /* Fills defaults, then the file (when path != NULL, or MEMSYNC_CONFIG), then the environment. */

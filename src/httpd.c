@@ -162,6 +162,10 @@ response_clear(struct httpd_response *r)
     if (r->reader_free != NULL && r->reader_cls != NULL)
         r->reader_free(r->reader_cls);
     r->reader_cls = NULL;
+    if (r->ext_free != NULL)
+        r->ext_free(r->ext_cls);
+    r->ext_free = NULL;
+    r->ext = NULL;
 }
 
 static ssize_t
@@ -222,6 +226,18 @@ send_response(struct httpd *h, struct MHD_Connection *c, struct httpd_response *
             return MHD_NO;
         }
         r = owned;
+    } else if (r->ext != NULL) {
+        void (*fr)(void *) = r->ext_free;
+
+        r->ext_free = NULL; /* MHD's now */
+        mr = MHD_create_response_from_buffer_with_free_callback_cls(r->ext_len, (void *)r->ext, fr,
+                                                                    r->ext_cls);
+        if (mr == NULL) {
+            if (fr != NULL)
+                fr(r->ext_cls);
+            response_clear(r);
+            return MHD_NO;
+        }
     } else {
         size_t len = 0;
         char *data = buf_detach(&r->body, &len);

@@ -58,6 +58,12 @@ struct httpd_response {
     httpd_reader *reader;
     void (*reader_free)(void *cls);
     void *reader_cls;
+    /* A body owned elsewhere (a cached answer), sent instead of `body`: httpd calls
+     * ext_free(ext_cls) exactly once, when MHD no longer needs it (or the answer is dropped). */
+    const char *ext;
+    size_t ext_len;
+    void (*ext_free)(void *cls);
+    void *ext_cls;
 };
 
 typedef void httpd_handler(void *app, struct httpd_request *req, struct httpd_response *resp);

@@ -116,6 +116,16 @@ build(void)
                               error_response("no or invalid x-api-key / session"), "404",
                               error_response("not found in the caller's account"));
         }
+        if (strcmp(r->path, "/api/v1/assets/hardware") == 0) {
+            json_object_set_new(resps, "304",
+                                json_pack("{s:s}", "description",
+                                          "not modified: If-None-Match named the answer's "
+                                          "current ETag (no body)"));
+            json_array_append_new(params,
+                                  json_pack("{s:s, s:s, s:{s:s}, s:s}", "name", "If-None-Match",
+                                            "in", "header", "schema", "type", "string",
+                                            "description", "an ETag of an earlier answer"));
+        }
         if (r->admin)
             json_object_set_new(resps, "403", error_response("the caller is not an admin"));
         if (r->body)

@@ -54,15 +54,19 @@ def hget(headers, name):
 class Serve:
     """A running `memsync serve` on 127.0.0.1:0 for one Memsync work directory."""
 
-    def __init__(self, ms):
+    def __init__(self, ms, name="serve", env=None):
+        """name: its files in ms.dir (NAME.url, .out, .err); env: extra environment."""
         self.ms = ms
-        self.url_file = os.path.join(ms.dir, "serve.url")
+        self.name = name
+        self.url_file = os.path.join(ms.dir, name + ".url")
         if os.path.exists(self.url_file):
             os.unlink(self.url_file)
-        self.out = open(os.path.join(ms.dir, "serve.out"), "wb")
-        self.err = open(os.path.join(ms.dir, "serve.err"), "wb")
+        self.out = open(os.path.join(ms.dir, name + ".out"), "wb")
+        self.err = open(os.path.join(ms.dir, name + ".err"), "wb")
+        e = dict(ms.env)
+        e.update(env or {})
         self.proc = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--url-file",
-                                      self.url_file], cwd=ms.dir, env=ms.env, stdout=self.out,
+                                      self.url_file], cwd=ms.dir, env=e, stdout=self.out,
                                      stderr=self.err)
         harness._procs.append(self.proc)
         deadline = time.time() + 30
@@ -75,12 +79,12 @@ class Serve:
 
     def stdout(self):
         self.out.flush()
-        with open(os.path.join(self.ms.dir, "serve.out"), "rb") as f:
+        with open(os.path.join(self.ms.dir, self.name + ".out"), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
     def stderr(self):
         self.err.flush()
-        with open(os.path.join(self.ms.dir, "serve.err"), "rb") as f:
+        with open(os.path.join(self.ms.dir, self.name + ".err"), "rb") as f:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
@@ -194,6 +198,110 @@ def integration_body(sim, **over):
 
 
 SECURITY_HEADERS = ("X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy")
+
+
+def metric(srv, key, name):
+    st, _, text, _ = api(srv, "GET", "/metrics", key)
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if st == 200 and m else -1
+
+
+def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
+    """The hardware list's answer cache (api_cache_mb) and ETags: same bytes cached or not, fresh
+    after any commit (also by another process), per account, bounded, off at 0."""
+    off = Serve(ms, name="serve-nocache", env={"MEMSYNC_API_CACHE_MB": "0"})
+    small = Serve(ms, name="serve-1mb", env={"MEMSYNC_API_CACHE_MB": "1"})
+    hw = "/api/v1/assets/hardware"
+    urls = [hw, hw + "?page_size=200", hw + "?page_size=5&sort=-name",
+            hw + "?sort=%2Bserial_number,-id&page_size=13",
+            hw + "?filter[operating_system.name]=in:Windows,iOS&page_size=9",
+            hw + "?search=a&page_size=3", hw + "?include_retired=true&page_size=200"]
+    first = walk(srv, hw + "?sort=-name", admin_key, 7)[0]
+    urls.append(hw + "?page_size=7&sort=-name&cursor=" +
+                urllib.parse.quote(get_json(srv, hw + "?page_size=7&sort=-name",
+                                            admin_key)["next_cursor"]))
+    check(len(first) >= 120, "sorted walk before caching")
+    hits0 = metric(srv, admin_key, "memsync_api_cache_hits_total")
+    for u in urls:
+        a = api(srv, "GET", u, admin_key)
+        b = api(srv, "GET", u, admin_key)
+        c = api(off, "GET", u, admin_key)
+        check(a[0] == b[0] == c[0] == 200, "cache: %s answers 200 (%s %s %s)" % (u, a[0], b[0], c[0]))
+        check(a[2] == b[2] == c[2], "cache: %s is the same bytes rendered, cached, uncached" % u)
+        ea, eb_, ec = hget(a[3], "ETag"), hget(b[3], "ETag"), hget(c[3], "ETag")
+        check(ea and ea == eb_ and ec, "cache: %s has one ETag (%s %s)" % (u, ea, eb_))
+    check(metric(srv, admin_key, "memsync_api_cache_hits_total") >= hits0 + len(urls),
+          "cache: the second requests were hits")
+    check(metric(off, admin_key, "memsync_api_cache_entries") == 0 and
+          metric(off, admin_key, "memsync_api_cache_hits_total") == 0 and
+          metric(off, admin_key, "memsync_api_cache_max_bytes") == 0,
+          "cache: api_cache_mb = 0 caches nothing")
+    # Rows rendered by yajl are the detail's (jansson) rows.
+    page = get_json(srv, hw + "?page_size=200", admin_key)["data"]
+    for row in page[:: max(1, len(page) // 10)]:
+        d = get_json(srv, hw + "/%d" % row["id"], admin_key)["data"]
+        d.pop("software", None)
+        d.pop("history", None)
+        check(d == row, "cache: list row %d equals its detail" % row["id"])
+
+    # ETag / If-None-Match.
+    st, _, text, hdrs = api(srv, "GET", urls[1], admin_key)
+    tag = hget(hdrs, "ETag")[0]
+    check(re.match(r'^"[0-9a-f]{32}"$', tag) is not None, "ETag is a quoted hash (%s)" % tag)
+    for inm in (tag, "W/" + tag, '"nope", ' + tag, "*"):
+        st, _, text, hdrs = api(srv, "GET", urls[1], admin_key, headers={"If-None-Match": inm})
+        check(st == 304 and text == "" and hget(hdrs, "ETag") == [tag],
+              "If-None-Match %s -> 304 without a body (%s)" % (inm, st))
+    offtag = hget(api(off, "GET", urls[1], admin_key)[3], "ETag")[0]
+    st, *_ = api(off, "GET", urls[1], admin_key, headers={"If-None-Match": offtag})
+    check(st == 304, "304 also with the cache off (%s)" % st)
+    check(offtag != tag, "ETags are per process (a restart cannot match an old tag)")
+    st, *_ = api(srv, "GET", urls[1], admin_key, headers={"If-None-Match": '"other"'})
+    check(st == 200, "another ETag -> 200")
+    st, *_ = api(srv, "GET", urls[1], None, headers={"If-None-Match": tag})
+    check(st == 401, "If-None-Match without credentials -> 401 (%s)" % st)
+    st, _, _, hdrs = api(srv, "GET", hw + "?page_size=0", admin_key)
+    check(st == 400 and not hget(hdrs, "ETag"), "an error answer has no ETag")
+    st, _, _, hdrs = api(srv, "GET", hw + "?page_size=0", admin_key)
+    check(st == 400, "an error answer is not cached")
+
+    # Account isolation: B asks for the URLs A just cached, with A's ETag too.
+    for u in urls:
+        st, js, _, hdrs = api(srv, "GET", u, other_key)
+        check(st == 200 and js["data"] == [] and js["total_count"] == 0,
+              "cache: the other account never gets A's cached %s" % u)
+        check(hget(hdrs, "ETag") != [tag], "cache: another account's ETag differs")
+    st, js, *_ = api(srv, "GET", urls[1], other_key, headers={"If-None-Match": tag})
+    check(st == 200 and js["data"] == [], "A's ETag gets no 304 for B (%s)" % st)
+
+    # Another process's sync commits: the next answer is fresh, with a new ETag.
+    before = get_json(srv, urls[1], admin_key)
+    sim.control({"op": "add_devices", "tenant": tenant_id, "count": 2})
+    ms.run("sync", "--full")
+    st, js, text, hdrs = api(srv, "GET", urls[1], admin_key, headers={"If-None-Match": tag})
+    check(st == 200 and js["total_count"] == before["total_count"] + 2,
+          "cache: fresh after a CLI sync (%s, %s -> %s)" %
+          (st, before["total_count"], js and js["total_count"]))
+    check(text == api(off, "GET", urls[1], admin_key)[2], "cache: fresh bytes after the sync")
+    tag2 = hget(hdrs, "ETag")[0]
+    check(tag2 != tag, "a new ETag after the sync")
+    # An integration write (this process) changes the version too.
+    st, *_ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, admin_key, {"name": "Cache test"})
+    check(st == 200, "integration renamed (%s)" % st)
+    st, _, _, hdrs = api(srv, "GET", urls[1], admin_key, headers={"If-None-Match": tag2})
+    check(st == 200 and hget(hdrs, "ETag") != [tag2], "a new ETag after an integration write")
+
+    # The bound: 1 MiB, an answer at most 128 KiB; many distinct pages.
+    for n in range(1, 201, 3):
+        u = hw + "?page_size=%d&sort=-last_check_in_at" % n
+        a = api(small, "GET", u, admin_key)
+        b = api(small, "GET", u, admin_key)
+        check(a[0] == 200 and a[2] == b[2], "1 MiB cache: same bytes for page_size %d" % n)
+    used = metric(small, admin_key, "memsync_api_cache_bytes")
+    check(0 < used <= 1024 * 1024, "1 MiB cache holds at most 1 MiB (%d)" % used)
+    check(metric(small, admin_key, "memsync_api_cache_evictions_total") > 0,
+          "1 MiB cache evicted")
+    check(off.stop() == 0 and small.stop() == 0, "the other servers stop cleanly")
 
 
 def main():
@@ -628,6 +736,7 @@ def main():
     check(after == before + 3, "count right after a CLI sync added 3 devices (%d -> %d)" %
           (before, after))
 
+    cache_checks(sim, ms, srv, admin_key, other_key, iid, c0["tenant_id"])
     check(srv.stop() == 0, "serve stops cleanly on SIGTERM")
 
     # --- the scheduler runs an incremental sync once the interval has passed ------------------

@@ -85,6 +85,7 @@ test_defaults(void **state)
     assert_string_equal(c.log_level, "info");
     assert_string_equal(c.log_format, "text");
     assert_int_equal(c.sync_parallel, 32);
+    assert_int_equal(c.api_cache_mb, 64);
     config_master_key_path(&c, key, sizeof key);
     assert_string_equal(key, "./memsync.db.key");
     assert_int_equal(config_set(&c, "master_key_file", "/etc/memsync/key", &eb), ERR_OK);
@@ -191,6 +192,20 @@ test_errors(void **state)
     assert_int_equal(config_set(&c, "sync_parallel", "257", &eb), ERR_INVAL);
     assert_int_equal(config_set(&c, "sync_parallel", "256", &eb), ERR_OK);
     assert_int_equal(c.sync_parallel, 256);
+    /* api_cache_mb: 0 turns the cache off; its own range, not sync_parallel's. */
+    assert_int_equal(config_set(&c, "api_cache_mb", "0", &eb), ERR_OK);
+    assert_int_equal(c.api_cache_mb, 0);
+    assert_int_equal(config_set(&c, "api-cache-mb", "16384", &eb), ERR_OK);
+    assert_int_equal(c.api_cache_mb, 16384);
+    assert_int_equal(config_set(&c, "api_cache_mb", "16385", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "api_cache_mb", "-1", &eb), ERR_INVAL);
+    assert_non_null(strstr(eb.msg, "from 0 to 16384"));
+    assert_int_equal(config_set(&c, "sync_parallel", "0", &eb), ERR_INVAL);
+    assert_int_equal(c.api_cache_mb, 16384);
+    setenv("MEMSYNC_API_CACHE_MB", "8", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_int_equal(c.api_cache_mb, 8);
+    unsetenv("MEMSYNC_API_CACHE_MB");
 
     /* Too long: an error, never truncated. */
     longv = malloc(CONFIG_VALUE_MAX + 1);
@@ -230,6 +245,7 @@ test_print(void **state)
     assert_non_null(strstr(out, "listen = 127.0.0.1:8080\n"));
     assert_non_null(strstr(out, "graph_url = https://graph.microsoft.com\n"));
     assert_non_null(strstr(out, "sync_parallel = 32\n"));
+    assert_non_null(strstr(out, "api_cache_mb = 64\n"));
     assert_non_null(strstr(out, "log_format = text\n"));
     /* What it prints parses back to the same settings. */
     {
