@@ -179,6 +179,8 @@ struct ps {
     int depth;
     struct frame st[GRAPH_JSON_MAX_DEPTH + 1];
     char why[160]; /* set when a callback stops the parse */
+    yajl_handle h;
+    size_t end; /* where the top-level value ended */
     int root_not_object;
     char *sb; /* scratch for the strings of the entity being read */
     size_t sn, scap;
@@ -300,7 +302,7 @@ unread_seen(struct ps *p, uint32_t obj, const unsigned char *k, size_t len)
         if (u->obj == obj && u->hash == h && u->len == len && memcmp(p->kb + u->off, k, len) == 0)
             return 1;
     }
-    if (p->kbcap - p->kbn < len) {
+    if (p->kb == NULL || p->kbcap - p->kbn < len) {
         size_t ncap = p->kbcap ? p->kbcap : 1024;
 
         while (ncap - p->kbn < len)
@@ -1032,7 +1034,8 @@ on_end_map(void *ctx)
     default:
         break;
     }
-    p->depth--;
+    if (--p->depth == 0)
+        p->end = yajl_get_bytes_consumed(p->h);
     f = top(p);
     if (f->kind == K_DLIST || f->kind == K_ALIST || f->kind == K_BLIST)
         f->count++;
@@ -1046,7 +1049,8 @@ on_end_array(void *ctx)
 
     if (top(p)->kind == K_BLIST)
         p->nresp = top(p)->count;
-    p->depth--;
+    if (--p->depth == 0)
+        p->end = yajl_get_bytes_consumed(p->h);
     return 1;
 }
 
@@ -1075,12 +1079,25 @@ run(struct ps *p, const char *body, size_t len, struct errbuf *eb)
         return err_set(eb, ERR_PARSE, "%s: empty response", p->what);
     if ((bad = text_check((const unsigned char *)body, len)) != NULL)
         return err_set(eb, ERR_PARSE, "%s is not valid JSON: %s", p->what, bad);
-    h = yajl_alloc(&callbacks, NULL, p);
+    h = p->h = yajl_alloc(&callbacks, NULL, p);
     if (h == NULL)
         abort();
     st = yajl_parse(h, (const unsigned char *)body, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
+    /* yajl 2.1.0 takes a trailing partial token ({} "x, {} tru, {} 1) for the start of a next
+     * chunk and accepts the text: only whitespace may follow the top-level value. */
+    if (st == yajl_status_ok) {
+        size_t i = p->end;
+
+        while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n' || body[i] == '\r'))
+            i++;
+        if (i < len) {
+            yajl_free(h);
+            return err_set(eb, ERR_PARSE, "%s is not valid JSON: trailing garbage (byte %zu)",
+                           p->what, i);
+        }
+    }
     if (st == yajl_status_client_canceled) {
         rc = err_set(eb, ERR_PARSE, "%s is not valid JSON: %s (byte %zu)", p->what, p->why,
                      yajl_get_bytes_consumed(h));
