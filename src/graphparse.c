@@ -367,9 +367,10 @@ utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* yajl checks only the shape of UTF-8 and decodes \u0000 and lone surrogate escapes without
- * complaint; jansson refused all of these, and so do we. Backslashes only occur inside strings
- * in text yajl accepts, so every one met here starts an escape. NULL when the text is clean. */
+/* yajl checks only the shape of UTF-8, decodes \u0000 and lone surrogate escapes without
+ * complaint and takes \v and \f for whitespace; jansson refused all of these, and so do we.
+ * Backslashes only occur inside strings in text yajl accepts, so every one met here starts an
+ * escape. NULL when the text is clean. */
 static const char *
 text_check(const unsigned char *s, size_t n)
 {
@@ -379,19 +380,24 @@ text_check(const unsigned char *s, size_t n)
         unsigned u, lo;
         size_t k;
 
-        /* ASCII without a backslash, 8 bytes at a time. */
+        /* Printable ASCII without a backslash, 8 bytes at a time. */
         while (n - i >= 8) {
-            uint64_t w, x;
+            uint64_t w, x, m;
 
             memcpy(&w, s + i, 8);
             x = w ^ UINT64_C(0x5c5c5c5c5c5c5c5c);
-            if (((w | ((x - UINT64_C(0x0101010101010101)) & ~x)) & UINT64_C(0x8080808080808080)) !=
-                0)
+            m = w | ((x - UINT64_C(0x0101010101010101)) & ~x) |
+                ((w - UINT64_C(0x2020202020202020)) & ~w);
+            if ((m & UINT64_C(0x8080808080808080)) != 0)
                 break;
             i += 8;
         }
         if (i >= n)
             break;
+        /* yajl skips \v and \f as whitespace; JSON has only space, \t, \n and \r. Other
+         * control characters are refused by yajl wherever they are. */
+        if (s[i] == 0x0b || s[i] == 0x0c)
+            return "a control character outside a string";
         if (s[i] < 0x80 && s[i] != '\\') {
             i++;
             continue;

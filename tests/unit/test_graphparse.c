@@ -599,6 +599,9 @@ test_strict_text(void **state)
         "{\"value\":[{\"id\":\"a\"}]} tru",
         "{\"value\":[{\"id\":\"a\"}]} 1",
         "{\"valueue\":[]}\":[]}",
+        "{\"value\":[{\"id\":\"a\"}]\v}", /* yajl: whitespace; JSON: not */
+        "{\"value\":[{\"id\":\"a\"}]}\f",
+        "{\"value\":[{\"id\":\"a\",\"deviceName\":\"a\vb\"}]}",
         "{\"value\":[{\"id\":\"a\"}],}", /* trailing comma */
         "\"value\"",                     /* top-level scalar */
         "",
