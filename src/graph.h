@@ -5,17 +5,18 @@
  * graph_batch_parse) stream through yajl's callbacks and map as tokens arrive; everything else
  * (graph_page_parse, organization, error envelope) builds a jansson tree. Both refuse, as a parse
  * error of the whole body:
- *   - duplicate members. jansson refuses any duplicate key. The streaming parsers refuse a second
- *     occurrence of every member they read, at every level (value, @odata.nextLink, responses,
- *     id, status, headers, body, each managedDevice/detectedApp member, physicalMemoryInBytes,
- *     ethernetMacAddress; Retry-After compared case-insensitively, so "retry-after" next to
- *     "Retry-After" is a duplicate too). Members they do not read are skipped unseen, duplicates
- *     included: no value of theirs reaches memsync, so two readers cannot disagree about it.
+ *   - duplicate members, in every object at every depth. The streaming parsers track the members
+ *     they read in a bitmask per object (value, @odata.nextLink, responses, id, status, headers,
+ *     body, each managedDevice/detectedApp member, physicalMemoryInBytes, ethernetMacAddress;
+ *     Retry-After compared case-insensitively, so "retry-after" next to "Retry-After" is a
+ *     duplicate too, which jansson allowed) and every other member name in a per-parse set;
  *   - integers outside int64 and reals that overflow a double, wherever they occur; where an
  *     Int64 or a status is required, a real (3.0, 1e3) is refused, naming the member;
  *   - ill-formed UTF-8 (overlong forms, surrogates, past U+10FFFF), \u0000 and lone surrogate
- *     escapes, raw control characters, comments, trailing garbage, several top-level values, a
- *     top level that is not an object or array;
+ *     escapes, raw control characters (also \v and \f between tokens, which yajl skips),
+ *     comments, trailing garbage (also a partial token, which yajl 2.1.0 accepts), several
+ *     top-level values, a top level that is not an object or array. A raw NUL byte is refused
+ *     anywhere (jansson skipped one right after a number);
  *   - nesting deeper than GRAPH_JSON_MAX_DEPTH (jansson: 2048).
  * Type errors name the member ("managedDevice member X is not a string", prefixed "device N of
  * the page"). Error messages never quote the body (yajl's verbose error form is not used). Bodies
