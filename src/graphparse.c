@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sodium.h>
 #include <yajl/yajl_parse.h>
 
 #include "clock.h"
@@ -197,6 +198,8 @@ struct ps {
     char *kb;
     size_t kbn, kbcap;
     uint32_t objs;
+    unsigned char hkey[crypto_shorthash_KEYBYTES];
+    int keyed;
 
     struct mval pv[PV_N];    /* page level (K_DPAGE, K_APAGE) */
     struct mval dv[2][DM_N]; /* device: as is, and inside a {"value": {...}} wrapper */
@@ -263,21 +266,29 @@ sv(const struct ps *p, const struct mval *m)
     return p->sb + m->off;
 }
 
+/* Keyed (SipHash with a random key per parse, as jansson seeds its hash) so that no body can
+ * put every name in one probe chain. */
 static uint32_t
-key_hash(uint32_t obj, const unsigned char *k, size_t len)
+key_hash(struct ps *p, uint32_t obj, const unsigned char *k, size_t len)
 {
-    uint32_t h = 2166136261u ^ (obj * 2654435761u);
+    unsigned char out[crypto_shorthash_BYTES];
+    uint64_t h;
 
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ k[i]) * 16777619u;
-    return h;
+    if (!p->keyed) {
+        randombytes_buf(p->hkey, sizeof p->hkey);
+        p->keyed = 1;
+    }
+    crypto_shorthash(out, k, len, p->hkey);
+    memcpy(&h, out, sizeof h);
+    h ^= (uint64_t)obj * UINT64_C(0x9e3779b97f4a7c15);
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 /* 1 when this object already had a member of this name; else remembers it. */
 static int
 unread_seen(struct ps *p, uint32_t obj, const unsigned char *k, size_t len)
 {
-    uint32_t h = key_hash(obj, k, len);
+    uint32_t h = key_hash(p, obj, k, len);
     size_t mask, i;
 
     if (p->ukn * 2 >= p->ukcap) {
