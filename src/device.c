@@ -444,6 +444,19 @@ put_str(char *base, size_t *off, const char *s, size_t n)
     return p;
 }
 
+void
+device_derive(struct device *d)
+{
+    /* List responses always carry 0: the real value needs a per-device GET. */
+    if (d->memory == 0)
+        d->memory = -1;
+    d->type = device_type_derive(d->os_name, d->model, d->manufacturer);
+    /* Intune reports Windows Server as "Windows"; build 20348 exists only as Server 2022. */
+    if (d->type == DEVICE_WORKSTATION && has_prefix_ci(d->os_name, "windows") &&
+        d->os_version != NULL && strstr(d->os_version, ".20348.") != NULL)
+        d->type = DEVICE_SERVER;
+}
+
 int
 device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
 {
@@ -526,14 +539,7 @@ device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb)
         (rc = get_ts(obj, "enrolledDateTime", &d->enrolled_at, eb)) != ERR_OK ||
         (rc = get_ts(obj, "lastSyncDateTime", &d->last_check_in_at, eb)) != ERR_OK)
         goto out;
-    /* List responses always carry 0: the real value needs a per-device GET. */
-    if (d->memory == 0)
-        d->memory = -1;
-    d->type = device_type_derive(d->os_name, d->model, d->manufacturer);
-    /* Intune reports Windows Server as "Windows"; build 20348 exists only as Server 2022. */
-    if (d->type == DEVICE_WORKSTATION && has_prefix_ci(d->os_name, "windows") &&
-        d->os_version != NULL && strstr(d->os_version, ".20348.") != NULL)
-        d->type = DEVICE_SERVER;
+    device_derive(d);
     rc = ERR_OK;
 out:
     if (rc != ERR_OK)

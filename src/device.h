@@ -95,6 +95,10 @@ void device_set_str(struct device *d, char **field, const char *s, size_t n);
  * ERR_PARSE when id is missing or a member has the wrong JSON type (e.g. a real where Int64 is
  * expected), naming the member. d is left cleared on failure. */
 int device_from_graph(const json_t *obj, struct device *d, struct errbuf *eb);
+/* The derived fields of a mapped device: memory 0 becomes -1, type from OS/model/manufacturer,
+ * Windows build 20348 becomes SERVER. Shared by device_from_graph and the streaming page parser
+ * (graph_devices_parse) so both map alike. */
+void device_derive(struct device *d);
 
 /* Returns a newly allocated normalised serial, or NULL for placeholders and empty strings. */
 char *device_serial_normalize(const char *raw);

@@ -1,11 +1,29 @@
 /* graph.h - Microsoft Graph responses: collection pages, organization, detected apps, $batch,
  * and the error envelope; plus URL rules for paging.
  *
- * JSON is parsed with jansson, duplicates rejected, depth-limited by jansson (2048); Int64
- * members must be JSON integers (a real like 3.0 is refused). Bodies larger than the caller's
- * cap never get here (http.h caps them). Pure functions; thread-safe. Results own their memory.
- * Parsed trees (graph_page.root, graph_batch.root) live in the thread's jsonarena: clear them on
- * the thread that parsed them, and keep nothing borrowed from them past the clear.
+ * Two parsers, one set of guarantees. The sync's hot paths (graph_devices_parse, graph_apps_parse,
+ * graph_batch_parse) stream through yajl's callbacks and map as tokens arrive; everything else
+ * (graph_page_parse, organization, error envelope) builds a jansson tree. Both refuse, as a parse
+ * error of the whole body:
+ *   - duplicate members, in every object at every depth. The streaming parsers track the members
+ *     they read in a bitmask per object (value, @odata.nextLink, responses, id, status, headers,
+ *     body, each managedDevice/detectedApp member, physicalMemoryInBytes, ethernetMacAddress;
+ *     Retry-After compared case-insensitively, so "retry-after" next to "Retry-After" is a
+ *     duplicate too, which jansson allowed) and every other member name in a per-parse set;
+ *   - integers outside int64 and reals that overflow a double, wherever they occur; where an
+ *     Int64 or a status is required, a real (3.0, 1e3) is refused, naming the member;
+ *   - ill-formed UTF-8 (overlong forms, surrogates, past U+10FFFF), \u0000 and lone surrogate
+ *     escapes, raw control characters (also \v and \f between tokens, which yajl skips),
+ *     comments, trailing garbage (also a partial token, which yajl 2.1.0 accepts), several
+ *     top-level values, a top level that is not an object or array. A raw NUL byte is refused
+ *     anywhere (jansson skipped one right after a number);
+ *   - nesting deeper than GRAPH_JSON_MAX_DEPTH (jansson: 2048).
+ * Type errors name the member ("managedDevice member X is not a string", prefixed "device N of
+ * the page"). Error messages never quote the body (yajl's verbose error form is not used). Bodies
+ * larger than the caller's cap never get here (http.h caps them far below 2 GB).
+ * Pure functions; thread-safe. Results own their memory. Parsed trees (graph_page.root) live in
+ * the thread's jsonarena: clear them on the thread that parsed them, and keep nothing borrowed
+ * from them past the clear.
  */
 #ifndef MEMSYNC_GRAPH_H
 #define MEMSYNC_GRAPH_H
@@ -18,6 +36,7 @@
 #include "err.h"
 
 #define GRAPH_DEVICE_PAGE_SIZE 1000
+#define GRAPH_JSON_MAX_DEPTH   64
 
 /* The managedDevice members memsync keeps, for $select. */
 extern const char GRAPH_DEVICE_SELECT[];
@@ -58,31 +77,47 @@ struct detected_app {
 };
 void detected_app_clear(struct detected_app *a);
 /* Appends a page of detectedApps; also accepts the docs' single-GET {"value": {...}} form. On
- * failure the arrays are left as they were before the call (same for graph_devices_parse). */
+ * failure the arrays are left as they were before the call (same for graph_devices_parse).
+ * ERR_PARSE: not JSON under the rules above; ERR_INVAL: JSON, but not a detectedApps page. */
 int graph_apps_parse(const char *body, size_t len, struct detected_app **apps, size_t *n,
                      size_t *cap, char **next_link, struct errbuf *eb);
-/* The same from an already parsed page (e.g. the body of a $batch item). */
-int graph_apps_from_json(const json_t *page, struct detected_app **apps, size_t *n, size_t *cap,
-                         char **next_link, struct errbuf *eb);
 
 /* JSON batching: POST {graph}/{version}/$batch with at most GRAPH_BATCH_MAX GET requests. Each
- * item has its own status and Retry-After (throttled items are retried, not the batch). */
+ * item has its own status and Retry-After (throttled items are retried, not the batch). Every
+ * item's body is read as the kind of answer asked for; use it only when status is 200. */
 #define GRAPH_BATCH_MAX 20
 
+enum graph_batch_kind {
+    GRAPH_BATCH_APPS,   /* bodies are detectedApps pages */
+    GRAPH_BATCH_DETAIL, /* bodies are managedDevice entities (top level or {"value": {...}}) */
+};
+
 struct graph_batch_item {
-    const char *id; /* borrowed from the batch root */
+    char *id; /* any string, maybe "" */
     long status;
-    double retry_after; /* seconds, -1 when absent */
-    const json_t *body; /* borrowed; may be NULL */
+    double retry_after; /* seconds, -1 when absent; header name case-insensitive */
+    int has_body;       /* "body" was a JSON object */
+    /* GRAPH_BATCH_APPS: what graph_apps_parse would make of the body. Take apps / next_link
+     * by setting them NULL (napps 0); graph_batch_clear frees what is left. */
+    int apps_rc; /* ERR_OK, or ERR_PARSE with apps_eb saying why */
+    struct errbuf apps_eb;
+    struct detected_app *apps;
+    size_t napps, capapps;
+    char *next_link;
+    /* GRAPH_BATCH_DETAIL */
+    int64_t memory;     /* physicalMemoryInBytes when a positive integer, else -1 */
+    char *ethernet_mac; /* ethernetMacAddress when a non-empty string, else NULL */
 };
 
 struct graph_batch {
-    json_t *root; /* owned */
     struct graph_batch_item *items;
     size_t n;
 };
 
-int graph_batch_parse(const char *body, size_t len, struct graph_batch *out, struct errbuf *eb);
+/* ERR_PARSE when the body is not JSON, has no "responses" array, holds more than
+ * GRAPH_BATCH_MAX items or an item lacks a string id or an integer status. */
+int graph_batch_parse(const char *body, size_t len, enum graph_batch_kind kind,
+                      struct graph_batch *out, struct errbuf *eb);
 void graph_batch_clear(struct graph_batch *b);
 /* Builds the request body {"requests":[{"id","method":"GET","url"}...]}; malloc'd text. URLs are
  * relative to the version root, e.g. "/deviceManagement/managedDevices/ID/detectedApps". */

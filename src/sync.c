@@ -922,41 +922,30 @@ apps_problem(struct tenant *t, const char *what, long status)
     t->apps_failed = 1;
 }
 
-/* Adds one detectedApps page (a JSON object) to device dev; returns its next link or NULL. */
-static char *
-apps_page(struct tenant *t, size_t dev, const json_t *page)
+/* Adds one parsed detectedApps page to device dev, taking the apps; rc/eb say whether the body
+ * was understood. */
+static void
+apps_page(struct tenant *t, size_t dev, int rc, const struct errbuf *eb, struct detected_app *apps,
+          size_t n)
 {
-    struct detected_app *apps = NULL;
-    size_t n = 0, cap = 0;
-    char *next = NULL;
-    struct errbuf eb = {0};
-
-    if (graph_apps_from_json(page, &apps, &n, &cap, &next, &eb) != ERR_OK) {
+    if (rc != ERR_OK) {
         apps_problem(t, "a detected-apps page was not understood", 200);
-        log_warn("detected apps not understood tenant=%s: %s", t->cust.tenant_id, eb.msg);
-        return NULL;
+        log_warn("detected apps not understood tenant=%s: %s", t->cust.tenant_id, eb->msg);
+        return;
     }
     for (size_t i = 0; i < n; i++)
         devapps_add(&t->dapps[dev], appcat_intern(&t->cat, &apps[i]));
-    free(apps);
-    return next;
 }
 
 static void
-detail_item(struct tenant *t, size_t dev, const json_t *body)
+detail_item(struct tenant *t, size_t dev, const struct graph_batch_item *it)
 {
     struct device *d = &t->devs[dev];
-    const json_t *ent = body, *v;
 
-    /* Accept the entity at the top level or in the docs' {"value": {...}} wrapper. */
-    if (json_is_object(json_object_get(body, "value")))
-        ent = json_object_get(body, "value");
-    v = json_object_get(ent, "physicalMemoryInBytes");
-    if (json_is_integer(v) && json_integer_value(v) > 0)
-        d->memory = (int64_t)json_integer_value(v);
-    v = json_object_get(ent, "ethernetMacAddress");
-    if (json_is_string(v) && json_string_length(v) > 0)
-        device_set_str(d, &d->ethernet_mac, json_string_value(v), json_string_length(v));
+    if (it->memory > 0)
+        d->memory = it->memory;
+    if (it->ethernet_mac != NULL)
+        device_set_str(d, &d->ethernet_mac, it->ethernet_mac, strlen(it->ethernet_mac));
 }
 
 static void app_page_done(struct call *c, const struct http_resp *r);
@@ -977,19 +966,26 @@ app_page_done(struct call *c, const struct http_resp *r)
 {
     struct tenant *t = c->t;
     size_t dev = c->dev;
-    json_t *root = NULL;
+    struct detected_app *apps = NULL;
+    size_t n = 0, cap = 0;
     char *next = NULL;
+    struct errbuf eb = {0};
+    int rc = ERR_PARSE;
 
     t->busy--;
     if (t->state != TS_RUNNING) { /* the tenant failed meanwhile */
         call_free(c);
         return;
     }
-    if (r->err != ERR_OK || r->status != 200 ||
-        (root = jsonarena_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL) {
+    if (r->err == ERR_OK && r->status == 200)
+        rc = graph_apps_parse(r->body, r->body_len, &apps, &n, &cap, &next, &eb);
+    if (rc == ERR_PARSE) { /* a failed request, or a body that is not JSON */
         apps_problem(t, "a detected-apps page failed", r->status);
         t->fetched[dev] = 0;
-    } else if ((next = apps_page(t, dev, root)) != NULL) {
+    } else {
+        apps_page(t, dev, rc, &eb, apps, n);
+    }
+    if (next != NULL) {
         if (graph_link_allowed(t->eng->cfg->graph_url, next) && c->page < MAX_APP_PAGES) {
             app_page_request(t, dev, next, c->page + 1);
             next = NULL;
@@ -1001,7 +997,7 @@ app_page_done(struct call *c, const struct http_resp *r)
         }
     }
     free(next);
-    json_decref(root);
+    free(apps);
     call_free(c);
     phase_pump(t);
 }
@@ -1039,7 +1035,10 @@ batch_done(struct call *c, const struct http_resp *r)
         call_free(c);
         return;
     }
-    if (r->err != ERR_OK || r->status != 200 || graph_batch_parse(r->body, r->body_len, &b, &eb)) {
+    if (r->err != ERR_OK || r->status != 200 ||
+        graph_batch_parse(r->body, r->body_len,
+                          t->phase == PHASE_DETAIL ? GRAPH_BATCH_DETAIL : GRAPH_BATCH_APPS, &b,
+                          &eb) != ERR_OK) {
         if (t->phase == PHASE_APPS)
             apps_problem(t, "a $batch of detected-apps requests failed", r->status);
         for (int i = 0; i < c->n_items && t->phase == PHASE_APPS; i++)
@@ -1047,7 +1046,7 @@ batch_done(struct call *c, const struct http_resp *r)
         goto out;
     }
     for (size_t i = 0; i < b.n; i++) {
-        const struct graph_batch_item *it = &b.items[i];
+        struct graph_batch_item *it = &b.items[i];
         char *end;
         long k = strtol(it->id, &end, 10);
         size_t dev;
@@ -1055,12 +1054,15 @@ batch_done(struct call *c, const struct http_resp *r)
         if (*end != '\0' || k < 0 || k >= c->n_items)
             continue;
         dev = c->items[k];
-        if (it->status == 200 && json_is_object(it->body)) {
+        if (it->status == 200 && it->has_body) {
             if (t->phase == PHASE_DETAIL) {
-                detail_item(t, dev, it->body);
+                detail_item(t, dev, it);
             } else {
-                char *next = apps_page(t, dev, it->body);
+                char *next = it->next_link;
 
+                apps_page(t, dev, it->apps_rc, &it->apps_eb, it->apps, it->napps);
+                it->napps = 0; /* interned or cleared */
+                it->next_link = NULL;
                 t->fetched[dev] = 1;
                 if (next != NULL) {
                     if (graph_link_allowed(eng->cfg->graph_url, next))

@@ -208,8 +208,9 @@ test_detected_apps(void **state)
     {
         static const char real[] = "{\"value\":[{\"id\":\"a\",\"sizeInByte\":1.0}]}";
 
+        /* JSON, but not a detectedApps page (ERR_PARSE is for bodies that are not JSON) */
         assert_int_equal(graph_apps_parse(real, sizeof real - 1, &apps, &n, &cap, NULL, &eb),
-                         ERR_PARSE);
+                         ERR_INVAL);
     }
     assert_int_equal(n, 2);
     for (size_t i = 0; i < n; i++)
