@@ -370,8 +370,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     *con_cls = NULL;
 }
 
-static void
-mhd_log(void *cls, const char *fmt, va_list ap)
+/* libmicrohttpd's printf-style log callback: its format comes from the library. */
+static void __attribute__((format(printf, 2, 0))) mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
 

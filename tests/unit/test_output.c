@@ -85,8 +85,8 @@ test_csv_quoting(void **state)
 {
     static const char *const cols[] = {"id", "client.name", "note", "size"};
     static const char *const rows[] = {
-        "{\"id\":1,\"client\":{\"name\":\"Contoso, Ltd\"},\"note\":\"say \\\"hi\\\"\","
-        "\"size\":8796093022208}",
+        ("{\"id\":1,\"client\":{\"name\":\"Contoso, Ltd\"},\"note\":\"say \\\"hi\\\"\","
+         "\"size\":8796093022208}"),
         "{\"id\":2,\"client\":{\"name\":\"Fabrikam\"},\"note\":\"line1\\nline2\",\"size\":null}",
         "{\"id\":3,\"client\":null}",
     };
