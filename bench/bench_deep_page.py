@@ -38,6 +38,7 @@ def cpu_ticks(pid):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True, help="directory holding memsync.db (a copy)")
+    ap.add_argument("--db", help="a database URL instead of DIR/memsync.db (PostgreSQL)")
     ap.add_argument("--deep", type=int, default=500, help="page number of the deep page")
     ap.add_argument("--page-size", type=int, default=200)
     ap.add_argument("--repeat", type=int, default=20)
@@ -50,6 +51,8 @@ def main():
     import test_api
     test_api.BIN = a.bin
     ms = Memsync(workdir=a.dir)
+    if a.db:
+        ms.db = ms.env["MEMSYNC_DB"] = a.db
     srv = Serve(ms, name="serve-deep", env={"MEMSYNC_API_CACHE_MB": "0"})
     key = apikey(ms, "read")
     hz = os.sysconf("SC_CLK_TCK")

@@ -1432,10 +1432,11 @@ store_sql_asset_tail(const struct store_dialect *d, const struct asset_query *q,
         }
         if (count)
             return ERR_OK;
-        if (part == STORE_PART_VALUES)
-            buf_printf(sql, " ORDER BY %s%s, h.id%s", f->expr, dir, dir);
-        else
-            buf_printf(sql, " ORDER BY h.id%s", dir);
+        buf_addstr(sql, " ORDER BY ");
+        if (d->order_retired && !q->include_retired)
+            buf_printf(sql, "h.retired_at%s, ", dir);
+        /* In the NULL part the field is constant too: named, it lets the same index serve. */
+        buf_printf(sql, "%s%s, h.id%s", f->expr, dir, dir);
     }
     if (limit > 0)
         buf_printf(sql, " LIMIT %d", limit);

@@ -594,6 +594,10 @@ struct store_dialect {
     void (*contains)(struct buf *sql, const char *expr, int n); /* case-insensitive substring */
     void (*ieq)(struct buf *sql, const char *expr, int n);      /* case-insensitive equality */
     const char *no_limit; /* a LIMIT clause meaning "every row" (before OFFSET) */
+    /* ORDER BY needs the retired_at of a "retired_at IS NULL" list before the sort field for
+     * an index on (..., retired_at, field, id) to serve it (PostgreSQL: IS NULL is no
+     * equality to its planner). */
+    int order_retired;
 };
 
 /* Parameter values collected while building; numbered from first. */

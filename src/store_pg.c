@@ -1507,7 +1507,7 @@ pg_dieq(struct buf *sql, const char *expr, int n)
 }
 
 /* Parameters as $N; list statements are renumbered afterwards (pg_numbered). */
-static const struct store_dialect pg_dialect = {pg_dparam, pg_dcontains, pg_dieq, "LIMIT ALL"};
+static const struct store_dialect pg_dialect = {pg_dparam, pg_dcontains, pg_dieq, "LIMIT ALL", 1};
 
 /* Moves the builder's values into p (as text); ERR_INVAL past what one statement takes. */
 static int

@@ -2434,7 +2434,7 @@ sq_ieq(struct buf *sql, const char *expr, int n)
     buf_printf(sql, "%s = ?%d COLLATE NOCASE", expr, n);
 }
 
-static const struct store_dialect sq_dialect = {sq_param, sq_contains, sq_ieq, "LIMIT -1"};
+static const struct store_dialect sq_dialect = {sq_param, sq_contains, sq_ieq, "LIMIT -1", 0};
 
 static void
 lbinds_apply(sqlite3_stmt *st, const struct store_binds *b)
