@@ -498,6 +498,20 @@ def keyset_checks(ms, srv, key):
     js2 = get_json(srv, hw + "?page_size=7&sort=%2Bname&cursor=" +
                    urllib.parse.quote(js["next_cursor"]), key)
     check([a["id"] for a in js2["data"]] == order[21:28], "keyset after a positional page")
+    # Positional pages (the UI's page numbers, old cursors) across the values / NULLs seam.
+    seams = 0
+    for field in ("imei", "phone_number", "user.email"):
+        seams += 0 < sum(1 for a in allrows if field_of(a, field) is not None) < len(allrows)
+        for desc in (False, True):
+            want = [a["id"] for a in py_sorted(allrows, [(field, desc)])]
+            nonnull = sum(1 for a in allrows if field_of(a, field) is not None)
+            arg = "sort=" + sort_arg([(field, desc)])
+            for off in sorted({0, max(nonnull - 3, 0), nonnull, min(nonnull + 5, 119)}):
+                js = get_json(srv, hw + "?page_size=7&%s&cursor=%s" % (arg, b64url(b"o:%d" % off)),
+                              key)
+                check([a["id"] for a in js["data"]] == want[off:off + 7],
+                      "positional page at %d of %s (%d values)" % (off, arg, nonnull))
+    check(seams > 0, "a field with both values and NULLs for the positional seam")
     # Long sort values: a cursor stays bounded (positional fallback past 4 KiB of values).
     long_name = "~" * 5000
     src = allrows[0]["id"]
