@@ -387,7 +387,7 @@ def keyset_checks(ms, srv, key):
         big = get_json(srv, hw + "?page_size=200&" + arg, key)
         rows, total, pages = walk(srv, hw + "?" + arg, key, 13)
         ids = [a["id"] for a in rows]
-        what = "keyset sort=%s" % arg
+        what = "keyset " + arg
         check(total == 120 and len(ids) == 120 and len(set(ids)) == 120,
               what + ": every device exactly once (%d rows, %d distinct)" % (len(ids), len(set(ids))))
         check(ids == [a["id"] for a in big["data"]], what + ": same order as one big page")
