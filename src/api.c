@@ -14,6 +14,7 @@
 
 #include "asset.h"
 #include "clock.h"
+#include "cursor.h"
 #include "expiry.h"
 #include "guid.h"
 #include "jsonarena.h"
@@ -289,7 +290,10 @@ struct list_params {
     int page_size;
     int64_t offset;
     int64_t after_id;
-    int keyset; /* cursor was a keyset cursor */
+    int keyset;            /* cursor was a keyset cursor on id */
+    struct cursor seek;    /* a keyset cursor on the sort ('s'), else kind 0 */
+    int64_t pos;           /* rows before this page (for the positional fallback) */
+    const char *cursor_in; /* the cursor argument, decoded once every argument is read */
     struct store_filter filters[STORE_LIST_MAX_FILTERS];
     size_t nfilters;
     struct store_sort sorts[STORE_LIST_MAX_SORTS];
@@ -316,6 +320,7 @@ list_params_clear(struct list_params *lp)
     for (int i = 0; i < lp->nowned; i++)
         free(lp->owned[i]);
     lp->nowned = 0;
+    cursor_free(&lp->seek);
 }
 
 static int
@@ -345,34 +350,19 @@ unquote(const char *s)
     return xstrdup(s);
 }
 
-static void
-encode_cursor(char kind, int64_t v, char *out, size_t outlen)
-{
-    char raw[40];
-    int n = snprintf(raw, sizeof raw, "%c:%" PRId64, kind, v);
-
-    sodium_bin2base64(out, outlen, (const unsigned char *)raw, (size_t)n,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
+/* An 'o' or 'k' cursor into a small buffer (cursor_encode wants room for the largest). */
 static int
-decode_cursor(const char *s, char *kind, int64_t *v)
+cursor_encode_small(const struct cursor *c, char *out, size_t outlen)
 {
-    unsigned char raw[40];
-    size_t n = 0;
-    char txt[41];
+    char *big = xmalloc(CURSOR_TEXT_MAX + 1);
+    int rc = cursor_encode(c, big, CURSOR_TEXT_MAX + 1);
 
-    if (strlen(s) > 54 || sodium_base642bin(raw, sizeof raw - 1, s, strlen(s), NULL, &n, NULL,
-                                            sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
-        return -1;
-    memcpy(txt, raw, n);
-    txt[n] = '\0';
-    if (n < 3 || txt[1] != ':' || (txt[0] != 'o' && txt[0] != 'k'))
-        return -1;
-    *kind = txt[0];
-    if (parse_i64(txt + 2, v) != 0 || *v < 0)
-        return -1;
-    return 0;
+    if (rc == 0 && strlen(big) < outlen)
+        memcpy(out, big, strlen(big) + 1);
+    else
+        rc = -1;
+    free(big);
+    return rc;
 }
 
 static int
@@ -389,20 +379,7 @@ param_cb(void *arg, const char *key, const char *value)
         }
         lp->page_size = (int)n;
     } else if (strcmp(key, "cursor") == 0) {
-        char kind;
-        int64_t v;
-        if (value[0] == '\0')
-            return 0;
-        if (decode_cursor(value, &kind, &v) != 0) {
-            lp->bad = err_set(&lp->eb, ERR_INVAL, "cursor is not one this API returned");
-            return 1;
-        }
-        if (kind == 'k') {
-            lp->keyset = 1;
-            lp->after_id = v;
-        } else {
-            lp->offset = v;
-        }
+        lp->cursor_in = value[0] != '\0' ? own(lp, xstrdup(value)) : NULL;
     } else if (strcmp(key, "search") == 0) {
         if (strlen(value) > 200) {
             lp->bad = err_set(&lp->eb, ERR_INVAL, "search text is longer than 200 characters");
@@ -489,6 +466,47 @@ param_cb(void *arg, const char *key, const char *value)
     return 0;
 }
 
+/* The cursor against the sort (both arguments may come in any order). */
+static int
+cursor_params(struct list_params *lp)
+{
+    const struct store_list_entity *e = store_list_entity(lp->entity);
+    struct cursor c;
+
+    if (cursor_decode(lp->cursor_in, &c) != 0)
+        return err_set(&lp->eb, ERR_INVAL, "cursor is not one this API returned");
+    if (c.kind == 'o') {
+        /* Positional: what sorted lists answered before keyset cursors; still honoured. */
+        lp->offset = c.n;
+        lp->pos = c.n;
+        return ERR_OK;
+    }
+    if (c.kind == 'k' && lp->nsorts == 0) {
+        lp->keyset = 1;
+        lp->after_id = c.n;
+        return ERR_OK;
+    }
+    if (c.kind != 's' || lp->nsorts == 0 || e == NULL || strcmp(lp->entity, "hardware") != 0 ||
+        c.sig != cursor_sort_sig(lp->entity, lp->sorts, lp->nsorts) || c.nvals != lp->nsorts) {
+        cursor_free(&c);
+        return err_set(&lp->eb, ERR_INVAL,
+                       "cursor belongs to another sort order or list; start from the first page");
+    }
+    for (size_t i = 0; i < c.nvals; i++) {
+        const struct store_list_field *f = store_list_field(e, lp->sorts[i].field);
+        int text = f != NULL && f->kind == SC_TEXT;
+
+        if (f == NULL || (c.vals[i].kind == SC_TEXT && !text) ||
+            (c.vals[i].kind == SC_INT && text)) {
+            cursor_free(&c);
+            return err_set(&lp->eb, ERR_INVAL, "cursor is not one this API returned");
+        }
+    }
+    lp->seek = c;
+    lp->pos = c.pos;
+    return ERR_OK;
+}
+
 static int
 list_params_parse(struct httpd_request *req, const char *entity, struct list_params *lp)
 {
@@ -496,6 +514,8 @@ list_params_parse(struct httpd_request *req, const char *entity, struct list_par
     lp->page_size = API_PAGE_DEFAULT;
     lp->entity = entity;
     httpd_args_each(req, param_cb, lp);
+    if (!lp->bad && lp->cursor_in != NULL)
+        lp->bad = cursor_params(lp);
     return lp->bad;
 }
 
@@ -535,13 +555,17 @@ static void
 reply_page(struct httpd_response *resp, json_t *arr, size_t page_size, int64_t total, char kind,
            int64_t next)
 {
-    char cur[80];
+    char cur[64];
     json_t *nc = json_null();
 
     if (json_array_size(arr) > page_size) {
+        struct cursor c = {0};
+
         json_array_remove(arr, page_size);
-        encode_cursor(kind, next, cur, sizeof cur);
-        nc = json_string(cur);
+        c.kind = kind;
+        c.n = next;
+        if (cursor_encode_small(&c, cur, sizeof cur) == 0)
+            nc = json_string(cur);
     }
     reply_json(resp, 200,
                json_pack("{s:O, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
@@ -616,6 +640,7 @@ struct genpage {
     yajl_gen g;
     size_t rows, page_size;
     int64_t last_id;
+    struct cursor last; /* the last row's sort values (text copied) */
     int more, bad;
 };
 
@@ -633,6 +658,16 @@ asset_gen_cb(void *arg, const struct asset *a)
         p->bad = 1;
     p->rows++;
     p->last_id = a->id;
+    if (p->rows == p->page_size && a->nsort_vals > 0) {
+        /* The page's last row: a sorted list's next cursor starts after its values. */
+        cursor_free(&p->last);
+        for (size_t i = 0; i < a->nsort_vals && i < STORE_LIST_MAX_SORTS; i++) {
+            p->last.vals[i] = a->sort_vals[i];
+            if (a->sort_vals[i].kind == SC_TEXT)
+                p->last.vals[i].s = xstrdup(a->sort_vals[i].s);
+            p->last.nvals++;
+        }
+    }
     return 0;
 }
 
@@ -651,7 +686,7 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     struct dump *d = xmalloc(sizeof *d); /* 16 KiB: not on the pool thread's stack */
     struct genpage p = {0};
     struct errbuf eb = {0};
-    char cur[80];
+    char *cur = NULL;
     int rc, bad = 0;
 
     d->out = &resp->body;
@@ -674,6 +709,7 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     rc = store_assets_each(req->st, q, asset_gen_cb, &p, &eb);
     if (rc != ERR_OK) {
         yajl_gen_free(p.g);
+        cursor_free(&p.last);
         free(d);
         reply_err(resp, rc, &eb);
         return;
@@ -683,17 +719,35 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     bad |= yajl_gen_integer(p.g, (long long)total) != yajl_gen_status_ok;
     bad |= gen_key(p.g, "next_cursor");
     if (p.more) {
-        /* Default order pages by id (keyset: cheap at any depth); other orders by offset. */
-        if (lp->nsorts == 0)
-            encode_cursor('k', p.last_id, cur, sizeof cur);
-        else
-            encode_cursor('o', lp->offset + lp->page_size, cur, sizeof cur);
+        /* Keyset both ways: after the last id, or after the last row's sort values and id
+         * (cheap at any depth, and rows added or retired between pages shift nothing). A
+         * cursor too long for CURSOR_RAW_MAX (sort values of kilobytes) falls back to the
+         * position. */
+        cur = xmalloc(CURSOR_TEXT_MAX + 1);
+        if (lp->nsorts == 0) {
+            p.last.kind = 'k';
+            p.last.n = p.last_id;
+        } else {
+            p.last.kind = 's';
+            p.last.sig = cursor_sort_sig("hardware", lp->sorts, lp->nsorts);
+            p.last.pos = lp->pos + lp->page_size;
+            p.last.id = p.last_id;
+        }
+        if (cursor_encode(&p.last, cur, CURSOR_TEXT_MAX + 1) != 0) {
+            struct cursor o = {0};
+
+            o.kind = 'o';
+            o.n = lp->pos + lp->page_size;
+            bad |= cursor_encode(&o, cur, CURSOR_TEXT_MAX + 1) != 0;
+        }
         bad |= yajl_gen_string(p.g, (const unsigned char *)cur, strlen(cur)) != yajl_gen_status_ok;
+        free(cur);
     } else {
         bad |= yajl_gen_null(p.g) != yajl_gen_status_ok;
     }
     bad |= yajl_gen_map_close(p.g) != yajl_gen_status_ok;
     yajl_gen_free(p.g);
+    cursor_free(&p.last);
     dump_flush(d);
     bad |= d->bad;
     free(d);
@@ -780,12 +834,15 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         reply_err(resp, (int)total, &eb);
         goto out;
     }
-    if (lp.nsorts == 0)
-        q.after_id = lp.keyset ? lp.after_id : 0;
-    else
-        q.offset = lp.offset;
-    if (lp.nsorts == 0 && !lp.keyset && lp.offset > 0)
-        q.offset = lp.offset;
+    if (lp.keyset) {
+        q.after_id = lp.after_id;
+    } else if (lp.seek.kind == 's') {
+        q.seek = 1;
+        q.seek_id = lp.seek.id;
+        memcpy(q.seek_vals, lp.seek.vals, sizeof q.seek_vals);
+    } else {
+        q.offset = lp.offset; /* a positional cursor */
+    }
     q.limit = lp.page_size + 1;
     hardware_render(req, resp, &q, &lp, total);
     if (keyed && resp->status == 200) { /* never an error answer */

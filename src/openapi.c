@@ -91,9 +91,15 @@ build(void)
             json_array_append_new(
                 params, param("page_size", "query", "integer", "1 to 200, default 50", 0));
             json_array_append_new(
-                params, param("cursor", "query", "string", "next_cursor of the previous page", 0));
+                params, param("cursor", "query", "string",
+                              "next_cursor of the previous page, unchanged and with the same "
+                              "sort (opaque; another sort or an edited cursor is a 400)",
+                              0));
             json_array_append_new(
-                params, param("sort", "query", "string", "+field,-field (dotted field names)", 0));
+                params, param("sort", "query", "string",
+                              "+field,-field (dotted field names); nulls last both ways, then "
+                              "id",
+                              0));
             json_array_append_new(params,
                                   param("search", "query", "string", "free text, substring", 0));
             json_array_append_new(

@@ -1307,12 +1307,171 @@ store_sql_sorts(const struct store_list_entity *e, const struct store_sort *ss, 
 
         if (f == NULL)
             return err_set(eb, ERR_INVAL, "unknown sort field '%s'", ss[k].field);
-        /* NULLs sort last both ways; descending that is SQLite's own order, so an index
-         * can serve it. */
+        /* NULLs sort last both ways, on both backends (SQLite puts them first ascending,
+         * PostgreSQL first descending). Hardware lists sorted by one field read the values and
+         * the NULLs apart instead (store_assets_parts), each in an order an index serves. */
         buf_printf(sql, "%s%s %s", k ? ", " : " ORDER BY ", f->expr,
-                   ss[k].desc ? "DESC" : "ASC NULLS LAST");
+                   ss[k].desc ? "DESC NULLS LAST" : "ASC NULLS LAST");
     }
     return ERR_OK;
+}
+
+int
+store_binds_add(struct store_binds *b, const struct store_cell *v, struct errbuf *eb)
+{
+    struct store_bind *x;
+
+    if (b->n >= (int)(sizeof b->v / sizeof b->v[0]))
+        return err_set(eb, ERR_INVAL, "too many filter values");
+    x = &b->v[b->n];
+    memset(x, 0, sizeof *x);
+    if (v->kind == SC_TEXT) {
+        x->kind = SC_TEXT;
+        x->s = xstrdup(v->s != NULL ? v->s : "");
+    } else {
+        x->kind = SC_INT;
+        x->i = v->i;
+    }
+    b->n++;
+    return b->first + b->n - 1;
+}
+
+/* Rows after the seek row from sort k on: "(x > v OR x IS NULL OR (x = v AND <k + 1>))" for a
+ * value, "(x IS NULL AND <k + 1>)" for a NULL (NULLs last), the id after the last sort. */
+static int
+seek_chain(const struct store_dialect *d, const struct store_list_entity *e,
+           const struct asset_query *q, size_t k, struct buf *sql, struct store_binds *b,
+           struct errbuf *eb)
+{
+    const struct store_list_field *f;
+    const struct store_cell *v = &q->seek_vals[k];
+    struct store_cell idv = {NULL, SC_INT, q->seek_id, NULL};
+    int p, rc;
+
+    if (k == q->nsorts) {
+        p = store_binds_add(b, &idv, eb);
+        if (p < 0)
+            return p;
+        buf_printf(sql, "h.id %s ", q->sorts[q->nsorts - 1].desc ? "<" : ">");
+        d->param(sql, p);
+        return ERR_OK;
+    }
+    f = store_list_field(e, q->sorts[k].field);
+    if (f == NULL)
+        return err_set(eb, ERR_INVAL, "unknown sort field '%s'", q->sorts[k].field);
+    if (v->kind == SC_NULL) {
+        buf_printf(sql, "(%s IS NULL AND ", f->expr);
+    } else {
+        p = store_binds_add(b, v, eb);
+        if (p < 0)
+            return p;
+        buf_printf(sql, "(%s %s ", f->expr, q->sorts[k].desc ? "<" : ">");
+        d->param(sql, p);
+        buf_printf(sql, " OR %s IS NULL OR (%s = ", f->expr, f->expr);
+        d->param(sql, p);
+        buf_addstr(sql, " AND ");
+    }
+    rc = seek_chain(d, e, q, k + 1, sql, b, eb);
+    buf_addstr(sql, v->kind == SC_NULL ? ")" : "))");
+    return rc;
+}
+
+int
+store_sql_asset_tail(const struct store_dialect *d, const struct asset_query *q, int part,
+                     int count, int64_t offset, int limit, struct buf *sql, struct store_binds *b,
+                     struct errbuf *eb)
+{
+    const struct store_list_entity *e = store_list_entity("hardware");
+    int rc;
+
+    if (part == STORE_PART_ALL) {
+        if (q->nsorts > 0 && q->seek) {
+            buf_addstr(sql, " AND ");
+            rc = seek_chain(d, e, q, 0, sql, b, eb);
+            if (rc != ERR_OK)
+                return rc;
+        }
+        if (count)
+            return ERR_OK;
+        if (q->nsorts > 0) {
+            rc = store_sql_sorts(e, q->sorts, q->nsorts, sql, eb);
+            if (rc != ERR_OK)
+                return rc;
+            buf_addstr(sql, q->sorts[q->nsorts - 1].desc ? ", h.id DESC" : ", h.id");
+        } else {
+            buf_addstr(sql, " ORDER BY h.id");
+        }
+    } else {
+        const struct store_list_field *f = store_list_field(e, q->sorts[0].field);
+        const struct store_cell *v = &q->seek_vals[0];
+        struct store_cell idv = {NULL, SC_INT, q->seek_id, NULL};
+        const char *dir = q->sorts[0].desc ? " DESC" : "";
+        const char *op = q->sorts[0].desc ? "<" : ">";
+        int pv, pid;
+
+        if (f == NULL)
+            return err_set(eb, ERR_INVAL, "unknown sort field '%s'", q->sorts[0].field);
+        buf_printf(sql, " AND %s IS %sNULL", f->expr, part == STORE_PART_VALUES ? "NOT " : "");
+        if (q->seek && part == STORE_PART_VALUES && v->kind != SC_NULL) {
+            /* A row-value comparison: both engines walk an index on (field, id) from there. */
+            pv = store_binds_add(b, v, eb);
+            pid = pv < 0 ? pv : store_binds_add(b, &idv, eb);
+            if (pid < 0)
+                return pid;
+            buf_printf(sql, " AND (%s, h.id) %s (", f->expr, op);
+            d->param(sql, pv);
+            buf_addstr(sql, ", ");
+            d->param(sql, pid);
+            buf_addstr(sql, ")");
+        } else if (q->seek && part == STORE_PART_NULLS && v->kind == SC_NULL) {
+            pid = store_binds_add(b, &idv, eb);
+            if (pid < 0)
+                return pid;
+            buf_printf(sql, " AND h.id %s ", op);
+            d->param(sql, pid);
+        }
+        if (count)
+            return ERR_OK;
+        buf_addstr(sql, " ORDER BY ");
+        if (d->order_retired && !q->include_retired)
+            buf_printf(sql, "h.retired_at%s, ", dir);
+        /* In the NULL part the field is constant too: named, it lets the same index serve. */
+        buf_printf(sql, "%s%s, h.id%s", f->expr, dir, dir);
+    }
+    if (limit > 0)
+        buf_printf(sql, " LIMIT %d", limit);
+    else if (offset > 0)
+        buf_printf(sql, " %s", d->no_limit);
+    if (offset > 0)
+        buf_printf(sql, " OFFSET %" PRId64, offset);
+    return ERR_OK;
+}
+
+int
+store_assets_parts(const struct asset_query *q, store_part_fn run, void *ctx)
+{
+    int64_t got = 0, more = 0, before = 0, offset = q->offset;
+    int rc;
+
+    if (q->nsorts != 1)
+        return run(ctx, STORE_PART_ALL, 0, q->offset, q->limit, &got);
+    /* One sort: the rows with a value, then (NULLs last) those without; each part is an index
+     * walk from its seek point where an index on (field, id) exists. */
+    if (!q->seek || q->seek_vals[0].kind != SC_NULL) {
+        rc = run(ctx, STORE_PART_VALUES, 0, offset, q->limit, &got);
+        if (rc != ERR_OK || (q->limit > 0 && got >= q->limit))
+            return rc;
+        if (got == 0 && offset > 0) {
+            /* The offset may reach past the values: skip as many NULL rows as it does. */
+            rc = run(ctx, STORE_PART_VALUES, 1, 0, 0, &before);
+            if (rc != ERR_OK)
+                return rc;
+            offset = offset > before ? offset - before : 0;
+        } else {
+            offset = 0;
+        }
+    }
+    return run(ctx, STORE_PART_NULLS, 0, offset, q->limit > 0 ? q->limit - (int)got : 0, &more);
 }
 
 /* Copies an entity's SQL text, writing its "?N" parameters in the backend's style. */

@@ -158,6 +158,34 @@ int store_reconcile_commit(struct store *st, int listing_complete, int installs_
                            struct reconcile_counts *counts, struct errbuf *eb);
 void store_reconcile_rollback(struct store *st);
 
+/* ---- list conditions (API lists, hardware and generic) --------------------------------- */
+
+/* Ops: "eq", "in" (value is a comma list), "lt", "lte", "gt", "gte", "like" (substring,
+ * case-insensitive). Fields are the entity's public names (PRODUCT.md §4 dotted paths);
+ * an unknown field or op is ERR_INVAL naming it. */
+struct store_filter {
+    const char *field;
+    const char *op;
+    const char *value;
+};
+struct store_sort {
+    const char *field;
+    int desc;
+};
+
+#define STORE_LIST_MAX_FILTERS 16
+#define STORE_LIST_MAX_SORTS   4
+
+enum store_cell_kind { SC_NULL, SC_INT, SC_TEXT, SC_TS, SC_BOOL };
+
+/* One column of a row: name is a dotted path ("client.name"). Borrowed for the callback. */
+struct store_cell {
+    const char *name;
+    enum store_cell_kind kind;
+    int64_t i;
+    const char *s;
+};
+
 /* ---- hardware assets (reads) ------------------------------------------------------------- */
 
 struct asset {
@@ -171,6 +199,10 @@ struct asset {
     int64_t last_synced_at;
     int64_t retired_at;   /* TS_NULL while active */
     int serial_duplicate; /* same real serial seen in another tenant */
+    /* The row's values of the query's sorts (SC_NULL, SC_INT or SC_TEXT; strings borrowed for
+     * the callback), for keyset cursors. */
+    struct store_cell sort_vals[STORE_LIST_MAX_SORTS];
+    size_t nsort_vals;
 };
 
 struct asset_query {
@@ -186,6 +218,13 @@ struct asset_query {
     const struct store_sort *sorts;
     size_t nsorts;
     int64_t offset;
+    /* Keyset paging of a sorted list (nsorts > 0): with seek set, the rows after the one whose
+     * sort values are seek_vals (kind SC_NULL, SC_INT or SC_TEXT, one per sort) and whose id is
+     * seek_id, in the list's order: each sort's direction with NULLs last both ways, then id
+     * in the last sort's direction. offset still applies after the seek. */
+    int seek;
+    struct store_cell seek_vals[STORE_LIST_MAX_SORTS];
+    int64_t seek_id;
 };
 
 /* The stored lastSyncDateTime of each device of one tenant, for incremental syncs (cheaper than
@@ -371,22 +410,6 @@ int store_integration_update(struct store *st, int64_t account_id, int64_t id, c
 
 /* ---- generic lists: filtered, sorted, paged reads for the API and UI ------------------- */
 
-/* Ops: "eq", "in" (value is a comma list), "lt", "lte", "gt", "gte", "like" (substring,
- * case-insensitive). Fields are the entity's public names (PRODUCT.md §4 dotted paths);
- * an unknown field or op is ERR_INVAL naming it. */
-struct store_filter {
-    const char *field;
-    const char *op;
-    const char *value;
-};
-struct store_sort {
-    const char *field;
-    int desc;
-};
-
-#define STORE_LIST_MAX_FILTERS 16
-#define STORE_LIST_MAX_SORTS   4
-
 /* Entities: "clients", "software" (titles with device counts), "software_devices" (parent:
  * software id), "asset_software" (parent: asset id), "asset_changes" (parent: asset id),
  * "installs" (current installs on active devices), "installs_all" (also removed ones and
@@ -405,16 +428,6 @@ struct list_query {
     const char *search;
     int64_t offset;
     int limit; /* 0 = no limit */
-};
-
-enum store_cell_kind { SC_NULL, SC_INT, SC_TEXT, SC_TS, SC_BOOL };
-
-/* One column of a row: name is a dotted path ("client.name"). Borrowed for the callback. */
-struct store_cell {
-    const char *name;
-    enum store_cell_kind kind;
-    int64_t i;
-    const char *s;
 };
 
 int store_list_each(struct store *st, const struct list_query *q,
@@ -581,6 +594,10 @@ struct store_dialect {
     void (*contains)(struct buf *sql, const char *expr, int n); /* case-insensitive substring */
     void (*ieq)(struct buf *sql, const char *expr, int n);      /* case-insensitive equality */
     const char *no_limit; /* a LIMIT clause meaning "every row" (before OFFSET) */
+    /* ORDER BY needs the retired_at of a "retired_at IS NULL" list before the sort field for
+     * an index on (..., retired_at, field, id) to serve it (PostgreSQL: IS NULL is no
+     * equality to its planner). */
+    int order_retired;
 };
 
 /* Parameter values collected while building; numbered from first. */
@@ -603,6 +620,24 @@ int store_sql_filters(const struct store_dialect *d, const struct store_list_ent
 /* Appends " ORDER BY ..." for the sorts (the caller appends the tie-break). */
 int store_sql_sorts(const struct store_list_entity *e, const struct store_sort *ss, size_t n,
                     struct buf *sql, struct errbuf *eb);
+/* Adds parameter value v (SC_TEXT, else its integer); returns its number or ERR_INVAL. */
+int store_binds_add(struct store_binds *b, const struct store_cell *v, struct errbuf *eb);
+
+/* Hardware lists sorted by one field are read in two parts: the rows with a value in that
+ * field, then (NULLs last) those without, so that each part is an index walk. */
+enum { STORE_PART_ALL, STORE_PART_VALUES, STORE_PART_NULLS };
+/* Runs one part of a hardware list: its rows from offset (at most limit, 0 = all) to the
+ * query's callback, *rows their number; with count, only *rows = how many rows the part has
+ * (after the seek). Returns ERR_OK, an error or what the callback returned. */
+typedef int (*store_part_fn)(void *ctx, int part, int count, int64_t offset, int limit,
+                             int64_t *rows);
+/* Reads q (offset, limit, seek) through run: one STORE_PART_ALL unless there is one sort. */
+int store_assets_parts(const struct asset_query *q, store_part_fn run, void *ctx);
+/* Appends a hardware list part's conditions after the WHERE of the caller's filters: the part,
+ * the seek (parameters in b), then unless count ORDER BY, LIMIT and OFFSET. */
+int store_sql_asset_tail(const struct store_dialect *d, const struct asset_query *q, int part,
+                         int count, int64_t offset, int limit, struct buf *sql,
+                         struct store_binds *b, struct errbuf *eb);
 /* The whole SELECT (or count) of q: parameters ?1 account, ?2 parent, ?3 search, filters
  * from ?5 (in b). */
 int store_sql_list(const struct store_dialect *d, const struct list_query *q, int count,

@@ -1507,7 +1507,7 @@ pg_dieq(struct buf *sql, const char *expr, int n)
 }
 
 /* Parameters as $N; list statements are renumbered afterwards (pg_numbered). */
-static const struct store_dialect pg_dialect = {pg_dparam, pg_dcontains, pg_dieq, "LIMIT ALL"};
+static const struct store_dialect pg_dialect = {pg_dparam, pg_dcontains, pg_dieq, "LIMIT ALL", 1};
 
 /* Moves the builder's values into p (as text); ERR_INVAL past what one statement takes. */
 static int
@@ -1575,51 +1575,69 @@ asset_where(struct pg *g, struct buf *b, struct params *p, const struct asset_qu
     return rc;
 }
 
+struct pg_part {
+    struct pg *g;
+    const struct asset_query *q;
+    int (*cb)(void *arg, const struct asset *a);
+    void *arg;
+    struct errbuf *eb;
+};
+
 static int
-pg_assets_each(struct store *base, const struct asset_query *qa,
-               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_t *rows)
 {
-    struct pg *g = (struct pg *)base;
+    struct pg_part *x = ctx;
+    struct pg *g = x->g;
+    const struct asset_query *qa = x->q;
     struct params p = {0};
     struct buf sql;
     struct asset a;
-    PGresult *r;
-    int rc;
-
+    PGresult *r = NULL;
+    int rc = ERR_OK, first_sort;
     struct store_binds *sb = xcalloc(1, sizeof *sb);
+    struct store_binds *tb = xcalloc(1, sizeof *tb);
 
+    *rows = 0;
     buf_init(&sql, SQL_MAX);
-    buf_printf(&sql,
-               "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
-               "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
-               "h.retired_at, CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
-               "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
-               "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
-               "ELSE 0 END, %s",
-               g->dsql.cols_h);
-    rc = asset_where(g, &sql, &p, qa, 1, sb, eb);
-    if (rc == ERR_OK && qa->nsorts > 0)
-        rc = store_sql_sorts(store_list_entity("hardware"), qa->sorts, qa->nsorts, &sql, eb);
-    if (rc != ERR_OK) {
-        buf_free(&sql);
-        store_binds_free(sb);
-        free(sb);
-        return rc;
+    if (count) {
+        buf_addstr(&sql, "SELECT count(*)");
+    } else {
+        buf_printf(&sql,
+                   "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
+                   "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
+                   "h.retired_at, CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                   "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
+                   "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
+                   "ELSE 0 END, %s",
+                   g->dsql.cols_h);
+        /* The sort values last, for the caller's cursor. */
+        for (size_t i = 0; i < qa->nsorts; i++) {
+            const struct store_list_field *f =
+                store_list_field(store_list_entity("hardware"), qa->sorts[i].field);
+            if (f == NULL) {
+                rc = err_set(x->eb, ERR_INVAL, "unknown sort field '%s'", qa->sorts[i].field);
+                goto out;
+            }
+            buf_printf(&sql, ", %s", f->expr);
+        }
     }
-    if (qa->nsorts > 0)
-        buf_addstr(&sql, qa->sorts[qa->nsorts - 1].desc ? ", h.id DESC" : ", h.id");
-    else
-        buf_addstr(&sql, " ORDER BY h.id");
-    if (qa->limit > 0)
-        buf_printf(&sql, " LIMIT %d", qa->limit);
-    if (qa->offset > 0)
-        buf_printf(&sql, " OFFSET %" PRId64, qa->offset);
-    r = q(g, buf_cstr(&sql), &p, eb, "listing assets", &rc);
-    buf_free(&sql);
-    store_binds_free(sb);
-    free(sb);
+    rc = asset_where(g, &sql, &p, qa, 1, sb, x->eb);
+    if (rc != ERR_OK)
+        goto out;
+    tb->first = p.n + 1;
+    rc = store_sql_asset_tail(&pg_dialect, qa, part, count, offset, limit, &sql, tb, x->eb);
+    if (rc == ERR_OK)
+        rc = pg_take_binds(&p, tb, x->eb);
+    if (rc != ERR_OK)
+        goto out;
+    r = q(g, buf_cstr(&sql), &p, x->eb, count ? "counting assets" : "listing assets", &rc);
     if (r == NULL)
-        return rc;
+        goto out;
+    if (count) {
+        *rows = r_i64(r, 0, 0, 0);
+        goto out;
+    }
+    first_sort = PQnfields(r) - (int)qa->nsorts;
     for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
         memset(&a, 0, sizeof a);
         a.id = r_i64(r, i, 0, 0);
@@ -1633,11 +1651,46 @@ pg_assets_each(struct store *base, const struct asset_query *qa,
         a.serial_duplicate = r_i64(r, i, 9, 0) != 0;
         r_device(r, i, 10, &a.dev);
         a.dev.intune_id = r_dup(r, i, 5);
-        rc = cb(arg, &a);
+        for (size_t k = 0; k < qa->nsorts; k++) {
+            int c = first_sort + (int)k;
+            const struct store_list_field *f =
+                store_list_field(store_list_entity("hardware"), qa->sorts[k].field);
+            struct store_cell *v = &a.sort_vals[k];
+
+            v->name = qa->sorts[k].field;
+            if (PQgetisnull(r, i, c)) {
+                v->kind = SC_NULL;
+            } else if (f->kind == SC_TEXT) {
+                v->kind = SC_TEXT;
+                v->s = PQgetvalue(r, i, c);
+            } else {
+                v->kind = SC_INT;
+                v->i = r_i64(r, i, c, 0);
+            }
+        }
+        a.nsort_vals = qa->nsorts;
+        (*rows)++;
+        rc = x->cb(x->arg, &a);
         device_clear(&a.dev);
     }
-    PQclear(r);
+out:
+    if (r != NULL)
+        PQclear(r);
+    buf_free(&sql);
+    store_binds_free(sb);
+    store_binds_free(tb);
+    free(sb);
+    free(tb);
     return rc;
+}
+
+static int
+pg_assets_each(struct store *base, const struct asset_query *qa,
+               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    struct pg_part x = {(struct pg *)base, qa, cb, arg, eb};
+
+    return store_assets_parts(qa, pg_assets_part, &x);
 }
 
 static int64_t

@@ -2434,7 +2434,7 @@ sq_ieq(struct buf *sql, const char *expr, int n)
     buf_printf(sql, "%s = ?%d COLLATE NOCASE", expr, n);
 }
 
-static const struct store_dialect sq_dialect = {sq_param, sq_contains, sq_ieq, "LIMIT -1"};
+static const struct store_dialect sq_dialect = {sq_param, sq_contains, sq_ieq, "LIMIT -1", 0};
 
 static void
 lbinds_apply(sqlite3_stmt *st, const struct store_binds *b)
@@ -2622,44 +2622,66 @@ asset_bind(sqlite3_stmt *st, const struct asset_query *q, const struct store_bin
     sqlite3_bind_int64(st, 4, q->after_id);
 }
 
+struct sq_part {
+    struct sq *s;
+    const struct asset_query *q;
+    int (*cb)(void *arg, const struct asset *a);
+    void *arg;
+    struct errbuf *eb;
+};
+
 static int
-sq_assets_each(struct store *base, const struct asset_query *q,
-               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_t *rows)
 {
-    struct sq *s = (struct sq *)base;
+    struct sq_part *x = ctx;
+    struct sq *s = x->s;
+    const struct asset_query *q = x->q;
     sqlite3_stmt *st = NULL;
     struct buf sql;
     struct asset a;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
-    int rc = ERR_OK, src;
+    int rc = ERR_OK, src, first_sort;
 
+    *rows = 0;
     buf_init(&sql, SQL_MAX);
-    buf_printf(&sql,
-               "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
-               "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
-               "h.retired_at, (h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
-               "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
-               "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL)), %s",
-               s->dsql.cols_h);
-    rc = asset_where(s, &sql, q, 1, 0, lb, eb);
-    if (rc == ERR_OK && q->nsorts > 0)
-        rc = store_sql_sorts(store_list_entity("hardware"), q->sorts, q->nsorts, &sql, eb);
+    if (count) {
+        buf_addstr(&sql, "SELECT count(*)");
+    } else {
+        buf_printf(&sql,
+                   "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
+                   "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
+                   "h.retired_at, (h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
+                   "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
+                   "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL)), %s",
+                   s->dsql.cols_h);
+        /* The sort values last, for the caller's cursor. */
+        for (size_t i = 0; i < q->nsorts; i++) {
+            const struct store_list_field *f =
+                store_list_field(store_list_entity("hardware"), q->sorts[i].field);
+            if (f == NULL) {
+                rc = err_set(x->eb, ERR_INVAL, "unknown sort field '%s'", q->sorts[i].field);
+                goto out;
+            }
+            buf_printf(&sql, ", %s", f->expr);
+        }
+    }
+    rc = asset_where(s, &sql, q, 1, 0, lb, x->eb);
+    if (rc == ERR_OK)
+        rc = store_sql_asset_tail(&sq_dialect, q, part, count, offset, limit, &sql, lb, x->eb);
     if (rc != ERR_OK)
         goto out;
-    if (q->nsorts > 0)
-        buf_addstr(&sql, q->sorts[q->nsorts - 1].desc ? ", h.id DESC" : ", h.id");
-    else
-        buf_addstr(&sql, " ORDER BY h.id");
-    if (q->limit > 0)
-        buf_printf(&sql, " LIMIT %d", q->limit);
-    else if (q->offset > 0)
-        buf_addstr(&sql, " LIMIT -1");
-    if (q->offset > 0)
-        buf_printf(&sql, " OFFSET %" PRId64, q->offset);
-    rc = cached(s, buf_cstr(&sql), &st, eb);
+    rc = cached(s, buf_cstr(&sql), &st, x->eb);
     if (rc != ERR_OK)
         goto out;
     asset_bind(st, q, lb);
+    if (count) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *rows = sqlite3_column_int64(st, 0);
+        else
+            rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "counting assets");
+        goto out;
+    }
+    first_sort = sqlite3_column_count(st) - (int)q->nsorts;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
         a.id = sqlite3_column_int64(st, 0);
@@ -2673,19 +2695,41 @@ sq_assets_each(struct store *base, const struct asset_query *q,
         a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
         read_device(st, 10, &a.dev);
         a.dev.intune_id = col_dup(st, 5);
-        rc = cb(arg, &a);
+        for (size_t i = 0; i < q->nsorts; i++) {
+            int c = first_sort + (int)i, t = sqlite3_column_type(st, c);
+            struct store_cell *v = &a.sort_vals[i];
+
+            v->name = q->sorts[i].field;
+            v->kind = t == SQLITE_NULL ? SC_NULL : t == SQLITE_TEXT ? SC_TEXT : SC_INT;
+            if (v->kind == SC_TEXT)
+                v->s = (const char *)sqlite3_column_text(st, c);
+            else if (v->kind == SC_INT)
+                v->i = sqlite3_column_int64(st, c);
+        }
+        a.nsort_vals = q->nsorts;
+        (*rows)++;
+        rc = x->cb(x->arg, &a);
         device_clear(&a.dev);
         if (rc != 0)
             break;
     }
     if (rc == ERR_OK && src != SQLITE_DONE)
-        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "listing assets");
+        rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "listing assets");
 out:
     release(s, st);
     buf_free(&sql);
     store_binds_free(lb);
     free(lb);
     return rc;
+}
+
+static int
+sq_assets_each(struct store *base, const struct asset_query *q,
+               int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
+{
+    struct sq_part x = {(struct sq *)base, q, cb, arg, eb};
+
+    return store_assets_parts(q, sq_assets_part, &x);
 }
 
 static int64_t

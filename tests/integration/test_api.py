@@ -304,6 +304,232 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
     check(off.stop() == 0 and small.stop() == 0, "the other servers stop cleanly")
 
 
+HW_SORT_FIELDS = (
+    "id", "client.id", "client.name", "client.tenant_id", "source.integration_id",
+    "source.intune_device_id", "source.azure_ad_device_id", "name", "serial_number",
+    "manufacturer", "model", "type", "operating_system.name", "operating_system.version",
+    "user.principal_name", "user.display_name", "user.email", "ownership", "compliance_state",
+    "management_state", "enrollment_type", "is_encrypted", "is_supervised",
+    "storage.total_bytes", "storage.free_bytes", "memory_bytes", "wifi_mac", "ethernet_mac",
+    "imei", "meid", "phone_number", "enrolled_at", "last_check_in_at", "first_synced_at",
+    "last_synced_at", "retired_at")
+
+MISSING = object()
+
+
+def field_of(asset, path):
+    """An asset's value at a dotted path, or MISSING when the JSON does not carry it."""
+    v = asset
+    for part in path.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return MISSING
+        v = v[part]
+    return v
+
+
+def py_sorted(rows, sorts):
+    """rows in the documented order: each (field, desc) with NULLs last both ways, then id in
+    the last sort's direction. Text compares by code point (SQLite BINARY, PostgreSQL "C")."""
+    out = sorted(rows, key=lambda a: a["id"], reverse=sorts[-1][1])
+    for field, desc in reversed(sorts):
+        present = [a for a in out if field_of(a, field) is not None]
+        nulls = [a for a in out if field_of(a, field) is None]
+        out = sorted(present, key=lambda a: field_of(a, field), reverse=desc) + nulls
+    return out
+
+
+def sort_arg(sorts):
+    return ",".join(("-" if d else "%2B") + f for f, d in sorts)
+
+
+def sql_write(ms, query):
+    """Runs one write and moves the data version on, as memsync's own writes do (answer and
+    count caches)."""
+    query += "; UPDATE data_version SET v = v + 1 WHERE id = 1"
+    if ms.db.startswith("postgresql://"):
+        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", ms.db, "-c", query],
+                       capture_output=True, check=True)
+        return
+    import sqlite3
+    con = sqlite3.connect(ms.db, timeout=30)
+    try:
+        con.executescript(query)
+        con.commit()
+    finally:
+        con.close()
+
+
+def b64url(raw):
+    import base64
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def unb64url(text):
+    import base64
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def keyset_checks(ms, srv, key):
+    """Sorted hardware lists page by key: every sort field both ways and a mixed multi-field
+    sort walk every row once, in the documented order (NULLs last), equal to one big page;
+    rows added or retired between pages shift nothing; bad cursors are 400s."""
+    hw = "/api/v1/assets/hardware"
+    allrows = get_json(srv, hw + "?page_size=200", key)["data"]
+    check(len(allrows) == 120, "keyset: 120 devices to page through")
+    nulls_seen = ties_across = 0
+    sorts_list = [[(f, d)] for f in HW_SORT_FIELDS for d in (False, True)]
+    sorts_list += [[("type", False), ("last_check_in_at", True), ("name", False)],
+                   [("manufacturer", True), ("imei", False)],
+                   [("compliance_state", False), ("is_encrypted", True), ("model", False),
+                    ("serial_number", True)]]
+    for sorts in sorts_list:
+        arg = "sort=" + sort_arg(sorts)
+        big = get_json(srv, hw + "?page_size=200&" + arg, key)
+        rows, total, pages = walk(srv, hw + "?" + arg, key, 13)
+        ids = [a["id"] for a in rows]
+        what = "keyset " + arg
+        check(total == 120 and len(ids) == 120 and len(set(ids)) == 120,
+              what + ": every device exactly once (%d rows, %d distinct)" % (len(ids), len(set(ids))))
+        check(ids == [a["id"] for a in big["data"]], what + ": same order as one big page")
+        if all(field_of(allrows[0], f) is not MISSING for f, _ in sorts):
+            want = [a["id"] for a in py_sorted(allrows, sorts)]
+            check(ids == want, what + ": the documented order (NULLs last, then id)")
+            first = sorts[0][0]
+            vals = [field_of(a, first) for a in rows]
+            nulls_seen += any(v is None for v in vals) and any(v is not None for v in vals)
+            ties_across += sum(1 for i in range(13, len(vals), 13) if vals[i] == vals[i - 1])
+    check(nulls_seen > 0, "keyset: some sort field has NULLs and values (%d)" % nulls_seen)
+    check(ties_across > 0, "keyset: equal sort values straddle page boundaries (%d)" % ties_across)
+
+    # Filters, search and client scope still hold under keyset pages.
+    cid = allrows[0]["client"]["id"]
+    for extra in ("filter[client.id]=eq:%d" % cid, "search=a",
+                  "filter[operating_system.name]=like:win"):
+        arg = extra + "&sort=-last_check_in_at"
+        big = get_json(srv, hw + "?page_size=200&" + arg, key)
+        rows, total, _ = walk(srv, hw + "?" + arg, key, 4)
+        check([a["id"] for a in rows] == [a["id"] for a in big["data"]] and
+              total == big["total_count"] == len(rows) and len(rows) > 0,
+              "keyset pages with %s (%d rows)" % (extra, len(rows)))
+
+    # Rows added and retired between two page fetches: the rows that existed are each seen
+    # once (positional pages repeat one after an insert before the position and skip one after
+    # a retire); a row added before the position is not seen, one added after it is.
+    base = ("account_id, client_id, integration_id, tenant_id, first_synced_at, last_synced_at, "
+            "last_seen_gen")
+    for n, sorts in enumerate(([("name", False)], [("name", True)],
+                               [("last_check_in_at", True)], [("last_check_in_at", False)],
+                               [("type", False), ("name", True)])):
+        arg = "sort=" + sort_arg(sorts)
+        order = [a["id"] for a in py_sorted(allrows, sorts)]
+        p1 = get_json(srv, hw + "?page_size=10&" + arg, key)
+        p2 = get_json(srv, hw + "?page_size=10&%s&cursor=%s" % (
+            arg, urllib.parse.quote(p1["next_cursor"])), key)
+        seen = [a["id"] for a in p1["data"] + p2["data"]]
+        check(seen == order[:20], "keyset %s: the first two pages" % arg)
+        col, desc = sorts[0]
+        lo, hi = ("0", "9999999999") if col == "last_check_in_at" else ("'!!ks'", "'~~ks'")
+        early, late = (hi, lo) if desc else (lo, hi)
+        adds = [("keyset-late", late)]
+        if n % 2 == 0:
+            adds.append(("keyset-early", early))
+        else:
+            sql_write(ms, "UPDATE hardware_asset SET retired_at = last_synced_at WHERE id = %d" %
+                      seen[3])
+        for tag, v in adds:
+            sql_write(ms, "INSERT INTO hardware_asset (%s, intune_device_id, %s) SELECT %s, '%s', "
+                          "%s FROM hardware_asset WHERE id = %d" % (base, col, base, tag, v, seen[0]))
+        rest, cur = [], p2["next_cursor"]
+        while cur:
+            js = get_json(srv, hw + "?page_size=10&%s&cursor=%s" % (arg, urllib.parse.quote(cur)),
+                          key)
+            rest += js["data"]
+            cur = js["next_cursor"]
+        rest_ids = [a["id"] for a in rest]
+        tags = [a["source"]["intune_device_id"] for a in rest]
+        check([i for i in rest_ids if i in set(order)] == order[20:],
+              "keyset %s: after an insert%s between pages, no existing row repeated or skipped" %
+              (arg, "" if n % 2 == 0 else " and a retire"))
+        check("keyset-early" not in tags, "keyset %s: a row added before the position is not "
+              "on later pages" % arg)
+        check("keyset-late" in tags, "keyset %s: a row added after the position is" % arg)
+        sql_write(ms, "DELETE FROM hardware_asset WHERE intune_device_id LIKE 'keyset-%'")
+        sql_write(ms, "UPDATE hardware_asset SET retired_at = NULL WHERE id = %d" % seen[3])
+
+    # Cursors: garbled, tampered, from another order, too long -> 400 with the error envelope;
+    # well-formed values are bound, never SQL; an old positional cursor is still honoured.
+    p1 = get_json(srv, hw + "?page_size=7&sort=%2Bname", key)
+    cur = p1["next_cursor"]
+    raw = unb64url(cur)
+    check(raw.startswith(b"s:"), "a sorted page's cursor is a keyset cursor")
+    check(len(cur) < 200, "the cursor is short (%d characters)" % len(cur))
+    bads = ["garbage!", cur[:-3], cur + "AA", b64url(raw + b"x"), b64url(raw.replace(b":t", b":i", 1)),
+            b64url(raw[:-1]), b64url(b"s:zzzzzzzz:7:1:1:n;"), b64url(b"k:-1"), b64url(b"o:01"),
+            b64url(raw.replace(b":1:", b":5:", 1)), b64url(b"\xff" * 40), "A" * 6000,
+            b64url(raw.replace(b";", b"\xc3(;", 1))]
+    for i, bad in enumerate(bads):
+        st, js, text, _ = api(srv, "GET", hw + "?page_size=7&sort=%2Bname&cursor=" +
+                              urllib.parse.quote(bad), key)
+        check(st == 400 and js and js["errors"][0]["code"] == "invalid_request",
+              "bad cursor #%d -> 400 envelope (%s %s)" % (i, st, text[:200]))
+    for other in ("sort=-name", "sort=%2Bmodel", "", "sort=%2Bname,id"):
+        st, js, text, _ = api(srv, "GET", hw + "?page_size=7&%s&cursor=%s" % (
+            other, urllib.parse.quote(cur)), key)
+        check(st == 400 and "first page" in text,
+              "a cursor under another order (%s) -> 400 (%s)" % (other, st))
+    st, js, text, _ = api(srv, "GET", "/api/v1/clients?cursor=" + urllib.parse.quote(cur), key)
+    check(st == 400, "a hardware cursor on another list -> 400 (%s)" % st)
+    m = re.match(rb"(s:[0-9a-f]{8}:\d+:\d+:1:)t\d+:.*;$", raw, re.S)
+    check(m is not None, "cursor layout as documented")
+    if m:
+        evil = "x' OR 1=1; DROP TABLE hardware_asset; --"
+        forged = b64url(m.group(1) + b"t%d:%s;" % (len(evil), evil.encode()))
+        js = get_json(srv, hw + "?page_size=200&sort=%2Bname&cursor=" + urllib.parse.quote(forged),
+                      key)
+        want = [a["id"] for a in py_sorted(allrows, [("name", False)])
+                if a["name"] is None or a["name"] > evil or (a["name"] == evil and a["id"] > 0)]
+        check(sorted(a["id"] for a in js["data"]) == sorted(want),
+              "a forged cursor value is only a seek position (%d rows)" % len(js["data"]))
+    order = [a["id"] for a in py_sorted(allrows, [("name", False)])]
+    js = get_json(srv, hw + "?page_size=7&sort=%2Bname&cursor=" + b64url(b"o:14"), key)
+    check([a["id"] for a in js["data"]] == order[14:21] and js["next_cursor"] and
+          unb64url(js["next_cursor"]).startswith(b"s:"),
+          "an old positional cursor is honoured, and the next one is a keyset cursor")
+    js2 = get_json(srv, hw + "?page_size=7&sort=%2Bname&cursor=" +
+                   urllib.parse.quote(js["next_cursor"]), key)
+    check([a["id"] for a in js2["data"]] == order[21:28], "keyset after a positional page")
+    # Positional pages (the UI's page numbers, old cursors) across the values / NULLs seam.
+    seams = 0
+    for field in ("imei", "phone_number", "user.email"):
+        seams += 0 < sum(1 for a in allrows if field_of(a, field) is not None) < len(allrows)
+        for desc in (False, True):
+            want = [a["id"] for a in py_sorted(allrows, [(field, desc)])]
+            nonnull = sum(1 for a in allrows if field_of(a, field) is not None)
+            arg = "sort=" + sort_arg([(field, desc)])
+            for off in sorted({0, max(nonnull - 3, 0), nonnull, min(nonnull + 5, 119)}):
+                js = get_json(srv, hw + "?page_size=7&%s&cursor=%s" % (arg, b64url(b"o:%d" % off)),
+                              key)
+                check([a["id"] for a in js["data"]] == want[off:off + 7],
+                      "positional page at %d of %s (%d values)" % (off, arg, nonnull))
+    check(seams > 0, "a field with both values and NULLs for the positional seam")
+    # Long sort values: a cursor stays bounded (positional fallback past 4 KiB of values).
+    long_name = "~" * 5000
+    src = allrows[0]["id"]
+    sql_write(ms, "UPDATE hardware_asset SET name = '%s' WHERE id = %d" % (long_name, src))
+    big = [a["id"] for a in get_json(srv, hw + "?page_size=200&sort=-name", key)["data"]]
+    rows, total, _ = walk(srv, hw + "?sort=-name", key, 3)
+    check([a["id"] for a in rows] == big and len(big) == 120,
+          "a 5,000-byte sort value pages on (positional fallback)")
+    at = big.index(src) + 1
+    st, js, _, _ = api(srv, "GET", hw + "?page_size=%d&sort=-name" % at, key)
+    check(st == 200 and len(js["next_cursor"]) < 6000 and
+          unb64url(js["next_cursor"]).startswith(b"o:%d" % at),
+          "a cursor stays bounded: positional after a 5,000-byte value")
+    sql_write(ms, "UPDATE hardware_asset SET name = '%s' WHERE id = %d" % (
+        allrows[0]["name"].replace("'", "''"), src) if allrows[0]["name"] is not None else
+        "UPDATE hardware_asset SET name = NULL WHERE id = %d" % src)
+
+
 def main():
     sim = Sim("--tenants", "4", "--devices", "30", "--apps-per-device", "4", "--seed", "11")
     ms = Memsync(sim)
@@ -450,6 +676,7 @@ def main():
         check(devs["total_count"] == titled["device_count"], "drill-down count = device_count")
     st, js, _, _ = api(srv, "GET", "/api/v1/assets/hardware/999999", admin_key)
     check(st == 404 and js["errors"][0]["code"] == "not_found", "missing asset -> 404 envelope")
+    keyset_checks(ms, srv, admin_key)
 
     # --- CSV export equals the API --------------------------------------------------------------
     st, text, hdrs = req("GET", srv.url + "/api/v1/assets/hardware.csv",
