@@ -861,12 +861,24 @@ appcat_find(const struct appcat *c, const char *id, size_t len)
     return c->slots[i] != 0 ? c->slots[i] - 1 : UINT32_MAX;
 }
 
-/* Takes ownership of *a (cleared on return) and returns its index in the catalogue. */
+static uint32_t
+app_find(void *arg, const char *id, size_t len)
+{
+    return appcat_find(arg, id, len);
+}
+
+/* Takes ownership of *a (cleared on return) and returns its index in the catalogue. An app
+ * without id is one graph_batch_parse_known found there already. */
 static uint32_t
 appcat_intern(struct appcat *c, struct detected_app *a)
 {
-    size_t i, len = strlen(a->id);
-    uint32_t known = appcat_find(c, a->id, len);
+    size_t i, len;
+    uint32_t known;
+
+    if (a->id == NULL)
+        return a->known;
+    len = strlen(a->id);
+    known = appcat_find(c, a->id, len);
 
     if (known != UINT32_MAX) {
         detected_app_clear(a);
@@ -1036,9 +1048,10 @@ batch_done(struct call *c, const struct http_resp *r)
         return;
     }
     if (r->err != ERR_OK || r->status != 200 ||
-        graph_batch_parse(r->body, r->body_len,
-                          t->phase == PHASE_DETAIL ? GRAPH_BATCH_DETAIL : GRAPH_BATCH_APPS, &b,
-                          &eb) != ERR_OK) {
+        (t->phase == PHASE_DETAIL
+             ? graph_batch_parse(r->body, r->body_len, GRAPH_BATCH_DETAIL, &b, &eb)
+             : graph_batch_parse_known(r->body, r->body_len, app_find, &t->cat, &b, &eb)) !=
+            ERR_OK) {
         if (t->phase == PHASE_APPS)
             apps_problem(t, "a $batch of detected-apps requests failed", r->status);
         for (int i = 0; i < c->n_items && t->phase == PHASE_APPS; i++)
