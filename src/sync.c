@@ -1477,6 +1477,7 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     struct detected_app a = {0};
     size_t dev;
     const char *v[6];
+    uint32_t known;
 
     if (row == 0) {
         for (size_t k = 0; k < 6; k++) {
@@ -1496,6 +1497,10 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     dev = devmap_find(t, v[4]);
     if (dev == SIZE_MAX || v[0][0] == '\0')
         return ERR_OK; /* a device that left Intune after the listing, or a blank row */
+    if ((known = appcat_find(&t->cat, v[0], strlen(v[0]))) != UINT32_MAX) {
+        devapps_add(&t->dapps[dev], known); /* copy only apps new to the tenant */
+        return ERR_OK;
+    }
     a.id = xstrdup(v[0]);
     a.name = v[1][0] ? xstrdup(v[1]) : NULL;
     a.publisher = v[2][0] ? xstrdup(v[2]) : NULL;
