@@ -7,7 +7,6 @@
 
 #include <zlib.h>
 
-#include "buf.h"
 #include "mem.h"
 
 /* An incremental RFC 4180 parser: bytes in, rows out. A row's cells sit NUL-separated in one
@@ -16,7 +15,8 @@ struct csv {
     report_row_cb *cb;
     void *arg;
     struct errbuf *eb;
-    struct buf row;
+    char *row; /* the row's cells so far, each NUL-terminated but the one being read */
+    size_t len, cap;
     size_t cell_off; /* where the cell being read starts in row */
     size_t offs[REPORT_MAX_COLS];
     const char *cells[REPORT_MAX_COLS];
@@ -38,15 +38,31 @@ csv_init(struct csv *c, report_row_cb *cb, void *arg, struct errbuf *eb)
     c->cb = cb;
     c->arg = arg;
     c->eb = eb;
-    /* One cell past the column limit may be read before end_cell refuses it. */
-    buf_init(&c->row, (size_t)(REPORT_MAX_COLS + 1) * (REPORT_MAX_CELL + 1));
 }
 
 static void
 csv_free(struct csv *c)
 {
     c->ncells = 0;
-    buf_free(&c->row);
+    free(c->row);
+    c->row = NULL;
+    c->len = c->cap = 0;
+}
+
+/* Room for n more bytes in the row. Bounded: cells are at most REPORT_MAX_CELL bytes and a row
+ * has at most REPORT_MAX_COLS of them (one more may be read before end_cell refuses it). */
+static void
+row_room(struct csv *c, size_t n)
+{
+    size_t ncap;
+
+    if (c->cap - c->len >= n)
+        return;
+    ncap = c->cap ? c->cap : 1024;
+    while (ncap - c->len < n)
+        ncap *= 2;
+    c->row = xrealloc(c->row, ncap);
+    c->cap = ncap;
 }
 
 static int
@@ -55,10 +71,10 @@ end_cell(struct csv *c)
     if (c->ncells >= REPORT_MAX_COLS)
         return err_set(c->eb, ERR_TOOBIG, "report row %zu has more than %d columns", c->row_no,
                        REPORT_MAX_COLS);
-    if (buf_addc(&c->row, '\0') != ERR_OK)
-        return err_set(c->eb, ERR_TOOBIG, "report row %zu is too long", c->row_no);
+    row_room(c, 1);
+    c->row[c->len++] = '\0';
     c->offs[c->ncells++] = c->cell_off;
-    c->cell_off = c->row.len;
+    c->cell_off = c->len;
     c->cell_started = 0;
     return ERR_OK;
 }
@@ -73,10 +89,10 @@ end_row(struct csv *c)
     if ((rc = end_cell(c)) != ERR_OK)
         return rc;
     for (size_t i = 0; i < c->ncells; i++)
-        c->cells[i] = c->row.data + c->offs[i];
+        c->cells[i] = c->row + c->offs[i];
     rc = c->cb(c->arg, c->row_no++, c->cells, c->ncells);
     c->ncells = 0;
-    buf_reset(&c->row);
+    c->len = 0;
     c->cell_off = 0;
     return rc;
 }
@@ -85,9 +101,12 @@ static int
 cell_add(struct csv *c, const char *s, size_t n)
 {
     c->cell_started = 1;
-    if (n > REPORT_MAX_CELL - (c->row.len - c->cell_off) || buf_add(&c->row, s, n) != ERR_OK)
+    if (n > REPORT_MAX_CELL - (c->len - c->cell_off))
         return err_set(c->eb, ERR_TOOBIG, "report row %zu has a cell over %d bytes", c->row_no,
                        REPORT_MAX_CELL);
+    row_room(c, n);
+    memcpy(c->row + c->len, s, n);
+    c->len += n;
     return ERR_OK;
 }
 
@@ -144,7 +163,7 @@ csv_feed(struct csv *c, const char *p, size_t n)
         }
         switch (ch) {
         case '"':
-            if (c->row.len == c->cell_off) {
+            if (c->len == c->cell_off) {
                 c->in_quotes = 1;
                 c->cell_started = 1;
             } else {

@@ -823,14 +823,21 @@ appcat_clear(struct appcat *c)
     memset(c, 0, sizeof *c);
 }
 
+/* App ids are long (GUIDs, 64-hex keys): hash them eight bytes at a step. */
 static uint64_t
 mem_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL ^ len, w;
+    size_t i = 0;
 
-    for (size_t i = 0; i < len; i++)
+    for (; len - i >= 8; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return h ^ (h >> 32);
 }
 
 /* The slot of the app with Graph id id[0..len), or the empty slot where it belongs. */
