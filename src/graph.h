@@ -74,6 +74,7 @@ struct detected_app {
     char *publisher;
     char *platform;
     int64_t size_bytes; /* -1 when absent */
+    uint32_t known;     /* graph_batch_parse_known: the caller's index, when id is NULL */
 };
 void detected_app_clear(struct detected_app *a);
 /* Appends a page of detectedApps; also accepts the docs' single-GET {"value": {...}} form. On
@@ -118,6 +119,16 @@ struct graph_batch {
  * GRAPH_BATCH_MAX items or an item lacks a string id or an integer status. */
 int graph_batch_parse(const char *body, size_t len, enum graph_batch_kind kind,
                       struct graph_batch *out, struct errbuf *eb);
+
+/* Looks a detectedApp id (id[0..len), not NUL-terminated) up in the caller's catalogue: its index,
+ * or UINT32_MAX when unknown. */
+typedef uint32_t graph_app_find_fn(void *arg, const char *id, size_t len);
+
+/* graph_batch_parse for GRAPH_BATCH_APPS, except that an app find() knows is not copied: it is
+ * added with every string NULL and known = find's index (after the same checks). Most apps of a
+ * tenant are on many devices, so this saves copying them per device. */
+int graph_batch_parse_known(const char *body, size_t len, graph_app_find_fn *find, void *find_arg,
+                            struct graph_batch *out, struct errbuf *eb);
 void graph_batch_clear(struct graph_batch *b);
 /* Builds the request body {"requests":[{"id","method":"GET","url"}...]}; malloc'd text. URLs are
  * relative to the version root, e.g. "/deviceManagement/managedDevices/ID/detectedApps". */

@@ -218,6 +218,8 @@ struct ps {
 
     /* M_APPS and $batch bodies of GRAPH_BATCH_APPS */
     struct apage ap;
+    graph_app_find_fn *find; /* NULL: copy every app */
+    void *find_arg;
 
     /* M_BATCH: items[GRAPH_BATCH_MAX] catches the ones past the limit, then is cleared */
     struct graph_batch_item *items;
@@ -631,6 +633,9 @@ app_done(struct ps *p)
     app = &(*a->apps)[(*a->n)++];
     memset(app, 0, sizeof *app);
     app->size_bytes = v[AM_SIZE].t == V_INT && v[AM_SIZE].i >= 0 ? v[AM_SIZE].i : -1;
+    if (p->find != NULL &&
+        (app->known = p->find(p->find_arg, sv(p, &v[AM_ID]), v[AM_ID].len)) != UINT32_MAX)
+        return;
     app->id = xstrndup(sv(p, &v[AM_ID]), v[AM_ID].len);
     app->name = has_str(&v[AM_NAME]) ? xstrndup(sv(p, &v[AM_NAME]), v[AM_NAME].len) : NULL;
     app->version =
@@ -820,11 +825,21 @@ on_number(void *ctx, const char *s, size_t len)
 {
     struct ps *p = ctx;
     char *buf = p->num, *end;
-    int real =
-        memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL;
+    int real;
     int64_t v = 0;
     int rc = 1;
+    size_t i = len > 0 && s[0] == '-';
 
+    /* Up to 18 digits cannot overflow: skip strtoll for the common small integer. */
+    if (len - i >= 1 && len - i <= 18) {
+        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+            v = v * 10 + (s[i] - '0');
+        if (i == len)
+            return scalar(p, V_INT, NULL, 0, s[0] == '-' ? -v : v);
+        v = 0;
+    }
+    real =
+        memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL;
     if (len >= sizeof p->num) {
         if (!real)
             return stop(p, "an integer is out of range");
@@ -1235,13 +1250,15 @@ graph_batch_clear(struct graph_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-int
-graph_batch_parse(const char *body, size_t len, enum graph_batch_kind kind, struct graph_batch *out,
-                  struct errbuf *eb)
+static int
+batch_parse(const char *body, size_t len, enum graph_batch_kind kind, graph_app_find_fn *find,
+            void *find_arg, struct graph_batch *out, struct errbuf *eb)
 {
     struct ps *p = xcalloc(1, sizeof *p);
     int rc;
 
+    p->find = find;
+    p->find_arg = find_arg;
     memset(out, 0, sizeof *out);
     out->items = xcalloc(GRAPH_BATCH_MAX + 1, sizeof *out->items);
     for (size_t i = 0; i <= GRAPH_BATCH_MAX; i++)
@@ -1270,4 +1287,18 @@ out:
     ps_free(p);
     free(p);
     return rc;
+}
+
+int
+graph_batch_parse(const char *body, size_t len, enum graph_batch_kind kind, struct graph_batch *out,
+                  struct errbuf *eb)
+{
+    return batch_parse(body, len, kind, NULL, NULL, out, eb);
+}
+
+int
+graph_batch_parse_known(const char *body, size_t len, graph_app_find_fn *find, void *find_arg,
+                        struct graph_batch *out, struct errbuf *eb)
+{
+    return batch_parse(body, len, GRAPH_BATCH_APPS, find, find_arg, out, eb);
 }

@@ -7,18 +7,21 @@
 
 #include <zlib.h>
 
-#include "buf.h"
 #include "mem.h"
 
-/* An incremental RFC 4180 parser: bytes in, rows out. */
+/* An incremental RFC 4180 parser: bytes in, rows out. A row's cells sit NUL-separated in one
+ * buffer, reused from row to row; runs of plain bytes are copied at once. */
 struct csv {
     report_row_cb *cb;
     void *arg;
     struct errbuf *eb;
-    struct buf cell;
-    char *cells[REPORT_MAX_COLS];
+    char *row; /* the row's cells so far, each NUL-terminated but the one being read */
+    size_t len, cap;
+    size_t cell_off; /* where the cell being read starts in row */
+    size_t offs[REPORT_MAX_COLS];
+    const char *cells[REPORT_MAX_COLS];
     size_t ncells;
-    size_t row;
+    size_t row_no;
     int in_quotes;
     int quote_pending; /* saw '"' inside quotes: either "" or the closing quote */
     int cell_started;
@@ -35,26 +38,43 @@ csv_init(struct csv *c, report_row_cb *cb, void *arg, struct errbuf *eb)
     c->cb = cb;
     c->arg = arg;
     c->eb = eb;
-    buf_init(&c->cell, REPORT_MAX_CELL);
 }
 
 static void
 csv_free(struct csv *c)
 {
-    for (size_t i = 0; i < c->ncells; i++)
-        free(c->cells[i]);
     c->ncells = 0;
-    buf_free(&c->cell);
+    free(c->row);
+    c->row = NULL;
+    c->len = c->cap = 0;
+}
+
+/* Room for n more bytes in the row. Bounded: cells are at most REPORT_MAX_CELL bytes and a row
+ * has at most REPORT_MAX_COLS of them (one more may be read before end_cell refuses it). */
+static void
+row_room(struct csv *c, size_t n)
+{
+    size_t ncap;
+
+    if (c->cap - c->len >= n)
+        return;
+    ncap = c->cap ? c->cap : 1024;
+    while (ncap - c->len < n)
+        ncap *= 2;
+    c->row = xrealloc(c->row, ncap);
+    c->cap = ncap;
 }
 
 static int
 end_cell(struct csv *c)
 {
     if (c->ncells >= REPORT_MAX_COLS)
-        return err_set(c->eb, ERR_TOOBIG, "report row %zu has more than %d columns", c->row,
+        return err_set(c->eb, ERR_TOOBIG, "report row %zu has more than %d columns", c->row_no,
                        REPORT_MAX_COLS);
-    c->cells[c->ncells++] = xstrndup(buf_cstr(&c->cell), c->cell.len);
-    buf_reset(&c->cell);
+    row_room(c, 1);
+    c->row[c->len++] = '\0';
+    c->offs[c->ncells++] = c->cell_off;
+    c->cell_off = c->len;
     c->cell_started = 0;
     return ERR_OK;
 }
@@ -68,21 +88,33 @@ end_row(struct csv *c)
         return ERR_OK; /* an empty line */
     if ((rc = end_cell(c)) != ERR_OK)
         return rc;
-    rc = c->cb(c->arg, c->row++, (const char *const *)c->cells, c->ncells);
     for (size_t i = 0; i < c->ncells; i++)
-        free(c->cells[i]);
+        c->cells[i] = c->row + c->offs[i];
+    rc = c->cb(c->arg, c->row_no++, c->cells, c->ncells);
     c->ncells = 0;
+    c->len = 0;
+    c->cell_off = 0;
     return rc;
 }
 
 static int
-cell_add(struct csv *c, char ch)
+cell_add(struct csv *c, const char *s, size_t n)
 {
     c->cell_started = 1;
-    if (buf_addc(&c->cell, ch) != ERR_OK)
-        return err_set(c->eb, ERR_TOOBIG, "report row %zu has a cell over %d bytes", c->row,
+    if (n > REPORT_MAX_CELL - (c->len - c->cell_off))
+        return err_set(c->eb, ERR_TOOBIG, "report row %zu has a cell over %d bytes", c->row_no,
                        REPORT_MAX_CELL);
+    row_room(c, n);
+    memcpy(c->row + c->len, s, n);
+    c->len += n;
     return ERR_OK;
+}
+
+/* Bytes that end a run of plain bytes in an unquoted cell. */
+static int
+csv_special(char ch)
+{
+    return ch == '"' || ch == ',' || ch == '\r' || ch == '\n';
 }
 
 static int
@@ -101,14 +133,14 @@ csv_feed(struct csv *c, const char *p, size_t n)
                 continue;
             }
             c->bom_checked = 1;
-            for (size_t k = 0; rc == ERR_OK && k < c->bom_seen; k++)
-                rc = cell_add(c, (char)bom[k]);
+            if (c->bom_seen > 0 && (rc = cell_add(c, (const char *)bom, c->bom_seen)) != ERR_OK)
+                break;
         }
         if (c->in_quotes) {
             if (c->quote_pending) {
                 c->quote_pending = 0;
                 if (ch == '"') {
-                    rc = cell_add(c, '"');
+                    rc = cell_add(c, "\"", 1);
                     continue;
                 }
                 c->in_quotes = 0; /* that was the closing quote; handle ch below */
@@ -116,7 +148,11 @@ csv_feed(struct csv *c, const char *p, size_t n)
                 c->quote_pending = 1;
                 continue;
             } else {
-                rc = cell_add(c, ch);
+                const char *q = memchr(p + i, '"', n - i);
+                size_t j = q != NULL ? (size_t)(q - p) : n;
+
+                rc = cell_add(c, p + i, j - i);
+                i = j - 1;
                 continue;
             }
         }
@@ -127,11 +163,11 @@ csv_feed(struct csv *c, const char *p, size_t n)
         }
         switch (ch) {
         case '"':
-            if (c->cell.len == 0) {
+            if (c->len == c->cell_off) {
                 c->in_quotes = 1;
                 c->cell_started = 1;
             } else {
-                rc = cell_add(c, ch); /* a stray quote inside an unquoted cell: keep it */
+                rc = cell_add(c, &ch, 1); /* a stray quote inside an unquoted cell: keep it */
             }
             break;
         case ',':
@@ -145,9 +181,15 @@ csv_feed(struct csv *c, const char *p, size_t n)
         case '\n':
             rc = end_row(c);
             break;
-        default:
-            rc = cell_add(c, ch);
+        default: {
+            size_t j = i + 1;
+
+            while (j < n && !csv_special(p[j]))
+                j++;
+            rc = cell_add(c, p + i, j - i);
+            i = j - 1;
             break;
+        }
         }
     }
     return rc;
@@ -157,7 +199,7 @@ static int
 csv_finish(struct csv *c)
 {
     if (c->in_quotes && !c->quote_pending)
-        return err_set(c->eb, ERR_PARSE, "report row %zu ends inside a quoted cell", c->row);
+        return err_set(c->eb, ERR_PARSE, "report row %zu ends inside a quoted cell", c->row_no);
     return end_row(c);
 }
 

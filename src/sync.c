@@ -823,14 +823,21 @@ appcat_clear(struct appcat *c)
     memset(c, 0, sizeof *c);
 }
 
+/* App ids are long (GUIDs, 64-hex keys): hash them eight bytes at a step. */
 static uint64_t
 mem_hash(const char *s, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
+    uint64_t h = 1469598103934665603ULL ^ len, w;
+    size_t i = 0;
 
-    for (size_t i = 0; i < len; i++)
+    for (; len - i >= 8; i += 8) {
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
+    for (; i < len; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h;
+    return h ^ (h >> 32);
 }
 
 /* The slot of the app with Graph id id[0..len), or the empty slot where it belongs. */
@@ -861,12 +868,24 @@ appcat_find(const struct appcat *c, const char *id, size_t len)
     return c->slots[i] != 0 ? c->slots[i] - 1 : UINT32_MAX;
 }
 
-/* Takes ownership of *a (cleared on return) and returns its index in the catalogue. */
+static uint32_t
+app_find(void *arg, const char *id, size_t len)
+{
+    return appcat_find(arg, id, len);
+}
+
+/* Takes ownership of *a (cleared on return) and returns its index in the catalogue. An app
+ * without id is one graph_batch_parse_known found there already. */
 static uint32_t
 appcat_intern(struct appcat *c, struct detected_app *a)
 {
-    size_t i, len = strlen(a->id);
-    uint32_t known = appcat_find(c, a->id, len);
+    size_t i, len;
+    uint32_t known;
+
+    if (a->id == NULL)
+        return a->known;
+    len = strlen(a->id);
+    known = appcat_find(c, a->id, len);
 
     if (known != UINT32_MAX) {
         detected_app_clear(a);
@@ -1036,9 +1055,10 @@ batch_done(struct call *c, const struct http_resp *r)
         return;
     }
     if (r->err != ERR_OK || r->status != 200 ||
-        graph_batch_parse(r->body, r->body_len,
-                          t->phase == PHASE_DETAIL ? GRAPH_BATCH_DETAIL : GRAPH_BATCH_APPS, &b,
-                          &eb) != ERR_OK) {
+        (t->phase == PHASE_DETAIL
+             ? graph_batch_parse(r->body, r->body_len, GRAPH_BATCH_DETAIL, &b, &eb)
+             : graph_batch_parse_known(r->body, r->body_len, app_find, &t->cat, &b, &eb)) !=
+            ERR_OK) {
         if (t->phase == PHASE_APPS)
             apps_problem(t, "a $batch of detected-apps requests failed", r->status);
         for (int i = 0; i < c->n_items && t->phase == PHASE_APPS; i++)
@@ -1464,6 +1484,7 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     struct detected_app a = {0};
     size_t dev;
     const char *v[6];
+    uint32_t known;
 
     if (row == 0) {
         for (size_t k = 0; k < 6; k++) {
@@ -1483,6 +1504,10 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     dev = devmap_find(t, v[4]);
     if (dev == SIZE_MAX || v[0][0] == '\0')
         return ERR_OK; /* a device that left Intune after the listing, or a blank row */
+    if ((known = appcat_find(&t->cat, v[0], strlen(v[0]))) != UINT32_MAX) {
+        devapps_add(&t->dapps[dev], known); /* copy only apps new to the tenant */
+        return ERR_OK;
+    }
     a.id = xstrdup(v[0]);
     a.name = v[1][0] ? xstrdup(v[1]) : NULL;
     a.publisher = v[2][0] ? xstrdup(v[2]) : NULL;

@@ -391,6 +391,58 @@ test_devices_url(void **state)
     }
 }
 
+/* The jansson way graph_batch_body used to build its text. */
+static char *
+ref_batch_body(const char *const *ids, const char *const *urls, size_t n)
+{
+    json_t *reqs = json_array(), *root;
+    char *text;
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(
+            reqs, json_pack("{s:s, s:s, s:s}", "id", ids[i], "method", "GET", "url", urls[i]));
+    root = json_pack("{s:o}", "requests", reqs);
+    text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return text;
+}
+
+static void
+test_batch_body(void **state)
+{
+    static const char *const ids[] = {"0", "1", "", "3", "19", "x\"y", "6"};
+    static const char *const urls[] = {
+        "/deviceManagement/managedDevices/a-b/detectedApps?$select=id,displayName",
+        "/deviceManagement/managedDevices/c?$select=id&$top=5",
+        "/x",
+        "/tab\there",
+        "/quote\"and\\back/slash",
+        "/caf\xc3\xa9",
+        "/bad\xff",
+    };
+
+    (void)state;
+    /* plain ASCII (the fast path) and each kind of text it leaves to jansson */
+    for (size_t n = 0; n <= 3; n++)
+        for (size_t k = 0; k + n <= 7; k++) {
+            char *a = graph_batch_body(ids + k, urls + k, n),
+                 *b = ref_batch_body(ids + k, urls + k, n);
+
+            assert_string_equal(a, b);
+            free(a);
+            free(b);
+        }
+    {
+        char *a = graph_batch_body(ids, urls, 2);
+
+        assert_string_equal(a, "{\"requests\":[{\"id\":\"0\",\"method\":\"GET\",\"url\":"
+                               "\"/deviceManagement/managedDevices/a-b/detectedApps?$select=id,"
+                               "displayName\"},{\"id\":\"1\",\"method\":\"GET\",\"url\":"
+                               "\"/deviceManagement/managedDevices/c?$select=id&$top=5\"}]}");
+        free(a);
+    }
+}
+
 int
 main(void)
 {
@@ -400,7 +452,7 @@ main(void)
         cmocka_unit_test(test_organization),         cmocka_unit_test(test_detected_apps),
         cmocka_unit_test(test_error_fixtures),       cmocka_unit_test(test_batch_inner_errors),
         cmocka_unit_test(test_intune_403),           cmocka_unit_test(test_link_allowed),
-        cmocka_unit_test(test_devices_url),
+        cmocka_unit_test(test_devices_url),          cmocka_unit_test(test_batch_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

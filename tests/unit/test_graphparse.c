@@ -119,6 +119,52 @@ diff_apps(const char *body, size_t len, const char *label)
     return ra;
 }
 
+/* A catalogue that "knows" the ids of even length, at index len * 7. */
+static uint32_t
+find_even(void *arg, const char *id, size_t len)
+{
+    (void)id;
+    (*(size_t *)arg)++;
+    return len % 2 == 0 ? (uint32_t)(len * 7) : UINT32_MAX;
+}
+
+/* graph_batch_parse_known must agree with graph_batch_parse, known apps aside. */
+static void
+diff_known(const char *body, size_t len, const struct graph_batch *a, int ra, const char *ma,
+           const char *label)
+{
+    struct graph_batch k;
+    struct errbuf ek = {0};
+    size_t calls = 0;
+    int rk = graph_batch_parse_known(body, len, find_even, &calls, &k, &ek);
+
+    if (rk != ra || (rk != ERR_OK && strcmp(ek.msg, ma) != 0))
+        fail_msg("%s: known rc %d (%s) vs %d (%s)", label, rk, ek.msg, ra, ma);
+    assert_int_equal(k.n, a->n);
+    for (size_t i = 0; i < k.n; i++) {
+        const struct graph_batch_item *x = &k.items[i], *y = &a->items[i];
+
+        if (x->apps_rc != y->apps_rc || x->napps != y->napps ||
+            (x->apps_rc != ERR_OK && strcmp(x->apps_eb.msg, y->apps_eb.msg) != 0) ||
+            !same_str(x->next_link, y->next_link))
+            fail_msg("%s: known item %zu differs", label, i);
+        for (size_t j = 0; j < x->napps; j++) {
+            const struct detected_app *p = &x->apps[j], *q = &y->apps[j];
+            size_t idlen = strlen(q->id);
+
+            if (idlen % 2 == 0) {
+                if (p->id != NULL || p->name != NULL || p->version != NULL ||
+                    p->publisher != NULL || p->platform != NULL || p->known != idlen * 7 ||
+                    p->size_bytes != q->size_bytes)
+                    fail_msg("%s: known item %zu app %zu was copied", label, i, j);
+            } else {
+                same_apps(p, 1, q, 1, label);
+            }
+        }
+    }
+    graph_batch_clear(&k);
+}
+
 static int
 diff_batch(const char *body, size_t len, enum graph_batch_kind kind, const char *label)
 {
@@ -131,6 +177,8 @@ diff_batch(const char *body, size_t len, enum graph_batch_kind kind, const char 
         fail_msg("%s: batch rc %d (%s) vs jansson %d (%s)", label, ra, ea.msg, rb, eb.msg);
     if (ra != ERR_OK && !is_syntax(eb.msg) && strcmp(ea.msg, eb.msg) != 0)
         fail_msg("%s: \"%s\" vs jansson \"%s\"", label, ea.msg, eb.msg);
+    if (kind == GRAPH_BATCH_APPS)
+        diff_known(body, len, &a, ra, ea.msg, label);
     assert_int_equal(a.n, b.n);
     for (size_t i = 0; i < a.n; i++) {
         const struct graph_batch_item *x = &a.items[i], *y = &b.items[i];
@@ -801,6 +849,18 @@ test_batch_items(void **state)
     assert_int_equal(b.items[4].has_body, 0);
     assert_string_equal(b.items[5].apps[0].id, "single");
     graph_batch_clear(&b);
+    {
+        size_t calls = 0;
+
+        /* Only apps that pass the checks are looked up; known ones are not copied. */
+        assert_int_equal(graph_batch_parse_known(body, sizeof body - 1, find_even, &calls, &b, &eb),
+                         ERR_OK);
+        assert_int_equal(calls, 2);
+        assert_string_equal(b.items[0].apps[0].name, "A");
+        assert_null(b.items[5].apps[0].id);
+        assert_int_equal(b.items[5].apps[0].known, 42);
+        graph_batch_clear(&b);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(diff_batch(bad[i], strlen(bad[i]), GRAPH_BATCH_APPS, bad[i]), ERR_PARSE);
         assert_int_equal(graph_batch_parse(bad[i], strlen(bad[i]), GRAPH_BATCH_APPS, &b, &eb),

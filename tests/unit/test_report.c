@@ -33,6 +33,20 @@ collect(void *arg, size_t row, const char *const *cells, size_t ncells)
     return 0;
 }
 
+/* collect, but for rows after the first two (the header and a filler too long for text). */
+static int
+collect_tail(void *arg, size_t row, const char *const *cells, size_t ncells)
+{
+    struct rows *r = arg;
+
+    if (row < 2) {
+        assert_int_equal(ncells, 3);
+        r->n++;
+        return 0;
+    }
+    return collect(arg, row, cells, ncells);
+}
+
 static void
 put(struct buf *b, unsigned long v, int bytes)
 {
@@ -148,6 +162,43 @@ test_csv_errors(void **state)
     free(big);
 }
 
+/* A row of quotes, "" escapes, commas and line ends inside quotes and CR LF, placed so that the
+ * first 64 KiB chunk inflate hands over ends at each of its bytes in turn. */
+static void
+test_csv_chunk_boundaries(void **state)
+{
+    static const char tricky[] = "k,\"a\"\"b,\r\nc\"\"\",x\"y\r\nk2,\"\",\r\n";
+    static const char tricky_rows[] = "k|a\"b,\r\nc\"|x\"y\nk2||\n";
+    const size_t chunk = 65536, head = 6; /* "h,n,d\n" */
+    char *text = malloc(chunk + 256);
+    struct rows *r = malloc(sizeof *r);
+
+    (void)state;
+    for (size_t at = 0; at <= sizeof tricky; at++) {
+        /* the filler row "F...F,,\n" brings the tricky row's start to chunk - at */
+        size_t fill = chunk - at - head - 3, len;
+        struct buf z;
+
+        memcpy(text, "h,n,d\n", head);
+        memset(text + head, 'F', fill);
+        memcpy(text + head + fill, ",,\n", 3);
+        len = head + fill + 3;
+        memcpy(text + len, tricky, sizeof tricky);
+        len += sizeof tricky - 1;
+        buf_init(&z, 1 << 20);
+        make_zip(&z, text, 8, 0);
+        memset(r, 0, sizeof *r);
+        assert_int_equal(
+            report_zip_csv((const unsigned char *)z.data, z.len, 1 << 20, collect_tail, r, NULL),
+            0);
+        assert_string_equal(r->text, tricky_rows);
+        assert_int_equal(r->n, 4);
+        buf_free(&z);
+    }
+    free(r);
+    free(text);
+}
+
 static void
 test_zip_deflated_and_stored(void **state)
 {
@@ -200,6 +251,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv),
         cmocka_unit_test(test_csv_errors),
+        cmocka_unit_test(test_csv_chunk_boundaries),
         cmocka_unit_test(test_zip_deflated_and_stored),
         cmocka_unit_test(test_zip_damage),
     };
