@@ -804,12 +804,15 @@ tenant_reconcile(struct tenant *t)
 #define MAX_APP_PAGES      50
 
 static uint64_t
-str_hash(const char *s)
+str_hash_ci(const char *s)
 {
     uint64_t h = 1469598103934665603ULL;
 
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        h = (h ^ (c >= 'A' && c <= 'Z' ? c + 32u : c)) * 1099511628211ULL;
+    }
     return h;
 }
 
@@ -1176,14 +1179,13 @@ phase_pump(struct tenant *t)
         phase_next(t);
 }
 
-/* Devices whose lastSyncDateTime did not move since the stored copy: no new apps to read. */
-/* Index of the tenant's device with this Intune id, or SIZE_MAX. */
+/* Index of the tenant's device with this Intune id (any case), or SIZE_MAX. */
 static size_t
 devmap_find(const struct tenant *t, const char *intune_id)
 {
     if (t->devmap == NULL)
         return SIZE_MAX;
-    for (size_t i = str_hash(intune_id) & t->devmap_mask; t->devmap[i] != 0;
+    for (size_t i = str_hash_ci(intune_id) & t->devmap_mask; t->devmap[i] != 0;
          i = (i + 1) & t->devmap_mask) {
         size_t k = t->devmap[i] - 1;
 
@@ -1203,7 +1205,7 @@ devmap_build(struct tenant *t)
     t->devmap = xcalloc(ns, sizeof *t->devmap);
     t->devmap_mask = ns - 1;
     for (size_t i = 0; i < t->ndevs; i++) {
-        size_t k = str_hash(t->devs[i].intune_id) & t->devmap_mask;
+        size_t k = str_hash_ci(t->devs[i].intune_id) & t->devmap_mask;
 
         while (t->devmap[k] != 0)
             k = (k + 1) & t->devmap_mask;
