@@ -911,7 +911,7 @@ void
 store_sqlite_global_init(void)
 {
     /* No allocation statistics: nothing reads them, and keeping them took a global mutex and
-     * bookkeeping on every SQLite allocation (about 2 % of a sync's instructions). */
+     * bookkeeping on every SQLite allocation (about 5 % of a sync's instructions). */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
