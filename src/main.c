@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "jsonarena.h"
+#include "store.h"
 
 int
 main(int argc, char **argv)
@@ -15,7 +16,8 @@ main(int argc, char **argv)
 
     /* libcurl runs with CURLOPT_NOSIGNAL, so a peer closing a socket must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    jsonarena_install(); /* before any thread uses jansson */
+    jsonarena_install();        /* before any thread uses jansson */
+    store_sqlite_global_init(); /* before any thread uses SQLite */
     if (sodium_init() < 0) {
         fprintf(stderr, "memsync: libsodium could not initialise\n");
         return CLI_FAIL;

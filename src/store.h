@@ -661,6 +661,8 @@ int store_device_sql_build(struct store_device_sql *d, char placeholder, const c
 void store_device_sql_free(struct store_device_sql *d);
 
 int store_sqlite_open(struct store **out, const char *path, struct errbuf *eb);
+/* Process-wide SQLite settings: call once, before any thread or store exists (main). */
+void store_sqlite_global_init(void);
 int store_pg_open(struct store **out, const char *url, struct errbuf *eb);
 
 #endif

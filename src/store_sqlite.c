@@ -57,6 +57,7 @@ enum stmt_id {
     S_CLIENT_OK,
     S_RUN_START,
     S_RUN_TENANT,
+    S_RUN_EXISTS,
     S_RUN_FINISH,
     S_DATA_VERSION,
     S_COUNT
@@ -75,6 +76,8 @@ struct sq {
     struct store_device_sql dsql; /* generated from device_fields (store.c) */
     /* The tenant being reconciled. */
     int rec_active;
+    /* PRAGMA foreign_keys is OFF (see fk_settle); fk_keep: the caller wants it to stay so. */
+    int fk_off, fk_keep;
     int rec_tuned;  /* the sync's cache and checkpoint settings are applied */
     int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
@@ -136,10 +139,33 @@ db_err(struct sq *s, int src, struct errbuf *eb, const char *what)
     return err_set(eb, code, "%s: database error: %s", what, sqlite3_errmsg(s->db));
 }
 
+/* Foreign keys stay off from one tenant's transaction to the next: switching them expires
+ * every prepared statement, and re-preparing the reconcile's statements twice per tenant cost
+ * about 1M instructions. Any other SQL outside a transaction switches them back on first, so
+ * only reconcile and run_tenant (which check their references themselves) run without. */
+static void
+fk_settle(struct sq *s)
+{
+    if (s->fk_off && !s->fk_keep && sqlite3_get_autocommit(s->db) &&
+        sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL) == SQLITE_OK)
+        s->fk_off = 0;
+}
+
+/* sqlite3_prepare_v2 for statements prepared per use. */
+static int
+prep_once(struct sq *s, const char *sql, int len, sqlite3_stmt **st, const char **tail)
+{
+    fk_settle(s);
+    return sqlite3_prepare_v2(s->db, sql, len, st, tail);
+}
+
 static int
 exec_sql(struct sq *s, const char *sql, struct errbuf *eb, const char *what)
 {
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    int rc;
+
+    fk_settle(s);
+    rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
 
     if (rc != SQLITE_OK)
         return db_err(s, sqlite3_extended_errcode(s->db), eb, what);
@@ -149,6 +175,7 @@ exec_sql(struct sq *s, const char *sql, struct errbuf *eb, const char *what)
 static int
 prep(struct sq *s, enum stmt_id id, const char *sql, sqlite3_stmt **out, struct errbuf *eb)
 {
+    fk_settle(s);
     if (s->stmt[id] == NULL) {
         int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[id], NULL);
         if (rc != SQLITE_OK) {
@@ -169,6 +196,7 @@ cached(struct sq *s, const char *sql, sqlite3_stmt **out, struct errbuf *eb)
     int victim = -1, src;
 
     *out = NULL;
+    fk_settle(s);
     s->tick++;
     for (int i = 0; i < STMT_CACHE; i++) {
         if (s->cache[i].sql != NULL && !s->cache[i].busy && strcmp(s->cache[i].sql, sql) == 0) {
@@ -692,7 +720,7 @@ static int
 pragma_int(struct sq *s, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    int rc = prep_once(s, sql, -1, &st, NULL);
 
     if (rc == SQLITE_OK) {
         rc = sqlite3_step(st);
@@ -877,6 +905,14 @@ sq_close(struct store *base)
     free(s->rec_tenant);
     free(s->title_key);
     free(s);
+}
+
+void
+store_sqlite_global_init(void)
+{
+    /* No allocation statistics: nothing reads them, and keeping them took a global mutex and
+     * bookkeeping on every SQLite allocation (about 5 % of a sync's instructions). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 int
@@ -1238,8 +1274,8 @@ sq_clients_each(struct store *base, int64_t account_id,
     int rc = ERR_OK, src;
 
     /* Not cached: the callback may use the store while we iterate. */
-    src = sqlite3_prepare_v2(
-        s->db,
+    src = prep_once(
+        s,
         "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
         "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
         "device_count, software_count FROM client WHERE account_id = ?1 "
@@ -1350,11 +1386,11 @@ sq_client_update(struct store *base, int64_t account_id, const char *client, int
     rc = wbegin(s, &own, eb);
     if (rc != ERR_OK)
         return rc;
-    src = sqlite3_prepare_v2(s->db,
-                             "SELECT id FROM client WHERE account_id = ?1 AND "
-                             "(CAST(id AS TEXT) = ?2 OR tenant_id = ?2 OR "
-                             "COALESCE(name_override, name) = ?2) LIMIT 2",
-                             -1, &st, NULL);
+    src = prep_once(s,
+                    "SELECT id FROM client WHERE account_id = ?1 AND "
+                    "(CAST(id AS TEXT) = ?2 OR tenant_id = ?2 OR "
+                    "COALESCE(name_override, name) = ?2) LIMIT 2",
+                    -1, &st, NULL);
     if (src != SQLITE_OK) {
         rc = db_err(s, src, eb, "finding the client");
         goto out;
@@ -1375,12 +1411,12 @@ sq_client_update(struct store *base, int64_t account_id, const char *client, int
     st = NULL;
     if (rc != ERR_OK)
         goto out;
-    src = sqlite3_prepare_v2(s->db,
-                             "UPDATE client SET included = CASE WHEN ?1 < 0 THEN included "
-                             "ELSE ?1 END, name_override = CASE WHEN ?2 IS NULL THEN "
-                             "name_override ELSE NULLIF(?2, '') END, updated_at = ?3 "
-                             "WHERE id = ?4",
-                             -1, &st, NULL);
+    src = prep_once(s,
+                    "UPDATE client SET included = CASE WHEN ?1 < 0 THEN included "
+                    "ELSE ?1 END, name_override = CASE WHEN ?2 IS NULL THEN "
+                    "name_override ELSE NULLIF(?2, '') END, updated_at = ?3 "
+                    "WHERE id = ?4",
+                    -1, &st, NULL);
     if (src != SQLITE_OK) {
         rc = db_err(s, src, eb, "updating the client");
         goto out;
@@ -1397,19 +1433,9 @@ out:
 
 /* ---- reconcile --------------------------------------------------------------------------- */
 
-/* Foreign keys back on once a tenant's transaction has ended (see sq_reconcile_begin). */
-static void
-fk_on(struct sq *s)
-{
-    if (sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
-}
-
-/* Also ends the reconcile's foreign-key pause when its transaction has ended. */
 static void
 rec_reset(struct sq *s)
 {
-    fk_on(s);
     s->rec_active = 0;
     s->rec_failed = 0;
     XFREE(s->rec_tenant);
@@ -1450,19 +1476,23 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
         s->rec_tuned = 1;
     }
     /* Foreign keys are not checked inside the tenant's transaction (PRAGMA foreign_keys is a
-     * no-op inside one, so it is switched here and back after it ends). What it writes refers
+     * no-op inside one, so it is switched here, and back by fk_settle). What it writes refers
      * only to rows it has read or written itself under its write lock: the integration and its
      * account (check_integration), the client (upserted below), assets and titles (inserted or
      * looked up by id in the transaction), and it deletes nothing, so no cascade is missed.
      * Checking cost three parent lookups per install and per device. */
-    rc = exec_sql(s, "PRAGMA foreign_keys = OFF", eb, "configuring the tenant's transaction");
+    s->fk_keep = 1;
+    rc = ERR_OK;
+    if (!s->fk_off) {
+        rc = exec_sql(s, "PRAGMA foreign_keys = OFF", eb, "configuring the tenant's transaction");
+        if (rc == ERR_OK)
+            s->fk_off = 1;
+    }
+    if (rc == ERR_OK)
+        rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    s->fk_keep = 0;
     if (rc != ERR_OK)
         return rc;
-    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
-    if (rc != ERR_OK) {
-        fk_on(s);
-        return rc;
-    }
     rc = check_integration(s, account_id, integration_id, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1512,10 +1542,9 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
 out:
     if (rc != ERR_OK) {
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-        fk_on(s);
         return rc;
     }
-    rec_reset(s); /* inside the transaction: foreign keys stay off */
+    rec_reset(s);
     s->rec_active = 1;
     s->rec_fresh = fresh;
     s->rec_account = account_id;
@@ -2103,7 +2132,7 @@ sq_reconcile_rollback(struct store *base)
 static int
 once(struct sq *s, const char *sql, sqlite3_stmt **st, struct errbuf *eb, const char *what)
 {
-    int src = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+    int src = prep_once(s, sql, -1, st, NULL);
 
     if (src != SQLITE_OK) {
         *st = NULL;
@@ -2864,7 +2893,7 @@ sq_search_index(struct store *base, int max_rows, int64_t *indexed, struct errbu
     if (rc != ERR_OK)
         goto out;
     /* Both statements pick the same rows: nothing else writes inside this transaction. */
-    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    src = prep_once(s, buf_cstr(&sql), -1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_int(st, 1, max_rows);
         src = sqlite3_step(st);
@@ -2875,11 +2904,11 @@ sq_search_index(struct store *base, int max_rows, int64_t *indexed, struct errbu
     }
     sqlite3_finalize(st);
     st = NULL;
-    src = sqlite3_prepare_v2(s->db,
-                             "UPDATE hardware_asset SET search_indexed = 1 WHERE id IN (SELECT id "
-                             "FROM hardware_asset WHERE search_indexed IS NULL ORDER BY id LIMIT "
-                             "?1)",
-                             -1, &st, NULL);
+    src = prep_once(s,
+                    "UPDATE hardware_asset SET search_indexed = 1 WHERE id IN (SELECT id "
+                    "FROM hardware_asset WHERE search_indexed IS NULL ORDER BY id LIMIT "
+                    "?1)",
+                    -1, &st, NULL);
     if (src == SQLITE_OK) {
         sqlite3_bind_int(st, 1, max_rows);
         src = sqlite3_step(st);
@@ -2908,10 +2937,10 @@ sq_device_checkins(struct store *base, int64_t integration_id, const char *tenan
     sqlite3_stmt *st = NULL;
     int rc = ERR_OK, src;
 
-    src = sqlite3_prepare_v2(s->db,
-                             "SELECT intune_device_id, last_check_in_at, retired_at IS NOT NULL "
-                             "FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2",
-                             -1, &st, NULL);
+    src = prep_once(s,
+                    "SELECT intune_device_id, last_check_in_at, retired_at IS NOT NULL "
+                    "FROM hardware_asset WHERE integration_id = ?1 AND tenant_id = ?2",
+                    -1, &st, NULL);
     if (src != SQLITE_OK)
         return db_err(s, src, eb, "reading device check-ins");
     sqlite3_bind_int64(st, 1, integration_id);
@@ -2962,7 +2991,7 @@ sq_software_each(struct store *base, const struct software_query *qs,
     buf_addstr(&sql, " GROUP BY t.id ORDER BY t.id");
     if (qs->limit > 0)
         buf_printf(&sql, " LIMIT %d", qs->limit);
-    src = sqlite3_prepare_v2(s->db, buf_cstr(&sql), -1, &st, NULL);
+    src = prep_once(s, buf_cstr(&sql), -1, &st, NULL);
     buf_free(&sql);
     if (src != SQLITE_OK)
         return db_err(s, src, eb, "listing software");
@@ -3003,8 +3032,8 @@ sq_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
     struct asset_change_row c;
     int rc = ERR_OK, src;
 
-    src = sqlite3_prepare_v2(
-        s->db, "SELECT 1 FROM hardware_asset WHERE id = ?1 AND account_id = ?2", -1, &st, NULL);
+    src = prep_once(s, "SELECT 1 FROM hardware_asset WHERE id = ?1 AND account_id = ?2", -1, &st,
+                    NULL);
     if (src != SQLITE_OK)
         return db_err(s, src, eb, "reading the asset");
     sqlite3_bind_int64(st, 1, asset_id);
@@ -3016,10 +3045,10 @@ sq_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
         return err_set(eb, ERR_NOTFOUND, "asset %" PRId64 " does not exist", asset_id);
     if (src != SQLITE_ROW)
         return db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the asset");
-    src = sqlite3_prepare_v2(s->db,
-                             "SELECT id, at, field, old_value, new_value FROM asset_change "
-                             "WHERE asset_id = ?1 ORDER BY at, id",
-                             -1, &st, NULL);
+    src = prep_once(s,
+                    "SELECT id, at, field, old_value, new_value FROM asset_change "
+                    "WHERE asset_id = ?1 ORDER BY at, id",
+                    -1, &st, NULL);
     if (src != SQLITE_OK)
         return db_err(s, src, eb, "reading the asset history");
     sqlite3_bind_int64(st, 1, asset_id);
@@ -3080,11 +3109,27 @@ sq_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *r,
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int own, rc;
+    int own, rc, src;
 
+    /* Between a sync's tenants foreign keys may be off (fk_settle): the run is looked up here,
+     * under the write lock, instead of switching them on and back for every tenant. */
+    s->fk_keep = 1;
     rc = wbegin(s, &own, eb);
+    s->fk_keep = 0;
     if (rc != ERR_OK)
         return rc;
+    rc = prep(s, S_RUN_EXISTS, "SELECT 1 FROM sync_run WHERE id = ?1", &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, run_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE)
+        rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);
+    else if (src != SQLITE_ROW)
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the sync run");
+    done(st);
+    if (rc != ERR_OK)
+        goto out;
     rc = prep(s, S_RUN_TENANT,
               "INSERT INTO sync_tenant_result (run_id, tenant_id, client_name, status, "
               "error_code, error_message, error_remedy, created, updated, unchanged, retired, "

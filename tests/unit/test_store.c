@@ -888,6 +888,8 @@ test_reconcile_foreign_keys(void **state)
     const struct app_ref *all[] = {a0, a1};
     const size_t n_all[] = {2, 1};
     struct integration in;
+    struct tenant_result r;
+    int64_t run = 0;
 
     mkdev(&d[0], "dev-a", "A", "SN-A");
     mkdev(&d[1], "dev-b", "B", "SN-B");
@@ -919,6 +921,15 @@ test_reconcile_foreign_keys(void **state)
     assert_int_equal(store_reconcile_device(fx->st, &d[1], &eb), ERR_OK);
     assert_int_equal(store_reconcile_installs(fx->st, "dev-b", a1, 1, &eb), ERR_OK);
     assert_int_equal(store_reconcile_commit(fx->st, 1, 1, NULL, &eb), ERR_OK);
+    /* A tenant result between two tenants (SQLite keeps foreign keys off for it): a missing
+     * run is still refused, and the delete below still cascades. */
+    assert_int_equal(store_run_start(fx->st, in.id, "full", T0, &run, &eb), ERR_OK);
+    memset(&r, 0, sizeof r);
+    r.tenant_id = ci_b.tenant_id;
+    r.status = "ok";
+    assert_int_equal(store_run_tenant(fx->st, run + 100, &r, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_run_tenant(fx->st, run, &r, &eb), ERR_OK);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM sync_tenant_result"), 1);
 
     assert_int_equal(store_integration_delete(fx->st, fx->account, fx->integ, &eb), ERR_OK);
     assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 1);
