@@ -1154,6 +1154,22 @@ store_list_field(const struct store_list_entity *e, const char *name)
 }
 
 int
+store_list_sort_values(struct buf *sql, const char *entity, const struct store_sort *sorts,
+                       size_t nsorts, struct errbuf *eb)
+{
+    const struct store_list_entity *e = store_list_entity(entity);
+
+    for (size_t i = 0; i < nsorts; i++) {
+        const struct store_list_field *f = e != NULL ? store_list_field(e, sorts[i].field) : NULL;
+
+        if (f == NULL)
+            return err_set(eb, ERR_INVAL, "unknown sort field '%s'", sorts[i].field);
+        buf_printf(sql, ", %s", f->expr);
+    }
+    return ERR_OK;
+}
+
+int
 store_list_has_field(const char *entity, const char *field)
 {
     const struct store_list_entity *e = store_list_entity(entity);

@@ -587,6 +587,10 @@ struct store_list_entity {
 const struct store_list_entity *store_list_entity(const char *name);
 const struct store_list_field *store_list_field(const struct store_list_entity *e,
                                                 const char *name);
+/* Appends ", expr" for each sort field of entity (the row's sort values, for its cursor); an
+ * unknown field is ERR_INVAL. For the backends' list builders. */
+int store_list_sort_values(struct buf *sql, const char *entity, const struct store_sort *sorts,
+                           size_t nsorts, struct errbuf *eb);
 
 /* What differs between the backends' SQL. */
 struct store_dialect {

@@ -1611,15 +1611,9 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
                    "ELSE 0 END, %s",
                    g->dsql.cols_h);
         /* The sort values last, for the caller's cursor. */
-        for (size_t i = 0; i < qa->nsorts; i++) {
-            const struct store_list_field *f =
-                store_list_field(store_list_entity("hardware"), qa->sorts[i].field);
-            if (f == NULL) {
-                rc = err_set(x->eb, ERR_INVAL, "unknown sort field '%s'", qa->sorts[i].field);
-                goto out;
-            }
-            buf_printf(&sql, ", %s", f->expr);
-        }
+        rc = store_list_sort_values(&sql, "hardware", qa->sorts, qa->nsorts, x->eb);
+        if (rc != ERR_OK)
+            goto out;
     }
     rc = asset_where(g, &sql, &p, qa, 1, sb, x->eb);
     if (rc != ERR_OK)

@@ -2684,15 +2684,9 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
                    "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL)), %s",
                    s->dsql.cols_h);
         /* The sort values last, for the caller's cursor. */
-        for (size_t i = 0; i < q->nsorts; i++) {
-            const struct store_list_field *f =
-                store_list_field(store_list_entity("hardware"), q->sorts[i].field);
-            if (f == NULL) {
-                rc = err_set(x->eb, ERR_INVAL, "unknown sort field '%s'", q->sorts[i].field);
-                goto out;
-            }
-            buf_printf(&sql, ", %s", f->expr);
-        }
+        rc = store_list_sort_values(&sql, "hardware", q->sorts, q->nsorts, x->eb);
+        if (rc != ERR_OK)
+            goto out;
     }
     rc = asset_where(s, &sql, q, 1, 0, lb, x->eb);
     if (rc == ERR_OK)
