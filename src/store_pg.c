@@ -1602,14 +1602,8 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     if (count) {
         buf_addstr(&sql, "SELECT count(*)");
     } else {
-        buf_printf(&sql,
-                   "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "
-                   "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "
-                   "h.retired_at, CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "
-                   "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "
-                   "h.account_id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) THEN 1 "
-                   "ELSE 0 END, %s",
-                   g->dsql.cols_h);
+        buf_addstr(&sql, STORE_HW_LIST_HEAD);
+        buf_addstr(&sql, g->dsql.cols_h);
         /* The sort values last, for the caller's cursor. */
         rc = store_list_sort_values(&sql, "hardware", qa->sorts, qa->nsorts, x->eb);
         if (rc != ERR_OK)
