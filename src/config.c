@@ -54,6 +54,11 @@ static const struct config_item config_items[] = {
              "who runs serve's syncs: serve, or workers (PostgreSQL job queue)"),
     {"sync_parallel", "MEMSYNC_SYNC_PARALLEL", "32", offsetof(struct config, sync_parallel), 0,
      CT_INT, "tenants synced in parallel (1-256)", 1, 256},
+    {"sync_commit_ms", "MEMSYNC_SYNC_COMMIT_MS", "250", offsetof(struct config, sync_commit_ms), 0,
+     CT_INT,
+     "ms a SQLite sync gathers reconciled tenants into one commit (0-10000; 0: each tenant "
+     "commits alone)",
+     0, 10000},
     {"api_cache_mb", "MEMSYNC_API_CACHE_MB", "64", offsetof(struct config, api_cache_mb), 0, CT_INT,
      "MiB of rendered list answers serve keeps (0-16384; 0 turns the cache off)", 0, 16384},
 };

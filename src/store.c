@@ -238,6 +238,23 @@ store_reconcile_rollback(struct store *st)
 }
 
 int
+store_batch_begin(struct store *st, struct errbuf *eb)
+{
+    int rc;
+
+    if (st->ops->batch_begin == NULL)
+        return 0;
+    rc = st->ops->batch_begin(st, eb);
+    return rc == ERR_OK ? 1 : rc;
+}
+
+int
+store_batch_commit(struct store *st, struct errbuf *eb)
+{
+    return st->ops->batch_commit != NULL ? st->ops->batch_commit(st, eb) : ERR_OK;
+}
+
+int
 store_assets_each(struct store *st, const struct asset_query *q,
                   int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {

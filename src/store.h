@@ -158,6 +158,17 @@ int store_reconcile_commit(struct store *st, int listing_complete, int installs_
                            struct reconcile_counts *counts, struct errbuf *eb);
 void store_reconcile_rollback(struct store *st);
 
+/* Group commit. Between store_batch_begin and store_batch_commit each tenant's reconcile
+ * (begin..commit or rollback) is a savepoint of one transaction, and every other write on this
+ * handle joins it: a crash, or a failed store_batch_commit, loses every tenant of the batch and
+ * half of none. The sync commits a batch at least every sync_commit_ms and before it records a
+ * failure. Small tenants are cheaper so: their devices share index pages, which one commit
+ * writes once instead of once per tenant. On PostgreSQL both are no-ops (each tenant commits
+ * alone) and store_batch_begin returns 0. Else 1, or a negative error (the lock was not
+ * obtained: the caller goes on without a batch). */
+int store_batch_begin(struct store *st, struct errbuf *eb);
+int store_batch_commit(struct store *st, struct errbuf *eb);
+
 /* ---- list conditions (API lists, hardware and generic) --------------------------------- */
 
 /* Ops: "eq", "in" (value is a comma list), "lt", "lte", "gt", "gte", "like" (substring,
@@ -496,6 +507,8 @@ struct store_ops {
     int (*reconcile_commit)(struct store *st, int listing_complete, int installs_complete,
                             struct reconcile_counts *counts, struct errbuf *eb);
     void (*reconcile_rollback)(struct store *st);
+    int (*batch_begin)(struct store *st, struct errbuf *eb);  /* NULL: not supported */
+    int (*batch_commit)(struct store *st, struct errbuf *eb); /* NULL: not supported */
     int (*assets_each)(struct store *st, const struct asset_query *q,
                        int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
     int64_t (*assets_count)(struct store *st, const struct asset_query *q, struct errbuf *eb);

@@ -79,6 +79,8 @@ struct sq {
     /* PRAGMA foreign_keys is OFF (see fk_settle); fk_keep: the caller wants it to stay so. */
     int fk_off, fk_keep;
     int rec_tuned;  /* the sync's cache and checkpoint settings are applied */
+    int batch;      /* store_batch_begin's transaction is open: tenants are savepoints in it */
+    int rec_sp;     /* the tenant's savepoint is open inside the batch */
     int rec_failed; /* a device or install step failed: commit must not happen */
     int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
     char *rec_tenant;
@@ -1452,16 +1454,28 @@ rec_reset(struct sq *s)
     memset(&s->rec_counts, 0, sizeof s->rec_counts);
 }
 
-static int
-sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
-                   const struct client_info *ci, int64_t now, struct errbuf *eb)
+/* Undoes the tenant's work: its savepoint inside a batch, else its transaction. */
+static void
+rec_undo(struct sq *s)
 {
-    struct sq *s = (struct sq *)base;
-    sqlite3_stmt *st = NULL;
-    int rc, src, fresh = 0;
+    if (sqlite3_get_autocommit(s->db)) {
+        /* nothing left to undo (SQLite ends the transaction on some errors) */
+    } else if (s->rec_sp) {
+        sqlite3_exec(s->db, "ROLLBACK TO tenant; RELEASE tenant", NULL, NULL, NULL);
+    } else {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    s->rec_sp = 0;
+}
 
-    if (s->rec_active || !sqlite3_get_autocommit(s->db))
-        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+/* Before a sync's first write transaction on this connection: the sync's cache and checkpoint
+ * settings, and foreign keys off. Leaves fk_keep set: the caller clears it once its
+ * transaction is open (fk_settle would switch them back on before the BEGIN). */
+static int
+sync_conn_setup(struct sq *s, struct errbuf *eb)
+{
+    int rc = ERR_OK;
+
     if (!s->rec_tuned) {
         /* Only a connection that syncs: an 8 MiB page cache instead of 2 (the tenant's index
          * pages stay in memory instead of being read back), fewer checkpoints (each one
@@ -1482,17 +1496,45 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
      * looked up by id in the transaction), and it deletes nothing, so no cascade is missed.
      * Checking cost three parent lookups per install and per device. */
     s->fk_keep = 1;
-    rc = ERR_OK;
     if (!s->fk_off) {
         rc = exec_sql(s, "PRAGMA foreign_keys = OFF", eb, "configuring the tenant's transaction");
         if (rc == ERR_OK)
             s->fk_off = 1;
     }
-    if (rc == ERR_OK)
-        rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    if (rc != ERR_OK)
+        s->fk_keep = 0;
+    return rc;
+}
+
+static int
+sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
+                   const struct client_info *ci, int64_t now, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src, fresh = 0;
+
+    if (s->batch && sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_DB,
+                       "the sync's transaction was ended by an earlier error; "
+                       "store_batch_commit reports it");
+    if (s->rec_active || (!s->batch && !sqlite3_get_autocommit(s->db)))
+        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    if (s->batch) {
+        rc = exec_sql(s, "SAVEPOINT tenant", eb, "starting the tenant's transaction");
+        if (rc != ERR_OK)
+            return rc;
+        s->rec_sp = 1;
+        goto started;
+    }
+    rc = sync_conn_setup(s, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
     s->fk_keep = 0;
     if (rc != ERR_OK)
         return rc;
+started:
     rc = check_integration(s, account_id, integration_id, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1541,7 +1583,7 @@ sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_i
     done(st);
 out:
     if (rc != ERR_OK) {
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rec_undo(s);
         return rc;
     }
     rec_reset(s);
@@ -1870,7 +1912,8 @@ insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n,
 
                 buf_init(&b, 4096);
                 /* OR ROLLBACK: a violation (impossible: only titles the asset lacks come
-                 * here) ends the tenant's transaction instead of needing a statement journal. */
+                 * here) ends the transaction (with a batch, every tenant in it, which the sync
+                 * then reports failed) instead of needing a statement journal. */
                 buf_addstr(&b, "INSERT OR ROLLBACK INTO software_install (account_id, asset_id, "
                                "title_id, first_seen_at, last_seen_at, removed_at, last_seen_gen) "
                                "VALUES ");
@@ -2106,10 +2149,16 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     rc = step_done(s, st, eb, "updating the client");
     if (rc != ERR_OK)
         goto out;
-    rc = exec_sql(s, "COMMIT", eb, "committing the tenant");
+    if (s->rec_sp) {
+        rc = exec_sql(s, "RELEASE tenant", eb, "committing the tenant");
+        if (rc == ERR_OK)
+            s->rec_sp = 0;
+    } else {
+        rc = exec_sql(s, "COMMIT", eb, "committing the tenant");
+    }
 out:
     if (rc != ERR_OK)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        rec_undo(s);
     else if (counts != NULL)
         *counts = s->rec_counts;
     rec_reset(s);
@@ -2121,9 +2170,48 @@ sq_reconcile_rollback(struct store *base)
 {
     struct sq *s = (struct sq *)base;
 
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (s->rec_sp || !s->batch)
+        rec_undo(s);
     rec_reset(s);
+}
+
+static int
+sq_batch_begin(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int rc;
+
+    if (s->batch || s->rec_active || !sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    rc = sync_conn_setup(s, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the sync's transaction");
+    s->fk_keep = 0;
+    if (rc == ERR_OK)
+        s->batch = 1;
+    return rc;
+}
+
+static int
+sq_batch_commit(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int rc;
+
+    if (!s->batch)
+        return ERR_OK;
+    s->batch = 0;
+    if (s->rec_active)
+        return err_set(eb, ERR_INVAL, "a tenant's transaction is still open in the batch");
+    if (sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_DB,
+                       "the database ended the transaction after an error, so the tenants "
+                       "saved since the last commit were not");
+    rc = exec_sql(s, "COMMIT", eb, "committing the synced tenants");
+    if (rc != ERR_OK)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 /* ---- web: users, sessions, API keys ----------------------------------------------------- */
@@ -3223,6 +3311,8 @@ static const struct store_ops sqlite_ops = {
     .reconcile_installs = sq_reconcile_installs,
     .reconcile_commit = sq_reconcile_commit,
     .reconcile_rollback = sq_reconcile_rollback,
+    .batch_begin = sq_batch_begin,
+    .batch_commit = sq_batch_commit,
     .assets_each = sq_assets_each,
     .assets_count = sq_assets_count,
     .device_checkins = sq_device_checkins,

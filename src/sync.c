@@ -147,6 +147,12 @@ struct tenant {
     int64_t export_waited_ms;
     int export_delay_ms;
     int export_cols[6];
+
+    /* reconciled in the open batch, not yet committed: org is kept for the record */
+    int in_batch;
+    struct reconcile_counts counts;
+    size_t nsynced;
+    int64_t took_ms;
 };
 
 struct engine {
@@ -177,6 +183,12 @@ struct engine {
 
     struct sync_summary sum;
     int64_t last_progress_ms;
+    /* Group commit: tenants reconciled within batch_ms (sync_commit_ms) share one transaction
+     * (store_batch_begin); it bounds how long the write lock is held between tenants and what
+     * a crash can take back. */
+    int batch_ms;
+    int batch_open;
+    int64_t batch_started_ms;
     struct call *live;      /* every call not yet freed, so an interrupted run frees them all */
     int expiry_fixed[2];    /* [is_partner]: the expiry date was corrected in this run */
     int export_min_devices; /* tenants needing apps for at least this many use the export */
@@ -633,7 +645,8 @@ tenant_clear(struct tenant *t)
     XFREE(t->devmap);
     XFREE(t->export_id);
     t->ndevs = t->capdevs = 0;
-    graph_org_clear(&t->org);
+    if (!t->in_batch)
+        graph_org_clear(&t->org);
     pacer_free(&t->pacer);
 }
 
@@ -661,6 +674,21 @@ progress_draw(struct engine *eng, int final)
     fflush(stderr);
 }
 
+/* Logged once the tenant's data is committed. */
+static void
+tenant_log_synced(const struct tenant *t)
+{
+    const char *name = t->org.name != NULL ? t->org.name : t->cust.name;
+
+    if (t->eng->opts->progress)
+        return;
+    log_info("tenant synced tenant=%s name=\"%s\" devices=%zu created=%lld updated=%lld "
+             "retired=%lld requests=%lld throttled=%lld ms=%lld",
+             t->cust.tenant_id, name != NULL ? name : "", t->nsynced, (long long)t->counts.created,
+             (long long)t->counts.updated, (long long)t->counts.retired, (long long)t->requests,
+             (long long)t->throttled, (long long)t->took_ms);
+}
+
 static void
 tenant_record(struct tenant *t, const struct reconcile_counts *counts)
 {
@@ -679,10 +707,10 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
     }
     if (counts != NULL)
         tr.counts = *counts;
-    tr.devices = (int64_t)t->ndevs;
+    tr.devices = (int64_t)(t->ndevs > t->nsynced ? t->ndevs : t->nsynced);
     tr.requests = t->requests;
     tr.throttled = t->throttled;
-    tr.duration_ms = clock_mono_ms() - t->started_ms;
+    tr.duration_ms = t->took_ms > 0 ? t->took_ms : clock_mono_ms() - t->started_ms;
     if (store_run_tenant(eng->st, eng->run_id, &tr, &eb) != ERR_OK)
         log_error("cannot record tenant result tenant=%s: %s", t->cust.tenant_id, eb.msg);
     if (!t->failed && t->apps_failed)
@@ -692,13 +720,8 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
         log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld: %s %s",
                  t->cust.tenant_id, name != NULL ? name : "", t->rem.id, (long long)t->requests,
                  t->rem.message, t->rem.action);
-    } else if (!eng->opts->progress) {
-        log_info("tenant synced tenant=%s name=\"%s\" devices=%zu created=%lld updated=%lld "
-                 "retired=%lld requests=%lld throttled=%lld ms=%lld",
-                 t->cust.tenant_id, name != NULL ? name : "", t->ndevs,
-                 (long long)tr.counts.created, (long long)tr.counts.updated,
-                 (long long)tr.counts.retired, (long long)t->requests, (long long)t->throttled,
-                 (long long)tr.duration_ms);
+    } else if (!t->in_batch) {
+        tenant_log_synced(t);
     }
 }
 
@@ -714,15 +737,14 @@ tenant_done(struct tenant *t)
     start_tenants(eng);
 }
 
+/* Records t's failure (its client row and its result), outside any batch. */
 static void
-tenant_fail(struct tenant *t, const struct remedy *r)
+tenant_fail_record(struct tenant *t, const struct remedy *r)
 {
     struct engine *eng = t->eng;
     struct errbuf eb = {0};
     struct client_info ci = {0};
 
-    if (t->state != TS_RUNNING)
-        return;
     t->failed = 1;
     t->rem = *r;
     if (r->code == REMEDY_INTERRUPTED)
@@ -739,6 +761,77 @@ tenant_fail(struct tenant *t, const struct remedy *r)
                           r->action, &eb) != ERR_OK)
         log_error("cannot record client failure tenant=%s: %s", t->cust.tenant_id, eb.msg);
     tenant_record(t, NULL);
+}
+
+/* Commits the open batch. If that fails, its tenants' data is gone and each becomes a failed
+ * tenant that keeps its previous data, as if its own transaction had failed. */
+static void
+batch_flush(struct engine *eng)
+{
+    struct errbuf eb = {0};
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+    int rc;
+
+    if (!eng->batch_open)
+        return;
+    eng->batch_open = 0;
+    rc = store_batch_commit(eng->st, &eb);
+    if (rc != ERR_OK)
+        log_error("cannot commit synced tenants: %s", eb.msg);
+    for (size_t i = 0; i < eng->ntenants; i++) {
+        struct tenant *t = &eng->tenants[i];
+
+        if (!t->in_batch)
+            continue;
+        t->in_batch = 0;
+        if (rc == ERR_OK) {
+            tenant_log_synced(t);
+        } else {
+            eng->sum.tenants_ok--;
+            eng->sum.devices -= (int64_t)t->nsynced;
+            eng->sum.created -= t->counts.created;
+            eng->sum.updated -= t->counts.updated;
+            eng->sum.unchanged -= t->counts.unchanged;
+            eng->sum.retired -= t->counts.retired;
+            eng->sum.installs -= t->counts.installs_added;
+            memset(&t->counts, 0, sizeof t->counts);
+            ctx.tenant_id = t->cust.tenant_id;
+            remedy_set(&rem, REMEDY_STORE, &ctx, eb.msg);
+            tenant_fail_record(t, &rem);
+        }
+        graph_org_clear(&t->org);
+    }
+}
+
+static void
+batch_due(struct engine *eng)
+{
+    if (eng->batch_open && clock_mono_ms() - eng->batch_started_ms >= eng->batch_ms)
+        batch_flush(eng);
+}
+
+/* How long the event loop may wait before the open batch is due. */
+static int
+batch_wait_ms(const struct engine *eng)
+{
+    int64_t left;
+
+    if (!eng->batch_open)
+        return PROGRESS_INTERVAL_MS;
+    left = eng->batch_started_ms + eng->batch_ms - clock_mono_ms();
+    return left <= 0 ? 0 : left < PROGRESS_INTERVAL_MS ? (int)left : PROGRESS_INTERVAL_MS;
+}
+
+static void
+tenant_fail(struct tenant *t, const struct remedy *r)
+{
+    if (t->state != TS_RUNNING)
+        return;
+    /* The batch is committed first: a failure is recorded on its own, so a batch that cannot
+     * commit never takes a recorded failure back with it. */
+    batch_flush(t->eng);
+    tenant_fail_record(t, r);
     tenant_done(t);
 }
 
@@ -757,6 +850,14 @@ tenant_reconcile(struct tenant *t)
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
+    if (!eng->batch_open && eng->batch_ms > 0) {
+        /* Without a batch (PostgreSQL, or the lock not obtained) the tenant commits alone. */
+        if (store_batch_begin(eng->st, &eb) == 1) {
+            eng->batch_open = 1;
+            eng->batch_started_ms = clock_mono_ms();
+        }
+        memset(&eb, 0, sizeof eb);
+    }
     rc = store_reconcile_begin(eng->st, eng->in->account_id, eng->in->id, &ci, clock_now(), &eb);
     for (size_t i = 0; rc == ERR_OK && i < t->ndevs; i++) {
         rc = store_reconcile_device(eng->st, &t->devs[i], &eb);
@@ -794,8 +895,13 @@ tenant_reconcile(struct tenant *t)
     eng->sum.unchanged += counts.unchanged;
     eng->sum.retired += counts.retired;
     eng->sum.installs += counts.installs_added;
+    t->counts = counts;
+    t->nsynced = t->ndevs;
+    t->took_ms = clock_mono_ms() - t->started_ms;
+    t->in_batch = eng->batch_open;
     tenant_record(t, &counts);
     tenant_done(t);
+    batch_due(eng);
 }
 
 /* ---- per-device phases: hardware detail and detected apps ---------------------------------- */
@@ -1877,6 +1983,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     eng->opts = opts;
     eng->cfg = opts->cfg;
     eng->parallel = opts->parallel > 0 ? opts->parallel : eng->cfg->sync_parallel;
+    eng->batch_ms = eng->cfg->sync_commit_ms;
     if (eng->parallel < 1)
         eng->parallel = 1;
     eng->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
@@ -1912,9 +2019,11 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         customers_request(eng, customers_first_url(eng), NULL);
     next_tick = clock_mono_ms() + 1000;
     while (http_pending(eng->http) > 0) {
-        http_run(eng->http, PROGRESS_INTERVAL_MS);
+        http_run(eng->http, batch_wait_ms(eng));
+        batch_due(eng);
         progress_draw(eng, 0);
         if (opts->tick != NULL && !eng->discover_only && clock_mono_ms() >= next_tick) {
+            batch_flush(eng); /* tick runs with no store transaction open */
             if (opts->tick(opts->tick_arg) != 0)
                 stop_requested = 1;
             next_tick = clock_mono_ms() + 1000;
@@ -1922,6 +2031,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         if (stop_requested && eng->inflight == 0)
             break;
     }
+    batch_flush(eng);
     progress_draw(eng, 1);
     log_progress_line(0);
 
@@ -1961,6 +2071,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
              eng->sum.tenants_failed, (long long)eng->sum.devices, (long long)eng->sum.requests,
              (long long)eng->sum.throttled, (long long)eng->sum.duration_ms);
 out:
+    batch_flush(eng);
     http_free(eng->http);
     /* Calls still live after an interruption: every chained call is in the list itself. */
     for (struct call *c = eng->live; c != NULL; c = c->next)

@@ -27,6 +27,7 @@ static const char *const env_names[] = {
     "MEMSYNC_LOG_FORMAT",
     "MEMSYNC_SYNC_PARALLEL",
     "MEMSYNC_SYNC_RUNNER",
+    "MEMSYNC_SYNC_COMMIT_MS",
 };
 
 static char cfg_path[64];

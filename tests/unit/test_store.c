@@ -629,6 +629,55 @@ test_rollback_leaves_nothing(void **state)
     device_clear(&d);
 }
 
+/* Group commit: tenants of a batch are savepoints of one transaction. A tenant rolled back
+ * inside it takes nothing else with it; other connections see the batch only once it commits;
+ * a batch never committed (a crash, a close) leaves nothing. PostgreSQL commits each tenant. */
+static void
+test_batch_group_commit(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device a, b;
+    int batched;
+
+    mkdev(&a, "dev-a", "A", "SN-A");
+    mkdev(&b, "dev-b", "B", "SN-B");
+    batched = store_batch_begin(fx->st, &eb);
+    assert_int_equal(batched, fx->pg_url == NULL ? 1 : 0);
+    if (batched)
+        assert_true(store_batch_begin(fx->st, &eb) < 0);
+    sync_tenant(fx, &ci_a, &a, 1, 1, T0);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_b, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &b, &eb), ERR_OK);
+    store_reconcile_rollback(fx->st);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), batched ? 0 : 1);
+    assert_int_equal(store_batch_commit(fx->st, &eb), ERR_OK);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM client"), 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE serial_number = 'SN-B'"),
+                     0);
+    /* Committing with no batch open is a no-op. */
+    assert_int_equal(store_batch_commit(fx->st, &eb), ERR_OK);
+
+    /* A batch that is never committed: closing the store (as a crash would) keeps nothing. */
+    assert_int_equal(store_batch_begin(fx->st, &eb), batched);
+    sync_tenant(fx, &ci_b, &b, 1, 1, T0 + 60);
+    store_close(fx->st);
+    fx->st = NULL;
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE serial_number = 'SN-B'"),
+                     batched ? 0 : 1);
+    assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
+    /* The reopened store syncs normally, in a batch or not. */
+    assert_int_equal(store_batch_begin(fx->st, &eb), batched);
+    sync_tenant(fx, &ci_b, &b, 1, 1, T0 + 120);
+    sync_tenant(fx, &ci_a, &a, 1, 1, T0 + 120);
+    assert_int_equal(store_batch_commit(fx->st, &eb), ERR_OK);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset"), 2);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM client WHERE status = 'ok'"), 2);
+    device_clear(&a);
+    device_clear(&b);
+}
+
 struct sw_seen {
     int n;
     char names[8][32];
@@ -1622,6 +1671,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
@@ -1646,6 +1696,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
