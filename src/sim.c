@@ -1761,6 +1761,76 @@ graph_device(struct gctx *x, const char *id)
     return r;
 }
 
+/* microsoft.graph.detectedApp's properties, in the order Graph writes them. */
+static const char *const app_props[] = {"id",          "displayName", "version", "sizeInByte",
+                                        "deviceCount", "publisher",   "platform"};
+#define APP_ALL ((1u << (sizeof app_props / sizeof app_props[0])) - 1)
+
+/* $select on detectedApps: a mask of app_props (all of them without one). OData names
+ * compare case-insensitively, as Graph's do. NULL response on success. */
+static struct resp *
+parse_app_select(const char *sel, unsigned *mask)
+{
+    char tmp[1024], *save = NULL;
+
+    *mask = APP_ALL;
+    if (sel == NULL)
+        return NULL;
+    if (strlen(sel) >= sizeof tmp)
+        return graph_error(400, "BadRequest", "The $select query option is too long.");
+    snprintf(tmp, sizeof tmp, "%s", sel);
+    *mask = 0;
+    for (char *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+        size_t i;
+
+        while (*p == ' ')
+            p++;
+        char *e = p + strlen(p);
+        while (e > p && e[-1] == ' ')
+            *--e = '\0';
+        if (*p == '\0')
+            continue;
+        for (i = 0; i < sizeof app_props / sizeof app_props[0]; i++)
+            if (strcasecmp(p, app_props[i]) == 0)
+                break;
+        if (i == sizeof app_props / sizeof app_props[0]) {
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "Could not find a property named '%.200s' on type "
+                     "'microsoft.graph.detectedApp'.",
+                     p);
+            return graph_error(400, "BadRequest", msg);
+        }
+        *mask |= 1u << i;
+    }
+    if (*mask == 0)
+        *mask = APP_ALL;
+    return NULL;
+}
+
+/* One detectedApp with the properties in mask. */
+static json_t *
+app_json(const struct simapp *a, unsigned mask)
+{
+    json_t *o = json_object();
+
+    if (mask & 1u)
+        json_object_set_new(o, "id", json_string(a->id));
+    if (mask & 2u)
+        json_object_set_new(o, "displayName", json_string(a->name));
+    if (mask & 4u)
+        json_object_set_new(o, "version", json_string(a->version));
+    if (mask & 8u)
+        json_object_set_new(o, "sizeInByte", json_integer((json_int_t)a->size));
+    if (mask & 16u)
+        json_object_set_new(o, "deviceCount", json_integer(a->device_count));
+    if (mask & 32u)
+        json_object_set_new(o, "publisher", a->publisher ? json_string(a->publisher) : json_null());
+    if (mask & 64u)
+        json_object_set_new(o, "platform", json_string(a->platform));
+    return o;
+}
+
 /* Collection of detected apps (all of the tenant, or one device's). */
 static struct resp *
 graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
@@ -1773,7 +1843,15 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
     char ctx[512];
     struct simtenant *t = x->t;
     size_t total, i, n = 0;
+    const char *sel = arg_lookup(x->c, "$select");
+    unsigned mask;
+    struct resp *bad = parse_app_select(sel, &mask);
+    char *selq = NULL;
 
+    if (bad != NULL) {
+        json_decref(arr);
+        return bad;
+    }
     if (top_s) {
         char *end;
         top = strtol(top_s, &end, 10);
@@ -1799,34 +1877,43 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
         const struct simapp *a = only ? &t->apps[only->apps[i]] : &t->apps[i];
         if (!only && a->device_count == 0)
             continue;
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:I, s:i, s:o, s:s}", "id", a->id,
-                                             "displayName", a->name, "version", a->version,
-                                             "sizeInByte", (json_int_t)a->size, "deviceCount",
-                                             a->device_count, "publisher",
-                                             a->publisher ? json_string(a->publisher) : json_null(),
-                                             "platform", a->platform));
+        json_array_append_new(arr, app_json(a, mask));
         n++;
+    }
+    /* The next link keeps the query's $select, as Graph's do. */
+    if (sel != NULL) {
+        struct buf q;
+
+        buf_init(&q, 128);
+        for (size_t k = 0; k < sizeof app_props / sizeof app_props[0]; k++)
+            if (mask & (1u << k))
+                (void)buf_printf(&q, "%s%s", q.len ? "," : "$select=", app_props[k]);
+        (void)buf_addstr(&q, "&");
+        selq = xstrdup(buf_cstr(&q));
+        buf_free(&q);
+    } else {
+        selq = xstrdup("");
     }
     snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#%s", g.base, x->ver, ctxwhat);
     root = json_pack("{s:s}", "@odata.context", ctx);
     if (i < total) {
         int64_t v[1] = {(int64_t)i};
         char *tok = simtok_seal_ints("dask", v, 1);
-        char *url = xasprintf("%s/graph/%s/%s?%s%s%s$skiptoken=%s", g.base, x->ver,
-                              only ? "deviceManagement/managedDevices/x/detectedApps"
-                                   : "deviceManagement/detectedApps",
-                              top_s ? "$top=" : "", top_s ? top_s : "", top_s ? "&" : "", tok);
+        char *url = xasprintf("%s/graph/%s/%s?%s%s%s%s$skiptoken=%s", g.base, x->ver,
+                              "deviceManagement/detectedApps", selq, top_s ? "$top=" : "",
+                              top_s ? top_s : "", top_s ? "&" : "", tok);
         if (only) {
             free(url);
-            url = xasprintf("%s/graph/%s/deviceManagement/managedDevices/%s/detectedApps?%s%s%s"
+            url = xasprintf("%s/graph/%s/deviceManagement/managedDevices/%s/detectedApps?%s%s%s%s"
                             "$skiptoken=%s",
-                            g.base, x->ver, only->str[0], top_s ? "$top=" : "", top_s ? top_s : "",
-                            top_s ? "&" : "", tok);
+                            g.base, x->ver, only->str[0], selq, top_s ? "$top=" : "",
+                            top_s ? top_s : "", top_s ? "&" : "", tok);
         }
         json_object_set_new(root, "@odata.nextLink", json_string(url));
         free(url);
         free(tok);
     }
+    free(selq);
     json_object_set_new(root, "value", arr);
     struct resp *r = resp_new(200, GRAPH_CT);
     resp_json(r, root);
@@ -2239,17 +2326,20 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
             } else {
                 const struct simapp *a = &x->t->apps[pos];
                 char ctx[256];
-                snprintf(ctx, sizeof ctx,
-                         "%s/graph/%s/$metadata#deviceManagement/detectedApps/"
-                         "$entity",
-                         g.base, x->ver);
-                r = resp_new(200, GRAPH_CT);
-                resp_json(r, json_pack("{s:s, s:s, s:s, s:s, s:I, s:i, s:o, s:s}", "@odata.context",
-                                       ctx, "id", a->id, "displayName", a->name, "version",
-                                       a->version, "sizeInByte", (json_int_t)a->size, "deviceCount",
-                                       a->device_count, "publisher",
-                                       a->publisher ? json_string(a->publisher) : json_null(),
-                                       "platform", a->platform));
+                unsigned mask;
+                json_t *o;
+
+                r = parse_app_select(arg_lookup(x->c, "$select"), &mask);
+                if (r == NULL) {
+                    snprintf(ctx, sizeof ctx,
+                             "%s/graph/%s/$metadata#deviceManagement/detectedApps/"
+                             "$entity",
+                             g.base, x->ver);
+                    o = json_pack("{s:s}", "@odata.context", ctx);
+                    json_object_update_new(o, app_json(a, mask));
+                    r = resp_new(200, GRAPH_CT);
+                    resp_json(r, o);
+                }
             }
         } else if (strcmp(rest, "/managedDevices") == 0) {
             *rt = R_APP_DEVICES;

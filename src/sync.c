@@ -42,6 +42,8 @@
 #define MAX_CUSTOMER_PAGES   1000
 #define MAX_DEVICE_PAGES     10000
 #define PROGRESS_INTERVAL_MS 200
+/* Tenants with at least this many devices are not group-committed (tenant_reconcile). */
+#define BATCH_MAX_DEVICES 500
 /* Big responses in flight at once (device pages and $batch answers are up to a few MB each):
  * bounds memory however many tenants run, and is far above what Intune's pacing lets through. */
 #define BULK_MAX 12
@@ -850,7 +852,11 @@ tenant_reconcile(struct tenant *t)
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
-    if (!eng->batch_open && eng->batch_ms > 0) {
+    if (t->ndevs >= BATCH_MAX_DEVICES) {
+        /* A big tenant commits alone: inside a batch its savepoint would copy every page it
+         * touches once more, and its own commit is large enough to amortise. */
+        batch_flush(eng);
+    } else if (!eng->batch_open && eng->batch_ms > 0) {
         /* Without a batch (PostgreSQL, or the lock not obtained) the tenant commits alone. */
         if (store_batch_begin(eng->st, &eb) == 1) {
             eng->batch_open = 1;

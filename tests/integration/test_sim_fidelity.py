@@ -159,6 +159,30 @@ class Fidelity(unittest.TestCase):
                                          self.h))
         self.check("graph-v1.0-detectedApp-get.response.json", one, extras=extras, wrap=True)
 
+    def test_apps_select(self):
+        # OData $select: only the named properties (any case), the next link keeps it, and an
+        # unknown name is Graph's 400.
+        q = "/deviceManagement/detectedApps?$select=id,DisplayName&$top=2"
+        lst = self.ok(self.sim.graph_get(q, self.h))
+        self.assertEqual([sorted(a) for a in lst["value"]], [["displayName", "id"]] * 2)
+        self.assertIn("$select=id,displayName&", lst["@odata.nextLink"])
+        nxt = self.ok(self.sim.req("GET", lst["@odata.nextLink"], None, self.h)[0:3])
+        self.assertTrue(all(sorted(a) == ["displayName", "id"] for a in nxt["value"]), nxt)
+        did = self.ok(self.sim.graph_get("/deviceManagement/managedDevices?$top=1",
+                                         self.h))["value"][0]["id"]
+        per = self.ok(self.sim.graph_get(
+            "/deviceManagement/managedDevices/%s/detectedApps?$select=id,version,sizeInByte" % did,
+            self.h, version="beta"))
+        self.assertTrue(per["value"])
+        self.assertTrue(all(sorted(a) == ["id", "sizeInByte", "version"] for a in per["value"]))
+        one = self.ok(self.sim.graph_get("/deviceManagement/detectedApps/%s?$select=platform"
+                                         % lst["value"][0]["id"], self.h))
+        self.assertEqual(sorted(one), ["@odata.context", "platform"])
+        st, _, j = self.sim.graph_get("/deviceManagement/detectedApps?$select=id,colour", self.h)
+        self.assertEqual(st, 400, j)
+        self.assertIn("Could not find a property named 'colour' on type "
+                      "'microsoft.graph.detectedApp'", j["error"]["message"])
+
     def test_organization(self):
         org = self.ok(self.sim.graph_get("/organization", self.h))
         self.check("graph-v1.0-organization-get.response.json", org, extras=ORG_EXTRAS)
