@@ -197,20 +197,22 @@ asset_to_json(const struct asset *a)
  * string it refuses is shown with every non-ASCII byte as '?'. */
 
 #define AW_CHUNK 16384
-#define EOS_MEMO 32
+#define EOS_MEMO 256
 
+/* End of support by OS and version, per thread: the table is compiled in, so an answer never
+ * changes, and an inventory has a few dozen versions. */
 struct eos_memo {
     char os[24];
     char ver[40];
     char eos[11]; /* "" when none */
     int used;
 };
+static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
 
 struct asset_writer {
     struct buf *out;
     size_t n;
     int bad;
-    struct eos_memo memo[EOS_MEMO]; /* end of support by OS and version */
     char tmp[AW_CHUNK];
 };
 
@@ -222,7 +224,6 @@ asset_writer_new(struct buf *out)
     w->out = out;
     w->n = 0;
     w->bad = 0;
-    memset(w->memo, 0, sizeof w->memo);
     return w;
 }
 
@@ -521,7 +522,7 @@ aw_ts(struct asset_writer *w, int64_t t)
     w->n += 22;
 }
 
-/* lifecycle_lookup once per OS and version seen by this writer (a page has few). */
+/* lifecycle_lookup once per OS and version and thread, unless it is too long to keep. */
 static void
 aw_end_of_support(struct asset_writer *w, const struct device *d)
 {
@@ -540,7 +541,7 @@ aw_end_of_support(struct asset_writer *w, const struct device *d)
             h = (h ^ (unsigned char)d->os_name[i]) * 16777619u;
         for (size_t i = 0; i < lv; i++)
             h = (h ^ (unsigned char)d->os_version[i]) * 16777619u;
-        m = &w->memo[h % EOS_MEMO];
+        m = &eos_memo[h % EOS_MEMO];
         if (m->used && strcmp(m->os, d->os_name) == 0 && strcmp(m->ver, d->os_version) == 0)
             goto out;
         memcpy(m->os, d->os_name, ln + 1);
