@@ -245,12 +245,19 @@ aw_room(struct asset_writer *w, size_t need)
 }
 
 static void
+aw_put_big(struct asset_writer *w, const char *s, size_t n)
+{
+    aw_flush(w);
+    if (buf_add(w->out, s, n) != ERR_OK)
+        w->bad = 1;
+}
+
+/* Inline: most calls copy a constant fragment, a memcpy of known size. */
+static inline void
 aw_put(struct asset_writer *w, const char *s, size_t n)
 {
     if (n > AW_CHUNK / 2) {
-        aw_flush(w);
-        if (buf_add(w->out, s, n) != ERR_OK)
-            w->bad = 1;
+        aw_put_big(w, s, n);
         return;
     }
     memcpy(aw_room(w, n), s, n);
@@ -371,6 +378,23 @@ aw_escaped(struct asset_writer *w, const unsigned char *s, size_t n, int ascii)
     PUTK(w, "\"");
 }
 
+/* 1 for the bytes a string can hold as they are and that need no UTF-8 check: printable
+ * ASCII but the quote and the backslash. 0 ends the fast scan (NUL included). */
+static const unsigned char aw_plain[256] = {
+    [' '] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,  ['\''] = 1, ['('] = 1,
+    [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1,  ['/'] = 1,  ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1,  ['8'] = 1,
+    ['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1,  ['?'] = 1,  ['@'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,  ['G'] = 1,  ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,  ['O'] = 1,  ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,  ['W'] = 1,  ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1,  ['`'] = 1,  ['a'] = 1,
+    ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,  ['h'] = 1,  ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,  ['p'] = 1,  ['q'] = 1,
+    ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,  ['x'] = 1,  ['y'] = 1,
+    ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [0x7F] = 1,
+};
+
 static void
 aw_str(struct asset_writer *w, const char *str)
 {
@@ -383,7 +407,7 @@ aw_str(struct asset_writer *w, const char *str)
         return;
     }
     /* Printable ASCII, the usual case: one scan, one copy. */
-    while (s[n] >= 0x20 && s[n] < 0x80 && s[n] != '"' && s[n] != '\\')
+    while (aw_plain[s[n]])
         n++;
     if (s[n] == '\0' && n + 2 <= AW_CHUNK / 2) {
         char *o = aw_room(w, n + 2);
