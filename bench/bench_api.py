@@ -15,7 +15,7 @@ per URL before wrk starts, "warm"). --cache picks which rows are measured.
 
 Usage: bench/bench_api.py [--tenants 500] [--devices 2000] [--duration 10] [--connections 16]
                           [--threads 2] [--keep DIR] [--only GROUP,...]
-                          [--cache both|off|on] [--cache-mb 256]
+                          [--cache both|off|on] [--cache-mb 256] [--save-urls FILE]
 Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). --bin (or MEMSYNC_BIN) picks
 the binary, build/memsync by default.
 """
@@ -106,6 +106,8 @@ def main():
     ap.add_argument("--cache-mb", type=int, default=256,
                     help="api_cache_mb of the cached server (the mixed row's 331 pages are "
                     "about 80 MB)")
+    ap.add_argument("--save-urls", help="write the prepared URLs of every group to this file "
+                    "(JSON: group -> paths), for profiling or comparing builds")
     ap.add_argument("--bin", default=os.environ.get("MEMSYNC_BIN") or
                     os.path.join(HERE, "..", "build", "memsync"))
     a = ap.parse_args()
@@ -222,6 +224,9 @@ def main():
         groups.append(("search", "search= (%d texts), first page" % len(searches),
                        [hw + "&search=" + q(s) for s in searches]))
     print("URLs prepared in %.1f s" % (time.monotonic() - t0))
+    if a.save_urls:
+        with open(a.save_urls, "w") as f:
+            json.dump({name: paths for name, _, paths in groups}, f, indent=1)
     if a.only:
         wanted = a.only.split(",")
         groups = [g for g in groups if g[0] in wanted]

@@ -622,31 +622,17 @@ out:
 
 /* ---- hardware ---------------------------------------------------------------------------- */
 
-/* yajl hands over a token at a time: gathered like jansson's (dump_cb), then the body. */
-static void
-gen_print(void *ctx, const char *s, size_t n)
-{
-    struct dump *d = ctx;
-
-    if (d->n + n <= sizeof d->tmp) {
-        memcpy(d->tmp + d->n, s, n);
-        d->n += n;
-        return;
-    }
-    (void)dump_cb(s, n, d);
-}
-
 struct genpage {
-    yajl_gen g;
+    struct asset_writer *w;
     size_t rows, page_size;
     int64_t last_id;
     struct cursor last; /* the last row's sort values (text copied) */
-    int more, bad;
+    int more;
 };
 
 /* Writes the first page_size rows; one more only says there is a next page. */
 static int
-asset_gen_cb(void *arg, const struct asset *a)
+asset_write_cb(void *arg, const struct asset *a)
 {
     struct genpage *p = arg;
 
@@ -654,8 +640,9 @@ asset_gen_cb(void *arg, const struct asset *a)
         p->more = 1;
         return 0;
     }
-    if (asset_gen(p->g, a) != ERR_OK)
-        p->bad = 1;
+    if (p->rows > 0)
+        asset_writer_raw(p->w, ",", 1);
+    asset_writer_asset(p->w, a);
     p->rows++;
     p->last_id = a->id;
     if (p->rows == p->page_size && a->nsort_vals > 0) {
@@ -671,11 +658,7 @@ asset_gen_cb(void *arg, const struct asset *a)
     return 0;
 }
 
-static int
-gen_key(yajl_gen g, const char *k)
-{
-    return yajl_gen_string(g, (const unsigned char *)k, strlen(k)) != yajl_gen_status_ok;
-}
+#define RAW(w, lit) asset_writer_raw((w), (lit), sizeof(lit) - 1)
 
 /* Renders the page of q into resp: {"data": [...], "total_count": N, "next_cursor": ...}, the
  * same envelope reply_page writes, without a tree. */
@@ -683,41 +666,27 @@ static void
 hardware_render(struct httpd_request *req, struct httpd_response *resp, struct asset_query *q,
                 const struct list_params *lp, int64_t total)
 {
-    struct dump *d = xmalloc(sizeof *d); /* 16 KiB: not on the pool thread's stack */
     struct genpage p = {0};
     struct errbuf eb = {0};
     char *cur = NULL;
     int rc, bad = 0;
 
-    d->out = &resp->body;
-    d->n = 0;
-    d->bad = 0;
     buf_reset(&resp->body);
     /* About 1.2 KB per asset: one allocation instead of a dozen doublings and copies. */
     (void)buf_reserve(&resp->body, (size_t)lp->page_size * 1280 + 256);
-    p.g = yajl_gen_alloc(NULL);
-    if (p.g == NULL) {
-        free(d);
-        reply_err(resp, ERR_NOMEM, NULL);
-        return;
-    }
+    p.w = asset_writer_new(&resp->body);
     p.page_size = (size_t)lp->page_size;
-    yajl_gen_config(p.g, yajl_gen_print_callback, gen_print, d);
-    bad |= yajl_gen_map_open(p.g) != yajl_gen_status_ok;
-    bad |= gen_key(p.g, "data");
-    bad |= yajl_gen_array_open(p.g) != yajl_gen_status_ok;
-    rc = store_assets_each(req->st, q, asset_gen_cb, &p, &eb);
+    RAW(p.w, "{\"data\":[");
+    rc = store_assets_each(req->st, q, asset_write_cb, &p, &eb);
     if (rc != ERR_OK) {
-        yajl_gen_free(p.g);
+        (void)asset_writer_finish(p.w);
         cursor_free(&p.last);
-        free(d);
         reply_err(resp, rc, &eb);
         return;
     }
-    bad |= yajl_gen_array_close(p.g) != yajl_gen_status_ok;
-    bad |= gen_key(p.g, "total_count");
-    bad |= yajl_gen_integer(p.g, (long long)total) != yajl_gen_status_ok;
-    bad |= gen_key(p.g, "next_cursor");
+    RAW(p.w, "],\"total_count\":");
+    asset_writer_int(p.w, total);
+    RAW(p.w, ",\"next_cursor\":");
     if (p.more) {
         /* Keyset both ways: after the last id, or after the last row's sort values and id
          * (cheap at any depth, and rows added or retired between pages shift nothing). A
@@ -740,18 +709,15 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
             o.n = lp->pos + lp->page_size;
             bad |= cursor_encode(&o, cur, CURSOR_TEXT_MAX + 1) != 0;
         }
-        bad |= yajl_gen_string(p.g, (const unsigned char *)cur, strlen(cur)) != yajl_gen_status_ok;
+        asset_writer_string(p.w, cur);
         free(cur);
     } else {
-        bad |= yajl_gen_null(p.g) != yajl_gen_status_ok;
+        RAW(p.w, "null");
     }
-    bad |= yajl_gen_map_close(p.g) != yajl_gen_status_ok;
-    yajl_gen_free(p.g);
+    RAW(p.w, "}");
     cursor_free(&p.last);
-    dump_flush(d);
-    bad |= d->bad;
-    free(d);
-    if (bad || p.bad) {
+    bad |= asset_writer_finish(p.w) != ERR_OK;
+    if (bad) {
         reply_json(resp, 500, NULL); /* the generic "could not be built" answer */
         return;
     }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "lifecycle.h"
 #include "mem.h"
@@ -188,10 +189,89 @@ asset_to_json(const struct asset *a)
     return o;
 }
 
-/* ---- the same view through yajl's generator ------------------------------------------------
- * No tree: values go straight to the generator's output. jstr's fallback is reproduced exactly:
- * jansson accepts only well-formed UTF-8 (no overlong forms, surrogates or code points past
- * U+10FFFF), and a string it refuses is shown with every non-ASCII byte as '?'. */
+/* ---- the same view written as text (the hardware list) ------------------------------------
+ * No tree and no generator: the members are constant text around the values. The bytes are
+ * those yajl's generator wrote for this view until it was replaced (compact, '/' unescaped,
+ * other controls as \u00XX in capitals), and jansson's view reproduced exactly: jansson accepts
+ * only well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), and a
+ * string it refuses is shown with every non-ASCII byte as '?'. */
+
+#define AW_CHUNK 16384
+#define EOS_MEMO 256
+
+/* End of support by OS and version, per thread: the table is compiled in, so an answer never
+ * changes, and an inventory has a few dozen versions. */
+struct eos_memo {
+    char os[24];
+    char ver[40];
+    char eos[11]; /* "" when none */
+    int used;
+};
+static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
+
+struct asset_writer {
+    struct buf *out;
+    size_t n;
+    int bad;
+    char tmp[AW_CHUNK];
+};
+
+struct asset_writer *
+asset_writer_new(struct buf *out)
+{
+    struct asset_writer *w = xmalloc(sizeof *w);
+
+    w->out = out;
+    w->n = 0;
+    w->bad = 0;
+    return w;
+}
+
+static void
+aw_flush(struct asset_writer *w)
+{
+    if (w->n > 0 && buf_add(w->out, w->tmp, w->n) != ERR_OK)
+        w->bad = 1;
+    w->n = 0;
+}
+
+/* Room for need more bytes in tmp (need <= AW_CHUNK). */
+static inline char *
+aw_room(struct asset_writer *w, size_t need)
+{
+    if (w->n + need > AW_CHUNK)
+        aw_flush(w);
+    return w->tmp + w->n;
+}
+
+static void
+aw_put_big(struct asset_writer *w, const char *s, size_t n)
+{
+    aw_flush(w);
+    if (buf_add(w->out, s, n) != ERR_OK)
+        w->bad = 1;
+}
+
+/* Inline: most calls copy a constant fragment, a memcpy of known size. */
+static inline void
+aw_put(struct asset_writer *w, const char *s, size_t n)
+{
+    if (n > AW_CHUNK / 2) {
+        aw_put_big(w, s, n);
+        return;
+    }
+    memcpy(aw_room(w, n), s, n);
+    w->n += n;
+}
+
+void
+asset_writer_raw(struct asset_writer *w, const char *s, size_t n)
+{
+    aw_put(w, s, n);
+}
+
+/* A constant fragment. */
+#define PUTK(w, lit) aw_put((w), (lit), sizeof(lit) - 1)
 
 /* 1 when s[0..n) is UTF-8 that jansson's json_string accepts; *plain = 0 when a byte needs a
  * JSON escape (a quote, a backslash or a control character). */
@@ -237,55 +317,131 @@ utf8_ok(const unsigned char *s, size_t n, int *plain)
     return 1;
 }
 
-#define GEN_OK(x) ((x) == yajl_gen_status_ok ? 0 : 1)
-
-static int
-gkey(yajl_gen g, const char *k)
+/* The quoted, escaped form of s[0..n); with ascii, bytes >= 0x80 as '?'. At most 6 bytes per
+ * input byte, written in pieces that fit the chunk. */
+static void
+aw_escaped(struct asset_writer *w, const unsigned char *s, size_t n, int ascii)
 {
-    return GEN_OK(yajl_gen_string(g, (const unsigned char *)k, strlen(k)));
+    static const char hex[] = "0123456789ABCDEF";
+
+    PUTK(w, "\"");
+    while (n > 0) {
+        size_t take = n < AW_CHUNK / 8 ? n : AW_CHUNK / 8;
+        char *o = aw_room(w, take * 6), *o0 = o;
+
+        for (size_t i = 0; i < take; i++) {
+            unsigned char c = s[i];
+
+            if (c >= 0x80 && ascii)
+                c = '?';
+            switch (c) {
+            case '"':
+            case '\\':
+                *o++ = '\\';
+                *o++ = (char)c;
+                break;
+            case '\b':
+                *o++ = '\\';
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = '\\';
+                *o++ = 'f';
+                break;
+            case '\n':
+                *o++ = '\\';
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = '\\';
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = '\\';
+                *o++ = 't';
+                break;
+            default:
+                if (c < 0x20) {
+                    memcpy(o, "\\u00", 4);
+                    o[4] = hex[c >> 4];
+                    o[5] = hex[c & 15];
+                    o += 6;
+                } else {
+                    *o++ = (char)c;
+                }
+            }
+        }
+        w->n += (size_t)(o - o0);
+        s += take;
+        n -= take;
+    }
+    PUTK(w, "\"");
 }
 
-/* A string that needs no escape, quoted as yajl_gen_string would write it, in one token:
- * yajl_gen_number emits its text as is, with the same separators and state checks. */
-static int
-gquoted(yajl_gen g, const char *s, size_t n)
-{
-    char q[256];
+/* 1 for the bytes a string can hold as they are and that need no UTF-8 check: printable
+ * ASCII but the quote and the backslash. 0 ends the fast scan (NUL included). */
+static const unsigned char aw_plain[256] = {
+    [' '] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1,  ['\''] = 1, ['('] = 1,
+    [')'] = 1, ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1,  ['/'] = 1,  ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1,  ['8'] = 1,
+    ['9'] = 1, [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1,  ['?'] = 1,  ['@'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,  ['G'] = 1,  ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,  ['O'] = 1,  ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,  ['W'] = 1,  ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1,  ['`'] = 1,  ['a'] = 1,
+    ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,  ['h'] = 1,  ['i'] = 1,
+    ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1,  ['p'] = 1,  ['q'] = 1,
+    ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1,  ['x'] = 1,  ['y'] = 1,
+    ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [0x7F] = 1,
+};
 
-    if (n > sizeof q - 2)
-        return GEN_OK(yajl_gen_string(g, (const unsigned char *)s, n));
-    q[0] = '"';
-    memcpy(q + 1, s, n);
-    q[n + 1] = '"';
-    return GEN_OK(yajl_gen_number(g, q, n + 2));
+static void
+aw_str(struct asset_writer *w, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = 0;
+    int plain;
+
+    if (s == NULL) {
+        PUTK(w, "null");
+        return;
+    }
+    /* Printable ASCII, the usual case: one scan, one copy. */
+    while (aw_plain[s[n]])
+        n++;
+    if (s[n] == '\0' && n + 2 <= AW_CHUNK / 2) {
+        char *o = aw_room(w, n + 2);
+
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        w->n += n + 2;
+        return;
+    }
+    n += strlen((const char *)s + n);
+    if (!utf8_ok(s, n, &plain))
+        aw_escaped(w, s, n, 1);
+    else if (!plain || n + 2 > AW_CHUNK / 2)
+        aw_escaped(w, s, n, 0);
+    else {
+        char *o = aw_room(w, n + 2);
+
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        w->n += n + 2;
+    }
 }
 
-static int
-gstr(yajl_gen g, const char *s)
+void
+asset_writer_string(struct asset_writer *w, const char *s)
 {
-    size_t n;
-    char small[256], *copy;
-    int bad, plain;
-
-    if (s == NULL)
-        return GEN_OK(yajl_gen_null(g));
-    n = strlen(s);
-    if (utf8_ok((const unsigned char *)s, n, &plain))
-        return plain ? gquoted(g, s, n) : GEN_OK(yajl_gen_string(g, (const unsigned char *)s, n));
-    copy = n < sizeof small ? small : xmalloc(n + 1);
-    memcpy(copy, s, n + 1);
-    for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
-        if (*p >= 0x80)
-            *p = '?';
-    bad = GEN_OK(yajl_gen_string(g, (const unsigned char *)copy, n));
-    if (copy != small)
-        free(copy);
-    return bad;
+    aw_str(w, s);
 }
 
 /* Decimal without snprintf; exact for INT64_MIN. */
-static int
-gint(yajl_gen g, int64_t v)
+static void
+aw_int(struct asset_writer *w, int64_t v)
 {
     char out[24], *p = out + sizeof out;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -296,110 +452,239 @@ gint(yajl_gen g, int64_t v)
     } while (u != 0);
     if (v < 0)
         *--p = '-';
-    return GEN_OK(yajl_gen_number(g, p, (size_t)(out + sizeof out - p)));
+    aw_put(w, p, (size_t)(out + sizeof out - p));
 }
 
-static int
-gts(yajl_gen g, int64_t t)
+void
+asset_writer_int(struct asset_writer *w, int64_t v)
 {
-    char out[32];
-
-    if (t == TS_NULL)
-        return GEN_OK(yajl_gen_null(g));
-    clock_fmt(t, out, sizeof out);
-    return gquoted(g, out, strlen(out)); /* digits and separators */
+    aw_int(w, v);
 }
 
-static int
-gbytes(yajl_gen g, int64_t v)
+static void
+aw_bytes(struct asset_writer *w, int64_t v)
 {
-    return v < 0 ? GEN_OK(yajl_gen_null(g)) : gint(g, v);
+    if (v < 0)
+        PUTK(w, "null");
+    else
+        aw_int(w, v);
 }
 
-static int
-gbool(yajl_gen g, int v)
+static void
+aw_bool(struct asset_writer *w, int v)
 {
-    return v < 0 ? GEN_OK(yajl_gen_null(g)) : GEN_OK(yajl_gen_bool(g, v != 0));
+    if (v < 0)
+        PUTK(w, "null");
+    else if (v)
+        PUTK(w, "true");
+    else
+        PUTK(w, "false");
 }
 
-static int
-gend_of_support(yajl_gen g, const struct device *d)
+static void
+put2(char *o, unsigned v)
+{
+    o[0] = (char)('0' + v / 10);
+    o[1] = (char)('0' + v % 10);
+}
+
+/* 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z: clock_fmt's text without gmtime_r (a lock
+ * and a time zone conversion per call, five calls per row). */
+#define TS_FAST_MIN (-INT64_C(62135596800))
+#define TS_FAST_MAX INT64_C(253402300799)
+
+static void
+aw_ts(struct asset_writer *w, int64_t t)
+{
+    int64_t days, secs, era, doe, yoe, doy, mp, y;
+    unsigned m, d;
+    char *o;
+
+    if (t == TS_NULL) {
+        PUTK(w, "null");
+        return;
+    }
+    if (t < TS_FAST_MIN || t > TS_FAST_MAX) {
+        char out[32];
+
+        clock_fmt(t, out, sizeof out);
+        aw_str(w, out);
+        return;
+    }
+    days = t / 86400;
+    secs = t % 86400;
+    if (secs < 0) {
+        secs += 86400;
+        days--;
+    }
+    /* Civil date of a day count (proleptic Gregorian, eras of 400 years from 0000-03-01). */
+    days += 719468;
+    era = (days >= 0 ? days : days - 146096) / 146097;
+    doe = days - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+    m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+    y = yoe + era * 400 + (m <= 2);
+    o = aw_room(w, 22);
+    o[0] = '"';
+    put2(o + 1, (unsigned)(y / 100));
+    put2(o + 3, (unsigned)(y % 100));
+    o[5] = '-';
+    put2(o + 6, m);
+    o[8] = '-';
+    put2(o + 9, d);
+    o[11] = 'T';
+    put2(o + 12, (unsigned)(secs / 3600));
+    o[14] = ':';
+    put2(o + 15, (unsigned)(secs / 60 % 60));
+    o[17] = ':';
+    put2(o + 18, (unsigned)(secs % 60));
+    o[20] = 'Z';
+    o[21] = '"';
+    w->n += 22;
+}
+
+/* lifecycle_lookup once per OS and version and thread, unless it is too long to keep. */
+static void
+aw_end_of_support(struct asset_writer *w, const struct device *d)
 {
     struct lifecycle_info li;
+    struct eos_memo *m = NULL;
+    size_t ln, lv;
+    uint32_t h = 2166136261u;
 
+    if (d->os_name == NULL) {
+        PUTK(w, "null");
+        return;
+    }
+    if (d->os_version != NULL && (ln = strlen(d->os_name)) < sizeof m->os &&
+        (lv = strlen(d->os_version)) < sizeof m->ver) {
+        for (size_t i = 0; i < ln; i++)
+            h = (h ^ (unsigned char)d->os_name[i]) * 16777619u;
+        for (size_t i = 0; i < lv; i++)
+            h = (h ^ (unsigned char)d->os_version[i]) * 16777619u;
+        m = &eos_memo[h % EOS_MEMO];
+        if (m->used && strcmp(m->os, d->os_name) == 0 && strcmp(m->ver, d->os_version) == 0)
+            goto out;
+        memcpy(m->os, d->os_name, ln + 1);
+        memcpy(m->ver, d->os_version, lv + 1);
+        m->used = 1;
+    }
     memset(&li, 0, sizeof li);
-    if (d->os_name == NULL || !lifecycle_lookup(d->os_name, d->os_version, &li) ||
-        li.end_of_support[0] == '\0')
-        return GEN_OK(yajl_gen_null(g));
-    return gstr(g, li.end_of_support);
+    if (!lifecycle_lookup(d->os_name, d->os_version, &li))
+        li.end_of_support[0] = '\0';
+    if (m == NULL) {
+        if (li.end_of_support[0] == '\0')
+            PUTK(w, "null");
+        else
+            aw_str(w, li.end_of_support);
+        return;
+    }
+    memcpy(m->eos, li.end_of_support, sizeof m->eos);
+    m->eos[sizeof m->eos - 1] = '\0';
+out:
+    if (m->eos[0] == '\0')
+        PUTK(w, "null");
+    else
+        aw_str(w, m->eos);
 }
 
-#define GOPEN(g)  GEN_OK(yajl_gen_map_open(g))
-#define GCLOSE(g) GEN_OK(yajl_gen_map_close(g))
-/* Key, then value: two statements, as the operands of | have no order. */
-#define KV(k, v)                                                                                   \
-    do {                                                                                           \
-        bad |= gkey(g, (k));                                                                       \
-        bad |= (v);                                                                                \
-    } while (0)
-
-int
-asset_gen(yajl_gen g, const struct asset *a)
+void
+asset_writer_asset(struct asset_writer *w, const struct asset *a)
 {
     const struct device *d = &a->dev;
-    int bad = 0;
 
-    bad |= GOPEN(g);
-    KV("id", gint(g, a->id));
-    KV("client", GOPEN(g));
-    KV("id", gint(g, a->client_id));
-    KV("name", gstr(g, a->client_name));
-    KV("tenant_id", gstr(g, a->client_tenant_id));
-    bad |= GCLOSE(g);
-    KV("source", GOPEN(g));
-    KV("integration_id", gint(g, a->integration_id));
-    KV("intune_device_id", gstr(g, d->intune_id));
-    KV("azure_ad_device_id", gstr(g, d->aad_device_id));
-    bad |= GCLOSE(g);
-    KV("name", gstr(g, d->name));
-    KV("serial_number", gstr(g, d->serial));
-    KV("manufacturer", gstr(g, d->manufacturer));
-    KV("model", gstr(g, d->model));
-    KV("type", gstr(g, device_type_name(d->type)));
-    KV("operating_system", GOPEN(g));
-    KV("name", gstr(g, d->os_name));
-    KV("version", gstr(g, d->os_version));
-    KV("end_of_support", gend_of_support(g, d));
-    bad |= GCLOSE(g);
-    KV("user", GOPEN(g));
-    KV("principal_name", gstr(g, d->user_upn));
-    KV("display_name", gstr(g, d->user_name));
-    KV("email", gstr(g, d->user_email));
-    bad |= GCLOSE(g);
-    KV("ownership", gstr(g, d->ownership));
-    KV("compliance_state", gstr(g, d->compliance_state));
-    KV("management_state", gstr(g, d->management_state));
-    KV("enrollment_type", gstr(g, d->enrollment_type));
-    KV("is_encrypted", gbool(g, d->is_encrypted));
-    KV("is_supervised", gbool(g, d->is_supervised));
-    KV("storage", GOPEN(g));
-    KV("total_bytes", gbytes(g, d->storage_total));
-    KV("free_bytes", gbytes(g, d->storage_free));
-    bad |= GCLOSE(g);
-    KV("memory_bytes", gbytes(g, d->memory));
-    KV("wifi_mac", gstr(g, d->wifi_mac));
-    KV("ethernet_mac", gstr(g, d->ethernet_mac));
-    KV("imei", gstr(g, d->imei));
-    KV("meid", gstr(g, d->meid));
-    KV("phone_number", gstr(g, d->phone));
-    KV("enrolled_at", gts(g, d->enrolled_at));
-    KV("last_check_in_at", gts(g, d->last_check_in_at));
-    KV("first_synced_at", gts(g, a->first_synced_at));
-    KV("last_synced_at", gts(g, a->last_synced_at));
-    KV("retired_at", gts(g, a->retired_at));
-    KV("serial_duplicate", GEN_OK(yajl_gen_bool(g, a->serial_duplicate != 0)));
-    bad |= GCLOSE(g);
-    return bad ? ERR_INVAL : ERR_OK;
+    PUTK(w, "{\"id\":");
+    aw_int(w, a->id);
+    PUTK(w, ",\"client\":{\"id\":");
+    aw_int(w, a->client_id);
+    PUTK(w, ",\"name\":");
+    aw_str(w, a->client_name);
+    PUTK(w, ",\"tenant_id\":");
+    aw_str(w, a->client_tenant_id);
+    PUTK(w, "},\"source\":{\"integration_id\":");
+    aw_int(w, a->integration_id);
+    PUTK(w, ",\"intune_device_id\":");
+    aw_str(w, d->intune_id);
+    PUTK(w, ",\"azure_ad_device_id\":");
+    aw_str(w, d->aad_device_id);
+    PUTK(w, "},\"name\":");
+    aw_str(w, d->name);
+    PUTK(w, ",\"serial_number\":");
+    aw_str(w, d->serial);
+    PUTK(w, ",\"manufacturer\":");
+    aw_str(w, d->manufacturer);
+    PUTK(w, ",\"model\":");
+    aw_str(w, d->model);
+    PUTK(w, ",\"type\":");
+    aw_str(w, device_type_name(d->type));
+    PUTK(w, ",\"operating_system\":{\"name\":");
+    aw_str(w, d->os_name);
+    PUTK(w, ",\"version\":");
+    aw_str(w, d->os_version);
+    PUTK(w, ",\"end_of_support\":");
+    aw_end_of_support(w, d);
+    PUTK(w, "},\"user\":{\"principal_name\":");
+    aw_str(w, d->user_upn);
+    PUTK(w, ",\"display_name\":");
+    aw_str(w, d->user_name);
+    PUTK(w, ",\"email\":");
+    aw_str(w, d->user_email);
+    PUTK(w, "},\"ownership\":");
+    aw_str(w, d->ownership);
+    PUTK(w, ",\"compliance_state\":");
+    aw_str(w, d->compliance_state);
+    PUTK(w, ",\"management_state\":");
+    aw_str(w, d->management_state);
+    PUTK(w, ",\"enrollment_type\":");
+    aw_str(w, d->enrollment_type);
+    PUTK(w, ",\"is_encrypted\":");
+    aw_bool(w, d->is_encrypted);
+    PUTK(w, ",\"is_supervised\":");
+    aw_bool(w, d->is_supervised);
+    PUTK(w, ",\"storage\":{\"total_bytes\":");
+    aw_bytes(w, d->storage_total);
+    PUTK(w, ",\"free_bytes\":");
+    aw_bytes(w, d->storage_free);
+    PUTK(w, "},\"memory_bytes\":");
+    aw_bytes(w, d->memory);
+    PUTK(w, ",\"wifi_mac\":");
+    aw_str(w, d->wifi_mac);
+    PUTK(w, ",\"ethernet_mac\":");
+    aw_str(w, d->ethernet_mac);
+    PUTK(w, ",\"imei\":");
+    aw_str(w, d->imei);
+    PUTK(w, ",\"meid\":");
+    aw_str(w, d->meid);
+    PUTK(w, ",\"phone_number\":");
+    aw_str(w, d->phone);
+    PUTK(w, ",\"enrolled_at\":");
+    aw_ts(w, d->enrolled_at);
+    PUTK(w, ",\"last_check_in_at\":");
+    aw_ts(w, d->last_check_in_at);
+    PUTK(w, ",\"first_synced_at\":");
+    aw_ts(w, a->first_synced_at);
+    PUTK(w, ",\"last_synced_at\":");
+    aw_ts(w, a->last_synced_at);
+    PUTK(w, ",\"retired_at\":");
+    aw_ts(w, a->retired_at);
+    if (a->serial_duplicate != 0)
+        PUTK(w, ",\"serial_duplicate\":true}");
+    else
+        PUTK(w, ",\"serial_duplicate\":false}");
+}
+
+int
+asset_writer_finish(struct asset_writer *w)
+{
+    int bad;
+
+    aw_flush(w);
+    bad = w->bad;
+    free(w);
+    return bad ? ERR_TOOBIG : ERR_OK;
 }
 
 json_t *

@@ -10,16 +10,25 @@
 
 #include <jansson.h>
 #include <stddef.h>
-#include <yajl/yajl_gen.h>
+#include <stdint.h>
 
+#include "buf.h"
 #include "store.h"
 
 json_t *asset_to_json(const struct asset *a);
-/* Writes the same object as asset_to_json (same members, values and order) to g, for pages
- * rendered without a tree (the hardware list). Strings that are not valid UTF-8 are
- * replaced the same way. ERR_OK, or ERR_INVAL when the generator refuses (g's state is
- * then unspecified: discard the output). */
-int asset_gen(yajl_gen g, const struct asset *a);
+/* The hardware list's JSON, written as text into a buffer without a tree (the same object as
+ * asset_to_json: same members, values and order; strings that are not valid UTF-8 replaced
+ * the same way). The writer gathers output in its own chunk and appends it to out; a failed
+ * append (out's maximum) is remembered and reported by asset_writer_finish. One owner. */
+struct asset_writer;
+
+struct asset_writer *asset_writer_new(struct buf *out); /* aborts on OOM */
+void asset_writer_asset(struct asset_writer *w, const struct asset *a);
+void asset_writer_raw(struct asset_writer *w, const char *s, size_t n); /* JSON text as is */
+void asset_writer_string(struct asset_writer *w, const char *s);        /* NULL: null */
+void asset_writer_int(struct asset_writer *w, int64_t v);
+/* Appends what is left and frees w: ERR_OK, or ERR_TOOBIG when out refused some of it. */
+int asset_writer_finish(struct asset_writer *w);
 json_t *client_to_json(const struct client_row *c);
 
 extern const char *const asset_columns[];

@@ -2739,6 +2739,45 @@ asset_bind(sqlite3_stmt *st, const struct asset_query *q, const struct store_bin
     sqlite3_bind_int64(st, 4, q->after_id);
 }
 
+/* read_device for list rows: the strings point into the statement's row (valid until the next
+ * step), so a page of 200 rows makes no copies. Never device_clear the result. */
+static void
+read_device_view(sqlite3_stmt *st, int first, struct device *d)
+{
+    device_init(d);
+    for (size_t i = 0; i < device_field_count; i++) {
+        const struct device_field *f = &device_fields[i];
+        void *p = field_ptr(d, f);
+        int c = first + (int)i;
+
+        switch (f->kind) {
+        case DF_STR: /* NULL for SQL NULL */
+            *(const char **)p = (const char *)sqlite3_column_text(st, c);
+            break;
+        case DF_INT64:
+            *(int64_t *)p =
+                sqlite3_column_type(st, c) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, c);
+            break;
+        case DF_BOOL:
+            *(int *)p =
+                sqlite3_column_type(st, c) == SQLITE_NULL ? -1 : sqlite3_column_int(st, c) != 0;
+            break;
+        case DF_TS:
+            *(int64_t *)p = col_ts(st, c);
+            break;
+        case DF_TYPE: {
+            const char *t = (const char *)sqlite3_column_text(st, c);
+            enum device_type ty = DEVICE_UNKNOWN;
+
+            if (t != NULL && device_type_parse(t, &ty) != 0)
+                ty = DEVICE_UNKNOWN;
+            *(enum device_type *)p = ty;
+            break;
+        }
+        }
+    }
+}
+
 struct sq_part {
     struct sq *s;
     const struct asset_query *q;
@@ -2799,8 +2838,8 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.last_synced_at = col_ts(st, 7);
         a.retired_at = col_ts(st, 8);
         a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
-        read_device(st, 10, &a.dev);
-        a.dev.intune_id = col_dup(st, 5);
+        read_device_view(st, 10, &a.dev);
+        a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = first_sort + (int)i, t = sqlite3_column_type(st, c);
             struct store_cell *v = &a.sort_vals[i];
@@ -2814,8 +2853,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         }
         a.nsort_vals = q->nsorts;
         (*rows)++;
-        rc = x->cb(x->arg, &a);
-        device_clear(&a.dev);
+        rc = x->cb(x->arg, &a); /* a.dev borrows the row: nothing to free */
         if (rc != 0)
             break;
     }

@@ -1471,6 +1471,50 @@ test_count_cache_follows_writes(void **state)
     free_devs(d, 3);
 }
 
+/* The count cache keeps every one of many recent distinct lists: a row written behind the
+ * store's back (no data version change) shows in none of their counts. A direct-mapped table
+ * lost some of 300 to collisions and recounted them. */
+static void
+test_count_cache_holds_many_lists(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct store_filter f = {"name", "eq", NULL};
+    struct asset_query q;
+    char name[32];
+
+    mkdev(&d, "dev-a", "A", "SN-A");
+    sync_tenant(fx, &ci_a, &d, 1, 1, T0);
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    q.filters = &f;
+    q.nfilters = 1;
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "N%d", i);
+        f.value = name;
+        assert_int_equal(store_assets_count(fx->st, &q, &eb), 0);
+    }
+    /* Every name gets a row, the data version stays: cached counts stay 0. */
+    sql_exec(fx->path,
+             "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE "
+             "i < 299) INSERT INTO hardware_asset (account_id, client_id, integration_id, "
+             "tenant_id, intune_device_id, name, first_synced_at, last_synced_at, "
+             "last_seen_gen) SELECT h.account_id, h.client_id, h.integration_id, "
+             "h.tenant_id, 'x' || i, 'N' || i, 0, 0, 0 FROM n, hardware_asset h");
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "N%d", i);
+        f.value = name;
+        if (store_assets_count(fx->st, &q, &eb) != 0)
+            fail_msg("the count of %s was not kept", name);
+    }
+    /* The rows are there: a list not counted before sees them. */
+    f.op = "like";
+    f.value = "N";
+    assert_int_equal(store_assets_count(fx->st, &q, &eb), 300);
+    device_clear(&d);
+}
+
 /* ASCII case-insensitive substring: search= on SQLite (lower() folds ASCII only). */
 static int
 contains_ci(const char *hay, const char *needle)
@@ -1686,6 +1730,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
         cmocka_unit_test(test_diff_helper),
         cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_count_cache_holds_many_lists, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open, teardown),
         cmocka_unit_test(test_trigram_query),
     };
