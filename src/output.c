@@ -331,7 +331,7 @@ output_end(struct output *o, struct errbuf *eb)
 int
 output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb)
 {
-    enum output_format f;
+    enum output_format f = OUTPUT_TABLE; /* GCC -O3 cannot see output_format_parse set it */
     int rc = output_format_parse(format, &f, eb);
 
     *out = NULL;
