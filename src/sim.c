@@ -1364,14 +1364,13 @@ graph_organization(struct gctx *x)
     return r;
 }
 
-/* Parses $select into a property bitmask. Returns NULL response on success. */
+/* Splits a $select into trimmed names and hands each to take(); a name take() refuses (-1) is
+ * Graph's 400 naming it and type. NULL response on success. */
 static struct resp *
-parse_select(const char *sel, uint64_t mask[2], int *any, int beta, const char *type)
+select_each(const char *sel, const char *type, int (*take)(void *arg, const char *name), void *arg)
 {
     char tmp[4096], *save = NULL;
 
-    mask[0] = mask[1] = 0;
-    *any = 0;
     if (sel == NULL)
         return NULL;
     if (strlen(sel) >= sizeof tmp)
@@ -1385,22 +1384,49 @@ parse_select(const char *sel, uint64_t mask[2], int *any, int beta, const char *
             *--e = '\0';
         if (*p == '\0')
             continue;
-        int i = simw_prop_index(p);
-        if (i < 0 && beta && simw_beta_index(p) >= 0) {
-            mask[1] |= UINT64_C(1) << simw_beta_index(p);
-            *any = 1;
-            continue;
-        }
-        if (i < 0) {
+        if (take(arg, p) < 0) {
             char msg[512];
             snprintf(msg, sizeof msg, "Could not find a property named '%.200s' on type '%s'.", p,
                      type);
             return graph_error(400, "BadRequest", msg);
         }
-        mask[i / 64] |= UINT64_C(1) << (i % 64);
-        *any = 1;
     }
     return NULL;
+}
+
+struct dev_select {
+    uint64_t *mask;
+    int *any;
+    int beta;
+};
+
+static int
+dev_select_take(void *arg, const char *name)
+{
+    struct dev_select *d = arg;
+    int i = simw_prop_index(name);
+
+    if (i < 0 && d->beta && simw_beta_index(name) >= 0) {
+        d->mask[1] |= UINT64_C(1) << simw_beta_index(name);
+        *d->any = 1;
+        return 0;
+    }
+    if (i < 0)
+        return -1;
+    d->mask[i / 64] |= UINT64_C(1) << (i % 64);
+    *d->any = 1;
+    return 0;
+}
+
+/* Parses $select into a property bitmask. Returns NULL response on success. */
+static struct resp *
+parse_select(const char *sel, uint64_t mask[2], int *any, int beta, const char *type)
+{
+    struct dev_select d = {mask, any, beta};
+
+    mask[0] = mask[1] = 0;
+    *any = 0;
+    return select_each(sel, type, dev_select_take, &d);
 }
 
 static void
@@ -1766,46 +1792,32 @@ static const char *const app_props[] = {"id",          "displayName", "version",
                                         "deviceCount", "publisher",   "platform"};
 #define APP_ALL ((1u << (sizeof app_props / sizeof app_props[0])) - 1)
 
+static int
+app_select_take(void *arg, const char *name)
+{
+    unsigned *mask = arg;
+
+    for (size_t i = 0; i < sizeof app_props / sizeof app_props[0]; i++) {
+        if (strcasecmp(name, app_props[i]) == 0) {
+            *mask |= 1u << i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* $select on detectedApps: a mask of app_props (all of them without one). OData names
  * compare case-insensitively, as Graph's do. NULL response on success. */
 static struct resp *
 parse_app_select(const char *sel, unsigned *mask)
 {
-    char tmp[1024], *save = NULL;
+    struct resp *r;
 
-    *mask = APP_ALL;
-    if (sel == NULL)
-        return NULL;
-    if (strlen(sel) >= sizeof tmp)
-        return graph_error(400, "BadRequest", "The $select query option is too long.");
-    snprintf(tmp, sizeof tmp, "%s", sel);
     *mask = 0;
-    for (char *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        size_t i;
-
-        while (*p == ' ')
-            p++;
-        char *e = p + strlen(p);
-        while (e > p && e[-1] == ' ')
-            *--e = '\0';
-        if (*p == '\0')
-            continue;
-        for (i = 0; i < sizeof app_props / sizeof app_props[0]; i++)
-            if (strcasecmp(p, app_props[i]) == 0)
-                break;
-        if (i == sizeof app_props / sizeof app_props[0]) {
-            char msg[512];
-            snprintf(msg, sizeof msg,
-                     "Could not find a property named '%.200s' on type "
-                     "'microsoft.graph.detectedApp'.",
-                     p);
-            return graph_error(400, "BadRequest", msg);
-        }
-        *mask |= 1u << i;
-    }
+    r = select_each(sel, "microsoft.graph.detectedApp", app_select_take, mask);
     if (*mask == 0)
         *mask = APP_ALL;
-    return NULL;
+    return r;
 }
 
 /* One detectedApp with the properties in mask. */
