@@ -43,7 +43,8 @@
 #define MAX_DEVICE_PAGES     10000
 #define PROGRESS_INTERVAL_MS 200
 /* Tenants with at least this many devices are not group-committed (tenant_reconcile). */
-#define BATCH_MAX_DEVICES 500
+#define BATCH_MAX_DEVICES  500
+#define BATCH_MAX_INSTALLS 2000
 /* Big responses in flight at once (device pages and $batch answers are up to a few MB each):
  * bounds memory however many tenants run, and is far above what Intune's pacing lets through. */
 #define BULK_MAX 12
@@ -837,6 +838,20 @@ tenant_fail(struct tenant *t, const struct remedy *r)
     tenant_done(t);
 }
 
+/* Install rows the tenant's reconcile may write: the apps of the devices read in this sync. */
+static size_t
+tenant_installs(const struct tenant *t)
+{
+    size_t n = 0;
+
+    if (t->fetched == NULL)
+        return 0;
+    for (size_t i = 0; i < t->ndevs; i++)
+        if (t->fetched[i])
+            n += t->dapps[i].n;
+    return n;
+}
+
 static void
 tenant_reconcile(struct tenant *t)
 {
@@ -852,7 +867,7 @@ tenant_reconcile(struct tenant *t)
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
-    if (t->ndevs >= BATCH_MAX_DEVICES) {
+    if (t->ndevs >= BATCH_MAX_DEVICES || tenant_installs(t) >= BATCH_MAX_INSTALLS) {
         /* A big tenant commits alone: inside a batch its savepoint would copy every page it
          * touches once more, and its own commit is large enough to amortise. */
         batch_flush(eng);
