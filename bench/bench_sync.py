@@ -75,48 +75,52 @@ def lower_bound(sizes, apps, latency_s, export_min=None):
 def cpu_table(sim, devices, installs, args):
     """CPU per device and per install at 0 ms latency without throttling, each on a fresh
     database: a devices-only full sync, then a full sync with software; --cpu-runs times each,
-    interleaved. The median is the number to quote on a shared machine; the minimum is the
-    least disturbed run."""
+    interleaved (and with --compare, each run of this build followed by the same run of the
+    other, which the simulator of this build serves too). The median is the number to quote on
+    a shared machine; the minimum is the least disturbed run."""
     sim.control([{"op": "set_latency", "ms": 0}, {"op": "set_throttle", "enabled": False}])
-    res = {"devices": [], "software": []}
+    bins = [harness.BIN] + ([os.path.abspath(args.compare)] if args.compare else [])
+    res = {(b, k): [] for b in bins for k in ("devices", "software")}
     for _ in range(max(args.cpu_runs, 1)):
         for kind, extra in (("devices", ["--no-software"]), ("software", [])):
-            ms = harness.Memsync(sim)
-            try:
-                ms.add_integration("--no-sync")
-                code, wall, cpu, rss, out, err = run_measured(
-                    [harness.BIN, "sync", "--full"] + extra, ms.dir, ms.env)
-                if code != 0:
-                    print("%s sync exit %d:\n%s" % (kind, code, err[-2000:]))
-                if kind == "software" and installs is None:
-                    installs = sum(s["device_count"] for s in ms.json(
-                        "assets", "software", "--format", "json"))
-                res[kind].append((cpu, wall, rss) + run_measured.user_sys)
-            finally:
-                ms.cleanup()
-    print()
-    print("CPU at 0 ms latency, no throttling (fresh database each, %d run(s) each):" %
-          len(res["devices"]))
-    hdr = "%-14s %8s %8s %8s %8s %9s %9s" % ("", "CPU s", "user s", "sys s", "wall s",
-                                               "RSS MiB", "per unit")
-    print(hdr)
-    print("-" * len(hdr))
-    dmed = statistics.median(r[0] for r in res["devices"])
-    for kind in ("devices", "software"):
-        for i, (cpu, wall, rss, user, sys_) in enumerate(res[kind]):
-            if kind == "devices":
-                unit = "%.1f us/dev" % (cpu * 1e6 / max(devices, 1))
-            else:
-                unit = "%.2f us/inst" % ((cpu - dmed) * 1e6 / max(installs, 1))
-            print("%-14s %8.2f %8.2f %8.2f %8.2f %9.1f %9s" % (
-                "%s #%d" % (kind, i + 1), cpu, user, sys_, wall, rss, unit))
-    dcpu = [r[0] for r in res["devices"]]
-    scpu = [r[0] for r in res["software"]]
-    print("  per device : median %.1f us, min %.1f us" % (
-        statistics.median(dcpu) * 1e6 / max(devices, 1), min(dcpu) * 1e6 / max(devices, 1)))
-    print("  per install (beyond the devices' median): median %.2f us, min %.2f us" % (
-        (statistics.median(scpu) - dmed) * 1e6 / max(installs, 1),
-        (min(scpu) - dmed) * 1e6 / max(installs, 1)))
+            for b in bins:
+                ms = harness.Memsync(sim)
+                try:
+                    ms.add_integration("--no-sync")
+                    code, wall, cpu, rss, out, err = run_measured(
+                        [b, "sync", "--full"] + extra, ms.dir, ms.env)
+                    if code != 0:
+                        print("%s sync exit %d:\n%s" % (kind, code, err[-2000:]))
+                    if kind == "software" and installs is None:
+                        installs = sum(s["device_count"] for s in ms.json(
+                            "assets", "software", "--format", "json"))
+                    res[(b, kind)].append((cpu, wall, rss) + run_measured.user_sys)
+                finally:
+                    ms.cleanup()
+    for b in bins:
+        print()
+        print("CPU at 0 ms latency, no throttling (fresh database each, %d run(s) each), %s:" %
+              (len(res[(b, "devices")]), b))
+        hdr = "%-14s %8s %8s %8s %8s %9s %12s" % ("", "CPU s", "user s", "sys s", "wall s",
+                                                    "RSS MiB", "per unit")
+        print(hdr)
+        print("-" * len(hdr))
+        dcpu = [r[0] for r in res[(b, "devices")]]
+        scpu = [r[0] for r in res[(b, "software")]]
+        dmed = statistics.median(dcpu)
+        for kind in ("devices", "software"):
+            for i, (cpu, wall, rss, user, sys_) in enumerate(res[(b, kind)]):
+                if kind == "devices":
+                    unit = "%.1f us/dev" % (cpu * 1e6 / max(devices, 1))
+                else:
+                    unit = "%.2f us/inst" % ((cpu - dmed) * 1e6 / max(installs, 1))
+                print("%-14s %8.2f %8.2f %8.2f %8.2f %9.1f %12s" % (
+                    "%s #%d" % (kind, i + 1), cpu, user, sys_, wall, rss, unit))
+        print("  per device : median %.1f us, min %.1f us" % (
+            dmed * 1e6 / max(devices, 1), min(dcpu) * 1e6 / max(devices, 1)))
+        print("  per install (beyond the devices' median): median %.2f us, min %.2f us" % (
+            (statistics.median(scpu) - dmed) * 1e6 / max(installs, 1),
+            (min(scpu) - dmed) * 1e6 / max(installs, 1)))
 
 
 def main():
@@ -130,6 +134,8 @@ def main():
     ap.add_argument("--parallel", type=int, default=0)
     ap.add_argument("--skip-cpu", action="store_true", help="skip the 0 ms CPU table")
     ap.add_argument("--cpu-runs", type=int, default=3, help="runs of each CPU measurement")
+    ap.add_argument("--compare", metavar="BIN",
+                    help="another memsync build measured in the CPU table, run for run")
     ap.add_argument("--cpu-only", action="store_true",
                     help="only the 0 ms CPU table (no full and incremental sync rows)")
     ap.add_argument("--app-strategy", default="auto", choices=["auto", "per-device", "export"])
