@@ -2202,8 +2202,12 @@ sq_batch_commit(struct store *base, struct errbuf *eb)
     if (!s->batch)
         return ERR_OK;
     s->batch = 0;
-    if (s->rec_active)
-        return err_set(eb, ERR_INVAL, "a tenant's transaction is still open in the batch");
+    if (s->rec_active) { /* a caller's bug: keep nothing rather than half a tenant */
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->rec_sp = 0;
+        rec_reset(s);
+        return err_set(eb, ERR_INVAL, "a tenant's transaction was still open in the batch");
+    }
     if (sqlite3_get_autocommit(s->db))
         return err_set(eb, ERR_DB,
                        "the database ended the transaction after an error, so the tenants "

@@ -42,7 +42,8 @@
 #define MAX_CUSTOMER_PAGES   1000
 #define MAX_DEVICE_PAGES     10000
 #define PROGRESS_INTERVAL_MS 200
-/* Tenants with at least this many devices are not group-committed (tenant_reconcile). */
+/* Tenants with at least this many devices, or installs to write, commit alone (tenant_reconcile).
+ */
 #define BATCH_MAX_DEVICES  500
 #define BATCH_MAX_INSTALLS 2000
 /* Big responses in flight at once (device pages and $batch answers are up to a few MB each):

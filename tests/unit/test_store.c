@@ -658,6 +658,18 @@ test_batch_group_commit(void **state)
                      0);
     /* Committing with no batch open is a no-op. */
     assert_int_equal(store_batch_commit(fx->st, &eb), ERR_OK);
+    /* Committing with a tenant still open keeps nothing of the batch. */
+    if (batched) {
+        assert_int_equal(store_batch_begin(fx->st, &eb), 1);
+        sync_tenant(fx, &ci_b, &b, 1, 1, T0 + 30);
+        assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 30, &eb),
+                         ERR_OK);
+        assert_int_equal(store_batch_commit(fx->st, &eb), ERR_INVAL);
+        assert_int_equal(db_int(fx, "SELECT count(*) FROM hardware_asset WHERE serial_number = "
+                                    "'SN-B'"),
+                         0);
+        assert_int_equal(store_reconcile_device(fx->st, &a, &eb), ERR_INVAL);
+    }
 
     /* A batch that is never committed: closing the store (as a crash would) keeps nothing. */
     assert_int_equal(store_batch_begin(fx->st, &eb), batched);
