@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "hash.h"
 #include "log.h"
 #include "mem.h"
 
@@ -1777,21 +1778,11 @@ out:
     return rc;
 }
 
-static uint64_t
-title_hash(const char *k)
-{
-    uint64_t h = 1469598103934665603ULL;
-
-    for (; *k != '\0'; k++)
-        h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-    return h;
-}
-
 /* The title's id, from this transaction's map or one upsert. */
 /* name US version US publisher US platform, in s->title_key (no allocation once it is big
  * enough: most installs are of a title the map already holds). */
 static const char *
-title_key(struct sq *s, const struct app_ref *a)
+title_key(struct sq *s, const struct app_ref *a, size_t *keylen)
 {
     const char *parts[4] = {a->name, a->version ? a->version : "", a->publisher ? a->publisher : "",
                             a->platform ? a->platform : ""};
@@ -1808,6 +1799,7 @@ title_key(struct sq *s, const struct app_ref *a)
         off += len[k];
         s->title_key[off++] = k < 3 ? '\x1f' : '\0';
     }
+    *keylen = off - 1;
     return s->title_key;
 }
 
@@ -1815,8 +1807,9 @@ static int
 title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
 {
     sqlite3_stmt *st = NULL;
-    const char *lookup = title_key(s, a);
-    uint64_t h = title_hash(lookup);
+    size_t keylen;
+    const char *lookup = title_key(s, a, &keylen);
+    uint64_t h = hash_bytes(lookup, keylen);
     char *key;
     size_t mask, i;
     int rc, src;
@@ -1869,8 +1862,8 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
         s->title_slots = xcalloc(ns, sizeof *s->title_slots);
         s->ntitle_slots = ns;
         for (size_t k = 0; k < s->ntitles; k++) {
-            for (i = title_hash(s->title_keys[k]) & (ns - 1); s->title_slots[i] != 0;
-                 i = (i + 1) & (ns - 1))
+            for (i = hash_bytes(s->title_keys[k], strlen(s->title_keys[k])) & (ns - 1);
+                 s->title_slots[i] != 0; i = (i + 1) & (ns - 1))
                 ;
             s->title_slots[i] = (uint32_t)k + 1;
         }

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "graph.h"
+#include "hash.h"
 #include "http.h"
 #include "jsonarena.h"
 #include "log.h"
@@ -954,30 +955,13 @@ appcat_clear(struct appcat *c)
     memset(c, 0, sizeof *c);
 }
 
-/* App ids are long (GUIDs, 64-hex keys): hash them eight bytes at a step. */
-static uint64_t
-mem_hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL ^ len, w;
-    size_t i = 0;
-
-    for (; len - i >= 8; i += 8) {
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-        h ^= h >> 29;
-    }
-    for (; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    return h ^ (h >> 32);
-}
-
 /* The slot of the app with Graph id id[0..len), or the empty slot where it belongs. */
 static size_t
 appcat_slot(const struct appcat *c, const char *id, size_t len)
 {
     size_t mask = c->nslots - 1, i;
 
-    for (i = mem_hash(id, len) & mask; c->slots[i] != 0; i = (i + 1) & mask) {
+    for (i = hash_bytes(id, len) & mask; c->slots[i] != 0; i = (i + 1) & mask) {
         const char *have = c->apps[c->slots[i] - 1].id;
         if (strncmp(have, id, len) == 0 && have[len] == '\0')
             break;
@@ -1027,7 +1011,7 @@ appcat_intern(struct appcat *c, struct detected_app *a)
         uint32_t *slots = xcalloc(ns, sizeof *slots);
 
         for (size_t k = 0; k < c->n; k++) {
-            i = mem_hash(c->apps[k].id, strlen(c->apps[k].id)) & (ns - 1);
+            i = hash_bytes(c->apps[k].id, strlen(c->apps[k].id)) & (ns - 1);
             while (slots[i] != 0)
                 i = (i + 1) & (ns - 1);
             slots[i] = (uint32_t)k + 1;
