@@ -17,6 +17,7 @@
 #define HTTP_CONNECT_TIMEOUT_MS 15000L
 #define HTTP_LOW_SPEED_TIME_S   60L
 #define HTTP_CTYPE_MAX          256
+#define HTTP_PRESIZE_MAX        (8u << 20) /* Content-Length pre-sizes bodies up to this */
 #define HTTP_ERRMSG_MAX         384
 
 struct xfer {
@@ -229,6 +230,22 @@ on_header(char *ptr, size_t size, size_t nitems, void *arg)
         free(x->content_type);
         x->content_type =
             xstrndup(v, (size_t)(end - v) < HTTP_CTYPE_MAX ? (size_t)(end - v) : HTTP_CTYPE_MAX);
+    } else if (name_len == 14 && strncasecmp(ptr, "Content-Length", 14) == 0 && x->body.len == 0) {
+        /* Size the body once instead of doubling it up to a $batch answer's few hundred KB.
+         * Only a hint: the body's own maximum still decides, and a lying length costs at most
+         * HTTP_PRESIZE_MAX of address space. */
+        char val[24];
+        size_t vl = (size_t)(end - v);
+        unsigned long long cl;
+        char *e;
+
+        if (vl > 0 && vl < sizeof val && v[0] >= '0' && v[0] <= '9') {
+            memcpy(val, v, vl);
+            val[vl] = '\0';
+            cl = strtoull(val, &e, 10);
+            if (*e == '\0' && cl > 0 && cl <= HTTP_PRESIZE_MAX)
+                (void)buf_reserve(&x->body, (size_t)cl);
+        }
     }
     return n;
 }
