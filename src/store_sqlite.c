@@ -1937,6 +1937,14 @@ struct inst {
     int seen;
 };
 
+/* A 256-bit filter over the titles in a device's install set: a title whose bit is clear is not
+ * in the set, so most lookups skip the scan (a device's set is built while it is searched). */
+static inline unsigned
+inst_bit(int64_t title)
+{
+    return (unsigned)(((uint64_t)title * 0x9E3779B97F4A7C15ULL) >> 56);
+}
+
 /* Replaces one device's install set: new titles are inserted, removed ones that came back are
  * revived, and active ones no longer reported get removed_at. Unchanged installs are not
  * written at all, which keeps a repeated sync cheap (their effective last_seen_at is the
@@ -1951,6 +1959,7 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
     int64_t *fresh = NULL; /* titles to insert */
     size_t nhave = 0, caphave = 0, nnew = 0, capnew = 0;
     int64_t asset_id = 0;
+    uint64_t filter[4] = {0};
     int is_new = 0, rc, src;
 
     rc = need_rec_tx(s, eb);
@@ -2000,6 +2009,8 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
         have[nhave].title = sqlite3_column_int64(st, 0);
         have[nhave].removed = sqlite3_column_int(st, 1);
         have[nhave].seen = 0;
+        filter[inst_bit(have[nhave].title) >> 6] |= UINT64_C(1)
+                                                    << (inst_bit(have[nhave].title) & 63);
         nhave++;
     }
     if (!is_new && src != SQLITE_DONE)
@@ -2010,11 +2021,15 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
     for (size_t i = 0; rc == ERR_OK && i < n; i++) {
         int64_t title = 0;
         size_t k;
+        unsigned bit;
 
         if ((rc = title_id(s, &apps[i], &title, eb)) != ERR_OK)
             break;
-        for (k = 0; k < nhave && have[k].title != title; k++)
-            ;
+        bit = inst_bit(title);
+        k = nhave;
+        if (filter[bit >> 6] & (UINT64_C(1) << (bit & 63)))
+            for (k = 0; k < nhave && have[k].title != title; k++)
+                ;
         if (k < nhave && have[k].seen)
             continue; /* the same title twice on one device */
         if (k < nhave && !have[k].removed) {
@@ -2043,6 +2058,7 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
             have[nhave].title = title;
             have[nhave].removed = 0;
             have[nhave].seen = 1;
+            filter[bit >> 6] |= UINT64_C(1) << (bit & 63);
             nhave++;
             if (nnew == capnew) {
                 capnew = capnew ? capnew * 2 : 64;

@@ -690,6 +690,38 @@ test_batch_group_commit(void **state)
     device_clear(&b);
 }
 
+/* A device may report the same title twice (two detected apps with one name, version,
+ * publisher and platform): one install, on a new device and on a known one, among many. */
+static void
+test_same_title_twice_on_a_device(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct reconcile_counts c;
+    struct app_ref apps[301];
+    char names[150][16];
+
+    for (int i = 0; i < 150; i++) {
+        snprintf(names[i], sizeof names[i], "App %03d", i);
+        apps[2 * i] = (struct app_ref){names[i], "1.0", "Contoso", "windows", -1};
+        apps[2 * i + 1] = (struct app_ref){names[(i * 7) % 150], "1.0", "Contoso", "windows", -1};
+    }
+    apps[300] = apps[0];
+    mkdev(&d, "dev-a", "A", "SN-A");
+    for (int round = 0; round < 2; round++) { /* a new device, then a known one */
+        assert_int_equal(
+            store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + round, &eb), ERR_OK);
+        assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+        assert_int_equal(store_reconcile_installs(fx->st, "dev-a", apps, 301, &eb), ERR_OK);
+        assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+        assert_int_equal(c.installs_added, round == 0 ? 150 : 0);
+        assert_int_equal(c.installs_removed, 0);
+        assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 150);
+    }
+    device_clear(&d);
+}
+
 struct sw_seen {
     int n;
     char names[8][32];
@@ -1728,6 +1760,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_same_title_twice_on_a_device, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
@@ -1754,6 +1787,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_same_title_twice_on_a_device, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
