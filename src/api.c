@@ -350,21 +350,6 @@ unquote(const char *s)
     return xstrdup(s);
 }
 
-/* An 'o' or 'k' cursor into a small buffer (cursor_encode wants room for the largest). */
-static int
-cursor_encode_small(const struct cursor *c, char *out, size_t outlen)
-{
-    char *big = xmalloc(CURSOR_TEXT_MAX + 1);
-    int rc = cursor_encode(c, big, CURSOR_TEXT_MAX + 1);
-
-    if (rc == 0 && strlen(big) < outlen)
-        memcpy(out, big, strlen(big) + 1);
-    else
-        rc = -1;
-    free(big);
-    return rc;
-}
-
 static int
 param_cb(void *arg, const char *key, const char *value)
 {
@@ -486,6 +471,19 @@ cursor_params(struct list_params *lp)
         lp->after_id = c.n;
         return ERR_OK;
     }
+    if (c.kind == 's' && lp->nsorts == 0 && e != NULL && e->seek_field != NULL &&
+        c.sig == cursor_sort_sig(lp->entity, NULL, 0) && c.nvals == 1) {
+        /* A keyset cursor in a list's default order. */
+        const struct store_list_field *f = store_list_field(e, e->seek_field);
+
+        if (f == NULL || c.vals[0].kind != (f->kind == SC_TEXT ? SC_TEXT : SC_INT)) {
+            cursor_free(&c);
+            return err_set(&lp->eb, ERR_INVAL, "cursor is not one this API returned");
+        }
+        lp->seek = c;
+        lp->pos = c.pos;
+        return ERR_OK;
+    }
     if (c.kind != 's' || lp->nsorts == 0 || e == NULL || strcmp(lp->entity, "hardware") != 0 ||
         c.sig != cursor_sort_sig(lp->entity, lp->sorts, lp->nsorts) || c.nvals != lp->nsorts) {
         cursor_free(&c);
@@ -537,6 +535,10 @@ fill_query(struct list_query *q, const struct list_params *lp, const char *entit
 struct collect {
     json_t *arr;
     int64_t last_id;
+    /* Keyset paging in the default order: the page's last row's seek value and id. */
+    const struct store_list_entity *seek_e;
+    size_t seek_i, id_i, rows, page_size;
+    struct cursor last;
 };
 
 static int
@@ -545,31 +547,73 @@ collect_cb(void *arg, const struct store_cell *cells, size_t n)
     struct collect *c = arg;
 
     json_array_append_new(c->arr, api_cells_json(cells, n));
+    if (c->seek_e != NULL && ++c->rows == c->page_size && c->seek_i < n && c->id_i < n) {
+        const struct store_cell *v = &cells[c->seek_i];
+
+        c->last.kind = 's';
+        c->last.nvals = 1;
+        c->last.vals[0].kind = v->kind == SC_TEXT ? SC_TEXT : SC_INT;
+        c->last.vals[0].i = v->i;
+        c->last.vals[0].s = v->kind == SC_TEXT ? xstrdup(v->s != NULL ? v->s : "") : NULL;
+        c->last.id = cells[c->id_i].i;
+    }
     return 0;
+}
+
+/* Where the entity's seek field and its id sit in a row (store_list_each's cells follow the
+ * entity's fields); 0 when the list does not page by keyset. */
+static int
+seek_columns(const struct store_list_entity *e, size_t *seek_i, size_t *id_i)
+{
+    size_t i = 0;
+    int found = 0;
+
+    if (e == NULL || e->seek_field == NULL)
+        return 0;
+    for (const struct store_list_field *f = e->fields; f->name != NULL; f++, i++) {
+        if (strcmp(f->name, e->seek_field) == 0) {
+            *seek_i = i;
+            found |= 1;
+        }
+        if (strcmp(f->name, "id") == 0) {
+            *id_i = i;
+            found |= 2;
+        }
+    }
+    return found == 3;
 }
 
 /* A generic paged list of entity. */
 /* Replies one page: the first page_size rows of arr, total_count, and a cursor (kind, next)
  * when arr holds one row more than the page. */
 static void
-reply_page(struct httpd_response *resp, json_t *arr, size_t page_size, int64_t total, char kind,
-           int64_t next)
+reply_page_cursor(struct httpd_response *resp, json_t *arr, size_t page_size, int64_t total,
+                  const struct cursor *next)
 {
-    char cur[64];
+    char *cur = NULL;
     json_t *nc = json_null();
 
     if (json_array_size(arr) > page_size) {
-        struct cursor c = {0};
-
         json_array_remove(arr, page_size);
-        c.kind = kind;
-        c.n = next;
-        if (cursor_encode_small(&c, cur, sizeof cur) == 0)
+        cur = xmalloc(CURSOR_TEXT_MAX + 1);
+        if (cursor_encode(next, cur, CURSOR_TEXT_MAX + 1) == 0)
             nc = json_string(cur);
+        free(cur);
     }
     reply_json(resp, 200,
                json_pack("{s:O, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
                          "next_cursor", nc));
+}
+
+static void
+reply_page(struct httpd_response *resp, json_t *arr, size_t page_size, int64_t total, char kind,
+           int64_t next)
+{
+    struct cursor c = {0};
+
+    c.kind = kind;
+    c.n = next;
+    reply_page_cursor(resp, arr, page_size, total, &c);
 }
 
 /* Ends a list answer's arena scope; anything still alive in it is a leak worth hearing about. */
@@ -591,11 +635,11 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
     struct collect c;
     struct errbuf eb = {0};
     int64_t total;
-    int rc;
+    int rc, keyset;
 
     jsonarena_begin(); /* the page's tree is built, dumped and freed right here */
+    memset(&c, 0, sizeof c);
     c.arr = json_array();
-    c.last_id = 0;
     if (list_params_parse(req, entity, &lp) != ERR_OK) {
         reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
@@ -606,16 +650,36 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
         reply_err(resp, (int)total, &eb);
         goto out;
     }
-    q.offset = lp.offset;
+    /* In its default order a list with a seek field pages by keyset: a deep page costs what
+     * the first one does. A sorted one, or an old positional cursor, pages by position. */
+    keyset = lp.nsorts == 0 && seek_columns(store_list_entity(entity), &c.seek_i, &c.id_i);
+    if (keyset) {
+        c.seek_e = store_list_entity(entity);
+        c.page_size = (size_t)lp.page_size;
+    }
+    if (lp.seek.kind == 's') {
+        q.seek = 1;
+        q.seek_val = lp.seek.vals[0];
+        q.seek_id = lp.seek.id;
+    } else {
+        q.offset = lp.offset;
+    }
     q.limit = lp.page_size + 1;
     rc = store_list_each(req->st, &q, collect_cb, &c, &eb);
     if (rc != ERR_OK) {
         reply_err(resp, rc, &eb);
         goto out;
     }
-    reply_page(resp, c.arr, (size_t)lp.page_size, total, 'o', lp.offset + lp.page_size);
+    if (keyset && c.last.kind == 's') {
+        c.last.sig = cursor_sort_sig(entity, NULL, 0);
+        c.last.pos = lp.pos + lp.page_size;
+        reply_page_cursor(resp, c.arr, (size_t)lp.page_size, total, &c.last);
+    } else {
+        reply_page(resp, c.arr, (size_t)lp.page_size, total, 'o', lp.offset + lp.page_size);
+    }
 out:
     json_decref(c.arr);
+    cursor_free(&c.last);
     list_params_clear(&lp);
     arena_done();
 }
@@ -833,8 +897,10 @@ static json_t *
 sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit)
 {
     struct list_query q = {0};
-    struct collect c = {json_array(), 0};
+    struct collect c;
 
+    memset(&c, 0, sizeof c);
+    c.arr = json_array();
     q.entity = entity;
     q.account_id = account;
     q.parent_id = parent;

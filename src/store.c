@@ -1092,13 +1092,15 @@ static const struct store_list_field sched_fields[] = {
 };
 
 static const struct store_list_entity lentities[] = {
-    {"hardware", NULL, {NULL}, NULL, NULL, hardware_fields},
+    {"hardware", NULL, {NULL}, NULL, NULL, hardware_fields, NULL, 0},
     {"clients",
      "FROM client c WHERE c.account_id = ?1",
      {"COALESCE(c.name_override, c.name)", "c.tenant_id", "c.default_domain", NULL},
      "COALESCE(c.name_override, c.name)",
      "c.id",
-     client_fields},
+     client_fields,
+     NULL,
+     0},
     {"software",
      /* Titles with at least one current install, like store_software_each. */
      "FROM software_title t JOIN client c ON c.id = t.client_id WHERE t.account_id = ?1 AND "
@@ -1107,7 +1109,9 @@ static const struct store_list_entity lentities[] = {
      {"t.name", "t.publisher", NULL, NULL},
      "t.name",
      "t.id",
-     software_fields},
+     software_fields,
+     "name",
+     0},
     {"software_devices",
      "FROM software_install i JOIN hardware_asset h ON h.id = i.asset_id JOIN client c ON "
      "c.id = h.client_id WHERE i.account_id = ?1 AND i.title_id = ?2 AND i.removed_at IS NULL "
@@ -1115,14 +1119,18 @@ static const struct store_list_entity lentities[] = {
      {"h.name", "h.serial_number", "h.user_principal_name", NULL},
      "h.name",
      "h.id",
-     software_device_fields},
+     software_device_fields,
+     NULL,
+     0},
     {"asset_software",
      "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
      "ON ha.id = i.asset_id WHERE i.account_id = ?1 AND i.asset_id = ?2",
      {"t.name", "t.publisher", NULL, NULL},
      "t.name",
      "t.id",
-     asset_software_fields},
+     asset_software_fields,
+     NULL,
+     0},
     {"installs",
      "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
      "ON ha.id = i.asset_id JOIN client c ON c.id = ha.client_id WHERE i.account_id = ?1 AND "
@@ -1130,53 +1138,69 @@ static const struct store_list_entity lentities[] = {
      {"t.name", "ha.name", "t.publisher", NULL},
      "COALESCE(c.name_override, c.name), ha.name, t.name",
      "i.asset_id, i.title_id",
-     install_fields},
+     install_fields,
+     NULL,
+     0},
     {"installs_all",
      "FROM software_install i JOIN software_title t ON t.id = i.title_id JOIN hardware_asset ha "
      "ON ha.id = i.asset_id JOIN client c ON c.id = ha.client_id WHERE i.account_id = ?1",
      {"t.name", "ha.name", "t.publisher", NULL},
      "COALESCE(c.name_override, c.name), ha.name, t.name",
      "i.asset_id, i.title_id",
-     install_fields},
+     install_fields,
+     NULL,
+     0},
     {"asset_changes",
      "FROM asset_change x WHERE x.account_id = ?1 AND x.asset_id = ?2",
      {"x.field", NULL, NULL, NULL},
      "x.at DESC",
      "x.id",
-     change_fields},
+     change_fields,
+     NULL,
+     0},
     {"sync_runs",
      "FROM sync_run r JOIN integration g ON g.id = r.integration_id WHERE "
      "r.account_id = ?1",
      {"g.name", NULL, NULL, NULL},
      "r.id DESC",
      "r.id",
-     run_fields},
+     run_fields,
+     "id",
+     1},
     {"sync_tenant_results",
      "FROM sync_tenant_result x JOIN sync_run r ON r.id = x.run_id WHERE r.account_id = ?1 AND "
      "x.run_id = ?2",
      {"x.client_name", "x.tenant_id", NULL, NULL},
      "x.status, x.client_name",
      "x.id",
-     tenant_result_fields},
+     tenant_result_fields,
+     NULL,
+     0},
     {"users",
      "FROM app_user u WHERE u.account_id = ?1",
      {"u.name", NULL, NULL, NULL},
      "u.name",
      "u.id",
-     user_fields},
+     user_fields,
+     NULL,
+     0},
     {"api_keys",
      "FROM api_key k WHERE k.account_id = ?1",
      {"k.name", NULL, NULL, NULL},
      "k.id",
      "k.id",
-     apikey_fields},
+     apikey_fields,
+     NULL,
+     0},
     /* Every account: only the scheduler reads this (?1 is unused). */
     {"scheduler_integrations",
      "FROM integration g WHERE g.partner_secret_sealed IS NOT NULL",
      {NULL, NULL, NULL, NULL},
      "g.id",
      "g.id",
-     sched_fields},
+     sched_fields,
+     NULL,
+     0},
 };
 
 const struct store_list_entity *
@@ -1581,6 +1605,29 @@ store_sql_list(const struct store_dialect *d, const struct list_query *q, int co
     }
     if (count)
         return ERR_OK;
+    if (q->seek) {
+        const struct store_list_field *f =
+            q->nsorts == 0 && e->seek_field != NULL ? store_list_field(e, e->seek_field) : NULL;
+        struct store_cell idv = {.kind = SC_INT, .i = q->seek_id};
+        const char *op = e->seek_desc ? "<" : ">";
+        int pv, pv2, pid;
+
+        if (f == NULL || q->seek_val.kind != (f->kind == SC_TEXT ? SC_TEXT : SC_INT))
+            return err_set(eb, ERR_INVAL, "a keyset cursor does not fit list '%s'", e->name);
+        /* (v > x OR (v = x AND id > y)), downwards with <; the order's value is never NULL. */
+        pv = store_binds_add(b, &q->seek_val, eb);
+        pv2 = pv < 0 ? pv : store_binds_add(b, &q->seek_val, eb);
+        pid = pv2 < 0 ? pv2 : store_binds_add(b, &idv, eb);
+        if (pid < 0)
+            return pid;
+        buf_printf(sql, " AND (%s %s ", f->expr, op);
+        d->param(sql, pv);
+        buf_printf(sql, " OR (%s = ", f->expr);
+        d->param(sql, pv2);
+        buf_printf(sql, " AND %s %s ", e->tiebreak, op);
+        d->param(sql, pid);
+        buf_addstr(sql, "))");
+    }
     if (q->nsorts > 0) {
         rc = store_sql_sorts(e, q->sorts, q->nsorts, sql, eb);
         if (rc != ERR_OK)

@@ -442,6 +442,11 @@ struct list_query {
     const char *search;
     int64_t offset;
     int limit; /* 0 = no limit */
+    /* Keyset paging in the entity's default order (no sorts; entity seek_field set): rows after
+     * the one whose seek_field is seek_val and whose tiebreak is seek_id. */
+    int seek;
+    struct store_cell seek_val;
+    int64_t seek_id;
 };
 
 int store_list_each(struct store *st, const struct list_query *q,
@@ -598,6 +603,10 @@ struct store_list_entity {
     const char *order;    /* default ORDER BY */
     const char *tiebreak; /* unique column that ends every ORDER BY */
     const struct store_list_field *fields;
+    /* Keyset paging in the default order (list_query.seek): the field the order sorts by (never
+     * NULL), and whether it runs downwards; NULL where the list pages by position only. */
+    const char *seek_field;
+    int seek_desc;
 };
 
 const struct store_list_entity *store_list_entity(const char *name);

@@ -669,6 +669,28 @@ def main():
           isinstance(detail["history"], list), "asset detail has software and history")
     sw, swtotal, _ = walk(srv, "/api/v1/assets/software", admin_key, 50)
     check(swtotal == len(sw) and swtotal > 0, "software titles list")
+    # Lists in their default order page by keyset ('s' cursors): small pages walk the same rows
+    # as one big page; an older positional cursor is still honoured; a sorted list stays
+    # positional, and its cursor is refused by the default order.
+    big = [t["id"] for t in get_json(srv, "/api/v1/assets/software?page_size=200",
+                                     admin_key)["data"]]
+    small, _, pages = walk(srv, "/api/v1/assets/software", admin_key, 7)
+    check([t["id"] for t in small][:len(big)] == big and len(small) == swtotal and pages > 1,
+          "software walked in pages of 7 = one page of 200")
+    p1 = get_json(srv, "/api/v1/assets/software?page_size=7", admin_key)
+    check(unb64url(p1["next_cursor"]).startswith(b"s:"), "software list: keyset cursor")
+    js = get_json(srv, "/api/v1/assets/software?page_size=7&cursor=" +
+                  urllib.parse.quote(b64url(b"o:7")), admin_key)
+    check([t["id"] for t in js["data"]] == big[7:14], "a positional cursor is still honoured")
+    js = get_json(srv, "/api/v1/assets/software?page_size=7&sort=-name", admin_key)
+    check(unb64url(js["next_cursor"]).startswith(b"o:"), "a sorted software list pages by position")
+    st, js, _, _ = api(srv, "GET", "/api/v1/sync-runs?cursor=" +
+                       urllib.parse.quote(p1["next_cursor"]), admin_key)
+    check(st == 400, "a software cursor is refused by the sync runs list")
+    runs = [r["id"] for r in get_json(srv, "/api/v1/sync-runs?page_size=200", admin_key)["data"]]
+    rwalk, _, rpages = walk(srv, "/api/v1/sync-runs", admin_key, 1)
+    check([r["id"] for r in rwalk] == runs and rpages == len(runs) and runs == sorted(runs)[::-1],
+          "sync runs walked one by one, newest first")
     titled = next((t for t in sw if t["device_count"] > 0), None)
     check(titled is not None, "a title with devices")
     if titled:
