@@ -334,32 +334,80 @@ filter_cmp(const void *a, const void *b)
     return c;
 }
 
+/* Appends the filters in a canonical order (sorted), so the same conditions share a key. */
+static int
+key_filters(struct buf *b, const struct store_filter *filters, size_t n)
+{
+    const struct store_filter *fs[STORE_LIST_MAX_FILTERS];
+    int bad = 0;
+
+    if (n > STORE_LIST_MAX_FILTERS)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        fs[i] = &filters[i];
+    if (n > 1)
+        qsort(fs, n, sizeof fs[0], filter_cmp);
+    for (size_t i = 0; i < n; i++) {
+        bad |= key_str(b, fs[i]->field) != ERR_OK;
+        bad |= key_str(b, fs[i]->op) != ERR_OK;
+        bad |= key_str(b, fs[i]->value) != ERR_OK;
+    }
+    return bad ? ERR_TOOBIG : ERR_OK;
+}
+
 /* The conditions of q in a canonical order (filters sorted, paging and sorts left out);
  * NULL when the key would be too long to keep. */
 static char *
 count_key(const struct store *st, const struct asset_query *q)
 {
-    const struct store_filter *fs[STORE_LIST_MAX_FILTERS];
     struct buf b;
-    size_t n = q->nfilters;
     int bad = 0;
 
-    if (st->cache_id == NULL || n > STORE_LIST_MAX_FILTERS)
+    if (st->cache_id == NULL)
         return NULL;
     buf_init(&b, COUNT_KEY_MAX);
     bad |= key_str(&b, st->cache_id) != ERR_OK;
     bad |= buf_printf(&b, "%" PRId64 ";%d;", q->account_id, q->include_retired ? 1 : 0) != ERR_OK;
     bad |= key_str(&b, q->client) != ERR_OK;
     bad |= key_str(&b, q->search != NULL && q->search[0] != '\0' ? q->search : NULL) != ERR_OK;
-    for (size_t i = 0; i < n; i++)
-        fs[i] = &q->filters[i];
-    if (n > 1)
-        qsort(fs, n, sizeof fs[0], filter_cmp);
-    for (size_t i = 0; i < n; i++) {
-        bad |= key_str(&b, fs[i]->field) != ERR_OK;
-        bad |= key_str(&b, fs[i]->op) != ERR_OK;
-        bad |= key_str(&b, fs[i]->value) != ERR_OK;
+    bad |= key_filters(&b, q->filters, q->nfilters) != ERR_OK;
+    if (bad) {
+        buf_free(&b);
+        return NULL;
     }
+    return buf_detach(&b, NULL);
+}
+
+/* Generic lists whose rows change only with a client or integration write (which bumps the
+ * data version): their counts may be cached. Sync runs, users and keys change without one. */
+static int
+list_follows_version(const char *entity)
+{
+    static const char *const lists[] = {"clients",        "software", "software_devices",
+                                        "asset_software", "installs", "installs_all",
+                                        "asset_changes"};
+
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        if (strcmp(entity, lists[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* A generic list's count key: a prefix no hardware key has ('L' where the account stands). */
+static char *
+list_count_key(const struct store *st, const struct list_query *q)
+{
+    struct buf b;
+    int bad = 0;
+
+    if (st->cache_id == NULL || q->entity == NULL || !list_follows_version(q->entity))
+        return NULL;
+    buf_init(&b, COUNT_KEY_MAX);
+    bad |= key_str(&b, st->cache_id) != ERR_OK;
+    bad |= buf_printf(&b, "L;%" PRId64 ";%" PRId64 ";", q->account_id, q->parent_id) != ERR_OK;
+    bad |= key_str(&b, q->entity) != ERR_OK;
+    bad |= key_str(&b, q->search != NULL && q->search[0] != '\0' ? q->search : NULL) != ERR_OK;
+    bad |= key_filters(&b, q->filters, q->nfilters) != ERR_OK;
     if (bad) {
         buf_free(&b);
         return NULL;
@@ -381,10 +429,52 @@ count_set(const char *key)
 static int
 count_way(size_t set, const char *key)
 {
-    for (int w = 0; w < COUNT_WAYS; w++)
-        if (count_slots[set][w].key != NULL && strcmp(count_slots[set][w].key, key) == 0)
-            return w;
+    for (int i = 0; i < COUNT_WAYS; i++)
+        if (count_slots[set][i].key != NULL && strcmp(count_slots[set][i].key, key) == 0)
+            return i;
     return -1;
+}
+
+/* The count cached under key at version, else -1. */
+static int64_t
+count_lookup(const char *key, int64_t version)
+{
+    size_t set = count_set(key);
+    int64_t n = -1;
+    int w;
+
+    pthread_mutex_lock(&count_mu);
+    w = count_way(set, key);
+    if (w >= 0 && count_slots[set][w].version == version) {
+        n = count_slots[set][w].count;
+        count_slots[set][w].used = ++count_tick;
+    }
+    pthread_mutex_unlock(&count_mu);
+    return n;
+}
+
+/* Caches n under key (taken) at version. */
+static void
+count_remember(char *key, int64_t version, int64_t n)
+{
+    size_t set = count_set(key);
+    int w;
+
+    pthread_mutex_lock(&count_mu);
+    w = count_way(set, key);
+    if (w < 0) { /* an empty way, else the least recently used */
+        w = 0;
+        for (int i = 1; i < COUNT_WAYS && count_slots[set][w].key != NULL; i++)
+            if (count_slots[set][i].key == NULL ||
+                count_slots[set][i].used < count_slots[set][w].used)
+                w = i;
+    }
+    free(count_slots[set][w].key);
+    count_slots[set][w].key = key;
+    count_slots[set][w].version = version;
+    count_slots[set][w].count = n;
+    count_slots[set][w].used = ++count_tick;
+    pthread_mutex_unlock(&count_mu);
 }
 
 int64_t
@@ -392,48 +482,20 @@ store_assets_count(struct store *st, const struct asset_query *q, struct errbuf 
 {
     int64_t version = 0, n;
     char *key = NULL;
-    size_t set = 0;
-    int w;
 
     /* The version is read before counting: a write committed in between makes the entry
      * look older than it is (a recount later), never newer. */
     if (st->ops->data_version(st, &version, NULL) == ERR_OK)
         key = count_key(st, q);
-    if (key != NULL) {
-        set = count_set(key);
-        pthread_mutex_lock(&count_mu);
-        n = -1;
-        w = count_way(set, key);
-        if (w >= 0 && count_slots[set][w].version == version) {
-            n = count_slots[set][w].count;
-            count_slots[set][w].used = ++count_tick;
-        }
-        pthread_mutex_unlock(&count_mu);
-        if (n >= 0) {
-            free(key);
-            return n;
-        }
+    if (key != NULL && (n = count_lookup(key, version)) >= 0) {
+        free(key);
+        return n;
     }
     n = st->ops->assets_count(st, q, eb);
-    if (key != NULL && n >= 0) {
-        pthread_mutex_lock(&count_mu);
-        w = count_way(set, key);
-        if (w < 0) { /* an empty way, else the least recently used */
-            w = 0;
-            for (int i = 1; i < COUNT_WAYS && count_slots[set][w].key != NULL; i++)
-                if (count_slots[set][i].key == NULL ||
-                    count_slots[set][i].used < count_slots[set][w].used)
-                    w = i;
-        }
-        free(count_slots[set][w].key);
-        count_slots[set][w].key = key;
-        count_slots[set][w].version = version;
-        count_slots[set][w].count = n;
-        count_slots[set][w].used = ++count_tick;
-        pthread_mutex_unlock(&count_mu);
-        key = NULL;
-    }
-    free(key);
+    if (key != NULL && n >= 0)
+        count_remember(key, version, n);
+    else
+        free(key);
     return n;
 }
 
@@ -859,10 +921,25 @@ store_list_each(struct store *st, const struct list_query *q,
 int64_t
 store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb)
 {
+    int64_t version = 0, n;
+    char *key = NULL;
+
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
     WEB_OP(st, list_count, eb);
-    return st->ops->list_count(st, q, eb);
+    /* As store_assets_count: the version first, so an entry can only look older than it is. */
+    if (st->ops->data_version != NULL && st->ops->data_version(st, &version, NULL) == ERR_OK)
+        key = list_count_key(st, q);
+    if (key != NULL && (n = count_lookup(key, version)) >= 0) {
+        free(key);
+        return n;
+    }
+    n = st->ops->list_count(st, q, eb);
+    if (key != NULL && n >= 0)
+        count_remember(key, version, n);
+    else
+        free(key);
+    return n;
 }
 
 int

@@ -291,6 +291,19 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
     st, _, _, hdrs = api(srv, "GET", urls[1], admin_key, headers={"If-None-Match": tag2})
     check(st == 200 and hget(hdrs, "ETag") != [tag2], "a new ETag after an integration write")
 
+    # Generic lists' counts are cached per data version too: fresh once a sync changes them;
+    # sync runs (no data version behind them) are counted every time.
+    sw_before = get_json(srv, "/api/v1/assets/software?page_size=1", admin_key)["total_count"]
+    runs_before = get_json(srv, "/api/v1/sync-runs?page_size=1", admin_key)["total_count"]
+    sim.control({"op": "set_apps", "apps_per_device": 1, "tenant": tenant_id})
+    ms.run("sync", "--full")
+    rows, total, _ = walk(srv, "/api/v1/assets/software", admin_key, 200)
+    check(total == len(rows) and total < sw_before,
+          "software count fresh after a sync (%d -> %d, %d rows)" % (sw_before, total, len(rows)))
+    check(get_json(srv, "/api/v1/sync-runs?page_size=1", admin_key)["total_count"] ==
+          runs_before + 1, "sync runs counted after a sync")
+    sim.control({"op": "set_apps", "apps_per_device": 4, "tenant": tenant_id})
+
     # The bound: 1 MiB, an answer at most 128 KiB; many distinct pages.
     for n in range(1, 201, 3):
         u = hw + "?page_size=%d&sort=-last_check_in_at" % n
