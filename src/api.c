@@ -594,9 +594,16 @@ reply_page_cursor(struct httpd_response *resp, json_t *arr, size_t page_size, in
     json_t *nc = json_null();
 
     if (json_array_size(arr) > page_size) {
+        struct cursor o = {0};
+
         json_array_remove(arr, page_size);
         cur = xmalloc(CURSOR_TEXT_MAX + 1);
-        if (cursor_encode(next, cur, CURSOR_TEXT_MAX + 1) == 0)
+        o.kind = 'o';
+        o.n = next->pos;
+        /* A keyset cursor too long to hand out (a sort value of kilobytes) becomes positional:
+         * the pages after it are keyset again. Never a null cursor before the last page. */
+        if (cursor_encode(next, cur, CURSOR_TEXT_MAX + 1) == 0 ||
+            (next->kind == 's' && cursor_encode(&o, cur, CURSOR_TEXT_MAX + 1) == 0))
             nc = json_string(cur);
         free(cur);
     }

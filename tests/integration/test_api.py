@@ -700,6 +700,15 @@ def main():
     st, js, _, _ = api(srv, "GET", "/api/v1/sync-runs?cursor=" +
                        urllib.parse.quote(p1["next_cursor"]), admin_key)
     check(st == 400, "a software cursor is refused by the sync runs list")
+    # A name too long for a keyset cursor: that page's cursor is positional, and the walk still
+    # reaches every title (never a null cursor before the last page).
+    long_name = "Long title " + "x" * 6000
+    sql_write(ms, "UPDATE software_title SET name = '%s' WHERE id = %d" % (long_name, sw[0]["id"]))
+    rows, total, _ = walk(srv, "/api/v1/assets/software", admin_key, 1)
+    check(len(rows) == total == swtotal and long_name in [r["name"] for r in rows],
+          "software walk across a 6,000-byte title name (%d of %d)" % (len(rows), total))
+    sql_write(ms, "UPDATE software_title SET name = '%s' WHERE id = %d" %
+              (sw[0]["name"].replace("'", "''"), sw[0]["id"]))
     runs = [r["id"] for r in get_json(srv, "/api/v1/sync-runs?page_size=200", admin_key)["data"]]
     rwalk, _, rpages = walk(srv, "/api/v1/sync-runs", admin_key, 1)
     check([r["id"] for r in rwalk] == runs and rpages == len(runs) and runs == sorted(runs)[::-1],
