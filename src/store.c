@@ -355,6 +355,21 @@ key_filters(struct buf *b, const struct store_filter *filters, size_t n)
     return bad ? ERR_TOOBIG : ERR_OK;
 }
 
+/* Ends a count key with the search and the filters; the key, or NULL (and b freed) when any
+ * part did not fit. */
+static char *
+key_finish(struct buf *b, int bad, const char *search, const struct store_filter *filters,
+           size_t nfilters)
+{
+    bad |= key_str(b, search != NULL && search[0] != '\0' ? search : NULL) != ERR_OK;
+    bad |= key_filters(b, filters, nfilters) != ERR_OK;
+    if (bad) {
+        buf_free(b);
+        return NULL;
+    }
+    return buf_detach(b, NULL);
+}
+
 /* The conditions of q in a canonical order (filters sorted, paging and sorts left out);
  * NULL when the key would be too long to keep. */
 static char *
@@ -369,13 +384,7 @@ count_key(const struct store *st, const struct asset_query *q)
     bad |= key_str(&b, st->cache_id) != ERR_OK;
     bad |= buf_printf(&b, "%" PRId64 ";%d;", q->account_id, q->include_retired ? 1 : 0) != ERR_OK;
     bad |= key_str(&b, q->client) != ERR_OK;
-    bad |= key_str(&b, q->search != NULL && q->search[0] != '\0' ? q->search : NULL) != ERR_OK;
-    bad |= key_filters(&b, q->filters, q->nfilters) != ERR_OK;
-    if (bad) {
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_detach(&b, NULL);
+    return key_finish(&b, bad, q->search, q->filters, q->nfilters);
 }
 
 /* Generic lists whose rows change only with a client or integration write (which bumps the
@@ -406,13 +415,7 @@ list_count_key(const struct store *st, const struct list_query *q)
     bad |= key_str(&b, st->cache_id) != ERR_OK;
     bad |= buf_printf(&b, "L;%" PRId64 ";%" PRId64 ";", q->account_id, q->parent_id) != ERR_OK;
     bad |= key_str(&b, q->entity) != ERR_OK;
-    bad |= key_str(&b, q->search != NULL && q->search[0] != '\0' ? q->search : NULL) != ERR_OK;
-    bad |= key_filters(&b, q->filters, q->nfilters) != ERR_OK;
-    if (bad) {
-        buf_free(&b);
-        return NULL;
-    }
-    return buf_detach(&b, NULL);
+    return key_finish(&b, bad, q->search, q->filters, q->nfilters);
 }
 
 static size_t
