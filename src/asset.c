@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "lifecycle.h"
 #include "mem.h"
+#include "utf8.h"
 
 const char *const asset_columns[] = {
     "id",
@@ -282,7 +283,7 @@ utf8_ok(const unsigned char *s, size_t n, int *plain)
 
     *plain = 1;
     while (i < n) {
-        unsigned c = s[i], len, v;
+        unsigned c = s[i], len;
 
         if (c < 0x80) {
             if (c < 0x20 || c == '"' || c == '\\')
@@ -290,27 +291,7 @@ utf8_ok(const unsigned char *s, size_t n, int *plain)
             i++;
             continue;
         }
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            v = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            v = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            v = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (n - i < len)
-            return 0;
-        for (unsigned k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            v = (v << 6) | (s[i + k] & 0x3F);
-        }
-        if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (len == 3 && v < 0x800) ||
-            (len == 4 && v < 0x10000))
+        if ((len = (unsigned)utf8_char_len(s + i, n - i)) == 0)
             return 0;
         i += len;
     }

@@ -4,6 +4,7 @@
  *   "s:" SIG ":" POS ":" ID ":" COUNT ":" VALUE...
  * with SIG 8 lowercase hex digits, numbers in decimal, and each VALUE "n;" (NULL),
  * "i" NUMBER ";" or "t" LENGTH ":" BYTES ";". */
+#include "utf8.h"
 #include "cursor.h"
 
 #include <inttypes.h>
@@ -139,7 +140,6 @@ utf8_ok(const unsigned char *s, size_t n)
     while (i < n) {
         unsigned char c = s[i];
         size_t k;
-        uint32_t cp;
 
         if (c == 0)
             return 0;
@@ -147,29 +147,9 @@ utf8_ok(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        if (c >= 0xC2 && c <= 0xDF) {
-            k = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            k = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
+        if ((k = utf8_char_len(s + i, n - i)) == 0)
             return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-            return 0;
-        i += k + 1;
+        i += k;
     }
     return 1;
 }

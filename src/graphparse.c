@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "graph.h"
+#include "utf8.h"
 #include "http.h"
 #include "mem.h"
 
@@ -351,35 +352,6 @@ hex4(const unsigned char *s, unsigned *out)
     return 1;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing past U+10FFFF), 0 when ill-formed. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0], cp;
-    size_t len;
-
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef)
-        len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 /* yajl checks only the shape of UTF-8, decodes \u0000 and lone surrogate escapes without
  * complaint and takes \v and \f for whitespace; jansson refused all of these, and so do we.
  * Backslashes only occur inside strings in text yajl accepts, so every one met here starts an
@@ -434,7 +406,7 @@ text_check(const unsigned char *s, size_t n)
             }
             continue;
         }
-        if ((k = utf8_len(s + i, n - i)) == 0)
+        if ((k = utf8_char_len(s + i, n - i)) == 0)
             return "invalid UTF-8";
         i += k;
     }

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "mem.h"
+#include "utf8.h"
 
 int
 store_open(struct store **out, const char *url, struct errbuf *eb)
@@ -694,43 +695,18 @@ store_device_diff(const struct device *old, const struct device *new_,
     return n;
 }
 
-/* Length of the UTF-8 character at p (1-4), 0 when p does not start a valid one. */
-static size_t
-utf8_len(const unsigned char *p)
-{
-    size_t n;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        n = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        n = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        n = 4;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    /* Overlong forms and surrogates: the tokenizer may read those differently. */
-    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] >= 0xA0) ||
-        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] >= 0x90))
-        return 0;
-    return n;
-}
-
 char *
 store_trigram_query(const char *text)
 {
     const unsigned char *t = (const unsigned char *)text;
-    size_t starts[256], nch = 0, len = 0;
+    size_t starts[256], nch = 0, len = 0, all;
     struct buf b;
 
     if (text == NULL)
         return NULL;
-    while (t[len] != '\0') {
-        size_t n = utf8_len(t + len);
+    all = strlen(text);
+    while (len < all) {
+        size_t n = utf8_char_len(t + len, all - len);
 
         if (n == 0 || nch >= sizeof starts / sizeof starts[0])
             return NULL;
