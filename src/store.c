@@ -1004,10 +1004,7 @@ static const struct store_list_field software_fields[] = {
     LF("publisher", "NULLIF(t.publisher, '')", SC_TEXT),
     LF("platform", "NULLIF(t.platform, '')", SC_TEXT),
     LF("size_bytes", "t.size_bytes", SC_INT),
-    LF("device_count",
-       "(SELECT count(*) FROM software_install i JOIN hardware_asset ha ON ha.id = i.asset_id "
-       "WHERE i.title_id = t.id AND i.removed_at IS NULL AND ha.retired_at IS NULL)",
-       SC_INT),
+    LF("device_count", "t.device_count", SC_INT),
     {NULL, NULL, SC_NULL},
 };
 
@@ -1160,8 +1157,7 @@ static const struct store_list_entity lentities[] = {
     {"software",
      /* Titles with at least one current install, like store_software_each. */
      "FROM software_title t JOIN client c ON c.id = t.client_id WHERE t.account_id = ?1 AND "
-     "EXISTS (SELECT 1 FROM software_install i JOIN hardware_asset ha ON ha.id = i.asset_id "
-     "WHERE i.title_id = t.id AND i.removed_at IS NULL AND ha.retired_at IS NULL)",
+     "t.device_count > 0",
      {"t.name", "t.publisher", NULL, NULL},
      "t.name",
      "t.id",
@@ -1169,9 +1165,11 @@ static const struct store_list_entity lentities[] = {
      "name",
      0},
     {"software_devices",
-     "FROM software_install i JOIN hardware_asset h ON h.id = i.asset_id JOIN client c ON "
-     "c.id = h.client_id WHERE i.account_id = ?1 AND i.title_id = ?2 AND i.removed_at IS NULL "
-     "AND h.retired_at IS NULL",
+     /* From the title's client's devices: installs are keyed by device, not by title. */
+     "FROM hardware_asset h JOIN software_install i ON i.asset_id = h.id AND i.title_id = ?2 "
+     "JOIN client c ON c.id = h.client_id WHERE h.client_id = (SELECT t.client_id FROM "
+     "software_title t WHERE t.id = ?2 AND t.account_id = ?1) AND h.account_id = ?1 AND "
+     "i.removed_at IS NULL AND h.retired_at IS NULL",
      {"h.name", "h.serial_number", "h.user_principal_name", NULL},
      "h.name",
      "h.id",

@@ -617,6 +617,15 @@ static const char schema_v5[] =
     "ALTER TABLE software_install DROP CONSTRAINT software_install_asset_id_title_id_key;"
     "ALTER TABLE software_install ADD PRIMARY KEY (asset_id, title_id);";
 
+/* Migration 6: software_title.device_count, recounted at each tenant commit that changed an
+ * install or a device's retirement (the API's software lists read it instead of counting). */
+static const char schema_v6[] =
+    "ALTER TABLE software_title ADD COLUMN device_count BIGINT NOT NULL DEFAULT 0;"
+    "UPDATE software_title t SET device_count = x.n FROM (SELECT i.title_id, count(*) AS n "
+    "FROM software_install i JOIN hardware_asset h ON h.id = i.asset_id "
+    "WHERE i.removed_at IS NULL AND h.retired_at IS NULL GROUP BY i.title_id) x "
+    "WHERE x.title_id = t.id;";
+
 static int
 migrate(struct pg *g, struct errbuf *eb)
 {
@@ -661,6 +670,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     if (ver < 5) {
         rc = q_done(g, schema_v5, NULL, eb, "keying software_install by asset and title", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 6) {
+        rc = q_done(g, schema_v6, NULL, eb, "counting devices per software title", NULL);
         if (rc != ERR_OK)
             goto out;
     }
@@ -1452,18 +1466,30 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         if (rc != ERR_OK)
             goto out;
     }
-    /* Installs were replaced device by device in pg_reconcile_installs. software_count is
-     * counted per title (stopping at its first active install), not per install. */
+    /* Installs were replaced device by device in pg_reconcile_installs. */
     (void)installs_complete;
+    if (g->rec_counts.installs_added > 0 || g->rec_counts.installs_removed > 0 ||
+        g->rec_counts.retired > 0 || g->rec_counts.revived > 0) {
+        struct params pc = {0};
+
+        p_i64(&pc, g->rec_client);
+        rc = q_done(g,
+                    "UPDATE software_title t SET device_count = x.n FROM (SELECT t2.id, "
+                    "count(h.id) AS n FROM software_title t2 LEFT JOIN software_install i "
+                    "ON i.title_id = t2.id AND i.removed_at IS NULL LEFT JOIN hardware_asset h "
+                    "ON h.id = i.asset_id AND h.retired_at IS NULL WHERE t2.client_id = $1 "
+                    "GROUP BY t2.id) x WHERE t.id = x.id AND t.device_count <> x.n",
+                    &pc, eb, "counting devices per software title", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 2;
     rc = q_done(g,
                 "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
                 "error_remedy = NULL, last_sync_at = $1, updated_at = $1, "
                 "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
-                "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title t "
-                "WHERE t.client_id = $2 AND EXISTS (SELECT 1 FROM software_install i JOIN "
-                "hardware_asset h ON h.id = i.asset_id WHERE i.title_id = t.id AND "
-                "i.removed_at IS NULL AND h.client_id = $2 AND h.retired_at IS NULL)) "
+                "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title "
+                "WHERE client_id = $2 AND device_count > 0) "
                 "WHERE id = $2",
                 &p, eb, "updating the client", NULL);
     if (rc == ERR_OK)
@@ -1784,11 +1810,9 @@ pg_software_each(struct store *base, const struct software_query *qs,
     buf_init(&sql, SQL_MAX);
     buf_addstr(&sql,
                "SELECT t.id, t.client_id, COALESCE(c.name_override, c.name), c.tenant_id, t.name, "
-               "t.version, t.publisher, t.platform, t.size_bytes, count(DISTINCT i.asset_id) "
+               "t.version, t.publisher, t.platform, t.size_bytes, t.device_count "
                "FROM software_title t JOIN client c ON c.id = t.client_id "
-               "JOIN software_install i ON i.title_id = t.id AND i.removed_at IS NULL "
-               "JOIN hardware_asset h ON h.id = i.asset_id AND h.retired_at IS NULL "
-               "WHERE t.account_id = $1");
+               "WHERE t.account_id = $1 AND t.device_count > 0");
     p_i64(&p, qs->account_id);
     if (qs->client != NULL) {
         p_text(&p, qs->client);
@@ -1808,7 +1832,7 @@ pg_software_each(struct store *base, const struct software_query *qs,
         p_i64(&p, qs->after_id);
         buf_printf(&sql, " AND t.id > $%d", p.n);
     }
-    buf_addstr(&sql, " GROUP BY t.id, c.id ORDER BY t.id");
+    buf_addstr(&sql, " ORDER BY t.id");
     if (qs->limit > 0)
         buf_printf(&sql, " LIMIT %d", qs->limit);
     res = q(g, buf_cstr(&sql), &p, eb, "listing software", &rc);

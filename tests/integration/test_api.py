@@ -718,6 +718,21 @@ def main():
     if titled:
         devs = get_json(srv, "/api/v1/assets/software/%d/devices" % titled["id"], admin_key)
         check(devs["total_count"] == titled["device_count"], "drill-down count = device_count")
+    # The stored per-title counts and the drill-down (found from the client's devices) agree
+    # with the installs themselves, for every title.
+    truth = {}
+    acct = ms.sql("SELECT account_id FROM software_title WHERE id = %d" % sw[0]["id"])[0][0]
+    for tid, aid in ms.sql("SELECT i.title_id, i.asset_id FROM software_install i JOIN "
+                           "hardware_asset h ON h.id = i.asset_id WHERE i.removed_at IS NULL "
+                           "AND h.retired_at IS NULL AND h.account_id = %d" % acct):
+        truth.setdefault(tid, set()).add(aid)
+    check(sorted((t["id"], t["device_count"]) for t in sw) ==
+          sorted((k, len(v)) for k, v in truth.items()),
+          "every listed title's device_count is its active installs on current devices")
+    for t in sw[:: max(1, len(sw) // 12)]:
+        rows, total, _ = walk(srv, "/api/v1/assets/software/%d/devices" % t["id"], admin_key, 5)
+        check(total == len(rows) and {r["id"] for r in rows} == truth.get(t["id"], set()),
+              "drill-down of %s lists exactly its devices" % t["name"])
     st, js, _, _ = api(srv, "GET", "/api/v1/assets/hardware/999999", admin_key)
     check(st == 404 and js["errors"][0]["code"] == "not_found", "missing asset -> 404 envelope")
     keyset_checks(ms, srv, admin_key)

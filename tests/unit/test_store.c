@@ -867,6 +867,12 @@ expect_sw_count(struct fx *fx, const struct client_info *ci, int64_t want)
 {
     assert_int_equal(sw_count(fx, ci, 1), want);
     assert_int_equal(sw_count(fx, ci, 0), want);
+    /* And every title's stored device_count is what its installs say. */
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title t WHERE t.device_count <> "
+                                "(SELECT count(*) FROM software_install i JOIN hardware_asset h "
+                                "ON h.id = i.asset_id WHERE i.title_id = t.id AND i.removed_at "
+                                "IS NULL AND h.retired_at IS NULL)"),
+                     0);
 }
 
 static void
@@ -1159,6 +1165,7 @@ test_migrate_installs_v4(void **state)
                  "DROP TABLE software_install;"
                  "ALTER TABLE software_install_v4 RENAME TO software_install;"
                  "CREATE INDEX software_install_title ON software_install(title_id);"
+                 "ALTER TABLE software_title DROP COLUMN device_count;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1167,6 +1174,7 @@ test_migrate_installs_v4(void **state)
                 "PRIMARY KEY;"
                 "ALTER TABLE software_install ADD CONSTRAINT "
                 "software_install_asset_id_title_id_key UNIQUE (asset_id, title_id);"
+                "ALTER TABLE software_title DROP COLUMN device_count;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -1183,9 +1191,10 @@ test_migrate_installs_v4(void **state)
         assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = "
                                               "'software_install' AND sql LIKE '%WITHOUT ROWID'"),
                          1);
+        /* Schema 6 counts devices per title instead of indexing installs by title. */
         assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM sqlite_schema WHERE name = "
                                               "'software_install_title'"),
-                         1);
+                         0);
         assert_int_equal(sqlite_int(fx->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
         /* Its foreign keys are deferred, not gone: a dangling install fails at COMMIT. */
         {
@@ -1219,6 +1228,10 @@ test_migrate_installs_v4(void **state)
         free(before[r]);
     }
     expect_sw_count(fx, &ci_a, 2);
+    /* device_count was counted by the migration: Edge on A, 7-Zip on B (its install on A is a
+     * removed one). */
+    assert_int_equal(db_int(fx, "SELECT device_count FROM software_title WHERE name = 'Edge'"), 1);
+    assert_int_equal(db_int(fx, "SELECT device_count FROM software_title WHERE name = '7-Zip'"), 1);
 
     /* The migrated rows are updated in place: 7-Zip revived on A, Edge removed, a new title. */
     {
