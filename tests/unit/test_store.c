@@ -1039,6 +1039,39 @@ test_reconcile_foreign_keys(void **state)
     free_devs(d, 2);
 }
 
+/* A first sync (no devices) whose client still has titles (here: its devices deleted by hand)
+ * finds them instead of failing on their unique key, and counts them afresh. */
+static void
+test_first_sync_titles_exist(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[2];
+    const struct app_ref edge = {"Edge", "1", "Microsoft", "windows", -1};
+    const struct app_ref zip = {"7-Zip", "23.01", NULL, NULL, 1234};
+    const struct app_ref a0[] = {edge, zip}, a1[] = {zip};
+    const struct app_ref *all[] = {a0, a1};
+    const size_t n_all[] = {2, 1};
+    const char *gone = "DELETE FROM software_install; DELETE FROM asset_change; "
+                       "DELETE FROM hardware_asset; UPDATE software_title SET device_count = 0";
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    sync_sw(fx, &ci_a, d, 2, all, n_all, T0);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title"), 2);
+    if (fx->pg_url == NULL)
+        sql_exec(fx->path, gone);
+    else
+        pg_exec(fx->pg_url, gone);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 0);
+    sync_sw(fx, &ci_a, d, 2, all, n_all, T0 + 60);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_title"), 2);
+    assert_int_equal(db_int(fx, "SELECT size_bytes FROM software_title WHERE name = '7-Zip'"),
+                     1234);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM software_install"), 3);
+    expect_sw_count(fx, &ci_a, 2);
+    free_devs(d, 2);
+}
+
 /* A tenant's first sync inserts without looking devices up; one listed twice is still one asset,
  * updated by its second listing, and the tenant's second sync finds them all. */
 static void
@@ -1779,6 +1812,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_first_sync_titles_exist, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_after_lost_transaction, setup_open,
                                         teardown),
@@ -1806,6 +1840,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_first_sync_titles_exist, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
