@@ -13,6 +13,9 @@
 #include <strings.h>
 #include <sodium.h>
 #include <yajl/yajl_parse.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "clock.h"
 #include "graph.h"
@@ -35,7 +38,8 @@ enum vt { V_ABSENT = 0, V_NULL, V_STR, V_INT, V_REAL, V_TRUE, V_FALSE, V_OBJ, V_
 
 struct mval {
     uint8_t t;
-    size_t off, len; /* V_STR: text at scratch + off, NUL-terminated */
+    uint8_t in_body; /* V_STR: the text is in the body at off (not NUL-terminated) */
+    size_t off, len; /* V_STR: else at scratch + off, NUL-terminated */
     int64_t i;       /* V_INT */
 };
 
@@ -184,6 +188,8 @@ struct ps {
     yajl_handle h;
     size_t end; /* where the top-level value ended */
     int root_not_object;
+    const char *body; /* the text being parsed */
+    size_t blen;
     char *sb; /* scratch for the strings of the entity being read */
     size_t sn, scap;
     char num[64];
@@ -243,30 +249,36 @@ stop(struct ps *p, const char *fmt, ...)
     return 0;
 }
 
+static void
+scratch_grow(struct ps *p, size_t len)
+{
+    size_t ncap = p->scap ? p->scap : 1024;
+
+    while (ncap - p->sn < len + 1)
+        ncap *= 2;
+    p->sb = xrealloc(p->sb, ncap);
+    p->scap = ncap;
+}
+
 /* Appends s to the scratch, NUL-terminated; returns its offset. */
 static size_t
 scratch_put(struct ps *p, const char *s, size_t len)
 {
     size_t off = p->sn;
 
-    if (p->scap - p->sn < len + 1) {
-        size_t ncap = p->scap ? p->scap : 1024;
-
-        while (ncap - p->sn < len + 1)
-            ncap *= 2;
-        p->sb = xrealloc(p->sb, ncap);
-        p->scap = ncap;
-    }
+    if (p->scap - p->sn < len + 1)
+        scratch_grow(p, len);
     memcpy(p->sb + off, s, len);
     p->sb[off + len] = '\0';
     p->sn += len + 1;
     return off;
 }
 
+/* A V_STR's text; NUL-terminated unless in_body (only K_APP strings may be). */
 static const char *
 sv(const struct ps *p, const struct mval *m)
 {
-    return p->sb + m->off;
+    return (m->in_body ? p->body : p->sb) + m->off;
 }
 
 /* Keyed (SipHash with a random key per parse, as jansson seeds its hash) so that no body can
@@ -352,6 +364,49 @@ hex4(const unsigned char *s, unsigned *out)
     return 1;
 }
 
+#ifdef __SSE2__
+/* 0xff for each byte of s[0..16) that is not printable ASCII or is a backslash. Signed compare:
+ * bytes >= 0x80 are negative, so "< 0x20" catches them too. */
+static __m128i
+unclean16(const unsigned char *s)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+
+    return _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                        _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+}
+
+/* Where the run of printable ASCII without a backslash from i ends, or the last 64-byte step
+ * before n: the whole text goes through here. */
+static size_t
+clean_run(const unsigned char *s, size_t i, size_t n)
+{
+    while (n - i >= 64) {
+        __m128i a = unclean16(s + i), b = unclean16(s + i + 16);
+        __m128i c = unclean16(s + i + 32), d = unclean16(s + i + 48);
+
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))) != 0) {
+            uint64_t m = (uint64_t)(unsigned)_mm_movemask_epi8(a) |
+                         (uint64_t)(unsigned)_mm_movemask_epi8(b) << 16 |
+                         (uint64_t)(unsigned)_mm_movemask_epi8(c) << 32 |
+                         (uint64_t)(unsigned)_mm_movemask_epi8(d) << 48;
+
+            return i + (size_t)__builtin_ctzll(m);
+        }
+        i += 64;
+    }
+    return i;
+}
+#else
+static size_t
+clean_run(const unsigned char *s, size_t i, size_t n)
+{
+    (void)s;
+    (void)n;
+    return i;
+}
+#endif
+
 /* yajl checks only the shape of UTF-8, decodes \u0000 and lone surrogate escapes without
  * complaint and takes \v and \f for whitespace; jansson refused all of these, and so do we.
  * Backslashes only occur inside strings in text yajl accepts, so every one met here starts an
@@ -365,7 +420,8 @@ text_check(const unsigned char *s, size_t n)
         unsigned u, lo;
         size_t k;
 
-        /* Printable ASCII without a backslash, 8 bytes at a time. */
+        /* Printable ASCII without a backslash: 64, then 8 bytes at a time. */
+        i = clean_run(s, i, n);
         while (n - i >= 8) {
             uint64_t w, x, m;
 
@@ -730,20 +786,33 @@ scalar(struct ps *p, enum vt t, const char *s, size_t len, int64_t i)
     struct frame *f = top(p);
     struct mval *m;
 
-    if (p->depth == 0)
-        return stop(p, "the top level is not an object or array");
-    if (f->kind == K_DLIST || f->kind == K_ALIST || f->kind == K_BLIST) {
-        list_elem_not_object(p, f);
-        f->count++;
+    if (f->v == NULL) { /* the root, a list or a map not read */
+        if (p->depth == 0)
+            return stop(p, "the top level is not an object or array");
+        if (f->kind == K_DLIST || f->kind == K_ALIST || f->kind == K_BLIST) {
+            list_elem_not_object(p, f);
+            f->count++;
+        }
         return 1;
     }
-    if ((m = slot(f)) == NULL)
+    if (f->key < 0)
         return 1;
+    m = &f->v[f->key];
     m->t = (uint8_t)t;
     m->i = i;
     if (t != V_STR)
         return 1;
     switch (f->kind) {
+    case K_APP: /* only copied if the app is new: point into the body when the text is there */
+        m->len = len;
+        if ((uintptr_t)s - (uintptr_t)p->body < p->blen) {
+            m->in_body = 1;
+            m->off = (size_t)(s - p->body);
+        } else {
+            m->in_body = 0;
+            m->off = scratch_put(p, s, len);
+        }
+        return 1;
     case K_DPAGE:
     case K_APAGE: /* the next link outlives the scratch, which each entity reuses */
         m->len = len;
@@ -966,14 +1035,68 @@ on_start_array(void *ctx)
     return push(p, K_SKIP, NULL);
 }
 
-static int
+/* a[0..n) == b[0..n) in word compares: member names are short, and a memcmp call per key cost
+ * more than the compare. */
+static inline int
+bytes_eq(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    uint64_t x, y;
+    uint32_t u, v;
+
+    if (n >= 8) {
+        for (size_t i = 0; n - i > 8; i += 8) {
+            memcpy(&x, a + i, 8);
+            memcpy(&y, b + i, 8);
+            if (x != y)
+                return 0;
+        }
+        memcpy(&x, a + n - 8, 8);
+        memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4);
+        memcpy(&v, b, 4);
+        if (u != v)
+            return 0;
+        memcpy(&u, a + n - 4, 4);
+        memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
+static inline int
 key_eq(const struct table *t, int i, const unsigned char *k, size_t len)
 {
     const struct mname *m = &t->names[i];
 
     if (m->len != len)
         return 0;
-    return t->ci ? strncasecmp(m->s, (const char *)k, len) == 0 : memcmp(m->s, k, len) == 0;
+    return t->ci ? strncasecmp(m->s, (const char *)k, len) == 0
+                 : bytes_eq((const unsigned char *)m->s, k, len);
+}
+
+/* The member index of key k other than skip, or -1. */
+static __attribute__((noinline)) int
+key_find(const struct table *t, int skip, const unsigned char *k, size_t len)
+{
+    for (int i = 0; i < t->n; i++)
+        if (i != skip && key_eq(t, i, k, len))
+            return i;
+    return -1;
+}
+
+/* A member not read: its value is skipped, but a duplicate is still an error. */
+static __attribute__((noinline)) int
+key_unread(struct ps *p, const struct frame *f, const unsigned char *k, size_t len)
+{
+    if (unread_seen(p, f->obj, k, len))
+        return stop(p, "duplicate member (not one memsync reads)");
+    return 1;
 }
 
 static int
@@ -983,22 +1106,13 @@ on_map_key(void *ctx, const unsigned char *k, size_t len)
     struct frame *f = top(p);
     const struct table *t = &tables[f->kind];
     int8_t *succ = &p->succ[f->kind][f->last];
-    int idx = -1;
+    int idx = *succ;
 
-    for (int j = 0; j < t->n; j++) {
-        int i = (*succ + j) % t->n;
-
-        if (key_eq(t, i, k, len)) {
-            idx = i;
-            break;
-        }
-    }
+    if (t->n == 0 || !key_eq(t, idx, k, len))
+        idx = key_find(t, idx, k, len);
     f->key = (int8_t)idx;
-    if (idx < 0) { /* not read: its value is skipped, but a duplicate is still an error */
-        if (unread_seen(p, f->obj, k, len))
-            return stop(p, "duplicate member (not one memsync reads)");
-        return 1;
-    }
+    if (idx < 0)
+        return key_unread(p, f, k, len);
     *succ = (int8_t)idx;
     f->last = (int8_t)idx;
     if (f->seen & (UINT64_C(1) << idx))
@@ -1083,6 +1197,8 @@ run(struct ps *p, const char *body, size_t len, struct errbuf *eb)
         return err_set(eb, ERR_PARSE, "%s: empty response", p->what);
     if ((bad = text_check((const unsigned char *)body, len)) != NULL)
         return err_set(eb, ERR_PARSE, "%s is not valid JSON: %s", p->what, bad);
+    p->body = body;
+    p->blen = len;
     h = p->h = yajl_alloc(&callbacks, NULL, p);
     if (h == NULL)
         abort();

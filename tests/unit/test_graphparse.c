@@ -687,6 +687,58 @@ test_strict_text(void **state)
     assert_string_equal(eb.msg, "Graph page is not a JSON object");
 }
 
+/* The text checks scan 64 bytes at a time: each kind of bad (and good) byte sequence at every
+ * offset of a long body is found (or passed) the same as in a short one. */
+static void
+test_strict_text_long(void **state)
+{
+    static const struct {
+        const char *snippet, *msg; /* msg NULL: accepted, the name decodes to want */
+        const char *want;
+    } cases[] = {
+        {"\xc3\x28", "invalid UTF-8", NULL},
+        {"\xff", "invalid UTF-8", NULL},
+        {"\xed\xa0\x80", "invalid UTF-8", NULL},
+        {"\\u0000", "\\u0000 is not allowed in a string", NULL},
+        {"\\ud800x", "a lone UTF-16 surrogate escape", NULL},
+        {"\\udc00", "a lone UTF-16 surrogate escape", NULL},
+        {"\v", "a control character outside a string", NULL},
+        {"\x01", "", NULL},
+        {"\xc3\xa9", NULL, "\xc3\xa9"},
+        {"\\u00e9\\\"", NULL, "\xc3\xa9\""},
+        {"\\ud83d\\ude00", NULL, "\xf0\x9f\x98\x80"},
+        {"\x7e", NULL, "~"},
+    };
+    char body[512], want[256];
+    struct device d;
+    struct errbuf eb;
+
+    (void)state;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (size_t pad = 0; pad < 140; pad++) {
+            int n = snprintf(
+                body, sizeof body, "{\"value\":[{\"id\":\"a\",\"deviceName\":\"%*s%s%s\"}]}",
+                (int)pad, "", cases[c].snippet,
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+            int rc = dev1(body, &eb, &d);
+
+            assert_true(n > 0 && (size_t)n < sizeof body);
+            if (cases[c].msg == NULL) {
+                if (rc != ERR_OK)
+                    fail_msg("case %zu pad %zu: %s", c, pad, eb.msg);
+                snprintf(want, sizeof want, "%*s%s%s", (int)pad, "", cases[c].want,
+                         "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+                assert_string_equal(d.name, want);
+                device_clear(&d);
+                continue;
+            }
+            if (rc != ERR_PARSE || strstr(eb.msg, "Graph page is not valid JSON") == NULL ||
+                strstr(eb.msg, cases[c].msg) == NULL)
+                fail_msg("case %zu pad %zu: rc %d \"%s\"", c, pad, rc, eb.msg);
+        }
+    }
+}
+
 static void
 test_strict_depth(void **state)
 {
@@ -941,9 +993,10 @@ main(void)
         cmocka_unit_test(test_fixtures_differential), cmocka_unit_test(test_sim_differential),
         cmocka_unit_test(test_mutation_differential), cmocka_unit_test(test_strict_duplicates),
         cmocka_unit_test(test_strict_numbers),        cmocka_unit_test(test_strict_text),
-        cmocka_unit_test(test_strict_depth),          cmocka_unit_test(test_wrong_types),
-        cmocka_unit_test(test_append_and_rollback),   cmocka_unit_test(test_batch_items),
-        cmocka_unit_test(test_batch_detail),          cmocka_unit_test(test_apps_page_kinds),
+        cmocka_unit_test(test_strict_text_long),      cmocka_unit_test(test_strict_depth),
+        cmocka_unit_test(test_wrong_types),           cmocka_unit_test(test_append_and_rollback),
+        cmocka_unit_test(test_batch_items),           cmocka_unit_test(test_batch_detail),
+        cmocka_unit_test(test_apps_page_kinds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
