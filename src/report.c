@@ -117,69 +117,168 @@ csv_special(char ch)
     return ch == '"' || ch == ',' || ch == '\r' || ch == '\n';
 }
 
+/* The rest of a quoted cell from p[i]: its text up to the closing quote, "" taken as one quote.
+ * Returns where parsing goes on: after the closing quote, or at n with the cell still open
+ * (quote_pending when the chunk ended on a quote that may be the first of ""). */
+static size_t
+quoted_run(struct csv *c, const char *p, size_t i, size_t n, int *rc)
+{
+    for (;;) {
+        const char *q = memchr(p + i, '"', n - i);
+        size_t j = q != NULL ? (size_t)(q - p) : n;
+
+        if (j + 1 < n && p[j + 1] == '"') { /* "" : the text and one quote */
+            if ((*rc = cell_add(c, p + i, j + 1 - i)) != ERR_OK)
+                return n;
+            i = j + 2;
+            continue;
+        }
+        if (j > i && (*rc = cell_add(c, p + i, j - i)) != ERR_OK)
+            return n;
+        if (j == n)
+            return n;
+        if (j + 1 == n) {
+            c->quote_pending = 1;
+            return n;
+        }
+        c->in_quotes = 0;
+        return j + 1;
+    }
+}
+
+/* A row whose cells are all plain or simply quoted and that ends in this chunk, read in one go:
+ * its raw text is copied once and each cell's end (closing quote, comma or line end) becomes its
+ * NUL. Returns i when the row needs the byte-wise path: an empty line, a "" escape, text after a
+ * closing quote, a limit reached, or the chunk ending first (that path then redoes the row). */
+static size_t
+fast_row(struct csv *c, const char *p, size_t i, size_t n, int *rc)
+{
+    size_t ends[REPORT_MAX_COLS], k = i, nc = 0;
+
+    if (p[i] == '\r' || p[i] == '\n')
+        return i;
+    for (;;) {
+        size_t start, end;
+
+        if (k >= n || nc >= REPORT_MAX_COLS)
+            return i;
+        if (p[k] == '"') {
+            const char *q = memchr(p + k + 1, '"', n - k - 1);
+
+            if (q == NULL)
+                return i;
+            start = k + 1;
+            end = (size_t)(q - p);
+            k = end + 1;
+            if (k >= n || (p[k] != ',' && p[k] != '\r' && p[k] != '\n'))
+                return i;
+        } else {
+            start = k;
+            while (k < n && p[k] != ',' && p[k] != '\r' && p[k] != '\n')
+                k++;
+            if (k >= n)
+                return i;
+            end = k;
+        }
+        if (end - start > REPORT_MAX_CELL)
+            return i;
+        c->offs[nc] = start - i;
+        ends[nc++] = end - i;
+        if (p[k] != ',')
+            break;
+        k++;
+    }
+    row_room(c, k - i + 1);
+    memcpy(c->row, p + i, k - i);
+    for (size_t x = 0; x < nc; x++) {
+        c->row[ends[x]] = '\0';
+        c->cells[x] = c->row + c->offs[x];
+    }
+    *rc = c->cb(c->arg, c->row_no++, c->cells, nc);
+    if (p[k] == '\r') {
+        if (k + 1 == n)
+            c->after_cr = 1;
+        else if (p[k + 1] == '\n')
+            k++;
+    }
+    return k + 1;
+}
+
 static int
 csv_feed(struct csv *c, const char *p, size_t n)
 {
     static const unsigned char bom[3] = {0xEF, 0xBB, 0xBF};
     int rc = ERR_OK;
+    size_t i = 0;
 
-    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
-        char ch = p[i];
-
-        if (!c->bom_checked) {
-            if ((unsigned char)ch == bom[c->bom_seen]) {
-                if (++c->bom_seen == 3)
-                    c->bom_checked = 1;
-                continue;
-            }
-            c->bom_checked = 1;
-            if (c->bom_seen > 0 && (rc = cell_add(c, (const char *)bom, c->bom_seen)) != ERR_OK)
-                break;
+    while (!c->bom_checked && i < n) {
+        if ((unsigned char)p[i] == bom[c->bom_seen]) {
+            i++;
+            if (++c->bom_seen == 3)
+                c->bom_checked = 1;
+            continue;
         }
-        if (c->in_quotes) {
-            if (c->quote_pending) {
-                c->quote_pending = 0;
-                if (ch == '"') {
-                    rc = cell_add(c, "\"", 1);
-                    continue;
-                }
-                c->in_quotes = 0; /* that was the closing quote; handle ch below */
-            } else if (ch == '"') {
-                c->quote_pending = 1;
-                continue;
+        c->bom_checked = 1;
+        if (c->bom_seen > 0 && (rc = cell_add(c, (const char *)bom, c->bom_seen)) != ERR_OK)
+            return rc;
+    }
+    if (i < n && c->in_quotes) { /* a quoted cell left open by the last chunk */
+        if (c->quote_pending) {
+            c->quote_pending = 0;
+            if (p[i] == '"') {
+                if ((rc = cell_add(c, "\"", 1)) != ERR_OK)
+                    return rc;
+                i = quoted_run(c, p, i + 1, n, &rc);
             } else {
-                const char *q = memchr(p + i, '"', n - i);
-                size_t j = q != NULL ? (size_t)(q - p) : n;
+                c->in_quotes = 0;
+            }
+        } else {
+            i = quoted_run(c, p, i, n, &rc);
+        }
+    }
+    while (rc == ERR_OK && i < n) {
+        char ch;
 
-                rc = cell_add(c, p + i, j - i);
-                i = j - 1;
+        if (c->len == 0 && c->ncells == 0 && !c->cell_started && !c->after_cr) {
+            size_t k = fast_row(c, p, i, n, &rc);
+
+            if (k != i) {
+                i = k;
                 continue;
             }
         }
+        ch = p[i];
         if (c->after_cr) {
             c->after_cr = 0;
-            if (ch == '\n')
+            if (ch == '\n') {
+                i++;
                 continue;
+            }
         }
         switch (ch) {
         case '"':
             if (c->len == c->cell_off) {
                 c->in_quotes = 1;
                 c->cell_started = 1;
+                i = quoted_run(c, p, i + 1, n, &rc);
             } else {
                 rc = cell_add(c, &ch, 1); /* a stray quote inside an unquoted cell: keep it */
+                i++;
             }
             break;
         case ',':
             rc = end_cell(c);
             c->cell_started = 1; /* the next cell exists even if empty */
+            i++;
             break;
         case '\r':
             c->after_cr = 1;
             rc = end_row(c);
+            i++;
             break;
         case '\n':
             rc = end_row(c);
+            i++;
             break;
         default: {
             size_t j = i + 1;
@@ -187,7 +286,7 @@ csv_feed(struct csv *c, const char *p, size_t n)
             while (j < n && !csv_special(p[j]))
                 j++;
             rc = cell_add(c, p + i, j - i);
-            i = j - 1;
+            i = j;
             break;
         }
         }
