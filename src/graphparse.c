@@ -780,6 +780,32 @@ list_elem_not_object(struct ps *p, struct frame *f)
         p->bad_item = f->count;
 }
 
+/* scalar() for a member of a detectedApp, the bulk of a $batch body; 0 when not one. */
+static int
+app_scalar(struct ps *p, enum vt t, const char *s, size_t len, int64_t i)
+{
+    struct frame *f = top(p);
+    struct mval *m;
+
+    if (f->kind != K_APP || f->key < 0)
+        return 0;
+    m = &f->v[f->key];
+    m->t = (uint8_t)t;
+    m->i = i;
+    if (t != V_STR)
+        return 1;
+    /* Only copied if the app is new: point into the body when the text is there. */
+    m->len = len;
+    if ((uintptr_t)s - (uintptr_t)p->body < p->blen) {
+        m->in_body = 1;
+        m->off = (size_t)(s - p->body);
+    } else {
+        m->in_body = 0;
+        m->off = scratch_put(p, s, len);
+    }
+    return 1;
+}
+
 static int
 scalar(struct ps *p, enum vt t, const char *s, size_t len, int64_t i)
 {
@@ -803,16 +829,8 @@ scalar(struct ps *p, enum vt t, const char *s, size_t len, int64_t i)
     if (t != V_STR)
         return 1;
     switch (f->kind) {
-    case K_APP: /* only copied if the app is new: point into the body when the text is there */
-        m->len = len;
-        if ((uintptr_t)s - (uintptr_t)p->body < p->blen) {
-            m->in_body = 1;
-            m->off = (size_t)(s - p->body);
-        } else {
-            m->in_body = 0;
-            m->off = scratch_put(p, s, len);
-        }
-        return 1;
+    case K_APP:
+        return app_scalar(p, t, s, len, i);
     case K_DPAGE:
     case K_APAGE: /* the next link outlives the scratch, which each entity reuses */
         m->len = len;
@@ -856,29 +874,19 @@ on_boolean(void *ctx, int b)
 static int
 on_string(void *ctx, const unsigned char *s, size_t len)
 {
-    return scalar(ctx, V_STR, (const char *)s, len, 0);
+    return app_scalar(ctx, V_STR, (const char *)s, len, 0) ||
+           scalar(ctx, V_STR, (const char *)s, len, 0);
 }
 
-/* Every number is checked as jansson did: integers must fit int64, reals must not overflow.
- * Where an integer is required, a real (3.0, 1e3) stays a real and is refused by the mapping. */
-static int
-on_number(void *ctx, const char *s, size_t len)
+/* on_number past the fast path: reals, and integers of 19 digits or more. */
+static __attribute__((noinline)) int
+number_slow(struct ps *p, const char *s, size_t len)
 {
-    struct ps *p = ctx;
     char *buf = p->num, *end;
     int real;
     int64_t v = 0;
     int rc = 1;
-    size_t i = len > 0 && s[0] == '-';
 
-    /* Up to 18 digits cannot overflow: skip strtoll for the common small integer. */
-    if (len - i >= 1 && len - i <= 18) {
-        for (; i < len && s[i] >= '0' && s[i] <= '9'; i++)
-            v = v * 10 + (s[i] - '0');
-        if (i == len)
-            return scalar(p, V_INT, NULL, 0, s[0] == '-' ? -v : v);
-        v = 0;
-    }
     real =
         memchr(s, '.', len) != NULL || memchr(s, 'e', len) != NULL || memchr(s, 'E', len) != NULL;
     if (len >= sizeof p->num) {
@@ -907,6 +915,27 @@ on_number(void *ctx, const char *s, size_t len)
     if (rc == 0)
         return 0;
     return scalar(p, real ? V_REAL : V_INT, NULL, 0, v);
+}
+
+/* Every number is checked as jansson did: integers must fit int64, reals must not overflow.
+ * Where an integer is required, a real (3.0, 1e3) stays a real and is refused by the mapping. */
+static int
+on_number(void *ctx, const char *s, size_t len)
+{
+    struct ps *p = ctx;
+    int64_t v = 0;
+    size_t i = len > 0 && s[0] == '-';
+
+    /* Up to 18 digits cannot overflow: skip strtoll for the common small integer. */
+    if (len - i >= 1 && len - i <= 18) {
+        for (; i < len && (unsigned char)(s[i] - '0') <= 9; i++)
+            v = v * 10 + (s[i] - '0');
+        if (i == len) {
+            v = s[0] == '-' ? -v : v;
+            return app_scalar(p, V_INT, NULL, 0, v) || scalar(p, V_INT, NULL, 0, v);
+        }
+    }
+    return number_slow(p, s, len);
 }
 
 static int
@@ -1069,7 +1098,7 @@ bytes_eq(const unsigned char *a, const unsigned char *b, size_t n)
     return 1;
 }
 
-static inline int
+static int
 key_eq(const struct table *t, int i, const unsigned char *k, size_t len)
 {
     const struct mname *m = &t->names[i];
@@ -1080,25 +1109,45 @@ key_eq(const struct table *t, int i, const unsigned char *k, size_t len)
                  : bytes_eq((const unsigned char *)m->s, k, len);
 }
 
-/* The member index of key k other than skip, or -1. */
 static __attribute__((noinline)) int
-key_find(const struct table *t, int skip, const unsigned char *k, size_t len)
+dup_member(struct ps *p, const struct frame *f, int idx)
 {
-    for (int i = 0; i < t->n; i++)
-        if (i != skip && key_eq(t, i, k, len))
-            return i;
-    return -1;
+    return stop(p, "duplicate member \"%s\"", tables[f->kind].names[idx].s);
 }
 
-/* A member not read: its value is skipped, but a duplicate is still an error. */
-static __attribute__((noinline)) int
-key_unread(struct ps *p, const struct frame *f, const unsigned char *k, size_t len)
+/* Member idx of the frame's table was named: remembered as the one read and as the one after
+ * the last, refused when the object had it already. */
+static inline int
+key_known(struct ps *p, struct frame *f, int8_t *succ, int idx)
 {
+    f->key = (int8_t)idx;
+    *succ = (int8_t)idx;
+    f->last = (int8_t)idx;
+    if (f->seen & (UINT64_C(1) << idx))
+        return dup_member(p, f, idx);
+    f->seen |= UINT64_C(1) << idx;
+    return 1;
+}
+
+/* on_map_key when the key is not the member expected: any other of the table, or one not read
+ * (its value is skipped, but a duplicate is still an error). */
+static __attribute__((noinline)) int
+key_other(struct ps *p, struct frame *f, const unsigned char *k, size_t len)
+{
+    const struct table *t = &tables[f->kind];
+    int8_t *succ = &p->succ[f->kind][f->last];
+
+    for (int i = 0; i < t->n; i++)
+        if (key_eq(t, i, k, len))
+            return key_known(p, f, succ, i);
+    f->key = -1;
     if (unread_seen(p, f->obj, k, len))
         return stop(p, "duplicate member (not one memsync reads)");
     return 1;
 }
 
+/* Members come in a steady order: the one that followed the last one last time is tried first,
+ * inline; the rest is out of line. */
 static int
 on_map_key(void *ctx, const unsigned char *k, size_t len)
 {
@@ -1106,19 +1155,14 @@ on_map_key(void *ctx, const unsigned char *k, size_t len)
     struct frame *f = top(p);
     const struct table *t = &tables[f->kind];
     int8_t *succ = &p->succ[f->kind][f->last];
-    int idx = *succ;
+    const struct mname *m;
 
-    if (t->n == 0 || !key_eq(t, idx, k, len))
-        idx = key_find(t, idx, k, len);
-    f->key = (int8_t)idx;
-    if (idx < 0)
-        return key_unread(p, f, k, len);
-    *succ = (int8_t)idx;
-    f->last = (int8_t)idx;
-    if (f->seen & (UINT64_C(1) << idx))
-        return stop(p, "duplicate member \"%s\"", t->names[idx].s);
-    f->seen |= UINT64_C(1) << idx;
-    return 1;
+    if (t->n == 0 || t->ci) /* case-insensitive tables (headers) go the long way */
+        return key_other(p, f, k, len);
+    m = &t->names[*succ];
+    if (m->len != len || !bytes_eq((const unsigned char *)m->s, k, len))
+        return key_other(p, f, k, len);
+    return key_known(p, f, succ, *succ);
 }
 
 static int
