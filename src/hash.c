@@ -31,7 +31,11 @@ hash_bytes(const void *p, size_t len)
         h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
         h ^= h >> 29;
     }
-    for (; i < len; i++)
-        h = (h ^ s[i]) * 1099511628211ULL;
+    if (i < len) { /* the last 1-7 bytes as one zero-padded word (len is in the seed) */
+        w = 0;
+        memcpy(&w, s + i, len - i);
+        h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+        h ^= h >> 29;
+    }
     return h ^ (h >> 32);
 }
