@@ -1975,7 +1975,7 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
     rc = ERR_EXISTS;
     if (s->rec_fresh) {
         /* A tenant's first sync has no titles yet: a plain INSERT, without the upsert's
-         * conflict branch and RETURNING table (a third of its cost). */
+         * conflict branch and RETURNING table (four fifths of its cost). */
         rc = prep(s, S_TITLE_INS,
                   "INSERT INTO software_title (account_id, client_id, name, version, publisher, "
                   "platform, size_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
