@@ -220,6 +220,24 @@ class Memsync:
         finally:
             con.close()
 
+    # Titles whose stored device_count differs from their active installs on active devices
+    # (the reconcile keeps the count as it goes; nothing may make it drift).
+    TITLE_COUNT_DRIFT = (
+        "SELECT t.id, t.device_count, count(h.id) FROM software_title t "
+        "LEFT JOIN software_install i ON i.title_id = t.id AND i.removed_at IS NULL "
+        "LEFT JOIN hardware_asset h ON h.id = i.asset_id AND h.retired_at IS NULL "
+        "GROUP BY t.id HAVING t.device_count <> count(h.id)")
+
+    def title_count_drift(self):
+        """(title id, stored, actual) for every title whose device_count is wrong; [] before
+        the database has its tables."""
+        if self.db.startswith("postgresql://"):
+            exists = self.sql("SELECT to_regclass('software_title') IS NOT NULL")[0][0] == "t"
+        else:
+            exists = os.path.exists(self.db) and self.sql(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'software_title'")[0][0] == 1
+        return self.sql(self.TITLE_COUNT_DRIFT) if exists else []
+
     def write_secrets(self):
         s = self.sim.env
         pf, sf = os.path.join(self.dir, "partner.secret"), os.path.join(self.dir, "sync.secret")

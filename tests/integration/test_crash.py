@@ -63,6 +63,9 @@ class Crash(unittest.TestCase):
                         "where c.status = 'ok'").fetchall()
                     for stored, actual in rows:
                         self.assertEqual(stored, actual, "after kill %d" % i)
+                    # And each title's device count matches its installs.
+                    self.assertEqual(con.execute(harness.Memsync.TITLE_COUNT_DRIFT).fetchall(),
+                                     [], "after kill %d" % i)
                 finally:
                     con.close()
             self.assertGreater(killed_mid_run, KILLS // 3, "most kills landed mid-sync")

@@ -23,8 +23,13 @@ class Rules(unittest.TestCase):
         self.tenants = [t["id"] for t in self.sim.world()["tenants"]]
 
     def tearDown(self):
-        self.sim.stop()
-        self.ms.cleanup()
+        try:
+            # Whatever the test did (retire, revive, remove, re-add, move, exports), every
+            # title's stored device count is what its installs say.
+            self.assertEqual(self.ms.title_count_drift(), [])
+        finally:
+            self.sim.stop()
+            self.ms.cleanup()
 
     def assets(self):
         return self.ms.json("assets", "hardware", "--format", "json", "--include-retired")
