@@ -57,7 +57,6 @@ enum stmt_id {
     S_INST_REMOVE,
     S_RETIRE,
     S_ASSET_TITLES,
-    S_RETIRING_TITLES,
     S_TITLE_COUNT,
     S_CLIENT_OK,
     S_RUN_START,
@@ -647,8 +646,8 @@ static const char schema_v5[] =
     "ALTER TABLE software_install_v5 RENAME TO software_install;"
     "CREATE INDEX software_install_title ON software_install(title_id);";
 
-/* Migration 6: software_title.device_count, recounted at each tenant commit that changed an
- * install or a device's retirement, instead of an index of software_install by title. Keeping
+/* Migration 6: software_title.device_count, kept by the reconcile as installs and devices
+ * change (tdelta_*), instead of an index of software_install by title. Keeping
  * that index cost the sync about a fifth of its CPU per install: each install went to a random
  * leaf of it. A title's devices are now found from its client's devices (whose installs are
  * keyed by device). Without the index a title's foreign key would scan every install when a
@@ -2218,7 +2217,7 @@ sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
             sqlite3_bind_int64(st, 4, title);
             rc = step_done(s, st, eb, "reviving an install");
             have[k].seen = 1;
-            if (active)
+            if (rc == ERR_OK && active)
                 tdelta_add(s, title, 1);
         } else {
             /* Inserted below, several rows per statement. */
@@ -2299,36 +2298,35 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         goto out;
     }
     if (listing_complete) {
-        /* The installs of the devices about to be retired stop counting. */
-        rc = prep(s, S_RETIRING_TITLES,
-                  "SELECT i.title_id FROM hardware_asset h CROSS JOIN software_install i "
-                  "ON i.asset_id = h.id WHERE h.client_id = ?1 AND h.retired_at IS NULL "
-                  "AND h.last_seen_gen < ?2 AND i.removed_at IS NULL",
-                  &st, eb);
-        if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_client);
-        sqlite3_bind_int64(st, 2, s->rec_gen);
-        while ((src = sqlite3_step(st)) == SQLITE_ROW)
-            tdelta_add(s, sqlite3_column_int64(st, 0), -1);
-        if (src != SQLITE_DONE)
-            rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the retired installs");
-        done(st);
-        if (rc != ERR_OK)
-            goto out;
+        int64_t *gone = NULL;
+        size_t ngone = 0, capgone = 0;
+
         rc = prep(s, S_RETIRE,
                   "UPDATE hardware_asset SET retired_at = ?1 WHERE client_id = ?2 "
-                  "AND retired_at IS NULL AND last_seen_gen < ?3",
+                  "AND retired_at IS NULL AND last_seen_gen < ?3 RETURNING id",
                   &st, eb);
         if (rc != ERR_OK)
             goto out;
         sqlite3_bind_int64(st, 1, s->rec_now);
         sqlite3_bind_int64(st, 2, s->rec_client);
         sqlite3_bind_int64(st, 3, s->rec_gen);
-        rc = step_done(s, st, eb, "retiring missing devices");
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            if (ngone == capgone) {
+                capgone = capgone ? capgone * 2 : 64;
+                gone = xrealloc(gone, capgone * sizeof *gone);
+            }
+            gone[ngone++] = sqlite3_column_int64(st, 0);
+        }
+        if (src != SQLITE_DONE)
+            rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "retiring missing devices");
+        done(st);
+        s->rec_counts.retired = (int64_t)ngone;
+        /* Their installs stop counting for their titles. */
+        for (size_t k = 0; rc == ERR_OK && k < ngone; k++)
+            rc = tdelta_asset(s, gone[k], -1, eb);
+        free(gone);
         if (rc != ERR_OK)
             goto out;
-        s->rec_counts.retired = sqlite3_changes(s->db);
     }
     /* Installs were replaced device by device in store_reconcile_installs. */
     (void)installs_complete;
