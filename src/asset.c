@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "buf.h"
 #include "clock.h"
@@ -210,47 +213,106 @@ struct eos_memo {
 };
 static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
 
+/* Timestamps written through a slot each: the date text of the slot's last day. */
+#define TS_SLOTS 5
+
 struct asset_writer {
-    struct buf *out;
-    size_t n;
+    struct buf *out;  /* NULL: the writer owns the bytes (asset_writer_take) */
+    char *base, *end; /* end: as far as output may go now */
+    size_t n;         /* bytes at base */
+    size_t cap, max;  /* owned: cap allocated (one kept for the NUL), at most max written */
     int bad;
-    char tmp[AW_CHUNK];
+    int64_t ts_day[TS_SLOTS];
+    char ts_date[TS_SLOTS][10];
 };
 
-struct asset_writer *
-asset_writer_new(struct buf *out)
+static struct asset_writer *
+aw_new(struct buf *out, size_t cap, size_t max)
 {
     struct asset_writer *w = xmalloc(sizeof *w);
 
     w->out = out;
+    w->base = xmalloc(cap);
+    w->cap = cap;
+    w->end = w->base + (out != NULL ? cap : cap - 1 < max ? cap - 1 : max);
     w->n = 0;
+    w->max = max;
     w->bad = 0;
+    for (int i = 0; i < TS_SLOTS; i++)
+        w->ts_day[i] = INT64_MIN;
     return w;
+}
+
+struct asset_writer *
+asset_writer_new(struct buf *out)
+{
+    return aw_new(out, AW_CHUNK, 0);
+}
+
+struct asset_writer *
+asset_writer_new_owned(size_t hint, size_t max)
+{
+    /* Never less than a chunk: aw_room's callers ask for up to AW_CHUNK at once. */
+    size_t cap = (hint < max ? hint : max) + 1;
+
+    return aw_new(NULL, cap < AW_CHUNK ? AW_CHUNK : cap, max);
+}
+
+/* Frees need bytes (need <= AW_CHUNK): a chunk goes to out, or the owned bytes grow. Past the
+ * maximum the writer fails, and what follows is written over the start (never kept). */
+static void
+aw_grow(struct asset_writer *w, size_t need)
+{
+    size_t cap = w->cap;
+
+    if (w->out != NULL) {
+        if (w->n > 0 && buf_add(w->out, w->base, w->n) != ERR_OK)
+            w->bad = 1;
+        w->n = 0;
+        return;
+    }
+    if (w->bad || w->n + need > w->max) {
+        w->bad = 1;
+        w->n = 0;
+        w->end = w->base + w->cap; /* at least a chunk */
+        return;
+    }
+    while (cap < w->n + need + 1)
+        cap *= 2;
+    if (cap > w->max + 1)
+        cap = w->max + 1;
+    w->base = xrealloc(w->base, cap);
+    w->cap = cap;
+    w->end = w->base + (cap - 1 < w->max ? cap - 1 : w->max);
 }
 
 static void
 aw_flush(struct asset_writer *w)
 {
-    if (w->n > 0 && buf_add(w->out, w->tmp, w->n) != ERR_OK)
-        w->bad = 1;
-    w->n = 0;
+    if (w->out != NULL)
+        aw_grow(w, 0);
 }
 
-/* Room for need more bytes in tmp (need <= AW_CHUNK). */
+/* Room for need more bytes (need <= AW_CHUNK). */
 static inline char *
 aw_room(struct asset_writer *w, size_t need)
 {
-    if (w->n + need > AW_CHUNK)
-        aw_flush(w);
-    return w->tmp + w->n;
+    if ((size_t)(w->end - w->base) - w->n < need)
+        aw_grow(w, need);
+    return w->base + w->n;
 }
 
 static void
 aw_put_big(struct asset_writer *w, const char *s, size_t n)
 {
-    aw_flush(w);
-    if (buf_add(w->out, s, n) != ERR_OK)
-        w->bad = 1;
+    while (n > 0) {
+        size_t k = n < AW_CHUNK ? n : AW_CHUNK;
+
+        memcpy(aw_room(w, k), s, k);
+        w->n += k;
+        s += k;
+        n -= k;
+    }
 }
 
 /* Inline: most calls copy a constant fragment, a memcpy of known size. */
@@ -376,30 +438,119 @@ static const unsigned char aw_plain[256] = {
     ['z'] = 1, ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, [0x7F] = 1,
 };
 
+#define ONES8 UINT64_C(0x0101010101010101)
+#define ONES4 UINT32_C(0x01010101)
+
+/* Non-zero when one of the 8 (4) bytes is not plain: a control character, a quote, a
+ * backslash or a byte >= 0x80 (each test is exact for the word as a whole). */
+static inline uint64_t
+unplain8(uint64_t v)
+{
+    uint64_t q = v ^ (ONES8 * '"'), b = v ^ (ONES8 * '\\');
+
+    return (v | ((q - ONES8) & ~q) | ((b - ONES8) & ~b) | ((v - ONES8 * 0x20) & ~v)) &
+           (ONES8 * 0x80);
+}
+
+static inline uint32_t
+unplain4(uint32_t v)
+{
+    uint32_t q = v ^ (ONES4 * '"'), b = v ^ (ONES4 * '\\');
+
+    return (v | ((q - ONES4) & ~q) | ((b - ONES4) & ~b) | ((v - ONES4 * 0x20) & ~v)) &
+           (ONES4 * 0x80);
+}
+
+#ifdef __SSE2__
+static inline int
+copy16(char *o, const unsigned char *s)
+{
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+
+    _mm_storeu_si128((__m128i *)(void *)o, v);
+    /* Signed: bytes >= 0x80 are below 0x20 too. */
+    return _mm_movemask_epi8(_mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)),
+                                          _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')))));
+}
+#endif
+
+/* Copies s[0..n) to o; 1 when every byte was plain (aw_plain). Otherwise o holds some of the
+ * bytes and the caller writes the string again. Blocks overlap at the end rather than loop
+ * over the tail. */
+static inline int
+plain_copy(char *o, const unsigned char *s, size_t n)
+{
+    uint64_t a8, b8;
+    uint32_t a4, b4;
+
+#ifdef __SSE2__
+    if (n >= 16) {
+        int m = 0;
+
+        for (size_t i = 0; i + 16 < n; i += 16)
+            m |= copy16(o + i, s + i);
+        return (m | copy16(o + n - 16, s + n - 16)) == 0;
+    }
+#else
+    if (n >= 16) {
+        uint64_t m = 0;
+
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            memcpy(&a8, s + i, 8);
+            memcpy(o + i, &a8, 8);
+            m |= unplain8(a8);
+        }
+        memcpy(&b8, s + n - 8, 8);
+        memcpy(o + n - 8, &b8, 8);
+        return (m | unplain8(b8)) == 0;
+    }
+#endif
+    if (n >= 8) {
+        memcpy(&a8, s, 8);
+        memcpy(&b8, s + n - 8, 8);
+        memcpy(o, &a8, 8);
+        memcpy(o + n - 8, &b8, 8);
+        return (unplain8(a8) | unplain8(b8)) == 0;
+    }
+    if (n >= 4) {
+        memcpy(&a4, s, 4);
+        memcpy(&b4, s + n - 4, 4);
+        memcpy(o, &a4, 4);
+        memcpy(o + n - 4, &b4, 4);
+        return (unplain4(a4) | unplain4(b4)) == 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!aw_plain[s[i]])
+            return 0;
+        o[i] = (char)s[i];
+    }
+    return 1;
+}
+
 static void
 aw_str(struct asset_writer *w, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t n = 0;
+    size_t n;
     int plain;
 
     if (s == NULL) {
         PUTK(w, "null");
         return;
     }
-    /* Printable ASCII, the usual case: one scan, one copy. */
-    while (aw_plain[s[n]])
-        n++;
-    if (s[n] == '\0' && n + 2 <= AW_CHUNK / 2) {
+    n = strlen(str);
+    /* Printable ASCII, the usual case: checked while copied. */
+    if (n + 2 <= AW_CHUNK / 2) {
         char *o = aw_room(w, n + 2);
 
-        o[0] = '"';
-        memcpy(o + 1, s, n);
-        o[n + 1] = '"';
-        w->n += n + 2;
-        return;
+        if (plain_copy(o + 1, s, n)) {
+            o[0] = '"';
+            o[n + 1] = '"';
+            w->n += n + 2;
+            return;
+        }
     }
-    n += strlen((const char *)s + n);
     if (!utf8_ok(s, n, &plain))
         aw_escaped(w, s, n, 1);
     else if (!plain || n + 2 > AW_CHUNK / 2)
@@ -420,17 +571,35 @@ asset_writer_string(struct asset_writer *w, const char *s)
     aw_str(w, s);
 }
 
-/* Decimal without snprintf; exact for INT64_MIN. */
+static const char digits2[201] = "000102030405060708091011121314151617181920212223242526272829"
+                                 "303132333435363738394041424344454647484950515253545556575859"
+                                 "606162636465666768697071727374757677787980818283848586878889"
+                                 "90919293949596979899";
+
+static inline void
+put2(char *o, unsigned v)
+{
+    memcpy(o, digits2 + 2 * v, 2);
+}
+
+/* Decimal without snprintf, two digits a step; exact for INT64_MIN. */
 static void
 aw_int(struct asset_writer *w, int64_t v)
 {
     char out[24], *p = out + sizeof out;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
 
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    while (u >= 100) {
+        p -= 2;
+        put2(p, (unsigned)(u % 100));
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        put2(p, (unsigned)u);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0)
         *--p = '-';
     aw_put(w, p, (size_t)(out + sizeof out - p));
@@ -462,23 +631,18 @@ aw_bool(struct asset_writer *w, int v)
         PUTK(w, "false");
 }
 
-static void
-put2(char *o, unsigned v)
-{
-    o[0] = (char)('0' + v / 10);
-    o[1] = (char)('0' + v % 10);
-}
-
 /* 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z: clock_fmt's text without gmtime_r (a lock
  * and a time zone conversion per call, five calls per row). */
 #define TS_FAST_MIN (-INT64_C(62135596800))
 #define TS_FAST_MAX INT64_C(253402300799)
 
+static void ts_date(int64_t days, char *o);
+
+/* slot: which of the row's timestamps (each keeps its last date). */
 static void
-aw_ts(struct asset_writer *w, int64_t t)
+aw_ts(struct asset_writer *w, int slot, int64_t t)
 {
-    int64_t days, secs, era, doe, yoe, doy, mp, y;
-    unsigned m, d;
+    int64_t days, secs;
     char *o;
 
     if (t == TS_NULL) {
@@ -498,6 +662,32 @@ aw_ts(struct asset_writer *w, int64_t t)
         secs += 86400;
         days--;
     }
+    o = aw_room(w, 22);
+    /* A column's timestamps often share their day with the row before (sync times, a page
+     * sorted by time). */
+    if (days != w->ts_day[slot])
+        ts_date(days, w->ts_date[slot]);
+    w->ts_day[slot] = days;
+    o[0] = '"';
+    memcpy(o + 1, w->ts_date[slot], 10);
+    o[11] = 'T';
+    put2(o + 12, (unsigned)(secs / 3600));
+    o[14] = ':';
+    put2(o + 15, (unsigned)(secs / 60 % 60));
+    o[17] = ':';
+    put2(o + 18, (unsigned)(secs % 60));
+    o[20] = 'Z';
+    o[21] = '"';
+    w->n += 22;
+}
+
+/* "YYYY-MM-DD" of a day count from 1970-01-01, years 1..9999. */
+static void
+ts_date(int64_t days, char *o)
+{
+    int64_t era, doe, yoe, doy, mp, y;
+    unsigned m, d;
+
     /* Civil date of a day count (proleptic Gregorian, eras of 400 years from 0000-03-01). */
     days += 719468;
     era = (days >= 0 ? days : days - 146096) / 146097;
@@ -508,23 +698,12 @@ aw_ts(struct asset_writer *w, int64_t t)
     d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
     m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
     y = yoe + era * 400 + (m <= 2);
-    o = aw_room(w, 22);
-    o[0] = '"';
-    put2(o + 1, (unsigned)(y / 100));
-    put2(o + 3, (unsigned)(y % 100));
-    o[5] = '-';
-    put2(o + 6, m);
-    o[8] = '-';
-    put2(o + 9, d);
-    o[11] = 'T';
-    put2(o + 12, (unsigned)(secs / 3600));
-    o[14] = ':';
-    put2(o + 15, (unsigned)(secs / 60 % 60));
-    o[17] = ':';
-    put2(o + 18, (unsigned)(secs % 60));
-    o[20] = 'Z';
-    o[21] = '"';
-    w->n += 22;
+    put2(o, (unsigned)(y / 100));
+    put2(o + 2, (unsigned)(y % 100));
+    o[4] = '-';
+    put2(o + 5, m);
+    o[7] = '-';
+    put2(o + 8, d);
 }
 
 /* lifecycle_lookup once per OS and version and thread, unless it is too long to keep. */
@@ -642,15 +821,15 @@ asset_writer_asset(struct asset_writer *w, const struct asset *a)
     PUTK(w, ",\"phone_number\":");
     aw_str(w, d->phone);
     PUTK(w, ",\"enrolled_at\":");
-    aw_ts(w, d->enrolled_at);
+    aw_ts(w, 0, d->enrolled_at);
     PUTK(w, ",\"last_check_in_at\":");
-    aw_ts(w, d->last_check_in_at);
+    aw_ts(w, 1, d->last_check_in_at);
     PUTK(w, ",\"first_synced_at\":");
-    aw_ts(w, a->first_synced_at);
+    aw_ts(w, 2, a->first_synced_at);
     PUTK(w, ",\"last_synced_at\":");
-    aw_ts(w, a->last_synced_at);
+    aw_ts(w, 3, a->last_synced_at);
     PUTK(w, ",\"retired_at\":");
-    aw_ts(w, a->retired_at);
+    aw_ts(w, 4, a->retired_at);
     if (a->serial_duplicate != 0)
         PUTK(w, ",\"serial_duplicate\":true}");
     else
@@ -664,8 +843,25 @@ asset_writer_finish(struct asset_writer *w)
 
     aw_flush(w);
     bad = w->bad;
+    free(w->base);
     free(w);
     return bad ? ERR_TOOBIG : ERR_OK;
+}
+
+char *
+asset_writer_take(struct asset_writer *w, size_t *len)
+{
+    char *out = NULL;
+
+    if (!w->bad) {
+        out = w->base;
+        out[w->n] = '\0';
+        *len = w->n;
+    } else {
+        free(w->base);
+    }
+    free(w);
+    return out;
 }
 
 json_t *

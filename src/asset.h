@@ -23,6 +23,12 @@ json_t *asset_to_json(const struct asset *a);
 struct asset_writer;
 
 struct asset_writer *asset_writer_new(struct buf *out); /* aborts on OOM */
+/* A writer that keeps the bytes itself (no copy into a buf): room for hint bytes first, at
+ * most max in all. End it with asset_writer_take. */
+struct asset_writer *asset_writer_new_owned(size_t hint, size_t max);
+/* Frees w and returns its bytes (NUL-terminated, the caller frees them; *len without the
+ * NUL), or NULL when they passed the maximum. Only for asset_writer_new_owned. */
+char *asset_writer_take(struct asset_writer *w, size_t *len);
 void asset_writer_asset(struct asset_writer *w, const struct asset *a);
 void asset_writer_raw(struct asset_writer *w, const char *s, size_t n); /* JSON text as is */
 void asset_writer_string(struct asset_writer *w, const char *s);        /* NULL: null */

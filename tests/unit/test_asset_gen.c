@@ -238,15 +238,9 @@ ref_json(const struct asset *as, size_t n, int array)
     return copy;
 }
 
-/* asset_writer's bytes for the same. */
-static char *
-writer_json(const struct asset *as, size_t n, int array)
+static void
+write_rows(struct asset_writer *w, const struct asset *as, size_t n, int array)
 {
-    struct buf b;
-    struct asset_writer *w;
-
-    buf_init(&b, 64 * 1024 * 1024);
-    w = asset_writer_new(&b);
     if (array)
         asset_writer_raw(w, "[", 1);
     for (size_t i = 0; i < n; i++) {
@@ -256,8 +250,31 @@ writer_json(const struct asset *as, size_t n, int array)
     }
     if (array)
         asset_writer_raw(w, "]", 1);
+}
+
+/* asset_writer's bytes for the same, appended to a buf; a writer that keeps its bytes (grown
+ * from nothing) writes the same. */
+static char *
+writer_json(const struct asset *as, size_t n, int array)
+{
+    struct buf b;
+    struct asset_writer *w;
+    char *text, *owned;
+    size_t len = 0;
+
+    buf_init(&b, 64 * 1024 * 1024);
+    w = asset_writer_new(&b);
+    write_rows(w, as, n, array);
     assert_int_equal(asset_writer_finish(w), ERR_OK);
-    return buf_detach(&b, NULL);
+    text = buf_detach(&b, NULL);
+    w = asset_writer_new_owned(0, 64 * 1024 * 1024);
+    write_rows(w, as, n, array);
+    owned = asset_writer_take(w, &len);
+    assert_non_null(owned);
+    assert_int_equal(len, strlen(text));
+    assert_string_equal(owned, text);
+    free(owned);
+    return text;
 }
 
 static void
@@ -628,6 +645,109 @@ test_page_of_rows(void **state)
     free(as);
 }
 
+/* The plain-text scan works on blocks of 16 (and 8 and 4) bytes with an overlapping last
+ * block: a byte that needs an escape or a UTF-8 check at every offset of strings of every
+ * length up to 80, each string in an allocation of its own size. */
+static void
+test_block_offsets(void **state)
+{
+    static const char *const odd[] = {"\"",   "\\",   "\n",   "\x01",     "\x1f",
+                                      "\x7f", "\x80", "\xff", "\xc3\xa9", "\xe2\x82"};
+    struct asset a;
+
+    (void)state;
+    for (size_t n = 0; n <= 80; n++) {
+        char *s = xmalloc(n + 1);
+
+        memset(s, 'a', n);
+        s[n] = '\0';
+        full(&a);
+        all_strings(&a, s);
+        same_bytes(&a, 1, 0);
+        for (size_t k = 0; k < n; k++) {
+            for (size_t j = 0; j < sizeof odd / sizeof odd[0]; j++) {
+                size_t m = strlen(odd[j]);
+
+                if (k + m > n)
+                    continue;
+                memset(s, 'a', n);
+                memcpy(s + k, odd[j], m);
+                all_strings(&a, s);
+                same_bytes(&a, 1, 0);
+            }
+        }
+        free(s);
+    }
+}
+
+/* Consecutive rows through one writer, whose timestamps share a day or not (it keeps each
+ * column's last date): steps across midnight, month and year ends, leap days, the extremes of
+ * its own formatting and past them, NULL between. */
+static void
+test_timestamp_runs(void **state)
+{
+    static const int64_t starts[] = {
+        INT64_C(1767225600) - 3,     /* 2026-01-01 */
+        INT64_C(951782400) - 86400,  /* 2000-02-28 */
+        INT64_C(4107542400) - 86400, /* 2100-02-28 */
+        -3,
+        -INT64_C(62135596800) - 2,     /* around 0001-01-01 */
+        INT64_C(253402300799) - 86402, /* up to 9999-12-31 and past */
+        INT64_C(1709164800) - 86400 * 40,
+    };
+    static const int64_t steps[] = {1, 3599, 86399, 86400, 86401, 86400 * 29 + 1, 86400 * 365};
+    enum { N = 40 };
+    struct asset as[N];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        for (size_t j = 0; j < sizeof steps / sizeof steps[0]; j++) {
+            for (size_t r = 0; r < N; r++) {
+                int64_t t = starts[i] + (int64_t)r * steps[j];
+
+                full(&as[r]);
+                as[r].dev.enrolled_at = t;
+                as[r].dev.last_check_in_at = r % 5 == 4 ? TS_NULL : t + 1;
+                as[r].first_synced_at = starts[i];
+                as[r].last_synced_at = t - (int64_t)r;
+                as[r].retired_at = r % 3 ? TS_NULL : t;
+            }
+            same_bytes(as, N, 1);
+        }
+    }
+}
+
+/* An owned writer stops at its maximum (whatever its first room) and gives nothing back. */
+static void
+test_owned_cap(void **state)
+{
+    struct asset a;
+    struct asset_writer *w;
+    size_t len = 0;
+    char *text;
+
+    (void)state;
+    full(&a);
+    w = asset_writer_new_owned(1000, 100);
+    for (int i = 0; i < 50; i++)
+        asset_writer_asset(w, &a);
+    assert_null(asset_writer_take(w, &len));
+    w = asset_writer_new_owned(1 << 20, 30000);
+    for (int i = 0; i < 50; i++)
+        asset_writer_asset(w, &a);
+    assert_null(asset_writer_take(w, &len));
+    /* Exactly filled: the bytes and their NUL. */
+    text = writer_json(&a, 1, 0);
+    w = asset_writer_new_owned(strlen(text), strlen(text));
+    asset_writer_asset(w, &a);
+    free(asset_writer_take(w, &len));
+    assert_int_equal(len, strlen(text));
+    w = asset_writer_new_owned(0, strlen(text) - 1);
+    asset_writer_asset(w, &a);
+    assert_null(asset_writer_take(w, &len));
+    free(text);
+}
+
 /* A buffer that refuses the output makes finish report it. */
 static void
 test_output_cap(void **state)
@@ -655,6 +775,8 @@ main(void)
         cmocka_unit_test(test_hostile_strings), cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_int64_extremes),  cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_page_of_rows),    cmocka_unit_test(test_output_cap),
+        cmocka_unit_test(test_block_offsets),   cmocka_unit_test(test_timestamp_runs),
+        cmocka_unit_test(test_owned_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
