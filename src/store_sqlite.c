@@ -2943,10 +2943,28 @@ asset_bind(sqlite3_stmt *st, const struct asset_query *q, const struct store_bin
     sqlite3_bind_int64(st, 4, q->after_id);
 }
 
+/* Column c's integer, or null_value for SQL NULL: the type is asked only when the value is 0
+ * (NULL reads as 0), one call per column for most rows. */
+static inline int64_t
+col_int_or(sqlite3_stmt *st, int c, int64_t null_value)
+{
+    int64_t v = sqlite3_column_int64(st, c);
+
+    if (v == 0 && sqlite3_column_type(st, c) == SQLITE_NULL)
+        return null_value;
+    return v;
+}
+
+/* The last type text parsed on a list page and its value: a page has a few distinct types. */
+struct type_memo {
+    char text[16];
+    enum device_type type;
+};
+
 /* read_device for list rows: the strings point into the statement's row (valid until the next
  * step), so a page of 200 rows makes no copies. Never device_clear the result. */
 static void
-read_device_view(sqlite3_stmt *st, int first, struct device *d)
+read_device_view(sqlite3_stmt *st, int first, struct device *d, struct type_memo *tm)
 {
     device_init(d);
     for (size_t i = 0; i < device_field_count; i++) {
@@ -2959,22 +2977,31 @@ read_device_view(sqlite3_stmt *st, int first, struct device *d)
             *(const char **)p = (const char *)sqlite3_column_text(st, c);
             break;
         case DF_INT64:
-            *(int64_t *)p =
-                sqlite3_column_type(st, c) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, c);
+            *(int64_t *)p = col_int_or(st, c, -1);
             break;
         case DF_BOOL:
-            *(int *)p =
-                sqlite3_column_type(st, c) == SQLITE_NULL ? -1 : sqlite3_column_int(st, c) != 0;
+            *(int *)p = sqlite3_column_int(st, c) != 0              ? 1
+                        : sqlite3_column_type(st, c) == SQLITE_NULL ? -1
+                                                                    : 0;
             break;
         case DF_TS:
-            *(int64_t *)p = col_ts(st, c);
+            *(int64_t *)p = col_int_or(st, c, TS_NULL);
             break;
         case DF_TYPE: {
             const char *t = (const char *)sqlite3_column_text(st, c);
             enum device_type ty = DEVICE_UNKNOWN;
+            size_t n;
 
-            if (t != NULL && device_type_parse(t, &ty) != 0)
-                ty = DEVICE_UNKNOWN;
+            if (t != NULL && strcmp(t, tm->text) == 0) {
+                ty = tm->type;
+            } else if (t != NULL) {
+                if (device_type_parse(t, &ty) != 0)
+                    ty = DEVICE_UNKNOWN;
+                if ((n = strlen(t)) < sizeof tm->text) {
+                    memcpy(tm->text, t, n + 1);
+                    tm->type = ty;
+                }
+            }
             *(enum device_type *)p = ty;
             break;
         }
@@ -3000,6 +3027,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     struct buf sql;
     struct asset a;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
+    struct type_memo tm = {"", DEVICE_UNKNOWN};
     int rc = ERR_OK, src, first_sort;
 
     *rows = 0;
@@ -3038,11 +3066,11 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.client_name = (const char *)sqlite3_column_text(st, 2);
         a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
         a.integration_id = sqlite3_column_int64(st, 4);
-        a.first_synced_at = col_ts(st, 6);
-        a.last_synced_at = col_ts(st, 7);
-        a.retired_at = col_ts(st, 8);
+        a.first_synced_at = col_int_or(st, 6, TS_NULL);
+        a.last_synced_at = col_int_or(st, 7, TS_NULL);
+        a.retired_at = col_int_or(st, 8, TS_NULL);
         a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
-        read_device_view(st, 10, &a.dev);
+        read_device_view(st, 10, &a.dev, &tm);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = first_sort + (int)i, t = sqlite3_column_type(st, c);
