@@ -478,7 +478,7 @@ copy16(char *o, const unsigned char *s)
 /* Copies s[0..n) to o; 1 when every byte was plain (aw_plain). Otherwise o holds some of the
  * bytes and the caller writes the string again. Blocks overlap at the end rather than loop
  * over the tail. */
-static inline int
+static inline __attribute__((always_inline)) int
 plain_copy(char *o, const unsigned char *s, size_t n)
 {
     uint64_t a8, b8;
@@ -528,12 +528,14 @@ plain_copy(char *o, const unsigned char *s, size_t n)
     return 1;
 }
 
-static void
+static void aw_str_slow(struct asset_writer *w, const unsigned char *s, size_t n);
+
+/* Inline at each member: a call per string cost as much as the check. */
+static inline __attribute__((always_inline)) void
 aw_str(struct asset_writer *w, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t n;
-    int plain;
 
     if (s == NULL) {
         PUTK(w, "null");
@@ -551,6 +553,14 @@ aw_str(struct asset_writer *w, const char *str)
             return;
         }
     }
+    aw_str_slow(w, s, n);
+}
+
+static void
+aw_str_slow(struct asset_writer *w, const unsigned char *s, size_t n)
+{
+    int plain;
+
     if (!utf8_ok(s, n, &plain))
         aw_escaped(w, s, n, 1);
     else if (!plain || n + 2 > AW_CHUNK / 2)
@@ -582,27 +592,51 @@ put2(char *o, unsigned v)
     memcpy(o, digits2 + 2 * v, 2);
 }
 
-/* Decimal without snprintf, two digits a step; exact for INT64_MIN. */
+static const uint64_t pow10s[20] = {1,
+                                    10,
+                                    100,
+                                    1000,
+                                    10000,
+                                    100000,
+                                    1000000,
+                                    10000000,
+                                    100000000,
+                                    1000000000,
+                                    10000000000,
+                                    100000000000,
+                                    1000000000000,
+                                    10000000000000,
+                                    100000000000000,
+                                    1000000000000000,
+                                    10000000000000000,
+                                    100000000000000000,
+                                    1000000000000000000,
+                                    10000000000000000000u};
+
+/* Decimal without snprintf, straight to its place: the digit count from the bit length
+ * (1233 / 4096 ~ log10 2), then two digits a step. Exact for INT64_MIN. */
 static void
 aw_int(struct asset_writer *w, int64_t v)
 {
-    char out[24], *p = out + sizeof out;
+    char *o = aw_room(w, 20), *p;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    size_t neg = v < 0, t = (size_t)(64 - __builtin_clzll(u | 1)) * 1233 >> 12;
+    size_t nd = t + (u >= pow10s[t]);
 
+    if (nd == 0)
+        nd = 1;
+    o[0] = '-';
+    p = o + neg + nd;
     while (u >= 100) {
         p -= 2;
         put2(p, (unsigned)(u % 100));
         u /= 100;
     }
-    if (u >= 10) {
-        p -= 2;
-        put2(p, (unsigned)u);
-    } else {
-        *--p = (char)('0' + u);
-    }
-    if (v < 0)
-        *--p = '-';
-    aw_put(w, p, (size_t)(out + sizeof out - p));
+    if (u >= 10)
+        put2(p - 2, (unsigned)u);
+    else
+        p[-1] = (char)('0' + u);
+    w->n += neg + nd;
 }
 
 void

@@ -542,6 +542,21 @@ test_int64_extremes(void **state)
         a.dev.memory = ints[i];
         same(&a);
     }
+    /* The digit count comes from the bit length: every power of ten and its neighbours. */
+    for (uint64_t p = 1, k = 0; k < 19; k++, p *= 10) {
+        full(&a);
+        a.id = (int64_t)p;
+        a.client_id = (int64_t)p - 1;
+        a.integration_id = (int64_t)p + 1;
+        a.dev.storage_total = (int64_t)p;
+        a.dev.storage_free = (int64_t)p - 1;
+        a.dev.memory = (int64_t)p + 1;
+        same_bytes(&a, 1, 0);
+        a.id = -(int64_t)p;
+        a.client_id = 1 - (int64_t)p;
+        a.integration_id = -1 - (int64_t)p;
+        same_bytes(&a, 1, 0);
+    }
 }
 
 /* The writer formats dates itself from year 1 to 9999 and leaves the rest to clock_fmt: both
