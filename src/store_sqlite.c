@@ -3009,6 +3009,19 @@ read_device_view(sqlite3_stmt *st, int first, struct device *d, struct type_memo
     }
 }
 
+/* The list query's column holding expr when it is one of the device columns (cols_h, from
+ * column 10), else -1. */
+static int
+hw_device_column(const char *expr)
+{
+    if (strncmp(expr, "h.", 2) != 0)
+        return -1;
+    for (size_t i = 0; i < device_field_count; i++)
+        if (strcmp(expr + 2, device_fields[i].name) == 0)
+            return 10 + (int)i;
+    return -1;
+}
+
 struct sq_part {
     struct sq *s;
     const struct asset_query *q;
@@ -3028,7 +3041,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     struct asset a;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
     struct type_memo tm = {"", DEVICE_UNKNOWN};
-    int rc = ERR_OK, src, first_sort;
+    int rc = ERR_OK, src, sort_col[STORE_LIST_MAX_SORTS];
 
     *rows = 0;
     buf_init(&sql, SQL_MAX);
@@ -3037,10 +3050,23 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     } else {
         buf_addstr(&sql, STORE_HW_LIST_HEAD);
         buf_addstr(&sql, s->dsql.cols_h);
-        /* The sort values last, for the caller's cursor. */
-        rc = store_list_sort_values(&sql, "hardware", q->sorts, q->nsorts, x->eb);
-        if (rc != ERR_OK)
-            goto out;
+        /* The sort values, for the caller's cursor: a device column read again is not
+         * selected twice; the others last. */
+        for (size_t i = 0, next = 10 + device_field_count; i < q->nsorts; i++) {
+            const struct store_list_field *f =
+                store_list_field(store_list_entity("hardware"), q->sorts[i].field);
+
+            if (f == NULL || i >= STORE_LIST_MAX_SORTS) {
+                rc = store_list_sort_values(&sql, "hardware", q->sorts, q->nsorts, x->eb);
+                if (rc == ERR_OK) /* unknown fields are refused there */
+                    rc = err_set(x->eb, ERR_INVAL, "too many sort fields");
+                goto out;
+            }
+            if ((sort_col[i] = hw_device_column(f->expr)) < 0) {
+                buf_printf(&sql, ", %s", f->expr);
+                sort_col[i] = (int)next++;
+            }
+        }
     }
     rc = asset_where(s, &sql, q, 1, 0, lb, x->eb);
     if (rc == ERR_OK)
@@ -3058,7 +3084,6 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "counting assets");
         goto out;
     }
-    first_sort = sqlite3_column_count(st) - (int)q->nsorts;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
         a.id = sqlite3_column_int64(st, 0);
@@ -3073,7 +3098,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         read_device_view(st, 10, &a.dev, &tm);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
-            int c = first_sort + (int)i, t = sqlite3_column_type(st, c);
+            int c = sort_col[i], t = sqlite3_column_type(st, c);
             struct store_cell *v = &a.sort_vals[i];
 
             v->name = q->sorts[i].field;
