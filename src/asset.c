@@ -219,7 +219,7 @@ static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
 struct asset_writer {
     struct buf *out;  /* NULL: the writer owns the bytes (asset_writer_take) */
     char *base, *end; /* end: as far as output may go now */
-    size_t n;         /* bytes at base */
+    char *p;          /* the next byte */
     size_t cap, max;  /* owned: cap allocated (one kept for the NUL), at most max written */
     int bad;
     int64_t ts_day[TS_SLOTS];
@@ -235,7 +235,7 @@ aw_new(struct buf *out, size_t cap, size_t max)
     w->base = xmalloc(cap);
     w->cap = cap;
     w->end = w->base + (out != NULL ? cap : cap - 1 < max ? cap - 1 : max);
-    w->n = 0;
+    w->p = w->base;
     w->max = max;
     w->bad = 0;
     for (int i = 0; i < TS_SLOTS; i++)
@@ -263,25 +263,26 @@ asset_writer_new_owned(size_t hint, size_t max)
 static void
 aw_grow(struct asset_writer *w, size_t need)
 {
-    size_t cap = w->cap;
+    size_t cap = w->cap, n = (size_t)(w->p - w->base);
 
     if (w->out != NULL) {
-        if (w->n > 0 && buf_add(w->out, w->base, w->n) != ERR_OK)
+        if (n > 0 && buf_add(w->out, w->base, n) != ERR_OK)
             w->bad = 1;
-        w->n = 0;
+        w->p = w->base;
         return;
     }
-    if (w->bad || w->n + need > w->max) {
+    if (w->bad || n + need > w->max) {
         w->bad = 1;
-        w->n = 0;
+        w->p = w->base;
         w->end = w->base + w->cap; /* at least a chunk */
         return;
     }
-    while (cap < w->n + need + 1)
+    while (cap < n + need + 1)
         cap *= 2;
     if (cap > w->max + 1)
         cap = w->max + 1;
     w->base = xrealloc(w->base, cap);
+    w->p = w->base + n;
     w->cap = cap;
     w->end = w->base + (cap - 1 < w->max ? cap - 1 : w->max);
 }
@@ -297,9 +298,9 @@ aw_flush(struct asset_writer *w)
 static inline char *
 aw_room(struct asset_writer *w, size_t need)
 {
-    if ((size_t)(w->end - w->base) - w->n < need)
+    if ((size_t)(w->end - w->p) < need)
         aw_grow(w, need);
-    return w->base + w->n;
+    return w->p;
 }
 
 static void
@@ -309,7 +310,7 @@ aw_put_big(struct asset_writer *w, const char *s, size_t n)
         size_t k = n < AW_CHUNK ? n : AW_CHUNK;
 
         memcpy(aw_room(w, k), s, k);
-        w->n += k;
+        w->p += k;
         s += k;
         n -= k;
     }
@@ -324,7 +325,7 @@ aw_put(struct asset_writer *w, const char *s, size_t n)
         return;
     }
     memcpy(aw_room(w, n), s, n);
-    w->n += n;
+    w->p += n;
 }
 
 void
@@ -414,7 +415,7 @@ aw_escaped(struct asset_writer *w, const unsigned char *s, size_t n, int ascii)
                 }
             }
         }
-        w->n += (size_t)(o - o0);
+        w->p += (size_t)(o - o0);
         s += take;
         n -= take;
     }
@@ -549,7 +550,7 @@ aw_str(struct asset_writer *w, const char *str)
         if (plain_copy(o + 1, s, n)) {
             o[0] = '"';
             o[n + 1] = '"';
-            w->n += n + 2;
+            w->p += n + 2;
             return;
         }
     }
@@ -571,7 +572,7 @@ aw_str_slow(struct asset_writer *w, const unsigned char *s, size_t n)
         o[0] = '"';
         memcpy(o + 1, s, n);
         o[n + 1] = '"';
-        w->n += n + 2;
+        w->p += n + 2;
     }
 }
 
@@ -615,7 +616,7 @@ static const uint64_t pow10s[20] = {1,
 
 /* Decimal without snprintf, straight to its place: the digit count from the bit length
  * (1233 / 4096 ~ log10 2), then two digits a step. Exact for INT64_MIN. */
-static void
+static inline void
 aw_int(struct asset_writer *w, int64_t v)
 {
     char *o = aw_room(w, 20), *p;
@@ -636,7 +637,7 @@ aw_int(struct asset_writer *w, int64_t v)
         put2(p - 2, (unsigned)u);
     else
         p[-1] = (char)('0' + u);
-    w->n += neg + nd;
+    w->p += neg + nd;
 }
 
 void
@@ -672,22 +673,29 @@ aw_bool(struct asset_writer *w, int v)
 
 static void ts_date(int64_t days, char *o);
 
-/* slot: which of the row's timestamps (each keeps its last date). */
+/* NULL and times out of the fast range: clock_fmt's text. */
 static void
-aw_ts(struct asset_writer *w, int slot, int64_t t)
+aw_ts_slow(struct asset_writer *w, int64_t t)
 {
-    int64_t days, secs;
-    char *o;
+    char out[32];
 
     if (t == TS_NULL) {
         PUTK(w, "null");
         return;
     }
-    if (t < TS_FAST_MIN || t > TS_FAST_MAX) {
-        char out[32];
+    clock_fmt(t, out, sizeof out);
+    aw_str(w, out);
+}
 
-        clock_fmt(t, out, sizeof out);
-        aw_str(w, out);
+/* slot: which of the row's timestamps (each keeps its last date). */
+static inline void
+aw_ts(struct asset_writer *w, int slot, int64_t t)
+{
+    int64_t days, secs;
+    char *o;
+
+    if (t < TS_FAST_MIN || t > TS_FAST_MAX) { /* TS_NULL too */
+        aw_ts_slow(w, t);
         return;
     }
     days = t / 86400;
@@ -712,7 +720,7 @@ aw_ts(struct asset_writer *w, int slot, int64_t t)
     put2(o + 18, (unsigned)(secs % 60));
     o[20] = 'Z';
     o[21] = '"';
-    w->n += 22;
+    w->p += 22;
 }
 
 /* "YYYY-MM-DD" of a day count from 1970-01-01, years 1..9999. */
@@ -889,8 +897,8 @@ asset_writer_take(struct asset_writer *w, size_t *len)
 
     if (!w->bad) {
         out = w->base;
-        out[w->n] = '\0';
-        *len = w->n;
+        *w->p = '\0';
+        *len = (size_t)(w->p - w->base);
     } else {
         free(w->base);
     }
