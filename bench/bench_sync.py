@@ -85,8 +85,12 @@ def cpu_table(sim, devices, installs, args):
         for kind, extra in (("devices", ["--no-software"]), ("software", [])):
             for b in bins:
                 ms = harness.Memsync(sim)
+                main_bin = harness.BIN
                 try:
+                    # Each build creates its own database: their schema versions may differ.
+                    harness.BIN = b
                     ms.add_integration("--no-sync")
+                    harness.BIN = main_bin
                     code, wall, cpu, rss, out, err = run_measured(
                         [b, "sync", "--full"] + extra, ms.dir, ms.env)
                     if code != 0:
@@ -96,6 +100,7 @@ def cpu_table(sim, devices, installs, args):
                             "assets", "software", "--format", "json"))
                     res[(b, kind)].append((cpu, wall, rss) + run_measured.user_sys)
                 finally:
+                    harness.BIN = main_bin
                     ms.cleanup()
     for b in bins:
         print()
