@@ -153,7 +153,8 @@ int store_reconcile_installs(struct store *st, const char *intune_device_id,
                              const struct app_ref *apps, size_t n, struct errbuf *eb);
 /* Commits. With listing_complete, devices of this tenant not seen since begin are retired
  * (retired_at = now) and with installs_complete, installs not seen are marked removed. The
- * client row gets status "ok", last_sync_at and counts. */
+ * client row gets status "ok", last_sync_at and counts, and each title touched by this tenant's
+ * changes its device_count (active installs on active devices), in the same transaction. */
 int store_reconcile_commit(struct store *st, int listing_complete, int installs_complete,
                            struct reconcile_counts *counts, struct errbuf *eb);
 void store_reconcile_rollback(struct store *st);
