@@ -614,17 +614,22 @@ const struct store_list_entity *store_list_entity(const char *name);
 const struct store_list_field *store_list_field(const struct store_list_entity *e,
                                                 const char *name);
 /* The hardware list's leading columns, both backends (the FROM, the joins and the asset columns
- * follow): ids, client, source, sync times and whether another tenant holds the same serial.
+ * follow): ids, client, source, sync times (STORE_HW_LIST_COLS, nine) and whether another
+ * tenant holds the same serial (STORE_HW_LIST_DUP; SQLite may select h.serial_key there instead
+ * and answer from a serialset).
  * o.id <> h.id changes no answer (the row itself has the same tenant) but is read from the
  * serial index, so SQLite skips the table lookup of the row's own entry: for a serial no other
  * asset has, the check is one index seek. */
-#define STORE_HW_LIST_HEAD                                                                         \
+#define STORE_HW_LIST_COLS                                                                         \
     "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "                   \
     "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "                  \
-    "h.retired_at, CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "                  \
+    "h.retired_at, "
+#define STORE_HW_LIST_DUP                                                                          \
+    "CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "                                \
     "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "                       \
     "h.account_id AND o.id <> h.id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) "      \
     "THEN 1 ELSE 0 END, "
+#define STORE_HW_LIST_HEAD STORE_HW_LIST_COLS STORE_HW_LIST_DUP
 /* Appends ", expr" for each sort field of entity (the row's sort values, for its cursor); an
  * unknown field is ERR_INVAL. For the backends' list builders. */
 int store_list_sort_values(struct buf *sql, const char *entity, const struct store_sort *sorts,

@@ -6,6 +6,7 @@
  * columns of hardware_asset are generated from device_fields, so adding a device field is one
  * line in device.c plus a migration here.
  */
+#include "serialset.h"
 #include "store.h"
 
 #include <errno.h>
@@ -64,6 +65,8 @@ enum stmt_id {
     S_RUN_EXISTS,
     S_RUN_FINISH,
     S_DATA_VERSION,
+    S_SERIAL_SHARED,
+    S_SERIAL_DUP,
     S_COUNT
 };
 
@@ -3028,7 +3031,82 @@ struct sq_part {
     int (*cb)(void *arg, const struct asset *a);
     void *arg;
     struct errbuf *eb;
+    /* The account's shared serials at data version set_version, or NULL: the list then asks
+     * SQLite for the duplicate flag. With a set, column 9 is the serial key and only members
+     * are probed (dup_probe). */
+    struct serialset *set;
+    int64_t set_version;
 };
+
+static int sq_data_version(struct store *base, int64_t *out, struct errbuf *eb);
+
+/* The serial keys two or more of the account's assets hold, at the data version this read
+ * sees (*version), or NULL when it is not this thread's turn to build them and no set of the
+ * current version exists. Best effort: a failure only means the list probes every row. */
+static struct serialset *
+dup_set(struct sq *s, int64_t account_id, int64_t *version)
+{
+    struct serialset *set = NULL, *ns = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v, t0;
+    int build = 0, own = 0, src, ok = 0;
+
+    if (s->base.cache_id == NULL || sq_data_version(&s->base, &v, NULL) != ERR_OK)
+        return NULL;
+    set = serialset_acquire(s->base.cache_id, account_id, v, clock_mono_ms(), &build);
+    *version = v;
+    if (!build)
+        return set;
+    t0 = clock_mono_ms();
+    /* The version and the keys from one snapshot. */
+    own = sqlite3_get_autocommit(s->db) && exec_sql(s, "BEGIN", NULL, "") == ERR_OK;
+    if (sq_data_version(&s->base, &v, NULL) != ERR_OK ||
+        prep(s, S_SERIAL_SHARED,
+             "SELECT serial_key FROM hardware_asset INDEXED BY hardware_asset_serial "
+             "WHERE serial_key IS NOT NULL AND account_id = ?1 GROUP BY serial_key "
+             "HAVING count(*) > 1",
+             &st, NULL) != ERR_OK)
+        goto out;
+    ns = serialset_new();
+    sqlite3_bind_int64(st, 1, account_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        if (serialset_add(ns, (const char *)sqlite3_column_text(st, 0),
+                          (size_t)sqlite3_column_bytes(st, 0)) != ERR_OK)
+            break;
+    ok = src == SQLITE_DONE;
+out:
+    done(st);
+    if (own)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    if (!ok) {
+        serialset_release(ns);
+        ns = NULL;
+    }
+    *version = v;
+    return serialset_publish(s->base.cache_id, account_id, v, ns, t0, clock_mono_ms());
+}
+
+/* Whether an active asset of another tenant holds key (the row's own id and tenant excluded):
+ * STORE_HW_LIST_DUP for one row. */
+static int
+dup_probe(struct sq *s, int64_t account_id, int64_t id, const char *tenant, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    int dup = 0;
+
+    if (prep(s, S_SERIAL_DUP,
+             "SELECT 1 FROM hardware_asset o WHERE o.serial_key = ?1 AND o.account_id = ?2 "
+             "AND o.id <> ?3 AND o.tenant_id <> ?4 AND o.retired_at IS NULL LIMIT 1",
+             &st, NULL) != ERR_OK)
+        return 0;
+    bind_text(st, 1, key);
+    sqlite3_bind_int64(st, 2, account_id);
+    sqlite3_bind_int64(st, 3, id);
+    bind_text(st, 4, tenant);
+    dup = sqlite3_step(st) == SQLITE_ROW;
+    done(st);
+    return dup;
+}
 
 static int
 sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_t *rows)
@@ -3041,14 +3119,16 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     struct asset a;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
     struct type_memo tm = {"", DEVICE_UNKNOWN};
-    int rc = ERR_OK, src, sort_col[STORE_LIST_MAX_SORTS];
+    int rc = ERR_OK, src, sort_col[STORE_LIST_MAX_SORTS], keyed = 0;
+    const struct serialset *set = NULL;
 
     *rows = 0;
     buf_init(&sql, SQL_MAX);
     if (count) {
         buf_addstr(&sql, "SELECT count(*)");
     } else {
-        buf_addstr(&sql, STORE_HW_LIST_HEAD);
+        buf_addstr(&sql, STORE_HW_LIST_COLS);
+        buf_addstr(&sql, x->set != NULL ? "h.serial_key, " : STORE_HW_LIST_DUP);
         buf_addstr(&sql, s->dsql.cols_h);
         /* The sort values, for the caller's cursor: a device column read again is not
          * selected twice; the others last. */
@@ -3084,6 +3164,8 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "counting assets");
         goto out;
     }
+    keyed = x->set != NULL;
+    set = x->set;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
         a.id = sqlite3_column_int64(st, 0);
@@ -3094,7 +3176,22 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.first_synced_at = col_int_or(st, 6, TS_NULL);
         a.last_synced_at = col_int_or(st, 7, TS_NULL);
         a.retired_at = col_int_or(st, 8, TS_NULL);
-        a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
+        if (!keyed) {
+            a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
+        } else {
+            const char *key = (const char *)sqlite3_column_text(st, 9);
+            int64_t seen = 0;
+
+            /* This statement's snapshot is the one the set was built at, or every member of
+             * the page is probed. (An asset's tenant is its client's: column 3.) */
+            if (*rows == 0 && set != NULL &&
+                (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
+                set = NULL;
+            a.serial_duplicate =
+                key != NULL &&
+                (set == NULL || serialset_has(set, key, (size_t)sqlite3_column_bytes(st, 9))) &&
+                dup_probe(s, q->account_id, a.id, a.client_tenant_id, key);
+        }
         read_device_view(st, 10, &a.dev, &tm);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
@@ -3128,9 +3225,13 @@ static int
 sq_assets_each(struct store *base, const struct asset_query *q,
                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    struct sq_part x = {(struct sq *)base, q, cb, arg, eb};
+    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0};
+    int rc;
 
-    return store_assets_parts(q, sq_assets_part, &x);
+    x.set = dup_set(x.s, q->account_id, &x.set_version);
+    rc = store_assets_parts(q, sq_assets_part, &x);
+    serialset_release(x.set);
+    return rc;
 }
 
 static int64_t

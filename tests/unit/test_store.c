@@ -17,6 +17,7 @@
 #include "device.h"
 #include "err.h"
 #include "mem.h"
+#include "serialset.h"
 #include "store.h"
 
 #define T0 INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
@@ -314,6 +315,39 @@ list_assets(struct fx *fx, int include_retired)
     q.include_retired = include_retired;
     assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
     return s;
+}
+
+/* list_assets answered twice: from a serialset built just now (SQLite), then with the set's
+ * build turn held here, so every flag comes from SQL; both must agree. */
+static struct seen
+list_assets_both(struct fx *fx, int include_retired)
+{
+    const char *db = fx->pg_url != NULL ? fx->pg_url : fx->path;
+    struct errbuf eb = {0};
+    struct seen a, b;
+    struct serialset *set;
+    int64_t v = 0;
+    int build = 0;
+
+    serialset_reset();
+    a = list_assets(fx, include_retired);
+    assert_int_equal(store_data_version(fx->st, &v, &eb), ERR_OK);
+    set = serialset_acquire(db, fx->account, v, clock_mono_ms(), &build);
+    if (fx->pg_url == NULL) { /* the list built it, at this version */
+        assert_non_null(set);
+        assert_int_equal(build, 0);
+    } else if (build) { /* PostgreSQL probes in SQL: nobody built it */
+        assert_null(serialset_publish(db, fx->account, v, NULL, 0, 0));
+    }
+    serialset_release(set);
+    serialset_reset();
+    assert_null(serialset_acquire(db, fx->account, v, clock_mono_ms(), &build));
+    assert_int_equal(build, 1);
+    b = list_assets(fx, include_retired);
+    assert_null(serialset_publish(db, fx->account, v, NULL, 0, 0));
+    serialset_reset();
+    assert_memory_equal(&a, &b, sizeof a);
+    return a;
 }
 
 static void
@@ -1289,28 +1323,36 @@ static void
 test_serial_duplicate(void **state)
 {
     struct fx *fx = *state;
-    struct device a[2], b[1];
+    struct device a[4], b[1];
     struct seen s;
 
     mkdev(&a[0], "dev-a1", "A1", "pf3abc12");
     mkdev(&a[1], "dev-a2", "A2", "UNIQUE-1");
+    /* Two devices of one tenant share a serial: not a duplicate (the set holds it anyway). */
+    mkdev(&a[2], "dev-a3", "A3", "SAME-TENANT");
+    mkdev(&a[3], "dev-a4", "A4", "same-tenant");
     mkdev(&b[0], "dev-b1", "B1", "PF3ABC12");
-    sync_tenant(fx, &ci_a, a, 2, 1, T0);
-    s = list_assets(fx, 0);
+    sync_tenant(fx, &ci_a, a, 4, 1, T0);
+    s = list_assets_both(fx, 0);
+    assert_int_equal(s.n, 4);
     for (int i = 0; i < s.n; i++)
         assert_int_equal(s.dup[i], 0);
     sync_tenant(fx, &ci_b, b, 1, 1, T0);
-    s = list_assets(fx, 0);
-    assert_int_equal(s.n, 3);
+    s = list_assets_both(fx, 0);
+    assert_int_equal(s.n, 5);
     for (int i = 0; i < s.n; i++)
-        assert_int_equal(s.dup[i], strcmp(s.names[i], "A2") != 0);
-    /* Once B1 is retired, A1 is no longer a duplicate. */
+        assert_int_equal(s.dup[i], strcmp(s.names[i], "A1") == 0 || strcmp(s.names[i], "B1") == 0);
+    /* Once B1 is retired, A1 is no longer a duplicate; B1 still is, of A1. */
     sync_tenant(fx, &ci_b, NULL, 0, 1, T0 + 60);
-    s = list_assets(fx, 0);
-    assert_int_equal(s.n, 2);
+    s = list_assets_both(fx, 0);
+    assert_int_equal(s.n, 4);
     for (int i = 0; i < s.n; i++)
         assert_int_equal(s.dup[i], 0);
-    free_devs(a, 2);
+    s = list_assets_both(fx, 1);
+    assert_int_equal(s.n, 5);
+    for (int i = 0; i < s.n; i++)
+        assert_int_equal(s.dup[i], strcmp(s.names[i], "B1") == 0);
+    free_devs(a, 4);
     free_devs(b, 1);
 }
 
