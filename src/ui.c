@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "asset.h"
@@ -19,6 +20,8 @@
 #include "mem.h"
 #include "output.h"
 #include "scheduler.h"
+#include "store.h"
+#include "utf8.h"
 #include "validate.h"
 
 #define PAGE_SIZE 50
@@ -213,6 +216,9 @@ page_begin(struct page *pg, const char *title, const char *active)
             buf_printf(b, "<a href=\"%s\"%s>%s</a>", nav[i][0],
                        active != NULL && strcmp(active, nav[i][0]) == 0 ? " class=\"on\"" : "",
                        nav[i][1]);
+        if (pg->p.role == AUTH_ADMIN)
+            buf_printf(b, "<a href=\"/api-keys\"%s>API keys</a>",
+                       active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
         ui_esc(b, pg->p.name);
         buf_printf(b,
@@ -1510,6 +1516,167 @@ sync_post(struct page *pg, int64_t id)
     redirect(pg->resp, "/runs");
 }
 
+/* ---- API keys (admins)
+ * ---------------------------------------------------------------------
+ */
+
+#define KEY_NAME_MAX 100
+
+/* new_key: the key just created, shown this once; NULL otherwise. */
+static void
+apikeys_page(struct page *pg, const char *msg_kind, const char *msg, const char *new_key)
+{
+    struct buf *b = pg->b;
+    json_t *rows = list_rows(pg, "api_keys", 0, NULL, 0, NULL, 0, NULL, 0, 1000, NULL), *row;
+    size_t i;
+
+    page_begin(pg, "API keys", "/api-keys");
+    buf_addstr(b, "<h1>API keys</h1><p class=\"muted\">Tools such as a PSA or a reporting "
+                  "script read memsync's REST API (<span class=\"mono\">/api/v1</span>, "
+                  "described at <a href=\"/openapi.json\">/openapi.json</a>) with a key in "
+                  "the <span class=\"mono\">x-api-key</span> header. A read key lists and "
+                  "exports this account's data; an admin key can also change integrations. "
+                  "memsync keeps only a digest of each key, so a key is shown once, when it is "
+                  "created.</p>");
+    if (msg != NULL)
+        notice(b, msg_kind, msg);
+    if (new_key != NULL) {
+        buf_addstr(b, "<div class=\"panel newkey\"><h2>Copy the new key now</h2>"
+                      "<p><code class=\"mono\" id=\"new-key\">");
+        ui_esc(b, new_key);
+        buf_addstr(b, "</code></p><p class=\"muted\">It will not be shown again. Send it as "
+                      "the <span class=\"mono\">x-api-key</span> header.</p></div>");
+    }
+    buf_addstr(b, "<div class=\"panel\"><h2>Create a key</h2><form class=\"stack\" "
+                  "id=\"create-key\" method=\"post\" action=\"/api-keys\">");
+    csrf_field(pg);
+    buf_printf(b,
+               "<label>Name <small>what uses it, e.g. the PSA sync</small><input type=\"text\" "
+               "name=\"name\" maxlength=\"%d\" required autocomplete=\"off\"></label>"
+               "<label>Scope<select name=\"scope\"><option value=\"read\" selected>read "
+               "— list and export</option><option value=\"admin\">admin — also change "
+               "integrations</option></select></label><button type=\"submit\">Create "
+               "key</button></form></div><div class=\"tablewrap\">",
+               KEY_NAME_MAX);
+    if (json_array_size(rows) == 0) {
+        empty_state(b, "No API keys yet",
+                    "<p>Create one above for each tool that reads memsync, so each can be "
+                    "revoked on its own.</p>");
+    } else {
+        buf_addstr(b, "<table id=\"api-keys\"><thead><tr><th>Name</th><th>Scope</th>"
+                      "<th>Starts with</th><th class=\"hide-narrow\">Created</th>"
+                      "<th>Status</th><th></th></tr></thead><tbody>");
+        json_array_foreach(rows, i, row)
+        {
+            const json_t *revoked = json_object_get(row, "revoked_at");
+            int active = revoked == NULL || json_is_null(revoked);
+
+            buf_addstr(b, "<tr><td>");
+            jtext(b, json_object_get(row, "name"));
+            buf_addstr(b, "</td><td>");
+            jtext(b, json_object_get(row, "scope"));
+            buf_addstr(b, "</td><td class=\"mono\">");
+            jtext(b, json_object_get(row, "prefix"));
+            buf_addstr(b, "…</td><td class=\"hide-narrow\">");
+            fmt_ts_json(b, json_object_get(row, "created_at"));
+            buf_addstr(b, "</td><td>");
+            if (active) {
+                buf_addstr(b, "<span class=\"pill ok\">active</span>");
+                buf_printf(b,
+                           "</td><td><form method=\"post\" action=\"/api-keys/%" JSON_INTEGER_FORMAT
+                           "/revoke\" class=\"revoke\">",
+                           json_integer_value(json_object_get(row, "id")));
+                csrf_field(pg);
+                buf_addstr(b, "<button class=\"ghost\" type=\"submit\">Revoke</button></form>");
+            } else {
+                buf_addstr(b, "<span class=\"pill never\">revoked</span> ");
+                fmt_ts_json(b, revoked);
+                buf_addstr(b, "</td><td>");
+            }
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    page_end(pg);
+    json_decref(rows);
+}
+
+/* 1 to KEY_NAME_MAX bytes of UTF-8 text without control characters: it is shown in tables
+ * here and in `memsync apikey list`. */
+static int
+key_name_ok(const char *name)
+{
+    size_t n = name != NULL ? strlen(name) : 0, k;
+
+    if (n == 0 || n > KEY_NAME_MAX)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p += k)
+        if ((k = utf8_char_len(p, n - (size_t)(p - (const unsigned char *)name))) == 0 ||
+            *p < 0x20 || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+static void
+apikey_create_post(struct page *pg)
+{
+    char *name = ui_form_value(pg->req->body, "name");
+    char *scope = ui_form_value(pg->req->body, "scope");
+    char key[AUTH_APIKEY_LEN + 1];
+    struct errbuf eb = {0};
+    int64_t id = 0;
+    size_t n;
+
+    if (name != NULL) { /* pasted names carry spaces at either end */
+        char *t = name;
+
+        while (*t == ' ' || *t == '\t')
+            t++;
+        memmove(name, t, strlen(t) + 1);
+        n = strlen(name);
+        while (n > 0 && (name[n - 1] == ' ' || name[n - 1] == '\t' || name[n - 1] == '\r' ||
+                         name[n - 1] == '\n'))
+            name[--n] = '\0';
+    }
+    if (!key_name_ok(name)) {
+        pg->resp->status = 400;
+        apikeys_page(pg, "bad",
+                     "Give the key a name of 1 to 100 characters on one line, such as the tool "
+                     "that will use it.",
+                     NULL);
+    } else if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0)) {
+        pg->resp->status = 400;
+        apikeys_page(pg, "bad", "The scope must be read or admin.", NULL);
+    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, key, &id, &eb) !=
+               ERR_OK) {
+        pg->resp->status = 500;
+        apikeys_page(pg, "bad", eb.msg, NULL);
+    } else {
+        log_info("api key created id=%" PRId64 " scope=%s by=%s", id, scope, pg->p.name);
+        apikeys_page(pg, "ok", "The key was created.", key);
+        sodium_memzero(key, sizeof key);
+    }
+    free(name);
+    free(scope);
+}
+
+static void
+apikey_revoke_post(struct page *pg, int64_t id)
+{
+    struct errbuf eb = {0};
+    int rc = store_apikey_revoke(pg->req->st, pg->p.account_id, id, &eb);
+
+    if (rc != ERR_OK) {
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : 500;
+        apikeys_page(pg, "bad", eb.msg, NULL);
+        return;
+    }
+    log_info("api key revoked id=%" PRId64 " by=%s", id, pg->p.name);
+    apikeys_page(pg, "ok", "The key was revoked: requests that send it are refused from now on.",
+                 NULL);
+}
+
 /* ---- router
  * ------------------------------------------------------------------------------
  */
@@ -1654,12 +1821,16 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         if (pg.p.role != AUTH_ADMIN) {
             resp->status = 403;
             page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad", "Only admins can change integrations.");
+            notice(pg.b, "bad", "Only admins can change integrations and API keys.");
             page_end(&pg);
             return;
         }
         if (strcmp(path, "/integrations") == 0)
             integration_post(&pg);
+        else if (strcmp(path, "/api-keys") == 0)
+            apikey_create_post(&pg);
+        else if (path_id(path, "/api-keys/", "/revoke", &id))
+            apikey_revoke_post(&pg, id);
         else if (path_id(path, "/integrations/", "/rotate", &id))
             rotate_post(&pg, id);
         else if (path_id(path, "/integrations/", "/sync", &id))
@@ -1686,6 +1857,13 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         run_detail(&pg, id);
     else if (strcmp(path, "/integrations") == 0)
         integrations_page(&pg, NULL, NULL, NULL, NULL);
-    else
+    else if (strcmp(path, "/api-keys") == 0 && pg.p.role == AUTH_ADMIN)
+        apikeys_page(&pg, NULL, NULL, NULL);
+    else if (strcmp(path, "/api-keys") == 0) {
+        resp->status = 403;
+        page_begin(&pg, "Refused", NULL);
+        notice(pg.b, "bad", "Only admins can manage API keys.");
+        page_end(&pg);
+    } else
         not_found(&pg);
 }

@@ -227,6 +227,24 @@ try {
   check(dialogs.length === 0, "no script ran (dialogs: " + dialogs.join(",") + ")");
   await shot("hostile-name");
 
+  // An API key for another tool: created in the UI, shown once, then revoked.
+  await page.click("header.top nav a:text('API keys')");
+  check(page.url().endsWith("/api-keys"), "API keys are in the navigation");
+  await page.fill("#create-key input[name=name]", "PSA sync");
+  await Promise.all([page.waitForNavigation(), page.click("#create-key button[type=submit]")]);
+  const newKey = (await page.textContent("#new-key")).trim();
+  check(/^msk_[0-9a-f]{64}$/.test(newKey), "the new key is shown once");
+  const withKey = await fetch(base + "/api/v1/clients", { headers: { "x-api-key": newKey } });
+  check(withKey.status === 200, "the key made in the UI reads the API");
+  await shot("api-keys");
+  await page.goto(base + "/api-keys");
+  check(!(await page.content()).includes(newKey), "the key is not shown again");
+  const keyRow = page.locator("#api-keys tbody tr", { hasText: "PSA sync" });
+  await Promise.all([page.waitForNavigation(), keyRow.locator("form.revoke button").click()]);
+  check((await page.textContent(".notice")).includes("revoked"), "the key was revoked");
+  const revoked = await fetch(base + "/api/v1/clients", { headers: { "x-api-key": newKey } });
+  check(revoked.status === 401, "the revoked key is refused (" + revoked.status + ")");
+
   // Narrow screens.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(base + "/assets");

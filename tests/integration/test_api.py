@@ -803,7 +803,7 @@ def main():
     check(st == 200 and js["data"]["name"] == "Renamed" and
           js["data"]["sync_interval_seconds"] == 7200, "session PATCH with CSRF works")
     for path in ("/integrations/%d/sync" % iid, "/integrations", "/logout",
-                 "/integrations/%d/rotate" % iid):
+                 "/integrations/%d/rotate" % iid, "/api-keys", "/api-keys/1/revoke"):
         st, text, _ = req("POST", srv.url + path, b"which=sync&secret=abc",
                           dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded"}))
         check(st == 403, "form POST %s without CSRF -> 403 (%s)" % (path, st))
@@ -926,6 +926,59 @@ def main():
     st, text, _ = req("GET", srv.url + "/assets", headers={"Cookie": "memsync_session=" + otok})
     check(st == 200 and "No devices yet" in text, "other account's UI lists no devices")
 
+    # --- API keys in the UI: admins create (shown once) and revoke; nobody else can ------------
+    form_h = {"Content-Type": "application/x-www-form-urlencoded"}
+
+    def ui_post(path, token, fields):
+        return req("POST", srv.url + path, urllib.parse.urlencode(fields).encode(),
+                   dict(form_h, Cookie="memsync_session=" + token))
+
+    st, text, _ = req("GET", srv.url + "/api-keys", headers={"Cookie": "memsync_session=" + vtok})
+    check(st == 403 and "msk_" not in text, "a viewer cannot open the API keys page (%s)" % st)
+    check('href="/api-keys"' not in text, "a viewer's navigation has no API keys")
+    st, text, _ = ui_post("/api-keys", vtok, {"csrf": vcsrf, "name": "v", "scope": "admin"})
+    check(st == 403 and "new-key" not in text, "a viewer cannot create an API key (%s)" % st)
+    st, text, _ = req("GET", srv.url + "/assets", headers=cookie)
+    check('href="/api-keys"' in text, "admins find API keys in the navigation")
+    for fields, what in (({"name": " ", "scope": "read"}, "an empty name"),
+                         ({"name": "x" * 101, "scope": "read"}, "a name over 100 bytes"),
+                         ({"name": "a\x01b", "scope": "read"}, "a control character"),
+                         ({"name": "tool", "scope": "root"}, "an unknown scope")):
+        st, text, _ = ui_post("/api-keys", tok, dict(fields, csrf=csrf))
+        check(st == 400 and "notice bad" in text and "new-key" not in text,
+              "API key with %s is refused (%s)" % (what, st))
+    st, text, _ = ui_post("/api-keys", tok, {"csrf": csrf, "name": " PSA <sync> ", "scope": "read"})
+    m = re.search(r'id="new-key">(msk_[0-9a-f]{64})<', text)
+    check(st == 200 and m is not None, "an admin creates an API key in the UI (%s)" % st)
+    ui_key = m.group(1)
+    check("PSA &lt;sync&gt;" in text, "the key's name is trimmed and shown as text")
+    st, *_ = api(srv, "GET", "/api/v1/clients", ui_key)
+    check(st == 200, "the new key reads the API (%s)" % st)
+    st, *_ = api(srv, "POST", "/api/v1/integrations", ui_key, integration_body(sim))
+    check(st == 403, "a read key made in the UI cannot create integrations (%s)" % st)
+    st, text, _ = req("GET", srv.url + "/api-keys", headers=cookie)
+    check(st == 200 and ui_key not in text and ui_key[:10] + "…" in text,
+          "the key list shows the prefix, never the key again")
+    kid_m = re.search(r'<td>PSA &lt;sync&gt;</td>.*?action="/api-keys/(\d+)/revoke"', text, re.S)
+    check(kid_m is not None, "the new key has a revoke button")
+    ui_kid = int(kid_m.group(1))
+    st, text, _ = ui_post("/api-keys/%d/revoke" % ui_kid, tok, {})
+    check(st == 403 and api(srv, "GET", "/api/v1/clients", ui_key)[0] == 200,
+          "revoking without the CSRF token is refused")
+    ocsrf = csrf_of(srv, otok)
+    st, text, _ = req("GET", srv.url + "/api-keys", headers={"Cookie": "memsync_session=" + otok})
+    check(st == 200 and "PSA &lt;sync&gt;" not in text and "test-read" not in text,
+          "another account's admin does not see A's keys")
+    st, text, _ = ui_post("/api-keys/%d/revoke" % ui_kid, otok, {"csrf": ocsrf})
+    check(st == 404 and api(srv, "GET", "/api/v1/clients", ui_key)[0] == 200,
+          "another account's admin cannot revoke A's key (%s)" % st)
+    st, text, _ = ui_post("/api-keys/%d/revoke" % ui_kid, tok, {"csrf": csrf})
+    check(st == 200 and "notice ok" in text, "an admin revokes the key (%s)" % st)
+    st, *_ = api(srv, "GET", "/api/v1/clients", ui_key)
+    check(st == 401, "the revoked key is refused (%s)" % st)
+    st, text, _ = ui_post("/api-keys/%d/revoke" % ui_kid, tok, {"csrf": csrf})
+    check(st == 404 and "notice bad" in text, "revoking twice says it is already revoked (%s)" % st)
+
     # --- every documented route answers; secrets never in any response --------------------------
     real = {"/api/v1/assets/hardware/{id}": target["id"], "/api/v1/sync-runs/{id}": last,
             "/api/v1/integrations/{id}": iid, "/api/v1/clients/{id}": c0["id"],
@@ -942,7 +995,7 @@ def main():
             check(hget(hdrs, h), "%s has %s" % (url, h))
         bodies.append(text)
     for page in ("/assets", "/assets/%d" % target["id"], "/software", "/clients", "/runs",
-                 "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"]):
+                 "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"], "/api-keys"):
         st, text, hdrs = req("GET", srv.url + page, headers=cookie)
         check(st == 200, "UI page %s (%s)" % (page, st))
         bodies.append(text)
@@ -958,7 +1011,7 @@ def main():
     for s in secrets:
         check(all(s not in b for b in bodies), "no response holds a secret")
         check(s not in logs, "the log holds no secret")
-    for k in (admin_key, read_key, other_key):
+    for k in (admin_key, read_key, other_key, ui_key):
         check(k not in logs, "the log holds no API key")
     check("outlived their list answer" not in logs,
           "every list answer freed its JSON (the per-thread arena rewinds)")
