@@ -206,25 +206,57 @@ auth_limit_reset(void)
 /* ---- users ------------------------------------------------------------------------------- */
 
 int
-auth_user_add(struct store *st, const char *account, const char *name, const char *role,
-              const char *pw, struct errbuf *eb)
+auth_user_name_check(const char *name, struct errbuf *eb)
+{
+    size_t n = name != NULL ? strlen(name) : 0;
+
+    if (n == 0 || n > AUTH_USER_NAME_MAX || name[0] == '.' || name[0] == '-' ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@+-") != n)
+        return err_set(eb, ERR_INVAL,
+                       "a user name is 1 to %d letters, digits and . _ @ + - (an e-mail address "
+                       "works), starting with a letter or digit",
+                       AUTH_USER_NAME_MAX);
+    return ERR_OK;
+}
+
+int
+auth_user_add_to(struct store *st, int64_t account_id, const char *name, const char *role,
+                 const char *pw, struct errbuf *eb)
 {
     char hash[AUTH_HASH_MAX];
-    int64_t acc, id;
+    int64_t id;
     int rc;
 
-    if ((rc = auth_password_policy(pw, eb)) != ERR_OK)
+    if ((rc = auth_user_name_check(name, eb)) != ERR_OK)
         return rc;
-    if ((rc = store_account_ensure(st, account != NULL ? account : AUTH_DEFAULT_ACCOUNT, &acc,
-                                   eb)) != ERR_OK)
+    if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0))
+        return err_set(eb, ERR_INVAL, "the role must be admin or viewer");
+    if ((rc = auth_password_policy(pw, eb)) != ERR_OK)
         return rc;
     if ((rc = auth_password_hash(pw, hash, eb)) != ERR_OK)
         return rc;
-    rc = store_user_insert(st, acc, name, role, hash, &id, eb);
+    rc = store_user_insert(st, account_id, name, role, hash, &id, eb);
     sodium_memzero(hash, sizeof hash);
     if (rc == ERR_OK)
         log_info("user added name=%s role=%s", name, role);
     return rc;
+}
+
+int
+auth_user_add(struct store *st, const char *account, const char *name, const char *role,
+              const char *pw, struct errbuf *eb)
+{
+    int64_t acc;
+    int rc;
+
+    /* Checked before the account is made: a refused user leaves no empty account behind. */
+    if ((rc = auth_user_name_check(name, eb)) != ERR_OK ||
+        (rc = auth_password_policy(pw, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_account_ensure(st, account != NULL ? account : AUTH_DEFAULT_ACCOUNT, &acc,
+                                   eb)) != ERR_OK)
+        return rc;
+    return auth_user_add_to(st, acc, name, role, pw, eb);
 }
 
 int

@@ -54,9 +54,18 @@ int auth_password_check(const char *hash, const char *pw); /* 1 when it matches 
 /* ERR_INVAL with a message when pw is too short or too long. */
 int auth_password_policy(const char *pw, struct errbuf *eb);
 
-/* Creates a user in account (created when absent). role "admin" | "viewer". */
+/* Creates a user in account (created when absent). role "admin" | "viewer". ERR_INVAL for a
+ * name auth_user_name_check refuses, a bad role or a password the policy refuses; ERR_EXISTS
+ * when the name is taken (names are unique across accounts: sign-in asks only for the name). */
 int auth_user_add(struct store *st, const char *account, const char *name, const char *role,
                   const char *pw, struct errbuf *eb);
+/* The same, into the account with this id (the web UI's). */
+int auth_user_add_to(struct store *st, int64_t account_id, const char *name, const char *role,
+                     const char *pw, struct errbuf *eb);
+/* ERR_INVAL with a message unless name is 1 to AUTH_USER_NAME_MAX of [A-Za-z0-9._@+-], not
+ * starting with '.' or '-'. */
+#define AUTH_USER_NAME_MAX 64
+int auth_user_name_check(const char *name, struct errbuf *eb);
 int auth_user_passwd(struct store *st, const char *name, const char *pw, struct errbuf *eb);
 int auth_user_remove(struct store *st, const char *name, struct errbuf *eb);
 

@@ -217,7 +217,8 @@ page_begin(struct page *pg, const char *title, const char *active)
                        active != NULL && strcmp(active, nav[i][0]) == 0 ? " class=\"on\"" : "",
                        nav[i][1]);
         if (pg->p.role == AUTH_ADMIN)
-            buf_printf(b, "<a href=\"/api-keys\"%s>API keys</a>",
+            buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
+                       active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
                        active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
         ui_esc(b, pg->p.name);
@@ -1677,6 +1678,183 @@ apikey_revoke_post(struct page *pg, int64_t id)
                  NULL);
 }
 
+/* ---- users (admins)
+ * ------------------------------------------------------------------------
+ */
+
+static void
+users_page(struct page *pg, const char *msg_kind, const char *msg, const char *body)
+{
+    struct buf *b = pg->b;
+    json_t *rows = list_rows(pg, "users", 0, NULL, 0, NULL, 0, NULL, 0, 1000, NULL), *row;
+    char *name = body != NULL ? ui_form_value(body, "name") : NULL;
+    size_t i;
+
+    page_begin(pg, "Users", "/users");
+    buf_addstr(b, "<h1>Users</h1><p class=\"muted\">People who sign in to this account. An "
+                  "admin can add integrations, rotate their keys, start syncs and manage users "
+                  "and API keys; a viewer sees every page but changes nothing.</p>");
+    if (msg != NULL)
+        notice(b, msg_kind, msg);
+    buf_addstr(b, "<div class=\"tablewrap\"><table id=\"users\"><thead><tr><th>Name</th>"
+                  "<th>Role</th><th class=\"hide-narrow\">Added</th><th>Password</th><th></th>"
+                  "</tr></thead><tbody>");
+    json_array_foreach(rows, i, row)
+    {
+        json_int_t id = json_integer_value(json_object_get(row, "id"));
+        int self = id == pg->p.user_id;
+
+        buf_addstr(b, "<tr><td>");
+        jtext(b, json_object_get(row, "name"));
+        if (self)
+            buf_addstr(b, " <span class=\"muted\">(you)</span>");
+        buf_addstr(b, "</td><td>");
+        jtext(b, json_object_get(row, "role"));
+        buf_addstr(b, "</td><td class=\"hide-narrow\">");
+        fmt_ts_json(b, json_object_get(row, "created_at"));
+        buf_printf(b,
+                   "</td><td><details><summary>Set a new password</summary><form "
+                   "class=\"stack passwd\" method=\"post\" action=\"/users/%" JSON_INTEGER_FORMAT
+                   "/password\">",
+                   id);
+        csrf_field(pg);
+        buf_printf(b,
+                   "<label>New password <small>at least %d characters; ends the user's "
+                   "sessions</small><input type=\"password\" name=\"password\" minlength=\"%d\" "
+                   "autocomplete=\"new-password\" required></label><button "
+                   "type=\"submit\">Set password</button></form></details></td><td>",
+                   AUTH_PASSWORD_MIN, AUTH_PASSWORD_MIN);
+        if (!self) {
+            buf_printf(
+                b,
+                "<form method=\"post\" class=\"remove\" action=\"/users/%" JSON_INTEGER_FORMAT
+                "/remove\">",
+                id);
+            csrf_field(pg);
+            buf_addstr(b, "<button class=\"ghost\" type=\"submit\">Remove</button></form>");
+        }
+        buf_addstr(b, "</td></tr>");
+    }
+    buf_addstr(b, "</tbody></table></div><div class=\"panel\"><h2>Add a user</h2><form "
+                  "class=\"stack\" id=\"add-user\" method=\"post\" action=\"/users\">");
+    csrf_field(pg);
+    buf_printf(b,
+               "<label>User name <small>letters, digits and . _ @ + - (an e-mail address "
+               "works)</small><input type=\"text\" name=\"name\" maxlength=\"%d\" required "
+               "autocomplete=\"off\" value=\"",
+               AUTH_USER_NAME_MAX);
+    ui_esc(b, name);
+    buf_printf(b,
+               "\"></label><label>Role<select name=\"role\"><option value=\"viewer\" "
+               "selected>viewer — sees everything, changes nothing</option><option "
+               "value=\"admin\">admin — also changes integrations, users and keys</option>"
+               "</select></label><label>Password <small>at least %d characters; give it to "
+               "the user yourself</small><input type=\"password\" name=\"password\" "
+               "minlength=\"%d\" autocomplete=\"new-password\" required></label><button "
+               "type=\"submit\">Add user</button></form></div>",
+               AUTH_PASSWORD_MIN, AUTH_PASSWORD_MIN);
+    page_end(pg);
+    free(name);
+    json_decref(rows);
+}
+
+/* The name of this account's user id into name (AUTH_USER_NAME_MAX + 1 bytes); 0 when the
+ * account has no such user. */
+static int
+account_user(struct page *pg, int64_t id, char *name)
+{
+    struct store_filter f = {"id", "eq", NULL};
+    char idtxt[32];
+    json_t *rows;
+    const char *n;
+    int found;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
+    f.value = idtxt;
+    rows = list_rows(pg, "users", 0, &f, 1, NULL, 0, NULL, 0, 1, NULL);
+    n = json_string_value(json_object_get(json_array_get(rows, 0), "name"));
+    found = n != NULL && strlen(n) <= AUTH_USER_NAME_MAX;
+    if (found)
+        memcpy(name, n, strlen(n) + 1);
+    json_decref(rows);
+    return found;
+}
+
+static void
+free_secret(char *s)
+{
+    if (s != NULL)
+        sodium_memzero(s, strlen(s));
+    free(s);
+}
+
+static void
+user_add_post(struct page *pg)
+{
+    char *name = ui_form_value(pg->req->body, "name");
+    char *role = ui_form_value(pg->req->body, "role");
+    char *pw = ui_form_value(pg->req->body, "password");
+    struct errbuf eb = {0};
+    int rc = auth_user_add_to(pg->req->st, pg->p.account_id, name, role, pw, &eb);
+
+    if (rc == ERR_OK) {
+        users_page(pg, "ok", "The user was added and can sign in now.", NULL);
+    } else {
+        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : 500;
+        users_page(pg, "bad", eb.msg, pg->req->body);
+    }
+    free(name);
+    free(role);
+    free_secret(pw);
+}
+
+static void
+user_password_post(struct page *pg, int64_t id)
+{
+    char *pw = ui_form_value(pg->req->body, "password");
+    char name[AUTH_USER_NAME_MAX + 1];
+    struct errbuf eb = {0};
+    int rc;
+
+    if (!account_user(pg, id, name)) {
+        pg->resp->status = 404;
+        users_page(pg, "bad", "There is no such user in this account.", NULL);
+    } else if ((rc = auth_user_passwd(pg->req->st, name, pw, &eb)) != ERR_OK) {
+        pg->resp->status = rc == ERR_INVAL ? 400 : 500;
+        users_page(pg, "bad", eb.msg, NULL);
+    } else if (id == pg->p.user_id) {
+        /* The change ended every session of the user, this one included. */
+        redirect(pg->resp, "/login");
+    } else {
+        users_page(pg, "ok", "The password was changed and the user's sessions were ended.", NULL);
+    }
+    free_secret(pw);
+}
+
+static void
+user_remove_post(struct page *pg, int64_t id)
+{
+    char name[AUTH_USER_NAME_MAX + 1];
+    struct errbuf eb = {0};
+
+    if (id == pg->p.user_id) {
+        pg->resp->status = 400;
+        users_page(pg, "bad",
+                   "You cannot remove yourself: another admin can, so the account always keeps "
+                   "one.",
+                   NULL);
+    } else if (!account_user(pg, id, name)) {
+        pg->resp->status = 404;
+        users_page(pg, "bad", "There is no such user in this account.", NULL);
+    } else if (auth_user_remove(pg->req->st, name, &eb) != ERR_OK) {
+        pg->resp->status = 500;
+        users_page(pg, "bad", eb.msg, NULL);
+    } else {
+        log_info("user removed name=%s by=%s", name, pg->p.name);
+        users_page(pg, "ok", "The user was removed and signed out.", NULL);
+    }
+}
+
 /* ---- router
  * ------------------------------------------------------------------------------
  */
@@ -1821,7 +1999,7 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         if (pg.p.role != AUTH_ADMIN) {
             resp->status = 403;
             page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad", "Only admins can change integrations and API keys.");
+            notice(pg.b, "bad", "Only admins can change integrations, users and API keys.");
             page_end(&pg);
             return;
         }
@@ -1829,6 +2007,12 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
             integration_post(&pg);
         else if (strcmp(path, "/api-keys") == 0)
             apikey_create_post(&pg);
+        else if (strcmp(path, "/users") == 0)
+            user_add_post(&pg);
+        else if (path_id(path, "/users/", "/password", &id))
+            user_password_post(&pg, id);
+        else if (path_id(path, "/users/", "/remove", &id))
+            user_remove_post(&pg, id);
         else if (path_id(path, "/api-keys/", "/revoke", &id))
             apikey_revoke_post(&pg, id);
         else if (path_id(path, "/integrations/", "/rotate", &id))
@@ -1859,10 +2043,12 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         integrations_page(&pg, NULL, NULL, NULL, NULL);
     else if (strcmp(path, "/api-keys") == 0 && pg.p.role == AUTH_ADMIN)
         apikeys_page(&pg, NULL, NULL, NULL);
-    else if (strcmp(path, "/api-keys") == 0) {
+    else if (strcmp(path, "/users") == 0 && pg.p.role == AUTH_ADMIN)
+        users_page(&pg, NULL, NULL, NULL);
+    else if (strcmp(path, "/api-keys") == 0 || strcmp(path, "/users") == 0) {
         resp->status = 403;
         page_begin(&pg, "Refused", NULL);
-        notice(pg.b, "bad", "Only admins can manage API keys.");
+        notice(pg.b, "bad", "Only admins can manage users and API keys.");
         page_end(&pg);
     } else
         not_found(&pg);

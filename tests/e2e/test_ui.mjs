@@ -245,12 +245,46 @@ try {
   const revoked = await fetch(base + "/api/v1/clients", { headers: { "x-api-key": newKey } });
   check(revoked.status === 401, "the revoked key is refused (" + revoked.status + ")");
 
+  // A colleague who only looks: added as a viewer, who then sees no admin pages.
+  await page.click("header.top nav a:text('Users')");
+  await page.fill("#add-user input[name=name]", "viewer@msp.example");
+  await page.selectOption("#add-user select[name=role]", "viewer");
+  await page.fill("#add-user input[name=password]", "a-viewer-password-1");
+  await Promise.all([page.waitForNavigation(), page.click("#add-user button[type=submit]")]);
+  check((await page.textContent(".notice")).includes("added"), "a viewer was added");
+  check((await page.locator("#users tbody tr", { hasText: "viewer@msp.example" }).count()) === 1,
+    "the new user is listed");
+  await shot("users");
+  const vctx = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  try {
+    const vpage = await vctx.newPage();
+    await vpage.goto(base + "/login");
+    await vpage.fill("input[name=name]", "viewer@msp.example");
+    await vpage.fill("input[name=password]", "a-viewer-password-1");
+    await Promise.all([vpage.waitForNavigation(), vpage.click("button[type=submit]")]);
+    check(vpage.url().endsWith("/assets"), "the viewer signs in");
+    check(await vpage.locator("header.top nav a:text('Users')").count() === 0 &&
+      await vpage.locator("header.top nav a:text('API keys')").count() === 0,
+      "a viewer's navigation has no admin pages");
+    const denied = await vpage.goto(base + "/users");
+    check(denied.status() === 403, "a viewer is refused the users page");
+  } finally {
+    await vctx.close();
+  }
+
   // Narrow screens.
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(base + "/assets");
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, "no page-wide horizontal scroll at 390 px (" + overflow + ")");
   await shot("assets-narrow");
+  for (const p of ["/users", "/api-keys"]) {
+    await page.goto(base + p);
+    const o = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(o <= 1, "no page-wide horizontal scroll at 390 px on " + p + " (" + o + ")");
+  }
+  await shot("users-narrow");
   await page.setViewportSize({ width: 1280, height: 900 });
   await page.goto(base + "/assets");
   await shot("assets-1280");

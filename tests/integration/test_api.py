@@ -803,7 +803,8 @@ def main():
     check(st == 200 and js["data"]["name"] == "Renamed" and
           js["data"]["sync_interval_seconds"] == 7200, "session PATCH with CSRF works")
     for path in ("/integrations/%d/sync" % iid, "/integrations", "/logout",
-                 "/integrations/%d/rotate" % iid, "/api-keys", "/api-keys/1/revoke"):
+                 "/integrations/%d/rotate" % iid, "/api-keys", "/api-keys/1/revoke", "/users",
+                 "/users/1/password", "/users/1/remove"):
         st, text, _ = req("POST", srv.url + path, b"which=sync&secret=abc",
                           dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded"}))
         check(st == 403, "form POST %s without CSRF -> 403 (%s)" % (path, st))
@@ -979,6 +980,71 @@ def main():
     st, text, _ = ui_post("/api-keys/%d/revoke" % ui_kid, tok, {"csrf": csrf})
     check(st == 404 and "notice bad" in text, "revoking twice says it is already revoked (%s)" % st)
 
+    # --- users in the UI: admins add, set passwords and remove, in their own account only ---
+    st, text, _ = req("GET", srv.url + "/users", headers={"Cookie": "memsync_session=" + vtok})
+    check(st == 403 and 'id="users"' not in text, "a viewer cannot open the users page (%s)" % st)
+    st, text, _ = ui_post("/users", vtok, {"csrf": vcsrf, "name": "mallory", "role": "admin",
+                                           "password": "mallory-password-1"})
+    check(st == 403, "a viewer cannot add a user (%s)" % st)
+    st, text, _ = req("GET", srv.url + "/users", headers=cookie)
+    check(st == 200 and "victor" in text and "oscar" not in text and "$argon2" not in text,
+          "the users page lists the account's users, never hashes")
+    for fields, code, what in (({"name": "<b>x</b>", "role": "viewer"}, 400, "a bad name"),
+                               ({"name": "nina", "role": "owner"}, 400, "an unknown role"),
+                               ({"name": "nina", "role": "viewer", "password": "short"}, 400,
+                                "a short password"),
+                               ({"name": "oscar", "role": "viewer"}, 409,
+                                "a name another account uses")):
+        fields = dict({"password": "nina-password-1"}, **fields)
+        st, text, _ = ui_post("/users", tok, dict(fields, csrf=csrf))
+        check(st == code and "notice bad" in text, "a user with %s is refused (%s)" % (what, st))
+        check("<b>x</b>" not in text, "a refused name is echoed as text")
+    st, text, _ = ui_post("/users", tok, {"csrf": csrf, "name": "nina@contoso.example",
+                                          "role": "viewer", "password": "nina-password-1"})
+    check(st == 200 and "notice ok" in text and "nina-password-1" not in text,
+          "an admin adds a user (%s)" % st)
+    nid = int(re.search(r'<td>nina@contoso\.example</td>.*?action="/users/(\d+)/password"',
+                        text, re.S).group(1))
+    st, ntok, _ = login(srv, "nina@contoso.example", "nina-password-1",
+                        {"X-Real-IP": "198.51.100.20"})
+    check(st == 303 and ntok, "the new user signs in")
+    st, js, _, _ = api(srv, "GET", "/api/v1/me", headers={"Cookie": "memsync_session=" + ntok})
+    check(st == 200 and js["data"]["role"] == "viewer", "with the role the admin chose")
+    ocsrf = csrf_of(srv, otok)
+    st, text, _ = req("GET", srv.url + "/users", headers={"Cookie": "memsync_session=" + otok})
+    check(st == 200 and "nina" not in text and "victor" not in text,
+          "another account's admin does not see A's users")
+    for path in ("/users/%d/password" % nid, "/users/%d/remove" % nid):
+        st, text, _ = ui_post(path, otok, {"csrf": ocsrf, "password": "stolen-password-1"})
+        check(st == 404, "another account's admin cannot use %s (%s)" % (path, st))
+    st, *_ = api(srv, "GET", "/api/v1/me", headers={"Cookie": "memsync_session=" + ntok})
+    check(st == 200, "so the user's session lives on")
+    st, text, _ = ui_post("/users/%d/password" % nid, tok, {"csrf": csrf, "password": "short"})
+    check(st == 400 and "notice bad" in text, "a short new password is refused (%s)" % st)
+    st, text, _ = ui_post("/users/%d/password" % nid, tok,
+                          {"csrf": csrf, "password": "nina-password-2"})
+    check(st == 200 and "notice ok" in text, "an admin sets a user's password (%s)" % st)
+    st, *_ = api(srv, "GET", "/api/v1/me", headers={"Cookie": "memsync_session=" + ntok})
+    check(st == 401, "which ends the user's sessions (%s)" % st)
+    st, ntok, _ = login(srv, "nina@contoso.example", "nina-password-2",
+                        {"X-Real-IP": "198.51.100.21"})
+    check(st == 303 and ntok, "the new password signs in")
+    me = api(srv, "GET", "/api/v1/me", headers=cookie)[1]["data"]
+    st, text, _ = req("GET", srv.url + "/users", headers=cookie)
+    self_id = int(re.search(r'\(you\)</span></td>.*?action="/users/(\d+)/password"', text,
+                            re.S).group(1))
+    st, text, _ = ui_post("/users/%d/remove" % self_id, tok, {"csrf": csrf})
+    check(st == 400 and api(srv, "GET", "/api/v1/me", headers=cookie)[0] == 200,
+          "an admin cannot remove themself (%s, %s)" % (st, me.get("name")))
+    st, text, _ = ui_post("/users/%d/remove" % nid, tok, {"csrf": csrf})
+    check(st == 200 and "notice ok" in text and "nina" not in text.split("<tbody>")[1],
+          "an admin removes a user (%s)" % st)
+    st, *_ = api(srv, "GET", "/api/v1/me", headers={"Cookie": "memsync_session=" + ntok})
+    check(st == 401, "the removed user's session is over (%s)" % st)
+    st, _, _ = login(srv, "nina@contoso.example", "nina-password-2",
+                     {"X-Real-IP": "198.51.100.22"})
+    check(st == 401, "and the removed user cannot sign in (%s)" % st)
+
     # --- every documented route answers; secrets never in any response --------------------------
     real = {"/api/v1/assets/hardware/{id}": target["id"], "/api/v1/sync-runs/{id}": last,
             "/api/v1/integrations/{id}": iid, "/api/v1/clients/{id}": c0["id"],
@@ -995,7 +1061,8 @@ def main():
             check(hget(hdrs, h), "%s has %s" % (url, h))
         bodies.append(text)
     for page in ("/assets", "/assets/%d" % target["id"], "/software", "/clients", "/runs",
-                 "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"], "/api-keys"):
+                 "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"], "/api-keys",
+                 "/users"):
         st, text, hdrs = req("GET", srv.url + page, headers=cookie)
         check(st == 200, "UI page %s (%s)" % (page, st))
         bodies.append(text)
