@@ -1693,6 +1693,14 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "memsync_sync_runs_total %" PRIu64 "\n"
                "# TYPE memsync_sync_runs_failed_total counter\n"
                "memsync_sync_runs_failed_total %" PRIu64 "\n"
+               "# HELP memsync_microsoft_requests_total Requests this process's syncs sent "
+               "to Microsoft (each part of a $batch counts).\n"
+               "# TYPE memsync_microsoft_requests_total counter\n"
+               "memsync_microsoft_requests_total %" PRIu64 "\n"
+               "# HELP memsync_microsoft_throttled_total Throttled (429) answers among them; "
+               "each was retried after its Retry-After.\n"
+               "# TYPE memsync_microsoft_throttled_total counter\n"
+               "memsync_microsoft_throttled_total %" PRIu64 "\n"
                "# HELP memsync_sync_duration_seconds Time spent in syncs by this process.\n"
                "# TYPE memsync_sync_duration_seconds summary\n"
                "memsync_sync_duration_seconds_sum %.3f\n"
@@ -1700,8 +1708,9 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "# HELP memsync_devices Active hardware assets.\n"
                "# TYPE memsync_devices gauge\n"
                "memsync_devices %" PRId64 "\n",
-               hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.total_duration_s,
-               ss.runs, store_assets_count(req->st, &aq, NULL));
+               hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.microsoft_requests,
+               ss.microsoft_throttled, ss.total_duration_s, ss.runs,
+               store_assets_count(req->st, &aq, NULL));
     q.entity = "clients";
     q.account_id = account;
     store_list_each(req->st, &q, tenant_status_cb, &w, NULL);

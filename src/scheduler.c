@@ -145,6 +145,8 @@ out:
         s->stats.failed++;
     s->stats.last_duration_s = (double)(clock_mono_ms() - t0) / 1000.0;
     s->stats.total_duration_s += s->stats.last_duration_s;
+    s->stats.microsoft_requests += sum.requests > 0 ? (uint64_t)sum.requests : 0;
+    s->stats.microsoft_throttled += sum.throttled > 0 ? (uint64_t)sum.throttled : 0;
     pthread_mutex_unlock(&s->mu);
     sync_creds_wipe(&creds);
     integration_clear(&in);

@@ -41,6 +41,10 @@ struct scheduler_stats {
     uint64_t failed;
     double last_duration_s;
     double total_duration_s;
+    /* Requests this process's syncs sent to Microsoft (a $batch counts its parts), and the
+     * throttled (429) answers among them. */
+    uint64_t microsoft_requests;
+    uint64_t microsoft_throttled;
 };
 void scheduler_stats_get(struct scheduler *s, struct scheduler_stats *out);
 

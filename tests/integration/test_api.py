@@ -851,6 +851,13 @@ def main():
     tenants = sim.world()["tenants"]
     bad_tenant = tenants[1]["id"]
     sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": False})
+    # ... and one throttled answer on the way, which the run retries and /metrics counts.
+    sim.control({"op": "fault", "tenant": tenants[0]["id"], "route": "managedDevices",
+                 "kind": "429", "retry_after": 0.2, "count": 1})
+    ms_requests = metric(srv, admin_key, "memsync_microsoft_requests_total")
+    ms_throttled = metric(srv, admin_key, "memsync_microsoft_throttled_total")
+    check(ms_requests > 0 and ms_throttled == 0,
+          "metrics count the syncs' requests to Microsoft (%d, %d)" % (ms_requests, ms_throttled))
     last = get_json(srv, "/api/v1/sync-runs", admin_key)["data"][0]["id"]
     st, js, text, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, admin_key)
     check(st == 202, "sync now -> 202 (%s %s)" % (st, text[:200]))
@@ -862,6 +869,9 @@ def main():
     check(js["total_count"] == 1 and js["data"][0]["error"]["remedy"], "client shows the remedy")
     check(get_json(srv, "/api/v1/assets/hardware", admin_key)["total_count"] == 120,
           "a failed tenant keeps its devices")
+    check(metric(srv, admin_key, "memsync_microsoft_throttled_total") == 1 and
+          metric(srv, admin_key, "memsync_microsoft_requests_total") > ms_requests,
+          "metrics count the throttled answer and the run's requests")
     sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": True})
 
     # --- the customer list cannot be read: the run says why ------------------------------------
