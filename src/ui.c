@@ -1758,7 +1758,10 @@ users_page(struct page *pg, const char *msg_kind, const char *msg, const char *b
     json_decref(rows);
 }
 
-/* The name of this account's user id into name (AUTH_USER_NAME_MAX + 1 bytes); 0 when the
+/* Users made before names were checked may have longer ones: sign-in takes up to 128 bytes. */
+#define USER_NAME_BUF 160
+
+/* The name of this account's user id into name (USER_NAME_BUF bytes); 0 when the
  * account has no such user. */
 static int
 account_user(struct page *pg, int64_t id, char *name)
@@ -1773,7 +1776,7 @@ account_user(struct page *pg, int64_t id, char *name)
     f.value = idtxt;
     rows = list_rows(pg, "users", 0, &f, 1, NULL, 0, NULL, 0, 1, NULL);
     n = json_string_value(json_object_get(json_array_get(rows, 0), "name"));
-    found = n != NULL && strlen(n) <= AUTH_USER_NAME_MAX;
+    found = n != NULL && strlen(n) < USER_NAME_BUF;
     if (found)
         memcpy(name, n, strlen(n) + 1);
     json_decref(rows);
@@ -1812,7 +1815,7 @@ static void
 user_password_post(struct page *pg, int64_t id)
 {
     char *pw = ui_form_value(pg->req->body, "password");
-    char name[AUTH_USER_NAME_MAX + 1];
+    char name[USER_NAME_BUF];
     struct errbuf eb = {0};
     int rc;
 
@@ -1834,7 +1837,7 @@ user_password_post(struct page *pg, int64_t id)
 static void
 user_remove_post(struct page *pg, int64_t id)
 {
-    char name[AUTH_USER_NAME_MAX + 1];
+    char name[USER_NAME_BUF];
     struct errbuf eb = {0};
 
     if (id == pg->p.user_id) {
