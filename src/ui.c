@@ -744,8 +744,19 @@ asset_detail(struct page *pg, int64_t id)
                   "id=\"asset-name\">");
     jtext(b, json_object_get(a, "name"));
     buf_addstr(b, "</h1>");
-    if (json_is_true(json_object_get(a, "serial_duplicate")))
-        notice(b, "warn", "The same serial number is also reported in another tenant.");
+    if (json_is_true(json_object_get(a, "serial_duplicate"))) {
+        const char *serial = json_string_value(json_object_get(a, "serial_number"));
+
+        buf_addstr(b, "<div class=\"notice warn\" id=\"serial-duplicate\">The same serial "
+                      "number is also reported in another tenant: a device that moved between "
+                      "customers, or a serial that is not unique.");
+        if (serial != NULL) {
+            buf_addstr(b, " <a href=\"/assets?search=");
+            esc_attr_url(b, serial);
+            buf_addstr(b, "\">Show every device with this serial</a>");
+        }
+        buf_addstr(b, "</div>");
+    }
     buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" "
                   "id=\"asset-fields\">");
     for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
@@ -756,6 +767,18 @@ asset_detail(struct page *pg, int64_t id)
             ui_esc(b, fields[i][1]);
             buf_addstr(b, "</dt><dd>");
             fmt_ts_json(b, v);
+            buf_addstr(b, "</dd>");
+        } else if (json_is_string(v) &&
+                   strcmp(fields[i][0], "operating_system.end_of_support") == 0) {
+            char today[32];
+
+            clock_fmt(clock_now(), today, sizeof today); /* YYYY-MM-DD... compares as text */
+            buf_addstr(b, "<dt>");
+            ui_esc(b, fields[i][1]);
+            buf_addstr(b, "</dt><dd id=\"end-of-support\">");
+            jtext(b, v);
+            if (strncmp(json_string_value(v), today, 10) < 0)
+                buf_addstr(b, " <span class=\"pill error\">support ended</span>");
             buf_addstr(b, "</dd>");
         } else {
             kv(b, fields[i][1], v);

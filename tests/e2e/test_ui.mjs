@@ -182,6 +182,17 @@ try {
   check(await page.locator("#asset-software tbody tr").count() > 0, "detail lists installed software");
   await shot("asset-detail");
 
+  // A serial reported in two tenants: the detail says so and finds the other device.
+  const dup = all.find((a) => a.serial_duplicate);
+  check(dup !== undefined, "the simulated world has a serial in two tenants");
+  await page.goto(base + "/assets/" + dup.id);
+  await Promise.all([page.waitForNavigation(), page.click("#serial-duplicate a")]);
+  const twins = await page.locator("#assets tbody tr").allTextContents();
+  const twinIds = all.filter((a) => a.serial_number === dup.serial_number).map((a) => a.id);
+  check(twins.length === twinIds.length && twinIds.length >= 2 &&
+    twins.every((t) => t.includes(dup.serial_number)),
+    "the duplicate's link lists every device with the serial (" + twins.length + ")");
+
   // CSV export equals the API.
   await page.goto(base + "/assets?client=" + client.id);
   const href = await page.getAttribute("#export-csv", "href");

@@ -1076,6 +1076,15 @@ def main():
         st, text, hdrs = req("GET", srv.url + page, headers=cookie)
         check(st == 200, "UI page %s (%s)" % (page, st))
         bodies.append(text)
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    ended = [a for a in hw if (a["operating_system"]["end_of_support"] or "9999") < today]
+    current = [a for a in hw if (a["operating_system"]["end_of_support"] or "9999") >= today]
+    check(ended and current, "the world has OS versions past their end of support, and others")
+    for a, want in ((ended[0], True), (current[0], False)):
+        st, text, _ = req("GET", srv.url + "/assets/%d" % a["id"], headers=cookie)
+        check(st == 200 and ("support ended" in text) == want,
+              "the detail marks an OS whose support ended (%s, %s)" %
+              (a["operating_system"]["end_of_support"], want))
     metrics = [b for b in bodies if "memsync_devices" in b]
     check(metrics and "memsync_devices 120" in metrics[0] and
           'memsync_tenants{status="ok"}' in metrics[0] and
