@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "expiry.h"
+#include "insight.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -195,8 +197,8 @@ static void
 page_begin(struct page *pg, const char *title, const char *active)
 {
     static const char *const nav[][2] = {
-        {"/assets", "Hardware"}, {"/software", "Software"},         {"/clients", "Clients"},
-        {"/runs", "Sync runs"},  {"/integrations", "Integrations"},
+        {"/", "Overview"},       {"/assets", "Hardware"}, {"/software", "Software"},
+        {"/clients", "Clients"}, {"/runs", "Sync runs"},  {"/integrations", "Integrations"},
     };
     struct buf *b = pg->b;
 
@@ -1540,6 +1542,211 @@ sync_post(struct page *pg, int64_t id)
     redirect(pg->resp, "/runs");
 }
 
+/* ---- overview: lifecycle insight per client
+ * ------------------------------------------------
+ */
+
+#define OVERVIEW_STALE_DAYS 30
+#define OVERVIEW_SLOTS      8
+#define OVERVIEW_MAX        ((size_t)16 << 20)
+#define OVERVIEW_ROWS       5000 /* at most ~2 KB each */
+
+/* The rendered table of an account at a data version: walking every asset costs about 2 s per
+ * million, so a page is built once per version. Slots: least recently built replaced. */
+static struct {
+    int64_t account_id, version, built_at;
+    char *html;
+} overview_cache[OVERVIEW_SLOTS];
+static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+insight_add_cb(void *arg, const struct asset *a)
+{
+    insight_add(arg, a);
+    return 0;
+}
+
+/* Rows with the most devices past their support first, then the most stale, then by name. */
+static int
+insight_cmp(const void *x, const void *y)
+{
+    const json_t *a = *(const json_t *const *)x, *b = *(const json_t *const *)y;
+    json_int_t ua = json_integer_value(json_object_get(a, "unsupported_os"));
+    json_int_t ub = json_integer_value(json_object_get(b, "unsupported_os"));
+    json_int_t sa = json_integer_value(json_object_get(a, "stale"));
+    json_int_t sb = json_integer_value(json_object_get(b, "stale"));
+    const char *na = json_string_value(jpath(a, "client.name"));
+    const char *nb = json_string_value(jpath(b, "client.name"));
+
+    if (ua != ub)
+        return ua < ub ? 1 : -1;
+    if (sa != sb)
+        return sa < sb ? 1 : -1;
+    return strcmp(na != NULL ? na : "", nb != NULL ? nb : "");
+}
+
+static void
+overview_cell(struct buf *b, const json_t *row, const char *key, int warn)
+{
+    const json_t *v = json_object_get(row, key);
+
+    buf_printf(b, "<td class=\"num%s\" data-k=\"%s\">",
+               warn && json_integer_value(v) > 0 ? " warn" : "", key);
+    jtext(b, v);
+    buf_addstr(b, "</td>");
+}
+
+/* The cards and the per-client table of the account's active devices into b; ERR_* when the
+ * assets could not be read. */
+static int
+overview_render(struct page *pg, struct buf *b)
+{
+    struct insight *in = insight_new(clock_now(), OVERVIEW_STALE_DAYS);
+    struct asset_query q = {0};
+    struct errbuf eb = {0};
+    json_t **rows = NULL;
+    int64_t tot[5] = {0}; /* devices, stale, unsupported, no serial, duplicate serial */
+    size_t n;
+    int rc;
+
+    q.account_id = pg->p.account_id;
+    rc = store_assets_each(pg->req->st, &q, insight_add_cb, in, &eb);
+    if (rc != ERR_OK)
+        goto out;
+    n = insight_count(in);
+    rows = xcalloc(n + 1, sizeof *rows);
+    for (size_t i = 0; i < n; i++) {
+        const struct insight_row *r = insight_row(in, i);
+
+        rows[i] = insight_to_json(in, i);
+        tot[0] += r->devices;
+        tot[1] += r->stale;
+        tot[2] += r->unsupported_os;
+        tot[3] += r->no_serial;
+        tot[4] += r->duplicate_serial;
+    }
+    qsort(rows, n, sizeof *rows, insight_cmp);
+    buf_printf(b,
+               "<div class=\"cards\"><div class=\"card\"><strong>%zu</strong>clients</div>"
+               "<div class=\"card\"><strong>%" PRId64 "</strong>devices</div>"
+               "<div class=\"card%s\"><strong>%" PRId64 "</strong>on an OS past its "
+               "support</div><div class=\"card%s\"><strong>%" PRId64 "</strong>not checked "
+               "in for %d days</div><div class=\"card\"><strong>%" PRId64 "</strong>without "
+               "a real serial</div><div class=\"card\"><strong>%" PRId64 "</strong>with a "
+               "serial in two tenants</div></div>",
+               n, tot[0], tot[2] > 0 ? " warn" : "", tot[2], tot[1] > 0 ? " warn" : "", tot[1],
+               OVERVIEW_STALE_DAYS, tot[3], tot[4]);
+    buf_addstr(b, "<div class=\"tablewrap\">");
+    if (n == 0) {
+        empty_state(b, "No devices yet",
+                    "<p>Each client's devices are summarised here after the first sync of an "
+                    "<a href=\"/integrations\">integration</a>.</p>");
+    } else {
+        buf_printf(b,
+                   "<table id=\"insight\"><thead><tr><th>Client</th><th "
+                   "class=\"num\">Devices</th><th class=\"num\">OS past support</th><th "
+                   "class=\"num\">Not checked in %d days</th><th class=\"num hide-narrow\">No "
+                   "real serial</th><th class=\"num hide-narrow\">Serial in two tenants</th>"
+                   "<th class=\"num\">Encrypted %%</th><th class=\"num\">Compliant %%</th>"
+                   "<th class=\"num hide-narrow\">Oldest enrolment (days)</th></tr></thead>"
+                   "<tbody>",
+                   OVERVIEW_STALE_DAYS);
+        for (size_t i = 0; i < n && i < OVERVIEW_ROWS; i++) {
+            buf_printf(b, "<tr><td><a href=\"/assets?client=%" JSON_INTEGER_FORMAT "\">",
+                       json_integer_value(jpath(rows[i], "client.id")));
+            jtext(b, jpath(rows[i], "client.name"));
+            buf_addstr(b, "</a></td>");
+            overview_cell(b, rows[i], "devices", 0);
+            overview_cell(b, rows[i], "unsupported_os", 1);
+            overview_cell(b, rows[i], "stale", 1);
+            buf_addstr(b, "<td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(rows[i], "no_serial"));
+            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(rows[i], "duplicate_serial"));
+            buf_addstr(b, "</td>");
+            overview_cell(b, rows[i], "encrypted_pct", 0);
+            overview_cell(b, rows[i], "compliant_pct", 0);
+            buf_addstr(b, "<td class=\"num hide-narrow\">");
+            jtext(b, json_object_get(rows[i], "oldest_enrolment_days"));
+            buf_addstr(b, "</td></tr>");
+        }
+        buf_addstr(b, "</tbody></table>");
+    }
+    buf_addstr(b, "</div>");
+    if (n > OVERVIEW_ROWS)
+        buf_printf(b,
+                   "<p class=\"muted\">%zu more clients: <span class=\"mono\">memsync "
+                   "insights</span> lists them all.</p>",
+                   n - OVERVIEW_ROWS);
+    for (size_t i = 0; i < n; i++)
+        json_decref(rows[i]);
+out:
+    free(rows);
+    insight_free(in);
+    return rc;
+}
+
+static void
+overview_page(struct page *pg)
+{
+    struct buf *b = pg->b, part;
+    int64_t version = 0;
+    int have_version = store_data_version(pg->req->st, &version, NULL) == ERR_OK, slot = -1;
+
+    page_begin(pg, "Overview", "/");
+    buf_printf(b,
+               "<h1>Overview</h1><p class=\"muted\">Active devices of every client: operating "
+               "systems past their vendor's end of support, devices not checked in for %d days, "
+               "serials that are missing or seen in two tenants, encryption and compliance. The "
+               "same figures: <span class=\"mono\">memsync insights</span>.</p>",
+               OVERVIEW_STALE_DAYS);
+    pthread_mutex_lock(&overview_mu);
+    for (int i = 0; have_version && i < OVERVIEW_SLOTS; i++)
+        if (overview_cache[i].html != NULL && overview_cache[i].account_id == pg->p.account_id &&
+            overview_cache[i].version == version)
+            slot = i;
+    if (slot >= 0)
+        buf_addstr(b, overview_cache[slot].html);
+    pthread_mutex_unlock(&overview_mu);
+    if (slot >= 0) {
+        page_end(pg);
+        return;
+    }
+    buf_init(&part, OVERVIEW_MAX);
+    if (overview_render(pg, &part) != ERR_OK) {
+        pg->resp->status = 503;
+        notice(b, "bad", "The devices could not be read from the database; try again.");
+    } else {
+        buf_addstr(b, buf_cstr(&part));
+        pthread_mutex_lock(&overview_mu);
+        /* The account's slot, else an empty one, else the one built longest ago. */
+        for (int i = 0, empty = -1, oldest = -1; have_version && i < OVERVIEW_SLOTS; i++) {
+            if (overview_cache[i].html != NULL &&
+                overview_cache[i].account_id == pg->p.account_id) {
+                slot = i;
+                break;
+            }
+            if (overview_cache[i].html == NULL && empty < 0)
+                empty = i;
+            else if (overview_cache[i].html != NULL &&
+                     (oldest < 0 || overview_cache[i].built_at < overview_cache[oldest].built_at))
+                oldest = i;
+            if (i == OVERVIEW_SLOTS - 1)
+                slot = empty >= 0 ? empty : oldest;
+        }
+        if (slot >= 0) {
+            free(overview_cache[slot].html);
+            overview_cache[slot].html = xstrdup(buf_cstr(&part));
+            overview_cache[slot].account_id = pg->p.account_id;
+            overview_cache[slot].version = version;
+            overview_cache[slot].built_at = clock_mono_ms();
+        }
+        pthread_mutex_unlock(&overview_mu);
+    }
+    buf_free(&part);
+    page_end(pg);
+}
+
 /* ---- API keys (admins)
  * ---------------------------------------------------------------------
  */
@@ -2050,7 +2257,7 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         return;
     }
     if (strcmp(path, "/") == 0)
-        redirect(resp, "/assets");
+        overview_page(&pg);
     else if (strcmp(path, "/assets") == 0)
         assets_page(&pg);
     else if (path_id(path, "/assets/", "", &id))

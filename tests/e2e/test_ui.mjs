@@ -140,6 +140,16 @@ try {
   check(await page.locator("#runs .pill.ok").count() === 1, "the full sync finished ok");
   await shot("runs");
 
+  // The overview: one row per client, the riskiest first, each linking to its devices.
+  await page.click("header.top nav a:text('Overview')");
+  const clientsAll = (await api("/api/v1/clients")).data;
+  check(await page.locator("#insight tbody tr").count() === clientsAll.length,
+    "the overview has a row per client");
+  const unsupported = await page.locator("#insight tbody td[data-k=unsupported_os]").allTextContents();
+  check(unsupported.map(Number).every((v, i, a) => i === 0 || a[i - 1] >= v),
+    "clients with the most devices past OS support come first");
+  await shot("overview");
+
   // Find a device by serial.
   const all = (await api("/api/v1/assets/hardware?page_size=200")).data;
   check(all.length === 180, "180 devices synced");

@@ -1072,7 +1072,7 @@ def main():
         bodies.append(text)
     for page in ("/assets", "/assets/%d" % target["id"], "/software", "/clients", "/runs",
                  "/runs/%d" % last, "/integrations", "/software/%d" % sw[0]["id"], "/api-keys",
-                 "/users"):
+                 "/users", "/"):
         st, text, hdrs = req("GET", srv.url + page, headers=cookie)
         check(st == 200, "UI page %s (%s)" % (page, st))
         bodies.append(text)
@@ -1085,6 +1085,24 @@ def main():
         check(st == 200 and ("support ended" in text) == want,
               "the detail marks an OS whose support ended (%s, %s)" %
               (a["operating_system"]["end_of_support"], want))
+    # The overview holds the same figures as `memsync insights`, for this account only.
+    cli_rows = {r["client"]["id"]: r for r in ms.json("insights", "--format", "json")}
+    for attempt in ("built", "cached"):
+        st, text, _ = req("GET", srv.url + "/", headers=cookie)
+        rows = re.findall(r'<tr><td><a href="/assets\?client=(\d+)">(.*?)</tr>', text, re.S)
+        check(st == 200 and len(rows) == len(cli_rows) > 0,
+              "the overview (%s) lists every client (%s, %d of %d)" %
+              (attempt, st, len(rows), len(cli_rows)))
+        for cid, body in rows:
+            cells = dict(re.findall(r'data-k="(\w+)">([^<]*)<', body))
+            want = cli_rows[int(cid)]
+            check(all(cells[k] == ("" if want[k] is None else str(want[k]))
+                      for k in ("devices", "unsupported_os", "stale", "encrypted_pct",
+                                "compliant_pct")),
+                  "overview row of client %s = memsync insights (%s)" % (cid, cells))
+    st, text, _ = req("GET", srv.url + "/", headers={"Cookie": "memsync_session=" + otok})
+    check(st == 200 and "No devices yet" in text and 'id="insight"' not in text,
+          "another account's overview is empty")
     metrics = [b for b in bodies if "memsync_devices" in b]
     check(metrics and "memsync_devices 120" in metrics[0] and
           'memsync_tenants{status="ok"}' in metrics[0] and
