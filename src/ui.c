@@ -1686,6 +1686,58 @@ out:
     return rc;
 }
 
+/* What needs doing, read live (cheap): keys that expire within 30 days, clients whose last
+ * sync failed. */
+static void
+overview_attention(struct page *pg)
+{
+    struct buf *b = pg->b;
+    struct integration *list = NULL;
+    struct store_filter f = {"status", "eq", "error"};
+    int64_t now = clock_now(), failed = 0;
+    size_t n = 0;
+    struct list_query q = {0};
+
+    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    for (size_t i = 0; i < n; i++) {
+        const struct {
+            const char *label;
+            int64_t exp;
+        } keys[2] = {{"Partner App Key", list[i].partner_secret_expires},
+                     {"Sync App Key", list[i].sync_secret_expires}};
+
+        for (int k = 0; k < 2; k++) {
+            struct expiry e;
+
+            expiry_check(keys[k].exp, now, &e);
+            if (e.level == EXPIRY_OK || e.level == EXPIRY_UNKNOWN)
+                continue;
+            buf_printf(b, "<div class=\"notice %s attention\">The %s of ",
+                       e.level == EXPIRY_EXPIRED ? "bad" : "warn", keys[k].label);
+            ui_esc(b, list[i].name);
+            if (e.level == EXPIRY_EXPIRED)
+                buf_printf(b, " expired on %s: syncs fail until it is replaced.", e.date);
+            else
+                buf_printf(b, " expires in %" PRId64 " days (%s).", e.days_left, e.date);
+            buf_addstr(b, " <a href=\"/integrations\">Rotate it on Integrations</a></div>");
+        }
+        integration_clear(&list[i]);
+    }
+    free(list);
+    q.entity = "clients";
+    q.account_id = pg->p.account_id;
+    q.filters = &f;
+    q.nfilters = 1;
+    failed = store_list_count(pg->req->st, &q, NULL);
+    if (failed > 0)
+        buf_printf(b,
+                   "<div class=\"notice bad attention\">%" PRId64 " client%s failed %s last "
+                   "sync; %s devices are kept as they were. <a href=\"/clients\">See why and "
+                   "what to do</a></div>",
+                   failed, failed == 1 ? "" : "s", failed == 1 ? "its" : "their",
+                   failed == 1 ? "its" : "their");
+}
+
 static void
 overview_page(struct page *pg)
 {
@@ -1700,6 +1752,7 @@ overview_page(struct page *pg)
                "serials that are missing or seen in two tenants, encryption and compliance. The "
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",
                OVERVIEW_STALE_DAYS);
+    overview_attention(pg);
     pthread_mutex_lock(&overview_mu);
     for (int i = 0; have_version && i < OVERVIEW_SLOTS; i++)
         if (overview_cache[i].html != NULL && overview_cache[i].account_id == pg->p.account_id &&

@@ -872,6 +872,18 @@ def main():
     check(metric(srv, admin_key, "memsync_microsoft_throttled_total") == 1 and
           metric(srv, admin_key, "memsync_microsoft_requests_total") > ms_requests,
           "metrics count the throttled answer and the run's requests")
+    st, text, _ = req("GET", srv.url + "/", headers=cookie)
+    check(st == 200 and "1 client failed its last sync" in text and 'href="/clients"' in text,
+          "the overview says a client failed and where to look")
+    check("expires in" not in text, "no key warning while both keys have months left")
+    soon = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 10 * 86400))
+    st, js, text2, _ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, admin_key,
+                           {"partner_app_secret_expires_at": soon})
+    check(st == 200, "the partner key's expiry can be set (%s %s)" % (st, text2[:200]))
+    st, text, _ = req("GET", srv.url + "/", headers=cookie)
+    m = re.search(r"The Partner App Key of [^<]* expires in (\d+) days \(%s\)" % soon, text)
+    check(m is not None and int(m.group(1)) in (9, 10),
+          "the overview warns of a key that expires in 10 days")
     sim.control({"op": "set_tenant", "tenant": bad_tenant, "consented": True})
 
     # --- the customer list cannot be read: the run says why ------------------------------------
