@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -1558,6 +1559,11 @@ static struct {
     char *html;
 } overview_cache[OVERVIEW_SLOTS];
 static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Single flight: the accounts whose table a thread is building (0 = free); others wait for
+ * it (up to OVERVIEW_WAIT_S) instead of walking every asset too. */
+#define OVERVIEW_WAIT_S 30
+static int64_t overview_building[OVERVIEW_SLOTS];
+static pthread_cond_t overview_cv = PTHREAD_COND_INITIALIZER;
 
 static int
 insight_add_cb(void *arg, const struct asset *a)
@@ -1744,6 +1750,8 @@ overview_page(struct page *pg)
     struct buf *b = pg->b, part;
     int64_t version = 0;
     int have_version = store_data_version(pg->req->st, &version, NULL) == ERR_OK, slot = -1;
+    int mark = -1;
+    struct timespec deadline;
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
@@ -1754,12 +1762,31 @@ overview_page(struct page *pg)
                OVERVIEW_STALE_DAYS);
     overview_attention(pg);
     pthread_mutex_lock(&overview_mu);
-    for (int i = 0; have_version && i < OVERVIEW_SLOTS; i++)
-        if (overview_cache[i].html != NULL && overview_cache[i].account_id == pg->p.account_id &&
-            overview_cache[i].version == version)
-            slot = i;
+    deadline.tv_sec = time(NULL) + OVERVIEW_WAIT_S;
+    deadline.tv_nsec = 0;
+    while (have_version) {
+        int busy = 0;
+
+        for (int i = 0; i < OVERVIEW_SLOTS; i++) {
+            if (overview_cache[i].html != NULL &&
+                overview_cache[i].account_id == pg->p.account_id &&
+                overview_cache[i].version == version)
+                slot = i;
+            busy |= overview_building[i] == pg->p.account_id;
+        }
+        if (slot >= 0 || !busy)
+            break;
+        if (pthread_cond_timedwait(&overview_cv, &overview_mu, &deadline) != 0)
+            break; /* the other build is slow: build it here */
+    }
     if (slot >= 0)
         buf_addstr(b, overview_cache[slot].html);
+    for (int i = 0; slot < 0 && have_version && i < OVERVIEW_SLOTS; i++)
+        if (overview_building[i] == 0) {
+            overview_building[i] = pg->p.account_id;
+            mark = i;
+            break;
+        }
     pthread_mutex_unlock(&overview_mu);
     if (slot >= 0) {
         page_end(pg);
@@ -1794,6 +1821,12 @@ overview_page(struct page *pg)
             overview_cache[slot].version = version;
             overview_cache[slot].built_at = clock_mono_ms();
         }
+        pthread_mutex_unlock(&overview_mu);
+    }
+    if (mark >= 0) {
+        pthread_mutex_lock(&overview_mu);
+        overview_building[mark] = 0;
+        pthread_cond_broadcast(&overview_cv);
         pthread_mutex_unlock(&overview_mu);
     }
     buf_free(&part);
