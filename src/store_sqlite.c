@@ -67,6 +67,7 @@ enum stmt_id {
     S_DATA_VERSION,
     S_SERIAL_SHARED,
     S_SERIAL_DUP,
+    S_UNINDEXED,
     S_COUNT
 };
 
@@ -2869,7 +2870,7 @@ sq_list_count(struct store *base, const struct list_query *q, struct errbuf *eb)
 /* Appends the WHERE clause of q; parameters: ?1 account, ?2 client, ?3 search, ?4 after_id. */
 static int
 asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging, int count,
-            struct store_binds *lb, struct errbuf *eb)
+            int stream, struct store_binds *lb, struct errbuf *eb)
 {
     int join = q->client != NULL || !count, by_client = 0;
     char *match = NULL;
@@ -2885,15 +2886,30 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
         if (strcmp(f, "client.id") == 0 && (op == NULL || strcmp(op, "eq") == 0))
             by_client = 1;
     }
-    buf_addstr(b, join ? " FROM hardware_asset h JOIN client c ON c.id = h.client_id"
-                       : " FROM hardware_asset h");
     if (q->search != NULL && q->search[0] != '\0' && lb->n < (int)(sizeof lb->v / sizeof lb->v[0]))
         match = store_trigram_query(q->search);
-    /* One client: its index is the narrow one, but without statistics SQLite may prefer an
-     * account index; the unary + keeps the account check out of index selection. Search
-     * candidates likewise: an account index walk would probe a million rows against them. */
-    buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
-                                             : " WHERE h.account_id = ?1");
+    stream = stream && match != NULL && paging && !count;
+    if (stream) {
+        /* The search index's matches in rowid order drive the walk (CROSS JOIN keeps them
+         * outside): a page in id order stops after its rows instead of collecting every
+         * candidate first. Only while every asset is indexed (sq_assets_each checks). */
+        lb->v[lb->n].kind = SC_TEXT;
+        lb->v[lb->n].s = match;
+        lb->n++;
+        buf_printf(b,
+                   " FROM hardware_search s CROSS JOIN hardware_asset h ON h.id = s.rowid%s "
+                   "WHERE s.hardware_search MATCH ?%d AND +h.account_id = ?1",
+                   join ? " JOIN client c ON c.id = h.client_id" : "", lb->first + lb->n - 1);
+    } else {
+        buf_addstr(b, join ? " FROM hardware_asset h JOIN client c ON c.id = h.client_id"
+                           : " FROM hardware_asset h");
+        /* One client: its index is the narrow one, but without statistics SQLite may prefer
+         * an account index; the unary + keeps the account check out of index selection.
+         * Search candidates likewise: an account index walk would probe a million rows
+         * against them. */
+        buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
+                                                 : " WHERE h.account_id = ?1");
+    }
     if (!q->include_retired)
         buf_addstr(b, match != NULL ? " AND +h.retired_at IS NULL" : " AND h.retired_at IS NULL");
     if (q->client != NULL)
@@ -2906,7 +2922,7 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
 
         /* Rows holding every trigram of the text (a superset) and rows not indexed yet, then
          * the exact test. */
-        if (match != NULL) {
+        if (match != NULL && !stream) {
             lb->v[lb->n].kind = SC_TEXT;
             lb->v[lb->n].s = match;
             lb->n++;
@@ -2929,7 +2945,7 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
         buf_addstr(b, ")");
     }
     if (paging && q->after_id > 0)
-        buf_addstr(b, " AND h.id > ?4");
+        buf_addstr(b, stream ? " AND s.rowid > ?4" : " AND h.id > ?4");
     return store_sql_filters(&sq_dialect, store_list_entity("hardware"), q->filters, q->nfilters, b,
                              lb, eb);
 }
@@ -3036,6 +3052,8 @@ struct sq_part {
      * are probed (dup_probe). */
     struct serialset *set;
     int64_t set_version;
+    /* A search page in id order walks the search index's matches (asset_where). */
+    int stream;
 };
 
 static int sq_data_version(struct store *base, int64_t *out, struct errbuf *eb);
@@ -3148,9 +3166,18 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             }
         }
     }
-    rc = asset_where(s, &sql, q, 1, 0, lb, x->eb);
-    if (rc == ERR_OK)
+    rc = asset_where(s, &sql, q, 1, count, x->stream, lb, x->eb);
+    if (rc == ERR_OK && x->stream && !count && part == STORE_PART_ALL && q->nsorts == 0) {
+        buf_addstr(&sql, " ORDER BY s.rowid");
+        if (limit > 0)
+            buf_printf(&sql, " LIMIT %d", limit);
+        else if (offset > 0)
+            buf_printf(&sql, " %s", sq_dialect.no_limit);
+        if (offset > 0)
+            buf_printf(&sql, " OFFSET %" PRId64, offset);
+    } else if (rc == ERR_OK) {
         rc = store_sql_asset_tail(&sq_dialect, q, part, count, offset, limit, &sql, lb, x->eb);
+    }
     if (rc != ERR_OK)
         goto out;
     rc = cached(s, buf_cstr(&sql), &st, x->eb);
@@ -3225,11 +3252,27 @@ static int
 sq_assets_each(struct store *base, const struct asset_query *q,
                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0};
-    int rc;
+    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0, 0};
+    sqlite3_stmt *st = NULL;
+    char *match = NULL;
+    int rc, own = 0;
 
     x.set = dup_set(x.s, q->account_id, &x.set_version);
+    if (q->nsorts == 0 && q->search != NULL && (match = store_trigram_query(q->search)) != NULL) {
+        /* Unindexed assets (a sync's newest, until the indexer catches up) would be missed:
+         * checked in the snapshot the list reads. */
+        own = sqlite3_get_autocommit(x.s->db) && exec_sql(x.s, "BEGIN", NULL, "") == ERR_OK;
+        if ((own || !sqlite3_get_autocommit(x.s->db)) &&
+            prep(x.s, S_UNINDEXED,
+                 "SELECT 1 FROM hardware_asset WHERE search_indexed IS NULL LIMIT 1", &st,
+                 NULL) == ERR_OK)
+            x.stream = sqlite3_step(st) == SQLITE_DONE;
+        done(st);
+    }
+    free(match);
     rc = store_assets_parts(q, sq_assets_part, &x);
+    if (own)
+        sqlite3_exec(x.s->db, "COMMIT", NULL, NULL, NULL);
     serialset_release(x.set);
     return rc;
 }
@@ -3258,7 +3301,7 @@ sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *
         goto out;
     }
     buf_addstr(&sql, "SELECT count(*)");
-    n = asset_where(s, &sql, q, 0, 1, lb, eb);
+    n = asset_where(s, &sql, q, 0, 1, 0, lb, eb);
     if (n != ERR_OK)
         goto out;
     n = cached(s, buf_cstr(&sql), &st, eb);

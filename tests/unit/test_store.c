@@ -1743,6 +1743,36 @@ check_searches(struct fx *fx, const struct device *d, size_t nd, const char *pha
     }
 }
 
+/* Walks a search in pages of 3 (after_id): every device once, in id order. */
+static void
+check_search_pages(struct fx *fx, const char *text, int want)
+{
+    struct asset_query q;
+    struct errbuf eb = {0};
+    int64_t last = 0;
+    int total = 0;
+
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    q.search = text;
+    q.limit = 3;
+    for (;;) {
+        struct seen s;
+
+        memset(&s, 0, sizeof s);
+        q.after_id = last;
+        assert_int_equal(store_assets_each(fx->st, &q, collect, &s, &eb), ERR_OK);
+        for (int i = 0; i < s.n; i++) {
+            assert_true(s.ids[i] > last);
+            last = s.ids[i];
+        }
+        total += s.n;
+        if (s.n < 3)
+            break;
+    }
+    assert_int_equal(total, want);
+}
+
 static int64_t
 search_count(struct fx *fx, const char *text)
 {
@@ -1788,6 +1818,8 @@ test_search_matches_substring(void **state)
     assert_int_equal(store_search_index(fx->st, 1000, &n, &eb), ERR_OK);
     assert_int_equal(n, 0);
     check_searches(fx, d, nd, "indexed");
+    check_search_pages(fx, "upn-", (int)nd);
+    check_search_pages(fx, "@contoso.EXAMPLE", (int)nd);
 
     /* Renaming an indexed device updates the index. */
     free(d[0].name);
@@ -1799,6 +1831,8 @@ test_search_matches_substring(void **state)
     /* A device added after indexing is found before and after it is indexed. */
     sync_tenant(fx, &ci_a, d, nd + 1, 1, T0 + 120);
     assert_int_equal(search_count(fx, "arrival-7"), 1);
+    check_searches(fx, d, nd + 1, "added, not indexed");
+    check_search_pages(fx, "upn-", (int)nd + 1);
     assert_int_equal(store_search_index(fx->st, 1000, &n, &eb), ERR_OK);
     assert_int_equal(n, sqlite ? 1 : 0);
     assert_int_equal(search_count(fx, "arrival-7"), 1);
