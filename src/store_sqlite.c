@@ -3058,6 +3058,16 @@ struct sq_part {
 
 static int sq_data_version(struct store *base, int64_t *out, struct errbuf *eb);
 
+/* Ends a read transaction this module began; never leaves it open for the connection's next
+ * writes. */
+static void
+read_end(struct sq *s)
+{
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK &&
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        log_warn("store: a read transaction could not be ended: %s", sqlite3_errmsg(s->db));
+}
+
 /* The serial keys two or more of the account's assets hold, at the data version this read
  * sees (*version), or NULL when it is not this thread's turn to build them and no set of the
  * current version exists. Best effort: a failure only means the list probes every row. */
@@ -3095,7 +3105,7 @@ dup_set(struct sq *s, int64_t account_id, int64_t *version)
 out:
     done(st);
     if (own)
-        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        read_end(s);
     if (!ok) {
         serialset_release(ns);
         ns = NULL;
@@ -3166,7 +3176,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             }
         }
     }
-    rc = asset_where(s, &sql, q, 1, count, x->stream, lb, x->eb);
+    rc = asset_where(s, &sql, q, 1, 0, x->stream && !count, lb, x->eb);
     if (rc == ERR_OK && x->stream && !count && part == STORE_PART_ALL && q->nsorts == 0) {
         buf_addstr(&sql, " ORDER BY s.rowid");
         if (limit > 0)
@@ -3272,7 +3282,7 @@ sq_assets_each(struct store *base, const struct asset_query *q,
     free(match);
     rc = store_assets_parts(q, sq_assets_part, &x);
     if (own)
-        sqlite3_exec(x.s->db, "COMMIT", NULL, NULL, NULL);
+        read_end(x.s);
     serialset_release(x.set);
     return rc;
 }
