@@ -1632,16 +1632,17 @@ overview_render(struct page *pg, struct buf *b)
         tot[4] += r->duplicate_serial;
     }
     qsort(rows, n, sizeof *rows, insight_cmp);
-    buf_printf(b,
-               "<div class=\"cards\"><div class=\"card\"><strong>%zu</strong>clients</div>"
-               "<div class=\"card\"><strong>%" PRId64 "</strong>devices</div>"
-               "<div class=\"card%s\"><strong>%" PRId64 "</strong>on an OS past its "
-               "support</div><div class=\"card%s\"><strong>%" PRId64 "</strong>not checked "
-               "in for %d days</div><div class=\"card\"><strong>%" PRId64 "</strong>without "
-               "a real serial</div><div class=\"card\"><strong>%" PRId64 "</strong>with a "
-               "serial in two tenants</div></div>",
-               n, tot[0], tot[2] > 0 ? " warn" : "", tot[2], tot[1] > 0 ? " warn" : "", tot[1],
-               OVERVIEW_STALE_DAYS, tot[3], tot[4]);
+    buf_printf(
+        b,
+        "<div class=\"cards\"><div class=\"card\"><strong>%zu</strong>clients with devices</div>"
+        "<div class=\"card\"><strong>%" PRId64 "</strong>devices</div>"
+        "<div class=\"card%s\"><strong>%" PRId64 "</strong>on an OS past its "
+        "support</div><div class=\"card%s\"><strong>%" PRId64 "</strong>not checked "
+        "in for %d days</div><div class=\"card\"><strong>%" PRId64 "</strong>without "
+        "a real serial</div><div class=\"card\"><strong>%" PRId64 "</strong>with a "
+        "serial in two tenants</div></div>",
+        n, tot[0], tot[2] > 0 ? " warn" : "", tot[2], tot[1] > 0 ? " warn" : "", tot[1],
+        OVERVIEW_STALE_DAYS, tot[3], tot[4]);
     buf_addstr(b, "<div class=\"tablewrap\">");
     if (n == 0) {
         empty_state(b, "No devices yet",
@@ -1814,7 +1815,10 @@ overview_page(struct page *pg)
             if (i == OVERVIEW_SLOTS - 1)
                 slot = empty >= 0 ? empty : oldest;
         }
-        if (slot >= 0) {
+        /* A newer table filed meanwhile stays. */
+        if (slot >= 0 && !(overview_cache[slot].html != NULL &&
+                           overview_cache[slot].account_id == pg->p.account_id &&
+                           overview_cache[slot].version > version)) {
             free(overview_cache[slot].html);
             overview_cache[slot].html = xstrdup(buf_cstr(&part));
             overview_cache[slot].account_id = pg->p.account_id;
