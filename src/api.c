@@ -17,6 +17,7 @@
 #include "cursor.h"
 #include "expiry.h"
 #include "guid.h"
+#include "insight.h"
 #include "jsonarena.h"
 #include "log.h"
 #include "mem.h"
@@ -1827,6 +1828,92 @@ is_write(const char *method)
     return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
+#define INSIGHT_STALE_DAYS 30
+#define INSIGHT_MAX_DAYS   3650
+/* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
+ * data: cached answers are keyed by this many seconds of wall time too. */
+#define INSIGHT_CACHE_S 600
+
+static int
+insight_add_cb(void *arg, const struct asset *a)
+{
+    insight_add(arg, a);
+    return 0;
+}
+
+/* GET /api/v1/insights: `memsync insights` for the caller's account, a row per client with
+ * active devices, all in one answer (no paging). Walking every asset costs ~2 s per million,
+ * so the answer goes to the answer cache like a hardware page. */
+static void
+insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+                int64_t account)
+{
+    const char *arg = httpd_arg(req, "stale_days");
+    char key[96], etag[PAGECACHE_ETAG_LEN + 1];
+    struct asset_query q = {0};
+    struct errbuf eb = {0};
+    struct insight *in = NULL;
+    struct pagecache_entry *hit;
+    json_t *rows = NULL;
+    int64_t version = 0, now = clock_now();
+    long long days = INSIGHT_STALE_DAYS;
+    int keyed, rc;
+
+    if (arg != NULL) {
+        char *end;
+
+        errno = 0;
+        days = strtoll(arg, &end, 10);
+        if (errno != 0 || end == arg || *end != '\0' || days < 1 || days > INSIGHT_MAX_DAYS) {
+            reply_error(resp, 400, "invalid_request", "Invalid request",
+                        "stale_days is a whole number of days from 1 to 3650");
+            return;
+        }
+    }
+    snprintf(key, sizeof key, "insights;%" PRId64 ";%lld;%" PRId64, account, days,
+             now / INSIGHT_CACHE_S);
+    keyed = store_data_version(req->st, &version, NULL) == ERR_OK;
+    if (keyed) {
+        pagecache_etag(key, strlen(key), version, etag);
+        if (pagecache_etag_match(httpd_header(req, "If-None-Match"), etag)) {
+            resp->status = 304;
+            buf_reset(&resp->body);
+            httpd_response_header(resp, "ETag", etag);
+            return;
+        }
+        if ((hit = pagecache_get(app->pages, key, strlen(key), version)) != NULL) {
+            resp->status = 200;
+            resp->content_type = "application/json";
+            buf_reset(&resp->body);
+            resp->ext = pagecache_body(hit, &resp->ext_len);
+            resp->ext_free = pagecache_release;
+            resp->ext_cls = hit;
+            httpd_response_header(resp, "ETag", etag);
+            return;
+        }
+    }
+    in = insight_new(now, (int)days);
+    q.account_id = account;
+    rc = store_assets_each(req->st, &q, insight_add_cb, in, &eb);
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        goto out;
+    }
+    rows = json_array();
+    for (size_t i = 0; i < insight_count(in); i++)
+        json_array_append_new(rows, insight_to_json(in, i));
+    reply_json(resp, 200,
+               json_pack("{s:o, s:I, s:n, s:I}", "data", rows, "total_count",
+                         (json_int_t)insight_count(in), "next_cursor", "stale_days",
+                         (json_int_t)days));
+    if (keyed && resp->status == 200) {
+        pagecache_put(app->pages, key, strlen(key), version, resp->body.data, resp->body.len);
+        httpd_response_header(resp, "ETag", etag);
+    }
+out:
+    insight_free(in);
+}
+
 static void
 api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
        const struct auth_principal *p, char segs[MAX_SEGS][80], int n)
@@ -1923,6 +2010,10 @@ api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *re
     }
     if (n == 3 && strcmp(segs[2], "sync-runs") == 0 && get) {
         send_list(req, resp, "sync_runs", acc, 0);
+        return;
+    }
+    if (n == 3 && strcmp(segs[2], "insights") == 0 && get) {
+        insights_answer(app, req, resp, acc);
         return;
     }
     if (n == 4 && strcmp(segs[2], "sync-runs") == 0 && seg_id(segs[3], &id) && get) {

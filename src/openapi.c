@@ -45,6 +45,11 @@ const struct openapi_route openapi_routes[] = {
      "is already queued or running",
      0, 0, 1, NULL},
     {"/api/v1/sync-runs", "GET", "Sync runs, newest first", 1, 0, 0, NULL},
+    {"/api/v1/insights", "GET",
+     "Lifecycle insight per client with active devices (memsync insights): devices, stale "
+     "(?stale_days=N, default 30), unsupported_os, no_serial, duplicate_serial, encrypted_pct, "
+     "compliant_pct, oldest_enrolment_days; every client in one answer",
+     0, 0, 0, NULL},
     {"/api/v1/sync-runs/{id}", "GET", "One sync run with per-tenant results and remedies", 0, 0, 0,
      NULL},
 };
@@ -122,6 +127,12 @@ build(void)
                               error_response("no or invalid x-api-key / session"), "404",
                               error_response("not found in the caller's account"));
         }
+        if (strcmp(r->path, "/api/v1/insights") == 0)
+            json_array_append_new(
+                params, param("stale_days", "query", "integer",
+                              "a device is stale after this many days without a check-in (1 to "
+                              "3650, default 30)",
+                              0));
         if (strcmp(r->path, "/api/v1/assets/hardware") == 0) {
             json_object_set_new(resps, "304",
                                 json_pack("{s:s}", "description",

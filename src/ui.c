@@ -1551,6 +1551,8 @@ sync_post(struct page *pg, int64_t id)
 #define OVERVIEW_SLOTS      8
 #define OVERVIEW_MAX        ((size_t)16 << 20)
 #define OVERVIEW_ROWS       5000 /* at most ~2 KB each */
+/* Stale devices and enrolment ages move with the clock, not only with the data. */
+#define OVERVIEW_TTL_MS 600000
 
 /* The rendered table of an account at a data version: walking every asset costs about 2 s per
  * million, so a page is built once per version. Slots: least recently built replaced. */
@@ -1771,7 +1773,8 @@ overview_page(struct page *pg)
         for (int i = 0; i < OVERVIEW_SLOTS; i++) {
             if (overview_cache[i].html != NULL &&
                 overview_cache[i].account_id == pg->p.account_id &&
-                overview_cache[i].version == version)
+                overview_cache[i].version == version &&
+                clock_mono_ms() - overview_cache[i].built_at < OVERVIEW_TTL_MS)
                 slot = i;
             busy |= overview_building[i] == pg->p.account_id;
         }

@@ -580,7 +580,7 @@ def main():
                 "/api/v1/integrations", "/api/v1/integrations/{id}",
                 "/api/v1/integrations/{id}/rotate-secret", "/api/v1/integrations/{id}/sync",
                 "/api/v1/sync-runs", "/api/v1/sync-runs/{id}", "/api/v1/assets/hardware.csv",
-                "/api/v1/assets/software.csv", "/api/v1/clients.csv"]
+                "/api/v1/assets/software.csv", "/api/v1/clients.csv", "/api/v1/insights"]
     for p in expected:
         check(p in paths, "openapi lists " + p)
     check("post" in paths["/api/v1/integrations"] and "patch" in paths["/api/v1/integrations/{id}"],
@@ -1115,6 +1115,27 @@ def main():
     st, text, _ = req("GET", srv.url + "/", headers={"Cookie": "memsync_session=" + otok})
     check(st == 200 and "No devices yet" in text and 'id="insight"' not in text,
           "another account's overview is empty")
+    # ... and so does the API, cached with an ETag; stale_days as the CLI's --stale-days.
+    st, js, _, hdrs = api(srv, "GET", "/api/v1/insights", admin_key)
+    check(st == 200 and js["total_count"] == len(cli_rows) and js["next_cursor"] is None and
+          {r["client"]["id"]: r for r in js["data"]} == cli_rows,
+          "/api/v1/insights = memsync insights (%s)" % st)
+    etag = hget(hdrs, "ETag")
+    st, *_ = api(srv, "GET", "/api/v1/insights", admin_key, headers={"If-None-Match": etag[0]})
+    check(etag and st == 304, "an unchanged insights answer is a 304 (%s)" % st)
+    cli_long = {r["client"]["id"]: r for r in
+                ms.json("insights", "--stale-days", "3650", "--format", "json")}
+    js = get_json(srv, "/api/v1/insights?stale_days=3650", admin_key)
+    check({r["client"]["id"]: r for r in js["data"]} == cli_long and js["stale_days"] == 3650,
+          "stale_days=3650 = memsync insights --stale-days 3650")
+    check(sum(r["stale"] for r in cli_long.values()) < sum(r["stale"] for r in cli_rows.values()),
+          "fewer devices are stale after 10 years than after 30 days")
+    for bad in ("0", "3651", "abc", "", "7x", "-1"):
+        st, js, _, _ = api(srv, "GET", "/api/v1/insights?stale_days=" + bad, admin_key)
+        check(st == 400 and "stale_days" in js["errors"][0]["detail"],
+              "stale_days=%r is refused (%s)" % (bad, st))
+    js = get_json(srv, "/api/v1/insights", other_key)
+    check(js["total_count"] == 0 and js["data"] == [], "another account's insights are empty")
     metrics = [b for b in bodies if "memsync_devices" in b]
     check(metrics and "memsync_devices 120" in metrics[0] and
           'memsync_tenants{status="ok"}' in metrics[0] and
