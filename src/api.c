@@ -824,6 +824,33 @@ list_key(struct httpd_request *req, const char *route, int64_t account, struct b
     return ERR_OK;
 }
 
+/* Answers from the answer cache: 304 when If-None-Match names the answer's ETag (key and
+ * version; written to etag either way), or the cached body. 0 when the caller must render it. */
+static int
+cached_answer(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
+              const char *key, size_t keylen, int64_t version, char *etag)
+{
+    struct pagecache_entry *hit;
+
+    pagecache_etag(key, keylen, version, etag);
+    if (pagecache_etag_match(httpd_header(req, "If-None-Match"), etag)) {
+        resp->status = 304;
+        buf_reset(&resp->body);
+        httpd_response_header(resp, "ETag", etag);
+        return 1;
+    }
+    if ((hit = pagecache_get(app->pages, key, keylen, version)) == NULL)
+        return 0;
+    resp->status = 200;
+    resp->content_type = "application/json";
+    buf_reset(&resp->body);
+    resp->ext = pagecache_body(hit, &resp->ext_len);
+    resp->ext_free = pagecache_release;
+    resp->ext_cls = hit;
+    httpd_response_header(resp, "ETag", etag);
+    return 1;
+}
+
 static void
 hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
               int64_t account)
@@ -833,7 +860,6 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     struct errbuf eb = {0};
     struct buf key;
     char etag[PAGECACHE_ETAG_LEN + 1];
-    struct pagecache_entry *hit;
     int64_t total, version = 0;
     int keyed;
 
@@ -845,26 +871,8 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     /* The version is read before anything else: see pagecache.h. */
     keyed = list_key(req, "hardware", account, &key) == ERR_OK &&
             store_data_version(req->st, &version, NULL) == ERR_OK;
-    if (keyed) {
-        pagecache_etag(key.data, key.len, version, etag);
-        if (pagecache_etag_match(httpd_header(req, "If-None-Match"), etag)) {
-            resp->status = 304;
-            buf_reset(&resp->body);
-            httpd_response_header(resp, "ETag", etag);
-            goto out;
-        }
-        hit = pagecache_get(app->pages, key.data, key.len, version);
-        if (hit != NULL) {
-            resp->status = 200;
-            resp->content_type = "application/json";
-            buf_reset(&resp->body);
-            resp->ext = pagecache_body(hit, &resp->ext_len);
-            resp->ext_free = pagecache_release;
-            resp->ext_cls = hit;
-            httpd_response_header(resp, "ETag", etag);
-            goto out;
-        }
-    }
+    if (keyed && cached_answer(app, req, resp, key.data, key.len, version, etag))
+        goto out;
     q.account_id = account;
     q.search = lp.search;
     q.filters = lp.filters;
@@ -1834,13 +1842,6 @@ is_write(const char *method)
  * data: cached answers are keyed by this many seconds of wall time too. */
 #define INSIGHT_CACHE_S 600
 
-static int
-insight_add_cb(void *arg, const struct asset *a)
-{
-    insight_add(arg, a);
-    return 0;
-}
-
 /* GET /api/v1/insights: `memsync insights` for the caller's account, a row per client with
  * active devices, all in one answer (no paging). Walking every asset costs ~2 s per million,
  * so the answer goes to the answer cache like a hardware page. */
@@ -1853,7 +1854,6 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
-    struct pagecache_entry *hit;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
     long long days = INSIGHT_STALE_DAYS;
@@ -1873,28 +1873,11 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     snprintf(key, sizeof key, "insights;%" PRId64 ";%lld;%" PRId64, account, days,
              now / INSIGHT_CACHE_S);
     keyed = store_data_version(req->st, &version, NULL) == ERR_OK;
-    if (keyed) {
-        pagecache_etag(key, strlen(key), version, etag);
-        if (pagecache_etag_match(httpd_header(req, "If-None-Match"), etag)) {
-            resp->status = 304;
-            buf_reset(&resp->body);
-            httpd_response_header(resp, "ETag", etag);
-            return;
-        }
-        if ((hit = pagecache_get(app->pages, key, strlen(key), version)) != NULL) {
-            resp->status = 200;
-            resp->content_type = "application/json";
-            buf_reset(&resp->body);
-            resp->ext = pagecache_body(hit, &resp->ext_len);
-            resp->ext_free = pagecache_release;
-            resp->ext_cls = hit;
-            httpd_response_header(resp, "ETag", etag);
-            return;
-        }
-    }
+    if (keyed && cached_answer(app, req, resp, key, strlen(key), version, etag))
+        return;
     in = insight_new(now, (int)days);
     q.account_id = account;
-    rc = store_assets_each(req->st, &q, insight_add_cb, in, &eb);
+    rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK) {
         reply_err(resp, rc, &eb);
         goto out;

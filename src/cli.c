@@ -1297,13 +1297,6 @@ out:
 /* ---- insights ------------------------------------------------------------------------------ */
 
 static int
-insight_cb(void *arg, const struct asset *a)
-{
-    insight_add(arg, a);
-    return 0;
-}
-
-static int
 cmd_insights(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table", *client = NULL, *days = NULL;
@@ -1342,7 +1335,7 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
     in = insight_new(clock_now(), (int)stale);
     q.client = client;
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
-        (q.account_id = account, store_assets_each(st, &q, insight_cb, in, &eb)) != ERR_OK) {
+        (q.account_id = account, store_assets_each(st, &q, insight_collect, in, &eb)) != ERR_OK) {
         code = fail("insights", &eb);
         goto out;
     }

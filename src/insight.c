@@ -107,6 +107,13 @@ insight_add(struct insight *in, const struct asset *a)
         r->oldest_enrolled_at = d->enrolled_at;
 }
 
+int
+insight_collect(void *arg, const struct asset *a)
+{
+    insight_add(arg, a);
+    return 0;
+}
+
 size_t
 insight_count(const struct insight *in)
 {

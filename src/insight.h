@@ -33,6 +33,8 @@ struct insight;
 struct insight *insight_new(int64_t now, int stale_days);
 void insight_free(struct insight *in);
 void insight_add(struct insight *in, const struct asset *a);
+/* insight_add as a store_assets_each callback (arg: the struct insight); always 0. */
+int insight_collect(void *arg, const struct asset *a);
 size_t insight_count(const struct insight *in);
 const struct insight_row *insight_row(const struct insight *in, size_t i);
 /* The row as JSON: client{id,name,tenant_id}, devices, stale, unsupported_os, no_serial,

@@ -1567,13 +1567,6 @@ static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t overview_building[OVERVIEW_SLOTS];
 static pthread_cond_t overview_cv = PTHREAD_COND_INITIALIZER;
 
-static int
-insight_add_cb(void *arg, const struct asset *a)
-{
-    insight_add(arg, a);
-    return 0;
-}
-
 /* Rows with the most devices past their support first, then the most stale, then by name. */
 static int
 insight_cmp(const void *x, const void *y)
@@ -1618,7 +1611,7 @@ overview_render(struct page *pg, struct buf *b)
     int rc;
 
     q.account_id = pg->p.account_id;
-    rc = store_assets_each(pg->req->st, &q, insight_add_cb, in, &eb);
+    rc = store_assets_each(pg->req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK)
         goto out;
     n = insight_count(in);
