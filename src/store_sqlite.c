@@ -3058,6 +3058,8 @@ struct sq_part {
 
 static int sq_data_version(struct store *base, int64_t *out, struct errbuf *eb);
 
+#define DUP_SET_MIN_ROWS 32
+
 /* Ends a read transaction this module began; never leaves it open for the connection's next
  * writes. */
 static void
@@ -3267,7 +3269,10 @@ sq_assets_each(struct store *base, const struct asset_query *q,
     char *match = NULL;
     int rc, own = 0;
 
-    x.set = dup_set(x.s, q->account_id, &x.set_version);
+    /* A few rows (an asset's detail, small pages) probe cheaper than a set is looked up, let
+     * alone built. */
+    if (q->limit == 0 || q->limit > DUP_SET_MIN_ROWS)
+        x.set = dup_set(x.s, q->account_id, &x.set_version);
     if (q->nsorts == 0 && q->search != NULL && (match = store_trigram_query(q->search)) != NULL) {
         /* Unindexed assets (a sync's newest, until the indexer catches up) would be missed:
          * checked in the snapshot the list reads. */
