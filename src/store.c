@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clock.h"
 #include "mem.h"
@@ -439,22 +440,88 @@ count_way(size_t set, const char *key)
     return -1;
 }
 
-/* The count cached under key at version, else -1. */
+/* Single flight: the keys being counted now (key NULL = free), so that the requests arriving
+ * together after a commit count once; the others wait up to COUNT_WAIT_S for that count. */
+#define COUNT_PENDING 16
+#define COUNT_WAIT_S  60
+static struct {
+    char *key;
+    int64_t version;
+} count_pending[COUNT_PENDING];
+static pthread_cond_t count_cv = PTHREAD_COND_INITIALIZER;
+static uint64_t count_computed, count_hits; /* under count_mu */
+
+/* The count cached under key at version, else -1. Under count_mu. */
 static int64_t
-count_lookup(const char *key, int64_t version)
+count_cached(size_t set, const char *key, int64_t version)
+{
+    int w = count_way(set, key);
+
+    if (w < 0 || count_slots[set][w].version != version)
+        return -1;
+    count_slots[set][w].used = ++count_tick;
+    count_hits++;
+    return count_slots[set][w].count;
+}
+
+/* The count cached under key at version, waiting while another thread counts it; else -1,
+ * and the caller counts. *turn is then the pending slot the caller holds (give it back with
+ * count_done), or -1 when every slot is taken or the wait ran out. */
+static int64_t
+count_lookup(const char *key, int64_t version, int *turn)
 {
     size_t set = count_set(key);
-    int64_t n = -1;
-    int w;
+    struct timespec deadline;
+    int64_t n;
+    int busy;
 
+    *turn = -1;
+    deadline.tv_sec = time(NULL) + COUNT_WAIT_S;
+    deadline.tv_nsec = 0;
     pthread_mutex_lock(&count_mu);
-    w = count_way(set, key);
-    if (w >= 0 && count_slots[set][w].version == version) {
-        n = count_slots[set][w].count;
-        count_slots[set][w].used = ++count_tick;
+    for (;;) {
+        if ((n = count_cached(set, key, version)) >= 0)
+            goto out;
+        busy = 0;
+        for (int i = 0; i < COUNT_PENDING; i++)
+            busy |= count_pending[i].key != NULL && count_pending[i].version == version &&
+                    strcmp(count_pending[i].key, key) == 0;
+        if (!busy || pthread_cond_timedwait(&count_cv, &count_mu, &deadline) != 0)
+            break;
     }
+    for (int i = 0; !busy && i < COUNT_PENDING; i++)
+        if (count_pending[i].key == NULL) {
+            count_pending[i].key = xstrdup(key);
+            count_pending[i].version = version;
+            *turn = i;
+            break;
+        }
+    count_computed++;
+out:
     pthread_mutex_unlock(&count_mu);
     return n;
+}
+
+/* Ends the turn count_lookup gave (turn < 0: none) and wakes whoever waits for it. */
+static void
+count_done(int turn)
+{
+    if (turn < 0)
+        return;
+    pthread_mutex_lock(&count_mu);
+    free(count_pending[turn].key);
+    count_pending[turn].key = NULL;
+    pthread_cond_broadcast(&count_cv);
+    pthread_mutex_unlock(&count_mu);
+}
+
+void
+store_count_stats(uint64_t *computed, uint64_t *hits)
+{
+    pthread_mutex_lock(&count_mu);
+    *computed = count_computed;
+    *hits = count_hits;
+    pthread_mutex_unlock(&count_mu);
 }
 
 /* Caches n under key (taken) at version. */
@@ -486,12 +553,13 @@ store_assets_count(struct store *st, const struct asset_query *q, struct errbuf 
 {
     int64_t version = 0, n;
     char *key = NULL;
+    int turn = -1;
 
     /* The version is read before counting: a write committed in between makes the entry
      * look older than it is (a recount later), never newer. */
     if (st->ops->data_version(st, &version, NULL) == ERR_OK)
         key = count_key(st, q);
-    if (key != NULL && (n = count_lookup(key, version)) >= 0) {
+    if (key != NULL && (n = count_lookup(key, version, &turn)) >= 0) {
         free(key);
         return n;
     }
@@ -500,6 +568,7 @@ store_assets_count(struct store *st, const struct asset_query *q, struct errbuf 
         count_remember(key, version, n);
     else
         free(key);
+    count_done(turn);
     return n;
 }
 
@@ -902,6 +971,7 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
 {
     int64_t version = 0, n;
     char *key = NULL;
+    int turn = -1;
 
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
@@ -909,7 +979,7 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
     /* As store_assets_count: the version first, so an entry can only look older than it is. */
     if (st->ops->data_version != NULL && st->ops->data_version(st, &version, NULL) == ERR_OK)
         key = list_count_key(st, q);
-    if (key != NULL && (n = count_lookup(key, version)) >= 0) {
+    if (key != NULL && (n = count_lookup(key, version, &turn)) >= 0) {
         free(key);
         return n;
     }
@@ -918,6 +988,7 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
         count_remember(key, version, n);
     else
         free(key);
+    count_done(turn);
     return n;
 }
 

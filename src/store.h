@@ -8,8 +8,10 @@
  * every write transaction. Schema, rules and backend notes: docs/STORE.md.
  *
  * Threads: a struct store (one connection) belongs to one thread; open one per thread. The
- * hardware count cache (store_assets_count) is shared by every connection of the process and
- * protected by its own mutex (count_mu in store.c), held only for the lookup and the insert.
+ * count cache (store_assets_count, store_list_count) is shared by every connection of the
+ * process and protected by its own mutex (count_mu in store.c), held only for the lookup and the
+ * insert; a thread that finds the same count being computed waits for it (single flight). The
+ * SQLite lists' serial sets (serialset.h) are shared the same way.
  * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
  * Ownership: structs filled by the store own their strings; free them with the matching
  * *_clear(). Callbacks receive borrowed rows valid only during the call.
@@ -254,6 +256,10 @@ int store_assets_each(struct store *st, const struct asset_query *q,
  * the database, account and the normalised conditions, valid while store_data_version is
  * unchanged; so a count is never older than the last committed write of any process. */
 int64_t store_assets_count(struct store *st, const struct asset_query *q, struct errbuf *eb);
+/* Counts of the process-wide cache so far (store_assets_count and store_list_count): how many
+ * the backends computed, and how many were answered from the cache, waits for a count another
+ * thread was computing included (single flight). For tests and benchmarks. */
+void store_count_stats(uint64_t *computed, uint64_t *hits);
 /* A number every committed change of clients or integrations (and so every reconcile, which
  * ends by updating its client row) increases, read from the database so other processes' writes
  * count too (migration 4: table data_version, kept by triggers). */

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1864,6 +1865,75 @@ test_search_matches_substring(void **state)
     free_devs(d, nd + 1);
 }
 
+/* Threads that count the same conditions at once: the backend counts once. */
+struct count_race {
+    const char *db;
+    pthread_barrier_t *start;
+    int64_t account, n;
+};
+
+static void *
+count_racer(void *arg)
+{
+    struct count_race *r = arg;
+    struct store *st = NULL;
+    struct errbuf eb = {0};
+    struct asset_query q;
+
+    memset(&q, 0, sizeof q);
+    q.account_id = r->account;
+    q.search = "upn-1"; /* nothing is indexed: every row is read */
+    if (store_open(&st, r->db, &eb) == ERR_OK) {
+        pthread_barrier_wait(r->start);
+        r->n = store_assets_count(st, &q, &eb);
+    } else {
+        pthread_barrier_wait(r->start);
+        r->n = -1;
+    }
+    store_close(st);
+    return NULL;
+}
+
+static void
+test_count_single_flight(void **state)
+{
+    struct fx *fx = *state;
+    enum { NDEV = 6000, NTHREADS = 6 };
+    struct device *d = xcalloc(NDEV, sizeof *d);
+    struct count_race r[NTHREADS];
+    pthread_t t[NTHREADS];
+    pthread_barrier_t start;
+    uint64_t c0, h0, c1, h1;
+
+    for (size_t i = 0; i < NDEV; i++) {
+        char id[32], buf[64];
+
+        snprintf(id, sizeof id, "dev-%zu", i);
+        mkdev(&d[i], id, id, NULL);
+        snprintf(buf, sizeof buf, "upn-%zu@contoso.example", i);
+        d[i].user_upn = xstrdup(buf);
+    }
+    sync_tenant(fx, &ci_a, d, NDEV, 1, T0);
+    assert_int_equal(pthread_barrier_init(&start, NULL, NTHREADS), 0);
+    store_count_stats(&c0, &h0);
+    for (int i = 0; i < NTHREADS; i++) {
+        r[i] = (struct count_race){fx->pg_url != NULL ? fx->pg_url : fx->path, &start,
+                                   fx->account, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, count_racer, &r[i]), 0);
+    }
+    for (int i = 0; i < NTHREADS; i++)
+        pthread_join(t[i], NULL);
+    store_count_stats(&c1, &h1);
+    pthread_barrier_destroy(&start);
+    /* upn-1, upn-10..19, upn-100..199, upn-1000..1999: 1,111 devices. */
+    for (int i = 0; i < NTHREADS; i++)
+        assert_int_equal(r[i].n, 1111);
+    assert_int_equal(c1 - c0, 1);
+    assert_int_equal(h1 - h0, NTHREADS - 1);
+    free_devs(d, NDEV);
+    free(d);
+}
+
 static void
 test_trigram_query(void **state)
 {
@@ -1923,6 +1993,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_count_cache_holds_many_lists, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_count_single_flight, setup_open, teardown),
         cmocka_unit_test(test_trigram_query),
     };
     const struct CMUnitTest pg_tests[] = {
@@ -1947,6 +2018,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_count_single_flight, setup_open_pg, teardown),
     };
     int failed = cmocka_run_group_tests_name("sqlite", tests, NULL, NULL);
 
