@@ -1917,8 +1917,8 @@ test_count_single_flight(void **state)
     assert_int_equal(pthread_barrier_init(&start, NULL, NTHREADS), 0);
     store_count_stats(&c0, &h0);
     for (int i = 0; i < NTHREADS; i++) {
-        r[i] = (struct count_race){fx->pg_url != NULL ? fx->pg_url : fx->path, &start,
-                                   fx->account, 0};
+        r[i] =
+            (struct count_race){fx->pg_url != NULL ? fx->pg_url : fx->path, &start, fx->account, 0};
         assert_int_equal(pthread_create(&t[i], NULL, count_racer, &r[i]), 0);
     }
     for (int i = 0; i < NTHREADS; i++)
