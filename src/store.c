@@ -515,6 +515,20 @@ count_done(int turn)
     pthread_mutex_unlock(&count_mu);
 }
 
+static void count_remember(char *key, int64_t version, int64_t n);
+
+/* After the backend counted n (negative: failed) for a count_lookup miss: caches it under key
+ * (taken; NULL: nothing to cache) and ends the turn. */
+static void
+count_finish(char *key, int64_t version, int64_t n, int turn)
+{
+    if (key != NULL && n >= 0)
+        count_remember(key, version, n);
+    else
+        free(key);
+    count_done(turn);
+}
+
 void
 store_count_stats(uint64_t *computed, uint64_t *hits)
 {
@@ -564,11 +578,7 @@ store_assets_count(struct store *st, const struct asset_query *q, struct errbuf 
         return n;
     }
     n = st->ops->assets_count(st, q, eb);
-    if (key != NULL && n >= 0)
-        count_remember(key, version, n);
-    else
-        free(key);
-    count_done(turn);
+    count_finish(key, version, n, turn);
     return n;
 }
 
@@ -984,11 +994,7 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
         return n;
     }
     n = st->ops->list_count(st, q, eb);
-    if (key != NULL && n >= 0)
-        count_remember(key, version, n);
-    else
-        free(key);
-    count_done(turn);
+    count_finish(key, version, n, turn);
     return n;
 }
 
