@@ -24,6 +24,7 @@
 #include "output.h"
 #include "openapi.h"
 #include "pagecache.h"
+#include "rowcache.h"
 #include "scheduler.h"
 #include "ui.h"
 
@@ -696,6 +697,7 @@ out:
 
 struct genpage {
     struct asset_writer *w;
+    struct rowcache *rowc; /* rendered device fields; NULL = off */
     size_t rows, page_size;
     int64_t last_id;
     struct cursor last; /* the last row's sort values (text copied) */
@@ -707,6 +709,7 @@ static int
 asset_write_cb(void *arg, const struct asset *a)
 {
     struct genpage *p = arg;
+    int rc;
 
     if (p->rows == p->page_size) {
         p->more = 1;
@@ -714,7 +717,9 @@ asset_write_cb(void *arg, const struct asset *a)
     }
     if (p->rows > 0)
         asset_writer_raw(p->w, ",", 1);
-    asset_writer_asset(p->w, a);
+    rc = asset_writer_row(p->w, a, p->rowc);
+    if (rc != ERR_OK)
+        return rc;
     p->rows++;
     p->last_id = a->id;
     if (p->rows == p->page_size && a->nsort_vals > 0) {
@@ -736,7 +741,7 @@ asset_write_cb(void *arg, const struct asset *a)
  * same envelope reply_page writes, without a tree. */
 static void
 hardware_render(struct httpd_request *req, struct httpd_response *resp, struct asset_query *q,
-                const struct list_params *lp, int64_t total)
+                const struct list_params *lp, int64_t total, struct rowcache *rowc)
 {
     struct genpage p = {0};
     struct errbuf eb = {0};
@@ -749,6 +754,7 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
      * writer's bytes become the answer as they are (no copy into resp->body). */
     p.w = asset_writer_new_owned((size_t)lp->page_size * 1280 + 256, HTTPD_RESP_MAX);
     p.page_size = (size_t)lp->page_size;
+    p.rowc = q->lazy_dev ? rowc : NULL;
     RAW(p.w, "{\"data\":[");
     rc = store_assets_each(req->st, q, asset_write_cb, &p, &eb);
     if (rc != ERR_OK) {
@@ -896,7 +902,8 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         q.offset = lp.offset; /* a positional cursor */
     }
     q.limit = lp.page_size + 1;
-    hardware_render(req, resp, &q, &lp, total);
+    q.lazy_dev = app->rows != NULL;
+    hardware_render(req, resp, &q, &lp, total, app->rows);
     if (keyed && resp->status == 200) { /* never an error answer */
         pagecache_put(app->pages, key.data, key.len, version, resp->ext, resp->ext_len);
         httpd_response_header(resp, "ETag", etag);
@@ -1792,6 +1799,27 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                    "memsync_api_cache_evictions_total %" PRIu64 "\n",
                    ps.bytes, ps.max_bytes, ps.entries, ps.hits, ps.misses, ps.evictions);
     }
+    {
+        struct rowcache_stats rs;
+
+        rowcache_stats(app->rows, &rs);
+        buf_printf(b,
+                   "# HELP memsync_api_row_cache_bytes Bytes of rendered hardware rows cached "
+                   "(bound: api_row_cache_mb).\n"
+                   "# TYPE memsync_api_row_cache_bytes gauge\n"
+                   "memsync_api_row_cache_bytes %zu\n"
+                   "# TYPE memsync_api_row_cache_max_bytes gauge\n"
+                   "memsync_api_row_cache_max_bytes %zu\n"
+                   "# TYPE memsync_api_row_cache_entries gauge\n"
+                   "memsync_api_row_cache_entries %zu\n"
+                   "# TYPE memsync_api_row_cache_hits_total counter\n"
+                   "memsync_api_row_cache_hits_total %" PRIu64 "\n"
+                   "# TYPE memsync_api_row_cache_misses_total counter\n"
+                   "memsync_api_row_cache_misses_total %" PRIu64 "\n"
+                   "# TYPE memsync_api_row_cache_evictions_total counter\n"
+                   "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
+                   rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
+    }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
@@ -2185,7 +2213,8 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
                 "serve");
         goto fail;
     }
-    if (pagecache_create(&app.pages, (size_t)cfg->api_cache_mb * 1024 * 1024, &eb) != ERR_OK)
+    if (pagecache_create(&app.pages, (size_t)cfg->api_cache_mb * 1024 * 1024, &eb) != ERR_OK ||
+        rowcache_create(&app.rows, (size_t)cfg->api_row_cache_mb * 1024 * 1024, &eb) != ERR_OK)
         goto fail;
     if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
         goto fail;
@@ -2224,6 +2253,7 @@ fail:
 out:
     httpd_stop(h);
     pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
+    rowcache_free(app.rows);
     scheduler_stop(sched);
     vault_close(v);
     store_close(st);

@@ -34,6 +34,7 @@
 
 struct scheduler;
 struct pagecache;
+struct rowcache;
 
 struct api_app {
     const struct config *cfg;
@@ -43,6 +44,7 @@ struct api_app {
     int64_t started_at;
     int validate_sample;     /* customer tenants tried when saving; 0 = default */
     struct pagecache *pages; /* rendered hardware list answers; NULL = off (api_cache_mb 0) */
+    struct rowcache *rows;   /* rendered device fields of list rows; NULL = off */
 };
 
 /* The router (an httpd_handler). */

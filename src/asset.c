@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "lifecycle.h"
 #include "mem.h"
+#include "rowcache.h"
 #include "utf8.h"
 
 const char *const asset_columns[] = {
@@ -794,10 +795,8 @@ out:
 }
 
 void
-asset_writer_asset(struct asset_writer *w, const struct asset *a)
+asset_writer_asset_head(struct asset_writer *w, const struct asset *a)
 {
-    const struct device *d = &a->dev;
-
     PUTK(w, "{\"id\":");
     aw_int(w, a->id);
     PUTK(w, ",\"client\":{\"id\":");
@@ -806,7 +805,15 @@ asset_writer_asset(struct asset_writer *w, const struct asset *a)
     aw_str(w, a->client_name);
     PUTK(w, ",\"tenant_id\":");
     aw_str(w, a->client_tenant_id);
-    PUTK(w, "},\"source\":{\"integration_id\":");
+    PUTK(w, "}");
+}
+
+void
+asset_writer_asset_body(struct asset_writer *w, const struct asset *a)
+{
+    const struct device *d = &a->dev;
+
+    PUTK(w, ",\"source\":{\"integration_id\":");
     aw_int(w, a->integration_id);
     PUTK(w, ",\"intune_device_id\":");
     aw_str(w, d->intune_id);
@@ -872,10 +879,77 @@ asset_writer_asset(struct asset_writer *w, const struct asset *a)
     aw_ts(w, 3, a->last_synced_at);
     PUTK(w, ",\"retired_at\":");
     aw_ts(w, 4, a->retired_at);
-    if (a->serial_duplicate != 0)
+}
+
+void
+asset_writer_asset_tail(struct asset_writer *w, int serial_duplicate)
+{
+    if (serial_duplicate != 0)
         PUTK(w, ",\"serial_duplicate\":true}");
     else
         PUTK(w, ",\"serial_duplicate\":false}");
+}
+
+void
+asset_writer_asset(struct asset_writer *w, const struct asset *a)
+{
+    asset_writer_asset_head(w, a);
+    asset_writer_asset_body(w, a);
+    asset_writer_asset_tail(w, a->serial_duplicate);
+}
+
+static void
+emit_raw(void *arg, const char *p, size_t n)
+{
+    aw_put(arg, p, n);
+}
+
+int
+asset_writer_row(struct asset_writer *w, const struct asset *a, struct rowcache *rc)
+{
+    char key[ROWCACHE_MAX_AUX + 1];
+    int has_key = 0, dup;
+
+    if (a->dev_load == NULL) {
+        asset_writer_asset(w, a);
+        return ERR_OK;
+    }
+    asset_writer_asset_head(w, a);
+    if (rowcache_get(rc, a->id, a->dev_stamp, emit_raw, w, key, &has_key)) {
+        dup = a->dup(a->dev_ctx, has_key ? key : NULL);
+    } else {
+        struct asset b = *a;
+        const char *body, *serial_key = NULL;
+        size_t mark, n;
+        int err = a->dev_load(a->dev_ctx, &b, &serial_key);
+
+        if (err != ERR_OK)
+            return err;
+        mark = asset_writer_mark(w);
+        asset_writer_asset_body(w, &b);
+        if ((body = asset_writer_since(w, mark, &n)) != NULL)
+            rowcache_put(rc, a->id, a->dev_stamp, body, n, serial_key);
+        dup = b.serial_duplicate;
+    }
+    asset_writer_asset_tail(w, dup);
+    return ERR_OK;
+}
+
+size_t
+asset_writer_mark(const struct asset_writer *w)
+{
+    return w->out == NULL ? (size_t)(w->p - w->base) : SIZE_MAX;
+}
+
+const char *
+asset_writer_since(const struct asset_writer *w, size_t mark, size_t *len)
+{
+    size_t n = (size_t)(w->p - w->base);
+
+    if (w->out != NULL || w->bad || mark > n)
+        return NULL;
+    *len = n - mark;
+    return w->base + mark;
 }
 
 int

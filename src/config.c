@@ -61,6 +61,9 @@ static const struct config_item config_items[] = {
      0, 10000},
     {"api_cache_mb", "MEMSYNC_API_CACHE_MB", "64", offsetof(struct config, api_cache_mb), 0, CT_INT,
      "MiB of rendered list answers serve keeps (0-16384; 0 turns the cache off)", 0, 16384},
+    {"api_row_cache_mb", "MEMSYNC_API_ROW_CACHE_MB", "128",
+     offsetof(struct config, api_row_cache_mb), 0, CT_INT,
+     "MiB of rendered hardware rows serve keeps (0-16384; 0 turns the cache off)", 0, 16384},
 };
 
 #define CONFIG_NITEMS  (sizeof config_items / sizeof config_items[0])

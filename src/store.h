@@ -220,6 +220,19 @@ struct asset {
      * the callback), for keyset cursors. */
     struct store_cell sort_vals[STORE_LIST_MAX_SORTS];
     size_t nsort_vals;
+    /* A row of an asset_query.lazy_dev list (SQLite) holds only id, client_* and sort_vals.
+     * The callback then either calls dev_load(dev_ctx, &copy, &key) on its own copy of the row,
+     * which reads the rest in the list's snapshot (strings borrowed until the callback returns;
+     * *key: the serial key, NULL without a real serial), or, when it kept the rest from an
+     * earlier row with the same id and dev_stamp, calls dup(dev_ctx, key) for the one value
+     * that depends on other rows, serial_duplicate. dev_stamp changes with every write of the
+     * row's other values (it names the client's sync generation, which every write of its
+     * assets bumps, and the database), so such a copy is never stale. 0 and NULL in a full
+     * row. */
+    uint64_t dev_stamp;
+    int (*dev_load)(void *ctx, struct asset *a, const char **serial_key);
+    int (*dup)(void *ctx, const char *serial_key);
+    void *dev_ctx;
 };
 
 struct asset_query {
@@ -242,6 +255,9 @@ struct asset_query {
     int seek;
     struct store_cell seek_vals[STORE_LIST_MAX_SORTS];
     int64_t seek_id;
+    /* Pages (limit > 0): the callback may get rows without their device fields (see
+     * asset.dev_load), for a caller that keeps them rendered. A backend may ignore it. */
+    int lazy_dev;
 };
 
 /* The stored lastSyncDateTime of each device of one tenant, for incremental syncs (cheaper than
@@ -471,7 +487,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 6
+#define STORE_SCHEMA_VERSION 7
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first

@@ -68,6 +68,7 @@ enum stmt_id {
     S_SERIAL_SHARED,
     S_SERIAL_DUP,
     S_UNINDEXED,
+    S_ASSET_DEV,
     S_COUNT
 };
 
@@ -680,6 +681,21 @@ static const char schema_v6[] =
     "DROP TABLE software_install;"
     "ALTER TABLE software_install_v6 RENAME TO software_install;";
 
+/* Migration 7: the account-wide list indexes also hold the client (and the id-ordered one the
+ * retirement and compliance), so that a list page whose filters and sort they cover reads no
+ * table row: its rows' rendered JSON comes from serve's row cache (sq_assets_part's lazy
+ * rows). */
+static const char schema_v7[] =
+    "DROP INDEX hardware_asset_checkin;"
+    "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
+    "last_check_in_at, id, os_name, client_id);"
+    "DROP INDEX hardware_asset_name;"
+    "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id, "
+    "os_name, client_id);"
+    "DROP INDEX hardware_asset_account;"
+    "CREATE INDEX hardware_asset_account ON hardware_asset(account_id, id, retired_at, "
+    "compliance_state, client_id);";
+
 /* The search columns of hardware_asset (device_fields names), "" when one does not exist. */
 static void
 search_cols(const struct sq *s, const char *pre, struct buf *b)
@@ -910,6 +926,11 @@ migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 6) {
         rc = exec_sql(s, schema_v6, eb, "counting devices per software title");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 7) {
+        rc = exec_sql(s, schema_v7, eb, "adding the client to the list indexes");
         if (rc != ERR_OK)
             goto out;
     }
@@ -1592,14 +1613,19 @@ started:
     rc = check_integration(s, account_id, integration_id, eb);
     if (rc != ERR_OK)
         goto out;
+    /* The generation grows past the data version, which every client write bumps: a client
+     * id reused after a deletion never sees a generation its predecessor had, so (client,
+     * generation) names the state of its assets for good (the list rows' dev_stamp). */
     rc = prep(s, S_CLIENT_BEGIN,
               "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
               "source, sync_gen, created_at, updated_at) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), 1, ?7, ?7) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), "
+              "(SELECT v FROM data_version WHERE id = 1) + 1, ?7, ?7) "
               "ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
               "name = COALESCE(excluded.name, client.name), "
               "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
-              "source = COALESCE(?6, client.source), sync_gen = client.sync_gen + 1, "
+              "source = COALESCE(?6, client.source), "
+              "sync_gen = max(client.sync_gen, (SELECT v FROM data_version WHERE id = 1)) + 1, "
               "updated_at = excluded.updated_at RETURNING id, sync_gen",
               &st, eb);
     if (rc != ERR_OK)
@@ -2870,7 +2896,7 @@ sq_list_count(struct store *base, const struct list_query *q, struct errbuf *eb)
 /* Appends the WHERE clause of q; parameters: ?1 account, ?2 client, ?3 search, ?4 after_id. */
 static int
 asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging, int count,
-            int stream, struct store_binds *lb, struct errbuf *eb)
+            int stream, int lean, struct store_binds *lb, struct errbuf *eb)
 {
     int join = q->client != NULL || !count, by_client = 0;
     char *match = NULL;
@@ -2907,8 +2933,13 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
          * an account index; the unary + keeps the account check out of index selection.
          * Search candidates likewise: an account index walk would probe a million rows
          * against them. */
-        buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
-                                                 : " WHERE h.account_id = ?1");
+        if (lean && by_client && match == NULL)
+            /* The client's account is the asset's: the list reads only its index then
+             * (covering: sq_assets_part's lean columns). */
+            buf_addstr(b, " WHERE c.account_id = ?1");
+        else
+            buf_addstr(b, by_client || match != NULL ? " WHERE +h.account_id = ?1"
+                                                     : " WHERE h.account_id = ?1");
     }
     if (!q->include_retired)
         buf_addstr(b, match != NULL ? " AND +h.retired_at IS NULL" : " AND h.retired_at IS NULL");
@@ -3054,6 +3085,15 @@ struct sq_part {
     int64_t set_version;
     /* A search page in id order walks the search index's matches (asset_where). */
     int stream;
+    /* Lazy rows (asset_query.lazy_dev): the row being handed out (id, tenant), the serial
+     * set its duplicate flag is read from (NULL: probe), the statement lazy_load stepped for
+     * it (reset once the callback returns) and its type memo. */
+    int64_t cur_id;
+    const char *cur_tenant;
+    const struct serialset *cur_set;
+    sqlite3_stmt *dev_st;
+    struct type_memo dev_tm;
+    uint64_t db_tag;
 };
 
 static int sq_data_version(struct store *base, int64_t *out, struct errbuf *eb);
@@ -3138,6 +3178,71 @@ dup_probe(struct sq *s, int64_t account_id, int64_t id, const char *tenant, cons
     return dup;
 }
 
+/* The duplicate flag of the row being handed out, whose serial key is key[0..len). */
+static int
+row_dup(struct sq_part *x, const char *key, size_t len)
+{
+    return key != NULL && (x->cur_set == NULL || serialset_has(x->cur_set, key, len)) &&
+           dup_probe(x->s, x->q->account_id, x->cur_id, x->cur_tenant, key);
+}
+
+/* asset.dev_load of a lazy row: the rest of it in the list's snapshot (the list statement is
+ * still stepping, so the connection's read transaction is the same). */
+static int
+lazy_load(void *ctx, struct asset *a, const char **serial_key)
+{
+    struct sq_part *x = ctx;
+    struct sq *s = x->s;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (x->dev_st == NULL) {
+        char *sql = xasprintf("SELECT h.integration_id, h.intune_device_id, h.first_synced_at, "
+                              "h.last_synced_at, h.retired_at, h.serial_key, %s FROM "
+                              "hardware_asset h WHERE h.id = ?1",
+                              s->dsql.cols_h);
+
+        rc = prep(s, S_ASSET_DEV, sql, &x->dev_st, x->eb);
+        free(sql);
+        if (rc != ERR_OK)
+            return rc;
+    }
+    st = x->dev_st;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, x->cur_id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return db_err(s, sqlite3_extended_errcode(s->db), x->eb, "reading a device");
+    a->integration_id = sqlite3_column_int64(st, 0);
+    a->first_synced_at = col_int_or(st, 2, TS_NULL);
+    a->last_synced_at = col_int_or(st, 3, TS_NULL);
+    a->retired_at = col_int_or(st, 4, TS_NULL);
+    *serial_key = (const char *)sqlite3_column_text(st, 5);
+    a->serial_duplicate = row_dup(x, *serial_key, (size_t)sqlite3_column_bytes(st, 5));
+    read_device_view(st, 6, &a->dev, &x->dev_tm);
+    a->dev.intune_id = (char *)sqlite3_column_text(st, 1);
+    return ERR_OK;
+}
+
+/* asset.dup of a lazy row. */
+static int
+lazy_dup(void *ctx, const char *serial_key)
+{
+    return row_dup(ctx, serial_key, serial_key != NULL ? strlen(serial_key) : 0);
+}
+
+/* asset.dev_stamp of a lazy row: the database, the client and its sync generation, which the
+ * transaction of every write of the client's assets bumps (sq_reconcile_begin) and which a
+ * client id reused after a deletion never repeats (a new client starts past the data
+ * version). Never 0. */
+static uint64_t
+lazy_stamp(uint64_t db_tag, int64_t client_id, int64_t gen)
+{
+    int64_t v[2] = {client_id, gen};
+    uint64_t h = hash_bytes(v, sizeof v) ^ db_tag;
+
+    return h != 0 ? h : 1;
+}
+
 static int
 sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_t *rows)
 {
@@ -3149,20 +3254,28 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     struct asset a;
     struct store_binds *lb = xcalloc(1, sizeof *lb);
     struct type_memo tm = {"", DEVICE_UNKNOWN};
-    int rc = ERR_OK, src, sort_col[STORE_LIST_MAX_SORTS], keyed = 0;
+    int rc = ERR_OK, src, sort_col[STORE_LIST_MAX_SORTS], keyed = 0, lazy;
     const struct serialset *set = NULL;
 
     *rows = 0;
     buf_init(&sql, SQL_MAX);
+    lazy = !count && q->lazy_dev && limit > 0 && x->db_tag != 0;
     if (count) {
         buf_addstr(&sql, "SELECT count(*)");
+    } else if (lazy) {
+        /* What the list indexes hold (with the client row): a walk that needs no table row,
+         * when the filters and sorts are indexed too. */
+        buf_addstr(&sql, "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), "
+                         "c.tenant_id, c.sync_gen");
     } else {
         buf_addstr(&sql, STORE_HW_LIST_COLS);
         buf_addstr(&sql, x->set != NULL ? "h.serial_key, " : STORE_HW_LIST_DUP);
         buf_addstr(&sql, s->dsql.cols_h);
+    }
+    if (!count) {
         /* The sort values, for the caller's cursor: a device column read again is not
          * selected twice; the others last. */
-        for (size_t i = 0, next = 10 + device_field_count; i < q->nsorts; i++) {
+        for (size_t i = 0, next = lazy ? 5 : 10 + device_field_count; i < q->nsorts; i++) {
             const struct store_list_field *f =
                 store_list_field(store_list_entity("hardware"), q->sorts[i].field);
 
@@ -3172,13 +3285,13 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
                     rc = err_set(x->eb, ERR_INVAL, "too many sort fields");
                 goto out;
             }
-            if ((sort_col[i] = hw_device_column(f->expr)) < 0) {
+            if (lazy || (sort_col[i] = hw_device_column(f->expr)) < 0) {
                 buf_printf(&sql, ", %s", f->expr);
                 sort_col[i] = (int)next++;
             }
         }
     }
-    rc = asset_where(s, &sql, q, 1, 0, x->stream && !count, lb, x->eb);
+    rc = asset_where(s, &sql, q, 1, 0, x->stream && !count, lazy, lb, x->eb);
     if (rc == ERR_OK && x->stream && !count && part == STORE_PART_ALL && q->nsorts == 0) {
         buf_addstr(&sql, " ORDER BY s.rowid");
         if (limit > 0)
@@ -3207,6 +3320,27 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     set = x->set;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         memset(&a, 0, sizeof a);
+        if (lazy) {
+            int64_t seen = 0;
+
+            a.id = sqlite3_column_int64(st, 0);
+            a.client_id = sqlite3_column_int64(st, 1);
+            a.client_name = (const char *)sqlite3_column_text(st, 2);
+            a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
+            a.dev_stamp = lazy_stamp(x->db_tag, a.client_id, sqlite3_column_int64(st, 4));
+            a.dev_load = lazy_load;
+            a.dup = lazy_dup;
+            a.dev_ctx = x;
+            device_init(&a.dev);
+            /* As below: the set serves this statement's snapshot only if it was built there. */
+            if (*rows == 0 && set != NULL &&
+                (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
+                set = NULL;
+            x->cur_id = a.id;
+            x->cur_tenant = a.client_tenant_id;
+            x->cur_set = set;
+            goto sorts;
+        }
         a.id = sqlite3_column_int64(st, 0);
         a.client_id = sqlite3_column_int64(st, 1);
         a.client_name = (const char *)sqlite3_column_text(st, 2);
@@ -3218,7 +3352,6 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         if (!keyed) {
             a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
         } else {
-            const char *key = (const char *)sqlite3_column_text(st, 9);
             int64_t seen = 0;
 
             /* This statement's snapshot is the one the set was built at, or every member of
@@ -3226,13 +3359,15 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             if (*rows == 0 && set != NULL &&
                 (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
                 set = NULL;
-            a.serial_duplicate =
-                key != NULL &&
-                (set == NULL || serialset_has(set, key, (size_t)sqlite3_column_bytes(st, 9))) &&
-                dup_probe(s, q->account_id, a.id, a.client_tenant_id, key);
+            x->cur_id = a.id;
+            x->cur_tenant = a.client_tenant_id;
+            x->cur_set = set;
+            a.serial_duplicate = row_dup(x, (const char *)sqlite3_column_text(st, 9),
+                                         (size_t)sqlite3_column_bytes(st, 9));
         }
         read_device_view(st, 10, &a.dev, &tm);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
+    sorts:
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = sort_col[i], t = sqlite3_column_type(st, c);
             struct store_cell *v = &a.sort_vals[i];
@@ -3247,6 +3382,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.nsort_vals = q->nsorts;
         (*rows)++;
         rc = x->cb(x->arg, &a); /* a.dev borrows the row: nothing to free */
+        done(x->dev_st);
         if (rc != 0)
             break;
     }
@@ -3264,7 +3400,8 @@ static int
 sq_assets_each(struct store *base, const struct asset_query *q,
                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0, 0};
+    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0, 0, 0, NULL, NULL, NULL,
+                        {"", 0},           0};
     sqlite3_stmt *st = NULL;
     char *match = NULL;
     int rc, own = 0;
@@ -3285,6 +3422,8 @@ sq_assets_each(struct store *base, const struct asset_query *q,
         done(st);
     }
     free(match);
+    if (q->lazy_dev && x.s->base.cache_id != NULL)
+        x.db_tag = hash_bytes(x.s->base.cache_id, strlen(x.s->base.cache_id)) | 1;
     rc = store_assets_parts(q, sq_assets_part, &x);
     if (own)
         read_end(x.s);
@@ -3316,7 +3455,7 @@ sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *
         goto out;
     }
     buf_addstr(&sql, "SELECT count(*)");
-    n = asset_where(s, &sql, q, 0, 1, 0, lb, eb);
+    n = asset_where(s, &sql, q, 0, 1, 0, 0, lb, eb);
     if (n != ERR_OK)
         goto out;
     n = cached(s, buf_cstr(&sql), &st, eb);

@@ -211,6 +211,10 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
     after any commit (also by another process), per account, bounded, off at 0."""
     off = Serve(ms, name="serve-nocache", env={"MEMSYNC_API_CACHE_MB": "0"})
     small = Serve(ms, name="serve-1mb", env={"MEMSYNC_API_CACHE_MB": "1"})
+    # No cache at all: every row read and written in full (the row cache is api_row_cache_mb).
+    bare = Serve(ms, name="serve-bare", env={"MEMSYNC_API_CACHE_MB": "0",
+                                             "MEMSYNC_API_ROW_CACHE_MB": "0"})
+    lazy_rows = not ms.db.startswith("postgresql://")  # PostgreSQL reads rows in full
     hw = "/api/v1/assets/hardware"
     urls = [hw, hw + "?page_size=200", hw + "?page_size=5&sort=-name",
             hw + "?sort=%2Bserial_number,-id&page_size=13",
@@ -226,8 +230,12 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
         a = api(srv, "GET", u, admin_key)
         b = api(srv, "GET", u, admin_key)
         c = api(off, "GET", u, admin_key)
-        check(a[0] == b[0] == c[0] == 200, "cache: %s answers 200 (%s %s %s)" % (u, a[0], b[0], c[0]))
-        check(a[2] == b[2] == c[2], "cache: %s is the same bytes rendered, cached, uncached" % u)
+        c2 = api(off, "GET", u, admin_key)
+        d = api(bare, "GET", u, admin_key)
+        check(a[0] == b[0] == c[0] == d[0] == 200,
+              "cache: %s answers 200 (%s %s %s %s)" % (u, a[0], b[0], c[0], d[0]))
+        check(a[2] == b[2] == c[2] == c2[2] == d[2],
+              "cache: %s is the same bytes rendered, cached, from cached rows, uncached" % u)
         ea, eb_, ec = hget(a[3], "ETag"), hget(b[3], "ETag"), hget(c[3], "ETag")
         check(ea and ea == eb_ and ec, "cache: %s has one ETag (%s %s)" % (u, ea, eb_))
     check(metric(srv, admin_key, "memsync_api_cache_hits_total") >= hits0 + len(urls),
@@ -236,6 +244,14 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
           metric(off, admin_key, "memsync_api_cache_hits_total") == 0 and
           metric(off, admin_key, "memsync_api_cache_max_bytes") == 0,
           "cache: api_cache_mb = 0 caches nothing")
+    rows_hit = metric(off, admin_key, "memsync_api_row_cache_hits_total")
+    check((rows_hit > 0) == lazy_rows and
+          (metric(off, admin_key, "memsync_api_row_cache_entries") > 0) == lazy_rows,
+          "row cache: rows rendered once are read from it (SQLite: %d hits)" % rows_hit)
+    check(metric(off, admin_key, "memsync_api_row_cache_max_bytes") == 128 * 1024 * 1024 and
+          metric(bare, admin_key, "memsync_api_row_cache_max_bytes") == 0 and
+          metric(bare, admin_key, "memsync_api_row_cache_entries") == 0,
+          "row cache: 128 MiB by default, none at api_row_cache_mb = 0")
     # Rows rendered by yajl are the detail's (jansson) rows.
     page = get_json(srv, hw + "?page_size=200", admin_key)["data"]
     for row in page[:: max(1, len(page) // 10)]:
@@ -285,6 +301,26 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
     check(text == api(off, "GET", urls[1], admin_key)[2], "cache: fresh bytes after the sync")
     tag2 = hget(hdrs, "ETag")[0]
     check(tag2 != tag, "a new ETag after the sync")
+    # A device changes in Intune: the rows the row cache holds show the change.
+    dev = get_json(srv, hw + "?page_size=1&filter[client.tenant_id]=eq:" + tenant_id,
+                   admin_key)["data"][0]
+    for u in urls:
+        api(off, "GET", u, admin_key)
+    sim.control({"op": "modify_device", "tenant": tenant_id,
+                 "id": dev["source"]["intune_device_id"],
+                 "set": {"deviceName": "row-cache-renamed", "complianceState": "noncompliant"},
+                 "touch": True})
+    ms.run("sync")
+    for u in urls + [hw + "/%d" % dev["id"]]:
+        c = api(off, "GET", u, admin_key)
+        d = api(bare, "GET", u, admin_key)
+        check(c[0] == d[0] == 200 and c[2] == d[2],
+              "row cache: %s fresh after the device changed" % u)
+    row = [r for r in get_json(off, hw + "?page_size=200&sort=-last_check_in_at",
+                               admin_key)["data"] if r["id"] == dev["id"]]
+    check(row and row[0]["name"] == "row-cache-renamed" and
+          row[0]["compliance_state"] == "noncompliant",
+          "row cache: the changed device's row is new (%s)" % (row and row[0]["name"]))
     # An integration write (this process) changes the version too.
     st, *_ = api(srv, "PATCH", "/api/v1/integrations/%d" % iid, admin_key, {"name": "Cache test"})
     check(st == 200, "integration renamed (%s)" % st)
@@ -314,7 +350,8 @@ def cache_checks(sim, ms, srv, admin_key, other_key, iid, tenant_id):
     check(0 < used <= 1024 * 1024, "1 MiB cache holds at most 1 MiB (%d)" % used)
     check(metric(small, admin_key, "memsync_api_cache_evictions_total") > 0,
           "1 MiB cache evicted")
-    check(off.stop() == 0 and small.stop() == 0, "the other servers stop cleanly")
+    check(off.stop() == 0 and small.stop() == 0 and bare.stop() == 0,
+          "the other servers stop cleanly")
 
 
 HW_SORT_FIELDS = (

@@ -6,6 +6,7 @@
 
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -14,10 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "asset.h"
 #include "clock.h"
 #include "device.h"
 #include "err.h"
 #include "mem.h"
+#include "rowcache.h"
 #include "serialset.h"
 #include "store.h"
 
@@ -1357,6 +1360,218 @@ test_serial_duplicate(void **state)
     free_devs(b, 1);
 }
 
+/* ---- lazy list rows and the row cache --------------------------------------------------- */
+
+struct pagew {
+    struct asset_writer *w;
+    struct rowcache *rc;
+    int n;
+};
+
+static int
+page_row(void *arg, const struct asset *a)
+{
+    struct pagew *p = arg;
+
+    if (p->n++ > 0)
+        asset_writer_raw(p->w, ",", 1);
+    return asset_writer_row(p->w, a, p->rc);
+}
+
+/* q's rows as the hardware list writes them: full rows, or lazy ones through rc. */
+static char *
+render_rows(struct fx *fx, struct asset_query *q, int lazy, struct rowcache *rc)
+{
+    struct errbuf eb = {0};
+    struct pagew p = {asset_writer_new_owned(4096, (size_t)1 << 24), rc, 0};
+    size_t len = 0;
+    char *out;
+
+    q->lazy_dev = lazy;
+    assert_int_equal(store_assets_each(fx->st, q, page_row, &p, &eb), ERR_OK);
+    q->lazy_dev = 0;
+    out = asset_writer_take(p.w, &len);
+    assert_non_null(out);
+    return out;
+}
+
+/* Every list shape reads the same lazily as in full: through rc as it is (rows cached from
+ * earlier states must not show), again (all cached now) and through a new cache. Returns the
+ * default list's text. */
+static char *
+check_lazy(struct fx *fx, struct rowcache *rc, int64_t client_id)
+{
+    char cid[32];
+    struct store_filter by_client[] = {{"client.id", "eq", cid}};
+    struct store_filter by_os[] = {{"operating_system.name", "in", "Windows,iOS"}};
+    struct store_filter by_compliance[] = {{"compliance_state", "eq", "noncompliant"}};
+    struct store_sort checkin[] = {{"last_check_in_at", 1}};
+    struct store_sort name[] = {{"name", 0}};
+    struct store_sort client_name[] = {{"client.name", 0}, {"name", 1}};
+    char *first = NULL;
+
+    snprintf(cid, sizeof cid, "%" PRId64, client_id);
+    for (int shape = 0; shape < 9; shape++) {
+        struct asset_query q;
+        struct rowcache *fresh = NULL;
+        struct errbuf eb = {0};
+        char *full, *lazy;
+
+        memset(&q, 0, sizeof q);
+        q.account_id = fx->account;
+        q.limit = 50;
+        switch (shape) {
+        case 1:
+            q.include_retired = 1;
+            break;
+        case 2:
+            q.filters = by_client;
+            q.nfilters = 1;
+            q.sorts = checkin;
+            q.nsorts = 1;
+            break;
+        case 3:
+            q.filters = by_os;
+            q.nfilters = 1;
+            q.sorts = name;
+            q.nsorts = 1;
+            break;
+        case 4:
+            q.filters = by_compliance;
+            q.nfilters = 1;
+            break;
+        case 5:
+            q.search = "dev";
+            break;
+        case 6:
+            q.sorts = client_name;
+            q.nsorts = 2;
+            q.include_retired = 1;
+            break;
+        case 7: /* a page in the middle */
+            q.filters = by_client;
+            q.nfilters = 1;
+            q.sorts = name;
+            q.nsorts = 1;
+            q.limit = 2;
+            q.offset = 1;
+            break;
+        case 8:
+            q.after_id = 1;
+            q.limit = 3;
+            break;
+        }
+        full = render_rows(fx, &q, 0, NULL);
+        for (int pass = 0; pass < 2; pass++) {
+            lazy = render_rows(fx, &q, 1, rc);
+            assert_string_equal(lazy, full);
+            free(lazy);
+        }
+        assert_int_equal(rowcache_create(&fresh, 1 << 20, &eb), ERR_OK);
+        lazy = render_rows(fx, &q, 1, fresh);
+        assert_string_equal(lazy, full);
+        free(lazy);
+        rowcache_free(fresh);
+        if (shape == 0)
+            first = full;
+        else
+            free(full);
+    }
+    return first;
+}
+
+static int64_t
+client_of(struct fx *fx, const char *tenant)
+{
+    char sql[160];
+
+    snprintf(sql, sizeof sql, "SELECT id FROM client WHERE tenant_id = '%s'", tenant);
+    return db_int(fx, sql);
+}
+
+static void
+test_lazy_rows(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device a[3], b[1];
+    struct rowcache *rc = NULL;
+    struct rowcache_stats st;
+    struct integration in;
+    char *text;
+    int64_t ca, gen_before;
+
+    assert_int_equal(rowcache_create(&rc, 4 << 20, &eb), ERR_OK);
+    mkdev(&a[0], "dev-a1", "A1", "SHARED-1");
+    mkdev(&a[1], "dev-a2", "A2", "UNIQUE-2");
+    mkdev(&a[2], "dev-a3", "A3", "Unknown"); /* no real serial: no serial key */
+    a[0].last_check_in_at = T0 - 300;
+    a[1].last_check_in_at = T0 - 100;
+    free(a[1].compliance_state);
+    a[1].compliance_state = xstrdup("compliant");
+    mkdev(&b[0], "dev-b1", "B1", "OTHER-1");
+    free(b[0].os_name);
+    b[0].os_name = xstrdup("iOS");
+    sync_tenant(fx, &ci_a, a, 3, 1, T0);
+    sync_tenant(fx, &ci_b, b, 1, 1, T0);
+    ca = client_of(fx, ci_a.tenant_id);
+    free(check_lazy(fx, rc, ca));
+    rowcache_stats(rc, &st);
+    /* SQLite hands out lazy rows (the cache fills); PostgreSQL full ones. */
+    if (fx->pg_url == NULL)
+        assert_true(st.entries == 4 && st.hits > 0);
+    else
+        assert_int_equal(st.entries, 0);
+
+    /* A device changes: the cached row of it must not show. */
+    free(a[1].name);
+    a[1].name = xstrdup("A2-renamed");
+    free(a[1].compliance_state);
+    a[1].compliance_state = xstrdup("noncompliant");
+    a[0].last_check_in_at = T0 + 30;
+    sync_tenant(fx, &ci_a, a, 3, 1, T0 + 60);
+    text = check_lazy(fx, rc, ca);
+    assert_non_null(strstr(text, "A2-renamed"));
+    free(text);
+
+    /* Another tenant takes A1's serial: A1's cached row is now a duplicate. */
+    free(b[0].serial);
+    b[0].serial = xstrdup("shared-1");
+    sync_tenant(fx, &ci_b, b, 1, 1, T0 + 60);
+    text = check_lazy(fx, rc, ca);
+    assert_non_null(strstr(text, "\"serial_duplicate\":true"));
+    free(text);
+
+    /* A3 is retired, then the client is deleted with its integration and made again: its
+     * rows come back under the same ids, perhaps the same client id, with other values. */
+    sync_tenant(fx, &ci_a, a, 2, 1, T0 + 120);
+    free(check_lazy(fx, rc, ca));
+    gen_before = db_int(fx, "SELECT max(sync_gen) FROM client");
+    assert_int_equal(store_integration_delete(fx->st, fx->account, fx->integ, &eb), ERR_OK);
+    memset(&in, 0, sizeof in);
+    in.account_id = fx->account;
+    in.name = "msp again";
+    in.partner_tenant_id = "11111111-1111-1111-1111-111111111111";
+    in.partner_app_id = "22222222-2222-2222-2222-222222222222";
+    in.sync_app_id = "33333333-3333-3333-3333-333333333333";
+    in.partner_secret_expires = TS_NULL;
+    in.sync_secret_expires = TS_NULL;
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
+    fx->integ = in.id;
+    free(a[0].name);
+    a[0].name = xstrdup("A1-again");
+    sync_tenant(fx, &ci_a, a, 3, 1, T0 + 120);
+    ca = client_of(fx, ci_a.tenant_id);
+    if (fx->pg_url == NULL) /* a new client's generation starts past every earlier one */
+        assert_true(db_int(fx, "SELECT min(sync_gen) FROM client") > gen_before);
+    text = check_lazy(fx, rc, ca);
+    assert_non_null(strstr(text, "A1-again"));
+    free(text);
+    rowcache_free(rc);
+    free_devs(a, 3);
+    free_devs(b, 1);
+}
+
 static void
 test_int64_roundtrip_and_query(void **state)
 {
@@ -1986,6 +2201,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reconcile_after_lost_transaction, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_rows, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
@@ -2013,6 +2229,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_first_sync_titles_exist, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_rows, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
