@@ -9,13 +9,16 @@ requests/s, mean and p99 latency, errors; then free-text search timed one reques
 and under load, and the time and peak memory of streaming the whole hardware CSV export.
 Not a test: it prints numbers.
 
-Two servers run on the same database: one with the list answer cache off (api_cache_mb=0:
-every request renders its page, "cold") and one with it on (--cache-mb, primed with one request
-per URL before wrk starts, "warm"). --cache picks which rows are measured.
+Three servers run on the same database: "off" with both caches off (api_cache_mb=0 and
+api_row_cache_mb=0: every request reads and writes each row of its page), "rows" with only the
+row cache (api_row_cache_mb, default 128 MiB: every request renders its page, from rows rendered
+before; primed with one request per URL, whose time is printed, before wrk starts), and "warm"
+with the answer cache on too (--cache-mb, primed the same way: whole pages). --cache picks which
+are measured.
 
 Usage: bench/bench_api.py [--tenants 500] [--devices 2000] [--duration 10] [--connections 16]
                           [--threads 2] [--keep DIR] [--only GROUP,...]
-                          [--cache both|off|on] [--cache-mb 256] [--save-urls FILE]
+                          [--cache off,rows,on] [--cache-mb 256] [--save-urls FILE]
 Needs wrk (scripts/deps.sh bench). Build first (scripts/build.sh). --bin (or MEMSYNC_BIN) picks
 the binary, build/memsync by default.
 """
@@ -101,8 +104,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--keep", help="reuse/keep the work directory (skips the sync when filled)")
     ap.add_argument("--only", help="comma list of group names to run (default: all)")
-    ap.add_argument("--cache", choices=("both", "off", "on"), default="both",
-                    help="list rows without the answer cache (off), warm (on), or both")
+    ap.add_argument("--cache", default="off,rows,on",
+                    help="comma list of the servers measured: off (no cache), rows (row cache "
+                    "only), on (answer cache); 'both' is off,on")
     ap.add_argument("--cache-mb", type=int, default=256,
                     help="api_cache_mb of the cached server (the mixed row's 331 pages are "
                     "about 80 MB)")
@@ -111,6 +115,9 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("MEMSYNC_BIN") or
                     os.path.join(HERE, "..", "build", "memsync"))
     a = ap.parse_args()
+    modes = {"both": "off,on", "all": "off,rows,on"}.get(a.cache, a.cache).split(",")
+    if not modes or any(m not in ("off", "rows", "on") for m in modes):
+        sys.exit("--cache: a comma list of off, rows, on")
     harness.BIN = test_api.BIN = os.path.abspath(a.bin)
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: scripts/deps.sh bench")
@@ -133,6 +140,8 @@ def main():
     t0 = time.monotonic()
     ms.run("clients", check=0, timeout=3600)
     print("open (migrations): %.1f s" % (time.monotonic() - t0))
+    bare = Serve(ms, name="serve-bare", env={"MEMSYNC_API_CACHE_MB": "0",
+                                             "MEMSYNC_API_ROW_CACHE_MB": "0"})
     srv = Serve(ms, name="serve-nocache", env={"MEMSYNC_API_CACHE_MB": "0"})
     warm = Serve(ms, name="serve-cache", env={"MEMSYNC_API_CACHE_MB": str(a.cache_mb)})
     key = apikey(ms, "read")
@@ -150,7 +159,7 @@ def main():
                   (left0, dt, dt * 1e6 / left0))
 
     def get(path):
-        r = urllib.request.Request(srv.url + path, headers={"x-api-key": key})
+        r = urllib.request.Request(bare.url + path, headers={"x-api-key": key})
         with urllib.request.urlopen(r, timeout=600) as resp:
             return json.loads(resp.read())
 
@@ -246,24 +255,42 @@ def main():
               (sum(times) / len(times), max(times), slow))
     print("| rows | URLs | cache | req/s | mean ms | p99 ms | non-2xx | server CPU ms/req |")
     print("|---|---:|---|---:|---:|---:|---:|---:|")
+    primed = []
     for name, desc, paths in groups:
         runs = []
-        if a.cache in ("both", "off") or name == "detail":
-            runs.append(("off", srv))
-        if a.cache in ("both", "on") and name != "detail":  # the detail is never cached
+        if "off" in modes or name == "detail":
+            runs.append(("off", bare))
+        if "rows" in modes and name != "detail":  # the detail reads one row, in full
+            runs.append(("rows", srv))
+        if "on" in modes and name != "detail":  # nor is it an answer the cache keeps
             runs.append(("warm", warm))
         for label, s in runs:
-            if label == "warm":
-                for p in paths:  # one miss per URL, then wrk measures hits
+            if label != "off":
+                t0 = time.monotonic()
+                for p in paths:  # one miss per URL (page or rows), then wrk measures
                     r = urllib.request.Request(s.url + p, headers={"x-api-key": key})
                     with urllib.request.urlopen(r, timeout=600) as resp:
                         resp.read()
+                primed.append("%s %s: %d pages one at a time in %.2f s (%.1f ms each)" %
+                              (name, label, len(paths), time.monotonic() - t0,
+                               (time.monotonic() - t0) * 1000 / len(paths)))
             rps, mean, p99, errs, cpu = wrk(s.url, paths, key, a, s.proc.pid)
             print("| %s | %d | %s | %.0f | %.1f | %.1f | %d | %.2f |" %
                   (desc, len(paths), label, rps, mean, p99, errs, cpu), flush=True)
+    for line in primed:
+        print("primed, " + line)
+    st, _, text, _ = test_api.api(srv, "GET", "/metrics", key)
+    m = dict(re.findall(r"^(memsync_api_row_cache_\w+) (\d+)$", text, re.M))
+    if m and "rows" in modes:
+        print("row cache: %s MB of %s MB used, %s rows, %s hits, %s misses, %s evictions" %
+              (int(m["memsync_api_row_cache_bytes"]) // 1000000,
+               int(m["memsync_api_row_cache_max_bytes"]) // 1000000,
+               m["memsync_api_row_cache_entries"], m["memsync_api_row_cache_hits_total"],
+               m["memsync_api_row_cache_misses_total"],
+               m["memsync_api_row_cache_evictions_total"]))
     st, _, text, _ = test_api.api(warm, "GET", "/metrics", key)
     m = dict(re.findall(r"^(memsync_api_cache_\w+) (\d+)$", text, re.M))
-    if m:
+    if m and "on" in modes:
         print("cached server: %s MB of %s MB used, %s entries, %s hits, %s misses, %s evictions" %
               (int(m["memsync_api_cache_bytes"]) // 1000000,
                int(m["memsync_api_cache_max_bytes"]) // 1000000, m["memsync_api_cache_entries"],
@@ -273,20 +300,20 @@ def main():
         # Anonymous memory (heap): SQLite's memory-mapped database file is shared file pages,
         # which VmRSS counts once per connection that touched them.
         import threading
-        before = rss_kib(srv.proc.pid, "RssAnon")
+        before = rss_kib(bare.proc.pid, "RssAnon")
         peak = [before]
         done = threading.Event()
 
         def sample():
             while not done.wait(0.05):
-                peak[0] = max(peak[0], rss_kib(srv.proc.pid, "RssAnon"))
+                peak[0] = max(peak[0], rss_kib(bare.proc.pid, "RssAnon"))
 
         th = threading.Thread(target=sample)
         th.start()
         t0 = time.monotonic()
         n = 0
         size = 0
-        r = urllib.request.Request(srv.url + "/api/v1/assets/hardware.csv",
+        r = urllib.request.Request(bare.url + "/api/v1/assets/hardware.csv",
                                    headers={"x-api-key": key})
         with urllib.request.urlopen(r, timeout=3600) as resp:
             while True:
@@ -301,7 +328,8 @@ def main():
         print("CSV export: %d lines, %.0f MB in %.1f s (%.0f lines/s); serve anonymous RSS "
               "%d MiB before, peak %d MiB during the export (VmRSS %d MiB, incl. the mapped "
               "database)" % (n - 1, size / 1e6, dt, (n - 1) / dt, before // 1024, peak[0] // 1024,
-                             rss_kib(srv.proc.pid, "VmRSS") // 1024))
+                             rss_kib(bare.proc.pid, "VmRSS") // 1024))
+    bare.stop()
     srv.stop()
     warm.stop()
     if not a.keep:

@@ -164,7 +164,7 @@ rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
             lru_front(s, e);
         }
         emit(arg, e->data, e->len);
-        strcpy(aux, e->data + e->len); /* put checked its length */
+        memcpy(aux, e->data + e->len, strlen(e->data + e->len) + 1); /* put bounded it */
         *has_aux = e->has_aux;
         hit = 1;
         s->hits++;

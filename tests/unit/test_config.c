@@ -207,6 +207,17 @@ test_errors(void **state)
     assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
     assert_int_equal(c.api_cache_mb, 8);
     unsetenv("MEMSYNC_API_CACHE_MB");
+    /* api_row_cache_mb: its own setting, same range. */
+    assert_int_equal(c.api_row_cache_mb, 128);
+    assert_int_equal(config_set(&c, "api_row_cache_mb", "0", &eb), ERR_OK);
+    assert_int_equal(c.api_row_cache_mb, 0);
+    assert_int_equal(c.api_cache_mb, 8);
+    assert_int_equal(config_set(&c, "api_row_cache_mb", "16385", &eb), ERR_INVAL);
+    setenv("MEMSYNC_API_ROW_CACHE_MB", "512", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_int_equal(c.api_row_cache_mb, 512);
+    assert_int_equal(c.api_cache_mb, 64);
+    unsetenv("MEMSYNC_API_ROW_CACHE_MB");
 
     /* Too long: an error, never truncated. */
     longv = malloc(CONFIG_VALUE_MAX + 1);
@@ -247,6 +258,7 @@ test_print(void **state)
     assert_non_null(strstr(out, "graph_url = https://graph.microsoft.com\n"));
     assert_non_null(strstr(out, "sync_parallel = 32\n"));
     assert_non_null(strstr(out, "api_cache_mb = 64\n"));
+    assert_non_null(strstr(out, "api_row_cache_mb = 128\n"));
     assert_non_null(strstr(out, "log_format = text\n"));
     /* What it prints parses back to the same settings. */
     {

@@ -32,7 +32,7 @@ get(struct rowcache *c, int64_t id, uint64_t stamp, struct buf *b, char *aux)
     assert_true(has == 0 || has == 1);
     if (!has) {
         assert_string_equal(aux, "");
-        strcpy(aux, "<none>");
+        snprintf(aux, ROWCACHE_MAX_AUX + 1, "<none>");
     }
     return buf_cstr(b);
 }
