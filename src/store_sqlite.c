@@ -3400,8 +3400,12 @@ static int
 sq_assets_each(struct store *base, const struct asset_query *q,
                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    struct sq_part x = {(struct sq *)base, q, cb, arg, eb, NULL, 0, 0, 0, NULL, NULL, NULL,
-                        {"", 0},           0};
+    struct sq_part x = {.s = (struct sq *)base,
+                        .q = q,
+                        .cb = cb,
+                        .arg = arg,
+                        .eb = eb,
+                        .dev_tm = {"", DEVICE_UNKNOWN}};
     sqlite3_stmt *st = NULL;
     char *match = NULL;
     int rc, own = 0;
