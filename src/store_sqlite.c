@@ -685,11 +685,12 @@ static const char schema_v6[] =
  * retirement and compliance), so that a list page whose filters and sort they cover reads no
  * table row: its rows' rendered JSON comes from serve's row cache (sq_assets_part's lazy
  * rows). The OS index compares without case, as an OS eq filter does (sq_ieq), so that filter
- * uses it, and continues with the name: an OS's list sorted by name is one walk. */
+ * (and its count) uses it. Not the name after it: a sync's inserts would land at random places
+ * in it instead of at the end of their client's run, 2 us more CPU per device. */
 static const char schema_v7[] =
     "DROP INDEX hardware_asset_os;"
     "CREATE INDEX hardware_asset_os ON hardware_asset(account_id, os_name COLLATE NOCASE, "
-    "retired_at, name, id, client_id);"
+    "retired_at, client_id);"
     "DROP INDEX hardware_asset_checkin;"
     "CREATE INDEX hardware_asset_checkin ON hardware_asset(account_id, retired_at, "
     "last_check_in_at, id, os_name, client_id);"
