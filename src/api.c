@@ -697,7 +697,7 @@ out:
 
 struct genpage {
     struct asset_writer *w;
-    struct rowcache *rowc; /* rendered device fields; NULL = off */
+    struct rowcache *rowc; /* rendered row bodies (lazy rows); NULL = off */
     size_t rows, page_size;
     int64_t last_id;
     struct cursor last; /* the last row's sort values (text copied) */

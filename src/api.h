@@ -44,7 +44,7 @@ struct api_app {
     int64_t started_at;
     int validate_sample;     /* customer tenants tried when saving; 0 = default */
     struct pagecache *pages; /* rendered hardware list answers; NULL = off (api_cache_mb 0) */
-    struct rowcache *rows;   /* rendered device fields of list rows; NULL = off */
+    struct rowcache *rows;   /* rendered hardware row bodies; NULL = off (api_row_cache_mb 0) */
 };
 
 /* The router (an httpd_handler). */
