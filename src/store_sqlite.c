@@ -3324,55 +3324,38 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     keyed = x->set != NULL;
     set = x->set;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        memset(&a, 0, sizeof a);
-        if (lazy) {
-            int64_t seen = 0;
+        int64_t seen = 0;
 
-            a.id = sqlite3_column_int64(st, 0);
-            a.client_id = sqlite3_column_int64(st, 1);
-            a.client_name = (const char *)sqlite3_column_text(st, 2);
-            a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
+        memset(&a, 0, sizeof a);
+        a.id = sqlite3_column_int64(st, 0);
+        a.client_id = sqlite3_column_int64(st, 1);
+        a.client_name = (const char *)sqlite3_column_text(st, 2);
+        a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
+        /* The set serves this statement's snapshot only if it was built there, or every member
+         * of the page is probed. (An asset's tenant is its client's: column 3.) */
+        if (*rows == 0 && set != NULL &&
+            (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
+            set = NULL;
+        x->cur_id = a.id;
+        x->cur_tenant = a.client_tenant_id;
+        x->cur_set = set;
+        if (lazy) {
             a.dev_stamp = lazy_stamp(x->db_tag, a.client_id, sqlite3_column_int64(st, 4));
             a.dev_load = lazy_load;
             a.dup = lazy_dup;
             a.dev_ctx = x;
             device_init(&a.dev);
-            /* As below: the set serves this statement's snapshot only if it was built there. */
-            if (*rows == 0 && set != NULL &&
-                (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
-                set = NULL;
-            x->cur_id = a.id;
-            x->cur_tenant = a.client_tenant_id;
-            x->cur_set = set;
-            goto sorts;
-        }
-        a.id = sqlite3_column_int64(st, 0);
-        a.client_id = sqlite3_column_int64(st, 1);
-        a.client_name = (const char *)sqlite3_column_text(st, 2);
-        a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
-        a.integration_id = sqlite3_column_int64(st, 4);
-        a.first_synced_at = col_int_or(st, 6, TS_NULL);
-        a.last_synced_at = col_int_or(st, 7, TS_NULL);
-        a.retired_at = col_int_or(st, 8, TS_NULL);
-        if (!keyed) {
-            a.serial_duplicate = sqlite3_column_int(st, 9) != 0;
         } else {
-            int64_t seen = 0;
-
-            /* This statement's snapshot is the one the set was built at, or every member of
-             * the page is probed. (An asset's tenant is its client's: column 3.) */
-            if (*rows == 0 && set != NULL &&
-                (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
-                set = NULL;
-            x->cur_id = a.id;
-            x->cur_tenant = a.client_tenant_id;
-            x->cur_set = set;
-            a.serial_duplicate = row_dup(x, (const char *)sqlite3_column_text(st, 9),
-                                         (size_t)sqlite3_column_bytes(st, 9));
+            a.integration_id = sqlite3_column_int64(st, 4);
+            a.first_synced_at = col_int_or(st, 6, TS_NULL);
+            a.last_synced_at = col_int_or(st, 7, TS_NULL);
+            a.retired_at = col_int_or(st, 8, TS_NULL);
+            a.serial_duplicate = keyed ? row_dup(x, (const char *)sqlite3_column_text(st, 9),
+                                                 (size_t)sqlite3_column_bytes(st, 9))
+                                       : sqlite3_column_int(st, 9) != 0;
+            read_device_view(st, 10, &a.dev, &tm);
+            a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         }
-        read_device_view(st, 10, &a.dev, &tm);
-        a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
-    sorts:
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = sort_col[i], t = sqlite3_column_type(st, c);
             struct store_cell *v = &a.sort_vals[i];
