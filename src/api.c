@@ -739,6 +739,13 @@ asset_write_cb(void *arg, const struct asset *a)
 
 /* Renders the page of q into resp: {"data": [...], "total_count": N, "next_cursor": ...}, the
  * same envelope reply_page writes, without a tree. */
+/* asset_query.lazy_held for the row cache. */
+static int
+row_held(void *arg, int64_t id, uint64_t stamp)
+{
+    return rowcache_has(arg, id, stamp);
+}
+
 static void
 hardware_render(struct httpd_request *req, struct httpd_response *resp, struct asset_query *q,
                 const struct list_params *lp, int64_t total, struct rowcache *rowc)
@@ -903,6 +910,8 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     }
     q.limit = lp.page_size + 1;
     q.lazy_dev = app->rows != NULL;
+    q.lazy_held = row_held;
+    q.lazy_held_arg = app->rows;
     hardware_render(req, resp, &q, &lp, total, app->rows);
     if (keyed && resp->status == 200) { /* never an error answer */
         pagecache_put(app->pages, key.data, key.len, version, resp->ext, resp->ext_len);

@@ -180,6 +180,28 @@ rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
     return hit;
 }
 
+int
+rowcache_has(struct rowcache *c, int64_t id, uint64_t stamp)
+{
+    struct entry **b, *e;
+    struct shard *s;
+    int has;
+
+    if (c == NULL)
+        return 0;
+    s = shard_of(c, id, &b);
+    pthread_mutex_lock(&s->mu);
+    for (e = *b; e != NULL && e->id != id; e = e->hnext)
+        ;
+    has = e != NULL && e->stamp == stamp;
+    if (has && s->head != e) {
+        lru_unlink(s, e);
+        lru_front(s, e);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return has;
+}
+
 void
 rowcache_put(struct rowcache *c, int64_t id, uint64_t stamp, const char *value, size_t len,
              const char *aux)

@@ -47,6 +47,9 @@ void rowcache_free(struct rowcache *c); /* NULL-safe */
 int rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
                  void (*emit)(void *arg, const char *p, size_t n), void *arg, char *aux,
                  int *has_aux);
+/* Whether id is cached at stamp (it then becomes the most recently used); no hit or miss is
+ * counted. */
+int rowcache_has(struct rowcache *c, int64_t id, uint64_t stamp);
 /* Caches a copy of value[0..len) and of the string aux (NULL: none) for id at stamp, replacing
  * what id had. Nothing is cached past ROWCACHE_MAX_VALUE or ROWCACHE_MAX_AUX. */
 void rowcache_put(struct rowcache *c, int64_t id, uint64_t stamp, const char *value, size_t len,

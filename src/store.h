@@ -258,6 +258,11 @@ struct asset_query {
     /* Pages (limit > 0): the callback may get rows without their device fields (see
      * asset.dev_load), for a caller that keeps them rendered. A backend may ignore it. */
     int lazy_dev;
+    /* With lazy_dev: whether the caller holds the rest of row id at stamp (asset.dev_stamp),
+     * asked for each row before any callback; the rest of the others may then be read ahead in
+     * one go. NULL: it holds none. Called on the store's thread; must not use the store. */
+    int (*lazy_held)(void *arg, int64_t id, uint64_t stamp);
+    void *lazy_held_arg;
 };
 
 /* The stored lastSyncDateTime of each device of one tenant, for incremental syncs (cheaper than

@@ -69,6 +69,7 @@ enum stmt_id {
     S_SERIAL_DUP,
     S_UNINDEXED,
     S_ASSET_DEV,
+    S_ASSET_DEV_BATCH,
     S_COUNT
 };
 
@@ -3092,11 +3093,15 @@ struct sq_part {
     int stream;
     /* Lazy rows (asset_query.lazy_dev): the row being handed out (id, tenant), the serial
      * set its duplicate flag is read from (NULL: probe), the statement lazy_load stepped for
-     * it (reset once the callback returns) and its type memo. */
+     * it (reset once the callback returns) and its type memo. batch_st reads the page's rows
+     * the caller does not hold ahead, in page order: its current row is batch_id's (0: none
+     * left). */
     int64_t cur_id;
     const char *cur_tenant;
     const struct serialset *cur_set;
     sqlite3_stmt *dev_st;
+    sqlite3_stmt *batch_st;
+    int64_t batch_id;
     struct type_memo dev_tm;
     uint64_t db_tag;
 };
@@ -3191,8 +3196,13 @@ row_dup(struct sq_part *x, const char *key, size_t len)
            dup_probe(x->s, x->q->account_id, x->cur_id, x->cur_tenant, key);
 }
 
-/* asset.dev_load of a lazy row: the rest of it in the list's snapshot (the list statement is
- * still stepping, so the connection's read transaction is the same). */
+/* The columns of a lazy row's rest (S_ASSET_DEV, S_ASSET_DEV_BATCH): id first. */
+#define LAZY_DEV_COLS                                                                              \
+    "SELECT h.id, h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "     \
+    "h.retired_at, h.serial_key, %s FROM "
+
+/* asset.dev_load of a lazy row: the rest of it in the list's snapshot (sq_assets_each holds
+ * it), from the rows read ahead when it is there, else read by id. */
 static int
 lazy_load(void *ctx, struct asset *a, const char **serial_key)
 {
@@ -3201,30 +3211,31 @@ lazy_load(void *ctx, struct asset *a, const char **serial_key)
     sqlite3_stmt *st;
     int rc;
 
-    if (x->dev_st == NULL) {
-        char *sql = xasprintf("SELECT h.integration_id, h.intune_device_id, h.first_synced_at, "
-                              "h.last_synced_at, h.retired_at, h.serial_key, %s FROM "
-                              "hardware_asset h WHERE h.id = ?1",
-                              s->dsql.cols_h);
+    if (x->batch_id != 0 && x->batch_id == x->cur_id) {
+        st = x->batch_st;
+    } else {
+        if (x->dev_st == NULL) {
+            char *sql = xasprintf(LAZY_DEV_COLS "hardware_asset h WHERE h.id = ?1", s->dsql.cols_h);
 
-        rc = prep(s, S_ASSET_DEV, sql, &x->dev_st, x->eb);
-        free(sql);
-        if (rc != ERR_OK)
-            return rc;
+            rc = prep(s, S_ASSET_DEV, sql, &x->dev_st, x->eb);
+            free(sql);
+            if (rc != ERR_OK)
+                return rc;
+        }
+        st = x->dev_st;
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, x->cur_id);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            return db_err(s, sqlite3_extended_errcode(s->db), x->eb, "reading a device");
     }
-    st = x->dev_st;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, x->cur_id);
-    if (sqlite3_step(st) != SQLITE_ROW)
-        return db_err(s, sqlite3_extended_errcode(s->db), x->eb, "reading a device");
-    a->integration_id = sqlite3_column_int64(st, 0);
-    a->first_synced_at = col_int_or(st, 2, TS_NULL);
-    a->last_synced_at = col_int_or(st, 3, TS_NULL);
-    a->retired_at = col_int_or(st, 4, TS_NULL);
-    *serial_key = (const char *)sqlite3_column_text(st, 5);
-    a->serial_duplicate = row_dup(x, *serial_key, (size_t)sqlite3_column_bytes(st, 5));
-    read_device_view(st, 6, &a->dev, &x->dev_tm);
-    a->dev.intune_id = (char *)sqlite3_column_text(st, 1);
+    a->integration_id = sqlite3_column_int64(st, 1);
+    a->first_synced_at = col_int_or(st, 3, TS_NULL);
+    a->last_synced_at = col_int_or(st, 4, TS_NULL);
+    a->retired_at = col_int_or(st, 5, TS_NULL);
+    *serial_key = (const char *)sqlite3_column_text(st, 6);
+    a->serial_duplicate = row_dup(x, *serial_key, (size_t)sqlite3_column_bytes(st, 6));
+    read_device_view(st, 7, &a->dev, &x->dev_tm);
+    a->dev.intune_id = (char *)sqlite3_column_text(st, 2);
     return ERR_OK;
 }
 
@@ -3248,6 +3259,191 @@ lazy_stamp(uint64_t db_tag, int64_t client_id, int64_t gen)
     return h != 0 ? h : 1;
 }
 
+/* The serial set that serves the snapshot being read: x->set only if it was built there, else
+ * NULL (every member of the page is then probed). */
+static const struct serialset *
+snapshot_set(struct sq_part *x)
+{
+    int64_t seen = 0;
+
+    if (x->set == NULL || sq_data_version(&x->s->base, &seen, NULL) != ERR_OK ||
+        seen != x->set_version)
+        return NULL;
+    return x->set;
+}
+
+/* Lazy pages are collected whole first: at most this many rows, their strings in an arena. */
+#define LAZY_MAX_ROWS  5000
+#define LAZY_ARENA_MAX (8 * 1024 * 1024)
+
+/* A collected row of a lazy page; strings are offsets into the page's arena (SIZE_MAX: NULL). */
+struct lazy_row {
+    int64_t id, client_id;
+    uint64_t stamp;
+    size_t name, tenant;
+    struct {
+        enum store_cell_kind kind;
+        int64_t i;
+        size_t s;
+    } sort[STORE_LIST_MAX_SORTS];
+};
+
+static int
+arena_add(struct buf *a, sqlite3_stmt *st, int c, size_t *off)
+{
+    const unsigned char *p = sqlite3_column_text(st, c);
+    size_t n;
+
+    *off = SIZE_MAX;
+    if (p == NULL)
+        return ERR_OK;
+    n = (size_t)sqlite3_column_bytes(st, c);
+    if (buf_reserve(a, n + 1) != ERR_OK)
+        return ERR_TOOBIG;
+    memcpy(a->data + a->len, p, n + 1); /* with SQLite's terminator */
+    *off = a->len;
+    a->len += n + 1;
+    return ERR_OK;
+}
+
+/* Appends ",id" (just "id" first) to a JSON array of ids, without printf: a page can ask for
+ * hundreds. */
+static int
+ids_add(struct buf *b, int64_t id, int first)
+{
+    char t[24], *e = t + sizeof t, *p = e;
+    uint64_t u = id < 0 ? 0 : (uint64_t)id; /* ids are positive */
+
+    do
+        *--p = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (!first)
+        *--p = ',';
+    return buf_add(b, p, (size_t)(e - p));
+}
+
+static const char *
+arena_str(const struct buf *a, size_t off)
+{
+    return off == SIZE_MAX ? NULL : a->data + off;
+}
+
+/* The rows of a lazy page (st: the list statement, stepped here). They are collected first, so
+ * that the rest of those the caller does not hold (asset_query.lazy_held) is read by one
+ * statement, in page order, beside the callbacks: a row read by id costs a statement reset,
+ * which frees every column buffer (about a third of a row's cost). */
+static int
+lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, int64_t *rows)
+{
+    struct sq *s = x->s;
+    const struct asset_query *q = x->q;
+    struct lazy_row *r = xmalloc((size_t)limit * sizeof *r);
+    const struct serialset *set = NULL;
+    sqlite3_stmt *bst = NULL;
+    struct buf arena, ids;
+    size_t n = 0, want = 0;
+    int rc = ERR_OK, src = SQLITE_DONE;
+
+    buf_init(&arena, LAZY_ARENA_MAX);
+    buf_init(&ids, LAZY_ARENA_MAX);
+    buf_reserve(&arena, (size_t)limit * 64);
+    buf_addc(&ids, '[');
+    while (n < (size_t)limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct lazy_row *w = &r[n];
+
+        w->id = sqlite3_column_int64(st, 0);
+        w->client_id = sqlite3_column_int64(st, 1);
+        if (n > 0 && w->client_id == r[n - 1].client_id) { /* one snapshot: the same client */
+            w->stamp = r[n - 1].stamp;
+            w->name = r[n - 1].name;
+            w->tenant = r[n - 1].tenant;
+        } else {
+            w->stamp = lazy_stamp(x->db_tag, w->client_id, sqlite3_column_int64(st, 4));
+            rc = arena_add(&arena, st, 2, &w->name);
+            if (rc == ERR_OK)
+                rc = arena_add(&arena, st, 3, &w->tenant);
+        }
+        for (size_t i = 0; i < q->nsorts && rc == ERR_OK; i++) {
+            int c = sort_col[i], t = sqlite3_column_type(st, c);
+
+            w->sort[i].kind = t == SQLITE_NULL ? SC_NULL : t == SQLITE_TEXT ? SC_TEXT : SC_INT;
+            if (w->sort[i].kind == SC_TEXT)
+                rc = arena_add(&arena, st, c, &w->sort[i].s);
+            else if (w->sort[i].kind == SC_INT)
+                w->sort[i].i = sqlite3_column_int64(st, c);
+        }
+        if (rc == ERR_OK &&
+            (q->lazy_held == NULL || !q->lazy_held(q->lazy_held_arg, w->id, w->stamp)))
+            rc = ids_add(&ids, w->id, want++ == 0);
+        if (rc != ERR_OK) {
+            rc = err_set(x->eb, ERR_TOOBIG, "a list page's rows are too large; ask for fewer");
+            goto out;
+        }
+        n++;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "listing assets");
+        goto out;
+    }
+    if (n > 0)
+        set = snapshot_set(x);
+    if (want > 0 && buf_addc(&ids, ']') == ERR_OK) {
+        char *sql = xasprintf(LAZY_DEV_COLS "json_each(?1) j CROSS JOIN hardware_asset h "
+                                            "ON h.id = j.value",
+                              s->dsql.cols_h);
+
+        rc = prep(s, S_ASSET_DEV_BATCH, sql, &bst, x->eb);
+        free(sql);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_text(bst, 1, ids.data, (int)ids.len, SQLITE_STATIC);
+        x->batch_st = bst;
+        x->batch_id = sqlite3_step(bst) == SQLITE_ROW ? sqlite3_column_int64(bst, 0) : 0;
+    }
+    for (size_t k = 0; k < n && rc == ERR_OK; k++) {
+        const struct lazy_row *w = &r[k];
+        struct asset a;
+
+        memset(&a, 0, sizeof a);
+        a.id = w->id;
+        a.client_id = w->client_id;
+        a.client_name = arena_str(&arena, w->name);
+        a.client_tenant_id = arena_str(&arena, w->tenant);
+        a.dev_stamp = w->stamp;
+        a.dev_load = lazy_load;
+        a.dup = lazy_dup;
+        a.dev_ctx = x;
+        device_init(&a.dev);
+        for (size_t i = 0; i < q->nsorts; i++) {
+            struct store_cell *v = &a.sort_vals[i];
+
+            v->name = q->sorts[i].field;
+            v->kind = w->sort[i].kind;
+            v->i = w->sort[i].i;
+            if (v->kind == SC_TEXT)
+                v->s = arena_str(&arena, w->sort[i].s);
+        }
+        a.nsort_vals = q->nsorts;
+        x->cur_id = a.id;
+        x->cur_tenant = a.client_tenant_id;
+        x->cur_set = set;
+        (*rows)++;
+        rc = x->cb(x->arg, &a);
+        done(x->dev_st);
+        /* The row read ahead for this one, used or not (another thread cached it meanwhile). */
+        if (x->batch_id != 0 && x->batch_id == a.id)
+            x->batch_id = sqlite3_step(bst) == SQLITE_ROW ? sqlite3_column_int64(bst, 0) : 0;
+    }
+out:
+    done(bst); /* before ids goes: bound without a copy */
+    x->batch_st = NULL;
+    x->batch_id = 0;
+    buf_free(&ids);
+    buf_free(&arena);
+    free(r);
+    return rc;
+}
+
 static int
 sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_t *rows)
 {
@@ -3264,7 +3460,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
 
     *rows = 0;
     buf_init(&sql, SQL_MAX);
-    lazy = !count && q->lazy_dev && limit > 0 && x->db_tag != 0;
+    lazy = !count && q->lazy_dev && limit > 0 && limit <= LAZY_MAX_ROWS && x->db_tag != 0;
     if (count) {
         buf_addstr(&sql, "SELECT count(*)");
     } else if (lazy) {
@@ -3321,41 +3517,32 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "counting assets");
         goto out;
     }
+    if (lazy) {
+        rc = lazy_page(x, st, limit, sort_col, rows);
+        goto out;
+    }
     keyed = x->set != NULL;
-    set = x->set;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t seen = 0;
-
         memset(&a, 0, sizeof a);
         a.id = sqlite3_column_int64(st, 0);
         a.client_id = sqlite3_column_int64(st, 1);
         a.client_name = (const char *)sqlite3_column_text(st, 2);
         a.client_tenant_id = (const char *)sqlite3_column_text(st, 3);
-        /* The set serves this statement's snapshot only if it was built there, or every member
-         * of the page is probed. (An asset's tenant is its client's: column 3.) */
-        if (*rows == 0 && set != NULL &&
-            (sq_data_version(&s->base, &seen, NULL) != ERR_OK || seen != x->set_version))
-            set = NULL;
+        /* (An asset's tenant is its client's: column 3.) */
+        if (*rows == 0)
+            set = snapshot_set(x);
         x->cur_id = a.id;
         x->cur_tenant = a.client_tenant_id;
         x->cur_set = set;
-        if (lazy) {
-            a.dev_stamp = lazy_stamp(x->db_tag, a.client_id, sqlite3_column_int64(st, 4));
-            a.dev_load = lazy_load;
-            a.dup = lazy_dup;
-            a.dev_ctx = x;
-            device_init(&a.dev);
-        } else {
-            a.integration_id = sqlite3_column_int64(st, 4);
-            a.first_synced_at = col_int_or(st, 6, TS_NULL);
-            a.last_synced_at = col_int_or(st, 7, TS_NULL);
-            a.retired_at = col_int_or(st, 8, TS_NULL);
-            a.serial_duplicate = keyed ? row_dup(x, (const char *)sqlite3_column_text(st, 9),
-                                                 (size_t)sqlite3_column_bytes(st, 9))
-                                       : sqlite3_column_int(st, 9) != 0;
-            read_device_view(st, 10, &a.dev, &tm);
-            a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
-        }
+        a.integration_id = sqlite3_column_int64(st, 4);
+        a.first_synced_at = col_int_or(st, 6, TS_NULL);
+        a.last_synced_at = col_int_or(st, 7, TS_NULL);
+        a.retired_at = col_int_or(st, 8, TS_NULL);
+        a.serial_duplicate = keyed ? row_dup(x, (const char *)sqlite3_column_text(st, 9),
+                                             (size_t)sqlite3_column_bytes(st, 9))
+                                   : sqlite3_column_int(st, 9) != 0;
+        read_device_view(st, 10, &a.dev, &tm);
+        a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = sort_col[i], t = sqlite3_column_type(st, c);
             struct store_cell *v = &a.sort_vals[i];
@@ -3370,7 +3557,6 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.nsort_vals = q->nsorts;
         (*rows)++;
         rc = x->cb(x->arg, &a); /* a.dev borrows the row: nothing to free */
-        done(x->dev_st);
         if (rc != 0)
             break;
     }
@@ -3414,8 +3600,12 @@ sq_assets_each(struct store *base, const struct asset_query *q,
         done(st);
     }
     free(match);
-    if (q->lazy_dev && x.s->base.cache_id != NULL)
+    if (q->lazy_dev && x.s->base.cache_id != NULL) {
         x.db_tag = hash_bytes(x.s->base.cache_id, strlen(x.s->base.cache_id)) | 1;
+        /* A lazy page reads its rows' rest after the list statement: one snapshot for both. */
+        if (!own && sqlite3_get_autocommit(x.s->db))
+            own = exec_sql(x.s, "BEGIN", NULL, "") == ERR_OK;
+    }
     rc = store_assets_parts(q, sq_assets_part, &x);
     if (own)
         read_end(x.s);

@@ -84,6 +84,12 @@ test_stamps_and_aux(void **state)
     assert_string_equal(aux, "<none>"); /* no serial is not an empty one */
     assert_string_equal(get(c, 9, 300, &b, aux), "");
     assert_string_equal(aux, "");
+    /* has counts nothing and drops nothing. */
+    assert_true(rowcache_has(c, 8, 200));
+    assert_false(rowcache_has(c, 8, 201));
+    assert_true(rowcache_has(c, 8, 200));
+    assert_false(rowcache_has(c, 99, 1));
+    assert_false(rowcache_has(NULL, 8, 200));
     /* Another stamp: a miss, and the entry is gone even for its own stamp. */
     assert_null(get(c, 7, 101, &b, aux));
     assert_null(get(c, 7, 100, &b, aux));
@@ -159,6 +165,18 @@ test_byte_bound(void **state)
                 kept++;
         }
         assert_int_equal(kept, 150);
+    }
+    /* So is has: the row it finds is about to be read. (600 puts fill every shard twice.) */
+    {
+        int64_t keep = n + 1000, kept = 0;
+
+        rowcache_put(c, keep, 1, v, sizeof v, NULL);
+        for (int64_t id = n + 151; id <= n + 750; id++) {
+            rowcache_put(c, id, 1, v, sizeof v, NULL);
+            kept += rowcache_has(c, keep, 1);
+        }
+        assert_int_equal(kept, 600);
+        assert_null(get(c, n + 151, 1, &b, aux)); /* the oldest of them went */
     }
     rowcache_free(c);
     buf_free(&b);
