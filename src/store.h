@@ -492,7 +492,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 7
+#define STORE_SCHEMA_VERSION 8
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first

@@ -678,8 +678,8 @@ migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
-    /* Migration 7 (the client in SQLite's list indexes, for its lazy list rows) changes
-     * nothing here. */
+    /* Migrations 7 and 8 (the client in SQLite's list indexes, for its lazy list rows; its
+     * index of each OS's devices by name, fed by the search indexer) change nothing here. */
     p.n = 0;
     p_i64(&p, STORE_APPLICATION_ID);
     p_i64(&p, STORE_SCHEMA_VERSION);

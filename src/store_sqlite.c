@@ -702,6 +702,17 @@ static const char schema_v7[] =
     "CREATE INDEX hardware_asset_account ON hardware_asset(account_id, id, retired_at, "
     "compliance_state, client_id);";
 
+/* Migration 8: the list of one OS sorted by name, as one index walk (sq_assets_each: os_walk),
+ * without costing the sync: the index holds only rows the search indexer has reached
+ * (search_indexed set by store_search_index, between syncs), so a sync's inserts skip it. Rows
+ * it lacks exist only until the indexer's next pass; a list then walks the name index as
+ * before. Changed rows already in it are kept current by their UPDATE, as in every index. The
+ * trailing search_indexed makes the walk covering (SQLite reads the partial index's own term
+ * from the row otherwise). */
+static const char schema_v8[] =
+    "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
+    "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
+
 /* The search columns of hardware_asset (device_fields names), "" when one does not exist. */
 static void
 search_cols(const struct sq *s, const char *pre, struct buf *b)
@@ -937,6 +948,11 @@ migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 7) {
         rc = exec_sql(s, schema_v7, eb, "adding the client to the list indexes");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 8) {
+        rc = exec_sql(s, schema_v8, eb, "adding the index of each OS's devices by name");
         if (rc != ERR_OK)
             goto out;
     }
@@ -2902,7 +2918,7 @@ sq_list_count(struct store *base, const struct list_query *q, struct errbuf *eb)
 /* Appends the WHERE clause of q; parameters: ?1 account, ?2 client, ?3 search, ?4 after_id. */
 static int
 asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging, int count,
-            int stream, int lean, struct store_binds *lb, struct errbuf *eb)
+            int stream, int lean, int os_walk, struct store_binds *lb, struct errbuf *eb)
 {
     int join = q->client != NULL || !count, by_client = 0;
     char *match = NULL;
@@ -2949,6 +2965,8 @@ asset_where(struct sq *s, struct buf *b, const struct asset_query *q, int paging
     }
     if (!q->include_retired)
         buf_addstr(b, match != NULL ? " AND +h.retired_at IS NULL" : " AND h.retired_at IS NULL");
+    if (os_walk) /* true of every row in this snapshot: it names hardware_asset_os_name */
+        buf_addstr(b, " AND h.search_indexed IS NOT NULL");
     if (q->client != NULL)
         buf_addstr(b, " AND (CAST(c.id AS TEXT) = ?2 OR c.tenant_id = ?2 "
                       "OR COALESCE(c.name_override, c.name) = ?2)");
@@ -3091,6 +3109,8 @@ struct sq_part {
     int64_t set_version;
     /* A search page in id order walks the search index's matches (asset_where). */
     int stream;
+    /* A list of one OS sorted by name walks hardware_asset_os_name (schema_v8). */
+    int os_walk;
     /* Lazy rows (asset_query.lazy_dev): the row being handed out (id, tenant), the serial
      * set its duplicate flag is read from (NULL: probe), the statement lazy_load stepped for
      * it (reset once the callback returns) and its type memo. batch_st reads the page's rows
@@ -3492,7 +3512,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
             }
         }
     }
-    rc = asset_where(s, &sql, q, 1, 0, x->stream && !count, lazy, lb, x->eb);
+    rc = asset_where(s, &sql, q, 1, 0, x->stream && !count, lazy, x->os_walk, lb, x->eb);
     if (rc == ERR_OK && x->stream && !count && part == STORE_PART_ALL && q->nsorts == 0) {
         buf_addstr(&sql, " ORDER BY s.rowid");
         if (limit > 0)
@@ -3570,6 +3590,27 @@ out:
     return rc;
 }
 
+/* Whether q lists one OS (eq filters on it only) sorted by name, of active rows: the shape
+ * hardware_asset_os_name serves once every row is in it. */
+static int
+os_walk_shape(const struct asset_query *q)
+{
+    int os = 0;
+
+    if (q->nsorts != 1 || strcmp(q->sorts[0].field, "name") != 0 || q->include_retired ||
+        (q->search != NULL && q->search[0] != '\0') || q->client != NULL)
+        return 0;
+    for (size_t i = 0; i < q->nfilters; i++) {
+        const char *op = q->filters[i].op;
+
+        if (strcmp(q->filters[i].field, "operating_system.name") != 0 ||
+            (op != NULL && strcmp(op, "eq") != 0))
+            return 0;
+        os = 1;
+    }
+    return os;
+}
+
 static int
 sq_assets_each(struct store *base, const struct asset_query *q,
                int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
@@ -3582,30 +3623,33 @@ sq_assets_each(struct store *base, const struct asset_query *q,
                         .dev_tm = {"", DEVICE_UNKNOWN}};
     sqlite3_stmt *st = NULL;
     char *match = NULL;
-    int rc, own = 0;
+    int rc, own = 0, stream = 0, os_walk, lazy;
 
     /* A few rows (an asset's detail, small pages) probe cheaper than a set is looked up, let
      * alone built. */
     if (q->limit == 0 || q->limit > DUP_SET_MIN_ROWS)
         x.set = dup_set(x.s, q->account_id, &x.set_version);
-    if (q->nsorts == 0 && q->search != NULL && (match = store_trigram_query(q->search)) != NULL) {
-        /* Unindexed assets (a sync's newest, until the indexer catches up) would be missed:
-         * checked in the snapshot the list reads. */
-        own = sqlite3_get_autocommit(x.s->db) && exec_sql(x.s, "BEGIN", NULL, "") == ERR_OK;
-        if ((own || !sqlite3_get_autocommit(x.s->db)) &&
-            prep(x.s, S_UNINDEXED,
-                 "SELECT 1 FROM hardware_asset WHERE search_indexed IS NULL LIMIT 1", &st,
-                 NULL) == ERR_OK)
-            x.stream = sqlite3_step(st) == SQLITE_DONE;
-        done(st);
-    }
+    if (q->nsorts == 0 && q->search != NULL && (match = store_trigram_query(q->search)) != NULL)
+        stream = 1;
     free(match);
-    if (q->lazy_dev && x.s->base.cache_id != NULL) {
-        x.db_tag = hash_bytes(x.s->base.cache_id, strlen(x.s->base.cache_id)) | 1;
-        /* A lazy page reads its rows' rest after the list statement: one snapshot for both. */
-        if (!own && sqlite3_get_autocommit(x.s->db))
-            own = exec_sql(x.s, "BEGIN", NULL, "") == ERR_OK;
+    os_walk = os_walk_shape(q);
+    lazy = q->lazy_dev && x.s->base.cache_id != NULL;
+    /* One snapshot for what is decided here and the list: the search index's coverage (for
+     * stream and os_walk), and a lazy page's rows read after the list statement. */
+    if ((stream || os_walk || lazy) && sqlite3_get_autocommit(x.s->db))
+        own = exec_sql(x.s, "BEGIN", NULL, "") == ERR_OK;
+    if ((stream || os_walk) && (own || !sqlite3_get_autocommit(x.s->db)) &&
+        prep(x.s, S_UNINDEXED, "SELECT 1 FROM hardware_asset WHERE search_indexed IS NULL LIMIT 1",
+             &st, NULL) == ERR_OK) {
+        /* Rows the indexer has not reached (a sync's newest) are in neither index. */
+        int all = sqlite3_step(st) == SQLITE_DONE;
+
+        x.stream = stream && all;
+        x.os_walk = os_walk && all;
     }
+    done(st);
+    if (lazy)
+        x.db_tag = hash_bytes(x.s->base.cache_id, strlen(x.s->base.cache_id)) | 1;
     rc = store_assets_parts(q, sq_assets_part, &x);
     if (own)
         read_end(x.s);
@@ -3637,7 +3681,7 @@ sq_assets_count(struct store *base, const struct asset_query *q, struct errbuf *
         goto out;
     }
     buf_addstr(&sql, "SELECT count(*)");
-    n = asset_where(s, &sql, q, 0, 1, 0, 0, lb, eb);
+    n = asset_where(s, &sql, q, 0, 1, 0, 0, 0, lb, eb);
     if (n != ERR_OK)
         goto out;
     n = cached(s, buf_cstr(&sql), &st, eb);

@@ -1216,10 +1216,12 @@ test_migrate_installs_v4(void **state)
     }
     store_close(fx->st);
     fx->st = NULL;
-    /* Back to schema 4, as that version created software_install. */
+    /* Back to schema 4, as that version created software_install (schema 8's index gone too:
+     * its migration creates it). */
     if (fx->pg_url == NULL)
         sql_exec(fx->path,
                  "BEGIN;"
+                 "DROP INDEX hardware_asset_os_name;"
                  "CREATE TABLE software_install_v4 ("
                  " id INTEGER PRIMARY KEY,"
                  " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
@@ -1594,6 +1596,115 @@ test_lazy_rows(void **state)
     rowcache_free(rc);
     free_devs(a, 3);
     free_devs(b, 1);
+}
+
+/* One OS (op:value on operating_system.name) sorted by name, in full and lazily; both must
+ * read the same. */
+static char *
+os_list(struct fx *fx, const char *op, const char *value, int desc, struct rowcache *rc)
+{
+    struct store_filter f[] = {{"operating_system.name", op, value}};
+    struct store_sort by_name[] = {{"name", desc}};
+    struct asset_query q;
+    char *full, *lazy;
+
+    memset(&q, 0, sizeof q);
+    q.account_id = fx->account;
+    q.limit = 50;
+    q.filters = f;
+    q.nfilters = 1;
+    q.sorts = by_name;
+    q.nsorts = 1;
+    full = render_rows(fx, &q, 0, NULL, NULL);
+    lazy = render_rows(fx, &q, 1, rc, held_in_cache);
+    assert_string_equal(lazy, full);
+    free(lazy);
+    return full;
+}
+
+/* An OS eq list sorted by name (hardware_asset_os_name once the search indexer reached every
+ * row, the name index before) reads as the same list written as "in" (never that index). */
+static void
+check_os_walk(struct fx *fx, struct rowcache *rc)
+{
+    for (int desc = 0; desc < 2; desc++) {
+        char *eq = os_list(fx, "eq", "ios", desc, rc);
+        char *in = os_list(fx, "in", "iOS,IOS", desc, rc);
+
+        assert_string_equal(eq, in);
+        assert_non_null(strstr(eq, "\"id\""));
+        free(eq);
+        free(in);
+    }
+}
+
+static void
+test_os_walk(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device a[5], b[2];
+    const char *an[] = {"delta", "Alpha", "charlie", "bravo", "aardvark"};
+    const char *aos[] = {"iOS", "iOS", "Windows", "IOS", "iOS"};
+    struct rowcache *rc = NULL;
+    int64_t n = 0;
+    char *text;
+
+    assert_int_equal(rowcache_create(&rc, 1 << 20, &eb), ERR_OK);
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+
+        snprintf(id, sizeof id, "os-a%d", i);
+        mkdev(&a[i], id, an[i], "Unknown");
+        free(a[i].os_name);
+        a[i].os_name = xstrdup(aos[i]);
+    }
+    mkdev(&b[0], "os-b0", "echo", "SN-E");
+    mkdev(&b[1], "os-b1", "foxtrot", "SN-F");
+    free(b[0].os_name);
+    b[0].os_name = xstrdup("iOS");
+    free(b[1].os_name);
+    b[1].os_name = xstrdup("Android");
+    sync_tenant(fx, &ci_a, a, 4, 1, T0);
+    sync_tenant(fx, &ci_b, b, 2, 1, T0);
+    check_os_walk(fx, rc); /* nothing indexed yet */
+    assert_int_equal(store_search_index(fx->st, 1000, &n, &eb), ERR_OK);
+    check_os_walk(fx, rc); /* every row indexed */
+    text = os_list(fx, "eq", "IOS", 0, rc);
+    assert_true(strstr(text, "Alpha") < strstr(text, "bravo"));
+    assert_true(strstr(text, "bravo") < strstr(text, "delta"));
+    assert_null(strstr(text, "charlie"));
+    free(text);
+
+    /* A sync's new device is not indexed yet: the list still shows it. */
+    sync_tenant(fx, &ci_a, a, 5, 1, T0 + 60);
+    check_os_walk(fx, rc);
+    text = os_list(fx, "eq", "iOS", 0, rc);
+    assert_non_null(strstr(text, "aardvark"));
+    free(text);
+    assert_int_equal(store_search_index(fx->st, 1000, &n, &eb), ERR_OK);
+    check_os_walk(fx, rc);
+
+    /* Indexed rows renamed, moved to another OS, retired. */
+    free(a[0].name);
+    a[0].name = xstrdup("zulu");
+    free(a[1].os_name);
+    a[1].os_name = xstrdup("Android");
+    sync_tenant(fx, &ci_a, a + 1, 4, 1, T0 + 120); /* a[0] is gone: retired */
+    check_os_walk(fx, rc);
+    text = os_list(fx, "eq", "ios", 0, rc);
+    assert_null(strstr(text, "Alpha"));
+    assert_null(strstr(text, "delta"));
+    assert_non_null(strstr(text, "aardvark"));
+    free(text);
+    sync_tenant(fx, &ci_a, a, 5, 1, T0 + 180); /* back, renamed */
+    check_os_walk(fx, rc);
+    text = os_list(fx, "eq", "ios", 1, rc);
+    assert_true(strstr(text, "zulu") < strstr(text, "aardvark"));
+    free(text);
+    rowcache_free(rc);
+    free_devs(a, 5);
+    free_devs(b, 2);
 }
 
 static void
@@ -2226,6 +2337,7 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_lazy_rows, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_os_walk, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
@@ -2254,6 +2366,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_reconcile_foreign_keys, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_serial_duplicate, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_lazy_rows, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_os_walk, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
