@@ -740,10 +740,10 @@ asset_write_cb(void *arg, const struct asset *a)
 /* Renders the page of q into resp: {"data": [...], "total_count": N, "next_cursor": ...}, the
  * same envelope reply_page writes, without a tree. */
 /* asset_query.lazy_held for the row cache. */
-static int
-row_held(void *arg, int64_t id, uint64_t stamp)
+static void
+row_held(void *arg, const int64_t *ids, const uint64_t *stamps, size_t n, unsigned char *held)
 {
-    return rowcache_has(arg, id, stamp);
+    rowcache_has_many(arg, ids, stamps, n, held);
 }
 
 static void

@@ -15,8 +15,9 @@ struct entry {
     struct entry *prev, *next; /* LRU: head is the most recent */
     int64_t id;
     uint64_t stamp;
-    size_t len;
-    int has_aux;
+    uint64_t tick; /* the shard's tick when it was put or last moved to the front */
+    uint32_t len;  /* <= ROWCACHE_MAX_VALUE */
+    uint32_t has_aux;
     char data[]; /* value, then aux and its NUL */
 };
 
@@ -24,6 +25,7 @@ struct shard {
     pthread_mutex_t mu;
     size_t bytes, count, max;
     uint64_t hits, misses, evictions;
+    uint64_t tick;          /* counts puts and moves to the front */
     struct entry **buckets; /* nbuckets, a power of two */
     struct entry *head, *tail;
 };
@@ -127,6 +129,22 @@ lru_front(struct shard *s, struct entry *e)
         s->tail = e;
 }
 
+/* A hit moves e to the front only once it has aged out of the newest quarter of the shard:
+ * a move writes both neighbours and the head, three cache misses at random places, which cost
+ * more than the lookup itself; most hits of a working set that fits now write nothing, and
+ * the eviction order stays close to least recently used. */
+static void
+touch(struct shard *s, struct entry *e)
+{
+    if (s->tick - e->tick <= s->count / 4)
+        return;
+    if (s->head != e) {
+        lru_unlink(s, e);
+        lru_front(s, e);
+    }
+    e->tick = ++s->tick;
+}
+
 static size_t
 entry_cost(const struct entry *e)
 {
@@ -159,10 +177,7 @@ rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
         if (e->id == id)
             break;
     if (e != NULL && e->stamp == stamp) {
-        if (s->head != e) {
-            lru_unlink(s, e);
-            lru_front(s, e);
-        }
+        touch(s, e);
         emit(arg, e->data, e->len);
         memcpy(aux, e->data + e->len, strlen(e->data + e->len) + 1); /* put bounded it */
         *has_aux = e->has_aux;
@@ -180,26 +195,69 @@ rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
     return hit;
 }
 
+void
+rowcache_has_many(struct rowcache *c, const int64_t *ids, const uint64_t *stamps, size_t n,
+                  unsigned char *held)
+{
+    struct probe {
+        struct entry **b;
+        size_t i;
+    } * p;
+    size_t start[ROWCACHE_SHARDS + 1] = {0}, fill[ROWCACHE_SHARDS];
+
+    memset(held, 0, n);
+    if (c == NULL || n == 0)
+        return;
+    /* Grouped by shard (one lock each), the lookups of a group overlap their cache misses: the
+     * bucket slots, then the entries, are fetched for all before any is compared. */
+    p = xmalloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        start[mix(ids[i]) % ROWCACHE_SHARDS + 1]++;
+    for (size_t k = 0; k < ROWCACHE_SHARDS; k++) {
+        start[k + 1] += start[k];
+        fill[k] = start[k];
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct entry **b;
+        size_t k = (size_t)(shard_of(c, ids[i], &b) - c->shards);
+
+        p[fill[k]].b = b;
+        p[fill[k]++].i = i;
+    }
+    for (size_t k = 0; k < ROWCACHE_SHARDS; k++) {
+        struct shard *s = &c->shards[k];
+
+        if (start[k] == start[k + 1])
+            continue;
+        pthread_mutex_lock(&s->mu);
+        for (size_t j = start[k]; j < start[k + 1]; j++)
+            __builtin_prefetch(p[j].b);
+        for (size_t j = start[k]; j < start[k + 1]; j++)
+            if (*p[j].b != NULL)
+                __builtin_prefetch(*p[j].b);
+        for (size_t j = start[k]; j < start[k + 1]; j++) {
+            size_t i = p[j].i;
+            struct entry *e;
+
+            for (e = *p[j].b; e != NULL && e->id != ids[i]; e = e->hnext)
+                ;
+            if (e != NULL && e->stamp == stamps[i]) {
+                held[i] = 1;
+                touch(s, e);
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    free(p);
+}
+
 int
 rowcache_has(struct rowcache *c, int64_t id, uint64_t stamp)
 {
-    struct entry **b, *e;
-    struct shard *s;
-    int has;
+    unsigned char held = 0;
 
-    if (c == NULL)
-        return 0;
-    s = shard_of(c, id, &b);
-    pthread_mutex_lock(&s->mu);
-    for (e = *b; e != NULL && e->id != id; e = e->hnext)
-        ;
-    has = e != NULL && e->stamp == stamp;
-    if (has && s->head != e) {
-        lru_unlink(s, e);
-        lru_front(s, e);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return has;
+    rowcache_has_many(c, &id, &stamp, 1, &held);
+    return held;
 }
 
 void
@@ -219,7 +277,7 @@ rowcache_put(struct rowcache *c, int64_t id, uint64_t stamp, const char *value, 
     n = xmalloc(sizeof *n + len);
     n->id = id;
     n->stamp = stamp;
-    n->len = len - alen - 1;
+    n->len = (uint32_t)(len - alen - 1);
     n->has_aux = aux != NULL;
     memcpy(n->data, value, n->len);
     memcpy(n->data + n->len, aux != NULL ? aux : "", alen + 1);
@@ -244,6 +302,7 @@ rowcache_put(struct rowcache *c, int64_t id, uint64_t stamp, const char *value, 
     }
     n->hnext = *b;
     *b = n;
+    n->tick = ++s->tick;
     lru_front(s, n);
     s->bytes += entry_cost(n);
     s->count++;

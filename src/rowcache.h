@@ -9,8 +9,9 @@
  * entry, so a hit is never another version of the row.
  *
  * Bound: the cost of the entries (bytes + about 64 per entry) never exceeds max_bytes; a put
- * evicts least recently used entries of its shard first. A value longer than ROWCACHE_MAX_VALUE
- * is not cached.
+ * evicts least recently used entries of its shard first (approximately: a hit moves an entry to
+ * the front only once it has left the newest quarter of its shard). A value longer than
+ * ROWCACHE_MAX_VALUE is not cached.
  *
  * Threads: every function is thread-safe. Entries are spread over ROWCACHE_SHARDS shards, one
  * mutex each, held for a lookup, a list move and the copy out of one value (about a kilobyte).
@@ -47,9 +48,14 @@ void rowcache_free(struct rowcache *c); /* NULL-safe */
 int rowcache_get(struct rowcache *c, int64_t id, uint64_t stamp,
                  void (*emit)(void *arg, const char *p, size_t n), void *arg, char *aux,
                  int *has_aux);
-/* Whether id is cached at stamp (it then becomes the most recently used); no hit or miss is
+/* Whether id is cached at stamp (it then counts as used, as by get); no hit or miss is
  * counted. */
 int rowcache_has(struct rowcache *c, int64_t id, uint64_t stamp);
+/* rowcache_has for n rows at once: held[i] = 1 when ids[i] is cached at stamps[i], else 0. The
+ * lookups of a shard run under one lock with their memory loads overlapped: far cheaper than n
+ * calls for a page's rows, whose entries are at random places. */
+void rowcache_has_many(struct rowcache *c, const int64_t *ids, const uint64_t *stamps, size_t n,
+                       unsigned char *held);
 /* Caches a copy of value[0..len) and of the string aux (NULL: none) for id at stamp, replacing
  * what id had. Nothing is cached past ROWCACHE_MAX_VALUE or ROWCACHE_MAX_AUX. */
 void rowcache_put(struct rowcache *c, int64_t id, uint64_t stamp, const char *value, size_t len,

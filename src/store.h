@@ -258,10 +258,12 @@ struct asset_query {
     /* Pages (limit > 0): the callback may get rows without their device fields (see
      * asset.dev_load), for a caller that keeps them rendered. A backend may ignore it. */
     int lazy_dev;
-    /* With lazy_dev: whether the caller holds the rest of row id at stamp (asset.dev_stamp),
-     * asked for each row before any callback; the rest of the others may then be read ahead in
-     * one go. NULL: it holds none. Called on the store's thread; must not use the store. */
-    int (*lazy_held)(void *arg, int64_t id, uint64_t stamp);
+    /* With lazy_dev: which rows of a page the caller holds the rest of: held[i] = 1 when it
+     * holds ids[i] at stamps[i] (asset.dev_stamp), else 0; asked once per page, before any
+     * callback, so that the rest of the others can be read ahead in one go. NULL: it holds
+     * none. Called on the store's thread; must not use the store. */
+    void (*lazy_held)(void *arg, const int64_t *ids, const uint64_t *stamps, size_t n,
+                      unsigned char *held);
     void *lazy_held_arg;
 };
 

@@ -3358,6 +3358,9 @@ lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, i
     struct sq *s = x->s;
     const struct asset_query *q = x->q;
     struct lazy_row *r = xmalloc((size_t)limit * sizeof *r);
+    int64_t *rid = xmalloc((size_t)limit * sizeof *rid);
+    uint64_t *rstamp = xmalloc((size_t)limit * sizeof *rstamp);
+    unsigned char *held = xcalloc((size_t)limit, 1);
     const struct serialset *set = NULL;
     sqlite3_stmt *bst = NULL;
     struct buf arena, ids;
@@ -3392,17 +3395,23 @@ lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, i
             else if (w->sort[i].kind == SC_INT)
                 w->sort[i].i = sqlite3_column_int64(st, c);
         }
-        if (rc == ERR_OK &&
-            (q->lazy_held == NULL || !q->lazy_held(q->lazy_held_arg, w->id, w->stamp)))
-            rc = ids_add(&ids, w->id, want++ == 0);
-        if (rc != ERR_OK) {
-            rc = err_set(x->eb, ERR_TOOBIG, "a list page's rows are too large; ask for fewer");
-            goto out;
-        }
+        if (rc != ERR_OK)
+            break;
+        rid[n] = w->id;
+        rstamp[n] = w->stamp;
         n++;
     }
-    if (src != SQLITE_ROW && src != SQLITE_DONE) {
+    if (rc == ERR_OK && src != SQLITE_ROW && src != SQLITE_DONE) {
         rc = db_err(s, sqlite3_extended_errcode(s->db), x->eb, "listing assets");
+        goto out;
+    }
+    if (rc == ERR_OK && n > 0 && q->lazy_held != NULL)
+        q->lazy_held(q->lazy_held_arg, rid, rstamp, n, held);
+    for (size_t k = 0; k < n && rc == ERR_OK; k++)
+        if (!held[k])
+            rc = ids_add(&ids, rid[k], want++ == 0);
+    if (rc != ERR_OK) {
+        rc = err_set(x->eb, ERR_TOOBIG, "a list page's rows are too large; ask for fewer");
         goto out;
     }
     if (n > 0)
@@ -3460,6 +3469,9 @@ out:
     x->batch_id = 0;
     buf_free(&ids);
     buf_free(&arena);
+    free(held);
+    free(rstamp);
+    free(rid);
     free(r);
     return rc;
 }

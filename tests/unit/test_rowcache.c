@@ -126,6 +126,43 @@ test_stamps_and_aux(void **state)
     buf_free(&b);
 }
 
+/* has_many agrees with one lookup per row, across shards, stamps and absent ids. */
+static void
+test_has_many(void **state)
+{
+    struct rowcache *c = NULL;
+    struct errbuf eb = {0};
+    struct buf b;
+    char aux[ROWCACHE_MAX_AUX + 1];
+    int64_t ids[600];
+    uint64_t stamps[600];
+    unsigned char held[600];
+
+    (void)state;
+    buf_init(&b, 1 << 20);
+    assert_int_equal(rowcache_create(&c, 4 << 20, &eb), ERR_OK);
+    for (int64_t id = 2; id <= 500; id += 2)
+        rowcache_put(c, id, (uint64_t)id * 7, "v", 1, NULL);
+    for (int i = 0; i < 600; i++) {
+        ids[i] = 600 - i; /* not in id order */
+        stamps[i] = (uint64_t)ids[i] * 7 + (ids[i] % 5 == 0);
+    }
+    memset(held, 7, sizeof held);
+    rowcache_has_many(c, ids, stamps, 600, held);
+    for (int i = 0; i < 600; i++) {
+        int64_t id = ids[i];
+
+        assert_int_equal(held[i], id % 2 == 0 && id <= 500 && id % 5 != 0);
+    }
+    /* Another stamp asked is not a miss: the entry stays. */
+    assert_non_null(get(c, 10, 70, &b, aux));
+    rowcache_has_many(c, ids, stamps, 0, held);
+    rowcache_has_many(NULL, ids, stamps, 3, held);
+    assert_true(held[0] == 0 && held[1] == 0 && held[2] == 0);
+    rowcache_free(c);
+    buf_free(&b);
+}
+
 static void
 test_byte_bound(void **state)
 {
@@ -257,9 +294,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_disabled),
-        cmocka_unit_test(test_stamps_and_aux),
-        cmocka_unit_test(test_byte_bound),
+        cmocka_unit_test(test_disabled), cmocka_unit_test(test_stamps_and_aux),
+        cmocka_unit_test(test_has_many), cmocka_unit_test(test_byte_bound),
         cmocka_unit_test(test_threads),
     };
 

@@ -1380,26 +1380,27 @@ page_row(void *arg, const struct asset *a)
     return asset_writer_row(p->w, a, p->rc);
 }
 
-static int
-held_in_cache(void *arg, int64_t id, uint64_t stamp)
+static void
+held_in_cache(void *arg, const int64_t *ids, const uint64_t *stamps, size_t n, unsigned char *held)
 {
-    return rowcache_has(arg, id, stamp);
+    rowcache_has_many(arg, ids, stamps, n, held);
 }
 
 /* Claims every odd id is held, cached or not: those rows are read by id when missed. */
-static int
-held_odd(void *arg, int64_t id, uint64_t stamp)
+static void
+held_odd(void *arg, const int64_t *ids, const uint64_t *stamps, size_t n, unsigned char *held)
 {
     (void)arg;
-    (void)stamp;
-    return (int)(id & 1);
+    (void)stamps;
+    for (size_t i = 0; i < n; i++)
+        held[i] = (unsigned char)(ids[i] & 1);
 }
 
 /* q's rows as the hardware list writes them: full rows, or lazy ones through rc, the store told
  * which rows rc holds by held (NULL: none). */
 static char *
 render_rows(struct fx *fx, struct asset_query *q, int lazy, struct rowcache *rc,
-            int (*held)(void *, int64_t, uint64_t))
+            void (*held)(void *, const int64_t *, const uint64_t *, size_t, unsigned char *))
 {
     struct errbuf eb = {0};
     struct pagew p = {asset_writer_new_owned(4096, (size_t)1 << 24), rc, 0};
