@@ -251,6 +251,20 @@ work(void *arg)
         stamp = (w->seed >> 4) % 3;
         n = value_of(id, stamp, want);
         snprintf(key, sizeof key, "k%lld.%llu", (long long)id, (unsigned long long)stamp);
+        if (i % 64 == 0) { /* a page's probe, racing the others' puts and evictions */
+            int64_t ids[32];
+            uint64_t stamps[32];
+            unsigned char held[32];
+
+            for (int k = 0; k < 32; k++) {
+                ids[k] = (id + k * 17) % 500;
+                stamps[k] = stamp;
+            }
+            rowcache_has_many(w->c, ids, stamps, 32, held);
+            for (int k = 0; k < 32; k++)
+                if (held[k] > 1)
+                    w->bad++;
+        }
         if (get(w->c, id, stamp, &b, aux) != NULL) {
             w->hits++;
             if (b.len != n || memcmp(b.data, want, n) != 0 || strcmp(aux, key) != 0)
