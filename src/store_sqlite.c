@@ -3296,10 +3296,10 @@ snapshot_set(struct sq_part *x)
 #define LAZY_MAX_ROWS  5000
 #define LAZY_ARENA_MAX (8 * 1024 * 1024)
 
-/* A collected row of a lazy page; strings are offsets into the page's arena (SIZE_MAX: NULL). */
+/* A collected row of a lazy page (its id and stamp in arrays of their own, for lazy_held);
+ * strings are offsets into the page's arena (SIZE_MAX: NULL). */
 struct lazy_row {
-    int64_t id, client_id;
-    uint64_t stamp;
+    int64_t client_id;
     size_t name, tenant;
     struct {
         enum store_cell_kind kind;
@@ -3374,14 +3374,14 @@ lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, i
     while (n < (size_t)limit && (src = sqlite3_step(st)) == SQLITE_ROW) {
         struct lazy_row *w = &r[n];
 
-        w->id = sqlite3_column_int64(st, 0);
+        rid[n] = sqlite3_column_int64(st, 0);
         w->client_id = sqlite3_column_int64(st, 1);
         if (n > 0 && w->client_id == r[n - 1].client_id) { /* one snapshot: the same client */
-            w->stamp = r[n - 1].stamp;
+            rstamp[n] = rstamp[n - 1];
             w->name = r[n - 1].name;
             w->tenant = r[n - 1].tenant;
         } else {
-            w->stamp = lazy_stamp(x->db_tag, w->client_id, sqlite3_column_int64(st, 4));
+            rstamp[n] = lazy_stamp(x->db_tag, w->client_id, sqlite3_column_int64(st, 4));
             rc = arena_add(&arena, st, 2, &w->name);
             if (rc == ERR_OK)
                 rc = arena_add(&arena, st, 3, &w->tenant);
@@ -3397,8 +3397,6 @@ lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, i
         }
         if (rc != ERR_OK)
             break;
-        rid[n] = w->id;
-        rstamp[n] = w->stamp;
         n++;
     }
     if (rc == ERR_OK && src != SQLITE_ROW && src != SQLITE_DONE) {
@@ -3434,11 +3432,11 @@ lazy_page(struct sq_part *x, sqlite3_stmt *st, int limit, const int *sort_col, i
         struct asset a;
 
         memset(&a, 0, sizeof a);
-        a.id = w->id;
+        a.id = rid[k];
         a.client_id = w->client_id;
         a.client_name = arena_str(&arena, w->name);
         a.client_tenant_id = arena_str(&arena, w->tenant);
-        a.dev_stamp = w->stamp;
+        a.dev_stamp = rstamp[k];
         a.dev_load = lazy_load;
         a.dup = lazy_dup;
         a.dev_ctx = x;
