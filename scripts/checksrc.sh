@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Source checks run by the test suite: every C file is clang-format clean, and no banned call
-# (unbounded or unchecked C library functions, raw assert) appears outside comments.
+# Source checks run by the test suite: every C file is clang-format clean; no banned call
+# (unbounded or unchecked C library functions, raw assert) appears outside comments; and the
+# project is self-contained: no file refers to a path outside the repository, and every relative
+# link in the Markdown docs names a file that is there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 status=0
@@ -12,7 +14,28 @@ if command -v clang-format >/dev/null 2>&1; then
             status=1
         fi
     done
+else
+    echo "clang-format not found: apt-get install clang-format (or scripts/deps.sh test)"
+    status=1
 fi
+
+# Self-contained: a clone has nothing beside it. Names of documents that live outside the
+# repository, and paths that climb out of it, are refused everywhere but in this script.
+outside='(\.\./shared\b|\bshared/(spec|reference)\b|\b(PRODUCT|ENGINEERING)\.md\b|microsoft-api-notes|PROJECT_SOURCE_DIR\}/\.\.)'
+if hits=$(git ls-files 2>/dev/null | grep -v '^scripts/checksrc\.sh$' | grep -v '^tests/fixtures/' |
+    xargs grep -InE "$outside" 2>/dev/null); then
+    echo "refers to a file outside the repository (copy what is needed in, or say it here):"
+    echo "$hits"
+    status=1
+fi
+for md in $(git ls-files '*.md' 2>/dev/null | grep -v '^tests/fixtures/'); do
+    for link in $(grep -oE '\]\([^)#[:space:]]+' "$md" | sed 's/^](//' | grep -vE '^[a-z]+:'); do
+        if [ ! -e "$(dirname "$md")/$link" ]; then
+            echo "$md: link to $link, which the repository does not have"
+            status=1
+        fi
+    done
+done
 banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|atof|strtok|sscanf|rand|system|popen|alloca|assert)[[:space:]]*\('
 if hits=$(echo "$files" | xargs grep -nE "$banned" | grep -vE '^\S+:[0-9]+:\s*(/\*|\*)' | grep -vE 'cmocka|assert_|static_assert'); then
     echo "banned calls (use snprintf, strtoll with end checks, randombytes_buf, ASSERT):"

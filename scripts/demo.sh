@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
-scripts/build.sh build
+scripts/build.sh build -DMEMSYNC_TESTS=OFF
 bin=$PWD/build/memsync
 port=${MEMSYNC_DEMO_PORT:-8080}
 scenario=${MEMSYNC_DEMO_SCENARIO:-demo}

@@ -1,4 +1,4 @@
-/* api.h - the REST API under /api/v1 (PRODUCT.md §5.3), /healthz, /metrics, /openapi.json, and
+/* api.h - the REST API under /api/v1 (docs/API.md), /healthz, /metrics, /openapi.json, and
  * the request router of `memsync serve` (everything else goes to the web UI, ui.h).
  *
  * Auth: an `x-api-key` header or the UI's session cookie on every route but /healthz (and the

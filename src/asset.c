@@ -1,4 +1,4 @@
-/* asset.c - PRODUCT.md §4 JSON views of assets and clients. */
+/* asset.c - docs/API.md "Fields": JSON views of assets and clients. */
 #include "asset.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* asset.h - the JSON views of hardware assets and clients used by the REST API and by the CLI's
- * --format json/jsonl/csv/table (PRODUCT.md §4 field names; they are a contract).
+ * --format json/jsonl/csv/table (docs/API.md "Fields"; they are a contract).
  *
  * Timestamps are RFC 3339 UTC with Z, or null; Int64 values are JSON integers (exact); absent
  * values are JSON null. The column lists are the dotted paths for csv and table output.

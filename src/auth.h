@@ -1,5 +1,5 @@
 /* auth.h - users, passwords, sessions, CSRF tokens, API keys and sign-in rate limiting
- * (PRODUCT.md §8).
+ * (docs/DEPLOY.md "Users and API keys").
  *
  * Passwords are hashed with libsodium crypto_pwhash_str (Argon2id, INTERACTIVE limits); at most
  * AUTH_HASH_SLOTS hashes run at once (64 MiB each), others wait. Session ids and API keys are

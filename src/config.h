@@ -1,6 +1,6 @@
-/* config.h - settings (PRODUCT.md §5.2): one declarative table drives defaults, the config file,
- * MEMSYNC_* environment variables and command-line flags. Precedence: flag > environment >
- * file > default.
+/* config.h - settings (README.md "Commands and settings"): one declarative table drives defaults,
+ * the config file, MEMSYNC_* environment variables and command-line flags. Precedence: flag >
+ * environment > file > default.
  *
  * Config file format: one "key = value" per line, '#' comments, keys as in the table
  * (e.g. "graph_url = https://graph.microsoft.com"); a value may be wrapped in double quotes.

@@ -4,7 +4,7 @@
  * A struct device owns every string it points to; device_clear() frees them (NULL-safe, and the
  * struct may be reused after it). device_from_graph puts its strings in one allocation; replace
  * a string field with device_set_str, never with free() and a new pointer. Mapping rules
- * (PRODUCT.md §3.3, §4):
+ * (docs/STORE.md "Reconcile rules", docs/API.md "Fields"):
  *   - empty strings from Graph become NULL (JSON null in every output);
  *   - serial numbers are trimmed; placeholders ("To Be Filled By O.E.M.", "System Serial Number",
  *     "Default string", "0", "0123456789", "123456789", "None", "N/A", "", ...) become NULL;

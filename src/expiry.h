@@ -1,4 +1,4 @@
-/* expiry.h - client-secret expiry warnings (PRODUCT.md §2, issue "integration setup"): the same
+/* expiry.h - client-secret expiry warnings (docs/SETUP.md): the same
  * levels and words everywhere (status, API, UI, log, /metrics).
  *
  * Levels: ok (more than 30 days left), warn_30 (30 days or less), warn_14 (14 or less), warn_7

@@ -1,6 +1,6 @@
-/* insight.h - lifecycle insight per client (PRODUCT.md §10): devices not checked in for N days,
- * operating systems past their end of support, devices without a real serial, serials seen in
- * two tenants, encryption and compliance at a glance, asset age from enrolment.
+/* insight.h - lifecycle insight per client (docs/API.md "Lifecycle insight"): devices not checked
+ * in for N days, operating systems past their end of support, devices without a real serial,
+ * serials seen in two tenants, encryption and compliance at a glance, asset age from enrolment.
  *
  * Feed active assets one by one (insight_add), then read one row per client. The accumulator
  * owns its memory; insight_free releases it. One thread. Pure apart from the lifecycle table.

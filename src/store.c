@@ -1117,7 +1117,7 @@ static const struct store_list_field asset_software_fields[] = {
     {NULL, NULL, SC_NULL},
 };
 
-/* Every install of the account (PRODUCT.md §4 "software install"), with names for people. */
+/* Every install of the account (docs/API.md "Fields": software install), with names for people. */
 static const struct store_list_field install_fields[] = {
     LF("hardware_asset_id", "i.asset_id", SC_INT),
     LF("software_id", "t.id", SC_INT),

@@ -175,7 +175,7 @@ int store_batch_commit(struct store *st, struct errbuf *eb);
 /* ---- list conditions (API lists, hardware and generic) --------------------------------- */
 
 /* Ops: "eq", "in" (value is a comma list), "lt", "lte", "gt", "gte", "like" (substring,
- * case-insensitive). Fields are the entity's public names (PRODUCT.md §4 dotted paths);
+ * case-insensitive). Fields are the entity's public names (docs/API.md "Fields");
  * an unknown field or op is ERR_INVAL naming it. */
 struct store_filter {
     const char *field;

@@ -504,7 +504,7 @@ static const char schema_v2[] =
     "last_check_in_at, id);"
     "CREATE INDEX hardware_asset_name ON hardware_asset(account_id, retired_at, name, id);";
 
-/* Migration 3: sync jobs that `memsync worker` processes lease (PRODUCT.md §9). */
+/* Migration 3: sync jobs that `memsync worker` processes lease (docs/DEPLOY.md "Workers"). */
 #define SCHEMA_JOBS 3
 static const char schema_jobs[] =
     "CREATE TABLE sync_job ("

@@ -1,5 +1,6 @@
 /* sync.h - the sync engine: lists customer tenants and syncs each one's devices (and software)
- * into the store, many tenants at once, paced under Microsoft's limits (PRODUCT.md §3).
+ * into the store, many tenants at once, paced under Microsoft's limits (docs/ARCHITECTURE.md "The
+ * sync engine").
  *
  * sync_run() runs one whole sync on the calling thread, which owns everything it creates (the
  * HTTP engine, the token cache, tenant state). It blocks until every tenant is done, failed, or

@@ -1,4 +1,4 @@
-/* ui.h - the web UI of `memsync serve`: server-rendered HTML pages (PRODUCT.md §5.4) with a
+/* ui.h - the web UI of `memsync serve`: server-rendered HTML pages (README.md "Using it") with a
  * stylesheet and a little JavaScript compiled into the binary (www/).
  *
  * Pages: sign in/out, hardware assets (filter, sort, search, page, CSV export), asset detail,

@@ -1,5 +1,5 @@
 /* validate.h - checks the five integration values against Microsoft before they are saved
- * (PRODUCT.md §2, §6), each check reported separately with what Microsoft said and what to do.
+ * (docs/SETUP.md), each check reported separately with what Microsoft said and what to do.
  *
  * Checks, in order: the IDs are GUIDs; the Partner App gets a Partner Center token in the
  * partner tenant; the customer list can be read; the Sync App gets a Graph token in the partner

@@ -1,6 +1,6 @@
-/* worker.h - `memsync worker`: runs queued syncs from a shared PostgreSQL database (PRODUCT.md
- * §9). Run any number of worker processes on any machines against the same database and the
- * same master key file.
+/* worker.h - `memsync worker`: runs queued syncs from a shared PostgreSQL database
+ * (docs/DEPLOY.md "Workers"). Run any number of worker processes on any machines against the same
+ * database and the same master key file.
  *
  * Each worker leases one job at a time (store_job_lease), renews the lease every third of its
  * length while the sync engine works, and completes it: a discovery job lists the integration's

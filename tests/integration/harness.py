@@ -17,7 +17,9 @@ import urllib.parse
 import urllib.request
 
 BIN = os.environ.get("MEMSYNC_BIN", "memsync")
-FIXTURE_DIR = os.environ.get("FIXTURE_DIR", "")
+FIXTURE_DIR = os.environ.get(
+    "FIXTURE_DIR",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "microsoft"))
 
 _procs = []
 
@@ -271,7 +273,7 @@ class Memsync:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-# -- the mapping rules of PRODUCT.md §4, written independently of the C code ---------------------
+# -- the mapping rules of docs/API.md "Fields", written independently of the C code ---------------------
 PLACEHOLDER_SERIALS = {
     "", "to be filled by o.e.m.", "system serial number", "default string", "0", "0123456789",
     "123456789", "none", "n/a", "not specified", "not available", "unknown",

@@ -15,7 +15,7 @@ ALLOWED_TYPES = {"WORKSTATION", "SERVER", "VIRTUAL", "MOBILE", "UNKNOWN"}
 
 
 def expected_asset(dev, tenant_id):
-    """The hardware asset memsync must show for one managedDevice, per PRODUCT.md §4."""
+    """The hardware asset memsync must show for one managedDevice, per docs/API.md "Fields"."""
     mem = dev.get("physicalMemoryInBytes")
     return {
         "client.tenant_id": tenant_id,

@@ -14,7 +14,9 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_sim_basic import GRAPH, PC, Sim  # noqa: E402
 
-FIXTURES = os.environ.get("FIXTURE_DIR", "../shared/reference/microsoft")
+FIXTURES = os.environ.get(
+    "FIXTURE_DIR",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "microsoft"))
 # Annotations the service adds or omits depending on the request ($count, derived types, etags).
 OPTIONAL = {"@odata.type", "@odata.etag", "@odata.count", "@odata.nextLink", "@odata.context"}
 
@@ -63,7 +65,11 @@ def compare(fx, got, path="$", extras=(), skip=(), problems=None):
 
 
 def fixture(name):
-    with open(os.path.join(FIXTURES, name)) as f:
+    path = os.path.join(FIXTURES, name)
+    if not os.path.exists(path):
+        raise AssertionError("fixture not found: %s (FIXTURE_DIR names tests/fixtures/microsoft)"
+                             % path)
+    with open(path) as f:
         return json.load(f)
 
 

@@ -1,4 +1,4 @@
-"""`memsync worker` (PRODUCT.md §9): queued syncs run by several worker processes that lease
+"""`memsync worker` (docs/DEPLOY.md "Workers"): queued syncs run by several worker processes that lease
 per-tenant jobs from a shared PostgreSQL database; a worker killed mid-job loses nothing, its
 lease lapses and another worker finishes the job. On SQLite both commands refuse clearly."""
 import os

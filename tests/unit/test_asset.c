@@ -1,4 +1,4 @@
-/* test_asset.c - PRODUCT.md §4 field names, nesting, nulls and exact Int64 in the JSON views. */
+/* test_asset.c - docs/API.md "Fields", nesting, nulls and exact Int64 in the JSON views. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

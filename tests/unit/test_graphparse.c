@@ -226,14 +226,14 @@ test_fixtures_differential(void **state)
     static const char *const entities[] = {
         "graph-v1.0-managedDevice-get.response.json", "graph-beta-managedDevice-get.response.json",
         "graph-v1.0-detectedApp-get.response.json", "graph-v1.0-detectedApps-list.response.json"};
-    const char *dir = getenv("FIXTURE_DIR");
+    const char *dir = fixture_dir();
     DIR *d;
     struct dirent *e;
     int seen = 0;
 
     (void)state;
-    assert_non_null(dir);
-    assert_non_null(d = opendir(dir));
+    if ((d = opendir(dir)) == NULL)
+        fail_msg("fixture folder %s: cannot open", dir);
     while ((e = readdir(d)) != NULL) {
         size_t len, nl = strlen(e->d_name);
         char *body;
@@ -246,7 +246,8 @@ test_fixtures_differential(void **state)
         seen++;
     }
     closedir(d);
-    assert_true(seen >= 30);
+    if (seen < 30)
+        fail_msg("fixture folder %s: %d JSON payloads, expected at least 30", dir, seen);
     for (size_t i = 0; i < sizeof entities / sizeof entities[0]; i++) {
         size_t len;
         char *body = fixture(entities[i], &len);

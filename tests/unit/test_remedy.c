@@ -1,4 +1,5 @@
-/* test_remedy.c - what memsync tells the user for each Microsoft failure (PRODUCT.md §6). */
+/* test_remedy.c - what memsync tells the user for each Microsoft failure (docs/SETUP.md and
+ * src/remedy.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
