@@ -31,8 +31,9 @@ fixture(const char *name, size_t *len)
     char path[4096];
     FILE *f;
     char *data;
-    long n;
+    long n = -1;
 
+    *len = 0;
     snprintf(path, sizeof path, "%s/%s", dir, name);
     f = fopen(path, "rb");
     if (f == NULL) {
@@ -40,16 +41,21 @@ fixture(const char *name, size_t *len)
 
         fail_msg("fixture %s: cannot open (errno %d%s)", path, e,
                  e == ENOENT ? ", no such file" : "");
+        return NULL;
     }
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    if (fseek(f, 0, SEEK_END) == 0)
+        n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
         fclose(f);
         fail_msg("fixture %s: cannot read its size", path);
+        return NULL;
     }
     data = xmalloc((size_t)n + 1);
     if (fread(data, 1, (size_t)n, f) != (size_t)n) {
         fclose(f);
         free(data);
         fail_msg("fixture %s: short read", path);
+        return NULL;
     }
     data[n] = '\0';
     fclose(f);
