@@ -76,6 +76,8 @@ enum simw_fault_kind {
     SIMW_FAULT_LATENCY,  /* delay the answer by latency_ms */
     SIMW_FAULT_429,      /* throttled answer (retry_after < 0: no Retry-After header) */
     SIMW_FAULT_SLOW,     /* send the body slowly, in small pieces */
+    /* a UTF-8 byte-order mark before the JSON body (also with "bom": true on an error fault) */
+    SIMW_FAULT_BOM,
 };
 
 struct simw_fault {
@@ -89,6 +91,7 @@ struct simw_fault {
     int remaining;      /* requests left; < 0 = always */
     char code[64];      /* Graph error code override */
     char message[256];  /* error message override */
+    int bom;            /* status / 429 kinds: the error body starts with a UTF-8 BOM */
 };
 
 struct simtenant {
@@ -102,11 +105,14 @@ struct simtenant {
     size_t ndev, capdev;
     struct simapp *apps;
     size_t napps;
-    int *appmap;                 /* (platform, app, version) => index in apps, or -1; private */
-    int consented;               /* sync app has a service principal here */
-    int intune_licensed;         /* 0 => Graph 400 "Request not applicable to target tenant." */
-    int permission;              /* 0 => Intune 403 Forbidden */
-    int exists;                  /* 0 => AADSTS90002 at token time (listed by PC but gone) */
+    int *appmap;         /* (platform, app, version) => index in apps, or -1; private */
+    int consented;       /* sync app has a service principal here */
+    int intune_licensed; /* 0 => Graph 400 "Request not applicable to target tenant." */
+    int permission;      /* 0 => Intune 403 Forbidden */
+    int exists;          /* 0 => AADSTS90002 at token time (listed by PC but gone) */
+    /* 1 => the two failures above answer as Intune also does: 401 UnknownError nesting
+     * {"ErrorCode":"Forbidden"} with WWW-Authenticate realm "urn:intune:service" */
+    int intune_401;
     char associated_partner[37]; /* indirect reseller id or "" */
     char commerce_id[37];
 };
