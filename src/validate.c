@@ -155,15 +155,18 @@ get_json(struct vctx *v, const char *url, const char *token, const char *extra, 
     return status;
 }
 
+/* intune_plan: what the tenant's organization said about Intune (remedy_intune_plan). */
 static void
 graph_check(struct vctx *v, struct check *c, long status, const char *body, size_t blen,
-            const struct errbuf *eb, const char *tenant)
+            const struct errbuf *eb, const char *tenant, int intune_plan)
 {
     struct remedy rem;
     struct remedy_ctx ctx = {0};
+    struct remedy_graph_error rg = {0};
     struct graph_error ge;
     char ms[512];
 
+    ctx.intune_plan = (enum remedy_intune_plan)intune_plan;
     ctx.tenant_id = tenant;
     ctx.app_id = v->in->sync_app_id;
     ctx.app_label = "Sync App";
@@ -174,7 +177,12 @@ graph_check(struct vctx *v, struct check *c, long status, const char *body, size
         return;
     }
     if (graph_error_parse(body, blen, &ge) == ERR_OK) {
-        remedy_from_graph(&rem, &ctx, status, ge.code, ge.message);
+        rg.status = status;
+        rg.code = ge.code;
+        rg.message = ge.message;
+        rg.not_applicable = ge.not_applicable;
+        rg.nested_forbidden = ge.nested_forbidden;
+        remedy_from_graph_error(&rem, &ctx, &rg);
         snprintf(ms, sizeof ms, "HTTP %ld %s: %s", status, ge.code, ge.message);
     } else {
         remedy_from_graph(&rem, &ctx, status, NULL, NULL);
@@ -194,6 +202,7 @@ check_tenant(struct vctx *v, const struct customer *cu)
     char *tok, *url = NULL, *body = NULL;
     size_t blen = 0;
     long status;
+    int plan = 0;
 
     c = add_check(v, "tenant_token", tid, "Sync App signs in to %s", name);
     tok = get_token(v, c, tid, v->in->sync_app_id, v->in->sync_secret, AUDIENCE_GRAPH, "Sync App",
@@ -211,8 +220,16 @@ check_tenant(struct vctx *v, const struct customer *cu)
     c = add_check(v, "tenant_organization", tid, "Sync App reads the organization of %s", name);
     url = xasprintf("%s/v1.0/organization", v->cfg->graph_url);
     status = get_json(v, url, tok, NULL, &body, &blen, &eb);
-    if (status != 200)
-        graph_check(v, c, status, body, blen, &eb, tid);
+    if (status != 200) {
+        graph_check(v, c, status, body, blen, &eb, tid, 0);
+    } else {
+        struct graph_org org;
+        struct errbuf oeb = {0};
+
+        if (graph_org_parse(body, blen, &org, &oeb) == ERR_OK)
+            plan = org.intune_plan;
+        graph_org_clear(&org);
+    }
     free(url);
     free(body);
     body = NULL;
@@ -220,7 +237,7 @@ check_tenant(struct vctx *v, const struct customer *cu)
     url = graph_devices_url(v->cfg->graph_url, "v1.0", 1);
     status = get_json(v, url, tok, NULL, &body, &blen, &eb);
     if (status != 200)
-        graph_check(v, c, status, body, blen, &eb, tid);
+        graph_check(v, c, status, body, blen, &eb, tid, plan);
     free(url);
     free(body);
     wipe_free(tok);

@@ -208,6 +208,28 @@ class RealErrors(unittest.TestCase):
                       self.clients()[self.tenants[3]]["error"]["remedy"])
 
 
+class SetupChecks(unittest.TestCase):
+    def test_intune_401_at_setup(self):
+        """`integration add` tells Intune's 401 apart too: licence and permission warnings."""
+        sim = harness.Sim("--tenants", "3", "--devices", "2", "--apps-per-device", "1")
+        ms = harness.Memsync(sim)
+        try:
+            t = [x["id"] for x in sim.world()["tenants"]]
+            sim.control([
+                {"op": "set_tenant", "tenant": t[0], "intune_401": True,
+                 "intune_licensed": False},
+                {"op": "set_tenant", "tenant": t[1], "intune_401": True, "permission": False},
+            ])
+            code, out, err = ms.add_integration("--no-sync", check=None)
+            self.assertEqual(code, 0, out + err)
+            self.assertIn("no Intune licence", out)
+            self.assertIn("DeviceManagementManagedDevices.Read.All", out)
+            self.assertNotIn("rejected the Sync App's access token", out)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
 class ServeLite:
     """`memsync serve` on 127.0.0.1:0 for the REST API checks."""
 
