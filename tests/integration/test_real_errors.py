@@ -180,6 +180,15 @@ class RealErrors(unittest.TestCase):
             self.assertEqual(results[t[1]]["error"]["request_id"],
                              clients[t[1]]["error"]["request_id"])
             self.assertTrue(results[t[1]]["error"]["date"])
+            # ... and so does the web UI's client list.
+            import test_api
+            test_api.user_add(self.ms, "ada", "viewer", "a long enough password 42")
+            st, token, _ = test_api.login(srv, "ada", "a long enough password 42")
+            self.assertTrue(token, st)
+            st, page, _ = test_api.req("GET", srv.url + "/clients",
+                                       headers={"Cookie": "memsync_session=" + token})
+            self.assertEqual(st, 200)
+            self.assertIn("request-id " + clients[t[2]]["error"]["request_id"], page)
         finally:
             srv.stop()
 
