@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "graph.h"
+#include "guid.h"
 #include "hash.h"
 #include "http.h"
 #include "jsonarena.h"
@@ -292,26 +293,6 @@ count_request(struct call *c, const struct http_resp *r)
     }
 }
 
-/* A random (version 4) GUID, as Microsoft's request and correlation ids are. */
-static void
-new_guid(char out[37])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char b[16];
-    size_t o = 0;
-
-    randombytes_buf(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
-}
-
 /* Microsoft's ids of an answer (headers first, then what the body said) onto a remedy. */
 static void
 note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
@@ -531,14 +512,14 @@ support_headers(struct call *c, struct http_req *req, int nh, char ids[3][96])
 
     if (c->kind == CALL_PC) {
         if (c->request_guid[0] == '\0')
-            new_guid(c->request_guid);
+            guid_random(c->request_guid);
         snprintf(ids[0], sizeof ids[0], "MS-RequestId: %s", c->request_guid);
         snprintf(ids[1], sizeof ids[1], "MS-CorrelationId: %s", c->eng->correlation_id);
         req->headers[nh++] = ids[0];
         req->headers[nh++] = ids[1];
         req->headers[nh++] = "MS-Contract-Version: v1";
     } else {
-        new_guid(g);
+        guid_random(g);
         snprintf(ids[0], sizeof ids[0], "client-request-id: %s", g);
         req->headers[nh++] = ids[0];
     }
@@ -2082,7 +2063,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     eng->export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
     eng->tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
     eng->started_ms = clock_mono_ms();
-    new_guid(eng->correlation_id);
+    guid_random(eng->correlation_id);
     pacer_init(&eng->global,
                (opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000) *
                    PACING_SHARE_PCT / 100,

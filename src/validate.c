@@ -21,6 +21,7 @@ struct vctx {
     const struct validate_input *in;
     struct validation *out;
     struct http_opts hopts;
+    char correlation_id[37]; /* MS-CorrelationId of the checks' Partner Center requests */
 };
 
 static struct check *add_check(struct vctx *v, const char *id, const char *tenant, const char *fmt,
@@ -85,7 +86,7 @@ get_token(struct vctx *v, struct check *c, const char *tenant, const char *app_i
     char *body = NULL, *tok = NULL;
     size_t blen = 0;
     long status = 0;
-    char ms[512];
+    char ms[512], crid[37], crh[64];
 
     ctx.tenant_id = tenant;
     ctx.app_id = app_id;
@@ -98,6 +99,9 @@ get_token(struct vctx *v, struct check *c, const char *tenant, const char *app_i
     req.body = form.data;
     req.body_len = form.len;
     req.headers[0] = "Content-Type: application/x-www-form-urlencoded";
+    guid_random(crid);
+    snprintf(crh, sizeof crh, "client-request-id: %s", crid);
+    req.headers[1] = crh;
     req.timeout_ms = 30000;
     if (http_fetch(&v->hopts, &req, &status, &body, &blen, NULL, &eb) != ERR_OK) {
         remedy_set(&rem, REMEDY_NETWORK, &ctx, eb.msg);
@@ -142,12 +146,27 @@ get_json(struct vctx *v, const char *url, const char *token, const char *extra, 
 {
     struct http_req req = {0};
     char *auth = xasprintf("Authorization: Bearer %s", token);
+    char ids[2][96], g[37];
+    size_t pcl = strlen(v->cfg->partner_center_url);
+    int nh = 2;
     long status = 0;
 
     req.url = url;
     req.headers[0] = auth;
     req.headers[1] = "Accept: application/json";
-    req.headers[2] = extra;
+    /* The ids Microsoft support asks for, as the sync sends them. */
+    guid_random(g);
+    if (pcl > 0 && strncmp(url, v->cfg->partner_center_url, pcl) == 0) {
+        snprintf(ids[0], sizeof ids[0], "MS-RequestId: %s", g);
+        snprintf(ids[1], sizeof ids[1], "MS-CorrelationId: %s", v->correlation_id);
+        req.headers[nh++] = ids[0];
+        req.headers[nh++] = ids[1];
+        req.headers[nh++] = "MS-Contract-Version: v1";
+    } else {
+        snprintf(ids[0], sizeof ids[0], "client-request-id: %s", g);
+        req.headers[nh++] = ids[0];
+    }
+    req.headers[nh] = extra;
     req.timeout_ms = 30000;
     if (http_fetch(&v->hopts, &req, &status, body, blen, NULL, eb) != ERR_OK)
         status = 0;
@@ -264,6 +283,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
     v.in = in;
     v.out = out;
     v.hopts.ca_file = cfg->ca_file[0] != '\0' ? cfg->ca_file : NULL;
+    guid_random(v.correlation_id);
 
     {
         static const struct {

@@ -234,6 +234,17 @@ class SetupChecks(unittest.TestCase):
             self.assertIn("no Intune licence", out)
             self.assertIn("DeviceManagementManagedDevices.Read.All", out)
             self.assertNotIn("rejected the Sync App's access token", out)
+            # the checks send the ids Microsoft support asks for, as the sync does
+            log = requests_log(sim)
+            pc = [r for r in log if r["route"] == "customers"]
+            self.assertTrue(pc)
+            for r in pc:
+                self.assertRegex(r["ms_request_id"], GUID)
+                self.assertRegex(r["ms_correlation_id"], GUID)
+                self.assertEqual(r["ms_contract_version"], "v1")
+            for r in log:
+                if r["route"] in ("organization", "managedDevices", "token_v2"):
+                    self.assertRegex(r["client_request_id"], GUID, r)
         finally:
             sim.stop()
             ms.cleanup()
