@@ -105,16 +105,17 @@ struct simtenant {
     size_t ndev, capdev;
     struct simapp *apps;
     size_t napps;
-    int *appmap;         /* (platform, app, version) => index in apps, or -1; private */
-    int consented;       /* sync app has a service principal here */
-    int intune_licensed; /* 0 => Graph 400 "Request not applicable to target tenant." */
-    int permission;      /* 0 => Intune 403 Forbidden */
-    int exists;          /* 0 => AADSTS90002 at token time (listed by PC but gone) */
-    /* 1 => the two failures above answer as Intune also does: 401 UnknownError nesting
-     * {"ErrorCode":"Forbidden"} with WWW-Authenticate realm "urn:intune:service" */
-    int intune_401;
+    int *appmap;                 /* (platform, app, version) => index in apps, or -1; private */
+    int consented;               /* sync app has a service principal here */
+    int intune_licensed;         /* 0 => Graph 400 "Request not applicable to target tenant." */
+    int permission;              /* 0 => Intune 403 Forbidden */
+    int exists;                  /* 0 => AADSTS90002 at token time (listed by PC but gone) */
     char associated_partner[37]; /* indirect reseller id or "" */
     char commerce_id[37];
+    /* 1 => no licence and no permission answer as Intune also does: 401 UnknownError nesting
+     * {"ErrorCode":"Forbidden"} with WWW-Authenticate realm "urn:intune:service"
+     * (microsoft-graph-explorer-v4 #706; microsoft-graph-docs-contrib #4528) */
+    int intune_401;
 };
 
 struct simw_secret {

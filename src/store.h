@@ -107,11 +107,12 @@ struct client_row {
     char *error_code;
     char *error_message;
     char *error_remedy;
-    char *error_request_id; /* Microsoft's request id of the failure, or NULL */
-    char *error_date;       /* the date Microsoft's answer carried, or NULL */
-    int64_t last_sync_at;   /* TS_NULL when never */
-    int64_t device_count;   /* active (not retired) hardware assets */
+    int64_t last_sync_at; /* TS_NULL when never */
+    int64_t device_count; /* active (not retired) hardware assets */
     int64_t software_count;
+    /* Microsoft's request id of the failure and the date its answer carried, or NULL */
+    char *error_request_id;
+    char *error_date;
 };
 
 void client_row_clear(struct client_row *c);

@@ -93,8 +93,9 @@ struct call {
     size_t *items; /* $batch: the device index of each item, n_items long */
     int n_items;
     int attempt;
-    int refreshed;         /* a 401 already led to one token refresh */
-    char request_guid[37]; /* Partner Center MS-RequestId: one per call, the same on retries */
+    int refreshed; /* a 401 already led to one token refresh */
+    /* Partner Center MS-RequestId: one per call, the same on its retries */
+    char request_guid[37];
     int64_t waited_ms;
     struct call *then; /* token calls: the call to submit once the token is cached */
     call_done_fn *done;
@@ -204,8 +205,9 @@ struct engine {
     char **excluded;                    /* tenant ids the MSP excluded from this integration */
     size_t nexcluded;
     int nskipped;
-    int discover_only;       /* sync_discover(): list the customers, start no tenant */
-    char correlation_id[37]; /* MS-CorrelationId of this run's Partner Center requests */
+    int discover_only; /* sync_discover(): list the customers, start no tenant */
+    /* MS-CorrelationId of this run's Partner Center requests */
+    char correlation_id[37];
 };
 
 static void call_submit(struct call *c);
