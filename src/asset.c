@@ -70,9 +70,9 @@ const char *const asset_table_columns[] = {
 const size_t asset_table_column_count = sizeof asset_table_columns / sizeof asset_table_columns[0];
 
 const char *const client_columns[] = {
-    "id",           "tenant_id",    "name",           "default_domain", "source",
-    "included",     "status",       "last_sync_at",   "error.code",     "error.message",
-    "error.remedy", "device_count", "software_count",
+    "id",           "tenant_id",    "name",           "default_domain",   "source",
+    "included",     "status",       "last_sync_at",   "error.code",       "error.message",
+    "error.remedy", "device_count", "software_count", "error.request_id", "error.date",
 };
 const size_t client_column_count = sizeof client_columns / sizeof client_columns[0];
 
@@ -988,8 +988,9 @@ client_to_json(const struct client_row *c)
     if (c->error_code == NULL && c->error_message == NULL && c->error_remedy == NULL)
         err = json_null();
     else
-        err = json_pack("{s:o, s:o, s:o}", "code", jstr(c->error_code), "message",
-                        jstr(c->error_message), "remedy", jstr(c->error_remedy));
+        err = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", jstr(c->error_code), "message",
+                        jstr(c->error_message), "remedy", jstr(c->error_remedy), "request_id",
+                        jstr(c->error_request_id), "date", jstr(c->error_date));
     return json_pack("{s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I}", "id",
                      (json_int_t)c->id, "tenant_id", jstr(c->tenant_id), "name", jstr(c->name),
                      "default_domain", jstr(c->default_domain), "source", jstr(c->source),

@@ -349,10 +349,16 @@ static int
 failed_client_cb(void *arg, const struct client_row *c)
 {
     (void)arg;
-    if (c->status != NULL && strcmp(c->status, "error") == 0)
+    if (c->status != NULL && strcmp(c->status, "error") == 0) {
         fprintf(stderr, "  %s (%s): %s %s\n", c->name != NULL ? c->name : "?", c->tenant_id,
                 c->error_message != NULL ? c->error_message : "",
                 c->error_remedy != NULL ? c->error_remedy : "");
+        /* What Microsoft support asks for. */
+        if (c->error_request_id != NULL)
+            fprintf(stderr, "    Microsoft request-id %s%s%s\n", c->error_request_id,
+                    c->error_date != NULL ? ", date " : "",
+                    c->error_date != NULL ? c->error_date : "");
+    }
     return 0;
 }
 
@@ -1386,9 +1392,10 @@ status_client_cb(void *arg, const struct client_row *c)
     } else if (c->status != NULL && strcmp(c->status, "error") == 0) {
         sc->error++;
         json_array_append_new(sc->problems,
-                              json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "tenant_id", c->tenant_id,
-                                        "name", c->name, "code", c->error_code, "message",
-                                        c->error_message, "remedy", c->error_remedy));
+                              json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s?, s:s?}", "tenant_id",
+                                        c->tenant_id, "name", c->name, "code", c->error_code,
+                                        "message", c->error_message, "remedy", c->error_remedy,
+                                        "request_id", c->error_request_id, "date", c->error_date));
     } else {
         sc->never++;
     }

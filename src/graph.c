@@ -9,6 +9,7 @@
 #include "http.h"
 #include "jsonarena.h"
 #include "mem.h"
+#include "remedy.h"
 
 const char GRAPH_DEVICE_SELECT[] =
     "id,azureADDeviceId,deviceName,serialNumber,manufacturer,model,operatingSystem,osVersion,"
@@ -130,6 +131,38 @@ domain_with(const json_t *domains, const char *flag)
     return NULL;
 }
 
+static int
+names_intune(const char *s)
+{
+    for (; *s != '\0'; s++)
+        if (strncasecmp(s, "intune", 6) == 0)
+            return 1;
+    return 0;
+}
+
+/* remedy_intune_plan of an assignedPlans array: service "SCO" (Intune's plan, notes 11.1) or a
+ * service naming Intune, enabled or in its grace period ("Warning"). */
+static int
+org_intune_plan(const json_t *plans)
+{
+    size_t i;
+    const json_t *p;
+
+    if (!json_is_array(plans))
+        return 0;
+    json_array_foreach(plans, i, p)
+    {
+        const char *svc = json_string_value(json_object_get(p, "service"));
+        const char *st = json_string_value(json_object_get(p, "capabilityStatus"));
+
+        if (svc == NULL || (strcasecmp(svc, "SCO") != 0 && !names_intune(svc)))
+            continue;
+        if (st == NULL || strcasecmp(st, "Enabled") == 0 || strcasecmp(st, "Warning") == 0)
+            return 1;
+    }
+    return 2;
+}
+
 int
 graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errbuf *eb)
 {
@@ -164,6 +197,7 @@ graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errb
     if (dom == NULL)
         dom = domain_with(domains, "isInitial");
     out->default_domain = xstrdup(dom);
+    out->intune_plan = org_intune_plan(json_object_get(org, "assignedPlans"));
     rc = ERR_OK;
 out:
     json_decref(root);
@@ -275,7 +309,14 @@ graph_error_parse(const char *body, size_t len, struct graph_error *out)
     if (v != NULL && !json_is_string(v))
         goto out;
     copy_str(out->code, sizeof out->code, v);
-    copy_str(out->message, sizeof out->message, json_object_get(err, "message"));
+    v = json_object_get(err, "message");
+    copy_str(out->message, sizeof out->message, v);
+    if (json_is_string(v)) {
+        out->not_applicable =
+            remedy_text_not_applicable(json_string_value(v), json_string_length(v));
+        out->nested_forbidden =
+            remedy_text_nested_forbidden(json_string_value(v), json_string_length(v));
+    }
     /* Microsoft's examples spell it innerError and innererror. */
     json_object_foreach((json_t *)err, key, v)
     {
@@ -285,6 +326,7 @@ graph_error_parse(const char *body, size_t len, struct graph_error *out)
         copy_str(out->request_id, sizeof out->request_id, json_object_get(v, "request-id"));
         if (out->request_id[0] == '\0')
             copy_str(out->request_id, sizeof out->request_id, json_object_get(v, "requestId"));
+        copy_str(out->date, sizeof out->date, json_object_get(v, "date"));
         break;
     }
     rc = ERR_OK;

@@ -55,11 +55,15 @@ int graph_page_parse(const char *body, size_t len, struct graph_page *out, struc
 int graph_devices_parse(const char *body, size_t len, struct device **devs, size_t *n, size_t *cap,
                         char **next_link, struct errbuf *eb);
 
-/* GET /organization: name and default domain (verifiedDomains[isDefault]) of the first item. */
+/* GET /organization: name and default domain (verifiedDomains[isDefault]) of the first item,
+ * and whether assignedPlans hold an Intune plan. */
 struct graph_org {
     char *id;
     char *name;
     char *default_domain;
+    /* 0: no assignedPlans array; 1: a plan of service "SCO" or naming Intune whose
+     * capabilityStatus is Enabled or Warning (grace period); 2: none (remedy_intune_plan). */
+    int intune_plan;
 };
 void graph_org_clear(struct graph_org *o);
 /* Accepts the collection form and a top-level entity. Default domain: the verifiedDomains entry
@@ -137,9 +141,12 @@ char *graph_batch_body(const char *const *ids, const char *const *urls, size_t n
 /* The Graph error envelope {"error":{"code","message","innerError"|"innererror":{...}}}. */
 struct graph_error {
     char code[128];
-    char message[512];
+    char message[512]; /* cut at 511 bytes; the two flags are read from the whole message */
     char inner_code[128];
     char request_id[64];
+    char date[40];        /* innerError.date */
+    int not_applicable;   /* "Request not applicable to target tenant." (Intune: no licence) */
+    int nested_forbidden; /* the message nests "ErrorCode":"Forbidden" (Intune's 401) */
 };
 /* Returns ERR_OK when the body is a Graph error envelope. */
 int graph_error_parse(const char *body, size_t len, struct graph_error *out);

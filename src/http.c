@@ -19,6 +19,8 @@
 #define HTTP_CTYPE_MAX          256
 #define HTTP_PRESIZE_MAX        (8u << 20) /* Content-Length pre-sizes bodies up to this */
 #define HTTP_ERRMSG_MAX         384
+#define HTTP_ID_MAX             128 /* request-id, MS-RequestId, Date ... (longer: ignored) */
+#define HTTP_WWW_AUTH_MAX       512
 
 struct xfer {
     struct http *h;
@@ -30,6 +32,10 @@ struct xfer {
     int toobig;
     double retry_after;
     char *content_type;
+    char request_id[HTTP_ID_MAX];        /* Graph request-id or Partner Center MS-RequestId */
+    char client_request_id[HTTP_ID_MAX]; /* client-request-id or MS-CorrelationId echoed */
+    char date[HTTP_ID_MAX];
+    char www_authenticate[HTTP_WWW_AUTH_MAX];
     char where[300];    /* "host:port" for messages */
     char redacted[512]; /* URL without its query, for logs */
     int64_t start_ms;
@@ -180,6 +186,24 @@ http_parse_retry_after(const char *value)
     return -1;
 }
 
+/* ---- UTF-8 byte-order mark ------------------------------------------------------------------ */
+
+void
+http_body_skip_bom(const char **body, size_t *len)
+{
+    const unsigned char *b = (const unsigned char *)*body;
+    size_t i = 3;
+
+    if (*len < 4 || b[0] != 0xEF || b[1] != 0xBB || b[2] != 0xBF)
+        return;
+    while (i < *len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
+        i++;
+    if (i == *len || (b[i] != '{' && b[i] != '['))
+        return; /* not JSON after the mark: leave the bytes as they came */
+    *body += 3;
+    *len -= 3;
+}
+
 /* ---- transfers ---------------------------------------------------------------------------- */
 
 static size_t
@@ -195,6 +219,22 @@ on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* Keeps a header value for support (request ids, date): printable ASCII only, and only when it
+ * fits; anything else is dropped rather than cut, so a kept id is always the whole id. */
+static void
+header_keep(char *dst, size_t cap, const char *v, const char *end)
+{
+    size_t n = (size_t)(end - v);
+
+    if (n >= cap)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] < 0x20 || v[i] > 0x7e)
+            return;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
 static size_t
 on_header(char *ptr, size_t size, size_t nitems, void *arg)
 {
@@ -206,6 +246,7 @@ on_header(char *ptr, size_t size, size_t nitems, void *arg)
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
         x->retry_after = -1;
         XFREE(x->content_type);
+        x->request_id[0] = x->client_request_id[0] = x->date[0] = x->www_authenticate[0] = '\0';
         return n;
     }
     colon = memchr(ptr, ':', n);
@@ -226,6 +267,16 @@ on_header(char *ptr, size_t size, size_t nitems, void *arg)
             val[vl] = '\0';
             x->retry_after = http_parse_retry_after(val);
         }
+    } else if ((name_len == 10 && strncasecmp(ptr, "request-id", 10) == 0) ||
+               (name_len == 12 && strncasecmp(ptr, "MS-RequestId", 12) == 0)) {
+        header_keep(x->request_id, sizeof x->request_id, v, end);
+    } else if ((name_len == 17 && strncasecmp(ptr, "client-request-id", 17) == 0) ||
+               (name_len == 16 && strncasecmp(ptr, "MS-CorrelationId", 16) == 0)) {
+        header_keep(x->client_request_id, sizeof x->client_request_id, v, end);
+    } else if (name_len == 4 && strncasecmp(ptr, "Date", 4) == 0) {
+        header_keep(x->date, sizeof x->date, v, end);
+    } else if (name_len == 16 && strncasecmp(ptr, "WWW-Authenticate", 16) == 0) {
+        header_keep(x->www_authenticate, sizeof x->www_authenticate, v, end);
     } else if (name_len == 12 && strncasecmp(ptr, "Content-Type", 12) == 0) {
         free(x->content_type);
         x->content_type =
@@ -504,6 +555,10 @@ xfer_done(struct http *h, struct xfer *x, CURLcode cc)
     xfer_unlink(h, x);
     r.retry_after = x->retry_after;
     r.content_type = x->content_type;
+    r.request_id = x->request_id;
+    r.client_request_id = x->client_request_id;
+    r.date = x->date;
+    r.www_authenticate = x->www_authenticate;
     r.elapsed_ms = clock_mono_ms() - x->start_ms;
     r.errmsg = msg;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
@@ -511,6 +566,8 @@ xfer_done(struct http *h, struct xfer *x, CURLcode cc)
         r.err = ERR_OK;
         r.body = buf_cstr(&x->body);
         r.body_len = x->body.len;
+        /* The one place a leading BOM is dropped, for every parser after it. */
+        http_body_skip_bom(&r.body, &r.body_len);
         log_debug("http done url=%s status=%ld bytes=%zu ms=%lld", x->redacted, r.status,
                   r.body_len, (long long)r.elapsed_ms);
     } else {

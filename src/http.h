@@ -11,7 +11,11 @@
  *   - no redirects are followed; a bearer token goes only to the URL given;
  *   - the response body is capped (req.max_body, default HTTP_DEFAULT_MAX_BODY) and every
  *     request has a total timeout (req.timeout_ms, default HTTP_DEFAULT_TIMEOUT_MS);
- *   - Retry-After is parsed from the header as decimal seconds (curl 7.88 truncates "2.128").
+ *   - Retry-After is parsed from the header as decimal seconds (curl 7.88 truncates "2.128");
+ *   - one leading UTF-8 byte-order mark before a JSON body is dropped (http_body_skip_bom):
+ *     Partner Center and Graph error bodies sometimes start with one and JSON parsers refuse it;
+ *   - Microsoft's ids for support (request-id / MS-RequestId, client-request-id /
+ *     MS-CorrelationId), the Date and WWW-Authenticate headers reach the callback.
  * Secrets in request bodies and Authorization headers are never logged.
  *
  * The process must ignore SIGPIPE itself (CURLOPT_NOSIGNAL is set on every transfer); main()
@@ -62,6 +66,14 @@ struct http_resp {
     double retry_after;       /* seconds from Retry-After, -1 when absent or unparsable */
     const char *content_type; /* may be NULL */
     int64_t elapsed_ms;
+    /* From the answer's headers, "" when absent (NULL in responses made up by callers): Graph's
+     * request-id or Partner Center's MS-RequestId, the echoed client-request-id or
+     * MS-CorrelationId, Date, and WWW-Authenticate (Intune names its realm there). Printable ASCII,
+     * whole values only. */
+    const char *request_id;
+    const char *client_request_id;
+    const char *date;
+    const char *www_authenticate;
 };
 
 typedef void http_done_cb(void *arg, const struct http_resp *resp);
@@ -90,6 +102,10 @@ void http_wakeup(struct http *h);
 /* Parses a Retry-After value: decimal seconds ("2.128", "57") or an HTTP date. Returns seconds
  * (>= 0) or -1 when unparsable. */
 double http_parse_retry_after(const char *value);
+
+/* Drops one leading UTF-8 byte-order mark (EF BB BF) when JSON ('{' or '[' after optional
+ * whitespace) follows it; leaves any other body alone. Applied to every response body. */
+void http_body_skip_bom(const char **body, size_t *len);
 
 /* Synchronous helper for simple callers (CLI checks, tests): runs one request to completion.
  * On success *status and *body (malloc'd, NUL-terminated, caller frees) are set. */

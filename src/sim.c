@@ -47,6 +47,9 @@
 #define SIM_PC_PAGE_DEF 200
 #define SIM_PC_PAGE_MAX 500
 #define SIM_BATCH_MAX   20
+#define SIM_REQLOG_MAX  4096 /* requests kept for GET /_sim/requests (a ring) */
+/* Intune's resource app id, in the realm of its WWW-Authenticate */
+#define SIM_INTUNE_REALM "0000000a-0000-0000-c000-000000000000"
 
 /* Routes, for statistics, faults and throttling. */
 enum route {
@@ -170,6 +173,19 @@ struct stat_ent {
     long count;
 };
 
+/* One request as /_sim/requests shows it: the ids Microsoft asks clients to send. */
+struct reqlog_ent {
+    uint64_t seq;
+    char route[24];
+    char tenant[40];
+    char method[8];
+    int status;
+    char client_request_id[72];
+    char ms_request_id[72];
+    char ms_correlation_id[72];
+    char ms_contract_version[16];
+};
+
 static struct {
     struct simworld *w;
     struct MHD_Daemon *d;
@@ -190,6 +206,8 @@ static struct {
     struct sidx stat_idx;
     size_t nstats;
     long total_requests, throttled;
+    struct reqlog_ent *reqlog; /* SIM_REQLOG_MAX entries, a ring; under mu */
+    uint64_t reqlog_seq;
     /* delay queue */
     pthread_mutex_t dmu;
     pthread_cond_t dcv;
@@ -420,6 +438,62 @@ stat_count(enum route rt, const char *tenant, int throttled)
     pthread_mutex_unlock(&g.mu);
 }
 
+static void
+reqlog_copy(char *dst, size_t cap, struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+
+    snprintf(dst, cap, "%s", v != NULL && strlen(v) < cap ? v : v != NULL ? "(too long)" : "");
+}
+
+/* Records the request's support headers (client-request-id, MS-RequestId, MS-CorrelationId,
+ * MS-Contract-Version) so tests can check a client sends them, and reuses MS-RequestId on a
+ * retry as Partner Center asks. */
+static void
+reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
+           int status)
+{
+    struct reqlog_ent e;
+
+    memset(&e, 0, sizeof e);
+    snprintf(e.route, sizeof e.route, "%s", route_names[rt]);
+    snprintf(e.tenant, sizeof e.tenant, "%s", tenant ? tenant : "");
+    snprintf(e.method, sizeof e.method, "%s", method);
+    e.status = status;
+    reqlog_copy(e.client_request_id, sizeof e.client_request_id, c, "client-request-id");
+    reqlog_copy(e.ms_request_id, sizeof e.ms_request_id, c, "MS-RequestId");
+    reqlog_copy(e.ms_correlation_id, sizeof e.ms_correlation_id, c, "MS-CorrelationId");
+    reqlog_copy(e.ms_contract_version, sizeof e.ms_contract_version, c, "MS-Contract-Version");
+    pthread_mutex_lock(&g.mu);
+    if (g.reqlog == NULL)
+        g.reqlog = xcalloc(SIM_REQLOG_MAX, sizeof *g.reqlog);
+    e.seq = ++g.reqlog_seq;
+    g.reqlog[(e.seq - 1) % SIM_REQLOG_MAX] = e;
+    pthread_mutex_unlock(&g.mu);
+}
+
+static json_t *
+reqlog_json(void)
+{
+    json_t *a = json_array();
+    uint64_t first;
+
+    pthread_mutex_lock(&g.mu);
+    first = g.reqlog_seq > SIM_REQLOG_MAX ? g.reqlog_seq - SIM_REQLOG_MAX : 0;
+    for (uint64_t s = first; g.reqlog != NULL && s < g.reqlog_seq; s++) {
+        const struct reqlog_ent *e = &g.reqlog[s % SIM_REQLOG_MAX];
+
+        json_array_append_new(
+            a, json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "seq", (json_int_t)e->seq,
+                         "route", e->route, "tenant", e->tenant, "method", e->method, "status",
+                         e->status, "client_request_id", e->client_request_id, "ms_request_id",
+                         e->ms_request_id, "ms_correlation_id", e->ms_correlation_id,
+                         "ms_contract_version", e->ms_contract_version));
+    }
+    pthread_mutex_unlock(&g.mu);
+    return json_pack("{s:o}", "requests", a);
+}
+
 /* Finds and consumes a matching fault; copies it to *out. Returns 1 when one applies. */
 static int
 fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
@@ -561,6 +635,15 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
         mr = MHD_create_response_from_callback(s->len, 1024, slow_reader, s, slow_free);
     } else {
         size_t len = r->len;
+        if (r->mode == SIMW_FAULT_BOM && r->body != NULL) {
+            char *b = xmalloc(r->len + 3);
+            memcpy(b, "\xEF\xBB\xBF", 3);
+            memcpy(b + 3, r->body, r->len);
+            free(r->body);
+            r->body = b;
+            r->len += 3;
+            len = r->len;
+        }
         if (r->mode == SIMW_FAULT_TRUNCATE)
             len = r->len / 2;
         mr = MHD_create_response_from_buffer(len, r->body ? r->body : (char *)"",
@@ -674,19 +757,33 @@ fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, i
             snprintf(ra, sizeof ra, "%g", f->retry_after);
             resp_hdr(r, "Retry-After", ra);
         }
+        if (f->bom)
+            r->mode = SIMW_FAULT_BOM;
         return r;
     }
     case SIMW_FAULT_429:
-        if (graph)
-            return graph_429(f->retry_after);
+        if (graph) {
+            struct resp *r = graph_429(f->retry_after);
+            if (f->bom)
+                r->mode = SIMW_FAULT_BOM;
+            return r;
+        }
         {
             struct resp *r = pc_429(f->retry_after < 0 ? 1 : (int)(f->retry_after + 0.999));
             if (f->retry_after < 0) {
                 free(r->hdrs[0].value);
                 r->nhdrs = 0;
             }
+            if (f->bom)
+                r->mode = SIMW_FAULT_BOM;
             return r;
         }
+    case SIMW_FAULT_BOM:
+        /* Partner Center answers (and Graph error bodies) that start with a UTF-8 byte-order
+         * mark: Azure/msrest-for-python #144; microsoftgraph/microsoft-graph-docs #679;
+         * Azure/azure-sdk-for-js #6780. */
+        *mode = f->kind;
+        return NULL;
     case SIMW_FAULT_LATENCY:
         *delay = f->latency_ms;
         return NULL;
@@ -999,6 +1096,13 @@ aad_fault(long code, int status, const char *message)
     case 70001:
         error = "unauthorized_client";
         break;
+    case 7000229: /* no service principal in the app's home tenant (Azure/azure-sdk-for-net #46762)
+                   */
+        error = "invalid_client";
+        break;
+    case 500011: /* resource principal not found in the tenant */
+        error = "invalid_resource";
+        break;
     default:
         break;
     }
@@ -1297,9 +1401,52 @@ struct gctx {
     char ver[8];
 };
 
+/* Intune's 401 UnknownError for an authorization or licence failure: the message nests the
+ * service's own error ({"ErrorCode":"Forbidden", ...}) and WWW-Authenticate names Intune's
+ * realm. Sources: microsoftgraph/microsoft-graph-explorer-v4 #706;
+ * microsoftgraph/microsoft-graph-docs-contrib #4528; AzureAD/microsoft-authentication-library-
+ * for-js #7007, #7011 (Microsoft365DSC treats it as "tenant not registered for Intune"). */
+static struct resp *
+intune_401(void)
+{
+    char op[37], act[37], msg[512];
+    json_t *hh, *inner, *outer;
+    char *hs, *is, *os;
+    struct resp *r;
+
+    rand_guid(op);
+    rand_guid(act);
+    snprintf(msg, sizeof msg,
+             "An error has occurred - Operation ID (for customer support): %s - Activity ID: %s - "
+             "Url: https://fef.msua06.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/"
+             "deviceManagement/managedDevices?api-version=2024-09-10",
+             op, act);
+    hh = json_pack("{s:s}", "WWW-Authenticate",
+                   "Bearer realm=\"urn:intune:service," SIM_INTUNE_REALM "\"");
+    hs = json_dumps(hh, JSON_COMPACT);
+    inner = json_pack("{s:i, s:s, s:s, s:n, s:s, s:s}", "_version", 3, "Message", msg,
+                      "CustomApiErrorPhrase", "", "RetryAfter", "ErrorSourceService", "",
+                      "HttpHeaders", hs);
+    is = json_dumps(inner, JSON_INDENT(2));
+    outer = json_pack("{s:s, s:s, s:n, s:n, s:n, s:[]}", "ErrorCode", "Forbidden", "Message", is,
+                      "Target", "Details", "InnerError", "InstanceAnnotations");
+    os = json_dumps(outer, JSON_COMPACT);
+    r = graph_error(401, "UnknownError", os);
+    resp_hdr(r, "WWW-Authenticate", "Bearer realm=\"urn:intune:service," SIM_INTUNE_REALM "\"");
+    free(hs);
+    free(is);
+    free(os);
+    json_decref(hh);
+    json_decref(inner);
+    json_decref(outer);
+    return r;
+}
+
 static struct resp *
 graph_intune_gate(struct gctx *x)
 {
+    if (x->t && x->t->intune_401 && (!x->t->intune_licensed || !x->t->permission))
+        return intune_401();
     if (x->t && !x->t->intune_licensed)
         return graph_error(400, "BadRequest", "Request not applicable to target tenant.");
     if (x->t && !x->t->permission) {
@@ -3144,6 +3291,8 @@ fault_kind_parse(const char *s)
         return SIMW_FAULT_429;
     if (strcmp(s, "slow") == 0)
         return SIMW_FAULT_SLOW;
+    if (strcmp(s, "bom") == 0)
+        return SIMW_FAULT_BOM;
     return SIMW_FAULT_NONE;
 }
 
@@ -3160,7 +3309,8 @@ fault_add(json_t *o, char *err, size_t errlen)
     memset(&f, 0, sizeof f);
     f.kind = fault_kind_parse(json_string_value(json_object_get(o, "kind")));
     if (f.kind == SIMW_FAULT_NONE) {
-        snprintf(err, errlen, "unknown fault kind (status, drop, truncate, latency, 429, slow)");
+        snprintf(err, errlen,
+                 "unknown fault kind (status, drop, truncate, latency, 429, slow, bom)");
         return ERR_INVAL;
     }
     if (tv == NULL || (json_is_string(tv) && strcmp(json_string_value(tv), "*") == 0)) {
@@ -3192,6 +3342,7 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.latency_ms = (int)json_integer_value(json_object_get(o, "latency_ms"));
     f.retry_after = json_is_number(ra) ? json_number_value(ra) : json_is_null(ra) ? -1 : 2.128;
     f.remaining = json_is_integer(cnt) ? (int)json_integer_value(cnt) : -1;
+    f.bom = json_is_true(json_object_get(o, "bom"));
     if (f.remaining == 0)
         f.remaining = -1;
     snprintf(f.code, sizeof f.code, "%s",
@@ -3227,6 +3378,8 @@ set_tenant_flags(struct simtenant *t, json_t *o)
         t->permission = json_is_true(v);
     if ((v = json_object_get(o, "exists")) && json_is_boolean(v))
         t->exists = json_is_true(v);
+    if ((v = json_object_get(o, "intune_401")) && json_is_boolean(v))
+        t->intune_401 = json_is_true(v);
     if ((v = json_object_get(o, "indirect_reseller")) && json_is_boolean(v)) {
         if (json_is_true(v)) {
             uint64_t st = g.w->seed ^ (uint64_t)t->index;
@@ -3308,6 +3461,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         sidx_clear(&g.stat_idx);
         g.total_requests = 0;
         g.throttled = 0;
+        g.reqlog_seq = 0;
         pthread_mutex_unlock(&g.mu);
         return ERR_OK;
     }
@@ -3478,12 +3632,13 @@ world_json(void)
             napps += t->apps[a].device_count > 0;
         json_array_append_new(
             ts,
-            json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?}", "index",
+            json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b}", "index",
                       t->index, "id", t->id, "name", t->name, "domain", t->domain, "initial_domain",
                       t->initial_domain, "devices", (json_int_t)t->ndev, "apps", (json_int_t)napps,
                       "consented", t->consented, "intune_licensed", t->intune_licensed,
                       "permission", t->permission, "exists", t->exists, "associated_partner_id",
-                      t->associated_partner[0] ? t->associated_partner : NULL));
+                      t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
+                      t->intune_401));
     }
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "seed", (json_int_t)w->seed,
                           "partner_tenant_id", w->partner_tenant_id, "partner_app_id",
@@ -3528,6 +3683,11 @@ control_route(struct MHD_Connection *c, const char *method, const char *rest, co
     if (strcmp(rest, "stats") == 0 && strcmp(method, "GET") == 0) {
         r = resp_new(200, JSON_CT);
         resp_json(r, stats_json());
+        return r;
+    }
+    if (strcmp(rest, "requests") == 0 && strcmp(method, "GET") == 0) {
+        r = resp_new(200, JSON_CT);
+        resp_json(r, reqlog_json());
         return r;
     }
     if (strcmp(rest, "control") == 0 && strcmp(method, "POST") == 0) {
@@ -3674,6 +3834,8 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             if (fault_take(rt, tenant, 0, &f)) {
                 if (f.kind == SIMW_FAULT_STATUS && f.code[0] && strncmp(f.code, "AADSTS", 6) == 0) {
                     r = aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
+                    if (f.bom)
+                        r->mode = SIMW_FAULT_BOM;
                     goto send;
                 }
                 r = fault_apply(&f, 0, &mode, &delay);
@@ -3756,8 +3918,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     else
         r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
 send:
-    if (rt != R_CONTROL)
+    if (rt != R_CONTROL) {
         stat_count(rt, tenant, r->status == 429);
+        reqlog_add(c, rt, tenant, method, r->status);
+    }
     if (log_enabled(LOG_DEBUG)) {
         /* the path only: queries may carry skiptokens, never secrets, but keep lines short */
         char red[512];
@@ -4409,6 +4573,7 @@ out:
         free(j);
     }
     free(g.stats);
+    free(g.reqlog);
     free(g.wins);
     free(g.stat_idx.slot);
     free(g.win_idx.slot);

@@ -76,6 +76,8 @@ enum simw_fault_kind {
     SIMW_FAULT_LATENCY,  /* delay the answer by latency_ms */
     SIMW_FAULT_429,      /* throttled answer (retry_after < 0: no Retry-After header) */
     SIMW_FAULT_SLOW,     /* send the body slowly, in small pieces */
+    /* a UTF-8 byte-order mark before the JSON body (also with "bom": true on an error fault) */
+    SIMW_FAULT_BOM,
 };
 
 struct simw_fault {
@@ -89,6 +91,7 @@ struct simw_fault {
     int remaining;      /* requests left; < 0 = always */
     char code[64];      /* Graph error code override */
     char message[256];  /* error message override */
+    int bom;            /* status / 429 kinds: the error body starts with a UTF-8 BOM */
 };
 
 struct simtenant {
@@ -109,6 +112,10 @@ struct simtenant {
     int exists;                  /* 0 => AADSTS90002 at token time (listed by PC but gone) */
     char associated_partner[37]; /* indirect reseller id or "" */
     char commerce_id[37];
+    /* 1 => no licence and no permission answer as Intune also does: 401 UnknownError nesting
+     * {"ErrorCode":"Forbidden"} with WWW-Authenticate realm "urn:intune:service"
+     * (microsoft-graph-explorer-v4 #706; microsoft-graph-docs-contrib #4528) */
+    int intune_401;
 };
 
 struct simw_secret {

@@ -153,6 +153,8 @@ client_row_clear(struct client_row *c)
     free(c->error_code);
     free(c->error_message);
     free(c->error_remedy);
+    free(c->error_request_id);
+    free(c->error_date);
     memset(c, 0, sizeof *c);
     c->last_sync_at = TS_NULL;
 }
@@ -1066,6 +1068,8 @@ static const struct store_list_field client_fields[] = {
     LF("error.code", "c.error_code", SC_TEXT),
     LF("error.message", "c.error_message", SC_TEXT),
     LF("error.remedy", "c.error_remedy", SC_TEXT),
+    LF("error.request_id", "c.error_request_id", SC_TEXT),
+    LF("error.date", "c.error_date", SC_TEXT),
     LF("device_count", "c.device_count", SC_INT),
     LF("software_count", "c.software_count", SC_INT),
     {NULL, NULL, SC_NULL},
@@ -1183,6 +1187,8 @@ static const struct store_list_field tenant_result_fields[] = {
     LF("error.code", "x.error_code", SC_TEXT),
     LF("error.message", "x.error_message", SC_TEXT),
     LF("error.remedy", "x.error_remedy", SC_TEXT),
+    LF("error.request_id", "x.error_request_id", SC_TEXT),
+    LF("error.date", "x.error_date", SC_TEXT),
     LF("devices", "x.devices", SC_INT),
     LF("created", "x.created", SC_INT),
     LF("updated", "x.updated", SC_INT),

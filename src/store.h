@@ -89,6 +89,10 @@ struct client_info {
     const char *name;
     const char *default_domain;
     const char *source; /* "partner_center" | "contracts" | "gdap" */
+    /* store_client_fail only: Microsoft's request id and the answer's date for its support,
+     * or NULL */
+    const char *error_request_id;
+    const char *error_date;
 };
 
 struct client_row {
@@ -106,6 +110,9 @@ struct client_row {
     int64_t last_sync_at; /* TS_NULL when never */
     int64_t device_count; /* active (not retired) hardware assets */
     int64_t software_count;
+    /* Microsoft's request id of the failure and the date its answer carried, or NULL */
+    char *error_request_id;
+    char *error_date;
 };
 
 void client_row_clear(struct client_row *c);
@@ -350,6 +357,8 @@ struct tenant_result {
     const char *error_code;
     const char *message;
     const char *remedy;
+    const char *request_id;    /* Microsoft's request id of the failure, or NULL */
+    const char *response_date; /* the date of Microsoft's answer, or NULL */
     struct reconcile_counts counts;
     int64_t devices;
     int64_t requests;
@@ -494,7 +503,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 8
+#define STORE_SCHEMA_VERSION 10
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first

@@ -626,6 +626,12 @@ static const char schema_v6[] =
     "WHERE i.removed_at IS NULL AND h.retired_at IS NULL GROUP BY i.title_id) x "
     "WHERE x.title_id = t.id;";
 
+/* Migration 10: Microsoft's request id and date of a tenant's failure, for its support. */
+static const char schema_v10[] =
+    "ALTER TABLE client ADD COLUMN error_request_id TEXT, ADD COLUMN error_date TEXT;"
+    "ALTER TABLE sync_tenant_result ADD COLUMN error_request_id TEXT, "
+    "ADD COLUMN error_date TEXT;";
+
 static int
 migrate(struct pg *g, struct errbuf *eb)
 {
@@ -680,6 +686,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     /* Migrations 7 and 8 (the client in SQLite's list indexes, for its lazy list rows; its
      * index of each OS's devices by name, fed by the search indexer) change nothing here. */
+    if (ver < 10) {
+        rc = q_done(g, schema_v10, NULL, eb, "adding Microsoft's request ids to failures", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     p_i64(&p, STORE_APPLICATION_ID);
     p_i64(&p, STORE_SCHEMA_VERSION);
@@ -1016,7 +1027,8 @@ pg_clients_each(struct store *base, int64_t account_id,
     r = q(g,
           "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
           "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
-          "device_count, software_count FROM client WHERE account_id = $1 "
+          "device_count, software_count, error_request_id, error_date FROM client "
+          "WHERE account_id = $1 "
           "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
           &p, eb, "listing clients", &rc);
     if (r == NULL)
@@ -1036,6 +1048,8 @@ pg_clients_each(struct store *base, int64_t account_id,
         c.last_sync_at = r_i64(r, i, 11, TS_NULL);
         c.device_count = r_i64(r, i, 12, 0);
         c.software_count = r_i64(r, i, 13, 0);
+        c.error_request_id = r_dup(r, i, 14);
+        c.error_date = r_dup(r, i, 15);
         rc = cb(arg, &c);
         client_row_clear(&c);
     }
@@ -1085,16 +1099,21 @@ pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
     p_text(&p, message);
     p_text(&p, remedy);
     p_i64(&p, clock_now());
+    p_text(&p, ci->error_request_id);
+    p_text(&p, ci->error_date);
     rc = q_done(g,
                 "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
-                "source, status, error_code, error_message, error_remedy, created_at, "
-                "updated_at) VALUES ($1, $2, $3, $4, $5, COALESCE($6, 'partner_center'), "
-                "'error', $7, $8, $9, $10, $10) ON CONFLICT (integration_id, tenant_id) DO "
+                "source, status, error_code, error_message, error_remedy, error_request_id, "
+                "error_date, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, "
+                "COALESCE($6, 'partner_center'), 'error', $7, $8, $9, $11, $12, $10, $10) "
+                "ON CONFLICT (integration_id, tenant_id) DO "
                 "UPDATE SET name = COALESCE(excluded.name, client.name), "
                 "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
                 "source = COALESCE($6, client.source), status = 'error', "
                 "error_code = excluded.error_code, error_message = excluded.error_message, "
-                "error_remedy = excluded.error_remedy, updated_at = excluded.updated_at",
+                "error_remedy = excluded.error_remedy, "
+                "error_request_id = excluded.error_request_id, error_date = excluded.error_date, "
+                "updated_at = excluded.updated_at",
                 &p, eb, "recording the tenant failure", NULL);
 out:
     return wend(g, own, rc, eb);
@@ -1488,7 +1507,8 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     p.n = 2;
     rc = q_done(g,
                 "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
-                "error_remedy = NULL, last_sync_at = $1, updated_at = $1, "
+                "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
+                "last_sync_at = $1, updated_at = $1, "
                 "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
                 "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title "
                 "WHERE client_id = $2 AND device_count > 0) "
@@ -1958,12 +1978,14 @@ pg_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *t,
     p_i64(&p, t->requests);
     p_i64(&p, t->throttled);
     p_i64(&p, t->duration_ms);
+    p_text(&p, t->request_id);
+    p_text(&p, t->response_date);
     rc = q_done(g,
                 "INSERT INTO sync_tenant_result (run_id, tenant_id, client_name, status, "
                 "error_code, error_message, error_remedy, created, updated, unchanged, retired, "
                 "revived, installs_added, installs_removed, devices, requests, throttled, "
-                "duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-                "$14, $15, $16, $17, $18)",
+                "duration_ms, error_request_id, error_date) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                "$8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
                 &p, eb, "recording the tenant result", NULL);
     if (rc == ERR_NOTFOUND)
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);

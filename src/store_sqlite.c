@@ -713,6 +713,12 @@ static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
 
+/* Migration 10: Microsoft's request id and date of a tenant's failure, for its support. */
+static const char schema_v10[] = "ALTER TABLE client ADD COLUMN error_request_id TEXT;"
+                                 "ALTER TABLE client ADD COLUMN error_date TEXT;"
+                                 "ALTER TABLE sync_tenant_result ADD COLUMN error_request_id TEXT;"
+                                 "ALTER TABLE sync_tenant_result ADD COLUMN error_date TEXT;";
+
 /* The search columns of hardware_asset (device_fields names), "" when one does not exist. */
 static void
 search_cols(const struct sq *s, const char *pre, struct buf *b)
@@ -953,6 +959,11 @@ migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 8) {
         rc = exec_sql(s, schema_v8, eb, "adding the index of each OS's devices by name");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 10) {
+        rc = exec_sql(s, schema_v10, eb, "adding Microsoft's request ids to failures");
         if (rc != ERR_OK)
             goto out;
     }
@@ -1374,7 +1385,8 @@ sq_clients_each(struct store *base, int64_t account_id,
         s,
         "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
         "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
-        "device_count, software_count FROM client WHERE account_id = ?1 "
+        "device_count, software_count, error_request_id, error_date FROM client "
+        "WHERE account_id = ?1 "
         "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
         -1, &st, NULL);
     if (src != SQLITE_OK)
@@ -1395,6 +1407,8 @@ sq_clients_each(struct store *base, int64_t account_id,
         c.last_sync_at = col_ts(st, 11);
         c.device_count = sqlite3_column_int64(st, 12);
         c.software_count = sqlite3_column_int64(st, 13);
+        c.error_request_id = col_dup(st, 14);
+        c.error_date = col_dup(st, 15);
         rc = cb(arg, &c);
         client_row_clear(&c);
         if (rc != 0)
@@ -1444,14 +1458,17 @@ sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
         goto out;
     rc = prep(s, S_CLIENT_FAIL,
               "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
-              "source, status, error_code, error_message, error_remedy, created_at, updated_at) "
+              "source, status, error_code, error_message, error_remedy, error_request_id, "
+              "error_date, created_at, updated_at) "
               "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), 'error', ?7, ?8, ?9, "
-              "?10, ?10) ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
+              "?11, ?12, ?10, ?10) ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
               "name = COALESCE(excluded.name, client.name), "
               "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
               "source = COALESCE(?6, client.source), status = 'error', "
               "error_code = excluded.error_code, error_message = excluded.error_message, "
-              "error_remedy = excluded.error_remedy, updated_at = excluded.updated_at",
+              "error_remedy = excluded.error_remedy, "
+              "error_request_id = excluded.error_request_id, error_date = excluded.error_date, "
+              "updated_at = excluded.updated_at",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1465,6 +1482,8 @@ sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
     bind_text(st, 8, message);
     bind_text(st, 9, remedy);
     sqlite3_bind_int64(st, 10, clock_now());
+    bind_text(st, 11, ci->error_request_id);
+    bind_text(st, 12, ci->error_date);
     rc = step_done(s, st, eb, "recording the tenant failure");
 out:
     return wend(s, own, rc, eb);
@@ -2387,7 +2406,8 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         goto out;
     rc = prep(s, S_CLIENT_OK,
               "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
-              "error_remedy = NULL, last_sync_at = ?2, updated_at = ?2, "
+              "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
+              "last_sync_at = ?2, updated_at = ?2, "
               "device_count = (SELECT count(*) FROM hardware_asset "
               " WHERE client_id = ?1 AND retired_at IS NULL), "
               "software_count = (SELECT count(*) FROM software_title "
@@ -4038,8 +4058,8 @@ sq_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *r,
               "INSERT INTO sync_tenant_result (run_id, tenant_id, client_name, status, "
               "error_code, error_message, error_remedy, created, updated, unchanged, retired, "
               "revived, installs_added, installs_removed, devices, requests, throttled, "
-              "duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
-              "?15, ?16, ?17, ?18)",
+              "duration_ms, error_request_id, error_date) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+              "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -4061,6 +4081,8 @@ sq_run_tenant(struct store *base, int64_t run_id, const struct tenant_result *r,
     sqlite3_bind_int64(st, 16, r->requests);
     sqlite3_bind_int64(st, 17, r->throttled);
     sqlite3_bind_int64(st, 18, r->duration_ms);
+    bind_text(st, 19, r->request_id);
+    bind_text(st, 20, r->response_date);
     rc = step_done(s, st, eb, "recording the tenant result");
     if (rc == ERR_NOTFOUND)
         rc = err_set(eb, ERR_NOTFOUND, "sync run %" PRId64 " does not exist", run_id);

@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "graph.h"
+#include "guid.h"
 #include "hash.h"
 #include "http.h"
 #include "jsonarena.h"
@@ -93,6 +94,8 @@ struct call {
     int n_items;
     int attempt;
     int refreshed; /* a 401 already led to one token refresh */
+    /* Partner Center MS-RequestId: one per call, the same on its retries */
+    char request_guid[37];
     int64_t waited_ms;
     struct call *then; /* token calls: the call to submit once the token is cached */
     call_done_fn *done;
@@ -203,6 +206,8 @@ struct engine {
     size_t nexcluded;
     int nskipped;
     int discover_only; /* sync_discover(): list the customers, start no tenant */
+    /* MS-CorrelationId of this run's Partner Center requests */
+    char correlation_id[37];
 };
 
 static void call_submit(struct call *c);
@@ -288,6 +293,14 @@ count_request(struct call *c, const struct http_resp *r)
         if (c->t != NULL)
             c->t->throttled++;
     }
+}
+
+/* Microsoft's ids of an answer (headers first, then what the body said) onto a remedy. */
+static void
+note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
+              const char *body_date)
+{
+    remedy_note_ids(rem, r->request_id, body_id, r->date, body_date);
 }
 
 /* ---- tokens -------------------------------------------------------------------------------- */
@@ -390,9 +403,12 @@ token_done(struct call *c, const struct http_resp *r)
             if (c->t != NULL && c->t->cust.associated_partner_id != NULL &&
                 (tr.aadsts == 700016 || tr.aadsts == 90002))
                 remedy_set(&rem, REMEDY_INDIRECT_RESELLER, &ctx, NULL);
+            /* Entra's trace_id is its request id (x-ms-request-id carries the same). */
+            remedy_note_ids(&rem, tr.trace_id, tr.correlation_id, r->date, tr.timestamp);
         } else {
             remedy_set(&rem, r->status >= 500 ? REMEDY_SERVICE_ERROR : REMEDY_BAD_RESPONSE, &ctx,
                        eb.msg);
+            note_resp_ids(&rem, r, NULL, NULL);
         }
         token_result_clear(&tr);
         goto fail;
@@ -488,6 +504,30 @@ call_on_resp(void *arg, const struct http_resp *r)
     c->done(c, r);
 }
 
+/* The ids Microsoft support asks for: client-request-id (a fresh GUID per request) to Entra and
+ * Graph; MS-RequestId (one per call, the same on its retries), MS-CorrelationId (one per run) and
+ * MS-Contract-Version to Partner Center. ids holds the header texts; returns the new count. */
+static int
+support_headers(struct call *c, struct http_req *req, int nh, char ids[3][96])
+{
+    char g[37];
+
+    if (c->kind == CALL_PC) {
+        if (c->request_guid[0] == '\0')
+            guid_random(c->request_guid);
+        snprintf(ids[0], sizeof ids[0], "MS-RequestId: %s", c->request_guid);
+        snprintf(ids[1], sizeof ids[1], "MS-CorrelationId: %s", c->eng->correlation_id);
+        req->headers[nh++] = ids[0];
+        req->headers[nh++] = ids[1];
+        req->headers[nh++] = "MS-Contract-Version: v1";
+    } else {
+        guid_random(g);
+        snprintf(ids[0], sizeof ids[0], "client-request-id: %s", g);
+        req->headers[nh++] = ids[0];
+    }
+    return nh;
+}
+
 static void
 call_submit(struct call *c)
 {
@@ -495,6 +535,7 @@ call_submit(struct call *c)
     struct http_req req = {0};
     struct errbuf eb = {0};
     char *auth = NULL;
+    char ids[3][96];
     int64_t now = clock_mono_ms();
     int64_t wait = 0;
     int nh = 0;
@@ -554,6 +595,7 @@ call_submit(struct call *c)
         req.body_len = c->body_len;
         req.headers[nh++] = "Content-Type: application/x-www-form-urlencoded";
         req.headers[nh++] = "Accept: application/json";
+        nh = support_headers(c, &req, nh, ids);
     } else {
         const char *tok = token_cache_get(eng->tokens, c->token_tenant, c->audience, clock_now());
 
@@ -569,6 +611,7 @@ call_submit(struct call *c)
         req.headers[nh++] = "Accept: application/json";
         if (c->extra_header != NULL)
             req.headers[nh++] = c->extra_header;
+        nh = support_headers(c, &req, nh, ids);
     }
     rc = http_submit(eng->http, &req, call_on_resp, c, &eb);
     if (auth != NULL) {
@@ -602,6 +645,7 @@ static void
 graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
 {
     struct remedy_ctx ctx = {0};
+    struct remedy_graph_error rg = {0};
     struct graph_error ge;
 
     ctx.tenant_id = t->cust.tenant_id;
@@ -619,12 +663,23 @@ graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
     }
     if (r->status == 429) {
         remedy_set(rem, REMEDY_THROTTLED, &ctx, NULL);
+        note_resp_ids(rem, r, NULL, NULL);
         return;
     }
-    if (graph_error_parse(r->body, r->body_len, &ge) == ERR_OK)
-        remedy_from_graph(rem, &ctx, r->status, ge.code, ge.message);
-    else
-        remedy_from_graph(rem, &ctx, r->status, NULL, NULL);
+    rg.status = r->status;
+    rg.www_authenticate = r->www_authenticate;
+    if (graph_error_parse(r->body, r->body_len, &ge) == ERR_OK) {
+        rg.code = ge.code;
+        rg.message = ge.message;
+        rg.not_applicable = ge.not_applicable;
+        rg.nested_forbidden = ge.nested_forbidden;
+    } else {
+        memset(&ge, 0, sizeof ge);
+    }
+    /* /organization's assignedPlans tell a missing licence from a missing permission. */
+    ctx.intune_plan = (enum remedy_intune_plan)t->org.intune_plan;
+    remedy_from_graph_error(rem, &ctx, &rg);
+    note_resp_ids(rem, r, ge.request_id, ge.date);
 }
 
 /* ---- tenant flow --------------------------------------------------------------------------- */
@@ -709,6 +764,8 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
         tr.error_code = t->rem.id;
         tr.message = t->rem.message;
         tr.remedy = t->rem.action;
+        tr.request_id = t->rem.request_id[0] != '\0' ? t->rem.request_id : NULL;
+        tr.response_date = t->rem.date[0] != '\0' ? t->rem.date : NULL;
     }
     if (counts != NULL)
         tr.counts = *counts;
@@ -722,8 +779,10 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
         log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they were",
                  t->cust.tenant_id, t->apps_problem);
     if (t->failed) {
-        log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld: %s %s",
+        log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld request_id=%s "
+                 "date=\"%s\": %s %s",
                  t->cust.tenant_id, name != NULL ? name : "", t->rem.id, (long long)t->requests,
+                 t->rem.request_id[0] != '\0' ? t->rem.request_id : "-", t->rem.date,
                  t->rem.message, t->rem.action);
     } else if (!t->in_batch) {
         tenant_log_synced(t);
@@ -760,6 +819,8 @@ tenant_fail_record(struct tenant *t, const struct remedy *r)
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
     ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
     ci.source = eng->in->tenant_source;
+    ci.error_request_id = r->request_id[0] != '\0' ? r->request_id : NULL;
+    ci.error_date = r->date[0] != '\0' ? r->date : NULL;
     /* An interrupted tenant keeps its previous status: nothing is known to be wrong with it. */
     if (r->code != REMEDY_INTERRUPTED &&
         store_client_fail(eng->st, eng->in->account_id, eng->in->id, &ci, r->id, r->message,
@@ -1695,6 +1756,7 @@ devices_done(struct call *c, const struct http_resp *r)
     if (graph_devices_parse(r->body, r->body_len, &t->devs, &t->ndevs, &t->capdevs, &next, &eb) !=
         ERR_OK) {
         remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, eb.msg);
+        note_resp_ids(&rem, r, NULL, NULL);
         goto fail;
     }
     t->pages++;
@@ -1866,8 +1928,15 @@ customers_done(struct call *c, const struct http_resp *r)
     }
     if (r->status != 200) {
         char msg[512] = "";
+        size_t ml;
 
         partner_error_parse(r->body, r->body_len, msg, sizeof msg);
+        ml = strlen(msg);
+        /* Microsoft's ids for its support travel with the run's message. */
+        if (r->request_id != NULL && r->request_id[0] != '\0')
+            snprintf(msg + ml, sizeof msg - ml, "%s(request-id %s%s%s)", ml > 0 ? " " : "",
+                     r->request_id, r->date != NULL && r->date[0] != '\0' ? ", date " : "",
+                     r->date != NULL ? r->date : "");
         if ((r->status == 401 || r->status == 403) && c->kind == CALL_PC)
             listing_fail(eng,
                          "Partner Center refused the Partner App's token; check that the app is "
@@ -1996,6 +2065,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     eng->export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
     eng->tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
     eng->started_ms = clock_mono_ms();
+    guid_random(eng->correlation_id);
     pacer_init(&eng->global,
                (opts->intune_global_limit > 0 ? opts->intune_global_limit : 130000) *
                    PACING_SHARE_PCT / 100,

@@ -122,6 +122,22 @@ aadsts_from_description(const char *d)
     return v;
 }
 
+/* Copies a short printable string member whole, or leaves dst empty. */
+static void
+keep_str(char *dst, size_t cap, const json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+
+    if (s == NULL || n >= cap)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            return;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
 int
 token_parse(const char *body, size_t len, long status, struct token_result *out, struct errbuf *eb)
 {
@@ -155,6 +171,10 @@ token_parse(const char *body, size_t len, long status, struct token_result *out,
             out->aadsts = (long)json_integer_value(json_array_get(codes, 0));
         else
             out->aadsts = aadsts_from_description(out->error_description);
+        keep_str(out->trace_id, sizeof out->trace_id, json_object_get(root, "trace_id"));
+        keep_str(out->correlation_id, sizeof out->correlation_id,
+                 json_object_get(root, "correlation_id"));
+        keep_str(out->timestamp, sizeof out->timestamp, json_object_get(root, "timestamp"));
         rc = err_set(eb, ERR_AUTH, "sign-in refused (HTTP %ld): %s", status,
                      out->error_description != NULL ? out->error_description : out->error);
         goto out;

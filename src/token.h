@@ -32,6 +32,9 @@ struct token_result {
     char *error;             /* OAuth error, e.g. "invalid_client" */
     char *error_description; /* first line only ("AADSTS7000215: ..."), never the secret */
     long aadsts;             /* first of error_codes, 0 when none */
+    char trace_id[64];       /* trace_id, correlation_id and timestamp of the error body, for */
+    char correlation_id[64]; /* Microsoft support ("" when absent or longer) */
+    char timestamp[40];
 };
 
 void token_result_clear(struct token_result *r);

@@ -176,6 +176,21 @@ jpath(const json_t *row, const char *path)
     return output_lookup(row, path);
 }
 
+/* Microsoft's request id and date of a failure, which its support asks for. */
+static void
+support_ids(struct buf *b, const json_t *row)
+{
+    if (!json_is_string(jpath(row, "error.request_id")))
+        return;
+    buf_addstr(b, "<div class=\"muted mono\">request-id ");
+    jtext(b, jpath(row, "error.request_id"));
+    if (json_is_string(jpath(row, "error.date"))) {
+        buf_addstr(b, " &middot; date ");
+        jtext(b, jpath(row, "error.date"));
+    }
+    buf_addstr(b, "</div>");
+}
+
 static void
 pill(struct buf *b, const char *status)
 {
@@ -1051,6 +1066,7 @@ clients_page(struct page *pg)
                 buf_addstr(b, "<div class=\"remedy\">");
                 jtext(b, jpath(row, "error.remedy"));
                 buf_addstr(b, "</div>");
+                support_ids(b, row);
             }
             buf_addstr(b, "</td></tr>");
         }
@@ -1212,6 +1228,7 @@ run_detail(struct page *pg, int64_t id)
                 buf_addstr(b, "<div class=\"remedy\">");
                 jtext(b, jpath(row, "error.remedy"));
                 buf_addstr(b, "</div>");
+                support_ids(b, row);
             }
             buf_addstr(b, "</td></tr>");
         }

@@ -21,6 +21,7 @@ struct vctx {
     const struct validate_input *in;
     struct validation *out;
     struct http_opts hopts;
+    char correlation_id[37]; /* MS-CorrelationId of the checks' Partner Center requests */
 };
 
 static struct check *add_check(struct vctx *v, const char *id, const char *tenant, const char *fmt,
@@ -85,7 +86,7 @@ get_token(struct vctx *v, struct check *c, const char *tenant, const char *app_i
     char *body = NULL, *tok = NULL;
     size_t blen = 0;
     long status = 0;
-    char ms[512];
+    char ms[512], crid[37], crh[64];
 
     ctx.tenant_id = tenant;
     ctx.app_id = app_id;
@@ -98,6 +99,9 @@ get_token(struct vctx *v, struct check *c, const char *tenant, const char *app_i
     req.body = form.data;
     req.body_len = form.len;
     req.headers[0] = "Content-Type: application/x-www-form-urlencoded";
+    guid_random(crid);
+    snprintf(crh, sizeof crh, "client-request-id: %s", crid);
+    req.headers[1] = crh;
     req.timeout_ms = 30000;
     if (http_fetch(&v->hopts, &req, &status, &body, &blen, NULL, &eb) != ERR_OK) {
         remedy_set(&rem, REMEDY_NETWORK, &ctx, eb.msg);
@@ -142,12 +146,27 @@ get_json(struct vctx *v, const char *url, const char *token, const char *extra, 
 {
     struct http_req req = {0};
     char *auth = xasprintf("Authorization: Bearer %s", token);
+    char ids[2][96], g[37];
+    size_t pcl = strlen(v->cfg->partner_center_url);
+    int nh = 2;
     long status = 0;
 
     req.url = url;
     req.headers[0] = auth;
     req.headers[1] = "Accept: application/json";
-    req.headers[2] = extra;
+    /* The ids Microsoft support asks for, as the sync sends them. */
+    guid_random(g);
+    if (pcl > 0 && strncmp(url, v->cfg->partner_center_url, pcl) == 0) {
+        snprintf(ids[0], sizeof ids[0], "MS-RequestId: %s", g);
+        snprintf(ids[1], sizeof ids[1], "MS-CorrelationId: %s", v->correlation_id);
+        req.headers[nh++] = ids[0];
+        req.headers[nh++] = ids[1];
+        req.headers[nh++] = "MS-Contract-Version: v1";
+    } else {
+        snprintf(ids[0], sizeof ids[0], "client-request-id: %s", g);
+        req.headers[nh++] = ids[0];
+    }
+    req.headers[nh] = extra;
     req.timeout_ms = 30000;
     if (http_fetch(&v->hopts, &req, &status, body, blen, NULL, eb) != ERR_OK)
         status = 0;
@@ -155,15 +174,18 @@ get_json(struct vctx *v, const char *url, const char *token, const char *extra, 
     return status;
 }
 
+/* intune_plan: what the tenant's organization said about Intune (remedy_intune_plan). */
 static void
 graph_check(struct vctx *v, struct check *c, long status, const char *body, size_t blen,
-            const struct errbuf *eb, const char *tenant)
+            const struct errbuf *eb, const char *tenant, int intune_plan)
 {
     struct remedy rem;
     struct remedy_ctx ctx = {0};
+    struct remedy_graph_error rg = {0};
     struct graph_error ge;
     char ms[512];
 
+    ctx.intune_plan = (enum remedy_intune_plan)intune_plan;
     ctx.tenant_id = tenant;
     ctx.app_id = v->in->sync_app_id;
     ctx.app_label = "Sync App";
@@ -174,7 +196,12 @@ graph_check(struct vctx *v, struct check *c, long status, const char *body, size
         return;
     }
     if (graph_error_parse(body, blen, &ge) == ERR_OK) {
-        remedy_from_graph(&rem, &ctx, status, ge.code, ge.message);
+        rg.status = status;
+        rg.code = ge.code;
+        rg.message = ge.message;
+        rg.not_applicable = ge.not_applicable;
+        rg.nested_forbidden = ge.nested_forbidden;
+        remedy_from_graph_error(&rem, &ctx, &rg);
         snprintf(ms, sizeof ms, "HTTP %ld %s: %s", status, ge.code, ge.message);
     } else {
         remedy_from_graph(&rem, &ctx, status, NULL, NULL);
@@ -194,6 +221,7 @@ check_tenant(struct vctx *v, const struct customer *cu)
     char *tok, *url = NULL, *body = NULL;
     size_t blen = 0;
     long status;
+    int plan = 0;
 
     c = add_check(v, "tenant_token", tid, "Sync App signs in to %s", name);
     tok = get_token(v, c, tid, v->in->sync_app_id, v->in->sync_secret, AUDIENCE_GRAPH, "Sync App",
@@ -211,8 +239,16 @@ check_tenant(struct vctx *v, const struct customer *cu)
     c = add_check(v, "tenant_organization", tid, "Sync App reads the organization of %s", name);
     url = xasprintf("%s/v1.0/organization", v->cfg->graph_url);
     status = get_json(v, url, tok, NULL, &body, &blen, &eb);
-    if (status != 200)
-        graph_check(v, c, status, body, blen, &eb, tid);
+    if (status != 200) {
+        graph_check(v, c, status, body, blen, &eb, tid, 0);
+    } else {
+        struct graph_org org;
+        struct errbuf oeb = {0};
+
+        if (graph_org_parse(body, blen, &org, &oeb) == ERR_OK)
+            plan = org.intune_plan;
+        graph_org_clear(&org);
+    }
     free(url);
     free(body);
     body = NULL;
@@ -220,7 +256,7 @@ check_tenant(struct vctx *v, const struct customer *cu)
     url = graph_devices_url(v->cfg->graph_url, "v1.0", 1);
     status = get_json(v, url, tok, NULL, &body, &blen, &eb);
     if (status != 200)
-        graph_check(v, c, status, body, blen, &eb, tid);
+        graph_check(v, c, status, body, blen, &eb, tid, plan);
     free(url);
     free(body);
     wipe_free(tok);
@@ -247,6 +283,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
     v.in = in;
     v.out = out;
     v.hopts.ca_file = cfg->ca_file[0] != '\0' ? cfg->ca_file : NULL;
+    guid_random(v.correlation_id);
 
     {
         static const struct {

@@ -168,6 +168,7 @@ test_organization(void **state)
         assert_int_equal(graph_org_parse(body, len, &o, &eb), ERR_OK);
         assert_string_equal(o.name, "Contoso");
         assert_null(o.default_domain);
+        assert_int_equal(o.intune_plan, 2); /* SharePoint only: no Intune plan */
         graph_org_clear(&o);
         free(body);
     }
@@ -180,6 +181,63 @@ test_organization(void **state)
     graph_org_clear(&o);
     assert_int_equal(graph_org_parse("{\"value\":[]}", 12, &o, &eb), ERR_PARSE);
     graph_org_clear(NULL);
+}
+
+/* assignedPlans tell whether the tenant has Intune (service SCO, enabled or in grace). */
+static void
+test_org_intune_plan(void **state)
+{
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"{\"id\":\"t\"}", 0},
+        {"{\"assignedPlans\":[]}", 2},
+        {"{\"assignedPlans\":[{\"service\":\"exchange\",\"capabilityStatus\":\"Enabled\"},"
+         "{\"service\":\"SCO\",\"capabilityStatus\":\"Enabled\"}]}",
+         1},
+        {"{\"assignedPlans\":[{\"service\":\"SCO\",\"capabilityStatus\":\"Warning\"}]}", 1},
+        {"{\"assignedPlans\":[{\"service\":\"SCO\",\"capabilityStatus\":\"Deleted\"}]}", 2},
+        {"{\"assignedPlans\":[{\"service\":\"MicrosoftIntune\",\"capabilityStatus\":\"Enabled\"}]}",
+         1},
+    };
+    struct graph_org o;
+    struct errbuf eb;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(graph_org_parse(cases[i].json, strlen(cases[i].json), &o, &eb), ERR_OK);
+        assert_int_equal(o.intune_plan, cases[i].want);
+        graph_org_clear(&o);
+    }
+}
+
+/* The error envelope's flags are read from the whole message, past what is kept of it. */
+static void
+test_error_whole_message(void **state)
+{
+    char body[2048];
+    struct graph_error ge;
+    int n;
+
+    (void)state;
+    n = snprintf(body, sizeof body,
+                 "{\"error\":{\"code\":\"Forbidden\",\"message\":\"%0900d %s\","
+                 "\"innerError\":{\"date\":\"2026-12-07T15:00:00\",\"request-id\":\"r-1\"}}}",
+                 0, "Request not applicable to target tenant.");
+    assert_int_equal(graph_error_parse(body, (size_t)n, &ge), ERR_OK);
+    assert_int_equal(strlen(ge.message), sizeof ge.message - 1);
+    assert_int_equal(ge.not_applicable, 1);
+    assert_int_equal(ge.nested_forbidden, 0);
+    assert_string_equal(ge.request_id, "r-1");
+    assert_string_equal(ge.date, "2026-12-07T15:00:00");
+    n = snprintf(body, sizeof body,
+                 "{\"error\":{\"code\":\"UnknownError\",\"message\":\"{\\\"ErrorCode\\\":"
+                 "\\\"Forbidden\\\",\\\"Message\\\":\\\"%0700d\\\"}\"}}",
+                 0);
+    assert_int_equal(graph_error_parse(body, (size_t)n, &ge), ERR_OK);
+    assert_int_equal(ge.nested_forbidden, 1);
+    assert_int_equal(ge.not_applicable, 0);
 }
 
 static void
@@ -453,6 +511,7 @@ main(void)
         cmocka_unit_test(test_error_fixtures),       cmocka_unit_test(test_batch_inner_errors),
         cmocka_unit_test(test_intune_403),           cmocka_unit_test(test_link_allowed),
         cmocka_unit_test(test_devices_url),          cmocka_unit_test(test_batch_body),
+        cmocka_unit_test(test_org_intune_plan),      cmocka_unit_test(test_error_whole_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

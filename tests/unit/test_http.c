@@ -16,10 +16,16 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "fixture.h"
+#include "graph.h"
 #include "http.h"
+#include "partner.h"
+#include "token.h"
 
 static struct MHD_Daemon *daemon_;
 static uint16_t port_;
+static const char *bom_body_; /* what /bom serves after the byte-order mark(s) */
+static size_t bom_len_;
 
 static enum MHD_Result
 queue(struct MHD_Connection *c, unsigned status, const char *body, size_t len,
@@ -72,6 +78,28 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 
         nanosleep(&ts, NULL);
         return queue(c, 200, "{}", 2, NULL);
+    }
+    if (strcmp(url, "/bom") == 0 || strcmp(url, "/bom2") == 0) {
+        /* A UTF-8 byte-order mark (two for /bom2) before the body, and the ids Microsoft's
+         * answers carry. */
+        size_t marks = url[4] == '2' ? 2 : 1, n = 3 * marks + bom_len_;
+        char *b = malloc(n);
+        struct MHD_Response *r;
+        enum MHD_Result rc;
+
+        if (b == NULL)
+            return MHD_NO;
+        memcpy(b, "\xEF\xBB\xBF\xEF\xBB\xBF", 3 * marks);
+        memcpy(b + 3 * marks, bom_body_, bom_len_);
+        r = MHD_create_response_from_buffer(n, b, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, "Content-Type", "application/json");
+        MHD_add_response_header(r, "request-id", "5b0a1c3e-0000-4000-8000-000000000001");
+        MHD_add_response_header(r, "client-request-id", "5b0a1c3e-0000-4000-8000-000000000002");
+        MHD_add_response_header(r, "WWW-Authenticate",
+                                "Bearer realm=\"urn:intune:service,0000000a\"");
+        rc = MHD_queue_response(c, 401, r);
+        MHD_destroy_response(r);
+        return rc;
     }
     if (strcmp(url, "/throttled") == 0) {
         static const char body[] = "{\"error\":{\"code\":\"TooManyRequests\"}}";
@@ -418,14 +446,177 @@ test_free_cancels(void **state)
     http_free(NULL);
 }
 
+struct ids {
+    int calls;
+    char body[64];
+    size_t len;
+    char request_id[64], client_request_id[64], date[64], www[128];
+};
+
+static void
+on_ids(void *arg, const struct http_resp *r)
+{
+    struct ids *res = arg;
+
+    res->calls++;
+    res->len = r->body_len;
+    snprintf(res->body, sizeof res->body, "%.*s", (int)r->body_len, r->body);
+    snprintf(res->request_id, sizeof res->request_id, "%s", r->request_id);
+    snprintf(res->client_request_id, sizeof res->client_request_id, "%s", r->client_request_id);
+    snprintf(res->date, sizeof res->date, "%s", r->date);
+    snprintf(res->www, sizeof res->www, "%s", r->www_authenticate);
+}
+
+/* One leading BOM is dropped where every response completes; Microsoft's ids reach the
+ * callback. */
+static void
+test_bom_and_ids(void **state)
+{
+    struct http *h = NULL;
+    struct ids res = {0};
+    char url[128];
+    struct http_req req = {.url = url};
+    const char *b;
+    size_t n;
+
+    (void)state;
+    bom_body_ = "{\"a\":1}";
+    bom_len_ = strlen(bom_body_);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/bom", port_);
+    assert_int_equal(http_new(&h, NULL, NULL), ERR_OK);
+    assert_int_equal(http_submit(h, &req, on_ids, &res, NULL), ERR_OK);
+    run_all(h);
+    assert_int_equal(res.calls, 1);
+    assert_string_equal(res.body, "{\"a\":1}");
+    assert_int_equal(res.len, 7);
+    assert_string_equal(res.request_id, "5b0a1c3e-0000-4000-8000-000000000001");
+    assert_string_equal(res.client_request_id, "5b0a1c3e-0000-4000-8000-000000000002");
+    assert_non_null(strstr(res.date, " GMT"));
+    assert_string_equal(res.www, "Bearer realm=\"urn:intune:service,0000000a\"");
+    /* one mark only: after two the body is not JSON, so it is left as it came (and the
+     * parser refuses it) */
+    memset(&res, 0, sizeof res);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/bom2", port_);
+    assert_int_equal(http_submit(h, &req, on_ids, &res, NULL), ERR_OK);
+    run_all(h);
+    assert_int_equal(res.len, 13);
+    assert_memory_equal(res.body, "\xEF\xBB\xBF\xEF\xBB\xBF{", 7);
+    /* no header: "" */
+    memset(&res, 0, sizeof res);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/echo?i=2", port_);
+    assert_int_equal(http_submit(h, &req, on_ids, &res, NULL), ERR_OK);
+    run_all(h);
+    assert_string_equal(res.request_id, "");
+    assert_string_equal(res.www, "");
+    http_free(h);
+
+    /* the helper itself: JSON after the mark (whitespace allowed), nothing else */
+    b = "\xEF\xBB\xBF [1]";
+    n = strlen(b);
+    http_body_skip_bom(&b, &n);
+    assert_string_equal(b, " [1]");
+    assert_int_equal(n, 4);
+    b = "\xEF\xBB\xBFPK\x03\x04";
+    n = strlen(b);
+    http_body_skip_bom(&b, &n);
+    assert_int_equal(n, 7); /* not JSON (a zip, say): left as it came */
+    b = "\xEF\xBB\xBF";
+    n = 3;
+    http_body_skip_bom(&b, &n);
+    assert_int_equal(n, 3);
+    b = "{}";
+    n = 2;
+    http_body_skip_bom(&b, &n);
+    assert_string_equal(b, "{}");
+}
+
+/* Every parser path reads a BOM'd answer as it reads the plain one: the token endpoint, Partner
+ * Center's customer list, a Graph device page (yajl stream), a $batch answer (yajl stream) and
+ * the Graph error envelope. */
+static void
+test_bom_each_parser(void **state)
+{
+    static const char *const names[] = {
+        "aad-v2-token-client-credentials.success.response.json",
+        "pc-v1-customers-list.response.json",
+        "graph-v1.0-managedDevices-list.response.json",
+        "graph-v1.0-batch.response.json",
+        "graph-error-example.response.json",
+    };
+    char url[128];
+    struct http_req req = {.url = url};
+
+    (void)state;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/bom", port_);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        size_t flen, len = 0;
+        char *fx = fixture(names[i], &flen), *body = NULL;
+        long status = 0;
+        struct errbuf eb = {0};
+
+        bom_body_ = fx;
+        bom_len_ = flen;
+        assert_int_equal(http_fetch(NULL, &req, &status, &body, &len, NULL, &eb), ERR_OK);
+        assert_int_equal(len, flen);
+        switch (i) {
+        case 0: {
+            struct token_result tr;
+
+            assert_int_equal(token_parse(body, len, 200, &tr, &eb), ERR_OK);
+            token_result_clear(&tr);
+            break;
+        }
+        case 1: {
+            struct customer_page p = {0};
+
+            assert_int_equal(partner_customers_parse(body, len, &p, &eb), ERR_OK);
+            assert_true(p.count > 0);
+            customer_page_clear(&p);
+            break;
+        }
+        case 2: {
+            struct device *devs = NULL;
+            size_t nd = 0, cap = 0;
+            char *next = NULL;
+
+            assert_int_equal(graph_devices_parse(body, len, &devs, &nd, &cap, &next, &eb), ERR_OK);
+            assert_true(nd > 0);
+            for (size_t k = 0; k < nd; k++)
+                device_clear(&devs[k]);
+            free(devs);
+            free(next);
+            break;
+        }
+        case 3: {
+            struct graph_batch gb = {0};
+
+            assert_int_equal(graph_batch_parse(body, len, GRAPH_BATCH_APPS, &gb, &eb), ERR_OK);
+            assert_true(gb.n > 0);
+            graph_batch_clear(&gb);
+            break;
+        }
+        default: {
+            struct graph_error ge;
+
+            assert_int_equal(graph_error_parse(body, len, &ge), ERR_OK);
+            assert_true(ge.code[0] != '\0');
+            break;
+        }
+        }
+        free(body);
+        free(fx);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_concurrent), cmocka_unit_test(test_body_cap),
-        cmocka_unit_test(test_timeout),    cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_refused),    cmocka_unit_test(test_plain_http_refused),
-        cmocka_unit_test(test_timers),     cmocka_unit_test(test_free_cancels),
+        cmocka_unit_test(test_concurrent),  cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_timeout),     cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_refused),     cmocka_unit_test(test_plain_http_refused),
+        cmocka_unit_test(test_timers),      cmocka_unit_test(test_free_cancels),
+        cmocka_unit_test(test_bom_and_ids), cmocka_unit_test(test_bom_each_parser),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -240,10 +240,18 @@ mkdev(struct device *d, const char *id, const char *name, const char *serial)
     d->enrolled_at = T0 - 86400;
 }
 
-static const struct client_info ci_a = {"aaaaaaaa-0000-0000-0000-000000000001", "Contoso",
-                                        "contoso.example", "partner_center"};
-static const struct client_info ci_b = {"bbbbbbbb-0000-0000-0000-000000000002", "Fabrikam",
-                                        "fabrikam.example", "partner_center"};
+static const struct client_info ci_a = {"aaaaaaaa-0000-0000-0000-000000000001",
+                                        "Contoso",
+                                        "contoso.example",
+                                        "partner_center",
+                                        NULL,
+                                        NULL};
+static const struct client_info ci_b = {"bbbbbbbb-0000-0000-0000-000000000002",
+                                        "Fabrikam",
+                                        "fabrikam.example",
+                                        "partner_center",
+                                        NULL,
+                                        NULL};
 
 /* Reconciles devs into tenant ci at time now. */
 static struct reconcile_counts
@@ -1239,6 +1247,11 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE software_install_v4 RENAME TO software_install;"
                  "CREATE INDEX software_install_title ON software_install(title_id);"
                  "ALTER TABLE software_title DROP COLUMN device_count;"
+                 /* schema 10's columns: its migration adds them */
+                 "ALTER TABLE client DROP COLUMN error_request_id;"
+                 "ALTER TABLE client DROP COLUMN error_date;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1248,6 +1261,9 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE software_install ADD CONSTRAINT "
                 "software_install_asset_id_title_id_key UNIQUE (asset_id, title_id);"
                 "ALTER TABLE software_title DROP COLUMN device_count;"
+                "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN error_date;"
+                "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
+                "DROP COLUMN error_date;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -1845,6 +1861,69 @@ test_clients_and_runs(void **state)
     device_clear(&d);
 }
 
+struct ids_seen {
+    char request_id[64];
+    char date[64];
+};
+
+static int
+collect_ids(void *arg, const struct client_row *c)
+{
+    struct ids_seen *s = arg;
+
+    if (strcmp(c->tenant_id, ci_b.tenant_id) == 0) {
+        snprintf(s->request_id, sizeof s->request_id, "%s",
+                 c->error_request_id ? c->error_request_id : "(null)");
+        snprintf(s->date, sizeof s->date, "%s", c->error_date ? c->error_date : "(null)");
+    }
+    return 0;
+}
+
+/* Microsoft's request id and date of a failure are kept with the client and the run's result,
+ * and a later successful sync of the tenant clears them with the error. */
+static void
+test_failure_ids(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct device d;
+    struct ids_seen s;
+    struct tenant_result r;
+    struct client_info ci = ci_b;
+    int64_t run = 0;
+    char *v;
+
+    ci.error_request_id = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    ci.error_date = "Mon, 07 Dec 2026 15:00:00 GMT";
+    assert_int_equal(store_client_fail(fx->st, fx->account, fx->integ, &ci, "permission_missing",
+                                       "Not allowed.", "Grant consent.", &eb),
+                     ERR_OK);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_clients_each(fx->st, fx->account, collect_ids, &s, &eb), ERR_OK);
+    assert_string_equal(s.request_id, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0");
+    assert_string_equal(s.date, "Mon, 07 Dec 2026 15:00:00 GMT");
+
+    assert_int_equal(store_run_start(fx->st, fx->integ, "full", T0, &run, &eb), ERR_OK);
+    memset(&r, 0, sizeof r);
+    r.tenant_id = ci_b.tenant_id;
+    r.status = "error";
+    r.error_code = "permission_missing";
+    r.request_id = ci.error_request_id;
+    r.response_date = ci.error_date;
+    assert_int_equal(store_run_tenant(fx->st, run, &r, &eb), ERR_OK);
+    v = db_text(fx, "SELECT error_request_id || '|' || error_date FROM sync_tenant_result", 0);
+    assert_string_equal(v, "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0|Mon, 07 Dec 2026 15:00:00 GMT");
+    free(v);
+
+    mkdev(&d, "dev-b", "B", "SN-B");
+    sync_tenant(fx, &ci_b, &d, 1, 1, T0 + 60);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_clients_each(fx->st, fx->account, collect_ids, &s, &eb), ERR_OK);
+    assert_string_equal(s.request_id, "(null)");
+    assert_string_equal(s.date, "(null)");
+    device_clear(&d);
+}
+
 /* WAL: a second connection reads the last committed state while a tenant is being written. */
 static void
 test_reader_sees_snapshot(void **state)
@@ -2341,6 +2420,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_os_walk, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_ids, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reader_sees_snapshot, setup_open, teardown),
         cmocka_unit_test(test_diff_helper),
         cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open, teardown),
@@ -2370,6 +2450,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_os_walk, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_int64_roundtrip_and_query, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_clients_and_runs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_ids, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_pg_refuse_foreign_and_newer, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_count_cache_follows_writes, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_search_matches_substring, setup_open_pg, teardown),

@@ -67,6 +67,10 @@ test_error_fixtures(void **state)
         assert_null(strchr(r.error_description, '\n'));
         assert_null(strstr(r.error_description, "Trace ID"));
         assert_non_null(strstr(eb.msg, "AADSTS70011"));
+        /* the ids Microsoft support asks for */
+        assert_string_equal(r.trace_id, "0000aaaa-11bb-cccc-dd22-eeeeee333333");
+        assert_true(r.correlation_id[0] != '\0');
+        assert_true(r.timestamp[0] != '\0');
         token_result_clear(&r);
         free(body);
     }
