@@ -18,6 +18,7 @@
 #include "api.h"
 #include "asset.h"
 #include "auth.h"
+#include "backup.h"
 #include "clock.h"
 #include "config.h"
 #include "expiry.h"
@@ -60,6 +61,8 @@ static const char usage_text[] =
     "  apikey       create | list | revoke (REST API keys)\n"
     "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
+    "  backup       FILE: a consistent copy of the SQLite database, also while serve runs\n"
+    "  restore      FILE: put a backup in place of the database (checked first)\n"
     "\n"
     "Run `memsync COMMAND --help` for a command's options. Settings: --db or MEMSYNC_DB "
     "(default ./memsync.db),\n"
@@ -1637,6 +1640,75 @@ cmd_config(struct ctx *cx, int argc, char **argv)
     return CLI_OK;
 }
 
+/* ---- backup and restore -------------------------------------------------------------------- */
+
+static int
+is_postgresql(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+static const char pg_backup_text[] =
+    "the database is PostgreSQL: back it up and restore it with PostgreSQL's tools, e.g.\n"
+    "  pg_dump --format=custom --file=memsync.dump 'postgresql://...'\n"
+    "  pg_restore --clean --if-exists --no-owner --dbname='postgresql://...' memsync.dump\n"
+    "(docs/DEPLOY.md, \"Back up and restore\"); the master key file is backed up separately.\n";
+
+static int
+cmd_backup_restore(struct ctx *cx, int argc, char **argv)
+{
+    int restore = strcmp(argv[0], "restore") == 0;
+    const char *cmd = argv[0];
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    char key[CONFIG_VALUE_MAX + 8];
+    struct backup_info bi = {0};
+    struct errbuf eb = {0};
+
+    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || npos != 1) {
+        fprintf(help ? stdout : stderr,
+                restore ? "usage: memsync restore FILE\n"
+                          "Puts a backup made by `memsync backup` in place of the database (--db)."
+                          "\nThe file is checked first (a memsync database, a schema this memsync "
+                          "knows,\nPRAGMA integrity_check); a database that serve, a sync or a "
+                          "worker has open is\nnot replaced. The replaced database is kept as "
+                          "DB.before-restore.\n"
+                        : "usage: memsync backup FILE\n"
+                          "Writes a consistent copy of the database (--db) to FILE (mode 0600), "
+                          "also while\nserve and syncs run. The master key file is not in it: "
+                          "back it up separately.\n");
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    if (is_postgresql(cx->cfg.db)) {
+        fprintf(stderr, "memsync %s: %s", cmd, pg_backup_text);
+        return CLI_FAIL;
+    }
+    config_master_key_path(&cx->cfg, key, sizeof key);
+    if (restore) {
+        if (backup_restore_sqlite(pos[0], cx->cfg.db, &bi, &eb) != ERR_OK)
+            return fail(cmd, &eb);
+        printf("restored %s into %s (schema %lld, %.1f MB)", pos[0], cx->cfg.db,
+               (long long)bi.schema_version, (double)bi.bytes / 1e6);
+        if (bi.replaced)
+            printf("; the database it replaced is kept as %s.before-restore", cx->cfg.db);
+        printf(".\nIts secrets are sealed with the master key of the backup's time: %s must hold "
+               "that key\n(restore the key file too if it was rotated since). The schema is "
+               "brought up to date on the next start.\n",
+               key);
+        return CLI_OK;
+    }
+    if (backup_sqlite(cx->cfg.db, pos[0], &bi, &eb) != ERR_OK)
+        return fail(cmd, &eb);
+    printf("backup written: %s (schema %lld, %.1f MB, the database as of one moment)\n"
+           "The master key is not in it: back up %s separately and keep the two apart\n"
+           "(without the key the Microsoft secrets in the backup cannot be read).\n",
+           pos[0], (long long)bi.schema_version, (double)bi.bytes / 1e6, key);
+    return CLI_OK;
+}
+
 /* ---- main ---------------------------------------------------------------------------------- */
 
 struct command {
@@ -1657,6 +1729,8 @@ static const struct command commands[] = {
     {"user", auth_cmd_user},
     {"apikey", auth_cmd_apikey},
     {"worker", cmd_worker},
+    {"backup", cmd_backup_restore},
+    {"restore", cmd_backup_restore},
     {NULL, NULL},
 };
 
