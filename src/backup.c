@@ -114,13 +114,23 @@ pragma_int(sqlite3 *db, const char *sql, int64_t *out)
     return rc;
 }
 
-/* Leaves a database file in rollback-journal mode (one file, no -wal needed to read it). */
+/* Leaves a database file in rollback-journal mode (one file, no -wal needed to read it).
+ * SQLite answers the mode it is in: one that could not be changed is not an error there. */
 static int
 to_rollback_mode(sqlite3 *db, const char *path, struct errbuf *eb)
 {
-    if (sqlite3_exec(db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) != SQLITE_OK)
-        return sql_err(db, "cannot finish", path, eb);
-    return ERR_OK;
+    sqlite3_stmt *st = NULL;
+    int rc = ERR_OK;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = DELETE", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        rc = sql_err(db, "cannot finish", path, eb);
+    } else if (sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "delete") != 0) {
+        rc = err_set(eb, ERR_EXISTS, "cannot finish %s: it stays in %s mode", path,
+                     (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int
