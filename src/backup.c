@@ -146,9 +146,18 @@ backup_sqlite(const char *db_path, const char *dest, struct backup_info *info, s
     memset(info, 0, sizeof *info);
     if ((rc = check_header(db_path, "database", &version, eb)) != ERR_OK)
         goto out;
-    if (stat(dest, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        rc = err_set(eb, ERR_INVAL, "%s is a directory; give the backup a file name", dest);
-        goto out;
+    if (stat(dest, &sb) == 0) {
+        struct stat db;
+
+        if (S_ISDIR(sb.st_mode)) {
+            rc = err_set(eb, ERR_INVAL, "%s is a directory; give the backup a file name", dest);
+            goto out;
+        }
+        if (stat(db_path, &db) == 0 && db.st_dev == sb.st_dev && db.st_ino == sb.st_ino) {
+            rc = err_set(eb, ERR_INVAL, "%s is the database itself; give the backup another name",
+                         dest);
+            goto out;
+        }
     }
     if (sqlite3_open_v2(db_path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {

@@ -191,6 +191,20 @@ class Backup(unittest.TestCase):
         self.assertEqual(stat.S_IMODE(os.stat(ms.db).st_mode), 0o600)
         self.assertEqual(snapshot(ms), want)
 
+    def test_backup_refuses_the_database_itself(self):
+        self.ms.add_integration("--no-sync")
+        with open(self.ms.db, "rb") as f:
+            before = f.read()
+        for target in (self.ms.db, os.path.join(self.ms.dir, ".", "memsync.db")):
+            code, _, err = self.ms.run("backup", target)
+            self.assertEqual(code, 1)
+            self.assertIn("the database itself", err)
+        with open(self.ms.db, "rb") as f:
+            self.assertEqual(f.read(), before)
+        code, _, err = self.ms.run("backup", self.ms.dir)
+        self.assertEqual(code, 1)
+        self.assertIn("directory", err)
+
     def test_postgresql_explains_pg_dump(self):
         for cmd in ("backup", "restore"):
             code, _, err = self.ms.run("--db", "postgresql://memsync@db.example/memsync", cmd,
