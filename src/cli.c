@@ -1120,9 +1120,14 @@ clients_update(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int code = CLI_FAIL;
 
-    if (argc != (rename ? 3 : 2)) {
-        fprintf(stderr, "usage: memsync clients %s CLIENT%s\n", what, rename ? " NAME" : "");
-        return CLI_USAGE;
+    int help = 0;
+
+    for (int i = 1; i < argc; i++)
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (help || argc != (rename ? 3 : 2)) {
+        fprintf(help ? stdout : stderr, "usage: memsync clients %s CLIENT%s\n", what,
+                rename ? " NAME" : "");
+        return help ? CLI_OK : CLI_USAGE;
     }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         store_client_update(st, account, argv[1],

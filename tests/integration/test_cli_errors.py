@@ -225,7 +225,9 @@ class Composes(unittest.TestCase):
     def test_help_is_help(self):
         for args in (["config"], ["key"], ["key", "rotate"], ["user"], ["apikey"],
                      ["backup"], ["restore"], ["sim"], ["assets"], ["clients"], ["status"],
-                     ["insights"], ["sync"], ["integration"], ["worker"], ["serve"]):
+                     ["insights"], ["sync"], ["integration"], ["worker"], ["serve"],
+                     ["clients", "exclude"], ["clients", "rename"], ["integration", "show"],
+                     ["user", "add"], ["apikey", "create"], ["assets", "hardware"]):
             for flag in ("--help", "-h"):
                 code, out, err = self.ms.run(*args, flag, timeout=30)
                 self.assertEqual(code, 0, "%s %s: %s" % (args, flag, err))
