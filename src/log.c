@@ -277,6 +277,11 @@ put_text_escaped(struct line *l, const char *s)
         else if (c < 0x20 || c == 0x7f) {
             snprintf(esc, sizeof esc, "\\x%02x", c);
             rc = put(l, esc, 4);
+        } else if (c == 0xc2 && (unsigned char)s[1] >= 0x80 && (unsigned char)s[1] <= 0x9f) {
+            /* U+0080..U+009F, the C1 controls (U+009B is CSI to some terminals). */
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)s[1]);
+            rc = put(l, esc, 6);
+            s++;
         } else
             rc = put(l, s, 1);
         if (rc != 0)

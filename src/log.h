@@ -12,8 +12,8 @@
  * value that is a plain integer is a JSON number, anything else a string (bytes that are not
  * UTF-8 become U+FFFD); a field named ts, level, msg or detail is written as "field_NAME".
  * A line is at most 8 KiB: fields that do not fit are left off, the object stays whole.
- * text: control characters in the message are written \n, \r, \t or \xHH, so no value can
- * start a line of its own or move the cursor.
+ * text: control characters in the message are written \n, \r, \t or \xHH (C1 controls
+ * \u0080-\u009f), so no value can start a line of its own or move the cursor.
  */
 #ifndef MEMSYNC_LOG_H
 #define MEMSYNC_LOG_H

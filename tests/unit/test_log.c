@@ -168,6 +168,12 @@ test_text_escapes_control_characters(void **state)
     assert_string_equal(line, TS " info tenant synced name=\"a\\nZ info forged\\r\\x1b[2Kb\\tc"
                                  "\\x7f\" devices=1\n");
     assert_int_equal(n, strlen(line));
+    /* C1 controls too (U+009B is a CSI to some terminals); other UTF-8 stays as it is. */
+    log_format(line, sizeof line, LOG_INFO, TS,
+               "x name=\"\xc2\x9b"
+               "2J caf\xc3\xa9\xc2\xa0\"",
+               0, 0);
+    assert_string_equal(line, TS " info x name=\"\\u009b2J caf\xc3\xa9\xc2\xa0\"\n");
     /* Behind a progress bar the line first clears it; that escape is the logger's own. */
     log_format(line, sizeof line, LOG_ERROR, TS, "x", 0, 1);
     assert_string_equal(line, "\r\033[K" TS " error x\n");
