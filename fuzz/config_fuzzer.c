@@ -27,5 +27,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ASSERT(memchr(c.log_format, '\0', sizeof c.log_format) != NULL);
     ASSERT(c.sync_parallel >= 1 && c.sync_parallel <= 256);
     ASSERT(strncmp(c.login_url, "http", 4) == 0);
+    /* What `memsync config` shows of db: bounded, whatever the size of its buffer. */
+    {
+        char red[CONFIG_VALUE_MAX], tiny[8];
+
+        config_redact_db(c.db, red, sizeof red);
+        ASSERT(strlen(red) < sizeof red);
+        config_redact_db(c.db, tiny, sizeof tiny);
+        ASSERT(strlen(tiny) < sizeof tiny && strncmp(tiny, red, strlen(tiny)) == 0);
+    }
     return 0;
 }

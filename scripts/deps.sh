@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages memsync needs, only those that are missing.
-# Usage: scripts/deps.sh [build|test|bench|all]   (default: build)
+# Usage: scripts/deps.sh [build|test|bench|package|all]   (default: build)
 # Runs apt-get update only when something must be installed. Idempotent.
 set -euo pipefail
 what=${1:-build}
@@ -11,15 +11,18 @@ test_pkgs=(libcmocka-dev python3 time postgresql postgresql-client clang libclan
     sqlite3 procps chromium nginx-light)
 # Only for bench/bench_api.py, never on the test path.
 bench_pkgs=(wrk)
+# scripts/package.sh: dpkg-shlibdeps for the Depends line, lintian and systemd-analyze checks.
+package_pkgs=(dpkg-dev lintian systemd)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
 build) ;;
 test) pkgs+=("${test_pkgs[@]}") ;;
 bench) pkgs+=("${bench_pkgs[@]}") ;;
-all) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+package) pkgs+=("${package_pkgs[@]}") ;;
+all) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}" "${package_pkgs[@]}") ;;
 *)
-    echo "usage: $0 [build|test|bench|all]" >&2
+    echo "usage: $0 [build|test|bench|package|all]" >&2
     exit 2
     ;;
 esac

@@ -701,6 +701,8 @@ auth_cmd_user(struct ctx *cx, int argc, char **argv)
 
     cmd_parse(argc - 1, argv + 1, &o);
     sub = argc >= 2 ? argv[1] : NULL;
+    if (sub != NULL && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0))
+        o.help = 1;
     if (sub == NULL || o.bad || o.help) {
         fputs(usage, o.help ? stdout : stderr);
         return o.help ? 0 : 2;
@@ -773,6 +775,8 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
     int code = 1;
 
     cmd_parse(argc - 1, argv + 1, &o);
+    if (sub != NULL && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0))
+        o.help = 1;
     if (sub == NULL || o.bad || o.help ||
         (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0)) {
         fputs(usage, o.help ? stdout : stderr);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include "api.h"
 #include "asset.h"
 #include "auth.h"
+#include "backup.h"
 #include "clock.h"
 #include "config.h"
 #include "expiry.h"
@@ -60,6 +62,8 @@ static const char usage_text[] =
     "  apikey       create | list | revoke (REST API keys)\n"
     "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
+    "  backup       FILE: a consistent copy of the SQLite database, also while serve runs\n"
+    "  restore      FILE: put a backup in place of the database (checked first)\n"
     "\n"
     "Run `memsync COMMAND --help` for a command's options. Settings: --db or MEMSYNC_DB "
     "(default ./memsync.db),\n"
@@ -141,9 +145,31 @@ parse_opts(const char *cmd, int argc, char **argv, const struct opt *opts, const
     return 0;
 }
 
+/* True when stdout's reader has gone away (`memsync assets | head -1`): the pipe or socket
+ * reports an error. Not errno: libcurl's sockets leave EPIPE there too. */
+static int
+stdout_gone(void)
+{
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0, .revents = 0};
+
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
+}
+
+/* A reader that stops reading is not an error of ours: nothing more is written, nothing is
+ * said, and the exit status is 0 (as git and kubectl do). */
+static int
+stdout_closed(void)
+{
+    return ferror(stdout) && stdout_gone();
+}
+
 static int
 fail(const char *cmd, const struct errbuf *eb)
 {
+    if (stdout_closed())
+        return CLI_OK;
+    if (eb->code == ERR_OK && eb->msg[0] == '\0' && ferror(stdout))
+        return CLI_FAIL; /* a row callback stopped the listing and said why (row_out) */
     fprintf(stderr, "memsync %s: %s\n", cmd, eb->msg[0] ? eb->msg : err_str(eb->code));
     return CLI_FAIL;
 }
@@ -409,8 +435,8 @@ row_out(struct output *out, json_t *row)
     int rc = output_row(out, row, &eb);
 
     json_decref(row);
-    if (rc != ERR_OK && errno != EPIPE)
-        fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
+    if (rc != ERR_OK && !stdout_closed())
+        fprintf(stderr, "memsync: %s\n", eb.msg);
     return rc;
 }
 
@@ -420,9 +446,9 @@ finish_output(struct output *out)
     struct errbuf eb = {0};
 
     if (output_end(out, &eb) != ERR_OK) {
-        if (errno == EPIPE) /* the reader went away (| head): not an error of ours */
+        if (stdout_closed()) /* the reader went away (| head): not an error of ours */
             return CLI_OK;
-        fprintf(stderr, "memsync: writing the output failed: %s\n", eb.msg);
+        fprintf(stderr, "memsync: %s\n", eb.msg);
         return CLI_FAIL;
     }
     return CLI_OK;
@@ -1100,9 +1126,14 @@ clients_update(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int code = CLI_FAIL;
 
-    if (argc != (rename ? 3 : 2)) {
-        fprintf(stderr, "usage: memsync clients %s CLIENT%s\n", what, rename ? " NAME" : "");
-        return CLI_USAGE;
+    int help = 0;
+
+    for (int i = 1; i < argc; i++)
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (help || argc != (rename ? 3 : 2)) {
+        fprintf(help ? stdout : stderr, "usage: memsync clients %s CLIENT%s\n", what,
+                rename ? " NAME" : "");
+        return help ? CLI_OK : CLI_USAGE;
     }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         store_client_update(st, account, argv[1],
@@ -1211,6 +1242,44 @@ client_filter(const char *client, struct store_filter *f)
         f->field = "client.name";
 }
 
+struct client_match {
+    const char *want;
+    int found;
+};
+
+static int
+client_match_cb(void *arg, const struct client_row *c)
+{
+    struct client_match *m = arg;
+    char id[24];
+
+    snprintf(id, sizeof id, "%lld", (long long)c->id);
+    if (strcmp(id, m->want) == 0 || (c->tenant_id != NULL && strcmp(c->tenant_id, m->want) == 0) ||
+        (c->name != NULL && strcmp(c->name, m->want) == 0))
+        m->found = 1;
+    return 0;
+}
+
+/* `--client X` must name a client (what client_filter matches); ERR_NOTFOUND says what was
+ * looked for, so a typo is an error rather than an empty list. */
+static int
+check_client(struct store *st, int64_t account, const char *client, struct errbuf *eb)
+{
+    struct client_match m = {client, 0};
+    int rc;
+
+    if (client == NULL)
+        return ERR_OK;
+    if ((rc = store_clients_each(st, account, client_match_cb, &m, eb)) != ERR_OK)
+        return rc;
+    if (!m.found)
+        return err_set(eb, ERR_NOTFOUND,
+                       "no client matches --client '%s' (a memsync client id, a tenant id or the "
+                       "exact name); `memsync clients` lists them",
+                       client);
+    return ERR_OK;
+}
+
 static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
@@ -1247,7 +1316,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     }
     if (bad_format("assets", format))
         return CLI_USAGE;
-    if (open_store(cx, &st, &account, &eb) != ERR_OK) {
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        check_client(st, account, client, &eb) != ERR_OK) {
         code = fail("assets", &eb);
         goto out;
     }
@@ -1341,6 +1411,7 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
     in = insight_new(clock_now(), (int)stale);
     q.client = client;
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        check_client(st, account, client, &eb) != ERR_OK ||
         (q.account_id = account, store_assets_each(st, &q, insight_collect, in, &eb)) != ERR_OK) {
         code = fail("insights", &eb);
         goto out;
@@ -1570,12 +1641,16 @@ cmd_key(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int rc, code = CLI_FAIL;
 
-    if (argc != 2 || strcmp(argv[1], "rotate") != 0) {
-        fprintf(argc == 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr,
+    int help = 0;
+
+    for (int i = 1; i < argc; i++)
+        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    if (help || argc != 2 || strcmp(argv[1], "rotate") != 0) {
+        fprintf(help ? stdout : stderr,
                 "usage: memsync key rotate\n"
                 "Creates a new master key, re-seals every stored secret with it in one "
                 "transaction, then replaces the key file (the old key is kept as FILE.old).\n");
-        return argc == 2 && strcmp(argv[1], "--help") == 0 ? CLI_OK : CLI_USAGE;
+        return help ? CLI_OK : CLI_USAGE;
     }
     if (getenv("MEMSYNC_MASTER_KEY") != NULL) {
         fprintf(stderr, "memsync key rotate: the master key comes from MEMSYNC_MASTER_KEY; unset "
@@ -1638,9 +1713,90 @@ out:
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+
+    if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        printf("usage: memsync [--db URL] [--config FILE] config\n"
+               "Prints the effective settings, one \"key = value\" per line (a PostgreSQL "
+               "password as ****).\nEach comes from a flag, else MEMSYNC_<KEY>, else the config "
+               "file (--config or MEMSYNC_CONFIG),\nelse its default; README \"Commands and "
+               "settings\" lists them.\n");
+        return CLI_OK;
+    }
     config_print(&cx->cfg, stdout);
+    return CLI_OK;
+}
+
+/* ---- backup and restore -------------------------------------------------------------------- */
+
+static int
+is_postgresql(const char *db)
+{
+    return strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0;
+}
+
+static const char pg_backup_text[] =
+    "the database is PostgreSQL: back it up and restore it with PostgreSQL's tools, e.g.\n"
+    "  pg_dump --format=custom --file=memsync.dump 'postgresql://...'\n"
+    "  pg_restore --clean --if-exists --no-owner --dbname='postgresql://...' memsync.dump\n"
+    "(docs/DEPLOY.md, \"Back up and restore\"); the master key file is backed up separately.\n";
+
+static int
+cmd_backup_restore(struct ctx *cx, int argc, char **argv)
+{
+    int restore = strcmp(argv[0], "restore") == 0;
+    const char *cmd = argv[0];
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    char key[CONFIG_VALUE_MAX + 8];
+    struct backup_info bi = {0};
+    struct errbuf eb = {0};
+
+    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+        return CLI_USAGE;
+    if (help || npos != 1) {
+        fprintf(help ? stdout : stderr,
+                restore ? "usage: memsync restore FILE\n"
+                          "Puts a backup made by `memsync backup` in place of the database (--db)."
+                          "\nThe file is checked first (a memsync database, a schema this memsync "
+                          "knows,\nPRAGMA integrity_check); a database that serve, a sync or a "
+                          "worker has open is\nnot replaced. The replaced database is kept as "
+                          "DB.before-restore.\n"
+                        : "usage: memsync backup FILE\n"
+                          "Writes a consistent copy of the database (--db) to FILE (mode 0600), "
+                          "also while\nserve and syncs run. The master key file is not in it: "
+                          "back it up separately.\n");
+        return help ? CLI_OK : CLI_USAGE;
+    }
+    if (is_postgresql(cx->cfg.db)) {
+        fprintf(stderr, "memsync %s: %s", cmd, pg_backup_text);
+        return CLI_FAIL;
+    }
+    config_master_key_path(&cx->cfg, key, sizeof key);
+    if (restore) {
+        if (backup_restore_sqlite(pos[0], cx->cfg.db, &bi, &eb) != ERR_OK)
+            return fail(cmd, &eb);
+        printf("restored %s into %s (schema %lld, %.1f MB)", pos[0], cx->cfg.db,
+               (long long)bi.schema_version, (double)bi.bytes / 1e6);
+        if (bi.replaced)
+            printf("; the database it replaced is kept as %s.before-restore", cx->cfg.db);
+        printf(".\nIts secrets are sealed with the master key of the backup's time: %s must hold "
+               "that key\n(restore the key file too if it was rotated since). The schema is "
+               "brought up to date on the next start.\n",
+               key);
+        return CLI_OK;
+    }
+    if (backup_sqlite(cx->cfg.db, pos[0], &bi, &eb) != ERR_OK)
+        return fail(cmd, &eb);
+    printf("backup written: %s (schema %lld, %.1f MB, the database as of one moment)\n"
+           "The master key is not in it: back up %s separately and keep the two apart\n"
+           "(without the key the Microsoft secrets in the backup cannot be read).\n",
+           pos[0], (long long)bi.schema_version, (double)bi.bytes / 1e6, key);
     return CLI_OK;
 }
 
@@ -1664,8 +1820,25 @@ static const struct command commands[] = {
     {"user", auth_cmd_user},
     {"apikey", auth_cmd_apikey},
     {"worker", cmd_worker},
+    {"backup", cmd_backup_restore},
+    {"restore", cmd_backup_restore},
     {NULL, NULL},
 };
+
+/* Flushes stdout: a reader gone away turns a failure into 0, quietly (see stdout_closed); any
+ * other write error (a full disk) is one. */
+static int
+finish_stdout(int rc)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return rc;
+    if (stdout_gone())
+        return rc == CLI_FAIL ? CLI_OK : rc;
+    if (rc != CLI_OK)
+        return rc; /* the command said what failed */
+    fprintf(stderr, "memsync: writing the output failed: %s\n", strerror(errno));
+    return CLI_FAIL;
+}
 
 int
 cli_main(int argc, char **argv)
@@ -1736,7 +1909,7 @@ cli_main(int argc, char **argv)
     for (const struct command *c = commands; c->name != NULL; c++) {
         if (strcmp(c->name, argv[i]) == 0) {
             rc = c->run(&cx, argc - i, argv + i);
-            return rc;
+            return finish_stdout(rc);
         }
     }
     fprintf(stderr, "memsync: unknown command '%s' (see memsync --help)\n", argv[i]);

@@ -386,7 +386,77 @@ config_print(const struct config *c, void *file)
         if (it->type == CT_INT)
             fprintf(f, "%s = %d\n", it->key,
                     *(const int *)(const void *)((const char *)c + it->offset));
-        else
+        else if (it->type == CT_DB) {
+            char red[CONFIG_VALUE_MAX];
+
+            config_redact_db(c->db, red, sizeof red);
+            fprintf(f, "%s = %s\n", it->key, red);
+        } else
             fprintf(f, "%s = %s\n", it->key, (const char *)c + it->offset);
+    }
+}
+
+/* Appends s[0..n) to out (bounded; the caller sized out for the whole input). */
+static void
+red_put(char *out, size_t outlen, size_t *o, const char *s, size_t n)
+{
+    if (*o + n >= outlen)
+        n = *o + 1 < outlen ? outlen - *o - 1 : 0;
+    memcpy(out + *o, s, n);
+    *o += n;
+    out[*o] = '\0';
+}
+
+void
+config_redact_db(const char *db, char *out, size_t outlen)
+{
+    const char *p = db, *scheme = strstr(db, "://");
+    size_t o = 0;
+
+    if (outlen == 0)
+        return;
+    out[0] = '\0';
+    if (scheme != NULL &&
+        (strncmp(db, "postgresql://", 13) == 0 || strncmp(db, "postgres://", 11) == 0)) {
+        const char *auth = scheme + 3;
+        size_t alen = strcspn(auth, "/?#");
+        const char *at = NULL, *colon;
+
+        for (const char *q = auth; q < auth + alen; q++)
+            if (*q == '@')
+                at = q;
+        colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (colon != NULL) { /* postgresql://user:PASSWORD@host */
+            red_put(out, outlen, &o, db, (size_t)(colon + 1 - db));
+            red_put(out, outlen, &o, "****", 4);
+            p = at;
+        }
+    }
+    /* password=VALUE in a URL's query (up to &) or a conninfo string (up to a space, or
+     * quoted). */
+    while (*p != '\0') {
+        const char *k = strstr(p, "password=");
+        size_t vlen;
+
+        if (k == NULL || (k > db && strchr("?& \t", k[-1]) == NULL)) {
+            size_t n = k == NULL ? strlen(p) : (size_t)(k + 9 - p);
+
+            red_put(out, outlen, &o, p, n);
+            p += n;
+            continue;
+        }
+        red_put(out, outlen, &o, p, (size_t)(k + 9 - p));
+        p = k + 9;
+        if (*p == '\'') {
+            vlen = 1;
+            while (p[vlen] != '\0' && p[vlen] != '\'')
+                vlen += p[vlen] == '\\' && p[vlen + 1] != '\0' ? 2 : 1;
+            if (p[vlen] == '\'')
+                vlen++;
+        } else {
+            vlen = strcspn(p, "& \t");
+        }
+        red_put(out, outlen, &o, "****", 4);
+        p += vlen;
     }
 }

@@ -58,7 +58,12 @@ int config_set(struct config *c, const char *key, const char *value, struct errb
  * "memsync.key" in the working directory for a PostgreSQL URL (fits in CONFIG_VALUE_MAX; "" if
  * outlen is too small). */
 void config_master_key_path(const struct config *c, char *out, size_t outlen);
-/* Prints every setting as "key = value" lines to file (a FILE *); secrets never live here. */
+/* Prints every setting as "key = value" lines to file (a FILE *); db through
+ * config_redact_db(), so a PostgreSQL password is never shown. */
 void config_print(const struct config *c, void *file);
+/* Copies db into out with a password replaced by "****": postgresql://user:****@host/db, and
+ * the value of password= in a URL query or a conninfo string (password='a b' included). Other
+ * values are copied as they are (cut to outlen - 1 bytes). */
+void config_redact_db(const char *db, char *out, size_t outlen);
 
 #endif

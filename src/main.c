@@ -1,6 +1,7 @@
 /* main.c - the memsync program: process-wide setup, then the command line. */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -14,6 +15,9 @@ main(int argc, char **argv)
 {
     int rc;
 
+    /* Every file memsync creates is private: the database and SQLite's -wal and -shm beside it,
+     * backups, exports, the master key. A stricter umask of the caller is kept. */
+    umask(umask(0) | 077);
     /* libcurl runs with CURLOPT_NOSIGNAL, so a peer closing a socket must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     jsonarena_install();        /* before any thread uses jansson */

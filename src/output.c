@@ -1,6 +1,7 @@
 /* output.c - table, CSV, JSON and JSON-lines writers for jansson rows. */
 #include "output.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,7 +113,7 @@ static int
 io_check(struct output *o, struct errbuf *eb)
 {
     if (ferror(o->fp))
-        return err_set(eb, ERR_IO, "writing the output failed");
+        return err_set(eb, ERR_IO, "writing the output failed: %s", strerror(errno));
     return ERR_OK;
 }
 

@@ -4273,9 +4273,9 @@ make_certs(const char *dir, char **key_pem, char **cert_pem, char *ca_path, size
 /* --- main ----------------------------------------------------------------------------------- */
 
 static void
-usage(void)
+usage(FILE *stream)
 {
-    fprintf(stderr,
+    fprintf(stream,
             "usage: memsync sim [--listen ADDR:PORT] [--env-file FILE] [--tenants N] "
             "[--devices M]\n"
             "                   [--apps-per-device K] [--seed S] [--latency-ms L] [--tls]\n"
@@ -4356,11 +4356,11 @@ parse_opts(int argc, char **argv, struct simopts *o)
             o->throttle = 0;
             takes = 0;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage();
+            usage(stdout);
             return 1;
         } else {
             fprintf(stderr, "memsync sim: unknown option %s\n", a);
-            usage();
+            usage(stderr);
             return ERR_USAGE;
         }
         if (takes && v == NULL) {

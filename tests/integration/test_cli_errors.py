@@ -153,5 +153,92 @@ class CliErrors(unittest.TestCase):
         self.assertIn("integration add", err)
 
 
+class Composes(unittest.TestCase):
+    """The CLI in pipelines and scripts: a reader that stops early, a --client that matches
+    nothing, --help everywhere."""
+
+    @classmethod
+    def setUpClass(cls):
+        # Enough rows that every format overflows a pipe's buffer after `head` has gone.
+        cls.sim = harness.Sim("--tenants", "3", "--devices", "200")
+        cls.ms = harness.Memsync(cls.sim)
+        cls.ms.add_integration()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ms.cleanup()
+        cls.sim.stop()
+
+    def test_reader_going_away_is_not_an_error(self):
+        import subprocess
+        for args in (["assets", "hardware", "--format", "csv"],
+                     ["assets", "hardware", "--format", "table"],
+                     ["assets", "hardware", "--format", "json"],
+                     ["assets", "installs", "--format", "jsonl"],
+                     ["assets", "software", "--format", "csv"]):
+            # Exactly what a shell runs for `memsync ... | head -1`, with pipefail.
+            cmd = "set -o pipefail; %s %s | head -1" % (
+                harness.shlex.quote(harness.BIN), " ".join(args))
+            p = subprocess.run(["bash", "-c", cmd], cwd=self.ms.dir, env=self.ms.env,
+                               capture_output=True, timeout=120)
+            self.assertEqual(p.returncode, 0, "%s: %s" % (args, p.stderr.decode()))
+            self.assertEqual(p.stderr, b"", args)
+            self.assertEqual(len(p.stdout.splitlines()), 1, args)
+            # And a reader that closes without reading anything at all.
+            proc = subprocess.Popen([harness.BIN] + args, cwd=self.ms.dir, env=self.ms.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc.stdout.close()
+            err = proc.stderr.read()
+            proc.stderr.close()
+            self.assertEqual(proc.wait(timeout=120), 0, "%s: %s" % (args, err))
+            self.assertEqual(err, b"", args)
+
+    def test_full_disk_is_an_error(self):
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        with open("/dev/full", "wb") as full:
+            import subprocess
+            p = subprocess.run([harness.BIN, "assets", "hardware", "--format", "csv"],
+                               cwd=self.ms.dir, env=self.ms.env, stdout=full,
+                               stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 1)
+        err = p.stderr.decode()
+        self.assertIn("No space left on device", err)
+        self.assertNotIn(": ok", err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_client_that_matches_nothing(self):
+        for args in (["assets", "hardware"], ["assets", "software"], ["assets", "installs"],
+                     ["insights"]):
+            code, out, err = self.ms.run(*args, "--client", "Nope Ltd")
+            self.assertEqual(code, 1, args)
+            self.assertEqual(out, "", args)
+            self.assertIn("'Nope Ltd'", err)
+            self.assertIn("memsync clients", err)
+        # A client named by id, tenant id or exact name still works.
+        c = self.ms.json("clients", "--format", "json")[0]
+        for key in (str(c["id"]), c["tenant_id"], c["name"]):
+            rows = self.ms.json("assets", "hardware", "--client", key, "--format", "json")
+            self.assertEqual(len(rows), c["device_count"], key)
+            self.assertEqual({r["client"]["tenant_id"] for r in rows}, {c["tenant_id"]})
+
+    def test_help_is_help(self):
+        for args in (["config"], ["key"], ["key", "rotate"], ["user"], ["apikey"],
+                     ["backup"], ["restore"], ["sim"], ["assets"], ["clients"], ["status"],
+                     ["insights"], ["sync"], ["integration"], ["worker"], ["serve"],
+                     ["clients", "exclude"], ["clients", "rename"], ["integration", "show"],
+                     ["user", "add"], ["apikey", "create"], ["assets", "hardware"]):
+            for flag in ("--help", "-h"):
+                code, out, err = self.ms.run(*args, flag, timeout=30)
+                self.assertEqual(code, 0, "%s %s: %s" % (args, flag, err))
+                self.assertTrue(out.startswith("usage: memsync"), "%s %s: %r" % (args, flag, out))
+                self.assertEqual(err, "", args)
+        code, out, _ = self.ms.run("config", "--help")
+        self.assertNotIn("db = ", out)
+        code, _, err = self.ms.run("config", "--bogus")
+        self.assertEqual(code, 2)
+        self.assertIn("--bogus", err)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -271,6 +271,48 @@ test_print(void **state)
     }
 }
 
+static void
+check_redact(const char *in, const char *want)
+{
+    char out[CONFIG_VALUE_MAX];
+
+    config_redact_db(in, out, sizeof out);
+    assert_string_equal(out, want);
+}
+
+static void
+test_redact_db(void **state)
+{
+    struct config c;
+    struct errbuf eb = {0};
+    char out[4096];
+    FILE *f;
+
+    (void)state;
+    check_redact("./memsync.db", "./memsync.db");
+    check_redact("/var/lib/memsync/memsync.db", "/var/lib/memsync/memsync.db");
+    check_redact("postgresql://memsync@db.example.com/memsync",
+                 "postgresql://memsync@db.example.com/memsync");
+    check_redact("postgresql://memsync:s3cr%40t@db.example.com:5432/memsync?sslmode=require",
+                 "postgresql://memsync:****@db.example.com:5432/memsync?sslmode=require");
+    check_redact("postgres://u:p@h/db", "postgres://u:****@h/db");
+    check_redact("postgresql:///memsync?host=/run/postgresql&password=hunter2&sslmode=disable",
+                 "postgresql:///memsync?host=/run/postgresql&password=****&sslmode=disable");
+    check_redact("host=db user=memsync password=hunter2 dbname=memsync",
+                 "host=db user=memsync password=**** dbname=memsync");
+    check_redact("password='two words \\' x' host=db", "password=**** host=db");
+    check_redact("host=db mypassword=x", "host=db mypassword=x");
+    /* config prints the redacted URL. */
+    config_defaults(&c);
+    assert_int_equal(config_set(&c, "db", "postgresql://u:hunter2@h/db", &eb), ERR_OK);
+    f = fmemopen(out, sizeof out, "w");
+    assert_non_null(f);
+    config_print(&c, f);
+    fclose(f);
+    assert_non_null(strstr(out, "db = postgresql://u:****@h/db\n"));
+    assert_null(strstr(out, "hunter2"));
+}
+
 int
 main(void)
 {
@@ -279,6 +321,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_redact_db, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
