@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test || exit 1
+scripts/deps.sh package || exit 1 # the package test: lintian, systemd-analyze
 scripts/test-setup.sh || exit 1
 
 passed=0
