@@ -106,6 +106,16 @@ struct req {
     struct req *next_delayed;
 };
 
+#define SIM_REQLOG_MAX 65536
+
+struct reqlog_ent {
+    int64_t ms; /* since the log was enabled */
+    int status;
+    unsigned char route;
+    unsigned char retry_after; /* the answer carried Retry-After */
+    char tenant[38];
+};
+
 struct throttle_win {
     char key[112];
     int64_t start_ms;
@@ -180,6 +190,15 @@ static struct {
     long intune_limit, intune_window_ms;
     long global_limit, global_window_ms;
     long pc_limit, pc_window_ms;
+    /* Beta per-device detectedApps throttles below the published 2000 per 20 s and answers 429
+     * without Retry-After (Microsoft Q&A 5784629; MSEndpointMgr "A beginners guide to
+     * Microsoft Graph API rate limiting in Intune"): its own limit per tenant per Intune
+     * window, 0 = off. */
+    long dapps_limit;
+    /* The tenant's 4000 Intune requests per 20 s are shared by all its apps (Microsoft's Graph
+     * throttling limits, Intune section): other_apps phantom requests start each tenant
+     * window, 0 = off (no tenant-wide window at all). */
+    long tenant_limit, other_apps;
     pthread_mutex_t mu;
     struct throttle_win *wins;
     size_t capwins;
@@ -190,6 +209,10 @@ static struct {
     struct sidx stat_idx;
     size_t nstats;
     long total_requests, throttled;
+    /* request log (GET /_sim/requests), off until the `request_log` op */
+    struct reqlog_ent *reqlog;
+    size_t reqlog_n; /* entries written since enabled; the ring keeps the last SIM_REQLOG_MAX */
+    int64_t reqlog_t0;
     /* delay queue */
     pthread_mutex_t dmu;
     pthread_cond_t dcv;
@@ -218,6 +241,8 @@ struct export_job {
 
 /* Query arguments of the $batch inner request being served on this thread. */
 static __thread json_t *inner_args;
+/* Set while an inner request of a $batch is served: faults on the route "batch_item" apply. */
+static __thread int in_batch_item;
 
 /* Query argument lookup; inside $batch (c == NULL) it reads the inner request's query. */
 static const char *
@@ -432,11 +457,16 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
         struct simw_fault *f = &w->faults[i];
         if (f->remaining == 0)
             continue;
-        if (strcmp(f->route, "*") != 0 && strcmp(f->route, route_names[rt]) != 0)
+        if (strcmp(f->route, "*") != 0 && strcmp(f->route, route_names[rt]) != 0 &&
+            !(in_batch_item && strcmp(f->route, "batch_item") == 0))
             continue;
         if (strcmp(f->tenant, "*") != 0 && (tenant == NULL || strcasecmp(f->tenant, tenant) != 0))
             continue;
         if (f->page > 0 && f->page != page)
+            continue;
+        /* A share of the matching requests, drawn in arrival order from the fault's seeded
+         * generator. */
+        if (f->rate > 0 && (double)simw_rand_range(&f->rng, 1000000) >= f->rate * 1000000.0)
             continue;
         if (f->remaining > 0)
             f->remaining--;
@@ -448,8 +478,63 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
     return hit;
 }
 
+/* Turns the request log on (emptied) or off (freed). */
+static void
+reqlog_enable(int on)
+{
+    pthread_mutex_lock(&g.mu);
+    free(g.reqlog);
+    g.reqlog = on ? xcalloc(SIM_REQLOG_MAX, sizeof *g.reqlog) : NULL;
+    g.reqlog_n = 0;
+    g.reqlog_t0 = clock_mono_ms();
+    pthread_mutex_unlock(&g.mu);
+}
+
+/* Records one answered request (a $batch item too) when the log is on. */
+static void
+reqlog_add(enum route rt, const char *tenant, const struct resp *r)
+{
+    struct reqlog_ent *e;
+    int ra = 0;
+
+    for (int i = 0; i < r->nhdrs; i++)
+        ra |= strcmp(r->hdrs[i].name, "Retry-After") == 0;
+    pthread_mutex_lock(&g.mu);
+    if (g.reqlog != NULL) {
+        e = &g.reqlog[g.reqlog_n++ % SIM_REQLOG_MAX];
+        e->ms = clock_mono_ms() - g.reqlog_t0;
+        e->status = r->status;
+        e->route = (unsigned char)rt;
+        e->retry_after = (unsigned char)ra;
+        snprintf(e->tenant, sizeof e->tenant, "%s", tenant != NULL ? tenant : "-");
+    }
+    pthread_mutex_unlock(&g.mu);
+}
+
+static json_t *
+reqlog_json(void)
+{
+    json_t *a = json_array();
+    size_t n, first;
+
+    pthread_mutex_lock(&g.mu);
+    n = g.reqlog_n < SIM_REQLOG_MAX ? g.reqlog_n : SIM_REQLOG_MAX;
+    first = g.reqlog_n - n;
+    for (size_t i = first; g.reqlog != NULL && i < g.reqlog_n; i++) {
+        const struct reqlog_ent *e = &g.reqlog[i % SIM_REQLOG_MAX];
+
+        json_array_append_new(a, json_pack("{s:I, s:s, s:s, s:i, s:b}", "ms", (json_int_t)e->ms,
+                                           "route", route_names[e->route], "tenant", e->tenant,
+                                           "status", e->status, "retry_after", e->retry_after));
+    }
+    json_t *o = json_pack("{s:b, s:I, s:o}", "enabled", g.reqlog != NULL, "dropped",
+                          (json_int_t)first, "requests", a);
+    pthread_mutex_unlock(&g.mu);
+    return o;
+}
+
 /* Fixed-window counter; returns seconds to wait (> 0) when over the limit, else 0. */
-enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC };
+enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 
 static double
 throttle_hit(const char *key, enum throttle_kind kind)
@@ -460,10 +545,14 @@ throttle_hit(const char *key, enum throttle_kind kind)
     long limit, window_ms;
 
     pthread_mutex_lock(&g.mu);
-    limit = kind == TH_INTUNE ? g.intune_limit : kind == TH_GLOBAL ? g.global_limit : g.pc_limit;
-    window_ms = kind == TH_INTUNE   ? g.intune_window_ms
-                : kind == TH_GLOBAL ? g.global_window_ms
-                                    : g.pc_window_ms;
+    limit = kind == TH_INTUNE   ? g.intune_limit
+            : kind == TH_GLOBAL ? g.global_limit
+            : kind == TH_DAPPS  ? g.dapps_limit
+            : kind == TH_TENANT ? g.tenant_limit
+                                : g.pc_limit;
+    window_ms = kind == TH_INTUNE || kind == TH_DAPPS || kind == TH_TENANT ? g.intune_window_ms
+                : kind == TH_GLOBAL                                        ? g.global_window_ms
+                                                                           : g.pc_window_ms;
     if (!g.throttle || limit <= 0) {
         pthread_mutex_unlock(&g.mu);
         return 0;
@@ -486,6 +575,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
         memset(&g.wins[i], 0, sizeof g.wins[i]);
         snprintf(g.wins[i].key, sizeof g.wins[i].key, "%s", key);
         g.wins[i].start_ms = now;
+        g.wins[i].count = kind == TH_TENANT ? g.other_apps : 0;
         g.nwins++;
         sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
         sidx_put(&g.win_idx, h, i);
@@ -493,7 +583,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
     struct throttle_win *tw = &g.wins[i];
     if (now - tw->start_ms >= window_ms) {
         tw->start_ms = now;
-        tw->count = 0;
+        tw->count = kind == TH_TENANT ? g.other_apps : 0; /* the tenant's other apps */
     }
     /* usage keeps accruing while throttled, as Microsoft documents */
     tw->count++;
@@ -2417,6 +2507,15 @@ graph_throttle(struct gctx *x, enum route rt)
         snprintf(key, sizeof key, "intune|%s|%s", x->cl.appid, x->cl.tid);
         wait = throttle_hit(key, TH_INTUNE);
     }
+    if (wait <= 0 && is_intune_route(rt) && g.other_apps > 0) {
+        snprintf(key, sizeof key, "tenant|%s", x->cl.tid);
+        wait = throttle_hit(key, TH_TENANT);
+    }
+    if (wait <= 0 && rt == R_DEVICE_APPS && g.dapps_limit > 0) {
+        snprintf(key, sizeof key, "dapps|%s|%s", x->cl.appid, x->cl.tid);
+        if (throttle_hit(key, TH_DAPPS) > 0)
+            return graph_429(-1); /* no Retry-After: Microsoft Q&A 5784629 */
+    }
     return wait > 0 ? graph_429(wait) : NULL;
 }
 
@@ -2589,11 +2688,14 @@ sim_batch(struct gctx *x, const char *body, size_t len)
             if (json_object_get(it, "body"))
                 ibody = json_dumps(json_object_get(it, "body"), JSON_COMPACT);
             inner_args = args;
+            in_batch_item = 1;
             r = graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
+            in_batch_item = 0;
             inner_args = NULL;
             free(ibody);
             stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
                        r->status == 429);
+            reqlog_add(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id, r);
         }
         json_decref(args);
         graph_headers(NULL, r);
@@ -3178,7 +3280,7 @@ fault_add(json_t *o, char *err, size_t errlen)
         }
     }
     snprintf(f.route, sizeof f.route, "%s", route ? route : "*");
-    if (route && strcmp(route, "*") != 0) {
+    if (route && strcmp(route, "*") != 0 && strcmp(route, "batch_item") != 0) {
         int ok = 0;
         for (int i = 0; i < R_COUNT; i++)
             ok |= strcmp(route_names[i], route) == 0;
@@ -3194,6 +3296,18 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.remaining = json_is_integer(cnt) ? (int)json_integer_value(cnt) : -1;
     if (f.remaining == 0)
         f.remaining = -1;
+    if (json_object_get(o, "rate") != NULL) {
+        json_t *rv = json_object_get(o, "rate");
+
+        if (!json_is_number(rv) || json_number_value(rv) <= 0 || json_number_value(rv) > 1) {
+            snprintf(err, errlen, "rate must be a number above 0 and at most 1");
+            return ERR_INVAL;
+        }
+        f.rate = json_number_value(rv) < 1 ? json_number_value(rv) : 0;
+        uint64_t st = g.w->seed ^ ((uint64_t)(g.w->nfaults + 1) << 32);
+
+        f.rng = simw_rand(&st); /* a stream of its own per fault */
+    }
     snprintf(f.code, sizeof f.code, "%s",
              json_string_value(json_object_get(o, "code"))
                  ? json_string_value(json_object_get(o, "code"))
@@ -3258,6 +3372,14 @@ set_throttle(json_t *o)
         g.pc_limit = (long)json_integer_value(v);
     if ((v = json_object_get(o, "pc_window_ms")) && json_is_integer(v))
         g.pc_window_ms = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "detected_apps_limit")) && json_is_integer(v))
+        g.dapps_limit = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "tenant_limit")) && json_is_integer(v))
+        g.tenant_limit = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "other_apps")) && json_is_integer(v))
+        g.other_apps = (long)json_integer_value(v);
+    if (g.tenant_limit <= 0)
+        g.tenant_limit = 4000;
     if (g.intune_window_ms <= 0)
         g.intune_window_ms = 20000;
     if (g.global_window_ms <= 0)
@@ -3301,6 +3423,10 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         rc = set_throttle(o);
         pthread_mutex_unlock(&g.mu);
         return rc;
+    }
+    if (strcmp(op, "request_log") == 0) {
+        reqlog_enable(json_is_true(json_object_get(o, "enabled")));
+        return ERR_OK;
     }
     if (strcmp(op, "reset_stats") == 0) {
         pthread_mutex_lock(&g.mu);
@@ -3523,6 +3649,11 @@ control_route(struct MHD_Connection *c, const char *method, const char *rest, co
     if (strcmp(rest, "world") == 0 && strcmp(method, "GET") == 0) {
         r = resp_new(200, JSON_CT);
         resp_json(r, world_json());
+        return r;
+    }
+    if (strcmp(rest, "requests") == 0 && strcmp(method, "GET") == 0) {
+        r = resp_new(200, JSON_CT);
+        resp_json(r, reqlog_json());
         return r;
     }
     if (strcmp(rest, "stats") == 0 && strcmp(method, "GET") == 0) {
@@ -3756,8 +3887,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     else
         r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
 send:
-    if (rt != R_CONTROL)
+    if (rt != R_CONTROL) {
         stat_count(rt, tenant, r->status == 429);
+        reqlog_add(rt, tenant, r);
+    }
     if (log_enabled(LOG_DEBUG)) {
         /* the path only: queries may carry skiptokens, never secrets, but keep lines short */
         char red[512];
@@ -3850,9 +3983,10 @@ builtin_scenario(const char *name)
                                             "kind", "latency", "latency_ms", 1500));
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:i}", "tenant", 17, "route",
                                             "managedDevices", "kind", "status", "status", 401));
+        /* One 429 without Retry-After: memsync waits out Intune's 20 s window for it. */
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:n, s:i}", "tenant", 18, "route",
                                             "managedDevices", "kind", "429", "retry_after", "count",
-                                            3));
+                                            1));
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:i}", "tenant", 19, "route",
                                             "managedDevices", "kind", "status", "status", 500));
         return json_pack("{s:I, s:o, s:i, s:o}", "seed", (json_int_t)7, "tenants", ts,
@@ -4281,6 +4415,7 @@ sim_main(int argc, char **argv)
     g.global_window_ms = o.global_window_ms;
     g.pc_limit = o.pc_limit;
     g.pc_window_ms = o.pc_window_ms;
+    g.tenant_limit = 4000;
     if (o.scenario) {
         sc = load_scenario(o.scenario, &eb);
         if (sc == NULL) {
@@ -4410,6 +4545,7 @@ out:
     }
     free(g.stats);
     free(g.wins);
+    free(g.reqlog);
     free(g.stat_idx.slot);
     free(g.win_idx.slot);
     simw_free(g.w);

@@ -89,6 +89,8 @@ struct simw_fault {
     int remaining;      /* requests left; < 0 = always */
     char code[64];      /* Graph error code override */
     char message[256];  /* error message override */
+    double rate;        /* 0 = every matching request; else the share that gets the fault */
+    uint64_t rng;       /* draws for `rate`, seeded from the world's seed: deterministic */
 };
 
 struct simtenant {
