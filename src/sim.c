@@ -241,7 +241,8 @@ struct export_job {
 
 /* Query arguments of the $batch inner request being served on this thread. */
 static __thread json_t *inner_args;
-/* Set while an inner request of a $batch is served: faults on the route "batch_item" apply. */
+/* Set while an inner request of a $batch is served: faults on the route "batch_item" apply
+ * (each item has its own status, e.g. a 401 in a 200 batch: Microsoft Graph "JSON batching"). */
 static __thread int in_batch_item;
 
 /* Query argument lookup; inside $batch (c == NULL) it reads the inner request's query. */
@@ -464,8 +465,11 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
             continue;
         if (f->page > 0 && f->page != page)
             continue;
+        if (f->until_ms > 0 && clock_mono_ms() >= f->until_ms)
+            continue;
         /* A share of the matching requests, drawn in arrival order from the fault's seeded
-         * generator. */
+         * generator: Intune's 429s without Retry-After come at a rate (MSEndpointMgr "A
+         * beginners guide to Microsoft Graph API rate limiting in Intune"). */
         if (f->rate > 0 && (double)simw_rand_range(&f->rng, 1000000) >= f->rate * 1000000.0)
             continue;
         if (f->remaining > 0)
@@ -3296,6 +3300,8 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.remaining = json_is_integer(cnt) ? (int)json_integer_value(cnt) : -1;
     if (f.remaining == 0)
         f.remaining = -1;
+    if (json_integer_value(json_object_get(o, "for_ms")) > 0)
+        f.until_ms = clock_mono_ms() + (int64_t)json_integer_value(json_object_get(o, "for_ms"));
     if (json_object_get(o, "rate") != NULL) {
         json_t *rv = json_object_get(o, "rate");
 

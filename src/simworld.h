@@ -91,6 +91,7 @@ struct simw_fault {
     char message[256];  /* error message override */
     double rate;        /* 0 = every matching request; else the share that gets the fault */
     uint64_t rng;       /* draws for `rate`, seeded from the world's seed: deterministic */
+    int64_t until_ms;   /* monotonic ms the fault ends at; 0 = never */
 };
 
 struct simtenant {

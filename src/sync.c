@@ -1283,9 +1283,8 @@ batch_item_unauthorized(struct tenant *t, const struct call *c, size_t dev)
         tc = token_call_new(eng, t, c->token_tenant, c->client_id, c->secret, c->audience,
                             t->auth_wait);
         tc->done = batch_token_done;
-        call_submit(tc);
-        if (t->auth_wait == NULL) /* finished at once (it failed the tenant) */
-            return 1;
+        /* Through a zero-delay timer: batch_done is still reading the tenant's state. */
+        http_timer(eng->http, 0, retry_timer, tc);
     }
     t->auth_wait->items = xrealloc(t->auth_wait->items, (size_t)(t->auth_wait->n_items + 1) *
                                                             sizeof *t->auth_wait->items);
