@@ -168,9 +168,10 @@ class RealThrottle(unittest.TestCase):
             sim.stop()
             ms.cleanup()
 
-    def test_other_apps_share_the_tenant_budget(self):
+    def test_sim_throttle_switches(self):
         """The tenant's 4,000 Intune requests per 20 s are shared with its other apps: with
-        other_apps phantom requests in each window, ours get 429 once the rest is used."""
+        other_apps phantom requests in each window, ours get 429 once the rest is used. The
+        per-device detectedApps limit answers 429 without Retry-After."""
         sim = harness.Sim("--tenants", "1", "--devices", "3")
         try:
             tid = sim.world()["tenants"][0]["id"]
@@ -184,6 +185,25 @@ class RealThrottle(unittest.TestCase):
             self.assertEqual(got, [(200, False)] * 3 + [(429, True)] * 2)
             # Off by default (and with other_apps 0): no tenant-wide window at all.
             sim.control({"op": "set_throttle", "other_apps": 0})
+            st, _, _ = harness.http("GET", sim.graph + "/v1.0/deviceManagement/managedDevices",
+                                    None, {"Authorization": "Bearer " + tok})
+            self.assertEqual(st, 200)
+
+            # detected_apps_limit: per-device detectedApps, called directly or in a $batch, gets
+            # 429 without Retry-After beyond it (other routes are not affected).
+            dev = sim.graph_all(tid, "/v1.0/deviceManagement/managedDevices")[0]["id"]
+            path = "/deviceManagement/managedDevices/%s/detectedApps" % dev
+            sim.control({"op": "set_throttle", "detected_apps_limit": 2})
+            got = [harness.http("GET", sim.graph + "/beta" + path, None,
+                                {"Authorization": "Bearer " + tok})[0] for _ in range(3)]
+            self.assertEqual(got, [200, 200, 429])
+            st, body, _ = harness.http(
+                "POST", sim.graph + "/beta/$batch",
+                json.dumps({"requests": [{"id": "1", "method": "GET", "url": path}]}).encode(),
+                {"Authorization": "Bearer " + tok, "Content-Type": "application/json"})
+            item = json.loads(body)["responses"][0]
+            self.assertEqual((st, item["status"]), (200, 429))
+            self.assertNotIn("Retry-After", item["headers"])
             st, _, _ = harness.http("GET", sim.graph + "/v1.0/deviceManagement/managedDevices",
                                     None, {"Authorization": "Bearer " + tok})
             self.assertEqual(st, 200)
