@@ -64,6 +64,11 @@ static const struct config_item config_items[] = {
     {"api_row_cache_mb", "MEMSYNC_API_ROW_CACHE_MB", "128",
      offsetof(struct config, api_row_cache_mb), 0, CT_INT,
      "MiB of rendered hardware rows serve keeps (0-16384; 0 turns the cache off)", 0, 16384},
+    {"intune_tenant_budget", "MEMSYNC_INTUNE_TENANT_BUDGET", "1000",
+     offsetof(struct config, intune_tenant_budget), 0, CT_INT,
+     "Intune requests per 20 s memsync sends to one tenant at most (20-1900; the tenant's 4000 "
+     "are shared with its other apps)",
+     20, 1900},
 };
 
 #define CONFIG_NITEMS  (sizeof config_items / sizeof config_items[0])

@@ -10,7 +10,7 @@
  * Validation: URLs must be http:// or https:// with a host (trailing '/' removed); log_level one
  * of error, warn, info, debug; log_format text or json; sync_runner serve or workers; listen
  * HOST:PORT; sync_parallel 1..256; api_cache_mb and api_row_cache_mb 0..16384;
- * sync_commit_ms 0..10000. A value longer than its field is an
+ * sync_commit_ms 0..10000; intune_tenant_budget 20..1900. A value longer than its field is an
  * error, never truncated. An empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL
  * (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and name the source: "config file X line
  * 3: ...", "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...". Never calls setlocale.
@@ -40,6 +40,8 @@ struct config {
     int api_cache_mb;     /* MEMSYNC_API_CACHE_MB, serve's cache of list answers, 64; 0 = off */
     int api_row_cache_mb; /* MEMSYNC_API_ROW_CACHE_MB, serve's cache of list rows, 128; 0 = off */
     int sync_commit_ms;   /* MEMSYNC_SYNC_COMMIT_MS, group commit window (SQLite), 250; 0 = off */
+    int intune_tenant_budget; /* MEMSYNC_INTUNE_TENANT_BUDGET, Intune requests per 20 s per
+                                 tenant, 1000 (Microsoft: 2000 per app, 4000 for all apps) */
 };
 
 /* Fills defaults, then the file (when path != NULL, or MEMSYNC_CONFIG), then the environment. */

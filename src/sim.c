@@ -47,7 +47,7 @@
 #define SIM_PC_PAGE_DEF 200
 #define SIM_PC_PAGE_MAX 500
 #define SIM_BATCH_MAX   20
-#define SIM_REQLOG_MAX  4096 /* requests kept for GET /_sim/requests (a ring) */
+#define SIM_REQLOG_MAX  65536 /* requests kept for GET /_sim/requests (a ring, ~14 MiB) */
 /* Intune's resource app id, in the realm of its WWW-Authenticate */
 #define SIM_INTUNE_REALM "0000000a-0000-0000-c000-000000000000"
 
@@ -173,16 +173,20 @@ struct stat_ent {
     long count;
 };
 
-/* One request as /_sim/requests shows it: the ids Microsoft asks clients to send. */
+/* One answered request (a $batch item too) as /_sim/requests shows it: when, where, what it got
+ * (Retry-After or not, for the throttling tests) and the support ids Microsoft asks clients to
+ * send (client-request-id, MS-RequestId, MS-CorrelationId, MS-Contract-Version). */
 struct reqlog_ent {
     uint64_t seq;
-    char route[24];
+    int64_t ms; /* since the log was last cleared */
+    int status;
+    unsigned char route;
+    unsigned char retry_after; /* the answer carried Retry-After */
     char tenant[40];
     char method[8];
-    int status;
-    char client_request_id[72];
-    char ms_request_id[72];
-    char ms_correlation_id[72];
+    char client_request_id[40];
+    char ms_request_id[40];
+    char ms_correlation_id[40];
     char ms_contract_version[16];
 };
 
@@ -196,6 +200,15 @@ static struct {
     long intune_limit, intune_window_ms;
     long global_limit, global_window_ms;
     long pc_limit, pc_window_ms;
+    /* Beta per-device detectedApps throttles below the published 2000 per 20 s and answers 429
+     * without Retry-After (Microsoft Q&A 5784629; MSEndpointMgr "A beginners guide to
+     * Microsoft Graph API rate limiting in Intune"): its own limit per tenant per Intune
+     * window, 0 = off. */
+    long dapps_limit;
+    /* The tenant's 4000 Intune requests per 20 s are shared by all its apps (Microsoft's Graph
+     * throttling limits, Intune section): other_apps phantom requests start each tenant
+     * window, 0 = off (no tenant-wide window at all). */
+    long tenant_limit, other_apps;
     pthread_mutex_t mu;
     struct throttle_win *wins;
     size_t capwins;
@@ -206,8 +219,12 @@ static struct {
     struct sidx stat_idx;
     size_t nstats;
     long total_requests, throttled;
-    struct reqlog_ent *reqlog; /* SIM_REQLOG_MAX entries, a ring; under mu */
-    uint64_t reqlog_seq;
+    /* request log (GET /_sim/requests): SIM_REQLOG_MAX entries, a ring, allocated on the first
+     * request; the `request_log` op turns it off or clears it; under mu */
+    struct reqlog_ent *reqlog;
+    uint64_t reqlog_seq; /* entries written since cleared */
+    int64_t reqlog_t0;
+    int reqlog_off;
     /* delay queue */
     pthread_mutex_t dmu;
     pthread_cond_t dcv;
@@ -236,6 +253,9 @@ struct export_job {
 
 /* Query arguments of the $batch inner request being served on this thread. */
 static __thread json_t *inner_args;
+/* Set while an inner request of a $batch is served: faults on the route "batch_item" apply
+ * (each item has its own status, e.g. a 401 in a 200 batch: Microsoft Graph "JSON batching"). */
+static __thread int in_batch_item;
 
 /* Query argument lookup; inside $batch (c == NULL) it reads the inner request's query. */
 static const char *
@@ -441,41 +461,58 @@ stat_count(enum route rt, const char *tenant, int throttled)
 static void
 reqlog_copy(char *dst, size_t cap, struct MHD_Connection *c, const char *name)
 {
-    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    const char *v = c != NULL ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, name) : NULL;
 
     snprintf(dst, cap, "%s", v != NULL && strlen(v) < cap ? v : v != NULL ? "(too long)" : "");
 }
 
-/* Records the request's support headers (client-request-id, MS-RequestId, MS-CorrelationId,
- * MS-Contract-Version) so tests can check a client sends them, and reuses MS-RequestId on a
- * retry as Partner Center asks. */
+/* Empties the log and turns it on or off. Caller holds g.mu. */
+static void
+reqlog_clear(int on)
+{
+    g.reqlog_seq = 0;
+    g.reqlog_t0 = clock_mono_ms();
+    g.reqlog_off = !on;
+}
+
+/* Records one answered request, with the support headers it carried so tests can check that a
+ * client sends them (and reuses MS-RequestId on a retry, as Partner Center asks). `c` is NULL for
+ * a $batch item: its headers are the batch's. */
 static void
 reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
-           int status)
+           const struct resp *r)
 {
     struct reqlog_ent e;
 
     memset(&e, 0, sizeof e);
-    snprintf(e.route, sizeof e.route, "%s", route_names[rt]);
-    snprintf(e.tenant, sizeof e.tenant, "%s", tenant ? tenant : "");
-    snprintf(e.method, sizeof e.method, "%s", method);
-    e.status = status;
+    e.route = (unsigned char)rt;
+    snprintf(e.tenant, sizeof e.tenant, "%s", tenant != NULL ? tenant : "-");
+    snprintf(e.method, sizeof e.method, "%s", method != NULL ? method : "");
+    e.status = r->status;
+    for (int i = 0; i < r->nhdrs; i++)
+        e.retry_after |= strcmp(r->hdrs[i].name, "Retry-After") == 0;
     reqlog_copy(e.client_request_id, sizeof e.client_request_id, c, "client-request-id");
     reqlog_copy(e.ms_request_id, sizeof e.ms_request_id, c, "MS-RequestId");
     reqlog_copy(e.ms_correlation_id, sizeof e.ms_correlation_id, c, "MS-CorrelationId");
     reqlog_copy(e.ms_contract_version, sizeof e.ms_contract_version, c, "MS-Contract-Version");
     pthread_mutex_lock(&g.mu);
-    if (g.reqlog == NULL)
-        g.reqlog = xcalloc(SIM_REQLOG_MAX, sizeof *g.reqlog);
-    e.seq = ++g.reqlog_seq;
-    g.reqlog[(e.seq - 1) % SIM_REQLOG_MAX] = e;
+    if (!g.reqlog_off) {
+        if (g.reqlog == NULL) {
+            g.reqlog = xcalloc(SIM_REQLOG_MAX, sizeof *g.reqlog);
+            if (g.reqlog_seq == 0)
+                g.reqlog_t0 = clock_mono_ms();
+        }
+        e.ms = clock_mono_ms() - g.reqlog_t0;
+        e.seq = ++g.reqlog_seq;
+        g.reqlog[(e.seq - 1) % SIM_REQLOG_MAX] = e;
+    }
     pthread_mutex_unlock(&g.mu);
 }
 
 static json_t *
 reqlog_json(void)
 {
-    json_t *a = json_array();
+    json_t *a = json_array(), *o;
     uint64_t first;
 
     pthread_mutex_lock(&g.mu);
@@ -484,14 +521,18 @@ reqlog_json(void)
         const struct reqlog_ent *e = &g.reqlog[s % SIM_REQLOG_MAX];
 
         json_array_append_new(
-            a, json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s}", "seq", (json_int_t)e->seq,
-                         "route", e->route, "tenant", e->tenant, "method", e->method, "status",
-                         e->status, "client_request_id", e->client_request_id, "ms_request_id",
-                         e->ms_request_id, "ms_correlation_id", e->ms_correlation_id,
-                         "ms_contract_version", e->ms_contract_version));
+            a,
+            json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:b, s:s, s:s, s:s, s:s}", "seq",
+                      (json_int_t)e->seq, "ms", (json_int_t)e->ms, "route", route_names[e->route],
+                      "tenant", e->tenant, "method", e->method, "status", e->status, "retry_after",
+                      e->retry_after, "client_request_id", e->client_request_id, "ms_request_id",
+                      e->ms_request_id, "ms_correlation_id", e->ms_correlation_id,
+                      "ms_contract_version", e->ms_contract_version));
     }
+    o = json_pack("{s:b, s:I, s:o}", "enabled", !g.reqlog_off, "dropped", (json_int_t)first,
+                  "requests", a);
     pthread_mutex_unlock(&g.mu);
-    return json_pack("{s:o}", "requests", a);
+    return o;
 }
 
 /* Finds and consumes a matching fault; copies it to *out. Returns 1 when one applies. */
@@ -506,11 +547,19 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
         struct simw_fault *f = &w->faults[i];
         if (f->remaining == 0)
             continue;
-        if (strcmp(f->route, "*") != 0 && strcmp(f->route, route_names[rt]) != 0)
+        if (strcmp(f->route, "*") != 0 && strcmp(f->route, route_names[rt]) != 0 &&
+            !(in_batch_item && strcmp(f->route, "batch_item") == 0))
             continue;
         if (strcmp(f->tenant, "*") != 0 && (tenant == NULL || strcasecmp(f->tenant, tenant) != 0))
             continue;
         if (f->page > 0 && f->page != page)
+            continue;
+        if (f->until_ms > 0 && clock_mono_ms() >= f->until_ms)
+            continue;
+        /* A share of the matching requests, drawn in arrival order from the fault's seeded
+         * generator: Intune's 429s without Retry-After come at a rate (MSEndpointMgr "A
+         * beginners guide to Microsoft Graph API rate limiting in Intune"). */
+        if (f->rate > 0 && (double)simw_rand_range(&f->rng, 1000000) >= f->rate * 1000000.0)
             continue;
         if (f->remaining > 0)
             f->remaining--;
@@ -523,7 +572,7 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
 }
 
 /* Fixed-window counter; returns seconds to wait (> 0) when over the limit, else 0. */
-enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC };
+enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 
 static double
 throttle_hit(const char *key, enum throttle_kind kind)
@@ -534,10 +583,14 @@ throttle_hit(const char *key, enum throttle_kind kind)
     long limit, window_ms;
 
     pthread_mutex_lock(&g.mu);
-    limit = kind == TH_INTUNE ? g.intune_limit : kind == TH_GLOBAL ? g.global_limit : g.pc_limit;
-    window_ms = kind == TH_INTUNE   ? g.intune_window_ms
-                : kind == TH_GLOBAL ? g.global_window_ms
-                                    : g.pc_window_ms;
+    limit = kind == TH_INTUNE   ? g.intune_limit
+            : kind == TH_GLOBAL ? g.global_limit
+            : kind == TH_DAPPS  ? g.dapps_limit
+            : kind == TH_TENANT ? g.tenant_limit
+                                : g.pc_limit;
+    window_ms = kind == TH_INTUNE || kind == TH_DAPPS || kind == TH_TENANT ? g.intune_window_ms
+                : kind == TH_GLOBAL                                        ? g.global_window_ms
+                                                                           : g.pc_window_ms;
     if (!g.throttle || limit <= 0) {
         pthread_mutex_unlock(&g.mu);
         return 0;
@@ -560,6 +613,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
         memset(&g.wins[i], 0, sizeof g.wins[i]);
         snprintf(g.wins[i].key, sizeof g.wins[i].key, "%s", key);
         g.wins[i].start_ms = now;
+        g.wins[i].count = kind == TH_TENANT ? g.other_apps : 0;
         g.nwins++;
         sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
         sidx_put(&g.win_idx, h, i);
@@ -567,7 +621,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
     struct throttle_win *tw = &g.wins[i];
     if (now - tw->start_ms >= window_ms) {
         tw->start_ms = now;
-        tw->count = 0;
+        tw->count = kind == TH_TENANT ? g.other_apps : 0; /* the tenant's other apps */
     }
     /* usage keeps accruing while throttled, as Microsoft documents */
     tw->count++;
@@ -2564,6 +2618,15 @@ graph_throttle(struct gctx *x, enum route rt)
         snprintf(key, sizeof key, "intune|%s|%s", x->cl.appid, x->cl.tid);
         wait = throttle_hit(key, TH_INTUNE);
     }
+    if (wait <= 0 && is_intune_route(rt) && g.other_apps > 0) {
+        snprintf(key, sizeof key, "tenant|%s", x->cl.tid);
+        wait = throttle_hit(key, TH_TENANT);
+    }
+    if (wait <= 0 && rt == R_DEVICE_APPS && g.dapps_limit > 0) {
+        snprintf(key, sizeof key, "dapps|%s|%s", x->cl.appid, x->cl.tid);
+        if (throttle_hit(key, TH_DAPPS) > 0)
+            return graph_429(-1); /* no Retry-After: Microsoft Q&A 5784629 */
+    }
     return wait > 0 ? graph_429(wait) : NULL;
 }
 
@@ -2736,11 +2799,15 @@ sim_batch(struct gctx *x, const char *body, size_t len)
             if (json_object_get(it, "body"))
                 ibody = json_dumps(json_object_get(it, "body"), JSON_COMPACT);
             inner_args = args;
+            in_batch_item = 1;
             r = graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
+            in_batch_item = 0;
             inner_args = NULL;
             free(ibody);
             stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
                        r->status == 429);
+            reqlog_add(NULL, graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
+                       method, r);
         }
         json_decref(args);
         graph_headers(NULL, r);
@@ -3328,7 +3395,7 @@ fault_add(json_t *o, char *err, size_t errlen)
         }
     }
     snprintf(f.route, sizeof f.route, "%s", route ? route : "*");
-    if (route && strcmp(route, "*") != 0) {
+    if (route && strcmp(route, "*") != 0 && strcmp(route, "batch_item") != 0) {
         int ok = 0;
         for (int i = 0; i < R_COUNT; i++)
             ok |= strcmp(route_names[i], route) == 0;
@@ -3345,6 +3412,20 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.bom = json_is_true(json_object_get(o, "bom"));
     if (f.remaining == 0)
         f.remaining = -1;
+    if (json_integer_value(json_object_get(o, "for_ms")) > 0)
+        f.until_ms = clock_mono_ms() + (int64_t)json_integer_value(json_object_get(o, "for_ms"));
+    if (json_object_get(o, "rate") != NULL) {
+        json_t *rv = json_object_get(o, "rate");
+
+        if (!json_is_number(rv) || json_number_value(rv) <= 0 || json_number_value(rv) > 1) {
+            snprintf(err, errlen, "rate must be a number above 0 and at most 1");
+            return ERR_INVAL;
+        }
+        f.rate = json_number_value(rv) < 1 ? json_number_value(rv) : 0;
+        uint64_t st = g.w->seed ^ ((uint64_t)(g.w->nfaults + 1) << 32);
+
+        f.rng = simw_rand(&st); /* a stream of its own per fault */
+    }
     snprintf(f.code, sizeof f.code, "%s",
              json_string_value(json_object_get(o, "code"))
                  ? json_string_value(json_object_get(o, "code"))
@@ -3411,6 +3492,14 @@ set_throttle(json_t *o)
         g.pc_limit = (long)json_integer_value(v);
     if ((v = json_object_get(o, "pc_window_ms")) && json_is_integer(v))
         g.pc_window_ms = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "detected_apps_limit")) && json_is_integer(v))
+        g.dapps_limit = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "tenant_limit")) && json_is_integer(v))
+        g.tenant_limit = (long)json_integer_value(v);
+    if ((v = json_object_get(o, "other_apps")) && json_is_integer(v))
+        g.other_apps = (long)json_integer_value(v);
+    if (g.tenant_limit <= 0)
+        g.tenant_limit = 4000;
     if (g.intune_window_ms <= 0)
         g.intune_window_ms = 20000;
     if (g.global_window_ms <= 0)
@@ -3455,13 +3544,19 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         pthread_mutex_unlock(&g.mu);
         return rc;
     }
+    if (strcmp(op, "request_log") == 0) {
+        pthread_mutex_lock(&g.mu);
+        reqlog_clear(json_is_true(json_object_get(o, "enabled")));
+        pthread_mutex_unlock(&g.mu);
+        return ERR_OK;
+    }
     if (strcmp(op, "reset_stats") == 0) {
         pthread_mutex_lock(&g.mu);
         g.nstats = 0;
         sidx_clear(&g.stat_idx);
         g.total_requests = 0;
         g.throttled = 0;
-        g.reqlog_seq = 0;
+        reqlog_clear(!g.reqlog_off);
         pthread_mutex_unlock(&g.mu);
         return ERR_OK;
     }
@@ -3680,14 +3775,14 @@ control_route(struct MHD_Connection *c, const char *method, const char *rest, co
         resp_json(r, world_json());
         return r;
     }
-    if (strcmp(rest, "stats") == 0 && strcmp(method, "GET") == 0) {
-        r = resp_new(200, JSON_CT);
-        resp_json(r, stats_json());
-        return r;
-    }
     if (strcmp(rest, "requests") == 0 && strcmp(method, "GET") == 0) {
         r = resp_new(200, JSON_CT);
         resp_json(r, reqlog_json());
+        return r;
+    }
+    if (strcmp(rest, "stats") == 0 && strcmp(method, "GET") == 0) {
+        r = resp_new(200, JSON_CT);
+        resp_json(r, stats_json());
         return r;
     }
     if (strcmp(rest, "control") == 0 && strcmp(method, "POST") == 0) {
@@ -3920,7 +4015,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 send:
     if (rt != R_CONTROL) {
         stat_count(rt, tenant, r->status == 429);
-        reqlog_add(c, rt, tenant, method, r->status);
+        reqlog_add(c, rt, tenant, method, r);
     }
     if (log_enabled(LOG_DEBUG)) {
         /* the path only: queries may carry skiptokens, never secrets, but keep lines short */
@@ -4014,9 +4109,10 @@ builtin_scenario(const char *name)
                                             "kind", "latency", "latency_ms", 1500));
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:i}", "tenant", 17, "route",
                                             "managedDevices", "kind", "status", "status", 401));
+        /* One 429 without Retry-After: memsync waits out Intune's 20 s window for it. */
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:n, s:i}", "tenant", 18, "route",
                                             "managedDevices", "kind", "429", "retry_after", "count",
-                                            3));
+                                            1));
         json_array_append_new(fs, json_pack("{s:i, s:s, s:s, s:i}", "tenant", 19, "route",
                                             "managedDevices", "kind", "status", "status", 500));
         return json_pack("{s:I, s:o, s:i, s:o}", "seed", (json_int_t)7, "tenants", ts,
@@ -4445,6 +4541,7 @@ sim_main(int argc, char **argv)
     g.global_window_ms = o.global_window_ms;
     g.pc_limit = o.pc_limit;
     g.pc_window_ms = o.pc_window_ms;
+    g.tenant_limit = 4000;
     if (o.scenario) {
         sc = load_scenario(o.scenario, &eb);
         if (sc == NULL) {

@@ -92,6 +92,9 @@ struct simw_fault {
     char code[64];      /* Graph error code override */
     char message[256];  /* error message override */
     int bom;            /* status / 429 kinds: the error body starts with a UTF-8 BOM */
+    double rate;        /* 0 = every matching request; else the share that gets the fault */
+    uint64_t rng;       /* draws for `rate`, seeded from the world's seed: deterministic */
+    int64_t until_ms;   /* monotonic ms the fault ends at; 0 = never */
 };
 
 struct simtenant {

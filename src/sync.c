@@ -3,7 +3,8 @@
  * Request flow per tenant: token (sync app, tenant, Graph) -> /organization -> managedDevices
  * pages -> reconcile. Every request goes through call_submit()/call_on_resp(): pacing (sliding
  * windows per tenant and global), the bearer token, retries with Retry-After or exponential
- * backoff with jitter, and one token refresh on a Graph 401.
+ * backoff with jitter, and one token refresh on a Graph 401. A 429 cuts the tenant's pace; one
+ * without Retry-After holds the tenant for Intune's whole window (tenant_throttled()).
  */
 #include "sync.h"
 
@@ -53,6 +54,15 @@
 #define BULK_MAX 12
 /* Stay a little under Microsoft's published limits: their clocks and ours differ. */
 #define PACING_SHARE_PCT 95
+/* A 429 never cuts a tenant's pace below one full $batch per window. */
+#define PACE_FLOOR 20
+/* Backoff added to Intune's window after windows in a row that ended in a 429 without
+ * Retry-After: 1 s doubling, capped. */
+#define WINDOW_BACKOFF_BASE_MS 1000
+#define WINDOW_BACKOFF_CAP_MS  60000
+/* A $batch item may be throttled without Retry-After this often (each costs at least one 20 s
+ * window: the 10-minute wait budget). */
+#define ITEM_THROTTLES_MAX 30
 
 static volatile sig_atomic_t stop_requested;
 
@@ -97,6 +107,7 @@ struct call {
     /* Partner Center MS-RequestId: one per call, the same on its retries */
     char request_guid[37];
     int64_t waited_ms;
+    int64_t sent_ms;   /* when it was last handed to HTTP (monotonic) */
     struct call *then; /* token calls: the call to submit once the token is cached */
     call_done_fn *done;
     struct call *prev, *next; /* the engine's list of live calls */
@@ -143,6 +154,7 @@ struct tenant {
     struct devapps *dapps;  /* ndevs long */
     unsigned char *fetched; /* 1 when this device's apps were read in this sync */
     unsigned char *tries;
+    unsigned char *throttles; /* per device: its items' 429s without Retry-After */
     size_t *pending;
     size_t npending;
     int phase;
@@ -155,6 +167,14 @@ struct tenant {
     int64_t export_waited_ms;
     int export_delay_ms;
     int export_cols[6];
+
+    /* throttling (tenant_throttled) and $batch item 401s (batch_item_unauthorized) */
+    int64_t hold_until;     /* monotonic ms: no Intune call before this */
+    int64_t last_cut_ms;    /* when a 429 last cut the pace (once per window) */
+    int throttle_streak;    /* holds in a row, for the backoff after the window */
+    struct call *auth_wait; /* items waiting for the token refresh their 401s started */
+    int item_refreshed;     /* item 401s already led to the tenant's one token refresh */
+    int64_t refreshed_ms;   /* when that refresh finished */
 
     /* reconciled in the open batch, not yet committed: org is kept for the record */
     int in_batch;
@@ -280,6 +300,62 @@ static int
 status_retryable(long status)
 {
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
+}
+
+/* Backoff after Intune's window for the streak-th hold in a row: jitter up to 1 s for the
+ * first, then 1-2 s, 2-4 s, ... up to 30-60 s. */
+static int64_t
+window_backoff_ms(int streak)
+{
+    int64_t d = WINDOW_BACKOFF_BASE_MS;
+
+    for (int i = 1; i < streak && d < WINDOW_BACKOFF_CAP_MS; i++)
+        d *= 2;
+    if (d > WINDOW_BACKOFF_CAP_MS)
+        d = WINDOW_BACKOFF_CAP_MS;
+    if (streak <= 1)
+        return (int64_t)randombytes_uniform((uint32_t)d);
+    return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2));
+}
+
+/* Tenant t's Intune answered 429 now (retry_after < 0: without the header). Cuts the tenant's
+ * pace, once per window. With Retry-After the tenant pauses that long; without it, Intune's
+ * window (20 s, whose start we cannot see) must pass: the first such 429 since the last hold
+ * ended holds every call of the tenant for a whole window from now, plus a backoff that grows
+ * with each hold in a row; later 429s of calls already in flight join that hold. Returns the
+ * milliseconds until the tenant may send again. */
+static int64_t
+tenant_throttled(struct tenant *t, double retry_after)
+{
+    int64_t now = clock_mono_ms();
+    int64_t wait;
+
+    if (t->last_cut_ms == 0 || now - t->last_cut_ms >= INTUNE_TENANT_WINDOW) {
+        int pace = pacer_cut(&t->pacer, PACE_FLOOR, now);
+
+        t->last_cut_ms = now;
+        log_info("throttled tenant=%s pace=%d retry_after=%s", t->cust.tenant_id, pace,
+                 retry_after >= 0 ? "yes" : "no");
+    }
+    if (retry_after >= 0) {
+        wait = (int64_t)(retry_after * 1000.0);
+        if (wait > RETRY_AFTER_MAX_MS)
+            wait = RETRY_AFTER_MAX_MS;
+        pacer_hold(&t->pacer, now + wait);
+        return wait;
+    }
+    if (now >= t->hold_until) {
+        /* A hold that starts within a window of the last one's end continues the streak. */
+        if (t->hold_until != 0 && now - t->hold_until < INTUNE_TENANT_WINDOW)
+            t->throttle_streak++;
+        else
+            t->throttle_streak = 1;
+        t->hold_until = now + INTUNE_TENANT_WINDOW + window_backoff_ms(t->throttle_streak);
+        pacer_hold(&t->pacer, t->hold_until);
+        log_info("throttled without Retry-After tenant=%s hold_ms=%lld streak=%d",
+                 t->cust.tenant_id, (long long)(t->hold_until - now), t->throttle_streak);
+    }
+    return t->hold_until - now;
 }
 
 static void
@@ -481,7 +557,16 @@ call_on_resp(void *arg, const struct http_resp *r)
     }
     if ((r->err != ERR_OK && r->err != ERR_TOOBIG) ||
         (r->err == ERR_OK && status_retryable(r->status))) {
-        if (r->err == ERR_OK && r->retry_after >= 0) {
+        int counted = 1; /* the retry uses up one of the call's attempts */
+
+        if (r->err == ERR_OK && r->status == 429 && c->t != NULL && c->kind == CALL_GRAPH) {
+            /* The tenant's window: only the wait budget bounds a 429 without Retry-After. */
+            delay = tenant_throttled(c->t, r->retry_after) + (int64_t)randombytes_uniform(250);
+            if (r->retry_after < 0) {
+                counted = 0;
+                c->attempt--;
+            }
+        } else if (r->err == ERR_OK && r->retry_after >= 0) {
             delay = (int64_t)(r->retry_after * 1000.0);
             if (delay > RETRY_AFTER_MAX_MS)
                 delay = RETRY_AFTER_MAX_MS;
@@ -490,7 +575,8 @@ call_on_resp(void *arg, const struct http_resp *r)
         } else {
             delay = backoff_ms(c->attempt);
         }
-        if (c->attempt < eng->max_attempts && c->waited_ms + delay <= THROTTLE_BUDGET_MS) {
+        if ((!counted || c->attempt < eng->max_attempts) &&
+            c->waited_ms + delay <= THROTTLE_BUDGET_MS) {
             char safe[256];
 
             log_redact_url(c->url, safe, sizeof safe);
@@ -613,6 +699,7 @@ call_submit(struct call *c)
             req.headers[nh++] = c->extra_header;
         nh = support_headers(c, &req, nh, ids);
     }
+    c->sent_ms = now;
     rc = http_submit(eng->http, &req, call_on_resp, c, &eb);
     if (auth != NULL) {
         sodium_memzero(auth, strlen(auth));
@@ -697,9 +784,10 @@ tenant_clear(struct tenant *t)
     free(t->dapps);
     free(t->fetched);
     free(t->tries);
+    free(t->throttles);
     free(t->pending);
     t->dapps = NULL;
-    t->fetched = t->tries = NULL;
+    t->fetched = t->tries = t->throttles = NULL;
     t->pending = NULL;
     appcat_clear(&t->cat);
     XFREE(t->devmap);
@@ -1215,6 +1303,56 @@ requeue_timer(void *arg)
     phase_pump(t);
 }
 
+/* The token refresh started by $batch item 401s finished (or failed the tenant): the items
+ * waiting for it go again. */
+static void
+batch_token_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    struct call *w = c->then;
+
+    c->then = NULL;
+    if (t->auth_wait == w)
+        t->auth_wait = NULL;
+    t->refreshed_ms = clock_mono_ms();
+    token_done(c, r); /* caches the new token, or fails the tenant */
+    http_timer(t->eng->http, 0, requeue_timer, w);
+}
+
+/* A $batch item of call c answered 401: the token may have gone stale under the batch, as for
+ * a whole-response 401. The first such item refreshes the tenant's token once; items of
+ * batches sent before that refresh finished go again with the new token. An item of a batch
+ * sent afterwards is a real refusal (returns 0); else dev is requeued (returns 1). */
+static int
+batch_item_unauthorized(struct tenant *t, const struct call *c, size_t dev)
+{
+    struct engine *eng = t->eng;
+
+    if (t->auth_wait == NULL) {
+        struct call *tc;
+
+        if (t->item_refreshed) {
+            if (c->sent_ms >= t->refreshed_ms)
+                return 0;
+            t->pending[t->npending++] = dev;
+            return 1;
+        }
+        t->item_refreshed = 1;
+        t->auth_wait = call_new(eng, t, CALL_GRAPH, NULL, NULL);
+        t->busy++;
+        log_info("batch item unauthorized tenant=%s: refreshing the token once", t->cust.tenant_id);
+        tc = token_call_new(eng, t, c->token_tenant, c->client_id, c->secret, c->audience,
+                            t->auth_wait);
+        tc->done = batch_token_done;
+        /* Through a zero-delay timer: batch_done is still reading the tenant's state. */
+        http_timer(eng->http, 0, retry_timer, tc);
+    }
+    t->auth_wait->items = xrealloc(t->auth_wait->items, (size_t)(t->auth_wait->n_items + 1) *
+                                                            sizeof *t->auth_wait->items);
+    t->auth_wait->items[t->auth_wait->n_items++] = dev;
+    return 1;
+}
+
 static void
 batch_done(struct call *c, const struct http_resp *r)
 {
@@ -1223,7 +1361,7 @@ batch_done(struct call *c, const struct http_resp *r)
     struct graph_batch b = {0};
     struct errbuf eb = {0};
     struct call *retry = NULL;
-    double retry_after = -1;
+    int64_t delay = -1;
 
     t->busy--;
     if (t->state != TS_RUNNING) {
@@ -1250,6 +1388,10 @@ batch_done(struct call *c, const struct http_resp *r)
         if (*end != '\0' || k < 0 || k >= c->n_items)
             continue;
         dev = c->items[k];
+        if (it->status == 429) {
+            eng->sum.throttled++;
+            t->throttled++;
+        }
         if (it->status == 200 && it->has_body) {
             if (t->phase == PHASE_DETAIL) {
                 detail_item(t, dev, it);
@@ -1267,20 +1409,31 @@ batch_done(struct call *c, const struct http_resp *r)
                         free(next);
                 }
             }
-        } else if ((status_retryable(it->status)) && t->tries[dev] + 1 < eng->max_attempts) {
-            /* Throttled or failing items go into a new batch after their Retry-After. */
-            t->tries[dev]++;
-            if (it->status == 429) {
-                eng->sum.throttled++;
-                t->throttled++;
+        } else if ((it->status == 429 && it->retry_after < 0 &&
+                    t->throttles[dev] < ITEM_THROTTLES_MAX) ||
+                   (status_retryable(it->status) && t->tries[dev] + 1 < eng->max_attempts)) {
+            /* Throttled or failing items go into a new batch after their Retry-After, or
+             * Intune's window (tenant_throttled), or a backoff. */
+            int64_t d;
+
+            if (it->status == 429 && it->retry_after < 0) {
+                t->throttles[dev]++;
+                d = tenant_throttled(t, -1);
+            } else {
+                t->tries[dev]++;
+                d = it->status == 429      ? tenant_throttled(t, it->retry_after)
+                    : it->retry_after >= 0 ? (int64_t)(it->retry_after * 1000.0)
+                                           : backoff_ms(t->tries[dev] + 1);
             }
             if (retry == NULL) {
                 retry = call_new(eng, t, CALL_GRAPH, NULL, NULL);
                 retry->items = xcalloc(GRAPH_BATCH_MAX, sizeof *retry->items);
             }
             retry->items[retry->n_items++] = dev;
-            if (it->retry_after > retry_after)
-                retry_after = it->retry_after;
+            if (d > delay)
+                delay = d;
+        } else if (it->status == 401 && batch_item_unauthorized(t, c, dev)) {
+            /* requeued after a token refresh */
         } else if (it->status == 404) {
             /* The device left Intune since the listing: it has no apps to read. */
             if (t->phase == PHASE_APPS)
@@ -1290,8 +1443,8 @@ batch_done(struct call *c, const struct http_resp *r)
         }
     }
     if (retry != NULL) {
-        int64_t delay = retry_after >= 0 ? (int64_t)(retry_after * 1000.0) : backoff_ms(2);
-
+        if (delay > RETRY_AFTER_MAX_MS)
+            delay = RETRY_AFTER_MAX_MS;
         t->busy++;
         http_timer(eng->http, delay + (int64_t)randombytes_uniform(250), requeue_timer, retry);
     }
@@ -1414,6 +1567,7 @@ phase_start(struct tenant *t, enum phase ph)
     t->phase = ph;
     t->npending = 0;
     memset(t->tries, 0, t->ndevs);
+    memset(t->throttles, 0, t->ndevs);
     if (ph == PHASE_APPS && eng->opts->incremental) {
         struct unchanged_ctx u = {t, xcalloc(t->ndevs ? t->ndevs : 1, 1)};
         struct errbuf eb = {0};
@@ -1469,6 +1623,7 @@ tenant_after_listing(struct tenant *t)
         t->dapps = xcalloc(t->ndevs, sizeof *t->dapps);
         t->fetched = xcalloc(t->ndevs, 1);
         t->tries = xcalloc(t->ndevs, 1);
+        t->throttles = xcalloc(t->ndevs, 1);
         t->pending = xcalloc(t->ndevs, sizeof *t->pending);
     }
     devmap_build(t);
@@ -1817,7 +1972,7 @@ tenant_start(struct tenant *t)
 
     t->state = TS_RUNNING;
     t->started_ms = clock_mono_ms();
-    pacer_init(&t->pacer, eng->tenant_limit * PACING_SHARE_PCT / 100, INTUNE_TENANT_WINDOW);
+    pacer_init(&t->pacer, eng->tenant_limit, INTUNE_TENANT_WINDOW);
     eng->inflight++;
     /* call_submit fetches the token first when none is cached. */
     call_submit(graph_call_new(t, url, org_done));
@@ -2063,7 +2218,12 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         eng->parallel = 1;
     eng->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
     eng->export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
-    eng->tenant_limit = opts->intune_tenant_limit > 0 ? opts->intune_tenant_limit : 2000;
+    /* The tenant's pace: an explicit limit (Microsoft's, shared below), else the configured
+     * budget, conservative because the tenant's 4000 per 20 s are shared with its other apps. */
+    eng->tenant_limit = opts->intune_tenant_limit > 0
+                            ? opts->intune_tenant_limit * PACING_SHARE_PCT / 100
+                        : eng->cfg->intune_tenant_budget > 0 ? eng->cfg->intune_tenant_budget
+                                                             : 1000;
     eng->started_ms = clock_mono_ms();
     guid_random(eng->correlation_id);
     pacer_init(&eng->global,

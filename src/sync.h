@@ -51,7 +51,8 @@ struct sync_opts {
     int export_min_devices; /* read apps from the AppInvRawData report export when at least
                                this many devices need them; 0 = 2000 (one Intune window) */
     /* Pacing limits (requests per window); 0 = Microsoft's documented values. */
-    int intune_tenant_limit; /* per app per tenant per 20 s: 2000 */
+    int intune_tenant_limit; /* per app per tenant per 20 s (95 % used); 0 = the
+                                cfg->intune_tenant_budget, sent as is */
     int intune_global_limit; /* per app across tenants per 10 s: 130000 */
     int pc_limit;            /* Partner Center customers per 60 s: 500 */
 

@@ -24,7 +24,7 @@ EXPECTED = {
     15: "service_error",  # 500 on /organization
     16: None,            # 1.5 s latency on everything
     17: "token_rejected",  # Graph 401 even after a token refresh
-    18: None,            # three 429s without Retry-After, then fine
+    18: None,            # a 429 without Retry-After (a 20 s wait), then fine
     19: "service_error",  # 500 on managedDevices, always
 }
 

@@ -219,6 +219,17 @@ test_errors(void **state)
     assert_int_equal(c.api_cache_mb, 64);
     unsetenv("MEMSYNC_API_ROW_CACHE_MB");
 
+    /* intune_tenant_budget: conservative by default, never above 95 % of the per-app 2000. */
+    assert_int_equal(c.intune_tenant_budget, 1000);
+    assert_int_equal(config_set(&c, "intune-tenant-budget", "1900", &eb), ERR_OK);
+    assert_int_equal(c.intune_tenant_budget, 1900);
+    assert_int_equal(config_set(&c, "intune_tenant_budget", "1901", &eb), ERR_INVAL);
+    assert_int_equal(config_set(&c, "intune_tenant_budget", "19", &eb), ERR_INVAL);
+    setenv("MEMSYNC_INTUNE_TENANT_BUDGET", "400", 1);
+    assert_int_equal(config_load(&c, NULL, &eb), ERR_OK);
+    assert_int_equal(c.intune_tenant_budget, 400);
+    unsetenv("MEMSYNC_INTUNE_TENANT_BUDGET");
+
     /* Too long: an error, never truncated. */
     longv = malloc(CONFIG_VALUE_MAX + 1);
     assert_non_null(longv);
