@@ -182,6 +182,7 @@ struct reqlog_ent {
     int status;
     unsigned char route;
     unsigned char retry_after; /* the answer carried Retry-After */
+    unsigned char batch_item;  /* an inner request of a $batch */
     char tenant[40];
     char method[8];
     char client_request_id[40];
@@ -489,6 +490,7 @@ reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const ch
     snprintf(e.tenant, sizeof e.tenant, "%s", tenant != NULL ? tenant : "-");
     snprintf(e.method, sizeof e.method, "%s", method != NULL ? method : "");
     e.status = r->status;
+    e.batch_item = c == NULL;
     for (int i = 0; i < r->nhdrs; i++)
         e.retry_after |= strcmp(r->hdrs[i].name, "Retry-After") == 0;
     reqlog_copy(e.client_request_id, sizeof e.client_request_id, c, "client-request-id");
@@ -522,12 +524,12 @@ reqlog_json(void)
 
         json_array_append_new(
             a,
-            json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:b, s:s, s:s, s:s, s:s}", "seq",
+            json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:b, s:b, s:s, s:s, s:s, s:s}", "seq",
                       (json_int_t)e->seq, "ms", (json_int_t)e->ms, "route", route_names[e->route],
                       "tenant", e->tenant, "method", e->method, "status", e->status, "retry_after",
-                      e->retry_after, "client_request_id", e->client_request_id, "ms_request_id",
-                      e->ms_request_id, "ms_correlation_id", e->ms_correlation_id,
-                      "ms_contract_version", e->ms_contract_version));
+                      e->retry_after, "batch_item", e->batch_item, "client_request_id",
+                      e->client_request_id, "ms_request_id", e->ms_request_id, "ms_correlation_id",
+                      e->ms_correlation_id, "ms_contract_version", e->ms_contract_version));
     }
     o = json_pack("{s:b, s:I, s:o}", "enabled", !g.reqlog_off, "dropped", (json_int_t)first,
                   "requests", a);
