@@ -11,7 +11,10 @@
  *   - no redirects are followed; a bearer token goes only to the URL given;
  *   - the response body is capped (req.max_body, default HTTP_DEFAULT_MAX_BODY) and every
  *     request has a total timeout (req.timeout_ms, default HTTP_DEFAULT_TIMEOUT_MS);
- *   - Retry-After is parsed from the header as decimal seconds (curl 7.88 truncates "2.128").
+ *   - Retry-After is parsed from the header as decimal seconds (curl 7.88 truncates "2.128");
+ *   - a request with to_file streams a 200 or 206 body into sink_fd instead of memory (bounded by
+ *     max_body for the whole file): a 206 must start (Content-Range) where the file ends, else
+ *     the transfer fails; a 200 empties the file first. Other statuses go to memory as usual.
  * Secrets in request bodies and Authorization headers are never logged.
  *
  * The process must ignore SIGPIPE itself (CURLOPT_NOSIGNAL is set on every transfer); main()
@@ -51,6 +54,10 @@ struct http_req {
     size_t body_len;
     size_t max_body; /* response cap; 0 = default */
     long timeout_ms; /* 0 = default */
+    int to_file;     /* stream a 200/206 body into sink_fd (see above); no compression asked */
+    int sink_fd;
+    long low_speed_bps; /* fail when slower than this over low_speed_s; 0 = 1 byte/s over 60 s */
+    long low_speed_s;
 };
 
 struct http_resp {
@@ -62,6 +69,7 @@ struct http_resp {
     double retry_after;       /* seconds from Retry-After, -1 when absent or unparsable */
     const char *content_type; /* may be NULL */
     int64_t elapsed_ms;
+    int64_t file_bytes; /* to_file: the file's size after the transfer (also after a failure) */
 };
 
 typedef void http_done_cb(void *arg, const struct http_resp *resp);
