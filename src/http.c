@@ -34,9 +34,10 @@ struct xfer {
     int toobig;
     int to_file; /* a 200/206 body goes to fd */
     int fd;
-    int file_started;   /* the first byte of a file body arrived (status checked) */
-    int range_bad;      /* a 206 did not continue the file */
-    int io_failed;      /* writing the file failed */
+    int file_started; /* the first byte of a file body arrived (status checked) */
+    int range_bad;    /* a 206 did not continue the file */
+    int io_failed;    /* writing the file failed (io_errno says why) */
+    int io_errno;
     int64_t file_len;   /* bytes in the file */
     int64_t range_from; /* Content-Range's first byte, -1 when none */
     double retry_after;
@@ -204,6 +205,7 @@ body_to_file(struct xfer *x, const char *ptr, size_t n, long status)
         if (status == 200 && x->file_len > 0) { /* the server sent it all again: start over */
             if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
                 x->io_failed = 1;
+                x->io_errno = errno;
                 return 0;
             }
             x->file_len = 0;
@@ -223,6 +225,7 @@ body_to_file(struct xfer *x, const char *ptr, size_t n, long status)
             continue;
         if (w <= 0) {
             x->io_failed = 1;
+            x->io_errno = w < 0 ? errno : ENOSPC;
             return 0;
         }
         off += (size_t)w;
@@ -551,7 +554,7 @@ transport_error(struct xfer *x, CURLcode cc, char *msg, size_t len)
     }
     if (x->io_failed) {
         snprintf(msg, len, "cannot write the download from %s to disk (%s)", x->where,
-                 strerror(errno));
+                 strerror(x->io_errno));
         return ERR_IO;
     }
     if (x->toobig || cc == CURLE_FILESIZE_EXCEEDED) {

@@ -4,10 +4,10 @@
  *
  * Zip: the first entry of the central directory, stored (0) or deflated (8), CRC-32 checked;
  * zip64 is read (the zip64 end record through its locator, and the 0x0001 extra field of the
- * entry for sizes and offset past 4 GiB); encryption and multi-disk archives are refused. CSV: RFC 4180 (quoted fields, ""
- * escapes, CR LF or LF line ends, newlines inside quotes), a UTF-8 byte-order mark is skipped.
- * Limits: REPORT_MAX_CELL bytes per cell, REPORT_MAX_COLS cells per row, max_out bytes of CSV in
- * all (ERR_TOOBIG past any of them). Pure; thread-safe.
+ * entry for sizes and offset past 4 GiB); encryption and multi-disk archives are refused. CSV: RFC
+ * 4180 (quoted fields, "" escapes, CR LF or LF line ends, newlines inside quotes), a UTF-8
+ * byte-order mark is skipped. Limits: REPORT_MAX_CELL bytes per cell, REPORT_MAX_COLS cells per
+ * row, max_out bytes of CSV in all (ERR_TOOBIG past any of them). Pure; thread-safe.
  */
 #ifndef MEMSYNC_REPORT_H
 #define MEMSYNC_REPORT_H

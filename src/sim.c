@@ -94,6 +94,8 @@ struct resp {
     int nhdrs;
     enum simw_fault_kind mode; /* DROP / TRUNCATE / SLOW or NONE */
     int delay_ms;
+    long rate_bps;  /* send at most this many bytes per second (0 = no limit) */
+    size_t drop_at; /* close the connection after this many body bytes (0 = never) */
 };
 
 struct req {
@@ -198,6 +200,19 @@ static struct {
     pthread_t dthread;
     /* export jobs */
     struct export_job *jobs;
+    /* Report export behaviours of the real cloud (set_export, scenario "export"), off by
+     * default. Sources: memdocs reports-export-graph-available-reports (AppInvRawData, the
+     * localizationType default adding *_loc columns, SAS URLs on *.blob.core.windows.net);
+     * third-party runbooks planning ~800 MB for ~8 M app records. */
+    struct {
+        long pad_rows;       /* extra AppInvRawData rows (devices no longer in the tenant) */
+        long bytes_per_s;    /* download rate limit */
+        long drop_after;     /* the next download closes its connection after this many bytes */
+        int zip64;           /* write zips with zip64 records */
+        int localized_codes; /* codes in the columns unless localizationType asks for names */
+        char url_host[128];  /* a completed job's url is on this host instead of the sim's */
+    } exp;
+    long download_ranges; /* downloads that asked for a byte range */
 } g;
 
 struct export_job {
@@ -211,6 +226,8 @@ struct export_job {
     unsigned char *zip;
     size_t ziplen;
     int64_t requested;
+    long pad_rows; /* the CSV's padding rows (g.exp.pad_rows when it was built) */
+    int codes;     /* localizable columns hold codes (g.exp.localized_codes, default type) */
     struct export_job *next;
 };
 
@@ -513,6 +530,7 @@ struct slow_src {
     size_t len;
     size_t limit; /* bytes to send before failing (drop) */
     int slow;
+    long rate_bps; /* bytes per second, 0 = no limit */
 };
 
 static ssize_t
@@ -532,6 +550,13 @@ slow_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (n > max)
         n = max;
+    if (s->rate_bps > 0) { /* at most a tenth of a second's worth, then its time */
+        size_t step = s->rate_bps >= 10 ? (size_t)s->rate_bps / 10 : 1;
+
+        if (n > step)
+            n = step;
+        usleep((useconds_t)((uint64_t)n * 1000000u / (uint64_t)s->rate_bps));
+    }
     memcpy(buf, s->body + pos, n);
     return (ssize_t)n;
 }
@@ -551,14 +576,19 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
     struct MHD_Response *mr;
     enum MHD_Result ret;
 
-    if (r->mode == SIMW_FAULT_DROP || r->mode == SIMW_FAULT_SLOW) {
+    if (r->mode == SIMW_FAULT_DROP || r->mode == SIMW_FAULT_SLOW || r->rate_bps > 0 ||
+        r->drop_at > 0) {
         struct slow_src *s = xcalloc(1, sizeof(*s));
         s->body = r->body;
         s->len = r->len;
         s->limit = r->mode == SIMW_FAULT_DROP ? r->len / 2 : r->len;
+        if (r->drop_at > 0 && r->drop_at < s->limit)
+            s->limit = r->drop_at;
         s->slow = r->mode == SIMW_FAULT_SLOW;
+        s->rate_bps = r->rate_bps;
         r->body = NULL;
-        mr = MHD_create_response_from_callback(s->len, 1024, slow_reader, s, slow_free);
+        mr = MHD_create_response_from_callback(s->len, s->rate_bps > 0 ? 65536 : 1024, slow_reader,
+                                               s, slow_free);
     } else {
         size_t len = r->len;
         if (r->mode == SIMW_FAULT_TRUNCATE)
@@ -577,7 +607,7 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
     for (int i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(mr, r->hdrs[i].name, r->hdrs[i].value);
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-    if (r->mode == SIMW_FAULT_DROP)
+    if (r->mode == SIMW_FAULT_DROP || r->drop_at > 0)
         MHD_add_response_header(mr, "Connection", "close");
     ret = MHD_queue_response(c, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
@@ -2767,9 +2797,92 @@ put32(struct buf *b, unsigned long v)
     (void)buf_add(b, x, 4);
 }
 
+static void
+put64(struct buf *b, uint64_t v)
+{
+    put32(b, (unsigned long)(v & 0xffffffffu));
+    put32(b, (unsigned long)(v >> 32));
+}
+
+/* The same archive as zip_one writes, in zip64 form, as writers of large reports make it:
+ * 0xFFFFFFFF sizes and offset with the values in 0x0001 extra fields, and a zip64 end record
+ * with its locator. */
+static void
+zip64_container(const char *name, size_t nlen, unsigned long crc, const unsigned char *comp,
+                size_t clen, size_t len, struct buf *out)
+{
+    size_t cd, cdlen, z64;
+
+    put32(out, 0x04034b50);
+    put16(out, 45);
+    put16(out, 0x0800);
+    put16(out, 8);
+    put16(out, 0);
+    put16(out, 0x21);
+    put32(out, crc);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, (unsigned)nlen);
+    put16(out, 20);
+    (void)buf_add(out, name, nlen);
+    put16(out, 1);
+    put16(out, 16);
+    put64(out, len);
+    put64(out, clen);
+    (void)buf_add(out, comp, clen);
+    cd = out->len;
+    put32(out, 0x02014b50);
+    put16(out, 45);
+    put16(out, 45);
+    put16(out, 0x0800);
+    put16(out, 8);
+    put16(out, 0);
+    put16(out, 0x21);
+    put32(out, crc);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, (unsigned)nlen);
+    put16(out, 28);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, 0);
+    put32(out, 0);
+    put32(out, 0xFFFFFFFFul);
+    (void)buf_add(out, name, nlen);
+    put16(out, 1);
+    put16(out, 24);
+    put64(out, len);
+    put64(out, clen);
+    put64(out, 0);
+    cdlen = out->len - cd;
+    z64 = out->len;
+    put32(out, 0x06064b50);
+    put64(out, 44);
+    put16(out, 45);
+    put16(out, 45);
+    put32(out, 0);
+    put32(out, 0);
+    put64(out, 1);
+    put64(out, 1);
+    put64(out, cdlen);
+    put64(out, cd);
+    put32(out, 0x07064b50);
+    put32(out, 0);
+    put64(out, z64);
+    put32(out, 1);
+    put32(out, 0x06054b50);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, 0);
+}
+
 /* One-file zip (method 8, raw deflate). Returns ERR_OK and the archive in *out. */
 static int
-zip_one(const char *name, const char *data, size_t len, struct buf *out)
+zip_one(const char *name, const char *data, size_t len, struct buf *out, int zip64)
 {
     z_stream zs;
     unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)len);
@@ -2794,6 +2907,11 @@ zip_one(const char *name, const char *data, size_t len, struct buf *out)
     }
     clen = zs.total_out;
     deflateEnd(&zs);
+    if (zip64) {
+        zip64_container(name, nlen, crc, comp, clen, len, out);
+        free(comp);
+        return ERR_OK;
+    }
     /* local file header */
     put32(out, 0x04034b50);
     put16(out, 20);
@@ -2840,6 +2958,22 @@ zip_one(const char *name, const char *data, size_t len, struct buf *out)
     return ERR_OK;
 }
 
+/* A localizable value as the default localizationType leaves it: a number standing for the name
+ * (the name goes to Platform_loc). The numbers are the simulator's own. */
+static const char *
+platform_code(const char *platform)
+{
+    static const char *const names[] = {
+        "windows",  "macOS", "ios", "androidWorkProfile", "androidDeviceAdministrator",
+        "chromeOS", "linux"};
+    static const char *const codes[] = {"1", "2", "3", "4", "5", "6", "7"};
+
+    for (size_t i = 0; platform != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(platform, names[i]) == 0)
+            return codes[i];
+    return "0";
+}
+
 /* Builds the CSV of a job (caller holds the world read lock). */
 static void
 export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
@@ -2848,8 +2982,16 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
     size_t ncols = json_array_size(j->select);
     char v[512];
 
-    for (size_t i = 0; i < ncols; i++)
-        csv_field(csv, json_string_value(json_array_get(j->select, i)), i == 0);
+    int loc_col = 0; /* the default localizationType appends Platform_loc to a coded Platform */
+
+    for (size_t i = 0; i < ncols; i++) {
+        const char *col = json_string_value(json_array_get(j->select, i));
+
+        csv_field(csv, col, i == 0);
+        loc_col |= apps && j->codes && strcmp(col, "Platform") == 0;
+    }
+    if (loc_col)
+        csv_field(csv, "Platform_loc", 0);
     (void)buf_addstr(csv, "\r\n");
     for (size_t di = 0; t && di < t->ndev; di++) {
         const struct simdev *d = t->devs[di];
@@ -2881,7 +3023,7 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
                     else if (strcmp(col, "OSVersion") == 0)
                         s = d->str[simw_prop_index("osVersion")];
                     else if (strcmp(col, "Platform") == 0)
-                        s = ap->platform;
+                        s = j->codes ? platform_code(ap->platform) : ap->platform;
                     else if (strcmp(col, "UserId") == 0)
                         s = d->str[ui];
                     else if (strcmp(col, "EmailAddress") == 0)
@@ -2903,8 +3045,36 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
                 }
                 csv_field(csv, v, i == 0);
             }
+            if (loc_col)
+                csv_field(csv, ap->platform, 0);
             (void)buf_addstr(csv, "\r\n");
         }
+    }
+    /* Padding: app rows of devices that left the tenant, as a large report holds many. */
+    for (long p = 0; apps && p < j->pad_rows; p++) {
+        char dev[40];
+
+        snprintf(dev, sizeof dev, "00000000-0000-4000-8000-%012ld", p / 8);
+        for (size_t i = 0; i < ncols; i++) {
+            const char *col = json_string_value(json_array_get(j->select, i));
+
+            if (strcmp(col, "DeviceId") == 0)
+                snprintf(v, sizeof v, "%s", dev);
+            else if (strcmp(col, "ApplicationKey") == 0)
+                snprintf(v, sizeof v, "%064ld", p % 997);
+            else if (strcmp(col, "ApplicationName") == 0)
+                snprintf(v, sizeof v, "Line-of-business app %ld", p % 997);
+            else if (strcmp(col, "ApplicationVersion") == 0)
+                snprintf(v, sizeof v, "1.%ld.%ld", p % 13, p % 7);
+            else if (strcmp(col, "Platform") == 0)
+                snprintf(v, sizeof v, "%s", j->codes ? platform_code("windows") : "windows");
+            else
+                v[0] = '\0';
+            csv_field(csv, v, i == 0);
+        }
+        if (loc_col)
+            csv_field(csv, "windows", 0);
+        (void)buf_addstr(csv, "\r\n");
     }
 }
 
@@ -2927,8 +3097,12 @@ export_json(struct gctx *x, struct export_job *j, const char *status)
         char hex[17];
         randombytes_buf(sig, sizeof sig);
         sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
-        snprintf(url, sizeof url, "%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s", g.base,
-                 j->id, hex);
+        if (g.exp.url_host[0] != '\0') /* set_export url_host: a host memsync must refuse */
+            snprintf(url, sizeof url, "https://%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s",
+                     g.exp.url_host, j->id, hex);
+        else
+            snprintf(url, sizeof url, "%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s", g.base,
+                     j->id, hex);
         json_object_set_new(o, "url", json_string(url));
         clock_fmt(clock_now() + 6 * 3600, exp, sizeof exp);
     } else {
@@ -2949,6 +3123,28 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
     struct resp *r;
 
     *rt = R_EXPORT;
+    if (*rest == '\0' && strcmp(method, "GET") == 0) {
+        /* The tenant's jobs, newest first (a client checks here before it asks again). */
+        json_t *arr = json_array();
+        char ctx[256];
+
+        pthread_mutex_lock(&g.mu);
+        for (struct export_job *j = g.jobs; j; j = j->next)
+            if (strcasecmp(j->tenant, tid) == 0) {
+                json_t *o = export_json(x, j,
+                                        j->zip          ? "completed"
+                                        : j->polls >= 1 ? "inProgress"
+                                                        : "notStarted");
+                json_object_del(o, "@odata.context");
+                json_array_append_new(arr, o);
+            }
+        pthread_mutex_unlock(&g.mu);
+        snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#deviceManagement/reports/exportJobs",
+                 g.base, x->ver);
+        r = resp_new(200, GRAPH_CT);
+        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        return r;
+    }
     if (*rest == '\0') {
         json_t *in, *sel;
         const char *report;
@@ -3054,7 +3250,12 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         struct export_job tmp;
         struct buf csv, zip;
         char name[128];
+        int zip64 = g.exp.zip64;
         memset(&tmp, 0, sizeof tmp);
+        snprintf(tmp.localization, sizeof tmp.localization, "%s", j->localization);
+        tmp.pad_rows = g.exp.pad_rows;
+        tmp.codes =
+            g.exp.localized_codes && strcasecmp(j->localization, "replaceLocalizableValues") != 0;
         snprintf(tmp.id, sizeof tmp.id, "%s", j->id);
         snprintf(tmp.report, sizeof tmp.report, "%s", j->report);
         tmp.select = json_deep_copy(j->select);
@@ -3065,7 +3266,7 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         export_csv(&tmp, x->t, &csv);
         pthread_rwlock_unlock(&g.w->lock);
         snprintf(name, sizeof name, "%s.csv", tmp.id);
-        (void)zip_one(name, buf_cstr(&csv), csv.len, &zip);
+        (void)zip_one(name, buf_cstr(&csv), csv.len, &zip, zip64);
         buf_free(&csv);
         json_decref(tmp.select);
         pthread_mutex_lock(&g.mu);
@@ -3087,12 +3288,32 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
     return r;
 }
 
+/* The first byte of a "Range: bytes=N-" request, 0 without one, -1 for a form not served. */
+static long long
+range_start(struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    char *end = NULL;
+    long long v;
+
+    if (h == NULL)
+        return 0;
+    if (strncmp(h, "bytes=", 6) != 0 || h[6] < '0' || h[6] > '9')
+        return -1;
+    errno = 0;
+    v = strtoll(h + 6, &end, 10);
+    return errno == 0 && end != NULL && *end == '-' && end[1] == '\0' ? v : -1;
+}
+
+/* The blob of a completed job, as Azure Blob Storage serves it: Accept-Ranges, 206 for an open
+ * byte range. With set_export: bytes_per_s paces it, drop_after cuts the next one short. */
 static struct resp *
-export_download(const char *rest)
+export_download(struct MHD_Connection *c, const char *rest)
 {
     char id[128];
     const char *dot = strstr(rest, ".zip");
     size_t n = dot ? (size_t)(dot - rest) : 0;
+    long long from = range_start(c);
     struct resp *r = NULL;
 
     if (n == 0 || n >= sizeof id)
@@ -3102,15 +3323,63 @@ export_download(const char *rest)
     pthread_mutex_lock(&g.mu);
     for (struct export_job *j = g.jobs; j; j = j->next) {
         if (strcmp(j->id, id) == 0 && j->zip) {
-            r = resp_new(200, "application/octet-stream");
-            r->body = xmalloc(j->ziplen);
-            memcpy(r->body, j->zip, j->ziplen);
-            r->len = j->ziplen;
+            if (from < 0 || (size_t)from >= j->ziplen) {
+                char cr[64];
+
+                r = graph_error(416, "InvalidRange", "The range specified is invalid.");
+                snprintf(cr, sizeof cr, "bytes */%zu", j->ziplen);
+                resp_hdr(r, "Content-Range", cr);
+                break;
+            }
+            r = resp_new(from > 0 ? 206 : 200, "application/octet-stream");
+            r->len = j->ziplen - (size_t)from;
+            r->body = xmalloc(r->len);
+            memcpy(r->body, j->zip + from, r->len);
+            resp_hdr(r, "Accept-Ranges", "bytes");
+            if (from > 0) {
+                char cr[96];
+
+                snprintf(cr, sizeof cr, "bytes %lld-%zu/%zu", from, j->ziplen - 1, j->ziplen);
+                resp_hdr(r, "Content-Range", cr);
+                g.download_ranges++;
+            }
+            r->rate_bps = g.exp.bytes_per_s;
+            if (g.exp.drop_after > 0) { /* once */
+                r->drop_at = (size_t)g.exp.drop_after;
+                g.exp.drop_after = 0;
+            }
             break;
         }
     }
     pthread_mutex_unlock(&g.mu);
     return r ? r : graph_error(404, "BlobNotFound", "The specified blob does not exist.");
+}
+
+/* set_export (control op) and the scenario's "export" member. */
+static int
+set_export(json_t *o, char *err, size_t errlen)
+{
+    json_t *v;
+
+    if ((v = json_object_get(o, "pad_rows")) && json_is_integer(v)) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > 20000000) {
+            snprintf(err, errlen, "pad_rows must be 0..20000000");
+            return ERR_INVAL;
+        }
+        g.exp.pad_rows = (long)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "bytes_per_s")) && json_is_integer(v))
+        g.exp.bytes_per_s = json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
+    if ((v = json_object_get(o, "drop_after")) && json_is_integer(v))
+        g.exp.drop_after = json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
+    if ((v = json_object_get(o, "zip64")) && json_is_boolean(v))
+        g.exp.zip64 = json_is_true(v);
+    if ((v = json_object_get(o, "localized_codes")) && json_is_boolean(v))
+        g.exp.localized_codes = json_is_true(v);
+    if ((v = json_object_get(o, "url_host")) && (json_is_string(v) || json_is_null(v)))
+        snprintf(g.exp.url_host, sizeof g.exp.url_host, "%s",
+                 json_is_string(v) ? json_string_value(v) : "");
+    return ERR_OK;
 }
 
 /* --- control API ---------------------------------------------------------------------------- */
@@ -3308,8 +3577,15 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         sidx_clear(&g.stat_idx);
         g.total_requests = 0;
         g.throttled = 0;
+        g.download_ranges = 0;
         pthread_mutex_unlock(&g.mu);
         return ERR_OK;
+    }
+    if (strcmp(op, "set_export") == 0) {
+        pthread_mutex_lock(&g.mu);
+        rc = set_export(o, err, errlen);
+        pthread_mutex_unlock(&g.mu);
+        return rc;
     }
     if (strcmp(op, "set_latency") == 0) {
         __atomic_store_n(&g.latency_ms, (int)json_integer_value(json_object_get(o, "ms")),
@@ -3507,8 +3783,9 @@ stats_json(void)
         }
         json_object_set_new(r, g.stats[i].tenant, json_integer(g.stats[i].count));
     }
-    json_t *o = json_pack("{s:I, s:I, s:o}", "total", (json_int_t)g.total_requests, "throttled",
-                          (json_int_t)g.throttled, "requests", routes);
+    json_t *o = json_pack("{s:I, s:I, s:o, s:I}", "total", (json_int_t)g.total_requests,
+                          "throttled", (json_int_t)g.throttled, "requests", routes,
+                          "download_ranges", (json_int_t)g.download_ranges);
     pthread_mutex_unlock(&g.mu);
     return o;
 }
@@ -3748,7 +4025,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     }
     if (strncmp(url, "/download/", 10) == 0) {
         rt = R_DOWNLOAD;
-        r = export_download(url + 10);
+        r = export_download(c, url + 10);
         goto send;
     }
     if (strncmp(url, "/pc/", 4) == 0)
@@ -3905,9 +4182,9 @@ load_scenario(const char *arg, struct errbuf *eb)
         return NULL;
     }
     {
-        static const char *const known[] = {"seed",       "devices", "apps_per_device",
-                                            "latency_ms", "tenants", "throttle",
-                                            "faults",     "secrets", "description"};
+        static const char *const known[] = {
+            "seed",     "devices", "apps_per_device", "latency_ms",  "tenants",
+            "throttle", "faults",  "secrets",         "description", "export"};
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v)
@@ -3988,6 +4265,11 @@ build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
             if (fault_add(v, err, sizeof err) != ERR_OK)
                 return err_set(eb, ERR_PARSE, "scenario fault %zu: %s", i, err);
         }
+    }
+    if (sc && json_is_object(json_object_get(sc, "export"))) {
+        char err[256];
+        if (set_export(json_object_get(sc, "export"), err, sizeof err) != ERR_OK)
+            return err_set(eb, ERR_PARSE, "scenario export: %s", err);
     }
     if (sc && json_is_object(json_object_get(sc, "secrets"))) {
         json_t *s = json_object_get(sc, "secrets");
