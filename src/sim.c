@@ -213,6 +213,10 @@ static struct {
         char url_host[128];  /* a completed job's url is on this host instead of the sim's */
     } exp;
     long download_ranges; /* downloads that asked for a byte range */
+    /* set_partner application_read: false: the Sync App lacks the optional Application.Read.All
+     * in the partner tenant, so GET /applications answers 403 (Graph permissions reference,
+     * application-get; notes §10). Off by default: the apps can be read. */
+    int no_app_read;
 } g;
 
 struct export_job {
@@ -802,8 +806,19 @@ form_get(const struct form *f, const char *k)
 
 /* Normalises a resource / scope into an audience: "https://graph.microsoft.com/.default" and
  * "https://graph.microsoft.com/" both become SIM_GRAPH_AUD. NULL when unknown. */
+/* Graph's audience in each national cloud (learn.microsoft.com/graph/deployments), and
+ * 21Vianet's Partner Center (partner-center-rest-urls). */
+static const struct {
+    const char *aud, *cloud;
+} national_aud[] = {
+    {"https://graph.microsoft.us", "usgov"},
+    {"https://dod-graph.microsoft.us", "usgovdod"},
+    {"https://microsoftgraph.chinacloudapi.cn", "china"},
+    {"https://partner.partnercenterapi.microsoftonline.cn", "china"},
+};
+
 static const char *
-audience_of(const char *v, int v2)
+audience_of(const char *v, int v2, const char **cloud)
 {
     char tmp[256];
     size_t n;
@@ -818,6 +833,13 @@ audience_of(const char *v, int v2)
         tmp[n - 9] = '\0';
     } else if (n > 0 && tmp[n - 1] == '/') {
         tmp[n - 1] = '\0';
+    }
+    *cloud = "";
+    for (size_t i = 0; i < sizeof national_aud / sizeof national_aud[0]; i++) {
+        if (strcasecmp(tmp, national_aud[i].aud) == 0) {
+            *cloud = national_aud[i].cloud;
+            return strstr(national_aud[i].aud, "partner") != NULL ? SIM_PC_AUD : SIM_GRAPH_AUD;
+        }
     }
     if (strcasecmp(tmp, SIM_GRAPH_AUD) == 0 ||
         strcasecmp(tmp, "00000003-0000-0000-c000-000000000000") == 0)
@@ -834,7 +856,7 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
 {
     struct simworld *w = g.w;
     struct form f;
-    const char *grant, *client_id, *secret, *scope, *aud;
+    const char *grant, *client_id, *secret, *scope, *aud, *aud_cloud = "";
     char basic_id[256] = "", basic_secret[512] = "", tidbuf[40];
     int partner_tenant = 0, is_partner_app, is_sync_app, chk;
     struct simtenant *t = NULL;
@@ -956,7 +978,7 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
                       is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
-    aud = audience_of(scope, v2);
+    aud = audience_of(scope, v2, &aud_cloud);
     if (aud == NULL || (is_partner_app && strcmp(aud, SIM_PC_AUD) != 0) ||
         (is_sync_app && strcmp(aud, SIM_GRAPH_AUD) != 0)) {
         if (v2)
@@ -973,6 +995,12 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
                           "the tenant. You might have sent your authentication request to the "
                           "wrong tenant.",
                           scope, partner_tenant ? w->partner_name : t->name);
+        goto out;
+    }
+    if (!partner_tenant && strcmp(aud, SIM_GRAPH_AUD) == 0 && strcmp(aud_cloud, t->cloud) != 0) {
+        /* set_tenant cloud: the tenant lives in another cloud than the audience asked for */
+        r = aad_error(400, "invalid_request", 900382,
+                      "Confidential Client is not supported in Cross Cloud request.");
         goto out;
     }
     {
@@ -2228,6 +2256,9 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
         if (a == NULL || !x->partner)
             return graph_error(404, "Request_ResourceNotFound",
                                "Resource not found for the segment 'applications'.");
+        if (strcmp(method, "GET") == 0 && __atomic_load_n(&g.no_app_read, __ATOMIC_RELAXED))
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.");
         if (strcmp(method, "GET") == 0 && *rest == '\0') {
             r = resp_new(200, GRAPH_CT);
             resp_json(
@@ -3506,6 +3537,14 @@ set_tenant_flags(struct simtenant *t, json_t *o)
     }
     if ((v = json_object_get(o, "associated_partner_id")) && json_is_string(v))
         snprintf(t->associated_partner, sizeof t->associated_partner, "%s", json_string_value(v));
+    if ((v = json_object_get(o, "cloud")) && json_is_string(v)) {
+        const char *c = json_string_value(v);
+
+        if (strcmp(c, "usgov") == 0 || strcmp(c, "usgovdod") == 0 || strcmp(c, "china") == 0)
+            snprintf(t->cloud, sizeof t->cloud, "%s", c);
+        else
+            t->cloud[0] = '\0';
+    }
 }
 
 static int
@@ -3579,6 +3618,13 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         g.throttled = 0;
         g.download_ranges = 0;
         pthread_mutex_unlock(&g.mu);
+        return ERR_OK;
+    }
+    if (strcmp(op, "set_partner") == 0) {
+        json_t *v = json_object_get(o, "application_read");
+
+        if (json_is_boolean(v))
+            __atomic_store_n(&g.no_app_read, !json_is_true(v), __ATOMIC_RELAXED);
         return ERR_OK;
     }
     if (strcmp(op, "set_export") == 0) {
@@ -3754,12 +3800,13 @@ world_json(void)
             napps += t->apps[a].device_count > 0;
         json_array_append_new(
             ts,
-            json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?}", "index",
+            json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:s}", "index",
                       t->index, "id", t->id, "name", t->name, "domain", t->domain, "initial_domain",
                       t->initial_domain, "devices", (json_int_t)t->ndev, "apps", (json_int_t)napps,
                       "consented", t->consented, "intune_licensed", t->intune_licensed,
                       "permission", t->permission, "exists", t->exists, "associated_partner_id",
-                      t->associated_partner[0] ? t->associated_partner : NULL));
+                      t->associated_partner[0] ? t->associated_partner : NULL, "cloud",
+                      t->cloud[0] ? t->cloud : "global"));
     }
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "seed", (json_int_t)w->seed,
                           "partner_tenant_id", w->partner_tenant_id, "partner_app_id",
@@ -4183,8 +4230,8 @@ load_scenario(const char *arg, struct errbuf *eb)
     }
     {
         static const char *const known[] = {
-            "seed",     "devices", "apps_per_device", "latency_ms",  "tenants",
-            "throttle", "faults",  "secrets",         "description", "export"};
+            "seed",   "devices", "apps_per_device", "latency_ms", "tenants", "throttle",
+            "faults", "secrets", "description",     "export",     "partner"};
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v)
@@ -4266,6 +4313,9 @@ build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
                 return err_set(eb, ERR_PARSE, "scenario fault %zu: %s", i, err);
         }
     }
+    if (sc && json_is_boolean(json_object_get(json_object_get(sc, "partner"), "application_read")))
+        g.no_app_read =
+            !json_is_true(json_object_get(json_object_get(sc, "partner"), "application_read"));
     if (sc && json_is_object(json_object_get(sc, "export"))) {
         char err[256];
         if (set_export(json_object_get(sc, "export"), err, sizeof err) != ERR_OK)

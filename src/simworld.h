@@ -109,6 +109,9 @@ struct simtenant {
     int exists;                  /* 0 => AADSTS90002 at token time (listed by PC but gone) */
     char associated_partner[37]; /* indirect reseller id or "" */
     char commerce_id[37];
+    /* "" (global), "usgov", "usgovdod" or "china": Graph tokens for another cloud's audience
+     * get AADSTS900382 (learn.microsoft.com/graph/deployments; pnp/PnP-PowerShell #3042) */
+    char cloud[12];
 };
 
 struct simw_secret {

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "cloud.h"
 #include "graph.h"
 #include "hash.h"
 #include "http.h"
@@ -113,6 +114,9 @@ struct call {
     int sink_fd;            /* CALL_BLOB: the file the body streams to (resumed with Range) */
     int no_transport_retry; /* a POST that creates something: after a transport failure the
                                caller looks before it asks again */
+    int optional;           /* a partner-level call the run does not depend on (key expiry):
+                               when its token fails, it fails alone */
+    int partner_app;        /* key expiry: the Partner App's key (else the Sync App's) */
 };
 
 enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
@@ -180,7 +184,9 @@ struct engine {
     const struct integration *in;
     const struct sync_creds *creds;
     const struct sync_opts *opts;
-    const struct config *cfg;
+    const struct config *cfg;  /* the settings with the integration's cloud applied (cloud.h) */
+    const struct cloud *cloud; /* its token audiences */
+    struct config *cloud_cfg;
     struct http *http;
     struct token_cache *tokens;
     struct pacer global;
@@ -335,6 +341,14 @@ fail_call_chain(struct call *c, const struct remedy *rem)
 {
     struct engine *eng = c->eng;
 
+    if (c->then != NULL && c->then->optional) {
+        struct call *next = c->then;
+        struct http_resp r = {.err = ERR_AUTH, .errmsg = rem->message, .retry_after = -1};
+
+        c->then = NULL;
+        next->done(next, &r);
+        return;
+    }
     if (c->t != NULL) {
         tenant_fail(c->t, rem);
     } else {
@@ -377,7 +391,7 @@ token_done(struct call *c, const struct http_resp *r)
     struct errbuf eb = {0};
     struct remedy rem;
     struct remedy_ctx ctx = {0};
-    int is_partner = c->audience == NULL || strcmp(c->audience, AUDIENCE_PARTNER_CENTER) == 0;
+    int is_partner = c->audience == NULL || strcmp(c->audience, eng->cloud->pc_audience) == 0;
     char expired_on[16] = "";
 
     ctx.tenant_id = c->token_tenant;
@@ -619,7 +633,7 @@ graph_call_new(struct tenant *t, char *url, call_done_fn *done)
     struct call *c = call_new(eng, t, CALL_GRAPH, url, done);
 
     c->token_tenant = xstrdup(t->cust.tenant_id);
-    c->audience = AUDIENCE_GRAPH;
+    c->audience = eng->cloud->graph_audience;
     c->client_id = eng->creds->sync_app_id;
     c->secret = eng->creds->sync_secret;
     return c;
@@ -1950,6 +1964,104 @@ start_tenants(struct engine *eng)
         tenant_start(&eng->tenants[eng->next_tenant++]);
 }
 
+/* ---- key expiry from Microsoft ------------------------------------------------------------- */
+
+/* With Application.Read.All in the partner tenant the Sync App may read both apps'
+ * passwordCredentials (notes §10): each key's endDateTime then replaces the entered date, and
+ * the integration says where its date came from. Without it (403) the entered date stays. */
+static void expiry_done(struct call *c, const struct http_resp *r);
+
+static void
+expiry_request(struct engine *eng, int partner_app)
+{
+    const struct integration *in = eng->in;
+    const char *app = partner_app ? in->partner_app_id : in->sync_app_id;
+    struct call *c;
+
+    if (app == NULL || in->partner_tenant_id == NULL || eng->creds->sync_secret == NULL)
+        return;
+    c = call_new(eng, NULL, CALL_GRAPH,
+                 xasprintf("%s/v1.0/applications(appId='%s')?$select=appId,passwordCredentials",
+                           eng->cfg->graph_url, app),
+                 expiry_done);
+    c->token_tenant = xstrdup(in->partner_tenant_id);
+    c->audience = eng->cloud->graph_audience;
+    c->client_id = eng->creds->sync_app_id;
+    c->secret = eng->creds->sync_secret;
+    c->optional = 1;
+    c->partner_app = partner_app;
+    call_submit(c);
+}
+
+/* The endDateTime of the credential whose hint is the stored key's first three characters (the
+ * latest of several), or of the latest one when no hint is stored; TS_NULL when none fits. */
+static int64_t
+expiry_pick(json_t *creds, const char *hint)
+{
+    int64_t best = TS_NULL, matched = TS_NULL;
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(creds, i, v)
+    {
+        const char *end = json_string_value(json_object_get(v, "endDateTime"));
+        const char *h = json_string_value(json_object_get(v, "hint"));
+        int64_t t;
+
+        if (end == NULL || clock_parse(end, &t) != ERR_OK)
+            continue;
+        if (best == TS_NULL || t > best)
+            best = t;
+        if (hint != NULL && h != NULL && strlen(hint) >= 3 && strncmp(h, hint, 3) == 0 &&
+            (matched == TS_NULL || t > matched))
+            matched = t;
+    }
+    return hint != NULL && strlen(hint) >= 3 ? matched : best;
+}
+
+static void
+expiry_done(struct call *c, const struct http_resp *r)
+{
+    struct engine *eng = c->eng;
+    const struct integration *in = eng->in;
+    int partner = c->partner_app;
+    const char *label = partner ? "partner" : "sync";
+    const char *hint = partner ? in->partner_secret_hint : in->sync_secret_hint;
+    const char *src = partner ? in->partner_secret_expiry_source : in->sync_secret_expiry_source;
+    int64_t have = partner ? in->partner_secret_expires : in->sync_secret_expires, got;
+    json_t *root = NULL, *creds;
+    struct errbuf eb = {0};
+    char date[32];
+
+    if (r->err != ERR_OK || r->status != 200 ||
+        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+        !json_is_array(creds = json_object_get(root, "passwordCredentials"))) {
+        log_info("key expiry not read from Microsoft integration=%lld app=%s status=%ld: the "
+                 "Sync App needs Application.Read.All in the partner tenant for that; the "
+                 "entered date stays",
+                 (long long)in->id, label, r->status);
+        goto out;
+    }
+    if ((got = expiry_pick(creds, hint)) == TS_NULL) {
+        log_warn("key expiry not read from Microsoft integration=%lld app=%s: no key of the app "
+                 "starts like the stored one; the entered date stays",
+                 (long long)in->id, label);
+        goto out;
+    }
+    if (got == have && src != NULL && strcmp(src, "microsoft") == 0)
+        goto out;
+    if (store_integration_set_expiry(eng->st, in->id, label, got, "microsoft", &eb) != ERR_OK) {
+        log_error("cannot record the key's expiry integration=%lld: %s", (long long)in->id, eb.msg);
+        goto out;
+    }
+    clock_fmt(got, date, sizeof date);
+    log_info("key expiry taken from Microsoft integration=%lld app=%s expires=%s",
+             (long long)in->id, label, date);
+out:
+    json_decref(root);
+    call_free(c);
+}
+
 /* ---- customer listing ---------------------------------------------------------------------- */
 
 static void customers_done(struct call *c, const struct http_resp *r);
@@ -1961,13 +2073,13 @@ customers_request(struct engine *eng, char *url, const char *continuation)
 
     if (strcmp(eng->in->tenant_source, "partner_center") == 0) {
         c = call_new(eng, NULL, CALL_PC, url, customers_done);
-        c->audience = AUDIENCE_PARTNER_CENTER;
+        c->audience = eng->cloud->pc_audience;
         c->client_id = eng->creds->partner_app_id;
         c->secret = eng->creds->partner_secret;
     } else {
         /* Graph /contracts or GDAP customers, read with the sync app in the partner tenant. */
         c = call_new(eng, NULL, CALL_GRAPH, url, customers_done);
-        c->audience = AUDIENCE_GRAPH;
+        c->audience = eng->cloud->graph_audience;
         c->client_id = eng->creds->sync_app_id;
         c->secret = eng->creds->sync_secret;
     }
@@ -2169,7 +2281,15 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     eng->in = in;
     eng->creds = creds;
     eng->opts = opts;
-    eng->cfg = opts->cfg;
+    if ((eng->cloud = cloud_find(in->cloud)) == NULL) {
+        log_warn("unknown cloud integration=%lld cloud=%s; using global", (long long)in->id,
+                 in->cloud);
+        eng->cloud = cloud_find(NULL);
+    }
+    eng->cloud_cfg = xmalloc(sizeof *eng->cloud_cfg);
+    *eng->cloud_cfg = *opts->cfg;
+    cloud_apply(eng->cloud, eng->cloud_cfg);
+    eng->cfg = eng->cloud_cfg;
     eng->parallel = opts->parallel > 0 ? opts->parallel : eng->cfg->sync_parallel;
     eng->batch_ms = eng->cfg->sync_commit_ms;
     if (eng->parallel < 1)
@@ -2205,6 +2325,10 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         add_given_tenants(eng);
     else
         customers_request(eng, customers_first_url(eng), NULL);
+    if (!eng->discover_only) {
+        expiry_request(eng, 0);
+        expiry_request(eng, 1);
+    }
     next_tick = clock_mono_ms() + 1000;
     while (http_pending(eng->http) > 0) {
         http_run(eng->http, batch_wait_ms(eng));
@@ -2274,6 +2398,8 @@ out:
     free(eng->excluded);
     pacer_free(&eng->global);
     pacer_free(&eng->pc);
+    eng->cfg = opts->cfg;
+    XFREE(eng->cloud_cfg);
     jsonarena_release(); /* a scheduler or worker thread keeps no parse memory between runs */
     return rc;
 }
