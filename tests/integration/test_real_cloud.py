@@ -61,6 +61,33 @@ class NationalCloud(unittest.TestCase):
         self.assertIn("900382", json.dumps(c[self.gov]["error"]))
         self.assertEqual(self.devices(ms, self.gov), 0)
 
+    def test_api_creates_and_shows_the_cloud(self):
+        import test_api
+        ms = self.memsync()
+        key = test_api.apikey(ms, "admin")
+        srv = test_api.Serve(ms)
+        try:
+            st, js, text, _ = test_api.api(srv, "POST", "/api/v1/integrations", key,
+                                           test_api.integration_body(self.sim, cloud="mars"))
+            self.assertEqual(st, 400, text)
+            self.assertIn("global, usgov, usgovdod, china", text)
+            st, js, text, _ = test_api.api(srv, "POST", "/api/v1/integrations", key,
+                                           test_api.integration_body(self.sim, cloud="usgov"))
+            self.assertEqual(st, 201, text)
+            iid = js["data"]["id"]
+            run = test_api.wait_run(srv, key, iid)
+            got = test_api.get_json(srv, "/api/v1/integrations/%d" % iid, key)["data"]
+            self.assertEqual(got["cloud"], "usgov")
+            self.assertEqual(got["sync_app_secret"]["expiry_source"], "microsoft")
+            self.assertEqual(run["status"], "partial", "the commercial tenant fails, 900382")
+            c = self.clients(ms)
+            self.assertEqual(c[self.gov]["status"], "ok")
+            self.assertIn("900382", json.dumps(c[self.com]["error"]))
+        finally:
+            srv.stop()
+            srv.out.close()
+            srv.err.close()
+
     def test_unknown_cloud_is_refused(self):
         ms = self.memsync()
         code, _, err = ms.add_integration("--cloud", "mars", "--no-sync", check=None)
