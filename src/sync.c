@@ -2033,13 +2033,21 @@ expiry_done(struct call *c, const struct http_resp *r)
     struct errbuf eb = {0};
     char date[32];
 
-    if (r->err != ERR_OK || r->status != 200 ||
+    if (r->err != ERR_OK) {
+        log_info("key expiry not read from Microsoft integration=%lld app=%s: %s; the entered "
+                 "date stays",
+                 (long long)in->id, label, r->errmsg);
+        goto out;
+    }
+    if (r->status != 200 ||
         (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
         !json_is_array(creds = json_object_get(root, "passwordCredentials"))) {
-        log_info("key expiry not read from Microsoft integration=%lld app=%s status=%ld: the "
-                 "Sync App needs Application.Read.All in the partner tenant for that; the "
-                 "entered date stays",
-                 (long long)in->id, label, r->status);
+        log_info("key expiry not read from Microsoft integration=%lld app=%s status=%ld: %s; "
+                 "the entered date stays",
+                 (long long)in->id, label, r->status,
+                 r->status == 403 ? "the Sync App needs Application.Read.All in the partner "
+                                    "tenant for that"
+                                  : "the application could not be read");
         goto out;
     }
     if ((got = expiry_pick(creds, hint)) == TS_NULL) {
