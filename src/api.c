@@ -14,6 +14,7 @@
 
 #include "asset.h"
 #include "clock.h"
+#include "cloud.h"
 #include "cursor.h"
 #include "expiry.h"
 #include "guid.h"
@@ -251,15 +252,26 @@ api_integration_json(struct api_app *app, const struct integration *in)
     clock_fmt(in->created_at, created, sizeof created);
     clock_fmt(in->updated_at, updated, sizeof updated);
     j = json_pack(
-        "{s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:I, s:s, s:s}", "id", (json_int_t)in->id,
-        "name", in->name, "partner_tenant_id", in->partner_tenant_id, "partner_app_id",
-        in->partner_app_id, "sync_app_id", in->sync_app_id, "partner_app_secret",
+        "{s:I, s:s?, s:s?, s:s?, s:s?, s:o, s:o, s:s?, s:I, s:s, s:s, s:s}", "id",
+        (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
+        "partner_app_id", in->partner_app_id, "sync_app_id", in->sync_app_id, "partner_app_secret",
         secret_json(in->partner_secret_hint, in->partner_secret_expires, "Partner App", in->id,
                     "partner"),
         "sync_app_secret",
         secret_json(in->sync_secret_hint, in->sync_secret_expires, "Sync App", in->id, "sync"),
         "tenant_source", in->tenant_source, "sync_interval_seconds", (json_int_t)in->sync_interval,
-        "created_at", created, "updated_at", updated);
+        "created_at", created, "updated_at", updated, "cloud",
+        in->cloud != NULL ? in->cloud : "global");
+    if (j != NULL) {
+        json_object_set_new(json_object_get(j, "partner_app_secret"), "expiry_source",
+                            json_string(in->partner_secret_expiry_source != NULL
+                                            ? in->partner_secret_expiry_source
+                                            : "entered"));
+        json_object_set_new(json_object_get(j, "sync_app_secret"), "expiry_source",
+                            json_string(in->sync_secret_expiry_source != NULL
+                                            ? in->sync_secret_expiry_source
+                                            : "entered"));
+    }
     (void)app;
     return j != NULL ? j : json_object();
 }
@@ -1288,6 +1300,8 @@ api_integration_create(struct api_app *app, struct store *st, int64_t account_id
     if (strcmp(source, "partner_center") != 0 && strcmp(source, "contracts") != 0 &&
         strcmp(source, "gdap") != 0)
         return err_set(eb, ERR_INVAL, "tenant_source must be partner_center, contracts or gdap");
+    if (in->cloud != NULL && in->cloud[0] != '\0' && cloud_find(in->cloud) == NULL)
+        return err_set(eb, ERR_INVAL, "cloud must be one of %s", CLOUD_NAMES);
     if (in->name != NULL && strlen(in->name) > 200)
         return err_set(eb, ERR_INVAL, "the name is longer than 200 characters");
     if ((rc = parse_expiry(in->partner_expires, "the Partner App Key expiry",
@@ -1304,6 +1318,7 @@ api_integration_create(struct api_app *app, struct store *st, int64_t account_id
     vi.sync_app_id = in->sync_app_id;
     vi.sync_secret = in->sync_app_secret;
     vi.tenant_source = source;
+    vi.cloud = in->cloud;
     vi.sample = app->validate_sample;
     validate_integration(app->cfg, &vi, &val, NULL);
     *validation = validation_to_json(&val);
@@ -1318,6 +1333,7 @@ api_integration_create(struct api_app *app, struct store *st, int64_t account_id
     row.partner_app_id = xstrdup(in->partner_app_id);
     row.sync_app_id = xstrdup(in->sync_app_id);
     row.tenant_source = xstrdup(source);
+    row.cloud = xstrdup(in->cloud != NULL && in->cloud[0] != '\0' ? in->cloud : "global");
     row.sync_interval = in->sync_interval > 0 ? in->sync_interval : 6 * 3600;
     /* Sealed secrets are bound to the row id: insert and seal in one transaction. */
     if ((rc = store_tx_begin(st, eb)) != ERR_OK)
@@ -1392,6 +1408,7 @@ api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id
     vi.partner_secret = partner ? secret : other;
     vi.sync_secret = partner ? other : secret;
     vi.tenant_source = in.tenant_source;
+    vi.cloud = in.cloud;
     vi.sample = app->validate_sample;
     validate_integration(app->cfg, &vi, &val, NULL);
     *validation = validation_to_json(&val);
@@ -1535,6 +1552,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
     in.partner_expires = jget(body, "partner_app_secret_expires_at");
     in.sync_expires = jget(body, "sync_app_secret_expires_at");
     in.tenant_source = jget(body, "tenant_source");
+    in.cloud = jget(body, "cloud");
     if (json_is_integer(json_object_get(body, "sync_interval_seconds")))
         in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
     rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);

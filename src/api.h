@@ -64,6 +64,7 @@ struct api_integration_input {
     const char *partner_expires; /* date text or NULL (default: 6 months) */
     const char *sync_expires;
     const char *tenant_source;
+    const char *cloud;     /* cloud.h name; NULL or "" = global */
     int64_t sync_interval; /* 0 = 6 hours */
 };
 

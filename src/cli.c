@@ -22,6 +22,7 @@
 #include "backup.h"
 #include "clock.h"
 #include "config.h"
+#include "cloud.h"
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
@@ -460,7 +461,7 @@ static int
 integration_add(struct ctx *cx, int argc, char **argv)
 {
     const char *tenant = NULL, *papp = NULL, *pfile = NULL, *sapp = NULL, *sfile = NULL;
-    const char *name = NULL, *pexp = NULL, *sexp = NULL, *source = NULL;
+    const char *name = NULL, *pexp = NULL, *sexp = NULL, *source = NULL, *cloud = NULL;
     int no_sync = 0, help = 0, npos;
     const char *pos[1];
     const struct opt opts[] = {
@@ -473,6 +474,7 @@ integration_add(struct ctx *cx, int argc, char **argv)
         {"partner-app-secret-expires", 1, &pexp, NULL},
         {"sync-app-secret-expires", 1, &sexp, NULL},
         {"tenant-source", 1, &source, NULL},
+        {"cloud", 1, &cloud, NULL},
         {"no-sync", 0, NULL, &no_sync},
         {NULL, 0, NULL, NULL},
     };
@@ -492,7 +494,10 @@ integration_add(struct ctx *cx, int argc, char **argv)
                "--sync-app-secret-file FILE\n"
                "         [--name NAME] [--partner-app-secret-expires DATE]\n"
                "         [--sync-app-secret-expires DATE] [--tenant-source "
-               "partner_center|contracts|gdap] [--no-sync]\n"
+               "partner_center|contracts|gdap]\n"
+               "         [--cloud global|usgov|usgovdod|china] [--no-sync]\n"
+               "--cloud sets the login, Graph and Partner Center hosts and token audiences of a\n"
+               "national cloud (US Government GCC High or DoD, 21Vianet); URL settings still win.\n"
                "Secret files may be - (stdin); without a file, MEMSYNC_PARTNER_APP_SECRET and\n"
                "MEMSYNC_SYNC_APP_SECRET are used. Secrets are never accepted on the command "
                "line.\n");
@@ -501,6 +506,10 @@ integration_add(struct ctx *cx, int argc, char **argv)
     if (tenant == NULL || papp == NULL || sapp == NULL) {
         fprintf(stderr, "memsync integration add: --partner-tenant-id, --partner-app-id and "
                         "--sync-app-id are required (see --help)\n");
+        return CLI_USAGE;
+    }
+    if (cloud != NULL && cloud_find(cloud) == NULL) {
+        fprintf(stderr, "memsync integration add: --cloud is one of %s\n", CLOUD_NAMES);
         return CLI_USAGE;
     }
     if (!guid_valid(tenant) || !guid_valid(papp) || !guid_valid(sapp)) {
@@ -568,6 +577,7 @@ integration_add(struct ctx *cx, int argc, char **argv)
         vi.sync_app_id = sapp;
         vi.sync_secret = ssec;
         vi.tenant_source = source;
+        vi.cloud = cloud;
         printf("Checking the values with Microsoft:\n");
         validate_integration(&cx->cfg, &vi, &val, &eb);
         validation_print(&val, stdout);
@@ -588,6 +598,7 @@ integration_add(struct ctx *cx, int argc, char **argv)
     in.partner_app_id = xstrdup(papp);
     in.sync_app_id = xstrdup(sapp);
     in.tenant_source = xstrdup(source != NULL ? source : "partner_center");
+    in.cloud = xstrdup(cloud != NULL ? cloud : "global");
     in.sync_interval = 6 * 3600;
     /* The sealed secrets are bound to the row id, so insert and seal in one transaction. */
     if ((rc = store_tx_begin(st, &eb)) != ERR_OK)
@@ -654,12 +665,16 @@ integration_json(const struct integration *in)
     clock_fmt(in->sync_secret_expires, sexp, sizeof sexp);
     clock_fmt(in->created_at, created, sizeof created);
     return json_pack(
-        "{s:I, s:s?, s:s?, s:s?, s:{s:s?, s:s?}, s:{s:s?, s:s?}, s:s?, s:I, s:s?}", "id",
-        (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
+        "{s:I, s:s?, s:s?, s:s?, s:{s:s?, s:s?, s:s}, s:{s:s?, s:s?, s:s}, s:s?, s:I, s:s?, s:s}",
+        "id", (json_int_t)in->id, "name", in->name, "partner_tenant_id", in->partner_tenant_id,
         "partner_app_id", in->partner_app_id, "partner_app_secret", "hint", in->partner_secret_hint,
-        "expires_at", pexp[0] ? pexp : NULL, "sync_app_secret", "hint", in->sync_secret_hint,
-        "expires_at", sexp[0] ? sexp : NULL, "sync_app_id", in->sync_app_id,
-        "sync_interval_seconds", (json_int_t)in->sync_interval, "tenant_source", in->tenant_source);
+        "expires_at", pexp[0] ? pexp : NULL, "expiry_source",
+        in->partner_secret_expiry_source != NULL ? in->partner_secret_expiry_source : "entered",
+        "sync_app_secret", "hint", in->sync_secret_hint, "expires_at", sexp[0] ? sexp : NULL,
+        "expiry_source",
+        in->sync_secret_expiry_source != NULL ? in->sync_secret_expiry_source : "entered",
+        "sync_app_id", in->sync_app_id, "sync_interval_seconds", (json_int_t)in->sync_interval,
+        "tenant_source", in->tenant_source, "cloud", in->cloud != NULL ? in->cloud : "global");
 }
 
 static const char *const integration_columns[] = {
@@ -671,6 +686,7 @@ static const char *const integration_columns[] = {
     "partner_app_secret.expires_at",
     "sync_app_secret.expires_at",
     "tenant_source",
+    "cloud",
 };
 
 static int
@@ -821,6 +837,7 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
     vi.partner_secret = partner ? newsec : other;
     vi.sync_secret = partner ? other : newsec;
     vi.tenant_source = in.tenant_source;
+    vi.cloud = in.cloud;
     printf("Checking the new %s key with Microsoft:\n", label);
     validate_integration(&cx->cfg, &vi, &val, &eb);
     validation_print(&val, stdout);
@@ -1437,14 +1454,16 @@ secret_status_json(const struct integration *in, int partner, int64_t now)
 {
     struct expiry e;
     char msg[512];
+    const char *src = partner ? in->partner_secret_expiry_source : in->sync_secret_expiry_source;
 
     expiry_check(partner ? in->partner_secret_expires : in->sync_secret_expires, now, &e);
     expiry_message(&e, partner ? "Partner App" : "Sync App", in->id, partner ? "partner" : "sync",
                    msg, sizeof msg);
-    return json_pack("{s:s?, s:s?, s:I, s:s, s:s?}", "hint",
+    return json_pack("{s:s?, s:s?, s:I, s:s, s:s?, s:s}", "hint",
                      partner ? in->partner_secret_hint : in->sync_secret_hint, "expires_on",
                      e.date[0] ? e.date : NULL, "days_left", (json_int_t)e.days_left, "level",
-                     expiry_level_name(e.level), "message", msg[0] ? msg : NULL);
+                     expiry_level_name(e.level), "message", msg[0] ? msg : NULL, "expiry_source",
+                     src != NULL ? src : "entered");
 }
 
 struct status_ctx {
@@ -1559,9 +1578,12 @@ cmd_status(struct ctx *cx, int argc, char **argv)
             const char *level = json_string_value(json_object_get(sj, "level"));
             const char *msg = json_string_value(json_object_get(sj, "message"));
 
-            printf("  %-16s %s…  expires %s  %s\n",
+            printf("  %-16s %s…  expires %s (%s)  %s\n",
                    p == 0 ? "Partner App key:" : "Sync App key:", jstr(sj, "hint", ""),
-                   jstr(sj, "expires_on", "(unknown)"), strcmp(level, "ok") == 0 ? "" : level);
+                   jstr(sj, "expires_on", "(unknown)"),
+                   strcmp(jstr(sj, "expiry_source", ""), "microsoft") == 0 ? "from Microsoft"
+                                                                           : "entered",
+                   strcmp(level, "ok") == 0 ? "" : level);
             if (msg != NULL)
                 printf("    ! %s\n", msg);
         }

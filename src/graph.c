@@ -441,3 +441,41 @@ graph_link_allowed(const char *graph_base, const char *next_link)
         return 0;
     return strcmp(a.scheme, b.scheme) == 0 && strcmp(a.host, b.host) == 0 && a.port == b.port;
 }
+
+/* Azure Blob Storage hosts of the public and national clouds (report export downloads). */
+static const char *const blob_suffixes[] = {
+    ".blob.core.windows.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+};
+
+int
+graph_blob_url_allowed(const char *graph_base, const char *url)
+{
+    struct origin o;
+    size_t hl;
+
+    if (url == NULL)
+        return 0;
+    if (graph_link_allowed(graph_base, url))
+        return 1;
+    for (const char *c = url; *c != '\0'; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            return 0;
+    }
+    if (origin_parse(url, &o) != 0 || strcmp(o.scheme, "https") != 0 || o.port != 443)
+        return 0;
+    hl = strlen(o.host);
+    for (size_t i = 0; i < sizeof blob_suffixes / sizeof blob_suffixes[0]; i++) {
+        size_t sl = strlen(blob_suffixes[i]);
+
+        /* One storage-account label before the suffix: letters and digits only. */
+        if (hl > sl && strcmp(o.host + hl - sl, blob_suffixes[i]) == 0) {
+            for (size_t k = 0; k < hl - sl; k++)
+                if (!isalnum((unsigned char)o.host[k]))
+                    return 0;
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -159,4 +159,10 @@ char *graph_devices_url(const char *graph_base, const char *version, int top);
  * backslashes, percent signs, spaces and control characters in the authority are refused. */
 int graph_link_allowed(const char *graph_base, const char *next_link);
 
+/* 1 when a report export's download URL may be fetched: https on port 443 to one storage
+ * account of Azure Blob Storage (<account>.blob.core.windows.net, .blob.core.usgovcloudapi.net,
+ * .blob.core.chinacloudapi.cn; the account name letters and digits only), or graph_base's own
+ * origin (graph_link_allowed: the simulator). No bearer token is sent to either. */
+int graph_blob_url_allowed(const char *graph_base, const char *url);
+
 #endif

@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,14 @@ struct xfer {
     size_t max_body;
     long timeout_ms;
     int toobig;
+    int to_file; /* a 200/206 body goes to fd */
+    int fd;
+    int file_started; /* the first byte of a file body arrived (status checked) */
+    int range_bad;    /* a 206 did not continue the file */
+    int io_failed;    /* writing the file failed (io_errno says why) */
+    int io_errno;
+    int64_t file_len;   /* bytes in the file */
+    int64_t range_from; /* Content-Range's first byte, -1 when none */
     double retry_after;
     char *content_type;
     char request_id[HTTP_ID_MAX];        /* Graph request-id or Partner Center MS-RequestId */
@@ -206,12 +218,59 @@ http_body_skip_bom(const char **body, size_t *len)
 
 /* ---- transfers ---------------------------------------------------------------------------- */
 
+/* A 200/206 body chunk of a to_file request: appended to the file. */
+static size_t
+body_to_file(struct xfer *x, const char *ptr, size_t n, long status)
+{
+    size_t off = 0;
+
+    if (!x->file_started) {
+        x->file_started = 1;
+        if (status == 200 && x->file_len > 0) { /* the server sent it all again: start over */
+            if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0) {
+                x->io_failed = 1;
+                x->io_errno = errno;
+                return 0;
+            }
+            x->file_len = 0;
+        } else if (status == 206 && x->range_from != x->file_len) {
+            x->range_bad = 1;
+            return 0;
+        }
+    }
+    if ((uint64_t)x->file_len + n > x->max_body) {
+        x->toobig = 1;
+        return 0;
+    }
+    while (off < n) {
+        ssize_t w = write(x->fd, ptr + off, n - off);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            x->io_failed = 1;
+            x->io_errno = w < 0 ? errno : ENOSPC;
+            return 0;
+        }
+        off += (size_t)w;
+    }
+    x->file_len += (int64_t)n;
+    return n;
+}
+
 static size_t
 on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
     struct xfer *x = arg;
     size_t n = size * nmemb;
 
+    if (x->to_file) {
+        long status = 0;
+
+        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 200 || status == 206)
+            return body_to_file(x, ptr, n, status);
+    }
     if (buf_add(&x->body, ptr, n) != ERR_OK) {
         x->toobig = 1;
         return 0; /* libcurl stops with CURLE_WRITE_ERROR */
@@ -245,6 +304,7 @@ on_header(char *ptr, size_t size, size_t nitems, void *arg)
     /* A new status line (after 100 Continue, say) starts a new header block. */
     if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
         x->retry_after = -1;
+        x->range_from = -1;
         XFREE(x->content_type);
         x->request_id[0] = x->client_request_id[0] = x->date[0] = x->www_authenticate[0] = '\0';
         return n;
@@ -277,6 +337,22 @@ on_header(char *ptr, size_t size, size_t nitems, void *arg)
         header_keep(x->date, sizeof x->date, v, end);
     } else if (name_len == 16 && strncasecmp(ptr, "WWW-Authenticate", 16) == 0) {
         header_keep(x->www_authenticate, sizeof x->www_authenticate, v, end);
+    } else if (name_len == 13 && strncasecmp(ptr, "Content-Range", 13) == 0) {
+        /* "bytes FIRST-LAST/TOTAL": only FIRST matters (where the part goes). */
+        char val[64];
+        size_t vl = (size_t)(end - v);
+        long long first;
+        char *e;
+
+        if (vl > 6 && vl < sizeof val && strncasecmp(v, "bytes ", 6) == 0 && v[6] >= '0' &&
+            v[6] <= '9') {
+            memcpy(val, v, vl);
+            val[vl] = '\0';
+            errno = 0;
+            first = strtoll(val + 6, &e, 10);
+            if (errno == 0 && *e == '-' && first >= 0)
+                x->range_from = first;
+        }
     } else if (name_len == 12 && strncasecmp(ptr, "Content-Type", 12) == 0) {
         free(x->content_type);
         x->content_type =
@@ -420,9 +496,22 @@ http_submit(struct http *h, const struct http_req *req, http_done_cb *cb, void *
     x->max_body = req->max_body ? req->max_body : HTTP_DEFAULT_MAX_BODY;
     x->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : HTTP_DEFAULT_TIMEOUT_MS;
     x->retry_after = -1;
+    x->range_from = -1;
     x->cb = cb;
     x->arg = arg;
-    buf_init(&x->body, x->max_body);
+    if (req->to_file) {
+        struct stat sb;
+
+        if (fstat(req->sink_fd, &sb) != 0 || lseek(req->sink_fd, 0, SEEK_END) < 0) {
+            rc = err_set(eb, ERR_IO, "cannot use the download file for %s: %s", x->redacted,
+                         strerror(errno));
+            goto out;
+        }
+        x->to_file = 1;
+        x->fd = req->sink_fd;
+        x->file_len = (int64_t)sb.st_size;
+    }
+    buf_init(&x->body, x->to_file ? HTTP_DEFAULT_MAX_BODY : x->max_body);
     for (int i = 0; i < HTTP_MAX_HEADERS && req->headers[i] != NULL; i++) {
         struct curl_slist *l;
 
@@ -453,14 +542,15 @@ http_submit(struct http *h, const struct http_req *req, http_done_cb *cb, void *
     SET(CURLOPT_CONNECTTIMEOUT_MS,
         x->timeout_ms < HTTP_CONNECT_TIMEOUT_MS ? x->timeout_ms : HTTP_CONNECT_TIMEOUT_MS);
     SET(CURLOPT_TIMEOUT_MS, x->timeout_ms);
-    SET(CURLOPT_LOW_SPEED_LIMIT, 1L);
-    SET(CURLOPT_LOW_SPEED_TIME, HTTP_LOW_SPEED_TIME_S);
+    SET(CURLOPT_LOW_SPEED_LIMIT, req->low_speed_bps > 0 ? req->low_speed_bps : 1L);
+    SET(CURLOPT_LOW_SPEED_TIME, req->low_speed_s > 0 ? req->low_speed_s : HTTP_LOW_SPEED_TIME_S);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->max_body);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, x);
-    SET(CURLOPT_ACCEPT_ENCODING, "");
+    if (!x->to_file) /* a file body may be resumed by byte offset: ask for it as stored */
+        SET(CURLOPT_ACCEPT_ENCODING, "");
     SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     SET(CURLOPT_SSL_VERIFYPEER, 1L);
     SET(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -509,6 +599,15 @@ transport_error(struct xfer *x, CURLcode cc, char *msg, size_t len)
     long os_errno = 0;
     const char *detail = x->curl_err[0] != '\0' ? x->curl_err : curl_easy_strerror(cc);
 
+    if (x->range_bad) {
+        snprintf(msg, len, "%s answered a resumed download with the wrong part", x->where);
+        return ERR_HTTP;
+    }
+    if (x->io_failed) {
+        snprintf(msg, len, "cannot write the download from %s to disk (%s)", x->where,
+                 strerror(x->io_errno));
+        return ERR_IO;
+    }
     if (x->toobig || cc == CURLE_FILESIZE_EXCEEDED) {
         snprintf(msg, len, "the response from %s is larger than %zu bytes", x->where, x->max_body);
         return ERR_TOOBIG;
@@ -560,6 +659,7 @@ xfer_done(struct http *h, struct xfer *x, CURLcode cc)
     r.date = x->date;
     r.www_authenticate = x->www_authenticate;
     r.elapsed_ms = clock_mono_ms() - x->start_ms;
+    r.file_bytes = x->to_file ? x->file_len : 0;
     r.errmsg = msg;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
     if (cc == CURLE_OK) {

@@ -16,6 +16,9 @@
  *     Partner Center and Graph error bodies sometimes start with one and JSON parsers refuse it;
  *   - Microsoft's ids for support (request-id / MS-RequestId, client-request-id /
  *     MS-CorrelationId), the Date and WWW-Authenticate headers reach the callback.
+ *   - a request with to_file streams a 200 or 206 body into sink_fd instead of memory (bounded by
+ *     max_body for the whole file): a 206 must start (Content-Range) where the file ends, else
+ *     the transfer fails; a 200 empties the file first. Other statuses go to memory as usual.
  * Secrets in request bodies and Authorization headers are never logged.
  *
  * The process must ignore SIGPIPE itself (CURLOPT_NOSIGNAL is set on every transfer); main()
@@ -55,6 +58,10 @@ struct http_req {
     size_t body_len;
     size_t max_body; /* response cap; 0 = default */
     long timeout_ms; /* 0 = default */
+    int to_file;     /* stream a 200/206 body into sink_fd (see above); no compression asked */
+    int sink_fd;
+    long low_speed_bps; /* fail when slower than this over low_speed_s; 0 = 1 byte/s over 60 s */
+    long low_speed_s;
 };
 
 struct http_resp {
@@ -74,6 +81,7 @@ struct http_resp {
     const char *client_request_id;
     const char *date;
     const char *www_authenticate;
+    int64_t file_bytes; /* to_file: the file's size after the transfer (also after a failure) */
 };
 
 typedef void http_done_cb(void *arg, const struct http_resp *resp);

@@ -328,18 +328,87 @@ rd32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+static uint64_t
+rd64(const unsigned char *p)
+{
+    return (uint64_t)rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+/* The central directory's offset and entry count: from the end record, or from the zip64 end
+ * record its locator (the 20 bytes before the end record) points to. */
+static int
+zip_directory(const unsigned char *zip, const unsigned char *eocd, uint64_t *cd_off,
+              uint64_t *entries, struct errbuf *eb)
+{
+    size_t at = (size_t)(eocd - zip);
+    const unsigned char *loc = at >= 20 ? eocd - 20 : NULL, *z;
+    uint64_t z_off;
+
+    *cd_off = rd32(eocd + 16);
+    *entries = rd16(eocd + 10);
+    if (loc == NULL || rd32(loc) != 0x07064b50) {
+        if (rd16(eocd + 4) != 0 || rd16(eocd + 6) != 0)
+            return err_set(eb, ERR_PARSE, "the report zip is multi-part or empty");
+        return ERR_OK;
+    }
+    /* zip64: one disk, and the record (56 bytes at least) before the locator. */
+    z_off = rd64(loc + 8);
+    if (rd32(loc + 4) != 0 || rd32(loc + 16) != 1 || z_off > at - 20 || at - 20 - z_off < 56)
+        return err_set(eb, ERR_PARSE, "the report zip's zip64 locator is damaged");
+    z = zip + z_off;
+    if (rd32(z) != 0x06064b50 || rd64(z + 4) < 44)
+        return err_set(eb, ERR_PARSE, "the report zip's zip64 directory record is damaged");
+    if (rd32(z + 16) != 0 || rd32(z + 20) != 0)
+        return err_set(eb, ERR_PARSE, "the report zip is multi-part or empty");
+    *entries = rd64(z + 32);
+    *cd_off = rd64(z + 48);
+    return ERR_OK;
+}
+
+/* Fills the zip64 values of a central directory entry from its extra field 0x0001: each of
+ * usize, csize and lh_off that reads 0xFFFFFFFF is there, 8 bytes each, in that order. */
+static int
+zip64_extra(const unsigned char *x, size_t xlen, uint64_t *usize, uint64_t *csize, uint64_t *lh_off,
+            struct errbuf *eb)
+{
+    while (xlen >= 4) {
+        unsigned id = rd16(x), n = rd16(x + 2);
+        size_t k = 0;
+
+        if ((size_t)n > xlen - 4)
+            break;
+        if (id == 0x0001) {
+            uint64_t *want[3] = {usize, csize, lh_off};
+
+            for (size_t i = 0; i < 3; i++) {
+                if (*want[i] != 0xFFFFFFFFu)
+                    continue;
+                if (k + 8 > n)
+                    return err_set(eb, ERR_PARSE, "the report zip's zip64 field is short");
+                *want[i] = rd64(x + 4 + k);
+                k += 8;
+            }
+            return ERR_OK;
+        }
+        x += 4 + n;
+        xlen -= 4 + (size_t)n;
+    }
+    return err_set(eb, ERR_PARSE, "the report zip's sizes need a zip64 field it does not have");
+}
+
 int
 report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_cb *cb, void *arg,
                struct errbuf *eb)
 {
     const unsigned char *eocd = NULL, *cd, *lh, *data;
-    uint32_t crc_want, csize, usize, cd_off, lh_off;
-    unsigned method, flags, nlen, xlen;
+    uint64_t csize, usize, cd_off = 0, lh_off, entries = 0, in_left;
+    uint32_t crc_want;
+    unsigned method, flags, nlen, xlen, cd_nlen, cd_xlen;
     struct csv c;
     z_stream zs;
     unsigned char out[65536];
     uLong crc = crc32(0L, Z_NULL, 0);
-    size_t total = 0;
+    uint64_t total = 0;
     int rc = ERR_OK, zinit = 0;
 
     /* The end-of-central-directory record is in the last 22 + 65535 bytes. */
@@ -351,10 +420,11 @@ report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_
     }
     if (eocd == NULL)
         return err_set(eb, ERR_PARSE, "the report is not a zip archive");
-    if (rd16(eocd + 4) != 0 || rd16(eocd + 6) != 0 || rd16(eocd + 10) < 1)
+    if ((rc = zip_directory(zip, eocd, &cd_off, &entries, eb)) != ERR_OK)
+        return rc;
+    if (entries < 1)
         return err_set(eb, ERR_PARSE, "the report zip is multi-part or empty");
-    cd_off = rd32(eocd + 16);
-    if (cd_off == 0xFFFFFFFFu || (size_t)cd_off + 46 > len)
+    if (len < 46 || cd_off > len - 46)
         return err_set(eb, ERR_PARSE, "the report zip's directory is out of range");
     cd = zip + cd_off;
     if (rd32(cd) != 0x02014b50)
@@ -364,22 +434,28 @@ report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_
     crc_want = rd32(cd + 16);
     csize = rd32(cd + 20);
     usize = rd32(cd + 24);
+    cd_nlen = rd16(cd + 28);
+    cd_xlen = rd16(cd + 30);
     lh_off = rd32(cd + 42);
     if (flags & 1)
         return err_set(eb, ERR_UNSUPPORTED, "the report zip is encrypted");
-    if (csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || lh_off == 0xFFFFFFFFu)
-        return err_set(eb, ERR_UNSUPPORTED, "the report zip uses zip64");
+    if (csize == 0xFFFFFFFFu || usize == 0xFFFFFFFFu || lh_off == 0xFFFFFFFFu) {
+        if ((size_t)cd_nlen + cd_xlen > len - cd_off - 46)
+            return err_set(eb, ERR_PARSE, "the report zip's directory is out of range");
+        if ((rc = zip64_extra(cd + 46 + cd_nlen, cd_xlen, &usize, &csize, &lh_off, eb)) != ERR_OK)
+            return rc;
+    }
     if (method != 0 && method != 8)
         return err_set(eb, ERR_UNSUPPORTED, "the report zip uses compression method %u", method);
     if (usize > max_out)
-        return err_set(eb, ERR_TOOBIG, "the report's CSV is %lu bytes (limit %zu)",
-                       (unsigned long)usize, max_out);
-    if ((size_t)lh_off + 30 > len || rd32(zip + lh_off) != 0x04034b50)
+        return err_set(eb, ERR_TOOBIG, "the report's CSV is %llu bytes (limit %zu)",
+                       (unsigned long long)usize, max_out);
+    if (len < 30 || lh_off > len - 30 || rd32(zip + lh_off) != 0x04034b50)
         return err_set(eb, ERR_PARSE, "the report zip's file header is damaged");
     lh = zip + lh_off;
     nlen = rd16(lh + 26);
     xlen = rd16(lh + 28);
-    if ((size_t)lh_off + 30 + nlen + xlen + csize > len)
+    if ((uint64_t)nlen + xlen > len - lh_off - 30 || csize > len - lh_off - 30 - nlen - xlen)
         return err_set(eb, ERR_PARSE, "the report zip is truncated");
     data = lh + 30 + nlen + xlen;
 
@@ -389,9 +465,14 @@ report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_
             rc = err_set(eb, ERR_PARSE, "the report zip's stored sizes disagree");
             goto out;
         }
-        crc = crc32(crc, data, (uInt)csize);
+        for (uint64_t off = 0; off < csize;) { /* crc32 takes at most 4 GiB at a time */
+            uInt n = csize - off > (1u << 30) ? (1u << 30) : (uInt)(csize - off);
+
+            crc = crc32(crc, data + off, n);
+            off += n;
+        }
         total = csize;
-        rc = csv_feed(&c, (const char *)data, csize);
+        rc = csv_feed(&c, (const char *)data, (size_t)csize);
     } else {
         memset(&zs, 0, sizeof zs);
         if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) {
@@ -400,15 +481,19 @@ report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_
         }
         zinit = 1;
         zs.next_in = (Bytef *)(uintptr_t)data;
-        zs.avail_in = csize;
+        in_left = csize;
         for (;;) {
             int zr;
             size_t got;
 
+            if (zs.avail_in == 0 && in_left > 0) { /* avail_in is 32 bits: feed in pieces */
+                zs.avail_in = in_left > (1u << 30) ? (1u << 30) : (uInt)in_left;
+                in_left -= zs.avail_in;
+            }
             zs.next_out = out;
             zs.avail_out = sizeof out;
             zr = inflate(&zs, Z_NO_FLUSH);
-            if (zr != Z_OK && zr != Z_STREAM_END) {
+            if (zr != Z_OK && zr != Z_STREAM_END && !(zr == Z_BUF_ERROR && in_left > 0)) {
                 rc = err_set(eb, ERR_PARSE, "the report zip's data is damaged (%s)",
                              zs.msg != NULL ? zs.msg : "inflate");
                 goto out;
@@ -424,7 +509,7 @@ report_zip_csv(const unsigned char *zip, size_t len, size_t max_out, report_row_
                 goto out;
             if (zr == Z_STREAM_END)
                 break;
-            if (got == 0 && zs.avail_in == 0) {
+            if (got == 0 && zs.avail_in == 0 && in_left == 0) {
                 rc = err_set(eb, ERR_PARSE, "the report zip's data is truncated");
                 goto out;
             }

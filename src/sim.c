@@ -97,6 +97,8 @@ struct resp {
     int nhdrs;
     enum simw_fault_kind mode; /* DROP / TRUNCATE / SLOW or NONE */
     int delay_ms;
+    long rate_bps;  /* send at most this many bytes per second (0 = no limit) */
+    size_t drop_at; /* close the connection after this many body bytes (0 = never) */
 };
 
 struct req {
@@ -234,6 +236,23 @@ static struct {
     pthread_t dthread;
     /* export jobs */
     struct export_job *jobs;
+    /* Report export behaviours of the real cloud (set_export, scenario "export"), off by
+     * default. Sources: memdocs reports-export-graph-available-reports (AppInvRawData, the
+     * localizationType default adding *_loc columns, SAS URLs on *.blob.core.windows.net);
+     * third-party runbooks planning ~800 MB for ~8 M app records. */
+    struct {
+        long pad_rows;       /* extra AppInvRawData rows (devices no longer in the tenant) */
+        long bytes_per_s;    /* download rate limit */
+        long drop_after;     /* the next download closes its connection after this many bytes */
+        int zip64;           /* write zips with zip64 records */
+        int localized_codes; /* codes in the columns unless localizationType asks for names */
+        char url_host[128];  /* a completed job's url is on this host instead of the sim's */
+    } exp;
+    long download_ranges; /* downloads that asked for a byte range */
+    /* set_partner application_read: false: the Sync App lacks the optional Application.Read.All
+     * in the partner tenant, so GET /applications answers 403 (Graph permissions reference,
+     * application-get; notes §10). Off by default: the apps can be read. */
+    int no_app_read;
 } g;
 
 struct export_job {
@@ -247,6 +266,8 @@ struct export_job {
     unsigned char *zip;
     size_t ziplen;
     int64_t requested;
+    long pad_rows; /* the CSV's padding rows (g.exp.pad_rows when it was built) */
+    int codes;     /* localizable columns hold codes (g.exp.localized_codes, default type) */
     struct export_job *next;
 };
 
@@ -643,6 +664,7 @@ struct slow_src {
     size_t len;
     size_t limit; /* bytes to send before failing (drop) */
     int slow;
+    long rate_bps; /* bytes per second, 0 = no limit */
 };
 
 static ssize_t
@@ -662,6 +684,13 @@ slow_reader(void *cls, uint64_t pos, char *buf, size_t max)
     }
     if (n > max)
         n = max;
+    if (s->rate_bps > 0) { /* at most a tenth of a second's worth, then its time */
+        size_t step = s->rate_bps >= 10 ? (size_t)s->rate_bps / 10 : 1;
+
+        if (n > step)
+            n = step;
+        usleep((useconds_t)((uint64_t)n * 1000000u / (uint64_t)s->rate_bps));
+    }
     memcpy(buf, s->body + pos, n);
     return (ssize_t)n;
 }
@@ -681,14 +710,19 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
     struct MHD_Response *mr;
     enum MHD_Result ret;
 
-    if (r->mode == SIMW_FAULT_DROP || r->mode == SIMW_FAULT_SLOW) {
+    if (r->mode == SIMW_FAULT_DROP || r->mode == SIMW_FAULT_SLOW || r->rate_bps > 0 ||
+        r->drop_at > 0) {
         struct slow_src *s = xcalloc(1, sizeof(*s));
         s->body = r->body;
         s->len = r->len;
         s->limit = r->mode == SIMW_FAULT_DROP ? r->len / 2 : r->len;
+        if (r->drop_at > 0 && r->drop_at < s->limit)
+            s->limit = r->drop_at;
         s->slow = r->mode == SIMW_FAULT_SLOW;
+        s->rate_bps = r->rate_bps;
         r->body = NULL;
-        mr = MHD_create_response_from_callback(s->len, 1024, slow_reader, s, slow_free);
+        mr = MHD_create_response_from_callback(s->len, s->rate_bps > 0 ? 65536 : 1024, slow_reader,
+                                               s, slow_free);
     } else {
         size_t len = r->len;
         if (r->mode == SIMW_FAULT_BOM && r->body != NULL) {
@@ -716,7 +750,7 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
     for (int i = 0; i < r->nhdrs; i++)
         MHD_add_response_header(mr, r->hdrs[i].name, r->hdrs[i].value);
     MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
-    if (r->mode == SIMW_FAULT_DROP)
+    if (r->mode == SIMW_FAULT_DROP || r->drop_at > 0)
         MHD_add_response_header(mr, "Connection", "close");
     ret = MHD_queue_response(c, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
@@ -925,8 +959,19 @@ form_get(const struct form *f, const char *k)
 
 /* Normalises a resource / scope into an audience: "https://graph.microsoft.com/.default" and
  * "https://graph.microsoft.com/" both become SIM_GRAPH_AUD. NULL when unknown. */
+/* Graph's audience in each national cloud (learn.microsoft.com/graph/deployments), and
+ * 21Vianet's Partner Center (partner-center-rest-urls). */
+static const struct {
+    const char *aud, *cloud;
+} national_aud[] = {
+    {"https://graph.microsoft.us", "usgov"},
+    {"https://dod-graph.microsoft.us", "usgovdod"},
+    {"https://microsoftgraph.chinacloudapi.cn", "china"},
+    {"https://partner.partnercenterapi.microsoftonline.cn", "china"},
+};
+
 static const char *
-audience_of(const char *v, int v2)
+audience_of(const char *v, int v2, const char **cloud)
 {
     char tmp[256];
     size_t n;
@@ -941,6 +986,13 @@ audience_of(const char *v, int v2)
         tmp[n - 9] = '\0';
     } else if (n > 0 && tmp[n - 1] == '/') {
         tmp[n - 1] = '\0';
+    }
+    *cloud = "";
+    for (size_t i = 0; i < sizeof national_aud / sizeof national_aud[0]; i++) {
+        if (strcasecmp(tmp, national_aud[i].aud) == 0) {
+            *cloud = national_aud[i].cloud;
+            return strstr(national_aud[i].aud, "partner") != NULL ? SIM_PC_AUD : SIM_GRAPH_AUD;
+        }
     }
     if (strcasecmp(tmp, SIM_GRAPH_AUD) == 0 ||
         strcasecmp(tmp, "00000003-0000-0000-c000-000000000000") == 0)
@@ -957,7 +1009,7 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
 {
     struct simworld *w = g.w;
     struct form f;
-    const char *grant, *client_id, *secret, *scope, *aud;
+    const char *grant, *client_id, *secret, *scope, *aud, *aud_cloud = "";
     char basic_id[256] = "", basic_secret[512] = "", tidbuf[40];
     int partner_tenant = 0, is_partner_app, is_sync_app, chk;
     struct simtenant *t = NULL;
@@ -1079,7 +1131,7 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
                       is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
-    aud = audience_of(scope, v2);
+    aud = audience_of(scope, v2, &aud_cloud);
     if (aud == NULL || (is_partner_app && strcmp(aud, SIM_PC_AUD) != 0) ||
         (is_sync_app && strcmp(aud, SIM_GRAPH_AUD) != 0)) {
         if (v2)
@@ -1096,6 +1148,12 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
                           "the tenant. You might have sent your authentication request to the "
                           "wrong tenant.",
                           scope, partner_tenant ? w->partner_name : t->name);
+        goto out;
+    }
+    if (!partner_tenant && strcmp(aud, SIM_GRAPH_AUD) == 0 && strcmp(aud_cloud, t->cloud) != 0) {
+        /* set_tenant cloud: the tenant lives in another cloud than the audience asked for */
+        r = aad_error(400, "invalid_request", 900382,
+                      "Confidential Client is not supported in Cross Cloud request.");
         goto out;
     }
     {
@@ -2401,6 +2459,9 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
         if (a == NULL || !x->partner)
             return graph_error(404, "Request_ResourceNotFound",
                                "Resource not found for the segment 'applications'.");
+        if (strcmp(method, "GET") == 0 && __atomic_load_n(&g.no_app_read, __ATOMIC_RELAXED))
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.");
         if (strcmp(method, "GET") == 0 && *rest == '\0') {
             r = resp_new(200, GRAPH_CT);
             resp_json(
@@ -2983,9 +3044,92 @@ put32(struct buf *b, unsigned long v)
     (void)buf_add(b, x, 4);
 }
 
+static void
+put64(struct buf *b, uint64_t v)
+{
+    put32(b, (unsigned long)(v & 0xffffffffu));
+    put32(b, (unsigned long)(v >> 32));
+}
+
+/* The same archive as zip_one writes, in zip64 form, as writers of large reports make it:
+ * 0xFFFFFFFF sizes and offset with the values in 0x0001 extra fields, and a zip64 end record
+ * with its locator. */
+static void
+zip64_container(const char *name, size_t nlen, unsigned long crc, const unsigned char *comp,
+                size_t clen, size_t len, struct buf *out)
+{
+    size_t cd, cdlen, z64;
+
+    put32(out, 0x04034b50);
+    put16(out, 45);
+    put16(out, 0x0800);
+    put16(out, 8);
+    put16(out, 0);
+    put16(out, 0x21);
+    put32(out, crc);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, (unsigned)nlen);
+    put16(out, 20);
+    (void)buf_add(out, name, nlen);
+    put16(out, 1);
+    put16(out, 16);
+    put64(out, len);
+    put64(out, clen);
+    (void)buf_add(out, comp, clen);
+    cd = out->len;
+    put32(out, 0x02014b50);
+    put16(out, 45);
+    put16(out, 45);
+    put16(out, 0x0800);
+    put16(out, 8);
+    put16(out, 0);
+    put16(out, 0x21);
+    put32(out, crc);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, (unsigned)nlen);
+    put16(out, 28);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, 0);
+    put32(out, 0);
+    put32(out, 0xFFFFFFFFul);
+    (void)buf_add(out, name, nlen);
+    put16(out, 1);
+    put16(out, 24);
+    put64(out, len);
+    put64(out, clen);
+    put64(out, 0);
+    cdlen = out->len - cd;
+    z64 = out->len;
+    put32(out, 0x06064b50);
+    put64(out, 44);
+    put16(out, 45);
+    put16(out, 45);
+    put32(out, 0);
+    put32(out, 0);
+    put64(out, 1);
+    put64(out, 1);
+    put64(out, cdlen);
+    put64(out, cd);
+    put32(out, 0x07064b50);
+    put32(out, 0);
+    put64(out, z64);
+    put32(out, 1);
+    put32(out, 0x06054b50);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put16(out, 0xFFFF);
+    put32(out, 0xFFFFFFFFul);
+    put32(out, 0xFFFFFFFFul);
+    put16(out, 0);
+}
+
 /* One-file zip (method 8, raw deflate). Returns ERR_OK and the archive in *out. */
 static int
-zip_one(const char *name, const char *data, size_t len, struct buf *out)
+zip_one(const char *name, const char *data, size_t len, struct buf *out, int zip64)
 {
     z_stream zs;
     unsigned long crc = crc32(0L, (const Bytef *)data, (uInt)len);
@@ -3010,6 +3154,11 @@ zip_one(const char *name, const char *data, size_t len, struct buf *out)
     }
     clen = zs.total_out;
     deflateEnd(&zs);
+    if (zip64) {
+        zip64_container(name, nlen, crc, comp, clen, len, out);
+        free(comp);
+        return ERR_OK;
+    }
     /* local file header */
     put32(out, 0x04034b50);
     put16(out, 20);
@@ -3056,6 +3205,22 @@ zip_one(const char *name, const char *data, size_t len, struct buf *out)
     return ERR_OK;
 }
 
+/* A localizable value as the default localizationType leaves it: a number standing for the name
+ * (the name goes to Platform_loc). The numbers are the simulator's own. */
+static const char *
+platform_code(const char *platform)
+{
+    static const char *const names[] = {
+        "windows",  "macOS", "ios", "androidWorkProfile", "androidDeviceAdministrator",
+        "chromeOS", "linux"};
+    static const char *const codes[] = {"1", "2", "3", "4", "5", "6", "7"};
+
+    for (size_t i = 0; platform != NULL && i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(platform, names[i]) == 0)
+            return codes[i];
+    return "0";
+}
+
 /* Builds the CSV of a job (caller holds the world read lock). */
 static void
 export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
@@ -3064,8 +3229,16 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
     size_t ncols = json_array_size(j->select);
     char v[512];
 
-    for (size_t i = 0; i < ncols; i++)
-        csv_field(csv, json_string_value(json_array_get(j->select, i)), i == 0);
+    int loc_col = 0; /* the default localizationType appends Platform_loc to a coded Platform */
+
+    for (size_t i = 0; i < ncols; i++) {
+        const char *col = json_string_value(json_array_get(j->select, i));
+
+        csv_field(csv, col, i == 0);
+        loc_col |= apps && j->codes && strcmp(col, "Platform") == 0;
+    }
+    if (loc_col)
+        csv_field(csv, "Platform_loc", 0);
     (void)buf_addstr(csv, "\r\n");
     for (size_t di = 0; t && di < t->ndev; di++) {
         const struct simdev *d = t->devs[di];
@@ -3097,7 +3270,7 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
                     else if (strcmp(col, "OSVersion") == 0)
                         s = d->str[simw_prop_index("osVersion")];
                     else if (strcmp(col, "Platform") == 0)
-                        s = ap->platform;
+                        s = j->codes ? platform_code(ap->platform) : ap->platform;
                     else if (strcmp(col, "UserId") == 0)
                         s = d->str[ui];
                     else if (strcmp(col, "EmailAddress") == 0)
@@ -3119,8 +3292,36 @@ export_csv(struct export_job *j, struct simtenant *t, struct buf *csv)
                 }
                 csv_field(csv, v, i == 0);
             }
+            if (loc_col)
+                csv_field(csv, ap->platform, 0);
             (void)buf_addstr(csv, "\r\n");
         }
+    }
+    /* Padding: app rows of devices that left the tenant, as a large report holds many. */
+    for (long p = 0; apps && p < j->pad_rows; p++) {
+        char dev[40];
+
+        snprintf(dev, sizeof dev, "00000000-0000-4000-8000-%012ld", p / 8);
+        for (size_t i = 0; i < ncols; i++) {
+            const char *col = json_string_value(json_array_get(j->select, i));
+
+            if (strcmp(col, "DeviceId") == 0)
+                snprintf(v, sizeof v, "%s", dev);
+            else if (strcmp(col, "ApplicationKey") == 0)
+                snprintf(v, sizeof v, "%064ld", p % 997);
+            else if (strcmp(col, "ApplicationName") == 0)
+                snprintf(v, sizeof v, "Line-of-business app %ld", p % 997);
+            else if (strcmp(col, "ApplicationVersion") == 0)
+                snprintf(v, sizeof v, "1.%ld.%ld", p % 13, p % 7);
+            else if (strcmp(col, "Platform") == 0)
+                snprintf(v, sizeof v, "%s", j->codes ? platform_code("windows") : "windows");
+            else
+                v[0] = '\0';
+            csv_field(csv, v, i == 0);
+        }
+        if (loc_col)
+            csv_field(csv, "windows", 0);
+        (void)buf_addstr(csv, "\r\n");
     }
 }
 
@@ -3143,8 +3344,12 @@ export_json(struct gctx *x, struct export_job *j, const char *status)
         char hex[17];
         randombytes_buf(sig, sizeof sig);
         sodium_bin2hex(hex, sizeof hex, sig, sizeof sig);
-        snprintf(url, sizeof url, "%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s", g.base,
-                 j->id, hex);
+        if (g.exp.url_host[0] != '\0') /* set_export url_host: a host memsync must refuse */
+            snprintf(url, sizeof url, "https://%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s",
+                     g.exp.url_host, j->id, hex);
+        else
+            snprintf(url, sizeof url, "%s/download/%s.zip?sv=2019-02-02&sr=b&sp=r&sig=%s", g.base,
+                     j->id, hex);
         json_object_set_new(o, "url", json_string(url));
         clock_fmt(clock_now() + 6 * 3600, exp, sizeof exp);
     } else {
@@ -3165,6 +3370,28 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
     struct resp *r;
 
     *rt = R_EXPORT;
+    if (*rest == '\0' && strcmp(method, "GET") == 0) {
+        /* The tenant's jobs, newest first (a client checks here before it asks again). */
+        json_t *arr = json_array();
+        char ctx[256];
+
+        pthread_mutex_lock(&g.mu);
+        for (struct export_job *j = g.jobs; j; j = j->next)
+            if (strcasecmp(j->tenant, tid) == 0) {
+                json_t *o = export_json(x, j,
+                                        j->zip          ? "completed"
+                                        : j->polls >= 1 ? "inProgress"
+                                                        : "notStarted");
+                json_object_del(o, "@odata.context");
+                json_array_append_new(arr, o);
+            }
+        pthread_mutex_unlock(&g.mu);
+        snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#deviceManagement/reports/exportJobs",
+                 g.base, x->ver);
+        r = resp_new(200, GRAPH_CT);
+        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        return r;
+    }
     if (*rest == '\0') {
         json_t *in, *sel;
         const char *report;
@@ -3270,7 +3497,12 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         struct export_job tmp;
         struct buf csv, zip;
         char name[128];
+        int zip64 = g.exp.zip64;
         memset(&tmp, 0, sizeof tmp);
+        snprintf(tmp.localization, sizeof tmp.localization, "%s", j->localization);
+        tmp.pad_rows = g.exp.pad_rows;
+        tmp.codes =
+            g.exp.localized_codes && strcasecmp(j->localization, "replaceLocalizableValues") != 0;
         snprintf(tmp.id, sizeof tmp.id, "%s", j->id);
         snprintf(tmp.report, sizeof tmp.report, "%s", j->report);
         tmp.select = json_deep_copy(j->select);
@@ -3281,7 +3513,7 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         export_csv(&tmp, x->t, &csv);
         pthread_rwlock_unlock(&g.w->lock);
         snprintf(name, sizeof name, "%s.csv", tmp.id);
-        (void)zip_one(name, buf_cstr(&csv), csv.len, &zip);
+        (void)zip_one(name, buf_cstr(&csv), csv.len, &zip, zip64);
         buf_free(&csv);
         json_decref(tmp.select);
         pthread_mutex_lock(&g.mu);
@@ -3303,12 +3535,32 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
     return r;
 }
 
+/* The first byte of a "Range: bytes=N-" request, 0 without one, -1 for a form not served. */
+static long long
+range_start(struct MHD_Connection *c)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    char *end = NULL;
+    long long v;
+
+    if (h == NULL)
+        return 0;
+    if (strncmp(h, "bytes=", 6) != 0 || h[6] < '0' || h[6] > '9')
+        return -1;
+    errno = 0;
+    v = strtoll(h + 6, &end, 10);
+    return errno == 0 && end != NULL && *end == '-' && end[1] == '\0' ? v : -1;
+}
+
+/* The blob of a completed job, as Azure Blob Storage serves it: Accept-Ranges, 206 for an open
+ * byte range. With set_export: bytes_per_s paces it, drop_after cuts the next one short. */
 static struct resp *
-export_download(const char *rest)
+export_download(struct MHD_Connection *c, const char *rest)
 {
     char id[128];
     const char *dot = strstr(rest, ".zip");
     size_t n = dot ? (size_t)(dot - rest) : 0;
+    long long from = range_start(c);
     struct resp *r = NULL;
 
     if (n == 0 || n >= sizeof id)
@@ -3318,15 +3570,63 @@ export_download(const char *rest)
     pthread_mutex_lock(&g.mu);
     for (struct export_job *j = g.jobs; j; j = j->next) {
         if (strcmp(j->id, id) == 0 && j->zip) {
-            r = resp_new(200, "application/octet-stream");
-            r->body = xmalloc(j->ziplen);
-            memcpy(r->body, j->zip, j->ziplen);
-            r->len = j->ziplen;
+            if (from < 0 || (size_t)from >= j->ziplen) {
+                char cr[64];
+
+                r = graph_error(416, "InvalidRange", "The range specified is invalid.");
+                snprintf(cr, sizeof cr, "bytes */%zu", j->ziplen);
+                resp_hdr(r, "Content-Range", cr);
+                break;
+            }
+            r = resp_new(from > 0 ? 206 : 200, "application/octet-stream");
+            r->len = j->ziplen - (size_t)from;
+            r->body = xmalloc(r->len);
+            memcpy(r->body, j->zip + from, r->len);
+            resp_hdr(r, "Accept-Ranges", "bytes");
+            if (from > 0) {
+                char cr[96];
+
+                snprintf(cr, sizeof cr, "bytes %lld-%zu/%zu", from, j->ziplen - 1, j->ziplen);
+                resp_hdr(r, "Content-Range", cr);
+                g.download_ranges++;
+            }
+            r->rate_bps = g.exp.bytes_per_s;
+            if (g.exp.drop_after > 0) { /* once */
+                r->drop_at = (size_t)g.exp.drop_after;
+                g.exp.drop_after = 0;
+            }
             break;
         }
     }
     pthread_mutex_unlock(&g.mu);
     return r ? r : graph_error(404, "BlobNotFound", "The specified blob does not exist.");
+}
+
+/* set_export (control op) and the scenario's "export" member. */
+static int
+set_export(json_t *o, char *err, size_t errlen)
+{
+    json_t *v;
+
+    if ((v = json_object_get(o, "pad_rows")) && json_is_integer(v)) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > 20000000) {
+            snprintf(err, errlen, "pad_rows must be 0..20000000");
+            return ERR_INVAL;
+        }
+        g.exp.pad_rows = (long)json_integer_value(v);
+    }
+    if ((v = json_object_get(o, "bytes_per_s")) && json_is_integer(v))
+        g.exp.bytes_per_s = json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
+    if ((v = json_object_get(o, "drop_after")) && json_is_integer(v))
+        g.exp.drop_after = json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
+    if ((v = json_object_get(o, "zip64")) && json_is_boolean(v))
+        g.exp.zip64 = json_is_true(v);
+    if ((v = json_object_get(o, "localized_codes")) && json_is_boolean(v))
+        g.exp.localized_codes = json_is_true(v);
+    if ((v = json_object_get(o, "url_host")) && (json_is_string(v) || json_is_null(v)))
+        snprintf(g.exp.url_host, sizeof g.exp.url_host, "%s",
+                 json_is_string(v) ? json_string_value(v) : "");
+    return ERR_OK;
 }
 
 /* --- control API ---------------------------------------------------------------------------- */
@@ -3473,6 +3773,14 @@ set_tenant_flags(struct simtenant *t, json_t *o)
     }
     if ((v = json_object_get(o, "associated_partner_id")) && json_is_string(v))
         snprintf(t->associated_partner, sizeof t->associated_partner, "%s", json_string_value(v));
+    if ((v = json_object_get(o, "cloud")) && json_is_string(v)) {
+        const char *c = json_string_value(v);
+
+        if (strcmp(c, "usgov") == 0 || strcmp(c, "usgovdod") == 0 || strcmp(c, "china") == 0)
+            snprintf(t->cloud, sizeof t->cloud, "%s", c);
+        else
+            t->cloud[0] = '\0';
+    }
 }
 
 static int
@@ -3559,8 +3867,22 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
         g.total_requests = 0;
         g.throttled = 0;
         reqlog_clear(!g.reqlog_off);
+        g.download_ranges = 0;
         pthread_mutex_unlock(&g.mu);
         return ERR_OK;
+    }
+    if (strcmp(op, "set_partner") == 0) {
+        json_t *v = json_object_get(o, "application_read");
+
+        if (json_is_boolean(v))
+            __atomic_store_n(&g.no_app_read, !json_is_true(v), __ATOMIC_RELAXED);
+        return ERR_OK;
+    }
+    if (strcmp(op, "set_export") == 0) {
+        pthread_mutex_lock(&g.mu);
+        rc = set_export(o, err, errlen);
+        pthread_mutex_unlock(&g.mu);
+        return rc;
     }
     if (strcmp(op, "set_latency") == 0) {
         __atomic_store_n(&g.latency_ms, (int)json_integer_value(json_object_get(o, "ms")),
@@ -3728,14 +4050,14 @@ world_json(void)
         for (size_t a = 0; a < t->napps; a++)
             napps += t->apps[a].device_count > 0;
         json_array_append_new(
-            ts,
-            json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b}", "index",
-                      t->index, "id", t->id, "name", t->name, "domain", t->domain, "initial_domain",
-                      t->initial_domain, "devices", (json_int_t)t->ndev, "apps", (json_int_t)napps,
-                      "consented", t->consented, "intune_licensed", t->intune_licensed,
-                      "permission", t->permission, "exists", t->exists, "associated_partner_id",
-                      t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
-                      t->intune_401));
+            ts, json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b, s:s}",
+                          "index", t->index, "id", t->id, "name", t->name, "domain", t->domain,
+                          "initial_domain", t->initial_domain, "devices", (json_int_t)t->ndev,
+                          "apps", (json_int_t)napps, "consented", t->consented, "intune_licensed",
+                          t->intune_licensed, "permission", t->permission, "exists", t->exists,
+                          "associated_partner_id",
+                          t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
+                          t->intune_401, "cloud", t->cloud[0] ? t->cloud : "global"));
     }
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "seed", (json_int_t)w->seed,
                           "partner_tenant_id", w->partner_tenant_id, "partner_app_id",
@@ -3759,8 +4081,9 @@ stats_json(void)
         }
         json_object_set_new(r, g.stats[i].tenant, json_integer(g.stats[i].count));
     }
-    json_t *o = json_pack("{s:I, s:I, s:o}", "total", (json_int_t)g.total_requests, "throttled",
-                          (json_int_t)g.throttled, "requests", routes);
+    json_t *o = json_pack("{s:I, s:I, s:o, s:I}", "total", (json_int_t)g.total_requests,
+                          "throttled", (json_int_t)g.throttled, "requests", routes,
+                          "download_ranges", (json_int_t)g.download_ranges);
     pthread_mutex_unlock(&g.mu);
     return o;
 }
@@ -4007,7 +4330,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     }
     if (strncmp(url, "/download/", 10) == 0) {
         rt = R_DOWNLOAD;
-        r = export_download(url + 10);
+        r = export_download(c, url + 10);
         goto send;
     }
     if (strncmp(url, "/pc/", 4) == 0)
@@ -4167,9 +4490,9 @@ load_scenario(const char *arg, struct errbuf *eb)
         return NULL;
     }
     {
-        static const char *const known[] = {"seed",       "devices", "apps_per_device",
-                                            "latency_ms", "tenants", "throttle",
-                                            "faults",     "secrets", "description"};
+        static const char *const known[] = {
+            "seed",   "devices", "apps_per_device", "latency_ms", "tenants", "throttle",
+            "faults", "secrets", "description",     "export",     "partner"};
         const char *k;
         json_t *v;
         json_object_foreach(j, k, v)
@@ -4250,6 +4573,14 @@ build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
             if (fault_add(v, err, sizeof err) != ERR_OK)
                 return err_set(eb, ERR_PARSE, "scenario fault %zu: %s", i, err);
         }
+    }
+    if (sc && json_is_boolean(json_object_get(json_object_get(sc, "partner"), "application_read")))
+        g.no_app_read =
+            !json_is_true(json_object_get(json_object_get(sc, "partner"), "application_read"));
+    if (sc && json_is_object(json_object_get(sc, "export"))) {
+        char err[256];
+        if (set_export(json_object_get(sc, "export"), err, sizeof err) != ERR_OK)
+            return err_set(eb, ERR_PARSE, "scenario export: %s", err);
     }
     if (sc && json_is_object(json_object_get(sc, "secrets"))) {
         json_t *s = json_object_get(sc, "secrets");

@@ -119,6 +119,9 @@ struct simtenant {
      * {"ErrorCode":"Forbidden"} with WWW-Authenticate realm "urn:intune:service"
      * (microsoft-graph-explorer-v4 #706; microsoft-graph-docs-contrib #4528) */
     int intune_401;
+    /* "" (global), "usgov", "usgovdod" or "china": Graph tokens for another cloud's audience
+     * get AADSTS900382 (learn.microsoft.com/graph/deployments; pnp/PnP-PowerShell #3042) */
+    char cloud[12];
 };
 
 struct simw_secret {

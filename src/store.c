@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "cloud.h"
 #include "mem.h"
 #include "utf8.h"
 
@@ -90,6 +91,9 @@ integration_clear(struct integration *in)
     free(in->partner_secret_hint);
     free(in->sync_secret_hint);
     free(in->tenant_source);
+    free(in->cloud);
+    free(in->partner_secret_expiry_source);
+    free(in->sync_secret_expiry_source);
     memset(in, 0, sizeof *in);
     in->partner_secret_expires = TS_NULL;
     in->sync_secret_expires = TS_NULL;
@@ -108,6 +112,8 @@ store_integration_insert(struct store *st, struct integration *in, struct errbuf
         return err_set(eb, ERR_INVAL,
                        "tenant source \"%s\" is not one of partner_center, contracts, gdap",
                        in->tenant_source);
+    if (in->cloud != NULL && cloud_find(in->cloud) == NULL)
+        return err_set(eb, ERR_INVAL, "cloud \"%s\" is not one of %s", in->cloud, CLOUD_NAMES);
     return st->ops->integration_insert(st, in, eb);
 }
 
@@ -132,6 +138,17 @@ store_integration_set_secret(struct store *st, int64_t id, const char *which, co
     if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
         return err_set(eb, ERR_INVAL, "secret kind must be \"partner\" or \"sync\"");
     return st->ops->integration_set_secret(st, id, which, sealed, hint, expires, eb);
+}
+
+int
+store_integration_set_expiry(struct store *st, int64_t id, const char *which, int64_t expires,
+                             const char *source, struct errbuf *eb)
+{
+    if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
+        return err_set(eb, ERR_INVAL, "secret kind must be \"partner\" or \"sync\"");
+    if (source != NULL && strcmp(source, "microsoft") != 0)
+        return err_set(eb, ERR_INVAL, "expiry source must be \"microsoft\" or none");
+    return st->ops->integration_set_expiry(st, id, which, expires, source, eb);
 }
 
 int

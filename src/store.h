@@ -60,7 +60,12 @@ struct integration {
     char *sync_secret_hint;
     int64_t partner_secret_expires; /* Unix seconds or TS_NULL */
     int64_t sync_secret_expires;
-    char *tenant_source;   /* "partner_center" (default) | "contracts" | "gdap" */
+    char *tenant_source; /* "partner_center" (default) | "contracts" | "gdap" */
+    char *cloud;         /* cloud.h: "global" (default) | "usgov" | "usgovdod" | "china" */
+    /* Where each secret's expiry came from: NULL = entered by the MSP, "microsoft" = read from
+     * the app's passwordCredentials (store_integration_set_expiry). */
+    char *partner_secret_expiry_source;
+    char *sync_secret_expiry_source;
     int64_t sync_interval; /* seconds between incremental syncs */
     int64_t created_at;
     int64_t updated_at;
@@ -76,10 +81,14 @@ int store_integration_get(struct store *st, int64_t account_id, int64_t id, stru
 /* Fills a malloc'd array (free each with integration_clear, then the array). */
 int store_integration_list(struct store *st, int64_t account_id, struct integration **out,
                            size_t *n, struct errbuf *eb);
-/* which: "partner" or "sync". */
+/* which: "partner" or "sync". The expiry counts as entered (its source becomes NULL). */
 int store_integration_set_secret(struct store *st, int64_t id, const char *which,
                                  const char *sealed, const char *hint, int64_t expires,
                                  struct errbuf *eb);
+/* Records a secret's expiry and where it came from (source "microsoft", or NULL = entered);
+ * the secret itself is unchanged. ERR_NOTFOUND for an unknown integration. */
+int store_integration_set_expiry(struct store *st, int64_t id, const char *which, int64_t expires,
+                                 const char *source, struct errbuf *eb);
 int store_integration_delete(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
 
 /* ---- clients (customer tenants) ---------------------------------------------------------- */
@@ -456,7 +465,8 @@ int store_apikey_find(struct store *st, const char *key_hash, int64_t *account_i
                       char **scope, struct errbuf *eb); /* ERR_NOTFOUND */
 int store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
 
-/* Changes name, sync interval and expiry dates (NULL / 0 / 0: unchanged). */
+/* Changes name, sync interval and expiry dates (NULL / 0 / 0: unchanged); a date given here
+ * counts as entered (its expiry source becomes NULL). */
 int store_integration_update(struct store *st, int64_t account_id, int64_t id, const char *name,
                              int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
                              struct errbuf *eb);
@@ -503,7 +513,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 10
+#define STORE_SCHEMA_VERSION 11
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first
@@ -534,6 +544,8 @@ struct store_ops {
                            struct integration *out, struct errbuf *eb);
     int (*integration_list)(struct store *st, int64_t account_id, struct integration **out,
                             size_t *n, struct errbuf *eb);
+    int (*integration_set_expiry)(struct store *st, int64_t id, const char *which, int64_t expires,
+                                  const char *source, struct errbuf *eb);
     int (*integration_set_secret)(struct store *st, int64_t id, const char *which,
                                   const char *sealed, const char *hint, int64_t expires,
                                   struct errbuf *eb);

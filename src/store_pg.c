@@ -56,7 +56,7 @@ static const char *const integ_cols =
     "id, account_id, name, partner_tenant_id, partner_app_id, sync_app_id, "
     "partner_secret_sealed, sync_secret_sealed, partner_secret_hint, sync_secret_hint, "
     "partner_secret_expires, sync_secret_expires, tenant_source, sync_interval, created_at, "
-    "updated_at";
+    "updated_at, cloud, partner_secret_expiry_source, sync_secret_expiry_source";
 
 /* ---- parameters and results ---------------------------------------------------------------- */
 
@@ -691,6 +691,16 @@ migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Migration 11: the integration's cloud and where each secret's expiry came from. */
+    if (ver < 11) {
+        rc = q_done(g,
+                    "ALTER TABLE integration ADD COLUMN cloud TEXT NOT NULL DEFAULT 'global';"
+                    "ALTER TABLE integration ADD COLUMN partner_secret_expiry_source TEXT;"
+                    "ALTER TABLE integration ADD COLUMN sync_secret_expiry_source TEXT",
+                    NULL, eb, "adding the integration's cloud and expiry sources", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     p_i64(&p, STORE_APPLICATION_ID);
     p_i64(&p, STORE_SCHEMA_VERSION);
@@ -862,6 +872,9 @@ r_integration(const PGresult *r, int row, struct integration *in)
     in->sync_interval = r_i64(r, row, 13, 0);
     in->created_at = r_i64(r, row, 14, 0);
     in->updated_at = r_i64(r, row, 15, 0);
+    in->cloud = r_dup(r, row, 16);
+    in->partner_secret_expiry_source = r_dup(r, row, 17);
+    in->sync_secret_expiry_source = r_dup(r, row, 18);
 }
 
 static int
@@ -890,12 +903,13 @@ pg_integration_insert(struct store *base, struct integration *in, struct errbuf 
     p_text(&p, in->tenant_source != NULL ? in->tenant_source : "partner_center");
     p_i64(&p, in->sync_interval > 0 ? in->sync_interval : 21600);
     p_i64(&p, now);
+    p_text(&p, in->cloud != NULL ? in->cloud : "global");
     r = q(g,
           "INSERT INTO integration (account_id, name, partner_tenant_id, partner_app_id, "
           "sync_app_id, partner_secret_sealed, sync_secret_sealed, partner_secret_hint, "
           "sync_secret_hint, partner_secret_expires, sync_secret_expires, tenant_source, "
-          "sync_interval, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-          "$10, $11, $12, $13, $14, $14) RETURNING id",
+          "sync_interval, created_at, updated_at, cloud) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+          "$9, $10, $11, $12, $13, $14, $14, $15) RETURNING id",
           &p, eb, "saving the integration", &rc);
     if (r != NULL) {
         in->id = r_i64(r, 0, 0, 0);
@@ -963,6 +977,34 @@ pg_integration_list(struct store *base, int64_t account_id, struct integration *
 }
 
 static int
+pg_integration_set_expiry(struct store *base, int64_t id, const char *which, int64_t expires,
+                          const char *source, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int own, rc;
+
+    rc = wbegin(g, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    p_ts(&p, expires);
+    p_text(&p, source);
+    p_i64(&p, clock_now());
+    p_i64(&p, id);
+    rc = q_done(g,
+                strcmp(which, "partner") == 0
+                    ? "UPDATE integration SET partner_secret_expires = $1, "
+                      "partner_secret_expiry_source = $2, updated_at = $3 WHERE id = $4"
+                    : "UPDATE integration SET sync_secret_expires = $1, "
+                      "sync_secret_expiry_source = $2, updated_at = $3 WHERE id = $4",
+                &p, eb, "saving the secret's expiry", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+    return wend(g, own, rc, eb);
+}
+
+static int
 pg_integration_set_secret(struct store *base, int64_t id, const char *which, const char *sealed,
                           const char *hint, int64_t expires, struct errbuf *eb)
 {
@@ -982,9 +1024,11 @@ pg_integration_set_secret(struct store *base, int64_t id, const char *which, con
     rc = q_done(g,
                 strcmp(which, "partner") == 0
                     ? "UPDATE integration SET partner_secret_sealed = $1, partner_secret_hint = "
-                      "$2, partner_secret_expires = $3, updated_at = $4 WHERE id = $5"
+                      "$2, partner_secret_expires = $3, partner_secret_expiry_source = NULL, "
+                      "updated_at = $4 WHERE id = $5"
                     : "UPDATE integration SET sync_secret_sealed = $1, sync_secret_hint = $2, "
-                      "sync_secret_expires = $3, updated_at = $4 WHERE id = $5",
+                      "sync_secret_expires = $3, sync_secret_expiry_source = NULL, updated_at = "
+                      "$4 WHERE id = $5",
                 &p, eb, "saving the secret", &changed);
     if (rc == ERR_OK && changed == 0)
         rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
@@ -2344,7 +2388,10 @@ pg_integration_update(struct store *base, int64_t account_id, int64_t id, const 
                   "UPDATE integration SET name = COALESCE($3, name), sync_interval = "
                   "COALESCE($4::bigint, sync_interval), partner_secret_expires = "
                   "COALESCE($5::bigint, partner_secret_expires), sync_secret_expires = "
-                  "COALESCE($6::bigint, sync_secret_expires), updated_at = $7 WHERE account_id = "
+                  "COALESCE($6::bigint, sync_secret_expires), updated_at = $7, "
+                  "partner_secret_expiry_source = CASE WHEN $5::bigint IS NULL THEN "
+                  "partner_secret_expiry_source END, sync_secret_expiry_source = CASE WHEN "
+                  "$6::bigint IS NULL THEN sync_secret_expiry_source END WHERE account_id = "
                   "$1 AND id = $2",
                   &p, 1, eb, "updating the integration");
     if (rc == ERR_NOTFOUND)
@@ -2840,6 +2887,7 @@ static const struct store_ops pg_ops = {
     .integration_get = pg_integration_get,
     .integration_list = pg_integration_list,
     .integration_set_secret = pg_integration_set_secret,
+    .integration_set_expiry = pg_integration_set_expiry,
     .integration_delete = pg_integration_delete,
     .clients_each = pg_clients_each,
     .client_fail = pg_client_fail,

@@ -34,6 +34,8 @@ enum stmt_id {
     S_INTEG_LIST,
     S_INTEG_SECRET_P,
     S_INTEG_SECRET_S,
+    S_INTEG_EXPIRY_P,
+    S_INTEG_EXPIRY_S,
     S_INTEG_DEL,
     S_INTEG_OWNED,
     S_CLIENT_FAIL,
@@ -128,7 +130,7 @@ static const char *const integ_cols =
     "id, account_id, name, partner_tenant_id, partner_app_id, sync_app_id, "
     "partner_secret_sealed, sync_secret_sealed, partner_secret_hint, sync_secret_hint, "
     "partner_secret_expires, sync_secret_expires, tenant_source, sync_interval, created_at, "
-    "updated_at";
+    "updated_at, cloud, partner_secret_expiry_source, sync_secret_expiry_source";
 
 /* ---- errors and statement helpers ------------------------------------------------------- */
 
@@ -709,6 +711,13 @@ static const char schema_v7[] =
  * before. Changed rows already in it are kept current by their UPDATE, as in every index. The
  * trailing search_indexed makes the walk covering (SQLite reads the partial index's own term
  * from the row otherwise). */
+/* Migration 11: the integration's cloud (cloud.h) and where each secret's expiry came from
+ * (NULL: entered). Values are checked in store.c. */
+static const char schema_v11[] =
+    "ALTER TABLE integration ADD COLUMN cloud TEXT NOT NULL DEFAULT 'global';"
+    "ALTER TABLE integration ADD COLUMN partner_secret_expiry_source TEXT;"
+    "ALTER TABLE integration ADD COLUMN sync_secret_expiry_source TEXT;";
+
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
@@ -967,6 +976,11 @@ migrate(struct sq *s, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    if (ver < 11) {
+        rc = exec_sql(s, schema_v11, eb, "adding the integration's cloud and expiry sources");
+        if (rc != ERR_OK)
+            goto out;
+    }
     snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     rc = exec_sql(s, pr, eb, "recording the schema version");
@@ -1191,6 +1205,9 @@ read_integration(sqlite3_stmt *st, struct integration *in)
     in->sync_interval = sqlite3_column_int64(st, 13);
     in->created_at = sqlite3_column_int64(st, 14);
     in->updated_at = sqlite3_column_int64(st, 15);
+    in->cloud = col_dup(st, 16);
+    in->partner_secret_expiry_source = col_dup(st, 17);
+    in->sync_secret_expiry_source = col_dup(st, 18);
 }
 
 static int
@@ -1208,8 +1225,8 @@ sq_integration_insert(struct store *base, struct integration *in, struct errbuf 
               "INSERT INTO integration (account_id, name, partner_tenant_id, partner_app_id, "
               "sync_app_id, partner_secret_sealed, sync_secret_sealed, partner_secret_hint, "
               "sync_secret_hint, partner_secret_expires, sync_secret_expires, tenant_source, "
-              "sync_interval, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-              "?10, ?11, ?12, ?13, ?14, ?14) RETURNING id",
+              "sync_interval, created_at, updated_at, cloud) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+              "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15) RETURNING id",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -1227,6 +1244,7 @@ sq_integration_insert(struct store *base, struct integration *in, struct errbuf 
     bind_text(st, 12, in->tenant_source != NULL ? in->tenant_source : "partner_center");
     sqlite3_bind_int64(st, 13, in->sync_interval > 0 ? in->sync_interval : 21600);
     sqlite3_bind_int64(st, 14, now);
+    bind_text(st, 15, in->cloud != NULL ? in->cloud : "global");
     src = sqlite3_step(st);
     if (src == SQLITE_ROW) {
         in->id = sqlite3_column_int64(st, 0);
@@ -1312,6 +1330,37 @@ sq_integration_list(struct store *base, int64_t account_id, struct integration *
 }
 
 static int
+sq_integration_set_expiry(struct store *base, int64_t id, const char *which, int64_t expires,
+                          const char *source, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int own, rc;
+
+    rc = wbegin(s, &own, eb);
+    if (rc != ERR_OK)
+        return rc;
+    rc = prep(s, strcmp(which, "partner") == 0 ? S_INTEG_EXPIRY_P : S_INTEG_EXPIRY_S,
+              strcmp(which, "partner") == 0
+                  ? "UPDATE integration SET partner_secret_expires = ?1, "
+                    "partner_secret_expiry_source = ?2, updated_at = ?3 WHERE id = ?4"
+                  : "UPDATE integration SET sync_secret_expires = ?1, "
+                    "sync_secret_expiry_source = ?2, updated_at = ?3 WHERE id = ?4",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    bind_ts(st, 1, expires);
+    bind_text(st, 2, source);
+    sqlite3_bind_int64(st, 3, clock_now());
+    sqlite3_bind_int64(st, 4, id);
+    rc = step_done(s, st, eb, "saving the secret's expiry");
+    if (rc == ERR_OK && sqlite3_changes(s->db) == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
+out:
+    return wend(s, own, rc, eb);
+}
+
+static int
 sq_integration_set_secret(struct store *base, int64_t id, const char *which, const char *sealed,
                           const char *hint, int64_t expires, struct errbuf *eb)
 {
@@ -1326,12 +1375,14 @@ sq_integration_set_secret(struct store *base, int64_t id, const char *which, con
     if (partner)
         rc = prep(s, S_INTEG_SECRET_P,
                   "UPDATE integration SET partner_secret_sealed = ?1, partner_secret_hint = ?2, "
-                  "partner_secret_expires = ?3, updated_at = ?4 WHERE id = ?5",
+                  "partner_secret_expires = ?3, partner_secret_expiry_source = NULL, "
+                  "updated_at = ?4 WHERE id = ?5",
                   &st, eb);
     else
         rc = prep(s, S_INTEG_SECRET_S,
                   "UPDATE integration SET sync_secret_sealed = ?1, sync_secret_hint = ?2, "
-                  "sync_secret_expires = ?3, updated_at = ?4 WHERE id = ?5",
+                  "sync_secret_expires = ?3, sync_secret_expiry_source = NULL, updated_at = ?4 "
+                  "WHERE id = ?5",
                   &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -2785,7 +2836,11 @@ sq_integration_update(struct store *base, int64_t account_id, int64_t id, const 
                   "UPDATE integration SET name = COALESCE(?3, name), "
                   "sync_interval = COALESCE(?4, sync_interval), "
                   "partner_secret_expires = COALESCE(?5, partner_secret_expires), "
-                  "sync_secret_expires = COALESCE(?6, sync_secret_expires), updated_at = ?7 "
+                  "sync_secret_expires = COALESCE(?6, sync_secret_expires), updated_at = ?7, "
+                  "partner_secret_expiry_source = CASE WHEN ?5 IS NULL THEN "
+                  "partner_secret_expiry_source END, "
+                  "sync_secret_expiry_source = CASE WHEN ?6 IS NULL THEN "
+                  "sync_secret_expiry_source END "
                   "WHERE account_id = ?1 AND id = ?2",
                   &st, eb, "updating the integration");
 
@@ -4151,6 +4206,7 @@ static const struct store_ops sqlite_ops = {
     .integration_get = sq_integration_get,
     .integration_list = sq_integration_list,
     .integration_set_secret = sq_integration_set_secret,
+    .integration_set_expiry = sq_integration_set_expiry,
     .integration_delete = sq_integration_delete,
     .clients_each = sq_clients_each,
     .client_fail = sq_client_fail,

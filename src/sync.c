@@ -10,17 +10,22 @@
 
 #include <jansson.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
 
 #include "buf.h"
 #include "clock.h"
+#include "cloud.h"
 #include "graph.h"
 #include "guid.h"
 #include "hash.h"
@@ -63,6 +68,11 @@
 /* A $batch item may be throttled without Retry-After this often (each costs at least one 20 s
  * window: the 10-minute wait budget). */
 #define ITEM_THROTTLES_MAX 30
+/* Report downloads (hundreds of MB from Azure Blob Storage): minutes, not the API's 120 s; a
+ * stalled transfer (under 1 KiB/s for 2 minutes) is cut and resumed with Range. */
+#define EXPORT_DOWNLOAD_TIMEOUT_MS (60L * 60 * 1000)
+#define EXPORT_LOW_SPEED_BPS       1024L
+#define EXPORT_LOW_SPEED_S         120L
 
 static volatile sig_atomic_t stop_requested;
 
@@ -114,7 +124,13 @@ struct call {
     size_t max_body;          /* response cap; 0 = the HTTP default */
     int bulk;                 /* a big response (device page, $batch): gated, see BULK_MAX */
     int holds_gate;
-    struct call *qnext; /* the engine's queue of bulk calls waiting for the gate */
+    struct call *qnext;     /* the engine's queue of bulk calls waiting for the gate */
+    int sink_fd;            /* CALL_BLOB: the file the body streams to (resumed with Range) */
+    int no_transport_retry; /* a POST that creates something: after a transport failure the
+                               caller looks before it asks again */
+    int optional;           /* a partner-level call the run does not depend on (key expiry):
+                               when its token fails, it fails alone */
+    int partner_app;        /* key expiry: the Partner App's key (else the Sync App's) */
 };
 
 enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
@@ -167,6 +183,9 @@ struct tenant {
     int64_t export_waited_ms;
     int export_delay_ms;
     int export_cols[6];
+    int export_fd;         /* the downloaded report, an unlinked temporary file; -1 = none */
+    int export_posts;      /* export jobs asked for in this sync */
+    int64_t export_posted; /* when the last one was asked for (clock_now) */
 
     /* throttling (tenant_throttled) and $batch item 401s (batch_item_unauthorized) */
     int64_t hold_until;     /* monotonic ms: no Intune call before this */
@@ -188,7 +207,9 @@ struct engine {
     const struct integration *in;
     const struct sync_creds *creds;
     const struct sync_opts *opts;
-    const struct config *cfg;
+    const struct config *cfg;  /* the settings with the integration's cloud applied (cloud.h) */
+    const struct cloud *cloud; /* its token audiences */
+    struct config *cloud_cfg;
     struct http *http;
     struct token_cache *tokens;
     struct pacer global;
@@ -409,6 +430,14 @@ fail_call_chain(struct call *c, const struct remedy *rem)
 {
     struct engine *eng = c->eng;
 
+    if (c->then != NULL && c->then->optional) {
+        struct call *next = c->then;
+        struct http_resp r = {.err = ERR_AUTH, .errmsg = rem->message, .retry_after = -1};
+
+        c->then = NULL;
+        next->done(next, &r);
+        return;
+    }
     if (c->t != NULL) {
         tenant_fail(c->t, rem);
     } else {
@@ -451,7 +480,7 @@ token_done(struct call *c, const struct http_resp *r)
     struct errbuf eb = {0};
     struct remedy rem;
     struct remedy_ctx ctx = {0};
-    int is_partner = c->audience == NULL || strcmp(c->audience, AUDIENCE_PARTNER_CENTER) == 0;
+    int is_partner = c->audience == NULL || strcmp(c->audience, eng->cloud->pc_audience) == 0;
     char expired_on[16] = "";
 
     ctx.tenant_id = c->token_tenant;
@@ -555,7 +584,7 @@ call_on_resp(void *arg, const struct http_resp *r)
         call_submit(tc);
         return;
     }
-    if ((r->err != ERR_OK && r->err != ERR_TOOBIG) ||
+    if ((r->err != ERR_OK && r->err != ERR_TOOBIG && !c->no_transport_retry) ||
         (r->err == ERR_OK && status_retryable(r->status))) {
         int counted = 1; /* the retry uses up one of the call's attempts */
 
@@ -622,6 +651,7 @@ call_submit(struct call *c)
     struct errbuf eb = {0};
     char *auth = NULL;
     char ids[3][96];
+    char range[64];
     int64_t now = clock_mono_ms();
     int64_t wait = 0;
     int nh = 0;
@@ -674,7 +704,19 @@ call_submit(struct call *c)
         req.headers[nh++] = "Content-Type: application/json";
     }
     if (c->kind == CALL_BLOB) {
-        /* A pre-signed URL on another host: no Authorization header, ever. */
+        /* A pre-signed URL on another host: no Authorization header, ever. The body streams to
+         * a file; a retry asks only for the bytes not yet on disk. */
+        struct stat sb;
+
+        req.to_file = 1;
+        req.sink_fd = c->sink_fd;
+        req.timeout_ms = EXPORT_DOWNLOAD_TIMEOUT_MS;
+        req.low_speed_bps = EXPORT_LOW_SPEED_BPS;
+        req.low_speed_s = EXPORT_LOW_SPEED_S;
+        if (fstat(c->sink_fd, &sb) == 0 && sb.st_size > 0) {
+            snprintf(range, sizeof range, "Range: bytes=%lld-", (long long)sb.st_size);
+            req.headers[nh++] = range;
+        }
     } else if (c->kind == CALL_TOKEN) {
         req.method = "POST";
         req.body = c->body;
@@ -721,7 +763,7 @@ graph_call_new(struct tenant *t, char *url, call_done_fn *done)
     struct call *c = call_new(eng, t, CALL_GRAPH, url, done);
 
     c->token_tenant = xstrdup(t->cust.tenant_id);
-    c->audience = AUDIENCE_GRAPH;
+    c->audience = eng->cloud->graph_audience;
     c->client_id = eng->creds->sync_app_id;
     c->secret = eng->creds->sync_secret;
     return c;
@@ -771,6 +813,15 @@ graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
 
 /* ---- tenant flow --------------------------------------------------------------------------- */
 
+/* Closes the tenant's downloaded report (unlinked when made: closing frees its space). */
+static void
+export_file_close(struct tenant *t)
+{
+    if (t->export_fd > 0)
+        close(t->export_fd);
+    t->export_fd = -1;
+}
+
 static void
 tenant_clear(struct tenant *t)
 {
@@ -792,6 +843,7 @@ tenant_clear(struct tenant *t)
     appcat_clear(&t->cat);
     XFREE(t->devmap);
     XFREE(t->export_id);
+    export_file_close(t);
     t->ndevs = t->capdevs = 0;
     if (!t->in_batch)
         graph_org_clear(&t->org);
@@ -1634,8 +1686,11 @@ tenant_after_listing(struct tenant *t)
 /* ---- detected apps from the AppInvRawData report export ------------------------------------ */
 
 #define EXPORT_MAX_WAIT_MS (30 * 60 * 1000)
-#define EXPORT_MAX_ZIP     (512u * 1024 * 1024)
-#define EXPORT_MAX_CSV     (4096u * 1024 * 1024 - 1)
+/* The zip lives in a temporary file, mapped while it is read: these bound disk, not memory. */
+#define EXPORT_MAX_ZIP ((size_t)4 << 30)
+#define EXPORT_MAX_CSV ((size_t)32 << 30)
+/* Jobs Microsoft made for our POST may carry a requestDateTime a little before our clock. */
+#define EXPORT_CLOCK_SLACK_S 300
 
 static const char *const export_columns[6] = {
     "ApplicationKey",     "ApplicationName", "ApplicationPublisher",
@@ -1652,7 +1707,31 @@ export_fallback(struct tenant *t, const char *why, long status)
     log_info("report export not used tenant=%s status=%ld: %s; reading apps per device",
              t->cust.tenant_id, status, why);
     XFREE(t->export_id);
+    export_file_close(t);
     phase_pump(t);
+}
+
+/* A temporary file for the report in $TMPDIR (else /tmp), mode 0600, unlinked at once: it
+ * disappears with its descriptor on every path, a crash included. -1 when none can be made. */
+static int
+export_file_open(struct tenant *t)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    int fd;
+
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    if ((size_t)snprintf(path, sizeof path, "%s/memsync-export-XXXXXX", dir) >= sizeof path)
+        return -1;
+    if ((fd = mkstemp(path)) < 0) {
+        log_warn("cannot make a temporary file for the report tenant=%s dir=%s: %s",
+                 t->cust.tenant_id, dir, strerror(errno));
+        return -1;
+    }
+    (void)unlink(path);
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
 }
 
 static void
@@ -1664,18 +1743,95 @@ export_start(struct tenant *t)
 
     for (size_t i = 0; i < 6; i++)
         json_array_append_new(sel, json_string(export_columns[i]));
-    body =
-        json_pack("{s:s, s:s, s:o}", "reportName", "AppInvRawData", "format", "csv", "select", sel);
+    /* replaceLocalizableValues: names, not codes, in the columns (the default keeps codes and
+     * adds *_loc columns), so Platform reads as detectedApp's platform does. */
+    body = json_pack("{s:s, s:s, s:s, s:o}", "reportName", "AppInvRawData", "format", "csv",
+                     "localizationType", "replaceLocalizableValues", "select", sel);
     c = graph_call_new(
         t, xasprintf("%s/beta/deviceManagement/reports/exportJobs", eng->cfg->graph_url),
         export_created);
     c->body = json_dumps(body, JSON_COMPACT);
     c->body_len = strlen(c->body);
+    c->no_transport_retry = 1;
     json_decref(body);
     t->busy++;
     t->export_waited_ms = 0;
     t->export_delay_ms = 1000;
+    t->export_posts++;
+    t->export_posted = clock_now();
     call_submit(c);
+}
+
+static void export_listed(struct call *c, const struct http_resp *r);
+static void export_schedule_poll(struct tenant *t);
+
+/* The POST failed after it may have reached Microsoft (a timeout, a dropped connection): a job
+ * may exist. List the tenant's jobs and take ours rather than start a second export. */
+static void
+export_look_for_job(struct tenant *t)
+{
+    struct call *c = graph_call_new(
+        t, xasprintf("%s/beta/deviceManagement/reports/exportJobs", t->eng->cfg->graph_url),
+        export_listed);
+
+    t->busy++;
+    call_submit(c);
+}
+
+static void
+export_listed(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    json_t *root = NULL, *v, *best = NULL;
+    int64_t best_at = TS_NULL;
+    size_t i;
+
+    t->busy--;
+    if (t->state != TS_RUNNING) {
+        call_free(c);
+        return;
+    }
+    call_free(c);
+    if (r->err != ERR_OK || r->status != 200 ||
+        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+        !json_is_array(json_object_get(root, "value"))) {
+        json_decref(root);
+        export_fallback(t, "the export job's creation failed and the jobs could not be listed",
+                        r->status);
+        return;
+    }
+    /* Ours: AppInvRawData, not failed, asked for no earlier than our POST (less clock slack). */
+    json_array_foreach(json_object_get(root, "value"), i, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        const char *rep = json_string_value(json_object_get(v, "reportName"));
+        const char *st = json_string_value(json_object_get(v, "status"));
+        const char *at = json_string_value(json_object_get(v, "requestDateTime"));
+        int64_t when;
+
+        if (id == NULL || id[0] == '\0' || rep == NULL || strcmp(rep, "AppInvRawData") != 0 ||
+            (st != NULL && strcmp(st, "failed") == 0) || at == NULL ||
+            clock_parse(at, &when) != ERR_OK || when < t->export_posted - EXPORT_CLOCK_SLACK_S)
+            continue;
+        if (best == NULL || when > best_at) {
+            best = v;
+            best_at = when;
+        }
+    }
+    if (best != NULL) {
+        t->export_id = xstrdup(json_string_value(json_object_get(best, "id")));
+        log_info("report export job found after an interrupted request tenant=%s",
+                 t->cust.tenant_id);
+        json_decref(root);
+        export_schedule_poll(t);
+        return;
+    }
+    json_decref(root);
+    if (t->export_posts < 2) { /* none made: asking again cannot double it */
+        export_start(t);
+        return;
+    }
+    export_fallback(t, "the export job could not be created", 0);
 }
 
 static void
@@ -1737,6 +1893,11 @@ export_created(struct call *c, const struct http_resp *r)
         call_free(c);
         return;
     }
+    if (r->err != ERR_OK && r->err != ERR_INTERRUPTED) {
+        call_free(c);
+        export_look_for_job(t);
+        return;
+    }
     if (r->err != ERR_OK || (r->status != 201 && r->status != 200) ||
         (job = export_job_json(r)) == NULL) {
         call_free(c);
@@ -1769,12 +1930,23 @@ export_polled(struct call *c, const struct http_resp *r)
     status = json_string_value(json_object_get(job, "status"));
     url = json_string_value(json_object_get(job, "url"));
     if (status != NULL && strcmp(status, "completed") == 0 && url != NULL && url[0] != '\0') {
-        struct call *d = call_new(t->eng, t, CALL_BLOB, xstrdup(url), export_downloaded);
+        struct call *d;
 
-        d->max_body = EXPORT_MAX_ZIP;
-        d->bulk = 1;
-        t->busy++;
-        call_submit(d);
+        if (!graph_blob_url_allowed(t->eng->cfg->graph_url, url)) {
+            export_fallback(t,
+                            "the export's download URL is not on an Azure Blob Storage host or "
+                            "the Graph host; it was not fetched",
+                            200);
+        } else if ((t->export_fd = export_file_open(t)) < 0) {
+            export_fallback(t, "no temporary file for the report", 200);
+        } else {
+            d = call_new(t->eng, t, CALL_BLOB, xstrdup(url), export_downloaded);
+            d->max_body = EXPORT_MAX_ZIP;
+            d->sink_fd = t->export_fd;
+            d->bulk = 1;
+            t->busy++;
+            call_submit(d);
+        }
     } else if (status != NULL && strcmp(status, "failed") == 0) {
         export_fallback(t, "Microsoft reports the export job failed", 200);
     } else {
@@ -1848,6 +2020,26 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     return ERR_OK;
 }
 
+/* Reads the downloaded zip from its file, mapped: the page cache holds it, not the heap. */
+static int
+export_read_file(struct tenant *t, struct errbuf *eb)
+{
+    struct stat sb;
+    void *map;
+    int rc;
+
+    if (fstat(t->export_fd, &sb) != 0)
+        return err_set(eb, ERR_IO, "cannot read the downloaded report: %s", strerror(errno));
+    if (sb.st_size <= 0)
+        return err_set(eb, ERR_PARSE, "the downloaded report is empty");
+    map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, t->export_fd, 0);
+    if (map == MAP_FAILED)
+        return err_set(eb, ERR_IO, "cannot map the downloaded report: %s", strerror(errno));
+    rc = report_zip_csv(map, (size_t)sb.st_size, EXPORT_MAX_CSV, export_row, t, eb);
+    munmap(map, (size_t)sb.st_size);
+    return rc;
+}
+
 static void
 export_downloaded(struct call *c, const struct http_resp *r)
 {
@@ -1861,12 +2053,15 @@ export_downloaded(struct call *c, const struct http_resp *r)
         return;
     }
     call_free(c);
-    if (r->err != ERR_OK || r->status != 200) {
-        export_fallback(t, "the export could not be downloaded", r->status);
+    if (r->err != ERR_OK || (r->status != 200 && r->status != 206)) {
+        export_fallback(t, r->err != ERR_OK ? r->errmsg : "the export could not be downloaded",
+                        r->status);
         return;
     }
-    rc = report_zip_csv((const unsigned char *)r->body, r->body_len, EXPORT_MAX_CSV, export_row, t,
-                        &eb);
+    log_debug("report downloaded tenant=%s bytes=%lld", t->cust.tenant_id,
+              (long long)r->file_bytes);
+    rc = export_read_file(t, &eb);
+    export_file_close(t);
     if (rc != ERR_OK) {
         /* Apps read so far may be partial: drop them all and read per device. */
         for (size_t i = 0; i < t->ndevs; i++)
@@ -1986,6 +2181,112 @@ start_tenants(struct engine *eng)
         tenant_start(&eng->tenants[eng->next_tenant++]);
 }
 
+/* ---- key expiry from Microsoft ------------------------------------------------------------- */
+
+/* With Application.Read.All in the partner tenant the Sync App may read both apps'
+ * passwordCredentials (notes §10): each key's endDateTime then replaces the entered date, and
+ * the integration says where its date came from. Without it (403) the entered date stays. */
+static void expiry_done(struct call *c, const struct http_resp *r);
+
+static void
+expiry_request(struct engine *eng, int partner_app)
+{
+    const struct integration *in = eng->in;
+    const char *app = partner_app ? in->partner_app_id : in->sync_app_id;
+    struct call *c;
+
+    if (app == NULL || in->partner_tenant_id == NULL || eng->creds->sync_secret == NULL)
+        return;
+    c = call_new(eng, NULL, CALL_GRAPH,
+                 xasprintf("%s/v1.0/applications(appId='%s')?$select=appId,passwordCredentials",
+                           eng->cfg->graph_url, app),
+                 expiry_done);
+    c->token_tenant = xstrdup(in->partner_tenant_id);
+    c->audience = eng->cloud->graph_audience;
+    c->client_id = eng->creds->sync_app_id;
+    c->secret = eng->creds->sync_secret;
+    c->optional = 1;
+    c->partner_app = partner_app;
+    call_submit(c);
+}
+
+/* The endDateTime of the credential whose hint is the stored key's first three characters (the
+ * latest of several), or of the latest one when no hint is stored; TS_NULL when none fits. */
+static int64_t
+expiry_pick(json_t *creds, const char *hint)
+{
+    int64_t best = TS_NULL, matched = TS_NULL;
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(creds, i, v)
+    {
+        const char *end = json_string_value(json_object_get(v, "endDateTime"));
+        const char *h = json_string_value(json_object_get(v, "hint"));
+        int64_t t;
+
+        if (end == NULL || clock_parse(end, &t) != ERR_OK)
+            continue;
+        if (best == TS_NULL || t > best)
+            best = t;
+        if (hint != NULL && h != NULL && strlen(hint) >= 3 && strncmp(h, hint, 3) == 0 &&
+            (matched == TS_NULL || t > matched))
+            matched = t;
+    }
+    return hint != NULL && strlen(hint) >= 3 ? matched : best;
+}
+
+static void
+expiry_done(struct call *c, const struct http_resp *r)
+{
+    struct engine *eng = c->eng;
+    const struct integration *in = eng->in;
+    int partner = c->partner_app;
+    const char *label = partner ? "partner" : "sync";
+    const char *hint = partner ? in->partner_secret_hint : in->sync_secret_hint;
+    const char *src = partner ? in->partner_secret_expiry_source : in->sync_secret_expiry_source;
+    int64_t have = partner ? in->partner_secret_expires : in->sync_secret_expires, got;
+    json_t *root = NULL, *creds;
+    struct errbuf eb = {0};
+    char date[32];
+
+    if (r->err != ERR_OK) {
+        log_info("key expiry not read from Microsoft integration=%lld app=%s: %s; the entered "
+                 "date stays",
+                 (long long)in->id, label, r->errmsg);
+        goto out;
+    }
+    if (r->status != 200 ||
+        (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+        !json_is_array(creds = json_object_get(root, "passwordCredentials"))) {
+        log_info("key expiry not read from Microsoft integration=%lld app=%s status=%ld: %s; "
+                 "the entered date stays",
+                 (long long)in->id, label, r->status,
+                 r->status == 403 ? "the Sync App needs Application.Read.All in the partner "
+                                    "tenant for that"
+                                  : "the application could not be read");
+        goto out;
+    }
+    if ((got = expiry_pick(creds, hint)) == TS_NULL) {
+        log_warn("key expiry not read from Microsoft integration=%lld app=%s: no key of the app "
+                 "starts like the stored one; the entered date stays",
+                 (long long)in->id, label);
+        goto out;
+    }
+    if (got == have && src != NULL && strcmp(src, "microsoft") == 0)
+        goto out;
+    if (store_integration_set_expiry(eng->st, in->id, label, got, "microsoft", &eb) != ERR_OK) {
+        log_error("cannot record the key's expiry integration=%lld: %s", (long long)in->id, eb.msg);
+        goto out;
+    }
+    clock_fmt(got, date, sizeof date);
+    log_info("key expiry taken from Microsoft integration=%lld app=%s expires=%s",
+             (long long)in->id, label, date);
+out:
+    json_decref(root);
+    call_free(c);
+}
+
 /* ---- customer listing ---------------------------------------------------------------------- */
 
 static void customers_done(struct call *c, const struct http_resp *r);
@@ -1997,13 +2298,13 @@ customers_request(struct engine *eng, char *url, const char *continuation)
 
     if (strcmp(eng->in->tenant_source, "partner_center") == 0) {
         c = call_new(eng, NULL, CALL_PC, url, customers_done);
-        c->audience = AUDIENCE_PARTNER_CENTER;
+        c->audience = eng->cloud->pc_audience;
         c->client_id = eng->creds->partner_app_id;
         c->secret = eng->creds->partner_secret;
     } else {
         /* Graph /contracts or GDAP customers, read with the sync app in the partner tenant. */
         c = call_new(eng, NULL, CALL_GRAPH, url, customers_done);
-        c->audience = AUDIENCE_GRAPH;
+        c->audience = eng->cloud->graph_audience;
         c->client_id = eng->creds->sync_app_id;
         c->secret = eng->creds->sync_secret;
     }
@@ -2064,6 +2365,7 @@ add_tenant(struct engine *eng, struct customer *cu)
     t->cust = *cu;
     memset(cu, 0, sizeof *cu);
     t->state = TS_QUEUED;
+    t->export_fd = -1;
 }
 
 static void
@@ -2211,7 +2513,15 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     eng->in = in;
     eng->creds = creds;
     eng->opts = opts;
-    eng->cfg = opts->cfg;
+    if ((eng->cloud = cloud_find(in->cloud)) == NULL) {
+        log_warn("unknown cloud integration=%lld cloud=%s; using global", (long long)in->id,
+                 in->cloud);
+        eng->cloud = cloud_find(NULL);
+    }
+    eng->cloud_cfg = xmalloc(sizeof *eng->cloud_cfg);
+    *eng->cloud_cfg = *opts->cfg;
+    cloud_apply(eng->cloud, eng->cloud_cfg);
+    eng->cfg = eng->cloud_cfg;
     eng->parallel = opts->parallel > 0 ? opts->parallel : eng->cfg->sync_parallel;
     eng->batch_ms = eng->cfg->sync_commit_ms;
     if (eng->parallel < 1)
@@ -2253,6 +2563,10 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         add_given_tenants(eng);
     else
         customers_request(eng, customers_first_url(eng), NULL);
+    if (!eng->discover_only) {
+        expiry_request(eng, 0);
+        expiry_request(eng, 1);
+    }
     next_tick = clock_mono_ms() + 1000;
     while (http_pending(eng->http) > 0) {
         http_run(eng->http, batch_wait_ms(eng));
@@ -2322,6 +2636,8 @@ out:
     free(eng->excluded);
     pacer_free(&eng->global);
     pacer_free(&eng->pc);
+    eng->cfg = opts->cfg;
+    XFREE(eng->cloud_cfg);
     jsonarena_release(); /* a scheduler or worker thread keeps no parse memory between runs */
     return rc;
 }

@@ -1320,6 +1320,12 @@ add_form(struct page *pg, const char *body)
         buf_addstr(b, "\"></label>");
         free(v);
     }
+    buf_addstr(b, "<label>Microsoft cloud <small>where the partner and its customers' tenants "
+                  "live</small><select name=\"cloud\"><option value=\"global\" "
+                  "selected>Global (commercial, GCC)</option><option value=\"usgov\">US "
+                  "Government GCC High</option><option value=\"usgovdod\">US Government "
+                  "DoD</option><option value=\"china\">China (21Vianet)</option></select>"
+                  "</label>");
     buf_addstr(b, "<label>Sync every <select name=\"sync_interval_hours\"><option "
                   "value=\"6\" "
                   "selected>6 hours</option><option value=\"1\">hour</option><option "
@@ -1359,9 +1365,12 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         const struct {
             const char *label, *which, *hint;
             int64_t exp;
+            const char *source;
         } keys[2] = {
-            {"Partner App Key", "partner", in->partner_secret_hint, in->partner_secret_expires},
-            {"Sync App Key", "sync", in->sync_secret_hint, in->sync_secret_expires},
+            {"Partner App Key", "partner", in->partner_secret_hint, in->partner_secret_expires,
+             in->partner_secret_expiry_source},
+            {"Sync App Key", "sync", in->sync_secret_hint, in->sync_secret_expires,
+             in->sync_secret_expiry_source},
         };
 
         buf_printf(b, "<div class=\"panel integration\" id=\"integration-%" PRId64 "\"><h2>",
@@ -1376,6 +1385,8 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         ui_esc(b, in->partner_app_id);
         buf_addstr(b, "</dd><dt>Microsoft Sync App ID</dt><dd class=\"mono\">");
         ui_esc(b, in->sync_app_id);
+        buf_addstr(b, "</dd><dt>Microsoft cloud</dt><dd>");
+        ui_esc(b, in->cloud != NULL ? in->cloud : "global");
         buf_addstr(b, "</dd>");
         for (int k = 0; k < 2; k++) {
             struct expiry e;
@@ -1385,7 +1396,8 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
             clock_fmt(keys[k].exp, d, sizeof d);
             buf_printf(b, "<dt>%s</dt><dd><span class=\"mono\">", keys[k].label);
             ui_esc(b, keys[k].hint);
-            buf_printf(b, "…</span> expires %.10s ", d[0] ? d : "(unknown)");
+            buf_printf(b, "…</span> expires %.10s (%s) ", d[0] ? d : "(unknown)",
+                       keys[k].source != NULL ? "from Microsoft" : "entered");
             if (e.level == EXPIRY_EXPIRED)
                 buf_addstr(b, "<span class=\"pill error\">expired — rotate it now</span>");
             else if (e.level != EXPIRY_OK && e.level != EXPIRY_UNKNOWN)
@@ -1450,7 +1462,7 @@ static void
 integration_post(struct page *pg)
 {
     struct api_integration_input in = {0};
-    char *v[9] = {NULL};
+    char *v[10] = {NULL};
     static const char *const names[] = {
         "name",
         "partner_tenant_id",
@@ -1461,13 +1473,14 @@ integration_post(struct page *pg)
         "partner_app_secret_expires_at",
         "sync_app_secret_expires_at",
         "tenant_source",
+        "cloud",
     };
     struct errbuf eb = {0};
     json_t *val = NULL;
     int64_t id = 0;
     int rc;
 
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         v[i] = ui_form_value(pg->req->body, names[i]);
         /* Pasted values often carry spaces or a newline at either end. */
         if (v[i] != NULL) {
@@ -1490,9 +1503,10 @@ integration_post(struct page *pg)
     in.partner_expires = v[6];
     in.sync_expires = v[7];
     in.tenant_source = v[8];
+    in.cloud = v[9];
     in.sync_interval = form_hours(pg->req->body);
     rc = api_integration_create(pg->app, pg->req->st, pg->p.account_id, &in, &id, &val, &eb);
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 10; i++) {
         if (v[i] != NULL)
             memset(v[i], 0, strlen(v[i]));
         free(v[i]);

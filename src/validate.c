@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cloud.h"
 #include "graph.h"
 #include "guid.h"
 #include "http.h"
@@ -17,7 +18,8 @@
 #define CHECK_MAX 64
 
 struct vctx {
-    const struct config *cfg;
+    const struct config *cfg; /* with the integration's cloud applied */
+    const struct cloud *cloud;
     const struct validate_input *in;
     struct validation *out;
     struct http_opts hopts;
@@ -224,8 +226,8 @@ check_tenant(struct vctx *v, const struct customer *cu)
     int plan = 0;
 
     c = add_check(v, "tenant_token", tid, "Sync App signs in to %s", name);
-    tok = get_token(v, c, tid, v->in->sync_app_id, v->in->sync_secret, AUDIENCE_GRAPH, "Sync App",
-                    CHECK_WARN);
+    tok = get_token(v, c, tid, v->in->sync_app_id, v->in->sync_secret, v->cloud->graph_audience,
+                    "Sync App", CHECK_WARN);
     if (tok == NULL) {
         if (cu->associated_partner_id != NULL) {
             struct remedy rem;
@@ -274,11 +276,18 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
     int sample = in->sample > 0 ? in->sample : VALIDATE_DEFAULT_SAMPLE;
     int ids_ok = 1;
     const char *source = in->tenant_source != NULL ? in->tenant_source : "partner_center";
+    struct config *ccfg = NULL;
 
     (void)eb;
     memset(out, 0, sizeof *out);
     out->checks = xcalloc(CHECK_MAX, sizeof *out->checks);
     out->customers = -1;
+    if ((v.cloud = cloud_find(in->cloud)) == NULL)
+        v.cloud = cloud_find(NULL);
+    ccfg = xmalloc(sizeof *ccfg);
+    *ccfg = *cfg;
+    cloud_apply(v.cloud, ccfg);
+    cfg = ccfg;
     v.cfg = cfg;
     v.in = in;
     v.out = out;
@@ -320,7 +329,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
         c = add_check(&v, "partner_token", in->partner_tenant_id,
                       "Partner App gets a Partner Center token in the partner tenant");
         pc_token = get_token(&v, c, in->partner_tenant_id, in->partner_app_id, in->partner_secret,
-                             AUDIENCE_PARTNER_CENTER, "Partner App", CHECK_FAIL);
+                             v.cloud->pc_audience, "Partner App", CHECK_FAIL);
         if (pc_token != NULL && strcmp(source, "partner_center") == 0) {
             struct errbuf geb = {0};
             long status;
@@ -355,7 +364,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
         c = add_check(&v, "sync_token", in->partner_tenant_id,
                       "Sync App gets a Graph token in the partner tenant");
         sync_token = get_token(&v, c, in->partner_tenant_id, in->sync_app_id, in->sync_secret,
-                               AUDIENCE_GRAPH, "Sync App", CHECK_FAIL);
+                               v.cloud->graph_audience, "Sync App", CHECK_FAIL);
         if (sync_token != NULL) {
             for (size_t i = 0; i < page.count && (int)i < sample; i++)
                 if (page.items[i].tenant_id != NULL)
@@ -372,6 +381,7 @@ done:
     wipe_free(sync_token);
     free(url);
     free(body);
+    free(ccfg);
     return ERR_OK;
 }
 

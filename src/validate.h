@@ -8,6 +8,9 @@
  * (ok = 0); tenant-level problems are warnings (with the admin-consent link where the Sync App is
  * missing). Secrets are borrowed and never copied into a check's text.
  *
+ * The integration's cloud (cloud.h) picks the token audiences, and the hosts where the URL
+ * settings are still the global defaults.
+ *
  * Runs synchronously on the calling thread (it makes its own HTTP requests, bounded by the
  * sample size and the HTTP timeouts).
  */
@@ -50,6 +53,7 @@ struct validate_input {
     const char *sync_secret;   /* NULL: skip the Sync App checks (partner key rotation) */
     int sample;                /* customer tenants to try; 0 = VALIDATE_DEFAULT_SAMPLE */
     const char *tenant_source; /* "partner_center" (default), "contracts", "gdap" */
+    const char *cloud;         /* cloud.h name; NULL = global. Sets hosts and audiences */
 };
 
 int validate_integration(const struct config *cfg, const struct validate_input *in,

@@ -218,8 +218,20 @@ class Rotation(unittest.TestCase):
             code, out, err = ms.run("sync")
             self.assertEqual(code, 0, err)
             st = ms.json("status", "--format", "json")
-            self.assertEqual(st["integrations"][0]["sync_app_secret"]["expires_on"], "2027-03-01")
             self.assertEqual(st["integrations"][0]["sync_app_secret"]["hint"], new[:3])
+            # The date entered with the new key (2027-03-01) gives way to the one Microsoft
+            # holds for that key, which the sync reads (the Sync App may read applications).
+            partner = sim.env["MEMSYNC_SIM_PARTNER_TENANT_ID"]
+            _, body, _ = harness.http(
+                "GET", "%s/v1.0/applications(appId='%s')" % (sim.graph,
+                                                             sim.env["MEMSYNC_SIM_SYNC_APP_ID"]),
+                headers={"Authorization": "Bearer " + sim.token(
+                    partner, sim.env["MEMSYNC_SIM_SYNC_APP_ID"], new)})
+            ends = [c["endDateTime"][:10] for c in json.loads(body)["passwordCredentials"]
+                    if c["hint"] == new[:3]]
+            self.assertEqual(st["integrations"][0]["sync_app_secret"]["expires_on"], ends[0])
+            self.assertEqual(st["integrations"][0]["sync_app_secret"]["expiry_source"],
+                             "microsoft")
         finally:
             sim.stop()
             ms.cleanup()

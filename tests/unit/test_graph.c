@@ -424,6 +424,43 @@ test_link_allowed(void **state)
     assert_false(graph_link_allowed(base, NULL));
 }
 
+/* Report downloads: Azure Blob hosts of every cloud over https, or the Graph origin itself. */
+static void
+test_blob_url_allowed(void **state)
+{
+    static const char base[] = "http://127.0.0.1:8080/graph";
+    static const struct {
+        const char *url;
+        int want;
+    } cases[] = {
+        {"https://amsua0102repexpstorage.blob.core.windows.net/reports/x.zip?sv=1&sig=a", 1},
+        {"https://acct1.BLOB.core.Windows.net/r/x.zip", 1},
+        {"https://acct.blob.core.usgovcloudapi.net/r/x.zip", 1},
+        {"https://acct.blob.core.chinacloudapi.cn/r/x.zip", 1},
+        {"http://127.0.0.1:8080/download/x.zip?sig=1", 1},
+        {"http://acct.blob.core.windows.net/r/x.zip", 0},
+        {"https://acct.blob.core.windows.net:8443/r/x.zip", 0},
+        {"https://blob.core.windows.net/r/x.zip", 0},
+        {"https://.blob.core.windows.net/r/x.zip", 0},
+        {"https://evil.acct.blob.core.windows.net/r/x.zip", 0},
+        {"https://acct.blob.core.windows.net.evil.example/r/x.zip", 0},
+        {"https://acct.file.core.windows.net/r/x.zip", 0},
+        {"https://evil.example/acct.blob.core.windows.net/x.zip", 0},
+        {"https://acct.blob.core.windows.net@evil.example/x.zip", 0},
+        {"https://evil.example\\@acct.blob.core.windows.net/x.zip", 0},
+        {"http://127.0.0.1:8081/download/x.zip", 0},
+        {"https://acct.blob.core.windows.net\n/x.zip", 0},
+        {"", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (graph_blob_url_allowed(base, cases[i].url) != cases[i].want)
+            fail_msg("case %zu: %s", i, cases[i].url);
+    }
+    assert_false(graph_blob_url_allowed(base, NULL));
+}
+
 static void
 test_devices_url(void **state)
 {
@@ -512,6 +549,7 @@ main(void)
         cmocka_unit_test(test_intune_403),           cmocka_unit_test(test_link_allowed),
         cmocka_unit_test(test_devices_url),          cmocka_unit_test(test_batch_body),
         cmocka_unit_test(test_org_intune_plan),      cmocka_unit_test(test_error_whole_message),
+        cmocka_unit_test(test_blob_url_allowed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

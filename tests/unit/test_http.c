@@ -43,6 +43,18 @@ queue(struct MHD_Connection *c, unsigned status, const char *body, size_t len,
     return rc;
 }
 
+#define BLOB_LEN 5000
+
+static const char *
+blob_(void)
+{
+    static char b[BLOB_LEN];
+
+    for (int i = 0; i < BLOB_LEN; i++)
+        b[i] = (char)('a' + (i * 7) % 26);
+    return b;
+}
+
 static enum MHD_Result
 handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
         const char *version, const char *upload, size_t *upload_len, void **ctx)
@@ -105,6 +117,28 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         static const char body[] = "{\"error\":{\"code\":\"TooManyRequests\"}}";
 
         return queue(c, 429, body, sizeof body - 1, "2.128");
+    }
+    if (strcmp(url, "/blob") == 0) {
+        /* A blob served with byte ranges: ?range=ignore answers 200 whole, ?range=wrong a 206
+         * one byte later than asked. */
+        const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+        const char *how = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "range");
+        long from = range != NULL ? strtol(range + 6, NULL, 10) : 0;
+        struct MHD_Response *r;
+        enum MHD_Result rc;
+        char cr[64];
+
+        if (from == 0 || (how != NULL && strcmp(how, "ignore") == 0))
+            return queue(c, 200, blob_(), BLOB_LEN, NULL);
+        if (how != NULL && strcmp(how, "wrong") == 0)
+            from++;
+        r = MHD_create_response_from_buffer(
+            BLOB_LEN - (size_t)from, (void *)(uintptr_t)(blob_() + from), MHD_RESPMEM_MUST_COPY);
+        snprintf(cr, sizeof cr, "bytes %ld-%d/%d", from, BLOB_LEN - 1, BLOB_LEN);
+        MHD_add_response_header(r, "Content-Range", cr);
+        rc = MHD_queue_response(c, 206, r);
+        MHD_destroy_response(r);
+        return rc;
     }
     return queue(c, 404, "{}", 2, NULL);
 }
@@ -445,6 +479,66 @@ test_free_cancels(void **state)
     assert_int_equal(res.calls, 0);
     http_free(NULL);
 }
+/* A body streamed to a file: whole, resumed with Range (206 appends), restarted when the server
+ * ignores the range (200 empties the file first), refused when the part does not continue it. */
+static void
+test_body_to_file(void **state)
+{
+    static const struct {
+        const char *query;
+        size_t have;  /* bytes already in the file */
+        int garbage;  /* those bytes are wrong (a 200 must replace them) */
+        int want_err; /* ERR_OK: the file ends up as the blob */
+        long want_status;
+    } cases[] = {
+        {"", 0, 0, ERR_OK, 200},
+        {"", 2000, 0, ERR_OK, 206},
+        {"?range=ignore", 2000, 1, ERR_OK, 200},
+        {"?range=wrong", 2000, 0, ERR_HTTP, 206},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct result res = {0};
+        struct http *h = NULL;
+        char url[128], path[] = "/tmp/memsync-test-http-XXXXXX", hdr[64];
+        char got[BLOB_LEN + 16];
+        struct http_req req = {.url = url, .to_file = 1, .max_body = 1 << 20};
+        int fd = mkstemp(path);
+        ssize_t n;
+
+        assert_true(fd >= 0);
+        unlink(path);
+        if (cases[i].have > 0) {
+            char pre[BLOB_LEN];
+
+            memcpy(pre, blob_(), cases[i].have);
+            if (cases[i].garbage)
+                memset(pre, '#', cases[i].have);
+            assert_int_equal(write(fd, pre, cases[i].have), (ssize_t)cases[i].have);
+            snprintf(hdr, sizeof hdr, "Range: bytes=%zu-", cases[i].have);
+            req.headers[0] = hdr;
+        }
+        req.sink_fd = fd;
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/blob%s", port_, cases[i].query);
+        assert_int_equal(http_new(&h, NULL, NULL), ERR_OK);
+        assert_int_equal(http_submit(h, &req, on_done, &res, NULL), ERR_OK);
+        run_all(h);
+        assert_int_equal(res.calls, 1);
+        assert_int_equal(res.err, cases[i].want_err);
+        assert_int_equal(res.status, cases[i].want_status);
+        n = pread(fd, got, sizeof got, 0);
+        if (cases[i].want_err == ERR_OK) {
+            assert_int_equal(n, BLOB_LEN);
+            assert_memory_equal(got, blob_(), BLOB_LEN);
+        } else {
+            assert_int_equal(n, (ssize_t)cases[i].have); /* untouched */
+            assert_non_null(strstr(res.errmsg, "wrong part"));
+        }
+        http_free(h);
+        close(fd);
+    }
+}
 
 struct ids {
     int calls;
@@ -612,11 +706,12 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_concurrent),  cmocka_unit_test(test_body_cap),
-        cmocka_unit_test(test_timeout),     cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_refused),     cmocka_unit_test(test_plain_http_refused),
-        cmocka_unit_test(test_timers),      cmocka_unit_test(test_free_cancels),
-        cmocka_unit_test(test_bom_and_ids), cmocka_unit_test(test_bom_each_parser),
+        cmocka_unit_test(test_concurrent),   cmocka_unit_test(test_body_cap),
+        cmocka_unit_test(test_timeout),      cmocka_unit_test(test_retry_after),
+        cmocka_unit_test(test_refused),      cmocka_unit_test(test_plain_http_refused),
+        cmocka_unit_test(test_timers),       cmocka_unit_test(test_free_cancels),
+        cmocka_unit_test(test_bom_and_ids),  cmocka_unit_test(test_bom_each_parser),
+        cmocka_unit_test(test_body_to_file),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

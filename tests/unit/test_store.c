@@ -533,6 +533,81 @@ test_integrations(void **state)
                      ERR_NOTFOUND);
 }
 
+/* An integration's cloud and where each key's expiry came from (schema 11). */
+static void
+test_integration_cloud_and_expiry_source(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct integration in, got;
+
+    assert_int_equal(store_integration_get(fx->st, fx->account, fx->integ, &got, &eb), ERR_OK);
+    assert_string_equal(got.cloud, "global");
+    assert_null(got.sync_secret_expiry_source);
+    integration_clear(&got);
+
+    memset(&in, 0, sizeof in);
+    in.account_id = fx->account;
+    in.name = "gcc-high";
+    in.partner_tenant_id = "t";
+    in.partner_app_id = "p";
+    in.sync_app_id = "s";
+    in.partner_secret_expires = TS_NULL;
+    in.sync_secret_expires = TS_NULL;
+    in.cloud = "usgov";
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_OK);
+    assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
+    assert_string_equal(got.cloud, "usgov");
+    integration_clear(&got);
+    in.name = "nowhere";
+    in.cloud = "mars";
+    assert_int_equal(store_integration_insert(fx->st, &in, &eb), ERR_INVAL);
+
+    assert_int_equal(
+        store_integration_set_expiry(fx->st, fx->integ, "sync", T0 + 86400, "microsoft", &eb),
+        ERR_OK);
+    assert_int_equal(store_integration_get(fx->st, fx->account, fx->integ, &got, &eb), ERR_OK);
+    assert_true(got.sync_secret_expires == T0 + 86400);
+    assert_string_equal(got.sync_secret_expiry_source, "microsoft");
+    assert_null(got.partner_secret_expiry_source);
+    integration_clear(&got);
+    /* A key entered again is an entered date again. */
+    assert_int_equal(
+        store_integration_set_secret(fx->st, fx->integ, "sync", "x", "abc", T0 + 7200, &eb),
+        ERR_OK);
+    assert_int_equal(store_integration_get(fx->st, fx->account, fx->integ, &got, &eb), ERR_OK);
+    assert_null(got.sync_secret_expiry_source);
+    assert_true(got.sync_secret_expires == T0 + 7200);
+    integration_clear(&got);
+    assert_int_equal(store_integration_set_expiry(fx->st, 9999, "sync", T0, "microsoft", &eb),
+                     ERR_NOTFOUND);
+    assert_int_equal(store_integration_set_expiry(fx->st, fx->integ, "sync", T0, "guess", &eb),
+                     ERR_INVAL);
+
+    /* A schema 8 database (before these columns) is migrated: its integration is global. */
+    store_close(fx->st);
+    fx->st = NULL;
+    if (fx->pg_url == NULL)
+        sql_exec(fx->path, "BEGIN; ALTER TABLE integration DROP COLUMN cloud;"
+                           "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                           "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                           "PRAGMA user_version = 8; COMMIT;");
+    else
+        pg_exec(fx->pg_url, "ALTER TABLE integration DROP COLUMN cloud;"
+                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                            "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
+    assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
+    assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
+    assert_string_equal(got.cloud, "global");
+    assert_null(got.sync_secret_expiry_source);
+    integration_clear(&got);
+    assert_int_equal(db_int(fx, fx->pg_url == NULL ? "PRAGMA user_version"
+                                                   : "SELECT value FROM memsync_meta WHERE key = "
+                                                     "'schema_version'"),
+                     STORE_SCHEMA_VERSION);
+}
+
 /* ---- reconcile ------------------------------------------------------------------------- */
 
 static void
@@ -1252,6 +1327,9 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE client DROP COLUMN error_date;"
                  "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
                  "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
+                 "ALTER TABLE integration DROP COLUMN cloud;"
+                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1264,6 +1342,9 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN error_date;"
                 "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
                 "DROP COLUMN error_date;"
+                "ALTER TABLE integration DROP COLUMN cloud;"
+                "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -2409,6 +2490,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_titles_exist, setup_open, teardown),
@@ -2441,6 +2524,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open_pg,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_device_twice, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_first_sync_titles_exist, setup_open_pg, teardown),
