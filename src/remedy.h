@@ -28,6 +28,10 @@ enum remedy_code {
     REMEDY_PARTNER_ACCESS,     /* Partner Center 401/403 */
     REMEDY_INTERRUPTED,        /* the sync was stopped before this tenant finished */
     REMEDY_STORE,              /* saving the tenant failed (database) */
+    /* Warnings: the tenant synced, but the MSP should know (the client row's warning). */
+    REMEDY_ORG_UNREADABLE, /* /organization 403: name and domain from Partner Center */
+    REMEDY_RETIRE_HELD,    /* the mass-retirement guard kept devices (detail: the figures) */
+    REMEDY_LISTING_SHORT,  /* fewer devices listed than Microsoft counts (detail: both) */
 };
 
 struct remedy {

@@ -76,6 +76,10 @@ enum simw_fault_kind {
     SIMW_FAULT_LATENCY,  /* delay the answer by latency_ms */
     SIMW_FAULT_429,      /* throttled answer (retry_after < 0: no Retry-After header) */
     SIMW_FAULT_SLOW,     /* send the body slowly, in small pieces */
+    SIMW_FAULT_SHORT,    /* a managedDevices page that ends the listing early: at most `keep`
+                            devices and no @odata.nextLink */
+    SIMW_FAULT_RENAME,   /* the first device of a managedDevices page is renamed as the page is
+                            read and falls behind the paging cursor: not listed this time */
 };
 
 struct simw_fault {
@@ -89,6 +93,7 @@ struct simw_fault {
     int remaining;      /* requests left; < 0 = always */
     char code[64];      /* Graph error code override */
     char message[256];  /* error message override */
+    int keep;           /* SHORT: devices the page still lists */
 };
 
 struct simtenant {
@@ -109,6 +114,7 @@ struct simtenant {
     int exists;                  /* 0 => AADSTS90002 at token time (listed by PC but gone) */
     char associated_partner[37]; /* indirect reseller id or "" */
     char commerce_id[37];
+    int org_denied; /* 1 => /organization 403 Authorization_RequestDenied (org_readable false) */
 };
 
 struct simw_secret {

@@ -31,7 +31,7 @@ fixture(const char *name, size_t *len)
     char path[4096];
     FILE *f;
     char *data;
-    long n;
+    long n = 0;
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
     f = fopen(path, "rb");
