@@ -2483,7 +2483,7 @@ static int
 is_intune_route(enum route rt)
 {
     return rt == R_DEVICES || rt == R_DEVICE || rt == R_DEVICE_APPS || rt == R_APPS ||
-           rt == R_APP || rt == R_APP_DEVICES || rt == R_EXPORT;
+           rt == R_APP || rt == R_APP_DEVICES || rt == R_EXPORT || rt == R_OVERVIEW;
 }
 
 /* Intune and global Graph throttles for one (inner) request; returns a 429 or NULL. */
