@@ -1508,8 +1508,8 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         p_i64(&pr, g->rec_now - base->rec_policy.after_s);
         rc = q_done(g,
                     "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
-                    "retired_at IS NULL AND last_seen_gen < $3 AND missing_syncs >= $4 AND "
-                    "missing_since <= $5",
+                    "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
+                    "AND missing_syncs >= $4 AND missing_since <= $5",
                     &pr, eb, "retiring missing devices", &g->rec_counts.retired);
         if (rc != ERR_OK)
             goto out;
@@ -1567,14 +1567,24 @@ pg_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, st
         return rc;
     p_i64(&p, g->rec_client);
     p_i64(&p, g->rec_gen);
-    p_i64(&p, base->rec_policy.after_syncs);
-    p_i64(&p, g->rec_now);
-    p_i64(&p, base->rec_policy.after_s);
-    r = q(g,
-          "SELECT count(*), count(*) FILTER (WHERE last_seen_gen < $2 AND missing_syncs + 1 >= $3 "
-          "AND COALESCE(missing_since, $4) <= $4::bigint - $5::bigint) FROM hardware_asset "
-          "WHERE client_id = $1 AND retired_at IS NULL",
-          &p, eb, "counting devices to retire", &rc);
+    /* As on SQLite: unless one listing without waiting is the policy, only marked devices
+     * can retire. */
+    if (base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0) {
+        r = q(g,
+              "SELECT count(*), count(*) FILTER (WHERE last_seen_gen < $2) FROM hardware_asset "
+              "WHERE client_id = $1 AND retired_at IS NULL",
+              &p, eb, "counting devices to retire", &rc);
+    } else {
+        p_i64(&p, base->rec_policy.after_syncs);
+        p_i64(&p, g->rec_now);
+        p_i64(&p, base->rec_policy.after_s);
+        r = q(g,
+              "SELECT (SELECT count(*) FROM hardware_asset WHERE client_id = $1 AND retired_at "
+              "IS NULL), (SELECT count(*) FROM hardware_asset WHERE client_id = $1 AND "
+              "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $2 AND "
+              "missing_syncs + 1 >= $3 AND missing_since <= $4::bigint - $5::bigint)",
+              &p, eb, "counting devices to retire", &rc);
+    }
     if (r == NULL)
         return rc;
     *active = r_i64(r, 0, 0, 0);

@@ -73,6 +73,7 @@ enum stmt_id {
     S_MISSING_CLEAR,
     S_MISSING_MARK,
     S_RETIRE_PREVIEW,
+    S_RETIRE_PREVIEW_ALL,
     S_COUNT
 };
 
@@ -2376,8 +2377,9 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     }
     /* Seen again: no longer missing (not a change anyone needs in the history). */
     rc = prep(s, S_MISSING_CLEAR,
-              "UPDATE hardware_asset SET missing_since = NULL, missing_syncs = 0 "
-              "WHERE client_id = ?1 AND missing_since IS NOT NULL AND last_seen_gen = ?2",
+              "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET missing_since = NULL, "
+              "missing_syncs = 0 WHERE client_id = ?1 AND missing_since IS NOT NULL AND "
+              "last_seen_gen = ?2",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
@@ -2406,10 +2408,12 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
         int64_t *gone = NULL;
         size_t ngone = 0, capgone = 0;
 
+        /* Every candidate was marked just now or before: only marked devices are read. */
         rc = prep(s, S_RETIRE,
-                  "UPDATE hardware_asset SET retired_at = ?1 WHERE client_id = ?2 "
-                  "AND retired_at IS NULL AND last_seen_gen < ?3 AND missing_syncs >= ?4 "
-                  "AND missing_since <= ?5 RETURNING id",
+                  "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1 "
+                  "WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
+                  "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
+                  "RETURNING id",
                   &st, eb);
         if (rc != ERR_OK)
             goto out;
@@ -2486,18 +2490,31 @@ sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, st
 
     if (rc != ERR_OK)
         return rc;
-    rc = prep(s, S_RETIRE_PREVIEW,
-              "SELECT count(*), COALESCE(sum(last_seen_gen < ?2 AND missing_syncs + 1 >= ?3 "
-              "AND COALESCE(missing_since, ?4) <= ?4 - ?5), 0) FROM hardware_asset "
-              "WHERE client_id = ?1 AND retired_at IS NULL",
-              &st, eb);
+    /* Once the marks advance, a device can retire only if it is marked already, unless one
+     * listing without waiting is the policy: otherwise only the client's few marked devices
+     * (hardware_asset_missing) are read, and the active ones are counted from an index. */
+    if (base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0)
+        rc = prep(s, S_RETIRE_PREVIEW_ALL,
+                  "SELECT count(*), COALESCE(sum(last_seen_gen < ?2), 0) FROM hardware_asset "
+                  "WHERE client_id = ?1 AND retired_at IS NULL",
+                  &st, eb);
+    else
+        rc = prep(s, S_RETIRE_PREVIEW,
+                  "SELECT (SELECT count(*) FROM hardware_asset WHERE client_id = ?1 AND "
+                  "retired_at IS NULL), (SELECT count(*) FROM hardware_asset INDEXED BY "
+                  "hardware_asset_missing WHERE client_id = ?1 AND missing_since IS NOT NULL "
+                  "AND retired_at IS NULL AND last_seen_gen < ?2 AND missing_syncs + 1 >= ?3 "
+                  "AND missing_since <= ?4 - ?5)",
+                  &st, eb);
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, s->rec_client);
     sqlite3_bind_int64(st, 2, s->rec_gen);
-    sqlite3_bind_int64(st, 3, base->rec_policy.after_syncs);
-    sqlite3_bind_int64(st, 4, s->rec_now);
-    sqlite3_bind_int64(st, 5, base->rec_policy.after_s);
+    if (!(base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0)) {
+        sqlite3_bind_int64(st, 3, base->rec_policy.after_syncs);
+        sqlite3_bind_int64(st, 4, s->rec_now);
+        sqlite3_bind_int64(st, 5, base->rec_policy.after_s);
+    }
     if (sqlite3_step(st) == SQLITE_ROW) {
         *active = sqlite3_column_int64(st, 0);
         *would_retire = sqlite3_column_int64(st, 1);
