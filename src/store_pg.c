@@ -623,7 +623,7 @@ static const char schema_v9[] =
     "ALTER TABLE hardware_asset ADD COLUMN missing_since BIGINT;"
     "ALTER TABLE hardware_asset ADD COLUMN missing_syncs INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX hardware_asset_missing ON hardware_asset(client_id) "
-    "WHERE missing_since IS NOT NULL;"
+    "WHERE missing_since IS NOT NULL AND retired_at IS NULL;"
     "ALTER TABLE client ADD COLUMN warning_code TEXT;"
     "ALTER TABLE client ADD COLUMN warning_message TEXT;"
     "ALTER TABLE client ADD COLUMN warning_remedy TEXT;";
@@ -1485,7 +1485,8 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     p_i64(&pm, g->rec_gen);
     rc = q_done(g,
                 "UPDATE hardware_asset SET missing_since = NULL, missing_syncs = 0 "
-                "WHERE client_id = $1 AND missing_since IS NOT NULL AND last_seen_gen = $2",
+                "WHERE client_id = $1 AND missing_since IS NOT NULL AND retired_at IS NULL "
+                "AND last_seen_gen = $2",
                 &pm, eb, "clearing missing marks", NULL);
     if (rc != ERR_OK)
         goto out;

@@ -720,12 +720,13 @@ static const char schema_v8[] =
 /* Migration 9: the retirement policy's marks (a device is retired only after it was missing
  * from several complete listings over some time: store_reconcile_commit) and the client's
  * warning (a successful sync that has something to say). The partial index finds a client's
- * marked devices, which are few, without walking its others. */
+ * marked active devices, which are few, without walking its others (a retired device keeps its
+ * missing_since and leaves the index). */
 static const char schema_v9[] =
     "ALTER TABLE hardware_asset ADD COLUMN missing_since INTEGER;"
     "ALTER TABLE hardware_asset ADD COLUMN missing_syncs INTEGER NOT NULL DEFAULT 0;"
     "CREATE INDEX hardware_asset_missing ON hardware_asset(client_id) "
-    "WHERE missing_since IS NOT NULL;"
+    "WHERE missing_since IS NOT NULL AND retired_at IS NULL;"
     "ALTER TABLE client ADD COLUMN warning_code TEXT;"
     "ALTER TABLE client ADD COLUMN warning_message TEXT;"
     "ALTER TABLE client ADD COLUMN warning_remedy TEXT;";
@@ -2379,7 +2380,7 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     rc = prep(s, S_MISSING_CLEAR,
               "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET missing_since = NULL, "
               "missing_syncs = 0 WHERE client_id = ?1 AND missing_since IS NOT NULL AND "
-              "last_seen_gen = ?2",
+              "retired_at IS NULL AND last_seen_gen = ?2",
               &st, eb);
     if (rc != ERR_OK)
         goto out;

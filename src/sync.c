@@ -1851,7 +1851,8 @@ org_done(struct call *c, const struct http_resp *r)
     ctx.tenant_id = t->cust.tenant_id;
     if (r->err == ERR_OK && r->status == 403) {
         /* Optional: consents granted before the app had Organization.Read.All answer 403
-         * Authorization_RequestDenied. Partner Center's name and domain do; the MSP is told. */
+         * Authorization_RequestDenied. Partner Center's (or the contract's) name and domain
+         * stand in, and the client row's warning says what to consent. */
         ctx.app_id = t->eng->creds->sync_app_id;
         ctx.app_label = "Sync App";
         ctx.login_base = t->eng->cfg->login_url;
