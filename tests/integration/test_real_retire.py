@@ -15,7 +15,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from test_api import Serve, apikey, get_json  # noqa: E402
+from test_api import Serve, apikey, get_json, login, req, user_add  # noqa: E402
 
 T0 = "2026-12-01T08:00:00Z"
 T0_1H = "2026-12-01T09:00:00Z"
@@ -204,6 +204,23 @@ class RealRetire(unittest.TestCase):
         self.assertIn("adminconsent?client_id=" + self.sim.env["MEMSYNC_SIM_SYNC_APP_ID"],
                       c["warning"]["remedy"])
         self.assertIsNone(self.client(self.t0)["warning"])
+        # The API and the UI's clients page show it.
+        srv = Serve(self.ms, env={"MEMSYNC_NOW": T0})
+        try:
+            key = apikey(self.ms, "read")
+            api = {c["tenant_id"]: c for c in get_json(srv, "/api/v1/clients", key)["data"]}
+            self.assertEqual(api[t1]["warning"]["code"], "org_unreadable")
+            self.assertEqual(api[t1]["warning"]["remedy"], c["warning"]["remedy"])
+            self.assertIsNone(api[self.t0]["warning"])
+            user_add(self.ms, "tech", "viewer", "correct horse battery")
+            _, token, _ = login(srv, "tech", "correct horse battery")
+            st, page, _ = req("GET", srv.url + "/clients",
+                              headers={"Cookie": "memsync_session=" + token})
+            self.assertEqual(st, 200)
+            self.assertIn('data-code="org_unreadable"', page)
+            self.assertIn("Organization.Read.All", page)
+        finally:
+            srv.stop()
         # Consented again: the warning clears with the next sync.
         self.sim.control({"op": "set_tenant", "tenant": t1, "org_readable": True})
         self.sync(T0_1H)
