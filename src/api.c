@@ -212,6 +212,13 @@ api_cells_json(const struct store_cell *cells, size_t n)
             json_object_set_new(obj, dot + 1, v);
         }
     }
+    /* A client without a warning has "warning": null, not an object of nulls. */
+    {
+        const json_t *w = json_object_get(row, "warning");
+
+        if (json_is_object(w) && json_is_null(json_object_get(w, "code")))
+            json_object_set_new(row, "warning", json_null());
+    }
     return row;
 }
 

@@ -52,6 +52,7 @@ const char *const asset_columns[] = {
     "first_synced_at",
     "last_synced_at",
     "retired_at",
+    "missing_since",
     "serial_duplicate",
 };
 const size_t asset_column_count = sizeof asset_columns / sizeof asset_columns[0];
@@ -70,9 +71,10 @@ const char *const asset_table_columns[] = {
 const size_t asset_table_column_count = sizeof asset_table_columns / sizeof asset_table_columns[0];
 
 const char *const client_columns[] = {
-    "id",           "tenant_id",    "name",           "default_domain",   "source",
-    "included",     "status",       "last_sync_at",   "error.code",       "error.message",
-    "error.remedy", "device_count", "software_count", "error.request_id", "error.date",
+    "id",           "tenant_id",       "name",           "default_domain",   "source",
+    "included",     "status",          "last_sync_at",   "error.code",       "error.message",
+    "error.remedy", "device_count",    "software_count", "error.request_id", "error.date",
+    "warning.code", "warning.message", "warning.remedy",
 };
 const size_t client_column_count = sizeof client_columns / sizeof client_columns[0];
 
@@ -190,6 +192,7 @@ asset_to_json(const struct asset *a)
     SETK(o, "first_synced_at", jts(a->first_synced_at));
     SETK(o, "last_synced_at", jts(a->last_synced_at));
     SETK(o, "retired_at", jts(a->retired_at));
+    SETK(o, "missing_since", jts(a->missing_since));
     SETK(o, "serial_duplicate", json_boolean(a->serial_duplicate != 0));
     return o;
 }
@@ -215,7 +218,7 @@ struct eos_memo {
 static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
 
 /* Timestamps written through a slot each: the date text of the slot's last day. */
-#define TS_SLOTS 5
+#define TS_SLOTS 6
 
 struct asset_writer {
     struct buf *out;  /* NULL: the writer owns the bytes (asset_writer_take) */
@@ -879,6 +882,8 @@ asset_writer_asset_body(struct asset_writer *w, const struct asset *a)
     aw_ts(w, 3, a->last_synced_at);
     PUTK(w, ",\"retired_at\":");
     aw_ts(w, 4, a->retired_at);
+    PUTK(w, ",\"missing_since\":");
+    aw_ts(w, 5, a->missing_since);
 }
 
 void
@@ -983,20 +988,35 @@ asset_writer_take(struct asset_writer *w, size_t *len)
 json_t *
 client_to_json(const struct client_row *c)
 {
-    json_t *err;
+    json_t *err, *warn;
 
     if (c->error_code == NULL && c->error_message == NULL && c->error_remedy == NULL)
         err = json_null();
     else
-        err = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", jstr(c->error_code), "message",
-                        jstr(c->error_message), "remedy", jstr(c->error_remedy), "request_id",
-                        jstr(c->error_request_id), "date", jstr(c->error_date));
-    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I}", "id",
+    "id",
+    "tenant_id",
+    "name",
+    "default_domain",
+    "source",
+    "included",
+    "status",
+    "last_sync_at",
+    "error.code",
+    "error.message",
+    "error.remedy",
+    "device_count",
+    "software_count",
+    "error.request_id",
+    "error.date",
+    "warning.code",
+    "warning.message",
+    "warning.remedy",
                      (json_int_t)c->id, "tenant_id", jstr(c->tenant_id), "name", jstr(c->name),
                      "default_domain", jstr(c->default_domain), "source", jstr(c->source),
                      "included", c->included != 0, "status", jstr(c->status), "last_sync_at",
                      jts(c->last_sync_at), "error", err, "device_count",
-                     (json_int_t)c->device_count, "software_count", (json_int_t)c->software_count);
+                     (json_int_t)c->device_count, "software_count", (json_int_t)c->software_count,
+                     "warning", warn);
 }
 
 const char *const software_columns[] = {

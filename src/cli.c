@@ -321,6 +321,7 @@ struct sync_flags {
     int no_software;
     int hardware_detail;
     int export_min_devices; /* from --app-strategy; 0 = automatic */
+    int confirm_retire;     /* --confirm-retire: past the mass-retirement guard */
 };
 
 static int
@@ -344,6 +345,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.software = !fl->no_software;
     so.export_min_devices = fl->export_min_devices;
     so.hardware_detail = fl->hardware_detail;
+    so.confirm_retire = fl->confirm_retire;
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
         goto out;
@@ -387,6 +389,33 @@ failed_client_cb(void *arg, const struct client_row *c)
                     c->error_date != NULL ? c->error_date : "");
     }
     return 0;
+}
+
+static int
+warned_client_cb(void *arg, const struct client_row *c)
+{
+    int *n = arg;
+
+    if (c->status == NULL || strcmp(c->status, "ok") != 0 || c->warning_code == NULL)
+        return 0;
+    if ((*n)++ == 0)
+        fprintf(stderr, "memsync sync: synced with warnings:\n");
+    fprintf(stderr, "  %s (%s): %s %s\n", c->name != NULL ? c->name : "?", c->tenant_id,
+            c->warning_message != NULL ? c->warning_message : "",
+            c->warning_remedy != NULL ? c->warning_remedy : "");
+    return 0;
+}
+
+/* Lists the clients whose last sync succeeded with a warning (retirements held back, a short
+ * listing, /organization unreadable), with what to do. */
+static void
+print_warned_clients(struct store *st, int64_t account)
+{
+    struct errbuf eb = {0};
+    int n = 0;
+
+    if (store_clients_each(st, account, warned_client_cb, &n, &eb) != ERR_OK)
+        fprintf(stderr, "memsync sync: %s\n", eb.msg);
 }
 
 /* Lists the clients whose last sync failed, with their remedies (exit code 3). */
@@ -927,6 +956,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         {"hardware-detail", 0, NULL, &fl.hardware_detail},
         {"app-strategy", 1, &strategy, NULL},
         {"queue", 0, NULL, &queue},
+        {"confirm-retire", 0, NULL, &fl.confirm_retire},
         {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
@@ -943,9 +973,12 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
                "         [--no-software] [--hardware-detail] [--app-strategy "
                "auto|per-device|export]\n"
-               "         [--queue]\n"
+               "         [--queue] [--confirm-retire]\n"
                "--queue: hand the sync to `memsync worker` processes (PostgreSQL) and return at "
                "once.\n"
+               "--confirm-retire: retire devices that left Intune even when more than "
+               "retire_guard_pct %% of a\n"
+               "tenant's devices go at once (the guard otherwise keeps them and warns).\n"
                "--app-strategy: detected apps per device through $batch, or from the Intune "
                "AppInvRawData report export;\n"
                "auto (default) uses the export for tenants with 2000 devices or more.\n"
@@ -1023,6 +1056,8 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     }
     if (code == CLI_PARTIAL && failed_any)
         print_failed_clients(st, account);
+    if (ran && !queue && code != CLI_FAIL)
+        print_warned_clients(st, account);
 out:
     for (size_t i = 0; i < n; i++)
         integration_clear(&list[i]);
@@ -1129,8 +1164,8 @@ client_cb(void *arg, const struct client_row *c)
 
 /* For people: the error columns only matter in `status`, and are wide. */
 static const char *const client_table_columns[] = {
-    "id",           "name",         "tenant_id",      "status",
-    "last_sync_at", "device_count", "software_count", "error.code",
+    "id",           "name",           "tenant_id",  "status",       "last_sync_at",
+    "device_count", "software_count", "error.code", "warning.code",
 };
 
 static int
@@ -1468,6 +1503,7 @@ secret_status_json(const struct integration *in, int partner, int64_t now)
 
 struct status_ctx {
     json_t *problems;
+    json_t *warnings;
     int total, ok, error, never;
 };
 
@@ -1479,6 +1515,11 @@ status_client_cb(void *arg, const struct client_row *c)
     sc->total++;
     if (c->status != NULL && strcmp(c->status, "ok") == 0) {
         sc->ok++;
+        if (c->warning_code != NULL)
+            json_array_append_new(
+                sc->warnings, json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?}", "tenant_id", c->tenant_id,
+                                        "name", c->name, "code", c->warning_code, "message",
+                                        c->warning_message, "remedy", c->warning_remedy));
     } else if (c->status != NULL && strcmp(c->status, "error") == 0) {
         sc->error++;
         json_array_append_new(sc->problems,
@@ -1543,6 +1584,7 @@ cmd_status(struct ctx *cx, int argc, char **argv)
         return help ? CLI_OK : CLI_USAGE;
     }
     sc.problems = json_array();
+    sc.warnings = json_array();
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         store_integration_list(st, account, &list, &n, &eb) != ERR_OK ||
         store_clients_each(st, account, status_client_cb, &sc, &eb) != ERR_OK) {
@@ -1556,9 +1598,9 @@ cmd_status(struct ctx *cx, int argc, char **argv)
                             list[i].name, "partner_tenant_id", list[i].partner_tenant_id,
                             "partner_app_secret", secret_status_json(&list[i], 1, now),
                             "sync_app_secret", secret_status_json(&list[i], 0, now)));
-    root = json_pack("{s:o, s:{s:i, s:i, s:i, s:i}, s:O}", "integrations", ints, "clients", "total",
-                     sc.total, "ok", sc.ok, "error", sc.error, "never", sc.never, "problems",
-                     sc.problems);
+    root = json_pack("{s:o, s:{s:i, s:i, s:i, s:i}, s:O, s:O}", "integrations", ints, "clients",
+                     "total", sc.total, "ok", sc.ok, "error", sc.error, "never", sc.never,
+                     "problems", sc.problems, "warnings", sc.warnings);
     if (strcmp(format, "json") == 0) {
         json_dumpf(root, stdout, JSON_INDENT(2));
         putchar('\n');
@@ -1596,10 +1638,17 @@ cmd_status(struct ctx *cx, int argc, char **argv)
         printf("  ! %s (%s): %s\n    What to do: %s\n", jstr(p, "name", "?"),
                jstr(p, "tenant_id", ""), jstr(p, "message", ""), jstr(p, "remedy", ""));
     }
+    for (size_t i = 0; i < json_array_size(sc.warnings); i++) {
+        const json_t *w = json_array_get(sc.warnings, i);
+
+        printf("  ~ %s (%s), synced with a warning: %s\n    What to do: %s\n", jstr(w, "name", "?"),
+               jstr(w, "tenant_id", ""), jstr(w, "message", ""), jstr(w, "remedy", ""));
+    }
     code = CLI_OK;
 out:
     json_decref(root);
     json_decref(sc.problems);
+    json_decref(sc.warnings);
     for (size_t i = 0; i < n; i++)
         integration_clear(&list[i]);
     free(list);

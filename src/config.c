@@ -69,6 +69,20 @@ static const struct config_item config_items[] = {
      "Intune requests per 20 s memsync sends to one tenant at most (20-1900; the tenant's 4000 "
      "are shared with its other apps)",
      20, 1900},
+    {"retire_after_syncs", "MEMSYNC_RETIRE_AFTER_SYNCS", "2",
+     offsetof(struct config, retire_after_syncs), 0, CT_INT,
+     "consecutive complete listings a device must be missing from before it is retired (1-100)", 1,
+     100},
+    {"retire_after_hours", "MEMSYNC_RETIRE_AFTER_HOURS", "24",
+     offsetof(struct config, retire_after_hours), 0, CT_INT,
+     "hours a device must be missing from listings before it is retired (0-8760)", 0, 8760},
+    {"retire_guard_pct", "MEMSYNC_RETIRE_GUARD_PCT", "10",
+     offsetof(struct config, retire_guard_pct), 0, CT_INT,
+     "a sync retiring more than this % of a tenant's devices retires none (0-100; 0: no guard)", 0,
+     100},
+    {"retire_guard_min", "MEMSYNC_RETIRE_GUARD_MIN", "5", offsetof(struct config, retire_guard_min),
+     0, CT_INT, "the guard above trips only when at least this many would retire (1-1000000)", 1,
+     1000000},
 };
 
 #define CONFIG_NITEMS  (sizeof config_items / sizeof config_items[0])

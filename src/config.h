@@ -10,7 +10,9 @@
  * Validation: URLs must be http:// or https:// with a host (trailing '/' removed); log_level one
  * of error, warn, info, debug; log_format text or json; sync_runner serve or workers; listen
  * HOST:PORT; sync_parallel 1..256; api_cache_mb and api_row_cache_mb 0..16384;
- * sync_commit_ms 0..10000; intune_tenant_budget 20..1900. A value longer than its field is an
+ * sync_commit_ms 0..10000; intune_tenant_budget 20..1900; retire_after_syncs 1..100,
+ * retire_after_hours 0..8760, retire_guard_pct 0..100, retire_guard_min 1..1000000. A value
+ * longer than its field is an
  * error, never truncated. An empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL
  * (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and name the source: "config file X line
  * 3: ...", "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...". Never calls setlocale.
@@ -42,6 +44,15 @@ struct config {
     int sync_commit_ms;   /* MEMSYNC_SYNC_COMMIT_MS, group commit window (SQLite), 250; 0 = off */
     int intune_tenant_budget; /* MEMSYNC_INTUNE_TENANT_BUDGET, Intune requests per 20 s per
                                  tenant, 1000 (Microsoft: 2000 per app, 4000 for all apps) */
+    /* Retirement (docs/ARCHITECTURE.md "Retirement"): a device missing from complete listings
+     * retires after this many consecutive ones (MEMSYNC_RETIRE_AFTER_SYNCS, 2) and this many
+     * hours since the first (MEMSYNC_RETIRE_AFTER_HOURS, 24); a sync that would retire more
+     * than retire_guard_pct % of a tenant's active devices and at least retire_guard_min of them
+     * retires none (MEMSYNC_RETIRE_GUARD_PCT, 10, 0 = no guard; MEMSYNC_RETIRE_GUARD_MIN, 5). */
+    int retire_after_syncs;
+    int retire_after_hours;
+    int retire_guard_pct;
+    int retire_guard_min;
 };
 
 /* Fills defaults, then the file (when path != NULL, or MEMSYNC_CONFIG), then the environment. */

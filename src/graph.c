@@ -1,6 +1,7 @@
 #include "graph.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,28 @@ graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errb
     out->intune_plan = org_intune_plan(json_object_get(org, "assignedPlans"));
     rc = ERR_OK;
 out:
+    json_decref(root);
+    return rc;
+}
+
+int
+graph_overview_parse(const char *body, size_t len, int64_t *enrolled, struct errbuf *eb)
+{
+    json_t *root = NULL;
+    const json_t *ov, *n;
+    int rc = ERR_OK;
+
+    *enrolled = -1;
+    if ((root = load_json(body, len, "device overview response", eb)) == NULL)
+        return ERR_PARSE;
+    ov = json_object_get(root, "value");
+    if (!json_is_object(ov))
+        ov = root;
+    n = json_object_get(ov, "enrolledDeviceCount");
+    if (!json_is_integer(n) || json_integer_value(n) < 0 || json_integer_value(n) > INT32_MAX)
+        rc = err_set(eb, ERR_PARSE, "device overview has no enrolledDeviceCount");
+    else
+        *enrolled = (int64_t)json_integer_value(n);
     json_decref(root);
     return rc;
 }

@@ -69,6 +69,9 @@ void graph_org_clear(struct graph_org *o);
 /* Accepts the collection form and a top-level entity. Default domain: the verifiedDomains entry
  * with isDefault, else the one with isInitial, else NULL. */
 int graph_org_parse(const char *body, size_t len, struct graph_org *out, struct errbuf *eb);
+/* deviceManagement/managedDeviceOverview: *enrolled = enrolledDeviceCount (0..INT32_MAX), from
+ * the entity at the top level or under "value". ERR_PARSE when absent or not such a number. */
+int graph_overview_parse(const char *body, size_t len, int64_t *enrolled, struct errbuf *eb);
 
 /* A detected application (detectedApp). */
 struct detected_app {

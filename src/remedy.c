@@ -30,6 +30,9 @@ static const char *const remedy_ids[] = {
     [REMEDY_RESOURCE_NOT_IN_TENANT] = "resource_not_in_tenant",
     [REMEDY_INVALID_SCOPE] = "invalid_scope",
     [REMEDY_PARTNER_NOT_AUTHORIZED] = "partner_not_authorized",
+    [REMEDY_ORG_UNREADABLE] = "org_unreadable",
+    [REMEDY_RETIRE_HELD] = "retire_held",
+    [REMEDY_LISTING_SHORT] = "listing_short",
 };
 
 /* What app-only access needs in every customer tenant, and why GDAP does not give it. */
@@ -292,6 +295,44 @@ remedy_set(struct remedy *r, enum remedy_code code, const struct remedy_ctx *ctx
         else
             snprintf(r->action, sizeof r->action,
                      "Have an administrator of that tenant grant admin consent for the app.");
+        break;
+    case REMEDY_ORG_UNREADABLE:
+        snprintf(r->message, sizeof r->message,
+                 "The %s may not read tenant %s's organization (Organization.Read.All is not "
+                 "consented there), so its name and domain come from Partner Center; its "
+                 "devices were synced.",
+                 app, tenant);
+        if (ctx->login_base != NULL && ctx->app_id != NULL && ctx->tenant_id != NULL)
+            snprintf(r->action, sizeof r->action,
+                     "Add the application permission Organization.Read.All to the app, then "
+                     "have a Global Administrator of that tenant consent again at "
+                     "%s/%s/adminconsent?client_id=%s (a consent covers only the permissions "
+                     "the app had when it was granted).",
+                     ctx->login_base, ctx->tenant_id, ctx->app_id);
+        else
+            snprintf(r->action, sizeof r->action,
+                     "Add the application permission Organization.Read.All to the app and grant "
+                     "admin consent again in that tenant.");
+        break;
+    case REMEDY_RETIRE_HELD:
+        snprintf(r->message, sizeof r->message,
+                 "Microsoft stopped listing many of %s's devices at once%s, so none of them was "
+                 "retired: a listing that ends early looks just like that.",
+                 tenant, extra);
+        snprintf(r->action, sizeof r->action,
+                 "Check the tenant's devices in the Intune admin center (Devices > All devices). "
+                 "If Intune still shows them, nothing is to do: they stay active and this clears "
+                 "once they are listed again. If they really are gone, retire them with "
+                 "`memsync sync --confirm-retire`.");
+        break;
+    case REMEDY_LISTING_SHORT:
+        snprintf(r->message, sizeof r->message,
+                 "Microsoft listed fewer of %s's devices than it counts%s, so the listing was "
+                 "taken as incomplete: devices it lacked were kept as they were.",
+                 tenant, extra);
+        snprintf(r->action, sizeof r->action,
+                 "Nothing to do: the next sync lists the tenant again; data kept. If it "
+                 "persists, compare the device count in the Intune admin center.");
         break;
     }
 }

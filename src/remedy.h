@@ -54,6 +54,10 @@ enum remedy_code {
     REMEDY_INVALID_SCOPE,
     /* AADSTS90099: app not authorized for partner delegated admins */
     REMEDY_PARTNER_NOT_AUTHORIZED,
+    /* Warnings: the tenant synced, but the MSP should know (the client row's warning). */
+    REMEDY_ORG_UNREADABLE, /* /organization 403: name and domain from Partner Center */
+    REMEDY_RETIRE_HELD,    /* the mass-retirement guard kept devices (detail: the figures) */
+    REMEDY_LISTING_SHORT,  /* fewer devices listed than Microsoft counts (detail: both) */
 };
 
 /* What the tenant's /organization assignedPlans say about Intune (remedy_ctx.intune_plan). */

@@ -70,6 +70,7 @@ enum route {
     R_DOWNLOAD,
     R_CONTROL,
     R_OTHER,
+    R_OVERVIEW,
     R_COUNT
 };
 
@@ -79,7 +80,7 @@ static const char *const route_names[R_COUNT] = {
     "managedDevices", "managedDevice", "deviceDetectedApps",
     "detectedApps",   "detectedApp",   "detectedAppDevices",
     "batch",          "exportJobs",    "download",
-    "control",        "other",
+    "control",        "other",         "managedDeviceOverview",
 };
 
 struct hdr {
@@ -882,6 +883,8 @@ fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, i
     case SIMW_FAULT_SLOW:
         *mode = f->kind;
         return NULL;
+    case SIMW_FAULT_SHORT:
+    case SIMW_FAULT_RENAME: /* listing faults: graph_request applies them */
     case SIMW_FAULT_NONE:
         break;
     }
@@ -1513,6 +1516,10 @@ struct gctx {
     int partner; /* token tenant is the partner tenant */
     struct simtenant *t;
     char ver[8];
+    /* managedDevices listing faults of this request: short_keep >= 0 ends the listing after
+     * that many devices (no nextLink); skip_seq > 0 leaves out that device (renamed). */
+    int short_keep;
+    uint64_t skip_seq;
 };
 
 /* Intune's 401 UnknownError for an authorization or licence failure: the message nests the
@@ -1959,8 +1966,12 @@ graph_devices(struct gctx *x, int *page_out)
         struct simtenant *t = x->t;
         size_t i = simw_device_after(t, (uint64_t)after), n = 0;
         uint64_t last = 0;
+        if (x->short_keep >= 0 && x->short_keep < top)
+            top = x->short_keep;
         for (; i < t->ndev && n < (size_t)top; i++) {
             if (nf && !filter_match(t->devs[i], fcl, nf))
+                continue;
+            if (x->skip_seq != 0 && t->devs[i]->seq == x->skip_seq)
                 continue;
             if (n++)
                 (void)buf_addc(&b, ',');
@@ -1970,7 +1981,9 @@ graph_devices(struct gctx *x, int *page_out)
         }
         while (nf && i < t->ndev && !filter_match(t->devs[i], fcl, nf))
             i++;
-        int more = i < t->ndev;
+        /* microsoftgraph/microsoft-graph-docs #21659, msgraph-sdk-powershell #1819: an
+         * unfiltered listing that ends early, without @odata.nextLink (the short fault). */
+        int more = i < t->ndev && x->short_keep < 0;
         pthread_rwlock_unlock(&g.w->lock);
         (void)buf_addc(&b, ']');
         if (more) {
@@ -2512,6 +2525,63 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
     return graph_error(400, "BadRequest", "Resource not found for the segment.");
 }
 
+/* GET deviceManagement/managedDeviceOverview (v1.0 and beta): the singleton entity at the top
+ * level with its context, as Graph answers a single entity. Counts come from the world:
+ * enrolledDeviceCount is every device the unfiltered listing should return. */
+static struct resp *
+graph_overview(struct gctx *x)
+{
+    size_t n = 0, win = 0, ios = 0, mac = 0, android = 0, other = 0;
+    int os = simw_prop_index("operatingSystem");
+    char ctx[256];
+    struct resp *r;
+
+    if (x->t != NULL) {
+        pthread_rwlock_rdlock(&g.w->lock);
+        n = x->t->ndev;
+        for (size_t i = 0; i < n; i++) {
+            const char *v = os > 0 ? x->t->devs[i]->str[os] : NULL;
+
+            if (v == NULL)
+                other++;
+            else if (strcasecmp(v, "Windows") == 0)
+                win++;
+            else if (strcasecmp(v, "iOS") == 0 || strcasecmp(v, "iPadOS") == 0)
+                ios++;
+            else if (strcasecmp(v, "macOS") == 0)
+                mac++;
+            else if (strcasecmp(v, "Android") == 0)
+                android++;
+            else
+                other++;
+        }
+        pthread_rwlock_unlock(&g.w->lock);
+    }
+    snprintf(ctx, sizeof ctx,
+             "%s/graph/%s/$metadata#deviceManagement/managedDeviceOverview/$entity", g.base,
+             x->ver);
+    r = resp_new(200, GRAPH_CT);
+    resp_json(
+        r,
+        json_pack(
+            "{s:s, s:s, s:s, s:I, s:I, s:i, s:{s:s, s:I, s:I, s:I, s:i, s:I, s:I, s:i, s:i, s:i, "
+            "s:i, s:i, s:i}, s:{s:s, s:i, s:i, s:i, s:i, s:i}}",
+            "@odata.context", ctx, "@odata.type", "#microsoft.graph.managedDeviceOverview", "id",
+            "4a6c4fb5-3f36-4c51-9a2a-0c6e5b1f0d2e", "enrolledDeviceCount", (json_int_t)n,
+            "mdmEnrolledCount", (json_int_t)n, "dualEnrolledDeviceCount", 0,
+            "deviceOperatingSystemSummary", "@odata.type",
+            "microsoft.graph.deviceOperatingSystemSummary", "androidCount", (json_int_t)android,
+            "iosCount", (json_int_t)ios, "macOSCount", (json_int_t)mac, "windowsMobileCount", 0,
+            "windowsCount", (json_int_t)win, "unknownCount", (json_int_t)other,
+            "androidDedicatedCount", 0, "androidDeviceAdminCount", 0, "androidFullyManagedCount", 0,
+            "androidWorkProfileCount", 0, "androidCorporateWorkProfileCount", 0,
+            "configMgrDeviceCount", 0, "deviceExchangeAccessStateSummary", "@odata.type",
+            "microsoft.graph.deviceExchangeAccessStateSummary", "allowedDeviceCount", 0,
+            "blockedDeviceCount", 0, "quarantinedDeviceCount", 0, "unknownDeviceCount", 0,
+            "unavailableDeviceCount", 0));
+    return r;
+}
+
 /* Dispatches one Graph request (also used by $batch). `path` starts after /graph/{ver}. */
 static struct resp *
 graph_dispatch(struct gctx *x, const char *method, const char *path, const char *body,
@@ -2527,7 +2597,19 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         if (strcmp(method, "GET") != 0)
             return graph_error(405, "Request_BadRequest",
                                "Specified HTTP method is not allowed for the request target.");
+        if (x->t != NULL && x->t->org_denied) /* set_tenant org_readable: false */
+            return graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.");
         return graph_organization(x);
+    }
+    if (strcmp(path, "/deviceManagement/managedDeviceOverview") == 0) {
+        *rt = R_OVERVIEW;
+        struct resp *gate = graph_intune_gate(x);
+        if (gate)
+            return gate;
+        if (strcmp(method, "GET") != 0)
+            return graph_error(405, "BadRequest", "Method not allowed.");
+        return graph_overview(x);
     }
     if (strcmp(path, "/$batch") == 0) {
         *rt = R_BATCH;
@@ -2665,7 +2747,7 @@ static int
 is_intune_route(enum route rt)
 {
     return rt == R_DEVICES || rt == R_DEVICE || rt == R_DEVICE_APPS || rt == R_APPS ||
-           rt == R_APP || rt == R_APP_DEVICES || rt == R_EXPORT;
+           rt == R_APP || rt == R_APP_DEVICES || rt == R_EXPORT || rt == R_OVERVIEW;
 }
 
 /* Intune and global Graph throttles for one (inner) request; returns a 429 or NULL. */
@@ -2733,7 +2815,37 @@ graph_classify(const char *path)
         return R_EXPORT;
     if (strcmp(path, "/$batch") == 0)
         return R_BATCH;
+    if (strcmp(path, "/deviceManagement/managedDeviceOverview") == 0)
+        return R_OVERVIEW;
     return R_OTHER;
+}
+
+/* The rename_during_listing fault: Graph pages managedDevices with a keyset skiptoken on
+ * (LastDeviceName, LastDeviceId) (see the cloudpc fixture's nextLink), so a device renamed to
+ * a name before the cursor while the pages are read is in no page. The simulator's cursor is
+ * the device's sequence, so the device about to be listed first on this page is renamed (to
+ * sort first) and left out of this page. */
+static void
+listing_rename(struct gctx *x)
+{
+    const char *skip = arg_lookup(x->c, "$skiptoken");
+    int name = simw_prop_index("deviceName");
+    int64_t v[2] = {0, 1};
+    size_t i;
+
+    if (x->t == NULL || name <= 0 || (skip && simtok_open_ints("mdsk", skip, v, 2) != ERR_OK))
+        return;
+    pthread_rwlock_wrlock(&g.w->lock);
+    i = simw_device_after(x->t, (uint64_t)v[0]);
+    if (i < x->t->ndev) {
+        struct simdev *d = x->t->devs[i];
+        char *renamed = xasprintf("0-%s", d->str[name] != NULL ? d->str[name] : "device");
+
+        simw_dev_set_str(d, name, renamed);
+        free(renamed);
+        x->skip_seq = d->seq;
+    }
+    pthread_rwlock_unlock(&g.w->lock);
 }
 
 /* Runs the full pipeline of one Graph request (auth, throttle, fault, route). */
@@ -2762,10 +2874,16 @@ graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, cons
         if (skip && simtok_open_ints("mdsk", skip, v, 2) == ERR_OK)
             page = (int)v[1];
     }
+    x->short_keep = -1;
+    x->skip_seq = 0;
     if (apply_faults && fault_take(rt, x->partner ? g.w->partner_tenant_id : x->t->id, page, &f)) {
         r = fault_apply(&f, 1, &mode, &delay);
         if (r)
             return r;
+        if (rt == R_DEVICES && f.kind == SIMW_FAULT_SHORT)
+            x->short_keep = f.keep > 0 ? f.keep : 0;
+        else if (rt == R_DEVICES && f.kind == SIMW_FAULT_RENAME)
+            listing_rename(x);
     }
     r = graph_dispatch(x, method, path, body, len, &rt, &page);
     r->mode = mode;
@@ -3662,6 +3780,10 @@ fault_kind_parse(const char *s)
         return SIMW_FAULT_SLOW;
     if (strcmp(s, "bom") == 0)
         return SIMW_FAULT_BOM;
+    if (strcmp(s, "short") == 0)
+        return SIMW_FAULT_SHORT;
+    if (strcmp(s, "rename") == 0 || strcmp(s, "rename_during_listing") == 0)
+        return SIMW_FAULT_RENAME;
     return SIMW_FAULT_NONE;
 }
 
@@ -3679,7 +3801,8 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.kind = fault_kind_parse(json_string_value(json_object_get(o, "kind")));
     if (f.kind == SIMW_FAULT_NONE) {
         snprintf(err, errlen,
-                 "unknown fault kind (status, drop, truncate, latency, 429, slow, bom)");
+                 "unknown fault kind (status, drop, truncate, latency, 429, slow, bom, short, "
+                 "rename)");
         return ERR_INVAL;
     }
     if (tv == NULL || (json_is_string(tv) && strcmp(json_string_value(tv), "*") == 0)) {
@@ -3709,6 +3832,7 @@ fault_add(json_t *o, char *err, size_t errlen)
     f.page = (int)json_integer_value(json_object_get(o, "page"));
     f.status = (int)json_integer_value(json_object_get(o, "status"));
     f.latency_ms = (int)json_integer_value(json_object_get(o, "latency_ms"));
+    f.keep = (int)json_integer_value(json_object_get(o, "keep"));
     f.retry_after = json_is_number(ra) ? json_number_value(ra) : json_is_null(ra) ? -1 : 2.128;
     f.remaining = json_is_integer(cnt) ? (int)json_integer_value(cnt) : -1;
     f.bom = json_is_true(json_object_get(o, "bom"));
@@ -3781,6 +3905,11 @@ set_tenant_flags(struct simtenant *t, json_t *o)
         else
             t->cloud[0] = '\0';
     }
+    /* Graph permissions reference: an admin consent covers only the application roles the app
+     * had when it was granted, so tenants consented before Organization.Read.All was added
+     * answer /organization with 403 Authorization_RequestDenied. */
+    if ((v = json_object_get(o, "org_readable")) && json_is_boolean(v))
+        t->org_denied = !json_is_true(v);
 }
 
 static int
@@ -4050,14 +4179,16 @@ world_json(void)
         for (size_t a = 0; a < t->napps; a++)
             napps += t->apps[a].device_count > 0;
         json_array_append_new(
-            ts, json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b, s:s}",
-                          "index", t->index, "id", t->id, "name", t->name, "domain", t->domain,
-                          "initial_domain", t->initial_domain, "devices", (json_int_t)t->ndev,
-                          "apps", (json_int_t)napps, "consented", t->consented, "intune_licensed",
-                          t->intune_licensed, "permission", t->permission, "exists", t->exists,
-                          "associated_partner_id",
-                          t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
-                          t->intune_401, "cloud", t->cloud[0] ? t->cloud : "global"));
+            ts,
+            json_pack(
+                "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b, s:s, s:b}",
+                "index", t->index, "id", t->id, "name", t->name, "domain", t->domain,
+                "initial_domain", t->initial_domain, "devices", (json_int_t)t->ndev, "apps",
+                (json_int_t)napps, "consented", t->consented, "intune_licensed", t->intune_licensed,
+                "permission", t->permission, "exists", t->exists, "associated_partner_id",
+                t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
+                t->intune_401, "cloud", t->cloud[0] ? t->cloud : "global", "org_readable",
+                !t->org_denied));
     }
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "seed", (json_int_t)w->seed,
                           "partner_tenant_id", w->partner_tenant_id, "partner_app_id",

@@ -78,6 +78,10 @@ enum simw_fault_kind {
     SIMW_FAULT_SLOW,     /* send the body slowly, in small pieces */
     /* a UTF-8 byte-order mark before the JSON body (also with "bom": true on an error fault) */
     SIMW_FAULT_BOM,
+    SIMW_FAULT_SHORT,  /* a managedDevices page that ends the listing early: at most `keep`
+                          devices and no @odata.nextLink */
+    SIMW_FAULT_RENAME, /* the first device of a managedDevices page is renamed as the page is
+                          read and falls behind the paging cursor: not listed this time */
 };
 
 struct simw_fault {
@@ -95,6 +99,7 @@ struct simw_fault {
     double rate;        /* 0 = every matching request; else the share that gets the fault */
     uint64_t rng;       /* draws for `rate`, seeded from the world's seed: deterministic */
     int64_t until_ms;   /* monotonic ms the fault ends at; 0 = never */
+    int keep;           /* SHORT: devices the page still lists */
 };
 
 struct simtenant {
@@ -122,6 +127,7 @@ struct simtenant {
     /* "" (global), "usgov", "usgovdod" or "china": Graph tokens for another cloud's audience
      * get AADSTS900382 (learn.microsoft.com/graph/deployments; pnp/PnP-PowerShell #3042) */
     char cloud[12];
+    int org_denied; /* 1 => /organization 403 Authorization_RequestDenied (org_readable false) */
 };
 
 struct simw_secret {

@@ -17,6 +17,14 @@
 #include "mem.h"
 #include "utf8.h"
 
+static void
+rec_warning_clear(struct store *st)
+{
+    XFREE(st->rec_warn_code);
+    XFREE(st->rec_warn_message);
+    XFREE(st->rec_warn_remedy);
+}
+
 int
 store_open(struct store **out, const char *url, struct errbuf *eb)
 {
@@ -42,6 +50,7 @@ store_close(struct store *st)
         return;
     free(st->cache_id);
     st->cache_id = NULL;
+    rec_warning_clear(st);
     st->ops->close(st);
 }
 
@@ -172,6 +181,9 @@ client_row_clear(struct client_row *c)
     free(c->error_remedy);
     free(c->error_request_id);
     free(c->error_date);
+    free(c->warning_code);
+    free(c->warning_message);
+    free(c->warning_remedy);
     memset(c, 0, sizeof *c);
     c->last_sync_at = TS_NULL;
 }
@@ -222,7 +234,52 @@ store_reconcile_begin(struct store *st, int64_t account_id, int64_t integration_
 
     if (rc != ERR_OK)
         return rc;
+    rec_warning_clear(st);
+    st->rec_policy.after_syncs = RETIRE_AFTER_SYNCS_DEFAULT;
+    st->rec_policy.after_s = RETIRE_AFTER_S_DEFAULT;
+    st->rec_policy.hold = 0;
     return st->ops->reconcile_begin(st, account_id, integration_id, ci, now, eb);
+}
+
+int
+store_reconcile_policy(struct store *st, const struct retire_policy *p, struct errbuf *eb)
+{
+    if (p == NULL || p->after_syncs < 1 || p->after_s < 0)
+        return err_set(eb, ERR_INVAL,
+                       "a retirement policy needs at least one sync and no "
+                       "negative time");
+    st->rec_policy = *p;
+    return ERR_OK;
+}
+
+int
+store_reconcile_retire_preview(struct store *st, int64_t *would_retire, int64_t *active,
+                               struct errbuf *eb)
+{
+    *would_retire = 0;
+    *active = 0;
+    return st->ops->retire_preview(st, would_retire, active, eb);
+}
+
+#define REC_WARNING_MAX 4096
+
+int
+store_reconcile_warning(struct store *st, const char *code, const char *message, const char *remedy,
+                        struct errbuf *eb)
+{
+    const char *v[3] = {code, message, remedy};
+
+    for (int i = 0; i < 3; i++)
+        if (v[i] != NULL && strlen(v[i]) > REC_WARNING_MAX)
+            return err_set(eb, ERR_INVAL, "a client warning has at most %d bytes per part",
+                           REC_WARNING_MAX);
+    rec_warning_clear(st);
+    if (code == NULL)
+        return ERR_OK;
+    st->rec_warn_code = xstrdup(code);
+    st->rec_warn_message = message != NULL ? xstrdup(message) : NULL;
+    st->rec_warn_remedy = remedy != NULL ? xstrdup(remedy) : NULL;
+    return ERR_OK;
 }
 
 int
@@ -249,13 +306,17 @@ int
 store_reconcile_commit(struct store *st, int listing_complete, int installs_complete,
                        struct reconcile_counts *counts, struct errbuf *eb)
 {
-    return st->ops->reconcile_commit(st, listing_complete, installs_complete, counts, eb);
+    int rc = st->ops->reconcile_commit(st, listing_complete, installs_complete, counts, eb);
+
+    rec_warning_clear(st);
+    return rc;
 }
 
 void
 store_reconcile_rollback(struct store *st)
 {
     st->ops->reconcile_rollback(st);
+    rec_warning_clear(st);
 }
 
 int
@@ -1069,6 +1130,7 @@ static const struct store_list_field hardware_fields[] = {
     LF("first_synced_at", "h.first_synced_at", SC_TS),
     LF("last_synced_at", "h.last_synced_at", SC_TS),
     LF("retired_at", "h.retired_at", SC_TS),
+    LF("missing_since", "h.missing_since", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 
@@ -1089,6 +1151,9 @@ static const struct store_list_field client_fields[] = {
     LF("error.date", "c.error_date", SC_TEXT),
     LF("device_count", "c.device_count", SC_INT),
     LF("software_count", "c.software_count", SC_INT),
+    LF("warning.code", "c.warning_code", SC_TEXT),
+    LF("warning.message", "c.warning_message", SC_TEXT),
+    LF("warning.remedy", "c.warning_remedy", SC_TEXT),
     {NULL, NULL, SC_NULL},
 };
 
@@ -1814,6 +1879,8 @@ static const char *const meta_cols[] = {
     "last_synced_at",
     "retired_at",
     "last_seen_gen",
+    "missing_since",
+    "missing_syncs",
 };
 
 static const char *

@@ -122,6 +122,12 @@ struct client_row {
     /* Microsoft's request id of the failure and the date its answer carried, or NULL */
     char *error_request_id;
     char *error_date;
+    /* What the last successful sync wants the MSP to know although it succeeded (devices held
+     * back from retirement, a listing that looked short, /organization unreadable); NULL when
+     * none. Replaced by every successful reconcile, kept by a failed one. */
+    char *warning_code;
+    char *warning_message;
+    char *warning_remedy;
 };
 
 void client_row_clear(struct client_row *c);
@@ -151,7 +157,21 @@ struct reconcile_counts {
     int64_t revived;
     int64_t installs_added;
     int64_t installs_removed;
+    int64_t missing; /* active devices this complete listing lacked (those retired included) */
 };
+
+/* When a device missing from complete listings is retired (docs/ARCHITECTURE.md "Retirement"):
+ * only once it was missing from after_syncs consecutive complete listings and after_s seconds
+ * have passed since the first of them (hardware_asset.missing_since); a device seen again has
+ * both cleared (no history row: it never left). hold: retire none this time (the caller's
+ * mass-retirement guard tripped); the missing marks still advance. */
+struct retire_policy {
+    int after_syncs; /* >= 1 */
+    int64_t after_s; /* >= 0 */
+    int hold;
+};
+#define RETIRE_AFTER_SYNCS_DEFAULT 2
+#define RETIRE_AFTER_S_DEFAULT     (24 * 3600)
 
 /* Starts the tenant's write transaction (BEGIN IMMEDIATE) and upserts its client row. */
 int store_reconcile_begin(struct store *st, int64_t account_id, int64_t integration_id,
@@ -169,10 +189,26 @@ struct app_ref {
 };
 int store_reconcile_installs(struct store *st, const char *intune_device_id,
                              const struct app_ref *apps, size_t n, struct errbuf *eb);
-/* Commits. With listing_complete, devices of this tenant not seen since begin are retired
- * (retired_at = now) and with installs_complete, installs not seen are marked removed. The
- * client row gets status "ok", last_sync_at and counts, and each title touched by this tenant's
- * changes its device_count (active installs on active devices), in the same transaction. */
+/* Sets the retirement policy of this tenant's commit (begin sets the defaults:
+ * RETIRE_AFTER_SYNCS_DEFAULT, RETIRE_AFTER_S_DEFAULT, no hold). ERR_INVAL outside a reconcile
+ * or for a policy out of range. */
+int store_reconcile_policy(struct store *st, const struct retire_policy *p, struct errbuf *eb);
+/* How many active devices a commit with a complete listing would retire under the policy set
+ * now (hold ignored), and how many active devices the tenant has (those seen in this reconcile
+ * included): for the caller's mass-retirement guard. Call after the last reconcile_device. */
+int store_reconcile_retire_preview(struct store *st, int64_t *would_retire, int64_t *active,
+                                   struct errbuf *eb);
+/* The warning the commit stores on the client row (code, message and remedy, each at most 4 KiB;
+ * NULL code = none, the default set by begin). Copied. */
+int store_reconcile_warning(struct store *st, const char *code, const char *message,
+                            const char *remedy, struct errbuf *eb);
+/* Commits. Devices seen since begin lose their missing marks. With listing_complete, devices of
+ * this tenant not seen since begin are marked missing (missing_since = now when it was not
+ * set, and one more consecutive missing listing) and retired (retired_at = now) when the
+ * policy says so; with installs_complete, installs not seen are marked removed. The client row
+ * gets status "ok", last_sync_at, counts and the warning (or none), and each title touched by
+ * this tenant's changes its device_count (active installs on active devices), in the same
+ * transaction. */
 int store_reconcile_commit(struct store *st, int listing_complete, int installs_complete,
                            struct reconcile_counts *counts, struct errbuf *eb);
 void store_reconcile_rollback(struct store *st);
@@ -230,8 +266,9 @@ struct asset {
     struct device dev;
     int64_t first_synced_at;
     int64_t last_synced_at;
-    int64_t retired_at;   /* TS_NULL while active */
-    int serial_duplicate; /* same real serial seen in another tenant */
+    int64_t retired_at;    /* TS_NULL while active */
+    int64_t missing_since; /* first complete listing that lacked it (TS_NULL: listed) */
+    int serial_duplicate;  /* same real serial seen in another tenant */
     /* The row's values of the query's sorts (SC_NULL, SC_INT or SC_TEXT; strings borrowed for
      * the callback), for keyset cursors. */
     struct store_cell sort_vals[STORE_LIST_MAX_SORTS];
@@ -629,12 +666,18 @@ struct store_ops {
     int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
     int (*search_index)(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
     int (*map_reads)(struct store *st, struct errbuf *eb);
+    int (*retire_preview)(struct store *st, int64_t *would_retire, int64_t *active,
+                          struct errbuf *eb);
 };
 
 /* Every backend's handle starts with this. */
 struct store {
     const struct store_ops *ops;
     char *cache_id; /* the URL it was opened with: the count cache's database key */
+    /* The tenant reconcile's policy and client warning (store_reconcile_policy / _warning),
+     * reset by store_reconcile_begin, read by the backend's reconcile_commit. */
+    struct retire_policy rec_policy;
+    char *rec_warn_code, *rec_warn_message, *rec_warn_remedy;
 };
 
 /* ---- generic lists: shared by the backends (store.c) ----------------------------------- */

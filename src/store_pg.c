@@ -617,6 +617,17 @@ static const char schema_v5[] =
     "ALTER TABLE software_install DROP CONSTRAINT software_install_asset_id_title_id_key;"
     "ALTER TABLE software_install ADD PRIMARY KEY (asset_id, title_id);";
 
+/* Migration 9: the retirement policy's marks and the client's warning (store_sqlite.c's
+ * schema_v9). */
+static const char schema_v9[] =
+    "ALTER TABLE hardware_asset ADD COLUMN missing_since BIGINT;"
+    "ALTER TABLE hardware_asset ADD COLUMN missing_syncs INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX hardware_asset_missing ON hardware_asset(client_id) "
+    "WHERE missing_since IS NOT NULL AND retired_at IS NULL;"
+    "ALTER TABLE client ADD COLUMN warning_code TEXT;"
+    "ALTER TABLE client ADD COLUMN warning_message TEXT;"
+    "ALTER TABLE client ADD COLUMN warning_remedy TEXT;";
+
 /* Migration 6: software_title.device_count, recounted at each tenant commit that changed an
  * install or a device's retirement (the API's software lists read it instead of counting). */
 static const char schema_v6[] =
@@ -686,6 +697,11 @@ migrate(struct pg *g, struct errbuf *eb)
     }
     /* Migrations 7 and 8 (the client in SQLite's list indexes, for its lazy list rows; its
      * index of each OS's devices by name, fed by the search indexer) change nothing here. */
+    if (ver < 9) {
+        rc = q_done(g, schema_v9, NULL, eb, "adding missing marks and client warnings", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     if (ver < 10) {
         rc = q_done(g, schema_v10, NULL, eb, "adding Microsoft's request ids to failures", NULL);
         if (rc != ERR_OK)
@@ -1071,8 +1087,8 @@ pg_clients_each(struct store *base, int64_t account_id,
     r = q(g,
           "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
           "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
-          "device_count, software_count, error_request_id, error_date FROM client "
-          "WHERE account_id = $1 "
+          "device_count, software_count, error_request_id, error_date, warning_code, "
+          "warning_message, warning_remedy FROM client WHERE account_id = $1 "
           "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
           &p, eb, "listing clients", &rc);
     if (r == NULL)
@@ -1094,6 +1110,9 @@ pg_clients_each(struct store *base, int64_t account_id,
         c.software_count = r_i64(r, i, 13, 0);
         c.error_request_id = r_dup(r, i, 14);
         c.error_date = r_dup(r, i, 15);
+        c.warning_code = r_dup(r, i, 16);
+        c.warning_message = r_dup(r, i, 17);
+        c.warning_remedy = r_dup(r, i, 18);
         rc = cb(arg, &c);
         client_row_clear(&c);
     }
@@ -1509,7 +1528,7 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
                     struct reconcile_counts *counts, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
-    struct params p = {0};
+    struct params p = {0}, pm = {0};
     int rc;
 
     rc = need_rec(g, eb);
@@ -1523,11 +1542,38 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
     p_i64(&p, g->rec_now);
     p_i64(&p, g->rec_client);
     p_i64(&p, g->rec_gen);
+    /* Seen again: no longer missing (not a change anyone needs in the history). */
+    p_i64(&pm, g->rec_client);
+    p_i64(&pm, g->rec_gen);
+    rc = q_done(g,
+                "UPDATE hardware_asset SET missing_since = NULL, missing_syncs = 0 "
+                "WHERE client_id = $1 AND missing_since IS NOT NULL AND retired_at IS NULL "
+                "AND last_seen_gen = $2",
+                &pm, eb, "clearing missing marks", NULL);
+    if (rc != ERR_OK)
+        goto out;
     if (listing_complete) {
         rc = q_done(g,
-                    "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
+                    "UPDATE hardware_asset SET missing_since = COALESCE(missing_since, $1), "
+                    "missing_syncs = missing_syncs + 1 WHERE client_id = $2 AND "
                     "retired_at IS NULL AND last_seen_gen < $3",
-                    &p, eb, "retiring missing devices", &g->rec_counts.retired);
+                    &p, eb, "marking missing devices", &g->rec_counts.missing);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (listing_complete && !base->rec_policy.hold) {
+        struct params pr = {0};
+
+        p_i64(&pr, g->rec_now);
+        p_i64(&pr, g->rec_client);
+        p_i64(&pr, g->rec_gen);
+        p_i64(&pr, base->rec_policy.after_syncs);
+        p_i64(&pr, g->rec_now - base->rec_policy.after_s);
+        rc = q_done(g,
+                    "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
+                    "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
+                    "AND missing_syncs >= $4 AND missing_since <= $5",
+                    &pr, eb, "retiring missing devices", &g->rec_counts.retired);
         if (rc != ERR_OK)
             goto out;
     }
@@ -1549,13 +1595,17 @@ pg_reconcile_commit(struct store *base, int listing_complete, int installs_compl
             goto out;
     }
     p.n = 2;
+    p_text(&p, base->rec_warn_code);
+    p_text(&p, base->rec_warn_message);
+    p_text(&p, base->rec_warn_remedy);
     rc = q_done(g,
                 "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
                 "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
                 "last_sync_at = $1, updated_at = $1, "
                 "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
                 "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title "
-                "WHERE client_id = $2 AND device_count > 0) "
+                "WHERE client_id = $2 AND device_count > 0), warning_code = $3, "
+                "warning_message = $4, warning_remedy = $5 "
                 "WHERE id = $2",
                 &p, eb, "updating the client", NULL);
     if (rc == ERR_OK)
@@ -1567,6 +1617,44 @@ out:
         *counts = g->rec_counts;
     rec_reset(g);
     return rc;
+}
+
+static int
+pg_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc = need_rec(g, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    p_i64(&p, g->rec_client);
+    p_i64(&p, g->rec_gen);
+    /* As on SQLite: unless one listing without waiting is the policy, only marked devices
+     * can retire. */
+    if (base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0) {
+        r = q(g,
+              "SELECT count(*), count(*) FILTER (WHERE last_seen_gen < $2) FROM hardware_asset "
+              "WHERE client_id = $1 AND retired_at IS NULL",
+              &p, eb, "counting devices to retire", &rc);
+    } else {
+        p_i64(&p, base->rec_policy.after_syncs);
+        p_i64(&p, g->rec_now);
+        p_i64(&p, base->rec_policy.after_s);
+        r = q(g,
+              "SELECT (SELECT count(*) FROM hardware_asset WHERE client_id = $1 AND retired_at "
+              "IS NULL), (SELECT count(*) FROM hardware_asset WHERE client_id = $1 AND "
+              "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $2 AND "
+              "missing_syncs + 1 >= $3 AND missing_since <= $4::bigint - $5::bigint)",
+              &p, eb, "counting devices to retire", &rc);
+    }
+    if (r == NULL)
+        return rc;
+    *active = r_i64(r, 0, 0, 0);
+    *would_retire = r_i64(r, 0, 1, 0);
+    PQclear(r);
+    return ERR_OK;
 }
 
 static void
@@ -1696,6 +1784,7 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     } else {
         buf_addstr(&sql, STORE_HW_LIST_HEAD);
         buf_addstr(&sql, g->dsql.cols_h);
+        buf_addstr(&sql, ", h.missing_since");
         /* The sort values last, for the caller's cursor. */
         rc = store_list_sort_values(&sql, "hardware", qa->sorts, qa->nsorts, x->eb);
         if (rc != ERR_OK)
@@ -1730,6 +1819,7 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.retired_at = r_i64(r, i, 8, TS_NULL);
         a.serial_duplicate = r_i64(r, i, 9, 0) != 0;
         r_device(r, i, 10, &a.dev);
+        a.missing_since = r_i64(r, i, 10 + (int)device_field_count, TS_NULL);
         a.dev.intune_id = r_dup(r, i, 5);
         for (size_t k = 0; k < qa->nsorts; k++) {
             int c = first_sort + (int)k;
@@ -2896,6 +2986,7 @@ static const struct store_ops pg_ops = {
     .reconcile_device = pg_reconcile_device,
     .reconcile_installs = pg_reconcile_installs,
     .reconcile_commit = pg_reconcile_commit,
+    .retire_preview = pg_retire_preview,
     .reconcile_rollback = pg_reconcile_rollback,
     .assets_each = pg_assets_each,
     .assets_count = pg_assets_count,

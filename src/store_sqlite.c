@@ -72,6 +72,10 @@ enum stmt_id {
     S_UNINDEXED,
     S_ASSET_DEV,
     S_ASSET_DEV_BATCH,
+    S_MISSING_CLEAR,
+    S_MISSING_MARK,
+    S_RETIRE_PREVIEW,
+    S_RETIRE_PREVIEW_ALL,
     S_COUNT
 };
 
@@ -722,6 +726,19 @@ static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
 
+/* Migration 9: the retirement policy's marks (a device is retired only after it was missing
+ * from several complete listings over some time: store_reconcile_commit) and the client's
+ * warning (a successful sync that has something to say). The partial index finds a client's
+ * marked active devices, which are few, without walking its others (a retired device keeps its
+ * missing_since and leaves the index). */
+static const char schema_v9[] =
+    "ALTER TABLE hardware_asset ADD COLUMN missing_since INTEGER;"
+    "ALTER TABLE hardware_asset ADD COLUMN missing_syncs INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX hardware_asset_missing ON hardware_asset(client_id) "
+    "WHERE missing_since IS NOT NULL AND retired_at IS NULL;"
+    "ALTER TABLE client ADD COLUMN warning_code TEXT;"
+    "ALTER TABLE client ADD COLUMN warning_message TEXT;"
+    "ALTER TABLE client ADD COLUMN warning_remedy TEXT;";
 /* Migration 10: Microsoft's request id and date of a tenant's failure, for its support. */
 static const char schema_v10[] = "ALTER TABLE client ADD COLUMN error_request_id TEXT;"
                                  "ALTER TABLE client ADD COLUMN error_date TEXT;"
@@ -968,6 +985,11 @@ migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 8) {
         rc = exec_sql(s, schema_v8, eb, "adding the index of each OS's devices by name");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 9) {
+        rc = exec_sql(s, schema_v9, eb, "adding missing marks and client warnings");
         if (rc != ERR_OK)
             goto out;
     }
@@ -1436,8 +1458,8 @@ sq_clients_each(struct store *base, int64_t account_id,
         s,
         "SELECT id, integration_id, tenant_id, COALESCE(name_override, name), default_domain, "
         "source, included, status, error_code, error_message, error_remedy, last_sync_at, "
-        "device_count, software_count, error_request_id, error_date FROM client "
-        "WHERE account_id = ?1 "
+        "device_count, software_count, error_request_id, error_date, warning_code, "
+        "warning_message, warning_remedy FROM client WHERE account_id = ?1 "
         "ORDER BY lower(COALESCE(name_override, name, tenant_id)), id",
         -1, &st, NULL);
     if (src != SQLITE_OK)
@@ -1460,6 +1482,9 @@ sq_clients_each(struct store *base, int64_t account_id,
         c.software_count = sqlite3_column_int64(st, 13);
         c.error_request_id = col_dup(st, 14);
         c.error_date = col_dup(st, 15);
+        c.warning_code = col_dup(st, 16);
+        c.warning_message = col_dup(st, 17);
+        c.warning_remedy = col_dup(st, 18);
         rc = cb(arg, &c);
         client_row_clear(&c);
         if (rc != 0)
@@ -2419,19 +2444,53 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
                      s->rec_tenant);
         goto out;
     }
+    /* Seen again: no longer missing (not a change anyone needs in the history). */
+    rc = prep(s, S_MISSING_CLEAR,
+              "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET missing_since = NULL, "
+              "missing_syncs = 0 WHERE client_id = ?1 AND missing_since IS NOT NULL AND "
+              "retired_at IS NULL AND last_seen_gen = ?2",
+              &st, eb);
+    if (rc != ERR_OK)
+        goto out;
+    sqlite3_bind_int64(st, 1, s->rec_client);
+    sqlite3_bind_int64(st, 2, s->rec_gen);
+    rc = step_done(s, st, eb, "clearing missing marks");
+    if (rc != ERR_OK)
+        goto out;
     if (listing_complete) {
-        int64_t *gone = NULL;
-        size_t ngone = 0, capgone = 0;
-
-        rc = prep(s, S_RETIRE,
-                  "UPDATE hardware_asset SET retired_at = ?1 WHERE client_id = ?2 "
-                  "AND retired_at IS NULL AND last_seen_gen < ?3 RETURNING id",
+        rc = prep(s, S_MISSING_MARK,
+                  "UPDATE hardware_asset SET missing_since = COALESCE(missing_since, ?1), "
+                  "missing_syncs = missing_syncs + 1 WHERE client_id = ?2 "
+                  "AND retired_at IS NULL AND last_seen_gen < ?3",
                   &st, eb);
         if (rc != ERR_OK)
             goto out;
         sqlite3_bind_int64(st, 1, s->rec_now);
         sqlite3_bind_int64(st, 2, s->rec_client);
         sqlite3_bind_int64(st, 3, s->rec_gen);
+        rc = step_done(s, st, eb, "marking missing devices");
+        if (rc != ERR_OK)
+            goto out;
+        s->rec_counts.missing = sqlite3_changes(s->db);
+    }
+    if (listing_complete && !base->rec_policy.hold) {
+        int64_t *gone = NULL;
+        size_t ngone = 0, capgone = 0;
+
+        /* Every candidate was marked just now or before: only marked devices are read. */
+        rc = prep(s, S_RETIRE,
+                  "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1 "
+                  "WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
+                  "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
+                  "RETURNING id",
+                  &st, eb);
+        if (rc != ERR_OK)
+            goto out;
+        sqlite3_bind_int64(st, 1, s->rec_now);
+        sqlite3_bind_int64(st, 2, s->rec_client);
+        sqlite3_bind_int64(st, 3, s->rec_gen);
+        sqlite3_bind_int64(st, 4, base->rec_policy.after_syncs);
+        sqlite3_bind_int64(st, 5, s->rec_now - base->rec_policy.after_s);
         while ((src = sqlite3_step(st)) == SQLITE_ROW) {
             if (ngone == capgone) {
                 capgone = capgone ? capgone * 2 : 64;
@@ -2462,13 +2521,17 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
               "device_count = (SELECT count(*) FROM hardware_asset "
               " WHERE client_id = ?1 AND retired_at IS NULL), "
               "software_count = (SELECT count(*) FROM software_title "
-              " WHERE client_id = ?1 AND device_count > 0) "
+              " WHERE client_id = ?1 AND device_count > 0), "
+              "warning_code = ?3, warning_message = ?4, warning_remedy = ?5 "
               "WHERE id = ?1",
               &st, eb);
     if (rc != ERR_OK)
         goto out;
     sqlite3_bind_int64(st, 1, s->rec_client);
     sqlite3_bind_int64(st, 2, s->rec_now);
+    bind_text(st, 3, base->rec_warn_code);
+    bind_text(st, 4, base->rec_warn_message);
+    bind_text(st, 5, base->rec_warn_remedy);
     rc = step_done(s, st, eb, "updating the client");
     if (rc != ERR_OK)
         goto out;
@@ -2485,6 +2548,50 @@ out:
     else if (counts != NULL)
         *counts = s->rec_counts;
     rec_reset(s);
+    return rc;
+}
+
+static int
+sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = need_rec_tx(s, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    /* Once the marks advance, a device can retire only if it is marked already, unless one
+     * listing without waiting is the policy: otherwise only the client's few marked devices
+     * (hardware_asset_missing) are read, and the active ones are counted from an index. */
+    if (base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0)
+        rc = prep(s, S_RETIRE_PREVIEW_ALL,
+                  "SELECT count(*), COALESCE(sum(last_seen_gen < ?2), 0) FROM hardware_asset "
+                  "WHERE client_id = ?1 AND retired_at IS NULL",
+                  &st, eb);
+    else
+        rc = prep(s, S_RETIRE_PREVIEW,
+                  "SELECT (SELECT count(*) FROM hardware_asset WHERE client_id = ?1 AND "
+                  "retired_at IS NULL), (SELECT count(*) FROM hardware_asset INDEXED BY "
+                  "hardware_asset_missing WHERE client_id = ?1 AND missing_since IS NOT NULL "
+                  "AND retired_at IS NULL AND last_seen_gen < ?2 AND missing_syncs + 1 >= ?3 "
+                  "AND missing_since <= ?4 - ?5)",
+                  &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, s->rec_client);
+    sqlite3_bind_int64(st, 2, s->rec_gen);
+    if (!(base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0)) {
+        sqlite3_bind_int64(st, 3, base->rec_policy.after_syncs);
+        sqlite3_bind_int64(st, 4, s->rec_now);
+        sqlite3_bind_int64(st, 5, base->rec_policy.after_s);
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *active = sqlite3_column_int64(st, 0);
+        *would_retire = sqlite3_column_int64(st, 1);
+    } else {
+        rc = db_err(s, sqlite3_extended_errcode(s->db), eb, "counting devices to retire");
+    }
+    done(st);
     return rc;
 }
 
@@ -3294,7 +3401,7 @@ row_dup(struct sq_part *x, const char *key, size_t len)
 /* The columns of a lazy row's rest (S_ASSET_DEV, S_ASSET_DEV_BATCH): id first. */
 #define LAZY_DEV_COLS                                                                              \
     "SELECT h.id, h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "     \
-    "h.retired_at, h.serial_key, %s FROM "
+    "h.retired_at, h.serial_key, h.missing_since, %s FROM "
 
 /* asset.dev_load of a lazy row: the rest of it in the list's snapshot (sq_assets_each holds
  * it), from the rows read ahead when it is there, else read by id. */
@@ -3329,7 +3436,8 @@ lazy_load(void *ctx, struct asset *a, const char **serial_key)
     a->retired_at = col_int_or(st, 5, TS_NULL);
     *serial_key = (const char *)sqlite3_column_text(st, 6);
     a->serial_duplicate = row_dup(x, *serial_key, (size_t)sqlite3_column_bytes(st, 6));
-    read_device_view(st, 7, &a->dev, &x->dev_tm);
+    a->missing_since = col_int_or(st, 7, TS_NULL);
+    read_device_view(st, 8, &a->dev, &x->dev_tm);
     a->dev.intune_id = (char *)sqlite3_column_text(st, 2);
     return ERR_OK;
 }
@@ -3577,11 +3685,12 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         buf_addstr(&sql, STORE_HW_LIST_COLS);
         buf_addstr(&sql, x->set != NULL ? "h.serial_key, " : STORE_HW_LIST_DUP);
         buf_addstr(&sql, s->dsql.cols_h);
+        buf_addstr(&sql, ", h.missing_since");
     }
     if (!count) {
         /* The sort values, for the caller's cursor: a device column read again is not
          * selected twice; the others last. */
-        for (size_t i = 0, next = lazy ? 5 : 10 + device_field_count; i < q->nsorts; i++) {
+        for (size_t i = 0, next = lazy ? 5 : 11 + device_field_count; i < q->nsorts; i++) {
             const struct store_list_field *f =
                 store_list_field(store_list_entity("hardware"), q->sorts[i].field);
 
@@ -3647,6 +3756,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
                                              (size_t)sqlite3_column_bytes(st, 9))
                                    : sqlite3_column_int(st, 9) != 0;
         read_device_view(st, 10, &a.dev, &tm);
+        a.missing_since = col_int_or(st, 10 + (int)device_field_count, TS_NULL);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = sort_col[i], t = sqlite3_column_type(st, c);
@@ -4216,6 +4326,7 @@ static const struct store_ops sqlite_ops = {
     .reconcile_installs = sq_reconcile_installs,
     .reconcile_commit = sq_reconcile_commit,
     .reconcile_rollback = sq_reconcile_rollback,
+    .retire_preview = sq_retire_preview,
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,
     .assets_each = sq_assets_each,

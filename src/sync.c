@@ -8,6 +8,7 @@
  */
 #include "sync.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 
 #include <errno.h>
@@ -194,6 +195,12 @@ struct tenant {
     struct call *auth_wait; /* items waiting for the token refresh their 401s started */
     int item_refreshed;     /* item 401s already led to the tenant's one token refresh */
     int64_t refreshed_ms;   /* when that refresh finished */
+
+    /* What the client row's warning says after this sync (tenant_warn), and Microsoft's count
+     * of the tenant's devices (managedDeviceOverview; -1 unknown). */
+    struct remedy *warn;
+    int nwarn;
+    int64_t overview_count;
 
     /* reconciled in the open batch, not yet committed: org is kept for the record */
     int in_batch;
@@ -844,6 +851,8 @@ tenant_clear(struct tenant *t)
     XFREE(t->devmap);
     XFREE(t->export_id);
     export_file_close(t);
+    XFREE(t->warn);
+    t->nwarn = 0;
     t->ndevs = t->capdevs = 0;
     if (!t->in_batch)
         graph_org_clear(&t->org);
@@ -1055,6 +1064,107 @@ tenant_installs(const struct tenant *t)
     return n;
 }
 
+/* Adds a warning for t's client row (kept only when t reconciles; the first TENANT_WARN_MAX
+ * count, the first is the code shown). */
+#define TENANT_WARN_MAX 4
+
+static void
+tenant_warn(struct tenant *t, const struct remedy *r)
+{
+    if (t->nwarn >= TENANT_WARN_MAX)
+        return;
+    if (t->warn == NULL)
+        t->warn = xcalloc(TENANT_WARN_MAX, sizeof *t->warn);
+    t->warn[t->nwarn++] = *r;
+    log_warn("tenant warning tenant=%s code=%s", t->cust.tenant_id, r->id);
+}
+
+/* Whether the listing is shorter than Microsoft's own count of the tenant's devices, beyond a
+ * device or 1 % deleted between the count and the listing; warns when it is. */
+static int
+listing_short(struct tenant *t)
+{
+    struct remedy rem;
+    struct remedy_ctx ctx = {0};
+    char detail[96];
+    int64_t slack;
+
+    if (t->overview_count < 0)
+        return 0;
+    slack = t->overview_count / 100 > 1 ? t->overview_count / 100 : 1;
+    if ((int64_t)t->ndevs + slack >= t->overview_count)
+        return 0;
+    snprintf(detail, sizeof detail, "%zu listed, %" PRId64 " counted", t->ndevs, t->overview_count);
+    ctx.tenant_id = t->cust.tenant_id;
+    remedy_set(&rem, REMEDY_LISTING_SHORT, &ctx, detail);
+    tenant_warn(t, &rem);
+    return 1;
+}
+
+/* The retirement policy of t's commit: the settings, and the mass-retirement guard, which holds
+ * back every retirement (and warns) when more than retire_guard_pct % of the tenant's active
+ * devices and at least retire_guard_min of them would go at once, unless the run confirms. */
+static int
+tenant_retire_policy(struct tenant *t, struct errbuf *eb)
+{
+    const struct engine *eng = t->eng;
+    const struct config *cfg = eng->cfg;
+    struct retire_policy p = {0};
+    int64_t would = 0, active = 0;
+    int rc;
+
+    p.after_syncs = cfg->retire_after_syncs > 0 ? cfg->retire_after_syncs : 1;
+    p.after_s = (int64_t)cfg->retire_after_hours * 3600;
+    rc = store_reconcile_policy(eng->st, &p, eb);
+    if (rc != ERR_OK || cfg->retire_guard_pct <= 0)
+        return rc;
+    rc = store_reconcile_retire_preview(eng->st, &would, &active, eb);
+    if (rc != ERR_OK)
+        return rc;
+    if (would > 0 && would >= cfg->retire_guard_min &&
+        would * 100 > active * (int64_t)cfg->retire_guard_pct) {
+        struct remedy rem;
+        struct remedy_ctx ctx = {0};
+        char detail[160];
+
+        if (eng->opts->confirm_retire) {
+            log_info("retiring past the guard (confirmed) tenant=%s devices=%" PRId64
+                     " active=%" PRId64,
+                     t->cust.tenant_id, would, active);
+            return ERR_OK;
+        }
+        snprintf(detail, sizeof detail, "%" PRId64 " of its %" PRId64 " devices, more than %d %%",
+                 would, active, cfg->retire_guard_pct);
+        ctx.tenant_id = t->cust.tenant_id;
+        remedy_set(&rem, REMEDY_RETIRE_HELD, &ctx, detail);
+        tenant_warn(t, &rem);
+        p.hold = 1;
+        rc = store_reconcile_policy(eng->st, &p, eb);
+    }
+    return rc;
+}
+
+/* Hands t's warnings to the store: the first one's code, every message and action. */
+static int
+tenant_warnings_store(struct tenant *t, struct errbuf *eb)
+{
+    struct buf msg, act;
+    int rc;
+
+    if (t->nwarn == 0)
+        return store_reconcile_warning(t->eng->st, NULL, NULL, NULL, eb);
+    buf_init(&msg, 4096);
+    buf_init(&act, 4096);
+    for (int i = 0; i < t->nwarn; i++) {
+        buf_printf(&msg, "%s%s", i ? " " : "", t->warn[i].message);
+        buf_printf(&act, "%s%s", i ? " " : "", t->warn[i].action);
+    }
+    rc = store_reconcile_warning(t->eng->st, t->warn[0].id, buf_cstr(&msg), buf_cstr(&act), eb);
+    buf_free(&msg);
+    buf_free(&act);
+    return rc;
+}
+
 static void
 tenant_reconcile(struct tenant *t)
 {
@@ -1064,7 +1174,7 @@ tenant_reconcile(struct tenant *t)
     struct reconcile_counts counts = {0};
     struct remedy rem;
     struct remedy_ctx ctx = {0};
-    int rc;
+    int rc, complete;
 
     ci.tenant_id = t->cust.tenant_id;
     ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
@@ -1103,8 +1213,14 @@ tenant_reconcile(struct tenant *t)
             free(refs);
         }
     }
+    /* A listing shorter than Microsoft's count is not taken as proof that devices left. */
+    complete = !listing_short(t);
+    if (rc == ERR_OK && complete)
+        rc = tenant_retire_policy(t, &eb);
     if (rc == ERR_OK)
-        rc = store_reconcile_commit(eng->st, 1, !t->apps_failed, &counts, &eb);
+        rc = tenant_warnings_store(t, &eb);
+    if (rc == ERR_OK)
+        rc = store_reconcile_commit(eng->st, complete, !t->apps_failed, &counts, &eb);
     if (rc != ERR_OK) {
         store_reconcile_rollback(eng->st);
         ctx.tenant_id = t->cust.tenant_id;
@@ -2134,6 +2250,8 @@ fail:
     tenant_fail(t, &rem);
 }
 
+static void overview_request(struct tenant *t);
+
 static void
 org_done(struct call *c, const struct http_resp *r)
 {
@@ -2143,6 +2261,19 @@ org_done(struct call *c, const struct http_resp *r)
     struct remedy_ctx ctx = {0};
 
     ctx.tenant_id = t->cust.tenant_id;
+    if (r->err == ERR_OK && r->status == 403) {
+        /* Optional: consents granted before the app had Organization.Read.All answer 403
+         * Authorization_RequestDenied. Partner Center's (or the contract's) name and domain
+         * stand in, and the client row's warning says what to consent. */
+        ctx.app_id = t->eng->creds->sync_app_id;
+        ctx.app_label = "Sync App";
+        ctx.login_base = t->eng->cfg->login_url;
+        remedy_set(&rem, REMEDY_ORG_UNREADABLE, &ctx, NULL);
+        tenant_warn(t, &rem);
+        call_free(c);
+        overview_request(t);
+        return;
+    }
     if (r->err != ERR_OK || r->status != 200) {
         graph_failure(t, r, &rem);
         call_free(c);
@@ -2156,7 +2287,33 @@ org_done(struct call *c, const struct http_resp *r)
         return;
     }
     call_free(c);
+    overview_request(t);
+}
+
+/* Microsoft's count of the tenant's devices, read before the listing so that devices enrolled
+ * meanwhile only make the listing longer; without it (any failure) the listing is trusted as
+ * before and the retirement policy alone protects the devices. */
+static void
+overview_done(struct call *c, const struct http_resp *r)
+{
+    struct tenant *t = c->t;
+    struct errbuf eb = {0};
+
+    t->overview_count = -1;
+    if (r->err != ERR_OK || r->status != 200)
+        log_info("no device count tenant=%s status=%ld", t->cust.tenant_id, r->status);
+    else if (graph_overview_parse(r->body, r->body_len, &t->overview_count, &eb) != ERR_OK)
+        log_info("no device count tenant=%s: %s", t->cust.tenant_id, eb.msg);
+    call_free(c);
     devices_request(t, graph_devices_url(t->eng->cfg->graph_url, "v1.0", GRAPH_DEVICE_PAGE_SIZE));
+}
+
+static void
+overview_request(struct tenant *t)
+{
+    char *url = xasprintf("%s/v1.0/deviceManagement/managedDeviceOverview", t->eng->cfg->graph_url);
+
+    call_submit(graph_call_new(t, url, overview_done));
 }
 
 static void
@@ -2167,6 +2324,7 @@ tenant_start(struct tenant *t)
 
     t->state = TS_RUNNING;
     t->started_ms = clock_mono_ms();
+    t->overview_count = -1;
     pacer_init(&t->pacer, eng->tenant_limit, INTUNE_TENANT_WINDOW);
     eng->inflight++;
     /* call_submit fetches the token first when none is cached. */

@@ -66,6 +66,9 @@ struct sync_opts {
      * transaction open; returning non-zero stops the run as sync_request_stop() does. */
     int (*tick)(void *arg);
     void *tick_arg;
+    /* Retire devices past the mass-retirement guard (config retire_guard_pct): the MSP checked
+     * that they are gone. The other retirement rules still apply. */
+    int confirm_retire;
 };
 
 struct sync_summary {

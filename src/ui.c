@@ -644,7 +644,12 @@ assets_page(struct page *pg)
             buf_printf(b, "<tr><td><a href=\"/assets/%" JSON_INTEGER_FORMAT "\">",
                        json_integer_value(json_object_get(row, "id")));
             jtext(b, json_object_get(row, "name"));
-            buf_addstr(b, "</a></td><td>");
+            buf_addstr(b, "</a>");
+            if (json_is_string(json_object_get(row, "missing_since")))
+                buf_addstr(b, " <span class=\"pill warn\" title=\"not in Intune's last "
+                              "listing; kept until it has been missing for a while\">"
+                              "missing</span>");
+            buf_addstr(b, "</td><td>");
             jtext(b, jpath(row, "client.name"));
             buf_addstr(b, "</td><td class=\"mono\">");
             jtext(b, json_object_get(row, "serial_number"));
@@ -734,6 +739,7 @@ asset_detail(struct page *pg, int64_t id)
         {"first_synced_at", "First synced"},
         {"last_synced_at", "Last synced"},
         {"retired_at", "Retired"},
+        {"missing_since", "Missing from Intune since"},
         {"source.intune_device_id", "Intune device ID"},
         {"source.azure_ad_device_id", "Entra device ID"},
     };
@@ -774,6 +780,16 @@ asset_detail(struct page *pg, int64_t id)
             buf_addstr(b, "\">Show every device with this serial</a>");
         }
         buf_addstr(b, "</div>");
+    }
+    if (json_is_string(json_object_get(a, "missing_since")) &&
+        json_is_null(json_object_get(a, "retired_at"))) {
+        buf_addstr(b, "<div class=\"notice warn\" id=\"missing-since\">Intune has not listed "
+                      "this device since ");
+        fmt_ts_json(b, json_object_get(a, "missing_since"));
+        buf_addstr(b, ". It stays active until it has been missing from several complete "
+                      "listings over a day (settings retire_after_syncs and "
+                      "retire_after_hours), and comes back as it was if Intune lists it "
+                      "again.</div>");
     }
     buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" "
                   "id=\"asset-fields\">");
@@ -1067,6 +1083,15 @@ clients_page(struct page *pg)
                 jtext(b, jpath(row, "error.remedy"));
                 buf_addstr(b, "</div>");
                 support_ids(b, row);
+            } else if (json_is_string(jpath(row, "warning.code"))) {
+                /* Synced, with something the MSP should know (client warning). */
+                buf_addstr(b, "<div class=\"client-warning\" data-code=\"");
+                ui_esc(b, json_string_value(jpath(row, "warning.code")));
+                buf_addstr(b, "\"><span class=\"pill warn\">warning</span> ");
+                jtext(b, jpath(row, "warning.message"));
+                buf_addstr(b, "<div class=\"remedy\">");
+                jtext(b, jpath(row, "warning.remedy"));
+                buf_addstr(b, "</div></div>");
             }
             buf_addstr(b, "</td></tr>");
         }

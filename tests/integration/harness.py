@@ -143,6 +143,13 @@ class Sim:
         return json.loads(body)
 
 
+# The reconcile rules' tests retire a device at the first complete listing that lacks it; the
+# retirement policy (after repeated absence, with a guard against mass retirement) has its own
+# tests in test_real_retire.py.
+RETIRE_AT_ONCE = {"MEMSYNC_RETIRE_AFTER_SYNCS": "1", "MEMSYNC_RETIRE_AFTER_HOURS": "0",
+                  "MEMSYNC_RETIRE_GUARD_PCT": "0"}
+
+
 def parse_env_file(path):
     env = {}
     with open(path) as f:

@@ -20,6 +20,7 @@ class Retirement(unittest.TestCase):
         self.sim = harness.Sim("--tenants", "3", "--devices", "40", "--seed", "11",
                                "--apps-per-device", "2")
         self.ms = harness.Memsync(self.sim)
+        self.ms.env.update(harness.RETIRE_AT_ONCE)
         self.ms.add_integration()
         self.tenants = [t["id"] for t in self.sim.world()["tenants"]]
 

@@ -20,6 +20,7 @@ class Rules(unittest.TestCase):
         self.sim = harness.Sim("--tenants", "3", "--devices", "12", "--apps-per-device", "4",
                                "--seed", "21")
         self.ms = harness.Memsync(self.sim)
+        self.ms.env.update(harness.RETIRE_AT_ONCE)
         self.tenants = [t["id"] for t in self.sim.world()["tenants"]]
 
     def tearDown(self):

@@ -57,6 +57,7 @@ fill(struct asset *a)
     a->first_synced_at = INT64_C(1767225600);
     a->last_synced_at = INT64_C(1767229200);
     a->retired_at = TS_NULL;
+    a->missing_since = INT64_C(1767139200);
     a->serial_duplicate = 1;
 }
 
@@ -92,6 +93,7 @@ test_asset_fields(void **state)
         "first_synced_at",
         "last_synced_at",
         "retired_at",
+        "missing_since",
         "serial_duplicate",
     };
     static const char *const client[] = {"id", "name", "tenant_id"};
@@ -161,7 +163,7 @@ test_asset_unknown_os_and_empty(void **state)
     a.dev.intune_id = xstrdup("x");
     a.dev.os_name = xstrdup("PlanOS");
     a.dev.os_version = xstrdup("9");
-    a.first_synced_at = a.last_synced_at = a.retired_at = TS_NULL;
+    a.first_synced_at = a.last_synced_at = a.retired_at = a.missing_since = TS_NULL;
     j = asset_to_json(&a);
     assert_non_null(j);
     assert_true(json_is_null(output_lookup(j, "operating_system.end_of_support")));
@@ -177,9 +179,9 @@ test_asset_unknown_os_and_empty(void **state)
 static void
 test_client_json(void **state)
 {
-    static const char *const top[] = {"id",     "tenant_id",    "name",          "default_domain",
-                                      "source", "included",     "status",        "last_sync_at",
-                                      "error",  "device_count", "software_count"};
+    static const char *const top[] = {"id",     "tenant_id",    "name",           "default_domain",
+                                      "source", "included",     "status",         "last_sync_at",
+                                      "error",  "device_count", "software_count", "warning"};
     struct client_row c;
     json_t *j;
 
@@ -197,6 +199,7 @@ test_client_json(void **state)
     assert_non_null(j);
     keys_are(j, top, sizeof top / sizeof top[0]);
     assert_true(json_is_null(json_object_get(j, "error")));
+    assert_true(json_is_null(json_object_get(j, "warning")));
     assert_true(json_is_null(json_object_get(j, "last_sync_at")));
     assert_true(json_is_null(json_object_get(j, "default_domain")));
     assert_true(json_is_true(json_object_get(j, "included")));
@@ -206,8 +209,12 @@ test_client_json(void **state)
     c.status = "error";
     c.error_code = "consent_missing";
     c.error_message = "not consented";
+    c.warning_code = "org_unreadable";
+    c.warning_message = "name from Partner Center";
     c.last_sync_at = INT64_C(1767225600);
     j = client_to_json(&c);
+    assert_string_equal(json_string_value(output_lookup(j, "warning.code")), "org_unreadable");
+    assert_true(json_is_null(output_lookup(j, "warning.remedy")));
     assert_string_equal(json_string_value(output_lookup(j, "error.code")), "consent_missing");
     assert_true(json_is_null(output_lookup(j, "error.remedy")));
     assert_string_equal(json_string_value(json_object_get(j, "last_sync_at")),

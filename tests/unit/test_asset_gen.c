@@ -209,6 +209,8 @@ ref_asset(yajl_gen g, const struct asset *a)
     ref_ts(g, a->last_synced_at);
     ref_key(g, "retired_at");
     ref_ts(g, a->retired_at);
+    ref_key(g, "missing_since");
+    ref_ts(g, a->missing_since);
     ref_key(g, "serial_duplicate");
     assert_int_equal(yajl_gen_bool(g, a->serial_duplicate != 0), yajl_gen_status_ok);
     ref_close(g);
@@ -382,6 +384,7 @@ full(struct asset *a)
     a->first_synced_at = INT64_C(1767225600);
     a->last_synced_at = INT64_C(1767229200);
     a->retired_at = INT64_C(1767232800);
+    a->missing_since = INT64_C(1767139200);
     a->serial_duplicate = 1;
 }
 
@@ -420,6 +423,7 @@ test_nulls(void **state)
     a.first_synced_at = TS_NULL;
     a.last_synced_at = TS_NULL;
     a.retired_at = TS_NULL;
+    a.missing_since = TS_NULL;
     same(&a);
     text = writer_json(&a, 1, 0);
     j = json_loads(text, 0, NULL);
@@ -428,6 +432,7 @@ test_nulls(void **state)
     assert_true(json_is_null(json_object_get(json_object_get(j, "storage"), "total_bytes")));
     assert_true(json_is_null(json_object_get(j, "is_encrypted")));
     assert_true(json_is_null(json_object_get(j, "retired_at")));
+    assert_true(json_is_null(json_object_get(j, "missing_since")));
     assert_true(
         json_is_null(json_object_get(json_object_get(j, "operating_system"), "end_of_support")));
     json_decref(j);
@@ -654,6 +659,7 @@ test_page_of_rows(void **state)
             as[i].dev.os_name = NULL;
         as[i].serial_duplicate = (int)(i % 2);
         as[i].retired_at = i % 3 ? TS_NULL : as[i].retired_at + (int64_t)i;
+        as[i].missing_since = i % 4 ? TS_NULL : as[i].missing_since - (int64_t)i;
     }
     same_bytes(as, N, 1);
     free(names);
@@ -726,6 +732,7 @@ test_timestamp_runs(void **state)
                 as[r].first_synced_at = starts[i];
                 as[r].last_synced_at = t - (int64_t)r;
                 as[r].retired_at = r % 3 ? TS_NULL : t;
+                as[r].missing_since = r % 4 == 1 ? t - 7 : TS_NULL;
             }
             same_bytes(as, N, 1);
         }

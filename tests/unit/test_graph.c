@@ -240,6 +240,42 @@ test_error_whole_message(void **state)
     assert_int_equal(ge.not_applicable, 0);
 }
 
+/* deviceManagement/managedDeviceOverview: the entity at the top level (as Graph answers a
+ * singleton) or under "value" (as the Intune reference's example shows it). */
+static void
+test_device_overview(void **state)
+{
+    static const char top[] =
+        "{\"@odata.context\":\"https://graph.microsoft.com/v1.0/$metadata#deviceManagement/"
+        "managedDeviceOverview/$entity\",\"@odata.type\":\"#microsoft.graph."
+        "managedDeviceOverview\",\"id\":\"x\",\"enrolledDeviceCount\":949,"
+        "\"mdmEnrolledCount\":949,\"dualEnrolledDeviceCount\":0,"
+        "\"deviceOperatingSystemSummary\":{\"windowsCount\":900}}";
+    static const char wrapped[] = "{\"value\":{\"@odata.type\":\"#microsoft.graph."
+                                  "managedDeviceOverview\",\"enrolledDeviceCount\":1024}}";
+    static const char *const bad[] = {
+        "{\"value\":{\"mdmEnrolledCount\":3}}",
+        "{\"enrolledDeviceCount\":-1}",
+        "{\"enrolledDeviceCount\":3.5}",
+        "{\"enrolledDeviceCount\":\"3\"}",
+        "{\"enrolledDeviceCount\":4294967296}",
+        "[1]",
+        "not json",
+    };
+    struct errbuf eb;
+    int64_t n = 0;
+
+    (void)state;
+    assert_int_equal(graph_overview_parse(top, sizeof top - 1, &n, &eb), ERR_OK);
+    assert_int_equal(n, 949);
+    assert_int_equal(graph_overview_parse(wrapped, sizeof wrapped - 1, &n, &eb), ERR_OK);
+    assert_int_equal(n, 1024);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(graph_overview_parse(bad[i], strlen(bad[i]), &n, &eb), ERR_PARSE);
+        assert_int_equal(n, -1);
+    }
+}
+
 static void
 test_detected_apps(void **state)
 {
@@ -549,7 +585,7 @@ main(void)
         cmocka_unit_test(test_intune_403),           cmocka_unit_test(test_link_allowed),
         cmocka_unit_test(test_devices_url),          cmocka_unit_test(test_batch_body),
         cmocka_unit_test(test_org_intune_plan),      cmocka_unit_test(test_error_whole_message),
-        cmocka_unit_test(test_blob_url_allowed),
+        cmocka_unit_test(test_blob_url_allowed),     cmocka_unit_test(test_device_overview),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -252,7 +252,22 @@ test_other_codes(void **state)
     assert_non_null(strstr(r.message, "not valid JSON"));
     remedy_set(&r, REMEDY_PARTNER_ACCESS, NULL, NULL);
     assert_non_null(strstr(r.action, "Partner"));
-    for (int c = REMEDY_NONE; c <= REMEDY_PARTNER_NOT_AUTHORIZED; c++) {
+    /* The warnings of a tenant that synced (the client row's warning). */
+    remedy_set(&r, REMEDY_ORG_UNREADABLE, &ctx, NULL);
+    assert_string_equal(r.id, "org_unreadable");
+    assert_non_null(strstr(r.message, "Organization.Read.All"));
+    assert_non_null(strstr(r.message, "Partner Center"));
+    assert_non_null(strstr(r.action, "https://login.microsoftonline.com/11111111-2222-3333-4444-"
+                                     "555555555555/adminconsent?client_id=aaaaaaaa-bbbb-cccc-"
+                                     "dddd-eeeeeeeeeeee"));
+    remedy_set(&r, REMEDY_RETIRE_HELD, &ctx, "12 of its 40 devices, more than 10 %");
+    assert_string_equal(r.id, "retire_held");
+    assert_non_null(strstr(r.message, "12 of its 40 devices"));
+    assert_non_null(strstr(r.action, "memsync sync --confirm-retire"));
+    remedy_set(&r, REMEDY_LISTING_SHORT, &ctx, "5 listed, 20 counted");
+    assert_string_equal(r.id, "listing_short");
+    assert_non_null(strstr(r.message, "5 listed, 20 counted"));
+    for (int c = REMEDY_NONE; c <= REMEDY_LISTING_SHORT; c++) {
         assert_string_not_equal(remedy_id((enum remedy_code)c), "unknown");
         remedy_set(&r, (enum remedy_code)c, &ctx, NULL);
         if (c != REMEDY_NONE) {

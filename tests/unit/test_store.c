@@ -253,6 +253,23 @@ static const struct client_info ci_b = {"bbbbbbbb-0000-0000-0000-000000000002",
                                         NULL,
                                         NULL};
 
+/* Most tests here retire a device at the first complete listing that lacks it (a policy of
+ * one sync and no wait); the retirement policy's own tests set theirs with retire_commit. */
+static int
+retire_commit(struct store *st, const struct retire_policy *p, int complete, int installs,
+              struct reconcile_counts *c, struct errbuf *eb)
+{
+    struct errbuf ignore = {0};
+
+    if (p != NULL)
+        (void)store_reconcile_policy(st, p, &ignore);
+    return store_reconcile_commit(st, complete, installs, c, eb);
+}
+
+static const struct retire_policy retire_now = {1, 0, 0};
+#define store_reconcile_commit(st, complete, installs, c, eb)                                      \
+    retire_commit(st, &retire_now, complete, installs, c, eb)
+
 /* Reconciles devs into tenant ci at time now. */
 static struct reconcile_counts
 sync_tenant(struct fx *fx, const struct client_info *ci, struct device *devs, size_t n,
@@ -274,6 +291,7 @@ struct seen {
     int64_t ids[16];
     char names[16][32];
     int64_t retired[16];
+    int64_t missing[16];
     int dup[16];
     int64_t storage[16];
     char tenant[16][40];
@@ -290,6 +308,7 @@ collect(void *arg, const struct asset *a)
     snprintf(s->names[s->n], sizeof s->names[0], "%s", a->dev.name ? a->dev.name : "");
     snprintf(s->tenant[s->n], sizeof s->tenant[0], "%s", a->client_tenant_id);
     s->retired[s->n] = a->retired_at;
+    s->missing[s->n] = a->missing_since;
     s->dup[s->n] = a->serial_duplicate;
     s->storage[s->n] = a->dev.storage_total;
     s->n++;
@@ -360,6 +379,32 @@ list_assets_both(struct fx *fx, int include_retired)
     serialset_reset();
     assert_memory_equal(&a, &b, sizeof a);
     return a;
+}
+
+static int
+first_client_cb(void *arg, const struct client_row *c)
+{
+    struct client_row *out = arg;
+
+    if (out->tenant_id != NULL)
+        return 0;
+    out->tenant_id = xstrdup(c->tenant_id);
+    out->status = xstrdup(c->status);
+    out->warning_code = c->warning_code ? xstrdup(c->warning_code) : NULL;
+    out->warning_message = c->warning_message ? xstrdup(c->warning_message) : NULL;
+    out->warning_remedy = c->warning_remedy ? xstrdup(c->warning_remedy) : NULL;
+    out->device_count = c->device_count;
+    return 0;
+}
+
+/* The first client of the account (by name): a copy to client_row_clear. */
+static int
+first_client(struct fx *fx, struct client_row *out)
+{
+    struct errbuf eb = {0};
+
+    memset(out, 0, sizeof *out);
+    return store_clients_each(fx->st, fx->account, first_client_cb, out, &eb);
 }
 
 static void
@@ -588,12 +633,33 @@ test_integration_cloud_and_expiry_source(void **state)
     store_close(fx->st);
     fx->st = NULL;
     if (fx->pg_url == NULL)
-        sql_exec(fx->path, "BEGIN; ALTER TABLE integration DROP COLUMN cloud;"
+        sql_exec(fx->path, "BEGIN;"
+                           /* schema 9's and 10's columns: their migrations add them again */
+                           "DROP INDEX hardware_asset_missing;"
+                           "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                           "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                           "ALTER TABLE client DROP COLUMN warning_code;"
+                           "ALTER TABLE client DROP COLUMN warning_message;"
+                           "ALTER TABLE client DROP COLUMN warning_remedy;"
+                           "ALTER TABLE client DROP COLUMN error_request_id;"
+                           "ALTER TABLE client DROP COLUMN error_date;"
+                           "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
+                           "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
+                           "ALTER TABLE integration DROP COLUMN cloud;"
                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
                            "PRAGMA user_version = 8; COMMIT;");
     else
-        pg_exec(fx->pg_url, "ALTER TABLE integration DROP COLUMN cloud;"
+        pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
+                            "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                            "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                            "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN "
+                            "warning_message, DROP COLUMN warning_remedy;"
+                            "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN "
+                            "error_date;"
+                            "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
+                            "DROP COLUMN error_date;"
+                            "ALTER TABLE integration DROP COLUMN cloud;"
                             "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                             "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
                             "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
@@ -708,6 +774,188 @@ test_complete_listing_retires_missing(void **state)
     s = list_assets(fx, 0);
     assert_int_equal(s.n, 4);
     free_devs(d, 3);
+}
+
+/* One sync of tenant ci under policy p (NULL: the store's default), with an optional warning;
+ * *would / *active: the retirement preview before the commit. */
+static struct reconcile_counts
+sync_policy(struct fx *fx, const struct client_info *ci, struct device *devs, size_t n,
+            int complete, int64_t now, const struct retire_policy *p, const char *warn,
+            int64_t *would, int64_t *active)
+{
+    struct errbuf eb = {0};
+    struct reconcile_counts c;
+    int64_t w = -1, a = -1;
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, ci, now, &eb), ERR_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(store_reconcile_device(fx->st, &devs[i], &eb), ERR_OK);
+    if (p != NULL)
+        assert_int_equal(store_reconcile_policy(fx->st, p, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_retire_preview(fx->st, &w, &a, &eb), ERR_OK);
+    if (would != NULL)
+        *would = w;
+    if (active != NULL)
+        *active = a;
+    if (warn != NULL)
+        assert_int_equal(store_reconcile_warning(fx->st, warn, "msg", "do this", &eb), ERR_OK);
+    assert_int_equal(retire_commit(fx->st, NULL, complete, complete, &c, &eb), ERR_OK);
+    return c;
+}
+
+static int64_t
+missing_of(const struct seen *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return s->missing[i];
+    fail_msg("no asset %s", name);
+    return 0;
+}
+
+static int64_t
+retired_of(const struct seen *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->names[i], name) == 0)
+            return s->retired[i];
+    fail_msg("no asset %s", name);
+    return 0;
+}
+
+/* The default policy: retired only after two complete listings and 24 hours without it; an
+ * incomplete listing neither marks nor retires; seen again clears the marks, without history. */
+static void
+test_retire_policy(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[3];
+    struct device ac[2];
+    struct reconcile_counts c;
+    struct seen s;
+    struct hist h = {0};
+    struct errbuf eb = {0};
+    int64_t would = 0, active = 0;
+
+    mkdev(&d[0], "dev-a", "A", "SN-A");
+    mkdev(&d[1], "dev-b", "B", "SN-B");
+    mkdev(&d[2], "dev-c", "C", "SN-C");
+    ac[0] = d[0];
+    ac[1] = d[2];
+    sync_policy(fx, &ci_a, d, 3, 1, T0, NULL, NULL, NULL, NULL);
+
+    /* An incomplete listing without B: no mark. */
+    c = sync_policy(fx, &ci_a, ac, 2, 0, T0 + 60, NULL, NULL, NULL, NULL);
+    assert_int_equal(c.missing, 0);
+    s = list_assets(fx, 1);
+    assert_true(missing_of(&s, "B") == TS_NULL);
+
+    /* First complete listing without B: marked, not retired. */
+    c = sync_policy(fx, &ci_a, ac, 2, 1, T0 + 120, NULL, NULL, &would, &active);
+    assert_int_equal(would, 0);
+    assert_int_equal(active, 3);
+    assert_int_equal(c.missing, 1);
+    assert_int_equal(c.retired, 0);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 3);
+    assert_true(missing_of(&s, "B") == T0 + 120);
+    assert_true(missing_of(&s, "A") == TS_NULL);
+
+    /* Seen again: the marks go, and no history row says so. */
+    c = sync_policy(fx, &ci_a, d, 3, 1, T0 + 180, NULL, NULL, NULL, NULL);
+    assert_int_equal(c.missing, 0);
+    assert_int_equal(c.unchanged, 3);
+    s = list_assets(fx, 0);
+    assert_true(missing_of(&s, "B") == TS_NULL);
+    for (int i = 0; i < s.n; i++)
+        if (strcmp(s.names[i], "B") == 0)
+            assert_int_equal(
+                store_asset_changes_each(fx->st, fx->account, s.ids[i], collect_hist, &h, &eb),
+                ERR_OK);
+    assert_int_equal(h.n, 0);
+
+    /* Gone again: two complete listings within 24 hours keep it... */
+    sync_policy(fx, &ci_a, ac, 2, 1, T0 + 240, NULL, NULL, NULL, NULL);
+    c = sync_policy(fx, &ci_a, ac, 2, 1, T0 + 3600, NULL, NULL, &would, NULL);
+    assert_int_equal(would, 0);
+    assert_int_equal(c.retired, 0);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 3);
+    assert_true(missing_of(&s, "B") == T0 + 240); /* the first listing that lacked it */
+
+    /* ...24 hours after the first one, the next complete listing retires it. */
+    c = sync_policy(fx, &ci_a, ac, 2, 1, T0 + 240 + 86400, NULL, NULL, &would, &active);
+    assert_int_equal(would, 1);
+    assert_int_equal(active, 3);
+    assert_int_equal(c.retired, 1);
+    s = list_assets(fx, 1);
+    assert_true(retired_of(&s, "B") == T0 + 240 + 86400);
+    assert_true(missing_of(&s, "B") == T0 + 240);
+    assert_int_equal(list_assets(fx, 0).n, 2);
+
+    /* Listed again: revived, no longer missing. */
+    c = sync_policy(fx, &ci_a, d, 3, 1, T0 + 300 + 86400, NULL, NULL, NULL, NULL);
+    assert_int_equal(c.revived, 1);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 3);
+    assert_true(missing_of(&s, "B") == TS_NULL);
+    free_devs(d, 3);
+}
+
+/* hold: nothing retires although the policy would, the marks still advance; the client's
+ * warning is stored with the commit and replaced (cleared) by the next one. */
+static void
+test_retire_hold_and_warning(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[6];
+    struct retire_policy now = {1, 0, 0}, hold = {1, 0, 1};
+    struct reconcile_counts c;
+    struct client_row cr = {0};
+    struct errbuf eb = {0};
+    int64_t would = 0, active = 0;
+    char id[8], name[8];
+
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof id, "dev-%d", i);
+        snprintf(name, sizeof name, "N%d", i);
+        mkdev(&d[i], id, name, NULL);
+    }
+    sync_policy(fx, &ci_a, d, 6, 1, T0, &now, NULL, NULL, NULL);
+    c = sync_policy(fx, &ci_a, d, 2, 1, T0 + 60, &hold, "retire_held", &would, &active);
+    assert_int_equal(would, 4);
+    assert_int_equal(active, 6);
+    assert_int_equal(c.missing, 4);
+    assert_int_equal(c.retired, 0);
+    assert_int_equal(list_assets(fx, 0).n, 6);
+    assert_int_equal(first_client(fx, &cr), ERR_OK);
+    assert_string_equal(cr.status, "ok");
+    assert_string_equal(cr.warning_code, "retire_held");
+    assert_string_equal(cr.warning_message, "msg");
+    assert_string_equal(cr.warning_remedy, "do this");
+    client_row_clear(&cr);
+
+    /* Confirmed (no hold): they retire; no warning: the client's is cleared. */
+    c = sync_policy(fx, &ci_a, d, 2, 1, T0 + 120, &now, NULL, &would, NULL);
+    assert_int_equal(would, 4);
+    assert_int_equal(c.retired, 4);
+    assert_int_equal(list_assets(fx, 0).n, 2);
+    assert_int_equal(first_client(fx, &cr), ERR_OK);
+    assert_null(cr.warning_code);
+    assert_null(cr.warning_message);
+    assert_int_equal(cr.device_count, 2);
+    client_row_clear(&cr);
+
+    /* A policy out of range is refused. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 180, &eb),
+                     ERR_OK);
+    {
+        struct retire_policy bad = {0, 0, 0};
+        assert_int_equal(store_reconcile_policy(fx->st, &bad, &eb), ERR_INVAL);
+    }
+    store_reconcile_rollback(fx->st);
+    free_devs(d, 6);
 }
 
 static void
@@ -1299,12 +1547,18 @@ test_migrate_installs_v4(void **state)
     }
     store_close(fx->st);
     fx->st = NULL;
-    /* Back to schema 4, as that version created software_install (schema 8's index gone too:
-     * its migration creates it). */
+    /* Back to schema 4, as that version created software_install (schema 8's index and schema
+     * 9's columns gone too: their migrations create them). */
     if (fx->pg_url == NULL)
         sql_exec(fx->path,
                  "BEGIN;"
                  "DROP INDEX hardware_asset_os_name;"
+                 "DROP INDEX hardware_asset_missing;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                 "ALTER TABLE client DROP COLUMN warning_code;"
+                 "ALTER TABLE client DROP COLUMN warning_message;"
+                 "ALTER TABLE client DROP COLUMN warning_remedy;"
                  "CREATE TABLE software_install_v4 ("
                  " id INTEGER PRIMARY KEY,"
                  " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
@@ -1333,6 +1587,11 @@ test_migrate_installs_v4(void **state)
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
+                "DROP INDEX hardware_asset_missing;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN warning_message, "
+                "DROP COLUMN warning_remedy;"
                 "ALTER TABLE software_install DROP CONSTRAINT software_install_pkey;"
                 "ALTER TABLE software_install ADD COLUMN id BIGINT GENERATED ALWAYS AS IDENTITY "
                 "PRIMARY KEY;"
@@ -2485,6 +2744,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_policy, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_hold_and_warning, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_same_title_twice_on_a_device, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
@@ -2519,6 +2780,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rollback_leaves_nothing, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_policy, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_hold_and_warning, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_batch_group_commit, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_same_title_twice_on_a_device, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_installs, setup_open_pg, teardown),
