@@ -1,6 +1,7 @@
 /* ui.c - server-rendered HTML pages of the web UI. */
 #include "ui.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -312,13 +313,35 @@ login_page(struct page *pg, const char *error, const char *next)
     page_end(pg);
 }
 
-/* Only local paths: never redirect to another site after sign-in. */
+/* Only local paths: never redirect to another site after sign-in. A browser strips tabs and
+ * newlines from a Location and reads '\\' as '/', so "/\t/evil.example" would be another
+ * origin: accept only '/' then [A-Za-z0-9/_.?=&%+,:~-], no "//", and no %-escape of a control
+ * character, '/' or '\\'. */
 static const char *
 safe_next(const char *next)
 {
-    if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\' ||
-        strpbrk(next, "\r\n") != NULL)
+    static const char safe[] = "/_.?=&%+,:~-";
+
+    if (next == NULL || next[0] != '/' || strstr(next, "//") != NULL || strlen(next) > 1024)
         return "/assets";
+    for (const char *p = next; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (!isalnum(c) && strchr(safe, c) == NULL)
+            return "/assets";
+        if (c == '%') {
+            char hex[3] = {0};
+            long v;
+
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                return "/assets";
+            hex[0] = p[1];
+            hex[1] = p[2];
+            v = strtol(hex, NULL, 16);
+            if (v < 0x20 || v == 0x7f || v == '/' || v == '\\')
+                return "/assets";
+        }
+    }
     return next;
 }
 
