@@ -1,12 +1,14 @@
 /* auth.c - passwords, sessions, API keys, CSRF and the sign-in limiter. */
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -136,21 +138,32 @@ auth_csrf_ok(const struct auth_principal *p, const char *token)
 
 /* ---- sign-in limiter --------------------------------------------------------------------- */
 
-#define LIMIT_SLOTS 512
+#define LIMIT_SLOTS 1024
 
 struct limit_slot {
-    char key[160];
+    char key[AUTH_LIMIT_KEY_MAX];
     int64_t window_start;
     int fails;
+    int max; /* the limit this key is held to (a slot at it is never evicted) */
 };
 
 static pthread_mutex_t limit_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct limit_slot limits[LIMIT_SLOTS];
 
+/* A slot that may be reused: empty, its window over, or under its limit. */
+static int
+limit_evictable(const struct limit_slot *l, int64_t now)
+{
+    return l->key[0] == '\0' || now - l->window_start >= AUTH_FAIL_WINDOW || l->fails < l->max;
+}
+
+/* The slot of key; with create, a new one in the oldest evictable slot. NULL when absent (or, with
+ * create, when every slot holds a key at its limit: those never give way, so cycling junk names
+ * cannot reset a locked user's count). */
 static struct limit_slot *
 limit_slot(const char *key, int64_t now, int create)
 {
-    struct limit_slot *oldest = &limits[0];
+    struct limit_slot *victim = NULL;
 
     for (size_t i = 0; i < LIMIT_SLOTS; i++) {
         struct limit_slot *l = &limits[i];
@@ -162,16 +175,28 @@ limit_slot(const char *key, int64_t now, int create)
             }
             return l;
         }
-        if (l->key[0] == '\0' || l->window_start < oldest->window_start)
-            oldest = l;
+        if (limit_evictable(l, now) &&
+            (victim == NULL || l->key[0] == '\0' ||
+             (victim->key[0] != '\0' && l->window_start < victim->window_start)))
+            victim = l;
     }
-    if (!create)
+    if (!create || victim == NULL)
         return NULL;
-    /* Full table: the oldest entry gives way (an attacker cycling keys only resets others). */
-    snprintf(oldest->key, sizeof oldest->key, "%s", key);
-    oldest->window_start = now;
-    oldest->fails = 0;
-    return oldest;
+    snprintf(victim->key, sizeof victim->key, "%s", key);
+    victim->window_start = now;
+    victim->fails = 0;
+    victim->max = 1;
+    return victim;
+}
+
+/* 1 when a slot for a new key could be made. */
+static int
+limit_room(int64_t now)
+{
+    for (size_t i = 0; i < LIMIT_SLOTS; i++)
+        if (limit_evictable(&limits[i], now))
+            return 1;
+    return 0;
 }
 
 int
@@ -182,16 +207,22 @@ auth_limit_allowed(const char *key, int max, int64_t now)
 
     pthread_mutex_lock(&limit_mu);
     l = limit_slot(key, now, 0);
-    ok = l == NULL || l->fails < max;
+    ok = l != NULL ? l->fails < max : limit_room(now);
     pthread_mutex_unlock(&limit_mu);
     return ok;
 }
 
 void
-auth_limit_fail(const char *key, int64_t now)
+auth_limit_fail(const char *key, int max, int64_t now)
 {
+    struct limit_slot *l;
+
     pthread_mutex_lock(&limit_mu);
-    limit_slot(key, now, 1)->fails++;
+    l = limit_slot(key, now, 1);
+    if (l != NULL) {
+        l->fails++;
+        l->max = max;
+    }
     pthread_mutex_unlock(&limit_mu);
 }
 
@@ -201,6 +232,69 @@ auth_limit_reset(void)
     pthread_mutex_lock(&limit_mu);
     memset(limits, 0, sizeof limits);
     pthread_mutex_unlock(&limit_mu);
+}
+
+/* The limiter's name for a client address: IPv6 by its /64 (one host holds a whole /64), an
+ * IPv4-mapped IPv6 address as IPv4, anything else as given. */
+void
+auth_limit_net(const char *ip, char *out, size_t outsz)
+{
+    unsigned char a[16];
+
+    if (ip == NULL || ip[0] == '\0') {
+        snprintf(out, outsz, "?");
+        return;
+    }
+    if (strchr(ip, ':') != NULL && inet_pton(AF_INET6, ip, a) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        char txt[INET6_ADDRSTRLEN];
+
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            snprintf(out, outsz, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+            return;
+        }
+        memset(a + 8, 0, 8);
+        if (inet_ntop(AF_INET6, a, txt, sizeof txt) != NULL) {
+            snprintf(out, outsz, "%s/64", txt);
+            return;
+        }
+    }
+    snprintf(out, outsz, "%s", ip);
+}
+
+/* The three counters of a sign-in: the address, the name from that address, the name from
+ * anywhere (looser, so a lockout by name from elsewhere does not shut the real user out). */
+static void
+limit_keys(const char *ip, const char *name, char *ipkey, char *pairkey, char *userkey)
+{
+    char net[INET6_ADDRSTRLEN + 4];
+
+    auth_limit_net(ip, net, sizeof net);
+    snprintf(ipkey, AUTH_LIMIT_KEY_MAX, "ip:%s", net);
+    snprintf(pairkey, AUTH_LIMIT_KEY_MAX, "pair:%s@%s", name, net);
+    snprintf(userkey, AUTH_LIMIT_KEY_MAX, "user:%s", name);
+}
+
+int
+auth_limit_login_allowed(const char *ip, const char *name, int64_t now)
+{
+    char ipkey[AUTH_LIMIT_KEY_MAX], pairkey[AUTH_LIMIT_KEY_MAX], userkey[AUTH_LIMIT_KEY_MAX];
+
+    limit_keys(ip, name, ipkey, pairkey, userkey);
+    return auth_limit_allowed(ipkey, AUTH_FAIL_MAX_IP, now) &&
+           auth_limit_allowed(pairkey, AUTH_FAIL_MAX, now) &&
+           auth_limit_allowed(userkey, AUTH_FAIL_MAX_USER, now);
+}
+
+void
+auth_limit_login_failed(const char *ip, const char *name, int64_t now)
+{
+    char ipkey[AUTH_LIMIT_KEY_MAX], pairkey[AUTH_LIMIT_KEY_MAX], userkey[AUTH_LIMIT_KEY_MAX];
+
+    limit_keys(ip, name, ipkey, pairkey, userkey);
+    auth_limit_fail(ipkey, AUTH_FAIL_MAX_IP, now);
+    auth_limit_fail(pairkey, AUTH_FAIL_MAX, now);
+    auth_limit_fail(userkey, AUTH_FAIL_MAX_USER, now);
 }
 
 /* ---- users ------------------------------------------------------------------------------- */
@@ -339,17 +433,14 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
            struct auth_principal *p, struct errbuf *eb)
 {
     struct user_row u = {0};
-    char ipkey[80], userkey[160], digest[AUTH_TOKEN_HEX + 1];
+    char digest[AUTH_TOKEN_HEX + 1];
     int64_t now = clock_now();
     int rc;
 
     token_out[0] = '\0';
     if (name == NULL || name[0] == '\0' || pw == NULL || strlen(name) > 128)
         return err_set(eb, ERR_AUTH, "wrong user name or password");
-    snprintf(ipkey, sizeof ipkey, "ip:%s", ip != NULL ? ip : "?");
-    snprintf(userkey, sizeof userkey, "user:%s", name);
-    if (!auth_limit_allowed(ipkey, AUTH_FAIL_MAX_IP, now) ||
-        !auth_limit_allowed(userkey, AUTH_FAIL_MAX, now)) {
+    if (!auth_limit_login_allowed(ip, name, now)) {
         log_warn("sign-in refused: too many failures user=%s ip=%s", name, ip ? ip : "?");
         return err_set(eb, ERR_THROTTLED, "too many failed sign-ins; wait %d minutes and try again",
                        AUTH_FAIL_WINDOW / 60);
@@ -366,8 +457,7 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
 
             auth_password_hash(pw != NULL ? pw : "", dummy, NULL);
         }
-        auth_limit_fail(ipkey, now);
-        auth_limit_fail(userkey, now);
+        auth_limit_login_failed(ip, name, now);
         log_info("sign-in failed user=%s ip=%s", name, ip ? ip : "?");
         rc = err_set(eb, ERR_AUTH, "wrong user name or password");
         goto out;

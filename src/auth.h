@@ -5,8 +5,10 @@
  * AUTH_HASH_SLOTS hashes run at once (64 MiB each), others wait. Session ids and API keys are
  * 32 random bytes (hex); only a BLAKE2b digest of them is stored, so a database copy cannot sign
  * in. The CSRF token of a session is a keyed digest of its id, so it needs no storage and differs
- * per session. Sign-in failures are limited per client address and per user name
- * (AUTH_FAIL_MAX per AUTH_FAIL_WINDOW seconds), in process memory.
+ * per session. Sign-in failures are limited, in process memory, per AUTH_FAIL_WINDOW seconds: per
+ * client address (AUTH_FAIL_MAX_IP; IPv6 per /64), per user name from one address (AUTH_FAIL_MAX)
+ * and per user name from anywhere (AUTH_FAIL_MAX_USER, looser: failures from one address do not
+ * lock the user out from another). A counter at its limit is never evicted from the table.
  *
  * Threads: every function may be called from any thread (the limiter and the hash slots are
  * locked); a struct store passed in belongs to the calling thread.
@@ -30,7 +32,8 @@
 #define AUTH_SESSION_TTL     (12 * 3600)
 #define AUTH_PASSWORD_MIN    10
 #define AUTH_PASSWORD_MAX    256
-#define AUTH_FAIL_MAX        5  /* per user name */
+#define AUTH_FAIL_MAX        5  /* per user name from one client address */
+#define AUTH_FAIL_MAX_USER   50 /* per user name from any address */
 #define AUTH_FAIL_MAX_IP     30 /* per client address (many users may share one NAT) */
 #define AUTH_FAIL_WINDOW     300
 #define AUTH_DEFAULT_ACCOUNT "default"
@@ -89,10 +92,17 @@ int auth_apikey_create(struct store *st, int64_t account_id, const char *name, c
 /* 1 when token is the CSRF token of the session p (constant time). */
 int auth_csrf_ok(const struct auth_principal *p, const char *token);
 
-/* Sign-in limiter, exposed for tests: 1 when key has had fewer than max failures in the
- * current window at now. */
+/* Sign-in limiter. auth_limit_allowed: 1 when key has had fewer than max failures in the
+ * current window at now (a key not yet counted is refused only when the table is full of keys at
+ * their limits, which are never evicted). auth_limit_fail counts one failure of key, held to max.
+ * auth_limit_login_*: the three counters of a sign-in from ip as name. auth_limit_net: the
+ * address as counted (IPv6 per /64). */
+#define AUTH_LIMIT_KEY_MAX 224
 int auth_limit_allowed(const char *key, int max, int64_t now);
-void auth_limit_fail(const char *key, int64_t now);
+void auth_limit_fail(const char *key, int max, int64_t now);
+int auth_limit_login_allowed(const char *ip, const char *name, int64_t now);
+void auth_limit_login_failed(const char *ip, const char *name, int64_t now);
+void auth_limit_net(const char *ip, char *out, size_t outsz);
 void auth_limit_reset(void);
 
 /* Hex BLAKE2b-256 of s (out: AUTH_TOKEN_HEX + 1 bytes). */
