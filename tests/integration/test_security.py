@@ -99,6 +99,56 @@ def test_safe_next(srv):
         check(st == 303 and loc == n, "next=%r is kept (%s %s)" % (n, st, loc))
 
 
+def test_trickle(srv):
+    """A client sending a byte every 2 s used to keep its connection for ever: the idle timeout
+    restarted on each byte. The request head now has 10 s in all."""
+    u = urllib.parse.urlsplit(srv.url)
+    s = socket.create_connection((u.hostname, u.port), timeout=30)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.time()
+    closed_at = None
+    while time.time() - t0 < 25:
+        try:
+            s.sendall(b"X")
+            s.settimeout(2)
+            data = s.recv(1024)
+            if data == b"" or data.startswith(b"HTTP/"):
+                closed_at = time.time() - t0
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed_at = time.time() - t0
+            break
+    s.close()
+    print("trickling connection closed after %s s" % closed_at, flush=True)
+    check(closed_at is not None and 8 <= closed_at <= 14,
+          "a trickled request head is cut off after about 10 s (%s)" % closed_at)
+
+
+def test_per_client_behind_proxy(srv):
+    """Behind nginx every client is 127.0.0.1: the per-address budget is per X-Real-IP."""
+    u = urllib.parse.urlsplit(srv.url)
+    held = []
+    for _ in range(64):
+        s = socket.create_connection((u.hostname, u.port), timeout=10)
+        s.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nX-Real-IP: 203.0.113.1\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n")
+        held.append(s)
+    time.sleep(0.5)
+    st_a = raw_get(srv, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Real-IP: 203.0.113.1\r\n"
+                        "Connection: close\r\n\r\n")
+    try:
+        st_b = raw_get(srv, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Real-IP: 203.0.113.2\r\n"
+                            "Connection: close\r\n\r\n")
+    except OSError as e:
+        st_b = str(e)
+    for s in held:
+        s.close()
+    check(st_a == 429, "a 65th connection of one client behind the proxy answers 429 (%s)" % st_a)
+    check(st_b == 200, "another client behind the same proxy is served (%s)" % st_b)
+
+
 PW = "admin-password-1"
 
 
@@ -113,6 +163,8 @@ def main():
 
     test_query_params(srv, read_key)
     test_safe_next(srv)
+    test_per_client_behind_proxy(srv)
+    test_trickle(srv)
 
     srv.stop()
     ms.cleanup()
