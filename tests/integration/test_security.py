@@ -149,6 +149,15 @@ def test_per_client_behind_proxy(srv):
     check(st_b == 200, "another client behind the same proxy is served (%s)" % st_b)
 
 
+def test_not_dumpable(srv):
+    """serve marks itself not dumpable: its /proc files then belong to root, not to its user."""
+    if os.getuid() == 0:
+        print("running as root: the owner of /proc/PID cannot show dumpability; skipped")
+        return
+    st = os.stat("/proc/%d/environ" % srv.proc.pid)
+    check(st.st_uid == 0, "serve is not dumpable (its /proc/PID/environ belongs to root)")
+
+
 PW = "admin-password-1"
 
 
@@ -165,6 +174,7 @@ def main():
     test_safe_next(srv)
     test_per_client_behind_proxy(srv)
     test_trickle(srv)
+    test_not_dumpable(srv)
 
     srv.stop()
     ms.cleanup()
