@@ -514,16 +514,26 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
 {
     char digest[AUTH_TOKEN_HEX + 1];
     char *scope = NULL;
-    int64_t acc = 0, id = 0;
+    int64_t acc = 0, id = 0, expires = TS_NULL, used = TS_NULL, now = clock_now();
     int rc;
 
     if (key == NULL || strncmp(key, AUTH_APIKEY_PREFIX, 4) != 0 ||
         !is_hex_token(key + 4, AUTH_TOKEN_HEX))
         return err_set(eb, ERR_AUTH, "invalid API key");
     auth_digest(key, digest);
-    rc = store_apikey_find(st, digest, &acc, &id, &scope, eb);
+    rc = store_apikey_find(st, digest, &acc, &id, &scope, &expires, &used, eb);
     if (rc == ERR_NOTFOUND)
         rc = err_set(eb, ERR_AUTH, "invalid or revoked API key");
+    if (rc == ERR_OK && expires != TS_NULL && now >= expires) {
+        char when[32];
+
+        clock_fmt(expires, when, sizeof when);
+        rc = err_set(eb, ERR_AUTH, "API key %lld expired at %s; an admin can create a new one",
+                     (long long)id, when);
+    }
+    /* At most one write a minute per key. A failure to record it does not refuse the key. */
+    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S))
+        store_apikey_touch(st, id, now, NULL);
     if (rc == ERR_OK) {
         memset(p, 0, sizeof *p);
         p->account_id = acc;
@@ -536,8 +546,48 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
 }
 
 int
+auth_apikey_expiry(const char *date, const char *days, int never, int admin, int64_t now,
+                   int64_t *out, struct errbuf *eb)
+{
+    int given = (date != NULL && date[0] != '\0') + (days != NULL && days[0] != '\0') + !!never;
+
+    *out = now + AUTH_APIKEY_DEFAULT_DAYS * INT64_C(86400);
+    if (given > 1)
+        return err_set(eb, ERR_INVAL, "give one of an expiry date, a number of days or no expiry");
+    if (never) {
+        if (!admin)
+            return err_set(eb, ERR_DENIED, "only admins may create a key that never expires");
+        *out = TS_NULL;
+    } else if (days != NULL && days[0] != '\0') {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(days, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 1 || n > AUTH_APIKEY_MAX_DAYS)
+            return err_set(eb, ERR_INVAL, "the number of days must be from 1 to %d",
+                           AUTH_APIKEY_MAX_DAYS);
+        *out = now + (int64_t)n * 86400;
+    } else if (date != NULL && date[0] != '\0') {
+        int64_t t;
+
+        if (clock_parse(date, &t) != 0)
+            return err_set(eb, ERR_INVAL, "the expiry date must be written like 2027-12-31");
+        if (strlen(date) == 10)
+            t += 86400 - 1; /* a date: the key works through that day (UTC) */
+        if (t <= now)
+            return err_set(eb, ERR_INVAL, "the expiry date is in the past");
+        if (t > now + AUTH_APIKEY_MAX_DAYS * INT64_C(86400))
+            return err_set(eb, ERR_INVAL, "the expiry date is more than %d days away",
+                           AUTH_APIKEY_MAX_DAYS);
+        *out = t;
+    }
+    return ERR_OK;
+}
+
+int
 auth_apikey_create(struct store *st, int64_t account_id, const char *name, const char *scope,
-                   char *key_out, int64_t *id, struct errbuf *eb)
+                   int64_t expires_at, char *key_out, int64_t *id, struct errbuf *eb)
 {
     char body[AUTH_TOKEN_HEX + 1], digest[AUTH_TOKEN_HEX + 1], prefix[16];
     int rc;
@@ -547,8 +597,8 @@ auth_apikey_create(struct store *st, int64_t account_id, const char *name, const
     sodium_memzero(body, sizeof body);
     auth_digest(key_out, digest);
     snprintf(prefix, sizeof prefix, "%.10s", key_out);
-    rc = store_apikey_insert(st, account_id, name != NULL ? name : "", scope, digest, prefix, id,
-                             eb);
+    rc = store_apikey_insert(st, account_id, name != NULL ? name : "", scope, digest, prefix,
+                             expires_at, id, eb);
     if (rc != ERR_OK)
         sodium_memzero(key_out, AUTH_APIKEY_LEN + 1);
     return rc;
@@ -558,15 +608,16 @@ auth_apikey_create(struct store *st, int64_t account_id, const char *name, const
 
 /* Small option reader: --name VALUE / --name=VALUE / --flag; positionals in order. */
 struct cmd_opts {
-    const char *account, *role, *pwfile, *name, *scope;
+    const char *account, *role, *pwfile, *name, *scope, *expires, *expires_days;
     const char *pos[2];
-    int npos, help, bad;
+    int npos, help, bad, no_expiry;
 };
 
 static void
 cmd_parse(int argc, char **argv, struct cmd_opts *o)
 {
-    static const char *const names[] = {"account", "role", "password-file", "name", "scope"};
+    static const char *const names[] = {"account", "role",    "password-file", "name",
+                                        "scope",   "expires", "expires-days"};
 
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -576,6 +627,10 @@ cmd_parse(int argc, char **argv, struct cmd_opts *o)
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             o->help = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-expiry") == 0) {
+            o->no_expiry = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -595,7 +650,9 @@ cmd_parse(int argc, char **argv, struct cmd_opts *o)
                        : k == 1 ? &o->role
                        : k == 2 ? &o->pwfile
                        : k == 3 ? &o->name
-                                : &o->scope;
+                       : k == 4 ? &o->scope
+                       : k == 5 ? &o->expires
+                                : &o->expires_days;
         if (slot == NULL) {
             fprintf(stderr, "memsync: unknown option %s\n", a);
             o->bad = 1;
@@ -853,15 +910,17 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
 {
     static const char usage[] =
         "usage: memsync apikey create --name NAME [--scope read|admin] [--account NAME]\n"
+        "                             [--expires YYYY-MM-DD | --expires-days N | --no-expiry]\n"
         "       memsync apikey list [--account NAME]\n"
         "       memsync apikey revoke ID [--account NAME]\n"
-        "The key is shown once, when it is created; memsync keeps only a digest of it.\n";
+        "The key is shown once, when it is created; memsync keeps only a digest of it.\n"
+        "A key expires after 365 days unless told otherwise.\n";
     struct cmd_opts o;
     struct store *st = NULL;
     struct errbuf eb = {0};
     char key[AUTH_APIKEY_LEN + 1];
     const char *sub = argc >= 2 ? argv[1] : NULL;
-    int64_t acc, id;
+    int64_t acc, id, expires = TS_NULL;
     int code = 1;
 
     cmd_parse(argc - 1, argv + 1, &o);
@@ -874,6 +933,12 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
     }
     if (o.scope != NULL && strcmp(o.scope, "read") != 0 && strcmp(o.scope, "admin") != 0) {
         fprintf(stderr, "memsync apikey: --scope must be read or admin\n");
+        return 2;
+    }
+    /* The command line runs with the database's own rights: an admin's. */
+    if (strcmp(sub, "create") == 0 && auth_apikey_expiry(o.expires, o.expires_days, o.no_expiry, 1,
+                                                         clock_now(), &expires, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync apikey create: %s\n", eb.msg);
         return 2;
     }
     if (strcmp(sub, "revoke") == 0) {
@@ -889,7 +954,7 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
     if (strcmp(sub, "list") == 0) {
         code = cmd_list(st, o.account, "api_keys",
                         "ID      NAME              SCOPE             PREFIX            CREATED  "
-                        "             REVOKED");
+                        "             REVOKED               EXPIRES               LAST USED");
         goto out;
     }
     if (store_account_ensure(st, o.account != NULL ? o.account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
@@ -903,13 +968,19 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
         goto out;
     }
     if (auth_apikey_create(st, acc, o.name != NULL ? o.name : "api", o.scope ? o.scope : "read",
-                           key, &id, &eb) != ERR_OK)
+                           expires, key, &id, &eb) != ERR_OK)
         goto fail;
     printf("%s\n", key);
-    fprintf(stderr,
-            "API key %lld created (scope %s). This is the only time it is shown: store it now. "
-            "Send it as the x-api-key header.\n",
-            (long long)id, o.scope ? o.scope : "read");
+    {
+        char when[32] = "never";
+
+        if (expires != TS_NULL)
+            clock_fmt(expires, when, sizeof when);
+        fprintf(stderr,
+                "API key %lld created (scope %s, expires %s). This is the only time it is shown: "
+                "store it now. Send it as the x-api-key header.\n",
+                (long long)id, o.scope ? o.scope : "read", when);
+    }
     sodium_memzero(key, sizeof key);
     code = 0;
     goto out;

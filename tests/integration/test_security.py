@@ -14,7 +14,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Memsync  # noqa: E402
-from test_api import Serve, api, apikey, hget, login, req, user_add  # noqa: E402
+from test_api import Serve, api, apikey, csrf_of, hget, login, req, user_add  # noqa: E402
 
 FAILS = []
 
@@ -158,6 +158,73 @@ def test_not_dumpable(srv):
     check(st.st_uid == 0, "serve is not dumpable (its /proc/PID/environ belongs to root)")
 
 
+def make_key(ms, *extra, env=None):
+    rc, out, err = ms.run("apikey", "create", "--name", "t", *extra, env=env)
+    key = out.strip()
+    return rc, key if re.fullmatch(r"msk_[0-9a-f]{64}", key) else None, err
+
+
+def test_apikey_expiry(ms, srv):
+    # Made on 2020-01-01 for one day: expired now, and the answer says so and when.
+    rc, old, err = make_key(ms, "--expires-days", "1", env={"MEMSYNC_NOW": "2020-01-01T00:00:00Z"})
+    check(rc == 0 and old and "expires 2020-01-02T00:00:00Z" in err, "a 1-day key (%s)" % err)
+    st, js, text, _ = api(srv, "GET", "/api/v1/clients", old)
+    check(st == 401 and "expired at 2020-01-02T00:00:00Z" in text,
+          "an expired key answers 401 saying when it expired (%s %s)" % (st, text[:200]))
+
+    rc, dflt, err = make_key(ms)
+    check(rc == 0 and dflt, "a key with the default expiry")
+    year = time.gmtime(time.time() + 365 * 86400)
+    check("expires %04d-%02d-%02d" % (year.tm_year, year.tm_mon, year.tm_mday) in err,
+          "a new key expires after a year by default (%s)" % err)
+    rc, dated, err = make_key(ms, "--expires", "2099-12-31")
+    check(rc != 0 and "days away" in err, "an expiry more than ten years away is refused")
+    next_year = time.gmtime(time.time() + 400 * 86400)
+    date = "%04d-12-31" % next_year.tm_year
+    rc, dated, err = make_key(ms, "--expires", date)
+    check(rc == 0 and dated and "expires %sT23:59:59Z" % date in err,
+          "a key given a date works through that day (%s)" % err)
+    rc, never, err = make_key(ms, "--no-expiry")
+    check(rc == 0 and never and "expires never" in err, "--no-expiry (%s)" % err)
+    rc, _, err = make_key(ms, "--no-expiry", "--expires-days", "3")
+    check(rc == 2, "two expiries at once are refused")
+    rc, _, err = make_key(ms, "--expires", "2020-01-01")
+    check(rc == 2 and "past" in err, "an expiry in the past is refused")
+
+    # Last use: recorded on use, listed with the expiry.
+    st, *_ = api(srv, "GET", "/api/v1/clients", dflt)
+    check(st == 200, "the default key works (%s)" % st)
+    _, out, _ = ms.run("apikey", "list")
+    check("EXPIRES" in out and "LAST USED" in out, "apikey list has EXPIRES and LAST USED")
+    line = [ln for ln in out.splitlines() if dflt[:10] in ln]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    check(line and line[0].count(today) >= 2 and "%04d-" % year.tm_year in line[0],
+          "the list shows the key's last use today and its expiry (%s)" % line)
+    line = [ln for ln in out.splitlines() if never[:10] in ln]
+    check(line and line[0].split()[-2:] == ["-", "-"],
+          "a key never used and never expiring shows '-' for both (%s)" % line)
+
+    # The UI creates keys with an expiry and lists both.
+    st, tok, _ = login(srv, "admin", PW, {"X-Real-IP": "192.0.2.200"})
+    check(st == 303 and tok, "admin signs in for the key page (%s)" % st)
+    cookie = {"Cookie": "memsync_session=" + tok}
+    csrf = csrf_of(srv, tok)
+    form = urllib.parse.urlencode({"csrf": csrf, "name": "ui-key", "scope": "read",
+                                   "expires_days": "30"}).encode()
+    h = dict(cookie, **{"Content-Type": "application/x-www-form-urlencoded"})
+    st, text, _ = req("POST", srv.url + "/api-keys", form, h)
+    check(st == 200 and "The key was created" in text, "the UI creates a key (%s)" % st)
+    in30 = time.gmtime(time.time() + 30 * 86400)
+    check("<th>Expires</th><th>Last used</th>" in text, "the key table shows expiry and last use")
+    check("%04d-%02d-%02d" % (in30.tm_year, in30.tm_mon, in30.tm_mday) in text,
+          "the UI key expires in 30 days")
+    check("expired</span>" in text, "the expired key is marked expired")
+    form = urllib.parse.urlencode({"csrf": csrf, "name": "ui-key2", "scope": "read",
+                                   "expires": "1999-01-01"}).encode()
+    st, text, _ = req("POST", srv.url + "/api-keys", form, h)
+    check(st == 400 and "past" in text, "the UI refuses a date in the past (%s)" % st)
+
+
 PW = "admin-password-1"
 
 
@@ -171,6 +238,7 @@ def main():
     user_add(ms, "victor", "viewer", "viewer-password-1")
 
     test_query_params(srv, read_key)
+    test_apikey_expiry(ms, srv)
     test_safe_next(srv)
     test_per_client_behind_proxy(srv)
     test_trickle(srv)
