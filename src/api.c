@@ -325,14 +325,23 @@ struct list_params {
     const char *entity;
     struct errbuf eb;
     int bad;
+    int nparams;   /* query parameters read, bounded by API_MAX_QUERY_PARAMS */
+    unsigned seen; /* single-valued parameters already read (param_once) */
 };
 
+/* Keeps s until list_params_clear. The table is sized for every string the limits on filters
+ * and sorts allow; should it ever be full, s is kept on the list's error path instead of lost. */
 static char *
 own(struct list_params *lp, char *s)
 {
-    if (lp->nowned < (int)(sizeof lp->owned / sizeof lp->owned[0]))
+    if (lp->nowned < (int)(sizeof lp->owned / sizeof lp->owned[0])) {
         lp->owned[lp->nowned++] = s;
-    return s;
+        return s;
+    }
+    free(s);
+    if (!lp->bad)
+        lp->bad = err_set(&lp->eb, ERR_INVAL, "too many query parameters");
+    return NULL;
 }
 
 static void
@@ -371,11 +380,32 @@ unquote(const char *s)
     return xstrdup(s);
 }
 
+/* A single-valued parameter given twice is refused (seen: one bit per parameter). */
+static int
+param_once(struct list_params *lp, unsigned bit, const char *key)
+{
+    if (lp->seen & bit) {
+        lp->bad = err_set(&lp->eb, ERR_INVAL, "'%s' is given more than once", key);
+        return 1;
+    }
+    lp->seen |= bit;
+    return 0;
+}
+
 static int
 param_cb(void *arg, const char *key, const char *value)
 {
     struct list_params *lp = arg;
 
+    if (++lp->nparams > API_MAX_QUERY_PARAMS) {
+        lp->bad = err_set(&lp->eb, ERR_INVAL, "at most %d query parameters", API_MAX_QUERY_PARAMS);
+        return 1;
+    }
+    if ((strcmp(key, "page_size") == 0 && param_once(lp, 1u, key)) ||
+        (strcmp(key, "cursor") == 0 && param_once(lp, 2u, key)) ||
+        (strcmp(key, "search") == 0 && param_once(lp, 4u, key)) ||
+        (strcmp(key, "sort") == 0 && param_once(lp, 8u, key)))
+        return 1;
     if (strcmp(key, "page_size") == 0) {
         int64_t n;
         if (parse_i64(value, &n) != 0 || n < 1 || n > API_PAGE_MAX) {
@@ -408,6 +438,8 @@ param_cb(void *arg, const char *key, const char *value)
             return 1;
         }
         field = own(lp, xstrndup(key + 7, kl - 8));
+        if (field == NULL)
+            return 1;
         if (!store_list_has_field(lp->entity, field)) {
             lp->bad = err_set(&lp->eb, ERR_INVAL, "unknown filter field '%s'", field);
             return 1;

@@ -6,7 +6,9 @@
  * every state-changing request. Roles: admin (or an API key with scope admin) may change
  * integrations; viewer / read keys only read. Every query is limited to the caller's account.
  * Lists: page_size 1..200 (default 50), opaque cursor, filter[field]=op:value, sort=+f,-f,
- * search=; response {"data": [...], "total_count": N, "next_cursor": ...|null}. Errors:
+ * search=; at most API_MAX_QUERY_PARAMS parameters, and page_size, cursor, search and sort at most
+ * once each (else 400); response {"data": [...], "total_count": N, "next_cursor": ...|null}.
+ * Errors:
  * {"errors": [{"code", "title", "detail"}]} with the matching HTTP status. Secrets never appear in
  * a response: an integration shows only each key's hint and expiry.
  *
@@ -29,6 +31,7 @@
 
 #define API_PAGE_DEFAULT            50
 #define API_PAGE_MAX                200
+#define API_MAX_QUERY_PARAMS        64 /* a list request with more answers 400 */
 #define API_SESSION_COOKIE          "memsync_session"
 #define API_SECRET_DEFAULT_LIFETIME (182 * 86400)
 

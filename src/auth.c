@@ -1,12 +1,14 @@
 /* auth.c - passwords, sessions, API keys, CSRF and the sign-in limiter. */
 #include "auth.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -136,21 +138,32 @@ auth_csrf_ok(const struct auth_principal *p, const char *token)
 
 /* ---- sign-in limiter --------------------------------------------------------------------- */
 
-#define LIMIT_SLOTS 512
+#define LIMIT_SLOTS 1024
 
 struct limit_slot {
-    char key[160];
+    char key[AUTH_LIMIT_KEY_MAX];
     int64_t window_start;
     int fails;
+    int max; /* the limit this key is held to (a slot at it is never evicted) */
 };
 
 static pthread_mutex_t limit_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct limit_slot limits[LIMIT_SLOTS];
 
+/* A slot that may be reused: empty, its window over, or under its limit. */
+static int
+limit_evictable(const struct limit_slot *l, int64_t now)
+{
+    return l->key[0] == '\0' || now - l->window_start >= AUTH_FAIL_WINDOW || l->fails < l->max;
+}
+
+/* The slot of key; with create, a new one in the oldest evictable slot. NULL when absent (or, with
+ * create, when every slot holds a key at its limit: those never give way, so cycling junk names
+ * cannot reset a locked user's count). */
 static struct limit_slot *
 limit_slot(const char *key, int64_t now, int create)
 {
-    struct limit_slot *oldest = &limits[0];
+    struct limit_slot *victim = NULL;
 
     for (size_t i = 0; i < LIMIT_SLOTS; i++) {
         struct limit_slot *l = &limits[i];
@@ -162,16 +175,28 @@ limit_slot(const char *key, int64_t now, int create)
             }
             return l;
         }
-        if (l->key[0] == '\0' || l->window_start < oldest->window_start)
-            oldest = l;
+        if (limit_evictable(l, now) &&
+            (victim == NULL || l->key[0] == '\0' ||
+             (victim->key[0] != '\0' && l->window_start < victim->window_start)))
+            victim = l;
     }
-    if (!create)
+    if (!create || victim == NULL)
         return NULL;
-    /* Full table: the oldest entry gives way (an attacker cycling keys only resets others). */
-    snprintf(oldest->key, sizeof oldest->key, "%s", key);
-    oldest->window_start = now;
-    oldest->fails = 0;
-    return oldest;
+    snprintf(victim->key, sizeof victim->key, "%s", key);
+    victim->window_start = now;
+    victim->fails = 0;
+    victim->max = 1;
+    return victim;
+}
+
+/* 1 when a slot for a new key could be made. */
+static int
+limit_room(int64_t now)
+{
+    for (size_t i = 0; i < LIMIT_SLOTS; i++)
+        if (limit_evictable(&limits[i], now))
+            return 1;
+    return 0;
 }
 
 int
@@ -182,16 +207,22 @@ auth_limit_allowed(const char *key, int max, int64_t now)
 
     pthread_mutex_lock(&limit_mu);
     l = limit_slot(key, now, 0);
-    ok = l == NULL || l->fails < max;
+    ok = l != NULL ? l->fails < max : limit_room(now);
     pthread_mutex_unlock(&limit_mu);
     return ok;
 }
 
 void
-auth_limit_fail(const char *key, int64_t now)
+auth_limit_fail(const char *key, int max, int64_t now)
 {
+    struct limit_slot *l;
+
     pthread_mutex_lock(&limit_mu);
-    limit_slot(key, now, 1)->fails++;
+    l = limit_slot(key, now, 1);
+    if (l != NULL) {
+        l->fails++;
+        l->max = max;
+    }
     pthread_mutex_unlock(&limit_mu);
 }
 
@@ -201,6 +232,69 @@ auth_limit_reset(void)
     pthread_mutex_lock(&limit_mu);
     memset(limits, 0, sizeof limits);
     pthread_mutex_unlock(&limit_mu);
+}
+
+/* The limiter's name for a client address: IPv6 by its /64 (one host holds a whole /64), an
+ * IPv4-mapped IPv6 address as IPv4, anything else as given. */
+void
+auth_limit_net(const char *ip, char *out, size_t outsz)
+{
+    unsigned char a[16];
+
+    if (ip == NULL || ip[0] == '\0') {
+        snprintf(out, outsz, "?");
+        return;
+    }
+    if (strchr(ip, ':') != NULL && inet_pton(AF_INET6, ip, a) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        char txt[INET6_ADDRSTRLEN];
+
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            snprintf(out, outsz, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+            return;
+        }
+        memset(a + 8, 0, 8);
+        if (inet_ntop(AF_INET6, a, txt, sizeof txt) != NULL) {
+            snprintf(out, outsz, "%s/64", txt);
+            return;
+        }
+    }
+    snprintf(out, outsz, "%s", ip);
+}
+
+/* The three counters of a sign-in: the address, the name from that address, the name from
+ * anywhere (looser, so a lockout by name from elsewhere does not shut the real user out). */
+static void
+limit_keys(const char *ip, const char *name, char *ipkey, char *pairkey, char *userkey)
+{
+    char net[INET6_ADDRSTRLEN + 4];
+
+    auth_limit_net(ip, net, sizeof net);
+    snprintf(ipkey, AUTH_LIMIT_KEY_MAX, "ip:%s", net);
+    snprintf(pairkey, AUTH_LIMIT_KEY_MAX, "pair:%s@%s", name, net);
+    snprintf(userkey, AUTH_LIMIT_KEY_MAX, "user:%s", name);
+}
+
+int
+auth_limit_login_allowed(const char *ip, const char *name, int64_t now)
+{
+    char ipkey[AUTH_LIMIT_KEY_MAX], pairkey[AUTH_LIMIT_KEY_MAX], userkey[AUTH_LIMIT_KEY_MAX];
+
+    limit_keys(ip, name, ipkey, pairkey, userkey);
+    return auth_limit_allowed(ipkey, AUTH_FAIL_MAX_IP, now) &&
+           auth_limit_allowed(pairkey, AUTH_FAIL_MAX, now) &&
+           auth_limit_allowed(userkey, AUTH_FAIL_MAX_USER, now);
+}
+
+void
+auth_limit_login_failed(const char *ip, const char *name, int64_t now)
+{
+    char ipkey[AUTH_LIMIT_KEY_MAX], pairkey[AUTH_LIMIT_KEY_MAX], userkey[AUTH_LIMIT_KEY_MAX];
+
+    limit_keys(ip, name, ipkey, pairkey, userkey);
+    auth_limit_fail(ipkey, AUTH_FAIL_MAX_IP, now);
+    auth_limit_fail(pairkey, AUTH_FAIL_MAX, now);
+    auth_limit_fail(userkey, AUTH_FAIL_MAX_USER, now);
 }
 
 /* ---- users ------------------------------------------------------------------------------- */
@@ -339,17 +433,14 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
            struct auth_principal *p, struct errbuf *eb)
 {
     struct user_row u = {0};
-    char ipkey[80], userkey[160], digest[AUTH_TOKEN_HEX + 1];
+    char digest[AUTH_TOKEN_HEX + 1];
     int64_t now = clock_now();
     int rc;
 
     token_out[0] = '\0';
     if (name == NULL || name[0] == '\0' || pw == NULL || strlen(name) > 128)
         return err_set(eb, ERR_AUTH, "wrong user name or password");
-    snprintf(ipkey, sizeof ipkey, "ip:%s", ip != NULL ? ip : "?");
-    snprintf(userkey, sizeof userkey, "user:%s", name);
-    if (!auth_limit_allowed(ipkey, AUTH_FAIL_MAX_IP, now) ||
-        !auth_limit_allowed(userkey, AUTH_FAIL_MAX, now)) {
+    if (!auth_limit_login_allowed(ip, name, now)) {
         log_warn("sign-in refused: too many failures user=%s ip=%s", name, ip ? ip : "?");
         return err_set(eb, ERR_THROTTLED, "too many failed sign-ins; wait %d minutes and try again",
                        AUTH_FAIL_WINDOW / 60);
@@ -366,8 +457,7 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
 
             auth_password_hash(pw != NULL ? pw : "", dummy, NULL);
         }
-        auth_limit_fail(ipkey, now);
-        auth_limit_fail(userkey, now);
+        auth_limit_login_failed(ip, name, now);
         log_info("sign-in failed user=%s ip=%s", name, ip ? ip : "?");
         rc = err_set(eb, ERR_AUTH, "wrong user name or password");
         goto out;
@@ -424,16 +514,26 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
 {
     char digest[AUTH_TOKEN_HEX + 1];
     char *scope = NULL;
-    int64_t acc = 0, id = 0;
+    int64_t acc = 0, id = 0, expires = TS_NULL, used = TS_NULL, now = clock_now();
     int rc;
 
     if (key == NULL || strncmp(key, AUTH_APIKEY_PREFIX, 4) != 0 ||
         !is_hex_token(key + 4, AUTH_TOKEN_HEX))
         return err_set(eb, ERR_AUTH, "invalid API key");
     auth_digest(key, digest);
-    rc = store_apikey_find(st, digest, &acc, &id, &scope, eb);
+    rc = store_apikey_find(st, digest, &acc, &id, &scope, &expires, &used, eb);
     if (rc == ERR_NOTFOUND)
         rc = err_set(eb, ERR_AUTH, "invalid or revoked API key");
+    if (rc == ERR_OK && expires != TS_NULL && now >= expires) {
+        char when[32];
+
+        clock_fmt(expires, when, sizeof when);
+        rc = err_set(eb, ERR_AUTH, "API key %lld expired at %s; an admin can create a new one",
+                     (long long)id, when);
+    }
+    /* At most one write a minute per key. A failure to record it does not refuse the key. */
+    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S))
+        store_apikey_touch(st, id, now, NULL);
     if (rc == ERR_OK) {
         memset(p, 0, sizeof *p);
         p->account_id = acc;
@@ -446,8 +546,48 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
 }
 
 int
+auth_apikey_expiry(const char *date, const char *days, int never, int admin, int64_t now,
+                   int64_t *out, struct errbuf *eb)
+{
+    int given = (date != NULL && date[0] != '\0') + (days != NULL && days[0] != '\0') + !!never;
+
+    *out = now + AUTH_APIKEY_DEFAULT_DAYS * INT64_C(86400);
+    if (given > 1)
+        return err_set(eb, ERR_INVAL, "give one of an expiry date, a number of days or no expiry");
+    if (never) {
+        if (!admin)
+            return err_set(eb, ERR_DENIED, "only admins may create a key that never expires");
+        *out = TS_NULL;
+    } else if (days != NULL && days[0] != '\0') {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(days, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 1 || n > AUTH_APIKEY_MAX_DAYS)
+            return err_set(eb, ERR_INVAL, "the number of days must be from 1 to %d",
+                           AUTH_APIKEY_MAX_DAYS);
+        *out = now + (int64_t)n * 86400;
+    } else if (date != NULL && date[0] != '\0') {
+        int64_t t;
+
+        if (clock_parse(date, &t) != 0)
+            return err_set(eb, ERR_INVAL, "the expiry date must be written like 2027-12-31");
+        if (strlen(date) == 10)
+            t += 86400 - 1; /* a date: the key works through that day (UTC) */
+        if (t <= now)
+            return err_set(eb, ERR_INVAL, "the expiry date is in the past");
+        if (t > now + AUTH_APIKEY_MAX_DAYS * INT64_C(86400))
+            return err_set(eb, ERR_INVAL, "the expiry date is more than %d days away",
+                           AUTH_APIKEY_MAX_DAYS);
+        *out = t;
+    }
+    return ERR_OK;
+}
+
+int
 auth_apikey_create(struct store *st, int64_t account_id, const char *name, const char *scope,
-                   char *key_out, int64_t *id, struct errbuf *eb)
+                   int64_t expires_at, char *key_out, int64_t *id, struct errbuf *eb)
 {
     char body[AUTH_TOKEN_HEX + 1], digest[AUTH_TOKEN_HEX + 1], prefix[16];
     int rc;
@@ -457,8 +597,8 @@ auth_apikey_create(struct store *st, int64_t account_id, const char *name, const
     sodium_memzero(body, sizeof body);
     auth_digest(key_out, digest);
     snprintf(prefix, sizeof prefix, "%.10s", key_out);
-    rc = store_apikey_insert(st, account_id, name != NULL ? name : "", scope, digest, prefix, id,
-                             eb);
+    rc = store_apikey_insert(st, account_id, name != NULL ? name : "", scope, digest, prefix,
+                             expires_at, id, eb);
     if (rc != ERR_OK)
         sodium_memzero(key_out, AUTH_APIKEY_LEN + 1);
     return rc;
@@ -468,15 +608,16 @@ auth_apikey_create(struct store *st, int64_t account_id, const char *name, const
 
 /* Small option reader: --name VALUE / --name=VALUE / --flag; positionals in order. */
 struct cmd_opts {
-    const char *account, *role, *pwfile, *name, *scope;
+    const char *account, *role, *pwfile, *name, *scope, *expires, *expires_days;
     const char *pos[2];
-    int npos, help, bad;
+    int npos, help, bad, no_expiry;
 };
 
 static void
 cmd_parse(int argc, char **argv, struct cmd_opts *o)
 {
-    static const char *const names[] = {"account", "role", "password-file", "name", "scope"};
+    static const char *const names[] = {"account", "role",    "password-file", "name",
+                                        "scope",   "expires", "expires-days"};
 
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -486,6 +627,10 @@ cmd_parse(int argc, char **argv, struct cmd_opts *o)
 
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             o->help = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-expiry") == 0) {
+            o->no_expiry = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0) {
@@ -505,7 +650,9 @@ cmd_parse(int argc, char **argv, struct cmd_opts *o)
                        : k == 1 ? &o->role
                        : k == 2 ? &o->pwfile
                        : k == 3 ? &o->name
-                                : &o->scope;
+                       : k == 4 ? &o->scope
+                       : k == 5 ? &o->expires
+                                : &o->expires_days;
         if (slot == NULL) {
             fprintf(stderr, "memsync: unknown option %s\n", a);
             o->bad = 1;
@@ -763,15 +910,17 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
 {
     static const char usage[] =
         "usage: memsync apikey create --name NAME [--scope read|admin] [--account NAME]\n"
+        "                             [--expires YYYY-MM-DD | --expires-days N | --no-expiry]\n"
         "       memsync apikey list [--account NAME]\n"
         "       memsync apikey revoke ID [--account NAME]\n"
-        "The key is shown once, when it is created; memsync keeps only a digest of it.\n";
+        "The key is shown once, when it is created; memsync keeps only a digest of it.\n"
+        "A key expires after 365 days unless told otherwise.\n";
     struct cmd_opts o;
     struct store *st = NULL;
     struct errbuf eb = {0};
     char key[AUTH_APIKEY_LEN + 1];
     const char *sub = argc >= 2 ? argv[1] : NULL;
-    int64_t acc, id;
+    int64_t acc, id, expires = TS_NULL;
     int code = 1;
 
     cmd_parse(argc - 1, argv + 1, &o);
@@ -784,6 +933,12 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
     }
     if (o.scope != NULL && strcmp(o.scope, "read") != 0 && strcmp(o.scope, "admin") != 0) {
         fprintf(stderr, "memsync apikey: --scope must be read or admin\n");
+        return 2;
+    }
+    /* The command line runs with the database's own rights: an admin's. */
+    if (strcmp(sub, "create") == 0 && auth_apikey_expiry(o.expires, o.expires_days, o.no_expiry, 1,
+                                                         clock_now(), &expires, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync apikey create: %s\n", eb.msg);
         return 2;
     }
     if (strcmp(sub, "revoke") == 0) {
@@ -799,7 +954,7 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
     if (strcmp(sub, "list") == 0) {
         code = cmd_list(st, o.account, "api_keys",
                         "ID      NAME              SCOPE             PREFIX            CREATED  "
-                        "             REVOKED");
+                        "             REVOKED               EXPIRES               LAST USED");
         goto out;
     }
     if (store_account_ensure(st, o.account != NULL ? o.account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
@@ -813,13 +968,19 @@ auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
         goto out;
     }
     if (auth_apikey_create(st, acc, o.name != NULL ? o.name : "api", o.scope ? o.scope : "read",
-                           key, &id, &eb) != ERR_OK)
+                           expires, key, &id, &eb) != ERR_OK)
         goto fail;
     printf("%s\n", key);
-    fprintf(stderr,
-            "API key %lld created (scope %s). This is the only time it is shown: store it now. "
-            "Send it as the x-api-key header.\n",
-            (long long)id, o.scope ? o.scope : "read");
+    {
+        char when[32] = "never";
+
+        if (expires != TS_NULL)
+            clock_fmt(expires, when, sizeof when);
+        fprintf(stderr,
+                "API key %lld created (scope %s, expires %s). This is the only time it is shown: "
+                "store it now. Send it as the x-api-key header.\n",
+                (long long)id, o.scope ? o.scope : "read", when);
+    }
     sodium_memzero(key, sizeof key);
     code = 0;
     goto out;

@@ -5,8 +5,12 @@
  * AUTH_HASH_SLOTS hashes run at once (64 MiB each), others wait. Session ids and API keys are
  * 32 random bytes (hex); only a BLAKE2b digest of them is stored, so a database copy cannot sign
  * in. The CSRF token of a session is a keyed digest of its id, so it needs no storage and differs
- * per session. Sign-in failures are limited per client address and per user name
- * (AUTH_FAIL_MAX per AUTH_FAIL_WINDOW seconds), in process memory.
+ * per session. An API key has an expiry (default a year; an expired key is refused with a message
+ * saying when) and a last-used time, written at most once a minute per key. Sign-in failures are
+ * limited, in process memory, per AUTH_FAIL_WINDOW seconds: per client address (AUTH_FAIL_MAX_IP;
+ * IPv6 per /64), per user name from one address (AUTH_FAIL_MAX) and per user name from anywhere
+ * (AUTH_FAIL_MAX_USER, looser: failures from one address do not lock the user out from another). A
+ * counter at its limit is never evicted from the table.
  *
  * Threads: every function may be called from any thread (the limiter and the hash slots are
  * locked); a struct store passed in belongs to the calling thread.
@@ -30,10 +34,17 @@
 #define AUTH_SESSION_TTL     (12 * 3600)
 #define AUTH_PASSWORD_MIN    10
 #define AUTH_PASSWORD_MAX    256
-#define AUTH_FAIL_MAX        5  /* per user name */
+#define AUTH_FAIL_MAX        5  /* per user name from one client address */
+#define AUTH_FAIL_MAX_USER   50 /* per user name from any address */
 #define AUTH_FAIL_MAX_IP     30 /* per client address (many users may share one NAT) */
 #define AUTH_FAIL_WINDOW     300
 #define AUTH_DEFAULT_ACCOUNT "default"
+
+/* API keys expire after a year unless told otherwise; last_used_at is written at most once a
+ * minute per key. */
+#define AUTH_APIKEY_DEFAULT_DAYS 365
+#define AUTH_APIKEY_MAX_DAYS     3650
+#define AUTH_APIKEY_TOUCH_S      60
 
 enum auth_role { AUTH_NONE = 0, AUTH_READ = 1, AUTH_ADMIN = 2 };
 
@@ -82,17 +93,30 @@ int auth_session(struct store *st, const char *token, struct auth_principal *p, 
 int auth_logout(struct store *st, const char *token);
 /* Resolves an API key (header value). */
 int auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct errbuf *eb);
-/* Creates an API key; key_out (AUTH_APIKEY_LEN + 1 bytes) is the only time it is visible. */
+/* Creates an API key expiring at expires_at (TS_NULL: never); key_out (AUTH_APIKEY_LEN + 1
+ * bytes) is the only time it is visible. */
 int auth_apikey_create(struct store *st, int64_t account_id, const char *name, const char *scope,
-                       char *key_out, int64_t *id, struct errbuf *eb);
+                       int64_t expires_at, char *key_out, int64_t *id, struct errbuf *eb);
+/* The expiry of a new key from at most one of: date (YYYY-MM-DD, the key works through that UTC
+ * day, or RFC 3339), days (1..AUTH_APIKEY_MAX_DAYS), never (only when admin; ERR_DENIED
+ * otherwise); none given: AUTH_APIKEY_DEFAULT_DAYS from now. *out is TS_NULL for never. */
+int auth_apikey_expiry(const char *date, const char *days, int never, int admin, int64_t now,
+                       int64_t *out, struct errbuf *eb);
 
 /* 1 when token is the CSRF token of the session p (constant time). */
 int auth_csrf_ok(const struct auth_principal *p, const char *token);
 
-/* Sign-in limiter, exposed for tests: 1 when key has had fewer than max failures in the
- * current window at now. */
+/* Sign-in limiter. auth_limit_allowed: 1 when key has had fewer than max failures in the
+ * current window at now (a key not yet counted is refused only when the table is full of keys at
+ * their limits, which are never evicted). auth_limit_fail counts one failure of key, held to max.
+ * auth_limit_login_*: the three counters of a sign-in from ip as name. auth_limit_net: the
+ * address as counted (IPv6 per /64). */
+#define AUTH_LIMIT_KEY_MAX 224
 int auth_limit_allowed(const char *key, int max, int64_t now);
-void auth_limit_fail(const char *key, int64_t now);
+void auth_limit_fail(const char *key, int max, int64_t now);
+int auth_limit_login_allowed(const char *ip, const char *name, int64_t now);
+void auth_limit_login_failed(const char *ip, const char *name, int64_t now);
+void auth_limit_net(const char *ip, char *out, size_t outsz);
 void auth_limit_reset(void);
 
 /* Hex BLAKE2b-256 of s (out: AUTH_TOKEN_HEX + 1 bytes). */

@@ -178,6 +178,9 @@ cursor_decode(const char *text, struct cursor *out)
     memset(&c, 0, sizeof c);
     if (tl == 0 || tl > CURSOR_TEXT_MAX)
         return -1;
+    /* libsodium's decoder reads some bytes past 0x7f as base64 digits: only the alphabet. */
+    if (strspn(text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != tl)
+        return -1;
     raw = xmalloc(CURSOR_RAW_MAX + 1);
     if (sodium_base642bin(raw, CURSOR_RAW_MAX, text, tl, NULL, &n, NULL,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -17,18 +18,38 @@
 #include "log.h"
 #include "mem.h"
 
+/* A connection as the guard sees it (guard_* below): which client it counts for, and the
+ * deadline of the phase it is in. */
+enum guard_phase { GUARD_HEAD, GUARD_BODY, GUARD_RESPONSE };
+
+struct guard_conn {
+    struct guard_conn *prev, *next;
+    int fd;
+    int loopback; /* the peer is on this host (a proxy): its client is known per request */
+    enum guard_phase phase;
+    int64_t deadline_ms; /* monotonic; 0 = none (the response, which may stream for long) */
+    int killed;
+    char key[64]; /* the client address it counts for ("" = none yet) */
+};
+
 struct httpd {
     struct MHD_Daemon *d;
     struct httpd_opts o;
     char *db_url;
     uint16_t port;
     _Atomic uint64_t requests, s4xx, s5xx, s429;
+    pthread_mutex_t guard_mu;
+    pthread_cond_t guard_cv;
+    struct guard_conn *conns;
+    pthread_t reaper;
+    int reaper_started, stopping, guard_mu_ready;
 };
 
 /* Per-request state kept between MHD's calls of the access handler. */
 struct conn_state {
     struct buf body;
     int too_big;
+    int over_limit; /* its client already has HTTPD_PER_IP_LIMIT connections */
 };
 
 /* ---- per-thread store ---------------------------------------------------------------------- */
@@ -273,26 +294,215 @@ send_plain(struct httpd *h, struct MHD_Connection *c, int status, const char *js
     return send_response(h, c, &r);
 }
 
+/* ---- connection guard ------------------------------------------------------------------------
+ * libmicrohttpd's idle timeout restarts on every byte, so a client trickling a byte every few
+ * seconds kept a connection for ever, and its per-address limit counts the peer, which behind
+ * nginx is 127.0.0.1 for everyone. The guard tracks each connection: the request head must be in
+ * within HTTPD_HEAD_TIMEOUT_S (of the accept, or of the previous response plus the idle timeout),
+ * head and body within HTTPD_REQUEST_TIMEOUT_S; a reaper thread shuts down the socket of a
+ * connection past its deadline (MHD then closes it). Connections count per client address: the
+ * peer's, or for a peer on loopback (the proxy) X-Real-IP of the request in progress. */
+
+static int64_t
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+peer_ip(const struct sockaddr *sa, char *out, size_t outlen, int *loopback)
+{
+    snprintf(out, outlen, "?");
+    *loopback = 0;
+    if (sa == NULL)
+        return -1;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)outlen);
+        *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+        return 0;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)outlen);
+        *loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+        return 0;
+    }
+    return -1;
+}
+
+/* Connections counting for key, other than self. Caller holds guard_mu. */
+static int
+guard_count(const struct httpd *h, const char *key, const struct guard_conn *self)
+{
+    int n = 0;
+
+    for (const struct guard_conn *g = h->conns; g != NULL; g = g->next)
+        if (g != self && g->key[0] != '\0' && strcmp(g->key, key) == 0)
+            n++;
+    return n;
+}
+
+/* MHD's accept policy: a peer not on loopback may hold HTTPD_PER_IP_LIMIT connections. */
+static enum MHD_Result
+guard_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct httpd *h = cls;
+    char ip[64];
+    int loopback, ok = 1;
+
+    (void)addrlen;
+    if (peer_ip(addr, ip, sizeof ip, &loopback) != 0 || loopback)
+        return MHD_YES;
+    pthread_mutex_lock(&h->guard_mu);
+    ok = guard_count(h, ip, NULL) < HTTPD_PER_IP_LIMIT;
+    pthread_mutex_unlock(&h->guard_mu);
+    return ok ? MHD_YES : MHD_NO;
+}
+
+static void
+guard_notify(void *cls, struct MHD_Connection *c, void **socket_context,
+             enum MHD_ConnectionNotificationCode toe)
+{
+    struct httpd *h = cls;
+    struct guard_conn *g = *socket_context;
+
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ca =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char ip[64];
+
+        g = xcalloc(1, sizeof *g);
+        g->fd = fd != NULL ? fd->connect_fd : -1;
+        peer_ip(ca != NULL ? ca->client_addr : NULL, ip, sizeof ip, &g->loopback);
+        if (!g->loopback)
+            snprintf(g->key, sizeof g->key, "%s", ip);
+        g->phase = GUARD_HEAD;
+        g->deadline_ms = mono_ms() + HTTPD_HEAD_TIMEOUT_S * 1000;
+        pthread_mutex_lock(&h->guard_mu);
+        g->next = h->conns;
+        if (h->conns != NULL)
+            h->conns->prev = g;
+        h->conns = g;
+        pthread_mutex_unlock(&h->guard_mu);
+        *socket_context = g;
+        return;
+    }
+    if (g == NULL)
+        return;
+    pthread_mutex_lock(&h->guard_mu);
+    if (g->prev != NULL)
+        g->prev->next = g->next;
+    else
+        h->conns = g->next;
+    if (g->next != NULL)
+        g->next->prev = g->prev;
+    pthread_mutex_unlock(&h->guard_mu);
+    free(g);
+    *socket_context = NULL;
+}
+
+static struct guard_conn *
+guard_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* The head is in: the request counts for client ip. 0 when that client is over its limit. */
+static int
+guard_request(struct httpd *h, struct MHD_Connection *c, const char *ip)
+{
+    struct guard_conn *g = guard_of(c);
+    int ok = 1;
+
+    if (g == NULL)
+        return 1;
+    pthread_mutex_lock(&h->guard_mu);
+    g->phase = GUARD_BODY;
+    g->deadline_ms = mono_ms() + HTTPD_REQUEST_TIMEOUT_S * 1000;
+    if (g->loopback) {
+        snprintf(g->key, sizeof g->key, "%s", ip);
+        ok = guard_count(h, g->key, g) < HTTPD_PER_IP_LIMIT;
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+    return ok;
+}
+
+static void
+guard_phase(struct httpd *h, struct MHD_Connection *c, enum guard_phase phase)
+{
+    struct guard_conn *g = guard_of(c);
+
+    if (g == NULL)
+        return;
+    pthread_mutex_lock(&h->guard_mu);
+    g->phase = phase;
+    if (phase == GUARD_RESPONSE) {
+        g->deadline_ms = 0;
+    } else {
+        /* Waiting for the next request on a kept-alive connection. */
+        g->deadline_ms = mono_ms() + (HTTPD_TIMEOUT_S + HTTPD_HEAD_TIMEOUT_S) * 1000;
+        if (g->loopback)
+            g->key[0] = '\0';
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+}
+
+static void *
+guard_reaper(void *arg)
+{
+    struct httpd *h = arg;
+
+    pthread_mutex_lock(&h->guard_mu);
+    while (!h->stopping) {
+        struct timespec until;
+        int64_t now = mono_ms();
+
+        for (struct guard_conn *g = h->conns; g != NULL; g = g->next) {
+            if (g->killed || g->deadline_ms == 0 || now < g->deadline_ms || g->fd < 0)
+                continue;
+            /* The socket stays open until MHD closes it (after guard_notify unlinks it). */
+            shutdown(g->fd, SHUT_RDWR);
+            g->killed = 1;
+            log_info("http: connection closed: request %s not in within its deadline client=%s",
+                     g->phase == GUARD_HEAD ? "head" : "body", g->key[0] ? g->key : "loopback");
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->guard_cv, &h->guard_mu, &until);
+    }
+    pthread_mutex_unlock(&h->guard_mu);
+    return NULL;
+}
+
 /* ---- access handler ------------------------------------------------------------------------ */
 
+/* The client: the peer, or X-Real-IP when the peer is a proxy on loopback. */
 static void
 client_ip(struct MHD_Connection *c, char *out, size_t outlen, int *loopback)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
-    snprintf(out, outlen, "?");
-    *loopback = 0;
-    if (ci == NULL || ci->client_addr == NULL)
-        return;
-    if (ci->client_addr->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ci->client_addr;
-        inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)outlen);
-        *loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
-    } else if (ci->client_addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ci->client_addr;
-        inet_ntop(AF_INET6, &a->sin6_addr, out, (socklen_t)outlen);
-        *loopback = IN6_IS_ADDR_LOOPBACK(&a->sin6_addr);
+    peer_ip(ci != NULL ? ci->client_addr : NULL, out, outlen, loopback);
+    if (*loopback) {
+        const char *real = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
+
+        if (real != NULL && real[0] != '\0' && strlen(real) < outlen &&
+            strspn(real, "0123456789abcdefABCDEF.:") == strlen(real))
+            snprintf(out, outlen, "%s", real);
     }
 }
 
@@ -310,12 +520,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     (void)version;
     if (cs == NULL) {
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        char ip[64];
 
         cs = xcalloc(1, sizeof *cs);
         buf_init(&cs->body, HTTPD_BODY_MAX);
         *con_cls = cs;
         if (cl != NULL && strtoull(cl, NULL, 10) > HTTPD_BODY_MAX)
             cs->too_big = 1;
+        client_ip(c, ip, sizeof ip, &loopback);
+        cs->over_limit = !guard_request(h, c, ip);
         return MHD_YES;
     }
     if (*upload_size > 0) {
@@ -324,6 +537,12 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
         *upload_size = 0;
         return MHD_YES;
     }
+    guard_phase(h, c, GUARD_RESPONSE);
+    if (cs->over_limit)
+        return send_plain(h, c, 429,
+                          "{\"errors\":[{\"code\":\"too_many_connections\",\"title\":\"Too many "
+                          "connections\",\"detail\":\"This client address has too many open "
+                          "connections.\"}]}");
     if (cs->too_big)
         return send_plain(h, c, 413,
                           "{\"errors\":[{\"code\":\"payload_too_large\",\"title\":\"Request body "
@@ -340,13 +559,6 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     /* Only a proxy on this host may say the client used TLS. */
     proto = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Forwarded-Proto");
     req.https = loopback && proto != NULL && strcmp(proto, "https") == 0;
-    if (loopback) {
-        const char *real = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Real-IP");
-
-        if (real != NULL && real[0] != '\0' && strlen(real) < sizeof req.ip &&
-            strspn(real, "0123456789abcdefABCDEF.:") == strlen(real))
-            snprintf(req.ip, sizeof req.ip, "%s", real);
-    }
     req.st = thread_store(h);
     buf_init(&resp.body, HTTPD_RESP_MAX);
     resp.status = 200;
@@ -360,9 +572,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct conn_state *cs = *con_cls;
 
-    (void)cls;
-    (void)c;
     (void)toe;
+    guard_phase(cls, c, GUARD_HEAD);
     if (cs == NULL)
         return;
     buf_free(&cs->body);
@@ -447,14 +658,18 @@ httpd_start(struct httpd **out, const struct httpd_opts *o, struct errbuf *eb)
     flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    pthread_mutex_init(&h->guard_mu, NULL);
+    pthread_cond_init(&h->guard_cv, NULL);
+    h->guard_mu_ready = 1;
+    /* Per-address limits are the guard's (behind a proxy the client is only known per request). */
     h->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+        flags, 0, guard_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)HTTPD_THREADS, MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTPD_CONN_LIMIT,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTPD_PER_IP_LIMIT,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTPD_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_STRICT_FOR_CLIENT,
-        (int)1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        (int)1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        guard_notify, h, MHD_OPTION_END);
     if (h->d == NULL) {
         rc = err_set(eb, ERR_IO,
                      "cannot listen on %s (in use, or not an address of this host); pick another "
@@ -464,6 +679,11 @@ httpd_start(struct httpd **out, const struct httpd_opts *o, struct errbuf *eb)
     }
     di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
     h->port = di != NULL ? di->port : 0;
+    if (pthread_create(&h->reaper, NULL, guard_reaper, h) != 0) {
+        rc = err_set(eb, ERR_IO, "cannot start the HTTP connection guard");
+        goto out;
+    }
+    h->reaper_started = 1;
     *out = h;
     h = NULL;
 out:
@@ -482,8 +702,19 @@ httpd_stop(struct httpd *h)
 {
     if (h == NULL)
         return;
+    if (h->reaper_started) {
+        pthread_mutex_lock(&h->guard_mu);
+        h->stopping = 1;
+        pthread_cond_signal(&h->guard_cv);
+        pthread_mutex_unlock(&h->guard_mu);
+        pthread_join(h->reaper, NULL);
+    }
     if (h->d != NULL)
         MHD_stop_daemon(h->d);
+    if (h->guard_mu_ready) {
+        pthread_mutex_destroy(&h->guard_mu);
+        pthread_cond_destroy(&h->guard_cv);
+    }
     free(h->db_url);
     free(h);
 }

@@ -1,7 +1,10 @@
 /* httpd.h - the embedded HTTP server of `memsync serve` (libmicrohttpd).
  *
  * One internal polling thread per pool thread (epoll), HTTPD_THREADS threads, connection and
- * per-address limits, idle timeouts and a per-connection memory limit. Request bodies are read
+ * per-address limits, idle timeouts and a per-connection memory limit. A request head must be in
+ * within HTTPD_HEAD_TIMEOUT_S and head plus body within HTTPD_REQUEST_TIMEOUT_S, however slowly
+ * the bytes trickle (a guard thread closes the connection). The per-address limit counts the
+ * client: behind a proxy on loopback, X-Real-IP of the request in progress. Request bodies are read
  * into a bounded buffer (HTTPD_BODY_MAX; 413 past it); MHD's post processor is not used. Every
  * response carries X-Content-Type-Options, Referrer-Policy, X-Frame-Options and a
  * Content-Security-Policy with frame-ancestors 'none' (a stricter one for HTML).
@@ -23,13 +26,15 @@
 #include "err.h"
 #include "store.h"
 
-#define HTTPD_THREADS      4
-#define HTTPD_BODY_MAX     (64 * 1024)
-#define HTTPD_RESP_MAX     (16 * 1024 * 1024)
-#define HTTPD_CONN_LIMIT   256
-#define HTTPD_PER_IP_LIMIT 64
-#define HTTPD_TIMEOUT_S    30
-#define HTTPD_MAX_HEADERS  12
+#define HTTPD_THREADS           4
+#define HTTPD_BODY_MAX          (64 * 1024)
+#define HTTPD_RESP_MAX          (16 * 1024 * 1024)
+#define HTTPD_CONN_LIMIT        256
+#define HTTPD_PER_IP_LIMIT      64
+#define HTTPD_TIMEOUT_S         30
+#define HTTPD_HEAD_TIMEOUT_S    10 /* the whole request head, however slowly it trickles in */
+#define HTTPD_REQUEST_TIMEOUT_S 60 /* head and body */
+#define HTTPD_MAX_HEADERS       12
 
 struct httpd;
 struct MHD_Connection;

@@ -1,6 +1,7 @@
 /* main.c - the memsync program: process-wide setup, then the command line. */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <curl/curl.h>
@@ -18,6 +19,9 @@ main(int argc, char **argv)
     /* Every file memsync creates is private: the database and SQLite's -wal and -shm beside it,
      * backups, exports, the master key. A stricter umask of the caller is kept. */
     umask(umask(0) | 077);
+    /* No core dumps and no ptrace by other processes of the same user: memory holds the master
+     * key and opened secrets. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* libcurl runs with CURLOPT_NOSIGNAL, so a peer closing a socket must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     jsonarena_install();        /* before any thread uses jansson */

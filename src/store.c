@@ -1007,21 +1007,32 @@ store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb
 
 int
 store_apikey_insert(struct store *st, int64_t account_id, const char *name, const char *scope,
-                    const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb)
+                    const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
+                    struct errbuf *eb)
 {
     if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0))
         return err_set(eb, ERR_INVAL, "an API key's scope must be read or admin");
     WEB_OP(st, apikey_insert, eb);
-    return st->ops->apikey_insert(st, account_id, name, scope, key_hash, prefix, id, eb);
+    return st->ops->apikey_insert(st, account_id, name, scope, key_hash, prefix, expires_at, id,
+                                  eb);
 }
 
 int
 store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
-                  char **scope, struct errbuf *eb)
+                  char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb)
 {
     *scope = NULL;
+    *expires_at = TS_NULL;
+    *last_used_at = TS_NULL;
     WEB_OP(st, apikey_find, eb);
-    return st->ops->apikey_find(st, key_hash, account_id, id, scope, eb);
+    return st->ops->apikey_find(st, key_hash, account_id, id, scope, expires_at, last_used_at, eb);
+}
+
+int
+store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb)
+{
+    WEB_OP(st, apikey_touch, eb);
+    return st->ops->apikey_touch(st, id, now, eb);
 }
 
 int
@@ -1297,6 +1308,8 @@ static const struct store_list_field apikey_fields[] = {
     LF("prefix", "k.prefix", SC_TEXT),
     LF("created_at", "k.created_at", SC_TS),
     LF("revoked_at", "k.revoked_at", SC_TS),
+    LF("expires_at", "k.expires_at", SC_TS),
+    LF("last_used_at", "k.last_used_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 

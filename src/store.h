@@ -495,11 +495,17 @@ int store_session_user(struct store *st, const char *token_hash, int64_t now, st
                        struct errbuf *eb);
 int store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb);
 
+/* expires_at: when the key stops working, TS_NULL for never. */
 int store_apikey_insert(struct store *st, int64_t account_id, const char *name, const char *scope,
-                        const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb);
-/* Finds an unrevoked key: fills account, id, scope (malloc'd, caller frees). */
+                        const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
+                        struct errbuf *eb);
+/* Finds an unrevoked key (expired or not): fills account, id, scope (malloc'd, caller frees),
+ * expires_at and last_used_at (TS_NULL when none). */
 int store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
-                      char **scope, struct errbuf *eb); /* ERR_NOTFOUND */
+                      char **scope, int64_t *expires_at, int64_t *last_used_at,
+                      struct errbuf *eb); /* ERR_NOTFOUND */
+/* Sets the key's last_used_at to now unless it is already within the last minute. */
+int store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb);
 int store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
 
 /* Changes name, sync interval and expiry dates (NULL / 0 / 0: unchanged); a date given here
@@ -550,7 +556,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 11
+#define STORE_SCHEMA_VERSION 12
 
 /* Calls cb once per field of device_fields whose value differs between old and new, with both
  * values as text (NULL for "no value"). Returns the number of differing fields, or the first
@@ -637,9 +643,11 @@ struct store_ops {
                         struct errbuf *eb);
     int (*session_delete)(struct store *st, const char *token_hash, struct errbuf *eb);
     int (*apikey_insert)(struct store *st, int64_t account_id, const char *name, const char *scope,
-                         const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb);
+                         const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
+                         struct errbuf *eb);
     int (*apikey_find)(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
-                       char **scope, struct errbuf *eb);
+                       char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb);
+    int (*apikey_touch)(struct store *st, int64_t id, int64_t now, struct errbuf *eb);
     int (*apikey_revoke)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
     int (*integration_update)(struct store *st, int64_t account_id, int64_t id, const char *name,
                               int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,

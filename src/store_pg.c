@@ -717,6 +717,13 @@ migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Migration 12: API keys expire (NULL: never, as every key made before). */
+    if (ver < 12) {
+        rc = q_done(g, "ALTER TABLE api_key ADD COLUMN expires_at BIGINT", NULL, eb,
+                    "adding API key expiry", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     p_i64(&p, STORE_APPLICATION_ID);
     p_i64(&p, STORE_SCHEMA_VERSION);
@@ -2382,7 +2389,8 @@ pg_session_delete(struct store *base, const char *token_hash, struct errbuf *eb)
 
 static int
 pg_apikey_insert(struct store *base, int64_t account_id, const char *name, const char *scope,
-                 const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb)
+                 const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
+                 struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -2397,9 +2405,10 @@ pg_apikey_insert(struct store *base, int64_t account_id, const char *name, const
     p_text(&p, key_hash);
     p_text(&p, prefix);
     p_i64(&p, clock_now());
+    p_ts(&p, expires_at);
     r = q(g,
-          "INSERT INTO api_key (account_id, name, scope, key_hash, prefix, created_at) VALUES "
-          "($1, $2, $3, $4, $5, $6) RETURNING id",
+          "INSERT INTO api_key (account_id, name, scope, key_hash, prefix, created_at, expires_at) "
+          "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
           &p, eb, "creating the API key", &rc);
     if (r != NULL)
         *id = r_i64(r, 0, 0, 0);
@@ -2408,8 +2417,21 @@ pg_apikey_insert(struct store *base, int64_t account_id, const char *name, const
 }
 
 static int
+pg_apikey_touch(struct store *base, int64_t id, int64_t now, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    p_i64(&p, id);
+    p_i64(&p, now);
+    return pg_write((struct pg *)base,
+                    "UPDATE api_key SET last_used_at = $2 WHERE id = $1 AND "
+                    "(last_used_at IS NULL OR last_used_at <= $2 - 60)",
+                    &p, 0, eb, "recording the API key's use");
+}
+
+static int
 pg_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, int64_t *id,
-               char **scope, struct errbuf *eb)
+               char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -2417,7 +2439,9 @@ pg_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, in
     int rc;
 
     p_text(&p, key_hash);
-    r = q(g, "SELECT account_id, id, scope FROM api_key WHERE key_hash = $1 AND revoked_at IS NULL",
+    r = q(g,
+          "SELECT account_id, id, scope, expires_at, last_used_at FROM api_key WHERE key_hash = "
+          "$1 AND revoked_at IS NULL",
           &p, eb, "reading the API key", &rc);
     if (r == NULL)
         return rc;
@@ -2425,6 +2449,8 @@ pg_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, in
         *account_id = r_i64(r, 0, 0, 0);
         *id = r_i64(r, 0, 1, 0);
         *scope = r_dup(r, 0, 2);
+        *expires_at = r_i64(r, 0, 3, TS_NULL);
+        *last_used_at = r_i64(r, 0, 4, TS_NULL);
     } else {
         rc = err_set(eb, ERR_NOTFOUND, "unknown API key");
     }
@@ -3006,6 +3032,7 @@ static const struct store_ops pg_ops = {
     .session_delete = pg_session_delete,
     .apikey_insert = pg_apikey_insert,
     .apikey_find = pg_apikey_find,
+    .apikey_touch = pg_apikey_touch,
     .apikey_revoke = pg_apikey_revoke,
     .integration_update = pg_integration_update,
     .list_each = pg_list_each,

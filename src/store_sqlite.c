@@ -722,6 +722,9 @@ static const char schema_v11[] =
     "ALTER TABLE integration ADD COLUMN partner_secret_expiry_source TEXT;"
     "ALTER TABLE integration ADD COLUMN sync_secret_expiry_source TEXT;";
 
+/* Migration 12: API keys expire (NULL: never, as every key made before). */
+static const char schema_v12[] = "ALTER TABLE api_key ADD COLUMN expires_at INTEGER;";
+
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
@@ -1000,6 +1003,11 @@ migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 11) {
         rc = exec_sql(s, schema_v11, eb, "adding the integration's cloud and expiry sources");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 12) {
+        rc = exec_sql(s, schema_v12, eb, "adding API key expiry");
         if (rc != ERR_OK)
             goto out;
     }
@@ -2862,13 +2870,14 @@ sq_session_delete(struct store *base, const char *token_hash, struct errbuf *eb)
 
 static int
 sq_apikey_insert(struct store *base, int64_t account_id, const char *name, const char *scope,
-                 const char *key_hash, const char *prefix, int64_t *id, struct errbuf *eb)
+                 const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
+                 struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     int rc = once(s,
-                  "INSERT INTO api_key (account_id, name, scope, key_hash, prefix, created_at) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                  "INSERT INTO api_key (account_id, name, scope, key_hash, prefix, created_at, "
+                  "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                   &st, eb, "creating the API key");
 
     if (rc != ERR_OK)
@@ -2879,18 +2888,37 @@ sq_apikey_insert(struct store *base, int64_t account_id, const char *name, const
     bind_text(st, 4, key_hash);
     bind_text(st, 5, prefix);
     sqlite3_bind_int64(st, 6, clock_now());
+    bind_ts(st, 7, expires_at);
     return once_write(s, st, id, eb, "creating the API key");
 }
 
 static int
+sq_apikey_touch(struct store *base, int64_t id, int64_t now, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t unused = 0;
+    int rc = once(s,
+                  "UPDATE api_key SET last_used_at = ?2 WHERE id = ?1 AND "
+                  "(last_used_at IS NULL OR last_used_at <= ?2 - 60)",
+                  &st, eb, "recording the API key's use");
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, now);
+    return once_write(s, st, &unused, eb, "recording the API key's use");
+}
+
+static int
 sq_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, int64_t *id,
-               char **scope, struct errbuf *eb)
+               char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     int rc = cached(s,
-                    "SELECT account_id, id, scope FROM api_key WHERE key_hash = ?1 AND "
-                    "revoked_at IS NULL",
+                    "SELECT account_id, id, scope, expires_at, last_used_at FROM api_key WHERE "
+                    "key_hash = ?1 AND revoked_at IS NULL",
                     &st, eb);
     int src;
 
@@ -2902,6 +2930,8 @@ sq_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, in
         *account_id = sqlite3_column_int64(st, 0);
         *id = sqlite3_column_int64(st, 1);
         *scope = col_dup(st, 2);
+        *expires_at = col_ts(st, 3);
+        *last_used_at = col_ts(st, 4);
     } else if (src == SQLITE_DONE) {
         rc = err_set(eb, ERR_NOTFOUND, "unknown API key");
     } else {
@@ -4347,6 +4377,7 @@ static const struct store_ops sqlite_ops = {
     .session_delete = sq_session_delete,
     .apikey_insert = sq_apikey_insert,
     .apikey_find = sq_apikey_find,
+    .apikey_touch = sq_apikey_touch,
     .apikey_revoke = sq_apikey_revoke,
     .integration_update = sq_integration_update,
     .list_each = sq_list_each,

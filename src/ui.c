@@ -1,6 +1,7 @@
 /* ui.c - server-rendered HTML pages of the web UI. */
 #include "ui.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -312,13 +313,35 @@ login_page(struct page *pg, const char *error, const char *next)
     page_end(pg);
 }
 
-/* Only local paths: never redirect to another site after sign-in. */
+/* Only local paths: never redirect to another site after sign-in. A browser strips tabs and
+ * newlines from a Location and reads '\\' as '/', so "/\t/evil.example" would be another
+ * origin: accept only '/' then [A-Za-z0-9/_.?=&%+,:~-], no "//", and no %-escape of a control
+ * character, '/' or '\\'. */
 static const char *
 safe_next(const char *next)
 {
-    if (next == NULL || next[0] != '/' || next[1] == '/' || next[1] == '\\' ||
-        strpbrk(next, "\r\n") != NULL)
+    static const char safe[] = "/_.?=&%+,:~-";
+
+    if (next == NULL || next[0] != '/' || strstr(next, "//") != NULL || strlen(next) > 1024)
         return "/assets";
+    for (const char *p = next; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (!isalnum(c) && strchr(safe, c) == NULL)
+            return "/assets";
+        if (c == '%') {
+            char hex[3] = {0};
+            long v;
+
+            if (!isxdigit((unsigned char)p[1]) || !isxdigit((unsigned char)p[2]))
+                return "/assets";
+            hex[0] = p[1];
+            hex[1] = p[2];
+            v = strtol(hex, NULL, 16);
+            if (v < 0x20 || v == 0x7f || v == '/' || v == '\\')
+                return "/assets";
+        }
+    }
     return next;
 }
 
@@ -1928,8 +1951,13 @@ apikeys_page(struct page *pg, const char *msg_kind, const char *msg, const char 
                "name=\"name\" maxlength=\"%d\" required autocomplete=\"off\"></label>"
                "<label>Scope<select name=\"scope\"><option value=\"read\" selected>read "
                "— list and export</option><option value=\"admin\">admin — also change "
-               "integrations</option></select></label><button type=\"submit\">Create "
-               "key</button></form></div><div class=\"tablewrap\">",
+               "integrations</option></select></label><label>Expires<select "
+               "name=\"expires_days\"><option value=\"30\">in 30 days</option><option "
+               "value=\"90\">in 90 days</option><option value=\"365\" selected>in a year</option>"
+               "<option value=\"730\">in two years</option><option value=\"never\">never"
+               "</option></select></label><label>Or on <small>the key works through this day "
+               "(UTC)</small><input type=\"date\" name=\"expires\"></label><button "
+               "type=\"submit\">Create key</button></form></div><div class=\"tablewrap\">",
                KEY_NAME_MAX);
     if (json_array_size(rows) == 0) {
         empty_state(b, "No API keys yet",
@@ -1938,11 +1966,17 @@ apikeys_page(struct page *pg, const char *msg_kind, const char *msg, const char 
     } else {
         buf_addstr(b, "<table id=\"api-keys\"><thead><tr><th>Name</th><th>Scope</th>"
                       "<th>Starts with</th><th class=\"hide-narrow\">Created</th>"
-                      "<th>Status</th><th></th></tr></thead><tbody>");
+                      "<th>Expires</th><th>Last used</th><th>Status</th><th></th></tr></thead>"
+                      "<tbody>");
         json_array_foreach(rows, i, row)
         {
             const json_t *revoked = json_object_get(row, "revoked_at");
+            const json_t *exp = json_object_get(row, "expires_at");
+            const json_t *used = json_object_get(row, "last_used_at");
             int active = revoked == NULL || json_is_null(revoked);
+            int64_t exp_t = TS_NULL;
+            int expired = json_is_string(exp) && clock_parse(json_string_value(exp), &exp_t) == 0 &&
+                          exp_t <= clock_now();
 
             buf_addstr(b, "<tr><td>");
             jtext(b, json_object_get(row, "name"));
@@ -1953,8 +1987,19 @@ apikeys_page(struct page *pg, const char *msg_kind, const char *msg, const char 
             buf_addstr(b, "…</td><td class=\"hide-narrow\">");
             fmt_ts_json(b, json_object_get(row, "created_at"));
             buf_addstr(b, "</td><td>");
+            if (json_is_string(exp))
+                fmt_ts_json(b, exp);
+            else
+                buf_addstr(b, "never");
+            buf_addstr(b, "</td><td>");
+            if (json_is_string(used))
+                fmt_ts_json(b, used);
+            else
+                buf_addstr(b, "never");
+            buf_addstr(b, "</td><td>");
             if (active) {
-                buf_addstr(b, "<span class=\"pill ok\">active</span>");
+                buf_addstr(b, expired ? "<span class=\"pill never\">expired</span>"
+                                      : "<span class=\"pill ok\">active</span>");
                 buf_printf(b,
                            "</td><td><form method=\"post\" action=\"/api-keys/%" JSON_INTEGER_FORMAT
                            "/revoke\" class=\"revoke\">",
@@ -1996,9 +2041,12 @@ apikey_create_post(struct page *pg)
 {
     char *name = ui_form_value(pg->req->body, "name");
     char *scope = ui_form_value(pg->req->body, "scope");
+    char *days = ui_form_value(pg->req->body, "expires_days");
+    char *date = ui_form_value(pg->req->body, "expires");
     char key[AUTH_APIKEY_LEN + 1];
     struct errbuf eb = {0};
-    int64_t id = 0;
+    int64_t id = 0, expires = TS_NULL;
+    int never = days != NULL && strcmp(days, "never") == 0;
     size_t n;
 
     if (name != NULL) { /* pasted names carry spaces at either end */
@@ -2021,8 +2069,16 @@ apikey_create_post(struct page *pg)
     } else if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0)) {
         pg->resp->status = 400;
         apikeys_page(pg, "bad", "The scope must be read or admin.", NULL);
-    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, key, &id, &eb) !=
-               ERR_OK) {
+    } else if (auth_apikey_expiry(date,
+                                  date != NULL && date[0] != '\0' ? NULL
+                                  : never                         ? NULL
+                                                                  : days,
+                                  never && (date == NULL || date[0] == '\0'),
+                                  pg->p.role == AUTH_ADMIN, clock_now(), &expires, &eb) != ERR_OK) {
+        pg->resp->status = 400;
+        apikeys_page(pg, "bad", eb.msg, NULL);
+    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key, &id,
+                                  &eb) != ERR_OK) {
         pg->resp->status = 500;
         apikeys_page(pg, "bad", eb.msg, NULL);
     } else {
@@ -2032,6 +2088,8 @@ apikey_create_post(struct page *pg)
     }
     free(name);
     free(scope);
+    free(days);
+    free(date);
 }
 
 static void

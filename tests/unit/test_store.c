@@ -579,6 +579,46 @@ test_integrations(void **state)
 }
 
 /* An integration's cloud and where each key's expiry came from (schema 11). */
+/* API keys keep their expiry and when they were last used (schema 12); the last use is written
+ * at most once a minute. */
+static void
+test_apikey_expiry_and_last_use(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    int64_t id = 0, never_id = 0, acc = 0, got_id = 0, exp = 0, used = 0;
+    char *scope = NULL;
+
+    assert_int_equal(store_apikey_insert(fx->st, fx->account, "psa", "read", "hash-1", "msk_1",
+                                         INT64_C(1900000000), &id, &eb),
+                     ERR_OK);
+    assert_int_equal(store_apikey_insert(fx->st, fx->account, "old", "admin", "hash-2", "msk_2",
+                                         TS_NULL, &never_id, &eb),
+                     ERR_OK);
+    assert_int_equal(store_apikey_find(fx->st, "hash-1", &acc, &got_id, &scope, &exp, &used, &eb),
+                     ERR_OK);
+    assert_int_equal(got_id, id);
+    assert_string_equal(scope, "read");
+    assert_true(exp == INT64_C(1900000000));
+    assert_true(used == TS_NULL);
+    free(scope);
+    assert_int_equal(store_apikey_touch(fx->st, id, INT64_C(1800000000), &eb), ERR_OK);
+    assert_int_equal(store_apikey_touch(fx->st, id, INT64_C(1800000030), &eb), ERR_OK);
+    assert_int_equal(store_apikey_find(fx->st, "hash-1", &acc, &got_id, &scope, &exp, &used, &eb),
+                     ERR_OK);
+    free(scope);
+    assert_true(used == INT64_C(1800000000)); /* the second use, 30 s later, wrote nothing */
+    assert_int_equal(store_apikey_touch(fx->st, id, INT64_C(1800000060), &eb), ERR_OK);
+    assert_int_equal(store_apikey_find(fx->st, "hash-1", &acc, &got_id, &scope, &exp, &used, &eb),
+                     ERR_OK);
+    free(scope);
+    assert_true(used == INT64_C(1800000060));
+    assert_int_equal(store_apikey_find(fx->st, "hash-2", &acc, &got_id, &scope, &exp, &used, &eb),
+                     ERR_OK);
+    free(scope);
+    assert_true(exp == TS_NULL);
+}
+
 static void
 test_integration_cloud_and_expiry_source(void **state)
 {
@@ -648,6 +688,7 @@ test_integration_cloud_and_expiry_source(void **state)
                            "ALTER TABLE integration DROP COLUMN cloud;"
                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                           "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
                            "PRAGMA user_version = 8; COMMIT;");
     else
         pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
@@ -662,6 +703,7 @@ test_integration_cloud_and_expiry_source(void **state)
                             "ALTER TABLE integration DROP COLUMN cloud;"
                             "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                             "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                            "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
                             "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
@@ -1584,6 +1626,7 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE integration DROP COLUMN cloud;"
                  "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                  "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                 "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1604,6 +1647,7 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE integration DROP COLUMN cloud;"
                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -2751,6 +2795,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_installs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_apikey_expiry_and_last_use, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
