@@ -992,6 +992,13 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         fprintf(stderr, "memsync sync: --full and --incremental exclude each other\n");
         return CLI_USAGE;
     }
+    if (queue && fl.confirm_retire) {
+        /* A queued job carries no options, and a confirmation belongs to the sync the operator
+         * watches: the one this command runs. */
+        fprintf(stderr, "memsync sync: --confirm-retire cannot be queued; run `memsync sync "
+                        "--confirm-retire` without --queue\n");
+        return CLI_USAGE;
+    }
     if (strategy != NULL) {
         if (strcmp(strategy, "per-device") == 0) {
             fl.export_min_devices = INT_MAX;

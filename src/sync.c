@@ -2685,13 +2685,16 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     if (eng->parallel < 1)
         eng->parallel = 1;
     eng->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
-    eng->export_min_devices = opts->export_min_devices > 0 ? opts->export_min_devices : 2000;
     /* The tenant's pace: an explicit limit (Microsoft's, shared below), else the configured
      * budget, conservative because the tenant's 4000 per 20 s are shared with its other apps. */
     eng->tenant_limit = opts->intune_tenant_limit > 0
                             ? opts->intune_tenant_limit * PACING_SHARE_PCT / 100
                         : eng->cfg->intune_tenant_budget > 0 ? eng->cfg->intune_tenant_budget
                                                              : 1000;
+    /* Automatic strategy: the export once per-device reads would not fit one window of the
+     * tenant's pace (at 1000 per 20 s, 1000 devices read one by one wait a second window). */
+    eng->export_min_devices =
+        opts->export_min_devices > 0 ? opts->export_min_devices : eng->tenant_limit;
     eng->started_ms = clock_mono_ms();
     guid_random(eng->correlation_id);
     pacer_init(&eng->global,

@@ -49,7 +49,8 @@ struct sync_opts {
     int hardware_detail;    /* fetch memory and Ethernet MAC per device (one request each) */
     int max_attempts;       /* per request, 0 = default */
     int export_min_devices; /* read apps from the AppInvRawData report export when at least
-                               this many devices need them; 0 = 2000 (one Intune window) */
+                               this many devices need them; 0 = the tenant's pace
+                               per 20 s (one window of the budget) */
     /* Pacing limits (requests per window); 0 = Microsoft's documented values. */
     int intune_tenant_limit; /* per app per tenant per 20 s (95 % used); 0 = the
                                 cfg->intune_tenant_budget, sent as is */

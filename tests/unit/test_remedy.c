@@ -8,6 +8,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "cloud.h"
+#include "config.h"
 #include "remedy.h"
 
 static const struct remedy_ctx ctx = {
@@ -279,13 +281,41 @@ test_other_codes(void **state)
     assert_string_equal(remedy_id((enum remedy_code)999), "unknown");
 }
 
+/* The sync and the setup checks take the consent link's login base from the configuration with
+ * the integration's cloud applied: a US Government tenant consents on login.microsoftonline.us,
+ * unless an explicit MEMSYNC_LOGIN_URL says otherwise. */
+static void
+test_consent_link_follows_the_cloud(void **state)
+{
+    static struct config cfg;
+    struct remedy_ctx c = ctx;
+    struct remedy r;
+
+    (void)state;
+    snprintf(cfg.login_url, sizeof cfg.login_url, "%s", cloud_find(NULL)->login_url);
+    cloud_apply(cloud_find("usgov"), &cfg);
+    c.login_base = cfg.login_url;
+    remedy_from_entra(&r, &c, 700016, "unauthorized_client", 400);
+    assert_non_null(strstr(r.action, "https://login.microsoftonline.us/"
+                                     "11111111-2222-3333-4444-555555555555/adminconsent?"));
+
+    snprintf(cfg.login_url, sizeof cfg.login_url, "%s", "http://127.0.0.1:9/login");
+    cloud_apply(cloud_find("china"), &cfg);
+    c.login_base = cfg.login_url;
+    remedy_from_entra(&r, &c, 700016, "unauthorized_client", 400);
+    assert_non_null(strstr(r.action, "http://127.0.0.1:9/login/11111111-"));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_entra_codes),     cmocka_unit_test(test_entra_more_codes),
-        cmocka_unit_test(test_intune_failures), cmocka_unit_test(test_graph_statuses),
+        cmocka_unit_test(test_entra_codes),
+        cmocka_unit_test(test_entra_more_codes),
+        cmocka_unit_test(test_intune_failures),
+        cmocka_unit_test(test_graph_statuses),
         cmocka_unit_test(test_other_codes),
+        cmocka_unit_test(test_consent_link_follows_the_cloud),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
