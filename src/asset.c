@@ -993,24 +993,15 @@ client_to_json(const struct client_row *c)
     if (c->error_code == NULL && c->error_message == NULL && c->error_remedy == NULL)
         err = json_null();
     else
-    "id",
-    "tenant_id",
-    "name",
-    "default_domain",
-    "source",
-    "included",
-    "status",
-    "last_sync_at",
-    "error.code",
-    "error.message",
-    "error.remedy",
-    "device_count",
-    "software_count",
-    "error.request_id",
-    "error.date",
-    "warning.code",
-    "warning.message",
-    "warning.remedy",
+        err = json_pack("{s:o, s:o, s:o, s:o, s:o}", "code", jstr(c->error_code), "message",
+                        jstr(c->error_message), "remedy", jstr(c->error_remedy), "request_id",
+                        jstr(c->error_request_id), "date", jstr(c->error_date));
+    if (c->warning_code == NULL)
+        warn = json_null();
+    else
+        warn = json_pack("{s:o, s:o, s:o}", "code", jstr(c->warning_code), "message",
+                         jstr(c->warning_message), "remedy", jstr(c->warning_remedy));
+    return json_pack("{s:I, s:o, s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:I, s:I, s:o}", "id",
                      (json_int_t)c->id, "tenant_id", jstr(c->tenant_id), "name", jstr(c->name),
                      "default_domain", jstr(c->default_domain), "source", jstr(c->source),
                      "included", c->included != 0, "status", jstr(c->status), "last_sync_at",
