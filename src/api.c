@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -2290,6 +2291,38 @@ is_loopback_listen(const char *listen)
            strncmp(listen, "[::1]:", 6) == 0;
 }
 
+/* `memsync key rotate` keeps the previous key as FILE.old: say so while it lies there. */
+static void
+warn_old_key(const char *keypath)
+{
+    char old[CONFIG_VALUE_MAX + 16];
+
+    snprintf(old, sizeof old, "%s.old", keypath);
+    if (access(old, F_OK) == 0)
+        log_warn("serve: the previous master key is still at %s (kept by `memsync key rotate`); "
+                 "delete it once no backup needs it",
+                 old);
+}
+
+/* Waits for SIGINT or SIGTERM; SIGHUP reads the master key file again (after a key rotation). */
+static void
+serve_wait(const struct vault *v, const sigset_t *sigs, int *sig)
+{
+    for (;;) {
+        struct errbuf eb = {0};
+
+        if (sigwait(sigs, sig) != 0)
+            continue;
+        if (*sig != SIGHUP)
+            return;
+        if (vault_reload(v, &eb) != ERR_OK)
+            log_warn("serve: cannot read the master key file again: %s; keeping the key in use",
+                     eb.msg);
+        else
+            log_info("serve: SIGHUP, master key file read again key_id=%s", vault_key_id(v));
+    }
+}
+
 int
 api_cmd_serve(struct ctx *cx, int argc, char **argv)
 {
@@ -2337,6 +2370,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     if (store_open(&st, cfg->db, &eb) != ERR_OK)
@@ -2356,6 +2390,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     config_master_key_path(cfg, keypath, sizeof keypath);
     if (vault_open(&v, keypath, 1, &eb) != ERR_OK)
         goto fail;
+    warn_old_key(keypath);
     app.cfg = cfg;
     app.vault = v;
     app.started_at = clock_now();
@@ -2404,8 +2439,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
         err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
         goto fail;
     }
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    serve_wait(v, &sigs, &sig);
     log_info("serve: stopping signal=%d", sig);
     code = 0;
     goto out;

@@ -1071,8 +1071,10 @@ out:
 static void
 on_worker_signal(int sig)
 {
-    (void)sig;
-    worker_request_stop();
+    if (sig == SIGHUP)
+        worker_request_key_reload();
+    else
+        worker_request_stop();
 }
 
 static int
@@ -1121,6 +1123,7 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
     sa.sa_handler = on_worker_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     if (open_store(cx, &st, &account, &eb) != ERR_OK) {
         code = fail("worker", &eb);
         goto out;
@@ -1769,7 +1772,9 @@ swap:
         goto out;
     }
     printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
-           "until you delete it\n",
+           "until you delete it (back the new key file up first; an older database backup needs "
+           "the old key)\nA running `memsync serve` or `memsync worker` reads the new key file "
+           "before it next uses the key; `kill -HUP` it to make it read the file now.\n",
            vault_key_id(to != NULL ? to : from), oldp);
     code = CLI_OK;
 out:
