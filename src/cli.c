@@ -1789,12 +1789,17 @@ out:
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
-    int help = 0, npos;
+    int help = 0, npos, man = 0;
     const char *pos[1];
-    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    /* --man (not in the help): the SETTINGS section of memsync.conf(5), from the table. */
+    const struct opt opts[] = {{"man", 0, NULL, &man}, {NULL, 0, NULL, NULL}};
 
     if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
+    if (man && !help) {
+        config_man(stdout);
+        return CLI_OK;
+    }
     if (help) {
         printf("usage: memsync [--db URL] [--config FILE] config\n"
                "Prints the effective settings, one \"key = value\" per line (a PostgreSQL "

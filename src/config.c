@@ -415,6 +415,60 @@ config_print(const struct config *c, void *file)
     }
 }
 
+/* Writes s as troff text: backslashes as \e, '-' as \-, a leading '.' or '\'' guarded. */
+static void
+man_text(FILE *f, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s != '\0'; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void
+config_man(void *file)
+{
+    FILE *f = file;
+
+    fputs(".SH SETTINGS\n"
+          "Each setting comes from its environment variable (shown below), else this file, "
+          "else its default;\n"
+          ".B db\n"
+          "and\n"
+          ".B log_level\n"
+          "may also be given as the flags\n"
+          ".B \\-\\-db\n"
+          "and\n"
+          ".BR \\-\\-log\\-level ,\n"
+          "which come first.\n",
+          f);
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const struct config_item *it = &config_items[i];
+
+        fputs(".TP\n.B ", f);
+        man_text(f, it->key);
+        fputs("\n", f);
+        man_text(f, it->help);
+        fputs(".\nEnvironment:\n.BR ", f);
+        man_text(f, it->env);
+        fputs(" .\nDefault: ", f);
+        if (it->def[0] == '\0')
+            fputs("empty", f);
+        else {
+            fputs("\\(lq", f);
+            man_text(f, it->def);
+            fputs("\\(rq", f);
+        }
+        fputs(".\n", f);
+    }
+}
+
 /* Appends s[0..n) to out (bounded; the caller sized out for the whole input). */
 static void
 red_put(char *out, size_t outlen, size_t *o, const char *s, size_t n)

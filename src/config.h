@@ -74,6 +74,9 @@ void config_master_key_path(const struct config *c, char *out, size_t outlen);
 /* Prints every setting as "key = value" lines to file (a FILE *); db through
  * config_redact_db(), so a PostgreSQL password is never shown. */
 void config_print(const struct config *c, void *file);
+/* Prints the settings table as the troff SETTINGS section of memsync.conf(5) (man/memsync.conf.5
+ * holds this output between its BEGIN/END SETTINGS marks; a lint test compares them). */
+void config_man(void *file);
 /* Copies db into out with a password replaced by "****": postgresql://user:****@host/db, and
  * the value of password= in a URL query or a conninfo string (password='a b' included). Other
  * values are copied as they are (cut to outlen - 1 bytes). */
