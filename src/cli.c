@@ -1789,10 +1789,11 @@ out:
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
-    int help = 0, npos, man = 0;
+    int help = 0, npos, man = 0, origin = 0;
     const char *pos[1];
     /* --man (not in the help): the SETTINGS section of memsync.conf(5), from the table. */
-    const struct opt opts[] = {{"man", 0, NULL, &man}, {NULL, 0, NULL, NULL}};
+    const struct opt opts[] = {
+        {"man", 0, NULL, &man}, {"show-origin", 0, NULL, &origin}, {NULL, 0, NULL, NULL}};
 
     if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
@@ -1801,14 +1802,19 @@ cmd_config(struct ctx *cx, int argc, char **argv)
         return CLI_OK;
     }
     if (help) {
-        printf("usage: memsync [--db URL] [--config FILE] config\n"
+        printf("usage: memsync [--db URL] [--config FILE] config [--show-origin]\n"
                "Prints the effective settings, one \"key = value\" per line (a PostgreSQL "
                "password as ****).\nEach comes from a flag, else MEMSYNC_<KEY>, else the config "
                "file (--config or MEMSYNC_CONFIG),\nelse its default; README \"Commands and "
-               "settings\" lists them.\n");
+               "settings\" lists them.\n--show-origin: each line ends with where its value "
+               "came from (# flag, # environment VAR, # file, # default).\n");
         return CLI_OK;
     }
-    config_print(&cx->cfg, stdout);
+    if (origin)
+        config_print_origin(
+            &cx->cfg, cx->config_path != NULL ? cx->config_path : getenv("MEMSYNC_CONFIG"), stdout);
+    else
+        config_print(&cx->cfg, stdout);
     return CLI_OK;
 }
 
