@@ -1335,15 +1335,119 @@ check_client(struct store *st, int64_t account, const char *client, struct errbu
     return ERR_OK;
 }
 
+#define ASSETS_COLUMNS_MAX 48
+
+/* `assets hardware` selection and layout: --os, --type, --stale-days, --sort, --columns,
+ * --no-headers, --limit, through the list filters the API uses. */
+struct assets_view {
+    const char *os, *type, *stale, *sort, *columns, *limit;
+    int no_headers;
+    struct store_filter f[4];
+    struct store_sort sorts[STORE_LIST_MAX_SORTS];
+    char sortbuf[512], colbuf[1024], since[32];
+    const char *cols[ASSETS_COLUMNS_MAX];
+    size_t ncols;
+};
+
+static int
+known_asset_column(const char *c)
+{
+    for (size_t i = 0; i < asset_column_count; i++)
+        if (strcmp(asset_columns[i], c) == 0)
+            return 1;
+    return 0;
+}
+
+/* Fills q's filters, sorts and limit, and v->cols; ERR_USAGE with a message for bad values. */
+static int
+assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *eb)
+{
+    int64_t n;
+    size_t nf = 0, ns = 0;
+    char *p, *next;
+
+    if (v->os != NULL)
+        v->f[nf++] = (struct store_filter){"operating_system.name", "eq", v->os};
+    if (v->type != NULL)
+        v->f[nf++] = (struct store_filter){"type", "eq", v->type};
+    if (v->stale != NULL) {
+        if (parse_id(v->stale, &n) != 0 || n > 3650)
+            return err_set(eb, ERR_USAGE, "--stale-days must be a number of days (1-3650)");
+        clock_fmt(clock_now() - n * 86400, v->since, sizeof v->since);
+        v->f[nf++] = (struct store_filter){"last_check_in_at", "lt", v->since};
+    }
+    q->filters = v->f;
+    q->nfilters = nf;
+    if (v->limit != NULL) {
+        if (parse_id(v->limit, &n) != 0 || n > 1000000000)
+            return err_set(eb, ERR_USAGE, "--limit must be a positive number of rows");
+        q->limit = (int)n;
+    }
+    if (v->sort != NULL) {
+        if (strlen(v->sort) >= sizeof v->sortbuf)
+            return err_set(eb, ERR_USAGE, "--sort is too long");
+        snprintf(v->sortbuf, sizeof v->sortbuf, "%s", v->sort);
+        for (p = v->sortbuf; p != NULL; p = next) {
+            int desc = *p == '-';
+
+            next = strchr(p, ',');
+            if (next != NULL)
+                *next++ = '\0';
+            if (*p == '-' || *p == '+')
+                p++;
+            if (ns >= STORE_LIST_MAX_SORTS)
+                return err_set(eb, ERR_USAGE, "--sort takes at most %d fields",
+                               STORE_LIST_MAX_SORTS);
+            if (!store_list_has_field("hardware", p))
+                return err_set(eb, ERR_USAGE,
+                               "--sort: unknown field '%s' (the columns of --format csv, e.g. "
+                               "name, -last_check_in_at)",
+                               p);
+            v->sorts[ns++] = (struct store_sort){p, desc};
+        }
+        q->sorts = v->sorts;
+        q->nsorts = ns;
+    }
+    if (v->columns != NULL) {
+        if (strlen(v->columns) >= sizeof v->colbuf)
+            return err_set(eb, ERR_USAGE, "--columns is too long");
+        snprintf(v->colbuf, sizeof v->colbuf, "%s", v->columns);
+        for (p = v->colbuf; p != NULL; p = next) {
+            next = strchr(p, ',');
+            if (next != NULL)
+                *next++ = '\0';
+            if (!known_asset_column(p))
+                return err_set(eb, ERR_USAGE,
+                               "--columns: unknown column '%s' (the header of --format csv lists "
+                               "them)",
+                               p);
+            if (v->ncols >= ASSETS_COLUMNS_MAX)
+                return err_set(eb, ERR_USAGE, "--columns: too many columns");
+            v->cols[v->ncols++] = p;
+        }
+    }
+    return ERR_OK;
+}
+
 static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table", *client = NULL, *search = NULL;
     int help = 0, retired = 0, npos;
     const char *pos[1];
+    struct assets_view view;
     const struct opt opts[] = {
-        {"format", 1, &format, NULL}, {"client", 1, &client, NULL},
-        {"search", 1, &search, NULL}, {"include-retired", 0, NULL, &retired},
+        {"format", 1, &format, NULL},
+        {"client", 1, &client, NULL},
+        {"search", 1, &search, NULL},
+        {"include-retired", 0, NULL, &retired},
+        {"os", 1, &view.os, NULL},
+        {"type", 1, &view.type, NULL},
+        {"stale-days", 1, &view.stale, NULL},
+        {"sort", 1, &view.sort, NULL},
+        {"columns", 1, &view.columns, NULL},
+        {"limit", 1, &view.limit, NULL},
+        {"no-headers", 0, NULL, &view.no_headers},
         {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
@@ -1351,8 +1455,9 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     struct errbuf eb = {0};
     struct asset_query q = {0};
     int64_t account;
-    int code = CLI_FAIL, software, rc;
+    int code = CLI_FAIL, software, rc, hardware;
 
+    memset(&view, 0, sizeof view);
     if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 ||
@@ -1361,16 +1466,33 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "         [--os NAME] [--type TYPE] [--stale-days N] [--sort [-]FIELD,...]\n"
+                "         [--columns COL,...] [--no-headers] [--limit N]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
                 "installs: which device has which title; removed installs (removed_at set) "
-                "only with --include-retired.\n");
+                "only with --include-retired.\n"
+                "hardware: --os and --type match operating_system.name and type (any case); "
+                "--stale-days N: not\nchecked in for N days; --sort and --columns take the "
+                "column names of --format csv.\n");
         return help ? CLI_OK : CLI_USAGE;
     }
     if (bad_format("assets", format))
         return CLI_USAGE;
+    hardware = strcmp(pos[0], "hardware") == 0;
+    if (!hardware &&
+        (view.os != NULL || view.type != NULL || view.stale != NULL || view.sort != NULL ||
+         view.columns != NULL || view.limit != NULL || view.no_headers)) {
+        fprintf(stderr, "memsync assets: --os, --type, --stale-days, --sort, --columns, --limit "
+                        "and --no-headers are for `assets hardware`\n");
+        return CLI_USAGE;
+    }
+    if (hardware && assets_view_apply(&view, &q, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync assets: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         check_client(st, account, client, &eb) != ERR_OK) {
         code = fail("assets", &eb);
@@ -1382,6 +1504,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                          sizeof install_columns / sizeof install_columns[0], NULL, 0, &out, &eb);
     else if (software)
         rc = open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb);
+    else if (view.ncols > 0)
+        rc = open_output(format, view.cols, view.ncols, view.cols, view.ncols, &out, &eb);
     else
         rc = open_output(format, asset_columns, asset_column_count, asset_table_columns,
                          asset_table_column_count, &out, &eb);
@@ -1389,6 +1513,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         code = fail("assets", &eb);
         goto out;
     }
+    if (view.no_headers)
+        output_no_headers(out);
     if (strcmp(pos[0], "installs") == 0) {
         struct store_filter f[1];
         struct list_query lq = {0};

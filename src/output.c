@@ -26,7 +26,14 @@ struct output {
     /* table: cells kept until the end, row-major, ncols per row */
     char **cells;
     size_t ncells, capcells;
+    int no_headers; /* csv and table: no header line */
 };
+
+void
+output_no_headers(struct output *o)
+{
+    o->no_headers = 1;
+}
 
 int
 output_format_parse(const char *s, enum output_format *out, struct errbuf *eb)
@@ -350,7 +357,7 @@ output_row(struct output *o, const json_t *row, struct errbuf *eb)
         fputc('\n', o->fp);
         break;
     case OUTPUT_CSV:
-        if (o->rows == 0)
+        if (o->rows == 0 && !o->no_headers)
             csv_header(o);
         for (size_t i = 0; i < o->ncols; i++) {
             if (i > 0)
@@ -409,7 +416,8 @@ table_flush(struct output *o)
             if (n > w[i])
                 w[i] = n;
         }
-    table_line(o, head, w);
+    if (!o->no_headers)
+        table_line(o, head, w);
     for (size_t r = 0; r < o->rows; r++)
         table_line(o, &o->cells[r * o->ncols], w);
     for (size_t i = 0; i < o->ncols; i++)
@@ -427,7 +435,7 @@ output_end(struct output *o, struct errbuf *eb)
         return ERR_OK;
     if (o->fmt == OUTPUT_JSON)
         fputs(o->rows > 0 ? "\n]\n" : "]\n", o->fp);
-    else if (o->fmt == OUTPUT_CSV && o->rows == 0 && o->ncols > 0)
+    else if (o->fmt == OUTPUT_CSV && o->rows == 0 && o->ncols > 0 && !o->no_headers)
         csv_header(o);
     else if (o->fmt == OUTPUT_TABLE)
         table_flush(o);

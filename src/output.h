@@ -38,6 +38,8 @@ int output_format_parse(const char *s, enum output_format *out, struct errbuf *e
  * jsonl; for csv and table they are then taken from the first row (nested objects flattened). */
 int output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
                  size_t ncolumns, struct errbuf *eb);
+/* csv and table: leave the header line out (`--no-headers`). Call before the first row. */
+void output_no_headers(struct output *o);
 /* ERR_INVAL when row is not an object, ERR_IO when the stream failed. */
 int output_row(struct output *o, const json_t *row, struct errbuf *eb);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */

@@ -91,5 +91,78 @@ class Cli(unittest.TestCase):
         self.assertIn("--show-origin", out)
 
 
+
+class AssetsOptions(unittest.TestCase):
+    """assets hardware --os, --type, --stale-days, --sort, --columns, --no-headers, --limit."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.sim = harness.Sim("--tenants", "2", "--devices", "12", "--apps-per-device", "1",
+                              "--seed", "5")
+        cls.ms = harness.Memsync(cls.sim)
+        cls.ms.add_integration("--no-sync")
+        cls.ms.run("sync", "--no-software", check=0)
+        cls.all = cls.ms.json("assets", "hardware", "--format", "json")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sim.stop()
+        cls.ms.cleanup()
+
+    def csv(self, *args):
+        code, out, err = self.ms.run("assets", "hardware", "--format", "csv", *args)
+        self.assertEqual(code, 0, err)
+        return [line.split(",") for line in out.splitlines()]
+
+    def test_filters(self):
+        osname = self.all[0]["operating_system"]["name"]
+        want = sorted(a["id"] for a in self.all if a["operating_system"]["name"] == osname)
+        rows = self.ms.json("assets", "hardware", "--format", "json", "--os", osname.upper())
+        self.assertEqual(sorted(a["id"] for a in rows), want)
+        typ = self.all[0]["type"]
+        rows = self.ms.json("assets", "hardware", "--format", "json", "--type", typ)
+        self.assertEqual(sorted(a["id"] for a in rows),
+                         sorted(a["id"] for a in self.all if a["type"] == typ))
+        # --stale-days: the devices whose last check-in is older than N days.
+        import calendar
+        import time
+        now = time.time()
+
+        def age(a):
+            t = a.get("last_check_in_at")
+            return (now - calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S"))) / 86400 \
+                if t else None
+        ages = sorted(age(a) for a in self.all if age(a) is not None)
+        days = int(ages[len(ages) // 2])  # splits the devices
+        if any(abs(x - days) < 0.02 for x in ages):
+            days += 1
+        rows = self.ms.json("assets", "hardware", "--format", "json", "--stale-days", str(days))
+        self.assertEqual(sorted(a["id"] for a in rows),
+                         sorted(a["id"] for a in self.all
+                                if age(a) is not None and age(a) > days))
+        self.assertTrue(0 < len(rows) < len(self.all), (len(rows), days, ages))
+
+    def test_sort_columns_limit_no_headers(self):
+        rows = self.csv("--columns", "name,serial_number", "--sort", "-name", "--limit", "5")
+        self.assertEqual(rows[0], ["name", "serial_number"])
+        names = sorted((a["name"] for a in self.all), reverse=True)[:5]
+        self.assertEqual([r[0] for r in rows[1:]], names)
+        rows = self.csv("--columns", "name", "--no-headers", "--limit", "3")
+        self.assertEqual(len(rows), 3)
+        self.assertNotIn(["name"], rows)
+        code, out, err = self.ms.run("assets", "hardware", "--columns", "name,bogus")
+        self.assertEqual(code, 2)
+        self.assertIn("bogus", err)
+        code, out, err = self.ms.run("assets", "hardware", "--sort", "nope")
+        self.assertEqual(code, 2)
+        self.assertIn("nope", err)
+        code, out, err = self.ms.run("assets", "hardware", "--format", "table", "--columns",
+                                     "client.name,serial_number", "--limit", "2")
+        self.assertEqual(code, 0, err)
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertEqual(lines[0].split(), ["Client", "Serial", "number"])
+
+
 if __name__ == "__main__":
     unittest.main()
