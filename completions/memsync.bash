@@ -61,7 +61,7 @@ _memsync() {
     local opts="--help"
     case $cmd in
     serve) opts="--listen --url-file --no-schedule --help" ;;
-    sync) opts="--integration --full --incremental --parallel --no-software --hardware-detail --app-strategy --queue --confirm-retire --help" ;;
+    sync) opts="-v --verbose --integration --full --incremental --parallel --no-software --hardware-detail --app-strategy --queue --confirm-retire --help" ;;
     clients) opts="--format --help" ;;
     assets) opts="--client --search --include-retired --format --os --type --stale-days --sort --columns --no-headers --limit --help" ;;
     worker) opts="--once --lease-seconds --poll-seconds --no-software --help" ;;

@@ -322,6 +322,7 @@ struct sync_flags {
     int hardware_detail;
     int export_min_devices; /* from --app-strategy; 0 = automatic */
     int confirm_retire;     /* --confirm-retire: past the mass-retirement guard */
+    int verbose;            /* -v: logs under the progress lines of a terminal */
 };
 
 static int
@@ -347,6 +348,11 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.hardware_detail = fl->hardware_detail;
     so.confirm_retire = fl->confirm_retire;
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
+    /* On a terminal the tenant lines tell what happened; logs only with -v (or a log level
+     * chosen on purpose). */
+    if (so.progress && !fl->verbose &&
+        config_origin_of(&cx->cfg, "log_level") == CONFIG_FROM_DEFAULT)
+        log_configure(LOG_ERROR, strcmp(cx->cfg.log_format, "json") == 0);
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
         goto out;
     printf("sync %s of integration %lld: %d tenants, %d ok, %d failed",
@@ -957,8 +963,10 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         {"app-strategy", 1, &strategy, NULL},
         {"queue", 0, NULL, &queue},
         {"confirm-retire", 0, NULL, &fl.confirm_retire},
+        {"verbose", 0, NULL, &fl.verbose},
         {NULL, 0, NULL, NULL},
     };
+    static char verbose_flag[] = "--verbose";
     struct store *st = NULL;
     struct integration *list = NULL;
     size_t n = 0;
@@ -967,13 +975,18 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     int code = CLI_OK, ran = 0, failed_any = 0;
     struct sigaction sa;
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-v") == 0)
+            argv[i] = verbose_flag;
     if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
                "         [--no-software] [--hardware-detail] [--app-strategy "
                "auto|per-device|export]\n"
-               "         [--queue] [--confirm-retire]\n"
+               "         [--queue] [--confirm-retire] [-v|--verbose]\n"
+               "On a terminal: a progress bar with elapsed time and an estimate, a line per "
+               "tenant as it\nfinishes (ok, or failed with what to do); logs only with -v.\n"
                "--queue: hand the sync to `memsync worker` processes (PostgreSQL) and return at "
                "once.\n"
                "--confirm-retire: retire devices that left Intune even when more than "

@@ -485,6 +485,15 @@ config_man(void *file)
     }
 }
 
+enum config_origin
+config_origin_of(const struct config *c, const char *key)
+{
+    const struct config_item *it = config_find(key, strlen(key));
+    size_t i = it != NULL ? (size_t)(it - config_items) : sizeof c->origin;
+
+    return i < sizeof c->origin ? (enum config_origin)c->origin[i] : CONFIG_FROM_DEFAULT;
+}
+
 void
 config_print_origin(const struct config *c, const char *conf_path, void *file)
 {

@@ -83,6 +83,8 @@ void config_print(const struct config *c, void *file);
  * "  # environment MEMSYNC_X", "  # file PATH" (conf_path, the file config_load read), or
  * "  # default". */
 void config_print_origin(const struct config *c, const char *conf_path, void *file);
+/* Where the setting key's value came from (CONFIG_FROM_DEFAULT for an unknown key). */
+enum config_origin config_origin_of(const struct config *c, const char *key);
 /* Prints the settings table as the troff SETTINGS section of memsync.conf(5) (man/memsync.conf.5
  * holds this output between its BEGIN/END SETTINGS marks; a lint test compares them). */
 void config_man(void *file);

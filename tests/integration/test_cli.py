@@ -164,5 +164,65 @@ class AssetsOptions(unittest.TestCase):
         self.assertEqual(lines[0].split(), ["Client", "Serial", "number"])
 
 
+def run_on_terminal(ms, *args):
+    """Runs memsync with stderr on a pseudo-terminal; returns (exit code, stdout, terminal)."""
+    import pty
+    import subprocess
+    master, slave = pty.openpty()
+    env = dict(ms.env)
+    env.pop("MEMSYNC_NO_PROGRESS", None)
+    p = subprocess.Popen([harness.BIN] + list(args), cwd=ms.dir, env=env,
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = p.stdout.read().decode()
+    p.stdout.close()
+    p.wait(timeout=120)
+    os.close(master)
+    return p.returncode, out, b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+class SyncOnTerminal(unittest.TestCase):
+    """`memsync sync` on a terminal: a line per tenant as it finishes (ok, or failed with its
+    remedy) above a progress bar with elapsed time; logs only with -v."""
+
+    def test_tenant_lines_and_logs_behind_v(self):
+        sim = harness.Sim("--tenants", "2", "--devices", "3", "--apps-per-device", "1",
+                          "--seed", "9")
+        ms = harness.Memsync(sim)
+        try:
+            bad = sim.control({"op": "add_tenant", "name": "Unconsented Ltd", "devices": 2,
+                               "consented": False})["results"][0]["tenant"]
+            ms.add_integration("--no-sync")
+            code, out, term = run_on_terminal(ms, "sync", "--no-software")
+            self.assertEqual(code, 3, term)
+            lines = [ln.split("\r")[-1].replace("\x1b[K", "") for ln in term.split("\n")]
+            ok = [ln for ln in lines if ln.startswith("  ok      ")]
+            failed = [ln for ln in lines if ln.startswith("  failed  ")]
+            self.assertEqual(len(ok), 2, term)
+            self.assertTrue(all("devices" in ln for ln in ok), ok)
+            self.assertEqual(len(failed), 1, term)
+            self.assertIn("Unconsented Ltd (%s): " % bad, failed[0])
+            self.assertIn("consent", failed[0].lower())
+            self.assertRegex(term, r"\[#+\] 3/3 tenants .* \d+:\d\d")
+            self.assertNotIn("tenant failed tenant=", term, "logs stay behind -v")
+            self.assertNotIn("sync starting", term)
+            code, out, term = run_on_terminal(ms, "sync", "--no-software", "-v")
+            self.assertEqual(code, 3, term)
+            self.assertIn("tenant failed", term)
+            self.assertEqual(len([ln for ln in term.split("\n") if "  failed  " in ln]), 1)
+        finally:
+            sim.stop()
+            ms.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main()
