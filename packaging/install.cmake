@@ -17,6 +17,7 @@ install(FILES
   ${PROJECT_SOURCE_DIR}/docs/DEPLOY.md ${PROJECT_SOURCE_DIR}/docs/SECURITY.md
   ${PROJECT_SOURCE_DIR}/docs/SETUP.md ${PROJECT_SOURCE_DIR}/docs/STORE.md
   ${PROJECT_SOURCE_DIR}/docs/SIMULATOR.md ${PROJECT_SOURCE_DIR}/docs/nginx.conf
+  ${PROJECT_SOURCE_DIR}/docs/alerts.yml
   DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
 install(FILES ${MEMSYNC_PKG_DIR}/memsync.conf
   DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/memsync)
@@ -37,7 +38,19 @@ if(GZIP)
     DEPENDS ${MEMSYNC_PKG_OUT}/changelog VERBATIM)
   add_custom_target(memsync_changelog ALL DEPENDS ${MEMSYNC_PKG_OUT}/changelog.gz)
   install(FILES ${MEMSYNC_PKG_OUT}/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
+  # Manual pages, gzip'd the same way (man/memsync.conf.5's SETTINGS come from the table:
+  # scripts/man-settings.py, checked by the lint test lint.man).
+  foreach(page memsync.1 memsync.conf.5)
+    string(REGEX REPLACE ".*\\.([0-9])$" "\\1" section ${page})
+    add_custom_command(OUTPUT ${MEMSYNC_PKG_OUT}/${page}.gz
+      COMMAND ${GZIP} -9nc ${PROJECT_SOURCE_DIR}/man/${page} > ${MEMSYNC_PKG_OUT}/${page}.gz
+      DEPENDS ${PROJECT_SOURCE_DIR}/man/${page} VERBATIM)
+    add_custom_target(memsync_man_${section} ALL DEPENDS ${MEMSYNC_PKG_OUT}/${page}.gz)
+    install(FILES ${MEMSYNC_PKG_OUT}/${page}.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+  endforeach()
 endif()
+install(FILES ${PROJECT_SOURCE_DIR}/completions/memsync.bash
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME memsync)
 
 file(WRITE ${MEMSYNC_PKG_OUT}/conffiles "${CMAKE_INSTALL_FULL_SYSCONFDIR}/memsync/memsync.conf\n")
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -21,6 +22,7 @@
 #include "insight.h"
 #include "jsonarena.h"
 #include "log.h"
+#include "metrics.h"
 #include "mem.h"
 #include "output.h"
 #include "openapi.h"
@@ -1739,6 +1741,105 @@ run_metric_cb(void *arg, const struct store_cell *c, size_t n)
     return 0;
 }
 
+/* One client's labels and figures, gathered from a "clients" row. */
+struct client_metric_walk {
+    struct buf *last, *up;
+};
+
+static int
+client_metric_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    struct client_metric_walk *w = arg;
+    const char *tenant = NULL, *name = NULL, *status = NULL;
+    int64_t integ = 0, last = TS_NULL;
+    int included = 1;
+    struct buf labels;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(c[i].name, "integration_id") == 0)
+            integ = c[i].i;
+        else if (strcmp(c[i].name, "tenant_id") == 0)
+            tenant = c[i].s;
+        else if (strcmp(c[i].name, "name") == 0)
+            name = c[i].s;
+        else if (strcmp(c[i].name, "status") == 0)
+            status = c[i].s;
+        else if (strcmp(c[i].name, "included") == 0)
+            included = c[i].kind == SC_NULL || c[i].i != 0;
+        else if (strcmp(c[i].name, "last_sync_at") == 0 && c[i].kind != SC_NULL)
+            last = c[i].i;
+    }
+    if (!included)
+        return 0;
+    buf_init(&labels, 4096);
+    buf_printf(&labels, "{integration_id=\"%" PRId64 "\",tenant_id=\"", integ);
+    metrics_label(&labels, tenant);
+    buf_addstr(&labels, "\",client=\"");
+    metrics_label(&labels, name);
+    buf_addstr(&labels, "\"}");
+    /* last_sync_at is only written by a tenant's successful sync. */
+    if (last != TS_NULL)
+        buf_printf(w->last, "memsync_client_last_success_timestamp_seconds%s %" PRId64 "\n",
+                   buf_cstr(&labels), last);
+    if (status != NULL && (strcmp(status, "ok") == 0 || strcmp(status, "error") == 0))
+        buf_printf(w->up, "memsync_client_up%s %d\n", buf_cstr(&labels), strcmp(status, "ok") == 0);
+    buf_free(&labels);
+    return 0;
+}
+
+static void
+client_metrics(struct store *st, int64_t account, struct buf *b)
+{
+    struct list_query q = {0};
+    struct client_metric_walk w;
+    struct buf last, up;
+
+    buf_init(&last, 8 << 20);
+    buf_init(&up, 8 << 20);
+    w.last = &last;
+    w.up = &up;
+    q.entity = "clients";
+    q.account_id = account;
+    store_list_each(st, &q, client_metric_cb, &w, NULL);
+    buf_addstr(b, "# HELP memsync_client_last_success_timestamp_seconds When each included "
+                  "customer tenant last synced successfully.\n"
+                  "# TYPE memsync_client_last_success_timestamp_seconds gauge\n");
+    buf_addstr(b, buf_cstr(&last));
+    buf_addstr(b, "# HELP memsync_client_up Whether each included customer tenant's latest sync "
+                  "succeeded (1) or failed (0); never synced tenants are absent.\n"
+                  "# TYPE memsync_client_up gauge\n");
+    buf_addstr(b, buf_cstr(&up));
+    buf_free(&last);
+    buf_free(&up);
+}
+
+static void
+secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
+{
+    struct integration *list = NULL;
+    size_t n = 0;
+
+    buf_addstr(b, "# HELP memsync_secret_expiry_timestamp_seconds When each integration's app "
+                  "key (partner or sync app) expires.\n"
+                  "# TYPE memsync_secret_expiry_timestamp_seconds gauge\n");
+    if (store_integration_list(st, account, &list, &n, NULL) != ERR_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].partner_secret_expires != TS_NULL)
+            buf_printf(b,
+                       "memsync_secret_expiry_timestamp_seconds{integration_id=\"%" PRId64
+                       "\",app=\"partner\"} %" PRId64 "\n",
+                       list[i].id, list[i].partner_secret_expires);
+        if (list[i].sync_secret_expires != TS_NULL)
+            buf_printf(b,
+                       "memsync_secret_expiry_timestamp_seconds{integration_id=\"%" PRId64
+                       "\",app=\"sync\"} %" PRId64 "\n",
+                       list[i].id, list[i].sync_secret_expires);
+        integration_clear(&list[i]);
+    }
+    free(list);
+}
+
 static void
 metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
               int64_t account)
@@ -1762,17 +1863,24 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     aq.account_id = account;
     buf_reset(b);
     buf_printf(b,
-               "# HELP memsync_http_requests_total HTTP requests answered.\n"
-               "# TYPE memsync_http_requests_total counter\n"
-               "memsync_http_requests_total %" PRIu64 "\n"
+               "# HELP memsync_build_info The running memsync's version (always 1).\n"
+               "# TYPE memsync_build_info gauge\n"
+               "memsync_build_info{version=\"" MEMSYNC_VERSION "\"} 1\n"
+               "# HELP memsync_http_requests_received_total HTTP requests received, including "
+               "those refused before routing (process-wide).\n"
+               "# TYPE memsync_http_requests_received_total counter\n"
+               "memsync_http_requests_received_total %" PRIu64 "\n"
                "# HELP memsync_http_responses_429_total Requests refused with 429.\n"
                "# TYPE memsync_http_responses_429_total counter\n"
                "memsync_http_responses_429_total %" PRIu64 "\n"
+               "# HELP memsync_http_responses_5xx_total Requests answered with 5xx.\n"
                "# TYPE memsync_http_responses_5xx_total counter\n"
                "memsync_http_responses_5xx_total %" PRIu64 "\n"
                "# HELP memsync_sync_runs_total Syncs run by this process.\n"
                "# TYPE memsync_sync_runs_total counter\n"
                "memsync_sync_runs_total %" PRIu64 "\n"
+               "# HELP memsync_sync_runs_failed_total Syncs of this process that failed or "
+               "had a failed tenant.\n"
                "# TYPE memsync_sync_runs_failed_total counter\n"
                "memsync_sync_runs_failed_total %" PRIu64 "\n"
                "# HELP memsync_microsoft_requests_total Requests this process's syncs sent "
@@ -1783,19 +1891,17 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "each was retried after its Retry-After.\n"
                "# TYPE memsync_microsoft_throttled_total counter\n"
                "memsync_microsoft_throttled_total %" PRIu64 "\n"
-               "# HELP memsync_sync_duration_seconds Time spent in syncs by this process.\n"
-               "# TYPE memsync_sync_duration_seconds summary\n"
-               "memsync_sync_duration_seconds_sum %.3f\n"
-               "memsync_sync_duration_seconds_count %" PRIu64 "\n"
                "# HELP memsync_devices Active hardware assets.\n"
                "# TYPE memsync_devices gauge\n"
                "memsync_devices %" PRId64 "\n",
                hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.microsoft_requests,
-               ss.microsoft_throttled, ss.total_duration_s, ss.runs,
-               store_assets_count(req->st, &aq, NULL));
+               ss.microsoft_throttled, store_assets_count(req->st, &aq, NULL));
+    metrics_http_write(b);
+    metrics_sync_write(b);
     q.entity = "clients";
     q.account_id = account;
     store_list_each(req->st, &q, tenant_status_cb, &w, NULL);
+    client_metrics(req->st, account, b);
     buf_printf(b,
                "# HELP memsync_tenants Customer tenants by last sync status.\n"
                "# TYPE memsync_tenants gauge\n"
@@ -1844,47 +1950,62 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         }
         free(list);
     }
+    secret_expiry_metrics(req->st, account, b);
     {
         struct pagecache_stats ps;
 
         pagecache_stats_get(app->pages, &ps);
-        buf_printf(b,
-                   "# HELP memsync_api_cache_bytes Bytes of list answers cached (bound: "
-                   "api_cache_mb).\n"
-                   "# TYPE memsync_api_cache_bytes gauge\n"
-                   "memsync_api_cache_bytes %zu\n"
-                   "# TYPE memsync_api_cache_max_bytes gauge\n"
-                   "memsync_api_cache_max_bytes %zu\n"
-                   "# TYPE memsync_api_cache_entries gauge\n"
-                   "memsync_api_cache_entries %zu\n"
-                   "# TYPE memsync_api_cache_hits_total counter\n"
-                   "memsync_api_cache_hits_total %" PRIu64 "\n"
-                   "# TYPE memsync_api_cache_misses_total counter\n"
-                   "memsync_api_cache_misses_total %" PRIu64 "\n"
-                   "# TYPE memsync_api_cache_evictions_total counter\n"
-                   "memsync_api_cache_evictions_total %" PRIu64 "\n",
-                   ps.bytes, ps.max_bytes, ps.entries, ps.hits, ps.misses, ps.evictions);
+        buf_printf(
+            b,
+            "# HELP memsync_api_cache_bytes Bytes of list answers cached (bound: "
+            "api_cache_mb).\n"
+            "# TYPE memsync_api_cache_bytes gauge\n"
+            "memsync_api_cache_bytes %zu\n"
+            "# HELP memsync_api_cache_max_bytes The bound of the list answer cache in bytes.\n"
+            "# TYPE memsync_api_cache_max_bytes gauge\n"
+            "memsync_api_cache_max_bytes %zu\n"
+            "# HELP memsync_api_cache_entries List answers cached.\n"
+            "# TYPE memsync_api_cache_entries gauge\n"
+            "memsync_api_cache_entries %zu\n"
+            "# HELP memsync_api_cache_hits_total List answers served from the cache.\n"
+            "# TYPE memsync_api_cache_hits_total counter\n"
+            "memsync_api_cache_hits_total %" PRIu64 "\n"
+            "# HELP memsync_api_cache_misses_total List answers not in the cache.\n"
+            "# TYPE memsync_api_cache_misses_total counter\n"
+            "memsync_api_cache_misses_total %" PRIu64 "\n"
+            "# HELP memsync_api_cache_evictions_total List answers dropped to stay within the "
+            "bound.\n"
+            "# TYPE memsync_api_cache_evictions_total counter\n"
+            "memsync_api_cache_evictions_total %" PRIu64 "\n",
+            ps.bytes, ps.max_bytes, ps.entries, ps.hits, ps.misses, ps.evictions);
     }
     {
         struct rowcache_stats rs;
 
         rowcache_stats(app->rows, &rs);
-        buf_printf(b,
-                   "# HELP memsync_api_row_cache_bytes Bytes of rendered hardware rows cached "
-                   "(bound: api_row_cache_mb).\n"
-                   "# TYPE memsync_api_row_cache_bytes gauge\n"
-                   "memsync_api_row_cache_bytes %zu\n"
-                   "# TYPE memsync_api_row_cache_max_bytes gauge\n"
-                   "memsync_api_row_cache_max_bytes %zu\n"
-                   "# TYPE memsync_api_row_cache_entries gauge\n"
-                   "memsync_api_row_cache_entries %zu\n"
-                   "# TYPE memsync_api_row_cache_hits_total counter\n"
-                   "memsync_api_row_cache_hits_total %" PRIu64 "\n"
-                   "# TYPE memsync_api_row_cache_misses_total counter\n"
-                   "memsync_api_row_cache_misses_total %" PRIu64 "\n"
-                   "# TYPE memsync_api_row_cache_evictions_total counter\n"
-                   "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
-                   rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
+        buf_printf(
+            b,
+            "# HELP memsync_api_row_cache_bytes Bytes of rendered hardware rows cached "
+            "(bound: api_row_cache_mb).\n"
+            "# TYPE memsync_api_row_cache_bytes gauge\n"
+            "memsync_api_row_cache_bytes %zu\n"
+            "# HELP memsync_api_row_cache_max_bytes The bound of the hardware row cache in bytes.\n"
+            "# TYPE memsync_api_row_cache_max_bytes gauge\n"
+            "memsync_api_row_cache_max_bytes %zu\n"
+            "# HELP memsync_api_row_cache_entries Hardware rows cached.\n"
+            "# TYPE memsync_api_row_cache_entries gauge\n"
+            "memsync_api_row_cache_entries %zu\n"
+            "# HELP memsync_api_row_cache_hits_total Hardware rows served from the cache.\n"
+            "# TYPE memsync_api_row_cache_hits_total counter\n"
+            "memsync_api_row_cache_hits_total %" PRIu64 "\n"
+            "# HELP memsync_api_row_cache_misses_total Hardware rows rendered afresh.\n"
+            "# TYPE memsync_api_row_cache_misses_total counter\n"
+            "memsync_api_row_cache_misses_total %" PRIu64 "\n"
+            "# HELP memsync_api_row_cache_evictions_total Hardware rows dropped to stay within the "
+            "bound.\n"
+            "# TYPE memsync_api_row_cache_evictions_total counter\n"
+            "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
+            rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
     }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -2107,8 +2228,8 @@ api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *re
     reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
 }
 
-void
-api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
+static void
+api_route(void *arg, struct httpd_request *req, struct httpd_response *resp)
 {
     struct api_app *app = arg;
     char segs[MAX_SEGS][80];
@@ -2170,6 +2291,13 @@ api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
     reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
 }
 
+void
+api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
+{
+    api_route(arg, req, resp);
+    metrics_http_observe(req->method, req->path, resp->status);
+}
+
 /* ---- `memsync serve` --------------------------------------------------------------------- */
 
 static int
@@ -2193,6 +2321,38 @@ is_loopback_listen(const char *listen)
 {
     return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
            strncmp(listen, "[::1]:", 6) == 0;
+}
+
+/* `memsync key rotate` keeps the previous key as FILE.old: say so while it lies there. */
+static void
+warn_old_key(const char *keypath)
+{
+    char old[CONFIG_VALUE_MAX + 16];
+
+    snprintf(old, sizeof old, "%s.old", keypath);
+    if (access(old, F_OK) == 0)
+        log_warn("serve: the previous master key is still at %s (kept by `memsync key rotate`); "
+                 "delete it once no backup needs it",
+                 old);
+}
+
+/* Waits for SIGINT or SIGTERM; SIGHUP reads the master key file again (after a key rotation). */
+static void
+serve_wait(const struct vault *v, const sigset_t *sigs, int *sig)
+{
+    for (;;) {
+        struct errbuf eb = {0};
+
+        if (sigwait(sigs, sig) != 0)
+            continue;
+        if (*sig != SIGHUP)
+            return;
+        if (vault_reload(v, &eb) != ERR_OK)
+            log_warn("serve: cannot read the master key file again: %s; keeping the key in use",
+                     eb.msg);
+        else
+            log_info("serve: SIGHUP, master key file read again key_id=%s", vault_key_id(v));
+    }
 }
 
 int
@@ -2242,6 +2402,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
     if (store_open(&st, cfg->db, &eb) != ERR_OK)
@@ -2261,6 +2422,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     config_master_key_path(cfg, keypath, sizeof keypath);
     if (vault_open(&v, keypath, 1, &eb) != ERR_OK)
         goto fail;
+    warn_old_key(keypath);
     app.cfg = cfg;
     app.vault = v;
     app.started_at = clock_now();
@@ -2309,8 +2471,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
         err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
         goto fail;
     }
-    while (sigwait(&sigs, &sig) != 0)
-        ;
+    serve_wait(v, &sigs, &sig);
     log_info("serve: stopping signal=%d", sig);
     code = 0;
     goto out;

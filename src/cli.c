@@ -322,6 +322,7 @@ struct sync_flags {
     int hardware_detail;
     int export_min_devices; /* from --app-strategy; 0 = automatic */
     int confirm_retire;     /* --confirm-retire: past the mass-retirement guard */
+    int verbose;            /* -v: logs under the progress lines of a terminal */
 };
 
 static int
@@ -347,6 +348,11 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.hardware_detail = fl->hardware_detail;
     so.confirm_retire = fl->confirm_retire;
     so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
+    /* On a terminal the tenant lines tell what happened; logs only with -v (or a log level
+     * chosen on purpose). */
+    if (so.progress && !fl->verbose &&
+        config_origin_of(&cx->cfg, "log_level") == CONFIG_FROM_DEFAULT)
+        log_configure(LOG_ERROR, strcmp(cx->cfg.log_format, "json") == 0);
     if ((rc = sync_run(st, in, &creds, &so, &sum, &eb)) != ERR_OK)
         goto out;
     printf("sync %s of integration %lld: %d tenants, %d ok, %d failed",
@@ -957,8 +963,10 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
         {"app-strategy", 1, &strategy, NULL},
         {"queue", 0, NULL, &queue},
         {"confirm-retire", 0, NULL, &fl.confirm_retire},
+        {"verbose", 0, NULL, &fl.verbose},
         {NULL, 0, NULL, NULL},
     };
+    static char verbose_flag[] = "--verbose";
     struct store *st = NULL;
     struct integration *list = NULL;
     size_t n = 0;
@@ -967,13 +975,18 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     int code = CLI_OK, ran = 0, failed_any = 0;
     struct sigaction sa;
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-v") == 0)
+            argv[i] = verbose_flag;
     if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
                "         [--no-software] [--hardware-detail] [--app-strategy "
                "auto|per-device|export]\n"
-               "         [--queue] [--confirm-retire]\n"
+               "         [--queue] [--confirm-retire] [-v|--verbose]\n"
+               "On a terminal: a progress bar with elapsed time and an estimate, a line per "
+               "tenant as it\nfinishes (ok, or failed with what to do); logs only with -v.\n"
                "--queue: hand the sync to `memsync worker` processes (PostgreSQL) and return at "
                "once.\n"
                "--confirm-retire: retire devices that left Intune even when more than "
@@ -1078,8 +1091,10 @@ out:
 static void
 on_worker_signal(int sig)
 {
-    (void)sig;
-    worker_request_stop();
+    if (sig == SIGHUP)
+        worker_request_key_reload();
+    else
+        worker_request_stop();
 }
 
 static int
@@ -1128,6 +1143,7 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
     sa.sa_handler = on_worker_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     if (open_store(cx, &st, &account, &eb) != ERR_OK) {
         code = fail("worker", &eb);
         goto out;
@@ -1339,15 +1355,119 @@ check_client(struct store *st, int64_t account, const char *client, struct errbu
     return ERR_OK;
 }
 
+#define ASSETS_COLUMNS_MAX 48
+
+/* `assets hardware` selection and layout: --os, --type, --stale-days, --sort, --columns,
+ * --no-headers, --limit, through the list filters the API uses. */
+struct assets_view {
+    const char *os, *type, *stale, *sort, *columns, *limit;
+    int no_headers;
+    struct store_filter f[4];
+    struct store_sort sorts[STORE_LIST_MAX_SORTS];
+    char sortbuf[512], colbuf[1024], since[32];
+    const char *cols[ASSETS_COLUMNS_MAX];
+    size_t ncols;
+};
+
+static int
+known_asset_column(const char *c)
+{
+    for (size_t i = 0; i < asset_column_count; i++)
+        if (strcmp(asset_columns[i], c) == 0)
+            return 1;
+    return 0;
+}
+
+/* Fills q's filters, sorts and limit, and v->cols; ERR_USAGE with a message for bad values. */
+static int
+assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *eb)
+{
+    int64_t n;
+    size_t nf = 0, ns = 0;
+    char *p, *next;
+
+    if (v->os != NULL)
+        v->f[nf++] = (struct store_filter){"operating_system.name", "eq", v->os};
+    if (v->type != NULL)
+        v->f[nf++] = (struct store_filter){"type", "eq", v->type};
+    if (v->stale != NULL) {
+        if (parse_id(v->stale, &n) != 0 || n > 3650)
+            return err_set(eb, ERR_USAGE, "--stale-days must be a number of days (1-3650)");
+        clock_fmt(clock_now() - n * 86400, v->since, sizeof v->since);
+        v->f[nf++] = (struct store_filter){"last_check_in_at", "lt", v->since};
+    }
+    q->filters = v->f;
+    q->nfilters = nf;
+    if (v->limit != NULL) {
+        if (parse_id(v->limit, &n) != 0 || n > 1000000000)
+            return err_set(eb, ERR_USAGE, "--limit must be a positive number of rows");
+        q->limit = (int)n;
+    }
+    if (v->sort != NULL) {
+        if (strlen(v->sort) >= sizeof v->sortbuf)
+            return err_set(eb, ERR_USAGE, "--sort is too long");
+        snprintf(v->sortbuf, sizeof v->sortbuf, "%s", v->sort);
+        for (p = v->sortbuf; p != NULL; p = next) {
+            int desc = *p == '-';
+
+            next = strchr(p, ',');
+            if (next != NULL)
+                *next++ = '\0';
+            if (*p == '-' || *p == '+')
+                p++;
+            if (ns >= STORE_LIST_MAX_SORTS)
+                return err_set(eb, ERR_USAGE, "--sort takes at most %d fields",
+                               STORE_LIST_MAX_SORTS);
+            if (!store_list_has_field("hardware", p))
+                return err_set(eb, ERR_USAGE,
+                               "--sort: unknown field '%s' (the columns of --format csv, e.g. "
+                               "name, -last_check_in_at)",
+                               p);
+            v->sorts[ns++] = (struct store_sort){p, desc};
+        }
+        q->sorts = v->sorts;
+        q->nsorts = ns;
+    }
+    if (v->columns != NULL) {
+        if (strlen(v->columns) >= sizeof v->colbuf)
+            return err_set(eb, ERR_USAGE, "--columns is too long");
+        snprintf(v->colbuf, sizeof v->colbuf, "%s", v->columns);
+        for (p = v->colbuf; p != NULL; p = next) {
+            next = strchr(p, ',');
+            if (next != NULL)
+                *next++ = '\0';
+            if (!known_asset_column(p))
+                return err_set(eb, ERR_USAGE,
+                               "--columns: unknown column '%s' (the header of --format csv lists "
+                               "them)",
+                               p);
+            if (v->ncols >= ASSETS_COLUMNS_MAX)
+                return err_set(eb, ERR_USAGE, "--columns: too many columns");
+            v->cols[v->ncols++] = p;
+        }
+    }
+    return ERR_OK;
+}
+
 static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
     const char *format = "table", *client = NULL, *search = NULL;
     int help = 0, retired = 0, npos;
     const char *pos[1];
+    struct assets_view view;
     const struct opt opts[] = {
-        {"format", 1, &format, NULL}, {"client", 1, &client, NULL},
-        {"search", 1, &search, NULL}, {"include-retired", 0, NULL, &retired},
+        {"format", 1, &format, NULL},
+        {"client", 1, &client, NULL},
+        {"search", 1, &search, NULL},
+        {"include-retired", 0, NULL, &retired},
+        {"os", 1, &view.os, NULL},
+        {"type", 1, &view.type, NULL},
+        {"stale-days", 1, &view.stale, NULL},
+        {"sort", 1, &view.sort, NULL},
+        {"columns", 1, &view.columns, NULL},
+        {"limit", 1, &view.limit, NULL},
+        {"no-headers", 0, NULL, &view.no_headers},
         {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
@@ -1355,8 +1475,9 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     struct errbuf eb = {0};
     struct asset_query q = {0};
     int64_t account;
-    int code = CLI_FAIL, software, rc;
+    int code = CLI_FAIL, software, rc, hardware;
 
+    memset(&view, 0, sizeof view);
     if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 ||
@@ -1365,16 +1486,33 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "         [--os NAME] [--type TYPE] [--stale-days N] [--sort [-]FIELD,...]\n"
+                "         [--columns COL,...] [--no-headers] [--limit N]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
                 "installs: which device has which title; removed installs (removed_at set) "
-                "only with --include-retired.\n");
+                "only with --include-retired.\n"
+                "hardware: --os and --type match operating_system.name and type (any case); "
+                "--stale-days N: not\nchecked in for N days; --sort and --columns take the "
+                "column names of --format csv.\n");
         return help ? CLI_OK : CLI_USAGE;
     }
     if (bad_format("assets", format))
         return CLI_USAGE;
+    hardware = strcmp(pos[0], "hardware") == 0;
+    if (!hardware &&
+        (view.os != NULL || view.type != NULL || view.stale != NULL || view.sort != NULL ||
+         view.columns != NULL || view.limit != NULL || view.no_headers)) {
+        fprintf(stderr, "memsync assets: --os, --type, --stale-days, --sort, --columns, --limit "
+                        "and --no-headers are for `assets hardware`\n");
+        return CLI_USAGE;
+    }
+    if (hardware && assets_view_apply(&view, &q, &eb) != ERR_OK) {
+        fprintf(stderr, "memsync assets: %s\n", eb.msg);
+        return CLI_USAGE;
+    }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         check_client(st, account, client, &eb) != ERR_OK) {
         code = fail("assets", &eb);
@@ -1386,6 +1524,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                          sizeof install_columns / sizeof install_columns[0], NULL, 0, &out, &eb);
     else if (software)
         rc = open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb);
+    else if (view.ncols > 0)
+        rc = open_output(format, view.cols, view.ncols, view.cols, view.ncols, &out, &eb);
     else
         rc = open_output(format, asset_columns, asset_column_count, asset_table_columns,
                          asset_table_column_count, &out, &eb);
@@ -1393,6 +1533,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         code = fail("assets", &eb);
         goto out;
     }
+    if (view.no_headers)
+        output_no_headers(out);
     if (strcmp(pos[0], "installs") == 0) {
         struct store_filter f[1];
         struct list_query lq = {0};
@@ -1776,7 +1918,9 @@ swap:
         goto out;
     }
     printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
-           "until you delete it\n",
+           "until you delete it (back the new key file up first; an older database backup needs "
+           "the old key)\nA running `memsync serve` or `memsync worker` reads the new key file "
+           "before it next uses the key; `kill -HUP` it to make it read the file now.\n",
            vault_key_id(to != NULL ? to : from), oldp);
     code = CLI_OK;
 out:
@@ -1791,21 +1935,32 @@ out:
 static int
 cmd_config(struct ctx *cx, int argc, char **argv)
 {
-    int help = 0, npos;
+    int help = 0, npos, man = 0, origin = 0;
     const char *pos[1];
-    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    /* --man (not in the help): the SETTINGS section of memsync.conf(5), from the table. */
+    const struct opt opts[] = {
+        {"man", 0, NULL, &man}, {"show-origin", 0, NULL, &origin}, {NULL, 0, NULL, NULL}};
 
     if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
+    if (man && !help) {
+        config_man(stdout);
+        return CLI_OK;
+    }
     if (help) {
-        printf("usage: memsync [--db URL] [--config FILE] config\n"
+        printf("usage: memsync [--db URL] [--config FILE] config [--show-origin]\n"
                "Prints the effective settings, one \"key = value\" per line (a PostgreSQL "
                "password as ****).\nEach comes from a flag, else MEMSYNC_<KEY>, else the config "
                "file (--config or MEMSYNC_CONFIG),\nelse its default; README \"Commands and "
-               "settings\" lists them.\n");
+               "settings\" lists them.\n--show-origin: each line ends with where its value "
+               "came from (# flag, # environment VAR, # file, # default).\n");
         return CLI_OK;
     }
-    config_print(&cx->cfg, stdout);
+    if (origin)
+        config_print_origin(
+            &cx->cfg, cx->config_path != NULL ? cx->config_path : getenv("MEMSYNC_CONFIG"), stdout);
+    else
+        config_print(&cx->cfg, stdout);
     return CLI_OK;
 }
 

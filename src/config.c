@@ -214,6 +214,17 @@ config_apply(struct config *c, const struct config_item *it, const char *value, 
     return ERR_OK;
 }
 
+/* Records where its value came from (config_print_origin); always ERR_OK. */
+static int
+note_origin(struct config *c, const struct config_item *it, enum config_origin o)
+{
+    size_t i = (size_t)(it - config_items);
+
+    if (i < sizeof c->origin)
+        c->origin[i] = (unsigned char)o;
+    return ERR_OK;
+}
+
 void
 config_defaults(struct config *c)
 {
@@ -287,7 +298,8 @@ config_parse_text(struct config *c, const char *name, const char *text, size_t l
         memcpy(value, ln + vs, ve - vs);
         value[ve - vs] = '\0';
         snprintf(src, sizeof src, "config file %s line %d: %s", name, line, it->key);
-        if ((rc = config_apply(c, it, value, src, eb)) != ERR_OK)
+        if ((rc = config_apply(c, it, value, src, eb)) != ERR_OK ||
+            (rc = note_origin(c, it, CONFIG_FROM_FILE)) != ERR_OK)
             return rc;
     }
     return ERR_OK;
@@ -351,7 +363,8 @@ config_load(struct config *c, const char *path, struct errbuf *eb)
 
         if (v == NULL || v[0] == '\0')
             continue;
-        if ((rc = config_apply(c, &config_items[i], v, config_items[i].env, eb)) != ERR_OK)
+        if ((rc = config_apply(c, &config_items[i], v, config_items[i].env, eb)) != ERR_OK ||
+            (rc = note_origin(c, &config_items[i], CONFIG_FROM_ENV)) != ERR_OK)
             return rc;
     }
     return ERR_OK;
@@ -362,6 +375,7 @@ config_set(struct config *c, const char *key, const char *value, struct errbuf *
 {
     const struct config_item *it;
     char src[CONFIG_KEY_MAX + 3];
+    int rc;
 
     if (key == NULL || value == NULL)
         return err_set(eb, ERR_INVAL, "setting name and value must be given");
@@ -372,7 +386,9 @@ config_set(struct config *c, const char *key, const char *value, struct errbuf *
     for (char *p = src; *p != '\0'; p++)
         if (*p == '_')
             *p = '-';
-    return config_apply(c, it, value, src, eb);
+    if ((rc = config_apply(c, it, value, src, eb)) != ERR_OK)
+        return rc;
+    return note_origin(c, it, CONFIG_FROM_FLAG);
 }
 
 void
@@ -412,6 +428,105 @@ config_print(const struct config *c, void *file)
             fprintf(f, "%s = %s\n", it->key, red);
         } else
             fprintf(f, "%s = %s\n", it->key, (const char *)c + it->offset);
+    }
+}
+
+/* Writes s as troff text: backslashes as \e, '-' as \-, a leading '.' or '\'' guarded. */
+static void
+man_text(FILE *f, const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", f);
+    for (; *s != '\0'; s++) {
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+    }
+}
+
+void
+config_man(void *file)
+{
+    FILE *f = file;
+
+    fputs(".SH SETTINGS\n"
+          "Each setting comes from its environment variable (shown below), else this file, "
+          "else its default;\n"
+          ".B db\n"
+          "and\n"
+          ".B log_level\n"
+          "may also be given as the flags\n"
+          ".B \\-\\-db\n"
+          "and\n"
+          ".BR \\-\\-log\\-level ,\n"
+          "which come first.\n",
+          f);
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const struct config_item *it = &config_items[i];
+
+        fputs(".TP\n.B ", f);
+        man_text(f, it->key);
+        fputs("\n", f);
+        man_text(f, it->help);
+        fputs(".\nEnvironment:\n.BR ", f);
+        man_text(f, it->env);
+        fputs(" .\nDefault: ", f);
+        if (it->def[0] == '\0')
+            fputs("empty", f);
+        else {
+            fputs("\\(lq", f);
+            man_text(f, it->def);
+            fputs("\\(rq", f);
+        }
+        fputs(".\n", f);
+    }
+}
+
+enum config_origin
+config_origin_of(const struct config *c, const char *key)
+{
+    const struct config_item *it = config_find(key, strlen(key));
+    size_t i = it != NULL ? (size_t)(it - config_items) : sizeof c->origin;
+
+    return i < sizeof c->origin ? (enum config_origin)c->origin[i] : CONFIG_FROM_DEFAULT;
+}
+
+void
+config_print_origin(const struct config *c, const char *conf_path, void *file)
+{
+    FILE *f = file;
+
+    _Static_assert(CONFIG_NITEMS <= CONFIG_ORIGIN_SLOTS, "CONFIG_ORIGIN_SLOTS is too small");
+    for (size_t i = 0; i < CONFIG_NITEMS; i++) {
+        const struct config_item *it = &config_items[i];
+        char val[CONFIG_VALUE_MAX];
+
+        if (it->type == CT_INT)
+            snprintf(val, sizeof val, "%d",
+                     *(const int *)(const void *)((const char *)c + it->offset));
+        else if (it->type == CT_DB)
+            config_redact_db(c->db, val, sizeof val);
+        else
+            snprintf(val, sizeof val, "%s", (const char *)c + it->offset);
+        switch (c->origin[i]) {
+        case CONFIG_FROM_FLAG:
+            fprintf(f, "%s = %s  # flag --", it->key, val);
+            for (const char *k = it->key; *k != '\0'; k++)
+                fputc(*k == '_' ? '-' : *k, f);
+            fputc('\n', f);
+            break;
+        case CONFIG_FROM_ENV:
+            fprintf(f, "%s = %s  # environment %s\n", it->key, val, it->env);
+            break;
+        case CONFIG_FROM_FILE:
+            fprintf(f, "%s = %s  # file %s\n", it->key, val, conf_path != NULL ? conf_path : "");
+            break;
+        default:
+            fprintf(f, "%s = %s  # default\n", it->key, val);
+        }
     }
 }
 

@@ -24,7 +24,10 @@
 
 #include "err.h"
 
-#define CONFIG_VALUE_MAX 1024
+#define CONFIG_VALUE_MAX    1024
+#define CONFIG_ORIGIN_SLOTS 64 /* at least the settings table's rows */
+
+enum config_origin { CONFIG_FROM_DEFAULT, CONFIG_FROM_FILE, CONFIG_FROM_ENV, CONFIG_FROM_FLAG };
 
 struct config {
     char db[CONFIG_VALUE_MAX];                 /* MEMSYNC_DB, ./memsync.db */
@@ -53,6 +56,8 @@ struct config {
     int retire_after_hours;
     int retire_guard_pct;
     int retire_guard_min;
+    /* Where each setting's value came from, by its row in the settings table (config_origin). */
+    unsigned char origin[CONFIG_ORIGIN_SLOTS];
 };
 
 /* Fills defaults, then the file (when path != NULL, or MEMSYNC_CONFIG), then the environment. */
@@ -74,6 +79,15 @@ void config_master_key_path(const struct config *c, char *out, size_t outlen);
 /* Prints every setting as "key = value" lines to file (a FILE *); db through
  * config_redact_db(), so a PostgreSQL password is never shown. */
 void config_print(const struct config *c, void *file);
+/* Like config_print, each line followed by where the value came from: "  # flag --key",
+ * "  # environment MEMSYNC_X", "  # file PATH" (conf_path, the file config_load read), or
+ * "  # default". */
+void config_print_origin(const struct config *c, const char *conf_path, void *file);
+/* Where the setting key's value came from (CONFIG_FROM_DEFAULT for an unknown key). */
+enum config_origin config_origin_of(const struct config *c, const char *key);
+/* Prints the settings table as the troff SETTINGS section of memsync.conf(5) (man/memsync.conf.5
+ * holds this output between its BEGIN/END SETTINGS marks; a lint test compares them). */
+void config_man(void *file);
 /* Copies db into out with a password replaced by "****": postgresql://user:****@host/db, and
  * the value of password= in a URL query or a conninfo string (password='a b' included). Other
  * values are copied as they are (cut to outlen - 1 bytes). */

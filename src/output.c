@@ -1,10 +1,15 @@
 /* output.c - table, CSV, JSON and JSON-lines writers for jansson rows. */
+#define _XOPEN_SOURCE 700 /* wcwidth */
 #include "output.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <locale.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 #include "buf.h"
 #include "mem.h"
@@ -21,7 +26,14 @@ struct output {
     /* table: cells kept until the end, row-major, ncols per row */
     char **cells;
     size_t ncells, capcells;
+    int no_headers; /* csv and table: no header line */
 };
+
+void
+output_no_headers(struct output *o)
+{
+    o->no_headers = 1;
+}
 
 int
 output_format_parse(const char *s, enum output_format *out, struct errbuf *eb)
@@ -174,49 +186,156 @@ csv_header(struct output *o)
     fputs("\r\n", o->fp);
 }
 
-/* Replaces control characters (C0, DEL, C1) and cuts the cell at OUTPUT_TABLE_CELL_MAX
- * characters. */
-static char *
-table_cell(const json_t *v)
+/* Decodes one UTF-8 sequence at p (already valid: jansson checks its strings) into *cp;
+ * returns its length. */
+static size_t
+utf8_next(const unsigned char *p, uint32_t *cp)
 {
-    char *t = cell_text(v);
-    struct buf b;
-    size_t chars = 0;
-    const unsigned char *p = (const unsigned char *)t;
+    size_t len = 1;
+    uint32_t c = *p;
 
-    buf_init(&b, CELL_MAX);
-    while (*p != '\0') {
-        size_t len = 1;
-        if (*p >= 0xc0)
-            while ((p[len] & 0xc0) == 0x80)
-                len++;
-        if (chars == OUTPUT_TABLE_CELL_MAX - 1) {
-            /* Exactly one character left: keep it if it is the last, else mark the cut. */
-            if (p[len] != '\0') {
-                buf_addstr(&b, "\xe2\x80\xa6");
-                break;
-            }
-        }
-        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f))
-            buf_addc(&b, ' ');
-        else
-            buf_add(&b, p, len);
-        chars++;
-        p += len;
+    if (c >= 0xf0) {
+        c &= 0x07;
+        len = 4;
+    } else if (c >= 0xe0) {
+        c &= 0x0f;
+        len = 3;
+    } else if (c >= 0xc0) {
+        c &= 0x1f;
+        len = 2;
     }
-    free(t);
-    return buf_detach(&b, NULL);
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return i; /* cut short: take what is there */
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    *cp = c;
+    return len;
+}
+
+/* East Asian wide and fullwidth ranges, for when no UTF-8 locale is installed. */
+static int
+wide_fallback(uint32_t c)
+{
+    return (c >= 0x1100 && c <= 0x115f) || (c >= 0x2e80 && c <= 0xa4cf && c != 0x303f) ||
+           (c >= 0xac00 && c <= 0xd7a3) || (c >= 0xf900 && c <= 0xfaff) ||
+           (c >= 0xfe30 && c <= 0xfe4f) || (c >= 0xff00 && c <= 0xff60) ||
+           (c >= 0xffe0 && c <= 0xffe6) || (c >= 0x1f300 && c <= 0x1f64f) ||
+           (c >= 0x1f900 && c <= 0x1f9ff) || (c >= 0x20000 && c <= 0x3fffd);
+}
+
+/* Terminal columns of one code point: wcwidth(3) in the C.UTF-8 locale, made for this thread
+ * only with newlocale/uselocale (the process locale is never changed: see config.h). */
+static int
+cp_width(uint32_t c)
+{
+    static locale_t utf8 = (locale_t)0;
+    static int tried;
+    int w = -1;
+
+    if (c < 0x7f)
+        return c < 0x20 ? 0 : 1;
+    if (!tried) {
+        tried = 1;
+        utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    }
+    if (utf8 != (locale_t)0) {
+        locale_t old = uselocale(utf8);
+
+        w = wcwidth((wchar_t)c);
+        uselocale(old);
+    }
+    if (w < 0)
+        w = wide_fallback(c) ? 2 : 1;
+    return w;
 }
 
 static size_t
 display_width(const char *s)
 {
     size_t n = 0;
+    const unsigned char *p = (const unsigned char *)s;
 
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++)
-        if ((*p & 0xc0) != 0x80)
-            n++;
+    while (*p != '\0') {
+        uint32_t c = *p;
+
+        p += utf8_next(p, &c);
+        n += (size_t)cp_width(c);
+    }
     return n;
+}
+
+/* Replaces control characters (C0, DEL, C1) and cuts the cell at OUTPUT_TABLE_CELL_MAX
+ * terminal columns (display width: a CJK character takes two), ending a cut one with "…". */
+static char *
+table_cell(const json_t *v)
+{
+    char *t = cell_text(v);
+    struct buf b;
+    size_t cols = 0, total;
+    const unsigned char *p = (const unsigned char *)t;
+
+    buf_init(&b, CELL_MAX);
+    total = display_width(t);
+    while (*p != '\0') {
+        uint32_t c = *p;
+        size_t len = utf8_next(p, &c);
+        int ctl = *p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+        size_t w = ctl ? 1 : (size_t)cp_width(c);
+
+        if (total > OUTPUT_TABLE_CELL_MAX && cols + w > OUTPUT_TABLE_CELL_MAX - 1) {
+            buf_addstr(&b, "\xe2\x80\xa6");
+            break;
+        }
+        if (ctl)
+            buf_addc(&b, ' ');
+        else
+            buf_add(&b, p, len);
+        cols += w;
+        p += len;
+    }
+    free(t);
+    return buf_detach(&b, NULL);
+}
+
+/* A column path as a header in words: "client.name" -> "Client", "serial_number" ->
+ * "Serial number", "os_version" -> "OS version", "last_sync_at" -> "Last sync at". */
+static char *
+header_words(const char *path)
+{
+    static const char *const upper[] = {"id",  "os",  "upn", "mac", "imei", "meid",
+                                        "url", "aad", "tpm", "ram", NULL};
+    char tmp[256];
+    struct buf b;
+    size_t n;
+    const char *p = tmp;
+
+    snprintf(tmp, sizeof tmp, "%s", path);
+    n = strlen(tmp);
+    if (n > 5 && strcmp(tmp + n - 5, ".name") == 0)
+        tmp[n - 5] = '\0';
+    buf_init(&b, sizeof tmp * 2);
+    while (*p != '\0') {
+        size_t wl = strcspn(p, "._");
+        int done = 0;
+
+        if (b.len > 0)
+            buf_addc(&b, ' ');
+        for (size_t i = 0; upper[i] != NULL && !done; i++)
+            if (strlen(upper[i]) == wl && strncmp(p, upper[i], wl) == 0) {
+                for (size_t k = 0; k < wl; k++)
+                    buf_addc(&b, (char)(p[k] >= 'a' && p[k] <= 'z' ? p[k] - 32 : p[k]));
+                done = 1;
+            }
+        if (!done) {
+            for (size_t k = 0; k < wl; k++)
+                buf_addc(&b, (char)(b.len == 0 && p[k] >= 'a' && p[k] <= 'z' ? p[k] - 32 : p[k]));
+        }
+        p += wl;
+        while (*p == '.' || *p == '_')
+            p++;
+    }
+    return buf_detach(&b, NULL);
 }
 
 int
@@ -238,7 +357,7 @@ output_row(struct output *o, const json_t *row, struct errbuf *eb)
         fputc('\n', o->fp);
         break;
     case OUTPUT_CSV:
-        if (o->rows == 0)
+        if (o->rows == 0 && !o->no_headers)
             csv_header(o);
         for (size_t i = 0; i < o->ncols; i++) {
             if (i > 0)
@@ -283,9 +402,12 @@ table_flush(struct output *o)
     w = xcalloc(o->ncols, sizeof *w);
     head = xcalloc(o->ncols, sizeof *head);
     for (size_t i = 0; i < o->ncols; i++) {
-        json_t *name = json_string(o->cols[i]);
+        char *words = header_words(o->cols[i]);
+        json_t *name = json_string(words);
+
         head[i] = table_cell(name);
         json_decref(name);
+        free(words);
         w[i] = display_width(head[i]);
     }
     for (size_t r = 0; r < o->rows; r++)
@@ -294,7 +416,8 @@ table_flush(struct output *o)
             if (n > w[i])
                 w[i] = n;
         }
-    table_line(o, head, w);
+    if (!o->no_headers)
+        table_line(o, head, w);
     for (size_t r = 0; r < o->rows; r++)
         table_line(o, &o->cells[r * o->ncols], w);
     for (size_t i = 0; i < o->ncols; i++)
@@ -312,7 +435,7 @@ output_end(struct output *o, struct errbuf *eb)
         return ERR_OK;
     if (o->fmt == OUTPUT_JSON)
         fputs(o->rows > 0 ? "\n]\n" : "]\n", o->fp);
-    else if (o->fmt == OUTPUT_CSV && o->rows == 0 && o->ncols > 0)
+    else if (o->fmt == OUTPUT_CSV && o->rows == 0 && o->ncols > 0 && !o->no_headers)
         csv_header(o);
     else if (o->fmt == OUTPUT_TABLE)
         table_flush(o);

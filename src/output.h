@@ -5,9 +5,12 @@
  * Columns are dotted paths into the row ("client.name" is row.client.name); they choose and
  * order the cells of csv and table and are the csv header. json and jsonl write whole rows.
  * json and jsonl stream: nothing is kept in memory between rows. table keeps its cells until
- * output_end() so it can align them (cells are cut at OUTPUT_TABLE_CELL_MAX characters with
- * "…", control characters become spaces). CSV cells that a spreadsheet would run as a formula
- * (starting with =, +, -, @, tab or CR) get a leading apostrophe.
+ * output_end() so it can align them by display width (wcwidth(3) in C.UTF-8, set for the call's
+ * thread only with uselocale, never setlocale: a CJK character takes two columns); cells are cut
+ * at OUTPUT_TABLE_CELL_MAX columns with "…", control characters become spaces, and the headers
+ * are the column paths in words ("client.name" -> "Client", "serial_number" -> "Serial number").
+ * CSV cells that a spreadsheet would run as a formula (starting with =, +, -, @, tab or CR) get a
+ * leading apostrophe.
  *
  * Ownership: the writer borrows fp and never closes it; output_end() frees the writer (also on
  * error). Not thread-safe: one writer per thread.
@@ -35,6 +38,8 @@ int output_format_parse(const char *s, enum output_format *out, struct errbuf *e
  * jsonl; for csv and table they are then taken from the first row (nested objects flattened). */
 int output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *const *columns,
                  size_t ncolumns, struct errbuf *eb);
+/* csv and table: leave the header line out (`--no-headers`). Call before the first row. */
+void output_no_headers(struct output *o);
 /* ERR_INVAL when row is not an object, ERR_IO when the stream failed. */
 int output_row(struct output *o, const json_t *row, struct errbuf *eb);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */

@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "store.h"
 #include "sync.h"
 
@@ -145,6 +146,7 @@ out:
         s->stats.failed++;
     s->stats.last_duration_s = (double)(clock_mono_ms() - t0) / 1000.0;
     s->stats.total_duration_s += s->stats.last_duration_s;
+    metrics_sync_observe(j->full, s->stats.last_duration_s);
     s->stats.microsoft_requests += sum.requests > 0 ? (uint64_t)sum.requests : 0;
     s->stats.microsoft_throttled += sum.throttled > 0 ? (uint64_t)sum.throttled : 0;
     pthread_mutex_unlock(&s->mu);

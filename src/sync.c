@@ -859,6 +859,40 @@ tenant_clear(struct tenant *t)
     pacer_free(&t->pacer);
 }
 
+static void progress_draw(struct engine *eng, int final);
+
+/* Elapsed time and, once a tenant is done, an estimate of what is left (by tenants done). */
+static void
+progress_times(const struct engine *eng, int64_t now, int done, int total)
+{
+    int64_t el = (now - eng->started_ms) / 1000;
+
+    fprintf(stderr, "%lld:%02lld", (long long)(el / 60), (long long)(el % 60));
+    if (done > 0 && total > done) {
+        int64_t left = el * (total - done) / done;
+
+        fprintf(stderr, "  ~%lld:%02lld left", (long long)(left / 60), (long long)(left % 60));
+    }
+    fputs("\x1b[K", stderr);
+}
+
+/* On a terminal: one line per finished tenant above the progress bar (ok, or failed with what
+ * to do). Names are printed without control characters. */
+static void
+progress_tenant(const struct tenant *t, const char *name)
+{
+    fputs("\r\x1b[K", stderr);
+    fputs(t->failed ? "  failed  " : "  ok      ", stderr);
+    for (const char *p = name != NULL && name[0] != '\0' ? name : t->cust.tenant_id; *p != '\0';
+         p++)
+        fputc((unsigned char)*p < 0x20 || *p == 0x7f ? ' ' : *p, stderr);
+    if (t->failed)
+        fprintf(stderr, " (%s): %s %s\n", t->cust.tenant_id, t->rem.message, t->rem.action);
+    else
+        fprintf(stderr, "  %zu devices  %.1f s\n", t->nsynced, (double)t->took_ms / 1000.0);
+    progress_draw(t->eng, 2);
+}
+
 static void
 progress_draw(struct engine *eng, int final)
 {
@@ -878,7 +912,8 @@ progress_draw(struct engine *eng, int final)
     fprintf(stderr, "\r[%s] %d/%d tenants  %lld devices  %lld requests  %lld throttled  ", bar,
             done, total, (long long)eng->sum.devices, (long long)eng->sum.requests,
             (long long)eng->sum.throttled);
-    if (final)
+    progress_times(eng, now, done, total);
+    if (final == 1)
         fputc('\n', stderr);
     fflush(stderr);
 }
@@ -889,8 +924,10 @@ tenant_log_synced(const struct tenant *t)
 {
     const char *name = t->org.name != NULL ? t->org.name : t->cust.name;
 
-    if (t->eng->opts->progress)
+    if (t->eng->opts->progress) {
+        progress_tenant(t, name);
         return;
+    }
     log_info("tenant synced tenant=%s name=\"%s\" devices=%zu created=%lld updated=%lld "
              "retired=%lld requests=%lld throttled=%lld ms=%lld",
              t->cust.tenant_id, name != NULL ? name : "", t->nsynced, (long long)t->counts.created,
@@ -927,6 +964,8 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
     if (!t->failed && t->apps_failed)
         log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they were",
                  t->cust.tenant_id, t->apps_problem);
+    if (t->failed && eng->opts->progress)
+        progress_tenant(t, name);
     if (t->failed) {
         log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld request_id=%s "
                  "date=\"%s\": %s %s",

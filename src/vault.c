@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,14 @@ static const char vault_ad_tag[] = "memsync-secret-v1";
 struct vault {
     unsigned char *key; /* sodium_malloc'd, read-only after open */
     char key_id[VAULT_ID_LEN + 1];
+    /* Reloadable vaults (vault_open from a key file): the file's path and identity when read.
+     * key and key_id are swapped under lock (write) and used under it (read). */
+    char *path;
+    pthread_rwlock_t lock;
+    int locked; /* lock initialised */
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
 };
 
 /* Takes hex (64 chars) or base64 (32 bytes, padded or not) text; returns 0 on success. */
@@ -93,6 +102,9 @@ vault_close(struct vault *v)
 {
     if (v == NULL)
         return;
+    if (v->locked)
+        pthread_rwlock_destroy(&v->lock);
+    free(v->path);
     if (v->key != NULL) {
         (void)sodium_mprotect_readwrite(v->key);
         sodium_memzero(v->key, VAULT_KEY_LEN);
@@ -262,6 +274,8 @@ out:
     return rc;
 }
 
+static void make_reloadable(struct vault *v, const char *path);
+
 int
 vault_open(struct vault **out, const char *key_path, int create, struct errbuf *eb)
 {
@@ -294,7 +308,103 @@ vault_open(struct vault **out, const char *key_path, int create, struct errbuf *
         err_clear(eb);
         rc = vault_open_file(out, key_path, eb);
     }
+    if (rc == ERR_OK)
+        make_reloadable(*out, key_path);
     return rc;
+}
+
+static void
+remember_file(struct vault *v, const struct stat *st)
+{
+    v->dev = st->st_dev;
+    v->ino = st->st_ino;
+    v->mtime = st->st_mtim;
+}
+
+static void
+make_reloadable(struct vault *v, const char *path)
+{
+    struct stat st;
+
+    v->path = xstrdup(path);
+    pthread_rwlock_init(&v->lock, NULL);
+    v->locked = 1;
+    if (stat(path, &st) == 0)
+        remember_file(v, &st);
+}
+
+/* Reads the key file again into a fresh key and swaps it in. Caller holds no lock. */
+static int
+reload_key(struct vault *v, const struct stat *st, struct errbuf *eb)
+{
+    struct vault *nv = NULL;
+    unsigned char *old;
+    char oldid[VAULT_ID_LEN + 1];
+    int rc = vault_open_file(&nv, v->path, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    pthread_rwlock_wrlock(&v->lock);
+    memcpy(oldid, v->key_id, sizeof oldid);
+    old = v->key;
+    v->key = nv->key;
+    memcpy(v->key_id, nv->key_id, sizeof v->key_id);
+    if (st != NULL)
+        remember_file(v, st);
+    nv->key = old;
+    pthread_rwlock_unlock(&v->lock);
+    if (strcmp(oldid, nv->key_id) != 0)
+        log_info("master key reloaded path=%s key_id=%s old_key_id=%s", v->path, nv->key_id, oldid);
+    vault_close(nv);
+    return ERR_OK;
+}
+
+int
+vault_reload(const struct vault *cv, struct errbuf *eb)
+{
+    struct vault *v = (struct vault *)(uintptr_t)cv; /* internally locked */
+    struct stat st;
+
+    if (v->path == NULL)
+        return ERR_OK;
+    if (stat(v->path, &st) != 0)
+        return err_set(eb, ERR_NOTFOUND, "master key file %s: %s", v->path, strerror(errno));
+    return reload_key(v, &st, eb);
+}
+
+/* Before each use: a key file replaced since it was read (`memsync key rotate` elsewhere) is
+ * read again. A failed reload keeps the key in use and is logged. */
+static void
+refresh(const struct vault *cv)
+{
+    struct vault *v = (struct vault *)(uintptr_t)cv;
+    struct stat st;
+    struct errbuf eb = {0};
+    int same;
+
+    if (v->path == NULL || stat(v->path, &st) != 0)
+        return;
+    pthread_rwlock_rdlock(&v->lock);
+    same = st.st_dev == v->dev && st.st_ino == v->ino && st.st_mtim.tv_sec == v->mtime.tv_sec &&
+           st.st_mtim.tv_nsec == v->mtime.tv_nsec;
+    pthread_rwlock_unlock(&v->lock);
+    if (!same && reload_key(v, &st, &eb) != ERR_OK)
+        log_warn("master key file changed but cannot be read again: %s", eb.msg);
+}
+
+static void
+use_begin(const struct vault *v)
+{
+    refresh(v);
+    if (v->locked)
+        pthread_rwlock_rdlock(&((struct vault *)(uintptr_t)v)->lock);
+}
+
+static void
+use_end(const struct vault *v)
+{
+    if (v->locked)
+        pthread_rwlock_unlock(&((struct vault *)(uintptr_t)v)->lock);
 }
 
 int
@@ -374,14 +484,17 @@ vault_seal(const struct vault *v, const char *table, int64_t row_id, const char 
     if ((rc = build_ad(table, row_id, column, ad, &adlen, eb)) != ERR_OK)
         return rc;
     randombytes_buf(raw, VAULT_NONCE_LEN);
+    total = VAULT_NONCE_LEN + plen + VAULT_TAG_LEN;
+    b64len = sodium_base64_ENCODED_LEN(total, sodium_base64_VARIANT_ORIGINAL);
+    env = xmalloc(sizeof vault_prefix - 1 + VAULT_ID_LEN + 1 + b64len);
+    use_begin(v);
     crypto_aead_xchacha20poly1305_ietf_encrypt(raw + VAULT_NONCE_LEN, &clen,
                                                (const unsigned char *)plaintext, plen, ad, adlen,
                                                NULL, raw, v->key);
-    total = VAULT_NONCE_LEN + (size_t)clen;
-    b64len = sodium_base64_ENCODED_LEN(total, sodium_base64_VARIANT_ORIGINAL);
-    env = xmalloc(sizeof vault_prefix - 1 + VAULT_ID_LEN + 1 + b64len);
-    memcpy(env, vault_prefix, sizeof vault_prefix - 1);
     memcpy(env + sizeof vault_prefix - 1, v->key_id, VAULT_ID_LEN);
+    use_end(v);
+    ASSERT(VAULT_NONCE_LEN + (size_t)clen == total);
+    memcpy(env, vault_prefix, sizeof vault_prefix - 1);
     env[sizeof vault_prefix - 1 + VAULT_ID_LEN] = ':';
     sodium_bin2base64(env + sizeof vault_prefix + VAULT_ID_LEN, b64len, raw, total,
                       sodium_base64_VARIANT_ORIGINAL);
@@ -434,18 +547,27 @@ vault_unseal(const struct vault *v, const char *table, int64_t row_id, const cha
         return err_set(eb, ERR_PARSE,
                        "the stored secret for %s %" PRId64 " (%s) is not valid base64 or too short",
                        who, row_id, column);
-    if (memcmp(envelope + sizeof vault_prefix - 1, v->key_id, VAULT_ID_LEN) != 0)
+    pt = sodium_malloc(rawlen - VAULT_NONCE_LEN - VAULT_TAG_LEN + 1);
+    if (pt == NULL)
+        return err_set(eb, ERR_NOMEM, "cannot allocate locked memory for a secret");
+    use_begin(v);
+    if (memcmp(envelope + sizeof vault_prefix - 1, v->key_id, VAULT_ID_LEN) != 0) {
+        char cur[VAULT_ID_LEN + 1];
+
+        memcpy(cur, v->key_id, sizeof cur);
+        use_end(v);
+        sodium_free(pt);
         return err_set(eb, ERR_CRYPTO,
                        "cannot open the stored secret for %s %" PRId64
                        " (%s, sealed under key %.8s, current key %s): the master key does not "
                        "match — was the key file replaced?",
-                       who, row_id, column, envelope + sizeof vault_prefix - 1, v->key_id);
-    pt = sodium_malloc(rawlen - VAULT_NONCE_LEN - VAULT_TAG_LEN + 1);
-    if (pt == NULL)
-        return err_set(eb, ERR_NOMEM, "cannot allocate locked memory for a secret");
-    if (crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)pt, &mlen, NULL,
-                                                   raw + VAULT_NONCE_LEN, rawlen - VAULT_NONCE_LEN,
-                                                   ad, adlen, raw, v->key) != 0) {
+                       who, row_id, column, envelope + sizeof vault_prefix - 1, cur);
+    }
+    rc = crypto_aead_xchacha20poly1305_ietf_decrypt((unsigned char *)pt, &mlen, NULL,
+                                                    raw + VAULT_NONCE_LEN, rawlen - VAULT_NONCE_LEN,
+                                                    ad, adlen, raw, v->key);
+    use_end(v);
+    if (rc != 0) {
         sodium_free(pt);
         return err_set(eb, ERR_CRYPTO,
                        "cannot open the stored secret for %s %" PRId64

@@ -15,7 +15,14 @@
  * Errors: ERR_CRYPTO when a ciphertext does not open under this key ("wrong master key or the
  * value was moved"), ERR_NOTFOUND / ERR_DENIED for key file problems, each with a message saying
  * what to do. Never returns an empty secret silently. Plaintext returned to callers is
- * sodium_malloc'd; release it with vault_wipe(). A struct vault may be shared read-only by threads.
+ * sodium_malloc'd; release it with vault_wipe(). A struct vault may be shared by threads.
+ *
+ * Reload: a vault that vault_open read from a key file notices when that file is replaced
+ * (`memsync key rotate` in another process renames a new key over it): before each seal or
+ * unseal it compares the file's identity (device, inode, mtime) with what it read, and reads the
+ * key again when they differ. vault_reload forces it (serve and workers call it on SIGHUP). The
+ * key is swapped under a read-write lock, so a seal or unseal uses one key throughout. A vault
+ * from MEMSYNC_MASTER_KEY or vault_open_file never reloads.
  */
 #ifndef MEMSYNC_VAULT_H
 #define MEMSYNC_VAULT_H
@@ -33,6 +40,9 @@ struct vault;
  * (0600, fresh random key). */
 int vault_open(struct vault **out, const char *key_path, int create, struct errbuf *eb);
 void vault_close(struct vault *v);
+/* Reads the key file again now (see "Reload"); ERR_OK and nothing done for a vault that is not
+ * reloadable. On failure the key in use stays. */
+int vault_reload(const struct vault *v, struct errbuf *eb);
 const char *vault_key_id(const struct vault *v);
 
 /* Seals plaintext for (table, row_id, column). *out is malloc'd text. */

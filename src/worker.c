@@ -14,6 +14,13 @@
 #include "sync.h"
 
 static volatile sig_atomic_t worker_stop;
+static volatile sig_atomic_t worker_key_reload;
+
+void
+worker_request_key_reload(void)
+{
+    worker_key_reload = 1;
+}
 
 void
 worker_request_stop(void)
@@ -76,6 +83,12 @@ run_job(struct store *st, const struct worker_opts *o, const char *name, struct 
     log_info("sync job leased job=%" PRId64 " run=%" PRId64 " integration=%" PRId64
              " tenant=%s attempt=%d",
              j->id, j->run_id, j->integration_id, what, j->attempts);
+    if (worker_key_reload) {
+        worker_key_reload = 0;
+        if (vault_reload(o->vault, &eb) != ERR_OK)
+            log_warn("cannot read the master key file again: %s; keeping the key in use", eb.msg);
+        err_clear(&eb);
+    }
     rc = store_integration_get(st, j->account_id, j->integration_id, &in, &eb);
     if (rc == ERR_OK)
         rc = sync_creds_unseal(&creds, o->vault, &in, &eb);

@@ -44,5 +44,7 @@ int worker_run(struct store *st, const struct worker_opts *o, struct worker_stat
 
 /* Async-signal-safe: finish nothing new, give the current job back, return. */
 void worker_request_stop(void);
+/* Async-signal-safe (SIGHUP): read the master key file again before the next job. */
+void worker_request_key_reload(void);
 
 #endif

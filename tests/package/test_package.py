@@ -87,6 +87,11 @@ class Package(unittest.TestCase):
         self.assertTrue(os.path.exists(self.path("/usr/share/doc/memsync/copyright")))
         self.assertTrue(os.path.exists(self.path("/usr/share/doc/memsync/changelog.gz")))
         self.assertTrue(os.path.exists(self.path("/usr/share/doc/memsync/docs/DEPLOY.md")))
+        self.assertTrue(os.path.exists(self.path("/usr/share/doc/memsync/docs/alerts.yml")))
+        for page in ("/usr/share/man/man1/memsync.1.gz", "/usr/share/man/man5/memsync.conf.5.gz"):
+            self.assertTrue(os.path.exists(self.path(page)), page)
+        self.assertIn("complete -F _memsync memsync",
+                      self.read("/usr/share/bash-completion/completions/memsync"))
         if self.installed_with_dpkg:
             users = [l.split(":") for l in self.read("/etc/passwd").splitlines()]
             mine = [u for u in users if u[0] == "memsync"]

@@ -126,6 +126,34 @@ test_precedence(void **state)
     assert_int_equal(config_set(&c, "log-level", "error", &eb), ERR_OK);
     assert_string_equal(c.db, "/flag.db"); /* flag > env */
     assert_string_equal(c.log_level, "error");
+    /* config --show-origin says where each came from. */
+    {
+        char *out = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&out, &n);
+
+        config_print_origin(&c, cfg_path, f);
+        fclose(f);
+        assert_non_null(strstr(out, "db = /flag.db  # flag --db\n"));
+        assert_non_null(strstr(out, "log_level = error  # flag --log-level\n"));
+        assert_non_null(strstr(out, "sync_parallel = 4  # file "));
+        assert_non_null(strstr(out, "log_format = text  # default\n"));
+        free(out);
+    }
+    setenv("MEMSYNC_LOG_FORMAT", "json", 1);
+    assert_int_equal(config_load(&c, cfg_path, &eb), ERR_OK);
+    {
+        char *out = NULL;
+        size_t n = 0;
+        FILE *f = open_memstream(&out, &n);
+
+        config_print_origin(&c, cfg_path, f);
+        fclose(f);
+        assert_non_null(strstr(out, "log_format = json  # environment MEMSYNC_LOG_FORMAT\n"));
+        assert_non_null(strstr(out, "db = /env.db  # environment MEMSYNC_DB\n"));
+        free(out);
+    }
+    unsetenv("MEMSYNC_LOG_FORMAT");
 
     /* MEMSYNC_CONFIG names the file when no path is given. */
     unsetenv("MEMSYNC_DB");
@@ -278,6 +306,10 @@ test_print(void **state)
         config_defaults(&d);
         assert_int_equal(config_set(&d, "sync_parallel", "5", &eb), ERR_OK);
         assert_int_equal(config_parse_text(&d, "printed", out, n, &eb), ERR_OK);
+        /* Where the values came from differs by design: d's are all from the "file". */
+        assert_int_equal(d.origin[0], CONFIG_FROM_FILE);
+        assert_int_equal(c.origin[0], CONFIG_FROM_DEFAULT);
+        memcpy(d.origin, c.origin, sizeof d.origin);
         assert_memory_equal(&c, &d, sizeof c);
     }
 }

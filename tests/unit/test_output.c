@@ -203,7 +203,7 @@ test_table(void **state)
 
     (void)state;
     out = render(OUTPUT_TABLE, cols, 3, rows, 3);
-    assert_string_equal(out, "id  name                                      os\n"
+    assert_string_equal(out, "ID  Name                                      OS\n"
                              "1   LAPTOP-1                                  Windows\n"
                              "22  bad name tab                              \n"
                              "3   012345678901234567890123456789012345678\xe2\x80\xa6  iOS\n");
@@ -222,7 +222,46 @@ test_table_exact_width_not_cut(void **state)
 
     (void)state;
     out = render(OUTPUT_TABLE, cols, 1, rows, 2);
-    assert_string_equal(out, "v\n0123456789012345678901234567890123456789\n\xc3\xa9t\xc3\xa9\n");
+    assert_string_equal(out, "V\n0123456789012345678901234567890123456789\n\xc3\xa9t\xc3\xa9\n");
+    free(out);
+}
+
+/* CJK characters take two terminal columns: columns align by display width, and a long value is
+ * cut at 40 columns (not 40 characters). Headers are words. */
+static void
+test_table_cjk_display_width(void **state)
+{
+    static const char *const cols[] = {"client.name", "serial_number", "os"};
+    static const char *const rows[] = {
+        /* 東京 = 4 columns */
+        "{\"client\":{\"name\":\"\u6771\u4eac\"},\"serial_number\":\"S1\",\"os\":\"iOS\"}",
+        "{\"client\":{\"name\":\"Contoso\"},\"serial_number\":\"S2\",\"os\":\"Windows\"}",
+        /* 25 CJK characters = 50 columns: cut to 19 (38 columns) and the ellipsis (39) */
+        "{\"client\":{\"name\":\"\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927"
+        "\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927\u5927"
+        "\u5927\u5927\u5927\"},\"serial_number\":\"S3\",\"os\":\"macOS\"}",
+    };
+    char *out, *big = NULL;
+    size_t n = 0;
+    FILE *mem = open_memstream(&big, &n);
+
+    (void)state;
+    for (int i = 0; i < 19; i++)
+        fputs("\xe5\xa4\xa7", mem);
+    fclose(mem);
+    out = render(OUTPUT_TABLE, cols, 3, rows, 3);
+    {
+        char want[1024];
+
+        snprintf(want, sizeof want,
+                 "Client                                   Serial number  OS\n"
+                 "\xe6\x9d\xb1\xe4\xba\xac                                     S1             iOS\n"
+                 "Contoso                                  S2             Windows\n"
+                 "%s\xe2\x80\xa6  S3             macOS\n",
+                 big);
+        assert_string_equal(out, want);
+    }
+    free(big);
     free(out);
 }
 
@@ -257,6 +296,7 @@ main(void)
         cmocka_unit_test(test_json_array_and_lines),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_table_exact_width_not_cut),
+        cmocka_unit_test(test_table_cjk_display_width),
         cmocka_unit_test(test_row_not_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

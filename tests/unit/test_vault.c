@@ -310,6 +310,52 @@ test_env_key(void **state)
     unsetenv("MEMSYNC_MASTER_KEY");
 }
 
+/* A key file replaced while the vault is open (key rotate in another process) is read again
+ * before the next use; vault_reload forces it; a vault from vault_open_file never reloads. */
+static void
+test_reload_after_replace(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct vault *fixed = NULL, *newv = NULL;
+    char other[160], old_id[9], *env = NULL, *env_new = NULL, *pt = NULL;
+
+    snprintf(other, sizeof other, "%s/other.key", fx->dir);
+    snprintf(old_id, sizeof old_id, "%s", vault_key_id(fx->v));
+    assert_int_equal(vault_open_file(&fixed, fx->path, &eb), ERR_OK);
+    assert_int_equal(vault_seal(fx->v, "integration", 1, "sync_app_secret", SECRET, &env, &eb),
+                     ERR_OK);
+    /* Rotate: a new key file renamed over the old one; the secret re-sealed under it. */
+    assert_int_equal(vault_generate(other, &eb), ERR_OK);
+    assert_int_equal(vault_open_file(&newv, other, &eb), ERR_OK);
+    assert_int_equal(
+        vault_reseal(fx->v, newv, "integration", 1, "sync_app_secret", env, &env_new, &eb), ERR_OK);
+    assert_int_equal(rename(other, fx->path), 0);
+    /* The open vault notices the new file at its next use. */
+    assert_int_equal(vault_unseal(fx->v, "integration", 1, "sync_app_secret", env_new, &pt, &eb),
+                     ERR_OK);
+    assert_string_equal(pt, SECRET);
+    vault_wipe(pt);
+    pt = NULL;
+    assert_string_equal(vault_key_id(fx->v), vault_key_id(newv));
+    assert_string_not_equal(vault_key_id(fx->v), old_id);
+    /* And says which key a secret of before wants. */
+    assert_int_equal(vault_unseal(fx->v, "integration", 1, "sync_app_secret", env, &pt, &eb),
+                     ERR_CRYPTO);
+    assert_non_null(strstr(eb.msg, old_id));
+    /* Forced reload: nothing changed, still fine. */
+    assert_int_equal(vault_reload(fx->v, &eb), ERR_OK);
+    assert_string_equal(vault_key_id(fx->v), vault_key_id(newv));
+    /* vault_open_file's vault keeps its key. */
+    assert_string_equal(vault_key_id(fixed), old_id);
+    assert_int_equal(vault_reload(fixed, &eb), ERR_OK);
+    assert_string_equal(vault_key_id(fixed), old_id);
+    vault_close(fixed);
+    vault_close(newv);
+    free(env);
+    free(env_new);
+}
+
 int
 main(void)
 {
@@ -322,6 +368,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_key_file_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_file_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_env_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_after_replace, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
