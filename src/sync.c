@@ -928,11 +928,12 @@ tenant_log_synced(const struct tenant *t)
         progress_tenant(t, name);
         return;
     }
-    log_info("tenant synced tenant=%s name=\"%s\" devices=%zu created=%lld updated=%lld "
-             "retired=%lld requests=%lld throttled=%lld ms=%lld",
-             t->cust.tenant_id, name != NULL ? name : "", t->nsynced, (long long)t->counts.created,
-             (long long)t->counts.updated, (long long)t->counts.retired, (long long)t->requests,
-             (long long)t->throttled, (long long)t->took_ms);
+    log_info("tenant synced run=%lld tenant=%s name=\"%s\" devices=%zu created=%lld "
+             "updated=%lld retired=%lld requests=%lld throttled=%lld ms=%lld",
+             (long long)t->eng->run_id, t->cust.tenant_id, name != NULL ? name : "", t->nsynced,
+             (long long)t->counts.created, (long long)t->counts.updated,
+             (long long)t->counts.retired, (long long)t->requests, (long long)t->throttled,
+             (long long)t->took_ms);
 }
 
 static void
@@ -967,11 +968,11 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
     if (t->failed && eng->opts->progress)
         progress_tenant(t, name);
     if (t->failed) {
-        log_warn("tenant failed tenant=%s name=\"%s\" code=%s requests=%lld request_id=%s "
-                 "date=\"%s\": %s %s",
-                 t->cust.tenant_id, name != NULL ? name : "", t->rem.id, (long long)t->requests,
-                 t->rem.request_id[0] != '\0' ? t->rem.request_id : "-", t->rem.date,
-                 t->rem.message, t->rem.action);
+        log_warn("tenant failed run=%lld tenant=%s name=\"%s\" code=%s requests=%lld "
+                 "request_id=%s date=\"%s\": %s %s",
+                 (long long)eng->run_id, t->cust.tenant_id, name != NULL ? name : "", t->rem.id,
+                 (long long)t->requests, t->rem.request_id[0] != '\0' ? t->rem.request_id : "-",
+                 t->rem.date, t->rem.message, t->rem.action);
     } else if (!t->in_batch) {
         tenant_log_synced(t);
     }

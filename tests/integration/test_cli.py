@@ -213,7 +213,7 @@ class SyncOnTerminal(unittest.TestCase):
             self.assertIn("Unconsented Ltd (%s): " % bad, failed[0])
             self.assertIn("consent", failed[0].lower())
             self.assertRegex(term, r"\[#+\] 3/3 tenants .* \d+:\d\d")
-            self.assertNotIn("tenant failed tenant=", term, "logs stay behind -v")
+            self.assertNotIn("tenant failed run=", term, "logs stay behind -v")
             self.assertNotIn("sync starting", term)
             code, out, term = run_on_terminal(ms, "sync", "--no-software", "-v")
             self.assertEqual(code, 3, term)

@@ -38,6 +38,13 @@ class Logs(unittest.TestCase):
                 self.assertIsInstance(o["code"], str)
                 self.assertIsInstance(o["requests"], int)
                 self.assertTrue(o["detail"])
+                self.assertIsInstance(o["run"], int)
+                self.assertIn("request_id", o)
+            # A failure Microsoft answered carries its request id (Graph's request-id header).
+            answered = [o for o in failed if o["code"] == "permission_missing"]
+            self.assertTrue(answered, err[-2000:])
+            for o in answered:
+                self.assertRegex(o["request_id"], r"^[0-9a-f-]{36}$", o)
             codes = {o["code"] for o in failed}
             self.assertTrue({"tenant_not_found", "permission_missing"} <= codes, codes)
             done = [o for o in lines if o["msg"] == "sync finished"]
