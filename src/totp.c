@@ -281,3 +281,49 @@ out:
     buf_free(&b);
     return rc;
 }
+
+static const char totp_recovery_alpha[] = "23456789abcdefghjkmnpqrstuvwxyz";
+
+void
+totp_recovery_new(char out[TOTP_RECOVERY_LEN])
+{
+    size_t o = 0;
+
+    for (int i = 0; i < 10; i++) {
+        if (i == 5)
+            out[o++] = '-';
+        out[o++] = totp_recovery_alpha[randombytes_uniform(sizeof totp_recovery_alpha - 1)];
+    }
+    out[o] = '\0';
+}
+
+int
+totp_recovery_norm(const char *in, char out[TOTP_RECOVERY_LEN])
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    if (in == NULL)
+        return 0;
+    for (const char *p = in; *p != '\0'; p++) {
+        char c = *p;
+
+        if (c == ' ' || c == '-' || c == '\t')
+            continue;
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (strchr(totp_recovery_alpha, c) == NULL || n >= 10) {
+            out[0] = '\0';
+            return 0;
+        }
+        out[n < 5 ? n : n + 1] = c; /* out[5] is the dash */
+        n++;
+    }
+    if (n != 10) {
+        out[0] = '\0';
+        return 0;
+    }
+    out[5] = '-';
+    out[11] = '\0';
+    return 1;
+}

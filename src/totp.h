@@ -52,4 +52,17 @@ int totp_uri(const char *issuer, const char *account, const char *secret, char *
  * malloc'd (free()). */
 int totp_qr_svg(const char *text, char **out, struct errbuf *eb);
 
+/* Recovery codes: TOTP_RECOVERY_CODES per enrolment, each 10 characters of a 31-letter alphabet
+ * without look-alikes (no 0, 1, i, l, o; about 49 bits) shown as "xxxxx-xxxxx". The caller
+ * hashes the canonical form with auth_password_hash() and shows the codes once. */
+#define TOTP_RECOVERY_CODES 10
+#define TOTP_RECOVERY_LEN   12 /* "xxxxx-xxxxx" with its NUL */
+
+/* A new random recovery code in its canonical form (libsodium). */
+void totp_recovery_new(char out[TOTP_RECOVERY_LEN]);
+
+/* The canonical form of a recovery code as typed: case, spaces and dashes are ignored. 1 and
+ * out filled when it is 10 characters of the alphabet, else 0 (out is then ""). */
+int totp_recovery_norm(const char *in, char out[TOTP_RECOVERY_LEN]);
+
 #endif

@@ -7,11 +7,13 @@
 
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
+#include "auth.h"
 #include "err.h"
 #include "totp.h"
 
@@ -179,6 +181,49 @@ test_qr_svg(void **state)
     assert_null(svg);
 }
 
+static void
+test_recovery_codes(void **state)
+{
+    struct errbuf eb = {0};
+    char a[TOTP_RECOVERY_LEN], b[TOTP_RECOVERY_LEN], n[TOTP_RECOVERY_LEN], typed[32];
+    char hash[AUTH_HASH_MAX];
+
+    (void)state;
+    totp_recovery_new(a);
+    totp_recovery_new(b);
+    assert_int_equal(strlen(a), 11);
+    assert_int_equal(a[5], '-');
+    assert_int_equal(strspn(a, "23456789abcdefghjkmnpqrstuvwxyz"), 5);
+    assert_int_equal(strspn(a + 6, "23456789abcdefghjkmnpqrstuvwxyz"), 5);
+    assert_string_not_equal(a, b);
+    assert_int_equal(totp_recovery_norm(a, n), 1);
+    assert_string_equal(n, a);
+
+    /* as typed: upper case, spaces, no dash */
+    assert_int_equal(totp_recovery_norm(" AB2CD 3EFGH ", n), 1);
+    assert_string_equal(n, "ab2cd-3efgh");
+    assert_int_equal(totp_recovery_norm("ab2cd3efgh", n), 1);
+    assert_string_equal(n, "ab2cd-3efgh");
+    /* look-alikes, wrong lengths and other characters are refused */
+    assert_int_equal(totp_recovery_norm("ab2cd-3efg0", n), 0);
+    assert_string_equal(n, "");
+    assert_int_equal(totp_recovery_norm("ab2cd-3efg", n), 0);
+    assert_int_equal(totp_recovery_norm("ab2cd-3efghj", n), 0);
+    assert_int_equal(totp_recovery_norm("ab2cd-3ef;h", n), 0);
+    assert_int_equal(totp_recovery_norm("", n), 0);
+    assert_int_equal(totp_recovery_norm(NULL, n), 0);
+
+    /* stored hashed with the password hash; the typed form checks against it once normalised */
+    assert_int_equal(auth_password_hash(a, hash, &eb), ERR_OK);
+    snprintf(typed, sizeof typed, "%.5s %s", a, a + 6);
+    for (char *p = typed; *p != '\0'; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - 'a' + 'A');
+    assert_int_equal(totp_recovery_norm(typed, n), 1);
+    assert_int_equal(auth_password_check(hash, n), 1);
+    assert_int_equal(auth_password_check(hash, b), 0);
+}
+
 int
 main(void)
 {
@@ -189,6 +234,7 @@ main(void)
         cmocka_unit_test(test_secret_new),
         cmocka_unit_test(test_uri),
         cmocka_unit_test(test_qr_svg),
+        cmocka_unit_test(test_recovery_codes),
     };
 
     if (sodium_init() < 0)
