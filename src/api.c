@@ -560,16 +560,62 @@ cursor_params(struct list_params *lp)
     return ERR_OK;
 }
 
+/* The pure part of list_params_parse: kv holds npairs (key, value) pairs, kv[2i] and kv[2i+1],
+ * in the order the request gave them. */
 static int
-list_params_parse(struct httpd_request *req, const char *entity, struct list_params *lp)
+list_params_parse_pairs(const char *entity, const char *const *kv, size_t npairs,
+                        struct list_params *lp)
 {
     memset(lp, 0, sizeof *lp);
     lp->page_size = API_PAGE_DEFAULT;
     lp->entity = entity;
-    httpd_args_each(req, param_cb, lp);
+    for (size_t i = 0; i < npairs; i++)
+        if (param_cb(lp, kv[2 * i], kv[2 * i + 1] != NULL ? kv[2 * i + 1] : "") != 0)
+            break;
     if (!lp->bad && lp->cursor_in != NULL)
         lp->bad = cursor_params(lp);
     return lp->bad;
+}
+
+int
+api_list_params_check(const char *entity, const char *const *kv, size_t npairs, struct errbuf *eb)
+{
+    struct list_params lp;
+    int rc = list_params_parse_pairs(entity, kv, npairs, &lp);
+
+    if (rc != ERR_OK)
+        err_set(eb, rc, "%s", lp.eb.msg);
+    list_params_clear(&lp);
+    return rc;
+}
+
+/* The query arguments as pairs; one past the limit so that the parser refuses the request. */
+struct arg_pairs {
+    const char *kv[2 * (API_MAX_QUERY_PARAMS + 1)];
+    size_t n;
+};
+
+static int
+collect_pair(void *arg, const char *key, const char *value)
+{
+    struct arg_pairs *p = arg;
+
+    if (p->n >= API_MAX_QUERY_PARAMS + 1)
+        return 1;
+    p->kv[2 * p->n] = key;
+    p->kv[2 * p->n + 1] = value;
+    p->n++;
+    return 0;
+}
+
+static int
+list_params_parse(struct httpd_request *req, const char *entity, struct list_params *lp)
+{
+    struct arg_pairs p;
+
+    p.n = 0;
+    httpd_args_each(req, collect_pair, &p);
+    return list_params_parse_pairs(entity, p.kv, p.n, lp);
 }
 
 static void

@@ -87,6 +87,13 @@ json_t *api_integration_json(struct api_app *app, const struct integration *in);
 /* Nested JSON object from a store row ("a.b" names become nested objects). */
 json_t *api_cells_json(const struct store_cell *cells, size_t n);
 
+/* Parses and validates a list's query parameters exactly as a list request does (entity: a
+ * store list entity such as "hardware"); kv holds npairs (key, value) pairs as kv[2i], kv[2i+1]
+ * (a NULL value reads as ""). Returns ERR_OK or ERR_INVAL with the 400 answer's detail in eb;
+ * keeps nothing. For the fuzzer (fuzz/list_params_fuzzer.c); requests use the same parser. */
+int api_list_params_check(const char *entity, const char *const *kv, size_t npairs,
+                          struct errbuf *eb);
+
 /* `memsync serve [--listen HOST:PORT] [--url-file FILE] [--no-schedule]`: starts the scheduler
  * and the HTTP server and runs until SIGINT/SIGTERM. cx is the command line's context (cli.c),
  * whose first member is the loaded struct config. On first run (no user at all) it creates the
