@@ -78,7 +78,12 @@ def test_query_params(srv, read_key):
     after = rss_kb(srv.proc.pid)
     print("rss before %d KB after %d KB" % (before, after), flush=True)
     check(codes == {400}, "repeated parameters always answer 400 (%s)" % codes)
-    check(after - before < 20000, "RSS grew by %d KB over 4,000 requests" % (after - before))
+    if os.environ.get("MEMSYNC_TEST_SANITIZED"):
+        # ASan keeps freed blocks in its quarantine, so RSS grows without a leak; its leak
+        # checker covers this build, and the release build asserts the bound.
+        print("RSS bound not checked under ASan", flush=True)
+    else:
+        check(after - before < 20000, "RSS grew by %d KB over 4,000 requests" % (after - before))
 
 
 def test_safe_next(srv):

@@ -46,14 +46,16 @@ test_every_byte_counts(void **state)
     }
 }
 
-/* 20,000 GUID-shaped keys in a 32,768-slot table (the tables stay at most half full): no long
- * clusters. */
+/* 20,000 GUID-shaped keys in a 32,768-slot table (the tables stay at most half full): probes stay
+ * short. The seed is random per process, so the bounds are statistical: linear probing at this
+ * load displaces a key by ~0.8 slots on average, and its longest run varies between seeds
+ * (runs of 60-70 occur), while a hash that clusters these keys gives runs in the thousands. */
 static void
 test_spread(void **state)
 {
     enum { N = 20000, SLOTS = 32768 };
     unsigned char *used = calloc(SLOTS, 1);
-    size_t longest = 0;
+    size_t longest = 0, total = 0;
 
     (void)state;
     assert_non_null(used);
@@ -69,11 +71,13 @@ test_spread(void **state)
             probe++;
         }
         used[at] = 1;
+        total += probe;
         if (probe > longest)
             longest = probe;
     }
     free(used);
-    assert_true(longest < 64);
+    assert_true(total < 2 * N); /* mean displacement under 2 slots */
+    assert_true(longest < 256);
 }
 
 int
