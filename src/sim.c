@@ -598,8 +598,9 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
 /* Fixed-window counter; returns seconds to wait (> 0) when over the limit, else 0. */
 enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 
+/* `others`: requests other apps make at the start of each window (TH_TENANT only). */
 static double
-throttle_hit(const char *key, enum throttle_kind kind)
+throttle_hit(const char *key, enum throttle_kind kind, long others)
 {
     int64_t now = clock_mono_ms();
     double wait = 0;
@@ -637,7 +638,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
         memset(&g.wins[i], 0, sizeof g.wins[i]);
         snprintf(g.wins[i].key, sizeof g.wins[i].key, "%s", key);
         g.wins[i].start_ms = now;
-        g.wins[i].count = kind == TH_TENANT ? g.other_apps : 0;
+        g.wins[i].count = kind == TH_TENANT ? others : 0;
         g.nwins++;
         sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
         sidx_put(&g.win_idx, h, i);
@@ -645,7 +646,7 @@ throttle_hit(const char *key, enum throttle_kind kind)
     struct throttle_win *tw = &g.wins[i];
     if (now - tw->start_ms >= window_ms) {
         tw->start_ms = now;
-        tw->count = kind == TH_TENANT ? g.other_apps : 0; /* the tenant's other apps */
+        tw->count = kind == TH_TENANT ? others : 0; /* the tenant's other apps */
     }
     /* usage keeps accruing while throttled, as Microsoft documents */
     tw->count++;
@@ -2758,18 +2759,20 @@ graph_throttle(struct gctx *x, enum route rt)
     double wait;
 
     snprintf(key, sizeof key, "global|%s", x->cl.appid);
-    wait = throttle_hit(key, TH_GLOBAL);
+    wait = throttle_hit(key, TH_GLOBAL, 0);
     if (wait <= 0 && is_intune_route(rt)) {
         snprintf(key, sizeof key, "intune|%s|%s", x->cl.appid, x->cl.tid);
-        wait = throttle_hit(key, TH_INTUNE);
+        wait = throttle_hit(key, TH_INTUNE, 0);
     }
-    if (wait <= 0 && is_intune_route(rt) && g.other_apps > 0) {
+    long others = x->t != NULL && x->t->other_apps >= 0 ? x->t->other_apps : g.other_apps;
+
+    if (wait <= 0 && is_intune_route(rt) && others > 0) {
         snprintf(key, sizeof key, "tenant|%s", x->cl.tid);
-        wait = throttle_hit(key, TH_TENANT);
+        wait = throttle_hit(key, TH_TENANT, others);
     }
     if (wait <= 0 && rt == R_DEVICE_APPS && g.dapps_limit > 0) {
         snprintf(key, sizeof key, "dapps|%s|%s", x->cl.appid, x->cl.tid);
-        if (throttle_hit(key, TH_DAPPS) > 0)
+        if (throttle_hit(key, TH_DAPPS, 0) > 0)
             return graph_429(-1); /* no Retry-After: Microsoft Q&A 5784629 */
     }
     return wait > 0 ? graph_429(wait) : NULL;
@@ -3910,6 +3913,8 @@ set_tenant_flags(struct simtenant *t, json_t *o)
      * answer /organization with 403 Authorization_RequestDenied. */
     if ((v = json_object_get(o, "org_readable")) && json_is_boolean(v))
         t->org_denied = !json_is_true(v);
+    if ((v = json_object_get(o, "other_apps")) && (json_is_integer(v) || json_is_null(v)))
+        t->other_apps = json_is_null(v) ? -1 : (long)json_integer_value(v);
 }
 
 static int
@@ -4181,14 +4186,15 @@ world_json(void)
         json_array_append_new(
             ts,
             json_pack(
-                "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b, s:s, s:b}",
+                "{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b, s:s?, s:b, s:s, s:b, s:o}",
                 "index", t->index, "id", t->id, "name", t->name, "domain", t->domain,
                 "initial_domain", t->initial_domain, "devices", (json_int_t)t->ndev, "apps",
                 (json_int_t)napps, "consented", t->consented, "intune_licensed", t->intune_licensed,
                 "permission", t->permission, "exists", t->exists, "associated_partner_id",
                 t->associated_partner[0] ? t->associated_partner : NULL, "intune_401",
                 t->intune_401, "cloud", t->cloud[0] ? t->cloud : "global", "org_readable",
-                !t->org_denied));
+                !t->org_denied, "other_apps",
+                t->other_apps >= 0 ? json_integer(t->other_apps) : json_null()));
     }
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s, s:i, s:o}", "seed", (json_int_t)w->seed,
                           "partner_tenant_id", w->partner_tenant_id, "partner_app_id",
@@ -4415,7 +4421,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             r = pc_error(405, "405", "Method not allowed.");
             goto send;
         }
-        double wait = throttle_hit("pc|customers", TH_PC);
+        double wait = throttle_hit("pc|customers", TH_PC, 0);
         if (wait > 0) {
             r = pc_429((int)(wait + 0.999));
             goto send;

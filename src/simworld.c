@@ -1108,6 +1108,7 @@ simw_add_tenant(struct simworld *w, const char *name, int ndev)
     t->consented = 1;
     t->intune_licensed = 1;
     t->permission = 1;
+    t->other_apps = -1;
     t->exists = 1;
     w->tenants = xrealloc(w->tenants, (w->ntenants + 1) * sizeof(*w->tenants));
     w->tenants[w->ntenants++] = t;

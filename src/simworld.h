@@ -128,6 +128,9 @@ struct simtenant {
      * get AADSTS900382 (learn.microsoft.com/graph/deployments; pnp/PnP-PowerShell #3042) */
     char cloud[12];
     int org_denied; /* 1 => /organization 403 Authorization_RequestDenied (org_readable false) */
+    /* Intune requests this tenant's other apps make each window, -1 = the throttle's
+     * other_apps: a tenant running a heavy backup or RMM tool leaves less of its 4000. */
+    long other_apps;
 };
 
 struct simw_secret {

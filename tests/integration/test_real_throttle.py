@@ -188,6 +188,21 @@ class RealThrottle(unittest.TestCase):
             st, _, _ = harness.http("GET", sim.graph + "/v1.0/deviceManagement/managedDevices",
                                     None, {"Authorization": "Bearer " + tok})
             self.assertEqual(st, 200)
+            # A tenant's own other_apps overrides the throttle's; null returns to it.
+            sim.control([{"op": "set_throttle", "other_apps": 0},
+                         {"op": "set_tenant", "tenant": tid, "other_apps": 3998}])
+            self.assertEqual(sim.world()["tenants"][0]["other_apps"], 3998)
+            got = []
+            for _ in range(3):
+                st, _, h = harness.http("GET", sim.graph + "/v1.0/deviceManagement/managedDevices",
+                                        None, {"Authorization": "Bearer " + tok})
+                got.append((st, "Retry-After" in h))
+            self.assertEqual(got, [(200, False)] * 2 + [(429, True)])
+            sim.control({"op": "set_tenant", "tenant": tid, "other_apps": None})
+            self.assertIsNone(sim.world()["tenants"][0]["other_apps"])
+            st, _, _ = harness.http("GET", sim.graph + "/v1.0/deviceManagement/managedDevices",
+                                    None, {"Authorization": "Bearer " + tok})
+            self.assertEqual(st, 200)
 
             # detected_apps_limit: per-device detectedApps, called directly or in a $batch, gets
             # 429 without Retry-After beyond it (other routes are not affected).

@@ -23,7 +23,7 @@ SCENARIO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
                         "real-world.json")
 T0 = datetime.datetime(2026, 12, 1, 8, 0, 0)
 EXPORT_T, PER_DEVICE_T, RENAME_T, BATCH429_T = 0, 1, 2, 3
-FEW_T, MANY_T, ORG_T, NOLIC_T, NOPERM_T = 4, 6, 5, 23, 24
+FEW_T, MANY_T, ORG_T, BUDGET_T, NOLIC_T, NOPERM_T = 4, 6, 5, 7, 23, 24
 APPS = 4
 
 
@@ -132,7 +132,8 @@ class RealWorld(unittest.TestCase):
         self.assertTrue(hits(None, 429, BATCH429_T, ra=False, item=True), "$batch item 429")
         self.assertTrue(hits(None, 429, PER_DEVICE_T, ra=False, item=True),
                         "detectedApps limit")
-        self.assertTrue(hits(None, 429, ra=True), "the budget shared with other apps")
+        # Tenant 7's other apps leave it 40 requests a window; its full sync needs ~65 at once.
+        self.assertTrue(hits(None, 429, BUDGET_T, ra=True), "the budget shared with other apps")
         self.assertTrue(hits(None, 401, NOLIC_T) and hits(None, 401, NOPERM_T), "intune_401")
         self.assertTrue(hits("organization", 403, ORG_T), "/organization 403")
         self.assertTrue(hits("customers", 200), "Partner Center with a BOM")
