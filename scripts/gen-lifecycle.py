@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Generates src/lifecycle_data.inc from data/os-lifecycle.csv (run from the repository root).
+"""Generates src/view/lifecycle_data.inc from data/os-lifecycle.csv (run from the repository root).
 
 The CSV has no quoted fields (see the header row); every row keeps its source as a comment.
-Usage: scripts/gen-lifecycle.py [data/os-lifecycle.csv] [src/lifecycle_data.inc]
+Usage: scripts/gen-lifecycle.py [data/os-lifecycle.csv] [src/view/lifecycle_data.inc]
 """
 import re
 import sys
@@ -21,7 +21,7 @@ def c_str(s):
 
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else "data/os-lifecycle.csv"
-    dst = sys.argv[2] if len(sys.argv) > 2 else "src/lifecycle_data.inc"
+    dst = sys.argv[2] if len(sys.argv) > 2 else "src/view/lifecycle_data.inc"
     with open(src, encoding="utf-8") as f:
         lines = f.read().splitlines()
     if lines[0].split(",") != COLUMNS:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Keeps the SETTINGS section of man/memsync.conf.5 equal to `memsync config --man`, which prints
-it from the settings table (src/config.c), so the page cannot drift from the program.
+it from the settings table (src/core/config.c), so the page cannot drift from the program.
 
 usage: scripts/man-settings.py MEMSYNC_BINARY           rewrite the section in place
        scripts/man-settings.py --check MEMSYNC_BINARY   exit 1 (with a diff) when it differs

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Turns www/app.css and www/app.js into C string literals (app_css.inc, app_js.inc) that
-src/ui.c compiles into the binary. Run after editing either file."""
+src/serve/ui.c compiles into the binary. Run after editing either file."""
 import json
 import os
 

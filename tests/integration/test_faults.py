@@ -1,4 +1,4 @@
-"""The fault scenario: among 20 tenants some fail in each way of docs/SETUP.md and src/remedy.c, some are
+"""The fault scenario: among 20 tenants some fail in each way of docs/SETUP.md and src/ms/remedy.c, some are
 throttled, some drop connections and answer 503. Healthy tenants complete with exactly the
 expected devices and installs, failing ones keep their previous data, every failure is reported
 with its remedy, and `memsync sync` exits 3."""

@@ -1,5 +1,5 @@
 /* test_remedy.c - what memsync tells the user for each Microsoft failure (docs/SETUP.md and
- * src/remedy.c). */
+ * src/ms/remedy.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>

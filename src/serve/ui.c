@@ -31,10 +31,10 @@
 #define PAGE_SIZE 50
 
 static const char app_css[] =
-#include "../www/app_css.inc"
+#include "../../www/app_css.inc"
     ;
 static const char app_js[] =
-#include "../www/app_js.inc"
+#include "../../www/app_js.inc"
     ;
 
 /* ---- helpers

@@ -1,5 +1,5 @@
 /* remedy.h - turns what Microsoft said into what the user should know and do (docs/SETUP.md and
- * src/remedy.c).
+ * src/ms/remedy.c).
  *
  * Each diagnosis has a stable code (for the API, tests and metrics), a plain-language message
  * and a remedy. Messages never include secrets or tokens. Pure functions; thread-safe.
