@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Usage: scripts/layers.py [SRC-DIR]. Checks memsync's include graph against its layers (docs/ARCHITECTURE.md "Layers").
+
+A file in src/<layer>/ may include headers of its own folder and of the layers below it, never of
+a layer above or beside it; and no two files include each other, directly or through others (an
+import circle). Tests, fuzzers and benchmarks may include anything. Exit 1 with each offending
+include named.
+"""
+import os
+import re
+import sys
+
+# Lowest first. A layer may use every layer listed before it, except where DEPS narrows it.
+ORDER = ["core", "ms", "store", "sync", "view", "serve", "sim", "cli"]
+# The simulator stands beside the product: it may use core alone, so it never shares a belief
+# with the client code it tests.
+DEPS = {"sim": {"core"}}
+# Known circles, to be removed; each names the files of one circle. Empty is the goal.
+ALLOWED_CYCLES = [["api", "ui"]]  # serve has no router yet
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "src")
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def main():
+    where = {}  # header or source name -> layer
+    files = []
+    for layer in ORDER:
+        d = os.path.join(ROOT, layer)
+        if not os.path.isdir(d):
+            print("src/%s: layer folder missing" % layer)
+            return 1
+        for name in sorted(os.listdir(d)):
+            if name.endswith((".c", ".h", ".inc")):
+                if name in where:
+                    print("%s is in both src/%s and src/%s" % (name, where[name], layer))
+                    return 1
+                where[name] = layer
+                files.append((layer, name))
+    for d in os.listdir(ROOT):
+        if d not in ORDER and os.path.isdir(os.path.join(ROOT, d)):
+            print("src/%s: a folder that is not a layer (add it to ORDER in this script)" % d)
+            return 1
+        if os.path.isfile(os.path.join(ROOT, d)) and d != "CMakeLists.txt":
+            print("src/%s: a file outside every layer" % d)
+            return 1
+
+    bad = 0
+    graph = {}
+    for layer, name in files:
+        with open(os.path.join(ROOT, layer, name), encoding="utf-8") as f:
+            text = f.read()
+        allowed = DEPS.get(layer, set(ORDER[:ORDER.index(layer)])) | {layer}
+        graph[name] = []
+        for inc in INCLUDE.findall(text):
+            base = os.path.basename(inc)
+            if inc.startswith("../../www/"):
+                continue  # generated assets (www/embed.py)
+            if base not in where:
+                print("src/%s/%s includes %s, which no layer holds" % (layer, name, inc))
+                bad += 1
+                continue
+            if where[base] not in allowed:
+                print("src/%s/%s includes %s from src/%s: %s may use only %s" %
+                      (layer, name, base, where[base], layer, ", ".join(sorted(allowed))))
+                bad += 1
+            graph[name].append(base)
+
+    # Circles between modules: a module is its .c and .h together.
+    def mod(n):
+        return n.rsplit(".", 1)[0]
+    mg = {}
+    for n, incs in graph.items():
+        mg.setdefault(mod(n), set()).update(mod(i) for i in incs if mod(i) != mod(n))
+    seen, stack, cycles = {}, [], []
+
+    def visit(m):
+        seen[m] = 1
+        stack.append(m)
+        for d in sorted(mg.get(m, ())):
+            if seen.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in seen:
+                visit(d)
+        stack.pop()
+        seen[m] = 2
+    for m in sorted(mg):
+        if m not in seen:
+            visit(m)
+    for c in cycles:
+        if sorted(set(c)) in [sorted(a) for a in ALLOWED_CYCLES]:
+            continue
+        print("import circle: %s" % " -> ".join(c))
+        bad += 1
+    print("%d passed, %d failed" % (1 if not bad else 0, 1 if bad else 0))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
