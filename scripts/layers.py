@@ -31,13 +31,15 @@ def main():
         if not os.path.isdir(d):
             print("src/%s: layer folder missing" % layer)
             return 1
-        for name in sorted(os.listdir(d)):
-            if name.endswith((".c", ".h", ".inc")):
-                if name in where:
-                    print("%s is in both src/%s and src/%s" % (name, where[name], layer))
-                    return 1
-                where[name] = layer
-                files.append((layer, name))
+        for sub, _, names in sorted(os.walk(d)):  # a layer may have subfolders (store/sqlite)
+            for name in sorted(names):
+                if name.endswith((".c", ".h", ".inc")):
+                    rel = os.path.relpath(os.path.join(sub, name), d)
+                    if name in where:
+                        print("%s is in both src/%s and src/%s" % (name, where[name], layer))
+                        return 1
+                    where[name] = layer
+                    files.append((layer, rel))
     for d in os.listdir(ROOT):
         if d not in ORDER and os.path.isdir(os.path.join(ROOT, d)):
             print("src/%s: a folder that is not a layer (add it to ORDER in this script)" % d)
@@ -48,22 +50,23 @@ def main():
 
     bad = 0
     graph = {}
-    for layer, name in files:
-        with open(os.path.join(ROOT, layer, name), encoding="utf-8") as f:
+    for layer, rel in files:
+        name = os.path.basename(rel)
+        with open(os.path.join(ROOT, layer, rel), encoding="utf-8") as f:
             text = f.read()
         allowed = DEPS.get(layer, set(ORDER[:ORDER.index(layer)])) | {layer}
         graph[name] = []
         for inc in INCLUDE.findall(text):
             base = os.path.basename(inc)
-            if inc.startswith("../../www/"):
+            if inc.startswith(("../../www/", "../../../www/")):
                 continue  # generated assets (www/embed.py)
             if base not in where:
-                print("src/%s/%s includes %s, which no layer holds" % (layer, name, inc))
+                print("src/%s/%s includes %s, which no layer holds" % (layer, rel, inc))
                 bad += 1
                 continue
             if where[base] not in allowed:
                 print("src/%s/%s includes %s from src/%s: %s may use only %s" %
-                      (layer, name, base, where[base], layer, ", ".join(sorted(allowed))))
+                      (layer, rel, base, where[base], layer, ", ".join(sorted(allowed))))
                 bad += 1
             graph[name].append(base)
 

@@ -48,6 +48,14 @@ class Layers(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertIn("src/core/err.c includes api.h from src/serve", out)
 
+    def test_subfolder(self):
+        os.mkdir(os.path.join(self.dir, "store", "sqlite"))
+        self.put("store/sqlite/schema.c", '#include "api.h"\n')
+        self.put("serve/api.h", "")
+        rc, out = run(self.dir)
+        self.assertEqual(rc, 1)
+        self.assertIn("src/store/sqlite/schema.c includes api.h from src/serve", out)
+
     def test_sim_uses_client(self):
         self.put("sim/sim.c", '#include "graph.h"\n')
         rc, out = run(self.dir)
