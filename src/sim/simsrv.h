@@ -1,16 +1,35 @@
-/* simsrv.h - internals shared by the simulator's modules (sim.c: server and routes;
- * simtok.c: tokens and opaque paging tokens). Not a public interface.
+/* simsrv.h - internals shared by the simulator's modules. Not a public interface.
  *
- * Thread-safety: simtok functions are pure (they use the process-wide key set once by
+ * sim.c: the server core (listener, dispatch, sending, argv, start and stop) and the response
+ * helpers; sim_entra.c: token endpoints and bearer checks; sim_partner.c: Partner Center;
+ * sim_graph.c: Graph routes, $batch, Intune throttles; sim_export.c: report exports and
+ * downloads; sim_control.c: the /_sim/ control API, statistics, request log, scenarios;
+ * sim_fault.c: injected faults and throttling windows; simtok.c: tokens and opaque paging tokens.
+ *
+ * Threads and locks: MHD's handler threads serve requests; a delay thread resumes connections
+ * suspended for injected latency; the main thread builds the world and `g` before the server
+ * starts and frees them after it stops. World data is guarded by g.w->lock (rwlock); faults,
+ * statistics, throttling windows, the request log and export jobs by g.mu; the delay queue by
+ * g.dmu. Other fields of `g` are set before serving or by control ops (under g.mu where handler
+ * threads read them while serving). A `struct resp` belongs to the thread building it until
+ * sim_send_resp() takes it. simtok functions are pure (they use the process-wide key set once by
  * simtok_init before the server starts).
+ *
+ * Errors: handlers return a response (an error envelope of the service on failure), never NULL
+ * unless stated; allocation failure aborts (mem.h).
  */
 #ifndef MEMSYNC_SIMSRV_H
 #define MEMSYNC_SIMSRV_H
 
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
+#include "err.h"
+#include "simworld.h"
 
 #define SIMTOK_FIELD_MAX 160
 
@@ -45,5 +64,199 @@ int simtok_form_decode(char *s);
 
 /* Standard base64 decode into out (NUL-terminated); ERR_PARSE on bad input. */
 int simtok_b64_decode(const char *in, char *out, size_t outlen);
+
+/* --- server state ---------------------------------------------------------------------------- */
+
+#define SIM_BODY_MAX    (10u * 1024 * 1024)
+#define SIM_URL_MAX     (64u * 1024)
+#define SIM_PAGE_MAX    (256u * 1024 * 1024)
+#define SIM_TOKEN_LIFE  3599
+#define SIM_GRAPH_AUD   "https://graph.microsoft.com"
+#define SIM_PC_AUD      "https://api.partnercenter.microsoft.com"
+#define SIM_DEV_PAGE    1000
+#define SIM_PC_PAGE_DEF 200
+#define SIM_PC_PAGE_MAX 500
+#define SIM_BATCH_MAX   20
+#define SIM_REQLOG_MAX  65536 /* requests kept for GET /_sim/requests (a ring, ~14 MiB) */
+/* Intune's resource app id, in the realm of its WWW-Authenticate */
+#define SIM_INTUNE_REALM "0000000a-0000-0000-c000-000000000000"
+
+#define GRAPH_CT                                                                                   \
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"        \
+    "charset=utf-8"
+#define JSON_CT "application/json; charset=utf-8"
+
+/* Routes, for statistics, faults and throttling. */
+enum route {
+    R_TOKEN_V2,
+    R_TOKEN_V1,
+    R_OPENID,
+    R_CUSTOMERS,
+    R_CUSTOMER,
+    R_ORGANIZATION,
+    R_DEVICES,
+    R_DEVICE,
+    R_DEVICE_APPS,
+    R_APPS,
+    R_APP,
+    R_APP_DEVICES,
+    R_BATCH,
+    R_EXPORT,
+    R_DOWNLOAD,
+    R_CONTROL,
+    R_OTHER,
+    R_OVERVIEW,
+    R_COUNT
+};
+
+struct hdr {
+    const char *name;
+    char *value;
+};
+
+/* A response being prepared; sent by send_resp() with any fault applied. */
+struct resp {
+    int status;
+    char *body;
+    size_t len;
+    const char *ctype;
+    struct hdr hdrs[8];
+    int nhdrs;
+    enum simw_fault_kind mode; /* DROP / TRUNCATE / SLOW or NONE */
+    int delay_ms;
+    long rate_bps;  /* send at most this many bytes per second (0 = no limit) */
+    size_t drop_at; /* close the connection after this many body bytes (0 = never) */
+};
+
+struct req {
+    struct buf body;
+    int toobig;
+    int done; /* response already queued or pending */
+    struct resp *pending;
+    int64_t due_ms;
+    struct MHD_Connection *conn;
+    struct req *next_delayed;
+};
+
+struct throttle_win {
+    char key[112];
+    int64_t start_ms;
+    long count;
+};
+
+/* Open-addressing index from a hashed string key to a position in an array; slots hold
+ * position + 1 (0 = empty). Used under g.mu for statistics and throttling windows. */
+struct sidx {
+    size_t *slot;
+    size_t cap; /* power of two */
+};
+
+struct stat_ent {
+    char route[24];
+    char tenant[40];
+    long count;
+};
+
+/* One answered request (a $batch item too) as /_sim/requests shows it: when, where, what it got
+ * (Retry-After or not, for the throttling tests) and the support ids Microsoft asks clients to
+ * send (client-request-id, MS-RequestId, MS-CorrelationId, MS-Contract-Version). */
+struct reqlog_ent {
+    uint64_t seq;
+    int64_t ms; /* since the log was last cleared */
+    int status;
+    unsigned char route;
+    unsigned char retry_after; /* the answer carried Retry-After */
+    unsigned char batch_item;  /* an inner request of a $batch */
+    char tenant[40];
+    char method[8];
+    char client_request_id[40];
+    char ms_request_id[40];
+    char ms_correlation_id[40];
+    char ms_contract_version[16];
+};
+
+struct sim_state {
+    struct simworld *w;
+    struct MHD_Daemon *d;
+    char base[128]; /* http://127.0.0.1:PORT */
+    int tls;
+    int latency_ms;
+    int throttle;
+    long intune_limit, intune_window_ms;
+    long global_limit, global_window_ms;
+    long pc_limit, pc_window_ms;
+    /* Beta per-device detectedApps throttles below the published 2000 per 20 s and answers 429
+     * without Retry-After (Microsoft Q&A 5784629; MSEndpointMgr "A beginners guide to
+     * Microsoft Graph API rate limiting in Intune"): its own limit per tenant per Intune
+     * window, 0 = off. */
+    long dapps_limit;
+    /* The tenant's 4000 Intune requests per 20 s are shared by all its apps (Microsoft's Graph
+     * throttling limits, Intune section): other_apps phantom requests start each tenant
+     * window, 0 = off (no tenant-wide window at all). */
+    long tenant_limit, other_apps;
+    pthread_mutex_t mu;
+    struct throttle_win *wins;
+    size_t capwins;
+    struct sidx win_idx;
+    size_t nwins;
+    struct stat_ent *stats;
+    size_t capstats;
+    struct sidx stat_idx;
+    size_t nstats;
+    long total_requests, throttled;
+    /* request log (GET /_sim/requests): SIM_REQLOG_MAX entries, a ring, allocated on the first
+     * request; the `request_log` op turns it off or clears it; under mu */
+    struct reqlog_ent *reqlog;
+    uint64_t reqlog_seq; /* entries written since cleared */
+    int64_t reqlog_t0;
+    int reqlog_off;
+    /* delay queue */
+    pthread_mutex_t dmu;
+    pthread_cond_t dcv;
+    struct req *delayed;
+    int stopping;
+    pthread_t dthread;
+    /* export jobs */
+    struct export_job *jobs;
+    /* Report export behaviours of the real cloud (set_export, scenario "export"), off by
+     * default. Sources: memdocs reports-export-graph-available-reports (AppInvRawData, the
+     * localizationType default adding *_loc columns, SAS URLs on *.blob.core.windows.net);
+     * third-party runbooks planning ~800 MB for ~8 M app records. */
+    struct {
+        long pad_rows;       /* extra AppInvRawData rows (devices no longer in the tenant) */
+        long bytes_per_s;    /* download rate limit */
+        long drop_after;     /* the next download closes its connection after this many bytes */
+        int zip64;           /* write zips with zip64 records */
+        int localized_codes; /* codes in the columns unless localizationType asks for names */
+        char url_host[128];  /* a completed job's url is on this host instead of the sim's */
+    } exp;
+    long download_ranges; /* downloads that asked for a byte range */
+    /* set_partner application_read: false: the Sync App lacks the optional Application.Read.All
+     * in the partner tenant, so GET /applications answers 403 (Graph permissions reference,
+     * application-get; notes §10). Off by default: the apps can be read. */
+    int no_app_read;
+};
+
+extern struct sim_state g;
+
+enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
+extern const char *const route_names[R_COUNT];
+
+/* sim.c */
+void rand_guid(char out[37]);
+struct resp *resp_new(int status, const char *ctype);
+void resp_hdr(struct resp *r, const char *name, const char *value);
+void resp_json(struct resp *r, json_t *j);
+struct resp *graph_error(int status, const char *code, const char *message);
+struct resp *pc_error(int status, const char *code, const char *desc);
+
+/* sim_entra.c */
+struct resp *aad_error(int status, const char *error, long code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+struct resp *handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
+                          const char **tenant_out);
+struct resp *aad_fault(long code, int status, const char *message);
+struct resp *handle_openid(const char *tenant);
+struct resp *bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
 
 #endif
