@@ -243,6 +243,7 @@ enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 extern const char *const route_names[R_COUNT];
 
 /* sim.c */
+const char *arg_lookup(struct MHD_Connection *c, const char *k);
 void rand_guid(char out[37]);
 struct resp *resp_new(int status, const char *ctype);
 void resp_hdr(struct resp *r, const char *name, const char *value);
@@ -258,5 +259,8 @@ struct resp *handle_token(struct MHD_Connection *c, const char *tenant_in, int v
 struct resp *aad_fault(long code, int status, const char *message);
 struct resp *handle_openid(const char *tenant);
 struct resp *bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
+
+/* sim_partner.c */
+struct resp *handle_customers(struct MHD_Connection *c, const char *rest);
 
 #endif
