@@ -240,16 +240,43 @@ struct sim_state {
 extern struct sim_state g;
 
 enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
+
+struct gctx {
+    struct MHD_Connection *c;
+    int beta;
+    struct simtok_claims cl;
+    int partner; /* token tenant is the partner tenant */
+    struct simtenant *t;
+    char ver[8];
+    /* managedDevices listing faults of this request: short_keep >= 0 ends the listing after
+     * that many devices (no nextLink); skip_seq > 0 leaves out that device (renamed). */
+    int short_keep;
+    uint64_t skip_seq;
+};
 extern const char *const route_names[R_COUNT];
+extern __thread json_t *inner_args;
+extern __thread int in_batch_item;
 
 /* sim.c */
 const char *arg_lookup(struct MHD_Connection *c, const char *k);
 void rand_guid(char out[37]);
 struct resp *resp_new(int status, const char *ctype);
+void resp_free(struct resp *r);
 void resp_hdr(struct resp *r, const char *name, const char *value);
 void resp_json(struct resp *r, json_t *j);
+void resp_buf(struct resp *r, struct buf *b);
 struct resp *graph_error(int status, const char *code, const char *message);
+struct resp *graph_429(double retry_after);
 struct resp *pc_error(int status, const char *code, const char *desc);
+void stat_count(enum route rt, const char *tenant, int throttled);
+void reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
+                const struct resp *r);
+int fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
+double throttle_hit(const char *key, enum throttle_kind kind, long others);
+struct resp *fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
+                         int *delay);
+struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
+                              const char *body, size_t bodylen, enum route *rt);
 
 /* sim_entra.c */
 struct resp *aad_error(int status, const char *error, long code, const char *fmt, ...)
@@ -262,5 +289,15 @@ struct resp *bearer_check(struct MHD_Connection *c, const char *aud, struct simt
 
 /* sim_partner.c */
 struct resp *handle_customers(struct MHD_Connection *c, const char *rest);
+
+/* sim_graph.c */
+struct resp *intune_401(void);
+const char *path_key(const char *s, char *out, size_t outlen);
+struct resp *graph_auth(struct MHD_Connection *c, struct gctx *x);
+void graph_headers(struct MHD_Connection *c, struct resp *r);
+enum route graph_classify(const char *path);
+struct resp *graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
+                           const char *path, const char *body, size_t len, int apply_faults);
+struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
 
 #endif
