@@ -239,6 +239,22 @@ struct sim_state {
 
 extern struct sim_state g;
 
+struct export_job {
+    char id[96];
+    char tenant[40];
+    char report[40];
+    char localization[48];
+    json_t *select;
+    char *filter;
+    int polls;
+    unsigned char *zip;
+    size_t ziplen;
+    int64_t requested;
+    long pad_rows; /* the CSV's padding rows (g.exp.pad_rows when it was built) */
+    int codes;     /* localizable columns hold codes (g.exp.localized_codes, default type) */
+    struct export_job *next;
+};
+
 enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 
 struct gctx {
@@ -275,8 +291,6 @@ int fault_take(enum route rt, const char *tenant, int page, struct simw_fault *o
 double throttle_hit(const char *key, enum throttle_kind kind, long others);
 struct resp *fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
                          int *delay);
-struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
-                              const char *body, size_t bodylen, enum route *rt);
 
 /* sim_entra.c */
 struct resp *aad_error(int status, const char *error, long code, const char *fmt, ...)
@@ -299,5 +313,11 @@ enum route graph_classify(const char *path);
 struct resp *graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
                            const char *path, const char *body, size_t len, int apply_faults);
 struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
+
+/* sim_export.c */
+struct resp *export_download(struct MHD_Connection *c, const char *rest);
+int set_export(json_t *o, char *err, size_t errlen);
+struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
+                              const char *body, size_t bodylen, enum route *rt);
 
 #endif
