@@ -274,6 +274,10 @@ extern __thread json_t *inner_args;
 extern __thread int in_batch_item;
 
 /* sim.c */
+uint64_t str_hash(const char *a, const char *b);
+void sidx_put(struct sidx *x, uint64_t h, size_t pos);
+void sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t));
+void sidx_clear(struct sidx *x);
 const char *arg_lookup(struct MHD_Connection *c, const char *k);
 void rand_guid(char out[37]);
 struct resp *resp_new(int status, const char *ctype);
@@ -284,9 +288,6 @@ void resp_buf(struct resp *r, struct buf *b);
 struct resp *graph_error(int status, const char *code, const char *message);
 struct resp *graph_429(double retry_after);
 struct resp *pc_error(int status, const char *code, const char *desc);
-void stat_count(enum route rt, const char *tenant, int throttled);
-void reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
-                const struct resp *r);
 int fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
 double throttle_hit(const char *key, enum throttle_kind kind, long others);
 struct resp *fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
@@ -319,5 +320,16 @@ struct resp *export_download(struct MHD_Connection *c, const char *rest);
 int set_export(json_t *o, char *err, size_t errlen);
 struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
                               const char *body, size_t bodylen, enum route *rt);
+
+/* sim_control.c */
+void stat_count(enum route rt, const char *tenant, int throttled);
+void reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
+                const struct resp *r);
+int fault_add(json_t *o, char *err, size_t errlen);
+void set_tenant_flags(struct simtenant *t, json_t *o);
+int set_throttle(json_t *o);
+struct resp *control_route(struct MHD_Connection *c, const char *method, const char *rest,
+                           const char *body, size_t len);
+json_t *load_scenario(const char *arg, struct errbuf *eb);
 
 #endif
