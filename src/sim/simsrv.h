@@ -288,6 +288,9 @@ void resp_buf(struct resp *r, struct buf *b);
 struct resp *graph_error(int status, const char *code, const char *message);
 struct resp *graph_429(double retry_after);
 struct resp *pc_error(int status, const char *code, const char *desc);
+struct resp *pc_429(int seconds);
+
+/* sim_fault.c */
 int fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
 double throttle_hit(const char *key, enum throttle_kind kind, long others);
 struct resp *fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
