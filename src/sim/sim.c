@@ -37,7 +37,7 @@
 #include "simsrv.h"
 #include "simworld.h"
 
-const char *const route_names[R_COUNT] = {
+const char *const sim_route_names[R_COUNT] = {
     "token_v2",       "token_v1",      "openid",
     "customers",      "customer",      "organization",
     "managedDevices", "managedDevice", "deviceDetectedApps",
@@ -49,7 +49,7 @@ const char *const route_names[R_COUNT] = {
 struct sim_state g;
 
 uint64_t
-str_hash(const char *a, const char *b)
+sim_str_hash(const char *a, const char *b)
 {
     uint64_t h = UINT64_C(1469598103934665603);
 
@@ -62,7 +62,7 @@ str_hash(const char *a, const char *b)
 }
 
 void
-sidx_put(struct sidx *x, uint64_t h, size_t pos)
+sim_sidx_put(struct sidx *x, uint64_t h, size_t pos)
 {
     size_t j = (size_t)h & (x->cap - 1);
 
@@ -73,7 +73,7 @@ sidx_put(struct sidx *x, uint64_t h, size_t pos)
 
 /* Makes room for n entries; rehashes with hash_of(i) when the table grows. */
 void
-sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t))
+sim_sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t))
 {
     if (n * 2 < x->cap)
         return;
@@ -83,11 +83,11 @@ sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t))
         x->cap *= 2;
     x->slot = xcalloc(x->cap, sizeof(*x->slot));
     for (size_t i = 0; i + 1 < n; i++)
-        sidx_put(x, hash_of(i), i);
+        sim_sidx_put(x, hash_of(i), i);
 }
 
 void
-sidx_clear(struct sidx *x)
+sim_sidx_clear(struct sidx *x)
 {
     if (x->slot)
         memset(x->slot, 0, x->cap * sizeof(*x->slot));
@@ -96,22 +96,22 @@ sidx_clear(struct sidx *x)
 /* --- small helpers ------------------------------------------------------------------------- */
 
 /* Query arguments of the $batch inner request being served on this thread. */
-__thread json_t *inner_args;
+__thread json_t *sim_inner_args;
 /* Set while an inner request of a $batch is served: faults on the route "batch_item" apply
  * (each item has its own status, e.g. a 401 in a 200 batch: Microsoft Graph "JSON batching"). */
-__thread int in_batch_item;
+__thread int sim_in_batch_item;
 
 /* Query argument lookup; inside $batch (c == NULL) it reads the inner request's query. */
 const char *
-arg_lookup(struct MHD_Connection *c, const char *k)
+sim_arg_lookup(struct MHD_Connection *c, const char *k)
 {
     if (c == NULL)
-        return inner_args ? json_string_value(json_object_get(inner_args, k)) : NULL;
+        return sim_inner_args ? json_string_value(json_object_get(sim_inner_args, k)) : NULL;
     return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, k);
 }
 
 void
-rand_guid(char out[37])
+sim_rand_guid(char out[37])
 {
     /* request ids need uniqueness, not secrecy: a per-thread generator seeded once avoids a
      * getrandom() call per response */
@@ -131,7 +131,7 @@ rand_guid(char out[37])
 }
 
 struct resp *
-resp_new(int status, const char *ctype)
+sim_resp_new(int status, const char *ctype)
 {
     struct resp *r = xcalloc(1, sizeof(*r));
 
@@ -141,7 +141,7 @@ resp_new(int status, const char *ctype)
 }
 
 void
-resp_free(struct resp *r)
+sim_resp_free(struct resp *r)
 {
     if (r == NULL)
         return;
@@ -152,7 +152,7 @@ resp_free(struct resp *r)
 }
 
 void
-resp_hdr(struct resp *r, const char *name, const char *value)
+sim_resp_hdr(struct resp *r, const char *name, const char *value)
 {
     if (r->nhdrs < (int)(sizeof r->hdrs / sizeof r->hdrs[0])) {
         r->hdrs[r->nhdrs].name = name;
@@ -162,7 +162,7 @@ resp_hdr(struct resp *r, const char *name, const char *value)
 }
 
 void
-resp_json(struct resp *r, json_t *j)
+sim_resp_json(struct resp *r, json_t *j)
 {
     free(r->body);
     r->body = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -173,7 +173,7 @@ resp_json(struct resp *r, json_t *j)
 }
 
 void
-resp_buf(struct resp *r, struct buf *b)
+sim_resp_buf(struct resp *r, struct buf *b)
 {
     free(r->body);
     r->body = buf_detach(b, &r->len);
@@ -190,60 +190,60 @@ graph_date(char *out, size_t n)
 }
 
 struct resp *
-graph_error(int status, const char *code, const char *message)
+sim_graph_error(int status, const char *code, const char *message)
 {
-    struct resp *r = resp_new(status, JSON_CT);
+    struct resp *r = sim_resp_new(status, SIM_JSON_CT);
     char rid[37], date[32];
 
-    rand_guid(rid);
+    sim_rand_guid(rid);
     graph_date(date, sizeof date);
-    resp_json(r, json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s}}}", "error", "code", code, "message",
-                           message, "innerError", "date", date, "request-id", rid,
-                           "client-request-id", rid));
-    resp_hdr(r, "request-id", rid);
+    sim_resp_json(r, json_pack("{s:{s:s, s:s, s:{s:s, s:s, s:s}}}", "error", "code", code,
+                               "message", message, "innerError", "date", date, "request-id", rid,
+                               "client-request-id", rid));
+    sim_resp_hdr(r, "request-id", rid);
     return r;
 }
 
 struct resp *
-graph_429(double retry_after)
+sim_graph_429(double retry_after)
 {
-    struct resp *r = resp_new(429, JSON_CT);
+    struct resp *r = sim_resp_new(429, SIM_JSON_CT);
     char rid[37], date[32], ra[32];
 
-    rand_guid(rid);
+    sim_rand_guid(rid);
     graph_date(date, sizeof date);
-    resp_json(r, json_pack("{s:{s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:s}}", "error", "code",
-                           "TooManyRequests", "innerError", "code", "429", "date", date, "message",
-                           "Please retry after", "request-id", rid, "status", "429", "message",
-                           "Please retry again later."));
+    sim_resp_json(r, json_pack("{s:{s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:s}}", "error", "code",
+                               "TooManyRequests", "innerError", "code", "429", "date", date,
+                               "message", "Please retry after", "request-id", rid, "status", "429",
+                               "message", "Please retry again later."));
     if (retry_after >= 0) {
         snprintf(ra, sizeof ra, "%.3f", retry_after);
-        resp_hdr(r, "Retry-After", ra);
+        sim_resp_hdr(r, "Retry-After", ra);
     }
-    resp_hdr(r, "request-id", rid);
+    sim_resp_hdr(r, "request-id", rid);
     return r;
 }
 
 struct resp *
-pc_error(int status, const char *code, const char *desc)
+sim_pc_error(int status, const char *code, const char *desc)
 {
-    struct resp *r = resp_new(status, JSON_CT);
+    struct resp *r = sim_resp_new(status, SIM_JSON_CT);
 
-    resp_json(r, json_pack("{s:s, s:s, s:[], s:s}", "code", code, "description", desc, "data",
-                           "source", "PartnerFD"));
+    sim_resp_json(r, json_pack("{s:s, s:s, s:[], s:s}", "code", code, "description", desc, "data",
+                               "source", "PartnerFD"));
     return r;
 }
 
 struct resp *
-pc_429(int seconds)
+sim_pc_429(int seconds)
 {
-    struct resp *r = resp_new(429, JSON_CT);
+    struct resp *r = sim_resp_new(429, SIM_JSON_CT);
     char msg[96], ra[16];
 
     snprintf(msg, sizeof msg, "Rate limit is exceeded. Try again in %d seconds.", seconds);
-    resp_json(r, json_pack("{s:i, s:s}", "statusCode", 429, "message", msg));
+    sim_resp_json(r, json_pack("{s:i, s:s}", "statusCode", 429, "message", msg));
     snprintf(ra, sizeof ra, "%d", seconds);
-    resp_hdr(r, "Retry-After", ra);
+    sim_resp_hdr(r, "Retry-After", ra);
     return r;
 }
 
@@ -332,7 +332,7 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
         r->body = NULL;
     }
     if (mr == NULL) {
-        resp_free(r);
+        sim_resp_free(r);
         return MHD_NO;
     }
     if (r->ctype)
@@ -344,7 +344,7 @@ queue_resp(struct MHD_Connection *c, struct resp *r)
         MHD_add_response_header(mr, "Connection", "close");
     ret = MHD_queue_response(c, (unsigned)r->status, mr);
     MHD_destroy_response(mr);
-    resp_free(r);
+    sim_resp_free(r);
     return ret;
 }
 
@@ -429,7 +429,7 @@ request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (q == NULL)
         return;
     buf_free(&q->body);
-    resp_free(q->pending);
+    sim_resp_free(q->pending);
     free(q);
     *con_cls = NULL;
 }
@@ -481,11 +481,11 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
     size_t qlen = 0;
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_len_cb, &qlen);
     if (strlen(url) + qlen > SIM_URL_MAX) {
-        r = graph_error(414, "BadRequest", "The request URL is too long.");
+        r = sim_graph_error(414, "BadRequest", "The request URL is too long.");
         goto send;
     }
     if (q->toobig) {
-        r = graph_error(413, "RequestEntityTooLarge", "The request body is too large.");
+        r = sim_graph_error(413, "RequestEntityTooLarge", "The request body is too large.");
         goto send;
     }
     if (strncmp(url, "/login/", 7) == 0) {
@@ -493,7 +493,7 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         const char *s = url + 7, *e = strchr(s, '/');
         size_t n = e ? (size_t)(e - s) : strlen(s);
         if (n == 0 || n >= sizeof ten) {
-            r = aad_error(400, "invalid_request", 90002, "Tenant not found.");
+            r = sim_aad_error(400, "invalid_request", 90002, "Tenant not found.");
             goto send;
         }
         memcpy(ten, s, n);
@@ -506,10 +506,10 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             int delay = 0;
             rt = v2 ? R_TOKEN_V2 : R_TOKEN_V1;
             if (strcmp(method, "POST") != 0) {
-                r = aad_error(405, "invalid_request", 900561,
-                              "The endpoint only accepts POST requests. Received a %.8s "
-                              "request.",
-                              method);
+                r = sim_aad_error(405, "invalid_request", 900561,
+                                  "The endpoint only accepts POST requests. Received a %.8s "
+                                  "request.",
+                                  method);
                 goto send;
             }
             pthread_rwlock_rdlock(&g.w->lock);
@@ -517,26 +517,26 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
             snprintf(tbuf, sizeof tbuf, "%s", tt ? tt->id : ten);
             pthread_rwlock_unlock(&g.w->lock);
             tenant = tbuf;
-            if (fault_take(rt, tenant, 0, &f)) {
+            if (sim_fault_take(rt, tenant, 0, &f)) {
                 if (f.kind == SIMW_FAULT_STATUS && f.code[0] && strncmp(f.code, "AADSTS", 6) == 0) {
-                    r = aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
+                    r = sim_aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
                     if (f.bom)
                         r->mode = SIMW_FAULT_BOM;
                     goto send;
                 }
-                r = fault_apply(&f, 0, &mode, &delay);
+                r = sim_fault_apply(&f, 0, &mode, &delay);
                 if (r)
                     goto send;
             }
             const char *tout = NULL;
-            r = handle_token(c, ten, v2, q, &tout);
+            r = sim_handle_token(c, ten, v2, q, &tout);
             r->mode = mode;
             r->delay_ms = delay;
         } else if (strcmp(e, "/v2.0/.well-known/openid-configuration") == 0) {
             rt = R_OPENID;
-            r = handle_openid(ten);
+            r = sim_handle_openid(ten);
         } else {
-            r = aad_error(404, "invalid_request", 900561, "The endpoint was not found.");
+            r = sim_aad_error(404, "invalid_request", 900561, "The endpoint was not found.");
         }
         goto send;
     }
@@ -547,30 +547,30 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         rt = url[16] ? R_CUSTOMER : R_CUSTOMERS;
         tenant = g.w->partner_tenant_id;
         if (strcmp(method, "GET") != 0) {
-            r = pc_error(405, "405", "Method not allowed.");
+            r = sim_pc_error(405, "405", "Method not allowed.");
             goto send;
         }
-        double wait = throttle_hit("pc|customers", TH_PC, 0);
+        double wait = sim_throttle_hit("pc|customers", TH_PC, 0);
         if (wait > 0) {
-            r = pc_429((int)(wait + 0.999));
+            r = sim_pc_429((int)(wait + 0.999));
             goto send;
         }
-        if (fault_take(rt, tenant, 0, &f)) {
-            r = fault_apply(&f, 0, &mode, &delay);
+        if (sim_fault_take(rt, tenant, 0, &f)) {
+            r = sim_fault_apply(&f, 0, &mode, &delay);
             if (r)
                 goto send;
         }
-        r = handle_customers(c, url + 16);
+        r = sim_handle_customers(c, url + 16);
         r->mode = mode;
         r->delay_ms = delay;
         {
             const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-RequestId");
             const char *cid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-CorrelationId");
             char g1[37];
-            rand_guid(g1);
-            resp_hdr(r, "MS-RequestId", rid && strlen(rid) < 64 ? rid : g1);
-            resp_hdr(r, "MS-CorrelationId", cid && strlen(cid) < 64 ? cid : g1);
-            resp_hdr(r, "MS-CV", "memsync-sim.0");
+            sim_rand_guid(g1);
+            sim_resp_hdr(r, "MS-RequestId", rid && strlen(rid) < 64 ? rid : g1);
+            sim_resp_hdr(r, "MS-CorrelationId", cid && strlen(cid) < 64 ? cid : g1);
+            sim_resp_hdr(r, "MS-CV", "memsync-sim.0");
         }
         goto send;
     }
@@ -580,40 +580,40 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         x.c = c;
         x.beta = url[7] == 'b';
         snprintf(x.ver, sizeof x.ver, "%s", x.beta ? "beta" : "v1.0");
-        rt = graph_classify(url + 11);
-        r = graph_auth(c, &x);
+        rt = sim_graph_classify(url + 11);
+        r = sim_graph_auth(c, &x);
         if (r == NULL) {
             tenant = x.partner ? g.w->partner_tenant_id : x.t->id;
-            r = graph_request(&x, c, method, url + 11, q->body.data, q->body.len, 1);
+            r = sim_graph_request(&x, c, method, url + 11, q->body.data, q->body.len, 1);
         }
-        graph_headers(c, r);
+        sim_graph_headers(c, r);
         goto send;
     }
     if (strncmp(url, "/_sim/", 6) == 0) {
         rt = R_CONTROL;
-        r = control_route(c, method, url + 6, q->body.data, q->body.len);
+        r = sim_control_route(c, method, url + 6, q->body.data, q->body.len);
         goto send;
     }
     if (strncmp(url, "/download/", 10) == 0) {
         rt = R_DOWNLOAD;
-        r = export_download(c, url + 10);
+        r = sim_export_download(c, url + 10);
         goto send;
     }
     if (strncmp(url, "/pc/", 4) == 0)
-        r = pc_error(404, "404", "The requested resource was not found.");
+        r = sim_pc_error(404, "404", "The requested resource was not found.");
     else
-        r = graph_error(404, "NotFound", "No such route in the memsync simulator.");
+        r = sim_graph_error(404, "NotFound", "No such route in the memsync simulator.");
 send:
     if (rt != R_CONTROL) {
-        stat_count(rt, tenant, r->status == 429);
-        reqlog_add(c, rt, tenant, method, r);
+        sim_stat_count(rt, tenant, r->status == 429);
+        sim_reqlog_add(c, rt, tenant, method, r);
     }
     if (log_enabled(LOG_DEBUG)) {
         /* the path only: queries may carry skiptokens, never secrets, but keep lines short */
         char red[512];
         log_redact_url(url, red, sizeof red);
         log_debug("sim request method=%s path=%s status=%d route=%s tenant=%s", method, red,
-                  r->status, route_names[rt], tenant ? tenant : "-");
+                  r->status, sim_route_names[rt], tenant ? tenant : "-");
     }
     return send_resp(c, q, r);
 }
@@ -713,19 +713,19 @@ build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
                 return err_set(eb, ERR_PARSE, "scenario tenant %zu: devices out of range", i);
             struct simtenant *t =
                 simw_add_tenant(g.w, json_string_value(json_object_get(v, "name")), nd);
-            set_tenant_flags(t, v);
+            sim_set_tenant_flags(t, v);
         }
     } else {
         return err_set(eb, ERR_PARSE, "scenario: tenants must be a number or an array");
     }
     if (sc && json_is_object(json_object_get(sc, "throttle")))
-        set_throttle(json_object_get(sc, "throttle"));
+        sim_set_throttle(json_object_get(sc, "throttle"));
     if (sc && json_is_array(json_object_get(sc, "faults"))) {
         size_t i;
         char err[256];
         json_array_foreach(json_object_get(sc, "faults"), i, v)
         {
-            if (fault_add(v, err, sizeof err) != ERR_OK)
+            if (sim_fault_add(v, err, sizeof err) != ERR_OK)
                 return err_set(eb, ERR_PARSE, "scenario fault %zu: %s", i, err);
         }
     }
@@ -734,7 +734,7 @@ build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
             !json_is_true(json_object_get(json_object_get(sc, "partner"), "application_read"));
     if (sc && json_is_object(json_object_get(sc, "export"))) {
         char err[256];
-        if (set_export(json_object_get(sc, "export"), err, sizeof err) != ERR_OK)
+        if (sim_set_export(json_object_get(sc, "export"), err, sizeof err) != ERR_OK)
             return err_set(eb, ERR_PARSE, "scenario export: %s", err);
     }
     if (sc && json_is_object(json_object_get(sc, "secrets"))) {
@@ -1031,7 +1031,7 @@ sim_main(int argc, char **argv)
     g.pc_window_ms = o.pc_window_ms;
     g.tenant_limit = 4000;
     if (o.scenario) {
-        sc = load_scenario(o.scenario, &eb);
+        sc = sim_load_scenario(o.scenario, &eb);
         if (sc == NULL) {
             fprintf(stderr, "memsync sim: %s\n", eb.msg);
             return 2;

@@ -22,20 +22,20 @@
 static uint64_t
 stat_hash_of(size_t i)
 {
-    return str_hash(g.stats[i].route, g.stats[i].tenant);
+    return sim_str_hash(g.stats[i].route, g.stats[i].tenant);
 }
 
 void
-stat_count(enum route rt, const char *tenant, int throttled)
+sim_stat_count(enum route rt, const char *tenant, int throttled)
 {
-    const char *rn = route_names[rt];
+    const char *rn = sim_route_names[rt];
 
     if (tenant == NULL || *tenant == '\0')
         tenant = "-";
     pthread_mutex_lock(&g.mu);
     g.total_requests++;
     g.throttled += throttled != 0;
-    uint64_t h = str_hash(rn, tenant);
+    uint64_t h = sim_str_hash(rn, tenant);
     size_t i = g.nstats;
     for (size_t j = g.stat_idx.cap ? (size_t)h & (g.stat_idx.cap - 1) : 0;
          g.stat_idx.cap && g.stat_idx.slot[j]; j = (j + 1) & (g.stat_idx.cap - 1)) {
@@ -54,8 +54,8 @@ stat_count(enum route rt, const char *tenant, int throttled)
         snprintf(g.stats[i].route, sizeof g.stats[i].route, "%s", rn);
         snprintf(g.stats[i].tenant, sizeof g.stats[i].tenant, "%s", tenant);
         g.nstats++;
-        sidx_reserve(&g.stat_idx, g.nstats, stat_hash_of);
-        sidx_put(&g.stat_idx, h, i);
+        sim_sidx_reserve(&g.stat_idx, g.nstats, stat_hash_of);
+        sim_sidx_put(&g.stat_idx, h, i);
     }
     g.stats[i].count++;
     pthread_mutex_unlock(&g.mu);
@@ -82,8 +82,8 @@ reqlog_clear(int on)
  * client sends them (and reuses MS-RequestId on a retry, as Partner Center asks). `c` is NULL for
  * a $batch item: its headers are the batch's. */
 void
-reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
-           const struct resp *r)
+sim_reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
+               const struct resp *r)
 {
     struct reqlog_ent e;
 
@@ -125,13 +125,13 @@ reqlog_json(void)
         const struct reqlog_ent *e = &g.reqlog[s % SIM_REQLOG_MAX];
 
         json_array_append_new(
-            a,
-            json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:b, s:b, s:s, s:s, s:s, s:s}", "seq",
-                      (json_int_t)e->seq, "ms", (json_int_t)e->ms, "route", route_names[e->route],
-                      "tenant", e->tenant, "method", e->method, "status", e->status, "retry_after",
-                      e->retry_after, "batch_item", e->batch_item, "client_request_id",
-                      e->client_request_id, "ms_request_id", e->ms_request_id, "ms_correlation_id",
-                      e->ms_correlation_id, "ms_contract_version", e->ms_contract_version));
+            a, json_pack("{s:I, s:I, s:s, s:s, s:s, s:i, s:b, s:b, s:s, s:s, s:s, s:s}", "seq",
+                         (json_int_t)e->seq, "ms", (json_int_t)e->ms, "route",
+                         sim_route_names[e->route], "tenant", e->tenant, "method", e->method,
+                         "status", e->status, "retry_after", e->retry_after, "batch_item",
+                         e->batch_item, "client_request_id", e->client_request_id, "ms_request_id",
+                         e->ms_request_id, "ms_correlation_id", e->ms_correlation_id,
+                         "ms_contract_version", e->ms_contract_version));
     }
     o = json_pack("{s:b, s:I, s:o}", "enabled", !g.reqlog_off, "dropped", (json_int_t)first,
                   "requests", a);
@@ -181,7 +181,7 @@ fault_kind_parse(const char *s)
 
 /* Adds a fault from its JSON description (control op or scenario). Caller holds g.mu. */
 int
-fault_add(json_t *o, char *err, size_t errlen)
+sim_fault_add(json_t *o, char *err, size_t errlen)
 {
     struct simw_fault f;
     json_t *tv = json_object_get(o, "tenant");
@@ -215,7 +215,7 @@ fault_add(json_t *o, char *err, size_t errlen)
     if (route && strcmp(route, "*") != 0 && strcmp(route, "batch_item") != 0) {
         int ok = 0;
         for (int i = 0; i < R_COUNT; i++)
-            ok |= strcmp(route_names[i], route) == 0;
+            ok |= strcmp(sim_route_names[i], route) == 0;
         if (!ok) {
             snprintf(err, errlen, "unknown route '%.40s'", route);
             return ERR_INVAL;
@@ -265,7 +265,7 @@ ctl_app(json_t *o)
 }
 
 void
-set_tenant_flags(struct simtenant *t, json_t *o)
+sim_set_tenant_flags(struct simtenant *t, json_t *o)
 {
     json_t *v;
 
@@ -307,7 +307,7 @@ set_tenant_flags(struct simtenant *t, json_t *o)
 }
 
 int
-set_throttle(json_t *o)
+sim_set_throttle(json_t *o)
 {
     json_t *v;
 
@@ -340,7 +340,7 @@ set_throttle(json_t *o)
     if (g.pc_window_ms <= 0)
         g.pc_window_ms = 60000;
     g.nwins = 0; /* new limits start fresh windows */
-    sidx_clear(&g.win_idx);
+    sim_sidx_clear(&g.win_idx);
     return ERR_OK;
 }
 
@@ -360,7 +360,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     if (strcmp(op, "fault") == 0) {
         pthread_rwlock_rdlock(&w->lock);
         pthread_mutex_lock(&g.mu);
-        rc = fault_add(o, err, errlen);
+        rc = sim_fault_add(o, err, errlen);
         pthread_mutex_unlock(&g.mu);
         pthread_rwlock_unlock(&w->lock);
         return rc;
@@ -373,7 +373,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     }
     if (strcmp(op, "set_throttle") == 0) {
         pthread_mutex_lock(&g.mu);
-        rc = set_throttle(o);
+        rc = sim_set_throttle(o);
         pthread_mutex_unlock(&g.mu);
         return rc;
     }
@@ -386,7 +386,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     if (strcmp(op, "reset_stats") == 0) {
         pthread_mutex_lock(&g.mu);
         g.nstats = 0;
-        sidx_clear(&g.stat_idx);
+        sim_sidx_clear(&g.stat_idx);
         g.total_requests = 0;
         g.throttled = 0;
         reqlog_clear(!g.reqlog_off);
@@ -403,7 +403,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     }
     if (strcmp(op, "set_export") == 0) {
         pthread_mutex_lock(&g.mu);
-        rc = set_export(o, err, errlen);
+        rc = sim_set_export(o, err, errlen);
         pthread_mutex_unlock(&g.mu);
         return rc;
     }
@@ -424,7 +424,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
     if (strcmp(op, "add_tenant") == 0) {
         const char *name = json_string_value(json_object_get(o, "name"));
         t = simw_add_tenant(w, name, (int)json_integer_value(json_object_get(o, "devices")));
-        set_tenant_flags(t, o);
+        sim_set_tenant_flags(t, o);
         json_object_set_new(res, "tenant", json_string(t->id));
     } else if (t == NULL && (strcmp(op, "add_devices") == 0 || strcmp(op, "remove_devices") == 0 ||
                              strcmp(op, "modify_device") == 0 || strcmp(op, "set_tenant") == 0 ||
@@ -515,7 +515,7 @@ control_op(json_t *o, json_t *res, char *err, size_t errlen)
                 now > w->epoch + 3600 ? now : w->epoch + 3600;
         }
     } else if (strcmp(op, "set_tenant") == 0) {
-        set_tenant_flags(t, o);
+        sim_set_tenant_flags(t, o);
     } else if (strcmp(op, "revoke_consent") == 0) {
         t->consented = 0;
     } else if (strcmp(op, "expire_secret") == 0) {
@@ -615,25 +615,25 @@ stats_json(void)
 }
 
 struct resp *
-control_route(struct MHD_Connection *c, const char *method, const char *rest, const char *body,
-              size_t len)
+sim_control_route(struct MHD_Connection *c, const char *method, const char *rest, const char *body,
+                  size_t len)
 {
     struct resp *r;
 
     (void)c;
     if (strcmp(rest, "world") == 0 && strcmp(method, "GET") == 0) {
-        r = resp_new(200, JSON_CT);
-        resp_json(r, world_json());
+        r = sim_resp_new(200, SIM_JSON_CT);
+        sim_resp_json(r, world_json());
         return r;
     }
     if (strcmp(rest, "requests") == 0 && strcmp(method, "GET") == 0) {
-        r = resp_new(200, JSON_CT);
-        resp_json(r, reqlog_json());
+        r = sim_resp_new(200, SIM_JSON_CT);
+        sim_resp_json(r, reqlog_json());
         return r;
     }
     if (strcmp(rest, "stats") == 0 && strcmp(method, "GET") == 0) {
-        r = resp_new(200, JSON_CT);
-        resp_json(r, stats_json());
+        r = sim_resp_new(200, SIM_JSON_CT);
+        sim_resp_json(r, stats_json());
         return r;
     }
     if (strcmp(rest, "control") == 0 && strcmp(method, "POST") == 0) {
@@ -644,8 +644,8 @@ control_route(struct MHD_Connection *c, const char *method, const char *rest, co
         char err[256] = "";
         if (in == NULL) {
             json_decref(results);
-            r = resp_new(400, JSON_CT);
-            resp_json(r, json_pack("{s:b, s:s}", "ok", 0, "error", je.text));
+            r = sim_resp_new(400, SIM_JSON_CT);
+            sim_resp_json(r, json_pack("{s:b, s:s}", "ok", 0, "error", je.text));
             return r;
         }
         ops = json_is_array(in) ? json_incref(in) : json_pack("[O]", in);
@@ -657,21 +657,21 @@ control_route(struct MHD_Connection *c, const char *method, const char *rest, co
                 json_decref(results);
                 json_decref(ops);
                 json_decref(in);
-                r = resp_new(400, JSON_CT);
-                resp_json(r, json_pack("{s:b, s:s, s:I}", "ok", 0, "error", err[0] ? err : "bad op",
-                                       "index", (json_int_t)i));
+                r = sim_resp_new(400, SIM_JSON_CT);
+                sim_resp_json(r, json_pack("{s:b, s:s, s:I}", "ok", 0, "error",
+                                           err[0] ? err : "bad op", "index", (json_int_t)i));
                 return r;
             }
             json_array_append_new(results, res);
         }
         json_decref(ops);
         json_decref(in);
-        r = resp_new(200, JSON_CT);
-        resp_json(r, json_pack("{s:b, s:o}", "ok", 1, "results", results));
+        r = sim_resp_new(200, SIM_JSON_CT);
+        sim_resp_json(r, json_pack("{s:b, s:o}", "ok", 1, "results", results));
         return r;
     }
-    r = resp_new(404, JSON_CT);
-    resp_json(r, json_pack("{s:b, s:s}", "ok", 0, "error", "no such control route"));
+    r = sim_resp_new(404, SIM_JSON_CT);
+    sim_resp_json(r, json_pack("{s:b, s:s}", "ok", 0, "error", "no such control route"));
     return r;
 }
 
@@ -745,7 +745,7 @@ builtin_scenario(const char *name)
 }
 
 json_t *
-load_scenario(const char *arg, struct errbuf *eb)
+sim_load_scenario(const char *arg, struct errbuf *eb)
 {
     json_error_t je;
     json_t *j = builtin_scenario(arg);

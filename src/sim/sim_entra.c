@@ -24,16 +24,16 @@
 /* --- Entra tokens -------------------------------------------------------------------------- */
 
 struct resp *
-aad_error(int status, const char *error, long code, const char *fmt, ...)
+sim_aad_error(int status, const char *error, long code, const char *fmt, ...)
 {
-    struct resp *r = resp_new(status, JSON_CT);
+    struct resp *r = sim_resp_new(status, SIM_JSON_CT);
     char trace[37], corr[37], ts[32], msg[768], desc[1024], uri[96];
     va_list ap;
     time_t t = time(NULL);
     struct tm tm;
 
-    rand_guid(trace);
-    rand_guid(corr);
+    sim_rand_guid(trace);
+    sim_rand_guid(corr);
     gmtime_r(&t, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%SZ", &tm);
     va_start(ap, fmt);
@@ -43,10 +43,11 @@ aad_error(int status, const char *error, long code, const char *fmt, ...)
              "AADSTS%ld: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s", code, msg,
              trace, corr, ts);
     snprintf(uri, sizeof uri, "https://login.microsoftonline.com/error?code=%ld", code);
-    resp_json(r, json_pack("{s:s, s:s, s:[I], s:s, s:s, s:s, s:s}", "error", error,
-                           "error_description", desc, "error_codes", (json_int_t)code, "timestamp",
-                           ts, "trace_id", trace, "correlation_id", corr, "error_uri", uri));
-    resp_hdr(r, "Cache-Control", "no-store, no-cache");
+    sim_resp_json(r,
+                  json_pack("{s:s, s:s, s:[I], s:s, s:s, s:s, s:s}", "error", error,
+                            "error_description", desc, "error_codes", (json_int_t)code, "timestamp",
+                            ts, "trace_id", trace, "correlation_id", corr, "error_uri", uri));
+    sim_resp_hdr(r, "Cache-Control", "no-store, no-cache");
     return r;
 }
 
@@ -134,8 +135,8 @@ audience_of(const char *v, int v2, const char **cloud)
 }
 
 struct resp *
-handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
-             const char **tenant_out)
+sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
+                 const char **tenant_out)
 {
     struct simworld *w = g.w;
     struct form f;
@@ -172,9 +173,10 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
     pthread_rwlock_rdlock(&w->lock);
     if (strcasecmp(tenant_in, "common") == 0 || strcasecmp(tenant_in, "consumers") == 0 ||
         strcasecmp(tenant_in, "organizations") == 0) {
-        r = aad_error(400, "invalid_request", 9001023,
-                      "The grant type isn't supported over the /common or /consumers endpoints. "
-                      "Please use the /organizations or tenant-specific endpoint.");
+        r = sim_aad_error(
+            400, "invalid_request", 9001023,
+            "The grant type isn't supported over the /common or /consumers endpoints. "
+            "Please use the /organizations or tenant-specific endpoint.");
         goto out;
     }
     if (strcasecmp(tenant_in, w->partner_tenant_id) == 0 ||
@@ -184,56 +186,56 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
     } else {
         t = simw_tenant_by_id(w, tenant_in);
         if (t == NULL || !t->exists) {
-            r = aad_error(400, "invalid_tenant", 90002,
-                          "Tenant '%.64s' not found. Check to make sure you have the correct "
-                          "tenant ID and are signing into the correct cloud. Check with your "
-                          "subscription administrator, this may happen if there are no active "
-                          "subscriptions for the tenant.",
-                          tenant_in);
+            r = sim_aad_error(400, "invalid_tenant", 90002,
+                              "Tenant '%.64s' not found. Check to make sure you have the correct "
+                              "tenant ID and are signing into the correct cloud. Check with your "
+                              "subscription administrator, this may happen if there are no active "
+                              "subscriptions for the tenant.",
+                              tenant_in);
             goto out;
         }
         snprintf(tidbuf, sizeof tidbuf, "%s", t->id);
     }
     *tenant_out = partner_tenant ? w->partner_tenant_id : t->id;
     if (grant == NULL) {
-        r = aad_error(400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: 'grant_type'.");
+        r = sim_aad_error(400, "invalid_request", 900144,
+                          "The request body must contain the following parameter: 'grant_type'.");
         goto out;
     }
     if (strcmp(grant, "client_credentials") != 0) {
-        r = aad_error(400, "unsupported_grant_type", 70003,
-                      "The app requested an unsupported grant type '%.32s'.", grant);
+        r = sim_aad_error(400, "unsupported_grant_type", 70003,
+                          "The app requested an unsupported grant type '%.32s'.", grant);
         goto out;
     }
     if (client_id == NULL || *client_id == '\0') {
-        r = aad_error(400, "invalid_request", 900144,
-                      "The request body must contain the following parameter: 'client_id'.");
+        r = sim_aad_error(400, "invalid_request", 900144,
+                          "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
     is_partner_app = strcasecmp(client_id, w->partner_app.id) == 0;
     is_sync_app = strcasecmp(client_id, w->sync_app.id) == 0;
     if ((!is_partner_app && !is_sync_app) || (is_partner_app && !partner_tenant) ||
         (is_sync_app && !partner_tenant && !t->consented)) {
-        r = aad_error(400, "unauthorized_client", 700016,
-                      "Application with identifier '%.64s' was not found in the directory "
-                      "'%s'. This can happen if the application has not been installed by the "
-                      "administrator of the tenant or consented to by any user in the tenant. "
-                      "You may have sent your authentication request to the wrong tenant.",
-                      client_id, partner_tenant ? w->partner_name : t->name);
+        r = sim_aad_error(400, "unauthorized_client", 700016,
+                          "Application with identifier '%.64s' was not found in the directory "
+                          "'%s'. This can happen if the application has not been installed by the "
+                          "administrator of the tenant or consented to by any user in the tenant. "
+                          "You may have sent your authentication request to the wrong tenant.",
+                          client_id, partner_tenant ? w->partner_name : t->name);
         goto out;
     }
     if (scope == NULL) {
-        r = v2 ? aad_error(400, "invalid_request", 900144,
-                           "The request body must contain the following parameter: 'scope'.")
-               : aad_error(400, "invalid_request", 900144,
-                           "The request body must contain the following parameter: "
-                           "'resource'.");
+        r = v2 ? sim_aad_error(400, "invalid_request", 900144,
+                               "The request body must contain the following parameter: 'scope'.")
+               : sim_aad_error(400, "invalid_request", 900144,
+                               "The request body must contain the following parameter: "
+                               "'resource'.");
         goto out;
     }
     if (secret == NULL || *secret == '\0') {
-        r = aad_error(401, "invalid_client", 7000218,
-                      "The request body must contain the following parameter: "
-                      "'client_assertion' or 'client_secret'.");
+        r = sim_aad_error(401, "invalid_client", 7000218,
+                          "The request body must contain the following parameter: "
+                          "'client_assertion' or 'client_secret'.");
         goto out;
     }
     chk = simw_secret_check(is_partner_app ? &w->partner_app : &w->sync_app, secret, now);
@@ -245,64 +247,65 @@ handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req
             chk = simw_secret_check(is_partner_app ? &w->partner_app : &w->sync_app, dec, now);
     }
     if (chk == 0) {
-        r = aad_error(401, "invalid_client", 7000215,
-                      "Invalid client secret provided. Ensure the secret being sent in the "
-                      "request is the client secret value, not the client secret ID, for a "
-                      "secret added to app '%s'.",
-                      is_partner_app ? w->partner_app.id : w->sync_app.id);
+        r = sim_aad_error(401, "invalid_client", 7000215,
+                          "Invalid client secret provided. Ensure the secret being sent in the "
+                          "request is the client secret value, not the client secret ID, for a "
+                          "secret added to app '%s'.",
+                          is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
     if (chk < 0) {
-        r = aad_error(401, "invalid_client", 7000222,
-                      "The provided client secret keys for app '%s' are expired. Visit the "
-                      "Azure portal to create new keys for your app: "
-                      "https://aka.ms/NewClientSecret, or consider using certificate "
-                      "credentials for added security: https://aka.ms/certCreds.",
-                      is_partner_app ? w->partner_app.id : w->sync_app.id);
+        r = sim_aad_error(401, "invalid_client", 7000222,
+                          "The provided client secret keys for app '%s' are expired. Visit the "
+                          "Azure portal to create new keys for your app: "
+                          "https://aka.ms/NewClientSecret, or consider using certificate "
+                          "credentials for added security: https://aka.ms/certCreds.",
+                          is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
     aud = audience_of(scope, v2, &aud_cloud);
     if (aud == NULL || (is_partner_app && strcmp(aud, SIM_PC_AUD) != 0) ||
         (is_sync_app && strcmp(aud, SIM_GRAPH_AUD) != 0)) {
         if (v2)
-            r = aad_error(400, "invalid_scope", 70011,
-                          "The provided request must include a 'scope' input parameter. The "
-                          "provided value for the input parameter 'scope' is not valid. The "
-                          "scope %.128s is not valid.",
-                          scope);
+            r = sim_aad_error(400, "invalid_scope", 70011,
+                              "The provided request must include a 'scope' input parameter. The "
+                              "provided value for the input parameter 'scope' is not valid. The "
+                              "scope %.128s is not valid.",
+                              scope);
         else
-            r = aad_error(400, "invalid_resource", 500011,
-                          "The resource principal named %.128s was not found in the tenant "
-                          "named %s. This can happen if the application has not been installed "
-                          "by the administrator of the tenant or consented to by any user in "
-                          "the tenant. You might have sent your authentication request to the "
-                          "wrong tenant.",
-                          scope, partner_tenant ? w->partner_name : t->name);
+            r = sim_aad_error(400, "invalid_resource", 500011,
+                              "The resource principal named %.128s was not found in the tenant "
+                              "named %s. This can happen if the application has not been installed "
+                              "by the administrator of the tenant or consented to by any user in "
+                              "the tenant. You might have sent your authentication request to the "
+                              "wrong tenant.",
+                              scope, partner_tenant ? w->partner_name : t->name);
         goto out;
     }
     if (!partner_tenant && strcmp(aud, SIM_GRAPH_AUD) == 0 && strcmp(aud_cloud, t->cloud) != 0) {
         /* set_tenant cloud: the tenant lives in another cloud than the audience asked for */
-        r = aad_error(400, "invalid_request", 900382,
-                      "Confidential Client is not supported in Cross Cloud request.");
+        r = sim_aad_error(400, "invalid_request", 900382,
+                          "Confidential Client is not supported in Cross Cloud request.");
         goto out;
     }
     {
         char *tok = simtok_issue(tidbuf, client_id, aud, now, SIM_TOKEN_LIFE);
-        r = resp_new(200, JSON_CT);
+        r = sim_resp_new(200, SIM_JSON_CT);
         if (v2) {
-            resp_json(r, json_pack("{s:s, s:i, s:i, s:s}", "token_type", "Bearer", "expires_in",
-                                   SIM_TOKEN_LIFE, "ext_expires_in", SIM_TOKEN_LIFE, "access_token",
-                                   tok));
+            sim_resp_json(r, json_pack("{s:s, s:i, s:i, s:s}", "token_type", "Bearer", "expires_in",
+                                       SIM_TOKEN_LIFE, "ext_expires_in", SIM_TOKEN_LIFE,
+                                       "access_token", tok));
         } else {
             char ein[16], eon[24], nbf[24];
             snprintf(ein, sizeof ein, "%d", SIM_TOKEN_LIFE);
             snprintf(eon, sizeof eon, "%lld", (long long)(now + SIM_TOKEN_LIFE));
             snprintf(nbf, sizeof nbf, "%lld", (long long)now);
-            resp_json(r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "token_type", "Bearer",
-                                   "expires_in", ein, "ext_expires_in", ein, "expires_on", eon,
-                                   "not_before", nbf, "resource", scope, "access_token", tok));
+            sim_resp_json(r,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "token_type", "Bearer",
+                                    "expires_in", ein, "ext_expires_in", ein, "expires_on", eon,
+                                    "not_before", nbf, "resource", scope, "access_token", tok));
         }
-        resp_hdr(r, "Cache-Control", "no-store, no-cache");
+        sim_resp_hdr(r, "Cache-Control", "no-store, no-cache");
         free(tok);
     }
 out:
@@ -312,7 +315,7 @@ out:
 
 /* An injected Entra error: the `error` string and default status follow the code. */
 struct resp *
-aad_fault(long code, int status, const char *message)
+sim_aad_fault(long code, int status, const char *message)
 {
     const char *error = "invalid_request";
     int st = 400;
@@ -350,12 +353,12 @@ aad_fault(long code, int status, const char *message)
     default:
         break;
     }
-    return aad_error(status ? status : st, error, code, "%s",
-                     message && message[0] ? message : "Injected error.");
+    return sim_aad_error(status ? status : st, error, code, "%s",
+                         message && message[0] ? message : "Injected error.");
 }
 
 struct resp *
-handle_openid(const char *tenant)
+sim_handle_openid(const char *tenant)
 {
     struct resp *r;
     char base[256], tok[300], iss[300], auth[300], jwks[300];
@@ -365,24 +368,24 @@ handle_openid(const char *tenant)
         strcasecmp(tenant, g.w->partner_tenant_id) == 0 || simw_tenant_by_id(g.w, tenant) != NULL;
     pthread_rwlock_unlock(&g.w->lock);
     if (!known)
-        return aad_error(400, "invalid_tenant", 90002,
-                         "Tenant '%.64s' not found. Check to make sure you have the correct "
-                         "tenant ID and are signing into the correct cloud.",
-                         tenant);
+        return sim_aad_error(400, "invalid_tenant", 90002,
+                             "Tenant '%.64s' not found. Check to make sure you have the correct "
+                             "tenant ID and are signing into the correct cloud.",
+                             tenant);
     snprintf(base, sizeof base, "%s/login/%s", g.base, tenant);
     snprintf(tok, sizeof tok, "%s/oauth2/v2.0/token", base);
     snprintf(auth, sizeof auth, "%s/oauth2/v2.0/authorize", base);
     snprintf(iss, sizeof iss, "%s/login/%s/v2.0", g.base, tenant);
     snprintf(jwks, sizeof jwks, "%s/login/%s/discovery/v2.0/keys", g.base, tenant);
-    r = resp_new(200, JSON_CT);
-    resp_json(r,
-              json_pack("{s:s, s:[s,s,s], s:s, s:[s], s:[s,s,s], s:s, s:[s], s:s, s:s, s:[s]}",
-                        "token_endpoint", tok, "token_endpoint_auth_methods_supported",
-                        "client_secret_post", "private_key_jwt", "client_secret_basic", "jwks_uri",
-                        jwks, "response_modes_supported", "query", "subject_types_supported",
-                        "pairwise", "public", "x", "issuer", iss, "grant_types_supported",
-                        "client_credentials", "authorization_endpoint", auth, "tenant_region_scope",
-                        "NA", "id_token_signing_alg_values_supported", "RS256"));
+    r = sim_resp_new(200, SIM_JSON_CT);
+    sim_resp_json(
+        r, json_pack("{s:s, s:[s,s,s], s:s, s:[s], s:[s,s,s], s:s, s:[s], s:s, s:s, s:[s]}",
+                     "token_endpoint", tok, "token_endpoint_auth_methods_supported",
+                     "client_secret_post", "private_key_jwt", "client_secret_basic", "jwks_uri",
+                     jwks, "response_modes_supported", "query", "subject_types_supported",
+                     "pairwise", "public", "x", "issuer", iss, "grant_types_supported",
+                     "client_credentials", "authorization_endpoint", auth, "tenant_region_scope",
+                     "NA", "id_token_signing_alg_values_supported", "RS256"));
     return r;
 }
 
@@ -391,7 +394,7 @@ handle_openid(const char *tenant)
 /* Checks the bearer token for audience `aud`; on success fills *cl. Otherwise returns the
  * error response of that service. */
 struct resp *
-bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl)
+sim_bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl)
 {
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     int graph = strcmp(aud, SIM_GRAPH_AUD) == 0;
@@ -426,13 +429,14 @@ bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl
     if (why == NULL)
         return NULL;
     if (graph) {
-        struct resp *r = graph_error(401, "InvalidAuthenticationToken", why);
-        resp_hdr(r, "WWW-Authenticate",
-                 "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/"
-                 "oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"");
+        struct resp *r = sim_graph_error(401, "InvalidAuthenticationToken", why);
+        sim_resp_hdr(
+            r, "WWW-Authenticate",
+            "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/"
+            "oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"");
         return r;
     }
-    struct resp *r = pc_error(401, "401", why);
-    resp_hdr(r, "WWW-Authenticate", "OAuth realm=urn:cpsvc:cpid:memsync-sim");
+    struct resp *r = sim_pc_error(401, "401", why);
+    sim_resp_hdr(r, "WWW-Authenticate", "OAuth realm=urn:cpsvc:cpid:memsync-sim");
     return r;
 }

@@ -517,22 +517,22 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         pthread_mutex_unlock(&g.mu);
         snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#deviceManagement/reports/exportJobs",
                  g.base, x->ver);
-        r = resp_new(200, GRAPH_CT);
-        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        r = sim_resp_new(200, SIM_GRAPH_CT);
+        sim_resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
         return r;
     }
     if (*rest == '\0') {
         json_t *in, *sel;
         const char *report;
         if (strcmp(method, "POST") != 0)
-            return graph_error(405, "BadRequest", "Method not allowed.");
+            return sim_graph_error(405, "BadRequest", "Method not allowed.");
         in = json_loadb(body ? body : "", bodylen, JSON_REJECT_DUPLICATES, NULL);
         report = in ? json_string_value(json_object_get(in, "reportName")) : NULL;
         if (report == NULL ||
             (strcmp(report, "DevicesWithInventory") != 0 && strcmp(report, "AppInvRawData") != 0 &&
              strcmp(report, "Devices") != 0)) {
             json_decref(in);
-            return graph_error(400, "BadRequest", "Invalid or unsupported reportName.");
+            return sim_graph_error(400, "BadRequest", "Invalid or unsupported reportName.");
         }
         sel = json_object_get(in, "select");
         json_t *cols = json_array();
@@ -557,7 +557,7 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
                              c ? c : "?", report);
                     json_decref(cols);
                     json_decref(in);
-                    return graph_error(400, "BadRequest", msg);
+                    return sim_graph_error(400, "BadRequest", msg);
                 }
                 json_array_append_new(cols, json_string(c));
             }
@@ -570,7 +570,7 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         }
         struct export_job *j = xcalloc(1, sizeof(*j));
         char guid[37];
-        rand_guid(guid);
+        sim_rand_guid(guid);
         snprintf(j->id, sizeof j->id, "%s_%s", report, guid);
         snprintf(j->tenant, sizeof j->tenant, "%s", tid);
         snprintf(j->report, sizeof j->report, "%s", report);
@@ -585,8 +585,8 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         }
         j->requested = clock_now();
         json_decref(in);
-        r = resp_new(201, GRAPH_CT);
-        resp_json(r, export_json(x, j, "notStarted"));
+        r = sim_resp_new(201, SIM_GRAPH_CT);
+        sim_resp_json(r, export_json(x, j, "notStarted"));
         pthread_mutex_lock(&g.mu);
         /* keep at most 256 jobs: drop the oldest */
         size_t n = 0;
@@ -608,8 +608,8 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         pthread_mutex_unlock(&g.mu);
         return r;
     }
-    if (path_key(rest, key, sizeof key) == NULL || strcmp(method, "GET") != 0)
-        return graph_error(400, "BadRequest", "Bad request path.");
+    if (sim_path_key(rest, key, sizeof key) == NULL || strcmp(method, "GET") != 0)
+        return sim_graph_error(400, "BadRequest", "Bad request path.");
     pthread_mutex_lock(&g.mu);
     struct export_job *j;
     for (j = g.jobs; j; j = j->next)
@@ -617,7 +617,7 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
             break;
     if (j == NULL) {
         pthread_mutex_unlock(&g.mu);
-        return graph_error(404, "ResourceNotFound", "The export job was not found.");
+        return sim_graph_error(404, "ResourceNotFound", "The export job was not found.");
     }
     j->polls++;
     const char *status = j->polls >= 2 ? "completed" : "inProgress";
@@ -652,14 +652,14 @@ sim_export_route(struct gctx *x, const char *method, const char *rest, const cha
         if (j == NULL) {
             pthread_mutex_unlock(&g.mu);
             buf_free(&zip);
-            return graph_error(404, "ResourceNotFound", "The export job was not found.");
+            return sim_graph_error(404, "ResourceNotFound", "The export job was not found.");
         }
         if (j->zip == NULL && zip.len > 0)
             j->zip = (unsigned char *)buf_detach(&zip, &j->ziplen);
         buf_free(&zip);
     }
-    r = resp_new(200, GRAPH_CT);
-    resp_json(r, export_json(x, j, status));
+    r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_json(r, export_json(x, j, status));
     pthread_mutex_unlock(&g.mu);
     return r;
 }
@@ -684,7 +684,7 @@ range_start(struct MHD_Connection *c)
 /* The blob of a completed job, as Azure Blob Storage serves it: Accept-Ranges, 206 for an open
  * byte range. With set_export: bytes_per_s paces it, drop_after cuts the next one short. */
 struct resp *
-export_download(struct MHD_Connection *c, const char *rest)
+sim_export_download(struct MHD_Connection *c, const char *rest)
 {
     char id[128];
     const char *dot = strstr(rest, ".zip");
@@ -693,7 +693,7 @@ export_download(struct MHD_Connection *c, const char *rest)
     struct resp *r = NULL;
 
     if (n == 0 || n >= sizeof id)
-        return graph_error(404, "BlobNotFound", "The specified blob does not exist.");
+        return sim_graph_error(404, "BlobNotFound", "The specified blob does not exist.");
     memcpy(id, rest, n);
     id[n] = '\0';
     pthread_mutex_lock(&g.mu);
@@ -702,21 +702,21 @@ export_download(struct MHD_Connection *c, const char *rest)
             if (from < 0 || (size_t)from >= j->ziplen) {
                 char cr[64];
 
-                r = graph_error(416, "InvalidRange", "The range specified is invalid.");
+                r = sim_graph_error(416, "InvalidRange", "The range specified is invalid.");
                 snprintf(cr, sizeof cr, "bytes */%zu", j->ziplen);
-                resp_hdr(r, "Content-Range", cr);
+                sim_resp_hdr(r, "Content-Range", cr);
                 break;
             }
-            r = resp_new(from > 0 ? 206 : 200, "application/octet-stream");
+            r = sim_resp_new(from > 0 ? 206 : 200, "application/octet-stream");
             r->len = j->ziplen - (size_t)from;
             r->body = xmalloc(r->len);
             memcpy(r->body, j->zip + from, r->len);
-            resp_hdr(r, "Accept-Ranges", "bytes");
+            sim_resp_hdr(r, "Accept-Ranges", "bytes");
             if (from > 0) {
                 char cr[96];
 
                 snprintf(cr, sizeof cr, "bytes %lld-%zu/%zu", from, j->ziplen - 1, j->ziplen);
-                resp_hdr(r, "Content-Range", cr);
+                sim_resp_hdr(r, "Content-Range", cr);
                 g.download_ranges++;
             }
             r->rate_bps = g.exp.bytes_per_s;
@@ -728,12 +728,12 @@ export_download(struct MHD_Connection *c, const char *rest)
         }
     }
     pthread_mutex_unlock(&g.mu);
-    return r ? r : graph_error(404, "BlobNotFound", "The specified blob does not exist.");
+    return r ? r : sim_graph_error(404, "BlobNotFound", "The specified blob does not exist.");
 }
 
-/* set_export (control op) and the scenario's "export" member. */
+/* sim_set_export (control op) and the scenario's "export" member. */
 int
-set_export(json_t *o, char *err, size_t errlen)
+sim_set_export(json_t *o, char *err, size_t errlen)
 {
     json_t *v;
 

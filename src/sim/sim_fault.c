@@ -18,12 +18,12 @@
 static uint64_t
 win_hash_of(size_t i)
 {
-    return str_hash(g.wins[i].key, NULL);
+    return sim_str_hash(g.wins[i].key, NULL);
 }
 
 /* Finds and consumes a matching fault; copies it to *out. Returns 1 when one applies. */
 int
-fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
+sim_fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
 {
     struct simworld *w = g.w;
     int hit = 0;
@@ -33,8 +33,8 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
         struct simw_fault *f = &w->faults[i];
         if (f->remaining == 0)
             continue;
-        if (strcmp(f->route, "*") != 0 && strcmp(f->route, route_names[rt]) != 0 &&
-            !(in_batch_item && strcmp(f->route, "batch_item") == 0))
+        if (strcmp(f->route, "*") != 0 && strcmp(f->route, sim_route_names[rt]) != 0 &&
+            !(sim_in_batch_item && strcmp(f->route, "batch_item") == 0))
             continue;
         if (strcmp(f->tenant, "*") != 0 && (tenant == NULL || strcasecmp(f->tenant, tenant) != 0))
             continue;
@@ -60,7 +60,7 @@ fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out)
 /* Fixed-window counter; returns seconds to wait (> 0) when over the limit, else 0. */
 /* `others`: requests other apps make at the start of each window (TH_TENANT only). */
 double
-throttle_hit(const char *key, enum throttle_kind kind, long others)
+sim_throttle_hit(const char *key, enum throttle_kind kind, long others)
 {
     int64_t now = clock_mono_ms();
     double wait = 0;
@@ -80,7 +80,7 @@ throttle_hit(const char *key, enum throttle_kind kind, long others)
         pthread_mutex_unlock(&g.mu);
         return 0;
     }
-    uint64_t h = str_hash(key, NULL);
+    uint64_t h = sim_str_hash(key, NULL);
     i = g.nwins;
     for (size_t j = g.win_idx.cap ? (size_t)h & (g.win_idx.cap - 1) : 0;
          g.win_idx.cap && g.win_idx.slot[j]; j = (j + 1) & (g.win_idx.cap - 1)) {
@@ -100,8 +100,8 @@ throttle_hit(const char *key, enum throttle_kind kind, long others)
         g.wins[i].start_ms = now;
         g.wins[i].count = kind == TH_TENANT ? others : 0;
         g.nwins++;
-        sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
-        sidx_put(&g.win_idx, h, i);
+        sim_sidx_reserve(&g.win_idx, g.nwins, win_hash_of);
+        sim_sidx_put(&g.win_idx, h, i);
     }
     struct throttle_win *tw = &g.wins[i];
     if (now - tw->start_ms >= window_ms) {
@@ -122,7 +122,7 @@ throttle_hit(const char *key, enum throttle_kind kind, long others)
 /* Applies an injected fault to the response about to be built. Returns a replacement response
  * (error kinds) or NULL and sets mode/delay on *mode_out. */
 struct resp *
-fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, int *delay)
+sim_fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, int *delay)
 {
     switch (f->kind) {
     case SIMW_FAULT_STATUS: {
@@ -135,11 +135,11 @@ fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, i
                            : st == 400 ? "BadRequest"
                                        : "InternalServerError";
         const char *msg = f->message[0] ? f->message : "An internal server error occurred.";
-        struct resp *r = graph ? graph_error(st, code, msg) : pc_error(st, code, msg);
+        struct resp *r = graph ? sim_graph_error(st, code, msg) : sim_pc_error(st, code, msg);
         if (st == 503 && f->retry_after >= 0) {
             char ra[32];
             snprintf(ra, sizeof ra, "%g", f->retry_after);
-            resp_hdr(r, "Retry-After", ra);
+            sim_resp_hdr(r, "Retry-After", ra);
         }
         if (f->bom)
             r->mode = SIMW_FAULT_BOM;
@@ -147,13 +147,13 @@ fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode, i
     }
     case SIMW_FAULT_429:
         if (graph) {
-            struct resp *r = graph_429(f->retry_after);
+            struct resp *r = sim_graph_429(f->retry_after);
             if (f->bom)
                 r->mode = SIMW_FAULT_BOM;
             return r;
         }
         {
-            struct resp *r = pc_429(f->retry_after < 0 ? 1 : (int)(f->retry_after + 0.999));
+            struct resp *r = sim_pc_429(f->retry_after < 0 ? 1 : (int)(f->retry_after + 0.999));
             if (f->retry_after < 0) {
                 free(r->hdrs[0].value);
                 r->nhdrs = 0;

@@ -25,7 +25,7 @@
  * realm. Sources: microsoftgraph/microsoft-graph-explorer-v4 #706;
  * microsoftgraph/microsoft-graph-docs-contrib #4528; AzureAD/microsoft-authentication-library-
  * for-js #7007, #7011 (Microsoft365DSC treats it as "tenant not registered for Intune"). */
-struct resp *
+static struct resp *
 intune_401(void)
 {
     char op[37], act[37], msg[512];
@@ -33,8 +33,8 @@ intune_401(void)
     char *hs, *is, *os;
     struct resp *r;
 
-    rand_guid(op);
-    rand_guid(act);
+    sim_rand_guid(op);
+    sim_rand_guid(act);
     snprintf(msg, sizeof msg,
              "An error has occurred - Operation ID (for customer support): %s - Activity ID: %s - "
              "Url: https://fef.msua06.manage.microsoft.com/DeviceFE/StatelessDeviceFEService/"
@@ -50,8 +50,8 @@ intune_401(void)
     outer = json_pack("{s:s, s:s, s:n, s:n, s:n, s:[]}", "ErrorCode", "Forbidden", "Message", is,
                       "Target", "Details", "InnerError", "InstanceAnnotations");
     os = json_dumps(outer, JSON_COMPACT);
-    r = graph_error(401, "UnknownError", os);
-    resp_hdr(r, "WWW-Authenticate", "Bearer realm=\"urn:intune:service," SIM_INTUNE_REALM "\"");
+    r = sim_graph_error(401, "UnknownError", os);
+    sim_resp_hdr(r, "WWW-Authenticate", "Bearer realm=\"urn:intune:service," SIM_INTUNE_REALM "\"");
     free(hs);
     free(is);
     free(os);
@@ -67,11 +67,11 @@ graph_intune_gate(struct gctx *x)
     if (x->t && x->t->intune_401 && (!x->t->intune_licensed || !x->t->permission))
         return intune_401();
     if (x->t && !x->t->intune_licensed)
-        return graph_error(400, "BadRequest", "Request not applicable to target tenant.");
+        return sim_graph_error(400, "BadRequest", "Request not applicable to target tenant.");
     if (x->t && !x->t->permission) {
         char op[37], act[37], msg[512];
-        rand_guid(op);
-        rand_guid(act);
+        sim_rand_guid(op);
+        sim_rand_guid(act);
         snprintf(msg, sizeof msg,
                  "Application is not authorized to perform this operation - Operation ID (for "
                  "customer support): %s - Activity ID: %s - Url: "
@@ -79,7 +79,7 @@ graph_intune_gate(struct gctx *x)
                  "deviceManagement/managedDevices?api-version=2024-09-10 - "
                  "CustomApiErrorPhrase: ",
                  op, act);
-        return graph_error(403, "Forbidden", msg);
+        return sim_graph_error(403, "Forbidden", msg);
     }
     return NULL;
 }
@@ -125,8 +125,8 @@ graph_organization(struct gctx *x)
         "assignedPlans", plans, "verifiedDomains", domains, "provisionedPlans",
         "technicalNotificationMails", "admin@example.com");
     snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#organization", g.base, x->ver);
-    struct resp *r = resp_new(200, GRAPH_CT);
-    resp_json(r, json_pack("{s:s, s:[o]}", "@odata.context", ctx, "value", org));
+    struct resp *r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_json(r, json_pack("{s:s, s:[o]}", "@odata.context", ctx, "value", org));
     return r;
 }
 
@@ -140,7 +140,7 @@ select_each(const char *sel, const char *type, int (*take)(void *arg, const char
     if (sel == NULL)
         return NULL;
     if (strlen(sel) >= sizeof tmp)
-        return graph_error(400, "BadRequest", "The $select query option is too long.");
+        return sim_graph_error(400, "BadRequest", "The $select query option is too long.");
     snprintf(tmp, sizeof tmp, "%s", sel);
     for (char *p = strtok_r(tmp, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
         while (*p == ' ')
@@ -154,7 +154,7 @@ select_each(const char *sel, const char *type, int (*take)(void *arg, const char
             char msg[512];
             snprintf(msg, sizeof msg, "Could not find a property named '%.200s' on type '%s'.", p,
                      type);
-            return graph_error(400, "BadRequest", msg);
+            return sim_graph_error(400, "BadRequest", msg);
         }
     }
     return NULL;
@@ -268,7 +268,7 @@ filter_parse(const char *f, struct fclause *cl, int *n)
         char name[64];
         size_t k = 0;
         if (*n == FILTER_MAX)
-            return graph_error(400, "BadRequest", "Too many clauses in $filter.");
+            return sim_graph_error(400, "BadRequest", "Too many clauses in $filter.");
         fc = &cl[(*n)++];
         memset(fc, 0, sizeof(*fc));
         while (*p == ' ')
@@ -310,7 +310,7 @@ filter_parse(const char *f, struct fclause *cl, int *n)
                      "Could not find a property named '%.64s' on type "
                      "'microsoft.graph.managedDevice'.",
                      name);
-            return graph_error(400, "BadRequest", msg);
+            return sim_graph_error(400, "BadRequest", msg);
         }
         enum simw_kind kd = simw_props[fc->prop].kind;
         if (kd == SIMW_DATE && !fc->isnull) {
@@ -340,7 +340,7 @@ filter_parse(const char *f, struct fclause *cl, int *n)
     }
     return NULL;
 bad:
-    return graph_error(400, "BadRequest", "Invalid filter clause");
+    return sim_graph_error(400, "BadRequest", "Invalid filter clause");
 }
 
 static int
@@ -410,11 +410,11 @@ static struct resp *
 graph_devices(struct gctx *x, int *page_out)
 {
     struct MHD_Connection *c = x->c;
-    const char *top_s = arg_lookup(c, "$top");
-    const char *sel = arg_lookup(c, "$select");
-    const char *skip = arg_lookup(c, "$skiptoken");
-    const char *filter = arg_lookup(c, "$filter");
-    const char *count = arg_lookup(c, "$count");
+    const char *top_s = sim_arg_lookup(c, "$top");
+    const char *sel = sim_arg_lookup(c, "$select");
+    const char *skip = sim_arg_lookup(c, "$skiptoken");
+    const char *filter = sim_arg_lookup(c, "$filter");
+    const char *count = sim_arg_lookup(c, "$count");
     uint64_t mask[2];
     int any, nf = 0;
     long top = SIM_DEV_PAGE;
@@ -433,14 +433,14 @@ graph_devices(struct gctx *x, int *page_out)
         char *end;
         top = strtol(top_s, &end, 10);
         if (*top_s == '\0' || *end != '\0' || top < 0)
-            return graph_error(400, "BadRequest", "Invalid value for $top query option.");
+            return sim_graph_error(400, "BadRequest", "Invalid value for $top query option.");
         if (top == 0 || top > SIM_DEV_PAGE)
             top = SIM_DEV_PAGE;
     }
     if (skip) {
         int64_t v[2];
         if (simtok_open_ints("mdsk", skip, v, 2) != ERR_OK)
-            return graph_error(400, "BadRequest", "The $skiptoken is invalid.");
+            return sim_graph_error(400, "BadRequest", "The $skiptoken is invalid.");
         after = v[0];
         page = v[1];
     }
@@ -520,17 +520,17 @@ graph_devices(struct gctx *x, int *page_out)
     }
     if (buf_addc(&b, '}') != ERR_OK) {
         buf_free(&b);
-        return graph_error(500, "InternalServerError", "Page too large.");
+        return sim_graph_error(500, "InternalServerError", "Page too large.");
     }
-    r = resp_new(200, GRAPH_CT);
-    resp_buf(r, &b);
+    r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_buf(r, &b);
     return r;
 }
 
 static struct resp *
 graph_device(struct gctx *x, const char *id)
 {
-    const char *sel = arg_lookup(x->c, "$select");
+    const char *sel = sim_arg_lookup(x->c, "$select");
     uint64_t mask[2];
     int any;
     struct resp *r = parse_select(sel, mask, &any, x->beta, "microsoft.graph.managedDevice");
@@ -542,7 +542,7 @@ graph_device(struct gctx *x, const char *id)
     if (pos < 0) {
         char msg[160];
         snprintf(msg, sizeof msg, "Resource not found for the segment 'managedDevices'.");
-        return graph_error(404, "ResourceNotFound", msg);
+        return sim_graph_error(404, "ResourceNotFound", msg);
     }
     buf_init(&b, SIM_PAGE_MAX);
     (void)buf_addstr(&b, "{\"@odata.context\":\"");
@@ -554,8 +554,8 @@ graph_device(struct gctx *x, const char *id)
     (void)simw_render_device(x->t->devs[pos], any ? mask : NULL, x->beta && any, x->beta, &dev);
     (void)buf_add(&b, dev.data + 1, dev.len - 1);
     buf_free(&dev);
-    r = resp_new(200, GRAPH_CT);
-    resp_buf(r, &b);
+    r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_buf(r, &b);
     return r;
 }
 
@@ -619,15 +619,15 @@ app_json(const struct simapp *a, unsigned mask)
 static struct resp *
 graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
 {
-    const char *top_s = arg_lookup(x->c, "$top");
-    const char *skip = arg_lookup(x->c, "$skiptoken");
+    const char *top_s = sim_arg_lookup(x->c, "$top");
+    const char *skip = sim_arg_lookup(x->c, "$skiptoken");
     long top = 1000;
     int64_t off = 0;
     json_t *arr = json_array(), *root;
     char ctx[512];
     struct simtenant *t = x->t;
     size_t total, i, n = 0;
-    const char *sel = arg_lookup(x->c, "$select");
+    const char *sel = sim_arg_lookup(x->c, "$select");
     unsigned mask;
     struct resp *bad = parse_app_select(sel, &mask);
     char *selq = NULL;
@@ -641,7 +641,7 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
         top = strtol(top_s, &end, 10);
         if (*top_s == '\0' || *end != '\0' || top < 0) {
             json_decref(arr);
-            return graph_error(400, "BadRequest", "Invalid value for $top query option.");
+            return sim_graph_error(400, "BadRequest", "Invalid value for $top query option.");
         }
         if (top == 0 || top > 1000)
             top = 1000;
@@ -652,7 +652,7 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
         int64_t v[1];
         if (simtok_open_ints("dask", skip, v, 1) != ERR_OK || v[0] < 0) {
             json_decref(arr);
-            return graph_error(400, "BadRequest", "The $skiptoken is invalid.");
+            return sim_graph_error(400, "BadRequest", "The $skiptoken is invalid.");
         }
         off = v[0];
     }
@@ -699,17 +699,17 @@ graph_apps(struct gctx *x, const struct simdev *only, const char *ctxwhat)
     }
     free(selq);
     json_object_set_new(root, "value", arr);
-    struct resp *r = resp_new(200, GRAPH_CT);
-    resp_json(r, root);
+    struct resp *r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_json(r, root);
     return r;
 }
 
 static struct resp *
 graph_app_devices(struct gctx *x, const char *appid)
 {
-    const char *top_s = arg_lookup(x->c, "$top");
-    const char *skip = arg_lookup(x->c, "$skiptoken");
-    const char *sel = arg_lookup(x->c, "$select");
+    const char *top_s = sim_arg_lookup(x->c, "$top");
+    const char *skip = sim_arg_lookup(x->c, "$skiptoken");
+    const char *sel = sim_arg_lookup(x->c, "$select");
     struct simtenant *t = x->t;
     long pos = t ? simw_app_pos(t, appid) : -1;
     long top = SIM_DEV_PAGE;
@@ -720,8 +720,8 @@ graph_app_devices(struct gctx *x, const char *appid)
     struct buf b;
 
     if (pos < 0)
-        return graph_error(404, "ResourceNotFound",
-                           "Resource not found for the segment 'detectedApps'.");
+        return sim_graph_error(404, "ResourceNotFound",
+                               "Resource not found for the segment 'detectedApps'.");
     r = parse_select(sel, mask, &any, 0, "microsoft.graph.managedDevice");
     if (r)
         return r;
@@ -729,14 +729,14 @@ graph_app_devices(struct gctx *x, const char *appid)
         char *end;
         top = strtol(top_s, &end, 10);
         if (*top_s == '\0' || *end != '\0' || top < 0)
-            return graph_error(400, "BadRequest", "Invalid value for $top query option.");
+            return sim_graph_error(400, "BadRequest", "Invalid value for $top query option.");
         if (top == 0 || top > SIM_DEV_PAGE)
             top = SIM_DEV_PAGE;
     }
     if (skip) {
         int64_t v[1];
         if (simtok_open_ints("adsk", skip, v, 1) != ERR_OK || v[0] < 0)
-            return graph_error(400, "BadRequest", "The $skiptoken is invalid.");
+            return sim_graph_error(400, "BadRequest", "The $skiptoken is invalid.");
         off = v[0];
     }
     buf_init(&b, SIM_PAGE_MAX);
@@ -770,14 +770,14 @@ graph_app_devices(struct gctx *x, const char *appid)
         free(tok);
     }
     (void)buf_addc(&b, '}');
-    r = resp_new(200, GRAPH_CT);
-    resp_buf(r, &b);
+    r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_buf(r, &b);
     return r;
 }
 
 /* Extracts an id from "/{id}" or "('{id}')" at s into out; returns the rest of the path. */
 const char *
-path_key(const char *s, char *out, size_t outlen)
+sim_path_key(const char *s, char *out, size_t outlen)
 {
     size_t n = 0;
 
@@ -869,8 +869,8 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
                                                  "displayName", t->name, "id", t->commerce_id));
         }
         snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#contracts", g.base, x->ver);
-        r = resp_new(200, GRAPH_CT);
-        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        r = sim_resp_new(200, SIM_GRAPH_CT);
+        sim_resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
         return r;
     }
     if (strcmp(method, "GET") == 0 && strncmp(path, "/contracts/", 11) == 0) {
@@ -879,16 +879,16 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             if (strcasecmp(t->commerce_id, path + 11) == 0) {
                 snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#contracts/$entity", g.base,
                          x->ver);
-                r = resp_new(200, GRAPH_CT);
-                resp_json(r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "@odata.context", ctx,
-                                       "contractType", "ResellerPartner", "customerId", t->id,
-                                       "defaultDomainName", t->initial_domain, "displayName",
-                                       t->name, "id", t->commerce_id));
+                r = sim_resp_new(200, SIM_GRAPH_CT);
+                sim_resp_json(r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "@odata.context", ctx,
+                                           "contractType", "ResellerPartner", "customerId", t->id,
+                                           "defaultDomainName", t->initial_domain, "displayName",
+                                           t->name, "id", t->commerce_id));
                 return r;
             }
         }
-        return graph_error(404, "Request_ResourceNotFound",
-                           "Resource not found for the segment 'contracts'.");
+        return sim_graph_error(404, "Request_ResourceNotFound",
+                               "Resource not found for the segment 'contracts'.");
     }
     if (strcmp(method, "GET") == 0 &&
         (strcmp(path, "/tenantRelationships/delegatedAdminCustomers") == 0 ||
@@ -918,8 +918,8 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
         }
         snprintf(ctx, sizeof ctx, "%s/graph/%s/tenantRelationships/$metadata#%s", g.base, x->ver,
                  rel ? "delegatedAdminRelationships" : "delegatedAdminCustomers");
-        r = resp_new(200, GRAPH_CT);
-        resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
+        r = sim_resp_new(200, SIM_GRAPH_CT);
+        sim_resp_json(r, json_pack("{s:s, s:o}", "@odata.context", ctx, "value", arr));
         return r;
     }
     if (strcmp(method, "GET") == 0 &&
@@ -934,13 +934,13 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             t = simw_tenant_by_id(w, id);
         }
         if (t == NULL || !t->exists)
-            return graph_error(404, "Request_ResourceNotFound", "Tenant not found.");
+            return sim_graph_error(404, "Request_ResourceNotFound", "Tenant not found.");
         snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#microsoft.graph.tenantInformation", g.base,
                  x->ver);
-        r = resp_new(200, GRAPH_CT);
-        resp_json(r, json_pack("{s:s, s:s, s:n, s:s, s:s}", "@odata.context", ctx, "tenantId",
-                               t->id, "federationBrandName", "displayName", t->name,
-                               "defaultDomainName", t->initial_domain));
+        r = sim_resp_new(200, SIM_GRAPH_CT);
+        sim_resp_json(r, json_pack("{s:s, s:s, s:n, s:s, s:s}", "@odata.context", ctx, "tenantId",
+                                   t->id, "federationBrandName", "displayName", t->name,
+                                   "defaultDomainName", t->initial_domain));
         return r;
     }
     if (strncmp(path, "/applications", 13) == 0) {
@@ -951,27 +951,27 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             const char *e = strchr(rest + 8, '\'');
             size_t n = e ? (size_t)(e - rest - 8) : 0;
             if (n == 0 || n >= sizeof key || e[1] != ')')
-                return graph_error(400, "BadRequest", "Bad request path.");
+                return sim_graph_error(400, "BadRequest", "Bad request path.");
             memcpy(key, rest + 8, n);
             key[n] = '\0';
             rest = e + 2;
             a = strcasecmp(key, w->sync_app.id) == 0      ? &w->sync_app
                 : strcasecmp(key, w->partner_app.id) == 0 ? &w->partner_app
                                                           : NULL;
-        } else if ((rest = path_key(rest, key, sizeof key)) != NULL) {
+        } else if ((rest = sim_path_key(rest, key, sizeof key)) != NULL) {
             a = strcasecmp(key, w->sync_app.object_id) == 0      ? &w->sync_app
                 : strcasecmp(key, w->partner_app.object_id) == 0 ? &w->partner_app
                                                                  : NULL;
         }
         if (a == NULL || !x->partner)
-            return graph_error(404, "Request_ResourceNotFound",
-                               "Resource not found for the segment 'applications'.");
+            return sim_graph_error(404, "Request_ResourceNotFound",
+                                   "Resource not found for the segment 'applications'.");
         if (strcmp(method, "GET") == 0 && __atomic_load_n(&g.no_app_read, __ATOMIC_RELAXED))
-            return graph_error(403, "Authorization_RequestDenied",
-                               "Insufficient privileges to complete the operation.");
+            return sim_graph_error(403, "Authorization_RequestDenied",
+                                   "Insufficient privileges to complete the operation.");
         if (strcmp(method, "GET") == 0 && *rest == '\0') {
-            r = resp_new(200, GRAPH_CT);
-            resp_json(
+            r = sim_resp_new(200, SIM_GRAPH_CT);
+            sim_resp_json(
                 r, application_json(x, a, a == &w->sync_app ? "memsync sync" : "memsync partner"));
             return r;
         }
@@ -979,7 +979,7 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             const char *s = simw_secret_add(w, a, clock_now() + 2 * 365 * 86400);
             (void)s;
             a->secrets[a->nsecrets - 1].start = clock_now();
-            r = resp_new(200, GRAPH_CT);
+            r = sim_resp_new(200, SIM_GRAPH_CT);
             json_t *o = password_json(&a->secrets[a->nsecrets - 1], 1);
             json_t *in = json_loadb(body ? body : "", bodylen, 0, NULL);
             const char *dn = json_string_value(
@@ -990,7 +990,7 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             snprintf(ctx, sizeof ctx, "%s/graph/%s/$metadata#microsoft.graph.passwordCredential",
                      g.base, x->ver);
             json_object_set_new(o, "@odata.context", json_string(ctx));
-            resp_json(r, o);
+            sim_resp_json(r, o);
             return r;
         }
         if (strcmp(method, "POST") == 0 && strcmp(rest, "/removePassword") == 0) {
@@ -1009,14 +1009,15 @@ graph_directory(struct gctx *x, const char *method, const char *path, const char
             }
             json_decref(in);
             if (!found)
-                return graph_error(400, "BadRequest", "No password credential with that keyId.");
-            r = resp_new(204, NULL);
+                return sim_graph_error(400, "BadRequest",
+                                       "No password credential with that keyId.");
+            r = sim_resp_new(204, NULL);
             return r;
         }
-        return graph_error(405, "Request_BadRequest",
-                           "Specified HTTP method is not allowed for the request target.");
+        return sim_graph_error(405, "Request_BadRequest",
+                               "Specified HTTP method is not allowed for the request target.");
     }
-    return graph_error(400, "BadRequest", "Resource not found for the segment.");
+    return sim_graph_error(400, "BadRequest", "Resource not found for the segment.");
 }
 
 /* GET deviceManagement/managedDeviceOverview (v1.0 and beta): the singleton entity at the top
@@ -1054,8 +1055,8 @@ graph_overview(struct gctx *x)
     snprintf(ctx, sizeof ctx,
              "%s/graph/%s/$metadata#deviceManagement/managedDeviceOverview/$entity", g.base,
              x->ver);
-    r = resp_new(200, GRAPH_CT);
-    resp_json(
+    r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_json(
         r,
         json_pack(
             "{s:s, s:s, s:s, s:I, s:I, s:i, s:{s:s, s:I, s:I, s:I, s:i, s:I, s:I, s:i, s:i, s:i, "
@@ -1089,11 +1090,11 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
     if (strcmp(path, "/organization") == 0) {
         *rt = R_ORGANIZATION;
         if (strcmp(method, "GET") != 0)
-            return graph_error(405, "Request_BadRequest",
-                               "Specified HTTP method is not allowed for the request target.");
+            return sim_graph_error(405, "Request_BadRequest",
+                                   "Specified HTTP method is not allowed for the request target.");
         if (x->t != NULL && x->t->org_denied) /* set_tenant org_readable: false */
-            return graph_error(403, "Authorization_RequestDenied",
-                               "Insufficient privileges to complete the operation.");
+            return sim_graph_error(403, "Authorization_RequestDenied",
+                                   "Insufficient privileges to complete the operation.");
         return graph_organization(x);
     }
     if (strcmp(path, "/deviceManagement/managedDeviceOverview") == 0) {
@@ -1102,15 +1103,15 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         if (gate)
             return gate;
         if (strcmp(method, "GET") != 0)
-            return graph_error(405, "BadRequest", "Method not allowed.");
+            return sim_graph_error(405, "BadRequest", "Method not allowed.");
         return graph_overview(x);
     }
     if (strcmp(path, "/$batch") == 0) {
         *rt = R_BATCH;
-        if (inner_args != NULL)
-            return graph_error(400, "BadRequest", "Nested batch requests are not supported.");
+        if (sim_inner_args != NULL)
+            return sim_graph_error(400, "BadRequest", "Nested batch requests are not supported.");
         if (strcmp(method, "POST") != 0)
-            return graph_error(405, "BadRequest", "Method not allowed.");
+            return sim_graph_error(405, "BadRequest", "Method not allowed.");
         return sim_batch(x, body, bodylen);
     }
     if (strncmp(path, "/deviceManagement/reports/exportJobs", 36) == 0) {
@@ -1127,12 +1128,12 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         if (gate)
             return gate;
         if (strcmp(method, "GET") != 0)
-            return graph_error(405, "BadRequest", "Method not allowed.");
+            return sim_graph_error(405, "BadRequest", "Method not allowed.");
         if (*rest == '\0')
             return graph_devices(x, page);
-        rest = path_key(rest, key, sizeof key);
+        rest = sim_path_key(rest, key, sizeof key);
         if (rest == NULL)
-            return graph_error(400, "BadRequest", "Bad request path.");
+            return sim_graph_error(400, "BadRequest", "Bad request path.");
         pthread_rwlock_rdlock(&g.w->lock);
         struct resp *r;
         if (*rest == '\0') {
@@ -1141,17 +1142,17 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
             *rt = R_DEVICE_APPS;
             long pos = x->t ? simw_device_pos(x->t, key) : -1;
             if (!x->beta)
-                r = graph_error(400, "BadRequest",
-                                "Resource not found for the segment 'detectedApps'.");
+                r = sim_graph_error(400, "BadRequest",
+                                    "Resource not found for the segment 'detectedApps'.");
             else if (pos < 0)
-                r = graph_error(404, "ResourceNotFound",
-                                "Resource not found for the segment 'managedDevices'.");
+                r = sim_graph_error(404, "ResourceNotFound",
+                                    "Resource not found for the segment 'managedDevices'.");
             else
                 r = graph_apps(x, x->t->devs[pos],
                                "deviceManagement/managedDevices('x')/"
                                "detectedApps");
         } else {
-            r = graph_error(400, "BadRequest", "Resource not found for the segment.");
+            r = sim_graph_error(400, "BadRequest", "Resource not found for the segment.");
         }
         pthread_rwlock_unlock(&g.w->lock);
         return r;
@@ -1163,25 +1164,25 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         if (gate)
             return gate;
         if (strcmp(method, "GET") != 0)
-            return graph_error(405, "BadRequest", "Method not allowed.");
+            return sim_graph_error(405, "BadRequest", "Method not allowed.");
         pthread_rwlock_rdlock(&g.w->lock);
         struct resp *r;
         if (*rest == '\0') {
             r = graph_apps(x, NULL, "deviceManagement/detectedApps");
-        } else if ((rest = path_key(rest, key, sizeof key)) == NULL) {
-            r = graph_error(400, "BadRequest", "Bad request path.");
+        } else if ((rest = sim_path_key(rest, key, sizeof key)) == NULL) {
+            r = sim_graph_error(400, "BadRequest", "Bad request path.");
         } else if (*rest == '\0') {
             long pos = x->t ? simw_app_pos(x->t, key) : -1;
             if (pos < 0) {
-                r = graph_error(404, "ResourceNotFound",
-                                "Resource not found for the segment 'detectedApps'.");
+                r = sim_graph_error(404, "ResourceNotFound",
+                                    "Resource not found for the segment 'detectedApps'.");
             } else {
                 const struct simapp *a = &x->t->apps[pos];
                 char ctx[256];
                 unsigned mask;
                 json_t *o;
 
-                r = parse_app_select(arg_lookup(x->c, "$select"), &mask);
+                r = parse_app_select(sim_arg_lookup(x->c, "$select"), &mask);
                 if (r == NULL) {
                     snprintf(ctx, sizeof ctx,
                              "%s/graph/%s/$metadata#deviceManagement/detectedApps/"
@@ -1189,15 +1190,15 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
                              g.base, x->ver);
                     o = json_pack("{s:s}", "@odata.context", ctx);
                     json_object_update_new(o, app_json(a, mask));
-                    r = resp_new(200, GRAPH_CT);
-                    resp_json(r, o);
+                    r = sim_resp_new(200, SIM_GRAPH_CT);
+                    sim_resp_json(r, o);
                 }
             }
         } else if (strcmp(rest, "/managedDevices") == 0) {
             *rt = R_APP_DEVICES;
             r = graph_app_devices(x, key);
         } else {
-            r = graph_error(400, "BadRequest", "Resource not found for the segment.");
+            r = sim_graph_error(400, "BadRequest", "Resource not found for the segment.");
         }
         pthread_rwlock_unlock(&g.w->lock);
         return r;
@@ -1210,20 +1211,20 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
         pthread_rwlock_unlock(&g.w->lock);
         return r;
     }
-    return graph_error(400, "BadRequest", "Resource not found for the segment.");
+    return sim_graph_error(400, "BadRequest", "Resource not found for the segment.");
 }
 
 /* Resolves the token's tenant for Graph. Returns an error response or NULL. */
 struct resp *
-graph_auth(struct MHD_Connection *c, struct gctx *x)
+sim_graph_auth(struct MHD_Connection *c, struct gctx *x)
 {
-    struct resp *r = bearer_check(c, SIM_GRAPH_AUD, &x->cl);
+    struct resp *r = sim_bearer_check(c, SIM_GRAPH_AUD, &x->cl);
 
     if (r)
         return r;
     if (strcasecmp(x->cl.appid, g.w->sync_app.id) != 0)
-        return graph_error(403, "Authorization_RequestDenied",
-                           "Insufficient privileges to complete the operation.");
+        return sim_graph_error(403, "Authorization_RequestDenied",
+                               "Insufficient privileges to complete the operation.");
     if (strcasecmp(x->cl.tid, g.w->partner_tenant_id) == 0) {
         x->partner = 1;
         return NULL;
@@ -1232,8 +1233,8 @@ graph_auth(struct MHD_Connection *c, struct gctx *x)
     x->t = simw_tenant_by_id(g.w, x->cl.tid);
     pthread_rwlock_unlock(&g.w->lock);
     if (x->t == NULL)
-        return graph_error(401, "InvalidAuthenticationToken",
-                           "Access token validation failure. Invalid tenant.");
+        return sim_graph_error(401, "InvalidAuthenticationToken",
+                               "Access token validation failure. Invalid tenant.");
     return NULL;
 }
 
@@ -1252,27 +1253,27 @@ graph_throttle(struct gctx *x, enum route rt)
     double wait;
 
     snprintf(key, sizeof key, "global|%s", x->cl.appid);
-    wait = throttle_hit(key, TH_GLOBAL, 0);
+    wait = sim_throttle_hit(key, TH_GLOBAL, 0);
     if (wait <= 0 && is_intune_route(rt)) {
         snprintf(key, sizeof key, "intune|%s|%s", x->cl.appid, x->cl.tid);
-        wait = throttle_hit(key, TH_INTUNE, 0);
+        wait = sim_throttle_hit(key, TH_INTUNE, 0);
     }
     long others = x->t != NULL && x->t->other_apps >= 0 ? x->t->other_apps : g.other_apps;
 
     if (wait <= 0 && is_intune_route(rt) && others > 0) {
         snprintf(key, sizeof key, "tenant|%s", x->cl.tid);
-        wait = throttle_hit(key, TH_TENANT, others);
+        wait = sim_throttle_hit(key, TH_TENANT, others);
     }
     if (wait <= 0 && rt == R_DEVICE_APPS && g.dapps_limit > 0) {
         snprintf(key, sizeof key, "dapps|%s|%s", x->cl.appid, x->cl.tid);
-        if (throttle_hit(key, TH_DAPPS, 0) > 0)
-            return graph_429(-1); /* no Retry-After: Microsoft Q&A 5784629 */
+        if (sim_throttle_hit(key, TH_DAPPS, 0) > 0)
+            return sim_graph_429(-1); /* no Retry-After: Microsoft Q&A 5784629 */
     }
-    return wait > 0 ? graph_429(wait) : NULL;
+    return wait > 0 ? sim_graph_429(wait) : NULL;
 }
 
 void
-graph_headers(struct MHD_Connection *c, struct resp *r)
+sim_graph_headers(struct MHD_Connection *c, struct resp *r)
 {
     const char *crid =
         c ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "client-request-id") : NULL;
@@ -1283,19 +1284,19 @@ graph_headers(struct MHD_Connection *c, struct resp *r)
         if (strcmp(r->hdrs[i].name, "request-id") == 0)
             have = 1;
     if (!have) {
-        rand_guid(rid);
-        resp_hdr(r, "request-id", rid);
+        sim_rand_guid(rid);
+        sim_resp_hdr(r, "request-id", rid);
     }
     if (crid && strlen(crid) < 128)
-        resp_hdr(r, "client-request-id", crid);
+        sim_resp_hdr(r, "client-request-id", crid);
     if (r->status < 300)
-        resp_hdr(r, "OData-Version", "4.0");
-    resp_hdr(r, "Cache-Control", "no-cache");
+        sim_resp_hdr(r, "OData-Version", "4.0");
+    sim_resp_hdr(r, "Cache-Control", "no-cache");
 }
 
 /* Route of a Graph path (after /graph/{version}), for throttles, faults and statistics. */
 enum route
-graph_classify(const char *path)
+sim_graph_classify(const char *path)
 {
     if (strcmp(path, "/organization") == 0)
         return R_ORGANIZATION;
@@ -1324,7 +1325,7 @@ graph_classify(const char *path)
 static void
 listing_rename(struct gctx *x)
 {
-    const char *skip = arg_lookup(x->c, "$skiptoken");
+    const char *skip = sim_arg_lookup(x->c, "$skiptoken");
     int name = simw_prop_index("deviceName");
     int64_t v[2] = {0, 1};
     size_t i;
@@ -1346,8 +1347,8 @@ listing_rename(struct gctx *x)
 
 /* Runs the full pipeline of one Graph request (auth, throttle, fault, route). */
 struct resp *
-graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, const char *path,
-              const char *body, size_t len, int apply_faults)
+sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, const char *path,
+                  const char *body, size_t len, int apply_faults)
 {
     enum route rt = R_OTHER;
     int page = 0;
@@ -1356,7 +1357,7 @@ graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, cons
     enum simw_fault_kind mode = SIMW_FAULT_NONE;
     int delay = 0;
 
-    rt = graph_classify(path);
+    rt = sim_graph_classify(path);
     if (rt != R_BATCH) {
         r = graph_throttle(x, rt);
         if (r)
@@ -1364,7 +1365,7 @@ graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, cons
     }
     if (rt == R_DEVICES) {
         /* the page number is only known from the skiptoken */
-        const char *skip = arg_lookup(c, "$skiptoken");
+        const char *skip = sim_arg_lookup(c, "$skiptoken");
         int64_t v[2];
         page = 1;
         if (skip && simtok_open_ints("mdsk", skip, v, 2) == ERR_OK)
@@ -1372,8 +1373,9 @@ graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, cons
     }
     x->short_keep = -1;
     x->skip_seq = 0;
-    if (apply_faults && fault_take(rt, x->partner ? g.w->partner_tenant_id : x->t->id, page, &f)) {
-        r = fault_apply(&f, 1, &mode, &delay);
+    if (apply_faults &&
+        sim_fault_take(rt, x->partner ? g.w->partner_tenant_id : x->t->id, page, &f)) {
+        r = sim_fault_apply(&f, 1, &mode, &delay);
         if (r)
             return r;
         if (rt == R_DEVICES && f.kind == SIMW_FAULT_SHORT)
@@ -1400,12 +1402,12 @@ sim_batch(struct gctx *x, const char *body, size_t len)
 
     if (!json_is_array(reqs)) {
         json_decref(root);
-        return graph_error(400, "BadRequest", "Invalid batch payload format.");
+        return sim_graph_error(400, "BadRequest", "Invalid batch payload format.");
     }
     if (json_array_size(reqs) > SIM_BATCH_MAX) {
         json_decref(root);
-        return graph_error(400, "BadRequest",
-                           "The number of batch requests exceeds the maximum of 20.");
+        return sim_graph_error(400, "BadRequest",
+                               "The number of batch requests exceeds the maximum of 20.");
     }
     out = json_array();
     json_array_foreach(reqs, i, it)
@@ -1421,10 +1423,10 @@ sim_batch(struct gctx *x, const char *body, size_t len)
             (json_object_get(it, "body") && !json_is_object(json_object_get(it, "headers")))) {
             json_decref(out);
             json_decref(root);
-            return graph_error(400, "BadRequest",
-                               dup ? "Batch request ids must be unique."
-                                   : "Batch request items need id, method and url (and headers "
-                                     "when a body is sent).");
+            return sim_graph_error(400, "BadRequest",
+                                   dup ? "Batch request ids must be unique."
+                                       : "Batch request items need id, method and url (and headers "
+                                         "when a body is sent).");
         }
     }
     /* inner requests read their own query, never the outer one */
@@ -1453,10 +1455,10 @@ sim_batch(struct gctx *x, const char *body, size_t len)
                 failed_dep = 1;
         }
         if (failed_dep) {
-            r = graph_error(424, "FailedDependency",
-                            "The request was not run because a request it depends on failed.");
+            r = sim_graph_error(424, "FailedDependency",
+                                "The request was not run because a request it depends on failed.");
         } else if (strlen(url) + 2 > sizeof path) {
-            r = graph_error(400, "BadRequest", "The request URL is too long.");
+            r = sim_graph_error(400, "BadRequest", "The request URL is too long.");
         } else {
             snprintf(path, sizeof path, "%s%s", url[0] == '/' ? "" : "/", url);
             q = strchr(path, '?');
@@ -1475,19 +1477,19 @@ sim_batch(struct gctx *x, const char *body, size_t len)
             }
             if (json_object_get(it, "body"))
                 ibody = json_dumps(json_object_get(it, "body"), JSON_COMPACT);
-            inner_args = args;
-            in_batch_item = 1;
-            r = graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
-            in_batch_item = 0;
-            inner_args = NULL;
+            sim_inner_args = args;
+            sim_in_batch_item = 1;
+            r = sim_graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
+            sim_in_batch_item = 0;
+            sim_inner_args = NULL;
             free(ibody);
-            stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
-                       r->status == 429);
-            reqlog_add(NULL, graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
-                       method, r);
+            sim_stat_count(sim_graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
+                           r->status == 429);
+            sim_reqlog_add(NULL, sim_graph_classify(path),
+                           x->partner ? g.w->partner_tenant_id : x->t->id, method, r);
         }
         json_decref(args);
-        graph_headers(NULL, r);
+        sim_graph_headers(NULL, r);
         json_object_set_new(statuses, id, json_integer(r->status));
         for (int h = 0; h < r->nhdrs; h++)
             json_object_set_new(hdrs, r->hdrs[h].name, json_string(r->hdrs[h].value));
@@ -1498,11 +1500,11 @@ sim_batch(struct gctx *x, const char *body, size_t len)
         if (ib)
             json_object_set_new(item, "body", ib);
         json_array_append_new(out, item);
-        resp_free(r);
+        sim_resp_free(r);
     }
     json_decref(statuses);
     json_decref(root);
-    struct resp *r = resp_new(200, GRAPH_CT);
-    resp_json(r, json_pack("{s:o}", "responses", out));
+    struct resp *r = sim_resp_new(200, SIM_GRAPH_CT);
+    sim_resp_json(r, json_pack("{s:o}", "responses", out));
     return r;
 }

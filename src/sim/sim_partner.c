@@ -86,27 +86,27 @@ pc_customer_json(const struct simtenant *t, int full)
 static struct resp *
 pc_auth(struct MHD_Connection *c, struct simtok_claims *cl)
 {
-    struct resp *r = bearer_check(c, SIM_PC_AUD, cl);
+    struct resp *r = sim_bearer_check(c, SIM_PC_AUD, cl);
 
     if (r)
         return r;
     if (strcasecmp(cl->tid, g.w->partner_tenant_id) != 0 ||
         strcasecmp(cl->appid, g.w->partner_app.id) != 0) {
-        r = pc_error(403, "600001", "The partner tenant is not authorized for this resource.");
+        r = sim_pc_error(403, "600001", "The partner tenant is not authorized for this resource.");
         return r;
     }
     return NULL;
 }
 
 struct resp *
-handle_customers(struct MHD_Connection *c, const char *rest)
+sim_handle_customers(struct MHD_Connection *c, const char *rest)
 {
     struct simworld *w = g.w;
     struct simtok_claims cl;
     struct resp *r = pc_auth(c, &cl);
-    const char *size_s = arg_lookup(c, "size");
-    const char *seek = arg_lookup(c, "seekOperation");
-    const char *filter = arg_lookup(c, "filter");
+    const char *size_s = sim_arg_lookup(c, "size");
+    const char *seek = sim_arg_lookup(c, "seekOperation");
+    const char *filter = sim_arg_lookup(c, "filter");
     long size = SIM_PC_PAGE_DEF;
     int64_t off = 0;
     char ffield[32] = "", fvalue[256] = "";
@@ -126,24 +126,24 @@ handle_customers(struct MHD_Connection *c, const char *rest)
         }
         json_decref(fj);
         if (!ok)
-            return pc_error(400, "400", "The filter is invalid.");
+            return sim_pc_error(400, "400", "The filter is invalid.");
         if (strcmp(ffield, "IndirectReseller") == 0 ||
             strcmp(ffield, "IndirectCloudSolutionProvider") == 0)
-            return pc_error(403, "403",
-                            "This operation requires App+User credentials; app-only access is "
-                            "not supported.");
+            return sim_pc_error(403, "403",
+                                "This operation requires App+User credentials; app-only access is "
+                                "not supported.");
         if (strcmp(ffield, "CompanyName") != 0 && strcmp(ffield, "Domain") != 0)
-            return pc_error(400, "400", "The filter field is not supported.");
+            return sim_pc_error(400, "400", "The filter field is not supported.");
     }
     if (rest[0] == '/' && rest[1]) {
         /* GET /v1/customers/{id} */
         pthread_rwlock_rdlock(&w->lock);
         struct simtenant *t = simw_tenant_by_id(w, rest + 1);
         if (t && strcasecmp(t->id, rest + 1) == 0) {
-            r = resp_new(200, JSON_CT);
-            resp_json(r, pc_customer_json(t, 1));
+            r = sim_resp_new(200, SIM_JSON_CT);
+            sim_resp_json(r, pc_customer_json(t, 1));
         } else {
-            r = pc_error(404, "2000", "Customer not found.");
+            r = sim_pc_error(404, "2000", "Customer not found.");
         }
         pthread_rwlock_unlock(&w->lock);
         return r;
@@ -152,7 +152,7 @@ handle_customers(struct MHD_Connection *c, const char *rest)
         char *end;
         size = strtol(size_s, &end, 10);
         if (*size_s == '\0' || *end != '\0' || size < 0)
-            return pc_error(400, "400", "The size parameter is invalid.");
+            return sim_pc_error(400, "400", "The size parameter is invalid.");
         if (size == 0)
             size = SIM_PC_PAGE_DEF;
         if (size > SIM_PC_PAGE_MAX)
@@ -162,13 +162,14 @@ handle_customers(struct MHD_Connection *c, const char *rest)
         const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-ContinuationToken");
         int64_t v[1];
         if (strcasecmp(seek, "Next") != 0)
-            return pc_error(400, "400", "Unsupported seek operation.");
+            return sim_pc_error(400, "400", "Unsupported seek operation.");
         if (ct == NULL)
-            return pc_error(400, "400",
-                            "The continuation token header MS-ContinuationToken is required for "
-                            "seek operations.");
+            return sim_pc_error(
+                400, "400",
+                "The continuation token header MS-ContinuationToken is required for "
+                "seek operations.");
         if (simtok_open_ints("pcct", ct, v, 1) != ERR_OK || v[0] < 0)
-            return pc_error(400, "400", "The continuation token is invalid.");
+            return sim_pc_error(400, "400", "The continuation token is invalid.");
         off = v[0];
     }
     json_t *items = json_array();
@@ -208,9 +209,9 @@ handle_customers(struct MHD_Connection *c, const char *rest)
         free(tok);
     }
     buf_free(&fq);
-    r = resp_new(200, JSON_CT);
-    resp_json(r, json_pack("{s:I, s:o, s:o, s:{s:s}}", "totalCount",
-                           (json_int_t)json_array_size(items), "items", items, "links", links,
-                           "attributes", "objectType", "Collection"));
+    r = sim_resp_new(200, SIM_JSON_CT);
+    sim_resp_json(r, json_pack("{s:I, s:o, s:o, s:{s:s}}", "totalCount",
+                               (json_int_t)json_array_size(items), "items", items, "links", links,
+                               "attributes", "objectType", "Collection"));
     return r;
 }

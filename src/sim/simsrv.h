@@ -81,10 +81,10 @@ int simtok_b64_decode(const char *in, char *out, size_t outlen);
 /* Intune's resource app id, in the realm of its WWW-Authenticate */
 #define SIM_INTUNE_REALM "0000000a-0000-0000-c000-000000000000"
 
-#define GRAPH_CT                                                                                   \
+#define SIM_GRAPH_CT                                                                               \
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"        \
     "charset=utf-8"
-#define JSON_CT "application/json; charset=utf-8"
+#define SIM_JSON_CT "application/json; charset=utf-8"
 
 /* Routes, for statistics, faults and throttling. */
 enum route {
@@ -269,70 +269,69 @@ struct gctx {
     int short_keep;
     uint64_t skip_seq;
 };
-extern const char *const route_names[R_COUNT];
-extern __thread json_t *inner_args;
-extern __thread int in_batch_item;
+extern const char *const sim_route_names[R_COUNT];
+extern __thread json_t *sim_inner_args;
+extern __thread int sim_in_batch_item;
 
 /* sim.c */
-uint64_t str_hash(const char *a, const char *b);
-void sidx_put(struct sidx *x, uint64_t h, size_t pos);
-void sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t));
-void sidx_clear(struct sidx *x);
-const char *arg_lookup(struct MHD_Connection *c, const char *k);
-void rand_guid(char out[37]);
-struct resp *resp_new(int status, const char *ctype);
-void resp_free(struct resp *r);
-void resp_hdr(struct resp *r, const char *name, const char *value);
-void resp_json(struct resp *r, json_t *j);
-void resp_buf(struct resp *r, struct buf *b);
-struct resp *graph_error(int status, const char *code, const char *message);
-struct resp *graph_429(double retry_after);
-struct resp *pc_error(int status, const char *code, const char *desc);
-struct resp *pc_429(int seconds);
+uint64_t sim_str_hash(const char *a, const char *b);
+void sim_sidx_put(struct sidx *x, uint64_t h, size_t pos);
+void sim_sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t));
+void sim_sidx_clear(struct sidx *x);
+const char *sim_arg_lookup(struct MHD_Connection *c, const char *k);
+void sim_rand_guid(char out[37]);
+struct resp *sim_resp_new(int status, const char *ctype);
+void sim_resp_free(struct resp *r);
+void sim_resp_hdr(struct resp *r, const char *name, const char *value);
+void sim_resp_json(struct resp *r, json_t *j);
+void sim_resp_buf(struct resp *r, struct buf *b);
+struct resp *sim_graph_error(int status, const char *code, const char *message);
+struct resp *sim_graph_429(double retry_after);
+struct resp *sim_pc_error(int status, const char *code, const char *desc);
+struct resp *sim_pc_429(int seconds);
 
 /* sim_fault.c */
-int fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
-double throttle_hit(const char *key, enum throttle_kind kind, long others);
-struct resp *fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
-                         int *delay);
+int sim_fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
+double sim_throttle_hit(const char *key, enum throttle_kind kind, long others);
+struct resp *sim_fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
+                             int *delay);
 
 /* sim_entra.c */
-struct resp *aad_error(int status, const char *error, long code, const char *fmt, ...)
+struct resp *sim_aad_error(int status, const char *error, long code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-struct resp *handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
-                          const char **tenant_out);
-struct resp *aad_fault(long code, int status, const char *message);
-struct resp *handle_openid(const char *tenant);
-struct resp *bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
+struct resp *sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2,
+                              struct req *q, const char **tenant_out);
+struct resp *sim_aad_fault(long code, int status, const char *message);
+struct resp *sim_handle_openid(const char *tenant);
+struct resp *sim_bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
 
 /* sim_partner.c */
-struct resp *handle_customers(struct MHD_Connection *c, const char *rest);
+struct resp *sim_handle_customers(struct MHD_Connection *c, const char *rest);
 
 /* sim_graph.c */
-struct resp *intune_401(void);
-const char *path_key(const char *s, char *out, size_t outlen);
-struct resp *graph_auth(struct MHD_Connection *c, struct gctx *x);
-void graph_headers(struct MHD_Connection *c, struct resp *r);
-enum route graph_classify(const char *path);
-struct resp *graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
-                           const char *path, const char *body, size_t len, int apply_faults);
+const char *sim_path_key(const char *s, char *out, size_t outlen);
+struct resp *sim_graph_auth(struct MHD_Connection *c, struct gctx *x);
+void sim_graph_headers(struct MHD_Connection *c, struct resp *r);
+enum route sim_graph_classify(const char *path);
+struct resp *sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
+                               const char *path, const char *body, size_t len, int apply_faults);
 struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
 
 /* sim_export.c */
-struct resp *export_download(struct MHD_Connection *c, const char *rest);
-int set_export(json_t *o, char *err, size_t errlen);
+struct resp *sim_export_download(struct MHD_Connection *c, const char *rest);
+int sim_set_export(json_t *o, char *err, size_t errlen);
 struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
                               const char *body, size_t bodylen, enum route *rt);
 
 /* sim_control.c */
-void stat_count(enum route rt, const char *tenant, int throttled);
-void reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
-                const struct resp *r);
-int fault_add(json_t *o, char *err, size_t errlen);
-void set_tenant_flags(struct simtenant *t, json_t *o);
-int set_throttle(json_t *o);
-struct resp *control_route(struct MHD_Connection *c, const char *method, const char *rest,
-                           const char *body, size_t len);
-json_t *load_scenario(const char *arg, struct errbuf *eb);
+void sim_stat_count(enum route rt, const char *tenant, int throttled);
+void sim_reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
+                    const struct resp *r);
+int sim_fault_add(json_t *o, char *err, size_t errlen);
+void sim_set_tenant_flags(struct simtenant *t, json_t *o);
+int sim_set_throttle(json_t *o);
+struct resp *sim_control_route(struct MHD_Connection *c, const char *method, const char *rest,
+                               const char *body, size_t len);
+json_t *sim_load_scenario(const char *arg, struct errbuf *eb);
 
 #endif
