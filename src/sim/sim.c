@@ -1,5 +1,8 @@
 /* sim.c - `memsync sim`: Entra token endpoints, Partner Center customers and the Graph/Intune
- * routes memsync uses, served by libmicrohttpd from a generated world (simworld.h).
+ * routes memsync uses, served by libmicrohttpd from a generated world (simworld.h). This file is
+ * the server core: the listener, dispatch by path prefix, sending (with injected delays), the
+ * response helpers, argv, start and stop. The services live in sim_entra.c, sim_partner.c,
+ * sim_graph.c, sim_export.c and sim_control.c; simsrv.h holds what they share.
  *
  * Threads: MHD's internal epoll thread pool runs the handlers; a delay thread resumes
  * connections suspended for injected latency; the main thread waits for SIGTERM/SIGINT.
@@ -9,7 +12,6 @@
 #include "sim.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -20,14 +22,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "buf.h"
 #include "clock.h"

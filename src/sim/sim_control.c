@@ -1,4 +1,4 @@
-/* sim_control.c - The /_sim/ control API of `memsync sim` (world, stats, request log, control
+/* sim_control.c - the /_sim/ control API of `memsync sim` (world, stats, request log, control
  * ops), statistics, the request log and scenarios.
  */
 #include "simsrv.h"
@@ -10,14 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
-#include "buf.h"
 #include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
 #include "simworld.h"
+
+/* --- statistics and the request log (under g.mu) -------------------------------------------- */
 
 static uint64_t
 stat_hash_of(size_t i)

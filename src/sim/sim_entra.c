@@ -14,11 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "buf.h"
 #include "clock.h"
 #include "err.h"
-#include "log.h"
-#include "mem.h"
 #include "simworld.h"
 
 /* --- Entra tokens -------------------------------------------------------------------------- */

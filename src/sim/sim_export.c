@@ -18,7 +18,6 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
-#include "log.h"
 #include "mem.h"
 #include "simworld.h"
 
@@ -731,7 +730,7 @@ sim_export_download(struct MHD_Connection *c, const char *rest)
     return r ? r : sim_graph_error(404, "BlobNotFound", "The specified blob does not exist.");
 }
 
-/* sim_set_export (control op) and the scenario's "export" member. */
+/* set_export (control op) and the scenario's "export" member. */
 int
 sim_set_export(json_t *o, char *err, size_t errlen)
 {

@@ -1,4 +1,4 @@
-/* sim_fault.c - Injected faults and throttling windows of `memsync sim`, shared by every
+/* sim_fault.c - injected faults and throttling windows of `memsync sim`, shared by every
  * service.
  */
 #include "simsrv.h"
@@ -8,10 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "buf.h"
 #include "clock.h"
-#include "err.h"
-#include "log.h"
 #include "mem.h"
 #include "simworld.h"
 

@@ -12,10 +12,7 @@
 #include <strings.h>
 
 #include "buf.h"
-#include "clock.h"
 #include "err.h"
-#include "log.h"
-#include "mem.h"
 #include "simworld.h"
 
 /* --- Partner Center ------------------------------------------------------------------------- */

@@ -12,8 +12,8 @@
  * statistics, throttling windows, the request log and export jobs by g.mu; the delay queue by
  * g.dmu. Other fields of `g` are set before serving or by control ops (under g.mu where handler
  * threads read them while serving). A `struct resp` belongs to the thread building it until
- * sim_send_resp() takes it. simtok functions are pure (they use the process-wide key set once by
- * simtok_init before the server starts).
+ * send_resp() in sim.c takes it. simtok functions are pure (they use the process-wide key set once
+ * by simtok_init before the server starts).
  *
  * Errors: handlers return a response (an error envelope of the service on failure), never NULL
  * unless stated; allocation failure aborts (mem.h).
@@ -269,69 +269,124 @@ struct gctx {
     int short_keep;
     uint64_t skip_seq;
 };
+/* Route names for statistics, the request log and fault matching, by enum route. */
 extern const char *const sim_route_names[R_COUNT];
+/* Set by sim_batch on the handler thread while it serves one inner request of a $batch: that
+ * request's query arguments (sim_arg_lookup reads them) and whether faults on "batch_item"
+ * apply. */
 extern __thread json_t *sim_inner_args;
 extern __thread int sim_in_batch_item;
 
-/* sim.c */
+/* --- sim.c: small helpers and response envelopes (any thread) -------------------------------- */
+
+/* The open-addressing index (struct sidx); the caller holds the lock of the array it indexes. */
 uint64_t sim_str_hash(const char *a, const char *b);
 void sim_sidx_put(struct sidx *x, uint64_t h, size_t pos);
+/* Makes room for n entries; rehashes with hash_of(i) when the table grows. */
 void sim_sidx_reserve(struct sidx *x, size_t n, uint64_t (*hash_of)(size_t));
 void sim_sidx_clear(struct sidx *x);
+
+/* Query argument lookup; inside $batch (c == NULL) it reads the inner request's query. */
 const char *sim_arg_lookup(struct MHD_Connection *c, const char *k);
+/* A random version-4 GUID for request ids (unique, not secret). */
 void sim_rand_guid(char out[37]);
+
+/* A response owns its body and header values; sim_resp_free accepts NULL. sim_resp_hdr keeps at
+ * most 8 headers (more are dropped); sim_resp_json takes the reference to j; sim_resp_buf takes
+ * b's contents. */
 struct resp *sim_resp_new(int status, const char *ctype);
 void sim_resp_free(struct resp *r);
 void sim_resp_hdr(struct resp *r, const char *name, const char *value);
 void sim_resp_json(struct resp *r, json_t *j);
 void sim_resp_buf(struct resp *r, struct buf *b);
+
+/* Error envelopes as Graph and Partner Center write them; sim_graph_429 leaves Retry-After out
+ * when retry_after is negative. */
 struct resp *sim_graph_error(int status, const char *code, const char *message);
 struct resp *sim_graph_429(double retry_after);
 struct resp *sim_pc_error(int status, const char *code, const char *desc);
 struct resp *sim_pc_429(int seconds);
 
-/* sim_fault.c */
+/* --- sim_fault.c: injected faults and throttling windows (take g.mu themselves) -------------- */
+
+/* Finds and consumes a fault matching route, tenant and page; copies it to *out. Returns 1 when
+ * one applies. */
 int sim_fault_take(enum route rt, const char *tenant, int page, struct simw_fault *out);
+/* Counts one request in the fixed window of `key`; returns the seconds to wait (> 0) when over
+ * the limit, else 0. `others`: requests other apps make at the start of each window
+ * (TH_TENANT only). */
 double sim_throttle_hit(const char *key, enum throttle_kind kind, long others);
+/* Applies a taken fault: returns a replacement response (error kinds, as Graph when `graph`,
+ * else as Partner Center) or NULL and sets *mode / *delay for the response to be built. */
 struct resp *sim_fault_apply(const struct simw_fault *f, int graph, enum simw_fault_kind *mode,
                              int *delay);
 
-/* sim_entra.c */
+/* --- sim_entra.c: token endpoints (handler threads; read g.w under its lock) ----------------- */
+
+/* An AADSTS error body (error, error_description, error_codes, trace and correlation ids). */
 struct resp *sim_aad_error(int status, const char *error, long code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* POST /login/{tenant}/oauth2[/v2.0]/token; *tenant_out names the resolved tenant, if any. */
 struct resp *sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2,
                               struct req *q, const char **tenant_out);
+/* An injected Entra error: the `error` string and default status follow the code. */
 struct resp *sim_aad_fault(long code, int status, const char *message);
+/* GET /login/{tenant}/v2.0/.well-known/openid-configuration */
 struct resp *sim_handle_openid(const char *tenant);
+/* Checks the bearer token for audience `aud`; on success fills *cl and returns NULL, otherwise
+ * returns the error response of that service. */
 struct resp *sim_bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
 
-/* sim_partner.c */
+/* --- sim_partner.c: Partner Center (handler threads) ----------------------------------------- */
+
+/* GET /pc/v1/customers[...]; `rest` is the path after /pc/v1/customers. */
 struct resp *sim_handle_customers(struct MHD_Connection *c, const char *rest);
 
-/* sim_graph.c */
+/* --- sim_graph.c: Graph (handler threads) ---------------------------------------------------- */
+
+/* Extracts an id from "/{id}" or "('{id}')" at s into out; returns the rest of the path. */
 const char *sim_path_key(const char *s, char *out, size_t outlen);
+/* Resolves the token's tenant for Graph into *x. Returns an error response or NULL. */
 struct resp *sim_graph_auth(struct MHD_Connection *c, struct gctx *x);
+/* Adds Graph's response headers (request-id, client-request-id, OData-Version). */
 void sim_graph_headers(struct MHD_Connection *c, struct resp *r);
+/* Route of a Graph path (after /graph/{version}), for throttles, faults and statistics. */
 enum route sim_graph_classify(const char *path);
+/* Runs the full pipeline of one Graph request (throttle, fault, route). */
 struct resp *sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
                                const char *path, const char *body, size_t len, int apply_faults);
+/* POST /graph/{version}/$batch: at most SIM_BATCH_MAX inner requests, each through
+ * sim_graph_request. */
 struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
 
-/* sim_export.c */
-struct resp *sim_export_download(struct MHD_Connection *c, const char *rest);
-int sim_set_export(json_t *o, char *err, size_t errlen);
+/* --- sim_export.c: report exports (handler threads; jobs under g.mu) ------------------------- */
+
+/* .../deviceManagement/reports/exportJobs[...]; `rest` is the path after "exportJobs"; *rt may
+ * be narrowed for statistics. */
 struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
                               const char *body, size_t bodylen, enum route *rt);
+/* GET /download/{jobid}.zip: the blob of a completed job. */
+struct resp *sim_export_download(struct MHD_Connection *c, const char *rest);
+/* The set_export control op and the scenario's "export" member; ERR_INVAL with err filled. */
+int sim_set_export(json_t *o, char *err, size_t errlen);
 
-/* sim_control.c */
+/* --- sim_control.c: statistics, request log, /_sim/ routes, scenarios ------------------------ */
+
+/* Count and log one answered request (take g.mu themselves). sim_reqlog_add's `c` is NULL for a
+ * $batch item: its headers are the batch's. */
 void sim_stat_count(enum route rt, const char *tenant, int throttled);
 void sim_reqlog_add(struct MHD_Connection *c, enum route rt, const char *tenant, const char *method,
                     const struct resp *r);
+/* Scenario members, applied by the main thread before serving or by control ops: a fault from its
+ * JSON description (ERR_* with err filled; while serving the caller holds g.mu), a tenant's
+ * flags, the throttling limits (returns ERR_OK). */
 int sim_fault_add(json_t *o, char *err, size_t errlen);
 void sim_set_tenant_flags(struct simtenant *t, json_t *o);
 int sim_set_throttle(json_t *o);
+/* GET /_sim/world, /_sim/stats, /_sim/requests and POST /_sim/control; `rest` follows "/_sim/". */
 struct resp *sim_control_route(struct MHD_Connection *c, const char *method, const char *rest,
                                const char *body, size_t len);
+/* A built-in scenario by name or a scenario file; NULL with eb set on failure. */
 json_t *sim_load_scenario(const char *arg, struct errbuf *eb);
 
 #endif
