@@ -489,104 +489,18 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
         goto send;
     }
     if (strncmp(url, "/login/", 7) == 0) {
-        char ten[256];
-        const char *s = url + 7, *e = strchr(s, '/');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        if (n == 0 || n >= sizeof ten) {
-            r = sim_aad_error(400, "invalid_request", 90002, "Tenant not found.");
-            goto send;
-        }
-        memcpy(ten, s, n);
-        ten[n] = '\0';
-        e = s + n;
-        if (strcmp(e, "/oauth2/v2.0/token") == 0 || strcmp(e, "/oauth2/token") == 0) {
-            int v2 = strcmp(e, "/oauth2/v2.0/token") == 0;
-            struct simw_fault f;
-            enum simw_fault_kind mode = SIMW_FAULT_NONE;
-            int delay = 0;
-            rt = v2 ? R_TOKEN_V2 : R_TOKEN_V1;
-            if (strcmp(method, "POST") != 0) {
-                r = sim_aad_error(405, "invalid_request", 900561,
-                                  "The endpoint only accepts POST requests. Received a %.8s "
-                                  "request.",
-                                  method);
-                goto send;
-            }
-            pthread_rwlock_rdlock(&g.w->lock);
-            struct simtenant *tt = simw_tenant_by_id(g.w, ten);
-            snprintf(tbuf, sizeof tbuf, "%s", tt ? tt->id : ten);
-            pthread_rwlock_unlock(&g.w->lock);
+        r = sim_entra_route(c, q, method, url + 7, &rt, tbuf, sizeof tbuf);
+        if (tbuf[0] != '\0')
             tenant = tbuf;
-            if (sim_fault_take(rt, tenant, 0, &f)) {
-                if (f.kind == SIMW_FAULT_STATUS && f.code[0] && strncmp(f.code, "AADSTS", 6) == 0) {
-                    r = sim_aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
-                    if (f.bom)
-                        r->mode = SIMW_FAULT_BOM;
-                    goto send;
-                }
-                r = sim_fault_apply(&f, 0, &mode, &delay);
-                if (r)
-                    goto send;
-            }
-            const char *tout = NULL;
-            r = sim_handle_token(c, ten, v2, q, &tout);
-            r->mode = mode;
-            r->delay_ms = delay;
-        } else if (strcmp(e, "/v2.0/.well-known/openid-configuration") == 0) {
-            rt = R_OPENID;
-            r = sim_handle_openid(ten);
-        } else {
-            r = sim_aad_error(404, "invalid_request", 900561, "The endpoint was not found.");
-        }
         goto send;
     }
     if (strncmp(url, "/pc/v1/customers", 16) == 0) {
-        struct simw_fault f;
-        enum simw_fault_kind mode = SIMW_FAULT_NONE;
-        int delay = 0;
-        rt = url[16] ? R_CUSTOMER : R_CUSTOMERS;
         tenant = g.w->partner_tenant_id;
-        if (strcmp(method, "GET") != 0) {
-            r = sim_pc_error(405, "405", "Method not allowed.");
-            goto send;
-        }
-        double wait = sim_throttle_hit("pc|customers", TH_PC, 0);
-        if (wait > 0) {
-            r = sim_pc_429((int)(wait + 0.999));
-            goto send;
-        }
-        if (sim_fault_take(rt, tenant, 0, &f)) {
-            r = sim_fault_apply(&f, 0, &mode, &delay);
-            if (r)
-                goto send;
-        }
-        r = sim_handle_customers(c, url + 16);
-        r->mode = mode;
-        r->delay_ms = delay;
-        {
-            const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-RequestId");
-            const char *cid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-CorrelationId");
-            char g1[37];
-            sim_rand_guid(g1);
-            sim_resp_hdr(r, "MS-RequestId", rid && strlen(rid) < 64 ? rid : g1);
-            sim_resp_hdr(r, "MS-CorrelationId", cid && strlen(cid) < 64 ? cid : g1);
-            sim_resp_hdr(r, "MS-CV", "memsync-sim.0");
-        }
+        r = sim_partner_route(c, method, url + 16, &rt);
         goto send;
     }
     if (strncmp(url, "/graph/v1.0/", 12) == 0 || strncmp(url, "/graph/beta/", 12) == 0) {
-        struct gctx x;
-        memset(&x, 0, sizeof x);
-        x.c = c;
-        x.beta = url[7] == 'b';
-        snprintf(x.ver, sizeof x.ver, "%s", x.beta ? "beta" : "v1.0");
-        rt = sim_graph_classify(url + 11);
-        r = sim_graph_auth(c, &x);
-        if (r == NULL) {
-            tenant = x.partner ? g.w->partner_tenant_id : x.t->id;
-            r = sim_graph_request(&x, c, method, url + 11, q->body.data, q->body.len, 1);
-        }
-        sim_graph_headers(c, r);
+        r = sim_graph_route(c, method, url + 7, q->body.data, q->body.len, &rt, &tenant);
         goto send;
     }
     if (strncmp(url, "/_sim/", 6) == 0) {

@@ -20,8 +20,11 @@
 
 /* --- Entra tokens -------------------------------------------------------------------------- */
 
-struct resp *
-sim_aad_error(int status, const char *error, long code, const char *fmt, ...)
+static struct resp *aad_error(int status, const char *error, long code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static struct resp *
+aad_error(int status, const char *error, long code, const char *fmt, ...)
 {
     struct resp *r = sim_resp_new(status, SIM_JSON_CT);
     char trace[37], corr[37], ts[32], msg[768], desc[1024], uri[96];
@@ -131,9 +134,9 @@ audience_of(const char *v, int v2, const char **cloud)
     return NULL;
 }
 
-struct resp *
-sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
-                 const char **tenant_out)
+static struct resp *
+handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct req *q,
+             const char **tenant_out)
 {
     struct simworld *w = g.w;
     struct form f;
@@ -170,10 +173,9 @@ sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct
     pthread_rwlock_rdlock(&w->lock);
     if (strcasecmp(tenant_in, "common") == 0 || strcasecmp(tenant_in, "consumers") == 0 ||
         strcasecmp(tenant_in, "organizations") == 0) {
-        r = sim_aad_error(
-            400, "invalid_request", 9001023,
-            "The grant type isn't supported over the /common or /consumers endpoints. "
-            "Please use the /organizations or tenant-specific endpoint.");
+        r = aad_error(400, "invalid_request", 9001023,
+                      "The grant type isn't supported over the /common or /consumers endpoints. "
+                      "Please use the /organizations or tenant-specific endpoint.");
         goto out;
     }
     if (strcasecmp(tenant_in, w->partner_tenant_id) == 0 ||
@@ -183,56 +185,56 @@ sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct
     } else {
         t = simw_tenant_by_id(w, tenant_in);
         if (t == NULL || !t->exists) {
-            r = sim_aad_error(400, "invalid_tenant", 90002,
-                              "Tenant '%.64s' not found. Check to make sure you have the correct "
-                              "tenant ID and are signing into the correct cloud. Check with your "
-                              "subscription administrator, this may happen if there are no active "
-                              "subscriptions for the tenant.",
-                              tenant_in);
+            r = aad_error(400, "invalid_tenant", 90002,
+                          "Tenant '%.64s' not found. Check to make sure you have the correct "
+                          "tenant ID and are signing into the correct cloud. Check with your "
+                          "subscription administrator, this may happen if there are no active "
+                          "subscriptions for the tenant.",
+                          tenant_in);
             goto out;
         }
         snprintf(tidbuf, sizeof tidbuf, "%s", t->id);
     }
     *tenant_out = partner_tenant ? w->partner_tenant_id : t->id;
     if (grant == NULL) {
-        r = sim_aad_error(400, "invalid_request", 900144,
-                          "The request body must contain the following parameter: 'grant_type'.");
+        r = aad_error(400, "invalid_request", 900144,
+                      "The request body must contain the following parameter: 'grant_type'.");
         goto out;
     }
     if (strcmp(grant, "client_credentials") != 0) {
-        r = sim_aad_error(400, "unsupported_grant_type", 70003,
-                          "The app requested an unsupported grant type '%.32s'.", grant);
+        r = aad_error(400, "unsupported_grant_type", 70003,
+                      "The app requested an unsupported grant type '%.32s'.", grant);
         goto out;
     }
     if (client_id == NULL || *client_id == '\0') {
-        r = sim_aad_error(400, "invalid_request", 900144,
-                          "The request body must contain the following parameter: 'client_id'.");
+        r = aad_error(400, "invalid_request", 900144,
+                      "The request body must contain the following parameter: 'client_id'.");
         goto out;
     }
     is_partner_app = strcasecmp(client_id, w->partner_app.id) == 0;
     is_sync_app = strcasecmp(client_id, w->sync_app.id) == 0;
     if ((!is_partner_app && !is_sync_app) || (is_partner_app && !partner_tenant) ||
         (is_sync_app && !partner_tenant && !t->consented)) {
-        r = sim_aad_error(400, "unauthorized_client", 700016,
-                          "Application with identifier '%.64s' was not found in the directory "
-                          "'%s'. This can happen if the application has not been installed by the "
-                          "administrator of the tenant or consented to by any user in the tenant. "
-                          "You may have sent your authentication request to the wrong tenant.",
-                          client_id, partner_tenant ? w->partner_name : t->name);
+        r = aad_error(400, "unauthorized_client", 700016,
+                      "Application with identifier '%.64s' was not found in the directory "
+                      "'%s'. This can happen if the application has not been installed by the "
+                      "administrator of the tenant or consented to by any user in the tenant. "
+                      "You may have sent your authentication request to the wrong tenant.",
+                      client_id, partner_tenant ? w->partner_name : t->name);
         goto out;
     }
     if (scope == NULL) {
-        r = v2 ? sim_aad_error(400, "invalid_request", 900144,
-                               "The request body must contain the following parameter: 'scope'.")
-               : sim_aad_error(400, "invalid_request", 900144,
-                               "The request body must contain the following parameter: "
-                               "'resource'.");
+        r = v2 ? aad_error(400, "invalid_request", 900144,
+                           "The request body must contain the following parameter: 'scope'.")
+               : aad_error(400, "invalid_request", 900144,
+                           "The request body must contain the following parameter: "
+                           "'resource'.");
         goto out;
     }
     if (secret == NULL || *secret == '\0') {
-        r = sim_aad_error(401, "invalid_client", 7000218,
-                          "The request body must contain the following parameter: "
-                          "'client_assertion' or 'client_secret'.");
+        r = aad_error(401, "invalid_client", 7000218,
+                      "The request body must contain the following parameter: "
+                      "'client_assertion' or 'client_secret'.");
         goto out;
     }
     chk = simw_secret_check(is_partner_app ? &w->partner_app : &w->sync_app, secret, now);
@@ -244,45 +246,45 @@ sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2, struct
             chk = simw_secret_check(is_partner_app ? &w->partner_app : &w->sync_app, dec, now);
     }
     if (chk == 0) {
-        r = sim_aad_error(401, "invalid_client", 7000215,
-                          "Invalid client secret provided. Ensure the secret being sent in the "
-                          "request is the client secret value, not the client secret ID, for a "
-                          "secret added to app '%s'.",
-                          is_partner_app ? w->partner_app.id : w->sync_app.id);
+        r = aad_error(401, "invalid_client", 7000215,
+                      "Invalid client secret provided. Ensure the secret being sent in the "
+                      "request is the client secret value, not the client secret ID, for a "
+                      "secret added to app '%s'.",
+                      is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
     if (chk < 0) {
-        r = sim_aad_error(401, "invalid_client", 7000222,
-                          "The provided client secret keys for app '%s' are expired. Visit the "
-                          "Azure portal to create new keys for your app: "
-                          "https://aka.ms/NewClientSecret, or consider using certificate "
-                          "credentials for added security: https://aka.ms/certCreds.",
-                          is_partner_app ? w->partner_app.id : w->sync_app.id);
+        r = aad_error(401, "invalid_client", 7000222,
+                      "The provided client secret keys for app '%s' are expired. Visit the "
+                      "Azure portal to create new keys for your app: "
+                      "https://aka.ms/NewClientSecret, or consider using certificate "
+                      "credentials for added security: https://aka.ms/certCreds.",
+                      is_partner_app ? w->partner_app.id : w->sync_app.id);
         goto out;
     }
     aud = audience_of(scope, v2, &aud_cloud);
     if (aud == NULL || (is_partner_app && strcmp(aud, SIM_PC_AUD) != 0) ||
         (is_sync_app && strcmp(aud, SIM_GRAPH_AUD) != 0)) {
         if (v2)
-            r = sim_aad_error(400, "invalid_scope", 70011,
-                              "The provided request must include a 'scope' input parameter. The "
-                              "provided value for the input parameter 'scope' is not valid. The "
-                              "scope %.128s is not valid.",
-                              scope);
+            r = aad_error(400, "invalid_scope", 70011,
+                          "The provided request must include a 'scope' input parameter. The "
+                          "provided value for the input parameter 'scope' is not valid. The "
+                          "scope %.128s is not valid.",
+                          scope);
         else
-            r = sim_aad_error(400, "invalid_resource", 500011,
-                              "The resource principal named %.128s was not found in the tenant "
-                              "named %s. This can happen if the application has not been installed "
-                              "by the administrator of the tenant or consented to by any user in "
-                              "the tenant. You might have sent your authentication request to the "
-                              "wrong tenant.",
-                              scope, partner_tenant ? w->partner_name : t->name);
+            r = aad_error(400, "invalid_resource", 500011,
+                          "The resource principal named %.128s was not found in the tenant "
+                          "named %s. This can happen if the application has not been installed "
+                          "by the administrator of the tenant or consented to by any user in "
+                          "the tenant. You might have sent your authentication request to the "
+                          "wrong tenant.",
+                          scope, partner_tenant ? w->partner_name : t->name);
         goto out;
     }
     if (!partner_tenant && strcmp(aud, SIM_GRAPH_AUD) == 0 && strcmp(aud_cloud, t->cloud) != 0) {
         /* set_tenant cloud: the tenant lives in another cloud than the audience asked for */
-        r = sim_aad_error(400, "invalid_request", 900382,
-                          "Confidential Client is not supported in Cross Cloud request.");
+        r = aad_error(400, "invalid_request", 900382,
+                      "Confidential Client is not supported in Cross Cloud request.");
         goto out;
     }
     {
@@ -311,8 +313,8 @@ out:
 }
 
 /* An injected Entra error: the `error` string and default status follow the code. */
-struct resp *
-sim_aad_fault(long code, int status, const char *message)
+static struct resp *
+aad_fault(long code, int status, const char *message)
 {
     const char *error = "invalid_request";
     int st = 400;
@@ -350,12 +352,12 @@ sim_aad_fault(long code, int status, const char *message)
     default:
         break;
     }
-    return sim_aad_error(status ? status : st, error, code, "%s",
-                         message && message[0] ? message : "Injected error.");
+    return aad_error(status ? status : st, error, code, "%s",
+                     message && message[0] ? message : "Injected error.");
 }
 
-struct resp *
-sim_handle_openid(const char *tenant)
+static struct resp *
+handle_openid(const char *tenant)
 {
     struct resp *r;
     char base[256], tok[300], iss[300], auth[300], jwks[300];
@@ -365,10 +367,10 @@ sim_handle_openid(const char *tenant)
         strcasecmp(tenant, g.w->partner_tenant_id) == 0 || simw_tenant_by_id(g.w, tenant) != NULL;
     pthread_rwlock_unlock(&g.w->lock);
     if (!known)
-        return sim_aad_error(400, "invalid_tenant", 90002,
-                             "Tenant '%.64s' not found. Check to make sure you have the correct "
-                             "tenant ID and are signing into the correct cloud.",
-                             tenant);
+        return aad_error(400, "invalid_tenant", 90002,
+                         "Tenant '%.64s' not found. Check to make sure you have the correct "
+                         "tenant ID and are signing into the correct cloud.",
+                         tenant);
     snprintf(base, sizeof base, "%s/login/%s", g.base, tenant);
     snprintf(tok, sizeof tok, "%s/oauth2/v2.0/token", base);
     snprintf(auth, sizeof auth, "%s/oauth2/v2.0/authorize", base);
@@ -384,6 +386,59 @@ sim_handle_openid(const char *tenant)
                      "client_credentials", "authorization_endpoint", auth, "tenant_region_scope",
                      "NA", "id_token_signing_alg_values_supported", "RS256"));
     return r;
+}
+
+/* The routes under /login/{tenant}: faults, then the token or OpenID endpoint. */
+struct resp *
+sim_entra_route(struct MHD_Connection *c, struct req *q, const char *method, const char *path,
+                enum route *rt, char *tenant, size_t tenantlen)
+{
+    char ten[256];
+    const char *s = path, *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    struct resp *r;
+
+    if (n == 0 || n >= sizeof ten)
+        return aad_error(400, "invalid_request", 90002, "Tenant not found.");
+    memcpy(ten, s, n);
+    ten[n] = '\0';
+    e = s + n;
+    if (strcmp(e, "/oauth2/v2.0/token") == 0 || strcmp(e, "/oauth2/token") == 0) {
+        int v2 = strcmp(e, "/oauth2/v2.0/token") == 0;
+        struct simw_fault f;
+        enum simw_fault_kind mode = SIMW_FAULT_NONE;
+        int delay = 0;
+        *rt = v2 ? R_TOKEN_V2 : R_TOKEN_V1;
+        if (strcmp(method, "POST") != 0)
+            return aad_error(405, "invalid_request", 900561,
+                             "The endpoint only accepts POST requests. Received a %.8s request.",
+                             method);
+        pthread_rwlock_rdlock(&g.w->lock);
+        struct simtenant *tt = simw_tenant_by_id(g.w, ten);
+        snprintf(tenant, tenantlen, "%s", tt ? tt->id : ten);
+        pthread_rwlock_unlock(&g.w->lock);
+        if (sim_fault_take(*rt, tenant, 0, &f)) {
+            if (f.kind == SIMW_FAULT_STATUS && f.code[0] && strncmp(f.code, "AADSTS", 6) == 0) {
+                r = aad_fault(strtol(f.code + 6, NULL, 10), f.status, f.message);
+                if (f.bom)
+                    r->mode = SIMW_FAULT_BOM;
+                return r;
+            }
+            r = sim_fault_apply(&f, 0, &mode, &delay);
+            if (r)
+                return r;
+        }
+        const char *tout = NULL;
+        r = handle_token(c, ten, v2, q, &tout);
+        r->mode = mode;
+        r->delay_ms = delay;
+        return r;
+    }
+    if (strcmp(e, "/v2.0/.well-known/openid-configuration") == 0) {
+        *rt = R_OPENID;
+        return handle_openid(ten);
+    }
+    return aad_error(404, "invalid_request", 900561, "The endpoint was not found.");
 }
 
 /* --- bearer checks -------------------------------------------------------------------------- */

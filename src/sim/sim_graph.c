@@ -804,6 +804,8 @@ sim_path_key(const char *s, char *out, size_t outlen)
     return NULL;
 }
 
+static struct resp *graph_batch(struct gctx *x, const char *body, size_t len);
+
 static json_t *
 password_json(const struct simw_secret *sec, int with_text)
 {
@@ -1111,7 +1113,7 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
             return sim_graph_error(400, "BadRequest", "Nested batch requests are not supported.");
         if (strcmp(method, "POST") != 0)
             return sim_graph_error(405, "BadRequest", "Method not allowed.");
-        return sim_batch(x, body, bodylen);
+        return graph_batch(x, body, bodylen);
     }
     if (strncmp(path, "/deviceManagement/reports/exportJobs", 36) == 0) {
         *rt = R_EXPORT;
@@ -1214,8 +1216,8 @@ graph_dispatch(struct gctx *x, const char *method, const char *path, const char 
 }
 
 /* Resolves the token's tenant for Graph. Returns an error response or NULL. */
-struct resp *
-sim_graph_auth(struct MHD_Connection *c, struct gctx *x)
+static struct resp *
+graph_auth(struct MHD_Connection *c, struct gctx *x)
 {
     struct resp *r = sim_bearer_check(c, SIM_GRAPH_AUD, &x->cl);
 
@@ -1271,8 +1273,8 @@ graph_throttle(struct gctx *x, enum route rt)
     return wait > 0 ? sim_graph_429(wait) : NULL;
 }
 
-void
-sim_graph_headers(struct MHD_Connection *c, struct resp *r)
+static void
+graph_headers(struct MHD_Connection *c, struct resp *r)
 {
     const char *crid =
         c ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "client-request-id") : NULL;
@@ -1294,8 +1296,8 @@ sim_graph_headers(struct MHD_Connection *c, struct resp *r)
 }
 
 /* Route of a Graph path (after /graph/{version}), for throttles, faults and statistics. */
-enum route
-sim_graph_classify(const char *path)
+static enum route
+graph_classify(const char *path)
 {
     if (strcmp(path, "/organization") == 0)
         return R_ORGANIZATION;
@@ -1345,9 +1347,9 @@ listing_rename(struct gctx *x)
 }
 
 /* Runs the full pipeline of one Graph request (auth, throttle, fault, route). */
-struct resp *
-sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, const char *path,
-                  const char *body, size_t len, int apply_faults)
+static struct resp *
+graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, const char *path,
+              const char *body, size_t len, int apply_faults)
 {
     enum route rt = R_OTHER;
     int page = 0;
@@ -1356,7 +1358,7 @@ sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, 
     enum simw_fault_kind mode = SIMW_FAULT_NONE;
     int delay = 0;
 
-    rt = sim_graph_classify(path);
+    rt = graph_classify(path);
     if (rt != R_BATCH) {
         r = graph_throttle(x, rt);
         if (r)
@@ -1390,8 +1392,8 @@ sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method, 
 
 /* --- $batch --------------------------------------------------------------------------------- */
 
-struct resp *
-sim_batch(struct gctx *x, const char *body, size_t len)
+static struct resp *
+graph_batch(struct gctx *x, const char *body, size_t len)
 {
     json_t *root = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, NULL);
     json_t *reqs = root ? json_object_get(root, "requests") : NULL;
@@ -1478,17 +1480,17 @@ sim_batch(struct gctx *x, const char *body, size_t len)
                 ibody = json_dumps(json_object_get(it, "body"), JSON_COMPACT);
             sim_inner_args = args;
             sim_in_batch_item = 1;
-            r = sim_graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
+            r = graph_request(&inner, NULL, method, path, ibody, ibody ? strlen(ibody) : 0, 1);
             sim_in_batch_item = 0;
             sim_inner_args = NULL;
             free(ibody);
-            sim_stat_count(sim_graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
+            sim_stat_count(graph_classify(path), x->partner ? g.w->partner_tenant_id : x->t->id,
                            r->status == 429);
-            sim_reqlog_add(NULL, sim_graph_classify(path),
+            sim_reqlog_add(NULL, graph_classify(path),
                            x->partner ? g.w->partner_tenant_id : x->t->id, method, r);
         }
         json_decref(args);
-        sim_graph_headers(NULL, r);
+        graph_headers(NULL, r);
         json_object_set_new(statuses, id, json_integer(r->status));
         for (int h = 0; h < r->nhdrs; h++)
             json_object_set_new(hdrs, r->hdrs[h].name, json_string(r->hdrs[h].value));
@@ -1505,5 +1507,28 @@ sim_batch(struct gctx *x, const char *body, size_t len)
     json_decref(root);
     struct resp *r = sim_resp_new(200, SIM_GRAPH_CT);
     sim_resp_json(r, json_pack("{s:o}", "responses", out));
+    return r;
+}
+
+/* The routes under /graph/: token, throttles, faults, then the route; Graph's response headers
+ * on every answer. */
+struct resp *
+sim_graph_route(struct MHD_Connection *c, const char *method, const char *path, const char *body,
+                size_t len, enum route *rt, const char **tenant)
+{
+    struct gctx x;
+    struct resp *r;
+
+    memset(&x, 0, sizeof x);
+    x.c = c;
+    x.beta = path[0] == 'b';
+    snprintf(x.ver, sizeof x.ver, "%s", x.beta ? "beta" : "v1.0");
+    *rt = graph_classify(path + 4);
+    r = graph_auth(c, &x);
+    if (r == NULL) {
+        *tenant = x.partner ? g.w->partner_tenant_id : x.t->id;
+        r = graph_request(&x, c, method, path + 4, body, len, 1);
+    }
+    graph_headers(c, r);
     return r;
 }

@@ -95,8 +95,8 @@ pc_auth(struct MHD_Connection *c, struct simtok_claims *cl)
     return NULL;
 }
 
-struct resp *
-sim_handle_customers(struct MHD_Connection *c, const char *rest)
+static struct resp *
+handle_customers(struct MHD_Connection *c, const char *rest)
 {
     struct simworld *w = g.w;
     struct simtok_claims cl;
@@ -210,5 +210,41 @@ sim_handle_customers(struct MHD_Connection *c, const char *rest)
     sim_resp_json(r, json_pack("{s:I, s:o, s:o, s:{s:s}}", "totalCount",
                                (json_int_t)json_array_size(items), "items", items, "links", links,
                                "attributes", "objectType", "Collection"));
+    return r;
+}
+
+/* GET /pc/v1/customers[/...]: throttle and faults, then the answer with Partner Center's tracing
+ * headers (MS-RequestId and MS-CorrelationId echoed when sent). */
+struct resp *
+sim_partner_route(struct MHD_Connection *c, const char *method, const char *path, enum route *rt)
+{
+    struct simw_fault f;
+    enum simw_fault_kind mode = SIMW_FAULT_NONE;
+    int delay = 0;
+    struct resp *r;
+
+    *rt = path[0] ? R_CUSTOMER : R_CUSTOMERS;
+    if (strcmp(method, "GET") != 0)
+        return sim_pc_error(405, "405", "Method not allowed.");
+    double wait = sim_throttle_hit("pc|customers", TH_PC, 0);
+    if (wait > 0)
+        return sim_pc_429((int)(wait + 0.999));
+    if (sim_fault_take(*rt, g.w->partner_tenant_id, 0, &f)) {
+        r = sim_fault_apply(&f, 0, &mode, &delay);
+        if (r)
+            return r;
+    }
+    r = handle_customers(c, path);
+    r->mode = mode;
+    r->delay_ms = delay;
+    {
+        const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-RequestId");
+        const char *cid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "MS-CorrelationId");
+        char g1[37];
+        sim_rand_guid(g1);
+        sim_resp_hdr(r, "MS-RequestId", rid && strlen(rid) < 64 ? rid : g1);
+        sim_resp_hdr(r, "MS-CorrelationId", cid && strlen(cid) < 64 ? cid : g1);
+        sim_resp_hdr(r, "MS-CV", "memsync-sim.0");
+    }
     return r;
 }

@@ -271,8 +271,8 @@ struct gctx {
 };
 /* Route names for statistics, the request log and fault matching, by enum route. */
 extern const char *const sim_route_names[R_COUNT];
-/* Set by sim_batch on the handler thread while it serves one inner request of a $batch: that
- * request's query arguments (sim_arg_lookup reads them) and whether faults on "batch_item"
+/* Set by $batch (sim_graph.c) on the handler thread while it serves one inner request of a $batch:
+ * that request's query arguments (sim_arg_lookup reads them) and whether faults on "batch_item"
  * apply. */
 extern __thread json_t *sim_inner_args;
 extern __thread int sim_in_batch_item;
@@ -323,41 +323,28 @@ struct resp *sim_fault_apply(const struct simw_fault *f, int graph, enum simw_fa
 
 /* --- sim_entra.c: token endpoints (handler threads; read g.w under its lock) ----------------- */
 
-/* An AADSTS error body (error, error_description, error_codes, trace and correlation ids). */
-struct resp *sim_aad_error(int status, const char *error, long code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-/* POST /login/{tenant}/oauth2[/v2.0]/token; *tenant_out names the resolved tenant, if any. */
-struct resp *sim_handle_token(struct MHD_Connection *c, const char *tenant_in, int v2,
-                              struct req *q, const char **tenant_out);
-/* An injected Entra error: the `error` string and default status follow the code. */
-struct resp *sim_aad_fault(long code, int status, const char *message);
-/* GET /login/{tenant}/v2.0/.well-known/openid-configuration */
-struct resp *sim_handle_openid(const char *tenant);
+/* /login/{tenant}/oauth2[/v2.0]/token and .../v2.0/.well-known/openid-configuration; `path`
+ * follows "/login/". Sets *rt, and tenant[tenantlen] once the tenant is known. */
+struct resp *sim_entra_route(struct MHD_Connection *c, struct req *q, const char *method,
+                             const char *path, enum route *rt, char *tenant, size_t tenantlen);
 /* Checks the bearer token for audience `aud`; on success fills *cl and returns NULL, otherwise
  * returns the error response of that service. */
 struct resp *sim_bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
 
 /* --- sim_partner.c: Partner Center (handler threads) ----------------------------------------- */
 
-/* GET /pc/v1/customers[...]; `rest` is the path after /pc/v1/customers. */
-struct resp *sim_handle_customers(struct MHD_Connection *c, const char *rest);
+/* /pc/v1/customers[/...]; `path` follows "/pc/v1/customers". Sets *rt. */
+struct resp *sim_partner_route(struct MHD_Connection *c, const char *method, const char *path,
+                               enum route *rt);
 
 /* --- sim_graph.c: Graph (handler threads) ---------------------------------------------------- */
 
 /* Extracts an id from "/{id}" or "('{id}')" at s into out; returns the rest of the path. */
 const char *sim_path_key(const char *s, char *out, size_t outlen);
-/* Resolves the token's tenant for Graph into *x. Returns an error response or NULL. */
-struct resp *sim_graph_auth(struct MHD_Connection *c, struct gctx *x);
-/* Adds Graph's response headers (request-id, client-request-id, OData-Version). */
-void sim_graph_headers(struct MHD_Connection *c, struct resp *r);
-/* Route of a Graph path (after /graph/{version}), for throttles, faults and statistics. */
-enum route sim_graph_classify(const char *path);
-/* Runs the full pipeline of one Graph request (throttle, fault, route). */
-struct resp *sim_graph_request(struct gctx *x, struct MHD_Connection *c, const char *method,
-                               const char *path, const char *body, size_t len, int apply_faults);
-/* POST /graph/{version}/$batch: at most SIM_BATCH_MAX inner requests, each through
- * sim_graph_request. */
-struct resp *sim_batch(struct gctx *x, const char *body, size_t len);
+/* /graph/{v1.0,beta}/...; `path` follows "/graph/". Sets *rt, and *tenant once the token is
+ * checked (a pointer into the world, valid while it lives). */
+struct resp *sim_graph_route(struct MHD_Connection *c, const char *method, const char *path,
+                             const char *body, size_t len, enum route *rt, const char **tenant);
 
 /* --- sim_export.c: report exports (handler threads; jobs under g.mu) ------------------------- */
 
