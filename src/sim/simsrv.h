@@ -175,6 +175,7 @@ struct reqlog_ent {
     char ms_contract_version[16];
 };
 
+/* The simulator's state, one per process: `g`. See the opening comment for its locks. */
 struct sim_state {
     struct simworld *w;
     struct MHD_Daemon *d;
@@ -239,6 +240,7 @@ struct sim_state {
 
 extern struct sim_state g;
 
+/* A report export job; g.jobs lists them, under g.mu. */
 struct export_job {
     char id[96];
     char tenant[40];
@@ -255,8 +257,10 @@ struct export_job {
     struct export_job *next;
 };
 
+/* Which limits sim_throttle_hit applies (g.*_limit, g.*_window_ms). */
 enum throttle_kind { TH_INTUNE, TH_GLOBAL, TH_PC, TH_DAPPS, TH_TENANT };
 
+/* One Graph request (a $batch item too) being served, on its handler thread. */
 struct gctx {
     struct MHD_Connection *c;
     int beta;
@@ -269,6 +273,7 @@ struct gctx {
     int short_keep;
     uint64_t skip_seq;
 };
+
 /* Route names for statistics, the request log and fault matching, by enum route. */
 extern const char *const sim_route_names[R_COUNT];
 /* Set by $batch (sim_graph.c) on the handler thread while it serves one inner request of a $batch:
@@ -348,8 +353,8 @@ struct resp *sim_graph_route(struct MHD_Connection *c, const char *method, const
 
 /* --- sim_export.c: report exports (handler threads; jobs under g.mu) ------------------------- */
 
-/* .../deviceManagement/reports/exportJobs[...]; `rest` is the path after "exportJobs"; *rt may
- * be narrowed for statistics. */
+/* .../deviceManagement/reports/exportJobs[...]; `rest` is the path after "exportJobs". Sets *rt
+ * to R_EXPORT. */
 struct resp *sim_export_route(struct gctx *x, const char *method, const char *rest,
                               const char *body, size_t bodylen, enum route *rt);
 /* GET /download/{jobid}.zip: the blob of a completed job. */
