@@ -99,10 +99,7 @@ http_timer(struct http *h, int64_t delay_ms, http_timer_cb *cb, void *arg)
 
     if (delay_ms < 0)
         delay_ms = 0;
-    if (h->ntimers == h->captimers) {
-        h->captimers = h->captimers ? h->captimers * 2 : 16;
-        h->timers = xrealloc(h->timers, h->captimers * sizeof *h->timers);
-    }
+    h->timers = mem_grow(h->timers, &h->captimers, h->ntimers + 1, sizeof *h->timers);
     i = h->ntimers++;
     h->timers[i] = (struct timer){clock_mono_ms() + delay_ms, h->seq++, cb, arg};
     while (i > 0 && timer_less(&h->timers[i], &h->timers[(i - 1) / 2])) {

@@ -1377,10 +1377,7 @@ appcat_intern(struct appcat *c, struct detected_app *a)
         c->slots = slots;
         c->nslots = ns;
     }
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 64;
-        c->apps = xrealloc(c->apps, c->cap * sizeof *c->apps);
-    }
+    c->apps = mem_grow(c->apps, &c->cap, c->n + 1, sizeof *c->apps);
     i = appcat_slot(c, a->id, len);
     c->apps[c->n] = *a;
     memset(a, 0, sizeof *a);
@@ -1391,13 +1388,13 @@ appcat_intern(struct appcat *c, struct detected_app *a)
 static void
 devapps_add(struct devapps *d, uint32_t idx)
 {
+    size_t cap = d->cap; /* 32-bit counts keep the per-device list small */
+
     for (uint32_t i = 0; i < d->n; i++)
         if (d->idx[i] == idx)
             return;
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 16;
-        d->idx = xrealloc(d->idx, d->cap * sizeof *d->idx);
-    }
+    d->idx = mem_grow(d->idx, &cap, (size_t)d->n + 1, sizeof *d->idx);
+    d->cap = (uint32_t)cap;
     d->idx[d->n++] = idx;
 }
 
@@ -2553,10 +2550,8 @@ add_tenant(struct engine *eng, struct customer *cu)
             return;
         }
     }
-    if (eng->ntenants == eng->captenants) {
-        eng->captenants = eng->captenants ? eng->captenants * 2 : 64;
-        eng->tenants = xrealloc(eng->tenants, eng->captenants * sizeof *eng->tenants);
-    }
+    eng->tenants =
+        mem_grow(eng->tenants, &eng->captenants, eng->ntenants + 1, sizeof *eng->tenants);
     t = &eng->tenants[eng->ntenants++];
     memset(t, 0, sizeof *t);
     t->eng = eng;
