@@ -230,7 +230,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s; check the path", label,
-                         path, strerror(errno));
+                         path, err_strerror(errno));
             goto out;
         }
         while ((n = read(fd, buf + len, VAULT_SECRET_MAX + 1 - len)) > 0) {
@@ -240,7 +240,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         }
         if (n < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s", label, path,
-                         strerror(errno));
+                         err_strerror(errno));
             goto out;
         }
         if (len > VAULT_SECRET_MAX) {
@@ -1914,7 +1914,7 @@ swap:
         rc = err_set(&eb, ERR_IO,
                      "the secrets are re-sealed under %s but it could not replace %s (%s): "
                      "move it there by hand",
-                     newp, path, strerror(errno));
+                     newp, path, err_strerror(errno));
         goto out;
     }
     printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
@@ -2069,7 +2069,7 @@ finish_stdout(int rc)
         return rc == CLI_FAIL ? CLI_OK : rc;
     if (rc != CLI_OK)
         return rc; /* the command said what failed */
-    fprintf(stderr, "memsync: writing the output failed: %s\n", strerror(errno));
+    fprintf(stderr, "memsync: writing the output failed: %s\n", err_strerror(errno));
     return CLI_FAIL;
 }
 

@@ -319,7 +319,7 @@ config_read_file(struct config *c, const char *path, struct errbuf *eb)
         if (errno == ENOENT)
             rc = err_set(eb, ERR_NOTFOUND, "config file %s not found", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot open config file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot open config file %s: %s", path, err_strerror(errno));
         goto out;
     }
     for (;;) {

@@ -144,7 +144,8 @@ create_key_file(const char *path, struct errbuf *eb)
             rc = err_set(eb, ERR_EXISTS,
                          "master key file %s already exists: refusing to overwrite it", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot create master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot create master key file %s: %s", path,
+                         err_strerror(errno));
         goto out;
     }
     while (off < hexlen) {
@@ -152,19 +153,20 @@ create_key_file(const char *path, struct errbuf *eb)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = err_set(eb, ERR_IO, "cannot write master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot write master key file %s: %s", path,
+                         err_strerror(errno));
             goto out;
         }
         off += (size_t)n;
     }
     if (fsync(fd) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot sync master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot sync master key file %s: %s", path, err_strerror(errno));
         goto out;
     }
     log_info("master key file created path=%s", path);
 out:
     if (fd >= 0 && close(fd) != 0 && rc == ERR_OK)
-        rc = err_set(eb, ERR_IO, "cannot close master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot close master key file %s: %s", path, err_strerror(errno));
     if (rc != ERR_OK && rc != ERR_EXISTS && fd >= 0)
         (void)unlink(path); /* never leave a half-written key behind */
     sodium_free(key);
@@ -194,11 +196,12 @@ read_key_file(struct vault *v, const char *path, struct errbuf *eb)
         else if (errno == EACCES)
             rc = err_set(eb, ERR_DENIED, "cannot read master key file %s: permission denied", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot open master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot open master key file %s: %s", path,
+                         err_strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot stat master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot stat master key file %s: %s", path, err_strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -217,7 +220,8 @@ read_key_file(struct vault *v, const char *path, struct errbuf *eb)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = err_set(eb, ERR_IO, "cannot read master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot read master key file %s: %s", path,
+                         err_strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -368,7 +372,7 @@ vault_reload(const struct vault *cv, struct errbuf *eb)
     if (v->path == NULL)
         return ERR_OK;
     if (stat(v->path, &st) != 0)
-        return err_set(eb, ERR_NOTFOUND, "master key file %s: %s", v->path, strerror(errno));
+        return err_set(eb, ERR_NOTFOUND, "master key file %s: %s", v->path, err_strerror(errno));
     return reload_key(v, &st, eb);
 }
 

@@ -2514,7 +2514,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     printf("memsync serve: listening on %s\n", url);
     fflush(stdout);
     if (url_file != NULL && write_url_file(url_file, url) != 0) {
-        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
+        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, err_strerror(errno));
         goto fail;
     }
     serve_wait(v, &sigs, &sig);

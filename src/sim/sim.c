@@ -5074,7 +5074,8 @@ sim_main(int argc, char **argv)
         if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
             bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 512) != 0 ||
             getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
-            fprintf(stderr, "memsync sim: cannot listen on %s: %s\n", o.listen, strerror(errno));
+            fprintf(stderr, "memsync sim: cannot listen on %s: %s\n", o.listen,
+                    err_strerror(errno));
             goto stop;
         }
         snprintf(g.base, sizeof g.base, "%s://%s:%u", o.tls ? "https" : "http",

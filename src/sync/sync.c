@@ -1879,7 +1879,7 @@ export_file_open(struct tenant *t)
         return -1;
     if ((fd = mkstemp(path)) < 0) {
         log_warn("cannot make a temporary file for the report tenant=%s dir=%s: %s",
-                 t->cust.tenant_id, dir, strerror(errno));
+                 t->cust.tenant_id, dir, err_strerror(errno));
         return -1;
     }
     (void)unlink(path);
@@ -2182,12 +2182,12 @@ export_read_file(struct tenant *t, struct errbuf *eb)
     int rc;
 
     if (fstat(t->export_fd, &sb) != 0)
-        return err_set(eb, ERR_IO, "cannot read the downloaded report: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "cannot read the downloaded report: %s", err_strerror(errno));
     if (sb.st_size <= 0)
         return err_set(eb, ERR_PARSE, "the downloaded report is empty");
     map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, t->export_fd, 0);
     if (map == MAP_FAILED)
-        return err_set(eb, ERR_IO, "cannot map the downloaded report: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "cannot map the downloaded report: %s", err_strerror(errno));
     rc = report_zip_csv(map, (size_t)sb.st_size, EXPORT_MAX_CSV, export_row, t, eb);
     munmap(map, (size_t)sb.st_size);
     return rc;

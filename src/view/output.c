@@ -122,7 +122,7 @@ static int
 io_check(struct output *o, struct errbuf *eb)
 {
     if (ferror(o->fp))
-        return err_set(eb, ERR_IO, "writing the output failed: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "writing the output failed: %s", err_strerror(errno));
     return ERR_OK;
 }
 
