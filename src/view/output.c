@@ -445,21 +445,3 @@ output_end(struct output *o, struct errbuf *eb)
     free(o);
     return rc;
 }
-
-int
-output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb)
-{
-    enum output_format f = OUTPUT_TABLE; /* GCC -O3 cannot see output_format_parse set it */
-    int rc = output_format_parse(format, &f, eb);
-
-    *out = NULL;
-    if (rc != ERR_OK)
-        return rc;
-    return output_begin(out, fp, f, NULL, 0, eb);
-}
-
-void
-output_close(struct output *o)
-{
-    output_end(o, NULL);
-}
