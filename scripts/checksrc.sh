@@ -45,5 +45,12 @@ if hits=$(echo "$files" | xargs grep -nE "$banned" | grep -vE '^\S+:[0-9]+:\s*(/
     echo "$hits"
     status=1
 fi
+# The environment is read in one place, the settings table: other code asks config_env.
+if hits=$(git ls-files 'src/*.c' 'src/*.h' | grep -v '^src/core/config\.c$' |
+    xargs grep -nE '\b(secure_)?getenv[[:space:]]*\(' | grep -vE '^\S+:[0-9]+:\s*(/\*|\*)'); then
+    echo "getenv outside src/core/config.c (add the variable to its table and use config_env):"
+    echo "$hits"
+    status=1
+fi
 [ $status -eq 0 ] && echo "1 passed, 0 failed" || echo "0 passed, 1 failed"
 exit $status

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "log.h"
 #include "mem.h"
 
@@ -290,7 +291,7 @@ vault_open(struct vault **out, const char *key_path, int create, struct errbuf *
     *out = NULL;
     if ((rc = vault_init_sodium(eb)) != ERR_OK)
         return rc;
-    env = getenv("MEMSYNC_MASTER_KEY");
+    env = config_env("MEMSYNC_MASTER_KEY");
     if (env != NULL && env[0] != '\0') {
         if ((v = vault_alloc()) == NULL)
             return err_set(eb, ERR_NOMEM, "cannot allocate locked memory for the master key");

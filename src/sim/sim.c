@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -4954,7 +4955,7 @@ sim_main(int argc, char **argv)
     long port = 0;
     sigset_t set;
     int sig, rc = 1, lfd = -1;
-    const char *ll = getenv("MEMSYNC_LOG_LEVEL");
+    const char *ll = config_env("MEMSYNC_LOG_LEVEL");
 
     memset(&o, 0, sizeof o);
     memset(&eb, 0, sizeof eb);
@@ -4973,7 +4974,7 @@ sim_main(int argc, char **argv)
     o.pc_window_ms = 60000;
     if (ll) {
         enum log_level lv;
-        const char *lf = getenv("MEMSYNC_LOG_FORMAT");
+        const char *lf = config_env("MEMSYNC_LOG_FORMAT");
         if (log_level_parse(ll, &lv) == ERR_OK)
             log_configure(lv, lf && strcmp(lf, "json") == 0);
     }

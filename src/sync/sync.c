@@ -1869,7 +1869,7 @@ export_fallback(struct tenant *t, const char *why, long status)
 static int
 export_file_open(struct tenant *t)
 {
-    const char *dir = getenv("TMPDIR");
+    const char *dir = config_env("TMPDIR");
     char path[4096];
     int fd;
 
