@@ -44,7 +44,7 @@ xrealloc(void *p, size_t n)
 }
 
 void *
-mem_grow(void *p, size_t *cap, size_t need, size_t elem)
+mem_grow_realloc(void *p, size_t *cap, size_t need, size_t elem)
 {
     size_t n = *cap;
 

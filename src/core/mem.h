@@ -22,7 +22,13 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * byte size overflows size_t, so a caller whose count comes from the network or a file checks
  * it against its limit first (the abort is the backstop, not the check). */
 #define MEM_GROW_FIRST 16
-void *mem_grow(void *p, size_t *cap, size_t need, size_t elem);
+void *mem_grow_realloc(void *p, size_t *cap, size_t need, size_t elem);
+/* Inline so an append that fits (nearly all of them, on the parse paths) costs one compare. */
+static inline void *
+mem_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+    return need <= *cap ? p : mem_grow_realloc(p, cap, need, elem);
+}
 
 /* Frees *p and sets it to NULL. */
 #define XFREE(p)                                                                                   \
