@@ -109,7 +109,7 @@ static const struct config_env_item config_env_items[] = {
     {"MEMSYNC_SYNC_APP_SECRET", CT_SECRET, 0,
      "the Sync App's client secret when a command is given no secret file", 0, 0},
     {"MEMSYNC_NO_PROGRESS", CT_BOOL, 0, "any value: no progress line on a terminal", 0, 0},
-    {"TMPDIR", CT_PATH, 0, "where a sync keeps downloaded reports (empty: /tmp)", 0, 0},
+    {"TMPDIR", CT_PATH, 0, "where a sync keeps downloaded reports (unset: /tmp)", 0, 0},
     {"MEMSYNC_NOW", CT_TIME, 1, "a fixed clock: RFC 3339 or Unix seconds", 0, 0},
     {"MEMSYNC_VALIDATE_SAMPLE", CT_INT, 1,
      "customer tenants serve tries when it validates an integration (1-100)", 1, 100},
@@ -384,9 +384,8 @@ config_load(struct config *c, const char *path, struct errbuf *eb)
     int rc;
 
     config_defaults(c);
-    if (path == NULL) {
+    if (path == NULL)
         path = config_env("MEMSYNC_CONFIG");
-    }
     if (path != NULL && (rc = config_read_file(c, path, eb)) != ERR_OK)
         return rc;
     for (size_t i = 0; i < CONFIG_NITEMS; i++) {
@@ -421,11 +420,15 @@ config_env(const char *name)
         return NULL;
     if (it != NULL && it->type == CT_INT) {
         char *end = NULL;
+        int saved = errno; /* callers may be reporting an error */
         long long n;
+        int bad;
 
         errno = 0;
         n = strtoll(v, &end, 10);
-        if (errno != 0 || end == v || *end != '\0' || n < it->min || n > it->max)
+        bad = errno != 0 || end == v || *end != '\0' || n < it->min || n > it->max;
+        errno = saved;
+        if (bad)
             return NULL;
     }
     return v;
