@@ -207,7 +207,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
     if (buf == NULL)
         return err_set(eb, ERR_NOMEM, "out of memory");
     if (path == NULL) {
-        const char *v = env != NULL ? getenv(env) : NULL;
+        const char *v = env != NULL ? config_env(env) : NULL;
 
         if (v == NULL || *v == '\0') {
             rc =
@@ -230,7 +230,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s; check the path", label,
-                         path, strerror(errno));
+                         path, err_strerror(errno));
             goto out;
         }
         while ((n = read(fd, buf + len, VAULT_SECRET_MAX + 1 - len)) > 0) {
@@ -240,7 +240,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         }
         if (n < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s", label, path,
-                         strerror(errno));
+                         err_strerror(errno));
             goto out;
         }
         if (len > VAULT_SECRET_MAX) {
@@ -347,7 +347,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.export_min_devices = fl->export_min_devices;
     so.hardware_detail = fl->hardware_detail;
     so.confirm_retire = fl->confirm_retire;
-    so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
+    so.progress = isatty(STDERR_FILENO) && config_env("MEMSYNC_NO_PROGRESS") == NULL;
     /* On a terminal the tenant lines tell what happened; logs only with -v (or a log level
      * chosen on purpose). */
     if (so.progress && !fl->verbose &&
@@ -1872,7 +1872,7 @@ cmd_key(struct ctx *cx, int argc, char **argv)
                 "transaction, then replaces the key file (the old key is kept as FILE.old).\n");
         return help ? CLI_OK : CLI_USAGE;
     }
-    if (getenv("MEMSYNC_MASTER_KEY") != NULL) {
+    if (config_env("MEMSYNC_MASTER_KEY") != NULL) {
         fprintf(stderr, "memsync key rotate: the master key comes from MEMSYNC_MASTER_KEY; unset "
                         "it to rotate the key file, or keep managing the key where it is set\n");
         return CLI_FAIL;
@@ -1914,7 +1914,7 @@ swap:
         rc = err_set(&eb, ERR_IO,
                      "the secrets are re-sealed under %s but it could not replace %s (%s): "
                      "move it there by hand",
-                     newp, path, strerror(errno));
+                     newp, path, err_strerror(errno));
         goto out;
     }
     printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
@@ -1958,7 +1958,8 @@ cmd_config(struct ctx *cx, int argc, char **argv)
     }
     if (origin)
         config_print_origin(
-            &cx->cfg, cx->config_path != NULL ? cx->config_path : getenv("MEMSYNC_CONFIG"), stdout);
+            &cx->cfg, cx->config_path != NULL ? cx->config_path : config_env("MEMSYNC_CONFIG"),
+            stdout);
     else
         config_print(&cx->cfg, stdout);
     return CLI_OK;
@@ -2069,7 +2070,7 @@ finish_stdout(int rc)
         return rc == CLI_FAIL ? CLI_OK : rc;
     if (rc != CLI_OK)
         return rc; /* the command said what failed */
-    fprintf(stderr, "memsync: writing the output failed: %s\n", strerror(errno));
+    fprintf(stderr, "memsync: writing the output failed: %s\n", err_strerror(errno));
     return CLI_FAIL;
 }
 

@@ -2472,11 +2472,11 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     app.cfg = cfg;
     app.vault = v;
     app.started_at = clock_now();
-    if (getenv("MEMSYNC_VALIDATE_SAMPLE") != NULL) {
+    if (config_env("MEMSYNC_VALIDATE_SAMPLE") != NULL) {
         /* Customer tenants tried when saving (tests use a small sample). */
         int64_t n;
 
-        if (parse_i64(getenv("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
+        if (parse_i64(config_env("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
             app.validate_sample = (int)n;
     }
     if (strcmp(cfg->sync_runner, "workers") == 0 && strncmp(cfg->db, "postgresql://", 13) != 0 &&
@@ -2514,7 +2514,7 @@ api_cmd_serve(struct ctx *cx, int argc, char **argv)
     printf("memsync serve: listening on %s\n", url);
     fflush(stdout);
     if (url_file != NULL && write_url_file(url_file, url) != 0) {
-        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
+        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, err_strerror(errno));
         goto fail;
     }
     serve_wait(v, &sigs, &sig);

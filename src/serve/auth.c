@@ -726,7 +726,7 @@ get_password(const char *file, char *out, size_t max)
         int rc;
 
         if (fd < 0) {
-            fprintf(stderr, "memsync: cannot read %s: %s\n", file, strerror(errno));
+            fprintf(stderr, "memsync: cannot read %s: %s\n", file, err_strerror(errno));
             return -1;
         }
         rc = read_line_fd(fd, out, max);

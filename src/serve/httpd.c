@@ -157,7 +157,7 @@ httpd_stats_get(const struct httpd *h, struct httpd_stats *out)
     out->status_429 = atomic_load(&((struct httpd *)h)->s429);
 }
 
-void
+static void
 httpd_count_status(struct httpd *h, int status)
 {
     atomic_fetch_add(&h->requests, 1);

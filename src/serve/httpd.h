@@ -103,6 +103,5 @@ struct httpd_stats {
     uint64_t status_429;
 };
 void httpd_stats_get(const struct httpd *h, struct httpd_stats *out);
-void httpd_count_status(struct httpd *h, int status);
 
 #endif

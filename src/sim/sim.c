@@ -31,6 +31,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "config.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -886,7 +887,7 @@ sim_main(int argc, char **argv)
     long port = 0;
     sigset_t set;
     int sig, rc = 1, lfd = -1;
-    const char *ll = getenv("MEMSYNC_LOG_LEVEL");
+    const char *ll = config_env("MEMSYNC_LOG_LEVEL");
 
     memset(&o, 0, sizeof o);
     memset(&eb, 0, sizeof eb);
@@ -905,7 +906,7 @@ sim_main(int argc, char **argv)
     o.pc_window_ms = 60000;
     if (ll) {
         enum log_level lv;
-        const char *lf = getenv("MEMSYNC_LOG_FORMAT");
+        const char *lf = config_env("MEMSYNC_LOG_FORMAT");
         if (log_level_parse(ll, &lv) == ERR_OK)
             log_configure(lv, lf && strcmp(lf, "json") == 0);
     }
@@ -1006,7 +1007,8 @@ sim_main(int argc, char **argv)
         if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
             bind(lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(lfd, 512) != 0 ||
             getsockname(lfd, (struct sockaddr *)&sa, &sl) != 0) {
-            fprintf(stderr, "memsync sim: cannot listen on %s: %s\n", o.listen, strerror(errno));
+            fprintf(stderr, "memsync sim: cannot listen on %s: %s\n", o.listen,
+                    err_strerror(errno));
             goto stop;
         }
         snprintf(g.base, sizeof g.base, "%s://%s:%u", o.tls ? "https" : "http",

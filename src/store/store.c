@@ -914,21 +914,6 @@ store_serial_key(const char *serial)
 
 /* ---- web: users, sessions, API keys, lists ----------------------------------------------- */
 
-/* Backends that do not implement an operation leave it NULL. */
-static int
-web_unsupported(const struct store *st, struct errbuf *eb)
-{
-    return err_set(eb, ERR_UNSUPPORTED,
-                   "this needs the SQLite backend; the %s backend does not support it yet",
-                   st->ops->name);
-}
-
-#define WEB_OP(st, op, eb)                                                                         \
-    do {                                                                                           \
-        if ((st)->ops->op == NULL)                                                                 \
-            return web_unsupported((st), (eb));                                                    \
-    } while (0)
-
 void
 user_row_clear(struct user_row *u)
 {
@@ -948,7 +933,6 @@ store_user_insert(struct store *st, int64_t account_id, const char *name, const 
         return err_set(eb, ERR_INVAL, "a user name must have 1 to 128 characters");
     if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0))
         return err_set(eb, ERR_INVAL, "a user's role must be admin or viewer");
-    WEB_OP(st, user_insert, eb);
     return st->ops->user_insert(st, account_id, name, role, password_hash, id, eb);
 }
 
@@ -956,28 +940,24 @@ int
 store_user_get(struct store *st, const char *name, struct user_row *out, struct errbuf *eb)
 {
     memset(out, 0, sizeof *out);
-    WEB_OP(st, user_get, eb);
     return st->ops->user_get(st, name, out, eb);
 }
 
 int
 store_user_set_password(struct store *st, int64_t id, const char *password_hash, struct errbuf *eb)
 {
-    WEB_OP(st, user_set_password, eb);
     return st->ops->user_set_password(st, id, password_hash, eb);
 }
 
 int
 store_user_delete(struct store *st, int64_t id, struct errbuf *eb)
 {
-    WEB_OP(st, user_delete, eb);
     return st->ops->user_delete(st, id, eb);
 }
 
 int64_t
 store_user_count(struct store *st, struct errbuf *eb)
 {
-    WEB_OP(st, user_count, eb);
     return st->ops->user_count(st, eb);
 }
 
@@ -985,7 +965,6 @@ int
 store_session_insert(struct store *st, const char *token_hash, int64_t user_id, int64_t expires_at,
                      struct errbuf *eb)
 {
-    WEB_OP(st, session_insert, eb);
     return st->ops->session_insert(st, token_hash, user_id, expires_at, eb);
 }
 
@@ -994,14 +973,12 @@ store_session_user(struct store *st, const char *token_hash, int64_t now, struct
                    struct errbuf *eb)
 {
     memset(out, 0, sizeof *out);
-    WEB_OP(st, session_user, eb);
     return st->ops->session_user(st, token_hash, now, out, eb);
 }
 
 int
 store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb)
 {
-    WEB_OP(st, session_delete, eb);
     return st->ops->session_delete(st, token_hash, eb);
 }
 
@@ -1012,7 +989,6 @@ store_apikey_insert(struct store *st, int64_t account_id, const char *name, cons
 {
     if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0))
         return err_set(eb, ERR_INVAL, "an API key's scope must be read or admin");
-    WEB_OP(st, apikey_insert, eb);
     return st->ops->apikey_insert(st, account_id, name, scope, key_hash, prefix, expires_at, id,
                                   eb);
 }
@@ -1024,21 +1000,18 @@ store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, i
     *scope = NULL;
     *expires_at = TS_NULL;
     *last_used_at = TS_NULL;
-    WEB_OP(st, apikey_find, eb);
     return st->ops->apikey_find(st, key_hash, account_id, id, scope, expires_at, last_used_at, eb);
 }
 
 int
 store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb)
 {
-    WEB_OP(st, apikey_touch, eb);
     return st->ops->apikey_touch(st, id, now, eb);
 }
 
 int
 store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb)
 {
-    WEB_OP(st, apikey_revoke, eb);
     return st->ops->apikey_revoke(st, account_id, id, eb);
 }
 
@@ -1051,7 +1024,6 @@ store_integration_update(struct store *st, int64_t account_id, int64_t id, const
         return err_set(eb, ERR_INVAL, "an integration name must have 1 to 200 characters");
     if (sync_interval != 0 && (sync_interval < 300 || sync_interval > 7 * 86400))
         return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
-    WEB_OP(st, integration_update, eb);
     return st->ops->integration_update(st, account_id, id, name, sync_interval, partner_expires,
                                        sync_expires, eb);
 }
@@ -1063,7 +1035,6 @@ store_list_each(struct store *st, const struct list_query *q,
 {
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
-    WEB_OP(st, list_each, eb);
     return st->ops->list_each(st, q, cb, arg, eb);
 }
 
@@ -1076,7 +1047,6 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
 
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
-    WEB_OP(st, list_count, eb);
     /* As store_assets_count: the version first, so an entry can only look older than it is. */
     if (st->ops->data_version != NULL && st->ops->data_version(st, &version, NULL) == ERR_OK)
         key = list_count_key(st, q);
@@ -1093,7 +1063,6 @@ int
 store_asset_get(struct store *st, int64_t account_id, int64_t id,
                 int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    WEB_OP(st, asset_get, eb);
     return st->ops->asset_get(st, account_id, id, cb, arg, eb);
 }
 

@@ -875,7 +875,7 @@ check_header(const char *path, struct errbuf *eb)
     if (stat(path, &sb) != 0) {
         if (errno == ENOENT)
             return ERR_OK;
-        return err_set(eb, ERR_IO, "cannot access database %s: %s", path, strerror(errno));
+        return err_set(eb, ERR_IO, "cannot access database %s: %s", path, err_strerror(errno));
     }
     if (S_ISDIR(sb.st_mode))
         return err_set(eb, ERR_IO, "database path %s is a directory; pass a file path with --db",
@@ -884,7 +884,7 @@ check_header(const char *path, struct errbuf *eb)
         return ERR_OK;
     fp = fopen(path, "rb");
     if (fp == NULL)
-        return err_set(eb, ERR_IO, "cannot read database %s: %s", path, strerror(errno));
+        return err_set(eb, ERR_IO, "cannot read database %s: %s", path, err_strerror(errno));
     got = fread(head, 1, sizeof head, fp);
     fclose(fp);
     if (got != sizeof head || memcmp(head, magic, sizeof magic) != 0)
