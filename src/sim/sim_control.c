@@ -46,10 +46,7 @@ sim_stat_count(enum route rt, const char *tenant, int throttled)
         }
     }
     if (i == g.nstats) {
-        if (g.nstats == g.capstats) {
-            g.capstats = g.capstats ? g.capstats * 2 : 64;
-            g.stats = xrealloc(g.stats, g.capstats * sizeof(*g.stats));
-        }
+        g.stats = mem_grow(g.stats, &g.capstats, g.nstats + 1, sizeof(*g.stats));
         memset(&g.stats[i], 0, sizeof g.stats[i]);
         snprintf(g.stats[i].route, sizeof g.stats[i].route, "%s", rn);
         snprintf(g.stats[i].tenant, sizeof g.stats[i].tenant, "%s", tenant);

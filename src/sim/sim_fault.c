@@ -88,10 +88,7 @@ sim_throttle_hit(const char *key, enum throttle_kind kind, long others)
         }
     }
     if (i == g.nwins) {
-        if (g.nwins == g.capwins) {
-            g.capwins = g.capwins ? g.capwins * 2 : 64;
-            g.wins = xrealloc(g.wins, g.capwins * sizeof(*g.wins));
-        }
+        g.wins = mem_grow(g.wins, &g.capwins, g.nwins + 1, sizeof(*g.wins));
         memset(&g.wins[i], 0, sizeof g.wins[i]);
         snprintf(g.wins[i].key, sizeof g.wins[i].key, "%s", key);
         g.wins[i].start_ms = now;
