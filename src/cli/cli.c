@@ -28,6 +28,7 @@
 #include "insight.h"
 #include "log.h"
 #include "mem.h"
+#include "opt.h"
 #include "output.h"
 #include "sim.h"
 #include "store.h"
@@ -71,80 +72,6 @@ static const char usage_text[] =
     "MEMSYNC_LOGIN_URL, MEMSYNC_GRAPH_URL, MEMSYNC_PARTNER_CENTER_URL, MEMSYNC_CA_FILE, "
     "MEMSYNC_MASTER_KEY_FILE,\n"
     "MEMSYNC_LOG_LEVEL, MEMSYNC_LOG_FORMAT (flag > environment > config file > default).\n";
-
-/* ---- option parsing ------------------------------------------------------------------------ */
-
-struct opt {
-    const char *name;   /* without the leading "--" */
-    int has_arg;        /* 1: takes a value */
-    const char **value; /* where the value goes (has_arg) */
-    int *flag;          /* set to 1 when present (!has_arg) */
-};
-
-/* Parses argv[1..] (argv[0] is the command name) into opts; positional arguments are collected
- * into pos (at most maxpos). Returns 0, or prints a usage error and returns -1. --help sets
- * *help. */
-static int
-parse_opts(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
-           int maxpos, int *npos, int *help)
-{
-    *npos = 0;
-    *help = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const struct opt *o = NULL;
-        size_t nlen;
-        const char *eq;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            *help = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            if (strcmp(a, "-") != 0 && a[0] == '-' && a[1] != '\0') {
-                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd, a,
-                        cmd);
-                return -1;
-            }
-            if (*npos >= maxpos) {
-                fprintf(stderr, "memsync %s: unexpected argument '%s'\n", cmd, a);
-                return -1;
-            }
-            pos[(*npos)++] = a;
-            continue;
-        }
-        eq = strchr(a + 2, '=');
-        nlen = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        for (const struct opt *p = opts; p->name != NULL; p++) {
-            if (strlen(p->name) == nlen && strncmp(p->name, a + 2, nlen) == 0) {
-                o = p;
-                break;
-            }
-        }
-        if (o == NULL) {
-            fprintf(stderr, "memsync %s: unknown option %.*s (see memsync %s --help)\n", cmd,
-                    (int)(nlen + 2), a, cmd);
-            return -1;
-        }
-        if (o->has_arg) {
-            if (eq != NULL) {
-                *o->value = eq + 1;
-            } else if (i + 1 < argc) {
-                *o->value = argv[++i];
-            } else {
-                fprintf(stderr, "memsync %s: option --%s needs a value\n", cmd, o->name);
-                return -1;
-            }
-        } else {
-            if (eq != NULL) {
-                fprintf(stderr, "memsync %s: option --%s takes no value\n", cmd, o->name);
-                return -1;
-            }
-            *o->flag = 1;
-        }
-    }
-    return 0;
-}
 
 /* True when stdout's reader has gone away (`memsync assets | head -1`): the pipe or socket
  * reports an error. Not errno: libcurl's sockets leave EPIPE there too. */
@@ -521,7 +448,7 @@ integration_add(struct ctx *cx, int argc, char **argv)
     int64_t account, now = clock_now();
     int rc, code = CLI_FAIL, in_tx = 0;
 
-    if (parse_opts("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync integration add --partner-tenant-id ID --partner-app-id ID\n"
@@ -739,7 +666,7 @@ integration_list(struct ctx *cx, int argc, char **argv)
     struct output *out = NULL;
     int code = CLI_FAIL;
 
-    if (parse_opts("integration list", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("integration list", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync integration list [--format table|csv|json|jsonl]\n");
@@ -782,7 +709,7 @@ integration_show_remove(struct ctx *cx, int argc, char **argv, int remove)
     int64_t account, id;
     int code = CLI_FAIL;
 
-    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 || parse_id(pos[0], &id) != 0) {
         fprintf(help ? stdout : stderr, "usage: memsync %s ID\n", cmd);
@@ -837,7 +764,7 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
     const char *label, *column, *which;
     int rc = ERR_OK, code = CLI_FAIL;
 
-    if (parse_opts("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 || parse_id(pos[0], &id) != 0 || partner == sync) {
         fprintf(help ? stdout : stderr,
@@ -978,7 +905,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-v") == 0)
             argv[i] = verbose_flag;
-    if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
@@ -1119,7 +1046,7 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
     struct sigaction sa;
     int code = CLI_OK;
 
-    if (parse_opts("worker", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("worker", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync worker [--once] [--lease-seconds N] [--poll-seconds N] "
@@ -1245,7 +1172,7 @@ cmd_clients(struct ctx *cx, int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "include") == 0 || strcmp(argv[1], "exclude") == 0 ||
                       strcmp(argv[1], "rename") == 0))
         return clients_update(cx, argc - 1, argv + 1);
-    if (parse_opts("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync clients [--format table|csv|json|jsonl]\n"
@@ -1478,7 +1405,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     int code = CLI_FAIL, software, rc, hardware;
 
     memset(&view, 0, sizeof view);
-    if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 ||
         (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0 &&
@@ -1593,7 +1520,7 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
     int64_t account, stale = 30;
     int code = CLI_FAIL;
 
-    if (parse_opts("insights", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("insights", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync insights [--client X] [--stale-days N] "
@@ -1726,7 +1653,7 @@ cmd_status(struct ctx *cx, int argc, char **argv)
     int64_t account, now = clock_now();
     int code = CLI_FAIL;
 
-    if (parse_opts("status", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("status", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)) {
         fprintf(help ? stdout : stderr, "usage: memsync status [--format table|json]\n");
@@ -1941,7 +1868,7 @@ cmd_config(struct ctx *cx, int argc, char **argv)
     const struct opt opts[] = {
         {"man", 0, NULL, &man}, {"show-origin", 0, NULL, &origin}, {NULL, 0, NULL, NULL}};
 
-    if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (man && !help) {
         config_man(stdout);
@@ -1990,7 +1917,7 @@ cmd_backup_restore(struct ctx *cx, int argc, char **argv)
     struct backup_info bi = {0};
     struct errbuf eb = {0};
 
-    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1) {
         fprintf(help ? stdout : stderr,
