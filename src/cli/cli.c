@@ -26,6 +26,7 @@
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "integration.h"
 #include "log.h"
 #include "mem.h"
 #include "opt.h"
@@ -37,9 +38,7 @@
 #include "validate.h"
 #include "vault.h"
 
-#define DEFAULT_SECRET_LIFETIME (182 * 86400) /* 6 months: the usual choice in Entra */
-#define MAX_SECRET_LIFETIME     (731 * 86400) /* Microsoft allows at most 24 months */
-#define DEFAULT_ACCOUNT         "default"
+#define DEFAULT_ACCOUNT "default"
 
 struct ctx {
     struct config cfg;
@@ -231,12 +230,6 @@ open_vault(struct ctx *cx, int create, struct vault **v, struct errbuf *eb)
 
     config_master_key_path(&cx->cfg, path, sizeof path);
     return vault_open(v, path, create, eb);
-}
-
-static char *
-hint_of(const char *secret)
-{
-    return xstrndup(secret, 3);
 }
 
 /* Runs a sync of one integration and reports it. Returns a CLI exit code. */
@@ -443,10 +436,10 @@ integration_add(struct ctx *cx, int argc, char **argv)
     struct integration in = {0};
     struct store *st = NULL;
     struct vault *v = NULL;
-    char *psec = NULL, *ssec = NULL, *psealed = NULL, *ssealed = NULL;
+    char *psec = NULL, *ssec = NULL;
     struct errbuf eb = {0};
-    int64_t account, now = clock_now();
-    int rc, code = CLI_FAIL, in_tx = 0;
+    int64_t account, id = 0, now = clock_now();
+    int rc, code = CLI_FAIL;
 
     if (opt_parse("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
@@ -496,8 +489,8 @@ integration_add(struct ctx *cx, int argc, char **argv)
                         "contracts or gdap\n");
         return CLI_USAGE;
     }
-    in.partner_secret_expires = now + DEFAULT_SECRET_LIFETIME;
-    in.sync_secret_expires = now + DEFAULT_SECRET_LIFETIME;
+    in.partner_secret_expires = now + INTEGRATION_SECRET_LIFETIME;
+    in.sync_secret_expires = now + INTEGRATION_SECRET_LIFETIME;
     if (pexp != NULL && (rc = parse_date_opt(pexp, "--partner-app-secret-expires",
                                              &in.partner_secret_expires, &eb)) != ERR_OK) {
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
@@ -508,8 +501,8 @@ integration_add(struct ctx *cx, int argc, char **argv)
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
         return CLI_USAGE;
     }
-    if (in.partner_secret_expires > now + MAX_SECRET_LIFETIME ||
-        in.sync_secret_expires > now + MAX_SECRET_LIFETIME)
+    if (in.partner_secret_expires > now + INTEGRATION_SECRET_MAX_LIFE ||
+        in.sync_secret_expires > now + INTEGRATION_SECRET_MAX_LIFE)
         log_warn("a secret expiry date is more than 24 months away; Microsoft allows at most 24 "
                  "months, so check the date shown in Entra ID");
 
@@ -530,71 +523,40 @@ integration_add(struct ctx *cx, int argc, char **argv)
     if ((rc = open_vault(cx, 1, &v, &eb)) != ERR_OK)
         goto out;
     {
-        struct validate_input vi = {0};
+        struct integration_input ii = {0};
         struct validation val = {0};
 
-        vi.partner_tenant_id = tenant;
-        vi.partner_app_id = papp;
-        vi.partner_secret = psec;
-        vi.sync_app_id = sapp;
-        vi.sync_secret = ssec;
-        vi.tenant_source = source;
-        vi.cloud = cloud;
+        ii.name = name;
+        ii.partner_tenant_id = tenant;
+        ii.partner_app_id = papp;
+        ii.partner_app_secret = psec;
+        ii.sync_app_id = sapp;
+        ii.sync_app_secret = ssec;
+        ii.partner_expires_at = in.partner_secret_expires;
+        ii.sync_expires_at = in.sync_secret_expires;
+        ii.tenant_source = source;
+        ii.cloud = cloud;
         printf("Checking the values with Microsoft:\n");
-        validate_integration(&cx->cfg, &vi, &val, &eb);
-        validation_print(&val, stdout);
-        fflush(stdout);
-        if (!val.ok) {
-            validation_clear(&val);
-            rc = err_set(&eb, ERR_AUTH,
-                         "not saved: the checks marked FAIL above must pass first (each says "
-                         "what to do)");
-            goto out;
+        rc = integration_create(&cx->cfg, st, v, account, &ii, &id, &val, &eb);
+        if (val.n > 0) {
+            validation_print(&val, stdout);
+            fflush(stdout);
         }
+        if (rc == ERR_AUTH && !val.ok)
+            err_set(&eb, ERR_AUTH,
+                    "not saved: the checks marked FAIL above must pass first (each says "
+                    "what to do)");
         validation_clear(&val);
+        if (rc != ERR_OK)
+            goto out;
     }
-
-    in.account_id = account;
-    in.name = xstrdup(name != NULL ? name : "Microsoft Intune");
-    in.partner_tenant_id = xstrdup(tenant);
-    in.partner_app_id = xstrdup(papp);
-    in.sync_app_id = xstrdup(sapp);
-    in.tenant_source = xstrdup(source != NULL ? source : "partner_center");
-    in.cloud = xstrdup(cloud != NULL ? cloud : "global");
-    in.sync_interval = 6 * 3600;
-    /* The sealed secrets are bound to the row id, so insert and seal in one transaction. */
-    if ((rc = store_tx_begin(st, &eb)) != ERR_OK)
-        goto out;
-    in_tx = 1;
-    if ((rc = store_integration_insert(st, &in, &eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_seal(v, "integration", in.id, "partner_app_secret", psec, &psealed, &eb)) !=
-            ERR_OK ||
-        (rc = vault_seal(v, "integration", in.id, "sync_app_secret", ssec, &ssealed, &eb)) !=
-            ERR_OK)
-        goto out;
-    {
-        char *ph = hint_of(psec), *sh = hint_of(ssec);
-
-        rc = store_integration_set_secret(st, in.id, "partner", psealed, ph,
-                                          in.partner_secret_expires, &eb);
-        if (rc == ERR_OK)
-            rc = store_integration_set_secret(st, in.id, "sync", ssealed, sh,
-                                              in.sync_secret_expires, &eb);
-        free(ph);
-        free(sh);
-    }
-    if (rc != ERR_OK)
-        goto out;
-    if ((rc = store_tx_commit(st, &eb)) != ERR_OK)
-        goto out;
-    in_tx = 0;
-    printf("integration %lld saved (%s)\n", (long long)in.id, in.name);
+    printf("integration %lld saved (%s)\n", (long long)id,
+           name != NULL ? name : "Microsoft Intune");
     code = CLI_OK;
     if (!no_sync) {
         struct integration saved = {0};
 
-        if ((rc = store_integration_get(st, account, in.id, &saved, &eb)) != ERR_OK)
+        if ((rc = store_integration_get(st, account, id, &saved, &eb)) != ERR_OK)
             goto out;
         struct sync_flags fl = {0};
 
@@ -602,16 +564,12 @@ integration_add(struct ctx *cx, int argc, char **argv)
         integration_clear(&saved);
     }
 out:
-    if (in_tx)
-        store_tx_rollback(st);
     if (rc != ERR_OK) {
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
         code = CLI_FAIL;
     }
     vault_wipe(psec);
     vault_wipe(ssec);
-    free(psealed);
-    free(ssealed);
     integration_clear(&in);
     vault_close(v);
     store_close(st);
@@ -724,7 +682,7 @@ integration_show_remove(struct ctx *cx, int argc, char **argv, int remove)
         goto out;
     }
     if (remove) {
-        if (store_integration_delete(st, account, id, &eb) != ERR_OK) {
+        if (integration_remove(st, account, id, &eb) != ERR_OK) {
             code = fail(cmd, &eb);
             goto out;
         }
@@ -757,11 +715,10 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
     struct vault *v = NULL;
     struct integration in = {0};
     struct errbuf eb = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *newsec = NULL, *other = NULL, *sealed = NULL, *hint = NULL;
-    int64_t account, id, exp = clock_now() + DEFAULT_SECRET_LIFETIME;
-    const char *label, *column, *which;
+    char *newsec = NULL;
+    int64_t account, id, exp = clock_now() + INTEGRATION_SECRET_LIFETIME;
+    const char *label, *which;
     int rc = ERR_OK, code = CLI_FAIL;
 
     if (opt_parse("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
@@ -779,42 +736,28 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     }
     label = partner ? "Partner App" : "Sync App";
-    column = partner ? "partner_app_secret" : "sync_app_secret";
     which = partner ? "partner" : "sync";
     if ((rc = read_secret(file, partner ? "MEMSYNC_PARTNER_APP_SECRET" : "MEMSYNC_SYNC_APP_SECRET",
                           label, &newsec, &eb)) != ERR_OK)
         goto out;
+    /* Looked up first so that an unknown ID is said before any check runs. */
     if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK ||
         (rc = store_integration_get(st, account, id, &in, &eb)) != ERR_OK ||
         (rc = open_vault(cx, 0, &v, &eb)) != ERR_OK)
         goto out;
-    /* The other secret is needed to list customers for the tenant checks. */
-    if ((rc = vault_unseal(v, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
-                           partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other,
-                           &eb)) != ERR_OK)
-        goto out;
-    vi.partner_tenant_id = in.partner_tenant_id;
-    vi.partner_app_id = in.partner_app_id;
-    vi.sync_app_id = in.sync_app_id;
-    vi.partner_secret = partner ? newsec : other;
-    vi.sync_secret = partner ? other : newsec;
-    vi.tenant_source = in.tenant_source;
-    vi.cloud = in.cloud;
     printf("Checking the new %s key with Microsoft:\n", label);
-    validate_integration(&cx->cfg, &vi, &val, &eb);
-    validation_print(&val, stdout);
-    fflush(stdout);
-    if (!val.ok) {
-        rc = err_set(&eb, ERR_AUTH,
-                     "the %s key was not changed: the checks marked FAIL above "
-                     "must pass first",
-                     label);
-        goto out;
+    rc = integration_rotate_secret(&cx->cfg, st, v, account, id, which, newsec, NULL, exp, 0, &val,
+                                   &eb);
+    if (val.n > 0) {
+        validation_print(&val, stdout);
+        fflush(stdout);
     }
-    if ((rc = vault_seal(v, "integration", id, column, newsec, &sealed, &eb)) != ERR_OK)
-        goto out;
-    hint = hint_of(newsec);
-    if ((rc = store_integration_set_secret(st, id, which, sealed, hint, exp, &eb)) != ERR_OK)
+    if (rc == ERR_AUTH && !val.ok)
+        err_set(&eb, ERR_AUTH,
+                "the %s key was not changed: the checks marked FAIL above "
+                "must pass first",
+                label);
+    if (rc != ERR_OK)
         goto out;
     {
         char d[32];
@@ -829,9 +772,6 @@ out:
         fprintf(stderr, "memsync integration rotate-secret: %s\n", eb.msg);
     validation_clear(&val);
     vault_wipe(newsec);
-    vault_wipe(other);
-    free(sealed);
-    free(hint);
     integration_clear(&in);
     vault_close(v);
     store_close(st);

@@ -20,6 +20,7 @@
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "integration.h"
 #include "jsonarena.h"
 #include "log.h"
 #include "metrics.h"
@@ -1320,205 +1321,37 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
 
 /* ---- integrations (writes) --------------------------------------------------------------- */
 
+/* Saves a new integration through the service, then queues its first full sync. *validation
+ * gets the checks' results once they ran (a new reference), else NULL. */
 static int
-parse_expiry(const char *s, const char *label, int64_t *out, struct errbuf *eb)
+create_integration(struct api_app *app, struct store *st, int64_t account_id,
+                   struct integration_input *in, int64_t *id, json_t **validation,
+                   struct errbuf *eb)
 {
-    int64_t now = clock_now();
-
-    if (s == NULL || s[0] == '\0') {
-        *out = now + API_SECRET_DEFAULT_LIFETIME;
-        return ERR_OK;
-    }
-    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL)
-        return err_set(eb, ERR_INVAL, "%s: '%.40s' is not a date (use YYYY-MM-DD)", label, s);
-    if (*out > now + 731 * 86400)
-        return err_set(eb, ERR_INVAL,
-                       "%s is more than 24 months away; Microsoft allows at most 24 months", label);
-    return ERR_OK;
-}
-
-static int
-check_secret(const char *s, const char *label, struct errbuf *eb)
-{
-    if (s == NULL || s[0] == '\0')
-        return err_set(eb, ERR_INVAL, "the %s is missing", label);
-    if (strlen(s) > VAULT_SECRET_MAX)
-        return err_set(eb, ERR_INVAL, "the %s is longer than %d characters", label,
-                       VAULT_SECRET_MAX);
-    if (guid_valid(s))
-        return err_set(eb, ERR_INVAL,
-                       "the %s looks like a GUID: that is the secret's ID, not its value. Copy "
-                       "the Value column from Entra ID > App registrations > Certificates & "
-                       "secrets",
-                       label);
-    return ERR_OK;
-}
-
-int
-api_integration_create(struct api_app *app, struct store *st, int64_t account_id,
-                       const struct api_integration_input *in, int64_t *id, json_t **validation,
-                       struct errbuf *eb)
-{
-    struct integration row = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *psealed = NULL, *ssealed = NULL, *ph = NULL, *sh = NULL;
-    const char *source = in->tenant_source != NULL && in->tenant_source[0] != '\0'
-                             ? in->tenant_source
-                             : "partner_center";
-    int rc, in_tx = 0;
+    int rc;
 
-    *validation = NULL;
-    *id = 0;
-    if (!guid_valid(in->partner_tenant_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner Account ID must be a GUID like "
-                       "00000000-0000-0000-0000-000000000000 (the partner's Azure tenant ID)");
-    if (!guid_valid(in->partner_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner App ID must be a GUID (the Partner "
-                       "Center app's client ID)");
-    if (!guid_valid(in->sync_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Sync App ID must be a GUID (the sync app's client ID)");
-    if ((rc = check_secret(in->partner_app_secret, "Microsoft Partner App Key", eb)) != ERR_OK ||
-        (rc = check_secret(in->sync_app_secret, "Microsoft Sync App Key", eb)) != ERR_OK)
-        return rc;
-    if (strcmp(source, "partner_center") != 0 && strcmp(source, "contracts") != 0 &&
-        strcmp(source, "gdap") != 0)
-        return err_set(eb, ERR_INVAL, "tenant_source must be partner_center, contracts or gdap");
-    if (in->cloud != NULL && in->cloud[0] != '\0' && cloud_find(in->cloud) == NULL)
-        return err_set(eb, ERR_INVAL, "cloud must be one of %s", CLOUD_NAMES);
-    if (in->name != NULL && strlen(in->name) > 200)
-        return err_set(eb, ERR_INVAL, "the name is longer than 200 characters");
-    if ((rc = parse_expiry(in->partner_expires, "the Partner App Key expiry",
-                           &row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = parse_expiry(in->sync_expires, "the Sync App Key expiry", &row.sync_secret_expires,
-                           eb)) != ERR_OK)
-        return rc;
-    if (in->sync_interval != 0 && (in->sync_interval < 300 || in->sync_interval > 7 * 86400))
-        return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
-
-    vi.partner_tenant_id = in->partner_tenant_id;
-    vi.partner_app_id = in->partner_app_id;
-    vi.partner_secret = in->partner_app_secret;
-    vi.sync_app_id = in->sync_app_id;
-    vi.sync_secret = in->sync_app_secret;
-    vi.tenant_source = source;
-    vi.cloud = in->cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "not saved: the checks marked fail must pass first (each says what to do)");
-        goto out;
-    }
-    row.account_id = account_id;
-    row.name = xstrdup(in->name != NULL && in->name[0] != '\0' ? in->name : "Microsoft Intune");
-    row.partner_tenant_id = xstrdup(in->partner_tenant_id);
-    row.partner_app_id = xstrdup(in->partner_app_id);
-    row.sync_app_id = xstrdup(in->sync_app_id);
-    row.tenant_source = xstrdup(source);
-    row.cloud = xstrdup(in->cloud != NULL && in->cloud[0] != '\0' ? in->cloud : "global");
-    row.sync_interval = in->sync_interval > 0 ? in->sync_interval : 6 * 3600;
-    /* Sealed secrets are bound to the row id: insert and seal in one transaction. */
-    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 1;
-    if ((rc = store_integration_insert(st, &row, eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_seal(app->vault, "integration", row.id, "partner_app_secret",
-                         in->partner_app_secret, &psealed, eb)) != ERR_OK ||
-        (rc = vault_seal(app->vault, "integration", row.id, "sync_app_secret", in->sync_app_secret,
-                         &ssealed, eb)) != ERR_OK)
-        goto out;
-    ph = xstrndup(in->partner_app_secret, 3);
-    sh = xstrndup(in->sync_app_secret, 3);
-    if ((rc = store_integration_set_secret(st, row.id, "partner", psealed, ph,
-                                           row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = store_integration_set_secret(st, row.id, "sync", ssealed, sh, row.sync_secret_expires,
-                                           eb)) != ERR_OK)
-        goto out;
-    if ((rc = store_tx_commit(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 0;
-    *id = row.id;
-    log_info("integration saved id=%" PRId64 " account=%" PRId64, row.id, account_id);
-    if (app->sched != NULL)
-        scheduler_request(app->sched, account_id, row.id, 1, NULL);
-out:
-    if (in_tx)
-        store_tx_rollback(st);
-    if (rc == ERR_EXISTS)
-        err_set(eb, ERR_EXISTS, "an integration with this name already exists; pick another name");
+    in->sample = app->validate_sample;
+    rc = integration_create(app->cfg, st, app->vault, account_id, in, id, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    free(psealed);
-    free(ssealed);
-    free(ph);
-    free(sh);
-    integration_clear(&row);
+    if (rc == ERR_OK && app->sched != NULL)
+        scheduler_request(app->sched, account_id, *id, 1, NULL);
     return rc;
 }
 
-int
-api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
-                       const char *which, const char *secret, const char *expires,
-                       json_t **validation, struct errbuf *eb)
+static int
+rotate_integration(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
+                   const char *which, const char *secret, const char *expires, json_t **validation,
+                   struct errbuf *eb)
 {
-    struct integration in = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *other = NULL, *sealed = NULL, *hint = NULL;
-    int64_t exp;
-    int partner, rc;
+    int rc;
 
-    *validation = NULL;
-    if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
-        return err_set(eb, ERR_INVAL, "which must be \"partner\" or \"sync\"");
-    partner = strcmp(which, "partner") == 0;
-    if ((rc = check_secret(secret, partner ? "Microsoft Partner App Key" : "Microsoft Sync App Key",
-                           eb)) != ERR_OK)
-        return rc;
-    if ((rc = parse_expiry(expires, "the new key's expiry", &exp, eb)) != ERR_OK)
-        return rc;
-    if ((rc = store_integration_get(st, account_id, id, &in, eb)) != ERR_OK)
-        return rc;
-    /* The other key is needed to list customers for the tenant checks. */
-    if ((rc = vault_unseal(
-             app->vault, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
-             partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other, eb)) != ERR_OK)
-        goto out;
-    vi.partner_tenant_id = in.partner_tenant_id;
-    vi.partner_app_id = in.partner_app_id;
-    vi.sync_app_id = in.sync_app_id;
-    vi.partner_secret = partner ? secret : other;
-    vi.sync_secret = partner ? other : secret;
-    vi.tenant_source = in.tenant_source;
-    vi.cloud = in.cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "the key was not changed: the checks marked fail must pass "
-                     "first");
-        goto out;
-    }
-    if ((rc = vault_seal(app->vault, "integration", id,
-                         partner ? "partner_app_secret" : "sync_app_secret", secret, &sealed,
-                         eb)) != ERR_OK)
-        goto out;
-    hint = xstrndup(secret, 3);
-    rc = store_integration_set_secret(st, id, which, sealed, hint, exp, eb);
-    if (rc == ERR_OK)
-        log_info("integration key replaced id=%" PRId64 " which=%s", id, which);
-out:
+    rc = integration_rotate_secret(app->cfg, st, app->vault, account_id, id, which, secret, expires,
+                                   0, app->validate_sample, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    vault_wipe(other);
-    free(sealed);
-    free(hint);
-    integration_clear(&in);
     return rc;
 }
 
@@ -1623,7 +1456,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
                          struct httpd_response *resp, int64_t account)
 {
     json_t *body = parse_body(req, resp), *val = NULL;
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
     struct errbuf eb = {0};
     int64_t id = 0;
     int rc;
@@ -1642,7 +1475,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
     in.cloud = jget(body, "cloud");
     if (json_is_integer(json_object_get(body, "sync_interval_seconds")))
         in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
-    rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);
+    rc = create_integration(app, req->st, account, &in, &id, &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The values did not pass the checks", 201);
@@ -1677,10 +1510,10 @@ integration_patch_route(struct api_app *app, struct httpd_request *req, struct h
             interval = -1; /* 0 would mean "unchanged" below: refuse it */
     }
     if ((s = jget(body, "partner_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
         goto out;
     if ((s = jget(body, "sync_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
         goto out;
     rc = store_integration_update(req->st, account, id, jget(body, "name"), interval, pexp, sexp,
                                   &eb);
@@ -1703,8 +1536,8 @@ integration_rotate_route(struct api_app *app, struct httpd_request *req,
 
     if (body == NULL)
         return;
-    rc = api_integration_rotate(app, req->st, account, id, jget(body, "which"),
-                                jget(body, "secret"), jget(body, "expires_at"), &val, &eb);
+    rc = rotate_integration(app, req->st, account, id, jget(body, "which"), jget(body, "secret"),
+                            jget(body, "expires_at"), &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The new key did not pass the checks", 200);

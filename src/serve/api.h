@@ -29,11 +29,10 @@
 #include "validate.h"
 #include "vault.h"
 
-#define API_PAGE_DEFAULT            50
-#define API_PAGE_MAX                200
-#define API_MAX_QUERY_PARAMS        64 /* a list request with more answers 400 */
-#define API_SESSION_COOKIE          "memsync_session"
-#define API_SECRET_DEFAULT_LIFETIME (182 * 86400)
+#define API_PAGE_DEFAULT     50
+#define API_PAGE_MAX         200
+#define API_MAX_QUERY_PARAMS 64 /* a list request with more answers 400 */
+#define API_SESSION_COOKIE   "memsync_session"
 
 struct scheduler;
 struct pagecache;
@@ -55,32 +54,6 @@ void api_handle(void *app, struct httpd_request *req, struct httpd_response *res
 
 /* Who the request is from (API key first, then session cookie). ERR_AUTH when neither. */
 int api_authenticate(struct httpd_request *req, struct auth_principal *p, struct errbuf *eb);
-
-/* The five values and options of a new integration (borrowed). */
-struct api_integration_input {
-    const char *name;
-    const char *partner_tenant_id;
-    const char *partner_app_id;
-    const char *partner_app_secret;
-    const char *sync_app_id;
-    const char *sync_app_secret;
-    const char *partner_expires; /* date text or NULL (default: 6 months) */
-    const char *sync_expires;
-    const char *tenant_source;
-    const char *cloud;     /* cloud.h name; NULL or "" = global */
-    int64_t sync_interval; /* 0 = 6 hours */
-};
-
-/* Validates with Microsoft, then seals and stores, then queues a full sync. *validation gets
- * the per-check results (a new reference, also on refusal). Returns ERR_OK with *id, ERR_AUTH
- * when a check failed (nothing stored), ERR_INVAL for a malformed value. */
-int api_integration_create(struct api_app *app, struct store *st, int64_t account_id,
-                           const struct api_integration_input *in, int64_t *id, json_t **validation,
-                           struct errbuf *eb);
-/* Replaces one key ("partner" | "sync") after validating it with the other one. */
-int api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
-                           const char *which, const char *secret, const char *expires,
-                           json_t **validation, struct errbuf *eb);
 
 /* JSON view of an integration (no secrets; hints, expiry, days left, sync state). */
 json_t *api_integration_json(struct api_app *app, const struct integration *in);

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "expiry.h"
 #include "insight.h"
+#include "integration.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
@@ -1509,7 +1510,8 @@ form_hours(const char *body)
 static void
 integration_post(struct page *pg)
 {
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
+    struct validation checks = {0};
     char *v[10] = {NULL};
     static const char *const names[] = {
         "name",
@@ -1553,7 +1555,13 @@ integration_post(struct page *pg)
     in.tenant_source = v[8];
     in.cloud = v[9];
     in.sync_interval = form_hours(pg->req->body);
-    rc = api_integration_create(pg->app, pg->req->st, pg->p.account_id, &in, &id, &val, &eb);
+    in.sample = pg->app->validate_sample;
+    rc = integration_create(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, &in, &id,
+                            &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
+    if (rc == ERR_OK && pg->app->sched != NULL)
+        scheduler_request(pg->app->sched, pg->p.account_id, id, 1, NULL);
     for (int i = 0; i < 10; i++) {
         if (v[i] != NULL)
             memset(v[i], 0, strlen(v[i]));
@@ -1578,6 +1586,7 @@ rotate_post(struct page *pg, int64_t id)
     char *which = ui_form_value(pg->req->body, "which");
     char *secret = ui_form_value(pg->req->body, "secret");
     char *exp = ui_form_value(pg->req->body, "expires_at");
+    struct validation checks = {0};
     struct errbuf eb = {0};
     json_t *val = NULL;
     int rc;
@@ -1587,8 +1596,10 @@ rotate_post(struct page *pg, int64_t id)
         while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\n' || secret[n - 1] == '\r'))
             secret[--n] = '\0';
     }
-    rc = api_integration_rotate(pg->app, pg->req->st, pg->p.account_id, id, which, secret,
-                                exp != NULL && exp[0] != '\0' ? exp : NULL, &val, &eb);
+    rc = integration_rotate_secret(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, id,
+                                   which, secret, exp, 0, pg->app->validate_sample, &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
     if (rc == ERR_OK) {
         integrations_page(pg, "ok", "The key was checked and replaced.", val, NULL);
     } else {
