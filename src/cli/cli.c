@@ -1,5 +1,6 @@
 /* cli.c - the memsync command line. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,7 +17,6 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "api.h"
 #include "asset.h"
 #include "auth.h"
 #include "backup.h"
@@ -31,6 +31,7 @@
 #include "mem.h"
 #include "opt.h"
 #include "output.h"
+#include "rowjson.h"
 #include "sim.h"
 #include "store.h"
 #include "sync.h"
@@ -39,11 +40,6 @@
 #include "vault.h"
 
 #define DEFAULT_ACCOUNT "default"
-
-struct ctx {
-    struct config cfg;
-    const char *config_path;
-};
 
 static const char usage_text[] =
     "usage: memsync [--db URL] [--config FILE] [--log-level LEVEL] COMMAND ...\n"
@@ -1160,7 +1156,7 @@ software_cb(void *arg, const struct software_row *sw)
 static int
 install_cb(void *arg, const struct store_cell *cells, size_t n)
 {
-    return row_out(arg, api_cells_json(cells, n));
+    return row_out(arg, rowjson_cells(cells, n));
 }
 
 static const char *const install_columns[] = {
@@ -1916,7 +1912,7 @@ static const struct command commands[] = {
     {"insights", cmd_insights},
     {"key", cmd_key},
     {"config", cmd_config},
-    {"serve", api_cmd_serve},
+    {"serve", cli_cmd_serve},
     {"user", auth_cmd_user},
     {"apikey", auth_cmd_apikey},
     {"worker", cmd_worker},
