@@ -18,7 +18,6 @@
 #include <sodium.h>
 
 #include "asset.h"
-#include "auth.h"
 #include "backup.h"
 #include "clock.h"
 #include "config.h"
@@ -1913,8 +1912,8 @@ static const struct command commands[] = {
     {"key", cmd_key},
     {"config", cmd_config},
     {"serve", cli_cmd_serve},
-    {"user", auth_cmd_user},
-    {"apikey", auth_cmd_apikey},
+    {"user", cli_cmd_user},
+    {"apikey", cli_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},
     {"restore", cmd_backup_restore},

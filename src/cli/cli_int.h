@@ -1,5 +1,5 @@
 /* cli_int.h - what the command line's files share (cli.c dispatches; cli_serve.c and
- * others hold commands of their own): the context every command gets, and those commands.
+ * cli_user.c hold commands of their own): the context every command gets, and those commands.
  *
  * Ownership: cli_main owns the context; a command borrows it for its run. Threads: the main
  * thread. Each command returns an exit code of enum cli_exit (cli.h) and prints its own errors.
@@ -19,5 +19,10 @@ struct ctx {
  * creates the user "admin" and prints its one-time password on stdout, never to the log. With
  * --url-file, the base URL ("http://127.0.0.1:PORT") is written there once the server listens. */
 int cli_cmd_serve(struct ctx *cx, int argc, char **argv);
+
+/* `memsync user ...` and `memsync apikey ...`. Passwords come from --password-file FILE, "-"
+ * (stdin) or a prompt; never from argv. */
+int cli_cmd_user(struct ctx *cx, int argc, char **argv);
+int cli_cmd_apikey(struct ctx *cx, int argc, char **argv);
 
 #endif
