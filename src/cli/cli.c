@@ -1063,26 +1063,29 @@ clients_update(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int code = CLI_FAIL;
 
-    int help = 0;
+    int help = 0, npos;
+    const char *pos[2];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    char cmd[32];
 
-    for (int i = 1; i < argc; i++)
-        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
-    if (help || argc != (rename ? 3 : 2)) {
+    snprintf(cmd, sizeof cmd, "clients %s", what);
+    if (opt_parse(cmd, argc, argv, opts, pos, 2, &npos, &help) != 0 || help ||
+        npos != (rename ? 2 : 1)) {
         fprintf(help ? stdout : stderr, "usage: memsync clients %s CLIENT%s\n", what,
                 rename ? " NAME" : "");
         return help ? CLI_OK : CLI_USAGE;
     }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
-        store_client_update(st, account, argv[1],
+        store_client_update(st, account, pos[0],
                             rename                         ? -1
                             : strcmp(what, "include") == 0 ? 1
                                                            : 0,
-                            rename ? argv[2] : NULL, &eb) != ERR_OK) {
+                            rename ? pos[1] : NULL, &eb) != ERR_OK) {
         code = fail("clients", &eb);
         goto out;
     }
-    printf("client %s %s\n", argv[1],
-           rename                         ? (argv[2][0] ? "renamed" : "name restored")
+    printf("client %s %s\n", pos[0],
+           rename                         ? (pos[1][0] ? "renamed" : "name restored")
            : strcmp(what, "include") == 0 ? "included: it is synced again"
                                           : "excluded: it is no longer synced; its data is kept");
     code = CLI_OK;
@@ -1723,11 +1726,12 @@ cmd_key(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int rc, code = CLI_FAIL;
 
-    int help = 0;
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
 
-    for (int i = 1; i < argc; i++)
-        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
-    if (help || argc != 2 || strcmp(argv[1], "rotate") != 0) {
+    if (opt_parse("key", argc, argv, opts, pos, 1, &npos, &help) != 0 || help || npos != 1 ||
+        strcmp(pos[0], "rotate") != 0) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync key rotate\n"
                 "Creates a new master key, re-seals every stored secret with it in one "
@@ -1941,47 +1945,26 @@ cli_main(int argc, char **argv)
     struct ctx cx;
     struct errbuf eb = {0};
     const char *db = NULL, *log_level = NULL;
+    int i, rc, help = 0, version = 0;
+    const struct opt opts[] = {
+        {"db", 1, &db, NULL},
+        {"config", 1, &cx.config_path, NULL},
+        {"log-level", 1, &log_level, NULL},
+        {"version", 0, NULL, &version},
+        {NULL, 0, NULL, NULL},
+    };
     enum log_level lvl;
-    int i, rc;
 
     memset(&cx, 0, sizeof cx);
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage_text, stdout);
-            return CLI_OK;
-        }
-        if (strcmp(a, "--version") == 0) {
-            printf("memsync %s\n", MEMSYNC_VERSION);
-            return CLI_OK;
-        }
-        if (strcmp(a, "--db") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "--log-level") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "memsync: option %s needs a value\n", a);
-                return CLI_USAGE;
-            }
-            if (strcmp(a, "--db") == 0)
-                db = argv[++i];
-            else if (strcmp(a, "--config") == 0)
-                cx.config_path = argv[++i];
-            else
-                log_level = argv[++i];
-            continue;
-        }
-        if (strncmp(a, "--db=", 5) == 0) {
-            db = a + 5;
-            continue;
-        }
-        if (strncmp(a, "--config=", 9) == 0) {
-            cx.config_path = a + 9;
-            continue;
-        }
-        if (a[0] == '-') {
-            fprintf(stderr, "memsync: unknown option %s (see memsync --help)\n", a);
-            return CLI_USAGE;
-        }
-        break;
+    if (opt_parse_head(argc, argv, opts, &i, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        fputs(usage_text, stdout);
+        return CLI_OK;
+    }
+    if (version) {
+        printf("memsync %s\n", MEMSYNC_VERSION);
+        return CLI_OK;
     }
     if (i >= argc) {
         fputs(usage_text, stderr);

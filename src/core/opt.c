@@ -4,12 +4,21 @@
 #include <stdio.h>
 #include <string.h>
 
-int
-opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
-          int maxpos, int *npos, int *help)
+/* opt_parse, and opt_parse_head when next is set: then the first positional ends the options. */
+static int
+parse(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos, int maxpos,
+      int *npos, int *help, int *next)
 {
+    char who[80]; /* "memsync CMD" in messages ("memsync" for the global flags) */
+
+    if (cmd != NULL)
+        snprintf(who, sizeof who, "memsync %s", cmd);
+    else
+        snprintf(who, sizeof who, "memsync");
     *npos = 0;
     *help = 0;
+    if (next != NULL)
+        *next = argc;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const struct opt *o = NULL;
@@ -22,12 +31,15 @@ opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const 
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (strcmp(a, "-") != 0 && a[0] == '-' && a[1] != '\0') {
-                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd, a,
-                        cmd);
+                fprintf(stderr, "%s: unknown option %s (see %s --help)\n", who, a, who);
                 return -1;
             }
+            if (next != NULL) {
+                *next = i;
+                return 0;
+            }
             if (*npos >= maxpos) {
-                fprintf(stderr, "memsync %s: unexpected argument '%s'\n", cmd, a);
+                fprintf(stderr, "%s: unexpected argument '%s'\n", who, a);
                 return -1;
             }
             pos[(*npos)++] = a;
@@ -42,8 +54,8 @@ opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const 
             }
         }
         if (o == NULL) {
-            fprintf(stderr, "memsync %s: unknown option %.*s (see memsync %s --help)\n", cmd,
-                    (int)(nlen + 2), a, cmd);
+            fprintf(stderr, "%s: unknown option %.*s (see %s --help)\n", who, (int)(nlen + 2), a,
+                    who);
             return -1;
         }
         if (o->has_arg) {
@@ -52,16 +64,31 @@ opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const 
             } else if (i + 1 < argc) {
                 *o->value = argv[++i];
             } else {
-                fprintf(stderr, "memsync %s: option --%s needs a value\n", cmd, o->name);
+                fprintf(stderr, "%s: option --%s needs a value\n", who, o->name);
                 return -1;
             }
         } else {
             if (eq != NULL) {
-                fprintf(stderr, "memsync %s: option --%s takes no value\n", cmd, o->name);
+                fprintf(stderr, "%s: option --%s takes no value\n", who, o->name);
                 return -1;
             }
             *o->flag = 1;
         }
     }
     return 0;
+}
+
+int
+opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
+          int maxpos, int *npos, int *help)
+{
+    return parse(cmd, argc, argv, opts, pos, maxpos, npos, help, NULL);
+}
+
+int
+opt_parse_head(int argc, char **argv, const struct opt *opts, int *next, int *help)
+{
+    int npos;
+
+    return parse(NULL, argc, argv, opts, NULL, 0, &npos, help, next);
 }

@@ -24,4 +24,9 @@ struct opt {
 int opt_parse(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
               int maxpos, int *npos, int *help);
 
+/* The global flags before a command (`memsync --db URL sync ...`): parses argv[1..] like
+ * opt_parse up to the first positional, whose index goes to *next (argc when there is none).
+ * Messages name no command ("memsync: unknown option --x (see memsync --help)"). */
+int opt_parse_head(int argc, char **argv, const struct opt *opts, int *next, int *help);
+
 #endif

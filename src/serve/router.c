@@ -257,10 +257,13 @@ router_decide(const struct router *r, const struct router_req *rq, router_auth_f
             break;
         }
         /* Allow: every method of this path, once each. */
-        if (strstr(d->allow, rt->method) == NULL)
-            alen += (size_t)snprintf(d->allow + alen,
-                                     alen < sizeof d->allow ? sizeof d->allow - alen : 0, "%s%s",
-                                     any ? ", " : "", rt->method);
+        if (strstr(d->allow, rt->method) == NULL && alen < sizeof d->allow) {
+            int w = snprintf(d->allow + alen, sizeof d->allow - alen, "%s%s", any ? ", " : "",
+                             rt->method);
+
+            alen =
+                w < 0 || (size_t)w >= sizeof d->allow - alen ? sizeof d->allow : alen + (size_t)w;
+        }
         any = 1;
     }
     if (d->kind == ROUTE_UI && !is_read(rq->method) && !same_origin(rq->origin, rq->host)) {

@@ -102,6 +102,34 @@ test_refusals(void **state)
     assert_int_equal(run(2, toomany).rc, 0);
 }
 
+/* The global flags end at the command; the command's own options are left to it. */
+static void
+test_head_stops_at_the_command(void **state)
+{
+    char *argv[] = {(char *)"memsync", (char *)"--db=x.db", (char *)"--quiet",
+                    (char *)"sync",    (char *)"--full",    NULL};
+    char *bad[] = {(char *)"memsync", (char *)"--colour", (char *)"sync", NULL};
+    char *none[] = {(char *)"memsync", (char *)"--db", (char *)"y.db", NULL};
+    const char *db = NULL;
+    int quiet = 0, next = -1, help = -1;
+    const struct opt opts[] = {
+        {"db", 1, &db, NULL},
+        {"quiet", 0, NULL, &quiet},
+        {NULL, 0, NULL, NULL},
+    };
+
+    (void)state;
+    assert_int_equal(opt_parse_head(5, argv, opts, &next, &help), 0);
+    assert_int_equal(next, 3);
+    assert_string_equal(db, "x.db");
+    assert_int_equal(quiet, 1);
+    assert_int_equal(help, 0);
+    assert_int_equal(opt_parse_head(3, bad, opts, &next, &help), -1);
+    assert_int_equal(opt_parse_head(3, none, opts, &next, &help), 0);
+    assert_int_equal(next, 3); /* no command */
+    assert_string_equal(db, "y.db");
+}
+
 int
 main(void)
 {
@@ -110,6 +138,7 @@ main(void)
         cmocka_unit_test(test_value_may_be_dash_and_stdin_positional),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_head_stops_at_the_command),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
