@@ -20,6 +20,7 @@
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "integration.h"
 #include "jsonarena.h"
 #include "log.h"
 #include "metrics.h"
@@ -27,6 +28,7 @@
 #include "output.h"
 #include "openapi.h"
 #include "pagecache.h"
+#include "rowjson.h"
 #include "rowcache.h"
 #include "scheduler.h"
 #include "ui.h"
@@ -146,83 +148,7 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     }
 }
 
-/* ---- auth -------------------------------------------------------------------------------- */
-
-int
-api_authenticate(struct httpd_request *req, struct auth_principal *p, struct errbuf *eb)
-{
-    const char *key = httpd_header(req, "x-api-key");
-    const char *cookie;
-
-    memset(p, 0, sizeof *p);
-    if (req->st == NULL)
-        return err_set(eb, ERR_DB, "the database is not available");
-    if (key != NULL)
-        return auth_apikey(req->st, key, p, eb);
-    cookie = httpd_cookie(req, API_SESSION_COOKIE);
-    if (cookie != NULL)
-        return auth_session(req->st, cookie, p, eb);
-    return err_set(eb, ERR_AUTH, "send an x-api-key header or sign in");
-}
-
 /* ---- JSON views -------------------------------------------------------------------------- */
-
-static json_t *
-cell_value(const struct store_cell *c)
-{
-    char ts[32];
-
-    switch (c->kind) {
-    case SC_INT:
-        return json_integer(c->i);
-    case SC_TEXT: {
-        json_t *v = json_string(c->s != NULL ? c->s : "");
-        return v != NULL ? v : json_string("?");
-    }
-    case SC_TS:
-        clock_fmt(c->i, ts, sizeof ts);
-        return json_string(ts);
-    case SC_BOOL:
-        return json_boolean(c->i != 0);
-    default:
-        return json_null();
-    }
-}
-
-json_t *
-api_cells_json(const struct store_cell *cells, size_t n)
-{
-    json_t *row = json_object();
-
-    for (size_t i = 0; i < n; i++) {
-        const char *name = cells[i].name;
-        const char *dot = strchr(name, '.');
-        json_t *v = cell_value(&cells[i]);
-
-        if (dot == NULL) {
-            json_object_set_new(row, name, v);
-        } else {
-            char parent[64];
-            json_t *obj;
-
-            snprintf(parent, sizeof parent, "%.*s", (int)(dot - name), name);
-            obj = json_object_get(row, parent);
-            if (obj == NULL) {
-                obj = json_object();
-                json_object_set_new(row, parent, obj);
-            }
-            json_object_set_new(obj, dot + 1, v);
-        }
-    }
-    /* A client without a warning has "warning": null, not an object of nulls. */
-    {
-        const json_t *w = json_object_get(row, "warning");
-
-        if (json_is_object(w) && json_is_null(json_object_get(w, "code")))
-            json_object_set_new(row, "warning", json_null());
-    }
-    return row;
-}
 
 /* A key as the API shows it: hint, expiry, days left and the warning level of expiry.h (the
  * same words as `memsync status` and the UI). */
@@ -248,7 +174,7 @@ first_row_cb(void *arg, const struct store_cell *cells, size_t n)
     json_t **out = arg;
 
     if (*out == NULL)
-        *out = api_cells_json(cells, n);
+        *out = rowjson_cells(cells, n);
     return 0;
 }
 
@@ -647,7 +573,7 @@ collect_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct collect *c = arg;
 
-    json_array_append_new(c->arr, api_cells_json(cells, n));
+    json_array_append_new(c->arr, rowjson_cells(cells, n));
     if (c->seek_e != NULL && ++c->rows == c->page_size && c->seek_i < n && c->id_i < n) {
         const struct store_cell *v = &cells[c->seek_i];
 
@@ -1201,7 +1127,7 @@ static int
 csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct csv_batch *cb = arg;
-    json_t *row = api_cells_json(cells, n);
+    json_t *row = rowjson_cells(cells, n);
 
     csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
     json_decref(row);
@@ -1320,205 +1246,37 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
 
 /* ---- integrations (writes) --------------------------------------------------------------- */
 
+/* Saves a new integration through the service, then queues its first full sync. *validation
+ * gets the checks' results once they ran (a new reference), else NULL. */
 static int
-parse_expiry(const char *s, const char *label, int64_t *out, struct errbuf *eb)
+create_integration(struct api_app *app, struct store *st, int64_t account_id,
+                   struct integration_input *in, int64_t *id, json_t **validation,
+                   struct errbuf *eb)
 {
-    int64_t now = clock_now();
-
-    if (s == NULL || s[0] == '\0') {
-        *out = now + API_SECRET_DEFAULT_LIFETIME;
-        return ERR_OK;
-    }
-    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL)
-        return err_set(eb, ERR_INVAL, "%s: '%.40s' is not a date (use YYYY-MM-DD)", label, s);
-    if (*out > now + 731 * 86400)
-        return err_set(eb, ERR_INVAL,
-                       "%s is more than 24 months away; Microsoft allows at most 24 months", label);
-    return ERR_OK;
-}
-
-static int
-check_secret(const char *s, const char *label, struct errbuf *eb)
-{
-    if (s == NULL || s[0] == '\0')
-        return err_set(eb, ERR_INVAL, "the %s is missing", label);
-    if (strlen(s) > VAULT_SECRET_MAX)
-        return err_set(eb, ERR_INVAL, "the %s is longer than %d characters", label,
-                       VAULT_SECRET_MAX);
-    if (guid_valid(s))
-        return err_set(eb, ERR_INVAL,
-                       "the %s looks like a GUID: that is the secret's ID, not its value. Copy "
-                       "the Value column from Entra ID > App registrations > Certificates & "
-                       "secrets",
-                       label);
-    return ERR_OK;
-}
-
-int
-api_integration_create(struct api_app *app, struct store *st, int64_t account_id,
-                       const struct api_integration_input *in, int64_t *id, json_t **validation,
-                       struct errbuf *eb)
-{
-    struct integration row = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *psealed = NULL, *ssealed = NULL, *ph = NULL, *sh = NULL;
-    const char *source = in->tenant_source != NULL && in->tenant_source[0] != '\0'
-                             ? in->tenant_source
-                             : "partner_center";
-    int rc, in_tx = 0;
+    int rc;
 
-    *validation = NULL;
-    *id = 0;
-    if (!guid_valid(in->partner_tenant_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner Account ID must be a GUID like "
-                       "00000000-0000-0000-0000-000000000000 (the partner's Azure tenant ID)");
-    if (!guid_valid(in->partner_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner App ID must be a GUID (the Partner "
-                       "Center app's client ID)");
-    if (!guid_valid(in->sync_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Sync App ID must be a GUID (the sync app's client ID)");
-    if ((rc = check_secret(in->partner_app_secret, "Microsoft Partner App Key", eb)) != ERR_OK ||
-        (rc = check_secret(in->sync_app_secret, "Microsoft Sync App Key", eb)) != ERR_OK)
-        return rc;
-    if (strcmp(source, "partner_center") != 0 && strcmp(source, "contracts") != 0 &&
-        strcmp(source, "gdap") != 0)
-        return err_set(eb, ERR_INVAL, "tenant_source must be partner_center, contracts or gdap");
-    if (in->cloud != NULL && in->cloud[0] != '\0' && cloud_find(in->cloud) == NULL)
-        return err_set(eb, ERR_INVAL, "cloud must be one of %s", CLOUD_NAMES);
-    if (in->name != NULL && strlen(in->name) > 200)
-        return err_set(eb, ERR_INVAL, "the name is longer than 200 characters");
-    if ((rc = parse_expiry(in->partner_expires, "the Partner App Key expiry",
-                           &row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = parse_expiry(in->sync_expires, "the Sync App Key expiry", &row.sync_secret_expires,
-                           eb)) != ERR_OK)
-        return rc;
-    if (in->sync_interval != 0 && (in->sync_interval < 300 || in->sync_interval > 7 * 86400))
-        return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
-
-    vi.partner_tenant_id = in->partner_tenant_id;
-    vi.partner_app_id = in->partner_app_id;
-    vi.partner_secret = in->partner_app_secret;
-    vi.sync_app_id = in->sync_app_id;
-    vi.sync_secret = in->sync_app_secret;
-    vi.tenant_source = source;
-    vi.cloud = in->cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "not saved: the checks marked fail must pass first (each says what to do)");
-        goto out;
-    }
-    row.account_id = account_id;
-    row.name = xstrdup(in->name != NULL && in->name[0] != '\0' ? in->name : "Microsoft Intune");
-    row.partner_tenant_id = xstrdup(in->partner_tenant_id);
-    row.partner_app_id = xstrdup(in->partner_app_id);
-    row.sync_app_id = xstrdup(in->sync_app_id);
-    row.tenant_source = xstrdup(source);
-    row.cloud = xstrdup(in->cloud != NULL && in->cloud[0] != '\0' ? in->cloud : "global");
-    row.sync_interval = in->sync_interval > 0 ? in->sync_interval : 6 * 3600;
-    /* Sealed secrets are bound to the row id: insert and seal in one transaction. */
-    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 1;
-    if ((rc = store_integration_insert(st, &row, eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_seal(app->vault, "integration", row.id, "partner_app_secret",
-                         in->partner_app_secret, &psealed, eb)) != ERR_OK ||
-        (rc = vault_seal(app->vault, "integration", row.id, "sync_app_secret", in->sync_app_secret,
-                         &ssealed, eb)) != ERR_OK)
-        goto out;
-    ph = xstrndup(in->partner_app_secret, 3);
-    sh = xstrndup(in->sync_app_secret, 3);
-    if ((rc = store_integration_set_secret(st, row.id, "partner", psealed, ph,
-                                           row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = store_integration_set_secret(st, row.id, "sync", ssealed, sh, row.sync_secret_expires,
-                                           eb)) != ERR_OK)
-        goto out;
-    if ((rc = store_tx_commit(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 0;
-    *id = row.id;
-    log_info("integration saved id=%" PRId64 " account=%" PRId64, row.id, account_id);
-    if (app->sched != NULL)
-        scheduler_request(app->sched, account_id, row.id, 1, NULL);
-out:
-    if (in_tx)
-        store_tx_rollback(st);
-    if (rc == ERR_EXISTS)
-        err_set(eb, ERR_EXISTS, "an integration with this name already exists; pick another name");
+    in->sample = app->validate_sample;
+    rc = integration_create(app->cfg, st, app->vault, account_id, in, id, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    free(psealed);
-    free(ssealed);
-    free(ph);
-    free(sh);
-    integration_clear(&row);
+    if (rc == ERR_OK && app->sched != NULL)
+        scheduler_request(app->sched, account_id, *id, 1, NULL);
     return rc;
 }
 
-int
-api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
-                       const char *which, const char *secret, const char *expires,
-                       json_t **validation, struct errbuf *eb)
+static int
+rotate_integration(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
+                   const char *which, const char *secret, const char *expires, json_t **validation,
+                   struct errbuf *eb)
 {
-    struct integration in = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *other = NULL, *sealed = NULL, *hint = NULL;
-    int64_t exp;
-    int partner, rc;
+    int rc;
 
-    *validation = NULL;
-    if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
-        return err_set(eb, ERR_INVAL, "which must be \"partner\" or \"sync\"");
-    partner = strcmp(which, "partner") == 0;
-    if ((rc = check_secret(secret, partner ? "Microsoft Partner App Key" : "Microsoft Sync App Key",
-                           eb)) != ERR_OK)
-        return rc;
-    if ((rc = parse_expiry(expires, "the new key's expiry", &exp, eb)) != ERR_OK)
-        return rc;
-    if ((rc = store_integration_get(st, account_id, id, &in, eb)) != ERR_OK)
-        return rc;
-    /* The other key is needed to list customers for the tenant checks. */
-    if ((rc = vault_unseal(
-             app->vault, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
-             partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other, eb)) != ERR_OK)
-        goto out;
-    vi.partner_tenant_id = in.partner_tenant_id;
-    vi.partner_app_id = in.partner_app_id;
-    vi.sync_app_id = in.sync_app_id;
-    vi.partner_secret = partner ? secret : other;
-    vi.sync_secret = partner ? other : secret;
-    vi.tenant_source = in.tenant_source;
-    vi.cloud = in.cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "the key was not changed: the checks marked fail must pass "
-                     "first");
-        goto out;
-    }
-    if ((rc = vault_seal(app->vault, "integration", id,
-                         partner ? "partner_app_secret" : "sync_app_secret", secret, &sealed,
-                         eb)) != ERR_OK)
-        goto out;
-    hint = xstrndup(secret, 3);
-    rc = store_integration_set_secret(st, id, which, sealed, hint, exp, eb);
-    if (rc == ERR_OK)
-        log_info("integration key replaced id=%" PRId64 " which=%s", id, which);
-out:
+    rc = integration_rotate_secret(app->cfg, st, app->vault, account_id, id, which, secret, expires,
+                                   0, app->validate_sample, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    vault_wipe(other);
-    free(sealed);
-    free(hint);
-    integration_clear(&in);
     return rc;
 }
 
@@ -1623,7 +1381,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
                          struct httpd_response *resp, int64_t account)
 {
     json_t *body = parse_body(req, resp), *val = NULL;
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
     struct errbuf eb = {0};
     int64_t id = 0;
     int rc;
@@ -1642,7 +1400,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
     in.cloud = jget(body, "cloud");
     if (json_is_integer(json_object_get(body, "sync_interval_seconds")))
         in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
-    rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);
+    rc = create_integration(app, req->st, account, &in, &id, &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The values did not pass the checks", 201);
@@ -1677,10 +1435,10 @@ integration_patch_route(struct api_app *app, struct httpd_request *req, struct h
             interval = -1; /* 0 would mean "unchanged" below: refuse it */
     }
     if ((s = jget(body, "partner_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
         goto out;
     if ((s = jget(body, "sync_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
         goto out;
     rc = store_integration_update(req->st, account, id, jget(body, "name"), interval, pexp, sexp,
                                   &eb);
@@ -1703,8 +1461,8 @@ integration_rotate_route(struct api_app *app, struct httpd_request *req,
 
     if (body == NULL)
         return;
-    rc = api_integration_rotate(app, req->st, account, id, jget(body, "which"),
-                                jget(body, "secret"), jget(body, "expires_at"), &val, &eb);
+    rc = rotate_integration(app, req->st, account, id, jget(body, "which"), jget(body, "secret"),
+                            jget(body, "expires_at"), &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The new key did not pass the checks", 200);
@@ -2057,46 +1815,6 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
-/* ---- router ------------------------------------------------------------------------------ */
-
-#define MAX_SEGS 6
-
-static int
-split_path(const char *path, char segs[MAX_SEGS][80])
-{
-    int n = 0;
-    const char *p = path;
-
-    while (*p == '/')
-        p++;
-    while (*p != '\0') {
-        const char *e = strchr(p, '/');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-
-        if (n >= MAX_SEGS || len >= 80)
-            return -1;
-        memcpy(segs[n], p, len);
-        segs[n][len] = '\0';
-        n++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    return n;
-}
-
-static int
-seg_id(const char *s, int64_t *id)
-{
-    return parse_i64(s, id) == 0 && *id > 0;
-}
-
-static int
-is_write(const char *method)
-{
-    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
-}
-
 #define INSIGHT_STALE_DAYS 30
 #define INSIGHT_MAX_DAYS   3650
 /* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
@@ -2158,377 +1876,235 @@ out:
     insight_free(in);
 }
 
-static void
-api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
-       const struct auth_principal *p, char segs[MAX_SEGS][80], int n)
-{
-    const char *m = req->method;
-    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    int64_t acc = p->account_id, id = 0;
+/* ---- routes (router.h checks sign-in, CSRF and roles before any of these runs) ---------- */
 
-    /* segs[0] = "api", segs[1] = "v1" */
-    if (n == 3 && strcmp(segs[2], "clients") == 0 && get) {
-        send_list(req, resp, "clients", acc, 0);
+static void
+healthz_route(const struct route_call *c)
+{
+    if (c->req->st == NULL) {
+        reply_json(c->resp, 503, json_pack("{s:s}", "status", "database unavailable"));
         return;
     }
-    if (n == 3 && strcmp(segs[2], "clients.csv") == 0 && get) {
-        csv_export(req, resp, "clients", acc);
-        return;
-    }
-    if (n == 4 && strcmp(segs[2], "clients") == 0 && seg_id(segs[3], &id) && get) {
-        one_row(req, resp, "clients", acc, id, "client");
-        return;
-    }
-    if (n >= 4 && strcmp(segs[2], "assets") == 0) {
-        if (n == 4 && strcmp(segs[3], "hardware") == 0 && get) {
-            hardware_list(app, req, resp, acc);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "hardware.csv") == 0 && get) {
-            csv_export(req, resp, "hardware", acc);
-            return;
-        }
-        if (n == 5 && strcmp(segs[3], "hardware") == 0 && seg_id(segs[4], &id) && get) {
-            hardware_get(req, resp, acc, id);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "software") == 0 && get) {
-            send_list(req, resp, "software", acc, 0);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "software.csv") == 0 && get) {
-            csv_export(req, resp, "software", acc);
-            return;
-        }
-        if (n == 5 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) && get) {
-            one_row(req, resp, "software", acc, id, "software title");
-            return;
-        }
-        if (n == 6 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) &&
-            strcmp(segs[5], "devices") == 0 && get) {
-            if (!row_exists(req->st, "software", acc, id)) {
-                reply_error(resp, 404, "not_found", "Not found",
-                            "this software title does not exist");
-                return;
-            }
-            {
-                send_list(req, resp, "software_devices", acc, id);
-                return;
-            }
-        }
-    }
-    if (n >= 3 && strcmp(segs[2], "integrations") == 0) {
-        if (n >= 4 && !seg_id(segs[3], &id)) {
-            reply_error(resp, 404, "not_found", "Not found", "no such integration");
-            return;
-        }
-        if (is_write(m) && p->role != AUTH_ADMIN) {
-            reply_error(resp, 403, "forbidden", "Forbidden",
-                        "only admins (or admin API keys) can change integrations");
-            return;
-        }
-        if (n == 3 && get) {
-            integrations_list(app, req, resp, acc);
-            return;
-        }
-        if (n == 3 && strcmp(m, "POST") == 0) {
-            integration_create_route(app, req, resp, acc);
-            return;
-        }
-        if (n == 4 && get) {
-            integration_reply(app, req, resp, acc, id, 200, NULL);
-            return;
-        }
-        if (n == 4 && strcmp(m, "PATCH") == 0) {
-            integration_patch_route(app, req, resp, acc, id);
-            return;
-        }
-        if (n == 5 && strcmp(segs[4], "rotate-secret") == 0 && strcmp(m, "POST") == 0) {
-            integration_rotate_route(app, req, resp, acc, id);
-            return;
-        }
-        if (n == 5 && strcmp(segs[4], "sync") == 0 && strcmp(m, "POST") == 0) {
-            integration_sync_route(app, req, resp, acc, id);
-            return;
-        }
-    }
-    if (n == 3 && strcmp(segs[2], "sync-runs") == 0 && get) {
-        send_list(req, resp, "sync_runs", acc, 0);
-        return;
-    }
-    if (n == 3 && strcmp(segs[2], "insights") == 0 && get) {
-        insights_answer(app, req, resp, acc);
-        return;
-    }
-    if (n == 4 && strcmp(segs[2], "sync-runs") == 0 && seg_id(segs[3], &id) && get) {
-        one_row(req, resp, "sync_runs", acc, id, "sync run");
-        return;
-    }
-    if (n == 3 && strcmp(segs[2], "me") == 0 && get) {
-        reply_json(resp, 200,
-                   json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
-                             p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
-                             (json_int_t)p->account_id));
-        return;
-    }
-    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+    reply_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void
-api_route(void *arg, struct httpd_request *req, struct httpd_response *resp)
+metrics_get(const struct route_call *c)
 {
-    struct api_app *app = arg;
-    char segs[MAX_SEGS][80];
-    struct auth_principal p;
-    struct errbuf eb = {0};
-    int n, rc;
+    metrics_route(c->app, c->req, c->resp, c->p->account_id);
+}
 
-    if (strcmp(req->path, "/healthz") == 0) {
-        if (req->st == NULL) {
-            reply_json(resp, 503, json_pack("{s:s}", "status", "database unavailable"));
-            return;
-        }
-        {
-            reply_json(resp, 200, json_pack("{s:s}", "status", "ok"));
-            return;
-        }
-    }
-    if (strcmp(req->path, "/metrics") != 0 && strcmp(req->path, "/openapi.json") != 0 &&
-        strncmp(req->path, "/api/", 5) != 0) {
-        ui_handle(app, req, resp);
+static void
+openapi_get(const struct route_call *c)
+{
+    c->resp->status = 200;
+    c->resp->content_type = "application/json";
+    buf_reset(&c->resp->body);
+    buf_addstr(&c->resp->body, openapi_document());
+}
+
+static void
+clients_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "clients", c->p->account_id, 0);
+}
+
+static void
+clients_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "clients", c->p->account_id);
+}
+
+static void
+client_get(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "clients", c->p->account_id, c->id[0], "client");
+}
+
+static void
+hardware_list_get(const struct route_call *c)
+{
+    hardware_list(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+hardware_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "hardware", c->p->account_id);
+}
+
+static void
+hardware_one(const struct route_call *c)
+{
+    hardware_get(c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+software_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "software", c->p->account_id, 0);
+}
+
+static void
+software_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "software", c->p->account_id);
+}
+
+static void
+software_one(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "software", c->p->account_id, c->id[0], "software title");
+}
+
+static void
+software_devices(const struct route_call *c)
+{
+    if (!row_exists(c->req->st, "software", c->p->account_id, c->id[0])) {
+        reply_error(c->resp, 404, "not_found", "Not found", "this software title does not exist");
         return;
     }
-    n = split_path(req->path, segs);
-    if (n < 0) {
-        reply_error(resp, 404, "not_found", "Not found", "no such route");
-        return;
-    }
-    rc = api_authenticate(req, &p, &eb);
-    if (rc != ERR_OK) {
-        if (rc == ERR_AUTH)
-            httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
-        {
-            reply_err(resp, rc, &eb);
-            return;
-        }
-    }
-    /* A browser session must prove the request came from our own pages. */
-    if (is_write(req->method) && p.key_id == 0 &&
-        !auth_csrf_ok(&p, httpd_header(req, "X-CSRF-Token"))) {
-        reply_error(resp, 403, "csrf", "Forbidden",
-                    "missing or wrong X-CSRF-Token for this session");
-        return;
-    }
-    if (strcmp(req->path, "/metrics") == 0) {
-        metrics_route(app, req, resp, p.account_id);
-        return;
-    }
-    if (strcmp(req->path, "/openapi.json") == 0) {
-        resp->status = 200;
-        resp->content_type = "application/json";
-        buf_reset(&resp->body);
-        buf_addstr(&resp->body, openapi_document());
-        return;
-    }
-    if (n >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0) {
-        api_v1(app, req, resp, &p, segs, n);
-        return;
-    }
-    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+    send_list(c->req, c->resp, "software_devices", c->p->account_id, c->id[0]);
+}
+
+static void
+integrations_get(const struct route_call *c)
+{
+    integrations_list(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+integration_post(const struct route_call *c)
+{
+    integration_create_route(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+integration_get(const struct route_call *c)
+{
+    integration_reply(c->app, c->req, c->resp, c->p->account_id, c->id[0], 200, NULL);
+}
+
+static void
+integration_patch(const struct route_call *c)
+{
+    integration_patch_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+integration_rotate(const struct route_call *c)
+{
+    integration_rotate_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+integration_sync(const struct route_call *c)
+{
+    integration_sync_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+sync_runs_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "sync_runs", c->p->account_id, 0);
+}
+
+static void
+sync_run_get(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "sync_runs", c->p->account_id, c->id[0], "sync run");
+}
+
+static void
+insights_get(const struct route_call *c)
+{
+    insights_answer(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+me_get(const struct route_call *c)
+{
+    const struct auth_principal *p = c->p;
+
+    reply_json(c->resp, 200,
+               json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
+                         p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
+                         (json_int_t)p->account_id));
+}
+
+#define ADMIN_ONLY "only admins (or admin API keys) can change integrations"
+
+static const struct route routes[] = {
+    {"GET", "/healthz", healthz_route, AUTH_NONE, 0, ROUTE_API, NULL},
+    {"GET", "/metrics", metrics_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/openapi.json", openapi_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients", clients_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients.csv", clients_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware", hardware_list_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware.csv", hardware_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware/{id}", hardware_one, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software", software_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software.csv", software_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software/{id}", software_one, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software/{id}/devices", software_devices, AUTH_READ, 0, ROUTE_API,
+     NULL},
+    {"GET", "/api/v1/integrations", integrations_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"POST", "/api/v1/integrations", integration_post, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
+    {"GET", "/api/v1/integrations/{id}", integration_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"PATCH", "/api/v1/integrations/{id}", integration_patch, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
+    {"POST", "/api/v1/integrations/{id}/rotate-secret", integration_rotate, AUTH_ADMIN, 1,
+     ROUTE_API, ADMIN_ONLY},
+    {"POST", "/api/v1/integrations/{id}/sync", integration_sync, AUTH_ADMIN, 1, ROUTE_API,
+     ADMIN_ONLY},
+    {"GET", "/api/v1/sync-runs", sync_runs_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/sync-runs/{id}", sync_run_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/insights", insights_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/me", me_get, AUTH_READ, 0, ROUTE_API, NULL},
+};
+
+const struct route *
+api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
 }
 
 void
-api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
+api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
+           const struct auth_principal *p, const struct route_denial *d)
 {
-    api_route(arg, req, resp);
-    metrics_http_observe(req->method, req->path, resp->status);
-}
-
-/* ---- `memsync serve` --------------------------------------------------------------------- */
-
-static int
-write_url_file(const char *path, const char *url)
-{
-    char tmp[4096];
-    FILE *fp;
-
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fp = fopen(tmp, "w");
-    if (fp == NULL)
-        return -1;
-    fprintf(fp, "%s\n", url);
-    if (fclose(fp) != 0)
-        return -1;
-    return rename(tmp, path);
-}
-
-static int
-is_loopback_listen(const char *listen)
-{
-    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
-           strncmp(listen, "[::1]:", 6) == 0;
-}
-
-/* `memsync key rotate` keeps the previous key as FILE.old: say so while it lies there. */
-static void
-warn_old_key(const char *keypath)
-{
-    char old[CONFIG_VALUE_MAX + 16];
-
-    snprintf(old, sizeof old, "%s.old", keypath);
-    if (access(old, F_OK) == 0)
-        log_warn("serve: the previous master key is still at %s (kept by `memsync key rotate`); "
-                 "delete it once no backup needs it",
-                 old);
-}
-
-/* Waits for SIGINT or SIGTERM; SIGHUP reads the master key file again (after a key rotation). */
-static void
-serve_wait(const struct vault *v, const sigset_t *sigs, int *sig)
-{
-    for (;;) {
+    (void)app;
+    (void)req;
+    (void)p;
+    switch (d->why) {
+    case ROUTE_UNAUTHENTICATED: {
         struct errbuf eb = {0};
 
-        if (sigwait(sigs, sig) != 0)
-            continue;
-        if (*sig != SIGHUP)
-            return;
-        if (vault_reload(v, &eb) != ERR_OK)
-            log_warn("serve: cannot read the master key file again: %s; keeping the key in use",
-                     eb.msg);
-        else
-            log_info("serve: SIGHUP, master key file read again key_id=%s", vault_key_id(v));
+        if (d->code == ERR_AUTH)
+            httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
+        eb.code = d->code;
+        snprintf(eb.msg, sizeof eb.msg, "%s", d->msg != NULL ? d->msg : "");
+        reply_err(resp, d->code, &eb);
+        break;
     }
-}
-
-int
-api_cmd_serve(struct ctx *cx, int argc, char **argv)
-{
-    const struct config *cfg = (const struct config *)(void *)cx;
-    const char *listen = cfg->listen, *url_file = NULL;
-    int schedule = 1;
-    struct store *st = NULL;
-    struct vault *v = NULL;
-    struct scheduler *sched = NULL;
-    struct httpd *h = NULL;
-    struct api_app app;
-    struct httpd_opts ho = {0};
-    struct errbuf eb = {0};
-    char keypath[CONFIG_VALUE_MAX + 8], url[128], *pw = NULL, host[CONFIG_VALUE_MAX];
-    sigset_t sigs;
-    int sig = 0, code = 1;
-
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "--listen") == 0 || strcmp(argv[i], "--url-file") == 0) &&
-            i + 1 < argc) {
-            if (strcmp(argv[i], "--listen") == 0)
-                listen = argv[++i];
-            else
-                url_file = argv[++i];
-        } else if (strncmp(argv[i], "--listen=", 9) == 0) {
-            listen = argv[i] + 9;
-        } else if (strncmp(argv[i], "--url-file=", 11) == 0) {
-            url_file = argv[i] + 11;
-        } else if (strcmp(argv[i], "--no-schedule") == 0) {
-            schedule = 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: memsync serve [--listen HOST:PORT] [--url-file FILE] [--no-schedule]\n"
-                   "Web UI, REST API (/api/v1) and sync scheduler. Listens on 127.0.0.1:8080 by "
-                   "default;\nput a reverse proxy (nginx, see docs/DEPLOY.md) in front for "
-                   "remote access and TLS.\n--no-schedule: no periodic syncs (saves and "
-                   "\"sync now\" still run).\n");
-            return 0;
-        } else {
-            fprintf(stderr, "memsync serve: unknown argument %s (see --help)\n", argv[i]);
-            return 2;
-        }
+    case ROUTE_CSRF:
+        reply_error(resp, 403, "csrf", "Forbidden",
+                    "missing or wrong X-CSRF-Token for this session");
+        break;
+    case ROUTE_FORBIDDEN:
+    case ROUTE_CROSS_SITE:
+        reply_error(resp, 403, "forbidden", "Forbidden",
+                    d->msg != NULL ? d->msg : "your role does not allow this");
+        break;
+    case ROUTE_BAD_METHOD:
+        httpd_response_header(resp, "Allow", d->allow != NULL ? d->allow : "");
+        reply_error(resp, 405, "method_not_allowed", "Method not allowed",
+                    "this route does not take this method (see the Allow header)");
+        break;
+    case ROUTE_NOT_FOUND:
+    default:
+        reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+        break;
     }
-    memset(&app, 0, sizeof app);
-    /* Signals go to sigwait below, not to the server threads created after this. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-    if (store_open(&st, cfg->db, &eb) != ERR_OK)
-        goto fail;
-    if (auth_bootstrap(st, &pw, &eb) != ERR_OK)
-        goto fail;
-    if (pw != NULL) {
-        printf("memsync: first start: created user \"admin\" with password %s\n"
-               "memsync: it is shown only this once; change it with `memsync user passwd "
-               "admin`\n",
-               pw);
-        fflush(stdout);
-        sodium_memzero(pw, strlen(pw));
-        free(pw);
-        pw = NULL;
-    }
-    config_master_key_path(cfg, keypath, sizeof keypath);
-    if (vault_open(&v, keypath, 1, &eb) != ERR_OK)
-        goto fail;
-    warn_old_key(keypath);
-    app.cfg = cfg;
-    app.vault = v;
-    app.started_at = clock_now();
-    if (config_env("MEMSYNC_VALIDATE_SAMPLE") != NULL) {
-        /* Customer tenants tried when saving (tests use a small sample). */
-        int64_t n;
-
-        if (parse_i64(config_env("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
-            app.validate_sample = (int)n;
-    }
-    if (strcmp(cfg->sync_runner, "workers") == 0 && strncmp(cfg->db, "postgresql://", 13) != 0 &&
-        strncmp(cfg->db, "postgres://", 11) != 0) {
-        err_set(&eb, ERR_INVAL,
-                "sync_runner = workers needs a PostgreSQL database (--db postgresql://...), the "
-                "queue `memsync worker` processes lease jobs from; with SQLite use sync_runner = "
-                "serve");
-        goto fail;
-    }
-    if (pagecache_create(&app.pages, (size_t)cfg->api_cache_mb * 1024 * 1024, &eb) != ERR_OK ||
-        rowcache_create(&app.rows, (size_t)cfg->api_row_cache_mb * 1024 * 1024, &eb) != ERR_OK)
-        goto fail;
-    if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
-        goto fail;
-    app.sched = sched;
-    ho.listen = listen;
-    ho.db_url = cfg->db;
-    ho.handler = api_handle;
-    ho.app = &app;
-    if (httpd_start(&h, &ho, &eb) != ERR_OK)
-        goto fail;
-    app.httpd = h;
-    snprintf(host, sizeof host, "%s", listen);
-    if (strrchr(host, ':') != NULL)
-        *strrchr(host, ':') = '\0';
-    if (strcmp(host, "0.0.0.0") == 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "127.0.0.1");
-    snprintf(url, sizeof url, "http://%s:%u", host, (unsigned)httpd_port(h));
-    if (!is_loopback_listen(listen))
-        log_warn("serve: listening on %s, which is reachable from other hosts; put nginx with "
-                 "TLS in front instead (docs/DEPLOY.md)",
-                 listen);
-    log_info("serve: listening url=%s", url);
-    printf("memsync serve: listening on %s\n", url);
-    fflush(stdout);
-    if (url_file != NULL && write_url_file(url_file, url) != 0) {
-        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, err_strerror(errno));
-        goto fail;
-    }
-    serve_wait(v, &sigs, &sig);
-    log_info("serve: stopping signal=%d", sig);
-    code = 0;
-    goto out;
-fail:
-    fprintf(stderr, "memsync serve: %s\n", eb.msg);
-out:
-    httpd_stop(h);
-    pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
-    rowcache_free(app.rows);
-    scheduler_stop(sched);
-    vault_close(v);
-    store_close(st);
-    return code;
 }

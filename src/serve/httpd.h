@@ -9,6 +9,8 @@
  * response carries X-Content-Type-Options, Referrer-Policy, X-Frame-Options and a
  * Content-Security-Policy with frame-ancestors 'none' (a stricter one for HTML).
  *
+ * The handler of `memsync serve` is router_handle (router.h): httpd knows no routes, users or
+ * roles.
  * Threads: the handler runs on a pool thread; several requests run at once on different
  * threads. Each pool thread opens its own store connection on first use (req->st) and closes it
  * when the thread ends. A handler must not block for long (no sync runs inside it).

@@ -14,15 +14,17 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "api.h"
+#include "app.h"
 #include "asset.h"
 #include "auth.h"
 #include "clock.h"
 #include "expiry.h"
 #include "insight.h"
+#include "integration.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
+#include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
 #include "utf8.h"
@@ -368,7 +370,7 @@ login_post(struct page *pg)
         goto out;
     }
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
-             API_SESSION_COOKIE, token, AUTH_SESSION_TTL, pg->req->https ? "; Secure" : "");
+             APP_SESSION_COOKIE, token, AUTH_SESSION_TTL, pg->req->https ? "; Secure" : "");
     httpd_response_header(pg->resp, "Set-Cookie", cookie);
     redirect(pg->resp, safe_next(next));
 out:
@@ -383,13 +385,13 @@ out:
 static void
 logout_post(struct page *pg)
 {
-    const char *tok = httpd_cookie(pg->req, API_SESSION_COOKIE);
+    const char *tok = httpd_cookie(pg->req, APP_SESSION_COOKIE);
     char cookie[160];
 
     if (tok != NULL && pg->req->st != NULL)
         auth_logout(pg->req->st, tok);
     snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s",
-             API_SESSION_COOKIE, pg->req->https ? "; Secure" : "");
+             APP_SESSION_COOKIE, pg->req->https ? "; Secure" : "");
     httpd_response_header(pg->resp, "Set-Cookie", cookie);
     redirect(pg->resp, "/login");
 }
@@ -406,7 +408,7 @@ rows_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct rows *r = arg;
 
-    json_array_append_new(r->arr, api_cells_json(cells, n));
+    json_array_append_new(r->arr, rowjson_cells(cells, n));
     return 0;
 }
 
@@ -1509,7 +1511,8 @@ form_hours(const char *body)
 static void
 integration_post(struct page *pg)
 {
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
+    struct validation checks = {0};
     char *v[10] = {NULL};
     static const char *const names[] = {
         "name",
@@ -1553,7 +1556,13 @@ integration_post(struct page *pg)
     in.tenant_source = v[8];
     in.cloud = v[9];
     in.sync_interval = form_hours(pg->req->body);
-    rc = api_integration_create(pg->app, pg->req->st, pg->p.account_id, &in, &id, &val, &eb);
+    in.sample = pg->app->validate_sample;
+    rc = integration_create(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, &in, &id,
+                            &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
+    if (rc == ERR_OK && pg->app->sched != NULL)
+        scheduler_request(pg->app->sched, pg->p.account_id, id, 1, NULL);
     for (int i = 0; i < 10; i++) {
         if (v[i] != NULL)
             memset(v[i], 0, strlen(v[i]));
@@ -1578,6 +1587,7 @@ rotate_post(struct page *pg, int64_t id)
     char *which = ui_form_value(pg->req->body, "which");
     char *secret = ui_form_value(pg->req->body, "secret");
     char *exp = ui_form_value(pg->req->body, "expires_at");
+    struct validation checks = {0};
     struct errbuf eb = {0};
     json_t *val = NULL;
     int rc;
@@ -1587,8 +1597,10 @@ rotate_post(struct page *pg, int64_t id)
         while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\n' || secret[n - 1] == '\r'))
             secret[--n] = '\0';
     }
-    rc = api_integration_rotate(pg->app, pg->req->st, pg->p.account_id, id, which, secret,
-                                exp != NULL && exp[0] != '\0' ? exp : NULL, &val, &eb);
+    rc = integration_rotate_secret(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, id,
+                                   which, secret, exp, 0, pg->app->validate_sample, &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
     if (rc == ERR_OK) {
         integrations_page(pg, "ok", "The key was checked and replaced.", val, NULL);
     } else {
@@ -2288,51 +2300,19 @@ user_remove_post(struct page *pg, int64_t id)
     }
 }
 
-/* ---- router
- * ------------------------------------------------------------------------------
- */
+/* ---- routes (router.h checks sign-in, the origin, CSRF and roles before any of these) ---- */
 
-static int
-path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
+/* The page of one call. */
+static void
+page_of(const struct route_call *c, struct page *pg)
 {
-    size_t pl = strlen(prefix);
-    char *end;
-    long long v;
-
-    if (strncmp(path, prefix, pl) != 0)
-        return 0;
-    errno = 0;
-    v = strtoll(path + pl, &end, 10);
-    if (errno != 0 || end == path + pl || v <= 0 || path[pl] == '-' || path[pl] == '+')
-        return 0;
-    if (strcmp(end, suffix) != 0)
-        return 0;
-    *id = v;
-    return 1;
-}
-
-/* 1 unless the browser says the request came from another origin: an Origin
- * header (or, without one, a Referer) whose host is not this request's Host. */
-static int
-same_origin(const struct httpd_request *req)
-{
-    const char *origin = httpd_header(req, "Origin");
-    const char *host = httpd_header(req, "Host");
-    const char *p;
-    size_t hl;
-
-    if (origin == NULL)
-        origin = httpd_header(req, "Referer");
-    if (origin == NULL)
-        return 1;
-    if (host == NULL || strcmp(origin, "null") == 0)
-        return 0;
-    p = strstr(origin, "://");
-    if (p == NULL)
-        return 0;
-    p += 3;
-    hl = strlen(host);
-    return strncasecmp(p, host, hl) == 0 && (p[hl] == '\0' || p[hl] == '/');
+    memset(pg, 0, sizeof *pg);
+    pg->app = c->app;
+    pg->req = c->req;
+    pg->resp = c->resp;
+    pg->b = &c->resp->body;
+    if (c->p != NULL)
+        pg->p = *c->p;
 }
 
 static void
@@ -2344,145 +2324,151 @@ not_found(struct page *pg)
     page_end(pg);
 }
 
-void
-ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
+static void
+refused(struct page *pg, int status, const char *msg)
+{
+    pg->resp->status = status;
+    page_begin(pg, "Refused", NULL);
+    notice(pg->b, "bad", msg);
+    page_end(pg);
+}
+
+static void
+css_get(const struct route_call *c)
+{
+    c->resp->content_type = "text/css; charset=utf-8";
+    buf_addstr(&c->resp->body, app_css);
+}
+
+static void
+js_get(const struct route_call *c)
+{
+    c->resp->content_type = "text/javascript; charset=utf-8";
+    buf_addstr(&c->resp->body, app_js);
+}
+
+static void
+login_get(const struct route_call *c)
 {
     struct page pg;
-    struct errbuf eb = {0};
-    const char *path = req->path;
-    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    int post = strcmp(req->method, "POST") == 0;
-    int64_t id;
 
-    memset(&pg, 0, sizeof pg);
-    pg.app = app;
-    pg.req = req;
-    pg.resp = resp;
-    pg.b = &resp->body;
-    if (get && strcmp(path, "/static/app.css") == 0) {
-        resp->content_type = "text/css; charset=utf-8";
-        buf_addstr(&resp->body, app_css);
-        return;
-    }
-    if (get && strcmp(path, "/static/app.js") == 0) {
-        resp->content_type = "text/javascript; charset=utf-8";
-        buf_addstr(&resp->body, app_js);
-        return;
-    }
-    if (post && !same_origin(req)) {
-        /* Forms are only ever posted by our own pages (this also covers sign-in,
-         * which has no session to carry a CSRF token yet). */
-        resp->status = 403;
-        page_begin(&pg, "Refused", NULL);
-        notice(pg.b, "bad", "This form was sent from another site and was refused.");
-        page_end(&pg);
-        return;
-    }
-    if (strcmp(path, "/login") == 0) {
-        if (post) {
-            login_post(&pg);
-        } else {
-            const char *next = httpd_arg(req, "next");
-            login_page(&pg, NULL, safe_next(next));
-        }
-        return;
-    }
-    if (!get && !post) {
-        resp->status = 405;
-        httpd_response_header(resp, "Allow", "GET, POST");
-        page_begin(&pg, "Not allowed", NULL);
-        page_end(&pg);
-        return;
-    }
-    if (api_authenticate(req, &pg.p, &eb) != ERR_OK || pg.p.user_id == 0) {
-        struct buf to;
+    page_of(c, &pg);
+    login_page(&pg, NULL, safe_next(httpd_arg(c->req, "next")));
+}
 
+/* One route function per page: each builds the page of its call and renders it. */
+#define PAGE_ROUTE(fn, call)                                                                       \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct page pg;                                                                            \
+                                                                                                   \
+        page_of(c, &pg);                                                                           \
+        call;                                                                                      \
+    }
+
+PAGE_ROUTE(login_submit, login_post(&pg))
+PAGE_ROUTE(logout_submit, logout_post(&pg))
+PAGE_ROUTE(overview_get, overview_page(&pg))
+PAGE_ROUTE(assets_get, assets_page(&pg))
+PAGE_ROUTE(asset_get, asset_detail(&pg, c->id[0]))
+PAGE_ROUTE(software_get, software_page(&pg))
+PAGE_ROUTE(software_one_get, software_detail(&pg, c->id[0]))
+PAGE_ROUTE(clients_get, clients_page(&pg))
+PAGE_ROUTE(runs_get, runs_page(&pg))
+PAGE_ROUTE(run_get, run_detail(&pg, c->id[0]))
+PAGE_ROUTE(integrations_get, integrations_page(&pg, NULL, NULL, NULL, NULL))
+PAGE_ROUTE(apikeys_get, apikeys_page(&pg, NULL, NULL, NULL))
+PAGE_ROUTE(users_get, users_page(&pg, NULL, NULL, NULL))
+PAGE_ROUTE(integration_submit, integration_post(&pg))
+PAGE_ROUTE(apikey_submit, apikey_create_post(&pg))
+PAGE_ROUTE(user_submit, user_add_post(&pg))
+PAGE_ROUTE(user_password_submit, user_password_post(&pg, c->id[0]))
+PAGE_ROUTE(user_remove_submit, user_remove_post(&pg, c->id[0]))
+PAGE_ROUTE(apikey_revoke_submit, apikey_revoke_post(&pg, c->id[0]))
+PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
+PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
+
+#define MANAGE_ONLY "Only admins can manage users and API keys."
+#define CHANGE_ONLY "Only admins can change integrations, users and API keys."
+
+static const struct route routes[] = {
+    {"GET", "/static/app.css", css_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/static/app.js", js_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/login", login_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login", login_submit, AUTH_NONE, 1, ROUTE_UI, NULL},
+    {"POST", "/logout", logout_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"GET", "/", overview_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/assets", assets_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/assets/{id}", asset_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software", software_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software/{id}", software_one_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/clients", clients_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/runs", runs_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/runs/{id}", run_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/integrations", integrations_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/api-keys", apikeys_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"GET", "/users", users_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"POST", "/integrations", integration_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/api-keys", apikey_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users", user_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users/{id}/password", user_password_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users/{id}/remove", user_remove_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/api-keys/{id}/revoke", apikey_revoke_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/integrations/{id}/rotate", rotate_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/integrations/{id}/sync", sync_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+};
+
+const struct route *
+ui_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
+void
+ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
+          const struct auth_principal *p, const struct route_denial *d)
+{
+    struct route_call c = {app, req, resp, p, {0}};
+    struct page pg;
+
+    page_of(&c, &pg);
+    switch (d->why) {
+    case ROUTE_CROSS_SITE:
+        refused(&pg, 403, "This form was sent from another site and was refused.");
+        break;
+    case ROUTE_UNAUTHENTICATED:
         memset(&pg.p, 0, sizeof pg.p);
-        if (post) {
+        if (strcmp(req->method, "POST") == 0) {
             resp->status = 401;
             login_page(&pg, "Your session ended; sign in again.", "/assets");
-            return;
-        }
-        buf_init(&to, 4096);
-        buf_addstr(&to, "/login?next=");
-        buf_add_urlenc(&to, path);
-        redirect(resp, buf_cstr(&to));
-        buf_free(&to);
-        return;
-    }
-    if (post) {
-        char *csrf = ui_form_value(req->body, "csrf");
-        int ok = auth_csrf_ok(&pg.p, csrf);
+        } else {
+            struct buf to;
 
-        free(csrf);
-        if (!ok) {
-            resp->status = 403;
-            page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad",
-                   "This form was refused: it did not carry this session's security "
-                   "token. "
-                   "Reload the page and try again.");
-            page_end(&pg);
-            return;
+            buf_init(&to, 4096);
+            buf_addstr(&to, "/login?next=");
+            buf_add_urlenc(&to, req->path);
+            redirect(resp, buf_cstr(&to));
+            buf_free(&to);
         }
-        if (strcmp(path, "/logout") == 0) {
-            logout_post(&pg);
-            return;
-        }
-        if (pg.p.role != AUTH_ADMIN) {
-            resp->status = 403;
-            page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad", "Only admins can change integrations, users and API keys.");
-            page_end(&pg);
-            return;
-        }
-        if (strcmp(path, "/integrations") == 0)
-            integration_post(&pg);
-        else if (strcmp(path, "/api-keys") == 0)
-            apikey_create_post(&pg);
-        else if (strcmp(path, "/users") == 0)
-            user_add_post(&pg);
-        else if (path_id(path, "/users/", "/password", &id))
-            user_password_post(&pg, id);
-        else if (path_id(path, "/users/", "/remove", &id))
-            user_remove_post(&pg, id);
-        else if (path_id(path, "/api-keys/", "/revoke", &id))
-            apikey_revoke_post(&pg, id);
-        else if (path_id(path, "/integrations/", "/rotate", &id))
-            rotate_post(&pg, id);
-        else if (path_id(path, "/integrations/", "/sync", &id))
-            sync_post(&pg, id);
-        else
-            not_found(&pg);
-        return;
-    }
-    if (strcmp(path, "/") == 0)
-        overview_page(&pg);
-    else if (strcmp(path, "/assets") == 0)
-        assets_page(&pg);
-    else if (path_id(path, "/assets/", "", &id))
-        asset_detail(&pg, id);
-    else if (strcmp(path, "/software") == 0)
-        software_page(&pg);
-    else if (path_id(path, "/software/", "", &id))
-        software_detail(&pg, id);
-    else if (strcmp(path, "/clients") == 0)
-        clients_page(&pg);
-    else if (strcmp(path, "/runs") == 0)
-        runs_page(&pg);
-    else if (path_id(path, "/runs/", "", &id))
-        run_detail(&pg, id);
-    else if (strcmp(path, "/integrations") == 0)
-        integrations_page(&pg, NULL, NULL, NULL, NULL);
-    else if (strcmp(path, "/api-keys") == 0 && pg.p.role == AUTH_ADMIN)
-        apikeys_page(&pg, NULL, NULL, NULL);
-    else if (strcmp(path, "/users") == 0 && pg.p.role == AUTH_ADMIN)
-        users_page(&pg, NULL, NULL, NULL);
-    else if (strcmp(path, "/api-keys") == 0 || strcmp(path, "/users") == 0) {
-        resp->status = 403;
-        page_begin(&pg, "Refused", NULL);
-        notice(pg.b, "bad", "Only admins can manage users and API keys.");
+        break;
+    case ROUTE_CSRF:
+        refused(&pg, 403,
+                "This form was refused: it did not carry this session's security token. "
+                "Reload the page and try again.");
+        break;
+    case ROUTE_FORBIDDEN:
+        refused(&pg, 403, d->msg != NULL ? d->msg : CHANGE_ONLY);
+        break;
+    case ROUTE_BAD_METHOD:
+        resp->status = 405;
+        httpd_response_header(resp, "Allow", d->allow != NULL ? d->allow : "");
+        page_begin(&pg, "Not allowed", NULL);
         page_end(&pg);
-    } else
+        break;
+    case ROUTE_NOT_FOUND:
+    default:
         not_found(&pg);
+        break;
+    }
 }

@@ -5,8 +5,11 @@
  * software titles and their devices, clients, sync runs (live progress, per-tenant remedies),
  * integrations (the five-field form, per-check validation results, key rotation, expiry
  * warnings, sync now). Every string that a tenant or user controls goes through ui_esc().
- * Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS proxy); every POST form
- * carries the session's CSRF token and is refused without it. Viewers see no change forms.
+ * Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS proxy). The router (router.h)
+ * checks, from the route table, before a page runs: a session for every page but sign-in and
+ * the static files (else a redirect to sign-in, or 401 for a form), same origin and the
+ * session's CSRF token for every POST form, and the admin role for changes and for the users
+ * and API keys pages. Viewers see no change forms.
  *
  * Threads: called on HTTP pool threads; no shared mutable state.
  */
@@ -15,9 +18,13 @@
 
 #include "buf.h"
 #include "httpd.h"
+#include "route.h"
 
-/* Handles every path that is not the API (app is the struct api_app). */
-void ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp);
+/* The UI's routes (a static table of n entries) for router_add; app is the struct api_app. */
+const struct route *ui_routes(size_t *n);
+/* Renders a refusal of the router as a page (or the sign-in redirect). */
+void ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
+               const struct auth_principal *p, const struct route_denial *d);
 
 /* Appends s HTML-escaped (& < > " ' and control characters); NULL appends nothing. */
 void ui_esc(struct buf *b, const char *s);
