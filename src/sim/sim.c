@@ -35,6 +35,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "opt.h"
 #include "simsrv.h"
 #include "simworld.h"
 
@@ -800,78 +801,79 @@ parse_long(const char *s, long lo, long hi, long *out)
     return ERR_OK;
 }
 
+/* One numeric option: where its text goes, its bounds, and where the number goes. */
+struct numopt {
+    const char *name;
+    long lo, hi;
+    long *out;
+    int *set; /* or NULL */
+    const char *text;
+};
+
 static int
 parse_opts(int argc, char **argv, struct simopts *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n = 0;
-        int rc = ERR_OK, takes = 1;
-        if (strcmp(a, "--listen") == 0)
-            o->listen = v;
-        else if (strcmp(a, "--env-file") == 0)
-            o->env_file = v;
-        else if (strcmp(a, "--scenario") == 0)
-            o->scenario = v;
-        else if (strcmp(a, "--tenants") == 0) {
-            rc = parse_long(v, 0, 100000, &n);
-            o->tenants = (int)n;
-            o->set_tenants = 1;
-        } else if (strcmp(a, "--devices") == 0) {
-            rc = parse_long(v, 0, 1000000, &n);
-            o->devices = (int)n;
-            o->set_devices = 1;
-        } else if (strcmp(a, "--apps-per-device") == 0) {
-            rc = parse_long(v, 0, 60, &n);
-            o->apps = (int)n;
-            o->set_apps = 1;
-        } else if (strcmp(a, "--seed") == 0) {
-            rc = parse_long(v, 0, 0x7fffffffffffffffL, &n);
-            o->seed = (uint64_t)n;
-            o->set_seed = 1;
-        } else if (strcmp(a, "--latency-ms") == 0) {
-            rc = parse_long(v, 0, 600000, &n);
-            o->latency_ms = (int)n;
-        } else if (strcmp(a, "--threads") == 0) {
-            rc = parse_long(v, 1, 64, &n);
-            o->threads = (int)n;
-        } else if (strcmp(a, "--intune-limit") == 0)
-            rc = parse_long(v, 1, 100000000, &o->intune_limit);
-        else if (strcmp(a, "--intune-window-ms") == 0)
-            rc = parse_long(v, 1, 3600000, &o->intune_window_ms);
-        else if (strcmp(a, "--global-limit") == 0)
-            rc = parse_long(v, 1, 100000000, &o->global_limit);
-        else if (strcmp(a, "--global-window-ms") == 0)
-            rc = parse_long(v, 1, 3600000, &o->global_window_ms);
-        else if (strcmp(a, "--pc-limit") == 0)
-            rc = parse_long(v, 1, 100000000, &o->pc_limit);
-        else if (strcmp(a, "--pc-window-ms") == 0)
-            rc = parse_long(v, 1, 3600000, &o->pc_window_ms);
-        else if (strcmp(a, "--tls") == 0) {
-            o->tls = 1;
-            takes = 0;
-        } else if (strcmp(a, "--no-throttle") == 0) {
-            o->throttle = 0;
-            takes = 0;
-        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            usage(stdout);
-            return 1;
-        } else {
-            fprintf(stderr, "memsync sim: unknown option %s\n", a);
-            usage(stderr);
-            return ERR_USAGE;
-        }
-        if (takes && v == NULL) {
-            fprintf(stderr, "memsync sim: %s needs a value\n", a);
-            return ERR_USAGE;
-        }
-        if (rc != ERR_OK) {
-            fprintf(stderr, "memsync sim: bad value for %s\n", a);
-            return ERR_USAGE;
-        }
-        i += takes;
+    long tenants = 0, devices = 0, apps = 0, seed = 0, latency = 0, threads = 0;
+    struct numopt nums[] = {
+        {"tenants", 0, 100000, &tenants, &o->set_tenants, NULL},
+        {"devices", 0, 1000000, &devices, &o->set_devices, NULL},
+        {"apps-per-device", 0, 60, &apps, &o->set_apps, NULL},
+        {"seed", 0, 0x7fffffffffffffffL, &seed, &o->set_seed, NULL},
+        {"latency-ms", 0, 600000, &latency, NULL, NULL},
+        {"threads", 1, 64, &threads, NULL, NULL},
+        {"intune-limit", 1, 100000000, &o->intune_limit, NULL, NULL},
+        {"intune-window-ms", 1, 3600000, &o->intune_window_ms, NULL, NULL},
+        {"global-limit", 1, 100000000, &o->global_limit, NULL, NULL},
+        {"global-window-ms", 1, 3600000, &o->global_window_ms, NULL, NULL},
+        {"pc-limit", 1, 100000000, &o->pc_limit, NULL, NULL},
+        {"pc-window-ms", 1, 3600000, &o->pc_window_ms, NULL, NULL},
+    };
+    enum { NNUM = sizeof nums / sizeof nums[0] };
+    int no_throttle = 0, help = 0, npos = 0;
+    struct opt opts[NNUM + 6];
+    size_t k = 0;
+
+    opts[k++] = (struct opt){"listen", 1, &o->listen, NULL};
+    opts[k++] = (struct opt){"env-file", 1, &o->env_file, NULL};
+    opts[k++] = (struct opt){"scenario", 1, &o->scenario, NULL};
+    opts[k++] = (struct opt){"tls", 0, NULL, &o->tls};
+    opts[k++] = (struct opt){"no-throttle", 0, NULL, &no_throttle};
+    for (size_t n = 0; n < NNUM; n++)
+        opts[k++] = (struct opt){nums[n].name, 1, &nums[n].text, NULL};
+    opts[k] = (struct opt){NULL, 0, NULL, NULL};
+    if (opt_parse("sim", argc, argv, opts, NULL, 0, &npos, &help) != 0) {
+        usage(stderr);
+        return ERR_USAGE;
     }
+    if (help) {
+        usage(stdout);
+        return 1;
+    }
+    for (size_t n = 0; n < NNUM; n++) {
+        if (nums[n].text == NULL)
+            continue;
+        if (parse_long(nums[n].text, nums[n].lo, nums[n].hi, nums[n].out) != ERR_OK) {
+            fprintf(stderr, "memsync sim: bad value for --%s (a whole number from %ld to %ld)\n",
+                    nums[n].name, nums[n].lo, nums[n].hi);
+            return ERR_USAGE;
+        }
+        if (nums[n].set)
+            *nums[n].set = 1;
+    }
+    if (no_throttle)
+        o->throttle = 0;
+    if (nums[0].text)
+        o->tenants = (int)tenants;
+    if (nums[1].text)
+        o->devices = (int)devices;
+    if (nums[2].text)
+        o->apps = (int)apps;
+    if (nums[3].text)
+        o->seed = (uint64_t)seed;
+    if (nums[4].text)
+        o->latency_ms = (int)latency;
+    if (nums[5].text)
+        o->threads = (int)threads;
     return ERR_OK;
 }
 
