@@ -138,6 +138,11 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     case ERR_UNSUPPORTED:
         reply_error(resp, 501, "not_implemented", "Not implemented", msg);
         break;
+    case ERR_TIMEOUT: /* a database locked past the busy timeout; msg names the file */
+        log_warn("api: busy: %s", msg);
+        reply_error(resp, 503, "busy", "Service busy", "The database is busy; try again.");
+        httpd_response_header(resp, "Retry-After", "5");
+        break;
     default:
         log_warn("api: internal error: %s", msg);
         reply_error(resp, 500, "internal", "Internal error",
@@ -285,14 +290,17 @@ api_integration_json(struct api_app *app, const struct integration *in)
     return j != NULL ? j : json_object();
 }
 
-/* Adds "sync": {"state", "last_run"} using the caller's store. */
-static void
-integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id)
+/* Adds "sync": {"state", "last_run"} using the caller's store; ERR_* when the last run could
+ * not be read. */
+static int
+integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id,
+                      struct errbuf *eb)
 {
     struct list_query q = {0};
     struct store_filter f = {"integration_id", "eq", NULL};
     char idtxt[32];
     json_t *last = NULL;
+    int rc;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -301,10 +309,14 @@ integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t 
     q.filters = &f;
     q.nfilters = 1;
     q.limit = 1;
-    store_list_each(st, &q, first_row_cb, &last, NULL);
+    if ((rc = store_list_each(st, &q, first_row_cb, &last, eb)) != ERR_OK) {
+        json_decref(last);
+        return rc;
+    }
     json_object_set_new(j, "sync",
                         json_pack("{s:s, s:o}", "state", scheduler_state(app->sched, id),
                                   "last_run", last != NULL ? last : json_null()));
+    return ERR_OK;
 }
 
 /* ---- list parameters --------------------------------------------------------------------- */
@@ -981,8 +993,9 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         goto out;
     }
     /* The version is read before anything else: see pagecache.h. */
+    /* Without the version the answer is rendered uncached; its own reads report a failure. */
     keyed = list_key(req, "hardware", account, &key) == ERR_OK &&
-            store_data_version(req->st, &version, NULL) == ERR_OK;
+            store_data_version(req->st, &version, &eb) == ERR_OK;
     if (keyed && cached_answer(app, req, resp, key.data, key.len, version, etag))
         goto out;
     q.account_id = account;
@@ -1030,8 +1043,10 @@ asset_one_cb(void *arg, const struct asset *a)
     return 0;
 }
 
+/* The rows, or NULL with eb set when they could not be read. */
 static json_t *
-sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit)
+sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit,
+         struct errbuf *eb, int *rc)
 {
     struct list_query q = {0};
     struct collect c;
@@ -1042,14 +1057,17 @@ sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, 
     q.account_id = account;
     q.parent_id = parent;
     q.limit = limit;
-    store_list_each(st, &q, collect_cb, &c, NULL);
+    if ((*rc = store_list_each(st, &q, collect_cb, &c, eb)) != ERR_OK) {
+        json_decref(c.arr);
+        return NULL;
+    }
     return c.arr;
 }
 
 static void
 hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t account, int64_t id)
 {
-    json_t *a = NULL;
+    json_t *a = NULL, *sw = NULL, *hist = NULL;
     struct errbuf eb = {0};
     int rc = store_asset_get(req->st, account, id, asset_one_cb, &a, &eb);
 
@@ -1058,18 +1076,28 @@ hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t acc
         reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
         return;
     }
-    json_object_set_new(a, "software", sub_list(req->st, "asset_software", account, id, 1000));
-    json_object_set_new(a, "history", sub_list(req->st, "asset_changes", account, id, 500));
+    if ((sw = sub_list(req->st, "asset_software", account, id, 1000, &eb, &rc)) == NULL ||
+        (hist = sub_list(req->st, "asset_changes", account, id, 500, &eb, &rc)) == NULL) {
+        json_decref(sw);
+        json_decref(a);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    json_object_set_new(a, "software", sw);
+    json_object_set_new(a, "history", hist);
     reply_json(resp, 200, json_pack("{s:o}", "data", a));
 }
 
-/* 1 when the row id of entity exists in account. */
+/* 1 when the row id of entity exists in account. A failed check also answers 1: the list
+ * read after it fails the same way and answers the error, never a 404. */
 static int
 row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
 {
     struct list_query q = {0};
     struct store_filter f = {"id", "eq", NULL};
+    struct errbuf eb = {0};
     char idtxt[32];
+    int64_t n;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -1077,7 +1105,9 @@ row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
     q.account_id = account;
     q.filters = &f;
     q.nfilters = 1;
-    return store_list_count(st, &q, NULL) > 0;
+    if ((n = store_list_count(st, &q, &eb)) < 0)
+        log_warn("api: cannot check that %s %" PRId64 " exists: %s", entity, id, eb.msg);
+    return n != 0;
 }
 
 static void
@@ -1108,9 +1138,16 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
         reply_error(resp, 404, "not_found", "Not found", msg);
         return;
     }
-    if (strcmp(entity, "sync_runs") == 0)
-        json_object_set_new(row, "tenants",
-                            sub_list(req->st, "sync_tenant_results", account, id, 10000));
+    if (strcmp(entity, "sync_runs") == 0) {
+        json_t *tenants = sub_list(req->st, "sync_tenant_results", account, id, 10000, &eb, &rc);
+
+        if (tenants == NULL) {
+            json_decref(row);
+            reply_err(resp, rc, &eb);
+            return;
+        }
+        json_object_set_new(row, "tenants", tenants);
+    }
     reply_json(resp, 200, json_pack("{s:o}", "data", row));
 }
 
@@ -1214,6 +1251,7 @@ static int
 csv_fill(struct csv_stream *cs)
 {
     struct csv_batch cb = {cs, 0};
+    struct errbuf eb = {0};
     int rc;
 
     buf_reset(&cs->pending);
@@ -1233,18 +1271,23 @@ csv_fill(struct csv_stream *cs)
         q.nfilters = cs->lp.nfilters;
         q.after_id = cs->after_id;
         q.limit = CSV_BATCH;
-        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, NULL);
+        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, &eb);
     } else {
         struct list_query q;
 
         fill_query(&q, &cs->lp, cs->entity, cs->account, 0);
         q.offset = cs->offset;
         q.limit = CSV_BATCH;
-        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, NULL);
+        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, &eb);
         cs->offset += cb.rows;
     }
-    if (rc != ERR_OK)
+    if (rc == ERR_OK && (rc = buf_error(&cs->pending)) != ERR_OK)
+        err_set(&eb, rc, "a batch of rows does not fit in the export's buffer");
+    if (rc != ERR_OK) {
+        /* The status is sent: ending the stream early is the only way to tell the client. */
+        log_warn("api: the %s export stopped: %s", cs->entity, eb.msg);
         return -1;
+    }
     if (cb.rows < CSV_BATCH)
         cs->done = 1;
     return 0;
@@ -1561,8 +1604,14 @@ integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_r
         return;
     }
     j = api_integration_json(app, &in);
-    integration_sync_json(app, req->st, j, account, id);
+    rc = integration_sync_json(app, req->st, j, account, id, &eb);
     integration_clear(&in);
+    if (rc != ERR_OK) {
+        json_decref(j);
+        json_decref(validation);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(resp, status,
                validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
                                   : json_pack("{s:o}", "data", j));
@@ -1586,11 +1635,17 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
     for (size_t i = 0; i < n; i++) {
         json_t *j = api_integration_json(app, &list[i]);
 
-        integration_sync_json(app, req->st, j, account, list[i].id);
+        if (rc == ERR_OK)
+            rc = integration_sync_json(app, req->st, j, account, list[i].id, &eb);
         json_array_append_new(arr, j);
         integration_clear(&list[i]);
     }
     free(list);
+    if (rc != ERR_OK) {
+        json_decref(arr);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(
         resp, 200,
         json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
@@ -1833,12 +1888,13 @@ client_metric_cb(void *arg, const struct store_cell *c, size_t n)
     return 0;
 }
 
-static void
-client_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+client_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct list_query q = {0};
     struct client_metric_walk w;
     struct buf last, up;
+    int rc;
 
     buf_init(&last, 8 << 20);
     buf_init(&up, 8 << 20);
@@ -1846,30 +1902,32 @@ client_metrics(struct store *st, int64_t account, struct buf *b)
     w.up = &up;
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(st, &q, client_metric_cb, &w, NULL);
+    rc = store_list_each(st, &q, client_metric_cb, &w, eb);
     buf_addstr(b, "# HELP memsync_client_last_success_timestamp_seconds When each included "
                   "customer tenant last synced successfully.\n"
                   "# TYPE memsync_client_last_success_timestamp_seconds gauge\n");
-    buf_addstr(b, buf_cstr(&last));
+    buf_addbuf(b, &last);
     buf_addstr(b, "# HELP memsync_client_up Whether each included customer tenant's latest sync "
                   "succeeded (1) or failed (0); never synced tenants are absent.\n"
                   "# TYPE memsync_client_up gauge\n");
-    buf_addstr(b, buf_cstr(&up));
+    buf_addbuf(b, &up);
     buf_free(&last);
     buf_free(&up);
+    return rc;
 }
 
-static void
-secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+secret_expiry_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct integration *list = NULL;
     size_t n = 0;
+    int rc;
 
     buf_addstr(b, "# HELP memsync_secret_expiry_timestamp_seconds When each integration's app "
                   "key (partner or sync app) expires.\n"
                   "# TYPE memsync_secret_expiry_timestamp_seconds gauge\n");
-    if (store_integration_list(st, account, &list, &n, NULL) != ERR_OK)
-        return;
+    if ((rc = store_integration_list(st, account, &list, &n, eb)) != ERR_OK)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (list[i].partner_secret_expires != TS_NULL)
             buf_printf(b,
@@ -1884,6 +1942,7 @@ secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
         integration_clear(&list[i]);
     }
     free(list);
+    return ERR_OK;
 }
 
 static void
@@ -1898,6 +1957,9 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     struct metric_walk w;
     struct integration *list = NULL;
     size_t n = 0;
+    struct errbuf eb = {0};
+    int64_t devices;
+    int rc = ERR_OK; /* the first failed read: the answer becomes its error */
 
     memset(&w, 0, sizeof w);
     w.b = b;
@@ -1907,6 +1969,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     if (app->sched != NULL)
         scheduler_stats_get(app->sched, &ss);
     aq.account_id = account;
+    if ((devices = store_assets_count(req->st, &aq, &eb)) < 0)
+        rc = (int)devices;
     buf_reset(b);
     buf_printf(b,
                "# HELP memsync_build_info The running memsync's version (always 1).\n"
@@ -1941,13 +2005,15 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "# TYPE memsync_devices gauge\n"
                "memsync_devices %" PRId64 "\n",
                hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.microsoft_requests,
-               ss.microsoft_throttled, store_assets_count(req->st, &aq, NULL));
+               ss.microsoft_throttled, devices);
     metrics_http_write(b);
     metrics_sync_write(b);
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(req->st, &q, tenant_status_cb, &w, NULL);
-    client_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = store_list_each(req->st, &q, tenant_status_cb, &w, &eb);
+    if (rc == ERR_OK)
+        rc = client_metrics(req->st, account, b, &eb);
     buf_printf(b,
                "# HELP memsync_tenants Customer tenants by last sync status.\n"
                "# TYPE memsync_tenants gauge\n"
@@ -1964,21 +2030,22 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         w.finished = &fin;
         q.entity = "sync_runs";
         q.limit = 500;
-        store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+        if (rc == ERR_OK)
+            rc = store_list_each(req->st, &q, run_metric_cb, &w, &eb);
         buf_addstr(b, "# HELP memsync_sync_last_duration_seconds Duration of each integration's "
                       "latest finished sync.\n"
                       "# TYPE memsync_sync_last_duration_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&runs));
+        buf_addbuf(b, &runs);
         buf_addstr(b, "# HELP memsync_sync_last_finished_timestamp_seconds When each "
                       "integration's latest sync finished.\n"
                       "# TYPE memsync_sync_last_finished_timestamp_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&fin));
+        buf_addbuf(b, &fin);
         buf_free(&runs);
         buf_free(&fin);
     }
     buf_addstr(b, "# HELP memsync_secret_days_to_expiry Days until each key expires.\n"
                   "# TYPE memsync_secret_days_to_expiry gauge\n");
-    if (store_integration_list(req->st, account, &list, &n, NULL) == ERR_OK) {
+    if (rc == ERR_OK && (rc = store_integration_list(req->st, account, &list, &n, &eb)) == ERR_OK) {
         int64_t now = clock_now();
 
         for (size_t i = 0; i < n; i++) {
@@ -1996,7 +2063,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         }
         free(list);
     }
-    secret_expiry_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = secret_expiry_metrics(req->st, account, b, &eb);
     {
         struct pagecache_stats ps;
 
@@ -2052,6 +2120,10 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
             "# TYPE memsync_api_row_cache_evictions_total counter\n"
             "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
             rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
+    }
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
     }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -2133,7 +2205,7 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     }
     snprintf(key, sizeof key, "insights;%" PRId64 ";%lld;%" PRId64, account, days,
              now / INSIGHT_CACHE_S);
-    keyed = store_data_version(req->st, &version, NULL) == ERR_OK;
+    keyed = store_data_version(req->st, &version, &eb) == ERR_OK; /* as in hardware_list */
     if (keyed && cached_answer(app, req, resp, key, strlen(key), version, etag))
         return;
     in = insight_new(now, (int)days);

@@ -208,7 +208,38 @@ struct page {
     struct httpd_response *resp;
     struct auth_principal p;
     struct buf *b;
+    int store_rc; /* the first failed store read: page_end answers an error page instead */
 };
+
+/* Records a failed store call (rc) of the page being built, logged with its cause; page_end
+ * then answers an error page, never the page built from whatever came back. */
+static void
+page_store_failed(struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (pg->store_rc != ERR_OK)
+        return;
+    pg->store_rc = rc;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path,
+             eb != NULL && eb->msg[0] != '\0' ? eb->msg : err_str(rc));
+}
+
+/* The status of a failed store call: a busy database is worth a retry. */
+static int
+store_status(int rc)
+{
+    return rc == ERR_TIMEOUT ? 503 : 500;
+}
+
+/* What a form's page says about a failed write (rc, eb): a busy database is logged (its
+ * message names the file) and the user is asked to try again. */
+static const char *
+store_msg(const struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (rc != ERR_TIMEOUT)
+        return eb->msg;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path, eb->msg);
+    return "The database is busy; try again in a moment.";
+}
 
 static void
 page_begin(struct page *pg, const char *title, const char *active)
@@ -251,9 +282,28 @@ page_begin(struct page *pg, const char *title, const char *active)
     buf_addstr(b, "<main>");
 }
 
+static void notice(struct buf *b, const char *kind, const char *msg);
+
 static void
 page_end(struct page *pg)
 {
+    if (pg->store_rc != ERR_OK) {
+        int rc = pg->store_rc;
+
+        pg->store_rc = ERR_OK; /* page_begin below must not loop back here */
+        pg->resp->status = store_status(rc);
+        page_begin(pg, "Error", NULL);
+        if (rc == ERR_TIMEOUT) {
+            httpd_response_header(pg->resp, "Retry-After", "5");
+            notice(pg->b, "bad", "The database is busy; try again in a moment.");
+        } else {
+            notice(pg->b, "bad",
+                   "This page could not be read from the database; the cause is "
+                   "in the server's log.");
+        }
+        buf_addstr(pg->b, "</main></body></html>");
+        return;
+    }
     buf_addstr(pg->b, "</main></body></html>");
     pg->resp->status = pg->resp->status ? pg->resp->status : 200;
 }
@@ -362,7 +412,7 @@ login_post(struct page *pg)
     }
     rc = auth_login(pg->req->st, pg->req->ip, name, pw, token, &pg->p, &eb);
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_THROTTLED ? 429 : 401;
+        pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
         login_page(pg, eb.msg, next);
         goto out;
@@ -426,6 +476,8 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
 {
     struct list_query q = {0};
     struct rows r = {json_array()};
+    struct errbuf eb = {0};
+    int rc;
 
     q.entity = entity;
     q.account_id = pg->p.account_id;
@@ -435,11 +487,14 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
     q.sorts = s;
     q.nsorts = ns;
     q.search = search;
-    if (total != NULL)
-        *total = store_list_count(pg->req->st, &q, NULL);
+    if (total != NULL && (*total = store_list_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)*total, &eb);
+        *total = 0;
+    }
     q.offset = offset;
     q.limit = limit;
-    store_list_each(pg->req->st, &q, rows_cells_cb, &r, NULL);
+    if ((rc = store_list_each(pg->req->st, &q, rows_cells_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     return r.arr;
 }
 
@@ -573,6 +628,8 @@ assets_page(struct page *pg)
     size_t nf = 0, i;
     int64_t page = arg_page(pg), total;
     json_t *row;
+    struct errbuf eb = {0};
+    int rc;
 
     buf_init(&keep, 4096);
     buf_init(&csvq, 4096);
@@ -590,10 +647,14 @@ assets_page(struct page *pg)
         q.sorts = &so;
         q.nsorts = 1;
     }
-    total = store_assets_count(pg->req->st, &q, NULL);
+    if ((total = store_assets_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)total, &eb);
+        total = 0;
+    }
     q.offset = (page - 1) * PAGE_SIZE;
     q.limit = PAGE_SIZE;
-    store_assets_each(pg->req->st, &q, rows_asset_cb, &r, NULL);
+    if ((rc = store_assets_each(pg->req->st, &q, rows_asset_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Hardware", "/assets");
     buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
@@ -768,10 +829,13 @@ asset_detail(struct page *pg, int64_t id)
     };
     struct buf *b = pg->b;
     json_t *a = NULL, *sw, *hist, *row;
+    struct errbuf eb = {0};
     size_t i;
+    int rc = store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, &eb);
 
-    if (store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, NULL) != ERR_OK ||
-        a == NULL) {
+    if (rc != ERR_OK && rc != ERR_NOTFOUND)
+        page_store_failed(pg, rc, &eb);
+    if (rc != ERR_OK || a == NULL) {
         json_decref(a);
         pg->resp->status = 404;
         page_begin(pg, "Not found", "/assets");
@@ -1394,8 +1458,11 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
     struct integration *list = NULL;
     size_t n = 0;
     int64_t now = clock_now();
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     page_begin(pg, "Integrations", "/integrations");
     buf_addstr(b, "<h1>Integrations</h1>");
     if (msg != NULL)
@@ -1677,7 +1744,7 @@ overview_cell(struct buf *b, const json_t *row, const char *key, int warn)
 }
 
 /* The cards and the per-client table of the account's active devices into b; ERR_* when the
- * assets could not be read. */
+ * assets could not be read (recorded for page_end). */
 static int
 overview_render(struct page *pg, struct buf *b)
 {
@@ -1691,8 +1758,10 @@ overview_render(struct page *pg, struct buf *b)
 
     q.account_id = pg->p.account_id;
     rc = store_assets_each(pg->req->st, &q, insight_collect, in, &eb);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        page_store_failed(pg, rc, &eb);
         goto out;
+    }
     n = insight_count(in);
     rows = xcalloc(n + 1, sizeof *rows);
     for (size_t i = 0; i < n; i++) {
@@ -1778,8 +1847,11 @@ overview_attention(struct page *pg)
     int64_t now = clock_now(), failed = 0;
     size_t n = 0;
     struct list_query q = {0};
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     for (size_t i = 0; i < n; i++) {
         const struct {
             const char *label;
@@ -1809,7 +1881,8 @@ overview_attention(struct page *pg)
     q.account_id = pg->p.account_id;
     q.filters = &f;
     q.nfilters = 1;
-    failed = store_list_count(pg->req->st, &q, NULL);
+    if ((failed = store_list_count(pg->req->st, &q, &eb)) < 0)
+        page_store_failed(pg, (int)failed, &eb);
     if (failed > 0)
         buf_printf(b,
                    "<div class=\"notice bad attention\">%" PRId64 " client%s failed %s last "
@@ -1824,9 +1897,13 @@ overview_page(struct page *pg)
 {
     struct buf *b = pg->b, part;
     int64_t version = 0;
-    int have_version = store_data_version(pg->req->st, &version, NULL) == ERR_OK, slot = -1;
-    int mark = -1;
+    struct errbuf eb = {0};
+    int rc = store_data_version(pg->req->st, &version, &eb), have_version = rc == ERR_OK;
+    int slot = -1, mark = -1;
     struct timespec deadline;
+
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
@@ -1869,11 +1946,10 @@ overview_page(struct page *pg)
         return;
     }
     buf_init(&part, OVERVIEW_MAX);
-    if (overview_render(pg, &part) != ERR_OK) {
-        pg->resp->status = 503;
-        notice(b, "bad", "The devices could not be read from the database; try again.");
-    } else {
-        buf_addstr(b, buf_cstr(&part));
+    rc = overview_render(pg, &part);
+    if (rc == ERR_OK)
+        buf_addbuf(b, &part); /* a table past OVERVIEW_MAX poisons the page: a 500 */
+    if (rc == ERR_OK && buf_error(&part) == ERR_OK) {
         pthread_mutex_lock(&overview_mu);
         /* The account's slot, else an empty one, else the one built longest ago. */
         for (int i = 0, empty = -1, oldest = -1; have_version && i < OVERVIEW_SLOTS; i++) {
@@ -2046,7 +2122,7 @@ apikey_create_post(struct page *pg)
     char key[AUTH_APIKEY_LEN + 1];
     struct errbuf eb = {0};
     int64_t id = 0, expires = TS_NULL;
-    int never = days != NULL && strcmp(days, "never") == 0;
+    int never = days != NULL && strcmp(days, "never") == 0, rc;
     size_t n;
 
     if (name != NULL) { /* pasted names carry spaces at either end */
@@ -2077,10 +2153,10 @@ apikey_create_post(struct page *pg)
                                   pg->p.role == AUTH_ADMIN, clock_now(), &expires, &eb) != ERR_OK) {
         pg->resp->status = 400;
         apikeys_page(pg, "bad", eb.msg, NULL);
-    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key, &id,
-                                  &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key,
+                                        &id, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("api key created id=%" PRId64 " scope=%s by=%s", id, scope, pg->p.name);
         apikeys_page(pg, "ok", "The key was created.", key);
@@ -2099,8 +2175,8 @@ apikey_revoke_post(struct page *pg, int64_t id)
     int rc = store_apikey_revoke(pg->req->st, pg->p.account_id, id, &eb);
 
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_NOTFOUND ? 404 : 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
         return;
     }
     log_info("api key revoked id=%" PRId64 " by=%s", id, pg->p.name);
@@ -2233,8 +2309,8 @@ user_add_post(struct page *pg)
     if (rc == ERR_OK) {
         users_page(pg, "ok", "The user was added and can sign in now.", NULL);
     } else {
-        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, pg->req->body);
+        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), pg->req->body);
     }
     free(name);
     free(role);
@@ -2253,8 +2329,8 @@ user_password_post(struct page *pg, int64_t id)
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
     } else if ((rc = auth_user_passwd(pg->req->st, name, pw, &eb)) != ERR_OK) {
-        pg->resp->status = rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else if (id == pg->p.user_id) {
         /* The change ended every session of the user, this one included. */
         redirect(pg->resp, "/login");
@@ -2269,6 +2345,7 @@ user_remove_post(struct page *pg, int64_t id)
 {
     char name[USER_NAME_BUF];
     struct errbuf eb = {0};
+    int rc;
 
     if (id == pg->p.user_id) {
         pg->resp->status = 400;
@@ -2279,9 +2356,9 @@ user_remove_post(struct page *pg, int64_t id)
     } else if (!account_user(pg, id, name)) {
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
-    } else if (auth_user_remove(pg->req->st, name, &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        users_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_user_remove(pg->req->st, name, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("user removed name=%s by=%s", name, pg->p.name);
         users_page(pg, "ok", "The user was removed and signed out.", NULL);
