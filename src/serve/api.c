@@ -26,6 +26,7 @@
 #include "mem.h"
 #include "output.h"
 #include "openapi.h"
+#include "flight.h"
 #include "pagecache.h"
 #include "rowcache.h"
 #include "scheduler.h"
@@ -2174,6 +2175,11 @@ is_write(const char *method)
 /* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
  * data: cached answers are keyed by this many seconds of wall time too. */
 #define INSIGHT_CACHE_S 600
+/* Single flight: requests for one answer arriving together render it once; the others wait
+ * up to INSIGHT_WAIT_S for it. */
+#define INSIGHT_FLIGHTS 16
+#define INSIGHT_WAIT_S  30
+static struct flight insight_flight = FLIGHT_INIT(INSIGHT_FLIGHTS);
 
 /* GET /api/v1/insights: `memsync insights` for the caller's account, a row per client with
  * active devices, all in one answer (no paging). Walking every asset costs ~2 s per million,
@@ -2183,14 +2189,15 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
                 int64_t account)
 {
     const char *arg = httpd_arg(req, "stale_days");
-    char key[96], etag[PAGECACHE_ETAG_LEN + 1];
+    char key[96], fkey[128], etag[PAGECACHE_ETAG_LEN + 1];
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
+    struct flight_result res;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
     long long days = INSIGHT_STALE_DAYS;
-    int keyed, rc;
+    int keyed, rc, ticket = -1;
 
     if (arg != NULL) {
         char *end;
@@ -2208,6 +2215,29 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     keyed = store_data_version(req->st, &version, &eb) == ERR_OK; /* as in hardware_list */
     if (keyed && cached_answer(app, req, resp, key, strlen(key), version, etag))
         return;
+    if (keyed) {
+        snprintf(fkey, sizeof fkey, "%s;%" PRId64, key, version);
+        switch (flight_begin(&insight_flight, fkey, strlen(fkey), (int64_t)INSIGHT_WAIT_S * 1000,
+                             &res, &ticket)) {
+        case FLIGHT_RESULT: /* the answer another request just rendered */
+            resp->status = 200;
+            resp->content_type = "application/json";
+            buf_reset(&resp->body);
+            buf_add(&resp->body, res.bytes, res.len);
+            httpd_response_header(resp, "ETag", etag);
+            free(res.bytes);
+            return;
+        case FLIGHT_LEADER: /* a flight may have filed it since the lookup above */
+            if (cached_answer(app, req, resp, key, strlen(key), version, etag)) {
+                flight_finish(&insight_flight, ticket, resp->status == 200 && resp->ext != NULL, 0,
+                              resp->ext, resp->ext_len);
+                return;
+            }
+            break;
+        case FLIGHT_ALONE:
+            break;
+        }
+    }
     in = insight_new(now, (int)days);
     q.account_id = account;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
@@ -2227,6 +2257,9 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
         httpd_response_header(resp, "ETag", etag);
     }
 out:
+    /* The waiters get the answer, or render it themselves after a failure. */
+    flight_finish(&insight_flight, ticket, resp->status == 200 && buf_error(&resp->body) == ERR_OK,
+                  0, resp->body.data, resp->body.len);
     insight_free(in);
 }
 

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "expiry.h"
+#include "flight.h"
 #include "insight.h"
 #include "log.h"
 #include "mem.h"
@@ -1707,11 +1708,10 @@ static struct {
     char *html;
 } overview_cache[OVERVIEW_SLOTS];
 static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Single flight: the accounts whose table a thread is building (0 = free); others wait for
- * it (up to OVERVIEW_WAIT_S) instead of walking every asset too. */
+/* Single flight: the (account, version) tables being built; others wait for the table (up to
+ * OVERVIEW_WAIT_S) instead of walking every asset too. */
 #define OVERVIEW_WAIT_S 30
-static int64_t overview_building[OVERVIEW_SLOTS];
-static pthread_cond_t overview_cv = PTHREAD_COND_INITIALIZER;
+static struct flight overview_flight = FLIGHT_INIT(OVERVIEW_SLOTS);
 
 /* Rows with the most devices past their support first, then the most stale, then by name. */
 static int
@@ -1899,8 +1899,10 @@ overview_page(struct page *pg)
     int64_t version = 0;
     struct errbuf eb = {0};
     int rc = store_data_version(pg->req->st, &version, &eb), have_version = rc == ERR_OK;
-    int slot = -1, mark = -1;
-    struct timespec deadline;
+    int slot = -1, ticket = -1;
+    struct flight_result res = {0};
+    enum flight_role role = FLIGHT_ALONE;
+    char key[64];
 
     if (rc != ERR_OK)
         page_store_failed(pg, rc, &eb);
@@ -1913,37 +1915,40 @@ overview_page(struct page *pg)
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",
                OVERVIEW_STALE_DAYS);
     overview_attention(pg);
-    pthread_mutex_lock(&overview_mu);
-    deadline.tv_sec = time(NULL) + OVERVIEW_WAIT_S;
-    deadline.tv_nsec = 0;
-    while (have_version) {
-        int busy = 0;
-
-        for (int i = 0; i < OVERVIEW_SLOTS; i++) {
+    for (int again = 0; have_version && again < 2; again++) {
+        pthread_mutex_lock(&overview_mu);
+        for (int i = 0; i < OVERVIEW_SLOTS; i++)
             if (overview_cache[i].html != NULL &&
                 overview_cache[i].account_id == pg->p.account_id &&
                 overview_cache[i].version == version &&
                 clock_mono_ms() - overview_cache[i].built_at < OVERVIEW_TTL_MS)
                 slot = i;
-            busy |= overview_building[i] == pg->p.account_id;
+        if (slot >= 0) {
+            buf_addstr(b, overview_cache[slot].html);
+            if (role == FLIGHT_LEADER) /* a leader that found the table after all hands it on */
+                flight_finish(&overview_flight, ticket, 1, 0, overview_cache[slot].html,
+                              strlen(overview_cache[slot].html));
         }
-        if (slot >= 0 || !busy)
-            break;
-        if (pthread_cond_timedwait(&overview_cv, &overview_mu, &deadline) != 0)
-            break; /* the other build is slow: build it here */
-    }
-    if (slot >= 0)
-        buf_addstr(b, overview_cache[slot].html);
-    for (int i = 0; slot < 0 && have_version && i < OVERVIEW_SLOTS; i++)
-        if (overview_building[i] == 0) {
-            overview_building[i] = pg->p.account_id;
-            mark = i;
-            break;
+        pthread_mutex_unlock(&overview_mu);
+        if (slot >= 0) {
+            page_end(pg);
+            return;
         }
-    pthread_mutex_unlock(&overview_mu);
-    if (slot >= 0) {
-        page_end(pg);
-        return;
+        if (again)
+            break;
+        snprintf(key, sizeof key, "%" PRId64 ";%" PRId64, pg->p.account_id, version);
+        role = flight_begin(&overview_flight, key, strlen(key), (int64_t)OVERVIEW_WAIT_S * 1000,
+                            &res, &ticket);
+        if (role == FLIGHT_RESULT && res.bytes != NULL) {
+            buf_add(b, res.bytes, res.len);
+            free(res.bytes);
+            page_end(pg);
+            return;
+        }
+        free(res.bytes);
+        if (role != FLIGHT_LEADER)
+            break;
+        /* Leader: a build may have ended between the lookup above and the flight. */
     }
     buf_init(&part, OVERVIEW_MAX);
     rc = overview_render(pg, &part);
@@ -1978,12 +1983,9 @@ overview_page(struct page *pg)
         }
         pthread_mutex_unlock(&overview_mu);
     }
-    if (mark >= 0) {
-        pthread_mutex_lock(&overview_mu);
-        overview_building[mark] = 0;
-        pthread_cond_broadcast(&overview_cv);
-        pthread_mutex_unlock(&overview_mu);
-    }
+    /* The waiters get the table, or build it themselves after a failure. */
+    flight_finish(&overview_flight, ticket, rc == ERR_OK && buf_error(&part) == ERR_OK, 0,
+                  part.data, part.len);
     buf_free(&part);
     page_end(pg);
 }

@@ -6,9 +6,12 @@
   error, never "No devices yet" or an empty list.
 - A database another process keeps locked (BEGIN EXCLUSIVE) makes writes answer 503 with "the
   database is busy" (UI) or the JSON error "busy" (API) once the busy timeout (5 s) passes.
+- Requests arriving together for the overview or the insights answer (single flight) all get
+  the same complete answer.
 
 Standard library only; SQLite only (the failures are made through the database file).
 """
+import json
 import os
 import re
 import sqlite3
@@ -153,6 +156,37 @@ class ServeErrors(unittest.TestCase):
         st, js, _, _ = api(self.srv, "PATCH", "/api/v1/integrations/%d" % iid, self.key,
                            {"name": "Renamed after the lock"})
         self.assertEqual(st, 200)
+
+    def test_parallel_requests_share_one_answer(self):
+        iid = get_json(self.srv, "/api/v1/integrations", self.key)["data"][0]["id"]
+        for rnd in range(2):
+            # A client write bumps the data version: nothing cached answers the next requests.
+            st, _, _, _ = api(self.srv, "PATCH", "/api/v1/integrations/%d" % iid, self.key,
+                              {"name": "Flight %d" % rnd})
+            self.assertEqual(st, 200)
+            got = {}
+
+            def get(i):
+                if i % 2:
+                    got[i] = api(self.srv, "GET", "/api/v1/insights", self.key)[:3:2]
+                else:
+                    got[i] = self.page("/")[:2]
+
+            ts = [threading.Thread(target=get, args=(i,)) for i in range(12)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            pages = {got[i] for i in got if i % 2 == 0}
+            answers = {got[i] for i in got if i % 2}
+            self.assertEqual(len(pages), 1, "every overview is the same page")
+            self.assertEqual(len(answers), 1, "every insights answer is the same")
+            st, text = pages.pop()
+            self.assertEqual(st, 200)
+            self.assertIn('id="insight"', text)
+            st, text = answers.pop()
+            self.assertEqual(st, 200)
+            self.assertGreater(len(json.loads(text)["data"]), 0)
 
 
 if __name__ == "__main__":
