@@ -479,6 +479,11 @@ param_cb(void *arg, const char *key, const char *value)
             for (const char *p = value; *p != '\0'; p++)
                 if (*p != '"')
                     buf_addc(&b, *p);
+            if (buf_error(&b) != ERR_OK) { /* never a shorter list than asked for */
+                lp->bad =
+                    err_set(&lp->eb, ERR_INVAL, "the value of filter '%s' is too long", field);
+                return 1;
+            }
             f->value = own(lp, buf_detach(&b, NULL));
         } else {
             f->value = own(lp, unquote(value));

@@ -30,6 +30,9 @@
 #include "validate.h"
 
 #define PAGE_SIZE 50
+/* The filters kept for links: a whole request head (MHD's 128 KiB) percent-encoded fits, so
+ * a link never loses a filter; escaped for HTML, twice that. */
+#define QUERY_KEEP_MAX ((size_t)4 * 128 * 1024)
 
 static const char app_css[] =
 #include "../../www/app_css.inc"
@@ -321,7 +324,8 @@ redirect(struct httpd_response *resp, const char *to)
     resp->status = 303;
     resp->content_type = "text/plain";
     buf_reset(&resp->body);
-    httpd_response_header(resp, "Location", to);
+    /* "": a target too long to build (its buffer failed); never a Location to nowhere. */
+    httpd_response_header(resp, "Location", to[0] != '\0' ? to : "/");
 }
 
 static void
@@ -632,8 +636,8 @@ assets_page(struct page *pg)
     struct errbuf eb = {0};
     int rc;
 
-    buf_init(&keep, 4096);
-    buf_init(&csvq, 4096);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&csvq, QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (os != NULL)
@@ -712,7 +716,7 @@ assets_page(struct page *pg)
     } else {
         struct buf ek; /* the filters, HTML-escaped for the sort links */
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         ui_esc(&ek, buf_cstr(&keep));
         buf_addstr(b, "<div class=\"tablewrap\"><table id=\"assets\"><thead><tr>");
         sort_th(pg, "/assets", buf_cstr(&ek), "name", "Name", NULL);
@@ -756,7 +760,7 @@ assets_page(struct page *pg)
         struct buf ek;
         const char *sort = arg_nonempty(pg, "sort");
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         if (sort != NULL) {
             buf_addstr(&keep, "&sort=");
             esc_attr_url(&keep, sort);
@@ -984,8 +988,8 @@ software_page(struct page *pg)
     int64_t page = arg_page(pg), total = 0;
     json_t *rows, *row;
 
-    buf_init(&keep, 4096);
-    buf_init(&ek, 8192);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&ek, 2 * QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (parse_sort(arg_nonempty(pg, "sort"), &so, "software"))

@@ -6,6 +6,8 @@
   error, never "No devices yet" or an empty list.
 - A database another process keeps locked (BEGIN EXCLUSIVE) makes writes answer 503 with "the
   database is busy" (UI) or the JSON error "busy" (API) once the busy timeout (5 s) passes.
+- Filters too long for the old link buffers stay whole in the page's links; an API filter
+  list too long to keep is refused (400), never cut.
 - Requests arriving together for the overview or the insights answer (single flight) all get
   the same complete answer.
 
@@ -156,6 +158,18 @@ class ServeErrors(unittest.TestCase):
         st, js, _, _ = api(self.srv, "PATCH", "/api/v1/integrations/%d" % iid, self.key,
                            {"name": "Renamed after the lock"})
         self.assertEqual(st, 200)
+
+    def test_long_filters_are_kept_or_refused(self):
+        search = "a b" * 1000  # 5,000 bytes percent-encoded: past the 4 KiB links once had
+        enc = urllib.parse.quote(search, safe="")
+        st, text, _ = self.page("/assets?search=" + enc)
+        self.assertEqual(st, 200)
+        self.assertIn("hardware.csv?search=" + enc + '"', text, "the export keeps the search")
+        self.assertIn("No device matches these filters", text)
+        st, js, _, _ = api(self.srv, "GET", "/api/v1/assets/hardware?filter[type]=in:" +
+                           ",".join(["WORKSTATION"] * 1000), self.key)
+        self.assertEqual(st, 400)
+        self.assertIn("too long", js["errors"][0]["detail"])
 
     def test_parallel_requests_share_one_answer(self):
         iid = get_json(self.srv, "/api/v1/integrations", self.key)["data"][0]["id"]
