@@ -27,6 +27,7 @@
 #include "mem.h"
 #include "output.h"
 #include "openapi.h"
+#include "flight.h"
 #include "pagecache.h"
 #include "rowjson.h"
 #include "rowcache.h"
@@ -140,6 +141,11 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     case ERR_UNSUPPORTED:
         reply_error(resp, 501, "not_implemented", "Not implemented", msg);
         break;
+    case ERR_TIMEOUT: /* a database locked past the busy timeout; msg names the file */
+        log_warn("api: busy: %s", msg);
+        reply_error(resp, 503, "busy", "Service busy", "The database is busy; try again.");
+        httpd_response_header(resp, "Retry-After", "5");
+        break;
     default:
         log_warn("api: internal error: %s", msg);
         reply_error(resp, 500, "internal", "Internal error",
@@ -211,14 +217,17 @@ api_integration_json(struct api_app *app, const struct integration *in)
     return j != NULL ? j : json_object();
 }
 
-/* Adds "sync": {"state", "last_run"} using the caller's store. */
-static void
-integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id)
+/* Adds "sync": {"state", "last_run"} using the caller's store; ERR_* when the last run could
+ * not be read. */
+static int
+integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id,
+                      struct errbuf *eb)
 {
     struct list_query q = {0};
     struct store_filter f = {"integration_id", "eq", NULL};
     char idtxt[32];
     json_t *last = NULL;
+    int rc;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -227,10 +236,14 @@ integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t 
     q.filters = &f;
     q.nfilters = 1;
     q.limit = 1;
-    store_list_each(st, &q, first_row_cb, &last, NULL);
+    if ((rc = store_list_each(st, &q, first_row_cb, &last, eb)) != ERR_OK) {
+        json_decref(last);
+        return rc;
+    }
     json_object_set_new(j, "sync",
                         json_pack("{s:s, s:o}", "state", scheduler_state(app->sched, id),
                                   "last_run", last != NULL ? last : json_null()));
+    return ERR_OK;
 }
 
 /* ---- list parameters --------------------------------------------------------------------- */
@@ -392,6 +405,11 @@ param_cb(void *arg, const char *key, const char *value)
             for (const char *p = value; *p != '\0'; p++)
                 if (*p != '"')
                     buf_addc(&b, *p);
+            if (buf_error(&b) != ERR_OK) { /* never a shorter list than asked for */
+                lp->bad =
+                    err_set(&lp->eb, ERR_INVAL, "the value of filter '%s' is too long", field);
+                return 1;
+            }
             f->value = own(lp, buf_detach(&b, NULL));
         } else {
             f->value = own(lp, unquote(value));
@@ -907,8 +925,9 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         goto out;
     }
     /* The version is read before anything else: see pagecache.h. */
+    /* Without the version the answer is rendered uncached; its own reads report a failure. */
     keyed = list_key(req, "hardware", account, &key) == ERR_OK &&
-            store_data_version(req->st, &version, NULL) == ERR_OK;
+            store_data_version(req->st, &version, &eb) == ERR_OK;
     if (keyed && cached_answer(app, req, resp, key.data, key.len, version, etag))
         goto out;
     q.account_id = account;
@@ -956,8 +975,10 @@ asset_one_cb(void *arg, const struct asset *a)
     return 0;
 }
 
+/* The rows, or NULL with eb set when they could not be read. */
 static json_t *
-sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit)
+sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit,
+         struct errbuf *eb, int *rc)
 {
     struct list_query q = {0};
     struct collect c;
@@ -968,14 +989,17 @@ sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, 
     q.account_id = account;
     q.parent_id = parent;
     q.limit = limit;
-    store_list_each(st, &q, collect_cb, &c, NULL);
+    if ((*rc = store_list_each(st, &q, collect_cb, &c, eb)) != ERR_OK) {
+        json_decref(c.arr);
+        return NULL;
+    }
     return c.arr;
 }
 
 static void
 hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t account, int64_t id)
 {
-    json_t *a = NULL;
+    json_t *a = NULL, *sw = NULL, *hist = NULL;
     struct errbuf eb = {0};
     int rc = store_asset_get(req->st, account, id, asset_one_cb, &a, &eb);
 
@@ -984,18 +1008,28 @@ hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t acc
         reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
         return;
     }
-    json_object_set_new(a, "software", sub_list(req->st, "asset_software", account, id, 1000));
-    json_object_set_new(a, "history", sub_list(req->st, "asset_changes", account, id, 500));
+    if ((sw = sub_list(req->st, "asset_software", account, id, 1000, &eb, &rc)) == NULL ||
+        (hist = sub_list(req->st, "asset_changes", account, id, 500, &eb, &rc)) == NULL) {
+        json_decref(sw);
+        json_decref(a);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    json_object_set_new(a, "software", sw);
+    json_object_set_new(a, "history", hist);
     reply_json(resp, 200, json_pack("{s:o}", "data", a));
 }
 
-/* 1 when the row id of entity exists in account. */
+/* 1 when the row id of entity exists in account. A failed check also answers 1: the list
+ * read after it fails the same way and answers the error, never a 404. */
 static int
 row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
 {
     struct list_query q = {0};
     struct store_filter f = {"id", "eq", NULL};
+    struct errbuf eb = {0};
     char idtxt[32];
+    int64_t n;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -1003,7 +1037,9 @@ row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
     q.account_id = account;
     q.filters = &f;
     q.nfilters = 1;
-    return store_list_count(st, &q, NULL) > 0;
+    if ((n = store_list_count(st, &q, &eb)) < 0)
+        log_warn("api: cannot check that %s %" PRId64 " exists: %s", entity, id, eb.msg);
+    return n != 0;
 }
 
 static void
@@ -1034,9 +1070,16 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
         reply_error(resp, 404, "not_found", "Not found", msg);
         return;
     }
-    if (strcmp(entity, "sync_runs") == 0)
-        json_object_set_new(row, "tenants",
-                            sub_list(req->st, "sync_tenant_results", account, id, 10000));
+    if (strcmp(entity, "sync_runs") == 0) {
+        json_t *tenants = sub_list(req->st, "sync_tenant_results", account, id, 10000, &eb, &rc);
+
+        if (tenants == NULL) {
+            json_decref(row);
+            reply_err(resp, rc, &eb);
+            return;
+        }
+        json_object_set_new(row, "tenants", tenants);
+    }
     reply_json(resp, 200, json_pack("{s:o}", "data", row));
 }
 
@@ -1140,6 +1183,7 @@ static int
 csv_fill(struct csv_stream *cs)
 {
     struct csv_batch cb = {cs, 0};
+    struct errbuf eb = {0};
     int rc;
 
     buf_reset(&cs->pending);
@@ -1159,18 +1203,23 @@ csv_fill(struct csv_stream *cs)
         q.nfilters = cs->lp.nfilters;
         q.after_id = cs->after_id;
         q.limit = CSV_BATCH;
-        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, NULL);
+        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, &eb);
     } else {
         struct list_query q;
 
         fill_query(&q, &cs->lp, cs->entity, cs->account, 0);
         q.offset = cs->offset;
         q.limit = CSV_BATCH;
-        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, NULL);
+        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, &eb);
         cs->offset += cb.rows;
     }
-    if (rc != ERR_OK)
+    if (rc == ERR_OK && (rc = buf_error(&cs->pending)) != ERR_OK)
+        err_set(&eb, rc, "a batch of rows does not fit in the export's buffer");
+    if (rc != ERR_OK) {
+        /* The status is sent: ending the stream early is the only way to tell the client. */
+        log_warn("api: the %s export stopped: %s", cs->entity, eb.msg);
         return -1;
+    }
     if (cb.rows < CSV_BATCH)
         cs->done = 1;
     return 0;
@@ -1319,8 +1368,14 @@ integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_r
         return;
     }
     j = api_integration_json(app, &in);
-    integration_sync_json(app, req->st, j, account, id);
+    rc = integration_sync_json(app, req->st, j, account, id, &eb);
     integration_clear(&in);
+    if (rc != ERR_OK) {
+        json_decref(j);
+        json_decref(validation);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(resp, status,
                validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
                                   : json_pack("{s:o}", "data", j));
@@ -1344,11 +1399,17 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
     for (size_t i = 0; i < n; i++) {
         json_t *j = api_integration_json(app, &list[i]);
 
-        integration_sync_json(app, req->st, j, account, list[i].id);
+        if (rc == ERR_OK)
+            rc = integration_sync_json(app, req->st, j, account, list[i].id, &eb);
         json_array_append_new(arr, j);
         integration_clear(&list[i]);
     }
     free(list);
+    if (rc != ERR_OK) {
+        json_decref(arr);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(
         resp, 200,
         json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
@@ -1591,12 +1652,13 @@ client_metric_cb(void *arg, const struct store_cell *c, size_t n)
     return 0;
 }
 
-static void
-client_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+client_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct list_query q = {0};
     struct client_metric_walk w;
     struct buf last, up;
+    int rc;
 
     buf_init(&last, 8 << 20);
     buf_init(&up, 8 << 20);
@@ -1604,30 +1666,32 @@ client_metrics(struct store *st, int64_t account, struct buf *b)
     w.up = &up;
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(st, &q, client_metric_cb, &w, NULL);
+    rc = store_list_each(st, &q, client_metric_cb, &w, eb);
     buf_addstr(b, "# HELP memsync_client_last_success_timestamp_seconds When each included "
                   "customer tenant last synced successfully.\n"
                   "# TYPE memsync_client_last_success_timestamp_seconds gauge\n");
-    buf_addstr(b, buf_cstr(&last));
+    buf_addbuf(b, &last);
     buf_addstr(b, "# HELP memsync_client_up Whether each included customer tenant's latest sync "
                   "succeeded (1) or failed (0); never synced tenants are absent.\n"
                   "# TYPE memsync_client_up gauge\n");
-    buf_addstr(b, buf_cstr(&up));
+    buf_addbuf(b, &up);
     buf_free(&last);
     buf_free(&up);
+    return rc;
 }
 
-static void
-secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+secret_expiry_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct integration *list = NULL;
     size_t n = 0;
+    int rc;
 
     buf_addstr(b, "# HELP memsync_secret_expiry_timestamp_seconds When each integration's app "
                   "key (partner or sync app) expires.\n"
                   "# TYPE memsync_secret_expiry_timestamp_seconds gauge\n");
-    if (store_integration_list(st, account, &list, &n, NULL) != ERR_OK)
-        return;
+    if ((rc = store_integration_list(st, account, &list, &n, eb)) != ERR_OK)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (list[i].partner_secret_expires != TS_NULL)
             buf_printf(b,
@@ -1642,6 +1706,7 @@ secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
         integration_clear(&list[i]);
     }
     free(list);
+    return ERR_OK;
 }
 
 static void
@@ -1656,6 +1721,9 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     struct metric_walk w;
     struct integration *list = NULL;
     size_t n = 0;
+    struct errbuf eb = {0};
+    int64_t devices;
+    int rc = ERR_OK; /* the first failed read: the answer becomes its error */
 
     memset(&w, 0, sizeof w);
     w.b = b;
@@ -1665,6 +1733,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     if (app->sched != NULL)
         scheduler_stats_get(app->sched, &ss);
     aq.account_id = account;
+    if ((devices = store_assets_count(req->st, &aq, &eb)) < 0)
+        rc = (int)devices;
     buf_reset(b);
     buf_printf(b,
                "# HELP memsync_build_info The running memsync's version (always 1).\n"
@@ -1699,13 +1769,15 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "# TYPE memsync_devices gauge\n"
                "memsync_devices %" PRId64 "\n",
                hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.microsoft_requests,
-               ss.microsoft_throttled, store_assets_count(req->st, &aq, NULL));
+               ss.microsoft_throttled, devices);
     metrics_http_write(b);
     metrics_sync_write(b);
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(req->st, &q, tenant_status_cb, &w, NULL);
-    client_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = store_list_each(req->st, &q, tenant_status_cb, &w, &eb);
+    if (rc == ERR_OK)
+        rc = client_metrics(req->st, account, b, &eb);
     buf_printf(b,
                "# HELP memsync_tenants Customer tenants by last sync status.\n"
                "# TYPE memsync_tenants gauge\n"
@@ -1722,21 +1794,22 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         w.finished = &fin;
         q.entity = "sync_runs";
         q.limit = 500;
-        store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+        if (rc == ERR_OK)
+            rc = store_list_each(req->st, &q, run_metric_cb, &w, &eb);
         buf_addstr(b, "# HELP memsync_sync_last_duration_seconds Duration of each integration's "
                       "latest finished sync.\n"
                       "# TYPE memsync_sync_last_duration_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&runs));
+        buf_addbuf(b, &runs);
         buf_addstr(b, "# HELP memsync_sync_last_finished_timestamp_seconds When each "
                       "integration's latest sync finished.\n"
                       "# TYPE memsync_sync_last_finished_timestamp_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&fin));
+        buf_addbuf(b, &fin);
         buf_free(&runs);
         buf_free(&fin);
     }
     buf_addstr(b, "# HELP memsync_secret_days_to_expiry Days until each key expires.\n"
                   "# TYPE memsync_secret_days_to_expiry gauge\n");
-    if (store_integration_list(req->st, account, &list, &n, NULL) == ERR_OK) {
+    if (rc == ERR_OK && (rc = store_integration_list(req->st, account, &list, &n, &eb)) == ERR_OK) {
         int64_t now = clock_now();
 
         for (size_t i = 0; i < n; i++) {
@@ -1754,7 +1827,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         }
         free(list);
     }
-    secret_expiry_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = secret_expiry_metrics(req->st, account, b, &eb);
     {
         struct pagecache_stats ps;
 
@@ -1811,6 +1885,10 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
             "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
             rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
     }
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
@@ -1820,6 +1898,11 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
 /* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
  * data: cached answers are keyed by this many seconds of wall time too. */
 #define INSIGHT_CACHE_S 600
+/* Single flight: requests for one answer arriving together render it once; the others wait
+ * up to INSIGHT_WAIT_S for it. */
+#define INSIGHT_FLIGHTS 16
+#define INSIGHT_WAIT_S  30
+static struct flight insight_flight = FLIGHT_INIT(INSIGHT_FLIGHTS);
 
 /* GET /api/v1/insights: `memsync insights` for the caller's account, a row per client with
  * active devices, all in one answer (no paging). Walking every asset costs ~2 s per million,
@@ -1829,14 +1912,15 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
                 int64_t account)
 {
     const char *arg = httpd_arg(req, "stale_days");
-    char key[96], etag[PAGECACHE_ETAG_LEN + 1];
+    char key[96], fkey[128], etag[PAGECACHE_ETAG_LEN + 1];
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
+    struct flight_result res;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
     long long days = INSIGHT_STALE_DAYS;
-    int keyed, rc;
+    int keyed, rc, ticket = -1;
 
     if (arg != NULL) {
         char *end;
@@ -1851,9 +1935,32 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     }
     snprintf(key, sizeof key, "insights;%" PRId64 ";%lld;%" PRId64, account, days,
              now / INSIGHT_CACHE_S);
-    keyed = store_data_version(req->st, &version, NULL) == ERR_OK;
+    keyed = store_data_version(req->st, &version, &eb) == ERR_OK; /* as in hardware_list */
     if (keyed && cached_answer(app, req, resp, key, strlen(key), version, etag))
         return;
+    if (keyed) {
+        snprintf(fkey, sizeof fkey, "%s;%" PRId64, key, version);
+        switch (flight_begin(&insight_flight, fkey, strlen(fkey), (int64_t)INSIGHT_WAIT_S * 1000,
+                             &res, &ticket)) {
+        case FLIGHT_RESULT: /* the answer another request just rendered */
+            resp->status = 200;
+            resp->content_type = "application/json";
+            buf_reset(&resp->body);
+            buf_add(&resp->body, res.bytes, res.len);
+            httpd_response_header(resp, "ETag", etag);
+            free(res.bytes);
+            return;
+        case FLIGHT_LEADER: /* a flight may have filed it since the lookup above */
+            if (cached_answer(app, req, resp, key, strlen(key), version, etag)) {
+                flight_finish(&insight_flight, ticket, resp->status == 200 && resp->ext != NULL, 0,
+                              resp->ext, resp->ext_len);
+                return;
+            }
+            break;
+        case FLIGHT_ALONE:
+            break;
+        }
+    }
     in = insight_new(now, (int)days);
     q.account_id = account;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
@@ -1873,6 +1980,9 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
         httpd_response_header(resp, "ETag", etag);
     }
 out:
+    /* The waiters get the answer, or render it themselves after a failure. */
+    flight_finish(&insight_flight, ticket, resp->status == 200 && buf_error(&resp->body) == ERR_OK,
+                  0, resp->body.data, resp->body.len);
     insight_free(in);
 }
 

@@ -432,6 +432,7 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
     struct user_row u = {0};
     char digest[AUTH_TOKEN_HEX + 1];
     int64_t now = clock_now();
+    struct errbuf seb = {0};
     int rc;
 
     token_out[0] = '\0';
@@ -442,9 +443,12 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
         return err_set(eb, ERR_THROTTLED, "too many failed sign-ins; wait %d minutes and try again",
                        AUTH_FAIL_WINDOW / 60);
     }
-    rc = store_user_get(st, name, &u, NULL);
+    rc = store_user_get(st, name, &u, &seb);
     if (rc != ERR_OK && rc != ERR_NOTFOUND) {
-        rc = err_set(eb, rc, "sign-in is not available right now (database error)");
+        log_warn("sign-in failed: database error user=%s error=\"%s\"", name, seb.msg);
+        rc = err_set(eb, rc,
+                     rc == ERR_TIMEOUT ? "the database is busy; try again in a moment"
+                                       : "sign-in is not available right now (database error)");
         goto out;
     }
     /* Hash even for an unknown name, so timing does not tell which names exist. */
@@ -499,11 +503,15 @@ int
 auth_logout(struct store *st, const char *token)
 {
     char digest[AUTH_TOKEN_HEX + 1];
+    struct errbuf eb = {0};
+    int rc;
 
     if (!is_hex_token(token, AUTH_TOKEN_HEX))
         return ERR_OK;
     auth_digest(token, digest);
-    return store_session_delete(st, digest, NULL);
+    if ((rc = store_session_delete(st, digest, &eb)) != ERR_OK && rc != ERR_NOTFOUND)
+        log_warn("sign-out: the session could not be ended error=\"%s\"", eb.msg);
+    return rc;
 }
 
 int
@@ -529,8 +537,12 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
                      (long long)id, when);
     }
     /* At most one write a minute per key. A failure to record it does not refuse the key. */
-    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S))
-        store_apikey_touch(st, id, now, NULL);
+    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S)) {
+        struct errbuf teb = {0};
+
+        if (store_apikey_touch(st, id, now, &teb) != ERR_OK)
+            log_debug("api key use not recorded id=%lld error=\"%s\"", (long long)id, teb.msg);
+    }
     if (rc == ERR_OK) {
         memset(p, 0, sizeof *p);
         p->account_id = acc;

@@ -19,6 +19,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "expiry.h"
+#include "flight.h"
 #include "insight.h"
 #include "integration.h"
 #include "log.h"
@@ -31,6 +32,9 @@
 #include "validate.h"
 
 #define PAGE_SIZE 50
+/* The filters kept for links: a whole request head (MHD's 128 KiB) percent-encoded fits, so
+ * a link never loses a filter; escaped for HTML, twice that. */
+#define QUERY_KEEP_MAX ((size_t)4 * 128 * 1024)
 
 static const char app_css[] =
 #include "../../www/app_css.inc"
@@ -210,7 +214,38 @@ struct page {
     struct httpd_response *resp;
     struct auth_principal p;
     struct buf *b;
+    int store_rc; /* the first failed store read: page_end answers an error page instead */
 };
+
+/* Records a failed store call (rc) of the page being built, logged with its cause; page_end
+ * then answers an error page, never the page built from whatever came back. */
+static void
+page_store_failed(struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (pg->store_rc != ERR_OK)
+        return;
+    pg->store_rc = rc;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path,
+             eb != NULL && eb->msg[0] != '\0' ? eb->msg : err_str(rc));
+}
+
+/* The status of a failed store call: a busy database is worth a retry. */
+static int
+store_status(int rc)
+{
+    return rc == ERR_TIMEOUT ? 503 : 500;
+}
+
+/* What a form's page says about a failed write (rc, eb): a busy database is logged (its
+ * message names the file) and the user is asked to try again. */
+static const char *
+store_msg(const struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (rc != ERR_TIMEOUT)
+        return eb->msg;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path, eb->msg);
+    return "The database is busy; try again in a moment.";
+}
 
 static void
 page_begin(struct page *pg, const char *title, const char *active)
@@ -253,9 +288,28 @@ page_begin(struct page *pg, const char *title, const char *active)
     buf_addstr(b, "<main>");
 }
 
+static void notice(struct buf *b, const char *kind, const char *msg);
+
 static void
 page_end(struct page *pg)
 {
+    if (pg->store_rc != ERR_OK) {
+        int rc = pg->store_rc;
+
+        pg->store_rc = ERR_OK; /* page_begin below must not loop back here */
+        pg->resp->status = store_status(rc);
+        page_begin(pg, "Error", NULL);
+        if (rc == ERR_TIMEOUT) {
+            httpd_response_header(pg->resp, "Retry-After", "5");
+            notice(pg->b, "bad", "The database is busy; try again in a moment.");
+        } else {
+            notice(pg->b, "bad",
+                   "This page could not be read from the database; the cause is "
+                   "in the server's log.");
+        }
+        buf_addstr(pg->b, "</main></body></html>");
+        return;
+    }
     buf_addstr(pg->b, "</main></body></html>");
     pg->resp->status = pg->resp->status ? pg->resp->status : 200;
 }
@@ -272,7 +326,8 @@ redirect(struct httpd_response *resp, const char *to)
     resp->status = 303;
     resp->content_type = "text/plain";
     buf_reset(&resp->body);
-    httpd_response_header(resp, "Location", to);
+    /* "": a target too long to build (its buffer failed); never a Location to nowhere. */
+    httpd_response_header(resp, "Location", to[0] != '\0' ? to : "/");
 }
 
 static void
@@ -364,7 +419,7 @@ login_post(struct page *pg)
     }
     rc = auth_login(pg->req->st, pg->req->ip, name, pw, token, &pg->p, &eb);
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_THROTTLED ? 429 : 401;
+        pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
         login_page(pg, eb.msg, next);
         goto out;
@@ -428,6 +483,8 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
 {
     struct list_query q = {0};
     struct rows r = {json_array()};
+    struct errbuf eb = {0};
+    int rc;
 
     q.entity = entity;
     q.account_id = pg->p.account_id;
@@ -437,11 +494,14 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
     q.sorts = s;
     q.nsorts = ns;
     q.search = search;
-    if (total != NULL)
-        *total = store_list_count(pg->req->st, &q, NULL);
+    if (total != NULL && (*total = store_list_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)*total, &eb);
+        *total = 0;
+    }
     q.offset = offset;
     q.limit = limit;
-    store_list_each(pg->req->st, &q, rows_cells_cb, &r, NULL);
+    if ((rc = store_list_each(pg->req->st, &q, rows_cells_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     return r.arr;
 }
 
@@ -575,9 +635,11 @@ assets_page(struct page *pg)
     size_t nf = 0, i;
     int64_t page = arg_page(pg), total;
     json_t *row;
+    struct errbuf eb = {0};
+    int rc;
 
-    buf_init(&keep, 4096);
-    buf_init(&csvq, 4096);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&csvq, QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (os != NULL)
@@ -592,10 +654,14 @@ assets_page(struct page *pg)
         q.sorts = &so;
         q.nsorts = 1;
     }
-    total = store_assets_count(pg->req->st, &q, NULL);
+    if ((total = store_assets_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)total, &eb);
+        total = 0;
+    }
     q.offset = (page - 1) * PAGE_SIZE;
     q.limit = PAGE_SIZE;
-    store_assets_each(pg->req->st, &q, rows_asset_cb, &r, NULL);
+    if ((rc = store_assets_each(pg->req->st, &q, rows_asset_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Hardware", "/assets");
     buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
@@ -652,7 +718,7 @@ assets_page(struct page *pg)
     } else {
         struct buf ek; /* the filters, HTML-escaped for the sort links */
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         ui_esc(&ek, buf_cstr(&keep));
         buf_addstr(b, "<div class=\"tablewrap\"><table id=\"assets\"><thead><tr>");
         sort_th(pg, "/assets", buf_cstr(&ek), "name", "Name", NULL);
@@ -696,7 +762,7 @@ assets_page(struct page *pg)
         struct buf ek;
         const char *sort = arg_nonempty(pg, "sort");
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         if (sort != NULL) {
             buf_addstr(&keep, "&sort=");
             esc_attr_url(&keep, sort);
@@ -770,10 +836,13 @@ asset_detail(struct page *pg, int64_t id)
     };
     struct buf *b = pg->b;
     json_t *a = NULL, *sw, *hist, *row;
+    struct errbuf eb = {0};
     size_t i;
+    int rc = store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, &eb);
 
-    if (store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, NULL) != ERR_OK ||
-        a == NULL) {
+    if (rc != ERR_OK && rc != ERR_NOTFOUND)
+        page_store_failed(pg, rc, &eb);
+    if (rc != ERR_OK || a == NULL) {
         json_decref(a);
         pg->resp->status = 404;
         page_begin(pg, "Not found", "/assets");
@@ -921,8 +990,8 @@ software_page(struct page *pg)
     int64_t page = arg_page(pg), total = 0;
     json_t *rows, *row;
 
-    buf_init(&keep, 4096);
-    buf_init(&ek, 8192);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&ek, 2 * QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (parse_sort(arg_nonempty(pg, "sort"), &so, "software"))
@@ -1396,8 +1465,11 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
     struct integration *list = NULL;
     size_t n = 0;
     int64_t now = clock_now();
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     page_begin(pg, "Integrations", "/integrations");
     buf_addstr(b, "<h1>Integrations</h1>");
     if (msg != NULL)
@@ -1652,11 +1724,10 @@ static struct {
     char *html;
 } overview_cache[OVERVIEW_SLOTS];
 static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Single flight: the accounts whose table a thread is building (0 = free); others wait for
- * it (up to OVERVIEW_WAIT_S) instead of walking every asset too. */
+/* Single flight: the (account, version) tables being built; others wait for the table (up to
+ * OVERVIEW_WAIT_S) instead of walking every asset too. */
 #define OVERVIEW_WAIT_S 30
-static int64_t overview_building[OVERVIEW_SLOTS];
-static pthread_cond_t overview_cv = PTHREAD_COND_INITIALIZER;
+static struct flight overview_flight = FLIGHT_INIT(OVERVIEW_SLOTS);
 
 /* Rows with the most devices past their support first, then the most stale, then by name. */
 static int
@@ -1689,7 +1760,7 @@ overview_cell(struct buf *b, const json_t *row, const char *key, int warn)
 }
 
 /* The cards and the per-client table of the account's active devices into b; ERR_* when the
- * assets could not be read. */
+ * assets could not be read (recorded for page_end). */
 static int
 overview_render(struct page *pg, struct buf *b)
 {
@@ -1703,8 +1774,10 @@ overview_render(struct page *pg, struct buf *b)
 
     q.account_id = pg->p.account_id;
     rc = store_assets_each(pg->req->st, &q, insight_collect, in, &eb);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        page_store_failed(pg, rc, &eb);
         goto out;
+    }
     n = insight_count(in);
     rows = xcalloc(n + 1, sizeof *rows);
     for (size_t i = 0; i < n; i++) {
@@ -1790,8 +1863,11 @@ overview_attention(struct page *pg)
     int64_t now = clock_now(), failed = 0;
     size_t n = 0;
     struct list_query q = {0};
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     for (size_t i = 0; i < n; i++) {
         const struct {
             const char *label;
@@ -1821,7 +1897,8 @@ overview_attention(struct page *pg)
     q.account_id = pg->p.account_id;
     q.filters = &f;
     q.nfilters = 1;
-    failed = store_list_count(pg->req->st, &q, NULL);
+    if ((failed = store_list_count(pg->req->st, &q, &eb)) < 0)
+        page_store_failed(pg, (int)failed, &eb);
     if (failed > 0)
         buf_printf(b,
                    "<div class=\"notice bad attention\">%" PRId64 " client%s failed %s last "
@@ -1836,9 +1913,15 @@ overview_page(struct page *pg)
 {
     struct buf *b = pg->b, part;
     int64_t version = 0;
-    int have_version = store_data_version(pg->req->st, &version, NULL) == ERR_OK, slot = -1;
-    int mark = -1;
-    struct timespec deadline;
+    struct errbuf eb = {0};
+    int rc = store_data_version(pg->req->st, &version, &eb), have_version = rc == ERR_OK;
+    int slot = -1, ticket = -1;
+    struct flight_result res = {0};
+    enum flight_role role = FLIGHT_ALONE;
+    char key[64];
+
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
@@ -1848,44 +1931,46 @@ overview_page(struct page *pg)
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",
                OVERVIEW_STALE_DAYS);
     overview_attention(pg);
-    pthread_mutex_lock(&overview_mu);
-    deadline.tv_sec = time(NULL) + OVERVIEW_WAIT_S;
-    deadline.tv_nsec = 0;
-    while (have_version) {
-        int busy = 0;
-
-        for (int i = 0; i < OVERVIEW_SLOTS; i++) {
+    for (int again = 0; have_version && again < 2; again++) {
+        pthread_mutex_lock(&overview_mu);
+        for (int i = 0; i < OVERVIEW_SLOTS; i++)
             if (overview_cache[i].html != NULL &&
                 overview_cache[i].account_id == pg->p.account_id &&
                 overview_cache[i].version == version &&
                 clock_mono_ms() - overview_cache[i].built_at < OVERVIEW_TTL_MS)
                 slot = i;
-            busy |= overview_building[i] == pg->p.account_id;
+        if (slot >= 0) {
+            buf_addstr(b, overview_cache[slot].html);
+            if (role == FLIGHT_LEADER) /* a leader that found the table after all hands it on */
+                flight_finish(&overview_flight, ticket, 1, 0, overview_cache[slot].html,
+                              strlen(overview_cache[slot].html));
         }
-        if (slot >= 0 || !busy)
-            break;
-        if (pthread_cond_timedwait(&overview_cv, &overview_mu, &deadline) != 0)
-            break; /* the other build is slow: build it here */
-    }
-    if (slot >= 0)
-        buf_addstr(b, overview_cache[slot].html);
-    for (int i = 0; slot < 0 && have_version && i < OVERVIEW_SLOTS; i++)
-        if (overview_building[i] == 0) {
-            overview_building[i] = pg->p.account_id;
-            mark = i;
-            break;
+        pthread_mutex_unlock(&overview_mu);
+        if (slot >= 0) {
+            page_end(pg);
+            return;
         }
-    pthread_mutex_unlock(&overview_mu);
-    if (slot >= 0) {
-        page_end(pg);
-        return;
+        if (again)
+            break;
+        snprintf(key, sizeof key, "%" PRId64 ";%" PRId64, pg->p.account_id, version);
+        role = flight_begin(&overview_flight, key, strlen(key), (int64_t)OVERVIEW_WAIT_S * 1000,
+                            &res, &ticket);
+        if (role == FLIGHT_RESULT && res.bytes != NULL) {
+            buf_add(b, res.bytes, res.len);
+            free(res.bytes);
+            page_end(pg);
+            return;
+        }
+        free(res.bytes);
+        if (role != FLIGHT_LEADER)
+            break;
+        /* Leader: a build may have ended between the lookup above and the flight. */
     }
     buf_init(&part, OVERVIEW_MAX);
-    if (overview_render(pg, &part) != ERR_OK) {
-        pg->resp->status = 503;
-        notice(b, "bad", "The devices could not be read from the database; try again.");
-    } else {
-        buf_addstr(b, buf_cstr(&part));
+    rc = overview_render(pg, &part);
+    if (rc == ERR_OK)
+        buf_addbuf(b, &part); /* a table past OVERVIEW_MAX poisons the page: a 500 */
+    if (rc == ERR_OK && buf_error(&part) == ERR_OK) {
         pthread_mutex_lock(&overview_mu);
         /* The account's slot, else an empty one, else the one built longest ago. */
         for (int i = 0, empty = -1, oldest = -1; have_version && i < OVERVIEW_SLOTS; i++) {
@@ -1914,12 +1999,9 @@ overview_page(struct page *pg)
         }
         pthread_mutex_unlock(&overview_mu);
     }
-    if (mark >= 0) {
-        pthread_mutex_lock(&overview_mu);
-        overview_building[mark] = 0;
-        pthread_cond_broadcast(&overview_cv);
-        pthread_mutex_unlock(&overview_mu);
-    }
+    /* The waiters get the table, or build it themselves after a failure. */
+    flight_finish(&overview_flight, ticket, rc == ERR_OK && buf_error(&part) == ERR_OK, 0,
+                  part.data, part.len);
     buf_free(&part);
     page_end(pg);
 }
@@ -2058,7 +2140,7 @@ apikey_create_post(struct page *pg)
     char key[AUTH_APIKEY_LEN + 1];
     struct errbuf eb = {0};
     int64_t id = 0, expires = TS_NULL;
-    int never = days != NULL && strcmp(days, "never") == 0;
+    int never = days != NULL && strcmp(days, "never") == 0, rc;
     size_t n;
 
     if (name != NULL) { /* pasted names carry spaces at either end */
@@ -2089,10 +2171,10 @@ apikey_create_post(struct page *pg)
                                   pg->p.role == AUTH_ADMIN, clock_now(), &expires, &eb) != ERR_OK) {
         pg->resp->status = 400;
         apikeys_page(pg, "bad", eb.msg, NULL);
-    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key, &id,
-                                  &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key,
+                                        &id, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("api key created id=%" PRId64 " scope=%s by=%s", id, scope, pg->p.name);
         apikeys_page(pg, "ok", "The key was created.", key);
@@ -2111,8 +2193,8 @@ apikey_revoke_post(struct page *pg, int64_t id)
     int rc = store_apikey_revoke(pg->req->st, pg->p.account_id, id, &eb);
 
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_NOTFOUND ? 404 : 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
         return;
     }
     log_info("api key revoked id=%" PRId64 " by=%s", id, pg->p.name);
@@ -2245,8 +2327,8 @@ user_add_post(struct page *pg)
     if (rc == ERR_OK) {
         users_page(pg, "ok", "The user was added and can sign in now.", NULL);
     } else {
-        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, pg->req->body);
+        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), pg->req->body);
     }
     free(name);
     free(role);
@@ -2265,8 +2347,8 @@ user_password_post(struct page *pg, int64_t id)
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
     } else if ((rc = auth_user_passwd(pg->req->st, name, pw, &eb)) != ERR_OK) {
-        pg->resp->status = rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else if (id == pg->p.user_id) {
         /* The change ended every session of the user, this one included. */
         redirect(pg->resp, "/login");
@@ -2281,6 +2363,7 @@ user_remove_post(struct page *pg, int64_t id)
 {
     char name[USER_NAME_BUF];
     struct errbuf eb = {0};
+    int rc;
 
     if (id == pg->p.user_id) {
         pg->resp->status = 400;
@@ -2291,9 +2374,9 @@ user_remove_post(struct page *pg, int64_t id)
     } else if (!account_user(pg, id, name)) {
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
-    } else if (auth_user_remove(pg->req->st, name, &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        users_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_user_remove(pg->req->st, name, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("user removed name=%s by=%s", name, pg->p.name);
         users_page(pg, "ok", "The user was removed and signed out.", NULL);

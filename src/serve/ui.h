@@ -1,17 +1,26 @@
 /* ui.h - the web UI of `memsync serve`: server-rendered HTML pages (README.md "Using it") with a
  * stylesheet and a little JavaScript compiled into the binary (www/).
  *
- * Pages: sign in/out, hardware assets (filter, sort, search, page, CSV export), asset detail,
- * software titles and their devices, clients, sync runs (live progress, per-tenant remedies),
- * integrations (the five-field form, per-check validation results, key rotation, expiry
- * warnings, sync now). Every string that a tenant or user controls goes through ui_esc().
+ * Pages: sign in/out, the overview (per-client insights and what needs doing), hardware assets
+ * (filter, sort, search, page, CSV export), asset detail, software titles and their devices,
+ * clients, sync runs (live progress, per-tenant remedies), integrations (the five-field form,
+ * per-check validation results, key rotation, expiry warnings, sync now), and for admins users
+ * and API keys. Every string that a tenant or user controls goes through ui_esc().
  * Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS proxy). The router (router.h)
  * checks, from the route table, before a page runs: a session for every page but sign-in and
  * the static files (else a redirect to sign-in, or 401 for a form), same origin and the
  * session's CSRF token for every POST form, and the admin role for changes and for the users
  * and API keys pages. Viewers see no change forms.
  *
- * Threads: called on HTTP pool threads; no shared mutable state.
+ * Errors: a page never shows what a failed store call left behind. The first failed read of a
+ * page is logged (route, cause) and the page becomes an error page: 503 "the database is busy"
+ * (ERR_TIMEOUT: another process keeps it locked), 500 otherwise; a failed form write answers
+ * the same statuses. A page that outgrows its buffer is answered by httpd as a 500 (buf.h's
+ * sticky errors). Messages that name the database file go to the log only.
+ *
+ * Threads: called on HTTP pool threads, several at once. The only shared state is the
+ * overview's table cache (OVERVIEW_SLOTS tables, under its mutex) and its single flight
+ * (flight.h): one request builds an account's table per data version, the others wait for it.
  */
 #ifndef MEMSYNC_UI_H
 #define MEMSYNC_UI_H

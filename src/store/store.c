@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "cloud.h"
+#include "flight.h"
 #include "mem.h"
 #include "utf8.h"
 
@@ -520,15 +521,11 @@ count_way(size_t set, const char *key)
     return -1;
 }
 
-/* Single flight: the keys being counted now (key NULL = free), so that the requests arriving
- * together after a commit count once; the others wait up to COUNT_WAIT_S for that count. */
+/* Single flight: the keys being counted now, so that the requests arriving together after a
+ * commit count once; the others wait up to COUNT_WAIT_S for that count. */
 #define COUNT_PENDING 16
 #define COUNT_WAIT_S  60
-static struct {
-    char *key;
-    int64_t version;
-} count_pending[COUNT_PENDING];
-static pthread_cond_t count_cv = PTHREAD_COND_INITIALIZER;
+static struct flight count_flight = FLIGHT_INIT(COUNT_PENDING);
 static uint64_t count_computed, count_hits; /* under count_mu */
 
 /* The count cached under key at version, else -1. Under count_mu. */
@@ -544,61 +541,51 @@ count_cached(size_t set, const char *key, int64_t version)
     return count_slots[set][w].count;
 }
 
-/* The count cached under key at version, waiting while another thread counts it; else -1,
- * and the caller counts. *turn is then the pending slot the caller holds (give it back with
- * count_done), or -1 when every slot is taken or the wait ran out. */
+/* The count cached under key at version, or the one another thread is counting now (waited
+ * for); else -1, and the caller counts. *turn is then the caller's flight ticket (end it with
+ * count_finish), or -1 when it counts alone (every slot taken, or the wait ran out). */
 static int64_t
 count_lookup(const char *key, int64_t version, int *turn)
 {
     size_t set = count_set(key);
-    struct timespec deadline;
+    struct flight_result res;
+    struct buf fk;
+    enum flight_role role;
     int64_t n;
-    int busy;
 
     *turn = -1;
-    deadline.tv_sec = time(NULL) + COUNT_WAIT_S;
-    deadline.tv_nsec = 0;
     pthread_mutex_lock(&count_mu);
-    for (;;) {
-        if ((n = count_cached(set, key, version)) >= 0)
-            goto out;
-        busy = 0;
-        for (int i = 0; i < COUNT_PENDING; i++)
-            busy |= count_pending[i].key != NULL && count_pending[i].version == version &&
-                    strcmp(count_pending[i].key, key) == 0;
-        if (!busy || pthread_cond_timedwait(&count_cv, &count_mu, &deadline) != 0)
-            break;
+    n = count_cached(set, key, version);
+    pthread_mutex_unlock(&count_mu);
+    if (n >= 0)
+        return n;
+    buf_init(&fk, FLIGHT_KEY_MAX);
+    buf_printf(&fk, "%" PRId64 ";%s", version, key);
+    role = flight_begin(&count_flight, buf_cstr(&fk), fk.len, (int64_t)COUNT_WAIT_S * 1000, &res,
+                        turn);
+    buf_free(&fk);
+    pthread_mutex_lock(&count_mu);
+    if (role == FLIGHT_RESULT) {
+        n = res.value;
+        count_hits++;
+    } else if (role == FLIGHT_LEADER && (n = count_cached(set, key, version)) >= 0) {
+        /* A flight ended between the miss and this one: hand its count on. */
+        pthread_mutex_unlock(&count_mu);
+        flight_finish(&count_flight, *turn, 1, n, NULL, 0);
+        *turn = -1;
+        return n;
+    } else {
+        count_computed++;
     }
-    for (int i = 0; !busy && i < COUNT_PENDING; i++)
-        if (count_pending[i].key == NULL) {
-            count_pending[i].key = xstrdup(key);
-            count_pending[i].version = version;
-            *turn = i;
-            break;
-        }
-    count_computed++;
-out:
     pthread_mutex_unlock(&count_mu);
+    free(res.bytes);
     return n;
-}
-
-/* Ends the turn count_lookup gave (turn < 0: none) and wakes whoever waits for it. */
-static void
-count_done(int turn)
-{
-    if (turn < 0)
-        return;
-    pthread_mutex_lock(&count_mu);
-    free(count_pending[turn].key);
-    count_pending[turn].key = NULL;
-    pthread_cond_broadcast(&count_cv);
-    pthread_mutex_unlock(&count_mu);
 }
 
 static void count_remember(char *key, int64_t version, int64_t n);
 
 /* After the backend counted n (negative: failed) for a count_lookup miss: caches it under key
- * (taken; NULL: nothing to cache) and ends the turn. */
+ * (taken; NULL: nothing to cache) and ends the turn, handing n to the waiters. */
 static void
 count_finish(char *key, int64_t version, int64_t n, int turn)
 {
@@ -606,7 +593,7 @@ count_finish(char *key, int64_t version, int64_t n, int turn)
         count_remember(key, version, n);
     else
         free(key);
-    count_done(turn);
+    flight_finish(&count_flight, turn, n >= 0, n, NULL, 0);
 }
 
 void

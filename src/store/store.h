@@ -10,9 +10,10 @@
  * Threads: a struct store (one connection) belongs to one thread; open one per thread. The
  * count cache (store_assets_count, store_list_count) is shared by every connection of the
  * process and protected by its own mutex (count_mu in store.c), held only for the lookup and the
- * insert; a thread that finds the same count being computed waits for it (single flight). The
- * SQLite lists' serial sets (serialset.h) are shared the same way.
- * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
+ * insert; a thread that finds the same count being computed waits for it (single flight,
+ * flight.h). The SQLite lists' serial sets (serialset.h) are shared the same way.
+ * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak. A database
+ * another process keeps locked past the busy timeout fails with ERR_TIMEOUT (worth a retry).
  * Ownership: structs filled by the store own their strings; free them with the matching
  * *_clear(). Callbacks receive borrowed rows valid only during the call.
  * No backend-specific SQL or types appear outside the backend files.

@@ -151,8 +151,8 @@ db_err(struct sq *s, int src, struct errbuf *eb, const char *what)
         return err_set(eb, ERR_NOTFOUND, "%s: refers to something that does not exist", what);
     case SQLITE_BUSY:
     case SQLITE_BUSY_SNAPSHOT:
-    case SQLITE_LOCKED:
-        return err_set(eb, ERR_DB,
+    case SQLITE_LOCKED: /* past the busy timeout: worth a retry (serve answers 503) */
+        return err_set(eb, ERR_TIMEOUT,
                        "%s: database %s is locked by another process; try again when it is done",
                        what, s->path);
     case SQLITE_FULL:
