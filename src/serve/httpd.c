@@ -284,8 +284,8 @@ send_response(struct httpd *h, struct MHD_Connection *c, struct httpd_response *
 
 /* A handler's body that failed to build (a poisoned buffer: too large, or a bad format) is
  * never sent as it is: the answer becomes a 500 and the cause is logged, once, here. */
-static void
-reply_check(struct httpd_response *r, const char *method, const char *path)
+void
+httpd_response_check(struct httpd_response *r, const char *method, const char *path)
 {
     int err = buf_error(&r->body), html = r->html;
 
@@ -592,7 +592,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     buf_init(&resp.body, HTTPD_RESP_MAX);
     resp.status = 200;
     h->o.handler(h->o.app, &req, &resp);
-    reply_check(&resp, method, url);
+    httpd_response_check(&resp, method, url);
     return send_response(h, c, &resp);
 }
 

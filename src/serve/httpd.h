@@ -96,6 +96,10 @@ int httpd_args_each(const struct httpd_request *r,
 
 /* Adds a response header (copied). Silently ignored past HTTPD_MAX_HEADERS. */
 void httpd_response_header(struct httpd_response *r, const char *name, const char *value);
+/* A body whose building failed (buf.h's sticky error) becomes a 500 with a short error page or
+ * JSON, and the cause is logged with method and path. httpd calls it before sending; a handler
+ * wrapper may call it earlier to see the final status. Idempotent. */
+void httpd_response_check(struct httpd_response *r, const char *method, const char *path);
 
 /* Counters for /metrics. */
 struct httpd_stats {

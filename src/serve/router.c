@@ -353,5 +353,6 @@ router_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
         memcpy(c.id, d.id, sizeof c.id);
         d.route->handler(&c);
     }
+    httpd_response_check(resp, req->method, req->path); /* so the metric sees the final status */
     metrics_http_observe(req->method, req->path, resp->status);
 }

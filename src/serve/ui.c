@@ -2522,7 +2522,12 @@ ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         break;
     case ROUTE_UNAUTHENTICATED:
         memset(&pg.p, 0, sizeof pg.p);
-        if (strcmp(req->method, "POST") == 0) {
+        if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
+            /* The session could not be read: say so rather than send a signed-in user away. */
+            page_store_failed(&pg, d->code, NULL);
+            page_begin(&pg, "Error", NULL);
+            page_end(&pg);
+        } else if (strcmp(req->method, "POST") == 0) {
             resp->status = 401;
             login_page(&pg, "Your session ended; sign in again.", "/assets");
         } else {

@@ -129,6 +129,21 @@ class ServeErrors(unittest.TestCase):
         self.assertEqual(st, 200)
         self.assertNotIn("No devices yet", text)
 
+    def test_unreadable_session_is_an_error_not_a_sign_in(self):
+        """A session the store cannot read is a database failure, not a signed-out user."""
+        con = self.db()
+        try:
+            con.execute("ALTER TABLE user_session RENAME TO user_session_away")
+            st, text, hdrs = self.page("/assets")
+            self.assertEqual(st, 500, "not a redirect to sign in")
+            self.assertNotIn("location", dict((k.lower(), v) for k, v in hdrs))
+            self.assertIn("could not be read from the database", text)
+        finally:
+            con.execute("ALTER TABLE user_session_away RENAME TO user_session")
+            con.close()
+        st, _, _ = self.page("/assets")
+        self.assertEqual(st, 200)
+
     def test_locked_database_is_busy(self):
         iid = get_json(self.srv, "/api/v1/integrations", self.key)["data"][0]["id"]
         con = self.db()
