@@ -3,8 +3,9 @@
 
 A file in src/<layer>/ may include headers of its own folder and of the layers below it, never of
 a layer above or beside it; and no two files include each other, directly or through others (an
-import circle). Tests, fuzzers and benchmarks may include anything. Exit 1 with each offending
-include named.
+import circle). A header named *_int.h is a module's inside (store_int.h, sqlite_int.h): only
+files in its own folder and that folder's subfolders may include it. Tests, fuzzers and benchmarks
+may include anything. Exit 1 with each offending include named.
 """
 import os
 import re
@@ -23,8 +24,16 @@ ROOT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
+def inside(layer, sub, hlayer, hsub):
+    """Whether a file in src/<layer>/<sub> is within the folder src/<hlayer>/<hsub>."""
+    if layer != hlayer:
+        return False
+    return hsub == "" or sub == hsub or sub.startswith(hsub + os.sep)
+
+
 def main():
     where = {}  # header or source name -> layer
+    folder = {}  # header or source name -> its folder, relative to its layer ("" or "sqlite")
     files = []
     for layer in ORDER:
         d = os.path.join(ROOT, layer)
@@ -39,6 +48,7 @@ def main():
                         print("%s is in both src/%s and src/%s" % (name, where[name], layer))
                         return 1
                     where[name] = layer
+                    folder[name] = os.path.dirname(rel)
                     files.append((layer, rel))
     for d in os.listdir(ROOT):
         if d not in ORDER and os.path.isdir(os.path.join(ROOT, d)):
@@ -68,11 +78,17 @@ def main():
                 print("src/%s/%s includes %s from src/%s: %s may use only %s" %
                       (layer, rel, base, where[base], layer, ", ".join(sorted(allowed))))
                 bad += 1
+            elif base.endswith("_int.h") and not inside(layer, os.path.dirname(rel),
+                                                         where[base], folder[base]):
+                print("src/%s/%s includes %s: an internal header, for src/%s only" %
+                      (layer, rel, base, os.path.join(where[base], folder[base]).rstrip("/")))
+                bad += 1
             graph[name].append(base)
 
-    # Circles between modules: a module is its .c and .h together.
+    # Circles between modules: a module is its .c, .h and _int.h together.
     def mod(n):
-        return n.rsplit(".", 1)[0]
+        m = n.rsplit(".", 1)[0]
+        return m[:-4] if m.endswith("_int") else m
     mg = {}
     for n, incs in graph.items():
         mg.setdefault(mod(n), set()).update(mod(i) for i in incs if mod(i) != mod(n))

@@ -1,5 +1,5 @@
 /* store.c - backend dispatch and the reconcile logic every backend shares. */
-#include "store.h"
+#include "store_int.h"
 
 #include "buf.h"
 

@@ -5,7 +5,7 @@
  * migrations run in one transaction under an advisory lock. Messages name the database by
  * host and name, never by URL (it may carry a password).
  */
-#include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -7,7 +7,7 @@
  * line in device.c plus a migration here.
  */
 #include "serialset.h"
-#include "store.h"
+#include "store_int.h"
 
 #include <errno.h>
 #include <pthread.h>

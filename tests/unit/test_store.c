@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "rowcache.h"
 #include "serialset.h"
+#include "store_int.h"
 #include "store.h"
 
 #define T0 INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
