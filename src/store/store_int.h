@@ -30,7 +30,7 @@ char *store_trigram_query(const char *text);
 /* Upper-case trimmed serial used for duplicate detection; malloc'd, NULL when no serial. */
 char *store_serial_key(const char *serial);
 
-/* ---- backend interface (store.c and store_<backend>.c only) ---------------------------- */
+/* ---- backend interface (store.c and the backends) -------------------------------------- */
 
 struct store_ops {
     const char *name;
