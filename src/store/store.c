@@ -1,4 +1,7 @@
-/* store.c - backend dispatch and the reconcile logic every backend shares. */
+/* store.c - what every backend shares except the reconcile: dispatch to the backend's
+ * store_ops with the argument checks, the process-wide count cache, the device diff and serial
+ * key, the generic lists' entities and the SQL built from them, and the generated device SQL.
+ * The tenant reconcile's logic is reconcile.c, reached through the backends' store_ops. */
 #include "store_int.h"
 
 #include "buf.h"

@@ -4,8 +4,9 @@
  *
  * Only files in src/store/ and its subfolders include this (scripts/layers.py refuses any
  * other; unit tests may). It holds the backend vtable (struct store_ops) and the handle every
- * backend's starts with (struct store), the device diff and text helpers, the generic-list SQL
- * builder and the backends' open functions.
+ * backend's starts with (struct store, with the tenant reconcile's state that reconcile.c
+ * keeps), the device diff and text helpers, the generic-list SQL builder and the backends' open
+ * functions.
  * Threads, errors and ownership: as store.h; nothing here keeps state of its own.
  */
 #ifndef MEMSYNC_STORE_INT_H
@@ -32,8 +33,12 @@ char *store_serial_key(const char *serial);
 
 /* ---- backend interface (store.c and the backends) -------------------------------------- */
 
+struct reconcile_ops;
+
 struct store_ops {
     const char *name;
+    /* The statements reconcile.c runs; the backend's reconcile_* entries are reconcile.c's. */
+    const struct reconcile_ops *rec;
     void (*close)(struct store *st);
     int (*tx_begin)(struct store *st, struct errbuf *eb);
     int (*tx_commit)(struct store *st, struct errbuf *eb);
@@ -135,14 +140,38 @@ struct store_ops {
                           struct errbuf *eb);
 };
 
+/* The tenant being reconciled (reconcile.c); reset by begin, commit and rollback. */
+struct reconcile {
+    int active;
+    int failed; /* a device or install step failed: commit must not happen */
+    int fresh;  /* the tenant had no assets at begin: devices are inserted unlooked-up */
+    int64_t account, integration, client, gen, now;
+    char *tenant;
+    struct reconcile_counts counts;
+    /* The device reconcile_device handled last, so its installs need no lookup (0: none). */
+    int64_t asset_id;
+    int asset_new;    /* asset_id was inserted just now: it has no installs yet */
+    int asset_active; /* asset_id is not retired: its installs count for their titles */
+    char *asset_intune;
+    /* How this reconcile moves each title's device_count (open addressing on the title id,
+     * 0 = empty), for backends that count incrementally (reconcile_ops.title_deltas). */
+    struct reconcile_delta {
+        int64_t id;
+        int64_t d;
+    } * delta;
+    size_t ndelta, ndelta_slots;
+};
+
 /* Every backend's handle starts with this. */
 struct store {
     const struct store_ops *ops;
     char *cache_id; /* the URL it was opened with: the count cache's database key */
     /* The tenant reconcile's policy and client warning (store_reconcile_policy / _warning),
-     * reset by store_reconcile_begin, read by the backend's reconcile_commit. */
+     * reset by store_reconcile_begin, read by its commit (reconcile.c and the backend's
+     * reconcile_ops). */
     struct retire_policy rec_policy;
     char *rec_warn_code, *rec_warn_message, *rec_warn_remedy;
+    struct reconcile rec;
 };
 
 /* ---- generic lists: SQL shared by the backends (store.c) ----------------------------- */

@@ -2,6 +2,8 @@
  * device columns, open, close, transactions and the ops table (pg_int.h). */
 #include "pg_int.h"
 
+#include "reconcile.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -325,7 +327,7 @@ pg_close(struct store *base)
     PQfinish(g->conn);
     free(g->label);
     store_device_sql_free(&g->dsql);
-    free(g->rec_tenant);
+    reconcile_reset(base);
     free(g);
 }
 
@@ -428,12 +430,13 @@ static const struct store_ops pg_ops = {
     .clients_each = pg_clients_each,
     .client_fail = pg_client_fail,
     .client_update = pg_client_update,
-    .reconcile_begin = pg_reconcile_begin,
-    .reconcile_device = pg_reconcile_device,
-    .reconcile_installs = pg_reconcile_installs,
-    .reconcile_commit = pg_reconcile_commit,
+    .rec = &pg_reconcile_ops,
+    .reconcile_begin = reconcile_begin,
+    .reconcile_device = reconcile_device,
+    .reconcile_installs = reconcile_installs,
+    .reconcile_commit = reconcile_commit,
     .retire_preview = pg_retire_preview,
-    .reconcile_rollback = pg_reconcile_rollback,
+    .reconcile_rollback = reconcile_rollback,
     .assets_each = pg_assets_each,
     .assets_count = pg_assets_count,
     .device_checkins = pg_device_checkins,

@@ -8,10 +8,10 @@
  *
  * Files: pg_conn.c (parameters and results, statement helpers, device columns, open/close,
  * transactions, the ops table), pg_schema.c (schema and migrations), pg_accounts.c (accounts,
- * integrations, clients, users, sessions, API keys), pg_reconcile.c (a tenant's reconcile),
- * pg_assets.c (asset reads, generic lists, software, history), pg_jobs.c (sync runs and the
- * worker's jobs). Only src/store/pg/ includes this header.
- * Threads, errors and ownership: as store.h; a struct pg belongs to its connection's thread.
+ * integrations, clients, users, sessions, API keys), pg_reconcile.c (a tenant's reconcile
+ * statements), pg_assets.c (asset reads, generic lists, software, history), pg_jobs.c (sync runs
+ * and the worker's jobs). Only src/store/pg/ includes this header. Threads, errors and ownership:
+ * as store.h; a struct pg belongs to its connection's thread.
  */
 #ifndef MEMSYNC_PG_INT_H
 #define MEMSYNC_PG_INT_H
@@ -30,11 +30,7 @@ struct pg {
     PGconn *conn;
     char *label;                  /* "database NAME on HOST" for messages */
     struct store_device_sql dsql; /* generated from device_fields (store.c) */
-    int rec_active;
-    int rec_failed; /* a device or install step failed: commit must not happen */
-    int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
-    char *rec_tenant;
-    struct reconcile_counts rec_counts;
+    /* The tenant being reconciled is base.rec (reconcile.c). */
     /* hot-path prepared statements */
     const char *prep_sql[PREP_MAX];
     char prep_name[PREP_MAX][16];
@@ -123,16 +119,10 @@ int pg_integration_update(struct store *base, int64_t account_id, int64_t id, co
 
 /* ---- pg_reconcile.c ---- */
 
-int pg_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
-                       const struct client_info *ci, int64_t now, struct errbuf *eb);
-int pg_reconcile_commit(struct store *base, int listing_complete, int installs_complete,
-                        struct reconcile_counts *counts, struct errbuf *eb);
+extern const struct reconcile_ops pg_reconcile_ops;
+
 int pg_retire_preview(struct store *base, int64_t *would_retire, int64_t *active,
                       struct errbuf *eb);
-void pg_reconcile_rollback(struct store *base);
-int pg_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb);
-int pg_reconcile_installs(struct store *base, const char *intune_device_id,
-                          const struct app_ref *apps, size_t n, struct errbuf *eb);
 
 /* ---- pg_assets.c ---- */
 

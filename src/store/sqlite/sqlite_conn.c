@@ -2,6 +2,8 @@
  * close, transactions and the ops table (sqlite_int.h). */
 #include "sqlite_int.h"
 
+#include "reconcile.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -391,7 +393,7 @@ sq_close(struct store *base)
     sqlite3_close(s->db);
     free(s->path);
     store_device_sql_free(&s->dsql);
-    free(s->rec_tenant);
+    reconcile_reset(base);
     free(s->title_key);
     free(s);
 }
@@ -533,11 +535,12 @@ static const struct store_ops sqlite_ops = {
     .clients_each = sq_clients_each,
     .client_fail = sq_client_fail,
     .client_update = sq_client_update,
-    .reconcile_begin = sq_reconcile_begin,
-    .reconcile_device = sq_reconcile_device,
-    .reconcile_installs = sq_reconcile_installs,
-    .reconcile_commit = sq_reconcile_commit,
-    .reconcile_rollback = sq_reconcile_rollback,
+    .rec = &sq_reconcile_ops,
+    .reconcile_begin = reconcile_begin,
+    .reconcile_device = reconcile_device,
+    .reconcile_installs = reconcile_installs,
+    .reconcile_commit = reconcile_commit,
+    .reconcile_rollback = reconcile_rollback,
     .retire_preview = sq_retire_preview,
     .batch_begin = sq_batch_begin,
     .batch_commit = sq_batch_commit,

@@ -8,7 +8,8 @@
  *
  * Files: sqlite_conn.c (statement helpers, device columns, open/close, transactions, the ops
  * table), sqlite_schema.c (schema and migrations), sqlite_accounts.c (accounts, integrations,
- * clients, users, sessions, API keys), sqlite_reconcile.c (a tenant's reconcile),
+ * clients, users, sessions, API keys), sqlite_reconcile.c (a tenant's reconcile statements,
+ * the group commit),
  * sqlite_assets.c (lists, asset reads and the lazy-row engine, software, history),
  * sqlite_runs.c (sync runs). Only src/store/sqlite/ includes this header.
  * Threads, errors and ownership: as store.h; a struct sq belongs to its connection's thread.
@@ -87,35 +88,17 @@ struct sq {
     sqlite3_stmt *stmt[S_COUNT];
     /* Generated from device_fields at open. */
     struct store_device_sql dsql; /* generated from device_fields (store.c) */
-    /* The tenant being reconciled. */
-    int rec_active;
+    /* The tenant being reconciled is base.rec (reconcile.c). */
     /* PRAGMA foreign_keys is OFF (see fk_settle); fk_keep: the caller wants it to stay so. */
     int fk_off, fk_keep;
-    int rec_tuned;  /* the sync's cache and checkpoint settings are applied */
-    int batch;      /* store_batch_begin's transaction is open: tenants are savepoints in it */
-    int rec_sp;     /* the tenant's savepoint is open inside the batch */
-    int rec_failed; /* a device or install step failed: commit must not happen */
-    int64_t rec_account, rec_integration, rec_client, rec_gen, rec_now;
-    char *rec_tenant;
-    struct reconcile_counts rec_counts;
+    int rec_tuned; /* the sync's cache and checkpoint settings are applied */
+    int batch;     /* store_batch_begin's transaction is open: tenants are savepoints in it */
+    int rec_sp;    /* the tenant's savepoint is open inside the batch */
     /* Title ids seen in this tenant transaction: one statement per title, not per install. */
     char **title_keys;
     int64_t *title_ids;
     uint32_t *title_slots; /* open addressing: index + 1, 0 = empty */
     size_t ntitles, captitles, ntitle_slots;
-    /* The device reconcile_device handled last, so its installs need no lookup. */
-    int64_t rec_asset_id;
-    int rec_asset_new;    /* rec_asset_id was inserted just now: it has no installs yet */
-    int rec_fresh;        /* the tenant had no assets at begin: devices are inserted unlooked-up */
-    int rec_asset_active; /* rec_asset_id is not retired: its installs count for their titles */
-    char *rec_asset_intune;
-    /* How this reconcile moves each title's device_count (open addressing on the title id,
-     * 0 = empty), written at its commit: counted as installs change, not recounted. */
-    struct title_delta {
-        int64_t id;
-        int64_t d;
-    } * tdelta;
-    size_t ntdelta, ntdelta_slots;
     struct {
         char *sql;
         sqlite3_stmt *st;
@@ -202,18 +185,12 @@ int sq_integration_update(struct store *base, int64_t account_id, int64_t id, co
 
 /* ---- sqlite_reconcile.c ---- */
 
-int sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
-                       const struct client_info *ci, int64_t now, struct errbuf *eb);
-int sq_reconcile_commit(struct store *base, int listing_complete, int installs_complete,
-                        struct reconcile_counts *counts, struct errbuf *eb);
+extern const struct reconcile_ops sq_reconcile_ops;
+
 int sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active,
                       struct errbuf *eb);
-void sq_reconcile_rollback(struct store *base);
 int sq_batch_begin(struct store *base, struct errbuf *eb);
 int sq_batch_commit(struct store *base, struct errbuf *eb);
-int sq_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb);
-int sq_reconcile_installs(struct store *base, const char *intune_device_id,
-                          const struct app_ref *apps, size_t n, struct errbuf *eb);
 
 /* ---- sqlite_assets.c ---- */
 

@@ -1,6 +1,8 @@
-/* sqlite_reconcile.c - SQLite: one tenant's reconcile, its group commit and retirement
- * (sqlite_int.h). */
+/* sqlite_reconcile.c - SQLite: the statements of a tenant's reconcile (reconcile.c decides), its
+ * group commit and the retirement preview (sqlite_int.h). */
 #include "sqlite_int.h"
+
+#include "reconcile.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,28 +21,6 @@
 #include "serialset.h"
 
 /* ---- reconcile --------------------------------------------------------------------------- */
-
-static void
-rec_reset(struct sq *s)
-{
-    s->rec_active = 0;
-    s->rec_failed = 0;
-    XFREE(s->rec_tenant);
-    for (size_t i = 0; i < s->ntitles; i++)
-        free(s->title_keys[i]);
-    XFREE(s->title_keys);
-    XFREE(s->title_ids);
-    XFREE(s->title_slots);
-    s->ntitles = s->captitles = s->ntitle_slots = 0;
-    XFREE(s->rec_asset_intune);
-    s->rec_fresh = 0;
-    s->rec_asset_id = 0;
-    s->rec_asset_new = 0;
-    s->rec_asset_active = 0;
-    XFREE(s->tdelta);
-    s->ntdelta = s->ntdelta_slots = 0;
-    memset(&s->rec_counts, 0, sizeof s->rec_counts);
-}
 
 /* Undoes the tenant's work: its savepoint inside a batch, else its transaction. */
 static void
@@ -95,366 +75,6 @@ sync_conn_setup(struct sq *s, struct errbuf *eb)
     return rc;
 }
 
-int
-sq_reconcile_begin(struct store *base, int64_t account_id, int64_t integration_id,
-                   const struct client_info *ci, int64_t now, struct errbuf *eb)
-{
-    struct sq *s = (struct sq *)base;
-    sqlite3_stmt *st = NULL;
-    int rc, src, fresh = 0;
-
-    if (s->batch && sqlite3_get_autocommit(s->db))
-        return err_set(eb, ERR_DB,
-                       "the sync's transaction was ended by an earlier error; "
-                       "store_batch_commit reports it");
-    if (s->rec_active || (!s->batch && !sqlite3_get_autocommit(s->db)))
-        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
-    if (s->batch) {
-        rc = sq_exec_sql(s, "SAVEPOINT tenant", eb, "starting the tenant's transaction");
-        if (rc != ERR_OK)
-            return rc;
-        s->rec_sp = 1;
-        goto started;
-    }
-    rc = sync_conn_setup(s, eb);
-    if (rc != ERR_OK)
-        return rc;
-    rc = sq_exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
-    s->fk_keep = 0;
-    if (rc != ERR_OK)
-        return rc;
-started:
-    rc = sq_check_integration(s, account_id, integration_id, eb);
-    if (rc != ERR_OK)
-        goto out;
-    /* The generation grows past the data version, which every client write bumps: a client
-     * id reused after a deletion never sees a generation its predecessor had, so (client,
-     * generation) names the state of its assets for good (the list rows' dev_stamp). */
-    rc = sq_prep(s, S_CLIENT_BEGIN,
-                 "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
-                 "source, sync_gen, created_at, updated_at) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), "
-                 "(SELECT v FROM data_version WHERE id = 1) + 1, ?7, ?7) "
-                 "ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
-                 "name = COALESCE(excluded.name, client.name), "
-                 "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
-                 "source = COALESCE(?6, client.source), "
-                 "sync_gen = max(client.sync_gen, (SELECT v FROM data_version WHERE id = 1)) + 1, "
-                 "updated_at = excluded.updated_at RETURNING id, sync_gen",
-                 &st, eb);
-    if (rc != ERR_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, account_id);
-    sqlite3_bind_int64(st, 2, integration_id);
-    sq_bind_text(st, 3, ci->tenant_id);
-    sq_bind_text(st, 4, ci->name);
-    sq_bind_text(st, 5, ci->default_domain);
-    sq_bind_text(st, 6, ci->source);
-    sqlite3_bind_int64(st, 7, now);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        s->rec_client = sqlite3_column_int64(st, 0);
-        s->rec_gen = sqlite3_column_int64(st, 1);
-    } else {
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "saving the client");
-    }
-    sq_done(st);
-    if (rc != ERR_OK)
-        goto out;
-    /* A tenant's first sync: no device can be found, so none is looked up. */
-    rc = sq_prep(s, S_ASSET_ANY,
-                 "SELECT EXISTS (SELECT 1 FROM hardware_asset WHERE integration_id = ?1 AND "
-                 "tenant_id = ?2)",
-                 &st, eb);
-    if (rc != ERR_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, integration_id);
-    sq_bind_text(st, 2, ci->tenant_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        fresh = sqlite3_column_int(st, 0) == 0;
-    else
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the tenant's devices");
-    sq_done(st);
-out:
-    if (rc != ERR_OK) {
-        rec_undo(s);
-        return rc;
-    }
-    rec_reset(s);
-    s->rec_active = 1;
-    s->rec_fresh = fresh;
-    s->rec_account = account_id;
-    s->rec_integration = integration_id;
-    s->rec_now = now;
-    s->rec_tenant = xstrdup(ci->tenant_id);
-    return ERR_OK;
-}
-
-struct change_ctx {
-    struct sq *s;
-    int64_t asset_id;
-    struct errbuf *eb;
-};
-
-static int
-record_change(void *arg, const char *field, const char *oldv, const char *newv)
-{
-    struct change_ctx *cx = arg;
-    struct sq *s = cx->s;
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    rc = sq_prep(s, S_CHANGE_INS,
-                 "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, new_value) "
-                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                 &st, cx->eb);
-    if (rc != ERR_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, s->rec_account);
-    sqlite3_bind_int64(st, 2, cx->asset_id);
-    sqlite3_bind_int64(st, 3, s->rec_now);
-    sq_bind_text(st, 4, field);
-    sq_bind_text(st, 5, oldv);
-    sq_bind_text(st, 6, newv);
-    return sq_step_done(s, st, cx->eb, "recording the asset history");
-}
-
-static int
-need_rec(struct sq *s, struct errbuf *eb)
-{
-    if (!s->rec_active)
-        return err_set(eb, ERR_INVAL, "no tenant reconcile is in progress");
-    return ERR_OK;
-}
-
-/* Before a reconcile write: SQLite ends the whole transaction on some errors (a full disk, an
- * OR ROLLBACK conflict). Writing on would autocommit, so a failed or ended one takes none. */
-static int
-need_rec_tx(struct sq *s, struct errbuf *eb)
-{
-    int rc = need_rec(s, eb);
-
-    if (rc != ERR_OK)
-        return rc;
-    if (s->rec_failed)
-        return err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed", s->rec_tenant);
-    if (sqlite3_get_autocommit(s->db))
-        return err_set(eb, ERR_DB, "tenant %s: the database ended the transaction", s->rec_tenant);
-    return ERR_OK;
-}
-
-static int
-insert_device(struct sq *s, const struct device *d, const char *key, struct errbuf *eb)
-{
-    sqlite3_stmt *st = NULL;
-    int n = (int)device_field_count;
-    int rc = sq_prep(s, S_ASSET_INS, s->dsql.ins, &st, eb);
-
-    if (rc != ERR_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, s->rec_account);
-    sqlite3_bind_int64(st, 2, s->rec_client);
-    sqlite3_bind_int64(st, 3, s->rec_integration);
-    sq_bind_text(st, 4, s->rec_tenant);
-    sq_bind_text(st, 5, d->intune_id);
-    sq_bind_device(st, 6, d);
-    sq_bind_text(st, 6 + n, key);
-    sqlite3_bind_int64(st, 7 + n, s->rec_now);
-    sqlite3_bind_int64(st, 8 + n, s->rec_gen);
-    rc = sq_step_done(s, st, eb, "saving a new device");
-    if (rc == ERR_OK)
-        s->rec_counts.created++;
-    return rc;
-}
-
-static inline size_t
-tdelta_slot(int64_t title, size_t mask)
-{
-    return (size_t)(((uint64_t)title * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
-}
-
-static void
-tdelta_add(struct sq *s, int64_t title, int64_t d)
-{
-    size_t mask, i;
-
-    if ((s->ntdelta + 1) * 2 > s->ntdelta_slots) {
-        struct title_delta *old = s->tdelta;
-        size_t nold = s->ntdelta_slots, ns = nold ? nold * 2 : 256;
-
-        s->tdelta = xcalloc(ns, sizeof *s->tdelta);
-        s->ntdelta_slots = ns;
-        for (size_t k = 0; k < nold; k++) {
-            if (old[k].id == 0)
-                continue;
-            for (i = tdelta_slot(old[k].id, ns - 1); s->tdelta[i].id != 0; i = (i + 1) & (ns - 1))
-                ;
-            s->tdelta[i] = old[k];
-        }
-        free(old);
-    }
-    mask = s->ntdelta_slots - 1;
-    for (i = tdelta_slot(title, mask); s->tdelta[i].id != 0 && s->tdelta[i].id != title;
-         i = (i + 1) & mask)
-        ;
-    if (s->tdelta[i].id == 0) {
-        s->tdelta[i].id = title;
-        s->ntdelta++;
-    }
-    s->tdelta[i].d += d;
-}
-
-/* Adds d to the count of every title the asset has an active install of (it is revived: +1, or
- * retired: -1). */
-static int
-tdelta_asset(struct sq *s, int64_t asset_id, int64_t d, struct errbuf *eb)
-{
-    sqlite3_stmt *st = NULL;
-    int rc, src;
-
-    rc = sq_prep(s, S_ASSET_TITLES,
-                 "SELECT title_id FROM software_install WHERE asset_id = ?1 AND removed_at IS NULL",
-                 &st, eb);
-    if (rc != ERR_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, asset_id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW)
-        tdelta_add(s, sqlite3_column_int64(st, 0), d);
-    if (src != SQLITE_DONE)
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
-    sq_done(st);
-    return rc;
-}
-
-static int
-tdelta_apply(struct sq *s, struct errbuf *eb)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = ERR_OK;
-
-    for (size_t k = 0; rc == ERR_OK && k < s->ntdelta_slots; k++) {
-        if (s->tdelta[k].id == 0 || s->tdelta[k].d == 0)
-            continue;
-        rc = sq_prep(s, S_TITLE_COUNT,
-                     "UPDATE software_title SET device_count = device_count + ?2 WHERE id = ?1",
-                     &st, eb);
-        if (rc != ERR_OK)
-            break;
-        sqlite3_bind_int64(st, 1, s->tdelta[k].id);
-        sqlite3_bind_int64(st, 2, s->tdelta[k].d);
-        rc = sq_step_done(s, st, eb, "counting a title's devices");
-    }
-    return rc;
-}
-
-static int
-sq_reconcile_device_step(struct store *base, const struct device *d, struct errbuf *eb)
-{
-    struct sq *s = (struct sq *)base;
-    sqlite3_stmt *st = NULL;
-    struct device old;
-    char *key = NULL;
-    int64_t id = 0, retired = TS_NULL;
-    int found = 0, rc, src;
-    int n = (int)device_field_count;
-
-    device_init(&old);
-    rc = need_rec_tx(s, eb);
-    if (rc != ERR_OK)
-        return rc;
-    key = store_serial_key(d->serial);
-    if (s->rec_fresh) {
-        rc = insert_device(s, d, key, eb);
-        if (rc == ERR_OK) {
-            id = sqlite3_last_insert_rowid(s->db);
-            found = -1; /* new: see rec_asset_new */
-            goto out;
-        }
-        if (rc != ERR_EXISTS)
-            goto out;
-        /* Listed twice: the single-row INSERT was refused before writing; update it. */
-        rc = ERR_OK;
-    }
-    rc = sq_prep(s, S_ASSET_FIND, s->dsql.find, &st, eb);
-    if (rc != ERR_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, s->rec_integration);
-    sq_bind_text(st, 2, s->rec_tenant);
-    sq_bind_text(st, 3, d->intune_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        found = 1;
-        id = sqlite3_column_int64(st, 0);
-        retired = sq_col_ts(st, 1);
-        sq_read_device(st, 2, &old);
-        old.intune_id = xstrdup(d->intune_id);
-    } else if (src != SQLITE_DONE) {
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
-    }
-    sq_done(st);
-    if (rc != ERR_OK)
-        goto out;
-
-    if (!found) {
-        rc = insert_device(s, d, key, eb);
-        id = sqlite3_last_insert_rowid(s->db);
-        found = -1; /* new: see rec_asset_new */
-        goto out;
-    }
-    if (retired == TS_NULL && device_equal(&old, d) &&
-        store_device_diff(&old, d, NULL, NULL) == 0) {
-        rc = sq_prep(
-            s, S_ASSET_TOUCH,
-            "UPDATE hardware_asset SET last_synced_at = ?1, last_seen_gen = ?2 WHERE id = ?3", &st,
-            eb);
-        if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_now);
-        sqlite3_bind_int64(st, 2, s->rec_gen);
-        sqlite3_bind_int64(st, 3, id);
-        rc = sq_step_done(s, st, eb, "touching a device");
-        if (rc == ERR_OK)
-            s->rec_counts.unchanged++;
-        goto out;
-    }
-    rc = sq_prep(s, S_ASSET_UPD, s->dsql.upd, &st, eb);
-    if (rc != ERR_OK)
-        goto out;
-    sq_bind_device(st, 1, d);
-    sq_bind_text(st, n + 1, key);
-    sqlite3_bind_int64(st, n + 2, s->rec_now);
-    sqlite3_bind_int64(st, n + 3, s->rec_gen);
-    sqlite3_bind_int64(st, n + 4, s->rec_client);
-    sqlite3_bind_int64(st, n + 5, id);
-    rc = sq_step_done(s, st, eb, "updating a device");
-    if (rc != ERR_OK)
-        goto out;
-    {
-        struct change_ctx cx = {s, id, eb};
-        int r = store_device_diff(&old, d, record_change, &cx);
-        if (r < 0) {
-            rc = r;
-            goto out;
-        }
-    }
-    s->rec_counts.updated++;
-    if (retired != TS_NULL) {
-        s->rec_counts.revived++;
-        rc = tdelta_asset(s, id, 1, eb);
-    }
-out:
-    if (rc == ERR_OK) {
-        free(s->rec_asset_intune);
-        s->rec_asset_intune = xstrdup(d->intune_id);
-        s->rec_asset_id = id;
-        s->rec_asset_new = found < 0;
-        s->rec_asset_active = 1;
-    }
-    free(key);
-    device_clear(&old);
-    return rc;
-}
-
 /* The title's id, from this transaction's map or one upsert. */
 /* name US version US publisher US platform, in s->title_key (no allocation once it is big
  * enough: most installs are of a title the map already holds). */
@@ -483,8 +103,8 @@ title_key(struct sq *s, const struct app_ref *a, size_t *keylen)
 static void
 bind_title(const struct sq *s, sqlite3_stmt *st, const struct app_ref *a)
 {
-    sqlite3_bind_int64(st, 1, s->rec_account);
-    sqlite3_bind_int64(st, 2, s->rec_client);
+    sqlite3_bind_int64(st, 1, s->base.rec.account);
+    sqlite3_bind_int64(st, 2, s->base.rec.client);
     sq_bind_text(st, 3, a->name);
     sq_bind_text(st, 4, a->version != NULL ? a->version : "");
     sq_bind_text(st, 5, a->publisher != NULL ? a->publisher : "");
@@ -517,7 +137,7 @@ title_id(struct sq *s, const struct app_ref *a, int64_t *out, struct errbuf *eb)
     }
     key = xstrdup(lookup);
     rc = ERR_EXISTS;
-    if (s->rec_fresh) {
+    if (s->base.rec.fresh) {
         /* A tenant's first sync has no titles yet: a plain INSERT, without the upsert's
          * conflict branch and RETURNING table (four fifths of its cost). */
         rc = sq_prep(s, S_TITLE_INS,
@@ -593,8 +213,10 @@ _Static_assert(S_INST_INS_32 == S_INST_INS + INST_BATCH_LOG, "one statement per 
  * 26 new installs are 3 statements, not a 16-row one and 10 single rows): the statement
  * overhead (bind, step, halt, reset) is paid per statement, not per row. */
 static int
-insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n, struct errbuf *eb)
+insert_installs(struct store *base, int64_t asset_id, const int64_t *titles, size_t n,
+                struct errbuf *eb)
 {
+    struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     size_t i = 0;
     int rc = ERR_OK;
@@ -621,10 +243,10 @@ insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n,
                     break;
             }
             st = s->stmt[S_INST_INS + k];
-            sqlite3_bind_int64(st, 1, s->rec_account);
+            sqlite3_bind_int64(st, 1, base->rec.account);
             sqlite3_bind_int64(st, 2, asset_id);
-            sqlite3_bind_int64(st, 3, s->rec_now);
-            sqlite3_bind_int64(st, 4, s->rec_gen);
+            sqlite3_bind_int64(st, 3, base->rec.now);
+            sqlite3_bind_int64(st, 4, base->rec.gen);
             for (size_t r = 0; r < rows; r++)
                 sqlite3_bind_int64(st, (int)r + 5, titles[i + r]);
             rc = sq_step_done(s, st, eb, rows > 1 ? "saving installs" : "saving an install");
@@ -634,215 +256,376 @@ insert_installs(struct sq *s, int64_t asset_id, const int64_t *titles, size_t n,
     return rc;
 }
 
+/* ---- the statements of reconcile.c ------------------------------------------------------ */
+
 static int
-cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-struct inst {
-    int64_t title;
-    int removed;
-    int seen;
-};
-
-/* A 256-bit filter over the titles in a device's install set: a title whose bit is clear is not
- * in the set, so most lookups skip the scan (a device's set is built while it is searched). */
-static inline unsigned
-inst_bit(int64_t title)
-{
-    return (unsigned)(((uint64_t)title * 0x9E3779B97F4A7C15ULL) >> 56);
-}
-
-/* Replaces one device's install set: new titles are inserted, removed ones that came back are
- * revived, and active ones no longer reported get removed_at. Unchanged installs are not
- * written at all, which keeps a repeated sync cheap (their effective last_seen_at is the
- * asset's last_synced_at). */
-static int
-sq_reconcile_installs_step(struct store *base, const char *intune_device_id,
-                           const struct app_ref *apps, size_t n, struct errbuf *eb)
+rec_begin(struct store *base, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
-    sqlite3_stmt *st = NULL;
-    struct inst *have = NULL;
-    int64_t *fresh = NULL; /* titles to insert */
-    size_t nhave = 0, caphave = 0, nnew = 0, capnew = 0;
-    int64_t asset_id = 0;
-    uint64_t filter[4] = {0};
-    int is_new = 0, active = 1, rc, src;
+    int rc;
 
-    rc = need_rec_tx(s, eb);
+    if (s->batch && sqlite3_get_autocommit(s->db))
+        return err_set(eb, ERR_DB,
+                       "the sync's transaction was ended by an earlier error; "
+                       "store_batch_commit reports it");
+    if (base->rec.active || (!s->batch && !sqlite3_get_autocommit(s->db)))
+        return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
+    if (s->batch) {
+        rc = sq_exec_sql(s, "SAVEPOINT tenant", eb, "starting the tenant's transaction");
+        if (rc == ERR_OK)
+            s->rec_sp = 1;
+        return rc;
+    }
+    rc = sync_conn_setup(s, eb);
     if (rc != ERR_OK)
         return rc;
-    if (s->rec_asset_intune != NULL && strcmp(s->rec_asset_intune, intune_device_id) == 0) {
-        asset_id = s->rec_asset_id;
-        is_new = s->rec_asset_new;
-        active = s->rec_asset_active;
-        s->rec_asset_new = 0; /* a second call for the same device looks its installs up */
-    } else {
-        rc = sq_prep(s, S_ASSET_ID,
-                     "SELECT id, retired_at IS NULL FROM hardware_asset WHERE integration_id = ?1 "
-                     "AND tenant_id = ?2 AND intune_device_id = ?3",
-                     &st, eb);
-        if (rc != ERR_OK)
-            return rc;
-        sqlite3_bind_int64(st, 1, s->rec_integration);
-        sq_bind_text(st, 2, s->rec_tenant);
-        sq_bind_text(st, 3, intune_device_id);
-        src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            asset_id = sqlite3_column_int64(st, 0);
-            active = sqlite3_column_int(st, 1);
-        } else if (src == SQLITE_DONE)
-            rc = err_set(eb, ERR_NOTFOUND, "device %s is not known in tenant %s", intune_device_id,
-                         s->rec_tenant);
-        else
-            rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
-        sq_done(st);
-        if (rc != ERR_OK)
-            return rc;
-    }
-    /* A device inserted by this reconcile has no installs to look up. */
-    rc = is_new ? ERR_OK
-                : sq_prep(s, S_INST_FIND,
-                          "SELECT title_id, removed_at IS NOT NULL FROM software_install "
-                          "WHERE asset_id = ?1",
-                          &st, eb);
-    if (rc != ERR_OK)
-        return rc;
-    if (!is_new)
-        sqlite3_bind_int64(st, 1, asset_id);
-    while (!is_new && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nhave == caphave) {
-            caphave = caphave ? caphave * 2 : 64;
-            have = xrealloc(have, caphave * sizeof *have);
-        }
-        have[nhave].title = sqlite3_column_int64(st, 0);
-        have[nhave].removed = sqlite3_column_int(st, 1);
-        have[nhave].seen = 0;
-        filter[inst_bit(have[nhave].title) >> 6] |= UINT64_C(1)
-                                                    << (inst_bit(have[nhave].title) & 63);
-        nhave++;
-    }
-    if (!is_new && src != SQLITE_DONE)
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
-    if (!is_new)
-        sq_done(st);
-
-    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
-        int64_t title = 0;
-        size_t k;
-        unsigned bit;
-
-        if ((rc = title_id(s, &apps[i], &title, eb)) != ERR_OK)
-            break;
-        bit = inst_bit(title);
-        k = nhave;
-        if (filter[bit >> 6] & (UINT64_C(1) << (bit & 63)))
-            for (k = 0; k < nhave && have[k].title != title; k++)
-                ;
-        if (k < nhave && have[k].seen)
-            continue; /* the same title twice on one device */
-        if (k < nhave && !have[k].removed) {
-            have[k].seen = 1;
-            continue;
-        }
-        if (k < nhave) {
-            rc = sq_prep(s, S_INST_UPD,
-                         "UPDATE software_install SET removed_at = NULL, last_seen_at = ?1, "
-                         "last_seen_gen = ?2 WHERE asset_id = ?3 AND title_id = ?4",
-                         &st, eb);
-            if (rc != ERR_OK)
-                break;
-            sqlite3_bind_int64(st, 1, s->rec_now);
-            sqlite3_bind_int64(st, 2, s->rec_gen);
-            sqlite3_bind_int64(st, 3, asset_id);
-            sqlite3_bind_int64(st, 4, title);
-            rc = sq_step_done(s, st, eb, "reviving an install");
-            have[k].seen = 1;
-            if (rc == ERR_OK && active)
-                tdelta_add(s, title, 1);
-        } else {
-            /* Inserted below, several rows per statement. */
-            if (nhave == caphave) {
-                caphave = caphave ? caphave * 2 : 64;
-                have = xrealloc(have, caphave * sizeof *have);
-            }
-            have[nhave].title = title;
-            have[nhave].removed = 0;
-            have[nhave].seen = 1;
-            filter[bit >> 6] |= UINT64_C(1) << (bit & 63);
-            nhave++;
-            if (nnew == capnew) {
-                capnew = capnew ? capnew * 2 : 64;
-                fresh = xrealloc(fresh, capnew * sizeof *fresh);
-            }
-            fresh[nnew++] = title;
-            continue;
-        }
-        if (rc == ERR_OK)
-            s->rec_counts.installs_added++;
-    }
-    if (rc == ERR_OK && nnew > 0) {
-        /* In key order: a new device's installs then go to the end of the table's b-tree, where
-         * SQLite appends without descending from the root. */
-        qsort(fresh, nnew, sizeof *fresh, cmp_i64);
-        rc = insert_installs(s, asset_id, fresh, nnew, eb);
-        if (rc == ERR_OK)
-            s->rec_counts.installs_added += (int)nnew;
-        for (size_t k = 0; rc == ERR_OK && active && k < nnew; k++)
-            tdelta_add(s, fresh[k], 1);
-    }
-    for (size_t k = 0; rc == ERR_OK && k < nhave; k++) {
-        if (have[k].seen || have[k].removed)
-            continue;
-        rc = sq_prep(s, S_INST_REMOVE,
-                     "UPDATE software_install SET removed_at = ?1, last_seen_at = ?1 "
-                     "WHERE asset_id = ?2 AND title_id = ?3",
-                     &st, eb);
-        if (rc != ERR_OK)
-            break;
-        sqlite3_bind_int64(st, 1, s->rec_now);
-        sqlite3_bind_int64(st, 2, asset_id);
-        sqlite3_bind_int64(st, 3, have[k].title);
-        rc = sq_step_done(s, st, eb, "marking a removed install");
-        if (rc == ERR_OK)
-            s->rec_counts.installs_removed++;
-        if (rc == ERR_OK && active)
-            tdelta_add(s, have[k].title, -1);
-    }
-    free(have);
-    free(fresh);
+    rc = sq_exec_sql(s, "BEGIN IMMEDIATE", eb, "starting the tenant's transaction");
+    s->fk_keep = 0;
     return rc;
 }
 
-int
-sq_reconcile_commit(struct store *base, int listing_complete, int installs_complete,
-                    struct reconcile_counts *counts, struct errbuf *eb)
+static void
+rec_undo_op(struct store *base)
+{
+    rec_undo((struct sq *)base);
+}
+
+static void
+rec_rollback(struct store *base)
+{
+    struct sq *s = (struct sq *)base;
+
+    if (s->rec_sp || !s->batch)
+        rec_undo(s);
+}
+
+static int
+rec_commit(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int rc;
+
+    if (!s->rec_sp)
+        return sq_exec_sql(s, "COMMIT", eb, "committing the tenant");
+    rc = sq_exec_sql(s, "RELEASE tenant", eb, "committing the tenant");
+    if (rc == ERR_OK)
+        s->rec_sp = 0;
+    return rc;
+}
+
+static int
+rec_tx_alive(struct store *base)
+{
+    return !sqlite3_get_autocommit(((struct sq *)base)->db);
+}
+
+static void
+rec_reset(struct store *base)
+{
+    struct sq *s = (struct sq *)base;
+
+    for (size_t i = 0; i < s->ntitles; i++)
+        free(s->title_keys[i]);
+    XFREE(s->title_keys);
+    XFREE(s->title_ids);
+    XFREE(s->title_slots);
+    s->ntitles = s->captitles = s->ntitle_slots = 0;
+}
+
+static int
+rec_integration_owned(struct store *base, int64_t account_id, int64_t integration_id,
+                      struct errbuf *eb)
+{
+    return sq_check_integration((struct sq *)base, account_id, integration_id, eb);
+}
+
+static int
+rec_client_upsert(struct store *base, int64_t account_id, int64_t integration_id,
+                  const struct client_info *ci, int64_t now, int64_t *client, int64_t *gen,
+                  struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     int rc, src;
 
-    rc = need_rec(s, eb);
+    /* The generation grows past the data version, which every client write bumps: a client
+     * id reused after a deletion never sees a generation its predecessor had, so (client,
+     * generation) names the state of its assets for good (the list rows' dev_stamp). */
+    rc = sq_prep(s, S_CLIENT_BEGIN,
+                 "INSERT INTO client (account_id, integration_id, tenant_id, name, default_domain, "
+                 "source, sync_gen, created_at, updated_at) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, 'partner_center'), "
+                 "(SELECT v FROM data_version WHERE id = 1) + 1, ?7, ?7) "
+                 "ON CONFLICT (integration_id, tenant_id) DO UPDATE SET "
+                 "name = COALESCE(excluded.name, client.name), "
+                 "default_domain = COALESCE(excluded.default_domain, client.default_domain), "
+                 "source = COALESCE(?6, client.source), "
+                 "sync_gen = max(client.sync_gen, (SELECT v FROM data_version WHERE id = 1)) + 1, "
+                 "updated_at = excluded.updated_at RETURNING id, sync_gen",
+                 &st, eb);
     if (rc != ERR_OK)
         return rc;
-    if (s->rec_failed) {
-        rc = err_set(eb, ERR_INVAL, "tenant %s: an earlier step failed, so nothing is committed",
-                     s->rec_tenant);
-        goto out;
+    sqlite3_bind_int64(st, 1, account_id);
+    sqlite3_bind_int64(st, 2, integration_id);
+    sq_bind_text(st, 3, ci->tenant_id);
+    sq_bind_text(st, 4, ci->name);
+    sq_bind_text(st, 5, ci->default_domain);
+    sq_bind_text(st, 6, ci->source);
+    sqlite3_bind_int64(st, 7, now);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *client = sqlite3_column_int64(st, 0);
+        *gen = sqlite3_column_int64(st, 1);
+    } else {
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "saving the client");
     }
-    /* Retiring outside the tenant's transaction would retire every device. */
-    if (sqlite3_get_autocommit(s->db)) {
-        rc = err_set(eb, ERR_DB,
-                     "tenant %s: the database ended the transaction, so nothing is "
-                     "committed",
-                     s->rec_tenant);
-        goto out;
+    sq_done(st);
+    return rc;
+}
+
+static int
+rec_tenant_empty(struct store *base, int64_t integration_id, const char *tenant_id, int *empty,
+                 struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_ASSET_ANY,
+                 "SELECT EXISTS (SELECT 1 FROM hardware_asset WHERE integration_id = ?1 AND "
+                 "tenant_id = ?2)",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, integration_id);
+    sq_bind_text(st, 2, tenant_id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *empty = sqlite3_column_int(st, 0) == 0;
+    else
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the tenant's devices");
+    sq_done(st);
+    return rc;
+}
+
+static int
+rec_device_find(struct store *base, const char *intune_id, int *found, int64_t *id,
+                int64_t *retired, struct device *old, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = sq_prep(s, S_ASSET_FIND, s->dsql.find, &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.integration);
+    sq_bind_text(st, 2, base->rec.tenant);
+    sq_bind_text(st, 3, intune_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *found = 1;
+        *id = sqlite3_column_int64(st, 0);
+        *retired = sq_col_ts(st, 1);
+        sq_read_device(st, 2, old);
+    } else if (src != SQLITE_DONE) {
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
     }
-    /* Seen again: no longer missing (not a change anyone needs in the history). */
+    sq_done(st);
+    return rc;
+}
+
+static int
+rec_device_insert(struct store *base, const struct device *d, const char *key, int64_t *id,
+                  struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    const struct reconcile *r = &base->rec;
+    sqlite3_stmt *st = NULL;
+    int n = (int)device_field_count;
+    int rc = sq_prep(s, S_ASSET_INS, s->dsql.ins, &st, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, r->account);
+    sqlite3_bind_int64(st, 2, r->client);
+    sqlite3_bind_int64(st, 3, r->integration);
+    sq_bind_text(st, 4, r->tenant);
+    sq_bind_text(st, 5, d->intune_id);
+    sq_bind_device(st, 6, d);
+    sq_bind_text(st, 6 + n, key);
+    sqlite3_bind_int64(st, 7 + n, r->now);
+    sqlite3_bind_int64(st, 8 + n, r->gen);
+    rc = sq_step_done(s, st, eb, "saving a new device");
+    *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static int
+rec_device_touch(struct store *base, int64_t id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_ASSET_TOUCH,
+                 "UPDATE hardware_asset SET last_synced_at = ?1, last_seen_gen = ?2 WHERE id = ?3",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, base->rec.gen);
+    sqlite3_bind_int64(st, 3, id);
+    return sq_step_done(s, st, eb, "touching a device");
+}
+
+static int
+rec_device_update(struct store *base, int64_t id, const struct device *d, const char *key,
+                  struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int n = (int)device_field_count;
+    int rc;
+
+    rc = sq_prep(s, S_ASSET_UPD, s->dsql.upd, &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sq_bind_device(st, 1, d);
+    sq_bind_text(st, n + 1, key);
+    sqlite3_bind_int64(st, n + 2, base->rec.now);
+    sqlite3_bind_int64(st, n + 3, base->rec.gen);
+    sqlite3_bind_int64(st, n + 4, base->rec.client);
+    sqlite3_bind_int64(st, n + 5, id);
+    return sq_step_done(s, st, eb, "updating a device");
+}
+
+static int
+rec_change_insert(struct store *base, int64_t asset_id, const char *field, const char *oldv,
+                  const char *newv, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_CHANGE_INS,
+                 "INSERT INTO asset_change (account_id, asset_id, at, field, old_value, new_value) "
+                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.account);
+    sqlite3_bind_int64(st, 2, asset_id);
+    sqlite3_bind_int64(st, 3, base->rec.now);
+    sq_bind_text(st, 4, field);
+    sq_bind_text(st, 5, oldv);
+    sq_bind_text(st, 6, newv);
+    return sq_step_done(s, st, eb, "recording the asset history");
+}
+
+static int
+rec_asset_find(struct store *base, const char *intune_id, int64_t *id, int *active,
+               struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = sq_prep(s, S_ASSET_ID,
+                 "SELECT id, retired_at IS NULL FROM hardware_asset WHERE integration_id = ?1 "
+                 "AND tenant_id = ?2 AND intune_device_id = ?3",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.integration);
+    sq_bind_text(st, 2, base->rec.tenant);
+    sq_bind_text(st, 3, intune_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        *active = sqlite3_column_int(st, 1);
+    } else if (src == SQLITE_DONE)
+        rc = ERR_NOTFOUND;
+    else
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "looking up the device");
+    sq_done(st);
+    return rc;
+}
+
+static int
+rec_installs_each(struct store *base, int64_t asset_id,
+                  void (*cb)(void *arg, int64_t title, int removed), void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc =
+        sq_prep(s, S_INST_FIND,
+                "SELECT title_id, removed_at IS NOT NULL FROM software_install WHERE asset_id = ?1",
+                &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, asset_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1));
+    if (src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
+    sq_done(st);
+    return rc;
+}
+
+static int
+rec_title_id(struct store *base, const struct app_ref *a, int64_t *id, struct errbuf *eb)
+{
+    return title_id((struct sq *)base, a, id, eb);
+}
+
+static int
+rec_install_revive(struct store *base, int64_t asset_id, int64_t title, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_INST_UPD,
+                 "UPDATE software_install SET removed_at = NULL, last_seen_at = ?1, "
+                 "last_seen_gen = ?2 WHERE asset_id = ?3 AND title_id = ?4",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, base->rec.gen);
+    sqlite3_bind_int64(st, 3, asset_id);
+    sqlite3_bind_int64(st, 4, title);
+    return sq_step_done(s, st, eb, "reviving an install");
+}
+
+static int
+rec_install_remove(struct store *base, int64_t asset_id, int64_t title, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_INST_REMOVE,
+                 "UPDATE software_install SET removed_at = ?1, last_seen_at = ?1 "
+                 "WHERE asset_id = ?2 AND title_id = ?3",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, asset_id);
+    sqlite3_bind_int64(st, 3, title);
+    return sq_step_done(s, st, eb, "marking a removed install");
+}
+
+static int
+rec_missing_clear(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
     rc =
         sq_prep(s, S_MISSING_CLEAR,
                 "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET missing_since = NULL, "
@@ -850,69 +633,124 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
                 "retired_at IS NULL AND last_seen_gen = ?2",
                 &st, eb);
     if (rc != ERR_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, s->rec_client);
-    sqlite3_bind_int64(st, 2, s->rec_gen);
-    rc = sq_step_done(s, st, eb, "clearing missing marks");
-    if (rc != ERR_OK)
-        goto out;
-    if (listing_complete) {
-        rc = sq_prep(s, S_MISSING_MARK,
-                     "UPDATE hardware_asset SET missing_since = COALESCE(missing_since, ?1), "
-                     "missing_syncs = missing_syncs + 1 WHERE client_id = ?2 "
-                     "AND retired_at IS NULL AND last_seen_gen < ?3",
-                     &st, eb);
-        if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_now);
-        sqlite3_bind_int64(st, 2, s->rec_client);
-        sqlite3_bind_int64(st, 3, s->rec_gen);
-        rc = sq_step_done(s, st, eb, "marking missing devices");
-        if (rc != ERR_OK)
-            goto out;
-        s->rec_counts.missing = sqlite3_changes(s->db);
-    }
-    if (listing_complete && !base->rec_policy.hold) {
-        int64_t *gone = NULL;
-        size_t ngone = 0, capgone = 0;
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.client);
+    sqlite3_bind_int64(st, 2, base->rec.gen);
+    return sq_step_done(s, st, eb, "clearing missing marks");
+}
 
-        /* Every candidate was marked just now or before: only marked devices are read. */
-        rc = sq_prep(s, S_RETIRE,
-                     "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1 "
-                     "WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
-                     "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
-                     "RETURNING id",
+static int
+rec_missing_mark(struct store *base, int64_t *n, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_MISSING_MARK,
+                 "UPDATE hardware_asset SET missing_since = COALESCE(missing_since, ?1), "
+                 "missing_syncs = missing_syncs + 1 WHERE client_id = ?2 "
+                 "AND retired_at IS NULL AND last_seen_gen < ?3",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, base->rec.client);
+    sqlite3_bind_int64(st, 3, base->rec.gen);
+    rc = sq_step_done(s, st, eb, "marking missing devices");
+    if (rc == ERR_OK)
+        *n = sqlite3_changes(s->db);
+    return rc;
+}
+
+static int
+rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    size_t capgone = 0;
+    int rc, src;
+
+    /* Every candidate was marked just now or before: only marked devices are read. */
+    rc = sq_prep(s, S_RETIRE,
+                 "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1 "
+                 "WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
+                 "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
+                 "RETURNING id",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, base->rec.client);
+    sqlite3_bind_int64(st, 3, base->rec.gen);
+    sqlite3_bind_int64(st, 4, base->rec_policy.after_syncs);
+    sqlite3_bind_int64(st, 5, base->rec.now - base->rec_policy.after_s);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*ngone == capgone) {
+            capgone = capgone ? capgone * 2 : 64;
+            *gone = xrealloc(*gone, capgone * sizeof **gone);
+        }
+        (*gone)[(*ngone)++] = sqlite3_column_int64(st, 0);
+    }
+    if (src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "retiring missing devices");
+    sq_done(st);
+    *n = (int64_t)*ngone;
+    return rc;
+}
+
+static int
+rec_asset_titles(struct store *base, int64_t asset_id, void (*cb)(void *arg, int64_t title),
+                 void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = sq_prep(s, S_ASSET_TITLES,
+                 "SELECT title_id FROM software_install WHERE asset_id = ?1 AND removed_at IS NULL",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, asset_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cb(arg, sqlite3_column_int64(st, 0));
+    if (src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading a device's installs");
+    sq_done(st);
+    return rc;
+}
+
+/* Applies the reconcile's title deltas: counted as installs change, not recounted. */
+static int
+rec_titles_count(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    const struct reconcile *r = &base->rec;
+    sqlite3_stmt *st = NULL;
+    int rc = ERR_OK;
+
+    for (size_t k = 0; rc == ERR_OK && k < r->ndelta_slots; k++) {
+        if (r->delta[k].id == 0 || r->delta[k].d == 0)
+            continue;
+        rc = sq_prep(s, S_TITLE_COUNT,
+                     "UPDATE software_title SET device_count = device_count + ?2 WHERE id = ?1",
                      &st, eb);
         if (rc != ERR_OK)
-            goto out;
-        sqlite3_bind_int64(st, 1, s->rec_now);
-        sqlite3_bind_int64(st, 2, s->rec_client);
-        sqlite3_bind_int64(st, 3, s->rec_gen);
-        sqlite3_bind_int64(st, 4, base->rec_policy.after_syncs);
-        sqlite3_bind_int64(st, 5, s->rec_now - base->rec_policy.after_s);
-        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-            if (ngone == capgone) {
-                capgone = capgone ? capgone * 2 : 64;
-                gone = xrealloc(gone, capgone * sizeof *gone);
-            }
-            gone[ngone++] = sqlite3_column_int64(st, 0);
-        }
-        if (src != SQLITE_DONE)
-            rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "retiring missing devices");
-        sq_done(st);
-        s->rec_counts.retired = (int64_t)ngone;
-        /* Their installs stop counting for their titles. */
-        for (size_t k = 0; rc == ERR_OK && k < ngone; k++)
-            rc = tdelta_asset(s, gone[k], -1, eb);
-        free(gone);
-        if (rc != ERR_OK)
-            goto out;
+            break;
+        sqlite3_bind_int64(st, 1, r->delta[k].id);
+        sqlite3_bind_int64(st, 2, r->delta[k].d);
+        rc = sq_step_done(s, st, eb, "counting a title's devices");
     }
-    /* Installs were replaced device by device in store_reconcile_installs. */
-    (void)installs_complete;
-    rc = tdelta_apply(s, eb);
-    if (rc != ERR_OK)
-        goto out;
+    return rc;
+}
+
+static int
+rec_client_ok(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
     rc = sq_prep(s, S_CLIENT_OK,
                  "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
                  "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
@@ -925,37 +763,51 @@ sq_reconcile_commit(struct store *base, int listing_complete, int installs_compl
                  "WHERE id = ?1",
                  &st, eb);
     if (rc != ERR_OK)
-        goto out;
-    sqlite3_bind_int64(st, 1, s->rec_client);
-    sqlite3_bind_int64(st, 2, s->rec_now);
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.client);
+    sqlite3_bind_int64(st, 2, base->rec.now);
     sq_bind_text(st, 3, base->rec_warn_code);
     sq_bind_text(st, 4, base->rec_warn_message);
     sq_bind_text(st, 5, base->rec_warn_remedy);
-    rc = sq_step_done(s, st, eb, "updating the client");
-    if (rc != ERR_OK)
-        goto out;
-    if (s->rec_sp) {
-        rc = sq_exec_sql(s, "RELEASE tenant", eb, "committing the tenant");
-        if (rc == ERR_OK)
-            s->rec_sp = 0;
-    } else {
-        rc = sq_exec_sql(s, "COMMIT", eb, "committing the tenant");
-    }
-out:
-    if (rc != ERR_OK)
-        rec_undo(s);
-    else if (counts != NULL)
-        *counts = s->rec_counts;
-    rec_reset(s);
-    return rc;
+    return sq_step_done(s, st, eb, "updating the client");
 }
+
+const struct reconcile_ops sq_reconcile_ops = {
+    .begin = rec_begin,
+    .undo = rec_undo_op,
+    .rollback = rec_rollback,
+    .commit = rec_commit,
+    .tx_alive = rec_tx_alive,
+    .reset = rec_reset,
+    .integration_owned = rec_integration_owned,
+    .client_upsert = rec_client_upsert,
+    .tenant_empty = rec_tenant_empty,
+    .device_find = rec_device_find,
+    .device_insert = rec_device_insert,
+    .device_touch = rec_device_touch,
+    .device_update = rec_device_update,
+    .change_insert = rec_change_insert,
+    .asset_find = rec_asset_find,
+    .installs_each = rec_installs_each,
+    .title_id = rec_title_id,
+    .installs_insert = insert_installs,
+    .install_revive = rec_install_revive,
+    .install_remove = rec_install_remove,
+    .missing_clear = rec_missing_clear,
+    .missing_mark = rec_missing_mark,
+    .retire = rec_retire,
+    .titles_count = rec_titles_count,
+    .client_ok = rec_client_ok,
+    .title_deltas = 1,
+    .asset_titles = rec_asset_titles,
+};
 
 int
 sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc = need_rec_tx(s, eb);
+    int rc = reconcile_need(base, 1, eb);
 
     if (rc != ERR_OK)
         return rc;
@@ -977,11 +829,11 @@ sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, st
                      &st, eb);
     if (rc != ERR_OK)
         return rc;
-    sqlite3_bind_int64(st, 1, s->rec_client);
-    sqlite3_bind_int64(st, 2, s->rec_gen);
+    sqlite3_bind_int64(st, 1, base->rec.client);
+    sqlite3_bind_int64(st, 2, base->rec.gen);
     if (!(base->rec_policy.after_syncs <= 1 && base->rec_policy.after_s <= 0)) {
         sqlite3_bind_int64(st, 3, base->rec_policy.after_syncs);
-        sqlite3_bind_int64(st, 4, s->rec_now);
+        sqlite3_bind_int64(st, 4, base->rec.now);
         sqlite3_bind_int64(st, 5, base->rec_policy.after_s);
     }
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -994,23 +846,13 @@ sq_retire_preview(struct store *base, int64_t *would_retire, int64_t *active, st
     return rc;
 }
 
-void
-sq_reconcile_rollback(struct store *base)
-{
-    struct sq *s = (struct sq *)base;
-
-    if (s->rec_sp || !s->batch)
-        rec_undo(s);
-    rec_reset(s);
-}
-
 int
 sq_batch_begin(struct store *base, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     int rc;
 
-    if (s->batch || s->rec_active || !sqlite3_get_autocommit(s->db))
+    if (s->batch || base->rec.active || !sqlite3_get_autocommit(s->db))
         return err_set(eb, ERR_INVAL, "a transaction is already open on this store");
     rc = sync_conn_setup(s, eb);
     if (rc != ERR_OK)
@@ -1031,10 +873,10 @@ sq_batch_commit(struct store *base, struct errbuf *eb)
     if (!s->batch)
         return ERR_OK;
     s->batch = 0;
-    if (s->rec_active) { /* a caller's bug: keep nothing rather than half a tenant */
+    if (base->rec.active) { /* a caller's bug: keep nothing rather than half a tenant */
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
         s->rec_sp = 0;
-        rec_reset(s);
+        reconcile_reset(base);
         return err_set(eb, ERR_INVAL, "a tenant's transaction was still open in the batch");
     }
     if (sqlite3_get_autocommit(s->db))
@@ -1044,28 +886,5 @@ sq_batch_commit(struct store *base, struct errbuf *eb)
     rc = sq_exec_sql(s, "COMMIT", eb, "committing the synced tenants");
     if (rc != ERR_OK)
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
-
-int
-sq_reconcile_device(struct store *base, const struct device *d, struct errbuf *eb)
-{
-    struct sq *x = (struct sq *)base;
-    int rc = sq_reconcile_device_step(base, d, eb);
-
-    if (rc != ERR_OK && x->rec_active)
-        x->rec_failed = 1;
-    return rc;
-}
-
-int
-sq_reconcile_installs(struct store *base, const char *intune_device_id, const struct app_ref *apps,
-                      size_t n, struct errbuf *eb)
-{
-    struct sq *x = (struct sq *)base;
-    int rc = sq_reconcile_installs_step(base, intune_device_id, apps, n, eb);
-
-    if (rc != ERR_OK && x->rec_active)
-        x->rec_failed = 1;
     return rc;
 }
