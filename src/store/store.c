@@ -1196,7 +1196,9 @@ static const struct store_list_field software_device_fields[] = {
     LF("user.principal_name", "h.user_principal_name", SC_TEXT),
     LF("last_check_in_at", "h.last_check_in_at", SC_TS),
     LF("first_seen_at", "i.first_seen_at", SC_TS),
-    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    /* Only active installs are listed, and those are not rewritten each sync: each was last
+     * seen when its asset was (see store_reconcile_installs). */
+    LF("last_seen_at", "h.last_synced_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 
