@@ -497,8 +497,8 @@ lazy_dup(void *ctx, const char *serial_key)
 }
 
 /* asset.dev_stamp of a lazy row: the database, the client and its sync generation, which the
- * transaction of every write of the client's assets bumps (sq_reconcile_begin) and which a
- * client id reused after a deletion never repeats (a new client starts past the data
+ * transaction of every write of the client's assets bumps (the client upsert of sqlite_reconcile.c)
+ * and which a client id reused after a deletion never repeats (a new client starts past the data
  * version). Never 0. */
 static uint64_t
 lazy_stamp(uint64_t db_tag, int64_t client_id, int64_t gen)

@@ -235,7 +235,7 @@ static const char schema_v5[] =
     "CREATE INDEX software_install_title ON software_install(title_id);";
 
 /* Migration 6: software_title.device_count, kept by the reconcile as installs and devices
- * change (tdelta_*), instead of an index of software_install by title. Keeping
+ * change (reconcile.c's title deltas), instead of an index of software_install by title. Keeping
  * that index cost the sync about a fifth of its CPU per install: each install went to a random
  * leaf of it. A title's devices are now found from its client's devices (whose installs are
  * keyed by device). Without the index a title's foreign key would scan every install when a
