@@ -4,8 +4,9 @@
 A file in src/<layer>/ may include headers of its own folder and of the layers below it, never of
 a layer above or beside it; and no two files include each other, directly or through others (an
 import circle). A header named *_int.h is a module's inside (store_int.h, sqlite_int.h): only
-files in its own folder and that folder's subfolders may include it. Tests, fuzzers and benchmarks
-may include anything. Exit 1 with each offending include named.
+files in its own folder and that folder's subfolders may include it; so is a header that includes
+one (reconcile.h). Tests, fuzzers and benchmarks may include anything. Exit 1 with each offending
+include named.
 """
 import os
 import re
@@ -58,12 +59,27 @@ def main():
             print("src/%s: a file outside every layer" % d)
             return 1
 
+    texts = {}
+    for layer, rel in files:
+        with open(os.path.join(ROOT, layer, rel), encoding="utf-8") as f:
+            texts[(layer, rel)] = f.read()
+    # Internal headers: *_int.h, and until nothing changes, every header including one.
+    internal = {n for n in where if n.endswith("_int.h")}
+    grew = True
+    while grew:
+        grew = False
+        for (layer, rel), text in texts.items():
+            name = os.path.basename(rel)
+            if name.endswith(".h") and name not in internal and any(
+                    os.path.basename(i) in internal for i in INCLUDE.findall(text)):
+                internal.add(name)
+                grew = True
+
     bad = 0
     graph = {}
     for layer, rel in files:
         name = os.path.basename(rel)
-        with open(os.path.join(ROOT, layer, rel), encoding="utf-8") as f:
-            text = f.read()
+        text = texts[(layer, rel)]
         allowed = DEPS.get(layer, set(ORDER[:ORDER.index(layer)])) | {layer}
         graph[name] = []
         for inc in INCLUDE.findall(text):
@@ -78,7 +94,7 @@ def main():
                 print("src/%s/%s includes %s from src/%s: %s may use only %s" %
                       (layer, rel, base, where[base], layer, ", ".join(sorted(allowed))))
                 bad += 1
-            elif base.endswith("_int.h") and not inside(layer, os.path.dirname(rel),
+            elif base in internal and not inside(layer, os.path.dirname(rel),
                                                          where[base], folder[base]):
                 print("src/%s/%s includes %s: an internal header, for src/%s only" %
                       (layer, rel, base, os.path.join(where[base], folder[base]).rstrip("/")))

@@ -8,7 +8,8 @@
  * runs the commit's steps in order. A backend supplies a struct reconcile_ops: SQL or prepared
  * statements only, no decisions.
  *
- * Internal to src/store/: the backends point their store_ops.reconcile_* at these functions
+ * Internal to src/store/ (it includes store_int.h, so scripts/layers.py refuses it elsewhere;
+ * unit tests may): the backends point their store_ops.reconcile_* at these functions
  * and store_ops.rec at their reconcile_ops (store.c dispatches as for any operation, so it
  * needs no include of this header). Threads: as struct store, one thread per
  * connection. Errors: ERR_OK or a negative ERR_*, message in eb; once a device or install step

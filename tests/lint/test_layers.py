@@ -70,7 +70,11 @@ class Layers(unittest.TestCase):
         self.put("store/store.c", '#include "store_int.h"\n')
         self.put("store/sqlite/sqlite_schema.c", '#include "sqlite_int.h"\n')
         self.assertEqual(run(self.dir), (0, "1 passed, 0 failed\n"))
+        self.put("store/reconcile.h", '#include "store_int.h"\n')
+        self.put("store/reconcile.c", '#include "reconcile.h"\n')
+        self.assertEqual(run(self.dir), (0, "1 passed, 0 failed\n"))
         self.put("serve/api.c", '#include "store_int.h"\n')
+        self.put("sync/sync.c", '#include "reconcile.h"\n')
         self.put("store/backup.c", '#include "sqlite_int.h"\n')
         rc, out = run(self.dir)
         self.assertEqual(rc, 1)
@@ -78,6 +82,8 @@ class Layers(unittest.TestCase):
                       out)
         self.assertIn("src/store/backup.c includes sqlite_int.h: an internal header, for "
                       "src/store/sqlite only", out)
+        self.assertIn("src/sync/sync.c includes reconcile.h: an internal header, for src/store "
+                      "only", out)
 
     def test_circle(self):
         self.put("ms/graph.c", '#include "report.h"\n')

@@ -9,9 +9,8 @@
  * Files: sqlite_conn.c (statement helpers, device columns, open/close, transactions, the ops
  * table), sqlite_schema.c (schema and migrations), sqlite_accounts.c (accounts, integrations,
  * clients, users, sessions, API keys), sqlite_reconcile.c (a tenant's reconcile statements,
- * the group commit),
- * sqlite_assets.c (lists, asset reads and the lazy-row engine, software, history),
- * sqlite_runs.c (sync runs). Only src/store/sqlite/ includes this header.
+ * the group commit), sqlite_assets.c (lists, asset reads and the lazy-row engine, software,
+ * history), sqlite_runs.c (sync runs). Only src/store/sqlite/ includes this header.
  * Threads, errors and ownership: as store.h; a struct sq belongs to its connection's thread.
  */
 #ifndef MEMSYNC_SQLITE_INT_H
@@ -88,7 +87,7 @@ struct sq {
     sqlite3_stmt *stmt[S_COUNT];
     /* Generated from device_fields at open. */
     struct store_device_sql dsql; /* generated from device_fields (store.c) */
-    /* The tenant being reconciled is base.rec (reconcile.c). */
+    /* The tenant being reconciled is base.rec (reconcile.c); its SQLite state follows. */
     /* PRAGMA foreign_keys is OFF (see fk_settle); fk_keep: the caller wants it to stay so. */
     int fk_off, fk_keep;
     int rec_tuned; /* the sync's cache and checkpoint settings are applied */
