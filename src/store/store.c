@@ -1,5 +1,8 @@
-/* store.c - backend dispatch and the reconcile logic every backend shares. */
-#include "store.h"
+/* store.c - what every backend shares except the reconcile: dispatch to the backend's
+ * store_ops with the argument checks, the process-wide count cache, the device diff and serial
+ * key, the generic lists' entities and the SQL built from them, and the generated device SQL.
+ * The tenant reconcile's logic is reconcile.c, reached through the backends' store_ops. */
+#include "store_int.h"
 
 #include "buf.h"
 
@@ -1149,7 +1152,9 @@ static const struct store_list_field software_device_fields[] = {
     LF("user.principal_name", "h.user_principal_name", SC_TEXT),
     LF("last_check_in_at", "h.last_check_in_at", SC_TS),
     LF("first_seen_at", "i.first_seen_at", SC_TS),
-    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    /* Only active installs are listed, and those are not rewritten each sync: each was last
+     * seen when its asset was (see store_reconcile_installs). */
+    LF("last_seen_at", "h.last_synced_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 
