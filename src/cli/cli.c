@@ -20,6 +20,7 @@
 #include "asset.h"
 #include "auth.h"
 #include "backup.h"
+#include "cli_totp.h"
 #include "clock.h"
 #include "config.h"
 #include "cloud.h"
@@ -28,6 +29,7 @@
 #include "insight.h"
 #include "log.h"
 #include "mem.h"
+#include "mfa.h"
 #include "output.h"
 #include "sim.h"
 #include "store.h"
@@ -59,7 +61,8 @@ static const char usage_text[] =
     "  status       integrations, problems, secrets near expiry\n"
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
     "  key          rotate: new master key, every secret re-sealed\n"
-    "  user         add | list | passwd | remove (web UI accounts)\n"
+    "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
+    "  account      require-totp on|off: two-step sign-in for every local user\n"
     "  apikey       create | list | revoke (REST API keys)\n"
     "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
@@ -1807,7 +1810,8 @@ out:
 
 /* ---- key rotation -------------------------------------------------------------------------- */
 
-/* Re-seals every integration secret under the key in new_path, in one transaction. */
+/* Re-seals every integration secret and TOTP secret under the key in new_path, in one
+ * transaction. */
 static int
 reseal_all(struct store *st, int64_t account, const struct vault *from, const struct vault *to,
            struct errbuf *eb)
@@ -1840,6 +1844,8 @@ reseal_all(struct store *st, int64_t account, const struct vault *from, const st
             free(sealed);
         }
     }
+    if (rc == ERR_OK)
+        rc = mfa_reseal_all(st, from, to, eb); /* the users' TOTP secrets */
     if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
         in_tx = 0;
 out:
@@ -2050,7 +2056,8 @@ static const struct command commands[] = {
     {"key", cmd_key},
     {"config", cmd_config},
     {"serve", api_cmd_serve},
-    {"user", auth_cmd_user},
+    {"user", cli_totp_cmd_user},
+    {"account", cli_totp_cmd_account},
     {"apikey", auth_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},

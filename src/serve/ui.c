@@ -25,6 +25,7 @@
 #include "output.h"
 #include "scheduler.h"
 #include "store.h"
+#include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
 
@@ -239,6 +240,8 @@ page_begin(struct page *pg, const char *title, const char *active)
             buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
                        active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
                        active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
+        buf_printf(b, "<a href=\"/security\"%s>Security</a>",
+                   active != NULL && strcmp(active, "/security") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
         ui_esc(b, pg->p.name);
         buf_printf(b,
@@ -345,6 +348,46 @@ safe_next(const char *next)
     return next;
 }
 
+/* ---- what ui_totp.c borrows (ui_totp.h) ------------------------------------------------ */
+
+static void
+totp_page_begin(struct httpd_response *resp, const struct auth_principal *p, const char *title,
+                const char *active)
+{
+    struct page pg;
+
+    memset(&pg, 0, sizeof pg);
+    pg.resp = resp;
+    pg.b = &resp->body;
+    if (p != NULL)
+        pg.p = *p;
+    page_begin(&pg, title, active);
+}
+
+static void
+totp_page_end(struct httpd_response *resp)
+{
+    struct page pg;
+
+    memset(&pg, 0, sizeof pg);
+    pg.resp = resp;
+    pg.b = &resp->body;
+    page_end(&pg);
+}
+
+static const struct ui_totp_env *
+totp_env(const struct api_app *app, struct ui_totp_env *e)
+{
+    e->vault = app->vault;
+    e->session_cookie = API_SESSION_COOKIE;
+    e->page_begin = totp_page_begin;
+    e->page_end = totp_page_end;
+    e->esc = ui_esc;
+    e->form_value = ui_form_value;
+    e->safe_next = safe_next;
+    return e;
+}
+
 static void
 login_post(struct page *pg)
 {
@@ -352,6 +395,7 @@ login_post(struct page *pg)
     char *pw = ui_form_value(pg->req->body, "password");
     char *next = ui_form_value(pg->req->body, "next");
     char token[AUTH_TOKEN_HEX + 1], cookie[256];
+    struct ui_totp_env te;
     struct errbuf eb = {0};
     int rc;
 
@@ -360,7 +404,12 @@ login_post(struct page *pg)
         login_page(pg, "The database is not available.", next);
         goto out;
     }
-    rc = auth_login(pg->req->st, pg->req->ip, name, pw, token, &pg->p, &eb);
+    rc = auth_password_login(pg->req->st, pg->req->ip, name, pw, &pg->p, &eb);
+    if (rc == ERR_OK &&
+        ui_totp_after_password(totp_env(pg->app, &te), pg->req, pg->resp, &pg->p, safe_next(next)))
+        goto out; /* a second factor comes first (ui_totp.c) */
+    if (rc == ERR_OK)
+        rc = auth_session_start(pg->req->st, pg->req->ip, &pg->p, token, &eb);
     if (rc != ERR_OK) {
         pg->resp->status = rc == ERR_THROTTLED ? 429 : 401;
         memset(&pg->p, 0, sizeof pg->p);
@@ -2348,6 +2397,7 @@ void
 ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
 {
     struct page pg;
+    struct ui_totp_env te;
     struct errbuf eb = {0};
     const char *path = req->path;
     int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
@@ -2378,6 +2428,8 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         page_end(&pg);
         return;
     }
+    if (ui_totp_pending(totp_env(app, &te), req, resp))
+        return;
     if (strcmp(path, "/login") == 0) {
         if (post) {
             login_post(&pg);
@@ -2410,6 +2462,8 @@ ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
         buf_free(&to);
         return;
     }
+    if (ui_totp_signed_in(totp_env(app, &te), req, resp, &pg.p))
+        return;
     if (post) {
         char *csrf = ui_form_value(req->body, "csrf");
         int ok = auth_csrf_ok(&pg.p, csrf);

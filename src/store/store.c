@@ -1111,9 +1111,8 @@ store_totp_clear(struct store *st, int64_t user_id, struct errbuf *eb)
 }
 
 int
-store_totp_secrets_each(struct store *st,
-                        int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
-                        struct errbuf *eb)
+store_totp_secrets_each(struct store *st, int (*cb)(void *arg, int64_t user_id, const char *sealed),
+                        void *arg, struct errbuf *eb)
 {
     WEB_OP(st, totp_secrets_each, eb);
     return st->ops->totp_secrets_each(st, cb, arg, eb);
@@ -1389,8 +1388,10 @@ static const struct store_list_field tenant_result_fields[] = {
 };
 
 static const struct store_list_field user_fields[] = {
-    LF("id", "u.id", SC_INT),      LF("name", "u.name", SC_TEXT),
-    LF("role", "u.role", SC_TEXT), LF("created_at", "u.created_at", SC_TS),
+    LF("id", "u.id", SC_INT),
+    LF("name", "u.name", SC_TEXT),
+    LF("role", "u.role", SC_TEXT),
+    LF("created_at", "u.created_at", SC_TS),
     LF("totp_enrolled", "CASE WHEN u.totp_enrolled_at IS NULL THEN 0 ELSE 1 END", SC_BOOL),
     {NULL, NULL, SC_NULL},
 };

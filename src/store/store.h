@@ -551,8 +551,7 @@ int store_totp_clear(struct store *st, int64_t user_id, struct errbuf *eb);
 int store_totp_secrets_each(struct store *st,
                             int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
                             struct errbuf *eb);
-int store_totp_set_sealed(struct store *st, int64_t user_id, const char *sealed,
-                          struct errbuf *eb);
+int store_totp_set_sealed(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb);
 /* Turns the account's "every local user needs a second factor" rule on (1) or off (0). */
 int store_account_require_totp(struct store *st, int64_t account_id, int on, struct errbuf *eb);
 

@@ -3013,8 +3013,7 @@ pg_job_release(struct store *base, const struct sync_job *j, const char *worker,
 
 /* ERR_EXISTS-like err_if_there (msg) when the user is there, else ERR_NOTFOUND. */
 static int
-pg_totp_why_not(struct pg *g, int64_t user_id, int err_if_there, const char *msg,
-                struct errbuf *eb)
+pg_totp_why_not(struct pg *g, int64_t user_id, int err_if_there, const char *msg, struct errbuf *eb)
 {
     struct params p = {0};
     PGresult *r;

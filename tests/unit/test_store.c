@@ -788,7 +788,7 @@ test_integration_cloud_and_expiry_source(void **state)
                            "ALTER TABLE integration DROP COLUMN cloud;"
                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                           "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                           "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
                            "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                            "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -808,7 +808,7 @@ test_integration_cloud_and_expiry_source(void **state)
                             "ALTER TABLE integration DROP COLUMN cloud;"
                             "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                             "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                            "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                            "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
                             "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                             "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                             "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -1736,7 +1736,7 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE integration DROP COLUMN cloud;"
                  "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                  "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                 "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
                  "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                  "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -1762,7 +1762,7 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE integration DROP COLUMN cloud;"
                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
