@@ -4,7 +4,9 @@
  * Pages: sign in/out, hardware assets (filter, sort, search, page, CSV export), asset detail,
  * software titles and their devices, clients, sync runs (live progress, per-tenant remedies),
  * integrations (the five-field form, per-check validation results, key rotation, expiry
- * warnings, sync now). Every string that a tenant or user controls goes through ui_esc().
+ * warnings, sync now), and the two-step sign-in pages of ui_totp.c (its routes and the hooks
+ * that call it: the sign-in POST, before /login, and after authentication). Every string that a
+ * tenant or user controls goes through ui_esc().
  * Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS proxy); every POST form
  * carries the session's CSRF token and is refused without it. Viewers see no change forms.
  *
