@@ -523,7 +523,7 @@ ui_totp_signed_in(const struct ui_totp_env *env, struct httpd_request *req,
 
         if (strcmp(path, "/logout") == 0)
             return 0;
-        /* The gate: one small read per page, failing closed. */
+        /* The gate: a read of the user's row per page, failing closed. */
         if (store_totp_get(req->st, p->user_id, &t, &eb) != ERR_OK) {
             refused(env, resp, p, 503, "The database is not available.");
             return 1;
