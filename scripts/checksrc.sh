@@ -36,9 +36,19 @@ for md in $(git ls-files '*.md' 2>/dev/null | grep -v '^tests/fixtures/'); do
         fi
     done
 done
-banned='\b(strcpy|strcat|sprintf|vsprintf|gets|atoi|atol|atof|strtok|sscanf|rand|system|popen|alloca|assert)[[:space:]]*\('
+# strerror, gmtime and localtime share a static buffer between threads; their _r forms stay
+# allowed (the name must be followed by the parenthesis). strncpy and strncat truncate silently.
+banned='\b(strcpy|strcat|strncpy|strncat|sprintf|vsprintf|gets|atoi|atol|atof|strtok|sscanf|rand|system|popen|alloca|assert|strerror|gmtime|localtime)[[:space:]]*\('
 if hits=$(echo "$files" | xargs grep -nE "$banned" | grep -vE '^\S+:[0-9]+:\s*(/\*|\*)' | grep -vE 'cmocka|assert_|static_assert'); then
-    echo "banned calls (use snprintf, strtoll with end checks, randombytes_buf, ASSERT):"
+    echo "banned calls (use snprintf, strtoll with end checks, randombytes_buf, ASSERT, err_strerror,"
+    echo "gmtime_r, localtime_r):"
+    echo "$hits"
+    status=1
+fi
+# The environment is read in one place, the settings table: other code asks config_env.
+if hits=$(git ls-files 'src/*.c' 'src/*.h' | grep -v '^src/core/config\.c$' |
+    xargs grep -nE '\b(secure_)?getenv[[:space:]]*\(' | grep -vE '^\S+:[0-9]+:\s*(/\*|\*)'); then
+    echo "getenv outside src/core/config.c (add the variable to its table and use config_env):"
     echo "$hits"
     status=1
 fi

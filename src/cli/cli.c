@@ -1,5 +1,6 @@
 /* cli.c - the memsync command line. */
 #include "cli.h"
+#include "cli_int.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,21 +17,21 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "api.h"
 #include "asset.h"
-#include "auth.h"
 #include "backup.h"
-#include "cli_totp.h"
 #include "clock.h"
 #include "config.h"
 #include "cloud.h"
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "integration.h"
 #include "log.h"
 #include "mem.h"
 #include "mfa.h"
+#include "opt.h"
 #include "output.h"
+#include "rowjson.h"
 #include "sim.h"
 #include "store.h"
 #include "sync.h"
@@ -38,14 +39,7 @@
 #include "validate.h"
 #include "vault.h"
 
-#define DEFAULT_SECRET_LIFETIME (182 * 86400) /* 6 months: the usual choice in Entra */
-#define MAX_SECRET_LIFETIME     (731 * 86400) /* Microsoft allows at most 24 months */
-#define DEFAULT_ACCOUNT         "default"
-
-struct ctx {
-    struct config cfg;
-    const char *config_path;
-};
+#define DEFAULT_ACCOUNT "default"
 
 static const char usage_text[] =
     "usage: memsync [--db URL] [--config FILE] [--log-level LEVEL] COMMAND ...\n"
@@ -74,80 +68,6 @@ static const char usage_text[] =
     "MEMSYNC_LOGIN_URL, MEMSYNC_GRAPH_URL, MEMSYNC_PARTNER_CENTER_URL, MEMSYNC_CA_FILE, "
     "MEMSYNC_MASTER_KEY_FILE,\n"
     "MEMSYNC_LOG_LEVEL, MEMSYNC_LOG_FORMAT (flag > environment > config file > default).\n";
-
-/* ---- option parsing ------------------------------------------------------------------------ */
-
-struct opt {
-    const char *name;   /* without the leading "--" */
-    int has_arg;        /* 1: takes a value */
-    const char **value; /* where the value goes (has_arg) */
-    int *flag;          /* set to 1 when present (!has_arg) */
-};
-
-/* Parses argv[1..] (argv[0] is the command name) into opts; positional arguments are collected
- * into pos (at most maxpos). Returns 0, or prints a usage error and returns -1. --help sets
- * *help. */
-static int
-parse_opts(const char *cmd, int argc, char **argv, const struct opt *opts, const char **pos,
-           int maxpos, int *npos, int *help)
-{
-    *npos = 0;
-    *help = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const struct opt *o = NULL;
-        size_t nlen;
-        const char *eq;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            *help = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            if (strcmp(a, "-") != 0 && a[0] == '-' && a[1] != '\0') {
-                fprintf(stderr, "memsync %s: unknown option %s (see memsync %s --help)\n", cmd, a,
-                        cmd);
-                return -1;
-            }
-            if (*npos >= maxpos) {
-                fprintf(stderr, "memsync %s: unexpected argument '%s'\n", cmd, a);
-                return -1;
-            }
-            pos[(*npos)++] = a;
-            continue;
-        }
-        eq = strchr(a + 2, '=');
-        nlen = eq != NULL ? (size_t)(eq - (a + 2)) : strlen(a + 2);
-        for (const struct opt *p = opts; p->name != NULL; p++) {
-            if (strlen(p->name) == nlen && strncmp(p->name, a + 2, nlen) == 0) {
-                o = p;
-                break;
-            }
-        }
-        if (o == NULL) {
-            fprintf(stderr, "memsync %s: unknown option %.*s (see memsync %s --help)\n", cmd,
-                    (int)(nlen + 2), a, cmd);
-            return -1;
-        }
-        if (o->has_arg) {
-            if (eq != NULL) {
-                *o->value = eq + 1;
-            } else if (i + 1 < argc) {
-                *o->value = argv[++i];
-            } else {
-                fprintf(stderr, "memsync %s: option --%s needs a value\n", cmd, o->name);
-                return -1;
-            }
-        } else {
-            if (eq != NULL) {
-                fprintf(stderr, "memsync %s: option --%s takes no value\n", cmd, o->name);
-                return -1;
-            }
-            *o->flag = 1;
-        }
-    }
-    return 0;
-}
 
 /* True when stdout's reader has gone away (`memsync assets | head -1`): the pipe or socket
  * reports an error. Not errno: libcurl's sockets leave EPIPE there too. */
@@ -210,7 +130,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
     if (buf == NULL)
         return err_set(eb, ERR_NOMEM, "out of memory");
     if (path == NULL) {
-        const char *v = env != NULL ? getenv(env) : NULL;
+        const char *v = env != NULL ? config_env(env) : NULL;
 
         if (v == NULL || *v == '\0') {
             rc =
@@ -233,7 +153,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s; check the path", label,
-                         path, strerror(errno));
+                         path, err_strerror(errno));
             goto out;
         }
         while ((n = read(fd, buf + len, VAULT_SECRET_MAX + 1 - len)) > 0) {
@@ -243,7 +163,7 @@ read_secret(const char *path, const char *env, const char *label, char **out, st
         }
         if (n < 0) {
             rc = err_set(eb, ERR_IO, "cannot read the %s key file %s: %s", label, path,
-                         strerror(errno));
+                         err_strerror(errno));
             goto out;
         }
         if (len > VAULT_SECRET_MAX) {
@@ -309,12 +229,6 @@ open_vault(struct ctx *cx, int create, struct vault **v, struct errbuf *eb)
     return vault_open(v, path, create, eb);
 }
 
-static char *
-hint_of(const char *secret)
-{
-    return xstrndup(secret, 3);
-}
-
 /* Runs a sync of one integration and reports it. Returns a CLI exit code. */
 static void log_expiry(const struct integration *in, int64_t now);
 
@@ -350,7 +264,7 @@ run_sync(struct ctx *cx, struct store *st, const struct integration *in,
     so.export_min_devices = fl->export_min_devices;
     so.hardware_detail = fl->hardware_detail;
     so.confirm_retire = fl->confirm_retire;
-    so.progress = isatty(STDERR_FILENO) && getenv("MEMSYNC_NO_PROGRESS") == NULL;
+    so.progress = isatty(STDERR_FILENO) && config_env("MEMSYNC_NO_PROGRESS") == NULL;
     /* On a terminal the tenant lines tell what happened; logs only with -v (or a log level
      * chosen on purpose). */
     if (so.progress && !fl->verbose &&
@@ -519,12 +433,12 @@ integration_add(struct ctx *cx, int argc, char **argv)
     struct integration in = {0};
     struct store *st = NULL;
     struct vault *v = NULL;
-    char *psec = NULL, *ssec = NULL, *psealed = NULL, *ssealed = NULL;
+    char *psec = NULL, *ssec = NULL;
     struct errbuf eb = {0};
-    int64_t account, now = clock_now();
-    int rc, code = CLI_FAIL, in_tx = 0;
+    int64_t account, id = 0, now = clock_now();
+    int rc, code = CLI_FAIL;
 
-    if (parse_opts("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("integration add", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync integration add --partner-tenant-id ID --partner-app-id ID\n"
@@ -572,8 +486,8 @@ integration_add(struct ctx *cx, int argc, char **argv)
                         "contracts or gdap\n");
         return CLI_USAGE;
     }
-    in.partner_secret_expires = now + DEFAULT_SECRET_LIFETIME;
-    in.sync_secret_expires = now + DEFAULT_SECRET_LIFETIME;
+    in.partner_secret_expires = now + INTEGRATION_SECRET_LIFETIME;
+    in.sync_secret_expires = now + INTEGRATION_SECRET_LIFETIME;
     if (pexp != NULL && (rc = parse_date_opt(pexp, "--partner-app-secret-expires",
                                              &in.partner_secret_expires, &eb)) != ERR_OK) {
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
@@ -584,8 +498,8 @@ integration_add(struct ctx *cx, int argc, char **argv)
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
         return CLI_USAGE;
     }
-    if (in.partner_secret_expires > now + MAX_SECRET_LIFETIME ||
-        in.sync_secret_expires > now + MAX_SECRET_LIFETIME)
+    if (in.partner_secret_expires > now + INTEGRATION_SECRET_MAX_LIFE ||
+        in.sync_secret_expires > now + INTEGRATION_SECRET_MAX_LIFE)
         log_warn("a secret expiry date is more than 24 months away; Microsoft allows at most 24 "
                  "months, so check the date shown in Entra ID");
 
@@ -606,71 +520,40 @@ integration_add(struct ctx *cx, int argc, char **argv)
     if ((rc = open_vault(cx, 1, &v, &eb)) != ERR_OK)
         goto out;
     {
-        struct validate_input vi = {0};
+        struct integration_input ii = {0};
         struct validation val = {0};
 
-        vi.partner_tenant_id = tenant;
-        vi.partner_app_id = papp;
-        vi.partner_secret = psec;
-        vi.sync_app_id = sapp;
-        vi.sync_secret = ssec;
-        vi.tenant_source = source;
-        vi.cloud = cloud;
+        ii.name = name;
+        ii.partner_tenant_id = tenant;
+        ii.partner_app_id = papp;
+        ii.partner_app_secret = psec;
+        ii.sync_app_id = sapp;
+        ii.sync_app_secret = ssec;
+        ii.partner_expires_at = in.partner_secret_expires;
+        ii.sync_expires_at = in.sync_secret_expires;
+        ii.tenant_source = source;
+        ii.cloud = cloud;
         printf("Checking the values with Microsoft:\n");
-        validate_integration(&cx->cfg, &vi, &val, &eb);
-        validation_print(&val, stdout);
-        fflush(stdout);
-        if (!val.ok) {
-            validation_clear(&val);
-            rc = err_set(&eb, ERR_AUTH,
-                         "not saved: the checks marked FAIL above must pass first (each says "
-                         "what to do)");
-            goto out;
+        rc = integration_create(&cx->cfg, st, v, account, &ii, &id, &val, &eb);
+        if (val.n > 0) {
+            validation_print(&val, stdout);
+            fflush(stdout);
         }
+        if (rc == ERR_AUTH && !val.ok)
+            err_set(&eb, ERR_AUTH,
+                    "not saved: the checks marked FAIL above must pass first (each says "
+                    "what to do)");
         validation_clear(&val);
+        if (rc != ERR_OK)
+            goto out;
     }
-
-    in.account_id = account;
-    in.name = xstrdup(name != NULL ? name : "Microsoft Intune");
-    in.partner_tenant_id = xstrdup(tenant);
-    in.partner_app_id = xstrdup(papp);
-    in.sync_app_id = xstrdup(sapp);
-    in.tenant_source = xstrdup(source != NULL ? source : "partner_center");
-    in.cloud = xstrdup(cloud != NULL ? cloud : "global");
-    in.sync_interval = 6 * 3600;
-    /* The sealed secrets are bound to the row id, so insert and seal in one transaction. */
-    if ((rc = store_tx_begin(st, &eb)) != ERR_OK)
-        goto out;
-    in_tx = 1;
-    if ((rc = store_integration_insert(st, &in, &eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_seal(v, "integration", in.id, "partner_app_secret", psec, &psealed, &eb)) !=
-            ERR_OK ||
-        (rc = vault_seal(v, "integration", in.id, "sync_app_secret", ssec, &ssealed, &eb)) !=
-            ERR_OK)
-        goto out;
-    {
-        char *ph = hint_of(psec), *sh = hint_of(ssec);
-
-        rc = store_integration_set_secret(st, in.id, "partner", psealed, ph,
-                                          in.partner_secret_expires, &eb);
-        if (rc == ERR_OK)
-            rc = store_integration_set_secret(st, in.id, "sync", ssealed, sh,
-                                              in.sync_secret_expires, &eb);
-        free(ph);
-        free(sh);
-    }
-    if (rc != ERR_OK)
-        goto out;
-    if ((rc = store_tx_commit(st, &eb)) != ERR_OK)
-        goto out;
-    in_tx = 0;
-    printf("integration %lld saved (%s)\n", (long long)in.id, in.name);
+    printf("integration %lld saved (%s)\n", (long long)id,
+           name != NULL ? name : "Microsoft Intune");
     code = CLI_OK;
     if (!no_sync) {
         struct integration saved = {0};
 
-        if ((rc = store_integration_get(st, account, in.id, &saved, &eb)) != ERR_OK)
+        if ((rc = store_integration_get(st, account, id, &saved, &eb)) != ERR_OK)
             goto out;
         struct sync_flags fl = {0};
 
@@ -678,16 +561,12 @@ integration_add(struct ctx *cx, int argc, char **argv)
         integration_clear(&saved);
     }
 out:
-    if (in_tx)
-        store_tx_rollback(st);
     if (rc != ERR_OK) {
         fprintf(stderr, "memsync integration add: %s\n", eb.msg);
         code = CLI_FAIL;
     }
     vault_wipe(psec);
     vault_wipe(ssec);
-    free(psealed);
-    free(ssealed);
     integration_clear(&in);
     vault_close(v);
     store_close(st);
@@ -742,7 +621,7 @@ integration_list(struct ctx *cx, int argc, char **argv)
     struct output *out = NULL;
     int code = CLI_FAIL;
 
-    if (parse_opts("integration list", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("integration list", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync integration list [--format table|csv|json|jsonl]\n");
@@ -785,7 +664,7 @@ integration_show_remove(struct ctx *cx, int argc, char **argv, int remove)
     int64_t account, id;
     int code = CLI_FAIL;
 
-    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 || parse_id(pos[0], &id) != 0) {
         fprintf(help ? stdout : stderr, "usage: memsync %s ID\n", cmd);
@@ -800,7 +679,7 @@ integration_show_remove(struct ctx *cx, int argc, char **argv, int remove)
         goto out;
     }
     if (remove) {
-        if (store_integration_delete(st, account, id, &eb) != ERR_OK) {
+        if (integration_remove(st, account, id, &eb) != ERR_OK) {
             code = fail(cmd, &eb);
             goto out;
         }
@@ -833,14 +712,13 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
     struct vault *v = NULL;
     struct integration in = {0};
     struct errbuf eb = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *newsec = NULL, *other = NULL, *sealed = NULL, *hint = NULL;
-    int64_t account, id, exp = clock_now() + DEFAULT_SECRET_LIFETIME;
-    const char *label, *column, *which;
+    char *newsec = NULL;
+    int64_t account, id, exp = clock_now() + INTEGRATION_SECRET_LIFETIME;
+    const char *label, *which;
     int rc = ERR_OK, code = CLI_FAIL;
 
-    if (parse_opts("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse("integration rotate-secret", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 || parse_id(pos[0], &id) != 0 || partner == sync) {
         fprintf(help ? stdout : stderr,
@@ -855,42 +733,28 @@ integration_rotate(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     }
     label = partner ? "Partner App" : "Sync App";
-    column = partner ? "partner_app_secret" : "sync_app_secret";
     which = partner ? "partner" : "sync";
     if ((rc = read_secret(file, partner ? "MEMSYNC_PARTNER_APP_SECRET" : "MEMSYNC_SYNC_APP_SECRET",
                           label, &newsec, &eb)) != ERR_OK)
         goto out;
+    /* Looked up first so that an unknown ID is said before any check runs. */
     if ((rc = open_store(cx, &st, &account, &eb)) != ERR_OK ||
         (rc = store_integration_get(st, account, id, &in, &eb)) != ERR_OK ||
         (rc = open_vault(cx, 0, &v, &eb)) != ERR_OK)
         goto out;
-    /* The other secret is needed to list customers for the tenant checks. */
-    if ((rc = vault_unseal(v, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
-                           partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other,
-                           &eb)) != ERR_OK)
-        goto out;
-    vi.partner_tenant_id = in.partner_tenant_id;
-    vi.partner_app_id = in.partner_app_id;
-    vi.sync_app_id = in.sync_app_id;
-    vi.partner_secret = partner ? newsec : other;
-    vi.sync_secret = partner ? other : newsec;
-    vi.tenant_source = in.tenant_source;
-    vi.cloud = in.cloud;
     printf("Checking the new %s key with Microsoft:\n", label);
-    validate_integration(&cx->cfg, &vi, &val, &eb);
-    validation_print(&val, stdout);
-    fflush(stdout);
-    if (!val.ok) {
-        rc = err_set(&eb, ERR_AUTH,
-                     "the %s key was not changed: the checks marked FAIL above "
-                     "must pass first",
-                     label);
-        goto out;
+    rc = integration_rotate_secret(&cx->cfg, st, v, account, id, which, newsec, NULL, exp, 0, &val,
+                                   &eb);
+    if (val.n > 0) {
+        validation_print(&val, stdout);
+        fflush(stdout);
     }
-    if ((rc = vault_seal(v, "integration", id, column, newsec, &sealed, &eb)) != ERR_OK)
-        goto out;
-    hint = hint_of(newsec);
-    if ((rc = store_integration_set_secret(st, id, which, sealed, hint, exp, &eb)) != ERR_OK)
+    if (rc == ERR_AUTH && !val.ok)
+        err_set(&eb, ERR_AUTH,
+                "the %s key was not changed: the checks marked FAIL above "
+                "must pass first",
+                label);
+    if (rc != ERR_OK)
         goto out;
     {
         char d[32];
@@ -905,9 +769,6 @@ out:
         fprintf(stderr, "memsync integration rotate-secret: %s\n", eb.msg);
     validation_clear(&val);
     vault_wipe(newsec);
-    vault_wipe(other);
-    free(sealed);
-    free(hint);
     integration_clear(&in);
     vault_close(v);
     store_close(st);
@@ -981,7 +842,7 @@ cmd_sync(struct ctx *cx, int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "-v") == 0)
             argv[i] = verbose_flag;
-    if (parse_opts("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("sync", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync sync [--integration ID] [--full|--incremental] [--parallel N]\n"
@@ -1122,7 +983,7 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
     struct sigaction sa;
     int code = CLI_OK;
 
-    if (parse_opts("worker", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("worker", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync worker [--once] [--lease-seconds N] [--poll-seconds N] "
@@ -1204,26 +1065,29 @@ clients_update(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int code = CLI_FAIL;
 
-    int help = 0;
+    int help = 0, npos;
+    const char *pos[2];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
+    char cmd[32];
 
-    for (int i = 1; i < argc; i++)
-        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
-    if (help || argc != (rename ? 3 : 2)) {
+    snprintf(cmd, sizeof cmd, "clients %s", what);
+    if (opt_parse(cmd, argc, argv, opts, pos, 2, &npos, &help) != 0 || help ||
+        npos != (rename ? 2 : 1)) {
         fprintf(help ? stdout : stderr, "usage: memsync clients %s CLIENT%s\n", what,
                 rename ? " NAME" : "");
         return help ? CLI_OK : CLI_USAGE;
     }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
-        store_client_update(st, account, argv[1],
+        store_client_update(st, account, pos[0],
                             rename                         ? -1
                             : strcmp(what, "include") == 0 ? 1
                                                            : 0,
-                            rename ? argv[2] : NULL, &eb) != ERR_OK) {
+                            rename ? pos[1] : NULL, &eb) != ERR_OK) {
         code = fail("clients", &eb);
         goto out;
     }
-    printf("client %s %s\n", argv[1],
-           rename                         ? (argv[2][0] ? "renamed" : "name restored")
+    printf("client %s %s\n", pos[0],
+           rename                         ? (pos[1][0] ? "renamed" : "name restored")
            : strcmp(what, "include") == 0 ? "included: it is synced again"
                                           : "excluded: it is no longer synced; its data is kept");
     code = CLI_OK;
@@ -1248,7 +1112,7 @@ cmd_clients(struct ctx *cx, int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "include") == 0 || strcmp(argv[1], "exclude") == 0 ||
                       strcmp(argv[1], "rename") == 0))
         return clients_update(cx, argc - 1, argv + 1);
-    if (parse_opts("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("clients", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync clients [--format table|csv|json|jsonl]\n"
@@ -1296,7 +1160,7 @@ software_cb(void *arg, const struct software_row *sw)
 static int
 install_cb(void *arg, const struct store_cell *cells, size_t n)
 {
-    return row_out(arg, api_cells_json(cells, n));
+    return row_out(arg, rowjson_cells(cells, n));
 }
 
 static const char *const install_columns[] = {
@@ -1481,7 +1345,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     int code = CLI_FAIL, software, rc, hardware;
 
     memset(&view, 0, sizeof view);
-    if (parse_opts("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1 ||
         (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0 &&
@@ -1596,7 +1460,7 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
     int64_t account, stale = 30;
     int code = CLI_FAIL;
 
-    if (parse_opts("insights", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("insights", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync insights [--client X] [--stale-days N] "
@@ -1729,7 +1593,7 @@ cmd_status(struct ctx *cx, int argc, char **argv)
     int64_t account, now = clock_now();
     int code = CLI_FAIL;
 
-    if (parse_opts("status", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("status", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || (strcmp(format, "table") != 0 && strcmp(format, "json") != 0)) {
         fprintf(help ? stdout : stderr, "usage: memsync status [--format table|json]\n");
@@ -1867,18 +1731,19 @@ cmd_key(struct ctx *cx, int argc, char **argv)
     int64_t account;
     int rc, code = CLI_FAIL;
 
-    int help = 0;
+    int help = 0, npos;
+    const char *pos[1];
+    const struct opt opts[] = {{NULL, 0, NULL, NULL}};
 
-    for (int i = 1; i < argc; i++)
-        help |= strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
-    if (help || argc != 2 || strcmp(argv[1], "rotate") != 0) {
+    if (opt_parse("key", argc, argv, opts, pos, 1, &npos, &help) != 0 || help || npos != 1 ||
+        strcmp(pos[0], "rotate") != 0) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync key rotate\n"
                 "Creates a new master key, re-seals every stored secret with it in one "
                 "transaction, then replaces the key file (the old key is kept as FILE.old).\n");
         return help ? CLI_OK : CLI_USAGE;
     }
-    if (getenv("MEMSYNC_MASTER_KEY") != NULL) {
+    if (config_env("MEMSYNC_MASTER_KEY") != NULL) {
         fprintf(stderr, "memsync key rotate: the master key comes from MEMSYNC_MASTER_KEY; unset "
                         "it to rotate the key file, or keep managing the key where it is set\n");
         return CLI_FAIL;
@@ -1920,7 +1785,7 @@ swap:
         rc = err_set(&eb, ERR_IO,
                      "the secrets are re-sealed under %s but it could not replace %s (%s): "
                      "move it there by hand",
-                     newp, path, strerror(errno));
+                     newp, path, err_strerror(errno));
         goto out;
     }
     printf("master key rotated: every secret is sealed under key %s; the old key is kept as %s "
@@ -1947,7 +1812,7 @@ cmd_config(struct ctx *cx, int argc, char **argv)
     const struct opt opts[] = {
         {"man", 0, NULL, &man}, {"show-origin", 0, NULL, &origin}, {NULL, 0, NULL, NULL}};
 
-    if (parse_opts("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
+    if (opt_parse("config", argc, argv, opts, pos, 0, &npos, &help) != 0)
         return CLI_USAGE;
     if (man && !help) {
         config_man(stdout);
@@ -1964,7 +1829,8 @@ cmd_config(struct ctx *cx, int argc, char **argv)
     }
     if (origin)
         config_print_origin(
-            &cx->cfg, cx->config_path != NULL ? cx->config_path : getenv("MEMSYNC_CONFIG"), stdout);
+            &cx->cfg, cx->config_path != NULL ? cx->config_path : config_env("MEMSYNC_CONFIG"),
+            stdout);
     else
         config_print(&cx->cfg, stdout);
     return CLI_OK;
@@ -1996,7 +1862,7 @@ cmd_backup_restore(struct ctx *cx, int argc, char **argv)
     struct backup_info bi = {0};
     struct errbuf eb = {0};
 
-    if (parse_opts(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
+    if (opt_parse(cmd, argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
     if (help || npos != 1) {
         fprintf(help ? stdout : stderr,
@@ -2055,10 +1921,10 @@ static const struct command commands[] = {
     {"insights", cmd_insights},
     {"key", cmd_key},
     {"config", cmd_config},
-    {"serve", api_cmd_serve},
-    {"user", cli_totp_cmd_user},
-    {"account", cli_totp_cmd_account},
-    {"apikey", auth_cmd_apikey},
+    {"serve", cli_cmd_serve},
+    {"user", cli_cmd_user},
+    {"account", cli_cmd_account},
+    {"apikey", cli_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},
     {"restore", cmd_backup_restore},
@@ -2076,7 +1942,7 @@ finish_stdout(int rc)
         return rc == CLI_FAIL ? CLI_OK : rc;
     if (rc != CLI_OK)
         return rc; /* the command said what failed */
-    fprintf(stderr, "memsync: writing the output failed: %s\n", strerror(errno));
+    fprintf(stderr, "memsync: writing the output failed: %s\n", err_strerror(errno));
     return CLI_FAIL;
 }
 
@@ -2086,47 +1952,26 @@ cli_main(int argc, char **argv)
     struct ctx cx;
     struct errbuf eb = {0};
     const char *db = NULL, *log_level = NULL;
+    int i, rc, help = 0, version = 0;
+    const struct opt opts[] = {
+        {"db", 1, &db, NULL},
+        {"config", 1, &cx.config_path, NULL},
+        {"log-level", 1, &log_level, NULL},
+        {"version", 0, NULL, &version},
+        {NULL, 0, NULL, NULL},
+    };
     enum log_level lvl;
-    int i, rc;
 
     memset(&cx, 0, sizeof cx);
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i];
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(usage_text, stdout);
-            return CLI_OK;
-        }
-        if (strcmp(a, "--version") == 0) {
-            printf("memsync %s\n", MEMSYNC_VERSION);
-            return CLI_OK;
-        }
-        if (strcmp(a, "--db") == 0 || strcmp(a, "--config") == 0 || strcmp(a, "--log-level") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "memsync: option %s needs a value\n", a);
-                return CLI_USAGE;
-            }
-            if (strcmp(a, "--db") == 0)
-                db = argv[++i];
-            else if (strcmp(a, "--config") == 0)
-                cx.config_path = argv[++i];
-            else
-                log_level = argv[++i];
-            continue;
-        }
-        if (strncmp(a, "--db=", 5) == 0) {
-            db = a + 5;
-            continue;
-        }
-        if (strncmp(a, "--config=", 9) == 0) {
-            cx.config_path = a + 9;
-            continue;
-        }
-        if (a[0] == '-') {
-            fprintf(stderr, "memsync: unknown option %s (see memsync --help)\n", a);
-            return CLI_USAGE;
-        }
-        break;
+    if (opt_parse_head(argc, argv, opts, &i, &help) != 0)
+        return CLI_USAGE;
+    if (help) {
+        fputs(usage_text, stdout);
+        return CLI_OK;
+    }
+    if (version) {
+        printf("memsync %s\n", MEMSYNC_VERSION);
+        return CLI_OK;
     }
     if (i >= argc) {
         fputs(usage_text, stderr);

@@ -15,6 +15,19 @@ buf_init(struct buf *b, size_t max)
     b->len = 0;
     b->cap = 0;
     b->max = max;
+    b->err = ERR_OK;
+}
+
+/* The first failed append frees the bytes: a body missing a piece is never handed on. */
+static int
+poison(struct buf *b, int err)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->err = err;
+    return err;
 }
 
 static int
@@ -22,6 +35,8 @@ reserve(struct buf *b, size_t extra)
 {
     size_t need, cap;
 
+    if (b->err != ERR_OK)
+        return b->err;
     if (extra > b->max || b->len > b->max - extra)
         return ERR_TOOBIG;
     need = b->len + extra + 1;
@@ -44,10 +59,18 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 int
+buf_error(const struct buf *b)
+{
+    return b->err;
+}
+
+int
 buf_add(struct buf *b, const void *p, size_t n)
 {
-    if (reserve(b, n) != ERR_OK)
-        return ERR_TOOBIG;
+    int rc;
+
+    if ((rc = reserve(b, n)) != ERR_OK)
+        return poison(b, rc);
     if (n > 0)
         memcpy(b->data + b->len, p, n);
     b->len += n;
@@ -62,6 +85,16 @@ buf_addstr(struct buf *b, const char *s)
 }
 
 int
+buf_addbuf(struct buf *b, const struct buf *src)
+{
+    if (b->err != ERR_OK)
+        return b->err;
+    if (src->err != ERR_OK)
+        return poison(b, src->err);
+    return buf_add(b, src->data, src->len);
+}
+
+int
 buf_addc(struct buf *b, char c)
 {
     return buf_add(b, &c, 1);
@@ -71,15 +104,17 @@ int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
     va_list ap;
-    int n;
+    int n, rc;
 
+    if (b->err != ERR_OK)
+        return b->err;
     va_start(ap, fmt);
     n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
     if (n < 0)
-        return ERR_INVAL;
-    if (reserve(b, (size_t)n) != ERR_OK)
-        return ERR_TOOBIG;
+        return poison(b, ERR_INVAL);
+    if ((rc = reserve(b, (size_t)n)) != ERR_OK)
+        return poison(b, rc);
     va_start(ap, fmt);
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -91,6 +126,7 @@ void
 buf_reset(struct buf *b)
 {
     b->len = 0;
+    b->err = ERR_OK;
     if (b->data != NULL)
         b->data[0] = '\0';
 }
@@ -104,6 +140,7 @@ buf_free(struct buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->err = ERR_OK;
 }
 
 const char *
@@ -122,6 +159,7 @@ buf_detach(struct buf *b, size_t *len)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+    b->err = ERR_OK;
     return p;
 }
 

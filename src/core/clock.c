@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "err.h"
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
@@ -27,7 +28,7 @@ days_from_civil(int64_t y, unsigned m, unsigned d)
 int64_t
 clock_now(void)
 {
-    const char *fixed = getenv("MEMSYNC_NOW");
+    const char *fixed = config_env("MEMSYNC_NOW");
 
     if (fixed != NULL && *fixed != '\0') {
         int64_t t;

@@ -17,7 +17,10 @@ enum config_type {
     CT_LEVEL,
     CT_FORMAT,
     CT_RUNNER,
-    CT_INT
+    CT_INT,
+    CT_BOOL,   /* environment only: any value means yes */
+    CT_TIME,   /* environment only: RFC 3339 or Unix seconds (clock.c parses it) */
+    CT_SECRET, /* environment only: never printed */
 };
 
 struct config_item {
@@ -85,8 +88,35 @@ static const struct config_item config_items[] = {
      1000000},
 };
 
-#define CONFIG_NITEMS  (sizeof config_items / sizeof config_items[0])
-#define CONFIG_KEY_MAX 64
+#define CONFIG_NITEMS (sizeof config_items / sizeof config_items[0])
+
+/* Variables read from the environment alone (no file key, no flag), through config_env. */
+struct config_env_item {
+    const char *env;
+    enum config_type type;
+    int test; /* set only by the tests and benchmarks: the manual leaves it out */
+    const char *help;
+    int min, max; /* CT_INT */
+};
+
+static const struct config_env_item config_env_items[] = {
+    {"MEMSYNC_CONFIG", CT_PATH, 0, "the config file to read when no --config is given", 0, 0},
+    {"MEMSYNC_MASTER_KEY", CT_SECRET, 0,
+     "the master key itself (64 hex characters or the base64 of 32 bytes) instead of the key file",
+     0, 0},
+    {"MEMSYNC_PARTNER_APP_SECRET", CT_SECRET, 0,
+     "the Partner App's client secret when a command is given no secret file", 0, 0},
+    {"MEMSYNC_SYNC_APP_SECRET", CT_SECRET, 0,
+     "the Sync App's client secret when a command is given no secret file", 0, 0},
+    {"MEMSYNC_NO_PROGRESS", CT_BOOL, 0, "any value: no progress line on a terminal", 0, 0},
+    {"TMPDIR", CT_PATH, 0, "where a sync keeps downloaded reports (unset: /tmp)", 0, 0},
+    {"MEMSYNC_NOW", CT_TIME, 1, "a fixed clock: RFC 3339 or Unix seconds", 0, 0},
+    {"MEMSYNC_VALIDATE_SAMPLE", CT_INT, 1,
+     "customer tenants serve tries when it validates an integration (1-100)", 1, 100},
+};
+
+#define CONFIG_ENV_NITEMS (sizeof config_env_items / sizeof config_env_items[0])
+#define CONFIG_KEY_MAX    64
 
 static const char *const config_levels[] = {"error", "warn", "info", "debug"};
 static const char *const config_formats[] = {"text", "json"};
@@ -204,6 +234,9 @@ config_apply(struct config *c, const struct config_item *it, const char *value, 
         break;
     case CT_PATH:
     case CT_STRING:
+    case CT_BOOL:
+    case CT_TIME:
+    case CT_SECRET:
         break;
     }
     if (len >= it->size)
@@ -319,7 +352,7 @@ config_read_file(struct config *c, const char *path, struct errbuf *eb)
         if (errno == ENOENT)
             rc = err_set(eb, ERR_NOTFOUND, "config file %s not found", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot open config file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot open config file %s: %s", path, err_strerror(errno));
         goto out;
     }
     for (;;) {
@@ -351,11 +384,8 @@ config_load(struct config *c, const char *path, struct errbuf *eb)
     int rc;
 
     config_defaults(c);
-    if (path == NULL) {
-        path = getenv("MEMSYNC_CONFIG");
-        if (path != NULL && path[0] == '\0')
-            path = NULL;
-    }
+    if (path == NULL)
+        path = config_env("MEMSYNC_CONFIG");
     if (path != NULL && (rc = config_read_file(c, path, eb)) != ERR_OK)
         return rc;
     for (size_t i = 0; i < CONFIG_NITEMS; i++) {
@@ -368,6 +398,40 @@ config_load(struct config *c, const char *path, struct errbuf *eb)
             return rc;
     }
     return ERR_OK;
+}
+
+const char *
+config_env(const char *name)
+{
+    const struct config_env_item *it = NULL;
+    const char *v;
+    int known = 0;
+
+    for (size_t i = 0; i < CONFIG_NITEMS && !known; i++)
+        known = strcmp(config_items[i].env, name) == 0;
+    for (size_t i = 0; i < CONFIG_ENV_NITEMS && !known; i++)
+        if (strcmp(config_env_items[i].env, name) == 0) {
+            it = &config_env_items[i];
+            known = 1;
+        }
+    ASSERT(known); /* a variable memsync reads is in one of the two tables */
+    v = getenv(name);
+    if (v == NULL || v[0] == '\0')
+        return NULL;
+    if (it != NULL && it->type == CT_INT) {
+        char *end = NULL;
+        int saved = errno; /* callers may be reporting an error */
+        long long n;
+        int bad;
+
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        bad = errno != 0 || end == v || *end != '\0' || n < it->min || n > it->max;
+        errno = saved;
+        if (bad)
+            return NULL;
+    }
+    return v;
 }
 
 int
@@ -481,6 +545,20 @@ config_man(void *file)
             man_text(f, it->def);
             fputs("\\(rq", f);
         }
+        fputs(".\n", f);
+    }
+    fputs(".SS Environment only\n"
+          "These are read from the environment alone; an empty one counts as unset.\n",
+          f);
+    for (size_t i = 0; i < CONFIG_ENV_NITEMS; i++) {
+        const struct config_env_item *it = &config_env_items[i];
+
+        if (it->test)
+            continue;
+        fputs(".TP\n.B ", f);
+        man_text(f, it->env);
+        fputs("\n", f);
+        man_text(f, it->help);
         fputs(".\n", f);
     }
 }

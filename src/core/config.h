@@ -16,6 +16,11 @@
  * error, never truncated. An empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL
  * (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and name the source: "config file X line
  * 3: ...", "MEMSYNC_LOG_LEVEL: ...", "--log-level: ...". Never calls setlocale.
+ *
+ * The environment is read here alone (scripts/checksrc.sh refuses getenv elsewhere): the
+ * table's variables, and beside it a list of environment-only ones, each with a type, that
+ * config_env hands out. Two of those are for tests and benchmarks only and left out of the
+ * manual: MEMSYNC_NOW (a fixed clock) and MEMSYNC_VALIDATE_SAMPLE (tenants a validation tries).
  */
 #ifndef MEMSYNC_CONFIG_H
 #define MEMSYNC_CONFIG_H
@@ -67,6 +72,11 @@ int config_load(struct config *c, const char *path, struct errbuf *eb);
 #define CONFIG_FILE_MAX (1024 * 1024)
 int config_parse_text(struct config *c, const char *name, const char *text, size_t len,
                       struct errbuf *eb);
+/* The value of environment variable name, or NULL when it is unset or empty, or when an
+ * integer-typed one is not a whole number in its range. name must be in the settings table or
+ * the environment-only list (an unknown name aborts: a programming error). Thread-safe while
+ * nothing changes the environment. */
+const char *config_env(const char *name);
 /* Fills only the defaults. */
 void config_defaults(struct config *c);
 /* Applies one flag value by key ("db", "listen", ...). ERR_INVAL for unknown keys/bad values.

@@ -52,6 +52,17 @@ err_clear(struct errbuf *eb)
 }
 
 const char *
+err_strerror(int errnum)
+{
+    static _Thread_local char text[ERR_STRERROR_MAX];
+
+    /* The XSI strerror_r (the build asks for POSIX, not GNU) fills text and returns 0. */
+    if (strerror_r(errnum, text, sizeof text) != 0)
+        snprintf(text, sizeof text, "error %d", errnum);
+    return text;
+}
+
+const char *
 err_str(int code)
 {
     switch (code) {

@@ -54,6 +54,12 @@ void err_clear(struct errbuf *eb);
 /* Static name of a code, e.g. "parse error". Never NULL. */
 const char *err_str(int code);
 
+/* The system's text for an errno value, thread-safe where strerror() is not (banned by
+ * scripts/checksrc.sh). Never NULL. The text lives in a per-thread buffer of ERR_STRERROR_MAX
+ * bytes that the next call on the same thread overwrites: use one call per message. */
+#define ERR_STRERROR_MAX 128
+const char *err_strerror(int errnum);
+
 /* Aborts with file:line in every build (never compiled out like assert()). */
 #define ASSERT(x)                                                                                  \
     do {                                                                                           \

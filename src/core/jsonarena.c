@@ -66,10 +66,7 @@ arena_alloc(size_t size)
 
         if (base == NULL)
             return NULL;
-        if (a->n == a->cap) {
-            a->cap = a->cap ? a->cap * 2 : 8;
-            a->chunks = xrealloc(a->chunks, a->cap * sizeof *a->chunks);
-        }
+        a->chunks = mem_grow(a->chunks, &a->cap, a->n + 1, sizeof *a->chunks);
         POISON(base, JSONARENA_CHUNK);
         a->chunks[a->n++] = (struct chunk){base, JSONARENA_CHUNK};
         a->mallocs++;

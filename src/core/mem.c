@@ -1,6 +1,7 @@
 #include "mem.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,26 @@ xrealloc(void *p, size_t n)
     if (q == NULL)
         oom(n);
     return q;
+}
+
+void *
+mem_grow_realloc(void *p, size_t *cap, size_t need, size_t elem)
+{
+    size_t n = *cap;
+
+    if (need <= n)
+        return p;
+    if (n < MEM_GROW_FIRST)
+        n = MEM_GROW_FIRST;
+    while (n < need)
+        n = n > SIZE_MAX / 2 ? need : n * 2;
+    if (elem != 0 && n > SIZE_MAX / elem) {
+        fprintf(stderr, "memsync: an array of %zu elements of %zu bytes overflows\n", need, elem);
+        abort();
+    }
+    p = xrealloc(p, n * elem);
+    *cap = n;
+    return p;
 }
 
 char *

@@ -51,7 +51,8 @@ id_like(const char *s, size_t len)
     return digits == len || (digits > 0 && !(len == 2 && s[0] == 'v'));
 }
 
-void
+/* Writes `path` as a route template into out (size n): "/api/v1/assets/hardware/{id}". */
+static void
 metrics_route_template(const char *path, char *out, size_t n)
 {
     size_t o = 0;

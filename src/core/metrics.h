@@ -14,9 +14,6 @@
 
 #define METRICS_ROUTES_MAX 128
 
-/* Writes `path` as a route template into out (size n): "/api/v1/assets/hardware/{id}". */
-void metrics_route_template(const char *path, char *out, size_t n);
-
 /* Counts one answered request. */
 void metrics_http_observe(const char *method, const char *path, int status);
 

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "config.h"
 #include "log.h"
 #include "mem.h"
 
@@ -144,7 +145,8 @@ create_key_file(const char *path, struct errbuf *eb)
             rc = err_set(eb, ERR_EXISTS,
                          "master key file %s already exists: refusing to overwrite it", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot create master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot create master key file %s: %s", path,
+                         err_strerror(errno));
         goto out;
     }
     while (off < hexlen) {
@@ -152,19 +154,20 @@ create_key_file(const char *path, struct errbuf *eb)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = err_set(eb, ERR_IO, "cannot write master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot write master key file %s: %s", path,
+                         err_strerror(errno));
             goto out;
         }
         off += (size_t)n;
     }
     if (fsync(fd) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot sync master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot sync master key file %s: %s", path, err_strerror(errno));
         goto out;
     }
     log_info("master key file created path=%s", path);
 out:
     if (fd >= 0 && close(fd) != 0 && rc == ERR_OK)
-        rc = err_set(eb, ERR_IO, "cannot close master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot close master key file %s: %s", path, err_strerror(errno));
     if (rc != ERR_OK && rc != ERR_EXISTS && fd >= 0)
         (void)unlink(path); /* never leave a half-written key behind */
     sodium_free(key);
@@ -194,11 +197,12 @@ read_key_file(struct vault *v, const char *path, struct errbuf *eb)
         else if (errno == EACCES)
             rc = err_set(eb, ERR_DENIED, "cannot read master key file %s: permission denied", path);
         else
-            rc = err_set(eb, ERR_IO, "cannot open master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot open master key file %s: %s", path,
+                         err_strerror(errno));
         goto out;
     }
     if (fstat(fd, &st) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot stat master key file %s: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot stat master key file %s: %s", path, err_strerror(errno));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -217,7 +221,8 @@ read_key_file(struct vault *v, const char *path, struct errbuf *eb)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = err_set(eb, ERR_IO, "cannot read master key file %s: %s", path, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot read master key file %s: %s", path,
+                         err_strerror(errno));
             goto out;
         }
         if (n == 0)
@@ -286,7 +291,7 @@ vault_open(struct vault **out, const char *key_path, int create, struct errbuf *
     *out = NULL;
     if ((rc = vault_init_sodium(eb)) != ERR_OK)
         return rc;
-    env = getenv("MEMSYNC_MASTER_KEY");
+    env = config_env("MEMSYNC_MASTER_KEY");
     if (env != NULL && env[0] != '\0') {
         if ((v = vault_alloc()) == NULL)
             return err_set(eb, ERR_NOMEM, "cannot allocate locked memory for the master key");
@@ -368,7 +373,7 @@ vault_reload(const struct vault *cv, struct errbuf *eb)
     if (v->path == NULL)
         return ERR_OK;
     if (stat(v->path, &st) != 0)
-        return err_set(eb, ERR_NOTFOUND, "master key file %s: %s", v->path, strerror(errno));
+        return err_set(eb, ERR_NOTFOUND, "master key file %s: %s", v->path, err_strerror(errno));
     return reload_key(v, &st, eb);
 }
 

@@ -252,12 +252,7 @@ stop(struct ps *p, const char *fmt, ...)
 static void
 scratch_grow(struct ps *p, size_t len)
 {
-    size_t ncap = p->scap ? p->scap : 1024;
-
-    while (ncap - p->sn < len + 1)
-        ncap *= 2;
-    p->sb = xrealloc(p->sb, ncap);
-    p->scap = ncap;
+    p->sb = mem_grow(p->sb, &p->scap, p->sn + len + 1, 1);
 }
 
 /* Appends s to the scratch, NUL-terminated; returns its offset. */
@@ -328,14 +323,7 @@ unread_seen(struct ps *p, uint32_t obj, const unsigned char *k, size_t len)
         if (u->obj == obj && u->hash == h && u->len == len && memcmp(p->kb + u->off, k, len) == 0)
             return 1;
     }
-    if (p->kb == NULL || p->kbcap - p->kbn < len) {
-        size_t ncap = p->kbcap ? p->kbcap : 1024;
-
-        while (ncap - p->kbn < len)
-            ncap *= 2;
-        p->kb = xrealloc(p->kb, ncap);
-        p->kbcap = ncap;
-    }
+    p->kb = mem_grow(p->kb, &p->kbcap, p->kbn + len + 1, 1); /* + 1: never NULL, even for "" */
     memcpy(p->kb + p->kbn, k, len);
     p->uk[i] = (struct ukey){obj, h, p->kbn, len};
     p->kbn += len;
@@ -588,12 +576,7 @@ device_done(struct ps *p, size_t index)
 {
     if (p->dev_failed)
         return; /* the page fails anyway: save the work */
-    if (*p->n == *p->cap) {
-        size_t ncap = *p->cap ? *p->cap * 2 : 64;
-
-        *p->devs = xrealloc(*p->devs, ncap * sizeof **p->devs);
-        *p->cap = ncap;
-    }
+    *p->devs = mem_grow(*p->devs, p->cap, *p->n + 1, sizeof **p->devs);
     if (device_build(p, &(*p->devs)[*p->n], &p->dev_eb) != ERR_OK) {
         err_prefix(&p->dev_eb, ERR_PARSE, "device %zu of the page", index + 1);
         p->dev_failed = 1;
@@ -652,12 +635,7 @@ app_done(struct ps *p)
         app_failed(p, "detectedApp member %s is not an integer", app_members[AM_SIZE].s);
         return;
     }
-    if (*a->n == *a->cap) {
-        size_t ncap = *a->cap ? *a->cap * 2 : 64;
-
-        *a->apps = xrealloc(*a->apps, ncap * sizeof **a->apps);
-        *a->cap = ncap;
-    }
+    *a->apps = mem_grow(*a->apps, a->cap, *a->n + 1, sizeof **a->apps);
     app = &(*a->apps)[(*a->n)++];
     memset(app, 0, sizeof *app);
     app->size_bytes = v[AM_SIZE].t == V_INT && v[AM_SIZE].i >= 0 ? v[AM_SIZE].i : -1;

@@ -99,10 +99,7 @@ http_timer(struct http *h, int64_t delay_ms, http_timer_cb *cb, void *arg)
 
     if (delay_ms < 0)
         delay_ms = 0;
-    if (h->ntimers == h->captimers) {
-        h->captimers = h->captimers ? h->captimers * 2 : 16;
-        h->timers = xrealloc(h->timers, h->captimers * sizeof *h->timers);
-    }
+    h->timers = mem_grow(h->timers, &h->captimers, h->ntimers + 1, sizeof *h->timers);
     i = h->ntimers++;
     h->timers[i] = (struct timer){clock_mono_ms() + delay_ms, h->seq++, cb, arg};
     while (i > 0 && timer_less(&h->timers[i], &h->timers[(i - 1) / 2])) {
@@ -504,7 +501,7 @@ http_submit(struct http *h, const struct http_req *req, http_done_cb *cb, void *
 
         if (fstat(req->sink_fd, &sb) != 0 || lseek(req->sink_fd, 0, SEEK_END) < 0) {
             rc = err_set(eb, ERR_IO, "cannot use the download file for %s: %s", x->redacted,
-                         strerror(errno));
+                         err_strerror(errno));
             goto out;
         }
         x->to_file = 1;
@@ -605,7 +602,7 @@ transport_error(struct xfer *x, CURLcode cc, char *msg, size_t len)
     }
     if (x->io_failed) {
         snprintf(msg, len, "cannot write the download from %s to disk (%s)", x->where,
-                 strerror(x->io_errno));
+                 err_strerror(x->io_errno));
         return ERR_IO;
     }
     if (x->toobig || cc == CURLE_FILESIZE_EXCEEDED) {
@@ -624,7 +621,7 @@ transport_error(struct xfer *x, CURLcode cc, char *msg, size_t len)
         snprintf(msg, len,
                  "cannot connect to %s (%s); check the URL setting and that the service is "
                  "reachable",
-                 x->where, os_errno != 0 ? strerror((int)os_errno) : detail);
+                 x->where, os_errno != 0 ? err_strerror((int)os_errno) : detail);
         return ERR_HTTP;
     case CURLE_COULDNT_RESOLVE_HOST:
         snprintf(msg, len, "cannot resolve the host of %s; check the URL setting and DNS",

@@ -54,15 +54,7 @@ csv_free(struct csv *c)
 static void
 row_room(struct csv *c, size_t n)
 {
-    size_t ncap;
-
-    if (c->cap - c->len >= n)
-        return;
-    ncap = c->cap ? c->cap : 1024;
-    while (ncap - c->len < n)
-        ncap *= 2;
-    c->row = xrealloc(c->row, ncap);
-    c->cap = ncap;
+    c->row = mem_grow(c->row, &c->cap, c->len + n, 1);
 }
 
 static int

@@ -20,13 +20,16 @@
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "integration.h"
 #include "jsonarena.h"
 #include "log.h"
 #include "metrics.h"
 #include "mem.h"
 #include "output.h"
 #include "openapi.h"
+#include "flight.h"
 #include "pagecache.h"
+#include "rowjson.h"
 #include "rowcache.h"
 #include "scheduler.h"
 #include "ui.h"
@@ -138,6 +141,11 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     case ERR_UNSUPPORTED:
         reply_error(resp, 501, "not_implemented", "Not implemented", msg);
         break;
+    case ERR_TIMEOUT: /* a database locked past the busy timeout; msg names the file */
+        log_warn("api: busy: %s", msg);
+        reply_error(resp, 503, "busy", "Service busy", "The database is busy; try again.");
+        httpd_response_header(resp, "Retry-After", "5");
+        break;
     default:
         log_warn("api: internal error: %s", msg);
         reply_error(resp, 500, "internal", "Internal error",
@@ -146,83 +154,7 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     }
 }
 
-/* ---- auth -------------------------------------------------------------------------------- */
-
-int
-api_authenticate(struct httpd_request *req, struct auth_principal *p, struct errbuf *eb)
-{
-    const char *key = httpd_header(req, "x-api-key");
-    const char *cookie;
-
-    memset(p, 0, sizeof *p);
-    if (req->st == NULL)
-        return err_set(eb, ERR_DB, "the database is not available");
-    if (key != NULL)
-        return auth_apikey(req->st, key, p, eb);
-    cookie = httpd_cookie(req, API_SESSION_COOKIE);
-    if (cookie != NULL)
-        return auth_session(req->st, cookie, p, eb);
-    return err_set(eb, ERR_AUTH, "send an x-api-key header or sign in");
-}
-
 /* ---- JSON views -------------------------------------------------------------------------- */
-
-static json_t *
-cell_value(const struct store_cell *c)
-{
-    char ts[32];
-
-    switch (c->kind) {
-    case SC_INT:
-        return json_integer(c->i);
-    case SC_TEXT: {
-        json_t *v = json_string(c->s != NULL ? c->s : "");
-        return v != NULL ? v : json_string("?");
-    }
-    case SC_TS:
-        clock_fmt(c->i, ts, sizeof ts);
-        return json_string(ts);
-    case SC_BOOL:
-        return json_boolean(c->i != 0);
-    default:
-        return json_null();
-    }
-}
-
-json_t *
-api_cells_json(const struct store_cell *cells, size_t n)
-{
-    json_t *row = json_object();
-
-    for (size_t i = 0; i < n; i++) {
-        const char *name = cells[i].name;
-        const char *dot = strchr(name, '.');
-        json_t *v = cell_value(&cells[i]);
-
-        if (dot == NULL) {
-            json_object_set_new(row, name, v);
-        } else {
-            char parent[64];
-            json_t *obj;
-
-            snprintf(parent, sizeof parent, "%.*s", (int)(dot - name), name);
-            obj = json_object_get(row, parent);
-            if (obj == NULL) {
-                obj = json_object();
-                json_object_set_new(row, parent, obj);
-            }
-            json_object_set_new(obj, dot + 1, v);
-        }
-    }
-    /* A client without a warning has "warning": null, not an object of nulls. */
-    {
-        const json_t *w = json_object_get(row, "warning");
-
-        if (json_is_object(w) && json_is_null(json_object_get(w, "code")))
-            json_object_set_new(row, "warning", json_null());
-    }
-    return row;
-}
 
 /* A key as the API shows it: hint, expiry, days left and the warning level of expiry.h (the
  * same words as `memsync status` and the UI). */
@@ -248,7 +180,7 @@ first_row_cb(void *arg, const struct store_cell *cells, size_t n)
     json_t **out = arg;
 
     if (*out == NULL)
-        *out = api_cells_json(cells, n);
+        *out = rowjson_cells(cells, n);
     return 0;
 }
 
@@ -285,14 +217,17 @@ api_integration_json(struct api_app *app, const struct integration *in)
     return j != NULL ? j : json_object();
 }
 
-/* Adds "sync": {"state", "last_run"} using the caller's store. */
-static void
-integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id)
+/* Adds "sync": {"state", "last_run"} using the caller's store; ERR_* when the last run could
+ * not be read. */
+static int
+integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t account, int64_t id,
+                      struct errbuf *eb)
 {
     struct list_query q = {0};
     struct store_filter f = {"integration_id", "eq", NULL};
     char idtxt[32];
     json_t *last = NULL;
+    int rc;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -301,10 +236,14 @@ integration_sync_json(struct api_app *app, struct store *st, json_t *j, int64_t 
     q.filters = &f;
     q.nfilters = 1;
     q.limit = 1;
-    store_list_each(st, &q, first_row_cb, &last, NULL);
+    if ((rc = store_list_each(st, &q, first_row_cb, &last, eb)) != ERR_OK) {
+        json_decref(last);
+        return rc;
+    }
     json_object_set_new(j, "sync",
                         json_pack("{s:s, s:o}", "state", scheduler_state(app->sched, id),
                                   "last_run", last != NULL ? last : json_null()));
+    return ERR_OK;
 }
 
 /* ---- list parameters --------------------------------------------------------------------- */
@@ -466,6 +405,11 @@ param_cb(void *arg, const char *key, const char *value)
             for (const char *p = value; *p != '\0'; p++)
                 if (*p != '"')
                     buf_addc(&b, *p);
+            if (buf_error(&b) != ERR_OK) { /* never a shorter list than asked for */
+                lp->bad =
+                    err_set(&lp->eb, ERR_INVAL, "the value of filter '%s' is too long", field);
+                return 1;
+            }
             f->value = own(lp, buf_detach(&b, NULL));
         } else {
             f->value = own(lp, unquote(value));
@@ -647,7 +591,7 @@ collect_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct collect *c = arg;
 
-    json_array_append_new(c->arr, api_cells_json(cells, n));
+    json_array_append_new(c->arr, rowjson_cells(cells, n));
     if (c->seek_e != NULL && ++c->rows == c->page_size && c->seek_i < n && c->id_i < n) {
         const struct store_cell *v = &cells[c->seek_i];
 
@@ -981,8 +925,9 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         goto out;
     }
     /* The version is read before anything else: see pagecache.h. */
+    /* Without the version the answer is rendered uncached; its own reads report a failure. */
     keyed = list_key(req, "hardware", account, &key) == ERR_OK &&
-            store_data_version(req->st, &version, NULL) == ERR_OK;
+            store_data_version(req->st, &version, &eb) == ERR_OK;
     if (keyed && cached_answer(app, req, resp, key.data, key.len, version, etag))
         goto out;
     q.account_id = account;
@@ -1030,8 +975,10 @@ asset_one_cb(void *arg, const struct asset *a)
     return 0;
 }
 
+/* The rows, or NULL with eb set when they could not be read. */
 static json_t *
-sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit)
+sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, int limit,
+         struct errbuf *eb, int *rc)
 {
     struct list_query q = {0};
     struct collect c;
@@ -1042,14 +989,17 @@ sub_list(struct store *st, const char *entity, int64_t account, int64_t parent, 
     q.account_id = account;
     q.parent_id = parent;
     q.limit = limit;
-    store_list_each(st, &q, collect_cb, &c, NULL);
+    if ((*rc = store_list_each(st, &q, collect_cb, &c, eb)) != ERR_OK) {
+        json_decref(c.arr);
+        return NULL;
+    }
     return c.arr;
 }
 
 static void
 hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t account, int64_t id)
 {
-    json_t *a = NULL;
+    json_t *a = NULL, *sw = NULL, *hist = NULL;
     struct errbuf eb = {0};
     int rc = store_asset_get(req->st, account, id, asset_one_cb, &a, &eb);
 
@@ -1058,18 +1008,28 @@ hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t acc
         reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
         return;
     }
-    json_object_set_new(a, "software", sub_list(req->st, "asset_software", account, id, 1000));
-    json_object_set_new(a, "history", sub_list(req->st, "asset_changes", account, id, 500));
+    if ((sw = sub_list(req->st, "asset_software", account, id, 1000, &eb, &rc)) == NULL ||
+        (hist = sub_list(req->st, "asset_changes", account, id, 500, &eb, &rc)) == NULL) {
+        json_decref(sw);
+        json_decref(a);
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    json_object_set_new(a, "software", sw);
+    json_object_set_new(a, "history", hist);
     reply_json(resp, 200, json_pack("{s:o}", "data", a));
 }
 
-/* 1 when the row id of entity exists in account. */
+/* 1 when the row id of entity exists in account. A failed check also answers 1: the list
+ * read after it fails the same way and answers the error, never a 404. */
 static int
 row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
 {
     struct list_query q = {0};
     struct store_filter f = {"id", "eq", NULL};
+    struct errbuf eb = {0};
     char idtxt[32];
+    int64_t n;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -1077,7 +1037,9 @@ row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
     q.account_id = account;
     q.filters = &f;
     q.nfilters = 1;
-    return store_list_count(st, &q, NULL) > 0;
+    if ((n = store_list_count(st, &q, &eb)) < 0)
+        log_warn("api: cannot check that %s %" PRId64 " exists: %s", entity, id, eb.msg);
+    return n != 0;
 }
 
 static void
@@ -1108,9 +1070,16 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
         reply_error(resp, 404, "not_found", "Not found", msg);
         return;
     }
-    if (strcmp(entity, "sync_runs") == 0)
-        json_object_set_new(row, "tenants",
-                            sub_list(req->st, "sync_tenant_results", account, id, 10000));
+    if (strcmp(entity, "sync_runs") == 0) {
+        json_t *tenants = sub_list(req->st, "sync_tenant_results", account, id, 10000, &eb, &rc);
+
+        if (tenants == NULL) {
+            json_decref(row);
+            reply_err(resp, rc, &eb);
+            return;
+        }
+        json_object_set_new(row, "tenants", tenants);
+    }
     reply_json(resp, 200, json_pack("{s:o}", "data", row));
 }
 
@@ -1201,7 +1170,7 @@ static int
 csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct csv_batch *cb = arg;
-    json_t *row = api_cells_json(cells, n);
+    json_t *row = rowjson_cells(cells, n);
 
     csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
     json_decref(row);
@@ -1214,6 +1183,7 @@ static int
 csv_fill(struct csv_stream *cs)
 {
     struct csv_batch cb = {cs, 0};
+    struct errbuf eb = {0};
     int rc;
 
     buf_reset(&cs->pending);
@@ -1233,18 +1203,23 @@ csv_fill(struct csv_stream *cs)
         q.nfilters = cs->lp.nfilters;
         q.after_id = cs->after_id;
         q.limit = CSV_BATCH;
-        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, NULL);
+        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, &eb);
     } else {
         struct list_query q;
 
         fill_query(&q, &cs->lp, cs->entity, cs->account, 0);
         q.offset = cs->offset;
         q.limit = CSV_BATCH;
-        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, NULL);
+        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, &eb);
         cs->offset += cb.rows;
     }
-    if (rc != ERR_OK)
+    if (rc == ERR_OK && (rc = buf_error(&cs->pending)) != ERR_OK)
+        err_set(&eb, rc, "a batch of rows does not fit in the export's buffer");
+    if (rc != ERR_OK) {
+        /* The status is sent: ending the stream early is the only way to tell the client. */
+        log_warn("api: the %s export stopped: %s", cs->entity, eb.msg);
         return -1;
+    }
     if (cb.rows < CSV_BATCH)
         cs->done = 1;
     return 0;
@@ -1320,205 +1295,37 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
 
 /* ---- integrations (writes) --------------------------------------------------------------- */
 
+/* Saves a new integration through the service, then queues its first full sync. *validation
+ * gets the checks' results once they ran (a new reference), else NULL. */
 static int
-parse_expiry(const char *s, const char *label, int64_t *out, struct errbuf *eb)
+create_integration(struct api_app *app, struct store *st, int64_t account_id,
+                   struct integration_input *in, int64_t *id, json_t **validation,
+                   struct errbuf *eb)
 {
-    int64_t now = clock_now();
-
-    if (s == NULL || s[0] == '\0') {
-        *out = now + API_SECRET_DEFAULT_LIFETIME;
-        return ERR_OK;
-    }
-    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL)
-        return err_set(eb, ERR_INVAL, "%s: '%.40s' is not a date (use YYYY-MM-DD)", label, s);
-    if (*out > now + 731 * 86400)
-        return err_set(eb, ERR_INVAL,
-                       "%s is more than 24 months away; Microsoft allows at most 24 months", label);
-    return ERR_OK;
-}
-
-static int
-check_secret(const char *s, const char *label, struct errbuf *eb)
-{
-    if (s == NULL || s[0] == '\0')
-        return err_set(eb, ERR_INVAL, "the %s is missing", label);
-    if (strlen(s) > VAULT_SECRET_MAX)
-        return err_set(eb, ERR_INVAL, "the %s is longer than %d characters", label,
-                       VAULT_SECRET_MAX);
-    if (guid_valid(s))
-        return err_set(eb, ERR_INVAL,
-                       "the %s looks like a GUID: that is the secret's ID, not its value. Copy "
-                       "the Value column from Entra ID > App registrations > Certificates & "
-                       "secrets",
-                       label);
-    return ERR_OK;
-}
-
-int
-api_integration_create(struct api_app *app, struct store *st, int64_t account_id,
-                       const struct api_integration_input *in, int64_t *id, json_t **validation,
-                       struct errbuf *eb)
-{
-    struct integration row = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *psealed = NULL, *ssealed = NULL, *ph = NULL, *sh = NULL;
-    const char *source = in->tenant_source != NULL && in->tenant_source[0] != '\0'
-                             ? in->tenant_source
-                             : "partner_center";
-    int rc, in_tx = 0;
+    int rc;
 
-    *validation = NULL;
-    *id = 0;
-    if (!guid_valid(in->partner_tenant_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner Account ID must be a GUID like "
-                       "00000000-0000-0000-0000-000000000000 (the partner's Azure tenant ID)");
-    if (!guid_valid(in->partner_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Partner App ID must be a GUID (the Partner "
-                       "Center app's client ID)");
-    if (!guid_valid(in->sync_app_id))
-        return err_set(eb, ERR_INVAL,
-                       "the Microsoft Sync App ID must be a GUID (the sync app's client ID)");
-    if ((rc = check_secret(in->partner_app_secret, "Microsoft Partner App Key", eb)) != ERR_OK ||
-        (rc = check_secret(in->sync_app_secret, "Microsoft Sync App Key", eb)) != ERR_OK)
-        return rc;
-    if (strcmp(source, "partner_center") != 0 && strcmp(source, "contracts") != 0 &&
-        strcmp(source, "gdap") != 0)
-        return err_set(eb, ERR_INVAL, "tenant_source must be partner_center, contracts or gdap");
-    if (in->cloud != NULL && in->cloud[0] != '\0' && cloud_find(in->cloud) == NULL)
-        return err_set(eb, ERR_INVAL, "cloud must be one of %s", CLOUD_NAMES);
-    if (in->name != NULL && strlen(in->name) > 200)
-        return err_set(eb, ERR_INVAL, "the name is longer than 200 characters");
-    if ((rc = parse_expiry(in->partner_expires, "the Partner App Key expiry",
-                           &row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = parse_expiry(in->sync_expires, "the Sync App Key expiry", &row.sync_secret_expires,
-                           eb)) != ERR_OK)
-        return rc;
-    if (in->sync_interval != 0 && (in->sync_interval < 300 || in->sync_interval > 7 * 86400))
-        return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
-
-    vi.partner_tenant_id = in->partner_tenant_id;
-    vi.partner_app_id = in->partner_app_id;
-    vi.partner_secret = in->partner_app_secret;
-    vi.sync_app_id = in->sync_app_id;
-    vi.sync_secret = in->sync_app_secret;
-    vi.tenant_source = source;
-    vi.cloud = in->cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "not saved: the checks marked fail must pass first (each says what to do)");
-        goto out;
-    }
-    row.account_id = account_id;
-    row.name = xstrdup(in->name != NULL && in->name[0] != '\0' ? in->name : "Microsoft Intune");
-    row.partner_tenant_id = xstrdup(in->partner_tenant_id);
-    row.partner_app_id = xstrdup(in->partner_app_id);
-    row.sync_app_id = xstrdup(in->sync_app_id);
-    row.tenant_source = xstrdup(source);
-    row.cloud = xstrdup(in->cloud != NULL && in->cloud[0] != '\0' ? in->cloud : "global");
-    row.sync_interval = in->sync_interval > 0 ? in->sync_interval : 6 * 3600;
-    /* Sealed secrets are bound to the row id: insert and seal in one transaction. */
-    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 1;
-    if ((rc = store_integration_insert(st, &row, eb)) != ERR_OK)
-        goto out;
-    if ((rc = vault_seal(app->vault, "integration", row.id, "partner_app_secret",
-                         in->partner_app_secret, &psealed, eb)) != ERR_OK ||
-        (rc = vault_seal(app->vault, "integration", row.id, "sync_app_secret", in->sync_app_secret,
-                         &ssealed, eb)) != ERR_OK)
-        goto out;
-    ph = xstrndup(in->partner_app_secret, 3);
-    sh = xstrndup(in->sync_app_secret, 3);
-    if ((rc = store_integration_set_secret(st, row.id, "partner", psealed, ph,
-                                           row.partner_secret_expires, eb)) != ERR_OK ||
-        (rc = store_integration_set_secret(st, row.id, "sync", ssealed, sh, row.sync_secret_expires,
-                                           eb)) != ERR_OK)
-        goto out;
-    if ((rc = store_tx_commit(st, eb)) != ERR_OK)
-        goto out;
-    in_tx = 0;
-    *id = row.id;
-    log_info("integration saved id=%" PRId64 " account=%" PRId64, row.id, account_id);
-    if (app->sched != NULL)
-        scheduler_request(app->sched, account_id, row.id, 1, NULL);
-out:
-    if (in_tx)
-        store_tx_rollback(st);
-    if (rc == ERR_EXISTS)
-        err_set(eb, ERR_EXISTS, "an integration with this name already exists; pick another name");
+    in->sample = app->validate_sample;
+    rc = integration_create(app->cfg, st, app->vault, account_id, in, id, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    free(psealed);
-    free(ssealed);
-    free(ph);
-    free(sh);
-    integration_clear(&row);
+    if (rc == ERR_OK && app->sched != NULL)
+        scheduler_request(app->sched, account_id, *id, 1, NULL);
     return rc;
 }
 
-int
-api_integration_rotate(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
-                       const char *which, const char *secret, const char *expires,
-                       json_t **validation, struct errbuf *eb)
+static int
+rotate_integration(struct api_app *app, struct store *st, int64_t account_id, int64_t id,
+                   const char *which, const char *secret, const char *expires, json_t **validation,
+                   struct errbuf *eb)
 {
-    struct integration in = {0};
-    struct validate_input vi = {0};
     struct validation val = {0};
-    char *other = NULL, *sealed = NULL, *hint = NULL;
-    int64_t exp;
-    int partner, rc;
+    int rc;
 
-    *validation = NULL;
-    if (which == NULL || (strcmp(which, "partner") != 0 && strcmp(which, "sync") != 0))
-        return err_set(eb, ERR_INVAL, "which must be \"partner\" or \"sync\"");
-    partner = strcmp(which, "partner") == 0;
-    if ((rc = check_secret(secret, partner ? "Microsoft Partner App Key" : "Microsoft Sync App Key",
-                           eb)) != ERR_OK)
-        return rc;
-    if ((rc = parse_expiry(expires, "the new key's expiry", &exp, eb)) != ERR_OK)
-        return rc;
-    if ((rc = store_integration_get(st, account_id, id, &in, eb)) != ERR_OK)
-        return rc;
-    /* The other key is needed to list customers for the tenant checks. */
-    if ((rc = vault_unseal(
-             app->vault, "integration", id, partner ? "sync_app_secret" : "partner_app_secret",
-             partner ? in.sync_secret_sealed : in.partner_secret_sealed, &other, eb)) != ERR_OK)
-        goto out;
-    vi.partner_tenant_id = in.partner_tenant_id;
-    vi.partner_app_id = in.partner_app_id;
-    vi.sync_app_id = in.sync_app_id;
-    vi.partner_secret = partner ? secret : other;
-    vi.sync_secret = partner ? other : secret;
-    vi.tenant_source = in.tenant_source;
-    vi.cloud = in.cloud;
-    vi.sample = app->validate_sample;
-    validate_integration(app->cfg, &vi, &val, NULL);
-    *validation = validation_to_json(&val);
-    if (!val.ok) {
-        rc = err_set(eb, ERR_AUTH,
-                     "the key was not changed: the checks marked fail must pass "
-                     "first");
-        goto out;
-    }
-    if ((rc = vault_seal(app->vault, "integration", id,
-                         partner ? "partner_app_secret" : "sync_app_secret", secret, &sealed,
-                         eb)) != ERR_OK)
-        goto out;
-    hint = xstrndup(secret, 3);
-    rc = store_integration_set_secret(st, id, which, sealed, hint, exp, eb);
-    if (rc == ERR_OK)
-        log_info("integration key replaced id=%" PRId64 " which=%s", id, which);
-out:
+    rc = integration_rotate_secret(app->cfg, st, app->vault, account_id, id, which, secret, expires,
+                                   0, app->validate_sample, &val, eb);
+    *validation = val.n > 0 ? validation_to_json(&val) : NULL;
     validation_clear(&val);
-    vault_wipe(other);
-    free(sealed);
-    free(hint);
-    integration_clear(&in);
     return rc;
 }
 
@@ -1561,8 +1368,14 @@ integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_r
         return;
     }
     j = api_integration_json(app, &in);
-    integration_sync_json(app, req->st, j, account, id);
+    rc = integration_sync_json(app, req->st, j, account, id, &eb);
     integration_clear(&in);
+    if (rc != ERR_OK) {
+        json_decref(j);
+        json_decref(validation);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(resp, status,
                validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
                                   : json_pack("{s:o}", "data", j));
@@ -1586,11 +1399,17 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
     for (size_t i = 0; i < n; i++) {
         json_t *j = api_integration_json(app, &list[i]);
 
-        integration_sync_json(app, req->st, j, account, list[i].id);
+        if (rc == ERR_OK)
+            rc = integration_sync_json(app, req->st, j, account, list[i].id, &eb);
         json_array_append_new(arr, j);
         integration_clear(&list[i]);
     }
     free(list);
+    if (rc != ERR_OK) {
+        json_decref(arr);
+        reply_err(resp, rc, &eb);
+        return;
+    }
     reply_json(
         resp, 200,
         json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
@@ -1623,7 +1442,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
                          struct httpd_response *resp, int64_t account)
 {
     json_t *body = parse_body(req, resp), *val = NULL;
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
     struct errbuf eb = {0};
     int64_t id = 0;
     int rc;
@@ -1642,7 +1461,7 @@ integration_create_route(struct api_app *app, struct httpd_request *req,
     in.cloud = jget(body, "cloud");
     if (json_is_integer(json_object_get(body, "sync_interval_seconds")))
         in.sync_interval = json_integer_value(json_object_get(body, "sync_interval_seconds"));
-    rc = api_integration_create(app, req->st, account, &in, &id, &val, &eb);
+    rc = create_integration(app, req->st, account, &in, &id, &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The values did not pass the checks", 201);
@@ -1677,10 +1496,10 @@ integration_patch_route(struct api_app *app, struct httpd_request *req, struct h
             interval = -1; /* 0 would mean "unchanged" below: refuse it */
     }
     if ((s = jget(body, "partner_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "partner_app_secret_expires_at", &pexp, &eb)) != ERR_OK)
         goto out;
     if ((s = jget(body, "sync_app_secret_expires_at")) != NULL &&
-        (rc = parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
+        (rc = integration_parse_expiry(s, "sync_app_secret_expires_at", &sexp, &eb)) != ERR_OK)
         goto out;
     rc = store_integration_update(req->st, account, id, jget(body, "name"), interval, pexp, sexp,
                                   &eb);
@@ -1703,8 +1522,8 @@ integration_rotate_route(struct api_app *app, struct httpd_request *req,
 
     if (body == NULL)
         return;
-    rc = api_integration_rotate(app, req->st, account, id, jget(body, "which"),
-                                jget(body, "secret"), jget(body, "expires_at"), &val, &eb);
+    rc = rotate_integration(app, req->st, account, id, jget(body, "which"), jget(body, "secret"),
+                            jget(body, "expires_at"), &val, &eb);
     json_decref(body);
     integration_write_reply(app, req, resp, account, id, rc, &eb, val,
                             "The new key did not pass the checks", 200);
@@ -1833,12 +1652,13 @@ client_metric_cb(void *arg, const struct store_cell *c, size_t n)
     return 0;
 }
 
-static void
-client_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+client_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct list_query q = {0};
     struct client_metric_walk w;
     struct buf last, up;
+    int rc;
 
     buf_init(&last, 8 << 20);
     buf_init(&up, 8 << 20);
@@ -1846,30 +1666,32 @@ client_metrics(struct store *st, int64_t account, struct buf *b)
     w.up = &up;
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(st, &q, client_metric_cb, &w, NULL);
+    rc = store_list_each(st, &q, client_metric_cb, &w, eb);
     buf_addstr(b, "# HELP memsync_client_last_success_timestamp_seconds When each included "
                   "customer tenant last synced successfully.\n"
                   "# TYPE memsync_client_last_success_timestamp_seconds gauge\n");
-    buf_addstr(b, buf_cstr(&last));
+    buf_addbuf(b, &last);
     buf_addstr(b, "# HELP memsync_client_up Whether each included customer tenant's latest sync "
                   "succeeded (1) or failed (0); never synced tenants are absent.\n"
                   "# TYPE memsync_client_up gauge\n");
-    buf_addstr(b, buf_cstr(&up));
+    buf_addbuf(b, &up);
     buf_free(&last);
     buf_free(&up);
+    return rc;
 }
 
-static void
-secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
+static int
+secret_expiry_metrics(struct store *st, int64_t account, struct buf *b, struct errbuf *eb)
 {
     struct integration *list = NULL;
     size_t n = 0;
+    int rc;
 
     buf_addstr(b, "# HELP memsync_secret_expiry_timestamp_seconds When each integration's app "
                   "key (partner or sync app) expires.\n"
                   "# TYPE memsync_secret_expiry_timestamp_seconds gauge\n");
-    if (store_integration_list(st, account, &list, &n, NULL) != ERR_OK)
-        return;
+    if ((rc = store_integration_list(st, account, &list, &n, eb)) != ERR_OK)
+        return rc;
     for (size_t i = 0; i < n; i++) {
         if (list[i].partner_secret_expires != TS_NULL)
             buf_printf(b,
@@ -1884,6 +1706,7 @@ secret_expiry_metrics(struct store *st, int64_t account, struct buf *b)
         integration_clear(&list[i]);
     }
     free(list);
+    return ERR_OK;
 }
 
 static void
@@ -1898,6 +1721,9 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     struct metric_walk w;
     struct integration *list = NULL;
     size_t n = 0;
+    struct errbuf eb = {0};
+    int64_t devices;
+    int rc = ERR_OK; /* the first failed read: the answer becomes its error */
 
     memset(&w, 0, sizeof w);
     w.b = b;
@@ -1907,6 +1733,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
     if (app->sched != NULL)
         scheduler_stats_get(app->sched, &ss);
     aq.account_id = account;
+    if ((devices = store_assets_count(req->st, &aq, &eb)) < 0)
+        rc = (int)devices;
     buf_reset(b);
     buf_printf(b,
                "# HELP memsync_build_info The running memsync's version (always 1).\n"
@@ -1941,13 +1769,15 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
                "# TYPE memsync_devices gauge\n"
                "memsync_devices %" PRId64 "\n",
                hs.requests, hs.status_429, hs.status_5xx, ss.runs, ss.failed, ss.microsoft_requests,
-               ss.microsoft_throttled, store_assets_count(req->st, &aq, NULL));
+               ss.microsoft_throttled, devices);
     metrics_http_write(b);
     metrics_sync_write(b);
     q.entity = "clients";
     q.account_id = account;
-    store_list_each(req->st, &q, tenant_status_cb, &w, NULL);
-    client_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = store_list_each(req->st, &q, tenant_status_cb, &w, &eb);
+    if (rc == ERR_OK)
+        rc = client_metrics(req->st, account, b, &eb);
     buf_printf(b,
                "# HELP memsync_tenants Customer tenants by last sync status.\n"
                "# TYPE memsync_tenants gauge\n"
@@ -1964,21 +1794,22 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         w.finished = &fin;
         q.entity = "sync_runs";
         q.limit = 500;
-        store_list_each(req->st, &q, run_metric_cb, &w, NULL);
+        if (rc == ERR_OK)
+            rc = store_list_each(req->st, &q, run_metric_cb, &w, &eb);
         buf_addstr(b, "# HELP memsync_sync_last_duration_seconds Duration of each integration's "
                       "latest finished sync.\n"
                       "# TYPE memsync_sync_last_duration_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&runs));
+        buf_addbuf(b, &runs);
         buf_addstr(b, "# HELP memsync_sync_last_finished_timestamp_seconds When each "
                       "integration's latest sync finished.\n"
                       "# TYPE memsync_sync_last_finished_timestamp_seconds gauge\n");
-        buf_addstr(b, buf_cstr(&fin));
+        buf_addbuf(b, &fin);
         buf_free(&runs);
         buf_free(&fin);
     }
     buf_addstr(b, "# HELP memsync_secret_days_to_expiry Days until each key expires.\n"
                   "# TYPE memsync_secret_days_to_expiry gauge\n");
-    if (store_integration_list(req->st, account, &list, &n, NULL) == ERR_OK) {
+    if (rc == ERR_OK && (rc = store_integration_list(req->st, account, &list, &n, &eb)) == ERR_OK) {
         int64_t now = clock_now();
 
         for (size_t i = 0; i < n; i++) {
@@ -1996,7 +1827,8 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
         }
         free(list);
     }
-    secret_expiry_metrics(req->st, account, b);
+    if (rc == ERR_OK)
+        rc = secret_expiry_metrics(req->st, account, b, &eb);
     {
         struct pagecache_stats ps;
 
@@ -2053,48 +1885,12 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
             "memsync_api_row_cache_evictions_total %" PRIu64 "\n",
             rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
     }
+    if (rc != ERR_OK) {
+        reply_err(resp, rc, &eb);
+        return;
+    }
     resp->status = 200;
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-}
-
-/* ---- router ------------------------------------------------------------------------------ */
-
-#define MAX_SEGS 6
-
-static int
-split_path(const char *path, char segs[MAX_SEGS][80])
-{
-    int n = 0;
-    const char *p = path;
-
-    while (*p == '/')
-        p++;
-    while (*p != '\0') {
-        const char *e = strchr(p, '/');
-        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
-
-        if (n >= MAX_SEGS || len >= 80)
-            return -1;
-        memcpy(segs[n], p, len);
-        segs[n][len] = '\0';
-        n++;
-        p += len;
-        while (*p == '/')
-            p++;
-    }
-    return n;
-}
-
-static int
-seg_id(const char *s, int64_t *id)
-{
-    return parse_i64(s, id) == 0 && *id > 0;
-}
-
-static int
-is_write(const char *method)
-{
-    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
 #define INSIGHT_STALE_DAYS 30
@@ -2102,6 +1898,11 @@ is_write(const char *method)
 /* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
  * data: cached answers are keyed by this many seconds of wall time too. */
 #define INSIGHT_CACHE_S 600
+/* Single flight: requests for one answer arriving together render it once; the others wait
+ * up to INSIGHT_WAIT_S for it. */
+#define INSIGHT_FLIGHTS 16
+#define INSIGHT_WAIT_S  30
+static struct flight insight_flight = FLIGHT_INIT(INSIGHT_FLIGHTS);
 
 /* GET /api/v1/insights: `memsync insights` for the caller's account, a row per client with
  * active devices, all in one answer (no paging). Walking every asset costs ~2 s per million,
@@ -2111,14 +1912,15 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
                 int64_t account)
 {
     const char *arg = httpd_arg(req, "stale_days");
-    char key[96], etag[PAGECACHE_ETAG_LEN + 1];
+    char key[96], fkey[128], etag[PAGECACHE_ETAG_LEN + 1];
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
+    struct flight_result res;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
     long long days = INSIGHT_STALE_DAYS;
-    int keyed, rc;
+    int keyed, rc, ticket = -1;
 
     if (arg != NULL) {
         char *end;
@@ -2133,9 +1935,32 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     }
     snprintf(key, sizeof key, "insights;%" PRId64 ";%lld;%" PRId64, account, days,
              now / INSIGHT_CACHE_S);
-    keyed = store_data_version(req->st, &version, NULL) == ERR_OK;
+    keyed = store_data_version(req->st, &version, &eb) == ERR_OK; /* as in hardware_list */
     if (keyed && cached_answer(app, req, resp, key, strlen(key), version, etag))
         return;
+    if (keyed) {
+        snprintf(fkey, sizeof fkey, "%s;%" PRId64, key, version);
+        switch (flight_begin(&insight_flight, fkey, strlen(fkey), (int64_t)INSIGHT_WAIT_S * 1000,
+                             &res, &ticket)) {
+        case FLIGHT_RESULT: /* the answer another request just rendered */
+            resp->status = 200;
+            resp->content_type = "application/json";
+            buf_reset(&resp->body);
+            buf_add(&resp->body, res.bytes, res.len);
+            httpd_response_header(resp, "ETag", etag);
+            free(res.bytes);
+            return;
+        case FLIGHT_LEADER: /* a flight may have filed it since the lookup above */
+            if (cached_answer(app, req, resp, key, strlen(key), version, etag)) {
+                flight_finish(&insight_flight, ticket, resp->status == 200 && resp->ext != NULL, 0,
+                              resp->ext, resp->ext_len);
+                return;
+            }
+            break;
+        case FLIGHT_ALONE:
+            break;
+        }
+    }
     in = insight_new(now, (int)days);
     q.account_id = account;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
@@ -2155,380 +1980,241 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
         httpd_response_header(resp, "ETag", etag);
     }
 out:
+    /* The waiters get the answer, or render it themselves after a failure. */
+    flight_finish(&insight_flight, ticket, resp->status == 200 && buf_error(&resp->body) == ERR_OK,
+                  0, resp->body.data, resp->body.len);
     insight_free(in);
 }
 
-static void
-api_v1(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
-       const struct auth_principal *p, char segs[MAX_SEGS][80], int n)
-{
-    const char *m = req->method;
-    int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-    int64_t acc = p->account_id, id = 0;
+/* ---- routes (router.h checks sign-in, CSRF and roles before any of these runs) ---------- */
 
-    /* segs[0] = "api", segs[1] = "v1" */
-    if (n == 3 && strcmp(segs[2], "clients") == 0 && get) {
-        send_list(req, resp, "clients", acc, 0);
+static void
+healthz_route(const struct route_call *c)
+{
+    if (c->req->st == NULL) {
+        reply_json(c->resp, 503, json_pack("{s:s}", "status", "database unavailable"));
         return;
     }
-    if (n == 3 && strcmp(segs[2], "clients.csv") == 0 && get) {
-        csv_export(req, resp, "clients", acc);
-        return;
-    }
-    if (n == 4 && strcmp(segs[2], "clients") == 0 && seg_id(segs[3], &id) && get) {
-        one_row(req, resp, "clients", acc, id, "client");
-        return;
-    }
-    if (n >= 4 && strcmp(segs[2], "assets") == 0) {
-        if (n == 4 && strcmp(segs[3], "hardware") == 0 && get) {
-            hardware_list(app, req, resp, acc);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "hardware.csv") == 0 && get) {
-            csv_export(req, resp, "hardware", acc);
-            return;
-        }
-        if (n == 5 && strcmp(segs[3], "hardware") == 0 && seg_id(segs[4], &id) && get) {
-            hardware_get(req, resp, acc, id);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "software") == 0 && get) {
-            send_list(req, resp, "software", acc, 0);
-            return;
-        }
-        if (n == 4 && strcmp(segs[3], "software.csv") == 0 && get) {
-            csv_export(req, resp, "software", acc);
-            return;
-        }
-        if (n == 5 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) && get) {
-            one_row(req, resp, "software", acc, id, "software title");
-            return;
-        }
-        if (n == 6 && strcmp(segs[3], "software") == 0 && seg_id(segs[4], &id) &&
-            strcmp(segs[5], "devices") == 0 && get) {
-            if (!row_exists(req->st, "software", acc, id)) {
-                reply_error(resp, 404, "not_found", "Not found",
-                            "this software title does not exist");
-                return;
-            }
-            {
-                send_list(req, resp, "software_devices", acc, id);
-                return;
-            }
-        }
-    }
-    if (n >= 3 && strcmp(segs[2], "integrations") == 0) {
-        if (n >= 4 && !seg_id(segs[3], &id)) {
-            reply_error(resp, 404, "not_found", "Not found", "no such integration");
-            return;
-        }
-        if (is_write(m) && p->role != AUTH_ADMIN) {
-            reply_error(resp, 403, "forbidden", "Forbidden",
-                        "only admins (or admin API keys) can change integrations");
-            return;
-        }
-        if (n == 3 && get) {
-            integrations_list(app, req, resp, acc);
-            return;
-        }
-        if (n == 3 && strcmp(m, "POST") == 0) {
-            integration_create_route(app, req, resp, acc);
-            return;
-        }
-        if (n == 4 && get) {
-            integration_reply(app, req, resp, acc, id, 200, NULL);
-            return;
-        }
-        if (n == 4 && strcmp(m, "PATCH") == 0) {
-            integration_patch_route(app, req, resp, acc, id);
-            return;
-        }
-        if (n == 5 && strcmp(segs[4], "rotate-secret") == 0 && strcmp(m, "POST") == 0) {
-            integration_rotate_route(app, req, resp, acc, id);
-            return;
-        }
-        if (n == 5 && strcmp(segs[4], "sync") == 0 && strcmp(m, "POST") == 0) {
-            integration_sync_route(app, req, resp, acc, id);
-            return;
-        }
-    }
-    if (n == 3 && strcmp(segs[2], "sync-runs") == 0 && get) {
-        send_list(req, resp, "sync_runs", acc, 0);
-        return;
-    }
-    if (n == 3 && strcmp(segs[2], "insights") == 0 && get) {
-        insights_answer(app, req, resp, acc);
-        return;
-    }
-    if (n == 4 && strcmp(segs[2], "sync-runs") == 0 && seg_id(segs[3], &id) && get) {
-        one_row(req, resp, "sync_runs", acc, id, "sync run");
-        return;
-    }
-    if (n == 3 && strcmp(segs[2], "me") == 0 && get) {
-        reply_json(resp, 200,
-                   json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
-                             p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
-                             (json_int_t)p->account_id));
-        return;
-    }
-    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+    reply_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void
-api_route(void *arg, struct httpd_request *req, struct httpd_response *resp)
+metrics_get(const struct route_call *c)
 {
-    struct api_app *app = arg;
-    char segs[MAX_SEGS][80];
-    struct auth_principal p;
-    struct errbuf eb = {0};
-    int n, rc;
+    metrics_route(c->app, c->req, c->resp, c->p->account_id);
+}
 
-    if (strcmp(req->path, "/healthz") == 0) {
-        if (req->st == NULL) {
-            reply_json(resp, 503, json_pack("{s:s}", "status", "database unavailable"));
-            return;
-        }
-        {
-            reply_json(resp, 200, json_pack("{s:s}", "status", "ok"));
-            return;
-        }
-    }
-    if (strcmp(req->path, "/metrics") != 0 && strcmp(req->path, "/openapi.json") != 0 &&
-        strncmp(req->path, "/api/", 5) != 0) {
-        ui_handle(app, req, resp);
+static void
+openapi_get(const struct route_call *c)
+{
+    c->resp->status = 200;
+    c->resp->content_type = "application/json";
+    buf_reset(&c->resp->body);
+    buf_addstr(&c->resp->body, openapi_document());
+}
+
+static void
+clients_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "clients", c->p->account_id, 0);
+}
+
+static void
+clients_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "clients", c->p->account_id);
+}
+
+static void
+client_get(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "clients", c->p->account_id, c->id[0], "client");
+}
+
+static void
+hardware_list_get(const struct route_call *c)
+{
+    hardware_list(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+hardware_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "hardware", c->p->account_id);
+}
+
+static void
+hardware_one(const struct route_call *c)
+{
+    hardware_get(c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+software_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "software", c->p->account_id, 0);
+}
+
+static void
+software_csv(const struct route_call *c)
+{
+    csv_export(c->req, c->resp, "software", c->p->account_id);
+}
+
+static void
+software_one(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "software", c->p->account_id, c->id[0], "software title");
+}
+
+static void
+software_devices(const struct route_call *c)
+{
+    if (!row_exists(c->req->st, "software", c->p->account_id, c->id[0])) {
+        reply_error(c->resp, 404, "not_found", "Not found", "this software title does not exist");
         return;
     }
-    n = split_path(req->path, segs);
-    if (n < 0) {
-        reply_error(resp, 404, "not_found", "Not found", "no such route");
-        return;
-    }
-    rc = api_authenticate(req, &p, &eb);
-    if (rc != ERR_OK) {
-        if (rc == ERR_AUTH)
-            httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
-        {
-            reply_err(resp, rc, &eb);
-            return;
-        }
-    }
-    /* A browser session must prove the request came from our own pages. */
-    if (is_write(req->method) && p.key_id == 0 &&
-        !auth_csrf_ok(&p, httpd_header(req, "X-CSRF-Token"))) {
-        reply_error(resp, 403, "csrf", "Forbidden",
-                    "missing or wrong X-CSRF-Token for this session");
-        return;
-    }
-    if (strcmp(req->path, "/metrics") == 0) {
-        metrics_route(app, req, resp, p.account_id);
-        return;
-    }
-    if (strcmp(req->path, "/openapi.json") == 0) {
-        resp->status = 200;
-        resp->content_type = "application/json";
-        buf_reset(&resp->body);
-        buf_addstr(&resp->body, openapi_document());
-        return;
-    }
-    if (n >= 2 && strcmp(segs[0], "api") == 0 && strcmp(segs[1], "v1") == 0) {
-        api_v1(app, req, resp, &p, segs, n);
-        return;
-    }
-    reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+    send_list(c->req, c->resp, "software_devices", c->p->account_id, c->id[0]);
+}
+
+static void
+integrations_get(const struct route_call *c)
+{
+    integrations_list(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+integration_post(const struct route_call *c)
+{
+    integration_create_route(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+integration_get(const struct route_call *c)
+{
+    integration_reply(c->app, c->req, c->resp, c->p->account_id, c->id[0], 200, NULL);
+}
+
+static void
+integration_patch(const struct route_call *c)
+{
+    integration_patch_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+integration_rotate(const struct route_call *c)
+{
+    integration_rotate_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+integration_sync(const struct route_call *c)
+{
+    integration_sync_route(c->app, c->req, c->resp, c->p->account_id, c->id[0]);
+}
+
+static void
+sync_runs_get(const struct route_call *c)
+{
+    send_list(c->req, c->resp, "sync_runs", c->p->account_id, 0);
+}
+
+static void
+sync_run_get(const struct route_call *c)
+{
+    one_row(c->req, c->resp, "sync_runs", c->p->account_id, c->id[0], "sync run");
+}
+
+static void
+insights_get(const struct route_call *c)
+{
+    insights_answer(c->app, c->req, c->resp, c->p->account_id);
+}
+
+static void
+me_get(const struct route_call *c)
+{
+    const struct auth_principal *p = c->p;
+
+    reply_json(c->resp, 200,
+               json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
+                         p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
+                         (json_int_t)p->account_id));
+}
+
+#define ADMIN_ONLY "only admins (or admin API keys) can change integrations"
+
+static const struct route routes[] = {
+    {"GET", "/healthz", healthz_route, AUTH_NONE, 0, ROUTE_API, NULL},
+    {"GET", "/metrics", metrics_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/openapi.json", openapi_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients", clients_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients.csv", clients_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware", hardware_list_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware.csv", hardware_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware/{id}", hardware_one, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software", software_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software.csv", software_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software/{id}", software_one, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/software/{id}/devices", software_devices, AUTH_READ, 0, ROUTE_API,
+     NULL},
+    {"GET", "/api/v1/integrations", integrations_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"POST", "/api/v1/integrations", integration_post, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
+    {"GET", "/api/v1/integrations/{id}", integration_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"PATCH", "/api/v1/integrations/{id}", integration_patch, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
+    {"POST", "/api/v1/integrations/{id}/rotate-secret", integration_rotate, AUTH_ADMIN, 1,
+     ROUTE_API, ADMIN_ONLY},
+    {"POST", "/api/v1/integrations/{id}/sync", integration_sync, AUTH_ADMIN, 1, ROUTE_API,
+     ADMIN_ONLY},
+    {"GET", "/api/v1/sync-runs", sync_runs_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/sync-runs/{id}", sync_run_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/insights", insights_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/me", me_get, AUTH_READ, 0, ROUTE_API, NULL},
+};
+
+const struct route *
+api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
 }
 
 void
-api_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
+api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
+           const struct auth_principal *p, const struct route_denial *d)
 {
-    api_route(arg, req, resp);
-    metrics_http_observe(req->method, req->path, resp->status);
-}
-
-/* ---- `memsync serve` --------------------------------------------------------------------- */
-
-static int
-write_url_file(const char *path, const char *url)
-{
-    char tmp[4096];
-    FILE *fp;
-
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fp = fopen(tmp, "w");
-    if (fp == NULL)
-        return -1;
-    fprintf(fp, "%s\n", url);
-    if (fclose(fp) != 0)
-        return -1;
-    return rename(tmp, path);
-}
-
-static int
-is_loopback_listen(const char *listen)
-{
-    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "localhost:", 10) == 0 ||
-           strncmp(listen, "[::1]:", 6) == 0;
-}
-
-/* `memsync key rotate` keeps the previous key as FILE.old: say so while it lies there. */
-static void
-warn_old_key(const char *keypath)
-{
-    char old[CONFIG_VALUE_MAX + 16];
-
-    snprintf(old, sizeof old, "%s.old", keypath);
-    if (access(old, F_OK) == 0)
-        log_warn("serve: the previous master key is still at %s (kept by `memsync key rotate`); "
-                 "delete it once no backup needs it",
-                 old);
-}
-
-/* Waits for SIGINT or SIGTERM; SIGHUP reads the master key file again (after a key rotation). */
-static void
-serve_wait(const struct vault *v, const sigset_t *sigs, int *sig)
-{
-    for (;;) {
+    (void)app;
+    (void)req;
+    (void)p;
+    switch (d->why) {
+    case ROUTE_UNAUTHENTICATED: {
         struct errbuf eb = {0};
 
-        if (sigwait(sigs, sig) != 0)
-            continue;
-        if (*sig != SIGHUP)
-            return;
-        if (vault_reload(v, &eb) != ERR_OK)
-            log_warn("serve: cannot read the master key file again: %s; keeping the key in use",
-                     eb.msg);
-        else
-            log_info("serve: SIGHUP, master key file read again key_id=%s", vault_key_id(v));
+        if (d->code == ERR_AUTH)
+            httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
+        eb.code = d->code;
+        snprintf(eb.msg, sizeof eb.msg, "%s", d->msg != NULL ? d->msg : "");
+        reply_err(resp, d->code, &eb);
+        break;
     }
-}
-
-int
-api_cmd_serve(struct ctx *cx, int argc, char **argv)
-{
-    const struct config *cfg = (const struct config *)(void *)cx;
-    const char *listen = cfg->listen, *url_file = NULL;
-    int schedule = 1;
-    struct store *st = NULL;
-    struct vault *v = NULL;
-    struct scheduler *sched = NULL;
-    struct httpd *h = NULL;
-    struct api_app app;
-    struct httpd_opts ho = {0};
-    struct errbuf eb = {0};
-    char keypath[CONFIG_VALUE_MAX + 8], url[128], *pw = NULL, host[CONFIG_VALUE_MAX];
-    sigset_t sigs;
-    int sig = 0, code = 1;
-
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "--listen") == 0 || strcmp(argv[i], "--url-file") == 0) &&
-            i + 1 < argc) {
-            if (strcmp(argv[i], "--listen") == 0)
-                listen = argv[++i];
-            else
-                url_file = argv[++i];
-        } else if (strncmp(argv[i], "--listen=", 9) == 0) {
-            listen = argv[i] + 9;
-        } else if (strncmp(argv[i], "--url-file=", 11) == 0) {
-            url_file = argv[i] + 11;
-        } else if (strcmp(argv[i], "--no-schedule") == 0) {
-            schedule = 0;
-        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: memsync serve [--listen HOST:PORT] [--url-file FILE] [--no-schedule]\n"
-                   "Web UI, REST API (/api/v1) and sync scheduler. Listens on 127.0.0.1:8080 by "
-                   "default;\nput a reverse proxy (nginx, see docs/DEPLOY.md) in front for "
-                   "remote access and TLS.\n--no-schedule: no periodic syncs (saves and "
-                   "\"sync now\" still run).\n");
-            return 0;
-        } else {
-            fprintf(stderr, "memsync serve: unknown argument %s (see --help)\n", argv[i]);
-            return 2;
-        }
+    case ROUTE_CSRF:
+        reply_error(resp, 403, "csrf", "Forbidden",
+                    "missing or wrong X-CSRF-Token for this session");
+        break;
+    case ROUTE_FORBIDDEN:
+    case ROUTE_CROSS_SITE:
+        reply_error(resp, 403, "forbidden", "Forbidden",
+                    d->msg != NULL ? d->msg : "your role does not allow this");
+        break;
+    case ROUTE_BAD_METHOD:
+        httpd_response_header(resp, "Allow", d->allow != NULL ? d->allow : "");
+        reply_error(resp, 405, "method_not_allowed", "Method not allowed",
+                    "this route does not take this method (see the Allow header)");
+        break;
+    case ROUTE_NOT_FOUND:
+    default:
+        reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+        break;
     }
-    memset(&app, 0, sizeof app);
-    /* Signals go to sigwait below, not to the server threads created after this. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-    if (store_open(&st, cfg->db, &eb) != ERR_OK)
-        goto fail;
-    if (auth_bootstrap(st, &pw, &eb) != ERR_OK)
-        goto fail;
-    if (pw != NULL) {
-        printf("memsync: first start: created user \"admin\" with password %s\n"
-               "memsync: it is shown only this once; change it with `memsync user passwd "
-               "admin`\n",
-               pw);
-        fflush(stdout);
-        sodium_memzero(pw, strlen(pw));
-        free(pw);
-        pw = NULL;
-    }
-    config_master_key_path(cfg, keypath, sizeof keypath);
-    if (vault_open(&v, keypath, 1, &eb) != ERR_OK)
-        goto fail;
-    warn_old_key(keypath);
-    app.cfg = cfg;
-    app.vault = v;
-    app.started_at = clock_now();
-    if (getenv("MEMSYNC_VALIDATE_SAMPLE") != NULL) {
-        /* Customer tenants tried when saving (tests use a small sample). */
-        int64_t n;
-
-        if (parse_i64(getenv("MEMSYNC_VALIDATE_SAMPLE"), &n) == 0 && n >= 1 && n <= 100)
-            app.validate_sample = (int)n;
-    }
-    if (strcmp(cfg->sync_runner, "workers") == 0 && strncmp(cfg->db, "postgresql://", 13) != 0 &&
-        strncmp(cfg->db, "postgres://", 11) != 0) {
-        err_set(&eb, ERR_INVAL,
-                "sync_runner = workers needs a PostgreSQL database (--db postgresql://...), the "
-                "queue `memsync worker` processes lease jobs from; with SQLite use sync_runner = "
-                "serve");
-        goto fail;
-    }
-    if (pagecache_create(&app.pages, (size_t)cfg->api_cache_mb * 1024 * 1024, &eb) != ERR_OK ||
-        rowcache_create(&app.rows, (size_t)cfg->api_row_cache_mb * 1024 * 1024, &eb) != ERR_OK)
-        goto fail;
-    if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
-        goto fail;
-    app.sched = sched;
-    ho.listen = listen;
-    ho.db_url = cfg->db;
-    ho.handler = api_handle;
-    ho.app = &app;
-    if (httpd_start(&h, &ho, &eb) != ERR_OK)
-        goto fail;
-    app.httpd = h;
-    snprintf(host, sizeof host, "%s", listen);
-    if (strrchr(host, ':') != NULL)
-        *strrchr(host, ':') = '\0';
-    if (strcmp(host, "0.0.0.0") == 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "127.0.0.1");
-    snprintf(url, sizeof url, "http://%s:%u", host, (unsigned)httpd_port(h));
-    if (!is_loopback_listen(listen))
-        log_warn("serve: listening on %s, which is reachable from other hosts; put nginx with "
-                 "TLS in front instead (docs/DEPLOY.md)",
-                 listen);
-    log_info("serve: listening url=%s", url);
-    printf("memsync serve: listening on %s\n", url);
-    fflush(stdout);
-    if (url_file != NULL && write_url_file(url_file, url) != 0) {
-        err_set(&eb, ERR_IO, "cannot write %s: %s", url_file, strerror(errno));
-        goto fail;
-    }
-    serve_wait(v, &sigs, &sig);
-    log_info("serve: stopping signal=%d", sig);
-    code = 0;
-    goto out;
-fail:
-    fprintf(stderr, "memsync serve: %s\n", eb.msg);
-out:
-    httpd_stop(h);
-    pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
-    rowcache_free(app.rows);
-    scheduler_stop(sched);
-    vault_close(v);
-    store_close(st);
-    return code;
 }

@@ -3,14 +3,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <termios.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -434,6 +431,7 @@ auth_password_login(struct store *st, const char *ip, const char *name, const ch
 {
     struct user_row u = {0};
     int64_t now = clock_now();
+    struct errbuf seb = {0};
     int rc;
 
     memset(p, 0, sizeof *p);
@@ -444,9 +442,12 @@ auth_password_login(struct store *st, const char *ip, const char *name, const ch
         return err_set(eb, ERR_THROTTLED, "too many failed sign-ins; wait %d minutes and try again",
                        AUTH_FAIL_WINDOW / 60);
     }
-    rc = store_user_get(st, name, &u, NULL);
+    rc = store_user_get(st, name, &u, &seb);
     if (rc != ERR_OK && rc != ERR_NOTFOUND) {
-        rc = err_set(eb, rc, "sign-in is not available right now (database error)");
+        log_warn("sign-in failed: database error user=%s error=\"%s\"", name, seb.msg);
+        rc = err_set(eb, rc,
+                     rc == ERR_TIMEOUT ? "the database is busy; try again in a moment"
+                                       : "sign-in is not available right now (database error)");
         goto out;
     }
     /* Hash even for an unknown name, so timing does not tell which names exist. */
@@ -523,11 +524,15 @@ int
 auth_logout(struct store *st, const char *token)
 {
     char digest[AUTH_TOKEN_HEX + 1];
+    struct errbuf eb = {0};
+    int rc;
 
     if (!is_hex_token(token, AUTH_TOKEN_HEX))
         return ERR_OK;
     auth_digest(token, digest);
-    return store_session_delete(st, digest, NULL);
+    if ((rc = store_session_delete(st, digest, &eb)) != ERR_OK && rc != ERR_NOTFOUND)
+        log_warn("sign-out: the session could not be ended error=\"%s\"", eb.msg);
+    return rc;
 }
 
 int
@@ -553,8 +558,12 @@ auth_apikey(struct store *st, const char *key, struct auth_principal *p, struct 
                      (long long)id, when);
     }
     /* At most one write a minute per key. A failure to record it does not refuse the key. */
-    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S))
-        store_apikey_touch(st, id, now, NULL);
+    if (rc == ERR_OK && (used == TS_NULL || now - used >= AUTH_APIKEY_TOUCH_S)) {
+        struct errbuf teb = {0};
+
+        if (store_apikey_touch(st, id, now, &teb) != ERR_OK)
+            log_debug("api key use not recorded id=%lld error=\"%s\"", (long long)id, teb.msg);
+    }
     if (rc == ERR_OK) {
         memset(p, 0, sizeof *p);
         p->account_id = acc;
@@ -623,392 +632,4 @@ auth_apikey_create(struct store *st, int64_t account_id, const char *name, const
     if (rc != ERR_OK)
         sodium_memzero(key_out, AUTH_APIKEY_LEN + 1);
     return rc;
-}
-
-/* ---- commands ---------------------------------------------------------------------------- */
-
-/* Small option reader: --name VALUE / --name=VALUE / --flag; positionals in order. */
-struct cmd_opts {
-    const char *account, *role, *pwfile, *name, *scope, *expires, *expires_days;
-    const char *pos[2];
-    int npos, help, bad, no_expiry;
-};
-
-static void
-cmd_parse(int argc, char **argv, struct cmd_opts *o)
-{
-    static const char *const names[] = {"account", "role",    "password-file", "name",
-                                        "scope",   "expires", "expires-days"};
-
-    memset(o, 0, sizeof *o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *eq;
-        const char **slot = NULL;
-        size_t n;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            o->help = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-expiry") == 0) {
-            o->no_expiry = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0) {
-            if (o->npos >= 2) {
-                fprintf(stderr, "memsync: unexpected argument '%s'\n", a);
-                o->bad = 1;
-                return;
-            }
-            o->pos[o->npos++] = a;
-            continue;
-        }
-        eq = strchr(a, '=');
-        n = eq != NULL ? (size_t)(eq - a - 2) : strlen(a + 2);
-        for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-            if (strlen(names[k]) == n && strncmp(a + 2, names[k], n) == 0)
-                slot = k == 0   ? &o->account
-                       : k == 1 ? &o->role
-                       : k == 2 ? &o->pwfile
-                       : k == 3 ? &o->name
-                       : k == 4 ? &o->scope
-                       : k == 5 ? &o->expires
-                                : &o->expires_days;
-        if (slot == NULL) {
-            fprintf(stderr, "memsync: unknown option %s\n", a);
-            o->bad = 1;
-            return;
-        }
-        if (eq != NULL) {
-            *slot = eq + 1;
-        } else if (i + 1 < argc) {
-            *slot = argv[++i];
-        } else {
-            fprintf(stderr, "memsync: option %s needs a value\n", a);
-            o->bad = 1;
-            return;
-        }
-    }
-}
-
-/* Reads one line (without its newline) from fd into out (max bytes including NUL). */
-static int
-read_line_fd(int fd, char *out, size_t max)
-{
-    size_t len = 0;
-    char c;
-    ssize_t r;
-
-    while ((r = read(fd, &c, 1)) == 1) {
-        if (c == '\n')
-            break;
-        if (len + 1 >= max)
-            return -1;
-        out[len++] = c;
-    }
-    if (r < 0)
-        return -1;
-    while (len > 0 && out[len - 1] == '\r')
-        len--;
-    out[len] = '\0';
-    return 0;
-}
-
-static int
-prompt_password(const char *label, char *out, size_t max)
-{
-    struct termios old, quiet;
-    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC), rc;
-
-    if (fd < 0)
-        return -1;
-    if (write(fd, label, strlen(label)) < 0) {
-        close(fd);
-        return -1;
-    }
-    tcgetattr(fd, &old);
-    quiet = old;
-    quiet.c_lflag &= (tcflag_t) ~(ECHO);
-    tcsetattr(fd, TCSAFLUSH, &quiet);
-    rc = read_line_fd(fd, out, max);
-    tcsetattr(fd, TCSAFLUSH, &old);
-    if (write(fd, "\n", 1) < 0)
-        rc = -1;
-    close(fd);
-    return rc;
-}
-
-/* Password from --password-file FILE, "-" (stdin) or an interactive prompt (asked twice). */
-static int
-get_password(const char *file, char *out, size_t max)
-{
-    if (file != NULL) {
-        int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
-        int rc;
-
-        if (fd < 0) {
-            fprintf(stderr, "memsync: cannot read %s: %s\n", file, strerror(errno));
-            return -1;
-        }
-        rc = read_line_fd(fd, out, max);
-        if (fd != STDIN_FILENO)
-            close(fd);
-        if (rc != 0)
-            fprintf(stderr, "memsync: the password in %s is too long or unreadable\n", file);
-        return rc;
-    }
-    {
-        char again[AUTH_PASSWORD_MAX + 2];
-
-        if (prompt_password("Password: ", out, max) != 0 ||
-            prompt_password("Password again: ", again, sizeof again) != 0) {
-            fprintf(stderr, "memsync: no terminal to ask for the password; use "
-                            "--password-file FILE (or - for stdin)\n");
-            return -1;
-        }
-        if (strcmp(out, again) != 0) {
-            sodium_memzero(again, sizeof again);
-            fprintf(stderr, "memsync: the passwords differ\n");
-            return -1;
-        }
-        sodium_memzero(again, sizeof again);
-    }
-    return 0;
-}
-
-static int
-cmd_store(struct ctx *cx, struct store **st)
-{
-    const struct config *cfg = (const struct config *)(void *)cx;
-    struct errbuf eb = {0};
-
-    if (store_open(st, cfg->db, &eb) != ERR_OK) {
-        fprintf(stderr, "memsync: %s\n", eb.msg);
-        return -1;
-    }
-    return 0;
-}
-
-struct print_walk {
-    int rows;
-};
-
-static int
-print_cells(void *arg, const struct store_cell *c, size_t n)
-{
-    struct print_walk *w = arg;
-
-    for (size_t i = 0; i < n; i++) {
-        char ts[32];
-
-        if (i)
-            fputs("  ", stdout);
-        switch (c[i].kind) {
-        case SC_INT:
-            printf("%-6lld", (long long)c[i].i);
-            break;
-        case SC_TEXT:
-            printf("%-16s", c[i].s);
-            break;
-        case SC_TS:
-            clock_fmt(c[i].i, ts, sizeof ts);
-            printf("%s", ts);
-            break;
-        case SC_BOOL:
-            printf("%s", c[i].i ? "yes" : "no");
-            break;
-        default:
-            printf("%-6s", "-");
-            break;
-        }
-    }
-    putchar('\n');
-    w->rows++;
-    return 0;
-}
-
-static int
-cmd_list(struct store *st, const char *account, const char *entity, const char *header)
-{
-    struct errbuf eb = {0};
-    struct list_query q = {0};
-    struct print_walk w = {0};
-    int64_t acc;
-
-    if (store_account_ensure(st, account != NULL ? account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
-        ERR_OK) {
-        fprintf(stderr, "memsync: %s\n", eb.msg);
-        return 1;
-    }
-    q.entity = entity;
-    q.account_id = acc;
-    puts(header);
-    if (store_list_each(st, &q, print_cells, &w, &eb) != ERR_OK) {
-        fprintf(stderr, "memsync: %s\n", eb.msg);
-        return 1;
-    }
-    return 0;
-}
-
-int
-auth_cmd_user(struct ctx *cx, int argc, char **argv)
-{
-    static const char usage[] =
-        "usage: memsync user add NAME [--role admin|viewer] [--account NAME] "
-        "[--password-file FILE|-]\n"
-        "       memsync user list [--account NAME]\n"
-        "       memsync user passwd NAME [--password-file FILE|-]\n"
-        "       memsync user remove NAME\n"
-        "       memsync user reset-totp NAME   (turns the user's two-step sign-in off)\n"
-        "Passwords are read from a file, stdin (-) or a prompt, never from the command line.\n";
-    struct cmd_opts o;
-    struct store *st = NULL;
-    struct errbuf eb = {0};
-    char pw[AUTH_PASSWORD_MAX + 2];
-    const char *sub;
-    int code = 1;
-
-    cmd_parse(argc - 1, argv + 1, &o);
-    sub = argc >= 2 ? argv[1] : NULL;
-    if (sub != NULL && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0))
-        o.help = 1;
-    if (sub == NULL || o.bad || o.help) {
-        fputs(usage, o.help ? stdout : stderr);
-        return o.help ? 0 : 2;
-    }
-    if ((strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0 || strcmp(sub, "remove") == 0) &&
-        o.npos != 1) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    if (strcmp(sub, "list") != 0 && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 &&
-        strcmp(sub, "remove") != 0) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    if (o.role != NULL && strcmp(o.role, "admin") != 0 && strcmp(o.role, "viewer") != 0) {
-        fprintf(stderr, "memsync user: --role must be admin or viewer\n");
-        return 2;
-    }
-    if (cmd_store(cx, &st) != 0)
-        return 1;
-    if (strcmp(sub, "list") == 0) {
-        code = cmd_list(st, o.account, "users",
-                        "ID      NAME              ROLE              "
-                        "CREATED               TOTP");
-        goto out;
-    }
-    if (strcmp(sub, "remove") == 0) {
-        if (auth_user_remove(st, o.pos[0], &eb) != ERR_OK)
-            goto fail;
-        printf("user %s removed\n", o.pos[0]);
-        code = 0;
-        goto out;
-    }
-    if (get_password(o.pwfile, pw, sizeof pw) != 0)
-        goto out;
-    if (strcmp(sub, "add") == 0) {
-        if (auth_user_add(st, o.account, o.pos[0], o.role != NULL ? o.role : "viewer", pw, &eb) !=
-            ERR_OK)
-            goto fail;
-        printf("user %s added (%s)\n", o.pos[0], o.role != NULL ? o.role : "viewer");
-    } else {
-        if (auth_user_passwd(st, o.pos[0], pw, &eb) != ERR_OK)
-            goto fail;
-        printf("password of %s changed; its sessions were ended\n", o.pos[0]);
-    }
-    code = 0;
-    goto out;
-fail:
-    fprintf(stderr, "memsync user %s: %s\n", sub, eb.msg);
-out:
-    sodium_memzero(pw, sizeof pw);
-    store_close(st);
-    return code;
-}
-
-int
-auth_cmd_apikey(struct ctx *cx, int argc, char **argv)
-{
-    static const char usage[] =
-        "usage: memsync apikey create --name NAME [--scope read|admin] [--account NAME]\n"
-        "                             [--expires YYYY-MM-DD | --expires-days N | --no-expiry]\n"
-        "       memsync apikey list [--account NAME]\n"
-        "       memsync apikey revoke ID [--account NAME]\n"
-        "The key is shown once, when it is created; memsync keeps only a digest of it.\n"
-        "A key expires after 365 days unless told otherwise.\n";
-    struct cmd_opts o;
-    struct store *st = NULL;
-    struct errbuf eb = {0};
-    char key[AUTH_APIKEY_LEN + 1];
-    const char *sub = argc >= 2 ? argv[1] : NULL;
-    int64_t acc, id, expires = TS_NULL;
-    int code = 1;
-
-    cmd_parse(argc - 1, argv + 1, &o);
-    if (sub != NULL && (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0))
-        o.help = 1;
-    if (sub == NULL || o.bad || o.help ||
-        (strcmp(sub, "create") != 0 && strcmp(sub, "list") != 0 && strcmp(sub, "revoke") != 0)) {
-        fputs(usage, o.help ? stdout : stderr);
-        return o.help ? 0 : 2;
-    }
-    if (o.scope != NULL && strcmp(o.scope, "read") != 0 && strcmp(o.scope, "admin") != 0) {
-        fprintf(stderr, "memsync apikey: --scope must be read or admin\n");
-        return 2;
-    }
-    /* The command line runs with the database's own rights: an admin's. */
-    if (strcmp(sub, "create") == 0 && auth_apikey_expiry(o.expires, o.expires_days, o.no_expiry, 1,
-                                                         clock_now(), &expires, &eb) != ERR_OK) {
-        fprintf(stderr, "memsync apikey create: %s\n", eb.msg);
-        return 2;
-    }
-    if (strcmp(sub, "revoke") == 0) {
-        char *end;
-
-        if (o.npos != 1 || (id = strtoll(o.pos[0], &end, 10)) <= 0 || *end != '\0') {
-            fputs(usage, stderr);
-            return 2;
-        }
-    }
-    if (cmd_store(cx, &st) != 0)
-        return 1;
-    if (strcmp(sub, "list") == 0) {
-        code = cmd_list(st, o.account, "api_keys",
-                        "ID      NAME              SCOPE             PREFIX            CREATED  "
-                        "             REVOKED               EXPIRES               LAST USED");
-        goto out;
-    }
-    if (store_account_ensure(st, o.account != NULL ? o.account : AUTH_DEFAULT_ACCOUNT, &acc, &eb) !=
-        ERR_OK)
-        goto fail;
-    if (strcmp(sub, "revoke") == 0) {
-        if (store_apikey_revoke(st, acc, id, &eb) != ERR_OK)
-            goto fail;
-        printf("API key %lld revoked\n", (long long)id);
-        code = 0;
-        goto out;
-    }
-    if (auth_apikey_create(st, acc, o.name != NULL ? o.name : "api", o.scope ? o.scope : "read",
-                           expires, key, &id, &eb) != ERR_OK)
-        goto fail;
-    printf("%s\n", key);
-    {
-        char when[32] = "never";
-
-        if (expires != TS_NULL)
-            clock_fmt(expires, when, sizeof when);
-        fprintf(stderr,
-                "API key %lld created (scope %s, expires %s). This is the only time it is shown: "
-                "store it now. Send it as the x-api-key header.\n",
-                (long long)id, o.scope ? o.scope : "read", when);
-    }
-    sodium_memzero(key, sizeof key);
-    code = 0;
-    goto out;
-fail:
-    fprintf(stderr, "memsync apikey %s: %s\n", sub, eb.msg);
-out:
-    store_close(st);
-    return code;
 }

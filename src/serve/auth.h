@@ -128,12 +128,4 @@ void auth_limit_reset(void);
 /* Hex BLAKE2b-256 of s (out: AUTH_TOKEN_HEX + 1 bytes). */
 void auth_digest(const char *s, char *out);
 
-/* ---- commands: `memsync user ...` and `memsync apikey ...` ------------------------------- */
-
-/* cx is the command line's context (cli.c), whose first member is the loaded struct config.
- * Passwords come from --password-file FILE, "-" (stdin) or a prompt; never from argv. */
-struct ctx;
-int auth_cmd_user(struct ctx *cx, int argc, char **argv);
-int auth_cmd_apikey(struct ctx *cx, int argc, char **argv);
-
 #endif

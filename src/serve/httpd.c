@@ -157,7 +157,7 @@ httpd_stats_get(const struct httpd *h, struct httpd_stats *out)
     out->status_429 = atomic_load(&((struct httpd *)h)->s429);
 }
 
-void
+static void
 httpd_count_status(struct httpd *h, int status)
 {
     atomic_fetch_add(&h->requests, 1);
@@ -280,6 +280,35 @@ send_response(struct httpd *h, struct MHD_Connection *c, struct httpd_response *
     ok = MHD_queue_response(c, (unsigned)status, mr);
     MHD_destroy_response(mr);
     return ok;
+}
+
+/* A handler's body that failed to build (a poisoned buffer: too large, or a bad format) is
+ * never sent as it is: the answer becomes a 500 and the cause is logged, once, here. */
+void
+httpd_response_check(struct httpd_response *r, const char *method, const char *path)
+{
+    int err = buf_error(&r->body), html = r->html;
+
+    if (err == ERR_OK || r->reader != NULL || r->ext != NULL)
+        return;
+    log_error("http: the response could not be built method=%s route=%s status=%d error=\"%s\"",
+              method, path, r->status ? r->status : 200, err_str(err));
+    response_clear(r);
+    buf_init(&r->body, HTTPD_RESP_MAX);
+    r->status = 500;
+    r->html = html;
+    if (html) {
+        r->content_type = "text/html; charset=utf-8";
+        buf_addstr(&r->body, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                             "<title>Error · memsync</title></head><body><main><h1>Something "
+                             "went wrong</h1><p>This page could not be built; the cause is in "
+                             "the server's log.</p><p><a href=\"/\">Overview</a></p></main>"
+                             "</body></html>");
+    } else {
+        r->content_type = "application/json";
+        buf_addstr(&r->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
+                             "error\",\"detail\":\"The response could not be built.\"}]}");
+    }
 }
 
 static enum MHD_Result
@@ -563,6 +592,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
     buf_init(&resp.body, HTTPD_RESP_MAX);
     resp.status = 200;
     h->o.handler(h->o.app, &req, &resp);
+    httpd_response_check(&resp, method, url);
     return send_response(h, c, &resp);
 }
 

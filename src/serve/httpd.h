@@ -9,6 +9,8 @@
  * response carries X-Content-Type-Options, Referrer-Policy, X-Frame-Options and a
  * Content-Security-Policy with frame-ancestors 'none' (a stricter one for HTML).
  *
+ * The handler of `memsync serve` is router_handle (router.h): httpd knows no routes, users or
+ * roles.
  * Threads: the handler runs on a pool thread; several requests run at once on different
  * threads. Each pool thread opens its own store connection on first use (req->st) and closes it
  * when the thread ends. A handler must not block for long (no sync runs inside it).
@@ -94,6 +96,10 @@ int httpd_args_each(const struct httpd_request *r,
 
 /* Adds a response header (copied). Silently ignored past HTTPD_MAX_HEADERS. */
 void httpd_response_header(struct httpd_response *r, const char *name, const char *value);
+/* A body whose building failed (buf.h's sticky error) becomes a 500 with a short error page or
+ * JSON, and the cause is logged with method and path. httpd calls it before sending; a handler
+ * wrapper may call it earlier to see the final status. Idempotent. */
+void httpd_response_check(struct httpd_response *r, const char *method, const char *path);
 
 /* Counters for /metrics. */
 struct httpd_stats {
@@ -103,6 +109,5 @@ struct httpd_stats {
     uint64_t status_429;
 };
 void httpd_stats_get(const struct httpd *h, struct httpd_stats *out);
-void httpd_count_status(struct httpd *h, int status);
 
 #endif

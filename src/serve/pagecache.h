@@ -30,7 +30,10 @@
  * get misses, put does nothing, stats are zero.
  *
  * Only answers safe for anyone presenting the same key may be put: 200 answers without secrets
- * (the caller decides; api.c caches the hardware list only).
+ * (the caller decides; api.c caches the hardware list and the insights answer).
+ *
+ * Single flight is not the cache's: api.c runs the costly insights answer through flight.h (the
+ * key plus the version), so the requests that miss together render it once.
  */
 #ifndef MEMSYNC_PAGECACHE_H
 #define MEMSYNC_PAGECACHE_H

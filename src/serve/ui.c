@@ -14,15 +14,18 @@
 #include <jansson.h>
 #include <sodium.h>
 
-#include "api.h"
+#include "app.h"
 #include "asset.h"
 #include "auth.h"
 #include "clock.h"
 #include "expiry.h"
+#include "flight.h"
 #include "insight.h"
+#include "integration.h"
 #include "log.h"
 #include "mem.h"
 #include "output.h"
+#include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
 #include "ui_totp.h"
@@ -30,6 +33,9 @@
 #include "validate.h"
 
 #define PAGE_SIZE 50
+/* The filters kept for links: a whole request head (MHD's 128 KiB) percent-encoded fits, so
+ * a link never loses a filter; escaped for HTML, twice that. */
+#define QUERY_KEEP_MAX ((size_t)4 * 128 * 1024)
 
 static const char app_css[] =
 #include "../../www/app_css.inc"
@@ -209,7 +215,38 @@ struct page {
     struct httpd_response *resp;
     struct auth_principal p;
     struct buf *b;
+    int store_rc; /* the first failed store read: page_end answers an error page instead */
 };
+
+/* Records a failed store call (rc) of the page being built, logged with its cause; page_end
+ * then answers an error page, never the page built from whatever came back. */
+static void
+page_store_failed(struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (pg->store_rc != ERR_OK)
+        return;
+    pg->store_rc = rc;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path,
+             eb != NULL && eb->msg[0] != '\0' ? eb->msg : err_str(rc));
+}
+
+/* The status of a failed store call: a busy database is worth a retry. */
+static int
+store_status(int rc)
+{
+    return rc == ERR_TIMEOUT ? 503 : 500;
+}
+
+/* What a form's page says about a failed write (rc, eb): a busy database is logged (its
+ * message names the file) and the user is asked to try again. */
+static const char *
+store_msg(const struct page *pg, int rc, const struct errbuf *eb)
+{
+    if (rc != ERR_TIMEOUT)
+        return eb->msg;
+    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path, eb->msg);
+    return "The database is busy; try again in a moment.";
+}
 
 static void
 page_begin(struct page *pg, const char *title, const char *active)
@@ -254,9 +291,28 @@ page_begin(struct page *pg, const char *title, const char *active)
     buf_addstr(b, "<main>");
 }
 
+static void notice(struct buf *b, const char *kind, const char *msg);
+
 static void
 page_end(struct page *pg)
 {
+    if (pg->store_rc != ERR_OK) {
+        int rc = pg->store_rc;
+
+        pg->store_rc = ERR_OK; /* page_begin below must not loop back here */
+        pg->resp->status = store_status(rc);
+        page_begin(pg, "Error", NULL);
+        if (rc == ERR_TIMEOUT) {
+            httpd_response_header(pg->resp, "Retry-After", "5");
+            notice(pg->b, "bad", "The database is busy; try again in a moment.");
+        } else {
+            notice(pg->b, "bad",
+                   "This page could not be read from the database; the cause is "
+                   "in the server's log.");
+        }
+        buf_addstr(pg->b, "</main></body></html>");
+        return;
+    }
     buf_addstr(pg->b, "</main></body></html>");
     pg->resp->status = pg->resp->status ? pg->resp->status : 200;
 }
@@ -273,7 +329,8 @@ redirect(struct httpd_response *resp, const char *to)
     resp->status = 303;
     resp->content_type = "text/plain";
     buf_reset(&resp->body);
-    httpd_response_header(resp, "Location", to);
+    /* "": a target too long to build (its buffer failed); never a Location to nowhere. */
+    httpd_response_header(resp, "Location", to[0] != '\0' ? to : "/");
 }
 
 static void
@@ -379,7 +436,7 @@ static const struct ui_totp_env *
 totp_env(const struct api_app *app, struct ui_totp_env *e)
 {
     e->vault = app->vault;
-    e->session_cookie = API_SESSION_COOKIE;
+    e->session_cookie = APP_SESSION_COOKIE;
     e->page_begin = totp_page_begin;
     e->page_end = totp_page_end;
     e->esc = ui_esc;
@@ -411,13 +468,13 @@ login_post(struct page *pg)
     if (rc == ERR_OK)
         rc = auth_session_start(pg->req->st, pg->req->ip, &pg->p, token, &eb);
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_THROTTLED ? 429 : 401;
+        pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
         login_page(pg, eb.msg, next);
         goto out;
     }
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
-             API_SESSION_COOKIE, token, AUTH_SESSION_TTL, pg->req->https ? "; Secure" : "");
+             APP_SESSION_COOKIE, token, AUTH_SESSION_TTL, pg->req->https ? "; Secure" : "");
     httpd_response_header(pg->resp, "Set-Cookie", cookie);
     redirect(pg->resp, safe_next(next));
 out:
@@ -432,13 +489,13 @@ out:
 static void
 logout_post(struct page *pg)
 {
-    const char *tok = httpd_cookie(pg->req, API_SESSION_COOKIE);
+    const char *tok = httpd_cookie(pg->req, APP_SESSION_COOKIE);
     char cookie[160];
 
     if (tok != NULL && pg->req->st != NULL)
         auth_logout(pg->req->st, tok);
     snprintf(cookie, sizeof cookie, "%s=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0%s",
-             API_SESSION_COOKIE, pg->req->https ? "; Secure" : "");
+             APP_SESSION_COOKIE, pg->req->https ? "; Secure" : "");
     httpd_response_header(pg->resp, "Set-Cookie", cookie);
     redirect(pg->resp, "/login");
 }
@@ -455,7 +512,7 @@ rows_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct rows *r = arg;
 
-    json_array_append_new(r->arr, api_cells_json(cells, n));
+    json_array_append_new(r->arr, rowjson_cells(cells, n));
     return 0;
 }
 
@@ -475,6 +532,8 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
 {
     struct list_query q = {0};
     struct rows r = {json_array()};
+    struct errbuf eb = {0};
+    int rc;
 
     q.entity = entity;
     q.account_id = pg->p.account_id;
@@ -484,11 +543,14 @@ list_rows(struct page *pg, const char *entity, int64_t parent, const struct stor
     q.sorts = s;
     q.nsorts = ns;
     q.search = search;
-    if (total != NULL)
-        *total = store_list_count(pg->req->st, &q, NULL);
+    if (total != NULL && (*total = store_list_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)*total, &eb);
+        *total = 0;
+    }
     q.offset = offset;
     q.limit = limit;
-    store_list_each(pg->req->st, &q, rows_cells_cb, &r, NULL);
+    if ((rc = store_list_each(pg->req->st, &q, rows_cells_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     return r.arr;
 }
 
@@ -622,9 +684,11 @@ assets_page(struct page *pg)
     size_t nf = 0, i;
     int64_t page = arg_page(pg), total;
     json_t *row;
+    struct errbuf eb = {0};
+    int rc;
 
-    buf_init(&keep, 4096);
-    buf_init(&csvq, 4096);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&csvq, QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (os != NULL)
@@ -639,10 +703,14 @@ assets_page(struct page *pg)
         q.sorts = &so;
         q.nsorts = 1;
     }
-    total = store_assets_count(pg->req->st, &q, NULL);
+    if ((total = store_assets_count(pg->req->st, &q, &eb)) < 0) {
+        page_store_failed(pg, (int)total, &eb);
+        total = 0;
+    }
     q.offset = (page - 1) * PAGE_SIZE;
     q.limit = PAGE_SIZE;
-    store_assets_each(pg->req->st, &q, rows_asset_cb, &r, NULL);
+    if ((rc = store_assets_each(pg->req->st, &q, rows_asset_cb, &r, &eb)) != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Hardware", "/assets");
     buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
@@ -699,7 +767,7 @@ assets_page(struct page *pg)
     } else {
         struct buf ek; /* the filters, HTML-escaped for the sort links */
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         ui_esc(&ek, buf_cstr(&keep));
         buf_addstr(b, "<div class=\"tablewrap\"><table id=\"assets\"><thead><tr>");
         sort_th(pg, "/assets", buf_cstr(&ek), "name", "Name", NULL);
@@ -743,7 +811,7 @@ assets_page(struct page *pg)
         struct buf ek;
         const char *sort = arg_nonempty(pg, "sort");
 
-        buf_init(&ek, 8192);
+        buf_init(&ek, 2 * QUERY_KEEP_MAX);
         if (sort != NULL) {
             buf_addstr(&keep, "&sort=");
             esc_attr_url(&keep, sort);
@@ -817,10 +885,13 @@ asset_detail(struct page *pg, int64_t id)
     };
     struct buf *b = pg->b;
     json_t *a = NULL, *sw, *hist, *row;
+    struct errbuf eb = {0};
     size_t i;
+    int rc = store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, &eb);
 
-    if (store_asset_get(pg->req->st, pg->p.account_id, id, asset_json_cb, &a, NULL) != ERR_OK ||
-        a == NULL) {
+    if (rc != ERR_OK && rc != ERR_NOTFOUND)
+        page_store_failed(pg, rc, &eb);
+    if (rc != ERR_OK || a == NULL) {
         json_decref(a);
         pg->resp->status = 404;
         page_begin(pg, "Not found", "/assets");
@@ -968,8 +1039,8 @@ software_page(struct page *pg)
     int64_t page = arg_page(pg), total = 0;
     json_t *rows, *row;
 
-    buf_init(&keep, 4096);
-    buf_init(&ek, 8192);
+    buf_init(&keep, QUERY_KEEP_MAX);
+    buf_init(&ek, 2 * QUERY_KEEP_MAX);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (parse_sort(arg_nonempty(pg, "sort"), &so, "software"))
@@ -1443,8 +1514,11 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
     struct integration *list = NULL;
     size_t n = 0;
     int64_t now = clock_now();
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     page_begin(pg, "Integrations", "/integrations");
     buf_addstr(b, "<h1>Integrations</h1>");
     if (msg != NULL)
@@ -1558,7 +1632,8 @@ form_hours(const char *body)
 static void
 integration_post(struct page *pg)
 {
-    struct api_integration_input in = {0};
+    struct integration_input in = {0};
+    struct validation checks = {0};
     char *v[10] = {NULL};
     static const char *const names[] = {
         "name",
@@ -1602,7 +1677,13 @@ integration_post(struct page *pg)
     in.tenant_source = v[8];
     in.cloud = v[9];
     in.sync_interval = form_hours(pg->req->body);
-    rc = api_integration_create(pg->app, pg->req->st, pg->p.account_id, &in, &id, &val, &eb);
+    in.sample = pg->app->validate_sample;
+    rc = integration_create(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, &in, &id,
+                            &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
+    if (rc == ERR_OK && pg->app->sched != NULL)
+        scheduler_request(pg->app->sched, pg->p.account_id, id, 1, NULL);
     for (int i = 0; i < 10; i++) {
         if (v[i] != NULL)
             memset(v[i], 0, strlen(v[i]));
@@ -1627,6 +1708,7 @@ rotate_post(struct page *pg, int64_t id)
     char *which = ui_form_value(pg->req->body, "which");
     char *secret = ui_form_value(pg->req->body, "secret");
     char *exp = ui_form_value(pg->req->body, "expires_at");
+    struct validation checks = {0};
     struct errbuf eb = {0};
     json_t *val = NULL;
     int rc;
@@ -1636,8 +1718,10 @@ rotate_post(struct page *pg, int64_t id)
         while (n > 0 && (secret[n - 1] == ' ' || secret[n - 1] == '\n' || secret[n - 1] == '\r'))
             secret[--n] = '\0';
     }
-    rc = api_integration_rotate(pg->app, pg->req->st, pg->p.account_id, id, which, secret,
-                                exp != NULL && exp[0] != '\0' ? exp : NULL, &val, &eb);
+    rc = integration_rotate_secret(pg->app->cfg, pg->req->st, pg->app->vault, pg->p.account_id, id,
+                                   which, secret, exp, 0, pg->app->validate_sample, &checks, &eb);
+    val = checks.n > 0 ? validation_to_json(&checks) : NULL;
+    validation_clear(&checks);
     if (rc == ERR_OK) {
         integrations_page(pg, "ok", "The key was checked and replaced.", val, NULL);
     } else {
@@ -1689,11 +1773,10 @@ static struct {
     char *html;
 } overview_cache[OVERVIEW_SLOTS];
 static pthread_mutex_t overview_mu = PTHREAD_MUTEX_INITIALIZER;
-/* Single flight: the accounts whose table a thread is building (0 = free); others wait for
- * it (up to OVERVIEW_WAIT_S) instead of walking every asset too. */
+/* Single flight: the (account, version) tables being built; others wait for the table (up to
+ * OVERVIEW_WAIT_S) instead of walking every asset too. */
 #define OVERVIEW_WAIT_S 30
-static int64_t overview_building[OVERVIEW_SLOTS];
-static pthread_cond_t overview_cv = PTHREAD_COND_INITIALIZER;
+static struct flight overview_flight = FLIGHT_INIT(OVERVIEW_SLOTS);
 
 /* Rows with the most devices past their support first, then the most stale, then by name. */
 static int
@@ -1726,7 +1809,7 @@ overview_cell(struct buf *b, const json_t *row, const char *key, int warn)
 }
 
 /* The cards and the per-client table of the account's active devices into b; ERR_* when the
- * assets could not be read. */
+ * assets could not be read (recorded for page_end). */
 static int
 overview_render(struct page *pg, struct buf *b)
 {
@@ -1740,8 +1823,10 @@ overview_render(struct page *pg, struct buf *b)
 
     q.account_id = pg->p.account_id;
     rc = store_assets_each(pg->req->st, &q, insight_collect, in, &eb);
-    if (rc != ERR_OK)
+    if (rc != ERR_OK) {
+        page_store_failed(pg, rc, &eb);
         goto out;
+    }
     n = insight_count(in);
     rows = xcalloc(n + 1, sizeof *rows);
     for (size_t i = 0; i < n; i++) {
@@ -1827,8 +1912,11 @@ overview_attention(struct page *pg)
     int64_t now = clock_now(), failed = 0;
     size_t n = 0;
     struct list_query q = {0};
+    struct errbuf eb = {0};
+    int rc = store_integration_list(pg->req->st, pg->p.account_id, &list, &n, &eb);
 
-    store_integration_list(pg->req->st, pg->p.account_id, &list, &n, NULL);
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
     for (size_t i = 0; i < n; i++) {
         const struct {
             const char *label;
@@ -1858,7 +1946,8 @@ overview_attention(struct page *pg)
     q.account_id = pg->p.account_id;
     q.filters = &f;
     q.nfilters = 1;
-    failed = store_list_count(pg->req->st, &q, NULL);
+    if ((failed = store_list_count(pg->req->st, &q, &eb)) < 0)
+        page_store_failed(pg, (int)failed, &eb);
     if (failed > 0)
         buf_printf(b,
                    "<div class=\"notice bad attention\">%" PRId64 " client%s failed %s last "
@@ -1873,9 +1962,15 @@ overview_page(struct page *pg)
 {
     struct buf *b = pg->b, part;
     int64_t version = 0;
-    int have_version = store_data_version(pg->req->st, &version, NULL) == ERR_OK, slot = -1;
-    int mark = -1;
-    struct timespec deadline;
+    struct errbuf eb = {0};
+    int rc = store_data_version(pg->req->st, &version, &eb), have_version = rc == ERR_OK;
+    int slot = -1, ticket = -1;
+    struct flight_result res = {0};
+    enum flight_role role = FLIGHT_ALONE;
+    char key[64];
+
+    if (rc != ERR_OK)
+        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
@@ -1885,44 +1980,46 @@ overview_page(struct page *pg)
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",
                OVERVIEW_STALE_DAYS);
     overview_attention(pg);
-    pthread_mutex_lock(&overview_mu);
-    deadline.tv_sec = time(NULL) + OVERVIEW_WAIT_S;
-    deadline.tv_nsec = 0;
-    while (have_version) {
-        int busy = 0;
-
-        for (int i = 0; i < OVERVIEW_SLOTS; i++) {
+    for (int again = 0; have_version && again < 2; again++) {
+        pthread_mutex_lock(&overview_mu);
+        for (int i = 0; i < OVERVIEW_SLOTS; i++)
             if (overview_cache[i].html != NULL &&
                 overview_cache[i].account_id == pg->p.account_id &&
                 overview_cache[i].version == version &&
                 clock_mono_ms() - overview_cache[i].built_at < OVERVIEW_TTL_MS)
                 slot = i;
-            busy |= overview_building[i] == pg->p.account_id;
+        if (slot >= 0) {
+            buf_addstr(b, overview_cache[slot].html);
+            if (role == FLIGHT_LEADER) /* a leader that found the table after all hands it on */
+                flight_finish(&overview_flight, ticket, 1, 0, overview_cache[slot].html,
+                              strlen(overview_cache[slot].html));
         }
-        if (slot >= 0 || !busy)
-            break;
-        if (pthread_cond_timedwait(&overview_cv, &overview_mu, &deadline) != 0)
-            break; /* the other build is slow: build it here */
-    }
-    if (slot >= 0)
-        buf_addstr(b, overview_cache[slot].html);
-    for (int i = 0; slot < 0 && have_version && i < OVERVIEW_SLOTS; i++)
-        if (overview_building[i] == 0) {
-            overview_building[i] = pg->p.account_id;
-            mark = i;
-            break;
+        pthread_mutex_unlock(&overview_mu);
+        if (slot >= 0) {
+            page_end(pg);
+            return;
         }
-    pthread_mutex_unlock(&overview_mu);
-    if (slot >= 0) {
-        page_end(pg);
-        return;
+        if (again)
+            break;
+        snprintf(key, sizeof key, "%" PRId64 ";%" PRId64, pg->p.account_id, version);
+        role = flight_begin(&overview_flight, key, strlen(key), (int64_t)OVERVIEW_WAIT_S * 1000,
+                            &res, &ticket);
+        if (role == FLIGHT_RESULT && res.bytes != NULL) {
+            buf_add(b, res.bytes, res.len);
+            free(res.bytes);
+            page_end(pg);
+            return;
+        }
+        free(res.bytes);
+        if (role != FLIGHT_LEADER)
+            break;
+        /* Leader: a build may have ended between the lookup above and the flight. */
     }
     buf_init(&part, OVERVIEW_MAX);
-    if (overview_render(pg, &part) != ERR_OK) {
-        pg->resp->status = 503;
-        notice(b, "bad", "The devices could not be read from the database; try again.");
-    } else {
-        buf_addstr(b, buf_cstr(&part));
+    rc = overview_render(pg, &part);
+    if (rc == ERR_OK)
+        buf_addbuf(b, &part); /* a table past OVERVIEW_MAX poisons the page: a 500 */
+    if (rc == ERR_OK && buf_error(&part) == ERR_OK) {
         pthread_mutex_lock(&overview_mu);
         /* The account's slot, else an empty one, else the one built longest ago. */
         for (int i = 0, empty = -1, oldest = -1; have_version && i < OVERVIEW_SLOTS; i++) {
@@ -1951,12 +2048,9 @@ overview_page(struct page *pg)
         }
         pthread_mutex_unlock(&overview_mu);
     }
-    if (mark >= 0) {
-        pthread_mutex_lock(&overview_mu);
-        overview_building[mark] = 0;
-        pthread_cond_broadcast(&overview_cv);
-        pthread_mutex_unlock(&overview_mu);
-    }
+    /* The waiters get the table, or build it themselves after a failure. */
+    flight_finish(&overview_flight, ticket, rc == ERR_OK && buf_error(&part) == ERR_OK, 0,
+                  part.data, part.len);
     buf_free(&part);
     page_end(pg);
 }
@@ -2095,7 +2189,7 @@ apikey_create_post(struct page *pg)
     char key[AUTH_APIKEY_LEN + 1];
     struct errbuf eb = {0};
     int64_t id = 0, expires = TS_NULL;
-    int never = days != NULL && strcmp(days, "never") == 0;
+    int never = days != NULL && strcmp(days, "never") == 0, rc;
     size_t n;
 
     if (name != NULL) { /* pasted names carry spaces at either end */
@@ -2126,10 +2220,10 @@ apikey_create_post(struct page *pg)
                                   pg->p.role == AUTH_ADMIN, clock_now(), &expires, &eb) != ERR_OK) {
         pg->resp->status = 400;
         apikeys_page(pg, "bad", eb.msg, NULL);
-    } else if (auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key, &id,
-                                  &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key,
+                                        &id, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("api key created id=%" PRId64 " scope=%s by=%s", id, scope, pg->p.name);
         apikeys_page(pg, "ok", "The key was created.", key);
@@ -2148,8 +2242,8 @@ apikey_revoke_post(struct page *pg, int64_t id)
     int rc = store_apikey_revoke(pg->req->st, pg->p.account_id, id, &eb);
 
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_NOTFOUND ? 404 : 500;
-        apikeys_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_NOTFOUND ? 404 : store_status(rc);
+        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
         return;
     }
     log_info("api key revoked id=%" PRId64 " by=%s", id, pg->p.name);
@@ -2282,8 +2376,8 @@ user_add_post(struct page *pg)
     if (rc == ERR_OK) {
         users_page(pg, "ok", "The user was added and can sign in now.", NULL);
     } else {
-        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, pg->req->body);
+        pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), pg->req->body);
     }
     free(name);
     free(role);
@@ -2302,8 +2396,8 @@ user_password_post(struct page *pg, int64_t id)
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
     } else if ((rc = auth_user_passwd(pg->req->st, name, pw, &eb)) != ERR_OK) {
-        pg->resp->status = rc == ERR_INVAL ? 400 : 500;
-        users_page(pg, "bad", eb.msg, NULL);
+        pg->resp->status = rc == ERR_INVAL ? 400 : store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else if (id == pg->p.user_id) {
         /* The change ended every session of the user, this one included. */
         redirect(pg->resp, "/login");
@@ -2318,6 +2412,7 @@ user_remove_post(struct page *pg, int64_t id)
 {
     char name[USER_NAME_BUF];
     struct errbuf eb = {0};
+    int rc;
 
     if (id == pg->p.user_id) {
         pg->resp->status = 400;
@@ -2328,60 +2423,28 @@ user_remove_post(struct page *pg, int64_t id)
     } else if (!account_user(pg, id, name)) {
         pg->resp->status = 404;
         users_page(pg, "bad", "There is no such user in this account.", NULL);
-    } else if (auth_user_remove(pg->req->st, name, &eb) != ERR_OK) {
-        pg->resp->status = 500;
-        users_page(pg, "bad", eb.msg, NULL);
+    } else if ((rc = auth_user_remove(pg->req->st, name, &eb)) != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
     } else {
         log_info("user removed name=%s by=%s", name, pg->p.name);
         users_page(pg, "ok", "The user was removed and signed out.", NULL);
     }
 }
 
-/* ---- router
- * ------------------------------------------------------------------------------
- */
+/* ---- routes (router.h checks sign-in, the origin, CSRF and roles before any of these) ---- */
 
-static int
-path_id(const char *path, const char *prefix, const char *suffix, int64_t *id)
+/* The page of one call. */
+static void
+page_of(const struct route_call *c, struct page *pg)
 {
-    size_t pl = strlen(prefix);
-    char *end;
-    long long v;
-
-    if (strncmp(path, prefix, pl) != 0)
-        return 0;
-    errno = 0;
-    v = strtoll(path + pl, &end, 10);
-    if (errno != 0 || end == path + pl || v <= 0 || path[pl] == '-' || path[pl] == '+')
-        return 0;
-    if (strcmp(end, suffix) != 0)
-        return 0;
-    *id = v;
-    return 1;
-}
-
-/* 1 unless the browser says the request came from another origin: an Origin
- * header (or, without one, a Referer) whose host is not this request's Host. */
-static int
-same_origin(const struct httpd_request *req)
-{
-    const char *origin = httpd_header(req, "Origin");
-    const char *host = httpd_header(req, "Host");
-    const char *p;
-    size_t hl;
-
-    if (origin == NULL)
-        origin = httpd_header(req, "Referer");
-    if (origin == NULL)
-        return 1;
-    if (host == NULL || strcmp(origin, "null") == 0)
-        return 0;
-    p = strstr(origin, "://");
-    if (p == NULL)
-        return 0;
-    p += 3;
-    hl = strlen(host);
-    return strncasecmp(p, host, hl) == 0 && (p[hl] == '\0' || p[hl] == '/');
+    memset(pg, 0, sizeof *pg);
+    pg->app = c->app;
+    pg->req = c->req;
+    pg->resp = c->resp;
+    pg->b = &c->resp->body;
+    if (c->p != NULL)
+        pg->p = *c->p;
 }
 
 static void
@@ -2393,150 +2456,205 @@ not_found(struct page *pg)
     page_end(pg);
 }
 
-void
-ui_handle(void *app, struct httpd_request *req, struct httpd_response *resp)
+static void
+refused(struct page *pg, int status, const char *msg)
+{
+    pg->resp->status = status;
+    page_begin(pg, "Refused", NULL);
+    notice(pg->b, "bad", msg);
+    page_end(pg);
+}
+
+static void
+css_get(const struct route_call *c)
+{
+    c->resp->content_type = "text/css; charset=utf-8";
+    buf_addstr(&c->resp->body, app_css);
+}
+
+static void
+js_get(const struct route_call *c)
+{
+    c->resp->content_type = "text/javascript; charset=utf-8";
+    buf_addstr(&c->resp->body, app_js);
+}
+
+static void
+login_get(const struct route_call *c)
 {
     struct page pg;
+
+    page_of(c, &pg);
+    login_page(&pg, NULL, safe_next(httpd_arg(c->req, "next")));
+}
+
+/* One route function per page: each builds the page of its call and renders it. */
+#define PAGE_ROUTE(fn, call)                                                                       \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct page pg;                                                                            \
+                                                                                                   \
+        page_of(c, &pg);                                                                           \
+        call;                                                                                      \
+    }
+
+PAGE_ROUTE(login_submit, login_post(&pg))
+PAGE_ROUTE(logout_submit, logout_post(&pg))
+PAGE_ROUTE(overview_get, overview_page(&pg))
+PAGE_ROUTE(assets_get, assets_page(&pg))
+PAGE_ROUTE(asset_get, asset_detail(&pg, c->id[0]))
+PAGE_ROUTE(software_get, software_page(&pg))
+PAGE_ROUTE(software_one_get, software_detail(&pg, c->id[0]))
+PAGE_ROUTE(clients_get, clients_page(&pg))
+PAGE_ROUTE(runs_get, runs_page(&pg))
+PAGE_ROUTE(run_get, run_detail(&pg, c->id[0]))
+PAGE_ROUTE(integrations_get, integrations_page(&pg, NULL, NULL, NULL, NULL))
+PAGE_ROUTE(apikeys_get, apikeys_page(&pg, NULL, NULL, NULL))
+PAGE_ROUTE(users_get, users_page(&pg, NULL, NULL, NULL))
+PAGE_ROUTE(integration_submit, integration_post(&pg))
+PAGE_ROUTE(apikey_submit, apikey_create_post(&pg))
+PAGE_ROUTE(user_submit, user_add_post(&pg))
+PAGE_ROUTE(user_password_submit, user_password_post(&pg, c->id[0]))
+PAGE_ROUTE(user_remove_submit, user_remove_post(&pg, c->id[0]))
+PAGE_ROUTE(apikey_revoke_submit, apikey_revoke_post(&pg, c->id[0]))
+PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
+PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
+
+/* The second factor's routes (ui_totp.h). */
+#define TOTP_ROUTE(fn, call)                                                                       \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct ui_totp_env te;                                                                     \
+        const struct ui_totp_env *env = totp_env(c->app, &te);                                     \
+                                                                                                   \
+        call;                                                                                      \
+    }
+
+TOTP_ROUTE(totp_code_route, ui_totp_pending(env, c->req, c->resp, MFA_CODE))
+TOTP_ROUTE(totp_enrol_route, ui_totp_pending(env, c->req, c->resp, MFA_ENROL))
+TOTP_ROUTE(security_get, ui_totp_security_get(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_start_submit, ui_totp_start_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_confirm_submit, ui_totp_confirm_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_disable_submit, ui_totp_disable_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_require_submit, ui_totp_require_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_reset_submit, ui_totp_reset_post(env, c->req, c->resp, c->p, c->id[0]))
+
+#define MANAGE_ONLY "Only admins can manage users and API keys."
+#define CHANGE_ONLY "Only admins can change integrations, users and API keys."
+#define TOTP_ONLY   "Only admins can change two-step sign-in for others."
+
+static const struct route routes[] = {
+    {"GET", "/static/app.css", css_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/static/app.js", js_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/login", login_get, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login", login_submit, AUTH_NONE, 1, ROUTE_UI, NULL},
+    /* A pending sign-in, not a session: ui_totp.c checks its cookie and form token. */
+    {"GET", "/login/totp", totp_code_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login/totp", totp_code_route, AUTH_NONE, 1, ROUTE_UI, NULL},
+    {"GET", "/login/totp/enrol", totp_enrol_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login/totp/enrol", totp_enrol_route, AUTH_NONE, 1, ROUTE_UI, NULL},
+    {"POST", "/logout", logout_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"GET", "/security", security_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"POST", "/security/totp/start", totp_start_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/totp/confirm", totp_confirm_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/totp/disable", totp_disable_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/require", totp_require_submit, AUTH_ADMIN, 1, ROUTE_UI, TOTP_ONLY},
+    {"POST", "/users/{id}/totp/reset", totp_reset_submit, AUTH_ADMIN, 1, ROUTE_UI, TOTP_ONLY},
+    {"GET", "/", overview_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/assets", assets_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/assets/{id}", asset_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software", software_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software/{id}", software_one_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/clients", clients_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/runs", runs_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/runs/{id}", run_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/integrations", integrations_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/api-keys", apikeys_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"GET", "/users", users_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"POST", "/integrations", integration_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/api-keys", apikey_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users", user_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users/{id}/password", user_password_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/users/{id}/remove", user_remove_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/api-keys/{id}/revoke", apikey_revoke_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/integrations/{id}/rotate", rotate_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/integrations/{id}/sync", sync_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+};
+
+const struct route *
+ui_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
+/* What a signed-in user whose account requires a second factor may still reach without one. */
+static route_handler *const gate_exempt[] = {
+    logout_submit,       security_get,        totp_start_submit, totp_confirm_submit,
+    totp_disable_submit, totp_require_submit, totp_reset_submit,
+};
+
+int
+ui_gate(void *app, struct httpd_request *req, struct httpd_response *resp,
+        const struct auth_principal *p, const struct route *rt)
+{
     struct ui_totp_env te;
-    struct errbuf eb = {0};
-    const char *path = req->path;
-    int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
-    int post = strcmp(req->method, "POST") == 0;
-    int64_t id;
 
-    memset(&pg, 0, sizeof pg);
-    pg.app = app;
-    pg.req = req;
-    pg.resp = resp;
-    pg.b = &resp->body;
-    if (get && strcmp(path, "/static/app.css") == 0) {
-        resp->content_type = "text/css; charset=utf-8";
-        buf_addstr(&resp->body, app_css);
-        return;
-    }
-    if (get && strcmp(path, "/static/app.js") == 0) {
-        resp->content_type = "text/javascript; charset=utf-8";
-        buf_addstr(&resp->body, app_js);
-        return;
-    }
-    if (post && !same_origin(req)) {
-        /* Forms are only ever posted by our own pages (this also covers sign-in,
-         * which has no session to carry a CSRF token yet). */
-        resp->status = 403;
-        page_begin(&pg, "Refused", NULL);
-        notice(pg.b, "bad", "This form was sent from another site and was refused.");
-        page_end(&pg);
-        return;
-    }
-    if (ui_totp_pending(totp_env(app, &te), req, resp))
-        return;
-    if (strcmp(path, "/login") == 0) {
-        if (post) {
-            login_post(&pg);
-        } else {
-            const char *next = httpd_arg(req, "next");
-            login_page(&pg, NULL, safe_next(next));
-        }
-        return;
-    }
-    if (!get && !post) {
-        resp->status = 405;
-        httpd_response_header(resp, "Allow", "GET, POST");
-        page_begin(&pg, "Not allowed", NULL);
-        page_end(&pg);
-        return;
-    }
-    if (api_authenticate(req, &pg.p, &eb) != ERR_OK || pg.p.user_id == 0) {
-        struct buf to;
+    for (size_t i = 0; rt != NULL && i < sizeof gate_exempt / sizeof gate_exempt[0]; i++)
+        if (rt->handler == gate_exempt[i])
+            return 0;
+    return ui_totp_gate(totp_env(app, &te), req, resp, p);
+}
 
+void
+ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
+          const struct auth_principal *p, const struct route_denial *d)
+{
+    struct route_call c = {app, req, resp, p, {0}};
+    struct page pg;
+
+    page_of(&c, &pg);
+    switch (d->why) {
+    case ROUTE_CROSS_SITE:
+        refused(&pg, 403, "This form was sent from another site and was refused.");
+        break;
+    case ROUTE_UNAUTHENTICATED:
         memset(&pg.p, 0, sizeof pg.p);
-        if (post) {
+        if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
+            /* The session could not be read: say so rather than send a signed-in user away. */
+            page_store_failed(&pg, d->code, NULL);
+            page_begin(&pg, "Error", NULL);
+            page_end(&pg);
+        } else if (strcmp(req->method, "POST") == 0) {
             resp->status = 401;
             login_page(&pg, "Your session ended; sign in again.", "/assets");
-            return;
-        }
-        buf_init(&to, 4096);
-        buf_addstr(&to, "/login?next=");
-        buf_add_urlenc(&to, path);
-        redirect(resp, buf_cstr(&to));
-        buf_free(&to);
-        return;
-    }
-    if (ui_totp_signed_in(totp_env(app, &te), req, resp, &pg.p))
-        return;
-    if (post) {
-        char *csrf = ui_form_value(req->body, "csrf");
-        int ok = auth_csrf_ok(&pg.p, csrf);
+        } else {
+            struct buf to;
 
-        free(csrf);
-        if (!ok) {
-            resp->status = 403;
-            page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad",
-                   "This form was refused: it did not carry this session's security "
-                   "token. "
-                   "Reload the page and try again.");
-            page_end(&pg);
-            return;
+            buf_init(&to, 4096);
+            buf_addstr(&to, "/login?next=");
+            buf_add_urlenc(&to, req->path);
+            redirect(resp, buf_cstr(&to));
+            buf_free(&to);
         }
-        if (strcmp(path, "/logout") == 0) {
-            logout_post(&pg);
-            return;
-        }
-        if (pg.p.role != AUTH_ADMIN) {
-            resp->status = 403;
-            page_begin(&pg, "Refused", NULL);
-            notice(pg.b, "bad", "Only admins can change integrations, users and API keys.");
-            page_end(&pg);
-            return;
-        }
-        if (strcmp(path, "/integrations") == 0)
-            integration_post(&pg);
-        else if (strcmp(path, "/api-keys") == 0)
-            apikey_create_post(&pg);
-        else if (strcmp(path, "/users") == 0)
-            user_add_post(&pg);
-        else if (path_id(path, "/users/", "/password", &id))
-            user_password_post(&pg, id);
-        else if (path_id(path, "/users/", "/remove", &id))
-            user_remove_post(&pg, id);
-        else if (path_id(path, "/api-keys/", "/revoke", &id))
-            apikey_revoke_post(&pg, id);
-        else if (path_id(path, "/integrations/", "/rotate", &id))
-            rotate_post(&pg, id);
-        else if (path_id(path, "/integrations/", "/sync", &id))
-            sync_post(&pg, id);
-        else
-            not_found(&pg);
-        return;
-    }
-    if (strcmp(path, "/") == 0)
-        overview_page(&pg);
-    else if (strcmp(path, "/assets") == 0)
-        assets_page(&pg);
-    else if (path_id(path, "/assets/", "", &id))
-        asset_detail(&pg, id);
-    else if (strcmp(path, "/software") == 0)
-        software_page(&pg);
-    else if (path_id(path, "/software/", "", &id))
-        software_detail(&pg, id);
-    else if (strcmp(path, "/clients") == 0)
-        clients_page(&pg);
-    else if (strcmp(path, "/runs") == 0)
-        runs_page(&pg);
-    else if (path_id(path, "/runs/", "", &id))
-        run_detail(&pg, id);
-    else if (strcmp(path, "/integrations") == 0)
-        integrations_page(&pg, NULL, NULL, NULL, NULL);
-    else if (strcmp(path, "/api-keys") == 0 && pg.p.role == AUTH_ADMIN)
-        apikeys_page(&pg, NULL, NULL, NULL);
-    else if (strcmp(path, "/users") == 0 && pg.p.role == AUTH_ADMIN)
-        users_page(&pg, NULL, NULL, NULL);
-    else if (strcmp(path, "/api-keys") == 0 || strcmp(path, "/users") == 0) {
-        resp->status = 403;
-        page_begin(&pg, "Refused", NULL);
-        notice(pg.b, "bad", "Only admins can manage users and API keys.");
+        break;
+    case ROUTE_CSRF:
+        refused(&pg, 403,
+                "This form was refused: it did not carry this session's security token. "
+                "Reload the page and try again.");
+        break;
+    case ROUTE_FORBIDDEN:
+        refused(&pg, 403, d->msg != NULL ? d->msg : CHANGE_ONLY);
+        break;
+    case ROUTE_BAD_METHOD:
+        resp->status = 405;
+        httpd_response_header(resp, "Allow", d->allow != NULL ? d->allow : "");
+        page_begin(&pg, "Not allowed", NULL);
         page_end(&pg);
-    } else
+        break;
+    case ROUTE_NOT_FOUND:
+    default:
         not_found(&pg);
+        break;
+    }
 }

@@ -220,36 +220,24 @@ wrong_code(const struct ui_totp_env *env, struct httpd_request *req, struct http
     resp->status = 401;
 }
 
-int
+void
 ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
-                struct httpd_response *resp)
+                struct httpd_response *resp, enum mfa_stage want)
 {
-    const char *path = req->path, *pending;
-    int post = strcmp(req->method, "POST") == 0;
+    const char *pending;
     int get = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     struct auth_principal p;
-    enum mfa_stage stage, want;
+    enum mfa_stage stage;
     char next[MFA_NEXT_MAX];
     struct errbuf eb = {0};
     char *code = NULL;
     int rc, recovery = 0;
 
-    if (strcmp(path, "/login/totp") == 0)
-        want = MFA_CODE;
-    else if (strcmp(path, "/login/totp/enrol") == 0)
-        want = MFA_ENROL;
-    else
-        return 0;
-    if (!get && !post) {
-        resp->status = 405;
-        httpd_response_header(resp, "Allow", "GET, POST");
-        return 1;
-    }
     pending = httpd_cookie(req, MFA_PENDING_COOKIE);
     if (req->st == NULL) {
         message_page(env, resp, 503, "Two-step sign-in", "bad", "The database is not available.",
                      "<p><a href=\"/login\">Back</a></p>");
-        return 1;
+        return;
     }
     if (mfa_pending_get(pending, &p, &stage, next, &eb) != ERR_OK) {
         if (get) {
@@ -259,24 +247,24 @@ ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
             message_page(env, resp, 401, "Two-step sign-in", "bad", eb.msg,
                          "<p><a href=\"/login\">Sign in again</a></p>");
         }
-        return 1;
+        return;
     }
     if (stage != want) {
         redirect(resp, stage == MFA_ENROL ? "/login/totp/enrol" : "/login/totp");
-        return 1;
+        return;
     }
     if (get) {
         if (stage == MFA_ENROL)
             enrol_page(env, req, resp, &p, NULL);
         else
             code_page(env, resp, &p, NULL);
-        return 1;
+        return;
     }
     if (!form_token_ok(env, req, p.csrf)) {
         message_page(env, resp, 403, "Refused", "bad",
                      "This form was refused: reload the page and try again.",
                      "<p><a href=\"/login\">Sign in again</a></p>");
-        return 1;
+        return;
     }
     code = env->form_value(req->body, "code");
     if (stage == MFA_CODE) {
@@ -314,7 +302,6 @@ ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
         sodium_memzero(codes, sizeof codes);
     }
     free_secret(code);
-    return 1;
 }
 
 int
@@ -452,24 +439,6 @@ security_page(const struct ui_totp_env *env, struct httpd_request *req, struct h
     env->page_end(resp);
 }
 
-/* /users/ID/totp/reset -> ID, else 0. */
-static int64_t
-reset_target(const char *path)
-{
-    const char *pre = "/users/", *suf = "/totp/reset";
-    size_t lp = strlen(pre), ls = strlen(suf), n = strlen(path);
-    int64_t id = 0;
-
-    if (n <= lp + ls || strncmp(path, pre, lp) != 0 || strcmp(path + n - ls, suf) != 0)
-        return 0;
-    for (const char *c = path + lp; c < path + n - ls; c++) {
-        if (*c < '0' || *c > '9' || id > INT64_MAX / 10 - 10)
-            return 0;
-        id = id * 10 + (*c - '0');
-    }
-    return id;
-}
-
 static void
 admin_reset(const struct ui_totp_env *env, struct httpd_request *req, struct httpd_response *resp,
             const struct auth_principal *p, int64_t id)
@@ -504,129 +473,135 @@ refused(const struct ui_totp_env *env, struct httpd_response *resp, const struct
 }
 
 int
-ui_totp_signed_in(const struct ui_totp_env *env, struct httpd_request *req,
-                  struct httpd_response *resp, const struct auth_principal *p)
+ui_totp_gate(const struct ui_totp_env *env, struct httpd_request *req, struct httpd_response *resp,
+             const struct auth_principal *p)
 {
-    const char *path = req->path;
-    int post = strcmp(req->method, "POST") == 0;
-    int64_t reset = post ? reset_target(path) : 0;
-    int mine = strcmp(path, "/security") == 0 || strncmp(path, "/security/", 10) == 0;
+    struct user_totp t;
     struct errbuf eb = {0};
-    char *code = NULL;
-    int rc;
+    int rc, gate;
 
     if (p->user_id == 0 || req->st == NULL)
         return 0;
-    if (!mine && reset == 0) {
-        struct user_totp t;
-        int gate;
-
-        if (strcmp(path, "/logout") == 0)
-            return 0;
-        /* The gate: a read of the user's row per page, failing closed. */
-        if (store_totp_get(req->st, p->user_id, &t, &eb) != ERR_OK) {
-            refused(env, resp, p, 503, "The database is not available.");
-            return 1;
-        }
-        gate = t.require && t.enrolled_at == TS_NULL;
-        user_totp_clear(&t);
-        if (!gate)
-            return 0;
-        if (post)
-            refused(env, resp, p, 403,
-                    "This account requires two-step sign-in: set it up on the Security page "
-                    "first.");
-        else
-            redirect(resp, "/security");
+    /* A read of the user's row per page, failing closed. */
+    if ((rc = store_totp_get(req->st, p->user_id, &t, &eb)) != ERR_OK) {
+        log_warn("ui: a database call failed route=%s error=\"%s\"", req->path, eb.msg);
+        refused(env, resp, p, rc == ERR_TIMEOUT ? 503 : 500,
+                rc == ERR_TIMEOUT ? "The database is busy; try again in a moment."
+                                  : "The database is not available.");
         return 1;
     }
-    if (!post) {
-        if (strcmp(path, "/security") != 0)
-            return 0;
-        security_page(env, req, resp, p, NULL, NULL);
-        return 1;
-    }
-    if (!form_token_ok(env, req, p->csrf)) {
+    gate = t.require && t.enrolled_at == TS_NULL;
+    user_totp_clear(&t);
+    if (!gate)
+        return 0;
+    if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)
+        redirect(resp, "/security");
+    else
         refused(env, resp, p, 403,
-                "This form was refused: it did not carry this session's security token. "
-                "Reload the page and try again.");
-        return 1;
+                "This account requires two-step sign-in: set it up on the Security page first.");
+    return 1;
+}
+
+void
+ui_totp_security_get(const struct ui_totp_env *env, struct httpd_request *req,
+                     struct httpd_response *resp, const struct auth_principal *p)
+{
+    security_page(env, req, resp, p, NULL, NULL);
+}
+
+void
+ui_totp_require_post(const struct ui_totp_env *env, struct httpd_request *req,
+                     struct httpd_response *resp, const struct auth_principal *p)
+{
+    char *on = env->form_value(req->body, "on");
+    int want = on != NULL && strcmp(on, "1") == 0;
+    struct errbuf eb = {0};
+    int rc = store_account_require_totp(req->st, p->account_id, want, &eb);
+
+    if (rc == ERR_OK)
+        log_info("two-step sign-in %s account_id=%" PRId64 " by=%s", want ? "required" : "optional",
+                 p->account_id, p->name);
+    security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad", rc == ERR_OK ? "Saved." : eb.msg);
+    if (rc != ERR_OK)
+        resp->status = rc == ERR_TIMEOUT ? 503 : 500;
+    free(on);
+}
+
+void
+ui_totp_reset_post(const struct ui_totp_env *env, struct httpd_request *req,
+                   struct httpd_response *resp, const struct auth_principal *p, int64_t user_id)
+{
+    admin_reset(env, req, resp, p, user_id);
+}
+
+void
+ui_totp_start_post(const struct ui_totp_env *env, struct httpd_request *req,
+                   struct httpd_response *resp, const struct auth_principal *p)
+{
+    char secret[TOTP_SECRET_MAX];
+    struct errbuf eb = {0};
+
+    if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) != ERR_OK) {
+        security_page(env, req, resp, p, "bad", eb.msg);
+    } else {
+        env->page_begin(resp, p, "Security", "/security");
+        buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
+        setup_form(env, &resp->body, p, secret, "/security/totp/confirm", NULL);
+        buf_addstr(&resp->body, "</section>");
+        env->page_end(resp);
     }
-    if (reset != 0 || strcmp(path, "/security/require") == 0) {
-        if (p->role != AUTH_ADMIN) {
-            refused(env, resp, p, 403, "Only admins can change two-step sign-in for others.");
-            return 1;
-        }
-        if (reset != 0) {
-            admin_reset(env, req, resp, p, reset);
-            return 1;
-        }
-        code = env->form_value(req->body, "on");
-        rc = store_account_require_totp(req->st, p->account_id,
-                                        code != NULL && strcmp(code, "1") == 0, &eb);
-        if (rc == ERR_OK)
-            log_info("two-step sign-in %s account_id=%" PRId64 " by=%s",
-                     code != NULL && strcmp(code, "1") == 0 ? "required" : "optional",
-                     p->account_id, p->name);
-        security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad",
-                      rc == ERR_OK ? "Saved." : eb.msg);
-        free(code);
-        return 1;
-    }
-    code = env->form_value(req->body, "code");
-    if (strcmp(path, "/security/totp/start") == 0) {
+    sodium_memzero(secret, sizeof secret);
+}
+
+void
+ui_totp_confirm_post(const struct ui_totp_env *env, struct httpd_request *req,
+                     struct httpd_response *resp, const struct auth_principal *p)
+{
+    char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_LEN];
+    char *code = env->form_value(req->body, "code");
+    struct errbuf eb = {0};
+    int rc = mfa_enrol_confirm(req->st, env->vault, p->user_id, code, codes, &eb);
+
+    if (rc == ERR_OK) {
+        env->page_begin(resp, p, "Security", "/security");
+        buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
+        codes_list(&resp->body, codes);
+        buf_addstr(&resp->body, "<p><a href=\"/security\">Done</a></p></section>");
+        env->page_end(resp);
+    } else if (rc == ERR_AUTH) {
         char secret[TOTP_SECRET_MAX];
 
-        if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) != ERR_OK) {
-            security_page(env, req, resp, p, "bad", eb.msg);
-        } else {
+        if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) == ERR_OK) {
             env->page_begin(resp, p, "Security", "/security");
             buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
-            setup_form(env, &resp->body, p, secret, "/security/totp/confirm", NULL);
+            setup_form(env, &resp->body, p, secret, "/security/totp/confirm",
+                       "That code is wrong or expired; try the current one.");
             buf_addstr(&resp->body, "</section>");
             env->page_end(resp);
-        }
-        sodium_memzero(secret, sizeof secret);
-    } else if (strcmp(path, "/security/totp/confirm") == 0) {
-        char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_LEN];
-
-        rc = mfa_enrol_confirm(req->st, env->vault, p->user_id, code, codes, &eb);
-        if (rc == ERR_OK) {
-            env->page_begin(resp, p, "Security", "/security");
-            buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
-            codes_list(&resp->body, codes);
-            buf_addstr(&resp->body, "<p><a href=\"/security\">Done</a></p></section>");
-            env->page_end(resp);
-        } else if (rc == ERR_AUTH) {
-            char secret[TOTP_SECRET_MAX];
-
-            if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) == ERR_OK) {
-                env->page_begin(resp, p, "Security", "/security");
-                buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
-                setup_form(env, &resp->body, p, secret, "/security/totp/confirm",
-                           "That code is wrong or expired; try the current one.");
-                buf_addstr(&resp->body, "</section>");
-                env->page_end(resp);
-            } else {
-                security_page(env, req, resp, p, "bad", eb.msg);
-            }
-            sodium_memzero(secret, sizeof secret);
-            resp->status = 400;
         } else {
             security_page(env, req, resp, p, "bad", eb.msg);
-            resp->status = rc == ERR_EXISTS ? 409 : 400;
         }
-        sodium_memzero(codes, sizeof codes);
-    } else if (strcmp(path, "/security/totp/disable") == 0) {
-        rc = mfa_disable(req->st, env->vault, req->ip, p, code, &eb);
-        security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad",
-                      rc == ERR_OK ? "Two-step sign-in is off." : eb.msg);
-        if (rc != ERR_OK)
-            resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : 400;
+        sodium_memzero(secret, sizeof secret);
+        resp->status = 400;
     } else {
-        free_secret(code);
-        return 0;
+        security_page(env, req, resp, p, "bad", eb.msg);
+        resp->status = rc == ERR_EXISTS ? 409 : 400;
     }
+    sodium_memzero(codes, sizeof codes);
     free_secret(code);
-    return 1;
+}
+
+void
+ui_totp_disable_post(const struct ui_totp_env *env, struct httpd_request *req,
+                     struct httpd_response *resp, const struct auth_principal *p)
+{
+    char *code = env->form_value(req->body, "code");
+    struct errbuf eb = {0};
+    int rc = mfa_disable(req->st, env->vault, req->ip, p, code, &eb);
+
+    security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad",
+                  rc == ERR_OK ? "Two-step sign-in is off." : eb.msg);
+    if (rc != ERR_OK)
+        resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : 400;
+    free_secret(code);
 }

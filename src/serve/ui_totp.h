@@ -2,7 +2,7 @@
  * the work): the code or enrolment step of a sign-in, the user's "Security" page (set up, turn
  * off, recovery codes shown once) and the admin's rule and per-user reset.
  *
- * Routes (POSTs come after ui.c's same-origin check and carry a form token):
+ * Routes (entries of ui.c's route table; the router checks the origin of every POST):
  *   GET/POST /login/totp        pending sign-in: a code or a recovery code
  *   GET/POST /login/totp/enrol  pending sign-in whose account requires a second factor
  *   GET  /security              any signed-in user
@@ -10,7 +10,10 @@
  *   POST /security/require      admin: on=1|0 for the account
  *   POST /users/ID/totp/reset   admin: a user of the account
  * The pending sign-in is a cookie (MFA_PENDING_COOKIE, Path=/login, HttpOnly, SameSite=Strict)
- * naming server-side state (mfa.h); it is never a session.
+ * naming server-side state (mfa.h); it is never a session. So the /login/totp routes have role
+ * AUTH_NONE and check here what the router checks for the others: the pending cookie, and the
+ * pending sign-in's form token on a POST. The signed-in routes are checked by the router (session,
+ * CSRF token, role) like every other page.
  *
  * Threads: HTTP pool threads; no shared state of its own.
  */
@@ -20,6 +23,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "httpd.h"
+#include "mfa.h"
 #include "vault.h"
 
 #define MFA_PENDING_COOKIE "memsync_pending"
@@ -39,9 +43,10 @@ struct ui_totp_env {
     const char *(*safe_next)(const char *next);
 };
 
-/* The /login/totp pages; 1 when path was one of them (resp filled), else 0. */
-int ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
-                    struct httpd_response *resp);
+/* A /login/totp page: want is MFA_CODE (/login/totp) or MFA_ENROL (/login/totp/enrol); GET/HEAD
+ * shows the form, POST checks the code and on success starts the session. */
+void ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
+                     struct httpd_response *resp, enum mfa_stage want);
 
 /* After a right password (p filled, no session yet): when the user still needs a second factor,
  * starts the pending sign-in, answers (a redirect, or an error page) and returns 1; returns 0
@@ -50,10 +55,26 @@ int ui_totp_after_password(const struct ui_totp_env *env, struct httpd_request *
                            struct httpd_response *resp, const struct auth_principal *p,
                            const char *next);
 
-/* The signed-in routes above, and the gate: a signed-in user whose account requires a second
- * factor and who has none reaches only /security (and sign-out) until they set one up. 1 when
- * it answered, 0 when ui.c goes on. */
-int ui_totp_signed_in(const struct ui_totp_env *env, struct httpd_request *req,
-                      struct httpd_response *resp, const struct auth_principal *p);
+/* The gate, run by the router (ui_gate) before every UI route of a signed-in user but sign-out
+ * and the routes above: a user whose account requires a second factor and who has none is sent
+ * to /security (GET) or refused (403) until they set one up. 1 when it answered, 0 when the
+ * route goes on. Fails closed: an unreadable row answers 503 or 500. */
+int ui_totp_gate(const struct ui_totp_env *env, struct httpd_request *req,
+                 struct httpd_response *resp, const struct auth_principal *p);
+
+/* The signed-in routes (p: the router's caller). */
+void ui_totp_security_get(const struct ui_totp_env *env, struct httpd_request *req,
+                          struct httpd_response *resp, const struct auth_principal *p);
+void ui_totp_start_post(const struct ui_totp_env *env, struct httpd_request *req,
+                        struct httpd_response *resp, const struct auth_principal *p);
+void ui_totp_confirm_post(const struct ui_totp_env *env, struct httpd_request *req,
+                          struct httpd_response *resp, const struct auth_principal *p);
+void ui_totp_disable_post(const struct ui_totp_env *env, struct httpd_request *req,
+                          struct httpd_response *resp, const struct auth_principal *p);
+void ui_totp_require_post(const struct ui_totp_env *env, struct httpd_request *req,
+                          struct httpd_response *resp, const struct auth_principal *p);
+void ui_totp_reset_post(const struct ui_totp_env *env, struct httpd_request *req,
+                        struct httpd_response *resp, const struct auth_principal *p,
+                        int64_t user_id);
 
 #endif

@@ -1018,10 +1018,7 @@ simw_assign_apps(struct simworld *w, struct simtenant *t, int k)
 static void
 tenant_push(struct simtenant *t, struct simdev *d)
 {
-    if (t->ndev == t->capdev) {
-        t->capdev = t->capdev ? t->capdev * 2 : 16;
-        t->devs = xrealloc(t->devs, t->capdev * sizeof(*t->devs));
-    }
+    t->devs = mem_grow(t->devs, &t->capdev, t->ndev + 1, sizeof(*t->devs));
     t->devs[t->ndev++] = d;
 }
 

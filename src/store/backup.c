@@ -37,7 +37,7 @@ sync_file_and_dir(const char *path, struct errbuf *eb)
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0)
-        rc = err_set(eb, ERR_IO, "cannot write %s to disk: %s", path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot write %s to disk: %s", path, err_strerror(errno));
     if (fd >= 0)
         close(fd);
     if (slash == dir)
@@ -72,7 +72,7 @@ check_header(const char *path, const char *what, int64_t *version, struct errbuf
 
     if (fd < 0)
         return err_set(eb, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot read %s %s: %s", what,
-                       path, strerror(errno));
+                       path, err_strerror(errno));
     got = read(fd, h, sizeof h);
     close(fd);
     if (got != (ssize_t)sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
@@ -179,7 +179,7 @@ backup_sqlite(const char *db_path, const char *dest, struct backup_info *info, s
         goto out;
     }
     if (unlink(tmp) != 0 && errno != ENOENT) {
-        rc = err_set(eb, ERR_IO, "cannot remove the stale %s: %s", tmp, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot remove the stale %s: %s", tmp, err_strerror(errno));
         goto out;
     }
     if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -226,11 +226,11 @@ backup_sqlite(const char *db_path, const char *dest, struct backup_info *info, s
     /* Created under memsync's umask (0600); make sure whatever the caller did. */
     if (chmod(tmp, 0600) != 0 || (rc = sync_file_and_dir(tmp, eb)) != ERR_OK) {
         if (rc == ERR_OK)
-            rc = err_set(eb, ERR_IO, "cannot make %s private: %s", tmp, strerror(errno));
+            rc = err_set(eb, ERR_IO, "cannot make %s private: %s", tmp, err_strerror(errno));
         goto out;
     }
     if (rename(tmp, dest) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", tmp, dest, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", tmp, dest, err_strerror(errno));
         goto out;
     }
     if ((rc = sync_file_and_dir(dest, eb)) != ERR_OK)
@@ -315,10 +315,10 @@ copy_file(const char *from, const char *to, int64_t *bytes, struct errbuf *eb)
     *bytes = 0;
     in = open(from, O_RDONLY | O_CLOEXEC);
     if (in < 0)
-        return err_set(eb, ERR_IO, "cannot read %s: %s", from, strerror(errno));
+        return err_set(eb, ERR_IO, "cannot read %s: %s", from, err_strerror(errno));
     out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (out < 0) {
-        rc = err_set(eb, ERR_IO, "cannot create %s: %s", to, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot create %s: %s", to, err_strerror(errno));
         goto out;
     }
     while ((n = read(in, buf, sizeof buf)) > 0) {
@@ -328,7 +328,7 @@ copy_file(const char *from, const char *to, int64_t *bytes, struct errbuf *eb)
             if (w < 0) {
                 if (errno == EINTR)
                     continue;
-                rc = err_set(eb, ERR_IO, "cannot write %s: %s", to, strerror(errno));
+                rc = err_set(eb, ERR_IO, "cannot write %s: %s", to, err_strerror(errno));
                 goto out;
             }
             off += w;
@@ -336,11 +336,11 @@ copy_file(const char *from, const char *to, int64_t *bytes, struct errbuf *eb)
         *bytes += n;
     }
     if (n < 0) {
-        rc = err_set(eb, ERR_IO, "cannot read %s: %s", from, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot read %s: %s", from, err_strerror(errno));
         goto out;
     }
     if (fsync(out) != 0)
-        rc = err_set(eb, ERR_IO, "cannot write %s to disk: %s", to, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot write %s to disk: %s", to, err_strerror(errno));
 out:
     if (in >= 0)
         close(in);
@@ -353,7 +353,7 @@ static int
 remove_if_there(const char *path, struct errbuf *eb)
 {
     if (unlink(path) != 0 && errno != ENOENT)
-        return err_set(eb, ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+        return err_set(eb, ERR_IO, "cannot remove %s: %s", path, err_strerror(errno));
     return ERR_OK;
 }
 
@@ -413,7 +413,7 @@ backup_restore_sqlite(const char *file, const char *db_path, struct backup_info 
             goto out;
         if (link(db_path, keep) != 0) {
             rc = err_set(eb, ERR_IO, "cannot keep the current database as %s: %s", keep,
-                         strerror(errno));
+                         err_strerror(errno));
             goto out;
         }
     }
@@ -421,7 +421,7 @@ backup_restore_sqlite(const char *file, const char *db_path, struct backup_info 
     if ((rc = remove_if_there(wal, eb)) != ERR_OK || (rc = remove_if_there(shm, eb)) != ERR_OK)
         goto out;
     if (rename(copy, db_path) != 0) {
-        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", copy, db_path, strerror(errno));
+        rc = err_set(eb, ERR_IO, "cannot rename %s to %s: %s", copy, db_path, err_strerror(errno));
         goto out;
     }
     info->replaced = have_db;

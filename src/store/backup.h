@@ -1,6 +1,6 @@
 /* backup.h - a consistent copy of the SQLite database while serve and syncs run, and putting
  * such a copy back (`memsync backup FILE`, `memsync restore FILE`). Part of the SQLite backend:
- * besides store_sqlite.c, the only module that uses the sqlite3 API.
+ * besides the SQLite backend (src/store/sqlite/), the only module that uses the sqlite3 API.
  *
  * backup_sqlite(): SQLite's online backup API (sqlite3_backup_*) copies the database in steps of
  * BACKUP_STEP_PAGES pages, all from one read transaction of the source, so the copy is the

@@ -1,5 +1,8 @@
-/* store.c - backend dispatch and the reconcile logic every backend shares. */
-#include "store.h"
+/* store.c - what every backend shares except the reconcile: dispatch to the backend's
+ * store_ops with the argument checks, the process-wide count cache, the device diff and serial
+ * key, the generic lists' entities and the SQL built from them, and the generated device SQL.
+ * The tenant reconcile's logic is reconcile.c, reached through the backends' store_ops. */
+#include "store_int.h"
 
 #include "buf.h"
 
@@ -14,6 +17,7 @@
 
 #include "clock.h"
 #include "cloud.h"
+#include "flight.h"
 #include "mem.h"
 #include "utf8.h"
 
@@ -520,15 +524,11 @@ count_way(size_t set, const char *key)
     return -1;
 }
 
-/* Single flight: the keys being counted now (key NULL = free), so that the requests arriving
- * together after a commit count once; the others wait up to COUNT_WAIT_S for that count. */
+/* Single flight: the keys being counted now, so that the requests arriving together after a
+ * commit count once; the others wait up to COUNT_WAIT_S for that count. */
 #define COUNT_PENDING 16
 #define COUNT_WAIT_S  60
-static struct {
-    char *key;
-    int64_t version;
-} count_pending[COUNT_PENDING];
-static pthread_cond_t count_cv = PTHREAD_COND_INITIALIZER;
+static struct flight count_flight = FLIGHT_INIT(COUNT_PENDING);
 static uint64_t count_computed, count_hits; /* under count_mu */
 
 /* The count cached under key at version, else -1. Under count_mu. */
@@ -544,61 +544,51 @@ count_cached(size_t set, const char *key, int64_t version)
     return count_slots[set][w].count;
 }
 
-/* The count cached under key at version, waiting while another thread counts it; else -1,
- * and the caller counts. *turn is then the pending slot the caller holds (give it back with
- * count_done), or -1 when every slot is taken or the wait ran out. */
+/* The count cached under key at version, or the one another thread is counting now (waited
+ * for); else -1, and the caller counts. *turn is then the caller's flight ticket (end it with
+ * count_finish), or -1 when it counts alone (every slot taken, or the wait ran out). */
 static int64_t
 count_lookup(const char *key, int64_t version, int *turn)
 {
     size_t set = count_set(key);
-    struct timespec deadline;
+    struct flight_result res;
+    struct buf fk;
+    enum flight_role role;
     int64_t n;
-    int busy;
 
     *turn = -1;
-    deadline.tv_sec = time(NULL) + COUNT_WAIT_S;
-    deadline.tv_nsec = 0;
     pthread_mutex_lock(&count_mu);
-    for (;;) {
-        if ((n = count_cached(set, key, version)) >= 0)
-            goto out;
-        busy = 0;
-        for (int i = 0; i < COUNT_PENDING; i++)
-            busy |= count_pending[i].key != NULL && count_pending[i].version == version &&
-                    strcmp(count_pending[i].key, key) == 0;
-        if (!busy || pthread_cond_timedwait(&count_cv, &count_mu, &deadline) != 0)
-            break;
+    n = count_cached(set, key, version);
+    pthread_mutex_unlock(&count_mu);
+    if (n >= 0)
+        return n;
+    buf_init(&fk, FLIGHT_KEY_MAX);
+    buf_printf(&fk, "%" PRId64 ";%s", version, key);
+    role = flight_begin(&count_flight, buf_cstr(&fk), fk.len, (int64_t)COUNT_WAIT_S * 1000, &res,
+                        turn);
+    buf_free(&fk);
+    pthread_mutex_lock(&count_mu);
+    if (role == FLIGHT_RESULT) {
+        n = res.value;
+        count_hits++;
+    } else if (role == FLIGHT_LEADER && (n = count_cached(set, key, version)) >= 0) {
+        /* A flight ended between the miss and this one: hand its count on. */
+        pthread_mutex_unlock(&count_mu);
+        flight_finish(&count_flight, *turn, 1, n, NULL, 0);
+        *turn = -1;
+        return n;
+    } else {
+        count_computed++;
     }
-    for (int i = 0; !busy && i < COUNT_PENDING; i++)
-        if (count_pending[i].key == NULL) {
-            count_pending[i].key = xstrdup(key);
-            count_pending[i].version = version;
-            *turn = i;
-            break;
-        }
-    count_computed++;
-out:
     pthread_mutex_unlock(&count_mu);
+    free(res.bytes);
     return n;
-}
-
-/* Ends the turn count_lookup gave (turn < 0: none) and wakes whoever waits for it. */
-static void
-count_done(int turn)
-{
-    if (turn < 0)
-        return;
-    pthread_mutex_lock(&count_mu);
-    free(count_pending[turn].key);
-    count_pending[turn].key = NULL;
-    pthread_cond_broadcast(&count_cv);
-    pthread_mutex_unlock(&count_mu);
 }
 
 static void count_remember(char *key, int64_t version, int64_t n);
 
 /* After the backend counted n (negative: failed) for a count_lookup miss: caches it under key
- * (taken; NULL: nothing to cache) and ends the turn. */
+ * (taken; NULL: nothing to cache) and ends the turn, handing n to the waiters. */
 static void
 count_finish(char *key, int64_t version, int64_t n, int turn)
 {
@@ -606,7 +596,7 @@ count_finish(char *key, int64_t version, int64_t n, int turn)
         count_remember(key, version, n);
     else
         free(key);
-    count_done(turn);
+    flight_finish(&count_flight, turn, n >= 0, n, NULL, 0);
 }
 
 void
@@ -914,21 +904,6 @@ store_serial_key(const char *serial)
 
 /* ---- web: users, sessions, API keys, lists ----------------------------------------------- */
 
-/* Backends that do not implement an operation leave it NULL. */
-static int
-web_unsupported(const struct store *st, struct errbuf *eb)
-{
-    return err_set(eb, ERR_UNSUPPORTED,
-                   "this needs the SQLite backend; the %s backend does not support it yet",
-                   st->ops->name);
-}
-
-#define WEB_OP(st, op, eb)                                                                         \
-    do {                                                                                           \
-        if ((st)->ops->op == NULL)                                                                 \
-            return web_unsupported((st), (eb));                                                    \
-    } while (0)
-
 void
 user_row_clear(struct user_row *u)
 {
@@ -948,7 +923,6 @@ store_user_insert(struct store *st, int64_t account_id, const char *name, const 
         return err_set(eb, ERR_INVAL, "a user name must have 1 to 128 characters");
     if (role == NULL || (strcmp(role, "admin") != 0 && strcmp(role, "viewer") != 0))
         return err_set(eb, ERR_INVAL, "a user's role must be admin or viewer");
-    WEB_OP(st, user_insert, eb);
     return st->ops->user_insert(st, account_id, name, role, password_hash, id, eb);
 }
 
@@ -956,28 +930,24 @@ int
 store_user_get(struct store *st, const char *name, struct user_row *out, struct errbuf *eb)
 {
     memset(out, 0, sizeof *out);
-    WEB_OP(st, user_get, eb);
     return st->ops->user_get(st, name, out, eb);
 }
 
 int
 store_user_set_password(struct store *st, int64_t id, const char *password_hash, struct errbuf *eb)
 {
-    WEB_OP(st, user_set_password, eb);
     return st->ops->user_set_password(st, id, password_hash, eb);
 }
 
 int
 store_user_delete(struct store *st, int64_t id, struct errbuf *eb)
 {
-    WEB_OP(st, user_delete, eb);
     return st->ops->user_delete(st, id, eb);
 }
 
 int64_t
 store_user_count(struct store *st, struct errbuf *eb)
 {
-    WEB_OP(st, user_count, eb);
     return st->ops->user_count(st, eb);
 }
 
@@ -985,7 +955,6 @@ int
 store_session_insert(struct store *st, const char *token_hash, int64_t user_id, int64_t expires_at,
                      struct errbuf *eb)
 {
-    WEB_OP(st, session_insert, eb);
     return st->ops->session_insert(st, token_hash, user_id, expires_at, eb);
 }
 
@@ -994,14 +963,12 @@ store_session_user(struct store *st, const char *token_hash, int64_t now, struct
                    struct errbuf *eb)
 {
     memset(out, 0, sizeof *out);
-    WEB_OP(st, session_user, eb);
     return st->ops->session_user(st, token_hash, now, out, eb);
 }
 
 int
 store_session_delete(struct store *st, const char *token_hash, struct errbuf *eb)
 {
-    WEB_OP(st, session_delete, eb);
     return st->ops->session_delete(st, token_hash, eb);
 }
 
@@ -1012,7 +979,6 @@ store_apikey_insert(struct store *st, int64_t account_id, const char *name, cons
 {
     if (scope == NULL || (strcmp(scope, "read") != 0 && strcmp(scope, "admin") != 0))
         return err_set(eb, ERR_INVAL, "an API key's scope must be read or admin");
-    WEB_OP(st, apikey_insert, eb);
     return st->ops->apikey_insert(st, account_id, name, scope, key_hash, prefix, expires_at, id,
                                   eb);
 }
@@ -1024,21 +990,18 @@ store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, i
     *scope = NULL;
     *expires_at = TS_NULL;
     *last_used_at = TS_NULL;
-    WEB_OP(st, apikey_find, eb);
     return st->ops->apikey_find(st, key_hash, account_id, id, scope, expires_at, last_used_at, eb);
 }
 
 int
 store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb)
 {
-    WEB_OP(st, apikey_touch, eb);
     return st->ops->apikey_touch(st, id, now, eb);
 }
 
 int
 store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb)
 {
-    WEB_OP(st, apikey_revoke, eb);
     return st->ops->apikey_revoke(st, account_id, id, eb);
 }
 
@@ -1063,7 +1026,6 @@ store_totp_get(struct store *st, int64_t user_id, struct user_totp *out, struct 
     memset(out, 0, sizeof *out);
     out->enrolled_at = TS_NULL;
     out->last_step = -1;
-    WEB_OP(st, totp_get, eb);
     if ((rc = st->ops->totp_get(st, user_id, out, eb)) != ERR_OK)
         user_totp_clear(out);
     return rc;
@@ -1074,7 +1036,6 @@ store_totp_begin(struct store *st, int64_t user_id, const char *sealed, struct e
 {
     if (sealed == NULL || sealed[0] == '\0')
         return err_set(eb, ERR_INVAL, "no sealed TOTP secret");
-    WEB_OP(st, totp_begin, eb);
     return st->ops->totp_begin(st, user_id, sealed, eb);
 }
 
@@ -1084,14 +1045,12 @@ store_totp_enrol(struct store *st, int64_t user_id, int64_t step, int64_t now,
 {
     if (n > STORE_RECOVERY_MAX || (n > 0 && hashes == NULL) || step < 0)
         return err_set(eb, ERR_INVAL, "bad TOTP enrolment (%zu recovery codes)", n);
-    WEB_OP(st, totp_enrol, eb);
     return st->ops->totp_enrol(st, user_id, step, now, hashes, n, eb);
 }
 
 int
 store_totp_use_step(struct store *st, int64_t user_id, int64_t step, struct errbuf *eb)
 {
-    WEB_OP(st, totp_use_step, eb);
     return st->ops->totp_use_step(st, user_id, step, eb);
 }
 
@@ -1099,14 +1058,12 @@ int
 store_totp_recovery_use(struct store *st, int64_t user_id, int64_t code_id, int64_t now,
                         struct errbuf *eb)
 {
-    WEB_OP(st, totp_recovery_use, eb);
     return st->ops->totp_recovery_use(st, user_id, code_id, now, eb);
 }
 
 int
 store_totp_clear(struct store *st, int64_t user_id, struct errbuf *eb)
 {
-    WEB_OP(st, totp_clear, eb);
     return st->ops->totp_clear(st, user_id, eb);
 }
 
@@ -1114,7 +1071,6 @@ int
 store_totp_secrets_each(struct store *st, int (*cb)(void *arg, int64_t user_id, const char *sealed),
                         void *arg, struct errbuf *eb)
 {
-    WEB_OP(st, totp_secrets_each, eb);
     return st->ops->totp_secrets_each(st, cb, arg, eb);
 }
 
@@ -1123,14 +1079,12 @@ store_totp_set_sealed(struct store *st, int64_t user_id, const char *sealed, str
 {
     if (sealed == NULL || sealed[0] == '\0')
         return err_set(eb, ERR_INVAL, "no sealed TOTP secret");
-    WEB_OP(st, totp_set_sealed, eb);
     return st->ops->totp_set_sealed(st, user_id, sealed, eb);
 }
 
 int
 store_account_require_totp(struct store *st, int64_t account_id, int on, struct errbuf *eb)
 {
-    WEB_OP(st, account_require_totp, eb);
     return st->ops->account_require_totp(st, account_id, on != 0, eb);
 }
 
@@ -1143,7 +1097,6 @@ store_integration_update(struct store *st, int64_t account_id, int64_t id, const
         return err_set(eb, ERR_INVAL, "an integration name must have 1 to 200 characters");
     if (sync_interval != 0 && (sync_interval < 300 || sync_interval > 7 * 86400))
         return err_set(eb, ERR_INVAL, "the sync interval must be between 5 minutes and 7 days");
-    WEB_OP(st, integration_update, eb);
     return st->ops->integration_update(st, account_id, id, name, sync_interval, partner_expires,
                                        sync_expires, eb);
 }
@@ -1155,7 +1108,6 @@ store_list_each(struct store *st, const struct list_query *q,
 {
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
-    WEB_OP(st, list_each, eb);
     return st->ops->list_each(st, q, cb, arg, eb);
 }
 
@@ -1168,7 +1120,6 @@ store_list_count(struct store *st, const struct list_query *q, struct errbuf *eb
 
     if (q->nfilters > STORE_LIST_MAX_FILTERS || q->nsorts > STORE_LIST_MAX_SORTS)
         return err_set(eb, ERR_INVAL, "too many filters or sort fields");
-    WEB_OP(st, list_count, eb);
     /* As store_assets_count: the version first, so an entry can only look older than it is. */
     if (st->ops->data_version != NULL && st->ops->data_version(st, &version, NULL) == ERR_OK)
         key = list_count_key(st, q);
@@ -1185,7 +1136,6 @@ int
 store_asset_get(struct store *st, int64_t account_id, int64_t id,
                 int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb)
 {
-    WEB_OP(st, asset_get, eb);
     return st->ops->asset_get(st, account_id, id, cb, arg, eb);
 }
 
@@ -1285,7 +1235,9 @@ static const struct store_list_field software_device_fields[] = {
     LF("user.principal_name", "h.user_principal_name", SC_TEXT),
     LF("last_check_in_at", "h.last_check_in_at", SC_TS),
     LF("first_seen_at", "i.first_seen_at", SC_TS),
-    LF("last_seen_at", "i.last_seen_at", SC_TS),
+    /* Only active installs are listed, and those are not rewritten each sync: each was last
+     * seen when its asset was (see store_reconcile_installs). */
+    LF("last_seen_at", "h.last_synced_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 

@@ -10,12 +10,15 @@
  * Threads: a struct store (one connection) belongs to one thread; open one per thread. The
  * count cache (store_assets_count, store_list_count) is shared by every connection of the
  * process and protected by its own mutex (count_mu in store.c), held only for the lookup and the
- * insert; a thread that finds the same count being computed waits for it (single flight). The
- * SQLite lists' serial sets (serialset.h) are shared the same way.
- * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak.
+ * insert; a thread that finds the same count being computed waits for it (single flight,
+ * flight.h). The SQLite lists' serial sets (serialset.h) are shared the same way.
+ * Errors: ERR_OK or a negative ERR_* code, message in eb. Library codes never leak. A database
+ * another process keeps locked past the busy timeout fails with ERR_TIMEOUT (worth a retry).
  * Ownership: structs filled by the store own their strings; free them with the matching
  * *_clear(). Callbacks receive borrowed rows valid only during the call.
- * No backend-specific SQL or types appear outside the backend files.
+ * No backend-specific SQL or types appear outside the backend files. This header is the API;
+ * the backends' interface (struct store_ops, the SQL builder, the backends' open functions) is
+ * store_int.h, which only src/store/ includes (scripts/layers.py).
  */
 #ifndef MEMSYNC_STORE_H
 #define MEMSYNC_STORE_H
@@ -599,158 +602,13 @@ int store_list_has_field(const char *entity, const char *field);
 int store_asset_get(struct store *st, int64_t account_id, int64_t id,
                     int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
 
-/* ---- shared helpers (any backend) ------------------------------------------------------- */
+/* ---- schema identity ---------------------------------------------------------------- */
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
 #define STORE_SCHEMA_VERSION 13
 
-/* Calls cb once per field of device_fields whose value differs between old and new, with both
- * values as text (NULL for "no value"). Returns the number of differing fields, or the first
- * non-zero value cb returns (negative ERR_*). */
-int store_device_diff(const struct device *old, const struct device *new_,
-                      int (*cb)(void *arg, const char *field, const char *oldv, const char *newv),
-                      void *arg);
-/* Text of one field as the change history records it; returns a malloc'd string or NULL. */
-char *store_device_field_text(const struct device *d, const struct device_field *f);
-/* An FTS5 trigram query for rows containing text: every 3-character window of text as a quoted
- * term, joined by AND (a superset of the case-insensitive substring matches; callers keep the
- * exact test). malloc'd; NULL when text has fewer than 3 characters or is not valid UTF-8. */
-char *store_trigram_query(const char *text);
-/* Upper-case trimmed serial used for duplicate detection; malloc'd, NULL when no serial. */
-char *store_serial_key(const char *serial);
-
-/* ---- backend interface (store.c and store_<backend>.c only) ---------------------------- */
-
-struct store_ops {
-    const char *name;
-    void (*close)(struct store *st);
-    int (*tx_begin)(struct store *st, struct errbuf *eb);
-    int (*tx_commit)(struct store *st, struct errbuf *eb);
-    void (*tx_rollback)(struct store *st);
-    int (*account_ensure)(struct store *st, const char *name, int64_t *id, struct errbuf *eb);
-    int (*integration_insert)(struct store *st, struct integration *in, struct errbuf *eb);
-    int (*integration_get)(struct store *st, int64_t account_id, int64_t id,
-                           struct integration *out, struct errbuf *eb);
-    int (*integration_list)(struct store *st, int64_t account_id, struct integration **out,
-                            size_t *n, struct errbuf *eb);
-    int (*integration_set_expiry)(struct store *st, int64_t id, const char *which, int64_t expires,
-                                  const char *source, struct errbuf *eb);
-    int (*integration_set_secret)(struct store *st, int64_t id, const char *which,
-                                  const char *sealed, const char *hint, int64_t expires,
-                                  struct errbuf *eb);
-    int (*integration_delete)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
-    int (*clients_each)(struct store *st, int64_t account_id,
-                        int (*cb)(void *arg, const struct client_row *c), void *arg,
-                        struct errbuf *eb);
-    int (*client_fail)(struct store *st, int64_t account_id, int64_t integration_id,
-                       const struct client_info *ci, const char *code, const char *message,
-                       const char *remedy, struct errbuf *eb);
-    int (*client_update)(struct store *st, int64_t account_id, const char *client, int included,
-                         const char *name_override, struct errbuf *eb);
-    int (*reconcile_begin)(struct store *st, int64_t account_id, int64_t integration_id,
-                           const struct client_info *ci, int64_t now, struct errbuf *eb);
-    int (*reconcile_device)(struct store *st, const struct device *d, struct errbuf *eb);
-    int (*reconcile_installs)(struct store *st, const char *intune_device_id,
-                              const struct app_ref *apps, size_t n, struct errbuf *eb);
-    int (*reconcile_commit)(struct store *st, int listing_complete, int installs_complete,
-                            struct reconcile_counts *counts, struct errbuf *eb);
-    void (*reconcile_rollback)(struct store *st);
-    int (*batch_begin)(struct store *st, struct errbuf *eb);  /* NULL: not supported */
-    int (*batch_commit)(struct store *st, struct errbuf *eb); /* NULL: not supported */
-    int (*assets_each)(struct store *st, const struct asset_query *q,
-                       int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
-    int64_t (*assets_count)(struct store *st, const struct asset_query *q, struct errbuf *eb);
-    int (*device_checkins)(struct store *st, int64_t integration_id, const char *tenant_id,
-                           int (*cb)(void *arg, const char *intune_id, int64_t last_check_in_at,
-                                     int retired),
-                           void *arg, struct errbuf *eb);
-    int (*software_each)(struct store *st, const struct software_query *q,
-                         int (*cb)(void *arg, const struct software_row *s), void *arg,
-                         struct errbuf *eb);
-    int (*asset_changes_each)(struct store *st, int64_t account_id, int64_t asset_id,
-                              int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
-                              struct errbuf *eb);
-    int (*run_start)(struct store *st, int64_t integration_id, const char *kind, int64_t now,
-                     int64_t *run_id, struct errbuf *eb);
-    int (*run_tenant)(struct store *st, int64_t run_id, const struct tenant_result *r,
-                      struct errbuf *eb);
-    int (*run_finish)(struct store *st, int64_t run_id, const char *status, const char *message,
-                      int64_t now, struct errbuf *eb);
-    int (*user_insert)(struct store *st, int64_t account_id, const char *name, const char *role,
-                       const char *password_hash, int64_t *id, struct errbuf *eb);
-    int (*user_get)(struct store *st, const char *name, struct user_row *out, struct errbuf *eb);
-    int (*user_set_password)(struct store *st, int64_t id, const char *password_hash,
-                             struct errbuf *eb);
-    int (*user_delete)(struct store *st, int64_t id, struct errbuf *eb);
-    int64_t (*user_count)(struct store *st, struct errbuf *eb);
-    int (*session_insert)(struct store *st, const char *token_hash, int64_t user_id,
-                          int64_t expires_at, struct errbuf *eb);
-    int (*session_user)(struct store *st, const char *token_hash, int64_t now, struct user_row *out,
-                        struct errbuf *eb);
-    int (*session_delete)(struct store *st, const char *token_hash, struct errbuf *eb);
-    int (*apikey_insert)(struct store *st, int64_t account_id, const char *name, const char *scope,
-                         const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
-                         struct errbuf *eb);
-    int (*apikey_find)(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
-                       char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb);
-    int (*apikey_touch)(struct store *st, int64_t id, int64_t now, struct errbuf *eb);
-    int (*apikey_revoke)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
-    int (*integration_update)(struct store *st, int64_t account_id, int64_t id, const char *name,
-                              int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
-                              struct errbuf *eb);
-    /* second factor (migration 13) */
-    int (*totp_get)(struct store *st, int64_t user_id, struct user_totp *out, struct errbuf *eb);
-    int (*totp_begin)(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb);
-    int (*totp_enrol)(struct store *st, int64_t user_id, int64_t step, int64_t now,
-                      const char *const *hashes, size_t n, struct errbuf *eb);
-    int (*totp_use_step)(struct store *st, int64_t user_id, int64_t step, struct errbuf *eb);
-    int (*totp_recovery_use)(struct store *st, int64_t user_id, int64_t code_id, int64_t now,
-                             struct errbuf *eb);
-    int (*totp_clear)(struct store *st, int64_t user_id, struct errbuf *eb);
-    int (*totp_secrets_each)(struct store *st,
-                             int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
-                             struct errbuf *eb);
-    int (*totp_set_sealed)(struct store *st, int64_t user_id, const char *sealed,
-                           struct errbuf *eb);
-    int (*account_require_totp)(struct store *st, int64_t account_id, int on, struct errbuf *eb);
-    int (*list_each)(struct store *st, const struct list_query *q,
-                     int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
-                     struct errbuf *eb);
-    int64_t (*list_count)(struct store *st, const struct list_query *q, struct errbuf *eb);
-    int (*asset_get)(struct store *st, int64_t account_id, int64_t id,
-                     int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
-    /* sync jobs: NULL in backends without them */
-    int (*job_enqueue)(struct store *st, int64_t integration_id, int full, int64_t now,
-                       int64_t *run_id, struct errbuf *eb);
-    int (*job_lease)(struct store *st, const char *worker, int lease_s, int64_t now,
-                     struct sync_job *out, int64_t *busy, struct errbuf *eb);
-    int (*job_renew)(struct store *st, const struct sync_job *j, const char *worker, int lease_s,
-                     struct errbuf *eb);
-    int (*job_expand)(struct store *st, const struct sync_job *j, const char *worker,
-                      const struct customer *c, size_t n, int64_t now, struct errbuf *eb);
-    int (*job_finish)(struct store *st, const struct sync_job *j, const char *worker, int ok,
-                      const char *message, int64_t now, struct errbuf *eb);
-    int (*job_release)(struct store *st, const struct sync_job *j, const char *worker,
-                       struct errbuf *eb);
-    int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
-    int (*search_index)(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
-    int (*map_reads)(struct store *st, struct errbuf *eb);
-    int (*retire_preview)(struct store *st, int64_t *would_retire, int64_t *active,
-                          struct errbuf *eb);
-};
-
-/* Every backend's handle starts with this. */
-struct store {
-    const struct store_ops *ops;
-    char *cache_id; /* the URL it was opened with: the count cache's database key */
-    /* The tenant reconcile's policy and client warning (store_reconcile_policy / _warning),
-     * reset by store_reconcile_begin, read by the backend's reconcile_commit. */
-    struct retire_policy rec_policy;
-    char *rec_warn_code, *rec_warn_message, *rec_warn_remedy;
-};
-
-/* ---- generic lists: shared by the backends (store.c) ----------------------------------- */
+/* ---- list catalogue (the API's cursors read it) ------------------------------------- */
 
 /* One public field of a list entity and the SQL expression that reads it. */
 struct store_list_field {
@@ -776,103 +634,8 @@ struct store_list_entity {
 const struct store_list_entity *store_list_entity(const char *name);
 const struct store_list_field *store_list_field(const struct store_list_entity *e,
                                                 const char *name);
-/* The hardware list's leading columns, both backends (the FROM, the joins and the asset columns
- * follow): ids, client, source, sync times (STORE_HW_LIST_COLS, nine) and whether another
- * tenant holds the same serial (STORE_HW_LIST_DUP; SQLite may select h.serial_key there instead
- * and answer from a serialset).
- * o.id <> h.id changes no answer (the row itself has the same tenant) but is read from the
- * serial index, so SQLite skips the table lookup of the row's own entry: for a serial no other
- * asset has, the check is one index seek. */
-#define STORE_HW_LIST_COLS                                                                         \
-    "SELECT h.id, h.client_id, COALESCE(c.name_override, c.name), c.tenant_id, "                   \
-    "h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "                  \
-    "h.retired_at, "
-#define STORE_HW_LIST_DUP                                                                          \
-    "CASE WHEN h.serial_key IS NOT NULL AND EXISTS (SELECT 1 FROM "                                \
-    "hardware_asset o WHERE o.serial_key = h.serial_key AND o.account_id = "                       \
-    "h.account_id AND o.id <> h.id AND o.tenant_id <> h.tenant_id AND o.retired_at IS NULL) "      \
-    "THEN 1 ELSE 0 END, "
-#define STORE_HW_LIST_HEAD STORE_HW_LIST_COLS STORE_HW_LIST_DUP
-/* Appends ", expr" for each sort field of entity (the row's sort values, for its cursor); an
- * unknown field is ERR_INVAL. For the backends' list builders. */
-int store_list_sort_values(struct buf *sql, const char *entity, const struct store_sort *sorts,
-                           size_t nsorts, struct errbuf *eb);
 
-/* What differs between the backends' SQL. */
-struct store_dialect {
-    void (*param)(struct buf *sql, int n);                      /* parameter n: ?n or $n */
-    void (*contains)(struct buf *sql, const char *expr, int n); /* case-insensitive substring */
-    void (*ieq)(struct buf *sql, const char *expr, int n);      /* case-insensitive equality */
-    const char *no_limit; /* a LIMIT clause meaning "every row" (before OFFSET) */
-    /* ORDER BY needs the retired_at of a "retired_at IS NULL" list before the sort field for
-     * an index on (..., retired_at, field, id) to serve it (PostgreSQL: IS NULL is no
-     * equality to its planner). */
-    int order_retired;
-};
-
-/* Parameter values collected while building; numbered from first. */
-struct store_bind {
-    int kind; /* SC_INT or SC_TEXT */
-    int64_t i;
-    char *s;
-};
-struct store_binds {
-    struct store_bind v[STORE_LIST_MAX_FILTERS * 32];
-    int n;
-    int first;
-};
-void store_binds_free(struct store_binds *b);
-
-/* Appends " AND <test>" per filter; ERR_INVAL names an unknown field, op or bad value. */
-int store_sql_filters(const struct store_dialect *d, const struct store_list_entity *e,
-                      const struct store_filter *fs, size_t n, struct buf *sql,
-                      struct store_binds *b, struct errbuf *eb);
-/* Appends " ORDER BY ..." for the sorts (the caller appends the tie-break). */
-int store_sql_sorts(const struct store_list_entity *e, const struct store_sort *ss, size_t n,
-                    struct buf *sql, struct errbuf *eb);
-/* Adds parameter value v (SC_TEXT, else its integer); returns its number or ERR_INVAL. */
-int store_binds_add(struct store_binds *b, const struct store_cell *v, struct errbuf *eb);
-
-/* Hardware lists sorted by one field are read in two parts: the rows with a value in that
- * field, then (NULLs last) those without, so that each part is an index walk. */
-enum { STORE_PART_ALL, STORE_PART_VALUES, STORE_PART_NULLS };
-/* Runs one part of a hardware list: its rows from offset (at most limit, 0 = all) to the
- * query's callback, *rows their number; with count, only *rows = how many rows the part has
- * (after the seek). Returns ERR_OK, an error or what the callback returned. */
-typedef int (*store_part_fn)(void *ctx, int part, int count, int64_t offset, int limit,
-                             int64_t *rows);
-/* Reads q (offset, limit, seek) through run: one STORE_PART_ALL unless there is one sort. */
-int store_assets_parts(const struct asset_query *q, store_part_fn run, void *ctx);
-/* Appends a hardware list part's conditions after the WHERE of the caller's filters: the part,
- * the seek (parameters in b), then unless count ORDER BY, LIMIT and OFFSET. */
-int store_sql_asset_tail(const struct store_dialect *d, const struct asset_query *q, int part,
-                         int count, int64_t offset, int limit, struct buf *sql,
-                         struct store_binds *b, struct errbuf *eb);
-/* The whole SELECT (or count) of q: parameters ?1 account, ?2 parent, ?3 search, filters
- * from ?5 (in b). */
-int store_sql_list(const struct store_dialect *d, const struct list_query *q, int count,
-                   struct buf *sql, struct store_binds *b, struct errbuf *eb);
-
-/* The hardware_asset SQL both backends generate from device_fields (store.c), with the
- * backend's placeholder character ('?' for SQLite, '$' for PostgreSQL):
- *   find: ?1 integration, ?2 tenant, ?3 intune id -> id, retired_at, device columns (+suffix)
- *   ins:  ?1 account, ?2 client, ?3 integration, ?4 tenant, ?5 intune id, device columns,
- *         serial_key, first/last synced, last_seen_gen
- *   upd:  device columns, serial_key, last_synced_at, last_seen_gen, client_id, id */
-struct store_device_sql {
-    char *cols_h; /* "h.c1, h.c2, ..." */
-    char *find;
-    char *ins;
-    char *upd;
-    const char *col_name, *col_serial, *col_upn, *col_user, *col_model;
-};
-int store_device_sql_build(struct store_device_sql *d, char placeholder, const char *find_suffix,
-                           struct errbuf *eb);
-void store_device_sql_free(struct store_device_sql *d);
-
-int store_sqlite_open(struct store **out, const char *path, struct errbuf *eb);
 /* Process-wide SQLite settings: call once, before any thread or store exists (main). */
 void store_sqlite_global_init(void);
-int store_pg_open(struct store **out, const char *url, struct errbuf *eb);
 
 #endif

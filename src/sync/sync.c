@@ -1377,10 +1377,7 @@ appcat_intern(struct appcat *c, struct detected_app *a)
         c->slots = slots;
         c->nslots = ns;
     }
-    if (c->n == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 64;
-        c->apps = xrealloc(c->apps, c->cap * sizeof *c->apps);
-    }
+    c->apps = mem_grow(c->apps, &c->cap, c->n + 1, sizeof *c->apps);
     i = appcat_slot(c, a->id, len);
     c->apps[c->n] = *a;
     memset(a, 0, sizeof *a);
@@ -1391,13 +1388,13 @@ appcat_intern(struct appcat *c, struct detected_app *a)
 static void
 devapps_add(struct devapps *d, uint32_t idx)
 {
+    size_t cap = d->cap; /* 32-bit counts keep the per-device list small */
+
     for (uint32_t i = 0; i < d->n; i++)
         if (d->idx[i] == idx)
             return;
-    if (d->n == d->cap) {
-        d->cap = d->cap ? d->cap * 2 : 16;
-        d->idx = xrealloc(d->idx, d->cap * sizeof *d->idx);
-    }
+    d->idx = mem_grow(d->idx, &cap, (size_t)d->n + 1, sizeof *d->idx);
+    d->cap = (uint32_t)cap;
     d->idx[d->n++] = idx;
 }
 
@@ -1872,7 +1869,7 @@ export_fallback(struct tenant *t, const char *why, long status)
 static int
 export_file_open(struct tenant *t)
 {
-    const char *dir = getenv("TMPDIR");
+    const char *dir = config_env("TMPDIR");
     char path[4096];
     int fd;
 
@@ -1882,7 +1879,7 @@ export_file_open(struct tenant *t)
         return -1;
     if ((fd = mkstemp(path)) < 0) {
         log_warn("cannot make a temporary file for the report tenant=%s dir=%s: %s",
-                 t->cust.tenant_id, dir, strerror(errno));
+                 t->cust.tenant_id, dir, err_strerror(errno));
         return -1;
     }
     (void)unlink(path);
@@ -2185,12 +2182,12 @@ export_read_file(struct tenant *t, struct errbuf *eb)
     int rc;
 
     if (fstat(t->export_fd, &sb) != 0)
-        return err_set(eb, ERR_IO, "cannot read the downloaded report: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "cannot read the downloaded report: %s", err_strerror(errno));
     if (sb.st_size <= 0)
         return err_set(eb, ERR_PARSE, "the downloaded report is empty");
     map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, t->export_fd, 0);
     if (map == MAP_FAILED)
-        return err_set(eb, ERR_IO, "cannot map the downloaded report: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "cannot map the downloaded report: %s", err_strerror(errno));
     rc = report_zip_csv(map, (size_t)sb.st_size, EXPORT_MAX_CSV, export_row, t, eb);
     munmap(map, (size_t)sb.st_size);
     return rc;
@@ -2553,10 +2550,8 @@ add_tenant(struct engine *eng, struct customer *cu)
             return;
         }
     }
-    if (eng->ntenants == eng->captenants) {
-        eng->captenants = eng->captenants ? eng->captenants * 2 : 64;
-        eng->tenants = xrealloc(eng->tenants, eng->captenants * sizeof *eng->tenants);
-    }
+    eng->tenants =
+        mem_grow(eng->tenants, &eng->captenants, eng->ntenants + 1, sizeof *eng->tenants);
     t = &eng->tenants[eng->ntenants++];
     memset(t, 0, sizeof *t);
     t->eng = eng;

@@ -58,7 +58,7 @@ check_fail(struct check *c, enum check_status st, const struct remedy *r, const 
         snprintf(c->microsoft, sizeof c->microsoft, "%s", ms != NULL ? ms : "");
 }
 
-const char *
+static const char *
 check_status_name(enum check_status s)
 {
     switch (s) {

@@ -61,6 +61,5 @@ int validate_integration(const struct config *cfg, const struct validate_input *
 void validation_clear(struct validation *v);
 json_t *validation_to_json(const struct validation *v);
 void validation_print(const struct validation *v, FILE *fp);
-const char *check_status_name(enum check_status s); /* "pass" | "fail" | "warn" | "skip" */
 
 #endif

@@ -797,7 +797,11 @@ out:
         aw_str(w, m->eos);
 }
 
-void
+/* asset_writer_asset in three parts, for a list that keeps the middle one (rowcache): the head
+ * (id and client), the body (source, device fields, sync times and retirement: what only the
+ * asset's own row holds, and the compiled-in lifecycle table), and the tail (whether the
+ * serial is duplicated, which depends on other rows; the closing brace). */
+static void
 asset_writer_asset_head(struct asset_writer *w, const struct asset *a)
 {
     PUTK(w, "{\"id\":");
@@ -811,7 +815,7 @@ asset_writer_asset_head(struct asset_writer *w, const struct asset *a)
     PUTK(w, "}");
 }
 
-void
+static void
 asset_writer_asset_body(struct asset_writer *w, const struct asset *a)
 {
     const struct device *d = &a->dev;
@@ -886,7 +890,7 @@ asset_writer_asset_body(struct asset_writer *w, const struct asset *a)
     aw_ts(w, 5, a->missing_since);
 }
 
-void
+static void
 asset_writer_asset_tail(struct asset_writer *w, int serial_duplicate)
 {
     if (serial_duplicate != 0)
@@ -901,6 +905,26 @@ asset_writer_asset(struct asset_writer *w, const struct asset *a)
     asset_writer_asset_head(w, a);
     asset_writer_asset_body(w, a);
     asset_writer_asset_tail(w, a->serial_duplicate);
+}
+
+/* An owned writer's length so far (SIZE_MAX for a writer into a buf), and the bytes written
+ * since that mark: valid until the next write; NULL for a writer into a buf or one past its
+ * maximum. */
+static size_t
+asset_writer_mark(const struct asset_writer *w)
+{
+    return w->out == NULL ? (size_t)(w->p - w->base) : SIZE_MAX;
+}
+
+static const char *
+asset_writer_since(const struct asset_writer *w, size_t mark, size_t *len)
+{
+    size_t n = (size_t)(w->p - w->base);
+
+    if (w->out != NULL || w->bad || mark > n)
+        return NULL;
+    *len = n - mark;
+    return w->base + mark;
 }
 
 static void
@@ -938,23 +962,6 @@ asset_writer_row(struct asset_writer *w, const struct asset *a, struct rowcache 
     }
     asset_writer_asset_tail(w, dup);
     return ERR_OK;
-}
-
-size_t
-asset_writer_mark(const struct asset_writer *w)
-{
-    return w->out == NULL ? (size_t)(w->p - w->base) : SIZE_MAX;
-}
-
-const char *
-asset_writer_since(const struct asset_writer *w, size_t mark, size_t *len)
-{
-    size_t n = (size_t)(w->p - w->base);
-
-    if (w->out != NULL || w->bad || mark > n)
-        return NULL;
-    *len = n - mark;
-    return w->base + mark;
 }
 
 int

@@ -31,22 +31,10 @@ struct asset_writer *asset_writer_new_owned(size_t hint, size_t max);
  * NUL), or NULL when they passed the maximum. Only for asset_writer_new_owned. */
 char *asset_writer_take(struct asset_writer *w, size_t *len);
 void asset_writer_asset(struct asset_writer *w, const struct asset *a);
-/* asset_writer_asset in three parts, for a list that keeps the middle one (rowcache): the head
- * (id and client), the body (source, device fields, sync times and retirement: what only the
- * asset's own row holds, and the compiled-in lifecycle table), and the tail (whether the
- * serial is duplicated, which depends on other rows; the closing brace). */
-void asset_writer_asset_head(struct asset_writer *w, const struct asset *a);
-void asset_writer_asset_body(struct asset_writer *w, const struct asset *a);
-void asset_writer_asset_tail(struct asset_writer *w, int serial_duplicate);
 /* One hardware list row: a full one as asset_writer_asset, a lazy one (store.h: asset.dev_load)
  * with its body from rc when it holds the row at its dev_stamp, else loaded, written and put
  * into rc (NULL: no cache). ERR_OK, or dev_load's error. */
 int asset_writer_row(struct asset_writer *w, const struct asset *a, struct rowcache *rc);
-/* An owned writer's length so far (SIZE_MAX for a writer into a buf), and the bytes written
- * since that mark: valid until the next write; NULL for a writer into a buf or one past its
- * maximum. */
-size_t asset_writer_mark(const struct asset_writer *w);
-const char *asset_writer_since(const struct asset_writer *w, size_t mark, size_t *len);
 void asset_writer_raw(struct asset_writer *w, const char *s, size_t n); /* JSON text as is */
 void asset_writer_string(struct asset_writer *w, const char *s);        /* NULL: null */
 void asset_writer_int(struct asset_writer *w, int64_t v);

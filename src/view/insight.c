@@ -52,10 +52,7 @@ row_for(struct insight *in, const struct asset *a)
     for (size_t i = in->n; i-- > 0;)
         if (in->rows[i].client_id == a->client_id)
             return &in->rows[i];
-    if (in->n == in->cap) {
-        in->cap = in->cap ? in->cap * 2 : 16;
-        in->rows = xrealloc(in->rows, in->cap * sizeof *in->rows);
-    }
+    in->rows = mem_grow(in->rows, &in->cap, in->n + 1, sizeof *in->rows);
     r = &in->rows[in->n++];
     memset(r, 0, sizeof *r);
     r->client_id = a->client_id;

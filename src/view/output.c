@@ -112,10 +112,7 @@ flatten(struct output *o, const json_t *obj, const char *prefix, size_t *cap)
             free(name);
             continue;
         }
-        if (o->ncols == *cap) {
-            *cap = *cap ? *cap * 2 : 16;
-            o->owned_cols = xrealloc(o->owned_cols, *cap * sizeof *o->owned_cols);
-        }
+        o->owned_cols = mem_grow(o->owned_cols, cap, o->ncols + 1, sizeof *o->owned_cols);
         o->owned_cols[o->ncols++] = name;
     }
     o->cols = (const char *const *)o->owned_cols;
@@ -125,7 +122,7 @@ static int
 io_check(struct output *o, struct errbuf *eb)
 {
     if (ferror(o->fp))
-        return err_set(eb, ERR_IO, "writing the output failed: %s", strerror(errno));
+        return err_set(eb, ERR_IO, "writing the output failed: %s", err_strerror(errno));
     return ERR_OK;
 }
 
@@ -367,10 +364,7 @@ output_row(struct output *o, const json_t *row, struct errbuf *eb)
         fputs("\r\n", o->fp);
         break;
     case OUTPUT_TABLE:
-        if (o->ncells + o->ncols > o->capcells) {
-            o->capcells = (o->capcells + o->ncols) * 2;
-            o->cells = xrealloc(o->cells, o->capcells * sizeof *o->cells);
-        }
+        o->cells = mem_grow(o->cells, &o->capcells, o->ncells + o->ncols, sizeof *o->cells);
         for (size_t i = 0; i < o->ncols; i++)
             o->cells[o->ncells++] = table_cell(output_lookup(row, o->cols[i]));
         break;
@@ -450,22 +444,4 @@ output_end(struct output *o, struct errbuf *eb)
     free(o->owned_cols);
     free(o);
     return rc;
-}
-
-int
-output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb)
-{
-    enum output_format f = OUTPUT_TABLE; /* GCC -O3 cannot see output_format_parse set it */
-    int rc = output_format_parse(format, &f, eb);
-
-    *out = NULL;
-    if (rc != ERR_OK)
-        return rc;
-    return output_begin(out, fp, f, NULL, 0, eb);
-}
-
-void
-output_close(struct output *o)
-{
-    output_end(o, NULL);
 }

@@ -45,10 +45,6 @@ int output_row(struct output *o, const json_t *row, struct errbuf *eb);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */
 int output_end(struct output *o, struct errbuf *eb);
 
-/* Shorthand: format by name (ERR_USAGE when unknown), columns from the first row. */
-int output_open(struct output **out, FILE *fp, const char *format, struct errbuf *eb);
-void output_close(struct output *o); /* output_end() without a message; NULL-safe */
-
 /* The value at a dotted path, or NULL when absent. Borrowed. */
 const json_t *output_lookup(const json_t *row, const char *path);
 

@@ -1,5 +1,6 @@
 """scripts/layers.py passes on the tree and refuses an upward include, an include from a layer
-beside (the simulator using the client), and an import circle."""
+beside (the simulator using the client), an internal header (*_int.h) used outside its folder,
+and an import circle."""
 import os
 import shutil
 import subprocess
@@ -61,6 +62,28 @@ class Layers(unittest.TestCase):
         rc, out = run(self.dir)
         self.assertEqual(rc, 1)
         self.assertIn("sim may use only core, sim", out)
+
+    def test_internal_header(self):
+        os.makedirs(os.path.join(self.dir, "store", "sqlite"))
+        self.put("store/store_int.h", "")
+        self.put("store/sqlite/sqlite_int.h", '#include "store_int.h"\n')
+        self.put("store/store.c", '#include "store_int.h"\n')
+        self.put("store/sqlite/sqlite_schema.c", '#include "sqlite_int.h"\n')
+        self.assertEqual(run(self.dir), (0, "1 passed, 0 failed\n"))
+        self.put("store/reconcile.h", '#include "store_int.h"\n')
+        self.put("store/reconcile.c", '#include "reconcile.h"\n')
+        self.assertEqual(run(self.dir), (0, "1 passed, 0 failed\n"))
+        self.put("serve/api.c", '#include "store_int.h"\n')
+        self.put("sync/sync.c", '#include "reconcile.h"\n')
+        self.put("store/backup.c", '#include "sqlite_int.h"\n')
+        rc, out = run(self.dir)
+        self.assertEqual(rc, 1)
+        self.assertIn("src/serve/api.c includes store_int.h: an internal header, for src/store only",
+                      out)
+        self.assertIn("src/store/backup.c includes sqlite_int.h: an internal header, for "
+                      "src/store/sqlite only", out)
+        self.assertIn("src/sync/sync.c includes reconcile.h: an internal header, for src/store "
+                      "only", out)
 
     def test_circle(self):
         self.put("ms/graph.c", '#include "report.h"\n')

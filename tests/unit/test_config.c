@@ -356,6 +356,46 @@ test_redact_db(void **state)
     assert_null(strstr(out, "hunter2"));
 }
 
+/* Environment-only variables: empty is unset, an integer outside its range is unset, and the
+ * manual lists the ones people set but not the ones only tests set. */
+static void
+test_env(void **state)
+{
+    char out[32768];
+    FILE *f;
+
+    (void)state;
+    unsetenv("MEMSYNC_NO_PROGRESS");
+    assert_null(config_env("MEMSYNC_NO_PROGRESS"));
+    setenv("MEMSYNC_NO_PROGRESS", "", 1);
+    assert_null(config_env("MEMSYNC_NO_PROGRESS"));
+    setenv("MEMSYNC_NO_PROGRESS", "1", 1);
+    assert_string_equal(config_env("MEMSYNC_NO_PROGRESS"), "1");
+    unsetenv("MEMSYNC_NO_PROGRESS");
+
+    setenv("MEMSYNC_VALIDATE_SAMPLE", "3", 1);
+    assert_string_equal(config_env("MEMSYNC_VALIDATE_SAMPLE"), "3");
+    setenv("MEMSYNC_VALIDATE_SAMPLE", "101", 1);
+    assert_null(config_env("MEMSYNC_VALIDATE_SAMPLE"));
+    setenv("MEMSYNC_VALIDATE_SAMPLE", "2x", 1);
+    assert_null(config_env("MEMSYNC_VALIDATE_SAMPLE"));
+    unsetenv("MEMSYNC_VALIDATE_SAMPLE");
+
+    /* The table's own variables are known too (the simulator reads its log settings so). */
+    setenv("MEMSYNC_LOG_FORMAT", "json", 1);
+    assert_string_equal(config_env("MEMSYNC_LOG_FORMAT"), "json");
+    unsetenv("MEMSYNC_LOG_FORMAT");
+
+    f = fmemopen(out, sizeof out, "w");
+    assert_non_null(f);
+    config_man(f);
+    fclose(f);
+    assert_non_null(strstr(out, ".B MEMSYNC_NO_PROGRESS\n"));
+    assert_non_null(strstr(out, ".B MEMSYNC_MASTER_KEY\n"));
+    assert_null(strstr(out, "MEMSYNC_NOW"));
+    assert_null(strstr(out, "MEMSYNC_VALIDATE_SAMPLE"));
+}
+
 int
 main(void)
 {
@@ -365,6 +405,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_print, setup, teardown),
         cmocka_unit_test_setup_teardown(test_redact_db, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -142,10 +143,9 @@ test_long_line_stays_one_object(void **state)
     json_t *o;
 
     (void)state;
-    memset(msg, 0, sizeof msg);
-    strncpy(msg, "many a=1 b=\"", sizeof msg);
-    memset(msg + strlen(msg), 'x', 1500);
-    strncat(msg, "\" c=3", sizeof msg - strlen(msg) - 1);
+    n = (size_t)snprintf(msg, sizeof msg, "many a=1 b=\"");
+    memset(msg + n, 'x', 1500);
+    snprintf(msg + n + 1500, sizeof msg - n - 1500, "\" c=3");
     n = log_format(line, sizeof line, LOG_INFO, TS, msg, 1, 0);
     assert_true(n < sizeof line);
     assert_int_equal(line[n - 1], '\n');

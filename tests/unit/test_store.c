@@ -22,6 +22,7 @@
 #include "mem.h"
 #include "rowcache.h"
 #include "serialset.h"
+#include "store_int.h"
 #include "store.h"
 
 #define T0 INT64_C(1767225600) /* 2026-01-01T00:00:00Z */
@@ -1266,6 +1267,18 @@ collect_sw(void *arg, const struct software_row *r)
     return 0;
 }
 
+/* The last_seen_at of each row of a software_devices list. */
+static int
+collect_last_seen(void *arg, const struct store_cell *cells, size_t n)
+{
+    int64_t *out = arg;
+
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(cells[i].name, "last_seen_at") == 0)
+            *out = cells[i].i;
+    return 0;
+}
+
 static void
 test_installs(void **state)
 {
@@ -1342,6 +1355,23 @@ test_installs(void **state)
         assert_string_equal(sw.names[1], "7-Zip");
         assert_int_equal(sw.null_publisher[1], 1);
         assert_true(sw.size[1] == -1);
+    }
+    /* Unchanged installs are not rewritten, yet a title's devices show them seen now. */
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0 + 180, &eb),
+                     ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_installs(fx->st, "dev-a", apps, 2, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    assert_int_equal(c.installs_added + c.installs_removed, 0);
+    {
+        struct list_query lq = {0};
+        int64_t seen = 0;
+
+        lq.entity = "software_devices";
+        lq.account_id = fx->account;
+        lq.parent_id = db_int(fx, "SELECT id FROM software_title WHERE name = '7-Zip'");
+        assert_int_equal(store_list_each(fx->st, &lq, collect_last_seen, &seen, &eb), ERR_OK);
+        assert_true(seen == T0 + 180);
     }
     device_clear(&d);
 }
