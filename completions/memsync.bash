@@ -3,7 +3,7 @@ _memsync() {
     local cur prev words cword
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="serve sim integration sync clients assets status insights key user apikey worker config backup restore"
+    local commands="serve sim integration sync clients assets status insights key user account apikey worker config backup restore"
     local global="--db --config --log-level --help --version"
     local i cmd="" sub="" n=0
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -51,7 +51,14 @@ _memsync() {
     integration) [[ -z $sub ]] && words_for="add list show rotate-secret remove" ;;
     assets) [[ -z $sub ]] && words_for="hardware software installs" ;;
     key) [[ -z $sub ]] && words_for="rotate" ;;
-    user) [[ -z $sub ]] && words_for="add list passwd remove" ;;
+    user) [[ -z $sub ]] && words_for="add list passwd remove reset-totp" ;;
+    account)
+        if [[ -z $sub ]]; then
+            words_for="require-totp"
+        elif [[ $sub == require-totp && $n -eq 2 ]]; then
+            words_for="on off"
+        fi
+        ;;
     apikey) [[ -z $sub ]] && words_for="create list revoke" ;;
     esac
     if [[ -n $words_for && $cur != -* ]]; then

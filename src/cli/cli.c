@@ -28,6 +28,7 @@
 #include "integration.h"
 #include "log.h"
 #include "mem.h"
+#include "mfa.h"
 #include "opt.h"
 #include "output.h"
 #include "rowjson.h"
@@ -54,7 +55,8 @@ static const char usage_text[] =
     "  status       integrations, problems, secrets near expiry\n"
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
     "  key          rotate: new master key, every secret re-sealed\n"
-    "  user         add | list | passwd | remove (web UI accounts)\n"
+    "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
+    "  account      require-totp on|off: two-step sign-in for every local user\n"
     "  apikey       create | list | revoke (REST API keys)\n"
     "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
@@ -1672,7 +1674,8 @@ out:
 
 /* ---- key rotation -------------------------------------------------------------------------- */
 
-/* Re-seals every integration secret under the key in new_path, in one transaction. */
+/* Re-seals every integration secret and TOTP secret under the key in new_path, in one
+ * transaction. */
 static int
 reseal_all(struct store *st, int64_t account, const struct vault *from, const struct vault *to,
            struct errbuf *eb)
@@ -1705,6 +1708,8 @@ reseal_all(struct store *st, int64_t account, const struct vault *from, const st
             free(sealed);
         }
     }
+    if (rc == ERR_OK)
+        rc = mfa_reseal_all(st, from, to, eb); /* the users' TOTP secrets */
     if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
         in_tx = 0;
 out:
@@ -1918,6 +1923,7 @@ static const struct command commands[] = {
     {"config", cmd_config},
     {"serve", cli_cmd_serve},
     {"user", cli_cmd_user},
+    {"account", cli_cmd_account},
     {"apikey", cli_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},

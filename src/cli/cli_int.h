@@ -1,5 +1,5 @@
-/* cli_int.h - what the command line's files share (cli.c dispatches; cli_serve.c and
- * cli_user.c hold commands of their own): the context every command gets, and those commands.
+/* cli_int.h - what the command line's files share (cli.c dispatches; cli_serve.c, cli_user.c
+ * and cli_totp.c hold commands of their own): the context every command gets, and those commands.
  *
  * Ownership: cli_main owns the context; a command borrows it for its run. Threads: the main
  * thread. Each command returns an exit code of enum cli_exit (cli.h) and prints its own errors.
@@ -24,5 +24,9 @@ int cli_cmd_serve(struct ctx *cx, int argc, char **argv);
  * (stdin) or a prompt; never from argv. */
 int cli_cmd_user(struct ctx *cx, int argc, char **argv);
 int cli_cmd_apikey(struct ctx *cx, int argc, char **argv);
+
+/* `memsync account require-totp on|off [--account NAME]`: every local user of the account needs
+ * a second factor (on) or it is each user's choice (off). */
+int cli_cmd_account(struct ctx *cx, int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "clock.h"
+#include "log.h"
 #include "opt.h"
 #include "store.h"
 
@@ -184,6 +185,24 @@ cmd_list(struct store *st, const char *account, const char *entity, const char *
     return 0;
 }
 
+/* An admin's recovery for a lost device: the user's secret and recovery codes go; they sign in
+ * with the password alone, or set it up again when their account requires it. */
+static int
+user_reset_totp(struct store *st, const char *name, struct errbuf *eb)
+{
+    struct user_row u = {0};
+    int rc = store_user_get(st, name, &u, eb);
+
+    if (rc == ERR_NOTFOUND)
+        err_set(eb, rc, "there is no user named %s", name);
+    if (rc == ERR_OK)
+        rc = store_totp_clear(st, u.id, eb);
+    if (rc == ERR_OK)
+        log_info("second factor reset user=%s by=command-line", name);
+    user_row_clear(&u);
+    return rc;
+}
+
 int
 cli_cmd_user(struct ctx *cx, int argc, char **argv)
 {
@@ -193,6 +212,7 @@ cli_cmd_user(struct ctx *cx, int argc, char **argv)
         "       memsync user list [--account NAME]\n"
         "       memsync user passwd NAME [--password-file FILE|-]\n"
         "       memsync user remove NAME\n"
+        "       memsync user reset-totp NAME   (turns the user's two-step sign-in off)\n"
         "Passwords are read from a file, stdin (-) or a prompt, never from the command line.\n";
     struct user_opts o = {0};
     const struct opt opts[] = {
@@ -215,13 +235,14 @@ cli_cmd_user(struct ctx *cx, int argc, char **argv)
         fputs(usage, o.help ? stdout : stderr);
         return o.help ? 0 : 2;
     }
-    if ((strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0 || strcmp(sub, "remove") == 0) &&
+    if ((strcmp(sub, "add") == 0 || strcmp(sub, "passwd") == 0 || strcmp(sub, "remove") == 0 ||
+         strcmp(sub, "reset-totp") == 0) &&
         o.npos != 1) {
         fputs(usage, stderr);
         return 2;
     }
     if (strcmp(sub, "list") != 0 && strcmp(sub, "add") != 0 && strcmp(sub, "passwd") != 0 &&
-        strcmp(sub, "remove") != 0) {
+        strcmp(sub, "remove") != 0 && strcmp(sub, "reset-totp") != 0) {
         fputs(usage, stderr);
         return 2;
     }
@@ -234,13 +255,20 @@ cli_cmd_user(struct ctx *cx, int argc, char **argv)
     if (strcmp(sub, "list") == 0) {
         code = cmd_list(st, o.account, "users",
                         "ID      NAME              ROLE              "
-                        "CREATED");
+                        "CREATED               TOTP");
         goto out;
     }
     if (strcmp(sub, "remove") == 0) {
         if (auth_user_remove(st, o.pos[0], &eb) != ERR_OK)
             goto fail;
         printf("user %s removed\n", o.pos[0]);
+        code = 0;
+        goto out;
+    }
+    if (strcmp(sub, "reset-totp") == 0) {
+        if (user_reset_totp(st, o.pos[0], &eb) != ERR_OK)
+            goto fail;
+        printf("two-step sign-in of %s is off; their recovery codes are gone\n", o.pos[0]);
         code = 0;
         goto out;
     }

@@ -426,16 +426,15 @@ principal_from_user(const struct user_row *u, struct auth_principal *p)
 }
 
 int
-auth_login(struct store *st, const char *ip, const char *name, const char *pw, char *token_out,
-           struct auth_principal *p, struct errbuf *eb)
+auth_password_login(struct store *st, const char *ip, const char *name, const char *pw,
+                    struct auth_principal *p, struct errbuf *eb)
 {
     struct user_row u = {0};
-    char digest[AUTH_TOKEN_HEX + 1];
     int64_t now = clock_now();
     struct errbuf seb = {0};
     int rc;
 
-    token_out[0] = '\0';
+    memset(p, 0, sizeof *p);
     if (name == NULL || name[0] == '\0' || pw == NULL || strlen(name) > 128)
         return err_set(eb, ERR_AUTH, "wrong user name or password");
     if (!auth_limit_login_allowed(ip, name, now)) {
@@ -463,18 +462,40 @@ auth_login(struct store *st, const char *ip, const char *name, const char *pw, c
         rc = err_set(eb, ERR_AUTH, "wrong user name or password");
         goto out;
     }
-    random_hex(token_out);
-    auth_digest(token_out, digest);
-    rc = store_session_insert(st, digest, u.id, now + AUTH_SESSION_TTL, eb);
-    if (rc != ERR_OK) {
-        sodium_memzero(token_out, AUTH_TOKEN_HEX + 1);
-        goto out;
-    }
     principal_from_user(&u, p);
-    csrf_of(token_out, p->csrf);
-    log_info("signed in user=%s ip=%s", name, ip ? ip : "?");
 out:
     user_row_clear(&u);
+    return rc;
+}
+
+int
+auth_session_start(struct store *st, const char *ip, struct auth_principal *p, char *token_out,
+                   struct errbuf *eb)
+{
+    char digest[AUTH_TOKEN_HEX + 1];
+    int rc;
+
+    random_hex(token_out);
+    auth_digest(token_out, digest);
+    rc = store_session_insert(st, digest, p->user_id, clock_now() + AUTH_SESSION_TTL, eb);
+    if (rc != ERR_OK) {
+        sodium_memzero(token_out, AUTH_TOKEN_HEX + 1);
+        return rc;
+    }
+    csrf_of(token_out, p->csrf);
+    log_info("signed in user=%s ip=%s", p->name, ip ? ip : "?");
+    return ERR_OK;
+}
+
+int
+auth_login(struct store *st, const char *ip, const char *name, const char *pw, char *token_out,
+           struct auth_principal *p, struct errbuf *eb)
+{
+    int rc;
+
+    token_out[0] = '\0';
+    if ((rc = auth_password_login(st, ip, name, pw, p, eb)) == ERR_OK)
+        rc = auth_session_start(st, ip, p, token_out, eb);
     return rc;
 }
 

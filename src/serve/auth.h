@@ -88,6 +88,12 @@ int auth_bootstrap(struct store *st, char **pw_out, struct errbuf *eb);
  * token_out gets the session id (AUTH_TOKEN_HEX + 1 bytes). */
 int auth_login(struct store *st, const char *ip, const char *name, const char *pw, char *token_out,
                struct auth_principal *p, struct errbuf *eb);
+/* auth_login in two halves, for a second factor between them (mfa.h): the limiter and the
+ * password, filling p without a session; then a session for p (p->csrf set). */
+int auth_password_login(struct store *st, const char *ip, const char *name, const char *pw,
+                        struct auth_principal *p, struct errbuf *eb);
+int auth_session_start(struct store *st, const char *ip, struct auth_principal *p, char *token_out,
+                       struct errbuf *eb);
 /* Resolves a session id (cookie value) to its user. ERR_AUTH when unknown or expired. */
 int auth_session(struct store *st, const char *token, struct auth_principal *p, struct errbuf *eb);
 int auth_logout(struct store *st, const char *token);

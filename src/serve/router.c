@@ -113,9 +113,10 @@ router_add(struct router *r, const struct route *routes, size_t n, struct errbuf
         if (!is_read(rt->method) && !rt->writes)
             return err_set(eb, ERR_INVAL, "%s %s changes state but is not marked writes",
                            rt->method, rt->pattern);
-        /* Only the UI's sign-in may write without a caller (it has no session yet). */
+        /* Only the UI's sign-in and its steps may write without a caller (no session yet). */
         if (rt->writes && rt->role == AUTH_NONE &&
-            (rt->kind != ROUTE_UI || strcmp(rt->pattern, "/login") != 0))
+            (rt->kind != ROUTE_UI ||
+             (strcmp(rt->pattern, "/login") != 0 && strncmp(rt->pattern, "/login/", 7) != 0)))
             return err_set(eb, ERR_INVAL, "%s %s writes but needs no caller", rt->method,
                            rt->pattern);
         r->routes[r->n++] = *rt;
@@ -342,7 +343,9 @@ router_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
         rq.origin = httpd_header(req, "Referer");
     rq.host = httpd_header(req, "Host");
     router_decide(r, &rq, store_auth, req, &d);
-    if (d.denied) {
+    if (d.kind == ROUTE_UI && d.p.user_id != 0 && ui_gate(r->app, req, resp, &d.p, d.route)) {
+        /* the second factor's gate answered (ui.h) */
+    } else if (d.denied) {
         if (d.kind == ROUTE_API)
             api_refuse(r->app, req, resp, &d.p, &d.denial);
         else

@@ -8,17 +8,18 @@
  * cookie; UI: the session cookie only) and refused when unknown; a path no route has is 404, a
  * path with other methods only is 405 with Allow; a session's write without the session's CSRF
  * token (API: X-CSRF-Token header; UI: the form's csrf field) is refused; a caller whose role is
- * below the route's is refused; then the handler runs. Refusals are rendered by the route's
- * kind (api_refuse: JSON; ui_refuse: HTML). A path that matches no route is API when it starts
- * with /api/ or is /healthz, /metrics or /openapi.json, else UI.
+ * below the route's is refused; then the handler runs. A UI caller signed in with a session meets
+ * ui_gate (ui.h, the second factor's gate) before its route or refusal. Refusals are rendered by
+ * the route's kind (api_refuse: JSON; ui_refuse: HTML). A path that matches no route is API when
+ * it starts with /api/ or is /healthz, /metrics or /openapi.json, else UI.
  *
  * Ownership: the router keeps a copy of the table (the routes' strings are borrowed, static);
  * app is borrowed. Threads: built before the server starts, then read-only; router_handle runs
  * on HTTP pool threads concurrently. Limits: ROUTER_MAX_ROUTES routes, ROUTER_MAX_SEGS path
  * segments of at most ROUTER_SEG_MAX bytes (longer paths are 404).
  * Errors: router_add returns ERR_INVAL for a malformed route (bad pattern, a non-GET route not
- * marked writes, a writing route any caller may use outside the UI's sign-in) and ERR_TOOBIG
- * past ROUTER_MAX_ROUTES.
+ * marked writes, a writing route any caller may use outside the UI's sign-in and its /login/
+ * steps) and ERR_TOOBIG past ROUTER_MAX_ROUTES.
  */
 #ifndef MEMSYNC_ROUTER_H
 #define MEMSYNC_ROUTER_H

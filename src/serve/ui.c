@@ -28,6 +28,7 @@
 #include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
+#include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
 
@@ -276,6 +277,8 @@ page_begin(struct page *pg, const char *title, const char *active)
             buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
                        active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
                        active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
+        buf_printf(b, "<a href=\"/security\"%s>Security</a>",
+                   active != NULL && strcmp(active, "/security") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
         ui_esc(b, pg->p.name);
         buf_printf(b,
@@ -402,6 +405,46 @@ safe_next(const char *next)
     return next;
 }
 
+/* ---- what ui_totp.c borrows (ui_totp.h) ------------------------------------------------ */
+
+static void
+totp_page_begin(struct httpd_response *resp, const struct auth_principal *p, const char *title,
+                const char *active)
+{
+    struct page pg;
+
+    memset(&pg, 0, sizeof pg);
+    pg.resp = resp;
+    pg.b = &resp->body;
+    if (p != NULL)
+        pg.p = *p;
+    page_begin(&pg, title, active);
+}
+
+static void
+totp_page_end(struct httpd_response *resp)
+{
+    struct page pg;
+
+    memset(&pg, 0, sizeof pg);
+    pg.resp = resp;
+    pg.b = &resp->body;
+    page_end(&pg);
+}
+
+static const struct ui_totp_env *
+totp_env(const struct api_app *app, struct ui_totp_env *e)
+{
+    e->vault = app->vault;
+    e->session_cookie = APP_SESSION_COOKIE;
+    e->page_begin = totp_page_begin;
+    e->page_end = totp_page_end;
+    e->esc = ui_esc;
+    e->form_value = ui_form_value;
+    e->safe_next = safe_next;
+    return e;
+}
+
 static void
 login_post(struct page *pg)
 {
@@ -409,6 +452,7 @@ login_post(struct page *pg)
     char *pw = ui_form_value(pg->req->body, "password");
     char *next = ui_form_value(pg->req->body, "next");
     char token[AUTH_TOKEN_HEX + 1], cookie[256];
+    struct ui_totp_env te;
     struct errbuf eb = {0};
     int rc;
 
@@ -417,7 +461,12 @@ login_post(struct page *pg)
         login_page(pg, "The database is not available.", next);
         goto out;
     }
-    rc = auth_login(pg->req->st, pg->req->ip, name, pw, token, &pg->p, &eb);
+    rc = auth_password_login(pg->req->st, pg->req->ip, name, pw, &pg->p, &eb);
+    if (rc == ERR_OK &&
+        ui_totp_after_password(totp_env(pg->app, &te), pg->req, pg->resp, &pg->p, safe_next(next)))
+        goto out; /* a second factor comes first (ui_totp.c) */
+    if (rc == ERR_OK)
+        rc = auth_session_start(pg->req->st, pg->req->ip, &pg->p, token, &eb);
     if (rc != ERR_OK) {
         pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
@@ -2471,15 +2520,46 @@ PAGE_ROUTE(apikey_revoke_submit, apikey_revoke_post(&pg, c->id[0]))
 PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
 PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
 
+/* The second factor's routes (ui_totp.h). */
+#define TOTP_ROUTE(fn, call)                                                                       \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct ui_totp_env te;                                                                     \
+        const struct ui_totp_env *env = totp_env(c->app, &te);                                     \
+                                                                                                   \
+        call;                                                                                      \
+    }
+
+TOTP_ROUTE(totp_code_route, ui_totp_pending(env, c->req, c->resp, MFA_CODE))
+TOTP_ROUTE(totp_enrol_route, ui_totp_pending(env, c->req, c->resp, MFA_ENROL))
+TOTP_ROUTE(security_get, ui_totp_security_get(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_start_submit, ui_totp_start_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_confirm_submit, ui_totp_confirm_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_disable_submit, ui_totp_disable_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_require_submit, ui_totp_require_post(env, c->req, c->resp, c->p))
+TOTP_ROUTE(totp_reset_submit, ui_totp_reset_post(env, c->req, c->resp, c->p, c->id[0]))
+
 #define MANAGE_ONLY "Only admins can manage users and API keys."
 #define CHANGE_ONLY "Only admins can change integrations, users and API keys."
+#define TOTP_ONLY   "Only admins can change two-step sign-in for others."
 
 static const struct route routes[] = {
     {"GET", "/static/app.css", css_get, AUTH_NONE, 0, ROUTE_UI, NULL},
     {"GET", "/static/app.js", js_get, AUTH_NONE, 0, ROUTE_UI, NULL},
     {"GET", "/login", login_get, AUTH_NONE, 0, ROUTE_UI, NULL},
     {"POST", "/login", login_submit, AUTH_NONE, 1, ROUTE_UI, NULL},
+    /* A pending sign-in, not a session: ui_totp.c checks its cookie and form token. */
+    {"GET", "/login/totp", totp_code_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login/totp", totp_code_route, AUTH_NONE, 1, ROUTE_UI, NULL},
+    {"GET", "/login/totp/enrol", totp_enrol_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"POST", "/login/totp/enrol", totp_enrol_route, AUTH_NONE, 1, ROUTE_UI, NULL},
     {"POST", "/logout", logout_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"GET", "/security", security_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"POST", "/security/totp/start", totp_start_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/totp/confirm", totp_confirm_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/totp/disable", totp_disable_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/security/require", totp_require_submit, AUTH_ADMIN, 1, ROUTE_UI, TOTP_ONLY},
+    {"POST", "/users/{id}/totp/reset", totp_reset_submit, AUTH_ADMIN, 1, ROUTE_UI, TOTP_ONLY},
     {"GET", "/", overview_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/assets", assets_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/assets/{id}", asset_get, AUTH_READ, 0, ROUTE_UI, NULL},
@@ -2506,6 +2586,24 @@ ui_routes(size_t *n)
 {
     *n = sizeof routes / sizeof routes[0];
     return routes;
+}
+
+/* What a signed-in user whose account requires a second factor may still reach without one. */
+static route_handler *const gate_exempt[] = {
+    logout_submit,       security_get,        totp_start_submit, totp_confirm_submit,
+    totp_disable_submit, totp_require_submit, totp_reset_submit,
+};
+
+int
+ui_gate(void *app, struct httpd_request *req, struct httpd_response *resp,
+        const struct auth_principal *p, const struct route *rt)
+{
+    struct ui_totp_env te;
+
+    for (size_t i = 0; rt != NULL && i < sizeof gate_exempt / sizeof gate_exempt[0]; i++)
+        if (rt->handler == gate_exempt[i])
+            return 0;
+    return ui_totp_gate(totp_env(app, &te), req, resp, p);
 }
 
 void

@@ -4,13 +4,14 @@
  * Pages: sign in/out, the overview (per-client insights and what needs doing), hardware assets
  * (filter, sort, search, page, CSV export), asset detail, software titles and their devices,
  * clients, sync runs (live progress, per-tenant remedies), integrations (the five-field form,
- * per-check validation results, key rotation, expiry warnings, sync now), and for admins users
- * and API keys. Every string that a tenant or user controls goes through ui_esc().
- * Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS proxy). The router (router.h)
- * checks, from the route table, before a page runs: a session for every page but sign-in and
- * the static files (else a redirect to sign-in, or 401 for a form), same origin and the
- * session's CSRF token for every POST form, and the admin role for changes and for the users
- * and API keys pages. Viewers see no change forms.
+ * per-check validation results, key rotation, expiry warnings, sync now), for admins users
+ * and API keys, and the two-step sign-in pages of ui_totp.c (its routes are in this file's table;
+ * the sign-in POST hands over to it after the password). Every string that a tenant or user
+ * controls goes through ui_esc(). Sessions: HttpOnly, SameSite=Strict cookie (Secure behind a TLS
+ * proxy). The router (router.h) checks, from the route table, before a page runs: a session for
+ * every page but sign-in and the static files (else a redirect to sign-in, or 401 for a form), same
+ * origin and the session's CSRF token for every POST form, and the admin role for changes and for
+ * the users and API keys pages. Viewers see no change forms.
  *
  * Errors: a page never shows what a failed store call left behind. The first failed read of a
  * page is logged (route, cause) and the page becomes an error page: 503 "the database is busy"
@@ -34,6 +35,11 @@ const struct route *ui_routes(size_t *n);
 /* Renders a refusal of the router as a page (or the sign-in redirect). */
 void ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
                const struct auth_principal *p, const struct route_denial *d);
+/* The router runs this for a session's caller before any UI route (and before its refusals):
+ * the second factor's gate (ui_totp_gate), which lets sign-out and the Security routes through.
+ * rt: the matched route, NULL when none. 1 when it answered (the route does not run). */
+int ui_gate(void *app, struct httpd_request *req, struct httpd_response *resp,
+            const struct auth_principal *p, const struct route *rt);
 
 /* Appends s HTML-escaped (& < > " ' and control characters); NULL appends nothing. */
 void ui_esc(struct buf *b, const char *s);

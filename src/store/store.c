@@ -1005,6 +1005,89 @@ store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct err
     return st->ops->apikey_revoke(st, account_id, id, eb);
 }
 
+/* ---- second factor (migration 13) ------------------------------------------------------- */
+
+void
+user_totp_clear(struct user_totp *t)
+{
+    if (t == NULL)
+        return;
+    free(t->secret_sealed);
+    for (size_t i = 0; i < t->ncodes && i < STORE_RECOVERY_MAX; i++)
+        free(t->code_hash[i]);
+    memset(t, 0, sizeof *t);
+}
+
+int
+store_totp_get(struct store *st, int64_t user_id, struct user_totp *out, struct errbuf *eb)
+{
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    out->enrolled_at = TS_NULL;
+    out->last_step = -1;
+    if ((rc = st->ops->totp_get(st, user_id, out, eb)) != ERR_OK)
+        user_totp_clear(out);
+    return rc;
+}
+
+int
+store_totp_begin(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    if (sealed == NULL || sealed[0] == '\0')
+        return err_set(eb, ERR_INVAL, "no sealed TOTP secret");
+    return st->ops->totp_begin(st, user_id, sealed, eb);
+}
+
+int
+store_totp_enrol(struct store *st, int64_t user_id, int64_t step, int64_t now,
+                 const char *const *hashes, size_t n, struct errbuf *eb)
+{
+    if (n > STORE_RECOVERY_MAX || (n > 0 && hashes == NULL) || step < 0)
+        return err_set(eb, ERR_INVAL, "bad TOTP enrolment (%zu recovery codes)", n);
+    return st->ops->totp_enrol(st, user_id, step, now, hashes, n, eb);
+}
+
+int
+store_totp_use_step(struct store *st, int64_t user_id, int64_t step, struct errbuf *eb)
+{
+    return st->ops->totp_use_step(st, user_id, step, eb);
+}
+
+int
+store_totp_recovery_use(struct store *st, int64_t user_id, int64_t code_id, int64_t now,
+                        struct errbuf *eb)
+{
+    return st->ops->totp_recovery_use(st, user_id, code_id, now, eb);
+}
+
+int
+store_totp_clear(struct store *st, int64_t user_id, struct errbuf *eb)
+{
+    return st->ops->totp_clear(st, user_id, eb);
+}
+
+int
+store_totp_secrets_each(struct store *st, int (*cb)(void *arg, int64_t user_id, const char *sealed),
+                        void *arg, struct errbuf *eb)
+{
+    return st->ops->totp_secrets_each(st, cb, arg, eb);
+}
+
+int
+store_totp_set_sealed(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    if (sealed == NULL || sealed[0] == '\0')
+        return err_set(eb, ERR_INVAL, "no sealed TOTP secret");
+    return st->ops->totp_set_sealed(st, user_id, sealed, eb);
+}
+
+int
+store_account_require_totp(struct store *st, int64_t account_id, int on, struct errbuf *eb)
+{
+    return st->ops->account_require_totp(st, account_id, on != 0, eb);
+}
+
 int
 store_integration_update(struct store *st, int64_t account_id, int64_t id, const char *name,
                          int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
@@ -1257,8 +1340,11 @@ static const struct store_list_field tenant_result_fields[] = {
 };
 
 static const struct store_list_field user_fields[] = {
-    LF("id", "u.id", SC_INT),      LF("name", "u.name", SC_TEXT),
-    LF("role", "u.role", SC_TEXT), LF("created_at", "u.created_at", SC_TS),
+    LF("id", "u.id", SC_INT),
+    LF("name", "u.name", SC_TEXT),
+    LF("role", "u.role", SC_TEXT),
+    LF("created_at", "u.created_at", SC_TS),
+    LF("totp_enrolled", "CASE WHEN u.totp_enrolled_at IS NULL THEN 0 ELSE 1 END", SC_BOOL),
     {NULL, NULL, SC_NULL},
 };
 

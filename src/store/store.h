@@ -511,6 +511,53 @@ int store_apikey_find(struct store *st, const char *key_hash, int64_t *account_i
 int store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb);
 int store_apikey_revoke(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
 
+/* ---- web: second factor, TOTP (migration 13) -------------------------------------------- */
+
+/* A user's TOTP state and their account's rule. secret_sealed is a vault envelope for
+ * ("app_user", user id, "totp_secret") -- never the secret itself -- or NULL when the user has
+ * none; enrolled_at is TS_NULL while an enrolment is not confirmed yet; last_step is the newest
+ * time step a code was accepted for (-1: none), kept so a code is refused a second time also
+ * across restarts. code_id / code_hash: the unused recovery codes (crypto_pwhash_str hashes). */
+#define STORE_RECOVERY_MAX 16
+struct user_totp {
+    int64_t user_id;
+    int64_t account_id;
+    char *secret_sealed;
+    int64_t enrolled_at;
+    int64_t last_step;
+    int require; /* the account requires a second factor of every local user */
+    size_t ncodes;
+    int64_t code_id[STORE_RECOVERY_MAX];
+    char *code_hash[STORE_RECOVERY_MAX];
+};
+void user_totp_clear(struct user_totp *t);
+
+/* ERR_NOTFOUND when there is no such user. */
+int store_totp_get(struct store *st, int64_t user_id, struct user_totp *out, struct errbuf *eb);
+/* Starts an enrolment: a new sealed secret, not confirmed, no recovery codes. ERR_EXISTS when the
+ * user is enrolled (disable first), ERR_NOTFOUND when there is no such user. */
+int store_totp_begin(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb);
+/* Confirms the enrolment begun with store_totp_begin, in one transaction: enrolled at now, step
+ * used, and n (<= STORE_RECOVERY_MAX) recovery code hashes replacing any others. ERR_NOTFOUND
+ * when no unconfirmed secret is there. */
+int store_totp_enrol(struct store *st, int64_t user_id, int64_t step, int64_t now,
+                     const char *const *hashes, size_t n, struct errbuf *eb);
+/* Records that a code of step was used, only when step is newer than the last one (atomic, so two
+ * requests cannot both use one code): ERR_AUTH otherwise. */
+int store_totp_use_step(struct store *st, int64_t user_id, int64_t step, struct errbuf *eb);
+/* Marks one of the user's recovery codes used at now; ERR_NOTFOUND when it already was. */
+int store_totp_recovery_use(struct store *st, int64_t user_id, int64_t code_id, int64_t now,
+                            struct errbuf *eb);
+/* Removes the user's secret, enrolment and recovery codes. ERR_NOTFOUND: no such user. */
+int store_totp_clear(struct store *st, int64_t user_id, struct errbuf *eb);
+/* Every stored TOTP envelope of every account (for `memsync key rotate`), and its replacement. */
+int store_totp_secrets_each(struct store *st,
+                            int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
+                            struct errbuf *eb);
+int store_totp_set_sealed(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb);
+/* Turns the account's "every local user needs a second factor" rule on (1) or off (0). */
+int store_account_require_totp(struct store *st, int64_t account_id, int on, struct errbuf *eb);
+
 /* Changes name, sync interval and expiry dates (NULL / 0 / 0: unchanged); a date given here
  * counts as entered (its expiry source becomes NULL). */
 int store_integration_update(struct store *st, int64_t account_id, int64_t id, const char *name,
@@ -559,7 +606,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 12
+#define STORE_SCHEMA_VERSION 13
 
 /* ---- list catalogue (the API's cursors read it) ------------------------------------- */
 

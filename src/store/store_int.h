@@ -114,6 +114,21 @@ struct store_ops {
     int (*integration_update)(struct store *st, int64_t account_id, int64_t id, const char *name,
                               int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
                               struct errbuf *eb);
+    /* second factor (migration 13) */
+    int (*totp_get)(struct store *st, int64_t user_id, struct user_totp *out, struct errbuf *eb);
+    int (*totp_begin)(struct store *st, int64_t user_id, const char *sealed, struct errbuf *eb);
+    int (*totp_enrol)(struct store *st, int64_t user_id, int64_t step, int64_t now,
+                      const char *const *hashes, size_t n, struct errbuf *eb);
+    int (*totp_use_step)(struct store *st, int64_t user_id, int64_t step, struct errbuf *eb);
+    int (*totp_recovery_use)(struct store *st, int64_t user_id, int64_t code_id, int64_t now,
+                             struct errbuf *eb);
+    int (*totp_clear)(struct store *st, int64_t user_id, struct errbuf *eb);
+    int (*totp_secrets_each)(struct store *st,
+                             int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
+                             struct errbuf *eb);
+    int (*totp_set_sealed)(struct store *st, int64_t user_id, const char *sealed,
+                           struct errbuf *eb);
+    int (*account_require_totp)(struct store *st, int64_t account_id, int on, struct errbuf *eb);
     int (*list_each)(struct store *st, const struct list_query *q,
                      int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
                      struct errbuf *eb);

@@ -291,6 +291,11 @@ test_malformed_tables_refused(void **state)
     static const struct route unmarked[] = {{"POST", "/x", h_form, AUTH_ADMIN, 0, ROUTE_API, NULL}};
     static const struct route open_write[] = {
         {"POST", "/x", h_form, AUTH_NONE, 1, ROUTE_API, NULL}};
+    /* A UI write without a caller: the sign-in and its steps under /login/ only. */
+    static const struct route open_ui_write[] = {
+        {"POST", "/loginx", h_form, AUTH_NONE, 1, ROUTE_UI, NULL}};
+    static const struct route sign_in_step[] = {
+        {"POST", "/login/totp", h_form, AUTH_NONE, 1, ROUTE_UI, NULL}};
     static const struct route no_slash[] = {{"GET", "x", h_form, AUTH_READ, 0, ROUTE_API, NULL}};
     static const struct route params[] = {
         {"GET", "/{a}/{b}/{c}", h_form, AUTH_READ, 0, ROUTE_API, NULL}};
@@ -302,10 +307,14 @@ test_malformed_tables_refused(void **state)
     assert_int_equal(router_new(&r, NULL, &eb), ERR_OK);
     assert_int_equal(router_add(r, unmarked, 1, &eb), ERR_INVAL);
     assert_int_equal(router_add(r, open_write, 1, &eb), ERR_INVAL);
+    assert_int_equal(router_add(r, open_ui_write, 1, &eb), ERR_INVAL);
     assert_int_equal(router_add(r, no_slash, 1, &eb), ERR_INVAL);
     assert_int_equal(router_add(r, params, 1, &eb), ERR_INVAL);
     router_routes(r, &n);
     assert_int_equal(n, 0);
+    assert_int_equal(router_add(r, sign_in_step, 1, &eb), ERR_OK);
+    router_routes(r, &n);
+    assert_int_equal(n, 1);
     router_free(r);
 }
 
@@ -332,7 +341,8 @@ concrete(const char *pattern, char *out, size_t max)
 static void
 test_table_walk(void **state)
 {
-    static const char *const public[] = {"/healthz", "/static/app.css", "/static/app.js", "/login"};
+    static const char *const public[] = {"/healthz", "/static/app.css", "/static/app.js",
+                                         "/login",   "/login/totp",     "/login/totp/enrol"};
     struct router *r = NULL;
     struct errbuf eb = {0};
     const struct route *t;

@@ -620,6 +620,106 @@ test_apikey_expiry_and_last_use(void **state)
     assert_true(exp == TS_NULL);
 }
 
+static int
+count_secret_cb(void *arg, int64_t user_id, const char *sealed)
+{
+    (void)user_id;
+    if (sealed != NULL && strncmp(sealed, "v1:", 3) == 0)
+        (*(int *)arg)++;
+    return 0;
+}
+
+/* A user's second factor (schema 13): enrolment, a step used once, single-use recovery codes,
+ * the account's rule, re-sealing and clearing. */
+static void
+test_totp_state(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct user_totp t;
+    int64_t uid = 0, other = 0, code0;
+    const char *const hashes[] = {"h-a", "h-b", "h-c"};
+    int seen = 0;
+
+    assert_int_equal(store_user_insert(fx->st, fx->account, "ana", "viewer", "pw", &uid, &eb),
+                     ERR_OK);
+    assert_int_equal(store_user_insert(fx->st, fx->account, "ben", "viewer", "pw", &other, &eb),
+                     ERR_OK);
+    assert_int_equal(store_totp_get(fx->st, uid, &t, &eb), ERR_OK);
+    assert_null(t.secret_sealed);
+    assert_true(t.enrolled_at == TS_NULL);
+    assert_true(t.last_step == -1);
+    assert_int_equal(t.require, 0);
+    assert_int_equal(t.ncodes, 0);
+    user_totp_clear(&t);
+    assert_int_equal(store_totp_get(fx->st, 999999, &t, &eb), ERR_NOTFOUND);
+
+    /* Not confirmed yet: nothing to use a code against. */
+    assert_int_equal(store_totp_begin(fx->st, uid, "v1:sealed-1", &eb), ERR_OK);
+    assert_int_equal(store_totp_use_step(fx->st, uid, 100, &eb), ERR_AUTH);
+    assert_int_equal(store_totp_enrol(fx->st, other, 100, T0, hashes, 3, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_totp_enrol(fx->st, uid, 100, T0, hashes, 3, &eb), ERR_OK);
+    assert_int_equal(store_totp_enrol(fx->st, uid, 101, T0, hashes, 3, &eb), ERR_NOTFOUND);
+    /* Enrolled: a new secret needs the old one cleared first. */
+    assert_int_equal(store_totp_begin(fx->st, uid, "v1:sealed-2", &eb), ERR_EXISTS);
+    assert_int_equal(store_totp_begin(fx->st, 999999, "v1:sealed-2", &eb), ERR_NOTFOUND);
+    assert_int_equal(store_totp_get(fx->st, uid, &t, &eb), ERR_OK);
+    assert_string_equal(t.secret_sealed, "v1:sealed-1");
+    assert_true(t.enrolled_at == T0);
+    assert_true(t.last_step == 100);
+    assert_int_equal(t.ncodes, 3);
+    assert_string_equal(t.code_hash[0], "h-a");
+    code0 = t.code_id[0];
+    user_totp_clear(&t);
+
+    /* A step is accepted once, and only forward. */
+    assert_int_equal(store_totp_use_step(fx->st, uid, 100, &eb), ERR_AUTH);
+    assert_int_equal(store_totp_use_step(fx->st, uid, 99, &eb), ERR_AUTH);
+    assert_int_equal(store_totp_use_step(fx->st, uid, 101, &eb), ERR_OK);
+    assert_int_equal(store_totp_use_step(fx->st, uid, 101, &eb), ERR_AUTH);
+
+    /* A recovery code works once, and only for its user. */
+    assert_int_equal(store_totp_recovery_use(fx->st, other, code0, T0 + 1, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_totp_recovery_use(fx->st, uid, code0, T0 + 1, &eb), ERR_OK);
+    assert_int_equal(store_totp_recovery_use(fx->st, uid, code0, T0 + 2, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_totp_get(fx->st, uid, &t, &eb), ERR_OK);
+    assert_int_equal(t.ncodes, 2);
+    assert_string_equal(t.code_hash[0], "h-b");
+    user_totp_clear(&t);
+
+    /* The account's rule shows on each of its users. */
+    assert_int_equal(store_account_require_totp(fx->st, fx->account, 1, &eb), ERR_OK);
+    assert_int_equal(store_totp_get(fx->st, other, &t, &eb), ERR_OK);
+    assert_int_equal(t.require, 1);
+    user_totp_clear(&t);
+    assert_int_equal(store_account_require_totp(fx->st, 999999, 1, &eb), ERR_NOTFOUND);
+
+    /* Key rotation sees every envelope and replaces it in place. */
+    assert_int_equal(store_totp_secrets_each(fx->st, count_secret_cb, &seen, &eb), ERR_OK);
+    assert_int_equal(seen, 1);
+    assert_int_equal(store_totp_set_sealed(fx->st, uid, "v1:sealed-3", &eb), ERR_OK);
+    assert_int_equal(store_totp_set_sealed(fx->st, other, "v1:sealed-3", &eb), ERR_NOTFOUND);
+    assert_int_equal(store_totp_get(fx->st, uid, &t, &eb), ERR_OK);
+    assert_string_equal(t.secret_sealed, "v1:sealed-3");
+    assert_true(t.enrolled_at == T0);
+    user_totp_clear(&t);
+
+    /* Clearing (an admin's reset) removes secret, enrolment and codes. */
+    assert_int_equal(store_totp_clear(fx->st, uid, &eb), ERR_OK);
+    assert_int_equal(store_totp_get(fx->st, uid, &t, &eb), ERR_OK);
+    assert_null(t.secret_sealed);
+    assert_true(t.enrolled_at == TS_NULL);
+    assert_true(t.last_step == -1);
+    assert_int_equal(t.ncodes, 0);
+    user_totp_clear(&t);
+    assert_int_equal(store_totp_clear(fx->st, 999999, &eb), ERR_NOTFOUND);
+    /* Removing a user removes their recovery codes with them. */
+    assert_int_equal(store_totp_begin(fx->st, other, "v1:sealed-4", &eb), ERR_OK);
+    assert_int_equal(store_totp_enrol(fx->st, other, 5, T0, hashes, 3, &eb), ERR_OK);
+    assert_int_equal(store_user_delete(fx->st, other, &eb), ERR_OK);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM user_recovery_code"), 0);
+}
+
 static void
 test_integration_cloud_and_expiry_source(void **state)
 {
@@ -689,7 +789,12 @@ test_integration_cloud_and_expiry_source(void **state)
                            "ALTER TABLE integration DROP COLUMN cloud;"
                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                           "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                           "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                           "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                           "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                           "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                           "ALTER TABLE account DROP COLUMN require_totp;"
+                           "DROP TABLE user_recovery_code;"
                            "PRAGMA user_version = 8; COMMIT;");
     else
         pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
@@ -704,7 +809,12 @@ test_integration_cloud_and_expiry_source(void **state)
                             "ALTER TABLE integration DROP COLUMN cloud;"
                             "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                             "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                            "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                            "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                            "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                            "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                            "ALTER TABLE account DROP COLUMN require_totp;"
+                            "DROP TABLE user_recovery_code;"
                             "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
@@ -1656,7 +1766,12 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE integration DROP COLUMN cloud;"
                  "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                  "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                 "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                 "ALTER TABLE account DROP COLUMN require_totp;"
+                 "DROP TABLE user_recovery_code;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1677,7 +1792,12 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE integration DROP COLUMN cloud;"
                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                "ALTER TABLE api_key DROP COLUMN expires_at;" /* schema 12 */
+                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                "ALTER TABLE account DROP COLUMN require_totp;"
+                "DROP TABLE user_recovery_code;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -2826,6 +2946,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_software_count, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_apikey_expiry_and_last_use, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_totp_state, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
@@ -2849,6 +2970,7 @@ main(void)
         cmocka_unit_test(test_trigram_query),
     };
     const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,
                                         teardown),

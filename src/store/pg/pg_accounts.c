@@ -748,3 +748,237 @@ pg_integration_update(struct store *base, int64_t account_id, int64_t id, const 
         return err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
     return rc;
 }
+
+/* ---- second factor (migration 13) ------------------------------------------------------- */
+
+/* ERR_EXISTS-like err_if_there (msg) when the user is there, else ERR_NOTFOUND. */
+static int
+pg_totp_why_not(struct pg *g, int64_t user_id, int err_if_there, const char *msg, struct errbuf *eb)
+{
+    struct params p = {0};
+    PGresult *r;
+    int rc, there;
+
+    pg_p_i64(&p, user_id);
+    r = pg_q(g, "SELECT 1 FROM app_user WHERE id = $1", &p, eb, "reading the user", &rc);
+    if (r == NULL)
+        return rc;
+    there = PQntuples(r) == 1;
+    PQclear(r);
+    return there ? err_set(eb, err_if_there, "%s", msg)
+                 : err_set(eb, ERR_NOTFOUND, "there is no such user");
+}
+
+int
+pg_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    pg_p_i64(&p, user_id);
+    r = pg_q(
+        g,
+        "SELECT u.id, u.account_id, u.totp_secret_sealed, u.totp_enrolled_at, u.totp_last_step, "
+        "a.require_totp FROM app_user u JOIN account a ON a.id = u.account_id WHERE u.id = $1",
+        &p, eb, "reading the user's second factor", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return err_set(eb, ERR_NOTFOUND, "there is no such user");
+    }
+    out->user_id = pg_r_i64(r, 0, 0, 0);
+    out->account_id = pg_r_i64(r, 0, 1, 0);
+    out->secret_sealed = pg_r_dup(r, 0, 2);
+    out->enrolled_at = pg_r_i64(r, 0, 3, TS_NULL);
+    out->last_step = pg_r_i64(r, 0, 4, -1);
+    out->require = pg_r_i64(r, 0, 5, 0) != 0;
+    PQclear(r);
+    r = pg_q(g,
+             "SELECT id, code_hash FROM user_recovery_code WHERE user_id = $1 AND used_at IS NULL "
+             "ORDER BY id LIMIT 16",
+             &p, eb, "reading the recovery codes", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; i < PQntuples(r) && out->ncodes < STORE_RECOVERY_MAX; i++) {
+        out->code_id[out->ncodes] = pg_r_i64(r, i, 0, 0);
+        out->code_hash[out->ncodes] = pg_r_dup(r, i, 1);
+        out->ncodes++;
+    }
+    PQclear(r);
+    return ERR_OK;
+}
+
+int
+pg_totp_begin(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t n = 0;
+    int own, rc = pg_wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    pg_p_i64(&p, user_id);
+    pg_p_text(&p, sealed);
+    rc = pg_q_done(g,
+                   "UPDATE app_user SET totp_secret_sealed = $2, totp_enrolled_at = NULL, "
+                   "totp_last_step = NULL WHERE id = $1 AND totp_enrolled_at IS NULL",
+                   &p, eb, "starting the second factor's enrolment", &n);
+    if (rc == ERR_OK && n == 0)
+        rc = pg_totp_why_not(g, user_id, ERR_EXISTS,
+                             "the second factor is already set up; turn it off first", eb);
+    p.n = 1;
+    if (rc == ERR_OK)
+        rc = pg_q_done(g, "DELETE FROM user_recovery_code WHERE user_id = $1", &p, eb,
+                       "removing the recovery codes", NULL);
+    return pg_wend(g, own, rc, eb);
+}
+
+int
+pg_totp_enrol(struct store *base, int64_t user_id, int64_t step, int64_t now,
+              const char *const *hashes, size_t n, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int own, rc = pg_wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    pg_p_i64(&p, user_id);
+    pg_p_i64(&p, now);
+    pg_p_i64(&p, step);
+    rc = pg_q_done(
+        g,
+        "UPDATE app_user SET totp_enrolled_at = $2, totp_last_step = $3 WHERE id = $1 AND "
+        "totp_secret_sealed IS NOT NULL AND totp_enrolled_at IS NULL",
+        &p, eb, "confirming the second factor", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "no second factor is being set up; start again");
+    p.n = 1;
+    if (rc == ERR_OK)
+        rc = pg_q_done(g, "DELETE FROM user_recovery_code WHERE user_id = $1", &p, eb,
+                       "removing the recovery codes", NULL);
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        p.n = 1;
+        pg_p_text(&p, hashes[i]);
+        pg_p_i64(&p, now);
+        rc =
+            pg_q_done(g,
+                      "INSERT INTO user_recovery_code (user_id, code_hash, created_at) VALUES ($1, "
+                      "$2, $3)",
+                      &p, eb, "storing the recovery codes", NULL);
+    }
+    return pg_wend(g, own, rc, eb);
+}
+
+int
+pg_totp_use_step(struct store *base, int64_t user_id, int64_t step, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+
+    pg_p_i64(&p, user_id);
+    pg_p_i64(&p, step);
+    rc = pg_q_done(
+        g,
+        "UPDATE app_user SET totp_last_step = $2 WHERE id = $1 AND totp_enrolled_at IS NOT "
+        "NULL AND (totp_last_step IS NULL OR totp_last_step < $2)",
+        &p, eb, "recording the code's use", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_AUTH, "this code was already used");
+    return rc;
+}
+
+int
+pg_totp_recovery_use(struct store *base, int64_t user_id, int64_t code_id, int64_t now,
+                     struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t changed = 0;
+    int rc;
+
+    pg_p_i64(&p, user_id);
+    pg_p_i64(&p, code_id);
+    pg_p_i64(&p, now);
+    rc = pg_q_done(g,
+                   "UPDATE user_recovery_code SET used_at = $3 WHERE id = $2 AND user_id = $1 AND "
+                   "used_at IS NULL",
+                   &p, eb, "using a recovery code", &changed);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "this recovery code was already used");
+    return rc;
+}
+
+int
+pg_totp_clear(struct store *base, int64_t user_id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    int64_t n = 0;
+    int own, rc = pg_wbegin(g, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    pg_p_i64(&p, user_id);
+    rc = pg_q_done(g,
+                   "UPDATE app_user SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, "
+                   "totp_last_step = NULL WHERE id = $1",
+                   &p, eb, "turning the second factor off", &n);
+    if (rc == ERR_OK && n == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "there is no such user");
+    if (rc == ERR_OK)
+        rc = pg_q_done(g, "DELETE FROM user_recovery_code WHERE user_id = $1", &p, eb,
+                       "removing the recovery codes", NULL);
+    return pg_wend(g, own, rc, eb);
+}
+
+int
+pg_totp_secrets_each(struct store *base, int (*cb)(void *arg, int64_t user_id, const char *sealed),
+                     void *arg, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    PGresult *r;
+    int rc;
+
+    r = pg_q(g,
+             "SELECT id, totp_secret_sealed FROM app_user WHERE totp_secret_sealed IS NOT NULL "
+             "ORDER BY id",
+             NULL, eb, "reading the second factors", &rc);
+    if (r == NULL)
+        return rc;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++)
+        rc = cb(arg, pg_r_i64(r, i, 0, 0), pg_r_str(r, i, 1));
+    PQclear(r);
+    return rc;
+}
+
+int
+pg_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, user_id);
+    pg_p_text(&p, sealed);
+    return pg_write((struct pg *)base,
+                    "UPDATE app_user SET totp_secret_sealed = $2 WHERE id = $1 AND "
+                    "totp_secret_sealed IS NOT NULL",
+                    &p, 1, eb, "re-sealing the second factor");
+}
+
+int
+pg_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, account_id);
+    pg_p_i64(&p, on ? 1 : 0);
+    return pg_write((struct pg *)base, "UPDATE account SET require_totp = $2 WHERE id = $1", &p, 1,
+                    eb, "changing the account's second factor rule");
+}

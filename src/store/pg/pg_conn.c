@@ -468,4 +468,13 @@ static const struct store_ops pg_ops = {
     .job_finish = pg_job_finish,
     .job_release = pg_job_release,
     .data_version = pg_data_version,
+    .totp_get = pg_totp_get,
+    .totp_begin = pg_totp_begin,
+    .totp_enrol = pg_totp_enrol,
+    .totp_use_step = pg_totp_use_step,
+    .totp_recovery_use = pg_totp_recovery_use,
+    .totp_clear = pg_totp_clear,
+    .totp_secrets_each = pg_totp_secrets_each,
+    .totp_set_sealed = pg_totp_set_sealed,
+    .account_require_totp = pg_account_require_totp,
 };

@@ -8,10 +8,10 @@
  *
  * Files: pg_conn.c (parameters and results, statement helpers, device columns, open/close,
  * transactions, the ops table), pg_schema.c (schema and migrations), pg_accounts.c (accounts,
- * integrations, clients, users, sessions, API keys), pg_reconcile.c (a tenant's reconcile
- * statements), pg_assets.c (asset reads, generic lists, software, history), pg_jobs.c (sync runs
- * and the worker's jobs). Only src/store/pg/ includes this header. Threads, errors and ownership:
- * as store.h; a struct pg belongs to its connection's thread.
+ * integrations, clients, users, sessions, API keys, second factor), pg_reconcile.c (a tenant's
+ * reconcile statements), pg_assets.c (asset reads, generic lists, software, history), pg_jobs.c
+ * (sync runs and the worker's jobs). Only src/store/pg/ includes this header. Threads, errors and
+ * ownership: as store.h; a struct pg belongs to its connection's thread.
  */
 #ifndef MEMSYNC_PG_INT_H
 #define MEMSYNC_PG_INT_H
@@ -116,6 +116,20 @@ int pg_apikey_revoke(struct store *base, int64_t account_id, int64_t id, struct 
 int pg_integration_update(struct store *base, int64_t account_id, int64_t id, const char *name,
                           int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
                           struct errbuf *eb);
+
+int pg_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct errbuf *eb);
+int pg_totp_begin(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
+int pg_totp_enrol(struct store *base, int64_t user_id, int64_t step, int64_t now,
+                  const char *const *hashes, size_t n, struct errbuf *eb);
+int pg_totp_use_step(struct store *base, int64_t user_id, int64_t step, struct errbuf *eb);
+int pg_totp_recovery_use(struct store *base, int64_t user_id, int64_t code_id, int64_t now,
+                         struct errbuf *eb);
+int pg_totp_clear(struct store *base, int64_t user_id, struct errbuf *eb);
+int pg_totp_secrets_each(struct store *base,
+                         int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
+                         struct errbuf *eb);
+int pg_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
+int pg_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb);
 
 /* ---- pg_reconcile.c ---- */
 

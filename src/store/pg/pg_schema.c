@@ -389,6 +389,23 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Migration 13: the second factor of local users (sqlite_schema.c's schema_v13). */
+    if (ver < 13) {
+        rc = pg_q_done(g,
+                       "ALTER TABLE app_user ADD COLUMN totp_secret_sealed TEXT,"
+                       " ADD COLUMN totp_enrolled_at BIGINT, ADD COLUMN totp_last_step BIGINT;"
+                       "ALTER TABLE account ADD COLUMN require_totp SMALLINT NOT NULL DEFAULT 0;"
+                       "CREATE TABLE user_recovery_code ("
+                       " id " PK ","
+                       " user_id BIGINT NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
+                       " code_hash TEXT NOT NULL,"
+                       " created_at BIGINT NOT NULL,"
+                       " used_at BIGINT);"
+                       "CREATE INDEX user_recovery_code_user ON user_recovery_code(user_id)",
+                       NULL, eb, "adding the second factor of local users", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     pg_p_i64(&p, STORE_APPLICATION_ID);
     pg_p_i64(&p, STORE_SCHEMA_VERSION);

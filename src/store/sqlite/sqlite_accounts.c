@@ -819,3 +819,302 @@ sq_integration_update(struct store *base, int64_t account_id, int64_t id, const 
         return err_set(eb, ERR_NOTFOUND, "integration %" PRId64 " does not exist", id);
     return rc;
 }
+
+/* ---- second factor (migration 13) ------------------------------------------------------- */
+
+/* Steps one prepared write and finalizes it; *changes gets the rows it changed. */
+static int
+totp_write(struct sq *s, sqlite3_stmt *st, int64_t *changes, struct errbuf *eb, const char *what)
+{
+    int src = sqlite3_step(st), rc = ERR_OK;
+
+    if (src == SQLITE_DONE || src == SQLITE_ROW) {
+        if (changes != NULL)
+            *changes = sqlite3_changes(s->db);
+    } else {
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, what);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* One write with ?1 = id and, unless v is NULL, ?2 = v. */
+static int
+totp_write1(struct sq *s, const char *sql, int64_t id, const char *v, int64_t *changes,
+            struct errbuf *eb, const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = once(s, sql, &st, eb, what);
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    if (v != NULL)
+        sq_bind_text(st, 2, v);
+    return totp_write(s, st, changes, eb, what);
+}
+
+/* ERR_EXISTS (what) when the user is there, else ERR_NOTFOUND: why an update changed nothing. */
+static int
+totp_why_not(struct sq *s, int64_t user_id, int err_if_there, const char *msg, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = once(s, "SELECT 1 FROM app_user WHERE id = ?1", &st, eb, "reading the user"), src;
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, user_id);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src == SQLITE_ROW)
+        return err_set(eb, err_if_there, "%s", msg);
+    if (src == SQLITE_DONE)
+        return err_set(eb, ERR_NOTFOUND, "there is no such user");
+    return sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the user");
+}
+
+int
+sq_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    rc = once(s,
+              "SELECT u.id, u.account_id, u.totp_secret_sealed, u.totp_enrolled_at, "
+              "u.totp_last_step, a.require_totp FROM app_user u JOIN account a ON "
+              "a.id = u.account_id WHERE u.id = ?1",
+              &st, eb, "reading the user's second factor");
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, user_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        out->user_id = sqlite3_column_int64(st, 0);
+        out->account_id = sqlite3_column_int64(st, 1);
+        out->secret_sealed = sq_col_dup(st, 2);
+        out->enrolled_at = sq_col_ts(st, 3);
+        out->last_step =
+            sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+        out->require = sqlite3_column_int(st, 5) != 0;
+    } else if (src == SQLITE_DONE) {
+        rc = err_set(eb, ERR_NOTFOUND, "there is no such user");
+    } else {
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the user's second factor");
+    }
+    sqlite3_finalize(st);
+    if (rc != ERR_OK)
+        return rc;
+    rc = once(s,
+              "SELECT id, code_hash FROM user_recovery_code WHERE user_id = ?1 AND used_at IS "
+              "NULL ORDER BY id LIMIT 16",
+              &st, eb, "reading the recovery codes");
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, user_id);
+    while (out->ncodes < STORE_RECOVERY_MAX && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        out->code_id[out->ncodes] = sqlite3_column_int64(st, 0);
+        out->code_hash[out->ncodes] = sq_col_dup(st, 1);
+        out->ncodes++;
+    }
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the recovery codes");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+sq_totp_begin(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int64_t n = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = totp_write1(s,
+                     "UPDATE app_user SET totp_secret_sealed = ?2, totp_enrolled_at = NULL, "
+                     "totp_last_step = NULL WHERE id = ?1 AND totp_enrolled_at IS NULL",
+                     user_id, sealed, &n, eb, "starting the second factor's enrolment");
+    if (rc == ERR_OK && n == 0)
+        rc = totp_why_not(s, user_id, ERR_EXISTS,
+                          "the second factor is already set up; turn it off first", eb);
+    if (rc == ERR_OK)
+        rc = totp_write1(s, "DELETE FROM user_recovery_code WHERE user_id = ?1", user_id, NULL,
+                         NULL, eb, "removing the recovery codes");
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_totp_enrol(struct store *base, int64_t user_id, int64_t step, int64_t now,
+              const char *const *hashes, size_t n, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t changed = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = once(s,
+              "UPDATE app_user SET totp_enrolled_at = ?2, totp_last_step = ?3 WHERE id = ?1 AND "
+              "totp_secret_sealed IS NOT NULL AND totp_enrolled_at IS NULL",
+              &st, eb, "confirming the second factor");
+    if (rc == ERR_OK) {
+        sqlite3_bind_int64(st, 1, user_id);
+        sqlite3_bind_int64(st, 2, now);
+        sqlite3_bind_int64(st, 3, step);
+        rc = totp_write(s, st, &changed, eb, "confirming the second factor");
+    }
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "no second factor is being set up; start again");
+    if (rc == ERR_OK)
+        rc = totp_write1(s, "DELETE FROM user_recovery_code WHERE user_id = ?1", user_id, NULL,
+                         NULL, eb, "removing the recovery codes");
+    for (size_t i = 0; rc == ERR_OK && i < n; i++) {
+        rc = once(s,
+                  "INSERT INTO user_recovery_code (user_id, code_hash, created_at) "
+                  "VALUES (?1, ?2, ?3)",
+                  &st, eb, "storing the recovery codes");
+        if (rc != ERR_OK)
+            break;
+        sqlite3_bind_int64(st, 1, user_id);
+        sq_bind_text(st, 2, hashes[i]);
+        sqlite3_bind_int64(st, 3, now);
+        rc = totp_write(s, st, NULL, eb, "storing the recovery codes");
+    }
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_totp_use_step(struct store *base, int64_t user_id, int64_t step, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t changed = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = once(s,
+              "UPDATE app_user SET totp_last_step = ?2 WHERE id = ?1 AND totp_enrolled_at IS NOT "
+              "NULL AND (totp_last_step IS NULL OR totp_last_step < ?2)",
+              &st, eb, "recording the code's use");
+    if (rc == ERR_OK) {
+        sqlite3_bind_int64(st, 1, user_id);
+        sqlite3_bind_int64(st, 2, step);
+        rc = totp_write(s, st, &changed, eb, "recording the code's use");
+    }
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_AUTH, "this code was already used");
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_totp_recovery_use(struct store *base, int64_t user_id, int64_t code_id, int64_t now,
+                     struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t changed = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = once(s,
+              "UPDATE user_recovery_code SET used_at = ?3 WHERE id = ?2 AND user_id = ?1 AND "
+              "used_at IS NULL",
+              &st, eb, "using a recovery code");
+    if (rc == ERR_OK) {
+        sqlite3_bind_int64(st, 1, user_id);
+        sqlite3_bind_int64(st, 2, code_id);
+        sqlite3_bind_int64(st, 3, now);
+        rc = totp_write(s, st, &changed, eb, "using a recovery code");
+    }
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "this recovery code was already used");
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_totp_clear(struct store *base, int64_t user_id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int64_t n = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = totp_write1(s,
+                     "UPDATE app_user SET totp_secret_sealed = NULL, totp_enrolled_at = NULL, "
+                     "totp_last_step = NULL WHERE id = ?1",
+                     user_id, NULL, &n, eb, "turning the second factor off");
+    if (rc == ERR_OK && n == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "there is no such user");
+    if (rc == ERR_OK)
+        rc = totp_write1(s, "DELETE FROM user_recovery_code WHERE user_id = ?1", user_id, NULL,
+                         NULL, eb, "removing the recovery codes");
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_totp_secrets_each(struct store *base, int (*cb)(void *arg, int64_t user_id, const char *sealed),
+                     void *arg, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = once(s,
+                  "SELECT id, totp_secret_sealed FROM app_user WHERE totp_secret_sealed IS NOT "
+                  "NULL ORDER BY id",
+                  &st, eb, "reading the second factors"),
+        src = SQLITE_DONE;
+
+    if (rc != ERR_OK)
+        return rc;
+    while (rc == ERR_OK && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = cb(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the second factors");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+sq_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    int64_t n = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = totp_write1(s,
+                     "UPDATE app_user SET totp_secret_sealed = ?2 WHERE id = ?1 AND "
+                     "totp_secret_sealed IS NOT NULL",
+                     user_id, sealed, &n, eb, "re-sealing the second factor");
+    if (rc == ERR_OK && n == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "the user has no second factor");
+    return sq_wend(s, own, rc, eb);
+}
+
+int
+sq_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t n = 0;
+    int own, rc = sq_wbegin(s, &own, eb);
+
+    if (rc != ERR_OK)
+        return rc;
+    rc = once(s, "UPDATE account SET require_totp = ?2 WHERE id = ?1", &st, eb,
+              "changing the account's second factor rule");
+    if (rc == ERR_OK) {
+        sqlite3_bind_int64(st, 1, account_id);
+        sqlite3_bind_int(st, 2, on);
+        rc = totp_write(s, st, &n, eb, "changing the account's second factor rule");
+    }
+    if (rc == ERR_OK && n == 0)
+        rc = err_set(eb, ERR_NOTFOUND, "there is no such account");
+    return sq_wend(s, own, rc, eb);
+}

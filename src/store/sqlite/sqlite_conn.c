@@ -571,4 +571,13 @@ static const struct store_ops sqlite_ops = {
     .data_version = sq_data_version,
     .search_index = sq_search_index,
     .map_reads = sq_map_reads,
+    .totp_get = sq_totp_get,
+    .totp_begin = sq_totp_begin,
+    .totp_enrol = sq_totp_enrol,
+    .totp_use_step = sq_totp_use_step,
+    .totp_recovery_use = sq_totp_recovery_use,
+    .totp_clear = sq_totp_clear,
+    .totp_secrets_each = sq_totp_secrets_each,
+    .totp_set_sealed = sq_totp_set_sealed,
+    .account_require_totp = sq_account_require_totp,
 };

@@ -8,9 +8,9 @@
  *
  * Files: sqlite_conn.c (statement helpers, device columns, open/close, transactions, the ops
  * table), sqlite_schema.c (schema and migrations), sqlite_accounts.c (accounts, integrations,
- * clients, users, sessions, API keys), sqlite_reconcile.c (a tenant's reconcile statements,
- * the group commit), sqlite_assets.c (lists, asset reads and the lazy-row engine, software,
- * history), sqlite_runs.c (sync runs). Only src/store/sqlite/ includes this header.
+ * clients, users, sessions, API keys, second factor), sqlite_reconcile.c (a tenant's reconcile
+ * statements, the group commit), sqlite_assets.c (lists, asset reads and the lazy-row engine,
+ * software, history), sqlite_runs.c (sync runs). Only src/store/sqlite/ includes this header.
  * Threads, errors and ownership: as store.h; a struct sq belongs to its connection's thread.
  */
 #ifndef MEMSYNC_SQLITE_INT_H
@@ -181,6 +181,20 @@ int sq_apikey_revoke(struct store *base, int64_t account_id, int64_t id, struct 
 int sq_integration_update(struct store *base, int64_t account_id, int64_t id, const char *name,
                           int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
                           struct errbuf *eb);
+
+int sq_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct errbuf *eb);
+int sq_totp_begin(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
+int sq_totp_enrol(struct store *base, int64_t user_id, int64_t step, int64_t now,
+                  const char *const *hashes, size_t n, struct errbuf *eb);
+int sq_totp_use_step(struct store *base, int64_t user_id, int64_t step, struct errbuf *eb);
+int sq_totp_recovery_use(struct store *base, int64_t user_id, int64_t code_id, int64_t now,
+                         struct errbuf *eb);
+int sq_totp_clear(struct store *base, int64_t user_id, struct errbuf *eb);
+int sq_totp_secrets_each(struct store *base,
+                         int (*cb)(void *arg, int64_t user_id, const char *sealed), void *arg,
+                         struct errbuf *eb);
+int sq_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
+int sq_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb);
 
 /* ---- sqlite_reconcile.c ---- */
 

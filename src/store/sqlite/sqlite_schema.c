@@ -301,6 +301,22 @@ static const char schema_v11[] =
 /* Migration 12: API keys expire (NULL: never, as every key made before). */
 static const char schema_v12[] = "ALTER TABLE api_key ADD COLUMN expires_at INTEGER;";
 
+/* Migration 13: a second factor for local users (TOTP secret sealed with the vault, when it was
+ * confirmed, the last step used: a code is accepted once, also across restarts), their single-use
+ * recovery codes (hashed), and the account's rule that every local user needs one. */
+static const char schema_v13[] =
+    "ALTER TABLE app_user ADD COLUMN totp_secret_sealed TEXT;"
+    "ALTER TABLE app_user ADD COLUMN totp_enrolled_at INTEGER;"
+    "ALTER TABLE app_user ADD COLUMN totp_last_step INTEGER;"
+    "ALTER TABLE account ADD COLUMN require_totp INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE user_recovery_code ("
+    " id INTEGER PRIMARY KEY,"
+    " user_id INTEGER NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
+    " code_hash TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " used_at INTEGER) STRICT;"
+    "CREATE INDEX user_recovery_code_user ON user_recovery_code(user_id);";
+
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
@@ -542,6 +558,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 12) {
         rc = sq_exec_sql(s, schema_v12, eb, "adding API key expiry");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 13) {
+        rc = sq_exec_sql(s, schema_v13, eb, "adding the second factor of local users");
         if (rc != ERR_OK)
             goto out;
     }
