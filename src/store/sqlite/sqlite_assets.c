@@ -377,7 +377,7 @@ dup_set(struct sq *s, int64_t account_id, int64_t *version)
 {
     struct serialset *set = NULL, *ns = NULL;
     sqlite3_stmt *st = NULL;
-    int64_t v, t0;
+    int64_t v = 0, t0; /* set by sq_data_version; GCC -O3 cannot see it across files */
     int build = 0, own = 0, src, ok = 0;
 
     if (s->base.cache_id == NULL || sq_data_version(&s->base, &v, NULL) != ERR_OK)
