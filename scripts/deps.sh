@@ -10,7 +10,7 @@ build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libyaj
 test_pkgs=(libcmocka-dev python3 time postgresql postgresql-client clang libclang-rt-14-dev clang-format openssl python3-msal nodejs npm
     sqlite3 procps chromium nginx-light)
 # Only for bench/bench_api.py, never on the test path.
-bench_pkgs=(wrk)
+bench_pkgs=(wrk valgrind)
 # scripts/package.sh: dpkg-shlibdeps for the Depends line, lintian and systemd-analyze checks.
 package_pkgs=(dpkg-dev lintian systemd)
 
