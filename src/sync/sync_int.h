@@ -1,0 +1,279 @@
+/* sync_int.h - the sync engine's inside: what sync.c, sync_calls.c, sync_appcat.c and
+ * sync_export.c share, and nothing else may use (scripts/layers.py refuses an include from
+ * outside src/sync/).
+ *
+ * One engine per sync run (sync_run, sync_discover), owned by the thread running engine_run:
+ * every function here runs on that thread's event loop, never from another thread. A call is
+ * owned by the engine's live list from call_new until call_free; its done callback frees it.
+ * Errors are told through the tenant (tenant_fail, struct remedy), not returned.
+ */
+#ifndef MEMSYNC_SYNC_INT_H
+#define MEMSYNC_SYNC_INT_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "graph.h"
+#include "http.h"
+#include "pacer.h"
+#include "partner.h"
+#include "remedy.h"
+#include "sync.h"
+#include "token.h"
+
+#define DEFAULT_ATTEMPTS     6
+#define BACKOFF_BASE_MS      500
+#define BACKOFF_CAP_MS       30000
+#define RETRY_AFTER_MAX_MS   (15 * 60 * 1000)
+#define THROTTLE_BUDGET_MS   (10 * 60 * 1000)
+#define INTUNE_TENANT_WINDOW 20000
+#define INTUNE_GLOBAL_WINDOW 10000
+#define PC_WINDOW            60000
+#define MAX_CUSTOMER_PAGES   1000
+#define MAX_DEVICE_PAGES     10000
+#define PROGRESS_INTERVAL_MS 200
+/* Tenants with at least this many devices, or installs to write, commit alone (tenant_reconcile).
+ */
+#define BATCH_MAX_DEVICES  500
+#define BATCH_MAX_INSTALLS 2000
+/* Big responses in flight at once (device pages and $batch answers are up to a few MB each):
+ * bounds memory however many tenants run, and is far above what Intune's pacing lets through. */
+#define BULK_MAX 12
+/* Stay a little under Microsoft's published limits: their clocks and ours differ. */
+#define PACING_SHARE_PCT 95
+/* A 429 never cuts a tenant's pace below one full $batch per window. */
+#define PACE_FLOOR 20
+/* Backoff added to Intune's window after windows in a row that ended in a 429 without
+ * Retry-After: 1 s doubling, capped. */
+#define WINDOW_BACKOFF_BASE_MS 1000
+#define WINDOW_BACKOFF_CAP_MS  60000
+/* A $batch item may be throttled without Retry-After this often (each costs at least one 20 s
+ * window: the 10-minute wait budget). */
+#define ITEM_THROTTLES_MAX 30
+/* Report downloads (hundreds of MB from Azure Blob Storage): minutes, not the API's 120 s; a
+ * stalled transfer (under 1 KiB/s for 2 minutes) is cut and resumed with Range. */
+#define EXPORT_DOWNLOAD_TIMEOUT_MS (60L * 60 * 1000)
+#define EXPORT_LOW_SPEED_BPS       1024L
+#define EXPORT_LOW_SPEED_S         120L
+
+/* Set by sync_request_stop (a signal handler may call it): the run winds down. */
+extern volatile sig_atomic_t stop_requested;
+
+/* ---- engine state -------------------------------------------------------------------------- */
+
+/* CALL_BLOB: a pre-signed download URL (report exports); it never carries a bearer token. */
+enum call_kind { CALL_TOKEN, CALL_GRAPH, CALL_PC, CALL_BLOB };
+
+struct engine;
+struct tenant;
+struct call;
+
+/* Called once per call with the final response (2xx, a non-retryable status, or the last
+ * failure once the retry budget is spent). The callee frees the call. */
+typedef void call_done_fn(struct call *c, const struct http_resp *r);
+
+struct call {
+    struct engine *eng;
+    struct tenant *t; /* NULL for partner-level calls */
+    enum call_kind kind;
+    char *url;
+    char *body; /* token calls: the form, holding a secret; wiped on free */
+    size_t body_len;
+    char *extra_header; /* e.g. "MS-ContinuationToken: ..." */
+    char *token_tenant; /* whose bearer token to attach (Graph and PC calls) */
+    const char *audience;
+    const char *client_id; /* token calls and refreshes */
+    const char *secret;
+    int units;     /* Intune requests this call counts as ($batch: one per item) */
+    size_t dev;    /* device index of per-device calls */
+    int page;      /* detected-apps pages: which page of this device this is */
+    size_t *items; /* $batch: the device index of each item, n_items long */
+    int n_items;
+    int attempt;
+    int refreshed; /* a 401 already led to one token refresh */
+    /* Partner Center MS-RequestId: one per call, the same on its retries */
+    char request_guid[37];
+    int64_t waited_ms;
+    int64_t sent_ms;   /* when it was last handed to HTTP (monotonic) */
+    struct call *then; /* token calls: the call to submit once the token is cached */
+    call_done_fn *done;
+    struct call *prev, *next; /* the engine's list of live calls */
+    size_t max_body;          /* response cap; 0 = the HTTP default */
+    int bulk;                 /* a big response (device page, $batch): gated, see BULK_MAX */
+    int holds_gate;
+    struct call *qnext;     /* the engine's queue of bulk calls waiting for the gate */
+    int sink_fd;            /* CALL_BLOB: the file the body streams to (resumed with Range) */
+    int no_transport_retry; /* a POST that creates something: after a transport failure the
+                               caller looks before it asks again */
+    int optional;           /* a partner-level call the run does not depend on (key expiry):
+                               when its token fails, it fails alone */
+    int partner_app;        /* key expiry: the Partner App's key (else the Sync App's) */
+};
+
+enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
+
+enum phase { PHASE_NONE, PHASE_DETAIL, PHASE_APPS };
+
+/* A tenant's detected apps, interned by their Graph id (a device list holds indexes). */
+struct appcat {
+    struct detected_app *apps;
+    size_t n, cap;
+    uint32_t *slots; /* open addressing: index + 1, 0 = empty */
+    size_t nslots;
+};
+
+struct devapps {
+    uint32_t *idx;
+    uint32_t n, cap;
+};
+
+struct tenant {
+    struct engine *eng;
+    struct customer cust; /* from the customer listing; owns its strings */
+    enum tenant_state state;
+    struct graph_org org;
+    struct device *devs;
+    size_t ndevs, capdevs;
+    int pages;
+    int64_t started_ms;
+    int64_t requests;
+    int64_t throttled;
+    struct pacer pacer;
+    int failed;
+    struct remedy rem;
+
+    /* per-device phases (software, hardware detail) */
+    struct appcat cat;
+    struct devapps *dapps;  /* ndevs long */
+    unsigned char *fetched; /* 1 when this device's apps were read in this sync */
+    unsigned char *tries;
+    unsigned char *throttles; /* per device: its items' 429s without Retry-After */
+    size_t *pending;
+    size_t npending;
+    int phase;
+    int busy; /* batches, page calls and retry timers in flight */
+    int apps_failed;
+    char apps_problem[256];
+    uint32_t *devmap; /* intune id -> device index + 1, open addressing */
+    size_t devmap_mask;
+    char *export_id; /* AppInvRawData export job in progress */
+    int64_t export_waited_ms;
+    int export_delay_ms;
+    int export_cols[6];
+    int export_fd;         /* the downloaded report, an unlinked temporary file; -1 = none */
+    int export_posts;      /* export jobs asked for in this sync */
+    int64_t export_posted; /* when the last one was asked for (clock_now) */
+
+    /* throttling (tenant_throttled) and $batch item 401s (batch_item_unauthorized) */
+    int64_t hold_until;     /* monotonic ms: no Intune call before this */
+    int64_t last_cut_ms;    /* when a 429 last cut the pace (once per window) */
+    int throttle_streak;    /* holds in a row, for the backoff after the window */
+    struct call *auth_wait; /* items waiting for the token refresh their 401s started */
+    int item_refreshed;     /* item 401s already led to the tenant's one token refresh */
+    int64_t refreshed_ms;   /* when that refresh finished */
+
+    /* What the client row's warning says after this sync (tenant_warn), and Microsoft's count
+     * of the tenant's devices (managedDeviceOverview; -1 unknown). */
+    struct remedy *warn;
+    int nwarn;
+    int64_t overview_count;
+
+    /* reconciled in the open batch, not yet committed: org is kept for the record */
+    int in_batch;
+    struct reconcile_counts counts;
+    size_t nsynced;
+    int64_t took_ms;
+};
+
+struct engine {
+    struct store *st;
+    const struct integration *in;
+    const struct sync_creds *creds;
+    const struct sync_opts *opts;
+    const struct config *cfg;  /* the settings with the integration's cloud applied (cloud.h) */
+    const struct cloud *cloud; /* its token audiences */
+    struct config *cloud_cfg;
+    struct http *http;
+    struct token_cache *tokens;
+    struct pacer global;
+    struct pacer pc;
+    int tenant_limit;
+    int max_attempts;
+    int64_t run_id;
+    int64_t started_ms;
+
+    struct tenant *tenants;
+    size_t ntenants, captenants;
+    int pc_pages;
+    int listing_done;
+    int fatal; /* the customer list could not be read: the run cannot continue */
+    struct errbuf fatal_eb;
+
+    size_t next_tenant;
+    int inflight;
+    int parallel;
+
+    struct sync_summary sum;
+    int64_t last_progress_ms;
+    /* Group commit: tenants reconciled within batch_ms (sync_commit_ms) share one transaction
+     * (store_batch_begin); it bounds how long the write lock is held between tenants and what
+     * a crash can take back. */
+    int batch_ms;
+    int batch_open;
+    int64_t batch_started_ms;
+    struct call *live;      /* every call not yet freed, so an interrupted run frees them all */
+    int expiry_fixed[2];    /* [is_partner]: the expiry date was corrected in this run */
+    int export_min_devices; /* tenants needing apps for at least this many use the export */
+    int bulk_inflight;
+    struct call *bulk_head, *bulk_tail; /* FIFO of bulk calls waiting for the gate */
+    char **excluded;                    /* tenant ids the MSP excluded from this integration */
+    size_t nexcluded;
+    int nskipped;
+    int discover_only; /* sync_discover(): list the customers, start no tenant */
+    /* MS-CorrelationId of this run's Partner Center requests */
+    char correlation_id[37];
+};
+
+/* ---- calls (sync_calls.c) ------------------------------------------------------------------ */
+
+void call_free(struct call *c);
+struct call *call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url,
+                      call_done_fn *done);
+void retry_timer(void *arg);
+int64_t backoff_ms(int attempt);
+int status_retryable(long status);
+int64_t tenant_throttled(struct tenant *t, double retry_after);
+void note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
+                   const char *body_date);
+struct call *token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id,
+                            const char *client_id, const char *secret, const char *audience,
+                            struct call *then);
+void token_done(struct call *c, const struct http_resp *r);
+void call_submit(struct call *c);
+struct call *graph_call_new(struct tenant *t, char *url, call_done_fn *done);
+void graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem);
+
+/* ---- per-device phases and the app catalogue (sync_appcat.c) ------------------------------- */
+
+void appcat_clear(struct appcat *c);
+uint32_t appcat_find(const struct appcat *c, const char *id, size_t len);
+uint32_t appcat_intern(struct appcat *c, struct detected_app *a);
+void devapps_add(struct devapps *d, uint32_t idx);
+void apps_problem(struct tenant *t, const char *what, long status);
+void phase_pump(struct tenant *t);
+size_t devmap_find(const struct tenant *t, const char *intune_id);
+void devmap_build(struct tenant *t);
+
+/* ---- the report export (sync_export.c) ----------------------------------------------------- */
+
+void export_file_close(struct tenant *t);
+void export_start(struct tenant *t);
+
+/* ---- tenant flow (sync.c) ------------------------------------------------------------------ */
+
+void tenant_fail(struct tenant *t, const struct remedy *r);
+void tenant_reconcile(struct tenant *t);
+void phase_next(struct tenant *t);
+
+#endif
