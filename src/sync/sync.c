@@ -1,10 +1,10 @@
 /* sync.c - the sync engine: one thread, one HTTP event loop, a state machine per tenant.
  *
  * Request flow per tenant: token (sync app, tenant, Graph) -> /organization -> managedDevices
- * pages -> reconcile. Every request goes through call_submit()/call_on_resp(): pacing (sliding
+ * pages -> reconcile. Every request goes through sync_call_submit()/call_on_resp(): pacing (sliding
  * windows per tenant and global), the bearer token, retries with Retry-After or exponential
  * backoff with jitter, and one token refresh on a Graph 401. A 429 cuts the tenant's pace; one
- * without Retry-After holds the tenant for Intune's whole window (tenant_throttled()).
+ * without Retry-After holds the tenant for Intune's whole window (sync_tenant_throttled()).
  *
  * This file keeps the engine: tenant lifecycle, listings, reconcile hand-off, customers, key
  * expiry, engine_run and the public API. The calls live in sync_calls.c, the per-device phases
@@ -36,12 +36,12 @@
 #include "sync_int.h"
 #include "token.h"
 
-volatile sig_atomic_t stop_requested;
+volatile sig_atomic_t sync_stop_requested;
 
 void
 sync_request_stop(void)
 {
-    stop_requested = 1;
+    sync_stop_requested = 1;
 }
 
 static void tenant_start(struct tenant *t);
@@ -67,10 +67,10 @@ tenant_clear(struct tenant *t)
     t->dapps = NULL;
     t->fetched = t->tries = t->throttles = NULL;
     t->pending = NULL;
-    appcat_clear(&t->cat);
+    sync_appcat_clear(&t->cat);
     XFREE(t->devmap);
     XFREE(t->export_id);
-    export_file_close(t);
+    sync_export_file_close(t);
     XFREE(t->warn);
     t->nwarn = 0;
     t->ndevs = t->capdevs = 0;
@@ -184,7 +184,7 @@ tenant_record(struct tenant *t, const struct reconcile_counts *counts)
         log_error("cannot record tenant result tenant=%s: %s", t->cust.tenant_id, eb.msg);
     if (!t->failed && t->apps_failed)
         log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they were",
-                 t->cust.tenant_id, t->apps_problem);
+                 t->cust.tenant_id, t->sync_apps_problem);
     if (t->failed && eng->opts->progress)
         progress_tenant(t, name);
     if (t->failed) {
@@ -299,7 +299,7 @@ batch_wait_ms(const struct engine *eng)
 }
 
 void
-tenant_fail(struct tenant *t, const struct remedy *r)
+sync_tenant_fail(struct tenant *t, const struct remedy *r)
 {
     if (t->state != TS_RUNNING)
         return;
@@ -426,7 +426,7 @@ tenant_warnings_store(struct tenant *t, struct errbuf *eb)
 }
 
 void
-tenant_reconcile(struct tenant *t)
+sync_tenant_reconcile(struct tenant *t)
 {
     struct engine *eng = t->eng;
     struct errbuf eb = {0};
@@ -485,7 +485,7 @@ tenant_reconcile(struct tenant *t)
         store_reconcile_rollback(eng->st);
         ctx.tenant_id = t->cust.tenant_id;
         remedy_set(&rem, REMEDY_STORE, &ctx, eb.msg);
-        tenant_fail(t, &rem);
+        sync_tenant_fail(t, &rem);
         return;
     }
     eng->sum.tenants_ok++;
@@ -514,7 +514,7 @@ static int
 unchanged_cb(void *arg, const char *intune_id, int64_t last_check_in_at, int retired)
 {
     struct unchanged_ctx *u = arg;
-    size_t k = devmap_find(u->t, intune_id);
+    size_t k = sync_devmap_find(u->t, intune_id);
 
     if (k != SIZE_MAX && !retired && u->t->devs[k].last_check_in_at != TS_NULL &&
         u->t->devs[k].last_check_in_at == last_check_in_at)
@@ -549,23 +549,23 @@ phase_start(struct tenant *t, enum phase ph)
     /* Many devices: one report export costs a handful of requests instead of one per device
      * (beyond one Intune window, per-device reads need a further 20 s per 2000 devices). */
     if (ph == PHASE_APPS && t->npending >= (size_t)eng->export_min_devices) {
-        export_start(t);
+        sync_export_start(t);
         return;
     }
-    phase_pump(t);
+    sync_phase_pump(t);
 }
 
 void
-phase_next(struct tenant *t)
+sync_phase_next(struct tenant *t)
 {
     const struct sync_opts *o = t->eng->opts;
 
-    if (stop_requested) {
+    if (sync_stop_requested) {
         struct http_resp r = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
         struct remedy rem;
 
-        graph_failure(t, &r, &rem);
-        tenant_fail(t, &rem);
+        sync_graph_failure(t, &r, &rem);
+        sync_tenant_fail(t, &rem);
         return;
     }
     if (t->phase == PHASE_NONE && o->hardware_detail && t->ndevs > 0) {
@@ -576,7 +576,7 @@ phase_next(struct tenant *t)
         phase_start(t, PHASE_APPS);
         return;
     }
-    tenant_reconcile(t);
+    sync_tenant_reconcile(t);
 }
 
 static void
@@ -589,9 +589,9 @@ tenant_after_listing(struct tenant *t)
         t->throttles = xcalloc(t->ndevs, 1);
         t->pending = xcalloc(t->ndevs, sizeof *t->pending);
     }
-    devmap_build(t);
+    sync_devmap_build(t);
     t->phase = PHASE_NONE;
-    phase_next(t);
+    sync_phase_next(t);
 }
 
 static void devices_done(struct call *c, const struct http_resp *r);
@@ -599,10 +599,10 @@ static void devices_done(struct call *c, const struct http_resp *r);
 static void
 devices_request(struct tenant *t, char *url)
 {
-    struct call *c = graph_call_new(t, url, devices_done);
+    struct call *c = sync_graph_call_new(t, url, devices_done);
 
     c->bulk = 1;
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 static void
@@ -616,13 +616,13 @@ devices_done(struct call *c, const struct http_resp *r)
 
     ctx.tenant_id = t->cust.tenant_id;
     if (r->err != ERR_OK || r->status != 200) {
-        graph_failure(t, r, &rem);
+        sync_graph_failure(t, r, &rem);
         goto fail;
     }
     if (graph_devices_parse(r->body, r->body_len, &t->devs, &t->ndevs, &t->capdevs, &next, &eb) !=
         ERR_OK) {
         remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, eb.msg);
-        note_resp_ids(&rem, r, NULL, NULL);
+        sync_note_resp_ids(&rem, r, NULL, NULL);
         goto fail;
     }
     t->pages++;
@@ -638,16 +638,16 @@ devices_done(struct call *c, const struct http_resp *r)
             free(next);
             goto fail;
         }
-        call_free(c);
+        sync_call_free(c);
         devices_request(t, next);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     tenant_after_listing(t);
     return;
 fail:
-    call_free(c);
-    tenant_fail(t, &rem);
+    sync_call_free(c);
+    sync_tenant_fail(t, &rem);
 }
 
 static void overview_request(struct tenant *t);
@@ -670,23 +670,23 @@ org_done(struct call *c, const struct http_resp *r)
         ctx.login_base = t->eng->cfg->login_url;
         remedy_set(&rem, REMEDY_ORG_UNREADABLE, &ctx, NULL);
         tenant_warn(t, &rem);
-        call_free(c);
+        sync_call_free(c);
         overview_request(t);
         return;
     }
     if (r->err != ERR_OK || r->status != 200) {
-        graph_failure(t, r, &rem);
-        call_free(c);
-        tenant_fail(t, &rem);
+        sync_graph_failure(t, r, &rem);
+        sync_call_free(c);
+        sync_tenant_fail(t, &rem);
         return;
     }
     if (graph_org_parse(r->body, r->body_len, &t->org, &eb) != ERR_OK) {
         remedy_set(&rem, REMEDY_BAD_RESPONSE, &ctx, eb.msg);
-        call_free(c);
-        tenant_fail(t, &rem);
+        sync_call_free(c);
+        sync_tenant_fail(t, &rem);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     overview_request(t);
 }
 
@@ -704,7 +704,7 @@ overview_done(struct call *c, const struct http_resp *r)
         log_info("no device count tenant=%s status=%ld", t->cust.tenant_id, r->status);
     else if (graph_overview_parse(r->body, r->body_len, &t->overview_count, &eb) != ERR_OK)
         log_info("no device count tenant=%s: %s", t->cust.tenant_id, eb.msg);
-    call_free(c);
+    sync_call_free(c);
     devices_request(t, graph_devices_url(t->eng->cfg->graph_url, "v1.0", GRAPH_DEVICE_PAGE_SIZE));
 }
 
@@ -713,7 +713,7 @@ overview_request(struct tenant *t)
 {
     char *url = xasprintf("%s/v1.0/deviceManagement/managedDeviceOverview", t->eng->cfg->graph_url);
 
-    call_submit(graph_call_new(t, url, overview_done));
+    sync_call_submit(sync_graph_call_new(t, url, overview_done));
 }
 
 static void
@@ -727,14 +727,14 @@ tenant_start(struct tenant *t)
     t->overview_count = -1;
     pacer_init(&t->pacer, eng->tenant_limit, INTUNE_TENANT_WINDOW);
     eng->inflight++;
-    /* call_submit fetches the token first when none is cached. */
-    call_submit(graph_call_new(t, url, org_done));
+    /* sync_call_submit fetches the token first when none is cached. */
+    sync_call_submit(sync_graph_call_new(t, url, org_done));
 }
 
 static void
 start_tenants(struct engine *eng)
 {
-    while (!stop_requested && !eng->discover_only && eng->listing_done && !eng->fatal &&
+    while (!sync_stop_requested && !eng->discover_only && eng->listing_done && !eng->fatal &&
            eng->inflight < eng->parallel && eng->next_tenant < eng->ntenants)
         tenant_start(&eng->tenants[eng->next_tenant++]);
 }
@@ -755,17 +755,18 @@ expiry_request(struct engine *eng, int partner_app)
 
     if (app == NULL || in->partner_tenant_id == NULL || eng->creds->sync_secret == NULL)
         return;
-    c = call_new(eng, NULL, CALL_GRAPH,
-                 xasprintf("%s/v1.0/applications(appId='%s')?$select=appId,passwordCredentials",
-                           eng->cfg->graph_url, app),
-                 expiry_done);
+    c = sync_call_new(
+        eng, NULL, CALL_GRAPH,
+        xasprintf("%s/v1.0/applications(appId='%s')?$select=appId,passwordCredentials",
+                  eng->cfg->graph_url, app),
+        expiry_done);
     c->token_tenant = xstrdup(in->partner_tenant_id);
     c->audience = eng->cloud->graph_audience;
     c->client_id = eng->creds->sync_app_id;
     c->secret = eng->creds->sync_secret;
     c->optional = 1;
     c->partner_app = partner_app;
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 /* The endDateTime of the credential whose hint is the stored key's first three characters (the
@@ -842,7 +843,7 @@ expiry_done(struct call *c, const struct http_resp *r)
              (long long)in->id, label, date);
 out:
     json_decref(root);
-    call_free(c);
+    sync_call_free(c);
 }
 
 /* ---- customer listing ---------------------------------------------------------------------- */
@@ -855,13 +856,13 @@ customers_request(struct engine *eng, char *url, const char *continuation)
     struct call *c;
 
     if (strcmp(eng->in->tenant_source, "partner_center") == 0) {
-        c = call_new(eng, NULL, CALL_PC, url, customers_done);
+        c = sync_call_new(eng, NULL, CALL_PC, url, customers_done);
         c->audience = eng->cloud->pc_audience;
         c->client_id = eng->creds->partner_app_id;
         c->secret = eng->creds->partner_secret;
     } else {
         /* Graph /contracts or GDAP customers, read with the sync app in the partner tenant. */
-        c = call_new(eng, NULL, CALL_GRAPH, url, customers_done);
+        c = sync_call_new(eng, NULL, CALL_GRAPH, url, customers_done);
         c->audience = eng->cloud->graph_audience;
         c->client_id = eng->creds->sync_app_id;
         c->secret = eng->creds->sync_secret;
@@ -869,7 +870,7 @@ customers_request(struct engine *eng, char *url, const char *continuation)
     c->token_tenant = xstrdup(eng->creds->partner_tenant_id);
     if (continuation != NULL)
         c->extra_header = xasprintf("MS-ContinuationToken: %s", continuation);
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 /* The first page of the integration's customer source. */
@@ -1006,7 +1007,7 @@ customers_done(struct call *c, const struct http_resp *r)
     }
 out:
     customer_page_clear(&page);
-    call_free(c);
+    sync_call_free(c);
 }
 
 /* ---- entry --------------------------------------------------------------------------------- */
@@ -1064,7 +1065,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     int rc;
 
     memset(out, 0, sizeof *out);
-    stop_requested = 0;
+    sync_stop_requested = 0;
     eng->st = st;
     eng->in = in;
     eng->creds = creds;
@@ -1134,10 +1135,10 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         if (opts->tick != NULL && !eng->discover_only && clock_mono_ms() >= next_tick) {
             batch_flush(eng); /* tick runs with no store transaction open */
             if (opts->tick(opts->tick_arg) != 0)
-                stop_requested = 1;
+                sync_stop_requested = 1;
             next_tick = clock_mono_ms() + 1000;
         }
-        if (stop_requested && eng->inflight == 0)
+        if (sync_stop_requested && eng->inflight == 0)
             break;
     }
     batch_flush(eng);
@@ -1145,12 +1146,12 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     log_progress_line(0);
 
     eng->sum.duration_ms = clock_mono_ms() - eng->started_ms;
-    eng->sum.interrupted = stop_requested != 0;
+    eng->sum.interrupted = sync_stop_requested != 0;
     if (eng->fatal) {
         run_status = "failed";
         rc = err_set(eb, eng->fatal_eb.code ? eng->fatal_eb.code : ERR_HTTP, "%s",
                      eng->fatal_eb.msg);
-    } else if (stop_requested) {
+    } else if (sync_stop_requested) {
         run_status = "interrupted";
         rc = ERR_OK;
     } else {
@@ -1167,7 +1168,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
 
         if (eng->fatal)
             why = eng->fatal_eb.msg;
-        else if (stop_requested)
+        else if (sync_stop_requested)
             why = "stopped before every tenant was synced; tenants not finished keep their "
                   "previous data";
 
@@ -1186,7 +1187,7 @@ out:
     for (struct call *c = eng->live; c != NULL; c = c->next)
         c->then = NULL;
     while (eng->live != NULL)
-        call_free(eng->live);
+        sync_call_free(eng->live);
     token_cache_free(eng->tokens);
     for (size_t i = 0; i < eng->ntenants; i++)
         tenant_clear(&eng->tenants[i]);

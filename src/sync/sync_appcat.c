@@ -36,7 +36,7 @@ str_hash_ci(const char *s)
 }
 
 void
-appcat_clear(struct appcat *c)
+sync_appcat_clear(struct appcat *c)
 {
     for (size_t i = 0; i < c->n; i++)
         detected_app_clear(&c->apps[i]);
@@ -63,7 +63,7 @@ appcat_slot(const struct appcat *c, const char *id, size_t len)
  * UINT32_MAX. A parser can look the id up before copying the app's strings: nearly every
  * detected app of a tenant is one it has already seen on another device. */
 uint32_t
-appcat_find(const struct appcat *c, const char *id, size_t len)
+sync_appcat_find(const struct appcat *c, const char *id, size_t len)
 {
     size_t i;
 
@@ -76,13 +76,13 @@ appcat_find(const struct appcat *c, const char *id, size_t len)
 static uint32_t
 app_find(void *arg, const char *id, size_t len)
 {
-    return appcat_find(arg, id, len);
+    return sync_appcat_find(arg, id, len);
 }
 
 /* Takes ownership of *a (cleared on return) and returns its index in the catalogue. An app
  * without id is one graph_batch_parse_known found there already. */
 uint32_t
-appcat_intern(struct appcat *c, struct detected_app *a)
+sync_appcat_intern(struct appcat *c, struct detected_app *a)
 {
     size_t i, len;
     uint32_t known;
@@ -90,7 +90,7 @@ appcat_intern(struct appcat *c, struct detected_app *a)
     if (a->id == NULL)
         return a->known;
     len = strlen(a->id);
-    known = appcat_find(c, a->id, len);
+    known = sync_appcat_find(c, a->id, len);
 
     if (known != UINT32_MAX) {
         detected_app_clear(a);
@@ -119,7 +119,7 @@ appcat_intern(struct appcat *c, struct detected_app *a)
 }
 
 void
-devapps_add(struct devapps *d, uint32_t idx)
+sync_devapps_add(struct devapps *d, uint32_t idx)
 {
     size_t cap = d->cap; /* 32-bit counts keep the per-device list small */
 
@@ -132,10 +132,10 @@ devapps_add(struct devapps *d, uint32_t idx)
 }
 
 void
-apps_problem(struct tenant *t, const char *what, long status)
+sync_apps_problem(struct tenant *t, const char *what, long status)
 {
     if (!t->apps_failed)
-        snprintf(t->apps_problem, sizeof t->apps_problem, "%s (HTTP %ld)", what, status);
+        snprintf(t->sync_apps_problem, sizeof t->sync_apps_problem, "%s (HTTP %ld)", what, status);
     t->apps_failed = 1;
 }
 
@@ -146,12 +146,12 @@ apps_page(struct tenant *t, size_t dev, int rc, const struct errbuf *eb, struct 
           size_t n)
 {
     if (rc != ERR_OK) {
-        apps_problem(t, "a detected-apps page was not understood", 200);
+        sync_apps_problem(t, "a detected-apps page was not understood", 200);
         log_warn("detected apps not understood tenant=%s: %s", t->cust.tenant_id, eb->msg);
         return;
     }
     for (size_t i = 0; i < n; i++)
-        devapps_add(&t->dapps[dev], appcat_intern(&t->cat, &apps[i]));
+        sync_devapps_add(&t->dapps[dev], sync_appcat_intern(&t->cat, &apps[i]));
 }
 
 static void
@@ -170,12 +170,12 @@ static void app_page_done(struct call *c, const struct http_resp *r);
 static void
 app_page_request(struct tenant *t, size_t dev, char *url, int page)
 {
-    struct call *c = graph_call_new(t, url, app_page_done);
+    struct call *c = sync_graph_call_new(t, url, app_page_done);
 
     c->dev = dev;
     c->page = page;
     t->busy++;
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 static void
@@ -191,13 +191,13 @@ app_page_done(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) { /* the tenant failed meanwhile */
-        call_free(c);
+        sync_call_free(c);
         return;
     }
     if (r->err == ERR_OK && r->status == 200)
         rc = graph_apps_parse(r->body, r->body_len, &apps, &n, &cap, &next, &eb);
     if (rc == ERR_PARSE) { /* a failed request, or a body that is not JSON */
-        apps_problem(t, "a detected-apps page failed", r->status);
+        sync_apps_problem(t, "a detected-apps page failed", r->status);
         t->fetched[dev] = 0;
     } else {
         apps_page(t, dev, rc, &eb, apps, n);
@@ -207,7 +207,7 @@ app_page_done(struct call *c, const struct http_resp *r)
             app_page_request(t, dev, next, c->page + 1);
             next = NULL;
         } else {
-            apps_problem(
+            sync_apps_problem(
                 t, "a detected-apps next link was not followed (another host, or over 50 pages)",
                 200);
             t->fetched[dev] = 0;
@@ -215,8 +215,8 @@ app_page_done(struct call *c, const struct http_resp *r)
     }
     free(next);
     free(apps);
-    call_free(c);
-    phase_pump(t);
+    sync_call_free(c);
+    sync_phase_pump(t);
 }
 
 static void
@@ -227,14 +227,14 @@ requeue_timer(void *arg)
 
     if (t->state != TS_RUNNING) {
         t->busy--;
-        call_free(c);
+        sync_call_free(c);
         return;
     }
     for (int i = 0; i < c->n_items; i++)
         t->pending[t->npending++] = c->items[i];
     t->busy--;
-    call_free(c);
-    phase_pump(t);
+    sync_call_free(c);
+    sync_phase_pump(t);
 }
 
 /* The token refresh started by $batch item 401s finished (or failed the tenant): the items
@@ -249,7 +249,7 @@ batch_token_done(struct call *c, const struct http_resp *r)
     if (t->auth_wait == w)
         t->auth_wait = NULL;
     t->refreshed_ms = clock_mono_ms();
-    token_done(c, r); /* caches the new token, or fails the tenant */
+    sync_token_done(c, r); /* caches the new token, or fails the tenant */
     http_timer(t->eng->http, 0, requeue_timer, w);
 }
 
@@ -272,14 +272,14 @@ batch_item_unauthorized(struct tenant *t, const struct call *c, size_t dev)
             return 1;
         }
         t->item_refreshed = 1;
-        t->auth_wait = call_new(eng, t, CALL_GRAPH, NULL, NULL);
+        t->auth_wait = sync_call_new(eng, t, CALL_GRAPH, NULL, NULL);
         t->busy++;
         log_info("batch item unauthorized tenant=%s: refreshing the token once", t->cust.tenant_id);
-        tc = token_call_new(eng, t, c->token_tenant, c->client_id, c->secret, c->audience,
-                            t->auth_wait);
+        tc = sync_token_call_new(eng, t, c->token_tenant, c->client_id, c->secret, c->audience,
+                                 t->auth_wait);
         tc->done = batch_token_done;
         /* Through a zero-delay timer: batch_done is still reading the tenant's state. */
-        http_timer(eng->http, 0, retry_timer, tc);
+        http_timer(eng->http, 0, sync_retry_timer, tc);
     }
     t->auth_wait->items = xrealloc(t->auth_wait->items, (size_t)(t->auth_wait->n_items + 1) *
                                                             sizeof *t->auth_wait->items);
@@ -299,7 +299,7 @@ batch_done(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) {
-        call_free(c);
+        sync_call_free(c);
         return;
     }
     if (r->err != ERR_OK || r->status != 200 ||
@@ -308,7 +308,7 @@ batch_done(struct call *c, const struct http_resp *r)
              : graph_batch_parse_known(r->body, r->body_len, app_find, &t->cat, &b, &eb)) !=
             ERR_OK) {
         if (t->phase == PHASE_APPS)
-            apps_problem(t, "a $batch of detected-apps requests failed", r->status);
+            sync_apps_problem(t, "a $batch of detected-apps requests failed", r->status);
         for (int i = 0; i < c->n_items && t->phase == PHASE_APPS; i++)
             t->fetched[c->items[i]] = 0;
         goto out;
@@ -345,22 +345,22 @@ batch_done(struct call *c, const struct http_resp *r)
             }
         } else if ((it->status == 429 && it->retry_after < 0 &&
                     t->throttles[dev] < ITEM_THROTTLES_MAX) ||
-                   (status_retryable(it->status) && t->tries[dev] + 1 < eng->max_attempts)) {
+                   (sync_status_retryable(it->status) && t->tries[dev] + 1 < eng->max_attempts)) {
             /* Throttled or failing items go into a new batch after their Retry-After, or
-             * Intune's window (tenant_throttled), or a backoff. */
+             * Intune's window (sync_tenant_throttled), or a backoff. */
             int64_t d;
 
             if (it->status == 429 && it->retry_after < 0) {
                 t->throttles[dev]++;
-                d = tenant_throttled(t, -1);
+                d = sync_tenant_throttled(t, -1);
             } else {
                 t->tries[dev]++;
-                d = it->status == 429      ? tenant_throttled(t, it->retry_after)
+                d = it->status == 429      ? sync_tenant_throttled(t, it->retry_after)
                     : it->retry_after >= 0 ? (int64_t)(it->retry_after * 1000.0)
-                                           : backoff_ms(t->tries[dev] + 1);
+                                           : sync_backoff_ms(t->tries[dev] + 1);
             }
             if (retry == NULL) {
-                retry = call_new(eng, t, CALL_GRAPH, NULL, NULL);
+                retry = sync_call_new(eng, t, CALL_GRAPH, NULL, NULL);
                 retry->items = xcalloc(GRAPH_BATCH_MAX, sizeof *retry->items);
             }
             retry->items[retry->n_items++] = dev;
@@ -373,7 +373,7 @@ batch_done(struct call *c, const struct http_resp *r)
             if (t->phase == PHASE_APPS)
                 t->fetched[dev] = 1;
         } else if (t->phase == PHASE_APPS) {
-            apps_problem(t, "reading detected apps failed", it->status);
+            sync_apps_problem(t, "reading detected apps failed", it->status);
         }
     }
     if (retry != NULL) {
@@ -384,25 +384,25 @@ batch_done(struct call *c, const struct http_resp *r)
     }
 out:
     graph_batch_clear(&b);
-    call_free(c);
-    phase_pump(t);
+    sync_call_free(c);
+    sync_phase_pump(t);
 }
 
 void
-phase_pump(struct tenant *t)
+sync_phase_pump(struct tenant *t)
 {
     struct engine *eng = t->eng;
 
     if (t->state != TS_RUNNING)
         return;
-    while (!stop_requested && t->busy < MAX_TENANT_BATCHES && t->npending > 0) {
+    while (!sync_stop_requested && t->busy < MAX_TENANT_BATCHES && t->npending > 0) {
         const char *ids[GRAPH_BATCH_MAX], *urls[GRAPH_BATCH_MAX];
         char idbuf[GRAPH_BATCH_MAX][16];
         char *urlbuf[GRAPH_BATCH_MAX];
         struct call *c;
         int n = 0;
 
-        c = graph_call_new(t, xasprintf("%s/beta/$batch", eng->cfg->graph_url), batch_done);
+        c = sync_graph_call_new(t, xasprintf("%s/beta/$batch", eng->cfg->graph_url), batch_done);
         c->bulk = 1;
         c->items = xcalloc(GRAPH_BATCH_MAX, sizeof *c->items);
         while (n < GRAPH_BATCH_MAX && t->npending > 0) {
@@ -431,17 +431,17 @@ phase_pump(struct tenant *t)
         for (int i = 0; i < n; i++)
             free(urlbuf[i]);
         t->busy++;
-        call_submit(c);
+        sync_call_submit(c);
         if (t->state != TS_RUNNING)
             return;
     }
-    if (t->busy == 0 && (t->npending == 0 || stop_requested))
-        phase_next(t);
+    if (t->busy == 0 && (t->npending == 0 || sync_stop_requested))
+        sync_phase_next(t);
 }
 
 /* Index of the tenant's device with this Intune id (any case), or SIZE_MAX. */
 size_t
-devmap_find(const struct tenant *t, const char *intune_id)
+sync_devmap_find(const struct tenant *t, const char *intune_id)
 {
     if (t->devmap == NULL)
         return SIZE_MAX;
@@ -456,7 +456,7 @@ devmap_find(const struct tenant *t, const char *intune_id)
 }
 
 void
-devmap_build(struct tenant *t)
+sync_devmap_build(struct tenant *t)
 {
     size_t ns = 16;
 

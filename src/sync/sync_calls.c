@@ -1,6 +1,7 @@
-/* sync_calls.c - the sync engine's calls: every request goes through call_submit()/call_on_resp()
- * (pacing, the bearer token, retries with Retry-After or backoff, one token refresh on a Graph
- * 401, throttling holds); token calls, Graph calls and how a Graph failure is told. */
+/* sync_calls.c - the sync engine's calls: every request goes through
+ * sync_call_submit()/call_on_resp() (pacing, the bearer token, retries with Retry-After or backoff,
+ * one token refresh on a Graph 401, throttling holds); token calls, Graph calls and how a Graph
+ * failure is told. */
 #include "sync_int.h"
 
 #include <stdio.h>
@@ -24,7 +25,7 @@
 #include "token.h"
 
 void
-call_free(struct call *c)
+sync_call_free(struct call *c)
 {
     if (c == NULL)
         return;
@@ -42,12 +43,13 @@ call_free(struct call *c)
     free(c->extra_header);
     free(c->token_tenant);
     free(c->items);
-    call_free(c->then);
+    sync_call_free(c->then);
     free(c);
 }
 
 struct call *
-call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url, call_done_fn *done)
+sync_call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url,
+              call_done_fn *done)
 {
     struct call *c = xcalloc(1, sizeof *c);
 
@@ -65,13 +67,13 @@ call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url, c
 }
 
 void
-retry_timer(void *arg)
+sync_retry_timer(void *arg)
 {
-    call_submit(arg);
+    sync_call_submit(arg);
 }
 
 int64_t
-backoff_ms(int attempt)
+sync_backoff_ms(int attempt)
 {
     int64_t d = BACKOFF_BASE_MS;
 
@@ -84,7 +86,7 @@ backoff_ms(int attempt)
 }
 
 int
-status_retryable(long status)
+sync_status_retryable(long status)
 {
     return status == 429 || status == 500 || status == 502 || status == 503 || status == 504;
 }
@@ -112,7 +114,7 @@ window_backoff_ms(int streak)
  * with each hold in a row; later 429s of calls already in flight join that hold. Returns the
  * milliseconds until the tenant may send again. */
 int64_t
-tenant_throttled(struct tenant *t, double retry_after)
+sync_tenant_throttled(struct tenant *t, double retry_after)
 {
     int64_t now = clock_mono_ms();
     int64_t wait;
@@ -160,8 +162,8 @@ count_request(struct call *c, const struct http_resp *r)
 
 /* Microsoft's ids of an answer (headers first, then what the body said) onto a remedy. */
 void
-note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
-              const char *body_date)
+sync_note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
+                   const char *body_date)
 {
     remedy_note_ids(rem, r->request_id, body_id, r->date, body_date);
 }
@@ -170,12 +172,13 @@ note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id
 
 /* A call that gets a token for (tenant, audience) and then submits `then`. */
 struct call *
-token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id, const char *client_id,
-               const char *secret, const char *audience, struct call *then)
+sync_token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id,
+                    const char *client_id, const char *secret, const char *audience,
+                    struct call *then)
 {
     struct buf form;
-    struct call *c =
-        call_new(eng, t, CALL_TOKEN, token_url(eng->cfg->login_url, tenant_id, 0), token_done);
+    struct call *c = sync_call_new(eng, t, CALL_TOKEN, token_url(eng->cfg->login_url, tenant_id, 0),
+                                   sync_token_done);
 
     buf_init(&form, 16384);
     if (token_form(&form, client_id, secret, audience, 0) != ERR_OK)
@@ -203,7 +206,7 @@ fail_call_chain(struct call *c, const struct remedy *rem)
         return;
     }
     if (c->t != NULL) {
-        tenant_fail(c->t, rem);
+        sync_tenant_fail(c->t, rem);
     } else {
         eng->fatal = 1;
         err_set(&eng->fatal_eb, ERR_AUTH, "%s %s", rem->message, rem->action);
@@ -237,7 +240,7 @@ note_expired(struct engine *eng, int is_partner)
 }
 
 void
-token_done(struct call *c, const struct http_resp *r)
+sync_token_done(struct call *c, const struct http_resp *r)
 {
     struct engine *eng = c->eng;
     struct token_result tr = {0};
@@ -277,7 +280,7 @@ token_done(struct call *c, const struct http_resp *r)
         } else {
             remedy_set(&rem, r->status >= 500 ? REMEDY_SERVICE_ERROR : REMEDY_BAD_RESPONSE, &ctx,
                        eb.msg);
-            note_resp_ids(&rem, r, NULL, NULL);
+            sync_note_resp_ids(&rem, r, NULL, NULL);
         }
         token_result_clear(&tr);
         goto fail;
@@ -289,15 +292,15 @@ token_done(struct call *c, const struct http_resp *r)
         struct call *next = c->then;
 
         c->then = NULL;
-        call_free(c);
-        call_submit(next);
+        sync_call_free(c);
+        sync_call_submit(next);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     return;
 fail:
     fail_call_chain(c, &rem);
-    call_free(c);
+    sync_call_free(c);
 }
 
 /* ---- the request path ---------------------------------------------------------------------- */
@@ -318,7 +321,7 @@ gate_release(struct call *c)
         if (eng->bulk_head == NULL)
             eng->bulk_tail = NULL;
         /* Through a zero-delay timer: submitting from inside a completion would nest. */
-        http_timer(eng->http, 0, retry_timer, next);
+        http_timer(eng->http, 0, sync_retry_timer, next);
     }
 }
 
@@ -332,7 +335,7 @@ call_on_resp(void *arg, const struct http_resp *r)
     count_request(c, r);
     c->attempt++;
     gate_release(c);
-    if (stop_requested) {
+    if (sync_stop_requested) {
         struct http_resp ir = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
         c->done(c, &ir);
         return;
@@ -344,17 +347,18 @@ call_on_resp(void *arg, const struct http_resp *r)
 
         c->refreshed = 1;
         token_cache_drop(eng->tokens, c->token_tenant, c->audience);
-        tc = token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret, c->audience, c);
-        call_submit(tc);
+        tc = sync_token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret, c->audience,
+                                 c);
+        sync_call_submit(tc);
         return;
     }
     if ((r->err != ERR_OK && r->err != ERR_TOOBIG && !c->no_transport_retry) ||
-        (r->err == ERR_OK && status_retryable(r->status))) {
+        (r->err == ERR_OK && sync_status_retryable(r->status))) {
         int counted = 1; /* the retry uses up one of the call's attempts */
 
         if (r->err == ERR_OK && r->status == 429 && c->t != NULL && c->kind == CALL_GRAPH) {
             /* The tenant's window: only the wait budget bounds a 429 without Retry-After. */
-            delay = tenant_throttled(c->t, r->retry_after) + (int64_t)randombytes_uniform(250);
+            delay = sync_tenant_throttled(c->t, r->retry_after) + (int64_t)randombytes_uniform(250);
             if (r->retry_after < 0) {
                 counted = 0;
                 c->attempt--;
@@ -366,7 +370,7 @@ call_on_resp(void *arg, const struct http_resp *r)
             /* A little jitter so tenants throttled together do not return together. */
             delay += (int64_t)randombytes_uniform(250);
         } else {
-            delay = backoff_ms(c->attempt);
+            delay = sync_backoff_ms(c->attempt);
         }
         if ((!counted || c->attempt < eng->max_attempts) &&
             c->waited_ms + delay <= THROTTLE_BUDGET_MS) {
@@ -376,7 +380,7 @@ call_on_resp(void *arg, const struct http_resp *r)
             log_debug("retry url=%s status=%ld attempt=%d delay_ms=%lld", safe, r->status,
                       c->attempt, (long long)delay);
             c->waited_ms += delay;
-            http_timer(eng->http, delay, retry_timer, c);
+            http_timer(eng->http, delay, sync_retry_timer, c);
             return;
         }
     }
@@ -408,7 +412,7 @@ support_headers(struct call *c, struct http_req *req, int nh, char ids[3][96])
 }
 
 void
-call_submit(struct call *c)
+sync_call_submit(struct call *c)
 {
     struct engine *eng = c->eng;
     struct http_req req = {0};
@@ -421,7 +425,7 @@ call_submit(struct call *c)
     int nh = 0;
     int rc;
 
-    if (stop_requested) {
+    if (sync_stop_requested) {
         struct http_resp r = {.err = ERR_INTERRUPTED, .errmsg = "interrupted", .retry_after = -1};
         c->done(c, &r);
         return;
@@ -435,7 +439,7 @@ call_submit(struct call *c)
         wait = pacer_wait(&eng->pc, 1, now);
     }
     if (wait > 0) {
-        http_timer(eng->http, wait, retry_timer, c);
+        http_timer(eng->http, wait, sync_retry_timer, c);
         return;
     }
     if (c->bulk && !c->holds_gate) {
@@ -493,9 +497,9 @@ call_submit(struct call *c)
 
         if (tok == NULL) {
             /* Expired while the call waited: get a new one first. */
-            struct call *tc =
-                token_call_new(eng, c->t, c->token_tenant, c->client_id, c->secret, c->audience, c);
-            call_submit(tc);
+            struct call *tc = sync_token_call_new(eng, c->t, c->token_tenant, c->client_id,
+                                                  c->secret, c->audience, c);
+            sync_call_submit(tc);
             return;
         }
         auth = xasprintf("Authorization: Bearer %s", tok);
@@ -521,10 +525,10 @@ call_submit(struct call *c)
 
 /* A Graph call for tenant t with the sync app's token. */
 struct call *
-graph_call_new(struct tenant *t, char *url, call_done_fn *done)
+sync_graph_call_new(struct tenant *t, char *url, call_done_fn *done)
 {
     struct engine *eng = t->eng;
-    struct call *c = call_new(eng, t, CALL_GRAPH, url, done);
+    struct call *c = sync_call_new(eng, t, CALL_GRAPH, url, done);
 
     c->token_tenant = xstrdup(t->cust.tenant_id);
     c->audience = eng->cloud->graph_audience;
@@ -535,7 +539,7 @@ graph_call_new(struct tenant *t, char *url, call_done_fn *done)
 
 /* Maps a final non-2xx or transport failure of a Graph call to a remedy. */
 void
-graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
+sync_graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
 {
     struct remedy_ctx ctx = {0};
     struct remedy_graph_error rg = {0};
@@ -556,7 +560,7 @@ graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
     }
     if (r->status == 429) {
         remedy_set(rem, REMEDY_THROTTLED, &ctx, NULL);
-        note_resp_ids(rem, r, NULL, NULL);
+        sync_note_resp_ids(rem, r, NULL, NULL);
         return;
     }
     rg.status = r->status;
@@ -572,5 +576,5 @@ graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem)
     /* /organization's assignedPlans tell a missing licence from a missing permission. */
     ctx.intune_plan = (enum remedy_intune_plan)t->org.intune_plan;
     remedy_from_graph_error(rem, &ctx, &rg);
-    note_resp_ids(rem, r, ge.request_id, ge.date);
+    sync_note_resp_ids(rem, r, ge.request_id, ge.date);
 }

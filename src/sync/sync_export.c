@@ -25,7 +25,7 @@
 
 /* Closes the tenant's downloaded report (unlinked when made: closing frees its space). */
 void
-export_file_close(struct tenant *t)
+sync_export_file_close(struct tenant *t)
 {
     if (t->export_fd > 0)
         close(t->export_fd);
@@ -54,8 +54,8 @@ export_fallback(struct tenant *t, const char *why, long status)
     log_info("report export not used tenant=%s status=%ld: %s; reading apps per device",
              t->cust.tenant_id, status, why);
     XFREE(t->export_id);
-    export_file_close(t);
-    phase_pump(t);
+    sync_export_file_close(t);
+    sync_phase_pump(t);
 }
 
 /* A temporary file for the report in $TMPDIR (else /tmp), mode 0600, unlinked at once: it
@@ -82,7 +82,7 @@ export_file_open(struct tenant *t)
 }
 
 void
-export_start(struct tenant *t)
+sync_export_start(struct tenant *t)
 {
     struct engine *eng = t->eng;
     json_t *sel = json_array(), *body;
@@ -94,7 +94,7 @@ export_start(struct tenant *t)
      * adds *_loc columns), so Platform reads as detectedApp's platform does. */
     body = json_pack("{s:s, s:s, s:s, s:o}", "reportName", "AppInvRawData", "format", "csv",
                      "localizationType", "replaceLocalizableValues", "select", sel);
-    c = graph_call_new(
+    c = sync_graph_call_new(
         t, xasprintf("%s/beta/deviceManagement/reports/exportJobs", eng->cfg->graph_url),
         export_created);
     c->body = json_dumps(body, JSON_COMPACT);
@@ -106,7 +106,7 @@ export_start(struct tenant *t)
     t->export_delay_ms = 1000;
     t->export_posts++;
     t->export_posted = clock_now();
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 static void export_listed(struct call *c, const struct http_resp *r);
@@ -117,12 +117,12 @@ static void export_schedule_poll(struct tenant *t);
 static void
 export_look_for_job(struct tenant *t)
 {
-    struct call *c = graph_call_new(
+    struct call *c = sync_graph_call_new(
         t, xasprintf("%s/beta/deviceManagement/reports/exportJobs", t->eng->cfg->graph_url),
         export_listed);
 
     t->busy++;
-    call_submit(c);
+    sync_call_submit(c);
 }
 
 static void
@@ -135,10 +135,10 @@ export_listed(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) {
-        call_free(c);
+        sync_call_free(c);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     if (r->err != ERR_OK || r->status != 200 ||
         (root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
         !json_is_array(json_object_get(root, "value"))) {
@@ -175,7 +175,7 @@ export_listed(struct call *c, const struct http_resp *r)
     }
     json_decref(root);
     if (t->export_posts < 2) { /* none made: asking again cannot double it */
-        export_start(t);
+        sync_export_start(t);
         return;
     }
     export_fallback(t, "the export job could not be created", 0);
@@ -193,7 +193,7 @@ export_poll_timer(void *arg)
     url = xasprintf("%s/beta/deviceManagement/reports/exportJobs('%s')", t->eng->cfg->graph_url,
                     t->export_id);
     t->busy++;
-    call_submit(graph_call_new(t, url, export_polled));
+    sync_call_submit(sync_graph_call_new(t, url, export_polled));
 }
 
 static void
@@ -237,23 +237,23 @@ export_created(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) {
-        call_free(c);
+        sync_call_free(c);
         return;
     }
     if (r->err != ERR_OK && r->err != ERR_INTERRUPTED) {
-        call_free(c);
+        sync_call_free(c);
         export_look_for_job(t);
         return;
     }
     if (r->err != ERR_OK || (r->status != 201 && r->status != 200) ||
         (job = export_job_json(r)) == NULL) {
-        call_free(c);
+        sync_call_free(c);
         export_fallback(t, "the export job could not be created", r->status);
         return;
     }
     t->export_id = xstrdup(json_string_value(json_object_get(job, "id")));
     json_decref(job);
-    call_free(c);
+    sync_call_free(c);
     export_schedule_poll(t);
 }
 
@@ -266,10 +266,10 @@ export_polled(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) {
-        call_free(c);
+        sync_call_free(c);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     if (r->err != ERR_OK || r->status != 200 || (job = export_job_json(r)) == NULL) {
         export_fallback(t, "the export job could not be read", r->status);
         return;
@@ -287,12 +287,12 @@ export_polled(struct call *c, const struct http_resp *r)
         } else if ((t->export_fd = export_file_open(t)) < 0) {
             export_fallback(t, "no temporary file for the report", 200);
         } else {
-            d = call_new(t->eng, t, CALL_BLOB, xstrdup(url), export_downloaded);
+            d = sync_call_new(t->eng, t, CALL_BLOB, xstrdup(url), export_downloaded);
             d->max_body = EXPORT_MAX_ZIP;
             d->sink_fd = t->export_fd;
             d->bulk = 1;
             t->busy++;
-            call_submit(d);
+            sync_call_submit(d);
         }
     } else if (status != NULL && strcmp(status, "failed") == 0) {
         export_fallback(t, "Microsoft reports the export job failed", 200);
@@ -350,11 +350,11 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
         v[k] = t->export_cols[k] >= 0 && (size_t)t->export_cols[k] < ncells
                    ? cells[t->export_cols[k]]
                    : "";
-    dev = devmap_find(t, v[4]);
+    dev = sync_devmap_find(t, v[4]);
     if (dev == SIZE_MAX || v[0][0] == '\0')
         return ERR_OK; /* a device that left Intune after the listing, or a blank row */
-    if ((known = appcat_find(&t->cat, v[0], strlen(v[0]))) != UINT32_MAX) {
-        devapps_add(&t->dapps[dev], known); /* copy only apps new to the tenant */
+    if ((known = sync_appcat_find(&t->cat, v[0], strlen(v[0]))) != UINT32_MAX) {
+        sync_devapps_add(&t->dapps[dev], known); /* copy only apps new to the tenant */
         return ERR_OK;
     }
     a.id = xstrdup(v[0]);
@@ -363,7 +363,7 @@ export_row(void *arg, size_t row, const char *const *cells, size_t ncells)
     a.version = v[3][0] ? xstrdup(v[3]) : NULL;
     a.platform = v[5][0] ? xstrdup(export_platform(v[5])) : NULL;
     a.size_bytes = -1;
-    devapps_add(&t->dapps[dev], appcat_intern(&t->cat, &a));
+    sync_devapps_add(&t->dapps[dev], sync_appcat_intern(&t->cat, &a));
     return ERR_OK;
 }
 
@@ -396,10 +396,10 @@ export_downloaded(struct call *c, const struct http_resp *r)
 
     t->busy--;
     if (t->state != TS_RUNNING) {
-        call_free(c);
+        sync_call_free(c);
         return;
     }
-    call_free(c);
+    sync_call_free(c);
     if (r->err != ERR_OK || (r->status != 200 && r->status != 206)) {
         export_fallback(t, r->err != ERR_OK ? r->errmsg : "the export could not be downloaded",
                         r->status);
@@ -408,7 +408,7 @@ export_downloaded(struct call *c, const struct http_resp *r)
     log_debug("report downloaded tenant=%s bytes=%lld", t->cust.tenant_id,
               (long long)r->file_bytes);
     rc = export_read_file(t, &eb);
-    export_file_close(t);
+    sync_export_file_close(t);
     if (rc != ERR_OK) {
         /* Apps read so far may be partial: drop them all and read per device. */
         for (size_t i = 0; i < t->ndevs; i++)
@@ -422,5 +422,5 @@ export_downloaded(struct call *c, const struct http_resp *r)
     t->npending = 0;
     XFREE(t->export_id);
     log_debug("apps from report export tenant=%s apps=%zu", t->cust.tenant_id, t->cat.n);
-    phase_pump(t);
+    sync_phase_pump(t);
 }

@@ -4,8 +4,8 @@
  *
  * One engine per sync run (sync_run, sync_discover), owned by the thread running engine_run:
  * every function here runs on that thread's event loop, never from another thread. A call is
- * owned by the engine's live list from call_new until call_free; its done callback frees it.
- * Errors are told through the tenant (tenant_fail, struct remedy), not returned.
+ * owned by the engine's live list from sync_call_new until sync_call_free; its done callback frees
+ * it. Errors are told through the tenant (sync_tenant_fail, struct remedy), not returned.
  */
 #ifndef MEMSYNC_SYNC_INT_H
 #define MEMSYNC_SYNC_INT_H
@@ -33,7 +33,8 @@
 #define MAX_CUSTOMER_PAGES   1000
 #define MAX_DEVICE_PAGES     10000
 #define PROGRESS_INTERVAL_MS 200
-/* Tenants with at least this many devices, or installs to write, commit alone (tenant_reconcile).
+/* Tenants with at least this many devices, or installs to write, commit alone
+ * (sync_tenant_reconcile).
  */
 #define BATCH_MAX_DEVICES  500
 #define BATCH_MAX_INSTALLS 2000
@@ -58,7 +59,7 @@
 #define EXPORT_LOW_SPEED_S         120L
 
 /* Set by sync_request_stop (a signal handler may call it): the run winds down. */
-extern volatile sig_atomic_t stop_requested;
+extern volatile sig_atomic_t sync_stop_requested;
 
 /* ---- engine state -------------------------------------------------------------------------- */
 
@@ -154,7 +155,7 @@ struct tenant {
     int phase;
     int busy; /* batches, page calls and retry timers in flight */
     int apps_failed;
-    char apps_problem[256];
+    char sync_apps_problem[256];
     uint32_t *devmap; /* intune id -> device index + 1, open addressing */
     size_t devmap_mask;
     char *export_id; /* AppInvRawData export job in progress */
@@ -165,7 +166,7 @@ struct tenant {
     int export_posts;      /* export jobs asked for in this sync */
     int64_t export_posted; /* when the last one was asked for (clock_now) */
 
-    /* throttling (tenant_throttled) and $batch item 401s (batch_item_unauthorized) */
+    /* throttling (sync_tenant_throttled) and $batch item 401s (batch_item_unauthorized) */
     int64_t hold_until;     /* monotonic ms: no Intune call before this */
     int64_t last_cut_ms;    /* when a 429 last cut the pace (once per window) */
     int throttle_streak;    /* holds in a row, for the backoff after the window */
@@ -237,43 +238,43 @@ struct engine {
 
 /* ---- calls (sync_calls.c) ------------------------------------------------------------------ */
 
-void call_free(struct call *c);
-struct call *call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url,
-                      call_done_fn *done);
-void retry_timer(void *arg);
-int64_t backoff_ms(int attempt);
-int status_retryable(long status);
-int64_t tenant_throttled(struct tenant *t, double retry_after);
-void note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
-                   const char *body_date);
-struct call *token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id,
-                            const char *client_id, const char *secret, const char *audience,
-                            struct call *then);
-void token_done(struct call *c, const struct http_resp *r);
-void call_submit(struct call *c);
-struct call *graph_call_new(struct tenant *t, char *url, call_done_fn *done);
-void graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem);
+void sync_call_free(struct call *c);
+struct call *sync_call_new(struct engine *eng, struct tenant *t, enum call_kind kind, char *url,
+                           call_done_fn *done);
+void sync_retry_timer(void *arg);
+int64_t sync_backoff_ms(int attempt);
+int sync_status_retryable(long status);
+int64_t sync_tenant_throttled(struct tenant *t, double retry_after);
+void sync_note_resp_ids(struct remedy *rem, const struct http_resp *r, const char *body_id,
+                        const char *body_date);
+struct call *sync_token_call_new(struct engine *eng, struct tenant *t, const char *tenant_id,
+                                 const char *client_id, const char *secret, const char *audience,
+                                 struct call *then);
+void sync_token_done(struct call *c, const struct http_resp *r);
+void sync_call_submit(struct call *c);
+struct call *sync_graph_call_new(struct tenant *t, char *url, call_done_fn *done);
+void sync_graph_failure(struct tenant *t, const struct http_resp *r, struct remedy *rem);
 
 /* ---- per-device phases and the app catalogue (sync_appcat.c) ------------------------------- */
 
-void appcat_clear(struct appcat *c);
-uint32_t appcat_find(const struct appcat *c, const char *id, size_t len);
-uint32_t appcat_intern(struct appcat *c, struct detected_app *a);
-void devapps_add(struct devapps *d, uint32_t idx);
-void apps_problem(struct tenant *t, const char *what, long status);
-void phase_pump(struct tenant *t);
-size_t devmap_find(const struct tenant *t, const char *intune_id);
-void devmap_build(struct tenant *t);
+void sync_appcat_clear(struct appcat *c);
+uint32_t sync_appcat_find(const struct appcat *c, const char *id, size_t len);
+uint32_t sync_appcat_intern(struct appcat *c, struct detected_app *a);
+void sync_devapps_add(struct devapps *d, uint32_t idx);
+void sync_apps_problem(struct tenant *t, const char *what, long status);
+void sync_phase_pump(struct tenant *t);
+size_t sync_devmap_find(const struct tenant *t, const char *intune_id);
+void sync_devmap_build(struct tenant *t);
 
 /* ---- the report export (sync_export.c) ----------------------------------------------------- */
 
-void export_file_close(struct tenant *t);
-void export_start(struct tenant *t);
+void sync_export_file_close(struct tenant *t);
+void sync_export_start(struct tenant *t);
 
 /* ---- tenant flow (sync.c) ------------------------------------------------------------------ */
 
-void tenant_fail(struct tenant *t, const struct remedy *r);
-void tenant_reconcile(struct tenant *t);
-void phase_next(struct tenant *t);
+void sync_tenant_fail(struct tenant *t, const struct remedy *r);
+void sync_tenant_reconcile(struct tenant *t);
+void sync_phase_next(struct tenant *t);
 
 #endif
