@@ -2010,7 +2010,7 @@ openapi_get(const struct route_call *c)
     c->resp->status = 200;
     c->resp->content_type = "application/json";
     buf_reset(&c->resp->body);
-    buf_addstr(&c->resp->body, openapi_document());
+    buf_addstr(&c->resp->body, openapi_document(API_PAGE_DEFAULT, API_PAGE_MAX));
 }
 
 static void
@@ -2147,7 +2147,7 @@ me_get(const struct route_call *c)
 static const struct route routes[] = {
     {"GET", "/healthz", healthz_route, AUTH_NONE, 0, ROUTE_API, NULL},
     {"GET", "/metrics", metrics_get, AUTH_READ, 0, ROUTE_API, NULL},
-    {"GET", "/openapi.json", openapi_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/openapi.json", openapi_get, AUTH_NONE, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients", clients_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients.csv", clients_csv, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},

@@ -270,6 +270,7 @@ class ServeLite:
             time.sleep(0.05)
         with open(self.url_file) as f:
             self.url = f.read().strip()
+        harness.serve_started(self.url)
 
     def stop(self):
         if self.proc.poll() is None:
