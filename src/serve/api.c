@@ -2238,6 +2238,15 @@ api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         reply_error(resp, 405, "method_not_allowed", "Method not allowed",
                     "this route does not take this method (see the Allow header)");
         break;
+    case ROUTE_THROTTLED: {
+        char secs[16];
+
+        snprintf(secs, sizeof secs, "%d", d->retry_after_s > 0 ? d->retry_after_s : 1);
+        httpd_response_header(resp, "Retry-After", secs);
+        reply_error(resp, 429, "too_many_requests", "Too many requests",
+                    "this API key is over its rate limit (see RateLimit-* and Retry-After)");
+        break;
+    }
     case ROUTE_NOT_FOUND:
     default:
         reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
