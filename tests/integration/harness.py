@@ -219,14 +219,20 @@ def _deref(doc, obj):
     return obj
 
 
+_validators = {}  # id of an answer's schema (its document stays loaded) -> its validator
+
+
 def _validate(doc, schema, value, what):
     try:
         import jsonschema
     except ImportError:
         raise AssertionError("the API checks need python3-jsonschema (scripts/deps.sh test)")
-    root = dict(schema)
-    root["components"] = doc["components"]  # so "#/components/..." resolves from here
-    errors = sorted(jsonschema.Draft202012Validator(root).iter_errors(value), key=str)
+    v = _validators.get(id(schema))
+    if v is None:
+        root = dict(schema)
+        root["components"] = doc["components"]  # so "#/components/..." resolves from here
+        v = _validators[id(schema)] = jsonschema.Draft202012Validator(root)
+    errors = sorted(v.iter_errors(value), key=str)
     if errors:
         e = errors[0]
         raise AssertionError("%s does not match /openapi.json: %s at %s" % (
