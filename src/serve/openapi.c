@@ -133,6 +133,33 @@ response_ref(const char *name)
     return json_pack("{s:s}", "$ref", ref);
 }
 
+/* Every 2xx answer to a key carries the rate limit's figures (ratelimit.h). */
+static void
+add_rate_headers(json_t *resps)
+{
+    static const char *const names[] = {"RateLimit-Limit", "RateLimit-Remaining",
+                                        "RateLimit-Reset"};
+    const char *code;
+    json_t *r;
+
+    json_object_foreach(resps, code, r)
+    {
+        json_t *headers;
+        char ref[96];
+
+        if (code[0] != '2' || json_object_get(r, "$ref") != NULL)
+            continue;
+        if ((headers = json_object_get(r, "headers")) == NULL) {
+            headers = json_object();
+            json_object_set_new(r, "headers", headers);
+        }
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            snprintf(ref, sizeof ref, "#/components/headers/%s", names[i]);
+            json_object_set_new(headers, names[i], json_pack("{s:s}", "$ref", ref));
+        }
+    }
+}
+
 static void
 complete(json_t *root)
 {
@@ -153,6 +180,8 @@ complete(json_t *root)
 
             if (json_is_string(list))
                 add_list_params(op, json_string_value(list));
+            if (!public)
+                add_rate_headers(resps);
             if (!public) {
                 if (json_object_get(resps, "401") == NULL)
                     json_object_set_new(resps, "401", response_ref("Unauthorized"));

@@ -5,7 +5,8 @@
  * completed from the code's own tables, so these cannot drift from what the server does: each
  * operation marked "x-memsync-list": "ENTITY" (or "ENTITY:csv" for an export) gets the list
  * parameters, its filter and sort fields taken from store_list_entity(ENTITY); every operation
- * gets a "default" error response, and every authenticated one its 401 and 429 answers.
+ * gets a "default" error response, and every authenticated one its 401 and 429 answers and the
+ * RateLimit-* headers on its 2xx answers.
  * tests/unit/test_openapi.c checks the result against the router's table (every API route has
  * an operation with an operationId and a typed 2xx answer, and nothing more).
  *
