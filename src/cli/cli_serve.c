@@ -21,6 +21,7 @@
 #include "log.h"
 #include "opt.h"
 #include "pagecache.h"
+#include "ratelimit.h"
 #include "router.h"
 #include "rowcache.h"
 #include "scheduler.h"
@@ -169,6 +170,11 @@ cli_cmd_serve(struct ctx *cx, int argc, char **argv)
     if (pagecache_create(&app.pages, (size_t)cfg->api_cache_mb * 1024 * 1024, &eb) != ERR_OK ||
         rowcache_create(&app.rows, (size_t)cfg->api_row_cache_mb * 1024 * 1024, &eb) != ERR_OK)
         goto fail;
+    if (cfg->api_rate_per_minute > 0 &&
+        ratelimit_new(cfg->api_rate_per_minute,
+                      cfg->api_rate_burst > 0 ? cfg->api_rate_burst : cfg->api_rate_per_minute,
+                      &app.limits, &eb) != ERR_OK)
+        goto fail;
     if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
         goto fail;
     app.sched = sched;
@@ -209,6 +215,7 @@ out:
     router_free(router);
     pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
     rowcache_free(app.rows);
+    ratelimit_free(app.limits);
     scheduler_stop(sched);
     vault_close(v);
     store_close(st);

@@ -86,6 +86,16 @@ static const struct config_item config_items[] = {
     {"retire_guard_min", "MEMSYNC_RETIRE_GUARD_MIN", "5", offsetof(struct config, retire_guard_min),
      0, CT_INT, "the guard above trips only when at least this many would retire (1-1000000)", 1,
      1000000},
+    {"api_rate_per_minute", "MEMSYNC_API_RATE_PER_MINUTE", "1200",
+     offsetof(struct config, api_rate_per_minute), 0, CT_INT,
+     "requests a minute serve answers one API key on average; more are refused with 429 "
+     "(0-1000000; 0: no limit)",
+     0, 1000000},
+    {"api_rate_burst", "MEMSYNC_API_RATE_BURST", "0", offsetof(struct config, api_rate_burst), 0,
+     CT_INT,
+     "requests one API key may make at once before api_rate_per_minute paces it (0-1000000; 0: "
+     "a minute's worth)",
+     0, 1000000},
 };
 
 #define CONFIG_NITEMS (sizeof config_items / sizeof config_items[0])

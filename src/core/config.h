@@ -11,7 +11,8 @@
  * of error, warn, info, debug; log_format text or json; sync_runner serve or workers; listen
  * HOST:PORT; sync_parallel 1..256; api_cache_mb and api_row_cache_mb 0..16384;
  * sync_commit_ms 0..10000; intune_tenant_budget 20..1900; retire_after_syncs 1..100,
- * retire_after_hours 0..8760, retire_guard_pct 0..100, retire_guard_min 1..1000000. A value
+ * retire_after_hours 0..8760, retire_guard_pct 0..100, retire_guard_min 1..1000000,
+ * api_rate_per_minute and api_rate_burst 0..1000000. A value
  * longer than its field is an
  * error, never truncated. An empty MEMSYNC_* variable counts as unset. Errors are ERR_INVAL
  * (ERR_NOTFOUND / ERR_IO / ERR_TOOBIG for the file itself) and name the source: "config file X line
@@ -61,6 +62,10 @@ struct config {
     int retire_after_hours;
     int retire_guard_pct;
     int retire_guard_min;
+    /* Requests per API key (ratelimit.h): MEMSYNC_API_RATE_PER_MINUTE, 1200, 0 = no limit; up to
+     * MEMSYNC_API_RATE_BURST at once, 0 = a minute's worth. */
+    int api_rate_per_minute;
+    int api_rate_burst;
     /* Where each setting's value came from, by its row in the settings table (config_origin). */
     unsigned char origin[CONFIG_ORIGIN_SLOTS];
 };

@@ -135,8 +135,8 @@ reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
     case ERR_THROTTLED:
         reply_error(resp, 429, "too_many_requests", "Too many requests", msg);
         break;
-    case ERR_TOOBIG:
-        reply_error(resp, 413, "too_large", "Too large", msg);
+    case ERR_TOOBIG: /* the same code as httpd's answer to a body over its limit */
+        reply_error(resp, 413, "payload_too_large", "Request too large", msg);
         break;
     case ERR_UNSUPPORTED:
         reply_error(resp, 501, "not_implemented", "Not implemented", msg);
@@ -390,13 +390,25 @@ param_cb(void *arg, const char *key, const char *value)
         f->op = "eq";
         f->value = NULL;
         if (colon != NULL) {
+            size_t oplen = (size_t)(colon - value), letters = 0;
+
             for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-                if (strlen(ops[i]) == (size_t)(colon - value) &&
-                    strncmp(ops[i], value, (size_t)(colon - value)) == 0) {
+                if (strlen(ops[i]) == oplen && strncmp(ops[i], value, oplen) == 0) {
                     f->op = ops[i];
                     value = colon + 1;
                     break;
                 }
+            while (letters < oplen && isalpha((unsigned char)value[letters]))
+                letters++;
+            /* word:rest names an operator: one we do not know is an error, not a value (a
+             * value with a colon is quoted). */
+            if (value != colon + 1 && oplen > 0 && letters == oplen) {
+                lp->bad = err_set(&lp->eb, ERR_INVAL,
+                                  "unknown filter operator '%.*s' (eq, in, lt, lte, gt, gte, like; "
+                                  "quote a value that holds a colon)",
+                                  (int)(oplen > 20 ? 20 : oplen), value);
+                return 1;
+            }
         }
         if (strcmp(f->op, "in") == 0) {
             /* Items may be quoted: "a b","c". */
@@ -1178,12 +1190,12 @@ csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
     return 0;
 }
 
-/* Fills cs->pending with the next batch; sets done at the end. */
+/* Fills cs->pending with the next batch; sets done at the end. Returns ERR_OK or the store's
+ * error (in eb). */
 static int
-csv_fill(struct csv_stream *cs)
+csv_fill(struct csv_stream *cs, struct errbuf *eb)
 {
     struct csv_batch cb = {cs, 0};
-    struct errbuf eb = {0};
     int rc;
 
     buf_reset(&cs->pending);
@@ -1203,26 +1215,23 @@ csv_fill(struct csv_stream *cs)
         q.nfilters = cs->lp.nfilters;
         q.after_id = cs->after_id;
         q.limit = CSV_BATCH;
-        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, &eb);
+        rc = store_assets_each(cs->st, &q, csv_asset_cb, &cb, eb);
     } else {
         struct list_query q;
 
         fill_query(&q, &cs->lp, cs->entity, cs->account, 0);
         q.offset = cs->offset;
         q.limit = CSV_BATCH;
-        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, &eb);
+        rc = store_list_each(cs->st, &q, csv_cells_cb, &cb, eb);
         cs->offset += cb.rows;
     }
     if (rc == ERR_OK && (rc = buf_error(&cs->pending)) != ERR_OK)
-        err_set(&eb, rc, "a batch of rows does not fit in the export's buffer");
-    if (rc != ERR_OK) {
-        /* The status is sent: ending the stream early is the only way to tell the client. */
-        log_warn("api: the %s export stopped: %s", cs->entity, eb.msg);
-        return -1;
-    }
+        err_set(eb, rc, "a batch of rows does not fit in the export's buffer");
+    if (rc != ERR_OK)
+        return rc;
     if (cb.rows < CSV_BATCH)
         cs->done = 1;
-    return 0;
+    return ERR_OK;
 }
 
 static ssize_t
@@ -1232,10 +1241,15 @@ csv_read(void *cls, char *out, size_t max)
     size_t n;
 
     while (cs->sent >= cs->pending.len) {
+        struct errbuf eb = {0};
+
         if (cs->done)
             return 0;
-        if (csv_fill(cs) != 0)
+        if (csv_fill(cs, &eb) != ERR_OK) {
+            /* The status is sent: ending the stream early is the only way to tell the client. */
+            log_warn("api: the %s export stopped: %s", cs->entity, eb.msg);
             return -1;
+        }
     }
     n = cs->pending.len - cs->sent;
     if (n > max)
@@ -1285,6 +1299,18 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
              strcmp(entity, "hardware") == 0   ? "hardware-assets"
              : strcmp(entity, "software") == 0 ? "software"
                                                : "clients");
+    /* The first batch is read before the status is sent: a query the store refuses (a value
+     * the field's type cannot take, ...) is still a proper error answer, never a cut body. */
+    {
+        struct errbuf eb = {0};
+        int rc = csv_fill(cs, &eb);
+
+        if (rc != ERR_OK) {
+            reply_err(resp, rc, &eb);
+            csv_free(cs);
+            return;
+        }
+    }
     resp->status = 200;
     resp->content_type = "text/csv; charset=utf-8";
     httpd_response_header(resp, "Content-Disposition", disp);
@@ -2010,7 +2036,7 @@ openapi_get(const struct route_call *c)
     c->resp->status = 200;
     c->resp->content_type = "application/json";
     buf_reset(&c->resp->body);
-    buf_addstr(&c->resp->body, openapi_document());
+    buf_addstr(&c->resp->body, openapi_document(API_PAGE_DEFAULT, API_PAGE_MAX));
 }
 
 static void
@@ -2147,7 +2173,7 @@ me_get(const struct route_call *c)
 static const struct route routes[] = {
     {"GET", "/healthz", healthz_route, AUTH_NONE, 0, ROUTE_API, NULL},
     {"GET", "/metrics", metrics_get, AUTH_READ, 0, ROUTE_API, NULL},
-    {"GET", "/openapi.json", openapi_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/openapi.json", openapi_get, AUTH_NONE, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients", clients_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients.csv", clients_csv, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},
@@ -2212,6 +2238,15 @@ api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         reply_error(resp, 405, "method_not_allowed", "Method not allowed",
                     "this route does not take this method (see the Allow header)");
         break;
+    case ROUTE_THROTTLED: {
+        char secs[16];
+
+        snprintf(secs, sizeof secs, "%d", d->retry_after_s > 0 ? d->retry_after_s : 1);
+        httpd_response_header(resp, "Retry-After", secs);
+        reply_error(resp, 429, "too_many_requests", "Too many requests",
+                    "this API key is over its rate limit (see RateLimit-* and Retry-After)");
+        break;
+    }
     case ROUTE_NOT_FOUND:
     default:
         reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");

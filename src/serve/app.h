@@ -20,6 +20,7 @@ struct scheduler;
 struct pagecache;
 struct rowcache;
 struct httpd;
+struct ratelimit;
 
 struct api_app {
     const struct config *cfg;
@@ -27,9 +28,10 @@ struct api_app {
     struct scheduler *sched;
     struct httpd *httpd; /* for request counters */
     int64_t started_at;
-    int validate_sample;     /* customer tenants tried when saving; 0 = default */
-    struct pagecache *pages; /* rendered hardware list answers; NULL = off (api_cache_mb 0) */
-    struct rowcache *rows;   /* rendered hardware row bodies; NULL = off (api_row_cache_mb 0) */
+    int validate_sample;      /* customer tenants tried when saving; 0 = default */
+    struct pagecache *pages;  /* rendered hardware list answers; NULL = off (api_cache_mb 0) */
+    struct rowcache *rows;    /* rendered hardware row bodies; NULL = off (api_row_cache_mb 0) */
+    struct ratelimit *limits; /* requests per API key; NULL = no limit (api_rate_per_minute 0) */
 };
 
 #endif

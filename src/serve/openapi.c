@@ -1,4 +1,5 @@
-/* openapi.c - the /openapi.json document, generated from one route table. */
+/* openapi.c - the /openapi.json document: the compiled-in fragments, completed from the store's
+ * list tables (openapi.h). */
 #include "openapi.h"
 
 #include <jansson.h>
@@ -7,180 +8,216 @@
 #include <string.h>
 
 #include "err.h"
+#include "store.h"
 
-const struct openapi_route openapi_routes[] = {
-    {"/healthz", "GET", "Liveness and database check (no authentication)", 0, 0, 0, NULL},
-    {"/metrics", "GET", "Prometheus metrics of the caller's account", 0, 0, 0, "text/plain"},
-    {"/openapi.json", "GET", "This document", 0, 0, 0, NULL},
-    {"/api/v1/me", "GET", "The caller: name, role and account", 0, 0, 0, NULL},
-    {"/api/v1/clients", "GET", "Customer tenants with sync status and counts", 1, 0, 0, NULL},
-    {"/api/v1/clients/{id}", "GET", "One customer tenant", 0, 0, 0, NULL},
-    {"/api/v1/clients.csv", "GET", "All clients as CSV (streamed)", 0, 0, 0, "text/csv"},
-    {"/api/v1/assets/hardware", "GET", "Hardware assets across all clients", 1, 0, 0, NULL},
-    {"/api/v1/assets/hardware/{id}", "GET",
-     "One hardware asset with its installed software and change history", 0, 0, 0, NULL},
-    {"/api/v1/assets/hardware.csv", "GET", "Hardware assets as CSV (streamed; filters apply)", 0, 0,
-     0, "text/csv"},
-    {"/api/v1/assets/software", "GET", "Software titles per client with device counts", 1, 0, 0,
-     NULL},
-    {"/api/v1/assets/software/{id}", "GET", "One software title", 0, 0, 0, NULL},
-    {"/api/v1/assets/software/{id}/devices", "GET", "Devices that have a software title", 1, 0, 0,
-     NULL},
-    {"/api/v1/assets/software.csv", "GET", "Software titles as CSV (streamed)", 0, 0, 0,
-     "text/csv"},
-    {"/api/v1/integrations", "GET", "Integrations (keys shown only as hint and expiry)", 0, 0, 0,
-     NULL},
-    {"/api/v1/integrations", "POST",
-     "Create an integration from the five values; validates with Microsoft first (422 with the "
-     "per-check results when a check fails), then starts a full sync",
-     0, 1, 1, NULL},
-    {"/api/v1/integrations/{id}", "GET", "One integration with its sync state", 0, 0, 0, NULL},
-    {"/api/v1/integrations/{id}", "PATCH", "Change name, sync interval or key expiry dates", 0, 1,
-     1, NULL},
-    {"/api/v1/integrations/{id}/rotate-secret", "POST",
-     "Replace a key: {which: partner|sync, secret, expires_at}; validated before it is swapped in",
-     0, 1, 1, NULL},
-    {"/api/v1/integrations/{id}/sync", "POST",
-     "Sync now (?kind=full|incremental); 409 when one "
-     "is already queued or running",
-     0, 0, 1, NULL},
-    {"/api/v1/sync-runs", "GET", "Sync runs, newest first", 1, 0, 0, NULL},
-    {"/api/v1/insights", "GET",
-     "Lifecycle insight per client with active devices (memsync insights): devices, stale "
-     "(?stale_days=N, default 30), unsupported_os, no_serial, duplicate_serial, encrypted_pct, "
-     "compliant_pct, oldest_enrolment_days; every client in one answer",
-     0, 0, 0, NULL},
-    {"/api/v1/sync-runs/{id}", "GET", "One sync run with per-tenant results and remedies", 0, 0, 0,
-     NULL},
-};
-const size_t openapi_route_count = sizeof openapi_routes / sizeof openapi_routes[0];
+static const char doc_src[] =
+#include "openapi_doc.inc"
+    ;
 
 static pthread_once_t doc_once = PTHREAD_ONCE_INIT;
 static char *doc;
+static int page_default, page_max; /* the first caller's, read by build */
+
+static const char *const filter_ops = "eq (default), in (comma list), lt, lte, gt, gte, like "
+                                      "(substring, case-insensitive)";
 
 static json_t *
-param(const char *name, const char *in, const char *type, const char *desc, int required)
+query_param(const char *name, const char *desc, json_t *schema)
 {
-    return json_pack("{s:s, s:s, s:b, s:s, s:{s:s}}", "name", name, "in", in, "required", required,
-                     "description", desc, "schema", "type", type);
+    return json_pack("{s:s, s:s, s:b, s:s, s:o}", "name", name, "in", "query", "required", 0,
+                     "description", desc, "schema", schema);
+}
+
+static const char *
+kind_type(enum store_cell_kind k)
+{
+    switch (k) {
+    case SC_INT:
+        return "integer";
+    case SC_BOOL:
+        return "boolean";
+    case SC_TS:
+        return "date-time";
+    default:
+        return "string";
+    }
+}
+
+/* filter[field]=op:value for every field of the list: one property each. */
+static json_t *
+filter_param(const struct store_list_entity *e)
+{
+    json_t *props = json_object(), *p;
+    char desc[160];
+
+    for (const struct store_list_field *f = e->fields; f->name != NULL; f++) {
+        snprintf(desc, sizeof desc, "op:value on a %s field", kind_type(f->kind));
+        json_object_set_new(props, f->name,
+                            json_pack("{s:s, s:s, s:s}", "type", "string", "pattern",
+                                      "^((eq|in|lt|lte|gt|gte|like):)?.*$", "description", desc));
+    }
+    p = json_pack("{s:s, s:s, s:b, s:s, s:b, s:s, s:{s:s, s:o, s:b}, s:{s:s}}", "name", "filter",
+                  "in", "query", "required", 0, "style", "deepObject", "explode", 1, "description",
+                  "filter[field]=op:value; an unknown field or operator is a 400. Quote values "
+                  "with commas, colons or spaces: filter[name]=eq:\"LT 01\"",
+                  "schema", "type", "object", "properties", props, "additionalProperties", 0,
+                  "example", "type", "eq:WORKSTATION");
+    json_object_set_new(p, "x-memsync-filter-operators", json_string(filter_ops));
+    if (strcmp(e->name, "hardware") != 0)
+        json_object_del(p, "example");
+    return p;
+}
+
+/* sort=field,-field: each field ascending, or descending with a '-'. */
+static json_t *
+sort_param(const struct store_list_entity *e)
+{
+    json_t *names = json_array();
+    char neg[128];
+
+    for (const struct store_list_field *f = e->fields; f->name != NULL; f++) {
+        snprintf(neg, sizeof neg, "-%s", f->name);
+        json_array_append_new(names, json_string(f->name));
+        json_array_append_new(names, json_string(neg));
+    }
+    return json_pack("{s:s, s:s, s:b, s:s, s:b, s:s, s:{s:s, s:i, s:{s:s, s:o}}}", "name", "sort",
+                     "in", "query", "required", 0, "style", "form", "explode", 0, "description",
+                     "sort fields, comma-separated, '-' for descending ('+' or none for "
+                     "ascending); nulls last both ways, then id",
+                     "schema", "type", "array", "maxItems", STORE_LIST_MAX_SORTS, "items", "type",
+                     "string", "enum", names);
+}
+
+static void
+add_list_params(json_t *op, const char *spec)
+{
+    char entity[64];
+    const char *colon = strchr(spec, ':');
+    int csv = colon != NULL && strcmp(colon, ":csv") == 0;
+    const struct store_list_entity *e;
+    json_t *params = json_object_get(op, "parameters");
+
+    snprintf(entity, sizeof entity, "%.*s", colon != NULL ? (int)(colon - spec) : (int)strlen(spec),
+             spec);
+    e = store_list_entity(entity);
+    ASSERT(e != NULL); /* a fragment names a list the store does not have */
+    if (params == NULL) {
+        params = json_array();
+        json_object_set_new(op, "parameters", params);
+    }
+    if (!csv) {
+        json_array_append_new(
+            params, query_param("page_size", "rows per page",
+                                json_pack("{s:s, s:i, s:i, s:i}", "type", "integer", "minimum", 1,
+                                          "maximum", page_max, "default", page_default)));
+        json_array_append_new(
+            params,
+            query_param("cursor",
+                        "next_cursor of the previous page, unchanged and with the same sort "
+                        "(opaque; another sort or an edited cursor is a 400)",
+                        json_pack("{s:s, s:i}", "type", "string", "maxLength", 8192)));
+        json_array_append_new(params, sort_param(e));
+    }
+    json_array_append_new(params,
+                          query_param("search", "free text, substring",
+                                      json_pack("{s:s, s:i}", "type", "string", "maxLength", 200)));
+    json_array_append_new(params, filter_param(e));
 }
 
 static json_t *
-error_response(const char *desc)
+response_ref(const char *name)
 {
-    return json_pack("{s:s, s:{s:{s:{s:s}}}}", "description", desc, "content", "application/json",
-                     "schema", "$ref", "#/components/schemas/Errors");
+    char ref[96];
+
+    snprintf(ref, sizeof ref, "#/components/responses/%s", name);
+    return json_pack("{s:s}", "$ref", ref);
+}
+
+/* Every 2xx answer to a key carries the rate limit's figures (ratelimit.h). */
+static void
+add_rate_headers(json_t *resps)
+{
+    static const char *const names[] = {"RateLimit-Limit", "RateLimit-Remaining",
+                                        "RateLimit-Reset"};
+    const char *code;
+    json_t *r;
+
+    json_object_foreach(resps, code, r)
+    {
+        json_t *headers;
+        char ref[96];
+
+        if (code[0] != '2' || json_object_get(r, "$ref") != NULL)
+            continue;
+        if ((headers = json_object_get(r, "headers")) == NULL) {
+            headers = json_object();
+            json_object_set_new(r, "headers", headers);
+        }
+        for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+            snprintf(ref, sizeof ref, "#/components/headers/%s", names[i]);
+            json_object_set_new(headers, names[i], json_pack("{s:s}", "$ref", ref));
+        }
+    }
+}
+
+static void
+complete(json_t *root)
+{
+    json_t *paths = json_object_get(root, "paths"), *item;
+    const char *path;
+
+    json_object_foreach(paths, path, item)
+    {
+        json_t *op;
+        const char *method;
+
+        json_object_foreach(item, method, op)
+        {
+            json_t *resps = json_object_get(op, "responses");
+            json_t *list = json_object_get(op, "x-memsync-list");
+            json_t *sec = json_object_get(op, "security");
+            int public = json_is_array(sec) && json_array_size(sec) == 0;
+
+            if (json_is_string(list))
+                add_list_params(op, json_string_value(list));
+            if (!public)
+                add_rate_headers(resps);
+            if (!public) {
+                if (json_object_get(resps, "401") == NULL)
+                    json_object_set_new(resps, "401", response_ref("Unauthorized"));
+                if (json_object_get(resps, "429") == NULL)
+                    json_object_set_new(resps, "429", response_ref("TooManyRequests"));
+            }
+            if (json_object_get(resps, "default") == NULL)
+                json_object_set_new(resps, "default", response_ref("Error"));
+        }
+    }
 }
 
 static void
 build(void)
 {
-    json_t *paths = json_object(), *root;
+    json_error_t jerr;
+    json_t *root = json_loads(doc_src, 0, &jerr);
 
-    for (size_t i = 0; i < openapi_route_count; i++) {
-        const struct openapi_route *r = &openapi_routes[i];
-        json_t *item = json_object_get(paths, r->path), *op, *params = json_array(), *resps;
-        char method[8];
-        size_t k;
-
-        if (item == NULL) {
-            item = json_object();
-            json_object_set_new(paths, r->path, item);
-        }
-        for (k = 0; r->method[k] != '\0' && k < sizeof method - 1; k++)
-            method[k] = (char)(r->method[k] - 'A' + 'a');
-        method[k] = '\0';
-        if (strstr(r->path, "{id}") != NULL)
-            json_array_append_new(params, param("id", "path", "integer", "memsync id", 1));
-        if (r->list) {
-            json_array_append_new(
-                params, param("page_size", "query", "integer", "1 to 200, default 50", 0));
-            json_array_append_new(
-                params, param("cursor", "query", "string",
-                              "next_cursor of the previous page, unchanged and with the same "
-                              "sort (opaque; another sort or an edited cursor is a 400)",
-                              0));
-            json_array_append_new(
-                params, param("sort", "query", "string",
-                              "+field,-field (dotted field names); nulls last both ways, then "
-                              "id",
-                              0));
-            json_array_append_new(params,
-                                  param("search", "query", "string", "free text, substring", 0));
-            json_array_append_new(
-                params, json_pack("{s:s, s:s, s:s, s:{s:s, s:{s:s}}, s:s}", "name", "filter", "in",
-                                  "query", "style", "deepObject", "schema", "type", "object",
-                                  "additionalProperties", "type", "string", "description",
-                                  "filter[field]=op:value with op eq, in (comma list), lt, lte, "
-                                  "gt, gte, like (substring, case-insensitive); quote values with "
-                                  "commas, colons or spaces"));
-        }
-        {
-            const char *ok = "200";
-            size_t pl = strlen(r->path);
-
-            if (strcmp(r->method, "POST") == 0 && pl > 5 && strcmp(r->path + pl - 5, "/sync") == 0)
-                ok = "202";
-            else if (strcmp(r->method, "POST") == 0 && strcmp(r->path, "/api/v1/integrations") == 0)
-                ok = "201";
-            resps = json_pack("{s:{s:s}, s:o, s:o}", ok, "description", "success", "401",
-                              error_response("no or invalid x-api-key / session"), "404",
-                              error_response("not found in the caller's account"));
-        }
-        if (strcmp(r->path, "/api/v1/insights") == 0)
-            json_array_append_new(
-                params, param("stale_days", "query", "integer",
-                              "a device is stale after this many days without a check-in (1 to "
-                              "3650, default 30)",
-                              0));
-        if (strcmp(r->path, "/api/v1/assets/hardware") == 0) {
-            json_object_set_new(resps, "304",
-                                json_pack("{s:s}", "description",
-                                          "not modified: If-None-Match named the answer's "
-                                          "current ETag (no body)"));
-            json_array_append_new(params,
-                                  json_pack("{s:s, s:s, s:{s:s}, s:s}", "name", "If-None-Match",
-                                            "in", "header", "schema", "type", "string",
-                                            "description", "an ETag of an earlier answer"));
-        }
-        if (r->admin)
-            json_object_set_new(resps, "403", error_response("the caller is not an admin"));
-        if (r->body)
-            json_object_set_new(resps, "422",
-                                error_response("validation with Microsoft failed (details in "
-                                               "validation)"));
-        op = json_pack("{s:s, s:o, s:o}", "summary", r->summary, "parameters", params, "responses",
-                       resps);
-        if (r->list)
-            json_object_set_new(op, "x-list-response",
-                                json_string("{data: [...], total_count, next_cursor}"));
-        if (r->body)
-            json_object_set_new(op, "requestBody",
-                                json_pack("{s:b, s:{s:{s:{s:s}}}}", "required", 1, "content",
-                                          "application/json", "schema", "type", "object"));
-        if (strcmp(r->path, "/healthz") == 0)
-            json_object_set_new(op, "security", json_array());
-        json_object_set_new(item, method, op);
-    }
-    root = json_pack(
-        "{s:s, s:{s:s, s:s, s:s}, s:[{s:s}], s:o, s:{s:{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, "
-        "s:{s:{s:s, s:{s:{s:s, s:{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}}}}}}, s:[{s:[]}, {s:[]}]}",
-        "openapi", "3.0.3", "info", "title", "memsync API", "version", "1", "description",
-        "Device and software inventory across Microsoft 365 customer tenants.", "servers", "url",
-        "/", "paths", paths, "components", "securitySchemes", "apiKey", "type", "apiKey", "in",
-        "header", "name", "x-api-key", "session", "type", "apiKey", "in", "cookie", "name",
-        "memsync_session", "schemas", "Errors", "type", "object", "properties", "errors", "type",
-        "array", "items", "type", "object", "properties", "code", "type", "string", "title", "type",
-        "string", "detail", "type", "string", "security", "apiKey", "session");
-    ASSERT(root != NULL);
-    doc = json_dumps(root, JSON_INDENT(1));
+    ASSERT(root != NULL); /* openapi_doc.inc is generated from valid JSON */
+    complete(root);
+    doc = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     ASSERT(doc != NULL);
     json_decref(root);
 }
 
 const char *
-openapi_document(void)
+openapi_document(int page_default_rows, int page_max_rows)
 {
+    static pthread_mutex_t first = PTHREAD_MUTEX_INITIALIZER;
+
+    pthread_mutex_lock(&first);
+    if (page_max == 0) {
+        page_default = page_default_rows;
+        page_max = page_max_rows;
+    }
+    pthread_mutex_unlock(&first);
     pthread_once(&doc_once, build);
     return doc;
 }

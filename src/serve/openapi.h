@@ -1,26 +1,26 @@
-/* openapi.h - the OpenAPI 3.0 description of the REST API, served at /openapi.json.
+/* openapi.h - the OpenAPI 3.1 description of the REST API, served at /openapi.json.
  *
- * Built once from the route table in openapi.c (the same routes api.c answers) and kept for the
- * life of the process. Thread-safe (pthread_once). The returned string is never freed.
+ * The document's source is the JSON fragments in src/serve/openapi/ (one per area, merged by
+ * scripts/gen-openapi.py into openapi_doc.inc and compiled in). At first use it is parsed and
+ * completed from the code's own tables, so these cannot drift from what the server does: each
+ * operation marked "x-memsync-list": "ENTITY" (or "ENTITY:csv" for an export) gets the list
+ * parameters, its filter and sort fields taken from store_list_entity(ENTITY); every operation
+ * gets a "default" error response, and every authenticated one its 401 and 429 answers and the
+ * RateLimit-* headers on its 2xx answers.
+ * tests/unit/test_openapi.c checks the result against the router's table (every API route has
+ * an operation with an operationId and a typed 2xx answer, and nothing more).
+ *
+ * Adding a route: register it in api.c (or its own module), describe it in its area's fragment
+ * (paths and the schemas it uses), run scripts/gen-openapi.py.
+ *
+ * Threads: built once (pthread_once), then read-only; the returned string is never freed.
+ * A document that does not parse is a build mistake: the process aborts (ASSERT).
  */
 #ifndef MEMSYNC_OPENAPI_H
 #define MEMSYNC_OPENAPI_H
 
-#include <stddef.h>
-
-const char *openapi_document(void);
-
-/* The route table, for tests and the docs: path templates and methods ("GET", "POST", ...). */
-struct openapi_route {
-    const char *path;
-    const char *method;
-    const char *summary;
-    int list;             /* paged list with page_size, cursor, filter, sort, search */
-    int body;             /* takes a JSON body */
-    int admin;            /* needs the admin role */
-    const char *produces; /* "application/json" unless stated */
-};
-extern const struct openapi_route openapi_routes[];
-extern const size_t openapi_route_count;
+/* The document; page_default_rows and page_max_rows are the lists' page_size default and
+ * maximum (api.h's API_PAGE_DEFAULT, API_PAGE_MAX; the first call's are kept). */
+const char *openapi_document(int page_default_rows, int page_max_rows);
 
 #endif

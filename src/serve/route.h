@@ -55,6 +55,7 @@ enum route_refusal {
     ROUTE_FORBIDDEN,       /* the caller's role is below the route's; msg: route's denied */
     ROUTE_NOT_FOUND,       /* no route has this path */
     ROUTE_BAD_METHOD,      /* routes have this path, not this method; allow lists theirs */
+    ROUTE_THROTTLED,       /* the API key is over its rate (ratelimit.h); retry_after_s */
 };
 
 struct route_denial {
@@ -62,6 +63,7 @@ struct route_denial {
     int code;          /* ERR_* (ROUTE_UNAUTHENTICATED) */
     const char *msg;   /* NULL: the kind's own text */
     const char *allow; /* ROUTE_BAD_METHOD: "GET, POST" */
+    int retry_after_s; /* ROUTE_THROTTLED */
 };
 
 typedef void route_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,

@@ -8,8 +8,10 @@
 
 #include "api.h"
 #include "app.h"
+#include "clock.h"
 #include "mem.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "ui.h"
 
 struct router {
@@ -329,8 +331,11 @@ void
 router_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
 {
     const struct router *r = arg;
+    struct api_app *app = r->app;
     struct router_req rq = {0};
     struct router_decision d;
+    struct ratelimit_state rl = {0};
+    int limited = 0;
 
     rq.method = req->method;
     rq.path = req->path;
@@ -343,6 +348,16 @@ router_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
         rq.origin = httpd_header(req, "Referer");
     rq.host = httpd_header(req, "Host");
     router_decide(r, &rq, store_auth, req, &d);
+    /* An API key's requests are paced (ratelimit.h), whatever the answer will be. */
+    if (app != NULL && app->limits != NULL && d.kind == ROUTE_API && d.p.key_id != 0) {
+        limited = 1;
+        if (!ratelimit_take(app->limits, d.p.key_id, clock_mono_ms(), &rl) && !d.denied) {
+            d.denied = 1;
+            d.denial.why = ROUTE_THROTTLED;
+            d.denial.msg = NULL;
+            d.denial.retry_after_s = rl.retry_after_s;
+        }
+    }
     if (d.kind == ROUTE_UI && d.p.user_id != 0 && ui_gate(r->app, req, resp, &d.p, d.route)) {
         /* the second factor's gate answered (ui.h) */
     } else if (d.denied) {
@@ -355,6 +370,16 @@ router_handle(void *arg, struct httpd_request *req, struct httpd_response *resp)
 
         memcpy(c.id, d.id, sizeof c.id);
         d.route->handler(&c);
+    }
+    if (limited) {
+        char v[24];
+
+        snprintf(v, sizeof v, "%d", rl.limit);
+        httpd_response_header(resp, "RateLimit-Limit", v);
+        snprintf(v, sizeof v, "%d", rl.remaining);
+        httpd_response_header(resp, "RateLimit-Remaining", v);
+        snprintf(v, sizeof v, "%d", rl.reset_s);
+        httpd_response_header(resp, "RateLimit-Reset", v);
     }
     httpd_response_check(resp, req->method, req->path); /* so the metric sees the final status */
     metrics_http_observe(req->method, req->path, resp->status);

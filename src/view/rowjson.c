@@ -60,5 +60,19 @@ rowjson_cells(const struct store_cell *cells, size_t n)
         if (json_is_object(w) && json_is_null(json_object_get(w, "code")))
             json_object_set_new(row, "warning", json_null());
     }
+    /* Likewise a healthy client, tenant result or run: "error": null (API and CLI alike). */
+    {
+        const json_t *e = json_object_get(row, "error"), *v;
+        const char *k;
+        int all_null = json_is_object(e);
+
+        json_object_foreach((json_t *)e, k, v)
+        {
+            if (!json_is_null(v))
+                all_null = 0;
+        }
+        if (all_null)
+            json_object_set_new(row, "error", json_null());
+    }
     return row;
 }

@@ -3,7 +3,8 @@
  *
  * Dotted cell names become nested objects ("client.name" -> {"client": {"name": ...}}; names
  * are at most 63 bytes before the dot); times become RFC 3339 text, NULLs null. A client
- * without a warning gets "warning": null rather than an object of nulls.
+ * without a warning gets "warning": null rather than an object of nulls, and an "error" whose
+ * members are all null (a healthy client, tenant result or run) is null too.
  * Ownership: cells are borrowed; the result is a new reference. Threads: any.
  */
 #ifndef MEMSYNC_ROWJSON_H

@@ -1,7 +1,9 @@
 """Shared helpers for memsync's integration tests: start `memsync sim` on 127.0.0.1 port 0, run
 the memsync binary in a scratch directory, and talk to the simulator like a Microsoft client.
 
-Standard library only (Debian's python3). Every process started here is stopped at exit.
+Standard library only (Debian's python3), but for python3-jsonschema: every answer of a
+`memsync serve` API (registered with serve_started) is checked against the server's own
+/openapi.json (api_check). Every process started here is stopped at exit.
 """
 import atexit
 import json
@@ -169,9 +171,114 @@ def http(method, url, body=None, headers=None, timeout=60):
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode("utf-8"), dict(r.headers)
+            ans = r.status, r.read().decode("utf-8"), dict(r.headers)
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
+        ans = e.code, e.read().decode("utf-8", "replace"), dict(e.headers)
+    api_check(method, url, *ans)
+    return ans
+
+
+# -- every API answer against /openapi.json -------------------------------------------------------
+_api_bases = {}  # base URL of a `memsync serve` -> its OpenAPI document (fetched when first used)
+API_CHECKED = [0]  # answers checked, for tests that want to see the check ran
+
+
+def serve_started(base):
+    """Registers a `memsync serve` at base (http://127.0.0.1:PORT): from now on every answer
+    http() (or api_check's other callers) get from its API is checked against its document."""
+    _api_bases.setdefault(base.rstrip("/"), None)
+
+
+def _api_doc(base):
+    if _api_bases.get(base) is None:
+        with urllib.request.urlopen(base + "/openapi.json", timeout=60) as r:
+            _api_bases[base] = json.loads(r.read().decode("utf-8"))
+    return _api_bases[base]
+
+
+def _is_api_path(path):
+    return path.startswith("/api/") or path in ("/healthz", "/metrics", "/openapi.json")
+
+
+def _template_of(doc, path):
+    segs = [s for s in path.split("/") if s]
+    for tpl in doc["paths"]:
+        t = [s for s in tpl.split("/") if s]
+        if len(t) == len(segs) and all(a == b or (a.startswith("{") and a.endswith("}"))
+                                       for a, b in zip(t, segs)):
+            return tpl
+    return None
+
+
+def _deref(doc, obj):
+    while isinstance(obj, dict) and "$ref" in obj and len(obj) == 1:
+        node = doc
+        for part in obj["$ref"].lstrip("#/").split("/"):
+            node = node[part]
+        obj = node
+    return obj
+
+
+_validators = {}  # id of an answer's schema (its document stays loaded) -> its validator
+
+
+def _validate(doc, schema, value, what):
+    try:
+        import jsonschema
+    except ImportError:
+        raise AssertionError("the API checks need python3-jsonschema (scripts/deps.sh test)")
+    v = _validators.get(id(schema))
+    if v is None:
+        root = dict(schema)
+        root["components"] = doc["components"]  # so "#/components/..." resolves from here
+        v = _validators[id(schema)] = jsonschema.Draft202012Validator(root)
+    errors = sorted(v.iter_errors(value), key=str)
+    if errors:
+        e = errors[0]
+        raise AssertionError("%s does not match /openapi.json: %s at %s" % (
+            what, e.message[:400], "/".join(str(p) for p in e.absolute_path)))
+
+
+def api_check(method, url, status, body, headers):
+    """Checks one answer of a registered `memsync serve` against its /openapi.json: the status is
+    one the operation documents (or its "default"), the content type one the answer documents,
+    and a JSON body matches the answer's schema ($refs resolved). AssertionError when not."""
+    u = urllib.parse.urlsplit(url)
+    base = "%s://%s" % (u.scheme, u.netloc)
+    if base not in _api_bases or not _is_api_path(u.path) or u.path == "/openapi.json":
+        return
+    doc = _api_doc(base)
+    what = "%s %s -> %s" % (method, u.path, status)
+    hdrs = headers.items() if isinstance(headers, dict) else headers
+    ctype = next((v for k, v in hdrs if k.lower() == "content-type"), "")
+    ctype = ctype.split(";")[0].strip()
+    tpl = _template_of(doc, u.path)
+    op = doc["paths"][tpl].get("get" if method == "HEAD" else method.lower()) if tpl else None
+    if op is None:
+        # No such route or not this method: only an error answer may come back.
+        if status < 400:
+            raise AssertionError("%s: the document has no such operation" % what)
+        resp = _deref(doc, {"$ref": "#/components/responses/Error"})
+    else:
+        rs = op["responses"]
+        resp = rs.get(str(status)) or rs.get("%dXX" % (status // 100)) or rs.get("default")
+        if resp is None or (status < 400 and str(status) not in rs):
+            raise AssertionError("%s: status not documented (has %s)" % (what, sorted(rs)))
+        resp = _deref(doc, resp)
+    if method == "HEAD" or status == 304 or body == "":
+        API_CHECKED[0] += 1
+        return
+    content = resp.get("content", {})
+    if ctype not in content:
+        raise AssertionError("%s: content type %r not documented (has %s)" % (
+            what, ctype, sorted(content)))
+    if ctype == "application/json":
+        try:
+            value = json.loads(body)
+        except ValueError:
+            raise AssertionError("%s: the body is not JSON: %r" % (what, body[:200]))
+        _validate(doc, content[ctype]["schema"], value, what)
+    API_CHECKED[0] += 1
 
 
 class Memsync:

@@ -237,9 +237,11 @@ class Metrics(unittest.TestCase):
         try:
             key = apikey(self.ms, "admin")
             iid = get_json(srv, "/api/v1/integrations", key)["data"][0]["id"]
+            earlier = get_json(srv, "/api/v1/sync-runs?page_size=1", key)["data"]
             st, _, text, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, key)
             self.assertEqual(st, 202, text)
-            run = wait_run(srv, key, iid)
+            # This run, not the one before it: the clients below must be read after it.
+            run = wait_run(srv, key, iid, after=earlier[0]["id"] if earlier else 0)
             st, _, _, _ = api(srv, "GET", "/api/v1/assets/hardware/987654", key)
             self.assertEqual(st, 404)
             clients = {c["tenant_id"]: c for c in get_json(srv, "/api/v1/clients", key)["data"]}

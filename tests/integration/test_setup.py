@@ -298,6 +298,7 @@ class Expiry(unittest.TestCase):
                     break
                 time.sleep(0.05)
             base = open(url_file).read().strip()
+            harness.serve_started(base)
             code, body, _ = harness.http("GET", base + "/api/v1/integrations", None,
                                          {"x-api-key": ms.api_key})
             assert code == 200, body
