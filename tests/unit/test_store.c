@@ -631,6 +631,34 @@ count_secret_cb(void *arg, int64_t user_id, const char *sealed)
 
 /* A user's second factor (schema 13): enrolment, a step used once, single-use recovery codes,
  * the account's rule, re-sealing and clearing. */
+/* Per-user preferences (schema 16): set, replaced, per user, gone with the user. */
+static void
+test_user_prefs(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    int64_t uid = 0, other = 0;
+    char *v = NULL, big[STORE_PREF_MAX + 2];
+
+    assert_int_equal(store_user_insert(fx->st, fx->account, "pia", "viewer", "pw", &uid, &eb),
+                     ERR_OK);
+    assert_int_equal(store_user_insert(fx->st, fx->account, "quin", "viewer", "pw", &other, &eb),
+                     ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+    assert_null(v);
+    assert_int_equal(store_pref_set(fx->st, uid, "hardware.columns", "model,age", &eb), ERR_OK);
+    assert_int_equal(store_pref_set(fx->st, uid, "hardware.columns", "serial", &eb), ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_OK);
+    assert_string_equal(v, "serial");
+    free(v);
+    assert_int_equal(store_pref_get(fx->st, other, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(store_pref_set(fx->st, uid, "k", big, &eb), ERR_INVAL);
+    assert_int_equal(store_user_delete(fx->st, uid, &eb), ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+}
+
 static void
 test_totp_state(void **state)
 {
@@ -2953,6 +2981,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_apikey_expiry_and_last_use, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_user_prefs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
@@ -2977,6 +3006,7 @@ main(void)
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_user_prefs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,
                                         teardown),
