@@ -703,7 +703,7 @@ static const char *const hw_cols[][3] = {
     {"last_check_in", "Last check-in", "last_check_in_at"},
 };
 #define HW_NCOLS           (sizeof hw_cols / sizeof hw_cols[0])
-#define HW_DEFAULT_COLUMNS "client,serial,os,os_support,user,compliance,last_check_in"
+#define HW_DEFAULT_COLUMNS "client,serial,os,os_support,compliance,last_check_in"
 #define HW_PAGE_SIZES                                                                              \
     {                                                                                              \
         25, 50, 100, 200                                                                           \
@@ -830,8 +830,16 @@ hw_cell(struct page *pg, const char *key, const json_t *row, int64_t now)
         d.os_name = (char *)json_string_value(jpath(row, "operating_system.name"));
         d.os_version = (char *)json_string_value(jpath(row, "operating_system.version"));
         hwfilter_os_status(&d, now, st, sizeof st);
-        buf_printf(b, "<td%s>", strncmp(st, "past", 4) == 0 ? " class=\"warn\"" : "");
+        /* Short in a list: "ended DATE", "until DATE"; the whole sentence as the title. */
+        buf_printf(b, "<td%s title=\"", strncmp(st, "past", 4) == 0 ? " class=\"warn\"" : "");
         ui_esc(b, st);
+        buf_addstr(b, "\">");
+        if (strncmp(st, "past support since ", 19) == 0)
+            buf_printf(b, "ended %s", st + 19);
+        else if (strncmp(st, "supported until ", 16) == 0)
+            buf_printf(b, "until %s", st + 16);
+        else
+            ui_esc(b, st);
         buf_addstr(b, "</td>");
     } else if (strcmp(key, "model") == 0) {
         buf_addstr(b, "<td>");
