@@ -96,7 +96,8 @@ def measure(binary, work, n, derived=False):
         return subprocess.run([binary] + list(args), cwd=ms.dir, env=env, capture_output=True,
                               text=True, check=True).stdout
 
-    key = cli("apikey", "create", "--name", "callgrind-bench", "--scope", "read").strip()
+    key = cli("apikey", "create", "--name", "callgrind-bench-%d" % os.getpid(), "--scope",
+              "read").strip()
     clients = [c["id"] for c in json.loads(cli("clients", "--format", "json"))]
     with tempfile.TemporaryDirectory() as tmp:
         pick = derived_urls if derived else urls

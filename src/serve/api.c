@@ -1187,8 +1187,9 @@ struct csv_stream {
     struct list_params lp;
     const char *const *cols;
     size_t ncols;
-    int64_t after_id; /* hardware keyset */
-    int64_t offset;   /* other lists */
+    int64_t after_id;   /* hardware keyset */
+    int64_t offset;     /* other lists */
+    struct hwfilter hf; /* hardware: the insight figures' filters (hwfilter.h) */
     int header_done;
     int done;
     struct buf pending;
@@ -1252,12 +1253,16 @@ static int
 csv_asset_cb(void *arg, const struct asset *a)
 {
     struct csv_batch *cb = arg;
-    json_t *row = asset_to_json(a);
+    json_t *row;
 
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    /* Rows read, written or not, end a batch: a short batch is the last one. */
     cb->cs->after_id = a->id;
     cb->rows++;
+    if (!hwfilter_match(&cb->cs->hf, a))
+        return 0;
+    row = asset_to_json(a);
+    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
+    json_decref(row);
     return 0;
 }
 
@@ -1355,6 +1360,7 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
            int64_t account)
 {
     struct csv_stream *cs = xcalloc(1, sizeof *cs);
+    struct hwargs hw;
     char disp[96];
 
     if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
@@ -1362,6 +1368,16 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         csv_free(cs);
         return;
     }
+    memset(&hw, 0, sizeof hw);
+    hwfilter_init(&hw.f, clock_now());
+    if (strcmp(entity, "hardware") == 0)
+        httpd_args_each(req, hwfilter_arg_cb, &hw);
+    if (hw.bad) {
+        reply_err(resp, ERR_INVAL, &hw.eb);
+        csv_free(cs);
+        return;
+    }
+    cs->hf = hw.f;
     cs->st = req->st;
     snprintf(cs->entity, sizeof cs->entity, "%s", entity);
     cs->account = account;

@@ -1092,13 +1092,13 @@ assets_page(struct page *pg)
             esc_attr_url(&csvq, v);
         }
     }
-    /* The CSV export knows the column filters only: no link that would export other rows. */
-    if (!derived && missing == NULL) {
-        buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
-                      "href=\"/api/v1/assets/hardware.csv?");
-        ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
-        buf_addstr(b, "\">Export CSV</a>");
-    }
+    hwfilter_query(&hf, &csvq); /* its values are plain words and numbers */
+    if (missing != NULL && strcmp(missing, "true") == 0)
+        buf_addstr(&csvq, "&filter%5Bmissing_since%5D=gte%3A1970-01-01");
+    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
+                  "href=\"/api/v1/assets/hardware.csv?");
+    ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
+    buf_addstr(b, "\">Export CSV</a>");
     buf_addstr(b, "</form>");
     /* The column chooser and page size, kept per user. */
     buf_addstr(b, "<details class=\"chooser\" id=\"hw-columns\"><summary>Columns and page size"

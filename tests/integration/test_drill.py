@@ -133,6 +133,16 @@ def main():
         check(st == 400, "a bad derived filter is refused: %s (%s)" % (q, st))
     rc, _, err = ms.run("assets", "hardware", "--os-support", "later", check=None)
     check(rc != 0 and "os_support" in err, "the CLI refuses a bad --os-support (%d)" % rc)
+    # The CSV export takes the same filters.
+    for q in ("stale_days=30", "serial=shared", "os_support=past&filter[ownership]=eq:company"):
+        st, text, _ = req("GET", srv.url + "/api/v1/assets/hardware.csv?" + q,
+                          headers={"x-api-key": key})
+        lines = text.strip().split("\r\n")[1:]
+        check(st == 200 and sorted(int(l.split(",")[0]) for l in lines if l) ==
+              ids(srv, key, q), "the CSV export of %s lists the same devices" % q)
+    st, text, _ = req("GET", srv.url + "/api/v1/assets/hardware.csv?serial=nope",
+                      headers={"x-api-key": key})
+    check(st == 400, "the CSV export refuses a bad filter (%s)" % st)
     # Paging a derived list: every row once.
     rows, cursor = [], None
     while True:
