@@ -52,6 +52,13 @@ const struct openapi_route openapi_routes[] = {
      0, 0, 0, NULL},
     {"/api/v1/sync-runs/{id}", "GET", "One sync run with per-tenant results and remedies", 0, 0, 0,
      NULL},
+    {"/api/v1/clients/{id}", "PATCH",
+     "Exclude or include a client ({included: bool}) and set its display name ({name: string, or "
+     "null for Microsoft's}); answers the client",
+     0, 0, 1, NULL},
+    {"/api/v1/clients/{id}/sync", "POST",
+     "Sync this tenant alone now (full); 409 while its integration is queued or running", 0, 0, 1,
+     NULL},
 };
 const size_t openapi_route_count = sizeof openapi_routes / sizeof openapi_routes[0];
 
@@ -133,6 +140,19 @@ build(void)
                               "a device is stale after this many days without a check-in (1 to "
                               "3650, default 30)",
                               0));
+        if (strncmp(r->path, "/api/v1/assets/hardware", 23) == 0 && r->path[23] != '/') {
+            /* The insight figures' filters (hwfilter.h), list and CSV alike. */
+            static const char *const hp[][2] = {
+                {"stale_days", "not checked in for more than N days, or never (1 to 3650)"},
+                {"os_support", "past (past its end of support) or ends_within:N (days)"},
+                {"serial", "missing (or a placeholder) or shared (with another tenant)"},
+                {"encrypted", "true or false (false: also when Intune does not say)"},
+                {"compliance", "compliant, not_compliant (any other state) or a state"},
+            };
+
+            for (size_t h = 0; h < sizeof hp / sizeof hp[0]; h++)
+                json_array_append_new(params, param(hp[h][0], "query", "string", hp[h][1], 0));
+        }
         if (strcmp(r->path, "/api/v1/assets/hardware") == 0) {
             json_object_set_new(resps, "304",
                                 json_pack("{s:s}", "description",
