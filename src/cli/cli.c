@@ -1233,7 +1233,7 @@ struct assets_view {
     const char *os_support, *serial, *encrypted, *compliance, *model, *manufacturer, *ownership,
         *enrolled_before, *enrolled_after;
     struct hwfilter hf;
-    int no_headers;
+    int no_headers, missing;
     struct store_filter f[10];
     struct store_sort sorts[STORE_LIST_MAX_SORTS];
     char sortbuf[512], colbuf[1024], since[32];
@@ -1289,6 +1289,8 @@ assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *e
         v->f[nf++] = (struct store_filter){"enrolled_at", "lt", v->enrolled_before};
     if (v->enrolled_after != NULL)
         v->f[nf++] = (struct store_filter){"enrolled_at", "gte", v->enrolled_after};
+    if (v->missing) /* missing from Intune's last complete listing, not retired yet */
+        v->f[nf++] = (struct store_filter){"missing_since", "gte", "1970-01-01"};
     q->filters = v->f;
     q->nfilters = nf;
     if (v->limit != NULL) {
@@ -1366,6 +1368,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         {"ownership", 1, &view.ownership, NULL},
         {"enrolled-before", 1, &view.enrolled_before, NULL},
         {"enrolled-after", 1, &view.enrolled_after, NULL},
+        {"missing", 0, NULL, &view.missing},
         {"sort", 1, &view.sort, NULL},
         {"columns", 1, &view.columns, NULL},
         {"limit", 1, &view.limit, NULL},
@@ -1393,7 +1396,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--os-support past|ends_within:DAYS] [--serial missing|shared]\n"
                 "         [--encrypted true|false] [--compliance compliant|not_compliant|STATE]\n"
                 "         [--model M] [--manufacturer M] [--ownership O]\n"
-                "         [--enrolled-before DATE] [--enrolled-after DATE]\n"
+                "         [--enrolled-before DATE] [--enrolled-after DATE] [--missing]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
@@ -1414,7 +1417,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
          view.columns != NULL || view.limit != NULL || view.no_headers || view.os_support != NULL ||
          view.serial != NULL || view.encrypted != NULL || view.compliance != NULL ||
          view.model != NULL || view.manufacturer != NULL || view.ownership != NULL ||
-         view.enrolled_before != NULL || view.enrolled_after != NULL)) {
+         view.enrolled_before != NULL || view.enrolled_after != NULL || view.missing)) {
         fprintf(stderr, "memsync assets: --os, --type, --stale-days, --sort, --columns, --limit "
                         "and --no-headers are for `assets hardware`\n");
         return CLI_USAGE;

@@ -143,6 +143,13 @@ def main():
     st, text, _ = req("GET", srv.url + "/api/v1/assets/hardware.csv?serial=nope",
                       headers={"x-api-key": key})
     check(st == 400, "the CSV export refuses a bad filter (%s)" % st)
+    # Missing from Intune's last listing: kept, marked, and listed by the missing filter.
+    t0 = sim.world()["tenants"][0]["id"]
+    sim.control({"op": "remove_devices", "tenant": t0, "last": 2})
+    ms.run("sync", "--full")
+    gone = ids(srv, key, "filter[missing_since]=gte:1970-01-01")
+    check(len(gone) == 2 and cli_ids(ms, "--missing") == gone,
+          "CLI --missing = the API's missing_since filter (%d)" % len(gone))
     # Paging a derived list: every row once.
     rows, cursor = [], None
     while True:
