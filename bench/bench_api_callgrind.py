@@ -8,7 +8,12 @@ request, stops it; then again with N list requests (first pages of one client so
 one OS sorted by name, one compliance state, the clients list), one at a time. Prints the
 instructions of each run and (total - start-up) / N. Not a test: it prints numbers.
 
+With --derived, the requests are lists with the filters of the insight figures instead
+(stale_days, os_support, serial, encrypted, compliance: every row tested), which builds before
+those filters answer as unfiltered lists: measure them with the newer build only.
+
 Usage: bench/bench_api_callgrind.py --keep DIR [--requests 100] [--bin BIN] [--compare BIN]
+                                    [--derived]
 A newer build migrates the database; run the older one first when comparing. Needs valgrind
 (scripts/deps.sh bench).
 """
@@ -36,6 +41,13 @@ def urls(clients):
     u += [HW + "&filter[compliance_state]=eq:compliant",
           HW + "&filter[compliance_state]=eq:noncompliant",
           HW + "&sort=-last_check_in_at", "/api/v1/clients?page_size=200"]
+    return u
+
+
+def derived_urls(clients):
+    u = [HW + "&filter[client.id]=eq:%d&stale_days=30" % c for c in clients[:5]]
+    u += [HW + "&filter[client.id]=eq:%d&os_support=past" % c for c in clients[:5]]
+    u += [HW + "&serial=shared", HW + "&encrypted=false", HW + "&compliance=not_compliant"]
     return u
 
 
@@ -75,7 +87,7 @@ def run(binary, ms, key, paths, n, tmp):
     return total
 
 
-def measure(binary, work, n):
+def measure(binary, work, n, derived=False):
     ms = harness.Memsync(None, workdir=work)
     env = dict(os.environ)
     env.update(ms.env)
@@ -84,11 +96,13 @@ def measure(binary, work, n):
         return subprocess.run([binary] + list(args), cwd=ms.dir, env=env, capture_output=True,
                               text=True, check=True).stdout
 
-    key = cli("apikey", "create", "--name", "callgrind-bench", "--scope", "read").strip()
+    key = cli("apikey", "create", "--name", "callgrind-bench-%d" % os.getpid(), "--scope",
+              "read").strip()
     clients = [c["id"] for c in json.loads(cli("clients", "--format", "json"))]
     with tempfile.TemporaryDirectory() as tmp:
-        idle = run(binary, ms, key, urls(clients), 0, tmp)
-        busy = run(binary, ms, key, urls(clients), n, tmp)
+        pick = derived_urls if derived else urls
+        idle = run(binary, ms, key, pick(clients), 0, tmp)
+        busy = run(binary, ms, key, pick(clients), n, tmp)
     print("%s: start-up %d, with %d requests %d: %d instructions per request" %
           (binary, idle, n, busy, (busy - idle) // n))
 
@@ -100,10 +114,12 @@ def main():
     ap.add_argument("--bin", default=os.environ.get("MEMSYNC_BIN") or
                     os.path.join(HERE, "..", "build", "memsync"))
     ap.add_argument("--compare", metavar="BIN", help="an older build, measured first")
+    ap.add_argument("--derived", action="store_true",
+                    help="lists with the insight figures' filters (newer builds only)")
     a = ap.parse_args()
     if a.compare:
         measure(a.compare, a.keep, a.requests)
-    measure(a.bin, a.keep, a.requests)
+    measure(a.bin, a.keep, a.requests, a.derived)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
 #include "cloud.h"
 #include "expiry.h"
 #include "guid.h"
+#include "hwfilter.h"
 #include "insight.h"
 #include "integration.h"
 #include "log.h"
@@ -1228,8 +1229,12 @@ check_client(struct store *st, int64_t account, const char *client, struct errbu
  * --no-headers, --limit, through the list filters the API uses. */
 struct assets_view {
     const char *os, *type, *stale, *sort, *columns, *limit;
-    int no_headers;
-    struct store_filter f[4];
+    /* Filters of the insight figures (hwfilter.h) and plain column filters. */
+    const char *os_support, *serial, *encrypted, *compliance, *model, *manufacturer, *ownership,
+        *enrolled_before, *enrolled_after;
+    struct hwfilter hf;
+    int no_headers, missing;
+    struct store_filter f[10];
     struct store_sort sorts[STORE_LIST_MAX_SORTS];
     char sortbuf[512], colbuf[1024], since[32];
     const char *cols[ASSETS_COLUMNS_MAX];
@@ -1257,12 +1262,35 @@ assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *e
         v->f[nf++] = (struct store_filter){"operating_system.name", "eq", v->os};
     if (v->type != NULL)
         v->f[nf++] = (struct store_filter){"type", "eq", v->type};
-    if (v->stale != NULL) {
-        if (parse_id(v->stale, &n) != 0 || n > 3650)
-            return err_set(eb, ERR_USAGE, "--stale-days must be a number of days (1-3650)");
-        clock_fmt(clock_now() - n * 86400, v->since, sizeof v->since);
-        v->f[nf++] = (struct store_filter){"last_check_in_at", "lt", v->since};
+    hwfilter_init(&v->hf, clock_now());
+    {
+        /* The same tests as the insight figures: --stale-days counts never checked in too. */
+        const char *const hk[][2] = {{"stale_days", v->stale},
+                                     {"os_support", v->os_support},
+                                     {"serial", v->serial},
+                                     {"encrypted", v->encrypted},
+                                     {"compliance", v->compliance}};
+
+        for (size_t i = 0; i < sizeof hk / sizeof hk[0]; i++)
+            if (hk[i][1] != NULL && hwfilter_arg(&v->hf, hk[i][0], hk[i][1], eb) < 0) {
+                char msg[sizeof eb->msg];
+
+                snprintf(msg, sizeof msg, "%s", eb->msg);
+                return err_set(eb, ERR_USAGE, "--%s: %s", hk[i][0], msg);
+            }
     }
+    if (v->model != NULL)
+        v->f[nf++] = (struct store_filter){"model", "eq", v->model};
+    if (v->manufacturer != NULL)
+        v->f[nf++] = (struct store_filter){"manufacturer", "eq", v->manufacturer};
+    if (v->ownership != NULL)
+        v->f[nf++] = (struct store_filter){"ownership", "eq", v->ownership};
+    if (v->enrolled_before != NULL)
+        v->f[nf++] = (struct store_filter){"enrolled_at", "lt", v->enrolled_before};
+    if (v->enrolled_after != NULL)
+        v->f[nf++] = (struct store_filter){"enrolled_at", "gte", v->enrolled_after};
+    if (v->missing) /* missing from Intune's last complete listing, not retired yet */
+        v->f[nf++] = (struct store_filter){"missing_since", "gte", "1970-01-01"};
     q->filters = v->f;
     q->nfilters = nf;
     if (v->limit != NULL) {
@@ -1331,6 +1359,16 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         {"os", 1, &view.os, NULL},
         {"type", 1, &view.type, NULL},
         {"stale-days", 1, &view.stale, NULL},
+        {"os-support", 1, &view.os_support, NULL},
+        {"serial", 1, &view.serial, NULL},
+        {"encrypted", 1, &view.encrypted, NULL},
+        {"compliance", 1, &view.compliance, NULL},
+        {"model", 1, &view.model, NULL},
+        {"manufacturer", 1, &view.manufacturer, NULL},
+        {"ownership", 1, &view.ownership, NULL},
+        {"enrolled-before", 1, &view.enrolled_before, NULL},
+        {"enrolled-after", 1, &view.enrolled_after, NULL},
+        {"missing", 0, NULL, &view.missing},
         {"sort", 1, &view.sort, NULL},
         {"columns", 1, &view.columns, NULL},
         {"limit", 1, &view.limit, NULL},
@@ -1355,6 +1393,10 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
                 "         [--os NAME] [--type TYPE] [--stale-days N] [--sort [-]FIELD,...]\n"
                 "         [--columns COL,...] [--no-headers] [--limit N]\n"
+                "         [--os-support past|ends_within:DAYS] [--serial missing|shared]\n"
+                "         [--encrypted true|false] [--compliance compliant|not_compliant|STATE]\n"
+                "         [--model M] [--manufacturer M] [--ownership O]\n"
+                "         [--enrolled-before DATE] [--enrolled-after DATE] [--missing]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
@@ -1362,8 +1404,9 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "installs: which device has which title; removed installs (removed_at set) "
                 "only with --include-retired.\n"
                 "hardware: --os and --type match operating_system.name and type (any case); "
-                "--stale-days N: not\nchecked in for N days; --sort and --columns take the "
-                "column names of --format csv.\n");
+                "--stale-days N: not\nchecked in for N days (or never); --sort and --columns "
+                "take the column names of --format csv;\n--stale-days, --os-support, --serial, "
+                "--encrypted and --compliance are the tests `memsync insights` counts.\n");
         return help ? CLI_OK : CLI_USAGE;
     }
     if (bad_format("assets", format))
@@ -1371,7 +1414,10 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     hardware = strcmp(pos[0], "hardware") == 0;
     if (!hardware &&
         (view.os != NULL || view.type != NULL || view.stale != NULL || view.sort != NULL ||
-         view.columns != NULL || view.limit != NULL || view.no_headers)) {
+         view.columns != NULL || view.limit != NULL || view.no_headers || view.os_support != NULL ||
+         view.serial != NULL || view.encrypted != NULL || view.compliance != NULL ||
+         view.model != NULL || view.manufacturer != NULL || view.ownership != NULL ||
+         view.enrolled_before != NULL || view.enrolled_after != NULL || view.missing)) {
         fprintf(stderr, "memsync assets: --os, --type, --stale-days, --sort, --columns, --limit "
                         "and --no-headers are for `assets hardware`\n");
         return CLI_USAGE;
@@ -1425,7 +1471,14 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         q.client = client;
         q.search = search;
         q.include_retired = retired;
-        rc = store_assets_each(st, &q, asset_cb, out, &eb);
+        if (hwfilter_active(&view.hf)) {
+            int limit = q.limit;
+
+            q.limit = 0;
+            rc = hwfilter_each(st, &q, &view.hf, 0, limit, asset_cb, out, NULL, &eb);
+        } else {
+            rc = store_assets_each(st, &q, asset_cb, out, &eb);
+        }
     }
     if (rc != ERR_OK) {
         code = fail("assets", &eb);

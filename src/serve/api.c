@@ -1,5 +1,6 @@
 /* api.c - REST routes, list parameters, JSON views, errors, CSV streaming, metrics. */
 #include "api.h"
+#include "api_client.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "cursor.h"
 #include "expiry.h"
 #include "guid.h"
+#include "hwfilter.h"
 #include "insight.h"
 #include "integration.h"
 #include "jsonarena.h"
@@ -750,6 +752,10 @@ out:
 
 /* ---- hardware ---------------------------------------------------------------------------- */
 
+/* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
+ * data: cached answers are keyed by this many seconds of wall time too. */
+#define INSIGHT_CACHE_S 600
+
 struct genpage {
     struct asset_writer *w;
     struct rowcache *rowc; /* rendered row bodies (lazy rows); NULL = off */
@@ -919,10 +925,83 @@ cached_answer(struct api_app *app, struct httpd_request *req, struct httpd_respo
     return 1;
 }
 
+struct hwargs {
+    struct hwfilter f;
+    struct errbuf eb;
+    int bad;
+};
+
+static int
+hwfilter_arg_cb(void *arg, const char *key, const char *value)
+{
+    struct hwargs *h = arg;
+
+    if (hwfilter_arg(&h->f, key, value != NULL ? value : "", &h->eb) < 0) {
+        h->bad = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* A page of a list with derived filters (hwfilter.h): every row is read and tested. */
+static void
+hardware_filtered(struct httpd_request *req, struct httpd_response *resp, struct asset_query *q,
+                  const struct list_params *lp, const struct hwfilter *f)
+{
+    struct genpage p = {0};
+    struct errbuf eb = {0};
+    char cur[CURSOR_TEXT_MAX + 1];
+    struct cursor o = {0};
+    int64_t total = 0;
+    size_t len = 0;
+    char *body;
+    int rc;
+
+    if (lp->keyset || lp->seek.kind == 's') {
+        reply_error(resp, 400, "invalid_request", "Invalid request",
+                    "cursor belongs to another list; start from the first page");
+        return;
+    }
+    buf_reset(&resp->body);
+    p.w = asset_writer_new_owned((size_t)lp->page_size * 1280 + 256, HTTPD_RESP_MAX);
+    p.page_size = (size_t)lp->page_size;
+    RAW(p.w, "{\"data\":[");
+    rc = hwfilter_each(req->st, q, f, lp->offset, lp->page_size + 1, asset_write_cb, &p, &total,
+                       &eb);
+    cursor_free(&p.last);
+    if (rc != ERR_OK) {
+        free(asset_writer_take(p.w, &len));
+        reply_err(resp, rc, &eb);
+        return;
+    }
+    RAW(p.w, "],\"total_count\":");
+    asset_writer_int(p.w, total);
+    RAW(p.w, ",\"next_cursor\":");
+    o.kind = 'o';
+    o.n = lp->offset + lp->page_size;
+    if (p.more && cursor_encode(&o, cur, sizeof cur) == 0)
+        asset_writer_string(p.w, cur);
+    else
+        RAW(p.w, "null");
+    RAW(p.w, "}");
+    body = asset_writer_take(p.w, &len);
+    if (body == NULL) {
+        reply_json(resp, 500, NULL);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->ext = body;
+    resp->ext_len = len;
+    resp->ext_free = free;
+    resp->ext_cls = body;
+}
+
 static void
 hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_response *resp,
               int64_t account)
 {
+    struct hwargs hw;
     struct list_params lp;
     struct asset_query q = {0};
     struct errbuf eb = {0};
@@ -936,10 +1015,20 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
         reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
     }
+    memset(&hw, 0, sizeof hw);
+    hwfilter_init(&hw.f, clock_now());
+    httpd_args_each(req, hwfilter_arg_cb, &hw);
+    if (hw.bad) {
+        reply_err(resp, ERR_INVAL, &hw.eb);
+        goto out;
+    }
     /* The version is read before anything else: see pagecache.h. */
     /* Without the version the answer is rendered uncached; its own reads report a failure. */
     keyed = list_key(req, "hardware", account, &key) == ERR_OK &&
             store_data_version(req->st, &version, &eb) == ERR_OK;
+    /* Derived filters age with the clock: cached as long as an insights answer is. */
+    if (keyed && hwfilter_active(&hw.f))
+        keyed = buf_printf(&key, "\n%" PRId64, hw.f.now / INSIGHT_CACHE_S) == ERR_OK;
     if (keyed && cached_answer(app, req, resp, key.data, key.len, version, etag))
         goto out;
     q.account_id = account;
@@ -950,6 +1039,11 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     q.nsorts = lp.nsorts;
     q.include_retired = httpd_arg(req, "include_retired") != NULL &&
                         strcmp(httpd_arg(req, "include_retired"), "true") == 0;
+    if (hwfilter_active(&hw.f)) {
+        q.offset = lp.offset;
+        hardware_filtered(req, resp, &q, &lp, &hw.f);
+        goto cache;
+    }
     total = store_assets_count(req->st, &q, &eb);
     if (total < 0) {
         reply_err(resp, (int)total, &eb);
@@ -969,6 +1063,7 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     q.lazy_held = row_held;
     q.lazy_held_arg = app->rows;
     hardware_render(req, resp, &q, &lp, total, app->rows);
+cache:
     if (keyed && resp->status == 200) { /* never an error answer */
         pagecache_put(app->pages, key.data, key.len, version, resp->ext, resp->ext_len);
         httpd_response_header(resp, "ETag", etag);
@@ -1104,8 +1199,9 @@ struct csv_stream {
     struct list_params lp;
     const char *const *cols;
     size_t ncols;
-    int64_t after_id; /* hardware keyset */
-    int64_t offset;   /* other lists */
+    int64_t after_id;   /* hardware keyset */
+    int64_t offset;     /* other lists */
+    struct hwfilter hf; /* hardware: the insight figures' filters (hwfilter.h) */
     int header_done;
     int done;
     struct buf pending;
@@ -1169,12 +1265,16 @@ static int
 csv_asset_cb(void *arg, const struct asset *a)
 {
     struct csv_batch *cb = arg;
-    json_t *row = asset_to_json(a);
+    json_t *row;
 
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    /* Rows read, written or not, end a batch: a short batch is the last one. */
     cb->cs->after_id = a->id;
     cb->rows++;
+    if (!hwfilter_match(&cb->cs->hf, a))
+        return 0;
+    row = asset_to_json(a);
+    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
+    json_decref(row);
     return 0;
 }
 
@@ -1274,6 +1374,7 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
            int64_t account)
 {
     struct csv_stream *cs = xcalloc(1, sizeof *cs);
+    struct hwargs hw;
     char disp[96];
 
     if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
@@ -1281,6 +1382,16 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         csv_free(cs);
         return;
     }
+    memset(&hw, 0, sizeof hw);
+    hwfilter_init(&hw.f, clock_now());
+    if (strcmp(entity, "hardware") == 0)
+        httpd_args_each(req, hwfilter_arg_cb, &hw);
+    if (hw.bad) {
+        reply_err(resp, ERR_INVAL, &hw.eb);
+        csv_free(cs);
+        return;
+    }
+    cs->hf = hw.f;
     cs->st = req->st;
     snprintf(cs->entity, sizeof cs->entity, "%s", entity);
     cs->account = account;
@@ -1921,9 +2032,6 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
 
 #define INSIGHT_STALE_DAYS 30
 #define INSIGHT_MAX_DAYS   3650
-/* An answer holds counts that age with the clock (stale devices, enrolment age) as well as the
- * data: cached answers are keyed by this many seconds of wall time too. */
-#define INSIGHT_CACHE_S 600
 /* Single flight: requests for one answer arriving together render it once; the others wait
  * up to INSIGHT_WAIT_S for it. */
 #define INSIGHT_FLIGHTS 16
@@ -2052,12 +2160,6 @@ clients_csv(const struct route_call *c)
 }
 
 static void
-client_get(const struct route_call *c)
-{
-    one_row(c->req, c->resp, "clients", c->p->account_id, c->id[0], "client");
-}
-
-static void
 hardware_list_get(const struct route_call *c)
 {
     hardware_list(c->app, c->req, c->resp, c->p->account_id);
@@ -2176,7 +2278,7 @@ static const struct route routes[] = {
     {"GET", "/openapi.json", openapi_get, AUTH_NONE, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients", clients_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/clients.csv", clients_csv, AUTH_READ, 0, ROUTE_API, NULL},
-    {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/clients/{id}", api_client_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware", hardware_list_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware.csv", hardware_csv, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware/{id}", hardware_one, AUTH_READ, 0, ROUTE_API, NULL},
@@ -2197,6 +2299,10 @@ static const struct route routes[] = {
     {"GET", "/api/v1/sync-runs/{id}", sync_run_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/insights", insights_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/me", me_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"PATCH", "/api/v1/clients/{id}", api_client_patch, AUTH_ADMIN, 1, ROUTE_API,
+     "only admins (or admin API keys) can change clients"},
+    {"POST", "/api/v1/clients/{id}/sync", api_client_sync, AUTH_ADMIN, 1, ROUTE_API,
+     "only admins (or admin API keys) can start syncs"},
 };
 
 const struct route *

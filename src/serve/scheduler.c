@@ -22,6 +22,8 @@ struct job {
     int64_t account_id;
     int64_t integration_id;
     int full;
+    /* scheduler_request_tenant: this tenant only ("" = every tenant) */
+    char tenant_id[64], name[256], domain[256];
 };
 
 struct scheduler {
@@ -58,9 +60,31 @@ int
 scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_id, int full,
                   struct errbuf *eb)
 {
-    struct job j = {account_id, integration_id, full};
+    struct job j = {account_id, integration_id, full, "", "", ""};
     int rc;
 
+    pthread_mutex_lock(&s->mu);
+    rc = enqueue_locked(s, &j, eb);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int
+scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
+                         const char *tenant_id, const char *name, const char *domain,
+                         struct errbuf *eb)
+{
+    struct job j = {account_id, integration_id, 1, "", "", ""};
+    int rc;
+
+    if (strcmp(s->cfg->sync_runner, "workers") == 0)
+        return err_set(eb, ERR_UNSUPPORTED,
+                       "one tenant alone cannot be queued for workers; sync its integration");
+    if (tenant_id == NULL || strlen(tenant_id) >= sizeof j.tenant_id)
+        return err_set(eb, ERR_INVAL, "not a tenant id");
+    snprintf(j.tenant_id, sizeof j.tenant_id, "%s", tenant_id);
+    snprintf(j.name, sizeof j.name, "%s", name != NULL ? name : "");
+    snprintf(j.domain, sizeof j.domain, "%s", domain != NULL ? domain : "");
     pthread_mutex_lock(&s->mu);
     rc = enqueue_locked(s, &j, eb);
     pthread_mutex_unlock(&s->mu);
@@ -121,6 +145,7 @@ run_job(struct scheduler *s, struct store *st, const struct job *j)
     struct sync_creds creds = {0};
     struct sync_opts so = {0};
     struct sync_summary sum = {0};
+    struct customer cust = {0};
     int64_t t0 = clock_mono_ms();
     int rc;
 
@@ -130,6 +155,15 @@ run_job(struct scheduler *s, struct store *st, const struct job *j)
     so.cfg = s->cfg;
     so.incremental = !j->full;
     so.software = 1;
+    if (j->tenant_id[0] != '\0') {
+        /* One client: its tenant as the customer list (names as stored; the sync reads the
+         * tenant's own /organization anyway). */
+        cust.tenant_id = (char *)j->tenant_id;
+        cust.name = j->name[0] != '\0' ? (char *)j->name : NULL;
+        cust.domain = j->domain[0] != '\0' ? (char *)j->domain : NULL;
+        so.tenants = &cust;
+        so.ntenants = 1;
+    }
     log_info("sync starting integration=%" PRId64 " kind=%s", in.id,
              j->full ? "full" : "incremental");
     rc = sync_run(st, &in, &creds, &so, &sum, &eb);

@@ -32,6 +32,13 @@ void scheduler_stop(struct scheduler *s); /* NULL-safe */
 int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_id, int full,
                       struct errbuf *eb);
 
+/* Queues a full sync of one tenant of the integration (a client page's "Sync now"): its customer
+ * list is that tenant alone (name and domain as stored, may be NULL). ERR_UNSUPPORTED when syncs
+ * run on workers; ERR_EXISTS and ERR_TOOBIG as scheduler_request. */
+int scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
+                             const char *tenant_id, const char *name, const char *domain,
+                             struct errbuf *eb);
+
 /* "running", "queued" or "idle". */
 const char *scheduler_state(struct scheduler *s, int64_t integration_id);
 

@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "expiry.h"
 #include "flight.h"
+#include "hwfilter.h"
 #include "insight.h"
 #include "integration.h"
 #include "log.h"
@@ -28,6 +29,7 @@
 #include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
+#include "ui_client.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -445,6 +447,16 @@ totp_env(const struct api_app *app, struct ui_totp_env *e)
     return e;
 }
 
+static const struct ui_client_env *
+client_env(struct ui_client_env *e)
+{
+    e->page_begin = totp_page_begin;
+    e->page_end = totp_page_end;
+    e->esc = ui_esc;
+    e->form_value = ui_form_value;
+    return e;
+}
+
 static void
 login_post(struct page *pg)
 {
@@ -592,11 +604,12 @@ query_keep(struct page *pg, struct buf *q, const char *const *keys, size_t n, co
     }
 }
 
+/* A pager for pages of size rows. */
 static void
-pager(struct page *pg, const char *base, const char *keep, int64_t page, int64_t total)
+pager_n(struct page *pg, const char *base, const char *keep, int64_t page, int64_t total, int size)
 {
     struct buf *b = pg->b;
-    int64_t pages = total <= 0 ? 1 : (total + PAGE_SIZE - 1) / PAGE_SIZE;
+    int64_t pages = total <= 0 ? 1 : (total + size - 1) / size;
 
     buf_printf(b,
                "<div class=\"pager\"><span>%" PRId64 " total · page %" PRId64 " of %" PRId64
@@ -613,6 +626,12 @@ pager(struct page *pg, const char *base, const char *keep, int64_t page, int64_t
                    "Next →</a>",
                    base, page + 1, keep);
     buf_addstr(b, "</span></div>");
+}
+
+static void
+pager(struct page *pg, const char *base, const char *keep, int64_t page, int64_t total)
+{
+    pager_n(pg, base, keep, page, total, PAGE_SIZE);
 }
 
 /* Sortable column header. */
@@ -668,53 +687,338 @@ client_options(struct page *pg, const char *selected)
     json_decref(rows);
 }
 
+/* The hardware list's optional columns (key, header, sort field or NULL) and those shown until a
+ * user chooses (preference "hardware.columns"). */
+static const char *const hw_cols[][3] = {
+    {"client", "Client", "client.name"},
+    {"serial", "Serial", "serial_number"},
+    {"type", "Type", "type"},
+    {"os", "OS", "operating_system.name"},
+    {"os_support", "OS support", NULL},
+    {"model", "Model", "model"},
+    {"user", "User", "user.principal_name"},
+    {"compliance", "Compliance", "compliance_state"},
+    {"encryption", "Encrypted", "is_encrypted"},
+    {"age", "Age", "enrolled_at"},
+    {"last_check_in", "Last check-in", "last_check_in_at"},
+};
+#define HW_NCOLS           (sizeof hw_cols / sizeof hw_cols[0])
+#define HW_DEFAULT_COLUMNS "client,serial,os,os_support,compliance,last_check_in"
+#define HW_PAGE_SIZES                                                                              \
+    {                                                                                              \
+        25, 50, 100, 200                                                                           \
+    }
+
+/* 1 when key is in the comma list cols. */
+static int
+col_on(const char *cols, const char *key)
+{
+    size_t n = strlen(key);
+
+    for (const char *p = cols; p != NULL && *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+
+        if (len == n && strncmp(p, key, n) == 0)
+            return 1;
+        p = e != NULL ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* The user's page size (preference "hardware.page_size"), else PAGE_SIZE. */
+static int
+hw_page_size(const char *pref)
+{
+    static const int sizes[] = HW_PAGE_SIZES;
+
+    for (size_t i = 0; pref != NULL && i < sizeof sizes / sizeof sizes[0]; i++)
+        if (strtol(pref, NULL, 10) == sizes[i])
+            return sizes[i];
+    return PAGE_SIZE;
+}
+
+/* Age since enrolment for people: days, months or years. */
+static void
+fmt_age(struct buf *b, const json_t *enrolled, int64_t now)
+{
+    int64_t t, d;
+
+    if (!json_is_string(enrolled) || clock_parse(json_string_value(enrolled), &t) != 0) {
+        buf_addstr(b, "<span class=\"muted\">—</span>");
+        return;
+    }
+    d = (now - t) / 86400;
+    if (d < 0)
+        d = 0;
+    if (d < 60)
+        buf_printf(b, "%" PRId64 " d", d);
+    else if (d < 730)
+        buf_printf(b, "%" PRId64 " mo", d / 30);
+    else
+        buf_printf(b, "%" PRId64 ".%" PRId64 " y", d / 365, (d % 365) * 10 / 365);
+}
+
+/* Why a client's list is empty when it has never synced or its last sync failed (its error and
+ * remedy), or nothing when it synced. 1 when it said something. */
+static int
+client_why_empty(struct page *pg, const char *client)
+{
+    struct store_filter f = {"id", "eq", client};
+    json_t *rows = list_rows(pg, "clients", 0, &f, 1, NULL, 0, NULL, 0, 1, NULL);
+    const json_t *row = json_array_get(rows, 0);
+    const char *status = json_string_value(json_object_get(row, "status"));
+    struct buf *b = pg->b;
+    int said = 0;
+
+    if (status != NULL && strcmp(status, "ok") != 0) {
+        buf_addstr(b, "<div class=\"empty\" id=\"why-empty\"><strong>");
+        if (strcmp(status, "never") == 0 && !json_is_string(jpath(row, "error.message")))
+            buf_addstr(b, "This client has not been synced yet");
+        else
+            buf_addstr(b, "This client's devices could not be read");
+        buf_addstr(b, "</strong>");
+        if (json_is_string(jpath(row, "error.message"))) {
+            buf_addstr(b, "<p>");
+            jtext(b, jpath(row, "error.message"));
+            buf_addstr(b, "</p><p class=\"remedy\">");
+            jtext(b, jpath(row, "error.remedy"));
+            buf_addstr(b, "</p>");
+            support_ids(b, row);
+        } else {
+            buf_addstr(b, "<p>Its devices appear after the next sync of its integration.</p>");
+        }
+        buf_printf(b,
+                   "<p><a href=\"/clients/%" JSON_INTEGER_FORMAT "\">The client's page</a> has "
+                   "what to do and a button to sync it now.</p></div>",
+                   json_integer_value(json_object_get(row, "id")));
+        said = 1;
+    }
+    json_decref(rows);
+    return said;
+}
+
+static void
+hw_cell(struct page *pg, const char *key, const json_t *row, int64_t now)
+{
+    struct buf *b = pg->b;
+
+    if (strcmp(key, "client") == 0) {
+        buf_printf(b, "<td><a href=\"/clients/%" JSON_INTEGER_FORMAT "\">",
+                   json_integer_value(jpath(row, "client.id")));
+        jtext(b, jpath(row, "client.name"));
+        buf_addstr(b, "</a></td>");
+    } else if (strcmp(key, "serial") == 0) {
+        buf_addstr(b, "<td class=\"mono\">");
+        jtext(b, json_object_get(row, "serial_number"));
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "type") == 0) {
+        buf_addstr(b, "<td>");
+        jtext(b, json_object_get(row, "type"));
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "os") == 0) {
+        buf_addstr(b, "<td>");
+        jtext(b, jpath(row, "operating_system.name"));
+        buf_addstr(b, " <span class=\"muted\">");
+        jtext(b, jpath(row, "operating_system.version"));
+        buf_addstr(b, "</span></td>");
+    } else if (strcmp(key, "os_support") == 0) {
+        struct device d;
+        char st[96];
+
+        memset(&d, 0, sizeof d);
+        d.os_name = (char *)json_string_value(jpath(row, "operating_system.name"));
+        d.os_version = (char *)json_string_value(jpath(row, "operating_system.version"));
+        hwfilter_os_status(&d, now, st, sizeof st);
+        /* Short in a list: "ended DATE", "until DATE"; the whole sentence as the title. */
+        buf_printf(b, "<td%s title=\"", strncmp(st, "past", 4) == 0 ? " class=\"warn\"" : "");
+        ui_esc(b, st);
+        buf_addstr(b, "\">");
+        if (strncmp(st, "past support since ", 19) == 0)
+            buf_printf(b, "ended %s", st + 19);
+        else if (strncmp(st, "supported until ", 16) == 0)
+            buf_printf(b, "until %s", st + 16);
+        else
+            ui_esc(b, st);
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "model") == 0) {
+        buf_addstr(b, "<td>");
+        jtext(b, json_object_get(row, "manufacturer"));
+        buf_addstr(b, " <span class=\"muted\">");
+        jtext(b, json_object_get(row, "model"));
+        buf_addstr(b, "</span></td>");
+    } else if (strcmp(key, "user") == 0) {
+        buf_addstr(b, "<td>");
+        jtext(b, jpath(row, "user.principal_name"));
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "compliance") == 0) {
+        const char *c = json_string_value(json_object_get(row, "compliance_state"));
+
+        buf_printf(b, "<td%s>", c != NULL && strcmp(c, "compliant") != 0 ? " class=\"warn\"" : "");
+        jtext(b, json_object_get(row, "compliance_state"));
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "encryption") == 0) {
+        buf_addstr(b, "<td>");
+        jtext(b, json_object_get(row, "is_encrypted"));
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "age") == 0) {
+        buf_addstr(b, "<td class=\"num\">");
+        fmt_age(b, json_object_get(row, "enrolled_at"), now);
+        buf_addstr(b, "</td>");
+    } else if (strcmp(key, "last_check_in") == 0) {
+        buf_addstr(b, "<td>");
+        fmt_ts_json(b, json_object_get(row, "last_check_in_at"));
+        buf_addstr(b, "</td>");
+    }
+}
+
+static void
+select_opts(struct buf *b, const char *name, const char *label, const char *cur,
+            const char *const (*opts)[2], size_t n)
+{
+    buf_printf(b, "<label>%s<select name=\"%s\" data-autosubmit><option value=\"\">Any</option>",
+               label, name);
+    for (size_t i = 0; i < n; i++)
+        buf_printf(b, "<option value=\"%s\"%s>%s</option>", opts[i][0],
+                   cur != NULL && strcmp(cur, opts[i][0]) == 0 ? " selected" : "", opts[i][1]);
+    buf_addstr(b, "</select></label>");
+}
+
+static void
+text_input(struct buf *b, const char *name, const char *label, const char *type, const char *cur)
+{
+    buf_printf(b, "<label>%s<input type=\"%s\" name=\"%s\" value=\"", label, type, name);
+    ui_esc(b, cur);
+    buf_addstr(b, "\"></label>");
+}
+
 static void
 assets_page(struct page *pg)
 {
-    static const char *const keys[] = {"client", "os", "type", "search"};
+    static const char *const keys[] = {
+        "client",     "os",           "type",           "search",          "os_support",
+        "stale_days", "encrypted",    "serial",         "compliance",      "ownership",
+        "model",      "manufacturer", "enrolled_after", "enrolled_before", "missing"};
     static const char *const oses[] = {"Windows", "macOS", "iOS", "iPadOS", "Android", "Linux"};
     static const char *const types[] = {"WORKSTATION", "SERVER", "VIRTUAL", "MOBILE", "UNKNOWN"};
+    static const char *const os_support_opts[][2] = {{"past", "Past end of support"},
+                                                     {"ends_within:90", "Ends within 90 days"},
+                                                     {"ends_within:365", "Ends within a year"}};
+    static const char *const stale_opts[][2] = {
+        {"7", "7 days"}, {"30", "30 days"}, {"90", "90 days"}};
+    static const char *const enc_opts[][2] = {{"true", "Encrypted"}, {"false", "Not encrypted"}};
+    static const char *const serial_opts[][2] = {{"missing", "Missing or placeholder"},
+                                                 {"shared", "Shared with another tenant"}};
+    static const char *const comp_opts[][2] = {{"compliant", "Compliant"},
+                                               {"not_compliant", "Not compliant"},
+                                               {"noncompliant", "Non-compliant (Intune)"},
+                                               {"inGracePeriod", "In grace period"},
+                                               {"unknown", "Unknown"}};
+    static const char *const own_opts[][2] = {
+        {"company", "Company"}, {"personal", "Personal"}, {"unknown", "Unknown"}};
+    static const int sizes[] = HW_PAGE_SIZES;
     struct buf *b = pg->b, keep, csvq;
-    struct store_filter f[3];
-    struct store_sort so;
+    struct store_filter f[10];
+    struct store_sort so = {"name", 0};
     struct asset_query q = {0};
+    struct hwfilter hf;
     struct rows r = {json_array()};
     const char *client = arg_nonempty(pg, "client"), *os = arg_nonempty(pg, "os"),
                *type = arg_nonempty(pg, "type"), *search = arg_nonempty(pg, "search");
+    const char *model = arg_nonempty(pg, "model"), *maker = arg_nonempty(pg, "manufacturer"),
+               *own = arg_nonempty(pg, "ownership"), *after = arg_nonempty(pg, "enrolled_after"),
+               *before = arg_nonempty(pg, "enrolled_before"),
+               *missing = arg_nonempty(pg, "missing");
+    char *pref_cols = NULL, *pref_size = NULL;
+    const char *cols;
     size_t nf = 0, i;
-    int64_t page = arg_page(pg), total;
+    int64_t page = arg_page(pg), total = 0, now = clock_now();
+    int psize, derived, bad = 0;
     json_t *row;
     struct errbuf eb = {0};
     int rc;
 
     buf_init(&keep, QUERY_KEEP_MAX);
     buf_init(&csvq, QUERY_KEEP_MAX);
+    /* The user's columns and page size; a failed read only means the defaults. */
+    if (store_pref_get(pg->req->st, pg->p.user_id, "hardware.columns", &pref_cols, &eb) != ERR_OK)
+        pref_cols = NULL;
+    if (store_pref_get(pg->req->st, pg->p.user_id, "hardware.page_size", &pref_size, &eb) != ERR_OK)
+        pref_size = NULL;
+    cols = pref_cols != NULL ? pref_cols : HW_DEFAULT_COLUMNS;
+    psize = hw_page_size(pref_size);
+    hwfilter_init(&hf, now);
+    {
+        static const char *const hk[] = {"os_support", "stale_days", "encrypted", "serial",
+                                         "compliance"};
+
+        for (i = 0; i < sizeof hk / sizeof hk[0]; i++) {
+            const char *v = arg_nonempty(pg, hk[i]);
+
+            if (v != NULL && hwfilter_arg(&hf, hk[i], v, &eb) < 0)
+                bad = 1;
+        }
+    }
+    derived = hwfilter_active(&hf);
     if (client != NULL)
         f[nf++] = (struct store_filter){"client.id", "eq", client};
     if (os != NULL)
         f[nf++] = (struct store_filter){"operating_system.name", "eq", os};
     if (type != NULL)
         f[nf++] = (struct store_filter){"type", "eq", type};
+    if (model != NULL)
+        f[nf++] = (struct store_filter){"model", "like", model};
+    if (maker != NULL)
+        f[nf++] = (struct store_filter){"manufacturer", "like", maker};
+    if (own != NULL)
+        f[nf++] = (struct store_filter){"ownership", "eq", own};
+    if (after != NULL)
+        f[nf++] = (struct store_filter){"enrolled_at", "gte", after};
+    if (before != NULL)
+        f[nf++] = (struct store_filter){"enrolled_at", "lt", before};
+    if (missing != NULL && strcmp(missing, "true") == 0)
+        f[nf++] = (struct store_filter){"missing_since", "gte", "1970-01-01"};
     q.account_id = pg->p.account_id;
     q.filters = f;
     q.nfilters = nf;
     q.search = search;
-    if (parse_sort(arg_nonempty(pg, "sort"), &so, "hardware")) {
-        q.sorts = &so;
-        q.nsorts = 1;
-    }
-    if ((total = store_assets_count(pg->req->st, &q, &eb)) < 0) {
-        page_store_failed(pg, (int)total, &eb);
+    /* By name unless the user sorts: what people look for first. */
+    if (!parse_sort(arg_nonempty(pg, "sort"), &so, "hardware"))
+        so = (struct store_sort){"name", 0};
+    q.sorts = &so;
+    q.nsorts = 1;
+    if (bad) {
+        /* A hand-edited link: the list without the bad filter would mislead. */
         total = 0;
+    } else if (derived) {
+        rc = hwfilter_each(pg->req->st, &q, &hf, (page - 1) * psize, psize, rows_asset_cb, &r,
+                           &total, &eb);
+        if (rc == ERR_INVAL) {
+            bad = 1;
+        } else if (rc != ERR_OK) {
+            page_store_failed(pg, rc, &eb);
+        }
+    } else {
+        if ((total = store_assets_count(pg->req->st, &q, &eb)) < 0) {
+            if (total == ERR_INVAL)
+                bad = 1;
+            else
+                page_store_failed(pg, (int)total, &eb);
+            total = 0;
+        }
+        q.offset = (page - 1) * psize;
+        q.limit = psize;
+        if (!bad && (rc = store_assets_each(pg->req->st, &q, rows_asset_cb, &r, &eb)) != ERR_OK) {
+            if (rc == ERR_INVAL)
+                bad = 1;
+            else
+                page_store_failed(pg, rc, &eb);
+        }
     }
-    q.offset = (page - 1) * PAGE_SIZE;
-    q.limit = PAGE_SIZE;
-    if ((rc = store_assets_each(pg->req->st, &q, rows_asset_cb, &r, &eb)) != ERR_OK)
-        page_store_failed(pg, rc, &eb);
 
     page_begin(pg, "Hardware", "/assets");
-    buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" method=\"get\" "
-                  "action=\"/assets\"><label>Client<select name=\"client\" "
+    buf_addstr(b, "<h1>Hardware assets</h1><form class=\"toolbar\" id=\"hw-filters\" "
+                  "method=\"get\" action=\"/assets\"><label>Client<select name=\"client\" "
                   "data-autosubmit>");
     client_options(pg, client);
     buf_addstr(b, "</select></label><label>Operating system<select name=\"os\" "
@@ -727,35 +1031,101 @@ assets_page(struct page *pg)
     for (i = 0; i < sizeof types / sizeof types[0]; i++)
         buf_printf(b, "<option%s>%s</option>",
                    type != NULL && strcmp(type, types[i]) == 0 ? " selected" : "", types[i]);
-    buf_addstr(b, "</select></label><label>Search<input type=\"search\" name=\"search\" "
+    buf_addstr(b, "</select></label>");
+    select_opts(b, "os_support", "OS support", arg_nonempty(pg, "os_support"), os_support_opts,
+                sizeof os_support_opts / sizeof os_support_opts[0]);
+    buf_addstr(b, "<label>Not checked in for<select name=\"stale_days\" data-autosubmit>"
+                  "<option value=\"\">Any</option>");
+    {
+        const char *cur = arg_nonempty(pg, "stale_days");
+        int listed = 0;
+
+        for (i = 0; i < sizeof stale_opts / sizeof stale_opts[0]; i++) {
+            int on = cur != NULL && strcmp(cur, stale_opts[i][0]) == 0;
+
+            listed |= on;
+            buf_printf(b, "<option value=\"%s\"%s>%s</option>", stale_opts[i][0],
+                       on ? " selected" : "", stale_opts[i][1]);
+        }
+        if (cur != NULL && !listed && hf.stale_days > 0)
+            buf_printf(b, "<option value=\"%d\" selected>%d days</option>", hf.stale_days,
+                       hf.stale_days);
+    }
+    buf_addstr(b, "</select></label>");
+    select_opts(b, "encrypted", "Encryption", arg_nonempty(pg, "encrypted"), enc_opts,
+                sizeof enc_opts / sizeof enc_opts[0]);
+    select_opts(b, "compliance", "Compliance", arg_nonempty(pg, "compliance"), comp_opts,
+                sizeof comp_opts / sizeof comp_opts[0]);
+    select_opts(b, "serial", "Serial", arg_nonempty(pg, "serial"), serial_opts,
+                sizeof serial_opts / sizeof serial_opts[0]);
+    select_opts(b, "ownership", "Ownership", own, own_opts, sizeof own_opts / sizeof own_opts[0]);
+    text_input(b, "model", "Model", "search", model);
+    text_input(b, "manufacturer", "Manufacturer", "search", maker);
+    text_input(b, "enrolled_after", "Enrolled from", "date", after);
+    text_input(b, "enrolled_before", "Enrolled before", "date", before);
+    buf_printf(b,
+               "<label class=\"check\"><input type=\"checkbox\" name=\"missing\" value=\"true\""
+               "%s data-autosubmit>Missing from Intune</label>",
+               missing != NULL && strcmp(missing, "true") == 0 ? " checked" : "");
+    buf_addstr(b, "<label>Search<input type=\"search\" name=\"search\" "
                   "placeholder=\"name, serial, user, model\" value=\"");
     ui_esc(b, search);
     buf_addstr(b, "\"></label><button type=\"submit\">Apply</button>");
     /* The export takes the same filters through the API's filter syntax. */
-    if (client != NULL) {
-        buf_addstr(&csvq, "&filter%5Bclient.id%5D=eq%3A");
-        esc_attr_url(&csvq, client);
+    {
+        static const char *const ff[][2] = {{"client", "filter%5Bclient.id%5D=eq%3A"},
+                                            {"os", "filter%5Boperating_system.name%5D=eq%3A"},
+                                            {"type", "filter%5Btype%5D=eq%3A"},
+                                            {"model", "filter%5Bmodel%5D=like%3A"},
+                                            {"manufacturer", "filter%5Bmanufacturer%5D=like%3A"},
+                                            {"ownership", "filter%5Bownership%5D=eq%3A"},
+                                            {"enrolled_after", "filter%5Benrolled_at%5D=gte%3A"},
+                                            {"enrolled_before", "filter%5Benrolled_at%5D=lt%3A"},
+                                            {"search", "search="}};
+
+        for (i = 0; i < sizeof ff / sizeof ff[0]; i++) {
+            const char *v = arg_nonempty(pg, ff[i][0]);
+
+            if (v == NULL)
+                continue;
+            buf_printf(&csvq, "&%s", ff[i][1]);
+            esc_attr_url(&csvq, v);
+        }
     }
-    if (os != NULL) {
-        buf_addstr(&csvq, "&filter%5Boperating_system.name%5D=eq%3A");
-        esc_attr_url(&csvq, os);
-    }
-    if (type != NULL) {
-        buf_addstr(&csvq, "&filter%5Btype%5D=eq%3A");
-        esc_attr_url(&csvq, type);
-    }
-    if (search != NULL) {
-        buf_addstr(&csvq, "&search=");
-        esc_attr_url(&csvq, search);
-    }
+    hwfilter_query(&hf, &csvq); /* its values are plain words and numbers */
+    if (missing != NULL && strcmp(missing, "true") == 0)
+        buf_addstr(&csvq, "&filter%5Bmissing_since%5D=gte%3A1970-01-01");
     buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
                   "href=\"/api/v1/assets/hardware.csv?");
     ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
-    buf_addstr(b, "\">Export CSV</a></form>");
+    buf_addstr(b, "\">Export CSV</a>");
+    buf_addstr(b, "</form>");
+    /* The column chooser and page size, kept per user. */
+    buf_addstr(b, "<details class=\"chooser\" id=\"hw-columns\"><summary>Columns and page size"
+                  "</summary><form method=\"post\" action=\"/assets/preferences\">");
+    csrf_field(pg);
+    for (i = 0; i < HW_NCOLS; i++)
+        buf_printf(b,
+                   "<label class=\"check\"><input type=\"checkbox\" name=\"col\" value=\"%s\"%s>"
+                   "%s</label>",
+                   hw_cols[i][0], col_on(cols, hw_cols[i][0]) ? " checked" : "", hw_cols[i][1]);
+    buf_addstr(b, "<label>Rows per page<select name=\"page_size\">");
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        buf_printf(b, "<option%s>%d</option>", sizes[i] == psize ? " selected" : "", sizes[i]);
+    buf_addstr(b, "</select></label><input type=\"hidden\" name=\"back\" value=\"");
     query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
+    ui_esc(b, keep.len > 0 ? buf_cstr(&keep) + 1 : "");
+    buf_addstr(b, "\"><button type=\"submit\">Save</button></form></details>");
+    if (bad) {
+        buf_addstr(b, "<div class=\"notice bad\">");
+        ui_esc(b, eb.msg[0] != '\0' ? eb.msg : "A filter has a value this list does not take.");
+        buf_addstr(b, "</div>");
+    }
     if (json_array_size(r.arr) == 0) {
         buf_addstr(b, "<div class=\"tablewrap\">");
-        if (nf > 0 || search != NULL)
+        if (client != NULL && client_why_empty(pg, client))
+            ;
+        else if (nf > 0 || search != NULL || derived)
             empty_state(b, "No device matches these filters",
                         "<p><a href=\"/assets\">Clear the filters</a></p>");
         else
@@ -771,12 +1141,14 @@ assets_page(struct page *pg)
         ui_esc(&ek, buf_cstr(&keep));
         buf_addstr(b, "<div class=\"tablewrap\"><table id=\"assets\"><thead><tr>");
         sort_th(pg, "/assets", buf_cstr(&ek), "name", "Name", NULL);
-        sort_th(pg, "/assets", buf_cstr(&ek), "client.name", "Client", NULL);
-        sort_th(pg, "/assets", buf_cstr(&ek), "serial_number", "Serial", NULL);
-        sort_th(pg, "/assets", buf_cstr(&ek), "type", "Type", "hide-narrow");
-        sort_th(pg, "/assets", buf_cstr(&ek), "operating_system.name", "OS", NULL);
-        sort_th(pg, "/assets", buf_cstr(&ek), "user.principal_name", "User", "hide-narrow");
-        sort_th(pg, "/assets", buf_cstr(&ek), "last_check_in_at", "Last check-in", "hide-narrow");
+        for (i = 0; i < HW_NCOLS; i++) {
+            if (!col_on(cols, hw_cols[i][0]))
+                continue;
+            if (hw_cols[i][2] != NULL)
+                sort_th(pg, "/assets", buf_cstr(&ek), hw_cols[i][2], hw_cols[i][1], NULL);
+            else
+                buf_printf(b, "<th>%s</th>", hw_cols[i][1]);
+        }
         buf_free(&ek);
         buf_addstr(b, "</tr></thead><tbody>");
         json_array_foreach(r.arr, i, row)
@@ -789,21 +1161,11 @@ assets_page(struct page *pg)
                 buf_addstr(b, " <span class=\"pill warn\" title=\"not in Intune's last "
                               "listing; kept until it has been missing for a while\">"
                               "missing</span>");
-            buf_addstr(b, "</td><td>");
-            jtext(b, jpath(row, "client.name"));
-            buf_addstr(b, "</td><td class=\"mono\">");
-            jtext(b, json_object_get(row, "serial_number"));
-            buf_addstr(b, "</td><td class=\"hide-narrow\">");
-            jtext(b, json_object_get(row, "type"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, jpath(row, "operating_system.name"));
-            buf_addstr(b, " <span class=\"muted\">");
-            jtext(b, jpath(row, "operating_system.version"));
-            buf_addstr(b, "</span></td><td class=\"hide-narrow\">");
-            jtext(b, jpath(row, "user.principal_name"));
-            buf_addstr(b, "</td><td class=\"hide-narrow\">");
-            fmt_ts_json(b, json_object_get(row, "last_check_in_at"));
-            buf_addstr(b, "</td></tr>");
+            buf_addstr(b, "</td>");
+            for (size_t k = 0; k < HW_NCOLS; k++)
+                if (col_on(cols, hw_cols[k][0]))
+                    hw_cell(pg, hw_cols[k][0], row, now);
+            buf_addstr(b, "</tr>");
         }
         buf_addstr(b, "</tbody></table></div>");
     }
@@ -817,13 +1179,68 @@ assets_page(struct page *pg)
             esc_attr_url(&keep, sort);
         }
         ui_esc(&ek, buf_cstr(&keep));
-        pager(pg, "/assets", buf_cstr(&ek), page, total);
+        pager_n(pg, "/assets", buf_cstr(&ek), page, total, psize);
         buf_free(&ek);
     }
     page_end(pg);
     json_decref(r.arr);
     buf_free(&keep);
     buf_free(&csvq);
+    free(pref_cols);
+    free(pref_size);
+}
+
+/* POST /assets/preferences: the user's columns (col=KEY, repeated) and page size, then back to
+ * the list (back: its query). */
+static void
+assets_prefs_post(struct page *pg)
+{
+    const char *body = pg->req->body != NULL ? pg->req->body : "";
+    char *size = ui_form_value(body, "page_size"), *back = ui_form_value(body, "back");
+    struct buf cols, to;
+    struct errbuf eb = {0};
+    char num[16];
+    int rc;
+
+    buf_init(&cols, STORE_PREF_MAX);
+    buf_init(&to, QUERY_KEEP_MAX);
+    /* Only known keys, in the table's order: col=a&col=b arrive as repeated pairs. */
+    for (size_t i = 0; i < HW_NCOLS; i++) {
+        char pat[64];
+        const char *p = body;
+        size_t n;
+
+        snprintf(pat, sizeof pat, "col=%s", hw_cols[i][0]);
+        n = strlen(pat);
+        while ((p = strstr(p, pat)) != NULL) {
+            if ((p == body || p[-1] == '&') && (p[n] == '&' || p[n] == '\0')) {
+                buf_printf(&cols, "%s%s", cols.len > 0 ? "," : "", hw_cols[i][0]);
+                break;
+            }
+            p += n;
+        }
+    }
+    snprintf(num, sizeof num, "%d", hw_page_size(size));
+    rc = store_pref_set(pg->req->st, pg->p.user_id, "hardware.columns", buf_cstr(&cols), &eb);
+    if (rc == ERR_OK)
+        rc = store_pref_set(pg->req->st, pg->p.user_id, "hardware.page_size", num, &eb);
+    if (rc != ERR_OK) {
+        pg->resp->status = store_status(rc);
+        page_begin(pg, "Not saved", "/assets");
+        notice(pg->b, "bad", store_msg(pg, rc, &eb));
+        page_end(pg);
+    } else {
+        buf_addstr(&to, "/assets");
+        /* Only a query of this list goes back: never another place. */
+        if (back != NULL && back[0] != '\0' && strchr(back, '/') == NULL &&
+            strchr(back, '\\') == NULL)
+            buf_printf(&to, "?%s", back);
+        redirect(pg->resp, buf_cstr(&to));
+    }
+    free(size);
+    free(back);
+    buf_free(&cols);
+    buf_free(&to);
 }
 
 static int
@@ -1182,14 +1599,34 @@ static void
 clients_page(struct page *pg)
 {
     struct buf *b = pg->b;
-    const char *search = arg_nonempty(pg, "search");
-    json_t *rows = list_rows(pg, "clients", 0, NULL, 0, NULL, 0, search, 0, 5000, NULL), *row;
+    static const char *const statuses[][2] = {
+        {"error", "Failing"}, {"never", "Never synced"}, {"ok", "Synced"}};
+    const char *search = arg_nonempty(pg, "search"), *status = arg_nonempty(pg, "status");
+    const char *order = arg_nonempty(pg, "order");
+    struct store_filter f = {"status", "eq", status};
+    /* Failing first: "error" < "never" < "ok", then by name. */
+    struct store_sort so[2] = {{"status", 0}, {"name", 0}};
+    int failing_first = order != NULL && strcmp(order, "status") == 0;
+    json_t *rows = list_rows(pg, "clients", 0, &f, status != NULL ? 1 : 0, so,
+                             failing_first ? 2 : 0, search, 0, 5000, NULL),
+           *row;
     size_t i;
 
     page_begin(pg, "Clients", "/clients");
     buf_addstr(b, "<h1>Clients</h1><form class=\"toolbar\" method=\"get\" "
                   "action=\"/clients\">"
-                  "<label>Search<input type=\"search\" name=\"search\" value=\"");
+                  "<label>Status<select name=\"status\" data-autosubmit><option "
+                  "value=\"\">Any</option>");
+    for (i = 0; i < sizeof statuses / sizeof statuses[0]; i++)
+        buf_printf(b, "<option value=\"%s\"%s>%s</option>", statuses[i][0],
+                   status != NULL && strcmp(status, statuses[i][0]) == 0 ? " selected" : "",
+                   statuses[i][1]);
+    buf_printf(b,
+               "</select></label><label>Order<select name=\"order\" data-autosubmit><option "
+               "value=\"\">By name</option><option value=\"status\"%s>Failing first</option>"
+               "</select></label>",
+               failing_first ? " selected" : "");
+    buf_addstr(b, "<label>Search<input type=\"search\" name=\"search\" value=\"");
     ui_esc(b, search);
     buf_addstr(b, "\"></label><button type=\"submit\">Apply</button><a class=\"btn ghost\" "
                   "href=\"/api/v1/clients.csv\">Export CSV</a></form><div "
@@ -1206,7 +1643,7 @@ clients_page(struct page *pg)
                       "</thead><tbody>");
         json_array_foreach(rows, i, row)
         {
-            buf_printf(b, "<tr><td><a href=\"/assets?client=%" JSON_INTEGER_FORMAT "\">",
+            buf_printf(b, "<tr><td><a href=\"/clients/%" JSON_INTEGER_FORMAT "\">",
                        json_integer_value(json_object_get(row, "id")));
             jtext(b, json_object_get(row, "name"));
             buf_addstr(b, "</a><div class=\"muted mono\">");
@@ -1797,15 +2234,41 @@ insight_cmp(const void *x, const void *y)
     return strcmp(na != NULL ? na : "", nb != NULL ? nb : "");
 }
 
+/* A figure's cell: a link to the hardware list of the devices it counts (insight.h). */
 static void
 overview_cell(struct buf *b, const json_t *row, const char *key, int warn)
 {
     const json_t *v = json_object_get(row, key);
+    struct buf q;
 
-    buf_printf(b, "<td class=\"num%s\" data-k=\"%s\">",
-               warn && json_integer_value(v) > 0 ? " warn" : "", key);
+    /* The serial columns give way on narrow screens, as their headers do. */
+    int narrow = strcmp(key, "no_serial") == 0 || strcmp(key, "duplicate_serial") == 0;
+
+    buf_init(&q, 1024);
+    insight_figure_query(key, OVERVIEW_STALE_DAYS, &q);
+    buf_printf(b,
+               "<td class=\"num%s%s\" data-k=\"%s\"><a href=\"/assets?client=%" JSON_INTEGER_FORMAT
+               "%s\">",
+               warn && json_integer_value(v) > 0 ? " warn" : "", narrow ? " hide-narrow" : "", key,
+               json_integer_value(jpath(row, "client.id")), buf_cstr(&q));
     jtext(b, v);
-    buf_addstr(b, "</td>");
+    buf_addstr(b, "</a></td>");
+    buf_free(&q);
+}
+
+/* A card of the overview: the figure and a link to the devices it counts. */
+static void
+overview_card(struct buf *b, const char *figure, int64_t n, const char *label, int warn)
+{
+    struct buf q;
+
+    buf_init(&q, 1024);
+    insight_figure_query(figure, OVERVIEW_STALE_DAYS, &q);
+    buf_printf(b,
+               "<a class=\"card%s\" data-figure=\"%s\" href=\"/assets?%s\"><strong>%" PRId64
+               "</strong>%s</a>",
+               warn && n > 0 ? " warn" : "", figure, q.len > 0 ? buf_cstr(&q) + 1 : "", n, label);
+    buf_free(&q);
 }
 
 /* The cards and the per-client table of the account's active devices into b; ERR_* when the
@@ -1840,17 +2303,21 @@ overview_render(struct page *pg, struct buf *b)
         tot[4] += r->duplicate_serial;
     }
     qsort(rows, n, sizeof *rows, insight_cmp);
-    buf_printf(
-        b,
-        "<div class=\"cards\"><div class=\"card\"><strong>%zu</strong>clients with devices</div>"
-        "<div class=\"card\"><strong>%" PRId64 "</strong>devices</div>"
-        "<div class=\"card%s\"><strong>%" PRId64 "</strong>on an OS past its "
-        "support</div><div class=\"card%s\"><strong>%" PRId64 "</strong>not checked "
-        "in for %d days</div><div class=\"card\"><strong>%" PRId64 "</strong>without "
-        "a real serial</div><div class=\"card\"><strong>%" PRId64 "</strong>with a "
-        "serial in two tenants</div></div>",
-        n, tot[0], tot[2] > 0 ? " warn" : "", tot[2], tot[1] > 0 ? " warn" : "", tot[1],
-        OVERVIEW_STALE_DAYS, tot[3], tot[4]);
+    {
+        char lbl[64];
+
+        snprintf(lbl, sizeof lbl, "not checked in for %d days", OVERVIEW_STALE_DAYS);
+        buf_printf(b,
+                   "<div class=\"cards\"><a class=\"card\" href=\"/clients\"><strong>%zu"
+                   "</strong>clients with devices</a>",
+                   n);
+        overview_card(b, "devices", tot[0], "devices", 0);
+        overview_card(b, "unsupported_os", tot[2], "on an OS past its support", 1);
+        overview_card(b, "stale", tot[1], lbl, 1);
+        overview_card(b, "no_serial", tot[3], "without a real serial", 0);
+        overview_card(b, "duplicate_serial", tot[4], "with a serial in two tenants", 0);
+        buf_addstr(b, "</div>");
+    }
     buf_addstr(b, "<div class=\"tablewrap\">");
     if (n == 0) {
         empty_state(b, "No devices yet",
@@ -1867,18 +2334,15 @@ overview_render(struct page *pg, struct buf *b)
                    "<tbody>",
                    OVERVIEW_STALE_DAYS);
         for (size_t i = 0; i < n && i < OVERVIEW_ROWS; i++) {
-            buf_printf(b, "<tr><td><a href=\"/assets?client=%" JSON_INTEGER_FORMAT "\">",
+            buf_printf(b, "<tr><td><a href=\"/clients/%" JSON_INTEGER_FORMAT "\">",
                        json_integer_value(jpath(rows[i], "client.id")));
             jtext(b, jpath(rows[i], "client.name"));
             buf_addstr(b, "</a></td>");
             overview_cell(b, rows[i], "devices", 0);
             overview_cell(b, rows[i], "unsupported_os", 1);
             overview_cell(b, rows[i], "stale", 1);
-            buf_addstr(b, "<td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(rows[i], "no_serial"));
-            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(rows[i], "duplicate_serial"));
-            buf_addstr(b, "</td>");
+            overview_cell(b, rows[i], "no_serial", 0);
+            overview_cell(b, rows[i], "duplicate_serial", 0);
             overview_cell(b, rows[i], "encrypted_pct", 0);
             overview_cell(b, rows[i], "compliant_pct", 0);
             buf_addstr(b, "<td class=\"num hide-narrow\">");
@@ -2502,6 +2966,7 @@ PAGE_ROUTE(login_submit, login_post(&pg))
 PAGE_ROUTE(logout_submit, logout_post(&pg))
 PAGE_ROUTE(overview_get, overview_page(&pg))
 PAGE_ROUTE(assets_get, assets_page(&pg))
+PAGE_ROUTE(assets_prefs_submit, assets_prefs_post(&pg))
 PAGE_ROUTE(asset_get, asset_detail(&pg, c->id[0]))
 PAGE_ROUTE(software_get, software_page(&pg))
 PAGE_ROUTE(software_one_get, software_detail(&pg, c->id[0]))
@@ -2538,6 +3003,23 @@ TOTP_ROUTE(totp_confirm_submit, ui_totp_confirm_post(env, c->req, c->resp, c->p)
 TOTP_ROUTE(totp_disable_submit, ui_totp_disable_post(env, c->req, c->resp, c->p))
 TOTP_ROUTE(totp_require_submit, ui_totp_require_post(env, c->req, c->resp, c->p))
 TOTP_ROUTE(totp_reset_submit, ui_totp_reset_post(env, c->req, c->resp, c->p, c->id[0]))
+
+/* The client page's routes (ui_client.h). */
+static void
+client_one_get(const struct route_call *c)
+{
+    struct ui_client_env ce;
+
+    ui_client_page(client_env(&ce), c);
+}
+
+static void
+client_submit(const struct route_call *c)
+{
+    struct ui_client_env ce;
+
+    ui_client_post(client_env(&ce), c);
+}
 
 #define MANAGE_ONLY "Only admins can manage users and API keys."
 #define CHANGE_ONLY "Only admins can change integrations, users and API keys."
@@ -2579,6 +3061,10 @@ static const struct route routes[] = {
     {"POST", "/api-keys/{id}/revoke", apikey_revoke_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/rotate", rotate_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/sync", sync_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"GET", "/clients/{id}", client_one_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"POST", "/assets/preferences", assets_prefs_submit, AUTH_READ, 1, ROUTE_UI, NULL},
+    {"POST", "/clients/{id}", client_submit, AUTH_ADMIN, 1, ROUTE_UI,
+     "Only admins can exclude, include, rename or sync clients."},
 };
 
 const struct route *

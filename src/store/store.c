@@ -994,6 +994,24 @@ store_apikey_find(struct store *st, const char *key_hash, int64_t *account_id, i
 }
 
 int
+store_pref_get(struct store *st, int64_t user_id, const char *key, char **value, struct errbuf *eb)
+{
+    *value = NULL;
+    if (strlen(key) > STORE_PREF_MAX)
+        return err_set(eb, ERR_INVAL, "a preference's name is at most %d bytes", STORE_PREF_MAX);
+    return st->ops->pref_get(st, user_id, key, value, eb);
+}
+
+int
+store_pref_set(struct store *st, int64_t user_id, const char *key, const char *value,
+               struct errbuf *eb)
+{
+    if (strlen(key) > STORE_PREF_MAX || strlen(value) > STORE_PREF_MAX)
+        return err_set(eb, ERR_INVAL, "a preference is at most %d bytes", STORE_PREF_MAX);
+    return st->ops->pref_set(st, user_id, key, value, eb);
+}
+
+int
 store_apikey_touch(struct store *st, int64_t id, int64_t now, struct errbuf *eb)
 {
     return st->ops->apikey_touch(st, id, now, eb);
@@ -1360,6 +1378,23 @@ static const struct store_list_field apikey_fields[] = {
     {NULL, NULL, SC_NULL},
 };
 
+/* A client's results in the sync runs, newest first (parent: client id). */
+static const struct store_list_field client_result_fields[] = {
+    LF("run_id", "x.run_id", SC_INT),
+    LF("kind", "r.kind", SC_TEXT),
+    LF("started_at", "r.started_at", SC_TS),
+    LF("status", "x.status", SC_TEXT),
+    LF("error.code", "x.error_code", SC_TEXT),
+    LF("error.message", "x.error_message", SC_TEXT),
+    LF("error.remedy", "x.error_remedy", SC_TEXT),
+    LF("devices", "x.devices", SC_INT),
+    LF("created", "x.created", SC_INT),
+    LF("updated", "x.updated", SC_INT),
+    LF("retired", "x.retired", SC_INT),
+    LF("duration_ms", "x.duration_ms", SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
 static const struct store_list_field sched_fields[] = {
     LF("id", "g.id", SC_INT),
     LF("account_id", "g.account_id", SC_INT),
@@ -1469,6 +1504,17 @@ static const struct store_list_entity lentities[] = {
      "k.id",
      "k.id",
      apikey_fields,
+     NULL,
+     0},
+    {"client_sync_results",
+     /* By the tenant's index (migration 16): its results in every run of its integration. */
+     "FROM client c JOIN sync_tenant_result x ON x.tenant_id = c.tenant_id JOIN sync_run r ON "
+     "r.id = x.run_id AND r.integration_id = c.integration_id WHERE c.id = ?2 AND "
+     "c.account_id = ?1",
+     {NULL, NULL, NULL, NULL},
+     "x.run_id DESC",
+     "x.id",
+     client_result_fields,
      NULL,
      0},
     /* Every account: only the scheduler reads this (?1 is unused). */

@@ -564,13 +564,25 @@ int store_integration_update(struct store *st, int64_t account_id, int64_t id, c
                              int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,
                              struct errbuf *eb);
 
+/* ---- web: per-user preferences (migration 16) ------------------------------------------- */
+
+/* A user's saved choice (the hardware list's columns and page size): keys and values at most
+ * STORE_PREF_MAX bytes each (ERR_INVAL). get: a malloc'd copy, ERR_NOTFOUND when never set;
+ * the row goes with its user. */
+#define STORE_PREF_MAX 1024
+int store_pref_get(struct store *st, int64_t user_id, const char *key, char **value,
+                   struct errbuf *eb);
+int store_pref_set(struct store *st, int64_t user_id, const char *key, const char *value,
+                   struct errbuf *eb);
+
 /* ---- generic lists: filtered, sorted, paged reads for the API and UI ------------------- */
 
 /* Entities: "clients", "software" (titles with device counts), "software_devices" (parent:
  * software id), "asset_software" (parent: asset id), "asset_changes" (parent: asset id),
  * "installs" (current installs on active devices), "installs_all" (also removed ones and
  * those of retired devices), "sync_runs", "sync_tenant_results" (parent: run id),
- * "users", "api_keys". Every row is
+ * "users", "api_keys", "client_sync_results" (parent: client id; its tenant's results in the
+ * runs of its integration, newest first). Every row is
  * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
  * last_started_at of every account's integrations), which only the sync scheduler reads. */
 struct list_query {
@@ -606,7 +618,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 13
+#define STORE_SCHEMA_VERSION 16
 
 /* ---- list catalogue (the API's cursors read it) ------------------------------------- */
 

@@ -110,6 +110,10 @@ struct store_ops {
     int (*apikey_find)(struct store *st, const char *key_hash, int64_t *account_id, int64_t *id,
                        char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb);
     int (*apikey_touch)(struct store *st, int64_t id, int64_t now, struct errbuf *eb);
+    int (*pref_get)(struct store *st, int64_t user_id, const char *key, char **value,
+                    struct errbuf *eb);
+    int (*pref_set)(struct store *st, int64_t user_id, const char *key, const char *value,
+                    struct errbuf *eb);
     int (*apikey_revoke)(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
     int (*integration_update)(struct store *st, int64_t account_id, int64_t id, const char *name,
                               int64_t sync_interval, int64_t partner_expires, int64_t sync_expires,

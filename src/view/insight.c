@@ -1,10 +1,11 @@
 #include "insight.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
-#include "lifecycle.h"
+#include "hwfilter.h"
 #include "mem.h"
 
 struct insight {
@@ -62,20 +63,6 @@ row_for(struct insight *in, const struct asset *a)
     return r;
 }
 
-/* 1 when the OS is past its end of support (a known date earlier than now). */
-static int
-os_unsupported(const struct device *d, int64_t now)
-{
-    struct lifecycle_info li;
-    int64_t eos;
-
-    if (d->os_name == NULL || !lifecycle_lookup(d->os_name, d->os_version, &li) ||
-        li.end_of_support[0] == '\0' || clock_parse(li.end_of_support, &eos) != 0)
-        return 0;
-    /* The vendor's date is the last day with updates: unsupported from the day after. */
-    return eos + 86400 <= now;
-}
-
 void
 insight_add(struct insight *in, const struct asset *a)
 {
@@ -86,18 +73,18 @@ insight_add(struct insight *in, const struct asset *a)
         return;
     r = row_for(in, a);
     r->devices++;
-    if (d->last_check_in_at == TS_NULL ||
-        in->now - d->last_check_in_at > (int64_t)in->stale_days * 86400)
+    /* The same tests as the hardware list's filters (hwfilter.h): a figure is its list's size. */
+    if (hwfilter_stale(d, in->now, in->stale_days))
         r->stale++;
-    if (os_unsupported(d, in->now))
+    if (hwfilter_os_past(d, in->now))
         r->unsupported_os++;
-    if (d->serial == NULL)
+    if (hwfilter_serial_missing(d))
         r->no_serial++;
     if (a->serial_duplicate)
         r->duplicate_serial++;
-    if (d->is_encrypted == 1)
+    if (hwfilter_is_encrypted(d))
         r->encrypted++;
-    if (d->compliance_state != NULL && strcmp(d->compliance_state, "compliant") == 0)
+    if (hwfilter_is_compliant(d))
         r->compliant++;
     if (d->enrolled_at != TS_NULL &&
         (r->oldest_enrolled_at == TS_NULL || d->enrolled_at < r->oldest_enrolled_at))
@@ -146,4 +133,30 @@ insight_to_json(const struct insight *in, size_t i)
                      r->oldest_enrolled_at == TS_NULL
                          ? json_null()
                          : json_integer((json_int_t)((in->now - r->oldest_enrolled_at) / 86400)));
+}
+
+int
+insight_figure_query(const char *figure, int stale_days, struct buf *b)
+{
+    struct hwfilter f;
+
+    hwfilter_init(&f, 0);
+    if (strcmp(figure, "devices") == 0)
+        return 0;
+    if (strcmp(figure, "stale") == 0)
+        f.stale_days = stale_days;
+    else if (strcmp(figure, "unsupported_os") == 0)
+        f.os = HWF_OS_PAST;
+    else if (strcmp(figure, "no_serial") == 0)
+        f.serial = HWF_SERIAL_MISSING;
+    else if (strcmp(figure, "duplicate_serial") == 0)
+        f.serial = HWF_SERIAL_SHARED;
+    else if (strcmp(figure, "encrypted_pct") == 0)
+        f.encrypted = 0;
+    else if (strcmp(figure, "compliant_pct") == 0)
+        snprintf(f.compliance, sizeof f.compliance, "not_compliant");
+    else
+        return -1;
+    hwfilter_query(&f, b);
+    return 0;
 }

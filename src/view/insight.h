@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "store.h"
 
 struct insight_row {
@@ -40,6 +41,12 @@ const struct insight_row *insight_row(const struct insight *in, size_t i);
 /* The row as JSON: client{id,name,tenant_id}, devices, stale, unsupported_os, no_serial,
  * duplicate_serial, encrypted_pct, compliant_pct, oldest_enrolment_days. */
 json_t *insight_to_json(const struct insight *in, size_t i);
+
+/* The hardware list arguments that list the devices a figure counts (hwfilter.h), appended to b
+ * as "&key=value..." ("" for "devices"): stale, unsupported_os, no_serial, duplicate_serial,
+ * encrypted_pct (the devices not encrypted), compliant_pct (those not compliant). 0, or -1 for
+ * a figure without a list. */
+int insight_figure_query(const char *figure, int stale_days, struct buf *b);
 
 extern const char *const insight_columns[];
 extern const size_t insight_column_count;

@@ -150,6 +150,40 @@ try {
     "clients with the most devices past OS support come first");
   await shot("overview");
 
+  // A card leads to its devices: the list it opens has as many rows as the card says.
+  const card = page.locator(".cards a.card[data-figure=stale]");
+  const cardN = Number((await card.locator("strong").textContent()).trim());
+  await Promise.all([page.waitForNavigation(), card.click()]);
+  check(page.url().includes("stale_days=30"), "the card opens the filtered hardware list");
+  check((await page.textContent(".pager")).includes(cardN + " total"),
+    `the stale card's ${cardN} devices are the list's total`);
+  await shot("assets-from-card");
+
+  // A client's page: figures that link to their lists, exclude and include again.
+  const c0 = (await api("/api/v1/clients")).data[0];
+  await page.goto(base + "/clients/" + c0.id);
+  check((await page.textContent("#client-name")).trim() === c0.name, "the client page names the client");
+  check(await page.locator("#client-figures a.card").count() === 7, "the client page has its figures");
+  check(await page.locator("#client-devices tbody tr").count() === 10, "the client page lists devices");
+  await shot("client");
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload();
+  const cOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(cOverflow <= 1, "no page-wide horizontal scroll at 390 px on the client page (" + cOverflow + ")");
+  await shot("client-narrow");
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.reload();
+  const devCard = page.locator("#client-figures a.card[data-figure=devices]");
+  const devN = Number((await devCard.locator("strong").textContent()).trim());
+  await Promise.all([page.waitForNavigation(), devCard.click()]);
+  check((await page.textContent(".pager")).includes(devN + " total"), "the client's devices card = its list");
+  await page.goto(base + "/clients/" + c0.id);
+  await Promise.all([page.waitForNavigation(), page.click("#client-exclude")]);
+  check((await page.textContent("#client-done")).includes("Excluded"), "exclude from the client page");
+  check((await api("/api/v1/clients/" + c0.id)).data.included === false, "the API sees the exclusion");
+  await Promise.all([page.waitForNavigation(), page.click("#client-include")]);
+  check((await api("/api/v1/clients/" + c0.id)).data.included === true, "included again");
+
   // Find a device by serial.
   const all = (await api("/api/v1/assets/hardware?page_size=200")).data;
   check(all.length === 180, "180 devices synced");

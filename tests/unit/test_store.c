@@ -631,6 +631,34 @@ count_secret_cb(void *arg, int64_t user_id, const char *sealed)
 
 /* A user's second factor (schema 13): enrolment, a step used once, single-use recovery codes,
  * the account's rule, re-sealing and clearing. */
+/* Per-user preferences (schema 16): set, replaced, per user, gone with the user. */
+static void
+test_user_prefs(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    int64_t uid = 0, other = 0;
+    char *v = NULL, big[STORE_PREF_MAX + 2];
+
+    assert_int_equal(store_user_insert(fx->st, fx->account, "pia", "viewer", "pw", &uid, &eb),
+                     ERR_OK);
+    assert_int_equal(store_user_insert(fx->st, fx->account, "quin", "viewer", "pw", &other, &eb),
+                     ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+    assert_null(v);
+    assert_int_equal(store_pref_set(fx->st, uid, "hardware.columns", "model,age", &eb), ERR_OK);
+    assert_int_equal(store_pref_set(fx->st, uid, "hardware.columns", "serial", &eb), ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_OK);
+    assert_string_equal(v, "serial");
+    free(v);
+    assert_int_equal(store_pref_get(fx->st, other, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(store_pref_set(fx->st, uid, "k", big, &eb), ERR_INVAL);
+    assert_int_equal(store_user_delete(fx->st, uid, &eb), ERR_OK);
+    assert_int_equal(store_pref_get(fx->st, uid, "hardware.columns", &v, &eb), ERR_NOTFOUND);
+}
+
 static void
 test_totp_state(void **state)
 {
@@ -774,48 +802,52 @@ test_integration_cloud_and_expiry_source(void **state)
     store_close(fx->st);
     fx->st = NULL;
     if (fx->pg_url == NULL)
-        sql_exec(fx->path, "BEGIN;"
-                           /* schema 9's and 10's columns: their migrations add them again */
-                           "DROP INDEX hardware_asset_missing;"
-                           "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
-                           "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
-                           "ALTER TABLE client DROP COLUMN warning_code;"
-                           "ALTER TABLE client DROP COLUMN warning_message;"
-                           "ALTER TABLE client DROP COLUMN warning_remedy;"
-                           "ALTER TABLE client DROP COLUMN error_request_id;"
-                           "ALTER TABLE client DROP COLUMN error_date;"
-                           "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
-                           "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
-                           "ALTER TABLE integration DROP COLUMN cloud;"
-                           "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
-                           "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                           "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
-                           "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
-                           "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
-                           "ALTER TABLE app_user DROP COLUMN totp_last_step;"
-                           "ALTER TABLE account DROP COLUMN require_totp;"
-                           "DROP TABLE user_recovery_code;"
-                           "PRAGMA user_version = 8; COMMIT;");
+        sql_exec(fx->path,
+                 "BEGIN;"
+                 /* schema 9's and 10's columns: their migrations add them again */
+                 "DROP INDEX hardware_asset_missing;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                 "ALTER TABLE client DROP COLUMN warning_code;"
+                 "ALTER TABLE client DROP COLUMN warning_message;"
+                 "ALTER TABLE client DROP COLUMN warning_remedy;"
+                 "ALTER TABLE client DROP COLUMN error_request_id;"
+                 "ALTER TABLE client DROP COLUMN error_date;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
+                 "ALTER TABLE integration DROP COLUMN cloud;"
+                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                 "ALTER TABLE account DROP COLUMN require_totp;"
+                 "DROP TABLE user_recovery_code;"
+                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                 "PRAGMA user_version = 8; COMMIT;");
     else
-        pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
-                            "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
-                            "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
-                            "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN "
-                            "warning_message, DROP COLUMN warning_remedy;"
-                            "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN "
-                            "error_date;"
-                            "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
-                            "DROP COLUMN error_date;"
-                            "ALTER TABLE integration DROP COLUMN cloud;"
-                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
-                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                            "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
-                            "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
-                            "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
-                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
-                            "ALTER TABLE account DROP COLUMN require_totp;"
-                            "DROP TABLE user_recovery_code;"
-                            "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
+        pg_exec(fx->pg_url,
+                "DROP INDEX hardware_asset_missing;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN "
+                "warning_message, DROP COLUMN warning_remedy;"
+                "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN "
+                "error_date;"
+                "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
+                "DROP COLUMN error_date;"
+                "ALTER TABLE integration DROP COLUMN cloud;"
+                "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                "ALTER TABLE account DROP COLUMN require_totp;"
+                "DROP TABLE user_recovery_code;"
+                "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
     assert_string_equal(got.cloud, "global");
@@ -1772,6 +1804,7 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
+                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1798,6 +1831,7 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
+                "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -2947,6 +2981,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_migrate_installs_v4, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_apikey_expiry_and_last_use, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_user_prefs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
@@ -2971,6 +3006,7 @@ main(void)
     };
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_user_prefs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,
                                         teardown),

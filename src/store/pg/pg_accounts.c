@@ -982,3 +982,45 @@ pg_account_require_totp(struct store *base, int64_t account_id, int on, struct e
     return pg_write((struct pg *)base, "UPDATE account SET require_totp = $2 WHERE id = $1", &p, 1,
                     eb, "changing the account's second factor rule");
 }
+
+/* ---- web: per-user preferences (migration 16) ------------------------------------------ */
+
+int
+pg_pref_get(struct store *base, int64_t user_id, const char *key, char **value, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc;
+
+    *value = NULL;
+    pg_p_i64(&p, user_id);
+    pg_p_text(&p, key);
+    r = pg_q(g, "SELECT value FROM user_pref WHERE user_id = $1 AND key = $2", &p, eb,
+             "reading the preference", &rc);
+    if (r == NULL)
+        return rc;
+    if (PQntuples(r) == 1)
+        *value = pg_r_dup(r, 0, 0);
+    else
+        rc = ERR_NOTFOUND;
+    PQclear(r);
+    return rc;
+}
+
+int
+pg_pref_set(struct store *base, int64_t user_id, const char *key, const char *value,
+            struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, user_id);
+    pg_p_text(&p, key);
+    pg_p_text(&p, value);
+    pg_p_i64(&p, clock_now());
+    return pg_write((struct pg *)base,
+                    "INSERT INTO user_pref (user_id, key, value, updated_at) VALUES ($1, $2, $3, "
+                    "$4) ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, "
+                    "updated_at = excluded.updated_at",
+                    &p, 0, eb, "saving the preference");
+}

@@ -406,6 +406,20 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    if (ver < 16) {
+        rc = pg_q_done(g,
+                       "CREATE TABLE user_pref ("
+                       " user_id BIGINT NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
+                       " key TEXT NOT NULL,"
+                       " value TEXT NOT NULL,"
+                       " updated_at BIGINT NOT NULL,"
+                       " PRIMARY KEY (user_id, key));"
+                       "CREATE INDEX sync_tenant_result_tenant ON "
+                       "sync_tenant_result(tenant_id, run_id)",
+                       NULL, eb, "adding per-user preferences", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     pg_p_i64(&p, STORE_APPLICATION_ID);
     pg_p_i64(&p, STORE_SCHEMA_VERSION);

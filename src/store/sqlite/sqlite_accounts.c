@@ -1118,3 +1118,51 @@ sq_account_require_totp(struct store *base, int64_t account_id, int on, struct e
         rc = err_set(eb, ERR_NOTFOUND, "there is no such account");
     return sq_wend(s, own, rc, eb);
 }
+
+/* ---- web: per-user preferences (migration 16) ------------------------------------------ */
+
+int
+sq_pref_get(struct store *base, int64_t user_id, const char *key, char **value, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int src, rc = once(s, "SELECT value FROM user_pref WHERE user_id = ?1 AND key = ?2", &st, eb,
+                       "reading the preference");
+
+    *value = NULL;
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, user_id);
+    sq_bind_text(st, 2, key);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *value = xstrdup((const char *)sqlite3_column_text(st, 0));
+    else if (src == SQLITE_DONE)
+        rc = ERR_NOTFOUND;
+    else
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the preference");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int
+sq_pref_set(struct store *base, int64_t user_id, const char *key, const char *value,
+            struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t unused = 0;
+    int rc = once(s,
+                  "INSERT INTO user_pref (user_id, key, value, updated_at) VALUES (?1, ?2, ?3, ?4) "
+                  "ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, "
+                  "updated_at = excluded.updated_at",
+                  &st, eb, "saving the preference");
+
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, user_id);
+    sq_bind_text(st, 2, key);
+    sq_bind_text(st, 3, value);
+    sqlite3_bind_int64(st, 4, clock_now());
+    return once_write(s, st, &unused, eb, "saving the preference");
+}

@@ -175,6 +175,10 @@ int sq_apikey_insert(struct store *base, int64_t account_id, const char *name, c
                      const char *key_hash, const char *prefix, int64_t expires_at, int64_t *id,
                      struct errbuf *eb);
 int sq_apikey_touch(struct store *base, int64_t id, int64_t now, struct errbuf *eb);
+int sq_pref_get(struct store *base, int64_t user_id, const char *key, char **value,
+                struct errbuf *eb);
+int sq_pref_set(struct store *base, int64_t user_id, const char *key, const char *value,
+                struct errbuf *eb);
 int sq_apikey_find(struct store *base, const char *key_hash, int64_t *account_id, int64_t *id,
                    char **scope, int64_t *expires_at, int64_t *last_used_at, struct errbuf *eb);
 int sq_apikey_revoke(struct store *base, int64_t account_id, int64_t id, struct errbuf *eb);

@@ -317,6 +317,15 @@ static const char schema_v13[] =
     " used_at INTEGER) STRICT;"
     "CREATE INDEX user_recovery_code_user ON user_recovery_code(user_id);";
 
+static const char schema_v16[] =
+    "CREATE TABLE user_pref ("
+    " user_id INTEGER NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
+    " key TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (user_id, key)) STRICT;"
+    "CREATE INDEX sync_tenant_result_tenant ON sync_tenant_result(tenant_id, run_id);";
+
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
@@ -563,6 +572,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 13) {
         rc = sq_exec_sql(s, schema_v13, eb, "adding the second factor of local users");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 16) {
+        rc = sq_exec_sql(s, schema_v16, eb, "adding per-user preferences");
         if (rc != ERR_OK)
             goto out;
     }
