@@ -28,6 +28,7 @@
 #include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
+#include "ui_device.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -848,42 +849,8 @@ kv(struct buf *b, const char *label, const json_t *v)
 static void
 asset_detail(struct page *pg, int64_t id)
 {
-    static const char *const fields[][2] = {
-        {"client.name", "Client"},
-        {"serial_number", "Serial number"},
-        {"manufacturer", "Manufacturer"},
-        {"model", "Model"},
-        {"type", "Type"},
-        {"operating_system.name", "Operating system"},
-        {"operating_system.version", "OS version"},
-        {"operating_system.end_of_support", "OS end of support"},
-        {"user.display_name", "User"},
-        {"user.principal_name", "User principal name"},
-        {"user.email", "Email"},
-        {"ownership", "Ownership"},
-        {"compliance_state", "Compliance"},
-        {"management_state", "Management state"},
-        {"enrollment_type", "Enrollment type"},
-        {"is_encrypted", "Encrypted"},
-        {"is_supervised", "Supervised"},
-        {"storage.total_bytes", "Storage (bytes)"},
-        {"storage.free_bytes", "Free storage (bytes)"},
-        {"memory_bytes", "Memory (bytes)"},
-        {"wifi_mac", "Wi-Fi MAC"},
-        {"ethernet_mac", "Ethernet MAC"},
-        {"imei", "IMEI"},
-        {"meid", "MEID"},
-        {"phone_number", "Phone number"},
-        {"enrolled_at", "Enrolled"},
-        {"last_check_in_at", "Last check-in"},
-        {"first_synced_at", "First synced"},
-        {"last_synced_at", "Last synced"},
-        {"retired_at", "Retired"},
-        {"missing_since", "Missing from Intune since"},
-        {"source.intune_device_id", "Intune device ID"},
-        {"source.azure_ad_device_id", "Entra device ID"},
-    };
     struct buf *b = pg->b;
+    const struct ui_device_env denv = {ui_esc};
     json_t *a = NULL, *sw, *hist, *row;
     struct errbuf eb = {0};
     size_t i;
@@ -934,34 +901,9 @@ asset_detail(struct page *pg, int64_t id)
                       "retire_after_hours), and comes back as it was if Intune lists it "
                       "again.</div>");
     }
-    buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" "
-                  "id=\"asset-fields\">");
-    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const json_t *v = jpath(a, fields[i][0]);
-
-        if (json_is_string(v) && strstr(fields[i][0], "_at") != NULL) {
-            buf_addstr(b, "<dt>");
-            ui_esc(b, fields[i][1]);
-            buf_addstr(b, "</dt><dd>");
-            fmt_ts_json(b, v);
-            buf_addstr(b, "</dd>");
-        } else if (json_is_string(v) &&
-                   strcmp(fields[i][0], "operating_system.end_of_support") == 0) {
-            char today[32];
-
-            clock_fmt(clock_now(), today, sizeof today); /* YYYY-MM-DD... compares as text */
-            buf_addstr(b, "<dt>");
-            ui_esc(b, fields[i][1]);
-            buf_addstr(b, "</dt><dd id=\"end-of-support\">");
-            jtext(b, v);
-            if (strncmp(json_string_value(v), today, 10) < 0)
-                buf_addstr(b, " <span class=\"pill error\">support ended</span>");
-            buf_addstr(b, "</dd>");
-        } else {
-            kv(b, fields[i][1], v);
-        }
-    }
-    buf_addstr(b, "</dl></div><div>");
+    buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\">");
+    ui_device_fields(b, a, clock_now(), &denv);
+    buf_addstr(b, "</div><div>");
     buf_printf(b, "<h2>Installed software (%zu)</h2><div class=\"tablewrap\">",
                json_array_size(sw));
     if (json_array_size(sw) == 0) {
@@ -997,25 +939,7 @@ asset_detail(struct page *pg, int64_t id)
         buf_addstr(b, "</tbody></table>");
     }
     buf_addstr(b, "</div><h2>History</h2><div class=\"tablewrap\">");
-    if (json_array_size(hist) == 0) {
-        empty_state(b, "No changes recorded", "<p>Changes seen between syncs are listed here.</p>");
-    } else {
-        buf_addstr(b, "<table id=\"asset-history\"><thead><tr><th>When</th><th>Field</th>"
-                      "<th>Old</th><th>New</th></tr></thead><tbody>");
-        json_array_foreach(hist, i, row)
-        {
-            buf_addstr(b, "<tr><td>");
-            fmt_ts_json(b, json_object_get(row, "at"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "field"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "old_value"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "new_value"));
-            buf_addstr(b, "</td></tr>");
-        }
-        buf_addstr(b, "</tbody></table>");
-    }
+    ui_device_history(b, hist, clock_now(), &denv);
     buf_addstr(b, "</div></div></div>");
     page_end(pg);
     json_decref(a);
