@@ -29,6 +29,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "ui_device.h"
+#include "ui_runs.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -1237,10 +1238,10 @@ run_detail(struct page *pg, int64_t id)
 {
     struct buf *b = pg->b;
     struct store_filter f = {"id", "eq", NULL};
+    const struct ui_runs_env renv = {ui_esc};
     char idtxt[32];
-    json_t *r, *run, *tenants, *row;
+    json_t *r, *run, *tenants;
     const char *st;
-    size_t i;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -1282,50 +1283,11 @@ run_detail(struct page *pg, int64_t id)
     buf_addstr(b, "</dl>");
     if (st != NULL && strcmp(st, "running") == 0)
         buf_addstr(b, "<div class=\"progress running\"><span></span></div><p "
-                      "class=\"muted\" data-live>Running — tenants appear below as they "
-                      "finish.</p>");
+                      "class=\"muted\" data-live>Running — this page refreshes; tenants "
+                      "waiting for a slot are pending.</p>");
     buf_addstr(b, "</div><h2>Tenants</h2><div class=\"tablewrap\">");
-    if (json_array_size(tenants) == 0) {
-        empty_state(b, "No tenant finished yet", "");
-    } else {
-        buf_addstr(b, "<table id=\"run-tenants\"><thead><tr><th>Client</th><th>Status</th>"
-                      "<th class=\"num\">Devices</th><th class=\"num hide-narrow\">New / "
-                      "changed / retired</th><th class=\"num hide-narrow\">Requests</th>"
-                      "<th>Problem and fix</th></tr></thead><tbody>");
-        json_array_foreach(tenants, i, row)
-        {
-            buf_addstr(b, "<tr><td>");
-            jtext(b, json_object_get(row, "client_name"));
-            buf_addstr(b, "<div class=\"muted mono\">");
-            jtext(b, json_object_get(row, "tenant_id"));
-            buf_addstr(b, "</div></td><td>");
-            pill(b, json_string_value(json_object_get(row, "status")));
-            buf_addstr(b, "</td><td class=\"num\">");
-            jtext(b, json_object_get(row, "devices"));
-            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(row, "created"));
-            buf_addstr(b, " / ");
-            jtext(b, json_object_get(row, "updated"));
-            buf_addstr(b, " / ");
-            jtext(b, json_object_get(row, "retired"));
-            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(row, "requests"));
-            buf_addstr(b, "</td><td>");
-            if (json_is_string(jpath(row, "error.message")) ||
-                json_is_string(jpath(row, "error.code"))) {
-                buf_addstr(b, "<span class=\"mono\">");
-                jtext(b, jpath(row, "error.code"));
-                buf_addstr(b, "</span> ");
-                jtext(b, jpath(row, "error.message"));
-                buf_addstr(b, "<div class=\"remedy\">");
-                jtext(b, jpath(row, "error.remedy"));
-                buf_addstr(b, "</div>");
-                support_ids(b, row);
-            }
-            buf_addstr(b, "</td></tr>");
-        }
-        buf_addstr(b, "</tbody></table>");
-    }
+    ui_runs_tenants(b, pg->app->sched, id, st != NULL && strcmp(st, "running") == 0, tenants,
+                    &renv);
     buf_addstr(b, "</div>");
     page_end(pg);
     json_decref(r);
@@ -1503,13 +1465,9 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         buf_printf(b, "<dt>Schedule</dt><dd>incremental sync every %" PRId64 " hours</dd></dl>",
                    in->sync_interval / 3600);
         if (pg->p.role == AUTH_ADMIN) {
-            buf_printf(b,
-                       "<div class=\"toolbar\"><form method=\"post\" "
-                       "action=\"/integrations/%" PRId64 "/sync\">",
-                       in->id);
-            csrf_field(pg);
-            buf_addstr(b, "<button type=\"submit\">Sync now</button></form></div>"
-                          "<details><summary>Replace a key</summary>");
+            buf_addstr(b, "<div class=\"toolbar\">");
+            ui_runs_sync_button(b, in->id, state, pg->p.csrf);
+            buf_addstr(b, "</div><details><summary>Replace a key</summary>");
             buf_printf(b,
                        "<form class=\"stack rotate\" method=\"post\" "
                        "action=\"/integrations/%" PRId64 "/rotate\">",
@@ -1666,17 +1624,21 @@ sync_post(struct page *pg, int64_t id)
     struct api_app *app = pg->app;
     struct integration in = {0};
     struct errbuf eb = {0};
+    int64_t run = 0;
+    char to[48] = "/runs";
     int rc = store_integration_get(pg->req->st, pg->p.account_id, id, &in, &eb);
 
     integration_clear(&in);
     if (rc == ERR_OK && app->sched != NULL)
-        rc = scheduler_request(app->sched, pg->p.account_id, id, 1, &eb);
+        rc = scheduler_request_run(app->sched, pg->req->st, pg->p.account_id, id, 1, &run, &eb);
     if (rc != ERR_OK && rc != ERR_EXISTS) {
         pg->resp->status = rc == ERR_NOTFOUND ? 404 : 400;
         integrations_page(pg, "bad", eb.msg, NULL, NULL);
         return;
     }
-    redirect(pg->resp, "/runs");
+    if (run > 0)
+        snprintf(to, sizeof to, "/runs/%" PRId64, run);
+    redirect(pg->resp, to);
 }
 
 /* ---- overview: lifecycle insight per client
