@@ -29,6 +29,7 @@
 #include "scheduler.h"
 #include "store.h"
 #include "ui_device.h"
+#include "ui_help.h"
 #include "ui_runs.h"
 #include "ui_totp.h"
 #include "utf8.h"
@@ -1305,6 +1306,7 @@ validation_html(struct buf *b, const json_t *val)
 
     if (!json_is_array(checks))
         return;
+    ui_help_sampled(b, val);
     buf_addstr(b, "<div class=\"tablewrap\"><table id=\"checks\"><thead><tr><th>Check</th>"
                   "<th>Result</th><th>What it means and what to "
                   "do</th></tr></thead><tbody>");
@@ -1338,7 +1340,7 @@ validation_html(struct buf *b, const json_t *val)
 }
 
 static void
-add_form(struct page *pg, const char *body)
+add_form(struct page *pg, const char *body, const json_t *val)
 {
     static const char *const fields[][4] = {
         {"name", "Name", "text", "optional, e.g. the MSP's name"},
@@ -1361,17 +1363,41 @@ add_form(struct page *pg, const char *body)
                   "id=\"add-integration\" method=\"post\" action=\"/integrations\">");
     csrf_field(pg);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char *sent = body != NULL ? ui_form_value(body, fields[i][0]) : NULL;
+        const char *failed = ui_help_field_failure(val, fields[i][0], sent);
+        const char *anchor = ui_help_anchor(fields[i][0]);
         char *v = NULL;
 
-        if (body != NULL && strcmp(fields[i][2], "password") != 0)
+        if (sent != NULL)
+            memset(sent, 0, strlen(sent));
+        free(sent);
+
+        /* After a failed check the values come back, but a key only when its own check
+         * passed (the one that failed is to be typed again). */
+        if (body != NULL &&
+            (strcmp(fields[i][2], "password") != 0 || ui_help_key_passed(val, fields[i][0])))
             v = ui_form_value(body, fields[i][0]);
-        buf_printf(b,
-                   "<label>%s <small>%s</small><input type=\"%s\" name=\"%s\" "
-                   "autocomplete=\"off\"%s value=\"",
-                   fields[i][1], fields[i][3], fields[i][2], fields[i][0],
-                   strstr(fields[i][3], "optional") != NULL ? "" : " required");
+        buf_printf(b, "<label%s>%s <small>%s", failed != NULL ? " class=\"invalid\"" : "",
+                   fields[i][1], fields[i][3]);
+        if (anchor != NULL)
+            buf_printf(b,
+                       " &middot; <a class=\"help\" href=\"/help/setup#%s\" "
+                       "target=\"_blank\">where do I find this?</a>",
+                       anchor);
+        buf_printf(b, "</small><input type=\"%s\" name=\"%s\" autocomplete=\"off\"%s%s value=\"",
+                   fields[i][2], fields[i][0],
+                   strstr(fields[i][3], "optional") != NULL ? "" : " required",
+                   failed != NULL ? " aria-invalid=\"true\"" : "");
         ui_esc(b, v);
-        buf_addstr(b, "\"></label>");
+        buf_addstr(b, "\">");
+        if (failed != NULL) {
+            buf_addstr(b, "<span class=\"field-error\">");
+            ui_esc(b, failed);
+            buf_addstr(b, "</span>");
+        }
+        buf_addstr(b, "</label>");
+        if (v != NULL)
+            memset(v, 0, strlen(v));
         free(v);
     }
     buf_addstr(b, "<label>Microsoft cloud <small>where the partner and its customers' tenants "
@@ -1489,7 +1515,7 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
     }
     free(list);
     if (pg->p.role == AUTH_ADMIN)
-        add_form(pg, body);
+        add_form(pg, body, val);
     else
         buf_addstr(b, "<p class=\"muted\">Only admins can add or change integrations.</p>");
     page_end(pg);
@@ -1574,7 +1600,7 @@ integration_post(struct page *pg)
     if (rc == ERR_OK) {
         pg->resp->status = 200;
         integrations_page(pg, "ok",
-                          "Saved. Every check passed and a full sync has started — follow it "
+                          "Saved. The credentials work and a full sync has started — follow it "
                           "under Sync runs.",
                           val, NULL);
     } else {
@@ -2374,6 +2400,17 @@ login_get(const struct route_call *c)
     login_page(&pg, NULL, safe_next(httpd_arg(c->req, "next")));
 }
 
+/* The setup guide (ui_help.h), linked from every value of the integration form. */
+static void
+help_page(struct page *pg)
+{
+    page_begin(pg, "Setting up the integration", "/integrations");
+    buf_addstr(pg->b, "<article class=\"help\">");
+    buf_addstr(pg->b, ui_help_setup_html());
+    buf_addstr(pg->b, "</article>");
+    page_end(pg);
+}
+
 /* One route function per page: each builds the page of its call and renders it. */
 #define PAGE_ROUTE(fn, call)                                                                       \
     static void fn(const struct route_call *c)                                                     \
@@ -2405,6 +2442,7 @@ PAGE_ROUTE(user_remove_submit, user_remove_post(&pg, c->id[0]))
 PAGE_ROUTE(apikey_revoke_submit, apikey_revoke_post(&pg, c->id[0]))
 PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
 PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
+PAGE_ROUTE(help_get, help_page(&pg))
 
 /* The second factor's routes (ui_totp.h). */
 #define TOTP_ROUTE(fn, call)                                                                       \
@@ -2465,6 +2503,7 @@ static const struct route routes[] = {
     {"POST", "/api-keys/{id}/revoke", apikey_revoke_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/rotate", rotate_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/sync", sync_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"GET", "/help/setup", help_get, AUTH_READ, 0, ROUTE_UI, NULL},
 };
 
 const struct route *
