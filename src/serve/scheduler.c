@@ -87,6 +87,36 @@ can_enqueue_locked(struct scheduler *s, int64_t integration_id, struct errbuf *e
     return ERR_OK;
 }
 
+static int
+run_id_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].name, "id") == 0)
+            *(int64_t *)arg = c[i].i;
+    return 0;
+}
+
+/* The integration's newest run still running (a run queued for workers), or 0. */
+static int64_t
+running_run(struct store *st, int64_t account_id, int64_t integration_id)
+{
+    char idtxt[32];
+    struct store_filter f[2] = {{"integration_id", "eq", idtxt}, {"status", "eq", "running"}};
+    struct list_query q = {0};
+    struct errbuf eb = {0};
+    int64_t id = 0;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, integration_id);
+    q.entity = "sync_runs";
+    q.account_id = account_id;
+    q.filters = f;
+    q.nfilters = 2;
+    q.limit = 1;
+    if (store_list_each(st, &q, run_id_cb, &id, &eb) != ERR_OK)
+        return 0;
+    return id;
+}
+
 int
 scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
                       int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb)
@@ -102,6 +132,13 @@ scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
         if (rc == ERR_OK)
             log_info("sync queued for workers integration=%" PRId64 " run=%" PRId64 " kind=%s",
                      integration_id, *run_id, full ? "full" : "incremental");
+        /* A run of this integration still waits for workers: that run is the answer (the
+         * database queue keeps one per integration). */
+        if (rc == ERR_EXISTS && (*run_id = running_run(st, account_id, integration_id)) > 0) {
+            log_info("sync already queued for workers integration=%" PRId64 " run=%" PRId64,
+                     integration_id, *run_id);
+            return ERR_OK;
+        }
         return rc;
     }
     pthread_mutex_lock(&s->mu);

@@ -37,7 +37,8 @@ int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integrati
  * connection) so that the caller can answer the run's id: *run_id. The run shows as running
  * while it waits in the queue; the scheduler's thread syncs into it and finishes it (also when
  * the sync cannot start). With sync_runner = workers the run is the database queue's
- * (store_job_enqueue). Errors as scheduler_request, or the store's. */
+ * (store_job_enqueue), and while a run of the integration still waits for workers that run is
+ * the answer. Errors as scheduler_request, or the store's. */
 int scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
                           int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb);
 
