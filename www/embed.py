@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Turns www/app.css and www/app.js into C string literals (app_css.inc, app_js.inc) that
-src/serve/ui.c compiles into the binary. Run after editing either file.
+src/serve/ui.c compiles into the binary, and docs/SETUP.md into the HTML of the UI's help page
+(setup_html.inc, src/serve/ui_help.c; www/mdhtml.py). Run after editing any of them.
 
 With --check it writes nothing and exits 1 when an .inc file differs from what it would
 generate (the lint.embed test), so an edit to app.css or app.js cannot ship without its .inc."""
@@ -8,12 +9,17 @@ import json
 import os
 import sys
 
+import mdhtml
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def generate(src):
     with open(os.path.join(HERE, src), encoding="utf-8") as f:
-        lines = f.read().split("\n")
+        text = f.read()
+    if src.endswith(".md"):  # a document of docs/, as the HTML of the UI's help page
+        text = mdhtml.convert(text) + "\n"
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     out = ["/* Generated from %s by www/embed.py; edit that file, then run python3 www/embed.py. */" % src]
@@ -27,7 +33,8 @@ def main(argv):
         print("usage: embed.py [--check]", file=sys.stderr)
         return 2
     stale = []
-    for src, dst in (("app.css", "app_css.inc"), ("app.js", "app_js.inc")):
+    for src, dst in (("app.css", "app_css.inc"), ("app.js", "app_js.inc"),
+                     ("../docs/SETUP.md", "setup_html.inc")):
         text = generate(src)
         path = os.path.join(HERE, dst)
         if check:

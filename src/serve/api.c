@@ -35,6 +35,7 @@
 #include "rowcache.h"
 #include "scheduler.h"
 #include "ui.h"
+#include "ui_runs.h"
 
 #define CSV_BATCH 500
 
@@ -1151,7 +1152,7 @@ row_exists(struct store *st, const char *entity, int64_t account, int64_t id)
 
 static void
 one_row(struct httpd_request *req, struct httpd_response *resp, const char *entity, int64_t account,
-        int64_t id, const char *what)
+        int64_t id, const char *what, struct scheduler *sched)
 {
     struct list_query q = {0};
     struct store_filter f = {"id", "eq", NULL};
@@ -1186,6 +1187,13 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
             return;
         }
         json_object_set_new(row, "tenants", tenants);
+        /* A run synced by this process also lists the tenants not finished yet. */
+        {
+            int listed = 0;
+            json_t *live = ui_runs_live_json(sched, id, &listed);
+
+            json_object_set_new(row, "tenants_unfinished", live != NULL ? live : json_null());
+        }
     }
     reply_json(resp, 200, json_pack("{s:o}", "data", row));
 }
@@ -1674,19 +1682,26 @@ integration_sync_route(struct api_app *app, struct httpd_request *req, struct ht
     struct errbuf eb = {0};
     const char *kind = httpd_arg(req, "kind");
     int full = kind == NULL || strcmp(kind, "incremental") != 0;
+    int64_t run = 0;
+    char loc[64];
     int rc = store_integration_get(req->st, account, id, &in, &eb);
 
     integration_clear(&in);
     if (rc == ERR_OK)
-        rc = app->sched != NULL ? scheduler_request(app->sched, account, id, full, &eb)
-                                : err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
+        rc = app->sched != NULL
+                 ? scheduler_request_run(app->sched, req->st, account, id, full, &run, &eb)
+                 : err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
     if (rc != ERR_OK) {
         reply_err(resp, rc, &eb);
         return;
     }
+    /* The run exists from now on: its page lists the tenants as they are synced. */
+    snprintf(loc, sizeof loc, "/api/v1/sync-runs/%" PRId64, run);
+    httpd_response_header(resp, "Location", loc);
     reply_json(resp, 202,
-               json_pack("{s:{s:I, s:s, s:s}}", "data", "integration_id", (json_int_t)id, "kind",
-                         full ? "full" : "incremental", "state", "queued"));
+               json_pack("{s:{s:I, s:I, s:s, s:s}}", "data", "run_id", (json_int_t)run,
+                         "integration_id", (json_int_t)id, "kind", full ? "full" : "incremental",
+                         "state", "queued"));
 }
 
 /* ---- metrics ----------------------------------------------------------------------------- */
@@ -2192,7 +2207,7 @@ software_csv(const struct route_call *c)
 static void
 software_one(const struct route_call *c)
 {
-    one_row(c->req, c->resp, "software", c->p->account_id, c->id[0], "software title");
+    one_row(c->req, c->resp, "software", c->p->account_id, c->id[0], "software title", NULL);
 }
 
 static void
@@ -2250,7 +2265,8 @@ sync_runs_get(const struct route_call *c)
 static void
 sync_run_get(const struct route_call *c)
 {
-    one_row(c->req, c->resp, "sync_runs", c->p->account_id, c->id[0], "sync run");
+    one_row(c->req, c->resp, "sync_runs", c->p->account_id, c->id[0], "sync run",
+            ((struct api_app *)c->app)->sched);
 }
 
 static void

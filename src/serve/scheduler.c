@@ -24,6 +24,7 @@ struct job {
     int full;
     /* scheduler_request_tenant: this tenant only ("" = every tenant) */
     char tenant_id[64], name[256], domain[256];
+    int64_t run_id; /* > 0: started by scheduler_request_run, finished by run_job */
 };
 
 struct scheduler {
@@ -39,6 +40,11 @@ struct scheduler {
     int nqueue;
     int64_t running; /* integration id, 0 when idle */
     struct scheduler_stats stats;
+    /* The unfinished tenants of the run being synced (sync_opts.on_progress). */
+    int64_t live_run;
+    struct scheduler_live *live;
+    size_t nlive;
+    int live_listed;
 };
 
 static int
@@ -60,7 +66,7 @@ int
 scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_id, int full,
                   struct errbuf *eb)
 {
-    struct job j = {account_id, integration_id, full, "", "", ""};
+    struct job j = {.account_id = account_id, .integration_id = integration_id, .full = full};
     int rc;
 
     pthread_mutex_lock(&s->mu);
@@ -74,7 +80,7 @@ scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integr
                          const char *tenant_id, const char *name, const char *domain,
                          struct errbuf *eb)
 {
-    struct job j = {account_id, integration_id, 1, "", "", ""};
+    struct job j = {.account_id = account_id, .integration_id = integration_id, .full = 1};
     int rc;
 
     if (strcmp(s->cfg->sync_runner, "workers") == 0)
@@ -89,6 +95,147 @@ scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integr
     rc = enqueue_locked(s, &j, eb);
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+/* ERR_EXISTS / ERR_TOOBIG as enqueue_locked would answer, without queueing. */
+static int
+can_enqueue_locked(struct scheduler *s, int64_t integration_id, struct errbuf *eb)
+{
+    if (s->running == integration_id)
+        return err_set(eb, ERR_EXISTS, "a sync of this integration is already running");
+    for (int i = 0; i < s->nqueue; i++)
+        if (s->queue[i].integration_id == integration_id)
+            return err_set(eb, ERR_EXISTS, "a sync of this integration is already queued");
+    if (s->nqueue >= SCHEDULER_QUEUE_MAX)
+        return err_set(eb, ERR_TOOBIG, "too many syncs are queued; try again later");
+    return ERR_OK;
+}
+
+static int
+run_id_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].name, "id") == 0)
+            *(int64_t *)arg = c[i].i;
+    return 0;
+}
+
+/* The integration's newest run still running (a run queued for workers), or 0. */
+static int64_t
+running_run(struct store *st, int64_t account_id, int64_t integration_id)
+{
+    char idtxt[32];
+    struct store_filter f[2] = {{"integration_id", "eq", idtxt}, {"status", "eq", "running"}};
+    struct list_query q = {0};
+    struct errbuf eb = {0};
+    int64_t id = 0;
+
+    snprintf(idtxt, sizeof idtxt, "%" PRId64, integration_id);
+    q.entity = "sync_runs";
+    q.account_id = account_id;
+    q.filters = f;
+    q.nfilters = 2;
+    q.limit = 1;
+    if (store_list_each(st, &q, run_id_cb, &id, &eb) != ERR_OK)
+        return 0;
+    return id;
+}
+
+int
+scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
+                      int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb)
+{
+    struct job j = {.account_id = account_id, .integration_id = integration_id, .full = full};
+    struct errbuf feb = {0};
+    int rc;
+
+    *run_id = 0;
+    if (strcmp(s->cfg->sync_runner, "workers") == 0) {
+        /* The database queue starts the run; `memsync worker` processes sync it. */
+        rc = store_job_enqueue(st, integration_id, full, clock_now(), run_id, eb);
+        if (rc == ERR_OK)
+            log_info("sync queued for workers integration=%" PRId64 " run=%" PRId64 " kind=%s",
+                     integration_id, *run_id, full ? "full" : "incremental");
+        /* A run of this integration still waits for workers: that run is the answer (the
+         * database queue keeps one per integration). */
+        if (rc == ERR_EXISTS && (*run_id = running_run(st, account_id, integration_id)) > 0) {
+            log_info("sync already queued for workers integration=%" PRId64 " run=%" PRId64,
+                     integration_id, *run_id);
+            return ERR_OK;
+        }
+        return rc;
+    }
+    pthread_mutex_lock(&s->mu);
+    rc = can_enqueue_locked(s, integration_id, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != ERR_OK)
+        return rc;
+    rc = store_run_start(st, integration_id, full ? "full" : "incremental", clock_now(), &j.run_id,
+                         eb);
+    if (rc != ERR_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    rc = enqueue_locked(s, &j, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != ERR_OK) {
+        /* Another request queued the integration in between: this run never starts. */
+        if (store_run_finish(st, j.run_id, "failed", eb->msg, clock_now(), &feb) != ERR_OK)
+            log_warn("cannot finish sync run run=%" PRId64 ": %s", j.run_id, feb.msg);
+        return rc;
+    }
+    *run_id = j.run_id;
+    return ERR_OK;
+}
+
+int
+scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
+                   int *listed)
+{
+    int found = 0;
+
+    *out = NULL;
+    *n = 0;
+    *listed = 0;
+    if (s == NULL || run_id <= 0)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->live_run == run_id) {
+        found = 1;
+        *listed = s->live_listed;
+        if (s->nlive > 0) {
+            *out = xmalloc(s->nlive * sizeof **out);
+            memcpy(*out, s->live, s->nlive * sizeof **out);
+            *n = s->nlive;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return found;
+}
+
+/* sync_opts.on_progress: keeps a copy for scheduler_live_get. */
+static void
+live_cb(void *arg, const struct sync_tenant_live *v, size_t n, int listed)
+{
+    struct scheduler *s = arg;
+    struct scheduler_live *copy = NULL;
+
+    if (n > SCHEDULER_LIVE_MAX)
+        n = SCHEDULER_LIVE_MAX;
+    if (n > 0)
+        copy = xcalloc(n, sizeof *copy);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(copy[i].tenant_id, sizeof copy[i].tenant_id, "%s",
+                 v[i].tenant_id != NULL ? v[i].tenant_id : "");
+        snprintf(copy[i].name, sizeof copy[i].name, "%s", v[i].name != NULL ? v[i].name : "");
+        copy[i].running = v[i].running;
+        copy[i].elapsed_ms = v[i].elapsed_ms;
+    }
+    pthread_mutex_lock(&s->mu);
+    free(s->live);
+    s->live = copy;
+    s->nlive = n;
+    s->live_listed = listed;
+    pthread_mutex_unlock(&s->mu);
 }
 
 const char *
@@ -164,9 +311,22 @@ run_job(struct scheduler *s, struct store *st, const struct job *j)
         so.tenants = &cust;
         so.ntenants = 1;
     }
+    so.run_id = j->run_id;
+    so.finish_run = j->run_id > 0;
+    so.on_progress = live_cb;
+    so.progress_arg = s;
     log_info("sync starting integration=%" PRId64 " kind=%s", in.id,
              j->full ? "full" : "incremental");
+    pthread_mutex_lock(&s->mu);
+    s->live_run = j->run_id;
+    s->live_listed = 0;
+    pthread_mutex_unlock(&s->mu);
     rc = sync_run(st, &in, &creds, &so, &sum, &eb);
+    pthread_mutex_lock(&s->mu);
+    s->live_run = 0;
+    XFREE(s->live);
+    s->nlive = 0;
+    pthread_mutex_unlock(&s->mu);
     if (rc == ERR_OK)
         log_info("sync finished integration=%" PRId64 " tenants=%d failed=%d devices=%" PRId64
                  " ms=%" PRId64,
@@ -174,6 +334,13 @@ run_job(struct scheduler *s, struct store *st, const struct job *j)
 out:
     if (rc != ERR_OK)
         log_warn("sync could not run integration=%" PRId64 ": %s", j->integration_id, eb.msg);
+    if (rc != ERR_OK && j->run_id > 0) {
+        /* A run started for the caller never stays "running": say why it did not sync. */
+        struct errbuf feb = {0};
+
+        if (store_run_finish(st, j->run_id, "failed", eb.msg, clock_now(), &feb) != ERR_OK)
+            log_warn("cannot finish sync run run=%" PRId64 ": %s", j->run_id, feb.msg);
+    }
     pthread_mutex_lock(&s->mu);
     s->stats.runs++;
     if (rc != ERR_OK || sum.tenants_failed > 0)
@@ -309,6 +476,19 @@ worker(void *arg)
             pthread_mutex_unlock(&s->mu);
         }
     }
+    /* Runs started for a caller and still queued: they will not sync in this process. */
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nqueue; i++) {
+        struct errbuf feb = {0};
+
+        if (s->queue[i].run_id > 0 &&
+            store_run_finish(st, s->queue[i].run_id, "interrupted",
+                             "memsync serve stopped before this sync started", clock_now(),
+                             &feb) != ERR_OK)
+            log_warn("cannot finish sync run run=%" PRId64 ": %s", s->queue[i].run_id, feb.msg);
+    }
+    s->nqueue = 0;
+    pthread_mutex_unlock(&s->mu);
     store_close(st);
     return NULL;
 }
@@ -351,5 +531,6 @@ scheduler_stop(struct scheduler *s)
         pthread_join(s->thread, NULL);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    free(s->live);
     free(s);
 }

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "store.h"
 #include "vault.h"
 
 #define SCHEDULER_QUEUE_MAX 64
@@ -38,6 +39,28 @@ int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integrati
 int scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
                              const char *tenant_id, const char *name, const char *domain,
                              struct errbuf *eb);
+/* Queues a sync as scheduler_request does, and starts its run at once in st (the caller's
+ * connection) so that the caller can answer the run's id: *run_id. The run shows as running
+ * while it waits in the queue; the scheduler's thread syncs into it and finishes it (also when
+ * the sync cannot start). With sync_runner = workers the run is the database queue's
+ * (store_job_enqueue), and while a run of the integration still waits for workers that run is
+ * the answer. Errors as scheduler_request, or the store's. */
+int scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
+                          int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb);
+
+/* The tenants of the run being synced in this process that have not finished (pending or
+ * running), copied: *out is malloc'd (free it), NULL when n is 0. Returns 1 when run_id is the
+ * run this scheduler is syncing, 0 otherwise (other runs have only their finished tenants).
+ * listed: 0 while the customer list is still being read. At most SCHEDULER_LIVE_MAX tenants. */
+#define SCHEDULER_LIVE_MAX 100000
+struct scheduler_live {
+    char tenant_id[40];
+    char name[128];
+    int running;
+    int64_t elapsed_ms;
+};
+int scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
+                       int *listed);
 
 /* "running", "queued" or "idle". */
 const char *scheduler_state(struct scheduler *s, int64_t integration_id);

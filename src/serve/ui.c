@@ -30,6 +30,9 @@
 #include "scheduler.h"
 #include "store.h"
 #include "ui_client.h"
+#include "ui_device.h"
+#include "ui_help.h"
+#include "ui_runs.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -1265,42 +1268,8 @@ kv(struct buf *b, const char *label, const json_t *v)
 static void
 asset_detail(struct page *pg, int64_t id)
 {
-    static const char *const fields[][2] = {
-        {"client.name", "Client"},
-        {"serial_number", "Serial number"},
-        {"manufacturer", "Manufacturer"},
-        {"model", "Model"},
-        {"type", "Type"},
-        {"operating_system.name", "Operating system"},
-        {"operating_system.version", "OS version"},
-        {"operating_system.end_of_support", "OS end of support"},
-        {"user.display_name", "User"},
-        {"user.principal_name", "User principal name"},
-        {"user.email", "Email"},
-        {"ownership", "Ownership"},
-        {"compliance_state", "Compliance"},
-        {"management_state", "Management state"},
-        {"enrollment_type", "Enrollment type"},
-        {"is_encrypted", "Encrypted"},
-        {"is_supervised", "Supervised"},
-        {"storage.total_bytes", "Storage (bytes)"},
-        {"storage.free_bytes", "Free storage (bytes)"},
-        {"memory_bytes", "Memory (bytes)"},
-        {"wifi_mac", "Wi-Fi MAC"},
-        {"ethernet_mac", "Ethernet MAC"},
-        {"imei", "IMEI"},
-        {"meid", "MEID"},
-        {"phone_number", "Phone number"},
-        {"enrolled_at", "Enrolled"},
-        {"last_check_in_at", "Last check-in"},
-        {"first_synced_at", "First synced"},
-        {"last_synced_at", "Last synced"},
-        {"retired_at", "Retired"},
-        {"missing_since", "Missing from Intune since"},
-        {"source.intune_device_id", "Intune device ID"},
-        {"source.azure_ad_device_id", "Entra device ID"},
-    };
     struct buf *b = pg->b;
+    const struct ui_device_env denv = {ui_esc};
     json_t *a = NULL, *sw, *hist, *row;
     struct errbuf eb = {0};
     size_t i;
@@ -1351,34 +1320,9 @@ asset_detail(struct page *pg, int64_t id)
                       "retire_after_hours), and comes back as it was if Intune lists it "
                       "again.</div>");
     }
-    buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\"><dl class=\"kv\" "
-                  "id=\"asset-fields\">");
-    for (i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const json_t *v = jpath(a, fields[i][0]);
-
-        if (json_is_string(v) && strstr(fields[i][0], "_at") != NULL) {
-            buf_addstr(b, "<dt>");
-            ui_esc(b, fields[i][1]);
-            buf_addstr(b, "</dt><dd>");
-            fmt_ts_json(b, v);
-            buf_addstr(b, "</dd>");
-        } else if (json_is_string(v) &&
-                   strcmp(fields[i][0], "operating_system.end_of_support") == 0) {
-            char today[32];
-
-            clock_fmt(clock_now(), today, sizeof today); /* YYYY-MM-DD... compares as text */
-            buf_addstr(b, "<dt>");
-            ui_esc(b, fields[i][1]);
-            buf_addstr(b, "</dt><dd id=\"end-of-support\">");
-            jtext(b, v);
-            if (strncmp(json_string_value(v), today, 10) < 0)
-                buf_addstr(b, " <span class=\"pill error\">support ended</span>");
-            buf_addstr(b, "</dd>");
-        } else {
-            kv(b, fields[i][1], v);
-        }
-    }
-    buf_addstr(b, "</dl></div><div>");
+    buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\">");
+    ui_device_fields(b, a, clock_now(), &denv);
+    buf_addstr(b, "</div><div>");
     buf_printf(b, "<h2>Installed software (%zu)</h2><div class=\"tablewrap\">",
                json_array_size(sw));
     if (json_array_size(sw) == 0) {
@@ -1414,25 +1358,7 @@ asset_detail(struct page *pg, int64_t id)
         buf_addstr(b, "</tbody></table>");
     }
     buf_addstr(b, "</div><h2>History</h2><div class=\"tablewrap\">");
-    if (json_array_size(hist) == 0) {
-        empty_state(b, "No changes recorded", "<p>Changes seen between syncs are listed here.</p>");
-    } else {
-        buf_addstr(b, "<table id=\"asset-history\"><thead><tr><th>When</th><th>Field</th>"
-                      "<th>Old</th><th>New</th></tr></thead><tbody>");
-        json_array_foreach(hist, i, row)
-        {
-            buf_addstr(b, "<tr><td>");
-            fmt_ts_json(b, json_object_get(row, "at"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "field"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "old_value"));
-            buf_addstr(b, "</td><td>");
-            jtext(b, json_object_get(row, "new_value"));
-            buf_addstr(b, "</td></tr>");
-        }
-        buf_addstr(b, "</tbody></table>");
-    }
+    ui_device_history(b, hist, clock_now(), &denv);
     buf_addstr(b, "</div></div></div>");
     page_end(pg);
     json_decref(a);
@@ -1750,10 +1676,10 @@ run_detail(struct page *pg, int64_t id)
 {
     struct buf *b = pg->b;
     struct store_filter f = {"id", "eq", NULL};
+    const struct ui_runs_env renv = {ui_esc};
     char idtxt[32];
-    json_t *r, *run, *tenants, *row;
+    json_t *r, *run, *tenants;
     const char *st;
-    size_t i;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, id);
     f.value = idtxt;
@@ -1795,50 +1721,11 @@ run_detail(struct page *pg, int64_t id)
     buf_addstr(b, "</dl>");
     if (st != NULL && strcmp(st, "running") == 0)
         buf_addstr(b, "<div class=\"progress running\"><span></span></div><p "
-                      "class=\"muted\" data-live>Running — tenants appear below as they "
-                      "finish.</p>");
+                      "class=\"muted\" data-live>Running — this page refreshes; tenants "
+                      "waiting for a slot are pending.</p>");
     buf_addstr(b, "</div><h2>Tenants</h2><div class=\"tablewrap\">");
-    if (json_array_size(tenants) == 0) {
-        empty_state(b, "No tenant finished yet", "");
-    } else {
-        buf_addstr(b, "<table id=\"run-tenants\"><thead><tr><th>Client</th><th>Status</th>"
-                      "<th class=\"num\">Devices</th><th class=\"num hide-narrow\">New / "
-                      "changed / retired</th><th class=\"num hide-narrow\">Requests</th>"
-                      "<th>Problem and fix</th></tr></thead><tbody>");
-        json_array_foreach(tenants, i, row)
-        {
-            buf_addstr(b, "<tr><td>");
-            jtext(b, json_object_get(row, "client_name"));
-            buf_addstr(b, "<div class=\"muted mono\">");
-            jtext(b, json_object_get(row, "tenant_id"));
-            buf_addstr(b, "</div></td><td>");
-            pill(b, json_string_value(json_object_get(row, "status")));
-            buf_addstr(b, "</td><td class=\"num\">");
-            jtext(b, json_object_get(row, "devices"));
-            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(row, "created"));
-            buf_addstr(b, " / ");
-            jtext(b, json_object_get(row, "updated"));
-            buf_addstr(b, " / ");
-            jtext(b, json_object_get(row, "retired"));
-            buf_addstr(b, "</td><td class=\"num hide-narrow\">");
-            jtext(b, json_object_get(row, "requests"));
-            buf_addstr(b, "</td><td>");
-            if (json_is_string(jpath(row, "error.message")) ||
-                json_is_string(jpath(row, "error.code"))) {
-                buf_addstr(b, "<span class=\"mono\">");
-                jtext(b, jpath(row, "error.code"));
-                buf_addstr(b, "</span> ");
-                jtext(b, jpath(row, "error.message"));
-                buf_addstr(b, "<div class=\"remedy\">");
-                jtext(b, jpath(row, "error.remedy"));
-                buf_addstr(b, "</div>");
-                support_ids(b, row);
-            }
-            buf_addstr(b, "</td></tr>");
-        }
-        buf_addstr(b, "</tbody></table>");
-    }
+    ui_runs_tenants(b, pg->app->sched, id, st != NULL && strcmp(st, "running") == 0, tenants,
+                    &renv);
     buf_addstr(b, "</div>");
     page_end(pg);
     json_decref(r);
@@ -1856,6 +1743,7 @@ validation_html(struct buf *b, const json_t *val)
 
     if (!json_is_array(checks))
         return;
+    ui_help_sampled(b, val);
     buf_addstr(b, "<div class=\"tablewrap\"><table id=\"checks\"><thead><tr><th>Check</th>"
                   "<th>Result</th><th>What it means and what to "
                   "do</th></tr></thead><tbody>");
@@ -1889,7 +1777,7 @@ validation_html(struct buf *b, const json_t *val)
 }
 
 static void
-add_form(struct page *pg, const char *body)
+add_form(struct page *pg, const char *body, const json_t *val)
 {
     static const char *const fields[][4] = {
         {"name", "Name", "text", "optional, e.g. the MSP's name"},
@@ -1912,17 +1800,41 @@ add_form(struct page *pg, const char *body)
                   "id=\"add-integration\" method=\"post\" action=\"/integrations\">");
     csrf_field(pg);
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char *sent = body != NULL ? ui_form_value(body, fields[i][0]) : NULL;
+        const char *failed = ui_help_field_failure(val, fields[i][0], sent);
+        const char *anchor = ui_help_anchor(fields[i][0]);
         char *v = NULL;
 
-        if (body != NULL && strcmp(fields[i][2], "password") != 0)
+        if (sent != NULL)
+            memset(sent, 0, strlen(sent));
+        free(sent);
+
+        /* After a failed check the values come back, but a key only when its own check
+         * passed (the one that failed is to be typed again). */
+        if (body != NULL &&
+            (strcmp(fields[i][2], "password") != 0 || ui_help_key_passed(val, fields[i][0])))
             v = ui_form_value(body, fields[i][0]);
-        buf_printf(b,
-                   "<label>%s <small>%s</small><input type=\"%s\" name=\"%s\" "
-                   "autocomplete=\"off\"%s value=\"",
-                   fields[i][1], fields[i][3], fields[i][2], fields[i][0],
-                   strstr(fields[i][3], "optional") != NULL ? "" : " required");
+        buf_printf(b, "<label%s>%s <small>%s", failed != NULL ? " class=\"invalid\"" : "",
+                   fields[i][1], fields[i][3]);
+        if (anchor != NULL)
+            buf_printf(b,
+                       " &middot; <a class=\"help\" href=\"/help/setup#%s\" "
+                       "target=\"_blank\">where do I find this?</a>",
+                       anchor);
+        buf_printf(b, "</small><input type=\"%s\" name=\"%s\" autocomplete=\"off\"%s%s value=\"",
+                   fields[i][2], fields[i][0],
+                   strstr(fields[i][3], "optional") != NULL ? "" : " required",
+                   failed != NULL ? " aria-invalid=\"true\"" : "");
         ui_esc(b, v);
-        buf_addstr(b, "\"></label>");
+        buf_addstr(b, "\">");
+        if (failed != NULL) {
+            buf_addstr(b, "<span class=\"field-error\">");
+            ui_esc(b, failed);
+            buf_addstr(b, "</span>");
+        }
+        buf_addstr(b, "</label>");
+        if (v != NULL)
+            memset(v, 0, strlen(v));
         free(v);
     }
     buf_addstr(b, "<label>Microsoft cloud <small>where the partner and its customers' tenants "
@@ -2016,13 +1928,9 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
         buf_printf(b, "<dt>Schedule</dt><dd>incremental sync every %" PRId64 " hours</dd></dl>",
                    in->sync_interval / 3600);
         if (pg->p.role == AUTH_ADMIN) {
-            buf_printf(b,
-                       "<div class=\"toolbar\"><form method=\"post\" "
-                       "action=\"/integrations/%" PRId64 "/sync\">",
-                       in->id);
-            csrf_field(pg);
-            buf_addstr(b, "<button type=\"submit\">Sync now</button></form></div>"
-                          "<details><summary>Replace a key</summary>");
+            buf_addstr(b, "<div class=\"toolbar\">");
+            ui_runs_sync_button(b, in->id, state, pg->p.csrf);
+            buf_addstr(b, "</div><details><summary>Replace a key</summary>");
             buf_printf(b,
                        "<form class=\"stack rotate\" method=\"post\" "
                        "action=\"/integrations/%" PRId64 "/rotate\">",
@@ -2044,7 +1952,7 @@ integrations_page(struct page *pg, const char *msg_kind, const char *msg, const 
     }
     free(list);
     if (pg->p.role == AUTH_ADMIN)
-        add_form(pg, body);
+        add_form(pg, body, val);
     else
         buf_addstr(b, "<p class=\"muted\">Only admins can add or change integrations.</p>");
     page_end(pg);
@@ -2129,7 +2037,7 @@ integration_post(struct page *pg)
     if (rc == ERR_OK) {
         pg->resp->status = 200;
         integrations_page(pg, "ok",
-                          "Saved. Every check passed and a full sync has started — follow it "
+                          "Saved. The credentials work and a full sync has started — follow it "
                           "under Sync runs.",
                           val, NULL);
     } else {
@@ -2179,17 +2087,21 @@ sync_post(struct page *pg, int64_t id)
     struct api_app *app = pg->app;
     struct integration in = {0};
     struct errbuf eb = {0};
+    int64_t run = 0;
+    char to[48] = "/runs";
     int rc = store_integration_get(pg->req->st, pg->p.account_id, id, &in, &eb);
 
     integration_clear(&in);
     if (rc == ERR_OK && app->sched != NULL)
-        rc = scheduler_request(app->sched, pg->p.account_id, id, 1, &eb);
+        rc = scheduler_request_run(app->sched, pg->req->st, pg->p.account_id, id, 1, &run, &eb);
     if (rc != ERR_OK && rc != ERR_EXISTS) {
         pg->resp->status = rc == ERR_NOTFOUND ? 404 : 400;
         integrations_page(pg, "bad", eb.msg, NULL, NULL);
         return;
     }
-    redirect(pg->resp, "/runs");
+    if (run > 0)
+        snprintf(to, sizeof to, "/runs/%" PRId64, run);
+    redirect(pg->resp, to);
 }
 
 /* ---- overview: lifecycle insight per client
@@ -2952,6 +2864,17 @@ login_get(const struct route_call *c)
     login_page(&pg, NULL, safe_next(httpd_arg(c->req, "next")));
 }
 
+/* The setup guide (ui_help.h), linked from every value of the integration form. */
+static void
+help_page(struct page *pg)
+{
+    page_begin(pg, "Setting up the integration", "/integrations");
+    buf_addstr(pg->b, "<article class=\"help\">");
+    buf_addstr(pg->b, ui_help_setup_html());
+    buf_addstr(pg->b, "</article>");
+    page_end(pg);
+}
+
 /* One route function per page: each builds the page of its call and renders it. */
 #define PAGE_ROUTE(fn, call)                                                                       \
     static void fn(const struct route_call *c)                                                     \
@@ -2984,6 +2907,7 @@ PAGE_ROUTE(user_remove_submit, user_remove_post(&pg, c->id[0]))
 PAGE_ROUTE(apikey_revoke_submit, apikey_revoke_post(&pg, c->id[0]))
 PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
 PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
+PAGE_ROUTE(help_get, help_page(&pg))
 
 /* The second factor's routes (ui_totp.h). */
 #define TOTP_ROUTE(fn, call)                                                                       \
@@ -3065,6 +2989,7 @@ static const struct route routes[] = {
     {"POST", "/assets/preferences", assets_prefs_submit, AUTH_READ, 1, ROUTE_UI, NULL},
     {"POST", "/clients/{id}", client_submit, AUTH_ADMIN, 1, ROUTE_UI,
      "Only admins can exclude, include, rename or sync clients."},
+    {"GET", "/help/setup", help_get, AUTH_READ, 0, ROUTE_UI, NULL},
 };
 
 const struct route *

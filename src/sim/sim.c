@@ -590,12 +590,13 @@ struct simopts {
     int threads;
     long intune_limit, intune_window_ms, global_limit, global_window_ms, pc_limit, pc_window_ms;
     int set_seed, set_tenants, set_devices, set_apps;
+    int64_t epoch; /* the world's "now": 0 = the current time (--epoch fixes it for tests) */
 };
 
 static int
 build_world(struct simopts *o, json_t *sc, struct errbuf *eb)
 {
-    struct simw_opts wo = {o->seed, 0, o->devices, o->apps};
+    struct simw_opts wo = {o->seed, 0, o->devices, o->apps, o->epoch};
     json_t *v, *tl;
 
     if (sc) {
@@ -782,7 +783,7 @@ usage(FILE *stream)
             "                   [--scenario FILE|demo|faults|msp-reference] [--no-throttle]\n"
             "                   [--intune-limit N] [--intune-window-ms MS] [--global-limit N]\n"
             "                   [--global-window-ms MS] [--pc-limit N] [--pc-window-ms MS]\n"
-            "                   [--threads N]\n");
+            "                   [--threads N] [--epoch RFC3339|UNIX-SECONDS]\n");
 }
 
 static int
@@ -798,6 +799,21 @@ parse_long(const char *s, long lo, long hi, long *out)
     if (errno || *end != '\0' || v < lo || v > hi)
         return ERR_USAGE;
     *out = (long)v;
+    return ERR_OK;
+}
+
+/* --epoch: RFC 3339 or Unix seconds, after 2001 (a world's dates reach four years back). */
+static int
+parse_epoch(const char *s, int64_t *out)
+{
+    long secs;
+
+    if (parse_long(s, 1000000000L, 32503680000L, &secs) == ERR_OK) {
+        *out = secs;
+        return ERR_OK;
+    }
+    if (clock_parse(s, out) != ERR_OK || *out == TS_NULL || *out < 1000000000L)
+        return ERR_USAGE;
     return ERR_OK;
 }
 
@@ -830,7 +846,8 @@ parse_opts(int argc, char **argv, struct simopts *o)
     };
     enum { NNUM = sizeof nums / sizeof nums[0] };
     int no_throttle = 0, help = 0, npos = 0;
-    struct opt opts[NNUM + 6];
+    const char *epoch = NULL;
+    struct opt opts[NNUM + 7];
     size_t k = 0;
 
     opts[k++] = (struct opt){"listen", 1, &o->listen, NULL};
@@ -838,6 +855,7 @@ parse_opts(int argc, char **argv, struct simopts *o)
     opts[k++] = (struct opt){"scenario", 1, &o->scenario, NULL};
     opts[k++] = (struct opt){"tls", 0, NULL, &o->tls};
     opts[k++] = (struct opt){"no-throttle", 0, NULL, &no_throttle};
+    opts[k++] = (struct opt){"epoch", 1, &epoch, NULL};
     for (size_t n = 0; n < NNUM; n++)
         opts[k++] = (struct opt){nums[n].name, 1, &nums[n].text, NULL};
     opts[k] = (struct opt){NULL, 0, NULL, NULL};
@@ -862,6 +880,11 @@ parse_opts(int argc, char **argv, struct simopts *o)
     }
     if (no_throttle)
         o->throttle = 0;
+    if (epoch != NULL && parse_epoch(epoch, &o->epoch) != ERR_OK) {
+        fprintf(stderr, "memsync sim: bad value for --epoch (an RFC 3339 date-time such as "
+                        "2026-06-01T00:00:00Z, or Unix seconds)\n");
+        return ERR_USAGE;
+    }
     if (nums[0].text)
         o->tenants = (int)tenants;
     if (nums[1].text)

@@ -470,6 +470,47 @@ static const char *const android_patches[] = {"2024-09-01", "2024-06-01", "2023-
                                               "2022-05-01"};
 static const char *const mac_versions[] = {"14.6.1 (23G93)", "15.0 (24A335)", "13.6.9 (22G830)",
                                            "12.7.6 (21H1320)"};
+/* The releases of the OS versions above are those of the 2026-06-01 baseline. In a world whose
+ * epoch is later (the current time: a demo), devices have taken updates: most run one of these
+ * releases, current at the end of 2026, so the overview shows a realistic share of unsupported
+ * systems rather than nearly all of them. Drawn from a generator of the device's own (seed,
+ * sequence), so a world at the baseline epoch stays byte for byte what it was. */
+#define SIMW_BASELINE_EPOCH 1780272000 /* 2026-06-01T00:00:00Z */
+static const char *const win_current[] = {"10.0.26200.7462", "10.0.26200.7171", "10.0.26200.6899",
+                                          "10.0.26100.7462"};
+static const char *const ios_current[] = {"26.1", "26.2", "18.7.2"};
+static const char *const ipados_current[] = {"26.1", "18.7.2"};
+static const char *const android_current[] = {"16", "15", "14"};
+static const char *const mac_current[] = {"26.1 (25B78)", "15.7.2 (24G325)", "14.8.2 (23J126)"};
+
+static const char *
+updated_os(const struct simworld *w, uint64_t seq, enum dkind k, int64_t epoch, const char *osver)
+{
+    uint64_t st = w->seed ^ (seq * UINT64_C(0x9e3779b97f4a7c15)) ^ UINT64_C(0x3c6ef372fe94f82b);
+    /* A month after the baseline a third have updated, after three months three in four. */
+    uint64_t months = (uint64_t)(epoch - SIMW_BASELINE_EPOCH) / (30 * 86400);
+    uint64_t pct = months >= 3 ? 75 : 15 + months * 20;
+
+    if (simw_rand_range(&st, 100) >= pct)
+        return osver;
+    switch (k) {
+    case DK_LAPTOP:
+    case DK_DESKTOP:
+    case DK_VM:
+    case DK_CLOUDPC:
+        return PICK(&st, win_current);
+    case DK_IPHONE:
+        return PICK(&st, ios_current);
+    case DK_IPAD:
+        return PICK(&st, ipados_current);
+    case DK_ANDROID:
+        return PICK(&st, android_current);
+    case DK_MAC:
+        return PICK(&st, mac_current);
+    }
+    return osver;
+}
+
 static const char *const compliance_states[] = {
     "compliant",     "compliant", "compliant",     "compliant", "noncompliant",
     "inGracePeriod", "unknown",   "configManager", "error",     "conflict"};
@@ -602,6 +643,8 @@ gen_device(struct simworld *w, struct simtenant *t, uint64_t st)
         last = enrolled + 3600;
     d->num[P_ENROLLED] = enrolled;
     d->num[P_LASTSYNC] = last;
+    if (epoch > SIMW_BASELINE_EPOCH)
+        osver = updated_os(w, d->seq, k, epoch, osver);
     simw_dev_set_str(d, P_OS, os);
     simw_dev_set_str(d, P_COMPLIANCE, PICK(&st, compliance_states));
     simw_dev_set_str(d, P_JAILBROKEN, mobile ? "False" : "Unknown");
@@ -1183,7 +1226,9 @@ simw_new(const struct simw_opts *o)
     pthread_rwlock_init(&w->lock, NULL);
     w->seed = o->seed;
     w->rng = o->seed ^ UINT64_C(0x6a09e667f3bcc908);
-    w->epoch = 1780272000; /* 2026-06-01T00:00:00Z: generated dates do not depend on today */
+    /* Dates relative to today, so a demo shows today's stale and unsupported shares; a fixed
+     * epoch (tests) makes them independent of the day the world is built. */
+    w->epoch = o->epoch != 0 ? o->epoch : clock_now();
     w->apps_per_device = o->apps_per_device;
     st = o->seed ^ UINT64_C(0xbb67ae8584caa73b);
     simw_guid(&st, w->partner_tenant_id);
@@ -1193,7 +1238,7 @@ simw_new(const struct simw_opts *o)
     simw_guid(&st, w->sync_app.object_id);
     w->partner_name = xstrdup("Sim Partner MSP Ltd");
     w->partner_domain = xstrdup("simpartnermsp.onmicrosoft.com");
-    /* Secrets are valid for two years from the world's fixed epoch or from now, whichever later */
+    /* Secrets are valid for two years from the world's epoch or from now, whichever later */
     int64_t exp = clock_now();
     if (exp < w->epoch)
         exp = w->epoch;

@@ -1,8 +1,9 @@
 /* simworld.h - the simulator's world: partner, customer tenants, Intune devices and detected apps.
  *
  * A world is generated deterministically from a seed (same seed and options => the same tenants,
- * devices and apps, byte for byte when rendered); generated dates are relative to a fixed epoch
- * (2026-06-01), not to today.
+ * devices and apps, byte for byte when rendered, at the same epoch); generated dates are
+ * relative to the world's epoch: the current time unless simw_opts.epoch fixes it (tests do, so
+ * that their dates do not move with today).
  *
  * Ownership: simw_new() returns a world the caller frees with simw_free() (NULL-safe); tenants,
  * devices and apps belong to it. Tenants are never freed before the world, so a tenant pointer
@@ -152,6 +153,7 @@ struct simw_opts {
     int tenants;
     int devices;
     int apps_per_device;
+    int64_t epoch; /* Unix seconds of the world's "now"; 0 = clock_now() at creation */
 };
 
 struct simworld {
@@ -159,7 +161,7 @@ struct simworld {
     uint64_t seed;
     uint64_t next_seq;
     uint64_t rng;  /* for devices added at run time, deterministic too */
-    int64_t epoch; /* fixed "now" of the generated world */
+    int64_t epoch; /* the world's "now": generated dates are relative to it */
     char partner_tenant_id[37];
     char *partner_name;
     char *partner_domain;

@@ -155,6 +155,9 @@ record_change(void *arg, const char *field, const char *oldv, const char *newv)
 {
     struct change_ctx *cx = arg;
 
+    /* The asset row keeps the new value (device_update); no history row for it. */
+    if (store_device_field_volatile(field))
+        return 0;
     return cx->st->ops->rec->change_insert(cx->st, cx->asset_id, field, oldv, newv, cx->eb);
 }
 

@@ -810,6 +810,17 @@ store_device_field_text(const struct device *d, const struct device_field *f)
     return NULL;
 }
 
+int
+store_device_field_volatile(const char *name)
+{
+    static const char *const volatile_fields[] = {"last_check_in_at", "storage_free_bytes"};
+
+    for (size_t i = 0; name != NULL && i < sizeof volatile_fields / sizeof volatile_fields[0]; i++)
+        if (strcmp(name, volatile_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 text_equal(const char *a, const char *b)
 {

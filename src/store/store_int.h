@@ -22,6 +22,10 @@
 int store_device_diff(const struct device *old, const struct device *new_,
                       int (*cb)(void *arg, const char *field, const char *oldv, const char *newv),
                       void *arg);
+/* 1 when the field named name (device_fields) moves on its own between syncs (the last
+ * check-in, the free storage): the asset keeps its latest value, the change history does not
+ * record it (a technician reads the history for changes a person made or cares about). */
+int store_device_field_volatile(const char *name);
 /* Text of one field as the change history records it; returns a malloc'd string or NULL. */
 char *store_device_field_text(const struct device *d, const struct device_field *f);
 /* An FTS5 trigram query for rows containing text: every 3-character window of text as a quoted

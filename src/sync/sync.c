@@ -1053,6 +1053,29 @@ add_given_tenants(struct engine *eng)
     start_tenants(eng);
 }
 
+/* Tells opts->on_progress which tenants have not finished: pending ones wait for a slot. */
+static void
+report_live(struct engine *eng)
+{
+    struct sync_tenant_live *v = xcalloc(eng->ntenants > 0 ? eng->ntenants : 1, sizeof *v);
+    int64_t now = clock_mono_ms();
+    size_t n = 0;
+
+    for (size_t i = 0; i < eng->ntenants; i++) {
+        const struct tenant *t = &eng->tenants[i];
+
+        if (t->state == TS_DONE)
+            continue;
+        v[n].tenant_id = t->cust.tenant_id;
+        v[n].name = t->org.name != NULL ? t->org.name : t->cust.name;
+        v[n].running = t->state == TS_RUNNING;
+        v[n].elapsed_ms = t->state == TS_RUNNING ? now - t->started_ms : 0;
+        n++;
+    }
+    eng->opts->on_progress(eng->opts->progress_arg, v, n, eng->listing_done);
+    free(v);
+}
+
 /* Runs the engine; with discover_only the customers stay in eng->tenants for the caller. */
 static int
 engine_run(struct engine *eng, struct store *st, const struct integration *in,
@@ -1061,7 +1084,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
 {
     struct http_opts hopts = {0};
     const char *run_status;
-    int64_t next_tick;
+    int64_t next_tick, next_live;
     int rc;
 
     memset(out, 0, sizeof *out);
@@ -1128,6 +1151,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
         expiry_request(eng, 1);
     }
     next_tick = clock_mono_ms() + 1000;
+    next_live = clock_mono_ms();
     while (http_pending(eng->http) > 0) {
         http_run(eng->http, batch_wait_ms(eng));
         batch_due(eng);
@@ -1138,10 +1162,16 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
                 sync_stop_requested = 1;
             next_tick = clock_mono_ms() + 1000;
         }
+        if (opts->on_progress != NULL && !eng->discover_only && clock_mono_ms() >= next_live) {
+            report_live(eng);
+            next_live = clock_mono_ms() + 1000;
+        }
         if (sync_stop_requested && eng->inflight == 0)
             break;
     }
     batch_flush(eng);
+    if (opts->on_progress != NULL && !eng->discover_only)
+        report_live(eng);
     progress_draw(eng, 1);
     log_progress_line(0);
 
@@ -1162,7 +1192,7 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     *out = eng->sum;
     if (eng->discover_only)
         goto out;
-    if (opts->run_id <= 0) {
+    if (opts->run_id <= 0 || opts->finish_run) {
         struct errbuf feb = {0};
         const char *why = NULL;
 

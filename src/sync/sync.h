@@ -40,6 +40,14 @@ int sync_creds_unseal(struct sync_creds *c, const struct vault *v, const struct 
                       struct errbuf *eb);
 void sync_creds_wipe(struct sync_creds *c); /* wipes and frees the secrets; NULL fields are fine */
 
+/* A tenant of a running sync that has not finished (sync_opts.on_progress). */
+struct sync_tenant_live {
+    const char *tenant_id;
+    const char *name;   /* Partner Center's (or the organization's) name; may be NULL */
+    int running;        /* 0: pending (waiting for a free slot), 1: being synced */
+    int64_t elapsed_ms; /* since it started, 0 when pending */
+};
+
 struct sync_opts {
     const struct config *cfg;
     int incremental;        /* 0 = full sync */
@@ -67,6 +75,15 @@ struct sync_opts {
      * transaction open; returning non-zero stops the run as sync_request_stop() does. */
     int (*tick)(void *arg);
     void *tick_arg;
+    /* Live progress (`memsync serve`'s run page): called about once a second and once at the
+     * end, on the calling thread, with the tenants not finished yet (pending or running; the
+     * finished ones are in the run's tenant results). The array and its strings are borrowed
+     * for the call only. listed: 0 while the customer list is still being read. */
+    void (*on_progress)(void *arg, const struct sync_tenant_live *live, size_t n, int listed);
+    void *progress_arg;
+    /* With run_id > 0: 1 = this call also finishes that run (its status, as without run_id),
+     * for a run the caller started to answer its id at once (scheduler.h). */
+    int finish_run;
     /* Retire devices past the mass-retirement guard (config retire_guard_pct): the MSP checked
      * that they are gone. The other retirement rules still apply. */
     int confirm_retire;

@@ -23,8 +23,35 @@ struct vctx {
     const struct validate_input *in;
     struct validation *out;
     struct http_opts hopts;
-    char correlation_id[37]; /* MS-CorrelationId of the checks' Partner Center requests */
+    char correlation_id[37];          /* MS-CorrelationId of the checks' Partner Center requests */
+    enum remedy_code last_token_fail; /* what the last failed get_token diagnosed */
 };
+
+/* The form field a failed credential check points at (struct check.field), from what Entra
+ * said: the tenant, the app id or the key; "" when it does not say which. */
+static void
+check_field(struct check *c, enum remedy_code code, const char *tenant_field, const char *app_field,
+            const char *secret_field)
+{
+    const char *f = "";
+
+    switch (code) {
+    case REMEDY_TENANT_NOT_FOUND:
+        f = tenant_field;
+        break;
+    case REMEDY_APP_NOT_IN_TENANT:
+        f = app_field;
+        break;
+    case REMEDY_SECRET_INVALID:
+    case REMEDY_SECRET_EXPIRED:
+    case REMEDY_SECRET_MISSING:
+        f = secret_field;
+        break;
+    default:
+        break;
+    }
+    snprintf(c->field, sizeof c->field, "%s", f);
+}
 
 static struct check *add_check(struct vctx *v, const char *id, const char *tenant, const char *fmt,
                                ...) __attribute__((format(printf, 4, 5)));
@@ -120,6 +147,7 @@ get_token(struct vctx *v, struct check *c, const char *tenant, const char *app_i
             snprintf(ms, sizeof ms, "HTTP %ld: %s", status, eb.msg);
         }
         check_fail(c, on_fail, &rem, ms);
+        v->last_token_fail = rem.code;
         goto out;
     }
     tok = tr.access_token;
@@ -296,14 +324,14 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
 
     {
         static const struct {
-            const char *id, *label;
+            const char *id, *label, *field;
             size_t off;
         } guids[] = {
-            {"partner_tenant_id_format", "Microsoft Partner Account ID",
+            {"partner_tenant_id_format", "Microsoft Partner Account ID", "partner_tenant_id",
              offsetof(struct validate_input, partner_tenant_id)},
-            {"partner_app_id_format", "Microsoft Partner App ID",
+            {"partner_app_id_format", "Microsoft Partner App ID", "partner_app_id",
              offsetof(struct validate_input, partner_app_id)},
-            {"sync_app_id_format", "Microsoft Sync App ID",
+            {"sync_app_id_format", "Microsoft Sync App ID", "sync_app_id",
              offsetof(struct validate_input, sync_app_id)},
         };
         for (size_t i = 0; i < sizeof guids / sizeof guids[0]; i++) {
@@ -312,6 +340,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
             c = add_check(&v, guids[i].id, NULL, "%s is a GUID", guids[i].label);
             if (!guid_valid(val)) {
                 c->status = CHECK_FAIL;
+                snprintf(c->field, sizeof c->field, "%s", guids[i].field);
                 snprintf(c->message, sizeof c->message, "'%s' is not a GUID.",
                          val != NULL ? val : "");
                 snprintf(c->remedy, sizeof c->remedy,
@@ -330,6 +359,9 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
                       "Partner App gets a Partner Center token in the partner tenant");
         pc_token = get_token(&v, c, in->partner_tenant_id, in->partner_app_id, in->partner_secret,
                              v.cloud->pc_audience, "Partner App", CHECK_FAIL);
+        if (pc_token == NULL)
+            check_field(c, v.last_token_fail, "partner_tenant_id", "partner_app_id",
+                        "partner_app_secret");
         if (pc_token != NULL && strcmp(source, "partner_center") == 0) {
             struct errbuf geb = {0};
             long status;
@@ -345,6 +377,7 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
                 char msg[512] = "";
 
                 c->status = CHECK_FAIL;
+                snprintf(c->field, sizeof c->field, "partner_app_id");
                 if (status == 0)
                     snprintf(msg, sizeof msg, "%s", geb.msg);
                 else if (status != 200)
@@ -365,10 +398,15 @@ validate_integration(const struct config *cfg, const struct validate_input *in,
                       "Sync App gets a Graph token in the partner tenant");
         sync_token = get_token(&v, c, in->partner_tenant_id, in->sync_app_id, in->sync_secret,
                                v.cloud->graph_audience, "Sync App", CHECK_FAIL);
+        if (sync_token == NULL)
+            check_field(c, v.last_token_fail, "partner_tenant_id", "sync_app_id",
+                        "sync_app_secret");
         if (sync_token != NULL) {
             for (size_t i = 0; i < page.count && (int)i < sample; i++)
-                if (page.items[i].tenant_id != NULL)
+                if (page.items[i].tenant_id != NULL) {
                     check_tenant(&v, &page.items[i]);
+                    out->sampled++;
+                }
         }
     }
 done:
@@ -403,15 +441,17 @@ validation_to_json(const struct validation *v)
     for (size_t i = 0; i < v->n; i++) {
         const struct check *c = &v->checks[i];
 
-        json_array_append_new(arr,
-                              json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?}", "id", c->id,
-                                        "title", c->title, "status", check_status_name(c->status),
-                                        "tenant_id", c->tenant_id[0] ? c->tenant_id : NULL,
-                                        "microsoft_said", c->microsoft[0] ? c->microsoft : NULL,
-                                        "message", c->message[0] ? c->message : NULL, "remedy",
-                                        c->remedy[0] ? c->remedy : NULL));
+        json_array_append_new(
+            arr,
+            json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s?, s:s?, s:s?}", "id", c->id, "title",
+                      c->title, "status", check_status_name(c->status), "tenant_id",
+                      c->tenant_id[0] ? c->tenant_id : NULL, "microsoft_said",
+                      c->microsoft[0] ? c->microsoft : NULL, "message",
+                      c->message[0] ? c->message : NULL, "remedy", c->remedy[0] ? c->remedy : NULL,
+                      "field", c->field[0] ? c->field : NULL));
     }
-    return json_pack("{s:b, s:o, s:i}", "ok", v->ok, "checks", arr, "customers", v->customers);
+    return json_pack("{s:b, s:o, s:i, s:i}", "ok", v->ok, "checks", arr, "customers", v->customers,
+                     "tenants_sampled", v->sampled);
 }
 
 void
@@ -433,4 +473,6 @@ validation_print(const struct validation *v, FILE *fp)
         if (c->remedy[0])
             fprintf(fp, "        What to do: %s\n", c->remedy);
     }
+    if (v->customers >= 0)
+        fprintf(fp, "  checked %d of %d customer tenants\n", v->sampled, v->customers);
 }

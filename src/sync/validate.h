@@ -36,6 +36,8 @@ struct check {
     char microsoft[512]; /* what Microsoft said (error code and first line), or "" */
     char message[512];   /* what it means */
     char remedy[640];    /* what to do */
+    char field[32];      /* a failed check: the input it points at ("partner_app_secret", ...), or
+                            "" when Microsoft's answer does not say which */
 };
 
 struct validation {
@@ -43,6 +45,7 @@ struct validation {
     size_t n;
     int ok;        /* 1 when the credentials can work and the integration may be saved */
     int customers; /* customers found, -1 when not listed */
+    int sampled;   /* customer tenants tried with the Sync App (at most the sample) */
 };
 
 struct validate_input {

@@ -51,7 +51,7 @@ function parseEnv(text) {
 
 const simEnvFile = path.join(dir, "sim.env");
 const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "3",
-  "--devices", "60", "--apps-per-device", "4", "--seed", "5"], { stdio: "ignore" });
+  "--devices", "60", "--apps-per-device", "4", "--seed", "5", "--epoch", "2026-06-01T00:00:00Z"], { stdio: "ignore" });
 procs.push(sim);
 const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
 const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;

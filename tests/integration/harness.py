@@ -39,16 +39,23 @@ def _cleanup():
 atexit.register(_cleanup)
 
 
+# The fixed "now" of the simulated worlds the tests start (memsync sim --epoch).
+SIM_EPOCH = "2026-06-01T00:00:00Z"
+
+
 class Sim:
     """A running `memsync sim`; attributes env (dict of the env file) and base URLs."""
 
-    def __init__(self, *args, workdir=None):
+    def __init__(self, *args, workdir=None, epoch=SIM_EPOCH):
         self.dir = workdir or tempfile.mkdtemp(prefix="memsync-sim-")
         self.env_file = os.path.join(self.dir, "sim.env")
         if os.path.exists(self.env_file):
             os.unlink(self.env_file)
         self.log = open(os.path.join(self.dir, "sim.log"), "wb")
         cmd = [BIN, "sim", "--listen", "127.0.0.1:0", "--env-file", self.env_file] + list(args)
+        # The tests' dates do not move with today (epoch=None: the simulator's own "now").
+        if epoch is not None and "--epoch" not in args:
+            cmd += ["--epoch", epoch]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         _procs.append(self.proc)
         deadline = time.time() + 30

@@ -1135,9 +1135,24 @@ def main():
     check(ended and current, "the world has OS versions past their end of support, and others")
     for a, want in ((ended[0], True), (current[0], False)):
         st, text, _ = req("GET", srv.url + "/assets/%d" % a["id"], headers=cookie)
-        check(st == 200 and ("support ended" in text) == want,
+        said = "past support since %s" % a["operating_system"]["end_of_support"]
+        check(st == 200 and (said in text) == want,
               "the detail marks an OS whose support ended (%s, %s)" %
               (a["operating_system"]["end_of_support"], want))
+    # What a technician reads: sizes in GB, dates with their zone and age, links to the client
+    # and to the device in Intune's admin center (in the customer's tenant).
+    a = ended[0]
+    st, text, _ = req("GET", srv.url + "/assets/%d" % a["id"], headers=cookie)
+    intune = ("https://intune.microsoft.com/%s/#view/Microsoft_Intune_Devices/"
+              "DeviceSettingsMenuBlade/~/overview/mdmDeviceId/%s" %
+              (a["client"]["tenant_id"], a["source"]["intune_device_id"]))
+    check(intune in text and 'id="open-in-intune"' in text, "the detail opens the device in Intune")
+    check('href="/clients/%d"' % a["client"]["id"] in text, "the detail links to its client")
+    check(re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", text) and " ago</span>" in text,
+          "dates carry their time zone and age")
+    if a["storage"]["total_bytes"]:
+        check(re.search(r">\d+(\.\d)? GB<", text) and
+              ">%d<" % a["storage"]["total_bytes"] not in text, "storage is shown in GB")
     # The overview holds the same figures as `memsync insights`, for this account only.
     cli_rows = {r["client"]["id"]: r for r in ms.json("insights", "--format", "json")}
     for attempt in ("built", "cached"):

@@ -26,6 +26,8 @@ class Sim:
         self.dir = tempfile.mkdtemp(prefix="simtest")
         self.envfile = os.path.join(self.dir, "sim.env")
         cmd = [BIN, "sim", "--listen", "127.0.0.1:0", "--env-file", self.envfile] + list(args)
+        if "--epoch" not in args:  # byte-identical worlds need a fixed "now"
+            cmd += ["--epoch", "2026-06-01T00:00:00Z"]
         if scenario is not None:
             path = os.path.join(self.dir, "scenario.json")
             with open(path, "w") as f:

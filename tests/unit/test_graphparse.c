@@ -344,7 +344,7 @@ sim_batch(const struct simtenant *t, size_t from, size_t nitems, size_t *len)
 static struct simworld *
 sim_world(int devices, int apps)
 {
-    struct simw_opts o = {42, 1, devices, apps};
+    struct simw_opts o = {42, 1, devices, apps, 1780272000 /* 2026-06-01 */};
 
     return simw_new(&o);
 }

@@ -18,7 +18,7 @@
 static struct simworld *
 world(uint64_t seed, int tenants, int devices, int apps)
 {
-    struct simw_opts o = {seed, tenants, devices, apps};
+    struct simw_opts o = {seed, tenants, devices, apps, 1780272000 /* 2026-06-01 */};
     return simw_new(&o);
 }
 

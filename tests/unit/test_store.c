@@ -886,9 +886,10 @@ test_reconcile_created_updated_unchanged(void **state)
     {
         static const char sql[] = "SELECT field || '|' || old_value || '|' || new_value || '|' || "
                                   "CAST(at AS TEXT) FROM asset_change ORDER BY field";
+        /* The free storage moves on its own: the asset keeps it, the history does not. */
         char *r0 = db_text(fx, sql, 0), *r1 = db_text(fx, sql, 1), *r2 = db_text(fx, sql, 2);
         assert_string_equal(r0, "os_version|10.0.19045.4291|10.0.22631.3447|1767229200");
-        assert_string_equal(r1, "storage_free_bytes|3221225472|4294967296|1767229200");
+        assert_string_equal(r1, "");
         assert_string_equal(r2, "");
         free(r0);
         free(r1);
@@ -901,14 +902,56 @@ test_reconcile_created_updated_unchanged(void **state)
         memset(&h, 0, sizeof h);
         assert_int_equal(store_asset_changes_each(fx->st, fx->account, id, collect_hist, &h, &e2),
                          ERR_OK);
-        assert_int_equal(h.n, 2);
+        assert_int_equal(h.n, 1);
         assert_string_equal(h.text[0], "os_version:10.0.19045.4291>10.0.22631.3447");
-        assert_string_equal(h.text[1], "storage_free_bytes:3221225472>4294967296");
         assert_int_equal(
             store_asset_changes_each(fx->st, fx->account + 1, id, collect_hist, &h, &e2),
             ERR_NOTFOUND);
     }
     free_devs(d, 2);
+}
+
+/* A device whose only changes are its last check-in and free storage (every sync moves them)
+ * is written with the new values and records no history row; a real change next to them does. */
+static void
+test_volatile_fields_not_history(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[1];
+    struct reconcile_counts c;
+    struct seen s;
+
+    mkdev(&d[0], "dev-v", "LAPTOP-V", "SN-V");
+    d[0].last_check_in_at = T0 - 600;
+    c = sync_tenant(fx, &ci_a, d, 1, 1, T0);
+    assert_int_equal(c.created, 1);
+    d[0].last_check_in_at = T0 + 3000;
+    d[0].storage_free = INT64_C(1073741824);
+    c = sync_tenant(fx, &ci_a, d, 1, 1, T0 + 3600);
+    assert_int_equal(c.updated, 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM asset_change"), 0);
+    assert_int_equal(db_int(fx, "SELECT last_check_in_at FROM hardware_asset WHERE "
+                                "intune_device_id = 'dev-v'"),
+                     T0 + 3000);
+    s = list_assets(fx, 0);
+    assert_int_equal(s.n, 1);
+    d[0].last_check_in_at = T0 + 6000;
+    free(d[0].name);
+    d[0].name = xstrdup("LAPTOP-V2");
+    c = sync_tenant(fx, &ci_a, d, 1, 1, T0 + 7200);
+    assert_int_equal(c.updated, 1);
+    assert_int_equal(db_int(fx, "SELECT count(*) FROM asset_change"), 1);
+    {
+        char *r = db_text(fx,
+                          "SELECT field || '|' || old_value || '|' || new_value FROM "
+                          "asset_change",
+                          0);
+        assert_string_equal(r, "name|LAPTOP-V|LAPTOP-V2");
+        free(r);
+    }
+    assert_true(store_device_field_volatile("last_check_in_at"));
+    assert_false(store_device_field_volatile("os_version"));
+    free_devs(d, 1);
 }
 
 static void
@@ -2967,6 +3010,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_refuse_newer, setup_plain, teardown),
         cmocka_unit_test(test_postgres_unreachable),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_volatile_fields_not_history, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open,
@@ -3008,6 +3052,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_user_prefs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_volatile_fields_not_history, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_complete_listing_retires_missing, setup_open_pg,
