@@ -789,7 +789,11 @@ test_integration_cloud_and_expiry_source(void **state)
                            "ALTER TABLE integration DROP COLUMN cloud;"
                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                           "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                           "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                           "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                           "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                           "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                           "ALTER TABLE account DROP COLUMN local_signin;"
                            "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                            "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -809,7 +813,11 @@ test_integration_cloud_and_expiry_source(void **state)
                             "ALTER TABLE integration DROP COLUMN cloud;"
                             "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                             "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                            "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                            "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                            "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                            "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                            "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                            "ALTER TABLE account DROP COLUMN local_signin;"
                             "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                             "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                             "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -1766,7 +1774,11 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE integration DROP COLUMN cloud;"
                  "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                  "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                 "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                 "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                 "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                 "ALTER TABLE account DROP COLUMN local_signin;"
                  "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                  "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -1792,7 +1804,11 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE integration DROP COLUMN cloud;"
                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                "ALTER TABLE account DROP COLUMN local_signin;"
                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
