@@ -28,6 +28,7 @@
 #include "rowjson.h"
 #include "scheduler.h"
 #include "store.h"
+#include "ui_sso.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -277,6 +278,10 @@ page_begin(struct page *pg, const char *title, const char *active)
             buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
                        active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
                        active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
+        if (pg->p.role == AUTH_ADMIN)
+            buf_printf(b, "<a href=\"/settings/sso\"%s>Sign-in</a>",
+                       active != NULL && strcmp(active, "/settings/sso") == 0 ? " class=\"on\""
+                                                                              : "");
         buf_printf(b, "<a href=\"/security\"%s>Security</a>",
                    active != NULL && strcmp(active, "/security") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
@@ -361,6 +366,7 @@ login_page(struct page *pg, const char *error, const char *next)
     buf_addstr(b, "<div class=\"login panel\"><h1>Sign in to memsync</h1>");
     if (error != NULL)
         notice(b, "bad", error);
+    ui_sso_login_buttons(pg->req->st, b, next, ui_esc); /* "Sign in with Microsoft" (ui_sso.c) */
     buf_addstr(b, "<form class=\"stack\" method=\"post\" action=\"/login\">"
                   "<label>User name<input type=\"text\" name=\"name\" "
                   "autocomplete=\"username\" "
@@ -468,7 +474,10 @@ login_post(struct page *pg)
     if (rc == ERR_OK)
         rc = auth_session_start(pg->req->st, pg->req->ip, &pg->p, token, &eb);
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
+        pg->resp->status = rc == ERR_THROTTLED ? 429
+                           : rc == ERR_AUTH    ? 401
+                           : rc == ERR_DENIED  ? 403
+                                               : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
         login_page(pg, eb.msg, next);
         goto out;
@@ -2539,9 +2548,29 @@ TOTP_ROUTE(totp_disable_submit, ui_totp_disable_post(env, c->req, c->resp, c->p)
 TOTP_ROUTE(totp_require_submit, ui_totp_require_post(env, c->req, c->resp, c->p))
 TOTP_ROUTE(totp_reset_submit, ui_totp_reset_post(env, c->req, c->resp, c->p, c->id[0]))
 
+/* Single sign-on's routes (ui_sso.h). */
+#define SSO_ROUTE(fn, call)                                                                        \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct ui_totp_env te;                                                                     \
+        const struct api_app *app = c->app;                                                        \
+        struct ui_sso_env se = {totp_env(c->app, &te), app->cfg};                                  \
+        const struct ui_sso_env *env = &se;                                                        \
+                                                                                                   \
+        call;                                                                                      \
+    }
+
+SSO_ROUTE(sso_start_route, ui_sso_start(env, c->req, c->resp))
+SSO_ROUTE(sso_callback_route, ui_sso_callback(env, c->req, c->resp))
+SSO_ROUTE(sso_settings_get, ui_sso_settings_get(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_settings_submit, ui_sso_settings_post(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_off_submit, ui_sso_off_post(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_local_submit, ui_sso_local_post(env, c->req, c->resp, c->p))
+
 #define MANAGE_ONLY "Only admins can manage users and API keys."
 #define CHANGE_ONLY "Only admins can change integrations, users and API keys."
 #define TOTP_ONLY   "Only admins can change two-step sign-in for others."
+#define SSO_ONLY    "Only admins can change how people sign in."
 
 static const struct route routes[] = {
     {"GET", "/static/app.css", css_get, AUTH_NONE, 0, ROUTE_UI, NULL},
@@ -2579,6 +2608,13 @@ static const struct route routes[] = {
     {"POST", "/api-keys/{id}/revoke", apikey_revoke_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/rotate", rotate_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations/{id}/sync", sync_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    /* Single sign-on: the start and Microsoft's answer have no caller (ui_sso.h). */
+    {"GET", "/auth/sso", sso_start_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/auth/sso/callback", sso_callback_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/settings/sso", sso_settings_get, AUTH_ADMIN, 0, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso", sso_settings_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso/off", sso_off_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso/local", sso_local_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
 };
 
 const struct route *
