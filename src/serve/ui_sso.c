@@ -89,7 +89,7 @@ button_cb(void *arg, int64_t account_id, const char *name)
         buf_addstr(&u, "&next=");
         buf_add_urlenc(&u, x->next);
     }
-    buf_addstr(x->b, "<a class=\"button\" href=\"");
+    buf_addstr(x->b, "<a class=\"btn\" href=\"");
     x->esc(x->b, buf_cstr(&u));
     buf_addstr(x->b, "\">Sign in with Microsoft");
     if (strcmp(name, AUTH_DEFAULT_ACCOUNT) != 0) {

@@ -238,6 +238,19 @@ def main():
     # The settings page for an admin.
     st, text, _ = req("GET", srv.url + "/settings/sso", None, {"Cookie": "memsync_session=" + sess})
     check(st == 200 and tenant in text and secret not in text, "the settings page (%s)" % st)
+    csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', text).group(1)
+    form = {"csrf": csrf, "tenant": tenant, "client_id": client, "secret": "",
+            "redirect_uri": redirect, "map": "%s=admin\n%s=viewer" % (cfg["admin_group"],
+                                                                    cfg["viewer_group"])}
+    h = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": "memsync_session=" + sess,
+         "Origin": srv.url}
+    st, text, _ = req("POST", srv.url + "/settings/sso", urllib.parse.urlencode(form).encode(), h)
+    check(st == 200 and "Saved" in text, "the settings page saves, keeping the secret (%s)" % st)
+    form["map"] = "x=owner"
+    st, text, _ = req("POST", srv.url + "/settings/sso", urllib.parse.urlencode(form).encode(), h)
+    check(st == 400 and "role mapping" in text, "the settings page refuses a bad mapping (%s)" % st)
+    st, _, ck, _ = Flow(srv).sign_in(users["victor"])
+    check(st == 303, "sign-in works after saving from the page (%s)" % st)
 
     # Key rotation re-seals the client secret: sign-in still works.
     rc, _, err = ms.run("key", "rotate")
