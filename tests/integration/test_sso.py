@@ -224,6 +224,15 @@ def main():
     check(log.count("sso signing keys read again") == 1,
           "the unknown kid refetch is rate-limited (%d)" % log.count("sso signing keys read again"))
 
+    # An account requiring two-step sign-in of local users leaves SSO users to Entra's.
+    ms.run("account", "require-totp", "on", check=0)
+    st, _, ck, _ = Flow(srv).sign_in(users["ada"])
+    st2, _, h2 = req("GET", srv.url + "/assets", None,
+                     {"Cookie": "memsync_session=" + ck.get("memsync_session", "")})
+    check(st == 303 and st2 == 200, "an SSO user is not sent to TOTP enrolment (%s %s %s)" %
+          (st, st2, location(h2)))
+    ms.run("account", "require-totp", "off", check=0)
+
     # Local sign-in off now that SSO worked; back on.
     ms.run("account", "local-signin", "off", check=0)
     form = urllib.parse.urlencode({"name": "admin", "password": admin_pw, "next": "/assets"})
