@@ -54,9 +54,11 @@ _memsync() {
     user) [[ -z $sub ]] && words_for="add list passwd remove reset-totp" ;;
     account)
         if [[ -z $sub ]]; then
-            words_for="require-totp"
-        elif [[ $sub == require-totp && $n -eq 2 ]]; then
+            words_for="require-totp sso local-signin"
+        elif [[ ($sub == require-totp || $sub == local-signin) && $n -eq 2 ]]; then
             words_for="on off"
+        elif [[ $sub == sso && $n -eq 2 ]]; then
+            words_for="set show off"
         fi
         ;;
     apikey) [[ -z $sub ]] && words_for="create list revoke" ;;

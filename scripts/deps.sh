@@ -6,7 +6,8 @@ set -euo pipefail
 what=${1:-build}
 
 build_pkgs=(gcc make cmake pkg-config libcurl4-openssl-dev libjansson-dev libyajl-dev libmicrohttpd-dev
-    libsodium-dev libsqlite3-dev libpq-dev zlib1g-dev liboath-dev libqrencode-dev ca-certificates curl)
+    libsodium-dev libsqlite3-dev libpq-dev zlib1g-dev liboath-dev libqrencode-dev libjose-dev
+    ca-certificates curl)
 test_pkgs=(libcmocka-dev python3 time postgresql postgresql-client clang libclang-rt-14-dev clang-format openssl python3-msal nodejs npm
     sqlite3 procps chromium nginx-light python3-jsonschema)
 # Only for bench/bench_api.py, never on the test path.

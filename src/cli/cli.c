@@ -35,6 +35,7 @@
 #include "rowjson.h"
 #include "sim.h"
 #include "store.h"
+#include "ui_sso.h"
 #include "sync.h"
 #include "worker.h"
 #include "validate.h"
@@ -57,7 +58,7 @@ static const char usage_text[] =
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
     "  key          rotate: new master key, every secret re-sealed\n"
     "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
-    "  account      require-totp on|off: two-step sign-in for every local user\n"
+    "  account      require-totp on|off | sso set|show|off | local-signin on|off (sign-in rules)\n"
     "  apikey       create | list | revoke (REST API keys)\n"
     "  worker       run queued syncs from a shared PostgreSQL database [--once]\n"
     "  config       show the effective settings\n"
@@ -1763,6 +1764,8 @@ reseal_all(struct store *st, int64_t account, const struct vault *from, const st
     }
     if (rc == ERR_OK)
         rc = mfa_reseal_all(st, from, to, eb); /* the users' TOTP secrets */
+    if (rc == ERR_OK)
+        rc = ui_sso_reseal_all(st, from, to, eb); /* the sign-in apps' client secrets */
     if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
         in_tx = 0;
 out:

@@ -28,5 +28,8 @@ int cli_cmd_apikey(struct ctx *cx, int argc, char **argv);
 /* `memsync account require-totp on|off [--account NAME]`: every local user of the account needs
  * a second factor (on) or it is each user's choice (off). */
 int cli_cmd_account(struct ctx *cx, int argc, char **argv);
+/* `memsync account sso set|show|off` and `memsync account local-signin on|off` (cli_sso.c),
+ * reached through cli_cmd_account. */
+int cli_cmd_account_sso(struct ctx *cx, int argc, char **argv);
 
 #endif

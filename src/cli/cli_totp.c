@@ -16,6 +16,7 @@ cli_cmd_account(struct ctx *cx, int argc, char **argv)
 {
     static const char usage[] =
         "usage: memsync account require-totp on|off [--account NAME]\n"
+        "       memsync account sso|local-signin ... (memsync account sso --help)\n"
         "on: every local user of the account (default \"default\") must use two-step sign-in; "
         "those without it set it up at their next sign-in. off: it is each user's choice.\n";
     const char *account = NULL, *pos[2] = {NULL, NULL};
@@ -28,6 +29,9 @@ cli_cmd_account(struct ctx *cx, int argc, char **argv)
     int64_t acc = 0;
     int rc, on, npos = 0, help = 0;
 
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "sso") == 0 || strcmp(argv[i], "local-signin") == 0)
+            return cli_cmd_account_sso(cx, argc, argv);
     if (opt_parse("account", argc, argv, opts, pos, 2, &npos, &help) != 0)
         return CLI_USAGE;
     if (help) {

@@ -462,6 +462,24 @@ auth_password_login(struct store *st, const char *ip, const char *name, const ch
         rc = err_set(eb, ERR_AUTH, "wrong user name or password");
         goto out;
     }
+    {
+        int local = 1;
+
+        /* An account that signs in with Microsoft may turn passwords off (ui_sso.h). */
+        rc = store_account_local_signin_get(st, u.account_id, &local, &seb);
+        if (rc != ERR_OK) {
+            log_warn("sign-in failed: database error user=%s error=\"%s\"", name, seb.msg);
+            rc = err_set(eb, rc, "sign-in is not available right now (database error)");
+            goto out;
+        }
+        if (!local) {
+            log_info("sign-in refused: password sign-in is off user=%s ip=%s", name, ip ? ip : "?");
+            rc = err_set(eb, ERR_DENIED,
+                         "password sign-in is turned off for this account: use \"Sign in with "
+                         "Microsoft\"");
+            goto out;
+        }
+    }
     principal_from_user(&u, p);
 out:
     user_row_clear(&u);

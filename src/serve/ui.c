@@ -33,6 +33,7 @@
 #include "ui_device.h"
 #include "ui_help.h"
 #include "ui_runs.h"
+#include "ui_sso.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -282,6 +283,10 @@ page_begin(struct page *pg, const char *title, const char *active)
             buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
                        active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
                        active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
+        if (pg->p.role == AUTH_ADMIN)
+            buf_printf(b, "<a href=\"/settings/sso\"%s>Sign-in</a>",
+                       active != NULL && strcmp(active, "/settings/sso") == 0 ? " class=\"on\""
+                                                                              : "");
         buf_printf(b, "<a href=\"/security\"%s>Security</a>",
                    active != NULL && strcmp(active, "/security") == 0 ? " class=\"on\"" : "");
         buf_addstr(b, "</nav><div class=\"who\"><span>");
@@ -366,6 +371,7 @@ login_page(struct page *pg, const char *error, const char *next)
     buf_addstr(b, "<div class=\"login panel\"><h1>Sign in to memsync</h1>");
     if (error != NULL)
         notice(b, "bad", error);
+    ui_sso_login_buttons(pg->req->st, b, next, ui_esc); /* "Sign in with Microsoft" (ui_sso.c) */
     buf_addstr(b, "<form class=\"stack\" method=\"post\" action=\"/login\">"
                   "<label>User name<input type=\"text\" name=\"name\" "
                   "autocomplete=\"username\" "
@@ -483,7 +489,10 @@ login_post(struct page *pg)
     if (rc == ERR_OK)
         rc = auth_session_start(pg->req->st, pg->req->ip, &pg->p, token, &eb);
     if (rc != ERR_OK) {
-        pg->resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : store_status(rc);
+        pg->resp->status = rc == ERR_THROTTLED ? 429
+                           : rc == ERR_AUTH    ? 401
+                           : rc == ERR_DENIED  ? 403
+                                               : store_status(rc);
         memset(&pg->p, 0, sizeof pg->p);
         login_page(pg, eb.msg, next);
         goto out;
@@ -2944,10 +2953,29 @@ client_submit(const struct route_call *c)
 
     ui_client_post(client_env(&ce), c);
 }
+/* Single sign-on's routes (ui_sso.h). */
+#define SSO_ROUTE(fn, call)                                                                        \
+    static void fn(const struct route_call *c)                                                     \
+    {                                                                                              \
+        struct ui_totp_env te;                                                                     \
+        const struct api_app *app = c->app;                                                        \
+        struct ui_sso_env se = {totp_env(c->app, &te), app->cfg};                                  \
+        const struct ui_sso_env *env = &se;                                                        \
+                                                                                                   \
+        call;                                                                                      \
+    }
+
+SSO_ROUTE(sso_start_route, ui_sso_start(env, c->req, c->resp))
+SSO_ROUTE(sso_callback_route, ui_sso_callback(env, c->req, c->resp))
+SSO_ROUTE(sso_settings_get, ui_sso_settings_get(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_settings_submit, ui_sso_settings_post(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_off_submit, ui_sso_off_post(env, c->req, c->resp, c->p))
+SSO_ROUTE(sso_local_submit, ui_sso_local_post(env, c->req, c->resp, c->p))
 
 #define MANAGE_ONLY "Only admins can manage users and API keys."
 #define CHANGE_ONLY "Only admins can change integrations, users and API keys."
 #define TOTP_ONLY   "Only admins can change two-step sign-in for others."
+#define SSO_ONLY    "Only admins can change how people sign in."
 
 static const struct route routes[] = {
     {"GET", "/static/app.css", css_get, AUTH_NONE, 0, ROUTE_UI, NULL},
@@ -2990,6 +3018,13 @@ static const struct route routes[] = {
     {"POST", "/clients/{id}", client_submit, AUTH_ADMIN, 1, ROUTE_UI,
      "Only admins can exclude, include, rename or sync clients."},
     {"GET", "/help/setup", help_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    /* Single sign-on: the start and Microsoft's answer have no caller (ui_sso.h). */
+    {"GET", "/auth/sso", sso_start_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/auth/sso/callback", sso_callback_route, AUTH_NONE, 0, ROUTE_UI, NULL},
+    {"GET", "/settings/sso", sso_settings_get, AUTH_ADMIN, 0, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso", sso_settings_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso/off", sso_off_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
+    {"POST", "/settings/sso/local", sso_local_submit, AUTH_ADMIN, 1, ROUTE_UI, SSO_ONLY},
 };
 
 const struct route *

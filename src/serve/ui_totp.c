@@ -505,6 +505,15 @@ ui_totp_gate(const struct ui_totp_env *env, struct httpd_request *req, struct ht
     }
     gate = t.require && t.enrolled_at == TS_NULL;
     user_totp_clear(&t);
+    if (gate) {
+        /* People signing in with Microsoft have Entra's second factor, and no password here. */
+        struct user_row u = {0};
+
+        if (store_user_get(req->st, p->name, &u, NULL) == ERR_OK && u.password_hash != NULL &&
+            strcmp(u.password_hash, STORE_SSO_NO_PASSWORD) == 0)
+            gate = 0;
+        user_row_clear(&u);
+    }
     if (!gate)
         return 0;
     if (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0)

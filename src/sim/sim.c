@@ -565,6 +565,8 @@ write_env_file(const char *path, const char *ca_file)
     fprintf(f, "MEMSYNC_SIM_SYNC_APP_ID='%s'\n", w->sync_app.id);
     fprintf(f, "MEMSYNC_SIM_SYNC_APP_SECRET='%s'\n",
             w->sync_app.secrets[w->sync_app.nsecrets - 1].value);
+    fprintf(f, "MEMSYNC_SIM_SSO_CLIENT_ID='%s'\n", sim_oidc_client_id());
+    fprintf(f, "MEMSYNC_SIM_SSO_CLIENT_SECRET='%s'\n", sim_oidc_client_secret());
     if (fflush(f) != 0 || fsync(fd) != 0) {
         fclose(f);
         unlink(tmp);
@@ -959,6 +961,7 @@ sim_main(int argc, char **argv)
         sa.sin_port = htons((uint16_t)port);
     }
     simtok_init();
+    sim_oidc_init();
     pthread_mutex_init(&g.mu, NULL);
     pthread_mutex_init(&g.dmu, NULL);
     pthread_cond_init(&g.dcv, NULL);

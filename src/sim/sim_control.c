@@ -633,6 +633,8 @@ sim_control_route(struct MHD_Connection *c, const char *method, const char *rest
         sim_resp_json(r, stats_json());
         return r;
     }
+    if (strcmp(rest, "oidc") == 0)
+        return sim_oidc_control(method, body, len);
     if (strcmp(rest, "control") == 0 && strcmp(method, "POST") == 0) {
         json_error_t je;
         json_t *in = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);

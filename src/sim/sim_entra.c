@@ -378,13 +378,14 @@ handle_openid(const char *tenant)
     snprintf(jwks, sizeof jwks, "%s/login/%s/discovery/v2.0/keys", g.base, tenant);
     r = sim_resp_new(200, SIM_JSON_CT);
     sim_resp_json(
-        r, json_pack("{s:s, s:[s,s,s], s:s, s:[s], s:[s,s,s], s:s, s:[s], s:s, s:s, s:[s]}",
-                     "token_endpoint", tok, "token_endpoint_auth_methods_supported",
-                     "client_secret_post", "private_key_jwt", "client_secret_basic", "jwks_uri",
-                     jwks, "response_modes_supported", "query", "subject_types_supported",
-                     "pairwise", "public", "x", "issuer", iss, "grant_types_supported",
-                     "client_credentials", "authorization_endpoint", auth, "tenant_region_scope",
-                     "NA", "id_token_signing_alg_values_supported", "RS256"));
+        r,
+        json_pack("{s:s, s:[s,s,s], s:s, s:[s], s:[s,s,s], s:s, s:[s,s], s:s, s:s, s:[s]}",
+                  "token_endpoint", tok, "token_endpoint_auth_methods_supported",
+                  "client_secret_post", "private_key_jwt", "client_secret_basic", "jwks_uri", jwks,
+                  "response_modes_supported", "query", "subject_types_supported", "pairwise",
+                  "public", "x", "issuer", iss, "grant_types_supported", "client_credentials",
+                  "authorization_code", "authorization_endpoint", auth, "tenant_region_scope", "NA",
+                  "id_token_signing_alg_values_supported", "RS256"));
     return r;
 }
 
@@ -403,6 +404,9 @@ sim_entra_route(struct MHD_Connection *c, struct req *q, const char *method, con
     memcpy(ten, s, n);
     ten[n] = '\0';
     e = s + n;
+    /* People signing in (sim_oidc.c): key set, authorize, authorization_code grant. */
+    if ((r = sim_oidc_route(c, q, method, ten, e)) != NULL)
+        return r;
     if (strcmp(e, "/oauth2/v2.0/token") == 0 || strcmp(e, "/oauth2/token") == 0) {
         int v2 = strcmp(e, "/oauth2/v2.0/token") == 0;
         struct simw_fault f;

@@ -336,6 +336,19 @@ struct resp *sim_entra_route(struct MHD_Connection *c, struct req *q, const char
  * returns the error response of that service. */
 struct resp *sim_bearer_check(struct MHD_Connection *c, const char *aud, struct simtok_claims *cl);
 
+/* sim_oidc.c: people signing in to the partner's tenant (OpenID Connect). sim_oidc_init makes the
+ * sign-in app and its RSA key (call once before serving); sim_oidc_route answers the key set,
+ * authorize and authorization_code token requests under /login/{tenant} (rest: the path after
+ * the tenant), NULL for any other; sim_oidc_control serves /_sim/oidc. */
+#define SIM_OIDC_ADMIN_GROUP  "5a1f0000-aaaa-4aaa-8aaa-00000000ad01"
+#define SIM_OIDC_VIEWER_GROUP "5a1f0000-aaaa-4aaa-8aaa-00000000ee02"
+void sim_oidc_init(void);
+const char *sim_oidc_client_id(void);
+const char *sim_oidc_client_secret(void);
+struct resp *sim_oidc_route(struct MHD_Connection *c, struct req *q, const char *method,
+                            const char *tenant, const char *rest);
+struct resp *sim_oidc_control(const char *method, const char *body, size_t len);
+
 /* --- sim_partner.c: Partner Center (handler threads) ----------------------------------------- */
 
 /* /pc/v1/customers[/...]; `path` follows "/pc/v1/customers". Sets *rt. */

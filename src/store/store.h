@@ -647,6 +647,60 @@ const struct store_list_entity *store_list_entity(const char *name);
 const struct store_list_field *store_list_field(const struct store_list_entity *e,
                                                 const char *name);
 
+/* ---- web: single sign-on with Microsoft Entra ID (migration 14) -------------------------- */
+
+/* An account's sign-in app: tenant (GUID), app (client) id, the redirect URI registered for it,
+ * the client secret as a vault envelope for ("account_sso", account id, "client_secret") and its
+ * first 3 characters, the role mapping (oidc.h: lines VALUE=admin|viewer), when a sign-in
+ * through it last worked (TS_NULL: never) and the account's local_signin switch. */
+struct account_sso {
+    int64_t account_id;
+    char *account_name;
+    char *tenant_id;
+    char *client_id;
+    char *redirect_uri;
+    char *secret_sealed;
+    char *secret_hint;
+    char *role_map;
+    int64_t worked_at;
+    int local_signin;
+};
+void account_sso_clear(struct account_sso *s);
+
+/* ERR_NOTFOUND when the account has no SSO settings. */
+int store_sso_get(struct store *st, int64_t account_id, struct account_sso *out, struct errbuf *eb);
+/* Creates or replaces the settings of in->account_id (worked_at kept when the tenant and app
+ * stay the same, else cleared). */
+int store_sso_set(struct store *st, const struct account_sso *in, struct errbuf *eb);
+/* Removes them and turns local sign-in back on (else nobody could sign in). */
+int store_sso_delete(struct store *st, int64_t account_id, struct errbuf *eb);
+/* Every account with SSO settings, by name (the sign-in page's buttons). */
+int store_sso_each(struct store *st,
+                   int (*cb)(void *arg, int64_t account_id, const char *account_name), void *arg,
+                   struct errbuf *eb);
+int store_sso_worked(struct store *st, int64_t account_id, int64_t now, struct errbuf *eb);
+/* Every sealed SSO client secret (`memsync key rotate`) and its replacement. */
+int store_sso_secrets_each(struct store *st,
+                           int (*cb)(void *arg, int64_t account_id, const char *sealed), void *arg,
+                           struct errbuf *eb);
+int store_sso_set_sealed(struct store *st, int64_t account_id, const char *sealed,
+                         struct errbuf *eb);
+/* Password sign-in for the account's local users: on (1) or off (0). Off is refused
+ * (ERR_DENIED) until a sign-in through SSO has worked (atomic with that check). */
+int store_account_local_signin(struct store *st, int64_t account_id, int on, struct errbuf *eb);
+/* *on: the account's switch (1 when the account does not exist: nothing to refuse). */
+int store_account_local_signin_get(struct store *st, int64_t account_id, int *on,
+                                   struct errbuf *eb);
+/* Users signed in through SSO are keyed by (account, tid, oid), never by name. Their
+ * password_hash is STORE_SSO_NO_PASSWORD, which no password matches. */
+#define STORE_SSO_NO_PASSWORD "!sso"
+int store_user_sso_find(struct store *st, int64_t account_id, const char *tid, const char *oid,
+                        struct user_row *out, struct errbuf *eb); /* ERR_NOTFOUND */
+int store_user_sso_insert(struct store *st, int64_t account_id, const char *tid, const char *oid,
+                          const char *name, const char *role, int64_t *id,
+                          struct errbuf *eb); /* ERR_EXISTS: the name is taken */
+int store_user_set_role(struct store *st, int64_t id, const char *role, struct errbuf *eb);
+
 /* Process-wide SQLite settings: call once, before any thread or store exists (main). */
 void store_sqlite_global_init(void);
 

@@ -39,6 +39,27 @@ char *store_serial_key(const char *serial);
 
 struct reconcile_ops;
 
+/* Single sign-on (migration 14): one table per backend, as store.h's store_sso_* and
+ * store_user_sso_* / store_user_set_role / store_account_local_signin*. */
+struct store_sso_ops {
+    int (*get)(struct store *st, int64_t account_id, struct account_sso *out, struct errbuf *eb);
+    int (*set)(struct store *st, const struct account_sso *in, struct errbuf *eb);
+    int (*del)(struct store *st, int64_t account_id, struct errbuf *eb);
+    int (*each)(struct store *st, int (*cb)(void *arg, int64_t id, const char *name), void *arg,
+                struct errbuf *eb);
+    int (*worked)(struct store *st, int64_t account_id, int64_t now, struct errbuf *eb);
+    int (*secrets_each)(struct store *st, int (*cb)(void *arg, int64_t id, const char *sealed),
+                        void *arg, struct errbuf *eb);
+    int (*set_sealed)(struct store *st, int64_t account_id, const char *sealed, struct errbuf *eb);
+    int (*local_signin)(struct store *st, int64_t account_id, int on, struct errbuf *eb);
+    int (*local_signin_get)(struct store *st, int64_t account_id, int *on, struct errbuf *eb);
+    int (*user_find)(struct store *st, int64_t account_id, const char *tid, const char *oid,
+                     struct user_row *out, struct errbuf *eb);
+    int (*user_insert)(struct store *st, int64_t account_id, const char *tid, const char *oid,
+                       const char *name, const char *role, int64_t *id, struct errbuf *eb);
+    int (*user_set_role)(struct store *st, int64_t id, const char *role, struct errbuf *eb);
+};
+
 struct store_ops {
     const char *name;
     /* The statements reconcile.c runs; the backend's reconcile_* entries are reconcile.c's. */
@@ -137,6 +158,7 @@ struct store_ops {
     int (*totp_set_sealed)(struct store *st, int64_t user_id, const char *sealed,
                            struct errbuf *eb);
     int (*account_require_totp)(struct store *st, int64_t account_id, int on, struct errbuf *eb);
+    const struct store_sso_ops *sso; /* single sign-on (migration 14) */
     int (*list_each)(struct store *st, const struct list_query *q,
                      int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
                      struct errbuf *eb);

@@ -341,9 +341,9 @@ concrete(const char *pattern, char *out, size_t max)
 static void
 test_table_walk(void **state)
 {
-    static const char *const public[] = {"/healthz",         "/openapi.json", "/static/app.css",
-                                         "/static/app.js",   "/login",        "/login/totp",
-                                         "/login/totp/enrol"};
+    static const char *const public[] = {
+        "/healthz",    "/openapi.json",     "/static/app.css", "/static/app.js",    "/login",
+        "/login/totp", "/login/totp/enrol", "/auth/sso",       "/auth/sso/callback"};
     struct router *r = NULL;
     struct errbuf eb = {0};
     const struct route *t;

@@ -629,6 +629,100 @@ count_secret_cb(void *arg, int64_t user_id, const char *sealed)
     return 0;
 }
 
+/* Single sign-on (schema 14): settings per account, the first sign-in unlocking local-signin off,
+ * users keyed by (account, tid, oid), role changes, re-sealing, removal turning passwords on. */
+static int
+sso_count_cb(void *arg, int64_t id, const char *s)
+{
+    (void)id;
+    (void)s;
+    (*(int *)arg)++;
+    return ERR_OK;
+}
+
+static void
+test_sso_state(void **state)
+{
+    struct fx *fx = *state;
+    struct errbuf eb = {0};
+    struct account_sso in = {0}, got;
+    struct user_row u;
+    int64_t uid = 0, other_acc = 0, id2 = 0;
+    int on = 0, n = 0;
+
+    assert_int_equal(store_sso_get(fx->st, fx->account, &got, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_account_local_signin(fx->st, fx->account, 0, &eb), ERR_DENIED);
+    in.account_id = fx->account;
+    in.tenant_id = "t-1";
+    in.client_id = "c-1";
+    in.redirect_uri = "https://m.example/auth/sso/callback";
+    in.secret_sealed = "v1:sealed";
+    in.secret_hint = "abc";
+    in.role_map = "g=admin";
+    assert_int_equal(store_sso_set(fx->st, &in, &eb), ERR_OK);
+    assert_int_equal(store_sso_get(fx->st, fx->account, &got, &eb), ERR_OK);
+    assert_string_equal(got.tenant_id, "t-1");
+    assert_string_equal(got.secret_sealed, "v1:sealed");
+    assert_string_equal(got.role_map, "g=admin");
+    assert_true(got.worked_at == TS_NULL);
+    assert_int_equal(got.local_signin, 1);
+    account_sso_clear(&got);
+    assert_int_equal(store_sso_each(fx->st, sso_count_cb, &n, &eb), ERR_OK);
+    assert_int_equal(n, 1);
+
+    /* Off only once a sign-in worked; a new tenant or app forgets that it did. */
+    assert_int_equal(store_account_local_signin(fx->st, fx->account, 0, &eb), ERR_DENIED);
+    assert_int_equal(store_sso_worked(fx->st, fx->account, T0, &eb), ERR_OK);
+    in.role_map = "g=viewer";
+    assert_int_equal(store_sso_set(fx->st, &in, &eb), ERR_OK);
+    assert_int_equal(store_sso_get(fx->st, fx->account, &got, &eb), ERR_OK);
+    assert_true(got.worked_at == T0);
+    account_sso_clear(&got);
+    assert_int_equal(store_account_local_signin(fx->st, fx->account, 0, &eb), ERR_OK);
+    assert_int_equal(store_account_local_signin_get(fx->st, fx->account, &on, &eb), ERR_OK);
+    assert_int_equal(on, 0);
+    in.tenant_id = "t-2";
+    assert_int_equal(store_sso_set(fx->st, &in, &eb), ERR_OK);
+    assert_int_equal(store_sso_get(fx->st, fx->account, &got, &eb), ERR_OK);
+    assert_true(got.worked_at == TS_NULL);
+    account_sso_clear(&got);
+
+    /* Users by (account, tid, oid); the name stays unique across accounts. */
+    assert_int_equal(store_user_sso_find(fx->st, fx->account, "t-2", "o-1", &u, &eb), ERR_NOTFOUND);
+    assert_int_equal(
+        store_user_sso_insert(fx->st, fx->account, "t-2", "o-1", "ada@x", "viewer", &uid, &eb),
+        ERR_OK);
+    assert_int_equal(store_user_sso_find(fx->st, fx->account, "t-2", "o-1", &u, &eb), ERR_OK);
+    assert_true(u.id == uid);
+    assert_string_equal(u.role, "viewer");
+    assert_string_equal(u.password_hash, STORE_SSO_NO_PASSWORD);
+    user_row_clear(&u);
+    assert_int_equal(
+        store_user_sso_insert(fx->st, fx->account, "t-2", "o-1", "ada2@x", "viewer", &id2, &eb),
+        ERR_EXISTS);
+    assert_int_equal(
+        store_user_sso_insert(fx->st, fx->account, "t-2", "o-2", "ada@x", "viewer", &id2, &eb),
+        ERR_EXISTS);
+    assert_int_equal(store_account_ensure(fx->st, "other", &other_acc, &eb), ERR_OK);
+    assert_int_equal(store_user_sso_find(fx->st, other_acc, "t-2", "o-1", &u, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_user_set_role(fx->st, uid, "admin", &eb), ERR_OK);
+    assert_int_equal(store_user_sso_find(fx->st, fx->account, "t-2", "o-1", &u, &eb), ERR_OK);
+    assert_string_equal(u.role, "admin");
+    user_row_clear(&u);
+    assert_int_equal(store_user_set_role(fx->st, uid, "owner", &eb), ERR_INVAL);
+
+    /* Re-sealing, then removal: password sign-in comes back on. */
+    assert_int_equal(store_sso_set_sealed(fx->st, fx->account, "v1:resealed", &eb), ERR_OK);
+    assert_int_equal(store_sso_set_sealed(fx->st, other_acc, "v1:x", &eb), ERR_NOTFOUND);
+    assert_int_equal(store_sso_get(fx->st, fx->account, &got, &eb), ERR_OK);
+    assert_string_equal(got.secret_sealed, "v1:resealed");
+    account_sso_clear(&got);
+    assert_int_equal(store_sso_delete(fx->st, fx->account, &eb), ERR_OK);
+    assert_int_equal(store_sso_delete(fx->st, fx->account, &eb), ERR_NOTFOUND);
+    assert_int_equal(store_account_local_signin_get(fx->st, fx->account, &on, &eb), ERR_OK);
+    assert_int_equal(on, 1);
+}
+
 /* A user's second factor (schema 13): enrolment, a step used once, single-use recovery codes,
  * the account's rule, re-sealing and clearing. */
 /* Per-user preferences (schema 16): set, replaced, per user, gone with the user. */
@@ -824,6 +918,10 @@ test_integration_cloud_and_expiry_source(void **state)
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
+                 "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                 "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                 "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                 "ALTER TABLE account DROP COLUMN local_signin;"
                  "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
                  "PRAGMA user_version = 8; COMMIT;");
     else
@@ -846,6 +944,9 @@ test_integration_cloud_and_expiry_source(void **state)
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
+                "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                "ALTER TABLE app_user DROP COLUMN sso_tid, DROP COLUMN sso_oid;"
+                "ALTER TABLE account DROP COLUMN local_signin;"
                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
                 "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
@@ -1841,7 +1942,11 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE integration DROP COLUMN cloud;"
                  "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                  "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                 "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                 "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                 "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                 "ALTER TABLE account DROP COLUMN local_signin;"
                  "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                  "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -1868,7 +1973,11 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE integration DROP COLUMN cloud;"
                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                "ALTER TABLE api_key DROP COLUMN expires_at;"      /* schema 12 */
+                "DROP INDEX app_user_sso; DROP TABLE account_sso;" /* schema 14 */
+                "ALTER TABLE app_user DROP COLUMN sso_tid;"
+                "ALTER TABLE app_user DROP COLUMN sso_oid;"
+                "ALTER TABLE account DROP COLUMN local_signin;"
                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
@@ -3026,6 +3135,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_apikey_expiry_and_last_use, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_user_prefs, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_sso_state, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
@@ -3051,6 +3161,7 @@ main(void)
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_user_prefs, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_sso_state, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_volatile_fields_not_history, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,

@@ -479,4 +479,5 @@ static const struct store_ops pg_ops = {
     .totp_secrets_each = pg_totp_secrets_each,
     .totp_set_sealed = pg_totp_set_sealed,
     .account_require_totp = pg_account_require_totp,
+    .sso = &pg_sso_ops,
 };

@@ -134,6 +134,8 @@ int pg_totp_secrets_each(struct store *base,
                          struct errbuf *eb);
 int pg_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
 int pg_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb);
+/* ---- pg_sso.c ---- */
+extern const struct store_sso_ops pg_sso_ops;
 
 /* ---- pg_reconcile.c ---- */
 

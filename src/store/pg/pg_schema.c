@@ -406,6 +406,27 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Migration 14: single sign-on (sqlite_schema.c's schema_v14). */
+    if (ver < 14) {
+        rc = pg_q_done(g,
+                       "CREATE TABLE account_sso ("
+                       " account_id BIGINT PRIMARY KEY REFERENCES account(id) ON DELETE CASCADE,"
+                       " tenant_id TEXT NOT NULL,"
+                       " client_id TEXT NOT NULL,"
+                       " redirect_uri TEXT NOT NULL,"
+                       " secret_sealed TEXT NOT NULL,"
+                       " secret_hint TEXT,"
+                       " role_map TEXT NOT NULL,"
+                       " worked_at BIGINT,"
+                       " updated_at BIGINT NOT NULL);"
+                       "ALTER TABLE account ADD COLUMN local_signin SMALLINT NOT NULL DEFAULT 1;"
+                       "ALTER TABLE app_user ADD COLUMN sso_tid TEXT, ADD COLUMN sso_oid TEXT;"
+                       "CREATE UNIQUE INDEX app_user_sso ON app_user(account_id, sso_tid, sso_oid)"
+                       " WHERE sso_oid IS NOT NULL",
+                       NULL, eb, "adding single sign-on", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     if (ver < 16) {
         rc = pg_q_done(g,
                        "CREATE TABLE user_pref ("

@@ -582,4 +582,5 @@ static const struct store_ops sqlite_ops = {
     .totp_secrets_each = sq_totp_secrets_each,
     .totp_set_sealed = sq_totp_set_sealed,
     .account_require_totp = sq_account_require_totp,
+    .sso = &sq_sso_ops,
 };

@@ -199,6 +199,8 @@ int sq_totp_secrets_each(struct store *base,
                          struct errbuf *eb);
 int sq_totp_set_sealed(struct store *base, int64_t user_id, const char *sealed, struct errbuf *eb);
 int sq_account_require_totp(struct store *base, int64_t account_id, int on, struct errbuf *eb);
+/* ---- sqlite_sso.c ---- */
+extern const struct store_sso_ops sq_sso_ops;
 
 /* ---- sqlite_reconcile.c ---- */
 

@@ -317,6 +317,26 @@ static const char schema_v13[] =
     " used_at INTEGER) STRICT;"
     "CREATE INDEX user_recovery_code_user ON user_recovery_code(user_id);";
 
+/* Migration 14: single sign-on with Microsoft Entra ID. The account's sign-in app (tenant, app
+ * id, redirect URI, client secret sealed with the vault for ("account_sso", account id,
+ * "client_secret"), role mapping, when a sign-in last worked), its switch for password sign-in,
+ * and the Entra identity (tenant id, object id) of users made by a sign-in, unique per account. */
+static const char schema_v14[] =
+    "CREATE TABLE account_sso ("
+    " account_id INTEGER PRIMARY KEY REFERENCES account(id) ON DELETE CASCADE,"
+    " tenant_id TEXT NOT NULL,"
+    " client_id TEXT NOT NULL,"
+    " redirect_uri TEXT NOT NULL,"
+    " secret_sealed TEXT NOT NULL,"
+    " secret_hint TEXT,"
+    " role_map TEXT NOT NULL,"
+    " worked_at INTEGER,"
+    " updated_at INTEGER NOT NULL) STRICT;"
+    "ALTER TABLE account ADD COLUMN local_signin INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE app_user ADD COLUMN sso_tid TEXT;"
+    "ALTER TABLE app_user ADD COLUMN sso_oid TEXT;"
+    "CREATE UNIQUE INDEX app_user_sso ON app_user(account_id, sso_tid, sso_oid) WHERE sso_oid IS "
+    "NOT NULL;";
 static const char schema_v16[] =
     "CREATE TABLE user_pref ("
     " user_id INTEGER NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
@@ -572,6 +592,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 13) {
         rc = sq_exec_sql(s, schema_v13, eb, "adding the second factor of local users");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 14) {
+        rc = sq_exec_sql(s, schema_v14, eb, "adding single sign-on");
         if (rc != ERR_OK)
             goto out;
     }

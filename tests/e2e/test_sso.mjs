@@ -1,0 +1,142 @@
+// Browser test of "Sign in with Microsoft": playwright-core drives Debian's chromium through
+// memsync's sign-in page and the simulator's account picker (both on 127.0.0.1 port 0), then
+// through the refusals the simulator can provoke (a token for another audience or tenant, with
+// another nonce, with a broken signature), each of which must end on its own clear page without
+// a session. Screenshots go to $ARTIFACT_DIR (default: artifacts/ beside the memsync binary).
+import { spawn, spawnSync } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { chromium } = require("playwright-core");
+
+const BIN = process.env.MEMSYNC_BIN || "memsync";
+const ART = process.env.ARTIFACT_DIR || path.join(path.dirname(path.resolve(BIN)), "artifacts");
+fs.mkdirSync(ART, { recursive: true });
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memsync-e2e-sso-"));
+const procs = [];
+let failures = 0;
+
+function check(cond, what) {
+  if (!cond) {
+    failures++;
+    console.log("FAIL:", what);
+  } else {
+    console.log("ok:", what);
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFile(file, proc, what) {
+  for (let i = 0; i < 600; i++) {
+    if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim()) return fs.readFileSync(file, "utf8");
+    if (proc.exitCode !== null) throw new Error(what + " exited");
+    await sleep(50);
+  }
+  throw new Error(what + " did not start");
+}
+
+function parseEnv(text) {
+  const env = {};
+  for (const line of text.split("\n")) {
+    const m = line.match(/^(?:export )?([A-Z_]+)='?(.*?)'?$/);
+    if (m) env[m[1]] = m[2];
+  }
+  return env;
+}
+
+const simEnvFile = path.join(dir, "sim.env");
+const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "2",
+  "--devices", "5", "--seed", "7"], { stdio: "ignore" });
+procs.push(sim);
+const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
+const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;
+const env = { ...process.env, MEMSYNC_DB: path.join(dir, "memsync.db") };
+for (const k of ["MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"]) env[k] = simEnv[k];
+
+const urlFile = path.join(dir, "serve.url");
+const serveOut = fs.openSync(path.join(dir, "serve.out"), "w");
+const serve = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--url-file", urlFile, "--no-schedule"],
+  { env, cwd: dir, stdio: ["ignore", serveOut, serveOut] });
+procs.push(serve);
+const base = (await waitFile(urlFile, serve, "serve")).trim();
+
+async function oidc(body) {
+  const r = await fetch(simRoot + "/_sim/oidc", body === undefined ? {} : {
+    method: "POST", body: JSON.stringify(body), headers: { "content-type": "application/json" },
+  });
+  if (r.status !== 200) throw new Error("/_sim/oidc -> " + r.status);
+  return r.json();
+}
+
+const cfg = await oidc();
+const set = spawnSync(BIN, ["account", "sso", "set", "--tenant", simEnv.MEMSYNC_SIM_PARTNER_TENANT_ID,
+  "--client-id", simEnv.MEMSYNC_SIM_SSO_CLIENT_ID, "--redirect-uri", base + "/auth/sso/callback",
+  "--map", cfg.admin_group + "=admin," + cfg.viewer_group + "=viewer", "--secret-file", "-"],
+  { env, cwd: dir, input: simEnv.MEMSYNC_SIM_SSO_CLIENT_SECRET + "\n" });
+check(set.status === 0, "memsync account sso set (" + set.stderr + ")");
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run"],
+});
+
+// One sign-in in a fresh browser context: sign-in page, button, the simulator's picker, back.
+async function signIn(who, shotName) {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const page = await ctx.newPage();
+  try {
+    await page.goto(base + "/login");
+    await page.click("a:text('Sign in with Microsoft')");
+    await page.waitForURL((u) => u.href.startsWith(simRoot), { timeout: 15000 });
+    const picker = await page.textContent("h1");
+    await page.click("a:has-text('" + who + "')");
+    await page.waitForURL((u) => u.href.startsWith(base) && !u.pathname.startsWith("/auth/sso?"),
+      { timeout: 15000 });
+    await page.waitForLoadState("load");
+    const cookies = await ctx.cookies(base);
+    const out = {
+      picker, url: page.url(), h1: (await page.textContent("h1").catch(() => "")) || "",
+      body: await page.textContent("body"), session: cookies.some((c) => c.name === "memsync_session"),
+      who: await page.locator("header.top .who span").textContent().catch(() => ""),
+    };
+    await page.screenshot({ path: path.join(ART, "sso-" + shotName + ".png"), fullPage: true });
+    return out;
+  } finally {
+    await ctx.close();
+  }
+}
+
+try {
+  const ok = await signIn("Ada Admin", "signed-in");
+  check(ok.picker.includes("Pick an account"), "the simulator shows its account picker");
+  check(new URL(ok.url).pathname === "/assets" && ok.session, "Ada lands on /assets with a session (" + ok.url + ")");
+  check(ok.who.includes("ada.admin@") && ok.who.includes("admin"), "the header names Ada, an admin (" + ok.who + ")");
+
+  const viewer = await signIn("Victor Viewer", "viewer");
+  check(viewer.session && viewer.who.includes("viewer"), "Victor signs in as a viewer (" + viewer.who + ")");
+
+  const outsider = await signIn("Otto Outsider", "unmapped");
+  check(!outsider.session && outsider.h1.includes("Not allowed"), "Otto, in no mapped group, is refused (" + outsider.h1 + ")");
+
+  for (const [fault, title] of [["wrong_aud", "token for another application"], ["wrong_tid", "another tenant"],
+    ["wrong_nonce", "not this sign-in"], ["bad_signature", "bad signature"]]) {
+    await oidc({ next_fault: fault });
+    const r = await signIn("Ada Admin", fault);
+    check(!r.session && r.h1.includes(title) && r.body.includes("Back to sign-in") && !r.body.includes("eyJ"),
+      fault + ": refused with the page \"" + r.h1 + "\"");
+  }
+
+  const again = await signIn("Ada Admin", "after-refusals");
+  check(again.session, "a good token signs in again after the refusals");
+} finally {
+  await browser.close();
+  for (const p of procs) p.kill("SIGTERM");
+}
+console.log(failures ? failures + " check(s) failed" : "all ok");
+process.exit(failures ? 1 : 0);
