@@ -179,16 +179,29 @@ pg_pipe_sync(struct pg *g, struct errbuf *eb)
     return rc;
 }
 
+static int pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
+                     PGresult **res, int64_t *changed, int cache, struct errbuf *eb);
+
 int
 pg_pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
              struct errbuf *eb)
 {
-    return pg_pipe_send_r(g, sql, p, what, NULL, NULL, eb);
+    return pipe_send(g, sql, p, what, NULL, NULL, 1, eb);
 }
 
 int
 pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char *what,
                PGresult **res, int64_t *changed, struct errbuf *eb)
+{
+    return pipe_send(g, sql, p, what, res, changed, 0, eb);
+}
+
+/* cache: a server-side prepared statement (per-row statements); without, the planner plans
+ * each execution for its values and the tables as they are now (a generic plan made while
+ * the tables were small would stay a sequential scan). */
+static int
+pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what, PGresult **res,
+          int64_t *changed, int cache, struct errbuf *eb)
 {
     static const struct params none;
     const char *name;
@@ -200,7 +213,7 @@ pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char
         p = &none;
     /* Statements are prepared outside the pipeline, once per connection. */
     if (PQpipelineStatus(g->conn) == PQ_PIPELINE_OFF) {
-        name = !in_failed_tx(g) && p->n > 0 ? prepared(g, sql, p->n) : NULL;
+        name = cache && !in_failed_tx(g) && p->n > 0 ? prepared(g, sql, p->n) : NULL;
         if (!PQenterPipelineMode(g->conn))
             return err_set(eb, ERR_DB, "%s: cannot enter pipeline mode: %.300s", g->label,
                            PQerrorMessage(g->conn));
@@ -209,10 +222,10 @@ pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char
         for (int i = 0; i < g->nprep && name == NULL; i++)
             if (g->prep_sql[i] == sql)
                 name = g->prep_name[i];
-        if (name == NULL && g->nprep < PREP_MAX && p->n > 0) {
+        if (name == NULL && cache && g->nprep < PREP_MAX && p->n > 0) {
             if ((rc = pg_pipe_sync(g, eb)) != ERR_OK)
                 return rc;
-            return pg_pipe_send_r(g, sql, p, what, res, changed, eb);
+            return pipe_send(g, sql, p, what, res, changed, cache, eb);
         }
     }
     ok = name != NULL ? PQsendQueryPrepared(g->conn, name, p->n, p->v, NULL, NULL, 0)

@@ -73,12 +73,13 @@ int pg_q_done_c(struct pg *g, const char *sql, const struct params *p, struct er
                 const char *what, int64_t *changed);
 int pg_in_tx(struct pg *g);
 /* Pipeline mode: pg_pipe_send queues a statement without waiting for its result (the SQL
- * text is cached as with pg_qc); pg_pipe_sync reads every queued result, leaves pipeline mode
- * and returns the first failure (the transaction is then aborted). Every synchronous
- * statement (pg_q and friends) syncs first. A queue of PIPE_MAX syncs by itself. */
+ * text is cached as with pg_qc: for per-row statements); pg_pipe_sync reads every queued result,
+ * leaves pipeline mode and returns the first failure (the transaction is then aborted). Every
+ * synchronous statement (pg_q and friends) syncs first. A queue of PIPE_MAX syncs by itself. */
 int pg_pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
                  struct errbuf *eb);
-/* The same, keeping the result in *res (the caller PQclear()s it; it stays NULL when the
+/* The same for a statement planned at each execution (per-tenant ones), keeping the result in
+ * *res (the caller PQclear()s it; it stays NULL when the
  * statement failed) and the rows it changed in *changed, both set by the next sync: the
  * places must live until then. p may be NULL (a statement without parameters). */
 int pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char *what,

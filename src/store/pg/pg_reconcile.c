@@ -125,7 +125,6 @@ struct pg_rec {
     struct smap title;
     /* what prec_read queued (reading) and was read (loaded); the integration check's answer */
     int reading, loaded;
-    int retire_sent; /* the retirement step is queued: titles are recounted */
     PGresult *inst_r, *titles_r, *own;
     int64_t *title_id, *title_size;
     size_t ntitle, captitle;
@@ -961,12 +960,24 @@ rec_installs_insert(struct store *base, int64_t asset_id, const int64_t *titles,
         pg_p_text(&p, NULL);
         mark(x, asset_id, PF_INST);
     }
+    /* Only titles with ids: a prepared statement of index lookups. */
+    if (nnew == 0) {
+        rc = pg_pipe_send(g,
+                          "INSERT INTO software_install (account_id, asset_id, title_id, "
+                          "first_seen_at, last_seen_at, removed_at, last_seen_gen) SELECT $1, "
+                          "COALESCE($5::bigint, (SELECT h.id FROM hardware_asset h WHERE "
+                          "h.integration_id = $6 AND h.tenant_id = $7 AND h.intune_device_id = "
+                          "$8)), t.id, $3, $3, NULL, $4 FROM unnest($2::bigint[]) AS t(id)",
+                          &p, "saving installs", eb);
+        goto out;
+    }
     pg_p_i64(&p, base->rec.client);
     pg_p_text(&p, buf_cstr(&nn));
     pg_p_text(&p, buf_cstr(&nv));
     pg_p_text(&p, buf_cstr(&np));
     pg_p_text(&p, buf_cstr(&nf));
-    rc = pg_pipe_send(
+    /* New titles, found by their key: planned for the tables as they are. */
+    rc = pg_pipe_send_r(
         g,
         "INSERT INTO software_install (account_id, asset_id, title_id, first_seen_at, "
         "last_seen_at, removed_at, last_seen_gen) SELECT $1, COALESCE($5::bigint, (SELECT h.id "
@@ -976,7 +987,7 @@ rec_installs_insert(struct store *base, int64_t asset_id, const int64_t *titles,
         "$13::text[]) AS k(name, version, publisher, platform) JOIN software_title s ON "
         "s.client_id = $9 AND s.name = k.name AND s.version = k.version AND s.publisher = "
         "k.publisher AND s.platform = k.platform) t",
-        &p, "saving installs", eb);
+        &p, "saving installs", NULL, NULL, eb);
 out:
     buf_free(&ids);
     buf_free(&nn);
@@ -1050,10 +1061,10 @@ touch_send(struct store *base, struct errbuf *eb)
         pg_p_i64(&p, base->rec.gen);
         pg_p_text(&p, buf_cstr(&arr));
         if (rc == ERR_OK)
-            rc = pg_pipe_send(g,
-                              "UPDATE hardware_asset SET last_synced_at = $1, last_seen_gen = $2 "
-                              "WHERE id = ANY($3::bigint[])",
-                              &p, "touching devices", eb);
+            rc = pg_pipe_send_r(g,
+                                "UPDATE hardware_asset SET last_synced_at = $1, last_seen_gen = $2 "
+                                "WHERE id = ANY($3::bigint[])",
+                                &p, "touching devices", NULL, NULL, eb);
         buf_free(&arr);
     }
     if (x != NULL)
@@ -1072,12 +1083,12 @@ rec_missing_clear(struct store *base, struct errbuf *eb)
         return rc;
     pg_p_i64(&pm, base->rec.client);
     pg_p_i64(&pm, base->rec.gen);
-    return pipe_rc(base,
-                   pg_pipe_send((struct pg *)base,
-                                "UPDATE hardware_asset SET missing_since = NULL, missing_syncs = 0 "
-                                "WHERE client_id = $1 AND missing_since IS NOT NULL AND retired_at "
-                                "IS NULL AND last_seen_gen = $2",
-                                &pm, "clearing missing marks", eb));
+    return pipe_rc(
+        base, pg_pipe_send_r((struct pg *)base,
+                             "UPDATE hardware_asset SET missing_since = NULL, missing_syncs = 0 "
+                             "WHERE client_id = $1 AND missing_since IS NOT NULL AND retired_at "
+                             "IS NULL AND last_seen_gen = $2",
+                             &pm, "clearing missing marks", NULL, NULL, eb));
 }
 
 static int
@@ -1096,50 +1107,154 @@ rec_missing_mark(struct store *base, int64_t *n, struct errbuf *eb)
                              &p, "marking missing devices", NULL, n, eb));
 }
 
-/* The titles are recounted at commit (rec_titles_count): no ids needed. */
+/* The retired devices' ids come back (one round trip): their installs stop counting for
+ * their titles (reconcile.c's title deltas). */
 static int
 rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct errbuf *eb)
 {
+    struct pg *g = (struct pg *)base;
     struct params pr = {0};
+    PGresult *r = NULL;
+    int rc;
 
-    (void)gone;
-    (void)ngone;
-    prec_get((struct pg *)base)->retire_sent = 1;
     pg_p_i64(&pr, base->rec.now);
     pg_p_i64(&pr, base->rec.client);
     pg_p_i64(&pr, base->rec.gen);
     pg_p_i64(&pr, base->rec_policy.after_syncs);
     pg_p_i64(&pr, base->rec.now - base->rec_policy.after_s);
-    return pipe_rc(base,
-                   pg_pipe_send_r((struct pg *)base,
-                                  "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 "
-                                  "AND missing_since IS NOT NULL AND retired_at IS NULL AND "
-                                  "last_seen_gen < $3 AND missing_syncs >= $4 AND missing_since "
-                                  "<= $5",
-                                  &pr, "retiring missing devices", NULL, n, eb));
+    rc = pg_pipe_send_r(g,
+                        "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
+                        "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
+                        "AND missing_syncs >= $4 AND missing_since <= $5 RETURNING id",
+                        &pr, "retiring missing devices", &r, NULL, eb);
+    if (rc == ERR_OK)
+        rc = pg_pipe_sync(g, eb);
+    if (rc == ERR_OK && r == NULL)
+        rc = err_set(eb, ERR_DB, "retiring missing devices: no answer");
+    if (rc == ERR_OK) {
+        *n = PQntuples(r);
+        *ngone = (size_t)PQntuples(r);
+        *gone = xcalloc(*ngone + 1, sizeof **gone);
+        for (size_t i = 0; i < *ngone; i++)
+            (*gone)[i] = pg_r_i64(r, (int)i, 0, 0);
+    }
+    PQclear(r);
+    return pipe_rc(base, rc);
 }
 
-/* Whether devices retire is known only at commit: the count runs unless nothing that moves it
- * can have happened (no install written, no device revived, no retirement step). */
+/* A stored device's active titles, from the installs read at begin (a device revived or
+ * retired in this reconcile: its installs were not written yet, or are not written at all). */
+static int
+rec_asset_titles(struct store *base, int64_t asset_id, void (*cb)(void *arg, int64_t title),
+                 void *arg, struct errbuf *eb)
+{
+    struct pg_rec *x = ((struct pg *)base)->prec;
+    struct pinst key = {.asset = asset_id};
+    const struct pinst *hit;
+    size_t lo;
+
+    if (x == NULL || !x->loaded)
+        return err_set(eb, ERR_INVAL, "titles of a device before the tenant was read");
+    if (asset_id <= 0 || x->ninst == 0)
+        return ERR_OK;
+    hit = bsearch(&key, x->inst, x->ninst, sizeof *x->inst, cmp_pinst);
+    if (hit == NULL)
+        return ERR_OK;
+    lo = (size_t)(hit - x->inst);
+    while (lo > 0 && x->inst[lo - 1].asset == asset_id)
+        lo--;
+    for (; lo < x->ninst && x->inst[lo].asset == asset_id; lo++)
+        if (!x->inst[lo].removed)
+            cb(arg, x->inst[lo].title);
+    return ERR_OK;
+}
+
+/* Each title's device_count moves by the reconcile's deltas (reconcile.c keeps them, as for
+ * SQLite): one statement; a title new in this reconcile is found by its key. */
 static int
 rec_titles_count(struct store *base, struct errbuf *eb)
 {
-    const struct reconcile_counts *c = &base->rec.counts;
-    struct params pc = {0};
+    struct pg *g = (struct pg *)base;
+    const struct reconcile *r = &base->rec;
+    struct pg_rec *x = g->prec;
+    struct params p = {0};
+    struct buf ids, ds, nn, nv, np, nf, nd;
+    size_t nid = 0, nnew = 0;
+    int rc;
 
-    if (!(c->installs_added > 0 || c->installs_removed > 0 || c->retired > 0 || c->revived > 0 ||
-          (((struct pg *)base)->prec != NULL && ((struct pg *)base)->prec->retire_sent)))
-        return ERR_OK;
-    pg_p_i64(&pc, base->rec.client);
-    return pipe_rc(base,
-                   pg_pipe_send((struct pg *)base,
-                                "UPDATE software_title t SET device_count = x.n FROM (SELECT "
-                                "t2.id, count(h.id) AS n FROM software_title t2 LEFT JOIN "
-                                "software_install i ON i.title_id = t2.id AND i.removed_at IS NULL "
-                                "LEFT JOIN hardware_asset h ON h.id = i.asset_id AND h.retired_at "
-                                "IS NULL WHERE t2.client_id = $1 GROUP BY t2.id) x WHERE t.id = "
-                                "x.id AND t.device_count <> x.n",
-                                &pc, "counting devices per software title", eb));
+    buf_init(&ids, SQL_MAX);
+    buf_init(&ds, SQL_MAX);
+    buf_init(&nn, SQL_MAX);
+    buf_init(&nv, SQL_MAX);
+    buf_init(&np, SQL_MAX);
+    buf_init(&nf, SQL_MAX);
+    buf_init(&nd, SQL_MAX);
+    for (size_t i = 0; i < r->ndelta_slots; i++) {
+        const struct reconcile_delta *d = &r->delta[i];
+
+        if (d->id == 0 || d->d == 0)
+            continue;
+        if (d->id > 0) {
+            buf_printf(&ids, "%s%" PRId64, nid ? "," : "", d->id);
+            buf_printf(&ds, "%s%" PRId64, nid ? "," : "", d->d);
+            nid++;
+            continue;
+        }
+        size_t j = (size_t)(-d->id - 1);
+        ASSERT(x != NULL && j < x->nnew);
+        if (nnew++) {
+            buf_addc(&nn, ',');
+            buf_addc(&nv, ',');
+            buf_addc(&np, ',');
+            buf_addc(&nf, ',');
+            buf_addc(&nd, ',');
+        }
+        text_elem(&nn, x->new_name[j]);
+        text_elem(&nv, x->new_version[j]);
+        text_elem(&np, x->new_publisher[j]);
+        text_elem(&nf, x->new_platform[j]);
+        buf_printf(&nd, "%" PRId64, d->d);
+    }
+    if (nid + nnew == 0) {
+        rc = ERR_OK;
+        goto out;
+    }
+    {
+        struct buf *all[] = {&ids, &ds, &nn, &nv, &np, &nf, &nd};
+        char *lit[7];
+
+        rc = ERR_OK;
+        for (size_t k = 0; k < 7 && rc == ERR_OK; k++)
+            if ((rc = buf_error(all[k])) != ERR_OK)
+                rc = err_set(eb, rc, "too many software titles changed at once");
+        if (rc != ERR_OK)
+            goto out;
+        for (size_t k = 0; k < 7; k++)
+            lit[k] = xasprintf("{%s}", buf_cstr(all[k]));
+        for (size_t k = 0; k < 7; k++)
+            pg_p_text(&p, lit[k]);
+        pg_p_i64(&p, r->client);
+        rc = pg_pipe_send_r(
+            g,
+            "UPDATE software_title t SET device_count = t.device_count + d.d FROM (SELECT a.id, "
+            "a.d FROM unnest($1::bigint[], $2::bigint[]) AS a(id, d) UNION ALL SELECT s.id, k.d "
+            "FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[]) AS k(name, "
+            "version, publisher, platform, d) JOIN software_title s ON s.client_id = $8 AND "
+            "s.name = k.name AND s.version = k.version AND s.publisher = k.publisher AND "
+            "s.platform = k.platform) d WHERE t.id = d.id",
+            &p, "counting devices per software title", NULL, NULL, eb);
+        for (size_t k = 0; k < 7; k++)
+            free(lit[k]);
+    }
+out:
+    buf_free(&ids);
+    buf_free(&ds);
+    buf_free(&nn);
+    buf_free(&nv);
+    buf_free(&np);
+    buf_free(&nf);
+    buf_free(&nd);
+    return pipe_rc(base, rc);
 }
 
 static int
@@ -1153,17 +1268,17 @@ rec_client_ok(struct store *base, struct errbuf *eb)
     pg_p_text(&p, base->rec_warn_message);
     pg_p_text(&p, base->rec_warn_remedy);
     return pipe_rc(
-        base,
-        pg_pipe_send((struct pg *)base,
-                     "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
-                     "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
-                     "last_sync_at = $1, updated_at = $1, "
-                     "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
-                     "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title "
-                     "WHERE client_id = $2 AND device_count > 0), warning_code = $3, "
-                     "warning_message = $4, warning_remedy = $5 "
-                     "WHERE id = $2",
-                     &p, "updating the client", eb));
+        base, pg_pipe_send_r(
+                  (struct pg *)base,
+                  "UPDATE client SET status = 'ok', error_code = NULL, error_message = NULL, "
+                  "error_remedy = NULL, error_request_id = NULL, error_date = NULL, "
+                  "last_sync_at = $1, updated_at = $1, "
+                  "device_count = (SELECT count(*) FROM hardware_asset WHERE client_id = $2 AND "
+                  "retired_at IS NULL), software_count = (SELECT count(*) FROM software_title "
+                  "WHERE client_id = $2 AND device_count > 0), warning_code = $3, "
+                  "warning_message = $4, warning_remedy = $5 "
+                  "WHERE id = $2",
+                  &p, "updating the client", NULL, NULL, eb));
 }
 
 const struct reconcile_ops pg_reconcile_ops = {
@@ -1190,6 +1305,8 @@ const struct reconcile_ops pg_reconcile_ops = {
     .retire = rec_retire,
     .titles_count = rec_titles_count,
     .client_ok = rec_client_ok,
+    .title_deltas = 1,
+    .asset_titles = rec_asset_titles,
 };
 
 int
