@@ -73,7 +73,7 @@ _memsync() {
     sync) opts="-v --verbose --integration --full --incremental --parallel --no-software --hardware-detail --app-strategy --queue --confirm-retire --help" ;;
     clients) opts="--format --help" ;;
     assets) opts="--client --search --include-retired --format --os --type --stale-days --os-support --serial --encrypted --compliance --model --manufacturer --ownership --enrolled-before --enrolled-after --missing --sort --columns --no-headers --limit --help" ;;
-    worker) opts="--once --lease-seconds --poll-seconds --no-software --help" ;;
+    worker) opts="--once --lease-seconds --poll-seconds --concurrency --no-software --help" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -966,22 +966,20 @@ on_worker_signal(int sig)
 static int
 cmd_worker(struct ctx *cx, int argc, char **argv)
 {
-    const char *lease = NULL, *poll = NULL;
+    const char *lease = NULL, *poll = NULL, *conc = NULL;
     int once = 0, no_software = 0, help = 0, npos;
     const char *pos[1];
     const struct opt opts[] = {
-        {"lease-seconds", 1, &lease, NULL},
-        {"poll-seconds", 1, &poll, NULL},
-        {"once", 0, NULL, &once},
-        {"no-software", 0, NULL, &no_software},
-        {NULL, 0, NULL, NULL},
+        {"lease-seconds", 1, &lease, NULL}, {"poll-seconds", 1, &poll, NULL},
+        {"once", 0, NULL, &once},           {"no-software", 0, NULL, &no_software},
+        {"concurrency", 1, &conc, NULL},    {NULL, 0, NULL, NULL},
     };
     struct store *st = NULL;
     struct vault *v = NULL;
     struct worker_opts wo = {0};
     struct worker_stats ws = {0};
     struct errbuf eb = {0};
-    int64_t account, lease_s = 0, poll_s = 0;
+    int64_t account, lease_s = 0, poll_s = 0, concurrency = 0;
     struct sigaction sa;
     int code = CLI_OK;
 
@@ -989,12 +987,13 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     if (help) {
         printf("usage: memsync worker [--once] [--lease-seconds N] [--poll-seconds N] "
-               "[--no-software]\n"
+               "[--concurrency N] [--no-software]\n"
                "Runs queued syncs (`memsync sync --queue`, or `memsync serve` with sync_runner = "
                "workers)\nfrom a shared PostgreSQL database; start as many as you like, on any "
                "machine with the\nsame --db and master key file. --once: exit when the queue "
                "is empty. A job whose worker\ndies is taken by another once its lease (default "
-               "%d s) lapses.\nExit 0; 3 when a job failed (the run and the log say why); 1 when "
+               "%d s) lapses. --concurrency: tenant jobs\nsynced at once (default: "
+               "sync_parallel).\nExit 0; 3 when a job failed (the run and the log say why); 1 when "
                "the worker could not start.\n",
                WORKER_LEASE_DEFAULT_S);
         return CLI_OK;
@@ -1003,6 +1002,11 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
         (poll != NULL && (parse_id(poll, &poll_s) != 0 || poll_s > 3600))) {
         fprintf(stderr, "memsync worker: --lease-seconds is 1 to 86400 and --poll-seconds 1 to "
                         "3600\n");
+        return CLI_USAGE;
+    }
+    if (conc != NULL &&
+        (parse_id(conc, &concurrency) != 0 || concurrency > WORKER_CONCURRENCY_MAX)) {
+        fprintf(stderr, "memsync worker: --concurrency is 1 to %d\n", WORKER_CONCURRENCY_MAX);
         return CLI_USAGE;
     }
     memset(&sa, 0, sizeof sa);
@@ -1033,6 +1037,7 @@ cmd_worker(struct ctx *cx, int argc, char **argv)
     wo.poll_s = (int)poll_s;
     wo.once = once;
     wo.software = !no_software;
+    wo.concurrency = (int)concurrency;
     if (worker_run(st, &wo, &ws, &eb) != ERR_OK)
         code = fail("worker", &eb);
     else if (ws.failed > 0)

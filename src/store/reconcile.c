@@ -49,6 +49,8 @@ reconcile_begin(struct store *st, int64_t account_id, int64_t integration_id,
     rc = ops->begin(st, eb);
     if (rc != ERR_OK)
         return rc;
+    /* Cleared before the backend's steps, which may keep per-tenant state (reset frees it). */
+    reconcile_reset(st);
     rc = ops->integration_owned(st, account_id, integration_id, eb);
     if (rc == ERR_OK)
         rc = ops->client_upsert(st, account_id, integration_id, ci, now, &client, &gen, eb);
@@ -57,9 +59,9 @@ reconcile_begin(struct store *st, int64_t account_id, int64_t integration_id,
         rc = ops->tenant_empty(st, integration_id, ci->tenant_id, &empty, eb);
     if (rc != ERR_OK) {
         ops->undo(st);
+        reconcile_reset(st);
         return rc;
     }
-    reconcile_reset(st);
     st->rec.active = 1;
     st->rec.fresh = empty;
     st->rec.account = account_id;

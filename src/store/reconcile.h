@@ -36,7 +36,8 @@ struct reconcile_ops {
     /* Optional: 0 when the database has ended the transaction itself (then nothing is written
      * or committed). */
     int (*tx_alive)(struct store *st);
-    /* Optional: frees the backend's per-tenant state (its title map). */
+    /* Optional: frees the backend's per-tenant state (its title map); reconcile_begin resets
+     * before integration_owned, so the steps from there on may keep such state. */
     void (*reset)(struct store *st);
 
     int (*integration_owned)(struct store *st, int64_t account_id, int64_t integration_id,
@@ -53,7 +54,8 @@ struct reconcile_ops {
     int (*device_find)(struct store *st, const char *intune_id, int *found, int64_t *id,
                        int64_t *retired, struct device *old, struct errbuf *eb);
     /* ERR_EXISTS when the device is there already (nothing written); *id = 0 when the backend
-     * cannot tell the new row's id cheaply. */
+     * cannot tell the new row's id cheaply, or a negative id of the backend's own that its
+     * other entries accept in place of the real one (PostgreSQL's pipelined inserts). */
     int (*device_insert)(struct store *st, const struct device *d, const char *serial_key,
                          int64_t *id, struct errbuf *eb);
     int (*device_touch)(struct store *st, int64_t id, struct errbuf *eb);
@@ -69,6 +71,7 @@ struct reconcile_ops {
     int (*installs_each)(struct store *st, int64_t asset_id,
                          void (*cb)(void *arg, int64_t title, int removed), void *arg,
                          struct errbuf *eb);
+    /* *id may be negative (a title new in this reconcile, as device_insert's ids). */
     int (*title_id)(struct store *st, const struct app_ref *a, int64_t *id, struct errbuf *eb);
     /* Inserts installs of titles[0..n) (ascending) the asset does not have. */
     int (*installs_insert)(struct store *st, int64_t asset_id, const int64_t *titles, size_t n,

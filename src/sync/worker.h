@@ -2,8 +2,10 @@
  * (docs/DEPLOY.md "Workers"). Run any number of worker processes on any machines against the same
  * database and the same master key file.
  *
- * Each worker leases one job at a time (store_job_lease), renews the lease every third of its
- * length while the sync engine works, and completes it: a discovery job lists the integration's
+ * Each worker leases up to `concurrency` tenant jobs of one run (store_job_lease), syncs their
+ * tenants together on one engine, renews every lease together every third of its length while
+ * the engine works, and completes each; a new batch is leased when the batch is done (a
+ * discovery job runs alone): a discovery job lists the integration's
  * customers and queues one job per tenant; a tenant job syncs that one tenant into the shared
  * run. A worker that dies loses nothing: a tenant is reconciled in one transaction or not at
  * all, and the lapsed lease lets another worker take the job. worker_request_stop() (signals)
@@ -24,6 +26,7 @@
 
 #define WORKER_LEASE_DEFAULT_S 120
 #define WORKER_POLL_DEFAULT_S  5
+#define WORKER_CONCURRENCY_MAX 256
 
 struct worker_opts {
     const struct config *cfg;
@@ -32,6 +35,8 @@ struct worker_opts {
     int poll_s;   /* idle wait between looks at the queue; 0 = WORKER_POLL_DEFAULT_S */
     int once;     /* return once the queue is empty: no job waiting, none held by a worker */
     int software; /* also sync detected apps (what `memsync serve` does) */
+    /* tenant jobs leased and synced together on one engine; 0 = cfg->sync_parallel */
+    int concurrency;
 };
 
 struct worker_stats {

@@ -112,7 +112,8 @@ class Workers(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("run %d" % run, err)
         self.assertIn("not finished", err)
-        logs = wait_all(workers(ms, 3))
+        # Two tenants at a time each, so that no worker takes every job at once.
+        logs = wait_all(workers(ms, 3, "--concurrency", "2"))
         for code, err in logs:
             self.assertEqual(code, 0, err[-3000:])
         self.assertEqual(ms.sql("select status from sync_run where id = %d" % run), [("ok",)])
@@ -140,6 +141,26 @@ class Workers(unittest.TestCase):
         self.assertEqual(ms.sql("select kind, status from sync_run where id = %d" % run2),
                          [("incremental", "ok")])
         self.assertEqual(db_state(ms), sim_state(self.sim))
+
+    def test_one_worker_syncs_many_tenants_at_once(self):
+        ms = self.ms
+        self.sim.control({"op": "set_latency", "ms": 60})
+        run = queue(ms, "--full")
+        logs = wait_all(workers(ms, 1, "--concurrency", "5"))
+        code, err = logs[0]
+        self.assertEqual(code, 0, err[-3000:])
+        self.assertIn("concurrency=5", err)
+        self.assertEqual(ms.sql("select status from sync_run where id = %d" % run), [("ok",)])
+        jobs = ms.sql("select state, count(*) from sync_job where run_id = %d group by state" % run)
+        self.assertEqual(jobs, [("done", len(self.tenants) + 1)])
+        self.assertEqual(db_state(ms), sim_state(self.sim))
+        # 12 tenants, 5 at a time: three engine runs, each with several tenants in flight.
+        self.assertEqual(err.count("status=ok tenants=5 ok=5"), 2, err[-3000:])
+        self.assertEqual(err.count("status=ok tenants=2 ok=2"), 1, err[-3000:])
+        res = ms.sql("select tenant_id from sync_tenant_result where run_id = %d" % run)
+        self.assertEqual(sorted(t for t, in res), sorted(self.tenants), "each tenant once")
+        code, out, err = ms.run("worker", "--once", "--concurrency", "0")
+        self.assertEqual(code, 2, err)
 
     def test_killed_worker_loses_nothing(self):
         ms = self.ms

@@ -130,11 +130,126 @@ prepared(struct pg *g, const char *sql, int nparams)
     return g->prep_name[i];
 }
 
+int
+pg_pipe_sync(struct pg *g, struct errbuf *eb)
+{
+    int rc = ERR_OK, n = g->npipe;
+    PGresult *r;
+
+    if (PQpipelineStatus(g->conn) == PQ_PIPELINE_OFF)
+        return ERR_OK;
+    g->npipe = 0;
+    if (!PQpipelineSync(g->conn))
+        rc = err_set(eb, ERR_DB, "sending to %s: %.300s", g->label, PQerrorMessage(g->conn));
+    for (int k = 0; k < n && rc == ERR_OK; k++) {
+        ExecStatusType s;
+
+        if ((r = PQgetResult(g->conn)) == NULL) {
+            rc = err_set(eb, ERR_DB, "%s: %s: %.300s", g->pipe_what[k], g->label,
+                         PQerrorMessage(g->conn));
+            break;
+        }
+        s = PQresultStatus(r);
+        /* After a failure, the rest of the queue is skipped (PIPELINE_ABORTED). */
+        if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && s != PGRES_PIPELINE_ABORTED)
+            rc = pg_err(g, r, eb, g->pipe_what[k]);
+        if (rc == ERR_OK && s != PGRES_PIPELINE_ABORTED && g->pipe_changed[k] != NULL) {
+            const char *t = PQcmdTuples(r);
+            *g->pipe_changed[k] = t[0] != '\0' ? strtoll(t, NULL, 10) : 0;
+        }
+        if (rc == ERR_OK && s == PGRES_TUPLES_OK && g->pipe_res[k] != NULL) {
+            *g->pipe_res[k] = r;
+            r = NULL;
+        }
+        PQclear(r);
+        while ((r = PQgetResult(g->conn)) != NULL) /* the statement's end */
+            PQclear(r);
+    }
+    /* The rest up to the sync point; a broken connection ends it with NULL. */
+    while ((r = PQgetResult(g->conn)) != NULL) {
+        ExecStatusType s = PQresultStatus(r);
+
+        PQclear(r);
+        if (s == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    if (!PQexitPipelineMode(g->conn) && rc == ERR_OK)
+        rc = err_set(eb, ERR_DB, "%s: cannot leave pipeline mode: %.300s", g->label,
+                     PQerrorMessage(g->conn));
+    return rc;
+}
+
+static int pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
+                     PGresult **res, int64_t *changed, int cache, struct errbuf *eb);
+
+int
+pg_pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
+             struct errbuf *eb)
+{
+    return pipe_send(g, sql, p, what, NULL, NULL, 1, eb);
+}
+
+int
+pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char *what,
+               PGresult **res, int64_t *changed, struct errbuf *eb)
+{
+    return pipe_send(g, sql, p, what, res, changed, 0, eb);
+}
+
+/* cache: a server-side prepared statement (per-row statements); without, the planner plans
+ * each execution for its values and the tables as they are now (a generic plan made while
+ * the tables were small would stay a sequential scan). */
+static int
+pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what, PGresult **res,
+          int64_t *changed, int cache, struct errbuf *eb)
+{
+    static const struct params none;
+    const char *name;
+    int rc, ok;
+
+    if (g->npipe == PIPE_MAX && (rc = pg_pipe_sync(g, eb)) != ERR_OK)
+        return rc;
+    if (p == NULL)
+        p = &none;
+    /* Statements are prepared outside the pipeline, once per connection. */
+    if (PQpipelineStatus(g->conn) == PQ_PIPELINE_OFF) {
+        name = cache && !in_failed_tx(g) && p->n > 0 ? prepared(g, sql, p->n) : NULL;
+        if (!PQenterPipelineMode(g->conn))
+            return err_set(eb, ERR_DB, "%s: cannot enter pipeline mode: %.300s", g->label,
+                           PQerrorMessage(g->conn));
+    } else {
+        name = NULL;
+        for (int i = 0; i < g->nprep && name == NULL; i++)
+            if (g->prep_sql[i] == sql)
+                name = g->prep_name[i];
+        if (name == NULL && cache && g->nprep < PREP_MAX && p->n > 0) {
+            if ((rc = pg_pipe_sync(g, eb)) != ERR_OK)
+                return rc;
+            return pipe_send(g, sql, p, what, res, changed, cache, eb);
+        }
+    }
+    ok = name != NULL ? PQsendQueryPrepared(g->conn, name, p->n, p->v, NULL, NULL, 0)
+                      : PQsendQueryParams(g->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+    if (!ok)
+        return err_set(eb, ERR_DB, "%s: %s: %.300s", what, g->label, PQerrorMessage(g->conn));
+    g->pipe_res[g->npipe] = res;
+    g->pipe_changed[g->npipe] = changed;
+    g->pipe_what[g->npipe++] = what;
+    return ERR_OK;
+}
+
 static PGresult *
 pg_run(struct pg *g, const char *sql, const struct params *p, int cache, struct errbuf *eb,
        const char *what, int *rc)
 {
-    const char *name = cache && p != NULL && !in_failed_tx(g) ? prepared(g, sql, p->n) : NULL;
+    const char *name;
+
+    if (g->npipe > 0 || PQpipelineStatus(g->conn) != PQ_PIPELINE_OFF) {
+        *rc = pg_pipe_sync(g, eb);
+        if (*rc != ERR_OK)
+            return NULL;
+    }
+    name = cache && p != NULL && !in_failed_tx(g) ? prepared(g, sql, p->n) : NULL;
     /* Parameterless statements (schema, BEGIN/COMMIT) may hold several commands. */
     PGresult *r = name != NULL ? PQexecPrepared(g->conn, name, p->n, p->v, NULL, NULL, 0)
                   : p == NULL  ? PQexec(g->conn, sql)
@@ -218,6 +333,7 @@ pg_wbegin(struct pg *g, int *own, struct errbuf *eb)
 void
 pg_rollback(struct pg *g)
 {
+    (void)pg_pipe_sync(g, NULL);
     if (pg_in_tx(g))
         PQclear(PQexec(g->conn, "ROLLBACK"));
 }
@@ -324,10 +440,12 @@ pg_close(struct store *base)
 
     if (g->conn != NULL)
         pg_rollback(g);
+    reconcile_reset(base); /* while the connection is there: its reset reads the pipeline */
     PQfinish(g->conn);
+    g->conn = NULL;
     free(g->label);
     store_device_sql_free(&g->dsql);
-    reconcile_reset(base);
+    free(g->rec_devs_sql);
     free(g);
 }
 

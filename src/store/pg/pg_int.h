@@ -23,7 +23,12 @@
 
 #define SQL_MAX    (256 * 1024)
 #define PARAMS_MAX 64
-#define PREP_MAX   16
+#define PREP_MAX   32
+/* Pipelined statements sent before their results are read (pg_pipe_send): the server's
+ * answers wait in socket buffers meanwhile, and a full buffer on both sides would deadlock. */
+#define PIPE_MAX 512
+
+struct pg_rec;
 
 struct pg {
     struct store base;
@@ -35,6 +40,13 @@ struct pg {
     const char *prep_sql[PREP_MAX];
     char prep_name[PREP_MAX][16];
     int nprep;
+    /* pipeline mode (pg_pipe_send): what each unread statement does, for its error */
+    const char *pipe_what[PIPE_MAX];
+    PGresult **pipe_res[PIPE_MAX];   /* where a statement's result goes (NULL: dropped) */
+    int64_t *pipe_changed[PIPE_MAX]; /* where its count of rows goes (NULL: dropped) */
+    int npipe;
+    struct pg_rec *prec; /* the reconcile's per-tenant state (pg_reconcile.c) */
+    char *rec_devs_sql;  /* its read of a tenant's devices (lives as long as the connection) */
 };
 
 struct params {
@@ -60,6 +72,19 @@ int pg_q_done(struct pg *g, const char *sql, const struct params *p, struct errb
 int pg_q_done_c(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb,
                 const char *what, int64_t *changed);
 int pg_in_tx(struct pg *g);
+/* Pipeline mode: pg_pipe_send queues a statement without waiting for its result (the SQL
+ * text is cached as with pg_qc: for per-row statements); pg_pipe_sync reads every queued result,
+ * leaves pipeline mode and returns the first failure (the transaction is then aborted). Every
+ * synchronous statement (pg_q and friends) syncs first. A queue of PIPE_MAX syncs by itself. */
+int pg_pipe_send(struct pg *g, const char *sql, const struct params *p, const char *what,
+                 struct errbuf *eb);
+/* The same for a statement planned at each execution (per-tenant ones), keeping the result in
+ * *res (the caller PQclear()s it; it stays NULL when the
+ * statement failed) and the rows it changed in *changed, both set by the next sync: the
+ * places must live until then. p may be NULL (a statement without parameters). */
+int pg_pipe_send_r(struct pg *g, const char *sql, const struct params *p, const char *what,
+                   PGresult **res, int64_t *changed, struct errbuf *eb);
+int pg_pipe_sync(struct pg *g, struct errbuf *eb);
 int pg_wbegin(struct pg *g, int *own, struct errbuf *eb);
 void pg_rollback(struct pg *g);
 int pg_wend(struct pg *g, int own, int rc, struct errbuf *eb);
