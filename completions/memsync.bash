@@ -26,7 +26,7 @@ _memsync() {
         return
         ;;
     --format)
-        COMPREPLY=($(compgen -W "table csv json jsonl" -- "$cur"))
+        COMPREPLY=($(compgen -W "table csv json jsonl snipeit glpi" -- "$cur"))
         return
         ;;
     --app-strategy)

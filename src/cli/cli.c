@@ -25,6 +25,7 @@
 #include "expiry.h"
 #include "guid.h"
 #include "insight.h"
+#include "importfmt.h"
 #include "integration.h"
 #include "log.h"
 #include "mem.h"
@@ -1151,6 +1152,25 @@ asset_cb(void *arg, const struct asset *a)
     return row_out(arg, asset_to_json(a));
 }
 
+struct import_out {
+    struct output *out;
+    enum importfmt_kind kind;
+};
+
+/* A hardware asset in an import format (`assets hardware --format snipeit|glpi`). */
+static int
+import_cb(void *arg, const struct asset *a)
+{
+    struct import_out *io = arg;
+    json_t *row = asset_to_json(a);
+    json_t *x = io->kind == IMPORTFMT_SNIPEIT
+                    ? importfmt_snipeit_row(row)
+                    : importfmt_glpi_inventory(row, "memsync-" MEMSYNC_VERSION);
+
+    json_decref(row);
+    return row_out(io->out, x);
+}
+
 static int
 software_cb(void *arg, const struct software_row *sw)
 {
@@ -1342,7 +1362,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     struct errbuf eb = {0};
     struct asset_query q = {0};
     int64_t account;
-    int code = CLI_FAIL, software, rc, hardware;
+    int code = CLI_FAIL, software, rc, hardware, importing = 0;
+    struct import_out imp = {NULL, IMPORTFMT_SNIPEIT};
 
     memset(&view, 0, sizeof view);
     if (opt_parse("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
@@ -1352,7 +1373,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
          strcmp(pos[0], "installs") != 0)) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
-                "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "         [--include-retired] [--format table|csv|json|jsonl|snipeit|glpi]\n"
                 "         [--os NAME] [--type TYPE] [--stale-days N] [--sort [-]FIELD,...]\n"
                 "         [--columns COL,...] [--no-headers] [--limit N]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
@@ -1363,12 +1384,22 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "only with --include-retired.\n"
                 "hardware: --os and --type match operating_system.name and type (any case); "
                 "--stale-days N: not\nchecked in for N days; --sort and --columns take the "
-                "column names of --format csv.\n");
+                "column names of --format csv.\n"
+                "--format snipeit: a CSV for Snipe-IT's asset importer; --format glpi: GLPI "
+                "inventory documents,\none per line (docs/API.md \"Import formats\").\n");
         return help ? CLI_OK : CLI_USAGE;
     }
-    if (bad_format("assets", format))
-        return CLI_USAGE;
     hardware = strcmp(pos[0], "hardware") == 0;
+    if (hardware && importfmt_parse(format, &imp.kind, NULL) == ERR_OK) {
+        /* Files for Snipe-IT's importer (CSV) and GLPI (inventory JSON lines) */
+        importing = 1;
+        if (view.columns != NULL || view.no_headers) {
+            fprintf(stderr, "memsync assets: --format %s has its own columns\n", format);
+            return CLI_USAGE;
+        }
+    } else if (bad_format("assets", format)) {
+        return CLI_USAGE;
+    }
     if (!hardware &&
         (view.os != NULL || view.type != NULL || view.stale != NULL || view.sort != NULL ||
          view.columns != NULL || view.limit != NULL || view.no_headers)) {
@@ -1391,6 +1422,11 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                          sizeof install_columns / sizeof install_columns[0], NULL, 0, &out, &eb);
     else if (software)
         rc = open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb);
+    else if (importing && imp.kind == IMPORTFMT_SNIPEIT)
+        rc = open_output("csv", importfmt_snipeit_columns, importfmt_snipeit_column_count, NULL, 0,
+                         &out, &eb);
+    else if (importing)
+        rc = open_output("jsonl", NULL, 0, NULL, 0, &out, &eb);
     else if (view.ncols > 0)
         rc = open_output(format, view.cols, view.ncols, view.cols, view.ncols, &out, &eb);
     else
@@ -1402,6 +1438,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     }
     if (view.no_headers)
         output_no_headers(out);
+    if (importing)
+        output_raw_cells(out); /* an importer would keep a guard's ' in the value */
     if (strcmp(pos[0], "installs") == 0) {
         struct store_filter f[1];
         struct list_query lq = {0};
@@ -1425,7 +1463,9 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         q.client = client;
         q.search = search;
         q.include_retired = retired;
-        rc = store_assets_each(st, &q, asset_cb, out, &eb);
+        imp.out = out;
+        rc = importing ? store_assets_each(st, &q, import_cb, &imp, &eb)
+                       : store_assets_each(st, &q, asset_cb, out, &eb);
     }
     if (rc != ERR_OK) {
         code = fail("assets", &eb);

@@ -19,6 +19,7 @@
 #include "cursor.h"
 #include "expiry.h"
 #include "guid.h"
+#include "importfmt.h"
 #include "insight.h"
 #include "integration.h"
 #include "jsonarena.h"
@@ -1098,10 +1099,13 @@ struct csv_stream {
     int done;
     struct buf pending;
     size_t sent;
+    int import;                   /* hardware in an import format (importfmt.h) */
+    enum importfmt_kind imp_kind; /* when import */
+    int jsonl;                    /* JSON lines instead of CSV */
 };
 
 static void
-csv_cell(struct buf *b, const json_t *v)
+csv_cell(struct buf *b, const json_t *v, int raw)
 {
     char num[32];
 
@@ -1117,8 +1121,8 @@ csv_cell(struct buf *b, const json_t *v)
     } else if (json_is_string(v)) {
         const char *s = json_string_value(v);
         int quote = strpbrk(s, ",\"\r\n") != NULL;
-        int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                      s[0] == '\r';
+        int formula = !raw && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' ||
+                               s[0] == '\t' || s[0] == '\r');
 
         if (quote || formula)
             buf_addc(b, '"');
@@ -1138,14 +1142,41 @@ csv_cell(struct buf *b, const json_t *v)
 }
 
 static void
-csv_row(struct buf *b, const json_t *row, const char *const *cols, size_t n)
+csv_row(struct buf *b, const json_t *row, const char *const *cols, size_t n, int raw)
 {
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_addc(b, ',');
-        csv_cell(b, output_lookup(row, cols[i]));
+        csv_cell(b, output_lookup(row, cols[i]), raw);
     }
     buf_addstr(b, "\r\n");
+}
+
+/* One row of an export: CSV, or a JSON line; an import format's rows are built from the
+ * asset's view and written without the formula guard. Takes row. */
+static void
+export_row(struct csv_stream *cs, json_t *row)
+{
+    if (cs->import) {
+        json_t *x = cs->imp_kind == IMPORTFMT_SNIPEIT
+                        ? importfmt_snipeit_row(row)
+                        : importfmt_glpi_inventory(row, "memsync-" MEMSYNC_VERSION);
+
+        json_decref(row);
+        row = x;
+    }
+    if (cs->jsonl) {
+        char *t = json_dumps(row, JSON_COMPACT);
+
+        if (t != NULL) {
+            buf_addstr(&cs->pending, t);
+            buf_addc(&cs->pending, '\n');
+        }
+        free(t);
+    } else {
+        csv_row(&cs->pending, row, cs->cols, cs->ncols, cs->import);
+    }
+    json_decref(row);
 }
 
 struct csv_batch {
@@ -1157,10 +1188,8 @@ static int
 csv_asset_cb(void *arg, const struct asset *a)
 {
     struct csv_batch *cb = arg;
-    json_t *row = asset_to_json(a);
 
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    export_row(cb->cs, asset_to_json(a));
     cb->cs->after_id = a->id;
     cb->rows++;
     return 0;
@@ -1170,10 +1199,8 @@ static int
 csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct csv_batch *cb = arg;
-    json_t *row = rowjson_cells(cells, n);
 
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    export_row(cb->cs, rowjson_cells(cells, n));
     cb->rows++;
     return 0;
 }
@@ -1188,7 +1215,7 @@ csv_fill(struct csv_stream *cs)
 
     buf_reset(&cs->pending);
     cs->sent = 0;
-    if (!cs->header_done) {
+    if (!cs->header_done && !cs->jsonl) {
         for (size_t i = 0; i < cs->ncols; i++)
             buf_printf(&cs->pending, "%s%s", i ? "," : "", cs->cols[i]);
         buf_addstr(&cs->pending, "\r\n");
@@ -1255,17 +1282,35 @@ csv_free(void *cls)
     free(cs);
 }
 
+/* jsonl: the .jsonl route (JSON lines). ?format=snipeit (CSV) and ?format=glpi (JSON lines)
+ * turn hardware rows into import files; checked before any byte is sent. */
 static void
-csv_export(struct httpd_request *req, struct httpd_response *resp, const char *entity,
-           int64_t account)
+csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+              int64_t account, int jsonl)
 {
     struct csv_stream *cs = xcalloc(1, sizeof *cs);
+    const char *format = httpd_arg(req, "format");
     char disp[96];
 
     if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
         reply_err(resp, ERR_INVAL, &cs->lp.eb);
         csv_free(cs);
         return;
+    }
+    cs->jsonl = jsonl;
+    if (format != NULL && strcmp(format, jsonl ? "jsonl" : "csv") != 0) {
+        struct errbuf eb = {0};
+
+        if (strcmp(entity, "hardware") != 0 ||
+            importfmt_parse(format, &cs->imp_kind, &eb) != ERR_OK ||
+            (cs->imp_kind == IMPORTFMT_SNIPEIT) == jsonl) {
+            reply_error(resp, 400, "invalid_request", "Bad request",
+                        jsonl ? "format: this export takes jsonl or, for hardware, glpi"
+                              : "format: this export takes csv or, for hardware, snipeit");
+            csv_free(cs);
+            return;
+        }
+        cs->import = 1;
     }
     cs->st = req->st;
     snprintf(cs->entity, sizeof cs->entity, "%s", entity);
@@ -1281,16 +1326,31 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         cs->cols = client_columns;
         cs->ncols = client_column_count;
     }
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s.csv\"",
+    if (cs->import && cs->imp_kind == IMPORTFMT_SNIPEIT) {
+        cs->cols = importfmt_snipeit_columns;
+        cs->ncols = importfmt_snipeit_column_count;
+    }
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s%s.%s\"",
              strcmp(entity, "hardware") == 0   ? "hardware-assets"
              : strcmp(entity, "software") == 0 ? "software"
-                                               : "clients");
+                                               : "clients",
+             !cs->import                         ? ""
+             : cs->imp_kind == IMPORTFMT_SNIPEIT ? "-snipeit"
+                                                 : "-glpi",
+             jsonl ? "jsonl" : "csv");
     resp->status = 200;
-    resp->content_type = "text/csv; charset=utf-8";
+    resp->content_type = jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8";
     httpd_response_header(resp, "Content-Disposition", disp);
     resp->reader = csv_read;
     resp->reader_free = csv_free;
     resp->reader_cls = cs;
+}
+
+static void
+csv_export(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+           int64_t account)
+{
+    csv_export_as(req, resp, entity, account, 0);
 }
 
 /* ---- integrations (writes) --------------------------------------------------------------- */
@@ -2044,6 +2104,12 @@ hardware_csv(const struct route_call *c)
 }
 
 static void
+hardware_jsonl(const struct route_call *c)
+{
+    csv_export_as(c->req, c->resp, "hardware", c->p->account_id, 1);
+}
+
+static void
 hardware_one(const struct route_call *c)
 {
     hardware_get(c->req, c->resp, c->p->account_id, c->id[0]);
@@ -2153,6 +2219,7 @@ static const struct route routes[] = {
     {"GET", "/api/v1/clients/{id}", client_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware", hardware_list_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware.csv", hardware_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware.jsonl", hardware_jsonl, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware/{id}", hardware_one, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software", software_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software.csv", software_csv, AUTH_READ, 0, ROUTE_API, NULL},

@@ -19,8 +19,14 @@ const struct openapi_route openapi_routes[] = {
     {"/api/v1/assets/hardware", "GET", "Hardware assets across all clients", 1, 0, 0, NULL},
     {"/api/v1/assets/hardware/{id}", "GET",
      "One hardware asset with its installed software and change history", 0, 0, 0, NULL},
-    {"/api/v1/assets/hardware.csv", "GET", "Hardware assets as CSV (streamed; filters apply)", 0, 0,
-     0, "text/csv"},
+    {"/api/v1/assets/hardware.csv", "GET",
+     "Hardware assets as CSV (streamed; filters apply); format=snipeit: Snipe-IT's asset importer "
+     "CSV",
+     0, 0, 0, "text/csv"},
+    {"/api/v1/assets/hardware.jsonl", "GET",
+     "Hardware assets as JSON lines (streamed; filters apply); format=glpi: GLPI inventory "
+     "documents",
+     0, 0, 0, "application/x-ndjson"},
     {"/api/v1/assets/software", "GET", "Software titles per client with device counts", 1, 0, 0,
      NULL},
     {"/api/v1/assets/software/{id}", "GET", "One software title", 0, 0, 0, NULL},

@@ -751,7 +751,15 @@ assets_page(struct page *pg)
     buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
                   "href=\"/api/v1/assets/hardware.csv?");
     ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
-    buf_addstr(b, "\">Export CSV</a></form>");
+    buf_addstr(b, "\">Export CSV</a>");
+    /* The same filters, as files Snipe-IT and GLPI import (docs/API.md "Import formats"). */
+    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-snipeit\" "
+                  "href=\"/api/v1/assets/hardware.csv?format=snipeit");
+    ui_esc(b, buf_cstr(&csvq));
+    buf_addstr(b, "\">Snipe-IT CSV</a><a class=\"btn ghost\" id=\"export-glpi\" "
+                  "href=\"/api/v1/assets/hardware.jsonl?format=glpi");
+    ui_esc(b, buf_cstr(&csvq));
+    buf_addstr(b, "\">GLPI inventory</a></form>");
     query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
     if (json_array_size(r.arr) == 0) {
         buf_addstr(b, "<div class=\"tablewrap\">");
