@@ -1,5 +1,6 @@
 /* api.c - REST routes, list parameters, JSON views, errors, CSV streaming, metrics. */
 #include "api.h"
+#include "api_software.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -2143,6 +2144,17 @@ software_devices(const struct route_call *c)
     send_list(c->req, c->resp, "software_devices", c->p->account_id, c->id[0]);
 }
 
+/* Which device has which title; include_retired=true adds removed installs and those of
+ * retired devices. */
+static void
+installs_get(const struct route_call *c)
+{
+    const char *r = httpd_arg(c->req, "include_retired");
+
+    send_list(c->req, c->resp, r != NULL && strcmp(r, "true") == 0 ? "installs_all" : "installs",
+              c->p->account_id, 0);
+}
+
 static void
 integrations_get(const struct route_call *c)
 {
@@ -2226,6 +2238,12 @@ static const struct route routes[] = {
     {"GET", "/api/v1/assets/software/{id}", software_one, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software/{id}/devices", software_devices, AUTH_READ, 0, ROUTE_API,
      NULL},
+    {"GET", "/api/v1/assets/installs", installs_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/products", api_software_products_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/products/{id}", api_software_product_get, AUTH_READ, 0, ROUTE_API,
+     NULL},
+    {"GET", "/api/v1/assets/products/{id}/devices", api_software_product_devices_get, AUTH_READ, 0,
+     ROUTE_API, NULL},
     {"GET", "/api/v1/integrations", integrations_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"POST", "/api/v1/integrations", integration_post, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
     {"GET", "/api/v1/integrations/{id}", integration_get, AUTH_READ, 0, ROUTE_API, NULL},
