@@ -103,9 +103,8 @@ api_software_snap(struct store *st, int64_t account, struct software_snap **out,
         *out = s;
         return ERR_OK;
     }
-    /* Every title with a current install, in name order (so names repeat row to row). */
     memset(&q, 0, sizeof q);
-    q.entity = "software";
+    q.entity = "product_titles";
     q.account_id = account;
     b.ix = product_index_new();
     b.eb = eb;

@@ -570,7 +570,8 @@ int store_integration_update(struct store *st, int64_t account_id, int64_t id, c
  * software id), "asset_software" (parent: asset id), "asset_changes" (parent: asset id),
  * "installs" (current installs on active devices), "installs_all" (also removed ones and
  * those of retired devices), "sync_runs", "sync_tenant_results" (parent: run id),
- * "users", "api_keys". Every row is
+ * "users", "api_keys", "product_titles" (titles with a current install: id, client.id, name,
+ * version, publisher, device_count, in id order). Every row is
  * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
  * last_started_at of every account's integrations), which only the sync scheduler reads. */
 struct list_query {

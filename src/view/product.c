@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "mem.h"
 
 /* ---- normalisation ------------------------------------------------------------------------ */
@@ -370,16 +371,32 @@ struct pool_block {
 };
 
 struct stage_row {
+    /* keys and versions are canonical (one pointer per distinct string): compared by address */
     const char *name_key, *pub_key, *name, *pub, *version;
+    size_t vid; /* the version's index in product_staging.vlist, then its rank */
     int64_t title_id, client_id, devices;
+};
+
+/* A raw string seen before and what it became (names: display and key; publishers: as
+ * written and key; versions: as written). */
+struct intern_slot {
+    const char *raw, *a, *b;
+    size_t id; /* versions: index in product_staging.vlist */
+};
+
+struct intern {
+    struct intern_slot *slot;
+    size_t cap, n; /* cap a power of two, at most half full */
 };
 
 struct product_staging {
     struct stage_row *rows;
     size_t n, cap;
-    /* The previous title's strings: titles arrive by name, so most repeat them. */
-    char *last_raw_name, *last_raw_pub;
-    const char *last_name_key, *last_pub_key, *last_name, *last_pub;
+    /* Titles arrive in table order: the same names, publishers and versions come back from
+     * client to client, so each distinct one is normalised and stored once. */
+    struct intern names, pubs, versions, keys;
+    const char **vlist; /* distinct versions, in the order first seen */
+    size_t nv, capv;
 };
 
 /* Strings of an index live in blocks that never move; the index frees them all at once. */
@@ -419,10 +436,92 @@ product_index_new(void)
     return &pv->pub;
 }
 
-static int
-same(const char *a, const char *b)
+enum intern_kind { INTERN_NAME, INTERN_PUBLISHER, INTERN_VERSION, INTERN_KEY };
+
+static void intern_put(struct intern *t, struct intern_slot v);
+
+static void
+intern_grow(struct intern *t)
 {
-    return a != NULL && b != NULL && strcmp(a, b) == 0;
+    struct intern old = *t;
+
+    t->cap = old.cap > 0 ? old.cap * 2 : 1024;
+    t->slot = xcalloc(t->cap, sizeof *t->slot);
+    t->n = 0;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.slot[i].raw != NULL)
+            intern_put(t, old.slot[i]);
+    free(old.slot);
+}
+
+static void
+intern_put(struct intern *t, struct intern_slot v)
+{
+    size_t i = (size_t)hash_bytes(v.raw, strlen(v.raw)) & (t->cap - 1);
+
+    while (t->slot[i].raw != NULL)
+        i = (i + 1) & (t->cap - 1);
+    t->slot[i] = v;
+    t->n++;
+}
+
+/* The normalised forms of raw, computed the first time it is seen. */
+static const struct intern_slot *
+intern_get(struct product_index *ix, struct intern *t, const char *raw, enum intern_kind kind)
+{
+    struct intern_slot v;
+    char buf[PRODUCT_NAME_MAX];
+    size_t i, n;
+
+    if (t->cap > 0) {
+        i = (size_t)hash_bytes(raw, strlen(raw)) & (t->cap - 1);
+        while (t->slot[i].raw != NULL) {
+            if (strcmp(t->slot[i].raw, raw) == 0)
+                return &t->slot[i];
+            i = (i + 1) & (t->cap - 1);
+        }
+    }
+    if ((t->n + 1) * 2 > t->cap)
+        intern_grow(t);
+    n = strlen(raw);
+    memset(&v, 0, sizeof v);
+    v.raw = pool_dup(ix, raw, n < PRODUCT_NAME_MAX ? n : PRODUCT_NAME_MAX);
+    if (kind == INTERN_NAME) {
+        n = product_name_display(raw, buf, sizeof buf);
+        v.a = pool_dup(ix, buf, n);
+        product_name_key(raw, buf, sizeof buf);
+        v.b = intern_get(ix, &ix->staging->keys, buf, INTERN_KEY)->raw;
+    } else if (kind == INTERN_PUBLISHER) {
+        n = collapse(raw, buf, sizeof buf);
+        v.a = pool_dup(ix, buf, n);
+        product_publisher_key(raw, buf, sizeof buf);
+        v.b = intern_get(ix, &ix->staging->keys, buf, INTERN_KEY)->raw;
+    } else if (kind == INTERN_VERSION) { /* raw is already collapsed */
+        struct product_staging *s = ix->staging;
+
+        v.a = v.raw;
+        v.id = s->nv;
+        s->vlist = mem_grow(s->vlist, &s->capv, s->nv + 1, sizeof *s->vlist);
+        s->vlist[s->nv++] = v.raw;
+    } else {
+        v.a = v.raw;
+    }
+    intern_put(t, v);
+    return intern_get(ix, t, v.raw, kind);
+}
+
+static void
+staging_free(struct product_staging *s)
+{
+    if (s == NULL)
+        return;
+    free(s->rows);
+    free(s->names.slot);
+    free(s->pubs.slot);
+    free(s->versions.slot);
+    free(s->keys.slot);
+    free(s->vlist);
+    free(s);
 }
 
 int
@@ -430,63 +529,57 @@ product_index_add(struct product_index *ix, int64_t title_id, int64_t client_id,
                   const char *publisher, const char *version, int64_t devices, struct errbuf *eb)
 {
     struct product_staging *s = ix->staging;
+    const struct intern_slot *nm, *pb, *vs;
     struct stage_row *r;
     char buf[PRODUCT_NAME_MAX];
-    size_t n;
 
     if (s == NULL)
         return err_set(eb, ERR_INVAL, "the product index is already finished");
     if (s->n >= PRODUCT_TITLES_MAX)
         return err_set(eb, ERR_TOOBIG, "more than %d software titles", PRODUCT_TITLES_MAX);
-    name = name != NULL ? name : "";
-    publisher = publisher != NULL ? publisher : "";
-    if (!same(name, s->last_raw_name)) {
-        n = product_name_display(name, buf, sizeof buf);
-        s->last_name = pool_dup(ix, buf, n);
-        n = product_name_key(name, buf, sizeof buf);
-        s->last_name_key = pool_dup(ix, buf, n);
-        free(s->last_raw_name);
-        s->last_raw_name = xstrdup(name);
-    }
-    if (!same(publisher, s->last_raw_pub)) {
-        n = collapse(publisher, buf, sizeof buf);
-        s->last_pub = pool_dup(ix, buf, n);
-        n = product_publisher_key(publisher, buf, sizeof buf);
-        s->last_pub_key = pool_dup(ix, buf, n);
-        free(s->last_raw_pub);
-        s->last_raw_pub = xstrdup(publisher);
-    }
+    nm = intern_get(ix, &s->names, name != NULL ? name : "", INTERN_NAME);
+    pb = intern_get(ix, &s->pubs, publisher != NULL ? publisher : "", INTERN_PUBLISHER);
+    collapse(version != NULL ? version : "", buf, sizeof buf);
+    vs = intern_get(ix, &s->versions, buf, INTERN_VERSION);
     s->rows = mem_grow(s->rows, &s->cap, s->n + 1, sizeof *s->rows);
     r = &s->rows[s->n++];
-    r->name_key = s->last_name_key;
-    r->pub_key = s->last_pub_key;
-    r->name = s->last_name;
-    r->pub = s->last_pub;
-    n = collapse(version != NULL ? version : "", buf, sizeof buf);
-    r->version = pool_dup(ix, buf, n);
+    r->name = nm->a;
+    r->name_key = nm->b;
+    r->pub = pb->a;
+    r->pub_key = pb->b;
+    r->version = vs->a;
+    r->vid = vs->id;
     r->title_id = title_id;
     r->client_id = client_id;
     r->devices = devices > 0 ? devices : 0;
     return ERR_OK;
 }
 
+/* Groups rows by product (canonical keys: by address), versions newest first (vid holds the
+ * version's rank by then), then client and title. */
 static int
 row_cmp(const void *x, const void *y)
 {
     const struct stage_row *a = x, *b = y;
-    int c;
 
-    if ((c = strcmp(a->name_key, b->name_key)) != 0)
-        return c;
-    if ((c = strcmp(a->pub_key, b->pub_key)) != 0)
-        return c;
-    if ((c = product_version_cmp(b->version, a->version)) != 0) /* newest first */
-        return c;
-    if ((c = strcmp(a->version, b->version)) != 0)
-        return c;
+    if (a->name_key != b->name_key)
+        return (uintptr_t)a->name_key < (uintptr_t)b->name_key ? -1 : 1;
+    if (a->pub_key != b->pub_key)
+        return (uintptr_t)a->pub_key < (uintptr_t)b->pub_key ? -1 : 1;
+    if (a->vid != b->vid)
+        return a->vid > b->vid ? -1 : 1;
     if (a->client_id != b->client_id)
         return a->client_id < b->client_id ? -1 : 1;
     return a->title_id < b->title_id ? -1 : a->title_id > b->title_id;
+}
+
+static int
+version_order(const void *x, const void *y)
+{
+    const char *a = *(const char *const *)x, *b = *(const char *const *)y;
+    int c = product_version_cmp(a, b);
+
+    return c != 0 ? c : strcmp(a, b);
 }
 
 static int
@@ -520,6 +613,25 @@ product_index_finish(struct product_index *ix)
 
     if (s == NULL)
         return;
+    if (s->nv > 0) { /* each version's rank in natural order, by its first-seen index */
+        const char **sorted = xcalloc(s->nv, sizeof *sorted);
+        size_t *rank = xcalloc(s->nv, sizeof *rank);
+        struct intern *vt = &s->versions;
+
+        memcpy(sorted, s->vlist, s->nv * sizeof *sorted);
+        qsort(sorted, s->nv, sizeof *sorted, version_order);
+        for (size_t k = 0; k < s->nv; k++)
+            for (size_t h = (size_t)hash_bytes(sorted[k], strlen(sorted[k])) & (vt->cap - 1);
+                 vt->slot[h].raw != NULL; h = (h + 1) & (vt->cap - 1))
+                if (vt->slot[h].raw == sorted[k]) {
+                    rank[vt->slot[h].id] = k;
+                    break;
+                }
+        for (size_t k = 0; k < s->n; k++)
+            s->rows[k].vid = rank[s->rows[k].vid];
+        free(rank);
+        free(sorted);
+    }
     if (s->n > 0)
         qsort(s->rows, s->n, sizeof *s->rows, row_cmp);
     ix->titles = s->n > 0 ? xcalloc(s->n, sizeof *ix->titles) : NULL;
@@ -527,8 +639,8 @@ product_index_finish(struct product_index *ix)
         size_t j = i, best = i, nc = 0;
         struct product *p;
 
-        while (j < s->n && strcmp(s->rows[j].name_key, s->rows[i].name_key) == 0 &&
-               strcmp(s->rows[j].pub_key, s->rows[i].pub_key) == 0)
+        while (j < s->n && s->rows[j].name_key == s->rows[i].name_key &&
+               s->rows[j].pub_key == s->rows[i].pub_key)
             j++;
         ix->products = mem_grow(ix->products, &capp, ix->nproducts + 1, sizeof *ix->products);
         p = &ix->products[ix->nproducts++];
@@ -543,7 +655,7 @@ product_index_finish(struct product_index *ix)
             size_t m = k, vc = 0;
             struct product_version *v;
 
-            while (m < j && strcmp(s->rows[m].version, s->rows[k].version) == 0)
+            while (m < j && s->rows[m].version == s->rows[k].version)
                 m++;
             ix->versions = mem_grow(ix->versions, &capv, ix->nversions + 1, sizeof *ix->versions);
             v = &ix->versions[ix->nversions++];
@@ -582,10 +694,7 @@ product_index_finish(struct product_index *ix)
     if (ix->nproducts > 0)
         qsort(ix->products, ix->nproducts, sizeof *ix->products, product_cmp);
     free(clients);
-    free(s->rows);
-    free(s->last_raw_name);
-    free(s->last_raw_pub);
-    free(s);
+    staging_free(s);
     ix->staging = NULL;
 }
 
@@ -597,12 +706,7 @@ product_index_free(struct product_index *ix)
 
     if (ix == NULL)
         return;
-    if (ix->staging != NULL) {
-        free(ix->staging->rows);
-        free(ix->staging->last_raw_name);
-        free(ix->staging->last_raw_pub);
-        free(ix->staging);
-    }
+    staging_free(ix->staging);
     free(ix->products);
     free(ix->versions);
     free(ix->titles);
