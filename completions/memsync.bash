@@ -49,7 +49,7 @@ _memsync() {
     local words_for=""
     case $cmd in
     integration) [[ -z $sub ]] && words_for="add list show rotate-secret remove" ;;
-    assets) [[ -z $sub ]] && words_for="hardware software installs" ;;
+    assets) [[ -z $sub ]] && words_for="hardware software installs products" ;;
     key) [[ -z $sub ]] && words_for="rotate" ;;
     user) [[ -z $sub ]] && words_for="add list passwd remove reset-totp" ;;
     account)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "api_software.h"
 #include "asset.h"
 #include "backup.h"
 #include "clock.h"
@@ -1336,6 +1337,42 @@ assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *e
     return ERR_OK;
 }
 
+static const char *const product_columns[] = {
+    "id", "name", "publisher", "version_count", "client_count", "device_count", "title_count",
+};
+
+/* `memsync assets products`: software across clients (docs/API.md), as the API lists it. */
+static int
+assets_products(struct ctx *cx, const char *format, const char *search)
+{
+    struct store *st = NULL;
+    struct software_snap *snap = NULL;
+    struct output *out = NULL;
+    struct errbuf eb = {0};
+    int64_t account;
+    int code = CLI_FAIL, rc = ERR_OK;
+
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        api_software_snap(st, account, &snap, &eb) != ERR_OK ||
+        open_output(format, product_columns, sizeof product_columns / sizeof product_columns[0],
+                    NULL, 0, &out, &eb) != ERR_OK) {
+        code = fail("assets", &eb);
+        goto out;
+    }
+    for (size_t i = 0; i < snap->ix->nproducts && rc == ERR_OK; i++)
+        if (product_matches(&snap->ix->products[i], search))
+            rc = row_out(out, api_software_product_json(snap, &snap->ix->products[i], 0));
+    if (rc != ERR_OK) {
+        output_end(out, NULL);
+        goto out;
+    }
+    code = finish_output(out);
+out:
+    api_software_release(snap);
+    store_close(st);
+    return code;
+}
+
 static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
@@ -1368,6 +1405,17 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     memset(&view, 0, sizeof view);
     if (opt_parse("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
+    if (!help && npos == 1 && strcmp(pos[0], "products") == 0) {
+        if (client != NULL || retired || view.os != NULL || view.type != NULL ||
+            view.stale != NULL || view.sort != NULL || view.columns != NULL || view.limit != NULL ||
+            view.no_headers) {
+            fprintf(stderr, "memsync assets products: takes --search and --format only\n");
+            return CLI_USAGE;
+        }
+        if (bad_format("assets", format))
+            return CLI_USAGE;
+        return assets_products(cx, format, search);
+    }
     if (help || npos != 1 ||
         (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0 &&
          strcmp(pos[0], "installs") != 0)) {
@@ -1380,6 +1428,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "       memsync assets products [--search TEXT] [--format table|csv|json|jsonl]\n"
+                "products: software across clients, grouped by normalised name and publisher.\n"
                 "installs: which device has which title; removed installs (removed_at set) "
                 "only with --include-retired.\n"
                 "hardware: --os and --type match operating_system.name and type (any case); "

@@ -135,6 +135,17 @@ class Products(unittest.TestCase):
             self.assertEqual(len(zoom), 1, js)
             self.assertNotIn("(64-bit)", zoom[0]["name"])
 
+    def test_cli_lists_the_same_products(self):
+        api, _ = self.walk("/api/v1/assets/products", page_size=200)
+        cli = self.ms.jsonl("assets", "products", "--format", "jsonl")
+        self.assertEqual(cli, api)
+        found = self.ms.jsonl("assets", "products", "--search", "CHROME", "--format", "jsonl")
+        self.assertIn("Google Chrome", [p["name"] for p in found])
+        self.assertTrue(all("chrome" in (p["name"] + (p["publisher"] or "")).lower()
+                            for p in found))
+        rc, _, err = self.ms.run("assets", "products", "--client", "1")
+        self.assertEqual(rc, 2, err)
+
     def test_errors(self):
         self.get("/api/v1/assets/products/1", status=404)
         self.get("/api/v1/assets/products/1/devices", status=404)
