@@ -1369,6 +1369,7 @@ assets_products(struct ctx *cx, const char *format, const char *search)
     code = finish_output(out);
 out:
     api_software_release(snap);
+    api_software_forget();
     store_close(st);
     return code;
 }

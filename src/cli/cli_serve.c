@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "api_software.h"
 #include "app.h"
 #include "auth.h"
 #include "clock.h"
@@ -209,6 +210,7 @@ out:
     router_free(router);
     pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
     rowcache_free(app.rows);
+    api_software_forget(); /* the products kept per account (api_software.h) */
     scheduler_stop(sched);
     vault_close(v);
     store_close(st);

@@ -39,6 +39,17 @@ api_software_release(struct software_snap *s)
     pthread_mutex_unlock(&snap_mu);
 }
 
+void
+api_software_forget(void)
+{
+    pthread_mutex_lock(&snap_mu);
+    for (size_t i = 0; i < SOFTWARE_SNAP_SLOTS; i++) {
+        snap_unref_locked(slots[i]);
+        slots[i] = NULL;
+    }
+    pthread_mutex_unlock(&snap_mu);
+}
+
 struct build {
     struct product_index *ix;
     struct errbuf *eb;

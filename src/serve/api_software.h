@@ -34,6 +34,9 @@ struct software_snap {
 int api_software_snap(struct store *st, int64_t account, struct software_snap **out,
                       struct errbuf *eb);
 void api_software_release(struct software_snap *s); /* NULL-safe */
+/* Drops every kept snapshot (those still held are freed at their release). For the end of a
+ * process: serve after its pool threads stopped, the CLI after its one answer. */
+void api_software_forget(void);
 
 /* Appends to arr the devices that have product p (of snapshot s), version only (NULL: every
  * version), client only (0: every client), rows offset.. offset+limit-1 in the product's order
