@@ -26,7 +26,7 @@ _memsync() {
         return
         ;;
     --format)
-        COMPREPLY=($(compgen -W "table csv json jsonl" -- "$cur"))
+        COMPREPLY=($(compgen -W "table csv json jsonl snipeit glpi" -- "$cur"))
         return
         ;;
     --app-strategy)
@@ -49,7 +49,7 @@ _memsync() {
     local words_for=""
     case $cmd in
     integration) [[ -z $sub ]] && words_for="add list show rotate-secret remove" ;;
-    assets) [[ -z $sub ]] && words_for="hardware software installs" ;;
+    assets) [[ -z $sub ]] && words_for="hardware software installs products" ;;
     key) [[ -z $sub ]] && words_for="rotate" ;;
     user) [[ -z $sub ]] && words_for="add list passwd remove reset-totp" ;;
     account)

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "api_software.h"
 #include "asset.h"
 #include "backup.h"
 #include "clock.h"
@@ -26,6 +27,7 @@
 #include "guid.h"
 #include "hwfilter.h"
 #include "insight.h"
+#include "importfmt.h"
 #include "integration.h"
 #include "log.h"
 #include "mem.h"
@@ -1158,6 +1160,25 @@ asset_cb(void *arg, const struct asset *a)
     return row_out(arg, asset_to_json(a));
 }
 
+struct import_out {
+    struct output *out;
+    enum importfmt_kind kind;
+};
+
+/* A hardware asset in an import format (`assets hardware --format snipeit|glpi`). */
+static int
+import_cb(void *arg, const struct asset *a)
+{
+    struct import_out *io = arg;
+    json_t *row = asset_to_json(a);
+    json_t *x = io->kind == IMPORTFMT_SNIPEIT
+                    ? importfmt_snipeit_row(row)
+                    : importfmt_glpi_inventory(row, "memsync-" MEMSYNC_VERSION);
+
+    json_decref(row);
+    return row_out(io->out, x);
+}
+
 static int
 software_cb(void *arg, const struct software_row *sw)
 {
@@ -1350,6 +1371,43 @@ assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *e
     return ERR_OK;
 }
 
+static const char *const product_columns[] = {
+    "id", "name", "publisher", "version_count", "client_count", "device_count", "title_count",
+};
+
+/* `memsync assets products`: software across clients (docs/API.md), as the API lists it. */
+static int
+assets_products(struct ctx *cx, const char *format, const char *search)
+{
+    struct store *st = NULL;
+    struct software_snap *snap = NULL;
+    struct output *out = NULL;
+    struct errbuf eb = {0};
+    int64_t account;
+    int code = CLI_FAIL, rc = ERR_OK;
+
+    if (open_store(cx, &st, &account, &eb) != ERR_OK ||
+        api_software_snap(st, account, &snap, &eb) != ERR_OK ||
+        open_output(format, product_columns, sizeof product_columns / sizeof product_columns[0],
+                    NULL, 0, &out, &eb) != ERR_OK) {
+        code = fail("assets", &eb);
+        goto out;
+    }
+    for (size_t i = 0; i < snap->ix->nproducts && rc == ERR_OK; i++)
+        if (product_matches(&snap->ix->products[i], search))
+            rc = row_out(out, api_software_product_json(snap, &snap->ix->products[i], 0));
+    if (rc != ERR_OK) {
+        output_end(out, NULL);
+        goto out;
+    }
+    code = finish_output(out);
+out:
+    api_software_release(snap);
+    api_software_forget();
+    store_close(st);
+    return code;
+}
+
 static int
 cmd_assets(struct ctx *cx, int argc, char **argv)
 {
@@ -1386,17 +1444,29 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     struct errbuf eb = {0};
     struct asset_query q = {0};
     int64_t account;
-    int code = CLI_FAIL, software, rc, hardware;
+    int code = CLI_FAIL, software, rc, hardware, importing = 0;
+    struct import_out imp = {NULL, IMPORTFMT_SNIPEIT};
 
     memset(&view, 0, sizeof view);
     if (opt_parse("assets", argc, argv, opts, pos, 1, &npos, &help) != 0)
         return CLI_USAGE;
+    if (!help && npos == 1 && strcmp(pos[0], "products") == 0) {
+        if (client != NULL || retired || view.os != NULL || view.type != NULL ||
+            view.stale != NULL || view.sort != NULL || view.columns != NULL || view.limit != NULL ||
+            view.no_headers) {
+            fprintf(stderr, "memsync assets products: takes --search and --format only\n");
+            return CLI_USAGE;
+        }
+        if (bad_format("assets", format))
+            return CLI_USAGE;
+        return assets_products(cx, format, search);
+    }
     if (help || npos != 1 ||
         (strcmp(pos[0], "hardware") != 0 && strcmp(pos[0], "software") != 0 &&
          strcmp(pos[0], "installs") != 0)) {
         fprintf(help ? stdout : stderr,
                 "usage: memsync assets hardware [--client ID|TENANT|NAME] [--search TEXT]\n"
-                "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "         [--include-retired] [--format table|csv|json|jsonl|snipeit|glpi]\n"
                 "         [--os NAME] [--type TYPE] [--stale-days N] [--sort [-]FIELD,...]\n"
                 "         [--columns COL,...] [--no-headers] [--limit N]\n"
                 "         [--os-support past|ends_within:DAYS] [--serial missing|shared]\n"
@@ -1407,17 +1477,29 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--include-retired] [--format table|csv|json|jsonl]\n"
+                "       memsync assets products [--search TEXT] [--format table|csv|json|jsonl]\n"
+                "products: software across clients, grouped by normalised name and publisher.\n"
                 "installs: which device has which title; removed installs (removed_at set) "
                 "only with --include-retired.\n"
                 "hardware: --os and --type match operating_system.name and type (any case); "
                 "--stale-days N: not\nchecked in for N days (or never); --sort and --columns "
                 "take the column names of --format csv;\n--stale-days, --os-support, --serial, "
-                "--encrypted and --compliance are the tests `memsync insights` counts.\n");
+                "--encrypted and --compliance are the tests `memsync insights` counts.\n"
+                "--format snipeit: a CSV for Snipe-IT's asset importer; --format glpi: GLPI "
+                "inventory documents,\none per line (docs/API.md \"Import formats\").\n");
         return help ? CLI_OK : CLI_USAGE;
     }
-    if (bad_format("assets", format))
-        return CLI_USAGE;
     hardware = strcmp(pos[0], "hardware") == 0;
+    if (hardware && importfmt_parse(format, &imp.kind, NULL) == ERR_OK) {
+        /* Files for Snipe-IT's importer (CSV) and GLPI (inventory JSON lines) */
+        importing = 1;
+        if (view.columns != NULL || view.no_headers) {
+            fprintf(stderr, "memsync assets: --format %s has its own columns\n", format);
+            return CLI_USAGE;
+        }
+    } else if (bad_format("assets", format)) {
+        return CLI_USAGE;
+    }
     if (!hardware &&
         (view.os != NULL || view.type != NULL || view.stale != NULL || view.sort != NULL ||
          view.columns != NULL || view.limit != NULL || view.no_headers || view.os_support != NULL ||
@@ -1443,6 +1525,11 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                          sizeof install_columns / sizeof install_columns[0], NULL, 0, &out, &eb);
     else if (software)
         rc = open_output(format, software_columns, software_column_count, NULL, 0, &out, &eb);
+    else if (importing && imp.kind == IMPORTFMT_SNIPEIT)
+        rc = open_output("csv", importfmt_snipeit_columns, importfmt_snipeit_column_count, NULL, 0,
+                         &out, &eb);
+    else if (importing)
+        rc = open_output("jsonl", NULL, 0, NULL, 0, &out, &eb);
     else if (view.ncols > 0)
         rc = open_output(format, view.cols, view.ncols, view.cols, view.ncols, &out, &eb);
     else
@@ -1454,6 +1541,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
     }
     if (view.no_headers)
         output_no_headers(out);
+    if (importing)
+        output_raw_cells(out); /* an importer would keep a guard's ' in the value */
     if (strcmp(pos[0], "installs") == 0) {
         struct store_filter f[1];
         struct list_query lq = {0};
@@ -1477,13 +1566,16 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         q.client = client;
         q.search = search;
         q.include_retired = retired;
+        imp.out = out;
         if (hwfilter_active(&view.hf)) {
             int limit = q.limit;
 
             q.limit = 0;
-            rc = hwfilter_each(st, &q, &view.hf, 0, limit, asset_cb, out, NULL, &eb);
+            rc = importing ? hwfilter_each(st, &q, &view.hf, 0, limit, import_cb, &imp, NULL, &eb)
+                           : hwfilter_each(st, &q, &view.hf, 0, limit, asset_cb, out, NULL, &eb);
         } else {
-            rc = store_assets_each(st, &q, asset_cb, out, &eb);
+            rc = importing ? store_assets_each(st, &q, import_cb, &imp, &eb)
+                           : store_assets_each(st, &q, asset_cb, out, &eb);
         }
     }
     if (rc != ERR_OK) {

@@ -13,6 +13,7 @@
 
 #include <sodium.h>
 
+#include "api_software.h"
 #include "app.h"
 #include "auth.h"
 #include "clock.h"
@@ -216,6 +217,7 @@ out:
     pagecache_free(app.pages); /* after the pool threads: no request uses it any more */
     rowcache_free(app.rows);
     ratelimit_free(app.limits);
+    api_software_forget(); /* the products kept per account (api_software.h) */
     scheduler_stop(sched);
     vault_close(v);
     store_close(st);

@@ -1,6 +1,7 @@
 /* api.c - REST routes, list parameters, JSON views, errors, CSV streaming, metrics. */
 #include "api.h"
 #include "api_client.h"
+#include "api_software.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "expiry.h"
 #include "guid.h"
 #include "hwfilter.h"
+#include "importfmt.h"
 #include "insight.h"
 #include "integration.h"
 #include "jsonarena.h"
@@ -1214,10 +1216,13 @@ struct csv_stream {
     int done;
     struct buf pending;
     size_t sent;
+    int import;                   /* hardware in an import format (importfmt.h) */
+    enum importfmt_kind imp_kind; /* when import */
+    int jsonl;                    /* JSON lines instead of CSV */
 };
 
 static void
-csv_cell(struct buf *b, const json_t *v)
+csv_cell(struct buf *b, const json_t *v, int raw)
 {
     char num[32];
 
@@ -1233,8 +1238,8 @@ csv_cell(struct buf *b, const json_t *v)
     } else if (json_is_string(v)) {
         const char *s = json_string_value(v);
         int quote = strpbrk(s, ",\"\r\n") != NULL;
-        int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                      s[0] == '\r';
+        int formula = !raw && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' ||
+                               s[0] == '\t' || s[0] == '\r');
 
         if (quote || formula)
             buf_addc(b, '"');
@@ -1254,14 +1259,41 @@ csv_cell(struct buf *b, const json_t *v)
 }
 
 static void
-csv_row(struct buf *b, const json_t *row, const char *const *cols, size_t n)
+csv_row(struct buf *b, const json_t *row, const char *const *cols, size_t n, int raw)
 {
     for (size_t i = 0; i < n; i++) {
         if (i)
             buf_addc(b, ',');
-        csv_cell(b, output_lookup(row, cols[i]));
+        csv_cell(b, output_lookup(row, cols[i]), raw);
     }
     buf_addstr(b, "\r\n");
+}
+
+/* One row of an export: CSV, or a JSON line; an import format's rows are built from the
+ * asset's view and written without the formula guard. Takes row. */
+static void
+export_row(struct csv_stream *cs, json_t *row)
+{
+    if (cs->import) {
+        json_t *x = cs->imp_kind == IMPORTFMT_SNIPEIT
+                        ? importfmt_snipeit_row(row)
+                        : importfmt_glpi_inventory(row, "memsync-" MEMSYNC_VERSION);
+
+        json_decref(row);
+        row = x;
+    }
+    if (cs->jsonl) {
+        char *t = json_dumps(row, JSON_COMPACT);
+
+        if (t != NULL) {
+            buf_addstr(&cs->pending, t);
+            buf_addc(&cs->pending, '\n');
+        }
+        free(t);
+    } else {
+        csv_row(&cs->pending, row, cs->cols, cs->ncols, cs->import);
+    }
+    json_decref(row);
 }
 
 struct csv_batch {
@@ -1273,16 +1305,12 @@ static int
 csv_asset_cb(void *arg, const struct asset *a)
 {
     struct csv_batch *cb = arg;
-    json_t *row;
-
     /* Rows read, written or not, end a batch: a short batch is the last one. */
     cb->cs->after_id = a->id;
     cb->rows++;
     if (!hwfilter_match(&cb->cs->hf, a))
         return 0;
-    row = asset_to_json(a);
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    export_row(cb->cs, asset_to_json(a));
     return 0;
 }
 
@@ -1290,10 +1318,8 @@ static int
 csv_cells_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct csv_batch *cb = arg;
-    json_t *row = rowjson_cells(cells, n);
 
-    csv_row(&cb->cs->pending, row, cb->cs->cols, cb->cs->ncols);
-    json_decref(row);
+    export_row(cb->cs, rowjson_cells(cells, n));
     cb->rows++;
     return 0;
 }
@@ -1308,7 +1334,7 @@ csv_fill(struct csv_stream *cs, struct errbuf *eb)
 
     buf_reset(&cs->pending);
     cs->sent = 0;
-    if (!cs->header_done) {
+    if (!cs->header_done && !cs->jsonl) {
         for (size_t i = 0; i < cs->ncols; i++)
             buf_printf(&cs->pending, "%s%s", i ? "," : "", cs->cols[i]);
         buf_addstr(&cs->pending, "\r\n");
@@ -1377,12 +1403,15 @@ csv_free(void *cls)
     free(cs);
 }
 
+/* jsonl: the .jsonl route (JSON lines). ?format=snipeit (CSV) and ?format=glpi (JSON lines)
+ * turn hardware rows into import files; checked before any byte is sent. */
 static void
-csv_export(struct httpd_request *req, struct httpd_response *resp, const char *entity,
-           int64_t account)
+csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+              int64_t account, int jsonl)
 {
     struct csv_stream *cs = xcalloc(1, sizeof *cs);
     struct hwargs hw;
+    const char *format = httpd_arg(req, "format");
     char disp[96];
 
     if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
@@ -1400,6 +1429,21 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         return;
     }
     cs->hf = hw.f;
+    cs->jsonl = jsonl;
+    if (format != NULL && strcmp(format, jsonl ? "jsonl" : "csv") != 0) {
+        struct errbuf eb = {0};
+
+        if (strcmp(entity, "hardware") != 0 ||
+            importfmt_parse(format, &cs->imp_kind, &eb) != ERR_OK ||
+            (cs->imp_kind == IMPORTFMT_SNIPEIT) == jsonl) {
+            reply_error(resp, 400, "invalid_request", "Bad request",
+                        jsonl ? "format: this export takes jsonl or, for hardware, glpi"
+                              : "format: this export takes csv or, for hardware, snipeit");
+            csv_free(cs);
+            return;
+        }
+        cs->import = 1;
+    }
     cs->st = req->st;
     snprintf(cs->entity, sizeof cs->entity, "%s", entity);
     cs->account = account;
@@ -1414,10 +1458,18 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         cs->cols = client_columns;
         cs->ncols = client_column_count;
     }
-    snprintf(disp, sizeof disp, "attachment; filename=\"%s.csv\"",
+    if (cs->import && cs->imp_kind == IMPORTFMT_SNIPEIT) {
+        cs->cols = importfmt_snipeit_columns;
+        cs->ncols = importfmt_snipeit_column_count;
+    }
+    snprintf(disp, sizeof disp, "attachment; filename=\"%s%s.%s\"",
              strcmp(entity, "hardware") == 0   ? "hardware-assets"
              : strcmp(entity, "software") == 0 ? "software"
-                                               : "clients");
+                                               : "clients",
+             !cs->import                         ? ""
+             : cs->imp_kind == IMPORTFMT_SNIPEIT ? "-snipeit"
+                                                 : "-glpi",
+             jsonl ? "jsonl" : "csv");
     /* The first batch is read before the status is sent: a query the store refuses (a value
      * the field's type cannot take, ...) is still a proper error answer, never a cut body. */
     {
@@ -1431,11 +1483,18 @@ csv_export(struct httpd_request *req, struct httpd_response *resp, const char *e
         }
     }
     resp->status = 200;
-    resp->content_type = "text/csv; charset=utf-8";
+    resp->content_type = jsonl ? "application/x-ndjson" : "text/csv; charset=utf-8";
     httpd_response_header(resp, "Content-Disposition", disp);
     resp->reader = csv_read;
     resp->reader_free = csv_free;
     resp->reader_cls = cs;
+}
+
+static void
+csv_export(struct httpd_request *req, struct httpd_response *resp, const char *entity,
+           int64_t account)
+{
+    csv_export_as(req, resp, entity, account, 0);
 }
 
 /* ---- integrations (writes) --------------------------------------------------------------- */
@@ -2187,6 +2246,12 @@ hardware_csv(const struct route_call *c)
 }
 
 static void
+hardware_jsonl(const struct route_call *c)
+{
+    csv_export_as(c->req, c->resp, "hardware", c->p->account_id, 1);
+}
+
+static void
 hardware_one(const struct route_call *c)
 {
     hardware_get(c->req, c->resp, c->p->account_id, c->id[0]);
@@ -2218,6 +2283,17 @@ software_devices(const struct route_call *c)
         return;
     }
     send_list(c->req, c->resp, "software_devices", c->p->account_id, c->id[0]);
+}
+
+/* Which device has which title; include_retired=true adds removed installs and those of
+ * retired devices. */
+static void
+installs_get(const struct route_call *c)
+{
+    const char *r = httpd_arg(c->req, "include_retired");
+
+    send_list(c->req, c->resp, r != NULL && strcmp(r, "true") == 0 ? "installs_all" : "installs",
+              c->p->account_id, 0);
 }
 
 static void
@@ -2297,12 +2373,19 @@ static const struct route routes[] = {
     {"GET", "/api/v1/clients/{id}", api_client_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware", hardware_list_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware.csv", hardware_csv, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/hardware.jsonl", hardware_jsonl, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/hardware/{id}", hardware_one, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software", software_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software.csv", software_csv, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software/{id}", software_one, AUTH_READ, 0, ROUTE_API, NULL},
     {"GET", "/api/v1/assets/software/{id}/devices", software_devices, AUTH_READ, 0, ROUTE_API,
      NULL},
+    {"GET", "/api/v1/assets/installs", installs_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/products", api_software_products_get, AUTH_READ, 0, ROUTE_API, NULL},
+    {"GET", "/api/v1/assets/products/{id}", api_software_product_get, AUTH_READ, 0, ROUTE_API,
+     NULL},
+    {"GET", "/api/v1/assets/products/{id}/devices", api_software_product_devices_get, AUTH_READ, 0,
+     ROUTE_API, NULL},
     {"GET", "/api/v1/integrations", integrations_get, AUTH_READ, 0, ROUTE_API, NULL},
     {"POST", "/api/v1/integrations", integration_post, AUTH_ADMIN, 1, ROUTE_API, ADMIN_ONLY},
     {"GET", "/api/v1/integrations/{id}", integration_get, AUTH_READ, 0, ROUTE_API, NULL},

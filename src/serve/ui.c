@@ -34,6 +34,7 @@
 #include "ui_help.h"
 #include "ui_runs.h"
 #include "ui_sso.h"
+#include "ui_software.h"
 #include "ui_totp.h"
 #include "utf8.h"
 #include "validate.h"
@@ -1111,7 +1112,14 @@ assets_page(struct page *pg)
                   "href=\"/api/v1/assets/hardware.csv?");
     ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
     buf_addstr(b, "\">Export CSV</a>");
-    buf_addstr(b, "</form>");
+    /* The same filters, as files Snipe-IT and GLPI import (docs/API.md "Import formats"). */
+    buf_addstr(b, "<a class=\"btn ghost\" id=\"export-snipeit\" "
+                  "href=\"/api/v1/assets/hardware.csv?format=snipeit");
+    ui_esc(b, buf_cstr(&csvq));
+    buf_addstr(b, "\">Snipe-IT CSV</a><a class=\"btn ghost\" id=\"export-glpi\" "
+                  "href=\"/api/v1/assets/hardware.jsonl?format=glpi");
+    ui_esc(b, buf_cstr(&csvq));
+    buf_addstr(b, "\">GLPI inventory</a></form>");
     /* The column chooser and page size, kept per user. */
     buf_addstr(b, "<details class=\"chooser\" id=\"hw-columns\"><summary>Columns and page size"
                   "</summary><form method=\"post\" action=\"/assets/preferences\">");
@@ -1410,6 +1418,8 @@ software_page(struct page *pg)
     buf_addstr(b, "\"></label><button type=\"submit\">Apply</button>"
                   "<a class=\"btn ghost\" "
                   "href=\"/api/v1/assets/software.csv\">Export CSV</a>"
+                  "<a class=\"btn ghost\" id=\"across-clients\" "
+                  "href=\"/software/products\">Across clients</a>"
                   "</form><div class=\"tablewrap\">");
     query_keep(pg, &keep, keys, sizeof keys / sizeof keys[0], NULL);
     ui_esc(&ek, buf_cstr(&keep));
@@ -2918,6 +2928,27 @@ PAGE_ROUTE(rotate_submit, rotate_post(&pg, c->id[0]))
 PAGE_ROUTE(sync_submit, sync_post(&pg, c->id[0]))
 PAGE_ROUTE(help_get, help_page(&pg))
 
+/* Software across clients (ui_software.h): its pages in this UI's frame. */
+static const struct ui_software_env software_env = {totp_page_begin, totp_page_end, ui_esc};
+
+static void
+products_get(const struct route_call *c)
+{
+    ui_software_products(&software_env, c->req, c->resp, c->p);
+}
+
+static void
+product_get(const struct route_call *c)
+{
+    ui_software_product(&software_env, c->req, c->resp, c->p, c->id[0]);
+}
+
+static void
+product_devices_get(const struct route_call *c)
+{
+    ui_software_product_devices(&software_env, c->req, c->resp, c->p, c->id[0]);
+}
+
 /* The second factor's routes (ui_totp.h). */
 #define TOTP_ROUTE(fn, call)                                                                       \
     static void fn(const struct route_call *c)                                                     \
@@ -2999,6 +3030,9 @@ static const struct route routes[] = {
     {"GET", "/assets/{id}", asset_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/software", software_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/software/{id}", software_one_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software/products", products_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software/products/{id}", product_get, AUTH_READ, 0, ROUTE_UI, NULL},
+    {"GET", "/software/products/{id}/devices", product_devices_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/clients", clients_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/runs", runs_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/runs/{id}", run_get, AUTH_READ, 0, ROUTE_UI, NULL},

@@ -1305,6 +1305,17 @@ static const struct store_list_field install_fields[] = {
     {NULL, NULL, SC_NULL},
 };
 
+/* Titles as the software view across clients reads them (api_software.c): no join. */
+static const struct store_list_field product_title_fields[] = {
+    LF("id", "t.id", SC_INT),
+    LF("client.id", "t.client_id", SC_INT),
+    LF("name", "t.name", SC_TEXT),
+    LF("version", "NULLIF(t.version, '')", SC_TEXT),
+    LF("publisher", "NULLIF(t.publisher, '')", SC_TEXT),
+    LF("device_count", "t.device_count", SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
 static const struct store_list_field change_fields[] = {
     LF("id", "x.id", SC_INT),
     LF("at", "x.at", SC_TS),
@@ -1473,6 +1484,16 @@ static const struct store_list_entity lentities[] = {
      "COALESCE(c.name_override, c.name), ha.name, t.name",
      "i.asset_id, i.title_id",
      install_fields,
+     NULL,
+     0},
+    {"product_titles",
+     /* Every title with a current install, read whole in table order: "+" keeps SQLite from
+      * walking the (account_id, name) index, whose random row reads cost ten times a scan. */
+     "FROM software_title t WHERE +t.account_id = ?1 AND t.device_count > 0",
+     {"t.name", "t.publisher", NULL, NULL},
+     "t.id",
+     "t.id",
+     product_title_fields,
      NULL,
      0},
     {"asset_changes",

@@ -582,7 +582,8 @@ int store_pref_set(struct store *st, int64_t user_id, const char *key, const cha
  * "installs" (current installs on active devices), "installs_all" (also removed ones and
  * those of retired devices), "sync_runs", "sync_tenant_results" (parent: run id),
  * "users", "api_keys", "client_sync_results" (parent: client id; its tenant's results in the
- * runs of its integration, newest first). Every row is
+ * runs of its integration, newest first), "product_titles" (titles with a current install: id,
+ * client.id, name, version, publisher, device_count, in id order). Every row is
  * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
  * last_started_at of every account's integrations), which only the sync scheduler reads. */
 struct list_query {

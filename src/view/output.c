@@ -27,12 +27,19 @@ struct output {
     char **cells;
     size_t ncells, capcells;
     int no_headers; /* csv and table: no header line */
+    int raw;        /* csv: no formula guard (machine imports) */
 };
 
 void
 output_no_headers(struct output *o)
 {
     o->no_headers = 1;
+}
+
+void
+output_raw_cells(struct output *o)
+{
+    o->raw = 1;
 }
 
 int
@@ -147,13 +154,14 @@ output_begin(struct output **out, FILE *fp, enum output_format fmt, const char *
     return ERR_OK;
 }
 
-/* RFC 4180 cell with formula neutralisation for strings. */
+/* RFC 4180 cell with formula neutralisation for strings unless raw. */
 static void
-csv_cell(FILE *fp, const json_t *v)
+csv_cell(FILE *fp, const json_t *v, int raw)
 {
     char *t = cell_text(v);
-    int lead = json_is_string(v) && (t[0] == '=' || t[0] == '+' || t[0] == '-' || t[0] == '@' ||
-                                     t[0] == '\t' || t[0] == '\r');
+    int lead =
+        !raw && json_is_string(v) &&
+        (t[0] == '=' || t[0] == '+' || t[0] == '-' || t[0] == '@' || t[0] == '\t' || t[0] == '\r');
     int quote = strpbrk(t, ",\"\r\n") != NULL;
 
     if (quote)
@@ -177,7 +185,7 @@ csv_header(struct output *o)
         json_t *name = json_string(o->cols[i]);
         if (i > 0)
             fputc(',', o->fp);
-        csv_cell(o->fp, name);
+        csv_cell(o->fp, name, o->raw);
         json_decref(name);
     }
     fputs("\r\n", o->fp);
@@ -359,7 +367,7 @@ output_row(struct output *o, const json_t *row, struct errbuf *eb)
         for (size_t i = 0; i < o->ncols; i++) {
             if (i > 0)
                 fputc(',', o->fp);
-            csv_cell(o->fp, output_lookup(row, o->cols[i]));
+            csv_cell(o->fp, output_lookup(row, o->cols[i]), o->raw);
         }
         fputs("\r\n", o->fp);
         break;

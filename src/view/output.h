@@ -10,7 +10,8 @@
  * at OUTPUT_TABLE_CELL_MAX columns with "…", control characters become spaces, and the headers
  * are the column paths in words ("client.name" -> "Client", "serial_number" -> "Serial number").
  * CSV cells that a spreadsheet would run as a formula (starting with =, +, -, @, tab or CR) get a
- * leading apostrophe.
+ * leading apostrophe, unless output_raw_cells() turned that off (files for importers, which
+ * would keep the apostrophe as part of the value).
  *
  * Ownership: the writer borrows fp and never closes it; output_end() frees the writer (also on
  * error). Not thread-safe: one writer per thread.
@@ -40,6 +41,8 @@ int output_begin(struct output **out, FILE *fp, enum output_format fmt, const ch
                  size_t ncolumns, struct errbuf *eb);
 /* csv and table: leave the header line out (`--no-headers`). Call before the first row. */
 void output_no_headers(struct output *o);
+/* csv: write cells as they are, without the formula guard. Call before the first row. */
+void output_raw_cells(struct output *o);
 /* ERR_INVAL when row is not an object, ERR_IO when the stream failed. */
 int output_row(struct output *o, const json_t *row, struct errbuf *eb);
 /* Finishes (closing bracket, table flush) and frees o. NULL-safe. */

@@ -1115,6 +1115,8 @@ def main():
             "/api/v1/integrations/{id}": iid, "/api/v1/clients/{id}": c0["id"],
             "/api/v1/assets/software/{id}": sw[0]["id"],
             "/api/v1/assets/software/{id}/devices": sw[0]["id"]}
+    prod = get_json(srv, "/api/v1/assets/products?page_size=1", admin_key)["data"][0]["id"]
+    real["/api/v1/assets/products/{id}"] = real["/api/v1/assets/products/{id}/devices"] = prod
     bodies = []
     for p, ops in paths.items():
         if "get" not in ops:
