@@ -3,7 +3,7 @@ _memsync() {
     local cur prev words cword
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="serve sim integration sync clients assets status insights key user account apikey worker config backup restore"
+    local commands="serve sim integration sync clients assets status insights changes key user account apikey worker config backup restore"
     local global="--db --config --log-level --help --version"
     local i cmd="" sub="" n=0
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -71,6 +71,7 @@ _memsync() {
     sync) opts="-v --verbose --integration --full --incremental --parallel --no-software --hardware-detail --app-strategy --queue --confirm-retire --help" ;;
     clients) opts="--format --help" ;;
     assets) opts="--client --search --include-retired --format --os --type --stale-days --sort --columns --no-headers --limit --help" ;;
+    changes) opts="--since --client --kind --account --help" ;;
     worker) opts="--once --lease-seconds --poll-seconds --no-software --help" ;;
     esac
     if [[ $cur == -* ]]; then

@@ -54,6 +54,7 @@ static const char usage_text[] =
     "  assets       hardware | software                  [--client X] [--format ...]\n"
     "  status       integrations, problems, secrets near expiry\n"
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
+    "  changes      the change feed since a cursor           [--since CURSOR] [--kind K,...]\n"
     "  key          rotate: new master key, every secret re-sealed\n"
     "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
     "  account      require-totp on|off: two-step sign-in for every local user\n"
@@ -1927,6 +1928,7 @@ static const struct command commands[] = {
     {"apikey", cli_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},
+    {"changes", cli_cmd_changes},
     {"restore", cmd_backup_restore},
     {NULL, NULL},
 };

@@ -29,4 +29,8 @@ int cli_cmd_apikey(struct ctx *cx, int argc, char **argv);
  * a second factor (on) or it is each user's choice (off). */
 int cli_cmd_account(struct ctx *cx, int argc, char **argv);
 
+/* `memsync changes [--since CURSOR] [--client ID] [--kind K,...] [--account NAME]`: the change
+ * feed after CURSOR as JSON lines; the cursor to resume from on stderr. */
+int cli_cmd_changes(struct ctx *cx, int argc, char **argv);
+
 #endif

@@ -52,6 +52,10 @@ const struct openapi_route openapi_routes[] = {
      0, 0, 0, NULL},
     {"/api/v1/sync-runs/{id}", "GET", "One sync run with per-tenant results and remedies", 0, 0, 0,
      NULL},
+    {"/api/v1/changes", "GET",
+     "Change feed: what changed since ?cursor= (next_cursor of the previous page; \"now\" for "
+     "the newest position), in commit order; ?limit=1..500, ?client=ID, ?kind=asset.created,..",
+     0, 0, 0, NULL},
 };
 const size_t openapi_route_count = sizeof openapi_routes / sizeof openapi_routes[0];
 

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "api.h"
+#include "api_changes.h"
 #include "app.h"
 #include "mem.h"
 #include "metrics.h"
@@ -138,6 +139,9 @@ router_create(struct router **out, void *app, struct errbuf *eb)
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     t = ui_routes(&n);
+    if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
+        goto fail;
+    t = api_changes_routes(&n);
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     return ERR_OK;

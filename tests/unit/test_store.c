@@ -795,6 +795,8 @@ test_integration_cloud_and_expiry_source(void **state)
                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                            "ALTER TABLE account DROP COLUMN require_totp;"
                            "DROP TABLE user_recovery_code;"
+                           "DROP TABLE change_event;" /* schema 15 */
+                           "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                            "PRAGMA user_version = 8; COMMIT;");
     else
         pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
@@ -815,6 +817,10 @@ test_integration_cloud_and_expiry_source(void **state)
                             "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                             "ALTER TABLE account DROP COLUMN require_totp;"
                             "DROP TABLE user_recovery_code;"
+                            "DROP TABLE change_event;" /* schema 15 */
+                            "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                            "DROP FUNCTION memsync_change_seq();"
+                            "ALTER TABLE data_version DROP COLUMN change_seq;"
                             "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
@@ -1772,6 +1778,8 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
+                 "DROP TABLE change_event;" /* schema 15 */
+                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1798,6 +1806,10 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
+                "DROP TABLE change_event;" /* schema 15 */
+                "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                "DROP FUNCTION memsync_change_seq();"
+                "ALTER TABLE data_version DROP COLUMN change_seq;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "

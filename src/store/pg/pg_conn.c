@@ -442,6 +442,7 @@ static const struct store_ops pg_ops = {
     .device_checkins = pg_device_checkins,
     .software_each = pg_software_each,
     .asset_changes_each = pg_asset_changes_each,
+    .changes_each = pg_changes_each,
     .run_start = pg_run_start,
     .run_tenant = pg_run_tenant,
     .run_finish = pg_run_finish,

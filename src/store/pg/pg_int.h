@@ -152,6 +152,9 @@ int pg_device_checkins(struct store *base, int64_t integration_id, const char *t
 int pg_software_each(struct store *base, const struct software_query *qs,
                      int (*cb)(void *arg, const struct software_row *r), void *arg,
                      struct errbuf *eb);
+int pg_changes_each(struct store *base, const struct change_query *q,
+                    int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                    struct errbuf *eb);
 int pg_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
                           int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
                           struct errbuf *eb);

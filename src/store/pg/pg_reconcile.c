@@ -343,19 +343,85 @@ static int
 rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct errbuf *eb)
 {
     struct params pr = {0};
+    PGresult *r;
+    int rc = ERR_OK;
 
-    (void)gone;
-    (void)ngone;
     pg_p_i64(&pr, base->rec.now);
     pg_p_i64(&pr, base->rec.client);
     pg_p_i64(&pr, base->rec.gen);
     pg_p_i64(&pr, base->rec_policy.after_syncs);
     pg_p_i64(&pr, base->rec.now - base->rec_policy.after_s);
-    return pg_q_done((struct pg *)base,
-                     "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
-                     "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
-                     "AND missing_syncs >= $4 AND missing_since <= $5",
-                     &pr, eb, "retiring missing devices", n);
+    r = pg_q((struct pg *)base,
+             "UPDATE hardware_asset SET retired_at = $1, updated_at = $1 WHERE client_id = $2 AND "
+             "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
+             "AND missing_syncs >= $4 AND missing_since <= $5 RETURNING id",
+             &pr, eb, "retiring missing devices", &rc);
+    if (r == NULL)
+        return rc;
+    *ngone = (size_t)PQntuples(r);
+    *n = (int64_t)*ngone;
+    if (*ngone > 0) {
+        *gone = xcalloc(*ngone, sizeof **gone);
+        for (size_t k = 0; k < *ngone; k++)
+            (*gone)[k] = pg_r_i64(r, (int)k, 0, 0);
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- change feed (schema 15): numbered at commit by the table's deferred trigger ---------- */
+
+static int
+rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t title_id,
+                 const char *field, const char *oldv, const char *newv, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, base->rec.account);
+    pg_p_i64(&p, base->rec.client);
+    if (asset_id != 0)
+        pg_p_i64(&p, asset_id);
+    else
+        pg_p_text(&p, NULL);
+    if (title_id != 0)
+        pg_p_i64(&p, title_id);
+    else
+        pg_p_text(&p, NULL);
+    pg_p_i64(&p, base->rec.now);
+    pg_p_text(&p, kind);
+    pg_p_text(&p, field);
+    pg_p_text(&p, oldv);
+    pg_p_text(&p, newv);
+    return pg_q_done_c((struct pg *)base,
+                       "INSERT INTO change_event (account_id, client_id, asset_id, title_id, at, "
+                       "kind, field, old_value, new_value) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+                       "$8, $9)",
+                       &p, eb, "recording a change", NULL);
+}
+
+static int
+rec_asset_updated(struct store *base, int64_t asset_id, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, base->rec.now);
+    pg_p_i64(&p, asset_id);
+    return pg_q_done_c((struct pg *)base, "UPDATE hardware_asset SET updated_at = $1 WHERE id = $2",
+                       &p, eb, "recording when a device changed", NULL);
+}
+
+static int
+rec_client_status(struct store *base, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, base->rec.client);
+    pg_p_i64(&p, base->rec.now);
+    return pg_q_done_c((struct pg *)base,
+                       "INSERT INTO change_event (account_id, client_id, at, kind, field, "
+                       "old_value, new_value) SELECT account_id, id, $2, 'client.status', "
+                       "'status', status, 'ok' FROM client WHERE id = $1 AND status <> 'ok'",
+                       &p, eb, "recording the client's status change", NULL);
 }
 
 static int
@@ -410,6 +476,9 @@ const struct reconcile_ops pg_reconcile_ops = {
     .device_touch = rec_device_touch,
     .device_update = rec_device_update,
     .change_insert = rec_change_insert,
+    .event_insert = rec_event_insert,
+    .asset_updated = rec_asset_updated,
+    .client_status = rec_client_status,
     .asset_find = rec_asset_find,
     .installs_each = rec_installs_each,
     .title_id = rec_title_id,

@@ -549,6 +549,7 @@ static const struct store_ops sqlite_ops = {
     .device_checkins = sq_device_checkins,
     .software_each = sq_software_each,
     .asset_changes_each = sq_asset_changes_each,
+    .changes_each = sq_changes_each,
     .run_start = sq_run_start,
     .run_tenant = sq_run_tenant,
     .run_finish = sq_run_finish,

@@ -317,6 +317,28 @@ static const char schema_v13[] =
     " used_at INTEGER) STRICT;"
     "CREATE INDEX user_recovery_code_user ON user_recovery_code(user_id);";
 
+/* Migration 15: the change feed (docs/STORE.md "Change feed"). AUTOINCREMENT: a seq is never
+ * handed out twice, even after the newest rows went with their client. updated_at of the
+ * existing assets: their newest reported change, else their first sync. */
+static const char schema_v15[] =
+    "CREATE TABLE change_event ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id INTEGER REFERENCES client(id) ON DELETE CASCADE,"
+    " asset_id INTEGER,"
+    " title_id INTEGER,"
+    " at INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " field TEXT,"
+    " old_value TEXT,"
+    " new_value TEXT) STRICT;"
+    "CREATE INDEX change_event_account ON change_event(account_id, seq);"
+    "CREATE INDEX change_event_client ON change_event(client_id, seq);"
+    "ALTER TABLE hardware_asset ADD COLUMN updated_at INTEGER;"
+    "UPDATE hardware_asset SET updated_at = max(first_synced_at, COALESCE(retired_at, 0), "
+    "COALESCE((SELECT max(at) FROM asset_change c WHERE c.asset_id = hardware_asset.id AND "
+    "c.field NOT IN ('last_check_in_at', 'storage_free_bytes')), 0));";
+
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
     "retired_at, name, id, client_id, search_indexed) WHERE search_indexed IS NOT NULL;";
@@ -563,6 +585,12 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 13) {
         rc = sq_exec_sql(s, schema_v13, eb, "adding the second factor of local users");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    /* 14 belongs to another change; this one runs for any database older than 15. */
+    if (ver < 15) {
+        rc = sq_exec_sql(s, schema_v15, eb, "adding the change feed");
         if (rc != ERR_OK)
             goto out;
     }
