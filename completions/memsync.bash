@@ -3,7 +3,7 @@ _memsync() {
     local cur prev words cword
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="serve sim integration sync clients assets status insights changes key user account apikey worker config backup restore"
+    local commands="serve sim integration sync clients assets status insights changes webhook key user account apikey worker config backup restore"
     local global="--db --config --log-level --help --version"
     local i cmd="" sub="" n=0
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -72,6 +72,7 @@ _memsync() {
     clients) opts="--format --help" ;;
     assets) opts="--client --search --include-retired --format --os --type --stale-days --sort --columns --no-headers --limit --help" ;;
     changes) opts="--since --client --kind --account --help" ;;
+    webhook) opts="--secret-file --event --help" ;;
     worker) opts="--once --lease-seconds --poll-seconds --no-software --help" ;;
     esac
     if [[ $cur == -* ]]; then

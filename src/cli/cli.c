@@ -55,6 +55,7 @@ static const char usage_text[] =
     "  status       integrations, problems, secrets near expiry\n"
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
     "  changes      the change feed since a cursor           [--since CURSOR] [--kind K,...]\n"
+    "  webhook      test URL --secret-file FILE: one signed test delivery\n"
     "  key          rotate: new master key, every secret re-sealed\n"
     "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
     "  account      require-totp on|off: two-step sign-in for every local user\n"
@@ -1929,6 +1930,7 @@ static const struct command commands[] = {
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},
     {"changes", cli_cmd_changes},
+    {"webhook", cli_cmd_webhook},
     {"restore", cmd_backup_restore},
     {NULL, NULL},
 };
