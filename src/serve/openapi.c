@@ -56,6 +56,17 @@ const struct openapi_route openapi_routes[] = {
      "Change feed: what changed since ?cursor= (next_cursor of the previous page; \"now\" for "
      "the newest position), in commit order; ?limit=1..500, ?client=ID, ?kind=asset.created,..",
      0, 0, 0, NULL},
+    {"/api/v1/webhooks", "GET", "Webhook subscriptions (admins; secrets never shown)", 0, 0, 1,
+     NULL},
+    {"/api/v1/webhooks", "POST",
+     "Subscribe: {url, events[]}; answers the signing secret once (docs/API.md \"Webhooks\")", 0, 1,
+     1, NULL},
+    {"/api/v1/webhooks/{id}", "DELETE", "Remove a subscription and its delivery log", 0, 0, 1,
+     NULL},
+    {"/api/v1/webhooks/{id}/resume", "POST", "Resume a paused subscription", 0, 0, 1, NULL},
+    {"/api/v1/webhooks/{id}/deliveries", "GET",
+     "The subscription's newest deliveries: state, attempts, response status, latency, error", 0, 0,
+     1, NULL},
 };
 const size_t openapi_route_count = sizeof openapi_routes / sizeof openapi_routes[0];
 

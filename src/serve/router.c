@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "api_changes.h"
+#include "api_webhooks.h"
 #include "app.h"
 #include "mem.h"
 #include "metrics.h"
@@ -142,6 +143,9 @@ router_create(struct router **out, void *app, struct errbuf *eb)
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     t = api_changes_routes(&n);
+    if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
+        goto fail;
+    t = api_webhooks_routes(&n);
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     return ERR_OK;

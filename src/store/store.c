@@ -687,12 +687,12 @@ store_changes_sql(struct buf *sql, char p, const struct change_query *q)
     buf_printf(sql,
                "SELECT e.seq, e.at, e.kind, e.client_id, COALESCE(c.name_override, c.name), "
                "c.tenant_id, e.asset_id, h.intune_device_id, h.name, h.serial_number, e.title_id, "
-               "t.name, t.version, t.publisher, e.field, e.old_value, e.new_value "
+               "t.name, t.version, t.publisher, e.field, e.old_value, e.new_value, e.account_id "
                "FROM change_event e LEFT JOIN client c ON c.id = e.client_id "
                "LEFT JOIN hardware_asset h ON h.id = e.asset_id "
                "LEFT JOIN software_title t ON t.id = e.title_id "
-               "WHERE e.account_id = %c1 AND e.seq > %c2",
-               p, p);
+               "WHERE %s%c1 AND e.seq > %c2",
+               q->account_id != 0 ? "e.account_id = " : "0 = ", p, p);
     /* Always bound (0 without a client): PostgreSQL types every parameter up to the last. */
     if (q->client_id != 0)
         buf_printf(sql, " AND e.client_id = %c%d", p, n++);
@@ -710,7 +710,7 @@ store_changes_each(struct store *st, const struct change_query *q,
                    int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
                    struct errbuf *eb)
 {
-    if (q->limit < 1 || q->limit > STORE_CHANGES_MAX || q->after_seq < 0 ||
+    if (q->limit < 1 || q->limit > STORE_CHANGES_MAX || q->after_seq < 0 || q->account_id < 0 ||
         q->nkinds > STORE_CHANGE_KIND_COUNT)
         return err_set(eb, ERR_INVAL, "change query out of range");
     for (size_t i = 0; i < q->nkinds; i++)

@@ -411,7 +411,7 @@ int store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset
 int store_change_kind_known(const char *kind);
 
 struct change_query {
-    int64_t account_id;
+    int64_t account_id;                         /* 0: every account (the webhook dispatcher) */
     int64_t after_seq;                          /* rows with seq > after_seq; 0: from the first */
     int64_t client_id;                          /* 0: every client */
     const char *kinds[STORE_CHANGE_KIND_COUNT]; /* known kinds only; nkinds 0: every kind */
@@ -424,6 +424,7 @@ struct change_row {
     int64_t seq; /* commit order: a row committed later has a higher seq */
     int64_t at;
     const char *kind;
+    int64_t account_id;
     int64_t client_id;
     const char *client_name;
     const char *tenant_id;

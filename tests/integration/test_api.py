@@ -1109,6 +1109,11 @@ def main():
             "/api/v1/integrations/{id}": iid, "/api/v1/clients/{id}": c0["id"],
             "/api/v1/assets/software/{id}": sw[0]["id"],
             "/api/v1/assets/software/{id}/devices": sw[0]["id"]}
+    # A webhook for its delivery log (a loopback target: refused at connect, nothing sent).
+    st, js, text, _ = api(srv, "POST", "/api/v1/webhooks", admin_key,
+                          {"url": "https://127.0.0.1:9/memsync", "events": ["asset.created"]})
+    check(st == 201, "an admin subscribes a webhook (%s %s)" % (st, text[:200]))
+    real["/api/v1/webhooks/{id}/deliveries"] = js["data"]["id"] if st == 201 else 1
     bodies = []
     for p, ops in paths.items():
         if "get" not in ops:

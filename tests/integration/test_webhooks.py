@@ -39,10 +39,11 @@ class Receiver:
             def do_POST(self):
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
+                st, text, hdrs = rec.answers.pop(0) if rec.answers else (200, b"ok", {})
                 rec.got.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                "status": st,
                                 "valid": verify(SECRET, self.headers.get("Memsync-Signature", ""),
                                                 body)})
-                st, text, hdrs = rec.answers.pop(0) if rec.answers else (200, b"ok", {})
                 self.send_response(st)
                 for k, v in hdrs.items():
                     self.send_header(k, v)
@@ -136,6 +137,149 @@ class Webhooks(unittest.TestCase):
         rc, _, err = self.send("https://user:pw@example.com/hook")
         self.assertEqual(rc, 2, err)
         self.assertEqual(self.rx.got, [], "nothing reached the receiver")
+
+
+class Subscriptions(unittest.TestCase):
+    """Deliveries from syncs against the simulator through `memsync serve`'s webhook thread."""
+
+    def setUp(self):
+        from test_api import Serve, api, apikey
+        self.Serve, self.api = Serve, api
+        self.sim = harness.Sim("--tenants", "2", "--devices", "4", "--seed", "31",
+                               "--apps-per-device", "1")
+        self.ms = harness.Memsync(self.sim)
+        self.ms.env.update(harness.RETIRE_AT_ONCE)
+        self.ms.env.update({"MEMSYNC_WEBHOOK_ALLOW_LOOPBACK": "1",
+                            "MEMSYNC_WEBHOOK_HTTP_HOSTS": "127.0.0.1",
+                            "MEMSYNC_WEBHOOK_BACKOFF_S": "1"})
+        self.ms.add_integration()
+        self.key = apikey(self.ms, "admin")
+        self.rx = Receiver()
+        self.srv = None
+        self.tenants = [t["id"] for t in self.sim.world()["tenants"]]
+
+    def tearDown(self):
+        if self.srv:
+            self.srv.stop()
+            self.srv.out.close()
+            self.srv.err.close()
+        self.rx.stop()
+        self.sim.stop()
+        self.ms.cleanup()
+
+    def subscribe(self, events):
+        st, js, text, _ = self.api(self.srv, "POST", "/api/v1/webhooks", self.key,
+                                   {"url": self.rx.url(), "events": events})
+        self.assertEqual(st, 201, text)
+        return js["data"]
+
+    def wait(self, cond, what, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cond():
+                return
+            time.sleep(0.2)
+        self.fail("timed out waiting for " + what + ": " + repr(
+            [(g["headers"].get("Memsync-Event"), g["valid"]) for g in self.rx.got]))
+
+    def delivered(self):
+        """Successful deliveries by delivery id (each at most once)."""
+        ok = {}
+        for g in self.rx.got:
+            if g.get("status") == 200:
+                did = g["headers"]["Memsync-Delivery"]
+                self.assertNotIn(did, ok, "delivered twice")
+                ok[did] = g
+        return ok
+
+    def test_signed_retried_and_kept_across_a_restart(self):
+        self.srv = self.Serve(self.ms)
+        hook = self.subscribe(["asset.created", "asset.retired", "client.failed",
+                               "sync.finished"])
+        secret = hook["secret"]
+        self.assertTrue(secret.startswith("whsec_"))
+        st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+        self.assertNotIn(secret, json.dumps(js), "the secret is shown once")
+        self.assertEqual(js["data"][0]["events"], ["asset.created", "asset.retired",
+                                                   "client.failed", "sync.finished"])
+        global SECRET
+        old, SECRET = SECRET, secret
+        try:
+            # The receiver refuses the first two deliveries with 500.
+            self.rx.answers = [(500, b"no", {}), (500, b"no", {})]
+            res = self.sim.control([{"op": "remove_devices", "tenant": self.tenants[0],
+                                     "last": 1},
+                                    {"op": "add_devices", "tenant": self.tenants[0], "count": 2},
+                                    {"op": "revoke_consent", "tenant": self.tenants[1]}])
+            self.ms.run("sync", "--full")
+            # A restart once the first refusal came: nothing queued is lost.
+            self.wait(lambda: len(self.rx.got) >= 1, "a first delivery")
+            self.srv.stop()
+            self.srv.out.close()
+            self.srv.err.close()
+            self.srv = self.Serve(self.ms, name="serve2")
+            self.wait(lambda: len([g for g in self.rx.got if g["status"] == 200]) >= 5,
+                      "five deliveries")
+            time.sleep(1.5)
+            ok = self.delivered()
+            self.assertTrue(all(g["valid"] for g in self.rx.got), "every delivery is signed")
+            events = sorted(g["headers"]["Memsync-Event"] for g in ok.values())
+            self.assertEqual(events, ["asset.created", "asset.created", "asset.retired",
+                                      "client.failed", "sync.finished"])
+            bodies = {g["headers"]["Memsync-Event"]: json.loads(g["body"]) for g in ok.values()}
+            self.assertEqual(bodies["client.failed"]["data"]["client"]["tenant_id"],
+                             self.tenants[1])
+            self.assertEqual(bodies["asset.retired"]["data"]["asset"]["intune_device_id"],
+                             res["results"][0]["removed"][0])
+            self.assertEqual(bodies["sync.finished"]["data"]["status"], "partial")
+            self.assertEqual(len(self.rx.got), 7, "two refusals, five successes")
+            st, js, _, _ = self.api(self.srv, "GET",
+                                    "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
+            self.assertEqual(st, 200)
+            log = js["data"]
+            self.assertEqual(len(log), 5)
+            self.assertEqual({d["state"] for d in log}, {"delivered"})
+            self.assertEqual(sum(d["attempts"] for d in log), 7)
+            self.assertTrue(all(d["response_status"] == 200 and d["latency_ms"] >= 0
+                                for d in log))
+        finally:
+            SECRET = old
+
+    def test_refused_subscriptions_and_pause(self):
+        self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "2"
+        self.srv = self.Serve(self.ms)
+        for body in ({"url": "http://hooks.example.com/x", "events": ["asset.created"]},
+                     {"url": "https://u:p@hooks.example.com/x", "events": ["asset.created"]},
+                     {"url": "https://hooks.example.com/x", "events": ["asset.deleted"]},
+                     {"url": "https://hooks.example.com/x", "events": []}):
+            st, js, text, _ = self.api(self.srv, "POST", "/api/v1/webhooks", self.key, body)
+            self.assertEqual(st, 400, text)
+        from test_api import apikey
+        read = apikey(self.ms, "read")
+        st, _, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", read)
+        self.assertEqual(st, 403)
+        hook = self.subscribe(["asset.created"])
+        self.rx.answers = [(500, b"no", {})] * 50
+        self.sim.control({"op": "add_devices", "tenant": self.tenants[0], "count": 1})
+        self.ms.run("sync", "--full")
+
+        def paused():
+            st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+            return js["data"][0]["paused"]
+        self.wait(paused, "the subscription to pause")
+        st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+        self.assertIn("failed", js["data"][0]["paused_reason"])
+        st, js, _, _ = self.api(self.srv, "GET",
+                                "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
+        self.assertEqual(js["data"][0]["state"], "failed")
+        self.assertEqual(js["data"][0]["response_status"], 500)
+        st, _, _, _ = self.api(self.srv, "POST", "/api/v1/webhooks/%d/resume" % hook["id"],
+                               self.key, {})
+        self.assertEqual(st, 200)
+        st, js, _, _ = self.api(self.srv, "DELETE", "/api/v1/webhooks/%d" % hook["id"], self.key)
+        self.assertEqual(st, 200)
+        st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+        self.assertEqual(js["data"], [])
 
 
 if __name__ == "__main__":

@@ -774,54 +774,58 @@ test_integration_cloud_and_expiry_source(void **state)
     store_close(fx->st);
     fx->st = NULL;
     if (fx->pg_url == NULL)
-        sql_exec(fx->path, "BEGIN;"
-                           /* schema 9's and 10's columns: their migrations add them again */
-                           "DROP INDEX hardware_asset_missing;"
-                           "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
-                           "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
-                           "ALTER TABLE client DROP COLUMN warning_code;"
-                           "ALTER TABLE client DROP COLUMN warning_message;"
-                           "ALTER TABLE client DROP COLUMN warning_remedy;"
-                           "ALTER TABLE client DROP COLUMN error_request_id;"
-                           "ALTER TABLE client DROP COLUMN error_date;"
-                           "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
-                           "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
-                           "ALTER TABLE integration DROP COLUMN cloud;"
-                           "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
-                           "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                           "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
-                           "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
-                           "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
-                           "ALTER TABLE app_user DROP COLUMN totp_last_step;"
-                           "ALTER TABLE account DROP COLUMN require_totp;"
-                           "DROP TABLE user_recovery_code;"
-                           "DROP TABLE change_event;" /* schema 15 */
-                           "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
-                           "PRAGMA user_version = 8; COMMIT;");
+        sql_exec(fx->path,
+                 "BEGIN;"
+                 /* schema 9's and 10's columns: their migrations add them again */
+                 "DROP INDEX hardware_asset_missing;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                 "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                 "ALTER TABLE client DROP COLUMN warning_code;"
+                 "ALTER TABLE client DROP COLUMN warning_message;"
+                 "ALTER TABLE client DROP COLUMN warning_remedy;"
+                 "ALTER TABLE client DROP COLUMN error_request_id;"
+                 "ALTER TABLE client DROP COLUMN error_date;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id;"
+                 "ALTER TABLE sync_tenant_result DROP COLUMN error_date;"
+                 "ALTER TABLE integration DROP COLUMN cloud;"
+                 "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                 "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                 "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                 "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                 "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                 "ALTER TABLE account DROP COLUMN require_totp;"
+                 "DROP TABLE user_recovery_code;"
+                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                 "DROP TABLE change_event;" /* schema 15 */
+                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                 "PRAGMA user_version = 8; COMMIT;");
     else
-        pg_exec(fx->pg_url, "DROP INDEX hardware_asset_missing;"
-                            "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
-                            "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
-                            "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN "
-                            "warning_message, DROP COLUMN warning_remedy;"
-                            "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN "
-                            "error_date;"
-                            "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
-                            "DROP COLUMN error_date;"
-                            "ALTER TABLE integration DROP COLUMN cloud;"
-                            "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
-                            "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
-                            "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
-                            "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
-                            "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
-                            "ALTER TABLE app_user DROP COLUMN totp_last_step;"
-                            "ALTER TABLE account DROP COLUMN require_totp;"
-                            "DROP TABLE user_recovery_code;"
-                            "DROP TABLE change_event;" /* schema 15 */
-                            "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
-                            "DROP FUNCTION memsync_change_seq();"
-                            "ALTER TABLE data_version DROP COLUMN change_seq;"
-                            "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
+        pg_exec(fx->pg_url,
+                "DROP INDEX hardware_asset_missing;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_since;"
+                "ALTER TABLE hardware_asset DROP COLUMN missing_syncs;"
+                "ALTER TABLE client DROP COLUMN warning_code, DROP COLUMN "
+                "warning_message, DROP COLUMN warning_remedy;"
+                "ALTER TABLE client DROP COLUMN error_request_id, DROP COLUMN "
+                "error_date;"
+                "ALTER TABLE sync_tenant_result DROP COLUMN error_request_id, "
+                "DROP COLUMN error_date;"
+                "ALTER TABLE integration DROP COLUMN cloud;"
+                "ALTER TABLE integration DROP COLUMN partner_secret_expiry_source;"
+                "ALTER TABLE integration DROP COLUMN sync_secret_expiry_source;"
+                "ALTER TABLE api_key DROP COLUMN expires_at;"          /* schema 12 */
+                "ALTER TABLE app_user DROP COLUMN totp_secret_sealed;" /* schema 13 */
+                "ALTER TABLE app_user DROP COLUMN totp_enrolled_at;"
+                "ALTER TABLE app_user DROP COLUMN totp_last_step;"
+                "ALTER TABLE account DROP COLUMN require_totp;"
+                "DROP TABLE user_recovery_code;"
+                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                "DROP TABLE change_event;" /* schema 15 */
+                "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                "DROP FUNCTION memsync_change_seq();"
+                "ALTER TABLE data_version DROP COLUMN change_seq;"
+                "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
     assert_string_equal(got.cloud, "global");
@@ -1778,6 +1782,7 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
+                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
                  "DROP TABLE change_event;" /* schema 15 */
                  "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 4; COMMIT;");
@@ -1806,6 +1811,7 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE app_user DROP COLUMN totp_last_step;"
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
+                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
                 "DROP TABLE change_event;" /* schema 15 */
                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                 "DROP FUNCTION memsync_change_seq();"

@@ -587,6 +587,7 @@ pg_changes_each(struct store *base, const struct change_query *q,
         c.field = pg_r_str(r, i, 14);
         c.old_value = pg_r_str(r, i, 15);
         c.new_value = pg_r_str(r, i, 16);
+        c.account_id = pg_r_i64(r, i, 17, 0);
         rc = cb(arg, &c);
     }
 out:

@@ -1274,6 +1274,7 @@ sq_changes_each(struct store *base, const struct change_query *q,
         c.field = (const char *)sqlite3_column_text(st, 14);
         c.old_value = (const char *)sqlite3_column_text(st, 15);
         c.new_value = (const char *)sqlite3_column_text(st, 16);
+        c.account_id = sqlite3_column_int64(st, 17);
         rc = cb(arg, &c);
         if (rc != 0)
             break;
