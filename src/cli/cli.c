@@ -38,6 +38,7 @@
 #include "worker.h"
 #include "validate.h"
 #include "vault.h"
+#include "webhook_dispatch.h"
 
 #define DEFAULT_ACCOUNT "default"
 
@@ -1712,6 +1713,8 @@ reseal_all(struct store *st, int64_t account, const struct vault *from, const st
     }
     if (rc == ERR_OK)
         rc = mfa_reseal_all(st, from, to, eb); /* the users' TOTP secrets */
+    if (rc == ERR_OK)
+        rc = webhook_dispatch_reseal_all(st, from, to, eb); /* the webhooks' secrets */
     if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
         in_tx = 0;
 out:

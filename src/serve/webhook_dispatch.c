@@ -248,6 +248,31 @@ out:
     return rc;
 }
 
+int
+webhook_dispatch_reseal_all(struct store *st, const struct vault *from, const struct vault *to,
+                            struct errbuf *eb)
+{
+    struct webhook_dispatch d;
+    int rc;
+
+    memset(&d, 0, sizeof d);
+    d.st = st;
+    rc = store_webhooks_each(st, 0, hook_cb, &d, eb);
+    for (size_t i = 0; rc == ERR_OK && i < d.nhooks; i++) {
+        char *sealed = NULL;
+
+        if (d.hooks[i].sealed[0] == '\0')
+            continue;
+        rc = vault_reseal(from, to, "webhook", d.hooks[i].id, "secret", d.hooks[i].sealed, &sealed,
+                          eb);
+        if (rc == ERR_OK)
+            rc = store_webhook_set_sealed(st, d.hooks[i].id, sealed, eb);
+        free(sealed);
+    }
+    hooks_clear(&d);
+    return rc;
+}
+
 struct due {
     int64_t id, webhook_id, attempts, created_at;
     char *event, *body;

@@ -32,6 +32,13 @@ int webhook_dispatch_start(struct webhook_dispatch **out, const struct config *c
                            const struct vault *v, struct errbuf *eb);
 void webhook_dispatch_stop(struct webhook_dispatch *d); /* NULL-safe */
 
+struct store;
+
+/* Key rotation (`memsync key rotate`): every subscription's secret of every account sealed
+ * under to instead of from, inside the caller's transaction. */
+int webhook_dispatch_reseal_all(struct store *st, const struct vault *from, const struct vault *to,
+                                struct errbuf *eb);
+
 /* 1 when name is one of WEBHOOK_EVENTS. */
 int webhook_event_known(const char *name);
 
