@@ -17,8 +17,7 @@
 #include "webhook.h"
 #include "webhook_dispatch.h"
 
-#define ADMIN_ONLY    "only admins (or admin API keys) can manage webhooks"
-#define SECRET_PREFIX "whsec_"
+#define ADMIN_ONLY "only admins (or admin API keys) can manage webhooks"
 
 static json_t *
 ts_json(int64_t t)
@@ -77,7 +76,7 @@ webhooks_get(const struct route_call *c)
     api_reply_json(c->resp, 200, json_pack("{s:o}", "data", data));
 }
 
-/* The events as stored: known, each once, joined by commas. */
+/* The events as stored: joined by commas (webhook_dispatch_subscribe checks them). */
 static int
 events_text(json_t *ev, char *out, size_t len, struct errbuf *eb)
 {
@@ -92,13 +91,8 @@ events_text(json_t *ev, char *out, size_t len, struct errbuf *eb)
     {
         const char *s = json_string_value(v);
 
-        if (!webhook_event_known(s))
-            return err_set(eb, ERR_INVAL,
-                           "unknown event (sync.finished, client.failed, client.recovered, "
-                           "secret.expiring, asset.created, asset.retired, asset.changed)");
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(json_string_value(json_array_get(ev, k)), s) == 0)
-                return err_set(eb, ERR_INVAL, "event %s is listed twice", s);
+        if (s == NULL || strchr(s, ',') != NULL)
+            return err_set(eb, ERR_INVAL, "events must be event names");
         used += (size_t)snprintf(out + used, len - used, "%s%s", i ? "," : "", s);
         if (used >= len)
             return err_set(eb, ERR_INVAL, "too many events");
@@ -110,61 +104,39 @@ static void
 webhook_post(const struct route_call *c)
 {
     const struct api_app *app = c->app;
-    struct webhook_policy pol;
     struct webhook_row w = {0};
     struct errbuf eb = {0};
     json_error_t jerr;
     json_t *j = NULL, *out;
     const char *url;
-    char hosts[1024], events[256], secret[sizeof SECRET_PREFIX + 64];
-    unsigned char raw[32];
-    char *sealed = NULL;
-    int64_t id = 0, now = clock_now();
-    int rc, tx = 0;
+    char events[256], secret[WEBHOOK_SECRET_TEXT];
+    int64_t id = 0;
+    int rc;
 
+    secret[0] = '\0';
     j = json_loadb(c->req->body, c->req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     url = json_string_value(json_object_get(j, "url"));
     if (!json_is_object(j) || url == NULL) {
         rc = err_set(&eb, ERR_INVAL, "the body must be {\"url\": ..., \"events\": [...]}");
         goto fail;
     }
-    webhook_policy_from_env(&pol, hosts, sizeof hosts, app->cfg->ca_file);
-    if ((rc = webhook_url_check(&pol, url, &eb)) != ERR_OK ||
-        (rc = events_text(json_object_get(j, "events"), events, sizeof events, &eb)) != ERR_OK)
+    if ((rc = events_text(json_object_get(j, "events"), events, sizeof events, &eb)) != ERR_OK ||
+        (rc = webhook_dispatch_subscribe(c->req->st, app->vault, app->cfg->ca_file,
+                                         c->p->account_id, url, events, &id, secret, &eb)) !=
+            ERR_OK)
         goto fail;
-    randombytes_buf(raw, sizeof raw);
-    memcpy(secret, SECRET_PREFIX, strlen(SECRET_PREFIX));
-    sodium_bin2hex(secret + strlen(SECRET_PREFIX), 65, raw, sizeof raw);
-    sodium_memzero(raw, sizeof raw);
-    if ((rc = store_tx_begin(c->req->st, &eb)) != ERR_OK)
-        goto fail;
-    tx = 1;
-    if ((rc = store_webhook_insert(c->req->st, c->p->account_id, url, events, now, &id, &eb)) !=
-            ERR_OK ||
-        (rc = vault_seal(app->vault, "webhook", id, "secret", secret, &sealed, &eb)) != ERR_OK ||
-        (rc = store_webhook_set_sealed(c->req->st, id, sealed, &eb)) != ERR_OK ||
-        (rc = store_tx_commit(c->req->st, &eb)) != ERR_OK)
-        goto fail;
-    tx = 0;
-    log_info("webhook created id=%" PRId64 " account=%" PRId64 " by=%s", id, c->p->account_id,
-             c->p->name);
     w.id = id;
     w.url = url;
     w.events = events;
-    w.created_at = now;
+    w.created_at = clock_now();
     w.paused_at = TS_NULL;
     out = hook_json(&w);
     json_object_set_new(out, "secret", json_string(secret));
     sodium_memzero(secret, sizeof secret);
-    free(sealed);
     json_decref(j);
     api_reply_json(c->resp, 201, json_pack("{s:o}", "data", out));
     return;
 fail:
-    if (tx)
-        store_tx_rollback(c->req->st);
-    sodium_memzero(secret, sizeof secret);
-    free(sealed);
     json_decref(j);
     api_reply_err(c->resp, rc, &eb);
 }

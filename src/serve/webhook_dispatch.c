@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +25,13 @@
 #define HOOKS_MAX   1024
 #define BACKOFF_DEF 30
 
-static const char *const events[] = {WEBHOOK_EVENTS};
+static const char *const known_events[] = {WEBHOOK_EVENTS};
 
 int
 webhook_event_known(const char *name)
 {
     for (size_t i = 0; name != NULL && i < WEBHOOK_EVENT_COUNT; i++)
-        if (strcmp(name, events[i]) == 0)
+        if (strcmp(name, known_events[i]) == 0)
             return 1;
     return 0;
 }
@@ -270,6 +271,58 @@ webhook_dispatch_reseal_all(struct store *st, const struct vault *from, const st
         free(sealed);
     }
     hooks_clear(&d);
+    return rc;
+}
+
+int
+webhook_dispatch_subscribe(struct store *st, const struct vault *v, const char *ca_file,
+                           int64_t account_id, const char *url, const char *events, int64_t *id,
+                           char secret[WEBHOOK_SECRET_TEXT], struct errbuf *eb)
+{
+    struct webhook_policy pol;
+    char hosts[1024], list[256], *sealed = NULL;
+    const char *seen[WEBHOOK_EVENT_COUNT];
+    unsigned char raw[32];
+    size_t nseen = 0;
+    int rc;
+
+    secret[0] = '\0';
+    webhook_policy_from_env(&pol, hosts, sizeof hosts, ca_file);
+    if ((rc = webhook_url_check(&pol, url, eb)) != ERR_OK)
+        return rc;
+    if (events == NULL || events[0] == '\0' || strlen(events) >= sizeof list)
+        return err_set(eb, ERR_INVAL, "choose at least one event");
+    snprintf(list, sizeof list, "%s", events);
+    for (char *p = list, *comma; p != NULL; p = comma) {
+        comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma++ = '\0';
+        if (!webhook_event_known(p))
+            return err_set(eb, ERR_INVAL,
+                           "unknown event (sync.finished, client.failed, client.recovered, "
+                           "secret.expiring, asset.created, asset.retired, asset.changed)");
+        for (size_t k = 0; k < nseen; k++)
+            if (strcmp(seen[k], p) == 0)
+                return err_set(eb, ERR_INVAL, "event %s is listed twice", p);
+        seen[nseen++] = p;
+    }
+    randombytes_buf(raw, sizeof raw);
+    memcpy(secret, "whsec_", 6);
+    sodium_bin2hex(secret + 6, WEBHOOK_SECRET_TEXT - 6, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
+        goto out;
+    if ((rc = store_webhook_insert(st, account_id, url, events, clock_now(), id, eb)) != ERR_OK ||
+        (rc = vault_seal(v, "webhook", *id, "secret", secret, &sealed, eb)) != ERR_OK ||
+        (rc = store_webhook_set_sealed(st, *id, sealed, eb)) != ERR_OK ||
+        (rc = store_tx_commit(st, eb)) != ERR_OK)
+        store_tx_rollback(st);
+out:
+    free(sealed);
+    if (rc != ERR_OK)
+        sodium_memzero(secret, WEBHOOK_SECRET_TEXT);
+    else
+        log_info("webhook created id=%" PRId64 " account=%" PRId64, *id, account_id);
     return rc;
 }
 

@@ -17,6 +17,8 @@
 #ifndef MEMSYNC_WEBHOOK_DISPATCH_H
 #define MEMSYNC_WEBHOOK_DISPATCH_H
 
+#include <stdint.h>
+
 #include "config.h"
 #include "err.h"
 #include "vault.h"
@@ -38,6 +40,16 @@ struct store;
  * under to instead of from, inside the caller's transaction. */
 int webhook_dispatch_reseal_all(struct store *st, const struct vault *from, const struct vault *to,
                                 struct errbuf *eb);
+
+#define WEBHOOK_SECRET_TEXT 71 /* "whsec_" + 64 hex + NUL */
+
+/* A new subscription of the account (API and UI): url checked against the outbound rules
+ * (webhook.h, settings as webhook_policy_from_env), events a comma-separated list of known,
+ * distinct events; a fresh secret sealed by v in the same transaction. secret gets its text,
+ * to show once. ERR_INVAL with the reason for a refused URL or event list. */
+int webhook_dispatch_subscribe(struct store *st, const struct vault *v, const char *ca_file,
+                               int64_t account_id, const char *url, const char *events, int64_t *id,
+                               char secret[WEBHOOK_SECRET_TEXT], struct errbuf *eb);
 
 /* 1 when name is one of WEBHOOK_EVENTS. */
 int webhook_event_known(const char *name);

@@ -283,6 +283,57 @@ class Subscriptions(unittest.TestCase):
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
         self.assertEqual(js["data"], [])
 
+    def test_admin_page(self):
+        import re
+        import urllib.parse
+        from test_api import csrf_of, login, req, user_add
+        self.srv = self.Serve(self.ms)
+        user_add(self.ms, "hooks@contoso.example", "admin", "hooks-password-1")
+        user_add(self.ms, "view@contoso.example", "viewer", "view-password-1")
+        _, tok, _ = login(self.srv, "hooks@contoso.example", "hooks-password-1")
+        _, vtok, _ = login(self.srv, "view@contoso.example", "view-password-1")
+        csrf = csrf_of(self.srv, tok)
+        form_h = {"Content-Type": "application/x-www-form-urlencoded",
+                  "Cookie": "memsync_session=" + tok}
+
+        def post(path, fields, h=form_h):
+            return req("POST", self.srv.url + path, urllib.parse.urlencode(fields).encode(), h)
+        st, text, _ = req("GET", self.srv.url + "/webhooks",
+                          headers={"Cookie": "memsync_session=" + vtok})
+        self.assertEqual(st, 403, "viewers do not manage webhooks")
+        st, text, _ = post("/webhooks", {"csrf": csrf, "url": "http://hooks.example.com/",
+                                         "ev_asset.created": "1"})
+        self.assertEqual(st, 400)
+        self.assertIn("https", text)
+        st, text, _ = post("/webhooks", {"url": self.rx.url(), "ev_asset.created": "1"})
+        self.assertEqual(st, 403, "no CSRF token, no change")
+        st, text, _ = post("/webhooks", {"csrf": csrf, "url": self.rx.url(),
+                                         "ev_asset.created": "1", "ev_client.failed": "1"})
+        self.assertEqual(st, 200, text[:300])
+        secret = re.search(r'<code class="secret">(whsec_[0-9a-f]{64})</code>', text).group(1)
+        st, text, _ = req("GET", self.srv.url + "/webhooks",
+                          headers={"Cookie": "memsync_session=" + tok})
+        self.assertNotIn(secret, text, "the secret is shown once")
+        self.assertIn("Events: client.failed,asset.created.", text)
+        global SECRET
+        old, SECRET = SECRET, secret
+        try:
+            self.sim.control({"op": "add_devices", "tenant": self.tenants[0], "count": 1})
+            self.ms.run("sync", "--full")
+            self.wait(lambda: len(self.rx.got) >= 1, "a delivery")
+            self.assertTrue(self.rx.got[0]["valid"])
+        finally:
+            SECRET = old
+        time.sleep(1.5)
+        st, text, _ = req("GET", self.srv.url + "/webhooks",
+                          headers={"Cookie": "memsync_session=" + tok})
+        self.assertRegex(text, r"<td>asset.created</td><td>delivered</td><td>1</td><td>200</td>"
+                               r"<td>\d+ ms</td>")
+        hid = re.search(r'id="webhook-(\d+)"', text).group(1)
+        st, text, _ = post("/webhooks/%s/remove" % hid, {"csrf": csrf})
+        self.assertEqual(st, 200)
+        self.assertNotIn('id="webhook-', text)
+
 
 if __name__ == "__main__":
     unittest.main()
