@@ -215,6 +215,37 @@ run_cb(void *arg, const struct webhook_run_row *r)
     return rc;
 }
 
+static int
+any_change(void *arg, const struct change_row *c)
+{
+    (void)c;
+    *(int *)arg = 1;
+    return 0;
+}
+
+static int
+any_run(void *arg, const struct webhook_run_row *r)
+{
+    if (r->status != NULL && strcmp(r->status, "running") != 0)
+        *(int *)arg = 1;
+    return 0;
+}
+
+/* 1 when a change or a finished run follows the position, 0 when none, or a negative ERR_*. */
+static int
+pending(struct webhook_dispatch *d, int64_t seq, int64_t run, struct errbuf *eb)
+{
+    struct change_query q = {0};
+    int any = 0, rc;
+
+    q.after_seq = seq;
+    q.limit = 1;
+    rc = store_changes_each(d->st, &q, any_change, &any, NULL, eb);
+    if (rc == ERR_OK && !any)
+        rc = store_webhook_runs_after(d->st, run, 1, any_run, &any, eb);
+    return rc != ERR_OK ? rc : any;
+}
+
 /* Turns what was committed since the position into deliveries, in one transaction. */
 static int
 queue_step(struct webhook_dispatch *d, struct errbuf *eb)
@@ -225,8 +256,13 @@ queue_step(struct webhook_dispatch *d, struct errbuf *eb)
     int64_t seq = 0, run = 0;
     int rc;
 
+    /* The subscriptions, for this step and the sends after it. */
     hooks_clear(d);
     if ((rc = store_webhooks_each(d->st, 0, hook_cb, d, eb)) != ERR_OK)
+        return rc;
+    /* Nothing new (the common case): no write transaction. */
+    if ((rc = store_webhook_position(d->st, &seq, &run, eb)) != ERR_OK ||
+        (rc = pending(d, seq, run, eb)) <= 0)
         return rc;
     if ((rc = store_tx_begin(d->st, eb)) != ERR_OK)
         return rc;
@@ -241,12 +277,12 @@ queue_step(struct webhook_dispatch *d, struct errbuf *eb)
     if (rc == ERR_OK)
         rc = store_webhook_runs_after(d->st, run, RUNS_BATCH, run_cb, &rw, eb);
     if (rc == ERR_OK && (fw.last != seq || rw.last != run))
-        rc = store_webhook_set_position(d->st, fw.last, rw.last, eb);
+        rc = store_webhook_set_position(d->st, seq, run, fw.last, rw.last, eb);
 out:
     if (rc == ERR_OK)
         return store_tx_commit(d->st, eb);
     store_tx_rollback(d->st);
-    return rc;
+    return rc == ERR_EXISTS ? ERR_OK : rc; /* another serve queued them */
 }
 
 int

@@ -270,13 +270,19 @@ store_webhook_position(struct store *st, int64_t *change_seq, int64_t *run_id, s
 }
 
 int
-store_webhook_set_position(struct store *st, int64_t change_seq, int64_t run_id, struct errbuf *eb)
+store_webhook_set_position(struct store *st, int64_t old_seq, int64_t old_run, int64_t change_seq,
+                           int64_t run_id, struct errbuf *eb)
 {
-    const struct store_cell a[] = {I(change_seq), I(run_id)};
+    const struct store_cell a[] = {I(change_seq), I(run_id), I(old_seq), I(old_run)};
+    int64_t changed = 0;
+    int rc = st->ops->sql_exec(st,
+                               "UPDATE webhook_position SET change_seq = ?1, run_id = ?2 WHERE "
+                               "id = 1 AND change_seq = ?3 AND run_id = ?4",
+                               a, 4, &changed, NULL, eb);
 
-    return st->ops->sql_exec(
-        st, "UPDATE webhook_position SET change_seq = ?1, run_id = ?2 WHERE id = 1", a, 2, NULL,
-        NULL, eb);
+    if (rc == ERR_OK && changed == 0)
+        rc = err_set(eb, ERR_EXISTS, "another process moved the webhook position");
+    return rc;
 }
 
 struct run_walk {

@@ -92,7 +92,9 @@ int store_webhook_runs_after(struct store *st, int64_t after_id, size_t limit,
 /* How far the dispatcher has turned changes and finished runs into deliveries. */
 int store_webhook_position(struct store *st, int64_t *change_seq, int64_t *run_id,
                            struct errbuf *eb);
-int store_webhook_set_position(struct store *st, int64_t change_seq, int64_t run_id,
-                               struct errbuf *eb);
+/* Moves the position from (old_seq, old_run); ERR_EXISTS when it is no longer there (another
+ * serve moved it first: the caller rolls back, so no event is queued twice). */
+int store_webhook_set_position(struct store *st, int64_t old_seq, int64_t old_run,
+                               int64_t change_seq, int64_t run_id, struct errbuf *eb);
 
 #endif
