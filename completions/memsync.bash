@@ -3,7 +3,7 @@ _memsync() {
     local cur prev words cword
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="serve sim integration sync clients assets status insights key user account apikey worker config backup restore"
+    local commands="serve sim integration sync clients assets status insights changes webhook key user account apikey worker config backup restore"
     local global="--db --config --log-level --help --version"
     local i cmd="" sub="" n=0
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -74,6 +74,8 @@ _memsync() {
     clients) opts="--format --help" ;;
     assets) opts="--client --search --include-retired --format --os --type --stale-days --os-support --serial --encrypted --compliance --model --manufacturer --ownership --enrolled-before --enrolled-after --missing --sort --columns --no-headers --limit --help" ;;
     worker) opts="--once --lease-seconds --poll-seconds --concurrency --no-software --help" ;;
+    changes) opts="--since --client --kind --account --help" ;;
+    webhook) opts="--secret-file --event --help" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

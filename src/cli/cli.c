@@ -42,6 +42,7 @@
 #include "worker.h"
 #include "validate.h"
 #include "vault.h"
+#include "webhook_dispatch.h"
 
 #define DEFAULT_ACCOUNT "default"
 
@@ -58,6 +59,8 @@ static const char usage_text[] =
     "  assets       hardware | software                  [--client X] [--format ...]\n"
     "  status       integrations, problems, secrets near expiry\n"
     "  insights     per client: stale devices, unsupported OS, missing serials, encryption\n"
+    "  changes      the change feed since a cursor           [--since CURSOR] [--kind K,...]\n"
+    "  webhook      test URL --secret-file FILE: one signed test delivery\n"
     "  key          rotate: new master key, every secret re-sealed\n"
     "  user         add | list | passwd | remove | reset-totp (web UI accounts)\n"
     "  account      require-totp on|off | sso set|show|off | local-signin on|off (sign-in rules)\n"
@@ -1863,6 +1866,8 @@ reseal_all(struct store *st, int64_t account, const struct vault *from, const st
         rc = mfa_reseal_all(st, from, to, eb); /* the users' TOTP secrets */
     if (rc == ERR_OK)
         rc = ui_sso_reseal_all(st, from, to, eb); /* the sign-in apps' client secrets */
+    if (rc == ERR_OK)
+        rc = webhook_dispatch_reseal_all(st, from, to, eb); /* the webhooks' secrets */
     if (rc == ERR_OK && (rc = store_tx_commit(st, eb)) == ERR_OK)
         in_tx = 0;
 out:
@@ -2080,6 +2085,8 @@ static const struct command commands[] = {
     {"apikey", cli_cmd_apikey},
     {"worker", cmd_worker},
     {"backup", cmd_backup_restore},
+    {"changes", cli_cmd_changes},
+    {"webhook", cli_cmd_webhook},
     {"restore", cmd_backup_restore},
     {NULL, NULL},
 };

@@ -32,4 +32,12 @@ int cli_cmd_account(struct ctx *cx, int argc, char **argv);
  * reached through cli_cmd_account. */
 int cli_cmd_account_sso(struct ctx *cx, int argc, char **argv);
 
+/* `memsync changes [--since CURSOR] [--client ID] [--kind K,...] [--account NAME]`: the change
+ * feed after CURSOR as JSON lines; the cursor to resume from on stderr. */
+int cli_cmd_changes(struct ctx *cx, int argc, char **argv);
+
+/* `memsync webhook test URL --secret-file FILE [--event NAME]`: one signed test delivery
+ * (webhook.h); exit 0 on a 2xx answer, 1 on another answer or a failure, 2 when refused. */
+int cli_cmd_webhook(struct ctx *cx, int argc, char **argv);
+
 #endif

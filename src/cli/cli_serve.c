@@ -26,6 +26,7 @@
 #include "router.h"
 #include "rowcache.h"
 #include "scheduler.h"
+#include "webhook_dispatch.h"
 #include "store.h"
 #include "vault.h"
 
@@ -101,6 +102,7 @@ cli_cmd_serve(struct ctx *cx, int argc, char **argv)
     struct store *st = NULL;
     struct vault *v = NULL;
     struct scheduler *sched = NULL;
+    struct webhook_dispatch *hooks = NULL;
     struct httpd *h = NULL;
     struct api_app app;
     struct httpd_opts ho = {0};
@@ -179,6 +181,9 @@ cli_cmd_serve(struct ctx *cx, int argc, char **argv)
     if (scheduler_start(&sched, cfg, v, schedule, &eb) != ERR_OK)
         goto fail;
     app.sched = sched;
+    /* Deliveries run beside the syncs, never in them. */
+    if (webhook_dispatch_start(&hooks, cfg, v, &eb) != ERR_OK)
+        goto fail;
     ho.listen = listen;
     ho.db_url = cfg->db;
     if (router_create(&router, &app, &eb) != ERR_OK)
@@ -218,6 +223,7 @@ out:
     rowcache_free(app.rows);
     ratelimit_free(app.limits);
     api_software_forget(); /* the products kept per account (api_software.h) */
+    webhook_dispatch_stop(hooks);
     scheduler_stop(sched);
     vault_close(v);
     store_close(st);

@@ -123,6 +123,17 @@ static const struct config_env_item config_env_items[] = {
     {"MEMSYNC_NOW", CT_TIME, 1, "a fixed clock: RFC 3339 or Unix seconds", 0, 0},
     {"MEMSYNC_VALIDATE_SAMPLE", CT_INT, 1,
      "customer tenants serve tries when it validates an integration (1-100)", 1, 100},
+    {"MEMSYNC_WEBHOOK_ALLOW_PRIVATE", CT_BOOL, 0,
+     "any value: webhooks may reach private, unique-local, carrier-grade NAT and link-local "
+     "addresses",
+     0, 0},
+    {"MEMSYNC_WEBHOOK_HTTP_HOSTS", CT_STRING, 0,
+     "comma-separated host names webhooks may reach over plain http (default: https only)", 0, 0},
+    {"MEMSYNC_WEBHOOK_ALLOW_LOOPBACK", CT_BOOL, 1, "any value: webhooks may reach loopback", 0, 0},
+    {"MEMSYNC_WEBHOOK_BACKOFF_S", CT_INT, 1, "seconds before a webhook's first retry (1-3600)", 1,
+     3600},
+    {"MEMSYNC_WEBHOOK_RETRY_FOR_S", CT_INT, 1,
+     "seconds a webhook delivery is retried before its subscription pauses (1-86400)", 1, 86400},
 };
 
 #define CONFIG_ENV_NITEMS (sizeof config_env_items / sizeof config_env_items[0])

@@ -2458,3 +2458,22 @@ api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         break;
     }
 }
+
+void
+api_reply_json(struct httpd_response *resp, int status, json_t *j)
+{
+    reply_json(resp, status, j);
+}
+
+void
+api_reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
+                const char *detail)
+{
+    reply_error(resp, status, code, title, detail);
+}
+
+void
+api_reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
+{
+    reply_err(resp, code, eb);
+}

@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include "api.h"
+#include "api_changes.h"
+#include "api_webhooks.h"
 #include "app.h"
 #include "clock.h"
 #include "mem.h"
@@ -140,6 +142,12 @@ router_create(struct router **out, void *app, struct errbuf *eb)
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     t = ui_routes(&n);
+    if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
+        goto fail;
+    t = api_changes_routes(&n);
+    if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
+        goto fail;
+    t = api_webhooks_routes(&n);
     if ((rc = router_add(*out, t, n, eb)) != ERR_OK)
         goto fail;
     return ERR_OK;

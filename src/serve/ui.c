@@ -36,6 +36,7 @@
 #include "ui_sso.h"
 #include "ui_software.h"
 #include "ui_totp.h"
+#include "ui_webhooks.h"
 #include "utf8.h"
 #include "validate.h"
 
@@ -281,9 +282,12 @@ page_begin(struct page *pg, const char *title, const char *active)
                        active != NULL && strcmp(active, nav[i][0]) == 0 ? " class=\"on\"" : "",
                        nav[i][1]);
         if (pg->p.role == AUTH_ADMIN)
-            buf_printf(b, "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>",
+            buf_printf(b,
+                       "<a href=\"/users\"%s>Users</a><a href=\"/api-keys\"%s>API keys</a>"
+                       "<a href=\"/webhooks\"%s>Webhooks</a>",
                        active != NULL && strcmp(active, "/users") == 0 ? " class=\"on\"" : "",
-                       active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "");
+                       active != NULL && strcmp(active, "/api-keys") == 0 ? " class=\"on\"" : "",
+                       active != NULL && strcmp(active, "/webhooks") == 0 ? " class=\"on\"" : "");
         if (pg->p.role == AUTH_ADMIN)
             buf_printf(b, "<a href=\"/settings/sso\"%s>Sign-in</a>",
                        active != NULL && strcmp(active, "/settings/sso") == 0 ? " class=\"on\""
@@ -2967,6 +2971,13 @@ TOTP_ROUTE(totp_confirm_submit, ui_totp_confirm_post(env, c->req, c->resp, c->p)
 TOTP_ROUTE(totp_disable_submit, ui_totp_disable_post(env, c->req, c->resp, c->p))
 TOTP_ROUTE(totp_require_submit, ui_totp_require_post(env, c->req, c->resp, c->p))
 TOTP_ROUTE(totp_reset_submit, ui_totp_reset_post(env, c->req, c->resp, c->p, c->id[0]))
+/* The webhook page (ui_webhooks.h) borrows the same frame. */
+TOTP_ROUTE(webhooks_page, ui_webhooks_get(env, c->req, c->resp, c->p,
+                                          ((const struct api_app *)c->app)->cfg->ca_file))
+TOTP_ROUTE(webhooks_submit, ui_webhooks_post(env, c->req, c->resp, c->p,
+                                             ((const struct api_app *)c->app)->cfg->ca_file))
+TOTP_ROUTE(webhook_remove_submit, ui_webhooks_remove_post(env, c->req, c->resp, c->p, c->id[0]))
+TOTP_ROUTE(webhook_resume_submit, ui_webhooks_resume_post(env, c->req, c->resp, c->p, c->id[0]))
 
 /* The client page's routes (ui_client.h). */
 static void
@@ -3039,6 +3050,10 @@ static const struct route routes[] = {
     {"GET", "/integrations", integrations_get, AUTH_READ, 0, ROUTE_UI, NULL},
     {"GET", "/api-keys", apikeys_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
     {"GET", "/users", users_get, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"GET", "/webhooks", webhooks_page, AUTH_ADMIN, 0, ROUTE_UI, MANAGE_ONLY},
+    {"POST", "/webhooks", webhooks_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/webhooks/{id}/remove", webhook_remove_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
+    {"POST", "/webhooks/{id}/resume", webhook_resume_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/integrations", integration_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/api-keys", apikey_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},
     {"POST", "/users", user_submit, AUTH_ADMIN, 1, ROUTE_UI, CHANGE_ONLY},

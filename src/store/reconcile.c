@@ -144,23 +144,66 @@ delta_title(struct store *st, int64_t title, int64_t d)
         delta_add(&st->rec, title, d);
 }
 
+/* ---- change feed ----------------------------------------------------------------------- */
+
+static int
+feed(struct store *st, const char *kind, int64_t asset_id, int64_t title_id, const char *field,
+     const char *oldv, const char *newv, struct errbuf *eb)
+{
+    if (st->ops->rec->event_insert == NULL)
+        return ERR_OK;
+    return st->ops->rec->event_insert(st, kind, asset_id, title_id, field, oldv, newv, eb);
+}
+
+static int
+asset_updated(struct store *st, int64_t asset_id, struct errbuf *eb)
+{
+    if (st->ops->rec->asset_updated == NULL)
+        return ERR_OK;
+    return st->ops->rec->asset_updated(st, asset_id, eb);
+}
+
 /* ---- devices --------------------------------------------------------------------------- */
 
 struct change_ctx {
     struct store *st;
     int64_t asset_id;
     struct errbuf *eb;
+    int fed; /* changes of fields the feed reports */
 };
 
 static int
 record_change(void *arg, const char *field, const char *oldv, const char *newv)
 {
     struct change_ctx *cx = arg;
+    int rc;
 
-    /* The asset row keeps the new value (device_update); no history row for it. */
+    /* The asset row keeps the new value (device_update): no history row, no feed row, and
+     * updated_at does not move. */
     if (store_device_field_volatile(field))
         return 0;
-    return cx->st->ops->rec->change_insert(cx->st, cx->asset_id, field, oldv, newv, cx->eb);
+    rc = cx->st->ops->rec->change_insert(cx->st, cx->asset_id, field, oldv, newv, cx->eb);
+    if (rc == ERR_OK) {
+        cx->fed++;
+        rc = feed(cx->st, "asset.changed", cx->asset_id, 0, field, oldv, newv, cx->eb);
+    }
+    return rc;
+}
+
+/* A device was inserted: its id (looked up when the backend could not tell it) and its feed
+ * row. */
+static int
+created(struct store *st, const struct device *d, int64_t *id, struct errbuf *eb)
+{
+    int active = 1, rc = ERR_OK;
+
+    if (st->ops->rec->event_insert == NULL)
+        return ERR_OK;
+    if (*id == 0)
+        rc = st->ops->rec->asset_find(st, d->intune_id, id, &active, eb);
+    if (rc == ERR_OK)
+        rc = feed(st, "asset.created", *id, 0, NULL, NULL, NULL, eb);
+    return rc;
 }
 
 static int
@@ -183,6 +226,7 @@ device_step(struct store *st, const struct device *d, struct errbuf *eb)
         if (rc == ERR_OK) {
             r->counts.created++;
             found = -1; /* new: see asset_new */
+            rc = created(st, d, &id, eb);
             goto out;
         }
         if (rc != ERR_EXISTS)
@@ -195,8 +239,10 @@ device_step(struct store *st, const struct device *d, struct errbuf *eb)
         goto out;
     if (!found) {
         rc = ops->device_insert(st, d, key, &id, eb);
-        if (rc == ERR_OK)
+        if (rc == ERR_OK) {
             r->counts.created++;
+            rc = created(st, d, &id, eb);
+        }
         found = -1;
         goto out;
     }
@@ -212,17 +258,21 @@ device_step(struct store *st, const struct device *d, struct errbuf *eb)
     if (rc != ERR_OK)
         goto out;
     {
-        struct change_ctx cx = {st, id, eb};
+        struct change_ctx cx = {st, id, eb, 0};
         int n = store_device_diff(&old, d, record_change, &cx);
         if (n < 0) {
             rc = n;
             goto out;
         }
+        if (cx.fed > 0 || retired != TS_NULL)
+            rc = asset_updated(st, id, eb);
     }
     r->counts.updated++;
-    if (retired != TS_NULL) {
+    if (rc == ERR_OK && retired != TS_NULL) {
         r->counts.revived++;
         rc = delta_asset(st, id, 1, eb);
+        if (rc == ERR_OK)
+            rc = feed(st, "asset.revived", id, 0, NULL, NULL, NULL, eb);
     }
 out:
     if (rc == ERR_OK) {
@@ -366,6 +416,8 @@ installs_step(struct store *st, const char *intune_device_id, const struct app_r
             have.v[k].seen = 1;
             if (rc == ERR_OK && active)
                 delta_title(st, title, 1);
+            if (rc == ERR_OK)
+                rc = feed(st, "install.added", asset_id, title, NULL, NULL, NULL, eb);
         } else {
             /* Inserted below, several rows per statement where the backend can. */
             inst_add(&have, title, 0, 1);
@@ -388,6 +440,8 @@ installs_step(struct store *st, const char *intune_device_id, const struct app_r
             r->counts.installs_added += (int)nnew;
         for (size_t k = 0; rc == ERR_OK && active && k < nnew; k++)
             delta_title(st, fresh[k], 1);
+        for (size_t k = 0; rc == ERR_OK && k < nnew; k++)
+            rc = feed(st, "install.added", asset_id, fresh[k], NULL, NULL, NULL, eb);
     }
     for (size_t k = 0; rc == ERR_OK && k < have.n; k++) {
         if (have.v[k].seen || have.v[k].removed)
@@ -397,6 +451,8 @@ installs_step(struct store *st, const char *intune_device_id, const struct app_r
             r->counts.installs_removed++;
         if (rc == ERR_OK && active)
             delta_title(st, have.v[k].title, -1);
+        if (rc == ERR_OK)
+            rc = feed(st, "install.removed", asset_id, have.v[k].title, NULL, NULL, NULL, eb);
     }
     free(have.v);
     free(fresh);
@@ -452,12 +508,16 @@ reconcile_commit(struct store *st, int listing_complete, int installs_complete,
         /* Their installs stop counting for their titles. */
         for (size_t k = 0; rc == ERR_OK && k < ngone; k++)
             rc = delta_asset(st, gone[k], -1, eb);
+        for (size_t k = 0; rc == ERR_OK && k < ngone; k++)
+            rc = feed(st, "asset.retired", gone[k], 0, NULL, NULL, NULL, eb);
         free(gone);
     }
     /* Installs were replaced device by device in reconcile_installs. */
     (void)installs_complete;
     if (rc == ERR_OK)
         rc = ops->titles_count(st, eb);
+    if (rc == ERR_OK && ops->client_status != NULL)
+        rc = ops->client_status(st, eb);
     if (rc == ERR_OK)
         rc = ops->client_ok(st, eb);
     if (rc == ERR_OK)

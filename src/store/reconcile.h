@@ -64,6 +64,15 @@ struct reconcile_ops {
     int (*change_insert)(struct store *st, int64_t asset_id, const char *field, const char *oldv,
                          const char *newv, struct errbuf *eb);
 
+    /* The change feed (schema 15; optional, NULL: none). event_insert adds one change_event
+     * row of the tenant's client at rec.now (asset_id, title_id 0 and strings NULL when the
+     * kind has none); asset_updated sets the asset's updated_at to rec.now; client_status adds
+     * a client.status row when the client's stored status is not "ok" (before client_ok). */
+    int (*event_insert)(struct store *st, const char *kind, int64_t asset_id, int64_t title_id,
+                        const char *field, const char *oldv, const char *newv, struct errbuf *eb);
+    int (*asset_updated)(struct store *st, int64_t asset_id, struct errbuf *eb);
+    int (*client_status)(struct store *st, struct errbuf *eb);
+
     /* ERR_NOTFOUND when the tenant has no such device; *active: it is not retired. */
     int (*asset_find)(struct store *st, const char *intune_id, int64_t *id, int *active,
                       struct errbuf *eb);
@@ -80,8 +89,8 @@ struct reconcile_ops {
     int (*install_remove)(struct store *st, int64_t asset_id, int64_t title, struct errbuf *eb);
 
     /* The commit's steps, in this order. missing_mark sets *n to the devices marked; retire
-     * sets *n to the devices retired and, when the backend counts titles incrementally, fills
-     * *gone (malloc'd, the core frees it) with their ids. */
+     * sets *n to the devices retired (their updated_at too) and fills *gone (malloc'd, the core
+     * frees it) with their ids. */
     int (*missing_clear)(struct store *st, struct errbuf *eb);
     int (*missing_mark)(struct store *st, int64_t *n, struct errbuf *eb);
     int (*retire)(struct store *st, int64_t *n, int64_t **gone, size_t *ngone, struct errbuf *eb);

@@ -668,6 +668,59 @@ store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset_id,
     return st->ops->asset_changes_each(st, account_id, asset_id, cb, arg, eb);
 }
 
+static const char *const change_kinds[] = {STORE_CHANGE_KINDS};
+
+int
+store_change_kind_known(const char *kind)
+{
+    for (size_t i = 0; kind != NULL && i < sizeof change_kinds / sizeof change_kinds[0]; i++)
+        if (strcmp(kind, change_kinds[i]) == 0)
+            return 1;
+    return 0;
+}
+
+void
+store_changes_sql(struct buf *sql, char p, const struct change_query *q)
+{
+    int n = 4;
+
+    buf_printf(sql,
+               "SELECT e.seq, e.at, e.kind, e.client_id, COALESCE(c.name_override, c.name), "
+               "c.tenant_id, e.asset_id, h.intune_device_id, h.name, h.serial_number, e.title_id, "
+               "t.name, t.version, t.publisher, e.field, e.old_value, e.new_value, e.account_id "
+               "FROM change_event e LEFT JOIN client c ON c.id = e.client_id "
+               "LEFT JOIN hardware_asset h ON h.id = e.asset_id "
+               "LEFT JOIN software_title t ON t.id = e.title_id "
+               "WHERE %s%c1 AND e.seq > %c2",
+               q->account_id != 0 ? "e.account_id = " : "0 = ", p, p);
+    /* Always bound (0 without a client): PostgreSQL types every parameter up to the last. */
+    if (q->client_id != 0)
+        buf_printf(sql, " AND e.client_id = %c%d", p, n++);
+    else
+        buf_printf(sql, " AND %c%d = 0", p, n++);
+    for (size_t i = 0; i < q->nkinds; i++)
+        buf_printf(sql, "%s%c%d", i == 0 ? " AND e.kind IN (" : ", ", p, n++);
+    if (q->nkinds > 0)
+        buf_addstr(sql, ")");
+    buf_printf(sql, " ORDER BY e.seq LIMIT %c3", p);
+}
+
+int
+store_changes_each(struct store *st, const struct change_query *q,
+                   int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                   struct errbuf *eb)
+{
+    if (q->limit < 1 || q->limit > STORE_CHANGES_MAX || q->after_seq < 0 || q->account_id < 0 ||
+        q->nkinds > STORE_CHANGE_KIND_COUNT)
+        return err_set(eb, ERR_INVAL, "change query out of range");
+    for (size_t i = 0; i < q->nkinds; i++)
+        if (!store_change_kind_known(q->kinds[i]))
+            return err_set(eb, ERR_INVAL, "unknown change kind");
+    if (st->ops->changes_each == NULL)
+        return err_set(eb, ERR_INVAL, "this database has no change feed");
+    return st->ops->changes_each(st, q, cb, arg, head, eb);
+}
+
 void
 sync_job_clear(struct sync_job *j)
 {
@@ -1213,6 +1266,7 @@ static const struct store_list_field hardware_fields[] = {
     LF("last_synced_at", "h.last_synced_at", SC_TS),
     LF("retired_at", "h.retired_at", SC_TS),
     LF("missing_since", "h.missing_since", SC_TS),
+    LF("updated_at", "h.updated_at", SC_TS),
     {NULL, NULL, SC_NULL},
 };
 
@@ -2019,6 +2073,7 @@ static const char *const meta_cols[] = {
     "last_seen_gen",
     "missing_since",
     "missing_syncs",
+    "updated_at",
 };
 
 static const char *
@@ -2067,10 +2122,10 @@ store_device_sql_build(struct store_device_sql *d, char p, const char *find_suff
                         buf_cstr(&cols), p, p, p, find_suffix);
     d->ins = xasprintf("INSERT INTO hardware_asset (account_id, client_id, integration_id, "
                        "tenant_id, intune_device_id, %s, serial_key, first_synced_at, "
-                       "last_synced_at, retired_at, last_seen_gen) VALUES (%c1, %c2, %c3, %c4, "
-                       "%c5%s, %c%zu, %c%zu, %c%zu, NULL, %c%zu)",
+                       "last_synced_at, updated_at, retired_at, last_seen_gen) VALUES (%c1, %c2, "
+                       "%c3, %c4, %c5%s, %c%zu, %c%zu, %c%zu, %c%zu, NULL, %c%zu)",
                        buf_cstr(&cols), p, p, p, p, p, buf_cstr(&ph), p, 6 + n, p, 7 + n, p, 7 + n,
-                       p, 8 + n);
+                       p, 7 + n, p, 8 + n);
     d->upd = xasprintf("UPDATE hardware_asset SET %s, serial_key = %c%zu, last_synced_at = %c%zu, "
                        "last_seen_gen = %c%zu, retired_at = NULL, client_id = %c%zu WHERE id = "
                        "%c%zu",

@@ -271,6 +271,7 @@ struct asset {
     int64_t last_synced_at;
     int64_t retired_at;    /* TS_NULL while active */
     int64_t missing_since; /* first complete listing that lacked it (TS_NULL: listed) */
+    int64_t updated_at;    /* last change of a field the change feed reports (schema 15) */
     int serial_duplicate;  /* same real serial seen in another tenant */
     /* The row's values of the query's sorts (SC_NULL, SC_INT or SC_TEXT; strings borrowed for
      * the callback), for keyset cursors. */
@@ -396,6 +397,58 @@ struct asset_change_row {
 int store_asset_changes_each(struct store *st, int64_t account_id, int64_t asset_id,
                              int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
                              struct errbuf *eb);
+
+/* ---- change feed (schema 15, docs/STORE.md "Change feed") ---------------------------------- */
+
+/* The kinds of change_event rows, as the API names them. */
+#define STORE_CHANGE_KINDS                                                                         \
+    "asset.created", "asset.changed", "asset.retired", "asset.revived", "install.added",           \
+        "install.removed", "client.status"
+#define STORE_CHANGE_KIND_COUNT 7
+#define STORE_CHANGES_MAX       1000 /* rows per store_changes_each call */
+
+/* 1 when kind is one of STORE_CHANGE_KINDS. */
+int store_change_kind_known(const char *kind);
+
+struct change_query {
+    int64_t account_id;                         /* 0: every account (the webhook dispatcher) */
+    int64_t after_seq;                          /* rows with seq > after_seq; 0: from the first */
+    int64_t client_id;                          /* 0: every client */
+    const char *kinds[STORE_CHANGE_KIND_COUNT]; /* known kinds only; nkinds 0: every kind */
+    size_t nkinds;
+    size_t limit; /* 1..STORE_CHANGES_MAX */
+};
+
+/* One committed change. Strings are borrowed for the callback; absent values are NULL (ids 0). */
+struct change_row {
+    int64_t seq; /* commit order: a row committed later has a higher seq */
+    int64_t at;
+    const char *kind;
+    int64_t account_id;
+    int64_t client_id;
+    const char *client_name;
+    const char *tenant_id;
+    int64_t asset_id;
+    const char *intune_device_id; /* asset rows: the asset's current identity */
+    const char *asset_name;
+    const char *serial_number;
+    int64_t title_id; /* install rows */
+    const char *title_name;
+    const char *title_version;
+    const char *title_publisher;
+    const char *field; /* asset.changed: a device_fields name; client.status: "status" */
+    const char *old_value;
+    const char *new_value;
+};
+
+/* The account's committed changes after q->after_seq in seq order, at most q->limit; cb's
+ * non-zero return stops the walk and is returned. A row another writer commits later always
+ * gets a higher seq (SQLite: one writer; PostgreSQL: numbered at commit under a row lock), so a
+ * reader that resumes after the last seq it saw misses nothing. *head (optional) gets the
+ * highest committed seq of the database, for a cursor that starts "now". */
+int store_changes_each(struct store *st, const struct change_query *q,
+                       int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                       struct errbuf *eb);
 
 /* ---- sync runs ----------------------------------------------------------------------------- */
 

@@ -12,6 +12,7 @@
 #ifndef MEMSYNC_STORE_INT_H
 #define MEMSYNC_STORE_INT_H
 
+#include "buf.h"
 #include "store.h"
 
 /* ---- shared helpers (any backend) ------------------------------------------------------- */
@@ -34,6 +35,12 @@ char *store_device_field_text(const struct device *d, const struct device_field 
 char *store_trigram_query(const char *text);
 /* Upper-case trimmed serial used for duplicate detection; malloc'd, NULL when no serial. */
 char *store_serial_key(const char *serial);
+
+/* The change feed's query (store_changes_each) with placeholders p1.. ('?' or '$'): 1 account,
+ * 2 after_seq, 3 limit, 4 client (when q->client_id), then one per kind. Columns, in order:
+ * seq, at, kind, client id, client name, tenant id, asset id, intune id, asset name, serial,
+ * title id, title name, version, publisher, field, old, new, account id. */
+void store_changes_sql(struct buf *sql, char p, const struct change_query *q);
 
 /* ---- backend interface (store.c and the backends) -------------------------------------- */
 
@@ -111,6 +118,18 @@ struct store_ops {
     int (*asset_changes_each)(struct store *st, int64_t account_id, int64_t asset_id,
                               int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
                               struct errbuf *eb);
+    int (*changes_each)(struct store *st, const struct change_query *q,
+                        int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                        struct errbuf *eb);
+    /* Generic statements for the small tables of store_webhooks.c: sql with ?1..?n, args the
+     * values (SC_NULL, SC_INT, SC_TEXT). exec: one write in its own transaction unless one is
+     * open; *changed (optional) rows changed, *id (optional) the new row's id when sql ends in
+     * "RETURNING id". query: cb per row with its cells (borrowed for the call). */
+    int (*sql_exec)(struct store *st, const char *sql, const struct store_cell *args, size_t n,
+                    int64_t *changed, int64_t *id, struct errbuf *eb);
+    int (*sql_query)(struct store *st, const char *sql, const struct store_cell *args, size_t n,
+                     int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+                     struct errbuf *eb);
     int (*run_start)(struct store *st, int64_t integration_id, const char *kind, int64_t now,
                      int64_t *run_id, struct errbuf *eb);
     int (*run_tenant)(struct store *st, int64_t run_id, const struct tenant_result *r,

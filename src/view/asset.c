@@ -193,6 +193,7 @@ asset_to_json(const struct asset *a)
     SETK(o, "last_synced_at", jts(a->last_synced_at));
     SETK(o, "retired_at", jts(a->retired_at));
     SETK(o, "missing_since", jts(a->missing_since));
+    SETK(o, "updated_at", jts(a->updated_at));
     SETK(o, "serial_duplicate", json_boolean(a->serial_duplicate != 0));
     return o;
 }
@@ -218,7 +219,7 @@ struct eos_memo {
 static _Thread_local struct eos_memo eos_memo[EOS_MEMO];
 
 /* Timestamps written through a slot each: the date text of the slot's last day. */
-#define TS_SLOTS 6
+#define TS_SLOTS 7
 
 struct asset_writer {
     struct buf *out;  /* NULL: the writer owns the bytes (asset_writer_take) */
@@ -888,6 +889,8 @@ asset_writer_asset_body(struct asset_writer *w, const struct asset *a)
     aw_ts(w, 4, a->retired_at);
     PUTK(w, ",\"missing_since\":");
     aw_ts(w, 5, a->missing_since);
+    PUTK(w, ",\"updated_at\":");
+    aw_ts(w, 6, a->updated_at);
 }
 
 static void

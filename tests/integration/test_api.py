@@ -1117,6 +1117,11 @@ def main():
             "/api/v1/assets/software/{id}/devices": sw[0]["id"]}
     prod = get_json(srv, "/api/v1/assets/products?page_size=1", admin_key)["data"][0]["id"]
     real["/api/v1/assets/products/{id}"] = real["/api/v1/assets/products/{id}/devices"] = prod
+    # A webhook for its delivery log (a loopback target: refused at connect, nothing sent).
+    st, js, text, _ = api(srv, "POST", "/api/v1/webhooks", admin_key,
+                          {"url": "https://127.0.0.1:9/memsync", "events": ["asset.created"]})
+    check(st == 201, "an admin subscribes a webhook (%s %s)" % (st, text[:200]))
+    real["/api/v1/webhooks/{id}/deliveries"] = js["data"]["id"] if st == 201 else 1
     bodies = []
     for p, ops in paths.items():
         if "get" not in ops:

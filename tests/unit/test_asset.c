@@ -58,6 +58,7 @@ fill(struct asset *a)
     a->last_synced_at = INT64_C(1767229200);
     a->retired_at = TS_NULL;
     a->missing_since = INT64_C(1767139200);
+    a->updated_at = INT64_C(1767229200);
     a->serial_duplicate = 1;
 }
 
@@ -94,6 +95,7 @@ test_asset_fields(void **state)
         "last_synced_at",
         "retired_at",
         "missing_since",
+        "updated_at",
         "serial_duplicate",
     };
     static const char *const client[] = {"id", "name", "tenant_id"};
@@ -163,7 +165,7 @@ test_asset_unknown_os_and_empty(void **state)
     a.dev.intune_id = xstrdup("x");
     a.dev.os_name = xstrdup("PlanOS");
     a.dev.os_version = xstrdup("9");
-    a.first_synced_at = a.last_synced_at = a.retired_at = a.missing_since = TS_NULL;
+    a.first_synced_at = a.last_synced_at = a.retired_at = a.missing_since = a.updated_at = TS_NULL;
     j = asset_to_json(&a);
     assert_non_null(j);
     assert_true(json_is_null(output_lookup(j, "operating_system.end_of_support")));

@@ -211,6 +211,8 @@ ref_asset(yajl_gen g, const struct asset *a)
     ref_ts(g, a->retired_at);
     ref_key(g, "missing_since");
     ref_ts(g, a->missing_since);
+    ref_key(g, "updated_at");
+    ref_ts(g, a->updated_at);
     ref_key(g, "serial_duplicate");
     assert_int_equal(yajl_gen_bool(g, a->serial_duplicate != 0), yajl_gen_status_ok);
     ref_close(g);
@@ -385,6 +387,7 @@ full(struct asset *a)
     a->last_synced_at = INT64_C(1767229200);
     a->retired_at = INT64_C(1767232800);
     a->missing_since = INT64_C(1767139200);
+    a->updated_at = INT64_C(1767229100);
     a->serial_duplicate = 1;
 }
 
@@ -424,6 +427,7 @@ test_nulls(void **state)
     a.last_synced_at = TS_NULL;
     a.retired_at = TS_NULL;
     a.missing_since = TS_NULL;
+    a.updated_at = TS_NULL;
     same(&a);
     text = writer_json(&a, 1, 0);
     j = json_loads(text, 0, NULL);

@@ -415,6 +415,122 @@ free_devs(struct device *d, size_t n)
         device_clear(&d[i]);
 }
 
+/* ---- change feed ---------------------------------------------------------------------- */
+
+struct feed {
+    int n;
+    int64_t seq[64];
+    char kind[64][24];
+    char tenant[64][40];
+};
+
+static int
+feed_cb(void *arg, const struct change_row *c)
+{
+    struct feed *f = arg;
+
+    if (f->n < 64) {
+        f->seq[f->n] = c->seq;
+        snprintf(f->kind[f->n], sizeof f->kind[0], "%s", c->kind);
+        snprintf(f->tenant[f->n], sizeof f->tenant[0], "%s", c->tenant_id ? c->tenant_id : "");
+        f->n++;
+    }
+    return 0;
+}
+
+static struct feed
+feed_after(struct store *st, int64_t account, int64_t after)
+{
+    struct change_query q = {0};
+    struct errbuf eb = {0};
+    struct feed f;
+
+    memset(&f, 0, sizeof f);
+    q.account_id = account;
+    q.after_seq = after;
+    q.limit = 64;
+    assert_int_equal(store_changes_each(st, &q, feed_cb, &f, NULL, &eb), ERR_OK);
+    for (int i = 1; i < f.n; i++)
+        assert_true(f.seq[i] > f.seq[i - 1]);
+    return f;
+}
+
+/* Created, changed (a quiet field is not fed), retired, and the client's first status; a rolled
+ * back tenant leaves no row. */
+static void
+test_change_feed(void **state)
+{
+    struct fx *fx = *state;
+    struct device d[2];
+    struct errbuf eb = {0};
+    struct feed f;
+
+    mkdev(&d[0], "feed-1", "FEED-1", "SER-F1");
+    mkdev(&d[1], "feed-2", "FEED-2", "SER-F2");
+    sync_tenant(fx, &ci_a, d, 2, 1, T0);
+    f = feed_after(fx->st, fx->account, 0);
+    assert_int_equal(f.n, 3);
+    assert_string_equal(f.kind[0], "asset.created");
+    assert_string_equal(f.kind[1], "asset.created");
+    assert_string_equal(f.kind[2], "client.status");
+    d[0].last_check_in_at = T0 + 50; /* quiet */
+    free(d[1].os_version);
+    d[1].os_version = xstrdup("10.0.22631.1");
+    sync_tenant(fx, &ci_a, d, 2, 1, T0 + 60);
+    f = feed_after(fx->st, fx->account, f.seq[2]);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.kind[0], "asset.changed");
+    sync_tenant(fx, &ci_a, d, 1, 1, T0 + 120);
+    f = feed_after(fx->st, fx->account, f.seq[0]);
+    assert_int_equal(f.n, 1);
+    assert_string_equal(f.kind[0], "asset.retired");
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_b, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &d[1], &eb), ERR_OK);
+    store_reconcile_rollback(fx->st);
+    assert_int_equal(feed_after(fx->st, fx->account, f.seq[0]).n, 0);
+    assert_int_equal(feed_after(fx->st, fx->account + 999, 0).n, 0);
+    free_devs(d, 2);
+}
+
+/* PostgreSQL: a tenant that began first but commits last gets the higher numbers, and nothing
+ * of it is visible (or numbered) before its commit: a reader resuming after what it saw misses
+ * nothing. */
+static void
+test_change_feed_commit_order_pg(void **state)
+{
+    struct fx *fx = *state;
+    struct store *st2 = NULL;
+    struct device da, db;
+    struct errbuf eb = {0};
+    struct reconcile_counts c;
+    struct feed f;
+    int64_t seen;
+
+    mkdev(&da, "order-a", "ORDER-A", "SER-OA");
+    mkdev(&db, "order-b", "ORDER-B", "SER-OB");
+    assert_int_equal(store_open(&st2, fx->pg_url, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_begin(fx->st, fx->account, fx->integ, &ci_a, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(fx->st, &da, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_begin(st2, fx->account, fx->integ, &ci_b, T0, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_device(st2, &db, &eb), ERR_OK);
+    assert_int_equal(store_reconcile_commit(st2, 1, 1, &c, &eb), ERR_OK);
+    f = feed_after(st2, fx->account, 0);
+    assert_int_equal(f.n, 2); /* B's created and status rows only */
+    for (int i = 0; i < f.n; i++)
+        assert_string_equal(f.tenant[i], ci_b.tenant_id);
+    seen = f.seq[f.n - 1];
+    assert_int_equal(store_reconcile_commit(fx->st, 1, 1, &c, &eb), ERR_OK);
+    f = feed_after(st2, fx->account, seen);
+    assert_int_equal(f.n, 2);
+    for (int i = 0; i < f.n; i++) {
+        assert_string_equal(f.tenant[i], ci_a.tenant_id);
+        assert_true(f.seq[i] > seen);
+    }
+    store_close(st2);
+    free_devs(&da, 1);
+    free_devs(&db, 1);
+}
+
 /* ---- open, migrations, refusals -------------------------------------------------------- */
 
 static void
@@ -923,6 +1039,9 @@ test_integration_cloud_and_expiry_source(void **state)
                  "ALTER TABLE app_user DROP COLUMN sso_oid;"
                  "ALTER TABLE account DROP COLUMN local_signin;"
                  "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                 "DROP TABLE change_event;" /* schema 15 */
+                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 8; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -948,6 +1067,11 @@ test_integration_cloud_and_expiry_source(void **state)
                 "ALTER TABLE app_user DROP COLUMN sso_tid, DROP COLUMN sso_oid;"
                 "ALTER TABLE account DROP COLUMN local_signin;"
                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                "DROP TABLE change_event;" /* schema 15 */
+                "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                "DROP FUNCTION memsync_change_seq();"
+                "ALTER TABLE data_version DROP COLUMN change_seq;"
                 "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
@@ -1953,6 +2077,9 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
                  "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                 "DROP TABLE change_event;" /* schema 15 */
+                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 4; COMMIT;");
     else
         pg_exec(fx->pg_url,
@@ -1984,6 +2111,11 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
+                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                "DROP TABLE change_event;" /* schema 15 */
+                "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
+                "DROP FUNCTION memsync_change_seq();"
+                "ALTER TABLE data_version DROP COLUMN change_seq;"
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "
@@ -3136,6 +3268,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_user_prefs, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_sso_state, setup_open, teardown),
+        cmocka_unit_test_setup_teardown(test_change_feed, setup_open, teardown),
         cmocka_unit_test_setup_teardown(test_integration_cloud_and_expiry_source, setup_open,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_many_installs, setup_open, teardown),
@@ -3162,6 +3295,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_totp_state, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_user_prefs, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_sso_state, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_change_feed, setup_open_pg, teardown),
+        cmocka_unit_test_setup_teardown(test_change_feed_commit_order_pg, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_integrations, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_volatile_fields_not_history, setup_open_pg, teardown),
         cmocka_unit_test_setup_teardown(test_reconcile_created_updated_unchanged, setup_open_pg,

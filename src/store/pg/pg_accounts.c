@@ -328,6 +328,9 @@ pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
+    PGresult *r = NULL;
+    char *old = NULL;
+    int64_t now = clock_now();
     int own, rc;
 
     rc = pg_wbegin(g, &own, eb);
@@ -336,6 +339,17 @@ pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
     rc = pg_check_integration(g, account_id, integration_id, eb);
     if (rc != ERR_OK)
         goto out;
+    /* The status before this failure, for the feed's client.status row ("never": no client;
+     * FOR UPDATE: a concurrent failure of the same client waits). */
+    pg_p_i64(&p, integration_id);
+    pg_p_text(&p, ci->tenant_id);
+    r = pg_q(g, "SELECT status FROM client WHERE integration_id = $1 AND tenant_id = $2 FOR UPDATE",
+             &p, eb, "reading the client's status", &rc);
+    if (r == NULL)
+        goto out;
+    old = PQntuples(r) > 0 ? pg_r_dup(r, 0, 0) : xstrdup("never");
+    PQclear(r);
+    p.n = 0;
     pg_p_i64(&p, account_id);
     pg_p_i64(&p, integration_id);
     pg_p_text(&p, ci->tenant_id);
@@ -345,7 +359,7 @@ pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
     pg_p_text(&p, code);
     pg_p_text(&p, message);
     pg_p_text(&p, remedy);
-    pg_p_i64(&p, clock_now());
+    pg_p_i64(&p, now);
     pg_p_text(&p, ci->error_request_id);
     pg_p_text(&p, ci->error_date);
     rc = pg_q_done(
@@ -363,7 +377,21 @@ pg_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
         "error_request_id = excluded.error_request_id, error_date = excluded.error_date, "
         "updated_at = excluded.updated_at",
         &p, eb, "recording the tenant failure", NULL);
+    if (rc == ERR_OK && strcmp(old, "error") != 0) {
+        p.n = 0;
+        pg_p_i64(&p, integration_id);
+        pg_p_text(&p, ci->tenant_id);
+        pg_p_i64(&p, now);
+        pg_p_text(&p, old);
+        rc = pg_q_done(g,
+                       "INSERT INTO change_event (account_id, client_id, at, kind, field, "
+                       "old_value, new_value) SELECT account_id, id, $3, 'client.status', "
+                       "'status', $4, 'error' FROM client WHERE integration_id = $1 AND "
+                       "tenant_id = $2",
+                       &p, eb, "recording the client's status change", NULL);
+    }
 out:
+    free(old);
     return pg_wend(g, own, rc, eb);
 }
 

@@ -132,7 +132,7 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
     } else {
         buf_addstr(&sql, STORE_HW_LIST_HEAD);
         buf_addstr(&sql, g->dsql.cols_h);
-        buf_addstr(&sql, ", h.missing_since");
+        buf_addstr(&sql, ", h.missing_since, h.updated_at");
         /* The sort values last, for the caller's cursor. */
         rc = store_list_sort_values(&sql, "hardware", qa->sorts, qa->nsorts, x->eb);
         if (rc != ERR_OK)
@@ -168,6 +168,7 @@ pg_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         a.serial_duplicate = pg_r_i64(r, i, 9, 0) != 0;
         pg_r_device(r, i, 10, &a.dev);
         a.missing_since = pg_r_i64(r, i, 10 + (int)device_field_count, TS_NULL);
+        a.updated_at = pg_r_i64(r, i, 11 + (int)device_field_count, TS_NULL);
         a.dev.intune_id = pg_r_dup(r, i, 5);
         for (size_t k = 0; k < qa->nsorts; k++) {
             int c = first_sort + (int)k;
@@ -530,4 +531,67 @@ pg_list_count(struct store *base, const struct list_query *ql, struct errbuf *eb
     n = pg_r_i64(r, 0, 0, 0);
     PQclear(r);
     return n;
+}
+
+/* ---- change feed (schema 15) ------------------------------------------------------------- */
+
+int
+pg_changes_each(struct store *base, const struct change_query *q,
+                int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    struct change_row c;
+    PGresult *r = NULL;
+    struct buf sql;
+    int rc = ERR_OK;
+
+    buf_init(&sql, 4096);
+    /* Rows are numbered at commit, so the highest visible seq has every lower one visible. */
+    if (head != NULL) {
+        r = pg_q(g, "SELECT COALESCE(max(seq), 0) FROM change_event", NULL, eb,
+                 "reading the change feed", &rc);
+        if (r == NULL)
+            goto out;
+        *head = pg_r_i64(r, 0, 0, 0);
+        PQclear(r);
+        r = NULL;
+    }
+    store_changes_sql(&sql, '$', q);
+    pg_p_i64(&p, q->account_id);
+    pg_p_i64(&p, q->after_seq);
+    pg_p_i64(&p, (int64_t)q->limit);
+    pg_p_i64(&p, q->client_id);
+    for (size_t i = 0; i < q->nkinds; i++)
+        pg_p_text(&p, q->kinds[i]);
+    r = pg_q(g, buf_cstr(&sql), &p, eb, "reading the change feed", &rc);
+    if (r == NULL)
+        goto out;
+    for (int i = 0; rc == ERR_OK && i < PQntuples(r); i++) {
+        memset(&c, 0, sizeof c);
+        c.seq = pg_r_i64(r, i, 0, 0);
+        c.at = pg_r_i64(r, i, 1, 0);
+        c.kind = pg_r_str(r, i, 2);
+        c.client_id = pg_r_i64(r, i, 3, 0);
+        c.client_name = pg_r_str(r, i, 4);
+        c.tenant_id = pg_r_str(r, i, 5);
+        c.asset_id = pg_r_i64(r, i, 6, 0);
+        c.intune_device_id = pg_r_str(r, i, 7);
+        c.asset_name = pg_r_str(r, i, 8);
+        c.serial_number = pg_r_str(r, i, 9);
+        c.title_id = pg_r_i64(r, i, 10, 0);
+        c.title_name = pg_r_str(r, i, 11);
+        c.title_version = pg_r_str(r, i, 12);
+        c.title_publisher = pg_r_str(r, i, 13);
+        c.field = pg_r_str(r, i, 14);
+        c.old_value = pg_r_str(r, i, 15);
+        c.new_value = pg_r_str(r, i, 16);
+        c.account_id = pg_r_i64(r, i, 17, 0);
+        rc = cb(arg, &c);
+    }
+out:
+    PQclear(r);
+    buf_free(&sql);
+    return rc;
 }

@@ -1122,11 +1122,12 @@ rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct
     pg_p_i64(&pr, base->rec.gen);
     pg_p_i64(&pr, base->rec_policy.after_syncs);
     pg_p_i64(&pr, base->rec.now - base->rec_policy.after_s);
-    rc = pg_pipe_send_r(g,
-                        "UPDATE hardware_asset SET retired_at = $1 WHERE client_id = $2 AND "
-                        "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
-                        "AND missing_syncs >= $4 AND missing_since <= $5 RETURNING id",
-                        &pr, "retiring missing devices", &r, NULL, eb);
+    rc = pg_pipe_send_r(
+        g,
+        "UPDATE hardware_asset SET retired_at = $1, updated_at = $1 WHERE client_id = $2 AND "
+        "missing_since IS NOT NULL AND retired_at IS NULL AND last_seen_gen < $3 "
+        "AND missing_syncs >= $4 AND missing_since <= $5 RETURNING id",
+        &pr, "retiring missing devices", &r, NULL, eb);
     if (rc == ERR_OK)
         rc = pg_pipe_sync(g, eb);
     if (rc == ERR_OK && r == NULL)
@@ -1140,6 +1141,120 @@ rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct
     }
     PQclear(r);
     return pipe_rc(base, rc);
+}
+
+/* ---- change feed (schema 15): numbered at commit by the table's deferred trigger ---------- */
+
+/* A device or title new in this reconcile has a placeholder id (-(k + 1)) until the pipeline is
+ * read: the feed's statements find it by its key instead, so they stay pipelined. */
+static int
+rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t title_id,
+                 const char *field, const char *oldv, const char *newv, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct pg_rec *x = g->prec;
+    struct params p = {0};
+    const char *intune = NULL, *tn = NULL, *tv = NULL, *tp = NULL, *tpl = NULL;
+
+    if (asset_id < 0) {
+        size_t k = (size_t)(-asset_id - 1);
+
+        ASSERT(x != NULL && k < x->nfresh);
+        if (x->fresh_id[k] != 0)
+            asset_id = x->fresh_id[k];
+        else
+            intune = x->fresh[k];
+    }
+    if (title_id < 0) {
+        size_t k = (size_t)(-title_id - 1);
+
+        ASSERT(x != NULL && k < x->nnew);
+        tn = x->new_name[k];
+        tv = x->new_version[k];
+        tp = x->new_publisher[k];
+        tpl = x->new_platform[k];
+    }
+    pg_p_i64(&p, base->rec.account);
+    pg_p_i64(&p, base->rec.client);
+    if (asset_id > 0)
+        pg_p_i64(&p, asset_id);
+    else
+        pg_p_text(&p, NULL);
+    pg_p_i64(&p, base->rec.integration);
+    pg_p_text(&p, base->rec.tenant);
+    pg_p_text(&p, intune);
+    if (title_id > 0)
+        pg_p_i64(&p, title_id);
+    else
+        pg_p_text(&p, NULL);
+    pg_p_text(&p, tn);
+    pg_p_text(&p, tv);
+    pg_p_text(&p, tp);
+    pg_p_text(&p, tpl);
+    pg_p_i64(&p, base->rec.now);
+    pg_p_text(&p, kind);
+    pg_p_text(&p, field);
+    pg_p_text(&p, oldv);
+    pg_p_text(&p, newv);
+    return pipe_rc(
+        base,
+        pg_pipe_send(g,
+                     "INSERT INTO change_event (account_id, client_id, asset_id, title_id, at, "
+                     "kind, field, old_value, new_value) VALUES ($1, $2, "
+                     "COALESCE($3::bigint, (SELECT id FROM hardware_asset WHERE integration_id = "
+                     "$4 AND tenant_id = $5 AND intune_device_id = $6)), "
+                     "COALESCE($7::bigint, (SELECT id FROM software_title WHERE client_id = $2 "
+                     "AND name = $8 AND version = $9 AND publisher = $10 AND platform = $11)), "
+                     "$12, $13, $14, $15, $16)",
+                     &p, "recording a change", eb));
+}
+
+static int
+rec_asset_updated(struct store *base, int64_t asset_id, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct pg_rec *x = g->prec;
+    struct params p = {0};
+    const char *intune = NULL;
+
+    if (asset_id < 0) {
+        size_t k = (size_t)(-asset_id - 1);
+
+        ASSERT(x != NULL && k < x->nfresh);
+        if (x->fresh_id[k] != 0)
+            asset_id = x->fresh_id[k];
+        else
+            intune = x->fresh[k];
+    }
+    pg_p_i64(&p, base->rec.now);
+    if (asset_id > 0)
+        pg_p_i64(&p, asset_id);
+    else
+        pg_p_text(&p, NULL);
+    pg_p_i64(&p, base->rec.integration);
+    pg_p_text(&p, base->rec.tenant);
+    pg_p_text(&p, intune);
+    return pipe_rc(
+        base, pg_pipe_send(g,
+                           "UPDATE hardware_asset SET updated_at = $1 WHERE id = "
+                           "COALESCE($2::bigint, (SELECT id FROM hardware_asset WHERE "
+                           "integration_id = $3 AND tenant_id = $4 AND intune_device_id = $5))",
+                           &p, "recording when a device changed", eb));
+}
+
+static int
+rec_client_status(struct store *base, struct errbuf *eb)
+{
+    struct params p = {0};
+
+    pg_p_i64(&p, base->rec.client);
+    pg_p_i64(&p, base->rec.now);
+    return pipe_rc(
+        base, pg_pipe_send((struct pg *)base,
+                           "INSERT INTO change_event (account_id, client_id, at, kind, field, "
+                           "old_value, new_value) SELECT account_id, id, $2, 'client.status', "
+                           "'status', status, 'ok' FROM client WHERE id = $1 AND status <> 'ok'",
+                           &p, "recording the client's status change", eb));
 }
 
 /* A stored device's active titles, from the installs read at begin (a device revived or
@@ -1294,6 +1409,9 @@ const struct reconcile_ops pg_reconcile_ops = {
     .device_touch = rec_device_touch,
     .device_update = rec_device_update,
     .change_insert = rec_change_insert,
+    .event_insert = rec_event_insert,
+    .asset_updated = rec_asset_updated,
+    .client_status = rec_client_status,
     .asset_find = rec_asset_find,
     .installs_each = rec_installs_each,
     .title_id = rec_title_id,

@@ -195,6 +195,79 @@ static const char schema_jobs[] =
     "CREATE INDEX sync_job_run ON sync_job(run_id);"
     "CREATE INDEX sync_job_integration ON sync_job(integration_id) WHERE state IN ('queued', "
     "'leased');";
+/* Migration 15: the change feed (docs/STORE.md "Change feed"). Rows are inserted with seq NULL
+ * and numbered at commit by a deferred trigger, under the data_version row's lock, which the
+ * transaction holds until its commit is visible: a transaction that commits later numbers its
+ * rows later, so a reader never sees a seq while a lower one is still to come. The trigger's
+ * first call numbers every row of the transaction (in insertion order); the others find theirs
+ * numbered. */
+static const char schema_v15[] =
+    "CREATE TABLE change_event ("
+    " id " PK ","
+    " seq BIGINT UNIQUE,"
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id BIGINT REFERENCES client(id) ON DELETE CASCADE,"
+    " asset_id BIGINT,"
+    " title_id BIGINT,"
+    " at BIGINT NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " field TEXT,"
+    " old_value TEXT,"
+    " new_value TEXT);"
+    "CREATE INDEX change_event_account ON change_event(account_id, seq);"
+    "CREATE INDEX change_event_client ON change_event(client_id, seq);"
+    "CREATE INDEX change_event_unnumbered ON change_event(id) WHERE seq IS NULL;"
+    "ALTER TABLE data_version ADD COLUMN change_seq BIGINT NOT NULL DEFAULT 0;"
+    "CREATE FUNCTION memsync_change_seq() RETURNS trigger LANGUAGE plpgsql AS $f$"
+    " DECLARE n BIGINT; s BIGINT;"
+    " BEGIN"
+    "  PERFORM 1 FROM change_event WHERE id = NEW.id AND seq IS NULL;"
+    "  IF NOT FOUND THEN RETURN NULL; END IF;"
+    "  SELECT count(*) INTO n FROM change_event WHERE seq IS NULL;"
+    "  UPDATE data_version SET change_seq = change_seq + n WHERE id = 1"
+    "   RETURNING change_seq - n INTO s;"
+    "  UPDATE change_event e SET seq = s + p.r FROM (SELECT id, row_number() OVER (ORDER BY id)"
+    "   AS r FROM change_event WHERE seq IS NULL) p WHERE e.id = p.id;"
+    "  RETURN NULL;"
+    " END $f$;"
+    "CREATE CONSTRAINT TRIGGER change_event_number AFTER INSERT ON change_event"
+    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION memsync_change_seq();"
+    "ALTER TABLE hardware_asset ADD COLUMN updated_at BIGINT;"
+    "UPDATE hardware_asset h SET updated_at = GREATEST(first_synced_at, COALESCE(retired_at, 0), "
+    "COALESCE((SELECT max(at) FROM asset_change c WHERE c.asset_id = h.id AND c.field NOT IN "
+    "('last_check_in_at', 'storage_free_bytes')), 0));"
+    "CREATE TABLE webhook ("
+    " id " PK ","
+    " account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " url TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " secret_sealed TEXT NOT NULL,"
+    " created_at BIGINT NOT NULL,"
+    " paused_at BIGINT,"
+    " paused_reason TEXT);"
+    "CREATE INDEX webhook_account ON webhook(account_id);"
+    "CREATE TABLE webhook_delivery ("
+    " id " PK ","
+    " webhook_id BIGINT NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,"
+    " event TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'queued',"
+    " attempts BIGINT NOT NULL DEFAULT 0,"
+    " created_at BIGINT NOT NULL,"
+    " next_at BIGINT NOT NULL,"
+    " last_at BIGINT,"
+    " last_status BIGINT,"
+    " last_latency_ms BIGINT,"
+    " last_error TEXT);"
+    "CREATE INDEX webhook_delivery_due ON webhook_delivery(state, next_at);"
+    "CREATE INDEX webhook_delivery_hook ON webhook_delivery(webhook_id, id);"
+    "CREATE TABLE webhook_position ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " change_seq BIGINT NOT NULL,"
+    " run_id BIGINT NOT NULL);"
+    "INSERT INTO webhook_position VALUES (1, COALESCE((SELECT max(seq) FROM change_event), 0), "
+    "COALESCE((SELECT max(id) FROM sync_run), 0));";
+
 /* Migration 4: the data version behind the count cache, bumped at commit (a deferred trigger,
  * so concurrent tenant transactions hold its row lock only while committing), and indexes for
  * one client's list sorted by check-in or name, replacing hardware_asset_client (their prefix). */
@@ -424,6 +497,11 @@ pg_migrate(struct pg *g, struct errbuf *eb)
                        "CREATE UNIQUE INDEX app_user_sso ON app_user(account_id, sso_tid, sso_oid)"
                        " WHERE sso_oid IS NOT NULL",
                        NULL, eb, "adding single sign-on", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 15) {
+        rc = pg_q_done(g, schema_v15, NULL, eb, "adding the change feed", NULL);
         if (rc != ERR_OK)
             goto out;
     }

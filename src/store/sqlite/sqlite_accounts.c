@@ -372,6 +372,62 @@ sq_check_integration(struct sq *s, int64_t account_id, int64_t integration_id, s
     return rc;
 }
 
+/* The client's status before a failure: *old is malloc'd ("never" when there is no client). */
+static int
+client_status_old(struct sq *s, int64_t integration_id, const char *tenant, char **old,
+                  struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+
+    *old = NULL;
+    src = sq_prep_once(s, "SELECT status FROM client WHERE integration_id = ?1 AND tenant_id = ?2",
+                       -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return sq_db_err(s, src, eb, "reading the client's status");
+    sqlite3_bind_int64(st, 1, integration_id);
+    sq_bind_text(st, 2, tenant);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *old = xstrdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the client's status");
+    if (*old == NULL)
+        *old = xstrdup("never");
+    return ERR_OK;
+}
+
+/* The feed's client.status row of a failure (the client row is written). */
+static int
+client_fail_event(struct sq *s, int64_t integration_id, const char *tenant, const char *old,
+                  int64_t now, struct errbuf *eb)
+{
+    sqlite3_stmt *st = NULL;
+    int src;
+
+    if (strcmp(old, "error") == 0)
+        return ERR_OK;
+    src = sq_prep_once(s,
+                       "INSERT INTO change_event (account_id, client_id, at, kind, field, "
+                       "old_value, new_value) SELECT account_id, id, ?3, 'client.status', "
+                       "'status', ?4, 'error' FROM client WHERE integration_id = ?1 AND "
+                       "tenant_id = ?2",
+                       -1, &st, NULL);
+    if (src != SQLITE_OK)
+        return sq_db_err(s, src, eb, "recording the client's status change");
+    sqlite3_bind_int64(st, 1, integration_id);
+    sq_bind_text(st, 2, tenant);
+    sqlite3_bind_int64(st, 3, now);
+    sq_bind_text(st, 4, old);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return sq_db_err(s, sqlite3_extended_errcode(s->db), eb,
+                         "recording the client's status change");
+    return ERR_OK;
+}
+
 int
 sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
                const struct client_info *ci, const char *code, const char *message,
@@ -379,12 +435,17 @@ sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
+    char *old = NULL;
+    int64_t now = clock_now();
     int own, rc;
 
     rc = sq_wbegin(s, &own, eb);
     if (rc != ERR_OK)
         return rc;
     rc = sq_check_integration(s, account_id, integration_id, eb);
+    if (rc != ERR_OK)
+        goto out;
+    rc = client_status_old(s, integration_id, ci->tenant_id, &old, eb);
     if (rc != ERR_OK)
         goto out;
     rc = sq_prep(s, S_CLIENT_FAIL,
@@ -412,11 +473,14 @@ sq_client_fail(struct store *base, int64_t account_id, int64_t integration_id,
     sq_bind_text(st, 7, code);
     sq_bind_text(st, 8, message);
     sq_bind_text(st, 9, remedy);
-    sqlite3_bind_int64(st, 10, clock_now());
+    sqlite3_bind_int64(st, 10, now);
     sq_bind_text(st, 11, ci->error_request_id);
     sq_bind_text(st, 12, ci->error_date);
     rc = sq_step_done(s, st, eb, "recording the tenant failure");
+    if (rc == ERR_OK)
+        rc = client_fail_event(s, integration_id, ci->tenant_id, old, now, eb);
 out:
+    free(old);
     return sq_wend(s, own, rc, eb);
 }
 

@@ -448,7 +448,7 @@ row_dup(struct sq_part *x, const char *key, size_t len)
 /* The columns of a lazy row's rest (S_ASSET_DEV, S_ASSET_DEV_BATCH): id first. */
 #define LAZY_DEV_COLS                                                                              \
     "SELECT h.id, h.integration_id, h.intune_device_id, h.first_synced_at, h.last_synced_at, "     \
-    "h.retired_at, h.serial_key, h.missing_since, %s FROM "
+    "h.retired_at, h.serial_key, h.missing_since, h.updated_at, %s FROM "
 
 /* asset.dev_load of a lazy row: the rest of it in the list's snapshot (sq_assets_each holds
  * it), from the rows read ahead when it is there, else read by id. */
@@ -484,7 +484,8 @@ lazy_load(void *ctx, struct asset *a, const char **serial_key)
     *serial_key = (const char *)sqlite3_column_text(st, 6);
     a->serial_duplicate = row_dup(x, *serial_key, (size_t)sqlite3_column_bytes(st, 6));
     a->missing_since = col_int_or(st, 7, TS_NULL);
-    read_device_view(st, 8, &a->dev, &x->dev_tm);
+    a->updated_at = col_int_or(st, 8, TS_NULL);
+    read_device_view(st, 9, &a->dev, &x->dev_tm);
     a->dev.intune_id = (char *)sqlite3_column_text(st, 2);
     return ERR_OK;
 }
@@ -732,12 +733,12 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
         buf_addstr(&sql, STORE_HW_LIST_COLS);
         buf_addstr(&sql, x->set != NULL ? "h.serial_key, " : STORE_HW_LIST_DUP);
         buf_addstr(&sql, s->dsql.cols_h);
-        buf_addstr(&sql, ", h.missing_since");
+        buf_addstr(&sql, ", h.missing_since, h.updated_at");
     }
     if (!count) {
         /* The sort values, for the caller's cursor: a device column read again is not
          * selected twice; the others last. */
-        for (size_t i = 0, next = lazy ? 5 : 11 + device_field_count; i < q->nsorts; i++) {
+        for (size_t i = 0, next = lazy ? 5 : 12 + device_field_count; i < q->nsorts; i++) {
             const struct store_list_field *f =
                 store_list_field(store_list_entity("hardware"), q->sorts[i].field);
 
@@ -804,6 +805,7 @@ sq_assets_part(void *ctx, int part, int count, int64_t offset, int limit, int64_
                                    : sqlite3_column_int(st, 9) != 0;
         read_device_view(st, 10, &a.dev, &tm);
         a.missing_since = col_int_or(st, 10 + (int)device_field_count, TS_NULL);
+        a.updated_at = col_int_or(st, 11 + (int)device_field_count, TS_NULL);
         a.dev.intune_id = (char *)sqlite3_column_text(st, 5);
         for (size_t i = 0; i < q->nsorts; i++) {
             int c = sort_col[i], t = sqlite3_column_type(st, c);
@@ -1203,5 +1205,86 @@ sq_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
     if (rc == ERR_OK && src != SQLITE_DONE)
         rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the asset history");
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- change feed (schema 15) ------------------------------------------------------------- */
+
+int
+sq_changes_each(struct store *base, const struct change_query *q,
+                int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    struct change_row c;
+    struct buf sql;
+    int rc = ERR_OK, src, began = 0;
+
+    buf_init(&sql, 4096);
+    /* One read transaction: the head and the rows from the same snapshot. */
+    if (sqlite3_get_autocommit(s->db)) {
+        rc = sq_exec_sql(s, "BEGIN", eb, "reading the change feed");
+        if (rc != ERR_OK)
+            goto out;
+        began = 1;
+    }
+    if (head != NULL) {
+        src = sq_prep_once(s, "SELECT COALESCE(max(seq), 0) FROM change_event", -1, &st, NULL);
+        if (src != SQLITE_OK) {
+            rc = sq_db_err(s, src, eb, "reading the change feed");
+            goto out;
+        }
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the change feed");
+            goto out;
+        }
+        *head = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    store_changes_sql(&sql, '?', q);
+    src = sq_prep_once(s, buf_cstr(&sql), -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = sq_db_err(s, src, eb, "reading the change feed");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, q->account_id);
+    sqlite3_bind_int64(st, 2, q->after_seq);
+    sqlite3_bind_int64(st, 3, (int64_t)q->limit);
+    sqlite3_bind_int64(st, 4, q->client_id);
+    for (size_t i = 0; i < q->nkinds; i++)
+        sq_bind_text(st, 5 + (int)i, q->kinds[i]);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&c, 0, sizeof c);
+        c.seq = sqlite3_column_int64(st, 0);
+        c.at = sqlite3_column_int64(st, 1);
+        c.kind = (const char *)sqlite3_column_text(st, 2);
+        c.client_id = sqlite3_column_int64(st, 3);
+        c.client_name = (const char *)sqlite3_column_text(st, 4);
+        c.tenant_id = (const char *)sqlite3_column_text(st, 5);
+        c.asset_id = sqlite3_column_int64(st, 6);
+        c.intune_device_id = (const char *)sqlite3_column_text(st, 7);
+        c.asset_name = (const char *)sqlite3_column_text(st, 8);
+        c.serial_number = (const char *)sqlite3_column_text(st, 9);
+        c.title_id = sqlite3_column_int64(st, 10);
+        c.title_name = (const char *)sqlite3_column_text(st, 11);
+        c.title_version = (const char *)sqlite3_column_text(st, 12);
+        c.title_publisher = (const char *)sqlite3_column_text(st, 13);
+        c.field = (const char *)sqlite3_column_text(st, 14);
+        c.old_value = (const char *)sqlite3_column_text(st, 15);
+        c.new_value = (const char *)sqlite3_column_text(st, 16);
+        c.account_id = sqlite3_column_int64(st, 17);
+        rc = cb(arg, &c);
+        if (rc != 0)
+            break;
+    }
+    if (rc == ERR_OK && src != SQLITE_DONE)
+        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the change feed");
+out:
+    sqlite3_finalize(st);
+    if (began)
+        sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    buf_free(&sql);
     return rc;
 }

@@ -73,6 +73,9 @@ enum stmt_id {
     S_MISSING_MARK,
     S_RETIRE_PREVIEW,
     S_RETIRE_PREVIEW_ALL,
+    S_EVENT_INS,
+    S_ASSET_UPDATED,
+    S_CLIENT_STATUS_EV,
     S_COUNT
 };
 
@@ -232,6 +235,14 @@ int sq_device_checkins(struct store *base, int64_t integration_id, const char *t
 int sq_software_each(struct store *base, const struct software_query *qs,
                      int (*cb)(void *arg, const struct software_row *r), void *arg,
                      struct errbuf *eb);
+int sq_sql_exec(struct store *base, const char *sql, const struct store_cell *args, size_t n,
+                int64_t *changed, int64_t *id, struct errbuf *eb);
+int sq_sql_query(struct store *base, const char *sql, const struct store_cell *args, size_t n,
+                 int (*cb)(void *arg, const struct store_cell *cells, size_t n), void *arg,
+                 struct errbuf *eb);
+int sq_changes_each(struct store *base, const struct change_query *q,
+                    int (*cb)(void *arg, const struct change_row *c), void *arg, int64_t *head,
+                    struct errbuf *eb);
 int sq_asset_changes_each(struct store *base, int64_t account_id, int64_t asset_id,
                           int (*cb)(void *arg, const struct asset_change_row *c), void *arg,
                           struct errbuf *eb);

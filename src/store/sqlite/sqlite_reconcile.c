@@ -671,12 +671,13 @@ rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct
     int rc, src;
 
     /* Every candidate was marked just now or before: only marked devices are read. */
-    rc = sq_prep(s, S_RETIRE,
-                 "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1 "
-                 "WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
-                 "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
-                 "RETURNING id",
-                 &st, eb);
+    rc = sq_prep(
+        s, S_RETIRE,
+        "UPDATE hardware_asset INDEXED BY hardware_asset_missing SET retired_at = ?1, "
+        "updated_at = ?1 WHERE client_id = ?2 AND missing_since IS NOT NULL AND retired_at IS NULL "
+        "AND last_seen_gen < ?3 AND missing_syncs >= ?4 AND missing_since <= ?5 "
+        "RETURNING id",
+        &st, eb);
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, base->rec.now);
@@ -772,6 +773,71 @@ rec_client_ok(struct store *base, struct errbuf *eb)
     return sq_step_done(s, st, eb, "updating the client");
 }
 
+/* ---- change feed (schema 15): one writer at a time, so the rowid is the commit order ---- */
+
+static int
+rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t title_id,
+                 const char *field, const char *oldv, const char *newv, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_EVENT_INS,
+                 "INSERT INTO change_event (account_id, client_id, asset_id, title_id, at, kind, "
+                 "field, old_value, new_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.account);
+    sqlite3_bind_int64(st, 2, base->rec.client);
+    if (asset_id != 0)
+        sqlite3_bind_int64(st, 3, asset_id);
+    if (title_id != 0)
+        sqlite3_bind_int64(st, 4, title_id);
+    sqlite3_bind_int64(st, 5, base->rec.now);
+    sq_bind_text(st, 6, kind);
+    sq_bind_text(st, 7, field);
+    sq_bind_text(st, 8, oldv);
+    sq_bind_text(st, 9, newv);
+    return sq_step_done(s, st, eb, "recording a change");
+}
+
+static int
+rec_asset_updated(struct store *base, int64_t asset_id, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_ASSET_UPDATED, "UPDATE hardware_asset SET updated_at = ?1 WHERE id = ?2", &st,
+                 eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.now);
+    sqlite3_bind_int64(st, 2, asset_id);
+    return sq_step_done(s, st, eb, "recording when a device changed");
+}
+
+static int
+rec_client_status(struct store *base, struct errbuf *eb)
+{
+    struct sq *s = (struct sq *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    rc = sq_prep(s, S_CLIENT_STATUS_EV,
+                 "INSERT INTO change_event (account_id, client_id, at, kind, field, old_value, "
+                 "new_value) SELECT account_id, id, ?2, 'client.status', 'status', status, 'ok' "
+                 "FROM client WHERE id = ?1 AND status <> 'ok'",
+                 &st, eb);
+    if (rc != ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, base->rec.client);
+    sqlite3_bind_int64(st, 2, base->rec.now);
+    return sq_step_done(s, st, eb, "recording the client's status change");
+}
+
 const struct reconcile_ops sq_reconcile_ops = {
     .begin = rec_begin,
     .undo = rec_undo_op,
@@ -787,6 +853,9 @@ const struct reconcile_ops sq_reconcile_ops = {
     .device_touch = rec_device_touch,
     .device_update = rec_device_update,
     .change_insert = rec_change_insert,
+    .event_insert = rec_event_insert,
+    .asset_updated = rec_asset_updated,
+    .client_status = rec_client_status,
     .asset_find = rec_asset_find,
     .installs_each = rec_installs_each,
     .title_id = rec_title_id,

@@ -337,6 +337,59 @@ static const char schema_v14[] =
     "ALTER TABLE app_user ADD COLUMN sso_oid TEXT;"
     "CREATE UNIQUE INDEX app_user_sso ON app_user(account_id, sso_tid, sso_oid) WHERE sso_oid IS "
     "NOT NULL;";
+/* Migration 15: the change feed (docs/STORE.md "Change feed"). AUTOINCREMENT: a seq is never
+ * handed out twice, even after the newest rows went with their client. updated_at of the
+ * existing assets: their newest reported change, else their first sync. */
+static const char schema_v15[] =
+    "CREATE TABLE change_event ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " client_id INTEGER REFERENCES client(id) ON DELETE CASCADE,"
+    " asset_id INTEGER,"
+    " title_id INTEGER,"
+    " at INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " field TEXT,"
+    " old_value TEXT,"
+    " new_value TEXT) STRICT;"
+    "CREATE INDEX change_event_account ON change_event(account_id, seq);"
+    "CREATE INDEX change_event_client ON change_event(client_id, seq);"
+    "ALTER TABLE hardware_asset ADD COLUMN updated_at INTEGER;"
+    "UPDATE hardware_asset SET updated_at = max(first_synced_at, COALESCE(retired_at, 0), "
+    "COALESCE((SELECT max(at) FROM asset_change c WHERE c.asset_id = hardware_asset.id AND "
+    "c.field NOT IN ('last_check_in_at', 'storage_free_bytes')), 0));"
+    /* Webhooks: subscriptions, their delivery queue and log, and how far the dispatcher read. */
+    "CREATE TABLE webhook ("
+    " id INTEGER PRIMARY KEY,"
+    " account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,"
+    " url TEXT NOT NULL,"
+    " events TEXT NOT NULL,"
+    " secret_sealed TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " paused_at INTEGER,"
+    " paused_reason TEXT) STRICT;"
+    "CREATE INDEX webhook_account ON webhook(account_id);"
+    "CREATE TABLE webhook_delivery ("
+    " id INTEGER PRIMARY KEY,"
+    " webhook_id INTEGER NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,"
+    " event TEXT NOT NULL,"
+    " body TEXT NOT NULL,"
+    " state TEXT NOT NULL DEFAULT 'queued',"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL,"
+    " next_at INTEGER NOT NULL,"
+    " last_at INTEGER,"
+    " last_status INTEGER,"
+    " last_latency_ms INTEGER,"
+    " last_error TEXT) STRICT;"
+    "CREATE INDEX webhook_delivery_due ON webhook_delivery(state, next_at);"
+    "CREATE INDEX webhook_delivery_hook ON webhook_delivery(webhook_id, id);"
+    "CREATE TABLE webhook_position ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " change_seq INTEGER NOT NULL,"
+    " run_id INTEGER NOT NULL) STRICT;"
+    "INSERT INTO webhook_position VALUES (1, COALESCE((SELECT max(seq) FROM change_event), 0), "
+    "COALESCE((SELECT max(id) FROM sync_run), 0));";
 static const char schema_v16[] =
     "CREATE TABLE user_pref ("
     " user_id INTEGER NOT NULL REFERENCES app_user(id) ON DELETE CASCADE,"
@@ -597,6 +650,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 14) {
         rc = sq_exec_sql(s, schema_v14, eb, "adding single sign-on");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 15) {
+        rc = sq_exec_sql(s, schema_v15, eb, "adding the change feed");
         if (rc != ERR_OK)
             goto out;
     }

@@ -1,0 +1,533 @@
+/* webhook_dispatch.c - the webhook thread of serve (webhook_dispatch.h). */
+#include "webhook_dispatch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "changes.h"
+#include "clock.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+#include "store_webhooks.h"
+#include "webhook.h"
+
+#define DUE_BATCH   20
+#define FEED_BATCH  500
+#define RUNS_BATCH  100
+#define HOOKS_MAX   1024
+#define BACKOFF_DEF 30
+
+static const char *const known_events[] = {WEBHOOK_EVENTS};
+
+int
+webhook_event_known(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < WEBHOOK_EVENT_COUNT; i++)
+        if (strcmp(name, known_events[i]) == 0)
+            return 1;
+    return 0;
+}
+
+struct hook {
+    int64_t id, account_id;
+    char *url, *events, *sealed;
+    int paused;
+};
+
+struct webhook_dispatch {
+    const struct config *cfg;
+    const struct vault *v;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop;
+    struct store *st;
+    struct hook *hooks;
+    size_t nhooks;
+    int64_t backoff_s, retry_for_s;
+    struct webhook_policy policy;
+    char hosts[1024];
+};
+
+static int64_t
+env_int(const char *name, int64_t def, int64_t lo, int64_t hi)
+{
+    const char *s = config_env(name);
+    char *end = NULL;
+    long long v;
+
+    if (s == NULL)
+        return def;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0' && v >= lo && v <= hi ? (int64_t)v : def;
+}
+
+static void
+hooks_clear(struct webhook_dispatch *d)
+{
+    for (size_t i = 0; i < d->nhooks; i++) {
+        free(d->hooks[i].url);
+        free(d->hooks[i].events);
+        free(d->hooks[i].sealed);
+    }
+    free(d->hooks);
+    d->hooks = NULL;
+    d->nhooks = 0;
+}
+
+static int
+hook_cb(void *arg, const struct webhook_row *w)
+{
+    struct webhook_dispatch *d = arg;
+    struct hook *h;
+
+    if (d->nhooks >= HOOKS_MAX)
+        return 0;
+    d->hooks = xrealloc(d->hooks, (d->nhooks + 1) * sizeof *d->hooks);
+    h = &d->hooks[d->nhooks++];
+    h->id = w->id;
+    h->account_id = w->account_id;
+    h->url = xstrdup(w->url != NULL ? w->url : "");
+    h->events = xstrdup(w->events != NULL ? w->events : "");
+    h->sealed = xstrdup(w->secret_sealed != NULL ? w->secret_sealed : "");
+    h->paused = w->paused_at != TS_NULL;
+    return 0;
+}
+
+static int
+subscribed(const struct hook *h, const char *event)
+{
+    size_t n = strlen(event);
+
+    for (const char *p = h->events; p != NULL && *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+
+        if (len == n && strncmp(p, event, n) == 0)
+            return 1;
+        p = comma != NULL ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Queues event for every active subscription of the account; data is borrowed. */
+static int
+fan_out(struct webhook_dispatch *d, int64_t account_id, const char *event, json_t *data,
+        struct errbuf *eb)
+{
+    char at[32], *body = NULL;
+    json_t *j;
+    int rc = ERR_OK;
+
+    clock_fmt(clock_now(), at, sizeof at);
+    for (size_t i = 0; rc == ERR_OK && i < d->nhooks; i++) {
+        const struct hook *h = &d->hooks[i];
+
+        if (h->account_id != account_id || h->paused || !subscribed(h, event))
+            continue;
+        if (body == NULL) {
+            j = json_pack("{s:s, s:s, s:O}", "event", event, "at", at, "data", data);
+            body = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+            json_decref(j);
+            if (body == NULL)
+                return err_set(eb, ERR_NOMEM, "out of memory");
+        }
+        rc = store_webhook_enqueue(d->st, h->id, event, body, clock_now(), eb);
+    }
+    free(body);
+    return rc;
+}
+
+struct feed_walk {
+    struct webhook_dispatch *d;
+    struct errbuf *eb;
+    int64_t last;
+    size_t n;
+};
+
+static int
+change_cb(void *arg, const struct change_row *c)
+{
+    struct feed_walk *w = arg;
+    const char *event = NULL;
+    json_t *data;
+    int rc;
+
+    w->last = c->seq;
+    w->n++;
+    if (strcmp(c->kind, "asset.created") == 0 || strcmp(c->kind, "asset.retired") == 0 ||
+        strcmp(c->kind, "asset.changed") == 0)
+        event = c->kind;
+    else if (strcmp(c->kind, "client.status") == 0 && c->new_value != NULL &&
+             strcmp(c->new_value, "error") == 0)
+        event = "client.failed";
+    else if (strcmp(c->kind, "client.status") == 0 && c->old_value != NULL &&
+             strcmp(c->old_value, "error") == 0)
+        event = "client.recovered";
+    if (event == NULL)
+        return 0;
+    data = changes_row_json(c);
+    if (data == NULL)
+        return ERR_NOMEM;
+    rc = fan_out(w->d, c->account_id, event, data, w->eb);
+    json_decref(data);
+    return rc;
+}
+
+struct run_walk {
+    struct webhook_dispatch *d;
+    struct errbuf *eb;
+    int64_t last;
+    int blocked; /* a running run: later ones wait for it, so none is skipped */
+};
+
+static int
+run_cb(void *arg, const struct webhook_run_row *r)
+{
+    struct run_walk *w = arg;
+    char s[32], f[32];
+    json_t *data;
+    int rc;
+
+    if (w->blocked || r->status == NULL || strcmp(r->status, "running") == 0) {
+        w->blocked = 1;
+        return 0;
+    }
+    w->last = r->id;
+    clock_fmt(r->started_at, s, sizeof s);
+    clock_fmt(r->finished_at, f, sizeof f);
+    data = json_pack("{s:I, s:I, s:s?, s:s, s:s, s:s?}", "id", (json_int_t)r->id, "integration_id",
+                     (json_int_t)r->integration_id, "kind", r->kind, "status", r->status,
+                     "started_at", s, "finished_at", r->finished_at != TS_NULL ? f : NULL);
+    if (data == NULL)
+        return ERR_NOMEM;
+    rc = fan_out(w->d, r->account_id, "sync.finished", data, w->eb);
+    json_decref(data);
+    return rc;
+}
+
+static int
+any_change(void *arg, const struct change_row *c)
+{
+    (void)c;
+    *(int *)arg = 1;
+    return 0;
+}
+
+static int
+any_run(void *arg, const struct webhook_run_row *r)
+{
+    if (r->status != NULL && strcmp(r->status, "running") != 0)
+        *(int *)arg = 1;
+    return 0;
+}
+
+/* 1 when a change or a finished run follows the position, 0 when none, or a negative ERR_*. */
+static int
+pending(struct webhook_dispatch *d, int64_t seq, int64_t run, struct errbuf *eb)
+{
+    struct change_query q = {0};
+    int any = 0, rc;
+
+    q.after_seq = seq;
+    q.limit = 1;
+    rc = store_changes_each(d->st, &q, any_change, &any, NULL, eb);
+    if (rc == ERR_OK && !any)
+        rc = store_webhook_runs_after(d->st, run, 1, any_run, &any, eb);
+    return rc != ERR_OK ? rc : any;
+}
+
+/* Turns what was committed since the position into deliveries, in one transaction. */
+static int
+queue_step(struct webhook_dispatch *d, struct errbuf *eb)
+{
+    struct change_query q = {0};
+    struct feed_walk fw = {d, eb, 0, 0};
+    struct run_walk rw = {d, eb, 0, 0};
+    int64_t seq = 0, run = 0;
+    int rc;
+
+    /* The subscriptions, for this step and the sends after it. */
+    hooks_clear(d);
+    if ((rc = store_webhooks_each(d->st, 0, hook_cb, d, eb)) != ERR_OK)
+        return rc;
+    /* Nothing new (the common case): no write transaction. */
+    if ((rc = store_webhook_position(d->st, &seq, &run, eb)) != ERR_OK ||
+        (rc = pending(d, seq, run, eb)) <= 0)
+        return rc;
+    if ((rc = store_tx_begin(d->st, eb)) != ERR_OK)
+        return rc;
+    if ((rc = store_webhook_position(d->st, &seq, &run, eb)) != ERR_OK)
+        goto out;
+    q.account_id = 0;
+    q.after_seq = seq;
+    q.limit = FEED_BATCH;
+    fw.last = seq;
+    rw.last = run;
+    rc = store_changes_each(d->st, &q, change_cb, &fw, NULL, eb);
+    if (rc == ERR_OK)
+        rc = store_webhook_runs_after(d->st, run, RUNS_BATCH, run_cb, &rw, eb);
+    if (rc == ERR_OK && (fw.last != seq || rw.last != run))
+        rc = store_webhook_set_position(d->st, seq, run, fw.last, rw.last, eb);
+out:
+    if (rc == ERR_OK)
+        return store_tx_commit(d->st, eb);
+    store_tx_rollback(d->st);
+    return rc == ERR_EXISTS ? ERR_OK : rc; /* another serve queued them */
+}
+
+int
+webhook_dispatch_reseal_all(struct store *st, const struct vault *from, const struct vault *to,
+                            struct errbuf *eb)
+{
+    struct webhook_dispatch d;
+    int rc;
+
+    memset(&d, 0, sizeof d);
+    d.st = st;
+    rc = store_webhooks_each(st, 0, hook_cb, &d, eb);
+    for (size_t i = 0; rc == ERR_OK && i < d.nhooks; i++) {
+        char *sealed = NULL;
+
+        if (d.hooks[i].sealed[0] == '\0')
+            continue;
+        rc = vault_reseal(from, to, "webhook", d.hooks[i].id, "secret", d.hooks[i].sealed, &sealed,
+                          eb);
+        if (rc == ERR_OK)
+            rc = store_webhook_set_sealed(st, d.hooks[i].id, sealed, eb);
+        free(sealed);
+    }
+    hooks_clear(&d);
+    return rc;
+}
+
+int
+webhook_dispatch_subscribe(struct store *st, const struct vault *v, const char *ca_file,
+                           int64_t account_id, const char *url, const char *events, int64_t *id,
+                           char secret[WEBHOOK_SECRET_TEXT], struct errbuf *eb)
+{
+    struct webhook_policy pol;
+    char hosts[1024], list[256], *sealed = NULL;
+    const char *seen[WEBHOOK_EVENT_COUNT];
+    unsigned char raw[32];
+    size_t nseen = 0;
+    int rc;
+
+    secret[0] = '\0';
+    webhook_policy_from_env(&pol, hosts, sizeof hosts, ca_file);
+    if ((rc = webhook_url_check(&pol, url, eb)) != ERR_OK)
+        return rc;
+    if (events == NULL || events[0] == '\0' || strlen(events) >= sizeof list)
+        return err_set(eb, ERR_INVAL, "choose at least one event");
+    snprintf(list, sizeof list, "%s", events);
+    for (char *p = list, *comma; p != NULL; p = comma) {
+        comma = strchr(p, ',');
+        if (comma != NULL)
+            *comma++ = '\0';
+        if (!webhook_event_known(p))
+            return err_set(eb, ERR_INVAL,
+                           "unknown event (sync.finished, client.failed, client.recovered, "
+                           "secret.expiring, asset.created, asset.retired, asset.changed)");
+        for (size_t k = 0; k < nseen; k++)
+            if (strcmp(seen[k], p) == 0)
+                return err_set(eb, ERR_INVAL, "event %s is listed twice", p);
+        seen[nseen++] = p;
+    }
+    randombytes_buf(raw, sizeof raw);
+    memcpy(secret, "whsec_", 6);
+    sodium_bin2hex(secret + 6, WEBHOOK_SECRET_TEXT - 6, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    if ((rc = store_tx_begin(st, eb)) != ERR_OK)
+        goto out;
+    if ((rc = store_webhook_insert(st, account_id, url, events, clock_now(), id, eb)) != ERR_OK ||
+        (rc = vault_seal(v, "webhook", *id, "secret", secret, &sealed, eb)) != ERR_OK ||
+        (rc = store_webhook_set_sealed(st, *id, sealed, eb)) != ERR_OK ||
+        (rc = store_tx_commit(st, eb)) != ERR_OK)
+        store_tx_rollback(st);
+out:
+    free(sealed);
+    if (rc != ERR_OK)
+        sodium_memzero(secret, WEBHOOK_SECRET_TEXT);
+    else
+        log_info("webhook created id=%" PRId64 " account=%" PRId64, *id, account_id);
+    return rc;
+}
+
+struct due {
+    int64_t id, webhook_id, attempts, created_at;
+    char *event, *body;
+};
+
+struct due_list {
+    struct due v[DUE_BATCH];
+    size_t n;
+};
+
+static int
+due_cb(void *arg, const struct webhook_delivery_row *r)
+{
+    struct due_list *l = arg;
+    struct due *x;
+
+    if (l->n >= DUE_BATCH)
+        return 0;
+    x = &l->v[l->n++];
+    x->id = r->id;
+    x->webhook_id = r->webhook_id;
+    x->attempts = r->attempts;
+    x->created_at = r->created_at;
+    x->event = xstrdup(r->event != NULL ? r->event : "");
+    x->body = xstrdup(r->body != NULL ? r->body : "");
+    return 0;
+}
+
+static const struct hook *
+hook_of(const struct webhook_dispatch *d, int64_t id)
+{
+    for (size_t i = 0; i < d->nhooks; i++)
+        if (d->hooks[i].id == id)
+            return &d->hooks[i];
+    return NULL;
+}
+
+static void
+deliver_one(struct webhook_dispatch *d, const struct due *x)
+{
+    const struct hook *h = hook_of(d, x->webhook_id);
+    struct webhook_result *res = xcalloc(1, sizeof *res);
+    struct errbuf eb = {0}, sb = {0};
+    char *secret = NULL, idtext[24];
+    int64_t now, attempts = x->attempts + 1;
+    const char *state = "queued";
+    int rc;
+
+    if (h == NULL || h->paused)
+        goto out;
+    snprintf(idtext, sizeof idtext, "%" PRId64, x->id);
+    rc = vault_unseal(d->v, "webhook", h->id, "secret", h->sealed, &secret, &eb);
+    if (rc == ERR_OK)
+        rc = webhook_deliver(&d->policy, h->url, (const unsigned char *)secret, strlen(secret),
+                             x->event, idtext, x->body, strlen(x->body), res, &eb);
+    now = clock_now();
+    if (rc == ERR_OK && res->status >= 200 && res->status < 300) {
+        state = "delivered";
+    } else {
+        if (rc == ERR_OK)
+            snprintf(eb.msg, sizeof eb.msg, "the target answered %ld", res->status);
+        if (now - x->created_at >= d->retry_for_s) {
+            state = "failed";
+            log_warn("webhook paused id=%" PRId64 " delivery=%" PRId64 " attempts=%" PRId64, h->id,
+                     x->id, attempts);
+            store_webhook_pause(d->st, 0, h->id, 1,
+                                "deliveries failed for a day; fix the target and resume", now, &sb);
+        }
+    }
+    if (store_webhook_result(d->st, x->id, state, attempts,
+                             now + webhook_backoff((int)attempts, d->backoff_s), res->status,
+                             res->latency_ms, strcmp(state, "delivered") == 0 ? NULL : eb.msg, now,
+                             &sb) != ERR_OK)
+        log_warn("webhook: cannot record a delivery: %s", sb.msg);
+    log_info("webhook delivery id=%" PRId64 " webhook=%" PRId64 " event=%s state=%s status=%ld "
+             "ms=%" PRId64,
+             x->id, h->id, x->event, state, res->status, res->latency_ms);
+out:
+    vault_wipe(secret);
+    free(res);
+}
+
+static int
+send_step(struct webhook_dispatch *d, struct errbuf *eb)
+{
+    struct due_list l;
+    int rc;
+
+    l.n = 0;
+    rc = store_webhook_due(d->st, clock_now(), DUE_BATCH, due_cb, &l, eb);
+    for (size_t i = 0; i < l.n; i++) {
+        if (rc == ERR_OK)
+            deliver_one(d, &l.v[i]);
+        free(l.v[i].event);
+        free(l.v[i].body);
+    }
+    return rc;
+}
+
+static void *
+run(void *arg)
+{
+    struct webhook_dispatch *d = arg;
+
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        struct errbuf eb = {0};
+        struct timespec ts;
+
+        pthread_mutex_unlock(&d->mu);
+        if (d->st == NULL && store_open(&d->st, d->cfg->db, &eb) != ERR_OK)
+            log_warn("webhook: cannot open the database: %s", eb.msg);
+        if (d->st != NULL) {
+            if (queue_step(d, &eb) != ERR_OK)
+                log_warn("webhook: cannot queue deliveries: %s", eb.msg);
+            else if (send_step(d, &eb) != ERR_OK)
+                log_warn("webhook: cannot read due deliveries: %s", eb.msg);
+        }
+        pthread_mutex_lock(&d->mu);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        if (!d->stop)
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+int
+webhook_dispatch_start(struct webhook_dispatch **out, const struct config *cfg,
+                       const struct vault *v, struct errbuf *eb)
+{
+    struct webhook_dispatch *d = xcalloc(1, sizeof *d);
+
+    *out = NULL;
+    d->cfg = cfg;
+    d->v = v;
+    d->backoff_s = env_int("MEMSYNC_WEBHOOK_BACKOFF_S", BACKOFF_DEF, 1, 3600);
+    d->retry_for_s =
+        env_int("MEMSYNC_WEBHOOK_RETRY_FOR_S", WEBHOOK_RETRY_FOR_S, 1, WEBHOOK_RETRY_FOR_S);
+    webhook_policy_from_env(&d->policy, d->hosts, sizeof d->hosts, cfg->ca_file);
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    if (pthread_create(&d->thread, NULL, run, d) != 0) {
+        pthread_mutex_destroy(&d->mu);
+        pthread_cond_destroy(&d->cv);
+        free(d);
+        return err_set(eb, ERR_NOMEM, "cannot start the webhook thread");
+    }
+    *out = d;
+    return ERR_OK;
+}
+
+void
+webhook_dispatch_stop(struct webhook_dispatch *d)
+{
+    if (d == NULL)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->thread, NULL);
+    hooks_clear(d);
+    store_close(d->st);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+}
