@@ -131,6 +131,10 @@ def main():
               "compliance=a%20b", "os_support=ends_within:99999"):
         st, js, text, _ = api(srv, "GET", "/api/v1/assets/hardware?" + q, key)
         check(st == 400, "a bad derived filter is refused: %s (%s)" % (q, st))
+    keyset = get_json(srv, "/api/v1/assets/hardware?page_size=1", key)["next_cursor"]
+    st, *_ = api(srv, "GET", "/api/v1/assets/hardware?serial=missing&cursor=" +
+                 urllib.parse.quote(keyset), key)
+    check(st == 400, "a derived filter refuses another list's cursor (%s)" % st)
     rc, _, err = ms.run("assets", "hardware", "--os-support", "later", check=None)
     check(rc != 0 and "os_support" in err, "the CLI refuses a bad --os-support (%d)" % rc)
     # The CSV export takes the same filters.
@@ -310,6 +314,16 @@ def main():
           "that run synced this tenant alone")
     check(c["recent_syncs"] and c["recent_syncs"][0]["status"] == "ok",
           "the client answer has its recent syncs, newest first")
+    # Its refusals (each answer also checked against /openapi.json).
+    api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, {"included": False})
+    st, js, text, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % good["id"], key)
+    check(st == 400 and "excluded" in js["errors"][0]["detail"],
+          "an excluded client is not synced (%s)" % st)
+    api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, {"included": True})
+    st, *_ = api(srv, "POST", "/api/v1/clients/999999/sync", key)
+    check(st == 404, "POST sync of an unknown client is 404 (%s)" % st)
+    st, *_ = api(srv, "POST", "/api/v1/clients/%d/sync" % good["id"], read_key)
+    check(st == 403, "a read key cannot sync a client (%s)" % st)
 
     # --- clients list: failing first ----------------------------------------------------------
     sim.control({"op": "set_tenant", "tenant": bad, "consented": False})
@@ -320,6 +334,10 @@ def main():
     st, page, _ = req("GET", srv.url + "/clients?status=ok", headers=cookie)
     check('href="/clients/%d"' % badc["id"] not in page and
           'href="/clients/%d"' % good["id"] in page, "the clients list filters by status")
+    js = get_json(srv, "/api/v1/clients?filter[status]=eq:error", key)
+    check([c["id"] for c in js["data"]] == [badc["id"]], "API: filter[status]=eq:error")
+    js = get_json(srv, "/api/v1/clients?sort=status,name", key)
+    check(js["data"][0]["id"] == badc["id"], "API: sort=status lists failing clients first")
 
     # --- columns and page size per user -------------------------------------------------------
     st, _, hdrs = post("/assets/preferences", {"csrf": csrf, "col": "model", "page_size": "25",
