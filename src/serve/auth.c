@@ -432,7 +432,7 @@ auth_password_login(struct store *st, const char *ip, const char *name, const ch
     struct user_row u = {0};
     int64_t now = clock_now();
     struct errbuf seb = {0};
-    int rc;
+    int local = 1, rc;
 
     memset(p, 0, sizeof *p);
     if (name == NULL || name[0] == '\0' || pw == NULL || strlen(name) > 128)
@@ -450,35 +450,32 @@ auth_password_login(struct store *st, const char *ip, const char *name, const ch
                                        : "sign-in is not available right now (database error)");
         goto out;
     }
+    /* An account that signs in with Microsoft may turn passwords off (ui_sso.h). Read first,
+     * so that the answer is the same whether or not the password was right. */
+    if (rc == ERR_OK &&
+        (rc = store_account_local_signin_get(st, u.account_id, &local, &seb)) != ERR_OK) {
+        log_warn("sign-in failed: database error user=%s error=\"%s\"", name, seb.msg);
+        rc = err_set(eb, rc, "sign-in is not available right now (database error)");
+        goto out;
+    }
     /* Hash even for an unknown name, so timing does not tell which names exist. */
-    if (rc == ERR_NOTFOUND || !auth_password_check(u.password_hash, pw)) {
+    if (rc == ERR_NOTFOUND || !auth_password_check(u.password_hash, pw) || !local) {
         if (rc == ERR_NOTFOUND) {
             char dummy[AUTH_HASH_MAX];
 
             auth_password_hash(pw != NULL ? pw : "", dummy, NULL);
         }
         auth_limit_login_failed(ip, name, now);
-        log_info("sign-in failed user=%s ip=%s", name, ip ? ip : "?");
-        rc = err_set(eb, ERR_AUTH, "wrong user name or password");
-        goto out;
-    }
-    {
-        int local = 1;
-
-        /* An account that signs in with Microsoft may turn passwords off (ui_sso.h). */
-        rc = store_account_local_signin_get(st, u.account_id, &local, &seb);
-        if (rc != ERR_OK) {
-            log_warn("sign-in failed: database error user=%s error=\"%s\"", name, seb.msg);
-            rc = err_set(eb, rc, "sign-in is not available right now (database error)");
-            goto out;
-        }
-        if (!local) {
+        if (rc == ERR_OK && !local) {
             log_info("sign-in refused: password sign-in is off user=%s ip=%s", name, ip ? ip : "?");
             rc = err_set(eb, ERR_DENIED,
                          "password sign-in is turned off for this account: use \"Sign in with "
                          "Microsoft\"");
             goto out;
         }
+        log_info("sign-in failed user=%s ip=%s", name, ip ? ip : "?");
+        rc = err_set(eb, ERR_AUTH, "wrong user name or password");
+        goto out;
     }
     principal_from_user(&u, p);
 out:

@@ -379,13 +379,13 @@ handle_openid(const char *tenant)
     r = sim_resp_new(200, SIM_JSON_CT);
     sim_resp_json(
         r,
-        json_pack("{s:s, s:[s,s,s], s:s, s:[s], s:[s,s,s], s:s, s:[s,s], s:s, s:s, s:[s]}",
+        json_pack("{s:s, s:[s,s,s], s:s, s:[s,s,s], s:[s], s:s, s:[s,s], s:s, s:s, s:[s]}",
                   "token_endpoint", tok, "token_endpoint_auth_methods_supported",
                   "client_secret_post", "private_key_jwt", "client_secret_basic", "jwks_uri", jwks,
-                  "response_modes_supported", "query", "subject_types_supported", "pairwise",
-                  "public", "x", "issuer", iss, "grant_types_supported", "client_credentials",
-                  "authorization_code", "authorization_endpoint", auth, "tenant_region_scope", "NA",
-                  "id_token_signing_alg_values_supported", "RS256"));
+                  "response_modes_supported", "query", "fragment", "form_post",
+                  "subject_types_supported", "pairwise", "issuer", iss, "grant_types_supported",
+                  "client_credentials", "authorization_code", "authorization_endpoint", auth,
+                  "tenant_region_scope", "NA", "id_token_signing_alg_values_supported", "RS256"));
     return r;
 }
 

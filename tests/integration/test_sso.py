@@ -239,6 +239,12 @@ def main():
     st, text, _ = req("POST", srv.url + "/login", form.encode(),
                       {"Content-Type": "application/x-www-form-urlencoded"})
     check(st == 403 and "Sign in with Microsoft" in text, "password sign-in off (%s)" % st)
+    # The same answer with a wrong password: it must not tell that the password was right.
+    bad = urllib.parse.urlencode({"name": "admin", "password": admin_pw + "x", "next": "/assets"})
+    st_bad, text_bad, _ = req("POST", srv.url + "/login", bad.encode(),
+                              {"Content-Type": "application/x-www-form-urlencoded"})
+    check(st_bad == st and "Sign in with Microsoft" in text_bad,
+          "password sign-in off answers alike for a wrong password (%s)" % st_bad)
     ms.run("account", "local-signin", "on", check=0)
     st, _, _ = req("POST", srv.url + "/login", form.encode(),
                    {"Content-Type": "application/x-www-form-urlencoded"})
