@@ -64,9 +64,9 @@ changes_get(const struct route_call *c)
     int64_t head = 0, v = API_CHANGES_LIMIT_DEFAULT;
     int now = 0, rc;
 
-    if (c->req->st == NULL) {
-        api_reply_json(c->resp, 503, json_pack("{s:s}", "status", "database unavailable"));
-        return;
+    if (c->req->st == NULL) { /* the error envelope, as every API error */
+        rc = err_set(&eb, ERR_DB, "the database is not available");
+        goto fail;
     }
     q.account_id = c->p->account_id;
     if (cursor != NULL && strcmp(cursor, "now") == 0)

@@ -471,7 +471,7 @@ def keyset_checks(ms, srv, key):
     # once (positional pages repeat one after an insert before the position and skip one after
     # a retire); a row added before the position is not seen, one added after it is.
     base = ("account_id, client_id, integration_id, tenant_id, first_synced_at, last_synced_at, "
-            "last_seen_gen")
+            "last_seen_gen, updated_at")  # every writer of the store sets updated_at
     for n, sorts in enumerate(([("name", False)], [("name", True)],
                                [("last_check_in_at", True)], [("last_check_in_at", False)],
                                [("type", False), ("name", True)])):
