@@ -103,7 +103,9 @@ async function signIn(who, shotName) {
     const out = {
       picker, url: page.url(), h1: (await page.textContent("h1").catch(() => "")) || "",
       body: await page.textContent("body"), session: cookies.some((c) => c.name === "memsync_session"),
-      who: await page.locator("header.top .who span").textContent().catch(() => ""),
+      // A refusal page has no header: count first rather than wait out the locator's timeout.
+      who: (await page.locator("header.top .who span").count()) > 0
+        ? await page.locator("header.top .who span").first().textContent() : "",
     };
     await page.screenshot({ path: path.join(ART, "sso-" + shotName + ".png"), fullPage: true });
     return out;
