@@ -40,6 +40,7 @@ struct hook {
     int64_t id, account_id;
     char *url, *events, *sealed;
     int paused;
+    int64_t created_at, from_seq, from_run;
 };
 
 struct webhook_dispatch {
@@ -100,6 +101,9 @@ hook_cb(void *arg, const struct webhook_row *w)
     h->events = xstrdup(w->events != NULL ? w->events : "");
     h->sealed = xstrdup(w->secret_sealed != NULL ? w->secret_sealed : "");
     h->paused = w->paused_at != TS_NULL;
+    h->created_at = w->created_at;
+    h->from_seq = w->from_seq;
+    h->from_run = w->from_run;
     return 0;
 }
 
@@ -119,10 +123,22 @@ subscribed(const struct hook *h, const char *event)
     return 0;
 }
 
-/* Queues event for every active subscription of the account; data is borrowed. */
+/* Whether h was subscribed when what it would be told of happened: a change by its seq, a run by
+ * its id or its end. The dispatcher may be behind (serve just started, a batch at a time), so a
+ * new subscription must not be sent what was committed before it. */
+static int
+after_start(const struct hook *h, int64_t seq, int64_t run_id, int64_t finished_at)
+{
+    if (seq > 0)
+        return seq > h->from_seq;
+    return run_id > h->from_run || (finished_at != TS_NULL && finished_at > h->created_at);
+}
+
+/* Queues event for every active subscription of the account that began before it (seq for a
+ * change; run_id and finished_at for a run); data is borrowed. */
 static int
 fan_out(struct webhook_dispatch *d, int64_t account_id, const char *event, json_t *data,
-        struct errbuf *eb)
+        int64_t seq, int64_t run_id, int64_t finished_at, struct errbuf *eb)
 {
     char at[32], *body = NULL;
     json_t *j;
@@ -132,7 +148,8 @@ fan_out(struct webhook_dispatch *d, int64_t account_id, const char *event, json_
     for (size_t i = 0; rc == ERR_OK && i < d->nhooks; i++) {
         const struct hook *h = &d->hooks[i];
 
-        if (h->account_id != account_id || h->paused || !subscribed(h, event))
+        if (h->account_id != account_id || h->paused || !subscribed(h, event) ||
+            !after_start(h, seq, run_id, finished_at))
             continue;
         if (body == NULL) {
             j = json_pack("{s:s, s:s, s:O}", "event", event, "at", at, "data", data);
@@ -178,7 +195,7 @@ change_cb(void *arg, const struct change_row *c)
     data = changes_row_json(c);
     if (data == NULL)
         return ERR_NOMEM;
-    rc = fan_out(w->d, c->account_id, event, data, w->eb);
+    rc = fan_out(w->d, c->account_id, event, data, c->seq, 0, TS_NULL, w->eb);
     json_decref(data);
     return rc;
 }
@@ -210,7 +227,7 @@ run_cb(void *arg, const struct webhook_run_row *r)
                      "started_at", s, "finished_at", r->finished_at != TS_NULL ? f : NULL);
     if (data == NULL)
         return ERR_NOMEM;
-    rc = fan_out(w->d, r->account_id, "sync.finished", data, w->eb);
+    rc = fan_out(w->d, r->account_id, "sync.finished", data, 0, r->id, r->finished_at, w->eb);
     json_decref(data);
     return rc;
 }

@@ -53,7 +53,9 @@ store_webhook_insert(struct store *st, int64_t account_id, const char *url, cons
         return err_set(eb, ERR_TOOBIG, "an account has at most %d webhooks", STORE_WEBHOOKS_MAX);
     return st->ops->sql_exec(st,
                              "INSERT INTO webhook (account_id, url, events, secret_sealed, "
-                             "created_at) VALUES (?1, ?2, ?3, '', ?4) RETURNING id",
+                             "created_at, from_seq, from_run) VALUES (?1, ?2, ?3, '', ?4, "
+                             "COALESCE((SELECT max(seq) FROM change_event), 0), "
+                             "COALESCE((SELECT max(id) FROM sync_run), 0)) RETURNING id",
                              b, 4, NULL, id, eb);
 }
 
@@ -113,7 +115,7 @@ hook_cb(void *arg, const struct store_cell *c, size_t n)
     struct hook_walk *x = arg;
     struct webhook_row w;
 
-    if (n < 8)
+    if (n < 10)
         return ERR_DB;
     w.id = cell_i(&c[0], 0);
     w.account_id = cell_i(&c[1], 0);
@@ -123,6 +125,8 @@ hook_cb(void *arg, const struct store_cell *c, size_t n)
     w.created_at = cell_i(&c[5], TS_NULL);
     w.paused_at = cell_i(&c[6], TS_NULL);
     w.paused_reason = cell_s(&c[7]);
+    w.from_seq = cell_i(&c[8], 0);
+    w.from_run = cell_i(&c[9], 0);
     return x->cb(x->arg, &w);
 }
 
@@ -135,7 +139,8 @@ store_webhooks_each(struct store *st, int64_t account_id,
 
     return st->ops->sql_query(st,
                               "SELECT id, account_id, url, events, secret_sealed, created_at, "
-                              "paused_at, paused_reason FROM webhook WHERE account_id = ?1 OR "
+                              "paused_at, paused_reason, from_seq, from_run FROM webhook WHERE "
+                              "account_id = ?1 OR "
                               "?1 = 0 ORDER BY id",
                               a, 1, hook_cb, &x, eb);
 }

@@ -25,6 +25,9 @@ struct webhook_row {
     int64_t created_at;
     int64_t paused_at; /* TS_NULL while active */
     const char *paused_reason;
+    /* What was committed when it was created: it is sent what comes after, not before. */
+    int64_t from_seq; /* the change feed's last seq */
+    int64_t from_run; /* the newest sync run's id */
 };
 
 struct webhook_delivery_row {

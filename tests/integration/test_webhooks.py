@@ -29,6 +29,21 @@ def verify(secret, header, body, tolerance=300):
     return hmac.compare_digest(mac, parts["v1"])
 
 
+def write_sql(ms, statement):
+    """One write against memsync's database, SQLite or PostgreSQL (tests only)."""
+    import subprocess
+    if ms.db.startswith("postgresql://"):
+        subprocess.run(["psql", "-q", ms.db, "-c", statement], check=True, capture_output=True)
+        return
+    import sqlite3
+    con = sqlite3.connect(ms.db)
+    try:
+        con.execute(statement)
+        con.commit()
+    finally:
+        con.close()
+
+
 class Receiver:
     def __init__(self):
         self.got = []
@@ -246,6 +261,29 @@ class Subscriptions(unittest.TestCase):
                                 for d in log))
         finally:
             SECRET = old
+
+    def test_only_what_follows_the_subscription(self):
+        # The dispatcher may be behind when a subscription is made (serve just started, or a
+        # large sync being queued a batch at a time): the new subscription is sent only what is
+        # committed after it. Rewinding the dispatcher's position to before the first sync
+        # makes that deterministic.
+        self.srv = self.Serve(self.ms)
+        self.subscribe(["asset.created", "sync.finished"])
+        self.srv.stop()
+        self.srv.out.close()
+        self.srv.err.close()
+        self.assertGreater(self.ms.sql("SELECT count(*) FROM change_event")[0][0], 0)
+        write_sql(self.ms, "UPDATE webhook_position SET change_seq = 0, run_id = 0")
+        self.srv = self.Serve(self.ms, name="serve2")
+        time.sleep(2.5)  # two dispatcher steps
+        self.assertEqual(self.rx.got, [], "nothing from before the subscription")
+        self.assertEqual(self.ms.sql("SELECT count(*) FROM webhook_delivery")[0][0], 0)
+        self.sim.control({"op": "add_devices", "tenant": self.tenants[0], "count": 1})
+        self.ms.run("sync", "--full")
+        self.wait(lambda: len(self.rx.got) >= 2, "two deliveries")
+        time.sleep(1.5)
+        self.assertEqual(sorted(g["headers"]["Memsync-Event"] for g in self.rx.got),
+                         ["asset.created", "sync.finished"])
 
     def test_refused_subscriptions_and_pause(self):
         self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "2"

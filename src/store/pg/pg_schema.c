@@ -519,6 +519,14 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    if (ver < 17) {
+        rc = pg_q_done(g,
+                       "ALTER TABLE webhook ADD COLUMN from_seq BIGINT NOT NULL DEFAULT 0,"
+                       " ADD COLUMN from_run BIGINT NOT NULL DEFAULT 0",
+                       NULL, eb, "adding the webhooks' starting points", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     pg_p_i64(&p, STORE_APPLICATION_ID);
     pg_p_i64(&p, STORE_SCHEMA_VERSION);

@@ -398,6 +398,9 @@ static const char schema_v16[] =
     " updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (user_id, key)) STRICT;"
     "CREATE INDEX sync_tenant_result_tenant ON sync_tenant_result(tenant_id, run_id);";
+static const char schema_v17[] =
+    "ALTER TABLE webhook ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE webhook ADD COLUMN from_run INTEGER NOT NULL DEFAULT 0;";
 
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
@@ -660,6 +663,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
     }
     if (ver < 16) {
         rc = sq_exec_sql(s, schema_v16, eb, "adding per-user preferences");
+        if (rc != ERR_OK)
+            goto out;
+    }
+    if (ver < 17) {
+        rc = sq_exec_sql(s, schema_v17, eb, "adding the webhooks' starting points");
         if (rc != ERR_OK)
             goto out;
     }
