@@ -2124,6 +2124,7 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
+    struct store_filter included = {"client.included", "eq", "true"};
     struct flight_result res;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
@@ -2171,6 +2172,10 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     }
     in = insight_new(now, (int)days);
     q.account_id = account;
+    /* Excluded clients are no longer synced: not counted (their devices: filter[client.included]).
+     */
+    q.filters = &included;
+    q.nfilters = 1;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK) {
         reply_err(resp, rc, &eb);

@@ -34,11 +34,14 @@ int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integrati
                       struct errbuf *eb);
 
 /* Queues a full sync of one tenant of the integration (a client page's "Sync now"): its customer
- * list is that tenant alone (name and domain as stored, may be NULL). ERR_UNSUPPORTED when syncs
- * run on workers; ERR_EXISTS and ERR_TOOBIG as scheduler_request. */
-int scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
-                             const char *tenant_id, const char *name, const char *domain,
-                             struct errbuf *eb);
+ * list is that tenant alone (name and domain as stored, may be NULL). Its run starts at once in
+ * st, as scheduler_request_run's: *run_id. With sync_runner = workers the run and that tenant's
+ * job go to the database queue (store_job_enqueue_tenant). ERR_EXISTS and ERR_TOOBIG as
+ * scheduler_request (workers: a queued run of the integration is not finished), or the
+ * store's. */
+int scheduler_request_tenant(struct scheduler *s, struct store *st, int64_t account_id,
+                             int64_t integration_id, const char *tenant_id, const char *name,
+                             const char *domain, int64_t *run_id, struct errbuf *eb);
 /* Queues a sync as scheduler_request does, and starts its run at once in st (the caller's
  * connection) so that the caller can answer the run's id: *run_id. The run shows as running
  * while it waits in the queue; the scheduler's thread syncs into it and finishes it (also when

@@ -406,6 +406,7 @@ ui_client_post(const struct ui_client_env *env, const struct route_call *c)
     struct errbuf eb = {0};
     json_t *row = NULL;
     const char *done = NULL;
+    int64_t run = 0;
     int rc = ERR_OK;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, c->id[0]);
@@ -428,11 +429,11 @@ ui_client_post(const struct ui_client_env *env, const struct route_call *c)
             rc = err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
         if (rc == ERR_OK)
             rc = scheduler_request_tenant(
-                app->sched, c->p->account_id,
+                app->sched, c->req->st, c->p->account_id,
                 json_integer_value(json_object_get(row, "integration_id")),
                 json_string_value(json_object_get(row, "tenant_id")),
                 json_string_value(json_object_get(row, "name")),
-                json_string_value(json_object_get(row, "default_domain")), &eb);
+                json_string_value(json_object_get(row, "default_domain")), &run, &eb);
         done = "sync";
     } else {
         rc = err_set(&eb, ERR_INVAL, "unknown action");

@@ -503,6 +503,11 @@ void sync_job_clear(struct sync_job *j); /* NULL-safe */
  * of this integration still has pending jobs. */
 int store_job_enqueue(struct store *st, int64_t integration_id, int full, int64_t now,
                       int64_t *run_id, struct errbuf *eb);
+/* Starts a full run of one tenant of the integration and queues its tenant job alone (no
+ * discovery: the customer as given, names may be NULL). ERR_EXISTS as store_job_enqueue. */
+int store_job_enqueue_tenant(struct store *st, int64_t integration_id,
+                             const struct customer *tenant, int64_t now, int64_t *run_id,
+                             struct errbuf *eb);
 /* Leases the oldest pending job for worker. ERR_NOTFOUND when there is none; *busy then counts
  * the jobs other workers hold, which may still queue more or lapse. */
 int store_job_lease(struct store *st, const char *worker, int lease_s, int64_t now,

@@ -185,8 +185,9 @@ struct store_ops {
     int (*asset_get)(struct store *st, int64_t account_id, int64_t id,
                      int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
     /* sync jobs: NULL in backends without them */
-    int (*job_enqueue)(struct store *st, int64_t integration_id, int full, int64_t now,
-                       int64_t *run_id, struct errbuf *eb);
+    int (*job_enqueue)(struct store *st, int64_t integration_id, int full,
+                       const struct customer *tenant, int64_t now, int64_t *run_id,
+                       struct errbuf *eb);
     int (*job_lease)(struct store *st, const char *worker, int lease_s, int64_t now,
                      struct sync_job *out, int64_t *busy, struct errbuf *eb);
     int (*job_renew)(struct store *st, const struct sync_job *j, const char *worker, int lease_s,

@@ -186,8 +186,8 @@ job_run_maybe_finish(struct pg *g, int64_t run_id, int64_t now, struct errbuf *e
 }
 
 int
-pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now, int64_t *run_id,
-               struct errbuf *eb)
+pg_job_enqueue(struct store *base, int64_t integration_id, int full, const struct customer *tenant,
+               int64_t now, int64_t *run_id, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -243,10 +243,18 @@ pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now
     pg_p_i64(&p, integration_id);
     pg_p_text(&p, full ? "full" : "incremental");
     pg_p_i64(&p, now);
-    rc = pg_q_done(g,
-                   "INSERT INTO sync_job (run_id, account_id, integration_id, kind, created_at) "
-                   "VALUES ($1, $2, $3, $4, $5)",
-                   &p, eb, "queueing the discovery job", NULL);
+    /* One tenant: its job straight away, no discovery (tenant_id NULL: the discovery job). */
+    pg_p_text(&p, tenant != NULL ? tenant->tenant_id : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->name : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->domain : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->relationship : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->associated_partner_id : NULL);
+    rc = pg_q_done(
+        g,
+        "INSERT INTO sync_job (run_id, account_id, integration_id, kind, created_at, "
+        "tenant_id, tenant_name, tenant_domain, relationship, associated_partner_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &p, eb, tenant != NULL ? "queueing the tenant's job" : "queueing the discovery job", NULL);
 out:
     PQclear(r);
     return pg_wend(g, own, rc, eb);
