@@ -1189,10 +1189,10 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
             return;
         }
         json_object_set_new(row, "tenants", tenants);
-        /* A run synced by this process also lists the tenants not finished yet. */
+        /* A run synced by this process, or queued for workers, lists its unfinished tenants. */
         {
             int listed = 0;
-            json_t *live = ui_runs_live_json(sched, id, &listed);
+            json_t *live = ui_runs_live_json(sched, req->st, id, &listed);
 
             json_object_set_new(row, "tenants_unfinished", live != NULL ? live : json_null());
         }

@@ -203,28 +203,83 @@ scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
     return start_and_enqueue(s, st, &j, run_id, eb);
 }
 
+struct job_walk {
+    struct scheduler_live *v;
+    size_t n, cap;
+    int discovery; /* the discovery job is unfinished: customers still being listed */
+};
+
+static int
+job_live_cb(void *arg, const char *tenant_id, const char *name, int leased, int64_t elapsed_s)
+{
+    struct job_walk *w = arg;
+    struct scheduler_live *l;
+
+    if (tenant_id == NULL) {
+        w->discovery = 1;
+        return 0;
+    }
+    if (w->n >= SCHEDULER_LIVE_MAX)
+        return 0;
+    w->v = mem_grow(w->v, &w->cap, w->n + 1, sizeof *w->v);
+    l = &w->v[w->n++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->tenant_id, sizeof l->tenant_id, "%s", tenant_id);
+    snprintf(l->name, sizeof l->name, "%s", name != NULL ? name : "");
+    l->running = leased;
+    l->elapsed_ms = leased ? elapsed_s * 1000 : 0;
+    return 0;
+}
+
+/* A run queued for workers: its unfinished jobs in the database. */
+static int
+live_from_jobs(struct store *st, int64_t run_id, struct scheduler_live **out, size_t *n,
+               int *listed)
+{
+    struct job_walk w = {0};
+    struct errbuf eb = {0};
+    size_t jobs = 0;
+
+    if (store_job_unfinished(st, run_id, SCHEDULER_LIVE_MAX + 1, job_live_cb, &w, &jobs, &eb) !=
+            ERR_OK ||
+        jobs == 0) {
+        if (eb.code != ERR_OK && eb.code != ERR_UNSUPPORTED)
+            log_warn("cannot read the jobs of run=%" PRId64 ": %s", run_id, eb.msg);
+        free(w.v);
+        return 0;
+    }
+    *listed = !w.discovery;
+    *out = w.v; /* NULL when no tenant job is left */
+    *n = w.n;
+    return 1;
+}
+
 int
-scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
-                   int *listed)
+scheduler_live_get(struct scheduler *s, struct store *st, int64_t run_id,
+                   struct scheduler_live **out, size_t *n, int *listed)
 {
     int found = 0;
 
     *out = NULL;
     *n = 0;
     *listed = 0;
-    if (s == NULL || run_id <= 0)
+    if (run_id <= 0)
         return 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->live_run == run_id) {
-        found = 1;
-        *listed = s->live_listed;
-        if (s->nlive > 0) {
-            *out = xmalloc(s->nlive * sizeof **out);
-            memcpy(*out, s->live, s->nlive * sizeof **out);
-            *n = s->nlive;
+    if (s != NULL) {
+        pthread_mutex_lock(&s->mu);
+        if (s->live_run == run_id) {
+            found = 1;
+            *listed = s->live_listed;
+            if (s->nlive > 0) {
+                *out = xmalloc(s->nlive * sizeof **out);
+                memcpy(*out, s->live, s->nlive * sizeof **out);
+                *n = s->nlive;
+            }
         }
+        pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_unlock(&s->mu);
+    if (!found && st != NULL)
+        found = live_from_jobs(st, run_id, out, n, listed);
     return found;
 }
 

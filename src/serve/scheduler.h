@@ -51,10 +51,12 @@ int scheduler_request_tenant(struct scheduler *s, struct store *st, int64_t acco
 int scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
                           int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb);
 
-/* The tenants of the run being synced in this process that have not finished (pending or
- * running), copied: *out is malloc'd (free it), NULL when n is 0. Returns 1 when run_id is the
- * run this scheduler is syncing, 0 otherwise (other runs have only their finished tenants).
- * listed: 0 while the customer list is still being read. At most SCHEDULER_LIVE_MAX tenants. */
+/* The tenants of run_id that have not finished (pending or running), copied: *out is malloc'd
+ * (free it), NULL when n is 0. From this scheduler when it is syncing run_id; otherwise, with st,
+ * from the jobs of a run queued for `memsync worker` (store_job_unfinished: queued jobs are
+ * pending, leased ones running). Returns 1 when either knows the run, 0 otherwise (its finished
+ * tenants are all there is). listed: 0 while the customer list is still being read. At most
+ * SCHEDULER_LIVE_MAX tenants. s may be NULL. */
 #define SCHEDULER_LIVE_MAX 100000
 struct scheduler_live {
     char tenant_id[40];
@@ -62,8 +64,8 @@ struct scheduler_live {
     int running;
     int64_t elapsed_ms;
 };
-int scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
-                       int *listed);
+int scheduler_live_get(struct scheduler *s, struct store *st, int64_t run_id,
+                       struct scheduler_live **out, size_t *n, int *listed);
 
 /* "running", "queued" or "idle". */
 const char *scheduler_state(struct scheduler *s, int64_t integration_id);

@@ -1756,8 +1756,8 @@ run_detail(struct page *pg, int64_t id)
                       "class=\"muted\" data-live>Running — this page refreshes; tenants "
                       "waiting for a slot are pending.</p>");
     buf_addstr(b, "</div><h2>Tenants</h2><div class=\"tablewrap\">");
-    ui_runs_tenants(b, pg->app->sched, id, st != NULL && strcmp(st, "running") == 0, tenants,
-                    &renv);
+    ui_runs_tenants(b, pg->app->sched, pg->req->st, id, st != NULL && strcmp(st, "running") == 0,
+                    tenants, &renv);
     buf_addstr(b, "</div>");
     page_end(pg);
     json_decref(r);

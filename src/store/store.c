@@ -811,6 +811,18 @@ store_job_release(struct store *st, const struct sync_job *j, const char *worker
 }
 
 int
+store_job_unfinished(struct store *st, int64_t run_id, size_t max,
+                     int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                               int64_t elapsed_s),
+                     void *arg, size_t *n, struct errbuf *eb)
+{
+    *n = 0;
+    if (st->ops->job_unfinished == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_unfinished(st, run_id, max, cb, arg, n, eb);
+}
+
+int
 store_run_start(struct store *st, int64_t integration_id, const char *kind, int64_t now,
                 int64_t *run_id, struct errbuf *eb)
 {
