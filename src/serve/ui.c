@@ -2387,7 +2387,8 @@ overview_page(struct page *pg)
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
-               "<h1>Overview</h1><p class=\"muted\">Active devices of every client: operating "
+               "<h1>Overview</h1><p class=\"muted\">Active devices of every client not "
+               "excluded: operating "
                "systems past their vendor's end of support, devices not checked in for %d days, "
                "serials that are missing or seen in two tenants, encryption and compliance. The "
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",
