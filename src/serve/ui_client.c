@@ -440,7 +440,10 @@ ui_client_post(const struct ui_client_env *env, const struct route_call *c)
     }
     if (rc == ERR_OK) {
         log_info("client changed id=%" PRId64 " by=%s action=%s", c->id[0], c->p->name, done);
-        snprintf(to, sizeof to, "/clients/%" PRId64 "?done=%s", c->id[0], done);
+        if (run > 0) /* as the integration's "Sync now": the new run's page, live */
+            snprintf(to, sizeof to, "/runs/%" PRId64, run);
+        else
+            snprintf(to, sizeof to, "/clients/%" PRId64 "?done=%s", c->id[0], done);
         c->resp->status = 303;
         c->resp->content_type = "text/plain";
         buf_reset(&c->resp->body);

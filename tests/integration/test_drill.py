@@ -17,7 +17,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Memsync, Sim  # noqa: E402
 from test_api import Serve, api, apikey, check, csrf_of, get_json, login, req, FAILS  # noqa: E402
-from test_api import user_add  # noqa: E402
+from test_api import hget, user_add  # noqa: E402
 
 STALE = 30
 FIGURES = {"stale": "stale_days=%d" % STALE, "unsupported_os": "os_support=past",
@@ -345,7 +345,7 @@ def main():
     # Sync this tenant now: the consent comes back, the client syncs alone.
     sim.control({"op": "set_tenant", "tenant": bad, "consented": True})
     runs_before = get_json(srv, "/api/v1/sync-runs", key)["total_count"]
-    st, js, text, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % badc["id"], key)
+    st, js, text, hdrs = api(srv, "POST", "/api/v1/clients/%d/sync" % badc["id"], key)
     check(st == 202, "POST /clients/{id}/sync -> 202 (%s %s)" % (st, text[:200]))
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -359,6 +359,22 @@ def main():
           "that run synced this tenant alone")
     check(c["recent_syncs"] and c["recent_syncs"][0]["status"] == "ok",
           "the client answer has its recent syncs, newest first")
+    check(hget(hdrs, "Location") == ["/api/v1/sync-runs/%d" % js["data"]["run_id"]] and
+          runs[0]["id"] == js["data"]["run_id"], "the answer names the tenant's run and Location")
+    # The client page's button: the tenant's run starts and its page opens.
+    st, _, hdrs = post("/clients/%d" % badc["id"], {"csrf": csrf, "action": "sync"})
+    loc = hget(hdrs, "Location")
+    check(st == 303 and loc and re.match(r"^/runs/\d+$", loc[0]),
+          "the client page's Sync now goes to the new run (%s %s)" % (st, loc))
+    if loc:
+        run = int(loc[0].split("/")[-1])
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = get_json(srv, "/api/v1/sync-runs/%d" % run, key)["data"]
+            if r["status"] != "running":
+                break
+            time.sleep(0.3)
+        check(r["status"] == "ok" and r["tenants_total"] == 1, "that run synced the tenant alone")
     # Its refusals (each answer also checked against /openapi.json).
     api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, {"included": False})
     st, js, text, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % good["id"], key)
