@@ -72,7 +72,7 @@ _memsync() {
     serve) opts="--listen --url-file --no-schedule --help" ;;
     sync) opts="-v --verbose --integration --full --incremental --parallel --no-software --hardware-detail --app-strategy --queue --confirm-retire --help" ;;
     clients) opts="--format --help" ;;
-    assets) opts="--client --search --include-retired --format --os --type --stale-days --os-support --serial --encrypted --compliance --model --manufacturer --ownership --enrolled-before --enrolled-after --missing --sort --columns --no-headers --limit --help" ;;
+    assets) opts="--client --search --include-retired --format --os --type --stale-days --os-support --serial --encrypted --compliance --model --manufacturer --ownership --enrolled-before --enrolled-after --missing --included --sort --columns --no-headers --limit --help" ;;
     worker) opts="--once --lease-seconds --poll-seconds --concurrency --no-software --help" ;;
     changes) opts="--since --client --kind --account --help" ;;
     webhook) opts="--secret-file --event --help" ;;

@@ -1263,8 +1263,8 @@ struct assets_view {
     const char *os_support, *serial, *encrypted, *compliance, *model, *manufacturer, *ownership,
         *enrolled_before, *enrolled_after;
     struct hwfilter hf;
-    int no_headers, missing;
-    struct store_filter f[10];
+    int no_headers, missing, included;
+    struct store_filter f[12];
     struct store_sort sorts[STORE_LIST_MAX_SORTS];
     char sortbuf[512], colbuf[1024], since[32];
     const char *cols[ASSETS_COLUMNS_MAX];
@@ -1321,6 +1321,8 @@ assets_view_apply(struct assets_view *v, struct asset_query *q, struct errbuf *e
         v->f[nf++] = (struct store_filter){"enrolled_at", "gte", v->enrolled_after};
     if (v->missing) /* missing from Intune's last complete listing, not retired yet */
         v->f[nf++] = (struct store_filter){"missing_since", "gte", "1970-01-01"};
+    if (v->included) /* the scope of `memsync insights` without --client */
+        v->f[nf++] = (struct store_filter){"client.included", "eq", "true"};
     q->filters = v->f;
     q->nfilters = nf;
     if (v->limit != NULL) {
@@ -1436,6 +1438,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
         {"enrolled-before", 1, &view.enrolled_before, NULL},
         {"enrolled-after", 1, &view.enrolled_after, NULL},
         {"missing", 0, NULL, &view.missing},
+        {"included", 0, NULL, &view.included},
         {"sort", 1, &view.sort, NULL},
         {"columns", 1, &view.columns, NULL},
         {"limit", 1, &view.limit, NULL},
@@ -1476,6 +1479,7 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "         [--encrypted true|false] [--compliance compliant|not_compliant|STATE]\n"
                 "         [--model M] [--manufacturer M] [--ownership O]\n"
                 "         [--enrolled-before DATE] [--enrolled-after DATE] [--missing]\n"
+                "         [--included]\n"
                 "       memsync assets software [--client ID|TENANT|NAME] [--search TEXT]\n"
                 "         [--format table|csv|json|jsonl]\n"
                 "       memsync assets installs [--client ID|TENANT|NAME] [--search TEXT]\n"
@@ -1487,7 +1491,9 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
                 "hardware: --os and --type match operating_system.name and type (any case); "
                 "--stale-days N: not\nchecked in for N days (or never); --sort and --columns "
                 "take the column names of --format csv;\n--stale-days, --os-support, --serial, "
-                "--encrypted and --compliance are the tests `memsync insights` counts.\n"
+                "--encrypted and --compliance are the tests `memsync insights` counts; --included: "
+                "only clients\nthat are not excluded (the clients `memsync insights` counts "
+                "without --client).\n"
                 "--format snipeit: a CSV for Snipe-IT's asset importer; --format glpi: GLPI "
                 "inventory documents,\none per line (docs/API.md \"Import formats\").\n");
         return help ? CLI_OK : CLI_USAGE;
@@ -1508,7 +1514,8 @@ cmd_assets(struct ctx *cx, int argc, char **argv)
          view.columns != NULL || view.limit != NULL || view.no_headers || view.os_support != NULL ||
          view.serial != NULL || view.encrypted != NULL || view.compliance != NULL ||
          view.model != NULL || view.manufacturer != NULL || view.ownership != NULL ||
-         view.enrolled_before != NULL || view.enrolled_after != NULL || view.missing)) {
+         view.enrolled_before != NULL || view.enrolled_after != NULL || view.missing ||
+         view.included)) {
         fprintf(stderr, "memsync assets: --os, --type, --stale-days, --sort, --columns, --limit "
                         "and --no-headers are for `assets hardware`\n");
         return CLI_USAGE;
@@ -1610,6 +1617,7 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
     struct output *out = NULL;
     struct insight *in = NULL;
     struct asset_query q = {0};
+    struct store_filter included = {"client.included", "eq", "true"};
     struct errbuf eb = {0};
     int64_t account, stale = 30;
     int code = CLI_FAIL;
@@ -1621,7 +1629,8 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
                "[--format table|csv|json|jsonl]\n"
                "Per client: devices not checked in for N days (default 30), operating systems "
                "past end of support,\ndevices without a real serial, serials in two tenants, "
-               "encrypted and compliant share, oldest enrolment.\n");
+               "encrypted and compliant share, oldest enrolment.\nExcluded clients count only "
+               "when named with --client (`assets hardware --included` lists the rest).\n");
         return CLI_OK;
     }
     if (days != NULL && (parse_id(days, &stale) != 0 || stale > 3650)) {
@@ -1632,6 +1641,11 @@ cmd_insights(struct ctx *cx, int argc, char **argv)
         return CLI_USAGE;
     in = insight_new(clock_now(), (int)stale);
     q.client = client;
+    /* Excluded clients are no longer synced: the overview leaves them out unless named. */
+    if (client == NULL) {
+        q.filters = &included;
+        q.nfilters = 1;
+    }
     if (open_store(cx, &st, &account, &eb) != ERR_OK ||
         check_client(st, account, client, &eb) != ERR_OK ||
         (q.account_id = account, store_assets_each(st, &q, insight_collect, in, &eb)) != ERR_OK) {

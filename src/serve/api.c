@@ -1189,10 +1189,10 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
             return;
         }
         json_object_set_new(row, "tenants", tenants);
-        /* A run synced by this process also lists the tenants not finished yet. */
+        /* A run synced by this process, or queued for workers, lists its unfinished tenants. */
         {
             int listed = 0;
-            json_t *live = ui_runs_live_json(sched, id, &listed);
+            json_t *live = ui_runs_live_json(sched, req->st, id, &listed);
 
             json_object_set_new(row, "tenants_unfinished", live != NULL ? live : json_null());
         }
@@ -2124,6 +2124,7 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     struct asset_query q = {0};
     struct errbuf eb = {0};
     struct insight *in = NULL;
+    struct store_filter included = {"client.included", "eq", "true"};
     struct flight_result res;
     json_t *rows = NULL;
     int64_t version = 0, now = clock_now();
@@ -2171,6 +2172,10 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     }
     in = insight_new(now, (int)days);
     q.account_id = account;
+    /* Excluded clients are no longer synced: not counted (their devices: filter[client.included]).
+     */
+    q.filters = &included;
+    q.nfilters = 1;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK) {
         reply_err(resp, rc, &eb);

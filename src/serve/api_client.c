@@ -242,7 +242,8 @@ api_client_sync(const struct route_call *c)
     struct errbuf eb = {0};
     json_t *row = NULL;
     int rc = api_client_json(c->req->st, c->p->account_id, c->id[0], clock_now(), &row, &eb);
-    int64_t integ = 0;
+    int64_t integ = 0, run = 0;
+    char loc[64];
 
     if (rc == ERR_OK) {
         integ = json_integer_value(json_object_get(row, "integration_id"));
@@ -251,18 +252,22 @@ api_client_sync(const struct route_call *c)
         else if (app->sched == NULL)
             rc = err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
         else
-            rc = scheduler_request_tenant(app->sched, c->p->account_id, integ,
+            rc = scheduler_request_tenant(app->sched, c->req->st, c->p->account_id, integ,
                                           json_string_value(json_object_get(row, "tenant_id")),
                                           json_string_value(json_object_get(row, "name")),
                                           json_string_value(json_object_get(row, "default_domain")),
-                                          &eb);
+                                          &run, &eb);
     }
     json_decref(row);
     if (rc != ERR_OK) {
         reply_err(c->resp, rc, &eb);
         return;
     }
+    /* The run exists from now on (serve's thread or workers sync it): its page shows it live. */
+    snprintf(loc, sizeof loc, "/api/v1/sync-runs/%" PRId64, run);
+    httpd_response_header(c->resp, "Location", loc);
     reply(c->resp, 202,
-          json_pack("{s:{s:I, s:I, s:s, s:s}}", "data", "client_id", (json_int_t)c->id[0],
-                    "integration_id", (json_int_t)integ, "kind", "full", "state", "queued"));
+          json_pack("{s:{s:I, s:I, s:I, s:s, s:s}}", "data", "run_id", (json_int_t)run, "client_id",
+                    (json_int_t)c->id[0], "integration_id", (json_int_t)integ, "kind", "full",
+                    "state", "queued"));
 }

@@ -75,28 +75,6 @@ scheduler_request(struct scheduler *s, int64_t account_id, int64_t integration_i
     return rc;
 }
 
-int
-scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
-                         const char *tenant_id, const char *name, const char *domain,
-                         struct errbuf *eb)
-{
-    struct job j = {.account_id = account_id, .integration_id = integration_id, .full = 1};
-    int rc;
-
-    if (strcmp(s->cfg->sync_runner, "workers") == 0)
-        return err_set(eb, ERR_UNSUPPORTED,
-                       "one tenant alone cannot be queued for workers; sync its integration");
-    if (tenant_id == NULL || strlen(tenant_id) >= sizeof j.tenant_id)
-        return err_set(eb, ERR_INVAL, "not a tenant id");
-    snprintf(j.tenant_id, sizeof j.tenant_id, "%s", tenant_id);
-    snprintf(j.name, sizeof j.name, "%s", name != NULL ? name : "");
-    snprintf(j.domain, sizeof j.domain, "%s", domain != NULL ? domain : "");
-    pthread_mutex_lock(&s->mu);
-    rc = enqueue_locked(s, &j, eb);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
 /* ERR_EXISTS / ERR_TOOBIG as enqueue_locked would answer, without queueing. */
 static int
 can_enqueue_locked(struct scheduler *s, int64_t integration_id, struct errbuf *eb)
@@ -109,6 +87,64 @@ can_enqueue_locked(struct scheduler *s, int64_t integration_id, struct errbuf *e
     if (s->nqueue >= SCHEDULER_QUEUE_MAX)
         return err_set(eb, ERR_TOOBIG, "too many syncs are queued; try again later");
     return ERR_OK;
+}
+
+/* Starts j's run in st and queues j; the run is finished as failed when j cannot be queued. */
+static int
+start_and_enqueue(struct scheduler *s, struct store *st, struct job *j, int64_t *run_id,
+                  struct errbuf *eb)
+{
+    struct errbuf feb = {0};
+    int rc;
+
+    pthread_mutex_lock(&s->mu);
+    rc = can_enqueue_locked(s, j->integration_id, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != ERR_OK)
+        return rc;
+    rc = store_run_start(st, j->integration_id, j->full ? "full" : "incremental", clock_now(),
+                         &j->run_id, eb);
+    if (rc != ERR_OK)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    rc = enqueue_locked(s, j, eb);
+    pthread_mutex_unlock(&s->mu);
+    if (rc != ERR_OK) {
+        /* Another request queued the integration in between: this run never starts. */
+        if (store_run_finish(st, j->run_id, "failed", eb->msg, clock_now(), &feb) != ERR_OK)
+            log_warn("cannot finish sync run run=%" PRId64 ": %s", j->run_id, feb.msg);
+        return rc;
+    }
+    *run_id = j->run_id;
+    return ERR_OK;
+}
+
+int
+scheduler_request_tenant(struct scheduler *s, struct store *st, int64_t account_id,
+                         int64_t integration_id, const char *tenant_id, const char *name,
+                         const char *domain, int64_t *run_id, struct errbuf *eb)
+{
+    struct job j = {.account_id = account_id, .integration_id = integration_id, .full = 1};
+    int rc;
+
+    *run_id = 0;
+    if (tenant_id == NULL || strlen(tenant_id) >= sizeof j.tenant_id)
+        return err_set(eb, ERR_INVAL, "not a tenant id");
+    if (strcmp(s->cfg->sync_runner, "workers") == 0) {
+        struct customer c = {
+            .tenant_id = (char *)tenant_id, .name = (char *)name, .domain = (char *)domain};
+
+        rc = store_job_enqueue_tenant(st, integration_id, &c, clock_now(), run_id, eb);
+        if (rc == ERR_OK)
+            log_info("tenant sync queued for workers integration=%" PRId64 " run=%" PRId64
+                     " tenant=%s",
+                     integration_id, *run_id, tenant_id);
+        return rc;
+    }
+    snprintf(j.tenant_id, sizeof j.tenant_id, "%s", tenant_id);
+    snprintf(j.name, sizeof j.name, "%s", name != NULL ? name : "");
+    snprintf(j.domain, sizeof j.domain, "%s", domain != NULL ? domain : "");
+    return start_and_enqueue(s, st, &j, run_id, eb);
 }
 
 static int
@@ -146,7 +182,6 @@ scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
                       int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb)
 {
     struct job j = {.account_id = account_id, .integration_id = integration_id, .full = full};
-    struct errbuf feb = {0};
     int rc;
 
     *run_id = 0;
@@ -165,50 +200,86 @@ scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
         }
         return rc;
     }
-    pthread_mutex_lock(&s->mu);
-    rc = can_enqueue_locked(s, integration_id, eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc != ERR_OK)
-        return rc;
-    rc = store_run_start(st, integration_id, full ? "full" : "incremental", clock_now(), &j.run_id,
-                         eb);
-    if (rc != ERR_OK)
-        return rc;
-    pthread_mutex_lock(&s->mu);
-    rc = enqueue_locked(s, &j, eb);
-    pthread_mutex_unlock(&s->mu);
-    if (rc != ERR_OK) {
-        /* Another request queued the integration in between: this run never starts. */
-        if (store_run_finish(st, j.run_id, "failed", eb->msg, clock_now(), &feb) != ERR_OK)
-            log_warn("cannot finish sync run run=%" PRId64 ": %s", j.run_id, feb.msg);
-        return rc;
+    return start_and_enqueue(s, st, &j, run_id, eb);
+}
+
+struct job_walk {
+    struct scheduler_live *v;
+    size_t n, cap;
+    int discovery; /* the discovery job is unfinished: customers still being listed */
+};
+
+static int
+job_live_cb(void *arg, const char *tenant_id, const char *name, int leased, int64_t elapsed_s)
+{
+    struct job_walk *w = arg;
+    struct scheduler_live *l;
+
+    if (tenant_id == NULL) {
+        w->discovery = 1;
+        return 0;
     }
-    *run_id = j.run_id;
-    return ERR_OK;
+    if (w->n >= SCHEDULER_LIVE_MAX)
+        return 0;
+    w->v = mem_grow(w->v, &w->cap, w->n + 1, sizeof *w->v);
+    l = &w->v[w->n++];
+    memset(l, 0, sizeof *l);
+    snprintf(l->tenant_id, sizeof l->tenant_id, "%s", tenant_id);
+    snprintf(l->name, sizeof l->name, "%s", name != NULL ? name : "");
+    l->running = leased;
+    l->elapsed_ms = leased ? elapsed_s * 1000 : 0;
+    return 0;
+}
+
+/* A run queued for workers: its unfinished jobs in the database. */
+static int
+live_from_jobs(struct store *st, int64_t run_id, struct scheduler_live **out, size_t *n,
+               int *listed)
+{
+    struct job_walk w = {0};
+    struct errbuf eb = {0};
+    size_t jobs = 0;
+
+    if (store_job_unfinished(st, run_id, SCHEDULER_LIVE_MAX + 1, job_live_cb, &w, &jobs, &eb) !=
+            ERR_OK ||
+        jobs == 0) {
+        if (eb.code != ERR_OK && eb.code != ERR_UNSUPPORTED)
+            log_warn("cannot read the jobs of run=%" PRId64 ": %s", run_id, eb.msg);
+        free(w.v);
+        return 0;
+    }
+    *listed = !w.discovery;
+    *out = w.v; /* NULL when no tenant job is left */
+    *n = w.n;
+    return 1;
 }
 
 int
-scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
-                   int *listed)
+scheduler_live_get(struct scheduler *s, struct store *st, int64_t run_id,
+                   struct scheduler_live **out, size_t *n, int *listed)
 {
     int found = 0;
 
     *out = NULL;
     *n = 0;
     *listed = 0;
-    if (s == NULL || run_id <= 0)
+    if (run_id <= 0)
         return 0;
-    pthread_mutex_lock(&s->mu);
-    if (s->live_run == run_id) {
-        found = 1;
-        *listed = s->live_listed;
-        if (s->nlive > 0) {
-            *out = xmalloc(s->nlive * sizeof **out);
-            memcpy(*out, s->live, s->nlive * sizeof **out);
-            *n = s->nlive;
+    if (s != NULL) {
+        pthread_mutex_lock(&s->mu);
+        if (s->live_run == run_id) {
+            found = 1;
+            *listed = s->live_listed;
+            if (s->nlive > 0) {
+                *out = xmalloc(s->nlive * sizeof **out);
+                memcpy(*out, s->live, s->nlive * sizeof **out);
+                *n = s->nlive;
+            }
         }
+        pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_unlock(&s->mu);
+    if (!found && st != NULL)
+        found = live_from_jobs(st, run_id, out, n, listed);
     return found;
 }
 

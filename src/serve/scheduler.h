@@ -34,11 +34,14 @@ int scheduler_request(struct scheduler *s, int64_t account_id, int64_t integrati
                       struct errbuf *eb);
 
 /* Queues a full sync of one tenant of the integration (a client page's "Sync now"): its customer
- * list is that tenant alone (name and domain as stored, may be NULL). ERR_UNSUPPORTED when syncs
- * run on workers; ERR_EXISTS and ERR_TOOBIG as scheduler_request. */
-int scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t integration_id,
-                             const char *tenant_id, const char *name, const char *domain,
-                             struct errbuf *eb);
+ * list is that tenant alone (name and domain as stored, may be NULL). Its run starts at once in
+ * st, as scheduler_request_run's: *run_id. With sync_runner = workers the run and that tenant's
+ * job go to the database queue (store_job_enqueue_tenant). ERR_EXISTS and ERR_TOOBIG as
+ * scheduler_request (workers: a queued run of the integration is not finished), or the
+ * store's. */
+int scheduler_request_tenant(struct scheduler *s, struct store *st, int64_t account_id,
+                             int64_t integration_id, const char *tenant_id, const char *name,
+                             const char *domain, int64_t *run_id, struct errbuf *eb);
 /* Queues a sync as scheduler_request does, and starts its run at once in st (the caller's
  * connection) so that the caller can answer the run's id: *run_id. The run shows as running
  * while it waits in the queue; the scheduler's thread syncs into it and finishes it (also when
@@ -48,10 +51,12 @@ int scheduler_request_tenant(struct scheduler *s, int64_t account_id, int64_t in
 int scheduler_request_run(struct scheduler *s, struct store *st, int64_t account_id,
                           int64_t integration_id, int full, int64_t *run_id, struct errbuf *eb);
 
-/* The tenants of the run being synced in this process that have not finished (pending or
- * running), copied: *out is malloc'd (free it), NULL when n is 0. Returns 1 when run_id is the
- * run this scheduler is syncing, 0 otherwise (other runs have only their finished tenants).
- * listed: 0 while the customer list is still being read. At most SCHEDULER_LIVE_MAX tenants. */
+/* The tenants of run_id that have not finished (pending or running), copied: *out is malloc'd
+ * (free it), NULL when n is 0. From this scheduler when it is syncing run_id; otherwise, with st,
+ * from the jobs of a run queued for `memsync worker` (store_job_unfinished: queued jobs are
+ * pending, leased ones running). Returns 1 when either knows the run, 0 otherwise (its finished
+ * tenants are all there is). listed: 0 while the customer list is still being read. At most
+ * SCHEDULER_LIVE_MAX tenants. s may be NULL. */
 #define SCHEDULER_LIVE_MAX 100000
 struct scheduler_live {
     char tenant_id[40];
@@ -59,8 +64,8 @@ struct scheduler_live {
     int running;
     int64_t elapsed_ms;
 };
-int scheduler_live_get(struct scheduler *s, int64_t run_id, struct scheduler_live **out, size_t *n,
-                       int *listed);
+int scheduler_live_get(struct scheduler *s, struct store *st, int64_t run_id,
+                       struct scheduler_live **out, size_t *n, int *listed);
 
 /* "running", "queued" or "idle". */
 const char *scheduler_state(struct scheduler *s, int64_t integration_id);

@@ -915,7 +915,8 @@ assets_page(struct page *pg)
     static const char *const keys[] = {
         "client",     "os",           "type",           "search",          "os_support",
         "stale_days", "encrypted",    "serial",         "compliance",      "ownership",
-        "model",      "manufacturer", "enrolled_after", "enrolled_before", "missing"};
+        "model",      "manufacturer", "enrolled_after", "enrolled_before", "missing",
+        "included"};
     static const char *const oses[] = {"Windows", "macOS", "iOS", "iPadOS", "Android", "Linux"};
     static const char *const types[] = {"WORKSTATION", "SERVER", "VIRTUAL", "MOBILE", "UNKNOWN"};
     static const char *const os_support_opts[][2] = {{"past", "Past end of support"},
@@ -935,7 +936,7 @@ assets_page(struct page *pg)
         {"company", "Company"}, {"personal", "Personal"}, {"unknown", "Unknown"}};
     static const int sizes[] = HW_PAGE_SIZES;
     struct buf *b = pg->b, keep, csvq;
-    struct store_filter f[10];
+    struct store_filter f[12];
     struct store_sort so = {"name", 0};
     struct asset_query q = {0};
     struct hwfilter hf;
@@ -945,7 +946,7 @@ assets_page(struct page *pg)
     const char *model = arg_nonempty(pg, "model"), *maker = arg_nonempty(pg, "manufacturer"),
                *own = arg_nonempty(pg, "ownership"), *after = arg_nonempty(pg, "enrolled_after"),
                *before = arg_nonempty(pg, "enrolled_before"),
-               *missing = arg_nonempty(pg, "missing");
+               *missing = arg_nonempty(pg, "missing"), *included = arg_nonempty(pg, "included");
     char *pref_cols = NULL, *pref_size = NULL;
     const char *cols;
     size_t nf = 0, i;
@@ -995,6 +996,8 @@ assets_page(struct page *pg)
         f[nf++] = (struct store_filter){"enrolled_at", "lt", before};
     if (missing != NULL && strcmp(missing, "true") == 0)
         f[nf++] = (struct store_filter){"missing_since", "gte", "1970-01-01"};
+    if (included != NULL && strcmp(included, "true") == 0)
+        f[nf++] = (struct store_filter){"client.included", "eq", "true"};
     q.account_id = pg->p.account_id;
     q.filters = f;
     q.nfilters = nf;
@@ -1084,6 +1087,10 @@ assets_page(struct page *pg)
                "<label class=\"check\"><input type=\"checkbox\" name=\"missing\" value=\"true\""
                "%s data-autosubmit>Missing from Intune</label>",
                missing != NULL && strcmp(missing, "true") == 0 ? " checked" : "");
+    buf_printf(b,
+               "<label class=\"check\"><input type=\"checkbox\" name=\"included\" "
+               "value=\"true\"%s data-autosubmit>Only clients not excluded</label>",
+               included != NULL && strcmp(included, "true") == 0 ? " checked" : "");
     buf_addstr(b, "<label>Search<input type=\"search\" name=\"search\" "
                   "placeholder=\"name, serial, user, model\" value=\"");
     ui_esc(b, search);
@@ -1112,6 +1119,8 @@ assets_page(struct page *pg)
     hwfilter_query(&hf, &csvq); /* its values are plain words and numbers */
     if (missing != NULL && strcmp(missing, "true") == 0)
         buf_addstr(&csvq, "&filter%5Bmissing_since%5D=gte%3A1970-01-01");
+    if (included != NULL && strcmp(included, "true") == 0)
+        buf_addstr(&csvq, "&filter%5Bclient.included%5D=eq%3Atrue");
     buf_addstr(b, "<a class=\"btn ghost\" id=\"export-csv\" "
                   "href=\"/api/v1/assets/hardware.csv?");
     ui_esc(b, csvq.len > 0 ? buf_cstr(&csvq) + 1 : "");
@@ -1747,8 +1756,8 @@ run_detail(struct page *pg, int64_t id)
                       "class=\"muted\" data-live>Running — this page refreshes; tenants "
                       "waiting for a slot are pending.</p>");
     buf_addstr(b, "</div><h2>Tenants</h2><div class=\"tablewrap\">");
-    ui_runs_tenants(b, pg->app->sched, id, st != NULL && strcmp(st, "running") == 0, tenants,
-                    &renv);
+    ui_runs_tenants(b, pg->app->sched, pg->req->st, id, st != NULL && strcmp(st, "running") == 0,
+                    tenants, &renv);
     buf_addstr(b, "</div>");
     page_end(pg);
     json_decref(r);
@@ -2198,6 +2207,7 @@ overview_card(struct buf *b, const char *figure, int64_t n, const char *label, i
     struct buf q;
 
     buf_init(&q, 1024);
+    buf_addstr(&q, "&included=true"); /* the overview's scope: clients not excluded */
     insight_figure_query(figure, OVERVIEW_STALE_DAYS, &q);
     buf_printf(b,
                "<a class=\"card%s\" data-figure=\"%s\" href=\"/assets?%s\"><strong>%" PRId64
@@ -2212,6 +2222,7 @@ static int
 overview_render(struct page *pg, struct buf *b)
 {
     struct insight *in = insight_new(clock_now(), OVERVIEW_STALE_DAYS);
+    struct store_filter included = {"client.included", "eq", "true"};
     struct asset_query q = {0};
     struct errbuf eb = {0};
     json_t **rows = NULL;
@@ -2220,6 +2231,9 @@ overview_render(struct page *pg, struct buf *b)
     int rc;
 
     q.account_id = pg->p.account_id;
+    /* Excluded clients are no longer synced: left out, and the cards' lists say so too. */
+    q.filters = &included;
+    q.nfilters = 1;
     rc = store_assets_each(pg->req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK) {
         page_store_failed(pg, rc, &eb);
@@ -2373,7 +2387,8 @@ overview_page(struct page *pg)
 
     page_begin(pg, "Overview", "/");
     buf_printf(b,
-               "<h1>Overview</h1><p class=\"muted\">Active devices of every client: operating "
+               "<h1>Overview</h1><p class=\"muted\">Active devices of every client not "
+               "excluded: operating "
                "systems past their vendor's end of support, devices not checked in for %d days, "
                "serials that are missing or seen in two tenants, encryption and compliance. The "
                "same figures: <span class=\"mono\">memsync insights</span>.</p>",

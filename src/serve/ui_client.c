@@ -406,6 +406,7 @@ ui_client_post(const struct ui_client_env *env, const struct route_call *c)
     struct errbuf eb = {0};
     json_t *row = NULL;
     const char *done = NULL;
+    int64_t run = 0;
     int rc = ERR_OK;
 
     snprintf(idtxt, sizeof idtxt, "%" PRId64, c->id[0]);
@@ -428,18 +429,21 @@ ui_client_post(const struct ui_client_env *env, const struct route_call *c)
             rc = err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
         if (rc == ERR_OK)
             rc = scheduler_request_tenant(
-                app->sched, c->p->account_id,
+                app->sched, c->req->st, c->p->account_id,
                 json_integer_value(json_object_get(row, "integration_id")),
                 json_string_value(json_object_get(row, "tenant_id")),
                 json_string_value(json_object_get(row, "name")),
-                json_string_value(json_object_get(row, "default_domain")), &eb);
+                json_string_value(json_object_get(row, "default_domain")), &run, &eb);
         done = "sync";
     } else {
         rc = err_set(&eb, ERR_INVAL, "unknown action");
     }
     if (rc == ERR_OK) {
         log_info("client changed id=%" PRId64 " by=%s action=%s", c->id[0], c->p->name, done);
-        snprintf(to, sizeof to, "/clients/%" PRId64 "?done=%s", c->id[0], done);
+        if (run > 0) /* as the integration's "Sync now": the new run's page, live */
+            snprintf(to, sizeof to, "/runs/%" PRId64, run);
+        else
+            snprintf(to, sizeof to, "/clients/%" PRId64 "?done=%s", c->id[0], done);
         c->resp->status = 303;
         c->resp->content_type = "text/plain";
         buf_reset(&c->resp->body);

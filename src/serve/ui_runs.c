@@ -24,13 +24,13 @@ ui_runs_duration(char *out, size_t n, int64_t ms)
 }
 
 json_t *
-ui_runs_live_json(struct scheduler *s, int64_t run_id, int *listed)
+ui_runs_live_json(struct scheduler *s, struct store *st, int64_t run_id, int *listed)
 {
     struct scheduler_live *v = NULL;
     size_t n = 0;
     json_t *arr;
 
-    if (!scheduler_live_get(s, run_id, &v, &n, listed))
+    if (!scheduler_live_get(s, st, run_id, &v, &n, listed))
         return NULL;
     arr = json_array();
     for (size_t i = 0; i < n; i++)
@@ -74,12 +74,12 @@ head(struct buf *b)
 }
 
 void
-ui_runs_tenants(struct buf *b, struct scheduler *s, int64_t run_id, int running,
+ui_runs_tenants(struct buf *b, struct scheduler *s, struct store *st, int64_t run_id, int running,
                 const json_t *finished, const struct ui_runs_env *env)
 {
     struct scheduler_live *v = NULL;
     size_t n = 0, i;
-    int listed = 0, live = running && scheduler_live_get(s, run_id, &v, &n, &listed);
+    int listed = 0, live = running && scheduler_live_get(s, st, run_id, &v, &n, &listed);
     const json_t *row;
     char d[48];
 

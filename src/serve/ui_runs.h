@@ -2,8 +2,8 @@
  * running with how long so far) beside the finished ones of the run's tenant results, and the
  * "Sync now" button that is disabled while the integration has a sync queued or running.
  *
- * The live tenants come from the scheduler of this process (scheduler_live_get): a run synced by
- * `memsync worker` processes shows its finished tenants only.
+ * The live tenants come from the scheduler of this process, or for a run queued for `memsync
+ * worker` processes from its jobs in the database (scheduler_live_get).
  *
  * Escaping: HTML goes through env->esc (ui.c's ui_esc), so that this module needs no header of
  * ui.c. Threads: HTTP pool threads; no state of its own.
@@ -25,16 +25,17 @@ struct ui_runs_env {
 void ui_runs_duration(char *out, size_t n, int64_t ms);
 
 /* The live tenants of run_id as JSON for GET /api/v1/sync-runs/{id}: an array of {tenant_id,
- * name, status ("pending" | "running"), elapsed_ms}, or NULL when the run is not being synced
- * here. *listed: 0 while the customer list is being read. */
-json_t *ui_runs_live_json(struct scheduler *s, int64_t run_id, int *listed);
+ * name, status ("pending" | "running"), elapsed_ms}, or NULL when neither this process nor
+ * workers are syncing it (st: the caller's connection, for the jobs). *listed: 0 while the customer
+ * list is being read. */
+json_t *ui_runs_live_json(struct scheduler *s, struct store *st, int64_t run_id, int *listed);
 
 /* The run page's tenant table (id "run-tenants"): the pending and running tenants first (rows
  * with data-state="pending" | "running" and their time so far), then the finished ones
  * (finished: the "sync_tenant_results" rows) with their duration. Cells carry data-label for the
  * narrow layout. running: the run's status is "running". */
-void ui_runs_tenants(struct buf *b, struct scheduler *s, int64_t run_id, int running,
-                     const json_t *finished, const struct ui_runs_env *env);
+void ui_runs_tenants(struct buf *b, struct scheduler *s, struct store *st, int64_t run_id,
+                     int running, const json_t *finished, const struct ui_runs_env *env);
 
 /* The "Sync now" form of an integration: a disabled button naming the state while a sync is
  * queued or running (state: scheduler_state), a submit button otherwise. csrf: the session's

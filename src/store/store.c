@@ -746,7 +746,18 @@ store_job_enqueue(struct store *st, int64_t integration_id, int full, int64_t no
 {
     if (st->ops->job_enqueue == NULL)
         return no_jobs(st, eb);
-    return st->ops->job_enqueue(st, integration_id, full, now, run_id, eb);
+    return st->ops->job_enqueue(st, integration_id, full, NULL, now, run_id, eb);
+}
+
+int
+store_job_enqueue_tenant(struct store *st, int64_t integration_id, const struct customer *tenant,
+                         int64_t now, int64_t *run_id, struct errbuf *eb)
+{
+    if (tenant == NULL || tenant->tenant_id == NULL)
+        return err_set(eb, ERR_INVAL, "no tenant to queue");
+    if (st->ops->job_enqueue == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_enqueue(st, integration_id, 1, tenant, now, run_id, eb);
 }
 
 int
@@ -797,6 +808,18 @@ store_job_release(struct store *st, const struct sync_job *j, const char *worker
     if (st->ops->job_release == NULL)
         return no_jobs(st, eb);
     return st->ops->job_release(st, j, worker, eb);
+}
+
+int
+store_job_unfinished(struct store *st, int64_t run_id, size_t max,
+                     int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                               int64_t elapsed_s),
+                     void *arg, size_t *n, struct errbuf *eb)
+{
+    *n = 0;
+    if (st->ops->job_unfinished == NULL)
+        return no_jobs(st, eb);
+    return st->ops->job_unfinished(st, run_id, max, cb, arg, n, eb);
 }
 
 int
@@ -1233,6 +1256,7 @@ static const struct store_list_field hardware_fields[] = {
     LF("client.id", "h.client_id", SC_INT),
     LF("client.name", "COALESCE(c.name_override, c.name)", SC_TEXT),
     LF("client.tenant_id", "c.tenant_id", SC_TEXT),
+    LF("client.included", "c.included", SC_BOOL),
     LF("source.integration_id", "h.integration_id", SC_INT),
     LF("source.intune_device_id", "h.intune_device_id", SC_TEXT),
     LF("source.azure_ad_device_id", "h.azure_ad_device_id", SC_TEXT),

@@ -503,6 +503,11 @@ void sync_job_clear(struct sync_job *j); /* NULL-safe */
  * of this integration still has pending jobs. */
 int store_job_enqueue(struct store *st, int64_t integration_id, int full, int64_t now,
                       int64_t *run_id, struct errbuf *eb);
+/* Starts a full run of one tenant of the integration and queues its tenant job alone (no
+ * discovery: the customer as given, names may be NULL). ERR_EXISTS as store_job_enqueue. */
+int store_job_enqueue_tenant(struct store *st, int64_t integration_id,
+                             const struct customer *tenant, int64_t now, int64_t *run_id,
+                             struct errbuf *eb);
 /* Leases the oldest pending job for worker. ERR_NOTFOUND when there is none; *busy then counts
  * the jobs other workers hold, which may still queue more or lapse. */
 int store_job_lease(struct store *st, const char *worker, int lease_s, int64_t now,
@@ -519,6 +524,15 @@ int store_job_finish(struct store *st, const struct sync_job *j, const char *wor
 /* Gives the job back to the queue (the worker is shutting down); the lease does not count. */
 int store_job_release(struct store *st, const struct sync_job *j, const char *worker,
                       struct errbuf *eb);
+/* The unfinished jobs of a run, oldest first, at most max (a run page of a queued sync): cb gets
+ * each job's tenant (tenant_id NULL: the discovery job, still reading the customer list; name
+ * may be NULL), leased 1 while a worker holds it, with elapsed_s since it leased it (the
+ * database's clock; schema 18), else 0. Strings are borrowed for the call. *n: how many jobs
+ * (0: none unfinished, e.g. a run not queued for workers). */
+int store_job_unfinished(struct store *st, int64_t run_id, size_t max,
+                         int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                                   int64_t elapsed_s),
+                         void *arg, size_t *n, struct errbuf *eb);
 
 /* ---- web: users, sessions, API keys (migration 2) --------------------------------------- */
 
@@ -672,7 +686,7 @@ int store_asset_get(struct store *st, int64_t account_id, int64_t id,
 
 /* Schema identity of the SQLite file ("MSYN") and the newest schema version this build knows. */
 #define STORE_APPLICATION_ID 0x4D53594E
-#define STORE_SCHEMA_VERSION 17
+#define STORE_SCHEMA_VERSION 18
 
 /* ---- list catalogue (the API's cursors read it) ------------------------------------- */
 

@@ -185,8 +185,9 @@ struct store_ops {
     int (*asset_get)(struct store *st, int64_t account_id, int64_t id,
                      int (*cb)(void *arg, const struct asset *a), void *arg, struct errbuf *eb);
     /* sync jobs: NULL in backends without them */
-    int (*job_enqueue)(struct store *st, int64_t integration_id, int full, int64_t now,
-                       int64_t *run_id, struct errbuf *eb);
+    int (*job_enqueue)(struct store *st, int64_t integration_id, int full,
+                       const struct customer *tenant, int64_t now, int64_t *run_id,
+                       struct errbuf *eb);
     int (*job_lease)(struct store *st, const char *worker, int lease_s, int64_t now,
                      struct sync_job *out, int64_t *busy, struct errbuf *eb);
     int (*job_renew)(struct store *st, const struct sync_job *j, const char *worker, int lease_s,
@@ -197,6 +198,10 @@ struct store_ops {
                       const char *message, int64_t now, struct errbuf *eb);
     int (*job_release)(struct store *st, const struct sync_job *j, const char *worker,
                        struct errbuf *eb);
+    int (*job_unfinished)(struct store *st, int64_t run_id, size_t max,
+                          int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                                    int64_t elapsed_s),
+                          void *arg, size_t *n, struct errbuf *eb);
     int (*data_version)(struct store *st, int64_t *out, struct errbuf *eb);
     int (*search_index)(struct store *st, int max_rows, int64_t *indexed, struct errbuf *eb);
     int (*map_reads)(struct store *st, struct errbuf *eb);

@@ -17,7 +17,7 @@ import urllib.parse
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Memsync, Sim  # noqa: E402
 from test_api import Serve, api, apikey, check, csrf_of, get_json, login, req, FAILS  # noqa: E402
-from test_api import user_add  # noqa: E402
+from test_api import hget, user_add  # noqa: E402
 
 STALE = 30
 FIGURES = {"stale": "stale_days=%d" % STALE, "unsupported_os": "os_support=past",
@@ -50,6 +50,49 @@ def ids(srv, key, query):
 def cli_ids(ms, *args):
     _, out, err = ms.run("assets", "hardware", "--format", "jsonl", *args, check=0)
     return sorted(json.loads(line)["id"] for line in out.splitlines() if line.strip())
+
+
+def overview_scope(srv, ms, key, cookie, client, excluded):
+    """The overview (API insights, UI cards and table, CLI insights) counts only clients that are
+    not excluded, and each card still equals the list its link opens."""
+    cid = client["id"]
+    what = "excluded" if excluded else "included again"
+    ins = get_json(srv, "/api/v1/insights?stale_days=%d" % STALE, key)["data"]
+    rows = [r["client"]["id"] for r in ins]
+    check((cid in rows) != excluded, "%s: API insights %s client %d" % (
+        what, "leave out" if excluded else "count", cid))
+    scope = "filter[client.included]=eq:true"
+    for fig, q in list(FIGURES.items()) + [("devices", "")]:
+        want = sum(r[fig] for r in ins)
+        check(total(srv, key, scope + "&" + q) == want,
+              "%s: overview %s (%d) = its list in scope" % (what, fig, want))
+    everyone = total(srv, key, "")
+    inscope = total(srv, key, scope)
+    check((inscope < everyone) == excluded,
+          "%s: the scope leaves out its %d devices (%d of %d)" % (
+              what, client["device_count"], inscope, everyone))
+    st, text, _ = req("GET", srv.url + "/", headers=cookie)
+    check(st == 200 and ('href="/clients/%d"' % cid in text) != excluded,
+          "%s: the overview's table %s the client" % (what, "lacks" if excluded else "has"))
+    cards = re.findall(r'<a class="card[^"]*" data-figure="(\w+)" href="([^"]+)"><strong>(\d+)',
+                       text)
+    figs = dict((f, int(n)) for f, _, n in cards)
+    check(figs.get("devices") == sum(r["devices"] for r in ins),
+          "%s: the devices card is the API's sum" % what)
+    for fig, href, n in cards:
+        check("included=true" in href, "%s: card %s carries the overview's scope" % (what, fig))
+        st, page, _ = req("GET", srv.url + href.replace("&amp;", "&"), headers=cookie)
+        m = re.search(r"<span>(\d+) total", page)
+        check(st == 200 and m and int(m.group(1)) == int(n),
+              "%s: card %s: %s devices, its list %s" % (what, fig, n, m.group(1) if m else None))
+    _, out, _ = ms.run("insights", "--format", "json", check=0)
+    cli = json.loads(out)
+    check(sorted(r["client"]["id"] for r in cli) == sorted(rows),
+          "%s: CLI insights count the API's clients" % what)
+    check(len(cli_ids(ms, "--included")) == sum(r["devices"] for r in cli),
+          "%s: CLI assets hardware --included lists the CLI's devices" % what)
+    _, out, _ = ms.run("insights", "--client", str(cid), "--format", "json", check=0)
+    check(len(json.loads(out)) == 1, "%s: insights --client names the client anyway" % what)
 
 
 def main():
@@ -275,6 +318,7 @@ def main():
     _, out, _ = ms.run("clients", "--format", "json", check=0)
     check([x for x in json.loads(out) if x["id"] == good["id"]][0]["included"] is False,
           "the CLI sees the UI's exclusion")
+    overview_scope(srv, ms, key, cookie, good, excluded=True)
     st, _, _ = post("/clients/%d" % good["id"], {"action": "include"})
     check(st == 403, "a form without its CSRF token is refused (%s)" % st)
     st, js, text, _ = api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key,
@@ -283,6 +327,7 @@ def main():
           "PATCH includes and renames (%s %s)" % (st, text[:200]))
     st, js, text, _ = api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, {"name": None})
     check(st == 200 and js["data"]["name"] != "Renamed Ltd", "name null restores the name")
+    overview_scope(srv, ms, key, cookie, good, excluded=False)
     for body in ({}, {"included": "yes"}, {"colour": "red"}, {"name": 5}, b"[1]"):
         st, js, text, _ = api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, body)
         check(st == 400, "PATCH refuses %r (%s)" % (body, st))
@@ -300,7 +345,7 @@ def main():
     # Sync this tenant now: the consent comes back, the client syncs alone.
     sim.control({"op": "set_tenant", "tenant": bad, "consented": True})
     runs_before = get_json(srv, "/api/v1/sync-runs", key)["total_count"]
-    st, js, text, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % badc["id"], key)
+    st, js, text, hdrs = api(srv, "POST", "/api/v1/clients/%d/sync" % badc["id"], key)
     check(st == 202, "POST /clients/{id}/sync -> 202 (%s %s)" % (st, text[:200]))
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -314,6 +359,22 @@ def main():
           "that run synced this tenant alone")
     check(c["recent_syncs"] and c["recent_syncs"][0]["status"] == "ok",
           "the client answer has its recent syncs, newest first")
+    check(hget(hdrs, "Location") == ["/api/v1/sync-runs/%d" % js["data"]["run_id"]] and
+          runs[0]["id"] == js["data"]["run_id"], "the answer names the tenant's run and Location")
+    # The client page's button: the tenant's run starts and its page opens.
+    st, _, hdrs = post("/clients/%d" % badc["id"], {"csrf": csrf, "action": "sync"})
+    loc = hget(hdrs, "Location")
+    check(st == 303 and loc and re.match(r"^/runs/\d+$", loc[0]),
+          "the client page's Sync now goes to the new run (%s %s)" % (st, loc))
+    if loc:
+        run = int(loc[0].split("/")[-1])
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            r = get_json(srv, "/api/v1/sync-runs/%d" % run, key)["data"]
+            if r["status"] != "running":
+                break
+            time.sleep(0.3)
+        check(r["status"] == "ok" and r["tenants_total"] == 1, "that run synced the tenant alone")
     # Its refusals (each answer also checked against /openapi.json).
     api(srv, "PATCH", "/api/v1/clients/%d" % good["id"], key, {"included": False})
     st, js, text, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % good["id"], key)

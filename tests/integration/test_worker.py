@@ -2,6 +2,7 @@
 per-tenant jobs from a shared PostgreSQL database; a worker killed mid-job loses nothing, its
 lease lapses and another worker finishes the job. On SQLite both commands refuse clearly."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from test_api import Serve, api, apikey  # noqa: E402
+from test_api import Serve, api, apikey, get_json, hget, login, req  # noqa: E402
 
 PG = os.environ.get("MEMSYNC_TEST_PG_URL")
 
@@ -219,6 +220,73 @@ class Workers(unittest.TestCase):
             self.assertEqual(ms.sql("select status from sync_run where id = %d" % runs[0][0]),
                              [("ok",)])
             self.assertEqual(db_state(ms), sim_state(self.sim))
+        finally:
+            srv.stop()
+            srv.out.close()
+            srv.err.close()
+
+    def test_client_sync_and_live_run_for_workers(self):
+        """POST /clients/{id}/sync queues one job for that tenant; the run (API and page) lists
+        its unfinished jobs from the database: queued as pending, leased as running."""
+        ms = self.ms
+        queue(ms, "--full")
+        for code, err in wait_all(workers(ms, 2)):
+            self.assertEqual(code, 0, err[-3000:])
+        ms.env["MEMSYNC_SYNC_RUNNER"] = "workers"
+        srv = Serve(ms)
+        try:
+            pw = re.search(r'created user "admin" with password (\S+)', srv.stdout()).group(1)
+            key = apikey(ms, "admin")
+            _, tok, _ = login(srv, "admin", pw)
+            cookie = {"Cookie": "memsync_session=" + tok}
+            client = get_json(srv, "/api/v1/clients?sort=name", key)["data"][0]
+            st, js, body, hdrs = api(srv, "POST", "/api/v1/clients/%d/sync" % client["id"],
+                                     key=key)
+            self.assertEqual(st, 202, body)
+            run = js["data"]["run_id"]
+            self.assertEqual(hget(hdrs, "Location"), ["/api/v1/sync-runs/%d" % run])
+            # One job, for this tenant alone: no discovery job.
+            self.assertEqual(ms.sql("select tenant_id, state from sync_job where run_id = %d" %
+                                    run), [(client["tenant_id"], "queued")])
+            data = get_json(srv, "/api/v1/sync-runs/%d" % run, key)["data"]
+            self.assertEqual(data["status"], "running")
+            self.assertEqual([(t["tenant_id"], t["status"]) for t in data["tenants_unfinished"]],
+                             [(client["tenant_id"], "pending")])
+            _, page, _ = req("GET", srv.url + "/runs/%d" % run, headers=cookie)
+            self.assertIn('data-state="pending"', page)
+            st, _, body, _ = api(srv, "POST", "/api/v1/clients/%d/sync" % client["id"], key=key)
+            self.assertEqual(st, 409, body)
+            # A worker holds the job (leased 5 s ago by the database's clock): running, timed.
+            ms.sql("update sync_job set state = 'leased', lease_owner = 'test', attempts = 1, "
+                   "leased_at = extract(epoch from now())::bigint - 5, lease_expires_at = "
+                   "extract(epoch from now())::bigint + 600 where run_id = %d" % run)
+            live = get_json(srv, "/api/v1/sync-runs/%d" % run, key)["data"]["tenants_unfinished"]
+            self.assertEqual([t["status"] for t in live], ["running"])
+            self.assertGreaterEqual(live[0]["elapsed_ms"], 5000)
+            _, page, _ = req("GET", srv.url + "/runs/%d" % run, headers=cookie)
+            self.assertIn('data-state="running"', page)
+            self.assertRegex(page, r'data-label="Time">\d+(\.\d)? s so far')
+            ms.sql("update sync_job set state = 'queued', lease_owner = NULL, attempts = 0, "
+                   "leased_at = NULL, lease_expires_at = NULL where run_id = %d" % run)
+            for code, err in wait_all(workers(ms, 1)):
+                self.assertEqual(code, 0, err[-3000:])
+            data = get_json(srv, "/api/v1/sync-runs/%d" % run, key)["data"]
+            self.assertEqual(data["status"], "ok")
+            self.assertEqual([t["tenant_id"] for t in data["tenants"]], [client["tenant_id"]])
+            self.assertIsNone(data["tenants_unfinished"])
+            # A whole integration queued: its discovery job reads the customer list first.
+            iid = ms.sql("select id from integration")[0][0]
+            st, js, body, _ = api(srv, "POST", "/api/v1/integrations/%d/sync" % iid, key=key)
+            self.assertEqual(st, 202, body)
+            run2 = js["data"]["run_id"]
+            self.assertEqual(get_json(srv, "/api/v1/sync-runs/%d" % run2, key)["data"]
+                             ["tenants_unfinished"], [])
+            _, page, _ = req("GET", srv.url + "/runs/%d" % run2, headers=cookie)
+            self.assertIn("Reading the customer list", page)
+            for code, err in wait_all(workers(ms, 2)):
+                self.assertEqual(code, 0, err[-3000:])
+            self.assertEqual(ms.sql("select status from sync_run where id = %d" % run2),
+                             [("ok",)])
         finally:
             srv.stop()
             srv.out.close()

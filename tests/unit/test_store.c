@@ -1072,6 +1072,7 @@ test_integration_cloud_and_expiry_source(void **state)
                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                 "DROP FUNCTION memsync_change_seq();"
                 "ALTER TABLE data_version DROP COLUMN change_seq;"
+                "ALTER TABLE sync_job DROP COLUMN leased_at;" /* schema 18 */
                 "UPDATE memsync_meta SET value = 8 WHERE key = 'schema_version'");
     assert_int_equal(store_open(&fx->st, fx->pg_url != NULL ? fx->pg_url : fx->path, &eb), ERR_OK);
     assert_int_equal(store_integration_get(fx->st, fx->account, in.id, &got, &eb), ERR_OK);
@@ -2116,6 +2117,7 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                 "DROP FUNCTION memsync_change_seq();"
                 "ALTER TABLE data_version DROP COLUMN change_seq;"
+                "ALTER TABLE sync_job DROP COLUMN leased_at;" /* schema 18 */
                 "UPDATE memsync_meta SET value = 4 WHERE key = 'schema_version'");
     assert_int_equal(db_int(fx, fx->pg_url == NULL
                                     ? "SELECT count(*) FROM pragma_table_info('software_install') "

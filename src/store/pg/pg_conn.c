@@ -590,6 +590,7 @@ static const struct store_ops pg_ops = {
     .job_expand = pg_job_expand,
     .job_finish = pg_job_finish,
     .job_release = pg_job_release,
+    .job_unfinished = pg_job_unfinished,
     .data_version = pg_data_version,
     .totp_get = pg_totp_get,
     .totp_begin = pg_totp_begin,

@@ -207,8 +207,8 @@ int pg_run_tenant(struct store *base, int64_t run_id, const struct tenant_result
                   struct errbuf *eb);
 int pg_run_finish(struct store *base, int64_t run_id, const char *status, const char *message,
                   int64_t now, struct errbuf *eb);
-int pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now,
-                   int64_t *run_id, struct errbuf *eb);
+int pg_job_enqueue(struct store *base, int64_t integration_id, int full,
+                   const struct customer *tenant, int64_t now, int64_t *run_id, struct errbuf *eb);
 int pg_job_lease(struct store *base, const char *worker, int lease_s, int64_t now,
                  struct sync_job *out, int64_t *busy, struct errbuf *eb);
 int pg_job_renew(struct store *base, const struct sync_job *j, const char *worker, int lease_s,
@@ -217,6 +217,10 @@ int pg_job_expand(struct store *base, const struct sync_job *j, const char *work
                   const struct customer *c, size_t n, int64_t now, struct errbuf *eb);
 int pg_job_finish(struct store *base, const struct sync_job *j, const char *worker, int ok,
                   const char *message, int64_t now, struct errbuf *eb);
+int pg_job_unfinished(struct store *base, int64_t run_id, size_t max,
+                      int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                                int64_t elapsed_s),
+                      void *arg, size_t *n, struct errbuf *eb);
 int pg_job_release(struct store *base, const struct sync_job *j, const char *worker,
                    struct errbuf *eb);
 

@@ -186,8 +186,8 @@ job_run_maybe_finish(struct pg *g, int64_t run_id, int64_t now, struct errbuf *e
 }
 
 int
-pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now, int64_t *run_id,
-               struct errbuf *eb)
+pg_job_enqueue(struct store *base, int64_t integration_id, int full, const struct customer *tenant,
+               int64_t now, int64_t *run_id, struct errbuf *eb)
 {
     struct pg *g = (struct pg *)base;
     struct params p = {0};
@@ -243,10 +243,18 @@ pg_job_enqueue(struct store *base, int64_t integration_id, int full, int64_t now
     pg_p_i64(&p, integration_id);
     pg_p_text(&p, full ? "full" : "incremental");
     pg_p_i64(&p, now);
-    rc = pg_q_done(g,
-                   "INSERT INTO sync_job (run_id, account_id, integration_id, kind, created_at) "
-                   "VALUES ($1, $2, $3, $4, $5)",
-                   &p, eb, "queueing the discovery job", NULL);
+    /* One tenant: its job straight away, no discovery (tenant_id NULL: the discovery job). */
+    pg_p_text(&p, tenant != NULL ? tenant->tenant_id : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->name : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->domain : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->relationship : NULL);
+    pg_p_text(&p, tenant != NULL ? tenant->associated_partner_id : NULL);
+    rc = pg_q_done(
+        g,
+        "INSERT INTO sync_job (run_id, account_id, integration_id, kind, created_at, "
+        "tenant_id, tenant_name, tenant_domain, relationship, associated_partner_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        &p, eb, tenant != NULL ? "queueing the tenant's job" : "queueing the discovery job", NULL);
 out:
     PQclear(r);
     return pg_wend(g, own, rc, eb);
@@ -314,7 +322,8 @@ pg_job_lease(struct store *base, const char *worker, int lease_s, int64_t now, s
     pg_p_i64(&p, STORE_JOB_ATTEMPTS);
     r = pg_q(g,
              "UPDATE sync_job SET state = 'leased', attempts = attempts + 1, lease_owner = $1, "
-             "lease_expires_at = " DB_NOW " + $2 WHERE id = (SELECT id FROM sync_job WHERE state = "
+             "lease_expires_at = " DB_NOW " + $2, leased_at = " DB_NOW
+             " WHERE id = (SELECT id FROM sync_job WHERE state = "
              "'queued' OR (state = 'leased' AND lease_expires_at < " DB_NOW " AND attempts < $3) "
              "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, run_id, account_id, "
              "integration_id, kind, attempts, tenant_id, tenant_name, tenant_domain, relationship, "
@@ -459,4 +468,38 @@ pg_job_release(struct store *base, const struct sync_job *j, const char *worker,
                      "lease_owner = NULL, lease_expires_at = NULL WHERE id = $1 AND state = "
                      "'leased' AND lease_owner = $2",
                      &p, eb, "giving the sync job back", NULL);
+}
+
+int
+pg_job_unfinished(struct store *base, int64_t run_id, size_t max,
+                  int (*cb)(void *arg, const char *tenant_id, const char *name, int leased,
+                            int64_t elapsed_s),
+                  void *arg, size_t *n, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct params p = {0};
+    PGresult *r;
+    int rc = ERR_OK, rows;
+
+    *n = 0;
+    pg_p_i64(&p, run_id);
+    pg_p_i64(&p, (int64_t)max);
+    r = pg_q(g,
+             "SELECT tenant_id, tenant_name, state = 'leased', " DB_NOW
+             " - COALESCE(leased_at, " DB_NOW
+             ") FROM sync_job WHERE run_id = $1 AND state IN ('queued', 'leased') ORDER BY id "
+             "LIMIT $2",
+             &p, eb, "reading the run's unfinished jobs", &rc);
+    if (r == NULL)
+        return rc;
+    rows = PQntuples(r);
+    for (int i = 0; i < rows && rc == ERR_OK; i++) {
+        int64_t el = pg_r_i64(r, i, 3, 0);
+
+        rc = cb(arg, pg_r_str(r, i, 0), pg_r_str(r, i, 1), PQgetvalue(r, i, 2)[0] == 't',
+                el > 0 ? el : 0);
+    }
+    *n = (size_t)rows;
+    PQclear(r);
+    return rc;
 }

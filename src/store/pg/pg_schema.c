@@ -527,6 +527,12 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    if (ver < 18) {
+        rc = pg_q_done(g, "ALTER TABLE sync_job ADD COLUMN leased_at BIGINT", NULL, eb,
+                       "adding when a sync job was leased", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     pg_p_i64(&p, STORE_APPLICATION_ID);
     pg_p_i64(&p, STORE_SCHEMA_VERSION);

@@ -671,6 +671,7 @@ sq_migrate(struct sq *s, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    /* Schema 18 changes sync_job, which only PostgreSQL has: nothing to do here. */
     snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     rc = sq_exec_sql(s, pr, eb, "recording the schema version");
