@@ -187,7 +187,8 @@ try {
   // Find a device by serial.
   const all = (await api("/api/v1/assets/hardware?page_size=200")).data;
   check(all.length === 180, "180 devices synced");
-  const dev = all.find((a) => a.serial_number);
+  // A serial only this device has: the search below must find it alone.
+  const dev = all.find((a) => a.serial_number && !a.serial_duplicate);
   await page.goto(base + "/assets");
   await page.fill("input[name=search]", dev.serial_number);
   await Promise.all([page.waitForNavigation(), page.click("form.toolbar button[type=submit]")]);
