@@ -286,7 +286,9 @@ class Subscriptions(unittest.TestCase):
                          ["asset.created", "sync.finished"])
 
     def test_refused_subscriptions_and_pause(self):
-        self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "2"
+        # A subscription pauses when every try failed for MEMSYNC_WEBHOOK_RETRY_FOR_S (a day)
+        # since its last delivered one; its queue is kept for the resume.
+        self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "3"
         self.srv = self.Serve(self.ms)
         for body in ({"url": "http://hooks.example.com/x", "events": ["asset.created"]},
                      {"url": "https://u:p@hooks.example.com/x", "events": ["asset.created"]},
@@ -307,15 +309,34 @@ class Subscriptions(unittest.TestCase):
             st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
             return js["data"][0]["paused"]
         self.wait(paused, "the subscription to pause")
+        tries = len(self.rx.got)
+        self.assertGreaterEqual(tries, 2, "retried before the pause")
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
-        self.assertIn("failed", js["data"][0]["paused_reason"])
+        self.assertIn("every delivery failed since", js["data"][0]["paused_reason"])
+        self.assertIn("the target answered 500", js["data"][0]["paused_reason"])
+        self.assertRegex(self.srv.stderr(), r"webhook paused id=%d failing_since=\S+ attempts=%d"
+                         % (hook["id"], tries))
         st, js, _, _ = self.api(self.srv, "GET",
                                 "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
-        self.assertEqual(js["data"][0]["state"], "failed")
+        self.assertEqual(js["data"][0]["state"], "queued", "kept for the resume")
         self.assertEqual(js["data"][0]["response_status"], 500)
+        time.sleep(1.5)
+        self.assertEqual(len(self.rx.got), tries, "a paused subscription is not tried")
+        # Resumed: tried at once, with a new period to succeed. Its first try fails, and the
+        # next (after the backoff, longer than the period) succeeds: the failing time counts
+        # from the first failure since the resume, not from when the delivery was queued.
+        self.rx.answers = [(500, b"no", {})]
         st, _, _, _ = self.api(self.srv, "POST", "/api/v1/webhooks/%d/resume" % hook["id"],
                                self.key, {})
         self.assertEqual(st, 200)
+        self.wait(lambda: any(g["status"] == 200 for g in self.rx.got), "the delivery")
+        self.assertEqual(len(self.rx.got), tries + 2)
+        st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+        self.assertFalse(js["data"][0]["paused"])
+        st, js, _, _ = self.api(self.srv, "GET",
+                                "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
+        self.assertEqual((js["data"][0]["state"], js["data"][0]["attempts"]),
+                         ("delivered", tries + 2))
         st, js, _, _ = self.api(self.srv, "DELETE", "/api/v1/webhooks/%d" % hook["id"], self.key)
         self.assertEqual(st, 200)
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
