@@ -102,11 +102,14 @@ store_webhook_pause(struct store *st, int64_t account_id, int64_t id, int paused
     if (rc == ERR_OK && changed == 0)
         rc = err_set(eb, ERR_NOTFOUND, "webhook %" PRId64 " does not exist", id);
     /* A resumed subscription's queue is tried again at once, with a new day to succeed. */
-    if (rc == ERR_OK && !paused)
+    if (rc == ERR_OK && !paused) {
+        const struct store_cell b[] = {I(id), I(now)};
+
         rc = st->ops->sql_exec(st,
-                               "UPDATE webhook_delivery SET next_at = ?3 WHERE webhook_id = ?1 "
-                               "AND state = 'queued' AND next_at > ?3",
-                               a, 3, NULL, NULL, eb);
+                               "UPDATE webhook_delivery SET next_at = ?2 WHERE webhook_id = ?1 "
+                               "AND state = 'queued' AND next_at > ?2",
+                               b, 2, NULL, NULL, eb);
+    }
     return rc;
 }
 
