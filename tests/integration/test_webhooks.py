@@ -444,6 +444,7 @@ class Subscriptions(unittest.TestCase):
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
         self.assertIn("every delivery failed since", js["data"][0]["paused_reason"])
         self.assertIn("the target answered 500", js["data"][0]["paused_reason"])
+        self.assertIsNotNone(js["data"][0]["failing_since"])
         self.assertRegex(self.srv.stderr(), r"webhook paused id=%d failing_since=\S+ attempts=%d"
                          % (hook["id"], tries))
         st, js, _, _ = self.api(self.srv, "GET",
@@ -462,7 +463,7 @@ class Subscriptions(unittest.TestCase):
         self.wait(lambda: any(g["status"] == 200 for g in self.rx.got), "the delivery")
         self.assertEqual(len(self.rx.got), tries + 2)
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
-        self.assertFalse(js["data"][0]["paused"])
+        self.assertEqual((js["data"][0]["paused"], js["data"][0]["failing_since"]), (False, None))
         st, js, _, _ = self.api(self.srv, "GET",
                                 "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
         self.assertEqual((js["data"][0]["state"], js["data"][0]["attempts"]),
