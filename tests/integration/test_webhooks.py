@@ -1,8 +1,11 @@
 """Signed webhook deliveries (`memsync webhook test`) against a small HTTP receiver on
 127.0.0.1 that checks the signature with the recipe of docs/API.md "Webhooks": the signature
-verifies, a failing answer is reported, redirects are not followed, and targets are refused
-before anything is sent when they are plain http to a host not allowed or resolve to a loopback
-address (by address or by name) without the tests' permission."""
+verifies, a failing answer is reported, redirects are not followed, HTTPS targets have their
+certificate checked, and targets are refused before anything is sent when they are plain http to
+a host not allowed or resolve to a loopback address (by address or by name) without the tests'
+permission. Through `memsync serve` (Subscriptions): signed deliveries from syncs over HTTPS
+with a throwaway CA, retried and kept across a restart; a slow receiver beside a fast one;
+secret.expiring once per level; the pause after a period of failed tries and the resume."""
 import hashlib
 import hmac
 import http.server
