@@ -48,10 +48,10 @@ events_json(const char *events)
 static json_t *
 hook_json(const struct webhook_row *w)
 {
-    return json_pack("{s:I, s:s?, s:o, s:o, s:b, s:o, s:s?}", "id", (json_int_t)w->id, "url",
+    return json_pack("{s:I, s:s?, s:o, s:o, s:b, s:o, s:s?, s:o}", "id", (json_int_t)w->id, "url",
                      w->url, "events", events_json(w->events), "created_at", ts_json(w->created_at),
                      "paused", w->paused_at != TS_NULL, "paused_at", ts_json(w->paused_at),
-                     "paused_reason", w->paused_reason);
+                     "paused_reason", w->paused_reason, "failing_since", ts_json(w->failing_since));
 }
 
 static int
@@ -130,6 +130,7 @@ webhook_post(const struct route_call *c)
     w.events = events;
     w.created_at = clock_now();
     w.paused_at = TS_NULL;
+    w.failing_since = TS_NULL;
     out = hook_json(&w);
     json_object_set_new(out, "secret", json_string(secret));
     sodium_memzero(secret, sizeof secret);

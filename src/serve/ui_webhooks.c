@@ -94,6 +94,10 @@ hook_cb(void *arg, const struct webhook_row *w)
         v->env->esc(v->b, w->paused_reason != NULL ? w->paused_reason : "");
         buf_addstr(v->b, " ");
         button(v, w->id, "resume", "Resume");
+    } else if (w->failing_since != TS_NULL) {
+        buf_addstr(v->b, "<strong class=\"warn\">Failing</strong> since ");
+        ts(v->b, w->failing_since);
+        buf_addstr(v->b, " (paused after a day of failed tries). ");
     } else {
         buf_addstr(v->b, "Active. ");
     }

@@ -1,6 +1,7 @@
 /* webhook_dispatch.c - the webhook thread of serve (webhook_dispatch.h). */
 #include "webhook_dispatch.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -13,17 +14,20 @@
 
 #include "changes.h"
 #include "clock.h"
+#include "expiry.h"
 #include "log.h"
 #include "mem.h"
 #include "store.h"
 #include "store_webhooks.h"
 #include "webhook.h"
 
-#define DUE_BATCH   20
+#define FLIGHT_MAX  8 /* deliveries in flight at once, at most one per subscription */
 #define FEED_BATCH  500
 #define RUNS_BATCH  100
 #define HOOKS_MAX   1024
 #define BACKOFF_DEF 30
+#define SENT_MAX    256 /* expiry warnings known to be sent (a cache of webhook_expiry_sent) */
+#define STEP_MS     1000
 
 static const char *const known_events[] = {WEBHOOK_EVENTS};
 
@@ -43,16 +47,32 @@ struct hook {
     int64_t created_at, from_seq, from_run;
 };
 
+/* One delivery in flight; owned by the dispatcher thread. */
+struct flight {
+    int64_t id, webhook_id, attempts;
+    char *event;
+    struct webhook_xfer *x;
+};
+
+struct sent {
+    int64_t integration_id, expires_at;
+    char which[8], level[8];
+};
+
 struct webhook_dispatch {
     const struct config *cfg;
     const struct vault *v;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     int stop;
+    CURLM *multi;
     struct store *st;
     struct hook *hooks;
     size_t nhooks;
+    struct flight fl[FLIGHT_MAX];
+    size_t nfl;
+    struct sent sent[SENT_MAX];
+    size_t nsent;
     int64_t backoff_s, retry_for_s;
     struct webhook_policy policy;
     char hosts[1024];
@@ -124,11 +144,14 @@ subscribed(const struct hook *h, const char *event)
 }
 
 /* Whether h was subscribed when what it would be told of happened: a change by its seq, a run by
- * its id or its end. The dispatcher may be behind (serve just started, a batch at a time), so a
- * new subscription must not be sent what was committed before it. */
+ * its id or its end; seq < 0 is something happening now. The dispatcher may be behind (serve
+ * just started, a batch at a time), so a new subscription must not be sent what was committed
+ * before it. */
 static int
 after_start(const struct hook *h, int64_t seq, int64_t run_id, int64_t finished_at)
 {
+    if (seq < 0)
+        return 1;
     if (seq > 0)
         return seq > h->from_seq;
     return run_id > h->from_run || (finished_at != TS_NULL && finished_at > h->created_at);
@@ -263,6 +286,112 @@ pending(struct webhook_dispatch *d, int64_t seq, int64_t run, struct errbuf *eb)
     return rc != ERR_OK ? rc : any;
 }
 
+static int
+sent_known(const struct webhook_dispatch *d, int64_t iid, const char *which, const char *level,
+           int64_t expires_at)
+{
+    for (size_t i = 0; i < d->nsent; i++)
+        if (d->sent[i].integration_id == iid && d->sent[i].expires_at == expires_at &&
+            strcmp(d->sent[i].which, which) == 0 && strcmp(d->sent[i].level, level) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+sent_remember(struct webhook_dispatch *d, int64_t iid, const char *which, const char *level,
+              int64_t expires_at)
+{
+    struct sent *x;
+
+    if (d->nsent >= SENT_MAX)
+        d->nsent = 0; /* only a cache: the table answers again */
+    x = &d->sent[d->nsent++];
+    x->integration_id = iid;
+    x->expires_at = expires_at;
+    snprintf(x->which, sizeof x->which, "%s", which);
+    snprintf(x->level, sizeof x->level, "%s", level);
+}
+
+struct exp_list {
+    struct webhook_expiry_row v[HOOKS_MAX];
+    size_t n;
+};
+
+static int
+exp_cb(void *arg, const struct webhook_expiry_row *r)
+{
+    struct exp_list *l = arg;
+
+    if (l->n < HOOKS_MAX)
+        l->v[l->n++] = *r;
+    return 0;
+}
+
+/* secret.expiring: once per secret (its expiry) and warning level of expiry.h, the levels
+ * `memsync status` warns with; webhook_expiry_sent keeps what was sent across restarts. */
+static int
+expiry_one(struct webhook_dispatch *d, const struct webhook_expiry_row *r, const char *which,
+           int64_t expires_at, int64_t now, struct errbuf *eb)
+{
+    struct expiry e;
+    const char *level;
+    char at[32], msg[512];
+    json_t *data;
+    int first = 0, rc;
+
+    expiry_check(expires_at, now, &e);
+    if (e.level != EXPIRY_WARN_30 && e.level != EXPIRY_WARN_14 && e.level != EXPIRY_WARN_7 &&
+        e.level != EXPIRY_EXPIRED)
+        return ERR_OK;
+    level = expiry_level_name(e.level);
+    if (sent_known(d, r->integration_id, which, level, expires_at))
+        return ERR_OK;
+    clock_fmt(expires_at, at, sizeof at);
+    expiry_message(&e, strcmp(which, "sync") == 0 ? "Sync App" : "Partner App", r->integration_id,
+                   which, msg, sizeof msg);
+    data = json_pack("{s:I, s:s, s:s, s:I, s:s, s:s}", "integration_id",
+                     (json_int_t)r->integration_id, "secret", which, "expires_at", at, "days_left",
+                     (json_int_t)e.days_left, "level", level, "message", msg);
+    if (data == NULL)
+        return err_set(eb, ERR_NOMEM, "out of memory");
+    if ((rc = store_tx_begin(d->st, eb)) != ERR_OK)
+        goto out;
+    rc = store_webhook_expiry_mark(d->st, r->integration_id, which, level, expires_at, now, &first,
+                                   eb);
+    if (rc == ERR_OK && first)
+        rc = fan_out(d, r->account_id, "secret.expiring", data, -1, 0, TS_NULL, eb);
+    if (rc == ERR_OK)
+        rc = store_tx_commit(d->st, eb);
+    else
+        store_tx_rollback(d->st);
+    if (rc == ERR_OK) {
+        sent_remember(d, r->integration_id, which, level, expires_at);
+        if (first)
+            log_info("webhook secret.expiring integration=%" PRId64 " secret=%s level=%s "
+                     "days_left=%" PRId64,
+                     r->integration_id, which, level, e.days_left);
+    }
+out:
+    json_decref(data);
+    return rc;
+}
+
+static int
+expiry_step(struct webhook_dispatch *d, struct errbuf *eb)
+{
+    struct exp_list *l = xcalloc(1, sizeof *l);
+    int64_t now = clock_now();
+    int rc = store_webhook_expiries_each(d->st, exp_cb, l, eb);
+
+    for (size_t i = 0; rc == ERR_OK && i < l->n; i++) {
+        rc = expiry_one(d, &l->v[i], "partner", l->v[i].partner_expires, now, eb);
+        if (rc == ERR_OK)
+            rc = expiry_one(d, &l->v[i], "sync", l->v[i].sync_expires, now, eb);
+    }
+    free(l);
+    return rc;
+}
+
 /* Turns what was committed since the position into deliveries, in one transaction. */
 static int
 queue_step(struct webhook_dispatch *d, struct errbuf *eb)
@@ -275,7 +404,8 @@ queue_step(struct webhook_dispatch *d, struct errbuf *eb)
 
     /* The subscriptions, for this step and the sends after it. */
     hooks_clear(d);
-    if ((rc = store_webhooks_each(d->st, 0, hook_cb, d, eb)) != ERR_OK)
+    if ((rc = store_webhooks_each(d->st, 0, hook_cb, d, eb)) != ERR_OK ||
+        (rc = expiry_step(d, eb)) != ERR_OK)
         return rc;
     /* Nothing new (the common case): no write transaction. */
     if ((rc = store_webhook_position(d->st, &seq, &run, eb)) != ERR_OK ||
@@ -379,13 +509,9 @@ out:
     return rc;
 }
 
-struct due {
-    int64_t id, webhook_id, attempts, created_at;
-    char *event, *body;
-};
-
 struct due_list {
-    struct due v[DUE_BATCH];
+    struct webhook_delivery_row v[2 * FLIGHT_MAX];
+    char *event[2 * FLIGHT_MAX], *body[2 * FLIGHT_MAX];
     size_t n;
 };
 
@@ -393,17 +519,13 @@ static int
 due_cb(void *arg, const struct webhook_delivery_row *r)
 {
     struct due_list *l = arg;
-    struct due *x;
 
-    if (l->n >= DUE_BATCH)
+    if (l->n >= 2 * FLIGHT_MAX)
         return 0;
-    x = &l->v[l->n++];
-    x->id = r->id;
-    x->webhook_id = r->webhook_id;
-    x->attempts = r->attempts;
-    x->created_at = r->created_at;
-    x->event = xstrdup(r->event != NULL ? r->event : "");
-    x->body = xstrdup(r->body != NULL ? r->body : "");
+    l->v[l->n] = *r;
+    l->event[l->n] = xstrdup(r->event != NULL ? r->event : "");
+    l->body[l->n] = xstrdup(r->body != NULL ? r->body : "");
+    l->n++;
     return 0;
 }
 
@@ -416,94 +538,198 @@ hook_of(const struct webhook_dispatch *d, int64_t id)
     return NULL;
 }
 
-static void
-deliver_one(struct webhook_dispatch *d, const struct due *x)
+static int
+in_flight(const struct webhook_dispatch *d, int64_t webhook_id)
 {
-    const struct hook *h = hook_of(d, x->webhook_id);
-    struct webhook_result *res = xcalloc(1, sizeof *res);
-    struct errbuf eb = {0}, sb = {0};
-    char *secret = NULL, idtext[24];
-    int64_t now, attempts = x->attempts + 1;
-    const char *state = "queued";
-    int rc;
+    for (size_t i = 0; i < d->nfl; i++)
+        if (d->fl[i].webhook_id == webhook_id)
+            return 1;
+    return 0;
+}
 
-    if (h == NULL || h->paused)
-        goto out;
-    snprintf(idtext, sizeof idtext, "%" PRId64, x->id);
-    rc = vault_unseal(d->v, "webhook", h->id, "secret", h->sealed, &secret, &eb);
-    if (rc == ERR_OK)
-        rc = webhook_deliver(&d->policy, h->url, (const unsigned char *)secret, strlen(secret),
-                             x->event, idtext, x->body, strlen(x->body), res, &eb);
-    now = clock_now();
-    if (rc == ERR_OK && res->status >= 200 && res->status < 300) {
-        state = "delivered";
-    } else {
-        if (rc == ERR_OK)
-            snprintf(eb.msg, sizeof eb.msg, "the target answered %ld", res->status);
-        if (now - x->created_at >= d->retry_for_s) {
-            state = "failed";
-            log_warn("webhook paused id=%" PRId64 " delivery=%" PRId64 " attempts=%" PRId64, h->id,
-                     x->id, attempts);
-            store_webhook_pause(d->st, 0, h->id, 1,
-                                "deliveries failed for a day; fix the target and resume", now, &sb);
-        }
-    }
-    if (store_webhook_result(d->st, x->id, state, attempts,
+/* Records one try and, when the subscription has failed every try for retry_for_s since its
+ * last delivered one, pauses it. */
+static void
+record(struct webhook_dispatch *d, const struct flight *f, int rc, const struct webhook_result *res,
+       struct errbuf *why)
+{
+    struct errbuf sb = {0};
+    int64_t now = clock_now(), attempts = f->attempts + 1, since = TS_NULL;
+    int ok = rc == ERR_OK && res->status >= 200 && res->status < 300;
+
+    if (rc == ERR_OK && !ok)
+        snprintf(why->msg, sizeof why->msg, "the target answered %ld", res->status);
+    if (store_webhook_failing(d->st, f->webhook_id, ok, now, &since, &sb) != ERR_OK)
+        log_warn("webhook: cannot record a subscription's failing time: %s", sb.msg);
+    if (store_webhook_result(d->st, f->id, ok ? "delivered" : "queued", attempts,
                              now + webhook_backoff((int)attempts, d->backoff_s), res->status,
-                             res->latency_ms, strcmp(state, "delivered") == 0 ? NULL : eb.msg, now,
-                             &sb) != ERR_OK)
+                             res->latency_ms, ok ? NULL : why->msg, now, &sb) != ERR_OK)
         log_warn("webhook: cannot record a delivery: %s", sb.msg);
     log_info("webhook delivery id=%" PRId64 " webhook=%" PRId64 " event=%s state=%s status=%ld "
              "ms=%" PRId64,
-             x->id, h->id, x->event, state, res->status, res->latency_ms);
-out:
-    vault_wipe(secret);
-    free(res);
+             f->id, f->webhook_id, f->event, ok ? "delivered" : "queued", res->status,
+             res->latency_ms);
+    if (!ok && since != TS_NULL && now - since >= d->retry_for_s) {
+        char at[32], reason[512];
+
+        clock_fmt(since, at, sizeof at);
+        snprintf(reason, sizeof reason,
+                 "every delivery failed since %s (the last: %.300s); fix the target, then "
+                 "resume: what is queued is sent again",
+                 at, why->msg);
+        log_warn("webhook paused id=%" PRId64 " failing_since=%s attempts=%" PRId64 " error=%s",
+                 f->webhook_id, at, attempts, why->msg);
+        if (store_webhook_pause(d->st, 0, f->webhook_id, 1, reason, now, &sb) != ERR_OK)
+            log_warn("webhook: cannot pause a subscription: %s", sb.msg);
+    }
 }
 
+static void
+flight_end(struct webhook_dispatch *d, size_t i)
+{
+    struct flight *f = &d->fl[i];
+
+    curl_multi_remove_handle(d->multi, webhook_xfer_handle(f->x));
+    webhook_xfer_free(f->x);
+    free(f->event);
+    d->fl[i] = d->fl[--d->nfl];
+}
+
+/* Starts the due head of each subscription's queue that has nothing in flight, up to FLIGHT_MAX
+ * at once: a slow target holds only its own subscription's queue. */
 static int
-send_step(struct webhook_dispatch *d, struct errbuf *eb)
+start_due(struct webhook_dispatch *d, struct errbuf *eb)
 {
     struct due_list l;
     int rc;
 
+    if (d->nfl >= FLIGHT_MAX)
+        return ERR_OK;
     l.n = 0;
-    rc = store_webhook_due(d->st, clock_now(), DUE_BATCH, due_cb, &l, eb);
+    rc = store_webhook_due(d->st, clock_now(), FLIGHT_MAX + d->nfl, due_cb, &l, eb);
     for (size_t i = 0; i < l.n; i++) {
-        if (rc == ERR_OK)
-            deliver_one(d, &l.v[i]);
-        free(l.v[i].event);
-        free(l.v[i].body);
+        const struct webhook_delivery_row *r = &l.v[i];
+        const struct hook *h = hook_of(d, r->webhook_id);
+        struct errbuf why = {0};
+        struct flight *f;
+        char *secret = NULL, idtext[24];
+        int xrc;
+
+        if (rc != ERR_OK || d->nfl >= FLIGHT_MAX || h == NULL || h->paused ||
+            in_flight(d, r->webhook_id))
+            goto next;
+        f = &d->fl[d->nfl];
+        memset(f, 0, sizeof *f);
+        f->id = r->id;
+        f->webhook_id = r->webhook_id;
+        f->attempts = r->attempts;
+        f->event = l.event[i];
+        l.event[i] = NULL;
+        snprintf(idtext, sizeof idtext, "%" PRId64, r->id);
+        xrc = vault_unseal(d->v, "webhook", h->id, "secret", h->sealed, &secret, &why);
+        if (xrc == ERR_OK)
+            xrc =
+                webhook_xfer_new(&d->policy, h->url, (const unsigned char *)secret, strlen(secret),
+                                 f->event, idtext, l.body[i], strlen(l.body[i]), &f->x, &why);
+        vault_wipe(secret);
+        if (xrc == ERR_OK && curl_multi_add_handle(d->multi, webhook_xfer_handle(f->x)) != CURLM_OK)
+            xrc = err_set(&why, ERR_NOMEM, "cannot start a delivery");
+        if (xrc != ERR_OK) { /* refused before sending: a failed try */
+            struct webhook_result none;
+
+            memset(&none, 0, sizeof none);
+            record(d, f, xrc, &none, &why);
+            webhook_xfer_free(f->x);
+            free(f->event);
+            goto next;
+        }
+        d->nfl++;
+    next:
+        free(l.event[i]);
+        free(l.body[i]);
     }
     return rc;
 }
 
+/* Runs the transfers in flight and records those that ended; the number that ended. */
+static size_t
+pump(struct webhook_dispatch *d)
+{
+    CURLMsg *m;
+    int running = 0, left = 0;
+    size_t ended = 0;
+
+    if (d->nfl == 0)
+        return 0;
+    curl_multi_perform(d->multi, &running);
+    while ((m = curl_multi_info_read(d->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        for (size_t i = 0; i < d->nfl; i++) {
+            struct webhook_result *res;
+            struct errbuf why = {0};
+            int rc;
+
+            if (webhook_xfer_handle(d->fl[i].x) != m->easy_handle)
+                continue;
+            res = xcalloc(1, sizeof *res);
+            rc = webhook_xfer_done(d->fl[i].x, (int)m->data.result, res, &why);
+            record(d, &d->fl[i], rc, res, &why);
+            free(res);
+            flight_end(d, i);
+            ended++;
+            break;
+        }
+    }
+    return ended;
+}
+
+static int
+stopping(struct webhook_dispatch *d)
+{
+    int s;
+
+    pthread_mutex_lock(&d->mu);
+    s = d->stop;
+    pthread_mutex_unlock(&d->mu);
+    return s;
+}
+
+/* One loop: queue once a second, start what is due when a slot is free, and wait in curl for
+ * the transfers, the next second or webhook_dispatch_stop's wakeup. A stop leaves what is in
+ * flight queued: it is sent again after the restart (receivers dedupe by Memsync-Delivery). */
 static void *
 run(void *arg)
 {
     struct webhook_dispatch *d = arg;
+    int64_t next_queue = 0;
 
-    pthread_mutex_lock(&d->mu);
-    while (!d->stop) {
+    while (!stopping(d)) {
         struct errbuf eb = {0};
-        struct timespec ts;
+        int64_t now = clock_mono_ms(), wait;
+        size_t ended;
 
-        pthread_mutex_unlock(&d->mu);
-        if (d->st == NULL && store_open(&d->st, d->cfg->db, &eb) != ERR_OK)
+        if (d->st == NULL && now >= next_queue && store_open(&d->st, d->cfg->db, &eb) != ERR_OK)
             log_warn("webhook: cannot open the database: %s", eb.msg);
-        if (d->st != NULL) {
+        ended = d->st != NULL ? pump(d) : 0;
+        if (d->st != NULL && now >= next_queue) {
+            next_queue = now + STEP_MS;
             if (queue_step(d, &eb) != ERR_OK)
                 log_warn("webhook: cannot queue deliveries: %s", eb.msg);
-            else if (send_step(d, &eb) != ERR_OK)
-                log_warn("webhook: cannot read due deliveries: %s", eb.msg);
+            ended = 1;
+        } else if (d->st == NULL && now >= next_queue) {
+            next_queue = now + STEP_MS;
         }
-        pthread_mutex_lock(&d->mu);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        if (!d->stop)
-            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+        if (ended > 0 && d->st != NULL && !stopping(d) && start_due(d, &eb) != ERR_OK)
+            log_warn("webhook: cannot read due deliveries: %s", eb.msg);
+        if (d->nfl > 0)
+            curl_multi_perform(d->multi, &(int){0});
+        wait = next_queue - clock_mono_ms();
+        if (wait > 0)
+            curl_multi_poll(d->multi, NULL, 0, (int)(wait < STEP_MS ? wait : STEP_MS), NULL);
     }
-    pthread_mutex_unlock(&d->mu);
+    while (d->nfl > 0)
+        flight_end(d, d->nfl - 1);
     return NULL;
 }
 
@@ -520,11 +746,14 @@ webhook_dispatch_start(struct webhook_dispatch **out, const struct config *cfg,
     d->retry_for_s =
         env_int("MEMSYNC_WEBHOOK_RETRY_FOR_S", WEBHOOK_RETRY_FOR_S, 1, WEBHOOK_RETRY_FOR_S);
     webhook_policy_from_env(&d->policy, d->hosts, sizeof d->hosts, cfg->ca_file);
+    if ((d->multi = curl_multi_init()) == NULL) {
+        free(d);
+        return err_set(eb, ERR_NOMEM, "cannot start the webhook thread");
+    }
     pthread_mutex_init(&d->mu, NULL);
-    pthread_cond_init(&d->cv, NULL);
     if (pthread_create(&d->thread, NULL, run, d) != 0) {
         pthread_mutex_destroy(&d->mu);
-        pthread_cond_destroy(&d->cv);
+        curl_multi_cleanup(d->multi);
         free(d);
         return err_set(eb, ERR_NOMEM, "cannot start the webhook thread");
     }
@@ -539,12 +768,12 @@ webhook_dispatch_stop(struct webhook_dispatch *d)
         return;
     pthread_mutex_lock(&d->mu);
     d->stop = 1;
-    pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
+    curl_multi_wakeup(d->multi);
     pthread_join(d->thread, NULL);
     hooks_clear(d);
     store_close(d->st);
+    curl_multi_cleanup(d->multi);
     pthread_mutex_destroy(&d->mu);
-    pthread_cond_destroy(&d->cv);
     free(d);
 }

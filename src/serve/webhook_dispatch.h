@@ -4,13 +4,19 @@
  * Once a second, with its own store connection: (1) reads the change feed and the sync runs
  * after its stored position (store_webhook_position), queues one delivery per subscribed,
  * active webhook of the change's account, and moves the position, in one transaction: a
- * restart neither loses nor repeats one; (2) sends due deliveries (webhook_deliver), one at a
- * time, and records each try. A failed try is retried after webhook_backoff(attempts) for up to
- * WEBHOOK_RETRY_FOR_S after the delivery was queued; then it is marked failed and its
- * subscription paused with a reason the UI and API show. Syncs never wait for any of it.
+ * restart neither loses nor repeats one; (2) queues secret.expiring when an integration's
+ * partner or sync secret reaches a warning level of expiry.h (30, 14, 7 days, expired), once per
+ * secret and level (webhook_expiry_sent); (3) sends the due head of each subscription's queue,
+ * at most FLIGHT_MAX at once and one per subscription (its order kept; a slow target delays only
+ * its own), through one curl multi handle, and records each try. A failed try is retried after
+ * webhook_backoff(attempts); a subscription whose every try failed for WEBHOOK_RETRY_FOR_S since
+ * its last delivered one is paused with a reason the UI and API show and a log line, its queue
+ * kept for the resume. A stop ends what is in flight (it stays queued: sent again after a
+ * restart, so a receiver may see a Memsync-Delivery twice). Syncs never wait for any of it.
  *
  * Events: asset.created, asset.retired, asset.changed (one per changed field), client.failed
- * (a client's status became error), client.recovered (error to ok), sync.finished.
+ * (a client's status became error), client.recovered (error to ok), sync.finished,
+ * secret.expiring.
  * Test-only settings: MEMSYNC_WEBHOOK_BACKOFF_S (the first retry's wait, default 30) and
  * MEMSYNC_WEBHOOK_RETRY_FOR_S. Threads: start and stop from one thread.
  */

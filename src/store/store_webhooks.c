@@ -96,11 +96,20 @@ store_webhook_pause(struct store *st, int64_t account_id, int64_t id, int paused
                                a, 4, &changed, NULL, eb);
     else
         rc = st->ops->sql_exec(st,
-                               "UPDATE webhook SET paused_at = NULL, paused_reason = NULL WHERE "
-                               "id = ?1 AND (account_id = ?2 OR ?2 = 0)",
+                               "UPDATE webhook SET paused_at = NULL, paused_reason = NULL, "
+                               "failing_since = NULL WHERE id = ?1 AND (account_id = ?2 OR ?2 = 0)",
                                a, 2, &changed, NULL, eb);
     if (rc == ERR_OK && changed == 0)
         rc = err_set(eb, ERR_NOTFOUND, "webhook %" PRId64 " does not exist", id);
+    /* A resumed subscription's queue is tried again at once, with a new day to succeed. */
+    if (rc == ERR_OK && !paused) {
+        const struct store_cell b[] = {I(id), I(now)};
+
+        rc = st->ops->sql_exec(st,
+                               "UPDATE webhook_delivery SET next_at = ?2 WHERE webhook_id = ?1 "
+                               "AND state = 'queued' AND next_at > ?2",
+                               b, 2, NULL, NULL, eb);
+    }
     return rc;
 }
 
@@ -115,7 +124,7 @@ hook_cb(void *arg, const struct store_cell *c, size_t n)
     struct hook_walk *x = arg;
     struct webhook_row w;
 
-    if (n < 10)
+    if (n < 11)
         return ERR_DB;
     w.id = cell_i(&c[0], 0);
     w.account_id = cell_i(&c[1], 0);
@@ -127,6 +136,7 @@ hook_cb(void *arg, const struct store_cell *c, size_t n)
     w.paused_reason = cell_s(&c[7]);
     w.from_seq = cell_i(&c[8], 0);
     w.from_run = cell_i(&c[9], 0);
+    w.failing_since = cell_i(&c[10], TS_NULL);
     return x->cb(x->arg, &w);
 }
 
@@ -139,7 +149,8 @@ store_webhooks_each(struct store *st, int64_t account_id,
 
     return st->ops->sql_query(st,
                               "SELECT id, account_id, url, events, secret_sealed, created_at, "
-                              "paused_at, paused_reason, from_seq, from_run FROM webhook WHERE "
+                              "paused_at, paused_reason, from_seq, from_run, failing_since FROM "
+                              "webhook WHERE "
                               "account_id = ?1 OR "
                               "?1 = 0 ORDER BY id",
                               a, 1, hook_cb, &x, eb);
@@ -198,9 +209,10 @@ store_webhook_due(struct store *st, int64_t now, size_t limit,
     struct del_walk x = {cb, arg};
 
     return st->ops->sql_query(st,
-                              "SELECT " DELIVERY_COLS " FROM webhook_delivery d JOIN webhook w "
-                              "ON w.id = d.webhook_id WHERE d.state = 'queued' AND d.next_at <= "
-                              "?1 AND w.paused_at IS NULL ORDER BY d.next_at, d.id LIMIT ?2",
+                              "SELECT " DELIVERY_COLS " FROM webhook w JOIN webhook_delivery d "
+                              "ON d.id = (SELECT min(q.id) FROM webhook_delivery q WHERE "
+                              "q.webhook_id = w.id AND q.state = 'queued') WHERE w.paused_at IS "
+                              "NULL AND d.next_at <= ?1 ORDER BY d.next_at, d.id LIMIT ?2",
                               a, 2, del_cb, &x, eb);
 }
 
@@ -325,4 +337,82 @@ store_webhook_runs_after(struct store *st, int64_t after_id, size_t limit,
                               "SELECT id, account_id, integration_id, kind, status, started_at, "
                               "finished_at FROM sync_run WHERE id > ?1 ORDER BY id LIMIT ?2",
                               a, 2, run_cb, &x, eb);
+}
+
+static int
+since_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    *(int64_t *)arg = n > 0 ? cell_i(&c[0], TS_NULL) : TS_NULL;
+    return 0;
+}
+
+int
+store_webhook_failing(struct store *st, int64_t id, int ok, int64_t now, int64_t *since,
+                      struct errbuf *eb)
+{
+    const struct store_cell a[] = {I(id), I(now)};
+    int rc;
+
+    *since = TS_NULL;
+    if (ok)
+        return st->ops->sql_exec(st, "UPDATE webhook SET failing_since = NULL WHERE id = ?1", a, 1,
+                                 NULL, NULL, eb);
+    rc = st->ops->sql_exec(st,
+                           "UPDATE webhook SET failing_since = COALESCE(failing_since, ?2) "
+                           "WHERE id = ?1",
+                           a, 2, NULL, NULL, eb);
+    if (rc == ERR_OK)
+        rc = st->ops->sql_query(st, "SELECT failing_since FROM webhook WHERE id = ?1", a, 1,
+                                since_cb, since, eb);
+    return rc;
+}
+
+struct exp_walk {
+    int (*cb)(void *arg, const struct webhook_expiry_row *r);
+    void *arg;
+};
+
+static int
+exp_cb(void *arg, const struct store_cell *c, size_t n)
+{
+    struct exp_walk *x = arg;
+    struct webhook_expiry_row r;
+
+    if (n < 4)
+        return ERR_DB;
+    r.integration_id = cell_i(&c[0], 0);
+    r.account_id = cell_i(&c[1], 0);
+    r.partner_expires = cell_i(&c[2], TS_NULL);
+    r.sync_expires = cell_i(&c[3], TS_NULL);
+    return x->cb(x->arg, &r);
+}
+
+int
+store_webhook_expiries_each(struct store *st,
+                            int (*cb)(void *arg, const struct webhook_expiry_row *r), void *arg,
+                            struct errbuf *eb)
+{
+    struct exp_walk x = {cb, arg};
+
+    return st->ops->sql_query(st,
+                              "SELECT id, account_id, partner_secret_expires, "
+                              "sync_secret_expires FROM integration ORDER BY id",
+                              NULL, 0, exp_cb, &x, eb);
+}
+
+int
+store_webhook_expiry_mark(struct store *st, int64_t integration_id, const char *which,
+                          const char *level, int64_t expires_at, int64_t now, int *first,
+                          struct errbuf *eb)
+{
+    const struct store_cell a[] = {I(integration_id), T(which), T(level), I(expires_at), I(now)};
+    int64_t changed = 0;
+    int rc = st->ops->sql_exec(st,
+                               "INSERT INTO webhook_expiry_sent (integration_id, which, level, "
+                               "expires_at, sent_at) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO "
+                               "NOTHING",
+                               a, 5, &changed, NULL, eb);
+
+    *first = rc == ERR_OK && changed > 0;
+    return rc;
 }

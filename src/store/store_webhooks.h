@@ -1,5 +1,5 @@
 /* store_webhooks.h - webhook subscriptions, their delivery queue and log, and the dispatcher's
- * position in the change feed and the sync runs (schema 15; docs/STORE.md "Webhooks").
+ * position in the change feed and the sync runs (schemas 15, 17 and 19; docs/STORE.md "Webhooks").
  *
  * Written once for both backends through store_ops.sql_exec / sql_query. Threads, errors and
  * ownership as store.h: rows handed to callbacks are borrowed for the call. A subscription's
@@ -28,6 +28,9 @@ struct webhook_row {
     /* What was committed when it was created: it is sent what comes after, not before. */
     int64_t from_seq; /* the change feed's last seq */
     int64_t from_run; /* the newest sync run's id */
+    /* The first failed try since the last delivered one, TS_NULL when the last try succeeded
+     * (schema 19): a subscription failing for a day is paused. */
+    int64_t failing_since;
 };
 
 struct webhook_delivery_row {
@@ -52,7 +55,8 @@ int store_webhook_insert(struct store *st, int64_t account_id, const char *url, 
 int store_webhook_set_sealed(struct store *st, int64_t id, const char *sealed, struct errbuf *eb);
 /* ERR_NOTFOUND when the account has no such subscription. */
 int store_webhook_delete(struct store *st, int64_t account_id, int64_t id, struct errbuf *eb);
-/* paused: 1 pauses with reason, 0 resumes. ERR_NOTFOUND as above (account 0: any). */
+/* paused: 1 pauses with reason, 0 resumes (its failing time is cleared and its queued
+ * deliveries are due at once). ERR_NOTFOUND as above (account 0: any). */
 int store_webhook_pause(struct store *st, int64_t account_id, int64_t id, int paused,
                         const char *reason, int64_t now, struct errbuf *eb);
 /* The account's subscriptions (account 0: every account's), by id. */
@@ -62,7 +66,8 @@ int store_webhooks_each(struct store *st, int64_t account_id,
 
 int store_webhook_enqueue(struct store *st, int64_t webhook_id, const char *event, const char *body,
                           int64_t now, struct errbuf *eb);
-/* Queued deliveries due at now of active subscriptions, oldest first, at most limit. */
+/* The head of each active subscription's queue (its oldest queued delivery) when due at now,
+ * soonest first, at most limit: one subscription's deliveries go out in order. */
 int store_webhook_due(struct store *st, int64_t now, size_t limit,
                       int (*cb)(void *arg, const struct webhook_delivery_row *d), void *arg,
                       struct errbuf *eb);
@@ -76,6 +81,27 @@ int store_webhook_deliveries_each(struct store *st, int64_t account_id, int64_t 
                                   size_t limit,
                                   int (*cb)(void *arg, const struct webhook_delivery_row *d),
                                   void *arg, struct errbuf *eb);
+/* Records a try's outcome on its subscription: ok clears the failing time, a failure sets it
+ * unless set; since is the failing time afterwards (TS_NULL after ok). */
+int store_webhook_failing(struct store *st, int64_t id, int ok, int64_t now, int64_t *since,
+                          struct errbuf *eb);
+
+struct webhook_expiry_row {
+    int64_t integration_id;
+    int64_t account_id;
+    int64_t partner_expires; /* TS_NULL: unknown */
+    int64_t sync_expires;
+};
+
+/* Every integration's secret expiries, by id. */
+int store_webhook_expiries_each(struct store *st,
+                                int (*cb)(void *arg, const struct webhook_expiry_row *r), void *arg,
+                                struct errbuf *eb);
+/* Records that the warning (integration, which, level) for the secret expiring at expires_at
+ * was sent; *first is 1 when it had not been (a new secret's expiry starts afresh). */
+int store_webhook_expiry_mark(struct store *st, int64_t integration_id, const char *which,
+                              const char *level, int64_t expires_at, int64_t now, int *first,
+                              struct errbuf *eb);
 
 struct webhook_run_row {
     int64_t id;

@@ -195,17 +195,21 @@ webhook_backoff(int attempt, int64_t base_s)
 
 /* ---- delivery -------------------------------------------------------------------------- */
 
-struct xfer {
+struct webhook_xfer {
     const struct webhook_policy *p;
-    struct webhook_result *res;
+    CURL *c;
+    struct curl_slist *h;
+    long timeout;
+    int64_t t0;
     size_t got;
     int refused; /* an address was refused at connect time */
+    struct webhook_result res;
 };
 
 static curl_socket_t
 open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    struct xfer *x = arg;
+    struct webhook_xfer *x = arg;
 
     if (purpose != CURLSOCKTYPE_IPCXN || !webhook_addr_allowed(x->p, &a->addr)) {
         x->refused = 1;
@@ -217,35 +221,41 @@ open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
 static size_t
 write_cb(char *data, size_t size, size_t n, void *arg)
 {
-    struct xfer *x = arg;
+    struct webhook_xfer *x = arg;
     size_t len = size * n, keep = 0;
 
     if (x->got < WEBHOOK_MAX_RESPONSE) {
         keep = WEBHOOK_MAX_RESPONSE - x->got;
         if (keep > len)
             keep = len;
-        memcpy(x->res->answer + x->got, data, keep);
+        memcpy(x->res.answer + x->got, data, keep);
         x->got += keep;
-        x->res->answer[x->got] = '\0';
+        x->res.answer[x->got] = '\0';
     }
     return len; /* the rest is dropped; the total timeout bounds it */
 }
 
-int
-webhook_deliver(const struct webhook_policy *p, const char *url, const unsigned char *secret,
-                size_t secret_len, const char *event, const char *delivery_id, const char *body,
-                size_t body_len, struct webhook_result *res, struct errbuf *eb)
+void
+webhook_xfer_free(struct webhook_xfer *x)
 {
-    struct xfer x = {p, res, 0, 0};
-    struct curl_slist *h = NULL;
+    if (x == NULL)
+        return;
+    curl_slist_free_all(x->h);
+    if (x->c != NULL)
+        curl_easy_cleanup(x->c);
+    free(x);
+}
+
+int
+webhook_xfer_new(const struct webhook_policy *p, const char *url, const unsigned char *secret,
+                 size_t secret_len, const char *event, const char *delivery_id, const char *body,
+                 size_t body_len, struct webhook_xfer **out, struct errbuf *eb)
+{
+    struct webhook_xfer *x = NULL;
     char sig[WEBHOOK_SIG_MAX], line[256];
-    long timeout = p->timeout_ms > 0 ? p->timeout_ms : WEBHOOK_TIMEOUT_MS;
-    int64_t t0 = clock_mono_ms();
-    CURL *c = NULL;
-    CURLcode cc;
     int rc = ERR_OK;
 
-    memset(res, 0, sizeof *res);
+    *out = NULL;
     {
         struct errbuf why = {0};
 
@@ -257,49 +267,95 @@ webhook_deliver(const struct webhook_policy *p, const char *url, const unsigned 
     for (const char *s = event; s != NULL && *s != '\0'; s++)
         if (*s == '\r' || *s == '\n')
             return err_set(eb, ERR_INVAL, "bad event name");
-    if ((c = curl_easy_init()) == NULL)
-        return err_set(eb, ERR_NOMEM, "out of memory");
+    x = calloc(1, sizeof *x);
+    if (x == NULL || (x->c = curl_easy_init()) == NULL) {
+        rc = err_set(eb, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    x->p = p;
+    x->timeout = p->timeout_ms > 0 ? p->timeout_ms : WEBHOOK_TIMEOUT_MS;
     webhook_sign(secret, secret_len, clock_now(), body, body_len, sig);
-    h = curl_slist_append(h, "Content-Type: application/json");
+    x->h = curl_slist_append(x->h, "Content-Type: application/json");
     snprintf(line, sizeof line, "Memsync-Signature: %s", sig);
-    h = curl_slist_append(h, line);
+    x->h = curl_slist_append(x->h, line);
     snprintf(line, sizeof line, "Memsync-Event: %.64s", event);
-    h = curl_slist_append(h, line);
+    x->h = curl_slist_append(x->h, line);
     snprintf(line, sizeof line, "Memsync-Delivery: %.64s", delivery_id);
-    h = curl_slist_append(h, line);
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(c, CURLOPT_PROXY, ""); /* the address checked is the target's own */
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout < 5000 ? timeout : 5000L);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &x);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "memsync-webhook");
+    x->h = curl_slist_append(x->h, line);
+    x->h = curl_slist_append(x->h, "Expect:");
+    curl_easy_setopt(x->c, CURLOPT_URL, url);
+    curl_easy_setopt(x->c, CURLOPT_HTTPHEADER, x->h);
+    curl_easy_setopt(x->c, CURLOPT_POST, 1L);
+    curl_easy_setopt(x->c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    curl_easy_setopt(x->c, CURLOPT_COPYPOSTFIELDS, body); /* the caller's body may go */
+    curl_easy_setopt(x->c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(x->c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(x->c, CURLOPT_PROXY, ""); /* the address checked is the target's own */
+    curl_easy_setopt(x->c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(x->c, CURLOPT_TIMEOUT_MS, x->timeout);
+    curl_easy_setopt(x->c, CURLOPT_CONNECTTIMEOUT_MS, x->timeout < 5000 ? x->timeout : 5000L);
+    curl_easy_setopt(x->c, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(x->c, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(x->c, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(x->c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(x->c, CURLOPT_USERAGENT, "memsync-webhook");
+    curl_easy_setopt(x->c, CURLOPT_PRIVATE, x);
     if (p->ca_file != NULL && p->ca_file[0] != '\0')
-        curl_easy_setopt(c, CURLOPT_CAINFO, p->ca_file);
-    cc = curl_easy_perform(c);
-    res->latency_ms = clock_mono_ms() - t0;
+        curl_easy_setopt(x->c, CURLOPT_CAINFO, p->ca_file);
+    if (x->h == NULL) {
+        rc = err_set(eb, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    x->t0 = clock_mono_ms();
+    *out = x;
+    x = NULL;
+out:
+    webhook_xfer_free(x);
+    return rc;
+}
+
+void *
+webhook_xfer_handle(struct webhook_xfer *x)
+{
+    return x->c;
+}
+
+int
+webhook_xfer_done(struct webhook_xfer *x, int curl_code, struct webhook_result *res,
+                  struct errbuf *eb)
+{
+    CURLcode cc = (CURLcode)curl_code;
+    int rc = ERR_OK;
+
+    x->res.latency_ms = clock_mono_ms() - x->t0;
     if (cc == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
-    } else if (x.refused) {
+        curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->res.status);
+    } else if (x->refused) {
         rc = err_set(eb, ERR_DENIED,
                      "the webhook's host resolves to an address memsync does not send to "
                      "(loopback, link-local or private; see webhook_allow_private)");
     } else if (cc == CURLE_OPERATION_TIMEDOUT) {
-        rc = err_set(eb, ERR_TIMEOUT, "the webhook target did not answer within %ld ms", timeout);
+        rc =
+            err_set(eb, ERR_TIMEOUT, "the webhook target did not answer within %ld ms", x->timeout);
     } else {
         rc = err_set(eb, ERR_HTTP, "the webhook delivery failed: %s", curl_easy_strerror(cc));
     }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    memcpy(res, &x->res, sizeof *res);
+    return rc;
+}
+
+int
+webhook_deliver(const struct webhook_policy *p, const char *url, const unsigned char *secret,
+                size_t secret_len, const char *event, const char *delivery_id, const char *body,
+                size_t body_len, struct webhook_result *res, struct errbuf *eb)
+{
+    struct webhook_xfer *x = NULL;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    rc = webhook_xfer_new(p, url, secret, secret_len, event, delivery_id, body, body_len, &x, eb);
+    if (rc == ERR_OK)
+        rc = webhook_xfer_done(x, (int)curl_easy_perform(x->c), res, eb);
+    webhook_xfer_free(x);
     return rc;
 }

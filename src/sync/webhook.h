@@ -85,4 +85,19 @@ int webhook_deliver(const struct webhook_policy *p, const char *url, const unsig
                     size_t secret_len, const char *event, const char *delivery_id, const char *body,
                     size_t body_len, struct webhook_result *res, struct errbuf *eb);
 
+/* The same delivery for a caller's curl multi handle (many in flight at once): xfer_new checks
+ * and signs as webhook_deliver and prepares the transfer (body copied); add
+ * webhook_xfer_handle(x) (a CURL *) to the multi handle; when curl reports it done,
+ * webhook_xfer_done(x, the CURLcode, res) gives webhook_deliver's answer. Free after removing
+ * the handle from the multi handle; webhook_xfer_free accepts NULL. */
+struct webhook_xfer;
+int webhook_xfer_new(const struct webhook_policy *p, const char *url, const unsigned char *secret,
+                     size_t secret_len, const char *event, const char *delivery_id,
+                     const char *body, size_t body_len, struct webhook_xfer **out,
+                     struct errbuf *eb);
+void *webhook_xfer_handle(struct webhook_xfer *x);
+int webhook_xfer_done(struct webhook_xfer *x, int curl_code, struct webhook_result *res,
+                      struct errbuf *eb);
+void webhook_xfer_free(struct webhook_xfer *x);
+
 #endif

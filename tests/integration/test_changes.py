@@ -3,6 +3,7 @@ changes` after a full sync, a change made in the simulator, an incremental sync,
 and a client's failure and recovery; paging, filters and refusals; an integrator that pulls
 with its cursor after each of several syncs rebuilds the inventory the API lists. Runs on
 SQLite, and on PostgreSQL under the pg label (MEMSYNC_TEST_PG_URL)."""
+import functools
 import os
 import re
 import sys
@@ -38,6 +39,20 @@ def pull(srv, key, cursor=None, limit=None, **params):
         cursor = js["next_cursor"]
         if not js["has_more"]:
             return rows, cursor
+
+
+# The feed's field names and where the API's asset has them (docs/API.md "Fields").
+FED = {"azure_ad_device_id": "source.azure_ad_device_id", "name": "name",
+       "serial_number": "serial_number", "manufacturer": "manufacturer", "model": "model",
+       "type": "type", "os_name": "operating_system.name",
+       "os_version": "operating_system.version", "user_principal_name": "user.principal_name",
+       "user_display_name": "user.display_name", "user_email": "user.email",
+       "ownership": "ownership", "compliance_state": "compliance_state",
+       "management_state": "management_state", "enrollment_type": "enrollment_type",
+       "is_encrypted": "is_encrypted", "is_supervised": "is_supervised",
+       "storage_total_bytes": "storage.total_bytes", "memory_bytes": "memory_bytes",
+       "wifi_mac": "wifi_mac", "ethernet_mac": "ethernet_mac", "imei": "imei", "meid": "meid",
+       "phone_number": "phone_number", "enrolled_at": "enrolled_at"}
 
 
 def seqs(rows):
@@ -183,18 +198,30 @@ class ChangeFeed(unittest.TestCase):
                          [("client.status", "error", "ok")])
 
     def test_integrator_rebuilds_the_inventory(self):
-        """Pull after each of 5 syncs with changes; the state built from the feed alone (plus
-        one GET per created asset) equals what the API lists."""
-        state, installs, cursor = {}, set(), None
+        """An integrator pulls with its cursor after each of 5 syncs with changes (devices added,
+        fields changed, retired, revived, installs added and removed, clients failing and
+        recovering) and rebuilds the inventory from the feed alone (plus one GET per created
+        asset); after every sync it equals what the API lists, field by fed field."""
+        state, installs, status = {}, set(), {}
+
+        def text(v):
+            if isinstance(v, bool):
+                return "true" if v else "false"
+            return None if v is None else str(v)
+
+        def fields(a):
+            """The fed fields (names of the feed) of an API asset, as the feed's text."""
+            return {f: text(functools.reduce(lambda o, k: o[k], path.split("."), a))
+                    for f, path in FED.items()}
 
         def apply(rows):
             for r in rows:
                 k, a = r["kind"], r["asset"]
                 if k == "asset.created":
                     d = self.asset(a["id"])
-                    state[a["id"]] = {"name": d["name"], "os_version":
-                                      d["operating_system"]["version"], "retired": False}
-                elif k == "asset.changed" and r["field"] in ("name", "os_version"):
+                    state[a["id"]] = dict(fields(d), retired=d["retired_at"] is not None)
+                elif k == "asset.changed":
+                    self.assertIn(r["field"], state[a["id"]], r)
                     state[a["id"]][r["field"]] = r["new"]
                 elif k == "asset.retired":
                     state[a["id"]]["retired"] = True
@@ -204,35 +231,86 @@ class ChangeFeed(unittest.TestCase):
                     installs.add((a["id"], r["software"]["id"]))
                 elif k == "install.removed":
                     installs.discard((a["id"], r["software"]["id"]))
+                elif k == "client.status":
+                    status[r["client"]["id"]] = r["new"]
 
-        rows, cursor = pull(self.srv, self.key)
-        apply(rows)
-        for step in range(5):
-            t = self.tenants[step % 3]
-            devs = self.sim.graph_all(t, "/v1.0/deviceManagement/managedDevices")
-            ops = [{"op": "modify_device", "tenant": t, "id": devs[0]["id"],
-                    "set": {"deviceName": "step%d-%s" % (step, devs[0]["deviceName"])},
-                    "touch": True},
-                   {"op": "add_devices", "tenant": t, "count": 2}]
-            if step == 2:
-                ops.append({"op": "remove_devices", "tenant": t, "last": 1})
-            if step == 3:
-                ops.append({"op": "set_apps", "apps_per_device": 3, "tenant": t})
-            self.sim.control(ops)
-            self.ms.run("sync", "--full", check=0)
-            rows, cursor = pull(self.srv, self.key, cursor=cursor, limit=50)
-            self.assertTrue(rows, "step %d changed something" % step)
+        def check(step, kinds):
+            listed = {a["id"]: a for a in self.hardware() + self.hardware(retired=True)}
+            self.assertEqual(set(state), set(listed), step)
+            for aid, a in listed.items():
+                want = dict(fields(a), retired=a["retired_at"] is not None)
+                self.assertEqual(state[aid], want, "%s: asset %d" % (step, aid))
+            live = {aid for aid, v in state.items() if not v["retired"]}
+            listed_installs, q = set(), "/api/v1/assets/installs?page_size=200"
+            while q:
+                st, js, text_, _ = api(self.srv, "GET", q, self.key)
+                self.assertEqual(st, 200, text_[:300])
+                listed_installs |= {(i["hardware_asset_id"], i["software_id"])
+                                    for i in js["data"]}
+                q = js["next_cursor"] and ("/api/v1/assets/installs?page_size=200&cursor="
+                                           + urllib.parse.quote(js["next_cursor"]))
+            self.assertEqual({(i, s) for i, s in installs if i in live}, listed_installs, step)
+            st, js, _, _ = api(self.srv, "GET", "/api/v1/clients", self.key)
+            self.assertEqual(status, {c["id"]: c["status"] for c in js["data"]}, step)
+            for k in kinds:
+                self.assertIn(k, seen, "%s: the feed had a %s row" % (step, k))
+
+        # A second simulator with the same seed serves the same world with other changes:
+        # switching memsync between the two retires and revives devices.
+        other = harness.Sim("--tenants", "3", "--devices", "12", "--seed", "23",
+                            "--apps-per-device", "2")
+        try:
+            def use(sim):
+                for k in ("MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"):
+                    self.ms.env[k] = sim.env[k]
+
+            def first_device(sim, t):
+                return sim.graph_all(t, "/v1.0/deviceManagement/managedDevices")[0]["id"]
+
+            t0, t1, t2 = self.tenants
+            rows, cursor = pull(self.srv, self.key)
             apply(rows)
-        active = {a["id"]: a for a in self.hardware()}
-        self.assertEqual({k for k, v in state.items() if not v["retired"]}, set(active))
-        for aid, a in active.items():
-            self.assertEqual(state[aid]["name"], a["name"])
-            self.assertEqual(state[aid]["os_version"], a["operating_system"]["version"])
-        self.assertEqual({k for k, v in state.items() if v["retired"]},
-                         {a["id"] for a in self.hardware(retired=True)})
-        want = {(r[0], r[1]) for r in self.ms.sql(
-            "SELECT asset_id, title_id FROM software_install WHERE removed_at IS NULL")}
-        self.assertEqual(installs, want)
+            check("the first sync", [])
+            steps = [
+                ("1: added, changed, installs added", self.sim, [
+                    {"op": "modify_device", "tenant": t0, "id": first_device(self.sim, t0),
+                     "set": {"deviceName": "STEP1", "osVersion": "10.0.99",
+                             "complianceState": "noncompliant"}, "touch": True},
+                    {"op": "add_devices", "tenant": t0, "count": 2},
+                    {"op": "set_apps", "apps_per_device": 3, "tenant": t1}],
+                 ["asset.created", "asset.changed", "install.added"]),
+                ("2: retired, changed back, installs removed, a client failing", other, [
+                    {"op": "remove_devices", "tenant": t2, "last": 2},
+                    {"op": "set_apps", "apps_per_device": 1, "tenant": t0},
+                    {"op": "revoke_consent", "tenant": t1}],
+                 ["asset.retired", "install.removed", "client.status"]),
+                ("3: revived, recovered, installs back", self.sim, [
+                    {"op": "remove_devices", "tenant": t0, "ids": [first_device(self.sim, t0)]},
+                    {"op": "modify_device", "tenant": t2, "id": first_device(self.sim, t2),
+                     "set": {"deviceName": "STEP3"}, "touch": True}],
+                 ["asset.revived", "install.added", "asset.retired", "client.status"]),
+                ("4: installs removed, added", self.sim, [
+                    {"op": "set_apps", "apps_per_device": 1, "tenant": t2},
+                    {"op": "add_devices", "tenant": t1, "count": 1}],
+                 ["install.removed", "asset.created"]),
+                ("5: another client failing", self.sim, [
+                    {"op": "revoke_consent", "tenant": t0},
+                    {"op": "modify_device", "tenant": t1, "id": first_device(self.sim, t1),
+                     "set": {"deviceName": "STEP5", "osVersion": "10.0.5"}, "touch": True},
+                    {"op": "add_devices", "tenant": t2, "count": 1}],
+                 ["client.status", "asset.changed", "asset.created"]),
+            ]
+            for step, sim, ops, kinds in steps:
+                sim.control(ops)
+                use(sim)
+                self.ms.run("sync", "--full", check=None)
+                rows, cursor = pull(self.srv, self.key, cursor=cursor, limit=50)
+                self.assertTrue(rows, "step %s changed something" % step)
+                seen = {r["kind"] for r in rows}
+                apply(rows)
+                check(step, kinds)
+        finally:
+            other.stop()
 
 
 if __name__ == "__main__":

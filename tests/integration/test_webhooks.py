@@ -1,13 +1,18 @@
 """Signed webhook deliveries (`memsync webhook test`) against a small HTTP receiver on
 127.0.0.1 that checks the signature with the recipe of docs/API.md "Webhooks": the signature
-verifies, a failing answer is reported, redirects are not followed, and targets are refused
-before anything is sent when they are plain http to a host not allowed or resolve to a loopback
-address (by address or by name) without the tests' permission."""
+verifies, a failing answer is reported, redirects are not followed, HTTPS targets have their
+certificate checked, and targets are refused before anything is sent when they are plain http to
+a host not allowed or resolve to a loopback address (by address or by name) without the tests'
+permission. Through `memsync serve` (Subscriptions): signed deliveries from syncs over HTTPS
+with a throwaway CA, retried and kept across a restart; a slow receiver beside a fast one;
+secret.expiring once per level; the pause after a period of failed tries and the resume."""
 import hashlib
 import hmac
 import http.server
 import json
 import os
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -44,10 +49,34 @@ def write_sql(ms, statement):
         con.close()
 
 
+def make_tls(folder):
+    """A throwaway CA and a certificate for 127.0.0.1 it signed (openssl CLI): (ca, cert, key)."""
+    ca, ca_key = os.path.join(folder, "ca.pem"), os.path.join(folder, "ca.key")
+    cert, key = os.path.join(folder, "rx.pem"), os.path.join(folder, "rx.key")
+    csr, ext = os.path.join(folder, "rx.csr"), os.path.join(folder, "rx.ext")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subprocess.run(["openssl", "req", "-x509"] + ec + [
+        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=memsync test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign"], check=True, capture_output=True)
+    subprocess.run(["openssl", "req"] + ec + ["-keyout", key, "-out", csr,
+                                              "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key,
+                    "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext],
+                   check=True, capture_output=True)
+    return ca, cert, key
+
+
 class Receiver:
-    def __init__(self):
+    def __init__(self, tls=None, delay=0):
+        """tls: (cert, key) to answer HTTPS; delay: seconds each answer waits."""
         self.got = []
         self.answers = []  # (status, body, headers) to give, in order; then 200
+        self.tls = tls
         rec = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -55,10 +84,13 @@ class Receiver:
                 n = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(n)
                 st, text, hdrs = rec.answers.pop(0) if rec.answers else (200, b"ok", {})
-                rec.got.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                "status": st,
-                                "valid": verify(SECRET, self.headers.get("Memsync-Signature", ""),
-                                                body)})
+                got = {"path": self.path, "headers": dict(self.headers), "body": body,
+                       "status": st, "at": time.monotonic(),
+                       "valid": verify(SECRET, self.headers.get("Memsync-Signature", ""), body)}
+                rec.got.append(got)
+                if delay:
+                    time.sleep(delay)
+                got["answered"] = time.monotonic()
                 self.send_response(st)
                 for k, v in hdrs.items():
                     self.send_header(k, v)
@@ -70,11 +102,15 @@ class Receiver:
                 pass
 
         self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
         self.port = self.srv.server_address[1]
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
     def url(self, host="127.0.0.1", path="/hook"):
-        return "http://%s:%d%s" % (host, self.port, path)
+        return "%s://%s:%d%s" % ("https" if self.tls else "http", host, self.port, path)
 
     def stop(self):
         self.srv.shutdown()
@@ -130,6 +166,22 @@ class Webhooks(unittest.TestCase):
                          "the redirect is not followed")
         rc, out, err = self.send(self.rx.url(), env=self.allowed)  # a large answer is drained
         self.assertEqual((rc, out.split()[0]), (0, "status=200"), err)
+
+    def test_https_checks_the_certificate(self):
+        ca, cert, key = make_tls(self.ms.dir)
+        rx = Receiver(tls=(cert, key))
+        try:
+            loop = {"MEMSYNC_WEBHOOK_ALLOW_LOOPBACK": "1"}
+            # Without the CA the receiver's certificate is not trusted: nothing is delivered.
+            rc, out, err = self.send(rx.url(), env=dict(loop, MEMSYNC_CA_FILE=""))
+            self.assertNotEqual(rc, 0)
+            self.assertIn("certificate", err.lower())
+            self.assertEqual(rx.got, [])
+            rc, out, err = self.send(rx.url(), env=dict(loop, MEMSYNC_CA_FILE=ca))
+            self.assertEqual(rc, 0, err)
+            self.assertTrue(rx.got[0]["valid"])
+        finally:
+            rx.stop()
 
     def test_refusals(self):
         # Plain http to a host not allowed.
@@ -208,9 +260,17 @@ class Subscriptions(unittest.TestCase):
         return ok
 
     def test_signed_retried_and_kept_across_a_restart(self):
+        # Over HTTPS with certificate checks on: the receiver's certificate is signed by a CA
+        # made here, which memsync trusts through MEMSYNC_CA_FILE; no plain http host allowed.
+        ca, cert, key = make_tls(self.ms.dir)
+        self.rx.stop()
+        self.rx = Receiver(tls=(cert, key))
+        self.ms.env["MEMSYNC_CA_FILE"] = ca
+        del self.ms.env["MEMSYNC_WEBHOOK_HTTP_HOSTS"]
         self.srv = self.Serve(self.ms)
         hook = self.subscribe(["asset.created", "asset.retired", "client.failed",
                                "sync.finished"])
+        self.assertTrue(hook["url"].startswith("https://"))
         secret = hook["secret"]
         self.assertTrue(secret.startswith("whsec_"))
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
@@ -262,6 +322,79 @@ class Subscriptions(unittest.TestCase):
         finally:
             SECRET = old
 
+    def test_a_slow_target_does_not_hold_the_others(self):
+        slow = Receiver(delay=5)
+        try:
+            self.srv = self.Serve(self.ms)
+            # The slow one is subscribed first: its delivery is queued first.
+            st, js, text, _ = self.api(self.srv, "POST", "/api/v1/webhooks", self.key,
+                                       {"url": slow.url(), "events": ["asset.created"]})
+            self.assertEqual(st, 201, text)
+            self.subscribe(["asset.created"])
+            self.sim.control({"op": "add_devices", "tenant": self.tenants[0], "count": 1})
+            self.ms.run("sync", "--full")
+            self.wait(lambda: len(self.rx.got) == 1 and len(slow.got) == 1
+                      and "answered" in slow.got[0], "both deliveries")
+            self.assertLess(self.rx.got[0]["at"], slow.got[0]["answered"],
+                            "the fast target was sent its delivery while the slow one waited")
+            # The slow answer is recorded too.
+            self.wait(lambda: self.ms.sql("SELECT count(*) FROM webhook_delivery WHERE state = "
+                                          "'delivered'")[0][0] == 2, "both recorded")
+        finally:
+            slow.stop()
+
+    def test_secret_expiring(self):
+        from datetime import datetime, timedelta, timezone
+        self.srv = self.Serve(self.ms)
+        hook = self.subscribe(["secret.expiring"])
+        secret = hook["secret"]
+
+        def expire_in(days):
+            at = datetime.now(timezone.utc) + timedelta(days=days, hours=1)
+            self.sim.control({"op": "expire_secret", "app": "sync",
+                              "expires": at.strftime("%Y-%m-%dT%H:%M:%SZ")})
+            self.ms.run("sync")  # reads the secret's expiry from Microsoft
+            return at
+
+        def events():
+            return [json.loads(g["body"]) for g in self.rx.got if g["status"] == 200]
+        global SECRET
+        old, SECRET = SECRET, secret
+        try:
+            time.sleep(1.5)
+            self.assertEqual(self.rx.got, [], "two years left: nothing to say")
+            at = expire_in(10)
+            self.wait(lambda: len(self.rx.got) >= 1, "secret.expiring")
+            body = events()[0]
+            self.assertEqual(body["event"], "secret.expiring")
+            self.assertEqual(body["data"]["integration_id"], 1)
+            self.assertEqual(body["data"]["secret"], "sync")
+            self.assertEqual(body["data"]["level"], "warn_14")
+            self.assertEqual(body["data"]["days_left"], 10)
+            self.assertEqual(body["data"]["expires_at"], at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            self.assertIn("rotate-secret 1 --sync", body["data"]["message"])
+            self.assertTrue(self.rx.got[0]["valid"])
+            raw = b"".join(g["body"] for g in self.rx.got).decode()
+            for name in ("MEMSYNC_SIM_SYNC_APP_SECRET", "MEMSYNC_SIM_PARTNER_APP_SECRET"):
+                self.assertNotIn(self.sim.env[name], raw, "never the secret")
+            # Once per level: more syncs and a restart say nothing more.
+            self.ms.run("sync")
+            self.srv.stop()
+            self.srv.out.close()
+            self.srv.err.close()
+            self.srv = self.Serve(self.ms, name="serve2")
+            time.sleep(2.5)
+            self.assertEqual(len(self.rx.got), 1)
+            # The next level is its own warning.
+            expire_in(3)
+            self.wait(lambda: len(self.rx.got) >= 2, "the 7-day warning")
+            time.sleep(1.5)
+            self.assertEqual([(e["data"]["level"], e["data"]["days_left"]) for e in events()],
+                             [("warn_14", 10), ("warn_7", 3)])
+            self.assertEqual(self.ms.sql("SELECT count(*) FROM webhook_expiry_sent")[0][0], 2)
+        finally:
+            SECRET = old
+
     def test_only_what_follows_the_subscription(self):
         # The dispatcher may be behind when a subscription is made (serve just started, or a
         # large sync being queued a batch at a time): the new subscription is sent only what is
@@ -286,7 +419,9 @@ class Subscriptions(unittest.TestCase):
                          ["asset.created", "sync.finished"])
 
     def test_refused_subscriptions_and_pause(self):
-        self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "2"
+        # A subscription pauses when every try failed for MEMSYNC_WEBHOOK_RETRY_FOR_S (a day)
+        # since its last delivered one; its queue is kept for the resume.
+        self.ms.env["MEMSYNC_WEBHOOK_RETRY_FOR_S"] = "3"
         self.srv = self.Serve(self.ms)
         for body in ({"url": "http://hooks.example.com/x", "events": ["asset.created"]},
                      {"url": "https://u:p@hooks.example.com/x", "events": ["asset.created"]},
@@ -307,15 +442,35 @@ class Subscriptions(unittest.TestCase):
             st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
             return js["data"][0]["paused"]
         self.wait(paused, "the subscription to pause")
+        tries = len(self.rx.got)
+        self.assertGreaterEqual(tries, 2, "retried before the pause")
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
-        self.assertIn("failed", js["data"][0]["paused_reason"])
+        self.assertIn("every delivery failed since", js["data"][0]["paused_reason"])
+        self.assertIn("the target answered 500", js["data"][0]["paused_reason"])
+        self.assertIsNotNone(js["data"][0]["failing_since"])
+        self.assertRegex(self.srv.stderr(), r"webhook paused id=%d failing_since=\S+ attempts=%d"
+                         % (hook["id"], tries))
         st, js, _, _ = self.api(self.srv, "GET",
                                 "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
-        self.assertEqual(js["data"][0]["state"], "failed")
+        self.assertEqual(js["data"][0]["state"], "queued", "kept for the resume")
         self.assertEqual(js["data"][0]["response_status"], 500)
+        time.sleep(1.5)
+        self.assertEqual(len(self.rx.got), tries, "a paused subscription is not tried")
+        # Resumed: tried at once, with a new period to succeed. Its first try fails, and the
+        # next (after the backoff, longer than the period) succeeds: the failing time counts
+        # from the first failure since the resume, not from when the delivery was queued.
+        self.rx.answers = [(500, b"no", {})]
         st, _, _, _ = self.api(self.srv, "POST", "/api/v1/webhooks/%d/resume" % hook["id"],
                                self.key, {})
         self.assertEqual(st, 200)
+        self.wait(lambda: any(g["status"] == 200 for g in self.rx.got), "the delivery")
+        self.assertEqual(len(self.rx.got), tries + 2)
+        st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)
+        self.assertEqual((js["data"][0]["paused"], js["data"][0]["failing_since"]), (False, None))
+        st, js, _, _ = self.api(self.srv, "GET",
+                                "/api/v1/webhooks/%d/deliveries" % hook["id"], self.key)
+        self.assertEqual((js["data"][0]["state"], js["data"][0]["attempts"]),
+                         ("delivered", tries + 2))
         st, js, _, _ = self.api(self.srv, "DELETE", "/api/v1/webhooks/%d" % hook["id"], self.key)
         self.assertEqual(st, 200)
         st, js, _, _ = self.api(self.srv, "GET", "/api/v1/webhooks", self.key)

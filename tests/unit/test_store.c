@@ -1039,7 +1039,9 @@ test_integration_cloud_and_expiry_source(void **state)
                  "ALTER TABLE app_user DROP COLUMN sso_oid;"
                  "ALTER TABLE account DROP COLUMN local_signin;"
                  "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
-                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                 "DROP TABLE webhook_expiry_sent; DROP TABLE webhook_position; DROP TABLE "
+                 "webhook_delivery;"
+                 "DROP TABLE webhook;"
                  "DROP TABLE change_event;" /* schema 15 */
                  "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 8; COMMIT;");
@@ -1067,7 +1069,9 @@ test_integration_cloud_and_expiry_source(void **state)
                 "ALTER TABLE app_user DROP COLUMN sso_tid, DROP COLUMN sso_oid;"
                 "ALTER TABLE account DROP COLUMN local_signin;"
                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
-                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                "DROP TABLE webhook_expiry_sent; DROP TABLE webhook_position; DROP TABLE "
+                "webhook_delivery;"
+                "DROP TABLE webhook;"
                 "DROP TABLE change_event;" /* schema 15 */
                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                 "DROP FUNCTION memsync_change_seq();"
@@ -2078,7 +2082,9 @@ test_migrate_installs_v4(void **state)
                  "ALTER TABLE account DROP COLUMN require_totp;"
                  "DROP TABLE user_recovery_code;"
                  "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
-                 "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                 "DROP TABLE webhook_expiry_sent; DROP TABLE webhook_position; DROP TABLE "
+                 "webhook_delivery;"
+                 "DROP TABLE webhook;"
                  "DROP TABLE change_event;" /* schema 15 */
                  "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                  "PRAGMA user_version = 4; COMMIT;");
@@ -2112,7 +2118,9 @@ test_migrate_installs_v4(void **state)
                 "ALTER TABLE account DROP COLUMN require_totp;"
                 "DROP TABLE user_recovery_code;"
                 "DROP TABLE user_pref; DROP INDEX sync_tenant_result_tenant;" /* schema 16 */
-                "DROP TABLE webhook_position; DROP TABLE webhook_delivery; DROP TABLE webhook;"
+                "DROP TABLE webhook_expiry_sent; DROP TABLE webhook_position; DROP TABLE "
+                "webhook_delivery;"
+                "DROP TABLE webhook;"
                 "DROP TABLE change_event;" /* schema 15 */
                 "ALTER TABLE hardware_asset DROP COLUMN updated_at;"
                 "DROP FUNCTION memsync_change_seq();"

@@ -1,8 +1,10 @@
 /* test_webhook.c - the webhook signature (against a value computed independently with Python's
- * hmac module), its verification, the target URL rules, the address checks and the backoff. */
+ * hmac module), its verification, the target URL rules, the address checks, deliveries in a
+ * curl multi handle and the backoff. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <setjmp.h>
 #include <string.h>
 #include <cmocka.h>
@@ -178,6 +180,67 @@ test_deliver_refuses_loopback(void **state)
                      ERR_DENIED); /* plain http to a host not allowed */
 }
 
+/* The multi-handle form: several in flight in one CURLM, each refused at connect time (no
+ * connection is made), each answer its own; the body is copied, so the caller's may go. */
+static void
+test_xfer_in_a_multi_handle(void **state)
+{
+    struct webhook_policy p = {0};
+    struct webhook_xfer *x[3] = {NULL, NULL, NULL};
+    struct webhook_result res;
+    CURLM *m = curl_multi_init();
+    CURLMsg *msg;
+    int running = 1, left, done = 0;
+
+    (void)state;
+    p.http_hosts[0] = "127.0.0.1";
+    p.nhttp_hosts = 1;
+    p.timeout_ms = 2000;
+    for (int i = 0; i < 3; i++) {
+        char body[16];
+        struct errbuf eb = {0};
+
+        snprintf(body, sizeof body, "{\"n\":%d}", i);
+        assert_int_equal(webhook_xfer_new(&p, "http://127.0.0.1:9/hook", key, KEYLEN, "test", "id",
+                                          body, strlen(body), &x[i], &eb),
+                         ERR_OK);
+        memset(body, 0, sizeof body);
+        assert_int_equal(curl_multi_add_handle(m, webhook_xfer_handle(x[i])), CURLM_OK);
+    }
+    {
+        struct errbuf eb = {0};
+        struct webhook_xfer *bad = (struct webhook_xfer *)1;
+
+        assert_int_equal(webhook_xfer_new(&p, "http://example.invalid/hook", key, KEYLEN, "test",
+                                          "id", "{}", 2, &bad, &eb),
+                         ERR_DENIED);
+        assert_null(bad);
+    }
+    while (running > 0) {
+        curl_multi_perform(m, &running);
+        if (running > 0)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+        for (int i = 0; i < 3; i++) {
+            struct errbuf eb = {0};
+
+            if (msg->msg != CURLMSG_DONE || webhook_xfer_handle(x[i]) != msg->easy_handle)
+                continue;
+            assert_int_equal(webhook_xfer_done(x[i], (int)msg->data.result, &res, &eb), ERR_DENIED);
+            assert_int_equal(res.status, 0);
+            done++;
+        }
+    }
+    assert_int_equal(done, 3);
+    for (int i = 0; i < 3; i++) {
+        curl_multi_remove_handle(m, webhook_xfer_handle(x[i]));
+        webhook_xfer_free(x[i]);
+    }
+    webhook_xfer_free(NULL);
+    curl_multi_cleanup(m);
+}
+
 static void
 test_backoff(void **state)
 {
@@ -198,6 +261,7 @@ main(void)
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_deliver_refuses_loopback),
+        cmocka_unit_test(test_xfer_in_a_multi_handle),
         cmocka_unit_test(test_backoff),
     };
 

@@ -533,6 +533,23 @@ pg_migrate(struct pg *g, struct errbuf *eb)
         if (rc != ERR_OK)
             goto out;
     }
+    if (ver < 19) {
+        rc = pg_q_done(g,
+                       "ALTER TABLE webhook ADD COLUMN failing_since BIGINT;"
+                       "CREATE INDEX webhook_delivery_queued ON webhook_delivery(webhook_id, id) "
+                       "WHERE state = 'queued';"
+                       "CREATE TABLE webhook_expiry_sent ("
+                       " integration_id BIGINT NOT NULL REFERENCES integration(id) ON DELETE "
+                       "CASCADE,"
+                       " which TEXT NOT NULL,"
+                       " level TEXT NOT NULL,"
+                       " expires_at BIGINT NOT NULL,"
+                       " sent_at BIGINT NOT NULL,"
+                       " PRIMARY KEY (integration_id, which, level, expires_at))",
+                       NULL, eb, "adding webhook failing times and expiry warnings", NULL);
+        if (rc != ERR_OK)
+            goto out;
+    }
     p.n = 0;
     pg_p_i64(&p, STORE_APPLICATION_ID);
     pg_p_i64(&p, STORE_SCHEMA_VERSION);

@@ -401,6 +401,19 @@ static const char schema_v16[] =
 static const char schema_v17[] =
     "ALTER TABLE webhook ADD COLUMN from_seq INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE webhook ADD COLUMN from_run INTEGER NOT NULL DEFAULT 0;";
+/* Migration 19: when a subscription's failing began, each queued
+ * delivery's head-of-queue lookup, and the secret-expiry warnings already sent. */
+static const char schema_v19[] =
+    "ALTER TABLE webhook ADD COLUMN failing_since INTEGER;"
+    "CREATE INDEX webhook_delivery_queued ON webhook_delivery(webhook_id, id) WHERE state = "
+    "'queued';"
+    "CREATE TABLE webhook_expiry_sent ("
+    " integration_id INTEGER NOT NULL REFERENCES integration(id) ON DELETE CASCADE,"
+    " which TEXT NOT NULL,"
+    " level TEXT NOT NULL,"
+    " expires_at INTEGER NOT NULL,"
+    " sent_at INTEGER NOT NULL,"
+    " PRIMARY KEY (integration_id, which, level, expires_at)) STRICT;";
 
 static const char schema_v8[] =
     "CREATE INDEX hardware_asset_os_name ON hardware_asset(account_id, os_name COLLATE NOCASE, "
@@ -672,6 +685,11 @@ sq_migrate(struct sq *s, struct errbuf *eb)
             goto out;
     }
     /* Schema 18 changes sync_job, which only PostgreSQL has: nothing to do here. */
+    if (ver < 19) {
+        rc = sq_exec_sql(s, schema_v19, eb, "adding webhook failing times and expiry warnings");
+        if (rc != ERR_OK)
+            goto out;
+    }
     snprintf(pr, sizeof pr, "PRAGMA application_id = %d; PRAGMA user_version = %d",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     rc = sq_exec_sql(s, pr, eb, "recording the schema version");
