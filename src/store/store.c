@@ -47,6 +47,15 @@ store_open(struct store **out, const char *url, struct errbuf *eb)
     return rc;
 }
 
+int
+store_open_peer(const struct store *st, struct store **out, struct errbuf *eb)
+{
+    *out = NULL;
+    if (st->cache_id == NULL || strcmp(st->cache_id, ":memory:") == 0)
+        return err_set(eb, ERR_UNSUPPORTED, "an in-memory database has no second connection");
+    return store_open(out, st->cache_id, eb);
+}
+
 void
 store_close(struct store *st)
 {

@@ -36,6 +36,9 @@ struct store;
 int store_open(struct store **out, const char *url, struct errbuf *eb);
 void store_close(struct store *st);                /* NULL-safe */
 const char *store_backend(const struct store *st); /* "sqlite" | "postgresql" */
+/* Opens another connection to st's database, for another thread (the sync's writer). A SQLite
+ * in-memory database has no second connection: ERR_UNSUPPORTED. */
+int store_open_peer(const struct store *st, struct store **out, struct errbuf *eb);
 
 /* Explicit transactions for multi-statement changes (integration create + sealed secrets). */
 int store_tx_begin(struct store *st, struct errbuf *eb);

@@ -6,10 +6,15 @@
  * backoff with jitter, and one token refresh on a Graph 401. A 429 cuts the tenant's pace; one
  * without Retry-After holds the tenant for Intune's whole window (sync_tenant_throttled()).
  *
+ * A tenant whose data is collected goes whole to the database writer thread (sync_writer.c),
+ * which reconciles it on its own connection while this loop goes on; the result comes back
+ * through the writer's result list (writer_poll). The queue is bounded: a finished tenant that
+ * does not fit keeps its slot (TS_READY), so no new tenant starts until the writer catches up.
+ *
  * This file keeps the engine: tenant lifecycle, listings, reconcile hand-off, customers, key
  * expiry, engine_run and the public API. The calls live in sync_calls.c, the per-device phases
- * and app catalogue in sync_appcat.c, the report export in sync_export.c; sync_int.h holds
- * what they share.
+ * and app catalogue in sync_appcat.c, the report export in sync_export.c, the writer in
+ * sync_writer.c; sync_int.h holds what they share.
  */
 #include "sync.h"
 
@@ -74,9 +79,7 @@ tenant_clear(struct tenant *t)
     XFREE(t->warn);
     t->nwarn = 0;
     t->ndevs = t->capdevs = 0;
-    if (!t->in_batch)
-        graph_org_clear(&t->org);
-    pacer_free(&t->pacer);
+    pacer_free(&t->pacer); /* org stays until the writer's result: its name is logged */
 }
 
 static void progress_draw(struct engine *eng, int final);
@@ -156,178 +159,102 @@ tenant_log_synced(const struct tenant *t)
              (long long)t->took_ms);
 }
 
-static void
-tenant_record(struct tenant *t, const struct reconcile_counts *counts)
+/* A copy of t's identity and bookkeeping for a writer job. */
+static struct wjob *
+tenant_job(struct tenant *t, enum wjob_kind kind)
 {
-    struct engine *eng = t->eng;
-    struct tenant_result tr = {0};
-    struct errbuf eb = {0};
+    struct wjob *j = xcalloc(1, sizeof *j);
     const char *name = t->org.name != NULL ? t->org.name : t->cust.name;
+    const char *domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
 
-    tr.tenant_id = t->cust.tenant_id;
-    tr.client_name = name;
-    tr.status = t->failed ? "error" : "ok";
-    if (t->failed) {
-        tr.error_code = t->rem.id;
-        tr.message = t->rem.message;
-        tr.remedy = t->rem.action;
-        tr.request_id = t->rem.request_id[0] != '\0' ? t->rem.request_id : NULL;
-        tr.response_date = t->rem.date[0] != '\0' ? t->rem.date : NULL;
-    }
-    if (counts != NULL)
-        tr.counts = *counts;
-    tr.devices = (int64_t)(t->ndevs > t->nsynced ? t->ndevs : t->nsynced);
-    tr.requests = t->requests;
-    tr.throttled = t->throttled;
-    tr.duration_ms = t->took_ms > 0 ? t->took_ms : clock_mono_ms() - t->started_ms;
-    if (store_run_tenant(eng->st, eng->run_id, &tr, &eb) != ERR_OK)
-        log_error("cannot record tenant result tenant=%s: %s", t->cust.tenant_id, eb.msg);
-    if (!t->failed && t->apps_failed)
-        log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they were",
-                 t->cust.tenant_id, t->sync_apps_problem);
-    if (t->failed && eng->opts->progress)
-        progress_tenant(t, name);
-    if (t->failed) {
-        log_warn("tenant failed run=%lld tenant=%s name=\"%s\" code=%s requests=%lld "
-                 "request_id=%s date=\"%s\": %s %s",
-                 (long long)eng->run_id, t->cust.tenant_id, name != NULL ? name : "", t->rem.id,
-                 (long long)t->requests, t->rem.request_id[0] != '\0' ? t->rem.request_id : "-",
-                 t->rem.date, t->rem.message, t->rem.action);
-    } else if (!t->in_batch) {
-        tenant_log_synced(t);
-    }
+    j->kind = kind;
+    j->tenant = (size_t)(t - t->eng->tenants);
+    j->tenant_id = xstrdup(t->cust.tenant_id);
+    j->name = name != NULL ? xstrdup(name) : NULL;
+    j->domain = domain != NULL ? xstrdup(domain) : NULL;
+    j->requests = t->requests;
+    j->throttled = t->throttled;
+    j->started_ms = t->started_ms;
+    j->devices = (int64_t)t->ndevs;
+    return j;
 }
 
+/* t leaves its engine slot: its job is the writer's now. */
 static void
-tenant_done(struct tenant *t)
+tenant_handed(struct tenant *t, struct wjob *j)
 {
     struct engine *eng = t->eng;
 
-    t->state = TS_DONE;
+    if (t->state == TS_READY)
+        eng->nready--;
+    t->state = TS_WRITING;
     eng->inflight--;
+    eng->writing++;
     tenant_clear(t);
-    progress_draw(eng, 0);
-    start_tenants(eng);
-}
-
-/* Records t's failure (its client row and its result), outside any batch. */
-static void
-tenant_fail_record(struct tenant *t, const struct remedy *r)
-{
-    struct engine *eng = t->eng;
-    struct errbuf eb = {0};
-    struct client_info ci = {0};
-
-    t->failed = 1;
-    t->rem = *r;
-    if (r->code == REMEDY_INTERRUPTED)
-        eng->sum.tenants_interrupted++;
-    else
-        eng->sum.tenants_failed++;
-    ci.tenant_id = t->cust.tenant_id;
-    ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
-    ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
-    ci.source = eng->in->tenant_source;
-    ci.error_request_id = r->request_id[0] != '\0' ? r->request_id : NULL;
-    ci.error_date = r->date[0] != '\0' ? r->date : NULL;
-    /* An interrupted tenant keeps its previous status: nothing is known to be wrong with it. */
-    if (r->code != REMEDY_INTERRUPTED &&
-        store_client_fail(eng->st, eng->in->account_id, eng->in->id, &ci, r->id, r->message,
-                          r->action, &eb) != ERR_OK)
-        log_error("cannot record client failure tenant=%s: %s", t->cust.tenant_id, eb.msg);
-    tenant_record(t, NULL);
-}
-
-/* Commits the open batch. If that fails, its tenants' data is gone and each becomes a failed
- * tenant that keeps its previous data, as if its own transaction had failed. */
-static void
-batch_flush(struct engine *eng)
-{
-    struct errbuf eb = {0};
-    struct remedy rem;
-    struct remedy_ctx ctx = {0};
-    int rc;
-
-    if (!eng->batch_open)
-        return;
-    eng->batch_open = 0;
-    rc = store_batch_commit(eng->st, &eb);
-    if (rc != ERR_OK)
-        log_error("cannot commit synced tenants: %s", eb.msg);
-    for (size_t i = 0; i < eng->ntenants; i++) {
-        struct tenant *t = &eng->tenants[i];
-
-        if (!t->in_batch)
-            continue;
-        t->in_batch = 0;
-        if (rc == ERR_OK) {
-            tenant_log_synced(t);
-        } else {
-            eng->sum.tenants_ok--;
-            eng->sum.devices -= (int64_t)t->nsynced;
-            eng->sum.created -= t->counts.created;
-            eng->sum.updated -= t->counts.updated;
-            eng->sum.unchanged -= t->counts.unchanged;
-            eng->sum.retired -= t->counts.retired;
-            eng->sum.installs -= t->counts.installs_added;
-            memset(&t->counts, 0, sizeof t->counts);
-            ctx.tenant_id = t->cust.tenant_id;
-            remedy_set(&rem, REMEDY_STORE, &ctx, eb.msg);
-            tenant_fail_record(t, &rem);
-        }
-        graph_org_clear(&t->org);
-    }
-}
-
-static void
-batch_due(struct engine *eng)
-{
-    if (eng->batch_open && clock_mono_ms() - eng->batch_started_ms >= eng->batch_ms)
-        batch_flush(eng);
-}
-
-/* How long the event loop may wait before the open batch is due. */
-static int
-batch_wait_ms(const struct engine *eng)
-{
-    int64_t left;
-
-    if (!eng->batch_open)
-        return PROGRESS_INTERVAL_MS;
-    left = eng->batch_started_ms + eng->batch_ms - clock_mono_ms();
-    return left <= 0 ? 0 : left < PROGRESS_INTERVAL_MS ? (int)left : PROGRESS_INTERVAL_MS;
+    sync_writer_submit(eng->writer, j);
 }
 
 void
 sync_tenant_fail(struct tenant *t, const struct remedy *r)
 {
+    struct wjob *j;
+
     if (t->state != TS_RUNNING)
         return;
-    /* The batch is committed first: a failure is recorded on its own, so a batch that cannot
-     * commit never takes a recorded failure back with it. */
-    batch_flush(t->eng);
-    tenant_fail_record(t, r);
-    tenant_done(t);
+    t->failed = 1;
+    t->rem = *r;
+    j = tenant_job(t, WJOB_FAIL);
+    j->rem = *r;
+    tenant_handed(t, j);
+    progress_draw(t->eng, 0);
+    start_tenants(t->eng);
 }
 
-/* Install rows the tenant's reconcile may write: the apps of the devices read in this sync. */
-static size_t
-tenant_installs(const struct tenant *t)
+/* The writer's word on one tenant: its data is committed, or its failure recorded. */
+static void
+tenant_result(struct engine *eng, const struct wresult *r)
 {
-    size_t n = 0;
+    struct tenant *t = &eng->tenants[r->tenant];
+    const char *name = t->org.name != NULL ? t->org.name : t->cust.name;
 
-    if (t->fetched == NULL)
-        return 0;
-    for (size_t i = 0; i < t->ndevs; i++)
-        if (t->fetched[i])
-            n += t->dapps[i].n;
-    return n;
+    eng->writing--;
+    t->state = TS_DONE;
+    t->took_ms = r->took_ms;
+    if (r->failed) {
+        t->failed = 1;
+        t->rem = r->rem;
+        if (r->rem.code == REMEDY_INTERRUPTED)
+            eng->sum.tenants_interrupted++;
+        else
+            eng->sum.tenants_failed++;
+        if (eng->opts->progress)
+            progress_tenant(t, name);
+        log_warn("tenant failed run=%lld tenant=%s name=\"%s\" code=%s requests=%lld "
+                 "request_id=%s date=\"%s\": %s %s",
+                 (long long)eng->run_id, t->cust.tenant_id, name != NULL ? name : "", t->rem.id,
+                 (long long)t->requests, t->rem.request_id[0] != '\0' ? t->rem.request_id : "-",
+                 t->rem.date, t->rem.message, t->rem.action);
+    } else {
+        eng->sum.tenants_ok++;
+        eng->sum.devices += (int64_t)r->nsynced;
+        eng->sum.created += r->counts.created;
+        eng->sum.updated += r->counts.updated;
+        eng->sum.unchanged += r->counts.unchanged;
+        eng->sum.retired += r->counts.retired;
+        eng->sum.installs += r->counts.installs_added;
+        t->counts = r->counts;
+        t->nsynced = r->nsynced;
+        if (t->apps_failed)
+            log_warn("software inventory incomplete tenant=%s: %s; installs were kept as they "
+                     "were",
+                     t->cust.tenant_id, t->sync_apps_problem);
+        tenant_log_synced(t);
+    }
+    graph_org_clear(&t->org);
 }
 
 /* Adds a warning for t's client row (kept only when t reconciles; the first TENANT_WARN_MAX
  * count, the first is the code shown). */
-#define TENANT_WARN_MAX 4
-
 static void
 tenant_warn(struct tenant *t, const struct remedy *r)
 {
@@ -361,147 +288,63 @@ listing_short(struct tenant *t)
     return 1;
 }
 
-/* The retirement policy of t's commit: the settings, and the mass-retirement guard, which holds
- * back every retirement (and warns) when more than retire_guard_pct % of the tenant's active
- * devices and at least retire_guard_min of them would go at once, unless the run confirms. */
-static int
-tenant_retire_policy(struct tenant *t, struct errbuf *eb)
+/* Hands the finished tenants to the writer, in order, while its queue has room. */
+static void
+writer_pump(struct engine *eng)
 {
-    const struct engine *eng = t->eng;
-    const struct config *cfg = eng->cfg;
-    struct retire_policy p = {0};
-    int64_t would = 0, active = 0;
-    int rc;
+    for (size_t i = 0; eng->nready > 0 && i < eng->ntenants; i++) {
+        struct tenant *t = &eng->tenants[i];
+        struct wjob *j;
 
-    p.after_syncs = cfg->retire_after_syncs > 0 ? cfg->retire_after_syncs : 1;
-    p.after_s = (int64_t)cfg->retire_after_hours * 3600;
-    rc = store_reconcile_policy(eng->st, &p, eb);
-    if (rc != ERR_OK || cfg->retire_guard_pct <= 0)
-        return rc;
-    rc = store_reconcile_retire_preview(eng->st, &would, &active, eb);
-    if (rc != ERR_OK)
-        return rc;
-    if (would > 0 && would >= cfg->retire_guard_min &&
-        would * 100 > active * (int64_t)cfg->retire_guard_pct) {
-        struct remedy rem;
-        struct remedy_ctx ctx = {0};
-        char detail[160];
-
-        if (eng->opts->confirm_retire) {
-            log_info("retiring past the guard (confirmed) tenant=%s devices=%" PRId64
-                     " active=%" PRId64,
-                     t->cust.tenant_id, would, active);
-            return ERR_OK;
-        }
-        snprintf(detail, sizeof detail, "%" PRId64 " of its %" PRId64 " devices, more than %d %%",
-                 would, active, cfg->retire_guard_pct);
-        ctx.tenant_id = t->cust.tenant_id;
-        remedy_set(&rem, REMEDY_RETIRE_HELD, &ctx, detail);
-        tenant_warn(t, &rem);
-        p.hold = 1;
-        rc = store_reconcile_policy(eng->st, &p, eb);
+        if (t->state != TS_READY)
+            continue;
+        if (!sync_writer_room(eng->writer, t->ndevs))
+            break;
+        j = tenant_job(t, WJOB_RECONCILE);
+        /* A listing shorter than Microsoft's count is not taken as proof that devices left. */
+        j->complete = !listing_short(t);
+        j->apps_complete = !t->apps_failed;
+        j->devs = t->devs;
+        j->ndevs = t->ndevs;
+        j->cat = t->cat;
+        j->dapps = t->dapps;
+        j->fetched = t->fetched;
+        j->warn = t->warn;
+        j->nwarn = t->nwarn;
+        t->devs = NULL;
+        t->ndevs = t->capdevs = 0;
+        memset(&t->cat, 0, sizeof t->cat);
+        t->dapps = NULL;
+        t->fetched = NULL;
+        t->warn = NULL;
+        t->nwarn = 0;
+        tenant_handed(t, j);
     }
-    return rc;
+    start_tenants(eng);
 }
 
-/* Hands t's warnings to the store: the first one's code, every message and action. */
-static int
-tenant_warnings_store(struct tenant *t, struct errbuf *eb)
+/* Takes the writer's results. */
+static void
+writer_poll(struct engine *eng)
 {
-    struct buf msg, act;
-    int rc;
+    struct wresult *r = sync_writer_results(eng->writer), *next;
 
-    if (t->nwarn == 0)
-        return store_reconcile_warning(t->eng->st, NULL, NULL, NULL, eb);
-    buf_init(&msg, 4096);
-    buf_init(&act, 4096);
-    for (int i = 0; i < t->nwarn; i++) {
-        buf_printf(&msg, "%s%s", i ? " " : "", t->warn[i].message);
-        buf_printf(&act, "%s%s", i ? " " : "", t->warn[i].action);
+    for (; r != NULL; r = next) {
+        next = r->next;
+        tenant_result(eng, r);
+        free(r);
+        progress_draw(eng, 0);
     }
-    rc = store_reconcile_warning(t->eng->st, t->warn[0].id, buf_cstr(&msg), buf_cstr(&act), eb);
-    buf_free(&msg);
-    buf_free(&act);
-    return rc;
+    writer_pump(eng);
 }
 
+/* Collected: t waits for the writer, holding its slot. */
 void
 sync_tenant_reconcile(struct tenant *t)
 {
-    struct engine *eng = t->eng;
-    struct errbuf eb = {0};
-    struct client_info ci = {0};
-    struct reconcile_counts counts = {0};
-    struct remedy rem;
-    struct remedy_ctx ctx = {0};
-    int rc, complete;
-
-    ci.tenant_id = t->cust.tenant_id;
-    ci.name = t->org.name != NULL ? t->org.name : t->cust.name;
-    ci.default_domain = t->org.default_domain != NULL ? t->org.default_domain : t->cust.domain;
-    ci.source = eng->in->tenant_source;
-    if (t->ndevs >= BATCH_MAX_DEVICES || tenant_installs(t) >= BATCH_MAX_INSTALLS) {
-        /* A big tenant commits alone: inside a batch its savepoint would copy every page it
-         * touches once more, and its own commit is large enough to amortise. */
-        batch_flush(eng);
-    } else if (!eng->batch_open && eng->batch_ms > 0) {
-        /* Without a batch (PostgreSQL, or the lock not obtained) the tenant commits alone. */
-        if (store_batch_begin(eng->st, &eb) == 1) {
-            eng->batch_open = 1;
-            eng->batch_started_ms = clock_mono_ms();
-        }
-        memset(&eb, 0, sizeof eb);
-    }
-    rc = store_reconcile_begin(eng->st, eng->in->account_id, eng->in->id, &ci, clock_now(), &eb);
-    for (size_t i = 0; rc == ERR_OK && i < t->ndevs; i++) {
-        rc = store_reconcile_device(eng->st, &t->devs[i], &eb);
-        /* Only devices whose apps were read have their install set replaced. */
-        if (rc == ERR_OK && t->fetched != NULL && t->fetched[i]) {
-            const struct devapps *da = &t->dapps[i];
-            struct app_ref *refs = xcalloc(da->n ? da->n : 1, sizeof *refs);
-
-            for (uint32_t k = 0; k < da->n; k++) {
-                const struct detected_app *a = &t->cat.apps[da->idx[k]];
-
-                refs[k].name = a->name != NULL ? a->name : "(unnamed)";
-                refs[k].version = a->version;
-                refs[k].publisher = a->publisher;
-                refs[k].platform = a->platform;
-                refs[k].size_bytes = a->size_bytes;
-            }
-            rc = store_reconcile_installs(eng->st, t->devs[i].intune_id, refs, da->n, &eb);
-            free(refs);
-        }
-    }
-    /* A listing shorter than Microsoft's count is not taken as proof that devices left. */
-    complete = !listing_short(t);
-    if (rc == ERR_OK && complete)
-        rc = tenant_retire_policy(t, &eb);
-    if (rc == ERR_OK)
-        rc = tenant_warnings_store(t, &eb);
-    if (rc == ERR_OK)
-        rc = store_reconcile_commit(eng->st, complete, !t->apps_failed, &counts, &eb);
-    if (rc != ERR_OK) {
-        store_reconcile_rollback(eng->st);
-        ctx.tenant_id = t->cust.tenant_id;
-        remedy_set(&rem, REMEDY_STORE, &ctx, eb.msg);
-        sync_tenant_fail(t, &rem);
-        return;
-    }
-    eng->sum.tenants_ok++;
-    eng->sum.devices += (int64_t)t->ndevs;
-    eng->sum.created += counts.created;
-    eng->sum.updated += counts.updated;
-    eng->sum.unchanged += counts.unchanged;
-    eng->sum.retired += counts.retired;
-    eng->sum.installs += counts.installs_added;
-    t->counts = counts;
-    t->nsynced = t->ndevs;
-    t->took_ms = clock_mono_ms() - t->started_ms;
-    t->in_batch = eng->batch_open;
-    tenant_record(t, &counts);
-    tenant_done(t);
-    batch_due(eng);
+    t->state = TS_READY;
+    t->eng->nready++;
+    writer_pump(t->eng);
 }
 
 /* Devices whose lastSyncDateTime did not move since the stored copy: no new apps to read. */
@@ -806,8 +649,7 @@ expiry_done(struct call *c, const struct http_resp *r)
     const char *src = partner ? in->partner_secret_expiry_source : in->sync_secret_expiry_source;
     int64_t have = partner ? in->partner_secret_expires : in->sync_secret_expires, got;
     json_t *root = NULL, *creds;
-    struct errbuf eb = {0};
-    char date[32];
+    struct wjob *j;
 
     if (r->err != ERR_OK) {
         log_info("key expiry not read from Microsoft integration=%lld app=%s: %s; the entered "
@@ -834,13 +676,11 @@ expiry_done(struct call *c, const struct http_resp *r)
     }
     if (got == have && src != NULL && strcmp(src, "microsoft") == 0)
         goto out;
-    if (store_integration_set_expiry(eng->st, in->id, label, got, "microsoft", &eb) != ERR_OK) {
-        log_error("cannot record the key's expiry integration=%lld: %s", (long long)in->id, eb.msg);
-        goto out;
-    }
-    clock_fmt(got, date, sizeof date);
-    log_info("key expiry taken from Microsoft integration=%lld app=%s expires=%s",
-             (long long)in->id, label, date);
+    j = xcalloc(1, sizeof *j);
+    j->kind = WJOB_EXPIRY;
+    j->partner = partner;
+    j->expires = got;
+    sync_writer_submit(eng->writer, j); /* it logs the date it stored */
 out:
     json_decref(root);
     sync_call_free(c);
@@ -1053,6 +893,14 @@ add_given_tenants(struct engine *eng)
     start_tenants(eng);
 }
 
+static void
+writer_wait_done(void *arg)
+{
+    struct engine *eng = arg;
+
+    eng->waiting = 0;
+}
+
 /* Tells opts->on_progress which tenants have not finished: pending ones wait for a slot. */
 static void
 report_live(struct engine *eng)
@@ -1068,8 +916,8 @@ report_live(struct engine *eng)
             continue;
         v[n].tenant_id = t->cust.tenant_id;
         v[n].name = t->org.name != NULL ? t->org.name : t->cust.name;
-        v[n].running = t->state == TS_RUNNING;
-        v[n].elapsed_ms = t->state == TS_RUNNING ? now - t->started_ms : 0;
+        v[n].running = t->state != TS_QUEUED; /* collecting, or being written */
+        v[n].elapsed_ms = t->state != TS_QUEUED ? now - t->started_ms : 0;
         n++;
     }
     eng->opts->on_progress(eng->opts->progress_arg, v, n, eng->listing_done);
@@ -1103,7 +951,6 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     cloud_apply(eng->cloud, eng->cloud_cfg);
     eng->cfg = eng->cloud_cfg;
     eng->parallel = opts->parallel > 0 ? opts->parallel : eng->cfg->sync_parallel;
-    eng->batch_ms = eng->cfg->sync_commit_ms;
     if (eng->parallel < 1)
         eng->parallel = 1;
     eng->max_attempts = opts->max_attempts > 0 ? opts->max_attempts : DEFAULT_ATTEMPTS;
@@ -1131,11 +978,16 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     if ((rc = http_new(&eng->http, &hopts, eb)) != ERR_OK)
         goto out;
     eng->tokens = token_cache_new();
+    /* The writer's connection first: a run that cannot write is not started. */
+    if (!eng->discover_only && (rc = sync_writer_start(eng, eb)) != ERR_OK)
+        goto out;
     if (eng->discover_only || opts->run_id > 0)
         eng->run_id = opts->run_id;
     else if ((rc = store_run_start(st, in->id, opts->incremental ? "incremental" : "full",
                                    clock_now(), &eng->run_id, eb)) != ERR_OK)
         goto out;
+    if (eng->writer != NULL)
+        eng->writer->run_id = eng->run_id; /* read by the writer after the first hand-off */
     out->run_id = eng->run_id;
 
     if ((rc = load_excluded(eng, eb)) != ERR_OK)
@@ -1152,12 +1004,18 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
     }
     next_tick = clock_mono_ms() + 1000;
     next_live = clock_mono_ms();
-    while (http_pending(eng->http) > 0) {
-        http_run(eng->http, batch_wait_ms(eng));
-        batch_due(eng);
+    while (http_pending(eng->http) > 0 || eng->writing > 0 || eng->nready > 0) {
+        /* Waiting for the writer alone: a timer keeps http_run waiting (http_wakeup ends it). */
+        if ((eng->writing > 0 || eng->nready > 0) && !eng->waiting) {
+            eng->waiting = 1;
+            http_timer(eng->http, PROGRESS_INTERVAL_MS, writer_wait_done, eng);
+        }
+        http_run(eng->http, PROGRESS_INTERVAL_MS);
+        if (eng->writer != NULL)
+            writer_poll(eng);
         progress_draw(eng, 0);
         if (opts->tick != NULL && !eng->discover_only && clock_mono_ms() >= next_tick) {
-            batch_flush(eng); /* tick runs with no store transaction open */
+            /* this connection never holds a transaction: the writer has its own */
             if (opts->tick(opts->tick_arg) != 0)
                 sync_stop_requested = 1;
             next_tick = clock_mono_ms() + 1000;
@@ -1166,10 +1024,13 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
             report_live(eng);
             next_live = clock_mono_ms() + 1000;
         }
-        if (sync_stop_requested && eng->inflight == 0)
+        if (sync_stop_requested && eng->inflight == 0 && eng->writing == 0)
             break;
     }
-    batch_flush(eng);
+    if (eng->writer != NULL) {
+        sync_writer_stop(eng->writer); /* commits what it holds */
+        writer_poll(eng);
+    }
     if (opts->on_progress != NULL && !eng->discover_only)
         report_live(eng);
     progress_draw(eng, 1);
@@ -1211,7 +1072,8 @@ engine_run(struct engine *eng, struct store *st, const struct integration *in,
              eng->sum.tenants_failed, (long long)eng->sum.devices, (long long)eng->sum.requests,
              (long long)eng->sum.throttled, (long long)eng->sum.duration_ms);
 out:
-    batch_flush(eng);
+    sync_writer_free(eng->writer); /* before the loop it wakes is freed */
+    eng->writer = NULL;
     http_free(eng->http);
     /* Calls still live after an interruption: every chained call is in the list itself. */
     for (struct call *c = eng->live; c != NULL; c = c->next)
@@ -1219,8 +1081,10 @@ out:
     while (eng->live != NULL)
         sync_call_free(eng->live);
     token_cache_free(eng->tokens);
-    for (size_t i = 0; i < eng->ntenants; i++)
+    for (size_t i = 0; i < eng->ntenants; i++) {
         tenant_clear(&eng->tenants[i]);
+        graph_org_clear(&eng->tenants[i].org);
+    }
     for (size_t i = 0; i < eng->nexcluded; i++)
         free(eng->excluded[i]);
     free(eng->excluded);

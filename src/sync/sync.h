@@ -4,7 +4,10 @@
  *
  * sync_run() runs one whole sync on the calling thread, which owns everything it creates (the
  * HTTP engine, the token cache, tenant state). It blocks until every tenant is done, failed, or
- * a stop was requested with sync_request_stop() (async-signal-safe).
+ * a stop was requested with sync_request_stop() (async-signal-safe). Meanwhile one more thread,
+ * the database writer, writes the run through its own connection to st's database (opened with
+ * store_open_peer, closed before sync_run returns): reconciles, failures, tenant results. st
+ * itself is read, and written only before the first tenant and after the last result.
  *
  * Guarantees: each tenant is reconciled in one store transaction, and only after its device
  * listing completed; a tenant that failed, was throttled out or interrupted changes no asset
@@ -71,8 +74,9 @@ struct sync_opts {
     const struct customer *tenants; /* non-NULL: sync these (borrowed) instead of listing the
                                        customers; exclusions still apply */
     size_t ntenants;
-    /* Called about once a second between requests, on the calling thread, with no store
-     * transaction open; returning non-zero stops the run as sync_request_stop() does. */
+    /* Called about once a second between requests, on the calling thread; st holds no
+     * transaction (the writer has its own connection). Returning non-zero stops the run as
+     * sync_request_stop() does; tenants already handed to the writer are still committed. */
     int (*tick)(void *arg);
     void *tick_arg;
     /* Live progress (`memsync serve`'s run page): called about once a second and once at the

@@ -223,7 +223,20 @@ note_expired(struct engine *eng, int is_partner)
     struct errbuf eb = {0};
     int64_t now = clock_now();
 
-    if (!eng->expiry_fixed[is_partner]) {
+    if (!eng->expiry_fixed[is_partner] && eng->writer != NULL) {
+        /* the writer stores it (and logs it): this thread does not write while it runs */
+        struct wjob *j = xcalloc(1, sizeof *j);
+        const char *sealed = is_partner ? in->partner_secret_sealed : in->sync_secret_sealed;
+        const char *hint = is_partner ? in->partner_secret_hint : in->sync_secret_hint;
+
+        eng->expiry_fixed[is_partner] = 1;
+        j->kind = WJOB_EXPIRED;
+        j->partner = is_partner;
+        j->expires = now;
+        j->sealed = sealed != NULL ? xstrdup(sealed) : NULL;
+        j->hint = hint != NULL ? xstrdup(hint) : NULL;
+        sync_writer_submit(eng->writer, j);
+    } else if (!eng->expiry_fixed[is_partner]) {
         eng->expiry_fixed[is_partner] = 1;
         if (store_integration_set_secret(
                 eng->st, in->id, is_partner ? "partner" : "sync",

@@ -1,15 +1,25 @@
-/* sync_int.h - the sync engine's inside: what sync.c, sync_calls.c, sync_appcat.c and
- * sync_export.c share, and nothing else may use (scripts/layers.py refuses an include from
- * outside src/sync/).
+/* sync_int.h - the sync engine's inside: what sync.c, sync_calls.c, sync_appcat.c,
+ * sync_export.c and sync_writer.c share, and nothing else may use (scripts/layers.py refuses an
+ * include from outside src/sync/).
  *
- * One engine per sync run (sync_run, sync_discover), owned by the thread running engine_run:
- * every function here runs on that thread's event loop, never from another thread. A call is
- * owned by the engine's live list from sync_call_new until sync_call_free; its done callback frees
- * it. Errors are told through the tenant (sync_tenant_fail, struct remedy), not returned.
+ * Two threads per sync run (sync_run; sync_discover has only the first):
+ *   - the engine thread, running engine_run: the HTTP event loop and everything in struct engine
+ *     and struct tenant. Every function here runs on it, except the writer's own thread below.
+ *     It reads the store (eng->st) but never writes it while the writer runs.
+ *   - the writer thread (sync_writer.c), with its own store connection: every write of the run
+ *     between store_run_start and store_run_finish (reconciles, group commit, failures, tenant
+ *     results, key expiry). It touches only struct writer's queue fields under writer.mu and
+ *     the jobs it was given.
+ * A tenant's collected data (devices, app catalogue, install lists, warnings) moves into a
+ * struct wjob at hand-off (sync_writer_submit) and the engine never touches it again; what comes
+ * back (struct wresult) is copied results only. A call is owned by the engine's live list from
+ * sync_call_new until sync_call_free; its done callback frees it. Errors are told through the
+ * tenant (sync_tenant_fail, struct remedy), not returned.
  */
 #ifndef MEMSYNC_SYNC_INT_H
 #define MEMSYNC_SYNC_INT_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +48,15 @@
  */
 #define BATCH_MAX_DEVICES  500
 #define BATCH_MAX_INSTALLS 2000
+/* A group commit holds at most this many tenants (besides sync_commit_ms). */
+#define BATCH_MAX_TENANTS 64
+/* Finished tenants waiting for the writer with their data: at most this many, and this many
+ * devices together (one bigger tenant is taken alone). A tenant that does not fit waits in its
+ * engine slot, so no new tenant starts meanwhile (backpressure). */
+#define WRITER_QUEUE_MAX     4
+#define WRITER_QUEUE_DEVICES 20000
+/* Warnings a tenant's client row keeps (the first one's code is shown). */
+#define TENANT_WARN_MAX 4
 /* Big responses in flight at once (device pages and $batch answers are up to a few MB each):
  * bounds memory however many tenants run, and is far above what Intune's pacing lets through. */
 #define BULK_MAX 12
@@ -112,7 +131,9 @@ struct call {
     int partner_app;        /* key expiry: the Partner App's key (else the Sync App's) */
 };
 
-enum tenant_state { TS_QUEUED, TS_RUNNING, TS_DONE };
+/* TS_READY: collected, waiting for room in the writer's queue (still holds its engine slot);
+ * TS_WRITING: handed to the writer, its result not back yet. */
+enum tenant_state { TS_QUEUED, TS_RUNNING, TS_READY, TS_WRITING, TS_DONE };
 
 enum phase { PHASE_NONE, PHASE_DETAIL, PHASE_APPS };
 
@@ -180,11 +201,82 @@ struct tenant {
     int nwarn;
     int64_t overview_count;
 
-    /* reconciled in the open batch, not yet committed: org is kept for the record */
-    int in_batch;
+    /* set from the writer's result */
     struct reconcile_counts counts;
     size_t nsynced;
     int64_t took_ms;
+};
+
+/* ---- the database writer (sync_writer.c) --------------------------------------------------- */
+
+enum wjob_kind {
+    WJOB_RECONCILE, /* a tenant's collected data: one reconcile, its result recorded */
+    WJOB_FAIL,      /* a failed or interrupted tenant: its client row and result */
+    WJOB_EXPIRY,    /* store_integration_set_expiry (a key's date from Microsoft) */
+    WJOB_EXPIRED    /* store_integration_set_secret (Microsoft says the key expired) */
+};
+
+/* One piece of work for the writer; every pointer is owned by the job. */
+struct wjob {
+    enum wjob_kind kind;
+    size_t tenant; /* index in eng->tenants (WJOB_RECONCILE, WJOB_FAIL) */
+    char *tenant_id, *name, *domain;
+    int64_t requests, throttled, started_ms, devices;
+    /* WJOB_RECONCILE: moved from struct tenant */
+    struct device *devs;
+    size_t ndevs;
+    struct appcat cat;
+    struct devapps *dapps;  /* ndevs long, or NULL */
+    unsigned char *fetched; /* ndevs long, or NULL */
+    struct remedy *warn;    /* TENANT_WARN_MAX long, or NULL */
+    int nwarn;
+    int complete;      /* the listing is complete: devices may be marked and retired */
+    int apps_complete; /* installs not seen may be marked removed */
+    /* WJOB_FAIL */
+    struct remedy rem;
+    /* WJOB_EXPIRY, WJOB_EXPIRED */
+    int partner;
+    int64_t expires;
+    char *sealed, *hint;
+    struct wjob *next;
+};
+
+/* What the writer tells the engine about one tenant, once its data is committed or its failure
+ * recorded. */
+struct wresult {
+    size_t tenant;
+    int failed;
+    struct remedy rem; /* failed */
+    struct reconcile_counts counts;
+    size_t nsynced;
+    int64_t took_ms;
+    struct wresult *next;
+};
+
+struct writer {
+    /* the writer thread's own (after sync_writer_start, until sync_writer_stop) */
+    struct store *st;
+    int batch_open;
+    int64_t batch_started_ms;
+    struct wresult *batch_head, *batch_tail; /* results waiting for the batch's commit */
+    int batch_n;
+    /* copied at start: read-only while the thread runs */
+    int64_t account_id, integration_id, run_id;
+    char *source;
+    int batch_ms;
+    struct retire_policy policy;
+    int guard_pct, guard_min, confirm_retire;
+    struct http *wake; /* http_wakeup() after each result */
+    pthread_t thread;
+    int started;
+    /* shared, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct wjob *q_head, *q_tail;
+    size_t q_jobs;    /* reconcile jobs whose data the writer has not released */
+    size_t q_devices; /* their devices */
+    struct wresult *done_head, *done_tail;
+    int closing;
 };
 
 struct engine {
@@ -217,12 +309,10 @@ struct engine {
 
     struct sync_summary sum;
     int64_t last_progress_ms;
-    /* Group commit: tenants reconciled within batch_ms (sync_commit_ms) share one transaction
-     * (store_batch_begin); it bounds how long the write lock is held between tenants and what
-     * a crash can take back. */
-    int batch_ms;
-    int batch_open;
-    int64_t batch_started_ms;
+    struct writer *writer;  /* NULL for sync_discover */
+    int writing;            /* tenants handed to the writer, result not back yet */
+    int nready;             /* tenants in TS_READY */
+    int waiting;            /* a timer keeps the loop waiting for the writer */
     struct call *live;      /* every call not yet freed, so an interrupted run frees them all */
     int expiry_fixed[2];    /* [is_partner]: the expiry date was corrected in this run */
     int export_min_devices; /* tenants needing apps for at least this many use the export */
@@ -270,6 +360,23 @@ void sync_devmap_build(struct tenant *t);
 
 void sync_export_file_close(struct tenant *t);
 void sync_export_start(struct tenant *t);
+
+/* ---- the database writer (sync_writer.c) --------------------------------------------------- */
+
+/* Opens the writer's own connection to eng->st's database and starts its thread. */
+int sync_writer_start(struct engine *eng, struct errbuf *eb);
+/* Whether a tenant of ndevs devices fits in the queue now. */
+int sync_writer_room(struct writer *w, size_t ndevs);
+/* Hands j over (never refused: the engine checks sync_writer_room for reconciles; failures and
+ * key dates are small and bounded by the tenants in flight). */
+void sync_writer_submit(struct writer *w, struct wjob *j);
+/* Takes every result the writer has sent; the caller frees each with free(). */
+struct wresult *sync_writer_results(struct writer *w);
+/* Lets the writer finish the queue, commit and stop; joins it and closes its connection. The
+ * results not yet taken stay for sync_writer_results; sync_writer_free releases the rest. */
+void sync_writer_stop(struct writer *w);
+void sync_writer_free(struct writer *w);
+void sync_wjob_free(struct wjob *j);
 
 /* ---- tenant flow (sync.c) ------------------------------------------------------------------ */
 
