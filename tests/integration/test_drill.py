@@ -347,10 +347,12 @@ def main():
     runs_before = get_json(srv, "/api/v1/sync-runs", key)["total_count"]
     st, js, text, hdrs = api(srv, "POST", "/api/v1/clients/%d/sync" % badc["id"], key)
     check(st == 202, "POST /clients/{id}/sync -> 202 (%s %s)" % (st, text[:200]))
+    # The client's row is written before its run is recorded as finished: wait for both.
     deadline = time.time() + 60
     while time.time() < deadline:
         c = get_json(srv, "/api/v1/clients/%d" % badc["id"], key)["data"]
-        if c["status"] == "ok":
+        r = get_json(srv, "/api/v1/sync-runs", key)["data"][0]
+        if c["status"] == "ok" and r["status"] != "running":
             break
         time.sleep(0.3)
     check(c["status"] == "ok" and c["device_count"] > 0, "the tenant's own sync filled it")
