@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,7 +16,7 @@
 
 static enum log_level log_cur = LOG_INFO;
 static int log_json;
-static int log_clear;
+static atomic_int log_clear; /* set by the thread drawing the progress line */
 
 int
 log_level_parse(const char *s, enum log_level *out)

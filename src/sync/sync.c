@@ -41,7 +41,8 @@
 #include "sync_int.h"
 #include "token.h"
 
-volatile sig_atomic_t sync_stop_requested;
+atomic_int sync_stop_requested;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "sync_stop_requested is set from a signal handler");
 
 void
 sync_request_stop(void)

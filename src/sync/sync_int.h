@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -78,7 +79,9 @@
 #define EXPORT_LOW_SPEED_S         120L
 
 /* Set by sync_request_stop (a signal handler may call it): the run winds down. */
-extern volatile sig_atomic_t sync_stop_requested;
+/* Set by a signal handler or another thread (the scheduler's stop): lock-free, so both are
+ * safe. */
+extern atomic_int sync_stop_requested;
 
 /* ---- engine state -------------------------------------------------------------------------- */
 
