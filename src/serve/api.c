@@ -1633,7 +1633,7 @@ integration_sync_route(struct api_app *app, struct httpd_request *req, struct ht
                  ? scheduler_request_run(app->sched, req->st, account, id, full, &run, &eb)
                  : err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
     if (rc != ERR_OK) {
-        api_reply_err(resp, rc, &eb);
+        api_reply_sync_err(resp, rc, &eb);
         return;
     }
     /* The run exists from now on: its page lists the tenants as they are synced. */

@@ -121,3 +121,16 @@ api_reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
         break;
     }
 }
+
+void
+api_reply_sync_err(struct httpd_response *resp, int code, const struct errbuf *eb)
+{
+    if (code != ERR_TOOBIG) {
+        api_reply_err(resp, code, eb);
+        return;
+    }
+    api_reply_error(resp, 503, "busy", "Service busy",
+                    eb != NULL && eb->msg[0] ? eb->msg
+                                             : "too many syncs are queued; try again later");
+    httpd_response_header(resp, "Retry-After", "30");
+}

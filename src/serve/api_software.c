@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_reply.h"
 #include "cursor.h"
 #include "httpd.h"
 #include "log.h"
@@ -241,46 +242,6 @@ api_software_devices(struct store *st, const struct software_snap *s, const stru
 
 /* ---- routes ------------------------------------------------------------------------------- */
 
-static void
-reply(struct httpd_response *resp, int status, json_t *j)
-{
-    char *t = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-
-    resp->status = status;
-    resp->content_type = "application/json";
-    buf_reset(&resp->body);
-    if (t == NULL) {
-        resp->status = 500;
-        buf_addstr(&resp->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
-                                "error\",\"detail\":\"The response could not be built.\"}]}");
-    } else {
-        buf_addstr(&resp->body, t);
-    }
-    free(t);
-    json_decref(j);
-}
-
-static void
-reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
-            const char *detail)
-{
-    reply(resp, status,
-          json_pack("{s:[{s:s, s:s, s:s}]}", "errors", "code", code, "title", title, "detail",
-                    detail));
-}
-
-static void
-reply_store(struct httpd_response *resp, int rc, const struct errbuf *eb)
-{
-    log_warn("api: software products: %s", eb->msg[0] != '\0' ? eb->msg : err_str(rc));
-    if (rc == ERR_TIMEOUT) {
-        httpd_response_header(resp, "Retry-After", "1");
-        reply_error(resp, 503, "busy", "Busy", "the database is busy; try again");
-    } else {
-        reply_error(resp, 500, "internal", "Internal error", "see the server log");
-    }
-}
-
 static int
 parse_pos(const char *s, int64_t max, int64_t *out)
 {
@@ -308,8 +269,8 @@ page_args(struct httpd_request *req, struct httpd_response *resp, int *page_size
     *offset = 0;
     if (ps != NULL) {
         if (parse_pos(ps, PAGE_MAX, &n) != 0 || n < 1) {
-            reply_error(resp, 400, "invalid_request", "Invalid request",
-                        "page_size must be a number from 1 to 200");
+            api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                            "page_size must be a number from 1 to 200");
             return -1;
         }
         *page_size = (int)n;
@@ -323,8 +284,8 @@ page_args(struct httpd_request *req, struct httpd_response *resp, int *page_size
             bad = 1;
         }
         if (bad) {
-            reply_error(resp, 400, "invalid_request", "Invalid request",
-                        "cursor is not one this API returned");
+            api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                            "cursor is not one this API returned");
             return -1;
         }
         *offset = c.n;
@@ -348,9 +309,9 @@ reply_list(struct httpd_response *resp, json_t *arr, int64_t total, int64_t next
             nc = json_string(text);
         }
     }
-    reply(resp, 200,
-          json_pack("{s:o, s:I, s:o}", "data", arr, "total_count", (json_int_t)total, "next_cursor",
-                    nc));
+    api_reply_json(resp, 200,
+                   json_pack("{s:o, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
+                             "next_cursor", nc));
 }
 
 static int
@@ -389,18 +350,18 @@ api_software_products_get(const struct route_call *c)
     if (page_args(c->req, c->resp, &page_size, &offset) != 0)
         return;
     if (search != NULL && strlen(search) > 200) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "search text is longer than 200 characters");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "search text is longer than 200 characters");
         return;
     }
     if (sort != NULL && strcmp(sort, "-device_count") != 0 && strcmp(sort, "name") != 0 &&
         strcmp(sort, "-client_count") != 0) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "sort takes -device_count (the default), -client_count or name");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "sort takes -device_count (the default), -client_count or name");
         return;
     }
     if ((rc = api_software_snap(c->req->st, c->p->account_id, &s, &eb)) != ERR_OK) {
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         return;
     }
     hits = s->ix->nproducts > 0 ? xcalloc(s->ix->nproducts, sizeof *hits) : NULL;
@@ -427,12 +388,12 @@ product_or_404(const struct route_call *c, struct software_snap **s)
     int rc;
 
     if ((rc = api_software_snap(c->req->st, c->p->account_id, s, &eb)) != ERR_OK) {
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         return NULL;
     }
     if ((p = product_index_find((*s)->ix, c->id[0])) == NULL) {
-        reply_error(c->resp, 404, "not_found", "Not found",
-                    "no installed software has this product id");
+        api_reply_error(c->resp, 404, "not_found", "Not found",
+                        "no installed software has this product id");
         api_software_release(*s);
         *s = NULL;
     }
@@ -447,7 +408,7 @@ api_software_product_get(const struct route_call *c)
 
     if (p == NULL)
         return;
-    reply(c->resp, 200, json_pack("{s:o}", "data", api_software_product_json(s, p, 1)));
+    api_reply_json(c->resp, 200, json_pack("{s:o}", "data", api_software_product_json(s, p, 1)));
     api_software_release(s);
 }
 
@@ -465,8 +426,8 @@ api_software_product_devices_get(const struct route_call *c)
     if (page_args(c->req, c->resp, &page_size, &offset) != 0)
         return;
     if (cl != NULL && (parse_pos(cl, INT64_MAX, &client) != 0 || client < 1)) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "client_id must be a client's id");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "client_id must be a client's id");
         return;
     }
     if ((p = product_or_404(c, &s)) == NULL)
@@ -476,7 +437,7 @@ api_software_product_devices_get(const struct route_call *c)
                               &eb);
     if (rc != ERR_OK) {
         json_decref(arr);
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
     } else {
         reply_list(c->resp, arr, total, offset + page_size);
     }
