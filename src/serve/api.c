@@ -2299,12 +2299,17 @@ api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
            const struct auth_principal *p, const struct route_denial *d)
 {
     (void)app;
-    (void)req;
     (void)p;
     switch (d->why) {
     case ROUTE_UNAUTHENTICATED: {
         struct errbuf eb = {0};
 
+        if (req->st == NULL) { /* this thread could not open the database (httpd.c) */
+            api_reply_error(resp, 503, "unavailable", "Service unavailable",
+                            "The database cannot be opened; try again later.");
+            httpd_response_header(resp, "Retry-After", "5");
+            break;
+        }
         if (d->code == ERR_AUTH)
             httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
         eb.code = d->code;

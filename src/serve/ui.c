@@ -3118,7 +3118,10 @@ ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         break;
     case ROUTE_UNAUTHENTICATED:
         memset(&pg.p, 0, sizeof pg.p);
-        if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
+        if (req->st == NULL) { /* this thread could not open the database (httpd.c) */
+            httpd_response_header(resp, "Retry-After", "5");
+            refused(&pg, 503, "The database cannot be opened; try again in a moment.");
+        } else if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
             /* The session could not be read: say so rather than send a signed-in user away. */
             page_store_failed(&pg, d->code, NULL);
             page_begin(&pg, "Error", NULL);
