@@ -1345,7 +1345,19 @@ asset_detail(struct page *pg, int64_t id)
                       "again.</div>");
     }
     buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\">");
-    ui_device_fields(b, a, clock_now(), &denv);
+    {
+        /* The Intune link goes to the admin center of the integration's cloud; an unreadable
+         * integration leaves the global one. */
+        json_t *iid = json_object_get(json_object_get(a, "source"), "integration_id");
+        struct integration in = {0};
+        struct errbuf ieb = {0};
+
+        if (json_is_integer(iid))
+            (void)store_integration_get(pg->req->st, pg->p.account_id, json_integer_value(iid), &in,
+                                        &ieb);
+        ui_device_fields(b, a, in.cloud, clock_now(), &denv);
+        integration_clear(&in);
+    }
     buf_addstr(b, "</div><div>");
     buf_printf(b, "<h2>Installed software (%zu)</h2><div class=\"tablewrap\">",
                json_array_size(sw));
