@@ -90,6 +90,49 @@ build_cb(void *arg, const struct store_cell *cells, size_t n)
     return b->rc != ERR_OK ? b->rc : 0;
 }
 
+/* A title's current devices, for product_index_dedupe. */
+struct title_devs {
+    struct store *st;
+    int64_t account;
+    int64_t *ids;
+    size_t n, cap;
+};
+
+#define TITLE_DEVICES_MAX 1000000
+
+static int
+title_dev_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    struct title_devs *t = arg;
+
+    if (t->n >= TITLE_DEVICES_MAX)
+        return ERR_TOOBIG;
+    t->ids = mem_grow(t->ids, &t->cap, t->n + 1, sizeof *t->ids);
+    t->ids[t->n++] = cell_i(cell(cells, n, "id"));
+    return 0;
+}
+
+static int
+title_devices(void *arg, int64_t title_id, int64_t **ids, size_t *n, struct errbuf *eb)
+{
+    struct title_devs *t = arg;
+    struct list_query q;
+    int rc;
+
+    memset(&q, 0, sizeof q);
+    q.entity = "software_devices";
+    q.account_id = t->account;
+    q.parent_id = title_id;
+    t->ids = NULL;
+    t->n = t->cap = 0;
+    rc = store_list_each(t->st, &q, title_dev_cb, t, eb);
+    if (rc == ERR_TOOBIG && eb != NULL && eb->msg[0] == '\0')
+        err_set(eb, rc, "a title on more than %d devices", TITLE_DEVICES_MAX);
+    *ids = t->ids;
+    *n = t->n;
+    return rc;
+}
+
 int
 api_software_snap(struct store *st, int64_t account, struct software_snap **out, struct errbuf *eb)
 {
@@ -129,6 +172,14 @@ api_software_snap(struct store *st, int64_t account, struct software_snap **out,
         return rc;
     }
     product_index_finish(b.ix);
+    {
+        struct title_devs td = {st, account, NULL, 0, 0};
+
+        if ((rc = product_index_dedupe(b.ix, title_devices, &td, eb)) != ERR_OK) {
+            product_index_free(b.ix);
+            return rc;
+        }
+    }
     s = xcalloc(1, sizeof *s);
     s->ix = b.ix;
     s->account = account;
