@@ -90,25 +90,50 @@ build_cb(void *arg, const struct store_cell *cells, size_t n)
     return b->rc != ERR_OK ? b->rc : 0;
 }
 
-/* A title's current devices, for product_index_dedupe. */
+/* The titles product_index_dedupe asks about and their current devices, read in one pass of the
+ * installs list: a query per title costs seconds on a large account. First pass (pairs NULL):
+ * records the titles asked for, answers no devices; second pass: answers from pairs. */
 struct title_devs {
-    struct store *st;
-    int64_t account;
-    int64_t *ids;
-    size_t n, cap;
+    int64_t *want; /* sorted title ids */
+    size_t nwant, capwant;
+    int64_t (*pairs)[2]; /* (title id, device id), sorted */
+    size_t npairs, cappairs;
 };
 
-#define TITLE_DEVICES_MAX 1000000
+#define TITLE_DEVICES_MAX 50000000
 
 static int
-title_dev_cb(void *arg, const struct store_cell *cells, size_t n)
+i64_cmp(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+static int
+pair_cmp(const void *x, const void *y)
+{
+    const int64_t *a = x, *b = y;
+
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static int
+install_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct title_devs *t = arg;
+    int64_t title = cell_i(cell(cells, n, "software_id"));
 
-    if (t->n >= TITLE_DEVICES_MAX)
+    if (bsearch(&title, t->want, t->nwant, sizeof *t->want, i64_cmp) == NULL)
+        return 0;
+    if (t->npairs >= TITLE_DEVICES_MAX)
         return ERR_TOOBIG;
-    t->ids = mem_grow(t->ids, &t->cap, t->n + 1, sizeof *t->ids);
-    t->ids[t->n++] = cell_i(cell(cells, n, "id"));
+    t->pairs = mem_grow(t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs);
+    t->pairs[t->npairs][0] = title;
+    t->pairs[t->npairs][1] = cell_i(cell(cells, n, "hardware_asset_id"));
+    t->npairs++;
     return 0;
 }
 
@@ -116,20 +141,60 @@ static int
 title_devices(void *arg, int64_t title_id, int64_t **ids, size_t *n, struct errbuf *eb)
 {
     struct title_devs *t = arg;
-    struct list_query q;
-    int rc;
+    size_t lo = 0, hi = t->npairs, k;
 
-    memset(&q, 0, sizeof q);
-    q.entity = "software_devices";
-    q.account_id = t->account;
-    q.parent_id = title_id;
-    t->ids = NULL;
-    t->n = t->cap = 0;
-    rc = store_list_each(t->st, &q, title_dev_cb, t, eb);
-    if (rc == ERR_TOOBIG && eb != NULL && eb->msg[0] == '\0')
-        err_set(eb, rc, "a title on more than %d devices", TITLE_DEVICES_MAX);
-    *ids = t->ids;
-    *n = t->n;
+    (void)eb;
+    *ids = NULL;
+    *n = 0;
+    if (t->pairs == NULL) {
+        t->want = mem_grow(t->want, &t->capwant, t->nwant + 1, sizeof *t->want);
+        t->want[t->nwant++] = title_id;
+        return ERR_OK;
+    }
+    while (lo < hi) { /* the first pair of title_id */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (t->pairs[mid][0] < title_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (k = lo; k < t->npairs && t->pairs[k][0] == title_id; k++)
+        ;
+    if (k > lo) {
+        *ids = xcalloc(k - lo, sizeof **ids);
+        for (size_t i = lo; i < k; i++)
+            (*ids)[i - lo] = t->pairs[i][1];
+        *n = k - lo;
+    }
+    return ERR_OK;
+}
+
+/* Counts each device once per product and version (product_index_dedupe). */
+static int
+snap_dedupe(struct store *st, int64_t account, struct product_index *ix, struct errbuf *eb)
+{
+    struct title_devs td = {0};
+    struct list_query q;
+    int rc = product_index_dedupe(ix, title_devices, &td, eb); /* which titles */
+
+    if (rc == ERR_OK && td.nwant > 0) {
+        qsort(td.want, td.nwant, sizeof *td.want, i64_cmp);
+        memset(&q, 0, sizeof q);
+        q.entity = "installs";
+        q.account_id = account;
+        rc = store_list_each(st, &q, install_cb, &td, eb);
+        if (rc == ERR_TOOBIG && eb != NULL && eb->msg[0] == '\0')
+            err_set(eb, rc, "more than %d installs to count", TITLE_DEVICES_MAX);
+        if (rc == ERR_OK) {
+            if (td.pairs == NULL)
+                td.pairs = xcalloc(1, sizeof *td.pairs); /* answer from no pairs */
+            qsort(td.pairs, td.npairs, sizeof *td.pairs, pair_cmp);
+            rc = product_index_dedupe(ix, title_devices, &td, eb);
+        }
+    }
+    free(td.want);
+    free(td.pairs);
     return rc;
 }
 
@@ -172,13 +237,9 @@ api_software_snap(struct store *st, int64_t account, struct software_snap **out,
         return rc;
     }
     product_index_finish(b.ix);
-    {
-        struct title_devs td = {st, account, NULL, 0, 0};
-
-        if ((rc = product_index_dedupe(b.ix, title_devices, &td, eb)) != ERR_OK) {
-            product_index_free(b.ix);
-            return rc;
-        }
+    if ((rc = snap_dedupe(st, account, b.ix, eb)) != ERR_OK) {
+        product_index_free(b.ix);
+        return rc;
     }
     s = xcalloc(1, sizeof *s);
     s->ix = b.ix;
