@@ -90,9 +90,9 @@ build_cb(void *arg, const struct store_cell *cells, size_t n)
     return b->rc != ERR_OK ? b->rc : 0;
 }
 
-/* The titles product_index_dedupe asks about and their current devices, read in one pass of the
- * installs list: a query per title costs seconds on a large account. First pass (pairs NULL):
- * records the titles asked for, answers no devices; second pass: answers from pairs. */
+/* The titles product_index_dedupe asks about and their current devices, read in one pass of
+ * the product_installs list: a query per title costs seconds on a large account. First pass (pairs
+ * NULL): records the titles asked for, answers no devices; second pass: answers from pairs. */
 struct title_devs {
     int64_t *want; /* sorted title ids */
     size_t nwant, capwant;
@@ -124,7 +124,7 @@ static int
 install_cb(void *arg, const struct store_cell *cells, size_t n)
 {
     struct title_devs *t = arg;
-    int64_t title = cell_i(cell(cells, n, "software_id"));
+    int64_t title = cell_i(cell(cells, n, "title_id"));
 
     if (bsearch(&title, t->want, t->nwant, sizeof *t->want, i64_cmp) == NULL)
         return 0;
@@ -132,7 +132,7 @@ install_cb(void *arg, const struct store_cell *cells, size_t n)
         return ERR_TOOBIG;
     t->pairs = mem_grow(t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs);
     t->pairs[t->npairs][0] = title;
-    t->pairs[t->npairs][1] = cell_i(cell(cells, n, "hardware_asset_id"));
+    t->pairs[t->npairs][1] = cell_i(cell(cells, n, "asset_id"));
     t->npairs++;
     return 0;
 }
@@ -181,7 +181,7 @@ snap_dedupe(struct store *st, int64_t account, struct product_index *ix, struct 
     if (rc == ERR_OK && td.nwant > 0) {
         qsort(td.want, td.nwant, sizeof *td.want, i64_cmp);
         memset(&q, 0, sizeof q);
-        q.entity = "installs";
+        q.entity = "product_installs";
         q.account_id = account;
         rc = store_list_each(st, &q, install_cb, &td, eb);
         if (rc == ERR_TOOBIG && eb != NULL && eb->msg[0] == '\0')
