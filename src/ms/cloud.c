@@ -7,17 +7,17 @@
 static const struct cloud clouds[] = {
     {"global", "https://login.microsoftonline.com", "https://graph.microsoft.com",
      "https://api.partnercenter.microsoft.com", "https://graph.microsoft.com",
-     "https://api.partnercenter.microsoft.com"},
+     "https://api.partnercenter.microsoft.com", "https://intune.microsoft.com"},
     {"usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us",
      "https://api.partnercenter.microsoft.com", "https://graph.microsoft.us",
-     "https://api.partnercenter.microsoft.com"},
+     "https://api.partnercenter.microsoft.com", "https://intune.microsoft.us"},
     {"usgovdod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us",
      "https://api.partnercenter.microsoft.com", "https://dod-graph.microsoft.us",
-     "https://api.partnercenter.microsoft.com"},
+     "https://api.partnercenter.microsoft.com", "https://intune.microsoft.us"},
     {"china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn",
      "https://partner.partnercenterapi.microsoftonline.cn",
      "https://microsoftgraph.chinacloudapi.cn",
-     "https://partner.partnercenterapi.microsoftonline.cn"},
+     "https://partner.partnercenterapi.microsoftonline.cn", "https://intune.microsoftonline.cn"},
 };
 
 const struct cloud *

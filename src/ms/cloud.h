@@ -4,7 +4,9 @@
  * global (the default), usgov (Microsoft 365 GCC High), usgovdod (DoD) and china (operated by
  * 21Vianet). Sources: learn.microsoft.com/graph/deployments (login and Graph hosts) and
  * partner-center/developer/partner-center-rest-urls (Partner Center: the US Government cloud
- * uses the global host; 21Vianet has its own). A commercial client asking a US Government
+ * uses the global host; 21Vianet has its own), and for the Intune admin center Microsoft's Intune
+ * docs (MicrosoftDocs/memdocs intune/fundamentals: intune-us-government-endpoints.md, GCC High
+ * and DoD; china-endpoints.md, 21Vianet). A commercial client asking a US Government
  * tenant for a token gets AADSTS900382 (cross-cloud).
  *
  * Explicit URL settings win: cloud_apply changes a URL only while it is the global default, so
@@ -23,6 +25,7 @@ struct cloud {
     const char *pc_url;
     const char *graph_audience; /* token audience for Graph */
     const char *pc_audience;    /* token audience for Partner Center */
+    const char *intune_url;     /* the Intune admin center, for links to a device */
 };
 
 #define CLOUD_NAMES "global, usgov, usgovdod, china"

@@ -41,124 +41,6 @@
 
 #define CSV_BATCH 500
 
-/* ---- responses --------------------------------------------------------------------------- */
-
-/* jansson hands over a few bytes at a time: gather them before appending to the body. */
-struct dump {
-    struct buf *out;
-    size_t n;
-    int bad;
-    char tmp[16384];
-};
-
-static void
-dump_flush(struct dump *d)
-{
-    if (d->n > 0 && buf_add(d->out, d->tmp, d->n) != ERR_OK)
-        d->bad = 1;
-    d->n = 0;
-}
-
-static int
-dump_cb(const char *data, size_t n, void *arg)
-{
-    struct dump *d = arg;
-
-    if (d->n + n > sizeof d->tmp) {
-        dump_flush(d);
-        if (n > sizeof d->tmp) {
-            if (buf_add(d->out, data, n) != ERR_OK)
-                d->bad = 1;
-            return d->bad ? -1 : 0;
-        }
-    }
-    memcpy(d->tmp + d->n, data, n);
-    d->n += n;
-    return d->bad ? -1 : 0;
-}
-
-/* Serialises straight into the response body: no intermediate string to grow and copy. */
-static void
-reply_json(struct httpd_response *resp, int status, json_t *j)
-{
-    struct dump *d = xmalloc(sizeof *d);
-    int rc = -1;
-
-    resp->status = status;
-    resp->content_type = "application/json";
-    buf_reset(&resp->body);
-    d->out = &resp->body;
-    d->n = 0;
-    d->bad = 0;
-    if (j != NULL) {
-        rc = json_dump_callback(j, dump_cb, d, JSON_COMPACT);
-        dump_flush(d);
-    }
-    if (rc != 0 || d->bad) {
-        resp->status = 500;
-        buf_reset(&resp->body);
-        buf_addstr(&resp->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
-                                "error\",\"detail\":\"The response could not be built.\"}]}");
-    }
-    free(d);
-    json_decref(j);
-}
-
-static void
-reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
-            const char *detail)
-{
-    reply_json(resp, status,
-               json_pack("{s:[{s:s, s:s, s:s}]}", "errors", "code", code, "title", title, "detail",
-                         detail != NULL ? detail : title));
-}
-
-/* Maps a store/auth error to its HTTP status and error envelope. */
-static void
-reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
-{
-    const char *msg = eb != NULL && eb->msg[0] ? eb->msg : err_str(code);
-
-    switch (code) {
-    case ERR_NOTFOUND:
-        reply_error(resp, 404, "not_found", "Not found", msg);
-        break;
-    case ERR_INVAL:
-    case ERR_PARSE:
-    case ERR_USAGE:
-        reply_error(resp, 400, "invalid_request", "Invalid request", msg);
-        break;
-    case ERR_AUTH:
-        reply_error(resp, 401, "unauthorized", "Authentication required", msg);
-        break;
-    case ERR_DENIED:
-        reply_error(resp, 403, "forbidden", "Forbidden", msg);
-        break;
-    case ERR_EXISTS:
-        reply_error(resp, 409, "conflict", "Conflict", msg);
-        break;
-    case ERR_THROTTLED:
-        reply_error(resp, 429, "too_many_requests", "Too many requests", msg);
-        break;
-    case ERR_TOOBIG: /* the same code as httpd's answer to a body over its limit */
-        reply_error(resp, 413, "payload_too_large", "Request too large", msg);
-        break;
-    case ERR_UNSUPPORTED:
-        reply_error(resp, 501, "not_implemented", "Not implemented", msg);
-        break;
-    case ERR_TIMEOUT: /* a database locked past the busy timeout; msg names the file */
-        log_warn("api: busy: %s", msg);
-        reply_error(resp, 503, "busy", "Service busy", "The database is busy; try again.");
-        httpd_response_header(resp, "Retry-After", "5");
-        break;
-    default:
-        log_warn("api: internal error: %s", msg);
-        reply_error(resp, 500, "internal", "Internal error",
-                    "The request could not be completed; see the server log.");
-        break;
-    }
-}
-
 /* ---- JSON views -------------------------------------------------------------------------- */
 
 /* A key as the API shows it: hint, expiry, days left and the warning level of expiry.h (the
@@ -669,9 +551,9 @@ reply_page_cursor(struct httpd_response *resp, json_t *arr, size_t page_size, in
             nc = json_string(cur);
         free(cur);
     }
-    reply_json(resp, 200,
-               json_pack("{s:O, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
-                         "next_cursor", nc));
+    api_reply_json(resp, 200,
+                   json_pack("{s:O, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
+                             "next_cursor", nc));
 }
 
 static void
@@ -710,13 +592,13 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
     memset(&c, 0, sizeof c);
     c.arr = json_array();
     if (list_params_parse(req, entity, &lp) != ERR_OK) {
-        reply_err(resp, ERR_INVAL, &lp.eb);
+        api_reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
     }
     fill_query(&q, &lp, entity, account, parent);
     total = store_list_count(req->st, &q, &eb);
     if (total < 0) {
-        reply_err(resp, (int)total, &eb);
+        api_reply_err(resp, (int)total, &eb);
         goto out;
     }
     /* In its default order a list with a seek field pages by keyset: a deep page costs what
@@ -736,7 +618,7 @@ send_list(struct httpd_request *req, struct httpd_response *resp, const char *en
     q.limit = lp.page_size + 1;
     rc = store_list_each(req->st, &q, collect_cb, &c, &eb);
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         goto out;
     }
     if (keyset && c.last.kind == 's') {
@@ -831,7 +713,7 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     if (rc != ERR_OK) {
         free(asset_writer_take(p.w, &len));
         cursor_free(&p.last);
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     RAW(p.w, "],\"total_count\":");
@@ -869,7 +751,7 @@ hardware_render(struct httpd_request *req, struct httpd_response *resp, struct a
     body = asset_writer_take(p.w, &len);
     if (bad || body == NULL) {
         free(body);
-        reply_json(resp, 500, NULL); /* the generic "could not be built" answer */
+        api_reply_json(resp, 500, NULL); /* the generic "could not be built" answer */
         return;
     }
     resp->status = 200;
@@ -961,8 +843,8 @@ hardware_filtered(struct httpd_request *req, struct httpd_response *resp, struct
     int rc;
 
     if (lp->keyset || lp->seek.kind == 's') {
-        reply_error(resp, 400, "invalid_request", "Invalid request",
-                    "cursor belongs to another list; start from the first page");
+        api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                        "cursor belongs to another list; start from the first page");
         return;
     }
     buf_reset(&resp->body);
@@ -974,7 +856,7 @@ hardware_filtered(struct httpd_request *req, struct httpd_response *resp, struct
     cursor_free(&p.last);
     if (rc != ERR_OK) {
         free(asset_writer_take(p.w, &len));
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     RAW(p.w, "],\"total_count\":");
@@ -989,7 +871,7 @@ hardware_filtered(struct httpd_request *req, struct httpd_response *resp, struct
     RAW(p.w, "}");
     body = asset_writer_take(p.w, &len);
     if (body == NULL) {
-        reply_json(resp, 500, NULL);
+        api_reply_json(resp, 500, NULL);
         return;
     }
     resp->status = 200;
@@ -1015,14 +897,14 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
 
     buf_init(&key, 1);
     if (list_params_parse(req, "hardware", &lp) != ERR_OK) {
-        reply_err(resp, ERR_INVAL, &lp.eb);
+        api_reply_err(resp, ERR_INVAL, &lp.eb);
         goto out;
     }
     memset(&hw, 0, sizeof hw);
     hwfilter_init(&hw.f, clock_now());
     httpd_args_each(req, hwfilter_arg_cb, &hw);
     if (hw.bad) {
-        reply_err(resp, ERR_INVAL, &hw.eb);
+        api_reply_err(resp, ERR_INVAL, &hw.eb);
         goto out;
     }
     /* The version is read before anything else: see pagecache.h. */
@@ -1049,7 +931,7 @@ hardware_list(struct api_app *app, struct httpd_request *req, struct httpd_respo
     }
     total = store_assets_count(req->st, &q, &eb);
     if (total < 0) {
-        reply_err(resp, (int)total, &eb);
+        api_reply_err(resp, (int)total, &eb);
         goto out;
     }
     if (lp.keyset) {
@@ -1115,19 +997,19 @@ hardware_get(struct httpd_request *req, struct httpd_response *resp, int64_t acc
 
     if (rc != ERR_OK || a == NULL) {
         json_decref(a);
-        reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
+        api_reply_err(resp, rc != ERR_OK ? rc : ERR_NOTFOUND, &eb);
         return;
     }
     if ((sw = sub_list(req->st, "asset_software", account, id, 1000, &eb, &rc)) == NULL ||
         (hist = sub_list(req->st, "asset_changes", account, id, 500, &eb, &rc)) == NULL) {
         json_decref(sw);
         json_decref(a);
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     json_object_set_new(a, "software", sw);
     json_object_set_new(a, "history", hist);
-    reply_json(resp, 200, json_pack("{s:o}", "data", a));
+    api_reply_json(resp, 200, json_pack("{s:o}", "data", a));
 }
 
 /* 1 when the row id of entity exists in account. A failed check also answers 1: the list
@@ -1172,12 +1054,12 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
     q.limit = 1;
     rc = store_list_each(req->st, &q, first_row_cb, &row, &eb);
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     if (row == NULL) {
         snprintf(msg, sizeof msg, "%s %" PRId64 " does not exist", what, id);
-        reply_error(resp, 404, "not_found", "Not found", msg);
+        api_reply_error(resp, 404, "not_found", "Not found", msg);
         return;
     }
     if (strcmp(entity, "sync_runs") == 0) {
@@ -1185,7 +1067,7 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
 
         if (tenants == NULL) {
             json_decref(row);
-            reply_err(resp, rc, &eb);
+            api_reply_err(resp, rc, &eb);
             return;
         }
         json_object_set_new(row, "tenants", tenants);
@@ -1197,7 +1079,7 @@ one_row(struct httpd_request *req, struct httpd_response *resp, const char *enti
             json_object_set_new(row, "tenants_unfinished", live != NULL ? live : json_null());
         }
     }
-    reply_json(resp, 200, json_pack("{s:o}", "data", row));
+    api_reply_json(resp, 200, json_pack("{s:o}", "data", row));
 }
 
 /* ---- CSV exports (streamed in batches, never the whole table) ---------------------------- */
@@ -1415,7 +1297,7 @@ csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char
     char disp[96];
 
     if (list_params_parse(req, entity, &cs->lp) != ERR_OK) {
-        reply_err(resp, ERR_INVAL, &cs->lp.eb);
+        api_reply_err(resp, ERR_INVAL, &cs->lp.eb);
         csv_free(cs);
         return;
     }
@@ -1424,7 +1306,7 @@ csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char
     if (strcmp(entity, "hardware") == 0)
         httpd_args_each(req, hwfilter_arg_cb, &hw);
     if (hw.bad) {
-        reply_err(resp, ERR_INVAL, &hw.eb);
+        api_reply_err(resp, ERR_INVAL, &hw.eb);
         csv_free(cs);
         return;
     }
@@ -1436,9 +1318,9 @@ csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char
         if (strcmp(entity, "hardware") != 0 ||
             importfmt_parse(format, &cs->imp_kind, &eb) != ERR_OK ||
             (cs->imp_kind == IMPORTFMT_SNIPEIT) == jsonl) {
-            reply_error(resp, 400, "invalid_request", "Bad request",
-                        jsonl ? "format: this export takes jsonl or, for hardware, glpi"
-                              : "format: this export takes csv or, for hardware, snipeit");
+            api_reply_error(resp, 400, "invalid_request", "Bad request",
+                            jsonl ? "format: this export takes jsonl or, for hardware, glpi"
+                                  : "format: this export takes csv or, for hardware, snipeit");
             csv_free(cs);
             return;
         }
@@ -1477,7 +1359,7 @@ csv_export_as(struct httpd_request *req, struct httpd_response *resp, const char
         int rc = csv_fill(cs, &eb);
 
         if (rc != ERR_OK) {
-            reply_err(resp, rc, &eb);
+            api_reply_err(resp, rc, &eb);
             csv_free(cs);
             return;
         }
@@ -1545,7 +1427,7 @@ parse_body(struct httpd_request *req, struct httpd_response *resp)
         snprintf(detail, sizeof detail, "the body must be a JSON object%s%s", j == NULL ? ": " : "",
                  j == NULL ? jerr.text : "");
         json_decref(j);
-        reply_error(resp, 400, "invalid_json", "Invalid JSON", detail);
+        api_reply_error(resp, 400, "invalid_json", "Invalid JSON", detail);
         return NULL;
     }
     return j;
@@ -1568,7 +1450,7 @@ integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_r
 
     if (rc != ERR_OK) {
         json_decref(validation);
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     j = api_integration_json(app, &in);
@@ -1577,12 +1459,12 @@ integration_reply(struct api_app *app, struct httpd_request *req, struct httpd_r
     if (rc != ERR_OK) {
         json_decref(j);
         json_decref(validation);
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
-    reply_json(resp, status,
-               validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
-                                  : json_pack("{s:o}", "data", j));
+    api_reply_json(resp, status,
+                   validation != NULL ? json_pack("{s:o, s:o}", "data", j, "validation", validation)
+                                      : json_pack("{s:o}", "data", j));
 }
 
 static void
@@ -1596,7 +1478,7 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
     int rc = store_integration_list(req->st, account, &list, &n, &eb);
 
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     arr = json_array();
@@ -1611,10 +1493,10 @@ integrations_list(struct api_app *app, struct httpd_request *req, struct httpd_r
     free(list);
     if (rc != ERR_OK) {
         json_decref(arr);
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
-    reply_json(
+    api_reply_json(
         resp, 200,
         json_pack("{s:o, s:I, s:n}", "data", arr, "total_count", (json_int_t)n, "next_cursor"));
 }
@@ -1627,15 +1509,15 @@ integration_write_reply(struct api_app *app, struct httpd_request *req, struct h
                         const char *title, int status)
 {
     if (rc == ERR_AUTH) {
-        reply_json(resp, 422,
-                   json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code", "validation_failed",
-                             "title", title, "detail", eb->msg, "validation",
-                             val != NULL ? val : json_null()));
+        api_reply_json(resp, 422,
+                       json_pack("{s:[{s:s, s:s, s:s}], s:o}", "errors", "code",
+                                 "validation_failed", "title", title, "detail", eb->msg,
+                                 "validation", val != NULL ? val : json_null()));
         return;
     }
     if (rc != ERR_OK) {
         json_decref(val);
-        reply_err(resp, rc, eb);
+        api_reply_err(resp, rc, eb);
         return;
     }
     integration_reply(app, req, resp, account, id, status, val);
@@ -1710,7 +1592,7 @@ integration_patch_route(struct api_app *app, struct httpd_request *req, struct h
 out:
     json_decref(body);
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     integration_reply(app, req, resp, account, id, 200, NULL);
@@ -1751,16 +1633,16 @@ integration_sync_route(struct api_app *app, struct httpd_request *req, struct ht
                  ? scheduler_request_run(app->sched, req->st, account, id, full, &run, &eb)
                  : err_set(&eb, ERR_UNSUPPORTED, "the scheduler is not running");
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_sync_err(resp, rc, &eb);
         return;
     }
     /* The run exists from now on: its page lists the tenants as they are synced. */
     snprintf(loc, sizeof loc, "/api/v1/sync-runs/%" PRId64, run);
     httpd_response_header(resp, "Location", loc);
-    reply_json(resp, 202,
-               json_pack("{s:{s:I, s:I, s:s, s:s}}", "data", "run_id", (json_int_t)run,
-                         "integration_id", (json_int_t)id, "kind", full ? "full" : "incremental",
-                         "state", "queued"));
+    api_reply_json(resp, 202,
+                   json_pack("{s:{s:I, s:I, s:s, s:s}}", "data", "run_id", (json_int_t)run,
+                             "integration_id", (json_int_t)id, "kind",
+                             full ? "full" : "incremental", "state", "queued"));
 }
 
 /* ---- metrics ----------------------------------------------------------------------------- */
@@ -2097,7 +1979,7 @@ metrics_route(struct api_app *app, struct httpd_request *req, struct httpd_respo
             rs.bytes, rs.max_bytes, rs.entries, rs.hits, rs.misses, rs.evictions);
     }
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         return;
     }
     resp->status = 200;
@@ -2137,8 +2019,8 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
         errno = 0;
         days = strtoll(arg, &end, 10);
         if (errno != 0 || end == arg || *end != '\0' || days < 1 || days > INSIGHT_MAX_DAYS) {
-            reply_error(resp, 400, "invalid_request", "Invalid request",
-                        "stale_days is a whole number of days from 1 to 3650");
+            api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                            "stale_days is a whole number of days from 1 to 3650");
             return;
         }
     }
@@ -2178,16 +2060,16 @@ insights_answer(struct api_app *app, struct httpd_request *req, struct httpd_res
     q.nfilters = 1;
     rc = store_assets_each(req->st, &q, insight_collect, in, &eb);
     if (rc != ERR_OK) {
-        reply_err(resp, rc, &eb);
+        api_reply_err(resp, rc, &eb);
         goto out;
     }
     rows = json_array();
     for (size_t i = 0; i < insight_count(in); i++)
         json_array_append_new(rows, insight_to_json(in, i));
-    reply_json(resp, 200,
-               json_pack("{s:o, s:I, s:n, s:I}", "data", rows, "total_count",
-                         (json_int_t)insight_count(in), "next_cursor", "stale_days",
-                         (json_int_t)days));
+    api_reply_json(resp, 200,
+                   json_pack("{s:o, s:I, s:n, s:I}", "data", rows, "total_count",
+                             (json_int_t)insight_count(in), "next_cursor", "stale_days",
+                             (json_int_t)days));
     if (keyed && resp->status == 200) {
         pagecache_put(app->pages, key, strlen(key), version, resp->body.data, resp->body.len);
         httpd_response_header(resp, "ETag", etag);
@@ -2205,10 +2087,10 @@ static void
 healthz_route(const struct route_call *c)
 {
     if (c->req->st == NULL) {
-        reply_json(c->resp, 503, json_pack("{s:s}", "status", "database unavailable"));
+        api_reply_json(c->resp, 503, json_pack("{s:s}", "status", "database unavailable"));
         return;
     }
-    reply_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
+    api_reply_json(c->resp, 200, json_pack("{s:s}", "status", "ok"));
 }
 
 static void
@@ -2284,7 +2166,8 @@ static void
 software_devices(const struct route_call *c)
 {
     if (!row_exists(c->req->st, "software", c->p->account_id, c->id[0])) {
-        reply_error(c->resp, 404, "not_found", "Not found", "this software title does not exist");
+        api_reply_error(c->resp, 404, "not_found", "Not found",
+                        "this software title does not exist");
         return;
     }
     send_list(c->req, c->resp, "software_devices", c->p->account_id, c->id[0]);
@@ -2361,10 +2244,10 @@ me_get(const struct route_call *c)
 {
     const struct auth_principal *p = c->p;
 
-    reply_json(c->resp, 200,
-               json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
-                         p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
-                         (json_int_t)p->account_id));
+    api_reply_json(c->resp, 200,
+                   json_pack("{s:{s:s, s:s, s:I}}", "data", "name", p->name, "role",
+                             p->role == AUTH_ADMIN ? "admin" : "viewer", "account_id",
+                             (json_int_t)p->account_id));
 }
 
 #define ADMIN_ONLY "only admins (or admin API keys) can change integrations"
@@ -2421,64 +2304,50 @@ api_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
            const struct auth_principal *p, const struct route_denial *d)
 {
     (void)app;
-    (void)req;
     (void)p;
     switch (d->why) {
     case ROUTE_UNAUTHENTICATED: {
         struct errbuf eb = {0};
 
+        if (req->st == NULL) { /* this thread could not open the database (httpd.c) */
+            api_reply_error(resp, 503, "unavailable", "Service unavailable",
+                            "The database cannot be opened; try again later.");
+            httpd_response_header(resp, "Retry-After", "5");
+            break;
+        }
         if (d->code == ERR_AUTH)
             httpd_response_header(resp, "WWW-Authenticate", "ApiKey header=\"x-api-key\"");
         eb.code = d->code;
         snprintf(eb.msg, sizeof eb.msg, "%s", d->msg != NULL ? d->msg : "");
-        reply_err(resp, d->code, &eb);
+        api_reply_err(resp, d->code, &eb);
         break;
     }
     case ROUTE_CSRF:
-        reply_error(resp, 403, "csrf", "Forbidden",
-                    "missing or wrong X-CSRF-Token for this session");
+        api_reply_error(resp, 403, "csrf", "Forbidden",
+                        "missing or wrong X-CSRF-Token for this session");
         break;
     case ROUTE_FORBIDDEN:
     case ROUTE_CROSS_SITE:
-        reply_error(resp, 403, "forbidden", "Forbidden",
-                    d->msg != NULL ? d->msg : "your role does not allow this");
+        api_reply_error(resp, 403, "forbidden", "Forbidden",
+                        d->msg != NULL ? d->msg : "your role does not allow this");
         break;
     case ROUTE_BAD_METHOD:
         httpd_response_header(resp, "Allow", d->allow != NULL ? d->allow : "");
-        reply_error(resp, 405, "method_not_allowed", "Method not allowed",
-                    "this route does not take this method (see the Allow header)");
+        api_reply_error(resp, 405, "method_not_allowed", "Method not allowed",
+                        "this route does not take this method (see the Allow header)");
         break;
     case ROUTE_THROTTLED: {
         char secs[16];
 
         snprintf(secs, sizeof secs, "%d", d->retry_after_s > 0 ? d->retry_after_s : 1);
         httpd_response_header(resp, "Retry-After", secs);
-        reply_error(resp, 429, "too_many_requests", "Too many requests",
-                    "this API key is over its rate limit (see RateLimit-* and Retry-After)");
+        api_reply_error(resp, 429, "too_many_requests", "Too many requests",
+                        "this API key is over its rate limit (see RateLimit-* and Retry-After)");
         break;
     }
     case ROUTE_NOT_FOUND:
     default:
-        reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
+        api_reply_error(resp, 404, "not_found", "Not found", "no such route (see /openapi.json)");
         break;
     }
-}
-
-void
-api_reply_json(struct httpd_response *resp, int status, json_t *j)
-{
-    reply_json(resp, status, j);
-}
-
-void
-api_reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
-                const char *detail)
-{
-    reply_error(resp, status, code, title, detail);
-}
-
-void
-api_reply_err(struct httpd_response *resp, int code, const struct errbuf *eb)
-{
-    reply_err(resp, code, eb);
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "api_reply.h"
 #include "app.h"
 #include "auth.h"
 #include "buf.h"
@@ -53,12 +54,5 @@ json_t *api_integration_json(struct api_app *app, const struct integration *in);
  * keeps nothing. For the fuzzer (fuzz/list_params_fuzzer.c); requests use the same parser. */
 int api_list_params_check(const char *entity, const char *const *kv, size_t npairs,
                           struct errbuf *eb);
-
-/* The API's answers, for the route files beside api.c (api_changes.c): a JSON body (takes the
- * reference j), the error envelope, and a store or auth error mapped to its status. */
-void api_reply_json(struct httpd_response *resp, int status, json_t *j);
-void api_reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
-                     const char *detail);
-void api_reply_err(struct httpd_response *resp, int code, const struct errbuf *eb);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_reply.h"
 #include "app.h"
 #include "buf.h"
 #include "clock.h"
@@ -43,42 +44,6 @@ reply_error(struct httpd_response *resp, int status, const char *code, const cha
     reply(resp, status,
           json_pack("{s:[{s:s, s:s, s:s}]}", "errors", "code", code, "title", title, "detail",
                     detail));
-}
-
-/* As api.c's answers: the status of a store error, the message unless it may name a file. */
-static void
-reply_err(struct httpd_response *resp, int rc, const struct errbuf *eb)
-{
-    const char *msg = eb->msg[0] != '\0' ? eb->msg : err_str(rc);
-
-    switch (rc) {
-    case ERR_NOTFOUND:
-        reply_error(resp, 404, "not_found", "Not found", msg);
-        break;
-    case ERR_INVAL:
-    case ERR_USAGE:
-        reply_error(resp, 400, "invalid_request", "Invalid request", msg);
-        break;
-    case ERR_EXISTS:
-        reply_error(resp, 409, "conflict", "Conflict", msg);
-        break;
-    case ERR_TOOBIG:
-        reply_error(resp, 429, "too_many_requests", "Too many requests", msg);
-        break;
-    case ERR_UNSUPPORTED:
-        reply_error(resp, 501, "not_implemented", "Not implemented", msg);
-        break;
-    case ERR_TIMEOUT:
-        log_warn("api: busy: %s", msg);
-        reply_error(resp, 503, "busy", "Service busy", "The database is busy; try again.");
-        httpd_response_header(resp, "Retry-After", "5");
-        break;
-    default:
-        log_warn("api: internal error: %s", msg);
-        reply_error(resp, 500, "internal", "Internal error",
-                    "The request could not be completed; see the server log.");
-        break;
-    }
 }
 
 static int
@@ -165,7 +130,7 @@ api_client_get(const struct route_call *c)
     int rc = api_client_json(c->req->st, c->p->account_id, c->id[0], clock_now(), &row, &eb);
 
     if (rc != ERR_OK) {
-        reply_err(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         return;
     }
     reply(c->resp, 200, json_pack("{s:o}", "data", row));
@@ -225,7 +190,7 @@ api_client_patch(const struct route_call *c)
     if (rc == ERR_OK)
         rc = api_client_json(c->req->st, c->p->account_id, c->id[0], clock_now(), &row, &eb);
     if (rc != ERR_OK) {
-        reply_err(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         goto out;
     }
     log_info("client changed id=%" PRId64 " by=%s included=%d renamed=%d", c->id[0], c->p->name,
@@ -260,7 +225,7 @@ api_client_sync(const struct route_call *c)
     }
     json_decref(row);
     if (rc != ERR_OK) {
-        reply_err(c->resp, rc, &eb);
+        api_reply_sync_err(c->resp, rc, &eb);
         return;
     }
     /* The run exists from now on (serve's thread or workers sync it): its page shows it live. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_reply.h"
 #include "cursor.h"
 #include "httpd.h"
 #include "log.h"
@@ -89,6 +90,114 @@ build_cb(void *arg, const struct store_cell *cells, size_t n)
     return b->rc != ERR_OK ? b->rc : 0;
 }
 
+/* The titles product_index_dedupe asks about and their current devices, read in one pass of
+ * the product_installs list: a query per title costs seconds on a large account. First pass (pairs
+ * NULL): records the titles asked for, answers no devices; second pass: answers from pairs. */
+struct title_devs {
+    int64_t *want; /* sorted title ids */
+    size_t nwant, capwant;
+    int64_t (*pairs)[2]; /* (title id, device id), sorted */
+    size_t npairs, cappairs;
+};
+
+#define TITLE_DEVICES_MAX 50000000
+
+static int
+i64_cmp(const void *x, const void *y)
+{
+    int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+
+    return a < b ? -1 : a > b;
+}
+
+static int
+pair_cmp(const void *x, const void *y)
+{
+    const int64_t *a = x, *b = y;
+
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    return a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+static int
+install_cb(void *arg, const struct store_cell *cells, size_t n)
+{
+    struct title_devs *t = arg;
+    int64_t title = cell_i(cell(cells, n, "title_id"));
+
+    if (bsearch(&title, t->want, t->nwant, sizeof *t->want, i64_cmp) == NULL)
+        return 0;
+    if (t->npairs >= TITLE_DEVICES_MAX)
+        return ERR_TOOBIG;
+    t->pairs = mem_grow(t->pairs, &t->cappairs, t->npairs + 1, sizeof *t->pairs);
+    t->pairs[t->npairs][0] = title;
+    t->pairs[t->npairs][1] = cell_i(cell(cells, n, "asset_id"));
+    t->npairs++;
+    return 0;
+}
+
+static int
+title_devices(void *arg, int64_t title_id, int64_t **ids, size_t *n, struct errbuf *eb)
+{
+    struct title_devs *t = arg;
+    size_t lo = 0, hi = t->npairs, k;
+
+    (void)eb;
+    *ids = NULL;
+    *n = 0;
+    if (t->pairs == NULL) {
+        t->want = mem_grow(t->want, &t->capwant, t->nwant + 1, sizeof *t->want);
+        t->want[t->nwant++] = title_id;
+        return ERR_OK;
+    }
+    while (lo < hi) { /* the first pair of title_id */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (t->pairs[mid][0] < title_id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (k = lo; k < t->npairs && t->pairs[k][0] == title_id; k++)
+        ;
+    if (k > lo) {
+        *ids = xcalloc(k - lo, sizeof **ids);
+        for (size_t i = lo; i < k; i++)
+            (*ids)[i - lo] = t->pairs[i][1];
+        *n = k - lo;
+    }
+    return ERR_OK;
+}
+
+/* Counts each device once per product and version (product_index_dedupe). */
+static int
+snap_dedupe(struct store *st, int64_t account, struct product_index *ix, struct errbuf *eb)
+{
+    struct title_devs td = {0};
+    struct list_query q;
+    int rc = product_index_dedupe(ix, title_devices, &td, eb); /* which titles */
+
+    if (rc == ERR_OK && td.nwant > 0) {
+        qsort(td.want, td.nwant, sizeof *td.want, i64_cmp);
+        memset(&q, 0, sizeof q);
+        q.entity = "product_installs";
+        q.account_id = account;
+        rc = store_list_each(st, &q, install_cb, &td, eb);
+        if (rc == ERR_TOOBIG && eb != NULL && eb->msg[0] == '\0')
+            err_set(eb, rc, "more than %d installs to count", TITLE_DEVICES_MAX);
+        if (rc == ERR_OK) {
+            if (td.pairs == NULL)
+                td.pairs = xcalloc(1, sizeof *td.pairs); /* answer from no pairs */
+            qsort(td.pairs, td.npairs, sizeof *td.pairs, pair_cmp);
+            rc = product_index_dedupe(ix, title_devices, &td, eb);
+        }
+    }
+    free(td.want);
+    free(td.pairs);
+    return rc;
+}
+
 int
 api_software_snap(struct store *st, int64_t account, struct software_snap **out, struct errbuf *eb)
 {
@@ -128,6 +237,10 @@ api_software_snap(struct store *st, int64_t account, struct software_snap **out,
         return rc;
     }
     product_index_finish(b.ix);
+    if ((rc = snap_dedupe(st, account, b.ix, eb)) != ERR_OK) {
+        product_index_free(b.ix);
+        return rc;
+    }
     s = xcalloc(1, sizeof *s);
     s->ix = b.ix;
     s->account = account;
@@ -241,46 +354,6 @@ api_software_devices(struct store *st, const struct software_snap *s, const stru
 
 /* ---- routes ------------------------------------------------------------------------------- */
 
-static void
-reply(struct httpd_response *resp, int status, json_t *j)
-{
-    char *t = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
-
-    resp->status = status;
-    resp->content_type = "application/json";
-    buf_reset(&resp->body);
-    if (t == NULL) {
-        resp->status = 500;
-        buf_addstr(&resp->body, "{\"errors\":[{\"code\":\"internal\",\"title\":\"Internal "
-                                "error\",\"detail\":\"The response could not be built.\"}]}");
-    } else {
-        buf_addstr(&resp->body, t);
-    }
-    free(t);
-    json_decref(j);
-}
-
-static void
-reply_error(struct httpd_response *resp, int status, const char *code, const char *title,
-            const char *detail)
-{
-    reply(resp, status,
-          json_pack("{s:[{s:s, s:s, s:s}]}", "errors", "code", code, "title", title, "detail",
-                    detail));
-}
-
-static void
-reply_store(struct httpd_response *resp, int rc, const struct errbuf *eb)
-{
-    log_warn("api: software products: %s", eb->msg[0] != '\0' ? eb->msg : err_str(rc));
-    if (rc == ERR_TIMEOUT) {
-        httpd_response_header(resp, "Retry-After", "1");
-        reply_error(resp, 503, "busy", "Busy", "the database is busy; try again");
-    } else {
-        reply_error(resp, 500, "internal", "Internal error", "see the server log");
-    }
-}
-
 static int
 parse_pos(const char *s, int64_t max, int64_t *out)
 {
@@ -308,8 +381,8 @@ page_args(struct httpd_request *req, struct httpd_response *resp, int *page_size
     *offset = 0;
     if (ps != NULL) {
         if (parse_pos(ps, PAGE_MAX, &n) != 0 || n < 1) {
-            reply_error(resp, 400, "invalid_request", "Invalid request",
-                        "page_size must be a number from 1 to 200");
+            api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                            "page_size must be a number from 1 to 200");
             return -1;
         }
         *page_size = (int)n;
@@ -323,8 +396,8 @@ page_args(struct httpd_request *req, struct httpd_response *resp, int *page_size
             bad = 1;
         }
         if (bad) {
-            reply_error(resp, 400, "invalid_request", "Invalid request",
-                        "cursor is not one this API returned");
+            api_reply_error(resp, 400, "invalid_request", "Invalid request",
+                            "cursor is not one this API returned");
             return -1;
         }
         *offset = c.n;
@@ -348,9 +421,9 @@ reply_list(struct httpd_response *resp, json_t *arr, int64_t total, int64_t next
             nc = json_string(text);
         }
     }
-    reply(resp, 200,
-          json_pack("{s:o, s:I, s:o}", "data", arr, "total_count", (json_int_t)total, "next_cursor",
-                    nc));
+    api_reply_json(resp, 200,
+                   json_pack("{s:o, s:I, s:o}", "data", arr, "total_count", (json_int_t)total,
+                             "next_cursor", nc));
 }
 
 static int
@@ -389,18 +462,18 @@ api_software_products_get(const struct route_call *c)
     if (page_args(c->req, c->resp, &page_size, &offset) != 0)
         return;
     if (search != NULL && strlen(search) > 200) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "search text is longer than 200 characters");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "search text is longer than 200 characters");
         return;
     }
     if (sort != NULL && strcmp(sort, "-device_count") != 0 && strcmp(sort, "name") != 0 &&
         strcmp(sort, "-client_count") != 0) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "sort takes -device_count (the default), -client_count or name");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "sort takes -device_count (the default), -client_count or name");
         return;
     }
     if ((rc = api_software_snap(c->req->st, c->p->account_id, &s, &eb)) != ERR_OK) {
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         return;
     }
     hits = s->ix->nproducts > 0 ? xcalloc(s->ix->nproducts, sizeof *hits) : NULL;
@@ -427,12 +500,12 @@ product_or_404(const struct route_call *c, struct software_snap **s)
     int rc;
 
     if ((rc = api_software_snap(c->req->st, c->p->account_id, s, &eb)) != ERR_OK) {
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
         return NULL;
     }
     if ((p = product_index_find((*s)->ix, c->id[0])) == NULL) {
-        reply_error(c->resp, 404, "not_found", "Not found",
-                    "no installed software has this product id");
+        api_reply_error(c->resp, 404, "not_found", "Not found",
+                        "no installed software has this product id");
         api_software_release(*s);
         *s = NULL;
     }
@@ -447,7 +520,7 @@ api_software_product_get(const struct route_call *c)
 
     if (p == NULL)
         return;
-    reply(c->resp, 200, json_pack("{s:o}", "data", api_software_product_json(s, p, 1)));
+    api_reply_json(c->resp, 200, json_pack("{s:o}", "data", api_software_product_json(s, p, 1)));
     api_software_release(s);
 }
 
@@ -465,8 +538,8 @@ api_software_product_devices_get(const struct route_call *c)
     if (page_args(c->req, c->resp, &page_size, &offset) != 0)
         return;
     if (cl != NULL && (parse_pos(cl, INT64_MAX, &client) != 0 || client < 1)) {
-        reply_error(c->resp, 400, "invalid_request", "Invalid request",
-                    "client_id must be a client's id");
+        api_reply_error(c->resp, 400, "invalid_request", "Invalid request",
+                        "client_id must be a client's id");
         return;
     }
     if ((p = product_or_404(c, &s)) == NULL)
@@ -476,7 +549,7 @@ api_software_product_devices_get(const struct route_call *c)
                               &eb);
     if (rc != ERR_OK) {
         json_decref(arr);
-        reply_store(c->resp, rc, &eb);
+        api_reply_err(c->resp, rc, &eb);
     } else {
         reply_list(c->resp, arr, total, offset + page_size);
     }

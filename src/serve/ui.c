@@ -245,15 +245,17 @@ store_status(int rc)
     return rc == ERR_TIMEOUT ? 503 : 500;
 }
 
-/* What a form's page says about a failed write (rc, eb): a busy database is logged (its
- * message names the file) and the user is asked to try again. */
+/* What a page says about a failed store call (rc, eb): a database or file error names the file,
+ * so it goes to the log and the page says what to do; every other message (a wrong value, a
+ * limit) is the user's. Also ui_totp's (struct ui_totp_env). */
 static const char *
-store_msg(const struct page *pg, int rc, const struct errbuf *eb)
+store_msg(const struct httpd_request *req, int rc, const struct errbuf *eb)
 {
-    if (rc != ERR_TIMEOUT)
+    if (rc != ERR_DB && rc != ERR_TIMEOUT && rc != ERR_IO)
         return eb->msg;
-    log_warn("ui: a database call failed route=%s error=\"%s\"", pg->req->path, eb->msg);
-    return "The database is busy; try again in a moment.";
+    log_warn("ui: a database call failed route=%s error=\"%s\"", req->path, eb->msg);
+    return rc == ERR_TIMEOUT ? "The database is busy; try again in a moment."
+                             : "The database could not be read; the cause is in the server's log.";
 }
 
 static void
@@ -458,6 +460,7 @@ totp_env(const struct api_app *app, struct ui_totp_env *e)
     e->esc = ui_esc;
     e->form_value = ui_form_value;
     e->safe_next = safe_next;
+    e->store_msg = store_msg;
     return e;
 }
 
@@ -1260,7 +1263,7 @@ assets_prefs_post(struct page *pg)
     if (rc != ERR_OK) {
         pg->resp->status = store_status(rc);
         page_begin(pg, "Not saved", "/assets");
-        notice(pg->b, "bad", store_msg(pg, rc, &eb));
+        notice(pg->b, "bad", store_msg(pg->req, rc, &eb));
         page_end(pg);
     } else {
         buf_addstr(&to, "/assets");
@@ -1351,7 +1354,19 @@ asset_detail(struct page *pg, int64_t id)
                       "again.</div>");
     }
     buf_addstr(b, "<div class=\"grid2\"><div class=\"panel\">");
-    ui_device_fields(b, a, clock_now(), &denv);
+    {
+        /* The Intune link goes to the admin center of the integration's cloud; an unreadable
+         * integration leaves the global one. */
+        json_t *iid = json_object_get(json_object_get(a, "source"), "integration_id");
+        struct integration in = {0};
+        struct errbuf ieb = {0};
+
+        if (json_is_integer(iid))
+            (void)store_integration_get(pg->req->st, pg->p.account_id, json_integer_value(iid), &in,
+                                        &ieb);
+        ui_device_fields(b, a, in.cloud, clock_now(), &denv);
+        integration_clear(&in);
+    }
     buf_addstr(b, "</div><div>");
     buf_printf(b, "<h2>Installed software (%zu)</h2><div class=\"tablewrap\">",
                json_array_size(sw));
@@ -2637,7 +2652,7 @@ apikey_create_post(struct page *pg)
     } else if ((rc = auth_apikey_create(pg->req->st, pg->p.account_id, name, scope, expires, key,
                                         &id, &eb)) != ERR_OK) {
         pg->resp->status = store_status(rc);
-        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
+        apikeys_page(pg, "bad", store_msg(pg->req, rc, &eb), NULL);
     } else {
         log_info("api key created id=%" PRId64 " scope=%s by=%s", id, scope, pg->p.name);
         apikeys_page(pg, "ok", "The key was created.", key);
@@ -2657,7 +2672,7 @@ apikey_revoke_post(struct page *pg, int64_t id)
 
     if (rc != ERR_OK) {
         pg->resp->status = rc == ERR_NOTFOUND ? 404 : store_status(rc);
-        apikeys_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
+        apikeys_page(pg, "bad", store_msg(pg->req, rc, &eb), NULL);
         return;
     }
     log_info("api key revoked id=%" PRId64 " by=%s", id, pg->p.name);
@@ -2791,7 +2806,7 @@ user_add_post(struct page *pg)
         users_page(pg, "ok", "The user was added and can sign in now.", NULL);
     } else {
         pg->resp->status = rc == ERR_EXISTS ? 409 : rc == ERR_INVAL ? 400 : store_status(rc);
-        users_page(pg, "bad", store_msg(pg, rc, &eb), pg->req->body);
+        users_page(pg, "bad", store_msg(pg->req, rc, &eb), pg->req->body);
     }
     free(name);
     free(role);
@@ -2811,7 +2826,7 @@ user_password_post(struct page *pg, int64_t id)
         users_page(pg, "bad", "There is no such user in this account.", NULL);
     } else if ((rc = auth_user_passwd(pg->req->st, name, pw, &eb)) != ERR_OK) {
         pg->resp->status = rc == ERR_INVAL ? 400 : store_status(rc);
-        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
+        users_page(pg, "bad", store_msg(pg->req, rc, &eb), NULL);
     } else if (id == pg->p.user_id) {
         /* The change ended every session of the user, this one included. */
         redirect(pg->resp, "/login");
@@ -2839,7 +2854,7 @@ user_remove_post(struct page *pg, int64_t id)
         users_page(pg, "bad", "There is no such user in this account.", NULL);
     } else if ((rc = auth_user_remove(pg->req->st, name, &eb)) != ERR_OK) {
         pg->resp->status = store_status(rc);
-        users_page(pg, "bad", store_msg(pg, rc, &eb), NULL);
+        users_page(pg, "bad", store_msg(pg->req, rc, &eb), NULL);
     } else {
         log_info("user removed name=%s by=%s", name, pg->p.name);
         users_page(pg, "ok", "The user was removed and signed out.", NULL);
@@ -3130,7 +3145,10 @@ ui_refuse(void *app, struct httpd_request *req, struct httpd_response *resp,
         break;
     case ROUTE_UNAUTHENTICATED:
         memset(&pg.p, 0, sizeof pg.p);
-        if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
+        if (req->st == NULL) { /* this thread could not open the database (httpd.c) */
+            httpd_response_header(resp, "Retry-After", "5");
+            refused(&pg, 503, "The database cannot be opened; try again in a moment.");
+        } else if (d->code == ERR_DB || d->code == ERR_TIMEOUT || d->code == ERR_IO) {
             /* The session could not be read: say so rather than send a signed-in user away. */
             page_store_failed(&pg, d->code, NULL);
             page_begin(&pg, "Error", NULL);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cloud.h"
 #include "guid.h"
 #include "lifecycle.h"
 #include "output.h"
@@ -121,8 +122,10 @@ ui_device_support(const char *os_name, const char *os_version, int64_t now, char
 }
 
 int
-ui_device_intune_url(char *out, size_t n, const char *tenant_id, const char *intune_id)
+ui_device_intune_url(char *out, size_t n, const char *cloud, const char *tenant_id,
+                     const char *intune_id)
 {
+    const struct cloud *cl = cloud_find(cloud);
     int w;
 
     if (n > 0)
@@ -130,9 +133,9 @@ ui_device_intune_url(char *out, size_t n, const char *tenant_id, const char *int
     if (!guid_valid(tenant_id) || !guid_valid(intune_id))
         return 0;
     w = snprintf(out, n,
-                 UI_INTUNE_HOST "/%s/#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/"
-                                "~/overview/mdmDeviceId/%s",
-                 tenant_id, intune_id);
+                 "%s/%s/#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/"
+                 "~/overview/mdmDeviceId/%s",
+                 (cl != NULL ? cl : cloud_find(NULL))->intune_url, tenant_id, intune_id);
     if (w < 0 || (size_t)w >= n) {
         if (n > 0)
             out[0] = '\0';
@@ -214,7 +217,8 @@ value(struct buf *b, const json_t *v, enum fkind kind, int64_t now, const struct
 }
 
 void
-ui_device_fields(struct buf *b, const json_t *a, int64_t now, const struct ui_device_env *env)
+ui_device_fields(struct buf *b, const json_t *a, const char *cloud, int64_t now,
+                 const struct ui_device_env *env)
 {
     const json_t *cid = output_lookup(a, "client.id");
     const char *tenant = json_string_value(output_lookup(a, "client.tenant_id"));
@@ -232,7 +236,7 @@ ui_device_fields(struct buf *b, const json_t *a, int64_t now, const struct ui_de
         value(b, output_lookup(a, "client.name"), F_TEXT, now, env);
     }
     buf_addstr(b, "</dd><dt>In Intune</dt><dd>");
-    if (ui_device_intune_url(url, sizeof url, tenant, intune)) {
+    if (ui_device_intune_url(url, sizeof url, cloud, tenant, intune)) {
         buf_addstr(b, "<a id=\"open-in-intune\" target=\"_blank\" rel=\"noopener noreferrer\" "
                       "href=\"");
         env->esc(b, url);

@@ -15,8 +15,9 @@
  *   https://intune.microsoft.com/{tenant}/#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/
  *   ~/overview/mdmDeviceId/{intune device id}
  * The tenant segment (the customer's tenant id) makes a partner's admin center open the customer
- * tenant instead of its own. National clouds have other hosts; the device row does not carry its
- * integration's cloud, so the global host is used (docs/API.md notes it).
+ * tenant instead of its own. The host is the admin center of the device's integration's cloud
+ * (cloud.h: intune.microsoft.com, .us for GCC High and DoD, intune.microsoftonline.cn for
+ * 21Vianet).
  *
  * Pure functions of their arguments (now is passed in); thread-safe. Output is bounded by b.
  */
@@ -28,8 +29,6 @@
 #include <stdint.h>
 
 #include "buf.h"
-
-#define UI_INTUNE_HOST "https://intune.microsoft.com"
 
 struct ui_device_env {
     void (*esc)(struct buf *b, const char *s); /* HTML-escapes s (NULL: nothing) */
@@ -49,12 +48,15 @@ void ui_device_when(struct buf *b, const char *rfc3339, int64_t now,
  * (unknown). status gets e.g. "supported until 2027-10-12 (Windows 11 25H2)". */
 const char *ui_device_support(const char *os_name, const char *os_version, int64_t now,
                               char *status, size_t n);
-/* The admin center's page of the device, or 0 (nothing written) when an id is not a GUID. */
-int ui_device_intune_url(char *out, size_t n, const char *tenant_id, const char *intune_id);
+/* The admin center's page of the device in cloud (cloud.h's names; NULL, "" or unknown: global),
+ * or 0 (nothing written) when an id is not a GUID. */
+int ui_device_intune_url(char *out, size_t n, const char *cloud, const char *tenant_id,
+                         const char *intune_id);
 
 /* The page body below the device's name: the field list (id "asset-fields") with the client
- * link, the Intune link, the support status (id "os-support"), sizes and dates as above. */
-void ui_device_fields(struct buf *b, const json_t *asset, int64_t now,
+ * link, the Intune link (in cloud, the device's integration's), the support status (id
+ * "os-support"), sizes and dates as above. */
+void ui_device_fields(struct buf *b, const json_t *asset, const char *cloud, int64_t now,
                       const struct ui_device_env *env);
 /* The history table (id "asset-history"; "No changes recorded" when empty); field names are
  * shown as words, dates as ui_device_when, storage sizes as ui_device_size. */

@@ -19,19 +19,6 @@
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-/* What a page may say of a failure: a database error names the file, so it goes to the log
- * and the page says what to do; every other message (a wrong code, a limit) is the user's. */
-static const char *
-shown(const struct httpd_request *req, const struct errbuf *eb)
-{
-    if (eb->code != ERR_DB && eb->code != ERR_TIMEOUT && eb->code != ERR_IO)
-        return eb->msg;
-    log_warn("ui: a database call failed route=%s error=\"%s\"", req->path, eb->msg);
-    return eb->code == ERR_TIMEOUT ? "The database is busy; try again in a moment."
-                                   : "The database could not be read; the cause is in the "
-                                     "server's log.";
-}
-
 static void
 notice(const struct ui_totp_env *env, struct buf *b, const char *kind, const char *msg)
 {
@@ -180,7 +167,7 @@ enrol_page(const struct ui_totp_env *env, struct httpd_request *req, struct http
     struct buf *b = &resp->body;
 
     if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) != ERR_OK) {
-        message_page(env, resp, 500, "Two-step sign-in", "bad", shown(req, &eb),
+        message_page(env, resp, 500, "Two-step sign-in", "bad", env->store_msg(req, eb.code, &eb),
                      "<p><a href=\"/login\">Sign in again</a></p>");
         return;
     }
@@ -257,7 +244,8 @@ ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
             redirect(resp, "/login");
         } else {
             set_cookie(resp, req, MFA_PENDING_COOKIE, "", "/login", 0);
-            message_page(env, resp, 401, "Two-step sign-in", "bad", shown(req, &eb),
+            message_page(env, resp, 401, "Two-step sign-in", "bad",
+                         env->store_msg(req, eb.code, &eb),
                          "<p><a href=\"/login\">Sign in again</a></p>");
         }
         return;
@@ -287,7 +275,8 @@ ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
         else if (rc == ERR_AUTH || rc == ERR_THROTTLED)
             wrong_code(env, req, resp, &p, stage, pending, rc, eb.msg);
         else
-            message_page(env, resp, 500, "Two-step sign-in", "bad", shown(req, &eb),
+            message_page(env, resp, 500, "Two-step sign-in", "bad",
+                         env->store_msg(req, eb.code, &eb),
                          "<p><a href=\"/login\">Sign in again</a></p>");
     } else {
         char codes[TOTP_RECOVERY_CODES][TOTP_RECOVERY_LEN];
@@ -309,7 +298,8 @@ ui_totp_pending(const struct ui_totp_env *env, struct httpd_request *req,
         } else if (rc == ERR_AUTH || rc == ERR_THROTTLED) {
             wrong_code(env, req, resp, &p, stage, pending, rc, eb.msg);
         } else {
-            message_page(env, resp, 500, "Two-step sign-in", "bad", shown(req, &eb),
+            message_page(env, resp, 500, "Two-step sign-in", "bad",
+                         env->store_msg(req, eb.code, &eb),
                          "<p><a href=\"/login\">Sign in again</a></p>");
         }
         sodium_memzero(codes, sizeof codes);
@@ -400,7 +390,7 @@ security_page(const struct ui_totp_env *env, struct httpd_request *req, struct h
                "You signed in with a recovery code, which is now used up. If you lost your "
                "app, turn two-step sign-in off and set it up again for new codes.");
     if (store_totp_get(req->st, p->user_id, &t, &eb) != ERR_OK) {
-        notice(env, b, "bad", shown(req, &eb));
+        notice(env, b, "bad", env->store_msg(req, eb.code, &eb));
         env->page_end(resp);
         return;
     }
@@ -445,7 +435,7 @@ security_page(const struct ui_totp_env *env, struct httpd_request *req, struct h
         q.entity = "users";
         q.account_id = p->account_id;
         if (store_list_each(req->st, &q, user_row_cb, &ul, &eb) != ERR_OK)
-            notice(env, b, "bad", shown(req, &eb));
+            notice(env, b, "bad", env->store_msg(req, eb.code, &eb));
         buf_addstr(b, "</tbody></table></section>");
     }
     user_totp_clear(&t);
@@ -471,7 +461,7 @@ admin_reset(const struct ui_totp_env *env, struct httpd_request *req, struct htt
         security_page(env, req, resp, p, "ok", "Two-step sign-in of that user was reset.");
         return;
     }
-    security_page(env, req, resp, p, "bad", shown(req, &eb));
+    security_page(env, req, resp, p, "bad", env->store_msg(req, eb.code, &eb));
     resp->status = rc == ERR_NOTFOUND ? 404 : 500;
 }
 
@@ -544,7 +534,7 @@ ui_totp_require_post(const struct ui_totp_env *env, struct httpd_request *req,
         log_info("two-step sign-in %s account_id=%" PRId64 " by=%s", want ? "required" : "optional",
                  p->account_id, p->name);
     security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad",
-                  rc == ERR_OK ? "Saved." : shown(req, &eb));
+                  rc == ERR_OK ? "Saved." : env->store_msg(req, eb.code, &eb));
     if (rc != ERR_OK)
         resp->status = rc == ERR_TIMEOUT ? 503 : 500;
     free(on);
@@ -565,7 +555,7 @@ ui_totp_start_post(const struct ui_totp_env *env, struct httpd_request *req,
     struct errbuf eb = {0};
 
     if (mfa_enrol_secret(req->st, env->vault, p->user_id, secret, &eb) != ERR_OK) {
-        security_page(env, req, resp, p, "bad", shown(req, &eb));
+        security_page(env, req, resp, p, "bad", env->store_msg(req, eb.code, &eb));
     } else {
         env->page_begin(resp, p, "Security", "/security");
         buf_addstr(&resp->body, "<h1>Security</h1><section class=\"panel\">");
@@ -602,12 +592,12 @@ ui_totp_confirm_post(const struct ui_totp_env *env, struct httpd_request *req,
             buf_addstr(&resp->body, "</section>");
             env->page_end(resp);
         } else {
-            security_page(env, req, resp, p, "bad", shown(req, &eb));
+            security_page(env, req, resp, p, "bad", env->store_msg(req, eb.code, &eb));
         }
         sodium_memzero(secret, sizeof secret);
         resp->status = 400;
     } else {
-        security_page(env, req, resp, p, "bad", shown(req, &eb));
+        security_page(env, req, resp, p, "bad", env->store_msg(req, eb.code, &eb));
         resp->status = rc == ERR_EXISTS ? 409 : 400;
     }
     sodium_memzero(codes, sizeof codes);
@@ -623,7 +613,7 @@ ui_totp_disable_post(const struct ui_totp_env *env, struct httpd_request *req,
     int rc = mfa_disable(req->st, env->vault, req->ip, p, code, &eb);
 
     security_page(env, req, resp, p, rc == ERR_OK ? "ok" : "bad",
-                  rc == ERR_OK ? "Two-step sign-in is off." : shown(req, &eb));
+                  rc == ERR_OK ? "Two-step sign-in is off." : env->store_msg(req, eb.code, &eb));
     if (rc != ERR_OK)
         resp->status = rc == ERR_THROTTLED ? 429 : rc == ERR_AUTH ? 401 : 400;
     free_secret(code);

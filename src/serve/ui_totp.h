@@ -30,8 +30,8 @@
 
 /* What ui.c lends these pages (so this file needs neither ui.h nor api.h): its page frame
  * (page_begin resets resp's body; the navigation shows when p is signed in, p may be NULL),
- * escaping, form decoding, the check of a return path, the session cookie's name and the
- * vault. */
+ * escaping, form decoding, the check of a return path, what a page says of a failed store call
+ * (a database's message goes to the log instead), the session cookie's name and the vault. */
 struct ui_totp_env {
     const struct vault *vault;
     const char *session_cookie;
@@ -41,6 +41,7 @@ struct ui_totp_env {
     void (*esc)(struct buf *b, const char *s);
     char *(*form_value)(const char *body, const char *key);
     const char *(*safe_next)(const char *next);
+    const char *(*store_msg)(const struct httpd_request *req, int rc, const struct errbuf *eb);
 };
 
 /* A /login/totp page: want is MFA_CODE (/login/totp) or MFA_ENROL (/login/totp/enrol); GET/HEAD

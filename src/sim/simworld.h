@@ -86,9 +86,12 @@ enum simw_fault_kind {
 };
 
 struct simw_fault {
-    char tenant[64]; /* tenant id, or "*" for all */
-    char route[32];  /* route name (see sim.c), or "*" */
-    int page;        /* 0 = any page, else 1-based page number of a paged listing */
+    char tenant[64]; /* a customer's or the partner's tenant id (an index is resolved when the
+                        fault is added), or "*" for all */
+    char route[32];  /* a name of sim_route_names (sim.c), "batch_item" (every inner request of
+                        a $batch, whatever its route), or "*" */
+    int page;        /* 0 = any page, else the 1-based page of a managedDevices listing (no
+                        other route counts pages: there such a fault never fires) */
     enum simw_fault_kind kind;
     int status;
     int latency_ms;

@@ -1403,6 +1403,12 @@ static const struct store_list_field product_title_fields[] = {
     {NULL, NULL, SC_NULL},
 };
 
+static const struct store_list_field product_install_fields[] = {
+    LF("title_id", "i.title_id", SC_INT),
+    LF("asset_id", "i.asset_id", SC_INT),
+    {NULL, NULL, SC_NULL},
+};
+
 static const struct store_list_field change_fields[] = {
     LF("id", "x.id", SC_INT),
     LF("at", "x.at", SC_TS),
@@ -1581,6 +1587,17 @@ static const struct store_list_entity lentities[] = {
      "t.id",
      "t.id",
      product_title_fields,
+     NULL,
+     0},
+    {"product_installs",
+     /* (title, device) of every current install on an active device, in key order: the two
+      * numbers alone, for the products' distinct device counts (api_software.c). */
+     "FROM software_install i JOIN hardware_asset ha ON ha.id = i.asset_id WHERE "
+     "i.account_id = ?1 AND i.removed_at IS NULL AND ha.retired_at IS NULL",
+     {NULL, NULL, NULL, NULL},
+     "i.asset_id, i.title_id",
+     "i.asset_id, i.title_id",
+     product_install_fields,
      NULL,
      0},
     {"asset_changes",

@@ -653,7 +653,8 @@ int store_pref_set(struct store *st, int64_t user_id, const char *key, const cha
  * those of retired devices), "sync_runs", "sync_tenant_results" (parent: run id),
  * "users", "api_keys", "client_sync_results" (parent: client id; its tenant's results in the
  * runs of its integration, newest first), "product_titles" (titles with a current install: id,
- * client.id, name, version, publisher, device_count, in id order). Every row is
+ * client.id, name, version, publisher, device_count, in id order), "product_installs"
+ * (title_id, asset_id of every current install on an active device). Every row is
  * limited to account_id, except in "scheduler_integrations" (id, account_id, sync_interval,
  * last_started_at of every account's integrations), which only the sync scheduler reads. */
 struct list_query {

@@ -698,6 +698,119 @@ product_index_finish(struct product_index *ix)
     ix->staging = NULL;
 }
 
+struct dedupe_title {
+    int64_t client;
+    size_t title, version;
+};
+
+struct dedupe_dev {
+    size_t version;
+    int64_t id;
+};
+
+static int
+dedupe_title_cmp(const void *x, const void *y)
+{
+    const struct dedupe_title *a = x, *b = y;
+
+    if (a->client != b->client)
+        return a->client < b->client ? -1 : 1;
+    return a->title < b->title ? -1 : a->title > b->title;
+}
+
+static int
+dedupe_id_cmp(const void *x, const void *y)
+{
+    const struct dedupe_dev *a = x, *b = y;
+
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int
+dedupe_version_cmp(const void *x, const void *y)
+{
+    const struct dedupe_dev *a = x, *b = y;
+
+    if (a->version != b->version)
+        return a->version < b->version ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* Devices of one client's titles of a product (devs[0..n), every title's once): subtracts from
+ * the product, and from each version, the devices counted more than once. */
+static void
+dedupe_group(struct product_index *ix, struct product *p, struct dedupe_dev *devs, size_t n)
+{
+    qsort(devs, n, sizeof *devs, dedupe_id_cmp);
+    for (size_t k = 1; k < n; k++)
+        if (devs[k].id == devs[k - 1].id)
+            p->devices--;
+    qsort(devs, n, sizeof *devs, dedupe_version_cmp);
+    for (size_t k = 1; k < n; k++)
+        if (devs[k].version == devs[k - 1].version && devs[k].id == devs[k - 1].id)
+            ix->versions[devs[k].version].devices--;
+}
+
+int
+product_index_dedupe(struct product_index *ix, product_devices_fn *devices, void *arg,
+                     struct errbuf *eb)
+{
+    struct dedupe_title *tl = NULL;
+    struct dedupe_dev *devs = NULL;
+    size_t captl = 0, capd = 0;
+    int rc = ERR_OK;
+
+    if (ix->staging != NULL)
+        return err_set(eb, ERR_INVAL, "the product index is not finished");
+    for (size_t pi = 0; pi < ix->nproducts && rc == ERR_OK; pi++) {
+        struct product *p = &ix->products[pi];
+        size_t nt = 0;
+
+        for (size_t vi = p->first_version; vi < p->first_version + p->nversions; vi++) {
+            const struct product_version *v = &ix->versions[vi];
+
+            for (size_t t = v->first_title; t < v->first_title + v->ntitles; t++) {
+                tl = mem_grow(tl, &captl, nt + 1, sizeof *tl);
+                tl[nt].client = ix->titles[t].client_id;
+                tl[nt].title = t;
+                tl[nt].version = vi;
+                nt++;
+            }
+        }
+        qsort(tl, nt, sizeof *tl, dedupe_title_cmp);
+        for (size_t a = 0, b; a < nt && rc == ERR_OK; a = b) {
+            size_t nd = 0;
+
+            for (b = a + 1; b < nt && tl[b].client == tl[a].client; b++)
+                ;
+            if (b - a < 2)
+                continue; /* one title: its count is of distinct devices already */
+            for (size_t k = a; k < b && rc == ERR_OK; k++) {
+                int64_t *ids = NULL;
+                size_t n = 0;
+
+                rc = devices(arg, ix->titles[tl[k].title].title_id, &ids, &n, eb);
+                if (rc == ERR_OK && n > 0) {
+                    devs = mem_grow(devs, &capd, nd + n, sizeof *devs);
+                    for (size_t q = 0; q < n; q++) {
+                        devs[nd + q].version = tl[k].version;
+                        devs[nd + q].id = ids[q];
+                    }
+                    nd += n;
+                }
+                free(ids);
+            }
+            if (rc == ERR_OK)
+                dedupe_group(ix, p, devs, nd);
+        }
+    }
+    if (rc == ERR_OK && ix->nproducts > 0)
+        qsort(ix->products, ix->nproducts, sizeof *ix->products, product_cmp);
+    free(tl);
+    free(devs);
+    return rc;
+}
+
 void
 product_index_free(struct product_index *ix)
 {

@@ -17,7 +17,9 @@
  * struct product_index aggregates titles (one per client and version, as the store keeps them)
  * into products, each with its versions (newest first, by natural order: "10.0" after "9.2"),
  * and per product and version the number of distinct clients and the devices (the sum of the
- * titles' device counts). Products are ordered by devices, most first, then by name key. A
+ * titles' device counts; after product_index_dedupe, distinct devices: a device with the x86 and
+ * the x64 build of one product counts once). Products are ordered by devices, most first, then
+ * by name key. A
  * product's id is a hash of its keys (FNV-1a, 53 bits so JavaScript keeps it exact): stable
  * across processes and builds, so links and API clients can keep it. Bounded: at most
  * PRODUCT_TITLES_MAX titles (ERR_TOOBIG beyond). Pure; one owner; an index is read-only once
@@ -73,8 +75,20 @@ struct product_index *product_index_new(void);
 int product_index_add(struct product_index *ix, int64_t title_id, int64_t client_id,
                       const char *name, const char *publisher, const char *version, int64_t devices,
                       struct errbuf *eb);
-/* Groups what was added; after it, only reads. */
+/* Groups what was added; after it, only reads (and product_index_dedupe). */
 void product_index_finish(struct product_index *ix);
+/* A title's devices for product_index_dedupe: *ids gets a malloc'd array of *n device ids (the
+ * caller frees it). Returns ERR_OK or an error, which stops the dedupe. */
+typedef int product_devices_fn(void *arg, int64_t title_id, int64_t **ids, size_t *n,
+                               struct errbuf *eb);
+/* After product_index_finish: a device can be counted twice only through two titles of one
+ * product in its own client (x86 and x64, two versions), so for each client with more than one
+ * title of a product this asks devices() for those titles' devices and subtracts what they share
+ * from the product's and each version's device count, then orders the products again. Titles
+ * alone in their client are not asked about. ERR_OK or devices()' error (counts then partly
+ * corrected: drop the index). */
+int product_index_dedupe(struct product_index *ix, product_devices_fn *devices, void *arg,
+                         struct errbuf *eb);
 void product_index_free(struct product_index *ix); /* NULL-safe */
 /* The product with this id, or NULL. */
 const struct product *product_index_find(const struct product_index *ix, int64_t id);

@@ -8,6 +8,7 @@ Standard library only; `memsync serve` and `memsync sim` on 127.0.0.1 port 0.
 import json
 import os
 import re
+import sqlite3
 import sys
 import unittest
 import urllib.parse
@@ -207,6 +208,60 @@ class Products(unittest.TestCase):
             self.assertIn('href="/assets/%d"' % r["id"], html)
         st, html, _ = req("GET", self.srv.url + "/software/products/424242", headers=h)
         self.assertEqual(st, 404)
+
+
+class DistinctDevices(unittest.TestCase):
+    """A device with two titles of one product (the x86 and the x64 build) counts once."""
+
+    def test_shared_device_counts_once(self):
+        sim = harness.Sim("--tenants", "3", "--devices", "12", "--apps-per-device", "8",
+                          "--seed", "5")
+        self.addCleanup(sim.stop)
+        ms = harness.Memsync(sim)
+        if ms.db.startswith("postgresql://"):
+            self.skipTest("writes the SQLite file directly")
+        ms.add_integration("--no-sync")
+        ms.run("sync", check=0)
+        key = apikey(ms, "read")
+
+        def get(path):
+            srv = Serve(ms)  # a new process: a new product snapshot
+            try:
+                st, text, _ = req("GET", srv.url + path, None, {"x-api-key": key})
+            finally:
+                srv.stop()
+            self.assertEqual(st, 200, text[:300])
+            return json.loads(text)["data"]
+
+        # a product with two titles in one client, and a device that has only the first
+        found = None
+        for p in get("/api/v1/assets/products?page_size=200"):
+            if p["title_count"] < 2:
+                continue
+            by_client = {}
+            for d in get("/api/v1/assets/products/%d/devices?page_size=200" % p["id"]):
+                by_client.setdefault(d["client"]["id"], {}).setdefault(
+                    d["software"]["id"], set()).add(d["id"])
+            for titles in by_client.values():
+                sets = list(titles.items())
+                for (_, sa), (tb, sb) in zip(sets, sets[1:]):
+                    extra = sorted(sa - sb)
+                    if extra and found is None:
+                        found = (p, tb, extra[0])
+        self.assertIsNotNone(found, "the simulator gave some client two titles of a product")
+        p, tb, dev = found
+        # That device gets the second title too (and the title's count says so).
+        con = sqlite3.connect(ms.db)
+        con.execute("INSERT INTO software_install (account_id, asset_id, title_id, "
+                    "first_seen_at, last_seen_at, last_seen_gen) SELECT account_id, ?, id, 0, 0, "
+                    "0 FROM software_title WHERE id = ?", (dev, tb))
+        con.execute("UPDATE software_title SET device_count = device_count + 1 WHERE id = ?",
+                    (tb,))
+        con.commit()
+        con.close()
+        after = get("/api/v1/assets/products/%d" % p["id"])
+        self.assertEqual(after["title_count"], p["title_count"])
+        self.assertEqual(after["device_count"], p["device_count"], "the device counts once")
 
 
 if __name__ == "__main__":

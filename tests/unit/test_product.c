@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -227,6 +228,87 @@ test_index_groups_across_clients(void **state)
     product_index_free(NULL);
 }
 
+/* Title -> its devices, for product_index_dedupe; counts the titles asked about. */
+static int dedupe_asked;
+
+static int
+devices_of(void *arg, int64_t title_id, int64_t **ids, size_t *n, struct errbuf *eb)
+{
+    static const int64_t t10[] = {100, 101, 102, 103, 104}, t11[] = {101, 102, 105}, t12[] = {104};
+
+    (void)arg;
+    (void)eb;
+    dedupe_asked++;
+    *n = title_id == 10 ? 5 : title_id == 11 ? 3 : title_id == 12 ? 1 : 0;
+    *ids = *n > 0 ? calloc(*n, sizeof **ids) : NULL;
+    if (*n > 0)
+        memcpy(*ids, title_id == 10 ? t10 : title_id == 11 ? t11 : t12, *n * sizeof **ids);
+    return title_id == 99 ? ERR_DB : ERR_OK;
+}
+
+/* A device with both the x64 and the x86 build (or two versions) of a product counts once. */
+static void
+test_index_dedupe(void **state)
+{
+    struct product_index *ix = product_index_new();
+    const struct product *p;
+    const struct product_version *v;
+    struct errbuf eb = {0};
+
+    (void)state;
+    /* client 1: x64 on 5 devices, x86 on 3 (2 of them also have x64), an old build on 1 device
+     * that also has x64; client 2: one title alone */
+    product_index_add(ix, 10, 1, "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.40",
+                      "Microsoft Corporation", "14.40.33810.0", 5, &eb);
+    product_index_add(ix, 11, 1, "Microsoft Visual C++ 2015-2022 Redistributable (x86) - 14.40",
+                      "Microsoft Corporation", "14.40.33810.0", 3, &eb);
+    product_index_add(ix, 12, 1, "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 9.1",
+                      "Microsoft Corporation", "9.1", 1, &eb);
+    product_index_add(ix, 20, 2, "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.40",
+                      "Microsoft Corporation", "14.40.33810.0", 7, &eb);
+    product_index_add(ix, 30, 2, "Zoom", "Zoom Video Communications, Inc.", "5.17", 10, &eb);
+    product_index_finish(ix);
+    p = &ix->products[0];
+    assert_int_equal(p->devices, 16); /* the sum, before */
+    dedupe_asked = 0;
+    assert_int_equal(product_index_dedupe(ix, devices_of, NULL, &eb), ERR_OK);
+    assert_int_equal(dedupe_asked, 3); /* client 1's titles; client 2's alone are not asked */
+    /* client 1: devices 100..105 = 6 (not 9), client 2: 7 */
+    p = &ix->products[0];
+    assert_string_equal(p->name_key, "microsoft visual c++ 2015-2022 redistributable");
+    assert_int_equal(p->devices, 13);
+    v = &ix->versions[p->first_version];
+    assert_string_equal(v->version, "14.40.33810.0");
+    assert_int_equal(v->devices, 6 + 7); /* 100..105, and client 2's 7 */
+    v = &ix->versions[p->first_version + 1];
+    assert_int_equal(v->devices, 1);
+    assert_int_equal(ix->products[1].devices, 10);
+    product_index_free(ix);
+}
+
+/* The order follows the distinct counts. */
+static void
+test_index_dedupe_reorders(void **state)
+{
+    struct product_index *ix = product_index_new();
+    struct errbuf eb = {0};
+
+    (void)state;
+    product_index_add(ix, 10, 1, "Microsoft Visual C++ 2015-2022 Redistributable (x64) - 14.40",
+                      "Microsoft Corporation", "14.40.33810.0", 5, &eb);
+    product_index_add(ix, 11, 1, "Microsoft Visual C++ 2015-2022 Redistributable (x86) - 14.40",
+                      "Microsoft Corporation", "14.40.33810.0", 3, &eb);
+    product_index_add(ix, 30, 2, "Zoom", "Zoom Video Communications, Inc.", "5.17", 7, &eb);
+    product_index_finish(ix);
+    assert_string_equal(ix->products[0].name, "Microsoft Visual C++ 2015-2022 Redistributable");
+    assert_int_equal(product_index_dedupe(ix, devices_of, NULL, &eb), ERR_OK);
+    assert_int_equal(ix->products[0].devices, 7);
+    assert_string_equal(ix->products[0].name, "Zoom");
+    assert_int_equal(ix->products[1].devices, 6);
+    assert_ptr_equal(product_index_find(ix, ix->products[1].id), &ix->products[1]);
+    product_index_free(ix);
+}
+
 static void
 test_index_empty(void **state)
 {
@@ -246,10 +328,15 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_name_keys),      cmocka_unit_test(test_display_keeps_case),
-        cmocka_unit_test(test_publisher_keys), cmocka_unit_test(test_version_order),
-        cmocka_unit_test(test_ids_are_stable), cmocka_unit_test(test_index_groups_across_clients),
+        cmocka_unit_test(test_name_keys),
+        cmocka_unit_test(test_display_keeps_case),
+        cmocka_unit_test(test_publisher_keys),
+        cmocka_unit_test(test_version_order),
+        cmocka_unit_test(test_ids_are_stable),
+        cmocka_unit_test(test_index_groups_across_clients),
         cmocka_unit_test(test_index_empty),
+        cmocka_unit_test(test_index_dedupe),
+        cmocka_unit_test(test_index_dedupe_reorders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

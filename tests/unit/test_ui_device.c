@@ -127,20 +127,58 @@ test_intune_url(void **state)
     char u[512];
 
     (void)state;
-    assert_int_equal(ui_device_intune_url(u, sizeof u, "aaaaaaaa-0000-0000-0000-000000000001",
+    assert_int_equal(ui_device_intune_url(u, sizeof u, NULL, "aaaaaaaa-0000-0000-0000-000000000001",
                                           "bbbbbbbb-0000-0000-0000-000000000002"),
                      1);
     assert_string_equal(u, "https://intune.microsoft.com/aaaaaaaa-0000-0000-0000-000000000001/"
                            "#view/Microsoft_Intune_Devices/DeviceSettingsMenuBlade/~/overview/"
                            "mdmDeviceId/bbbbbbbb-0000-0000-0000-000000000002");
+    /* Each cloud's admin center; an unknown name falls back to the global one. */
+    {
+        static const char *const want[][2] = {
+            {"global", "https://intune.microsoft.com/"},
+            {"usgov", "https://intune.microsoft.us/"},
+            {"usgovdod", "https://intune.microsoft.us/"},
+            {"china", "https://intune.microsoftonline.cn/"},
+            {"", "https://intune.microsoft.com/"},
+            {"mars", "https://intune.microsoft.com/"},
+        };
+
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            assert_int_equal(ui_device_intune_url(u, sizeof u, want[i][0],
+                                                  "aaaaaaaa-0000-0000-0000-000000000001",
+                                                  "bbbbbbbb-0000-0000-0000-000000000002"),
+                             1);
+            assert_true(strncmp(u, want[i][1], strlen(want[i][1])) == 0);
+            assert_non_null(strstr(u, "/aaaaaaaa-0000-0000-0000-000000000001/#view/"));
+        }
+    }
     /* Not GUIDs: no link (an id is never pasted into a URL unchecked). */
-    assert_int_equal(
-        ui_device_intune_url(u, sizeof u, "x\"><script>", "bbbbbbbb-0000-0000-0000-000000000002"),
-        0);
-    assert_string_equal(u, "");
-    assert_int_equal(ui_device_intune_url(u, 20, "aaaaaaaa-0000-0000-0000-000000000001",
+    assert_int_equal(ui_device_intune_url(u, sizeof u, NULL, "x\"><script>",
                                           "bbbbbbbb-0000-0000-0000-000000000002"),
                      0);
+    assert_string_equal(u, "");
+    assert_int_equal(ui_device_intune_url(u, 20, NULL, "aaaaaaaa-0000-0000-0000-000000000001",
+                                          "bbbbbbbb-0000-0000-0000-000000000002"),
+                     0);
+}
+
+/* The page's link follows the integration's cloud. */
+static void
+test_fields_cloud(void **state)
+{
+    json_t *a = json_pack("{s:{s:i, s:s, s:s}, s:{s:s}}", "client", "id", 7, "name", "Agency",
+                          "tenant_id", "aaaaaaaa-0000-0000-0000-000000000001", "source",
+                          "intune_device_id", "bbbbbbbb-0000-0000-0000-000000000002");
+    struct buf b;
+
+    (void)state;
+    buf_init(&b, 1 << 20);
+    ui_device_fields(&b, a, "usgov", NOW, &env);
+    assert_non_null(strstr(buf_cstr(&b), "href=\"https://intune.microsoft.us/aaaaaaaa-"));
+    assert_null(strstr(buf_cstr(&b), "intune.microsoft.com"));
+    buf_free(&b);
+    json_decref(a);
 }
 
 static void
@@ -163,7 +201,7 @@ test_fields_and_history(void **state)
 
     (void)state;
     buf_init(&b, 1 << 20);
-    ui_device_fields(&b, a, NOW, &env);
+    ui_device_fields(&b, a, NULL, NOW, &env);
     s = buf_cstr(&b);
     assert_non_null(strstr(s, "<a id=\"asset-client\" href=\"/clients/7\">Contoso &lt;Ltd></a>"));
     assert_non_null(strstr(s, "id=\"open-in-intune\""));
@@ -194,9 +232,13 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_size),       cmocka_unit_test(test_age),
-        cmocka_unit_test(test_when),       cmocka_unit_test(test_support),
-        cmocka_unit_test(test_intune_url), cmocka_unit_test(test_fields_and_history),
+        cmocka_unit_test(test_size),
+        cmocka_unit_test(test_age),
+        cmocka_unit_test(test_when),
+        cmocka_unit_test(test_support),
+        cmocka_unit_test(test_intune_url),
+        cmocka_unit_test(test_fields_cloud),
+        cmocka_unit_test(test_fields_and_history),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -494,12 +494,7 @@ pg_read_user(PGresult *r, struct user_row *out, struct errbuf *eb, const char *w
 {
     if (PQntuples(r) != 1)
         return err_set(eb, ERR_NOTFOUND, "%s: not found", what);
-    out->id = pg_r_i64(r, 0, 0, 0);
-    out->account_id = pg_r_i64(r, 0, 1, 0);
-    out->name = pg_r_dup(r, 0, 2);
-    out->role = pg_r_dup(r, 0, 3);
-    out->password_hash = pg_r_dup(r, 0, 4);
-    out->created_at = pg_r_i64(r, 0, 5, 0);
+    pg_copy_user(r, out);
     return ERR_OK;
 }
 
@@ -806,17 +801,13 @@ pg_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct e
     int rc;
 
     pg_p_i64(&p, user_id);
-    r = pg_q(
+    r = pg_q_row(
         g,
         "SELECT u.id, u.account_id, u.totp_secret_sealed, u.totp_enrolled_at, u.totp_last_step, "
         "a.require_totp FROM app_user u JOIN account a ON a.id = u.account_id WHERE u.id = $1",
-        &p, eb, "reading the user's second factor", &rc);
+        &p, "there is no such user", eb, "reading the user's second factor", &rc);
     if (r == NULL)
         return rc;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return err_set(eb, ERR_NOTFOUND, "there is no such user");
-    }
     out->user_id = pg_r_i64(r, 0, 0, 0);
     out->account_id = pg_r_i64(r, 0, 1, 0);
     out->secret_sealed = pg_r_dup(r, 0, 2);
@@ -1024,16 +1015,13 @@ pg_pref_get(struct store *base, int64_t user_id, const char *key, char **value, 
     *value = NULL;
     pg_p_i64(&p, user_id);
     pg_p_text(&p, key);
-    r = pg_q(g, "SELECT value FROM user_pref WHERE user_id = $1 AND key = $2", &p, eb,
-             "reading the preference", &rc);
+    r = pg_q_row(g, "SELECT value FROM user_pref WHERE user_id = $1 AND key = $2", &p, NULL, eb,
+                 "reading the preference", &rc);
     if (r == NULL)
         return rc;
-    if (PQntuples(r) == 1)
-        *value = pg_r_dup(r, 0, 0);
-    else
-        rc = ERR_NOTFOUND;
+    *value = pg_r_dup(r, 0, 0);
     PQclear(r);
-    return rc;
+    return ERR_OK;
 }
 
 int

@@ -273,6 +273,30 @@ pg_q(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, c
     return pg_run(g, sql, p, 0, eb, what, rc);
 }
 
+PGresult *
+pg_q_row(struct pg *g, const char *sql, const struct params *p, const char *missing,
+         struct errbuf *eb, const char *what, int *rc)
+{
+    PGresult *r = pg_run(g, sql, p, 0, eb, what, rc);
+
+    if (r == NULL || PQntuples(r) == 1)
+        return r;
+    PQclear(r);
+    *rc = missing != NULL ? err_set(eb, ERR_NOTFOUND, "%s", missing) : ERR_NOTFOUND;
+    return NULL;
+}
+
+void
+pg_copy_user(const PGresult *r, struct user_row *out)
+{
+    out->id = pg_r_i64(r, 0, 0, 0);
+    out->account_id = pg_r_i64(r, 0, 1, 0);
+    out->name = pg_r_dup(r, 0, 2);
+    out->role = pg_r_dup(r, 0, 3);
+    out->password_hash = pg_r_dup(r, 0, 4);
+    out->created_at = pg_r_i64(r, 0, 5, 0);
+}
+
 /* Same for hot-path SQL whose text lives as long as the connection. */
 PGresult *
 pg_qc(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb, const char *what,

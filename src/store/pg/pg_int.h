@@ -67,6 +67,13 @@ PGresult *pg_q(struct pg *g, const char *sql, const struct params *p, struct err
                const char *what, int *rc);
 PGresult *pg_qc(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb,
                 const char *what, int *rc);
+/* pg_q for at most one row: the result when it has one (PQclear it); else NULL with *rc the
+ * query's error, or ERR_NOTFOUND (missing as the message when it is not NULL, eb untouched
+ * otherwise) when no row came back. */
+PGresult *pg_q_row(struct pg *g, const char *sql, const struct params *p, const char *missing,
+                   struct errbuf *eb, const char *what, int *rc);
+/* A user_row from row 0's (id, account_id, name, role, password_hash, created_at). */
+void pg_copy_user(const PGresult *r, struct user_row *out);
 int pg_q_done(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb,
               const char *what, int64_t *changed);
 int pg_q_done_c(struct pg *g, const char *sql, const struct params *p, struct errbuf *eb,

@@ -1146,15 +1146,14 @@ rec_retire(struct store *base, int64_t *n, int64_t **gone, size_t *ngone, struct
 /* ---- change feed (schema 15): numbered at commit by the table's deferred trigger ---------- */
 
 /* A device or title new in this reconcile has a placeholder id (-(k + 1)) until the pipeline is
- * read: the feed's statements find it by its key instead, so they stay pipelined. */
-static int
-rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t title_id,
-                 const char *field, const char *oldv, const char *newv, struct errbuf *eb)
+ * read: the feed's statements find it by its key instead, so they stay pipelined. This appends a
+ * device's four parameters: its id (NULL while unread), then that key (integration, tenant,
+ * Intune id; the latter NULL once the id is known). */
+static void
+rec_asset_key(struct store *base, int64_t asset_id, struct params *p)
 {
-    struct pg *g = (struct pg *)base;
-    struct pg_rec *x = g->prec;
-    struct params p = {0};
-    const char *intune = NULL, *tn = NULL, *tv = NULL, *tp = NULL, *tpl = NULL;
+    struct pg_rec *x = ((struct pg *)base)->prec;
+    const char *intune = NULL;
 
     if (asset_id < 0) {
         size_t k = (size_t)(-asset_id - 1);
@@ -1165,6 +1164,24 @@ rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t
         else
             intune = x->fresh[k];
     }
+    if (asset_id > 0)
+        pg_p_i64(p, asset_id);
+    else
+        pg_p_text(p, NULL);
+    pg_p_i64(p, base->rec.integration);
+    pg_p_text(p, base->rec.tenant);
+    pg_p_text(p, intune);
+}
+
+static int
+rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t title_id,
+                 const char *field, const char *oldv, const char *newv, struct errbuf *eb)
+{
+    struct pg *g = (struct pg *)base;
+    struct pg_rec *x = g->prec;
+    struct params p = {0};
+    const char *tn = NULL, *tv = NULL, *tp = NULL, *tpl = NULL;
+
     if (title_id < 0) {
         size_t k = (size_t)(-title_id - 1);
 
@@ -1176,13 +1193,7 @@ rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t
     }
     pg_p_i64(&p, base->rec.account);
     pg_p_i64(&p, base->rec.client);
-    if (asset_id > 0)
-        pg_p_i64(&p, asset_id);
-    else
-        pg_p_text(&p, NULL);
-    pg_p_i64(&p, base->rec.integration);
-    pg_p_text(&p, base->rec.tenant);
-    pg_p_text(&p, intune);
+    rec_asset_key(base, asset_id, &p);
     if (title_id > 0)
         pg_p_i64(&p, title_id);
     else
@@ -1212,30 +1223,12 @@ rec_event_insert(struct store *base, const char *kind, int64_t asset_id, int64_t
 static int
 rec_asset_updated(struct store *base, int64_t asset_id, struct errbuf *eb)
 {
-    struct pg *g = (struct pg *)base;
-    struct pg_rec *x = g->prec;
     struct params p = {0};
-    const char *intune = NULL;
 
-    if (asset_id < 0) {
-        size_t k = (size_t)(-asset_id - 1);
-
-        ASSERT(x != NULL && k < x->nfresh);
-        if (x->fresh_id[k] != 0)
-            asset_id = x->fresh_id[k];
-        else
-            intune = x->fresh[k];
-    }
     pg_p_i64(&p, base->rec.now);
-    if (asset_id > 0)
-        pg_p_i64(&p, asset_id);
-    else
-        pg_p_text(&p, NULL);
-    pg_p_i64(&p, base->rec.integration);
-    pg_p_text(&p, base->rec.tenant);
-    pg_p_text(&p, intune);
+    rec_asset_key(base, asset_id, &p);
     return pipe_rc(
-        base, pg_pipe_send(g,
+        base, pg_pipe_send((struct pg *)base,
                            "UPDATE hardware_asset SET updated_at = $1 WHERE id = "
                            "COALESCE($2::bigint, (SELECT id FROM hardware_asset WHERE "
                            "integration_id = $3 AND tenant_id = $4 AND intune_device_id = $5))",

@@ -27,17 +27,14 @@ sso_get(struct store *base, int64_t account_id, struct account_sso *out, struct 
     int rc;
 
     pg_p_i64(&p, account_id);
-    r = pg_q((struct pg *)base,
-             "SELECT a.id, a.name, o.tenant_id, o.client_id, o.redirect_uri, o.secret_sealed, "
-             "o.secret_hint, o.role_map, o.worked_at, a.local_signin FROM account_sso o JOIN "
-             "account a ON a.id = o.account_id WHERE o.account_id = $1",
-             &p, eb, "reading the single sign-on settings", &rc);
+    r = pg_q_row((struct pg *)base,
+                 "SELECT a.id, a.name, o.tenant_id, o.client_id, o.redirect_uri, o.secret_sealed, "
+                 "o.secret_hint, o.role_map, o.worked_at, a.local_signin FROM account_sso o JOIN "
+                 "account a ON a.id = o.account_id WHERE o.account_id = $1",
+                 &p, "the account has no single sign-on settings", eb,
+                 "reading the single sign-on settings", &rc);
     if (r == NULL)
         return rc;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return err_set(eb, ERR_NOTFOUND, "the account has no single sign-on settings");
-    }
     out->account_id = pg_r_i64(r, 0, 0, 0);
     out->account_name = pg_r_dup(r, 0, 1);
     out->tenant_id = pg_r_dup(r, 0, 2);
@@ -210,22 +207,14 @@ user_find(struct store *base, int64_t account_id, const char *tid, const char *o
     pg_p_i64(&p, account_id);
     pg_p_text(&p, tid);
     pg_p_text(&p, oid);
-    r = pg_q((struct pg *)base,
-             "SELECT id, account_id, name, role, password_hash, created_at FROM app_user WHERE "
-             "account_id = $1 AND sso_tid = $2 AND sso_oid = $3",
-             &p, eb, "reading the user", &rc);
+    r = pg_q_row((struct pg *)base,
+                 "SELECT id, account_id, name, role, password_hash, created_at FROM app_user WHERE "
+                 "account_id = $1 AND sso_tid = $2 AND sso_oid = $3",
+                 &p, "no user signed in with this Microsoft account yet", eb, "reading the user",
+                 &rc);
     if (r == NULL)
         return rc;
-    if (PQntuples(r) != 1) {
-        PQclear(r);
-        return err_set(eb, ERR_NOTFOUND, "no user signed in with this Microsoft account yet");
-    }
-    out->id = pg_r_i64(r, 0, 0, 0);
-    out->account_id = pg_r_i64(r, 0, 1, 0);
-    out->name = pg_r_dup(r, 0, 2);
-    out->role = pg_r_dup(r, 0, 3);
-    out->password_hash = pg_r_dup(r, 0, 4);
-    out->created_at = pg_r_i64(r, 0, 5, 0);
+    pg_copy_user(r, out);
     PQclear(r);
     return ERR_OK;
 }

@@ -604,25 +604,6 @@ sq_user_insert(struct store *base, int64_t account_id, const char *name, const c
     return rc;
 }
 
-static int
-read_user(struct sq *s, sqlite3_stmt *st, struct user_row *out, struct errbuf *eb, const char *what)
-{
-    int src = sqlite3_step(st);
-
-    if (src == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        out->account_id = sqlite3_column_int64(st, 1);
-        out->name = sq_col_dup(st, 2);
-        out->role = sq_col_dup(st, 3);
-        out->password_hash = sq_col_dup(st, 4);
-        out->created_at = sqlite3_column_int64(st, 5);
-        return ERR_OK;
-    }
-    if (src == SQLITE_DONE)
-        return err_set(eb, ERR_NOTFOUND, "%s: not found", what);
-    return sq_db_err(s, sqlite3_extended_errcode(s->db), eb, what);
-}
-
 int
 sq_user_get(struct store *base, const char *name, struct user_row *out, struct errbuf *eb)
 {
@@ -636,7 +617,7 @@ sq_user_get(struct store *base, const char *name, struct user_row *out, struct e
     if (rc != ERR_OK)
         return rc;
     sq_bind_text(st, 1, name);
-    rc = read_user(s, st, out, eb, "user");
+    rc = sq_step_row(s, st, sq_copy_user, out, "user: not found", eb, "user");
     sqlite3_finalize(st);
     return rc;
 }
@@ -734,7 +715,7 @@ sq_session_user(struct store *base, const char *token_hash, int64_t now, struct 
         return rc;
     sq_bind_text(st, 1, token_hash);
     sqlite3_bind_int64(st, 2, now);
-    rc = read_user(s, st, out, eb, "session");
+    rc = sq_step_row(s, st, sq_copy_user, out, "session: not found", eb, "session");
     sq_release(s, st);
     return rc;
 }
@@ -937,6 +918,19 @@ totp_why_not(struct sq *s, int64_t user_id, int err_if_there, const char *msg, s
     return sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the user");
 }
 
+static void
+copy_totp(sqlite3_stmt *st, void *arg)
+{
+    struct user_totp *out = arg;
+
+    out->user_id = sqlite3_column_int64(st, 0);
+    out->account_id = sqlite3_column_int64(st, 1);
+    out->secret_sealed = sq_col_dup(st, 2);
+    out->enrolled_at = sq_col_ts(st, 3);
+    out->last_step = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+    out->require = sqlite3_column_int(st, 5) != 0;
+}
+
 int
 sq_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct errbuf *eb)
 {
@@ -952,20 +946,8 @@ sq_totp_get(struct store *base, int64_t user_id, struct user_totp *out, struct e
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, user_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        out->user_id = sqlite3_column_int64(st, 0);
-        out->account_id = sqlite3_column_int64(st, 1);
-        out->secret_sealed = sq_col_dup(st, 2);
-        out->enrolled_at = sq_col_ts(st, 3);
-        out->last_step =
-            sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
-        out->require = sqlite3_column_int(st, 5) != 0;
-    } else if (src == SQLITE_DONE) {
-        rc = err_set(eb, ERR_NOTFOUND, "there is no such user");
-    } else {
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the user's second factor");
-    }
+    rc = sq_step_row(s, st, copy_totp, out, "there is no such user", eb,
+                     "reading the user's second factor");
     sqlite3_finalize(st);
     if (rc != ERR_OK)
         return rc;
@@ -1185,26 +1167,26 @@ sq_account_require_totp(struct store *base, int64_t account_id, int on, struct e
 
 /* ---- web: per-user preferences (migration 16) ------------------------------------------ */
 
+static void
+copy_text(sqlite3_stmt *st, void *out)
+{
+    *(char **)out = xstrdup((const char *)sqlite3_column_text(st, 0));
+}
+
 int
 sq_pref_get(struct store *base, int64_t user_id, const char *key, char **value, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int src, rc = once(s, "SELECT value FROM user_pref WHERE user_id = ?1 AND key = ?2", &st, eb,
-                       "reading the preference");
+    int rc = once(s, "SELECT value FROM user_pref WHERE user_id = ?1 AND key = ?2", &st, eb,
+                  "reading the preference");
 
     *value = NULL;
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, user_id);
     sq_bind_text(st, 2, key);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *value = xstrdup((const char *)sqlite3_column_text(st, 0));
-    else if (src == SQLITE_DONE)
-        rc = ERR_NOTFOUND;
-    else
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the preference");
+    rc = sq_step_row(s, st, copy_text, value, NULL, eb, "reading the preference");
     sqlite3_finalize(st);
     return rc;
 }

@@ -210,6 +210,34 @@ sq_col_ts(sqlite3_stmt *st, int i)
     return sqlite3_column_int64(st, i);
 }
 
+int
+sq_step_row(struct sq *s, sqlite3_stmt *st, sq_row_copy *copy, void *out, const char *missing,
+            struct errbuf *eb, const char *what)
+{
+    int src = sqlite3_step(st);
+
+    if (src == SQLITE_ROW) {
+        copy(st, out);
+        return ERR_OK;
+    }
+    if (src == SQLITE_DONE)
+        return missing != NULL ? err_set(eb, ERR_NOTFOUND, "%s", missing) : ERR_NOTFOUND;
+    return sq_db_err(s, sqlite3_extended_errcode(s->db), eb, what);
+}
+
+void
+sq_copy_user(sqlite3_stmt *st, void *out)
+{
+    struct user_row *u = out;
+
+    u->id = sqlite3_column_int64(st, 0);
+    u->account_id = sqlite3_column_int64(st, 1);
+    u->name = sq_col_dup(st, 2);
+    u->role = sq_col_dup(st, 3);
+    u->password_hash = sq_col_dup(st, 4);
+    u->created_at = sqlite3_column_int64(st, 5);
+}
+
 /* Opens a write transaction unless one is already open (explicit or reconcile). */
 int
 sq_wbegin(struct sq *s, int *own, struct errbuf *eb)

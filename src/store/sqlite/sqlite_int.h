@@ -126,6 +126,15 @@ void sq_bind_text(sqlite3_stmt *st, int i, const char *v);
 void sq_bind_ts(sqlite3_stmt *st, int i, int64_t v);
 char *sq_col_dup(sqlite3_stmt *st, int i);
 int64_t sq_col_ts(sqlite3_stmt *st, int i);
+/* Copies the current row of st into out (a getter's struct). */
+typedef void sq_row_copy(sqlite3_stmt *st, void *out);
+/* Steps a bound single-row query once: a row goes through copy into out (ERR_OK); no row is
+ * ERR_NOTFOUND, with missing as the message when it is not NULL (eb untouched otherwise); a
+ * failure is the database's error about what. Leaves st to the caller (finalize or release). */
+int sq_step_row(struct sq *s, sqlite3_stmt *st, sq_row_copy *copy, void *out, const char *missing,
+                struct errbuf *eb, const char *what);
+/* A user_row from (id, account_id, name, role, password_hash, created_at). */
+void sq_copy_user(sqlite3_stmt *st, void *out);
 int sq_wbegin(struct sq *s, int *own, struct errbuf *eb);
 int sq_wend(struct sq *s, int own, int rc, struct errbuf *eb);
 void *sq_field_ptr(struct device *d, const struct device_field *f);

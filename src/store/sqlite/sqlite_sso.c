@@ -38,12 +38,29 @@ write_once(struct sq *s, sqlite3_stmt *st, int64_t *changes, struct errbuf *eb, 
     return sq_wend(s, own, rc, eb);
 }
 
+static void
+copy_sso(sqlite3_stmt *st, void *arg)
+{
+    struct account_sso *out = arg;
+
+    out->account_id = sqlite3_column_int64(st, 0);
+    out->account_name = sq_col_dup(st, 1);
+    out->tenant_id = sq_col_dup(st, 2);
+    out->client_id = sq_col_dup(st, 3);
+    out->redirect_uri = sq_col_dup(st, 4);
+    out->secret_sealed = sq_col_dup(st, 5);
+    out->secret_hint = sq_col_dup(st, 6);
+    out->role_map = sq_col_dup(st, 7);
+    out->worked_at = sq_col_ts(st, 8);
+    out->local_signin = sqlite3_column_int(st, 9) != 0;
+}
+
 static int
 sso_get(struct store *base, int64_t account_id, struct account_sso *out, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     rc = prep(s,
               "SELECT a.id, a.name, o.tenant_id, o.client_id, o.redirect_uri, o.secret_sealed, "
@@ -53,24 +70,8 @@ sso_get(struct store *base, int64_t account_id, struct account_sso *out, struct 
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, account_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        out->account_id = sqlite3_column_int64(st, 0);
-        out->account_name = sq_col_dup(st, 1);
-        out->tenant_id = sq_col_dup(st, 2);
-        out->client_id = sq_col_dup(st, 3);
-        out->redirect_uri = sq_col_dup(st, 4);
-        out->secret_sealed = sq_col_dup(st, 5);
-        out->secret_hint = sq_col_dup(st, 6);
-        out->role_map = sq_col_dup(st, 7);
-        out->worked_at = sq_col_ts(st, 8);
-        out->local_signin = sqlite3_column_int(st, 9) != 0;
-    } else if (src == SQLITE_DONE) {
-        rc = err_set(eb, ERR_NOTFOUND, "the account has no single sign-on settings");
-    } else {
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb,
-                       "reading the single sign-on settings");
-    }
+    rc = sq_step_row(s, st, copy_sso, out, "the account has no single sign-on settings", eb,
+                     "reading the single sign-on settings");
     sqlite3_finalize(st);
     return rc;
 }
@@ -231,26 +232,26 @@ local_signin(struct store *base, int64_t account_id, int on, struct errbuf *eb)
     return rc;
 }
 
+static void
+copy_flag(sqlite3_stmt *st, void *out)
+{
+    *(int *)out = sqlite3_column_int(st, 0) != 0;
+}
+
 static int
 local_signin_get(struct store *base, int64_t account_id, int *on, struct errbuf *eb)
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
     int rc = prep(s, "SELECT local_signin FROM account WHERE id = ?1", &st, eb,
-                  "reading the account's sign-in rule"),
-        src;
+                  "reading the account's sign-in rule");
 
     if (rc != ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, account_id);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *on = sqlite3_column_int(st, 0) != 0;
-    else if (src != SQLITE_DONE)
-        rc =
-            sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the account's sign-in rule");
+    rc = sq_step_row(s, st, copy_flag, on, NULL, eb, "reading the account's sign-in rule");
     sqlite3_finalize(st);
-    return rc;
+    return rc == ERR_NOTFOUND ? ERR_OK : rc; /* no such account: *on as it was */
 }
 
 static int
@@ -259,7 +260,7 @@ user_find(struct store *base, int64_t account_id, const char *tid, const char *o
 {
     struct sq *s = (struct sq *)base;
     sqlite3_stmt *st = NULL;
-    int rc, src;
+    int rc;
 
     rc = prep(s,
               "SELECT id, account_id, name, role, password_hash, created_at FROM app_user WHERE "
@@ -270,19 +271,8 @@ user_find(struct store *base, int64_t account_id, const char *tid, const char *o
     sqlite3_bind_int64(st, 1, account_id);
     sq_bind_text(st, 2, tid);
     sq_bind_text(st, 3, oid);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        out->id = sqlite3_column_int64(st, 0);
-        out->account_id = sqlite3_column_int64(st, 1);
-        out->name = sq_col_dup(st, 2);
-        out->role = sq_col_dup(st, 3);
-        out->password_hash = sq_col_dup(st, 4);
-        out->created_at = sqlite3_column_int64(st, 5);
-    } else if (src == SQLITE_DONE) {
-        rc = err_set(eb, ERR_NOTFOUND, "no user signed in with this Microsoft account yet");
-    } else {
-        rc = sq_db_err(s, sqlite3_extended_errcode(s->db), eb, "reading the user");
-    }
+    rc = sq_step_row(s, st, sq_copy_user, out, "no user signed in with this Microsoft account yet",
+                     eb, "reading the user");
     sqlite3_finalize(st);
     return rc;
 }
