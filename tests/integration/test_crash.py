@@ -101,7 +101,23 @@ class Interrupt(unittest.TestCase):
             ms.add_integration("--no-sync")
             proc = subprocess.Popen([harness.BIN, "sync", "--parallel", "4"], cwd=ms.dir,
                                     env=ms.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(1.5)
+            # Interrupt once the first tenants are stored, with most of the sync still to run
+            # (a fixed pause is too short on a slow or sanitizer build).
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    con = sqlite3.connect(ms.db, timeout=10)
+                    try:
+                        done = con.execute("select count(*) from client "
+                                           "where status = 'ok' and device_count > 0")
+                        done = done.fetchone()[0]
+                    finally:
+                        con.close()
+                except sqlite3.Error:
+                    done = 0  # the schema is not there yet
+                if done:
+                    break
+                time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
             self.assertEqual(proc.returncode, 3)
