@@ -46,11 +46,14 @@ class Crash(unittest.TestCase):
                                      "set": {"deviceName": "renamed-%d" % i}, "touch": True})
                 proc = subprocess.Popen([harness.BIN, "sync"], cwd=ms.dir, env=ms.env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(rnd.uniform(0.0, span))
-                if proc.poll() is None:
+                # Kill at a random moment of the sync; one that ends before it is not waited
+                # out (the kill would find nothing to interrupt).
+                try:
+                    proc.wait(timeout=rnd.uniform(0.0, span))
+                except subprocess.TimeoutExpired:
                     killed_mid_run += 1
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
                 con = sqlite3.connect(ms.db, timeout=10)
                 try:
                     self.assertEqual(con.execute("pragma integrity_check").fetchone()[0], "ok",
@@ -89,6 +92,8 @@ class Crash(unittest.TestCase):
             sim.stop()
             ms.cleanup()
 
+
+class Interrupt(unittest.TestCase):
     def test_ctrl_c_stops_cleanly(self):
         sim = harness.Sim("--tenants", "30", "--devices", "40", "--latency-ms", "100")
         ms = harness.Memsync(sim)
@@ -96,7 +101,23 @@ class Crash(unittest.TestCase):
             ms.add_integration("--no-sync")
             proc = subprocess.Popen([harness.BIN, "sync", "--parallel", "4"], cwd=ms.dir,
                                     env=ms.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            time.sleep(1.5)
+            # Interrupt once the first tenants are stored, with most of the sync still to run
+            # (a fixed pause is too short on a slow or sanitizer build).
+            deadline = time.time() + 120
+            while time.time() < deadline and proc.poll() is None:
+                try:
+                    con = sqlite3.connect(ms.db, timeout=10)
+                    try:
+                        done = con.execute("select count(*) from client "
+                                           "where status = 'ok' and device_count > 0")
+                        done = done.fetchone()[0]
+                    finally:
+                        con.close()
+                except sqlite3.Error:
+                    done = 0  # the schema is not there yet
+                if done:
+                    break
+                time.sleep(0.05)
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
             self.assertEqual(proc.returncode, 3)
@@ -107,6 +128,8 @@ class Crash(unittest.TestCase):
             self.assertTrue(clients)
             self.assertTrue(all(c["status"] == "ok" for c in clients))
             self.assertTrue(all(c["device_count"] == 40 for c in clients))
+            # The latency only had to keep the first sync running until the interrupt.
+            sim.control({"op": "set_latency", "ms": 0})
             self.assertEqual(ms.run("sync")[0], 0)
             self.assertEqual(len(ms.json("clients", "--format", "json")), 30)
         finally:
