@@ -133,7 +133,9 @@ static const struct config_env_item config_env_items[] = {
     {"MEMSYNC_WEBHOOK_BACKOFF_S", CT_INT, 1, "seconds before a webhook's first retry (1-3600)", 1,
      3600},
     {"MEMSYNC_WEBHOOK_RETRY_FOR_S", CT_INT, 1,
-     "seconds a webhook delivery is retried before its subscription pauses (1-86400)", 1, 86400},
+     "seconds a webhook subscription may keep failing, with no delivery getting through, before "
+     "it pauses (1-86400)",
+     1, 86400},
 };
 
 #define CONFIG_ENV_NITEMS (sizeof config_env_items / sizeof config_env_items[0])
