@@ -5,100 +5,24 @@
 // width. playwright-core drives Debian's chromium against `memsync serve` and `memsync sim`
 // (127.0.0.1 port 0). Screenshots of each page at 1440 and 390 px go to $ARTIFACT_DIR
 // (default: artifacts/ beside the memsync binary), named detail-*.png.
-import { spawn, spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { createRequire } from "node:module";
+import { ART, apiClient, check, finish, launchContext, memsyncEnv, run, signIn, simControl, startServe,
+  startSim, stopAll, waitRuns, workdir } from "./lib.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
-
-const BIN = process.env.MEMSYNC_BIN || "memsync";
-const ART = process.env.ARTIFACT_DIR || path.join(path.dirname(path.resolve(BIN)), "artifacts");
-fs.mkdirSync(ART, { recursive: true });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memsync-e2e-detail-"));
-const procs = [];
-let failures = 0;
-
-function check(cond, what) {
-  if (!cond) {
-    failures++;
-    console.log("FAIL:", what);
-  } else {
-    console.log("ok:", what);
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFile(file, proc, what) {
-  for (let i = 0; i < 600; i++) {
-    if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim()) return fs.readFileSync(file, "utf8");
-    if (proc.exitCode !== null) throw new Error(what + " exited");
-    await sleep(50);
-  }
-  throw new Error(what + " did not start");
-}
-
-function parseEnv(text) {
-  const env = {};
-  for (const line of text.split("\n")) {
-    const m = line.match(/^(?:export )?([A-Z_]+)='?(.*?)'?$/);
-    if (m) env[m[1]] = m[2];
-  }
-  return env;
-}
-
+const dir = workdir("detail");
 // Today's dates (no --epoch): the device page's ages are those of a live world.
-const simEnvFile = path.join(dir, "sim.env");
-const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "4",
-  "--devices", "12", "--apps-per-device", "2", "--seed", "21"], { stdio: "ignore" });
-procs.push(sim);
-const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
-const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;
-const env = { ...process.env, MEMSYNC_DB: path.join(dir, "memsync.db"), MEMSYNC_VALIDATE_SAMPLE: "2" };
-for (const k of ["MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"]) env[k] = simEnv[k];
-delete env.MEMSYNC_PARTNER_APP_SECRET;
-delete env.MEMSYNC_SYNC_APP_SECRET;
+const { env: simEnv, root: simRoot } = await startSim(dir, ["--tenants", "4", "--devices", "12", "--apps-per-device", "2", "--seed", "21"]);
+const env = memsyncEnv(dir, simEnv, { MEMSYNC_VALIDATE_SAMPLE: "2" });
 
-const urlFile = path.join(dir, "serve.url");
-const serveOut = fs.openSync(path.join(dir, "serve.out"), "w");
-const serve = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--url-file", urlFile],
-  { env, cwd: dir, stdio: ["ignore", serveOut, serveOut] });
-procs.push(serve);
-const base = (await waitFile(urlFile, serve, "serve")).trim();
-const pw = fs.readFileSync(path.join(dir, "serve.out"), "utf8").match(/with password (\S+)/)[1];
-const key = spawnSync(BIN, ["apikey", "create", "--name", "e2e", "--scope", "read"], { env, cwd: dir })
-  .stdout.toString().trim();
-
-async function api(p) {
-  const r = await fetch(base + p, { headers: { "x-api-key": key } });
-  if (r.status !== 200) throw new Error(p + " -> " + r.status);
-  return r.json();
-}
-
-async function waitRuns(n) {
-  for (let i = 0; i < 600; i++) {
-    const runs = (await api("/api/v1/sync-runs")).data;
-    if (runs.length >= n && runs.every((r) => r.status !== "running")) return runs;
-    await sleep(100);
-  }
-  throw new Error("sync did not finish");
-}
+const { base, password: pw } = await startServe(env, dir);
+const key = run(env, dir, "apikey", "create", "--name", "e2e", "--scope", "read").trim();
+const api = apiClient(base, key);
 
 // One customer tenant without the sync app: its client and run row carry a remedy.
 const tenants = (await (await fetch(simRoot + "/_sim/world")).json()).tenants;
-await fetch(simRoot + "/_sim/control", { method: "POST", headers: { "Content-Type": "application/json" },
-  body: JSON.stringify({ op: "set_tenant", tenant: tenants[1].id, consented: false }) });
+await simControl(simRoot, { op: "set_tenant", tenant: tenants[1].id, consented: false });
 
-const ctx = await chromium.launchPersistentContext(path.join(dir, "chromium-profile"), {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1440, height: 900 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const ctx = await launchContext(dir, { width: 1440, height: 900 });
 try {
   const page = await ctx.newPage();
   const shot = (name) => page.screenshot({ path: path.join(ART, "detail-" + name + ".png"), fullPage: true });
@@ -127,10 +51,7 @@ try {
     return o;
   };
 
-  await page.goto(base + "/login");
-  await page.fill("input[name=name]", "admin");
-  await page.fill("input[name=password]", pw);
-  await Promise.all([page.waitForNavigation(), page.click("button[type=submit]")]);
+  await signIn(page, base, "admin", pw);
 
   // The form: each value links to the served setup guide; a wrong key is marked, the rest kept.
   await page.goto(base + "/integrations");
@@ -155,7 +76,7 @@ try {
   check(await page.locator("li#microsoft-sync-app-key").count() === 1, "the help link lands on its value");
   await shots("help-setup");
 
-  await waitRuns(1);
+  await waitRuns(api, 1);
   const runs = (await api("/api/v1/sync-runs")).data;
 
   // A device as a technician reads it.
@@ -187,7 +108,6 @@ try {
   await shots("clients");
 } finally {
   await ctx.close();
-  for (const p of procs) p.kill("SIGTERM");
+  stopAll();
 }
-console.log(failures ? failures + " check(s) failed" : "all ok");
-process.exit(failures ? 1 : 0);
+finish();

@@ -3,66 +3,15 @@
 // through the refusals the simulator can provoke (a token for another audience or tenant, with
 // another nonce, with a broken signature), each of which must end on its own clear page without
 // a session. Screenshots go to $ARTIFACT_DIR (default: artifacts/ beside the memsync binary).
-import { spawn, spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { createRequire } from "node:module";
+import { ART, BIN, check, finish, launchBrowser, memsyncEnv, startServe, startSim, stopAll,
+  workdir } from "./lib.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
-
-const BIN = process.env.MEMSYNC_BIN || "memsync";
-const ART = process.env.ARTIFACT_DIR || path.join(path.dirname(path.resolve(BIN)), "artifacts");
-fs.mkdirSync(ART, { recursive: true });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memsync-e2e-sso-"));
-const procs = [];
-let failures = 0;
-
-function check(cond, what) {
-  if (!cond) {
-    failures++;
-    console.log("FAIL:", what);
-  } else {
-    console.log("ok:", what);
-  }
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFile(file, proc, what) {
-  for (let i = 0; i < 600; i++) {
-    if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim()) return fs.readFileSync(file, "utf8");
-    if (proc.exitCode !== null) throw new Error(what + " exited");
-    await sleep(50);
-  }
-  throw new Error(what + " did not start");
-}
-
-function parseEnv(text) {
-  const env = {};
-  for (const line of text.split("\n")) {
-    const m = line.match(/^(?:export )?([A-Z_]+)='?(.*?)'?$/);
-    if (m) env[m[1]] = m[2];
-  }
-  return env;
-}
-
-const simEnvFile = path.join(dir, "sim.env");
-const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "2",
-  "--devices", "5", "--seed", "7"], { stdio: "ignore" });
-procs.push(sim);
-const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
-const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;
-const env = { ...process.env, MEMSYNC_DB: path.join(dir, "memsync.db") };
-for (const k of ["MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"]) env[k] = simEnv[k];
-
-const urlFile = path.join(dir, "serve.url");
-const serveOut = fs.openSync(path.join(dir, "serve.out"), "w");
-const serve = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--url-file", urlFile, "--no-schedule"],
-  { env, cwd: dir, stdio: ["ignore", serveOut, serveOut] });
-procs.push(serve);
-const base = (await waitFile(urlFile, serve, "serve")).trim();
+const dir = workdir("sso");
+const { env: simEnv, root: simRoot } = await startSim(dir, ["--tenants", "2", "--devices", "5", "--seed", "7"]);
+const env = memsyncEnv(dir, simEnv);
+const { base } = await startServe(env, dir, ["--no-schedule"]);
 
 async function oidc(body) {
   const r = await fetch(simRoot + "/_sim/oidc", body === undefined ? {} : {
@@ -79,12 +28,7 @@ const set = spawnSync(BIN, ["account", "sso", "set", "--tenant", simEnv.MEMSYNC_
   { env, cwd: dir, input: simEnv.MEMSYNC_SIM_SSO_CLIENT_SECRET + "\n" });
 check(set.status === 0, "memsync account sso set (" + set.stderr + ")");
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const browser = await launchBrowser();
 
 // One sign-in in a fresh browser context: sign-in page, button, the simulator's picker, back.
 async function signIn(who, shotName) {
@@ -138,7 +82,6 @@ try {
   check(again.session, "a good token signs in again after the refusals");
 } finally {
   await browser.close();
-  for (const p of procs) p.kill("SIGTERM");
+  stopAll();
 }
-console.log(failures ? failures + " check(s) failed" : "all ok");
-process.exit(failures ? 1 : 0);
+finish();

@@ -1,104 +1,21 @@
 // Browser test of the memsync web UI: playwright-core drives Debian's chromium against
 // `memsync serve` and `memsync sim`, both on 127.0.0.1 port 0. Screenshots go to
 // $ARTIFACT_DIR (default: artifacts/ beside the memsync binary).
-import { spawn, spawnSync } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
 import path from "node:path";
-import { createRequire } from "node:module";
+import { ART, apiClient, check, finish, launchBrowser, launchContext, memsyncEnv, run, signIn, simControl,
+  sleep, startServe, startSim, stopAll, waitRuns, workdir } from "./lib.mjs";
 
-const require = createRequire(import.meta.url);
-const { chromium } = require("playwright-core");
-
-const BIN = process.env.MEMSYNC_BIN || "memsync";
-const ART = process.env.ARTIFACT_DIR || path.join(path.dirname(path.resolve(BIN)), "artifacts");
 const HOSTILE = "<img src=x onerror=alert(1)>";
-fs.mkdirSync(ART, { recursive: true });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), "memsync-e2e-"));
-const procs = [];
-let failures = 0;
+const dir = workdir("ui");
+const { env: simEnv, root: simRoot } = await startSim(dir, ["--tenants", "3", "--devices", "60", "--apps-per-device", "4", "--seed", "5", "--epoch", "2026-06-01T00:00:00Z"]);
+const env = memsyncEnv(dir, simEnv, { MEMSYNC_VALIDATE_SAMPLE: "2" });
 
-function check(cond, what) {
-  if (!cond) {
-    failures++;
-    console.log("FAIL:", what);
-  } else {
-    console.log("ok:", what);
-  }
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-async function waitFile(file, proc, what) {
-  for (let i = 0; i < 600; i++) {
-    if (fs.existsSync(file) && fs.readFileSync(file, "utf8").trim()) return fs.readFileSync(file, "utf8");
-    if (proc.exitCode !== null) throw new Error(what + " exited");
-    await sleep(50);
-  }
-  throw new Error(what + " did not start");
-}
-
-function parseEnv(text) {
-  const env = {};
-  for (const line of text.split("\n")) {
-    const m = line.match(/^(?:export )?([A-Z_]+)='?(.*?)'?$/);
-    if (m) env[m[1]] = m[2];
-  }
-  return env;
-}
-
-const simEnvFile = path.join(dir, "sim.env");
-const sim = spawn(BIN, ["sim", "--listen", "127.0.0.1:0", "--env-file", simEnvFile, "--tenants", "3",
-  "--devices", "60", "--apps-per-device", "4", "--seed", "5", "--epoch", "2026-06-01T00:00:00Z"], { stdio: "ignore" });
-procs.push(sim);
-const simEnv = parseEnv(await waitFile(simEnvFile, sim, "sim"));
-const simRoot = new URL(simEnv.MEMSYNC_GRAPH_URL).origin;
-const env = { ...process.env, MEMSYNC_DB: path.join(dir, "memsync.db"), MEMSYNC_VALIDATE_SAMPLE: "2" };
-for (const k of ["MEMSYNC_LOGIN_URL", "MEMSYNC_GRAPH_URL", "MEMSYNC_PARTNER_CENTER_URL"]) env[k] = simEnv[k];
-delete env.MEMSYNC_PARTNER_APP_SECRET;
-delete env.MEMSYNC_SYNC_APP_SECRET;
-
-const urlFile = path.join(dir, "serve.url");
-const serveOut = fs.openSync(path.join(dir, "serve.out"), "w");
-const serve = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--url-file", urlFile],
-  { env, cwd: dir, stdio: ["ignore", serveOut, serveOut] });
-procs.push(serve);
-const base = (await waitFile(urlFile, serve, "serve")).trim();
-const pw = fs.readFileSync(path.join(dir, "serve.out"), "utf8").match(/with password (\S+)/)[1];
-const key = spawnSync(BIN, ["apikey", "create", "--name", "e2e", "--scope", "read"], { env, cwd: dir })
-  .stdout.toString().trim();
-
-async function api(p) {
-  const r = await fetch(base + p, { headers: { "x-api-key": key } });
-  if (r.status !== 200) throw new Error(p + " -> " + r.status);
-  return r.json();
-}
-
-async function simControl(op) {
-  const r = await fetch(simRoot + "/_sim/control", { method: "POST", body: JSON.stringify(op),
-    headers: { "Content-Type": "application/json" } });
-  return r.json();
-}
-
-async function waitRuns(n) {
-  for (let i = 0; i < 600; i++) {
-    const runs = (await api("/api/v1/sync-runs")).data;
-    if (runs.length >= n && runs.every((r) => r.status !== "running")) return runs;
-    await sleep(100);
-  }
-  throw new Error("sync did not finish");
-}
+const { base, password: pw } = await startServe(env, dir);
+const key = run(env, dir, "apikey", "create", "--name", "e2e", "--scope", "read").trim();
+const api = apiClient(base, key);
 
 // A fresh profile directory per run (launchPersistentContext passes it as --user-data-dir).
-const ctx = await chromium.launchPersistentContext(path.join(dir, "chromium-profile"), {
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run"],
-});
+const ctx = await launchContext(dir, { width: 1280, height: 900 });
 const dialogs = [];
 try {
   const page = await ctx.newPage();
@@ -250,7 +167,7 @@ try {
   check(JSON.stringify(csvIds) === JSON.stringify(apiClient.map((a) => a.id).sort((a, b) => a - b)), "CSV ids = API ids");
 
   // Rotate a secret.
-  const newSecret = (await simControl({ op: "add_secret", app: "partner" })).results[0].secret;
+  const newSecret = (await simControl(simRoot, { op: "add_secret", app: "partner" })).results[0].secret;
   await page.goto(base + "/integrations");
   await page.click("details summary");
   await page.selectOption("form.rotate select[name=which]", "partner");
@@ -262,13 +179,13 @@ try {
 
   // A failing tenant's remedy, and a hostile device name.
   const tenants = (await (await fetch(simRoot + "/_sim/world")).json()).tenants;
-  await simControl({ op: "set_tenant", tenant: tenants[2].id, consented: false });
+  await simControl(simRoot, { op: "set_tenant", tenant: tenants[2].id, consented: false });
   const victim = all.find((a) => a.client.tenant_id === tenants[0].id);
-  await simControl({ op: "modify_device", tenant: tenants[0].id, id: victim.source.intune_device_id,
+  await simControl(simRoot, { op: "modify_device", tenant: tenants[0].id, id: victim.source.intune_device_id,
     set: { deviceName: HOSTILE }, touch: true });
   await page.goto(base + "/integrations");
   await Promise.all([page.waitForNavigation(), page.click("form[action$='/sync'] button")]);
-  await waitRuns(2);
+  await waitRuns(api, 2);
   await page.goto(base + "/runs");
   await Promise.all([page.waitForNavigation(), page.click("#runs tbody tr:first-child a")]);
   const remedy = await page.locator("#run-tenants .remedy").allTextContents();
@@ -311,14 +228,10 @@ try {
   check((await page.locator("#users tbody tr", { hasText: "viewer@msp.example" }).count()) === 1,
     "the new user is listed");
   await shot("users");
-  const vctx = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  const vctx = await launchBrowser();
   try {
     const vpage = await vctx.newPage();
-    await vpage.goto(base + "/login");
-    await vpage.fill("input[name=name]", "viewer@msp.example");
-    await vpage.fill("input[name=password]", "a-viewer-password-1");
-    await Promise.all([vpage.waitForNavigation(), vpage.click("button[type=submit]")]);
+    await signIn(vpage, base, "viewer@msp.example", "a-viewer-password-1");
     check(vpage.url().endsWith("/assets"), "the viewer signs in");
     check(await vpage.locator("header.top nav a:text('Users')").count() === 0 &&
       await vpage.locator("header.top nav a:text('API keys')").count() === 0,
@@ -346,7 +259,6 @@ try {
   await shot("assets-1280");
 } finally {
   await ctx.close();
-  for (const p of procs) p.kill("SIGTERM");
+  stopAll();
 }
-console.log(failures ? failures + " check(s) failed" : "all ok");
-process.exit(failures ? 1 : 0);
+finish();
