@@ -741,6 +741,8 @@ dedupe_version_cmp(const void *x, const void *y)
 static void
 dedupe_group(struct product_index *ix, struct product *p, struct dedupe_dev *devs, size_t n)
 {
+    if (n < 2)
+        return; /* nothing counted twice (and devs may be NULL: qsort must not see it) */
     qsort(devs, n, sizeof *devs, dedupe_id_cmp);
     for (size_t k = 1; k < n; k++)
         if (devs[k].id == devs[k - 1].id)
@@ -777,7 +779,8 @@ product_index_dedupe(struct product_index *ix, product_devices_fn *devices, void
                 nt++;
             }
         }
-        qsort(tl, nt, sizeof *tl, dedupe_title_cmp);
+        if (nt > 1)
+            qsort(tl, nt, sizeof *tl, dedupe_title_cmp);
         for (size_t a = 0, b; a < nt && rc == ERR_OK; a = b) {
             size_t nd = 0;
 

@@ -309,6 +309,26 @@ test_index_dedupe_reorders(void **state)
     product_index_free(ix);
 }
 
+/* Two builds of one client's product that no active device has any more (the titles' installs
+ * were removed): nothing to subtract, and no sort over an empty list. */
+static void
+test_index_dedupe_no_devices(void **state)
+{
+    struct product_index *ix = product_index_new();
+    struct errbuf eb = {0};
+
+    (void)state;
+    product_index_add(ix, 40, 1, "7-Zip 23.01 (x64)", "Igor Pavlov", "23.01", 0, &eb);
+    product_index_add(ix, 41, 1, "7-Zip 23.01 (x86)", "Igor Pavlov", "23.01", 0, &eb);
+    product_index_finish(ix);
+    dedupe_asked = 0;
+    assert_int_equal(product_index_dedupe(ix, devices_of, NULL, &eb), ERR_OK);
+    assert_int_equal(dedupe_asked, 2);
+    assert_int_equal(ix->nproducts, 1);
+    assert_int_equal(ix->products[0].devices, 0);
+    product_index_free(ix);
+}
+
 static void
 test_index_empty(void **state)
 {
@@ -337,6 +357,7 @@ main(void)
         cmocka_unit_test(test_index_empty),
         cmocka_unit_test(test_index_dedupe),
         cmocka_unit_test(test_index_dedupe_reorders),
+        cmocka_unit_test(test_index_dedupe_no_devices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
