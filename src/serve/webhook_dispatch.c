@@ -21,13 +21,14 @@
 #include "store_webhooks.h"
 #include "webhook.h"
 
-#define FLIGHT_MAX  8 /* deliveries in flight at once, at most one per subscription */
-#define FEED_BATCH  500
-#define RUNS_BATCH  100
-#define HOOKS_MAX   1024
-#define BACKOFF_DEF 30
-#define SENT_MAX    256 /* expiry warnings known to be sent (a cache of webhook_expiry_sent) */
-#define STEP_MS     1000
+#define FLIGHT_MAX    8 /* deliveries in flight at once, at most one per subscription */
+#define FEED_BATCH    500
+#define RUNS_BATCH    100
+#define HOOKS_MAX     1024
+#define BACKOFF_DEF   30
+#define SENT_MAX      256 /* expiry warnings known to be sent (a cache of webhook_expiry_sent) */
+#define STEP_MS       1000
+#define STOP_GRACE_MS 3000 /* a stop waits this long for deliveries in flight */
 
 static const char *const known_events[] = {WEBHOOK_EVENTS};
 
@@ -696,8 +697,9 @@ stopping(struct webhook_dispatch *d)
 }
 
 /* One loop: queue once a second, start what is due when a slot is free, and wait in curl for
- * the transfers, the next second or webhook_dispatch_stop's wakeup. A stop leaves what is in
- * flight queued: it is sent again after the restart (receivers dedupe by Memsync-Delivery). */
+ * the transfers, the next second or webhook_dispatch_stop's wakeup. A stop waits up to
+ * STOP_GRACE_MS for what is in flight; what has not ended stays queued and is sent again after the
+ * restart (receivers dedupe by Memsync-Delivery). */
 static void *
 run(void *arg)
 {
@@ -727,6 +729,14 @@ run(void *arg)
         wait = next_queue - clock_mono_ms();
         if (wait > 0)
             curl_multi_poll(d->multi, NULL, 0, (int)(wait < STEP_MS ? wait : STEP_MS), NULL);
+    }
+    /* A target that has answered is recorded rather than sent the delivery again after the
+     * restart: what is in flight gets a moment to end. */
+    for (int64_t until = clock_mono_ms() + STOP_GRACE_MS;
+         d->nfl > 0 && d->st != NULL && clock_mono_ms() < until;) {
+        pump(d);
+        if (d->nfl > 0)
+            curl_multi_poll(d->multi, NULL, 0, 50, NULL);
     }
     while (d->nfl > 0)
         flight_end(d, d->nfl - 1);
