@@ -180,3 +180,16 @@ export async function waitRuns(api, n) {
   }
   throw new Error("sync did not finish");
 }
+
+// The common start of a read-only walk: the simulator with simArgs, an integration synced once
+// from the CLI, serve, and a read key's API client.
+export async function startSynced(name, simArgs) {
+  const dir = workdir(name);
+  const sim = await startSim(dir, simArgs);
+  const env = memsyncEnv(dir, sim.env, { MEMSYNC_VALIDATE_SAMPLE: "2", MEMSYNC_NO_PROGRESS: "1" });
+  addIntegration(env, dir, sim.env, "--no-sync");
+  run(env, dir, "sync");
+  const { base, password } = await startServe(env, dir);
+  const key = run(env, dir, "apikey", "create", "--name", "e2e", "--scope", "read").trim();
+  return { dir, sim, env, base, password, api: apiClient(base, key) };
+}

@@ -2,20 +2,10 @@
 // `memsync serve` and `memsync sim` (127.0.0.1 port 0). Walks: software -> across clients ->
 // search a product -> its versions -> the devices across clients -> a device. Screenshots of
 // each page at 1440 and 390 px go to $ARTIFACT_DIR (default: artifacts/ beside the binary).
-import { addIntegration, apiClient, check, finish, launchContext, memsyncEnv, run, shooter, signIn,
-  startServe, startSim, stopAll, workdir } from "./lib.mjs";
+import { check, finish, launchContext, shooter, signIn, startSynced, stopAll } from "./lib.mjs";
 
-const dir = workdir("sw");
-const sim = await startSim(dir, ["--tenants", "3", "--devices", "20", "--apps-per-device", "8", "--seed", "5"]);
-const env = memsyncEnv(dir, sim.env, { MEMSYNC_VALIDATE_SAMPLE: "2", MEMSYNC_NO_PROGRESS: "1" });
-
-// The integration and a sync from the CLI; the browser only reads.
-addIntegration(env, dir, sim.env, "--no-sync");
-run(env, dir, "sync");
-
-const { base, password: pw } = await startServe(env, dir);
-const key = run(env, dir, "apikey", "create", "--name", "e2e", "--scope", "read").trim();
-const api = apiClient(base, key);
+// An integration synced once from the CLI; the browser only reads.
+const { dir, base, password: pw, api } = await startSynced("sw", ["--tenants", "3", "--devices", "20", "--apps-per-device", "8", "--seed", "5"]);
 
 const ctx = await launchContext(dir, { width: 1440, height: 900 });
 try {

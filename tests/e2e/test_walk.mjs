@@ -5,20 +5,10 @@
 // drives Debian's chromium against `memsync serve` and `memsync sim` (127.0.0.1 port 0).
 // Screenshots of each page at 1440 and 390 px go to $ARTIFACT_DIR (default: artifacts/ beside
 // the memsync binary), named walk-*.png.
-import { addIntegration, apiClient, check, finish, launchContext, memsyncEnv, run, shooter, signIn,
-  startServe, startSim, stopAll, workdir } from "./lib.mjs";
+import { check, finish, launchContext, shooter, signIn, startSynced, stopAll } from "./lib.mjs";
 
-const dir = workdir("walk");
-const sim = await startSim(dir, ["--tenants", "4", "--devices", "25", "--apps-per-device", "6", "--seed", "11"]);
-const env = memsyncEnv(dir, sim.env, { MEMSYNC_VALIDATE_SAMPLE: "2", MEMSYNC_NO_PROGRESS: "1" });
-
-// The integration and a sync from the CLI; the browser walks what they stored.
-addIntegration(env, dir, sim.env, "--no-sync");
-run(env, dir, "sync");
-
-const { base, password: pw } = await startServe(env, dir);
-const key = run(env, dir, "apikey", "create", "--name", "e2e", "--scope", "read").trim();
-const api = apiClient(base, key);
+// An integration synced once from the CLI; the browser walks what it stored.
+const { dir, base, password: pw, api } = await startSynced("walk", ["--tenants", "4", "--devices", "25", "--apps-per-device", "6", "--seed", "11"]);
 
 const ctx = await launchContext(dir, { width: 1440, height: 900 });
 try {
